@@ -1,0 +1,260 @@
+// CSupport: the syscall-level half of AgentGate.
+//
+// Everything here is a thin, prefixed wrapper over one kernel facility: building and exporting the
+// seccomp filter (libseccomp), spawning the agent under it, the user-notification ioctls, reading
+// the target's memory, and the primitives the supervisor uses to perform opens and connects on the
+// agent's behalf. Decisions live in Swift; this layer never decides anything.
+//
+// Conventions: functions return 0 or a non-negative value on success and -errno on failure; no
+// function here reads errno after returning. Every symbol is prefixed `agentgate_`.
+#ifndef AGENTGATE_CSUPPORT_H
+#define AGENTGATE_CSUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <signal.h>
+#include <linux/seccomp.h>
+#include <linux/filter.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: - Constants Swift can't see (Glibc's module is built without _GNU_SOURCE)
+
+enum {
+    AGENTGATE_O_PATH = 010000000,
+    AGENTGATE_O_TMPFILE = 020200000,
+    AGENTGATE_AT_EMPTY_PATH = 0x1000,
+};
+
+// MARK: - Filter
+
+/// What the filter does with a syscall (or with a syscall whose argument matches).
+typedef enum agentgate_filter_action {
+    AGENTGATE_FILTER_NOTIFY = 0,  ///< SECCOMP_RET_USER_NOTIF: ask the supervisor.
+    AGENTGATE_FILTER_ERRNO = 1,   ///< SECCOMP_RET_ERRNO(errno): fail in-kernel.
+    AGENTGATE_FILTER_KILL = 2,    ///< SECCOMP_RET_KILL_PROCESS.
+} agentgate_filter_action;
+
+/// Comparison for an argument-conditional rule (mirrors libseccomp's scmp_compare).
+typedef enum agentgate_arg_compare {
+    AGENTGATE_ARG_EQ = 0,
+    AGENTGATE_ARG_MASKED_EQ = 1, ///< (arg & mask) == value
+    AGENTGATE_ARG_NE = 2,
+} agentgate_arg_compare;
+
+/// An opaque libseccomp filter under construction.
+typedef struct agentgate_filter agentgate_filter;
+
+/// A compiled BPF program, owned by the caller; free with `agentgate_bpf_free`.
+typedef struct agentgate_bpf {
+    struct sock_fprog program;
+} agentgate_bpf;
+
+/// Creates a filter whose default action is ALLOW for the native architecture, and which kills
+/// the process for any other ABI (i386 `int 0x80`, x32).
+agentgate_filter *agentgate_filter_create(int *out_error);
+void agentgate_filter_destroy(agentgate_filter *filter);
+
+/// The native syscall number for `name`, or -1 when this architecture has no such syscall
+/// (seccomp_syscall_resolve_name).
+int agentgate_syscall_number(const char *name);
+
+/// Adds an unconditional rule for syscall `nr` (seccomp_rule_add). Returns 0 or -errno.
+int agentgate_filter_add(agentgate_filter *filter, int nr, agentgate_filter_action action, int error);
+
+/// Adds a rule that applies only when argument `arg` compares true (seccomp_rule_add with one
+/// SCMP_A* comparison). Returns 0 or -errno.
+int agentgate_filter_add_arg(agentgate_filter *filter, int nr, agentgate_filter_action action, int error,
+                             unsigned arg, agentgate_arg_compare compare, uint64_t value, uint64_t mask);
+
+/// Compiles the filter to BPF (seccomp_export_bpf) so the child can install it with one syscall.
+int agentgate_filter_export(agentgate_filter *filter, agentgate_bpf *out);
+void agentgate_bpf_free(agentgate_bpf *bpf);
+
+// MARK: - Spawn
+
+/// Input to `agentgate_spawn`.
+typedef struct agentgate_spawn_config {
+    const char *path;            ///< Absolute path of the program (already resolved against PATH).
+    char *const *argv;           ///< NULL-terminated.
+    char *const *envp;           ///< NULL-terminated.
+    const agentgate_bpf *filter; ///< Installed in the child with SECCOMP_FILTER_FLAG_NEW_LISTENER.
+    int terminal_fd;             ///< A terminal to give the child's process group, or -1.
+    const sigset_t *child_mask;  ///< Signal mask for the child (the agent's original mask).
+    int64_t nofile_soft_limit;   ///< RLIMIT_NOFILE soft limit to restore in the child, or -1.
+    const int *reset_signals;    ///< Signals the supervisor ignores that the agent must not.
+    int reset_count;
+} agentgate_spawn_config;
+
+/// Result of `agentgate_spawn`.
+typedef struct agentgate_spawned {
+    pid_t pid;
+    int pidfd;            ///< pidfd_open(pid): to wait on and to take fds from.
+    int listener;         ///< The seccomp listener, taken from the child with pidfd_getfd.
+    int killable_recv;    ///< 1 when SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV was accepted.
+} agentgate_spawned;
+
+/// Failure stages reported by `agentgate_spawn`.
+typedef enum agentgate_spawn_stage {
+    AGENTGATE_SPAWN_OK = 0,
+    AGENTGATE_SPAWN_PIPE = 1,
+    AGENTGATE_SPAWN_FORK = 2,
+    AGENTGATE_SPAWN_NO_NEW_PRIVS = 3,
+    AGENTGATE_SPAWN_SECCOMP = 4,   ///< The child could not install the filter; nothing ran.
+    AGENTGATE_SPAWN_PIDFD = 5,
+    AGENTGATE_SPAWN_GETFD = 6,
+    AGENTGATE_SPAWN_HANDSHAKE = 7,
+} agentgate_spawn_stage;
+
+/// Forks; the child makes only async-signal-safe calls: new process group, default signal
+/// dispositions, PR_SET_NO_NEW_PRIVS, the filter with NEW_LISTENER (+WAIT_KILLABLE_RECV when
+/// the kernel has it), then waits until the parent holds the listener, closes its copy and
+/// execs. If the filter can't be installed the child exits without exec'ing.
+/// Returns 0, or -errno with `*stage` saying which step failed.
+int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out, int *stage);
+
+// MARK: - Notifications
+
+/// Checks that the kernel's notification structs are no larger than ours (SECCOMP_GET_NOTIF_SIZES).
+int agentgate_notif_sizes_check(void);
+
+/// SECCOMP_IOCTL_NOTIF_RECV into a zeroed `req`. Returns 0 or -errno (-EINTR, -ENOENT).
+int agentgate_notif_recv(int listener, struct seccomp_notif *req);
+
+/// SECCOMP_IOCTL_NOTIF_ID_VALID. 0 while the notification is still pending, else -ENOENT.
+int agentgate_notif_id_valid(int listener, uint64_t id);
+
+/// SECCOMP_IOCTL_NOTIF_SEND with a return value or an error (error > 0 is an errno).
+int agentgate_notif_send(int listener, uint64_t id, int64_t value, int error);
+
+/// SECCOMP_IOCTL_NOTIF_SEND with SECCOMP_USER_NOTIF_FLAG_CONTINUE. Only for syscalls whose
+/// decision depends on no memory the agent can change (value arguments, or exec verified later).
+int agentgate_notif_continue(int listener, uint64_t id);
+
+/// SECCOMP_IOCTL_NOTIF_ADDFD: installs `fd` in the target. `target_fd` >= 0 uses
+/// SECCOMP_ADDFD_FLAG_SETFD. With `send`, the reply is sent atomically (SECCOMP_ADDFD_FLAG_SEND).
+/// Returns the fd number in the target, or -errno.
+int agentgate_notif_addfd(int listener, uint64_t id, int fd, int cloexec, int target_fd, int send);
+
+/// SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) (Linux 6.6+).
+int agentgate_notif_set_sync_wakeup(int listener);
+
+// MARK: - Target memory
+
+/// Reads a NUL-terminated string at `addr` in `pid` (process_vm_readv, page by page).
+/// Returns its length (excluding the NUL, which is written to buf[len]), -ENAMETOOLONG when no
+/// NUL occurs within `capacity - 1` bytes, or -errno (-EFAULT for a bad pointer).
+ssize_t agentgate_read_string(pid_t pid, uint64_t addr, char *buf, size_t capacity);
+
+/// Reads exactly `len` bytes (process_vm_readv). Returns 0 or -errno (-EFAULT if short).
+int agentgate_read_memory(pid_t pid, uint64_t addr, void *buf, size_t len);
+
+// MARK: - Open emulation
+
+/// How `agentgate_open_prepare` found the object.
+typedef enum agentgate_open_kind {
+    AGENTGATE_OPEN_EXISTING = 0, ///< `object_fd` is an O_PATH fd of the existing object.
+    AGENTGATE_OPEN_CREATE = 1,   ///< The object doesn't exist: `parent_fd` + `name` will create it.
+    AGENTGATE_OPEN_TMPFILE = 2,  ///< O_TMPFILE: `object_fd` is the directory.
+} agentgate_open_kind;
+
+/// The result of resolving an open the way the kernel would, before any side effect.
+typedef struct agentgate_open_prepared {
+    int kind;
+    int object_fd;      ///< O_PATH fd (EXISTING, TMPFILE), else -1.
+    int parent_fd;      ///< O_PATH directory fd (CREATE), else -1.
+    unsigned file_type; ///< st_mode & S_IFMT of the existing object (0 for CREATE).
+    char name[256];     ///< Final component to create (CREATE).
+    char resolved[4096 + 256]; ///< Absolute path as the kernel resolved it (readlink of the fd).
+    size_t resolved_len;
+} agentgate_open_prepared;
+
+/// Resolves `path` relative to `dirfd` (an fd the supervisor owns: the agent's cwd or dirfd)
+/// with the agent's open `flags` and openat2 `resolve` flags, without creating, truncating or
+/// opening for I/O anything. Symlinks, `..` and magic links are resolved by the kernel; the
+/// resolved path is read back from /proc/self/fd. Returns 0 or -errno (the errno the agent's
+/// own open would most likely have seen).
+int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
+                           agentgate_open_prepared *out);
+
+/// Performs the open decided on: reopens the existing object through /proc/self/fd with the
+/// agent's flags, or creates `name` under the parent with O_NOFOLLOW and `mode & ~umask`.
+/// Returns the new fd (always O_CLOEXEC in the supervisor) or -errno. -EAGAIN means the object
+/// changed since it was prepared (a symlink was swapped in): prepare and decide again.
+int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask);
+
+/// The resolved path of a prepared open (NUL-terminated).
+const char *agentgate_open_resolved(const agentgate_open_prepared *prepared);
+
+/// Closes the fds held by a prepared open.
+void agentgate_open_release(agentgate_open_prepared *prepared);
+
+// MARK: - Small helpers (wrapped once here so Swift never sees raw syscall numbers)
+
+/// pidfd_open(pid, PIDFD_THREAD), falling back to pidfd_open(pid, 0) on kernels without it.
+int agentgate_pidfd_open(pid_t tid);
+/// pidfd_getfd(pidfd, fd, 0).
+int agentgate_pidfd_getfd(int pidfd, int fd);
+/// openat(dirfd, path, flags | O_CLOEXEC, mode).
+int agentgate_openat(int dirfd, const char *path, int flags, unsigned mode);
+/// readlinkat(dirfd, path) into buf with a NUL. Returns the length or -errno.
+ssize_t agentgate_readlinkat(int dirfd, const char *path, char *buf, size_t capacity);
+/// Reads a whole small file (e.g. /proc/PID/status) into buf with a NUL. Returns length or -errno.
+ssize_t agentgate_read_small_file(int dirfd, const char *path, char *buf, size_t capacity);
+/// close(fd), ignoring EINTR.
+void agentgate_close(int fd);
+/// connect(fd, addr, len). Returns 0 or -errno.
+int agentgate_connect(int fd, const void *addr, uint32_t len);
+/// fcntl(fd, F_GETFL). Returns flags or -errno.
+int agentgate_get_status_flags(int fd);
+/// fstat(fd) device and inode. Returns 0 or -errno.
+int agentgate_fstat_identity(int fd, uint64_t *dev, uint64_t *ino, unsigned *mode);
+/// stat(path) device and inode, following symlinks. Returns 0 or -errno.
+int agentgate_stat_identity(const char *path, uint64_t *dev, uint64_t *ino);
+/// poll(fds, 1, timeout) for one fd; returns revents, 0 on timeout, or -errno.
+int agentgate_poll_one(int fd, short events, int timeout_ms);
+/// waitid(P_ALL/P_PID, ..., WEXITED|WSTOPPED|WNOHANG). Returns pid (0 when none) or -errno;
+/// `*code` gets CLD_* and `*status` the exit status or signal number.
+int agentgate_wait_any(pid_t pid, int nohang, int *code, int *status);
+/// prctl(PR_SET_CHILD_SUBREAPER, 1) and prctl(PR_SET_DUMPABLE, 0).
+int agentgate_become_subreaper(void);
+int agentgate_set_undumpable(void);
+/// signalfd for `mask` (also blocks it in the calling thread). Returns fd or -errno.
+int agentgate_signalfd(const sigset_t *mask);
+/// Reads one signalfd_siginfo; returns the signal number (0 if none) and whether it came from
+/// a process (kill/sigqueue: SI_USER, SI_QUEUE, SI_TKILL) rather than the kernel (a terminal).
+int agentgate_signalfd_read(int fd, int *from_process, int *sender_pid);
+/// Installs a no-op handler without SA_RESTART for `signo` (used to interrupt blocked ioctls).
+int agentgate_install_interrupt_handler(int signo);
+/// The calling thread's kernel thread id (gettid).
+pid_t agentgate_gettid(void);
+/// unshare(CLONE_FS) for the calling thread, so it can fchdir without affecting other threads.
+int agentgate_unshare_fs(void);
+/// fchdir(fd).
+int agentgate_fchdir(int fd);
+/// tcsetpgrp(fd, pgrp) with SIGTTOU blocked in the calling thread. Returns 0 or -errno.
+int agentgate_tcsetpgrp(int fd, pid_t pgrp);
+/// tcgetpgrp(fd). Returns pgrp or -errno.
+pid_t agentgate_tcgetpgrp(int fd);
+/// CLOCK_MONOTONIC in nanoseconds.
+uint64_t agentgate_monotonic_ns(void);
+/// CLOCK_REALTIME in microseconds.
+int64_t agentgate_realtime_us(void);
+/// Builds a sigset from a list of signal numbers.
+void agentgate_sigset(sigset_t *set, const int *signals, int count);
+/// pthread_sigmask(SIG_BLOCK/SIG_SETMASK); `old` may be NULL.
+int agentgate_sigmask(int how, const sigset_t *set, sigset_t *old);
+/// pthread_kill on a pthread_t stored as uint64_t.
+int agentgate_thread_kill(uint64_t thread, int signo);
+uint64_t agentgate_thread_self(void);
+/// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the previous soft limit.
+int64_t agentgate_raise_nofile(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

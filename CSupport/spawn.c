@@ -1,0 +1,170 @@
+// Spawning the agent under the filter. After fork the child makes only async-signal-safe calls.
+#include "CSupport.h"
+#include "internal.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+
+// The child's report to the parent over the status pipe.
+struct child_report {
+    int stage;   // agentgate_spawn_stage
+    int value;   // listener fd number on success, errno on failure
+    int killable;
+};
+
+static void child_write_all(int fd, const void *buf, size_t len) {
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) { if (errno == EINTR) continue; return; }
+        p += n; len -= (size_t)n;
+    }
+}
+
+static void child_fail(int status_fd, int stage, int err) {
+    struct child_report report = { stage, err, 0 };
+    child_write_all(status_fd, &report, sizeof report);
+    _exit(127);
+}
+
+static void child_message(const char *a, const char *b, const char *c) {
+    child_write_all(2, "agentgate-supervise: ", 21);
+    child_write_all(2, a, strlen(a));
+    child_write_all(2, b, strlen(b));
+    child_write_all(2, c, strlen(c));
+    child_write_all(2, "\n", 1);
+}
+
+__attribute__((noreturn))
+static void child_main(const agentgate_spawn_config *config, pid_t parent, int status_fd, int ack_fd) {
+    // Own process group, so the terminal's job control and `kill(0, …)` from the agent address
+    // the agent's group and never the supervisor.
+    setpgid(0, 0);
+    // Die with the supervisor; the filter alone would make trapped calls fail, this ends the rest.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);
+    // Handlers are reset by exec; only dispositions the supervisor set to "ignore" would leak
+    // into the agent. Signals the user's shell ignored (nohup) stay ignored.
+    for (int i = 0; i < config->reset_count; i++) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        sigaction(config->reset_signals[i], &sa, NULL);
+    }
+    if (config->nofile_soft_limit >= 0) {
+        struct rlimit lim;
+        if (getrlimit(RLIMIT_NOFILE, &lim) == 0) {
+            lim.rlim_cur = (rlim_t)config->nofile_soft_limit;
+            setrlimit(RLIMIT_NOFILE, &lim);
+        }
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(status_fd, AGENTGATE_SPAWN_NO_NEW_PRIVS, errno);
+
+    int killable = 1;
+    unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    long listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &config->filter->program);
+    if (listener < 0 && errno == EINVAL) {
+        killable = 0; // kernels before 5.19
+        listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                           &config->filter->program);
+    }
+    if (listener < 0) child_fail(status_fd, AGENTGATE_SPAWN_SECCOMP, errno);
+
+    struct child_report report = { AGENTGATE_SPAWN_OK, (int)listener, killable };
+    child_write_all(status_fd, &report, sizeof report);
+    // Wait until the parent holds the listener: any trapped call before that would deadlock.
+    char ack = 0;
+    ssize_t n;
+    do { n = read(ack_fd, &ack, 1); } while (n < 0 && errno == EINTR);
+    if (n != 1 || ack != 'G') _exit(127);
+    close((int)listener); // the listener never reaches the agent
+    close(ack_fd);
+    sigprocmask(SIG_SETMASK, config->child_mask, NULL);
+
+    execve(config->path, config->argv, config->envp);
+    int err = errno;
+    child_message("cannot execute ", config->path, err == EACCES ? ": permission denied" :
+                  err == ENOENT ? ": no such file or directory" : ": exec failed");
+    close(status_fd);
+    _exit(err == ENOENT ? 127 : 126);
+}
+
+int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out, int *stage) {
+    memset(out, 0, sizeof *out);
+    out->pidfd = -1; out->listener = -1;
+    int status_pipe[2], ack_pipe[2];
+    if (pipe2(status_pipe, O_CLOEXEC) != 0) { *stage = AGENTGATE_SPAWN_PIPE; return -errno; }
+    if (pipe2(ack_pipe, O_CLOEXEC) != 0) {
+        int err = errno;
+        close(status_pipe[0]); close(status_pipe[1]);
+        *stage = AGENTGATE_SPAWN_PIPE; return -err;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        int err = errno;
+        close(status_pipe[0]); close(status_pipe[1]); close(ack_pipe[0]); close(ack_pipe[1]);
+        *stage = AGENTGATE_SPAWN_FORK; return -err;
+    }
+    if (pid == 0) {
+        close(status_pipe[0]);
+        close(ack_pipe[1]);
+        child_main(config, parent, status_pipe[1], ack_pipe[0]);
+    }
+    close(status_pipe[1]);
+    close(ack_pipe[0]);
+    setpgid(pid, pid); // also done by the child; whichever runs first wins the race harmlessly
+
+    int err = 0;
+    struct child_report report;
+    size_t got = 0;
+    while (got < sizeof report) {
+        ssize_t n = read(status_pipe[0], (char *)&report + got, sizeof report - got);
+        if (n < 0) { if (errno == EINTR) continue; err = errno; break; }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    int pidfd = -1, listener = -1;
+    if (got != sizeof report) {
+        *stage = AGENTGATE_SPAWN_HANDSHAKE; err = err ? err : EPIPE;
+    } else if (report.stage != AGENTGATE_SPAWN_OK) {
+        *stage = report.stage; err = report.value;
+    } else {
+        pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0) { *stage = AGENTGATE_SPAWN_PIDFD; err = errno; }
+        else {
+            listener = (int)syscall(SYS_pidfd_getfd, pidfd, report.value, 0);
+            if (listener < 0) { *stage = AGENTGATE_SPAWN_GETFD; err = errno; }
+        }
+    }
+    if (err == 0 && config->terminal_fd >= 0) {
+        agentgate_tcsetpgrp(config->terminal_fd, pid); // best effort: the shell may not be ours
+    }
+    if (err == 0) {
+        char go = 'G';
+        if (write(ack_pipe[1], &go, 1) != 1) { *stage = AGENTGATE_SPAWN_HANDSHAKE; err = errno ? errno : EPIPE; }
+    }
+    close(ack_pipe[1]);
+    close(status_pipe[0]);
+    if (err != 0) {
+        // Nothing may run unsupervised: make sure the child is gone.
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        if (listener >= 0) close(listener);
+        if (pidfd >= 0) close(pidfd);
+        return -err;
+    }
+    out->pid = pid;
+    out->pidfd = pidfd;
+    out->listener = listener;
+    out->killable_recv = report.killable;
+    *stage = AGENTGATE_SPAWN_OK;
+    return 0;
+}

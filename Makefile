@@ -1,0 +1,33 @@
+# AgentGate: `make demo` sets everything up and runs a supervised session on the built-in
+# policy; `make test` runs every test. Both install missing Debian packages first.
+SWIFT ?= swift
+JOBS ?= $(shell nproc)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev python3 gcc make
+
+.PHONY: deps build release demo test bench clean
+
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -j $(JOBS)
+
+release: deps
+	$(SWIFT) build -c release -j $(JOBS)
+
+demo: build
+	scripts/demo.sh .build/debug
+
+test: build
+	$(SWIFT) test -j $(JOBS)
+
+bench: release
+	Benchmarks/run.sh
+
+clean:
+	rm -rf .build

@@ -1,0 +1,67 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Module arrows point one way: executables -> CLI -> Supervisor -> (Policy, Store) -> nothing of ours.
+let package = Package(
+    name: "AgentGate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "agentgate-supervise", targets: ["agentgate-supervise"]),
+        .executable(name: "agentgate", targets: ["agentgate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+    ],
+    targets: [
+        // Syscall-level work: spawn under the filter, notification ioctls, target memory, emulation.
+        .target(
+            name: "CSupport",
+            path: "CSupport",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]
+        ),
+        .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
+        // Pure: no Linux calls. Policy language, globs, host patterns, evaluation.
+        .target(
+            name: "AgentGatePolicy",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            resources: [.embedInCode("default.yaml")]
+        ),
+        // SQLite audit store and its batched writer.
+        .target(
+            name: "AgentGateStore",
+            dependencies: ["CSQLite", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // Linux: the notification loop and one handler per syscall family.
+        .target(
+            name: "AgentGateSupervisor",
+            dependencies: [
+                "CSupport", "AgentGatePolicy", "AgentGateStore",
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
+            name: "AgentGateCLI",
+            dependencies: [
+                "AgentGateSupervisor", "AgentGatePolicy", "AgentGateStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI"]),
+        .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI"]),
+        .testTarget(name: "AgentGatePolicyTests", dependencies: ["AgentGatePolicy"]),
+        .testTarget(name: "AgentGateStoreTests", dependencies: ["AgentGateStore"]),
+        .testTarget(
+            name: "AgentGateSupervisorTests",
+            dependencies: ["AgentGateSupervisor", "AgentGateStore", "CSupport"]
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

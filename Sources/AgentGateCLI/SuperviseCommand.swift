@@ -1,0 +1,140 @@
+import AgentGatePolicy
+import AgentGateStore
+import AgentGateSupervisor
+import ArgumentParser
+import Foundation
+import Glibc
+
+/// `agentgate-supervise [options] -- CMD [ARG...]`
+public struct SuperviseCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "agentgate-supervise",
+        abstract: "Run a command under AgentGate's seccomp supervisor.",
+        discussion: """
+        Every exec, file open and connect of CMD and its descendants is decided against the policy \
+        and recorded in SQLite.
+
+        Exit status: CMD's own, or 128+N when CMD was killed by signal N. 2: bad policy, database or \
+        usage (CMD never ran). 125: the supervisor could not start CMD under its filter (CMD never \
+        ran). 126/127: CMD could not be executed / was not found.
+        """)
+
+    @Option(help: "Policy file (default: $AGENTGATE_POLICY, ./policy.yaml, or the built-in policy).")
+    var policy: String?
+
+    @Option(help: "SQLite database (default: $AGENTGATE_DB or $XDG_DATA_HOME/agentgate/agentgate.db).")
+    var db: String?
+
+    @Option(help: "Agent name recorded with the session (default: CMD's name).")
+    var agent: String?
+
+    @Option(help: "Session id (default: a new UUID).")
+    var session: String?
+
+    @Flag(name: .shortAndLong, help: "Print every decision on stderr.")
+    var verbose = false
+
+    @Option(help: "Notification wake-up mode: sync (SYNC_WAKE_UP, Linux 6.6+) or default.")
+    var wakeup: WakeupMode = .sync
+
+    @Option(help: "How opened fds reach the agent: two-step (ADDFD then SEND) or atomic (ADDFD_FLAG_SEND).")
+    var fdInjection: FDInjection = .addfdThenSend
+
+    @Option(help: "Threads receiving notifications.")
+    var threads = 1
+
+    @Argument(parsing: .postTerminator, help: "The command to supervise, after --.")
+    var command: [String] = []
+
+    public init() {}
+
+    enum WakeupMode: String, ExpressibleByArgument { case sync, `default` }
+
+    public func validate() throws {
+        if command.isEmpty { throw ValidationError("missing the command to run, after --") }
+        if threads < 1 || threads > 64 { throw ValidationError("--threads must be between 1 and 64") }
+    }
+
+    public func run() throws {
+        let cwd = AgentGatePaths.currentDirectory()
+        let environment = ProcessInfo.processInfo.environment
+        let variables = PolicyVariables(workingDirectory: cwd, home: AgentGatePaths.home(environment))
+        let loaded: LoadedPolicy
+        do {
+            loaded = try LoadedPolicy.resolve(policy, variables: variables, environment: environment)
+        } catch {
+            printError("policy error: \(error)")
+            throw ExitCode(2)
+        }
+        guard let program = ProgramLookup.resolve(command[0], path: environment["PATH"]) else {
+            printError("\(command[0]): command not found")
+            throw ExitCode(127)
+        }
+
+        let databasePath = AgentGatePaths.database(db, environment: environment)
+        let store: AuditStore
+        do {
+            store = try AuditStore(path: databasePath)
+        } catch {
+            printError("cannot open the audit database: \(error)")
+            throw ExitCode(2)
+        }
+        let sessionID = session ?? UUID().uuidString.lowercased()
+        let record = SessionRecord(
+            id: sessionID, agent: agent ?? (command[0] as NSString).lastPathComponent, command: command, cwd: cwd,
+            policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: Self.nowMicros(),
+            endTimeMicros: nil, exitStatus: nil)
+        do {
+            try store.createSession(record)
+        } catch {
+            printError("cannot record the session: \(error)")
+            throw ExitCode(2)
+        }
+        let writer = AuditWriter(store: store, sessionID: sessionID)
+
+        var options = SupervisorOptions(command: command, programPath: program, environment: Self.environ())
+        options.verbose = verbose
+        options.syncWakeUp = wakeup == .sync
+        options.injection = fdInjection
+        options.receiverThreads = threads
+        let supervisor = Supervisor(options: options, policy: loaded.policy, writer: writer)
+
+        let status: Int32
+        do {
+            status = try supervisor.run()
+        } catch {
+            writer.close()
+            try? store.finishSession(id: sessionID, endTimeMicros: Self.nowMicros(), exitStatus: 125)
+            store.close()
+            printError(error.description)
+            throw ExitCode(125)
+        }
+        writer.close()
+        do {
+            try store.finishSession(id: sessionID, endTimeMicros: Self.nowMicros(), exitStatus: status)
+        } catch {
+            printError("cannot record the session's end: \(error)")
+        }
+        store.close()
+        throw ExitCode(status)
+    }
+
+    static func nowMicros() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    }
+
+    /// The supervisor's environment exactly as received, for the agent.
+    static func environ() -> [String] {
+        var result: [String] = []
+        var pointer = Glibc.environ
+        while let entry = pointer.pointee {
+            result.append(String(cString: entry))
+            pointer += 1
+        }
+        return result
+    }
+}
+
+extension FDInjection: ExpressibleByArgument {}

@@ -1,0 +1,190 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+
+/// connect: performed by the supervisor on the agent's own socket (taken with pidfd_getfd),
+/// with the supervisor's copy of the address, so the address decided on is the one used.
+enum ConnectHandler {
+    static func handle(_ n: Notification, core: SupervisorCore, scratch: ThreadScratch) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let socketFD = n.intArg(0)
+        let length = Int64(Int32(truncatingIfNeeded: n.arg(2)))
+        guard length >= 0, length <= 128 else {
+            guard core.listener.isValid(n.id) else { return }
+            core.listener.fail(n.id, errno: EINVAL)
+            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "?", reason: "address length out of range", errno: EINVAL),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        let rc = agentgate_read_memory(n.tid, n.arg(1), scratch.sockaddr, Int(length))
+        let cwdFD = rc == 0 ? SocketAddress.cwdIfRelativeUnix(scratch.sockaddr, length: Int(length), tid: n.tid) : -1
+        defer { agentgate_close(cwdFD) }
+        guard core.listener.isValid(n.id) else { return }
+        guard rc == 0 else {
+            core.listener.fail(n.id, errno: -rc)
+            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "?", reason: "address unreadable", errno: -rc),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
+        // A unix path is resolved like an open (symlinks and all) and connected through the
+        // resolved inode, so what is decided on is what is reached.
+        var unixPathFD: Int32 = -1 // owned until handed to connect(), which closes it
+        if let path = address.unixPath {
+            let prepared = scratch.prepared
+            let base = cwdFD >= 0 && !path.hasPrefix("/") ? cwdFD : AT_FDCWD
+            let prc = agentgate_open_prepare(base, path, 0, 0, prepared)
+            if prc == 0 {
+                unixPathFD = prepared.pointee.object_fd
+                prepared.pointee.object_fd = -1
+                let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+                address.target = "unix:" + resolved
+                address.viaDescriptor(unixPathFD)
+            } else {
+                let baseName = cwdFD >= 0 ? (ProcessTable.readLink("/proc/self/fd/\(cwdFD)") ?? "/") : "/"
+                address.target = "unix:" + LexicalPath.absolute(path, base: baseName)
+                address.resolveError = -prc
+            }
+            agentgate_open_release(prepared)
+        }
+        let target = address.target
+        if address.family != AF_UNSPEC {
+            let verdict = core.policy.evaluate(.netEgress, target: target)
+            guard verdict.enforcedAllow else {
+                agentgate_close(unixPathFD)
+                core.listener.fail(n.id, errno: EACCES)
+                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: target, verdict: verdict, errno: EACCES),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
+            if address.resolveError != 0 {
+                // The socket path doesn't resolve: the kernel would fail the same way.
+                agentgate_close(unixPathFD)
+                core.listener.fail(n.id, errno: address.resolveError)
+                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: target, verdict: verdict, errno: address.resolveError),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
+            connect(n, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, syscall: syscall, process: process, core: core)
+        } else {
+            // AF_UNSPEC dissolves an association; it reaches nobody.
+            let verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
+            connect(n, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, syscall: syscall, process: process, core: core)
+        }
+    }
+
+    /// Connects the agent's socket; closes `pathFD` (the resolved unix socket inode) when done.
+    private static func connect(_ n: Notification, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict,
+                                syscall: String, process: ProcessInfo, core: SupervisorCore) {
+        let pidfd = agentgate_pidfd_open(n.tid)
+        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
+        agentgate_close(pidfd)
+        guard socket >= 0 else {
+            agentgate_close(pathFD)
+            let errno = socket == -ESRCH ? ESRCH : (socket == -EBADF ? EBADF : -socket)
+            guard core.listener.isValid(n.id) else { return }
+            core.listener.fail(n.id, errno: errno)
+            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: address.target, verdict: verdict, errno: errno),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        let statusFlags = agentgate_get_status_flags(socket)
+        let body: @Sendable () -> Void = {
+            let result = address.withSockaddr { agentgate_connect(socket, $0, $1) }
+            agentgate_close(socket)
+            agentgate_close(pathFD)
+            if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: -result) }
+            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: address.target, verdict: verdict,
+                                       errno: result == 0 ? nil : -result),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        }
+        if statusFlags >= 0 && statusFlags & O_NONBLOCK != 0 {
+            body() // non-blocking: returns at once, EINPROGRESS included
+        } else {
+            core.blocking.run(n.id, body) // a blocking connect must not stall other notifications
+        }
+    }
+}
+
+/// A socket address copied out of the agent, with its audit name.
+struct SocketAddress: Sendable {
+    private(set) var bytes: [UInt8]
+    let family: Int32
+    var target: String
+    var resolveError: Int32 = 0
+
+    init(copying raw: UnsafeRawPointer, length: Int) {
+        bytes = Array(UnsafeRawBufferPointer(start: raw, count: length))
+        family = length >= 2 ? Int32(raw.load(as: UInt16.self)) : -1
+        target = Self.name(bytes, family: family)
+    }
+
+    /// The path of a pathname unix socket (not abstract), when there is one.
+    var unixPath: String? {
+        guard family == AF_UNIX, bytes.count > 2, bytes[2] != 0 else { return nil }
+        let raw = bytes[2...].prefix { $0 != 0 }
+        return String(decoding: raw, as: UTF8.self)
+    }
+
+    /// Points the address at an O_PATH fd of the resolved socket inode.
+    mutating func viaDescriptor(_ fd: Int32) {
+        let path = Array("/proc/self/fd/\(fd)".utf8) + [0]
+        bytes = Array(bytes[0..<2]) + path
+    }
+
+    func withSockaddr<R>(_ body: (UnsafeRawPointer, UInt32) -> R) -> R {
+        bytes.withUnsafeBytes { body($0.baseAddress!, UInt32($0.count)) }
+    }
+
+    /// For a relative unix path, an O_PATH fd of the agent's cwd; -1 otherwise.
+    static func cwdIfRelativeUnix(_ raw: UnsafeRawPointer, length: Int, tid: pid_t) -> Int32 {
+        guard length > 2, Int32(raw.load(as: UInt16.self)) == AF_UNIX else { return -1 }
+        let first = raw.load(fromByteOffset: 2, as: UInt8.self)
+        guard first != 0, first != UInt8(ascii: "/") else { return -1 }
+        let fd = agentgate_openat(AT_FDCWD, "/proc/\(tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0)
+        return fd
+    }
+
+    static func name(_ bytes: [UInt8], family: Int32) -> String {
+        switch family {
+        case AF_INET where bytes.count >= 8:
+            let port = Int(bytes[2]) << 8 | Int(bytes[3])
+            return "\(bytes[4]).\(bytes[5]).\(bytes[6]).\(bytes[7]):\(port)"
+        case AF_INET6 where bytes.count >= 24:
+            let port = Int(bytes[2]) << 8 | Int(bytes[3])
+            return "[\(ipv6(Array(bytes[8..<24])))]:\(port)"
+        case AF_UNIX:
+            guard bytes.count > 2 else { return "unix:" } // unnamed
+            if bytes[2] == 0 { return "unix:@" + escaped(bytes[3...]) } // abstract: every byte counts
+            return "unix:" + String(decoding: bytes[2...].prefix { $0 != 0 }, as: UTF8.self)
+        case AF_UNSPEC:
+            return "unspec"
+        default:
+            return "family:\(family)"
+        }
+    }
+
+    /// RFC 5952 text for an IPv6 address (inet_ntop), e.g. 2001:db8::1 or ::ffff:1.2.3.4.
+    static func ipv6(_ raw: [UInt8]) -> String {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        return raw.withUnsafeBytes { address in
+            guard inet_ntop(AF_INET6, address.baseAddress, &buffer, socklen_t(buffer.count)) != nil else { return "?" }
+            return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+    }
+
+    /// Printable bytes as they are, the rest as \xNN.
+    static func escaped(_ bytes: ArraySlice<UInt8>) -> String {
+        var text = ""
+        for byte in bytes {
+            if byte >= 0x21 && byte < 0x7f && byte != UInt8(ascii: "\\") { text.unicodeScalars.append(Unicode.Scalar(byte)) }
+            else { text += "\\x" + String(byte, radix: 16).leftPadded(2) }
+        }
+        return text
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
+}

@@ -1,0 +1,248 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+
+/// open, openat, openat2 and creat: performed by the supervisor. The path is resolved by the
+/// kernel without side effects (O_PATH, or the parent directory for a create), the decision is
+/// made on that resolved path, and then exactly that object is opened and its fd injected.
+enum OpenHandler {
+    private static let writeIntent = UInt64(O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND)
+
+    struct Arguments {
+        var dirfd: Int32
+        var pathAddress: UInt64
+        var flags: UInt64
+        var mode: UInt64
+        var resolve: UInt64
+    }
+
+    static func handle(_ n: Notification, family: SyscallFamily, core: SupervisorCore, scratch: ThreadScratch) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let args: Arguments
+        switch decodeArguments(n, family: family) {
+        case .success(let decoded): args = decoded
+        case .failure(let failure):
+            guard core.listener.isValid(n.id) else { return }
+            core.listener.fail(n.id, errno: failure.errno)
+            core.recorder.record(.denied(syscall: syscall, action: .fsRead, target: "?", reason: failure.reason, errno: failure.errno),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        let isWrite = args.flags & UInt64(AGENTGATE_O_PATH) == 0 && args.flags & writeIntent != 0
+        let action: ActionKind = isWrite ? .fsWrite : .fsRead
+
+        let length = agentgate_read_string(n.tid, args.pathAddress, scratch.path, ThreadScratch.pathCapacity)
+        guard length >= 0 else {
+            guard core.listener.isValid(n.id) else { return }
+            let errno = Int32(-length)
+            core.listener.fail(n.id, errno: errno)
+            let reason = errno == ENAMETOOLONG ? "path argument too long" : "path argument unreadable"
+            core.recorder.record(.denied(syscall: syscall, action: action, target: "?", reason: reason, errno: errno),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        let path = String(cBuffer: scratch.path, count: length)
+        let base = AgentDirectory.open(tid: n.tid, dirfd: args.dirfd, path: path)
+        defer { base.close() }
+        // The pid, its cwd, its fd table and the bytes just read are only meaningful while this
+        // notification is pending: check before using any of them.
+        guard core.listener.isValid(n.id) else { return }
+        if base.error != 0 {
+            let errno = base.error
+            core.listener.fail(n.id, errno: errno)
+            core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: "bad directory fd", errno: errno),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        perform(n, args: args, path: path, base: base, action: action, syscall: syscall,
+                process: process, core: core, scratch: scratch)
+    }
+
+    private static func perform(_ n: Notification, args: Arguments, path: String, base: AgentDirectory,
+                                action: ActionKind, syscall: String, process: ProcessInfo,
+                                core: SupervisorCore, scratch: ThreadScratch) {
+        var openPath = path
+        var rewrittenProcSelf = false
+        for _ in 0..<4 {
+            let prepared = scratch.prepared
+            let rc = agentgate_open_prepare(base.fd, openPath, args.flags, args.resolve, prepared)
+            if rc < 0 {
+                agentgate_open_release(prepared)
+                // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
+                // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
+                let target = LexicalPath.absolute(openPath, base: base.path())
+                let verdict = core.policy.evaluate(action, target: target)
+                let errno = verdict.enforcedAllow ? -rc : EACCES
+                core.listener.fail(n.id, errno: errno)
+                core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
+            let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+            if core.isSupervisorProcPath(resolved) {
+                agentgate_open_release(prepared)
+                // The agent's "/proc/self" resolved in the supervisor names the supervisor: redo
+                // the lookup with the agent's own pid. Anything else that lands there is denied.
+                if !rewrittenProcSelf, let agentPath = ProcSelf.rewrite(LexicalPath.absolute(openPath, base: base.path()),
+                                                                       tgid: process.tgid, tid: n.tid) {
+                    openPath = agentPath
+                    rewrittenProcSelf = true
+                    continue
+                }
+                core.listener.fail(n.id, errno: EACCES)
+                core.recorder.record(.denied(syscall: syscall, action: action, target: resolved,
+                                             reason: "the supervisor's own /proc entry is off limits", errno: EACCES),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
+            let verdict = core.policy.evaluate(action, target: resolved)
+            guard verdict.enforcedAllow else {
+                agentgate_open_release(prepared)
+                core.listener.fail(n.id, errno: EACCES)
+                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: EACCES),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
+            let isCreate = prepared.pointee.kind != Int32(AGENTGATE_OPEN_EXISTING.rawValue)
+            let umask: UInt32 = isCreate ? ProcStatus(tid: n.tid).umask : 0
+            let mayBlock = prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue)
+                && prepared.pointee.file_type == UInt32(S_IFIFO)
+                && args.flags & UInt64(O_NONBLOCK | Int32(AGENTGATE_O_PATH)) == 0
+            if mayBlock {
+                // Opening a FIFO waits for the other end: do it on a thread of its own.
+                let copy = prepared.pointee
+                prepared.pointee.object_fd = -1 // ownership moves to the worker
+                core.blocking.run(n.id) {
+                    var owned = copy
+                    let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask)
+                    agentgate_open_release(&owned)
+                    deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
+                            syscall: syscall, process: process, core: core)
+                }
+                return
+            }
+            let fd = agentgate_open_finish(prepared, args.flags, args.mode, umask)
+            agentgate_open_release(prepared)
+            if fd == -EAGAIN { continue } // a symlink was swapped in after the decision: decide again
+            deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
+                    syscall: syscall, process: process, core: core)
+            return
+        }
+        core.listener.fail(n.id, errno: ELOOP)
+        core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: "path kept changing during the open", errno: ELOOP),
+                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    /// Injects `fd` (or its errno) into the agent and records the decision.
+    private static func deliver(fd: Int32, _ n: Notification, args: Arguments, target: String, verdict: Verdict,
+                                action: ActionKind, syscall: String, process: ProcessInfo, core: SupervisorCore) {
+        guard fd >= 0 else {
+            core.listener.fail(n.id, errno: -fd)
+            core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: -fd),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        defer { agentgate_close(fd) }
+        let cloexec = args.flags & UInt64(O_CLOEXEC) != 0
+        var failure: Int32? = nil
+        switch core.injection {
+        case .addfdSend:
+            let installed = core.listener.inject(n.id, fd: fd, cloexec: cloexec, send: true)
+            if installed < 0 { failure = -installed }
+        case .addfdThenSend:
+            let reuse = core.hasLeakedFDs ? core.takeLeakedFD(for: n) : -1
+            let installed = core.listener.inject(n.id, fd: fd, cloexec: cloexec, targetFD: reuse, send: false)
+            if installed < 0 {
+                failure = -installed
+                if installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
+            } else if core.listener.succeed(n.id, value: Int64(installed)) < 0 {
+                // Interrupted between ADDFD and SEND: the fd is in the agent's table but the
+                // agent will restart the call. Give the restarted call this same slot.
+                core.rememberLeakedFD(installed, for: n)
+                failure = ENOENT
+            }
+        }
+        core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: failure),
+                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    struct ArgumentFailure: Error {
+        let errno: Int32
+        let reason: String
+    }
+
+    private static func decodeArguments(_ n: Notification, family: SyscallFamily) -> Result<Arguments, ArgumentFailure> {
+        func flags(_ raw: UInt64) -> UInt64 { UInt64(UInt32(truncatingIfNeeded: raw)) }
+        switch family {
+        case .open:
+            return .success(Arguments(dirfd: AT_FDCWD, pathAddress: n.arg(0), flags: flags(n.arg(1)), mode: n.arg(2) & 0o7777, resolve: 0))
+        case .openat:
+            return .success(Arguments(dirfd: n.intArg(0), pathAddress: n.arg(1), flags: flags(n.arg(2)), mode: n.arg(3) & 0o7777, resolve: 0))
+        case .creat:
+            return .success(Arguments(dirfd: AT_FDCWD, pathAddress: n.arg(0), flags: UInt64(O_CREAT | O_WRONLY | O_TRUNC),
+                                      mode: n.arg(1) & 0o7777, resolve: 0))
+        case .openat2:
+            let size = n.arg(3)
+            guard size >= 24 else { return .failure(.init(errno: EINVAL, reason: "open_how too small")) }
+            guard size <= 4096 else { return .failure(.init(errno: E2BIG, reason: "open_how too large")) }
+            var how = [UInt64](repeating: 0, count: Int((size + 7) / 8))
+            let rc = how.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(2), $0.baseAddress, Int(size)) }
+            guard rc == 0 else { return .failure(.init(errno: -rc, reason: "open_how unreadable")) }
+            // Unknown trailing fields must be zero, as the kernel requires.
+            if how.count > 3, how[3...].contains(where: { $0 != 0 }) {
+                return .failure(.init(errno: E2BIG, reason: "open_how has unknown fields"))
+            }
+            let (f, mode, resolve) = (how[0], how[1], how[2])
+            guard f >> 32 == 0, mode & ~0o7777 == 0 else { return .failure(.init(errno: EINVAL, reason: "invalid open_how")) }
+            if mode != 0 && f & UInt64(O_CREAT) == 0 && f & UInt64(AGENTGATE_O_TMPFILE) != UInt64(AGENTGATE_O_TMPFILE) {
+                return .failure(.init(errno: EINVAL, reason: "open_how mode without O_CREAT"))
+            }
+            return .success(Arguments(dirfd: n.intArg(0), pathAddress: n.arg(1), flags: f, mode: mode, resolve: resolve))
+        default:
+            return .failure(.init(errno: ENOSYS, reason: "not an open"))
+        }
+    }
+}
+
+/// The directory a relative path is resolved against, opened in the supervisor: the agent's
+/// cwd or its dirfd, through /proc/TID/cwd or /proc/TID/fd/N (one openat, the same object
+/// pidfd_getfd would return). Absolute paths need none.
+struct AgentDirectory {
+    /// An O_PATH fd, or AT_FDCWD for absolute paths.
+    let fd: Int32
+    /// The errno for the agent when the directory can't be had (EBADF for a bad dirfd), else 0.
+    let error: Int32
+    private let owned: Bool
+
+    static func open(tid: pid_t, dirfd: Int32, path: String) -> AgentDirectory {
+        if path.hasPrefix("/") { return AgentDirectory(fd: AT_FDCWD, error: 0, owned: false) }
+        if dirfd != AT_FDCWD && dirfd < 0 { return AgentDirectory(fd: AT_FDCWD, error: EBADF, owned: false) }
+        let link = dirfd == AT_FDCWD ? "/proc/\(tid)/cwd" : "/proc/\(tid)/fd/\(dirfd)"
+        let fd = agentgate_openat(AT_FDCWD, link, Int32(AGENTGATE_O_PATH), 0)
+        if fd < 0 { return AgentDirectory(fd: AT_FDCWD, error: fd == -ENOENT ? EBADF : -fd, owned: false) }
+        return AgentDirectory(fd: fd, error: 0, owned: true)
+    }
+
+    /// The directory's path, for naming a target the kernel couldn't resolve.
+    func path() -> String {
+        guard owned else { return "/" }
+        return ProcessTable.readLink("/proc/self/fd/\(fd)") ?? "/"
+    }
+
+    func close() { if owned { agentgate_close(fd) } }
+}
+
+/// Rewrites /proc/self and /proc/thread-self to the agent's pid, since resolving them in the
+/// supervisor would name the supervisor.
+enum ProcSelf {
+    static func rewrite(_ path: String, tgid: pid_t, tid: pid_t) -> String? {
+        if path == "/proc/self" || path.hasPrefix("/proc/self/") {
+            return "/proc/\(tgid)" + path.dropFirst("/proc/self".count)
+        }
+        if path == "/proc/thread-self" || path.hasPrefix("/proc/thread-self/") {
+            return "/proc/\(tgid)/task/\(tid)" + path.dropFirst("/proc/thread-self".count)
+        }
+        return nil
+    }
+}

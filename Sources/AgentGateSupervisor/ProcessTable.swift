@@ -1,0 +1,128 @@
+import CSupport
+import Glibc
+import Synchronization
+
+/// What the audit records about the process behind a notification.
+struct ProcessInfo: Sendable {
+    let tgid: pid_t
+    let ppid: pid_t
+    let executable: String
+}
+
+/// Per-thread cache of /proc facts, so a process is read once and again only after it execs or
+/// its thread id is reused. Liveness of a cached entry is checked with a pidfd (one poll), which
+/// is far cheaper than reading /proc/PID/status on every notification.
+final class ProcessTable: Sendable {
+    private struct Entry {
+        var info: ProcessInfo
+        var pidfd: Int32
+        var stale: Bool
+    }
+    private let entries = Mutex<[pid_t: Entry]>([:])
+
+    /// The cached or freshly read facts for `tid`. Callers check NOTIF_ID_VALID afterwards,
+    /// before using them, like any read of the agent's state.
+    func info(for tid: pid_t) -> ProcessInfo {
+        let cached: (ProcessInfo, Int32)? = entries.withLock { table in
+            guard let entry = table[tid], !entry.stale else { return nil }
+            return (entry.info, entry.pidfd)
+        }
+        if let (info, pidfd) = cached {
+            // A pidfd polls readable once its thread has exited: the tid may have been reused.
+            if pidfd < 0 || agentgate_poll_one(pidfd, Int16(POLLIN), 0) == 0 { return info }
+        }
+        let info = Self.read(tid: tid)
+        let pidfd = agentgate_pidfd_open(tid)
+        let old: Int32? = entries.withLock { table in
+            let previous = table[tid]?.pidfd
+            table[tid] = Entry(info: info, pidfd: pidfd, stale: false)
+            if table.count > 4096 { Self.sweep(&table) }
+            return previous
+        }
+        if let old, old >= 0 { agentgate_close(old) }
+        return info
+    }
+
+    /// After an allowed exec the image changes: read it again at the next notification.
+    func invalidate(_ tid: pid_t) {
+        entries.withLock { table in table[tid]?.stale = true }
+    }
+
+    func closeAll() {
+        entries.withLock { table in
+            for entry in table.values where entry.pidfd >= 0 { agentgate_close(entry.pidfd) }
+            table.removeAll()
+        }
+    }
+
+    private static func sweep(_ table: inout [pid_t: Entry]) {
+        for (tid, entry) in table where entry.pidfd < 0 || agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
+            if entry.pidfd >= 0 { agentgate_close(entry.pidfd) }
+            table[tid] = nil
+        }
+    }
+
+    /// Reads Tgid and PPid from /proc/TID/status and the executable from /proc/TID/exe.
+    static func read(tid: pid_t) -> ProcessInfo {
+        var status = ProcStatus(tid: tid)
+        let executable = readLink("/proc/\(tid)/exe") ?? "?"
+        if status.tgid == 0 { status.tgid = tid }
+        return ProcessInfo(tgid: status.tgid, ppid: status.ppid, executable: executable)
+    }
+
+    static func readLink(_ path: String) -> String? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4352) { buffer in
+            let n = agentgate_readlinkat(AT_FDCWD, path, buffer.baseAddress!, buffer.count)
+            guard n >= 0 else { return nil }
+            return String(cBuffer: buffer.baseAddress!, count: n)
+        }
+    }
+}
+
+/// The fields of /proc/TID/status the supervisor uses.
+struct ProcStatus {
+    var tgid: pid_t = 0
+    var ppid: pid_t = 0
+    var umask: UInt32 = 0o022
+    var uids: [UInt32] = []
+    var gids: [UInt32] = []
+    var groups: [UInt32] = []
+    var capEff: UInt64 = 0
+    var capPrm: UInt64 = 0
+    var readOK = false
+
+    init(tid: pid_t) {
+        let text: String? = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 8192) { buffer in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(tid)/status", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return nil }
+            return String(cBuffer: buffer.baseAddress!, count: n)
+        }
+        guard let text else { return }
+        readOK = true
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let key = line[..<colon]
+            let value = line[line.index(after: colon)...].trimmingCharacters()
+            switch key {
+            case "Tgid": tgid = pid_t(value) ?? 0
+            case "PPid": ppid = pid_t(value) ?? 0
+            case "Umask": umask = UInt32(value, radix: 8) ?? 0o022
+            case "Uid": uids = value.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { UInt32($0) }
+            case "Gid": gids = value.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { UInt32($0) }
+            case "Groups": groups = value.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { UInt32($0) }
+            case "CapEff": capEff = UInt64(value, radix: 16) ?? 0
+            case "CapPrm": capPrm = UInt64(value, radix: 16) ?? 0
+            default: continue
+            }
+        }
+    }
+}
+
+extension Substring {
+    func trimmingCharacters() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return s
+    }
+}

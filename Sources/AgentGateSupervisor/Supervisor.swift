@@ -1,0 +1,320 @@
+import AgentGatePolicy
+import AgentGateStore
+import CSupport
+import Glibc
+import Synchronization
+import SystemPackage
+
+/// How to run one supervised session.
+public struct SupervisorOptions: Sendable {
+    /// The command as given (argv[0] first).
+    public var command: [String]
+    /// argv[0] resolved against PATH.
+    public var programPath: String
+    public var environment: [String]
+    public var verbose = false
+    /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). See README for the measurements.
+    public var syncWakeUp = true
+    public var injection: FDInjection = .addfdThenSend
+    public var receiverThreads = 1
+    /// Grace between SIGTERM and SIGKILL for descendants that outlive the command.
+    public var descendantGraceMilliseconds = 2000
+
+    public init(command: [String], programPath: String, environment: [String]) {
+        self.command = command
+        self.programPath = programPath
+        self.environment = environment
+    }
+}
+
+/// Runs a command under the seccomp filter and answers its notifications until the whole
+/// process tree has ended.
+public final class Supervisor: Sendable {
+    static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH]
+
+    let options: SupervisorOptions
+    let policy: Policy
+    let writer: AuditWriter?
+
+    public init(options: SupervisorOptions, policy: Policy, writer: AuditWriter?) {
+        self.options = options
+        self.policy = policy
+        self.writer = writer
+    }
+
+    /// Runs the session. Returns the command's exit status, or 128+N when it was killed by
+    /// signal N. Throws when the command could not be started under supervision, in which case
+    /// it never ran.
+    public func run() throws(SupervisorError) -> Int32 {
+        let table = SyscallTable()
+        let filter = try CompiledFilter(table: table)
+        let sizes = agentgate_notif_sizes_check()
+        guard sizes == 0 else {
+            throw SupervisorError(.kernelUnsupported, "this kernel's seccomp notification ABI is not supported", result: sizes)
+        }
+
+        // Signals arrive on a signalfd in this thread; every thread started later inherits the
+        // block, and the child gets the original mask back.
+        var originalMask = sigset_t()
+        var handled = sigset_t()
+        let handledSignals = Self.forwardedSignals + [SIGCHLD, SIGCONT]
+        handledSignals.withUnsafeBufferPointer { agentgate_sigset(&handled, $0.baseAddress, Int32($0.count)) }
+        agentgate_sigmask(SIG_BLOCK, &handled, &originalMask)
+        let signalFD = agentgate_signalfd(&handled)
+        guard signalFD >= 0 else { throw SupervisorError(.spawn, "signalfd failed", result: signalFD) }
+        defer { agentgate_close(signalFD) }
+        agentgate_install_interrupt_handler(BlockingOperations.interruptSignal)
+        signal(SIGPIPE, SIG_IGN)
+
+        _ = agentgate_become_subreaper() // orphans of the agent stay ours to supervise and reap
+        _ = agentgate_set_undumpable()    // same-uid agents can't ptrace us or open our /proc/PID/mem
+        let nofile = agentgate_raise_nofile()
+
+        let terminalFD: Int32 = isatty(0) != 0 && agentgate_tcgetpgrp(0) == getpgrp() ? 0 : -1
+        var spawned = agentgate_spawned()
+        var stage: Int32 = 0
+        let resetSignals: [Int32] = [SIGPIPE]
+        let rc = withCStrings(options.command) { argv in
+            withCStrings(options.environment) { envp in
+                options.programPath.withCString { path in
+                    withUnsafePointer(to: &filter.bpf) { bpf in
+                        withUnsafePointer(to: &originalMask) { mask in
+                            resetSignals.withUnsafeBufferPointer { reset in
+                                var config = agentgate_spawn_config(
+                                    path: path, argv: argv, envp: envp, filter: bpf, terminal_fd: terminalFD,
+                                    child_mask: mask, nofile_soft_limit: nofile,
+                                    reset_signals: reset.baseAddress, reset_count: Int32(reset.count))
+                                return agentgate_spawn(&config, &spawned, &stage)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        guard rc == 0 else {
+            if stage == Int32(AGENTGATE_SPAWN_SECCOMP.rawValue) || stage == Int32(AGENTGATE_SPAWN_NO_NEW_PRIVS.rawValue) {
+                throw SupervisorError(.filterInstall, "cannot install the seccomp filter; the command was not run", result: rc)
+            }
+            throw SupervisorError(.spawn, "cannot start the command under supervision (stage \(stage)); it was not run", result: rc)
+        }
+        let listener = Listener(fd: spawned.listener)
+        defer { agentgate_close(spawned.listener); agentgate_close(spawned.pidfd) }
+        if options.syncWakeUp {
+            let sync = agentgate_notif_set_sync_wakeup(spawned.listener)
+            if sync != 0 && options.verbose {
+                writeStandardError("agentgate: SYNC_WAKE_UP unavailable (\(Errno(rawValue: -sync))); using default wake-ups\n")
+            }
+        }
+
+        let core = SupervisorCore(listener: listener, table: table, policy: policy,
+                                  recorder: DecisionRecorder(writer: writer, verbose: options.verbose),
+                                  injection: options.injection, supervisorPID: getpid())
+        let receivers = Receivers(core: core, count: max(1, options.receiverThreads))
+        receivers.start()
+
+        let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD, core: core)
+
+        receivers.stop()
+        core.processes.closeAll()
+        if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
+        return status
+    }
+
+    /// Forwards signals, follows job control, reaps, and when the command exits ends the
+    /// descendants it left behind (see README: nothing outlives the session unsupervised).
+    private func waitForSession(child: pid_t, signalFD: Int32, terminalFD: Int32, core: SupervisorCore) -> Int32 {
+        var exitStatus: Int32? = nil
+        var terminateDeadline: UInt64? = nil
+        while true {
+            let timeout: Int32 = exitStatus != nil || !core.blocking.isEmpty ? 50 : 1000
+            let events = agentgate_poll_one(signalFD, Int16(POLLIN), timeout)
+            if events > 0 {
+                while true {
+                    var fromProcess: Int32 = 0
+                    var sender: Int32 = 0
+                    let signo = agentgate_signalfd_read(signalFD, &fromProcess, &sender)
+                    if signo <= 0 { break }
+                    switch signo {
+                    case SIGCHLD: break // reaped below
+                    case SIGCONT:
+                        // We were continued after a job-control stop: hand the terminal back.
+                        if exitStatus == nil {
+                            if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, child) }
+                            kill(-child, SIGCONT)
+                        }
+                    default:
+                        // A terminal signal already reached the agent's foreground group; one
+                        // sent to us by a process is passed on.
+                        let foreground = terminalFD >= 0 && agentgate_tcgetpgrp(terminalFD) == child
+                        if exitStatus == nil && (fromProcess != 0 || !foreground) { kill(child, signo) }
+                    }
+                }
+            }
+            core.blocking.interruptCancelled(core.listener)
+
+            // Reap everything that has changed state.
+            var noChildren = false
+            while true {
+                var code: Int32 = 0
+                var value: Int32 = 0
+                let pid = agentgate_wait_any(0, 1, &code, &value)
+                if pid == -ECHILD { noChildren = true; break }
+                if pid <= 0 { break }
+                guard pid == child else { continue }
+                switch code {
+                case Int32(CLD_EXITED): exitStatus = value
+                case Int32(CLD_KILLED), Int32(CLD_DUMPED): exitStatus = 128 + value
+                case Int32(CLD_STOPPED):
+                    // The agent was stopped (^Z): take the terminal back and stop ourselves, as
+                    // a shell job would. SIGCONT above resumes both.
+                    if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
+                    kill(getpid(), SIGSTOP)
+                default: break
+                }
+            }
+            guard exitStatus != nil else { continue }
+            if noChildren { return exitStatus! }
+            let now = agentgate_monotonic_ns()
+            if terminateDeadline == nil {
+                terminateDeadline = now + UInt64(options.descendantGraceMilliseconds) * 1_000_000
+                Descendants.signalAll(of: getpid(), signal: SIGTERM)
+            } else if let deadline = terminateDeadline, now >= deadline {
+                Descendants.signalAll(of: getpid(), signal: SIGKILL)
+                terminateDeadline = now + 1_000_000_000
+            }
+        }
+    }
+}
+
+/// The threads that receive notifications and run the handlers.
+final class Receivers: Sendable {
+    private let core: SupervisorCore
+    private let count: Int
+    private let stopping = Atomic<Bool>(false)
+    private let running = Atomic<Int>(0)
+    private let threadIDs = Mutex<[UInt64]>([])
+    private let threads = Mutex<[Thread]>([])
+
+    init(core: SupervisorCore, count: Int) {
+        self.core = core
+        self.count = count
+    }
+
+    func start() {
+        for _ in 0..<count {
+            running.add(1, ordering: .sequentiallyConsistent)
+            let thread = Thread { [self] in
+                threadIDs.withLock { $0.append(agentgate_thread_self()) }
+                loop()
+                running.subtract(1, ordering: .sequentiallyConsistent)
+            }
+            threads.withLock { $0.append(thread) }
+            thread.start(detached: false)
+        }
+    }
+
+    private func loop() {
+        // Creates must get exactly the agent's umask: give this thread its own fs_struct, umask 0.
+        if agentgate_unshare_fs() == 0 { umask(0) }
+        var unblock = sigset_t()
+        var interrupt = BlockingOperations.interruptSignal
+        agentgate_sigset(&unblock, &interrupt, 1)
+        agentgate_sigmask(SIG_UNBLOCK, &unblock, nil)
+        let scratch = ThreadScratch()
+        var request = seccomp_notif()
+        var failures = 0
+        while !stopping.load(ordering: .relaxed) {
+            let rc = core.listener.receive(into: &request)
+            if rc == -EINTR || rc == -ENOENT { continue }
+            if rc != 0 {
+                failures += 1
+                if failures > 100 {
+                    // The listener is broken: nothing can be decided any more. End the agent
+                    // rather than leave its trapped calls hanging.
+                    writeStandardError("agentgate: notification listener failed (\(Errno(rawValue: -rc))); ending the session\n")
+                    Descendants.signalAll(of: getpid(), signal: SIGKILL)
+                    return
+                }
+                continue
+            }
+            failures = 0
+            let notification = Notification(request, receivedAt: agentgate_monotonic_ns())
+            dispatch(notification, scratch: scratch)
+        }
+    }
+
+    private func dispatch(_ n: Notification, scratch: ThreadScratch) {
+        let family = core.table.family(of: n.number)
+        switch family {
+        case .open, .openat, .openat2, .creat:
+            OpenHandler.handle(n, family: family, core: core, scratch: scratch)
+        case .execve, .execveat:
+            ExecHandler.handle(n, family: family, core: core, scratch: scratch)
+        case .connect:
+            ConnectHandler.handle(n, core: core, scratch: scratch)
+        case .none:
+            // Trapped but unknown to us: fail closed.
+            core.listener.fail(n.id, errno: ENOSYS)
+        }
+    }
+
+    func stop() {
+        stopping.store(true, ordering: .sequentiallyConsistent)
+        // A receiver blocked in NOTIF_RECV only wakes for a signal; repeat until all have left.
+        while running.load(ordering: .sequentiallyConsistent) > 0 {
+            for id in threadIDs.withLock({ $0 }) { _ = agentgate_thread_kill(id, BlockingOperations.interruptSignal) }
+            usleep(5000)
+        }
+        for thread in threads.withLock({ $0 }) { thread.join() }
+    }
+}
+
+/// The supervisor's descendants, found through /proc (every orphan of the agent is re-parented
+/// to the supervisor, a child subreaper).
+enum Descendants {
+    static func signalAll(of root: pid_t, signal: Int32) {
+        var parents: [pid_t: pid_t] = [:]
+        guard let dir = opendir("/proc") else { return }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), pid != root else { continue }
+            if let ppid = parentOf(pid) { parents[pid] = ppid }
+        }
+        for (pid, _) in parents where isDescendant(pid, of: root, parents: parents) {
+            kill(pid, signal)
+        }
+    }
+
+    private static func isDescendant(_ pid: pid_t, of root: pid_t, parents: [pid_t: pid_t]) -> Bool {
+        var current = pid
+        for _ in 0..<4096 {
+            guard let parent = parents[current] else { return false }
+            if parent == root { return true }
+            current = parent
+        }
+        return false
+    }
+
+    /// PPid from /proc/PID/stat (the field after the parenthesised command name).
+    private static func parentOf(_ pid: pid_t) -> pid_t? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t? in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/stat", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return nil }
+            let text = String(cBuffer: buffer.baseAddress!, count: n)
+            guard let close = text.lastIndex(of: ")") else { return nil }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            guard fields.count > 1 else { return nil }
+            return pid_t(fields[1])
+        }
+    }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}

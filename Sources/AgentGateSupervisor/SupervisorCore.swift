@@ -1,0 +1,113 @@
+import AgentGatePolicy
+import AgentGateStore
+import CSupport
+import Glibc
+import Synchronization
+
+/// State shared by every notification thread. Immutable after start, apart from the few
+/// Mutex-guarded tables; the audit writer's lock is never taken before a response is sent.
+final class SupervisorCore: Sendable {
+    let listener: Listener
+    let table: SyscallTable
+    let policy: Policy
+    let processes = ProcessTable()
+    let recorder: DecisionRecorder
+    let injection: FDInjection
+    let supervisorPID: pid_t
+    let blocking = BlockingOperations()
+    /// An fd installed in a thread whose open was interrupted before NOTIF_SEND, keyed by thread,
+    /// with the syscall it answered: the restarted syscall gets the same fd number back.
+    private let leakedFDs = Mutex<[pid_t: LeakedFD]>([:])
+
+    struct LeakedFD {
+        let fd: Int32
+        let number: Int32
+        let args: [UInt64]
+    }
+
+    init(listener: Listener, table: SyscallTable, policy: Policy, recorder: DecisionRecorder,
+         injection: FDInjection, supervisorPID: pid_t) {
+        self.listener = listener
+        self.table = table
+        self.policy = policy
+        self.recorder = recorder
+        self.injection = injection
+        self.supervisorPID = supervisorPID
+    }
+
+    func rememberLeakedFD(_ fd: Int32, for n: Notification) {
+        let record = LeakedFD(fd: fd, number: n.number, args: (0..<6).map { n.arg($0) })
+        leakedFDs.withLock { $0[n.tid] = record }
+    }
+
+    /// The fd number to reuse for `n`, when it restarts the very call that leaked one.
+    func takeLeakedFD(for n: Notification) -> Int32 {
+        leakedFDs.withLock { table -> Int32 in
+            guard let record = table.removeValue(forKey: n.tid) else { return -1 }
+            guard record.number == n.number, record.args == (0..<6).map({ n.arg($0) }) else { return -1 }
+            return record.fd
+        }
+    }
+
+    var hasLeakedFDs: Bool { leakedFDs.withLock { !$0.isEmpty } }
+
+    /// Whether an absolute, resolved path lies in the supervisor's own /proc entry (its pid or
+    /// one of its threads): the agent may never read or write the supervisor's state.
+    func isSupervisorProcPath(_ path: String) -> Bool {
+        guard path.hasPrefix("/proc/") else { return false }
+        let rest = path.dropFirst(6)
+        let digits = rest.prefix { $0.isASCII && $0.isNumber }
+        guard !digits.isEmpty, let id = pid_t(digits) else { return false }
+        let after = rest.dropFirst(digits.count)
+        guard after.isEmpty || after.hasPrefix("/") else { return false }
+        if id == supervisorPID { return true }
+        return access("/proc/\(supervisorPID)/task/\(id)", F_OK) == 0
+    }
+}
+
+/// Per-thread scratch memory, allocated once so the hot path allocates no buffers.
+final class ThreadScratch {
+    static let pathCapacity = 4097 // PATH_MAX plus room to detect an over-long path
+    let path = UnsafeMutablePointer<CChar>.allocate(capacity: ThreadScratch.pathCapacity)
+    let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
+    let sockaddr = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
+
+    deinit {
+        path.deallocate()
+        prepared.deallocate()
+        sockaddr.deallocate()
+    }
+}
+
+/// Operations that may block (a blocking connect, opening a FIFO) run on their own thread so
+/// no other notification waits behind them. The main loop interrupts one whose agent call was
+/// interrupted (its notification id is no longer valid).
+final class BlockingOperations: Sendable {
+    static let interruptSignal = SIGUSR2
+    private let pending = Mutex<[UInt64: UInt64]>([:])
+
+    var isEmpty: Bool { pending.withLock { $0.isEmpty } }
+
+    func run(_ id: UInt64, _ body: @escaping @Sendable () -> Void) {
+        let thread = Thread { [self] in
+            var unblock = sigset_t()
+            var signal = Self.interruptSignal
+            agentgate_sigset(&unblock, &signal, 1)
+            agentgate_sigmask(SIG_UNBLOCK, &unblock, nil)
+            pending.withLock { $0[id] = agentgate_thread_self() }
+            body()
+            pending.withLock { _ = $0.removeValue(forKey: id) }
+        }
+        thread.start()
+    }
+
+    /// Interrupts every blocked operation whose notification is gone.
+    func interruptCancelled(_ listener: Listener) {
+        pending.withLock { table in
+            for (id, thread) in table where !listener.isValid(id) {
+                // Under the lock the thread can't have unregistered, so it is still alive.
+                _ = agentgate_thread_kill(thread, Self.interruptSignal)
+            }
+        }
+    }
+}

@@ -1,0 +1,34 @@
+import Glibc
+
+/// A joinable pthread running a Swift closure (Foundation's Thread can't be joined).
+final class Thread: @unchecked Sendable {
+    private var handle = pthread_t()
+    private let body: @Sendable () -> Void
+    private var started = false
+
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+
+    func start(detached: Bool = true) {
+        let box = Unmanaged.passRetained(self)
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        pthread_attr_setstacksize(&attributes, 1 << 20)
+        if detached { pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED)) }
+        let rc = pthread_create(&handle, &attributes, { raw in
+            let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
+            thread.body()
+            return nil
+        }, box.toOpaque())
+        pthread_attr_destroy(&attributes)
+        if rc != 0 {
+            box.release()
+            body() // could not create a thread: run inline rather than drop the work
+        }
+        started = rc == 0
+    }
+
+    func join() {
+        guard started else { return }
+        pthread_join(handle, nil)
+    }
+}

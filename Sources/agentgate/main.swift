@@ -1,0 +1,3 @@
+import AgentGateCLI
+
+AgentGateCommand.main()

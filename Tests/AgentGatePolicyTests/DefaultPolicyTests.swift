@@ -1,0 +1,84 @@
+import Foundation
+import Testing
+import AgentGatePolicy
+
+@Suite("Built-in default policy")
+struct DefaultPolicyTests {
+    let policy: Policy
+
+    init() throws {
+        policy = try Policy.builtInDefault(variables: testVariables)
+    }
+
+    @Test("the embedded YAML is policies/default.yaml")
+    func embeddedMatchesFile() throws {
+        // Resolve symlinks: the test directory may be linked into a scratch package.
+        let file = URL(fileURLWithPath: #filePath).resolvingSymlinksInPath()
+            .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("policies/default.yaml")
+        let onDisk = try String(contentsOf: file, encoding: .utf8)
+        #expect(Policy.builtInDefaultYAML == onDisk)
+    }
+
+    @Test("default is deny and every action kind is covered by a catch-all rule")
+    func shape() {
+        #expect(policy.defaultDecision == .deny)
+        for kind in ActionKind.allCases {
+            #expect(policy.rules.contains { $0.action == kind && $0.targetGlob == nil }, "\(kind.name)")
+        }
+    }
+
+    @Test("representative decisions", arguments: [
+        (ActionKind.fsRead, "/home/u/.ssh/id_rsa", Decision.deny),
+        (.fsRead, "/home/u/.ssh", .deny),
+        (.fsWrite, "/home/u/.ssh/authorized_keys", .deny),
+        (.fsRead, "/home/u/.aws/credentials", .deny),
+        (.fsRead, "/home/u/.docker/config.json", .deny),
+        (.fsRead, "/home/u/.bash_history", .deny),
+        (.fsRead, "/home/u/.mozilla/firefox/x.default/cookies.sqlite", .deny),
+        (.fsRead, "/home/u/.config/google-chrome/Default/Login Data", .deny),
+        (.fsWrite, "/home/u/proj/a.c", .allow),
+        (.fsWrite, "/home/u/proj/src/deep/b.swift", .allow),
+        (.fsWrite, "/home/u/proj", .allow),
+        (.fsWrite, "/home/u/project2/a.c", .deny),
+        (.fsWrite, "/home/u/.bashrc", .deny),
+        (.fsWrite, "/home/u/.ssh/config", .deny),
+        (.fsWrite, "/etc/passwd", .deny),
+        (.fsWrite, "/usr/local/bin/evil", .deny),
+        (.fsWrite, "/tmp/x", .allow),
+        (.fsWrite, "/var/tmp/build/y", .allow),
+        (.fsWrite, "/home/u/.cache/pip/wheels/z", .allow),
+        (.fsWrite, "/home/u/.cargo/registry/index/x", .allow),
+        (.fsWrite, "/home/u/.cargo/bin/cargo", .deny),
+        (.fsWrite, "/home/u/go/pkg/mod/github.com/x@v1/y.go", .allow),
+        (.fsWrite, "/dev/null", .allow),
+        (.fsWrite, "/dev/pts/3", .allow),
+        (.fsWrite, "/dev/urandom", .allow),
+        (.fsWrite, "/dev/sda", .deny),
+        (.fsRead, "/etc/passwd", .allow),
+        (.fsRead, "/home/u/proj/README.md", .allow),
+        (.exec, "/usr/bin/git", .allow),
+        (.exec, "/home/u/.ssh/x", .deny),
+        (.netEgress, "169.254.169.254:80", .deny),
+        (.netEgress, "[::ffff:169.254.169.254]:80", .deny),
+        (.netEgress, "[fd00:ec2::254]:80", .deny),
+        (.netEgress, "169.254.170.2:80", .deny),
+        (.netEgress, "metadata.google.internal:80", .deny),
+        (.netEgress, "140.82.112.3:443", .allow),
+        (.netEgress, "[2606:4700::1111]:443", .allow),
+        (.netEgress, "unix:/run/user/1000/bus", .allow),
+    ])
+    func decisions(kind: ActionKind, target: String, expected: Decision) {
+        let verdict = policy.evaluate(kind, target: target)
+        #expect(verdict.decision == expected, "\(kind.name) \(target): \(verdict)")
+        #expect(verdict.ruleIndex != nil, "\(kind.name) \(target) fell through to the default")
+    }
+
+    @Test("a write escaping $PWD through .. is judged as the cleaned path")
+    func dotDotInDefault() throws {
+        let verdict = policy.evaluate(.fsWrite, target: "/home/u/proj/../.bashrc")
+        #expect(verdict.decision == .deny)
+        let index = try #require(verdict.ruleIndex)
+        #expect(policy.rules[index].action == .fsWrite && policy.rules[index].targetGlob == nil)
+    }
+}

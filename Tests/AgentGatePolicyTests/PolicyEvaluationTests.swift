@@ -1,0 +1,252 @@
+import Testing
+import AgentGatePolicy
+
+let testVariables = PolicyVariables(workingDirectory: "/home/u/proj", home: "/home/u")
+
+func policy(_ yaml: String, variables: PolicyVariables = testVariables) throws -> Policy {
+    try Policy.parse(yaml: yaml, source: "policy.yaml", variables: variables)
+}
+
+@Suite("Policy evaluation")
+struct PolicyEvaluationTests {
+    @Test("first match wins")
+    func firstMatchWins() throws {
+        let p = try policy("""
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "/etc/shadow"}
+                decision: deny
+              - match: {action: fs_read, target_glob: "/etc/**"}
+                decision: allow
+              - match: {action: fs_read, target_glob: "/etc/shadow"}
+                decision: allow
+            """)
+        #expect(p.evaluate(.fsRead, target: "/etc/shadow") == Verdict(decision: .deny, ruleIndex: 0, reason: .matchedRule))
+        #expect(p.evaluate(.fsRead, target: "/etc/hosts") == Verdict(decision: .allow, ruleIndex: 1, reason: .matchedRule))
+    }
+
+    @Test("no match falls through to the default")
+    func defaultFallthrough() throws {
+        let p = try policy("""
+            default: deny
+            rules:
+              - match: {action: exec, target_glob: "/usr/bin/git"}
+                decision: allow
+            """)
+        let verdict = p.evaluate(.exec, target: "/usr/bin/curl")
+        #expect(verdict == Verdict(decision: .deny, ruleIndex: nil, reason: .defaultDecision))
+        #expect(!verdict.enforcedAllow)
+        #expect(p.evaluate(.fsRead, target: "/usr/bin/git").ruleIndex == nil)
+        #expect(try policy("default: allow").evaluate(.netEgress, target: "1.2.3.4:1")
+            == Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision))
+    }
+
+    @Test("ask is recorded as ask with reason noApprover and is not an enforced allow")
+    func askHasNoApprover() throws {
+        let p = try policy("""
+            default: ask
+            rules:
+              - match: {action: exec, target_glob: "*install*"}
+                decision: ask
+            """)
+        let fromRule = p.evaluate(.exec, target: "/usr/local/bin/pip-install")
+        #expect(fromRule == Verdict(decision: .ask, ruleIndex: 0, reason: .noApprover))
+        #expect(!fromRule.enforcedAllow)
+        let fromDefault = p.evaluate(.exec, target: "/usr/bin/ls")
+        #expect(fromDefault == Verdict(decision: .ask, ruleIndex: nil, reason: .noApprover))
+        #expect(fromDefault.reason.text == "no approver")
+    }
+
+    @Test("a missing default is ask, as in the Go tool")
+    func missingDefault() throws {
+        let p = try policy("rules: []")
+        #expect(p.defaultDecision == .ask)
+        #expect(try policy("default: deny").rules.isEmpty)
+        #expect(try policy("default: deny\nrules:\n").rules.isEmpty)
+    }
+
+    @Test("a rule without action applies to every kind; without target_glob to every target")
+    func omittedMatchFields() throws {
+        let p = try policy("""
+            default: allow
+            rules:
+              - match: {target_glob: "$HOME/.ssh/**"}
+                decision: deny
+              - match: {action: net_egress}
+                decision: ask
+              - decision: deny
+            """)
+        #expect(p.evaluate(.fsRead, target: "/home/u/.ssh/id_rsa").ruleIndex == 0)
+        #expect(p.evaluate(.fsWrite, target: "/home/u/.ssh/authorized_keys").ruleIndex == 0)
+        #expect(p.evaluate(.exec, target: "/home/u/.ssh/evil").ruleIndex == 0)
+        #expect(p.evaluate(.netEgress, target: "1.1.1.1:53").ruleIndex == 1)
+        #expect(p.evaluate(.fsRead, target: "/etc/hosts") == Verdict(decision: .deny, ruleIndex: 2, reason: .matchedRule))
+        #expect(p.rules[0].action == nil)
+        #expect(p.rules[0].targetGlob == "$HOME/.ssh/**")
+        #expect(p.rules[0].expandedTargetGlob == "/home/u/.ssh/**")
+        #expect(p.rules[0].line == 3)
+        #expect(p.rules[2].targetGlob == nil)
+    }
+
+    @Test("exec globs match the absolute path, and the basename when the pattern has no slash")
+    func execBasename() throws {
+        let p = try policy("""
+            default: deny
+            rules:
+              - match: {action: exec, target_glob: "*install*"}
+                decision: ask
+              - match: {action: exec, target_glob: "git"}
+                decision: allow
+              - match: {action: exec, target_glob: "/usr/bin/*"}
+                decision: allow
+            """)
+        #expect(p.evaluate(.exec, target: "/usr/bin/git").ruleIndex == 1)
+        #expect(p.evaluate(.exec, target: "/opt/git/bin/git").ruleIndex == 1)
+        #expect(p.evaluate(.exec, target: "/usr/bin/install").ruleIndex == 0)
+        #expect(p.evaluate(.exec, target: "/usr/bin/npm").ruleIndex == 2)
+        #expect(p.evaluate(.exec, target: "/usr/bin/git-shell").ruleIndex == 2)
+        #expect(p.evaluate(.exec, target: "/usr/local/bin/gitx").ruleIndex == nil)
+        #expect(p.evaluate(.exec, target: "/opt/installer/run").ruleIndex == nil)
+    }
+
+    @Test("net_egress rules use host matching")
+    func netEgress() throws {
+        let p = try policy("""
+            default: deny
+            rules:
+              - match: {action: net_egress, target_glob: "169.254.169.254"}
+                decision: deny
+              - match: {action: net_egress, target_glob: "registry.npmjs.org"}
+                decision: allow
+              - match: {action: net_egress, target_glob: ".github.com"}
+                decision: allow
+              - match: {action: net_egress, target_glob: "unix:$PWD/**"}
+                decision: allow
+            """)
+        #expect(p.evaluate(.netEgress, target: "registry.npmjs.org:443").enforcedAllow)
+        #expect(!p.evaluate(.netEgress, target: "registry.npmjs.org.evil.com:443").enforcedAllow)
+        #expect(p.evaluate(.netEgress, target: "api.github.com:443").enforcedAllow)
+        #expect(!p.evaluate(.netEgress, target: "github.com:443").enforcedAllow)
+        #expect(p.evaluate(.netEgress, target: "169.254.169.254:80").ruleIndex == 0)
+        #expect(p.evaluate(.netEgress, target: "[::ffff:169.254.169.254]:80").ruleIndex == 0)
+        #expect(p.evaluate(.netEgress, target: "unix:/home/u/proj/.dev.sock").enforcedAllow)
+        #expect(!p.evaluate(.netEgress, target: "unix:/run/docker.sock").enforcedAllow)
+    }
+
+    @Test("variables expand in target_glob and scope, in both spellings, and $$ is a literal $")
+    func variables() throws {
+        let p = try policy("""
+            default: deny
+            rules:
+              - match: {action: fs_write, target_glob: "${PWD}/**"}
+                decision: allow
+                scope: "${PWD}"
+              - match: {action: fs_read, target_glob: "$HOME/cost$$.txt"}
+                decision: allow
+              - match: {action: fs_read, target_glob: "${HOME}x/*"}
+                decision: allow
+            """)
+        #expect(p.rules[0].expandedTargetGlob == "/home/u/proj/**")
+        #expect(p.rules[0].expandedScope == "/home/u/proj")
+        #expect(p.rules[0].scope == "${PWD}")
+        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/src/a.c").enforcedAllow)
+        #expect(p.evaluate(.fsRead, target: "/home/u/cost$.txt").enforcedAllow)
+        #expect(p.evaluate(.fsRead, target: "/home/ux/a").enforcedAllow)
+    }
+
+    @Test("variable values are cleaned and matched literally, never as glob syntax")
+    func variableValues() throws {
+        let odd = PolicyVariables(workingDirectory: "/w/[proj]*/", home: "/home/u//")
+        let p = try policy("""
+            default: allow
+            rules:
+              - match: {target_glob: "$HOME/.ssh/**"}
+                decision: deny
+              - match: {action: fs_write, target_glob: "$PWD/**"}
+                decision: deny
+            """, variables: odd)
+        #expect(p.evaluate(.fsRead, target: "/home/u/.ssh/id_rsa").decision == .deny)
+        #expect(p.evaluate(.fsWrite, target: "/w/[proj]*/a").decision == .deny)
+        #expect(p.evaluate(.fsWrite, target: "/w/p*/a").decision == .allow)
+        let root = PolicyVariables(workingDirectory: "/", home: "/")
+        let atRoot = try policy("""
+            default: allow
+            rules:
+              - match: {target_glob: "$HOME/.ssh/**"}
+                decision: deny
+            """, variables: root)
+        #expect(atRoot.rules[0].expandedTargetGlob == "/.ssh/**")
+        #expect(atRoot.evaluate(.fsRead, target: "/.ssh/id_rsa").decision == .deny)
+    }
+
+    @Test("an allow with scope becomes deny when the path escapes the scope")
+    func scopeEscapes() throws {
+        let p = try policy("""
+            default: deny
+            rules:
+              - match: {action: fs_write, target_glob: "/home/u/**"}
+                decision: allow
+                scope: "$PWD"
+              - match: {action: fs_read}
+                decision: allow
+                scope: "$PWD/sub/../"
+              - match: {action: net_egress, target_glob: "unix:**"}
+                decision: allow
+                scope: "/run/user"
+            """)
+        #expect(p.rules[1].expandedScope == "/home/u/proj")
+        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/a.c") == Verdict(decision: .allow, ruleIndex: 0, reason: .matchedRule))
+        #expect(p.evaluate(.fsWrite, target: "/home/u/proj") == Verdict(decision: .allow, ruleIndex: 0, reason: .matchedRule))
+        #expect(p.evaluate(.fsWrite, target: "/home/u/.bashrc") == Verdict(decision: .deny, ruleIndex: 0, reason: .escapesScope))
+        #expect(p.evaluate(.fsWrite, target: "/home/u/project/x") == Verdict(decision: .deny, ruleIndex: 0, reason: .escapesScope))
+        // The glob matches lexically, the scope check cleans the path first.
+        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/../.bashrc") == Verdict(decision: .deny, ruleIndex: 0, reason: .escapesScope))
+        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/./x//y").enforcedAllow)
+        #expect(p.evaluate(.fsRead, target: "/etc/passwd") == Verdict(decision: .deny, ruleIndex: 1, reason: .escapesScope))
+        #expect(p.evaluate(.fsRead, target: "/home/u/proj/sub").enforcedAllow)
+        #expect(p.evaluate(.netEgress, target: "unix:/run/user/1000/bus").enforcedAllow)
+        #expect(p.evaluate(.netEgress, target: "unix:/run/user/../docker.sock").reason == .escapesScope)
+        // Abstract sockets have no path, so the scope does not apply.
+        #expect(p.evaluate(.netEgress, target: "unix:@abstract").enforcedAllow)
+        #expect(VerdictReason.escapesScope.text == "matched an allow rule but the path escapes its scope")
+    }
+
+    @Test("non-clean absolute paths are cleaned before matching")
+    func uncleanTargets() throws {
+        let p = try policy("""
+            default: allow
+            rules:
+              - match: {target_glob: "$HOME/.ssh/**"}
+                decision: deny
+            """)
+        for target in ["/home/u/proj/../.ssh/id_rsa", "/home/u//.ssh/id_rsa", "/home/u/./.ssh/", "/home/u/.ssh/."] {
+            #expect(p.evaluate(.fsRead, target: target) == Verdict(decision: .deny, ruleIndex: 0, reason: .matchedRule),
+                    "\(target)")
+        }
+        #expect(p.evaluate(.fsRead, target: "/home/u/.ssh/../.bashrc").enforcedAllow)
+    }
+
+    @Test("targets can be given as UTF-8 bytes")
+    func utf8Evaluation() throws {
+        let p = try policy("""
+            default: deny
+            rules:
+              - match: {action: fs_read, target_glob: "/etc/**"}
+                decision: allow
+            """)
+        let bytes = Array("/etc/hosts".utf8)
+        let verdict = bytes.withUnsafeBufferPointer { p.evaluate(.fsRead, utf8: $0) }
+        #expect(verdict.enforcedAllow)
+    }
+
+    @Test("names round-trip")
+    func names() {
+        for kind in ActionKind.allCases { #expect(ActionKind(name: kind.name) == kind) }
+        #expect(ActionKind.allCases.map(\.name) == ["exec", "fs_read", "fs_write", "net_egress"])
+        #expect(ActionKind(name: "exe") == nil)
+        #expect(Decision.allow.name == "allow" && Decision.deny.name == "deny" && Decision.ask.name == "ask")
+        #expect(Decision(name: "ask") == .ask)
+        #expect(VerdictReason.matchedRule.text == "matched rule")
+        #expect(VerdictReason.defaultDecision.text == "no rule matched, fell through to default")
+    }
+}
