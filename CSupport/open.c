@@ -186,6 +186,49 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
 _Static_assert(AGENTGATE_O_PATH == O_PATH, "O_PATH");
 _Static_assert(AGENTGATE_O_TMPFILE == O_TMPFILE, "O_TMPFILE");
 _Static_assert(AGENTGATE_AT_EMPTY_PATH == AT_EMPTY_PATH, "AT_EMPTY_PATH");
+_Static_assert(AGENTGATE_AT_SYMLINK_FOLLOW == AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW");
+_Static_assert(AGENTGATE_AT_SYMLINK_NOFOLLOW == AT_SYMLINK_NOFOLLOW, "AT_SYMLINK_NOFOLLOW");
+_Static_assert(AGENTGATE_AT_REMOVEDIR == AT_REMOVEDIR, "AT_REMOVEDIR");
+
+int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_entry *out) {
+    out->parent_fd = -1;
+    out->trailing_slash = 0;
+    out->name[0] = '\0';
+    out->resolved[0] = '\0';
+    out->resolved_len = 0;
+    size_t len = strlen(path);
+    if (len == 0) return -ENOENT;
+    if (len >= PATH_MAX) return -ENAMETOOLONG;
+    char copy[PATH_MAX];
+    memcpy(copy, path, len + 1);
+    while (len > 1 && copy[len - 1] == '/') { copy[--len] = '\0'; out->trailing_slash = 1; }
+    if (strcmp(copy, "/") == 0) return -EBUSY;
+    char dir[PATH_MAX];
+    int rc = split_path(copy, dir, sizeof dir, out->name, sizeof out->name);
+    if (rc < 0) return rc;
+    if (strcmp(out->name, ".") == 0 || strcmp(out->name, "..") == 0) return -EINVAL;
+    int parent = lookup(dirfd, dir, O_PATH | O_DIRECTORY, 0);
+    if (parent < 0) return parent;
+    size_t parent_len = 0;
+    rc = fd_path(parent, out->resolved, sizeof out->resolved, &parent_len);
+    if (rc < 0) { close(parent); return rc; }
+    size_t name_len = strlen(out->name);
+    if (parent_len + 1 + name_len + 1 > sizeof out->resolved) { close(parent); return -ENAMETOOLONG; }
+    if (!(parent_len == 1 && out->resolved[0] == '/')) out->resolved[parent_len++] = '/';
+    memcpy(out->resolved + parent_len, out->name, name_len + 1);
+    out->resolved_len = parent_len + name_len;
+    out->parent_fd = parent;
+    return 0;
+}
+
+const char *agentgate_path_entry_resolved(const agentgate_path_entry *entry) {
+    return entry->resolved;
+}
+
+long agentgate_syscall6(long number, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5) {
+    long rc = syscall(number, a0, a1, a2, a3, a4, a5);
+    return rc < 0 ? -errno : rc;
+}
 
 const char *agentgate_open_resolved(const agentgate_open_prepared *prepared) {
     return prepared->resolved;

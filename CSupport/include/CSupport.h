@@ -27,6 +27,9 @@ enum {
     AGENTGATE_O_PATH = 010000000,
     AGENTGATE_O_TMPFILE = 020200000,
     AGENTGATE_AT_EMPTY_PATH = 0x1000,
+    AGENTGATE_AT_SYMLINK_FOLLOW = 0x400,
+    AGENTGATE_AT_SYMLINK_NOFOLLOW = 0x100,
+    AGENTGATE_AT_REMOVEDIR = 0x200,
 };
 
 // MARK: - Filter
@@ -191,6 +194,28 @@ const char *agentgate_open_resolved(const agentgate_open_prepared *prepared);
 
 /// Closes the fds held by a prepared open.
 void agentgate_open_release(agentgate_open_prepared *prepared);
+
+// MARK: - Path mutations (unlink, rename, mkdir, chmod, …)
+
+/// The directory entry a path names, for calls that act on the entry itself (unlink, rename,
+/// mkdir, l* variants): the parent directory resolved by the kernel, and the final name.
+typedef struct agentgate_path_entry {
+    int parent_fd;       ///< O_PATH fd of the parent directory.
+    int trailing_slash;  ///< The path ended in '/', which the caller must keep.
+    char name[256];
+    char resolved[4096 + 256]; ///< parent as resolved + "/" + name.
+    size_t resolved_len;
+} agentgate_path_entry;
+
+/// Resolves everything but the final component of `path` relative to `dirfd`. Returns 0 or
+/// -errno; -EINVAL when the final component is "." or "..", -EBUSY for "/".
+int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_entry *out);
+
+/// The resolved path of an entry (NUL-terminated).
+const char *agentgate_path_entry_resolved(const agentgate_path_entry *entry);
+
+/// A raw syscall with six arguments. Returns the result or -errno.
+long agentgate_syscall6(long number, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5);
 
 // MARK: - Small helpers (wrapped once here so Swift never sees raw syscall numbers)
 

@@ -41,6 +41,8 @@ public struct Policy: Sendable {
     public let rules: [PolicyRule]
     /// Where the policy came from (file path or the `source` given to `parse`).
     public let source: String
+    /// Routes the supervisor can't see through that this policy explicitly reopens.
+    public let allowedUnsupervised: Set<UnsupervisedRoute>
     /// Compiled rules grouped by action kind: the rules for kind `k` are
     /// `compiled[kindStart[k] ..< kindStart[k + 1]]`, in file order.
     let compiled: [RuleCode]
@@ -51,7 +53,8 @@ public struct Policy: Sendable {
     let arena: MatchArena
 
     init(defaultDecision: Decision, rules: [PolicyRule], source: String,
-         compiledByKind: [[RuleCode]], arena: MatchArena) {
+         compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute> = []) {
+        self.allowedUnsupervised = allowedUnsupervised
         self.defaultDecision = defaultDecision
         self.rules = rules
         self.source = source
@@ -243,5 +246,22 @@ struct RuleCode: Sendable {
         if kind.targetIsPath { return target }
         guard HostTarget.hasUnixPrefix(target), target.count > 5, target[5] == UInt8(ascii: "/") else { return nil }
         return UnsafeBufferPointer(rebasing: target[5...])
+    }
+}
+
+extension Policy {
+    /// Whether a rule that isn't `allow` could match a file path below `directory`: moving or
+    /// renaming such a directory would carry protected files to an unprotected name. Rules whose
+    /// literal prefix can't be told apart (leading wildcards, no target) count as protecting.
+    public func protectsDescendants(of directory: String) -> Bool {
+        let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+        for rule in rules where rule.decision != .allow {
+            if let action = rule.action, action != .fsRead, action != .fsWrite { continue }
+            guard let glob = rule.expandedTargetGlob else { return true }
+            let literal = String(glob.prefix { !"*?[\\{".contains($0) })
+            if !literal.hasPrefix("/") { return true }
+            if literal.hasPrefix(prefix) { return true }
+        }
+        return false
     }
 }

@@ -135,7 +135,7 @@ private struct PolicyParser {
     let source: String
     let variables: PolicyVariables
 
-    private static let topLevelKeys = "default, rules"
+    private static let topLevelKeys = "default, rules, allow_unsupervised"
     private static let ruleKeys = "match, decision, scope"
     private static let matchKeys = "action, target_glob"
     private static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
@@ -150,8 +150,21 @@ private struct PolicyParser {
         var rules: [PolicyRule] = []
         var compiledByKind = [[RuleCode]](repeating: [], count: ActionKind.allCases.count)
         var arena = MatchArena()
+        var unsupervised: Set<UnsupervisedRoute> = []
         for (keyNode, value) in mapping {
             switch try key(keyNode) {
+            case "allow_unsupervised":
+                if isNull(value) { continue }
+                guard case .sequence(let sequence) = value else {
+                    throw error(at: value, "expected \"allow_unsupervised\" to be a list; found \(describe(value))")
+                }
+                let names = UnsupervisedRoute.allCases.map(\.rawValue).joined(separator: ", ")
+                for item in sequence {
+                    guard case .scalar(let scalar) = item, let route = UnsupervisedRoute(rawValue: scalar.string) else {
+                        throw error(at: item, "unknown unsupervised route \(describe(item)); expected one of \(names)")
+                    }
+                    unsupervised.insert(route)
+                }
             case "default":
                 defaultDecision = try decision(value, key: "default")
             case "rules":
@@ -178,7 +191,7 @@ private struct PolicyParser {
             }
         }
         return Policy(defaultDecision: defaultDecision, rules: rules, source: source,
-                      compiledByKind: compiledByKind, arena: arena)
+                      compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised)
     }
 
     private func rule(_ node: Node) throws(PolicyLoadError) -> (PolicyRule, [(ActionKind, CompiledMatcher)]) {

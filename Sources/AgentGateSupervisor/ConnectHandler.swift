@@ -30,23 +30,15 @@ enum ConnectHandler {
         var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
         // A unix path is resolved like an open (symlinks and all) and connected through the
         // resolved inode, so what is decided on is what is reached.
-        var unixPathFD: Int32 = -1 // owned until handed to connect(), which closes it
-        if let path = address.unixPath {
-            let prepared = scratch.prepared
-            let base = cwdFD >= 0 && !path.hasPrefix("/") ? cwdFD : AT_FDCWD
-            let prc = agentgate_open_prepare(base, path, 0, 0, prepared)
-            if prc == 0 {
-                unixPathFD = prepared.pointee.object_fd
-                prepared.pointee.object_fd = -1
-                let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
-                address.target = "unix:" + resolved
-                address.viaDescriptor(unixPathFD)
-            } else {
-                let baseName = cwdFD >= 0 ? (ProcessTable.readLink("/proc/self/fd/\(cwdFD)") ?? "/") : "/"
-                address.target = "unix:" + LexicalPath.absolute(path, base: baseName)
-                address.resolveError = -prc
-            }
-            agentgate_open_release(prepared)
+        // A unix path is resolved like an open (symlinks and all) and connected through the
+        // resolved inode, so what is decided on is what is reached.
+        let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch) // closed by connect()
+        if let refusal = core.credentialRefusal(tid: n.tid) {
+            agentgate_close(unixPathFD)
+            core.listener.fail(n.id, errno: EACCES)
+            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: address.target, reason: refusal, errno: EACCES),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
         }
         let target = address.target
         if address.family != AF_UNSPEC {
@@ -72,6 +64,28 @@ enum ConnectHandler {
             let verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
             connect(n, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, syscall: syscall, process: process, core: core)
         }
+    }
+
+    /// For a pathname unix address: resolves the path from the agent's cwd, names the target by
+    /// the resolved path and points the address at the resolved inode through /proc/self/fd.
+    /// Returns the O_PATH fd to close after use, or -1.
+    static func resolveUnixPath(_ address: inout SocketAddress, cwdFD: Int32, scratch: ThreadScratch) -> Int32 {
+        guard let path = address.unixPath else { return -1 }
+        let prepared = scratch.prepared
+        let base = cwdFD >= 0 && !path.hasPrefix("/") ? cwdFD : AT_FDCWD
+        let rc = agentgate_open_prepare(base, path, 0, 0, prepared)
+        defer { agentgate_open_release(prepared) }
+        guard rc == 0 else {
+            let baseName = cwdFD >= 0 ? (ProcessTable.readLink("/proc/self/fd/\(cwdFD)") ?? "/") : "/"
+            address.target = "unix:" + LexicalPath.absolute(path, base: baseName)
+            address.resolveError = -rc
+            return -1
+        }
+        let fd = prepared.pointee.object_fd
+        prepared.pointee.object_fd = -1
+        address.target = "unix:" + String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+        address.viaDescriptor(fd)
+        return fd
     }
 
     /// Connects the agent's socket; closes `pathFD` (the resolved unix socket inode) when done.

@@ -13,7 +13,8 @@ enum ExecHandler {
     static func handle(_ n: Notification, family: SyscallFamily, core: SupervisorCore, scratch: ThreadScratch) {
         let syscall = core.table.name(of: n.number)
         let process = core.processes.info(for: n.tid)
-        let isAt = family == .execveat
+        let isAt: Bool
+        if case .execveat = family { isAt = true } else { isAt = false }
         let dirfd = isAt ? n.intArg(0) : AT_FDCWD
         let pathAddress = isAt ? n.arg(1) : n.arg(0)
         let argvAddress = isAt ? n.arg(2) : n.arg(1)
@@ -76,10 +77,114 @@ enum ExecHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
+        // What the kernel will really run: a `#!` interpreter chain, or the program ld.so is
+        // asked to load. Each must be allowed as an exec too.
+        var image = ImageIdentity(fd: prepared.pointee.object_fd)
+        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, argv: args, base: base, core: core) {
+        case .denied(let target, let innerVerdict, let reason):
+            core.listener.fail(n.id, errno: EACCES)
+            var withArgv: DecisionRecorder.Entry
+            if let innerVerdict {
+                withArgv = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: target, verdict: innerVerdict, argv: args, errno: EACCES)
+            } else {
+                withArgv = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
+                withArgv.argv = args
+            }
+            core.recorder.record(withArgv, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        case .allowed(let interpreterImage):
+            if let interpreterImage { image = interpreterImage }
+        }
+        // exec can't be performed for the agent: let the kernel continue, then check at the
+        // process's next trapped call that the image it loaded is the one approved.
+        core.expectImage(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid)
         core.processes.invalidate(n.tid)
         core.listener.continueSyscall(n.id)
         core.recorder.record(.init(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args),
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    enum ImageCheck {
+        case allowed(interpreter: ImageIdentity?)
+        case denied(target: String, verdict: Verdict?, reason: String)
+    }
+
+    static let loaderOptionsWithValue: Set<String> = ["--library-path", "--inhibit-rpath", "--audit", "--preload", "--argv0",
+                                                      "--glibc-hwcaps-prefix", "--glibc-hwcaps-mask"]
+    static let loaderFlags: Set<String> = ["--list", "--verify", "--inhibit-cache", "--list-tunables", "--list-diagnostics",
+                                           "--help", "--version"]
+
+    /// Whether a resolved program is the dynamic loader (ld-linux-x86-64.so.2, ld-2.36.so…).
+    static func isDynamicLoader(_ path: String) -> Bool {
+        let name = path.split(separator: "/").last.map(String.init) ?? path
+        return (name.hasPrefix("ld-linux") || name.hasPrefix("ld64.so") || (name.hasPrefix("ld-") && name.contains(".so")))
+    }
+
+    /// Checks the `#!` chain (as the kernel follows it, up to 4 deep) and ld.so's program.
+    static func inspectImage(fd: Int32, resolved: String, argv: [String], base: AgentDirectory, core: SupervisorCore) -> ImageCheck {
+        var currentFD = fd
+        var ownedFD: Int32 = -1
+        defer { agentgate_close(ownedFD) }
+        var interpreterImage: ImageIdentity? = nil
+        var currentPath = resolved
+        for _ in 0..<5 {
+            guard let interpreter = shebangInterpreter(fd: currentFD) else { break }
+            var prepared = agentgate_open_prepared()
+            let interpreterBase = interpreter.hasPrefix("/") ? AT_FDCWD : base.fd
+            let rc = agentgate_open_prepare(interpreterBase, interpreter, 0, 0, &prepared)
+            guard rc == 0 else {
+                agentgate_open_release(&prepared)
+                return .denied(target: interpreter, verdict: nil, reason: "the #! interpreter of \(currentPath) can't be resolved")
+            }
+            let interpreterPath = String(cBuffer: agentgate_open_resolved(&prepared), count: prepared.resolved_len)
+            let verdict = core.policy.evaluate(.exec, target: interpreterPath)
+            guard verdict.enforcedAllow else {
+                agentgate_open_release(&prepared)
+                return .denied(target: interpreterPath, verdict: verdict, reason: "")
+            }
+            agentgate_close(ownedFD)
+            ownedFD = prepared.object_fd
+            prepared.object_fd = -1
+            agentgate_open_release(&prepared)
+            currentFD = ownedFD
+            currentPath = interpreterPath
+            interpreterImage = ImageIdentity(fd: ownedFD)
+        }
+        if isDynamicLoader(currentPath) {
+            // `ld.so PROG` maps PROG with no execve of PROG: decide it as an exec of PROG.
+            var index = interpreterImage == nil ? 1 : 2 // a script's argv starts with the script
+            var program: String? = nil
+            while index < argv.count {
+                let arg = argv[index]
+                if loaderOptionsWithValue.contains(arg) { index += 2; continue }
+                if loaderFlags.contains(arg) { index += 1; continue }
+                if arg.hasPrefix("--") { return .denied(target: currentPath, verdict: nil, reason: "unknown ld.so option \(arg)") }
+                program = arg
+                break
+            }
+            if let program {
+                var prepared = agentgate_open_prepared()
+                let rc = agentgate_open_prepare(program.hasPrefix("/") ? AT_FDCWD : base.fd, program, 0, 0, &prepared)
+                let target = rc == 0 ? String(cBuffer: agentgate_open_resolved(&prepared), count: prepared.resolved_len)
+                    : LexicalPath.absolute(program, base: base.path())
+                agentgate_open_release(&prepared)
+                let verdict = core.policy.evaluate(.exec, target: target)
+                if !verdict.enforcedAllow { return .denied(target: target, verdict: verdict, reason: "") }
+            }
+        }
+        return .allowed(interpreter: interpreterImage)
+    }
+
+    /// The interpreter named on a `#!` line, or nil.
+    static func shebangInterpreter(fd: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: 257)
+        let n = agentgate_read_small_file(AT_FDCWD, "/proc/self/fd/\(fd)", &buffer, buffer.count)
+        guard n > 2, buffer[0] == 0x23, buffer[1] == 0x21 else { return nil } // "#!"
+        let bytes = buffer[2..<n].map { UInt8(bitPattern: $0) }
+        let line = bytes.prefix { $0 != 0x0A }
+        let trimmed = line.drop { $0 == 0x20 || $0 == 0x09 }
+        let name = trimmed.prefix { $0 != 0x20 && $0 != 0x09 && $0 != 0 }
+        return name.isEmpty ? nil : String(decoding: name, as: UTF8.self)
     }
 
     struct ArgvFailure: Error {

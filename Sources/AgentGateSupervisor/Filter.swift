@@ -11,9 +11,26 @@ final class CompiledFilter: @unchecked Sendable {
             throw SupervisorError(.filterBuild, "cannot create the seccomp filter", result: error)
         }
         defer { agentgate_filter_destroy(filter) }
-        for entry in table.entries {
-            let rc = agentgate_filter_add(filter, entry.number, AGENTGATE_FILTER_NOTIFY, 0)
-            guard rc == 0 else { throw SupervisorError(.filterBuild, "cannot trap \(entry.name)", result: rc) }
+        let notify = AGENTGATE_FILTER_NOTIFY
+        for entry in table.trapped {
+            var rc: Int32 = 0
+            switch entry.trap {
+            case .always:
+                rc = agentgate_filter_add(filter, entry.number, notify, 0)
+            case .argEquals(let arg, let values):
+                for value in values where rc == 0 {
+                    rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_EQ, value, 0)
+                }
+            case .argNonZero(let arg):
+                rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_NE, 0, 0)
+            case .argAnyBit(let arg, let bits):
+                for bit in bits where rc == 0 {
+                    rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_MASKED_EQ, bit, bit)
+                }
+            case .kernelErrno(let errno):
+                rc = agentgate_filter_add(filter, entry.number, AGENTGATE_FILTER_ERRNO, errno)
+            }
+            guard rc == 0 else { throw SupervisorError(.filterBuild, "cannot add the filter rule for \(entry.name)", result: rc) }
         }
         let rc = agentgate_filter_export(filter, &bpf)
         guard rc == 0 else { throw SupervisorError(.filterBuild, "cannot export the seccomp filter", result: rc) }

@@ -46,7 +46,7 @@ public final class Supervisor: Sendable {
     /// signal N. Throws when the command could not be started under supervision, in which case
     /// it never ran.
     public func run() throws(SupervisorError) -> Int32 {
-        let table = SyscallTable()
+        let table = SyscallTable(supervisorPGID: getpgrp())
         let filter = try CompiledFilter(table: table)
         let sizes = agentgate_notif_sizes_check()
         guard sizes == 0 else {
@@ -244,6 +244,17 @@ final class Receivers: Sendable {
     }
 
     private func dispatch(_ n: Notification, scratch: ThreadScratch) {
+        guard core.images.verify(tid: n.tid) else {
+            // The image the kernel loaded isn't the one approved: the path was swapped after
+            // the decision. End the process before this call, its first trapped one, proceeds.
+            kill(n.tid, SIGKILL)
+            core.listener.fail(n.id, errno: EPERM)
+            core.recorder.record(.denied(syscall: core.table.name(of: n.number), action: .exec,
+                                         target: ProcessTable.readLink("/proc/\(n.tid)/exe") ?? "?",
+                                         reason: "exec loaded an image other than the one approved; process killed", errno: EPERM),
+                                 notification: n, process: ProcessTable.read(tid: n.tid), respondedAt: agentgate_monotonic_ns())
+            return
+        }
         let family = core.table.family(of: n.number)
         switch family {
         case .open, .openat, .openat2, .creat:
@@ -252,6 +263,22 @@ final class Receivers: Sendable {
             ExecHandler.handle(n, family: family, core: core, scratch: scratch)
         case .connect:
             ConnectHandler.handle(n, core: core, scratch: scratch)
+        case .sendto, .sendmsg, .sendmmsg:
+            SendHandler.handle(n, family: family, core: core, scratch: scratch)
+        case .mutation(let spec):
+            MutationHandler.handle(n, spec: spec, core: core, scratch: scratch)
+        case .unsupervised(let route, let errno):
+            ValueHandlers.unsupervised(n, route: route, errno: errno, core: core)
+        case .namespaces(let flagsArg):
+            ValueHandlers.namespaces(n, flagsArg: flagsArg, core: core)
+        case .prctl:
+            ValueHandlers.prctl(n, core: core)
+        case .processTarget(let pidArg, let isSignal):
+            ValueHandlers.processTarget(n, pidArg: pidArg, isSignal: isSignal, core: core)
+        case .setpgid:
+            ValueHandlers.setpgid(n, core: core)
+        case .credentials:
+            ValueHandlers.credentials(n, core: core)
         case .none:
             // Trapped but unknown to us: fail closed.
             core.listener.fail(n.id, errno: ENOSYS)

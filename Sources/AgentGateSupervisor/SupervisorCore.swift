@@ -14,7 +14,15 @@ final class SupervisorCore: Sendable {
     let recorder: DecisionRecorder
     let injection: FDInjection
     let supervisorPID: pid_t
+    let supervisorPGID: pid_t
     let blocking = BlockingOperations()
+    let images = ImageVerifier()
+    /// Set once any agent process may have changed its credentials (setuid, capset, a new user
+    /// namespace…). From then on every call performed on the agent's behalf first checks that
+    /// the agent has at least the supervisor's privileges.
+    private let credentialsMayDiverge = Atomic<Bool>(false)
+    private let supervisorCredentials: ProcStatus
+    private let supervisorUserNamespace: String?
     /// An fd installed in a thread whose open was interrupted before NOTIF_SEND, keyed by thread,
     /// with the syscall it answered: the restarted syscall gets the same fd number back.
     private let leakedFDs = Mutex<[pid_t: LeakedFD]>([:])
@@ -33,6 +41,54 @@ final class SupervisorCore: Sendable {
         self.recorder = recorder
         self.injection = injection
         self.supervisorPID = supervisorPID
+        self.supervisorPGID = getpgrp()
+        self.supervisorCredentials = ProcStatus(tid: supervisorPID)
+        self.supervisorUserNamespace = ProcessTable.readLink("/proc/self/ns/user")
+    }
+
+    func expectImage(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t) {
+        images.expect(image, previous: previous, tgid: tgid)
+    }
+
+    func noteCredentialChange() {
+        credentialsMayDiverge.store(true, ordering: .sequentiallyConsistent)
+    }
+
+    /// Why the supervisor must not act for `tid`, or nil when the agent's credentials are the
+    /// supervisor's (or stronger). Never act with more privilege than the agent has.
+    func credentialRefusal(tid: pid_t) -> String? {
+        guard credentialsMayDiverge.load(ordering: .sequentiallyConsistent) else { return nil }
+        let agent = ProcStatus(tid: tid)
+        let mine = supervisorCredentials
+        guard agent.readOK else { return "agent credentials unreadable" }
+        if agent.uids.count < 4 || mine.uids.count < 4 || agent.uids[3] != mine.uids[3] || agent.uids[1] != mine.uids[1] {
+            return "agent uid differs from the supervisor's"
+        }
+        if agent.gids.count < 4 || mine.gids.count < 4 || agent.gids[3] != mine.gids[3] || agent.gids[1] != mine.gids[1] {
+            return "agent gid differs from the supervisor's"
+        }
+        if Set(agent.groups) != Set(mine.groups) { return "agent groups differ from the supervisor's" }
+        if mine.capEff & ~agent.capEff != 0 { return "agent has fewer capabilities than the supervisor" }
+        if ProcessTable.readLink("/proc/\(tid)/ns/user") != supervisorUserNamespace { return "agent is in another user namespace" }
+        return nil
+    }
+
+    /// Whether `pid` is the supervisor or one of its threads.
+    func isSupervisorTask(_ pid: pid_t) -> Bool {
+        guard pid > 0 else { return false }
+        return pid == supervisorPID || access("/proc/\(supervisorPID)/task/\(pid)", F_OK) == 0
+    }
+
+    /// The process group of `tid` (field 5 of /proc/TID/stat).
+    func processGroup(of tid: pid_t) -> pid_t {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(tid)/stat", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return 0 }
+            let text = String(cBuffer: buffer.baseAddress!, count: n)
+            guard let close = text.lastIndex(of: ")") else { return 0 }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            return fields.count > 2 ? pid_t(fields[2]) ?? 0 : 0
+        }
     }
 
     func rememberLeakedFD(_ fd: Int32, for n: Notification) {
@@ -60,8 +116,7 @@ final class SupervisorCore: Sendable {
         guard !digits.isEmpty, let id = pid_t(digits) else { return false }
         let after = rest.dropFirst(digits.count)
         guard after.isEmpty || after.hasPrefix("/") else { return false }
-        if id == supervisorPID { return true }
-        return access("/proc/\(supervisorPID)/task/\(id)", F_OK) == 0
+        return isSupervisorTask(id)
     }
 }
 

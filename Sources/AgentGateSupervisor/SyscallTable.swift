@@ -1,40 +1,186 @@
+import AgentGatePolicy
 import CSupport
+import Glibc
 
-/// The families of trapped syscalls. Each has its own handler, so a family can move from
-/// "check" to "perform on the agent's behalf" without touching the others.
-enum SyscallFamily: UInt8, Sendable {
-    case none = 0
-    case open      // open(path, flags, mode)
-    case openat    // openat(dirfd, path, flags, mode)
-    case openat2   // openat2(dirfd, path, how, size)
-    case creat     // creat(path, mode)
-    case execve    // execve(path, argv, envp)
-    case execveat  // execveat(dirfd, path, argv, envp, flags)
-    case connect   // connect(fd, addr, len)
+/// How a path argument of a mutating syscall is resolved before the decision.
+enum PathOperandKind: Sendable, Equatable {
+    /// The directory entry itself (unlink, rename, mkdir, l* calls): parent resolved, final
+    /// component not followed.
+    case entry
+    /// The object, following a final symlink (chmod, truncate, setxattr…).
+    case object
+    /// The object, or the entry when this AT_* flag is set in `flagsArg` (AT_SYMLINK_NOFOLLOW).
+    case objectUnless(flag: Int32)
+    /// The entry, or the object when this AT_* flag is set (linkat's AT_SYMLINK_FOLLOW).
+    case entryUnless(flag: Int32)
 }
+
+/// One path argument: where it is and what deciding it takes.
+struct PathOperand: Sendable {
+    var dirfdArg: Int?
+    var pathArg: Int
+    var kind: PathOperandKind
+    /// Besides fs_write, the source of a link or rename must be readable: otherwise a protected
+    /// file could be linked or moved somewhere readable.
+    var alsoRead = false
+}
+
+/// Another pointer argument copied into the supervisor before the call is made.
+enum MemoryArgument: Sendable {
+    case string(arg: Int)                // symlink target, xattr name
+    case fixed(arg: Int, bytes: Int)     // utime/utimes/utimensat times (NULL allowed)
+    case sized(arg: Int, sizeArg: Int)   // setxattr value
+}
+
+/// A path-mutating syscall: performed by the supervisor on exactly what was decided.
+struct MutationSpec: Sendable {
+    var operands: [PathOperand]
+    var memory: [MemoryArgument] = []
+    var flagsArg: Int? = nil
+    /// Mode argument that needs the agent's umask (mkdir, mknod).
+    var createModeArg: Int? = nil
+}
+
+/// The families of trapped syscalls. Each has its own handler.
+enum SyscallFamily: Sendable {
+    case none
+    case open, openat, openat2, creat
+    case execve, execveat
+    case connect
+    case sendto, sendmsg, sendmmsg
+    case mutation(MutationSpec)
+    /// A route the supervisor can't see through: denied with this errno unless the policy
+    /// reopens it (`allow_unsupervised`).
+    case unsupervised(UnsupervisedRoute, errno: Int32)
+    /// unshare/setns/clone: denied when they ask for a namespace.
+    case namespaces(flagsArg: Int)
+    /// prctl options trapped by the filter (PR_SET_SECCOMP, capability changes).
+    case prctl
+    /// kill-family and other calls aimed at a process: denied when aimed at the supervisor.
+    case processTarget(pidArg: Int, isSignal: Bool)
+    /// setpgid into the supervisor's process group.
+    case setpgid
+    /// setuid & co.: the agent's credentials may now differ from the supervisor's.
+    case credentials
+}
+
+/// When the filter sends a syscall to the supervisor.
+enum TrapCondition: Sendable {
+    case always
+    /// Only when argument `arg` equals one of the values.
+    case argEquals(arg: UInt32, values: [UInt64])
+    /// Only when argument `arg` is non-zero (sendto with a destination).
+    case argNonZero(arg: UInt32)
+    /// Only when any of these bits is set in argument `arg`.
+    case argAnyBit(arg: UInt32, bits: [UInt64])
+    /// Never trapped: the filter itself fails the call with this errno.
+    case kernelErrno(Int32)
+}
+
+/// Namespace flags that give the agent a new mount, user, pid… namespace.
+let namespaceFlags: [UInt64] = [0x0002_0000 /* NEWNS */, 0x1000_0000 /* NEWUSER */, 0x2000_0000 /* NEWPID */,
+                                0x4000_0000 /* NEWNET */, 0x0400_0000 /* NEWUTS */, 0x0800_0000 /* NEWIPC */,
+                                0x0200_0000 /* NEWCGROUP */, 0x0000_0080 /* NEWTIME */]
+let prctlSetSeccomp: UInt64 = 22
+let prctlCredentialOptions: [UInt64] = [24 /* CAPBSET_DROP */, 28 /* SET_SECUREBITS */, 47 /* CAP_AMBIENT */]
 
 /// Maps native syscall numbers to families, resolved once through libseccomp so no syscall
 /// number is written by hand.
 struct SyscallTable: Sendable {
-    static let trapped: [(name: String, family: SyscallFamily)] = [
-        ("open", .open), ("openat", .openat), ("openat2", .openat2), ("creat", .creat),
-        ("execve", .execve), ("execveat", .execveat), ("connect", .connect),
-    ]
+    static func entries(supervisorPGID: pid_t) -> [(name: String, family: SyscallFamily, trap: TrapCondition)] {
+        let w = PathOperandKind.entry, o = PathOperandKind.object
+        let nofollow = Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW), follow = Int32(AGENTGATE_AT_SYMLINK_FOLLOW)
+        func m(_ operands: [PathOperand], memory: [MemoryArgument] = [], flags: Int? = nil, mode: Int? = nil) -> SyscallFamily {
+            .mutation(MutationSpec(operands: operands, memory: memory, flagsArg: flags, createModeArg: mode))
+        }
+        func p(_ path: Int, at dirfd: Int? = nil, _ kind: PathOperandKind, read: Bool = false) -> PathOperand {
+            PathOperand(dirfdArg: dirfd, pathArg: path, kind: kind, alsoRead: read)
+        }
+        var list: [(String, SyscallFamily, TrapCondition)] = [
+            ("open", .open, .always), ("openat", .openat, .always), ("openat2", .openat2, .always), ("creat", .creat, .always),
+            ("execve", .execve, .always), ("execveat", .execveat, .always),
+            ("connect", .connect, .always),
+            ("sendto", .sendto, .argNonZero(arg: 4)), ("sendmsg", .sendmsg, .always), ("sendmmsg", .sendmmsg, .always),
+            // Mutations: fs_write on every path, performed by the supervisor.
+            ("unlink", m([p(0, w)]), .always),
+            ("unlinkat", m([p(1, at: 0, w)], flags: 2), .always),
+            ("rmdir", m([p(0, w)]), .always),
+            ("rename", m([p(0, w, read: true), p(1, w)]), .always),
+            ("renameat", m([p(1, at: 0, w, read: true), p(3, at: 2, w)]), .always),
+            ("renameat2", m([p(1, at: 0, w, read: true), p(3, at: 2, w)], flags: 4), .always),
+            ("mkdir", m([p(0, w)], mode: 1), .always),
+            ("mkdirat", m([p(1, at: 0, w)], mode: 2), .always),
+            ("mknod", m([p(0, w)], mode: 1), .always),
+            ("mknodat", m([p(1, at: 0, w)], mode: 2), .always),
+            ("symlink", m([p(1, w)], memory: [.string(arg: 0)]), .always),
+            ("symlinkat", m([p(2, at: 1, w)], memory: [.string(arg: 0)]), .always),
+            ("link", m([p(0, w, read: true), p(1, w)]), .always),
+            ("linkat", m([p(1, at: 0, .entryUnless(flag: follow), read: true), p(3, at: 2, w)], flags: 4), .always),
+            ("truncate", m([p(0, o)]), .always),
+            ("chmod", m([p(0, o)]), .always),
+            ("fchmodat", m([p(1, at: 0, o)]), .always),
+            ("fchmodat2", m([p(1, at: 0, .objectUnless(flag: nofollow))], flags: 3), .always),
+            ("chown", m([p(0, o)]), .always),
+            ("lchown", m([p(0, w)]), .always),
+            ("fchownat", m([p(1, at: 0, .objectUnless(flag: nofollow))], flags: 4), .always),
+            ("utime", m([p(0, o)], memory: [.fixed(arg: 1, bytes: 16)]), .always),
+            ("utimes", m([p(0, o)], memory: [.fixed(arg: 1, bytes: 32)]), .always),
+            // utimensat(fd, NULL, …) is futimens on an open fd: no path, not trapped.
+            ("utimensat", m([p(1, at: 0, .objectUnless(flag: nofollow))], memory: [.fixed(arg: 2, bytes: 32)], flags: 3),
+             .argNonZero(arg: 1)),
+            ("futimesat", m([p(1, at: 0, o)], memory: [.fixed(arg: 2, bytes: 32)]), .always),
+            ("setxattr", m([p(0, o)], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)]), .always),
+            ("lsetxattr", m([p(0, w)], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)]), .always),
+            ("removexattr", m([p(0, o)], memory: [.string(arg: 1)]), .always),
+            ("lremovexattr", m([p(0, w)], memory: [.string(arg: 1)]), .always),
+            // Routes the supervisor can't see through.
+            ("io_uring_setup", .unsupervised(.ioUring, errno: ENOSYS), .always),
+            ("open_by_handle_at", .unsupervised(.openByHandleAt, errno: EPERM), .always),
+            ("seccomp", .unsupervised(.seccomp, errno: EPERM), .always),
+            ("prctl", .prctl, .argEquals(arg: 0, values: [prctlSetSeccomp] + prctlCredentialOptions)),
+            ("unshare", .namespaces(flagsArg: 0), .argAnyBit(arg: 0, bits: namespaceFlags)),
+            ("clone", .namespaces(flagsArg: 0), .argAnyBit(arg: 0, bits: namespaceFlags)),
+            ("setns", .namespaces(flagsArg: 1), .always),
+            // clone3 keeps its flags in memory the filter can't read; libc falls back to clone.
+            ("clone3", .none, .kernelErrno(ENOSYS)),
+            // Calls aimed at a process: never at the supervisor.
+            ("kill", .processTarget(pidArg: 0, isSignal: true), .always),
+            ("tkill", .processTarget(pidArg: 0, isSignal: true), .always),
+            ("tgkill", .processTarget(pidArg: 0, isSignal: true), .always),
+            ("rt_sigqueueinfo", .processTarget(pidArg: 0, isSignal: true), .always),
+            ("rt_tgsigqueueinfo", .processTarget(pidArg: 0, isSignal: true), .always),
+            ("ptrace", .processTarget(pidArg: 1, isSignal: false), .always),
+            ("process_vm_readv", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("process_vm_writev", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("pidfd_open", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("prlimit64", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("setpgid", .setpgid, .argEquals(arg: 1, values: [UInt64(supervisorPGID)])),
+        ]
+        for name in ["mount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount", "move_mount", "open_tree",
+                     "mount_setattr", "fsconfig", "fspick"] {
+            list.append((name, .unsupervised(.mount, errno: EPERM), .always))
+        }
+        for name in ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid",
+                     "setgroups", "capset"] {
+            list.append((name, .credentials, .always))
+        }
+        return list
+    }
 
     private var familyByNumber: [SyscallFamily]
     private var nameByNumber: [String]
-    /// (number, family) for every trapped syscall this architecture has.
-    private(set) var entries: [(number: Int32, name: String, family: SyscallFamily)] = []
+    /// Every trapped syscall this architecture has, with its filter condition.
+    private(set) var trapped: [(number: Int32, name: String, trap: TrapCondition)] = []
 
-    init() {
+    init(supervisorPGID: pid_t) {
         familyByNumber = Array(repeating: .none, count: 1024)
         nameByNumber = Array(repeating: "", count: 1024)
-        for (name, family) in Self.trapped {
+        for (name, family, trap) in Self.entries(supervisorPGID: supervisorPGID) {
             let number = agentgate_syscall_number(name)
             guard number >= 0, number < 1024 else { continue }
             familyByNumber[Int(number)] = family
             nameByNumber[Int(number)] = name
-            entries.append((number, name, family))
+            trapped.append((number, name, trap))
         }
     }
 

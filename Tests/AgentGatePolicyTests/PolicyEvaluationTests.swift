@@ -250,3 +250,40 @@ struct PolicyEvaluationTests {
         #expect(VerdictReason.defaultDecision.text == "no rule matched, fell through to default")
     }
 }
+
+@Suite("Unsupervised routes and descendant protection")
+struct UnsupervisedRouteTests {
+    let variables = PolicyVariables(workingDirectory: "/w", home: "/h")
+
+    @Test func parsesAllowUnsupervised() throws {
+        let policy = try Policy.parse(yaml: "default: deny\nallow_unsupervised: [io_uring, seccomp]\n", source: "p.yaml", variables: variables)
+        #expect(policy.allowedUnsupervised == [.ioUring, .seccomp])
+        let none = try Policy.parse(yaml: "default: deny\n", source: "p.yaml", variables: variables)
+        #expect(none.allowedUnsupervised.isEmpty)
+    }
+
+    @Test func rejectsUnknownRouteWithPosition() {
+        #expect(throws: PolicyLoadError.self) {
+            try Policy.parse(yaml: "default: deny\nallow_unsupervised: [ptrace]\n", source: "p.yaml", variables: variables)
+        }
+        do {
+            _ = try Policy.parse(yaml: "default: deny\nallow_unsupervised: [ptrace]\n", source: "p.yaml", variables: variables)
+        } catch {
+            #expect(error.line == 2 && error.message.contains("io_uring"))
+        }
+    }
+
+    @Test func protectsDescendants() throws {
+        let policy = try Policy.parse(yaml: """
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "/w/secret/**"}
+                decision: deny
+              - match: {action: exec, target_glob: "/w/bin/*"}
+                decision: deny
+            """, source: "p.yaml", variables: variables)
+        #expect(policy.protectsDescendants(of: "/w"))
+        #expect(!policy.protectsDescendants(of: "/w/public"))
+        #expect(!policy.protectsDescendants(of: "/w/bin"))
+    }
+}

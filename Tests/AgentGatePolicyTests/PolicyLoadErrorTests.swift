@@ -100,7 +100,7 @@ struct PolicyLoadErrorTests {
                 decision: deny
             """, line: 2, column: 11, "found null")
         expectError("rules:\n  - deny\n", line: 2, column: 5, "expected a rule (a mapping with keys match, decision, scope)")
-        expectError("- default: deny\n", line: 1, column: 1, "expected a mapping with keys default, rules; found a list")
+        expectError("- default: deny\n", line: 1, column: 1, "expected a mapping with keys default, rules, allow_unsupervised; found a list")
         expectError("default: [deny]\n", line: 1, column: 10, "expected \"default\" to be a decision")
         expectError("default:\n", line: 1, column: 9, "found null")
         expectError("""

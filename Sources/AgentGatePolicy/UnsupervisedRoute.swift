@@ -1,0 +1,16 @@
+/// Routes to files, programs or the kernel that the supervisor can't see through, and so denies
+/// by default. A policy can reopen one with `allow_unsupervised: [...]`, e.g. for an agent that
+/// legitimately runs a nested sandbox; whatever then goes through that route is unsupervised.
+public enum UnsupervisedRoute: String, Sendable, CaseIterable, Hashable {
+    /// io_uring_setup: io_uring performs opens and connects from kernel workers seccomp never sees.
+    case ioUring = "io_uring"
+    /// open_by_handle_at: opens a file by handle, without any path to decide on.
+    case openByHandleAt = "open_by_handle_at"
+    /// mount, umount2, pivot_root, chroot and the new mount API: they change what a path means.
+    case mount
+    /// unshare, setns and clone with namespace flags: a new mount or user namespace lets the
+    /// agent remount.
+    case namespaces
+    /// seccomp() and prctl(PR_SET_SECCOMP): a stacked filter can hide syscalls from the audit.
+    case seccomp
+}

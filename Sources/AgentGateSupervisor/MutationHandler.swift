@@ -1,0 +1,232 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+
+/// unlink, rename, mkdir, link, chmod, chown, truncate, utimes, xattrs…: every path is resolved
+/// by the kernel first (the object as an O_PATH fd, or the entry as its parent directory's fd
+/// and a name), decided on as resolved, and then the very same syscall is made by the
+/// supervisor with `/proc/self/fd/N` or `/proc/self/fd/N/name` in place of each path, so it
+/// acts on exactly what was decided whatever the agent changes meanwhile.
+enum MutationHandler {
+    /// A resolved operand: the path to hand the kernel, and what was decided on.
+    private struct Resolved {
+        var fd: Int32
+        var safePath: [CChar]
+        var target: String
+        var isDirectory: Bool
+    }
+
+    static func handle(_ n: Notification, spec: MutationSpec, core: SupervisorCore, scratch: ThreadScratch) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let flags = spec.flagsArg.map { Int32(truncatingIfNeeded: n.arg($0)) } ?? 0
+
+        // Read every path and pointer argument, and open every base directory, before the
+        // single ID_VALID check that makes them trustworthy.
+        var paths: [String] = []
+        var bases: [AgentDirectory] = []
+        defer { for base in bases { base.close() } }
+        var failure: (errno: Int32, reason: String)? = nil
+        for operand in spec.operands {
+            let length = agentgate_read_string(n.tid, n.arg(operand.pathArg), scratch.path, ThreadScratch.pathCapacity)
+            if length < 0 {
+                failure = (Int32(-length), length == -Int(ENAMETOOLONG) ? "path argument too long" : "path argument unreadable")
+                break
+            }
+            let path = String(cBuffer: scratch.path, count: length)
+            paths.append(path)
+            let dirfd = operand.dirfdArg.map { n.intArg($0) } ?? AT_FDCWD
+            let emptyPath = path.isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
+            bases.append(AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path))
+        }
+        var copies: [[UInt8]?] = []
+        if failure == nil {
+            for argument in spec.memory {
+                switch copy(argument, n) {
+                case .success(let bytes): copies.append(bytes)
+                case .failure(let error): failure = (error.errno, error.reason)
+                }
+                if failure != nil { break }
+            }
+        }
+        guard core.listener.isValid(n.id) else { return }
+        if let failure {
+            core.listener.fail(n.id, errno: failure.errno)
+            core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?", reason: failure.reason, errno: failure.errno),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        if let refusal = core.credentialRefusal(tid: n.tid) {
+            core.listener.fail(n.id, errno: EACCES)
+            core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?", reason: refusal, errno: EACCES),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+
+        // Resolve and decide each operand.
+        var resolved: [Resolved] = []
+        defer { for r in resolved { agentgate_close(r.fd) } }
+        var verdicts: [Verdict] = []
+        for (index, operand) in spec.operands.enumerated() {
+            let base = bases[index]
+            if base.error != 0 {
+                respond(n, errno: base.error, target: paths[index], verdict: nil, reason: "bad directory fd", syscall: syscall, process: process, core: core)
+                return
+            }
+            let emptyPath = paths[index].isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
+            let kind: PathOperandKind
+            switch operand.kind {
+            case .objectUnless(let flag): kind = flags & flag != 0 ? .entry : .object
+            case .entryUnless(let flag): kind = flags & flag != 0 || emptyPath ? .object : .entry
+            default: kind = emptyPath ? .object : operand.kind
+            }
+            switch resolve(paths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch) {
+            case .failure(let error):
+                let errno = error.value
+                let target = LexicalPath.absolute(paths[index], base: base.path())
+                let verdict = core.policy.evaluate(.fsWrite, target: target)
+                respond(n, errno: verdict.enforcedAllow ? errno : EACCES, target: target, verdict: verdict,
+                        reason: nil, syscall: syscall, process: process, core: core)
+                return
+            case .success(let r):
+                resolved.append(r)
+                if core.isSupervisorProcPath(r.target) {
+                    respond(n, errno: EACCES, target: r.target, verdict: nil, reason: "the supervisor's own /proc entry is off limits",
+                            syscall: syscall, process: process, core: core)
+                    return
+                }
+                var verdict = core.policy.evaluate(.fsWrite, target: r.target)
+                if verdict.enforcedAllow && operand.alsoRead {
+                    let read = core.policy.evaluate(.fsRead, target: r.target)
+                    if !read.enforcedAllow { verdict = read }
+                    // Moving a directory moves everything under it: refuse when the policy
+                    // protects anything below it.
+                    else if r.isDirectory && spec.operands.count == 2 && core.policy.protectsDescendants(of: r.target) {
+                        respond(n, errno: EACCES, target: r.target, verdict: nil,
+                                reason: "the directory holds paths the policy protects", syscall: syscall, process: process, core: core)
+                        return
+                    }
+                }
+                guard verdict.enforcedAllow else {
+                    respond(n, errno: EACCES, target: r.target, verdict: verdict, reason: nil, syscall: syscall, process: process, core: core)
+                    return
+                }
+                verdicts.append(verdict)
+            }
+        }
+
+        // Perform the call with safe paths and copied memory in place of the agent's pointers.
+        var args = (0..<6).map { n.arg($0) }
+        let buffers = CBuffers()
+        let pathPointers = resolved.map { buffers.copy($0.safePath.map { UInt8(bitPattern: $0) }) }
+        let memoryPointers = copies.map { $0.map { buffers.copy($0) } }
+        let result: Int = {
+                for (index, operand) in spec.operands.enumerated() {
+                    args[operand.pathArg] = UInt64(UInt(bitPattern: pathPointers[index]))
+                    if let dirfdArg = operand.dirfdArg { args[dirfdArg] = UInt64(bitPattern: Int64(AT_FDCWD)) }
+                }
+                for (index, argument) in spec.memory.enumerated() {
+                    let pointer = memoryPointers[index].map { UInt64(UInt(bitPattern: $0)) } ?? 0
+                    switch argument {
+                    case .string(let arg), .fixed(let arg, _), .sized(let arg, _): args[arg] = pointer
+                    }
+                }
+                if let flagsArg = spec.flagsArg {
+                    var f = Int32(truncatingIfNeeded: args[flagsArg])
+                    f &= ~Int32(AGENTGATE_AT_EMPTY_PATH) // paths are never empty now
+                    // linkat follows /proc/self/fd/N only with AT_SYMLINK_FOLLOW.
+                    if syscall == "linkat", resolved.first.map({ $0.safePath.count > 0 }) == true,
+                       flags & Int32(AGENTGATE_AT_SYMLINK_FOLLOW) != 0 || paths[0].isEmpty {
+                        f |= Int32(AGENTGATE_AT_SYMLINK_FOLLOW)
+                    }
+                    args[flagsArg] = UInt64(UInt32(bitPattern: f))
+                }
+                if let modeArg = spec.createModeArg {
+                    args[modeArg] &= ~UInt64(ProcStatus(tid: n.tid).umask) | ~UInt64(0o777)
+                }
+                return agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
+        }()
+        let verdict = verdicts.last ?? Verdict(decision: .allow, ruleIndex: nil, reason: .matchedRule)
+        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
+        core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: resolved.map(\.target).joined(separator: " -> "),
+                                   verdict: verdict, errno: result < 0 ? Int32(-result) : nil),
+                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    private static func respond(_ n: Notification, errno: Int32, target: String, verdict: Verdict?, reason: String?,
+                                syscall: String, process: ProcessInfo, core: SupervisorCore) {
+        core.listener.fail(n.id, errno: errno)
+        let entry: DecisionRecorder.Entry = verdict.map { .init(syscall: syscall, action: .fsWrite, target: target, verdict: $0, errno: errno) }
+            ?? .denied(syscall: syscall, action: .fsWrite, target: target, reason: reason ?? "denied", errno: errno)
+        core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    private static func resolve(_ path: String, base: AgentDirectory, kind: PathOperandKind, emptyPath: Bool,
+                                scratch: ThreadScratch) -> Result<Resolved, Errno32> {
+        if kind == .entry {
+            var entry = agentgate_path_entry()
+            let rc = agentgate_path_entry_resolve(base.fd, path, &entry)
+            if rc < 0 { return .failure(Errno32(-rc)) }
+            let name = withUnsafeBytes(of: &entry.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
+            var info = stat()
+            let isDirectory = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            let safe = "/proc/self/fd/\(entry.parent_fd)/\(name)" + (entry.trailing_slash != 0 ? "/" : "")
+            return .success(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
+        }
+        let prepared = scratch.prepared
+        let rc = agentgate_open_prepare(base.fd, emptyPath ? "." : path, 0, 0, prepared)
+        if rc < 0 { agentgate_open_release(prepared); return .failure(Errno32(-rc)) }
+        let fd = prepared.pointee.object_fd
+        prepared.pointee.object_fd = -1
+        let target = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+        let isDirectory = prepared.pointee.file_type == UInt32(S_IFDIR)
+        agentgate_open_release(prepared)
+        return .success(Resolved(fd: fd, safePath: Array("/proc/self/fd/\(fd)".utf8CString), target: target, isDirectory: isDirectory))
+    }
+
+    struct CopyFailure: Error { let errno: Int32; let reason: String }
+
+    private static func copy(_ argument: MemoryArgument, _ n: Notification) -> Result<[UInt8]?, CopyFailure> {
+        switch argument {
+        case .string(let arg):
+            var buffer = [CChar](repeating: 0, count: 4097)
+            let length = agentgate_read_string(n.tid, n.arg(arg), &buffer, buffer.count)
+            guard length >= 0 else { return .failure(CopyFailure(errno: Int32(-length), reason: "string argument unreadable")) }
+            return .success(buffer[0...length].map { UInt8(bitPattern: $0) })
+        case .fixed(let arg, let bytes):
+            if n.arg(arg) == 0 { return .success(nil) }
+            var buffer = [UInt8](repeating: 0, count: bytes)
+            let rc = agentgate_read_memory(n.tid, n.arg(arg), &buffer, bytes)
+            return rc == 0 ? .success(buffer) : .failure(CopyFailure(errno: -rc, reason: "argument unreadable"))
+        case .sized(let arg, let sizeArg):
+            let size = Int(n.arg(sizeArg))
+            guard size <= 65536 else { return .failure(CopyFailure(errno: E2BIG, reason: "value too large")) }
+            if size == 0 { return .success(n.arg(arg) == 0 ? nil : []) }
+            var buffer = [UInt8](repeating: 0, count: size)
+            let rc = agentgate_read_memory(n.tid, n.arg(arg), &buffer, size)
+            return rc == 0 ? .success(buffer) : .failure(CopyFailure(errno: -rc, reason: "argument unreadable"))
+        }
+    }
+}
+
+/// An errno as a thrown value.
+struct Errno32: Error { let value: Int32; init(_ value: Int32) { self.value = value } }
+
+extension Result where Failure == Errno32 {
+    static func failure(_ errno: Int32) -> Self { .failure(Errno32(errno)) }
+}
+
+/// C buffers that live as long as this object: arguments handed to a raw syscall.
+final class CBuffers {
+    private var pointers: [UnsafeMutableRawPointer] = []
+
+    func copy(_ bytes: [UInt8]) -> UnsafeMutableRawPointer {
+        let pointer = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
+        if !bytes.isEmpty { bytes.withUnsafeBytes { pointer.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) } }
+        pointers.append(pointer)
+        return pointer
+    }
+
+    deinit { for pointer in pointers { pointer.deallocate() } }
+}

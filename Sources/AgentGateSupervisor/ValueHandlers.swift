@@ -1,0 +1,80 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+
+/// Syscalls decided on their register arguments alone. Their decision depends on no memory
+/// the agent can change, so an allowed call may continue in the kernel.
+enum ValueHandlers {
+    /// io_uring_setup, open_by_handle_at, mount…, seccomp: denied unless the policy reopens
+    /// the route.
+    static func unsupervised(_ n: Notification, route: UnsupervisedRoute, errno: Int32, core: SupervisorCore) {
+        let allowed = core.policy.allowedUnsupervised.contains(route)
+        decide(n, allowed: allowed, errno: errno, target: route.rawValue,
+               reason: allowed ? "allowed by allow_unsupervised" : "\(route.rawValue) is unsupervised; denied by default", core: core)
+    }
+
+    /// unshare, setns and clone asking for a namespace.
+    static func namespaces(_ n: Notification, flagsArg: Int, core: SupervisorCore) {
+        let name = core.table.name(of: n.number)
+        let flags = n.arg(flagsArg)
+        // setns(fd, 0) may join any kind of namespace; otherwise only namespace flags count.
+        let asksNamespace = name == "setns" || namespaceFlags.contains { flags & $0 != 0 }
+        let allowed = !asksNamespace || core.policy.allowedUnsupervised.contains(.namespaces)
+        if allowed && flags & 0x1000_0000 != 0 { core.noteCredentialChange() } // a new user namespace
+        decide(n, allowed: allowed, errno: EPERM, target: "namespaces:0x\(String(flags, radix: 16))",
+               reason: allowed ? "allowed by allow_unsupervised" : "new namespaces are unsupervised; denied by default", core: core)
+    }
+
+    static func prctl(_ n: Notification, core: SupervisorCore) {
+        if n.arg(0) == prctlSetSeccomp {
+            unsupervised(n, route: .seccomp, errno: EPERM, core: core)
+            return
+        }
+        core.noteCredentialChange() // capability bounding set, securebits or ambient caps
+        core.listener.continueSyscall(n.id)
+    }
+
+    static func credentials(_ n: Notification, core: SupervisorCore) {
+        // Marked before the kernel applies the change, so no emulated call can race past it.
+        core.noteCredentialChange()
+        core.listener.continueSyscall(n.id)
+    }
+
+    /// kill & co., ptrace, process_vm_*, pidfd_open, prlimit64: never aimed at the supervisor.
+    static func processTarget(_ n: Notification, pidArg: Int, isSignal: Bool, core: SupervisorCore) {
+        let name = core.table.name(of: n.number)
+        var target = pid_t(truncatingIfNeeded: n.arg(pidArg))
+        let process = core.processes.info(for: n.tid)
+        // PTRACE_TRACEME makes the parent the tracer: for the agent's first process, us.
+        if name == "ptrace" && n.arg(0) == 0 { target = process.ppid }
+        var aimed = core.isSupervisorTask(target)
+        if isSignal && (name == "kill" || name == "rt_sigqueueinfo") {
+            // -1 reaches every process we may signal; -PGID a whole group.
+            if target == -1 || (target < -1 && -target == core.supervisorPGID) { aimed = true }
+            if target == 0 && core.processGroup(of: n.tid) == core.supervisorPGID { aimed = true }
+        }
+        if aimed {
+            core.listener.fail(n.id, errno: EPERM)
+            core.recorder.record(.denied(syscall: name, action: .exec, target: "pid:\(target)",
+                                         reason: "the supervisor can't be signalled, traced or inspected", errno: EPERM),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        } else {
+            core.listener.continueSyscall(n.id)
+        }
+    }
+
+    static func setpgid(_ n: Notification, core: SupervisorCore) {
+        // Trapped only for the supervisor's own group: joining it would expose us to kill(0).
+        decide(n, allowed: false, errno: EPERM, target: "pgid:\(n.arg(1))",
+               reason: "the supervisor's process group is off limits", core: core)
+    }
+
+    private static func decide(_ n: Notification, allowed: Bool, errno: Int32, target: String, reason: String, core: SupervisorCore) {
+        if allowed { core.listener.continueSyscall(n.id) } else { core.listener.fail(n.id, errno: errno) }
+        let name = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        core.recorder.record(DecisionRecorder.Entry(syscall: name, action: .exec, target: target, decision: allowed ? "allow" : "deny",
+                                                    reason: reason, errno: allowed ? nil : errno),
+                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+}
