@@ -67,8 +67,10 @@ declare -A modes=(
   ["sync, atomic"]="--wakeup sync --fd-injection atomic"
   ["default, two-step"]="--wakeup default --fd-injection two-step"
   ["default, atomic"]="--wakeup default --fd-injection atomic"
+  ["sync, two-step, 2 threads"]="--wakeup sync --fd-injection two-step --threads 2"
+  ["default, two-step, 2 threads"]="--wakeup default --fd-injection two-step --threads 2"
 )
-order=("sync, two-step" "sync, atomic" "default, two-step" "default, atomic")
+order=("sync, two-step" "sync, atomic" "default, two-step" "default, atomic" "sync, two-step, 2 threads" "default, two-step, 2 threads")
 
 bare_open=$(for _ in $(seq "$repeats"); do "$work/open-loop" "$work/target.txt" "$opens"; done | median)
 bare_make=$(for _ in $(seq "$repeats"); do seconds build; done | median)

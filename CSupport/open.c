@@ -8,22 +8,141 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
 
-static int lookup(int dirfd, const char *path, int flags, uint64_t resolve) {
-    if (resolve == 0) {
-        int fd = openat(dirfd, path, flags | O_CLOEXEC);
-        return fd < 0 ? -errno : fd;
+#define PROC_SUPER_MAGIC_VALUE 0x9fa0
+#define PROC_ROOT_INODE 1
+
+static void note_owner(agentgate_lookup_context *ctx, pid_t pid) {
+    if (!ctx) return;
+    if (ctx->owner_count < 8) ctx->owners[ctx->owner_count] = pid;
+    if (ctx->owner_count < 9) ctx->owner_count++;
+}
+
+// The pid owning a directory inside /proc (the first numeric component of its path), or -1.
+static pid_t proc_owner(int dirfd) {
+    char link[32], path[256];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n < 0) return -1;
+    path[n] = '\0';
+    if (strncmp(path, "/proc/", 6) != 0) return -1;
+    char *end = NULL;
+    long pid = strtol(path + 6, &end, 10);
+    if (end == path + 6 || (*end != '/' && *end != '\0')) return -1;
+    return (pid_t)pid;
+}
+
+// Resolves `path` one component at a time the way the kernel would for the agent: ordinary
+// symlinks are followed by hand, /proc/self and /proc/thread-self name the agent, and each
+// magic link followed is reported with its owner. Used only when a lookup met a magic link.
+static int walk(int dirfd, const char *path, int flags, agentgate_lookup_context *ctx) {
+    char pending[PATH_MAX * 2];
+    size_t len = strlen(path);
+    if (len >= sizeof pending) return -ENAMETOOLONG;
+    memcpy(pending, path, len + 1);
+    int cur = openat(pending[0] == '/' ? AT_FDCWD : dirfd, pending[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cur < 0) return -errno;
+    size_t pos = 0;
+    int links = 0;
+    while (1) {
+        while (pending[pos] == '/') pos++;
+        if (pending[pos] == '\0') break;
+        size_t start = pos;
+        while (pending[pos] != '/' && pending[pos] != '\0') pos++;
+        char name[256];
+        size_t name_len = pos - start;
+        if (name_len >= sizeof name) { close(cur); return -ENAMETOOLONG; }
+        memcpy(name, pending + start, name_len);
+        name[name_len] = '\0';
+        size_t rest = pos;
+        while (pending[rest] == '/') rest++;
+        int last = pending[rest] == '\0';
+        int trailing = last && pending[pos] == '/';
+        if (strcmp(name, ".") == 0) continue;
+        int next = openat(cur, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0) { int err = errno; close(cur); return -err; }
+        struct stat st;
+        if (fstat(next, &st) != 0) { int err = errno; close(next); close(cur); return -err; }
+        if (!S_ISLNK(st.st_mode) || (last && !trailing && (flags & O_NOFOLLOW))) {
+            close(cur);
+            cur = next;
+            continue;
+        }
+        if (++links > 40) { close(next); close(cur); return -ELOOP; }
+        struct statfs fs;
+        int on_proc = fstatfs(cur, &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC_VALUE;
+        struct stat cur_st;
+        int proc_root = on_proc && fstat(cur, &cur_st) == 0 && cur_st.st_ino == PROC_ROOT_INODE;
+        char target[PATH_MAX];
+        target[0] = '\0';
+        if (proc_root && strcmp(name, "self") == 0 && ctx) {
+            snprintf(target, sizeof target, "%d", ctx->agent_tgid);
+        } else if (proc_root && strcmp(name, "thread-self") == 0 && ctx) {
+            snprintf(target, sizeof target, "%d/task/%d", ctx->agent_tgid, ctx->agent_tid);
+        } else if (on_proc && !proc_root) {
+            // A magic link (fd/N, cwd, root, exe, map_files/…): follow it one step and report
+            // whose it was; the caller refuses the supervisor's own.
+            note_owner(ctx, proc_owner(cur));
+            close(next);
+            next = openat(cur, name, O_PATH | O_CLOEXEC);
+            if (next < 0) { int err = errno; close(cur); return -err; }
+            close(cur);
+            cur = next;
+            if (last && trailing) {
+                if (fstat(cur, &st) == 0 && !S_ISDIR(st.st_mode)) { close(cur); return -ENOTDIR; }
+            }
+            continue;
+        } else {
+            ssize_t n = readlinkat(cur, name, target, sizeof target - 1);
+            if (n < 0) { int err = errno; close(next); close(cur); return -err; }
+            target[n] = '\0';
+        }
+        close(next);
+        // Splice the link's text in front of what remains.
+        size_t target_len = strlen(target);
+        size_t remaining = strlen(pending + pos);
+        if (target_len + 1 + remaining + 1 > sizeof pending) { close(cur); return -ENAMETOOLONG; }
+        char tail[PATH_MAX * 2];
+        memcpy(tail, pending + pos, remaining + 1); // starts with '/' unless empty
+        memcpy(pending, target, target_len);
+        memcpy(pending + target_len, tail, remaining + 1);
+        pos = 0;
+        if (target[0] == '/') {
+            close(cur);
+            cur = openat(AT_FDCWD, "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+            if (cur < 0) return -errno;
+        }
     }
+    if ((flags & O_DIRECTORY)) {
+        struct stat st;
+        if (fstat(cur, &st) == 0 && !S_ISDIR(st.st_mode)) { close(cur); return -ENOTDIR; }
+    }
+    return cur;
+}
+
+static int lookup_ctx(int dirfd, const char *path, int flags, uint64_t resolve, agentgate_lookup_context *ctx) {
+    if (ctx && ctx->force_walk && resolve == 0) return walk(dirfd, path, flags & (O_NOFOLLOW | O_DIRECTORY), ctx);
+    // Magic links are refused on the fast path: they'd resolve with the supervisor's view of
+    // /proc/self and its own right to follow other processes' links.
     struct open_how how;
     memset(&how, 0, sizeof how);
     how.flags = (uint64_t)(flags | O_CLOEXEC);
-    how.resolve = resolve;
+    how.resolve = resolve | RESOLVE_NO_MAGICLINKS;
     long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
-    return fd < 0 ? -errno : (int)fd;
+    if (fd >= 0) return (int)fd;
+    int err = errno;
+    if (err != ELOOP || (resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS))) return -err;
+    // Either a magic link or too many symlinks: walk it by hand (other RESOLVE_* rules can't be
+    // honoured by the walk, so refuse those).
+    if (resolve != 0) return -EXDEV;
+    return walk(dirfd, path, flags & (O_NOFOLLOW | O_DIRECTORY), ctx);
 }
+
 
 static int fd_path(int fd, char *buf, size_t capacity, size_t *len) {
     char link[32];
@@ -66,12 +185,13 @@ static int split_path(const char *path, char *dir, size_t dir_capacity, char *na
 
 static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
                           agentgate_open_prepared *out) {
+    agentgate_lookup_context *ctx = &out->context;
     char dir[PATH_MAX];
     char name[256];
     char link_target[PATH_MAX];
     int rc = split_path(path, dir, sizeof dir, name, sizeof name);
     if (rc < 0) return rc;
-    int parent = lookup(dirfd, dir, O_PATH | O_DIRECTORY, resolve);
+    int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, resolve, ctx);
     if (parent < 0) return parent;
     // Follow dangling symlinks by hand (the kernel creates their target), at most 40 deep.
     for (int depth = 0; depth < 40; depth++) {
@@ -87,7 +207,7 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
             }
             if (flags & O_EXCL) { close(parent); return -EEXIST; }
             if (flags & O_NOFOLLOW) { close(parent); return -ELOOP; }
-            int fd = lookup(parent, name, O_PATH, resolve);
+            int fd = lookup_ctx(parent, name, O_PATH, resolve, ctx);
             if (fd >= 0) { close(parent); return finish_existing(out, fd); }
             if (fd != -ENOENT) { close(parent); return fd; }
             // Dangling: create what it points at. Under openat2 RESOLVE_* rules we can't follow
@@ -99,10 +219,9 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
             link_target[n] = '\0';
             rc = split_path(link_target, dir, sizeof dir, name, sizeof name);
             if (rc < 0) { close(parent); return rc; }
-            int next = openat(dir[0] == '/' ? AT_FDCWD : parent, dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
-            int err = errno;
+            int next = lookup_ctx(dir[0] == '/' ? AT_FDCWD : parent, dir, O_PATH | O_DIRECTORY, 0, ctx);
             close(parent);
-            if (next < 0) return -err;
+            if (next < 0) return next;
             parent = next;
             continue;
         }
@@ -126,6 +245,7 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
 
 int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
                            agentgate_open_prepared *out) {
+    out->context.owner_count = 0;
     out->kind = -1;
     out->object_fd = -1;
     out->parent_fd = -1;
@@ -135,7 +255,7 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
     out->resolved_len = 0;
     if (path[0] == '\0') return -ENOENT;
     if ((flags & O_TMPFILE) == O_TMPFILE) {
-        int fd = lookup(dirfd, path, O_PATH | O_DIRECTORY, resolve);
+        int fd = lookup_ctx(dirfd, path, O_PATH | O_DIRECTORY, resolve, &out->context);
         if (fd < 0) return fd;
         out->kind = AGENTGATE_OPEN_TMPFILE;
         out->object_fd = fd;
@@ -146,9 +266,23 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
         if (flags & O_DIRECTORY) return -EINVAL;
         return prepare_create(dirfd, path, flags, resolve, out);
     }
-    int fd = lookup(dirfd, path, O_PATH | (int)(flags & (O_NOFOLLOW | O_DIRECTORY)), resolve);
+    int fd = lookup_ctx(dirfd, path, O_PATH | (int)(flags & (O_NOFOLLOW | O_DIRECTORY)), resolve, &out->context);
     if (fd < 0) return fd;
     return finish_existing(out, fd);
+}
+
+int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out) {
+    out->context.owner_count = 0;
+    out->kind = -1;
+    out->object_fd = -1;
+    out->parent_fd = -1;
+    out->file_type = 0;
+    out->name[0] = '\0';
+    out->resolved[0] = '\0';
+    out->resolved_len = 0;
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (copy < 0) return -errno;
+    return finish_existing(out, copy);
 }
 
 int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask_bits) {
@@ -191,6 +325,7 @@ _Static_assert(AGENTGATE_AT_SYMLINK_NOFOLLOW == AT_SYMLINK_NOFOLLOW, "AT_SYMLINK
 _Static_assert(AGENTGATE_AT_REMOVEDIR == AT_REMOVEDIR, "AT_REMOVEDIR");
 
 int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_entry *out) {
+    out->context.owner_count = 0;
     out->parent_fd = -1;
     out->trailing_slash = 0;
     out->name[0] = '\0';
@@ -207,7 +342,7 @@ int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_ent
     int rc = split_path(copy, dir, sizeof dir, out->name, sizeof out->name);
     if (rc < 0) return rc;
     if (strcmp(out->name, ".") == 0 || strcmp(out->name, "..") == 0) return -EINVAL;
-    int parent = lookup(dirfd, dir, O_PATH | O_DIRECTORY, 0);
+    int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, 0, &out->context);
     if (parent < 0) return parent;
     size_t parent_len = 0;
     rc = fd_path(parent, out->resolved, sizeof out->resolved, &parent_len);

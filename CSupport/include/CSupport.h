@@ -164,8 +164,20 @@ typedef enum agentgate_open_kind {
     AGENTGATE_OPEN_TMPFILE = 2,  ///< O_TMPFILE: `object_fd` is the directory.
 } agentgate_open_kind;
 
+/// Whose /proc entries a lookup may pass through. The supervisor resolves paths for the agent,
+/// so `/proc/self` must mean the agent, and a magic link (/proc/PID/fd/N, cwd, root, exe) is
+/// followed only after the caller has seen whose it is.
+typedef struct agentgate_lookup_context {
+    pid_t agent_tgid;      ///< Substituted for /proc/self.
+    pid_t agent_tid;       ///< Substituted for /proc/thread-self (with agent_tgid).
+    int force_walk;        ///< Resolve component by component even without a magic link.
+    pid_t owners[8];       ///< Pids whose magic links the lookup followed (out).
+    int owner_count;       ///< Entries in owners; more than 8 is reported as 9 (out).
+} agentgate_lookup_context;
+
 /// The result of resolving an open the way the kernel would, before any side effect.
 typedef struct agentgate_open_prepared {
+    agentgate_lookup_context context; ///< Set agent_tgid/agent_tid before preparing.
     int kind;
     int object_fd;      ///< O_PATH fd (EXISTING, TMPFILE), else -1.
     int parent_fd;      ///< O_PATH directory fd (CREATE), else -1.
@@ -182,6 +194,9 @@ typedef struct agentgate_open_prepared {
 /// own open would most likely have seen).
 int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
                            agentgate_open_prepared *out);
+
+/// Prepares the object an fd refers to (AT_EMPTY_PATH): `fd` is duplicated, not consumed.
+int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out);
 
 /// Performs the open decided on: reopens the existing object through /proc/self/fd with the
 /// agent's flags, or creates `name` under the parent with O_NOFOLLOW and `mode & ~umask`.
@@ -200,6 +215,7 @@ void agentgate_open_release(agentgate_open_prepared *prepared);
 /// The directory entry a path names, for calls that act on the entry itself (unlink, rename,
 /// mkdir, l* variants): the parent directory resolved by the kernel, and the final name.
 typedef struct agentgate_path_entry {
+    agentgate_lookup_context context; ///< Set agent_tgid/agent_tid before resolving.
     int parent_fd;       ///< O_PATH fd of the parent directory.
     int trailing_slash;  ///< The path ended in '/', which the caller must keep.
     char name[256];

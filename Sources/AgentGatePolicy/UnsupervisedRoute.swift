@@ -13,4 +13,7 @@ public enum UnsupervisedRoute: String, Sendable, CaseIterable, Hashable {
     case namespaces
     /// seccomp() and prctl(PR_SET_SECCOMP): a stacked filter can hide syscalls from the audit.
     case seccomp
+    /// Kernel-level control a root agent could use to leave any sandbox: module loading, kexec,
+    /// BPF programs, raw port I/O, reboot, swap.
+    case kernel
 }

@@ -32,7 +32,7 @@ enum ConnectHandler {
         // resolved inode, so what is decided on is what is reached.
         // A unix path is resolved like an open (symlinks and all) and connected through the
         // resolved inode, so what is decided on is what is reached.
-        let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch) // closed by connect()
+        let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) // closed by connect()
         if let refusal = core.credentialRefusal(tid: n.tid) {
             agentgate_close(unixPathFD)
             core.listener.fail(n.id, errno: EACCES)
@@ -69,11 +69,17 @@ enum ConnectHandler {
     /// For a pathname unix address: resolves the path from the agent's cwd, names the target by
     /// the resolved path and points the address at the resolved inode through /proc/self/fd.
     /// Returns the O_PATH fd to close after use, or -1.
-    static func resolveUnixPath(_ address: inout SocketAddress, cwdFD: Int32, scratch: ThreadScratch) -> Int32 {
+    static func resolveUnixPath(_ address: inout SocketAddress, cwdFD: Int32, scratch: ThreadScratch,
+                                core: SupervisorCore, tid: pid_t, tgid: pid_t) -> Int32 {
         guard let path = address.unixPath else { return -1 }
         let prepared = scratch.prepared
         let base = cwdFD >= 0 && !path.hasPrefix("/") ? cwdFD : AT_FDCWD
-        let rc = agentgate_open_prepare(base, path, 0, 0, prepared)
+        var rc: Int32 = 0
+        switch core.prepare(prepared, base: base, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
+        case .prepared: break
+        case .failed(let errno): rc = -errno
+        case .supervisorPath: rc = -EACCES
+        }
         defer { agentgate_open_release(prepared) }
         guard rc == 0 else {
             let baseName = cwdFD >= 0 ? (ProcessTable.readLink("/proc/self/fd/\(cwdFD)") ?? "/") : "/"
@@ -164,10 +170,18 @@ struct SocketAddress: Sendable {
         switch family {
         case AF_INET where bytes.count >= 8:
             let port = Int(bytes[2]) << 8 | Int(bytes[3])
+            // Connecting to 0.0.0.0 reaches this host's loopback: name it as the kernel uses it.
+            if bytes[4..<8].allSatisfy({ $0 == 0 }) { return "127.0.0.1:\(port)" }
             return "\(bytes[4]).\(bytes[5]).\(bytes[6]).\(bytes[7]):\(port)"
         case AF_INET6 where bytes.count >= 24:
             let port = Int(bytes[2]) << 8 | Int(bytes[3])
-            return "[\(ipv6(Array(bytes[8..<24])))]:\(port)"
+            var address = Array(bytes[8..<24])
+            if address.allSatisfy({ $0 == 0 }) { address[15] = 1 } // :: is ::1
+            if address[0..<10].allSatisfy({ $0 == 0 }) && address[10] == 0xff && address[11] == 0xff
+                && address[12..<16].allSatisfy({ $0 == 0 }) {
+                address[12] = 127; address[15] = 1 // ::ffff:0.0.0.0 is ::ffff:127.0.0.1
+            }
+            return "[\(ipv6(address))]:\(port)"
         case AF_UNIX:
             guard bytes.count > 2 else { return "unix:" } // unnamed
             if bytes[2] == 0 { return "unix:@" + escaped(bytes[3...]) } // abstract: every byte counts

@@ -54,9 +54,20 @@ enum ExecHandler {
         // Resolve the program as the kernel will (O_PATH: no side effects).
         let prepared = scratch.prepared
         let lookupFlags = UInt64(atFlags & AT_SYMLINK_NOFOLLOW != 0 ? O_NOFOLLOW : 0)
-        let rc = agentgate_open_prepare(base.fd, emptyPath ? "." : path, lookupFlags, 0, prepared)
+        let outcome = core.prepare(prepared, base: base.fd, path: path, flags: lookupFlags, resolve: 0,
+                                   tid: n.tid, tgid: process.tgid, emptyPath: emptyPath)
         defer { agentgate_open_release(prepared) }
         let named = emptyPath ? base.path() : LexicalPath.absolute(path, base: base.path())
+        var rc: Int32 = 0
+        switch outcome {
+        case .prepared: break
+        case .failed(let errno): rc = -errno
+        case .supervisorPath(let target):
+            core.listener.fail(n.id, errno: EACCES)
+            core.recorder.record(.denied(syscall: syscall, action: .exec, target: target, reason: "the supervisor's own /proc entry is off limits", errno: EACCES),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
         guard rc == 0 else {
             let verdict = core.policy.evaluate(.exec, target: named)
             let errno = verdict.enforcedAllow ? -rc : EACCES
@@ -80,7 +91,8 @@ enum ExecHandler {
         // What the kernel will really run: a `#!` interpreter chain, or the program ld.so is
         // asked to load. Each must be allowed as an exec too.
         var image = ImageIdentity(fd: prepared.pointee.object_fd)
-        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, argv: args, base: base, core: core) {
+        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, argv: args, base: base, core: core,
+                            tid: n.tid, tgid: process.tgid) {
         case .denied(let target, let innerVerdict, let reason):
             core.listener.fail(n.id, errno: EACCES)
             var withArgv: DecisionRecorder.Entry
@@ -121,7 +133,10 @@ enum ExecHandler {
     }
 
     /// Checks the `#!` chain (as the kernel follows it, up to 4 deep) and ld.so's program.
-    static func inspectImage(fd: Int32, resolved: String, argv: [String], base: AgentDirectory, core: SupervisorCore) -> ImageCheck {
+    static func inspectImage(fd: Int32, resolved: String, argv: [String], base: AgentDirectory, core: SupervisorCore,
+                             tid: pid_t, tgid: pid_t) -> ImageCheck {
+        let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
+        defer { prepared.deallocate() }
         var currentFD = fd
         var ownedFD: Int32 = -1
         defer { agentgate_close(ownedFD) }
@@ -129,23 +144,20 @@ enum ExecHandler {
         var currentPath = resolved
         for _ in 0..<5 {
             guard let interpreter = shebangInterpreter(fd: currentFD) else { break }
-            var prepared = agentgate_open_prepared()
             let interpreterBase = interpreter.hasPrefix("/") ? AT_FDCWD : base.fd
-            let rc = agentgate_open_prepare(interpreterBase, interpreter, 0, 0, &prepared)
-            guard rc == 0 else {
-                agentgate_open_release(&prepared)
+            guard case .prepared = core.prepare(prepared, base: interpreterBase, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) else {
                 return .denied(target: interpreter, verdict: nil, reason: "the #! interpreter of \(currentPath) can't be resolved")
             }
-            let interpreterPath = String(cBuffer: agentgate_open_resolved(&prepared), count: prepared.resolved_len)
+            let interpreterPath = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
             let verdict = core.policy.evaluate(.exec, target: interpreterPath)
             guard verdict.enforcedAllow else {
-                agentgate_open_release(&prepared)
+                agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: verdict, reason: "")
             }
             agentgate_close(ownedFD)
-            ownedFD = prepared.object_fd
-            prepared.object_fd = -1
-            agentgate_open_release(&prepared)
+            ownedFD = prepared.pointee.object_fd
+            prepared.pointee.object_fd = -1
+            agentgate_open_release(prepared)
             currentFD = ownedFD
             currentPath = interpreterPath
             interpreterImage = ImageIdentity(fd: ownedFD)
@@ -163,11 +175,15 @@ enum ExecHandler {
                 break
             }
             if let program {
-                var prepared = agentgate_open_prepared()
-                let rc = agentgate_open_prepare(program.hasPrefix("/") ? AT_FDCWD : base.fd, program, 0, 0, &prepared)
-                let target = rc == 0 ? String(cBuffer: agentgate_open_resolved(&prepared), count: prepared.resolved_len)
-                    : LexicalPath.absolute(program, base: base.path())
-                agentgate_open_release(&prepared)
+                let outcome = core.prepare(prepared, base: program.hasPrefix("/") ? AT_FDCWD : base.fd, path: program,
+                                           flags: 0, resolve: 0, tid: tid, tgid: tgid)
+                var target = LexicalPath.absolute(program, base: base.path())
+                switch outcome {
+                case .prepared: target = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+                case .failed: break
+                case .supervisorPath(let path): return .denied(target: path, verdict: nil, reason: "the supervisor's own /proc entry is off limits")
+                }
+                agentgate_open_release(prepared)
                 let verdict = core.policy.evaluate(.exec, target: target)
                 if !verdict.enforcedAllow { return .denied(target: target, verdict: verdict, reason: "") }
             }

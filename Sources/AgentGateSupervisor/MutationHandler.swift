@@ -18,6 +18,14 @@ enum MutationHandler {
 
     static func handle(_ n: Notification, spec: MutationSpec, core: SupervisorCore, scratch: ThreadScratch) {
         let syscall = core.table.name(of: n.number)
+        if let fdArg = spec.fdArg {
+            handleDescriptor(n, fdArg: fdArg, memory: spec.memory, syscall: syscall, core: core)
+            return
+        }
+        if syscall == "utimensat" && n.arg(1) == 0 {
+            handleDescriptor(n, fdArg: 0, memory: [.fixed(arg: 2, bytes: 32)], syscall: syscall, core: core)
+            return
+        }
         let process = core.processes.info(for: n.tid)
         let flags = spec.flagsArg.map { Int32(truncatingIfNeeded: n.arg($0)) } ?? 0
 
@@ -80,7 +88,8 @@ enum MutationHandler {
             case .entryUnless(let flag): kind = flags & flag != 0 || emptyPath ? .object : .entry
             default: kind = emptyPath ? .object : operand.kind
             }
-            switch resolve(paths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch) {
+            switch resolve(paths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
+                           core: core, tid: n.tid, tgid: process.tgid) {
             case .failure(let error):
                 let errno = error.value
                 let target = LexicalPath.absolute(paths[index], base: base.path())
@@ -153,6 +162,59 @@ enum MutationHandler {
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
     }
 
+    /// fchmod, fchown, fsetxattr, fremovexattr, futimens: the agent's file is taken with
+    /// pidfd_getfd (the object itself, whatever the fd number means later), decided as fs_write
+    /// on its path, and changed through the supervisor's copy.
+    private static func handleDescriptor(_ n: Notification, fdArg: Int, memory: [MemoryArgument], syscall: String, core: SupervisorCore) {
+        let process = core.processes.info(for: n.tid)
+        let pidfd = agentgate_pidfd_open(n.tid)
+        let fd = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(fdArg)) : pidfd
+        agentgate_close(pidfd)
+        defer { agentgate_close(fd) }
+        var copies: [[UInt8]?] = []
+        var failure: CopyFailure? = nil
+        for argument in memory {
+            switch copy(argument, n) {
+            case .success(let bytes): copies.append(bytes)
+            case .failure(let error): failure = error
+            }
+            if failure != nil { break }
+        }
+        guard core.listener.isValid(n.id) else { return }
+        guard fd >= 0 else {
+            respond(n, errno: fd == -EBADF ? EBADF : -fd, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: "no such fd",
+                    syscall: syscall, process: process, core: core)
+            return
+        }
+        if let failure {
+            respond(n, errno: failure.errno, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: failure.reason, syscall: syscall, process: process, core: core)
+            return
+        }
+        if let refusal = core.credentialRefusal(tid: n.tid) {
+            respond(n, errno: EACCES, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: refusal, syscall: syscall, process: process, core: core)
+            return
+        }
+        let target = ProcessTable.readLink("/proc/self/fd/\(fd)") ?? "?"
+        let verdict = core.policy.evaluate(.fsWrite, target: target)
+        guard verdict.enforcedAllow else {
+            respond(n, errno: EACCES, target: target, verdict: verdict, reason: nil, syscall: syscall, process: process, core: core)
+            return
+        }
+        var args = (0..<6).map { n.arg($0) }
+        args[fdArg] = UInt64(UInt32(bitPattern: fd))
+        let buffers = CBuffers()
+        for (index, argument) in memory.enumerated() {
+            let pointer = copies[index].map { UInt64(UInt(bitPattern: buffers.copy($0))) } ?? 0
+            switch argument {
+            case .string(let arg), .fixed(let arg, _), .sized(let arg, _): args[arg] = pointer
+            }
+        }
+        let result = agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
+        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
+        core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result < 0 ? Int32(-result) : nil),
+                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
     private static func respond(_ n: Notification, errno: Int32, target: String, verdict: Verdict?, reason: String?,
                                 syscall: String, process: ProcessInfo, core: SupervisorCore) {
         core.listener.fail(n.id, errno: errno)
@@ -162,11 +224,14 @@ enum MutationHandler {
     }
 
     private static func resolve(_ path: String, base: AgentDirectory, kind: PathOperandKind, emptyPath: Bool,
-                                scratch: ThreadScratch) -> Result<Resolved, Errno32> {
+                                scratch: ThreadScratch, core: SupervisorCore, tid: pid_t, tgid: pid_t) -> Result<Resolved, Errno32> {
         if kind == .entry {
             var entry = agentgate_path_entry()
-            let rc = agentgate_path_entry_resolve(base.fd, path, &entry)
-            if rc < 0 { return .failure(Errno32(-rc)) }
+            switch core.resolveEntry(&entry, base: base.fd, path: path, tid: tid, tgid: tgid) {
+            case .prepared: break
+            case .failed(let errno): return .failure(Errno32(errno))
+            case .supervisorPath: return .failure(Errno32(EACCES))
+            }
             let name = withUnsafeBytes(of: &entry.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
             var info = stat()
@@ -175,8 +240,11 @@ enum MutationHandler {
             return .success(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
         }
         let prepared = scratch.prepared
-        let rc = agentgate_open_prepare(base.fd, emptyPath ? "." : path, 0, 0, prepared)
-        if rc < 0 { agentgate_open_release(prepared); return .failure(Errno32(-rc)) }
+        switch core.prepare(prepared, base: base.fd, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid, emptyPath: emptyPath) {
+        case .prepared: break
+        case .failed(let errno): return .failure(Errno32(errno))
+        case .supervisorPath: return .failure(Errno32(EACCES))
+        }
         let fd = prepared.pointee.object_fd
         prepared.pointee.object_fd = -1
         let target = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)

@@ -62,37 +62,40 @@ enum OpenHandler {
     private static func perform(_ n: Notification, args: Arguments, path: String, base: AgentDirectory,
                                 action: ActionKind, syscall: String, process: ProcessInfo,
                                 core: SupervisorCore, scratch: ThreadScratch) {
-        var openPath = path
-        var rewrittenProcSelf = false
         for _ in 0..<4 {
             let prepared = scratch.prepared
-            let rc = agentgate_open_prepare(base.fd, openPath, args.flags, args.resolve, prepared)
-            if rc < 0 {
-                agentgate_open_release(prepared)
+            switch core.prepare(prepared, base: base.fd, path: path, flags: args.flags, resolve: args.resolve,
+                                tid: n.tid, tgid: process.tgid) {
+            case .failed(let rc):
                 // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
                 // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
-                let target = LexicalPath.absolute(openPath, base: base.path())
+                let target = LexicalPath.absolute(path, base: base.path())
                 let verdict = core.policy.evaluate(action, target: target)
-                let errno = verdict.enforcedAllow ? -rc : EACCES
+                let errno = verdict.enforcedAllow ? rc : EACCES
                 core.listener.fail(n.id, errno: errno)
                 core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
+            case .supervisorPath(let target):
+                core.listener.fail(n.id, errno: EACCES)
+                core.recorder.record(.denied(syscall: syscall, action: action, target: target,
+                                             reason: "the supervisor's own /proc entry is off limits", errno: EACCES),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            case .prepared:
+                break
             }
             let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
-            if core.isSupervisorProcPath(resolved) {
+            if args.flags & UInt64(Int32(AGENTGATE_O_PATH)) != 0 {
+                // An O_PATH fd gives no access to content, and everything done with it later
+                // (openat with it as dirfd, reopening it through /proc, execveat) is trapped and
+                // decided on its resolved path. ADDFD can't install O_PATH files, so the kernel
+                // performs this open itself.
                 agentgate_open_release(prepared)
-                // The agent's "/proc/self" resolved in the supervisor names the supervisor: redo
-                // the lookup with the agent's own pid. Anything else that lands there is denied.
-                if !rewrittenProcSelf, let agentPath = ProcSelf.rewrite(LexicalPath.absolute(openPath, base: base.path()),
-                                                                       tgid: process.tgid, tid: n.tid) {
-                    openPath = agentPath
-                    rewrittenProcSelf = true
-                    continue
-                }
-                core.listener.fail(n.id, errno: EACCES)
-                core.recorder.record(.denied(syscall: syscall, action: action, target: resolved,
-                                             reason: "the supervisor's own /proc entry is off limits", errno: EACCES),
+                let verdict = core.policy.evaluate(action, target: resolved)
+                if verdict.enforcedAllow { core.listener.continueSyscall(n.id) } else { core.listener.fail(n.id, errno: EACCES) }
+                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict,
+                                           errno: verdict.enforcedAllow ? nil : EACCES),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }
@@ -231,18 +234,4 @@ struct AgentDirectory {
     }
 
     func close() { if owned { agentgate_close(fd) } }
-}
-
-/// Rewrites /proc/self and /proc/thread-self to the agent's pid, since resolving them in the
-/// supervisor would name the supervisor.
-enum ProcSelf {
-    static func rewrite(_ path: String, tgid: pid_t, tid: pid_t) -> String? {
-        if path == "/proc/self" || path.hasPrefix("/proc/self/") {
-            return "/proc/\(tgid)" + path.dropFirst("/proc/self".count)
-        }
-        if path == "/proc/thread-self" || path.hasPrefix("/proc/thread-self/") {
-            return "/proc/\(tgid)/task/\(tid)" + path.dropFirst("/proc/thread-self".count)
-        }
-        return nil
-    }
 }

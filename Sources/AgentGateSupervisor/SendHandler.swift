@@ -99,7 +99,7 @@ enum SendHandler {
         var target = "connected peer"
         if nameAddress != 0 && nameLength > 0 {
             var copy = SocketAddress(copying: scratch.sockaddr, length: nameLength)
-            pathFD = ConnectHandler.resolveUnixPath(&copy, cwdFD: cwdFD, scratch: scratch)
+            pathFD = ConnectHandler.resolveUnixPath(&copy, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid)
             target = copy.target
             address = copy
             verdict = core.policy.evaluate(.netEgress, target: target)

@@ -73,10 +73,110 @@ final class SupervisorCore: Sendable {
         return nil
     }
 
+    enum PrepareOutcome {
+        case prepared
+        case failed(errno: Int32)
+        /// The path leads into the supervisor (its /proc entry or one of its magic links).
+        case supervisorPath(String)
+    }
+
+    /// Resolves `path` for the agent (see agentgate_open_prepare) with /proc/self meaning the
+    /// agent, refusing anything that reaches the supervisor through /proc.
+    func prepare(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, base: Int32, path: String,
+                 flags: UInt64, resolve: UInt64, tid: pid_t, tgid: pid_t, emptyPath: Bool = false) -> PrepareOutcome {
+        if emptyPath {
+            // AT_EMPTY_PATH: the object is the agent's fd itself (already opened via its /proc link).
+            let rc = agentgate_open_prepare_fd(base, prepared)
+            if rc < 0 { agentgate_open_release(prepared); return .failed(errno: -rc) }
+            let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+            if isSupervisorProcPath(resolved) { agentgate_open_release(prepared); return .supervisorPath(resolved) }
+            return .prepared
+        }
+        var forceWalk: Int32 = 0
+        while true {
+            prepared.pointee.context.agent_tgid = tgid
+            prepared.pointee.context.agent_tid = tid
+            prepared.pointee.context.force_walk = forceWalk
+            let rc = agentgate_open_prepare(base, path, flags, resolve, prepared)
+            if let owner = forbiddenOwner(prepared.pointee.context) {
+                agentgate_open_release(prepared)
+                return .supervisorPath("/proc/\(owner)")
+            }
+            if rc < 0 { agentgate_open_release(prepared); return .failed(errno: -rc) }
+            let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+            guard isSupervisorProcPath(resolved) else { return .prepared }
+            agentgate_open_release(prepared)
+            // Resolved in the supervisor, /proc/self names the supervisor: walk the path
+            // component by component with the agent's pid instead. Still there: refused.
+            if forceWalk == 1 || resolve != 0 { return .supervisorPath(resolved) }
+            forceWalk = 1
+        }
+    }
+
+    /// The same for the directory entry a path names.
+    func resolveEntry(_ entry: inout agentgate_path_entry, base: Int32, path: String, tid: pid_t, tgid: pid_t) -> PrepareOutcome {
+        var forceWalk: Int32 = 0
+        while true {
+            entry.context.agent_tgid = tgid
+            entry.context.agent_tid = tid
+            entry.context.force_walk = forceWalk
+            let rc = agentgate_path_entry_resolve(base, path, &entry)
+            if let owner = forbiddenOwner(entry.context) {
+                agentgate_close(entry.parent_fd)
+                entry.parent_fd = -1
+                return .supervisorPath("/proc/\(owner)")
+            }
+            if rc < 0 { return .failed(errno: -rc) }
+            let resolved = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
+            guard isSupervisorProcPath(resolved) else { return .prepared }
+            agentgate_close(entry.parent_fd)
+            entry.parent_fd = -1
+            if forceWalk == 1 { return .supervisorPath(resolved) }
+            forceWalk = 1
+        }
+    }
+
+    /// A magic link the lookup followed that belongs to the supervisor (or to nobody we can
+    /// name), or nil.
+    private func forbiddenOwner(_ context: agentgate_lookup_context) -> pid_t? {
+        let count = Int(context.owner_count)
+        guard count > 0 else { return nil }
+        if count > 8 { return -1 }
+        return withUnsafeBytes(of: context.owners) { raw -> pid_t? in
+            let owners = raw.bindMemory(to: pid_t.self)
+            for i in 0..<count where owners[i] <= 0 || isSupervisorTask(owners[i]) { return owners[i] }
+            return nil
+        }
+    }
+
     /// Whether `pid` is the supervisor or one of its threads.
     func isSupervisorTask(_ pid: pid_t) -> Bool {
         guard pid > 0 else { return false }
         return pid == supervisorPID || access("/proc/\(supervisorPID)/task/\(pid)", F_OK) == 0
+    }
+
+    /// Whether `pid` descends from the supervisor (walking PPid up /proc).
+    func isSupervised(_ pid: pid_t) -> Bool {
+        var current = pid
+        for _ in 0..<256 {
+            let parent = Self.parent(of: current)
+            if parent == supervisorPID { return true }
+            if parent <= 1 { return false }
+            current = parent
+        }
+        return false
+    }
+
+    private static func parent(of pid: pid_t) -> pid_t {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
+            // /proc/TID/status works for thread ids too; PPid is the process's parent.
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/stat", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return 0 }
+            let text = String(cBuffer: buffer.baseAddress!, count: n)
+            guard let close = text.lastIndex(of: ")") else { return 0 }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            return fields.count > 1 ? pid_t(fields[1]) ?? 0 : 0
+        }
     }
 
     /// The process group of `tid` (field 5 of /proc/TID/stat).

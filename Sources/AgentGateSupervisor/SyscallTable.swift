@@ -39,6 +39,9 @@ struct MutationSpec: Sendable {
     var flagsArg: Int? = nil
     /// Mode argument that needs the agent's umask (mkdir, mknod).
     var createModeArg: Int? = nil
+    /// The call acts on an open fd (fchmod, fsetxattr…): the file is taken with pidfd_getfd
+    /// and decided on its path.
+    var fdArg: Int? = nil
 }
 
 /// The families of trapped syscalls. Each has its own handler.
@@ -125,9 +128,13 @@ struct SyscallTable: Sendable {
             ("fchownat", m([p(1, at: 0, .objectUnless(flag: nofollow))], flags: 4), .always),
             ("utime", m([p(0, o)], memory: [.fixed(arg: 1, bytes: 16)]), .always),
             ("utimes", m([p(0, o)], memory: [.fixed(arg: 1, bytes: 32)]), .always),
-            // utimensat(fd, NULL, …) is futimens on an open fd: no path, not trapped.
-            ("utimensat", m([p(1, at: 0, .objectUnless(flag: nofollow))], memory: [.fixed(arg: 2, bytes: 32)], flags: 3),
-             .argNonZero(arg: 1)),
+            // utimensat(fd, NULL, …) is futimens: handled as an fd operation.
+            ("utimensat", m([p(1, at: 0, .objectUnless(flag: nofollow))], memory: [.fixed(arg: 2, bytes: 32)], flags: 3), .always),
+            // Metadata changes through an fd opened for reading are writes too.
+            ("fchmod", .mutation(MutationSpec(operands: [], fdArg: 0)), .always),
+            ("fchown", .mutation(MutationSpec(operands: [], fdArg: 0)), .always),
+            ("fsetxattr", .mutation(MutationSpec(operands: [], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)], fdArg: 0)), .always),
+            ("fremovexattr", .mutation(MutationSpec(operands: [], memory: [.string(arg: 1)], fdArg: 0)), .always),
             ("futimesat", m([p(1, at: 0, o)], memory: [.fixed(arg: 2, bytes: 32)]), .always),
             ("setxattr", m([p(0, o)], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)]), .always),
             ("lsetxattr", m([p(0, w)], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)]), .always),
@@ -149,6 +156,7 @@ struct SyscallTable: Sendable {
             ("tgkill", .processTarget(pidArg: 0, isSignal: true), .always),
             ("rt_sigqueueinfo", .processTarget(pidArg: 0, isSignal: true), .always),
             ("rt_tgsigqueueinfo", .processTarget(pidArg: 0, isSignal: true), .always),
+            // These reach into another process: only within the supervised tree.
             ("ptrace", .processTarget(pidArg: 1, isSignal: false), .always),
             ("process_vm_readv", .processTarget(pidArg: 0, isSignal: false), .always),
             ("process_vm_writev", .processTarget(pidArg: 0, isSignal: false), .always),
@@ -159,6 +167,10 @@ struct SyscallTable: Sendable {
         for name in ["mount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount", "move_mount", "open_tree",
                      "mount_setattr", "fsconfig", "fspick"] {
             list.append((name, .unsupervised(.mount, errno: EPERM), .always))
+        }
+        for name in ["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "bpf", "iopl",
+                     "ioperm", "reboot", "swapon", "swapoff"] {
+            list.append((name, .unsupervised(.kernel, errno: EPERM), .always))
         }
         for name in ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid",
                      "setgroups", "capset"] {

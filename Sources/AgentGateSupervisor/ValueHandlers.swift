@@ -53,8 +53,20 @@ enum ValueHandlers {
             if target == -1 || (target < -1 && -target == core.supervisorPGID) { aimed = true }
             if target == 0 && core.processGroup(of: n.tid) == core.supervisorPGID { aimed = true }
         }
-        if aimed {
+        var outside = false
+        if !aimed && !isSignal && name != "prlimit64" && target > 0 && !core.isSupervised(target) {
+            // ptrace, process_vm_* or pidfd_getfd into an unsupervised process would run the
+            // agent's code, or read its secrets, outside supervision.
+            outside = true
+        }
+        if aimed || outside {
             core.listener.fail(n.id, errno: EPERM)
+            if outside {
+                core.recorder.record(.denied(syscall: name, action: .exec, target: "pid:\(target)",
+                                             reason: "the process is outside the supervised tree", errno: EPERM),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
             core.recorder.record(.denied(syscall: name, action: .exec, target: "pid:\(target)",
                                          reason: "the supervisor can't be signalled, traced or inspected", errno: EPERM),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
