@@ -250,17 +250,25 @@ struct RuleCode: Sendable {
 }
 
 extension Policy {
-    /// Whether a rule that isn't `allow` could match a file path below `directory`: moving or
-    /// renaming such a directory would carry protected files to an unprotected name. Rules whose
-    /// literal prefix can't be told apart (leading wildcards, no target) count as protecting.
+    /// Whether a rule that isn't `allow` could match a file path below `directory` while the
+    /// directory itself is allowed: moving or renaming such a directory would carry protected
+    /// files to an unprotected name. Only rules before the one that decides the directory can
+    /// (first match wins), unless that rule might not cover every descendant. Rules whose literal
+    /// prefix can't be told apart (leading wildcards, no target) count as protecting.
     public func protectsDescendants(of directory: String) -> Bool {
         let prefix = directory.hasSuffix("/") ? directory : directory + "/"
-        for rule in rules where rule.decision != .allow {
-            if let action = rule.action, action != .fsRead, action != .fsWrite { continue }
-            guard let glob = rule.expandedTargetGlob else { return true }
-            let literal = String(glob.prefix { !"*?[\\{".contains($0) })
-            if !literal.hasPrefix("/") { return true }
-            if literal.hasPrefix(prefix) { return true }
+        for kind in [ActionKind.fsRead, .fsWrite] {
+            var limit = rules.count
+            if let index = evaluate(kind, target: directory).ruleIndex,
+               rules[index].expandedTargetGlob.map({ $0.hasSuffix("/**") }) ?? true {
+                // This rule (no target, or ending in /**) decides every descendant like the directory.
+                limit = index
+            }
+            for rule in rules[0..<limit] where rule.decision != .allow && (rule.action == nil || rule.action == kind) {
+                guard let glob = rule.expandedTargetGlob else { return true }
+                let literal = String(glob.prefix { !"*?[\\{".contains($0) })
+                if !literal.hasPrefix("/") || literal.hasPrefix(prefix) { return true }
+            }
         }
         return false
     }

@@ -287,3 +287,23 @@ struct UnsupervisedRouteTests {
         #expect(!policy.protectsDescendants(of: "/w/bin"))
     }
 }
+
+@Suite("Descendant protection with a catch-all deny")
+struct DescendantCatchAllTests {
+    @Test func catchAllDenyAfterAnAllowDoesNotProtectTheAllowedTree() throws {
+        let policy = try Policy.parse(yaml: """
+            default: deny
+            rules:
+              - match: {action: fs_read, target_glob: "/w/proj/secret/**"}
+                decision: deny
+              - match: {action: fs_write, target_glob: "/w/proj/**"}
+                decision: allow
+              - match: {action: fs_read}
+                decision: allow
+              - match: {action: fs_write}
+                decision: deny
+            """, source: "p.yaml", variables: PolicyVariables(workingDirectory: "/w", home: "/h"))
+        #expect(!policy.protectsDescendants(of: "/w/proj/build"))
+        #expect(policy.protectsDescendants(of: "/w/proj"))
+    }
+}

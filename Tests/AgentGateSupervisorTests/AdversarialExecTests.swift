@@ -2,8 +2,8 @@ import Foundation
 import Glibc
 import Testing
 
-/// A scratch directory with a forbidden program (`forbid`, denied for exec; when it runs it
-/// creates `forbid-ran`) and an allowed one (`okprog`).
+/// A scratch directory with forbidden programs (`forbid`, `forbid-static`: exec of `forbid*` is
+/// denied; when one runs it writes to `forbid-ran`) and an allowed one (`okprog`).
 struct ExecFixture {
     let h: Harness
     let policy: String
@@ -16,6 +16,7 @@ struct ExecFixture {
         try h.mkdir("pub")
         try h.mkdir("sub")
         try h.copy(bin.forbidden, to: "forbid")
+        try h.copy(bin.forbiddenStatic, to: "forbid-static")
         try h.copy(bin.allowed, to: "okprog")
         // For the dirfd race: good/prog is allowed, bad/prog (a copy of forbid) is denied.
         try h.mkdir("good")
@@ -25,7 +26,7 @@ struct ExecFixture {
         policy = try h.policy("""
             default: allow
             rules:
-              - match: {action: exec, target_glob: "\(h.dir)/forbid"}
+              - match: {action: exec, target_glob: "\(h.dir)/forbid*"}
                 decision: deny
               - match: {action: exec, target_glob: "\(h.dir)/bad/**"}
                 decision: deny
@@ -34,7 +35,8 @@ struct ExecFixture {
 
     var forbid: String { h.path("forbid") }
     var marker: String { h.path("forbid-ran") }
-    var ran: Bool { h.exists("forbid-ran") }
+    /// The marker has content (the static race pre-creates it empty, as the fd it inherits).
+    var ran: Bool { !(h.read("forbid-ran") ?? "").isEmpty }
     /// The agent's environment: where the forbidden program leaves its marker.
     var environment: [String: String] { Harness.environment(adding: ["ADV_MARKER": marker]) }
 
@@ -169,11 +171,23 @@ extension AdversarialTests {
             "buffer-thread", "symlink", "shebang", "dirfd",
         ])
         func raceExecVariants(mode: String) throws {
+            try raceExec(mode: mode, forbidden: "forbid")
+        }
+
+        /// Post-exec verification happens at the new image's first trapped syscall. A static
+        /// program that acts through an inherited fd (write is never trapped) before making any
+        /// trapped syscall must still never get to run.
+        @Test("race: flip the exec path to a static forbidden program that acts before any trapped syscall")
+        func raceExecStaticProgram() throws {
+            try raceExec(mode: "static", forbidden: "forbid-static")
+        }
+
+        func raceExec(mode: String, forbidden: String) throws {
             // buffer-thread: execve from a non-leader thread (the exec'ing thread takes over the
             // pid); symlink: a symlink renamed between the programs; shebang: the script renamed
             // between "#!allowed" and "#!forbidden"; dirfd: execveat(100, "prog") while fd 100 is
             // dup2()ed between good/ and bad/.
-            let (_, r) = try execAttempt("raceexec" + mode) { f in ["race-exec", mode, f.h.path("okprog"), f.forbid, f.marker, "2"] }
+            let (_, r) = try execAttempt("raceexec" + mode) { f in ["race-exec", mode, f.h.path("okprog"), f.h.path(forbidden), f.marker, "2"] }
             #expect(!r.stdout.contains("allowed-runs=0\n"), "the allowed program never ran: the race didn't happen\n\(r)")
         }
     }

@@ -14,6 +14,7 @@ final class NetworkFixture {
     let udpAllowed: SocketSink
     let unixStream: SocketSink
     let unixDatagram: SocketSink
+    let abstract: SocketSink
     let policy: String
 
     init(_ name: String = #function) throws {
@@ -26,6 +27,7 @@ final class NetworkFixture {
         udpAllowed = try SocketSink(.udp)
         unixStream = try SocketSink(.unixStream, path: h.path("denied.sock"))
         unixDatagram = try SocketSink(.unixDatagram, path: h.path("denied.dgram"))
+        abstract = try SocketSink(.unixStream, path: "@agentgate-adv-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         policy = try h.policy("""
             default: allow
             rules:
@@ -37,15 +39,17 @@ final class NetworkFixture {
                 decision: deny
               - match: {action: net_egress, target_glob: "unix:\(h.path("denied.dgram"))"}
                 decision: deny
+              - match: {action: net_egress, target_glob: "unix:\(abstract.path)"}
+                decision: deny
             """)
     }
 
-    deinit { blocked.close(); allowed.close(); udp.close(); udpAllowed.close(); unixStream.close(); unixDatagram.close() }
+    deinit { blocked.close(); allowed.close(); udp.close(); udpAllowed.close(); unixStream.close(); unixDatagram.close(); abstract.close() }
 
     /// Everything that reached a denied destination so far.
-    var reached: Int { blocked.connections + udp.events + unixStream.events + unixDatagram.events }
+    var reached: Int { blocked.connections + udp.events + unixStream.events + unixDatagram.events + abstract.events }
     var summary: String {
-        "tcp=\(blocked.connections) udp=\(udp.events) unix-stream=\(unixStream.events) unix-dgram=\(unixDatagram.events) received=\(blocked.received)\(udp.received)\(unixStream.received)\(unixDatagram.received)"
+        "tcp=\(blocked.connections) udp=\(udp.events) unix-stream=\(unixStream.events) unix-dgram=\(unixDatagram.events) abstract=\(abstract.events) received=\(blocked.received)\(udp.received)\(unixStream.received)\(unixDatagram.received)"
     }
 }
 
@@ -105,6 +109,11 @@ extension AdversarialTests {
             try networkAttempt("unixdgram", setup: { f in
                 symlink(f.h.path("denied.dgram"), f.h.path("pub/innocent.dgram"))
             }) { f in ["unix", "dgram", kind == "direct" ? f.h.path("denied.dgram") : f.h.path("pub/innocent.dgram")] }
+        }
+
+        @Test("connect to a denied abstract unix socket")
+        func abstractUnixSocket() throws {
+            try networkAttempt("abstract") { f in ["unix", "stream", f.abstract.path] }
         }
 
         @Test("io_uring IORING_OP_CONNECT")

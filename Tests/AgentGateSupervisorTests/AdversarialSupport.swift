@@ -16,6 +16,8 @@ struct AdversarialBinaries: Sendable {
     let forbidden: String
     /// A harmless program that prints ALLOWED-PROGRAM-RAN.
     let allowed: String
+    /// A static, libc-free forbidden program that writes to fd 3 without any trapped syscall.
+    let forbiddenStatic: String
 
     private static let built: Result<AdversarialBinaries, HarnessError> = {
         do {
@@ -23,7 +25,9 @@ struct AdversarialBinaries: Sendable {
             return .success(AdversarialBinaries(
                 helper: try h.compile("adv", AdversarialSources.helper),
                 forbidden: try h.compile("forbidden", AdversarialSources.forbidden),
-                allowed: try h.compile("allowed", AdversarialSources.allowed)))
+                allowed: try h.compile("allowed", AdversarialSources.allowed),
+                forbiddenStatic: try h.compile("forbidden-static", AdversarialSources.forbiddenStatic,
+                                               flags: ["-O2", "-static", "-nostdlib", "-fno-stack-protector"])))
         } catch let error as HarnessError {
             return .failure(error)
         } catch {
@@ -148,14 +152,17 @@ final class SocketSink: @unchecked Sendable {
             boundPort = UInt16(bigEndian: address.sin_port)
         case .unixDatagram, .unixStream:
             sock = socket(AF_UNIX, Int32((kind == .unixStream ? SOCK_STREAM : SOCK_DGRAM).rawValue), 0)
-            unlink(path)
+            // "@name" is an abstract address: a NUL, then the name, its length given by addrlen.
+            let abstract = path.hasPrefix("@")
+            if !abstract { unlink(path) }
             var address = sockaddr_un()
             address.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = byte }
+                for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = abstract && i == 0 ? 0 : byte }
             }
+            let length = abstract ? socklen_t(2 + path.utf8.count) : socklen_t(MemoryLayout<sockaddr_un>.size)
             let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, length) }
             }
             guard bound == 0 else { throw HarnessError(message: "unix bind failed: \(path)") }
             if kind == .unixStream { guard listen(sock, 16) == 0 else { throw HarnessError(message: "listen failed") } }
