@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <stddef.h>
+#include <linux/audit.h>
 
 struct agentgate_filter {
     scmp_filter_ctx ctx;
@@ -59,13 +61,14 @@ int agentgate_filter_add_arg(agentgate_filter *filter, int nr, agentgate_filter_
     switch (compare) {
     case AGENTGATE_ARG_EQ: cmp.op = SCMP_CMP_EQ; cmp.datum_a = value; break;
     case AGENTGATE_ARG_MASKED_EQ: cmp.op = SCMP_CMP_MASKED_EQ; cmp.datum_a = mask; cmp.datum_b = value; break;
+    case AGENTGATE_ARG_EQ32: cmp.op = SCMP_CMP_MASKED_EQ; cmp.datum_a = 0xffffffffu; cmp.datum_b = value & 0xffffffffu; break;
     case AGENTGATE_ARG_NE: cmp.op = SCMP_CMP_NE; cmp.datum_a = value; break;
     default: return -EINVAL;
     }
     return seccomp_rule_add_array(filter->ctx, scmp_action(action, error), nr, 1, &cmp);
 }
 
-int agentgate_filter_export(agentgate_filter *filter, agentgate_bpf *out) {
+int agentgate_filter_export(agentgate_filter *filter, int highest_known, agentgate_bpf *out) {
     memset(out, 0, sizeof *out);
     // libseccomp 2.5 exports to an fd only; a memfd keeps it in memory.
     int fd = memfd_create("agentgate-bpf", MFD_CLOEXEC);
@@ -77,12 +80,27 @@ int agentgate_filter_export(agentgate_filter *filter, agentgate_bpf *out) {
         close(fd);
         return -EINVAL;
     }
-    struct sock_filter *code = malloc((size_t)size);
+    // Prefix: on the native arch, a number above the highest known one and below the x32 bit
+    // fails with ENOSYS; everything else falls through to libseccomp's program, whose relative
+    // jumps are unaffected by instructions in front of it.
+    struct sock_filter prefix[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 4),
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 2, 0),
+        BPF_JUMP(BPF_JMP | BPF_JGT | BPF_K, (uint32_t)highest_known, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA)),
+    };
+    size_t prefix_count = sizeof prefix / sizeof prefix[0];
+    size_t body_count = (size_t)size / sizeof(struct sock_filter);
+    if (body_count + prefix_count > 0xffff) { close(fd); return -E2BIG; }
+    struct sock_filter *code = malloc((prefix_count + body_count) * sizeof(struct sock_filter));
     if (!code) { close(fd); return -ENOMEM; }
-    ssize_t got = pread(fd, code, (size_t)size, 0);
+    memcpy(code, prefix, sizeof prefix);
+    ssize_t got = pread(fd, code + prefix_count, (size_t)size, 0);
     close(fd);
     if (got != size) { free(code); return -EIO; }
-    out->program.len = (unsigned short)(size / sizeof(struct sock_filter));
+    out->program.len = (unsigned short)(prefix_count + body_count);
     out->program.filter = code;
     return 0;
 }

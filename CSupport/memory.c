@@ -47,3 +47,11 @@ int agentgate_read_memory(pid_t pid, uint64_t addr, void *buf, size_t len) {
     }
     return 0;
 }
+
+int agentgate_write_memory(pid_t pid, uint64_t addr, const void *buf, size_t len) {
+    struct iovec local = { (void *)buf, len };
+    struct iovec remote = { (void *)(uintptr_t)addr, len };
+    ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+    if (n < 0) return -errno;
+    return (size_t)n == len ? 0 : -EFAULT;
+}

@@ -285,7 +285,7 @@ int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out) {
     return finish_existing(out, copy);
 }
 
-int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask_bits) {
+int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask_bits, int may_block) {
     unsigned create_mode = (unsigned)(mode & 07777) & ~umask_bits;
     switch (prepared->kind) {
     case AGENTGATE_OPEN_EXISTING: {
@@ -299,8 +299,15 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
         // Reopen the very inode that was decided on. O_NOFOLLOW would refuse the magic link and
         // O_CREAT/O_EXCL no longer apply; O_NOCTTY keeps terminals from becoming ours.
         int reopen = (int)(flags & ~(uint64_t)(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC | O_NOCTTY;
-        int fd = open(link, reopen);
-        return fd < 0 ? -errno : fd;
+        if (may_block || (flags & O_NONBLOCK)) {
+            int fd = open(link, reopen);
+            return fd < 0 ? -errno : fd;
+        }
+        int fd = open(link, reopen | O_NONBLOCK);
+        if (fd < 0) return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+        int status = fcntl(fd, F_GETFL);
+        if (status >= 0) fcntl(fd, F_SETFL, status & ~O_NONBLOCK); // the agent didn't ask for it
+        return fd;
     }
     case AGENTGATE_OPEN_CREATE: {
         int fd = openat(prepared->parent_fd, prepared->name, (int)flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, create_mode);

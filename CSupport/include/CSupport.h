@@ -46,6 +46,7 @@ typedef enum agentgate_arg_compare {
     AGENTGATE_ARG_EQ = 0,
     AGENTGATE_ARG_MASKED_EQ = 1, ///< (arg & mask) == value
     AGENTGATE_ARG_NE = 2,
+    AGENTGATE_ARG_EQ32 = 3, ///< (arg & 0xffffffff) == value: for int arguments, whose upper half the kernel ignores
 } agentgate_arg_compare;
 
 /// An opaque libseccomp filter under construction.
@@ -74,7 +75,9 @@ int agentgate_filter_add_arg(agentgate_filter *filter, int nr, agentgate_filter_
                              unsigned arg, agentgate_arg_compare compare, uint64_t value, uint64_t mask);
 
 /// Compiles the filter to BPF (seccomp_export_bpf) so the child can install it with one syscall.
-int agentgate_filter_export(agentgate_filter *filter, agentgate_bpf *out);
+/// Native syscall numbers above `highest_known` are answered ENOSYS by a prefix written here:
+/// a syscall newer than this table (and than libseccomp) never passes unchecked.
+int agentgate_filter_export(agentgate_filter *filter, int highest_known, agentgate_bpf *out);
 void agentgate_bpf_free(agentgate_bpf *bpf);
 
 // MARK: - Spawn
@@ -155,6 +158,10 @@ ssize_t agentgate_read_string(pid_t pid, uint64_t addr, char *buf, size_t capaci
 /// Reads exactly `len` bytes (process_vm_readv). Returns 0 or -errno (-EFAULT if short).
 int agentgate_read_memory(pid_t pid, uint64_t addr, void *buf, size_t len);
 
+/// Writes `len` bytes into the target (process_vm_writev), e.g. sendmmsg's per-message lengths.
+/// Returns 0 or -errno.
+int agentgate_write_memory(pid_t pid, uint64_t addr, const void *buf, size_t len);
+
 // MARK: - Open emulation
 
 /// How `agentgate_open_prepare` found the object.
@@ -201,8 +208,10 @@ int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out);
 /// Performs the open decided on: reopens the existing object through /proc/self/fd with the
 /// agent's flags, or creates `name` under the parent with O_NOFOLLOW and `mode & ~umask`.
 /// Returns the new fd (always O_CLOEXEC in the supervisor) or -errno. -EAGAIN means the object
-/// changed since it was prepared (a symlink was swapped in): prepare and decide again.
-int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask);
+/// changed since it was prepared (a symlink was swapped in): prepare and decide again. Unless
+/// `may_block`, an existing object is reopened non-blocking first (a lease or a device could
+/// make the open wait): -EWOULDBLOCK then means "retry with may_block on a thread of its own".
+int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask, int may_block);
 
 /// The resolved path of a prepared open (NUL-terminated).
 const char *agentgate_open_resolved(const agentgate_open_prepared *prepared);

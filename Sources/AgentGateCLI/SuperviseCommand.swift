@@ -97,6 +97,9 @@ public struct SuperviseCommand: ParsableCommand {
         options.syncWakeUp = wakeup == .sync
         options.injection = fdInjection
         options.receiverThreads = threads
+        // The agent may not read or rewrite its own audit trail or the policy it runs under.
+        options.protectedFiles = ["", "-wal", "-shm", "-journal", ".fallback.jsonl"].map { databasePath + $0 }
+            + (loaded.source.hasPrefix("/") ? [loaded.source] : [])
         let supervisor = Supervisor(options: options, policy: loaded.policy, writer: writer)
 
         let status: Int32

@@ -14,6 +14,13 @@ public enum UnsupervisedRoute: String, Sendable, CaseIterable, Hashable {
     /// seccomp() and prctl(PR_SET_SECCOMP): a stacked filter can hide syscalls from the audit.
     case seccomp
     /// Kernel-level control a root agent could use to leave any sandbox: module loading, kexec,
-    /// BPF programs, raw port I/O, reboot, swap.
+    /// BPF programs, raw port I/O, reboot, swap; and userfaultfd, which could stall the
+    /// supervisor's reads of the agent's memory.
     case kernel
+    /// Raw (SOCK_RAW) and packet (AF_PACKET) sockets: they write their own headers, so the
+    /// destination the kernel sends to is not the one a connect or sendto names.
+    case rawSockets = "raw_sockets"
+    /// Writes under /sys/fs/cgroup: moving the supervisor into a cgroup, or cgroup.kill and
+    /// cgroup.freeze on its cgroup, would end or freeze it.
+    case cgroups
 }

@@ -220,7 +220,7 @@ enum ExecHandler {
         defer { buffer.deallocate() }
         while true {
             let rc = pointers.withUnsafeMutableBytes {
-                agentgate_read_memory(tid, address + UInt64(index * 8), $0.baseAddress, 64 * 8)
+                agentgate_read_memory(tid, address &+ UInt64(index * 8), $0.baseAddress, 64 * 8)
             }
             var count = 64
             if rc != 0 {
@@ -228,7 +228,7 @@ enum ExecHandler {
                 count = 0
                 for i in 0..<64 {
                     let one = pointers.withUnsafeMutableBytes {
-                        agentgate_read_memory(tid, address + UInt64((index + i) * 8), $0.baseAddress! + i * 8, 8)
+                        agentgate_read_memory(tid, address &+ UInt64((index + i) * 8), $0.baseAddress! + i * 8, 8)
                     }
                     if one != 0 { break }
                     count += 1

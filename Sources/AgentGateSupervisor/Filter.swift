@@ -19,7 +19,8 @@ final class CompiledFilter: @unchecked Sendable {
                 rc = agentgate_filter_add(filter, entry.number, notify, 0)
             case .argEquals(let arg, let values):
                 for value in values where rc == 0 {
-                    rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_EQ, value, 0)
+                    // int arguments: the kernel ignores the upper half, so must the comparison.
+                    rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_EQ32, value, 0)
                 }
             case .argNonZero(let arg):
                 rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_NE, 0, 0)
@@ -29,10 +30,12 @@ final class CompiledFilter: @unchecked Sendable {
                 }
             case .kernelErrno(let errno):
                 rc = agentgate_filter_add(filter, entry.number, AGENTGATE_FILTER_ERRNO, errno)
+            case .argMaskedEquals(let arg, let mask, let value):
+                rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_MASKED_EQ, value, mask)
             }
             guard rc == 0 else { throw SupervisorError(.filterBuild, "cannot add the filter rule for \(entry.name)", result: rc) }
         }
-        let rc = agentgate_filter_export(filter, &bpf)
+        let rc = agentgate_filter_export(filter, SyscallTable.highestKnownSyscall, &bpf)
         guard rc == 0 else { throw SupervisorError(.filterBuild, "cannot export the seccomp filter", result: rc) }
     }
 

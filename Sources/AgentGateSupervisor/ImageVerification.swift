@@ -3,7 +3,7 @@ import Glibc
 import Synchronization
 
 /// A file's identity: device and inode.
-struct ImageIdentity: Sendable, Equatable {
+struct ImageIdentity: Sendable, Hashable {
     let device: UInt64
     let inode: UInt64
 
@@ -22,35 +22,75 @@ struct ImageIdentity: Sendable, Equatable {
     }
 }
 
-/// Images approved for an exec, checked at the process's next trapped call: the kernel re-reads
-/// the path after CONTINUE, so another thread could have swapped it for a program never decided
-/// on. A process found running anything else is killed before its call proceeds.
+/// Images approved for an exec, checked at every later trapped call of that process (and of
+/// processes it forks) until the image it runs has changed: the kernel re-reads the path after
+/// CONTINUE, so another thread could have swapped it for a program never decided on. A process
+/// found running anything else is killed before its call proceeds.
 final class ImageVerifier: Sendable {
     private struct Pending: Sendable {
-        let expected: ImageIdentity
+        var expected: [ImageIdentity]
         let previous: ImageIdentity
+        /// The exec'ing process, to notice it has gone (its pid could be reused).
+        let pidfd: Int32
     }
     private let pending = Mutex<[pid_t: Pending]>([:])
     private let count = Atomic<Int>(0)
+    /// Every image an exec decision approved, and the supervisor's own (the agent's first
+    /// process runs it until its exec). A process only gets an image by fork (its parent's) or
+    /// by exec (decided), so a process seen for the first time running anything else descends
+    /// from a swapped-in image, whenever that image made its own first trapped call.
+    private let approved = Mutex<Set<ImageIdentity>>([ImageIdentity(path: "/proc/self/exe")])
 
     func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t) {
-        pending.withLock { table in
-            if table.updateValue(Pending(expected: image, previous: previous), forKey: tgid) == nil {
-                count.add(1, ordering: .relaxed)
+        approved.withLock { _ = $0.insert(image) }
+        let pidfd = pending.withLock { $0[tgid] == nil } ? agentgate_pidfd_open(tgid) : -1
+        let unused: Int32 = pending.withLock { table -> Int32 in
+            if var entry = table[tgid] {
+                if !entry.expected.contains(image) { entry.expected.append(image) }
+                table[tgid] = entry
+                return pidfd
             }
+            table[tgid] = Pending(expected: [image], previous: previous, pidfd: pidfd)
+            count.add(1, ordering: .relaxed)
+            return -1
         }
+        agentgate_close(unused)
     }
 
-    /// Whether the process behind `tid` runs an image it was allowed to. Only a thread-group
-    /// leader can have just exec'd (exec makes the caller the leader).
-    func verify(tid: pid_t) -> Bool {
+    /// Whether the process behind a notification runs an image it may run. `ancestors` are
+    /// consulted for a process seen for the first time: a swapped-in image may fork before its
+    /// own first trapped call, and its children inherit it.
+    func verify(tid: pid_t, tgid: pid_t, firstSeen: Bool, ancestors: () -> [pid_t]) -> Bool {
+        if firstSeen {
+            let running = ImageIdentity(path: "/proc/\(tid)/exe")
+            if running.inode != 0 && !approved.withLock({ $0.contains(running) }) { return false }
+        }
         guard count.load(ordering: .relaxed) > 0 else { return true }
-        guard let entry = pending.withLock({ table -> Pending? in
-            guard let entry = table.removeValue(forKey: tid) else { return nil }
+        var candidates = [tgid]
+        if pending.withLock({ $0[tgid] == nil }) { candidates += ancestors() }
+        for candidate in candidates {
+            guard let entry = pending.withLock({ $0[candidate] }) else { continue }
+            if entry.pidfd >= 0 && agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
+                remove(candidate) // that process has exited: its pid may belong to another now
+                continue
+            }
+            let running = ImageIdentity(path: "/proc/\(tid)/exe")
+            if entry.expected.contains(running) {
+                if candidate == tgid { remove(candidate) } // the exec completed as approved
+                return true
+            }
+            if running == entry.previous { return true } // not exec'd yet, or the exec failed
+            return false
+        }
+        return true
+    }
+
+    private func remove(_ tgid: pid_t) {
+        let removed = pending.withLock { table -> Pending? in
+            guard let entry = table.removeValue(forKey: tgid) else { return nil }
             count.subtract(1, ordering: .relaxed)
             return entry
-        }) else { return true }
-        let running = ImageIdentity(path: "/proc/\(tid)/exe")
-        return running == entry.expected || running == entry.previous
+        }
+        if let removed, removed.pidfd >= 0 { agentgate_close(removed.pidfd) }
     }
 }

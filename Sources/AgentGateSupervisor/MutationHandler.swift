@@ -64,6 +64,17 @@ enum MutationHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
+        if let modeArg = spec.createModeArg, syscall.hasPrefix("mknod") {
+            // A device node reaches a disk or kernel memory under a name of the agent's choosing.
+            let type = UInt32(truncatingIfNeeded: n.arg(modeArg)) & UInt32(S_IFMT)
+            if (type == UInt32(S_IFBLK) || type == UInt32(S_IFCHR)) && !core.policy.allowedUnsupervised.contains(.kernel) {
+                core.listener.fail(n.id, errno: EPERM)
+                core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?",
+                                             reason: "device nodes are denied by default", errno: EPERM),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
+        }
         if let refusal = core.credentialRefusal(tid: n.tid) {
             core.listener.fail(n.id, errno: EACCES)
             core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?", reason: refusal, errno: EACCES),
@@ -84,6 +95,7 @@ enum MutationHandler {
             let emptyPath = paths[index].isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
             let kind: PathOperandKind
             switch operand.kind {
+            case _ where emptyPath: kind = .object // AT_EMPTY_PATH: the fd itself
             case .objectUnless(let flag): kind = flags & flag != 0 ? .entry : .object
             case .entryUnless(let flag): kind = flags & flag != 0 || emptyPath ? .object : .entry
             default: kind = emptyPath ? .object : operand.kind
@@ -104,13 +116,20 @@ enum MutationHandler {
                             syscall: syscall, process: process, core: core)
                     return
                 }
+                if let reason = core.protectedReason(r.target, isWrite: true) {
+                    respond(n, errno: EACCES, target: r.target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+                    return
+                }
                 var verdict = core.policy.evaluate(.fsWrite, target: r.target)
-                if verdict.enforcedAllow && operand.alsoRead {
+                // renameat2(RENAME_EXCHANGE) moves the destination too: it's a source as well.
+                let exchanges = syscall == "renameat2" && flags & 2 != 0
+                if verdict.enforcedAllow && (operand.alsoRead || exchanges) {
                     let read = core.policy.evaluate(.fsRead, target: r.target)
                     if !read.enforcedAllow { verdict = read }
                     // Moving a directory moves everything under it: refuse when the policy
                     // protects anything below it.
-                    else if r.isDirectory && spec.operands.count == 2 && core.policy.protectsDescendants(of: r.target) {
+                    else if r.isDirectory && spec.operands.count == 2
+                                && (core.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
                         respond(n, errno: EACCES, target: r.target, verdict: nil,
                                 reason: "the directory holds paths the policy protects", syscall: syscall, process: process, core: core)
                         return
@@ -165,7 +184,7 @@ enum MutationHandler {
     /// fchmod, fchown, fsetxattr, fremovexattr, futimens: the agent's file is taken with
     /// pidfd_getfd (the object itself, whatever the fd number means later), decided as fs_write
     /// on its path, and changed through the supervisor's copy.
-    private static func handleDescriptor(_ n: Notification, fdArg: Int, memory: [MemoryArgument], syscall: String, core: SupervisorCore) {
+    static func handleDescriptor(_ n: Notification, fdArg: Int, memory: [MemoryArgument], syscall: String, core: SupervisorCore) {
         let process = core.processes.info(for: n.tid)
         let pidfd = agentgate_pidfd_open(n.tid)
         let fd = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(fdArg)) : pidfd
@@ -195,6 +214,10 @@ enum MutationHandler {
             return
         }
         let target = ProcessTable.readLink("/proc/self/fd/\(fd)") ?? "?"
+        if let reason = core.protectedReason(target, isWrite: true) {
+            respond(n, errno: EACCES, target: target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+            return
+        }
         let verdict = core.policy.evaluate(.fsWrite, target: target)
         guard verdict.enforcedAllow else {
             respond(n, errno: EACCES, target: target, verdict: verdict, reason: nil, syscall: syscall, process: process, core: core)
@@ -268,6 +291,8 @@ enum MutationHandler {
             let rc = agentgate_read_memory(n.tid, n.arg(arg), &buffer, bytes)
             return rc == 0 ? .success(buffer) : .failure(CopyFailure(errno: -rc, reason: "argument unreadable"))
         case .sized(let arg, let sizeArg):
+            // Every argument is hostile: compare before converting, so nothing can trap.
+            guard n.arg(sizeArg) <= 65536 else { return .failure(CopyFailure(errno: E2BIG, reason: "value too large")) }
             let size = Int(n.arg(sizeArg))
             guard size <= 65536 else { return .failure(CopyFailure(errno: E2BIG, reason: "value too large")) }
             if size == 0 { return .success(n.arg(arg) == 0 ? nil : []) }

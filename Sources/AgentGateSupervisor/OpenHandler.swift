@@ -99,6 +99,13 @@ enum OpenHandler {
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }
+            if let reason = core.protectedReason(resolved, isWrite: action == .fsWrite) {
+                agentgate_open_release(prepared)
+                core.listener.fail(n.id, errno: EACCES)
+                core.recorder.record(.denied(syscall: syscall, action: action, target: resolved, reason: reason, errno: EACCES),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
             let verdict = core.policy.evaluate(action, target: resolved)
             guard verdict.enforcedAllow else {
                 agentgate_open_release(prepared)
@@ -118,14 +125,28 @@ enum OpenHandler {
                 prepared.pointee.object_fd = -1 // ownership moves to the worker
                 core.blocking.run(n.id) {
                     var owned = copy
-                    let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask)
+                    let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
                     agentgate_open_release(&owned)
                     deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
                             syscall: syscall, process: process, core: core)
                 }
                 return
             }
-            let fd = agentgate_open_finish(prepared, args.flags, args.mode, umask)
+            let fd = agentgate_open_finish(prepared, args.flags, args.mode, umask, 0)
+            if fd == -EWOULDBLOCK && prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) {
+                // The open would wait (a lease being broken, a device): finish it on a thread
+                // of its own so no other notification waits behind it.
+                let copy = prepared.pointee
+                prepared.pointee.object_fd = -1
+                core.blocking.run(n.id) {
+                    var owned = copy
+                    let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
+                    agentgate_open_release(&owned)
+                    deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
+                            syscall: syscall, process: process, core: core)
+                }
+                return
+            }
             agentgate_open_release(prepared)
             if fd == -EAGAIN { continue } // a symlink was swapped in after the decision: decide again
             deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,

@@ -7,6 +7,8 @@ struct ProcessInfo: Sendable {
     let tgid: pid_t
     let ppid: pid_t
     let executable: String
+    /// Read from /proc just now: a process (or image) this supervisor hadn't seen before.
+    var firstSeen = false
 }
 
 /// Per-thread cache of /proc facts, so a process is read once and again only after it execs or
@@ -31,7 +33,7 @@ final class ProcessTable: Sendable {
             // A pidfd polls readable once its thread has exited: the tid may have been reused.
             if pidfd < 0 || agentgate_poll_one(pidfd, Int16(POLLIN), 0) == 0 { return info }
         }
-        let info = Self.read(tid: tid)
+        var info = Self.read(tid: tid)
         let pidfd = agentgate_pidfd_open(tid)
         let old: Int32? = entries.withLock { table in
             let previous = table[tid]?.pidfd
@@ -40,6 +42,7 @@ final class ProcessTable: Sendable {
             return previous
         }
         if let old, old >= 0 { agentgate_close(old) }
+        info.firstSeen = true
         return info
     }
 

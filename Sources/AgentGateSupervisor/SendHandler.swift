@@ -2,37 +2,56 @@ import AgentGatePolicy
 import CSupport
 import Glibc
 
-/// sendto, sendmsg and sendmmsg that may name a destination (UDP, unix datagrams, TCP fast
-/// open): decided on the supervisor's copy of the address and sent by the supervisor with its
-/// copy of the payload. Stream sockets ignore a destination unless MSG_FASTOPEN is set, so
-/// their sendmsg continues in the kernel without a decision.
+/// sendto with a destination, sendmsg and sendmmsg: every message is decided on the
+/// supervisor's copy of its address and sent by the supervisor, on its own copy of the agent's
+/// socket (pidfd_getfd), from its copy of the payload. Nothing continues in the kernel: the fd
+/// number could be dup2()ed to another socket between a check and the kernel's own lookup.
+/// SCM_RIGHTS fds are translated into the supervisor's copies; other control messages pass as
+/// they are.
 enum SendHandler {
     static let maxPayload = 1 << 20
+    static let maxMessages = 1024
     static let messageFastOpen: UInt64 = 0x2000_0000
+
+    struct Failure: Error {
+        let errno: Int32
+        let reason: String
+    }
+
+    /// One outgoing message, copied out of the agent.
+    struct Message: Sendable {
+        var payload: [UInt8]
+        var name: [UInt8]?
+        var control: [UInt8] = []
+    }
+
+    /// A message with its decided destination.
+    struct Decided: Sendable {
+        var message: Message
+        var address: SocketAddress?
+        var pathFD: Int32
+        var target: String
+        var verdict: Verdict
+    }
 
     static func handle(_ n: Notification, family: SyscallFamily, core: SupervisorCore, scratch: ThreadScratch) {
         let syscall = core.table.name(of: n.number)
         let process = core.processes.info(for: n.tid)
-        let socketFD = n.intArg(0)
         let pidfd = agentgate_pidfd_open(n.tid)
-        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
+        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
         agentgate_close(pidfd)
         var socketType: Int32 = 0
         if socket >= 0 {
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(socket, SOL_SOCKET, SO_TYPE, &socketType, &length)
         }
-        let flags: UInt64
-        switch family {
-        case .sendto: flags = n.arg(3)
-        case .sendmsg: flags = n.arg(2)
-        default: flags = n.arg(3)
-        }
-        if case .sendto = family {} else if socket >= 0, socketType == Int32(SOCK_STREAM.rawValue), flags & messageFastOpen == 0 {
-            agentgate_close(socket)
-            core.listener.continueSyscall(n.id) // no decision to make: a stream goes to its peer
-            return
-        }
+        let isSendto: Bool
+        if case .sendto = family { isSendto = true } else { isSendto = false }
+        let isBatch: Bool
+        if case .sendmmsg = family { isBatch = true } else { isBatch = false }
+        let flags: UInt64 = isBatch || isSendto ? n.arg(3) : n.arg(2)
+        // A connected stream ignores a destination unless MSG_FASTOPEN asks for a connect.
+        let ignoresName = socketType == Int32(SOCK_STREAM.rawValue) && flags & messageFastOpen == 0
         func fail(_ errno: Int32, _ reason: String, target: String = "?") {
             agentgate_close(socket)
             guard core.listener.isValid(n.id) else { return }
@@ -41,98 +60,109 @@ enum SendHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
         }
         guard socket >= 0 else { fail(socket == -EBADF ? EBADF : -socket, "socket unavailable"); return }
-        if case .sendmmsg = family {
-            // Each message can name its own destination and the kernel writes back per-message
-            // lengths; not emulated yet, and libc falls back to one send per message.
-            fail(ENOSYS, "sendmmsg on a datagram socket is not emulated")
-            return
-        }
 
-        // Copy the destination and the payload.
-        var payload: [UInt8] = []
-        var nameAddress: UInt64 = 0
-        var nameLength = 0
-        if case .sendto = family {
-            let length = Int(n.arg(2))
-            guard length <= maxPayload else { fail(EMSGSIZE, "payload too large to inspect"); return }
-            payload = [UInt8](repeating: 0, count: length)
-            let rc = agentgate_read_memory(n.tid, n.arg(1), &payload, length)
-            guard rc == 0 else { fail(-rc, "payload unreadable"); return }
-            nameAddress = n.arg(4)
-            nameLength = Int(Int32(truncatingIfNeeded: n.arg(5)))
-        } else {
-            var header = [UInt64](repeating: 0, count: 7) // struct msghdr
-            let rc = header.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(1), $0.baseAddress, 56) }
-            guard rc == 0 else { fail(-rc, "msghdr unreadable"); return }
-            nameAddress = header[0]
-            nameLength = Int(UInt32(truncatingIfNeeded: header[1]))
-            let (iov, iovCount, controlLength) = (header[2], Int(header[3]), header[5])
-            guard controlLength == 0 else { fail(EPERM, "control messages on datagram sockets are not emulated"); return }
-            guard iovCount <= 1024 else { fail(EMSGSIZE, "too many iovecs") ; return }
-            var vectors = [UInt64](repeating: 0, count: iovCount * 2)
-            if iovCount > 0 {
-                let vrc = vectors.withUnsafeMutableBytes { agentgate_read_memory(n.tid, iov, $0.baseAddress, iovCount * 16) }
-                guard vrc == 0 else { fail(-vrc, "iovec unreadable"); return }
-            }
-            for i in 0..<iovCount {
-                let (base, length) = (vectors[2 * i], Int(vectors[2 * i + 1]))
-                guard payload.count + length <= maxPayload else { fail(EMSGSIZE, "payload too large to inspect"); return }
-                var chunk = [UInt8](repeating: 0, count: length)
-                let crc = agentgate_read_memory(n.tid, base, &chunk, length)
-                guard crc == 0 else { fail(-crc, "payload unreadable"); return }
-                payload += chunk
-            }
+        // Copy every message (address and payload) before the one ID_VALID check.
+        var messages: [Message] = []
+        switch copyMessages(n, isSendto: isSendto, isBatch: isBatch, isStream: socketType == Int32(SOCK_STREAM.rawValue)) {
+        case .success(let copied): messages = ignoresName ? copied.map { var m = $0; m.name = nil; return m } : copied
+        case .failure(let failure): fail(failure.errno, failure.reason); return
         }
-        guard nameLength >= 0, nameLength <= 128 else { fail(EINVAL, "address length out of range"); return }
-        if nameAddress != 0 && nameLength > 0 {
-            let rc = agentgate_read_memory(n.tid, nameAddress, scratch.sockaddr, nameLength)
-            guard rc == 0 else { fail(-rc, "address unreadable"); return }
-        }
-        let cwdFD = nameAddress != 0 ? SocketAddress.cwdIfRelativeUnix(scratch.sockaddr, length: nameLength, tid: n.tid) : -1
+        let needsCwd = messages.contains { $0.name.map { Self.isRelativeUnix($0) } ?? false }
+        let cwdFD = needsCwd ? agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) : -1
         defer { agentgate_close(cwdFD) }
         guard core.listener.isValid(n.id) else { agentgate_close(socket); return }
         if let refusal = core.credentialRefusal(tid: n.tid) { fail(EACCES, refusal); return }
 
-        var address: SocketAddress? = nil
-        var pathFD: Int32 = -1
-        var verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
-        var target = "connected peer"
-        if nameAddress != 0 && nameLength > 0 {
-            var copy = SocketAddress(copying: scratch.sockaddr, length: nameLength)
-            pathFD = ConnectHandler.resolveUnixPath(&copy, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid)
-            target = copy.target
-            address = copy
-            verdict = core.policy.evaluate(.netEgress, target: target)
-            if copy.resolveError != 0 && verdict.enforcedAllow { agentgate_close(pathFD); fail(copy.resolveError, "socket path unresolved", target: target); return }
+        // Decide each message; the batch stops at the first denied one, as the kernel stops at
+        // the first failing one.
+        var decided: [Decided] = []
+        var firstDenied: (target: String, verdict: Verdict)? = nil
+        // SCM_RIGHTS: the agent's fds, taken into the supervisor before anything is decided.
+        var passed: [Int32] = []
+        defer { for fd in passed { agentgate_close(fd) } }
+        for index in messages.indices where !messages[index].control.isEmpty {
+            switch translateRights(messages[index].control, tid: n.tid) {
+            case .success(let (control, fds)):
+                messages[index].control = control
+                passed += fds
+            case .failure(let failure):
+                for fd in passed { agentgate_close(fd) }
+                passed = []
+                fail(failure.errno, failure.reason)
+                return
+            }
         }
-        guard verdict.enforcedAllow else {
-            agentgate_close(pathFD)
+        let passedFDs = passed
+        passed = [] // closed by the send below
+        for message in messages {
+            var entry = Decided(message: message, address: nil, pathFD: -1, target: "connected peer",
+                                verdict: Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision))
+            if let name = message.name {
+                var address = name.withUnsafeBytes { SocketAddress(copying: $0.baseAddress!, length: name.count) }
+                entry.pathFD = ConnectHandler.resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core,
+                                                              tid: n.tid, tgid: process.tgid)
+                entry.target = address.target
+                entry.verdict = core.policy.evaluate(.netEgress, target: address.target)
+                if entry.verdict.enforcedAllow && address.resolveError != 0 {
+                    agentgate_close(entry.pathFD)
+                    for d in decided { agentgate_close(d.pathFD) }
+                    for fd in passedFDs { agentgate_close(fd) }
+                    fail(address.resolveError, "socket path unresolved", target: address.target)
+                    return
+                }
+                entry.address = address
+            }
+            guard entry.verdict.enforcedAllow else {
+                agentgate_close(entry.pathFD)
+                firstDenied = (entry.target, entry.verdict)
+                break
+            }
+            decided.append(entry)
+        }
+        if decided.isEmpty, let denied = firstDenied {
+            for fd in passedFDs { agentgate_close(fd) }
             agentgate_close(socket)
             core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: target, verdict: verdict, errno: EACCES),
+            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict, errno: EACCES),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
         let sendFlags = Int32(truncatingIfNeeded: flags) | Int32(MSG_NOSIGNAL)
-        let finalTarget = target
-        let finalAddress = address
-        let finalPayload = payload
-        let finalPathFD = pathFD
-        let finalVerdict = verdict
+        let batchAddress = n.arg(1)
+        let batch = decided
         let body: @Sendable () -> Void = {
-            let sent: Int = finalPayload.withUnsafeBytes { data in
-                if let finalAddress {
-                    return finalAddress.withSockaddr { addr, len in
-                        Glibc.sendto(socket, data.baseAddress, data.count, sendFlags, addr.assumingMemoryBound(to: sockaddr.self), len)
-                    }
+            var sentMessages = 0
+            var lastResult = 0
+            var lastErrno: Int32 = 0
+            for (index, entry) in batch.enumerated() {
+                let sent = Self.send(socket: socket, entry: entry, flags: sendFlags)
+                agentgate_close(entry.pathFD)
+                if sent < 0 { lastErrno = Glibc.errno; break }
+                lastResult = sent
+                sentMessages += 1
+                if isBatch {
+                    // struct mmsghdr: msg_len follows the 56-byte msghdr.
+                    var length = UInt32(truncatingIfNeeded: sent)
+                    _ = agentgate_write_memory(n.tid, batchAddress &+ UInt64(index * 64 + 56), &length, 4)
                 }
-                return Glibc.send(socket, data.baseAddress, data.count, sendFlags)
+                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: entry.target, verdict: entry.verdict),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             }
-            let errno = sent < 0 ? Glibc.errno : 0
+            for entry in batch.dropFirst(sentMessages + 1) { agentgate_close(entry.pathFD) }
+            for fd in passedFDs { agentgate_close(fd) }
             agentgate_close(socket)
-            agentgate_close(finalPathFD)
-            if sent < 0 { core.listener.fail(n.id, errno: errno) } else { core.listener.succeed(n.id, value: Int64(sent)) }
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: finalTarget, verdict: finalVerdict, errno: sent < 0 ? errno : nil),
+            if sentMessages == 0 || (!isBatch && lastErrno != 0) {
+                core.listener.fail(n.id, errno: lastErrno == 0 ? EACCES : lastErrno)
+                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: batch.first?.target ?? "?",
+                                           verdict: batch.first?.verdict ?? Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision),
+                                           errno: lastErrno),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            } else {
+                core.listener.succeed(n.id, value: Int64(isBatch ? sentMessages : lastResult))
+            }
+        }
+        if let denied = firstDenied {
+            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict, errno: EACCES),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
         }
         let statusFlags = agentgate_get_status_flags(socket)
@@ -141,5 +171,134 @@ enum SendHandler {
         } else {
             core.blocking.run(n.id, body)
         }
+    }
+
+    /// sendmsg from the supervisor with the copied name, payload and control data.
+    private static func send(socket: Int32, entry: Decided, flags: Int32) -> Int {
+        var payload = entry.message.payload
+        var control = entry.message.control
+        var name = entry.address.map { address in address.withSockaddr { Array(UnsafeRawBufferPointer(start: $0, count: Int($1))) } } ?? []
+        return payload.withUnsafeMutableBytes { data in
+            control.withUnsafeMutableBytes { controlBytes in
+                name.withUnsafeMutableBytes { nameBytes in
+                    var vector = iovec(iov_base: data.baseAddress, iov_len: data.count)
+                    return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                        var header = msghdr()
+                        header.msg_name = nameBytes.count > 0 ? nameBytes.baseAddress : nil
+                        header.msg_namelen = socklen_t(nameBytes.count)
+                        header.msg_iov = vectorPointer
+                        header.msg_iovlen = 1
+                        header.msg_control = controlBytes.count > 0 ? controlBytes.baseAddress : nil
+                        header.msg_controllen = controlBytes.count
+                        return Glibc.sendmsg(socket, &header, flags)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rewrites SCM_RIGHTS messages so they carry the supervisor's copies of the agent's fds.
+    /// Returns the new control buffer and the copies, which the caller closes after sending.
+    private static func translateRights(_ control: [UInt8], tid: pid_t) -> Result<([UInt8], [Int32]), Failure> {
+        var output = control
+        var copies: [Int32] = []
+        var offset = 0
+        let pidfd = agentgate_pidfd_open(tid)
+        defer { agentgate_close(pidfd) }
+        func fail(_ failure: Failure) -> Result<([UInt8], [Int32]), Failure> {
+            for fd in copies { agentgate_close(fd) }
+            return .failure(failure)
+        }
+        while offset + 16 <= control.count {
+            // struct cmsghdr { size_t cmsg_len; int cmsg_level; int cmsg_type; }
+            let length = control.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+            let level = control.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 8, as: Int32.self) }
+            let type = control.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset + 12, as: Int32.self) }
+            guard length >= 16, length <= UInt64(control.count - offset) else { break }
+            if level == SOL_SOCKET && type == 1 /* SCM_RIGHTS */ {
+                let count = (Int(length) - 16) / 4
+                for i in 0..<count {
+                    let at = offset + 16 + i * 4
+                    let fd = control.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Int32.self) }
+                    let copy = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, fd) : -EBADF
+                    guard copy >= 0 else { return fail(Failure(errno: EBADF, reason: "SCM_RIGHTS names an fd the agent doesn't have")) }
+                    copies.append(copy)
+                    withUnsafeBytes(of: copy) { bytes in for b in 0..<4 { output[at + b] = bytes[b] } }
+                }
+            }
+            offset += (Int(length) + 7) & ~7 // CMSG_ALIGN
+        }
+        return .success((output, copies))
+    }
+
+    private static func isRelativeUnix(_ name: [UInt8]) -> Bool {
+        name.count > 2 && Int32(UInt16(name[0]) | UInt16(name[1]) << 8) == AF_UNIX && name[2] != 0 && name[2] != UInt8(ascii: "/")
+    }
+
+    /// Reads the messages of a sendto, sendmsg or sendmmsg call. Every length is checked before
+    /// it is converted or used: the arguments are the agent's.
+    private static func copyMessages(_ n: Notification, isSendto: Bool, isBatch: Bool, isStream: Bool) -> Result<[Message], Failure> {
+        if isSendto {
+            guard n.arg(2) <= UInt64(maxPayload) else { return .failure(Failure(errno: EMSGSIZE, reason: "payload too large to inspect")) }
+            var payload = [UInt8](repeating: 0, count: Int(n.arg(2)))
+            let rc = agentgate_read_memory(n.tid, n.arg(1), &payload, payload.count)
+            guard rc == 0 else { return .failure(Failure(errno: -rc, reason: "payload unreadable")) }
+            switch copyName(n.tid, address: n.arg(4), length: UInt64(UInt32(truncatingIfNeeded: n.arg(5)))) {
+            case .success(let name): return .success([Message(payload: payload, name: name)])
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        let count = isBatch ? min(n.arg(2), UInt64(maxMessages)) : 1
+        guard count > 0 else { return .success([]) }
+        var messages: [Message] = []
+        var total = 0
+        for index in 0..<Int(count) {
+            let stride = isBatch ? 64 : 56
+            var header = [UInt64](repeating: 0, count: 7) // struct msghdr
+            let rc = header.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(1) &+ UInt64(index * stride), $0.baseAddress, 56) }
+            guard rc == 0 else { return .failure(Failure(errno: -rc, reason: "msghdr unreadable")) }
+            guard header[5] <= 65536 else { return .failure(Failure(errno: ENOBUFS, reason: "control data too large")) }
+            var control = [UInt8](repeating: 0, count: Int(header[5]))
+            if !control.isEmpty {
+                let crc = agentgate_read_memory(n.tid, header[4], &control, control.count)
+                guard crc == 0 else { return .failure(Failure(errno: -crc, reason: "control data unreadable")) }
+            }
+            guard header[3] <= 1024 else { return .failure(Failure(errno: EMSGSIZE, reason: "too many iovecs")) }
+            let iovCount = Int(header[3])
+            var vectors = [UInt64](repeating: 0, count: iovCount * 2)
+            if iovCount > 0 {
+                let vrc = vectors.withUnsafeMutableBytes { agentgate_read_memory(n.tid, header[2], $0.baseAddress, iovCount * 16) }
+                guard vrc == 0 else { return .failure(Failure(errno: -vrc, reason: "iovec unreadable")) }
+            }
+            var payload: [UInt8] = []
+            for i in 0..<iovCount {
+                var length = 0
+                if vectors[2 * i + 1] > UInt64(maxPayload - total) {
+                    // A stream may take part of a write; a datagram can't be cut.
+                    guard isStream else { return .failure(Failure(errno: EMSGSIZE, reason: "payload too large to inspect")) }
+                    length = maxPayload - total
+                } else {
+                    length = Int(vectors[2 * i + 1])
+                }
+                var chunk = [UInt8](repeating: 0, count: length)
+                let crc = agentgate_read_memory(n.tid, vectors[2 * i], &chunk, length)
+                guard crc == 0 else { return .failure(Failure(errno: -crc, reason: "payload unreadable")) }
+                payload += chunk
+                total += length
+            }
+            switch copyName(n.tid, address: header[0], length: UInt64(UInt32(truncatingIfNeeded: header[1]))) {
+            case .success(let name): messages.append(Message(payload: payload, name: name, control: control))
+            case .failure(let failure): return .failure(failure)
+            }
+        }
+        return .success(messages)
+    }
+
+    private static func copyName(_ tid: pid_t, address: UInt64, length: UInt64) -> Result<[UInt8]?, Failure> {
+        guard address != 0, length > 0 else { return .success(nil) }
+        guard length <= 128 else { return .failure(Failure(errno: EINVAL, reason: "address length out of range")) }
+        var name = [UInt8](repeating: 0, count: Int(length))
+        let rc = agentgate_read_memory(tid, address, &name, name.count)
+        return rc == 0 ? .success(name) : .failure(Failure(errno: -rc, reason: "address unreadable"))
     }
 }

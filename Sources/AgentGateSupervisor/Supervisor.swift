@@ -19,6 +19,9 @@ public struct SupervisorOptions: Sendable {
     public var receiverThreads = 1
     /// Grace between SIGTERM and SIGKILL for descendants that outlive the command.
     public var descendantGraceMilliseconds = 2000
+    /// Files the agent may never read or change (the audit database, the policy), as given;
+    /// they are resolved to their real paths.
+    public var protectedFiles: [String] = []
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -57,7 +60,9 @@ public final class Supervisor: Sendable {
         // block, and the child gets the original mask back.
         var originalMask = sigset_t()
         var handled = sigset_t()
-        let handledSignals = Self.forwardedSignals + [SIGCHLD, SIGCONT]
+        // Terminal stop signals are taken too: if the agent hands the terminal's foreground to our
+        // group, ^Z or a background read must not stop the supervisor.
+        let handledSignals = Self.forwardedSignals + [SIGCHLD, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU]
         handledSignals.withUnsafeBufferPointer { agentgate_sigset(&handled, $0.baseAddress, Int32($0.count)) }
         agentgate_sigmask(SIG_BLOCK, &handled, &originalMask)
         let signalFD = agentgate_signalfd(&handled)
@@ -108,7 +113,8 @@ public final class Supervisor: Sendable {
 
         let core = SupervisorCore(listener: listener, table: table, policy: policy,
                                   recorder: DecisionRecorder(writer: writer, verbose: options.verbose),
-                                  injection: options.injection, supervisorPID: getpid())
+                                  injection: options.injection, supervisorPID: getpid(),
+                                  protectedFiles: options.protectedFiles.map(Self.realPath))
         let receivers = Receivers(core: core, count: max(1, options.receiverThreads))
         receivers.start()
 
@@ -118,6 +124,18 @@ public final class Supervisor: Sendable {
         core.processes.closeAll()
         if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
         return status
+    }
+
+    /// The path with its directory's symlinks resolved (the file itself may not exist yet).
+    static func realPath(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : (ProcessTable.readLink("/proc/self/cwd") ?? "/") + "/" + path
+        let slash = absolute.lastIndex(of: "/") ?? absolute.startIndex
+        let directory = String(absolute[..<slash])
+        let name = String(absolute[absolute.index(after: slash)...])
+        guard let resolved = realpath(directory.isEmpty ? "/" : directory, nil) else { return absolute }
+        defer { free(resolved) }
+        let base = String(decoding: UnsafeRawBufferPointer(start: resolved, count: strlen(resolved)), as: UTF8.self)
+        return (base == "/" ? "" : base) + "/" + name
     }
 
     /// Forwards signals, follows job control, reaps, and when the command exits ends the
@@ -135,7 +153,7 @@ public final class Supervisor: Sendable {
                     let signo = agentgate_signalfd_read(signalFD, &fromProcess, &sender)
                     if signo <= 0 { break }
                     switch signo {
-                    case SIGCHLD: break // reaped below
+                    case SIGCHLD, SIGTSTP, SIGTTIN, SIGTTOU: break // reaped below / never stop the supervisor
                     case SIGCONT:
                         // We were continued after a job-control stop: hand the terminal back.
                         if exitStatus == nil {
@@ -244,7 +262,8 @@ final class Receivers: Sendable {
     }
 
     private func dispatch(_ n: Notification, scratch: ThreadScratch) {
-        guard core.images.verify(tid: n.tid) else {
+        let process = core.processes.info(for: n.tid)
+        guard core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen, ancestors: { process.firstSeen ? core.ancestors(of: process.ppid) : [] }) else {
             // The image the kernel loaded isn't the one approved: the path was swapped after
             // the decision. End the process before this call, its first trapped one, proceeds.
             kill(n.tid, SIGKILL)
@@ -277,6 +296,31 @@ final class Receivers: Sendable {
             ValueHandlers.processTarget(n, pidArg: pidArg, isSignal: isSignal, core: core)
         case .setpgid:
             ValueHandlers.setpgid(n, core: core)
+        case .fileOwner:
+            ValueHandlers.fileOwner(n, core: core)
+        case .descriptorIoctl:
+            let command = n.arg(1) & 0xffff_ffff
+            if terminalInjectionIoctls.contains(command) {
+                core.listener.fail(n.id, errno: EPERM)
+                core.recorder.record(.denied(syscall: "ioctl", action: .exec, target: "tty",
+                                             reason: "injecting terminal input would run commands outside supervision", errno: EPERM),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            } else if command == ioctlSetOwner || command == ioctlSetProcessGroup {
+                ValueHandlers.fileOwner(n, core: core)
+            } else {
+                // chattr through an fd: a write to that file. FS_IOC_FSSETXATTR passes a
+                // 28-byte struct fsxattr, the SETFLAGS calls an int.
+                let bytes = command == 0x401c_5820 ? 28 : 4
+                MutationHandler.handleDescriptor(n, fdArg: 0, memory: [.fixed(arg: 2, bytes: bytes)],
+                                                 syscall: "ioctl", core: core)
+            }
+        case .socket:
+            ValueHandlers.unsupervised(n, route: .rawSockets, errno: EPERM, core: core)
+        case .unsupported(let errno):
+            core.listener.fail(n.id, errno: errno)
+            core.recorder.record(.denied(syscall: core.table.name(of: n.number), action: .exec, target: "-",
+                                         reason: "not emulated by this supervisor; refused rather than let through", errno: errno),
+                                 notification: n, process: core.processes.info(for: n.tid), respondedAt: agentgate_monotonic_ns())
         case .credentials:
             ValueHandlers.credentials(n, core: core)
         case .none:

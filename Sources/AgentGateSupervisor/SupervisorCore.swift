@@ -33,8 +33,13 @@ final class SupervisorCore: Sendable {
         let args: [UInt64]
     }
 
+    /// The supervisor's own files (audit database, its WAL/SHM/journal and fallback, the policy):
+    /// the agent may neither read nor change them.
+    let protectedFiles: [String]
+
     init(listener: Listener, table: SyscallTable, policy: Policy, recorder: DecisionRecorder,
-         injection: FDInjection, supervisorPID: pid_t) {
+         injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = []) {
+        self.protectedFiles = protectedFiles
         self.listener = listener
         self.table = table
         self.policy = policy
@@ -48,6 +53,20 @@ final class SupervisorCore: Sendable {
 
     func expectImage(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t) {
         images.expect(image, previous: previous, tgid: tgid)
+    }
+
+    /// Why a resolved path is off limits whatever the policy says, or nil.
+    func protectedReason(_ target: String, isWrite: Bool) -> String? {
+        if protectedFiles.contains(target) { return "the supervisor's audit database and policy are off limits" }
+        if isWrite && LexicalPath.isWithin(target, "/sys/fs/cgroup") && !policy.allowedUnsupervised.contains(.cgroups) {
+            return "cgroup writes could end or freeze the supervisor; denied by default"
+        }
+        return nil
+    }
+
+    /// Whether a directory holds one of the supervisor's files (moving it would expose them).
+    func holdsProtectedFile(_ directory: String) -> Bool {
+        protectedFiles.contains { LexicalPath.isWithin($0, directory) }
     }
 
     func noteCredentialChange() {
@@ -165,6 +184,17 @@ final class SupervisorCore: Sendable {
             current = parent
         }
         return false
+    }
+
+    /// `pid` and up to three of its ancestors, below the supervisor.
+    func ancestors(of pid: pid_t) -> [pid_t] {
+        var chain: [pid_t] = []
+        var current = pid
+        while chain.count < 4 && current > 1 && current != supervisorPID {
+            chain.append(current)
+            current = Self.parent(of: current)
+        }
+        return chain
     }
 
     private static func parent(of pid: pid_t) -> pid_t {

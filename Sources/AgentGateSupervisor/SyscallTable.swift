@@ -63,8 +63,17 @@ enum SyscallFamily: Sendable {
     case processTarget(pidArg: Int, isSignal: Bool)
     /// setpgid into the supervisor's process group.
     case setpgid
+    /// fcntl(F_SETOWN/F_SETOWN_EX) and ioctl(FIOSETOWN/SIOCSPGRP): whom the kernel signals for
+    /// I/O on the file (SIGIO, or any signal chosen with F_SETSIG).
+    case fileOwner
     /// setuid & co.: the agent's credentials may now differ from the supervisor's.
     case credentials
+    /// A syscall this supervisor can't emulate faithfully: refused with this errno and logged.
+    case unsupported(errno: Int32)
+    /// socket(): raw and packet sockets write headers the supervisor can't decide on.
+    case socket
+    /// fcntl/ioctl that change a file's flags or attributes through an fd (chattr).
+    case descriptorIoctl
 }
 
 /// When the filter sends a syscall to the supervisor.
@@ -78,6 +87,8 @@ enum TrapCondition: Sendable {
     case argAnyBit(arg: UInt32, bits: [UInt64])
     /// Never trapped: the filter itself fails the call with this errno.
     case kernelErrno(Int32)
+    /// Only when (argument `arg` & mask) == value.
+    case argMaskedEquals(arg: UInt32, mask: UInt64, value: UInt64)
 }
 
 /// Namespace flags that give the agent a new mount, user, pid… namespace.
@@ -85,11 +96,30 @@ let namespaceFlags: [UInt64] = [0x0002_0000 /* NEWNS */, 0x1000_0000 /* NEWUSER 
                                 0x4000_0000 /* NEWNET */, 0x0400_0000 /* NEWUTS */, 0x0800_0000 /* NEWIPC */,
                                 0x0200_0000 /* NEWCGROUP */, 0x0000_0080 /* NEWTIME */]
 let prctlSetSeccomp: UInt64 = 22
+/// chattr-style ioctls: FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR.
+let descriptorIoctls: [UInt64] = [0x4008_6602, 0x4004_6602, 0x401c_5820]
+let terminalInjectionIoctls: [UInt64] = [0x5412 /* TIOCSTI */, 0x541c /* TIOCLINUX */]
+let fcntlSetOwner: UInt64 = 8      // F_SETOWN
+let fcntlSetOwnerEx: UInt64 = 15   // F_SETOWN_EX
+let ioctlSetOwner: UInt64 = 0x8901 // FIOSETOWN
+let ioctlSetProcessGroup: UInt64 = 0x8902 // SIOCSPGRP
 let prctlCredentialOptions: [UInt64] = [24 /* CAPBSET_DROP */, 28 /* SET_SECUREBITS */, 47 /* CAP_AMBIENT */]
 
 /// Maps native syscall numbers to families, resolved once through libseccomp so no syscall
 /// number is written by hand.
 struct SyscallTable: Sendable {
+    /// Numbers above this are answered ENOSYS by the filter itself (a prefix in CSupport): a
+    /// syscall newer than this table must never pass unchecked. x86_64, Linux 6.18.
+    static let highestKnownSyscall: Int32 = 469
+
+    /// x86_64 numbers of syscalls newer than libseccomp 2.5.4 knows by name.
+    static let fallbackNumbers: [String: Int32] = [
+        "pidfd_send_signal": 424, "io_uring_setup": 425, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+        "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_open": 434, "clone3": 435, "openat2": 437,
+        "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442, "fchmodat2": 452,
+        "setxattrat": 463, "removexattrat": 466, "open_tree_attr": 467, "file_setattr": 469,
+    ]
+
     static func entries(supervisorPGID: pid_t) -> [(name: String, family: SyscallFamily, trap: TrapCondition)] {
         let w = PathOperandKind.entry, o = PathOperandKind.object
         let nofollow = Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW), follow = Int32(AGENTGATE_AT_SYMLINK_FOLLOW)
@@ -141,6 +171,15 @@ struct SyscallTable: Sendable {
             ("removexattr", m([p(0, o)], memory: [.string(arg: 1)]), .always),
             ("lremovexattr", m([p(0, w)], memory: [.string(arg: 1)]), .always),
             // Routes the supervisor can't see through.
+            // Newer than this supervisor's emulation: refused, logged; libc and tools fall back.
+            ("setxattrat", .unsupported(errno: ENOSYS), .always),
+            ("removexattrat", .unsupported(errno: ENOSYS), .always),
+            ("file_setattr", .unsupported(errno: ENOSYS), .always),
+            ("open_tree_attr", .unsupervised(.mount, errno: EPERM), .always),
+            // Raw and packet sockets: denied unless the policy reopens them.
+            ("socket", .socket, .argEquals(arg: 0, values: [17 /* AF_PACKET */])),
+            ("socket", .socket, .argMaskedEquals(arg: 1, mask: 0xf, value: 3 /* SOCK_RAW */)),
+            ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: descriptorIoctls)),
             ("io_uring_setup", .unsupervised(.ioUring, errno: ENOSYS), .always),
             ("open_by_handle_at", .unsupervised(.openByHandleAt, errno: EPERM), .always),
             ("seccomp", .unsupervised(.seccomp, errno: EPERM), .always),
@@ -162,14 +201,31 @@ struct SyscallTable: Sendable {
             ("process_vm_writev", .processTarget(pidArg: 0, isSignal: false), .always),
             ("pidfd_open", .processTarget(pidArg: 0, isSignal: false), .always),
             ("prlimit64", .processTarget(pidArg: 0, isSignal: false), .always),
+            // Scheduling, priority, memory policy and comparisons aimed at the supervisor.
+            ("setpriority", .processTarget(pidArg: 1, isSignal: false), .always),
+            ("ioprio_set", .processTarget(pidArg: 1, isSignal: false), .always),
+            ("sched_setaffinity", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("sched_setscheduler", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("sched_setparam", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("sched_setattr", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("migrate_pages", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("move_pages", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("kcmp", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("get_robust_list", .processTarget(pidArg: 0, isSignal: false), .always),
+            ("perf_event_open", .processTarget(pidArg: 1, isSignal: false), .always),
             ("setpgid", .setpgid, .argEquals(arg: 1, values: [UInt64(supervisorPGID)])),
+            ("fcntl", .fileOwner, .argEquals(arg: 1, values: [fcntlSetOwner, fcntlSetOwnerEx])),
+            ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: [ioctlSetOwner, ioctlSetProcessGroup])),
+            // TIOCSTI/TIOCLINUX push input into the terminal: the user's shell would run it,
+            // unsupervised, after the session.
+            ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: terminalInjectionIoctls)),
         ]
         for name in ["mount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount", "move_mount", "open_tree",
                      "mount_setattr", "fsconfig", "fspick"] {
             list.append((name, .unsupervised(.mount, errno: EPERM), .always))
         }
         for name in ["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "bpf", "iopl",
-                     "ioperm", "reboot", "swapon", "swapoff"] {
+                     "ioperm", "reboot", "swapon", "swapoff", "userfaultfd"] {
             list.append((name, .unsupervised(.kernel, errno: EPERM), .always))
         }
         for name in ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid",
@@ -188,8 +244,14 @@ struct SyscallTable: Sendable {
         familyByNumber = Array(repeating: .none, count: 1024)
         nameByNumber = Array(repeating: "", count: 1024)
         for (name, family, trap) in Self.entries(supervisorPGID: supervisorPGID) {
-            let number = agentgate_syscall_number(name)
+            var number = agentgate_syscall_number(name)
+            if number < 0, let known = Self.fallbackNumbers[name] { number = known }
             guard number >= 0, number < 1024 else { continue }
+            // A second entry for the same number adds conditions; the first family handles it.
+            if case .none = familyByNumber[Int(number)] {} else {
+                trapped.append((number, name, trap))
+                continue
+            }
             familyByNumber[Int(number)] = family
             nameByNumber[Int(number)] = name
             trapped.append((number, name, trap))

@@ -50,11 +50,25 @@ enum ValueHandlers {
         var aimed = core.isSupervisorTask(target)
         if isSignal && (name == "kill" || name == "rt_sigqueueinfo") {
             // -1 reaches every process we may signal; -PGID a whole group.
-            if target == -1 || (target < -1 && -target == core.supervisorPGID) { aimed = true }
+            if target == -1 || (target < -1 && target == -core.supervisorPGID) { aimed = true }
             if target == 0 && core.processGroup(of: n.tid) == core.supervisorPGID { aimed = true }
         }
+        switch name {
+        case "setpriority", "ioprio_set":
+            // (which, who): a process, a process group, or every process of a user.
+            let which = n.arg(0)
+            let isGroup = name == "setpriority" ? which == 1 : which == 2
+            let isUser = name == "setpriority" ? which == 2 : which == 3
+            aimed = isUser || (isGroup && (target == core.supervisorPGID)) || (!isGroup && !isUser && core.isSupervisorTask(target))
+        case "kcmp":
+            aimed = aimed || core.isSupervisorTask(pid_t(truncatingIfNeeded: n.arg(1)))
+        case "perf_event_open":
+            aimed = aimed || target == -1 // every process on a cpu, the supervisor included
+        default: break
+        }
         var outside = false
-        if !aimed && !isSignal && name != "prlimit64" && target > 0 && !core.isSupervised(target) {
+        let reachesInto = ["ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open"].contains(name)
+        if !aimed && reachesInto && target > 0 && !core.isSupervised(target) {
             // ptrace, process_vm_* or pidfd_getfd into an unsupervised process would run the
             // agent's code, or read its secrets, outside supervision.
             outside = true
@@ -73,6 +87,50 @@ enum ValueHandlers {
         } else {
             core.listener.continueSyscall(n.id)
         }
+    }
+
+    /// The owner of a file receives its I/O signals: never the supervisor. F_SETOWN's target is a
+    /// register value; F_SETOWN_EX and the ioctls pass a pointer, so the supervisor copies the
+    /// target and makes the call itself on the agent's file (pidfd_getfd).
+    static func fileOwner(_ n: Notification, core: SupervisorCore) {
+        let name = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let command = n.arg(1)
+        func aimedAtSupervisor(pid: Int32, isGroup: Bool) -> Bool {
+            if isGroup { return pid == core.supervisorPGID || (pid < 0 && pid == -core.supervisorPGID) }
+            if pid < 0 { return pid == -core.supervisorPGID } // negative: a process group
+            return core.isSupervisorTask(pid)
+        }
+        func deny(_ target: String) {
+            core.listener.fail(n.id, errno: EPERM)
+            core.recorder.record(.denied(syscall: name, action: .exec, target: target,
+                                         reason: "the supervisor can't be made the owner of the agent's files", errno: EPERM),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        }
+        if name == "fcntl" && command == fcntlSetOwner {
+            let pid = Int32(truncatingIfNeeded: n.arg(2))
+            if aimedAtSupervisor(pid: pid, isGroup: false) { deny("pid:\(pid)") } else { core.listener.continueSyscall(n.id) }
+            return
+        }
+        var owner = [Int32](repeating: 0, count: 2)
+        let size = name == "fcntl" ? 8 : 4
+        let rc = owner.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(2), $0.baseAddress, size) }
+        let pidfd = agentgate_pidfd_open(n.tid)
+        let fd = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
+        agentgate_close(pidfd)
+        defer { agentgate_close(fd) }
+        guard core.listener.isValid(n.id) else { return }
+        guard rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
+        guard fd >= 0 else { core.listener.fail(n.id, errno: EBADF); return }
+        // struct f_owner_ex { int type; pid_t pid; }: type 2 is F_OWNER_PGRP.
+        let target = name == "fcntl" ? owner[1] : owner[0]
+        let isGroup = name == "fcntl" && owner[0] == 2
+        if aimedAtSupervisor(pid: target, isGroup: isGroup) { deny("pid:\(target)"); return }
+        let result = owner.withUnsafeMutableBytes { raw in
+            agentgate_syscall6(Int(n.number), UInt64(UInt32(bitPattern: fd)), command,
+                               UInt64(UInt(bitPattern: raw.baseAddress)), 0, 0, 0)
+        }
+        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
     }
 
     static func setpgid(_ n: Notification, core: SupervisorCore) {

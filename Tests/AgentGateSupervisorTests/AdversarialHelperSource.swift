@@ -70,6 +70,7 @@ int main(void) { write(1, "ALLOWED-PROGRAM-RAN\n", 20); return 0; }
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -584,6 +585,11 @@ static pid_t start_standin(const char *fd_file) {
     pid_t pid = fork();
     if (pid == 0) {
         close(ready[0]);
+        // Default dispositions and an empty mask: the test runner may leave some ignored/blocked.
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < 32; sig++) if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
         setpgid(0, 0);
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = fd_file ? open(fd_file, O_RDONLY) : -1;
@@ -669,51 +675,71 @@ static uintptr_t first_mapping(pid_t target) {
     return 0;
 }
 
+// A thread of `process` other than its leader (found with stat, which is never trapped), or 0.
+static pid_t find_thread(pid_t process) {
+    for (int k = 1; k < 512; k++) {
+        char path[64];
+        struct stat st;
+        snprintf(path, sizeof path, "/proc/%d/task/%d", process, process + k);
+        if (stat(path, &st) == 0) return process + k;
+    }
+    return 0;
+}
+
+// who: "parent" (the supervisor) or "standin", with "-thread" to aim at one of its non-leader
+// threads' ids instead of its pid.
 static int attack(const char *name, const char *who, const char *arg) {
-    int standin = strcmp(who, "standin") == 0;
-    pid_t target = standin ? start_standin(arg) : getppid();
-    if (target <= 0) { say("no target"); return 1; }
-    standin_pid = standin ? target : 0;
-    report_target(target);
-    say("target-pgid=%d own-pgid=%d", getpgid(target), getpgrp());
+    int standin = strncmp(who, "standin", 7) == 0;
+    int thread = strstr(who, "-thread") != NULL;
+    pid_t process = standin ? start_standin(arg) : getppid();
+    if (process <= 0) { say("no target"); return 1; }
+    standin_pid = standin ? process : 0;
+    report_target(process);
+    say("target-pgid=%d own-pgid=%d", getpgid(process), getpgrp());
+    pid_t target = process;
+    if (thread) {
+        target = find_thread(process);
+        say("target-thread=%d", target);
+        if (target <= 0) { say("no thread found"); if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); } return 1; }
+    }
     long rc;
     if (!strcmp(name, "kill")) {
         rc = kill(target, SIGKILL); result("kill", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "tkill")) {
         rc = syscall(SYS_tkill, target, SIGKILL); result("tkill", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "tgkill")) {
         rc = syscall(SYS_tgkill, target, target, SIGKILL); result("tgkill", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "tgkill-threads")) {
         // Only threads of `target` can match (the tgid is checked), so guessing is safe.
         int sent = 0;
         for (int k = 1; k < 256; k++) if (syscall(SYS_tgkill, target, target + k, SIGKILL) == 0) { sent++; say("tgkill thread %d sent", target + k); break; }
         say("threads signalled=%d", sent);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "rt_sigqueueinfo")) {
         siginfo_t si; memset(&si, 0, sizeof si);
         si.si_signo = SIGKILL; si.si_code = SI_QUEUE; si.si_pid = getpid(); si.si_uid = getuid();
         rc = syscall(SYS_rt_sigqueueinfo, target, SIGKILL, &si); result("rt_sigqueueinfo", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "rt_tgsigqueueinfo")) {
         siginfo_t si; memset(&si, 0, sizeof si);
         si.si_signo = SIGKILL; si.si_code = SI_QUEUE; si.si_pid = getpid(); si.si_uid = getuid();
         rc = syscall(SYS_rt_tgsigqueueinfo, target, target, SIGKILL, &si); result("rt_tgsigqueueinfo", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "pidfd_send_signal")) {
-        int pidfd = (int)syscall(SYS_pidfd_open, target, 0); result("pidfd_open", pidfd);
+        int pidfd = (int)syscall(SYS_pidfd_open, target, thread ? O_EXCL /* PIDFD_THREAD */ : 0); result("pidfd_open", pidfd);
         rc = pidfd >= 0 ? syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) : -1;
         result("pidfd_send_signal", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "killpg")) {
         pid_t pgid = getpgid(target);
         if (pgid == getpgrp()) { say("refusing: the target shares our process group"); return 1; }
         // Never signal a group the target merely belongs to (e.g. a test runner's).
         if (pgid != target) { say("refusing: the target (%d) doesn't lead its process group %d", target, pgid); return 1; }
         rc = kill(-pgid, SIGKILL); result("killpg", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "prlimit")) {
         // Lowers the target's RLIMIT_NOFILE (starving it of fds) and RLIMIT_CPU (the kernel
         // SIGKILLs a process past its hard CPU limit). Restored right after when it worked.
@@ -727,17 +753,109 @@ static int attack(const char *name, const char *who, const char *arg) {
         else if (rc == 0 || rc2 == 0) say("ATTACK-SUCCEEDED prlimit on the target returned success");
         if (rc == 0) prlimit(target, RLIMIT_NOFILE, &old_nofile, NULL);
         if (rc2 == 0) prlimit(target, RLIMIT_CPU, &old_cpu, NULL);
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
+    } else if (!strncmp(name, "sigio", 5) || !strcmp(name, "dnotify") || !strcmp(name, "lease")) {
+        // No kill() at all: make the kernel deliver the signal. An fd's owner (F_SETOWN and
+        // friends) gets SIGIO, or the signal chosen with F_SETSIG, when the fd's event fires.
+        //   sigio          F_SETOWN pid, F_SETSIG SIGKILL, O_ASYNC, write
+        //   sigio-default  F_SETOWN pid, O_ASYNC, write: plain SIGIO, whose default action kills
+        //   sigio-pgrp     F_SETOWN -pgid (the target's own group), F_SETSIG SIGKILL
+        //   sigio-ioctl    ioctl FIOSETOWN + FIOASYNC instead of fcntl
+        //   sigio-tid      F_SETOWN_EX F_OWNER_TID (a thread target)
+        //   dnotify        F_NOTIFY on a directory, then create a file in it
+        //   lease          F_SETLEASE on a file, then a non-blocking open for write breaks it
+        int fd = -1, other = -1;
+        char path[4096] = "";
+        if (!strcmp(name, "dnotify")) {
+            snprintf(path, sizeof path, "dnotify.%d", getpid());
+            mkdir(path, 0755);
+            fd = open(path, O_RDONLY | O_DIRECTORY);
+        }
+        else if (!strcmp(name, "lease")) { snprintf(path, sizeof path, "lease.%d", getpid()); fd = open(path, O_RDONLY | O_CREAT, 0644); }
+        else { int sv[2]; socketpair(AF_UNIX, SOCK_STREAM, 0, sv); fd = sv[0]; other = sv[1]; }
+        result("fd", fd);
+        if (!strcmp(name, "sigio-pgrp")) {
+            pid_t pgid = getpgid(process);
+            if (pgid != process || pgid == getpgrp()) { say("refusing: the target doesn't lead its own process group"); return 1; }
+            rc = fcntl(fd, F_SETOWN, -pgid);
+        } else if (!strcmp(name, "sigio-ioctl")) {
+            int owner = target;
+            rc = ioctl(fd, FIOSETOWN, &owner);
+        } else if (!strcmp(name, "sigio-tid")) {
+            struct f_owner_ex ex = { F_OWNER_TID, target };
+            rc = fcntl(fd, F_SETOWN_EX, &ex);
+        } else rc = fcntl(fd, F_SETOWN, target);
+        result("set owner", rc);
+        if (rc != 0) {
+            // F_NOTIFY and F_SETLEASE would make us the owner: firing now would only signal ourselves.
+            say("owner not set: not firing");
+            check_target_alive(process, standin);
+            if (path[0] && strcmp(name, "dnotify") != 0) unlink(path);
+            return 0;
+        }
+        if (strcmp(name, "sigio-default") != 0) { rc = fcntl(fd, F_SETSIG, SIGKILL); result("F_SETSIG", rc); }
+        if (!strcmp(name, "dnotify")) {
+            rc = fcntl(fd, F_NOTIFY, DN_CREATE); result("F_NOTIFY", rc);
+            char file[4200];
+            snprintf(file, sizeof file, "%s/new", path);
+            int f = open(file, O_WRONLY | O_CREAT, 0644); close(f);
+            path[0] = 0; // a directory: left in place
+        } else if (!strcmp(name, "lease")) {
+            rc = fcntl(fd, F_SETLEASE, F_RDLCK); result("F_SETLEASE", rc);
+            pid_t child = fork();
+            if (child == 0) { int f = open(path, O_WRONLY | O_NONBLOCK); _exit(f >= 0 ? 0 : 1); }
+            waitpid(child, NULL, 0);
+        } else {
+            if (!strcmp(name, "sigio-ioctl")) { int on = 1; rc = ioctl(fd, FIOASYNC, &on); }
+            else rc = fcntl(fd, F_SETFL, O_ASYNC | O_NONBLOCK);
+            result("async", rc);
+            ssize_t w = write(other, "x", 1); (void)w;
+        }
+        check_target_alive(process, standin);
+        if (path[0]) unlink(path);
+    } else if (!strcmp(name, "cgroup-kill")) {
+        // No signal syscall: move the target into a fresh cgroup (v2) and write cgroup.kill.
+        char mnt[512] = "", line[4096];
+        FILE *mi = fopen("/proc/self/mountinfo", "r");
+        while (mi && fgets(line, sizeof line, mi)) {
+            char point[512], type[64];
+            // ... mount-point ... - fstype source options
+            char *dash = strstr(line, " - ");
+            if (!dash || sscanf(line, "%*s %*s %*s %*s %511s", point) != 1 || sscanf(dash + 3, "%63s", type) != 1) continue;
+            if (!strcmp(type, "cgroup2")) { strcpy(mnt, point); break; }
+        }
+        if (mi) fclose(mi);
+        if (!mnt[0]) { say("CGROUP-UNAVAILABLE: no cgroup2 mount"); if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); } return 5; }
+        char dir[1024], file[1200], pid[32];
+        snprintf(dir, sizeof dir, "%s/agentgate-adv-%d", mnt, getpid());
+        say("cgroup=%s", dir);
+        rc = mkdir(dir, 0755); result("mkdir cgroup", rc);
+        if (rc != 0 && standin) { say("CGROUP-UNAVAILABLE: can't create a cgroup"); kill(process, SIGKILL); waitpid(process, NULL, 0); return 5; }
+        snprintf(file, sizeof file, "%s/cgroup.procs", dir);
+        snprintf(pid, sizeof pid, "%d", process);
+        int fd = open(file, O_WRONLY); result("open cgroup.procs", fd);
+        rc = fd >= 0 ? write(fd, pid, strlen(pid)) : -1; result("move target", rc);
+        if (fd >= 0) close(fd);
+        snprintf(file, sizeof file, "%s/cgroup.kill", dir);
+        fd = open(file, O_WRONLY); result("open cgroup.kill", fd);
+        rc = fd >= 0 ? write(fd, "1", 1) : -1; result("cgroup.kill", rc);
+        if (fd >= 0) close(fd);
+        check_target_alive(process, standin);
+        // Clean up: anything still in it goes back to the root cgroup, then the directory goes.
+        snprintf(file, sizeof file, "%s/cgroup.procs", mnt);
+        fd = open(file, O_WRONLY);
+        if (fd >= 0) { ssize_t w = write(fd, pid, strlen(pid)); (void)w; close(fd); }
+        rmdir(dir);
     } else if (!strcmp(name, "kill-all")) {
         rc = kill(-1, SIGKILL); result("kill(-1)", rc);
-        check_target_alive(target, standin);
+        check_target_alive(process, standin);
     } else if (!strcmp(name, "setpgid")) {
         pid_t pgid = getpgid(target);
         rc = setpgid(0, pgid); result("setpgid", rc);
         if (getpgrp() == pgid) say("ATTACK-SUCCEEDED joined the target's process group %d", pgid);
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else if (!strcmp(name, "ptrace-attach") || !strcmp(name, "ptrace-seize")) {
         int seize = !strcmp(name, "ptrace-seize");
         rc = ptrace(seize ? PTRACE_SEIZE : PTRACE_ATTACH, target, 0, 0); result(name, rc);
@@ -752,8 +870,8 @@ static int attack(const char *name, const char *who, const char *arg) {
             ptrace(PTRACE_DETACH, target, 0, 0);
             kill(target, SIGCONT);
         }
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else if (!strcmp(name, "proc-mem") || !strcmp(name, "proc-mem-write") || !strcmp(name, "proc-task-mem")) {
         char path[128];
         if (!strcmp(name, "proc-task-mem")) snprintf(path, sizeof path, "/proc/%d/task/%d/mem", target, target);
@@ -767,14 +885,14 @@ static int attack(const char *name, const char *who, const char *arg) {
             if (n > 0) { for (int i = 0; i < n; i++) if (buf[i] < 32 || buf[i] > 126) buf[i] = '.'; buf[n] = 0; }
             say("ATTACK-SUCCEEDED %s opened; read %zd bytes at %lx: %s", name, n, (unsigned long)at, n > 0 ? buf : "");
         }
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else if (!strcmp(name, "proc-environ") || !strcmp(name, "proc-maps") || !strcmp(name, "proc-cwd")) {
         if (!strcmp(name, "proc-environ")) read_proc(target, "environ", name);
         else if (!strcmp(name, "proc-maps")) read_proc(target, "maps", name);
         else { char rel[4096]; snprintf(rel, sizeof rel, "cwd/%s", arg ? arg : "."); read_proc(target, rel, name); }
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else if (!strcmp(name, "proc-fd")) {
         for (int n = 3; n < 64; n++) {
             char path[64], link[4096];
@@ -790,8 +908,8 @@ static int attack(const char *name, const char *who, const char *arg) {
             close(fd);
             break;
         }
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else if (!strcmp(name, "proc-self-fd")) {
         // Opens /proc/self/fd/N for every N this process does NOT have open: any success is a
         // file from someone else's fd table (the supervisor's, if it resolves /proc/self as
@@ -810,10 +928,10 @@ static int attack(const char *name, const char *who, const char *arg) {
             close(fd);
             break;
         }
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else if (!strcmp(name, "pidfd-getfd")) {
-        int pidfd = (int)syscall(SYS_pidfd_open, target, 0); result("pidfd_open", pidfd);
+        int pidfd = (int)syscall(SYS_pidfd_open, target, thread ? O_EXCL /* PIDFD_THREAD */ : 0); result("pidfd_open", pidfd);
         for (int n = 3; pidfd >= 0 && n < 64; n++) {
             int fd = (int)syscall(SYS_pidfd_getfd, pidfd, n, 0);
             if (fd < 0) continue;
@@ -824,8 +942,8 @@ static int attack(const char *name, const char *who, const char *arg) {
             say("ATTACK-SUCCEEDED stole the target's fd %d (%s)", n, link);
             break;
         }
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else if (!strcmp(name, "vm-readv") || !strcmp(name, "vm-writev")) {
         int writing = !strcmp(name, "vm-writev");
         uintptr_t at = standin ? (uintptr_t)standin_memory : first_mapping(target);
@@ -837,8 +955,8 @@ static int attack(const char *name, const char *who, const char *arg) {
         result(name, rc);
         if (rc > 0) { buf[rc < 63 ? rc : 63] = 0; say("ATTACK-SUCCEEDED %s %ld bytes: %s", name, rc, writing ? "" : buf); }
         else if (rc < 0 && errno == EFAULT) say("ATTACK-SUCCEEDED %s permitted (EFAULT on a guessed address)", name);
-        if (standin) { kill(target, SIGKILL); waitpid(target, NULL, 0); }
-        else check_target_alive(target, 0);
+        if (standin) { kill(process, SIGKILL); waitpid(process, NULL, 0); }
+        else check_target_alive(process, 0);
     } else {
         say("unknown attack %s", name);
         return 2;
@@ -965,6 +1083,17 @@ int main(int argc, char **argv) {
     const char *a = argc > 2 ? argv[2] : NULL, *b = argc > 3 ? argv[3] : NULL, *c = argc > 4 ? argv[4] : NULL;
     long rc;
 
+    if (!strcmp(m, "launch")) {
+        // Runs argv[2...] with default signal dispositions and an empty signal mask, as from a
+        // login shell (a test runner may have left SIGIO & co. ignored or blocked).
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < 65; sig++) if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+        execv(argv[2], argv + 2);
+        say("launch: exec errno=%d", errno);
+        return 127;
+    }
     if (!strcmp(m, "setkeep")) return setxattr(a, "user.keep", "yes", 3, 0) == 0 ? 0 : 1;
     if (!strcmp(m, "snapshot")) {
         for (int i = 2; i < argc; i++) if (nftw(argv[i], snap_entry, 16, FTW_PHYS) != 0) say("%s: missing", argv[i]);
@@ -1322,6 +1451,32 @@ int main(int argc, char **argv) {
     // ---- supervisor tampering ----
     if (!strcmp(m, "attack")) return attack(a, b, c);
     if (!strcmp(m, "seccomp")) return install_filter(a);
+    if (!strcmp(m, "kernel")) {
+        // Routes into the kernel itself. bpf: load a trivial socket filter program ("return 0");
+        // iopl: raise the I/O privilege level to 3 (raw port I/O).
+        if (!strcmp(a, "bpf")) {
+            struct sock_filter_insn { uint8_t code; uint8_t regs; int16_t off; int32_t imm; } insns[] = {
+                { 0xb7, 0, 0, 0 }, // r0 = 0
+                { 0x95, 0, 0, 0 }, // exit
+            };
+            union { struct { uint32_t type, insn_cnt; uint64_t insns, license; uint32_t log_level, log_size; uint64_t log_buf; uint32_t kern_version; } load; char pad[256]; } attr;
+            memset(&attr, 0, sizeof attr);
+            attr.load.type = 1; // BPF_PROG_TYPE_SOCKET_FILTER
+            attr.load.insn_cnt = 2;
+            attr.load.insns = (uint64_t)(uintptr_t)insns;
+            attr.load.license = (uint64_t)(uintptr_t)"GPL";
+            rc = syscall(SYS_bpf, 5 /* BPF_PROG_LOAD */, &attr, 128);
+            result("bpf", rc);
+            if (rc >= 0) say("ATTACK-SUCCEEDED a BPF program was loaded");
+        } else if (!strcmp(a, "iopl")) {
+            rc = syscall(SYS_iopl, 3); result("iopl", rc);
+            if (rc == 0) say("ATTACK-SUCCEEDED iopl(3)");
+        } else if (!strcmp(a, "ioperm")) {
+            rc = syscall(SYS_ioperm, 0x80, 1, 1); result("ioperm", rc);
+            if (rc == 0) say("ATTACK-SUCCEEDED ioperm on port 0x80");
+        }
+        return 0;
+    }
     if (!strcmp(m, "orphan-loop")) return orphan_loop(a, b);
     if (!strcmp(m, "procfs-environ")) {
         // a: mount point for a fresh procfs; b: "parent" | "standin"

@@ -105,6 +105,10 @@ final class RunningProcess: @unchecked Sendable {
 
     var pid: pid_t { process.processIdentifier }
 
+    /// Whether the process itself was killed by a signal (after `wait`). A supervisor reports
+    /// its agent's death by signal N as exit status 128+N; this tells the two apart.
+    var diedOfSignal: Bool { !process.isRunning && process.terminationReason == .uncaughtSignal }
+
     /// Waits for the process and for every holder of its output pipes.
     func wait(timeout: Double = 60) -> Harness.Result {
         if group.wait(timeout: .now() + timeout) == .timedOut {
@@ -233,6 +237,13 @@ enum Adversarial {
         let sessions = h.query("select count(*) from sessions").first?.first
         #expect(sessions == "1", "\(context): the audit database lost its session row or is corrupt (sessions: \(sessions ?? "unreadable"))",
                 sourceLocation: sourceLocation)
+    }
+
+    /// io_uring can't be shown to work bare when the kernel disables it (kernel.io_uring_disabled=2).
+    static func cancelIfIoUringDisabled() throws {
+        let setting = (try? String(contentsOfFile: "/proc/sys/kernel/io_uring_disabled", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        if setting == "2" { try Test.cancel("Bare half impossible here: io_uring is disabled (kernel.io_uring_disabled=2)") }
     }
 
     /// Deny events the audit recorded for `syscall`.

@@ -23,15 +23,21 @@ struct TamperFixture {
 /// Bare against a stand-in (must succeed), then supervised against the supervisor (must fail,
 /// supervisor alive, session status 0).
 @discardableResult
-func tamperAttempt(_ name: String, _ args: [String], wrap: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws -> Harness.Result {
+func tamperAttempt(_ name: String, _ args: [String], thread: Bool = false, wrap: [String] = [],
+                   sourceLocation: SourceLocation = #_sourceLocation) throws -> Harness.Result {
     let f = try TamperFixture(name)
-    let bare = f.h.bare(wrap + [f.bin.helper] + args + ["standin", "plain.txt"], timeout: 30)
+    let suffix = thread ? "-thread" : ""
+    let bare = f.h.bare(wrap + [f.bin.helper] + args + ["standin" + suffix, "plain.txt"], timeout: 30)
     #expect(bare.stdout.contains("ATTACK-SUCCEEDED"),
             "\(name): bare, the attack must work on the stand-in (else this test proves nothing)\n\(bare)", sourceLocation: sourceLocation)
 
-    let session = try f.h.start(wrap + f.h.supervisedArgv([f.bin.helper] + args + ["parent", "plain.txt"], policy: f.policy))
+    // `launch` gives the supervisor default signal dispositions and mask, as from a shell (the
+    // test runner may leave SIGIO and others ignored, which would hide an attack).
+    let session = try f.h.start(wrap + [f.bin.helper, "launch"]
+                                + f.h.supervisedArgv([f.bin.helper] + args + ["parent" + suffix, "plain.txt"], policy: f.policy))
     let supervisorPID = session.pid
     let supervised = session.wait(timeout: 30)
+    #expect(!session.diedOfSignal, "\(name): the supervisor process was killed by a signal\n\(supervised)", sourceLocation: sourceLocation)
     #expect(supervised.stdout.contains("target=\(supervisorPID) "),
             "\(name): the helper must have aimed at the supervisor (pid \(supervisorPID))\n\(supervised)", sourceLocation: sourceLocation)
     #expect(supervised.stdout.contains("exe=agentgate-supervise") || supervised.stdout.contains("exe=?"),
@@ -50,6 +56,39 @@ extension AdversarialTests {
         ])
         func signalSupervisor(call: String) throws {
             try tamperAttempt("signal", ["attack", call])
+        }
+
+        @Test("the same attacks aimed at one of the supervisor's thread ids instead of its pid", arguments: [
+            "kill", "tkill", "rt_sigqueueinfo", "pidfd_send_signal", "sigio-tid", "vm-readv", "ptrace-seize", "prlimit", "proc-environ", "proc-mem",
+        ])
+        func attackSupervisorThread(call: String) throws {
+            try tamperAttempt("thread", ["attack", call], thread: true)
+        }
+
+        /// No kill() at all: the kernel delivers a signal to an fd's owner when the fd's event
+        /// fires (F_SETOWN/FIOSETOWN/F_SETOWN_EX name the owner, F_SETSIG picks the signal; plain
+        /// SIGIO also kills by default). Blocking kill and friends is not enough.
+        @Test("make the kernel signal the supervisor as the owner of an fd", arguments: [
+            "sigio", "sigio-default", "sigio-pgrp", "sigio-ioctl", "dnotify", "lease",
+        ])
+        func fdOwnerSignal(call: String) throws {
+            try tamperAttempt("fdowner", ["attack", call])
+        }
+
+        /// No signal syscall either: root can move any process into a new cgroup (writing its pid
+        /// to cgroup.procs) and kill everything in it through cgroup.kill.
+        @Test("move the supervisor into a fresh cgroup, then write cgroup.kill")
+        func cgroupKill() throws {
+            let probe = try TamperFixture("cgroupProbe")
+            let bare = probe.h.bare([probe.bin.helper, "attack", "cgroup-kill", "standin", "plain.txt"])
+            if bare.stdout.contains("CGROUP-UNAVAILABLE") {
+                try Test.cancel("Bare half impossible here: no writable cgroup v2 hierarchy\n\(bare.stdout)")
+            }
+            let supervised = try tamperAttempt("cgroupkill", ["attack", "cgroup-kill"])
+            // The helper removes its cgroup, unless the supervisor's death took it down first.
+            for line in supervised.stdout.split(separator: "\n") where line.hasPrefix("cgroup=") {
+                rmdir(String(line.dropFirst("cgroup=".count)))
+            }
         }
 
         @Test("kill(-1, SIGKILL) (both halves inside a throwaway PID namespace)")
@@ -124,6 +163,19 @@ extension AdversarialTests {
             #expect(supervised.stdout.contains("op=\(via) rc=-1 errno=1"), "spec: \(via) → EPERM\n\(supervised)")
             #expect(supervised.status == 0, "\(supervised)")
             #expect(Adversarial.deniedEvents(f.h, syscall: via) >= 1, "spec: the denied \(via) is logged")
+        }
+
+        @Test("reach into the kernel: load a BPF program, raise the I/O privilege level", arguments: ["bpf", "iopl", "ioperm"])
+        func kernelRoutes(call: String) throws {
+            let f = try TamperFixture()
+            let supervised = f.h.supervised([f.bin.helper, "kernel", call], policy: f.policy)
+            #expect(!supervised.stdout.contains("ATTACK-SUCCEEDED"), "\(call) worked under the supervisor\n\(supervised)")
+            #expect(supervised.stdout.contains("op=\(call) rc=-1 errno=1"), "spec (README, route \"kernel\"): \(call) → EPERM\n\(supervised)")
+            let bare = f.h.bare([f.bin.helper, "kernel", call])
+            if bare.stdout.contains("errno=38") {
+                try Test.cancel("Bare half impossible here: this kernel has no \(call) (ENOSYS); the supervised half ran and got EPERM-or-not as checked above")
+            }
+            #expect(bare.stdout.contains("ATTACK-SUCCEEDED"), "bare, \(call) must work (else this test proves nothing)\n\(bare)")
         }
 
         /// The agent leaves a detached grandchild that opens a file every 100 ms and logs the

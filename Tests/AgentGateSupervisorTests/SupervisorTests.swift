@@ -209,7 +209,9 @@ import Testing
         #expect(h.bare(["touch", h.path("bare-marker")]).status == 0 && h.exists("bare-marker"))
         // Nested: the outer filter already has a listener, so the inner supervisor's child can't
         // install its own (EBUSY). The inner command must never run.
-        let result = h.supervised([Harness.supervisor, "--policy", policy, "--db", h.path("inner.db"), "--", "touch", h.path("marker")],
+        // The inner supervisor gets its own policy: the outer one protects its own from the agent.
+        try h.write("inner.yaml", "default: allow\nrules: []\n")
+        let result = h.supervised([Harness.supervisor, "--policy", h.path("inner.yaml"), "--db", h.path("inner.db"), "--", "touch", h.path("marker")],
                                   policy: policy)
         #expect(result.status == 125)
         #expect(result.stderr.contains("seccomp filter"))
