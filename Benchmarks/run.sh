@@ -67,10 +67,12 @@ declare -A modes=(
   ["sync, atomic"]="--wakeup sync --fd-injection atomic"
   ["default, two-step"]="--wakeup default --fd-injection two-step"
   ["default, atomic"]="--wakeup default --fd-injection atomic"
-  ["sync, two-step, 2 threads"]="--wakeup sync --fd-injection two-step --threads 2"
-  ["default, two-step, 2 threads"]="--wakeup default --fd-injection two-step --threads 2"
+  ["sync, atomic, 2 threads"]="--wakeup sync --fd-injection atomic --threads 2"
+  ["default, atomic, 2 threads"]="--wakeup default --fd-injection atomic --threads 2"
 )
-order=("sync, two-step" "sync, atomic" "default, two-step" "default, atomic" "sync, two-step, 2 threads" "default, two-step, 2 threads")
+order=("sync, two-step" "sync, atomic" "default, two-step" "default, atomic" "sync, atomic, 2 threads" "default, atomic, 2 threads")
+# MODES="sync, atomic|default, atomic" limits the run to those rows.
+if [ -n "${MODES:-}" ]; then IFS='|' read -r -a order <<< "$MODES"; fi
 
 bare_open=$(for _ in $(seq "$repeats"); do "$work/open-loop" "$work/target.txt" "$opens"; done | median)
 bare_make=$(for _ in $(seq "$repeats"); do seconds build; done | median)

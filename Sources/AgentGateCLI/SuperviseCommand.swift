@@ -34,14 +34,14 @@ public struct SuperviseCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print every decision on stderr.")
     var verbose = false
 
-    @Option(help: "Notification wake-up mode: sync (SYNC_WAKE_UP, Linux 6.6+) or default.")
-    var wakeup: WakeupMode = .sync
+    @Option(help: "Notification wake-up mode: default, or sync (SYNC_WAKE_UP, Linux 6.6+).")
+    var wakeup: WakeupMode = .default
 
-    @Option(help: "How opened fds reach the agent: two-step (ADDFD then SEND) or atomic (ADDFD_FLAG_SEND).")
-    var fdInjection: FDInjection = .addfdThenSend
+    @Option(help: "How opened fds reach the agent: atomic (ADDFD_FLAG_SEND) or two-step (ADDFD then SEND).")
+    var fdInjection: FDInjection = .addfdSend
 
     @Option(help: "Threads receiving notifications.")
-    var threads = 1
+    var threads = 2
 
     @Argument(parsing: .postTerminator, help: "The command to supervise, after --.")
     var command: [String] = []

@@ -236,9 +236,35 @@ enum ExecHandler {
                 }
                 if count == 0 { return .failure(ArgvFailure(errno: EFAULT, reason: "argv unreadable")) }
             }
+            // argv strings sit back to back on the new stack: read them in one go when they do,
+            // string by string otherwise.
+            var bulk: [UInt8] = []
+            var bulkStart: UInt64 = 0
+            if count > 0, pointers[0] != 0 {
+                bulkStart = pointers[0]
+                var last = pointers[0]
+                for i in 0..<count where pointers[i] != 0 { last = max(last, pointers[i]) }
+                let span = last &- bulkStart
+                if last >= bulkStart && span < 60_000 {
+                    let length = Int(span) + 4096 - Int((last &+ 4096) % 4096) // through the end of last's page
+                    bulk = [UInt8](repeating: 0, count: length)
+                    if agentgate_read_memory(tid, bulkStart, &bulk, length) != 0 { bulk = [] }
+                }
+            }
             for i in 0..<count {
                 let pointer = pointers[i]
                 if pointer == 0 { return .success(result) }
+                if pointer >= bulkStart, pointer &- bulkStart < UInt64(bulk.count) {
+                    let start = Int(pointer &- bulkStart)
+                    if let end = bulk[start...].firstIndex(of: 0) {
+                        total += end - start + 1
+                        if total > maxArgvBytes || result.count >= maxArgs {
+                            return .failure(ArgvFailure(errno: E2BIG, reason: "argv too long to inspect"))
+                        }
+                        result.append(String(decoding: bulk[start..<end], as: UTF8.self))
+                        continue
+                    }
+                }
                 let n = agentgate_read_string(tid, pointer, buffer, 131_073)
                 if n == -Int(ENAMETOOLONG) { return .failure(ArgvFailure(errno: E2BIG, reason: "argument too long to inspect")) }
                 if n < 0 { return .failure(ArgvFailure(errno: EFAULT, reason: "argv unreadable")) }

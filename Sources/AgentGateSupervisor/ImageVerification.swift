@@ -57,32 +57,27 @@ final class ImageVerifier: Sendable {
         agentgate_close(unused)
     }
 
-    /// Whether the process behind a notification runs an image it may run. `ancestors` are
-    /// consulted for a process seen for the first time: a swapped-in image may fork before its
-    /// own first trapped call, and its children inherit it.
-    func verify(tid: pid_t, tgid: pid_t, firstSeen: Bool, ancestors: () -> [pid_t]) -> Bool {
+    /// Whether the process behind a notification runs an image it may run. A process seen for
+    /// the first time must run an approved image (this also catches children a swapped-in image
+    /// forked before its own first trapped call); a process with an exec pending must run the
+    /// image approved for it, or its old one if the exec hasn't happened or failed.
+    func verify(tid: pid_t, tgid: pid_t, firstSeen: Bool) -> Bool {
         if firstSeen {
             let running = ImageIdentity(path: "/proc/\(tid)/exe")
             if running.inode != 0 && !approved.withLock({ $0.contains(running) }) { return false }
         }
         guard count.load(ordering: .relaxed) > 0 else { return true }
-        var candidates = [tgid]
-        if pending.withLock({ $0[tgid] == nil }) { candidates += ancestors() }
-        for candidate in candidates {
-            guard let entry = pending.withLock({ $0[candidate] }) else { continue }
-            if entry.pidfd >= 0 && agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
-                remove(candidate) // that process has exited: its pid may belong to another now
-                continue
-            }
-            let running = ImageIdentity(path: "/proc/\(tid)/exe")
-            if entry.expected.contains(running) {
-                if candidate == tgid { remove(candidate) } // the exec completed as approved
-                return true
-            }
-            if running == entry.previous { return true } // not exec'd yet, or the exec failed
-            return false
+        guard let entry = pending.withLock({ $0[tgid] }) else { return true }
+        if entry.pidfd >= 0 && agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
+            remove(tgid) // that process has exited: its pid may belong to another now
+            return true
         }
-        return true
+        let running = ImageIdentity(path: "/proc/\(tid)/exe")
+        if entry.expected.contains(running) {
+            remove(tgid) // the exec completed as approved
+            return true
+        }
+        return running == entry.previous // not exec'd yet, or the exec failed
     }
 
     private func remove(_ tgid: pid_t) {

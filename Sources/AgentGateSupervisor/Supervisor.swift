@@ -13,10 +13,13 @@ public struct SupervisorOptions: Sendable {
     public var programPath: String
     public var environment: [String]
     public var verbose = false
-    /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). See README for the measurements.
-    public var syncWakeUp = true
-    public var injection: FDInjection = .addfdThenSend
-    public var receiverThreads = 1
+    /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). Off by default: it wins on a single
+    /// process's round trips but lost on parallel builds here (README, Performance).
+    public var syncWakeUp = false
+    /// ADDFD_FLAG_SEND: atomic, and on Linux 6.18 no slower than the two-step variant.
+    public var injection: FDInjection = .addfdSend
+    /// Two receivers keep a parallel build's processes from queueing behind one another.
+    public var receiverThreads = 2
     /// Grace between SIGTERM and SIGKILL for descendants that outlive the command.
     public var descendantGraceMilliseconds = 2000
     /// Files the agent may never read or change (the audit database, the policy), as given;
@@ -263,7 +266,7 @@ final class Receivers: Sendable {
 
     private func dispatch(_ n: Notification, scratch: ThreadScratch) {
         let process = core.processes.info(for: n.tid)
-        guard core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen, ancestors: { process.firstSeen ? core.ancestors(of: process.ppid) : [] }) else {
+        guard core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen) else {
             // The image the kernel loaded isn't the one approved: the path was swapped after
             // the decision. End the process before this call, its first trapped one, proceeds.
             kill(n.tid, SIGKILL)

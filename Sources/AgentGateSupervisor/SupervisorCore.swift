@@ -186,17 +186,6 @@ final class SupervisorCore: Sendable {
         return false
     }
 
-    /// `pid` and up to three of its ancestors, below the supervisor.
-    func ancestors(of pid: pid_t) -> [pid_t] {
-        var chain: [pid_t] = []
-        var current = pid
-        while chain.count < 4 && current > 1 && current != supervisorPID {
-            chain.append(current)
-            current = Self.parent(of: current)
-        }
-        return chain
-    }
-
     private static func parent(of pid: pid_t) -> pid_t {
         withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
             // /proc/TID/status works for thread ids too; PPid is the process's parent.
