@@ -243,8 +243,7 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
     return -ELOOP;
 }
 
-int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
-                           agentgate_open_prepared *out) {
+static void reset_prepared(agentgate_open_prepared *out) {
     out->context.owner_count = 0;
     out->kind = -1;
     out->object_fd = -1;
@@ -253,6 +252,11 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
     out->name[0] = '\0';
     out->resolved[0] = '\0';
     out->resolved_len = 0;
+}
+
+int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
+                           agentgate_open_prepared *out) {
+    reset_prepared(out);
     if (path[0] == '\0') return -ENOENT;
     if ((flags & O_TMPFILE) == O_TMPFILE) {
         int fd = lookup_ctx(dirfd, path, O_PATH | O_DIRECTORY, resolve, &out->context);
@@ -272,14 +276,7 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
 }
 
 int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out) {
-    out->context.owner_count = 0;
-    out->kind = -1;
-    out->object_fd = -1;
-    out->parent_fd = -1;
-    out->file_type = 0;
-    out->name[0] = '\0';
-    out->resolved[0] = '\0';
-    out->resolved_len = 0;
+    reset_prepared(out);
     int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (copy < 0) return -errno;
     return finish_existing(out, copy);
@@ -310,8 +307,18 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
         return fd;
     }
     case AGENTGATE_OPEN_CREATE: {
-        int fd = openat(prepared->parent_fd, prepared->name, (int)flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, create_mode);
-        if (fd >= 0) return fd;
+        // Non-blocking, so a FIFO created there since the decision can't make us wait for it.
+        int fd = openat(prepared->parent_fd, prepared->name, (int)flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, create_mode);
+        if (fd >= 0) {
+            struct stat st;
+            if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) { close(fd); return -EAGAIN; } // decide again
+            if (!(flags & O_NONBLOCK)) {
+                int status = fcntl(fd, F_GETFL);
+                if (status >= 0) fcntl(fd, F_SETFL, status & ~O_NONBLOCK);
+            }
+            return fd;
+        }
+        if (errno == ENXIO || errno == EWOULDBLOCK) return -EAGAIN; // a FIFO or device appeared
         // A symlink appeared where nothing was when we decided: decide again.
         if (errno == ELOOP && !(flags & O_NOFOLLOW)) return -EAGAIN;
         return -errno;
@@ -370,6 +377,23 @@ const char *agentgate_path_entry_resolved(const agentgate_path_entry *entry) {
 long agentgate_syscall6(long number, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5) {
     long rc = syscall(number, a0, a1, a2, a3, a4, a5);
     return rc < 0 ? -errno : rc;
+}
+
+ssize_t agentgate_read_head(int fd, char *buf, size_t capacity) {
+    struct stat st;
+    if (capacity < 2) return -EINVAL;
+    if (fstat(fd, &st) != 0) return -errno;
+    if (!S_ISREG(st.st_mode)) return -EINVAL;
+    char link[32];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int file = open(link, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (file < 0) return -errno;
+    ssize_t n = read(file, buf, capacity - 1);
+    int err = errno;
+    close(file);
+    if (n < 0) return -err;
+    buf[n] = '\0';
+    return n;
 }
 
 const char *agentgate_open_resolved(const agentgate_open_prepared *prepared) {

@@ -216,6 +216,11 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
 /// The resolved path of a prepared open (NUL-terminated).
 const char *agentgate_open_resolved(const agentgate_open_prepared *prepared);
 
+/// Reads up to `capacity - 1` bytes from the start of the regular file behind the O_PATH fd
+/// `fd` (reopened O_RDONLY|O_NONBLOCK|O_NOCTTY, so nothing can make it wait). Returns the
+/// length, or -errno (-EINVAL when it isn't a regular file).
+ssize_t agentgate_read_head(int fd, char *buf, size_t capacity);
+
 /// Closes the fds held by a prepared open.
 void agentgate_open_release(agentgate_open_prepared *prepared);
 

@@ -142,8 +142,12 @@ enum ExecHandler {
         defer { agentgate_close(ownedFD) }
         var interpreterImage: ImageIdentity? = nil
         var currentPath = resolved
+        // The argv the final image sees: the kernel puts the interpreter, its optional `#!`
+        // argument and the script's name in front of the script's own arguments.
+        var effectiveArgv = argv
         for _ in 0..<5 {
-            guard let interpreter = shebangInterpreter(fd: currentFD) else { break }
+            guard let (interpreter, argument) = shebang(fd: currentFD) else { break }
+            effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentPath] + effectiveArgv.dropFirst()
             let interpreterBase = interpreter.hasPrefix("/") ? AT_FDCWD : base.fd
             guard case .prepared = core.prepare(prepared, base: interpreterBase, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) else {
                 return .denied(target: interpreter, verdict: nil, reason: "the #! interpreter of \(currentPath) can't be resolved")
@@ -164,10 +168,10 @@ enum ExecHandler {
         }
         if isDynamicLoader(currentPath) {
             // `ld.so PROG` maps PROG with no execve of PROG: decide it as an exec of PROG.
-            var index = interpreterImage == nil ? 1 : 2 // a script's argv starts with the script
+            var index = 1
             var program: String? = nil
-            while index < argv.count {
-                let arg = argv[index]
+            while index < effectiveArgv.count {
+                let arg = effectiveArgv[index]
                 if loaderOptionsWithValue.contains(arg) { index += 2; continue }
                 if loaderFlags.contains(arg) { index += 1; continue }
                 if arg.hasPrefix("--") { return .denied(target: currentPath, verdict: nil, reason: "unknown ld.so option \(arg)") }
@@ -191,16 +195,21 @@ enum ExecHandler {
         return .allowed(interpreter: interpreterImage)
     }
 
-    /// The interpreter named on a `#!` line, or nil.
-    static func shebangInterpreter(fd: Int32) -> String? {
+    /// The interpreter named on a `#!` line and its optional argument (the rest of the line, as
+    /// the kernel passes it), or nil. Only regular files are read, through a non-blocking reopen.
+    static func shebang(fd: Int32) -> (interpreter: String, argument: String?)? {
         var buffer = [CChar](repeating: 0, count: 257)
-        let n = agentgate_read_small_file(AT_FDCWD, "/proc/self/fd/\(fd)", &buffer, buffer.count)
+        let n = agentgate_read_head(fd, &buffer, buffer.count)
         guard n > 2, buffer[0] == 0x23, buffer[1] == 0x21 else { return nil } // "#!"
         let bytes = buffer[2..<n].map { UInt8(bitPattern: $0) }
         let line = bytes.prefix { $0 != 0x0A }
-        let trimmed = line.drop { $0 == 0x20 || $0 == 0x09 }
-        let name = trimmed.prefix { $0 != 0x20 && $0 != 0x09 && $0 != 0 }
-        return name.isEmpty ? nil : String(decoding: name, as: UTF8.self)
+        let isBlank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        let trimmed = line.drop(while: isBlank)
+        let name = trimmed.prefix { !isBlank($0) && $0 != 0 }
+        guard !name.isEmpty else { return nil }
+        var rest = Array(trimmed.dropFirst(name.count).drop(while: isBlank))
+        while let last = rest.last, isBlank(last) { rest.removeLast() }
+        return (String(decoding: name, as: UTF8.self), rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
     }
 
     struct ArgvFailure: Error {

@@ -55,6 +55,14 @@ enum OpenHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
+        // O_PATH continues in the kernel under the agent's own credentials; everything else is
+        // opened by the supervisor, which must not have more privilege than the agent.
+        if args.flags & UInt64(Int32(AGENTGATE_O_PATH)) == 0, let refusal = core.credentialRefusal(tid: n.tid) {
+            core.listener.fail(n.id, errno: EACCES)
+            core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: refusal, errno: EACCES),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
         perform(n, args: args, path: path, base: base, action: action, syscall: syscall,
                 process: process, core: core, scratch: scratch)
     }

@@ -82,6 +82,21 @@ final class ProcessTable: Sendable {
     }
 }
 
+/// Fields of /proc/PID/stat, counted after the parenthesised command name (which may hold
+/// spaces): 0 is the state, 1 the parent pid, 2 the process group.
+enum ProcStat {
+    static func field(_ index: Int, of pid: pid_t) -> pid_t {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/stat", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return 0 }
+            let text = String(cBuffer: buffer.baseAddress!, count: n)
+            guard let close = text.lastIndex(of: ")") else { return 0 }
+            let fields = text[text.index(after: close)...].split(separator: " ")
+            return fields.count > index ? pid_t(fields[index]) ?? 0 : 0
+        }
+    }
+}
+
 /// The fields of /proc/TID/status the supervisor uses.
 struct ProcStatus {
     var tgid: pid_t = 0

@@ -248,7 +248,7 @@ enum SendHandler {
             case .failure(let failure): return .failure(failure)
             }
         }
-        let count = isBatch ? min(n.arg(2), UInt64(maxMessages)) : 1
+        let count = isBatch ? min(UInt64(UInt32(truncatingIfNeeded: n.arg(2))), UInt64(maxMessages)) : 1 // vlen is an unsigned int
         guard count > 0 else { return .success([]) }
         var messages: [Message] = []
         var total = 0

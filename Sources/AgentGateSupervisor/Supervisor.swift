@@ -372,17 +372,9 @@ enum Descendants {
         return false
     }
 
-    /// PPid from /proc/PID/stat (the field after the parenthesised command name).
     private static func parentOf(_ pid: pid_t) -> pid_t? {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t? in
-            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/stat", buffer.baseAddress!, buffer.count)
-            guard n > 0 else { return nil }
-            let text = String(cBuffer: buffer.baseAddress!, count: n)
-            guard let close = text.lastIndex(of: ")") else { return nil }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            guard fields.count > 1 else { return nil }
-            return pid_t(fields[1])
-        }
+        let parent = ProcStat.field(1, of: pid)
+        return parent > 0 ? parent : nil
     }
 }
 

@@ -119,6 +119,9 @@ final class SupervisorCore: Sendable {
             let rc = agentgate_open_prepare(base, path, flags, resolve, prepared)
             if let owner = forbiddenOwner(prepared.pointee.context) {
                 agentgate_open_release(prepared)
+                // The fast path resolved /proc/self as the supervisor before meeting the magic
+                // link: walk it with the agent's pid before refusing.
+                if forceWalk == 0 && resolve == 0 { forceWalk = 1; continue }
                 return .supervisorPath("/proc/\(owner)")
             }
             if rc < 0 { agentgate_open_release(prepared); return .failed(errno: -rc) }
@@ -143,6 +146,7 @@ final class SupervisorCore: Sendable {
             if let owner = forbiddenOwner(entry.context) {
                 agentgate_close(entry.parent_fd)
                 entry.parent_fd = -1
+                if forceWalk == 0 { forceWalk = 1; continue }
                 return .supervisorPath("/proc/\(owner)")
             }
             if rc < 0 { return .failed(errno: -rc) }
@@ -186,29 +190,10 @@ final class SupervisorCore: Sendable {
         return false
     }
 
-    private static func parent(of pid: pid_t) -> pid_t {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
-            // /proc/TID/status works for thread ids too; PPid is the process's parent.
-            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/stat", buffer.baseAddress!, buffer.count)
-            guard n > 0 else { return 0 }
-            let text = String(cBuffer: buffer.baseAddress!, count: n)
-            guard let close = text.lastIndex(of: ")") else { return 0 }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            return fields.count > 1 ? pid_t(fields[1]) ?? 0 : 0
-        }
-    }
+    private static func parent(of pid: pid_t) -> pid_t { ProcStat.field(1, of: pid) }
 
     /// The process group of `tid` (field 5 of /proc/TID/stat).
-    func processGroup(of tid: pid_t) -> pid_t {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
-            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(tid)/stat", buffer.baseAddress!, buffer.count)
-            guard n > 0 else { return 0 }
-            let text = String(cBuffer: buffer.baseAddress!, count: n)
-            guard let close = text.lastIndex(of: ")") else { return 0 }
-            let fields = text[text.index(after: close)...].split(separator: " ")
-            return fields.count > 2 ? pid_t(fields[2]) ?? 0 : 0
-        }
-    }
+    func processGroup(of tid: pid_t) -> pid_t { ProcStat.field(2, of: tid) }
 
     func rememberLeakedFD(_ fd: Int32, for n: Notification) {
         let record = LeakedFD(fd: fd, number: n.number, args: (0..<6).map { n.arg($0) })

@@ -122,6 +122,13 @@ enum ValueHandlers {
         guard core.listener.isValid(n.id) else { return }
         guard rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
         guard fd >= 0 else { core.listener.fail(n.id, errno: EBADF); return }
+        // The kernel records the caller's credentials as the owner's: never ours for a weaker agent.
+        if let refusal = core.credentialRefusal(tid: n.tid) {
+            core.listener.fail(n.id, errno: EPERM)
+            core.recorder.record(.denied(syscall: name, action: .exec, target: "fd owner", reason: refusal, errno: EPERM),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
         // struct f_owner_ex { int type; pid_t pid; }: type 2 is F_OWNER_PGRP.
         let target = name == "fcntl" ? owner[1] : owner[0]
         let isGroup = name == "fcntl" && owner[0] == 2

@@ -184,7 +184,7 @@ extension AdversarialTests {
             // This is the exec window README's security section states: the kernel re-reads the
             // path after the decision, and a swapped-in image runs until its first trapped
             // syscall. Closing it needs PTRACE_EVENT_EXEC; until then the attempt is tracked as a
-            // known issue, so it stays visible and will flag when it starts passing.
+            // known issue, so it stays visible in every run (intermittent: the race may not win).
             withKnownIssue("exec window: a swapped-in static image runs until its first trapped syscall", isIntermittent: true) {
                 try raceExec(mode: "static", forbidden: "forbid-static")
             }
