@@ -20,6 +20,13 @@ public enum AgentGatePaths {
         return "/"
     }
 
+    /// `path` with every symlink resolved (realpath), or unchanged when it doesn't exist.
+    public static func resolved(_ path: String) -> String {
+        guard let real = realpath(path, nil) else { return path }
+        defer { free(real) }
+        return String(decoding: UnsafeRawBufferPointer(start: real, count: strlen(real)), as: UTF8.self)
+    }
+
     public static func currentDirectory() -> String {
         FileManager.default.currentDirectoryPath
     }

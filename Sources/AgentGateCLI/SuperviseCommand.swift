@@ -58,7 +58,10 @@ public struct SuperviseCommand: ParsableCommand {
     public func run() throws {
         let cwd = AgentGatePaths.currentDirectory()
         let environment = ProcessInfo.processInfo.environment
-        let variables = PolicyVariables(workingDirectory: cwd, home: AgentGatePaths.home(environment))
+        // Decisions are made on paths as the kernel resolved them, so $PWD and $HOME must name
+        // resolved locations too: a symlinked home would otherwise match no rule.
+        let variables = PolicyVariables(workingDirectory: AgentGatePaths.resolved(cwd),
+                                        home: AgentGatePaths.resolved(AgentGatePaths.home(environment)))
         let loaded: LoadedPolicy
         do {
             loaded = try LoadedPolicy.resolve(policy, variables: variables, environment: environment)

@@ -42,7 +42,7 @@ enum ConnectHandler {
         }
         let target = address.target
         if address.family != AF_UNSPEC {
-            let verdict = core.policy.evaluate(.netEgress, target: target)
+            let verdict = core.egressVerdict(target)
             guard verdict.enforcedAllow else {
                 agentgate_close(unixPathFD)
                 core.listener.fail(n.id, errno: EACCES)

@@ -41,9 +41,12 @@ enum SendHandler {
         let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
         agentgate_close(pidfd)
         var socketType: Int32 = 0
+        var socketDomain: Int32 = 0
         if socket >= 0 {
             var length = socklen_t(MemoryLayout<Int32>.size)
             getsockopt(socket, SOL_SOCKET, SO_TYPE, &socketType, &length)
+            length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(socket, SOL_SOCKET, SO_DOMAIN, &socketDomain, &length)
         }
         let isSendto: Bool
         if case .sendto = family { isSendto = true } else { isSendto = false }
@@ -64,7 +67,18 @@ enum SendHandler {
         // Copy every message (address and payload) before the one ID_VALID check.
         var messages: [Message] = []
         switch copyMessages(n, isSendto: isSendto, isBatch: isBatch, isStream: socketType == Int32(SOCK_STREAM.rawValue)) {
-        case .success(let copied): messages = ignoresName ? copied.map { var m = $0; m.name = nil; return m } : copied
+        case .success(let copied):
+            messages = copied.map { message in
+                var m = message
+                if ignoresName { m.name = nil }
+                // IPv4 UDP sends to sin_addr:sin_port even when sin_family is AF_UNSPEC: decide
+                // (and send) it as the AF_INET address it is. IPv6 treats it as no address.
+                if let name = m.name, name.count >= 2, name[0] == 0, name[1] == 0 {
+                    if socketDomain == AF_INET && name.count >= 16 { m.name![0] = UInt8(AF_INET) }
+                    else if socketDomain == AF_INET6 { m.name = nil }
+                }
+                return m
+            }
         case .failure(let failure): fail(failure.errno, failure.reason); return
         }
         let needsCwd = messages.contains { $0.name.map { Self.isRelativeUnix($0) } ?? false }
@@ -102,7 +116,7 @@ enum SendHandler {
                 entry.pathFD = ConnectHandler.resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core,
                                                               tid: n.tid, tgid: process.tgid)
                 entry.target = address.target
-                entry.verdict = core.policy.evaluate(.netEgress, target: address.target)
+                entry.verdict = core.egressVerdict(address.target)
                 if entry.verdict.enforcedAllow && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
                     for d in decided { agentgate_close(d.pathFD) }

@@ -131,6 +131,10 @@ public final class Supervisor: Sendable {
 
     /// The path with its directory's symlinks resolved (the file itself may not exist yet).
     static func realPath(_ path: String) -> String {
+        if let whole = realpath(path, nil) { // the file exists: resolve it whole, links and all
+            defer { free(whole) }
+            return String(decoding: UnsafeRawBufferPointer(start: whole, count: strlen(whole)), as: UTF8.self)
+        }
         let absolute = path.hasPrefix("/") ? path : (ProcessTable.readLink("/proc/self/cwd") ?? "/") + "/" + path
         let slash = absolute.lastIndex(of: "/") ?? absolute.startIndex
         let directory = String(absolute[..<slash])
@@ -236,12 +240,14 @@ final class Receivers: Sendable {
 
     private func loop() {
         // Creates must get exactly the agent's umask: give this thread its own fs_struct, umask 0.
-        if agentgate_unshare_fs() == 0 { umask(0) }
+        let ownFileSystem = agentgate_unshare_fs() == 0
+        if ownFileSystem { umask(0) }
         var unblock = sigset_t()
         var interrupt = BlockingOperations.interruptSignal
         agentgate_sigset(&unblock, &interrupt, 1)
         agentgate_sigmask(SIG_UNBLOCK, &unblock, nil)
         let scratch = ThreadScratch()
+        scratch.hasOwnFileSystemContext = ownFileSystem
         var request = seccomp_notif()
         var failures = 0
         while !stopping.load(ordering: .relaxed) {
@@ -285,6 +291,8 @@ final class Receivers: Sendable {
             ExecHandler.handle(n, family: family, core: core, scratch: scratch)
         case .connect:
             ConnectHandler.handle(n, core: core, scratch: scratch)
+        case .bind:
+            BindHandler.handle(n, core: core, scratch: scratch)
         case .sendto, .sendmsg, .sendmmsg:
             SendHandler.handle(n, family: family, core: core, scratch: scratch)
         case .mutation(let spec):

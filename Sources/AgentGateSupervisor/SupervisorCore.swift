@@ -55,6 +55,20 @@ final class SupervisorCore: Sendable {
         images.expect(image, previous: previous, tgid: tgid)
     }
 
+    /// The verdict for reaching `target`. A pathname unix socket is also a write to that path
+    /// (the kernel asks for write permission on it): a socket inside a protected directory, or
+    /// anywhere writes are denied (docker.sock, the system bus), can't be used to act through.
+    func egressVerdict(_ target: String) -> Verdict {
+        let egress = policy.evaluate(.netEgress, target: target)
+        guard egress.enforcedAllow, target.hasPrefix("unix:/") else { return egress }
+        let path = String(target.dropFirst(5))
+        if protectedReason(path, isWrite: true) != nil {
+            return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
+        }
+        let write = policy.evaluate(.fsWrite, target: path)
+        return write.enforcedAllow ? egress : write
+    }
+
     /// Why a resolved path is off limits whatever the policy says, or nil.
     func protectedReason(_ target: String, isWrite: Bool) -> String? {
         if protectedFiles.contains(target) { return "the supervisor's audit database and policy are off limits" }
@@ -230,6 +244,8 @@ final class ThreadScratch {
     let path = UnsafeMutablePointer<CChar>.allocate(capacity: ThreadScratch.pathCapacity)
     let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
     let sockaddr = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
+    /// The thread has its own fs_struct (unshare(CLONE_FS)): cwd and umask changes stay here.
+    var hasOwnFileSystemContext = false
 
     deinit {
         path.deallocate()

@@ -50,6 +50,7 @@ enum SyscallFamily: Sendable {
     case open, openat, openat2, creat
     case execve, execveat
     case connect
+    case bind
     case sendto, sendmsg, sendmmsg
     case mutation(MutationSpec)
     /// A route the supervisor can't see through: denied with this errno unless the policy
@@ -133,6 +134,7 @@ struct SyscallTable: Sendable {
             ("open", .open, .always), ("openat", .openat, .always), ("openat2", .openat2, .always), ("creat", .creat, .always),
             ("execve", .execve, .always), ("execveat", .execveat, .always),
             ("connect", .connect, .always),
+            ("bind", .bind, .always),
             ("sendto", .sendto, .argNonZero(arg: 4)), ("sendmsg", .sendmsg, .always), ("sendmmsg", .sendmmsg, .always),
             // Mutations: fs_write on every path, performed by the supervisor.
             ("unlink", m([p(0, w)]), .always),

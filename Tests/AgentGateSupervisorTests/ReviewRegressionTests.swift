@@ -58,4 +58,75 @@ import Testing
         let supervised = h.supervised(["sh", "-c", "echo via-proc-self > /proc/self/fd/1"], policy: policy)
         #expect(supervised.status == 0 && supervised.stdout == "via-proc-self\n", "\(supervised)")
     }
+
+    @Test func anAFUnspecUDPSendIsDecidedAsTheIPv4AddressItReaches() throws {
+        let h = try Harness()
+        let receiver = """
+            import socket, sys
+            r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); r.bind(("127.0.0.1", 0)); r.settimeout(1)
+            port = r.getsockname()[1]
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            import ctypes, struct
+            libc = ctypes.CDLL(None, use_errno=True)
+            addr = struct.pack("<HH4s8x", 0, socket.htons(port), socket.inet_aton("127.0.0.1"))  # sin_family = AF_UNSPEC
+            n = libc.sendto(s.fileno(), b"LEAK", 4, 0, addr, len(addr))
+            try:
+                print("received", r.recv(10).decode())
+            except socket.timeout:
+                print("nothing", n, ctypes.get_errno())
+            """
+        let policy = try h.policy("""
+            default: allow
+            rules:
+              - match: {action: net_egress, target_glob: "127.0.0.1:*"}
+                decision: deny
+            """)
+        #expect(h.bare(["python3", "-c", receiver]).stdout.contains("received LEAK"))
+        let supervised = h.supervised(["python3", "-c", receiver], policy: policy)
+        #expect(supervised.stdout.contains("nothing"), "\(supervised)")
+    }
+
+    @Test func aSymlinkedHomeStillProtectsCredentials() throws {
+        let h = try Harness()
+        try FileManager.default.createDirectory(atPath: h.path("realhome/.ssh"), withIntermediateDirectories: true)
+        try h.write("realhome/.ssh/id_rsa", "TOPSECRET\n")
+        symlink(h.path("realhome"), h.path("home"))
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = h.path("home")
+        // Built-in policy (no --policy; no policy.yaml in the run directory).
+        unlink(h.path("policy.yaml"))
+        let bare = h.run(["cat", h.path("home/.ssh/id_rsa")], environment: env)
+        #expect(bare.stdout.contains("TOPSECRET"))
+        let supervised = h.run([Harness.supervisor, "--db", h.db, "--", "cat", h.path("home/.ssh/id_rsa")], environment: env)
+        #expect(supervised.status != 0 && !supervised.stdout.contains("TOPSECRET"), "\(supervised)")
+    }
+
+    @Test func unixSocketsInsideProtectedDirectoriesCantBeUsedOrPlanted() throws {
+        let h = try Harness()
+        try FileManager.default.createDirectory(atPath: h.path("keys"), withIntermediateDirectories: true)
+        let policy = try h.policy("""
+            default: allow
+            rules:
+              - match: {target_glob: "\(h.dir)/keys/**"}
+                decision: deny
+            """)
+        // A stand-in agent socket inside the protected directory.
+        let server = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(8)"
+        let serverProcess = Process()
+        serverProcess.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // Relative names: the test directory's absolute path is longer than sun_path allows.
+        serverProcess.arguments = ["python3", "-c", server, "keys/agent.sock"]
+        serverProcess.currentDirectoryURL = URL(fileURLWithPath: h.dir)
+        try serverProcess.run()
+        defer { serverProcess.terminate() }
+        usleep(500_000)
+        let client = "import socket,sys\ntry:\n socket.socket(socket.AF_UNIX).connect(sys.argv[1]); print('connected')\nexcept OSError as e: print('refused', e.errno)"
+        #expect(h.bare(["python3", "-c", client, "keys/agent.sock"]).stdout.contains("connected"))
+        let supervised = h.supervised(["python3", "-c", client, "keys/agent.sock"], policy: policy)
+        #expect(supervised.stdout.contains("refused 13"), "\(supervised)")
+        let plant = "import socket,sys\ntry:\n socket.socket(socket.AF_UNIX).bind(sys.argv[1]); print('planted')\nexcept OSError as e: print('refused', e.errno)"
+        #expect(h.bare(["python3", "-c", plant, "keys/bare.sock"]).stdout.contains("planted"))
+        let planted = h.supervised(["python3", "-c", plant, "keys/planted.sock"], policy: policy)
+        #expect(planted.stdout.contains("refused 13") && !h.exists("keys/planted.sock"), "\(planted)")
+    }
 }

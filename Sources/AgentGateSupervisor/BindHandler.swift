@@ -1,0 +1,83 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+
+/// bind: performed by the supervisor on its copy of the agent's socket (pidfd_getfd) with its
+/// copy of the address, since the address is in memory the agent could change. Binding a
+/// pathname unix socket creates a file: it is decided as fs_write on the resolved parent and
+/// name, and made from the receiver thread's own working directory (its fs_struct is unshared)
+/// set to that parent, with the agent's umask.
+enum BindHandler {
+    static func handle(_ n: Notification, core: SupervisorCore, scratch: ThreadScratch) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let length = Int64(Int32(truncatingIfNeeded: n.arg(2)))
+        guard length >= 0, length <= 128 else {
+            guard core.listener.isValid(n.id) else { return }
+            core.listener.fail(n.id, errno: EINVAL)
+            return
+        }
+        let rc = agentgate_read_memory(n.tid, n.arg(1), scratch.sockaddr, Int(length))
+        let address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
+        let pidfd = agentgate_pidfd_open(n.tid)
+        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
+        agentgate_close(pidfd)
+        defer { agentgate_close(socket) }
+        let path = address.unixPath
+        let cwd = path.map { $0.hasPrefix("/") ? AT_FDCWD : agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) } ?? AT_FDCWD
+        defer { if cwd >= 0 { agentgate_close(cwd) } }
+        guard core.listener.isValid(n.id) else { return }
+        guard rc == 0 else { core.listener.fail(n.id, errno: -rc); return }
+        guard socket >= 0 else { core.listener.fail(n.id, errno: socket == -EBADF ? EBADF : -socket); return }
+
+        guard let path else {
+            // An IP, abstract or unnamed address: nothing in the file system, nothing to decide.
+            let result = address.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }
+            if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: Glibc.errno) }
+            return
+        }
+        func deny(_ errno: Int32, _ target: String, _ verdict: Verdict?, _ reason: String) {
+            core.listener.fail(n.id, errno: errno)
+            let entry: DecisionRecorder.Entry = verdict.map { .init(syscall: syscall, action: .fsWrite, target: target, verdict: $0, errno: errno) }
+                ?? .denied(syscall: syscall, action: .fsWrite, target: target, reason: reason, errno: errno)
+            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        }
+        if let refusal = core.credentialRefusal(tid: n.tid) { deny(EACCES, path, nil, refusal); return }
+        guard scratch.hasOwnFileSystemContext else {
+            deny(EPERM, path, nil, "unix socket binds need a receiver thread with its own working directory"); return
+        }
+        var entry = agentgate_path_entry()
+        switch core.resolveEntry(&entry, base: cwd, path: path, tid: n.tid, tgid: process.tgid) {
+        case .prepared: break
+        case .failed(let errno): deny(errno, path, nil, "socket path unresolved"); return
+        case .supervisorPath(let target): deny(EACCES, target, nil, "the supervisor's own /proc entry is off limits"); return
+        }
+        defer { agentgate_close(entry.parent_fd) }
+        let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
+        if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
+        let verdict = core.policy.evaluate(.fsWrite, target: target)
+        guard verdict.enforcedAllow else { deny(EACCES, target, verdict, ""); return }
+
+        let name = withUnsafeBytes(of: &entry.name) { Array($0.prefix { $0 != 0 }) }
+        var local = sockaddr_un()
+        local.sun_family = sa_family_t(AF_UNIX)
+        guard name.count < MemoryLayout.size(ofValue: local.sun_path) else { deny(ENAMETOOLONG, target, nil, "socket name too long"); return }
+        withUnsafeMutableBytes(of: &local.sun_path) { raw in
+            for (i, byte) in name.enumerated() { raw[i] = byte }
+        }
+        let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)
+        _ = agentgate_fchdir(entry.parent_fd)
+        let previous = umask(umaskBits)
+        let result = withUnsafePointer(to: &local) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.bind(socket, $0, socklen_t(MemoryLayout<sa_family_t>.size + name.count + 1))
+            }
+        }
+        let errno = result == 0 ? 0 : Glibc.errno
+        umask(previous)
+        _ = chdir("/")
+        if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: errno) }
+        core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result == 0 ? nil : errno),
+                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+}
