@@ -5,8 +5,8 @@ import Glibc
 /// bind: performed by the supervisor on its copy of the agent's socket (pidfd_getfd) with its
 /// copy of the address, since the address is in memory the agent could change. Binding a
 /// pathname unix socket creates a file: it is decided as fs_write on the resolved parent and
-/// name, and made from the receiver thread's own working directory (its fs_struct is unshared)
-/// set to that parent, with the agent's umask.
+/// name, then bound with the agent's own path from the receiver thread's working directory
+/// (its fs_struct is unshared) set to the agent's cwd, with the agent's umask.
 enum BindHandler {
     static func handle(_ n: Notification, core: SupervisorCore, scratch: ThreadScratch) {
         let syscall = core.table.name(of: n.number)
@@ -46,38 +46,32 @@ enum BindHandler {
         guard scratch.hasOwnFileSystemContext else {
             deny(EPERM, path, nil, "unix socket binds need a receiver thread with its own working directory"); return
         }
-        var entry = agentgate_path_entry()
-        switch core.resolveEntry(&entry, base: cwd, path: path, tid: n.tid, tgid: process.tgid) {
-        case .prepared: break
-        case .failed(let errno): deny(errno, path, nil, "socket path unresolved"); return
-        case .supervisorPath(let target): deny(EACCES, target, nil, "the supervisor's own /proc entry is off limits"); return
-        }
-        defer { agentgate_close(entry.parent_fd) }
-        let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
-        if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
-        let verdict = core.policy.evaluate(.fsWrite, target: target)
-        guard verdict.enforcedAllow else { deny(EACCES, target, verdict, ""); return }
-
-        let name = withUnsafeBytes(of: &entry.name) { Array($0.prefix { $0 != 0 }) }
-        var local = sockaddr_un()
-        local.sun_family = sa_family_t(AF_UNIX)
-        guard name.count < MemoryLayout.size(ofValue: local.sun_path) else { deny(ENAMETOOLONG, target, nil, "socket name too long"); return }
-        withUnsafeMutableBytes(of: &local.sun_path) { raw in
-            for (i, byte) in name.enumerated() { raw[i] = byte }
-        }
-        let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)
-        _ = agentgate_fchdir(entry.parent_fd)
-        let previous = umask(umaskBits)
-        let result = withUnsafePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.bind(socket, $0, socklen_t(MemoryLayout<sa_family_t>.size + name.count + 1))
+        // Under the namespace lock no agent mutation can reshape the path between the decision
+        // and the kernel's own lookup in bind, so the agent's exact path can be bound (and
+        // getsockname reports it as the agent wrote it).
+        core.namespaceLock.withLock { _ in
+            var entry = agentgate_path_entry()
+            switch core.resolveEntry(&entry, base: cwd, path: path, tid: n.tid, tgid: process.tgid) {
+            case .prepared: break
+            case .failed(let errno): deny(errno, path, nil, "socket path unresolved"); return
+            case .supervisorPath(let target): deny(EACCES, target, nil, "the supervisor's own /proc entry is off limits"); return
             }
+            defer { agentgate_close(entry.parent_fd) }
+            let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
+            if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
+            let verdict = core.policy.evaluate(.fsWrite, target: target)
+            guard verdict.enforcedAllow else { deny(EACCES, target, verdict, ""); return }
+
+            let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)
+            if cwd >= 0 { _ = agentgate_fchdir(cwd) } // a relative path names a file in the agent's cwd
+            let previous = umask(umaskBits)
+            let result = address.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }
+            let errno = result == 0 ? 0 : Glibc.errno
+            umask(previous)
+            _ = chdir("/")
+            if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: errno) }
+            core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result == 0 ? nil : errno),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
         }
-        let errno = result == 0 ? 0 : Glibc.errno
-        umask(previous)
-        _ = chdir("/")
-        if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: errno) }
-        core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result == 0 ? nil : errno),
-                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
     }
 }

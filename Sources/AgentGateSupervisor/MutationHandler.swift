@@ -82,6 +82,16 @@ enum MutationHandler {
             return
         }
 
+        core.namespaceLock.withLock { _ in
+            decideAndPerform(n, spec: spec, syscall: syscall, process: process, flags: flags, paths: paths,
+                             bases: bases, copies: copies, core: core, scratch: scratch)
+        }
+    }
+
+    /// Resolves, decides and performs; runs under the namespace lock.
+    private static func decideAndPerform(_ n: Notification, spec: MutationSpec, syscall: String, process: ProcessInfo,
+                                         flags: Int32, paths: [String], bases: [AgentDirectory], copies: [[UInt8]?],
+                                         core: SupervisorCore, scratch: ThreadScratch) {
         // Resolve and decide each operand.
         var resolved: [Resolved] = []
         defer { for r in resolved { agentgate_close(r.fd) } }

@@ -17,6 +17,10 @@ final class SupervisorCore: Sendable {
     let supervisorPGID: pid_t
     let blocking = BlockingOperations()
     let images = ImageVerifier()
+    /// Held around every path mutation the supervisor performs and around a unix bind's
+    /// resolve-and-bind: the agent can only reshape paths through those mutations, so while it
+    /// is held the path a bind names resolves the way it was decided.
+    let namespaceLock = Mutex<Void>(())
     /// Set once any agent process may have changed its credentials (setuid, capset, a new user
     /// namespace…). From then on every call performed on the agent's behalf first checks that
     /// the agent has at least the supervisor's privileges.

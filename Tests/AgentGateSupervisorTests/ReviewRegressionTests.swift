@@ -129,4 +129,13 @@ import Testing
         let planted = h.supervised(["python3", "-c", plant, "keys/planted.sock"], policy: policy)
         #expect(planted.stdout.contains("refused 13") && !h.exists("keys/planted.sock"), "\(planted)")
     }
+
+    @Test func aBoundUnixSocketKeepsTheNameTheAgentGaveIt() throws {
+        // multiprocessing.Manager binds under a temp dir and connects to getsockname()'s answer.
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        let script = "import multiprocessing as m\nif __name__ == '__main__':\n    with m.Manager() as mg:\n        d = mg.dict(); d['k'] = 'v'; print(dict(d))"
+        let supervised = h.supervised(["python3", "-c", script], policy: policy)
+        #expect(supervised.status == 0 && supervised.stdout == "{'k': 'v'}\n", "\(supervised)")
+    }
 }
