@@ -122,7 +122,14 @@ enum ConnectHandler {
         if statusFlags >= 0 && statusFlags & O_NONBLOCK != 0 {
             body() // non-blocking: returns at once, EINPROGRESS included
         } else {
-            core.blocking.run(n.id, body) // a blocking connect must not stall other notifications
+            // A blocking connect must not stall other notifications.
+            if !core.blocking.run(n.id, body) {
+                agentgate_close(socket)
+                agentgate_close(pathFD)
+                core.listener.fail(n.id, errno: EAGAIN)
+                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: address.target, verdict: verdict, errno: EAGAIN),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            }
         }
     }
 }

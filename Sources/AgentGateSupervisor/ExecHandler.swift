@@ -146,7 +146,14 @@ enum ExecHandler {
         // argument and the script's name in front of the script's own arguments.
         var effectiveArgv = argv
         for _ in 0..<5 {
-            guard let (interpreter, argument) = shebang(fd: currentFD) else { break }
+            let line: (interpreter: String, argument: String?)?
+            switch readShebang(fd: currentFD) {
+            case .success(let found): line = found
+            case .failure(.unreadable(let errno)):
+                return .denied(target: currentPath, verdict: nil,
+                               reason: "can't read \(currentPath) to check for a #! interpreter (errno \(errno))")
+            }
+            guard let (interpreter, argument) = line else { break }
             effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentPath] + effectiveArgv.dropFirst()
             let interpreterBase = interpreter.hasPrefix("/") ? AT_FDCWD : base.fd
             guard case .prepared = core.prepare(prepared, base: interpreterBase, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) else {
@@ -198,18 +205,29 @@ enum ExecHandler {
     /// The interpreter named on a `#!` line and its optional argument (the rest of the line, as
     /// the kernel passes it), or nil. Only regular files are read, through a non-blocking reopen.
     static func shebang(fd: Int32) -> (interpreter: String, argument: String?)? {
+        guard case .success(let found) = readShebang(fd: fd) else { return nil }
+        return found
+    }
+
+    enum ShebangError: Error { case unreadable(Int32) }
+
+    /// As `shebang`, but a regular file that can't be read is an error, never "not a script":
+    /// the kernel reads it regardless, and its interpreter must not run unchecked.
+    static func readShebang(fd: Int32) -> Result<(interpreter: String, argument: String?)?, ShebangError> {
         var buffer = [CChar](repeating: 0, count: 257)
         let n = agentgate_read_head(fd, &buffer, buffer.count)
-        guard n > 2, buffer[0] == 0x23, buffer[1] == 0x21 else { return nil } // "#!"
+        if n == -Int(EINVAL) { return .success(nil) } // not a regular file: the kernel refuses it anyway
+        if n < 0 { return .failure(.unreadable(Int32(-n))) }
+        guard n > 2, buffer[0] == 0x23, buffer[1] == 0x21 else { return .success(nil) } // "#!"
         let bytes = buffer[2..<n].map { UInt8(bitPattern: $0) }
         let line = bytes.prefix { $0 != 0x0A }
         let isBlank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
         let trimmed = line.drop(while: isBlank)
         let name = trimmed.prefix { !isBlank($0) && $0 != 0 }
-        guard !name.isEmpty else { return nil }
+        guard !name.isEmpty else { return .success(nil) }
         var rest = Array(trimmed.dropFirst(name.count).drop(while: isBlank))
         while let last = rest.last, isBlank(last) { rest.removeLast() }
-        return (String(decoding: name, as: UTF8.self), rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self))
+        return .success((String(decoding: name, as: UTF8.self), rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self)))
     }
 
     struct ArgvFailure: Error {

@@ -131,11 +131,17 @@ enum OpenHandler {
                 // Opening a FIFO waits for the other end: do it on a thread of its own.
                 let copy = prepared.pointee
                 prepared.pointee.object_fd = -1 // ownership moves to the worker
-                core.blocking.run(n.id) {
+                let started = core.blocking.run(n.id) {
                     var owned = copy
                     let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
                     agentgate_open_release(&owned)
                     deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
+                            syscall: syscall, process: process, core: core)
+                }
+                if !started {
+                    var owned = copy
+                    agentgate_open_release(&owned)
+                    deliver(fd: -EAGAIN, n, args: args, target: resolved, verdict: verdict, action: action,
                             syscall: syscall, process: process, core: core)
                 }
                 return
@@ -146,11 +152,17 @@ enum OpenHandler {
                 // of its own so no other notification waits behind it.
                 let copy = prepared.pointee
                 prepared.pointee.object_fd = -1
-                core.blocking.run(n.id) {
+                let started = core.blocking.run(n.id) {
                     var owned = copy
                     let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
                     agentgate_open_release(&owned)
                     deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
+                            syscall: syscall, process: process, core: core)
+                }
+                if !started {
+                    var owned = copy
+                    agentgate_open_release(&owned)
+                    deliver(fd: -EAGAIN, n, args: args, target: resolved, verdict: verdict, action: action,
                             syscall: syscall, process: process, core: core)
                 }
                 return

@@ -35,6 +35,11 @@ final class ProcessTable: Sendable {
         }
         var info = Self.read(tid: tid)
         let pidfd = agentgate_pidfd_open(tid)
+        guard pidfd >= 0 else {
+            // Without a pidfd a reused tid couldn't be told apart later: don't cache.
+            info.firstSeen = true
+            return info
+        }
         let old: Int32? = entries.withLock { table in
             let previous = table[tid]?.pidfd
             table[tid] = Entry(info: info, pidfd: pidfd, stale: false)

@@ -1,6 +1,7 @@
 import AgentGatePolicy
 import CSupport
 import Glibc
+import Synchronization
 
 /// sendto with a destination, sendmsg and sendmmsg: every message is decided on the
 /// supervisor's copy of its address and sent by the supervisor, on its own copy of the agent's
@@ -91,23 +92,6 @@ enum SendHandler {
         // the first failing one.
         var decided: [Decided] = []
         var firstDenied: (target: String, verdict: Verdict)? = nil
-        // SCM_RIGHTS: the agent's fds, taken into the supervisor before anything is decided.
-        var passed: [Int32] = []
-        defer { for fd in passed { agentgate_close(fd) } }
-        for index in messages.indices where !messages[index].control.isEmpty {
-            switch translateRights(messages[index].control, tid: n.tid) {
-            case .success(let (control, fds)):
-                messages[index].control = control
-                passed += fds
-            case .failure(let failure):
-                for fd in passed { agentgate_close(fd) }
-                passed = []
-                fail(failure.errno, failure.reason)
-                return
-            }
-        }
-        let passedFDs = passed
-        passed = [] // closed by the send below
         for message in messages {
             var entry = Decided(message: message, address: nil, pathFD: -1, target: "connected peer",
                                 verdict: Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision))
@@ -120,7 +104,6 @@ enum SendHandler {
                 if entry.verdict.enforcedAllow && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
                     for d in decided { agentgate_close(d.pathFD) }
-                    for fd in passedFDs { agentgate_close(fd) }
                     fail(address.resolveError, "socket path unresolved", target: address.target)
                     return
                 }
@@ -134,7 +117,6 @@ enum SendHandler {
             decided.append(entry)
         }
         if decided.isEmpty, let denied = firstDenied {
-            for fd in passedFDs { agentgate_close(fd) }
             agentgate_close(socket)
             core.listener.fail(n.id, errno: EACCES)
             core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict, errno: EACCES),
@@ -148,8 +130,27 @@ enum SendHandler {
             var sentMessages = 0
             var lastResult = 0
             var lastErrno: Int32 = 0
+            let pidfd = batch.contains { !$0.message.control.isEmpty } ? agentgate_pidfd_open(n.tid) : -1
+            defer { agentgate_close(pidfd) }
             for (index, entry) in batch.enumerated() {
-                let sent = Self.send(socket: socket, entry: entry, flags: sendFlags)
+                // SCM_RIGHTS: the agent's fds, copied just for this message and closed after it.
+                var message = entry
+                var rights: [Int32] = []
+                if !entry.message.control.isEmpty {
+                    switch Self.translateRights(entry.message.control, pidfd: pidfd) {
+                    case .success(let (control, fds)):
+                        message.message.control = control
+                        rights = fds
+                    case .failure(let failure):
+                        agentgate_close(entry.pathFD)
+                        lastErrno = failure.errno
+                        break
+                    }
+                    if lastErrno != 0 { break }
+                }
+                let sent = Self.send(socket: socket, entry: message, flags: sendFlags)
+                for fd in rights { agentgate_close(fd) }
+                Self.rightsInFlight.subtract(rights.count, ordering: .relaxed)
                 agentgate_close(entry.pathFD)
                 if sent < 0 { lastErrno = Glibc.errno; break }
                 lastResult = sent
@@ -163,7 +164,6 @@ enum SendHandler {
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             }
             for entry in batch.dropFirst(sentMessages + 1) { agentgate_close(entry.pathFD) }
-            for fd in passedFDs { agentgate_close(fd) }
             agentgate_close(socket)
             if sentMessages == 0 || (!isBatch && lastErrno != 0) {
                 core.listener.fail(n.id, errno: lastErrno == 0 ? EACCES : lastErrno)
@@ -183,7 +183,11 @@ enum SendHandler {
         if (statusFlags >= 0 && statusFlags & O_NONBLOCK != 0) || flags & UInt64(MSG_DONTWAIT) != 0 {
             body()
         } else {
-            core.blocking.run(n.id, body)
+            if !core.blocking.run(n.id, body) {
+                for entry in batch { agentgate_close(entry.pathFD) }
+                agentgate_close(socket)
+                core.listener.fail(n.id, errno: EAGAIN)
+            }
         }
     }
 
@@ -211,16 +215,23 @@ enum SendHandler {
         }
     }
 
+    /// SCM_MAX_FD: the kernel's limit of fds in one message.
+    static let maxRightsPerMessage = 253
+    /// fds copied for SCM_RIGHTS across all sends in flight: a bound, so an agent can't exhaust
+    /// the supervisor's fd table with blocked sends full of rights.
+    static let maxRightsInFlight = 4096
+    static let rightsInFlight = Atomic<Int>(0)
+
     /// Rewrites SCM_RIGHTS messages so they carry the supervisor's copies of the agent's fds.
-    /// Returns the new control buffer and the copies, which the caller closes after sending.
-    private static func translateRights(_ control: [UInt8], tid: pid_t) -> Result<([UInt8], [Int32]), Failure> {
+    /// Returns the new control buffer and the copies (counted in `rightsInFlight`), which the
+    /// caller closes and uncounts after sending.
+    private static func translateRights(_ control: [UInt8], pidfd: Int32) -> Result<([UInt8], [Int32]), Failure> {
         var output = control
         var copies: [Int32] = []
         var offset = 0
-        let pidfd = agentgate_pidfd_open(tid)
-        defer { agentgate_close(pidfd) }
         func fail(_ failure: Failure) -> Result<([UInt8], [Int32]), Failure> {
             for fd in copies { agentgate_close(fd) }
+            rightsInFlight.subtract(copies.count, ordering: .relaxed)
             return .failure(failure)
         }
         while offset + 16 <= control.count {
@@ -231,12 +242,23 @@ enum SendHandler {
             guard length >= 16, length <= UInt64(control.count - offset) else { break }
             if level == SOL_SOCKET && type == 1 /* SCM_RIGHTS */ {
                 let count = (Int(length) - 16) / 4
+                guard copies.count + count <= maxRightsPerMessage else {
+                    return fail(Failure(errno: EINVAL, reason: "more than \(maxRightsPerMessage) fds in one message"))
+                }
+                guard rightsInFlight.add(count, ordering: .relaxed).newValue <= maxRightsInFlight else {
+                    rightsInFlight.subtract(count, ordering: .relaxed)
+                    return fail(Failure(errno: ENOBUFS, reason: "too many fds in flight through the supervisor"))
+                }
+                // Counted up front; any not copied below are uncounted by fail().
+                var counted = count
+                defer { if counted > 0 { rightsInFlight.subtract(counted, ordering: .relaxed) } }
                 for i in 0..<count {
                     let at = offset + 16 + i * 4
                     let fd = control.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Int32.self) }
                     let copy = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, fd) : -EBADF
                     guard copy >= 0 else { return fail(Failure(errno: EBADF, reason: "SCM_RIGHTS names an fd the agent doesn't have")) }
                     copies.append(copy)
+                    counted -= 1
                     withUnsafeBytes(of: copy) { bytes in for b in 0..<4 { output[at + b] = bytes[b] } }
                 }
             }
@@ -266,12 +288,15 @@ enum SendHandler {
         guard count > 0 else { return .success([]) }
         var messages: [Message] = []
         var total = 0
+        var controlTotal = 0
         for index in 0..<Int(count) {
             let stride = isBatch ? 64 : 56
             var header = [UInt64](repeating: 0, count: 7) // struct msghdr
             let rc = header.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(1) &+ UInt64(index * stride), $0.baseAddress, 56) }
             guard rc == 0 else { return .failure(Failure(errno: -rc, reason: "msghdr unreadable")) }
-            guard header[5] <= 65536 else { return .failure(Failure(errno: ENOBUFS, reason: "control data too large")) }
+            // Control data counts against one 64 KiB budget per call, not per message.
+            guard header[5] <= UInt64(65536 - controlTotal) else { return .failure(Failure(errno: ENOBUFS, reason: "control data too large")) }
+            controlTotal += Int(header[5])
             var control = [UInt8](repeating: 0, count: Int(header[5]))
             if !control.isEmpty {
                 let crc = agentgate_read_memory(n.tid, header[4], &control, control.count)

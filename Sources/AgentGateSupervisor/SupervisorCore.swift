@@ -263,11 +263,21 @@ final class ThreadScratch {
 /// interrupted (its notification id is no longer valid).
 final class BlockingOperations: Sendable {
     static let interruptSignal = SIGUSR2
+    /// At most this many operations wait at once: each holds a thread and copies of the agent's
+    /// data, and an agent must not be able to exhaust the supervisor's threads or memory.
+    static let limit = 256
     private let pending = Mutex<[UInt64: UInt64]>([:])
+    private let running = Atomic<Int>(0)
 
     var isEmpty: Bool { pending.withLock { $0.isEmpty } }
 
-    func run(_ id: UInt64, _ body: @escaping @Sendable () -> Void) {
+    /// Runs `body` on a thread of its own. Returns false, without running it, when the limit is
+    /// reached or no thread can be created: the caller then fails the agent's call (EAGAIN).
+    func run(_ id: UInt64, _ body: @escaping @Sendable () -> Void) -> Bool {
+        guard running.add(1, ordering: .relaxed).newValue <= Self.limit else {
+            running.subtract(1, ordering: .relaxed)
+            return false
+        }
         let thread = Thread { [self] in
             var unblock = sigset_t()
             var signal = Self.interruptSignal
@@ -276,8 +286,13 @@ final class BlockingOperations: Sendable {
             pending.withLock { $0[id] = agentgate_thread_self() }
             body()
             pending.withLock { _ = $0.removeValue(forKey: id) }
+            running.subtract(1, ordering: .relaxed)
         }
-        thread.start()
+        if !thread.start() {
+            running.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
     }
 
     /// Interrupts every blocked operation whose notification is gone.

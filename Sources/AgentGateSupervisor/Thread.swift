@@ -8,7 +8,9 @@ final class Thread: @unchecked Sendable {
 
     init(_ body: @escaping @Sendable () -> Void) { self.body = body }
 
-    func start(detached: Bool = true) {
+    /// Starts the thread. Returns false when it could not be created; the body has not run.
+    @discardableResult
+    func start(detached: Bool = true) -> Bool {
         let box = Unmanaged.passRetained(self)
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
@@ -20,11 +22,9 @@ final class Thread: @unchecked Sendable {
             return nil
         }, box.toOpaque())
         pthread_attr_destroy(&attributes)
-        if rc != 0 {
-            box.release()
-            body() // could not create a thread: run inline rather than drop the work
-        }
+        if rc != 0 { box.release() }
         started = rc == 0
+        return started
     }
 
     func join() {
