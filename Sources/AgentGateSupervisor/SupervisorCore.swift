@@ -87,6 +87,31 @@ final class SupervisorCore: Sendable {
         protectedFiles.contains { LexicalPath.isWithin($0, directory) }
     }
 
+    /// Whether a set*id call leaves the caller's ids as they are, assuming they still equal the
+    /// supervisor's (true until the first real change, which sets `credentialsMayDiverge`).
+    /// Only register values are looked at: setgroups' list and capset's data live in memory, so
+    /// those always count as changes (but setgroups(0, …) with no supplementary groups).
+    func isCredentialNoOp(name: String, _ n: Notification) -> Bool {
+        let mine = supervisorCredentials
+        func unchanged(_ ids: [UInt32], _ args: [Int]) -> Bool {
+            guard ids.count == 4, Set(ids).count == 1 else { return false }
+            return args.allSatisfy { index in
+                let value = UInt32(truncatingIfNeeded: n.arg(index))
+                return value == UInt32.max || value == ids[0] // -1 keeps the id
+            }
+        }
+        switch name {
+        case "setuid", "setfsuid": return unchanged(mine.uids, [0])
+        case "setreuid": return unchanged(mine.uids, [0, 1])
+        case "setresuid": return unchanged(mine.uids, [0, 1, 2])
+        case "setgid", "setfsgid": return unchanged(mine.gids, [0])
+        case "setregid": return unchanged(mine.gids, [0, 1])
+        case "setresgid": return unchanged(mine.gids, [0, 1, 2])
+        case "setgroups": return n.arg(0) == 0 && mine.groups.isEmpty
+        default: return false
+        }
+    }
+
     func noteCredentialChange() {
         credentialsMayDiverge.store(true, ordering: .sequentiallyConsistent)
     }
