@@ -129,42 +129,16 @@ enum OpenHandler {
                 && args.flags & UInt64(O_NONBLOCK | Int32(AGENTGATE_O_PATH)) == 0
             if mayBlock {
                 // Opening a FIFO waits for the other end: do it on a thread of its own.
-                let copy = prepared.pointee
-                prepared.pointee.object_fd = -1 // ownership moves to the worker
-                let started = core.blocking.run(n.id) {
-                    var owned = copy
-                    let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
-                    agentgate_open_release(&owned)
-                    deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
-                            syscall: syscall, process: process, core: core)
-                }
-                if !started {
-                    var owned = copy
-                    agentgate_open_release(&owned)
-                    deliver(fd: -EAGAIN, n, args: args, target: resolved, verdict: verdict, action: action,
-                            syscall: syscall, process: process, core: core)
-                }
+                finishOnOwnThread(prepared, n, args: args, umask: umask, target: resolved, verdict: verdict,
+                                  action: action, syscall: syscall, process: process, core: core)
                 return
             }
             let fd = agentgate_open_finish(prepared, args.flags, args.mode, umask, 0)
             if fd == -EWOULDBLOCK && prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) {
                 // The open would wait (a lease being broken, a device): finish it on a thread
                 // of its own so no other notification waits behind it.
-                let copy = prepared.pointee
-                prepared.pointee.object_fd = -1
-                let started = core.blocking.run(n.id) {
-                    var owned = copy
-                    let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
-                    agentgate_open_release(&owned)
-                    deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
-                            syscall: syscall, process: process, core: core)
-                }
-                if !started {
-                    var owned = copy
-                    agentgate_open_release(&owned)
-                    deliver(fd: -EAGAIN, n, args: args, target: resolved, verdict: verdict, action: action,
-                            syscall: syscall, process: process, core: core)
-                }
+                finishOnOwnThread(prepared, n, args: args, umask: umask, target: resolved, verdict: verdict,
+                                  action: action, syscall: syscall, process: process, core: core)
                 return
             }
             agentgate_open_release(prepared)
@@ -176,6 +150,29 @@ enum OpenHandler {
         core.listener.fail(n.id, errno: ELOOP)
         core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: "path kept changing during the open", errno: ELOOP),
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    /// Finishes an open that may wait (a FIFO, a lease being broken) on a thread of its own, so
+    /// no other notification waits behind it. Takes ownership of the prepared object fd; when no
+    /// thread can be had, the agent's call fails with EAGAIN.
+    private static func finishOnOwnThread(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, _ n: Notification,
+                                          args: Arguments, umask: UInt32, target: String, verdict: Verdict,
+                                          action: ActionKind, syscall: String, process: ProcessInfo, core: SupervisorCore) {
+        let copy = prepared.pointee
+        prepared.pointee.object_fd = -1 // ownership moves to the worker
+        let started = core.blocking.run(n.id) {
+            var owned = copy
+            let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
+            agentgate_open_release(&owned)
+            deliver(fd: fd, n, args: args, target: target, verdict: verdict, action: action,
+                    syscall: syscall, process: process, core: core)
+        }
+        if !started {
+            var owned = copy
+            agentgate_open_release(&owned)
+            deliver(fd: -EAGAIN, n, args: args, target: target, verdict: verdict, action: action,
+                    syscall: syscall, process: process, core: core)
+        }
     }
 
     /// Injects `fd` (or its errno) into the agent and records the decision.
