@@ -17,6 +17,8 @@
 #include <linux/seccomp.h>
 #include <linux/filter.h>
 
+#include "CSupportCapabilities.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
