@@ -29,7 +29,7 @@ let package = Package(
         .target(
             name: "AgentGatePolicy",
             dependencies: [.product(name: "Yams", package: "Yams")],
-            resources: [.embedInCode("default.yaml")]
+            resources: [.embedInCode("default.yaml"), .embedInCode("starter.yaml")]
         ),
         // SQLite audit store and its batched writer.
         .target(
@@ -56,6 +56,8 @@ let package = Package(
         ),
         .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI"]),
         .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI"]),
+        // `swift run -c release agentgate-policy-bench`: policy decisions per second.
+        .executableTarget(name: "agentgate-policy-bench", dependencies: ["AgentGatePolicy"], path: "Benchmarks/PolicyBench"),
         .testTarget(name: "AgentGatePolicyTests", dependencies: ["AgentGatePolicy"]),
         .testTarget(name: "AgentGateStoreTests", dependencies: ["AgentGateStore"]),
         .testTarget(

@@ -6,8 +6,8 @@ import Foundation
 public struct AgentGateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agentgate",
-        abstract: "AgentGate: query what supervised agents did.",
-        subcommands: [AuditCommand.self, SessionsCommand.self])
+        abstract: "AgentGate: check policies and query what supervised agents did.",
+        subcommands: [CheckCommand.self, PolicyCommand.self, InitCommand.self, AuditCommand.self, SessionsCommand.self])
     public init() {}
 }
 

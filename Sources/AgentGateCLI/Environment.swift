@@ -32,12 +32,28 @@ public enum AgentGatePaths {
     }
 }
 
+extension PolicyVariables {
+    /// The variables a policy sees when run from here: `$PWD`, `$HOME` and `$TMPDIR` resolved
+    /// (decisions are made on paths as the kernel resolved them, so a symlinked home would
+    /// otherwise match no rule), `$AGENT`, and the environment for `${env:NAME}`.
+    static func current(agent: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> PolicyVariables {
+        let temporary = environment["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
+        return PolicyVariables(workingDirectory: AgentGatePaths.resolved(AgentGatePaths.currentDirectory()),
+                               home: AgentGatePaths.resolved(AgentGatePaths.home(environment)),
+                               temporaryDirectory: AgentGatePaths.resolved(temporary),
+                               agent: agent, environment: environment)
+    }
+}
+
 /// The policy a session runs under, and where it came from.
 public struct LoadedPolicy: Sendable {
     public let policy: Policy
     /// The file, or "builtin:default.yaml".
     public let source: String
+    /// SHA-256 over the bytes of every policy file, in load order (the policy, then its includes).
     public let sha256: String
+    /// Every file the policy was read from, as absolute paths (empty for the built-in policy).
+    public let files: [String]
 
     /// `--policy`, else $AGENTGATE_POLICY, else ./policy.yaml, else the built-in default.
     public static func resolve(_ explicit: String?, variables: PolicyVariables,
@@ -48,7 +64,8 @@ public struct LoadedPolicy: Sendable {
         guard let path else {
             let text = Policy.builtInDefaultYAML
             let policy = try Policy.parse(yaml: text, source: "builtin:default.yaml", variables: variables)
-            return LoadedPolicy(policy: policy, source: "builtin:default.yaml", sha256: SHA256Hex.digest(Array(text.utf8)))
+            return LoadedPolicy(policy: policy, source: "builtin:default.yaml", sha256: SHA256Hex.digest(Array(text.utf8)),
+                                files: [])
         }
         let bytes: [UInt8]
         do {
@@ -56,10 +73,17 @@ public struct LoadedPolicy: Sendable {
         } catch {
             throw PolicyLoadError(file: path, line: 0, column: 0, message: "cannot read the policy file: \(Self.describe(error))")
         }
-        let text = String(decoding: bytes, as: UTF8.self)
-        let policy = try Policy.parse(yaml: text, source: path, variables: variables)
         let absolute = path.hasPrefix("/") ? path : AgentGatePaths.currentDirectory() + "/" + path
-        return LoadedPolicy(policy: policy, source: absolute, sha256: SHA256Hex.digest(bytes))
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            return LoadedPolicy(policy: try Policy.load(path: absolute, variables: variables), source: absolute, sha256: "", files: [])
+        }
+        let policy = try Policy.parse(yaml: text, source: absolute, variables: variables)
+        // Included files are read again for the digest; they were just parsed, so they exist.
+        var all = bytes
+        for file in policy.files.dropFirst() {
+            all += Array((try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data())
+        }
+        return LoadedPolicy(policy: policy, source: absolute, sha256: SHA256Hex.digest(all), files: policy.files)
     }
 
     static func describe(_ error: any Error) -> String {

@@ -58,10 +58,8 @@ public struct SuperviseCommand: ParsableCommand {
     public func run() throws {
         let cwd = AgentGatePaths.currentDirectory()
         let environment = ProcessInfo.processInfo.environment
-        // Decisions are made on paths as the kernel resolved them, so $PWD and $HOME must name
-        // resolved locations too: a symlinked home would otherwise match no rule.
-        let variables = PolicyVariables(workingDirectory: AgentGatePaths.resolved(cwd),
-                                        home: AgentGatePaths.resolved(AgentGatePaths.home(environment)))
+        let agentName = agent ?? (command[0] as NSString).lastPathComponent
+        let variables = PolicyVariables.current(agent: agentName, environment: environment)
         let loaded: LoadedPolicy
         do {
             loaded = try LoadedPolicy.resolve(policy, variables: variables, environment: environment)
@@ -84,7 +82,7 @@ public struct SuperviseCommand: ParsableCommand {
         }
         let sessionID = session ?? UUID().uuidString.lowercased()
         let record = SessionRecord(
-            id: sessionID, agent: agent ?? (command[0] as NSString).lastPathComponent, command: command, cwd: cwd,
+            id: sessionID, agent: agentName, command: command, cwd: cwd,
             policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: Self.nowMicros(),
             endTimeMicros: nil, exitStatus: nil)
         do {
@@ -102,7 +100,8 @@ public struct SuperviseCommand: ParsableCommand {
         options.receiverThreads = threads
         // The agent may not read or rewrite its own audit trail or the policy it runs under.
         options.protectedFiles = ["", "-wal", "-shm", "-journal", ".fallback.jsonl"].map { databasePath + $0 }
-            + (loaded.source.hasPrefix("/") ? [loaded.source] : [])
+            + loaded.files
+        options.agentName = agentName
         let supervisor = Supervisor(options: options, policy: loaded.policy, writer: writer)
 
         let status: Int32

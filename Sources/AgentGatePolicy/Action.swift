@@ -41,6 +41,11 @@ public enum Decision: UInt8, Sendable, CaseIterable {
     case deny
     /// Would ask an operator; until an approver exists the supervisor enforces it as deny.
     case ask
+    /// Allow, and mark the event as notable in the audit trail.
+    case log
+
+    /// Whether the action goes ahead (when the policy is enforced).
+    public var allows: Bool { self == .allow || self == .log }
 
     /// The spelling used in policy files and audit records.
     public var name: String {
@@ -48,15 +53,36 @@ public enum Decision: UInt8, Sendable, CaseIterable {
         case .allow: "allow"
         case .deny: "deny"
         case .ask: "ask"
+        case .log: "log"
         }
     }
 
-    /// Parses a policy-file spelling (`allow`, `deny`, `ask`).
+    /// Parses a policy-file spelling (`allow`, `deny`, `ask`, `log`).
     public init?(name: String) {
         switch name {
         case "allow": self = .allow
         case "deny": self = .deny
         case "ask": self = .ask
+        case "log": self = .log
+        default: return nil
+        }
+    }
+}
+
+/// Whether a policy's decisions are enforced or only recorded.
+public enum PolicyMode: UInt8, Sendable, CaseIterable {
+    /// Denials fail the syscall.
+    case enforce
+    /// Every action is decided and recorded as it would have been, but nothing is blocked: for
+    /// learning a policy. The supervisor's own protections still apply.
+    case audit
+
+    public var name: String { self == .enforce ? "enforce" : "audit" }
+
+    public init?(name: String) {
+        switch name {
+        case "enforce": self = .enforce
+        case "audit": self = .audit
         default: return nil
         }
     }

@@ -16,6 +16,14 @@ public struct GlobError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(message) (at byte \(utf8Offset) of \"\(pattern)\")" }
 }
 
+/// How a glob treats `/`.
+public enum GlobSyntax: Sendable {
+    /// Paths: `*` and `?` stop at `/`; `**` spans segments.
+    case path
+    /// Plain text: `/` is an ordinary character and `*` (any number of stars) matches any run.
+    case text
+}
+
 /// A path glob, compiled once and matched without allocating.
 ///
 /// Syntax (Go `filepath.Match` plus `**`):
@@ -43,11 +51,13 @@ public struct Glob: Sendable {
         try self.init(pattern, caseInsensitive: false)
     }
 
-    /// Compiles a glob; `caseInsensitive` folds ASCII letters on both sides.
-    public init(_ pattern: String, caseInsensitive: Bool) throws(GlobError) {
+    /// Compiles a glob; `caseInsensitive` folds ASCII letters on both sides. With `.text`
+    /// syntax `/` is an ordinary character: `*` matches any run of characters, `?` any one
+    /// (command lines, argv elements, cgroup and agent names).
+    public init(_ pattern: String, caseInsensitive: Bool, syntax: GlobSyntax = .path) throws(GlobError) {
         self.pattern = pattern
         self.caseInsensitive = caseInsensitive
-        let tokens = try GlobCompiler.tokens(of: pattern, caseInsensitive: caseInsensitive)
+        let tokens = try GlobCompiler.tokens(of: pattern, caseInsensitive: caseInsensitive, syntax: syntax)
         var arena = MatchArena()
         self.code = GlobCode(tokens: tokens, caseInsensitive: caseInsensitive, arena: &arena)
         self.arena = arena
@@ -173,9 +183,41 @@ enum GlobCompiler {
         case stars(Int)
     }
 
-    static func tokens(of pattern: String, caseInsensitive: Bool) throws(GlobError) -> [GlobToken] {
-        let items = try normalized(parse(Array(pattern.utf8), pattern: pattern))
-        return emit(items, caseInsensitive: caseInsensitive)
+    static func tokens(of pattern: String, caseInsensitive: Bool, syntax: GlobSyntax = .path) throws(GlobError) -> [GlobToken] {
+        let items = try parse(Array(pattern.utf8), pattern: pattern)
+        switch syntax {
+        case .path: return emit(normalized(items), caseInsensitive: caseInsensitive)
+        case .text: return emitText(items, caseInsensitive: caseInsensitive)
+        }
+    }
+
+    /// Text syntax: no byte is special, so stars of any count match anything.
+    private static func emitText(_ items: [Item], caseInsensitive: Bool) -> [GlobToken] {
+        var tokens: [GlobToken] = []
+        for item in items {
+            switch item {
+            case .literal(let byte):
+                var set = ByteSet()
+                set.insert(byte)
+                tokens.append(caseInsensitive
+                    ? .step(set.caseClosed, literal: asciiLowercased(byte))
+                    : .step(set, literal: byte))
+            case .anyCharacter:
+                tokens.append(.step(ByteSet.all.subtracting(.utf8Continuation), literal: nil))
+                tokens.append(.repeatZeroOrMore(.utf8Continuation))
+            case .characterClass(let members, let negated):
+                let folded = caseInsensitive ? members.caseClosed : members
+                if negated {
+                    tokens.append(.step(ByteSet.all.subtracting(.utf8Continuation).subtracting(folded), literal: nil))
+                    tokens.append(.repeatZeroOrMore(.utf8Continuation))
+                } else {
+                    tokens.append(.step(folded, literal: nil))
+                }
+            case .stars:
+                tokens.append(.repeatZeroOrMore(.all))
+            }
+        }
+        return tokens
     }
 
     private static func parse(_ bytes: [UInt8], pattern: String) throws(GlobError) -> [Item] {

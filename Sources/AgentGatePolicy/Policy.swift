@@ -1,48 +1,72 @@
-/// One rule of a policy, as written in the policy file.
+/// One rule of a policy, as written in its policy file.
 public struct PolicyRule: Sendable, Equatable {
+    /// 0-based position in `Policy.rules` (after includes are merged).
+    public let index: Int
+    /// The `id:` given in the file, if any.
+    public let id: String?
     /// The action the rule applies to; nil means every action.
     public let action: ActionKind?
     /// `match.target_glob` as written (variables unexpanded); nil means every target.
     public let targetGlob: String?
+    /// `match.argv` as written: one glob per argument, `**` for any run of arguments.
+    public let argv: [String]?
+    /// `match.command` as written: globs over whole command lines.
+    public let commands: [String]
+    /// `match.cidr` and `match.ports` as written.
+    public let networks: [String]
+    public let ports: [String]
+    /// `when:` as written, one `key: value` summary per condition; empty when unconditional.
+    public let conditions: [String]
     public let decision: Decision
-    /// `scope` as written (variables unexpanded); only allow rules may have one.
+    /// `reason:`, shown to the user and stored with the event.
+    public let reason: String?
+    /// `errno:` for denials; 0 when not given.
+    public let errno: Int32
+    /// `scope` as written (variables unexpanded); only allow and log rules may have one.
     public let scope: String?
-    /// 1-based line of the rule in the policy file.
+    /// The file the rule is in (the policy itself or an included file).
+    public let file: String
+    /// 1-based line and column of the rule in `file`.
     public let line: Int
-    /// 1-based column of the rule in the policy file.
     public let column: Int
     /// `targetGlob` after variable expansion: the pattern actually matched.
     public let expandedTargetGlob: String?
+    /// The patterns `expandedTargetGlob` stands for after `{a,b}` alternation (version 2 files);
+    /// just `expandedTargetGlob` otherwise, empty when the rule has no target glob.
+    public let targetAlternatives: [String]
     /// `scope` after variable expansion and lexical cleaning: the directory actually enforced.
     public let expandedScope: String?
 
-    public init(action: ActionKind?, targetGlob: String?, decision: Decision, scope: String?,
-                line: Int, column: Int, expandedTargetGlob: String?, expandedScope: String?) {
-        self.action = action
-        self.targetGlob = targetGlob
-        self.decision = decision
-        self.scope = scope
-        self.line = line
-        self.column = column
-        self.expandedTargetGlob = expandedTargetGlob
-        self.expandedScope = expandedScope
+    /// How the rule is named to people: its `id`, else its 1-based number.
+    public var displayID: String { id ?? "\(index + 1)" }
+
+    /// `file:line:column` of the rule.
+    public var location: String { "\(file):\(line):\(column)" }
+
+    /// Whether the rule tests more than the action and target (argv, command, network, `when`).
+    public var hasExtraConstraints: Bool {
+        argv != nil || !commands.isEmpty || !networks.isEmpty || !ports.isEmpty || !conditions.isEmpty
     }
 }
 
-/// A loaded policy: ordered rules (first match wins) and a default decision.
+/// A loaded policy: ordered rules (first match wins) and a default decision per action.
 ///
 /// Load with `Policy.load(path:variables:)` or `Policy.parse(yaml:source:variables:)`; a policy
 /// that has any error does not load at all. Evaluation is pure, thread-safe and, for clean
-/// absolute targets, allocation-free.
+/// absolute targets and rules without `when:`, `argv:` or `command:`, allocation-free.
 public struct Policy: Sendable {
-    /// The decision when no rule matches.
-    public let defaultDecision: Decision
-    /// The rules in file order; `Verdict.ruleIndex` indexes this array.
+    /// The rules in merged order; `Verdict.ruleIndex` indexes this array.
     public let rules: [PolicyRule]
     /// Where the policy came from (file path or the `source` given to `parse`).
     public let source: String
+    /// Every file the policy was read from: `source` first, then included files.
+    public let files: [String]
+    /// `enforce` (the default) or `audit`.
+    public let mode: PolicyMode
     /// Routes the supervisor can't see through that this policy explicitly reopens.
     public let allowedUnsupervised: Set<UnsupervisedRoute>
+    /// Default decisions, indexed by `ActionKind.rawValue`.
+    let defaults: [Decision]
     /// Compiled rules grouped by action kind: the rules for kind `k` are
     /// `compiled[kindStart[k] ..< kindStart[k + 1]]`, in file order.
     let compiled: [RuleCode]
@@ -51,13 +75,27 @@ public struct Policy: Sendable {
     let filters: [RuleFilter]
     let kindStart: [Int]
     let arena: MatchArena
+    /// Side tables for the rarer parts of rules, indexed from `RuleCode`.
+    let exec: ExecTables
+    /// `cidr:` and `ports:` of every rule, flattened; `RuleCode` holds ranges into them.
+    let networks: [NetworkCode]
+    let ports: [PortRange]
+    let conditions: [RuleCondition]
+    /// Whether any exec rule looks at argv or command lines (so the supervisor must build
+    /// `ExecDetails` for execs).
+    public let usesExecDetails: Bool
+    /// Whether any rule has a `when:` condition.
+    public let usesProcessContext: Bool
 
-    init(defaultDecision: Decision, rules: [PolicyRule], source: String,
-         compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute> = []) {
+    init(rules: [PolicyRule], source: String, files: [String], mode: PolicyMode, defaults: [Decision],
+         compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute>,
+         exec: ExecTables, networks: [NetworkCode], ports: [PortRange], conditions: [RuleCondition]) {
         self.allowedUnsupervised = allowedUnsupervised
-        self.defaultDecision = defaultDecision
         self.rules = rules
         self.source = source
+        self.files = files
+        self.mode = mode
+        self.defaults = defaults
         var starts = [0]
         for group in compiledByKind { starts.append(starts[starts.count - 1] + group.count) }
         let compiled = compiledByKind.flatMap { $0 }
@@ -65,17 +103,39 @@ public struct Policy: Sendable {
         self.filters = compiled.map { RuleFilter($0, arena: arena) }
         self.kindStart = starts
         self.arena = arena
+        self.exec = exec
+        self.networks = networks
+        self.ports = ports
+        self.conditions = conditions
+        self.usesExecDetails = compiled.contains { $0.execIndex >= 0 }
+        self.usesProcessContext = !conditions.isEmpty
     }
+
+    /// The decision when no rule matches an action of `kind`.
+    public func defaultDecision(for kind: ActionKind) -> Decision { defaults[Int(kind.rawValue)] }
 
     /// Decides one action. `target` is an absolute path for `exec`/`fs_read`/`fs_write` (already
     /// resolved by the supervisor) or a network target such as `1.2.3.4:443`, `[::1]:80` or
-    /// `unix:/run/x.sock` for `net_egress`.
-    public func evaluate(_ kind: ActionKind, target: String) -> Verdict {
-        if let verdict = target.utf8.withContiguousStorageIfAvailable({ evaluate(kind, utf8: $0) }) {
+    /// `unix:/run/x.sock` for `net_egress`. Without exec details, `argv:`/`command:` rules can't
+    /// match; without a context, `when:` rules decide as if their condition were unknown.
+    public func evaluate(_ kind: ActionKind, target: String, exec: ExecDetails? = nil,
+                         context: ProcessContext? = nil) -> Verdict {
+        var source = KnownProcessContext(context)
+        return evaluate(kind, target: target, exec: exec, contextSource: &source)
+    }
+
+    /// Decides one action, asking `contextSource` for the process context only if a rule with
+    /// `when:` is reached.
+    public func evaluate<Source: ProcessContextSource>(
+        _ kind: ActionKind, target: String, exec: ExecDetails?, contextSource: inout Source
+    ) -> Verdict {
+        if let verdict = target.utf8.withContiguousStorageIfAvailable({
+            evaluate(kind, utf8: $0, exec: exec, contextSource: &contextSource)
+        }) {
             return verdict
         }
         var contiguous = target
-        return contiguous.withUTF8 { evaluate(kind, utf8: $0) }
+        return contiguous.withUTF8 { evaluate(kind, utf8: $0, exec: exec, contextSource: &contextSource) }
     }
 
     /// Decides one action whose target is given as UTF-8 bytes (e.g. read straight from the
@@ -84,33 +144,124 @@ public struct Policy: Sendable {
     /// An absolute path that is not in clean form (`//`, `.`, `..` segments, trailing `/`) is
     /// cleaned lexically first, so `/home/u/proj/../.ssh/id_rsa` meets the `~/.ssh` rule; only
     /// that unusual case allocates. Symlinks are not resolved here.
-    public func evaluate(_ kind: ActionKind, utf8 target: UnsafeBufferPointer<UInt8>) -> Verdict {
+    public func evaluate<Source: ProcessContextSource>(
+        _ kind: ActionKind, utf8 target: UnsafeBufferPointer<UInt8>, exec: ExecDetails?, contextSource: inout Source
+    ) -> Verdict {
         if kind.targetIsPath, target.first == UInt8(ascii: "/"), !PathLexical.isCleanAbsolute(target) {
             var cleaned = PathLexical.clean(String(decoding: target, as: UTF8.self))
-            return cleaned.withUTF8 { evaluateClean(kind, $0) }
+            return cleaned.withUTF8 { evaluateClean(kind, $0, exec, &contextSource) }
         }
-        return evaluateClean(kind, target)
+        return evaluateClean(kind, target, exec, &contextSource)
     }
 
-    private func evaluateClean(_ kind: ActionKind, _ target: UnsafeBufferPointer<UInt8>) -> Verdict {
+    /// Without exec details or context.
+    public func evaluate(_ kind: ActionKind, utf8 target: UnsafeBufferPointer<UInt8>) -> Verdict {
+        var none = KnownProcessContext(nil)
+        return evaluate(kind, utf8: target, exec: nil, contextSource: &none)
+    }
+
+    private func evaluateClean<Source: ProcessContextSource>(
+        _ kind: ActionKind, _ target: UnsafeBufferPointer<UInt8>, _ exec: ExecDetails?, _ contextSource: inout Source
+    ) -> Verdict {
         let kindIndex = Int(kind.rawValue)
         let first = kindStart[kindIndex]
         let end = kindStart[kindIndex + 1]
+        let enforced = mode == .enforce
         // Network targets are split into host and port once, not once per rule.
         let hostParts = kind == .netEgress ? HostTarget(target) : nil
+        var context: ProcessContext?? = .none
+        var facts = NetworkTargetFacts()
         return filters.withUnsafeBufferPointer { filters in
             compiled.withUnsafeBufferPointer { rules in
                 arena.withPointers { arena in
                     var i = first
                     while i < end {
-                        if filters[i].admits(target), rules[i].matches(kind, target, hostParts, arena) {
-                            return rules[i].verdict(kind, target, arena)
+                        if filters[i].admits(target), rules[i].matches(kind, target, hostParts, arena),
+                           constraintsHold(rules[i], target, hostParts, &facts, exec, &context, &contextSource) {
+                            var verdict = rules[i].verdict(kind, target, arena)
+                            verdict.enforced = enforced
+                            return verdict
                         }
                         i += 1
                     }
-                    return Verdict(decision: defaultDecision, ruleIndex: nil,
-                                   reason: defaultDecision == .ask ? .noApprover : .defaultDecision)
+                    let decision = defaults[kindIndex]
+                    return Verdict(decision: decision, ruleIndex: nil,
+                                   reason: decision == .ask ? .noApprover : .defaultDecision, enforced: enforced)
                 }
+            }
+        }
+    }
+
+    /// The parts of a rule beyond its target pattern: exec argv/command, network ranges, `when`.
+    @inline(__always)
+    private func constraintsHold<Source: ProcessContextSource>(
+        _ rule: RuleCode, _ target: UnsafeBufferPointer<UInt8>, _ hostParts: HostTarget?, _ facts: inout NetworkTargetFacts,
+        _ execDetails: ExecDetails?, _ context: inout ProcessContext??, _ contextSource: inout Source
+    ) -> Bool {
+        if rule.execIndex >= 0 {
+            guard let execDetails, arena.withPointers({ self.exec.matches(rule.execIndex, execDetails, $0) }) else {
+                return false
+            }
+        }
+        if rule.portCount > 0 || rule.networkCount > 0 {
+            guard networkMatches(rule, target, hostParts ?? HostTarget(target), &facts) else { return false }
+        }
+        if rule.conditionIndex >= 0 {
+            if case .none = context { context = .some(contextSource.processContext()) }
+            guard case .some(let known) = context, let known else {
+                // Unknown context: only a rule that restricts may apply.
+                return !rule.decision.allows
+            }
+            return conditions[Int(rule.conditionIndex)].matches(known)
+        }
+        return true
+    }
+
+    /// Whether a target is on one of the rule's ports (when it has any) and in one of its
+    /// networks (when it has any). Names are in no network; unix sockets match neither.
+    @inline(__always)
+    private func networkMatches(_ rule: RuleCode, _ target: UnsafeBufferPointer<UInt8>, _ parts: HostTarget,
+                                _ facts: inout NetworkTargetFacts) -> Bool {
+        facts.load(target, parts)
+        if rule.portCount > 0 {
+            guard let port = facts.port else { return false }
+            let found = ports.withUnsafeBufferPointer { ports in
+                ports[Int(rule.portStart)..<Int(rule.portStart + rule.portCount)].contains { $0.lower <= port && port <= $0.upper }
+            }
+            guard found else { return false }
+        }
+        if rule.networkCount > 0 {
+            guard let address = facts.address else { return false }
+            return networks.withUnsafeBufferPointer { networks in
+                networks[Int(rule.networkStart)..<Int(rule.networkStart + rule.networkCount)].contains { $0.contains(address) }
+            }
+        }
+        return true
+    }
+
+    /// Whether rule `index` matches an action, by its match part alone (`when:` is not
+    /// evaluated): for inline examples, `agentgate check` explanations and coverage.
+    public func ruleMatches(_ index: Int, _ kind: ActionKind, target: String, exec: ExecDetails?) -> Bool {
+        guard rules.indices.contains(index) else { return false }
+        var cleaned = kind.targetIsPath && target.hasPrefix("/") ? PathLexical.clean(target) : target
+        return cleaned.withUTF8 { bytes in
+            let kindIndex = Int(kind.rawValue)
+            let hostParts = kind == .netEgress ? HostTarget(bytes) : nil
+            return arena.withPointers { arena in
+                for i in kindStart[kindIndex]..<kindStart[kindIndex + 1] where compiled[i].ruleIndex == index {
+                    let code = compiled[i]
+                    guard code.matches(kind, bytes, hostParts, arena) else { return false }
+                    if code.execIndex >= 0 {
+                        guard let exec, self.exec.matches(code.execIndex, exec, arena) else { return false }
+                    }
+                    var facts = NetworkTargetFacts()
+                    if code.portCount > 0 || code.networkCount > 0,
+                       !networkMatches(code, bytes, hostParts ?? HostTarget(bytes), &facts) {
+                        return false
+                    }
+                    return true
+                }
+                return false
             }
         }
     }
@@ -190,6 +341,16 @@ struct RuleCode: Sendable {
     var ruleIndex: Int
     var decision: Decision
     var matcher: Matcher
+    /// The rule's `errno:` (0 = the supervisor's usual one).
+    var errno: Int32 = 0
+    /// Indexes into the policy's side tables; -1 when the rule has no such part.
+    var execIndex: Int32 = -1
+    var conditionIndex: Int32 = -1
+    /// Ranges into `Policy.networks` and `Policy.ports`.
+    var networkStart: Int32 = 0
+    var networkCount: Int32 = 0
+    var portStart: Int32 = 0
+    var portCount: Int32 = 0
     var glob = GlobCode()
     var host = HostCode(form: .host, glob: GlobCode())
     /// Clean absolute scope in the byte arena; `scopeCount` -1 when the rule has none.
@@ -225,17 +386,17 @@ struct RuleCode: Sendable {
     func verdict(_ kind: ActionKind, _ target: UnsafeBufferPointer<UInt8>, _ arena: ArenaPointers) -> Verdict {
         switch decision {
         case .deny:
-            return Verdict(decision: .deny, ruleIndex: ruleIndex, reason: .matchedRule)
+            return Verdict(decision: .deny, ruleIndex: ruleIndex, reason: .matchedRule, errno: errno)
         case .ask:
-            return Verdict(decision: .ask, ruleIndex: ruleIndex, reason: .noApprover)
-        case .allow:
+            return Verdict(decision: .ask, ruleIndex: ruleIndex, reason: .noApprover, errno: errno)
+        case .allow, .log:
             if scopeCount >= 0, let path = Self.scopedPath(kind, target) {
                 let scope = UnsafeBufferPointer(start: arena.bytes + Int(scopeStart), count: Int(scopeCount))
                 if !PathLexical.isWithin(scope: scope, path: path) {
-                    return Verdict(decision: .deny, ruleIndex: ruleIndex, reason: .escapesScope)
+                    return Verdict(decision: .deny, ruleIndex: ruleIndex, reason: .escapesScope, errno: errno)
                 }
             }
-            return Verdict(decision: .allow, ruleIndex: ruleIndex, reason: .matchedRule)
+            return Verdict(decision: decision, ruleIndex: ruleIndex, reason: .matchedRule)
         }
     }
 
@@ -264,7 +425,7 @@ extension Policy {
                 // This rule (no target, or ending in /**) decides every descendant like the directory.
                 limit = index
             }
-            for rule in rules[0..<limit] where rule.decision != .allow && (rule.action == nil || rule.action == kind) {
+            for rule in rules[0..<limit] where !rule.decision.allows && (rule.action == nil || rule.action == kind) {
                 guard let glob = rule.expandedTargetGlob else { return true }
                 let literal = String(glob.prefix { !"*?[\\{".contains($0) })
                 if !literal.hasPrefix("/") || literal.hasPrefix(prefix) { return true }

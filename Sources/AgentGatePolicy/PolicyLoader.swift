@@ -1,6 +1,23 @@
 import Foundation
 import Yams
 
+/// A finding about a policy that loaded (from `agentgate policy lint`, or a lenient load).
+public struct PolicyDiagnostic: Sendable, Equatable, CustomStringConvertible {
+    public let file: String
+    public let line: Int
+    public let column: Int
+    public let message: String
+
+    public init(file: String, line: Int, column: Int, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.message = message
+    }
+
+    public var description: String { line > 0 ? "\(file):\(line):\(column): \(message)" : "\(file): \(message)" }
+}
+
 /// Why a policy did not load, with the position of the offending node.
 public struct PolicyLoadError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The policy file (or the `source` name given to `Policy.parse`).
@@ -31,6 +48,11 @@ extension Policy {
         String(decoding: PackageResources.default_yaml, as: UTF8.self)
     }
 
+    /// The commented starter policy `agentgate init` writes (`policies/starter.yaml`).
+    public static var starterYAML: String {
+        String(decoding: PackageResources.starter_yaml, as: UTF8.self)
+    }
+
     /// The `source` name used for errors in the built-in policy.
     public static let builtInDefaultSource = "<built-in default.yaml>"
 
@@ -39,36 +61,85 @@ extension Policy {
         try parse(yaml: builtInDefaultYAML, source: builtInDefaultSource, variables: variables)
     }
 
-    /// Reads and parses a policy file. Nothing is loaded unless the whole file is valid.
+    /// Reads and parses a policy file and the files it includes. Nothing is loaded unless
+    /// every file is valid.
     public static func load(path: String, variables: PolicyVariables) throws(PolicyLoadError) -> Policy {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            let reason = FileManager.default.fileExists(atPath: path) ? "is not readable" : "does not exist"
-            throw PolicyLoadError(file: path, line: 0, column: 0, message: "the policy file \(reason)")
-        }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            let (line, column) = firstInvalidUTF8Position(data)
-            throw PolicyLoadError(file: path, line: line, column: column, message: "the policy file is not valid UTF-8")
-        }
-        return try parse(yaml: text, source: path, variables: variables)
+        var diagnostics: [PolicyDiagnostic] = []
+        return try load(path: path, variables: variables, lenient: false, diagnostics: &diagnostics)
     }
 
-    /// Parses policy YAML. `source` names it in errors. Variables (`$PWD`, `$HOME`) are expanded
-    /// and every glob is compiled here, so evaluation never fails.
+    /// Like `load`, for `agentgate policy lint`: unknown variables and failing inline examples
+    /// become diagnostics instead of errors (the rule then matches nothing).
+    public static func load(path: String, variables: PolicyVariables, lenient: Bool,
+                            diagnostics: inout [PolicyDiagnostic]) throws(PolicyLoadError) -> Policy {
+        let text = try readPolicyFile(path, includedFrom: nil)
+        return try parse(yaml: text, source: path, variables: variables, lenient: lenient, diagnostics: &diagnostics)
+    }
+
+    /// Parses policy YAML. `source` names it in errors and anchors relative `include:` paths.
+    /// Variables are expanded and every glob is compiled here, so evaluation never fails.
     ///
-    /// Format (compatible with the Go `agentgate` policy.yaml):
+    /// Format (a superset of the Go `agentgate` policy.yaml; the full reference is in README):
     /// ```yaml
-    /// default: ask              # allow | deny | ask; omitted = ask (as the Go tool does)
-    /// rules:                    # ordered, first match wins; omitted or null = no rules
-    ///   - match:                # omitted = every action and target; null is an error
-    ///       action: exec        # exec | fs_read | fs_write | net_egress; omitted = any
+    /// version: 2                # optional: 1 or 2
+    /// mode: enforce             # enforce | audit
+    /// include: [base.yaml]      # rules of included files come after this file's own
+    /// default: ask              # a decision, or one per action: {exec: allow, fs_read: allow, …}
+    /// rules:                    # ordered, first match wins
+    ///   - id: no-pipe-to-shell
+    ///     match:
+    ///       action: exec        # exec | fs_read | fs_write | net_egress (or a list); omitted = any
     ///       target_glob: "*x*"  # omitted = any target
-    ///     decision: allow       # required
-    ///     scope: "$PWD"         # allow rules only; a path outside it turns allow into deny
+    ///       argv: [rm, "-rf", "**"]          # exec: one glob per argument, ** = any run
+    ///       command: "curl * | *sh"          # exec: globs over command lines and pipelines
+    ///       cidr: [10.0.0.0/8]               # net_egress
+    ///       ports: [443, 8000-9000]          # net_egress
+    ///     when: {caps: [CAP_SYS_ADMIN], uid: 0, cgroup: "…", exe: "…", ancestor: "…", agent: "…"}
+    ///     decision: deny        # allow | deny | ask | log
+    ///     reason: "…"
+    ///     errno: EPERM          # deny and ask rules
+    ///     scope: "$PWD"         # allow and log rules: a path outside it turns the verdict into deny
+    ///     examples: {match: ["…"], no_match: ["…"]}
     /// ```
     /// Unknown keys, wrong types and duplicate keys are errors at every level.
     public static func parse(
         yaml: String, source: String, variables: PolicyVariables
     ) throws(PolicyLoadError) -> Policy {
+        var diagnostics: [PolicyDiagnostic] = []
+        return try parse(yaml: yaml, source: source, variables: variables, lenient: false, diagnostics: &diagnostics)
+    }
+
+    static func parse(
+        yaml: String, source: String, variables: PolicyVariables, lenient: Bool, diagnostics: inout [PolicyDiagnostic]
+    ) throws(PolicyLoadError) -> Policy {
+        var loader = PolicyParser(variables: variables, lenient: lenient)
+        try loader.loadFile(yaml: yaml, source: source, depth: 0, includedFrom: nil)
+        let policy = try loader.build(root: source)
+        try loader.checkExamples(policy)
+        diagnostics += loader.diagnostics
+        return policy
+    }
+
+    static func readPolicyFile(_ path: String, includedFrom: PolicyLoadError?) throws(PolicyLoadError) -> String {
+        func failure(_ message: String, line: Int = 0, column: Int = 0) -> PolicyLoadError {
+            if let includedFrom {
+                return PolicyLoadError(file: includedFrom.file, line: includedFrom.line, column: includedFrom.column,
+                                       message: "cannot include \(path): \(message)")
+            }
+            return PolicyLoadError(file: path, line: line, column: column, message: message)
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let reason = FileManager.default.fileExists(atPath: path) ? "is not readable" : "does not exist"
+            throw failure("the policy file \(reason)")
+        }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            let (line, column) = firstInvalidUTF8Position(data)
+            throw PolicyLoadError(file: path, line: line, column: column, message: "the policy file is not valid UTF-8")
+        }
+        return text
+    }
+
+    static func compose(yaml: String, source: String) throws(PolicyLoadError) -> Node {
         let root: Node?
         do {
             root = try Yams.compose(yaml: yaml)
@@ -79,7 +150,7 @@ extension Policy {
             throw PolicyLoadError(file: source, line: 1, column: 1,
                                   message: "the policy is empty; expected a mapping with keys default, rules")
         }
-        return try PolicyParser(source: source, variables: variables).policy(from: root)
+        return root
     }
 
     private static func yamlError(_ error: any Error, source: String, yaml: String) -> PolicyLoadError {
@@ -115,7 +186,7 @@ extension Policy {
         }
     }
 
-    private static func firstInvalidUTF8Position(_ data: Data) -> (Int, Int) {
+    static func firstInvalidUTF8Position(_ data: Data) -> (Int, Int) {
         var line = 1, column = 1
         var iterator = data.makeIterator()
         var decoder = UTF8()
@@ -130,29 +201,109 @@ extension Policy {
     }
 }
 
-/// Turns a composed YAML tree into a `Policy`, failing on the first problem in document order.
-private struct PolicyParser {
-    let source: String
+/// Reads a policy file and its includes, then compiles every rule. Fails on the first problem
+/// in document order, so nothing is ever half-loaded.
+struct PolicyParser {
     let variables: PolicyVariables
+    /// Unknown variables become diagnostics (the pattern then matches nothing) instead of errors.
+    let lenient: Bool
+    var diagnostics: [PolicyDiagnostic] = []
 
-    private static let topLevelKeys = "default, rules, allow_unsupervised"
-    private static let ruleKeys = "match, decision, scope"
-    private static let matchKeys = "action, target_glob"
+    /// The file whose nodes are being read, for error positions.
+    private var source = ""
+    /// Rule nodes in merged order: each file's own rules, then its includes' (depth-first).
+    private var ruleNodes: [(source: String, node: Node, braces: Bool)] = []
+    /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
+    private var braces = false
+    private var files: [String] = []
+    /// Canonical paths of the files being read, outermost first, to report include cycles.
+    private var includeStack: [String] = []
+    private var rootDefaults = [Decision?](repeating: nil, count: ActionKind.allCases.count)
+    private var includedDefaults = [(Decision, PolicyLoadError)?](repeating: nil, count: ActionKind.allCases.count)
+    private var mode = PolicyMode.enforce
+    private var unsupervised: Set<UnsupervisedRoute> = []
+    private var examples: [PendingExample] = []
+
+    private struct PendingExample {
+        var ruleIndex: Int
+        var kinds: [ActionKind]
+        var node: Node
+        var source: String
+        var text: String
+        var shouldMatch: Bool
+    }
+
+    static let maximumIncludeDepth = 16
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, description"
+    private static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
+    private static let matchKeys = "action, target_glob, argv, command, cidr, ports"
+    private static let whenKeys = "caps, uid, gid, cgroup, exe, ancestor, agent"
     private static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
     private static let decisionNames = Decision.allCases.map(\.name).joined(separator: ", ")
 
-    func policy(from root: Node) throws(PolicyLoadError) -> Policy {
+    init(variables: PolicyVariables, lenient: Bool) {
+        self.variables = variables
+        self.lenient = lenient
+    }
+
+    // MARK: Files and includes
+
+    mutating func loadFile(yaml: String, source: String, depth: Int, includedFrom: PolicyLoadError?) throws(PolicyLoadError) {
+        let canonical = Self.canonicalPath(source)
+        if let cycleStart = includeStack.firstIndex(of: canonical), let includedFrom {
+            let cycle = (includeStack[cycleStart...] + [canonical]).joined(separator: " -> ")
+            throw PolicyLoadError(file: includedFrom.file, line: includedFrom.line, column: includedFrom.column,
+                                  message: "include cycle: \(cycle)")
+        }
+        if depth > Self.maximumIncludeDepth, let includedFrom {
+            throw PolicyLoadError(file: includedFrom.file, line: includedFrom.line, column: includedFrom.column,
+                                  message: "includes nest more than \(Self.maximumIncludeDepth) levels deep")
+        }
+        let root = try Policy.compose(yaml: yaml, source: source)
+        self.source = source
+        files.append(source)
+        includeStack.append(canonical)
+        defer { includeStack.removeLast() }
+
         guard case .mapping(let mapping) = root else {
             throw error(at: root, "expected a mapping with keys \(Self.topLevelKeys); found \(describe(root))")
         }
-        // Go agentgate treats a missing default as ask; ask is enforced as deny, so this is safe.
-        var defaultDecision = Decision.ask
-        var rules: [PolicyRule] = []
-        var compiledByKind = [[RuleCode]](repeating: [], count: ActionKind.allCases.count)
-        var arena = MatchArena()
-        var unsupervised: Set<UnsupervisedRoute> = []
+        var includes: [(path: String, node: Node)] = []
+        var ownRules: [Node] = []
+        var version = 1
         for (keyNode, value) in mapping {
             switch try key(keyNode) {
+            case "version":
+                let text = try string(value, key: "version", expected: "1 or 2")
+                guard text == "1" || text == "2" else {
+                    throw error(at: value, "unsupported policy version \"\(text)\"; expected 1 or 2")
+                }
+                version = Int(text) ?? 1
+            case "description":
+                _ = try string(value, key: "description", expected: "a string")
+            case "mode":
+                let text = try string(value, key: "mode", expected: "enforce or audit")
+                guard let parsed = PolicyMode(name: text) else {
+                    throw error(at: value, "unknown mode \"\(text)\"; expected enforce or audit")
+                }
+                guard depth == 0 else {
+                    throw error(at: keyNode, "\"mode\" may only be set in the top-level policy, not in an included file")
+                }
+                mode = parsed
+            case "include":
+                for item in try stringList(value, key: "include", expected: "a file path or a list of them") {
+                    let path = item.text
+                    guard !path.isEmpty else { throw error(at: item.node, "empty include path") }
+                    includes.append((Self.resolve(path, relativeTo: source), item.node))
+                }
+            case "default":
+                try readDefaults(value, depth: depth)
+            case "rules":
+                if isNull(value) { continue }
+                guard case .sequence(let sequence) = value else {
+                    throw error(at: value, "expected \"rules\" to be a list of rules; found \(describe(value))")
+                }
+                ownRules += Array(sequence)
             case "allow_unsupervised":
                 if isNull(value) { continue }
                 guard case .sequence(let sequence) = value else {
@@ -165,47 +316,203 @@ private struct PolicyParser {
                     }
                     unsupervised.insert(route)
                 }
-            case "default":
-                defaultDecision = try decision(value, key: "default")
-            case "rules":
-                if isNull(value) { continue }
-                guard case .sequence(let sequence) = value else {
-                    throw error(at: value, "expected \"rules\" to be a list of rules; found \(describe(value))")
-                }
-                for ruleNode in sequence {
-                    let (rule, matchers) = try self.rule(ruleNode)
-                    var scope: (start: Int32, count: Int32)?
-                    if rule.decision == .allow, let expandedScope = rule.expandedScope {
-                        let bytes = Array(expandedScope.utf8)
-                        scope = (arena.appendBytes(bytes), Int32(bytes.count))
-                    }
-                    for (kind, matcher) in matchers {
-                        var code = matcher.ruleCode(ruleIndex: rules.count, decision: rule.decision, arena: &arena)
-                        if let scope { (code.scopeStart, code.scopeCount) = scope }
-                        compiledByKind[Int(kind.rawValue)].append(code)
-                    }
-                    rules.append(rule)
-                }
             case let other:
                 throw error(at: keyNode, "unknown key \"\(other)\"; expected one of \(Self.topLevelKeys)")
             }
         }
-        return Policy(defaultDecision: defaultDecision, rules: rules, source: source,
-                      compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised)
+        for node in ownRules { ruleNodes.append((source, node, version >= 2)) }
+        for include in includes {
+            let at = error(at: include.node, "")
+            guard !source.hasPrefix("<") || include.path.hasPrefix("/") else {
+                throw error(at: include.node, "the built-in policy can only include absolute paths")
+            }
+            let text = try Policy.readPolicyFile(include.path, includedFrom: at)
+            let outer = self.source
+            try loadFile(yaml: text, source: include.path, depth: depth + 1, includedFrom: at)
+            self.source = outer
+        }
     }
 
-    private func rule(_ node: Node) throws(PolicyLoadError) -> (PolicyRule, [(ActionKind, CompiledMatcher)]) {
+    /// `default: DECISION` or `default: {exec: …, fs_read: …, fs_write: …, net_egress: …}`. The
+    /// top-level file's value wins; included files must agree where it sets nothing.
+    private mutating func readDefaults(_ value: Node, depth: Int) throws(PolicyLoadError) {
+        var decided: [(ActionKind, Decision, Node)] = []
+        if case .mapping(let mapping) = value {
+            for (keyNode, decisionNode) in mapping {
+                let name = try key(keyNode)
+                guard let kind = ActionKind(name: name) else {
+                    throw error(at: keyNode, "unknown action \"\(name)\" in default; expected \(Self.actionNames)")
+                }
+                decided.append((kind, try decision(decisionNode, key: "default.\(name)"), decisionNode))
+            }
+            let missing = ActionKind.allCases.filter { kind in !decided.contains { $0.0 == kind } }
+            guard missing.isEmpty else {
+                throw error(at: value, "a per-action default must name every action; missing "
+                                + missing.map(\.name).joined(separator: ", "))
+            }
+        } else {
+            let single = try decision(value, key: "default")
+            decided = ActionKind.allCases.map { ($0, single, value) }
+        }
+        for (kind, decision, node) in decided {
+            let k = Int(kind.rawValue)
+            if depth == 0 {
+                rootDefaults[k] = decision
+            } else if rootDefaults[k] == nil {
+                if let (earlier, position) = includedDefaults[k], earlier != decision {
+                    throw error(at: node, "included files disagree on the default for \(kind.name): "
+                                    + "\(earlier.name) at \(position.file):\(position.line):\(position.column), "
+                                    + "\(decision.name) here; set it in the top-level policy")
+                }
+                if includedDefaults[k] == nil { includedDefaults[k] = (decision, error(at: node, "")) }
+            }
+        }
+    }
+
+    static func canonicalPath(_ path: String) -> String {
+        guard !path.hasPrefix("<") else { return path }
+        return URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path
+    }
+
+    static func resolve(_ path: String, relativeTo source: String) -> String {
+        if path.hasPrefix("/") { return path }
+        let base = source.hasPrefix("<") ? FileManager.default.currentDirectoryPath
+            : URL(fileURLWithPath: source).deletingLastPathComponent().path
+        return URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: base, isDirectory: true)).standardizedFileURL.path
+    }
+
+    // MARK: Compiling
+
+    mutating func build(root: String) throws(PolicyLoadError) -> Policy {
+        var rules: [PolicyRule] = []
+        var compiledByKind = [[RuleCode]](repeating: [], count: ActionKind.allCases.count)
+        var arena = MatchArena()
+        var execTables = ExecTables()
+        var networks: [NetworkCode] = []
+        var ports: [PortRange] = []
+        var conditions: [RuleCondition] = []
+        var ids: [String: PolicyRule] = [:]
+        for (ruleSource, node, fileBraces) in ruleNodes {
+            source = ruleSource
+            braces = fileBraces
+            let parsed = try rule(node, index: rules.count)
+            let rule = parsed.rule
+            if let id = rule.id {
+                if let earlier = ids[id] {
+                    throw error(at: node, "duplicate rule id \"\(id)\"; first used at \(earlier.location)")
+                }
+                ids[id] = rule
+            }
+            var scope: (start: Int32, count: Int32)?
+            if rule.decision.allows, let expandedScope = rule.expandedScope {
+                let bytes = Array(expandedScope.utf8)
+                scope = (arena.appendBytes(bytes), Int32(bytes.count))
+            }
+            var execIndex: Int32 = -1
+            if let exec = parsed.exec {
+                execIndex = execTables.add(exec, arena: &arena)
+            }
+            let networkRange = (Int32(networks.count), Int32(parsed.network?.networks.count ?? 0))
+            let portRange = (Int32(ports.count), Int32(parsed.network?.ports.count ?? 0))
+            networks += (parsed.network?.networks ?? []).map(NetworkCode.init)
+            ports += parsed.network?.ports ?? []
+            var conditionIndex: Int32 = -1
+            if let condition = parsed.condition {
+                conditionIndex = Int32(conditions.count)
+                conditions.append(condition)
+            }
+            for (kind, matcher) in parsed.matchers {
+                var code = matcher.ruleCode(ruleIndex: rules.count, decision: rule.decision, arena: &arena)
+                if let scope { (code.scopeStart, code.scopeCount) = scope }
+                code.errno = rule.errno
+                if kind == .exec { code.execIndex = execIndex }
+                if kind == .netEgress {
+                    (code.networkStart, code.networkCount) = networkRange
+                    (code.portStart, code.portCount) = portRange
+                }
+                code.conditionIndex = conditionIndex
+                compiledByKind[Int(kind.rawValue)].append(code)
+            }
+            for example in parsed.examples { examples.append(example) }
+            rules.append(rule)
+        }
+        // Go agentgate treats a missing default as ask; ask is enforced as deny, so this is safe.
+        let defaults = ActionKind.allCases.map { kind in
+            rootDefaults[Int(kind.rawValue)] ?? includedDefaults[Int(kind.rawValue)]?.0 ?? .ask
+        }
+        return Policy(rules: rules, source: root, files: files, mode: mode, defaults: defaults,
+                      compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised,
+                      exec: execTables, networks: networks, ports: ports, conditions: conditions)
+    }
+
+    /// Inline `examples:` must (or must not) match their rule.
+    mutating func checkExamples(_ policy: Policy) throws(PolicyLoadError) {
+        for example in examples {
+            source = example.source
+            let rule = policy.rules[example.ruleIndex]
+            let matched = example.kinds.contains { kind in
+                Self.example(example.text, matches: rule.index, kind: kind, in: policy)
+            }
+            guard matched != example.shouldMatch else { continue }
+            let expectation = example.shouldMatch ? "should match rule \(rule.displayID) but does not"
+                : "should not match rule \(rule.displayID) but does"
+            let failure = error(at: example.node, "example \"\(example.text)\" \(expectation)")
+            if lenient {
+                diagnostics.append(PolicyDiagnostic(file: failure.file, line: failure.line, column: failure.column,
+                                                    message: failure.message))
+            } else {
+                throw failure
+            }
+        }
+    }
+
+    /// An example is a command line for exec (typed as at a shell prompt) and a target otherwise.
+    static func example(_ text: String, matches index: Int, kind: ActionKind, in policy: Policy) -> Bool {
+        if kind == .exec {
+            let details = ExecDetails(commandLine: text)
+            guard let program = details.argv.first else { return false }
+            return policy.ruleMatches(index, .exec, target: ExecDetails.assumedProgram(program), exec: details)
+        }
+        return policy.ruleMatches(index, kind, target: text, exec: nil)
+    }
+
+    private struct ParsedRule {
+        var rule: PolicyRule
+        var matchers: [(ActionKind, CompiledMatcher)]
+        var exec: ExecConstraint?
+        var network: NetworkConstraint?
+        var condition: RuleCondition?
+        var examples: [PendingExample]
+    }
+
+    private mutating func rule(_ node: Node, index: Int) throws(PolicyLoadError) -> ParsedRule {
         guard case .mapping(let mapping) = node else {
             throw error(at: node, "expected a rule (a mapping with keys \(Self.ruleKeys)); found \(describe(node))")
         }
-        var action: ActionKind?
+        var id: String?
+        var actions: [ActionKind]?
         var globNode: Node?
         var globText: String?
+        var argvPatterns: [(text: String, node: Node)]?
+        var commandPatterns: [(text: String, node: Node)] = []
+        var cidrs: [(text: String, node: Node)] = []
+        var ports: [(text: String, node: Node)] = []
+        var whenNode: Node?
         var decision: Decision?
+        var reason: String?
+        var errnoNode: Node?
+        var errnoValue: Int32 = 0
         var scopeNode: Node?
         var scopeText: String?
+        var exampleNodes: [(text: String, node: Node, shouldMatch: Bool)] = []
         for (keyNode, value) in mapping {
             switch try key(keyNode) {
+            case "id":
+                let text = try string(value, key: "id", expected: "a rule name")
+                guard !text.isEmpty, text.unicodeScalars.allSatisfy({ !$0.properties.isWhitespace }) else {
+                    throw error(at: value, "a rule id must be non-empty and contain no spaces")
+                }
+                id = text
             case "match":
                 guard case .mapping(let match) = value else {
                     throw error(at: value, "expected \"match\" to be a mapping with keys \(Self.matchKeys); "
@@ -214,12 +521,15 @@ private struct PolicyParser {
                 for (matchKeyNode, matchValue) in match {
                     switch try key(matchKeyNode) {
                     case "action":
-                        let name = try string(matchValue, key: "action", expected: "an action (\(Self.actionNames))")
-                        guard let kind = ActionKind(name: name) else {
-                            throw error(at: matchValue,
-                                        "unknown action \"\(name)\"; expected one of \(Self.actionNames)")
+                        var kinds: [ActionKind] = []
+                        for item in try stringList(matchValue, key: "action", expected: "an action (\(Self.actionNames))") {
+                            guard let kind = ActionKind(name: item.text) else {
+                                throw error(at: item.node, "unknown action \"\(item.text)\"; expected one of \(Self.actionNames)")
+                            }
+                            if !kinds.contains(kind) { kinds.append(kind) }
                         }
-                        action = kind
+                        guard !kinds.isEmpty else { throw error(at: matchValue, "\"action\" is an empty list") }
+                        actions = kinds
                     case "target_glob":
                         let text = try string(matchValue, key: "target_glob", expected: "a glob string")
                         guard !text.isEmpty else {
@@ -227,16 +537,57 @@ private struct PolicyParser {
                         }
                         globNode = matchValue
                         globText = text
+                    case "argv":
+                        guard case .sequence = matchValue else {
+                            throw error(at: matchValue, "expected \"argv\" to be a list of globs, one per argument "
+                                            + "(\"**\" for any run of arguments); found \(describe(matchValue))")
+                        }
+                        let items = try stringList(matchValue, key: "argv", expected: "a list of globs")
+                        guard !items.isEmpty else { throw error(at: matchValue, "\"argv\" is an empty list") }
+                        argvPatterns = items
+                    case "command":
+                        commandPatterns = try stringList(matchValue, key: "command", expected: "a glob or a list of globs")
+                    case "cidr":
+                        cidrs = try stringList(matchValue, key: "cidr", expected: "a network such as 10.0.0.0/8, or a list")
+                    case "ports", "port":
+                        ports = try stringList(matchValue, key: "ports", expected: "a port, a range such as 8000-9000, or a list")
                     case let other:
-                        throw error(at: matchKeyNode,
-                                    "unknown key \"\(other)\" in match; expected one of \(Self.matchKeys)")
+                        throw error(at: matchKeyNode, "unknown key \"\(other)\" in match; expected one of \(Self.matchKeys)")
                     }
                 }
+            case "when":
+                whenNode = value
             case "decision":
                 decision = try self.decision(value, key: "decision")
+            case "reason":
+                reason = try string(value, key: "reason", expected: "a sentence shown to the user")
+            case "errno":
+                let text = try string(value, key: "errno", expected: "an errno name such as EPERM, or a number")
+                if let number = Int32(text), number > 0, number < 4096 {
+                    errnoValue = number
+                } else if let number = ErrnoName.number(text) {
+                    errnoValue = number
+                } else {
+                    throw error(at: value, "unknown errno \"\(text)\"; expected a number from 1 to 4095 or one of \(ErrnoName.names)")
+                }
+                errnoNode = value
             case "scope":
                 scopeText = try string(value, key: "scope", expected: "an absolute directory path")
                 scopeNode = value
+            case "examples":
+                guard case .mapping(let exampleMap) = value else {
+                    throw error(at: value, "expected \"examples\" to be a mapping with keys match, no_match")
+                }
+                for (exampleKey, list) in exampleMap {
+                    let name = try key(exampleKey)
+                    guard name == "match" || name == "no_match" else {
+                        throw error(at: exampleKey, "unknown key \"\(name)\" in examples; expected match or no_match")
+                    }
+                    for item in try stringList(list, key: "examples.\(name)", expected: "a list of examples") {
+                        let text = try expand(item.text, node: item.node, escapeGlob: false).text
+                        exampleNodes.append((text, item.node, name == "match"))
+                    }
+                }
             case let other:
                 throw error(at: keyNode, "unknown key \"\(other)\" in rule; expected one of \(Self.ruleKeys)")
             }
@@ -244,12 +595,22 @@ private struct PolicyParser {
         guard let decision else {
             throw error(at: node, "rule is missing required key \"decision\" (one of \(Self.decisionNames))")
         }
+        if let errnoNode, decision.allows {
+            throw error(at: errnoNode, "\"errno\" only applies to rules that deny or ask; this rule's decision is \(decision.name)")
+        }
+        let kinds = actions ?? ActionKind.allCases
+        if let first = argvPatterns?.first?.node ?? commandPatterns.first?.node, kinds != [.exec] {
+            throw error(at: first, "\"argv\" and \"command\" only apply to exec; add action: exec to the match")
+        }
+        if let first = cidrs.first?.node ?? ports.first?.node, kinds != [.netEgress] {
+            throw error(at: first, "\"cidr\" and \"ports\" only apply to net_egress; add action: net_egress to the match")
+        }
 
         var expandedScope: String?
         if let scopeNode, let scopeText {
-            guard decision == .allow else {
+            guard decision.allows else {
                 throw error(at: scopeNode,
-                            "\"scope\" only applies to allow rules; this rule's decision is \(decision.name)")
+                            "\"scope\" only applies to allow and log rules; this rule's decision is \(decision.name)")
             }
             let expansion = try expand(scopeText, node: scopeNode, escapeGlob: false)
             guard expansion.text.hasPrefix("/") else {
@@ -261,10 +622,31 @@ private struct PolicyParser {
 
         var matchers: [(ActionKind, CompiledMatcher)] = []
         var expandedGlob: String?
-        let kinds = action.map { [$0] } ?? ActionKind.allCases
+        var targetAlternatives: [String] = []
         if let globNode, let globText {
             let expansion = try expand(globText, node: globNode, escapeGlob: true)
             expandedGlob = expansion.text
+            let alternatives = try alternatives(of: expansion, node: globNode, key: "target_glob")
+            targetAlternatives = alternatives
+            if alternatives.count > 1 {
+                for alternative in alternatives {
+                    for kind in kinds {
+                        do throws(GlobError) {
+                            switch kind {
+                            case .fsRead, .fsWrite:
+                                matchers.append((kind, .glob(try Glob(alternative), .path)))
+                            case .exec:
+                                matchers.append((kind, .glob(try Glob(alternative), alternative.contains("/") ? .exec : .execOrBasename)))
+                            case .netEgress:
+                                if actions == nil, alternative.hasPrefix("/") { continue }
+                                matchers.append((kind, .host(try HostPattern(alternative))))
+                            }
+                        } catch {
+                            throw self.error(at: globNode, "invalid target_glob alternative \"\(alternative)\": \(error.message)")
+                        }
+                    }
+                }
+            } else {
             for kind in kinds {
                 do throws(GlobError) {
                     switch kind {
@@ -275,7 +657,7 @@ private struct PolicyParser {
                         matchers.append((kind, .glob(glob, expansion.text.contains("/") ? .exec : .execOrBasename)))
                     case .netEgress:
                         // A path pattern in an any-action rule can never match a network target.
-                        if action == nil, expansion.text.hasPrefix("/") { continue }
+                        if actions == nil, expansion.text.hasPrefix("/") { continue }
                         matchers.append((kind, .host(try HostPattern(expansion.text))))
                     }
                 } catch {
@@ -284,16 +666,183 @@ private struct PolicyParser {
                     throw self.error(at: globNode, scalarOffset: offset, "invalid target_glob: \(error.message)")
                 }
             }
+            }
         } else {
             matchers = kinds.map { ($0, CompiledMatcher.any) }
         }
 
+        var exec: ExecConstraint?
+        if argvPatterns != nil || !commandPatterns.isEmpty {
+            var constraint = ExecConstraint()
+            if let argvPatterns {
+                var elements: [ArgvElement] = []
+                for item in argvPatterns {
+                    if item.text == "**" { elements.append(.rest); continue }
+                    let expansion = try expand(item.text, node: item.node, escapeGlob: true)
+                    var globs: [Glob] = []
+                    for alternative in try alternatives(of: expansion, node: item.node, key: "argv") {
+                        globs.append(try textGlob(alternative, node: item.node, key: "argv"))
+                    }
+                    elements.append(.one(globs, hasSlash: expansion.text.contains("/")))
+                }
+                constraint.argv = elements
+            }
+            for item in commandPatterns {
+                let expansion = try expand(item.text, node: item.node, escapeGlob: true)
+                for alternative in try alternatives(of: expansion, node: item.node, key: "command") {
+                    constraint.commands.append(try textGlob(alternative, node: item.node, key: "command"))
+                }
+            }
+            exec = constraint
+        }
+
+        var network: NetworkConstraint?
+        if !cidrs.isEmpty || !ports.isEmpty {
+            var constraint = NetworkConstraint()
+            for item in cidrs {
+                do throws(GlobError) {
+                    constraint.networks.append(try IPNetwork(parsing: item.text))
+                } catch {
+                    throw self.error(at: item.node, "invalid cidr \"\(item.text)\": \(error.message)")
+                }
+            }
+            for item in ports {
+                guard let range = PortRange(parsing: item.text) else {
+                    throw error(at: item.node, "invalid port \"\(item.text)\"; expected a number from 0 to 65535 "
+                                    + "or a range such as 8000-9000")
+                }
+                constraint.ports.append(range)
+            }
+            network = constraint
+        }
+
+        var condition: RuleCondition?
+        var conditionSummary: [String] = []
+        if let whenNode, !isNull(whenNode) {
+            (condition, conditionSummary) = try self.condition(whenNode)
+        }
+
         let mark = node.mark
         let rule = PolicyRule(
-            action: action, targetGlob: globText, decision: decision, scope: scopeText,
+            index: index, id: id, action: actions?.count == 1 ? actions![0] : nil, targetGlob: globText,
+            argv: argvPatterns?.map(\.text), commands: commandPatterns.map(\.text),
+            networks: cidrs.map(\.text), ports: ports.map(\.text), conditions: conditionSummary,
+            decision: decision, reason: reason, errno: errnoValue, scope: scopeText, file: source,
             line: mark?.line ?? 0, column: mark?.column ?? 0,
-            expandedTargetGlob: expandedGlob, expandedScope: expandedScope)
-        return (rule, matchers)
+            expandedTargetGlob: expandedGlob, targetAlternatives: targetAlternatives, expandedScope: expandedScope)
+        let pending = exampleNodes.map {
+            PendingExample(ruleIndex: index, kinds: kinds, node: $0.node, source: source, text: $0.text, shouldMatch: $0.shouldMatch)
+        }
+        return ParsedRule(rule: rule, matchers: matchers, exec: exec, network: network, condition: condition,
+                          examples: pending)
+    }
+
+    /// `when:`: every key given must hold.
+    private mutating func condition(_ node: Node) throws(PolicyLoadError) -> (RuleCondition, [String]) {
+        guard case .mapping(let mapping) = node else {
+            throw error(at: node, "expected \"when\" to be a mapping with keys \(Self.whenKeys); found \(describe(node))")
+        }
+        var condition = RuleCondition()
+        var summary: [String] = []
+        for (keyNode, value) in mapping {
+            let name = try key(keyNode)
+            switch name {
+            case "caps":
+                var list: [(text: String, node: Node)] = []
+                var test = RuleCondition.CapabilityTest.any
+                if case .mapping(let capsMap) = value {
+                    var seenTest = false
+                    for (capsKey, capsValue) in capsMap {
+                        switch try key(capsKey) {
+                        case "any", "all", "none":
+                            guard !seenTest else { throw error(at: capsKey, "give only one of any, all, none") }
+                            seenTest = true
+                            test = try key(capsKey) == "any" ? .any : (try key(capsKey) == "all" ? .all : .none)
+                            list = try stringList(capsValue, key: "caps", expected: "a list of capabilities")
+                        case "set":
+                            let set = try string(capsValue, key: "caps.set", expected: "effective or permitted")
+                            guard set == "effective" || set == "permitted" else {
+                                throw error(at: capsValue, "unknown capability set \"\(set)\"; expected effective or permitted")
+                            }
+                            condition.usesPermittedSet = set == "permitted"
+                        case let other:
+                            throw error(at: capsKey, "unknown key \"\(other)\" in caps; expected any, all, none, set")
+                        }
+                    }
+                    guard seenTest else { throw error(at: value, "caps needs one of any, all, none") }
+                } else {
+                    list = try stringList(value, key: "caps", expected: "a list of capabilities such as CAP_SYS_ADMIN")
+                }
+                var mask: UInt64 = 0
+                for item in list {
+                    guard let bit = CapabilityName.number(item.text) else {
+                        throw error(at: item.node, "unknown capability \"\(item.text)\"; expected a name such as CAP_SYS_ADMIN")
+                    }
+                    mask |= 1 << UInt64(bit)
+                }
+                guard mask != 0 else { throw error(at: value, "caps is an empty list") }
+                condition.capabilityTest = test
+                condition.capabilityMask = mask
+                summary.append("caps \(test) of \(CapabilityName.names(mask).joined(separator: ", "))"
+                               + (condition.usesPermittedSet ? " (permitted)" : ""))
+            case "uid", "gid":
+                var ids: [UInt32] = []
+                for item in try stringList(value, key: name, expected: "a number or a list of numbers") {
+                    guard let id = UInt32(item.text) else {
+                        throw error(at: item.node, "expected \(name) to be a number; found \"\(item.text)\"")
+                    }
+                    ids.append(id)
+                }
+                if name == "uid" { condition.uids = ids } else { condition.gids = ids }
+                summary.append("\(name) in \(ids.map(String.init).joined(separator: ", "))")
+            case "cgroup", "exe", "ancestor", "agent":
+                for item in try stringList(value, key: name, expected: "a glob or a list of globs") {
+                    let expansion = try expand(item.text, node: item.node, escapeGlob: true)
+                    for expanded in try alternatives(of: expansion, node: item.node, key: name) {
+                        switch name {
+                        case "cgroup": condition.cgroups.append(try pathGlob(expanded, node: item.node, key: name))
+                        case "exe": condition.executables.append(try pathGlob(expanded, node: item.node, key: name))
+                        case "ancestor":
+                            condition.ancestors.append(try pathGlob(expanded, node: item.node, key: name))
+                            condition.ancestorLines.append(try textGlob(expanded, node: item.node, key: name))
+                        default: condition.agents.append(try textGlob(expanded, node: item.node, key: name))
+                        }
+                    }
+                    summary.append("\(name) \(item.text)")
+                }
+            default:
+                throw error(at: keyNode, "unknown key \"\(name)\" in when; expected one of \(Self.whenKeys)")
+            }
+        }
+        return (condition, summary)
+    }
+
+    /// The patterns `{a,b}` alternation makes of one (version 2 files only).
+    private func alternatives(of expansion: Expansion, node: Node, key: String) throws(PolicyLoadError) -> [String] {
+        guard braces else { return [expansion.text] }
+        do throws(BraceExpansion.Failure) {
+            return try BraceExpansion.expand(expansion.text)
+        } catch {
+            let offsets = expansion.sourceScalarOffsets
+            let offset = offsets[min(max(error.utf8Offset, 0), offsets.count - 1)]
+            throw self.error(at: node, scalarOffset: offset, "invalid \(key): \(error.message)")
+        }
+    }
+
+    private func textGlob(_ text: String, node: Node, key: String) throws(PolicyLoadError) -> Glob {
+        do throws(GlobError) {
+            return try Glob(text, caseInsensitive: false, syntax: .text)
+        } catch {
+            throw self.error(at: node, "invalid \(key) glob: \(error.message)")
+        }
+    }
+
+    private func pathGlob(_ text: String, node: Node, key: String) throws(PolicyLoadError) -> Glob {
+        do throws(GlobError) {
+            return try Glob(text)
+        } catch {
+            throw self.error(at: node, "invalid \(key) glob: \(error.message)")
+        }
     }
 
     // MARK: Scalars
@@ -312,6 +861,18 @@ private struct PolicyParser {
         return scalar.string
     }
 
+    /// A scalar or a list of scalars.
+    private func stringList(_ node: Node, key: String, expected: String) throws(PolicyLoadError) -> [(text: String, node: Node)] {
+        if case .sequence(let sequence) = node {
+            var result: [(text: String, node: Node)] = []
+            for item in sequence {
+                result.append((try string(item, key: key, expected: expected), item))
+            }
+            return result
+        }
+        return [(try string(node, key: key, expected: expected), node)]
+    }
+
     private func decision(_ node: Node, key: String) throws(PolicyLoadError) -> Decision {
         let name = try string(node, key: key, expected: "a decision (\(Self.decisionNames))")
         guard let decision = Decision(name: name) else {
@@ -320,11 +881,18 @@ private struct PolicyParser {
         return decision
     }
 
-    private func expand(_ text: String, node: Node, escapeGlob: Bool) throws(PolicyLoadError) -> Expansion {
+    /// Expands variables; in a lenient load an unknown variable is reported and the text made
+    /// unmatchable (a NUL byte never occurs in a target) instead of failing the load.
+    private mutating func expand(_ text: String, node: Node, escapeGlob: Bool) throws(PolicyLoadError) -> Expansion {
         do {
             return try variables.expand(text, escapeGlob: escapeGlob)
         } catch {
-            throw self.error(at: node, scalarOffset: error.scalarOffset, error.message)
+            let failure = self.error(at: node, scalarOffset: error.scalarOffset, error.message)
+            guard lenient, error.unknownVariable else { throw failure }
+            diagnostics.append(PolicyDiagnostic(file: failure.file, line: failure.line, column: failure.column,
+                                                message: failure.message))
+            let placeholder = "/\u{0}unknown-variable"
+            return Expansion(text: placeholder, sourceScalarOffsets: [Int](repeating: 0, count: placeholder.utf8.count + 1))
         }
     }
 

@@ -1,14 +1,28 @@
-/// Values substituted for `$PWD` and `$HOME` when a policy loads.
+/// Values substituted for variables when a policy loads: `$PWD`, `$HOME`, `$TMPDIR`, `$AGENT`
+/// and `${env:NAME}`. A variable without a value is an error, never an empty string.
 public struct PolicyVariables: Sendable, Equatable {
     /// The agent's working directory (absolute).
     public var workingDirectory: String
     /// The user's home directory (absolute).
     public var home: String
+    /// The temporary directory (absolute): `$TMPDIR` of the environment, else `/tmp`.
+    public var temporaryDirectory: String
+    /// The agent's name (as recorded with the session); nil when unknown.
+    public var agent: String?
+    /// The environment `${env:NAME}` reads.
+    public var environment: [String: String]
 
-    public init(workingDirectory: String, home: String) {
+    public init(workingDirectory: String, home: String, temporaryDirectory: String = "/tmp",
+                agent: String? = nil, environment: [String: String] = [:]) {
         self.workingDirectory = workingDirectory
         self.home = home
+        self.temporaryDirectory = temporaryDirectory
+        self.agent = agent
+        self.environment = environment
     }
+
+    /// The names `$NAME` accepts.
+    public static let names = ["PWD", "HOME", "TMPDIR", "AGENT"]
 }
 
 /// A variable reference that cannot be expanded.
@@ -16,6 +30,8 @@ struct ExpansionError: Error {
     /// 0-based offset, in Unicode scalars, of the `$` within the source text.
     var scalarOffset: Int
     var message: String
+    /// The reference names a variable that has no value (as opposed to malformed syntax).
+    var unknownVariable = false
 }
 
 /// The result of expanding `$PWD`/`$HOME` in a policy string.
@@ -78,13 +94,40 @@ extension PolicyVariables {
                 }
             }
             let value: String
+            var isPath = true
             switch name {
             case "PWD": value = workingDirectory
             case "HOME": value = home
+            case "TMPDIR": value = temporaryDirectory
+            case "AGENT":
+                guard let agent else {
+                    throw ExpansionError(scalarOffset: dollar, message: "$AGENT has no value here (no agent name is known)",
+                                         unknownVariable: true)
+                }
+                value = agent
+                isPath = false
+            case _ where name.hasPrefix("env:"):
+                let variable = String(name.dropFirst(4))
+                guard !variable.isEmpty else {
+                    throw ExpansionError(scalarOffset: dollar, message: "${env:} needs a variable name, as in ${env:CARGO_HOME}")
+                }
+                guard let environmentValue = environment[variable] else {
+                    throw ExpansionError(scalarOffset: dollar, message: "environment variable \(variable) is not set",
+                                         unknownVariable: true)
+                }
+                value = environmentValue
+                isPath = value.hasPrefix("/")
             default:
                 throw ExpansionError(
                     scalarOffset: dollar,
-                    message: "unknown variable $\(name); expected $PWD or $HOME (write $$ for a literal '$')")
+                    message: "unknown variable $\(name); expected $PWD, $HOME, $TMPDIR, $AGENT or ${env:NAME} "
+                        + "(write $$ for a literal '$')",
+                    unknownVariable: true)
+            }
+            guard isPath else {
+                append(escapeGlob ? Self.globEscaped(value) : value, from: dollar)
+                index = next
+                continue
             }
             guard value.hasPrefix("/") else {
                 throw ExpansionError(
@@ -101,14 +144,14 @@ extension PolicyVariables {
         return Expansion(text: text, sourceScalarOffsets: offsets)
     }
 
-    private static func isNameScalar(_ scalar: Unicode.Scalar) -> Bool {
+    static func isNameScalar(_ scalar: Unicode.Scalar) -> Bool {
         scalar == "_" || ("A"..."Z").contains(scalar) || ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar)
     }
 
     static func globEscaped(_ text: String) -> String {
         var result = ""
         for character in text.unicodeScalars {
-            if "*?[]\\".unicodeScalars.contains(character) { result.unicodeScalars.append("\\") }
+            if "*?[]{}\\".unicodeScalars.contains(character) { result.unicodeScalars.append("\\") }
             result.unicodeScalars.append(character)
         }
         return result

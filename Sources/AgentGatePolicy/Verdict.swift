@@ -27,13 +27,23 @@ public struct Verdict: Sendable, Equatable {
     /// 0-based index into `Policy.rules` of the deciding rule; nil when the default applied.
     public var ruleIndex: Int?
     public var reason: VerdictReason
+    /// The rule's `errno:` for a denial; 0 when it has none (the supervisor picks the usual one).
+    public var errno: Int32
+    /// False when the policy runs in audit mode: the decision is recorded, not enforced.
+    public var enforced: Bool
 
-    public init(decision: Decision, ruleIndex: Int?, reason: VerdictReason) {
+    public init(decision: Decision, ruleIndex: Int?, reason: VerdictReason, errno: Int32 = 0, enforced: Bool = true) {
         self.decision = decision
         self.ruleIndex = ruleIndex
         self.reason = reason
+        self.errno = errno
+        self.enforced = enforced
     }
 
-    /// Whether the supervisor lets the action proceed. `ask` behaves as deny until an approver exists.
-    public var enforcedAllow: Bool { decision == .allow }
+    /// Whether the supervisor lets the action proceed: `allow` and `log` do, and in audit mode
+    /// everything does. `ask` behaves as deny until an approver exists.
+    public var enforcedAllow: Bool { decision.allows || !enforced }
+
+    /// The errno a denial fails with: the rule's own, or `fallback`.
+    public func errno(or fallback: Int32) -> Int32 { errno != 0 ? errno : fallback }
 }

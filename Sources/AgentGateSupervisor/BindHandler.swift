@@ -59,8 +59,8 @@ enum BindHandler {
             defer { agentgate_close(entry.parent_fd) }
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
             if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
-            let verdict = core.policy.evaluate(.fsWrite, target: target)
-            guard verdict.enforcedAllow else { deny(EACCES, target, verdict, ""); return }
+            let verdict = core.decide(.fsWrite, target: target, n)
+            guard verdict.enforcedAllow else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
 
             let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)
             if cwd >= 0 { _ = agentgate_fchdir(cwd) } // a relative path names a file in the agent's cwd

@@ -42,11 +42,12 @@ enum ConnectHandler {
         }
         let target = address.target
         if address.family != AF_UNSPEC {
-            let verdict = core.egressVerdict(target)
+            let verdict = core.egressVerdict(target, n)
             guard verdict.enforcedAllow else {
                 agentgate_close(unixPathFD)
-                core.listener.fail(n.id, errno: EACCES)
-                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: target, verdict: verdict, errno: EACCES),
+                let errno = verdict.errno(or: EACCES)
+                core.listener.fail(n.id, errno: errno)
+                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: target, verdict: verdict, errno: errno),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }

@@ -68,23 +68,26 @@ enum ExecHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
+        // argv and command rules see the argv, and inside `sh -c` strings.
+        let details = core.policy.usesExecDetails ? ExecDetails(argv: args) : nil
         guard rc == 0 else {
-            let verdict = core.policy.evaluate(.exec, target: named)
-            let errno = verdict.enforcedAllow ? -rc : EACCES
+            let verdict = core.decide(.exec, target: named, n, exec: details)
+            let errno = verdict.enforcedAllow ? -rc : verdict.errno(or: EACCES)
             core.listener.fail(n.id, errno: errno)
             core.recorder.record(.init(syscall: syscall, action: .exec, target: named, verdict: verdict, argv: args, errno: errno),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
         let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
-        var verdict = core.policy.evaluate(.exec, target: resolved)
+        var verdict = core.decide(.exec, target: resolved, n, exec: details)
         if named != resolved {
-            let asNamed = core.policy.evaluate(.exec, target: named)
+            let asNamed = core.decide(.exec, target: named, n, exec: details)
             if asNamed.strictness > verdict.strictness { verdict = asNamed }
         }
         guard verdict.enforcedAllow else {
-            core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.init(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: EACCES),
+            let errno = verdict.errno(or: EACCES)
+            core.listener.fail(n.id, errno: errno)
+            core.recorder.record(.init(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: errno),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
@@ -92,12 +95,13 @@ enum ExecHandler {
         // asked to load. Each must be allowed as an exec too.
         var image = ImageIdentity(fd: prepared.pointee.object_fd)
         switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, argv: args, base: base, core: core,
-                            tid: n.tid, tgid: process.tgid) {
+                            tid: n.tid, tgid: process.tgid, id: n.id) {
         case .denied(let target, let innerVerdict, let reason):
-            core.listener.fail(n.id, errno: EACCES)
+            let errno = innerVerdict?.errno(or: EACCES) ?? EACCES
+            core.listener.fail(n.id, errno: errno)
             var withArgv: DecisionRecorder.Entry
             if let innerVerdict {
-                withArgv = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: target, verdict: innerVerdict, argv: args, errno: EACCES)
+                withArgv = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: target, verdict: innerVerdict, argv: args, errno: errno)
             } else {
                 withArgv = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
                 withArgv.argv = args
@@ -111,6 +115,7 @@ enum ExecHandler {
         // process's next trapped call that the image it loaded is the one approved.
         core.expectImage(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid)
         core.processes.invalidate(n.tid)
+        core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
         core.listener.continueSyscall(n.id)
         core.recorder.record(.init(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args),
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
@@ -134,7 +139,7 @@ enum ExecHandler {
 
     /// Checks the `#!` chain (as the kernel follows it, up to 4 deep) and ld.so's program.
     static func inspectImage(fd: Int32, resolved: String, argv: [String], base: AgentDirectory, core: SupervisorCore,
-                             tid: pid_t, tgid: pid_t) -> ImageCheck {
+                             tid: pid_t, tgid: pid_t, id: UInt64) -> ImageCheck {
         let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
         defer { prepared.deallocate() }
         var currentFD = fd
@@ -160,7 +165,8 @@ enum ExecHandler {
                 return .denied(target: interpreter, verdict: nil, reason: "the #! interpreter of \(currentPath) can't be resolved")
             }
             let interpreterPath = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
-            let verdict = core.policy.evaluate(.exec, target: interpreterPath)
+            let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
+                                      exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv) : nil)
             guard verdict.enforcedAllow else {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: verdict, reason: "")
@@ -195,7 +201,8 @@ enum ExecHandler {
                 case .supervisorPath(let path): return .denied(target: path, verdict: nil, reason: "the supervisor's own /proc entry is off limits")
                 }
                 agentgate_open_release(prepared)
-                let verdict = core.policy.evaluate(.exec, target: target)
+                let verdict = core.decide(.exec, target: target, tid: tid, id: id,
+                                          exec: core.policy.usesExecDetails ? ExecDetails(argv: Array(effectiveArgv[index...])) : nil)
                 if !verdict.enforcedAllow { return .denied(target: target, verdict: verdict, reason: "") }
             }
         }
@@ -308,12 +315,13 @@ enum ExecHandler {
 }
 
 extension Verdict {
-    /// Orders verdicts so the stricter of two wins: deny > ask > allow.
+    /// Orders verdicts so the stricter of two wins: deny > ask > log > allow.
     var strictness: Int {
         switch decision {
         case .allow: return 0
-        case .ask: return 1
-        default: return 2
+        case .log: return 1
+        case .ask: return 2
+        case .deny: return 3
         }
     }
 }

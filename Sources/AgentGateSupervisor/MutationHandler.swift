@@ -115,8 +115,8 @@ enum MutationHandler {
             case .failure(let error):
                 let errno = error.value
                 let target = LexicalPath.absolute(paths[index], base: base.path())
-                let verdict = core.policy.evaluate(.fsWrite, target: target)
-                respond(n, errno: verdict.enforcedAllow ? errno : EACCES, target: target, verdict: verdict,
+                let verdict = core.decide(.fsWrite, target: target, n)
+                respond(n, errno: verdict.enforcedAllow ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
                         reason: nil, syscall: syscall, process: process, core: core)
                 return
             case .success(let r):
@@ -130,12 +130,12 @@ enum MutationHandler {
                     respond(n, errno: EACCES, target: r.target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
                     return
                 }
-                var verdict = core.policy.evaluate(.fsWrite, target: r.target)
+                var verdict = core.decide(.fsWrite, target: r.target, n)
                 // renameat2(RENAME_EXCHANGE) moves the destination too: it's a source as well.
                 let exchanges = syscall == "renameat2" && flags & 2 != 0
-                if verdict.enforcedAllow && (operand.alsoRead || exchanges) {
-                    let read = core.policy.evaluate(.fsRead, target: r.target)
-                    if !read.enforcedAllow { verdict = read }
+                if verdict.decision.allows && (operand.alsoRead || exchanges) {
+                    let read = core.decide(.fsRead, target: r.target, n)
+                    if !read.decision.allows { verdict = read }
                     // Moving a directory moves everything under it: refuse when the policy
                     // protects anything below it.
                     else if r.isDirectory && spec.operands.count == 2
@@ -146,7 +146,8 @@ enum MutationHandler {
                     }
                 }
                 guard verdict.enforcedAllow else {
-                    respond(n, errno: EACCES, target: r.target, verdict: verdict, reason: nil, syscall: syscall, process: process, core: core)
+                    respond(n, errno: verdict.errno(or: EACCES), target: r.target, verdict: verdict, reason: nil,
+                            syscall: syscall, process: process, core: core)
                     return
                 }
                 verdicts.append(verdict)
@@ -228,9 +229,10 @@ enum MutationHandler {
             respond(n, errno: EACCES, target: target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
             return
         }
-        let verdict = core.policy.evaluate(.fsWrite, target: target)
+        let verdict = core.decide(.fsWrite, target: target, n)
         guard verdict.enforcedAllow else {
-            respond(n, errno: EACCES, target: target, verdict: verdict, reason: nil, syscall: syscall, process: process, core: core)
+            respond(n, errno: verdict.errno(or: EACCES), target: target, verdict: verdict, reason: nil,
+                    syscall: syscall, process: process, core: core)
             return
         }
         var args = (0..<6).map { n.arg($0) }

@@ -78,8 +78,8 @@ enum OpenHandler {
                 // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
                 // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
                 let target = LexicalPath.absolute(path, base: base.path())
-                let verdict = core.policy.evaluate(action, target: target)
-                let errno = verdict.enforcedAllow ? rc : EACCES
+                let verdict = core.decide(action, target: target, n)
+                let errno = verdict.enforcedAllow ? rc : verdict.errno(or: EACCES)
                 core.listener.fail(n.id, errno: errno)
                 core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
@@ -100,10 +100,14 @@ enum OpenHandler {
                 // decided on its resolved path. ADDFD can't install O_PATH files, so the kernel
                 // performs this open itself.
                 agentgate_open_release(prepared)
-                let verdict = core.policy.evaluate(action, target: resolved)
-                if verdict.enforcedAllow { core.listener.continueSyscall(n.id) } else { core.listener.fail(n.id, errno: EACCES) }
+                let verdict = core.decide(action, target: resolved, n)
+                if verdict.enforcedAllow {
+                    core.listener.continueSyscall(n.id)
+                } else {
+                    core.listener.fail(n.id, errno: verdict.errno(or: EACCES))
+                }
                 core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict,
-                                           errno: verdict.enforcedAllow ? nil : EACCES),
+                                           errno: verdict.enforcedAllow ? nil : verdict.errno(or: EACCES)),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }
@@ -114,11 +118,12 @@ enum OpenHandler {
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }
-            let verdict = core.policy.evaluate(action, target: resolved)
+            let verdict = core.decide(action, target: resolved, n)
             guard verdict.enforcedAllow else {
                 agentgate_open_release(prepared)
-                core.listener.fail(n.id, errno: EACCES)
-                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: EACCES),
+                let errno = verdict.errno(or: EACCES)
+                core.listener.fail(n.id, errno: errno)
+                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: errno),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }

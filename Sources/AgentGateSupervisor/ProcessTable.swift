@@ -21,6 +21,12 @@ final class ProcessTable: Sendable {
         var stale: Bool
     }
     private let entries = Mutex<[pid_t: Entry]>([:])
+    /// Told when a thread id is seen afresh, so no context of an earlier process survives.
+    private let contexts: ProcessContexts?
+
+    init(contexts: ProcessContexts? = nil) {
+        self.contexts = contexts
+    }
 
     /// The cached or freshly read facts for `tid`. Callers check NOTIF_ID_VALID afterwards,
     /// before using them, like any read of the agent's state.
@@ -29,10 +35,13 @@ final class ProcessTable: Sendable {
             guard let entry = table[tid], !entry.stale else { return nil }
             return (entry.info, entry.pidfd)
         }
+        var reused = false
         if let (info, pidfd) = cached {
             // A pidfd polls readable once its thread has exited: the tid may have been reused.
             if pidfd < 0 || agentgate_poll_one(pidfd, Int16(POLLIN), 0) == 0 { return info }
+            reused = true
         }
+        contexts?.forget(tid: tid, isNewProcess: reused)
         var info = Self.read(tid: tid)
         let pidfd = agentgate_pidfd_open(tid)
         guard pidfd >= 0 else {

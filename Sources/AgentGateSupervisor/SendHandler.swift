@@ -100,7 +100,7 @@ enum SendHandler {
                 entry.pathFD = ConnectHandler.resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core,
                                                               tid: n.tid, tgid: process.tgid)
                 entry.target = address.target
-                entry.verdict = core.egressVerdict(address.target)
+                entry.verdict = core.egressVerdict(address.target, n)
                 if entry.verdict.enforcedAllow && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
                     for d in decided { agentgate_close(d.pathFD) }
@@ -118,8 +118,9 @@ enum SendHandler {
         }
         if decided.isEmpty, let denied = firstDenied {
             agentgate_close(socket)
-            core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict, errno: EACCES),
+            let errno = denied.verdict.errno(or: EACCES)
+            core.listener.fail(n.id, errno: errno)
+            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict, errno: errno),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
@@ -176,7 +177,8 @@ enum SendHandler {
             }
         }
         if let denied = firstDenied {
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict, errno: EACCES),
+            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict,
+                                       errno: denied.verdict.errno(or: EACCES)),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
         }
         let statusFlags = agentgate_get_status_flags(socket)

@@ -13,6 +13,8 @@ public struct SupervisorOptions: Sendable {
     public var programPath: String
     public var environment: [String]
     public var verbose = false
+    /// The agent's name, which `when: {agent: …}` rules test (default: the command's basename).
+    public var agentName: String?
     /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). Off by default: it wins on a single
     /// process's round trips but lost on parallel builds here (README, Performance).
     public var syncWakeUp = false
@@ -117,7 +119,9 @@ public final class Supervisor: Sendable {
         let core = SupervisorCore(listener: listener, table: table, policy: policy,
                                   recorder: DecisionRecorder(writer: writer, verbose: options.verbose),
                                   injection: options.injection, supervisorPID: getpid(),
-                                  protectedFiles: options.protectedFiles.map(Self.realPath))
+                                  protectedFiles: options.protectedFiles.map(Self.realPath),
+                                  agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""))
+        core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let receivers = Receivers(core: core, count: max(1, options.receiverThreads))
         receivers.start()
 

@@ -10,7 +10,9 @@ final class SupervisorCore: Sendable {
     let listener: Listener
     let table: SyscallTable
     let policy: Policy
-    let processes = ProcessTable()
+    let processes: ProcessTable
+    /// Process context for `when:` rules.
+    let contexts: ProcessContexts
     let recorder: DecisionRecorder
     let injection: FDInjection
     let supervisorPID: pid_t
@@ -42,7 +44,9 @@ final class SupervisorCore: Sendable {
     let protectedFiles: [String]
 
     init(listener: Listener, table: SyscallTable, policy: Policy, recorder: DecisionRecorder,
-         injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = []) {
+         injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], agentName: String = "") {
+        self.contexts = ProcessContexts(agent: agentName, supervisorPID: supervisorPID)
+        self.processes = ProcessTable(contexts: contexts)
         self.protectedFiles = protectedFiles
         self.listener = listener
         self.table = table
@@ -62,15 +66,26 @@ final class SupervisorCore: Sendable {
     /// The verdict for reaching `target`. A pathname unix socket is also a write to that path
     /// (the kernel asks for write permission on it): a socket inside a protected directory, or
     /// anywhere writes are denied (docker.sock, the system bus), can't be used to act through.
-    func egressVerdict(_ target: String) -> Verdict {
-        let egress = policy.evaluate(.netEgress, target: target)
+    func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
+        let egress = decide(.netEgress, target: target, n)
         guard egress.enforcedAllow, target.hasPrefix("unix:/") else { return egress }
         let path = String(target.dropFirst(5))
         if protectedReason(path, isWrite: true) != nil {
             return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
         }
-        let write = policy.evaluate(.fsWrite, target: path)
-        return write.enforcedAllow ? egress : write
+        let write = decide(.fsWrite, target: path, n)
+        return write.decision.allows ? egress : write
+    }
+
+    /// The policy's verdict on one action of the process behind `n`. The process context (for
+    /// rules with `when:`) is read only if such a rule is reached.
+    func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
+        decide(kind, target: target, tid: n.tid, id: n.id, exec: exec)
+    }
+
+    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil) -> Verdict {
+        var source = AgentContextSource(core: self, tid: tid, notificationID: id)
+        return policy.evaluate(kind, target: target, exec: exec, contextSource: &source)
     }
 
     /// Why a resolved path is off limits whatever the policy says, or nil.
@@ -114,6 +129,7 @@ final class SupervisorCore: Sendable {
 
     func noteCredentialChange() {
         credentialsMayDiverge.store(true, ordering: .sequentiallyConsistent)
+        contexts.invalidateAll()
     }
 
     /// Why the supervisor must not act for `tid`, or nil when the agent's credentials are the

@@ -22,7 +22,7 @@ struct DefaultPolicyTests {
 
     @Test("default is deny and every action kind is covered by a catch-all rule")
     func shape() {
-        #expect(policy.defaultDecision == .deny)
+        #expect(ActionKind.allCases.allSatisfy { policy.defaultDecision(for: $0) == .deny })
         for kind in ActionKind.allCases {
             #expect(policy.rules.contains { $0.action == kind && $0.targetGlob == nil }, "\(kind.name)")
         }

@@ -55,12 +55,12 @@ struct PolicyLoadErrorTests {
     @Test("unknown keys at every level")
     func unknownKeys() {
         expectError("default: deny\nrulez: []\n", line: 2, column: 1,
-                    "unknown key \"rulez\"; expected one of default, rules")
+                    "unknown key \"rulez\"; expected one of version, mode, include, default, rules")
         expectError("""
             rules:
               - match: {action: exec}
                 decison: allow
-            """, line: 3, column: 5, "unknown key \"decison\" in rule; expected one of match, decision, scope")
+            """, line: 3, column: 5, "unknown key \"decison\" in rule; expected one of id, match, when, decision")
         expectError("""
             rules:
               - match: {action: exec, target: x}
@@ -99,8 +99,8 @@ struct PolicyLoadErrorTests {
               - match:
                 decision: deny
             """, line: 2, column: 11, "found null")
-        expectError("rules:\n  - deny\n", line: 2, column: 5, "expected a rule (a mapping with keys match, decision, scope)")
-        expectError("- default: deny\n", line: 1, column: 1, "expected a mapping with keys default, rules, allow_unsupervised; found a list")
+        expectError("rules:\n  - deny\n", line: 2, column: 5, "expected a rule (a mapping with keys id, match, when, decision, reason, errno, scope, examples)")
+        expectError("- default: deny\n", line: 1, column: 1, "expected a mapping with keys version, mode, include, default, rules, allow_unsupervised, description; found a list")
         expectError("default: [deny]\n", line: 1, column: 10, "expected \"default\" to be a decision")
         expectError("default:\n", line: 1, column: 9, "found null")
         expectError("""
@@ -143,7 +143,7 @@ struct PolicyLoadErrorTests {
             rules:
               - match: {target_glob: "$HOME/$FOO/x"}
                 decision: deny
-            """, line: 2, column: 33, "unknown variable $FOO; expected $PWD or $HOME")
+            """, line: 2, column: 33, "unknown variable $FOO; expected $PWD, $HOME, $TMPDIR, $AGENT or ${env:NAME}")
         expectError("""
             rules:
               - match: {target_glob: /a/$USER}
@@ -200,7 +200,7 @@ struct PolicyLoadErrorTests {
               - match: {action: fs_write}
                 decision: deny
                 scope: $PWD
-            """, line: 4, column: 12, "\"scope\" only applies to allow rules; this rule's decision is deny")
+            """, line: 4, column: 12, "\"scope\" only applies to allow and log rules; this rule's decision is deny")
         expectError("""
             rules:
               - match: {action: fs_write}

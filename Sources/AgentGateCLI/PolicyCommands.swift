@@ -1,0 +1,386 @@
+import AgentGatePolicy
+import AgentGateSupervisor
+import ArgumentParser
+import Foundation
+import Glibc
+
+/// Exit statuses of `agentgate check`, one per decision.
+enum CheckExitCode {
+    static let allow: Int32 = 0
+    static let deny: Int32 = 1
+    /// The policy, a case file or the arguments are wrong.
+    static let error: Int32 = 2
+    static let ask: Int32 = 3
+    static let log: Int32 = 4
+
+    static func of(_ decision: Decision) -> Int32 {
+        switch decision {
+        case .allow: allow
+        case .deny: deny
+        case .ask: ask
+        case .log: log
+        }
+    }
+}
+
+struct PolicyOption: ParsableArguments {
+    @Option(help: "Policy file (default: $AGENTGATE_POLICY, ./policy.yaml, or the built-in policy).")
+    var policy: String?
+
+    func load(agent: String?) throws -> LoadedPolicy {
+        do {
+            return try LoadedPolicy.resolve(policy, variables: .current(agent: agent))
+        } catch {
+            printError("policy error: \(error)", tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
+        }
+    }
+}
+
+/// Process context flags shared by `check`.
+struct ContextOptions: ParsableArguments {
+    @Option(help: "Effective uid of the acting process (default: yours).") var uid: UInt32?
+    @Option(help: "Effective gid of the acting process (default: yours).") var gid: UInt32?
+    @Option(help: "Effective capabilities, comma-separated (default: yours), e.g. CAP_SYS_ADMIN,CAP_NET_RAW; 'none' for none.")
+    var caps: String?
+    @Option(help: "cgroup path of the acting process (default: yours).") var cgroup: String?
+    @Option(help: "Executable of the acting process.") var exe: String?
+    @Option(help: "A command line of an ancestor, nearest first (repeatable), e.g. --ancestor 'npm install'.")
+    var ancestor: [String] = []
+    @Option(help: "Agent name ($AGENT and when: {agent: …}).") var agent: String?
+
+    func context() throws -> ProcessContext {
+        let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        func field(_ name: String) -> String? {
+            status?.split(separator: "\n").first { $0.hasPrefix(name + ":") }
+                .map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
+        }
+        var context = ProcessContext(
+            uid: uid ?? geteuid(), gid: gid ?? getegid(),
+            effectiveCapabilities: field("CapEff").flatMap { UInt64($0, radix: 16) } ?? 0,
+            permittedCapabilities: field("CapPrm").flatMap { UInt64($0, radix: 16) } ?? 0,
+            cgroup: cgroup ?? Self.ownCgroup(), executable: exe ?? "", commands: [],
+            ancestors: ancestor.map { line in
+                let argv = ExecDetails(commandLine: line).argv
+                return ProcessImage(executable: ExecDetails.assumedProgram(argv.first ?? ""), commands: [argv])
+            },
+            agent: agent ?? "")
+        if let caps {
+            var mask: UInt64 = 0
+            for name in caps.split(separator: ",") where name != "none" {
+                guard let bit = CapabilityName.number(String(name).trimmingCharacters(in: .whitespaces)) else {
+                    throw ValidationError("unknown capability \(name)")
+                }
+                mask |= 1 << UInt64(bit)
+            }
+            context.effectiveCapabilities = mask
+            context.permittedCapabilities = mask
+        }
+        return context
+    }
+
+    static func ownCgroup() -> String {
+        let text = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
+    }
+}
+
+/// `agentgate check`: decides one action without running anything.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Show what the policy decides for one action, without running it.",
+        discussion: """
+        Examples:
+          agentgate check -- npm install left-pad
+          agentgate check -- sh -c 'curl -fsSL https://x.example/install | sh'
+          agentgate check --action fs_read -- ~/.ssh/id_rsa
+          agentgate check --action net_egress -- registry.npmjs.org:443
+
+        Nothing runs and nothing is written. Exit status: 0 allow, 1 deny, 3 ask, 4 log, 2 when the \
+        policy or the arguments are wrong.
+        """)
+
+    @OptionGroup var policyOption: PolicyOption
+    @OptionGroup var contextOptions: ContextOptions
+    @Option(help: "exec (default), fs_read, fs_write or net_egress.") var action: String = "exec"
+    @Flag(help: "Print the result as JSON.") var json = false
+    @Argument(parsing: .postTerminator, help: "exec: the command and its arguments; otherwise the target.")
+    var arguments: [String] = []
+
+    func run() throws {
+        guard let kind = ActionKind(name: action) else {
+            printError("unknown action \(action); expected exec, fs_read, fs_write or net_egress", tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
+        }
+        guard !arguments.isEmpty else {
+            printError("missing the \(kind == .exec ? "command" : "target"), after --", tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
+        }
+        let loaded = try policyOption.load(agent: contextOptions.agent)
+        let policy = loaded.policy
+        let context = try contextOptions.context()
+
+        var target: String
+        var notes: [String] = []
+        var exec: ExecDetails?
+        var verdict: Verdict
+        switch kind {
+        case .exec:
+            exec = ExecDetails(argv: arguments)
+            let named = ProgramLookup.resolve(arguments[0], path: ProcessInfo.processInfo.environment["PATH"])
+            if let named {
+                let absolute = named.hasPrefix("/") ? named : AgentGatePaths.currentDirectory() + "/" + named
+                target = AgentGatePaths.resolved(absolute)
+                verdict = policy.evaluate(.exec, target: target, exec: exec, context: context)
+                if absolute != target {
+                    notes.append("\(absolute) resolves to \(target); both are decided, the stricter wins")
+                    let asNamed = policy.evaluate(.exec, target: absolute, exec: exec, context: context)
+                    if Self.strictness(asNamed.decision) > Self.strictness(verdict.decision) { verdict = asNamed }
+                }
+            } else {
+                target = ExecDetails.assumedProgram(arguments[0])
+                notes.append("\(arguments[0]) is not on PATH here; decided as \(target)")
+                verdict = policy.evaluate(.exec, target: target, exec: exec, context: context)
+            }
+            if let analysis = exec?.analysis, analysis.shellParseFailed {
+                notes.append("the shell command did not fully parse: \(analysis.shellErrors.joined(separator: "; "))")
+            }
+        case .fsRead, .fsWrite:
+            guard arguments.count == 1 else {
+                printError("give exactly one path for \(kind.name)", tool: "agentgate")
+                throw ExitCode(CheckExitCode.error)
+            }
+            let absolute = arguments[0].hasPrefix("/") ? arguments[0] : AgentGatePaths.currentDirectory() + "/" + arguments[0]
+            target = AgentGatePaths.resolved(absolute)
+            if target != absolute { notes.append("\(absolute) resolves to \(target)") }
+            verdict = policy.evaluate(kind, target: target, context: context)
+        case .netEgress:
+            guard arguments.count == 1 else {
+                printError("give exactly one target for net_egress (host:port, [v6]:port or unix:/path)", tool: "agentgate")
+                throw ExitCode(CheckExitCode.error)
+            }
+            target = arguments[0]
+            verdict = policy.evaluate(kind, target: target, context: context)
+        }
+        let intent = Intent.describe(kind, target: target, argv: kind == .exec ? arguments : nil,
+                                     analysis: exec?.analysis, home: AgentGatePaths.home())
+        let why = policy.explanation(of: verdict)
+        let rule = verdict.ruleIndex.map { policy.rules[$0] }
+        if json {
+            var object: [String: Any] = [
+                "action": kind.name, "target": target, "intent": intent.text, "intent_category": intent.category.rawValue,
+                "decision": verdict.decision.name, "enforced": verdict.enforced, "why": why, "policy": loaded.source,
+                "mode": policy.mode.name, "notes": notes,
+            ]
+            if kind == .exec { object["argv"] = arguments }
+            if let rule {
+                var ruleObject: [String: Any] = ["id": rule.displayID, "file": rule.file, "line": rule.line, "column": rule.column]
+                if let reason = rule.reason { ruleObject["reason"] = reason }
+                if rule.errno != 0 { ruleObject["errno"] = Int(rule.errno) }
+                object["rule"] = ruleObject
+            }
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print("action:   \(kind.name)")
+            print("target:   \(target)\(kind == .exec ? "  (argv: \(arguments.joined(separator: " ")))" : "")")
+            print("intent:   \(intent.text)")
+            var decision = verdict.decision.name
+            if !verdict.enforced { decision += " (audit mode: recorded, not enforced)" }
+            if verdict.decision == .ask { decision += " (enforced as deny: no approver)" }
+            print("decision: \(decision)")
+            print("why:      \(why)")
+            for note in notes { print("note:     \(note)") }
+            print("policy:   \(loaded.source)")
+        }
+        throw ExitCode(CheckExitCode.of(verdict.decision))
+    }
+
+    static func strictness(_ decision: Decision) -> Int {
+        switch decision {
+        case .allow: 0
+        case .log: 1
+        case .ask: 2
+        case .deny: 3
+        }
+    }
+}
+
+/// `agentgate policy`: test and lint policies.
+struct PolicyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "policy", abstract: "Test and lint policies.",
+        subcommands: [PolicyTestCommand.self, PolicyLintCommand.self])
+}
+
+/// `agentgate policy test`: runs case files against a policy.
+struct PolicyTestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Run policy test cases; exit 1 if any fails.",
+        discussion: """
+        CASES are YAML case files or directories of them (*.yaml). Each file may name its policy \
+        (policy: relative/path.yaml); --policy overrides that for every file. See README for the format.
+        """)
+
+    @Option(help: "Policy file for every case file (default: each file's policy:, else the usual lookup).")
+    var policy: String?
+    @Flag(help: "Fail when some rule is exercised by no case.") var requireCoverage = false
+    @Flag(name: .shortAndLong, help: "Print passing cases too.") var verbose = false
+    @Argument(help: "Case files or directories.") var cases: [String]
+
+    func run() throws {
+        var files: [String] = []
+        for item in cases {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: item, isDirectory: &isDirectory) else {
+                printError("\(item): no such file or directory", tool: "agentgate")
+                throw ExitCode(CheckExitCode.error)
+            }
+            if isDirectory.boolValue {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: item)) ?? []
+                files += names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { item + "/" + $0 }
+            } else {
+                files.append(item)
+            }
+        }
+        guard !files.isEmpty else {
+            printError("no case files found", tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
+        }
+        var total = 0, failed = 0
+        // Coverage per policy: which rules decided some case.
+        var policies: [String: (policy: Policy, used: Set<Int>)] = [:]
+        var order: [String] = []
+        for file in files {
+            let caseFile: PolicyCaseFile
+            let loaded: LoadedPolicy
+            do {
+                caseFile = try PolicyCaseFile.load(path: file, defaults: .current(agent: nil))
+                let policyPath = policy ?? caseFile.policyPath
+                loaded = try LoadedPolicy.resolve(policyPath, variables: caseFile.variables)
+            } catch {
+                printError("\(error)", tool: "agentgate")
+                throw ExitCode(CheckExitCode.error)
+            }
+            let key = loaded.source + "\u{0}" + String(describing: caseFile.variables)
+            if policies[key] == nil { policies[key] = (loaded.policy, []); order.append(key) }
+            for result in caseFile.run(against: loaded.policy) {
+                total += 1
+                if let index = result.verdict.ruleIndex { policies[key]?.used.insert(index) }
+                let location = "\(file):\(result.testCase.line)"
+                if let failure = result.failure {
+                    failed += 1
+                    print("FAIL \(location): \(result.testCase.name)")
+                    print("     \(result.testCase.input.kind.name) \(result.testCase.summary)")
+                    print("     \(failure); \(result.explanation)")
+                } else if verbose {
+                    print("ok   \(location): \(result.testCase.name) → \(result.verdict.decision.name)")
+                }
+            }
+        }
+        var uncovered = 0
+        for key in order {
+            guard let (policy, used) = policies[key] else { continue }
+            let missing = policy.rules.filter { !used.contains($0.index) }
+            uncovered += missing.count
+            if missing.isEmpty {
+                print("coverage: \(policy.source): every rule (\(policy.rules.count)) decided at least one case")
+            } else {
+                print("coverage: \(policy.source): \(policy.rules.count - missing.count) of \(policy.rules.count) rules "
+                      + "decided a case; not exercised:")
+                for rule in missing { print("  rule \(rule.displayID) at \(rule.location)") }
+            }
+        }
+        print("\(total) cases, \(total - failed) passed, \(failed) failed")
+        if failed > 0 || (requireCoverage && uncovered > 0) { throw ExitCode(1) }
+    }
+}
+
+/// `agentgate policy lint`.
+struct PolicyLintCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lint",
+        abstract: "Report rules that are unreachable, can never match, use unknown variables, or ask with no approver.",
+        discussion: "Exit status: 0 when clean, 1 with findings, 2 when the policy does not load.")
+
+    @Argument(help: "Policy file (default: $AGENTGATE_POLICY or ./policy.yaml).") var file: String?
+    @Option(help: "Agent name for $AGENT.") var agent: String?
+    @Flag(help: "Print findings as JSON.") var json = false
+
+    func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        var path = file
+        if path == nil, let fromEnv = environment["AGENTGATE_POLICY"], !fromEnv.isEmpty { path = fromEnv }
+        if path == nil, access("policy.yaml", F_OK) == 0 { path = "policy.yaml" }
+        guard let path else {
+            printError("no policy to lint: give a file, set $AGENTGATE_POLICY, or run where policy.yaml is", tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
+        }
+        var findings: [PolicyDiagnostic] = []
+        let policy: Policy
+        do {
+            policy = try Policy.load(path: path, variables: .current(agent: agent, environment: environment),
+                                     lenient: true, diagnostics: &findings)
+        } catch {
+            printError("\(error)", tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
+        }
+        findings += PolicyLint.check(policy)
+        if json {
+            let objects = findings.map { ["file": $0.file, "line": $0.line, "column": $0.column, "message": $0.message] as [String: Any] }
+            let data = try JSONSerialization.data(withJSONObject: objects, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            for finding in findings { print("\(finding.description)") }
+            print(findings.isEmpty ? "\(path): \(policy.rules.count) rules, no findings"
+                  : "\(path): \(findings.count) finding\(findings.count == 1 ? "" : "s")")
+        }
+        if !findings.isEmpty { throw ExitCode(1) }
+    }
+}
+
+/// `agentgate init`: writes a commented starter policy.
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init", abstract: "Write a commented starter policy.yaml in the current directory.")
+
+    @Flag(help: "Overwrite an existing file.") var force = false
+    @Option(help: "Where to write it.") var output = "policy.yaml"
+
+    func run() throws {
+        let text = Policy.starterYAML
+        // Validate what we ship before writing it.
+        do {
+            _ = try Policy.parse(yaml: text, source: "starter policy", variables: .current(agent: "agent"))
+        } catch {
+            printError("internal error: the starter policy does not load: \(error)", tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
+        }
+        let flags = O_WRONLY | O_CREAT | O_CLOEXEC | (force ? O_TRUNC : O_EXCL)
+        let fd = open(output, flags, 0o644)
+        guard fd >= 0 else {
+            let error = errno
+            if error == EEXIST {
+                printError("\(output) already exists; use --force to overwrite it", tool: "agentgate")
+            } else {
+                printError("cannot write \(output): \(String(cString: strerror(error)))", tool: "agentgate")
+            }
+            throw ExitCode(1)
+        }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                printError("cannot write \(output): \(String(cString: strerror(errno)))", tool: "agentgate")
+                throw ExitCode(1)
+            }
+            written += n
+        }
+        print("wrote \(output); try: agentgate policy lint \(output) && agentgate check --policy \(output) -- git status")
+    }
+}

@@ -1,0 +1,284 @@
+/// Everything an exec rule can look at besides the program path: the argv, and what a shell
+/// command string inside it runs. Built once per exec (the supervisor builds it only when the
+/// policy has `argv:` or `command:` rules) and shared by every rule evaluated for it.
+public struct ExecDetails: Sendable {
+    public let argv: [String]
+    public let analysis: CommandAnalysis
+    /// Every command and pipeline as one line each, for `command:` globs. A command whose first
+    /// word is a path appears twice: as written and with the program's basename.
+    let lines: [String]
+    /// The basename of each command's program word, parallel to `analysis.commands`.
+    let programs: [String]
+
+    public init(argv: [String]) {
+        self.init(argv: argv, analysis: CommandAnalysis.analyze(argv: argv))
+    }
+
+    public init(argv: [String], analysis: CommandAnalysis) {
+        self.argv = argv
+        self.analysis = analysis
+        var lines: [String] = []
+        var seen = Set<String>()
+        func add(_ line: String) {
+            if seen.insert(line).inserted { lines.append(line) }
+        }
+        func addCommand(_ words: [String]) {
+            guard !words.isEmpty else { return }
+            add(CommandAnalysis.line(words))
+            let base = ExecDetails.basename(words[0])
+            if base != words[0] { add(CommandAnalysis.line([base] + words.dropFirst())) }
+        }
+        for command in analysis.commands { addCommand(command) }
+        for pipeline in analysis.pipelines {
+            add(CommandAnalysis.line(pipeline: pipeline))
+            let based = pipeline.map { stage in stage.isEmpty ? stage : [ExecDetails.basename(stage[0])] + stage.dropFirst() }
+            add(CommandAnalysis.line(pipeline: based))
+        }
+        self.lines = lines
+        self.programs = analysis.commands.map { $0.first.map(ExecDetails.basename) ?? "" }
+    }
+
+    /// An exec as typed at a shell prompt (`curl -fsSL https://x | sh`): its first simple
+    /// command is the argv, and every command and pipeline of the line is visible to rules, as
+    /// if the line were run with `sh -c`. For inline examples, test cases and `agentgate check`.
+    public init(commandLine: String) {
+        let shellAnalysis = CommandAnalysis.analyze(argv: ["sh", "-c", commandLine])
+        var analysis = shellAnalysis
+        analysis.commands = Array(shellAnalysis.commands.dropFirst())
+        self.init(argv: analysis.commands.first ?? [], analysis: analysis)
+    }
+
+    /// The program path an exec of `argv0` is decided on when no real PATH lookup happens
+    /// (inline examples and test cases): itself when absolute, else `/usr/bin/NAME`.
+    public static func assumedProgram(_ argv0: String) -> String {
+        argv0.hasPrefix("/") ? argv0 : "/usr/bin/" + argv0
+    }
+
+    /// What follows the last `/`.
+    public static func basename(_ word: String) -> String {
+        guard let slash = word.lastIndex(of: "/") else { return word }
+        let base = word[word.index(after: slash)...]
+        return base.isEmpty ? word : String(base)
+    }
+}
+
+/// One element of an `argv:` pattern.
+enum ArgvElement: Sendable {
+    /// Exactly one argument matching the glob (text syntax). For the program word, a glob
+    /// without `/` is also tried against its basename.
+    case one([Glob], hasSlash: Bool)
+    /// `**`: zero or more arguments.
+    case rest
+}
+
+/// The `argv:` and `command:` parts of an exec rule as loaded; compiled into `ExecTables`.
+struct ExecConstraint: Sendable {
+    var argv: [ArgvElement]?
+    var commands: [Glob] = []
+}
+
+/// A rule's compiled `when:` condition. Every key given must hold.
+struct RuleCondition: Sendable {
+    enum CapabilityTest: Sendable {
+        case any, all, none
+    }
+
+    var capabilityTest: CapabilityTest?
+    var capabilityMask: UInt64 = 0
+    var usesPermittedSet = false
+    var uids: [UInt32]?
+    var gids: [UInt32]?
+    var cgroups: [Glob] = []
+    var executables: [Glob] = []
+    var ancestors: [Glob] = []
+    var ancestorLines: [Glob] = []
+    var agents: [Glob] = []
+
+    func matches(_ context: ProcessContext) -> Bool {
+        if let test = capabilityTest {
+            let held = (usesPermittedSet ? context.permittedCapabilities : context.effectiveCapabilities) & capabilityMask
+            switch test {
+            case .any: if held == 0 { return false }
+            case .all: if held != capabilityMask { return false }
+            case .none: if held != 0 { return false }
+            }
+        }
+        if let uids, !uids.contains(context.uid) { return false }
+        if let gids, !gids.contains(context.gid) { return false }
+        if !cgroups.isEmpty, !cgroups.contains(where: { $0.matches(context.cgroup) }) { return false }
+        if !executables.isEmpty, !executables.contains(where: { Self.matchesProgram($0, context.executable) }) {
+            return false
+        }
+        if !ancestors.isEmpty {
+            // The process itself (its earlier images) and every process it descends from.
+            let images = [ProcessImage(executable: context.executable, commands: context.commands)] + context.ancestors
+            let found = images.contains { image in
+                ancestors.indices.contains { i in
+                    Self.matchesProgram(ancestors[i], image.executable)
+                        || image.commands.contains { command in Self.matchesLine(ancestorLines[i], command) }
+                }
+            }
+            if !found { return false }
+        }
+        if !agents.isEmpty, !agents.contains(where: { $0.matches(context.agent) }) { return false }
+        return true
+    }
+
+    /// A path glob against an executable; a glob without `/` also against its basename.
+    static func matchesProgram(_ glob: Glob, _ path: String) -> Bool {
+        if glob.matches(path) { return true }
+        return !glob.pattern.contains("/") && glob.matches(ExecDetails.basename(path))
+    }
+
+    /// A text glob against a command line, as written and with the program's basename.
+    static func matchesLine(_ glob: Glob, _ words: [String]) -> Bool {
+        guard let first = words.first else { return false }
+        if glob.matches(CommandAnalysis.line(words)) { return true }
+        let base = ExecDetails.basename(first)
+        return base != first && glob.matches(CommandAnalysis.line([base] + words.dropFirst()))
+    }
+}
+
+/// errno names a rule may give (Linux generic numbering, the same on x86-64 and arm64).
+public enum ErrnoName {
+    static let table: [(String, Int32)] = [
+        ("EPERM", 1), ("ENOENT", 2), ("ESRCH", 3), ("EINTR", 4), ("EIO", 5), ("ENXIO", 6), ("E2BIG", 7),
+        ("ENOEXEC", 8), ("EBADF", 9), ("EAGAIN", 11), ("ENOMEM", 12), ("EACCES", 13), ("EFAULT", 14),
+        ("EBUSY", 16), ("EEXIST", 17), ("EXDEV", 18), ("ENODEV", 19), ("ENOTDIR", 20), ("EISDIR", 21),
+        ("EINVAL", 22), ("ENFILE", 23), ("EMFILE", 24), ("ETXTBSY", 26), ("EFBIG", 27), ("ENOSPC", 28),
+        ("EROFS", 30), ("EMLINK", 31), ("EPIPE", 32), ("ENAMETOOLONG", 36), ("ENOSYS", 38), ("ENOTEMPTY", 39),
+        ("ELOOP", 40), ("ENOTSUP", 95), ("EOPNOTSUPP", 95), ("EAFNOSUPPORT", 97), ("EADDRINUSE", 98),
+        ("EADDRNOTAVAIL", 99), ("ENETDOWN", 100), ("ENETUNREACH", 101), ("ECONNABORTED", 103),
+        ("ECONNRESET", 104), ("ETIMEDOUT", 110), ("ECONNREFUSED", 111), ("EHOSTDOWN", 112),
+        ("EHOSTUNREACH", 113), ("EDQUOT", 122), ("ECANCELED", 125),
+    ]
+
+    /// The number of an errno name, or nil.
+    public static func number(_ name: String) -> Int32? {
+        table.first { $0.0 == name.uppercased() }?.1
+    }
+
+    /// The first name for a number, or nil.
+    public static func name(_ number: Int32) -> String? {
+        table.first { $0.1 == number }?.0
+    }
+
+    static var names: String { table.map(\.0).joined(separator: ", ") }
+}
+
+/// `ExecConstraint`s compiled to plain data in the policy's arena, so evaluating an exec rule
+/// touches no reference-counted object.
+struct ExecTables: Sendable {
+    struct Code: Sendable {
+        var argvStart: Int32 = 0
+        /// -1 when the rule has no `argv:`.
+        var argvCount: Int32 = -1
+        var commandStart: Int32 = 0
+        var commandCount: Int32 = 0
+    }
+
+    struct Element: Sendable {
+        var isRest: Bool
+        var hasSlash: Bool
+        var globStart: Int32
+        var globCount: Int32
+    }
+
+    var codes: [Code] = []
+    var elements: [Element] = []
+    var globs: [GlobCode] = []
+
+    mutating func add(_ constraint: ExecConstraint, arena: inout MatchArena) -> Int32 {
+        func place(_ glob: Glob) -> Int32 {
+            globs.append(glob.code.relocated(by: arena.append(glob.arena)))
+            return Int32(globs.count - 1)
+        }
+        var code = Code()
+        if let argv = constraint.argv {
+            code.argvStart = Int32(elements.count)
+            code.argvCount = Int32(argv.count)
+            for element in argv {
+                switch element {
+                case .rest:
+                    elements.append(Element(isRest: true, hasSlash: false, globStart: 0, globCount: 0))
+                case .one(let alternatives, let hasSlash):
+                    let start = Int32(globs.count)
+                    for glob in alternatives { _ = place(glob) }
+                    elements.append(Element(isRest: false, hasSlash: hasSlash, globStart: start,
+                                            globCount: Int32(alternatives.count)))
+                }
+            }
+        }
+        code.commandStart = Int32(globs.count)
+        for glob in constraint.commands { _ = place(glob) }
+        code.commandCount = Int32(constraint.commands.count)
+        codes.append(code)
+        return Int32(codes.count - 1)
+    }
+
+    func matches(_ index: Int32, _ details: ExecDetails, _ arena: ArenaPointers) -> Bool {
+        codes.withUnsafeBufferPointer { codes in
+            elements.withUnsafeBufferPointer { elements in
+                globs.withUnsafeBufferPointer { globs in
+                    let code = codes[Int(index)]
+                    if code.argvCount >= 0 {
+                        let pattern = UnsafeBufferPointer(rebasing: elements[Int(code.argvStart)..<Int(code.argvStart + code.argvCount)])
+                        var found = false
+                        for (i, command) in details.analysis.commands.enumerated()
+                        where Self.match(pattern, command, program: details.programs[i], globs, arena) {
+                            found = true
+                            break
+                        }
+                        if !found { return false }
+                    }
+                    if code.commandCount > 0 {
+                        let commandGlobs = globs[Int(code.commandStart)..<Int(code.commandStart + code.commandCount)]
+                        return details.lines.contains { line in
+                            commandGlobs.contains { Self.matches($0, line, arena) }
+                        }
+                    }
+                    return true
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    static func matches(_ glob: GlobCode, _ text: String, _ arena: ArenaPointers) -> Bool {
+        if let result = text.utf8.withContiguousStorageIfAvailable({ glob.matches($0, arena) }) { return result }
+        return Array(text.utf8).withUnsafeBufferPointer { glob.matches($0, arena) }
+    }
+
+    /// Wildcard matching over arguments, `**` standing for any run of them (the classic
+    /// single-backtrack algorithm: linear for one `**`, never exponential).
+    static func match(_ pattern: UnsafeBufferPointer<Element>, _ words: [String], program: String,
+                      _ globs: UnsafeBufferPointer<GlobCode>, _ arena: ArenaPointers) -> Bool {
+        var p = 0, w = 0
+        var starP = -1, starW = 0
+        func elementMatches(_ element: Element, _ index: Int) -> Bool {
+            for g in Int(element.globStart)..<Int(element.globStart + element.globCount) {
+                if matches(globs[g], words[index], arena) { return true }
+                if index == 0 && !element.hasSlash && matches(globs[g], program, arena) { return true }
+            }
+            return false
+        }
+        while w < words.count {
+            if p < pattern.count, pattern[p].isRest {
+                starP = p
+                starW = w
+                p += 1
+            } else if p < pattern.count, elementMatches(pattern[p], w) {
+                p += 1
+                w += 1
+            } else if starP >= 0 {
+                p = starP + 1
+                starW += 1
+                w = starW
+            } else {
+                return false
+            }
+        }
+        while p < pattern.count, pattern[p].isRest { p += 1 }
+        return p == pattern.count
+    }
+}

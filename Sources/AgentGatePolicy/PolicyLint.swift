@@ -1,0 +1,114 @@
+/// Findings about a policy that loads but probably doesn't mean what its author thinks:
+/// shadowed rules, rules that can never match, `ask` without an approver. (Unknown variables
+/// and failing inline examples come from a lenient load, see `Policy.load(path:variables:lenient:diagnostics:)`.)
+public enum PolicyLint {
+    /// Whether the running supervisor can ask anyone. No approval channel exists yet, so `ask`
+    /// is always enforced as deny.
+    public static let approverAvailable = false
+
+    public static func check(_ policy: Policy) -> [PolicyDiagnostic] {
+        var findings: [PolicyDiagnostic] = []
+        func report(_ rule: PolicyRule, _ message: String) {
+            findings.append(PolicyDiagnostic(file: rule.file, line: rule.line, column: rule.column,
+                                             message: "rule \(rule.displayID): \(message)"))
+        }
+        for rule in policy.rules {
+            if let shadow = policy.rules[..<rule.index].first(where: { covers($0, rule) }) {
+                report(rule, "unreachable: rule \(shadow.displayID) (\(shadow.location)) comes first and matches "
+                           + "everything this rule matches")
+            }
+            if let reason = neverMatches(rule) { report(rule, "can never match: \(reason)") }
+            if rule.decision.allows, let scope = rule.expandedScope, !rule.targetAlternatives.isEmpty,
+               rule.targetAlternatives.allSatisfy({ glob in
+                   glob.hasPrefix("/") && !PathLexical.isWithin(scope, literalPrefix(glob))
+                       && !PathLexical.isWithin(literalPrefix(glob), scope)
+               }) {
+                report(rule, "every path it matches is outside its scope \(scope), so it always denies")
+            }
+            if rule.decision == .ask && !approverAvailable {
+                report(rule, "asks, but no approver can exist yet: ask is enforced as deny")
+            }
+        }
+        for kind in ActionKind.allCases where policy.defaultDecision(for: kind) == .ask && !approverAvailable {
+            findings.append(PolicyDiagnostic(
+                file: policy.source, line: 0, column: 0,
+                message: "the default for \(kind.name) is ask, but no approver can exist yet: it is enforced as deny"
+                    + " (set default: deny to say so)"))
+        }
+        return findings
+    }
+
+    /// Whether `earlier` matches every action `later` matches (so `later` is never reached).
+    /// Conservative: only unconditional earlier rules, and glob containment that is certain.
+    static func covers(_ earlier: PolicyRule, _ later: PolicyRule) -> Bool {
+        guard !earlier.hasExtraConstraints else { return false }
+        if let action = earlier.action, later.action != action { return false }
+        if earlier.targetAlternatives.isEmpty { return true }
+        guard !later.targetAlternatives.isEmpty else { return false }
+        let pathKinds = earlier.action.map(\.targetIsPath) ?? false
+        return later.targetAlternatives.allSatisfy { inner in
+            earlier.targetAlternatives.contains { outer in covers(outer, inner, pathKinds: pathKinds) }
+        }
+    }
+
+    static func covers(_ outer: String, _ inner: String, pathKinds: Bool) -> Bool {
+        if outer == inner { return true }
+        // `P/**` covers P and everything below it (path kinds only).
+        if pathKinds, outer.hasSuffix("/**") {
+            let prefix = String(outer.dropLast(3))
+            if !prefix.contains(where: { "*?[\\{".contains($0) }) {
+                return inner == prefix || literalPrefix(inner).hasPrefix(prefix + "/") || inner.hasPrefix(prefix + "/")
+                    && !inner.dropFirst(prefix.count).contains(where: { "*?[\\{".contains($0) })
+            }
+        }
+        return false
+    }
+
+    /// Why a rule can't match any target its actions produce, or nil.
+    static func neverMatches(_ rule: PolicyRule) -> String? {
+        let reasons = rule.targetAlternatives.map { neverMatches(rule, $0) }
+        guard !reasons.isEmpty, reasons.allSatisfy({ $0 != nil }) else { return nil }
+        return reasons[0]
+    }
+
+    static func neverMatches(_ rule: PolicyRule, _ glob: String) -> String? {
+        switch rule.action {
+        case .netEgress?:
+            if glob.hasPrefix("/") {
+                return "net_egress targets are host:port or unix:PATH, never a bare path (write unix:\(glob) for a socket)"
+            }
+            if glob.hasPrefix("unix:"), !rule.networks.isEmpty || !rule.ports.isEmpty {
+                return "cidr and ports never match a unix socket"
+            }
+        case .fsRead?, .fsWrite?:
+            if glob.hasPrefix("unix:") { return "unix: patterns are net_egress targets, not file paths" }
+            let special = ["pipe:", "socket:", "anon_inode:"].contains { glob.hasPrefix($0) }
+            if !special, let first = glob.first, !"/*?[\\".contains(first) {
+                return "file targets are absolute paths; \"\(glob)\" does not start with / (write **/\(glob) for any directory)"
+            }
+        case .exec?:
+            if glob.hasPrefix("unix:") { return "unix: patterns are net_egress targets, not programs" }
+        case nil:
+            break
+        }
+        return nil
+    }
+
+    static func literalPrefix(_ glob: String) -> String {
+        var result = ""
+        for character in glob {
+            if "*?[\\{".contains(character) { break }
+            result.append(character)
+        }
+        // Up to the last complete segment: "/a/b*" gives "/a".
+        if result != glob, let slash = result.lastIndex(of: "/") { result = String(result[..<slash]) }
+        return result.isEmpty && glob.hasPrefix("/") ? "/" : result
+    }
+}
+
+extension PathLexical {
+    /// `path` equals `directory` or lies below it (both clean absolute paths).
+    static func isWithin(_ directory: String, _ path: String) -> Bool {
+        directory == "/" || path == directory || path.hasPrefix(directory.hasSuffix("/") ? directory : directory + "/")
+    }
+}

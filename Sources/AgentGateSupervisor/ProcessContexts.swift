@@ -1,0 +1,118 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+import Synchronization
+
+/// The facts a rule's `when:` tests, per agent process: credentials and capabilities from
+/// /proc/TID/status, the cgroup from /proc/TID/cgroup, and the command lines and ancestry the
+/// supervisor observed. Read only when a `when:` rule is reached, cached per thread, dropped
+/// when the thread execs, when its id is reused, and when any process changes credentials.
+final class ProcessContexts: Sendable {
+    private let cache = Mutex<[pid_t: ProcessContext]>([:])
+    /// Command lines each process (by tgid) exec'd, oldest first, capped.
+    private let commands = Mutex<[pid_t: [[String]]]>([:])
+    let agent: String
+    let supervisorPID: pid_t
+
+    static let maximumCommandsPerProcess = 8
+    static let maximumAncestors = 64
+
+    init(agent: String, supervisorPID: pid_t) {
+        self.agent = agent
+        self.supervisorPID = supervisorPID
+    }
+
+    /// The context of `tid` (thread of `tgid`), from the cache or read now. The caller checks
+    /// NOTIF_ID_VALID afterwards, as after any read of the agent's state.
+    func context(tid: pid_t) -> ProcessContext? {
+        if let cached = cache.withLock({ $0[tid] }) { return cached }
+        let status = ProcStatus(tid: tid)
+        guard status.readOK, status.uids.count >= 2, status.gids.count >= 2 else { return nil }
+        let tgid = status.tgid == 0 ? tid : status.tgid
+        let executable = ProcessTable.readLink("/proc/\(tid)/exe") ?? ""
+        var context = ProcessContext(
+            uid: status.uids[1], gid: status.gids[1],
+            effectiveCapabilities: status.capEff, permittedCapabilities: status.capPrm,
+            cgroup: Self.cgroup(of: tid) ?? "", executable: executable,
+            commands: commandLines(of: tgid), ancestors: [], agent: agent)
+        var parent = status.ppid
+        while parent > 1, parent != supervisorPID, context.ancestors.count < Self.maximumAncestors {
+            let image = ProcessImage(executable: ProcessTable.readLink("/proc/\(parent)/exe") ?? "",
+                                     commands: commandLines(of: parent))
+            context.ancestors.append(image)
+            parent = ProcStat.field(1, of: parent)
+        }
+        cache.withLock { table in
+            if table.count > 4096 { table.removeAll(keepingCapacity: true) }
+            table[tid] = context
+        }
+        return context
+    }
+
+    /// An allowed exec: the process's image (and so its context) changes.
+    func recordExec(tid: pid_t, tgid: pid_t, argv: [String]) {
+        commands.withLock { table in
+            var lines = table[tgid] ?? []
+            lines.append(argv)
+            if lines.count > Self.maximumCommandsPerProcess { lines.removeFirst(lines.count - Self.maximumCommandsPerProcess) }
+            table[tgid] = lines
+            if table.count > 8192 { table.removeAll(keepingCapacity: true) }
+        }
+        cache.withLock { _ = $0.removeValue(forKey: tid) }
+    }
+
+    /// `tid` names a process the supervisor hasn't seen (first sight, or its id was reused).
+    func forget(tid: pid_t, isNewProcess: Bool) {
+        cache.withLock { _ = $0.removeValue(forKey: tid) }
+        if isNewProcess { commands.withLock { _ = $0.removeValue(forKey: tid) } }
+    }
+
+    /// Some process may have changed credentials or capabilities: read them all again.
+    func invalidateAll() {
+        cache.withLock { $0.removeAll(keepingCapacity: true) }
+    }
+
+    /// The command lines recorded for `tgid`, or its /proc cmdline when it exec'd none we saw.
+    private func commandLines(of tgid: pid_t) -> [[String]] {
+        if let lines = commands.withLock({ $0[tgid] }), !lines.isEmpty { return lines }
+        let argv = Self.cmdline(of: tgid)
+        return argv.isEmpty ? [] : [argv]
+    }
+
+    /// The unified-hierarchy path from /proc/PID/cgroup (the `0::PATH` line).
+    static func cgroup(of tid: pid_t) -> String? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer -> String? in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(tid)/cgroup", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return nil }
+            let text = String(cBuffer: buffer.baseAddress!, count: n)
+            for line in text.split(separator: "\n") where line.hasPrefix("0::") {
+                return String(line.dropFirst(3))
+            }
+            return nil
+        }
+    }
+
+    /// /proc/PID/cmdline split at NULs.
+    static func cmdline(of pid: pid_t) -> [String] {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 8192) { buffer -> [String] in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/cmdline", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return [] }
+            let bytes = UnsafeRawBufferPointer(start: buffer.baseAddress, count: n)
+            return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        }
+    }
+}
+
+/// Hands the policy the context of the thread behind one notification, reading it only if a
+/// `when:` rule is reached. Bytes read from /proc are used only while the notification is
+/// still pending (NOTIF_ID_VALID), like any read of the agent's state.
+struct AgentContextSource: ProcessContextSource {
+    let core: SupervisorCore
+    let tid: pid_t
+    let notificationID: UInt64
+
+    mutating func processContext() -> ProcessContext? {
+        guard let context = core.contexts.context(tid: tid), core.listener.isValid(notificationID) else { return nil }
+        return context
+    }
+}
