@@ -23,7 +23,8 @@ public struct ShellScript: Sendable, Equatable {
     public var commands: [ShellSimpleCommand]
     /// Every pipeline as indexes into `commands`, one entry per stage, in order (single-stage
     /// pipelines included). `a | b && c` gives [[0,1],[2]]. A compound stage (`( … )`, `{ … }`,
-    /// a loop) is represented by the first command inside it.
+    /// a loop) of a multi-stage pipeline is represented by the first command inside it; a compound
+    /// command on its own is no pipeline (the pipelines inside it are listed).
     public var pipelines: [[Int]]
     /// nil when the whole string parsed; otherwise what was wrong (unterminated quote, unbalanced
     /// parenthesis…). The parser still returns every command it could recover (best effort: a
