@@ -11,10 +11,12 @@ public struct CommandAnalysis: Sendable, Equatable {
     /// (the wrapped form stays too). Duplicates removed, order stable.
     ///
     /// Also looked into, because their text is otherwise opaque to argv rules: `eval ARGS`,
-    /// `su -c STRING`, `find … -exec CMD ;`, setsid/ionice wrappers, here-documents and here-strings
-    /// fed to a shell that reads its script from standard input, `echo …`/`printf …` piped into such
-    /// a shell, and shell strings run through sudo/doas/pkexec. The sudo-wrapped command itself is not
-    /// added unwrapped: sudo's argv is visible to rules as it is.
+    /// `su -c STRING`, `trap ACTION SIG`, `alias NAME=VALUE`, `watch CMD`, `find … -exec CMD ;`,
+    /// setsid/ionice/`busybox APPLET` wrappers, a brace-expanded command word (`{rm,-rf,/}`),
+    /// here-documents and here-strings fed to a shell that reads its script from standard input,
+    /// `echo`/`printf`/`cat <<EOF` piped into such a shell, and shell strings run through
+    /// sudo/doas/pkexec. The sudo-wrapped command itself is not added unwrapped: sudo's argv is
+    /// visible to rules as it is.
     public var commands: [[String]]
     /// Multi-stage pipelines from shell strings (2+ stages), each stage as its word list.
     public var pipelines: [[[String]]]
@@ -82,6 +84,7 @@ private struct AnalysisBuilder {
         guard !words.isEmpty, seenCommands.insert(words).inserted else { return }
         analysis.commands.append(words)
         guard depth < CommandAnalysis.maximumDepth else { return }
+        if let expanded = CommandWords.braceExpandedProgram(words) { add(expanded, depth: depth + 1) }
         for inner in CommandWords.wrappedCommands(words) { add(inner, depth: depth + 1) }
         for script in CommandWords.embeddedScripts(words) { addScript(script, depth: depth + 1) }
     }
@@ -237,6 +240,10 @@ enum CommandWords {
             inner = rest
         case "builtin", "nohup", "setsid":
             inner = operands(all, valued: [])
+        case "busybox", "toybox":
+            // `busybox rm -rf /` runs the rm applet.
+            guard words.count > 1, !words[1].hasPrefix("-") else { return nil }
+            inner = all.dropFirst()
         case "time":
             inner = operands(all, valued: ["-f", "--format", "-o", "--output"])
         case "nice":
@@ -343,6 +350,17 @@ enum CommandWords {
     static func wrappedCommands(_ words: [String]) -> [[String]] {
         if let inner = unwrapped(words) { return [inner] }
         return findCommands(words)
+    }
+
+    /// `{rm,-rf,/}` as the command word: bash brace-expands it into `rm -rf /`. Only that plain,
+    /// unnested form is expanded (the parser has removed quotes, so a quoted one would match too:
+    /// an extra candidate, never a missed one).
+    static func braceExpandedProgram(_ words: [String]) -> [String]? {
+        guard let first = words.first, first.count > 2, first.hasPrefix("{"), first.hasSuffix("}") else { return nil }
+        let inside = first.dropFirst().dropLast()
+        guard inside.contains(","), !inside.contains("{"), !inside.contains("}") else { return nil }
+        let expanded = inside.split(separator: ",", omittingEmptySubsequences: true).map(String.init)
+        return expanded.isEmpty ? nil : expanded + words.dropFirst()
     }
 
     /// sudo, doas, pkexec, su: who the command runs as and what it runs.
@@ -485,9 +503,26 @@ enum CommandWords {
         for _ in 0..<CommandAnalysis.maximumDepth {
             guard let first = current.first else { return [] }
             if let script = CommandAnalysis.shellCommandString(current) { return [script] }
-            if name(first) == "eval" {
+            switch name(first) {
+            case "eval":
                 let text = current.dropFirst().joined(separator: " ")
                 return text.isEmpty ? [] : [text]
+            case "trap":
+                // trap ACTION SIGNAL…: the action runs when the signal arrives.
+                let arguments = operands(current[...], valued: [])
+                guard arguments.count > 1, let action = arguments.first, action != "-", !action.isEmpty else { return [] }
+                return [action]
+            case "alias":
+                // alias NAME=VALUE…: the value runs wherever NAME is used as a command.
+                return operands(current[...], valued: []).compactMap { definition in
+                    definition.firstIndex(of: "=").map { String(definition[definition.index(after: $0)...]) }
+                }.filter { !$0.isEmpty }
+            case "watch":
+                // watch runs its arguments, joined by spaces, with `sh -c`.
+                let text = operands(current[...], valued: ["-n", "--interval", "-q", "--equexit"]).joined(separator: " ")
+                return text.isEmpty ? [] : [text]
+            default:
+                break
             }
             if let privilege = privilege(current) {
                 if let script = privilege.commandString { return [script] }
