@@ -29,10 +29,18 @@ public struct ExecDetails: Sendable {
             if base != words[0] { add(CommandAnalysis.line([base] + words.dropFirst())) }
         }
         for command in analysis.commands { addCommand(command) }
+        // A pipeline glob matches any run of two or more consecutive stages, so
+        // `curl * | sh*` also catches `curl x | sh | tee log` and `echo x | curl y | sh`.
         for pipeline in analysis.pipelines {
-            add(CommandAnalysis.line(pipeline: pipeline))
             let based = pipeline.map { stage in stage.isEmpty ? stage : [ExecDetails.basename(stage[0])] + stage.dropFirst() }
-            add(CommandAnalysis.line(pipeline: based))
+            let stages = min(pipeline.count, ExecDetails.maximumPipelineStages)
+            for start in 0..<stages {
+                for end in (start + 2)...max(start + 2, stages) where end <= stages {
+                    add(CommandAnalysis.line(pipeline: Array(pipeline[start..<end])))
+                    add(CommandAnalysis.line(pipeline: Array(based[start..<end])))
+                }
+            }
+            if pipeline.count > stages { add(CommandAnalysis.line(pipeline: pipeline)) }
         }
         self.lines = lines
         self.programs = analysis.commands.map { $0.first.map(ExecDetails.basename) ?? "" }
@@ -53,6 +61,10 @@ public struct ExecDetails: Sendable {
     public static func assumedProgram(_ argv0: String) -> String {
         argv0.hasPrefix("/") ? argv0 : "/usr/bin/" + argv0
     }
+
+    /// Sub-pipelines are listed for up to this many stages (quadratic in it); longer pipelines
+    /// are also matched whole.
+    static let maximumPipelineStages = 16
 
     /// What follows the last `/`.
     public static func basename(_ word: String) -> String {
