@@ -2,33 +2,46 @@ import Dispatch
 import Foundation
 import Synchronization
 
-/// Batched, asynchronous event writer for one session.
+/// Batched, asynchronous writer for one session's events and process records.
 ///
-/// `record` only appends to an in-memory buffer; a dedicated background thread swaps the
-/// whole buffer out (double buffering) and inserts it in one transaction, when `batchSize`
-/// events are waiting, every `flushInterval`, or on `flush`/`close`. The buffer lock is never
-/// held while SQLite runs.
+/// `record`, `recordProcessStart` and `recordProcessExit` only append to an in-memory buffer,
+/// in call order; a dedicated background thread swaps the whole buffer out (double
+/// buffering), redacts, chains (SHA-256, in record order) and inserts it in one transaction,
+/// when `batchSize` records are waiting, every `flushInterval`, or on `flush`/`close`. The
+/// buffer lock is never held while SQLite runs, so the decision path never waits on the disk.
 ///
-/// No event is silently dropped: a batch whose write fails is retried once at once, then
-/// kept in memory and retried at `close`; what still fails then is appended as JSON lines
-/// to `fallbackPath` and described in `lastErrorMessage`. Memory is unbounded by design:
-/// `record` never blocks the supervisor, whatever the disk does.
+/// Nothing is silently dropped. A batch whose write fails is retried once at once; if it
+/// fails again the database is taken as unwritable (disk full, read-only, locked past the
+/// busy timeout) for the rest of the session: that batch and every later one are appended,
+/// chained as they would have been stored, to the fallback file (`fallbackPath`), and one
+/// warning goes to `warningHandler`. At close the writer tries to import the fallback file
+/// (the database may be writable again); otherwise the next supervisor start imports it.
+/// Records that neither the database nor the fallback file took are kept in memory and
+/// retried, and only at close counted in `lostEventCount`.
 public final class AuditWriter: Sendable {
     private let core: WriterCore
 
     /// Starts the background writer thread.
     /// - Parameters:
     ///   - store: Where to write; the writer does not close it.
-    ///   - sessionID: The session every recorded event belongs to (must already exist in `store`).
-    ///   - batchSize: Waiting events that wake the writer before `flushInterval` ends.
-    ///   - flushInterval: Longest time an event waits in memory when nobody flushes.
+    ///   - sessionID: The session every record belongs to (normally already in `store`).
+    ///     Its chain continues after the session's last stored link.
+    ///   - batchSize: Waiting records that wake the writer before `flushInterval` ends.
+    ///   - flushInterval: Longest time a record waits in memory when nobody flushes.
+    ///   - warningHandler: Called once, on the writer thread, when the database is first
+    ///     found unwritable; nil prints `agentgate: warning: …` on standard error.
     public init(
         store: AuditStore, sessionID: String, batchSize: Int = 512,
-        flushInterval: Duration = .milliseconds(50)
+        flushInterval: Duration = .milliseconds(50),
+        warningHandler: (@Sendable (String) -> Void)? = nil
     ) {
+        let head = try? store.chainHead(sessionID: sessionID)
         core = WriterCore(
             store: store, sessionID: sessionID, batchSize: max(1, batchSize),
-            flushInterval: flushInterval)
+            flushInterval: flushInterval, chain: ChainBuilder(sessionID: sessionID, count: head?.count ?? 0, lastHash: head?.lastHash),
+            warningHandler: warningHandler ?? { message in
+                FileHandle.standardError.write(Data("agentgate: warning: \(message)\n".utf8))
+            })
         let core = self.core
         let thread = Thread { core.run() }
         thread.name = "agentgate-audit-writer"
@@ -36,59 +49,101 @@ public final class AuditWriter: Sendable {
     }
 
     deinit {
-        core.close()
+        core.close(end: nil)
     }
 
     /// Queues `event` for writing. O(1) amortized, no I/O, safe from any thread.
     /// Events recorded after `close` are not written; they are counted in `lostEventCount`.
     public func record(_ event: DecisionEvent) {
-        core.record(event)
+        core.enqueue(.event(event))
     }
 
-    /// Blocks until every event recorded before this call has been committed, or (if its
-    /// write failed) is held for retry at `close` — see `writeErrors`.
+    /// Queues a process image's start (on exec, or when a process is first seen): a new
+    /// `processes` row, chained with the session's events in call order.
+    public func recordProcessStart(_ process: ProcessRecord) {
+        core.enqueue(.processStart(process))
+    }
+
+    /// Queues a process's exit: fills the exit time and status of the latest image recorded
+    /// for `pid`. Ignored when no start was recorded for `pid` (or its exit already was).
+    /// - Parameter exitStatus: the exit code, or 128+N when killed by signal N.
+    public func recordProcessExit(pid: Int32, timeMicros: Int64, exitStatus: Int32) {
+        core.enqueue(.processExit(pid: pid, timeMicros: timeMicros, exitStatus: exitStatus))
+    }
+
+    /// Blocks until every record queued before this call has been committed, or appended to
+    /// the fallback file, or (if both failed) is held for retry — see `writeErrors`.
     public func flush() {
         core.flush()
     }
 
-    /// Writes everything still queued, retries failed batches, falls back to JSONL for what
+    /// Writes everything still queued, retries what failed, falls back to JSONL for what
     /// still fails, and stops the background thread. Idempotent and safe to call from several
-    /// threads at once; every caller returns once the writer has finished.
+    /// threads at once; every caller returns once the writer has finished. Does not record
+    /// the session's end: see `finishSession`.
     public func close() {
-        core.close()
+        core.close(end: nil)
     }
 
-    /// Number of failed batch writes (each counted once, however often it was retried).
+    /// Closes the writer (as `close`) and then records the session's end: its end time and
+    /// exit status, and the length and last hash of its chain, linked into the global session
+    /// chain. Goes to the fallback file like any record when the database can't be written.
+    /// Does nothing when the writer was already closed.
+    public func finishSession(endTimeMicros: Int64, exitStatus: Int32) {
+        core.close(end: (endTimeMicros, exitStatus))
+    }
+
+    /// Number of failed batch writes to the database (each counted once, however often retried).
     public var writeErrors: Int {
         core.state.withLock { $0.writeErrors }
     }
 
-    /// The most recent write failure, and after `close` what became of the failed events;
+    /// The most recent write failure, and after `close` what became of the failed records;
     /// nil when every write succeeded.
     public var lastErrorMessage: String? {
         core.state.withLock { $0.lastErrorMessage }
     }
 
-    /// Events currently held in memory after failed writes, waiting for `close`.
+    /// Records currently held in memory because neither the database nor the fallback file
+    /// took them; retried with every batch and at close.
     public var heldEventCount: Int {
         core.state.withLock { $0.heldEventCount }
     }
 
-    /// Events written to `fallbackPath` because the database refused them.
+    /// Records (events, process records, the session end) written to `fallbackPath` because
+    /// the database refused them.
     public var fallbackEventCount: Int {
         core.state.withLock { $0.fallbackEventCount }
     }
 
-    /// Events stored nowhere: recorded after `close`, or failed both the database and the
+    /// Whether the database was found unwritable during the session (the rest went to the
+    /// fallback file).
+    public var isUsingFallback: Bool {
+        core.state.withLock { $0.degraded }
+    }
+
+    /// What the import of the fallback file at close did, when there was one and it worked.
+    public var closeImport: FallbackImportReport? {
+        core.state.withLock { $0.closeImport }
+    }
+
+    /// Records stored nowhere: recorded after `close`, or refused by both the database and the
     /// fallback file. Zero in a healthy run.
     public var lostEventCount: Int {
         core.state.withLock { $0.lostEventCount }
     }
 
-    /// `<database path>.fallback.jsonl`: one JSON object per event, keys as in the events table.
+    /// `<database path>.fallback.jsonl`: one JSON object per record (see docs/audit-schema.md).
     public var fallbackPath: String {
-        core.fallbackPath
+        core.store.fallbackPath
     }
+}
+
+/// A record as queued by the decision path, before redaction and chaining.
+private enum WriterItem: Sendable {
+    case event(DecisionEvent)
+    case processStart(ProcessRecord)
+    case processExit(pid: Int32, timeMicros: Int64, exitStatus: Int32)
 }
 
 /// Everything the writer thread and the callers share. Separate from `AuditWriter` so the
@@ -101,14 +156,15 @@ private final class WriterCore: Sendable {
     }
 
     struct State: Sendable {
-        /// Events recorded and not yet taken by the writer thread.
-        var pending: [DecisionEvent]
-        /// Events ever accepted by `record`.
+        /// Records queued and not yet taken by the writer thread.
+        var pending: [WriterItem]
+        /// Records ever accepted.
         var recordedCount: UInt64 = 0
-        /// Events the writer thread has committed or set aside after a failure.
+        /// Records the writer thread has committed or set aside.
         var handledCount: UInt64 = 0
         var flushWaiters: [FlushWaiter] = []
         var closeRequested = false
+        var sessionEnd: (endTime: Int64, exitStatus: Int32)?
         /// Cleared by the writer thread when it takes the final batch after a close request.
         var acceptingEvents = true
         var finished = false
@@ -118,19 +174,26 @@ private final class WriterCore: Sendable {
         var heldEventCount = 0
         var fallbackEventCount = 0
         var lostEventCount = 0
+        var degraded = false
+        var closeImport: FallbackImportReport?
     }
 
     let store: AuditStore
     let sessionID: String
     let batchSize: Int
     let flushInterval: DispatchTimeInterval
-    let fallbackPath: String
     let state: Mutex<State>
+    let warningHandler: @Sendable (String) -> Void
+    /// Only the writer thread touches the chain; the Mutex is uncontended.
+    let chain: Mutex<ChainBuilder>
     /// Signalled when there is work: a full batch, a flush or a close. A counting semaphore,
     /// so a signal sent while the thread is busy writing is not lost.
     let wakeup = DispatchSemaphore(value: 0)
 
-    init(store: AuditStore, sessionID: String, batchSize: Int, flushInterval: Duration) {
+    init(
+        store: AuditStore, sessionID: String, batchSize: Int, flushInterval: Duration, chain: ChainBuilder,
+        warningHandler: @escaping @Sendable (String) -> Void
+    ) {
         self.store = store
         self.sessionID = sessionID
         self.batchSize = batchSize
@@ -139,21 +202,22 @@ private final class WriterCore: Sendable {
         let totalNanoseconds = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue &+ attoseconds / 1_000_000_000
         // At least 1 ms, so a zero interval doesn't turn the thread into a busy loop.
         self.flushInterval = .nanoseconds(Int(clamping: max(totalNanoseconds, 1_000_000)))
-        self.fallbackPath = store.path + ".fallback.jsonl"
-        var pending: [DecisionEvent] = []
+        self.chain = Mutex(chain)
+        self.warningHandler = warningHandler
+        var pending: [WriterItem] = []
         pending.reserveCapacity(batchSize)
         state = Mutex(State(pending: pending))
     }
 
-    func record(_ event: DecisionEvent) {
+    func enqueue(_ item: WriterItem) {
         let batchIsFull = state.withLock { state -> Bool in
             guard state.acceptingEvents else {
                 state.lostEventCount += 1
                 return false
             }
-            state.pending.append(event)
+            state.pending.append(item)
             state.recordedCount &+= 1
-            // Signal once per batch, on the crossing, not on every event past it.
+            // Signal once per batch, on the crossing, not on every record past it.
             return state.pending.count == batchSize
         }
         if batchIsFull { wakeup.signal() }
@@ -171,10 +235,11 @@ private final class WriterCore: Sendable {
         done.wait()
     }
 
-    func close() {
+    func close(end: (endTime: Int64, exitStatus: Int32)?) {
         let done = DispatchSemaphore(value: 0)
         let mustWait = state.withLock { state -> Bool in
             if state.finished { return false }
+            if !state.closeRequested, let end { state.sessionEnd = end }
             state.closeRequested = true
             state.closeWaiters.append(done)
             return true
@@ -186,10 +251,13 @@ private final class WriterCore: Sendable {
 
     /// The writer thread's loop.
     func run() {
-        var batch: [DecisionEvent] = []
+        var batch: [WriterItem] = []
         batch.reserveCapacity(batchSize)
-        // Batches whose write failed twice; only this thread touches them.
-        var heldBatches: [[DecisionEvent]] = []
+        var rows: [ChainedRow] = []
+        rows.reserveCapacity(batchSize)
+        // Rows neither the database nor the fallback file took; only this thread touches them.
+        var held: [ChainedRow] = []
+        var degraded = false
 
         while true {
             let hasWork = state.withLock { state in
@@ -198,29 +266,30 @@ private final class WriterCore: Sendable {
             if !hasWork {
                 _ = wakeup.wait(timeout: .now() + flushInterval)
             }
-            let (takenThrough, isFinal) = state.withLock { state in
+            let (takenThrough, isFinal, end) = state.withLock { state in
                 swap(&state.pending, &batch)
                 if state.closeRequested { state.acceptingEvents = false }
-                return (state.recordedCount, state.closeRequested)
+                return (state.recordedCount, state.closeRequested, state.sessionEnd)
             }
 
             if !batch.isEmpty {
-                if let failure = writeWithOneRetry(batch) {
-                    heldBatches.append(batch)
-                    let heldCount = heldBatches.reduce(0) { $0 + $1.count }
-                    state.withLock { state in
-                        state.writeErrors += 1
-                        state.heldEventCount = heldCount
-                        state.lastErrorMessage = "\(batch.count) audit events not written (held for retry): \(failure)"
+                chain.withLock { chain in
+                    for item in batch {
+                        switch item {
+                        case .event(let event): rows.append(chain.event(event))
+                        case .processStart(let process): rows.append(chain.processStart(process))
+                        case .processExit(let pid, let time, let status):
+                            if let row = chain.processExit(pid: pid, timeMicros: time, exitStatus: status) { rows.append(row) }
+                        }
                     }
                 }
                 batch.removeAll(keepingCapacity: true)
+                write(&rows, held: &held, degraded: &degraded)
+                rows.removeAll(keepingCapacity: true)
             }
 
             if isFinal {
-                let outcome = writeHeldBatches(heldBatches)
-                heldBatches.removeAll()
-                finish(outcome)
+                finish(held: held, degraded: degraded, end: end)
                 return
             }
             state.withLock { state in
@@ -234,14 +303,58 @@ private final class WriterCore: Sendable {
         }
     }
 
-    /// Inserts `batch`, retrying once; returns the error if both attempts fail.
-    private func writeWithOneRetry(_ batch: [DecisionEvent]) -> StoreError? {
+    /// Writes `rows` to the database, or once it has failed, to the fallback file.
+    private func write(_ rows: inout [ChainedRow], held: inout [ChainedRow], degraded: inout Bool) {
+        if !degraded {
+            guard let failure = writeWithOneRetry(rows) else { return }
+            degraded = true
+            state.withLock { state in
+                state.writeErrors += 1
+                state.degraded = true
+                state.lastErrorMessage = "\(rows.count) audit records not written to the database: \(failure)"
+            }
+            warningHandler(
+                "the audit database can't be written (\(failure)); enforcement is unchanged, and this session's "
+                    + "records go to \(store.fallbackPath) until it ends; they are imported at the next start")
+        }
+        // In order: what was held first, then this batch.
+        held.append(contentsOf: rows)
+        appendHeldToFallback(&held)
+    }
+
+    /// Appends `held` to the fallback file; keeps it when that fails too.
+    private func appendHeldToFallback(_ held: inout [ChainedRow]) {
+        guard !held.isEmpty else { return }
+        var lines = ""
+        for row in held {
+            lines += AuditJSON.fallbackLine(row: row)
+            lines += "\n"
+        }
         do {
-            try store.insert(events: batch, sessionID: sessionID)
+            try AuditFallbackFile.append(lines, to: store.fallbackPath)
+            let count = held.count
+            held.removeAll(keepingCapacity: true)
+            state.withLock { state in
+                state.fallbackEventCount += count
+                state.heldEventCount = 0
+            }
+        } catch {
+            let count = held.count
+            state.withLock { state in
+                state.heldEventCount = count
+                state.lastErrorMessage = "\(count) audit records held in memory: the database and the fallback file both refused them (\(error))"
+            }
+        }
+    }
+
+    /// Inserts `rows`, retrying once; returns the error if both attempts fail.
+    private func writeWithOneRetry(_ rows: [ChainedRow]) -> StoreError? {
+        do {
+            try store.write(rows)
             return nil
         } catch {
             do {
-                try store.insert(events: batch, sessionID: sessionID)
+                try store.write(rows)
                 return nil
             } catch {
                 return error
@@ -249,55 +362,72 @@ private final class WriterCore: Sendable {
         }
     }
 
-    struct CloseOutcome {
-        var fallbackEvents = 0
-        var lostEvents = 0
+    /// At close: the held rows, the session end, the import of the fallback file; then
+    /// releases everyone waiting on flush or close.
+    private func finish(held: [ChainedRow], degraded: Bool, end: (endTime: Int64, exitStatus: Int32)?) {
+        var held = held
+        var degraded = degraded
+        var lost = 0
         var message: String?
-    }
-
-    /// At close: one more database attempt per held batch, then the fallback file.
-    private func writeHeldBatches(_ heldBatches: [[DecisionEvent]]) -> CloseOutcome {
-        var outcome = CloseOutcome()
-        var stillFailing: [DecisionEvent] = []
-        var lastDatabaseError: StoreError?
-        for held in heldBatches {
-            do {
-                try store.insert(events: held, sessionID: sessionID)
-            } catch {
-                lastDatabaseError = error
-                stillFailing.append(contentsOf: held)
+        if !held.isEmpty {
+            appendHeldToFallback(&held)
+            // Last resort for what the fallback file refused: the database, out of order (the
+            // chain positions are fixed, so verify still works once the rest is imported).
+            if !held.isEmpty, writeWithOneRetry(held) == nil { held.removeAll() }
+            if !held.isEmpty {
+                lost = held.count
+                message = "\(held.count) audit records were lost: the database and the fallback file \(store.fallbackPath) both refused them"
             }
         }
-        guard !stillFailing.isEmpty else { return outcome }
-
-        var lines = ""
-        for event in stillFailing {
-            lines += AuditJSON.fallbackLine(sessionID: sessionID, event: event)
-            lines += "\n"
+        if let end {
+            let (count, lastHash) = chain.withLock { ($0.count, $0.lastHash) }
+            let columns = AuditChain.SessionEndColumns(
+                id: sessionID, endTime: end.endTime, exitStatus: Int64(end.exitStatus), linkCount: count,
+                lastHash: AuditChain.hex(lastHash))
+            var wroteEnd = false
+            if !degraded {
+                do {
+                    try store.finishSession(columns)
+                    wroteEnd = true
+                } catch {
+                    degraded = true
+                    state.withLock { state in
+                        state.writeErrors += 1
+                        state.degraded = true
+                        state.lastErrorMessage = "the session end was not written to the database: \(error)"
+                    }
+                    warningHandler("the audit database can't be written (\(error)); the session's end goes to \(store.fallbackPath)")
+                }
+            }
+            if !wroteEnd {
+                do {
+                    try AuditFallbackFile.append(AuditJSON.fallbackLine(sessionEnd: columns) + "\n", to: store.fallbackPath)
+                    state.withLock { $0.fallbackEventCount += 1 }
+                } catch {
+                    lost += 1
+                    message = (message.map { $0 + "; " } ?? "") + "the session end was lost: \(error)"
+                }
+            }
         }
-        let databaseProblem = lastDatabaseError.map { "\($0)" } ?? "unknown database error"
-        do {
-            try AuditFileSystem.append(lines, to: fallbackPath)
-            outcome.fallbackEvents = stillFailing.count
-            outcome.message =
-                "\(stillFailing.count) audit events could not be written to the database and were written to \(fallbackPath) instead; last database error: \(databaseProblem)"
-        } catch {
-            outcome.lostEvents = stillFailing.count
-            outcome.message =
-                "\(stillFailing.count) audit events were lost: the database refused them (\(databaseProblem)) and so did the fallback file (\(error))"
+        var imported: FallbackImportReport?
+        if degraded {
+            // The database may be writable again (a lock released): import now rather than at
+            // the next start. If it still fails, the file stays for the next start.
+            imported = try? store.importFallback()
+            let fallbackCount = state.withLock { $0.fallbackEventCount }
+            if let imported {
+                message = message ?? "\(fallbackCount) audit records went to \(store.fallbackPath) and were imported at close: \(imported)"
+            } else {
+                message = message ?? "\(fallbackCount) audit records could not be written to the database and were written to \(store.fallbackPath) instead; they are imported at the next start"
+            }
         }
-        return outcome
-    }
-
-    /// Publishes the close outcome and releases everyone waiting on flush or close.
-    private func finish(_ outcome: CloseOutcome) {
         state.withLock { state in
             state.finished = true
             state.handledCount = state.recordedCount
             state.heldEventCount = 0
-            state.fallbackEventCount += outcome.fallbackEvents
-            state.lostEventCount += outcome.lostEvents
-            if let message = outcome.message { state.lastErrorMessage = message }
+            state.lostEventCount += lost
+            state.closeImport = imported
+            if let message { state.lastErrorMessage = message }
             for waiter in state.flushWaiters { waiter.wakeup.signal() }
             state.flushWaiters.removeAll()
             for waiter in state.closeWaiters { waiter.signal() }

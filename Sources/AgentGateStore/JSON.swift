@@ -1,6 +1,7 @@
 import Foundation
 
-/// The small amount of JSON the store writes: argv arrays in columns and JSONL fallback lines.
+/// The small amount of JSON the store writes: argv arrays in columns and JSONL fallback lines
+/// (`AuditFallback.swift`).
 /// Hand-written because it runs per event on the writer thread and the shapes are fixed.
 enum AuditJSON {
     /// Encodes `strings` as a JSON array, e.g. `["ls","-l"]`.
@@ -17,42 +18,6 @@ enum AuditJSON {
     /// Decodes a JSON array of strings.
     static func decodeStringArray(_ text: String) -> [String]? {
         try? JSONDecoder().decode([String].self, from: Data(text.utf8))
-    }
-
-    /// One JSONL fallback line (no trailing newline) with the `events` table's column names.
-    static func fallbackLine(sessionID: String, event: DecisionEvent) -> String {
-        var line = "{"
-        var isFirstKey = true
-        func key(_ name: String) {
-            if !isFirstKey { line += "," }
-            isFirstKey = false
-            line += "\"\(name)\":"
-        }
-        func string(_ name: String, _ value: String) {
-            key(name)
-            appendQuoted(value, to: &line)
-        }
-        func number(_ name: String, _ value: (some BinaryInteger)?) {
-            key(name)
-            line += value.map { "\($0)" } ?? "null"
-        }
-        string("session_id", sessionID)
-        number("time", event.timeMicros)
-        number("pid", event.pid)
-        number("ppid", event.ppid)
-        string("executable", event.executable)
-        string("syscall", event.syscall)
-        string("action", event.action)
-        string("target", event.target)
-        key("argv")
-        line += event.argv.map(encode) ?? "null"
-        string("decision", event.decision)
-        number("rule_index", event.ruleIndex)
-        string("reason", event.reason)
-        number("errno", event.errno)
-        number("latency_us", event.latencyMicros)
-        line += "}"
-        return line
     }
 
     /// Appends `string` as a JSON string literal (RFC 8259 escaping).

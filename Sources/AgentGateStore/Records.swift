@@ -12,7 +12,7 @@ public struct SessionRecord: Sendable, Equatable {
     public var id: String
     /// Agent name, e.g. "claude-code".
     public var agent: String
-    /// The supervised command's argv.
+    /// The supervised command's argv (redacted by the store before it is written).
     public var command: [String]
     /// Working directory the command started in.
     public var cwd: String
@@ -26,11 +26,18 @@ public struct SessionRecord: Sendable, Equatable {
     public var endTimeMicros: Int64?
     /// Exit status of the supervised command; nil while running.
     public var exitStatus: Int32?
+    /// "enforce" (decisions are applied) or "audit" (decided and recorded, never blocked).
+    public var mode: String
+    /// Where and as whom the session ran (OS, user, capabilities, environment, interfaces);
+    /// nil for sessions recorded before schema v2 or without context. Stored as JSON in
+    /// `sessions.context`, with the environment redacted by the store.
+    public var context: SessionContext?
 
     public init(
         id: String, agent: String, command: [String], cwd: String,
         policyPath: String, policySHA256: String, startTimeMicros: Int64,
-        endTimeMicros: Int64? = nil, exitStatus: Int32? = nil
+        endTimeMicros: Int64? = nil, exitStatus: Int32? = nil,
+        mode: String = "enforce", context: SessionContext? = nil
     ) {
         self.id = id
         self.agent = agent
@@ -41,6 +48,8 @@ public struct SessionRecord: Sendable, Equatable {
         self.startTimeMicros = startTimeMicros
         self.endTimeMicros = endTimeMicros
         self.exitStatus = exitStatus
+        self.mode = mode
+        self.context = context
     }
 }
 
@@ -54,27 +63,40 @@ public struct DecisionEvent: Sendable, Equatable {
     public var executable: String
     /// Syscall name, e.g. "openat".
     public var syscall: String
-    /// Policy action class, e.g. "file.read", "exec", "net.connect".
+    /// Policy action class, e.g. "exec", "fs_read", "fs_write", "net_egress".
     public var action: String
-    /// What the syscall acts on: a path, a host:port, a program.
+    /// What the syscall acts on: a path, a host:port, a program. Redacted by the writer
+    /// (passwords in URLs, tokens) before it is stored.
     public var target: String
     /// Arguments for exec-like events; nil when not applicable (stored as SQL NULL, not "[]").
+    /// Redacted by the writer before it is stored.
     public var argv: [String]?
-    /// The verdict, e.g. "allow", "deny".
+    /// The verdict: "allow", "deny", "ask" or "log" (allowed and flagged).
     public var decision: String
     /// 0-based index of the matching policy rule; nil when the default applied.
     public var ruleIndex: Int?
-    /// Why, in words.
+    /// Why, in words: the rule's `reason:` when it has one, else the verdict's text.
     public var reason: String
     /// The errno returned to the caller on denial; nil when the call went ahead.
     public var errno: Int32?
     /// Time from notification to decision, in microseconds.
     public var latencyMicros: Int64
+    /// The deciding rule's `id:`, or its 1-based number as a string ("7") when it has none;
+    /// nil when the default applied.
+    public var ruleID: String?
+    /// One line saying what the agent was trying to do, e.g. "agent wants to install npm
+    /// package: left-pad". Redacted by the writer before it is stored.
+    public var intent: String?
+    /// The rule's decision was `log`: allowed, and flagged for review.
+    public var notable: Bool
+    /// False when the session runs in audit mode: decided and recorded, but not blocked.
+    public var enforced: Bool
 
     public init(
         timeMicros: Int64, pid: Int32, ppid: Int32, executable: String, syscall: String,
         action: String, target: String, argv: [String]? = nil, decision: String,
-        ruleIndex: Int? = nil, reason: String, errno: Int32? = nil, latencyMicros: Int64
+        ruleIndex: Int? = nil, reason: String, errno: Int32? = nil, latencyMicros: Int64,
+        ruleID: String? = nil, intent: String? = nil, notable: Bool = false, enforced: Bool = true
     ) {
         self.timeMicros = timeMicros
         self.pid = pid
@@ -89,6 +111,10 @@ public struct DecisionEvent: Sendable, Equatable {
         self.reason = reason
         self.errno = errno
         self.latencyMicros = latencyMicros
+        self.ruleID = ruleID
+        self.intent = intent
+        self.notable = notable
+        self.enforced = enforced
     }
 }
 
@@ -98,11 +124,72 @@ public struct StoredEvent: Sendable, Equatable {
     public var id: Int64
     public var sessionID: String
     public var event: DecisionEvent
+    /// Position in the session's hash chain (1-based); nil for rows from before schema v2.
+    public var seq: Int64?
+    /// Lowercase hex SHA-256 chain hash of this row; nil for rows from before schema v2.
+    public var hash: String?
 
-    public init(id: Int64, sessionID: String, event: DecisionEvent) {
+    public init(id: Int64, sessionID: String, event: DecisionEvent, seq: Int64? = nil, hash: String? = nil) {
         self.id = id
         self.sessionID = sessionID
         self.event = event
+        self.seq = seq
+        self.hash = hash
+    }
+}
+
+/// One process image in a session's tree: a row of the `processes` table. A process that
+/// execs gets a new row (same pid); its exit fills the latest row for that pid.
+public struct ProcessRecord: Sendable, Equatable {
+    public var pid: Int32
+    public var ppid: Int32
+    /// The image's executable path (`/proc/PID/exe`).
+    public var executable: String
+    /// The image's argv (redacted by the writer before it is stored).
+    public var argv: [String]
+    /// Effective user and group ids (the ids permission checks use).
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Effective capabilities by name (`Capabilities.names(ofMask:)`), e.g. ["CAP_CHOWN"].
+    public var capabilities: [String]
+    /// The cgroup v2 path (`/proc/PID/cgroup`, "0::" stripped).
+    public var cgroup: String
+    /// When the image started (exec or first sight), µs since the Unix epoch.
+    public var startTimeMicros: Int64
+    /// When the process exited, µs since the Unix epoch; nil while running or unknown.
+    public var exitTimeMicros: Int64?
+    /// Exit status (the exit code, or 128+N when killed by signal N); nil while running.
+    public var exitStatus: Int32?
+
+    public init(
+        pid: Int32, ppid: Int32, executable: String, argv: [String], uid: UInt32, gid: UInt32,
+        capabilities: [String], cgroup: String, startTimeMicros: Int64,
+        exitTimeMicros: Int64? = nil, exitStatus: Int32? = nil
+    ) {
+        self.pid = pid
+        self.ppid = ppid
+        self.executable = executable
+        self.argv = argv
+        self.uid = uid
+        self.gid = gid
+        self.capabilities = capabilities
+        self.cgroup = cgroup
+        self.startTimeMicros = startTimeMicros
+        self.exitTimeMicros = exitTimeMicros
+        self.exitStatus = exitStatus
+    }
+}
+
+/// A process row as read back from the store.
+public struct StoredProcess: Sendable, Equatable {
+    public var id: Int64
+    public var sessionID: String
+    public var process: ProcessRecord
+
+    public init(id: Int64, sessionID: String, process: ProcessRecord) {
+        self.id = id
+        self.sessionID = sessionID
+        self.process = process
     }
 }
 

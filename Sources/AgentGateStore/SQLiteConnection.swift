@@ -18,10 +18,11 @@ final class SQLiteConnection {
     }
 
     /// Opens (creating if missing) the database file read-write; fails rather than
-    /// silently degrading to read-only.
-    static func open(path: String) throws(StoreError) -> SQLiteConnection {
+    /// silently degrading to read-only. With `readOnly`, opens an existing file for reading.
+    static func open(path: String, readOnly: Bool = false) throws(StoreError) -> SQLiteConnection {
         var handle: OpaquePointer?
-        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
+        let access = readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
+        let flags = access | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE
         let result = sqlite3_open_v2(path, &handle, flags, nil)
         guard let handle else {
             // Only happens when SQLite can't even allocate the connection object.
@@ -41,7 +42,7 @@ final class SQLiteConnection {
         let connection = SQLiteConnection(handle: handle, path: path)
         // SQLite opens read-only without complaint when the file isn't writable; an audit
         // log that can't be appended to must be reported, not discovered on first insert.
-        if sqlite3_db_readonly(handle, "main") == 1 {
+        if !readOnly && sqlite3_db_readonly(handle, "main") == 1 {
             connection.close()
             throw StoreError(
                 code: .readOnly, path: path,

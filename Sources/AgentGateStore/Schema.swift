@@ -46,6 +46,71 @@ public enum AuditSchema {
                 CREATE INDEX events_by_session ON events(session_id, id);
                 CREATE INDEX events_by_time ON events(time);
                 """),
+        // v2 (issue 5): context, process records, tamper evidence, retention anchors.
+        // Columns are only added: every v1 row survives, unchained (seq and hash NULL).
+        Migration(
+            version: 2,
+            sql: """
+                ALTER TABLE sessions ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce';  -- enforce | audit
+                ALTER TABLE sessions ADD COLUMN context TEXT;        -- JSON SessionContext; NULL = none
+                ALTER TABLE sessions ADD COLUMN chain_version INTEGER; -- 2 = chained; NULL = pre-v2 row
+                ALTER TABLE sessions ADD COLUMN link_count INTEGER;  -- at end: events + process links
+                ALTER TABLE sessions ADD COLUMN last_hash TEXT;      -- at end: hash of the last link
+
+                ALTER TABLE events ADD COLUMN seq INTEGER;           -- 1-based position in the session chain
+                ALTER TABLE events ADD COLUMN rule_id TEXT;          -- rule id:, or its 1-based number
+                ALTER TABLE events ADD COLUMN intent TEXT;
+                ALTER TABLE events ADD COLUMN notable INTEGER NOT NULL DEFAULT 0;  -- decision log
+                ALTER TABLE events ADD COLUMN enforced INTEGER NOT NULL DEFAULT 1; -- 0 in audit mode
+                ALTER TABLE events ADD COLUMN hash TEXT;             -- hex SHA-256 chain link
+                CREATE UNIQUE INDEX events_by_session_seq ON events(session_id, seq);
+
+                CREATE TABLE processes (
+                    id           INTEGER PRIMARY KEY,
+                    session_id   TEXT NOT NULL REFERENCES sessions(id),
+                    pid          INTEGER NOT NULL,
+                    ppid         INTEGER NOT NULL,
+                    executable   TEXT NOT NULL,
+                    argv         TEXT NOT NULL,      -- JSON array, redacted
+                    uid          INTEGER NOT NULL,
+                    gid          INTEGER NOT NULL,
+                    capabilities TEXT NOT NULL,      -- JSON array of names
+                    cgroup       TEXT NOT NULL,
+                    start_time   INTEGER NOT NULL,   -- µs since the Unix epoch
+                    start_seq    INTEGER NOT NULL,   -- position of the start link in the session chain
+                    start_hash   TEXT NOT NULL,
+                    exit_time    INTEGER,
+                    exit_status  INTEGER,
+                    exit_seq     INTEGER,            -- position of the exit link; NULL while running
+                    exit_hash    TEXT
+                );
+                CREATE UNIQUE INDEX processes_by_session_seq ON processes(session_id, start_seq);
+                CREATE INDEX processes_by_pid ON processes(session_id, pid);
+
+                -- The global chain of session records: a start link per session, an end link when it
+                -- finishes, in commit order. Retention keeps the links of removed sessions (pruned = 1).
+                CREATE TABLE session_chain (
+                    seq        INTEGER PRIMARY KEY,  -- 1, 2, 3 ...
+                    kind       TEXT NOT NULL,        -- start | end | retention
+                    session_id TEXT NOT NULL,
+                    time       INTEGER NOT NULL,     -- µs since the Unix epoch, when linked
+                    digest     TEXT NOT NULL,        -- hex SHA-256 of the session's start or end fields
+                    hash       TEXT NOT NULL,        -- hex SHA-256 link
+                    pruned     INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE UNIQUE INDEX session_chain_by_session ON session_chain(session_id, kind);
+
+                -- One row per retention run (`agentgate clean`), itself linked into session_chain
+                -- (kind 'retention', session_id 'retention:<id>'): it vouches for the pruned links.
+                CREATE TABLE retention_log (
+                    id                INTEGER PRIMARY KEY,
+                    time              INTEGER NOT NULL,
+                    cutoff            INTEGER NOT NULL, -- sessions that ended before this were removed
+                    sessions          TEXT NOT NULL,    -- JSON array of the removed sessions' ids
+                    events_removed    INTEGER NOT NULL,
+                    processes_removed INTEGER NOT NULL
+                );
+                """),
     ]
 
     /// The schema version this build creates and understands.
@@ -63,12 +128,31 @@ public enum AuditSchema {
             // Re-read under the write lock: another process may have migrated meanwhile.
             let start = try version(of: connection)
             try checkNotTooNew(start, connection)
+            let before = start > 0 ? try rowCounts(connection) : [:]
             for migration in migrations where migration.version > start {
                 try connection.execute(migration.sql)
                 // user_version is in the file header, so this is part of the transaction.
                 try connection.execute("PRAGMA user_version = \(migration.version)")
             }
+            // Never lose data silently: an upgrade keeps every row, or it doesn't happen.
+            if start > 0 {
+                let after = try rowCounts(connection)
+                for (table, count) in before where after[table] != count {
+                    throw StoreError(
+                        code: .invalidData, path: connection.path,
+                        message: "migrating from schema \(start) would change the row count of \(table) (\(count) → \(after[table] ?? 0)); not migrated")
+                }
+            }
         }
+    }
+
+    /// Rows per table that existed in v1, to check that a migration kept them.
+    private static func rowCounts(_ connection: SQLiteConnection) throws(StoreError) -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        for table in ["sessions", "events"] {
+            counts[table] = try connection.queryInt("SELECT count(*) FROM \(table)") ?? 0
+        }
+        return counts
     }
 
     static func version(of connection: SQLiteConnection) throws(StoreError) -> Int32 {

@@ -39,20 +39,30 @@ struct AuditStoreTests {
             return rows
         }
         #expect(strings("PRAGMA journal_mode") == ["wal"])
-        #expect(strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") == ["events", "sessions"])
+        #expect(
+            strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+                == ["events", "processes", "retention_log", "session_chain", "sessions"])
         #expect(
             strings("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                == ["events_by_session", "events_by_time"])
+                == ["events_by_session", "events_by_session_seq", "events_by_time", "processes_by_pid",
+                    "processes_by_session_seq", "session_chain_by_session"])
         #expect(
             strings("SELECT name FROM pragma_table_info('events') ORDER BY cid") == [
                 "id", "session_id", "time", "pid", "ppid", "executable", "syscall", "action", "target",
                 "argv", "decision", "rule_index", "reason", "errno", "latency_us",
+                "seq", "rule_id", "intent", "notable", "enforced", "hash",
             ])
         #expect(
             strings("SELECT name FROM pragma_table_info('sessions') ORDER BY cid") == [
                 "id", "agent", "command", "cwd", "policy_path", "policy_sha256", "start_time", "end_time",
-                "exit_status",
+                "exit_status", "mode", "context", "chain_version", "link_count", "last_hash",
             ])
+        #expect(
+            strings("SELECT name FROM pragma_table_info('processes') ORDER BY cid") == [
+                "id", "session_id", "pid", "ppid", "executable", "argv", "uid", "gid", "capabilities", "cgroup",
+                "start_time", "start_seq", "start_hash", "exit_time", "exit_status", "exit_seq", "exit_hash",
+            ])
+        #expect(strings("SELECT \"table\" FROM pragma_foreign_key_list('processes')") == ["sessions"])
         #expect(strings("SELECT \"table\" FROM pragma_foreign_key_list('events')") == ["sessions"])
     }
 

@@ -73,30 +73,39 @@ struct AuditWriterTests {
         #expect(found == 1)
     }
 
-    @Test("events the database refuses go to the JSONL fallback at close, never silently dropped")
+    @Test("events the database refuses go to the JSONL fallback at once, with one warning, never silently dropped")
     func fallbackWhenDatabaseFails() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("audit.db")
         let store = try AuditStore(path: path)
         try store.createSession(sampleSession())
-        let writer = AuditWriter(store: store, sessionID: "session-1", batchSize: 4, flushInterval: .milliseconds(5))
+        let warnings = WarningLog()
+        let writer = AuditWriter(
+            store: store, sessionID: "session-1", batchSize: 4, flushInterval: .milliseconds(5),
+            warningHandler: warnings.handler)
 
         for index in 0..<3 { writer.record(sampleEvent(index)) }
         writer.flush()
         store.close()  // from now on every insert fails with .closed
         var argvEvent = sampleEvent(3)
-        argvEvent.argv = ["sh", "-c", "echo \"hi\""]
+        argvEvent.argv = ["sh", "-c", "echo \"hi\"", "--token=hunter2"]
         writer.record(argvEvent)
+        writer.flush()
         for index in 4..<10 { writer.record(sampleEvent(index)) }
         writer.flush()
-        #expect(writer.writeErrors >= 1)
-        #expect(writer.heldEventCount == 7)
+        // Promptly, not only at close: the fallback file already holds all 7.
+        #expect(writer.writeErrors == 1)
+        #expect(writer.isUsingFallback)
+        #expect(writer.heldEventCount == 0)
+        #expect(writer.fallbackEventCount == 7)
         #expect(writer.lastErrorMessage?.contains("closed") == true)
+        #expect(warnings.messages.count == 1, "one warning, not one per batch: \(warnings.messages)")
+        #expect(warnings.messages.first?.contains(writer.fallbackPath) == true)
+        #expect(FileManager.default.fileExists(atPath: writer.fallbackPath))
         writer.close()
 
         #expect(writer.fallbackPath == path + ".fallback.jsonl")
         #expect(writer.fallbackEventCount == 7)
-        #expect(writer.heldEventCount == 0)
         #expect(writer.lostEventCount == 0)
         #expect(writer.lastErrorMessage?.contains(writer.fallbackPath) == true)
 
@@ -104,34 +113,51 @@ struct AuditWriterTests {
             .split(separator: "\n").map(String.init)
         #expect(lines.count == 7)
         let first = try JSONSerialization.jsonObject(with: Data(lines[0].utf8)) as? [String: Any]
+        #expect(first?["type"] as? String == "event")
         #expect(first?["session_id"] as? String == "session-1")
-        #expect(first?["argv"] as? [String] == ["sh", "-c", "echo \"hi\""])
+        #expect(first?["seq"] as? Int64 == 4)
+        #expect((first?["hash"] as? String)?.count == 64)
+        // Redacted before it reached the file.
+        #expect(first?["argv"] as? [String] == ["sh", "-c", "echo \"hi\"", "--token=[REDACTED]"])
+        #expect(!lines[0].contains("hunter2"))
         #expect(first?["time"] as? Int64 == argvEvent.timeMicros)
         #expect(first?["errno"] is NSNull)
 
+        // The next open imports them, and the chain verifies.
         let reopened = try AuditStore(path: path)
         defer { reopened.close() }
         #expect(try reopened.events(sessionID: nil).count == 3)
+        let report = try reopened.importFallback()
+        #expect(report?.imported == 7)
+        #expect(try reopened.events(sessionID: nil).count == 10)
+        #expect(try reopened.verify().isValid)
+        #expect(!FileManager.default.fileExists(atPath: writer.fallbackPath))
     }
 
-    @Test("a batch that fails for a while is retried at close and lands in the database")
-    func heldBatchRetriedAtClose() throws {
+    @Test("a batch refused for a while goes to the fallback file, and is imported at close once the database takes it")
+    func refusedBatchImportedAtClose() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("audit.db")
         let store = try AuditStore(path: path)
         defer { store.close() }
+        let warnings = WarningLog()
         // The session doesn't exist yet, so inserts fail on the foreign key...
-        let writer = AuditWriter(store: store, sessionID: "late", batchSize: 512, flushInterval: .milliseconds(5))
+        let writer = AuditWriter(
+            store: store, sessionID: "late", batchSize: 512, flushInterval: .milliseconds(5),
+            warningHandler: warnings.handler)
         for index in 0..<5 { writer.record(sampleEvent(index)) }
         writer.flush()
         #expect(writer.writeErrors == 1)
-        #expect(writer.heldEventCount == 5)
-        // ...until it does; close retries the held batch.
+        #expect(writer.fallbackEventCount == 5)
+        // ...until it does; close imports the fallback file.
         try store.createSession(sampleSession(id: "late"))
-        writer.close()
+        writer.finishSession(endTimeMicros: 1_700_000_000_100_000, exitStatus: 0)
         #expect(try store.events(sessionID: "late").count == 5)
-        #expect(writer.fallbackEventCount == 0)
+        #expect(writer.closeImport?.imported == 6)  // 5 events and the session end
+        #expect(writer.lostEventCount == 0)
         #expect(!FileManager.default.fileExists(atPath: writer.fallbackPath))
+        #expect(try store.session(id: "late")?.exitStatus == 0)
+        #expect(try store.verify().isValid)
     }
 
     @Test("events recorded after close are counted as lost, not written")

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import AgentGateStore
@@ -45,4 +46,13 @@ func sampleEvent(_ index: Int, pid: Int32 = 4242) -> DecisionEvent {
         syscall: "openat", action: "file.read", target: "/work/project/file-\(index).txt",
         argv: nil, decision: index % 7 == 0 ? "deny" : "allow", ruleIndex: index % 3 == 0 ? nil : index % 5,
         reason: "matched rule", errno: index % 7 == 0 ? 13 : nil, latencyMicros: Int64(index % 100))
+}
+
+/// Collects the writer's warnings.
+final class WarningLog: Sendable {
+    private let lines = Mutex<[String]>([])
+    var messages: [String] { lines.withLock { $0 } }
+    var handler: @Sendable (String) -> Void {
+        { [self] message in lines.withLock { $0.append(message) } }
+    }
 }

@@ -1,0 +1,92 @@
+import CSQLite
+
+/// What `AuditStore.removeSessions(endedBefore:)` removed.
+public struct RetentionReport: Sendable, Equatable {
+    public var cutoffMicros: Int64
+    public var sessionIDs: [String] = []
+    public var eventsRemoved = 0
+    public var processesRemoved = 0
+    /// The retention record's id in `retention_log`; nil for a dry run or when nothing matched.
+    public var retentionID: Int64?
+}
+
+extension AuditStore {
+    /// Retention: removes the sessions that ended before `cutoffMicros`, with their events and
+    /// process records, in one transaction. A session that never recorded its end (its
+    /// supervisor died) counts as ended at its last event, or its start.
+    ///
+    /// The global chain stays verifiable: the removed sessions' links stay in `session_chain`,
+    /// marked pruned, and a `retention_log` row listing the sessions is linked into the chain
+    /// (kind `retention`), so `verify` accepts exactly those gaps. Pruned links before the
+    /// first live link are then dropped but for the last one, the anchor the chain starts from.
+    public func removeSessions(endedBefore cutoffMicros: Int64, dryRun: Bool = false) throws(StoreError) -> RetentionReport {
+        try withConnection { connection throws(StoreError) in
+            try connection.inTransaction { () throws(StoreError) -> RetentionReport in
+                var report = RetentionReport(cutoffMicros: cutoffMicros)
+                let select = try connection.statement(
+                    """
+                    SELECT id FROM sessions s
+                    WHERE (end_time IS NOT NULL AND end_time < ?1)
+                       OR (end_time IS NULL AND start_time < ?1
+                           AND coalesce((SELECT max(time) FROM events e WHERE e.session_id = s.id), 0) < ?1)
+                    ORDER BY start_time, id
+                    """)
+                try select.bind(1, cutoffMicros)
+                while try select.step() { report.sessionIDs.append(select.text(0)) }
+                select.reset()
+                guard !report.sessionIDs.isEmpty else { return report }
+
+                try connection.execute("CREATE TEMP TABLE IF NOT EXISTS retention_doomed (id TEXT PRIMARY KEY)")
+                try connection.execute("DELETE FROM retention_doomed")
+                let doom = try connection.statement("INSERT INTO retention_doomed (id) VALUES (?)")
+                for id in report.sessionIDs {
+                    try doom.bind(1, id)
+                    _ = try doom.step()
+                    doom.reset()
+                }
+                report.eventsRemoved = Int(try connection.queryInt(
+                    "SELECT count(*) FROM events WHERE session_id IN (SELECT id FROM retention_doomed)") ?? 0)
+                report.processesRemoved = Int(try connection.queryInt(
+                    "SELECT count(*) FROM processes WHERE session_id IN (SELECT id FROM retention_doomed)") ?? 0)
+                if dryRun {
+                    try connection.execute("DELETE FROM retention_doomed")
+                    return report
+                }
+                try connection.execute("DELETE FROM events WHERE session_id IN (SELECT id FROM retention_doomed)")
+                try connection.execute("DELETE FROM processes WHERE session_id IN (SELECT id FROM retention_doomed)")
+                try connection.execute("DELETE FROM sessions WHERE id IN (SELECT id FROM retention_doomed)")
+                try connection.execute("UPDATE session_chain SET pruned = 1 WHERE session_id IN (SELECT id FROM retention_doomed)")
+                try connection.execute("DELETE FROM retention_doomed")
+
+                let now = AuditClock.nowMicros()
+                let sessionsJSON = AuditJSON.encode(report.sessionIDs)
+                let insert = try connection.statement(
+                    """
+                    INSERT INTO retention_log (time, cutoff, sessions, events_removed, processes_removed)
+                    VALUES (?, ?, ?, ?, ?)
+                    """)
+                try insert.bind(1, now)
+                try insert.bind(2, cutoffMicros)
+                try insert.bind(3, sessionsJSON)
+                try insert.bind(4, Int64(report.eventsRemoved))
+                try insert.bind(5, Int64(report.processesRemoved))
+                _ = try insert.step()
+                insert.reset()
+                let id = sqlite3_last_insert_rowid(connection.handle)
+                report.retentionID = id
+                let row = AuditChain.RetentionColumns(
+                    id: id, time: now, cutoff: cutoffMicros, sessions: sessionsJSON,
+                    eventsRemoved: Int64(report.eventsRemoved), processesRemoved: Int64(report.processesRemoved))
+                try Self.appendGlobalLink(
+                    kind: "retention", sessionID: "retention:\(id)", digest: AuditChain.hex(AuditChain.retentionDigest(row)),
+                    time: now, connection: connection)
+
+                // Compact: the pruned links before the first live one are only needed as an anchor.
+                if let firstLive = try connection.queryInt("SELECT min(seq) FROM session_chain WHERE pruned = 0") {
+                    try connection.execute("DELETE FROM session_chain WHERE pruned = 1 AND seq < \(firstLive - 1)")
+                }
+                return report
+            }
+        }
+    }
+}

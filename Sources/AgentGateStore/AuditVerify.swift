@@ -1,0 +1,414 @@
+import CSQLite
+
+/// One broken link found by `AuditStore.verify`: which row, and what doesn't match.
+public struct ChainProblem: Sendable, Equatable, CustomStringConvertible {
+    /// "events", "processes", "sessions", "session_chain" or "retention_log".
+    public var table: String
+    /// The row: its id (events, processes, retention_log), session id (sessions) or seq (session_chain).
+    public var row: String
+    public var sessionID: String?
+    /// The link's position in its chain, when it has one.
+    public var seq: Int64?
+    public var message: String
+
+    public var description: String {
+        var text = "\(table) row \(row)"
+        var details: [String] = []
+        if let sessionID, table != "sessions" { details.append("session \(sessionID)") }
+        if let seq, table != "session_chain" { details.append("seq \(seq)") }
+        if !details.isEmpty { text += " (" + details.joined(separator: ", ") + ")" }
+        return text + ": " + message
+    }
+}
+
+/// What `AuditStore.verify` found.
+public struct VerificationReport: Sendable, Equatable {
+    /// Broken links in chain order (the global chain first, then each session's); the first is
+    /// the first broken link. At most `problemLimit` are listed.
+    public var problems: [ChainProblem] = []
+    /// Problems beyond the listed ones.
+    public var unlistedProblems = 0
+    public var isValid: Bool { problems.isEmpty }
+    public var firstBrokenLink: ChainProblem? { problems.first }
+
+    /// Links of the global session chain checked.
+    public var globalLinks = 0
+    /// Chained sessions whose event/process chain was checked.
+    public var sessionsVerified = 0
+    public var eventsVerified = 0
+    public var processLinksVerified = 0
+    /// Sessions recorded before schema v2: stored, but not covered by any chain.
+    public var unchainedSessions: [String] = []
+    public var unchainedEvents = 0
+    /// Chained sessions without an end record (running, or the supervisor died): their last
+    /// links can't be vouched for by an end record.
+    public var openSessions: [String] = []
+    /// The global chain starts at this retention anchor (links before it were removed by
+    /// `agentgate clean`), or nil when it starts at seq 1.
+    public var anchorSeq: Int64?
+    /// The last global link's hash: keep it elsewhere to detect a rewrite of the whole tail.
+    public var headHash: String?
+
+    static let problemLimit = 100
+
+    mutating func add(_ problem: ChainProblem) {
+        if problems.count < Self.problemLimit { problems.append(problem) } else { unlistedProblems += 1 }
+    }
+}
+
+extension AuditStore {
+    /// Checks every hash chain: the global session chain (all of it; it is small) and the
+    /// event/process chain of one session, or of every session when `sessionID` is nil.
+    /// Detects an edited, deleted, inserted or reordered row anywhere they cover.
+    public func verify(sessionID: String? = nil) throws(StoreError) -> VerificationReport {
+        try withConnection { connection throws(StoreError) in
+            var report = VerificationReport()
+            // One read transaction: a consistent snapshot while supervisors keep writing.
+            try connection.execute("BEGIN")
+            defer { sqlite3_exec(connection.handle, "COMMIT", nil, nil, nil) }
+            let sessions = try Self.loadSessions(connection)
+            let retention = try Self.loadRetention(connection)
+            try Self.verifyGlobalChain(connection, sessions: sessions, retention: retention, report: &report)
+            for session in sessions.values.sorted(by: { ($0.startTime, $0.id) < ($1.startTime, $1.id) }) {
+                if let sessionID, session.id != sessionID { continue }
+                if session.chained {
+                    try Self.verifySessionChain(session, connection, report: &report)
+                } else {
+                    report.unchainedEvents += Int(try Self.count(
+                        "SELECT count(*) FROM events WHERE session_id = ?", session.id, connection))
+                }
+            }
+            return report
+        }
+    }
+
+    struct SessionRow {
+        var id: String
+        var start: AuditChain.SessionStartColumns
+        var startTime: Int64
+        var endTime: Int64?
+        var exitStatus: Int64?
+        var linkCount: Int64?
+        var lastHash: String?
+        var chained: Bool
+    }
+
+    private static func loadSessions(_ connection: SQLiteConnection) throws(StoreError) -> [String: SessionRow] {
+        let statement = try connection.statement(
+            """
+            SELECT id, agent, command, cwd, policy_path, policy_sha256, start_time, mode, context,
+                   end_time, exit_status, link_count, last_hash, chain_version
+            FROM sessions
+            """)
+        defer { statement.reset() }
+        var rows: [String: SessionRow] = [:]
+        while try statement.step() {
+            let id = statement.text(0)
+            let start = AuditChain.SessionStartColumns(
+                id: id, agent: statement.text(1), command: statement.text(2), cwd: statement.text(3),
+                policyPath: statement.text(4), policySHA256: statement.text(5), startTime: statement.int64(6),
+                mode: statement.text(7), context: statement.optionalText(8))
+            rows[id] = SessionRow(
+                id: id, start: start, startTime: statement.int64(6), endTime: statement.optionalInt64(9),
+                exitStatus: statement.optionalInt64(10), linkCount: statement.optionalInt64(11),
+                lastHash: statement.optionalText(12), chained: !statement.isNull(13))
+        }
+        return rows
+    }
+
+    private static func loadRetention(_ connection: SQLiteConnection) throws(StoreError) -> [Int64: AuditChain.RetentionColumns] {
+        let statement = try connection.statement(
+            "SELECT id, time, cutoff, sessions, events_removed, processes_removed FROM retention_log")
+        defer { statement.reset() }
+        var rows: [Int64: AuditChain.RetentionColumns] = [:]
+        while try statement.step() {
+            rows[statement.int64(0)] = AuditChain.RetentionColumns(
+                id: statement.int64(0), time: statement.int64(1), cutoff: statement.int64(2),
+                sessions: statement.text(3), eventsRemoved: statement.int64(4), processesRemoved: statement.int64(5))
+        }
+        return rows
+    }
+
+    private static func count(_ sql: String, _ id: String, _ connection: SQLiteConnection) throws(StoreError) -> Int64 {
+        let statement = try connection.statement(sql)
+        defer { statement.reset() }
+        try statement.bind(1, id)
+        return try statement.step() ? statement.int64(0) : 0
+    }
+
+    private static func short(_ hash: String) -> String { String(hash.prefix(16)) + "…" }
+
+    // MARK: - Global chain
+
+    private static func verifyGlobalChain(
+        _ connection: SQLiteConnection, sessions: [String: SessionRow],
+        retention: [Int64: AuditChain.RetentionColumns], report: inout VerificationReport
+    ) throws(StoreError) {
+        let statement = try connection.statement(
+            "SELECT seq, kind, session_id, digest, hash, pruned FROM session_chain ORDER BY seq")
+        defer { statement.reset() }
+        var previous: [UInt8]?
+        var lastSeq: Int64 = 0
+        var linked: [String: Set<String>] = [:]
+        var prunedSessions: [(seq: Int64, session: String)] = []
+        var vouched = Set<String>()
+        while try statement.step() {
+            let seq = statement.int64(0)
+            let kind = statement.text(1)
+            let sessionID = statement.text(2)
+            let digest = statement.text(3)
+            let stored = statement.text(4)
+            let pruned = statement.int64(5) != 0
+            report.globalLinks += 1
+            func problem(_ message: String) {
+                report.add(ChainProblem(table: "session_chain", row: "\(seq)", sessionID: sessionID, seq: seq, message: message))
+            }
+            if let expected = previous {
+                if seq != lastSeq + 1 {
+                    let missing = seq - 1 == lastSeq + 1 ? "seq \(lastSeq + 1) is" : "seqs \(lastSeq + 1)–\(seq - 1) are"
+                    problem("session chain link \(missing) missing before this one: deleted")
+                } else {
+                    let computed = AuditChain.hex(AuditChain.globalLinkHash(
+                        seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: expected))
+                    if computed != stored {
+                        problem("link hash doesn't match (stored \(short(stored)), computed \(short(computed))): this link or the one before it was edited")
+                    }
+                }
+            } else if seq == 1 {
+                let computed = AuditChain.hex(AuditChain.globalLinkHash(
+                    seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: AuditChain.globalGenesis))
+                if computed != stored {
+                    problem("link hash doesn't match (stored \(short(stored)), computed \(short(computed))): the first link was edited")
+                }
+            } else if pruned {
+                report.anchorSeq = seq // a retention anchor: the chain legitimately starts here
+            } else {
+                problem("the session chain starts at seq \(seq) without a retention anchor: links 1–\(seq - 1) were deleted")
+            }
+            previous = AuditChain.bytes(hex: stored) ?? []
+            lastSeq = seq
+            report.headHash = stored
+
+            if pruned {
+                prunedSessions.append((seq, sessionID))
+                continue
+            }
+            linked[sessionID, default: []].insert(kind)
+            if kind == "retention" {
+                guard sessionID.hasPrefix("retention:"), let id = Int64(sessionID.dropFirst("retention:".count)),
+                      let row = retention[id]
+                else {
+                    problem("its retention_log row is missing: deleted")
+                    continue
+                }
+                if AuditChain.hex(AuditChain.retentionDigest(row)) != digest {
+                    report.add(ChainProblem(
+                        table: "retention_log", row: "\(id)", sessionID: nil, seq: seq,
+                        message: "its fields don't match its record in the session chain (seq \(seq)): edited"))
+                }
+                for removed in AuditJSON.decodeStringArray(row.sessions) ?? [] { vouched.insert(removed) }
+                continue
+            }
+            guard let session = sessions[sessionID] else {
+                report.add(ChainProblem(
+                    table: "sessions", row: sessionID, sessionID: sessionID, seq: nil,
+                    message: "missing: the row was deleted (its \(kind) record is session chain seq \(seq))"))
+                continue
+            }
+            switch kind {
+            case "start":
+                if AuditChain.hex(AuditChain.sessionStartDigest(session.start)) != digest {
+                    report.add(ChainProblem(
+                        table: "sessions", row: sessionID, sessionID: sessionID, seq: nil,
+                        message: "its start fields (agent, command, cwd, policy, start time, mode, context) don't match its start record (session chain seq \(seq)): edited"))
+                }
+            case "end":
+                guard let end = session.endTime, let status = session.exitStatus, let count = session.linkCount,
+                      let last = session.lastHash
+                else {
+                    report.add(ChainProblem(
+                        table: "sessions", row: sessionID, sessionID: sessionID, seq: nil,
+                        message: "its end fields were cleared, but its end record is session chain seq \(seq)"))
+                    continue
+                }
+                let columns = AuditChain.SessionEndColumns(id: sessionID, endTime: end, exitStatus: status, linkCount: count, lastHash: last)
+                if AuditChain.hex(AuditChain.sessionEndDigest(columns)) != digest {
+                    report.add(ChainProblem(
+                        table: "sessions", row: sessionID, sessionID: sessionID, seq: nil,
+                        message: "its end fields (end time, exit status, link count, last hash) don't match its end record (session chain seq \(seq)): edited"))
+                }
+            default:
+                problem("unknown link kind \"\(kind)\"")
+            }
+        }
+        // A pruned link must be vouched for by a retention record.
+        for (seq, session) in prunedSessions where !vouched.contains(session) && seq != report.anchorSeq {
+            report.add(ChainProblem(
+                table: "session_chain", row: "\(seq)", sessionID: session, seq: seq,
+                message: "marked as removed by retention, but no retention record lists session \(session)"))
+        }
+        // Every chained session must be in the chain; an unchained one must really be pre-v2.
+        for session in sessions.values.sorted(by: { $0.id < $1.id }) {
+            let kinds = linked[session.id] ?? []
+            if session.chained {
+                if !kinds.contains("start") {
+                    report.add(ChainProblem(
+                        table: "sessions", row: session.id, sessionID: session.id, seq: nil,
+                        message: "has no start record in the session chain: inserted outside the audit store"))
+                }
+                if session.endTime != nil && !kinds.contains("end") {
+                    report.add(ChainProblem(
+                        table: "sessions", row: session.id, sessionID: session.id, seq: nil,
+                        message: "has end fields but no end record in the session chain: edited"))
+                }
+                if session.endTime == nil { report.openSessions.append(session.id) }
+            } else if !kinds.isEmpty {
+                report.add(ChainProblem(
+                    table: "sessions", row: session.id, sessionID: session.id, seq: nil,
+                    message: "is marked unchained (pre-v2), but it has records in the session chain: chain_version was cleared"))
+            } else {
+                report.unchainedSessions.append(session.id)
+            }
+        }
+    }
+
+    // MARK: - Session chains
+
+    private struct ProcessRow {
+        var id: Int64
+        var start: AuditChain.ProcessStartColumns
+        var startHash: String
+        var exit: AuditChain.ProcessExitColumns?
+        var exitHash: String?
+    }
+
+    private static func verifySessionChain(
+        _ session: SessionRow, _ connection: SQLiteConnection, report: inout VerificationReport
+    ) throws(StoreError) {
+        report.sessionsVerified += 1
+        let processStatement = try connection.statement(
+            """
+            SELECT id, pid, ppid, executable, argv, uid, gid, capabilities, cgroup, start_time, start_seq, start_hash,
+                   exit_time, exit_status, exit_seq, exit_hash
+            FROM processes WHERE session_id = ?
+            """)
+        try processStatement.bind(1, session.id)
+        var processes: [ProcessRow] = []
+        while try processStatement.step() {
+            let start = AuditChain.ProcessStartColumns(
+                sessionID: session.id, seq: processStatement.int64(10), pid: processStatement.int64(1),
+                ppid: processStatement.int64(2), executable: processStatement.text(3), argv: processStatement.text(4),
+                uid: processStatement.int64(5), gid: processStatement.int64(6), capabilities: processStatement.text(7),
+                cgroup: processStatement.text(8), startTime: processStatement.int64(9))
+            let startHash = processStatement.text(11)
+            var exit: AuditChain.ProcessExitColumns?
+            if let exitSeq = processStatement.optionalInt64(14) {
+                exit = AuditChain.ProcessExitColumns(
+                    sessionID: session.id, seq: exitSeq, startHash: startHash, pid: processStatement.int64(1),
+                    exitTime: processStatement.optionalInt64(12) ?? 0, exitStatus: processStatement.optionalInt64(13) ?? 0)
+            }
+            processes.append(ProcessRow(
+                id: processStatement.int64(0), start: start, startHash: startHash, exit: exit,
+                exitHash: processStatement.optionalText(15)))
+        }
+        processStatement.reset()
+        // Process links in chain order: (seq, index, isExit).
+        var processLinks: [(seq: Int64, index: Int, isExit: Bool)] = []
+        for (index, process) in processes.enumerated() {
+            processLinks.append((process.start.seq, index, false))
+            if let exit = process.exit { processLinks.append((exit.seq, index, true)) }
+        }
+        processLinks.sort { $0.seq < $1.seq }
+
+        let events = try connection.statement(
+            """
+            SELECT id, seq, time, pid, ppid, executable, syscall, action, target, argv, decision, rule_index, rule_id,
+                   reason, intent, notable, enforced, errno, latency_us, hash
+            FROM events WHERE session_id = ? ORDER BY seq
+            """)
+        defer { events.reset() }
+        try events.bind(1, session.id)
+        var hasEvent = try events.step()
+        var nextProcess = 0
+        var previous = AuditChain.sessionGenesis(session.id)
+        var expectedSeq: Int64 = 1
+        var encoder = AuditChain.Encoder(domain: "", previous: [])
+
+        // Events without a chain position come first (NULL sorts low).
+        while hasEvent && events.isNull(1) {
+            report.add(ChainProblem(
+                table: "events", row: "\(events.int64(0))", sessionID: session.id, seq: nil,
+                message: "has no chain position in a chained session: inserted outside the audit writer"))
+            hasEvent = try events.step()
+        }
+
+        while hasEvent || nextProcess < processLinks.count {
+            let eventSeq: Int64? = hasEvent ? events.int64(1) : nil
+            let processSeq: Int64? = nextProcess < processLinks.count ? processLinks[nextProcess].seq : nil
+            let takeEvent: Bool
+            if let eventSeq, let processSeq { takeEvent = eventSeq <= processSeq } else { takeEvent = eventSeq != nil }
+
+            let table: String
+            let rowID: Int64
+            let seq: Int64
+            let stored: String
+            let computed: String
+            if takeEvent {
+                let columns = AuditChain.EventColumns(
+                    sessionID: session.id, seq: events.int64(1), time: events.int64(2), pid: events.int64(3),
+                    ppid: events.int64(4), executable: events.text(5), syscall: events.text(6), action: events.text(7),
+                    target: events.text(8), argv: events.optionalText(9), decision: events.text(10),
+                    ruleIndex: events.optionalInt64(11), ruleID: events.optionalText(12), reason: events.text(13),
+                    intent: events.optionalText(14), notable: events.int64(15), enforced: events.int64(16),
+                    errno: events.optionalInt64(17), latency: events.int64(18))
+                table = "events"
+                rowID = events.int64(0)
+                seq = columns.seq
+                stored = events.text(19)
+                computed = AuditChain.hex(AuditChain.eventHash(columns, previous: previous, encoder: &encoder))
+                report.eventsVerified += 1
+            } else {
+                let link = processLinks[nextProcess]
+                let process = processes[link.index]
+                table = "processes"
+                rowID = process.id
+                seq = link.seq
+                if link.isExit, let exit = process.exit {
+                    stored = process.exitHash ?? ""
+                    computed = AuditChain.hex(AuditChain.processExitHash(exit, previous: previous, encoder: &encoder))
+                } else {
+                    stored = process.startHash
+                    computed = AuditChain.hex(AuditChain.processStartHash(process.start, previous: previous, encoder: &encoder))
+                }
+                report.processLinksVerified += 1
+            }
+            let what = table == "processes" ? (processLinks[nextProcess].isExit ? "exit" : "start") : ""
+            func problem(_ message: String) {
+                report.add(ChainProblem(table: table, row: "\(rowID)", sessionID: session.id, seq: seq, message: message))
+            }
+            if seq > expectedSeq {
+                let missing = seq - 1 == expectedSeq ? "seq \(expectedSeq) is" : "seqs \(expectedSeq)–\(seq - 1) are"
+                problem("chain link \(missing) missing before this \(what.isEmpty ? "row" : what + " record"): deleted")
+            } else if seq < expectedSeq {
+                problem("chain position \(seq) is used twice: a row was inserted or copied")
+            } else if computed != stored {
+                problem("stored \(what.isEmpty ? "" : what + " ")hash \(short(stored)) doesn't match its content (computed \(short(computed))): this row was edited, or moved")
+            }
+            previous = AuditChain.bytes(hex: stored) ?? []
+            expectedSeq = max(expectedSeq, seq + 1)
+            if takeEvent { hasEvent = try events.step() } else { nextProcess += 1 }
+        }
+
+        // The end record vouches for the length and the last link.
+        let count = expectedSeq - 1
+        if let linkCount = session.linkCount, let lastHash = session.lastHash, session.endTime != nil {
+            let head = count == 0 ? AuditChain.hex(AuditChain.sessionGenesis(session.id)) : AuditChain.hex(previous)
+            if linkCount != count || lastHash != head {
+                let message = linkCount > count
+                    ? "its end record covers \(linkCount) links ending in \(short(lastHash)), but only \(count) are stored: the last \(linkCount - count) were deleted"
+                    : "its end record covers \(linkCount) links ending in \(short(lastHash)), but \(count) are stored ending in \(short(head)): rows were added or edited after the end"
+                report.add(ChainProblem(table: "sessions", row: session.id, sessionID: session.id, seq: nil, message: message))
+            }
+        }
+    }
+}
