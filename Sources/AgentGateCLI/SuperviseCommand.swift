@@ -102,6 +102,10 @@ public struct SuperviseCommand: ParsableCommand {
         options.protectedFiles = ["", "-wal", "-shm", "-journal", ".fallback.jsonl"].map { databasePath + $0 }
             + loaded.files
         options.agentName = agentName
+        options.home = variables.home
+        if loaded.policy.mode == .audit {
+            printError("audit mode (\(loaded.source)): every decision is recorded, nothing is blocked")
+        }
         let supervisor = Supervisor(options: options, policy: loaded.policy, writer: writer)
 
         let status: Int32

@@ -8,6 +8,17 @@ import Glibc
 struct DecisionRecorder: Sendable {
     let writer: AuditWriter?
     let verbose: Bool
+    /// For rule ids and reasons, and `log` decisions.
+    let policy: Policy?
+    /// The user's home, so intent lines can say `~/.ssh/id_rsa`.
+    let home: String?
+
+    init(writer: AuditWriter?, verbose: Bool, policy: Policy? = nil, home: String? = nil) {
+        self.writer = writer
+        self.verbose = verbose
+        self.policy = policy
+        self.home = home
+    }
 
     /// One decided syscall.
     struct Entry {
@@ -19,14 +30,30 @@ struct DecisionRecorder: Sendable {
         var ruleIndex: Int? = nil
         var reason: String
         var errno: Int32? = nil
+        /// The policy's verdict, when the policy decided (not a self-protection refusal).
+        var verdict: Verdict? = nil
     }
 
     func record(_ entry: Entry, notification n: Notification, process: ProcessInfo, respondedAt: UInt64) {
         let latency = Int64((respondedAt &- n.receivedAt) / 1000)
+        var ruleID: String?
+        var reason = entry.reason
+        if let index = entry.ruleIndex, let policy, policy.rules.indices.contains(index) {
+            let rule = policy.rules[index]
+            ruleID = rule.displayID
+            if let ruleReason = rule.reason, entry.verdict?.reason != .escapesScope { reason = ruleReason }
+        }
+        let enforced = entry.verdict?.enforced ?? true
+        // Intent lines are built after the response, and only where people read them: execs,
+        // and whatever wasn't a plain allow. Plain allowed opens and connects don't pay for one.
+        var intent: String?
+        if entry.action == .exec || entry.decision != "allow" {
+            intent = Intent.describe(entry.action, target: entry.target, argv: entry.argv, home: home).text
+        }
         if verbose {
-            var line = "agentgate: \(entry.decision) \(entry.action.name) \(entry.target)"
-            if let rule = entry.ruleIndex { line += " (rule \(rule))" }
-            if entry.decision != "allow" { line += " [\(entry.reason)]" }
+            var line = "agentgate: \(enforced ? entry.decision : "would \(entry.decision)") \(entry.action.name) \(entry.target)"
+            if let ruleID { line += " (rule \(ruleID))" }
+            if entry.decision != "allow" { line += " [\(reason)]" }
             line += " pid=\(process.tgid) \(latency)µs\n"
             writeStandardError(line)
         }
@@ -34,7 +61,8 @@ struct DecisionRecorder: Sendable {
             timeMicros: agentgate_realtime_us(), pid: process.tgid, ppid: process.ppid,
             executable: process.executable, syscall: entry.syscall, action: entry.action.name,
             target: entry.target, argv: entry.argv, decision: entry.decision, ruleIndex: entry.ruleIndex,
-            reason: entry.reason, errno: entry.errno, latencyMicros: latency))
+            reason: reason, errno: entry.errno, latencyMicros: latency,
+            ruleID: ruleID, intent: intent, notable: entry.decision == "log", enforced: enforced))
     }
 }
 
@@ -42,7 +70,7 @@ extension DecisionRecorder.Entry {
     /// An entry for a policy verdict.
     init(syscall: String, action: ActionKind, target: String, verdict: Verdict, argv: [String]? = nil, errno: Int32? = nil) {
         self.init(syscall: syscall, action: action, target: target, argv: argv, decision: verdict.decision.name,
-                  ruleIndex: verdict.ruleIndex, reason: verdict.reason.text, errno: errno)
+                  ruleIndex: verdict.ruleIndex, reason: verdict.reason.text, errno: errno, verdict: verdict)
     }
 
     /// An entry for a denial the policy didn't make (unreadable argument, self-protection…).

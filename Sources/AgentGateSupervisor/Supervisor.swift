@@ -13,6 +13,8 @@ public struct SupervisorOptions: Sendable {
     public var programPath: String
     public var environment: [String]
     public var verbose = false
+    /// The user's home directory, for intent lines (`~/.ssh/id_rsa`).
+    public var home: String?
     /// The agent's name, which `when: {agent: …}` rules test (default: the command's basename).
     public var agentName: String?
     /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). Off by default: it wins on a single
@@ -117,7 +119,8 @@ public final class Supervisor: Sendable {
         }
 
         let core = SupervisorCore(listener: listener, table: table, policy: policy,
-                                  recorder: DecisionRecorder(writer: writer, verbose: options.verbose),
+                                  recorder: DecisionRecorder(writer: writer, verbose: options.verbose, policy: policy,
+                                                             home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(Self.realPath),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""))
