@@ -13,6 +13,10 @@ final class ProcessContexts: Sendable {
     private let commands = Mutex<[pid_t: [[String]]]>([:])
     let agent: String
     let supervisorPID: pid_t
+    /// The agent's first process: the only one whose parent is the supervisor by birth. Any
+    /// other child of the supervisor was orphaned and adopted (it is a child subreaper), and its
+    /// real ancestry is gone.
+    private let rootPID = Atomic<pid_t>(0)
 
     static let maximumCommandsPerProcess = 8
     static let maximumAncestors = 64
@@ -35,18 +39,29 @@ final class ProcessContexts: Sendable {
             effectiveCapabilities: status.capEff, permittedCapabilities: status.capPrm,
             cgroup: Self.cgroup(of: tid) ?? "", executable: executable,
             commands: commandLines(of: tgid), ancestors: [], agent: agent)
+        var child = tgid
         var parent = status.ppid
         while parent > 1, parent != supervisorPID, context.ancestors.count < Self.maximumAncestors {
             let image = ProcessImage(executable: ProcessTable.readLink("/proc/\(parent)/exe") ?? "",
                                      commands: commandLines(of: parent))
             context.ancestors.append(image)
+            child = parent
             parent = ProcStat.field(1, of: parent)
         }
+        // A chain that doesn't end at the agent's first process lost an ancestor (a daemon
+        // double-forked out from under it): unknown ancestry, so `when:` rules fail closed
+        // rather than letting a process shed "started by npm install" by reparenting.
+        guard parent == supervisorPID, child == rootPID.load(ordering: .relaxed) else { return nil }
         cache.withLock { table in
             if table.count > 4096 { table.removeAll(keepingCapacity: true) }
             table[tid] = context
         }
         return context
+    }
+
+    /// The agent's first process, once spawned.
+    func setRoot(_ pid: pid_t) {
+        rootPID.store(pid, ordering: .relaxed)
     }
 
     /// An allowed exec: the process's image (and so its context) changes.

@@ -124,6 +124,7 @@ public final class Supervisor: Sendable {
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(Self.realPath),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""))
+        core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let receivers = Receivers(core: core, count: max(1, options.receiverThreads))
         receivers.start()

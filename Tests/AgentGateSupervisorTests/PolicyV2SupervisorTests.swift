@@ -79,6 +79,29 @@ import Testing
         #expect(direct.status == 0 && direct.stdout == "DATA\n")
     }
 
+    @Test func aDaemonCantShedItsAncestryByReparenting() throws {
+        let h = try Harness()
+        try h.write("data.txt", "DATA\n")
+        // The reader runs as `sh -c 'sleep…; cat…'`, started in the background by a script whose
+        // name carries the marker; the script exits at once, so the reader is orphaned and
+        // adopted by the supervisor before it reads. Its ancestry is then unknown, and the deny
+        // rule must still apply.
+        try h.write("inner-marker.sh", "sh -c 'sleep 0.5; cat \"$1\" > \"$2\"' sh \"$1\" \"$2\" &\nexit 0\n")
+        try h.write("outer.sh", "sh \"$1/inner-marker.sh\" \"$1/data.txt\" \"$2\"\nsleep 1.5\n")
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "\(h.dir)/data.txt"}
+                when: {ancestor: "*inner-marker*"}
+                decision: deny
+            """)
+        _ = h.bare(["sh", h.path("outer.sh"), h.dir, h.path("bare.txt")])
+        #expect((try? String(contentsOfFile: h.path("bare.txt"), encoding: .utf8)) == "DATA\n")
+        _ = h.supervised(["sh", h.path("outer.sh"), h.dir, h.path("supervised.txt")], policy: policy)
+        #expect((try? String(contentsOfFile: h.path("supervised.txt"), encoding: .utf8)) != "DATA\n")
+    }
+
     @Test func capabilityConditionsUseTheProcessCapabilities() throws {
         let h = try Harness()
         try h.write("data.txt", "DATA\n")
