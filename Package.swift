@@ -56,6 +56,8 @@ let package = Package(
         ),
         .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI"]),
         .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI"]),
+        // `swift run -c release agentgate-store-bench`: events/s through AuditWriter (README).
+        .executableTarget(name: "agentgate-store-bench", dependencies: ["AgentGateStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "AgentGatePolicyTests", dependencies: ["AgentGatePolicy"]),
         .testTarget(name: "AgentGateStoreTests", dependencies: ["AgentGateStore"]),
         .testTarget(
