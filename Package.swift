@@ -58,6 +58,8 @@ let package = Package(
         .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI"]),
         // `swift run -c release agentgate-policy-bench`: policy decisions per second.
         .executableTarget(name: "agentgate-policy-bench", dependencies: ["AgentGatePolicy"], path: "Benchmarks/PolicyBench"),
+        // `swift run -c release agentgate-store-bench`: events/s through AuditWriter (README).
+        .executableTarget(name: "agentgate-store-bench", dependencies: ["AgentGateStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "AgentGatePolicyTests", dependencies: ["AgentGatePolicy"]),
         .testTarget(name: "AgentGateStoreTests", dependencies: ["AgentGateStore"]),
         .testTarget(

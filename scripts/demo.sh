@@ -24,4 +24,8 @@ echo "== exit status: $?"
 echo "== agentgate audit --session $session --decision deny"
 "$bin/agentgate" audit --session "$session" --decision deny
 echo "== every decision is in $AGENTGATE_DB ($("$bin/agentgate" audit --session "$session" | wc -l) events)"
-echo "== try it yourself: $bin/agentgate-supervise -- bash"
+echo "== agentgate audit verify (the hash chains)"
+"$bin/agentgate" audit verify --session "$session"
+echo "== agentgate show $session"
+"$bin/agentgate" show "$session" | sed -n '1,12p'
+echo "== try it yourself: $bin/agentgate-supervise -- bash; agentgate export $session --format html -o report.html"

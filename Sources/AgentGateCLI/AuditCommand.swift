@@ -1,89 +1,274 @@
 import AgentGateStore
 import ArgumentParser
 import Foundation
+import Glibc
 
 /// `agentgate`: queries over the audit database.
 public struct AgentGateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agentgate",
         abstract: "AgentGate: check policies and query what supervised agents did.",
-        subcommands: [CheckCommand.self, PolicyCommand.self, InitCommand.self, AuditCommand.self, SessionsCommand.self])
+        subcommands: [
+            CheckCommand.self, PolicyCommand.self, InitCommand.self,
+            AuditCommand.self, SessionsCommand.self, ShowCommand.self, ExportCommand.self, CleanCommand.self,
+        ])
     public init() {}
 }
 
+/// `--db FILE`, else $AGENTGATE_DB, else the supervisor's default path.
 struct DatabaseOption: ParsableArguments {
     @Option(help: "SQLite database (default: $AGENTGATE_DB or $XDG_DATA_HOME/agentgate/agentgate.db).")
     var db: String?
 
+    var path: String { AgentGatePaths.database(db) }
+
+    /// Opens the database for queries: read-write when possible (so an old schema is
+    /// upgraded), else read-only. Exits 2 when there is none or it can't be opened.
     func open() throws -> AuditStore {
-        let path = AgentGatePaths.database(db)
+        let path = self.path
         guard FileManager.default.fileExists(atPath: path) else {
             printError("no audit database at \(path)", tool: "agentgate")
             throw ExitCode(2)
         }
-        do { return try AuditStore(path: path) } catch {
-            printError("cannot open the audit database: \(error)", tool: "agentgate")
-            throw ExitCode(2)
+        do throws(StoreError) {
+            return try AuditStore(path: path)
+        } catch let writable {
+            guard writable.code == .readOnly || writable.code == .cannotOpen || writable.code == .sqlite else {
+                printError("cannot open the audit database: \(writable)", tool: "agentgate")
+                throw ExitCode(2)
+            }
+            do { return try AuditStore(path: path, readOnly: true) } catch {
+                printError("cannot open the audit database: \(writable)", tool: "agentgate")
+                throw ExitCode(2)
+            }
         }
+    }
+
+    /// The one session `idOrPrefix` names (a full id or a unique prefix); exits 2 otherwise.
+    static func resolveSession(_ idOrPrefix: String, in store: AuditStore) throws -> String {
+        let matches = try store.sessionIDs(matching: idOrPrefix)
+        if matches.count == 1 { return matches[0] }
+        if matches.isEmpty {
+            printError("no session \"\(idOrPrefix)\" in \(store.path)", tool: "agentgate")
+        } else {
+            printError("\"\(idOrPrefix)\" matches several sessions: \(matches.joined(separator: ", "))", tool: "agentgate")
+        }
+        throw ExitCode(2)
     }
 }
 
-/// `agentgate audit`: lists decided events.
+/// `agentgate audit …`: lists decided events (the default), or verifies the hash chains.
 struct AuditCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit", abstract: "List recorded decisions.")
+    static let configuration = CommandConfiguration(
+        commandName: "audit", abstract: "List recorded decisions, or verify the audit trail.",
+        subcommands: [AuditListCommand.self, AuditVerifyCommand.self], defaultSubcommand: AuditListCommand.self)
+}
+
+/// `agentgate audit [--session ID] [--decision D] [--action A] [--since T] [--grep TEXT] [--json|--jsonl] [-f]`
+struct AuditListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List recorded decisions (the default `agentgate audit`).",
+        discussion: """
+        Each line: ✓ allow, ✗ deny, ? ask, ! log; the local time; the action; the decision ("would deny" in \
+        audit mode); the argv for exec, else the target; and for anything not allowed, the rule and reason.
+        """)
+
     @OptionGroup var database: DatabaseOption
-    @Option(help: "Only this session.") var session: String?
-    @Option(help: "Only this decision (allow, deny, ask).") var decision: String?
+    @Option(help: "Only this session (an id or a unique prefix).") var session: String?
+    @Option(help: "Only this decision (allow, deny, ask, log).") var decision: String?
     @Option(help: "Only this action (exec, fs_read, fs_write, net_egress).") var action: String?
+    @Option(help: "Only events since: a duration (30s, 15m, 2h, 7d) or an ISO-8601 time.") var since: String?
+    @Option(help: "Only events whose target, argv, executable, reason or intent contains TEXT (any case).")
+    var grep: String?
+    @Flag(help: "A JSON array.") var json = false
     @Flag(help: "One JSON object per line.") var jsonl = false
+    @Flag(name: [.customShort("f"), .long], help: "Follow a live session (the latest one without --session) until it ends.")
+    var follow = false
+
+    func validate() throws {
+        if json && jsonl { throw ValidationError("--json and --jsonl are exclusive") }
+        if json && follow { throw ValidationError("--json prints one array; use --jsonl with -f") }
+        if let since { _ = try AuditTime.since(since) }
+    }
 
     func run() throws {
         let store = try database.open()
         defer { store.close() }
-        let events = try store.events(sessionID: session)
-        let formatter = DateFormatter()
-        formatter.dateFormat = "HH:mm:ss"
-        for stored in events {
-            let event = stored.event
-            if let decision, event.decision != decision { continue }
-            if let action, event.action != action { continue }
-            if jsonl {
-                var object: [String: Any] = [
-                    "id": stored.id, "session": stored.sessionID, "time_us": event.timeMicros, "pid": event.pid,
-                    "ppid": event.ppid, "executable": event.executable, "syscall": event.syscall,
-                    "action": event.action, "target": event.target, "decision": event.decision,
-                    "reason": event.reason, "latency_us": event.latencyMicros,
-                ]
-                if let rule = event.ruleIndex { object["rule"] = rule }
-                if let argv = event.argv { object["argv"] = argv }
-                if let errno = event.errno { object["errno"] = errno }
-                let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                print(String(decoding: data, as: UTF8.self))
-                continue
+        var query = AuditStore.EventQuery(
+            decision: decision, action: action, since: try since.map { try AuditTime.since($0) }, text: grep)
+        if let session {
+            query.sessionID = try DatabaseOption.resolveSession(session, in: store)
+        } else if follow {
+            guard let latest = try store.latestSessionID() else {
+                printError("no sessions to follow in \(store.path)", tool: "agentgate")
+                throw ExitCode(2)
             }
-            let mark = event.decision == "allow" ? "✓" : "✗"
-            let time = formatter.string(from: Date(timeIntervalSince1970: Double(event.timeMicros) / 1_000_000))
-            let what = event.action == "exec" ? (event.argv?.joined(separator: " ") ?? event.target) : event.target
-            var line = "\(mark) \(time) \(event.action) \(event.decision) \(what)"
-            if event.decision != "allow" {
-                line += event.ruleIndex.map { " (rule \($0): \(event.reason))" } ?? " (\(event.reason))"
+            query.sessionID = latest
+        }
+        var first = true
+        if json { print("[", terminator: "") }
+        func emit(_ events: [StoredEvent]) {
+            for stored in events {
+                if json {
+                    print((first ? "\n" : ",\n") + AuditFormat.json(AuditFormat.jsonObject(stored)), terminator: "")
+                } else if jsonl {
+                    print(AuditFormat.json(AuditFormat.jsonObject(stored)))
+                } else {
+                    print(AuditFormat.line(stored.event))
+                }
+                first = false
             }
-            print(line)
+        }
+        // Pages by row id, so a large database doesn't have to fit in memory.
+        query.limit = 10_000
+        while true {
+            let page = try store.events(matching: query)
+            emit(page)
+            guard let last = page.last, page.count == query.limit else { break }
+            query.afterID = last.id
+        }
+        if json { print(first ? "]" : "\n]") }
+        guard follow, let sessionID = query.sessionID else { return }
+        fflush(nil)
+        try Self.follow(store: store, sessionID: sessionID, query: &query, emit: emit)
+    }
+
+    /// Polls every 200 ms for new events until the session has ended (or ^C).
+    static func follow(
+        store: AuditStore, sessionID: String, query: inout AuditStore.EventQuery, emit: ([StoredEvent]) -> Void
+    ) throws {
+        if query.afterID == nil {
+            query.afterID = try store.events(matching: .init(sessionID: sessionID)).last?.id ?? 0
+        }
+        while true {
+            let ended = try store.session(id: sessionID)?.endTimeMicros != nil
+            // Read after checking the end: nothing is written to a session after its end.
+            while true {
+                let page = try store.events(matching: query)
+                emit(page)
+                if let last = page.last { query.afterID = last.id }
+                if page.count < (query.limit ?? Int.max) { break }
+            }
+            fflush(nil)
+            if ended { return }
+            usleep(200_000)
         }
     }
 }
 
-/// `agentgate sessions`: lists sessions.
+/// `agentgate audit verify [--session ID]`
+struct AuditVerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify", abstract: "Check the hash chains; name the first broken link.",
+        discussion: """
+        Recomputes every event's and process record's hash along its session's chain, and every session \
+        start, end and retention record along the global session chain. Exit status 0 when every chain \
+        holds, 1 when a row was edited, deleted, inserted or reordered (the first broken link is named), \
+        2 when the database can't be read.
+        """)
+
+    @OptionGroup var database: DatabaseOption
+    @Option(help: "Check this session's events and process records (the session chain is always checked).")
+    var session: String?
+
+    func run() throws {
+        let store = try database.open()
+        defer { store.close() }
+        let sessionID = try session.map { try DatabaseOption.resolveSession($0, in: store) }
+        let report = try store.verify(sessionID: sessionID)
+        let scope = sessionID.map { "session \($0)" } ?? "\(report.sessionsVerified) chained sessions"
+        if report.isValid {
+            print("✓ audit trail verified: \(scope), \(report.eventsVerified) events, \(report.processLinksVerified) process records; "
+                  + "session chain: \(report.globalLinks) links" + (report.headHash.map { ", head \($0)" } ?? ""))
+        } else {
+            print("✗ audit trail BROKEN. First broken link: \(report.firstBrokenLink!)")
+            let rest = report.problems.dropFirst()
+            if !rest.isEmpty {
+                print("Also:")
+                for problem in rest.prefix(20) { print("  - \(problem)") }
+                let more = rest.count - min(rest.count, 20) + report.unlistedProblems
+                if more > 0 { print("  … and \(more) more") }
+            }
+        }
+        if let anchor = report.anchorSeq {
+            print("note: the session chain starts at retention anchor seq \(anchor) (older sessions were removed by agentgate clean)")
+        }
+        if !report.unchainedSessions.isEmpty {
+            let ids = report.unchainedSessions.prefix(5).joined(separator: ", ") + (report.unchainedSessions.count > 5 ? ", …" : "")
+            print("note: \(report.unchainedSessions.count) sessions (\(report.unchainedEvents) events) were recorded before schema v2 and are unchained (pre-v2): \(ids)")
+        }
+        let open = sessionID.map { id in report.openSessions.filter { $0 == id } } ?? report.openSessions
+        if !open.isEmpty {
+            print("note: \(open.count) sessions have no end record (still running, or the supervisor was killed); their last events are covered by the chain but not by an end record")
+        }
+        if FileManager.default.fileExists(atPath: store.fallbackPath) {
+            print("note: \(store.fallbackPath) holds records not yet imported; the next agentgate-supervise start imports them")
+        }
+        if !report.isValid { throw ExitCode(1) }
+    }
+}
+
+/// `agentgate sessions [--agent A] [--since T] [--json]`
 struct SessionsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sessions", abstract: "List supervised sessions.")
     @OptionGroup var database: DatabaseOption
+    @Option(help: "Only sessions of this agent.") var agent: String?
+    @Option(help: "Only sessions started since: a duration (30s, 15m, 2h, 7d) or an ISO-8601 time.") var since: String?
+    @Flag(help: "A JSON array.") var json = false
+
+    func validate() throws {
+        if let since { _ = try AuditTime.since(since) }
+    }
 
     func run() throws {
         let store = try database.open()
         defer { store.close() }
-        for session in try store.sessions() {
-            let status = session.exitStatus.map { "exit \($0)" } ?? "running"
-            print("\(session.id)  \(session.agent)  \(status)  \(session.command.joined(separator: " "))")
+        let summaries = try store.sessionSummaries(agent: agent, since: try since.map { try AuditTime.since($0) })
+        if json {
+            let objects = summaries.map { summary -> [String: Any] in
+                var object = AuditFormat.sessionObject(summary.session)
+                object["events"] = summary.eventCount
+                object["denied"] = summary.deniedCount
+                return object
+            }
+            print(AuditFormat.json(objects, pretty: true))
+            return
         }
+        if summaries.isEmpty {
+            print("no sessions")
+            return
+        }
+        let rows = summaries.map { summary -> [String] in
+            let session = summary.session
+            let status: String
+            let duration: String
+            if let end = session.endTimeMicros {
+                status = session.exitStatus.map { "exit \($0)" } ?? "ended"
+                duration = AuditTime.duration(micros: end - session.startTimeMicros)
+            } else {
+                status = "running"
+                duration = "-"
+            }
+            let command = AuditFormat.printable(session.command.joined(separator: " "))
+            return [session.id, session.agent + (session.mode == "audit" ? " (audit)" : ""),
+                    AuditTime.dateTime(session.startTimeMicros), duration, status, "\(summary.eventCount)",
+                    "\(summary.deniedCount)", command.count > 60 ? String(command.prefix(59)) + "…" : command]
+        }
+        printTable(header: ["SESSION", "AGENT", "STARTED", "DURATION", "STATUS", "EVENTS", "DENIED", "COMMAND"], rows: rows)
+    }
+}
+
+/// Left-aligned columns, two spaces apart; the last column is not padded.
+func printTable(header: [String], rows: [[String]], indent: String = "") {
+    var widths = header.map(\.count)
+    for row in rows {
+        for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+    }
+    for row in [header] + rows {
+        var line = indent
+        for (index, cell) in row.enumerated() {
+            line += index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
+        }
+        print(line)
     }
 }

@@ -80,16 +80,35 @@ public struct SuperviseCommand: ParsableCommand {
             printError("cannot open the audit database: \(error)")
             throw ExitCode(2)
         }
+        // Records an earlier session could only write to the fallback file go in first.
+        do {
+            if let imported = try store.importFallback(), imported.imported > 0 || imported.rejected > 0 {
+                printError(imported.description)
+            }
+        } catch {
+            printError("warning: could not import \(store.fallbackPath) yet: \(error)")
+        }
         let sessionID = session ?? UUID().uuidString.lowercased()
+        let context = SessionContextCollector.collect(program: program, environment: Self.environ())
         let record = SessionRecord(
             id: sessionID, agent: agentName, command: command, cwd: cwd,
             policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: Self.nowMicros(),
-            endTimeMicros: nil, exitStatus: nil)
-        do {
+            endTimeMicros: nil, exitStatus: nil, context: context)
+        do throws(StoreError) {
             try store.createSession(record)
-        } catch {
+        } catch where error.code == .constraintViolation {
             printError("cannot record the session: \(error)")
             throw ExitCode(2)
+        } catch {
+            // The database opened but can't take the session (disk full, read-only, locked):
+            // enforcement doesn't depend on it; the session goes to the fallback file.
+            do {
+                try store.recordSessionStartInFallback(record)
+                printError("warning: cannot record the session in the database (\(error)); recording it in \(store.fallbackPath)")
+            } catch {
+                printError("cannot record the session: \(error)")
+                throw ExitCode(2)
+            }
         }
         let writer = AuditWriter(store: store, sessionID: sessionID)
 
@@ -112,20 +131,23 @@ public struct SuperviseCommand: ParsableCommand {
         do {
             status = try supervisor.run()
         } catch {
-            writer.close()
-            try? store.finishSession(id: sessionID, endTimeMicros: Self.nowMicros(), exitStatus: 125)
-            store.close()
+            Self.finish(writer, store: store, exitStatus: 125)
             printError(error.description)
             throw ExitCode(125)
         }
-        writer.close()
-        do {
-            try store.finishSession(id: sessionID, endTimeMicros: Self.nowMicros(), exitStatus: status)
-        } catch {
-            printError("cannot record the session's end: \(error)")
+        Self.finish(writer, store: store, exitStatus: status)
+        throw ExitCode(status)
+    }
+
+    /// Writes every decided event and the session's end (to the database, or the fallback
+    /// file), and says so if anything didn't reach the database.
+    static func finish(_ writer: AuditWriter, store: AuditStore, exitStatus: Int32) {
+        writer.finishSession(endTimeMicros: nowMicros(), exitStatus: exitStatus)
+        if writer.lostEventCount > 0 || (writer.isUsingFallback && writer.closeImport == nil),
+           let message = writer.lastErrorMessage {
+            printError(message)
         }
         store.close()
-        throw ExitCode(status)
     }
 
     static func nowMicros() -> Int64 {

@@ -50,10 +50,7 @@ public enum AuditChain {
 
         public mutating func integer(_ value: Int64) {
             bytes.append(1)
-            let bits = UInt64(bitPattern: value)
-            for shift in stride(from: 56, through: 0, by: -8) {
-                bytes.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift)))
-            }
+            withUnsafeBytes(of: UInt64(bitPattern: value).bigEndian) { bytes.append(contentsOf: $0) }
         }
 
         public mutating func integer(_ value: Int64?) {
@@ -62,11 +59,11 @@ public enum AuditChain {
 
         public mutating func text(_ value: String) {
             bytes.append(2)
-            let count = UInt64(value.utf8.count)
-            for shift in stride(from: 56, through: 0, by: -8) {
-                bytes.append(UInt8(truncatingIfNeeded: count >> UInt64(shift)))
+            var value = value
+            value.withUTF8 { utf8 in
+                withUnsafeBytes(of: UInt64(utf8.count).bigEndian) { bytes.append(contentsOf: $0) }
+                bytes.append(contentsOf: utf8)
             }
-            bytes.append(contentsOf: value.utf8)
         }
 
         public mutating func text(_ value: String?) {
@@ -275,12 +272,15 @@ public enum AuditChain {
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     public static func hex(_ bytes: [UInt8]) -> String {
-        var output = [UInt8](repeating: 0, count: bytes.count * 2)
-        for (index, byte) in bytes.enumerated() {
-            output[index * 2] = hexDigits[Int(byte >> 4)]
-            output[index * 2 + 1] = hexDigits[Int(byte & 0x0f)]
+        String(unsafeUninitializedCapacity: bytes.count * 2) { output in
+            hexDigits.withUnsafeBufferPointer { digits in
+                for (index, byte) in bytes.enumerated() {
+                    output[index * 2] = digits[Int(byte >> 4)]
+                    output[index * 2 + 1] = digits[Int(byte & 0x0f)]
+                }
+            }
+            return bytes.count * 2
         }
-        return String(decoding: output, as: UTF8.self)
     }
 
     /// Decodes lowercase or uppercase hex; nil when malformed.

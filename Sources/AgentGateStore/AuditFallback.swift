@@ -174,6 +174,7 @@ extension AuditStore {
                 if line.allSatisfy({ $0 == " " || $0 == "\r" }) { return nil }
                 return (line, FallbackRecord.parse(line))
             }
+            var presence = FallbackPresence(records: records.compactMap(\.record))
             try withConnection { connection throws(StoreError) in
                 try connection.inTransaction { () throws(StoreError) in
                     var knownSessions = Set<String>()
@@ -215,10 +216,16 @@ extension AuditStore {
                                 rejectedLines.append((line, "unknown session \(sessionID)"))
                                 continue
                             }
-                            let outcome = try Self.insertRows([row], connection: connection, ifAbsent: true)
-                            report.imported += outcome.inserted
-                            report.duplicates += outcome.duplicates
-                            for conflict in outcome.conflicts { rejectedLines.append((line, conflict.reason)) }
+                            switch try presence.of(row, sessionID: sessionID, connection: connection) {
+                            case .absent:
+                                try Self.insertRows([row], connection: connection)
+                                presence.inserted(row, sessionID: sessionID)
+                                report.imported += 1
+                            case .duplicate:
+                                report.duplicates += 1
+                            case .conflict(let reason):
+                                rejectedLines.append((line, reason))
+                            }
                         case .legacyEvent(let event, let sessionID):
                             guard try sessionExists(sessionID) else {
                                 rejectedLines.append((line, "unknown session \(sessionID)"))
@@ -283,6 +290,73 @@ extension AuditStore {
         try statement.bind(13, event.errno.map(Int64.init))
         try statement.bind(14, event.latencyMicros)
         _ = try statement.step()
+    }
+}
+
+/// Whether a fallback record is already stored (an import interrupted after its commit, or
+/// a batch appended twice), so import never stores anything twice. Events have no index on
+/// their chain position (each index slows every insert), so a session's stored positions in
+/// the file's range are read once, on first use.
+struct FallbackPresence {
+    enum Answer { case absent, duplicate, conflict(String) }
+
+    /// Per session, the range of event positions the file holds.
+    private var ranges: [String: ClosedRange<Int64>] = [:]
+    private var eventHashes: [String: [Int64: String]] = [:]
+
+    init(records: [FallbackRecord]) {
+        for case .row(.event(let event, _), let sessionID) in records {
+            if let range = ranges[sessionID] {
+                ranges[sessionID] = min(range.lowerBound, event.seq)...max(range.upperBound, event.seq)
+            } else {
+                ranges[sessionID] = event.seq...event.seq
+            }
+        }
+    }
+
+    mutating func of(_ row: ChainedRow, sessionID: String, connection: SQLiteConnection) throws(StoreError) -> Answer {
+        switch row {
+        case .event(let event, let hash):
+            if eventHashes[sessionID] == nil {
+                var stored: [Int64: String] = [:]
+                if let range = ranges[sessionID] {
+                    let statement = try connection.statement(
+                        "SELECT seq, hash FROM events WHERE session_id = ? AND seq BETWEEN ? AND ?")
+                    defer { statement.reset() }
+                    try statement.bind(1, sessionID)
+                    try statement.bind(2, range.lowerBound)
+                    try statement.bind(3, range.upperBound)
+                    while try statement.step() { stored[statement.int64(0)] = statement.optionalText(1) ?? "" }
+                }
+                eventHashes[sessionID] = stored
+            }
+            guard let existing = eventHashes[sessionID]?[event.seq] else { return .absent }
+            return existing == hash ? .duplicate
+                : .conflict("another event holds chain position \(event.seq) of session \(sessionID)")
+        case .processStart(let process, let hash):
+            let statement = try connection.statement("SELECT start_hash FROM processes WHERE session_id = ? AND start_seq = ?")
+            defer { statement.reset() }
+            try statement.bind(1, sessionID)
+            try statement.bind(2, process.seq)
+            guard try statement.step() else { return .absent }
+            return statement.text(0) == hash ? .duplicate
+                : .conflict("another process record holds chain position \(process.seq) of session \(sessionID)")
+        case .processExit(let exit, let startSeq, let hash):
+            let statement = try connection.statement("SELECT exit_hash FROM processes WHERE session_id = ? AND start_seq = ?")
+            defer { statement.reset() }
+            try statement.bind(1, sessionID)
+            try statement.bind(2, startSeq)
+            guard try statement.step() else {
+                return .conflict("no process record at chain position \(startSeq) of session \(sessionID) for the exit of pid \(exit.pid)")
+            }
+            guard let existing = statement.optionalText(0) else { return .absent }
+            return existing == hash ? .duplicate
+                : .conflict("the process at chain position \(startSeq) of session \(sessionID) already has another exit")
+        }
+    }
+
+    mutating func inserted(_ row: ChainedRow, sessionID: String) {
+        if case .event(let event, let hash) = row { eventHashes[sessionID, default: [:]][event.seq] = hash }
     }
 }
 

@@ -28,7 +28,7 @@ extension AuditStore {
                     SELECT id FROM sessions s
                     WHERE (end_time IS NOT NULL AND end_time < ?1)
                        OR (end_time IS NULL AND start_time < ?1
-                           AND coalesce((SELECT max(time) FROM events e WHERE e.session_id = s.id), 0) < ?1)
+                           AND coalesce((SELECT time FROM events e WHERE e.session_id = s.id ORDER BY id DESC LIMIT 1), 0) < ?1)
                     ORDER BY start_time, id
                     """)
                 try select.bind(1, cutoffMicros)

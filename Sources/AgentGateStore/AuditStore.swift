@@ -76,6 +76,8 @@ public final class AuditStore: Sendable {
                 message: "could not enable WAL journaling (journal_mode is \(mode ?? "unknown"))")
         }
         try connection.execute("PRAGMA synchronous=NORMAL")
+        // 16 MiB of page cache: a long session's index pages stay in memory.
+        try connection.execute("PRAGMA cache_size=-16384")
         try connection.execute("PRAGMA foreign_keys=ON")
     }
 
@@ -289,7 +291,7 @@ public final class AuditStore: Sendable {
                 let head = try Self.chainHead(sessionID: sessionID, connection: connection)
                 var builder = ChainBuilder(sessionID: sessionID, count: head.count, lastHash: head.lastHash)
                 let rows = events.map { builder.event($0) }
-                _ = try Self.insertRows(rows, connection: connection, ifAbsent: false)
+                try Self.insertRows(rows, connection: connection)
             }
         }
     }
@@ -299,35 +301,23 @@ public final class AuditStore: Sendable {
         guard !rows.isEmpty else { return }
         try withConnection { connection throws(StoreError) in
             try connection.inTransaction { () throws(StoreError) in
-                _ = try Self.insertRows(rows, connection: connection, ifAbsent: false)
+                try Self.insertRows(rows, connection: connection)
             }
         }
     }
 
-    /// What `insertRows` did with rows that were already there (import only).
-    struct InsertOutcome {
-        var inserted = 0
-        var duplicates = 0
-        /// Rows that conflict with a different stored row, with why.
-        var conflicts: [(index: Int, reason: String)] = []
-    }
-
-    /// Inserts chained rows. Inside a transaction. With `ifAbsent` (fallback import), a row
-    /// whose chain position is taken by an identical row is skipped, and one taken by a
-    /// different row is reported instead of failing the transaction.
-    @discardableResult
-    static func insertRows(_ rows: [ChainedRow], connection: SQLiteConnection, ifAbsent: Bool) throws(StoreError) -> InsertOutcome {
-        var outcome = InsertOutcome()
+    /// Inserts chained rows. Inside a transaction.
+    static func insertRows(_ rows: [ChainedRow], connection: SQLiteConnection) throws(StoreError) {
         let insertEvent = try connection.statement(
             """
-            INSERT \(ifAbsent ? "OR IGNORE " : "")INTO events (session_id, seq, time, pid, ppid, executable, syscall, action,
-                target, argv, decision, rule_index, rule_id, reason, intent, notable, enforced, errno, latency_us, hash)
+            INSERT INTO events (session_id, seq, time, pid, ppid, executable, syscall, action, target, argv, decision,
+                                rule_index, rule_id, reason, intent, notable, enforced, errno, latency_us, hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let insertProcess = try connection.statement(
             """
-            INSERT \(ifAbsent ? "OR IGNORE " : "")INTO processes (session_id, start_seq, pid, ppid, executable, argv, uid, gid,
-                capabilities, cgroup, start_time, start_hash)
+            INSERT INTO processes (session_id, start_seq, pid, ppid, executable, argv, uid, gid,
+                                   capabilities, cgroup, start_time, start_hash)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         let updateExit = try connection.statement(
@@ -341,7 +331,7 @@ public final class AuditStore: Sendable {
             updateExit.reset()
         }
         var texts = RowTextBuffer()
-        for (index, row) in rows.enumerated() {
+        for row in rows {
             texts.removeAll()
             switch row {
             case .event(let event, let hash):
@@ -369,15 +359,6 @@ public final class AuditStore: Sendable {
                     _ = try insertEvent.step()
                 }
                 sqlite3_reset(insertEvent.raw)
-                if ifAbsent {
-                    if sqlite3_changes(connection.handle) > 0 {
-                        outcome.inserted += 1
-                    } else if let conflict = try existingEventConflict(event, hash: hash, connection: connection) {
-                        outcome.conflicts.append((index, conflict))
-                    } else {
-                        outcome.duplicates += 1
-                    }
-                }
             case .processStart(let process, let hash):
                 texts.append(1, process.sessionID)
                 texts.append(5, process.executable)
@@ -395,17 +376,6 @@ public final class AuditStore: Sendable {
                     _ = try insertProcess.step()
                 }
                 sqlite3_reset(insertProcess.raw)
-                if ifAbsent {
-                    if sqlite3_changes(connection.handle) > 0 {
-                        outcome.inserted += 1
-                    } else if try existingHash(
-                        "SELECT start_hash FROM processes WHERE session_id = ? AND start_seq = ?",
-                        sessionID: process.sessionID, seq: process.seq, connection: connection) == hash {
-                        outcome.duplicates += 1
-                    } else {
-                        outcome.conflicts.append((index, "another process record holds chain position \(process.seq) of session \(process.sessionID)"))
-                    }
-                }
             case .processExit(let exit, let startSeq, let hash):
                 try updateExit.bind(1, exit.exitTime)
                 try updateExit.bind(2, exit.exitStatus)
@@ -415,54 +385,13 @@ public final class AuditStore: Sendable {
                 try updateExit.bind(6, startSeq)
                 _ = try updateExit.step()
                 updateExit.reset()
-                guard sqlite3_changes(connection.handle) == 0 else {
-                    outcome.inserted += 1
-                    continue
-                }
-                let stored = try existingHash(
-                    "SELECT exit_hash FROM processes WHERE session_id = ? AND start_seq = ?",
-                    sessionID: exit.sessionID, seq: startSeq, connection: connection)
-                if ifAbsent && stored == hash {
-                    outcome.duplicates += 1
-                    continue
-                }
-                let reason = stored == nil
-                    ? "no process record at chain position \(startSeq) of session \(exit.sessionID) for the exit of pid \(exit.pid)"
-                    : "the process at chain position \(startSeq) of session \(exit.sessionID) already has another exit"
-                if ifAbsent {
-                    outcome.conflicts.append((index, reason))
-                } else {
-                    throw StoreError(code: .constraintViolation, path: connection.path, message: reason)
+                guard sqlite3_changes(connection.handle) > 0 else {
+                    throw StoreError(
+                        code: .constraintViolation, path: connection.path,
+                        message: "no running process record at chain position \(startSeq) of session \(exit.sessionID) for the exit of pid \(exit.pid)")
                 }
             }
         }
-        return outcome
-    }
-
-    /// nil when the stored event at `event`'s position is identical; else why not.
-    private static func existingEventConflict(
-        _ event: AuditChain.EventColumns, hash: String, connection: SQLiteConnection
-    ) throws(StoreError) -> String? {
-        let sessionExists = try connection.statement("SELECT 1 FROM sessions WHERE id = ?")
-        try sessionExists.bind(1, event.sessionID)
-        let exists = try sessionExists.step()
-        sessionExists.reset()
-        guard exists else { return "unknown session \(event.sessionID)" }
-        let stored = try existingHash(
-            "SELECT hash FROM events WHERE session_id = ? AND seq = ?", sessionID: event.sessionID, seq: event.seq,
-            connection: connection)
-        return stored == hash ? nil : "another event holds chain position \(event.seq) of session \(event.sessionID)"
-    }
-
-    private static func existingHash(
-        _ sql: String, sessionID: String, seq: Int64, connection: SQLiteConnection
-    ) throws(StoreError) -> String? {
-        let statement = try connection.statement(sql)
-        defer { statement.reset() }
-        try statement.bind(1, sessionID)
-        try statement.bind(2, seq)
-        guard try statement.step() else { return nil }
-        return statement.optionalText(0)
     }
 
     // MARK: - Queries
@@ -507,7 +436,7 @@ public final class AuditStore: Sendable {
                 SELECT \(Self.sessionColumns),
                        (SELECT count(*) FROM events e WHERE e.session_id = s.id),
                        (SELECT count(*) FROM events e WHERE e.session_id = s.id AND e.decision = 'deny'),
-                       (SELECT max(time) FROM events e WHERE e.session_id = s.id)
+                       (SELECT time FROM events e WHERE e.session_id = s.id ORDER BY id DESC LIMIT 1)
                 FROM sessions s WHERE 1
                 """
             if agent != nil { sql += " AND agent = ?1" }
@@ -550,6 +479,19 @@ public final class AuditStore: Sendable {
                 "SELECT id FROM sessions WHERE substr(id, 1, length(?1)) = ?1 ORDER BY start_time LIMIT 10")
             defer { statement.reset() }
             try statement.bind(1, prefix)
+            var ids: [String] = []
+            while try statement.step() { ids.append(statement.text(0)) }
+            return ids
+        }
+    }
+
+    /// Sessions still running (or without a recorded end) or that ended at or after `since`.
+    func sessionIDs(activeSince since: Int64) throws(StoreError) -> [String] {
+        try withConnection { connection throws(StoreError) in
+            let statement = try connection.statement(
+                "SELECT id FROM sessions WHERE end_time IS NULL OR end_time >= ? ORDER BY start_time")
+            defer { statement.reset() }
+            try statement.bind(1, since)
             var ids: [String] = []
             while try statement.step() { ids.append(statement.text(0)) }
             return ids
@@ -602,7 +544,20 @@ public final class AuditStore: Sendable {
 
     /// Events matching `query`, in insertion order.
     public func events(matching query: EventQuery) throws(StoreError) -> [StoredEvent] {
-        try withConnection { connection throws(StoreError) in
+        if query.sessionID == nil, let since = query.since {
+            // Events have no index on time (it would slow every insert): go through the
+            // sessions that were running since then, each through its session index.
+            var merged: [StoredEvent] = []
+            for id in try sessionIDs(activeSince: since) {
+                var perSession = query
+                perSession.sessionID = id
+                merged += try events(matching: perSession)
+            }
+            merged.sort { $0.id < $1.id }
+            if let limit = query.limit, merged.count > limit { merged.removeLast(merged.count - limit) }
+            return merged
+        }
+        return try withConnection { connection throws(StoreError) in
             var sql = "SELECT \(Self.eventColumns) FROM events WHERE 1"
             if query.sessionID != nil { sql += " AND session_id = ?1" }
             if query.decision != nil { sql += " AND decision = ?2" }

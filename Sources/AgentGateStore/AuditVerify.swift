@@ -320,27 +320,42 @@ extension AuditStore {
         }
         processLinks.sort { $0.seq < $1.seq }
 
+        // Events in chain order. The writer stores them in record order, so row id order is
+        // chain order and the session index serves it without a sort; only when that doesn't
+        // hold (rows copied or renumbered) are they sorted by position.
+        let outOfOrder = try connection.statement(
+            """
+            SELECT count(*) FROM (SELECT seq, lag(seq) OVER (ORDER BY id) AS previous
+                                  FROM events WHERE session_id = ? AND seq IS NOT NULL)
+            WHERE seq <= previous
+            """)
+        try outOfOrder.bind(1, session.id)
+        let sorted = try outOfOrder.step() && outOfOrder.int64(0) == 0
+        outOfOrder.reset()
         let events = try connection.statement(
             """
             SELECT id, seq, time, pid, ppid, executable, syscall, action, target, argv, decision, rule_index, rule_id,
                    reason, intent, notable, enforced, errno, latency_us, hash
-            FROM events WHERE session_id = ? ORDER BY seq
-            """)
+            FROM events WHERE session_id = ?
+            """ + (sorted ? " ORDER BY id" : " ORDER BY seq, id"))
         defer { events.reset() }
         try events.bind(1, session.id)
-        var hasEvent = try events.step()
         var nextProcess = 0
         var previous = AuditChain.sessionGenesis(session.id)
         var expectedSeq: Int64 = 1
         var encoder = AuditChain.Encoder(domain: "", previous: [])
 
-        // Events without a chain position come first (NULL sorts low).
-        while hasEvent && events.isNull(1) {
-            report.add(ChainProblem(
-                table: "events", row: "\(events.int64(0))", sessionID: session.id, seq: nil,
-                message: "has no chain position in a chained session: inserted outside the audit writer"))
-            hasEvent = try events.step()
+        /// Steps to the next event that has a chain position; those without one are problems.
+        func nextEvent() throws(StoreError) -> Bool {
+            while try events.step() {
+                guard events.isNull(1) else { return true }
+                report.add(ChainProblem(
+                    table: "events", row: "\(events.int64(0))", sessionID: session.id, seq: nil,
+                    message: "has no chain position in a chained session: inserted outside the audit writer"))
+            }
+            return false
         }
+        var hasEvent = try nextEvent()
 
         while hasEvent || nextProcess < processLinks.count {
             let eventSeq: Int64? = hasEvent ? events.int64(1) : nil
@@ -396,7 +411,7 @@ extension AuditStore {
             }
             previous = AuditChain.bytes(hex: stored) ?? []
             expectedSeq = max(expectedSeq, seq + 1)
-            if takeEvent { hasEvent = try events.step() } else { nextProcess += 1 }
+            if takeEvent { hasEvent = try nextEvent() } else { nextProcess += 1 }
         }
 
         // The end record vouches for the length and the last link.

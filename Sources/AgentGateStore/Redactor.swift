@@ -102,35 +102,41 @@ public enum Redactor {
     /// follow sensitive flags (see the type's doc).
     public static func redact(argv: [String]) -> [String] {
         guard !argv.isEmpty else { return argv }
+        // Copied only when something changes.
         var result = argv
-        let program = argv[0].split(separator: "/").last.map(String.init) ?? argv[0]
-        let isCurl = program == "curl"
+        func set(_ index: Int, _ value: String) {
+            if value != argv[index] { result[index] = value }
+        }
+        let isCurl = argv[0] == "curl" || argv[0].hasSuffix("/curl")
         var index = 0
         while index < argv.count {
             let argument = argv[index]
             if index + 1 < argv.count, argument.utf8.first == UInt8(ascii: "-"), !argument.utf8.contains(UInt8(ascii: "=")) {
                 let next = argv[index + 1]
-                if isCurl && ["-u", "--user", "-U", "--proxy-user"].contains(argument) {
-                    result[index + 1] = redactUserPassword(next)
+                if isCurl && curlUserFlags.contains(argument) {
+                    set(index + 1, redactUserPassword(next))
                     index += 2
                     continue
                 }
-                if ["-H", "--header", "--proxy-header"].contains(argument) {
-                    result[index + 1] = redactHeaderArgument(next)
+                if headerFlags.contains(argument) {
+                    set(index + 1, redactHeaderArgument(next))
                     index += 2
                     continue
                 }
                 if flagTakesSecret(argument), !next.hasPrefix("--") {
-                    if !next.isEmpty { result[index + 1] = marker }
+                    if !next.isEmpty { set(index + 1, marker) }
                     index += 2
                     continue
                 }
             }
-            result[index] = redact(text: argument)
+            set(index, redact(text: argument))
             index += 1
         }
         return result
     }
+
+    private static let curlUserFlags: Set<String> = ["-u", "--user", "-U", "--proxy-user"]
+    private static let headerFlags: Set<String> = ["-H", "--header", "--proxy-header"]
 
     /// Whether a flag without `=value` is followed by a secret (`--password x`).
     private static func flagTakesSecret(_ flag: String) -> Bool {

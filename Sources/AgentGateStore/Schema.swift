@@ -63,7 +63,9 @@ public enum AuditSchema {
                 ALTER TABLE events ADD COLUMN notable INTEGER NOT NULL DEFAULT 0;  -- decision log
                 ALTER TABLE events ADD COLUMN enforced INTEGER NOT NULL DEFAULT 1; -- 0 in audit mode
                 ALTER TABLE events ADD COLUMN hash TEXT;             -- hex SHA-256 chain link
-                CREATE UNIQUE INDEX events_by_session_seq ON events(session_id, seq);
+                -- Every index costs each insert; events keep only events_by_session. Queries by time
+                -- go through the sessions active then (see AuditStore.events(matching:)).
+                DROP INDEX events_by_time;
 
                 CREATE TABLE processes (
                     id           INTEGER PRIMARY KEY,

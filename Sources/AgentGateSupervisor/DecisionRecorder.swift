@@ -54,7 +54,9 @@ struct DecisionRecorder: Sendable {
             var line = "agentgate: \(enforced ? entry.decision : "would \(entry.decision)") \(entry.action.name) \(entry.target)"
             if let ruleID { line += " (rule \(ruleID))" }
             if entry.decision != "allow" { line += " [\(reason)]" }
-            line += " pid=\(process.tgid) \(latency)µs\n"
+            line += " pid=\(process.tgid) \(latency)µs"
+            if let intent { line += " — \(intent)" }
+            line += "\n"
             writeStandardError(line)
         }
         writer?.record(DecisionEvent(

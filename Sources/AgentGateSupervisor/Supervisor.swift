@@ -132,6 +132,14 @@ public final class Supervisor: Sendable {
         let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD, core: core)
 
         receivers.stop()
+        // Connects and sends that block run on threads of their own and record their decision
+        // when they finish. The agent is gone, so interrupt them and wait (bounded), so every
+        // decision is recorded before the caller closes the audit writer.
+        let drainDeadline = agentgate_monotonic_ns() + 2_000_000_000
+        while !core.blocking.isEmpty && agentgate_monotonic_ns() < drainDeadline {
+            core.blocking.interruptCancelled(core.listener)
+            usleep(2000)
+        }
         core.processes.closeAll()
         if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
         return status

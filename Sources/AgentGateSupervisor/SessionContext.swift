@@ -1,0 +1,193 @@
+import AgentGateStore
+import CSupport
+import Glibc
+
+/// Collects the session-start context the audit records: the OS (`/etc/os-release`,
+/// `uname`), the user (`getuid`/`getgid`/`getgroups`/`getpwuid_r`), the supervisor's
+/// effective capabilities (`CapEff` in `/proc/self/status`, named by libcap) and cgroup
+/// (`/proc/self/cgroup`), the environment and the network interfaces (`getifaddrs`, MACs
+/// from `/sys/class/net/*/address`).
+///
+/// Only local reads, no subprocesses: about a millisecond (the README's budget is 50 ms). The
+/// environment is handed over as is; the store redacts it before writing.
+public enum SessionContextCollector {
+    public static func collect(program: String?, environment: [String]) -> SessionContext {
+        let start = agentgate_monotonic_ns()
+        var context = SessionContext(
+            os: operatingSystem(), user: user(), capabilities: capabilities(), cgroup: cgroup(),
+            program: program, environment: dictionary(environment), interfaces: interfaces(),
+            supervisorPID: getpid(), collectionMicros: 0)
+        context.collectionMicros = Int64((agentgate_monotonic_ns() &- start) / 1000)
+        return context
+    }
+
+    // MARK: - OS
+
+    static func operatingSystem() -> SessionContext.OperatingSystem {
+        let release = osRelease()
+        var names = utsname()
+        uname(&names)
+        func field<T>(_ value: T) -> String {
+            withUnsafeBytes(of: value) { raw in String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self) }
+        }
+        return SessionContext.OperatingSystem(
+            distribution: release["PRETTY_NAME"] ?? release["NAME"] ?? "unknown",
+            distributionID: release["ID"], distributionVersion: release["VERSION_ID"],
+            kernelName: field(names.sysname), kernelRelease: field(names.release),
+            kernelVersion: field(names.version), machine: field(names.machine), hostname: field(names.nodename))
+    }
+
+    /// `KEY=value` pairs of os-release(5), quotes removed.
+    static func osRelease() -> [String: String] {
+        guard let text = readFile("/etc/os-release") ?? readFile("/usr/lib/os-release") else { return [:] }
+        var values: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
+            var value = line[line.index(after: equals)...]
+            if value.count >= 2, let first = value.first, first == "\"" || first == "'", value.last == first {
+                value = value.dropFirst().dropLast()
+            }
+            values[String(line[..<equals])] = value.replacingOccurrences(of: "\\\"", with: "\"")
+        }
+        return values
+    }
+
+    // MARK: - User
+
+    static func user() -> SessionContext.User {
+        var groups: [gid_t] = []
+        let count = getgroups(0, nil)
+        if count > 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            let filled = getgroups(count, &groups)
+            groups = filled >= 0 ? Array(groups.prefix(Int(filled))) : []
+        }
+        return SessionContext.User(
+            uid: getuid(), gid: getgid(), euid: geteuid(), egid: getegid(), groups: groups, name: userName(getuid()))
+    }
+
+    static func userName(_ uid: uid_t) -> String? {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        guard getpwuid_r(uid, &entry, &buffer, buffer.count, &result) == 0, result != nil, let name = entry.pw_name else {
+            return nil
+        }
+        return String(cString: name)
+    }
+
+    // MARK: - Capabilities and cgroup
+
+    static func capabilities() -> [String] {
+        Capabilities.names(ofMask: ProcStatus(tid: getpid()).capEff)
+    }
+
+    /// The cgroup v2 path ("0::/path"), or the v1 lines joined when there is no unified one.
+    static func cgroup(of pid: String = "self") -> String {
+        guard let text = readFile("/proc/\(pid)/cgroup") else { return "" }
+        let lines = text.split(separator: "\n")
+        if let unified = lines.first(where: { $0.hasPrefix("0::") }) { return String(unified.dropFirst(3)) }
+        return lines.joined(separator: ";")
+    }
+
+    // MARK: - Environment
+
+    static func dictionary(_ environment: [String]) -> [String: String] {
+        var result: [String: String] = [:]
+        for entry in environment {
+            guard let equals = entry.firstIndex(of: "=") else { continue }
+            result[String(entry[..<equals])] = String(entry[entry.index(after: equals)...])
+        }
+        return result
+    }
+
+    // MARK: - Network interfaces
+
+    static func interfaces() -> [SessionContext.NetworkInterface] {
+        var first: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&first) == 0 else { return [] }
+        defer { freeifaddrs(first) }
+        var order: [String] = []
+        var byName: [String: SessionContext.NetworkInterface] = [:]
+        var current = first
+        while let entry = current {
+            defer { current = entry.pointee.ifa_next }
+            guard let cName = entry.pointee.ifa_name else { continue }
+            let name = String(cString: cName)
+            if byName[name] == nil {
+                order.append(name)
+                let flags = entry.pointee.ifa_flags
+                var names: [String] = []
+                if flags & UInt32(IFF_UP) != 0 { names.append("up") }
+                if flags & UInt32(IFF_RUNNING) != 0 { names.append("running") }
+                if flags & UInt32(IFF_LOOPBACK) != 0 { names.append("loopback") }
+                if flags & UInt32(IFF_POINTOPOINT) != 0 { names.append("point-to-point") }
+                let mac = readFile("/sys/class/net/\(name)/address")?.trimmingTrailingNewlines()
+                byName[name] = SessionContext.NetworkInterface(
+                    name: name, flags: names, addresses: [], mac: mac == "00:00:00:00:00:00" ? nil : mac)
+            }
+            if let address = entry.pointee.ifa_addr, let text = describe(address, netmask: entry.pointee.ifa_netmask) {
+                byName[name]?.addresses.append(text)
+            }
+        }
+        return order.compactMap { byName[$0] }
+    }
+
+    /// "inet 10.0.0.2/24" or "inet6 fe80::1/64"; nil for other families.
+    static func describe(_ address: UnsafeMutablePointer<sockaddr>, netmask: UnsafeMutablePointer<sockaddr>?) -> String? {
+        let family = Int32(address.pointee.sa_family)
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch family {
+        case AF_INET:
+            let text: String? = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
+                var raw = ipv4.pointee.sin_addr
+                guard inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count)) != nil else { return nil }
+                return cString(buffer)
+            }
+            guard let text else { return nil }
+            let prefix = netmask.map { mask in
+                mask.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr).nonzeroBitCount }
+            }
+            return "inet \(text)" + (prefix.map { "/\($0)" } ?? "")
+        case AF_INET6:
+            let text: String? = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { ipv6 in
+                var raw = ipv6.pointee.sin6_addr
+                guard inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count)) != nil else { return nil }
+                return cString(buffer)
+            }
+            guard let text else { return nil }
+            let prefix = netmask.map { mask in
+                mask.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
+                    withUnsafeBytes(of: pointer.pointee.sin6_addr) { bytes in bytes.reduce(0) { $0 + $1.nonzeroBitCount } }
+                }
+            }
+            return "inet6 \(text)" + (prefix.map { "/\($0)" } ?? "")
+        default:
+            return nil
+        }
+    }
+
+    // MARK: - Files
+
+    /// The NUL-terminated text in `buffer`.
+    static func cString(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A small file's contents (up to 64 KiB), or nil.
+    static func readFile(_ path: String) -> String? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 65536) { buffer in
+            let count = agentgate_read_small_file(AT_FDCWD, path, buffer.baseAddress!, buffer.count)
+            guard count >= 0 else { return nil }
+            return String(cBuffer: buffer.baseAddress!, count: count)
+        }
+    }
+}
+
+extension String {
+    fileprivate func trimmingTrailingNewlines() -> String {
+        var result = self
+        while result.last == "\n" { result.removeLast() }
+        return result
+    }
+}

@@ -1,0 +1,485 @@
+import AgentGateStore
+import CSQLite
+import Foundation
+import Glibc
+import Testing
+
+@testable import AgentGateSupervisor
+
+extension Harness {
+    /// The query CLI: $AGENTGATE_CLI, else next to the supervisor binary.
+    static var agentgate: String {
+        if let explicit = ProcessInfo.processInfo.environment["AGENTGATE_CLI"] { return explicit }
+        return URL(fileURLWithPath: supervisor).deletingLastPathComponent().appendingPathComponent("agentgate").path
+    }
+
+    /// Runs `agentgate ARGS --db <this harness's db>`.
+    func cli(_ arguments: [String], db: String? = nil, timeout: Double = 60) -> Result {
+        run([Self.agentgate] + arguments + ["--db", db ?? self.db], timeout: timeout)
+    }
+
+    /// Starts `command` under the supervisor without waiting; stdout and stderr go to files.
+    func start(_ command: [String], policy: String, extra: [String] = [], name: String) throws -> BackgroundRun {
+        try BackgroundRun([Self.supervisor, "--policy", policy, "--db", db] + extra + ["--"] + command,
+                           directory: dir, name: name)
+    }
+}
+
+/// A process started in the background, its output in files (so a test can watch it grow).
+final class BackgroundRun {
+    let process = Process()
+    let stdoutPath: String
+    let stderrPath: String
+
+    init(_ command: [String], directory: String, name: String, environment: [String: String]? = nil) throws {
+        stdoutPath = directory + "/" + name + ".out"
+        stderrPath = directory + "/" + name + ".err"
+        _ = FileManager.default.createFile(atPath: stdoutPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: stderrPath, contents: nil)
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        if let environment { process.environment = environment }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle(forWritingAtPath: stdoutPath)
+        process.standardError = FileHandle(forWritingAtPath: stderrPath)
+        try process.run()
+    }
+
+    var pid: pid_t { process.processIdentifier }
+    var stdout: String { (try? String(contentsOfFile: stdoutPath, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
+
+    /// The exit status (128+N for signal N), or nil after `timeout` (the process is then killed).
+    func wait(timeout: Double = 60) -> Int32? {
+        let deadline = Date().addingTimeInterval(timeout)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+            return nil
+        }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+}
+
+/// Decisions the supervisor printed with -v: "agentgate: <decision> <action> <target> …".
+func decisionLines(_ stderr: String) -> [String] {
+    stderr.split(separator: "\n").map(String.init).filter { line in
+        let words = line.split(separator: " ", maxSplits: 2)
+        return words.count == 3 && words[0] == "agentgate:" && ["allow", "deny", "ask", "log"].contains(String(words[1]))
+    }
+}
+
+/// Waits until `condition` holds (polling), up to `timeout` seconds.
+@discardableResult
+func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(20_000)
+    }
+    return condition()
+}
+
+/// Issue 5: every decided event reaches the database, whatever happens to the agent, the
+/// supervisor or the disk; the trail verifies; the query commands read it.
+@Suite(.serialized) struct AuditTrailTests {
+    @Test func contextCollectionTakesUnder50Milliseconds() throws {
+        let clock = ContinuousClock()
+        let start = clock.now
+        let context = SessionContextCollector.collect(program: "/usr/bin/true", environment: ["PATH=/usr/bin", "GH_TOKEN=x"])
+        let elapsed = clock.now - start
+        let milliseconds = Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000
+        print("session context collected in \(String(format: "%.2f", milliseconds)) ms (self-measured \(context.collectionMicros) µs)")
+        #expect(milliseconds < 50)
+        #expect(context.collectionMicros < 50_000)
+
+        var names = utsname()
+        uname(&names)
+        let release = withUnsafeBytes(of: names.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        #expect(context.os.kernelRelease == release)
+        #expect(context.os.kernelName == "Linux")
+        #expect(!context.os.distribution.isEmpty && context.os.distribution != "unknown")
+        #expect(context.user.uid == getuid() && context.user.euid == geteuid())
+        #expect(context.user.name != nil)
+        #expect(context.capabilities == Capabilities.names(ofMask: ProcStatus(tid: getpid()).capEff))
+        if geteuid() == 0 { #expect(context.capabilities.contains("CAP_SYS_ADMIN")) }
+        #expect(context.cgroup.hasPrefix("/"))
+        #expect(context.interfaces.contains { $0.name == "lo" && $0.flags.contains("loopback") && $0.addresses.contains("inet 127.0.0.1/8") })
+        #expect(context.environment["PATH"] == "/usr/bin")
+        #expect(context.supervisorPID == getpid())
+        // The store drops the token before anything is written.
+        #expect(Redactor.redact(environment: context.environment)["GH_TOKEN"] == nil)
+    }
+
+    @Test func processSnapshotReadsTheImage() throws {
+        let record = try #require(ProcessSnapshot.read(pid: getpid(), startTimeMicros: 5))
+        #expect(record.pid == getpid() && record.ppid == getppid())
+        #expect(record.executable == (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")))
+        #expect(record.argv == CommandLine.arguments)
+        #expect(record.uid == geteuid() && record.gid == getegid())
+        #expect(record.cgroup == SessionContextCollector.cgroup())
+        #expect(record.startTimeMicros == 5)
+        #expect(ProcessSnapshot.read(pid: 0x7fff_fff0) == nil)
+        #expect(ProcessSnapshot.exitStatus(code: Int32(CLD_EXITED), value: 3) == 3)
+        #expect(ProcessSnapshot.exitStatus(code: Int32(CLD_KILLED), value: 9) == 137)
+    }
+
+    @Test func sessionRecordsContextAndRedactsSecrets() throws {
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        var environment = ProcessInfo.processInfo.environment
+        environment["OPENAI_API_KEY"] = "sk-abcdefghijklmnopqrstuvwxyz0123"
+        environment["HARMLESS_NOTE"] = "uses ghp_0123456789abcdefghijABCDEFGHIJ012345"
+        let result = h.run([Harness.supervisor, "--policy", policy, "--db", h.db, "--session", "ctx", "--",
+                            "sh", "-c", "true --token=hunter2 'Authorization: Bearer abcdefghijklmnop'"],
+                           environment: environment)
+        #expect(result.status == 0, "\(result.stderr)")
+        let rows = h.query("select context, command from sessions where id = 'ctx'")
+        let context = try #require(rows.first?[0])
+        let command = try #require(rows.first?[1])
+        let decoded = try #require(SessionContext.fromJSON(context))
+        #expect(decoded.collectionMicros < 50_000)
+        #expect(decoded.environment["OPENAI_API_KEY"] == nil)
+        #expect(decoded.environment["HARMLESS_NOTE"] == "uses ghp_[REDACTED]")
+        #expect(decoded.environment["PATH"] != nil)
+        #expect(!context.contains("sk-abcdefghij") && !context.contains("ghp_0123"))
+        #expect(!command.contains("hunter2") && !command.contains("abcdefghijklmnop"))
+        #expect(command.contains("--token=[REDACTED]"))
+        // Nothing secret anywhere in the file.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: h.db))
+        for secret in ["hunter2", "sk-abcdefghij", "ghp_0123456789", "abcdefghijklmnop"] {
+            #expect(bytes.range(of: Data(secret.utf8)) == nil, "\(secret) reached the database file")
+        }
+    }
+
+    @Test func agentKilledWithSIGKILLLosesNoDecision() throws {
+        let h = try Harness()
+        try FileManager.default.createDirectory(atPath: h.path("out"), withIntermediateDirectories: true)
+        let policy = try h.policy("""
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "/etc/shadow"}
+                decision: deny
+            """)
+        try h.write("agent.py", """
+            import os, sys
+            for i in range(300):
+                open(sys.argv[1] + '/f%d' % i, 'w').close()
+            try:
+                open('/etc/shadow').read()
+                print('read shadow?!')
+            except PermissionError:
+                print('denied', flush=True)
+            os.kill(os.getpid(), 9)
+            """)
+        let result = h.supervised(["python3", h.path("agent.py"), h.path("out")], policy: policy,
+                                  extra: ["-v", "--session", "killed"])
+        #expect(result.status == 137)
+        #expect(result.stdout == "denied\n")
+        let decided = decisionLines(result.stderr)
+        #expect(decided.count > 300)
+        let stored = h.query("select count(*) from events where session_id = 'killed'")
+        #expect(stored.first?.first == "\(decided.count)", "decided \(decided.count), stored \(stored)")
+        #expect(h.query("select count(*) from events where session_id = 'killed' and action = 'fs_write' and target like '%/out/f%'").first?.first == "300")
+        #expect(h.query("select decision from events where session_id = 'killed' and target = '/etc/shadow'").first?.first == "deny")
+        #expect(h.query("select exit_status from sessions where id = 'killed'").first?.first == "137")
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
+    }
+
+    @Test func sigtermToTheSupervisorLosesNoDecision() throws {
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        try h.write("data.txt", "x\n")
+        try h.write("loop.py", """
+            import signal, sys
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+            while True:
+                open(sys.argv[1]).close()
+            """)
+        let running = try h.start(["python3", h.path("loop.py"), h.path("data.txt")], policy: policy,
+                                  extra: ["-v", "--session", "termed"], name: "supervisor")
+        // Mid-session: decisions are streaming when the signal lands.
+        #expect(waitUntil { decisionLines(running.stderr).count > 500 })
+        kill(running.pid, SIGTERM)
+        let status = running.wait(timeout: 60)
+        #expect(status == 143)
+        let decided = decisionLines(running.stderr)
+        #expect(decided.count > 500)
+        let stored = h.query("select count(*) from events where session_id = 'termed'")
+        #expect(stored.first?.first == "\(decided.count)", "decided \(decided.count), stored \(stored)")
+        let ended: [String]? = h.query("select exit_status, end_time is not null from sessions where id = 'termed'").first
+        #expect(ended == ["143", "1"])
+        #expect(h.cli(["audit", "verify", "--session", "termed"]).status == 0)
+    }
+
+    @Test func readOnlyDatabaseMidSessionKeepsEnforcingAndFallsBack() throws {
+        let h = try Harness()
+        try FileManager.default.createDirectory(atPath: h.path("secret"), withIntermediateDirectories: true)
+        try h.write("secret/key", "TOPSECRET\n")
+        try h.write("public.txt", "hello\n")
+        let policy = try h.policy("""
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "\(h.dir)/secret/**"}
+                decision: deny
+            """)
+        try h.write("agent.py", """
+            import os, sys, time
+            d = sys.argv[1]
+            def read(p):
+                try:
+                    open(p).read()
+                    return 'ok'
+                except PermissionError:
+                    return 'EACCES'
+            print('before', read(d + '/public.txt'), read(d + '/secret/key'), flush=True)
+            open(d + '/ready', 'w').close()
+            for _ in range(1200):
+                if os.path.exists(d + '/go'):
+                    break
+                time.sleep(0.05)
+            print('after', read(d + '/public.txt'), read(d + '/secret/key'), flush=True)
+            for i in range(100):
+                read(d + '/public.txt')
+            """)
+        let immutable = [h.db, h.db + "-wal"]
+        defer { _ = h.run(["chattr", "-i"] + immutable) }
+        let running = try h.start(["python3", h.path("agent.py"), h.dir], policy: policy,
+                                  extra: ["-v", "--session", "ro"], name: "supervisor")
+        #expect(waitUntil { h.exists("ready") })
+        #expect(h.exists("audit.db-wal"))
+        // Make the database read-only: immutable even for root (the -shm file stays writable:
+        // SQLite maps it, and an immutable mapping would fault).
+        let chattr = h.run(["chattr", "+i"] + immutable)
+        try #require(chattr.status == 0, "chattr failed: \(chattr.stderr)")
+        // Premise: writing the database really fails now.
+        var probe: OpaquePointer?
+        #expect(sqlite3_open(h.db, &probe) == SQLITE_OK)
+        let write = sqlite3_exec(probe, "CREATE TABLE probe (x)", nil, nil, nil)
+        sqlite3_close(probe)
+        try #require(write != SQLITE_OK, "the database is still writable; the test would prove nothing")
+        _ = FileManager.default.createFile(atPath: h.path("go"), contents: nil)
+
+        let status = running.wait(timeout: 60)
+        // Enforcement unchanged: the allowed read still works, the denied one is still denied.
+        #expect(status == 0, "\(running.stderr.suffix(2000))")
+        #expect(running.stdout == "before ok EACCES\nafter ok EACCES\n")
+        #expect(running.stderr.contains("warning") && running.stderr.contains("audit.db.fallback.jsonl"))
+        let fallback = try String(contentsOfFile: h.db + ".fallback.jsonl", encoding: .utf8)
+        #expect(fallback.contains("\"type\":\"event\"") && fallback.contains("\"type\":\"session_end\""))
+        #expect(fallback.contains("\(h.dir)/secret/key") && fallback.contains("\"decision\":\"deny\""))
+        let decided = decisionLines(running.stderr).count
+
+        #expect(h.run(["chattr", "-i"] + immutable).status == 0)
+        let beforeImport = Int(h.query("select count(*) from events where session_id = 'ro'").first?.first ?? "") ?? -1
+        #expect(beforeImport < decided)
+        // The next start imports the fallback file.
+        let next = h.supervised(["true"], policy: policy, extra: ["--session", "next"])
+        #expect(next.status == 0)
+        #expect(next.stderr.contains("imported"), "\(next.stderr)")
+        #expect(!h.exists("audit.db.fallback.jsonl"))
+        #expect(h.query("select count(*) from events where session_id = 'ro'").first?.first == "\(decided)")
+        #expect(h.query("select count(*) from events where session_id = 'ro' and decision = 'deny' and target = '\(h.dir)/secret/key'").first?.first == "2")
+        #expect(h.query("select exit_status from sessions where id = 'ro'").first?.first == "0")
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+    }
+
+    @Test func twoConcurrentSessionsOnOneDatabaseBothVerify() throws {
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        try h.write("data.txt", "x\n")
+        let agent = ["python3", "-c", "import sys\nfor i in range(400): open(sys.argv[1]).close()", h.path("data.txt")]
+        let first = try h.start(agent, policy: policy, extra: ["-v", "--session", "one"], name: "one")
+        let second = try h.start(agent, policy: policy, extra: ["-v", "--session", "two"], name: "two")
+        #expect(first.wait() == 0)
+        #expect(second.wait() == 0)
+        for (id, running) in [("one", first), ("two", second)] {
+            let stored = h.query("select count(*) from events where session_id = '\(id)'").first?.first
+            #expect(stored == "\(decisionLines(running.stderr).count)")
+        }
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(verify.stdout.contains("2 chained sessions"))
+        #expect(h.query("select count(*) from session_chain").first?.first == "4")
+    }
+
+    // MARK: - Query commands
+
+    /// A finished session "q" with allowed execs and reads, one denied read, exit 3.
+    func querySession(_ h: Harness) throws -> String {
+        try FileManager.default.createDirectory(atPath: h.path("secret"), withIntermediateDirectories: true)
+        try h.write("secret/key", "x\n")
+        try h.write("public.txt", "y\n")
+        let policy = try h.policy("""
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "\(h.dir)/secret/**"}
+                decision: deny
+            """)
+        let result = h.supervised(["sh", "-c", "cat public.txt >/dev/null; cat secret/key; exit 3"], policy: policy,
+                                  extra: ["--session", "q-1234", "--agent", "tester"])
+        #expect(result.status == 3)
+        return policy
+    }
+
+    @Test func auditListsFiltersAndFormats() throws {
+        let h = try Harness()
+        _ = try querySession(h)
+        let all = h.cli(["audit"])
+        #expect(all.status == 0)
+        let lines = all.stdout.split(separator: "\n").map(String.init)
+        let time = #"\d\d:\d\d:\d\d"#
+        #expect(lines.contains { $0.wholeMatch(of: try! Regex("✓ \(time) exec allow cat public.txt")) != nil }, "\(lines)")
+        let denied = lines.filter { $0.hasPrefix("✗") }
+        #expect(denied.count == 1)
+        #expect(denied.first?.wholeMatch(of: try Regex("✗ \(time) fs_read deny \(NSRegularExpression.escapedPattern(for: h.path("secret/key"))) \\(rule 1: .+\\)")) != nil,
+                "\(denied)")
+
+        #expect(h.cli(["audit", "--decision", "deny"]).stdout.split(separator: "\n").count == 1)
+        let execs = h.cli(["audit", "--action", "exec", "--session", "q-12"]).stdout.split(separator: "\n")
+        #expect(execs.count == 3 && execs.allSatisfy { $0.contains(" exec allow ") })
+        // --grep looks in targets and argv, in any case: the read, and the two execs naming it.
+        #expect(h.cli(["audit", "--grep", "SECRET/KEY"]).stdout.split(separator: "\n").count == 3)
+        #expect(h.cli(["audit", "--grep", "SECRET/KEY", "--action", "fs_read"]).stdout.split(separator: "\n").count == 1)
+        #expect(h.cli(["audit", "--since", "1h"]).stdout == all.stdout)
+        #expect(h.cli(["audit", "--since", "2999-01-01"]).stdout.isEmpty)
+        #expect(h.cli(["audit", "--since", "yesterday-ish"]).status != 0)
+
+        let json = h.cli(["audit", "--json", "--decision", "deny"])
+        let array = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]]
+        #expect(array?.count == 1)
+        #expect(array?.first?["target"] as? String == h.path("secret/key"))
+        #expect(array?.first?["rule"] as? Int == 0)
+        #expect((array?.first?["hash"] as? String)?.count == 64)
+        let jsonl = h.cli(["audit", "--jsonl"]).stdout.split(separator: "\n")
+        #expect(jsonl.count == lines.count)
+        #expect(jsonl.allSatisfy { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) is [String: Any] })
+        // $AGENTGATE_DB is the default database.
+        var environment = ProcessInfo.processInfo.environment
+        environment["AGENTGATE_DB"] = h.db
+        let viaEnvironment = h.run([Harness.agentgate, "audit", "--decision", "deny"], environment: environment)
+        #expect(viaEnvironment.stdout == h.cli(["audit", "--decision", "deny"]).stdout)
+    }
+
+    @Test func sessionsAndShow() throws {
+        let h = try Harness()
+        _ = try querySession(h)
+        let sessions = h.cli(["sessions"])
+        #expect(sessions.stdout.contains("q-1234") && sessions.stdout.contains("tester") && sessions.stdout.contains("exit 3"))
+        #expect(h.cli(["sessions", "--agent", "nobody"]).stdout == "no sessions\n")
+        let json = try JSONSerialization.jsonObject(with: Data(h.cli(["sessions", "--json", "--since", "1d"]).stdout.utf8)) as? [[String: Any]]
+        #expect(json?.first?["id"] as? String == "q-1234")
+        #expect(json?.first?["denied"] as? Int == 1)
+        #expect((json?.first?["context"] as? [String: Any])?["os"] != nil)
+
+        let show = h.cli(["show", "q-1"])
+        #expect(show.status == 0)
+        let text = show.stdout
+        #expect(text.contains("Command   sh -c cat public.txt >/dev/null; cat secret/key; exit 3"))
+        #expect(text.contains("Exit      3"))
+        #expect(text.contains("Denied (1):") && text.contains("✗ "))
+        #expect(text.contains("fs_read") && text.contains("Events: "))
+        #expect(text.contains("Process tree"))
+        #expect(text.contains("└─ ") && text.contains("cat secret/key"), "\(text)")
+        #expect(h.cli(["show", "nope"]).status == 2)
+    }
+
+    @Test func followPrintsEventsUntilTheSessionEnds() throws {
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        try h.write("a.txt", "a\n")
+        let running = try h.start(["sh", "-c", "sleep 1; cat a.txt; sleep 1; cat a.txt >/dev/null; echo last > last.txt"],
+                                  policy: policy, extra: ["--session", "live"], name: "live")
+        #expect(waitUntil { h.query("select count(*) from sessions").first?.first == "1" })
+        let follow = h.cli(["audit", "-f"], timeout: 60)
+        #expect(running.wait() == 0)
+        #expect(follow.status == 0)
+        #expect(follow.stdout.contains("fs_write allow \(h.path("last.txt"))"), "\(follow.stdout)")
+        #expect(follow.stdout.split(separator: "\n").count
+                == Int(h.query("select count(*) from events").first?.first ?? "") ?? -1)
+    }
+
+    @Test func exportWritesSelfContainedEscapedHTMLAndSignedJSON() throws {
+        let h = try Harness()
+        // The agent chooses paths: this one closes a <script> element across a directory.
+        let hostile = "<script>alert(1)</script>&\"'.txt"
+        try FileManager.default.createDirectory(atPath: h.path("<script>alert(1)<"), withIntermediateDirectories: true)
+        try h.write(hostile, "x\n")
+        let policy = try h.policy("""
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "\(h.dir)/*script*/**"}
+                decision: deny
+            """)
+        let result = h.supervised(["sh", "-c", "echo '<img src=x onerror=alert(2)>' > /dev/null; cat \"$1\"", "sh", h.path(hostile)],
+                                  policy: policy, extra: ["--session", "x-1"])
+        #expect(result.status != 0)
+
+        let html = h.cli(["export", "x-1", "--format", "html"])
+        #expect(html.status == 0)
+        let page = html.stdout
+        #expect(page.hasPrefix("<!DOCTYPE html>"))
+        #expect(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&amp;&quot;&#39;.txt"))
+        #expect(page.contains("&lt;img src=x onerror=alert(2)&gt;"))
+        let lower = page.lowercased()
+        for forbidden in ["<script", "<img", "<link", "<iframe", "<object", "<embed", " src=\"", "href=\"http", "@import", "url("] {
+            #expect(!lower.contains(forbidden), "\(forbidden) in the HTML")
+        }
+        #expect(page.contains("hash chains verified"))
+
+        // JSON, signed.
+        try h.write("key", "correct horse battery staple")
+        let out = h.path("pack.json")
+        let export = h.cli(["export", "x-1", "--format", "json", "--output", out, "--sign-key", h.path("key")])
+        #expect(export.status == 0, "\(export.stderr)")
+        let pack = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
+        #expect(pack?["format"] as? String == "agentgate-evidence")
+        #expect((pack?["events"] as? [Any])?.count == Int(h.query("select count(*) from events").first?.first ?? ""))
+        #expect((pack?["verification"] as? [String: Any])?["valid"] as? Bool == true)
+        #expect((pack?["session"] as? [String: Any])?["id"] as? String == "x-1")
+        let signature = try String(contentsOfFile: out + ".sig", encoding: .utf8)
+        #expect(signature.hasPrefix("hmac-sha256:") && signature.count == 12 + 64 + 1)
+        #expect(h.run([Harness.agentgate, "export", "--verify", out, "--sign-key", h.path("key")]).status == 0)
+        try h.write("other", "another key")
+        #expect(h.run([Harness.agentgate, "export", "--verify", out, "--sign-key", h.path("other")]).status == 1)
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: out))
+        bytes[bytes.count / 2] ^= 0x01
+        try bytes.write(to: URL(fileURLWithPath: out))
+        #expect(h.run([Harness.agentgate, "export", "--verify", out, "--sign-key", h.path("key")]).status == 1)
+        try h.write("empty", "")
+        #expect(h.cli(["export", "x-1", "--output", h.path("p2.json"), "--sign-key", h.path("empty")]).status == 2)
+        #expect(h.cli(["export", "x-1", "--sign-key", h.path("key")]).status != 0)  // where would the .sig go?
+    }
+
+    @Test func verifyCommandNamesATamperedRow() throws {
+        let h = try Harness()
+        _ = try querySession(h)
+        #expect(h.cli(["audit", "verify"]).status == 0)
+        let id = try #require(h.query("select id from events where session_id = 'q-1234' order by id limit 1 offset 3").first?.first)
+        _ = h.run(["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"update events set target=target||'x' where id=\" + sys.argv[2]); c.commit()", h.db, id])
+        let broken = h.cli(["audit", "verify"])
+        #expect(broken.status == 1)
+        #expect(broken.stdout.contains("First broken link: events row \(id) (session q-1234"), "\(broken.stdout)")
+    }
+
+    @Test func cleanRemovesOldSessionsAndTheTrailStillVerifies() throws {
+        let h = try Harness()
+        let policy = try querySession(h)
+        #expect(h.supervised(["true"], policy: policy, extra: ["--session", "second"]).status == 0)
+        #expect(h.cli(["clean", "--older-than", "1h"]).stdout.hasPrefix("removed 0 sessions"))
+        let dry = h.cli(["clean", "--older-than", "0s", "--dry-run"])
+        #expect(dry.stdout.hasPrefix("would remove 2 sessions"))
+        #expect(h.cli(["clean", "--older-than", "0s"]).stdout.hasPrefix("removed 2 sessions"))
+        #expect(h.cli(["sessions"]).stdout == "no sessions\n")
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(verify.stdout.contains("retention anchor"))
+        #expect(h.supervised(["true"], policy: policy, extra: ["--session", "third"]).status == 0)
+        #expect(h.cli(["audit", "verify"]).status == 0)
+    }
+}
