@@ -201,6 +201,11 @@ public final class Supervisor: Sendable {
                 let pid = agentgate_wait_any(0, 1, &code, &value)
                 if pid == -ECHILD { noChildren = true; break }
                 if pid <= 0 { break }
+                if code == Int32(CLD_EXITED) || code == Int32(CLD_KILLED) || code == Int32(CLD_DUMPED) {
+                    // The agent's first process and the orphans we adopted: their exits are ours to see.
+                    core.recorder.writer?.recordProcessExit(pid: pid, timeMicros: agentgate_realtime_us(),
+                                                            exitStatus: ProcessSnapshot.exitStatus(code: code, value: value))
+                }
                 guard pid == child else { continue }
                 switch code {
                 case Int32(CLD_EXITED): exitStatus = value
@@ -288,6 +293,14 @@ final class Receivers: Sendable {
 
     private func dispatch(_ n: Notification, scratch: ThreadScratch) {
         let process = core.processes.info(for: n.tid)
+        // A process (or image) seen for the first time goes into the audit's process table,
+        // after this notification has been answered.
+        defer {
+            if process.firstSeen, n.tid == process.tgid, let writer = core.recorder.writer,
+               let record = ProcessSnapshot.read(pid: n.tid) {
+                writer.recordProcessStart(record)
+            }
+        }
         guard core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen) else {
             // The image the kernel loaded isn't the one approved: the path was swapped after
             // the decision. End the process before this call, its first trapped one, proceeds.
