@@ -12,7 +12,7 @@ enum BraceExpansion {
 
     static func expand(_ pattern: String) throws(Failure) -> [String] {
         let bytes = Array(pattern.utf8)
-        guard bytes.contains(UInt8(ascii: "{")) else { return [pattern] }
+        guard bytes.contains(UInt8(ascii: "{")) || bytes.contains(UInt8(ascii: "}")) else { return [pattern] }
         var index = 0
         let results = try sequence(bytes, &index, depth: 0)
         guard index == bytes.count else { throw Failure(utf8Offset: index, message: "unbalanced '}'") }
@@ -46,9 +46,8 @@ enum BraceExpansion {
             case UInt8(ascii: "{"):
                 let open = index
                 guard let close = matchingClose(bytes, from: open) else {
-                    appendLiteral(bytes[index...index])
-                    index += 1
-                    continue
+                    // A typo here would silently turn an alternation into literal text.
+                    throw Failure(utf8Offset: open, message: "unterminated '{'; write \\{ for a literal brace")
                 }
                 guard hasTopLevelComma(bytes, open, close) else {
                     // `{x}`: literal text, up to and including its own `}`.
@@ -66,16 +65,22 @@ enum BraceExpansion {
                     index += 1
                     if separator == UInt8(ascii: "}") { break }
                 }
+                // Check the size before building anything.
+                guard alternatives.count <= maximumAlternatives,
+                      results.count.multipliedReportingOverflow(by: alternatives.count).partialValue <= maximumAlternatives,
+                      !results.count.multipliedReportingOverflow(by: alternatives.count).overflow else {
+                    throw Failure(utf8Offset: open, message: "braces expand to more than \(maximumAlternatives) patterns")
+                }
                 var combined: [[UInt8]] = []
                 for prefix in results {
                     for alternative in alternatives { combined.append(prefix + alternative) }
                 }
-                guard combined.count <= maximumAlternatives else {
-                    throw Failure(utf8Offset: open, message: "braces expand to more than \(maximumAlternatives) patterns")
-                }
                 results = combined
             case UInt8(ascii: ","), UInt8(ascii: "}"):
                 if depth > 0 { return results }
+                if bytes[index] == UInt8(ascii: "}") {
+                    throw Failure(utf8Offset: index, message: "unmatched '}'; write \\} for a literal brace")
+                }
                 appendLiteral(bytes[index...index])
                 index += 1
             default:

@@ -7,14 +7,20 @@ public struct ExecDetails: Sendable {
     /// Every command and pipeline as one line each, for `command:` globs. A command whose first
     /// word is a path appears twice: as written and with the program's basename.
     let lines: [String]
-    /// The basename of each command's program word, parallel to `analysis.commands`.
-    let programs: [String]
+    /// What each command's program word may be matched as, parallel to `analysis.commands`:
+    /// its basename, and for the exec itself the program's real paths and their basenames.
+    let programs: [[String]]
 
-    public init(argv: [String]) {
-        self.init(argv: argv, analysis: CommandAnalysis.analyze(argv: argv))
+    /// An exec of `argv`. `programs` are the paths of the program the kernel will really run
+    /// (as named and as resolved); when given, they stand for argv[0], which the caller chose
+    /// freely and so proves nothing (`execv("/usr/bin/git", ["x", "push", "--force"])` is a git
+    /// push, and `execv("/bin/sh", ["x", "-c", …])` runs a shell string).
+    public init(argv: [String], programs: [String] = []) {
+        let effective = programs.isEmpty || argv.isEmpty ? argv : [programs[0]] + argv.dropFirst()
+        self.init(argv: effective, analysis: CommandAnalysis.analyze(argv: effective), programs: programs)
     }
 
-    public init(argv: [String], analysis: CommandAnalysis) {
+    public init(argv: [String], analysis: CommandAnalysis, programs: [String] = []) {
         self.argv = argv
         self.analysis = analysis
         var lines: [String] = []
@@ -29,6 +35,12 @@ public struct ExecDetails: Sendable {
             if base != words[0] { add(CommandAnalysis.line([base] + words.dropFirst())) }
         }
         for command in analysis.commands { addCommand(command) }
+        // The exec itself, under each of its real program paths.
+        if let first = analysis.commands.first, first == argv {
+            for program in programs.dropFirst() {
+                addCommand([program] + argv.dropFirst())
+            }
+        }
         // A pipeline glob matches any run of two or more consecutive stages, so
         // `curl * | sh*` also catches `curl x | sh | tee log` and `echo x | curl y | sh`.
         for pipeline in analysis.pipelines {
@@ -43,7 +55,15 @@ public struct ExecDetails: Sendable {
             if pipeline.count > stages { add(CommandAnalysis.line(pipeline: pipeline)) }
         }
         self.lines = lines
-        self.programs = analysis.commands.map { $0.first.map(ExecDetails.basename) ?? "" }
+        var programNames = analysis.commands.map { command in command.first.map { [ExecDetails.basename($0)] } ?? [] }
+        if !programs.isEmpty, let first = analysis.commands.first, first == argv, !programNames.isEmpty {
+            var names: [String] = []
+            for program in programs {
+                for name in [program, ExecDetails.basename(program)] where !names.contains(name) { names.append(name) }
+            }
+            programNames[0] = names
+        }
+        self.programs = programNames
     }
 
     /// An exec as typed at a shell prompt (`curl -fsSL https://x | sh`): its first simple
@@ -78,7 +98,7 @@ public struct ExecDetails: Sendable {
 enum ArgvElement: Sendable {
     /// Exactly one argument matching the glob (text syntax). For the program word, a glob
     /// without `/` is also tried against its basename.
-    case one([Glob], hasSlash: Bool)
+    case one([Glob])
     /// `**`: zero or more arguments.
     case rest
 }
@@ -191,7 +211,6 @@ struct ExecTables: Sendable {
 
     struct Element: Sendable {
         var isRest: Bool
-        var hasSlash: Bool
         var globStart: Int32
         var globCount: Int32
     }
@@ -199,10 +218,14 @@ struct ExecTables: Sendable {
     var codes: [Code] = []
     var elements: [Element] = []
     var globs: [GlobCode] = []
+    /// Per glob: whether its pattern has a `/` (then it is matched against paths, else
+    /// against program basenames too).
+    var globHasSlash: [Bool] = []
 
     mutating func add(_ constraint: ExecConstraint, arena: inout MatchArena) -> Int32 {
         func place(_ glob: Glob) -> Int32 {
             globs.append(glob.code.relocated(by: arena.append(glob.arena)))
+            globHasSlash.append(glob.pattern.contains("/"))
             return Int32(globs.count - 1)
         }
         var code = Code()
@@ -212,11 +235,11 @@ struct ExecTables: Sendable {
             for element in argv {
                 switch element {
                 case .rest:
-                    elements.append(Element(isRest: true, hasSlash: false, globStart: 0, globCount: 0))
-                case .one(let alternatives, let hasSlash):
+                    elements.append(Element(isRest: true, globStart: 0, globCount: 0))
+                case .one(let alternatives):
                     let start = Int32(globs.count)
                     for glob in alternatives { _ = place(glob) }
-                    elements.append(Element(isRest: false, hasSlash: hasSlash, globStart: start,
+                    elements.append(Element(isRest: false, globStart: start,
                                             globCount: Int32(alternatives.count)))
                 }
             }
@@ -232,12 +255,13 @@ struct ExecTables: Sendable {
         codes.withUnsafeBufferPointer { codes in
             elements.withUnsafeBufferPointer { elements in
                 globs.withUnsafeBufferPointer { globs in
+                  globHasSlash.withUnsafeBufferPointer { globHasSlash in
                     let code = codes[Int(index)]
                     if code.argvCount >= 0 {
                         let pattern = UnsafeBufferPointer(rebasing: elements[Int(code.argvStart)..<Int(code.argvStart + code.argvCount)])
                         var found = false
                         for (i, command) in details.analysis.commands.enumerated()
-                        where Self.match(pattern, command, program: details.programs[i], globs, arena) {
+                        where Self.match(pattern, command, programs: details.programs[i], globs, globHasSlash, arena) {
                             found = true
                             break
                         }
@@ -250,6 +274,7 @@ struct ExecTables: Sendable {
                         }
                     }
                     return true
+                  }
                 }
             }
         }
@@ -263,14 +288,19 @@ struct ExecTables: Sendable {
 
     /// Wildcard matching over arguments, `**` standing for any run of them (the classic
     /// single-backtrack algorithm: linear for one `**`, never exponential).
-    static func match(_ pattern: UnsafeBufferPointer<Element>, _ words: [String], program: String,
-                      _ globs: UnsafeBufferPointer<GlobCode>, _ arena: ArenaPointers) -> Bool {
+    static func match(_ pattern: UnsafeBufferPointer<Element>, _ words: [String], programs: [String],
+                      _ globs: UnsafeBufferPointer<GlobCode>, _ globHasSlash: UnsafeBufferPointer<Bool>,
+                      _ arena: ArenaPointers) -> Bool {
         var p = 0, w = 0
         var starP = -1, starW = 0
         func elementMatches(_ element: Element, _ index: Int) -> Bool {
             for g in Int(element.globStart)..<Int(element.globStart + element.globCount) {
                 if matches(globs[g], words[index], arena) { return true }
-                if index == 0 && !element.hasSlash && matches(globs[g], program, arena) { return true }
+                if index == 0 {
+                    for program in programs where globHasSlash[g] == program.contains("/") {
+                        if matches(globs[g], program, arena) { return true }
+                    }
+                }
             }
             return false
         }

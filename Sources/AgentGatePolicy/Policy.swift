@@ -4,8 +4,10 @@ public struct PolicyRule: Sendable, Equatable {
     public let index: Int
     /// The `id:` given in the file, if any.
     public let id: String?
-    /// The action the rule applies to; nil means every action.
+    /// The action the rule applies to when it names exactly one; nil for several or every action.
     public let action: ActionKind?
+    /// Every action the rule applies to.
+    public let actions: [ActionKind]
     /// `match.target_glob` as written (variables unexpanded); nil means every target.
     public let targetGlob: String?
     /// `match.argv` as written: one glob per argument, `**` for any run of arguments.
@@ -425,7 +427,7 @@ extension Policy {
                 // This rule (no target, or ending in /**) decides every descendant like the directory.
                 limit = index
             }
-            for rule in rules[0..<limit] where !rule.decision.allows && (rule.action == nil || rule.action == kind) {
+            for rule in rules[0..<limit] where !rule.decision.allows && rule.actions.contains(kind) {
                 guard let glob = rule.expandedTargetGlob else { return true }
                 let literal = String(glob.prefix { !"*?[\\{".contains($0) })
                 if !literal.hasPrefix("/") || literal.hasPrefix(prefix) { return true }

@@ -42,10 +42,11 @@ public enum PolicyLint {
     /// Conservative: only unconditional earlier rules, and glob containment that is certain.
     static func covers(_ earlier: PolicyRule, _ later: PolicyRule) -> Bool {
         guard !earlier.hasExtraConstraints else { return false }
-        if let action = earlier.action, later.action != action { return false }
+        // Every action of the later rule must be one of the earlier rule's.
+        guard later.actions.allSatisfy(earlier.actions.contains) else { return false }
         if earlier.targetAlternatives.isEmpty { return true }
         guard !later.targetAlternatives.isEmpty else { return false }
-        let pathKinds = earlier.action.map(\.targetIsPath) ?? false
+        let pathKinds = earlier.actions.allSatisfy(\.targetIsPath)
         return later.targetAlternatives.allSatisfy { inner in
             earlier.targetAlternatives.contains { outer in covers(outer, inner, pathKinds: pathKinds) }
         }

@@ -683,7 +683,7 @@ struct PolicyParser {
                     for alternative in try alternatives(of: expansion, node: item.node, key: "argv") {
                         globs.append(try textGlob(alternative, node: item.node, key: "argv"))
                     }
-                    elements.append(.one(globs, hasSlash: expansion.text.contains("/")))
+                    elements.append(.one(globs))
                 }
                 constraint.argv = elements
             }
@@ -724,7 +724,7 @@ struct PolicyParser {
 
         let mark = node.mark
         let rule = PolicyRule(
-            index: index, id: id, action: actions?.count == 1 ? actions![0] : nil, targetGlob: globText,
+            index: index, id: id, action: actions?.count == 1 ? actions![0] : nil, actions: kinds, targetGlob: globText,
             argv: argvPatterns?.map(\.text), commands: commandPatterns.map(\.text),
             networks: cidrs.map(\.text), ports: ports.map(\.text), conditions: conditionSummary,
             decision: decision, reason: reason, errno: errnoValue, scope: scopeText, file: source,

@@ -69,7 +69,8 @@ enum ExecHandler {
             return
         }
         // argv and command rules see the argv, and inside `sh -c` strings.
-        let details = core.policy.usesExecDetails ? ExecDetails(argv: args) : nil
+        // argv[0] is the caller's free choice: the program's own paths stand for it.
+        var details = core.policy.usesExecDetails ? ExecDetails(argv: args, programs: [named]) : nil
         guard rc == 0 else {
             let verdict = core.decide(.exec, target: named, n, exec: details)
             let errno = verdict.enforcedAllow ? -rc : verdict.errno(or: EACCES)
@@ -79,6 +80,7 @@ enum ExecHandler {
             return
         }
         let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+        if details != nil, named != resolved { details = ExecDetails(argv: args, programs: [named, resolved]) }
         var verdict = core.decide(.exec, target: resolved, n, exec: details)
         if named != resolved {
             let asNamed = core.decide(.exec, target: named, n, exec: details)
@@ -113,7 +115,10 @@ enum ExecHandler {
         }
         // exec can't be performed for the agent: let the kernel continue, then check at the
         // process's next trapped call that the image it loaded is the one approved.
-        core.expectImage(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid)
+        // When rules look at argv, the arguments the new image really got must be the ones
+        // decided: another thread could rewrite them between our read and the kernel's copy.
+        let arguments = core.policy.usesExecDetails ? ImageVerifier.cmdlineTail(args) : nil
+        core.expectImage(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid, arguments: arguments)
         core.processes.invalidate(n.tid)
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
         core.listener.continueSyscall(n.id)
@@ -166,7 +171,7 @@ enum ExecHandler {
             }
             let interpreterPath = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
             let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
-                                      exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv) : nil)
+                                      exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv, programs: [interpreterPath]) : nil)
             guard verdict.enforcedAllow else {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: verdict, reason: "")
@@ -202,7 +207,8 @@ enum ExecHandler {
                 }
                 agentgate_open_release(prepared)
                 let verdict = core.decide(.exec, target: target, tid: tid, id: id,
-                                          exec: core.policy.usesExecDetails ? ExecDetails(argv: Array(effectiveArgv[index...])) : nil)
+                                          exec: core.policy.usesExecDetails
+                                              ? ExecDetails(argv: Array(effectiveArgv[index...]), programs: [target]) : nil)
                 if !verdict.enforcedAllow { return .denied(target: target, verdict: verdict, reason: "") }
             }
         }

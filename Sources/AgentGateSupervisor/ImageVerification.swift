@@ -29,6 +29,9 @@ struct ImageIdentity: Sendable, Hashable {
 final class ImageVerifier: Sendable {
     private struct Pending: Sendable {
         var expected: [ImageIdentity]
+        /// The decided argv after argv[0], as NUL-terminated bytes: /proc/PID/cmdline must end
+        /// with them once the exec completed. nil when no rule looks at argv.
+        var arguments: [UInt8]?
         let previous: ImageIdentity
         /// The exec'ing process, to notice it has gone (its pid could be reused).
         let pidfd: Int32
@@ -41,16 +44,17 @@ final class ImageVerifier: Sendable {
     /// from a swapped-in image, whenever that image made its own first trapped call.
     private let approved = Mutex<Set<ImageIdentity>>([ImageIdentity(path: "/proc/self/exe")])
 
-    func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t) {
+    func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil) {
         approved.withLock { _ = $0.insert(image) }
         let pidfd = pending.withLock { $0[tgid] == nil } ? agentgate_pidfd_open(tgid) : -1
         let unused: Int32 = pending.withLock { table -> Int32 in
             if var entry = table[tgid] {
                 if !entry.expected.contains(image) { entry.expected.append(image) }
+                entry.arguments = arguments
                 table[tgid] = entry
                 return pidfd
             }
-            table[tgid] = Pending(expected: [image], previous: previous, pidfd: pidfd)
+            table[tgid] = Pending(expected: [image], arguments: arguments, previous: previous, pidfd: pidfd)
             count.add(1, ordering: .relaxed)
             return -1
         }
@@ -61,23 +65,57 @@ final class ImageVerifier: Sendable {
     /// the first time must run an approved image (this also catches children a swapped-in image
     /// forked before its own first trapped call); a process with an exec pending must run the
     /// image approved for it, or its old one if the exec hasn't happened or failed.
-    func verify(tid: pid_t, tgid: pid_t, firstSeen: Bool) -> Bool {
+    /// Why the process behind a notification must not go on, or nil when it runs an image
+    /// (and arguments) it may run. A process seen for the first time must run an approved
+    /// image (this also catches children a swapped-in image forked before its own first
+    /// trapped call); a process with an exec pending must run the image approved for it, with
+    /// the arguments decided, or its old image if the exec hasn't happened or failed.
+    func verify(tid: pid_t, tgid: pid_t, firstSeen: Bool) -> String? {
         if firstSeen {
             let running = ImageIdentity(path: "/proc/\(tid)/exe")
-            if running.inode != 0 && !approved.withLock({ $0.contains(running) }) { return false }
+            if running.inode != 0 && !approved.withLock({ $0.contains(running) }) {
+                return "exec loaded an image other than the one approved; process killed"
+            }
         }
-        guard count.load(ordering: .relaxed) > 0 else { return true }
-        guard let entry = pending.withLock({ $0[tgid] }) else { return true }
+        guard count.load(ordering: .relaxed) > 0 else { return nil }
+        guard let entry = pending.withLock({ $0[tgid] }) else { return nil }
         if entry.pidfd >= 0 && agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
             remove(tgid) // that process has exited: its pid may belong to another now
-            return true
+            return nil
         }
         let running = ImageIdentity(path: "/proc/\(tid)/exe")
         if entry.expected.contains(running) {
             remove(tgid) // the exec completed as approved
-            return true
+            if let arguments = entry.arguments, !Self.cmdline(of: tgid, endsWith: arguments) {
+                return "exec ran with arguments other than the ones decided; process killed"
+            }
+            return nil
         }
-        return running == entry.previous // not exec'd yet, or the exec failed
+        // Not exec'd yet, or the exec failed.
+        return running == entry.previous ? nil : "exec loaded an image other than the one approved; process killed"
+    }
+
+    /// argv after argv[0], each NUL-terminated, as /proc/PID/cmdline ends.
+    static func cmdlineTail(_ argv: [String]) -> [UInt8] {
+        var bytes: [UInt8] = []
+        for argument in argv.dropFirst() {
+            bytes += argument.utf8
+            bytes.append(0)
+        }
+        return bytes
+    }
+
+    /// Whether the kernel's copy of the process's argv ends with `tail`.
+    static func cmdline(of pid: pid_t, endsWith tail: [UInt8]) -> Bool {
+        // argv[0] (and a `#!` interpreter's own words) come first; allow generously for them.
+        let capacity = tail.count + 65536
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buffer -> Bool in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/cmdline", buffer.baseAddress!, capacity)
+            // read_small_file fills at most capacity - 1 bytes: that many means truncated.
+            guard n >= tail.count, n < capacity - 1 else { return false }
+            let read = UnsafeRawBufferPointer(start: buffer.baseAddress, count: n)
+            return tail.isEmpty || read.suffix(tail.count).elementsEqual(tail)
+        }
     }
 
     private func remove(_ tgid: pid_t) {

@@ -17,6 +17,10 @@ final class ProcessContexts: Sendable {
     /// other child of the supervisor was orphaned and adopted (it is a child subreaper), and its
     /// real ancestry is gone.
     private let rootPID = Atomic<pid_t>(0)
+    /// Set if the table of command lines ever had to drop entries of live processes: from then
+    /// on ancestry can't be trusted, and `when:` rules fail closed.
+    private let historyLost = Atomic<Bool>(false)
+    static let maximumTrackedProcesses = 65536
 
     static let maximumCommandsPerProcess = 8
     static let maximumAncestors = 64
@@ -29,6 +33,7 @@ final class ProcessContexts: Sendable {
     /// The context of `tid` (thread of `tgid`), from the cache or read now. The caller checks
     /// NOTIF_ID_VALID afterwards, as after any read of the agent's state.
     func context(tid: pid_t) -> ProcessContext? {
+        if historyLost.load(ordering: .relaxed) { return nil }
         if let cached = cache.withLock({ $0[tid] }) { return cached }
         let status = ProcStatus(tid: tid)
         guard status.readOK, status.uids.count >= 2, status.gids.count >= 2 else { return nil }
@@ -71,7 +76,14 @@ final class ProcessContexts: Sendable {
             lines.append(argv)
             if lines.count > Self.maximumCommandsPerProcess { lines.removeFirst(lines.count - Self.maximumCommandsPerProcess) }
             table[tgid] = lines
-            if table.count > 8192 { table.removeAll(keepingCapacity: true) }
+            if table.count > 8192 {
+                // Drop processes that are gone; never a live one's history.
+                for pid in table.keys where kill(pid, 0) != 0 && errno == ESRCH { table[pid] = nil }
+                if table.count > Self.maximumTrackedProcesses {
+                    historyLost.store(true, ordering: .relaxed)
+                    table.removeAll(keepingCapacity: true)
+                }
+            }
         }
         cache.withLock { _ = $0.removeValue(forKey: tid) }
     }
@@ -87,11 +99,11 @@ final class ProcessContexts: Sendable {
         cache.withLock { $0.removeAll(keepingCapacity: true) }
     }
 
-    /// The command lines recorded for `tgid`, or its /proc cmdline when it exec'd none we saw.
+    /// The command lines recorded for `tgid`: the execs the supervisor allowed it. A process
+    /// that exec'd nothing (a fork) has none of its own; it runs its parent's image, and the
+    /// parent is among its ancestors. /proc/PID/cmdline is never used: a process can rewrite it.
     private func commandLines(of tgid: pid_t) -> [[String]] {
-        if let lines = commands.withLock({ $0[tgid] }), !lines.isEmpty { return lines }
-        let argv = Self.cmdline(of: tgid)
-        return argv.isEmpty ? [] : [argv]
+        commands.withLock { $0[tgid] } ?? []
     }
 
     /// The unified-hierarchy path from /proc/PID/cgroup (the `0::PATH` line).
@@ -104,16 +116,6 @@ final class ProcessContexts: Sendable {
                 return String(line.dropFirst(3))
             }
             return nil
-        }
-    }
-
-    /// /proc/PID/cmdline split at NULs.
-    static func cmdline(of pid: pid_t) -> [String] {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 8192) { buffer -> [String] in
-            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/cmdline", buffer.baseAddress!, buffer.count)
-            guard n > 0 else { return [] }
-            let bytes = UnsafeRawBufferPointer(start: buffer.baseAddress, count: n)
-            return bytes.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
         }
     }
 }

@@ -301,14 +301,14 @@ final class Receivers: Sendable {
                 writer.recordProcessStart(record)
             }
         }
-        guard core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen) else {
+        if let refusal = core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen) {
             // The image the kernel loaded isn't the one approved: the path was swapped after
             // the decision. End the process before this call, its first trapped one, proceeds.
             kill(n.tid, SIGKILL)
             core.listener.fail(n.id, errno: EPERM)
             core.recorder.record(.denied(syscall: core.table.name(of: n.number), action: .exec,
                                          target: ProcessTable.readLink("/proc/\(n.tid)/exe") ?? "?",
-                                         reason: "exec loaded an image other than the one approved; process killed", errno: EPERM),
+                                         reason: refusal, errno: EPERM),
                                  notification: n, process: ProcessTable.read(tid: n.tid), respondedAt: agentgate_monotonic_ns())
             return
         }

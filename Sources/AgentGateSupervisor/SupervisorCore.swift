@@ -59,8 +59,8 @@ final class SupervisorCore: Sendable {
         self.supervisorUserNamespace = ProcessTable.readLink("/proc/self/ns/user")
     }
 
-    func expectImage(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t) {
-        images.expect(image, previous: previous, tgid: tgid)
+    func expectImage(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil) {
+        images.expect(image, previous: previous, tgid: tgid, arguments: arguments)
     }
 
     /// The verdict for reaching `target`. A pathname unix socket is also a write to that path

@@ -79,7 +79,7 @@ struct PolicyLintTests {
         ("{a,b}{1,2}", ["a1", "a2", "b1", "b2"]),
         ("x{a,b{c,d}}", ["xa", "xbc", "xbd"]),
         ("{x}", ["{x}"]),
-        ("a\\{b,c}", ["a\\{b,c}"]),
+        ("a\\{b,c\\}", ["a\\{b,c\\}"]),
         ("[{,]x", ["[{,]x"]),
         ("{,-}z", ["z", "-z"]),
         ("{a,{x}}", ["a", "{x}"]),
@@ -89,10 +89,18 @@ struct PolicyLintTests {
         #expect(try BraceExpansion.expand(pattern) == expected)
     }
 
-    @Test("brace blow-ups are refused")
+    @Test("brace blow-ups and unbalanced braces are refused")
     func braceLimits() {
         let bomb = String(repeating: "{a,b}", count: 9)
         #expect(throws: BraceExpansion.Failure.self) { try BraceExpansion.expand(bomb) }
+        // Refused before anything is built: a long run of groups fails fast.
+        let clock = ContinuousClock()
+        let huge = String(repeating: "{a,b,c,d}", count: 5000)
+        let elapsed = clock.measure { _ = try? BraceExpansion.expand(huge) }
+        #expect(elapsed < .seconds(1))
+        for typo in ["{-f,--force", "-f,--force}", "a\\{b,c}"] {
+            #expect(throws: BraceExpansion.Failure.self, "\(typo)") { try BraceExpansion.expand(typo) }
+        }
     }
 
     @Test("braces are literal in version 1 files and alternate in version 2")
