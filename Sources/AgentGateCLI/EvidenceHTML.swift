@@ -112,7 +112,7 @@ extension EvidencePack {
             pair("Kernel", "\(os.kernelName) \(os.kernelRelease) \(os.kernelVersion) \(os.machine)")
             let user = context.user
             pair("User", "\(user.name ?? "?") (uid \(user.uid), gid \(user.gid), euid \(user.euid), egid \(user.egid))")
-            pair("Groups", user.groups.map(String.init).joined(separator: ", "))
+            pair("Groups", user.groups.isEmpty ? "none" : user.groups.map(String.init).joined(separator: ", "))
             pair("Capabilities", context.capabilities.isEmpty ? "none" : context.capabilities.joined(separator: " "), mono: true)
             pair("Cgroup", context.cgroup, mono: true)
             if let program = context.program { pair("Program", program, mono: true) }

@@ -76,7 +76,7 @@ struct SessionReport {
             let os = context.os
             field("Host", "\(os.hostname): \(os.distribution), \(os.kernelName) \(os.kernelRelease) \(os.machine)")
             let user = context.user
-            field("User", "\(user.name ?? "?") (uid \(user.uid), gid \(user.gid), euid \(user.euid), groups \(user.groups.map(String.init).joined(separator: ",")))")
+            field("User", "\(user.name ?? "?") (uid \(user.uid), gid \(user.gid), euid \(user.euid), groups \(user.groups.isEmpty ? "none" : user.groups.map(String.init).joined(separator: ",")))")
             field("Caps", context.capabilities.isEmpty ? "none" : "\(context.capabilities.count): " + context.capabilities.joined(separator: " "))
             field("Cgroup", context.cgroup)
             let addresses = context.interfaces.filter { !$0.flags.contains("loopback") && !$0.addresses.isEmpty }

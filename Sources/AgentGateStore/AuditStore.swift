@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CSQLite
 import Synchronization
 
@@ -68,8 +73,21 @@ public final class AuditStore: Sendable {
     private static func configure(_ connection: SQLiteConnection, busyTimeoutMilliseconds: Int32) throws(StoreError) {
         sqlite3_busy_timeout(connection.handle, busyTimeoutMilliseconds)
         // journal_mode answers with the mode in force, which stays "delete" (or similar)
-        // when WAL isn't possible, e.g. on a filesystem without shared memory.
-        let mode = try connection.queryText("PRAGMA journal_mode=WAL")
+        // when WAL isn't possible, e.g. on a filesystem without shared memory. Switching needs
+        // an exclusive lock and answers SQLITE_BUSY at once, without the busy handler, while
+        // another process opens (and converts) a new file: retry within the busy timeout.
+        let deadline = AuditClock.nowMicros() + Int64(busyTimeoutMilliseconds) * 1000
+        var mode: String?
+        while true {
+            do throws(StoreError) {
+                mode = try connection.queryText("PRAGMA journal_mode=WAL")
+                break
+            } catch {
+                let primary = (error.sqliteResultCode ?? 0) & 0xff
+                guard primary == SQLITE_BUSY || primary == SQLITE_LOCKED, AuditClock.nowMicros() < deadline else { throw error }
+                usleep(5_000)
+            }
+        }
         guard mode?.lowercased() == "wal" else {
             throw StoreError(
                 code: .sqlite, path: connection.path,

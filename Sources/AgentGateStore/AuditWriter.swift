@@ -43,7 +43,16 @@ public final class AuditWriter: Sendable {
                 FileHandle.standardError.write(Data("agentgate: warning: \(message)\n".utf8))
             })
         let core = self.core
-        let thread = Thread { core.run() }
+        let thread = Thread {
+            // Process signals are not this thread's business. The supervisor blocks them in its
+            // threads and reads them from a signalfd; a thread that left them unblocked would be
+            // picked to take them, and SIGTERM's default action there ends the whole process
+            // before the last batch is written.
+            var all = sigset_t()
+            sigfillset(&all)
+            pthread_sigmask(SIG_BLOCK, &all, nil)
+            core.run()
+        }
         thread.name = "agentgate-audit-writer"
         thread.start()
     }

@@ -239,6 +239,55 @@ struct ChainTests {
 
 @Suite("Concurrent sessions on one database")
 struct ConcurrencyTests {
+    @Test("opening while another process holds the new file's lock waits (the WAL switch is retried, not refused)")
+    func openWhileAnotherProcessConverts() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("new.db")
+        let ready = directory.file("locked")
+        // Another process (another supervisor, mid-creation) holds the file's exclusive lock.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        holder.arguments = ["python3", "-c", """
+            import sqlite3, sys, time
+            c = sqlite3.connect(sys.argv[1], isolation_level=None)
+            c.execute('BEGIN EXCLUSIVE')
+            c.execute('CREATE TABLE t (x)')
+            open(sys.argv[2], 'w').close()
+            time.sleep(0.5)
+            c.execute('COMMIT')
+            """, path, ready]
+        try holder.run()
+        defer { holder.waitUntilExit() }
+        var waited = 0
+        while !FileManager.default.fileExists(atPath: ready) && waited < 500 {
+            usleep(10_000)
+            waited += 1
+        }
+        try #require(FileManager.default.fileExists(atPath: ready))
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        #expect(try store.schemaVersion() == AuditSchema.currentVersion)
+    }
+
+    @Test("stores opening a new database at the same moment all get it")
+    func concurrentCreation() throws {
+        let directory = try TemporaryDirectory()
+        let failures = WarningLog()
+        for round in 0..<10 {
+            let path = directory.file("new-\(round).db")
+            DispatchQueue.concurrentPerform(iterations: 4) { worker in
+                do {
+                    let store = try AuditStore(path: path)
+                    try store.createSession(sampleSession(id: "w\(worker)"))
+                    store.close()
+                } catch {
+                    failures.handler("round \(round) worker \(worker): \(error)")
+                }
+            }
+        }
+        #expect(failures.messages.isEmpty, "\(failures.messages)")
+    }
+
     @Test("four sessions written at once through separate connections all verify")
     func concurrentSessions() throws {
         let directory = try TemporaryDirectory()

@@ -189,31 +189,63 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")
     }
 
-    @Test func sigtermToTheSupervisorLosesNoDecision() throws {
+    /// Starts the supervisor as a shell would: no signal blocked, default dispositions (the
+    /// test runner's children inherit a mask with SIGTERM blocked, which once hid a thread
+    /// that took SIGTERM and killed the supervisor).
+    func startLikeAShell(_ h: Harness, _ arguments: [String], name: String) throws -> BackgroundRun {
+        let wrapper = """
+            import os, signal, sys
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                signal.signal(s, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            os.execv(sys.argv[1], sys.argv[1:])
+            """
+        return try BackgroundRun(["/usr/bin/env", "python3", "-c", wrapper, Harness.supervisor] + arguments,
+                                 directory: h.dir, name: name)
+    }
+
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalToTheSupervisorLosesNoDecision(signal: Int32) throws {
         let h = try Harness()
         let policy = try h.policy("default: allow\nrules: []\n")
         try h.write("data.txt", "x\n")
         try h.write("loop.py", """
             import signal, sys
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM])
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
             while True:
                 open(sys.argv[1]).close()
             """)
-        let running = try h.start(["python3", h.path("loop.py"), h.path("data.txt")], policy: policy,
-                                  extra: ["-v", "--session", "termed"], name: "supervisor")
+        let session = "signalled-\(signal)"
+        let running = try startLikeAShell(
+            h, ["--policy", policy, "--db", h.db, "-v", "--session", session, "--", "python3", h.path("loop.py"), h.path("data.txt")],
+            name: "supervisor")
         // Mid-session: decisions are streaming when the signal lands.
         #expect(waitUntil { decisionLines(running.stderr).count > 500 })
-        kill(running.pid, SIGTERM)
-        let status = running.wait(timeout: 60)
-        #expect(status == 143)
+        // Premise: the signal isn't ignored, and only the supervisor's own threads block it
+        // (every one of them must, or the signal can land on one that doesn't).
+        let status = try String(contentsOfFile: "/proc/\(running.pid)/status", encoding: .utf8)
+        let ignored = status.split(separator: "\n").first { $0.hasPrefix("SigIgn:") }
+            .flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) } ?? UInt64.max
+        try #require(ignored & (1 << UInt64(signal - 1)) == 0, "the signal is ignored: the test would prove nothing")
+        let threads = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(running.pid)/task")
+        for thread in threads {
+            let text = (try? String(contentsOfFile: "/proc/\(running.pid)/task/\(thread)/status", encoding: .utf8)) ?? ""
+            let mask = text.split(separator: "\n").first { $0.hasPrefix("SigBlk:") }
+                .flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) } ?? 0
+            #expect(mask & (1 << UInt64(signal - 1)) != 0, "thread \(thread) doesn't block signal \(signal)")
+        }
+        kill(running.pid, signal)
+        let exit = running.wait(timeout: 60)
+        #expect(exit == 128 + signal)
         let decided = decisionLines(running.stderr)
         #expect(decided.count > 500)
-        let stored = h.query("select count(*) from events where session_id = 'termed'")
+        let stored = h.query("select count(*) from events where session_id = '\(session)'")
         #expect(stored.first?.first == "\(decided.count)", "decided \(decided.count), stored \(stored)")
-        let ended: [String]? = h.query("select exit_status, end_time is not null from sessions where id = 'termed'").first
-        #expect(ended == ["143", "1"])
-        #expect(h.cli(["audit", "verify", "--session", "termed"]).status == 0)
+        let ended: [String]? = h.query("select exit_status, end_time is not null from sessions where id = '\(session)'").first
+        #expect(ended == ["\(128 + signal)", "1"])
+        #expect(h.cli(["audit", "verify", "--session", session]).status == 0)
     }
 
     @Test func readOnlyDatabaseMidSessionKeepsEnforcingAndFallsBack() throws {
@@ -306,6 +338,28 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(verify.status == 0, "\(verify.stdout)")
         #expect(verify.stdout.contains("2 chained sessions"))
         #expect(h.query("select count(*) from session_chain").first?.first == "4")
+    }
+
+    @Test func supervisorsStartingTogetherOnANewDatabaseAllRun() throws {
+        // Regression: a second process's switch to WAL used to fail with "database is locked"
+        // (exit 2) while the first was creating the file. The shell starts them within
+        // microseconds of each other, which Process can't.
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        let script = """
+            for round in $(seq 1 12); do
+              for i in 1 2 3; do ("$0" --policy "$1" --db "$2/new-$round.db" -- true 2>>"$2/errors"; echo "$?" >> "$2/statuses") & done
+              wait
+            done
+            """
+        let result = h.run(["bash", "-c", script, Harness.supervisor, policy, h.dir], timeout: 120)
+        #expect(result.status == 0)
+        let statuses = try String(contentsOfFile: h.path("statuses"), encoding: .utf8).split(separator: "\n")
+        #expect(statuses.count == 36)
+        #expect(statuses.allSatisfy { $0 == "0" }, "\((try? String(contentsOfFile: h.path("errors"), encoding: .utf8)) ?? "")")
+        for round in 1...12 {
+            #expect(h.cli(["audit", "verify"], db: h.path("new-\(round).db")).status == 0)
+        }
     }
 
     // MARK: - Query commands
