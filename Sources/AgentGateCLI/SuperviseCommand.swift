@@ -93,7 +93,7 @@ public struct SuperviseCommand: ParsableCommand {
         let record = SessionRecord(
             id: sessionID, agent: agentName, command: command, cwd: cwd,
             policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: Self.nowMicros(),
-            endTimeMicros: nil, exitStatus: nil, context: context)
+            endTimeMicros: nil, exitStatus: nil, mode: loaded.policy.mode.name, context: context)
         do throws(StoreError) {
             try store.createSession(record)
         } catch where error.code == .constraintViolation {
