@@ -273,7 +273,15 @@ final class Receivers: Sendable {
         var failures = 0
         while !stopping.load(ordering: .relaxed) {
             let rc = core.listener.receive(into: &request)
-            if rc == -EINTR || rc == -ENOENT { continue }
+            if rc == -EINTR { continue }
+            if rc == -ENOENT {
+                // A notification whose caller died, or no agent process left at all: then the
+                // listener reports POLLHUP and RECV fails at once, so wait instead of spinning
+                // until the session is wound up.
+                let events = agentgate_poll_one(core.listener.fd, Int16(POLLIN), 0)
+                if events > 0 && Int16(truncatingIfNeeded: events) & Int16(POLLHUP) != 0 { usleep(20_000) }
+                continue
+            }
             if rc != 0 {
                 failures += 1
                 if failures > 100 {
