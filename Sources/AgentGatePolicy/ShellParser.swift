@@ -101,16 +101,18 @@ public struct ShellScript: Sendable, Equatable {
     /// the union: the first reading's commands, then each other reading's commands that are not
     /// already listed, and every distinct pipeline. `error` is nil when any reading parsed cleanly.
     public static func parseAllDialects(_ source: String) -> ShellScript {
-        parseAllDialects(source, stepLimit: nil)
+        parseAllDialects(source, stepLimit: nil).script
     }
 
-    /// `parseAllDialects` with a cap on the parser's work (summed over the readings).
-    static func parseAllDialects(_ source: String, stepLimit: Int?) -> ShellScript {
+    /// `parseAllDialects` with a cap on the parser's work, summed over the readings; also returns
+    /// the work done.
+    static func parseAllDialects(_ source: String, stepLimit: Int?) -> (script: ShellScript, steps: Int) {
         var remainingSteps = stepLimit
         let first = parseReporting(source, dialect: .standard, stepLimit: remainingSteps)
+        var steps = first.steps
         remainingSteps = remainingSteps.map { max(0, $0 - first.steps) }
         var sensitivity = first.sensitivity
-        guard sensitivity.ansiC || sensitivity.quotesInExpansions else { return first.script }
+        guard sensitivity.ansiC || sensitivity.quotesInExpansions else { return (first.script, steps) }
         var readings = [first.script]
         var tried: Set<ShellDialect> = [.standard]
         while true {
@@ -125,12 +127,13 @@ public struct ShellScript: Sendable, Equatable {
             tried.insert(dialect)
             if let steps = remainingSteps, steps <= 0 { break }
             let reading = parseReporting(source, dialect: dialect, stepLimit: remainingSteps)
+            steps += reading.steps
             remainingSteps = remainingSteps.map { max(0, $0 - reading.steps) }
             sensitivity.ansiC = sensitivity.ansiC || reading.sensitivity.ansiC
             sensitivity.quotesInExpansions = sensitivity.quotesInExpansions || reading.sensitivity.quotesInExpansions
             readings.append(reading.script)
         }
-        return union(readings)
+        return (union(readings), steps)
     }
 
     /// Which dialect-dependent constructs a parse met.
@@ -350,7 +353,7 @@ struct ShellParser {
         end = bytes.count
         self.dialect = dialect
         self.stepLimit = stepLimit ?? (64 * bytes.count + 100_000)
-        copyBudget = 8 * bytes.count + 65_536
+        copyBudget = 2 * bytes.count + 65_536
     }
 
     var stepsTaken: Int { steps }
@@ -376,8 +379,10 @@ struct ShellParser {
         return true
     }
 
-    /// Enters one nesting level; false (with an error) past the cap.
+    /// Enters one nesting level; false (with an error) past the cap. A level costs a few steps
+    /// (it takes stack frames and a copy of the text): nesting bombs meet the budget early.
     private mutating func enter() -> Bool {
+        steps += 4
         guard depth < ShellScript.maximumNesting else {
             fail("nesting deeper than \(ShellScript.maximumNesting) levels")
             return false
@@ -511,25 +516,32 @@ struct ShellParser {
                     alternatives.append([newIndex[first]])
                     continue
                 }
+                let second = nextKept[first + 1]
+                if second >= stage.upperBound, definitionsByName.isEmpty {
+                    alternatives.append([newIndex[first]]) // a simple command, as most stages are
+                    continue
+                }
                 // Every command inside the stage, then the bodies of functions and aliases called.
                 var commandsOfStage: [Int] = []
-                var included = Set<Int>()
                 func include(_ range: Range<Int>) {
                     var index = nextKept[min(range.lowerBound, commands.count)]
                     while index < range.upperBound, commandsOfStage.count < limit {
-                        if included.insert(index).inserted { commandsOfStage.append(index) }
+                        if !commandsOfStage.contains(index) { commandsOfStage.append(index) }
                         index = nextKept[index + 1]
                     }
                 }
                 include(stage)
                 if !definitionsByName.isEmpty {
-                    var expanded = Set<Range<Int>>()
+                    var expanded: [Range<Int>] = []
                     var next = 0
                     while next < commandsOfStage.count, commandsOfStage.count < limit {
                         let command = commandsOfStage[next]
                         next += 1
                         guard let name = commands[command].words.first, let bodies = definitionsByName[name] else { continue }
-                        for body in bodies where expanded.insert(body).inserted { include(body) }
+                        for body in bodies where !expanded.contains(body) {
+                            expanded.append(body)
+                            include(body)
+                        }
                     }
                 }
                 alternatives.append(commandsOfStage.map { newIndex[$0] })
@@ -725,6 +737,7 @@ struct ShellParser {
             skipBlanks()
             guard byte(pos) == .pipe, byte(pos + 1) != .pipe else { break }
             pos += 1
+            steps += 1 // each stage is also work for whoever lists the pipeline's parts
             if byte(pos) == .ampersand { pos += 1 } // `|&` also pipes standard error
             skipBlanksAndNewlines()
             if atListEnd() {
