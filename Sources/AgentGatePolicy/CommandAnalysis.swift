@@ -17,10 +17,22 @@ public struct CommandAnalysis: Sendable, Equatable {
     /// `echo`/`printf`/`cat <<EOF` piped into such a shell, and shell strings run through
     /// sudo/doas/pkexec. The sudo-wrapped command itself is not added unwrapped: sudo's argv is
     /// visible to rules as it is.
+    ///
+    /// Shell strings are read under every shell dialect that reads them differently (bash's `$'…'`
+    /// strings or dash's plain `$`; quotes inside `"${…}"` or not) and the union is kept.
     public var commands: [[String]]
-    /// Multi-stage pipelines from shell strings (2+ stages), each stage as its word list.
+    /// Multi-stage pipelines from shell strings (2+ stages), each stage as its word list. Each
+    /// pipeline is listed with its stages unwrapped first (the innermost command once transparent
+    /// wrappers are removed: `curl x | env sh` gives [["curl","x"],["sh"]]), then as written when
+    /// that differs. A stage that runs several commands (a compound stage `{ :; sh; }`, a loop,
+    /// substitutions inside it, a function or alias defined in the string) adds one variant per
+    /// other command it runs, with that command as the stage (and, when two neighbouring stages
+    /// both do, two-stage variants of their pairs), at most `maximumPipelineVariants` entries per
+    /// pipeline. A variant of a pipeline longer than 16 stages lists the 16 stages around the
+    /// replaced one.
     public var pipelines: [[[String]]]
-    /// True when a shell string was present but did not fully parse (ShellScript.error != nil).
+    /// True when a shell string was present but did not fully parse (ShellScript.error != nil),
+    /// or was not analysed in full (too long, too complex, too many commands or pipelines).
     public var shellParseFailed: Bool
     /// The parse errors, if any.
     public var shellErrors: [String]
@@ -37,6 +49,27 @@ public struct CommandAnalysis: Sendable, Equatable {
 
     /// How many levels of shell strings and wrappers are followed (`sh -c "bash -c '…'"` is two).
     public static let maximumDepth = 16
+
+    /// The longest shell string analysed, in bytes. A longer one is cut (at its last line break in
+    /// the second half of the allowance, when there is one), and `shellParseFailed` says so.
+    public static let maximumScriptLength = 64 * 1024
+
+    /// Bytes of shell text parsed for one analysis in total: nested strings, here-documents fed to
+    /// shells and printed scripts included. Past it, shell strings are cut or skipped (flagged).
+    public static let maximumTotalScriptLength = 128 * 1024
+
+    /// The parser's work units (about one per word or operator, five per nesting level) for one
+    /// analysis, summed over every string and dialect reading: about twice what 64 KiB of dense
+    /// shell script needs.
+    static let maximumParseSteps = 40_000
+
+    /// At most this many entries of `pipelines` per pipeline of a shell string.
+    public static let maximumPipelineVariants = 64
+
+    /// At most this many entries in `commands` and in `pipelines`; past them the analysis is
+    /// flagged as incomplete.
+    public static let maximumCommands = 8192
+    public static let maximumPipelines = 1024
 
     public static func analyze(argv: [String]) -> CommandAnalysis {
         var builder = AnalysisBuilder()
@@ -55,12 +88,20 @@ public struct CommandAnalysis: Sendable, Equatable {
     }
 
     /// The last path component of argv[0] ("/usr/bin/git" → "git"); policy globs without a '/'
-    /// match argv[0] by this name.
+    /// match argv[0] by this name. Works on bytes: linear in the length of that component.
     public static func programName(_ argv0: String) -> String {
-        var path = Substring(argv0)
-        while path.count > 1, path.hasSuffix("/") { path = path.dropLast() }
-        guard path != "/", let slash = path.lastIndex(of: "/") else { return String(path) }
-        return String(path[path.index(after: slash)...])
+        var word = argv0
+        return word.withUTF8 { bytes -> String? in
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return nil }
+            // Trailing slashes go, unless the path is all slashes ("/" stays "/").
+            var end = bytes.count
+            while end > 1, base[end - 1] == 0x2F { end -= 1 }
+            var start = end
+            while start > 0, base[start - 1] != 0x2F { start -= 1 }
+            if start == end { return "/" } // only "/" is left
+            if start == 0, end == bytes.count { return nil } // no slash: the word itself
+            return String(decoding: UnsafeBufferPointer(start: base + start, count: end - start), as: UTF8.self)
+        } ?? argv0
     }
 
     /// The command string argv hands to a shell (`sh -c STRING`, `bash -lc STRING`, `busybox sh -c
@@ -72,30 +113,66 @@ public struct CommandAnalysis: Sendable, Equatable {
 }
 
 /// Accumulates an analysis; `seen` sets keep it duplicate-free and each distinct command or shell
-/// string is expanded once.
+/// string is expanded once. Every budget is global to the analysis, so nesting cannot multiply it.
 private struct AnalysisBuilder {
     var analysis = CommandAnalysis()
     private var seenCommands: Set<[String]> = []
     private var seenPipelines: Set<[[String]]> = []
     private var parsedScripts: Set<String> = []
+    private var scriptBytesLeft = CommandAnalysis.maximumTotalScriptLength
+    private var parseStepsLeft = CommandAnalysis.maximumParseSteps
     private static let maximumErrors = 32
+    /// Stages around a replaced one in a variant of a long pipeline.
+    private static let variantWindow = 16
+
+    /// Records that the analysis is incomplete or a string malformed.
+    mutating func note(_ error: String) {
+        analysis.shellParseFailed = true
+        if analysis.shellErrors.count < Self.maximumErrors, !analysis.shellErrors.contains(error) {
+            analysis.shellErrors.append(error)
+        }
+    }
 
     mutating func add(_ words: [String], depth: Int) {
-        guard !words.isEmpty, seenCommands.insert(words).inserted else { return }
+        guard let first = words.first else { return }
+        guard analysis.commands.count < CommandAnalysis.maximumCommands else {
+            note("more than \(CommandAnalysis.maximumCommands) commands: the rest were not analysed")
+            return
+        }
+        guard seenCommands.insert(words).inserted else { return }
         analysis.commands.append(words)
         guard depth < CommandAnalysis.maximumDepth else { return }
-        if let expanded = CommandWords.braceExpandedProgram(words) { add(expanded, depth: depth + 1) }
+        if first.utf8.first == 0x7B, let expanded = CommandWords.braceExpandedProgram(words) { add(expanded, depth: depth + 1) }
+        // Most commands run nothing else: one name lookup spares them every recogniser.
+        guard CommandWords.mayRunOtherCommands(CommandWords.name(first)) else { return }
         for inner in CommandWords.wrappedCommands(words) { add(inner, depth: depth + 1) }
         for script in CommandWords.embeddedScripts(words) { addScript(script, depth: depth + 1) }
     }
 
     mutating func addScript(_ source: String, depth: Int) {
-        guard parsedScripts.insert(source).inserted else { return }
-        let script = ShellScript.parse(source)
-        if let error = script.error {
-            analysis.shellParseFailed = true
-            if analysis.shellErrors.count < Self.maximumErrors { analysis.shellErrors.append(error) }
+        guard !source.isEmpty else { return }
+        let allowance = min(CommandAnalysis.maximumScriptLength, scriptBytesLeft)
+        guard allowance > 0, parseStepsLeft > 0 else {
+            note("shell strings too long or complex in all: the rest were not analysed")
+            return
         }
+        var text = source
+        var truncated = false
+        if source.utf8.count > allowance {
+            text = Self.prefix(of: source, bytes: allowance)
+            truncated = true
+        }
+        // Deduplicated on what is parsed, so a huge string is not hashed in full.
+        guard parsedScripts.insert(text).inserted else { return }
+        if truncated {
+            note(allowance == CommandAnalysis.maximumScriptLength
+                ? "shell string truncated: only its first \(text.utf8.count) bytes were analysed"
+                : "shell strings longer than \(CommandAnalysis.maximumTotalScriptLength) bytes in all: truncated")
+        }
+        scriptBytesLeft -= text.utf8.count
+        let (script, steps) = ShellScript.parseAllDialects(text, stepLimit: parseStepsLeft)
+        parseStepsLeft -= steps
+        if let error = script.error { note(error) }
         for command in script.commands {
             add(command.words, depth: depth)
             if !command.inputDocuments.isEmpty, depth < CommandAnalysis.maximumDepth,
@@ -103,16 +180,89 @@ private struct AnalysisBuilder {
                 for document in command.inputDocuments { addScript(document, depth: depth + 1) }
             }
         }
-        for stages in script.pipelines where stages.count > 1 {
-            let commands = stages.map { script.commands[$0] }.filter { !$0.words.isEmpty }
-            guard commands.count > 1 else { continue }
-            let pipeline = commands.map(\.words)
-            if seenPipelines.insert(pipeline).inserted { analysis.pipelines.append(pipeline) }
+        addPipelines(of: script, depth: depth)
+    }
+
+    /// The first `bytes` bytes of `source`, ending at a line break in their second half if any.
+    private static func prefix(of source: String, bytes: Int) -> String {
+        var head = Array(source.utf8.prefix(bytes))
+        var index = head.count - 1
+        while index >= bytes / 2 {
+            if head[index] == 0x0A {
+                head.removeSubrange((index + 1)...)
+                break
+            }
+            index -= 1
+        }
+        return String(decoding: head, as: UTF8.self)
+    }
+
+    private mutating func addPipelines(of script: ShellScript, depth: Int) {
+        for stages in script.stagesOrPipelines where stages.count > 1 {
+            // Each stage's commands with words (an assignment-only command runs nothing by itself).
+            var options: [[Int]] = []
+            options.reserveCapacity(stages.count)
+            for stage in stages {
+                if stage.count == 1 {
+                    if !script.commands[stage[0]].words.isEmpty { options.append(stage) }
+                    continue
+                }
+                let withWords = stage.filter { !script.commands[$0].words.isEmpty }
+                if !withWords.isEmpty { options.append(withWords) }
+            }
+            guard options.count > 1 else { continue }
+            var emitted = 0
+            let written = options.map { script.commands[$0[0]].words }
+            let base = written.map(CommandWords.unwrappedStage)
+            emit(base, &emitted)
+            if base != written { emit(written, &emitted) }
+            // One variant per other command a stage runs, and pairs of neighbouring stages' others.
+            let count = base.count
+            for stage in 0..<count where options[stage].count > 1 {
+                for command in options[stage].dropFirst() {
+                    guard emitted < CommandAnalysis.maximumPipelineVariants else { break }
+                    let start = count <= Self.variantWindow
+                        ? 0 : min(max(0, stage - Self.variantWindow / 2), count - Self.variantWindow)
+                    var variant = Array(base[start..<min(count, start + Self.variantWindow)])
+                    variant[stage - start] = CommandWords.unwrappedStage(script.commands[command].words)
+                    emit(variant, &emitted)
+                }
+            }
+            for stage in 0..<(count - 1) where options[stage].count > 1 && options[stage + 1].count > 1 {
+                for first in options[stage].dropFirst() {
+                    for second in options[stage + 1].dropFirst() {
+                        guard emitted < CommandAnalysis.maximumPipelineVariants else { break }
+                        emit([CommandWords.unwrappedStage(script.commands[first].words),
+                              CommandWords.unwrappedStage(script.commands[second].words)], &emitted)
+                    }
+                }
+            }
+            if emitted >= CommandAnalysis.maximumPipelineVariants {
+                note("a pipeline runs too many commands: only \(CommandAnalysis.maximumPipelineVariants) of its variants are listed")
+            }
             guard depth < CommandAnalysis.maximumDepth else { continue }
             // `echo 'rm -rf /' | sh`, `cat <<EOF | sh`: the printed text is the script.
-            for stage in 1..<commands.count where CommandWords.readsShellScriptFromStandardInput(pipeline[stage]) {
-                for text in CommandWords.printedText(commands[stage - 1]) { addScript(text, depth: depth + 1) }
+            for stage in 1..<count where options[stage].contains(where: {
+                CommandWords.readsShellScriptFromStandardInput(script.commands[$0].words)
+            }) {
+                for previous in options[stage - 1] {
+                    for text in CommandWords.printedText(script.commands[previous]) { addScript(text, depth: depth + 1) }
+                }
             }
+        }
+    }
+
+    /// Adds one pipeline entry unless already listed or past a cap.
+    private mutating func emit(_ pipeline: [[String]], _ emitted: inout Int) {
+        guard pipeline.count > 1, !pipeline.contains(where: \.isEmpty) else { return }
+        guard analysis.pipelines.count < CommandAnalysis.maximumPipelines else {
+            note("more than \(CommandAnalysis.maximumPipelines) pipelines: the rest were not analysed")
+            return
+        }
+        guard emitted < CommandAnalysis.maximumPipelineVariants else { return }
+        if seenPipelines.insert(pipeline).inserted {
+            analysis.pipelines.append(pipeline)
+            emitted += 1
         }
     }
 }
@@ -132,10 +282,25 @@ enum CommandWords {
         "posh", "rbash", "fish", "csh", "tcsh",
     ]
 
+    /// Transparent wrappers `unwrapped` looks through.
+    static let wrapperNames: Set<String> = [
+        "env", "exec", "command", "builtin", "nohup", "setsid", "busybox", "toybox", "time", "nice", "timeout",
+        "stdbuf", "ionice", "xargs",
+    ]
+    /// Tools that run a command as another user (`privilege`).
+    static let privilegeNames: Set<String> = ["sudo", "doas", "pkexec", "su", "runuser"]
+    /// Every program name after which some recogniser here finds other code to analyse.
+    private static let codeRunnerNames: Set<String> = wrapperNames.union(privilegeNames).union(shellNames)
+        .union(["eval", "trap", "alias", "watch", "find"])
+
+    /// Whether a command named `program` may run other commands this file recognises (wrappers,
+    /// shells, privilege tools, eval/trap/alias/watch, find -exec). Others need no further look.
+    static func mayRunOtherCommands(_ program: String) -> Bool { codeRunnerNames.contains(program) }
+
     /// The program name with a login shell's leading "-" removed ("-bash" → "bash").
     static func name(_ word: String) -> String {
         let name = CommandAnalysis.programName(word)
-        return name.hasPrefix("-") && name.count > 1 ? String(name.dropFirst()) : name
+        return name.utf8.first == 0x2D && name.utf8.count > 1 ? String(name.dropFirst()) : name
     }
 
     static func isShell(_ word: String) -> Bool { shellNames.contains(name(word)) }
@@ -174,15 +339,16 @@ enum CommandWords {
                 index += argument == "--rcfile" || argument == "--init-file" ? 2 : 1
                 continue
             }
-            guard argument.count > 1, argument.hasPrefix("-") || argument.hasPrefix("+") else { break }
+            let sign = argument.utf8.first
+            guard argument.utf8.count > 1, sign == 0x2D || sign == 0x2B else { break }
             // A cluster of single-letter options; -o/-O (and +o/+O) take the next word.
             var valueCount = 0
-            for letter in argument.dropFirst() {
+            for letter in argument.utf8.dropFirst().prefix(Self.maximumOptionCluster) {
                 switch letter {
-                case "c" where argument.hasPrefix("-"): readsCommandString = true
-                case "s" where argument.hasPrefix("-"): readsStandardInput = true
-                case "o", "O": valueCount += 1
-                case "C" where program == "fish": readsCommandString = true
+                case 0x63 where sign == 0x2D: readsCommandString = true // c
+                case 0x73 where sign == 0x2D: readsStandardInput = true // s
+                case 0x6F, 0x4F: valueCount += 1 // o O
+                case 0x43 where program == "fish": readsCommandString = true // C
                 default: break
                 }
             }
@@ -194,9 +360,14 @@ enum CommandWords {
         return .scriptFile(operands[operands.startIndex])
     }
 
+    /// Letters of one option word looked at: real clusters are short, and a hostile one must not
+    /// cost more than that.
+    static let maximumOptionCluster = 32
+
     /// Whether `words` (through wrappers and sudo) is a shell reading its script from stdin.
     static func readsShellScriptFromStandardInput(_ words: [String]) -> Bool {
-        shellInput(innermostCommand(words)) == .standardInput
+        guard let first = words.first, mayRunOtherCommands(name(first)) else { return false }
+        return shellInput(innermostCommand(words)) == .standardInput
     }
 
     /// The operands after `words[0]`'s options. `valued` lists the options taking a value: a short
@@ -206,28 +377,48 @@ enum CommandWords {
         while index < words.endIndex {
             let word = words[index]
             if word == "--" { return words[(index + 1)...] }
-            guard word.hasPrefix("-"), word.count > 1 else { break }
+            guard word.utf8.first == 0x2D, word.utf8.count > 1 else { break }
             if word.hasPrefix("--") {
                 index += !word.contains("=") && valued.contains(word) ? 2 : 1
                 continue
             }
-            var takesNext = false
-            let letters = Array(word.dropFirst())
-            for (offset, letter) in letters.enumerated() where valued.contains("-" + String(letter)) {
-                takesNext = offset == letters.count - 1
-                break
-            }
-            index += takesNext ? 2 : 1
+            index += takesValue(word, valued: valued) ? 2 : 1
         }
         return words[min(index, words.endIndex)...]
+    }
+
+    /// Whether the short-option cluster `word` ("-vn") ends with an option taking the next word as
+    /// its value: its first valued letter is its last.
+    static func takesValue(_ word: String, valued: Set<String>) -> Bool {
+        guard word.utf8.count <= maximumOptionCluster + 1 else { return false }
+        let letters = word.unicodeScalars.dropFirst()
+        var offset = 0
+        for letter in letters {
+            offset += 1
+            if valued.contains("-" + String(letter)) { return offset == letters.count }
+        }
+        return false
+    }
+
+    /// The innermost command once transparent wrappers (env, command, exec, nohup, time, nice,
+    /// timeout, stdbuf, xargs, busybox, setsid, ionice, builtin) are removed; sudo-like tools stay.
+    static func unwrappedStage(_ words: [String]) -> [String] {
+        var current = words
+        for _ in 0..<CommandAnalysis.maximumDepth {
+            guard let inner = unwrapped(current) else { break }
+            current = inner
+        }
+        return current
     }
 
     /// The command a transparent wrapper runs (`nohup make` → `make`), or nil. One level only.
     static func unwrapped(_ words: [String]) -> [String]? {
         guard let first = words.first else { return nil }
+        let program = name(first)
+        guard wrapperNames.contains(program) else { return nil }
         let all = words[...]
         let inner: ArraySlice<String>
-        switch name(first) {
+        switch program {
         case "env":
             return envCommand(words)
         case "exec":
@@ -242,7 +433,7 @@ enum CommandWords {
             inner = operands(all, valued: [])
         case "busybox", "toybox":
             // `busybox rm -rf /` runs the rm applet.
-            guard words.count > 1, !words[1].hasPrefix("-") else { return nil }
+            guard words.count > 1, words[1].utf8.first != 0x2D else { return nil }
             inner = all.dropFirst()
         case "time":
             inner = operands(all, valued: ["-f", "--format", "-o", "--output"])
@@ -297,7 +488,7 @@ enum CommandWords {
                 index += 1
                 continue
             }
-            guard word.hasPrefix("-"), word.count > 1 else { break }
+            guard word.utf8.first == 0x2D, word.utf8.count > 1 else { break }
             let letters = Array(word.dropFirst())
             var consumed = 1
             for (offset, letter) in letters.enumerated() where "uCSP".contains(letter) {
@@ -356,7 +547,8 @@ enum CommandWords {
     /// unnested form is expanded (the parser has removed quotes, so a quoted one would match too:
     /// an extra candidate, never a missed one).
     static func braceExpandedProgram(_ words: [String]) -> [String]? {
-        guard let first = words.first, first.count > 2, first.hasPrefix("{"), first.hasSuffix("}") else { return nil }
+        guard let first = words.first, first.utf8.count > 2, first.utf8.count <= 4096, first.utf8.first == 0x7B,
+              first.utf8.last == 0x7D else { return nil }
         let inside = first.dropFirst().dropLast()
         guard inside.contains(","), !inside.contains("{"), !inside.contains("}") else { return nil }
         let expanded = inside.split(separator: ",", omittingEmptySubsequences: true).map(String.init)
@@ -379,6 +571,7 @@ enum CommandWords {
     static func privilege(_ words: [String]) -> Privilege? {
         guard let first = words.first else { return nil }
         let tool = name(first)
+        guard privilegeNames.contains(tool) else { return nil }
         switch tool {
         case "sudo":
             return privilegedCommand(
@@ -410,7 +603,7 @@ enum CommandWords {
                 index += 1
                 break
             }
-            guard word.hasPrefix("-"), word.count > 1 else { break }
+            guard word.utf8.first == 0x2D, word.utf8.count > 1 else { break }
             if word.hasPrefix("--") {
                 let optionName = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? word
                 let value: String? = word.contains("=")
@@ -466,7 +659,7 @@ enum CommandWords {
             }
             if word.hasPrefix("--command=") {
                 commandString = String(word.dropFirst("--command=".count))
-            } else if word.hasPrefix("-c"), word.count > 2, !word.hasPrefix("--") {
+            } else if word.hasPrefix("-c"), word.utf8.count > 2, !word.hasPrefix("--") {
                 commandString = String(word.dropFirst(2))
             } else if !word.hasPrefix("-"), user == nil {
                 user = word
@@ -551,7 +744,7 @@ enum CommandWords {
             return arguments.allSatisfy { $0 == "-" || $0.hasPrefix("-") } ? command.inputDocuments : []
         case "echo":
             var interpretsEscapes = false
-            while let option = arguments.first, option.count > 1, option.hasPrefix("-"),
+            while let option = arguments.first, option.utf8.count > 1, option.utf8.first == 0x2D,
                   option.dropFirst().allSatisfy({ "neE".contains($0) }) {
                 if option.contains("e") { interpretsEscapes = true }
                 arguments = arguments.dropFirst()

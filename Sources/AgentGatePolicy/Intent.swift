@@ -67,12 +67,19 @@ enum IntentText {
 
     /// `text` on one line for display: control characters and whitespace runs become one space,
     /// bidirectional overrides become U+FFFD, and past `limit` characters it ends with "…".
-    /// Reads at most `limit` characters of `text`, so a huge script costs nothing extra.
+    /// Reads at most `8 × limit` characters of `text` (then it ends with "…" too), so a huge
+    /// script, even one of blanks, costs nothing extra.
     static func display(_ text: String, limit: Int = detailLimit) -> String {
         var out = String.UnicodeScalarView()
         var count = 0
         var pendingSpace = false
+        var examined = 0
         for scalar in text.unicodeScalars {
+            examined += 1
+            if examined > 8 * limit {
+                out.append("…")
+                return String(out)
+            }
             let value = scalar.value
             if value < 0x20 || (0x7F...0x9F).contains(value) || scalar.properties.isWhitespace {
                 pendingSpace = count > 0
@@ -97,7 +104,36 @@ enum IntentText {
 
     /// A command line for display.
     static func command(_ words: [String]) -> String {
-        display(CommandAnalysis.line(words))
+        display(line(words))
+    }
+
+    /// `CommandAnalysis.line(words)`, or enough of its start for `display` (which reads at most
+    /// 8 × its limit characters): a huge argv is not joined in full.
+    static func line(_ words: [String]) -> String {
+        let enough = 8 * textLimit + 8
+        var line = ""
+        for word in words {
+            if !line.isEmpty { line += " " }
+            if line.utf8.count + word.utf8.count > enough {
+                line += String(decoding: word.utf8.prefix(enough - line.utf8.count), as: UTF8.self)
+                return line
+            }
+            line += word
+        }
+        return line
+    }
+
+    /// `CommandAnalysis.line(pipeline:)`, bounded like `line(_:)`.
+    static func line(pipeline: [[String]]) -> String {
+        var words: [String] = []
+        var length = 0
+        for (index, stage) in pipeline.enumerated() {
+            if index > 0 { words.append("|") }
+            words += stage.prefix(8 * textLimit)
+            length += stage.reduce(0) { $0 + $1.utf8.count + 1 }
+            if length > 8 * textLimit { break }
+        }
+        return line(words)
     }
 
     /// "a, b, c" for up to `limit` items, then "… (+N more)".
@@ -199,8 +235,10 @@ private enum ExecIntent {
             return Intent(.run, "agent wants to run \(home.abbreviate(target))")
         }
         let analysis = analysis ?? CommandAnalysis.analyze(argv: argv)
-        let commands = analysis.commands.isEmpty ? [argv] : analysis.commands
-        if let remote = RemoteScript.find(pipelines: analysis.pipelines, commands: commands) { return remote }
+        var budget = IntentBudget()
+        let pipelines = budget.pipelines(analysis.pipelines)
+        let commands = budget.commands(analysis.commands.isEmpty ? [argv] : analysis.commands)
+        if let remote = RemoteScript.find(pipelines: pipelines, commands: commands, budget: &budget) { return remote }
         var best: (significance: Significance, intent: Intent)?
         for command in commands {
             guard let candidate = classify(command) else { continue }
@@ -209,7 +247,7 @@ private enum ExecIntent {
             if candidate.significance == .destructiveDelete { break }
         }
         if let best { return best.intent }
-        let shown = CommandAnalysis.shellCommandString(argv) ?? CommandAnalysis.line(argv)
+        let shown = CommandAnalysis.shellCommandString(argv) ?? IntentText.line(argv)
         return Intent(.run, "agent wants to run \(IntentText.display(shown))")
     }
 
@@ -261,6 +299,69 @@ private enum ExecIntent {
     }
 }
 
+/// How much of an analysis an intent looks at: the description is for people, and computing it
+/// must stay cheap however large or deeply nested the exec's shell strings are.
+private struct IntentBudget {
+    /// Commands and pipelines classified, in the analysis' order (the exec's own argv first).
+    static let maximumCommands = 256
+    static let maximumPipelines = 64
+    static let maximumStages = 64
+    /// Bytes of words looked at, over all commands, and over all pipeline stages.
+    static let maximumCommandBytes = 256 * 1024
+    static let maximumPipelineBytes = 128 * 1024
+    /// Substitution texts parsed to find a fetcher (`$(curl …)`), and the bytes read of each.
+    static let maximumParses = 6
+    static let maximumParsedBytes = 2048
+    static let maximumParseSteps = 600
+
+    var commandBytesLeft = maximumCommandBytes
+    var pipelineBytesLeft = maximumPipelineBytes
+    var parsesLeft = maximumParses
+
+    /// The commands within the caps (a command too large for what is left is passed over).
+    mutating func commands(_ all: [[String]]) -> [[String]] {
+        var chosen: [[String]] = []
+        for command in all.prefix(Self.maximumCommands * 4) {
+            guard chosen.count < Self.maximumCommands, commandBytesLeft > 0 else { break }
+            if Self.take(command, from: &commandBytesLeft) { chosen.append(command) }
+        }
+        return chosen
+    }
+
+    mutating func pipelines(_ all: [[[String]]]) -> [[[String]]] {
+        var chosen: [[[String]]] = []
+        for pipeline in all.prefix(Self.maximumPipelines) {
+            var stages: [[String]] = []
+            for stage in pipeline.prefix(Self.maximumStages) {
+                guard Self.take(stage, from: &pipelineBytesLeft) else { break }
+                stages.append(stage)
+            }
+            if stages.count > 1 { chosen.append(stages) }
+        }
+        return chosen
+    }
+
+    /// Charges a command's bytes to `bytesLeft`; false when they do not fit.
+    private static func take(_ words: [String], from bytesLeft: inout Int) -> Bool {
+        var size = 0
+        for word in words {
+            size += word.utf8.count + 1
+            if size > bytesLeft { return false }
+        }
+        bytesLeft -= size
+        return true
+    }
+
+    /// `text` parsed (its first `maximumParsedBytes` bytes), while parses are left.
+    mutating func parse(_ text: String) -> ShellScript? {
+        guard parsesLeft > 0 else { return nil }
+        parsesLeft -= 1
+        let head = text.utf8.count > Self.maximumParsedBytes
+            ? String(decoding: text.utf8.prefix(Self.maximumParsedBytes), as: UTF8.self) : text
+        return ShellScript.parseReporting(head, dialect: .standard, stepLimit: Self.maximumParseSteps).script
+    }
+}
+
 /// Option scanning shared by the recognisers below.
 private enum Arguments {
     /// The words after `words[0]` that are not options or option values (after `--`, all are).
@@ -273,7 +374,7 @@ private enum Arguments {
                 result += words[(index + 1)...]
                 break
             }
-            if word.hasPrefix("-"), word.count > 1 {
+            if word.hasPrefix("-"), word.utf8.count > 1 {
                 index += takesNextWord(word, valued: valued) ? 2 : 1
                 continue
             }
@@ -288,6 +389,7 @@ private enum Arguments {
     static func takesNextWord(_ word: String, valued: Set<String>) -> Bool {
         if word.hasPrefix("--") { return !word.contains("=") && valued.contains(word) }
         if valued.contains(word) { return true }
+        guard word.utf8.count <= CommandWords.maximumOptionCluster + 1 else { return false }
         let letters = word.dropFirst()
         for (offset, letter) in letters.enumerated() where valued.contains("-" + String(letter)) {
             return offset == letters.count - 1
@@ -301,7 +403,7 @@ private enum Arguments {
             if word == "--" { return false }
             if word.hasPrefix("--") {
                 if long.contains(word) || long.contains(String(word.prefix { $0 != "=" })) { return true }
-            } else if word.hasPrefix("-"), word.count > 1, word.dropFirst().contains(where: letters.contains) {
+            } else if word.hasPrefix("-"), word.utf8.count > 1, word.dropFirst().contains(where: letters.contains) {
                 return true
             }
         }
@@ -313,7 +415,7 @@ private enum Arguments {
         var index = words.startIndex + 1
         while index < words.endIndex {
             let word = words[index]
-            if word.hasPrefix("-"), word.count > 1 {
+            if word.hasPrefix("-"), word.utf8.count > 1 {
                 index += takesNextWord(word, valued: valued) ? 2 : 1
                 continue
             }
@@ -332,14 +434,14 @@ private enum RemoteScript {
     ]
     static let codeOptions: Set<String> = ["-c", "-e", "-E", "-m", "-r", "--eval", "-p", "--print", "-Command", "-command"]
 
-    static func find(pipelines: [[[String]]], commands: [[String]]) -> Intent? {
+    static func find(pipelines: [[[String]]], commands: [[String]], budget: inout IntentBudget) -> Intent? {
         for pipeline in pipelines {
             var fetcher: [String]?
             var decoded = false
             for stage in pipeline {
                 let core = CommandWords.innermostCommand(stage)
                 if fetcher != nil || decoded, readsProgramFromStandardInput(core) {
-                    let line = CommandAnalysis.line(pipeline: pipeline)
+                    let line = IntentText.line(pipeline: pipeline)
                     guard let fetcher else {
                         return Intent(.remoteScript, "agent wants to run an encoded script: \(IntentText.display(line))")
                     }
@@ -356,11 +458,11 @@ private enum RemoteScript {
         // one that still names the interpreter (`sh -c "$(curl …)"`, not just `$(curl …)`).
         var match: (command: [String], fetcher: [String])?
         for command in commands {
-            guard let fetcher = fetchedCode(command, depth: 0) else { continue }
+            guard let fetcher = fetchedCode(command, depth: 0, budget: &budget) else { continue }
             if match == nil || !hasSubstitution(command[0]) { match = (command, fetcher) }
         }
         guard let match else { return nil }
-        return text(line: CommandAnalysis.line(match.command), fetcher: match.fetcher)
+        return text(line: IntentText.line(match.command), fetcher: match.fetcher)
     }
 
     private static func text(line: String, fetcher: [String]) -> Intent {
@@ -401,10 +503,24 @@ private enum RemoteScript {
         return ["node", "nodejs", "luajit", "pwsh", "powershell"].contains(name)
     }
 
-    /// A shell or interpreter taking its program from standard input (`sh`, `bash -s`, `python3 -`).
+    /// Files that are a process's standard input.
+    static let standardInputPaths: Set<String> = ["/dev/stdin", "/dev/fd/0", "/proc/self/fd/0", "-"]
+
+    /// A shell or interpreter taking its program from standard input (`sh`, `bash -s`, `python3 -`,
+    /// `source /dev/stdin`, `bash /dev/stdin`).
     static func readsProgramFromStandardInput(_ core: [String]) -> Bool {
-        if CommandWords.shellInput(core) == .standardInput { return true }
-        guard let first = core.first, isInterpreter(CommandWords.name(first)) else { return false }
+        switch CommandWords.shellInput(core) {
+        case .standardInput?: return true
+        case .scriptFile(let file)?: return standardInputPaths.contains(file)
+        case .commandString?: return false
+        case nil: break
+        }
+        guard let first = core.first else { return false }
+        let program = CommandWords.name(first)
+        if program == "source" || program == "." {
+            return core.count > 1 && standardInputPaths.contains(core[1])
+        }
+        guard isInterpreter(program) else { return false }
         for argument in core.dropFirst() {
             if argument == "-" { return true }
             if codeOptions.contains(argument) || !argument.hasPrefix("-") { return false }
@@ -414,30 +530,32 @@ private enum RemoteScript {
 
     /// The fetcher whose output `words` runs as code: `sh -c "$(curl …)"`, `bash <(curl …)`,
     /// `eval "$(wget -O- …)"`, `source <(curl …)`, `python3 <(curl …)`, `$(curl …)` as a command.
-    static func fetchedCode(_ words: [String], depth: Int) -> [String]? {
+    /// Parses only through `budget` (a few kilobytes, a few times), never a whole script per level.
+    static func fetchedCode(_ words: [String], depth: Int, budget: inout IntentBudget) -> [String]? {
         let core = CommandWords.innermostCommand(words)
         guard let first = core.first else { return nil }
-        if let fetcher = fetcherInSubstitution(first) { return fetcher }
+        if let fetcher = fetcherInSubstitution(first, budget: &budget) { return fetcher }
         let program = CommandWords.name(first)
         let arguments = core.dropFirst()
         if program == "eval" {
-            for argument in arguments {
-                if let fetcher = fetcherInSubstitution(argument) { return fetcher }
+            for argument in arguments.prefix(8) {
+                if let fetcher = fetcherInSubstitution(argument, budget: &budget) { return fetcher }
             }
             return nil
         }
         if program == "source" || program == "." {
-            return arguments.first.flatMap(fetcherInSubstitution)
+            guard let file = arguments.first else { return nil }
+            return fetcherInSubstitution(file, budget: &budget)
         }
         switch CommandWords.shellInput(core) {
         case .commandString(let script)?:
-            guard depth < 3, hasSubstitution(script) else { return nil }
-            for command in ShellScript.parse(script).commands {
-                if let fetcher = fetchedCode(command.words, depth: depth + 1) { return fetcher }
+            guard depth < 3, hasSubstitution(script), let parsed = budget.parse(script) else { return nil }
+            for command in parsed.commands.prefix(8) {
+                if let fetcher = fetchedCode(command.words, depth: depth + 1, budget: &budget) { return fetcher }
             }
             return nil
         case .scriptFile(let file)?:
-            return fetcherInSubstitution(file)
+            return fetcherInSubstitution(file, budget: &budget)
         case .standardInput?:
             return nil
         case nil:
@@ -445,30 +563,32 @@ private enum RemoteScript {
         }
         guard isInterpreter(program) else { return nil }
         var nextIsCode = false
-        for argument in arguments {
-            if nextIsCode { return fetcherInSubstitution(argument) }
+        for argument in arguments.prefix(64) {
+            if nextIsCode { return fetcherInSubstitution(argument, budget: &budget) }
             if codeOptions.contains(argument) {
                 nextIsCode = true
             } else if argument == "-" || !argument.hasPrefix("-") {
-                return fetcherInSubstitution(argument)
+                return fetcherInSubstitution(argument, budget: &budget)
             }
         }
         return nil
     }
 
     /// The fetcher run by a `$( )`, backquote or `<( )` substitution inside `word`.
-    private static func fetcherInSubstitution(_ word: String) -> [String]? {
-        guard hasSubstitution(word) else { return nil }
-        for command in ShellScript.parse(word).commands {
+    private static func fetcherInSubstitution(_ word: String, budget: inout IntentBudget) -> [String]? {
+        guard hasSubstitution(word), let parsed = budget.parse(word) else { return nil }
+        for command in parsed.commands.prefix(64) {
             let core = CommandWords.innermostCommand(command.words)
             if isFetcher(core) { return core }
         }
         return nil
     }
 
+    /// Whether `text` starts (within the bytes `IntentBudget` parses) with a `$( )`, backquote,
+    /// `<( )` or `>( )` substitution somewhere.
     static func hasSubstitution(_ text: String) -> Bool {
         var previous: UInt8 = 0
-        for byte in text.utf8 {
+        for byte in text.utf8.prefix(IntentBudget.maximumParsedBytes) {
             if byte == 0x60 { return true } // `
             if byte == 0x28, previous == 0x24 || previous == 0x3C || previous == 0x3E { return true } // $( <( >(
             previous = byte
@@ -537,7 +657,7 @@ private enum DestructiveCommand {
                 optionsEnded = true
             } else if !optionsEnded, word.hasPrefix("--") {
                 if word == "--recursive" { recursive = true }
-            } else if !optionsEnded, word.hasPrefix("-"), word.count > 1 {
+            } else if !optionsEnded, word.hasPrefix("-"), word.utf8.count > 1 {
                 if word.contains("r") || word.contains("R") { recursive = true }
             } else {
                 operands.append(word)
@@ -656,7 +776,7 @@ private enum GitCommand {
                 if ["--repo", "--receive-pack", "--exec", "--push-option"].contains(argument) { index += 1 }
                 continue
             }
-            if argument.hasPrefix("-"), argument.count > 1 {
+            if argument.hasPrefix("-"), argument.utf8.count > 1 {
                 if argument.contains("f") { force = true }
                 if argument.contains("d") { deletes = true }
                 if argument.hasSuffix("o") { index += 1 }
@@ -858,7 +978,7 @@ private enum PackageInstall {
                 names += arguments[index...]
                 break
             }
-            guard argument.hasPrefix("-"), argument.count > 1 else {
+            guard argument.hasPrefix("-"), argument.utf8.count > 1 else {
                 names.append(argument)
                 continue
             }

@@ -1,9 +1,11 @@
 /// One simple command inside a shell script, after quote removal.
-public struct ShellSimpleCommand: Sendable, Equatable {
+public struct ShellSimpleCommand: Sendable, Hashable {
     /// Leading `NAME=value` assignments, as written after quote removal ("FOO=bar").
     public var assignments: [String]
     /// The command words after quote removal. Parameter expansions and command substitutions
-    /// are kept as literal text (e.g. "$HOME", "$(date)") — the parser never expands.
+    /// are kept as literal text (e.g. "$HOME", "$(date)") — the parser never expands. (Only when a
+    /// hostile script nests far past `ShellScript.maximumNesting` may very long substitution texts
+    /// be abbreviated with "…", to keep the total text copied linear in the input.)
     public var words: [String]
     /// Bodies of here-documents and here-strings redirected into this command (`<<EOF`, `<<<word`),
     /// in source order: a shell reading its script from standard input runs them.
@@ -16,40 +18,173 @@ public struct ShellSimpleCommand: Sendable, Equatable {
     }
 }
 
+/// The quoting rules that differ between the shells a command string may be run by. `sh` is bash
+/// on some systems and dash on others, so a string read one way may hide commands the other way
+/// runs: `ShellScript.parseAllDialects` reads it every way that matters.
+public struct ShellDialect: Sendable, Hashable {
+    /// `$'…'` is an ANSI-C string with backslash escapes (bash, ksh, zsh, busybox ash). dash reads
+    /// `$` followed by an ordinary single-quoted string, so `$'\'` ends at the second quote.
+    public var ansiCQuoting: Bool
+    /// Inside `"${…}"`, single quotes quote (bash: `"${x:-'"'}"` is one word). POSIX sh and dash
+    /// treat them as ordinary characters there.
+    public var singleQuotesInDoubleQuotedExpansions: Bool
+
+    public init(ansiCQuoting: Bool, singleQuotesInDoubleQuotedExpansions: Bool) {
+        self.ansiCQuoting = ansiCQuoting
+        self.singleQuotesInDoubleQuotedExpansions = singleQuotesInDoubleQuotedExpansions
+    }
+
+    /// bash: ANSI-C strings, and single quotes honoured inside `"${…}"`.
+    public static let bash = ShellDialect(ansiCQuoting: true, singleQuotesInDoubleQuotedExpansions: true)
+    /// dash / POSIX sh: neither.
+    public static let posix = ShellDialect(ansiCQuoting: false, singleQuotesInDoubleQuotedExpansions: false)
+    /// What `ShellScript.parse(_:)` uses: bash's `$'…'` strings with POSIX rules inside `"${…}"`,
+    /// the reading under which the most scripts parse without error.
+    public static let standard = ShellDialect(ansiCQuoting: true, singleQuotesInDoubleQuotedExpansions: false)
+}
+
 /// A parsed script.
 public struct ShellScript: Sendable, Equatable {
     /// Every simple command in source order, including those nested in ( ), { }, $( ), backticks,
-    /// <( ) >( ), if/while/for/case bodies etc.
+    /// <( ) >( ), if/while/for/case bodies, function bodies and alias values (`alias s='sh -x'`
+    /// records `sh -x`). Commands nested past `maximumNesting` come last, after the rest.
     public var commands: [ShellSimpleCommand]
     /// Every pipeline as indexes into `commands`, one entry per stage, in order (single-stage
     /// pipelines included). `a | b && c` gives [[0,1],[2]]. A compound stage (`( … )`, `{ … }`,
-    /// a loop) of a multi-stage pipeline is represented by the first command inside it; a compound
-    /// command on its own is no pipeline (the pipelines inside it are listed).
+    /// a loop) of a multi-stage pipeline is represented by the first command inside it (see
+    /// `pipelineStages` for all of them); a compound command on its own is no pipeline (the
+    /// pipelines inside it are listed).
     public var pipelines: [[Int]]
+    /// Parallel to `pipelines`: for each stage, every command that runs as part of it, the one
+    /// listed in `pipelines` first. That is every command inside a compound stage or inside the
+    /// stage's substitutions (they inherit its standard input), and, when a stage calls a function
+    /// or alias defined in the script, the commands of its body or value (transitively). At most
+    /// `maximumStageCommands` per stage. Empty when the script was built by hand.
+    public var pipelineStages: [[[Int]]]
     /// nil when the whole string parsed; otherwise what was wrong (unterminated quote, unbalanced
     /// parenthesis…). The parser still returns every command it could recover (best effort: a
     /// hostile string must not hide a command just by being malformed).
     public var error: String?
 
-    public init(commands: [ShellSimpleCommand] = [], pipelines: [[Int]] = [], error: String? = nil) {
+    public init(
+        commands: [ShellSimpleCommand] = [], pipelines: [[Int]] = [], pipelineStages: [[[Int]]] = [],
+        error: String? = nil
+    ) {
         self.commands = commands
         self.pipelines = pipelines
+        self.pipelineStages = pipelineStages
         self.error = error
     }
 
     /// How deeply constructs may nest before the parser stops descending into them; this bounds
-    /// its stack use. Deeper text is skipped (quote-aware) and reported in `error`.
+    /// its stack use. Deeper text is not skipped but flattened: each construct past the cap is
+    /// parsed after the rest of the input as if it were at top level (so its commands and
+    /// pipelines are still found, out of source order), and `error` reports the nesting.
     public static let maximumNesting = 32
 
-    /// Parses `source` as POSIX shell / bash. Never expands anything and never fails: problems are
-    /// reported in `error`. Runs in time roughly linear in the input.
+    /// The most commands `pipelineStages` lists for one stage.
+    public static let maximumStageCommands = 64
+
+    /// Parses `source` as POSIX shell / bash (`ShellDialect.standard`). Never expands anything and
+    /// never fails: problems are reported in `error`. Runs in time linear in the input.
     public static func parse(_ source: String) -> ShellScript {
+        parse(source, dialect: .standard)
+    }
+
+    /// Parses `source` with one dialect's quoting rules.
+    public static func parse(_ source: String, dialect: ShellDialect) -> ShellScript {
+        parseReporting(source, dialect: dialect).script
+    }
+
+    /// Parses `source` under every dialect that reads it differently (only strings using `$'…'` or
+    /// single quotes inside `"${…}"` are parsed more than once, at most four times) and returns
+    /// the union: the first reading's commands, then each other reading's commands that are not
+    /// already listed, and every distinct pipeline. `error` is nil when any reading parsed cleanly.
+    public static func parseAllDialects(_ source: String) -> ShellScript {
+        parseAllDialects(source, stepLimit: nil).script
+    }
+
+    /// `parseAllDialects` with a cap on the parser's work, summed over the readings; also returns
+    /// the work done.
+    static func parseAllDialects(_ source: String, stepLimit: Int?) -> (script: ShellScript, steps: Int) {
+        var remainingSteps = stepLimit
+        let first = parseReporting(source, dialect: .standard, stepLimit: remainingSteps)
+        var steps = first.steps
+        remainingSteps = remainingSteps.map { max(0, $0 - first.steps) }
+        var sensitivity = first.sensitivity
+        guard sensitivity.ansiC || sensitivity.quotesInExpansions else { return (first.script, steps) }
+        var readings = [first.script]
+        var tried: Set<ShellDialect> = [.standard]
+        while true {
+            // Every dialect that differs from a tried one only in rules the input turned out to use.
+            let candidates = [ShellDialect.posix, .bash, ShellDialect(ansiCQuoting: false, singleQuotesInDoubleQuotedExpansions: true)]
+            guard let dialect = candidates.first(where: { candidate in
+                !tried.contains(candidate)
+                    && (sensitivity.ansiC || candidate.ansiCQuoting == ShellDialect.standard.ansiCQuoting)
+                    && (sensitivity.quotesInExpansions
+                        || candidate.singleQuotesInDoubleQuotedExpansions == ShellDialect.standard.singleQuotesInDoubleQuotedExpansions)
+            }) else { break }
+            tried.insert(dialect)
+            if let steps = remainingSteps, steps <= 0 { break }
+            let reading = parseReporting(source, dialect: dialect, stepLimit: remainingSteps)
+            steps += reading.steps
+            remainingSteps = remainingSteps.map { max(0, $0 - reading.steps) }
+            sensitivity.ansiC = sensitivity.ansiC || reading.sensitivity.ansiC
+            sensitivity.quotesInExpansions = sensitivity.quotesInExpansions || reading.sensitivity.quotesInExpansions
+            readings.append(reading.script)
+        }
+        return (union(readings), steps)
+    }
+
+    /// Which dialect-dependent constructs a parse met.
+    struct DialectSensitivity {
+        var ansiC = false
+        var quotesInExpansions = false
+    }
+
+    static func parseReporting(
+        _ source: String, dialect: ShellDialect, stepLimit: Int? = nil
+    ) -> (script: ShellScript, sensitivity: DialectSensitivity, steps: Int) {
         var source = source
         return source.withUTF8 { bytes in
-            var parser = ShellParser(bytes)
+            var parser = ShellParser(bytes, dialect: dialect, stepLimit: stepLimit)
             parser.parseScript()
-            return parser.finish()
+            parser.parseDeferred()
+            return (parser.finish(), parser.sensitivity, parser.stepsTaken)
         }
+    }
+
+    /// The first script's commands, then the others' commands not already present (by value),
+    /// with every distinct pipeline renumbered.
+    static func union(_ scripts: [ShellScript]) -> ShellScript {
+        guard var result = scripts.first else { return ShellScript() }
+        guard scripts.count > 1 else { return result }
+        var indexOf: [ShellSimpleCommand: Int] = [:]
+        for (index, command) in result.commands.enumerated() where indexOf[command] == nil { indexOf[command] = index }
+        var seenPipelines = Set(result.stagesOrPipelines)
+        var anyClean = result.error == nil
+        for script in scripts.dropFirst() {
+            anyClean = anyClean || script.error == nil
+            let mapped = script.commands.map { command -> Int in
+                if let index = indexOf[command] { return index }
+                result.commands.append(command)
+                indexOf[command] = result.commands.count - 1
+                return result.commands.count - 1
+            }
+            for stages in script.stagesOrPipelines {
+                let renumbered = stages.map { $0.map { mapped[$0] } }
+                guard seenPipelines.insert(renumbered).inserted else { continue }
+                result.pipelines.append(renumbered.map { $0[0] })
+                result.pipelineStages.append(renumbered)
+            }
+        }
+        if anyClean { result.error = nil }
+        return result
+    }
+
+    /// `pipelineStages`, or the single-command stages of `pipelines` when it was not filled in.
+    var stagesOrPipelines: [[[Int]]] {
+        pipelineStages.count == pipelines.count ? pipelineStages : pipelines.map { $0.map { [$0] } }
     }
 }
 
@@ -148,14 +283,19 @@ private enum ReservedWord: String {
 }
 
 /// Recursive-descent parser over the script's UTF-8 bytes. Every loop consumes input, nesting is
-/// capped at `ShellScript.maximumNesting`, and look-ahead scans are iterative, so hostile input can
-/// neither exhaust the stack nor take super-linear time; a step budget is the last-resort bound.
+/// capped at `ShellScript.maximumNesting` (deeper constructs are queued and parsed afterwards, each
+/// as a script of its own, so text past the cap is flattened rather than skipped), and look-ahead
+/// scans are iterative and cached, so hostile input can neither exhaust the stack nor take
+/// super-linear time; a step budget is the last-resort bound.
 struct ShellParser {
     private var buf: UnsafeBufferPointer<UInt8>
     private var pos = 0
-    /// `buf.count`, kept in a stored property because debug builds copy the parser on every
-    /// non-mutating call (which is also why all helpers are `mutating`).
+    /// `buf.count` (or the end of the queued piece being parsed), kept in a stored property because
+    /// debug builds copy the parser on every non-mutating call (which is also why all helpers are
+    /// `mutating`).
     private var end: Int
+    private let dialect: ShellDialect
+    private(set) var sensitivity = ShellScript.DialectSensitivity()
     private var commands: [ShellSimpleCommand] = []
     /// Pipeline stages as ranges of command indexes (a compound stage spans several commands).
     private var pipelineStages: [[Range<Int>]] = []
@@ -168,6 +308,35 @@ struct ShellParser {
     /// `matchingClose` results by opening index (-1: unterminated), filled for every bracket a scan
     /// passes, so nested look-aheads never rescan the same text.
     private var closeCache: [Int: Int] = [:]
+    /// Substitution text copied verbatim into words, in bytes, before long texts are abbreviated:
+    /// nesting copies each byte once per level, which must stay linear in the input.
+    private var copyBudget: Int
+    /// Functions (`f() { … }`, `function f { … }`) and aliases (`alias f='…'`) defined in the
+    /// script: their names and the commands of their bodies or values.
+    private var definitions: [(name: String, commands: Range<Int>)] = []
+
+    // Constructs nested past the cap, parsed after the input as scripts of their own.
+    private enum DeferredKind {
+        case list, parameterExpansion(inDoubleQuotes: Bool), arithmetic, hereDocument
+    }
+
+    private struct Deferred {
+        /// -1: the main input; otherwise an index into `deferredBuffers`.
+        var buffer: Int
+        var range: Range<Int>
+        var kind: DeferredKind
+    }
+
+    private var deferred: [Deferred] = []
+    /// Texts that are not part of the main input (backquoted text, here-document bodies), kept
+    /// for deferred pieces inside them, with their look-ahead caches.
+    private var deferredBuffers: [[UInt8]] = []
+    private var deferredCaches: [[Int: Int]] = []
+    /// Which text `buf` is: -1 the main input, ≥ 0 an index into `deferredBuffers`, -2 a
+    /// sub-buffer (`currentBytes`) not stored yet.
+    private var currentBuffer = -1
+    private var currentBytes: [UInt8] = []
+    private let mainBuffer: UnsafeBufferPointer<UInt8>
 
     /// A `<<WORD` whose body starts after the next newline token.
     private struct PendingHereDocument {
@@ -178,12 +347,16 @@ struct ShellParser {
         var commandIndex: Int?
     }
 
-    init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    init(_ bytes: UnsafeBufferPointer<UInt8>, dialect: ShellDialect = .standard, stepLimit: Int? = nil) {
         buf = bytes
+        mainBuffer = bytes
         end = bytes.count
-        stepLimit = 64 * bytes.count + 100_000
+        self.dialect = dialect
+        self.stepLimit = stepLimit ?? (64 * bytes.count + 100_000)
+        copyBudget = 2 * bytes.count + 65_536
     }
 
+    var stepsTaken: Int { steps }
 
     /// The byte at `index`, or 0 past the end (0 has no meaning to the parser).
     private mutating func byte(_ index: Int) -> UInt8 { index < end ? buf[index] : 0 }
@@ -206,8 +379,10 @@ struct ShellParser {
         return true
     }
 
-    /// Enters one nesting level; false (with an error) past the cap.
+    /// Enters one nesting level; false (with an error) past the cap. A level costs a few steps
+    /// (it takes stack frames and a copy of the text): nesting bombs meet the budget early.
     private mutating func enter() -> Bool {
+        steps += 4
         guard depth < ShellScript.maximumNesting else {
             fail("nesting deeper than \(ShellScript.maximumNesting) levels")
             return false
@@ -217,6 +392,94 @@ struct ShellParser {
     }
 
     private mutating func leave() { depth -= 1 }
+
+    // MARK: Flattening past the nesting cap
+
+    /// Queues `range` of the current text, parsed later as `kind` at top level.
+    private mutating func queue(_ kind: DeferredKind, _ range: Range<Int>) {
+        guard !range.isEmpty, !aborted else { return }
+        if currentBuffer == -2 {
+            deferredBuffers.append(currentBytes)
+            deferredCaches.append([:])
+            currentBuffer = deferredBuffers.count - 1
+        }
+        deferred.append(Deferred(buffer: currentBuffer, range: range, kind: kind))
+    }
+
+    /// Queues a text of its own (here-document body, backquoted text), parsed later as `kind`.
+    private mutating func queue(_ kind: DeferredKind, bytes: [UInt8]) {
+        guard !bytes.isEmpty, !aborted else { return }
+        deferredBuffers.append(bytes)
+        deferredCaches.append([:])
+        deferred.append(Deferred(buffer: deferredBuffers.count - 1, range: 0..<bytes.count, kind: kind))
+    }
+
+    /// Past the nesting cap: the bracketed text at `pos` (`(` or `{`) is skipped here and queued.
+    private mutating func deferNested(_ kind: DeferredKind) {
+        let open = pos
+        if let close = matchingClose(from: open) {
+            pos = close
+            queue(kind, (open + 1)..<max(open + 1, close - 1))
+        } else {
+            fail("unterminated \(buf[open] == .leftBrace ? "${" : "parenthesis")")
+            pos = end
+            queue(kind, min(open + 1, end)..<end)
+        }
+    }
+
+    /// Parses every queued piece, each at nesting level 0; pieces may queue more (each one is a
+    /// distinct, smaller part of the input, so this ends, and the step budget bounds it).
+    mutating func parseDeferred() {
+        var next = 0
+        while next < deferred.count, !aborted {
+            let item = deferred[next]
+            next += 1
+            let savedHereDocuments = pendingHereDocuments
+            pendingHereDocuments = []
+            depth = 0
+            if item.buffer < 0 {
+                buf = mainBuffer
+                currentBuffer = -1
+                pos = item.range.lowerBound
+                end = item.range.upperBound
+                parseDeferredPiece(item.kind)
+                end = mainBuffer.count
+            } else {
+                let bytes = deferredBuffers[item.buffer]
+                let savedCache = closeCache
+                closeCache = deferredCaches[item.buffer]
+                deferredCaches[item.buffer] = [:]
+                bytes.withUnsafeBufferPointer { piece in
+                    buf = piece
+                    currentBuffer = item.buffer
+                    pos = item.range.lowerBound
+                    end = item.range.upperBound
+                    parseDeferredPiece(item.kind)
+                }
+                deferredCaches[item.buffer] = closeCache
+                closeCache = savedCache
+                buf = mainBuffer
+                currentBuffer = -1
+                end = mainBuffer.count
+            }
+            pendingHereDocuments = savedHereDocuments
+        }
+        deferred.removeAll()
+        pos = end
+    }
+
+    private mutating func parseDeferredPiece(_ kind: DeferredKind) {
+        switch kind {
+        case .list:
+            parseScript()
+        case .parameterExpansion(let inDoubleQuotes):
+            parseParameterExpansionOperands(inDoubleQuotes: inDoubleQuotes, closedByBrace: false)
+        case .arithmetic:
+            scanExpansions(until: end)
+        case .hereDocument:
+            scanHereDocumentExpansions()
+        }
+    }
 
     // MARK: Result
 
@@ -236,16 +499,59 @@ struct ShellParser {
         for index in stride(from: commands.count - 1, through: 0, by: -1) {
             nextKept[index] = newIndex[index] >= 0 ? index : nextKept[index + 1]
         }
+        // Definitions by name (the last one first), for stages that call a function or alias.
+        var definitionsByName: [String: [Range<Int>]] = [:]
+        for definition in definitions.reversed() { definitionsByName[definition.name, default: []].append(definition.commands) }
+        let limit = ShellScript.maximumStageCommands
         var pipelines: [[Int]] = []
+        var stagesOut: [[[Int]]] = []
         for stages in pipelineStages {
             var mapped: [Int] = []
+            var alternatives: [[Int]] = []
             for stage in stages {
                 let first = nextKept[stage.lowerBound]
-                if first < stage.upperBound { mapped.append(newIndex[first]) }
+                guard first < stage.upperBound else { continue }
+                mapped.append(newIndex[first])
+                guard stages.count > 1 else {
+                    alternatives.append([newIndex[first]])
+                    continue
+                }
+                let second = nextKept[first + 1]
+                if second >= stage.upperBound, definitionsByName.isEmpty {
+                    alternatives.append([newIndex[first]]) // a simple command, as most stages are
+                    continue
+                }
+                // Every command inside the stage, then the bodies of functions and aliases called.
+                var commandsOfStage: [Int] = []
+                func include(_ range: Range<Int>) {
+                    var index = nextKept[min(range.lowerBound, commands.count)]
+                    while index < range.upperBound, commandsOfStage.count < limit {
+                        if !commandsOfStage.contains(index) { commandsOfStage.append(index) }
+                        index = nextKept[index + 1]
+                    }
+                }
+                include(stage)
+                if !definitionsByName.isEmpty {
+                    var expanded: [Range<Int>] = []
+                    var next = 0
+                    while next < commandsOfStage.count, commandsOfStage.count < limit {
+                        let command = commandsOfStage[next]
+                        next += 1
+                        guard let name = commands[command].words.first, let bodies = definitionsByName[name] else { continue }
+                        for body in bodies where !expanded.contains(body) {
+                            expanded.append(body)
+                            include(body)
+                        }
+                    }
+                }
+                alternatives.append(commandsOfStage.map { newIndex[$0] })
             }
-            if !mapped.isEmpty { pipelines.append(mapped) }
+            if !mapped.isEmpty {
+                pipelines.append(mapped)
+                stagesOut.append(alternatives)
+            }
         }
-        return ShellScript(commands: kept, pipelines: pipelines, error: error)
+        return ShellScript(commands: kept, pipelines: pipelines, pipelineStages: stagesOut, error: error)
     }
 
     // MARK: Blanks, comments, reserved words
@@ -431,6 +737,7 @@ struct ShellParser {
             skipBlanks()
             guard byte(pos) == .pipe, byte(pos + 1) != .pipe else { break }
             pos += 1
+            steps += 1 // each stage is also work for whoever lists the pipeline's parts
             if byte(pos) == .ampersand { pos += 1 } // `|&` also pipes standard error
             skipBlanksAndNewlines()
             if atListEnd() {
@@ -533,7 +840,7 @@ struct ShellParser {
     /// `( list )`, `$( list )`, `<( list )`, `>( list )`: `pos` is at the `(`.
     private mutating func parseParenthesizedList(_ construct: String) {
         guard enter() else {
-            skipNested()
+            deferNested(.list)
             return
         }
         defer { leave() }
@@ -566,6 +873,7 @@ struct ShellParser {
     /// Arithmetic is not a command, but substitutions inside it run.
     private mutating func parseArithmetic(contentEnd: Int, closeEnd: Int) {
         guard enter() else {
+            queue(.arithmetic, min(pos + 2, contentEnd)..<contentEnd)
             pos = closeEnd
             return
         }
@@ -840,7 +1148,7 @@ struct ShellParser {
             fail("function without a name")
             return
         }
-        _ = readWord()
+        let name = readWord()
         skipBlanks()
         if byte(pos) == .leftParen {
             pos += 1
@@ -851,7 +1159,9 @@ struct ShellParser {
                 fail("expected ) in function definition")
             }
         }
+        let bodyStart = commands.count
         parseFunctionBody()
+        definitions.append((name, bodyStart..<commands.count))
     }
 
     /// A function body: its commands run whenever the function is called, so they are recorded.
@@ -884,12 +1194,14 @@ struct ShellParser {
             case .leftParen:
                 if words.count == 1, assignments.isEmpty, startsEmptyParentheses() {
                     // `name () body` defines a function: the name is not a command.
-                    words.removeAll()
+                    let name = words.removeLast()
                     definesFunction = true
                     pos += 1
                     skipBlanks()
                     pos += 1
+                    let bodyStart = commands.count
                     parseFunctionBody()
+                    definitions.append((name, bodyStart..<commands.count))
                     break scan
                 }
                 fail("unexpected '('")
@@ -912,7 +1224,29 @@ struct ShellParser {
         }
         commands[index].assignments = assignments
         commands[index].words = words
+        if words.count > 1, words[0] == "alias" { parseAliasValues(words.dropFirst()) }
         return !definesFunction
+    }
+
+    /// `alias NAME=VALUE…`: each value is a script that runs where NAME is used as a command, so
+    /// its commands are recorded (a malformed value is no error until the alias is used).
+    private mutating func parseAliasValues(_ arguments: ArraySlice<String>) {
+        for argument in arguments {
+            guard let equals = argument.utf8.firstIndex(of: .equals), equals != argument.utf8.startIndex else { continue }
+            let name = String(argument[..<equals])
+            let value = Array(argument.utf8[argument.utf8.index(after: equals)...])
+            guard !value.isEmpty, !aborted else { continue }
+            if enter() {
+                let savedError = error
+                let start = commands.count
+                withSubBuffer(value) { $0.parseScript() }
+                leave()
+                definitions.append((name, start..<commands.count))
+                if !aborted { error = savedError }
+            } else {
+                queue(.list, bytes: value)
+            }
+        }
     }
 
     /// Whether `pos` (at `(`) starts `( )` with only blanks inside.
@@ -1080,28 +1414,35 @@ struct ShellParser {
                 body.append(contentsOf: UnsafeBufferPointer(rebasing: buf[contentStart..<next]))
                 pos = next
             }
-            if document.expands, body.contains(where: { $0 == .dollar || $0 == .backquote }), enter() {
-                withSubBuffer(body) { parser in
-                    var scratch: [UInt8] = []
-                    while parser.pos < parser.end, parser.tick() {
-                        switch parser.buf[parser.pos] {
-                        case .backslash:
-                            parser.pos = min(parser.pos + 2, parser.end)
-                        case .dollar:
-                            parser.parseDollar(into: &scratch, inDoubleQuotes: true)
-                        case .backquote:
-                            parser.parseBackquoted(into: &scratch, inDoubleQuotes: true)
-                        default:
-                            parser.pos += 1
-                        }
-                        scratch.removeAll(keepingCapacity: true)
-                    }
+            if document.expands, body.contains(where: { $0 == .dollar || $0 == .backquote }) {
+                if enter() {
+                    withSubBuffer(body) { $0.scanHereDocumentExpansions() }
+                    leave()
+                } else {
+                    queue(.hereDocument, bytes: body)
                 }
-                leave()
             }
             if let index = document.commandIndex {
                 commands[index].inputDocuments.append(String(decoding: body, as: UTF8.self))
             }
+        }
+    }
+
+    /// The substitutions in an unquoted here-document body (the whole current text) run.
+    private mutating func scanHereDocumentExpansions() {
+        var scratch: [UInt8] = []
+        while pos < end, tick() {
+            switch buf[pos] {
+            case .backslash:
+                pos = min(pos + 2, end)
+            case .dollar:
+                parseDollar(into: &scratch, inDoubleQuotes: true)
+            case .backquote:
+                parseBackquoted(into: &scratch, inDoubleQuotes: true)
+            default:
+                pos += 1
+            }
+            scratch.removeAll(keepingCapacity: true)
         }
     }
 
@@ -1119,24 +1460,52 @@ struct ShellParser {
     private mutating func withSubBuffer(_ bytes: [UInt8], _ body: (inout ShellParser) -> Void) {
         let savedBuffer = buf
         let savedPosition = pos
+        let savedEnd = end
         let savedHereDocuments = pendingHereDocuments
         let savedCloseCache = closeCache
+        let savedCurrentBuffer = currentBuffer
+        let savedCurrentBytes = currentBytes
         pendingHereDocuments = []
         closeCache = [:]
+        currentBuffer = -2
+        currentBytes = bytes
         bytes.withUnsafeBufferPointer { sub in
             buf = sub
             end = sub.count
             pos = 0
             body(&self)
         }
+        // Pieces queued from this text parse it again later: keep what its scans learnt.
+        if currentBuffer >= 0 { deferredCaches[currentBuffer] = closeCache }
         buf = savedBuffer
-        end = savedBuffer.count
-        pos = aborted ? savedBuffer.count : savedPosition
+        end = savedEnd
+        pos = aborted ? savedEnd : savedPosition
         pendingHereDocuments = savedHereDocuments
         closeCache = savedCloseCache
+        currentBuffer = savedCurrentBuffer
+        currentBytes = savedCurrentBytes
     }
 
     // MARK: Words
+
+    /// Appends `buf[start..<pos]` (a substitution as written) to a word. Nested substitutions are
+    /// copied once per level; past a budget linear in the input, long texts are abbreviated to
+    /// their start, "…" and their last byte, so hostile nesting cannot take quadratic time.
+    private mutating func appendVerbatim(from start: Int, to out: inout [UInt8]) {
+        let length = pos - start
+        guard length > 0 else { return }
+        if length <= 64 || length <= copyBudget {
+            copyBudget -= length
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+            return
+        }
+        fail("substitutions nested too deeply to keep their text")
+        var cut = start + 32
+        while cut > start, buf[cut] & 0xC0 == 0x80 { cut -= 1 } // not inside a UTF-8 sequence
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<cut]))
+        out.append(contentsOf: [0xE2, 0x80, 0xA6]) // …
+        if buf[pos - 1] < 0x80 { out.append(buf[pos - 1]) }
+    }
 
     /// Reads one word at `pos`, removing quotes. Substitutions are kept as written and parsed,
     /// recording the commands they run.
@@ -1152,14 +1521,14 @@ struct ShellParser {
                 let start = pos
                 pos += 1
                 parseParenthesizedList("process substitution")
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+                appendVerbatim(from: start, to: &out)
             case .leftParen:
                 // bash extended globs: @(a|b) *(x) +(x) ?(x) !(x). Without `shopt -s extglob`, bash
                 // runs `!(cmd)` as `! (cmd)`, so the group is parsed as commands either way.
                 guard pos > 0, buf[pos - 1].isExtendedGlobMarker, out.last == buf[pos - 1] else { break scan }
                 let start = pos
                 parseParenthesizedList("pattern group")
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+                appendVerbatim(from: start, to: &out)
             case .backslash:
                 if pos + 1 >= end {
                     out.append(.backslash)
@@ -1244,7 +1613,13 @@ struct ShellParser {
         }
         switch buf[pos + 1] {
         case .singleQuote where !inDoubleQuotes:
-            parseANSICString(into: &out)
+            sensitivity.ansiC = true
+            if dialect.ansiCQuoting {
+                parseANSICString(into: &out)
+            } else {
+                out.append(.dollar) // dash: `$` then an ordinary '…' string
+                pos += 1
+            }
         case .doubleQuote where !inDoubleQuotes:
             pos += 1 // $"…" is a translatable double-quoted string
             parseDoubleQuoted(into: &out)
@@ -1256,12 +1631,12 @@ struct ShellParser {
             } else {
                 parseParenthesizedList("command substitution")
             }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+            appendVerbatim(from: start, to: &out)
         case .leftBrace:
             let start = pos
             pos += 1
             parseParameterExpansion(inDoubleQuotes: inDoubleQuotes)
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+            appendVerbatim(from: start, to: &out)
         default:
             out.append(.dollar)
             pos += 1
@@ -1271,25 +1646,39 @@ struct ShellParser {
     /// `${…}` with `pos` at the `{`; substitutions in its operands run.
     private mutating func parseParameterExpansion(inDoubleQuotes: Bool) {
         guard enter() else {
-            skipNested()
+            deferNested(.parameterExpansion(inDoubleQuotes: inDoubleQuotes))
             return
         }
         defer { leave() }
         pos += 1
+        parseParameterExpansionOperands(inDoubleQuotes: inDoubleQuotes, closedByBrace: true)
+    }
+
+    /// The inside of `${…}` up to its `}` (consumed), or up to the end of the text when
+    /// `closedByBrace` is false (a piece queued past the nesting cap).
+    private mutating func parseParameterExpansionOperands(inDoubleQuotes: Bool, closedByBrace: Bool) {
         var braces = 0
         var scratch: [UInt8] = []
         while pos < end, tick() {
             switch buf[pos] {
             case .rightBrace:
                 pos += 1
-                if braces == 0 { return }
-                braces -= 1
+                if braces == 0, closedByBrace { return }
+                braces = max(0, braces - 1)
             case .leftBrace:
                 braces += 1
                 pos += 1
             case .backslash:
                 pos = min(pos + 2, end)
-            case .singleQuote where !inDoubleQuotes:
+            case .singleQuote:
+                if inDoubleQuotes {
+                    // bash quotes with it here; dash takes it literally.
+                    sensitivity.quotesInExpansions = true
+                    guard dialect.singleQuotesInDoubleQuotedExpansions else {
+                        pos += 1
+                        continue
+                    }
+                }
                 skipSingleQuoted(into: &scratch)
             case .doubleQuote:
                 parseDoubleQuoted(into: &scratch)
@@ -1302,7 +1691,7 @@ struct ShellParser {
             }
             scratch.removeAll(keepingCapacity: true)
         }
-        fail("unterminated ${")
+        if closedByBrace { fail("unterminated ${") }
     }
 
     /// `` `…` `` at `pos`: the text is unescaped (`\`` `\\` `\$`, and `\"` inside double quotes)
@@ -1330,9 +1719,12 @@ struct ShellParser {
             content.append(c)
             pos += 1
         }
-        out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+        appendVerbatim(from: start, to: &out)
         if !closed { fail("unterminated backquote") }
-        guard enter() else { return }
+        guard enter() else {
+            queue(.list, bytes: content)
+            return
+        }
         defer { leave() }
         withSubBuffer(content) { $0.parseScript() }
     }
@@ -1424,6 +1816,8 @@ struct ShellParser {
         guard start < end else { return nil }
         if let cached = closeCache[start] { return cached < 0 ? nil : cached }
         // What closes each open construct, and where the bracket opening it is (-1 for quotes).
+        // `quotedBrace` stands for the `}` closing a `${` opened inside double quotes.
+        let quotedBrace: UInt8 = 0x01
         var expected: [UInt8] = [buf[start] == .leftBrace ? .rightBrace : .rightParen]
         var openedAt: [Int] = [start]
         var index = start + 1
@@ -1446,7 +1840,7 @@ struct ShellParser {
                     opened = (.rightParen, index)
                 case .dollar where byte(index + 1) == .leftBrace:
                     index += 1
-                    opened = (.rightBrace, index)
+                    opened = (quotedBrace, index)
                 default:
                     break
                 }
@@ -1456,26 +1850,38 @@ struct ShellParser {
                 } else if c == .backquote {
                     closed = true
                 }
-            default: // inside ( … ) or { … }
+            default: // inside ( … ), { … } or ${ … }
                 switch c {
                 case .backslash:
                     index += 1
                 case .singleQuote:
+                    if top == quotedBrace {
+                        sensitivity.quotesInExpansions = true
+                        guard dialect.singleQuotesInDoubleQuotedExpansions else { break }
+                    }
                     index += 1
                     while index < end, buf[index] != .singleQuote { index += 1 }
+                case .dollar where byte(index + 1) == .singleQuote && top != quotedBrace:
+                    sensitivity.ansiC = true
+                    guard dialect.ansiCQuoting else { break }
+                    // $'…' with backslash escapes: `\'` does not end it.
+                    index += 2
+                    while index < end, buf[index] != .singleQuote {
+                        index += buf[index] == .backslash ? 2 : 1
+                    }
                 case .doubleQuote:
                     opened = (.doubleQuote, -1)
                 case .backquote:
                     opened = (.backquote, -1)
                 case .leftParen:
                     opened = (.rightParen, index)
-                case .leftBrace where top == .rightBrace:
-                    opened = (.rightBrace, index)
+                case .leftBrace where top == .rightBrace || top == quotedBrace:
+                    opened = (top, index)
                 case .dollar where byte(index + 1) == .leftBrace:
                     index += 1
-                    opened = (.rightBrace, index)
+                    opened = (top == quotedBrace ? quotedBrace : .rightBrace, index)
                 case .rightParen, .rightBrace:
-                    closed = c == top
+                    closed = c == top || (c == .rightBrace && top == quotedBrace)
                 default:
                     break
                 }
