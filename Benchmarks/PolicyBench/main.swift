@@ -85,6 +85,9 @@ let inputs: [Input] = [
     Input(kind: .exec, target: Array("/usr/bin/npm".utf8), exec: ExecDetails(argv: ["npm", "install", "left-pad"])),
 ]
 
+if ProcessInfo.processInfo.environment["DEBUG_DETAILS"] != nil {
+    for input in inputs { if let e = input.exec { print(e.analysis.commands, e.analysis.pipelines) } }
+}
 var contextSource = KnownProcessContext(context)
 var checksum = 0
 // Warm up, then time whole passes over the inputs.

@@ -9,7 +9,22 @@ public struct ExecDetails: Sendable {
     let lines: [String]
     /// What each command's program word may be matched as, parallel to `analysis.commands`:
     /// its basename, and for the exec itself the program's real paths and their basenames.
-    let programs: [[String]]
+    let programs: [ProgramWords]
+
+    /// The names a command's program word may be matched as, split by whether they are paths
+    /// (for globs with a `/`) or bare names (for globs without), so matching never searches them.
+    struct ProgramWords: Sendable {
+        var paths: [String] = []
+        var names: [String] = []
+
+        mutating func add(_ word: String) {
+            if word.contains("/") {
+                if !paths.contains(word) { paths.append(word) }
+            } else if !names.contains(word) {
+                names.append(word)
+            }
+        }
+    }
 
     /// An exec of `argv`. `programs` are the paths of the program the kernel will really run
     /// (as named and as resolved); when given, they stand for argv[0], which the caller chose
@@ -55,13 +70,18 @@ public struct ExecDetails: Sendable {
             if pipeline.count > stages { add(CommandAnalysis.line(pipeline: pipeline)) }
         }
         self.lines = lines
-        var programNames = analysis.commands.map { command in command.first.map { [ExecDetails.basename($0)] } ?? [] }
+        var programNames = analysis.commands.map { command -> ProgramWords in
+            var words = ProgramWords()
+            if let first = command.first { words.add(ExecDetails.basename(first)) }
+            return words
+        }
         if !programs.isEmpty, let first = analysis.commands.first, first == argv, !programNames.isEmpty {
-            var names: [String] = []
+            var words = ProgramWords()
             for program in programs {
-                for name in [program, ExecDetails.basename(program)] where !names.contains(name) { names.append(name) }
+                words.add(program)
+                words.add(ExecDetails.basename(program))
             }
-            programNames[0] = names
+            programNames[0] = words
         }
         self.programs = programNames
     }
@@ -288,7 +308,7 @@ struct ExecTables: Sendable {
 
     /// Wildcard matching over arguments, `**` standing for any run of them (the classic
     /// single-backtrack algorithm: linear for one `**`, never exponential).
-    static func match(_ pattern: UnsafeBufferPointer<Element>, _ words: [String], programs: [String],
+    static func match(_ pattern: UnsafeBufferPointer<Element>, _ words: [String], programs: ExecDetails.ProgramWords,
                       _ globs: UnsafeBufferPointer<GlobCode>, _ globHasSlash: UnsafeBufferPointer<Bool>,
                       _ arena: ArenaPointers) -> Bool {
         var p = 0, w = 0
@@ -297,7 +317,7 @@ struct ExecTables: Sendable {
             for g in Int(element.globStart)..<Int(element.globStart + element.globCount) {
                 if matches(globs[g], words[index], arena) { return true }
                 if index == 0 {
-                    for program in programs where globHasSlash[g] == program.contains("/") {
+                    for program in globHasSlash[g] ? programs.paths : programs.names {
                         if matches(globs[g], program, arena) { return true }
                     }
                 }
