@@ -199,6 +199,10 @@ private struct AnalysisBuilder {
 
     private mutating func addPipelines(of script: ShellScript, depth: Int) {
         for stages in script.stagesOrPipelines where stages.count > 1 {
+            guard analysis.pipelines.count < CommandAnalysis.maximumPipelines else {
+                note("more than \(CommandAnalysis.maximumPipelines) pipelines: the rest were not analysed")
+                return
+            }
             // Each stage's commands with words (an assignment-only command runs nothing by itself).
             var options: [[Int]] = []
             options.reserveCapacity(stages.count)
