@@ -58,6 +58,22 @@ extension CommandAnalysisTests {
         #expect(analysis.pipelines.count <= CommandAnalysis.maximumPipelines)
     }
 
+    @Test("hostile argv carrying scripts without a shell -c are cheap too", .serialized, arguments: [
+        HostileInput("env -S $( 20k deep", String(repeating: "$(", count: 20_000) + "x"),
+        HostileInput("env -S 100k words", String(repeating: "a ", count: 100_000)),
+    ])
+    func hostileSplitString(_ input: HostileInput) {
+        let argv = ["env", "-S", input.source]
+        var best = Duration.seconds(3600)
+        for _ in 0..<5 {
+            let start = ContinuousClock.now
+            let analysis = CommandAnalysis.analyze(argv: argv)
+            _ = Intent.describe(.exec, target: "/usr/bin/env", argv: argv, analysis: analysis, home: "/home/u")
+            best = min(best, ContinuousClock.now - start)
+        }
+        #expect(best < .milliseconds(100), "took \(best)")
+    }
+
     @Test("a hostile argv without a shell is cheap too")
     func hostilePlainArgv() {
         let argv = ["echo"] + Array(repeating: String(repeating: "-", count: 1_000), count: 1_000)

@@ -413,7 +413,7 @@ struct ShellParserTests {
 
     // MARK: Hostile input
 
-    @Test("deep nesting stops at the cap, reports it and returns quickly", arguments: [
+    @Test("deep nesting is flattened past the cap, reported, and returns quickly", arguments: [
         HostileInput("$( x10k", String(repeating: "$(", count: 10_000) + "x" + String(repeating: ")", count: 10_000)),
         HostileInput("( x10k", String(repeating: "( ", count: 10_000) + "x" + String(repeating: " )", count: 10_000)),
         HostileInput("{ x10k", String(repeating: "{ ", count: 10_000) + "x" + String(repeating: "; }", count: 10_000)),
