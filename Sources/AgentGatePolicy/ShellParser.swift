@@ -1914,7 +1914,7 @@ struct ShellParser {
         return nil
     }
 
-    /// Past the nesting cap: skips the bracketed text at `pos` without parsing it.
+    /// Skips the bracketed text at `pos` without parsing it (a malformed `for (( ))` header).
     private mutating func skipNested() {
         if let close = matchingClose(from: pos) {
             pos = close
