@@ -34,7 +34,7 @@ public struct CommandAnalysis: Sendable, Equatable {
     /// True when a shell string was present but did not fully parse (ShellScript.error != nil),
     /// or was not analysed in full (too long, too complex, too many commands or pipelines).
     public var shellParseFailed: Bool
-    /// The parse errors, if any.
+    /// The parse errors and the analysis limits reached, if any (at most 32, distinct).
     public var shellErrors: [String]
 
     public init(
@@ -199,6 +199,10 @@ private struct AnalysisBuilder {
 
     private mutating func addPipelines(of script: ShellScript, depth: Int) {
         for stages in script.stagesOrPipelines where stages.count > 1 {
+            guard analysis.pipelines.count < CommandAnalysis.maximumPipelines else {
+                note("more than \(CommandAnalysis.maximumPipelines) pipelines: the rest were not analysed")
+                return
+            }
             // Each stage's commands with words (an assignment-only command runs nothing by itself).
             var options: [[Int]] = []
             options.reserveCapacity(stages.count)
@@ -511,8 +515,12 @@ enum CommandWords {
     }
 
     /// `env -S` splits its string like a shell would split words (without running anything).
+    /// Only its first words matter, so the work is capped (a few thousand words; the text is
+    /// read up to `maximumScriptLength`): the cost is proportional to the string, whatever it holds.
     private static func splitArguments(_ text: String) -> [String] {
-        ShellScript.parse(text).commands.first?.words ?? []
+        let limit = CommandAnalysis.maximumScriptLength
+        let head = text.utf8.count > limit ? String(decoding: text.utf8.prefix(limit), as: UTF8.self) : text
+        return ShellScript.parseReporting(head, dialect: .standard, stepLimit: 2_000).script.commands.first?.words ?? []
     }
 
     /// Commands `find … -exec CMD ;` (also -execdir, -ok, -okdir, and `+`) runs.

@@ -503,6 +503,9 @@ struct ShellParser {
         var definitionsByName: [String: [Range<Int>]] = [:]
         for definition in definitions.reversed() { definitionsByName[definition.name, default: []].append(definition.commands) }
         let limit = ShellScript.maximumStageCommands
+        // Work listing stage commands, over the whole script: past it, stages list only their
+        // first command (a hostile script of many piped compound stages or chained functions).
+        var listingBudget = 65_536
         var pipelines: [[Int]] = []
         var stagesOut: [[[Int]]] = []
         for stages in pipelineStages {
@@ -517,7 +520,10 @@ struct ShellParser {
                     continue
                 }
                 let second = nextKept[first + 1]
-                if second >= stage.upperBound, definitionsByName.isEmpty {
+                if (second >= stage.upperBound && definitionsByName.isEmpty) || listingBudget <= 0 {
+                    if listingBudget <= 0, second < stage.upperBound || !definitionsByName.isEmpty {
+                        fail("too many commands in piped compound commands and functions: some not listed")
+                    }
                     alternatives.append([newIndex[first]]) // a simple command, as most stages are
                     continue
                 }
@@ -526,6 +532,7 @@ struct ShellParser {
                 func include(_ range: Range<Int>) {
                     var index = nextKept[min(range.lowerBound, commands.count)]
                     while index < range.upperBound, commandsOfStage.count < limit {
+                        listingBudget -= commandsOfStage.count + 1
                         if !commandsOfStage.contains(index) { commandsOfStage.append(index) }
                         index = nextKept[index + 1]
                     }
@@ -1907,7 +1914,7 @@ struct ShellParser {
         return nil
     }
 
-    /// Past the nesting cap: skips the bracketed text at `pos` without parsing it.
+    /// Skips the bracketed text at `pos` without parsing it (a malformed `for (( ))` header).
     private mutating func skipNested() {
         if let close = matchingClose(from: pos) {
             pos = close

@@ -293,6 +293,142 @@ struct CommandAnalysisTests {
         #expect(analyze([]) == CommandAnalysis())
     }
 
+    // MARK: Pipeline stages
+
+    @Test("pipeline stages are listed unwrapped, and as written when that differs", arguments: [
+        ("curl x | env sh", [["curl", "x"], ["env", "sh"]]),
+        ("curl x | env -i PATH=/bin sh -s", [["curl", "x"], ["env", "-i", "PATH=/bin", "sh", "-s"]]),
+        ("curl x | command sh", [["curl", "x"], ["command", "sh"]]),
+        ("curl x | exec sh", [["curl", "x"], ["exec", "sh"]]),
+        ("curl x | nohup sh", [["curl", "x"], ["nohup", "sh"]]),
+        ("curl x | time sh", [["curl", "x"], ["time", "sh"]]),
+        ("curl x | time -p sh", [["curl", "x"], ["time", "-p", "sh"]]),
+        ("curl x | nice -n 5 sh", [["curl", "x"], ["nice", "-n", "5", "sh"]]),
+        ("curl x | timeout 5 sh", [["curl", "x"], ["timeout", "5", "sh"]]),
+        ("curl x | stdbuf -oL sh", [["curl", "x"], ["stdbuf", "-oL", "sh"]]),
+        ("curl x | xargs sh", [["curl", "x"], ["xargs", "sh"]]),
+        ("curl x | busybox sh", [["curl", "x"], ["busybox", "sh"]]),
+        ("curl x | /bin/busybox sh", [["curl", "x"], ["/bin/busybox", "sh"]]),
+        ("curl x | env nohup command sh", [["curl", "x"], ["env", "nohup", "command", "sh"]]),
+        ("FOO=1 curl x | BAR=2 sh", [["curl", "x"], ["sh"]]),
+        ("env curl x | sh", [["env", "curl", "x"], ["sh"]]),
+    ])
+    func unwrappedStages(source: String, written: [[String]]) {
+        let analysis = analyze(["sh", "-c", source])
+        let pipelines = analysis.pipelines
+        #expect(pipelines.first?.first == ["curl", "x"], "\(pipelines)")
+        #expect(pipelines.first?.last.map { ["sh", "sh -s"].contains(CommandAnalysis.line($0)) } == true, "\(pipelines)")
+        if written.contains(where: { $0.first != "curl" && $0 != ["sh"] }) {
+            #expect(pipelines.count == 2 && pipelines[1] == written, "\(pipelines)")
+        } else {
+            #expect(pipelines.count == 1)
+        }
+        #expect(!analysis.shellParseFailed)
+    }
+
+    @Test("`command -v sh` looks sh up and is no wrapper")
+    func commandLookupStage() {
+        #expect(analyze(["sh", "-c", "curl x | command -v sh"]).pipelines == [[["curl", "x"], ["command", "-v", "sh"]]])
+    }
+
+    @Test("every command a compound stage runs can be that stage", arguments: [
+        "curl x | { :; sh; }",
+        "curl x | (true; sh)",
+        "curl x | if true; then sh; fi",
+        "curl x | while read -r l; do :; done; curl x | { read l; sh; }",
+        "curl x | { cd /tmp && env sh; }",
+        "curl x | echo \"$(sh)\"",
+        "{ echo; curl x; } | sh",
+        "{ :; curl x; } | { :; sh; }",
+        "f(){ sh; }; curl x | f",
+        "function f { nohup sh; }\ncurl x | f",
+        "alias s=sh\ncurl x | s",
+        "alias s='exec sh'\ncurl x | s",
+        "g() { f; }; f() { sh; }; curl x | g",
+    ])
+    func compoundStages(source: String) {
+        let analysis = analyze(["bash", "-c", source])
+        #expect(analysis.pipelines.contains([["curl", "x"], ["sh"]]), "\(analysis.pipelines)")
+        #expect(!analysis.shellParseFailed, "\(analysis.shellErrors)")
+    }
+
+    @Test("a long pipeline's variants list the 16 stages around the replaced one")
+    func longPipelineVariants() {
+        let stages = (0..<40).map { "a\($0)" } + ["{ :; sh; }"]
+        let analysis = analyze(["sh", "-c", "curl x | " + stages.joined(separator: " | ")])
+        #expect(analysis.pipelines.first?.count == 42)
+        #expect(analysis.pipelines.contains { $0.count == 16 && $0.last == ["sh"] && $0.first == ["a25"] })
+    }
+
+    @Test("at most maximumPipelineVariants entries per pipeline; past it the analysis is flagged")
+    func variantCap() {
+        let body = (0..<100).map { "a\($0);" }.joined(separator: " ")
+        let analysis = analyze(["sh", "-c", "curl x | { \(body) }"])
+        #expect(analysis.pipelines.count == CommandAnalysis.maximumPipelineVariants)
+        #expect(analysis.shellParseFailed)
+        #expect(analysis.shellErrors.contains { $0.contains("variants") })
+    }
+
+    @Test("pairs of neighbouring compound stages are listed as two-stage variants")
+    func compoundPairs() {
+        let analysis = analyze(["sh", "-c", "a | { :; curl x; } | { :; sh; } | b"])
+        #expect(analysis.pipelines.first == [["a"], [":"], [":"], ["b"]])
+        #expect(analysis.pipelines.contains([["curl", "x"], ["sh"]]))
+        #expect(analysis.pipelines.contains([["a"], ["curl", "x"], [":"], ["b"]]))
+        #expect(analysis.pipelines.contains([["a"], [":"], ["sh"], ["b"]]))
+    }
+
+    // MARK: Dialects, flattening, caps
+
+    @Test("strings bash and dash read differently: the commands of both readings", arguments: [
+        ("sh", "echo $'\\'; curl x | sh\necho '"),
+        ("bash", "echo \"${x:-'\"'}\"; curl x | sh; echo \"'}\""),
+    ])
+    func dialects(shell: String, source: String) {
+        let analysis = analyze([shell, "-c", source])
+        #expect(analysis.commands.contains(["curl", "x"]), "\(analysis.commands)")
+        #expect(analysis.pipelines.contains([["curl", "x"], ["sh"]]))
+    }
+
+    @Test("commands nested past the parser's cap are analysed, and the nesting flagged")
+    func flattenedNesting() {
+        let source = String(repeating: "( ", count: 40) + "curl x | env sh" + String(repeating: " )", count: 40)
+        let analysis = analyze(["sh", "-c", source])
+        #expect(analysis.commands.contains(["curl", "x"]))
+        #expect(analysis.pipelines.contains([["curl", "x"], ["sh"]]))
+        #expect(analysis.shellParseFailed)
+        #expect(analysis.shellErrors.contains { $0.contains("nesting") })
+    }
+
+    @Test("a shell string past maximumScriptLength is cut at a line break and flagged")
+    func truncation() {
+        let line = "echo one two three four five six seven eight nine ten\n"
+        let padding = String(repeating: line, count: CommandAnalysis.maximumScriptLength / line.utf8.count + 10)
+        let analysis = analyze(["sh", "-c", "ls /first\n" + padding + "rm -rf /late"])
+        #expect(analysis.commands.contains(["ls", "/first"]))
+        #expect(!analysis.commands.contains(["rm", "-rf", "/late"]))
+        #expect(analysis.shellParseFailed)
+        #expect(analysis.shellErrors.contains { $0.contains("truncated") })
+        #expect(!analysis.commands.contains { $0.first == "echo" && $0.count != 11 }, "no half line")
+    }
+
+    @Test("commands and pipelines are capped, and the cap flagged")
+    func outputCaps() {
+        let commands = analyze(["sh", "-c", (0..<10_000).map { "c\($0)" }.joined(separator: ";")])
+        #expect(commands.commands.count == CommandAnalysis.maximumCommands)
+        #expect(commands.shellParseFailed)
+        let pipelines = analyze(["sh", "-c", (0..<1_100).map { "a\($0) | b" }.joined(separator: ";")])
+        #expect(pipelines.pipelines.count == CommandAnalysis.maximumPipelines)
+        #expect(pipelines.shellParseFailed)
+    }
+
+    @Test("programName works on bytes and keeps multi-byte names whole", arguments: [
+        ("/opt/日本/ツール", "ツール"), ("é", "é"), ("a//", "a"), ("//", "/"), ("/a/b//", "b"),
+    ])
+    func programNameBytes(argv0: String, expected: String) {
+        #expect(CommandAnalysis.programName(argv0) == expected)
+    }
+
     @Test("a 1 MB shell string is analysed quickly")
     func largeString() {
         let line = "cd /tmp && FOO=1 make -j2 2>&1 | tee log; git status --short\n"

@@ -413,7 +413,7 @@ struct ShellParserTests {
 
     // MARK: Hostile input
 
-    @Test("deep nesting stops at the cap, reports it and returns quickly", arguments: [
+    @Test("deep nesting is flattened past the cap, reported, and returns quickly", arguments: [
         HostileInput("$( x10k", String(repeating: "$(", count: 10_000) + "x" + String(repeating: ")", count: 10_000)),
         HostileInput("( x10k", String(repeating: "( ", count: 10_000) + "x" + String(repeating: " )", count: 10_000)),
         HostileInput("{ x10k", String(repeating: "{ ", count: 10_000) + "x" + String(repeating: "; }", count: 10_000)),
@@ -490,6 +490,158 @@ struct ShellParserTests {
         #expect(document.commands.first?.inputDocuments.first?.utf8.count == body.utf8.count)
         #expect(document.commands.last?.words == ["ls"])
         #expect(quoted.commands.first?.words.last?.utf8.count == 1_000_000)
+    }
+
+    // MARK: Stage commands
+
+    /// The commands (as words) listed for each stage of the last multi-stage pipeline.
+    private func stageWords(_ source: String) -> [[[String]]] {
+        let script = ShellScript.parse(source)
+        guard let index = script.pipelines.lastIndex(where: { $0.count > 1 }) else { return [] }
+        return script.pipelineStages[index].map { $0.map { script.commands[$0].words } }
+    }
+
+    @Test("every command a compound stage runs is listed for it, the first one first", arguments: [
+        ("curl x | { :; sh; }", [[["curl", "x"]], [[":"], ["sh"]]]),
+        ("curl x | (true; sh)", [[["curl", "x"]], [["true"], ["sh"]]]),
+        ("curl x | if true; then sh; fi", [[["curl", "x"]], [["true"], ["sh"]]]),
+        ("curl x | while read l; do sh -c \"$l\"; done", [[["curl", "x"]], [["read", "l"], ["sh", "-c", "$l"]]]),
+        ("{ :; curl x; } | sh", [[[":"], ["curl", "x"]], [["sh"]]]),
+        ("curl x | echo \"$(sh)\"", [[["curl", "x"]], [["echo", "$(sh)"], ["sh"]]]),
+        ("curl x | ( > f; sh )", [[["curl", "x"]], [["sh"]]]),
+    ])
+    func compoundStageCommands(source: String, expected: [[[String]]]) {
+        #expect(stageWords(source) == expected)
+        let script = ShellScript.parse(source)
+        #expect(script.pipelineStages.count == script.pipelines.count)
+        for (pipeline, stages) in zip(script.pipelines, script.pipelineStages) {
+            #expect(stages.map(\.first) == pipeline.map(Optional.some), "the first command of each stage is the one in pipelines")
+        }
+    }
+
+    @Test("a stage calling a function or alias defined in the script also lists its body", arguments: [
+        ("f(){ sh; }; curl x | f", [[["curl", "x"]], [["f"], ["sh"]]]),
+        ("function f { bash -s; }\ncurl x | f", [[["curl", "x"]], [["f"], ["bash", "-s"]]]),
+        ("curl x | f; f() ( sh )", [[["curl", "x"]], [["f"], ["sh"]]]),
+        ("g() { f; }; f() { sh; }; curl x | g", [[["curl", "x"]], [["g"], ["f"], ["sh"]]]),
+        ("f() { f | sh; }; curl x | f", [[["curl", "x"]], [["f"], ["f"], ["sh"]]]),
+        ("alias s=sh\ncurl x | s", [[["curl", "x"]], [["s"], ["sh"]]]),
+        ("alias s='env -i sh -x' t=ls\ncurl x | s", [[["curl", "x"]], [["s"], ["env", "-i", "sh", "-x"]]]),
+    ])
+    func definitionStageCommands(source: String, expected: [[[String]]]) {
+        #expect(stageWords(source) == expected)
+    }
+
+    @Test("alias values are parsed as scripts; a malformed one is no error")
+    func aliasValues() {
+        let script = ShellScript.parse("alias a='curl x | sh' b=\"echo 'unterminated\"; ls")
+        #expect(script.commands.map(\.words) == [
+            ["alias", "a=curl x | sh", "b=echo 'unterminated"], ["curl", "x"], ["sh"], ["echo", "unterminated"], ["ls"],
+        ])
+        #expect(script.pipelines.contains([1, 2]))
+        #expect(script.error == nil)
+    }
+
+    @Test("a stage lists at most maximumStageCommands commands")
+    func stageCommandCap() {
+        let body = (0..<200).map { "a\($0);" }.joined(separator: " ")
+        let script = ShellScript.parse("curl x | { \(body) sh; }")
+        let stages = script.pipelineStages[0]
+        #expect(stages[1].count == ShellScript.maximumStageCommands)
+        #expect(script.commands.map(\.words).contains(["sh"]))
+    }
+
+    // MARK: Dialects
+
+    @Test("dash has no $'…' strings: what bash swallows, dash runs, and the union has both")
+    func ansiCDialect() {
+        let source = "echo $'\\'; curl x | sh\necho '"
+        let bash = ShellScript.parse(source, dialect: .bash)
+        #expect(!bash.commands.map(\.words).contains(["curl", "x"]))
+        let dash = ShellScript.parse(source, dialect: .posix)
+        // dash runs the first line, then fails on the quote the last line leaves open.
+        #expect(dash.commands.map(\.words) == [["echo", "$\\"], ["curl", "x"], ["sh"], ["echo", ""]])
+        let union = ShellScript.parseAllDialects(source)
+        #expect(union.commands.map(\.words).contains(["curl", "x"]))
+        #expect(union.commands.map(\.words).contains(["echo", "'; curl x | sh\necho "]))
+        #expect(union.pipelines.contains { $0.map { union.commands[$0].words } == [["curl", "x"], ["sh"]] })
+        #expect(bash.error == nil && dash.error != nil)
+        #expect(union.error == nil, "bash's reading parses cleanly")
+        #expect(union.pipelineStages.count == union.pipelines.count)
+        // A reading that parses cleanly clears the error: bash reads this, dash cannot.
+        #expect(ShellScript.parse("echo $'it\\'s'", dialect: .posix).error != nil)
+        #expect(ShellScript.parseAllDialects("echo $'it\\'s'").error == nil)
+    }
+
+    @Test("bash honours single quotes inside \"${…}\", dash does not: the union has both readings")
+    func quotesInExpansionDialect() {
+        let source = "echo \"${x:-'\"'}\"; curl y | sh; echo \"'}\""
+        let standard = ShellScript.parse(source)
+        #expect(!standard.commands.map(\.words).contains(["curl", "y"]))
+        let bash = ShellScript.parse(source, dialect: .bash)
+        #expect(bash.commands.map(\.words) == [["echo", "${x:-'\"'}"], ["curl", "y"], ["sh"], ["echo", "'}"]])
+        #expect(bash.error == nil)
+        let union = ShellScript.parseAllDialects(source)
+        #expect(union.commands.map(\.words).contains(["curl", "y"]))
+        #expect(union.commands.map(\.words).contains(standard.commands[0].words))
+        // bash rejects a quote it cannot close there; dash reads it literally.
+        #expect(ShellScript.parse("echo \"${x:-it's}\"", dialect: .bash).error != nil)
+        #expect(ShellScript.parseAllDialects("echo \"${x:-it's}\"").error == nil)
+    }
+
+    @Test("strings without dialect-dependent quoting parse once, as parse(_:) does", arguments: [
+        "a | b; c $(d) \"${e:-f}\" 'g'", "cat <<EOF\n$x\nEOF", "",
+    ])
+    func unambiguousDialects(source: String) {
+        #expect(ShellScript.parseAllDialects(source) == ShellScript.parse(source))
+        #expect(ShellScript.parse(source) == ShellScript.parse(source, dialect: .standard))
+    }
+
+    // MARK: Flattening past the nesting cap
+
+    @Test("text nested past the cap is still parsed, flattened, and the nesting reported", arguments: [
+        HostileInput("( x40", String(repeating: "( ", count: 40) + "curl x | sh" + String(repeating: " )", count: 40)),
+        HostileInput("$( x100", String(repeating: "$(", count: 100) + "curl x | sh" + String(repeating: ")", count: 100)),
+        HostileInput("\"$( x100", "echo " + String(repeating: "\"$(", count: 100) + "curl x | sh" + String(repeating: ")\"", count: 100)),
+        HostileInput("<( x60", String(repeating: "cat <(", count: 60) + "curl x | sh" + String(repeating: ")", count: 60)),
+        HostileInput("${ x60", "echo " + String(repeating: "${x:-", count: 60) + "$(curl x | sh)" + String(repeating: "}", count: 60)),
+        HostileInput("$(( x40", "echo " + String(repeating: "$(( 1 + ", count: 40) + "$(curl x | sh)" + String(repeating: " ))", count: 40)),
+        HostileInput("backquote x40", String(repeating: "$(", count: 40) + "`curl x | sh`" + String(repeating: ")", count: 40)),
+        HostileInput("here-document x40", String(repeating: "$(", count: 40) + "cat <<E\n$(curl x | sh)\nE\n" + String(repeating: ")", count: 40)),
+        HostileInput("unterminated $( x40", String(repeating: "$(", count: 40) + "curl x | sh"),
+        HostileInput("{ x40", String(repeating: "{ ", count: 40) + "curl x | sh" + String(repeating: "; }", count: 40)),
+        HostileInput("two levels of cap", String(repeating: "$(", count: 70) + "curl x | sh" + String(repeating: ")", count: 70)),
+    ])
+    func flattening(_ input: HostileInput) {
+        let script = ShellScript.parse(input.source)
+        let words = script.commands.map(\.words)
+        #expect(words.contains(["curl", "x"]), "\(words.suffix(3))")
+        #expect(words.contains(["sh"]))
+        #expect(script.pipelines.contains { $0.map { script.commands[$0].words } == [["curl", "x"], ["sh"]] })
+        #expect(script.error != nil)
+        #expect(script.pipelineStages.count == script.pipelines.count)
+    }
+
+    @Test("flattened text keeps outer commands in source order and deeper ones after them")
+    func flatteningOrder() {
+        let deep = String(repeating: "(", count: 1) + String(repeating: " (", count: 39) + " inner" + String(repeating: " )", count: 40)
+        let script = ShellScript.parse("first; " + deep + "; last")
+        let words = script.commands.map(\.words)
+        #expect(words.first == ["first"])
+        #expect(words.contains(["last"]))
+        #expect(words.last == ["inner"])
+        #expect(script.error?.contains("nesting") == true)
+    }
+
+    @Test("deeply nested substitution text is copied a bounded number of times into words")
+    func nestedWordTextIsBounded() {
+        let source = String(repeating: "$(", count: 5_000) + "x" + String(repeating: ")", count: 5_000)
+        let script = ShellScript.parse(source)
+        let copied = script.commands.reduce(0) { total, command in total + command.words.reduce(0) { $0 + $1.utf8.count } }
+        #expect(copied <= 4 * source.utf8.count + 1_000_000)
+        #expect(script.commands.map(\.words).contains(["x"]))
+        // Shallow nesting keeps every word exactly as written.
+        #expect(ShellScript.parse("echo $(a $(b $(c)))").commands.map(\.words)[0] == ["echo", "$(a $(b $(c)))"])
     }
 
     @Test("parsing is deterministic and the result is value-equal")
