@@ -59,7 +59,7 @@ struct ContextOptions: ParsableArguments {
             uid: uid ?? geteuid(), gid: gid ?? getegid(),
             effectiveCapabilities: field("CapEff").flatMap { UInt64($0, radix: 16) } ?? 0,
             permittedCapabilities: field("CapPrm").flatMap { UInt64($0, radix: 16) } ?? 0,
-            cgroup: cgroup ?? Self.ownCgroup(), executable: exe ?? "", commands: [],
+            cgroup: cgroup ?? SessionContextCollector.cgroup(), executable: exe ?? "", commands: [],
             ancestors: ancestor.map { line in
                 let argv = ExecDetails(commandLine: line).argv
                 return ProcessImage(executable: ExecDetails.assumedProgram(argv.first ?? ""), commands: [argv])
@@ -77,11 +77,6 @@ struct ContextOptions: ParsableArguments {
             context.permittedCapabilities = mask
         }
         return context
-    }
-
-    static func ownCgroup() -> String {
-        let text = (try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").first { $0.hasPrefix("0::") }.map { String($0.dropFirst(3)) } ?? "/"
     }
 }
 

@@ -42,7 +42,7 @@ final class ProcessContexts: Sendable {
         var context = ProcessContext(
             uid: status.uids[1], gid: status.gids[1],
             effectiveCapabilities: status.capEff, permittedCapabilities: status.capPrm,
-            cgroup: Self.cgroup(of: tid) ?? "", executable: executable,
+            cgroup: SessionContextCollector.cgroup(of: "\(tid)"), executable: executable,
             commands: commandLines(of: tgid), ancestors: [], agent: agent)
         var child = tgid
         var parent = status.ppid
@@ -104,19 +104,6 @@ final class ProcessContexts: Sendable {
     /// parent is among its ancestors. /proc/PID/cmdline is never used: a process can rewrite it.
     private func commandLines(of tgid: pid_t) -> [[String]] {
         commands.withLock { $0[tgid] } ?? []
-    }
-
-    /// The unified-hierarchy path from /proc/PID/cgroup (the `0::PATH` line).
-    static func cgroup(of tid: pid_t) -> String? {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4096) { buffer -> String? in
-            let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(tid)/cgroup", buffer.baseAddress!, buffer.count)
-            guard n > 0 else { return nil }
-            let text = String(cBuffer: buffer.baseAddress!, count: n)
-            for line in text.split(separator: "\n") where line.hasPrefix("0::") {
-                return String(line.dropFirst(3))
-            }
-            return nil
-        }
     }
 }
 

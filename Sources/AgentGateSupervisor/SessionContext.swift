@@ -83,7 +83,7 @@ public enum SessionContextCollector {
     }
 
     /// The cgroup v2 path ("0::/path"), or the v1 lines joined when there is no unified one.
-    static func cgroup(of pid: String = "self") -> String {
+    public static func cgroup(of pid: String = "self") -> String {
         guard let text = readFile("/proc/\(pid)/cgroup") else { return "" }
         let lines = text.split(separator: "\n")
         if let unified = lines.first(where: { $0.hasPrefix("0::") }) { return String(unified.dropFirst(3)) }
