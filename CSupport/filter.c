@@ -49,6 +49,18 @@ static uint32_t scmp_action(agentgate_filter_action action, int error) {
     return SCMP_ACT_KILL_PROCESS;
 }
 
+int agentgate_syscall_name(int nr, char *buf, size_t capacity) {
+    if (capacity == 0) return -EINVAL;
+    char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+    if (!name) return -ENOENT;
+    size_t len = strlen(name);
+    if (len >= capacity) len = capacity - 1;
+    memcpy(buf, name, len);
+    buf[len] = '\0';
+    free(name);
+    return (int)len;
+}
+
 int agentgate_filter_add(agentgate_filter *filter, int nr, agentgate_filter_action action, int error) {
     return seccomp_rule_add(filter->ctx, scmp_action(action, error), nr, 0);
 }
@@ -66,6 +78,20 @@ int agentgate_filter_add_arg(agentgate_filter *filter, int nr, agentgate_filter_
     default: return -EINVAL;
     }
     return seccomp_rule_add_array(filter->ctx, scmp_action(action, error), nr, 1, &cmp);
+}
+
+int agentgate_filter_add_equal_args(agentgate_filter *filter, int nr, agentgate_filter_action action, int error,
+                                    const unsigned *args, const uint64_t *values, int count) {
+    if (count < 1 || count > 6) return -EINVAL;
+    struct scmp_arg_cmp cmp[6];
+    memset(cmp, 0, sizeof cmp);
+    for (int i = 0; i < count; i++) {
+        cmp[i].arg = args[i];
+        cmp[i].op = SCMP_CMP_MASKED_EQ; // int arguments: the kernel ignores the upper half
+        cmp[i].datum_a = 0xffffffffu;
+        cmp[i].datum_b = values[i] & 0xffffffffu;
+    }
+    return seccomp_rule_add_array(filter->ctx, scmp_action(action, error), nr, (unsigned)count, cmp);
 }
 
 int agentgate_filter_export(agentgate_filter *filter, int highest_known, agentgate_bpf *out) {

@@ -4,6 +4,8 @@
 #include <linux/seccomp.h>
 #include <linux/ioctl.h>
 #include <stdint.h>
+#include <fcntl.h>
+#include "CSupport.h"
 
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, uint64_t)
@@ -16,6 +18,17 @@
 #endif
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
+#endif
+
+#include <asm/socket.h>
+#include <sys/socket.h>
+_Static_assert(AGENTGATE_SO_PEERCRED == SO_PEERCRED, "SO_PEERCRED");
+_Static_assert(AGENTGATE_SCM_CREDENTIALS == SCM_CREDENTIALS, "SCM_CREDENTIALS");
+_Static_assert(AGENTGATE_PIDFD_NONBLOCK == O_NONBLOCK, "PIDFD_NONBLOCK");
+_Static_assert(AGENTGATE_PIDFD_THREAD == O_EXCL, "PIDFD_THREAD");
+#ifdef SO_PEERPIDFD
+_Static_assert(AGENTGATE_SO_PEERPIDFD == SO_PEERPIDFD, "SO_PEERPIDFD");
+_Static_assert(AGENTGATE_SO_PASSPIDFD == SO_PASSPIDFD, "SO_PASSPIDFD");
 #endif
 
 // The structs we hand to the kernel must have the layout the kernel expects.

@@ -161,6 +161,8 @@ static int finish_existing(agentgate_open_prepared *out, int fd) {
     out->kind = AGENTGATE_OPEN_EXISTING;
     out->object_fd = fd;
     out->file_type = st.st_mode & S_IFMT;
+    out->link_count = (unsigned)st.st_nlink;
+    out->device_number = (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? (uint64_t)st.st_rdev : 0;
     return fd_path(fd, out->resolved, sizeof out->resolved, &out->resolved_len);
 }
 
@@ -249,6 +251,8 @@ static void reset_prepared(agentgate_open_prepared *out) {
     out->object_fd = -1;
     out->parent_fd = -1;
     out->file_type = 0;
+    out->link_count = 1;
+    out->device_number = 0;
     out->name[0] = '\0';
     out->resolved[0] = '\0';
     out->resolved_len = 0;

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/prctl.h>
@@ -65,6 +67,53 @@ static void child_main(const agentgate_spawn_config *config, pid_t parent, int s
             setrlimit(RLIMIT_NOFILE, &lim);
         }
     }
+    // Limits are set before the filter: setrlimit is prlimit64 underneath, which is trapped, and
+    // nothing answers the child's notifications until the handshake is done.
+    if (config->nproc_limit >= 0) {
+        struct rlimit lim = { (rlim_t)config->nproc_limit, (rlim_t)config->nproc_limit };
+        struct rlimit old;
+        // Never raise a limit the user set lower.
+        if (getrlimit(RLIMIT_NPROC, &old) == 0 && old.rlim_max < lim.rlim_max) lim.rlim_max = old.rlim_max;
+        if (lim.rlim_cur > lim.rlim_max) lim.rlim_cur = lim.rlim_max;
+        if (setrlimit(RLIMIT_NPROC, &lim) != 0) child_fail(status_fd, AGENTGATE_SPAWN_LIMITS, errno);
+    }
+    if (config->realtime_forbidden) {
+        // Without CAP_SYS_NICE a process can't raise these again: no SCHED_FIFO/RR spin loops.
+        struct rlimit zero = { 0, 0 };
+        if (setrlimit(RLIMIT_RTPRIO, &zero) != 0 || setrlimit(RLIMIT_RTTIME, &zero) != 0)
+            child_fail(status_fd, AGENTGATE_SPAWN_LIMITS, errno);
+    }
+    if (config->oom_score_adj_floor >= -1000) {
+        // Under memory pressure the kernel ends the agent before the supervisor or the desktop.
+        int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+            char text[16];
+            ssize_t n = read(fd, text, sizeof text - 1);
+            int current = 0;
+            if (n > 0) {
+                text[n] = '\0';
+                current = (int)strtol(text, NULL, 10);
+            }
+            if (current < config->oom_score_adj_floor) {
+                char value[16];
+                int len = 0;
+                int v = config->oom_score_adj_floor;
+                char digits[12];
+                int d = 0;
+                int negative = v < 0;
+                unsigned magnitude = negative ? (unsigned)(-v) : (unsigned)v;
+                do { digits[d++] = (char)('0' + magnitude % 10); magnitude /= 10; } while (magnitude && d < 11);
+                if (negative) value[len++] = '-';
+                while (d > 0) value[len++] = digits[--d];
+                if (pwrite(fd, value, (size_t)len, 0) < 0) { /* best effort: raising it is a courtesy */ }
+            }
+            close(fd);
+        }
+    }
+    // The supervisor makes itself non-dumpable after the spawn; the child must be dumpable
+    // (as exec would make it anyway) so that the parent, with no more than the same uid, can
+    // take the listener with pidfd_getfd.
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(status_fd, AGENTGATE_SPAWN_NO_NEW_PRIVS, errno);
 
     int killable = 1;
@@ -143,6 +192,16 @@ int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out
             listener = (int)syscall(SYS_pidfd_getfd, pidfd, report.value, 0);
             if (listener < 0) { *stage = AGENTGATE_SPAWN_GETFD; err = errno; }
         }
+    }
+    for (int i = 0; err == 0 && i < config->cgroup_count; i++) {
+        // Before exec: nothing the agent runs may start outside the session's cgroup.
+        int fd = open(config->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0) { *stage = AGENTGATE_SPAWN_CGROUP; err = errno; break; }
+        char text[16];
+        int len = snprintf(text, sizeof text, "%d", (int)pid);
+        errno = 0;
+        if (write(fd, text, (size_t)len) != len) { *stage = AGENTGATE_SPAWN_CGROUP; err = errno ? errno : EIO; }
+        close(fd);
     }
     if (err == 0 && config->terminal_fd >= 0) {
         agentgate_tcsetpgrp(config->terminal_fd, pid); // best effort: the shell may not be ours

@@ -32,6 +32,16 @@ enum {
     AGENTGATE_AT_SYMLINK_FOLLOW = 0x400,
     AGENTGATE_AT_SYMLINK_NOFOLLOW = 0x100,
     AGENTGATE_AT_REMOVEDIR = 0x200,
+    // Newer than this machine's UAPI headers (linux-libc-dev 6.1); checked in internal.h.
+    AGENTGATE_SO_PEERCRED = 17,
+    AGENTGATE_SO_PASSPIDFD = 76,
+    AGENTGATE_SO_PEERPIDFD = 77,
+    AGENTGATE_SCM_CREDENTIALS = 2,
+    AGENTGATE_PIDFD_NONBLOCK = 04000,     ///< O_NONBLOCK
+    AGENTGATE_PIDFD_THREAD = 0200,        ///< O_EXCL
+    AGENTGATE_PIDFD_SIGNAL_PROCESS_GROUP = 4,
+    AGENTGATE_PIDFD_SELF_THREAD = -10000,
+    AGENTGATE_PIDFD_SELF_THREAD_GROUP = -20000,
 };
 
 // MARK: - Filter
@@ -68,6 +78,10 @@ void agentgate_filter_destroy(agentgate_filter *filter);
 /// (seccomp_syscall_resolve_name).
 int agentgate_syscall_number(const char *name);
 
+/// The native name of syscall `nr` as libseccomp knows it (seccomp_syscall_resolve_num_arch),
+/// copied into `buf`. Returns its length, or -ENOENT for a number libseccomp can't name.
+int agentgate_syscall_name(int nr, char *buf, size_t capacity);
+
 /// Adds an unconditional rule for syscall `nr` (seccomp_rule_add). Returns 0 or -errno.
 int agentgate_filter_add(agentgate_filter *filter, int nr, agentgate_filter_action action, int error);
 
@@ -75,6 +89,11 @@ int agentgate_filter_add(agentgate_filter *filter, int nr, agentgate_filter_acti
 /// SCMP_A* comparison). Returns 0 or -errno.
 int agentgate_filter_add_arg(agentgate_filter *filter, int nr, agentgate_filter_action action, int error,
                              unsigned arg, agentgate_arg_compare compare, uint64_t value, uint64_t mask);
+
+/// Adds a rule that applies only when every listed int argument equals its value (one
+/// seccomp_rule_add_array with up to six 32-bit comparisons, ANDed). Returns 0 or -errno.
+int agentgate_filter_add_equal_args(agentgate_filter *filter, int nr, agentgate_filter_action action, int error,
+                                    const unsigned *args, const uint64_t *values, int count);
 
 /// Compiles the filter to BPF (seccomp_export_bpf) so the child can install it with one syscall.
 /// Native syscall numbers above `highest_known` are answered ENOSYS by a prefix written here:
@@ -95,6 +114,11 @@ typedef struct agentgate_spawn_config {
     int64_t nofile_soft_limit;   ///< RLIMIT_NOFILE soft limit to restore in the child, or -1.
     const int *reset_signals;    ///< Signals the supervisor ignores that the agent must not.
     int reset_count;
+    int64_t nproc_limit;         ///< RLIMIT_NPROC soft and hard limit for the agent, or -1.
+    int realtime_forbidden;      ///< Sets RLIMIT_RTPRIO and RLIMIT_RTTIME to 0 (no SCHED_FIFO/RR).
+    int oom_score_adj_floor;     ///< Raises /proc/self/oom_score_adj to at least this, or -1001.
+    const char *const *cgroup_procs; ///< cgroup.procs files the parent moves the child into before it execs.
+    int cgroup_count;
 } agentgate_spawn_config;
 
 /// Result of `agentgate_spawn`.
@@ -115,12 +139,15 @@ typedef enum agentgate_spawn_stage {
     AGENTGATE_SPAWN_PIDFD = 5,
     AGENTGATE_SPAWN_GETFD = 6,
     AGENTGATE_SPAWN_HANDSHAKE = 7,
+    AGENTGATE_SPAWN_CGROUP = 8,    ///< The child could not be moved into the session cgroup.
+    AGENTGATE_SPAWN_LIMITS = 9,    ///< The child could not set its resource limits.
 } agentgate_spawn_stage;
 
 /// Forks; the child makes only async-signal-safe calls: new process group, default signal
-/// dispositions, PR_SET_NO_NEW_PRIVS, the filter with NEW_LISTENER (+WAIT_KILLABLE_RECV when
-/// the kernel has it), then waits until the parent holds the listener, closes its copy and
-/// execs. If the filter can't be installed the child exits without exec'ing.
+/// dispositions, resource limits, PR_SET_NO_NEW_PRIVS, the filter with NEW_LISTENER
+/// (+WAIT_KILLABLE_RECV when the kernel has it), then waits until the parent holds the listener
+/// (and has moved it into the session cgroup), closes its copy and execs. If any step fails the
+/// child exits without exec'ing.
 /// Returns 0, or -errno with `*stage` saying which step failed.
 int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out, int *stage);
 
@@ -191,6 +218,8 @@ typedef struct agentgate_open_prepared {
     int object_fd;      ///< O_PATH fd (EXISTING, TMPFILE), else -1.
     int parent_fd;      ///< O_PATH directory fd (CREATE), else -1.
     unsigned file_type; ///< st_mode & S_IFMT of the existing object (0 for CREATE).
+    unsigned link_count; ///< st_nlink of the existing object: 0 for a memfd, a deleted or an O_TMPFILE file.
+    uint64_t device_number; ///< st_rdev of an existing device node, else 0.
     char name[256];     ///< Final component to create (CREATE).
     char resolved[4096 + 256]; ///< Absolute path as the kernel resolved it (readlink of the fd).
     size_t resolved_len;
@@ -248,6 +277,54 @@ const char *agentgate_path_entry_resolved(const agentgate_path_entry *entry);
 
 /// A raw syscall with six arguments. Returns the result or -errno.
 long agentgate_syscall6(long number, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5);
+
+// MARK: - Processes and their handles
+
+/// pidfd_open(pid, flags). Returns the pidfd or -errno.
+int agentgate_pidfd_open_flags(pid_t pid, unsigned flags);
+
+/// pidfd_send_signal(pidfd, sig, info, flags). Returns 0 or -errno.
+int agentgate_pidfd_send_signal(int pidfd, int sig, const void *info, unsigned flags);
+
+/// The process a process handle refers to: a pidfd (its fdinfo "Pid:") or a /proc/PID directory
+/// fd, which pidfd_send_signal also accepts. `*pid` is 0 when the process has exited. Returns 0,
+/// or -EBADF when `fd` is neither.
+int agentgate_process_handle_target(int fd, pid_t *pid, int *is_proc_directory);
+
+/// The inode of a socket (fstat). Returns 0 or -errno (-ENOTSOCK).
+int agentgate_socket_inode(int fd, uint64_t *inode);
+
+/// The inode of the socket connected to the unix socket with inode `inode`, through
+/// NETLINK_SOCK_DIAG (UDIAG_SHOW_PEER). Returns 0 or -errno (-ENOTCONN without a peer).
+int agentgate_unix_peer_inode(uint64_t inode, uint64_t *peer);
+
+/// getsockopt(fd, level, name, value, length). Returns 0 or -errno.
+int agentgate_getsockopt(int fd, int level, int name, void *value, uint32_t *length);
+
+/// The numeric entries of the /proc directory open as `proc_fd` (getdents64 from offset 0, so
+/// no new fd is needed). Returns 0, or -ENOBUFS when more than `capacity` were found.
+int agentgate_proc_pids(int proc_fd, pid_t *pids, size_t capacity, size_t *count);
+
+// MARK: - ELF images
+
+enum { AGENTGATE_ELF_INTERPRETER_CAPACITY = 4096 };
+
+/// What binfmt_elf would see in an image.
+typedef struct agentgate_elf_info {
+    int is_elf;          ///< Starts with the ELF magic.
+    int elf_class;       ///< ELFCLASS32 (1) or ELFCLASS64 (2).
+    int type;            ///< e_type: ET_EXEC (2) or ET_DYN (3).
+    int machine;         ///< e_machine (EM_X86_64 is 62).
+    int has_interpreter; ///< A PT_INTERP segment names the program the kernel maps first.
+    char interpreter[AGENTGATE_ELF_INTERPRETER_CAPACITY];
+    int has_soname;      ///< A DT_SONAME entry: the image is a shared object.
+    char soname[128];
+} agentgate_elf_info;
+
+/// Reads the ELF header, program headers and dynamic section of the regular file behind the
+/// O_PATH fd `fd` (reopened O_RDONLY|O_NONBLOCK). A file that isn't ELF returns 0 with
+/// `is_elf` 0. Returns 0 or -errno (-ENOEXEC for a malformed PT_INTERP).
+int agentgate_elf_inspect(int fd, agentgate_elf_info *out);
 
 // MARK: - Small helpers (wrapped once here so Swift never sees raw syscall numbers)
 

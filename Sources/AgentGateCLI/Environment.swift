@@ -47,6 +47,19 @@ extension PolicyVariables {
 
 /// The policy a session runs under, and where it came from.
 public struct LoadedPolicy: Sendable {
+    /// How the policy was found.
+    public enum Origin: Sendable, Equatable {
+        /// `--policy FILE`.
+        case option
+        /// `$AGENTGATE_POLICY`.
+        case environment
+        /// The user's configuration, `$XDG_CONFIG_HOME/agentgate/policy.yaml`: found without
+        /// being named, so it must be a file no supervised agent can have written.
+        case userConfiguration
+        /// The policy embedded in the binary.
+        case builtIn
+    }
+
     public let policy: Policy
     /// The file, or "builtin:default.yaml".
     public let source: String
@@ -54,19 +67,52 @@ public struct LoadedPolicy: Sendable {
     public let sha256: String
     /// Every file the policy was read from, as absolute paths (empty for the built-in policy).
     public let files: [String]
+    public let origin: Origin
 
-    /// `--policy`, else $AGENTGATE_POLICY, else ./policy.yaml, else the built-in default.
+    /// One line for the user: which policy is in force, and how it was found.
+    public var announcement: String {
+        let digest = sha256.isEmpty ? "" : ", sha256 \(sha256.prefix(12))"
+        switch origin {
+        case .option: return "policy \(source) (--policy\(digest))"
+        case .environment: return "policy \(source) ($AGENTGATE_POLICY\(digest))"
+        case .userConfiguration: return "policy \(source) (your configuration\(digest))"
+        case .builtIn: return "policy: the built-in default (\(source); see agentgate init to write your own)"
+        }
+    }
+
+    /// Where AgentGate's own configuration lives. No supervised agent may write there, whatever
+    /// the policy says: a policy found there without being named is trusted.
+    public static func configurationDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/agentgate" }
+        return AgentGatePaths.home(environment) + "/.config/agentgate"
+    }
+
+    /// System directories an implicitly found policy may include from (the supervisor protects
+    /// them as well).
+    public static let systemPolicyDirectories = ["/etc/agentgate", "/usr/share/agentgate"]
+
+    /// `--policy`, else $AGENTGATE_POLICY, else `$XDG_CONFIG_HOME/agentgate/policy.yaml`, else the
+    /// built-in default. A `policy.yaml` in the working directory is never loaded unless named:
+    /// the agent of the previous session could have written it.
     public static func resolve(_ explicit: String?, variables: PolicyVariables,
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws(PolicyLoadError) -> LoadedPolicy {
-        var path = explicit
-        if path == nil, let fromEnv = environment["AGENTGATE_POLICY"], !fromEnv.isEmpty { path = fromEnv }
-        if path == nil, access("policy.yaml", F_OK) == 0 { path = "policy.yaml" }
-        guard let path else {
-            let text = Policy.builtInDefaultYAML
-            let policy = try Policy.parse(yaml: text, source: "builtin:default.yaml", variables: variables)
-            return LoadedPolicy(policy: policy, source: "builtin:default.yaml", sha256: SHA256Hex.digest(Array(text.utf8)),
-                                files: [])
+        if let explicit, !explicit.isEmpty { return try load(file: explicit, origin: .option, variables: variables) }
+        if let fromEnv = environment["AGENTGATE_POLICY"], !fromEnv.isEmpty {
+            return try load(file: fromEnv, origin: .environment, variables: variables)
         }
+        let configured = configurationDirectory(environment) + "/policy.yaml"
+        if access(configured, F_OK) == 0 {
+            let loaded = try load(file: configured, origin: .userConfiguration, variables: variables)
+            try checkTrusted(loaded, environment: environment)
+            return loaded
+        }
+        let text = Policy.builtInDefaultYAML
+        let policy = try Policy.parse(yaml: text, source: "builtin:default.yaml", variables: variables)
+        return LoadedPolicy(policy: policy, source: "builtin:default.yaml", sha256: SHA256Hex.digest(Array(text.utf8)),
+                            files: [], origin: .builtIn)
+    }
+
+    private static func load(file path: String, origin: Origin, variables: PolicyVariables) throws(PolicyLoadError) -> LoadedPolicy {
         let bytes: [UInt8]
         do {
             bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
@@ -75,7 +121,8 @@ public struct LoadedPolicy: Sendable {
         }
         let absolute = path.hasPrefix("/") ? path : AgentGatePaths.currentDirectory() + "/" + path
         guard let text = String(validating: bytes, as: UTF8.self) else {
-            return LoadedPolicy(policy: try Policy.load(path: absolute, variables: variables), source: absolute, sha256: "", files: [])
+            return LoadedPolicy(policy: try Policy.load(path: absolute, variables: variables), source: absolute, sha256: "",
+                                files: [], origin: origin)
         }
         let policy = try Policy.parse(yaml: text, source: absolute, variables: variables)
         // Included files are read again for the digest; they were just parsed, so they exist.
@@ -83,7 +130,30 @@ public struct LoadedPolicy: Sendable {
         for file in policy.files.dropFirst() {
             all += Array((try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data())
         }
-        return LoadedPolicy(policy: policy, source: absolute, sha256: SHA256Hex.digest(all), files: policy.files)
+        return LoadedPolicy(policy: policy, source: absolute, sha256: SHA256Hex.digest(all), files: policy.files, origin: origin)
+    }
+
+    /// A policy found without being named is used only when no supervised agent could have
+    /// written any of its files: each lies in the configuration directory (which every session
+    /// protects) or a system policy directory, belongs to the user or root, and is writable by
+    /// nobody else.
+    private static func checkTrusted(_ loaded: LoadedPolicy, environment: [String: String]) throws(PolicyLoadError) {
+        let trustedDirectories = [AgentGatePaths.resolved(configurationDirectory(environment))]
+            + systemPolicyDirectories.map(AgentGatePaths.resolved)
+        for file in loaded.files {
+            let real = AgentGatePaths.resolved(file)
+            func refuse(_ why: String) -> PolicyLoadError {
+                PolicyLoadError(file: file, line: 0, column: 0,
+                                message: "not loaded without being named: \(why). Name it with --policy if you trust it")
+            }
+            guard trustedDirectories.contains(where: { real == $0 || real.hasPrefix($0 + "/") }) else {
+                throw refuse("it lies outside \(trustedDirectories.joined(separator: ", ")), where an agent could have written it")
+            }
+            var info = stat()
+            guard stat(real, &info) == 0 else { throw refuse("it can't be examined") }
+            guard info.st_uid == getuid() || info.st_uid == 0 else { throw refuse("it belongs to another user (uid \(info.st_uid))") }
+            guard info.st_mode & 0o022 == 0 else { throw refuse("others may write to it (mode \(String(info.st_mode & 0o777, radix: 8)))") }
+        }
     }
 
     static func describe(_ error: any Error) -> String {

@@ -24,7 +24,7 @@ enum CheckExitCode {
 }
 
 struct PolicyOption: ParsableArguments {
-    @Option(help: "Policy file (default: $AGENTGATE_POLICY, ./policy.yaml, or the built-in policy).")
+    @Option(help: "Policy file (default: $AGENTGATE_POLICY, ~/.config/agentgate/policy.yaml, or the built-in policy).")
     var policy: String?
 
     func load(agent: String?) throws -> LoadedPolicy {
@@ -377,5 +377,6 @@ struct InitCommand: ParsableCommand {
             written += n
         }
         print("wrote \(output); try: agentgate policy lint \(output) && agentgate check --policy \(output) -- git status")
+        print("run a session under it with: agentgate-supervise --policy \(output) -- CMD (a policy file is used only when named)")
     }
 }

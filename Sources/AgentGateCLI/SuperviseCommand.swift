@@ -19,7 +19,7 @@ public struct SuperviseCommand: ParsableCommand {
         ran). 126/127: CMD could not be executed / was not found.
         """)
 
-    @Option(help: "Policy file (default: $AGENTGATE_POLICY, ./policy.yaml, or the built-in policy).")
+    @Option(help: "Policy file (default: $AGENTGATE_POLICY, ~/.config/agentgate/policy.yaml, or the built-in policy).")
     var policy: String?
 
     @Option(help: "SQLite database (default: $AGENTGATE_DB or $XDG_DATA_HOME/agentgate/agentgate.db).")
@@ -33,6 +33,12 @@ public struct SuperviseCommand: ParsableCommand {
 
     @Flag(name: .shortAndLong, help: "Print every decision on stderr.")
     var verbose = false
+
+    @Flag(name: .shortAndLong, help: "Say nothing on stderr but errors (not even which policy is in force).")
+    var quiet = false
+
+    @Option(help: "The most processes the session may have at once (0: no limit). Uses the session's cgroup where the supervisor can create one, else RLIMIT_NPROC.")
+    var maxProcesses = 4096
 
     @Option(help: "Notification wake-up mode: default, or sync (SYNC_WAKE_UP, Linux 6.6+).")
     var wakeup: WakeupMode = .default
@@ -53,6 +59,7 @@ public struct SuperviseCommand: ParsableCommand {
     public func validate() throws {
         if command.isEmpty { throw ValidationError("missing the command to run, after --") }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be between 1 and 64") }
+        if maxProcesses < 0 { throw ValidationError("--max-processes must be 0 (no limit) or more") }
     }
 
     public func run() throws {
@@ -66,6 +73,12 @@ public struct SuperviseCommand: ParsableCommand {
         } catch {
             printError("policy error: \(error)")
             throw ExitCode(2)
+        }
+        if !quiet {
+            printError(loaded.announcement)
+            if loaded.origin != .option && loaded.origin != .environment && access("policy.yaml", F_OK) == 0 {
+                printError("./policy.yaml is not loaded unless named (an agent could have written it); use --policy policy.yaml")
+            }
         }
         guard let program = ProgramLookup.resolve(command[0], path: environment["PATH"]) else {
             printError("\(command[0]): command not found")
@@ -120,9 +133,13 @@ public struct SuperviseCommand: ParsableCommand {
         // The agent may not read or rewrite its own audit trail or the policy it runs under.
         options.protectedFiles = ["", "-wal", "-shm", "-journal", ".fallback.jsonl"].map { databasePath + $0 }
             + loaded.files
+        // Where policies are found without being named: never writable from inside a session.
+        options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
+        options.maxProcesses = maxProcesses
+        options.sessionName = sessionID
         options.agentName = agentName
         options.home = variables.home
-        if loaded.policy.mode == .audit {
+        if loaded.policy.mode == .audit && !quiet {
             printError("audit mode (\(loaded.source)): every decision is recorded, nothing is blocked")
         }
         let supervisor = Supervisor(options: options, policy: loaded.policy, writer: writer)

@@ -23,4 +23,24 @@ public enum UnsupervisedRoute: String, Sendable, CaseIterable, Hashable {
     /// Writes under /sys/fs/cgroup: moving the supervisor into a cgroup, or cgroup.kill and
     /// cgroup.freeze on its cgroup, would end or freeze it.
     case cgroups
+    /// Netlink families that configure the kernel's firewall, IPsec and other subsystems
+    /// (netfilter, xfrm, …): a root agent could rewrite where its connections really go.
+    /// Route queries, socket diagnostics, uevents, audit and generic netlink stay open.
+    case netlink
+    /// Settings every process on the host shares: hostname, domain name, the clock, process
+    /// accounting, disk quotas, the kernel log's console, terminal hangup, and file-system
+    /// freeze, thaw, shutdown and resize ioctls.
+    case host
+    /// fanotify: it hands out fds of the files other processes open, and its permission events
+    /// hold whoever opened the file (the supervisor included) until they are answered.
+    case fanotify
+    /// The kernel keyrings (add_key, request_key, keyctl): they hold credentials such as
+    /// Kerberos tickets and disk passphrases.
+    case keyring
+    /// Real-time scheduling (SCHED_FIFO, SCHED_RR, SCHED_DEADLINE) and the real-time I/O class:
+    /// a spinning real-time process can take a CPU from everything else on the host.
+    case realtime
+    /// exec of an image with no path in the file system (a memfd, a deleted file): there is no
+    /// name for the policy to decide on.
+    case anonymousExec = "anonymous_exec"
 }

@@ -54,7 +54,7 @@ enum BindHandler {
             switch core.resolveEntry(&entry, base: cwd, path: path, tid: n.tid, tgid: process.tgid) {
             case .prepared: break
             case .failed(let errno): deny(errno, path, nil, "socket path unresolved"); return
-            case .supervisorPath(let target): deny(EACCES, target, nil, "the supervisor's own /proc entry is off limits"); return
+            case .refused(let target, let reason): deny(EACCES, target, nil, reason); return
             }
             defer { agentgate_close(entry.parent_fd) }
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
@@ -63,9 +63,20 @@ enum BindHandler {
             guard verdict.enforcedAllow else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
 
             let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)
-            if cwd >= 0 { _ = agentgate_fchdir(cwd) } // a relative path names a file in the agent's cwd
+            // The agent's own string resolves the same way here (its cwd is ours for the call,
+            // and the namespace lock holds every path still), unless it goes through a /proc magic
+            // link: /proc/self/fd/K would name the supervisor's fd K. Then the name is bound in the
+            // very directory that was decided, through its fd.
+            var bound = address
+            if entry.context.owner_count > 0 {
+                let name = withUnsafeBytes(of: &entry.name) { Array($0.prefix { $0 != 0 }) }
+                bound = SocketAddress(unixName: name)
+                _ = agentgate_fchdir(entry.parent_fd)
+            } else if cwd >= 0 {
+                _ = agentgate_fchdir(cwd) // a relative path names a file in the agent's cwd
+            }
             let previous = umask(umaskBits)
-            let result = address.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }
+            let result = bound.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }
             let errno = result == 0 ? 0 : Glibc.errno
             umask(previous)
             _ = chdir("/")

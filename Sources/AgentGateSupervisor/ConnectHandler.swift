@@ -30,8 +30,6 @@ enum ConnectHandler {
         var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
         // A unix path is resolved like an open (symlinks and all) and connected through the
         // resolved inode, so what is decided on is what is reached.
-        // A unix path is resolved like an open (symlinks and all) and connected through the
-        // resolved inode, so what is decided on is what is reached.
         let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) // closed by connect()
         if let refusal = core.credentialRefusal(tid: n.tid) {
             agentgate_close(unixPathFD)
@@ -79,7 +77,7 @@ enum ConnectHandler {
         switch core.prepare(prepared, base: base, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
         case .prepared: break
         case .failed(let errno): rc = -errno
-        case .supervisorPath: rc = -EACCES
+        case .refused: rc = -EACCES
         }
         defer { agentgate_open_release(prepared) }
         guard rc == 0 else {
@@ -90,7 +88,7 @@ enum ConnectHandler {
         }
         let fd = prepared.pointee.object_fd
         prepared.pointee.object_fd = -1
-        address.target = "unix:" + String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+        address.target = "unix:" + SupervisorCore.objectName(prepared)
         address.viaDescriptor(fd)
         return fd
     }
@@ -113,6 +111,11 @@ enum ConnectHandler {
         let statusFlags = agentgate_get_status_flags(socket)
         let body: @Sendable () -> Void = {
             let result = address.withSockaddr { agentgate_connect(socket, $0, $1) }
+            if result == 0 && address.family == AF_UNIX {
+                // The server will see the supervisor as its peer: remember whom it connected for.
+                var inode: UInt64 = 0
+                if agentgate_socket_inode(socket, &inode) == 0 { core.unixPeers.record(inode: inode, tgid: process.tgid) }
+            }
             agentgate_close(socket)
             agentgate_close(pathFD)
             if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: -result) }
@@ -145,6 +148,13 @@ struct SocketAddress: Sendable {
     init(copying raw: UnsafeRawPointer, length: Int) {
         bytes = Array(UnsafeRawBufferPointer(start: raw, count: length))
         family = length >= 2 ? Int32(raw.load(as: UInt16.self)) : -1
+        target = Self.name(bytes, family: family)
+    }
+
+    /// A pathname unix address for `name`, relative to the working directory.
+    init(unixName name: [UInt8]) {
+        bytes = withUnsafeBytes(of: UInt16(AF_UNIX)) { Array($0) } + name + [0]
+        family = AF_UNIX
         target = Self.name(bytes, family: family)
     }
 

@@ -62,9 +62,9 @@ enum ExecHandler {
         switch outcome {
         case .prepared: break
         case .failed(let errno): rc = -errno
-        case .supervisorPath(let target):
+        case .refused(let target, let reason):
             core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.denied(syscall: syscall, action: .exec, target: target, reason: "the supervisor's own /proc entry is off limits", errno: EACCES),
+            core.recorder.record(.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
@@ -79,7 +79,14 @@ enum ExecHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
-        let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+        let resolved = SupervisorCore.objectName(prepared)
+        if let refusal = anonymousImageRefusal(prepared, name: resolved, core: core) {
+            core.listener.fail(n.id, errno: EACCES)
+            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES)
+            entry.argv = args
+            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
         if details != nil, named != resolved { details = ExecDetails(argv: args, programs: [named, resolved]) }
         var verdict = core.decide(.exec, target: resolved, n, exec: details)
         if named != resolved {
@@ -118,6 +125,15 @@ enum ExecHandler {
         // When rules look at argv, the arguments the new image really got must be the ones
         // decided: another thread could rewrite them between our read and the kernel's copy.
         let arguments = core.policy.usesExecDetails ? ImageVerifier.cmdlineTail(args) : nil
+        guard core.images.hasRoom(for: image, tgid: process.tgid) else {
+            // Every check slot is held by a live process: the exec can't be verified, so it fails.
+            core.listener.fail(n.id, errno: EAGAIN)
+            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
+                                                      reason: "too many execs awaiting their image check", errno: EAGAIN)
+            entry.argv = args
+            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
         core.expectImage(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid, arguments: arguments)
         core.processes.invalidate(n.tid)
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
@@ -136,11 +152,41 @@ enum ExecHandler {
     static let loaderFlags: Set<String> = ["--list", "--verify", "--inhibit-cache", "--list-tunables", "--list-diagnostics",
                                            "--help", "--version"]
 
-    /// Whether a resolved program is the dynamic loader (ld-linux-x86-64.so.2, ld-2.36.so…).
-    static func isDynamicLoader(_ path: String) -> Bool {
-        let name = path.split(separator: "/").last.map(String.init) ?? path
-        return (name.hasPrefix("ld-linux") || name.hasPrefix("ld64.so") || (name.hasPrefix("ld-") && name.contains(".so")))
+    /// Why an image with no path in the file system (a memfd, a deleted file) may not run, or
+    /// nil. Its only name is one the agent chose, so no path rule can decide it.
+    static func anonymousImageRefusal(_ prepared: UnsafePointer<agentgate_open_prepared>, name: String, core: SupervisorCore) -> String? {
+        guard SupervisorCore.isAnonymous(prepared), !core.policy.allowedUnsupervised.contains(.anonymousExec) else { return nil }
+        return "exec of an image with no path (\(name)) is denied by default (anonymous_exec)"
     }
+
+    /// The dynamic loader is recognised by what it is, not by its name: an ELF shared object
+    /// (ET_DYN with a DT_SONAME) that names no interpreter of its own, and so runs as the
+    /// program and maps the program its arguments name. A static-pie program has no DT_SONAME.
+    static func isDynamicLoader(_ elf: agentgate_elf_info) -> Bool {
+        elf.is_elf != 0 && elf.elf_class == 2 && elf.type == 3 /* ET_DYN */ && elf.has_interpreter == 0 && elf.has_soname != 0
+    }
+
+    /// The loaders the system's own programs name in PT_INTERP (the supervisor's among them).
+    /// Every dynamic program maps one, so it isn't decided as an exec of its own; any other
+    /// PT_INTERP is.
+    static let systemLoaders: Set<ImageIdentity> = {
+        var loaders: Set<ImageIdentity> = []
+        var elf = agentgate_elf_info()
+        let own = agentgate_openat(AT_FDCWD, "/proc/self/exe", Int32(AGENTGATE_O_PATH), 0)
+        if own >= 0 {
+            if agentgate_elf_inspect(own, &elf) == 0, elf.has_interpreter != 0 {
+                let path = withUnsafeBytes(of: &elf.interpreter) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let identity = ImageIdentity(path: path)
+                if identity.inode != 0 { loaders.insert(identity) }
+            }
+            agentgate_close(own)
+        }
+        for path in ["/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "/lib/ld-musl-x86_64.so.1"] {
+            let identity = ImageIdentity(path: path)
+            if identity.inode != 0 { loaders.insert(identity) }
+        }
+        return loaders
+    }()
 
     /// Checks the `#!` chain (as the kernel follows it, up to 4 deep) and ld.so's program.
     static func inspectImage(fd: Int32, resolved: String, argv: [String], base: AgentDirectory, core: SupervisorCore,
@@ -169,7 +215,11 @@ enum ExecHandler {
             guard case .prepared = core.prepare(prepared, base: interpreterBase, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) else {
                 return .denied(target: interpreter, verdict: nil, reason: "the #! interpreter of \(currentPath) can't be resolved")
             }
-            let interpreterPath = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+            let interpreterPath = SupervisorCore.objectName(prepared)
+            if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
+                agentgate_open_release(prepared)
+                return .denied(target: interpreterPath, verdict: nil, reason: refusal)
+            }
             let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
                                       exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv, programs: [interpreterPath]) : nil)
             guard verdict.enforcedAllow else {
@@ -184,7 +234,37 @@ enum ExecHandler {
             currentPath = interpreterPath
             interpreterImage = ImageIdentity(fd: ownedFD)
         }
-        if isDynamicLoader(currentPath) {
+        // What binfmt_elf will do with the final image: map the interpreter PT_INTERP names
+        // (decided as an exec unless it is the system's loader), or, when the image is the
+        // loader itself, map the program its arguments name.
+        var elf = agentgate_elf_info()
+        let inspected = agentgate_elf_inspect(currentFD, &elf)
+        if inspected < 0 && inspected != -EACCES {
+            return .denied(target: currentPath, verdict: nil, reason: "can't read \(currentPath) to check its ELF interpreter (errno \(-inspected))")
+        }
+        if elf.is_elf != 0, elf.elf_class == 2, elf.has_interpreter != 0 {
+            let interpreter = withUnsafeBytes(of: &elf.interpreter) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // The kernel opens PT_INTERP relative to the process's working directory.
+            let cwd = interpreter.hasPrefix("/") ? AgentDirectory(fd: AT_FDCWD, error: 0, owned: false)
+                                                 : AgentDirectory.open(tid: tid, dirfd: AT_FDCWD, path: interpreter)
+            defer { cwd.close() }
+            switch core.prepare(prepared, base: cwd.fd, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
+            case .prepared: break
+            case .failed: return .allowed(interpreter: interpreterImage) // the kernel fails the exec (ENOENT)
+            case .refused(let target, let reason): return .denied(target: target, verdict: nil, reason: reason)
+            }
+            defer { agentgate_open_release(prepared) }
+            let interpreterPath = SupervisorCore.objectName(prepared)
+            if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
+                return .denied(target: interpreterPath, verdict: nil, reason: refusal)
+            }
+            if !systemLoaders.contains(ImageIdentity(fd: prepared.pointee.object_fd)) {
+                let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
+                                          exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv, programs: [interpreterPath]) : nil)
+                if !verdict.enforcedAllow { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
+            }
+        }
+        if isDynamicLoader(elf) {
             // `ld.so PROG` maps PROG with no execve of PROG: decide it as an exec of PROG.
             var index = 1
             var program: String? = nil
@@ -201,9 +281,14 @@ enum ExecHandler {
                                            flags: 0, resolve: 0, tid: tid, tgid: tgid)
                 var target = LexicalPath.absolute(program, base: base.path())
                 switch outcome {
-                case .prepared: target = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+                case .prepared:
+                    target = SupervisorCore.objectName(prepared)
+                    if let refusal = anonymousImageRefusal(prepared, name: target, core: core) {
+                        agentgate_open_release(prepared)
+                        return .denied(target: target, verdict: nil, reason: refusal)
+                    }
                 case .failed: break
-                case .supervisorPath(let path): return .denied(target: path, verdict: nil, reason: "the supervisor's own /proc entry is off limits")
+                case .refused(let path, let reason): return .denied(target: path, verdict: nil, reason: reason)
                 }
                 agentgate_open_release(prepared)
                 let verdict = core.decide(.exec, target: target, tid: tid, id: id,

@@ -32,6 +32,10 @@ final class CompiledFilter: @unchecked Sendable {
                 rc = agentgate_filter_add(filter, entry.number, AGENTGATE_FILTER_ERRNO, errno)
             case .argMaskedEquals(let arg, let mask, let value):
                 rc = agentgate_filter_add_arg(filter, entry.number, notify, 0, arg, AGENTGATE_ARG_MASKED_EQ, value, mask)
+            case .argsEqual(let pairs):
+                let args = pairs.map { UInt32($0.arg) }
+                let values = pairs.map(\.value)
+                rc = agentgate_filter_add_equal_args(filter, entry.number, notify, 0, args, values, Int32(pairs.count))
             }
             guard rc == 0 else { throw SupervisorError(.filterBuild, "cannot add the filter rule for \(entry.name)", result: rc) }
         }

@@ -44,6 +44,48 @@ final class ImageVerifier: Sendable {
     /// from a swapped-in image, whenever that image made its own first trapped call.
     private let approved = Mutex<Set<ImageIdentity>>([ImageIdentity(path: "/proc/self/exe")])
 
+    /// Pending checks beyond which those of exited processes are swept out, and the most that
+    /// may be pending at once (each holds a pidfd). Past that, execs are refused (EAGAIN).
+    static let sweepThreshold = 64
+    static let capacity = 2048
+    /// Distinct approved images remembered for the first-seen check.
+    static let approvedCapacity = 1 << 18
+
+    /// Whether a new exec can be checked. False when the table is full of live processes: the
+    /// exec must then fail (EAGAIN) rather than go unchecked.
+    func hasRoom(for image: ImageIdentity, tgid: pid_t) -> Bool {
+        if count.load(ordering: .relaxed) >= Self.sweepThreshold { sweep() }
+        let pendingFull = pending.withLock { $0[tgid] == nil && $0.count >= Self.capacity }
+        let approvedFull = approved.withLock { !$0.contains(image) && $0.count >= Self.approvedCapacity }
+        return !pendingFull && !approvedFull
+    }
+
+    /// Releases the checks of processes that have exited (their pid may be reused).
+    func sweep() {
+        let released = pending.withLock { table -> [Int32] in
+            var closed: [Int32] = []
+            // An entry without a pidfd can't be told apart from a reused pid: it stays until its
+            // process's next notification, as before.
+            for (tgid, entry) in table where entry.pidfd >= 0 && agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
+                closed.append(entry.pidfd)
+                table[tgid] = nil
+                count.subtract(1, ordering: .relaxed)
+            }
+            return closed
+        }
+        for fd in released { agentgate_close(fd) }
+    }
+
+    func closeAll() {
+        let all = pending.withLock { table -> [Int32] in
+            let fds = table.values.map(\.pidfd)
+            count.subtract(table.count, ordering: .relaxed)
+            table.removeAll()
+            return fds
+        }
+        for fd in all { agentgate_close(fd) }
+    }
+
     func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil) {
         approved.withLock { _ = $0.insert(image) }
         let pidfd = pending.withLock { $0[tgid] == nil } ? agentgate_pidfd_open(tgid) : -1

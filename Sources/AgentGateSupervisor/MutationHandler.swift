@@ -112,20 +112,17 @@ enum MutationHandler {
             }
             switch resolve(paths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
                            core: core, tid: n.tid, tgid: process.tgid) {
-            case .failure(let error):
-                let errno = error.value
+            case .failed(let errno):
                 let target = LexicalPath.absolute(paths[index], base: base.path())
                 let verdict = core.decide(.fsWrite, target: target, n)
                 respond(n, errno: verdict.enforcedAllow ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
                         reason: nil, syscall: syscall, process: process, core: core)
                 return
-            case .success(let r):
+            case .refused(let target, let reason):
+                respond(n, errno: EACCES, target: target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+                return
+            case .resolved(let r):
                 resolved.append(r)
-                if core.isSupervisorProcPath(r.target) {
-                    respond(n, errno: EACCES, target: r.target, verdict: nil, reason: "the supervisor's own /proc entry is off limits",
-                            syscall: syscall, process: process, core: core)
-                    return
-                }
                 if let reason = core.protectedReason(r.target, isWrite: true) {
                     respond(n, errno: EACCES, target: r.target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
                     return
@@ -224,7 +221,7 @@ enum MutationHandler {
             respond(n, errno: EACCES, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: refusal, syscall: syscall, process: process, core: core)
             return
         }
-        let target = ProcessTable.readLink("/proc/self/fd/\(fd)") ?? "?"
+        let target = SupervisorCore.descriptorName(fd)
         if let reason = core.protectedReason(target, isWrite: true) {
             respond(n, errno: EACCES, target: target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
             return
@@ -258,34 +255,41 @@ enum MutationHandler {
         core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
     }
 
+    private enum Resolution {
+        case resolved(Resolved)
+        case failed(errno: Int32)
+        case refused(target: String, reason: String)
+    }
+
     private static func resolve(_ path: String, base: AgentDirectory, kind: PathOperandKind, emptyPath: Bool,
-                                scratch: ThreadScratch, core: SupervisorCore, tid: pid_t, tgid: pid_t) -> Result<Resolved, Errno32> {
+                                scratch: ThreadScratch, core: SupervisorCore, tid: pid_t, tgid: pid_t) -> Resolution {
         if kind == .entry {
             var entry = agentgate_path_entry()
             switch core.resolveEntry(&entry, base: base.fd, path: path, tid: tid, tgid: tgid) {
             case .prepared: break
-            case .failed(let errno): return .failure(Errno32(errno))
-            case .supervisorPath: return .failure(Errno32(EACCES))
+            case .failed(let errno): return .failed(errno: errno)
+            case .refused(let target, let reason): return .refused(target: target, reason: reason)
             }
             let name = withUnsafeBytes(of: &entry.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
             var info = stat()
             let isDirectory = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
             let safe = "/proc/self/fd/\(entry.parent_fd)/\(name)" + (entry.trailing_slash != 0 ? "/" : "")
-            return .success(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
+            return .resolved(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
         }
         let prepared = scratch.prepared
-        switch core.prepare(prepared, base: base.fd, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid, emptyPath: emptyPath) {
+        switch core.prepare(prepared, base: base.fd, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid, emptyPath: emptyPath,
+                            writing: true) {
         case .prepared: break
-        case .failed(let errno): return .failure(Errno32(errno))
-        case .supervisorPath: return .failure(Errno32(EACCES))
+        case .failed(let errno): return .failed(errno: errno)
+        case .refused(let target, let reason): return .refused(target: target, reason: reason)
         }
         let fd = prepared.pointee.object_fd
         prepared.pointee.object_fd = -1
-        let target = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+        let target = SupervisorCore.objectName(prepared)
         let isDirectory = prepared.pointee.file_type == UInt32(S_IFDIR)
         agentgate_open_release(prepared)
-        return .success(Resolved(fd: fd, safePath: Array("/proc/self/fd/\(fd)".utf8CString), target: target, isDirectory: isDirectory))
+        return .resolved(Resolved(fd: fd, safePath: Array("/proc/self/fd/\(fd)".utf8CString), target: target, isDirectory: isDirectory))
     }
 
     struct CopyFailure: Error { let errno: Int32; let reason: String }

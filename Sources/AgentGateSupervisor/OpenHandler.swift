@@ -73,7 +73,7 @@ enum OpenHandler {
         for _ in 0..<4 {
             let prepared = scratch.prepared
             switch core.prepare(prepared, base: base.fd, path: path, flags: args.flags, resolve: args.resolve,
-                                tid: n.tid, tgid: process.tgid) {
+                                tid: n.tid, tgid: process.tgid, writing: action == .fsWrite) {
             case .failed(let rc):
                 // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
                 // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
@@ -84,16 +84,15 @@ enum OpenHandler {
                 core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
-            case .supervisorPath(let target):
+            case .refused(let target, let reason):
                 core.listener.fail(n.id, errno: EACCES)
-                core.recorder.record(.denied(syscall: syscall, action: action, target: target,
-                                             reason: "the supervisor's own /proc entry is off limits", errno: EACCES),
+                core.recorder.record(.denied(syscall: syscall, action: action, target: target, reason: reason, errno: EACCES),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             case .prepared:
                 break
             }
-            let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+            let resolved = SupervisorCore.objectName(prepared)
             if args.flags & UInt64(Int32(AGENTGATE_O_PATH)) != 0 {
                 // An O_PATH fd gives no access to content, and everything done with it later
                 // (openat with it as dirfd, reopening it through /proc, execveat) is trapped and
@@ -108,6 +107,18 @@ enum OpenHandler {
                 }
                 core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict,
                                            errno: verdict.enforcedAllow ? nil : verdict.errno(or: EACCES)),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
+            if prepared.pointee.device_number != 0, prepared.pointee.file_type == UInt32(S_IFCHR),
+               SupervisorCore.isUserfaultfdDevice(prepared.pointee.device_number),
+               !core.policy.allowedUnsupervised.contains(.kernel) {
+                // /dev/userfaultfd makes a userfaultfd without the syscall: it could stall the
+                // supervisor's reads of the agent's memory.
+                agentgate_open_release(prepared)
+                core.listener.fail(n.id, errno: EPERM)
+                core.recorder.record(.denied(syscall: syscall, action: action, target: resolved,
+                                             reason: "kernel is unsupervised; denied by default (userfaultfd)", errno: EPERM),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }
@@ -259,7 +270,7 @@ struct AgentDirectory {
     let fd: Int32
     /// The errno for the agent when the directory can't be had (EBADF for a bad dirfd), else 0.
     let error: Int32
-    private let owned: Bool
+    let owned: Bool
 
     static func open(tid: pid_t, dirfd: Int32, path: String) -> AgentDirectory {
         if path.hasPrefix("/") { return AgentDirectory(fd: AT_FDCWD, error: 0, owned: false) }

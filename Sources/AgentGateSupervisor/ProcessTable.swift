@@ -52,7 +52,7 @@ final class ProcessTable: Sendable {
         let old: Int32? = entries.withLock { table in
             let previous = table[tid]?.pidfd
             table[tid] = Entry(info: info, pidfd: pidfd, stale: false)
-            if table.count > 4096 { Self.sweep(&table) }
+            if table.count > Self.sweepThreshold { Self.sweep(&table, keeping: tid) }
             return previous
         }
         if let old, old >= 0 { agentgate_close(old) }
@@ -65,6 +65,18 @@ final class ProcessTable: Sendable {
         entries.withLock { table in table[tid]?.stale = true }
     }
 
+    /// Signals every process the table holds a pidfd for that is still alive (the whole
+    /// thread group of each): exact, whatever else has happened to /proc or the pid space.
+    func signalAll(_ signal: Int32) {
+        entries.withLock { table in
+            for entry in table.values where entry.pidfd >= 0 && agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) == 0 {
+                if agentgate_pidfd_send_signal(entry.pidfd, signal, nil, 2 /* PIDFD_SIGNAL_THREAD_GROUP */) == -EINVAL {
+                    _ = agentgate_pidfd_send_signal(entry.pidfd, signal, nil, 0)
+                }
+            }
+        }
+    }
+
     func closeAll() {
         entries.withLock { table in
             for entry in table.values where entry.pidfd >= 0 { agentgate_close(entry.pidfd) }
@@ -72,10 +84,33 @@ final class ProcessTable: Sendable {
         }
     }
 
-    private static func sweep(_ table: inout [pid_t: Entry]) {
+    /// Entries beyond which exited threads are swept out.
+    static let sweepThreshold = 4096
+    /// Entries (each holding a pidfd) beyond which live ones are dropped too: they are read
+    /// again at their next notification. Keeps the supervisor's fd table well below its limit
+    /// whatever the agent forks.
+    static let capacity = 8192
+
+    private static func sweep(_ table: inout [pid_t: Entry], keeping: pid_t) {
         for (tid, entry) in table where entry.pidfd < 0 || agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
             if entry.pidfd >= 0 { agentgate_close(entry.pidfd) }
             table[tid] = nil
+        }
+        guard table.count > capacity else { return }
+        for (tid, entry) in table where tid != keeping {
+            if entry.pidfd >= 0 { agentgate_close(entry.pidfd) }
+            table[tid] = nil
+            if table.count <= capacity / 2 { break }
+        }
+    }
+
+    /// Drops entries of threads that have exited (called periodically).
+    func sweepExited() {
+        entries.withLock { table in
+            for (tid, entry) in table where entry.pidfd >= 0 && agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
+                agentgate_close(entry.pidfd)
+                table[tid] = nil
+            }
         }
     }
 
@@ -99,14 +134,16 @@ final class ProcessTable: Sendable {
 /// Fields of /proc/PID/stat, counted after the parenthesised command name (which may hold
 /// spaces): 0 is the state, 1 the parent pid, 2 the process group.
 enum ProcStat {
+    /// The field, or -1 when the process can't be read (it doesn't exist, or has gone).
     static func field(_ index: Int, of pid: pid_t) -> pid_t {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
+        guard pid > 0 else { return -1 }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { buffer -> pid_t in
             let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/stat", buffer.baseAddress!, buffer.count)
-            guard n > 0 else { return 0 }
+            guard n > 0 else { return -1 }
             let text = String(cBuffer: buffer.baseAddress!, count: n)
-            guard let close = text.lastIndex(of: ")") else { return 0 }
+            guard let close = text.lastIndex(of: ")") else { return -1 }
             let fields = text[text.index(after: close)...].split(separator: " ")
-            return fields.count > index ? pid_t(fields[index]) ?? 0 : 0
+            return fields.count > index ? pid_t(fields[index]) ?? -1 : -1
         }
     }
 }

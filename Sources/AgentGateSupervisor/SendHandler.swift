@@ -125,6 +125,7 @@ enum SendHandler {
             return
         }
         let sendFlags = Int32(truncatingIfNeeded: flags) | Int32(MSG_NOSIGNAL)
+        let isUnixSocket = socketDomain == AF_UNIX
         let batchAddress = n.arg(1)
         let batch = decided
         let body: @Sendable () -> Void = {
@@ -133,12 +134,14 @@ enum SendHandler {
             var lastErrno: Int32 = 0
             let pidfd = batch.contains { !$0.message.control.isEmpty } ? agentgate_pidfd_open(n.tid) : -1
             defer { agentgate_close(pidfd) }
+            let sender = Sender(tid: n.tid, tgid: process.tgid, claimsAgentPid: isUnixSocket && core.canClaimAgentPids)
             for (index, entry) in batch.enumerated() {
                 // SCM_RIGHTS: the agent's fds, copied just for this message and closed after it.
+                // SCM_CREDENTIALS: checked against the agent's own credentials.
                 var message = entry
                 var rights: [Int32] = []
-                if !entry.message.control.isEmpty {
-                    switch Self.translateRights(entry.message.control, pidfd: pidfd) {
+                if !entry.message.control.isEmpty || sender.claimsAgentPid {
+                    switch Self.translateControl(entry.message.control, pidfd: pidfd, sender: sender) {
                     case .success(let (control, fds)):
                         message.message.control = control
                         rights = fds
@@ -224,13 +227,26 @@ enum SendHandler {
     static let maxRightsInFlight = 4096
     static let rightsInFlight = Atomic<Int>(0)
 
-    /// Rewrites SCM_RIGHTS messages so they carry the supervisor's copies of the agent's fds.
-    /// Returns the new control buffer and the copies (counted in `rightsInFlight`), which the
-    /// caller closes and uncounts after sending.
-    private static func translateRights(_ control: [UInt8], pidfd: Int32) -> Result<([UInt8], [Int32]), Failure> {
+    /// Who a message is sent for.
+    struct Sender: Sendable {
+        let tid: pid_t
+        let tgid: pid_t
+        /// The supervisor may name the agent as the sender (CAP_SYS_ADMIN), and the socket is a
+        /// unix socket: receivers that ask for SCM_CREDENTIALS see the agent, not the supervisor.
+        let claimsAgentPid: Bool
+    }
+
+    /// Rewrites SCM_RIGHTS messages so they carry the supervisor's copies of the agent's fds,
+    /// and checks SCM_CREDENTIALS against the agent's own credentials (the kernel would check
+    /// them against the supervisor's, which may claim any pid). When the supervisor may, a
+    /// message without credentials gets the agent's, which the kernel would have attached had
+    /// the agent sent it. Returns the new control buffer and the copies (counted in
+    /// `rightsInFlight`), which the caller closes and uncounts after sending.
+    private static func translateControl(_ control: [UInt8], pidfd: Int32, sender: Sender) -> Result<([UInt8], [Int32]), Failure> {
         var output = control
         var copies: [Int32] = []
         var offset = 0
+        var hasCredentials = false
         func fail(_ failure: Failure) -> Result<([UInt8], [Int32]), Failure> {
             for fd in copies { agentgate_close(fd) }
             rightsInFlight.subtract(copies.count, ordering: .relaxed)
@@ -264,9 +280,48 @@ enum SendHandler {
                     withUnsafeBytes(of: copy) { bytes in for b in 0..<4 { output[at + b] = bytes[b] } }
                 }
             }
+            if level == SOL_SOCKET && type == Int32(AGENTGATE_SCM_CREDENTIALS) {
+                guard length >= 28 else { return fail(Failure(errno: EINVAL, reason: "short SCM_CREDENTIALS")) }
+                let claimed = control.withUnsafeBytes { raw in
+                    (pid: raw.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self),
+                     uid: raw.loadUnaligned(fromByteOffset: offset + 20, as: UInt32.self),
+                     gid: raw.loadUnaligned(fromByteOffset: offset + 24, as: UInt32.self))
+                }
+                if let refusal = credentialsRefusal(claimed, sender: sender) { return fail(refusal) }
+                hasCredentials = true
+            }
             offset += (Int(length) + 7) & ~7 // CMSG_ALIGN
         }
+        if sender.claimsAgentPid && !hasCredentials {
+            // struct cmsghdr + struct ucred, CMSG_SPACE(12) = 32 bytes.
+            var credentials = [UInt8](repeating: 0, count: 32)
+            credentials.withUnsafeMutableBytes { raw in
+                raw.storeBytes(of: UInt64(28), toByteOffset: 0, as: UInt64.self)
+                raw.storeBytes(of: SOL_SOCKET, toByteOffset: 8, as: Int32.self)
+                raw.storeBytes(of: Int32(AGENTGATE_SCM_CREDENTIALS), toByteOffset: 12, as: Int32.self)
+                raw.storeBytes(of: sender.tgid, toByteOffset: 16, as: Int32.self)
+                raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self) // the agent's: ids haven't diverged
+                raw.storeBytes(of: getgid(), toByteOffset: 24, as: UInt32.self)
+            }
+            let aligned = (output.count + 7) & ~7
+            output += [UInt8](repeating: 0, count: aligned - output.count) + credentials
+        }
         return .success((output, copies))
+    }
+
+    /// The kernel's scm_check_creds, applied to the agent: the pid must be its own (or it must
+    /// hold CAP_SYS_ADMIN), and the uid and gid its real, effective or saved ones (or it must
+    /// hold CAP_SETUID / CAP_SETGID).
+    private static func credentialsRefusal(_ claimed: (pid: Int32, uid: UInt32, gid: UInt32), sender: Sender) -> Failure? {
+        let agent = ProcStatus(tid: sender.tid)
+        guard agent.readOK, agent.uids.count >= 3, agent.gids.count >= 3 else {
+            return Failure(errno: EPERM, reason: "agent credentials unreadable")
+        }
+        let capSetgid: UInt64 = 1 << 6, capSetuid: UInt64 = 1 << 7, capSysAdmin: UInt64 = 1 << 21
+        let pidOK = claimed.pid == sender.tgid || agent.capEff & capSysAdmin != 0
+        let uidOK = agent.uids.prefix(3).contains(claimed.uid) || agent.capEff & capSetuid != 0
+        let gidOK = agent.gids.prefix(3).contains(claimed.gid) || agent.capEff & capSetgid != 0
+        return pidOK && uidOK && gidOK ? nil : Failure(errno: EPERM, reason: "SCM_CREDENTIALS names someone the agent is not")
     }
 
     private static func isRelativeUnix(_ name: [UInt8]) -> Bool {

@@ -29,6 +29,18 @@ public struct SupervisorOptions: Sendable {
     /// Files the agent may never read or change (the audit database, the policy), as given;
     /// they are resolved to their real paths.
     public var protectedFiles: [String] = []
+    /// Directories the agent may never write to (the user's AgentGate configuration, where
+    /// policies are found without being named).
+    public var protectedDirectories: [String] = []
+    /// The most processes the session may have at once (0: no limit). Applied through the
+    /// session's cgroup where the supervisor can create one, else through RLIMIT_NPROC (which
+    /// counts every process of the user, so it is set to the user's current count plus this).
+    public var maxProcesses = 4096
+    /// The most memory the session's cgroup may use, when the memory controller is delegated
+    /// (nil: three quarters of the machine's memory).
+    public var maxMemoryBytes: UInt64? = nil
+    /// A name for the session's cgroup (a session id).
+    public var sessionName = "session"
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -79,35 +91,55 @@ public final class Supervisor: Sendable {
         signal(SIGPIPE, SIG_IGN)
 
         _ = agentgate_become_subreaper() // orphans of the agent stay ours to supervise and reap
-        _ = agentgate_set_undumpable()    // same-uid agents can't ptrace us or open our /proc/PID/mem
         let nofile = agentgate_raise_nofile()
 
         let terminalFD: Int32 = isatty(0) != 0 && agentgate_tcgetpgrp(0) == getpgrp() ? 0 : -1
+        // Following the agent's stops (^Z) only makes sense when a job-control shell above us
+        // can continue us: we lead a foreground job of our own, below a parent in our session.
+        let parent = getppid()
+        let underJobControl = terminalFD >= 0 && getsid(parent) == getsid(0) && getpgid(parent) != getpgrp()
+
+        // Limits: the session's cgroup where possible, RLIMIT_NPROC otherwise; no real-time
+        // scheduling; and the agent goes first when memory runs out.
+        let cgroup = SessionCgroup.create(name: "agentgate-\(getpid())", maxProcesses: options.maxProcesses,
+                                          maxMemoryBytes: options.maxMemoryBytes ?? Self.defaultMemoryLimit())
+        let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
+            ? Int64(Self.userProcessCount() + options.maxProcesses) : -1
+        let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
+
         var spawned = agentgate_spawned()
         var stage: Int32 = 0
         let resetSignals: [Int32] = [SIGPIPE]
+        let procsFiles = cgroup?.procsFiles ?? []
         let rc = withCStrings(options.command) { argv in
             withCStrings(options.environment) { envp in
-                options.programPath.withCString { path in
-                    withUnsafePointer(to: &filter.bpf) { bpf in
-                        withUnsafePointer(to: &originalMask) { mask in
-                            resetSignals.withUnsafeBufferPointer { reset in
-                                var config = agentgate_spawn_config(
-                                    path: path, argv: argv, envp: envp, filter: bpf, terminal_fd: terminalFD,
-                                    child_mask: mask, nofile_soft_limit: nofile,
-                                    reset_signals: reset.baseAddress, reset_count: Int32(reset.count))
-                                return agentgate_spawn(&config, &spawned, &stage)
+                withCStrings(procsFiles) { cgroupFiles in
+                    options.programPath.withCString { path in
+                        withUnsafePointer(to: &filter.bpf) { bpf in
+                            withUnsafePointer(to: &originalMask) { mask in
+                                resetSignals.withUnsafeBufferPointer { reset in
+                                    var config = agentgate_spawn_config(
+                                        path: path, argv: argv, envp: envp, filter: bpf, terminal_fd: terminalFD,
+                                        child_mask: mask, nofile_soft_limit: nofile,
+                                        reset_signals: reset.baseAddress, reset_count: Int32(reset.count),
+                                        nproc_limit: nprocLimit, realtime_forbidden: allowsRealtime ? 0 : 1,
+                                        oom_score_adj_floor: 500,
+                                        cgroup_procs: UnsafeRawPointer(cgroupFiles).assumingMemoryBound(to: UnsafePointer<CChar>?.self),
+                                        cgroup_count: Int32(procsFiles.count))
+                                    return agentgate_spawn(&config, &spawned, &stage)
+                                }
                             }
                         }
                     }
                 }
             }
         }
+        // Only now: a non-dumpable parent makes its child non-dumpable too, and the child's
+        // listener must be taken (pidfd_getfd) with no more than the same uid.
+        _ = agentgate_set_undumpable() // same-uid agents can't ptrace us or open our /proc/PID/mem
         guard rc == 0 else {
-            if stage == Int32(AGENTGATE_SPAWN_SECCOMP.rawValue) || stage == Int32(AGENTGATE_SPAWN_NO_NEW_PRIVS.rawValue) {
-                throw SupervisorError(.filterInstall, "cannot install the seccomp filter; the command was not run", result: rc)
-            }
-            throw SupervisorError(.spawn, "cannot start the command under supervision (stage \(stage)); it was not run", result: rc)
+            cgroup?.remove()
+            throw SupervisorError.spawnFailure(stage: stage, result: rc)
         }
         let listener = Listener(fd: spawned.listener)
         defer { agentgate_close(spawned.listener); agentgate_close(spawned.pidfd) }
@@ -123,13 +155,16 @@ public final class Supervisor: Sendable {
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(Self.realPath),
+                                  protectedDirectories: Array(Set(options.protectedDirectories + options.protectedDirectories.map(Self.realPath))),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""))
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
-        let receivers = Receivers(core: core, count: max(1, options.receiverThreads))
+        let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
+        let receivers = Receivers(core: core, reaper: reaper, count: max(1, options.receiverThreads))
         receivers.start()
 
-        let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD, core: core)
+        let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD,
+                                    followStops: underJobControl, reaper: reaper, core: core)
 
         receivers.stop()
         // Connects and sends that block run on threads of their own and record their decision
@@ -141,8 +176,36 @@ public final class Supervisor: Sendable {
             usleep(2000)
         }
         core.processes.closeAll()
+        core.images.closeAll()
+        if let cgroup {
+            // Every member has been reaped by now; the kernel may take a moment to notice.
+            let deadline = agentgate_monotonic_ns() + 1_000_000_000
+            while !cgroup.remove() && agentgate_monotonic_ns() < deadline { usleep(10_000) }
+        }
         if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
         return status
+    }
+
+    /// Three quarters of the machine's memory: the agent can't take the rest from the host.
+    static func defaultMemoryLimit() -> UInt64? {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        guard pages > 0, size > 0 else { return nil }
+        return UInt64(pages) * UInt64(size) / 4 * 3
+    }
+
+    /// Processes of the real uid (RLIMIT_NPROC counts them all, not just the session's).
+    static func userProcessCount() -> Int {
+        guard let proc = opendir("/proc") else { return 0 }
+        defer { closedir(proc) }
+        let uid = getuid()
+        var count = 0
+        while let entry = readdir(proc) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard pid_t(name) != nil else { continue }
+            var info = stat()
+            if stat("/proc/" + name, &info) == 0 && info.st_uid == uid { count += 1 }
+        }
+        return count
     }
 
     /// The path with its directory's symlinks resolved (the file itself may not exist yet).
@@ -163,9 +226,12 @@ public final class Supervisor: Sendable {
 
     /// Forwards signals, follows job control, reaps, and when the command exits ends the
     /// descendants it left behind (see README: nothing outlives the session unsupervised).
-    private func waitForSession(child: pid_t, signalFD: Int32, terminalFD: Int32, core: SupervisorCore) -> Int32 {
+    private func waitForSession(child: pid_t, signalFD: Int32, terminalFD: Int32, followStops: Bool,
+                                reaper: SessionReaper, core: SupervisorCore) -> Int32 {
         var exitStatus: Int32? = nil
         var terminateDeadline: UInt64? = nil
+        var warnedUnreachable = false
+        var lastSweep = agentgate_monotonic_ns()
         while true {
             let timeout: Int32 = exitStatus != nil || !core.blocking.isEmpty ? 50 : 1000
             let events = agentgate_poll_one(signalFD, Int16(POLLIN), timeout)
@@ -192,6 +258,14 @@ public final class Supervisor: Sendable {
                 }
             }
             core.blocking.interruptCancelled(core.listener)
+            let now = agentgate_monotonic_ns()
+            if now &- lastSweep > 1_000_000_000 {
+                // Per-process state of processes that have exited: pidfds held for exec checks
+                // and the process cache. Bounded anyway; this returns the fds promptly.
+                core.images.sweep()
+                core.processes.sweepExited()
+                lastSweep = now
+            }
 
             // Reap everything that has changed state.
             var noChildren = false
@@ -212,21 +286,29 @@ public final class Supervisor: Sendable {
                 case Int32(CLD_KILLED), Int32(CLD_DUMPED): exitStatus = 128 + value
                 case Int32(CLD_STOPPED):
                     // The agent was stopped (^Z): take the terminal back and stop ourselves, as
-                    // a shell job would. SIGCONT above resumes both.
-                    if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
-                    kill(getpid(), SIGSTOP)
+                    // a shell job would; SIGCONT above resumes both. Without a job-control shell
+                    // to continue us, stopping would leave every other agent process's trapped
+                    // calls hanging: the stopped process waits alone until it is continued.
+                    if followStops {
+                        if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
+                        kill(getpid(), SIGSTOP)
+                    }
                 default: break
                 }
             }
             guard exitStatus != nil else { continue }
-            if noChildren { return exitStatus! }
-            let now = agentgate_monotonic_ns()
+            if noChildren && reaper.cgroup?.members().isEmpty != false { return exitStatus! }
+            var reached = true
             if terminateDeadline == nil {
                 terminateDeadline = now + UInt64(options.descendantGraceMilliseconds) * 1_000_000
-                Descendants.signalAll(of: getpid(), signal: SIGTERM)
+                reached = reaper.signalAll(SIGTERM, processes: core.processes)
             } else if let deadline = terminateDeadline, now >= deadline {
-                Descendants.signalAll(of: getpid(), signal: SIGKILL)
+                reached = reaper.signalAll(SIGKILL, processes: core.processes)
                 terminateDeadline = now + 1_000_000_000
+            }
+            if !reached && !warnedUnreachable {
+                writeStandardError("agentgate: cannot list the session's remaining processes; ending those it knows\n")
+                warnedUnreachable = true
             }
         }
     }
@@ -235,14 +317,16 @@ public final class Supervisor: Sendable {
 /// The threads that receive notifications and run the handlers.
 final class Receivers: Sendable {
     private let core: SupervisorCore
+    private let reaper: SessionReaper
     private let count: Int
     private let stopping = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
     private let threadIDs = Mutex<[UInt64]>([])
     private let threads = Mutex<[Thread]>([])
 
-    init(core: SupervisorCore, count: Int) {
+    init(core: SupervisorCore, reaper: SessionReaper, count: Int) {
         self.core = core
+        self.reaper = reaper
         self.count = count
     }
 
@@ -288,7 +372,7 @@ final class Receivers: Sendable {
                     // The listener is broken: nothing can be decided any more. End the agent
                     // rather than leave its trapped calls hanging.
                     writeStandardError("agentgate: notification listener failed (\(Errno(rawValue: -rc))); ending the session\n")
-                    Descendants.signalAll(of: getpid(), signal: SIGKILL)
+                    reaper.signalAll(SIGKILL, processes: core.processes)
                     return
                 }
                 continue
@@ -340,8 +424,16 @@ final class Receivers: Sendable {
             ValueHandlers.namespaces(n, flagsArg: flagsArg, core: core)
         case .prctl:
             ValueHandlers.prctl(n, core: core)
-        case .processTarget(let pidArg, let isSignal):
-            ValueHandlers.processTarget(n, pidArg: pidArg, isSignal: isSignal, core: core)
+        case .processTarget(let call):
+            ProcessHandlers.processTarget(n, call: call, core: core)
+        case .processHandle(let call):
+            ProcessHandlers.processHandle(n, call: call, core: core)
+        case .socketOption:
+            SocketOptionHandler.handle(n, core: core)
+        case .syslog:
+            ValueHandlers.syslog(n, core: core)
+        case .clockAdjust(let bufferArg):
+            ValueHandlers.clockAdjust(n, bufferArg: bufferArg, core: core)
         case .setpgid:
             ValueHandlers.setpgid(n, core: core)
         case .fileOwner:
@@ -355,6 +447,9 @@ final class Receivers: Sendable {
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             } else if command == ioctlSetOwner || command == ioctlSetProcessGroup {
                 ValueHandlers.fileOwner(n, core: core)
+            } else if hostIoctls.contains(command) {
+                ValueHandlers.unsupervised(n, route: .host, errno: EPERM, core: core,
+                                           target: "ioctl(0x\(String(command, radix: 16)))")
             } else {
                 // chattr through an fd: a write to that file. FS_IOC_FSSETXATTR passes a
                 // 28-byte struct fsxattr, the SETFLAGS calls an int.
@@ -363,7 +458,7 @@ final class Receivers: Sendable {
                                                  syscall: "ioctl", core: core)
             }
         case .socket:
-            ValueHandlers.unsupervised(n, route: .rawSockets, errno: EPERM, core: core)
+            ValueHandlers.socket(n, core: core)
         case .unsupported(let errno):
             core.listener.fail(n.id, errno: errno)
             core.recorder.record(.denied(syscall: core.table.name(of: n.number), action: .exec, target: "-",
@@ -385,41 +480,6 @@ final class Receivers: Sendable {
             usleep(5000)
         }
         for thread in threads.withLock({ $0 }) { thread.join() }
-    }
-}
-
-/// The supervisor's descendants, found through /proc (every orphan of the agent is re-parented
-/// to the supervisor, a child subreaper).
-enum Descendants {
-    static func signalAll(of root: pid_t, signal: Int32) {
-        var parents: [pid_t: pid_t] = [:]
-        guard let dir = opendir("/proc") else { return }
-        defer { closedir(dir) }
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            guard let pid = pid_t(name), pid != root else { continue }
-            if let ppid = parentOf(pid) { parents[pid] = ppid }
-        }
-        for (pid, _) in parents where isDescendant(pid, of: root, parents: parents) {
-            kill(pid, signal)
-        }
-    }
-
-    private static func isDescendant(_ pid: pid_t, of root: pid_t, parents: [pid_t: pid_t]) -> Bool {
-        var current = pid
-        for _ in 0..<4096 {
-            guard let parent = parents[current] else { return false }
-            if parent == root { return true }
-            current = parent
-        }
-        return false
-    }
-
-    private static func parentOf(_ pid: pid_t) -> pid_t? {
-        let parent = ProcStat.field(1, of: pid)
-        return parent > 0 ? parent : nil
     }
 }
 

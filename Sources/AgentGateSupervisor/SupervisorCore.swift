@@ -39,15 +39,26 @@ final class SupervisorCore: Sendable {
         let args: [UInt64]
     }
 
+    /// The agent processes the supervisor connected unix sockets for.
+    let unixPeers = UnixPeers()
+    /// The supervisor holds CAP_SYS_ADMIN, so it may name the agent as the sender of what it
+    /// sends (SCM_CREDENTIALS with the agent's pid).
+    let canClaimAgentPids: Bool
+
     /// The supervisor's own files (audit database, its WAL/SHM/journal and fallback, the policy):
     /// the agent may neither read nor change them.
     let protectedFiles: [String]
+    /// Directories nothing in the session may write to (AgentGate's configuration, where
+    /// policies are found without being named), as given and as resolved.
+    let protectedDirectories: [String]
 
     init(listener: Listener, table: SyscallTable, policy: Policy, recorder: DecisionRecorder,
-         injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], agentName: String = "") {
+         injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
+         agentName: String = "") {
         self.contexts = ProcessContexts(agent: agentName, supervisorPID: supervisorPID)
         self.processes = ProcessTable(contexts: contexts)
         self.protectedFiles = protectedFiles
+        self.protectedDirectories = protectedDirectories
         self.listener = listener
         self.table = table
         self.policy = policy
@@ -56,6 +67,7 @@ final class SupervisorCore: Sendable {
         self.supervisorPID = supervisorPID
         self.supervisorPGID = getpgrp()
         self.supervisorCredentials = ProcStatus(tid: supervisorPID)
+        self.canClaimAgentPids = supervisorCredentials.capEff & (1 << 21) != 0
         self.supervisorUserNamespace = ProcessTable.readLink("/proc/self/ns/user")
     }
 
@@ -91,6 +103,9 @@ final class SupervisorCore: Sendable {
     /// Why a resolved path is off limits whatever the policy says, or nil.
     func protectedReason(_ target: String, isWrite: Bool) -> String? {
         if protectedFiles.contains(target) { return "the supervisor's audit database and policy are off limits" }
+        if isWrite && protectedDirectories.contains(where: { LexicalPath.isWithin(target, $0) }) {
+            return "AgentGate's configuration (where policies are found) is off limits"
+        }
         if isWrite && LexicalPath.isWithin(target, "/sys/fs/cgroup") && !policy.allowedUnsupervised.contains(.cgroups) {
             return "cgroup writes could end or freeze the supervisor; denied by default"
         }
@@ -100,6 +115,7 @@ final class SupervisorCore: Sendable {
     /// Whether a directory holds one of the supervisor's files (moving it would expose them).
     func holdsProtectedFile(_ directory: String) -> Bool {
         protectedFiles.contains { LexicalPath.isWithin($0, directory) }
+            || protectedDirectories.contains { LexicalPath.isWithin($0, directory) }
     }
 
     /// Whether a set*id call leaves the caller's ids as they are, assuming they still equal the
@@ -154,20 +170,28 @@ final class SupervisorCore: Sendable {
     enum PrepareOutcome {
         case prepared
         case failed(errno: Int32)
-        /// The path leads into the supervisor (its /proc entry or one of its magic links).
-        case supervisorPath(String)
+        /// The path leads into a process the agent may not reach: the supervisor (anything under
+        /// its /proc entry), or a process outside the session (its magic links, its memory and
+        /// environment, or any write under its /proc entry).
+        case refused(target: String, reason: String)
     }
 
+    static let supervisorProcReason = "the supervisor's own /proc entry is off limits"
+
     /// Resolves `path` for the agent (see agentgate_open_prepare) with /proc/self meaning the
-    /// agent, refusing anything that reaches the supervisor through /proc.
+    /// agent, refusing what reaches into the supervisor or outside the session through /proc.
     func prepare(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, base: Int32, path: String,
-                 flags: UInt64, resolve: UInt64, tid: pid_t, tgid: pid_t, emptyPath: Bool = false) -> PrepareOutcome {
+                 flags: UInt64, resolve: UInt64, tid: pid_t, tgid: pid_t, emptyPath: Bool = false,
+                 writing: Bool = false) -> PrepareOutcome {
         if emptyPath {
             // AT_EMPTY_PATH: the object is the agent's fd itself (already opened via its /proc link).
             let rc = agentgate_open_prepare_fd(base, prepared)
             if rc < 0 { agentgate_open_release(prepared); return .failed(errno: -rc) }
             let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
-            if isSupervisorProcPath(resolved) { agentgate_open_release(prepared); return .supervisorPath(resolved) }
+            if let reason = procRefusal(resolved, writing: writing, tid: tid, tgid: tgid) {
+                agentgate_open_release(prepared)
+                return .refused(target: resolved, reason: reason)
+            }
             return .prepared
         }
         var forceWalk: Int32 = 0
@@ -176,25 +200,25 @@ final class SupervisorCore: Sendable {
             prepared.pointee.context.agent_tid = tid
             prepared.pointee.context.force_walk = forceWalk
             let rc = agentgate_open_prepare(base, path, flags, resolve, prepared)
-            if let owner = forbiddenOwner(prepared.pointee.context) {
+            if let (owner, reason) = forbiddenOwner(prepared.pointee.context, tgid: tgid) {
                 agentgate_open_release(prepared)
                 // The fast path resolved /proc/self as the supervisor before meeting the magic
                 // link: walk it with the agent's pid before refusing.
                 if forceWalk == 0 && resolve == 0 { forceWalk = 1; continue }
-                return .supervisorPath("/proc/\(owner)")
+                return .refused(target: "/proc/\(owner)", reason: reason)
             }
             if rc < 0 { agentgate_open_release(prepared); return .failed(errno: -rc) }
             let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
-            guard isSupervisorProcPath(resolved) else { return .prepared }
+            guard let reason = procRefusal(resolved, writing: writing, tid: tid, tgid: tgid) else { return .prepared }
             agentgate_open_release(prepared)
             // Resolved in the supervisor, /proc/self names the supervisor: walk the path
             // component by component with the agent's pid instead. Still there: refused.
-            if forceWalk == 1 || resolve != 0 { return .supervisorPath(resolved) }
+            if forceWalk == 1 || resolve != 0 { return .refused(target: resolved, reason: reason) }
             forceWalk = 1
         }
     }
 
-    /// The same for the directory entry a path names.
+    /// The same for the directory entry a path names (always a write: the entry is changed).
     func resolveEntry(_ entry: inout agentgate_path_entry, base: Int32, path: String, tid: pid_t, tgid: pid_t) -> PrepareOutcome {
         var forceWalk: Int32 = 0
         while true {
@@ -202,33 +226,105 @@ final class SupervisorCore: Sendable {
             entry.context.agent_tid = tid
             entry.context.force_walk = forceWalk
             let rc = agentgate_path_entry_resolve(base, path, &entry)
-            if let owner = forbiddenOwner(entry.context) {
+            if let (owner, reason) = forbiddenOwner(entry.context, tgid: tgid) {
                 agentgate_close(entry.parent_fd)
                 entry.parent_fd = -1
                 if forceWalk == 0 { forceWalk = 1; continue }
-                return .supervisorPath("/proc/\(owner)")
+                return .refused(target: "/proc/\(owner)", reason: reason)
             }
             if rc < 0 { return .failed(errno: -rc) }
             let resolved = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
-            guard isSupervisorProcPath(resolved) else { return .prepared }
+            guard let reason = procRefusal(resolved, writing: true, tid: tid, tgid: tgid) else { return .prepared }
             agentgate_close(entry.parent_fd)
             entry.parent_fd = -1
-            if forceWalk == 1 { return .supervisorPath(resolved) }
+            if forceWalk == 1 { return .refused(target: resolved, reason: reason) }
             forceWalk = 1
         }
     }
 
-    /// A magic link the lookup followed that belongs to the supervisor (or to nobody we can
-    /// name), or nil.
-    private func forbiddenOwner(_ context: agentgate_lookup_context) -> pid_t? {
+    /// A magic link the lookup followed whose owner the agent may not reach through: the
+    /// supervisor, a process outside the session, or an owner nobody can name.
+    private func forbiddenOwner(_ context: agentgate_lookup_context, tgid: pid_t) -> (pid_t, String)? {
         let count = Int(context.owner_count)
         guard count > 0 else { return nil }
-        if count > 8 { return -1 }
-        return withUnsafeBytes(of: context.owners) { raw -> pid_t? in
+        if count > 8 { return (-1, "too many magic links in one path") }
+        return withUnsafeBytes(of: context.owners) { raw -> (pid_t, String)? in
             let owners = raw.bindMemory(to: pid_t.self)
-            for i in 0..<count where owners[i] <= 0 || isSupervisorTask(owners[i]) { return owners[i] }
+            for i in 0..<count {
+                let owner = owners[i]
+                if owner == tgid { continue }
+                if owner <= 0 { return (owner, "a magic link whose owner can't be named") }
+                switch membership(of: owner) {
+                case .session: continue
+                case .supervisor: return (owner, Self.supervisorProcReason)
+                case .outside, .gone: return (owner, "a magic link of a process outside the session")
+                }
+            }
             return nil
         }
+    }
+
+    /// Files under /proc/PID that act on the process or show what only a tracer may see.
+    private static let tracerOnlyProcFiles: Set<Substring> = ["mem", "environ", "auxv", "syscall", "stack", "pagemap", "personality"]
+
+    /// Why a resolved path under /proc/PID is off limits, or nil: the supervisor's entry always;
+    /// for a process outside the session, any write and the files only a tracer may read.
+    func procRefusal(_ path: String, writing: Bool, tid: pid_t, tgid: pid_t) -> String? {
+        guard path.hasPrefix("/proc/") else { return nil }
+        let rest = path.utf8.dropFirst(6)
+        let digits = rest.prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard !digits.isEmpty, let id = pid_t(Substring(digits)) else { return nil }
+        let after = rest.dropFirst(digits.count)
+        guard after.isEmpty || after.first == UInt8(ascii: "/") else { return nil }
+        if id == tgid || id == tid { return nil }
+        if isSupervisorTask(id) { return Self.supervisorProcReason }
+        // /proc/PID/task/TID/file or /proc/PID/file: the file's name decides.
+        var components = Substring(after).split(separator: "/")
+        if components.first == "task" { components = Array(components.dropFirst(2)) }
+        guard writing || components.first.map({ Self.tracerOnlyProcFiles.contains($0) }) == true else { return nil }
+        switch membership(of: id) {
+        case .session: return nil
+        case .supervisor: return Self.supervisorProcReason
+        case .outside, .gone: return "the /proc entry of a process outside the session"
+        }
+    }
+
+    /// The name a prepared object is decided and recorded under. An object with no name in the
+    /// file system (link count 0) keeps the text its /proc link shows, but a memfd's, which the
+    /// agent chose freely ("x/../../usr/bin/true"), is marked as a memfd rather than a path, so
+    /// no path rule ever matches it.
+    static func objectName(_ prepared: UnsafePointer<agentgate_open_prepared>) -> String {
+        let text = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+        if Self.isAnonymous(prepared), text.hasPrefix("/memfd:") { return String(text.dropFirst()) }
+        return text
+    }
+
+    /// The name of an open fd of the supervisor's (a copy of one of the agent's), by the same
+    /// rule as `objectName`.
+    static func descriptorName(_ fd: Int32) -> String {
+        let text = ProcessTable.readLink("/proc/self/fd/\(fd)") ?? "?"
+        guard text.hasPrefix("/memfd:") else { return text }
+        var info = stat()
+        return fstat(fd, &info) == 0 && info.st_nlink == 0 ? String(text.dropFirst()) : text
+    }
+
+    /// The device number of /dev/userfaultfd (misc 10:126), which makes userfaultfds with an
+    /// ioctl instead of the userfaultfd syscall.
+    static let userfaultfdDevices: Set<UInt64> = {
+        var devices: Set<UInt64> = [(10 << 8) | 126]
+        var info = stat()
+        if stat("/dev/userfaultfd", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR { devices.insert(UInt64(info.st_rdev)) }
+        return devices
+    }()
+
+    static func isUserfaultfdDevice(_ device: UInt64) -> Bool { userfaultfdDevices.contains(device) }
+
+    /// Whether a prepared object has no name in the file system: a memfd, a deleted file, an
+    /// O_TMPFILE file, or an object that isn't a file at all (pipe:, socket:, anon_inode:).
+    static func isAnonymous(_ prepared: UnsafePointer<agentgate_open_prepared>) -> Bool {
+        guard prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) else { return false }
+        if prepared.pointee.link_count == 0 { return true }
+        return prepared.pointee.resolved_len > 0 && agentgate_open_resolved(prepared).pointee != CChar(UInt8(ascii: "/"))
     }
 
     /// Whether `pid` is the supervisor or one of its threads.
@@ -237,16 +333,56 @@ final class SupervisorCore: Sendable {
         return pid == supervisorPID || access("/proc/\(supervisorPID)/task/\(pid)", F_OK) == 0
     }
 
-    /// Whether `pid` descends from the supervisor (walking PPid up /proc).
-    func isSupervised(_ pid: pid_t) -> Bool {
+    /// Where a process stands relative to the session.
+    enum Membership: Equatable {
+        /// The supervisor itself or one of its threads.
+        case supervisor
+        /// A descendant of the supervisor: the agent's tree (orphans are re-parented to the
+        /// supervisor, a child subreaper, so nothing leaves it).
+        case session
+        /// Anything else on the host.
+        case outside
+        /// No such process (any more).
+        case gone
+    }
+
+    /// Where `pid` (a process or thread id) stands, walking PPid up /proc.
+    func membership(of pid: pid_t) -> Membership {
+        guard pid > 0 else { return .outside }
+        if isSupervisorTask(pid) { return .supervisor }
         var current = pid
-        for _ in 0..<256 {
+        for _ in 0..<4096 {
             let parent = Self.parent(of: current)
-            if parent == supervisorPID { return true }
-            if parent <= 1 { return false }
+            if parent == supervisorPID { return .session }
+            if parent < 0 { return current == pid ? .gone : .outside }
+            if parent <= 1 { return .outside } // init, or a kernel thread's root
             current = parent
         }
-        return false
+        return .outside
+    }
+
+    /// Whether `pid` descends from the supervisor (walking PPid up /proc).
+    func isSupervised(_ pid: pid_t) -> Bool { membership(of: pid) == .session }
+
+    /// Whether every member of process group `pgid` is in the session. A group whose leader is
+    /// in the session holds only session processes: a process can only join a group through
+    /// its own setpgid or its parent's, and no process outside the tree has either as the agent.
+    func groupIsWithinSession(_ pgid: pid_t) -> Bool {
+        guard pgid > 0, pgid != supervisorPGID else { return false }
+        if ProcStat.field(2, of: pgid) == pgid && membership(of: pgid) == .session { return true }
+        // A group whose leader has gone (or was never ours): every member must be ours.
+        guard let proc = opendir("/proc") else { return false }
+        defer { closedir(proc) }
+        var members = 0
+        while let entry = readdir(proc) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard let pid = pid_t(name), ProcStat.field(2, of: pid) == pgid else { continue }
+            members += 1
+            if membership(of: pid) != .session { return false }
+        }
+        return members > 0
     }
 
     private static func parent(of pid: pid_t) -> pid_t { ProcStat.field(1, of: pid) }
@@ -269,18 +405,6 @@ final class SupervisorCore: Sendable {
     }
 
     var hasLeakedFDs: Bool { leakedFDs.withLock { !$0.isEmpty } }
-
-    /// Whether an absolute, resolved path lies in the supervisor's own /proc entry (its pid or
-    /// one of its threads): the agent may never read or write the supervisor's state.
-    func isSupervisorProcPath(_ path: String) -> Bool {
-        guard path.hasPrefix("/proc/") else { return false }
-        let rest = path.dropFirst(6)
-        let digits = rest.prefix { $0.isASCII && $0.isNumber }
-        guard !digits.isEmpty, let id = pid_t(digits) else { return false }
-        let after = rest.dropFirst(digits.count)
-        guard after.isEmpty || after.hasPrefix("/") else { return false }
-        return isSupervisorTask(id)
-    }
 }
 
 /// Per-thread scratch memory, allocated once so the hot path allocates no buffers.

@@ -60,8 +60,21 @@ enum SyscallFamily: Sendable {
     case namespaces(flagsArg: Int)
     /// prctl options trapped by the filter (PR_SET_SECCOMP, capability changes).
     case prctl
-    /// kill-family and other calls aimed at a process: denied when aimed at the supervisor.
-    case processTarget(pidArg: Int, isSignal: Bool)
+    /// Calls aimed at a process, a thread, a process group or a user: allowed only within the
+    /// session's process tree (see ProcessHandlers).
+    case processTarget(ProcessTargetCall)
+    /// Calls that take a process handle (pidfd, or a /proc/PID directory fd), and pidfd_open:
+    /// decided on the process the handle refers to (see ProcessHandlers).
+    case processHandle(ProcessHandleCall)
+    /// getsockopt(SO_PEERCRED, SO_PEERPIDFD) and setsockopt(SO_PASSPIDFD): what a unix socket
+    /// tells about its peer must never lead to the supervisor or outside the session.
+    case socketOption
+    /// syslog(2): reading the kernel log passes; clearing it or changing the console level is
+    /// the `host` route.
+    case syslog
+    /// adjtimex and clock_adjtime: read-only queries are performed on a copy; changes to the
+    /// clock are the `host` route.
+    case clockAdjust(bufferArg: Int)
     /// setpgid into the supervisor's process group.
     case setpgid
     /// fcntl(F_SETOWN/F_SETOWN_EX) and ioctl(FIOSETOWN/SIOCSPGRP): whom the kernel signals for
@@ -90,6 +103,22 @@ enum TrapCondition: Sendable {
     case kernelErrno(Int32)
     /// Only when (argument `arg` & mask) == value.
     case argMaskedEquals(arg: UInt32, mask: UInt64, value: UInt64)
+    /// Only when every listed int argument equals its value.
+    case argsEqual([(arg: UInt32, value: UInt64)])
+}
+
+/// Which process-targeting call a notification is, so its pid arguments can be read.
+enum ProcessTargetCall: Sendable {
+    case kill, tkill, tgkill, rtSigqueueinfo, rtTgsigqueueinfo
+    case ptrace, processVM, prlimit, kcmp, getRobustList, perfEventOpen
+    case setpriority, ioprioSet
+    case schedSetaffinity, schedSetscheduler, schedSetparam, schedSetattr
+    case migratePages, movePages
+}
+
+/// Calls that take a process handle.
+enum ProcessHandleCall: Sendable {
+    case pidfdOpen, pidfdSendSignal, pidfdGetfd, processMadvise, processMrelease
 }
 
 /// Namespace flags that give the agent a new mount, user, pid… namespace.
@@ -100,6 +129,25 @@ let prctlSetSeccomp: UInt64 = 22
 /// chattr-style ioctls: FS_IOC_SETFLAGS, FS_IOC32_SETFLAGS, FS_IOC_FSSETXATTR.
 let descriptorIoctls: [UInt64] = [0x4008_6602, 0x4004_6602, 0x401c_5820]
 let terminalInjectionIoctls: [UInt64] = [0x5412 /* TIOCSTI */, 0x541c /* TIOCLINUX */]
+/// ioctls that act on a whole file system or the console for every process on the host: freeze,
+/// thaw and shut down a file system, relabel, resize or reshape it, redirect the console.
+let hostIoctls: [UInt64] = [
+    0xc004_5877, /* FIFREEZE */ 0xc004_5878, /* FITHAW */ 0x8004_587d, /* FS_IOC_SHUTDOWN (ext4, xfs, f2fs) */
+    0x4100_9432, /* FS_IOC_SETFSLABEL */ 0x4008_6610, /* EXT4_IOC_RESIZE_FS */ 0x4008_6607, /* EXT4_IOC_GROUP_EXTEND */
+    0x4028_6608, /* EXT4_IOC_GROUP_ADD */ 0x0000_6611, /* EXT4_IOC_SWAP_BOOT */
+    0x4010_586e, /* XFS_IOC_FSGROWFSDATA */ 0x4008_586f, /* XFS_IOC_FSGROWFSLOG */ 0x4010_5870, /* XFS_IOC_FSGROWFSRT */
+    0x5000_9403, /* BTRFS_IOC_RESIZE */ 0x5000_940a, /* BTRFS_IOC_ADD_DEV */ 0x5000_940b, /* BTRFS_IOC_RM_DEV */
+    0x5000_943a, /* BTRFS_IOC_RM_DEV_V2 */ 0x5000_940f, /* BTRFS_IOC_SNAP_DESTROY */ 0x5000_943f, /* BTRFS_IOC_SNAP_DESTROY_V2 */
+    0xc400_9420, /* BTRFS_IOC_BALANCE_V2 */ 0x4004_9421, /* BTRFS_IOC_BALANCE_CTL */ 0xc400_941b, /* BTRFS_IOC_SCRUB */
+    0xca28_9435, /* BTRFS_IOC_DEV_REPLACE */ 0xc010_9428, /* BTRFS_IOC_QUOTA_CTL */
+    0x541d, /* TIOCCONS */
+]
+let solSocket: UInt64 = 1
+let socketOptionPeerCredentials = UInt64(AGENTGATE_SO_PEERCRED)
+let socketOptionPeerPidfd = UInt64(AGENTGATE_SO_PEERPIDFD)
+let socketOptionPassPidfd = UInt64(AGENTGATE_SO_PASSPIDFD)
+let addressFamilyNetlink: UInt64 = 16
+let socketTypePacket: UInt64 = 10 // SOCK_PACKET: AF_INET in name, a packet socket in fact
 let fcntlSetOwner: UInt64 = 8      // F_SETOWN
 let fcntlSetOwnerEx: UInt64 = 15   // F_SETOWN_EX
 let ioctlSetOwner: UInt64 = 0x8901 // FIOSETOWN
@@ -117,8 +165,8 @@ struct SyscallTable: Sendable {
     static let fallbackNumbers: [String: Int32] = [
         "pidfd_send_signal": 424, "io_uring_setup": 425, "open_tree": 428, "move_mount": 429, "fsopen": 430,
         "fsconfig": 431, "fsmount": 432, "fspick": 433, "pidfd_open": 434, "clone3": 435, "openat2": 437,
-        "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442, "fchmodat2": 452,
-        "setxattrat": 463, "removexattrat": 466, "open_tree_attr": 467, "file_setattr": 469,
+        "pidfd_getfd": 438, "process_madvise": 440, "mount_setattr": 442, "quotactl_fd": 443, "process_mrelease": 448,
+        "fchmodat2": 452, "setxattrat": 463, "removexattrat": 466, "open_tree_attr": 467, "file_setattr": 469,
     ]
 
     static func entries(supervisorPGID: pid_t) -> [(name: String, family: SyscallFamily, trap: TrapCondition)] {
@@ -178,10 +226,30 @@ struct SyscallTable: Sendable {
             ("removexattrat", .unsupported(errno: ENOSYS), .always),
             ("file_setattr", .unsupported(errno: ENOSYS), .always),
             ("open_tree_attr", .unsupervised(.mount, errno: EPERM), .always),
-            // Raw and packet sockets: denied unless the policy reopens them.
-            ("socket", .socket, .argEquals(arg: 0, values: [17 /* AF_PACKET */])),
+            // Raw and packet sockets (SOCK_PACKET too), and netlink: decided on the family, type
+            // and protocol the kernel will create (see ValueHandlers.socket).
+            ("socket", .socket, .argEquals(arg: 0, values: [17 /* AF_PACKET */, addressFamilyNetlink])),
             ("socket", .socket, .argMaskedEquals(arg: 1, mask: 0xf, value: 3 /* SOCK_RAW */)),
+            ("socket", .socket, .argMaskedEquals(arg: 1, mask: 0xf, value: socketTypePacket)),
             ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: descriptorIoctls)),
+            ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: hostIoctls)),
+            // What a unix socket says about its peer (the supervisor performs connects and sends).
+            ("getsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: solSocket), (arg: UInt32(2), value: socketOptionPeerCredentials)])),
+            ("getsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: solSocket), (arg: UInt32(2), value: socketOptionPeerPidfd)])),
+            ("setsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: solSocket), (arg: UInt32(2), value: socketOptionPassPidfd)])),
+            // fanotify hands out fds of files other processes open, and its permission events can
+            // hold any process (the supervisor too) until answered.
+            ("fanotify_init", .unsupervised(.fanotify, errno: EPERM), .always),
+            ("fanotify_mark", .unsupervised(.fanotify, errno: EPERM), .always),
+            // The kernel keyrings hold credentials (Kerberos tickets, disk passphrases).
+            ("add_key", .unsupervised(.keyring, errno: EACCES), .always),
+            ("request_key", .unsupervised(.keyring, errno: EACCES), .always),
+            ("keyctl", .unsupervised(.keyring, errno: EACCES), .always),
+            ("syslog", .syslog, .always),
+            ("adjtimex", .clockAdjust(bufferArg: 0), .always),
+            ("clock_adjtime", .clockAdjust(bufferArg: 1), .always),
+            // uselib maps a file by path with no open (ENOSYS on most kernels; never let through).
+            ("uselib", .unsupported(errno: ENOSYS), .always),
             ("io_uring_setup", .unsupervised(.ioUring, errno: ENOSYS), .always),
             ("open_by_handle_at", .unsupervised(.openByHandleAt, errno: EPERM), .always),
             ("seccomp", .unsupervised(.seccomp, errno: EPERM), .always),
@@ -191,30 +259,35 @@ struct SyscallTable: Sendable {
             ("setns", .namespaces(flagsArg: 1), .always),
             // clone3 keeps its flags in memory the filter can't read; libc falls back to clone.
             ("clone3", .none, .kernelErrno(ENOSYS)),
-            // Calls aimed at a process: never at the supervisor.
-            ("kill", .processTarget(pidArg: 0, isSignal: true), .always),
-            ("tkill", .processTarget(pidArg: 0, isSignal: true), .always),
-            ("tgkill", .processTarget(pidArg: 0, isSignal: true), .always),
-            ("rt_sigqueueinfo", .processTarget(pidArg: 0, isSignal: true), .always),
-            ("rt_tgsigqueueinfo", .processTarget(pidArg: 0, isSignal: true), .always),
-            // These reach into another process: only within the supervised tree.
-            ("ptrace", .processTarget(pidArg: 1, isSignal: false), .always),
-            ("process_vm_readv", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("process_vm_writev", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("pidfd_open", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("prlimit64", .processTarget(pidArg: 0, isSignal: false), .always),
-            // Scheduling, priority, memory policy and comparisons aimed at the supervisor.
-            ("setpriority", .processTarget(pidArg: 1, isSignal: false), .always),
-            ("ioprio_set", .processTarget(pidArg: 1, isSignal: false), .always),
-            ("sched_setaffinity", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("sched_setscheduler", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("sched_setparam", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("sched_setattr", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("migrate_pages", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("move_pages", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("kcmp", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("get_robust_list", .processTarget(pidArg: 0, isSignal: false), .always),
-            ("perf_event_open", .processTarget(pidArg: 1, isSignal: false), .always),
+            // Calls aimed at a process, a group or a user: only within the session's tree,
+            // never at the supervisor.
+            ("kill", .processTarget(.kill), .always),
+            ("tkill", .processTarget(.tkill), .always),
+            ("tgkill", .processTarget(.tgkill), .always),
+            ("rt_sigqueueinfo", .processTarget(.rtSigqueueinfo), .always),
+            ("rt_tgsigqueueinfo", .processTarget(.rtTgsigqueueinfo), .always),
+            ("ptrace", .processTarget(.ptrace), .always),
+            ("process_vm_readv", .processTarget(.processVM), .always),
+            ("process_vm_writev", .processTarget(.processVM), .always),
+            ("prlimit64", .processTarget(.prlimit), .always),
+            ("setpriority", .processTarget(.setpriority), .always),
+            ("ioprio_set", .processTarget(.ioprioSet), .always),
+            ("sched_setaffinity", .processTarget(.schedSetaffinity), .always),
+            ("sched_setscheduler", .processTarget(.schedSetscheduler), .always),
+            ("sched_setparam", .processTarget(.schedSetparam), .always),
+            ("sched_setattr", .processTarget(.schedSetattr), .always),
+            ("migrate_pages", .processTarget(.migratePages), .always),
+            ("move_pages", .processTarget(.movePages), .always),
+            ("kcmp", .processTarget(.kcmp), .always),
+            ("get_robust_list", .processTarget(.getRobustList), .always),
+            ("perf_event_open", .processTarget(.perfEventOpen), .always),
+            // Process handles: no pidfd of the supervisor or of a process outside the session
+            // ever reaches the agent, and each call is decided on the process it names.
+            ("pidfd_open", .processHandle(.pidfdOpen), .always),
+            ("pidfd_send_signal", .processHandle(.pidfdSendSignal), .always),
+            ("pidfd_getfd", .processHandle(.pidfdGetfd), .always),
+            ("process_madvise", .processHandle(.processMadvise), .always),
+            ("process_mrelease", .processHandle(.processMrelease), .always),
             ("setpgid", .setpgid, .argEquals(arg: 1, values: [UInt64(supervisorPGID)])),
             ("fcntl", .fileOwner, .argEquals(arg: 1, values: [fcntlSetOwner, fcntlSetOwnerEx])),
             ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: [ioctlSetOwner, ioctlSetProcessGroup])),
@@ -229,6 +302,12 @@ struct SyscallTable: Sendable {
         for name in ["init_module", "finit_module", "delete_module", "kexec_load", "kexec_file_load", "bpf", "iopl",
                      "ioperm", "reboot", "swapon", "swapoff", "userfaultfd"] {
             list.append((name, .unsupervised(.kernel, errno: EPERM), .always))
+        }
+        // Settings every process on the host shares: names, clocks, process accounting (which
+        // makes the kernel append to a file of the caller's choosing), quotas, the terminal.
+        for name in ["sethostname", "setdomainname", "settimeofday", "clock_settime", "acct", "vhangup",
+                     "quotactl", "quotactl_fd"] {
+            list.append((name, .unsupervised(.host, errno: EPERM), .always))
         }
         for name in ["setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid",
                      "setgroups", "capset"] {

@@ -7,16 +7,35 @@ import Glibc
 enum ValueHandlers {
     /// io_uring_setup, open_by_handle_at, mount…, seccomp: denied unless the policy reopens
     /// the route.
-    static func unsupervised(_ n: Notification, route: UnsupervisedRoute, errno: Int32, core: SupervisorCore) {
+    static func unsupervised(_ n: Notification, route: UnsupervisedRoute, errno: Int32, core: SupervisorCore, target: String? = nil) {
         let allowed = core.policy.allowedUnsupervised.contains(route)
-        decide(n, allowed: allowed, errno: errno, target: route.rawValue,
-               reason: allowed ? "allowed by allow_unsupervised" : "\(route.rawValue) is unsupervised; denied by default", core: core)
+        decide(n, allowed: allowed, errno: errno, target: target ?? route.rawValue,
+               reason: allowed ? "allowed by allow_unsupervised: [\(route.rawValue)]"
+                               : "\(route.rawValue) is unsupervised; denied by default", core: core)
     }
 
     /// unshare, setns and clone asking for a namespace.
     static func namespaces(_ n: Notification, flagsArg: Int, core: SupervisorCore) {
         let name = core.table.name(of: n.number)
         let flags = n.arg(flagsArg)
+        if name == "setns" && core.policy.allowedUnsupervised.contains(.namespaces) {
+            // setns(pidfd, …) joins that process's namespaces: never the supervisor's or those of
+            // a process outside the session, even when namespaces are reopened.
+            let pidfd = agentgate_pidfd_open(n.tid)
+            let copy = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
+            agentgate_close(pidfd)
+            defer { agentgate_close(copy) }
+            var target: pid_t = 0
+            var isDirectory: Int32 = 0
+            if copy >= 0, agentgate_process_handle_target(copy, &target, &isDirectory) == 0, isDirectory == 0, target > 0 {
+                let membership = core.membership(of: target)
+                if membership == .supervisor || membership == .outside {
+                    decide(n, allowed: false, errno: EPERM, target: "pid:\(target)",
+                           reason: "the namespaces of a process outside the session", core: core)
+                    return
+                }
+            }
+        }
         // setns(fd, 0) may join any kind of namespace; otherwise only namespace flags count.
         let asksNamespace = name == "setns" || namespaceFlags.contains { flags & $0 != 0 }
         let allowed = !asksNamespace || core.policy.allowedUnsupervised.contains(.namespaces)
@@ -42,53 +61,80 @@ enum ValueHandlers {
         core.listener.continueSyscall(n.id)
     }
 
-    /// kill & co., ptrace, process_vm_*, pidfd_open, prlimit64: never aimed at the supervisor.
-    static func processTarget(_ n: Notification, pidArg: Int, isSignal: Bool, core: SupervisorCore) {
-        let name = core.table.name(of: n.number)
-        var target = pid_t(truncatingIfNeeded: n.arg(pidArg))
-        let process = core.processes.info(for: n.tid)
-        // PTRACE_TRACEME makes the parent the tracer: for the agent's first process, us.
-        if name == "ptrace" && n.arg(0) == 0 { target = process.ppid }
-        var aimed = core.isSupervisorTask(target)
-        if isSignal && (name == "kill" || name == "rt_sigqueueinfo") {
-            // -1 reaches every process we may signal; -PGID a whole group.
-            if target == -1 || (target < -1 && target == -core.supervisorPGID) { aimed = true }
-            if target == 0 && core.processGroup(of: n.tid) == core.supervisorPGID { aimed = true }
+    /// socket(): decided on the socket the kernel will create. Packet sockets (AF_PACKET, and
+    /// SOCK_PACKET, which the kernel turns into one whatever the family) and raw sockets write
+    /// their own headers, so where they send is not what a connect or sendto names. Netlink is
+    /// decided on its protocol: queries and notifications pass, subsystems that redirect or
+    /// rewrite traffic (netfilter, xfrm) are the `netlink` route.
+    static func socket(_ n: Notification, core: SupervisorCore) {
+        let family = n.arg(0) & 0xffff_ffff
+        let type = n.arg(1) & 0xf
+        let protocolNumber = n.arg(2) & 0xffff_ffff
+        if family == addressFamilyNetlink {
+            // SOCK_RAW and SOCK_DGRAM mean the same for netlink; the kernel refuses other types.
+            // NETLINK_ROUTE 0, SOCK_DIAG 4, AUDIT 9, FIB_LOOKUP 10, KOBJECT_UEVENT 15, GENERIC 16.
+            let open: Set<UInt64> = [0, 4, 9, 10, 15, 16]
+            if open.contains(protocolNumber) { core.listener.continueSyscall(n.id); return }
+            unsupervised(n, route: .netlink, errno: EPROTONOSUPPORT, core: core,
+                         target: "socket(AF_NETLINK, protocol \(protocolNumber))")
+            return
         }
-        switch name {
-        case "setpriority", "ioprio_set":
-            // (which, who): a process, a process group, or every process of a user.
-            let which = n.arg(0)
-            let isGroup = name == "setpriority" ? which == 1 : which == 2
-            let isUser = name == "setpriority" ? which == 2 : which == 3
-            aimed = isUser || (isGroup && (target == core.supervisorPGID)) || (!isGroup && !isUser && core.isSupervisorTask(target))
-        case "kcmp":
-            aimed = aimed || core.isSupervisorTask(pid_t(truncatingIfNeeded: n.arg(1)))
-        case "perf_event_open":
-            aimed = aimed || target == -1 // every process on a cpu, the supervisor included
-        default: break
+        let kind: String
+        switch (family, type) {
+        case (_, socketTypePacket): kind = "socket(SOCK_PACKET)"
+        case (17, _): kind = "socket(AF_PACKET)"
+        case (_, 3): kind = "socket(\(familyName(family)), SOCK_RAW)"
+        default: kind = "socket(\(familyName(family)))"
         }
-        var outside = false
-        let reachesInto = ["ptrace", "process_vm_readv", "process_vm_writev", "pidfd_open"].contains(name)
-        if !aimed && reachesInto && target > 0 && !core.isSupervised(target) {
-            // ptrace, process_vm_* or pidfd_getfd into an unsupervised process would run the
-            // agent's code, or read its secrets, outside supervision.
-            outside = true
+        unsupervised(n, route: .rawSockets, errno: EPERM, core: core, target: kind)
+    }
+
+    private static func familyName(_ family: UInt64) -> String {
+        switch family {
+        case 2: return "AF_INET"
+        case 10: return "AF_INET6"
+        case 16: return "AF_NETLINK"
+        case 17: return "AF_PACKET"
+        default: return "family \(family)"
         }
-        if aimed || outside {
-            core.listener.fail(n.id, errno: EPERM)
-            if outside {
-                core.recorder.record(.denied(syscall: name, action: .exec, target: "pid:\(target)",
-                                             reason: "the process is outside the supervised tree", errno: EPERM),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
-                return
-            }
-            core.recorder.record(.denied(syscall: name, action: .exec, target: "pid:\(target)",
-                                         reason: "the supervisor can't be signalled, traced or inspected", errno: EPERM),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
-        } else {
-            core.listener.continueSyscall(n.id)
+    }
+
+    /// syslog(type, buf, len): reading the log (READ_ALL 3, SIZE_UNREAD 9, SIZE_BUFFER 10) and
+    /// the no-op CLOSE/OPEN pass; consuming reads, clearing and the console level change the
+    /// log for everyone (`host`).
+    static func syslog(_ n: Notification, core: SupervisorCore) {
+        let action = Int32(truncatingIfNeeded: n.arg(0))
+        if [0, 1, 3, 9, 10].contains(action) || action < 0 || action > 10 {
+            core.listener.continueSyscall(n.id) // reads, no-ops, and EINVAL from the kernel
+            return
         }
+        unsupervised(n, route: .host, errno: EPERM, core: core, target: "syslog(action \(action))")
+    }
+
+    /// adjtimex(buf) and clock_adjtime(clock, buf): `modes` lives in memory the agent could
+    /// change after a check, so a query (modes 0, or ADJ_OFFSET_SS_READ) is performed by the
+    /// supervisor on its copy and the result written back; a change to the clock is `host`.
+    static func clockAdjust(_ n: Notification, bufferArg: Int, core: SupervisorCore) {
+        let address = n.arg(bufferArg)
+        var buffer = [UInt8](repeating: 0, count: 208) // struct timex
+        let rc = agentgate_read_memory(n.tid, address, &buffer, buffer.count)
+        guard core.listener.isValid(n.id) else { return }
+        guard rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
+        let modes = buffer.withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+        guard modes == 0 || modes == 0xa001 /* ADJ_OFFSET_SS_READ */ else {
+            unsupervised(n, route: .host, errno: EPERM, core: core, target: "clock")
+            return
+        }
+        var args = (0..<6).map { n.arg($0) }
+        let result = buffer.withUnsafeMutableBytes { raw -> Int in
+            args[bufferArg] = UInt64(UInt(bitPattern: raw.baseAddress))
+            return agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
+        }
+        if result >= 0, agentgate_write_memory(n.tid, address, &buffer, buffer.count) != 0 {
+            core.listener.fail(n.id, errno: EFAULT)
+            return
+        }
+        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
     }
 
     /// The owner of a file receives its I/O signals: never the supervisor. F_SETOWN's target is a

@@ -1,0 +1,335 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+
+/// Calls that act on another process: signals, tracing, memory, limits, scheduling, priority,
+/// and everything that takes a process handle. None may reach the supervisor or a process
+/// outside the session's tree (the supervisor is a child subreaper, so every process the agent
+/// ever starts stays in that tree). Calls named by pid are decided on their register values and
+/// continue in the kernel; calls named by a handle are decided on the process the handle
+/// refers to, through the supervisor's own copy of it.
+enum ProcessHandlers {
+    /// Whom a call is aimed at.
+    private enum Aim {
+        case caller
+        case process(pid_t)
+        case group(pid_t)
+        /// Every process the caller may signal (kill(-1)), or every process of a user.
+        case everyone
+    }
+
+    // MARK: - Calls named by pid
+
+    static func processTarget(_ n: Notification, call: ProcessTargetCall, core: SupervisorCore) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        func pid(_ index: Int) -> pid_t { pid_t(truncatingIfNeeded: n.arg(index)) }
+        func selfOr(_ value: pid_t) -> Aim { value == 0 ? .caller : .process(value) }
+        var aims: [Aim]
+        switch call {
+        case .kill, .rtSigqueueinfo:
+            let target = pid(0)
+            if target > 0 { aims = [.process(target)] }
+            else if target == 0 { aims = [.group(core.processGroup(of: n.tid))] }
+            else if target == -1 { aims = [.everyone] }
+            else if target == Int32.min { aims = [.everyone] } // -INT_MIN is not a group the kernel knows; ESRCH bare
+            else { aims = [.group(-target)] }
+        case .tkill: aims = [.process(pid(0))]
+        case .tgkill, .rtTgsigqueueinfo: aims = [.process(pid(0)), .process(pid(1))]
+        case .ptrace:
+            // PTRACE_TRACEME makes the parent the tracer (for the agent's first process, us).
+            aims = n.arg(0) == 0 ? [.process(process.ppid)] : [.process(pid(1))]
+        case .processVM, .getRobustList, .migratePages, .movePages, .prlimit,
+             .schedSetaffinity, .schedSetscheduler, .schedSetparam, .schedSetattr:
+            aims = [selfOr(pid(0))]
+        case .kcmp: aims = [.process(pid(0)), .process(pid(1))]
+        case .perfEventOpen:
+            // pid -1 watches every process on a CPU; PERF_FLAG_PID_CGROUP makes pid a cgroup fd.
+            let flags = n.arg(4)
+            aims = pid(1) == -1 || flags & 0x4 != 0 ? [.everyone] : [selfOr(pid(1))]
+        case .setpriority:
+            // (which, who): PRIO_PROCESS 0, PRIO_PGRP 1, PRIO_USER 2; who 0 is the caller's own.
+            let which = n.arg(0), who = pid(1)
+            switch which {
+            case 0: aims = [selfOr(who)]
+            case 1: aims = [.group(who == 0 ? core.processGroup(of: n.tid) : who)]
+            case 2: aims = [.everyone]
+            default: aims = [.caller] // EINVAL from the kernel
+            }
+        case .ioprioSet:
+            // (which, who, ioprio): IOPRIO_WHO_PROCESS 1, _PGRP 2, _USER 3.
+            let which = n.arg(0), who = pid(1)
+            switch which {
+            case 1: aims = [selfOr(who)]
+            case 2: aims = [.group(who == 0 ? core.processGroup(of: n.tid) : who)]
+            case 3: aims = [.everyone]
+            default: aims = [.caller]
+            }
+        }
+        for aim in aims {
+            if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
+                deny(n, syscall: syscall, target: describe(aim), reason: refusal, errno: EPERM, process: process, core: core)
+                return
+            }
+        }
+        // Real-time scheduling: a spinning SCHED_FIFO process can take a CPU from the host.
+        if !core.policy.allowedUnsupervised.contains(.realtime) {
+            switch call {
+            case .schedSetscheduler:
+                let policy = n.arg(1) & ~UInt64(0x4000_0000) // SCHED_RESET_ON_FORK
+                if policy == 1 || policy == 2 || policy == 6 {
+                    deny(n, syscall: syscall, target: "policy:\(policy)", reason: "real-time scheduling is denied by default", errno: EPERM,
+                         process: process, core: core)
+                    return
+                }
+            case .ioprioSet:
+                if (n.arg(2) >> 13) & 0x7 == 1 { // IOPRIO_CLASS_RT
+                    deny(n, syscall: syscall, target: "ioprio:rt", reason: "the real-time I/O class is denied by default", errno: EPERM,
+                         process: process, core: core)
+                    return
+                }
+            case .schedSetattr:
+                // The policy is in memory the agent could change after a check: perform the
+                // call on a copy.
+                setattr(n, syscall: syscall, process: process, core: core)
+                return
+            default: break
+            }
+        }
+        core.listener.continueSyscall(n.id)
+    }
+
+    /// sched_setattr(pid, attr, flags) on the supervisor's copy of `struct sched_attr`.
+    private static func setattr(_ n: Notification, syscall: String, process: ProcessInfo, core: SupervisorCore) {
+        let address = n.arg(1)
+        var size: UInt32 = 0
+        var rc = agentgate_read_memory(n.tid, address, &size, 4)
+        let copySize = size == 0 ? 48 : Int(size) // SCHED_ATTR_SIZE_VER0 when 0
+        var attr = [UInt8](repeating: 0, count: max(copySize, 8))
+        if rc == 0 && copySize <= 4096 {
+            rc = agentgate_read_memory(n.tid, address, &attr, copySize)
+        }
+        guard core.listener.isValid(n.id) else { return }
+        guard address != 0, rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
+        guard copySize >= 48, copySize <= 4096 else {
+            // The kernel answers E2BIG and writes the size it knows back.
+            var known: UInt32 = 56
+            _ = agentgate_write_memory(n.tid, address, &known, 4)
+            core.listener.fail(n.id, errno: copySize > 4096 ? E2BIG : EINVAL)
+            return
+        }
+        let policy = attr.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) }
+        if policy == 1 || policy == 2 || policy == 6 {
+            deny(n, syscall: syscall, target: "policy:\(policy)", reason: "real-time scheduling is denied by default", errno: EPERM,
+                 process: process, core: core)
+            return
+        }
+        if let refusal = core.credentialRefusal(tid: n.tid) {
+            deny(n, syscall: syscall, target: "pid:\(Int32(truncatingIfNeeded: n.arg(0)))", reason: refusal, errno: EPERM,
+                 process: process, core: core)
+            return
+        }
+        // pid 0 is the calling thread: in the supervisor it must name the agent's thread.
+        let target = Int32(truncatingIfNeeded: n.arg(0)) == 0 ? UInt64(UInt32(bitPattern: n.tid)) : n.arg(0)
+        let result = attr.withUnsafeMutableBytes { raw in
+            agentgate_syscall6(Int(n.number), target, UInt64(UInt(bitPattern: raw.baseAddress)), n.arg(2), 0, 0, 0)
+        }
+        if result == -Int(E2BIG) {
+            var known = attr.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt32.self) }
+            _ = agentgate_write_memory(n.tid, address, &known, 4)
+        }
+        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
+    }
+
+    /// Why the caller may not act on `aim`, or nil.
+    private static func refusal(for aim: Aim, caller: ProcessInfo, tid: pid_t, core: SupervisorCore) -> String? {
+        switch aim {
+        case .caller:
+            return nil
+        case .process(let pid):
+            if pid == caller.tgid || pid == tid { return nil }
+            if pid <= 0 { return nil } // the kernel answers EINVAL or ESRCH
+            switch core.membership(of: pid) {
+            case .session, .gone: return nil
+            case .supervisor: return "the supervisor can't be signalled, traced or inspected"
+            case .outside: return "the process is outside the session"
+            }
+        case .group(let pgid):
+            if pgid <= 0 { return nil }
+            if pgid == core.supervisorPGID { return "the supervisor's process group is off limits" }
+            return core.groupIsWithinSession(pgid) ? nil : "the process group has members outside the session"
+        case .everyone:
+            return "the call reaches every process of the user, not only the session's"
+        }
+    }
+
+    private static func describe(_ aim: Aim) -> String {
+        switch aim {
+        case .caller: return "self"
+        case .process(let pid): return "pid:\(pid)"
+        case .group(let pgid): return "pgid:\(pgid)"
+        case .everyone: return "all processes"
+        }
+    }
+
+    // MARK: - Calls named by a handle
+
+    static func processHandle(_ n: Notification, call: ProcessHandleCall, core: SupervisorCore) {
+        switch call {
+        case .pidfdOpen: pidfdOpen(n, core: core)
+        case .pidfdSendSignal: sendSignal(n, core: core)
+        case .pidfdGetfd, .processMadvise, .processMrelease: handleCall(n, core: core)
+        }
+    }
+
+    /// pidfd_open(pid, flags): performed by the supervisor, so the pidfd the agent gets is the
+    /// one whose process was checked (a pid could be reused between a check and the kernel's
+    /// own lookup).
+    private static func pidfdOpen(_ n: Notification, core: SupervisorCore) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let pid = pid_t(truncatingIfNeeded: n.arg(0))
+        let flags = UInt32(truncatingIfNeeded: n.arg(1))
+        guard core.listener.isValid(n.id) else { return }
+        let pidfd = agentgate_pidfd_open_flags(pid, flags)
+        guard pidfd >= 0 else { core.listener.fail(n.id, errno: -pidfd); return }
+        defer { agentgate_close(pidfd) }
+        if pid != process.tgid && pid != n.tid {
+            let membership = core.membership(of: pid)
+            // The check ran while the pidfd held the process: if it is still alive, the pid
+            // named that very process throughout. A process that has exited is harmless.
+            let exited = agentgate_poll_one(pidfd, Int16(POLLIN), 0) > 0
+            if !exited && (membership == .supervisor || membership == .outside) {
+                let reason = membership == .supervisor ? "the supervisor can't be signalled, traced or inspected"
+                                                       : "the process is outside the session"
+                deny(n, syscall: syscall, target: "pid:\(pid)", reason: reason, errno: EPERM, process: process, core: core)
+                return
+            }
+        }
+        let installed = core.listener.inject(n.id, fd: pidfd, cloexec: true, send: true)
+        if installed < 0 && installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
+    }
+
+    /// The process a handle of the agent refers to, through the supervisor's own copy of it.
+    private enum HandleTarget {
+        case caller
+        case process(pid_t, copy: Int32)
+        case exited(copy: Int32)
+        case invalid(errno: Int32)
+    }
+
+    private static func target(ofHandle fd: Int32, tid: pid_t) -> HandleTarget {
+        if fd == Int32(AGENTGATE_PIDFD_SELF_THREAD) || fd == Int32(AGENTGATE_PIDFD_SELF_THREAD_GROUP) {
+            return .caller
+        }
+        let pidfd = agentgate_pidfd_open(tid)
+        let copy = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, fd) : pidfd
+        agentgate_close(pidfd)
+        guard copy >= 0 else { return .invalid(errno: copy == -ESRCH ? ESRCH : EBADF) }
+        var pid: pid_t = 0
+        var isDirectory: Int32 = 0
+        let rc = agentgate_process_handle_target(copy, &pid, &isDirectory)
+        guard rc == 0 else { agentgate_close(copy); return .invalid(errno: -rc) }
+        return pid > 0 ? .process(pid, copy: copy) : .exited(copy: copy)
+    }
+
+    /// pidfd_send_signal(handle, sig, info, flags): decided on the handle's process and sent by
+    /// the supervisor through its copy of the handle (the agent could dup2 another handle, such
+    /// as a /proc/PID directory of an outside process, onto the number after a check).
+    private static func sendSignal(_ n: Notification, core: SupervisorCore) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let signal = Int32(truncatingIfNeeded: n.arg(1))
+        let infoAddress = n.arg(2)
+        let flags = UInt32(truncatingIfNeeded: n.arg(3))
+        let handle = target(ofHandle: n.intArg(0), tid: n.tid)
+        var info = [UInt8](repeating: 0, count: 128)
+        let infoRead = infoAddress == 0 ? 0 : agentgate_read_memory(n.tid, infoAddress, &info, 128)
+        func release() {
+            switch handle {
+            case .process(_, let copy), .exited(let copy): agentgate_close(copy)
+            default: break
+            }
+        }
+        defer { release() }
+        guard core.listener.isValid(n.id) else { return }
+        let copy: Int32
+        switch handle {
+        case .caller:
+            core.listener.continueSyscall(n.id) // a value: the caller itself
+            return
+        case .invalid(let errno):
+            core.listener.fail(n.id, errno: errno)
+            return
+        case .exited(let fd):
+            copy = fd // the kernel answers ESRCH
+        case .process(let pid, let fd):
+            copy = fd
+            var aims: [Aim] = [pid == process.tgid || pid == n.tid ? .caller : .process(pid)]
+            if flags & UInt32(AGENTGATE_PIDFD_SIGNAL_PROCESS_GROUP) != 0 { aims.append(.group(core.processGroup(of: pid))) }
+            for aim in aims {
+                if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
+                    deny(n, syscall: syscall, target: describe(aim), reason: refusal, errno: EPERM, process: process, core: core)
+                    return
+                }
+            }
+        }
+        guard infoRead == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
+        if let refusal = core.credentialRefusal(tid: n.tid) {
+            deny(n, syscall: syscall, target: "signal", reason: refusal, errno: EPERM, process: process, core: core)
+            return
+        }
+        if infoAddress == 0 && signal != 0 {
+            // Sent by the supervisor, the kernel would name the supervisor as the sender. Name the
+            // agent instead: SI_QUEUE is the code the kernel lets one process claim for another.
+            info = [UInt8](repeating: 0, count: 128)
+            info.withUnsafeMutableBytes { raw in
+                raw.storeBytes(of: signal, toByteOffset: 0, as: Int32.self)     // si_signo
+                raw.storeBytes(of: Int32(-1), toByteOffset: 8, as: Int32.self)  // si_code = SI_QUEUE
+                raw.storeBytes(of: process.tgid, toByteOffset: 16, as: Int32.self) // si_pid
+                raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self)  // si_uid (the agent's: ids haven't diverged)
+            }
+        }
+        let result = info.withUnsafeBytes { raw in
+            agentgate_pidfd_send_signal(copy, signal, infoAddress == 0 && signal == 0 ? nil : raw.baseAddress, flags)
+        }
+        if result < 0 { core.listener.fail(n.id, errno: -result) } else { core.listener.succeed(n.id, value: 0) }
+    }
+
+    /// pidfd_getfd, process_madvise, process_mrelease: decided on the handle's process. These
+    /// take pidfds only (never /proc directories), and no pidfd of the supervisor or of an outside
+    /// process ever reaches the agent, so once decided the call continues in the kernel, which
+    /// checks the agent's own ptrace rights.
+    private static func handleCall(_ n: Notification, core: SupervisorCore) {
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        let handle = target(ofHandle: n.intArg(0), tid: n.tid)
+        defer {
+            switch handle {
+            case .process(_, let copy), .exited(let copy): agentgate_close(copy)
+            default: break
+            }
+        }
+        guard core.listener.isValid(n.id) else { return }
+        switch handle {
+        case .caller, .exited:
+            core.listener.continueSyscall(n.id)
+        case .invalid(let errno):
+            core.listener.fail(n.id, errno: errno)
+        case .process(let pid, _):
+            let aim: Aim = pid == process.tgid || pid == n.tid ? .caller : .process(pid)
+            if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
+                deny(n, syscall: syscall, target: describe(aim), reason: refusal, errno: EPERM, process: process, core: core)
+            } else {
+                core.listener.continueSyscall(n.id)
+            }
+        }
+    }
+
+    private static func deny(_ n: Notification, syscall: String, target: String, reason: String, errno: Int32,
+                             process: ProcessInfo, core: SupervisorCore) {
+        core.listener.fail(n.id, errno: errno)
+        core.recorder.record(.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: errno),
+                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+}

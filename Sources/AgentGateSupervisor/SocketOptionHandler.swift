@@ -1,0 +1,155 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+import Synchronization
+
+/// The agent processes the supervisor connected unix sockets for. The kernel records the
+/// connecting process as the peer of the server's end, and that process is the supervisor, which
+/// performs every connect. This table lets SO_PEERCRED and SO_PEERPIDFD name the agent process
+/// that asked for the connect instead. Bounded: the oldest entries go first.
+final class UnixPeers: Sendable {
+    static let capacity = 4096
+    private struct State {
+        var byInode: [UInt64: pid_t] = [:]
+        var order: [UInt64] = []
+        var next = 0
+    }
+    private let state = Mutex(State())
+
+    /// Records that the supervisor connected the socket with `inode` for process `tgid`.
+    func record(inode: UInt64, tgid: pid_t) {
+        state.withLock { s in
+            if s.byInode[inode] == nil {
+                if s.order.count < Self.capacity {
+                    s.order.append(inode)
+                } else {
+                    s.byInode[s.order[s.next]] = nil
+                    s.order[s.next] = inode
+                    s.next = (s.next + 1) % Self.capacity
+                }
+            }
+            s.byInode[inode] = tgid
+        }
+    }
+
+    func process(connectedThrough inode: UInt64) -> pid_t? {
+        state.withLock { $0.byInode[inode] }
+    }
+}
+
+/// getsockopt(SOL_SOCKET, SO_PEERCRED | SO_PEERPIDFD) and setsockopt(SOL_SOCKET, SO_PASSPIDFD).
+/// What a socket says about its peer must never lead to the supervisor (whose pidfd would let the
+/// agent copy the seccomp listener out of it) or to a process outside the session (whose fds it
+/// could copy). The option is read by the supervisor on its copy of the agent's socket, and the
+/// answer is corrected before it reaches the agent.
+enum SocketOptionHandler {
+    static func handle(_ n: Notification, core: SupervisorCore) {
+        let syscall = core.table.name(of: n.number)
+        if syscall == "setsockopt" {
+            // SCM_PIDFD hands the receiver a pidfd of each message's sender: for messages the
+            // supervisor sent, its own; for those of other local programs, theirs. Refused as an
+            // older kernel would refuse it, so programs fall back to SCM_CREDENTIALS.
+            let process = core.processes.info(for: n.tid)
+            core.listener.fail(n.id, errno: ENOPROTOOPT)
+            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "SO_PASSPIDFD",
+                                         reason: "SCM_PIDFD would hand out pidfds of the supervisor and of processes outside the session",
+                                         errno: ENOPROTOOPT),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        peerOption(n, syscall: syscall, core: core)
+    }
+
+    private static func peerOption(_ n: Notification, syscall: String, core: SupervisorCore) {
+        let process = core.processes.info(for: n.tid)
+        let option = Int32(truncatingIfNeeded: n.arg(2))
+        let valueAddress = n.arg(3)
+        let lengthAddress = n.arg(4)
+        var requested: Int32 = 0
+        let lengthRead = agentgate_read_memory(n.tid, lengthAddress, &requested, 4)
+        let pidfd = agentgate_pidfd_open(n.tid)
+        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
+        agentgate_close(pidfd)
+        defer { agentgate_close(socket) }
+        guard core.listener.isValid(n.id) else { return }
+        guard socket >= 0 else { core.listener.fail(n.id, errno: socket == -ESRCH ? ESRCH : EBADF); return }
+        guard lengthRead == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
+        guard requested >= 0 else { core.listener.fail(n.id, errno: EINVAL); return }
+
+        // The kernel's own answer on the same socket, for at most what the agent asked for.
+        var value = [UInt8](repeating: 0, count: 16)
+        var length = UInt32(min(Int(requested), value.count))
+        let rc = value.withUnsafeMutableBytes {
+            agentgate_getsockopt(socket, SOL_SOCKET, option, $0.baseAddress, &length)
+        }
+        guard rc == 0 else { core.listener.fail(n.id, errno: -rc); return }
+
+        if option == Int32(AGENTGATE_SO_PEERCRED) {
+            // struct ucred { pid_t pid; uid_t uid; gid_t gid; }, possibly cut short.
+            if length >= 4 {
+                let pid = value.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+                if core.isSupervisorTask(pid) {
+                    let agent = peerAgent(of: socket, core: core) ?? 0 // 0: as for a peer in another pid namespace
+                    withUnsafeBytes(of: agent) { for i in 0..<4 { value[i] = $0[i] } }
+                }
+            }
+            deliver(n, value: value, length: length, valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
+            return
+        }
+
+        // SO_PEERPIDFD: the kernel installed a pidfd in the supervisor's table.
+        guard length >= 4 else {
+            deliver(n, value: value, length: length, valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
+            return
+        }
+        var received = value.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
+        defer { agentgate_close(received) }
+        var pid: pid_t = 0
+        var isDirectory: Int32 = 0
+        _ = agentgate_process_handle_target(received, &pid, &isDirectory)
+        switch core.membership(of: pid) {
+        case .supervisor:
+            agentgate_close(received)
+            received = -1
+            guard let agent = peerAgent(of: socket, core: core) else { core.listener.fail(n.id, errno: ENODATA); return }
+            received = agentgate_pidfd_open_flags(agent, 0)
+            guard received >= 0 else { core.listener.fail(n.id, errno: -received); return }
+        case .outside:
+            core.listener.fail(n.id, errno: EPERM)
+            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "pid:\(pid)",
+                                         reason: "the socket's peer is a process outside the session", errno: EPERM),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        case .session, .gone:
+            break
+        }
+        // Installed first, then its number written where the agent asked, then the reply.
+        let installed = core.listener.inject(n.id, fd: received, cloexec: true, send: false)
+        guard installed >= 0 else {
+            if installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
+            return
+        }
+        withUnsafeBytes(of: installed) { for i in 0..<4 { value[i] = $0[i] } }
+        deliver(n, value: value, length: length, valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
+    }
+
+    /// The agent process the supervisor connected the other end of `socket` for.
+    private static func peerAgent(of socket: Int32, core: SupervisorCore) -> pid_t? {
+        var inode: UInt64 = 0
+        var peer: UInt64 = 0
+        guard agentgate_socket_inode(socket, &inode) == 0, agentgate_unix_peer_inode(inode, &peer) == 0 else { return nil }
+        return core.unixPeers.process(connectedThrough: peer)
+    }
+
+    /// Writes the option's value and length where the agent asked, as the kernel would.
+    private static func deliver(_ n: Notification, value: [UInt8], length: UInt32, valueAddress: UInt64, lengthAddress: UInt64,
+                                core: SupervisorCore) {
+        var written = Int32(length)
+        if length > 0 {
+            let rc = value.withUnsafeBytes { agentgate_write_memory(n.tid, valueAddress, $0.baseAddress, Int(length)) }
+            if rc != 0 { core.listener.fail(n.id, errno: EFAULT); return }
+        }
+        if agentgate_write_memory(n.tid, lengthAddress, &written, 4) != 0 { core.listener.fail(n.id, errno: EFAULT); return }
+        core.listener.succeed(n.id, value: 0)
+    }
+}

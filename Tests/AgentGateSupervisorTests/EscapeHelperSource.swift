@@ -1,0 +1,464 @@
+// The C source of the escape helper: attacks on the supervisor itself, on processes outside the
+// session, and through kernel interfaces that act without an open or a connect. Compiled at test
+// time with Harness.compile. Every mode prints what it obtained ("ATTACK-SUCCEEDED …", file
+// contents, results) so a test can tell whether the forbidden effect happened.
+
+enum EscapeSources {
+    static let helper = #"""
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <linux/fs.h>
+#include <linux/if_ether.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <sys/fanotify.h>
+#include <sys/ioctl.h>
+#include <sys/klog.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD 76
+#endif
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+#ifndef SCM_PIDFD
+#define SCM_PIDFD 0x04
+#endif
+
+// struct sched_attr (include/uapi/linux/sched/types.h, which clashes with glibc's sched.h).
+struct sched_attr_v1 {
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+};
+
+static void say(const char *fmt, ...) {
+    char line[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if (n > (int)sizeof line - 2) n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    ssize_t w = write(1, line, (size_t)n);
+    (void)w;
+}
+
+static void result(const char *op, long rc) {
+    say("op=%s rc=%ld errno=%d", op, rc, rc < 0 ? errno : 0);
+}
+
+static int unix_listen(const char *path) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    unlink(path);
+    if (bind(s, (struct sockaddr *)&a, sizeof a) != 0 || listen(s, 8) != 0) { result("listen", -1); return -1; }
+    return s;
+}
+
+static int unix_connect(const char *path) {
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+    long rc = connect(s, (struct sockaddr *)&a, sizeof a);
+    result("connect", rc);
+    return rc == 0 ? s : -1;
+}
+
+static pid_t pidfd_pid(int pidfd) {
+    char path[64], text[2048];
+    snprintf(path, sizeof path, "/proc/self/fdinfo/%d", pidfd);
+    int f = open(path, O_RDONLY);
+    if (f < 0) return -1;
+    ssize_t n = read(f, text, sizeof text - 1);
+    close(f);
+    if (n <= 0) return -1;
+    text[n] = 0;
+    char *p = strstr(text, "Pid:");
+    return p ? (pid_t)strtol(p + 4, NULL, 10) : -1;
+}
+
+// Copies every fd of the process behind `pidfd` and reports what it got: a seccomp listener
+// (the supervisor's) or the content of a file whose path contains `secret`.
+static int steal(int pidfd, const char *secret) {
+    int stolen = 0, found = 0;
+    for (int fd = 0; fd < 512; fd++) {
+        int copy = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+        if (copy < 0) continue;
+        stolen++;
+        char link[64], target[4096];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", copy);
+        ssize_t n = readlink(link, target, sizeof target - 1);
+        target[n > 0 ? n : 0] = 0;
+        if (strstr(target, "seccomp")) { say("ATTACK-SUCCEEDED stole the seccomp listener (%s)", target); found = 1; }
+        if (secret && strstr(target, secret)) {
+            char buf[256];
+            lseek(copy, 0, SEEK_SET);
+            ssize_t r = read(copy, buf, sizeof buf - 1);
+            if (r > 0) { buf[r] = 0; say("ATTACK-SUCCEEDED stole %s: GOT:%s", target, buf); found = 1; }
+        }
+        close(copy);
+    }
+    say("stole %d fds", stolen);
+    return found;
+}
+
+static int peer_pidfd(int s) {
+    int pidfd = -1;
+    socklen_t len = sizeof pidfd;
+    long rc = getsockopt(s, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &len);
+    result("SO_PEERPIDFD", rc);
+    if (rc != 0) return -1;
+    say("peer pidfd names pid %d (my pid %d, parent %d)", pidfd_pid(pidfd), getpid(), getppid());
+    return pidfd;
+}
+
+static void peer_credentials(int s, pid_t expected) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    long rc = getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+    result("SO_PEERCRED", rc);
+    if (rc == 0) say("SO_PEERCRED pid=%d expected=%d %s", cred.pid, expected, cred.pid == expected ? "PEERCRED-OK" : "PEERCRED-MISMATCH");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { say("usage: escape MODE ..."); return 2; }
+    const char *m = argv[1];
+    const char *a = argc > 2 ? argv[2] : NULL, *b = argc > 3 ? argv[3] : NULL;
+    long rc;
+
+    if (!strcmp(m, "peer-steal")) {
+        // a: socket path; b: a file the client opens and keeps open (may be denied). The server
+        // asks the kernel who its peer is and copies every fd out of that process.
+        int s = unix_listen(a);
+        if (s < 0) return 3;
+        pid_t child = fork();
+        if (child == 0) {
+            int keep = b ? open(b, O_RDONLY) : -1;
+            (void)keep;
+            int c = unix_connect(a);
+            if (c >= 0) { ssize_t w = write(c, "x", 1); (void)w; }
+            sleep(3);
+            _exit(0);
+        }
+        int conn = accept(s, NULL, NULL);
+        result("accept", conn);
+        char x;
+        ssize_t r = read(conn, &x, 1);
+        (void)r;
+        peer_credentials(conn, child);
+        int pidfd = peer_pidfd(conn);
+        int found = pidfd >= 0 ? steal(pidfd, b) : 0;
+        if (pidfd >= 0) {
+            rc = syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0);
+            result("pidfd_send_signal(0)", rc);
+        }
+        kill(child, SIGKILL);
+        waitpid(child, NULL, 0);
+        return found ? 0 : 1;
+    }
+    if (!strcmp(m, "peer-steal-client")) {
+        // a: the socket of a server outside the session; b: the secret it holds open.
+        int c = unix_connect(a);
+        if (c < 0) return 3;
+        int pidfd = peer_pidfd(c);
+        if (pidfd < 0) return 1;
+        int found = steal(pidfd, b);
+        rc = syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        result("pidfd_send_signal(SIGKILL)", rc);
+        return found ? 0 : 1;
+    }
+    if (!strcmp(m, "hold-serve")) {
+        // a: socket path; b: a file to hold open. Serves until killed.
+        int keep = open(b, O_RDONLY);
+        result("open secret", keep);
+        int s = unix_listen(a);
+        if (s < 0) return 3;
+        say("READY");
+        for (;;) { int c = accept(s, NULL, NULL); if (c >= 0) close(c); }
+    }
+    if (!strcmp(m, "scm-pidfd")) {
+        // a: a secret to hold open. Asks for SCM_PIDFD, sends itself a message (sendmsg is
+        // performed by the supervisor) and copies the fds of whoever the kernel says sent it.
+        int keep = a ? open(a, O_RDONLY) : -1;
+        (void)keep;
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+        int one = 1;
+        rc = setsockopt(sv[0], SOL_SOCKET, SO_PASSPIDFD, &one, sizeof one);
+        result("SO_PASSPIDFD", rc);
+        struct iovec v = { "m", 1 };
+        struct msghdr out = { .msg_iov = &v, .msg_iovlen = 1 };
+        rc = sendmsg(sv[1], &out, 0);
+        result("sendmsg", rc);
+        char data[8];
+        union { struct cmsghdr h; char buf[CMSG_SPACE(16) * 2]; } control;
+        struct iovec in_v = { data, sizeof data };
+        struct msghdr in = { .msg_iov = &in_v, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+        rc = recvmsg(sv[0], &in, 0);
+        result("recvmsg", rc);
+        int found = 0;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&in); h; h = CMSG_NXTHDR(&in, h)) {
+            if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_PIDFD) {
+                int pidfd;
+                memcpy(&pidfd, CMSG_DATA(h), sizeof pidfd);
+                say("SCM_PIDFD names pid %d (my pid %d)", pidfd_pid(pidfd), getpid());
+                found = steal(pidfd, a);
+            }
+        }
+        return found ? 0 : 1;
+    }
+    if (!strcmp(m, "scm-credentials")) {
+        // Which pid does a receiver with SO_PASSCRED see for a message this process sent?
+        int sv[2];
+        socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+        int one = 1;
+        setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+        struct iovec v = { "m", 1 };
+        struct msghdr out = { .msg_iov = &v, .msg_iovlen = 1 };
+        rc = sendmsg(sv[1], &out, 0);
+        result("sendmsg", rc);
+        char data[8];
+        union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(struct ucred))]; } control;
+        struct iovec in_v = { data, sizeof data };
+        struct msghdr in = { .msg_iov = &in_v, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+        rc = recvmsg(sv[0], &in, 0);
+        result("recvmsg", rc);
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&in); h; h = CMSG_NXTHDR(&in, h)) {
+            if (h->cmsg_type == SCM_CREDENTIALS) {
+                struct ucred c;
+                memcpy(&c, CMSG_DATA(h), sizeof c);
+                say("SCM_CREDENTIALS pid=%d %s", c.pid, c.pid == getpid() ? "CREDS-OK" : "CREDS-MISMATCH");
+            }
+        }
+        // An explicit SCM_CREDENTIALS naming someone else (pid 1) must fail as it would bare.
+        union { struct cmsghdr h; char buf[CMSG_SPACE(sizeof(struct ucred))]; } forged;
+        memset(&forged, 0, sizeof forged);
+        struct msghdr lie = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = forged.buf, .msg_controllen = sizeof forged.buf };
+        struct cmsghdr *h = CMSG_FIRSTHDR(&lie);
+        h->cmsg_level = SOL_SOCKET; h->cmsg_type = SCM_CREDENTIALS; h->cmsg_len = CMSG_LEN(sizeof(struct ucred));
+        struct ucred claim = { .pid = 1, .uid = getuid(), .gid = getgid() };
+        memcpy(CMSG_DATA(h), &claim, sizeof claim);
+        rc = sendmsg(sv[1], &lie, 0);
+        result("sendmsg-forged-pid", rc);
+        return 0;
+    }
+    if (!strcmp(m, "kill")) {
+        rc = kill((pid_t)atoi(a), atoi(b)); result("kill", rc);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "pidfd-open")) {
+        int fd = (int)syscall(SYS_pidfd_open, (pid_t)atoi(a), 0); result("pidfd_open", fd);
+        if (fd >= 0) { rc = syscall(SYS_pidfd_send_signal, fd, atoi(b), NULL, 0); result("pidfd_send_signal", rc); }
+        return fd >= 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "procdir-signal")) {
+        // a: pid; b: signal. pidfd_send_signal also takes a /proc/PID directory fd.
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%s", a);
+        int fd = open(path, O_RDONLY | O_DIRECTORY); result("open /proc/PID", fd);
+        if (fd < 0) return 1;
+        rc = syscall(SYS_pidfd_send_signal, fd, atoi(b), NULL, 0); result("pidfd_send_signal", rc);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "proc-mem")) {
+        // a: pid. Reads the process's environment and memory map through /proc.
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%s/environ", a);
+        int fd = open(path, O_RDONLY); result("open environ", fd);
+        if (fd >= 0) { char buf[4096]; ssize_t n = read(fd, buf, sizeof buf - 1); if (n > 0) { buf[n] = 0; for (ssize_t i = 0; i < n; i++) if (!buf[i]) buf[i] = ' '; say("GOT:%s", buf); } }
+        snprintf(path, sizeof path, "/proc/%s/mem", a);
+        int mem = open(path, O_RDWR); result("open mem", mem);
+        return fd >= 0 || mem >= 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "acct")) {
+        // a: the file the kernel would append accounting records to.
+        rc = acct(a); result("acct", rc);
+        if (rc == 0) { pid_t c = fork(); if (c == 0) _exit(0); waitpid(c, NULL, 0); acct(NULL); }
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "sock-packet")) {
+        // a: a UDP port on 127.0.0.1. SOCK_PACKET with AF_INET is a packet socket: send a raw
+        // Ethernet frame carrying a UDP datagram to that port, past any connect or sendto.
+        int s = socket(AF_INET, SOCK_PACKET, htons(ETH_P_ALL));
+        result("socket(AF_INET, SOCK_PACKET)", s);
+        if (s < 0) return 1;
+        unsigned char frame[14 + 20 + 8 + 16];
+        memset(frame, 0, sizeof frame);
+        frame[12] = 0x08; frame[13] = 0x00; // IPv4; lo has all-zero MAC addresses
+        struct iphdr *ip = (struct iphdr *)(frame + 14);
+        ip->version = 4; ip->ihl = 5; ip->ttl = 64; ip->protocol = IPPROTO_UDP;
+        ip->tot_len = htons(20 + 8 + 16);
+        ip->saddr = htonl(0x7f000001); ip->daddr = htonl(0x7f000001);
+        uint32_t sum = 0;
+        uint16_t *w = (uint16_t *)ip;
+        for (int i = 0; i < 10; i++) sum += w[i];
+        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+        ip->check = (uint16_t)~sum;
+        struct udphdr *udp = (struct udphdr *)(frame + 34);
+        udp->source = htons(40000); udp->dest = htons((uint16_t)atoi(a)); udp->len = htons(8 + 16);
+        memcpy(frame + 42, "RAW-FRAME-ARRIVE", 16);
+        struct sockaddr out = { .sa_family = AF_INET };
+        strcpy(out.sa_data, "lo");
+        rc = sendto(s, frame, sizeof frame, 0, &out, sizeof out);
+        result("sendto", rc);
+        return rc > 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "fanotify")) {
+        // a: a directory to watch; b: a file in it to open. The event hands over an fd of
+        // whatever file anyone opens there.
+        int fan = fanotify_init(FAN_CLASS_NOTIF, O_RDONLY);
+        result("fanotify_init", fan);
+        if (fan < 0) return 1;
+        rc = fanotify_mark(fan, FAN_MARK_ADD | FAN_MARK_MOUNT, FAN_OPEN, AT_FDCWD, a);
+        result("fanotify_mark", rc);
+        pid_t c = fork();
+        if (c == 0) { int fd = open(b, O_RDONLY); (void)fd; _exit(0); }
+        waitpid(c, NULL, 0);
+        char buffer[4096];
+        ssize_t n = read(fan, buffer, sizeof buffer);
+        for (struct fanotify_event_metadata *e = (void *)buffer; n > 0 && FAN_EVENT_OK(e, n); e = FAN_EVENT_NEXT(e, n)) {
+            if (e->fd < 0) continue;
+            char link[64], target[4096];
+            snprintf(link, sizeof link, "/proc/self/fd/%d", e->fd);
+            ssize_t l = readlink(link, target, sizeof target - 1);
+            target[l > 0 ? l : 0] = 0;
+            if (strstr(target, b)) {
+                char content[256];
+                ssize_t r = read(e->fd, content, sizeof content - 1);
+                if (r > 0) { content[r] = 0; say("ATTACK-SUCCEEDED fanotify fd of %s: GOT:%s", target, content); return 0; }
+            }
+            close(e->fd);
+        }
+        return 1;
+    }
+    if (!strcmp(m, "netlink")) {
+        // a: a netlink protocol number (0 route, 12 netfilter, …).
+        int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, atoi(a));
+        result("socket(AF_NETLINK)", s);
+        return s >= 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "userfaultfd-device")) {
+        // /dev/userfaultfd makes a userfaultfd with an ioctl (USERFAULTFD_IOC_NEW), no syscall.
+        int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+        result("open /dev/userfaultfd", dev);
+        if (dev < 0) return 1;
+        int uffd = ioctl(dev, _IO(0xAA, 0x00), O_CLOEXEC);
+        result("USERFAULTFD_IOC_NEW", uffd);
+        return uffd >= 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "sethostname")) { rc = sethostname(a, strlen(a)); result("sethostname", rc); return rc == 0 ? 0 : 1; }
+    if (!strcmp(m, "settime")) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        rc = clock_settime(CLOCK_REALTIME, &now); result("clock_settime", rc);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "syslog-console")) {
+        // Sets the console log level to what it already is.
+        int level = 7;
+        FILE *f = fopen("/proc/sys/kernel/printk", "r");
+        if (f) { if (fscanf(f, "%d", &level) != 1) level = 7; fclose(f); }
+        rc = klogctl(8, NULL, level); result("syslog(CONSOLE_LEVEL)", rc);
+        long size = klogctl(10, NULL, 0); result("syslog(SIZE_BUFFER)", size);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "vhangup")) { rc = vhangup(); result("vhangup", rc); return rc == 0 ? 0 : 1; }
+    if (!strcmp(m, "freeze")) {
+        // a: a directory on the file system to freeze (and thaw at once).
+        int fd = open(a, O_RDONLY | O_DIRECTORY);
+        rc = ioctl(fd, FIFREEZE, 0); result("FIFREEZE", rc);
+        if (rc == 0) { long t = ioctl(fd, FITHAW, 0); result("FITHAW", t); }
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "memfd-exec")) {
+        // a: a program to copy into a memfd; b: the memfd's name. Then fexecve.
+        int src = open(a, O_RDONLY);
+        int mfd = memfd_create(b, MFD_CLOEXEC);
+        result("memfd_create", mfd);
+        char buf[65536];
+        ssize_t n;
+        while ((n = read(src, buf, sizeof buf)) > 0) { ssize_t w = write(mfd, buf, (size_t)n); (void)w; }
+        char *args[] = { (char *)b, NULL };
+        extern char **environ;
+        fexecve(mfd, args, environ);
+        result("fexecve", -1);
+        return 1;
+    }
+    if (!strcmp(m, "bind-procfd")) {
+        // a: a directory; b: a socket name. Binds /proc/self/fd/K/NAME with K an fd of a.
+        int dir = open(a, O_PATH | O_DIRECTORY);
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        snprintf(addr.sun_path, sizeof addr.sun_path, "/proc/self/fd/%d/%s", dir, b);
+        rc = bind(s, (struct sockaddr *)&addr, sizeof addr); result("bind", rc);
+        struct stat st;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", a, b);
+        say("socket in %s: %s", a, stat(path, &st) == 0 && S_ISSOCK(st.st_mode) ? "yes" : "no");
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "fork-many")) {
+        // a: how many children to start (each sleeps 3 s). Reports how many the kernel allowed.
+        int n = atoi(a), started = 0, err = 0;
+        for (int i = 0; i < n; i++) {
+            pid_t c = fork();
+            if (c == 0) { sleep(3); _exit(0); }
+            if (c < 0) { err = errno; break; }
+            started++;
+        }
+        say("started=%d errno=%d", started, err);
+        while (wait(NULL) > 0) {}
+        return started == n ? 0 : 1;
+    }
+    if (!strcmp(m, "realtime")) {
+        struct sched_param p = { .sched_priority = 1 };
+        rc = sched_setscheduler(0, SCHED_FIFO, &p); result("sched_setscheduler(FIFO)", rc);
+        struct sched_attr_v1 attr = { .size = sizeof attr, .sched_policy = SCHED_RR, .sched_priority = 1 };
+        long rc2 = syscall(SYS_sched_setattr, 0, &attr, 0); result("sched_setattr(RR)", rc2);
+        struct sched_attr_v1 normal = { .size = sizeof normal, .sched_policy = SCHED_OTHER };
+        long rc3 = syscall(SYS_sched_setattr, 0, &normal, 0); result("sched_setattr(OTHER)", rc3);
+        return rc == 0 || rc2 == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "enoexec-storm")) {
+        // a: count; b: a file that is neither ELF nor a script. Each child execs it (ENOEXEC)
+        // and exits.
+        int n = atoi(a);
+        for (int i = 0; i < n; i++) {
+            pid_t c = fork();
+            if (c == 0) { char *args[] = { (char *)b, NULL }; execv(b, args); _exit(errno == ENOEXEC ? 0 : 1); }
+            int status = 0;
+            waitpid(c, &status, 0);
+        }
+        say("storm done");
+        return 0;
+    }
+    say("unknown mode %s", m);
+    return 2;
+}
+"""#
+}
