@@ -14,6 +14,10 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
+#include <elf.h>
+#include <linux/capability.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
@@ -171,5 +175,110 @@ int agentgate_proc_pids(int proc_fd, pid_t *pids, size_t capacity, size_t *count
             else truncated = 1;
         }
     }
+    return truncated ? -ENOBUFS : 0;
+}
+
+int agentgate_lower_capabilities(const int *capabilities, int count, agentgate_capability_state *saved) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return -errno;
+    for (int i = 0; i < 2; i++) saved->effective[i] = data[i].effective;
+    for (int i = 0; i < count; i++) {
+        int cap = capabilities[i];
+        if (cap < 0 || cap >= 64) continue;
+        data[cap / 32].effective &= ~(1u << (cap % 32));
+    }
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
+}
+
+int agentgate_restore_capabilities(const agentgate_capability_state *saved) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return -errno;
+    for (int i = 0; i < 2; i++) data[i].effective = saved->effective[i];
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    return syscall(SYS_capset, &header, data) == 0 ? 0 : -errno;
+}
+
+int agentgate_socket_without_capabilities(int domain, int type, int protocol, const int *capabilities, int count) {
+    // Capabilities are per thread: lower the effective set of this thread only, create the
+    // socket (its file records these credentials, which netlink checks on every request that
+    // changes something), and raise them again.
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct saved[2], lowered[2];
+    if (syscall(SYS_capget, &header, saved) != 0) return -errno;
+    memcpy(lowered, saved, sizeof saved);
+    for (int i = 0; i < count; i++) {
+        int cap = capabilities[i];
+        if (cap < 0 || cap >= 64) continue;
+        lowered[cap / 32].effective &= ~(1u << (cap % 32));
+    }
+    if (syscall(SYS_capset, &header, lowered) != 0) return -errno;
+    int fd = socket(domain, type, protocol);
+    int err = errno;
+    header.version = _LINUX_CAPABILITY_VERSION_3;
+    header.pid = 0;
+    if (syscall(SYS_capset, &header, saved) != 0) {
+        // Can't happen (the permitted set is unchanged), but never go on with lowered caps
+        // silently: the caller sees the failure.
+        if (fd >= 0) close(fd);
+        return -EPERM;
+    }
+    return fd < 0 ? -err : fd;
+}
+
+int agentgate_exec_random(pid_t pid, uint8_t out[16]) {
+    // AT_RANDOM points at 16 bytes the kernel fills afresh at every execve: whether they changed
+    // tells whether an exec happened, even when the new image is the old one.
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/auxv", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    uint64_t auxv[2 * 64];
+    ssize_t n = read(fd, auxv, sizeof auxv);
+    int err = errno;
+    close(fd);
+    if (n < 0) return -err;
+    uint64_t address = 0;
+    for (ssize_t i = 0; i + 1 < n / 8; i += 2) {
+        if (auxv[i] == AT_NULL) break;
+        if (auxv[i] == AT_RANDOM) { address = auxv[i + 1]; break; }
+    }
+    if (address == 0) return -ENOENT;
+    struct iovec local = { out, 16 };
+    struct iovec remote = { (void *)(uintptr_t)address, 16 };
+    ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+    if (got < 0) return -errno;
+    return got == 16 ? 0 : -EFAULT;
+}
+
+int agentgate_executable_mappings(pid_t pid, uint64_t *devices, uint64_t *inodes, size_t capacity, size_t *count) {
+    *count = 0;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
+    FILE *maps = fopen(path, "re");
+    if (!maps) return -errno;
+    char line[4352];
+    int truncated = 0;
+    while (fgets(line, sizeof line, maps)) {
+        // start-end perms offset MAJ:MIN inode [path]
+        char perms[8];
+        unsigned major = 0, minor = 0;
+        unsigned long long inode = 0;
+        if (sscanf(line, "%*llx-%*llx %7s %*llx %x:%x %llu", perms, &major, &minor, &inode) != 4) continue;
+        if (perms[2] != 'x' || inode == 0) continue;
+        uint64_t device = (uint64_t)makedev(major, minor);
+        int seen = 0;
+        for (size_t i = 0; i < *count; i++) if (devices[i] == device && inodes[i] == inode) { seen = 1; break; }
+        if (seen) continue;
+        if (*count == capacity) { truncated = 1; break; }
+        devices[*count] = device;
+        inodes[*count] = (uint64_t)inode;
+        (*count)++;
+    }
+    fclose(maps);
     return truncated ? -ENOBUFS : 0;
 }

@@ -83,6 +83,10 @@ static void child_main(const agentgate_spawn_config *config, pid_t parent, int s
         if (setrlimit(RLIMIT_RTPRIO, &zero) != 0 || setrlimit(RLIMIT_RTTIME, &zero) != 0)
             child_fail(status_fd, AGENTGATE_SPAWN_LIMITS, errno);
     }
+    if (config->core_dumps_forbidden) {
+        struct rlimit zero = { 0, 0 };
+        if (setrlimit(RLIMIT_CORE, &zero) != 0) child_fail(status_fd, AGENTGATE_SPAWN_LIMITS, errno);
+    }
     if (config->oom_score_adj_floor >= -1000) {
         // Under memory pressure the kernel ends the agent before the supervisor or the desktop.
         int fd = open("/proc/self/oom_score_adj", O_RDWR | O_CLOEXEC);

@@ -116,6 +116,7 @@ typedef struct agentgate_spawn_config {
     int reset_count;
     int64_t nproc_limit;         ///< RLIMIT_NPROC soft and hard limit for the agent, or -1.
     int realtime_forbidden;      ///< Sets RLIMIT_RTPRIO and RLIMIT_RTTIME to 0 (no SCHED_FIFO/RR).
+    int core_dumps_forbidden;    ///< Sets RLIMIT_CORE to 0: a core file is a write no decision covers.
     int oom_score_adj_floor;     ///< Raises /proc/self/oom_score_adj to at least this, or -1001.
     const char *const *cgroup_procs; ///< cgroup.procs files the parent moves the child into before it execs.
     int cgroup_count;
@@ -298,12 +299,37 @@ int agentgate_socket_inode(int fd, uint64_t *inode);
 /// NETLINK_SOCK_DIAG (UDIAG_SHOW_PEER). Returns 0 or -errno (-ENOTCONN without a peer).
 int agentgate_unix_peer_inode(uint64_t inode, uint64_t *peer);
 
+/// The calling thread's effective capability set, saved by agentgate_lower_capabilities.
+typedef struct agentgate_capability_state {
+    uint32_t effective[2];
+} agentgate_capability_state;
+
+/// Lowers `capabilities` from the calling thread's effective set (capset on this thread only),
+/// saving the set for agentgate_restore_capabilities. Returns 0 or -errno.
+int agentgate_lower_capabilities(const int *capabilities, int count, agentgate_capability_state *saved);
+
+/// Restores an effective set saved by agentgate_lower_capabilities. Returns 0 or -errno.
+int agentgate_restore_capabilities(const agentgate_capability_state *saved);
+
+/// socket(domain, type, protocol) created by the calling thread with `capabilities` lowered
+/// from its effective set for the call (capget/capset on this thread only). Returns the fd or
+/// -errno.
+int agentgate_socket_without_capabilities(int domain, int type, int protocol, const int *capabilities, int count);
+
 /// getsockopt(fd, level, name, value, length). Returns 0 or -errno.
 int agentgate_getsockopt(int fd, int level, int name, void *value, uint32_t *length);
 
 /// The numeric entries of the /proc directory open as `proc_fd` (getdents64 from offset 0, so
 /// no new fd is needed). Returns 0, or -ENOBUFS when more than `capacity` were found.
 int agentgate_proc_pids(int proc_fd, pid_t *pids, size_t capacity, size_t *count);
+
+/// The 16 bytes AT_RANDOM points at in `pid` (/proc/PID/auxv, then process_vm_readv): fresh at
+/// every execve. Returns 0 or -errno.
+int agentgate_exec_random(pid_t pid, uint8_t out[16]);
+
+/// The distinct files mapped executable in `pid` (/proc/PID/maps), as device and inode.
+/// Returns 0, or -ENOBUFS when there were more than `capacity`.
+int agentgate_executable_mappings(pid_t pid, uint64_t *devices, uint64_t *inodes, size_t capacity, size_t *count);
 
 // MARK: - ELF images
 

@@ -115,7 +115,8 @@ enum IntentText {
         for word in words {
             if !line.isEmpty { line += " " }
             if line.utf8.count + word.utf8.count > enough {
-                line += String(decoding: word.utf8.prefix(enough - line.utf8.count), as: UTF8.self)
+                // The separating space may already have reached the budget: never a negative prefix.
+                line += String(decoding: word.utf8.prefix(max(0, enough - line.utf8.count)), as: UTF8.self)
                 return line
             }
             line += word

@@ -23,10 +23,13 @@ public enum UnsupervisedRoute: String, Sendable, CaseIterable, Hashable {
     /// Writes under /sys/fs/cgroup: moving the supervisor into a cgroup, or cgroup.kill and
     /// cgroup.freeze on its cgroup, would end or freeze it.
     case cgroups
-    /// Netlink families that configure the kernel's firewall, IPsec and other subsystems
-    /// (netfilter, xfrm, …): a root agent could rewrite where its connections really go.
-    /// Route queries, socket diagnostics, uevents, audit and generic netlink stay open.
-    case netlink
+    /// Configuring the host's network: netlink families for the firewall, IPsec and other
+    /// subsystems (netfilter, xfrm, …), the firewall and NAT tables set through setsockopt
+    /// (iptables, ip6tables, arptables, ebtables, IPVS), and the interface, route and ARP
+    /// ioctls. A root agent could rewrite where its connections really go. Route, generic and
+    /// audit netlink stay open for queries, but their sockets are created without CAP_NET_ADMIN
+    /// and the audit capabilities, so they can't change anything.
+    case netAdmin = "net_admin"
     /// Settings every process on the host shares: hostname, domain name, the clock, process
     /// accounting, disk quotas, the kernel log's console, terminal hangup, and file-system
     /// freeze, thaw, shutdown and resize ioctls.

@@ -103,7 +103,12 @@ enum ExecHandler {
         // What the kernel will really run: a `#!` interpreter chain, or the program ld.so is
         // asked to load. Each must be allowed as an exec too.
         var image = ImageIdentity(fd: prepared.pointee.object_fd)
-        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, argv: args, base: base, core: core,
+        // The name the kernel gives a `#!` interpreter for the script: the path as passed, or
+        // /dev/fd/N[/path] for execveat relative to a dirfd.
+        let scriptName = !isAt || path.hasPrefix("/") || dirfd == AT_FDCWD ? path
+            : emptyPath ? "/dev/fd/\(dirfd)" : "/dev/fd/\(dirfd)/\(path)"
+        let plan: ImagePlan
+        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, scriptName: scriptName, argv: args, core: core,
                             tid: n.tid, tgid: process.tgid, id: n.id) {
         case .denied(let target, let innerVerdict, let reason):
             let errno = innerVerdict?.errno(or: EACCES) ?? EACCES
@@ -117,14 +122,16 @@ enum ExecHandler {
             }
             core.recorder.record(withArgv, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
-        case .allowed(let interpreterImage):
-            if let interpreterImage { image = interpreterImage }
+        case .allowed(let checked):
+            plan = checked
+            if let interpreterImage = checked.interpreterImage { image = interpreterImage }
         }
         // exec can't be performed for the agent: let the kernel continue, then check at the
         // process's next trapped call that the image it loaded is the one approved.
         // When rules look at argv, the arguments the new image really got must be the ones
         // decided: another thread could rewrite them between our read and the kernel's copy.
-        let arguments = core.policy.usesExecDetails ? ImageVerifier.cmdlineTail(args) : nil
+        // The loader's program was decided from argv too, so its argv is always checked.
+        let arguments = core.policy.usesExecDetails || plan.loaderProgram != nil ? ImageVerifier.cmdlineTail(args) : nil
         guard core.images.hasRoom(for: image, tgid: process.tgid) else {
             // Every check slot is held by a live process: the exec can't be verified, so it fails.
             core.listener.fail(n.id, errno: EAGAIN)
@@ -134,7 +141,9 @@ enum ExecHandler {
             core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
-        core.expectImage(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid, arguments: arguments)
+        core.images.forgetLoaderProgram(process.tgid)
+        core.images.expect(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid, arguments: arguments,
+                           interpreter: plan.elfInterpreter, loaderProgram: plan.loaderProgram)
         core.processes.invalidate(n.tid)
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
         core.listener.continueSyscall(n.id)
@@ -143,7 +152,7 @@ enum ExecHandler {
     }
 
     enum ImageCheck {
-        case allowed(interpreter: ImageIdentity?)
+        case allowed(ImagePlan)
         case denied(target: String, verdict: Verdict?, reason: String)
     }
 
@@ -188,18 +197,37 @@ enum ExecHandler {
         return loaders
     }()
 
-    /// Checks the `#!` chain (as the kernel follows it, up to 4 deep) and ld.so's program.
-    static func inspectImage(fd: Int32, resolved: String, argv: [String], base: AgentDirectory, core: SupervisorCore,
+    /// What the kernel will map besides the program, for the image check after the exec.
+    struct ImagePlan {
+        /// The final `#!` interpreter: /proc/PID/exe shows it, not the script.
+        var interpreterImage: ImageIdentity?
+        /// A PT_INTERP that isn't the system's loader: the new image may map it, nothing else.
+        var elfInterpreter: ImageIdentity?
+        /// When the image is the dynamic loader: the program it must open first.
+        var loaderProgram: ImageIdentity?
+    }
+
+    /// Checks the `#!` chain (as the kernel follows it, up to 4 deep), the ELF interpreter, and
+    /// the dynamic loader's program. `scriptName` is the name the kernel hands a `#!`
+    /// interpreter: the path as the agent gave it, not as resolved.
+    static func inspectImage(fd: Int32, resolved: String, scriptName: String, argv: [String], core: SupervisorCore,
                              tid: pid_t, tgid: pid_t, id: UInt64) -> ImageCheck {
         let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
         defer { prepared.deallocate() }
+        // Relative interpreter, PT_INTERP and loader program names are opened from the process's
+        // working directory (the kernel's open_exec, ld.so's own open).
+        let cwd = AgentDirectory.open(tid: tid, dirfd: AT_FDCWD, path: ".")
+        defer { cwd.close() }
+        func base(for name: String) -> Int32 { name.hasPrefix("/") ? AT_FDCWD : cwd.fd }
         var currentFD = fd
         var ownedFD: Int32 = -1
         defer { agentgate_close(ownedFD) }
-        var interpreterImage: ImageIdentity? = nil
+        var plan = ImagePlan()
         var currentPath = resolved
-        // The argv the final image sees: the kernel puts the interpreter, its optional `#!`
-        // argument and the script's name in front of the script's own arguments.
+        var currentName = scriptName
+        // The argv the final image sees: the kernel puts the interpreter (as written on the `#!`
+        // line), its optional argument and the script's name (as given to execve) in front of
+        // the script's own arguments.
         var effectiveArgv = argv
         for _ in 0..<5 {
             let line: (interpreter: String, argument: String?)?
@@ -210,9 +238,8 @@ enum ExecHandler {
                                reason: "can't read \(currentPath) to check for a #! interpreter (errno \(errno))")
             }
             guard let (interpreter, argument) = line else { break }
-            effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentPath] + effectiveArgv.dropFirst()
-            let interpreterBase = interpreter.hasPrefix("/") ? AT_FDCWD : base.fd
-            guard case .prepared = core.prepare(prepared, base: interpreterBase, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) else {
+            effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentName] + effectiveArgv.dropFirst()
+            guard case .prepared = core.prepare(prepared, base: base(for: interpreter), path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) else {
                 return .denied(target: interpreter, verdict: nil, reason: "the #! interpreter of \(currentPath) can't be resolved")
             }
             let interpreterPath = SupervisorCore.objectName(prepared)
@@ -232,7 +259,8 @@ enum ExecHandler {
             agentgate_open_release(prepared)
             currentFD = ownedFD
             currentPath = interpreterPath
-            interpreterImage = ImageIdentity(fd: ownedFD)
+            currentName = interpreter
+            plan.interpreterImage = ImageIdentity(fd: ownedFD)
         }
         // What binfmt_elf will do with the final image: map the interpreter PT_INTERP names
         // (decided as an exec unless it is the system's loader), or, when the image is the
@@ -244,13 +272,14 @@ enum ExecHandler {
         }
         if elf.is_elf != 0, elf.elf_class == 2, elf.has_interpreter != 0 {
             let interpreter = withUnsafeBytes(of: &elf.interpreter) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            // The kernel opens PT_INTERP relative to the process's working directory.
-            let cwd = interpreter.hasPrefix("/") ? AgentDirectory(fd: AT_FDCWD, error: 0, owned: false)
-                                                 : AgentDirectory.open(tid: tid, dirfd: AT_FDCWD, path: interpreter)
-            defer { cwd.close() }
-            switch core.prepare(prepared, base: cwd.fd, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
+            // A relative PT_INTERP is opened from whatever the working directory is when the
+            // kernel loads it, which another thread can change after any decision.
+            guard interpreter.hasPrefix("/") else {
+                return .denied(target: currentPath, verdict: nil, reason: "the ELF interpreter \(interpreter) is a relative path")
+            }
+            switch core.prepare(prepared, base: AT_FDCWD, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
             case .prepared: break
-            case .failed: return .allowed(interpreter: interpreterImage) // the kernel fails the exec (ENOENT)
+            case .failed: return .allowed(plan) // the kernel fails the exec (ENOENT)
             case .refused(let target, let reason): return .denied(target: target, verdict: nil, reason: reason)
             }
             defer { agentgate_open_release(prepared) }
@@ -258,10 +287,14 @@ enum ExecHandler {
             if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
                 return .denied(target: interpreterPath, verdict: nil, reason: refusal)
             }
-            if !systemLoaders.contains(ImageIdentity(fd: prepared.pointee.object_fd)) {
+            let identity = ImageIdentity(fd: prepared.pointee.object_fd)
+            if !systemLoaders.contains(identity) {
                 let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
                                           exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv, programs: [interpreterPath]) : nil)
                 if !verdict.enforcedAllow { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
+                // Its path could be swapped before the kernel maps it: the image check makes sure
+                // this very file is what got mapped.
+                plan.elfInterpreter = identity
             }
         }
         if isDynamicLoader(elf) {
@@ -277,9 +310,8 @@ enum ExecHandler {
                 break
             }
             if let program {
-                let outcome = core.prepare(prepared, base: program.hasPrefix("/") ? AT_FDCWD : base.fd, path: program,
-                                           flags: 0, resolve: 0, tid: tid, tgid: tgid)
-                var target = LexicalPath.absolute(program, base: base.path())
+                let outcome = core.prepare(prepared, base: base(for: program), path: program, flags: 0, resolve: 0, tid: tid, tgid: tgid)
+                var target = LexicalPath.absolute(program, base: cwd.path())
                 switch outcome {
                 case .prepared:
                     target = SupervisorCore.objectName(prepared)
@@ -287,6 +319,9 @@ enum ExecHandler {
                         agentgate_open_release(prepared)
                         return .denied(target: target, verdict: nil, reason: refusal)
                     }
+                    // ld.so opens its program itself, later, by this name: that first open must
+                    // find this very file (the name could be swapped meanwhile).
+                    plan.loaderProgram = ImageIdentity(fd: prepared.pointee.object_fd)
                 case .failed: break
                 case .refused(let path, let reason): return .denied(target: path, verdict: nil, reason: reason)
                 }
@@ -297,7 +332,7 @@ enum ExecHandler {
                 if !verdict.enforcedAllow { return .denied(target: target, verdict: verdict, reason: "") }
             }
         }
-        return .allowed(interpreter: interpreterImage)
+        return .allowed(plan)
     }
 
     /// The interpreter named on a `#!` line and its optional argument (the rest of the line, as

@@ -14,6 +14,11 @@ struct ImageIdentity: Sendable, Hashable {
         inode = ino
     }
 
+    init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+
     init(path: String) {
         var dev: UInt64 = 0, ino: UInt64 = 0
         _ = agentgate_stat_identity(path, &dev, &ino)
@@ -35,7 +40,19 @@ final class ImageVerifier: Sendable {
         let previous: ImageIdentity
         /// The exec'ing process, to notice it has gone (its pid could be reused).
         let pidfd: Int32
+        /// The 16 bytes at AT_RANDOM before the exec: the kernel fills them afresh at every
+        /// execve, so they tell an exec that happened from one that didn't, even when the new
+        /// image is the old one (nil when they can't be read).
+        let previousRandom: [UInt8]?
+        /// PT_INTERPs (other than the system's loader) the new image may have mapped.
+        var interpreters: Set<ImageIdentity> = []
+        /// When the new image is the dynamic loader: the program it must open first.
+        var loaderProgram: ImageIdentity?
     }
+    /// Loaders whose program open is still due, by process: the first open must be that file.
+    /// Each holds the process's pidfd, so entries of processes that have gone can be swept.
+    private let loaderPrograms = Mutex<[pid_t: (program: ImageIdentity, pidfd: Int32)]>([:])
+    private let loaderProgramCount = Atomic<Int>(0)
     private let pending = Mutex<[pid_t: Pending]>([:])
     private let count = Atomic<Int>(0)
     /// Every image an exec decision approved, and the supervisor's own (the agent's first
@@ -74,6 +91,17 @@ final class ImageVerifier: Sendable {
             return closed
         }
         for fd in released { agentgate_close(fd) }
+        guard loaderProgramCount.load(ordering: .relaxed) > 0 else { return }
+        let gone = loaderPrograms.withLock { table -> [Int32] in
+            var closed: [Int32] = []
+            for (tgid, entry) in table where entry.pidfd < 0 || agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 {
+                closed.append(entry.pidfd)
+                table[tgid] = nil
+                loaderProgramCount.subtract(1, ordering: .relaxed)
+            }
+            return closed
+        }
+        for fd in gone { agentgate_close(fd) }
     }
 
     func closeAll() {
@@ -84,23 +112,56 @@ final class ImageVerifier: Sendable {
             return fds
         }
         for fd in all { agentgate_close(fd) }
+        let loaders = loaderPrograms.withLock { table -> [Int32] in
+            let fds = table.values.map(\.pidfd)
+            loaderProgramCount.subtract(table.count, ordering: .relaxed)
+            table.removeAll()
+            return fds
+        }
+        for fd in loaders { agentgate_close(fd) }
     }
 
-    func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil) {
+    func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil,
+                interpreter: ImageIdentity? = nil, loaderProgram: ImageIdentity? = nil) {
         approved.withLock { _ = $0.insert(image) }
-        let pidfd = pending.withLock { $0[tgid] == nil } ? agentgate_pidfd_open(tgid) : -1
+        let isNew = pending.withLock { $0[tgid] == nil }
+        let pidfd = isNew ? agentgate_pidfd_open(tgid) : -1
+        let random = isNew ? Self.execRandom(tgid) : nil
         let unused: Int32 = pending.withLock { table -> Int32 in
             if var entry = table[tgid] {
                 if !entry.expected.contains(image) { entry.expected.append(image) }
                 entry.arguments = arguments
+                if let interpreter { entry.interpreters.insert(interpreter) }
+                entry.loaderProgram = loaderProgram
                 table[tgid] = entry
                 return pidfd
             }
-            table[tgid] = Pending(expected: [image], arguments: arguments, previous: previous, pidfd: pidfd)
+            var entry = Pending(expected: [image], arguments: arguments, previous: previous, pidfd: pidfd, previousRandom: random)
+            if let interpreter { entry.interpreters.insert(interpreter) }
+            entry.loaderProgram = loaderProgram
+            table[tgid] = entry
             count.add(1, ordering: .relaxed)
             return -1
         }
         agentgate_close(unused)
+    }
+
+    static func execRandom(_ pid: pid_t) -> [UInt8]? {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        return agentgate_exec_random(pid, &bytes) == 0 ? bytes : nil
+    }
+
+    /// Checked at each open of a process whose loader's program is due: the first open must be
+    /// the program decided at the exec. Returns why the open is refused, or nil.
+    func loaderOpenRefusal(tgid: pid_t, opened: ImageIdentity) -> String? {
+        guard loaderProgramCount.load(ordering: .relaxed) > 0 else { return nil }
+        guard let expected = loaderPrograms.withLock({ table -> (program: ImageIdentity, pidfd: Int32)? in
+            guard let entry = table.removeValue(forKey: tgid) else { return nil }
+            loaderProgramCount.subtract(1, ordering: .relaxed)
+            return entry
+        }) else { return nil }
+        agentgate_close(expected.pidfd)
+        return opened == expected.program ? nil : "the loader opened a program other than the one decided at its exec"
     }
 
     /// Whether the process behind a notification runs an image it may run. A process seen for
@@ -126,15 +187,58 @@ final class ImageVerifier: Sendable {
             return nil
         }
         let running = ImageIdentity(path: "/proc/\(tid)/exe")
-        if entry.expected.contains(running) {
-            remove(tgid) // the exec completed as approved
-            if let arguments = entry.arguments, !Self.cmdline(of: tgid, endsWith: arguments) {
-                return "exec ran with arguments other than the ones decided; process killed"
-            }
-            return nil
+        // Has the exec happened? AT_RANDOM says so for certain; without it, an image other than
+        // the old one does.
+        let happened: Bool
+        if let before = entry.previousRandom, let now = Self.execRandom(tgid) {
+            happened = before != now
+        } else {
+            happened = running != entry.previous || entry.expected.contains(running)
         }
-        // Not exec'd yet, or the exec failed.
-        return running == entry.previous ? nil : "exec loaded an image other than the one approved; process killed"
+        guard happened else {
+            // Not exec'd yet, or the exec failed: the old image, with no loader program due.
+            return running == entry.previous ? nil : "exec loaded an image other than the one approved; process killed"
+        }
+        let pidfd = remove(tgid, keepingPidfd: entry.loaderProgram != nil)
+        guard entry.expected.contains(running) else {
+            agentgate_close(pidfd)
+            return "exec loaded an image other than the one approved; process killed"
+        }
+        if let arguments = entry.arguments, !Self.cmdline(of: tgid, endsWith: arguments) {
+            agentgate_close(pidfd)
+            return "exec ran with arguments other than the ones decided; process killed"
+        }
+        if !entry.interpreters.isEmpty, let stray = Self.strayMapping(tgid, allowed: Set(entry.expected).union(entry.interpreters)) {
+            agentgate_close(pidfd)
+            return "exec mapped an interpreter other than the one approved (\(stray)); process killed"
+        }
+        if let program = entry.loaderProgram {
+            let replaced = loaderPrograms.withLock { table -> Int32? in
+                let old = table.updateValue((program, pidfd), forKey: tgid)
+                if old == nil { loaderProgramCount.add(1, ordering: .relaxed) }
+                return old?.pidfd
+            }
+            if let replaced { agentgate_close(replaced) }
+        } else {
+            agentgate_close(pidfd)
+        }
+        return nil
+    }
+
+    /// A file mapped executable in `pid` that isn't in `allowed`, or nil. Right after an exec
+    /// only the image and its interpreter are mapped (libraries come later, through opens).
+    static func strayMapping(_ pid: pid_t, allowed: Set<ImageIdentity>) -> String? {
+        var devices = [UInt64](repeating: 0, count: 64)
+        var inodes = [UInt64](repeating: 0, count: 64)
+        var found = 0
+        let rc = devices.withUnsafeMutableBufferPointer { d in
+            inodes.withUnsafeMutableBufferPointer { i in agentgate_executable_mappings(pid, d.baseAddress, i.baseAddress, 64, &found) }
+        }
+        guard rc == 0 else { return "maps unreadable" }
+        for index in 0..<found where !allowed.contains(ImageIdentity(device: devices[index], inode: inodes[index])) {
+            return "inode \(inodes[index])"
+        }
+        return nil
     }
 
     /// argv after argv[0], each NUL-terminated, as /proc/PID/cmdline ends.
@@ -160,12 +264,28 @@ final class ImageVerifier: Sendable {
         }
     }
 
-    private func remove(_ tgid: pid_t) {
+    /// Forgets a loader program still due for a process that has gone or exec'd again.
+    func forgetLoaderProgram(_ tgid: pid_t) {
+        guard loaderProgramCount.load(ordering: .relaxed) > 0 else { return }
+        let removed = loaderPrograms.withLock { table -> Int32? in
+            guard let entry = table.removeValue(forKey: tgid) else { return nil }
+            loaderProgramCount.subtract(1, ordering: .relaxed)
+            return entry.pidfd
+        }
+        if let removed { agentgate_close(removed) }
+    }
+
+    /// Removes a pending check; closes its pidfd unless the caller keeps it (and returns it).
+    @discardableResult
+    private func remove(_ tgid: pid_t, keepingPidfd: Bool = false) -> Int32 {
         let removed = pending.withLock { table -> Pending? in
             guard let entry = table.removeValue(forKey: tgid) else { return nil }
             count.subtract(1, ordering: .relaxed)
             return entry
         }
-        if let removed, removed.pidfd >= 0 { agentgate_close(removed.pidfd) }
+        guard let removed else { return -1 }
+        if keepingPidfd { return removed.pidfd }
+        agentgate_close(removed.pidfd)
+        return -1
     }
 }

@@ -103,13 +103,16 @@ enum MutationHandler {
                 return
             }
             let emptyPath = paths[index].isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
-            let kind: PathOperandKind
+            var kind: PathOperandKind
             switch operand.kind {
             case _ where emptyPath: kind = .object // AT_EMPTY_PATH: the fd itself
-            case .objectUnless(let flag): kind = flags & flag != 0 ? .entry : .object
+            case .objectUnless(let flag): kind = flags & flag != 0 ? .noFollow : .object
             case .entryUnless(let flag): kind = flags & flag != 0 || emptyPath ? .object : .entry
             default: kind = emptyPath ? .object : operand.kind
             }
+            // "link/" names what the link points to: the kernel follows a final symlink when a
+            // slash comes after it, so the decision must be on that object too.
+            if kind == .noFollow { kind = paths[index].hasSuffix("/") ? .object : .entry }
             switch resolve(paths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
                            core: core, tid: n.tid, tgid: process.tgid) {
             case .failed(let errno):
@@ -151,6 +154,10 @@ enum MutationHandler {
             }
         }
 
+        if syscall == "truncate", let object = resolved.first {
+            truncate(n, object: object, verdict: verdicts.last, process: process, core: core)
+            return
+        }
         // Perform the call with safe paths and copied memory in place of the agent's pointers.
         var args = (0..<6).map { n.arg($0) }
         let buffers = CBuffers()
@@ -187,6 +194,54 @@ enum MutationHandler {
         core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: resolved.map(\.target).joined(separator: " -> "),
                                    verdict: verdict, errno: result < 0 ? Int32(-result) : nil),
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    /// truncate(path, length) on the decided object. A lease on the file (F_SETLEASE, which the
+    /// agent may take on its own files) makes truncate wait up to the lease-break time, and a
+    /// receiver thread must never wait for the agent: a regular file is opened non-blocking
+    /// first (breaking the lease without waiting), and when a lease is there the wait happens
+    /// on a blocking-operation worker, outside the namespace lock.
+    private static func truncate(_ n: Notification, object: Resolved, verdict: Verdict?, process: ProcessInfo, core: SupervisorCore) {
+        let length = Int64(bitPattern: n.arg(1))
+        let verdict = verdict ?? Verdict(decision: .allow, ruleIndex: nil, reason: .matchedRule)
+        @Sendable func answer(_ result: Int) {
+            if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: 0) }
+            core.recorder.record(.init(syscall: "truncate", action: .fsWrite, target: object.target, verdict: verdict,
+                                       errno: result < 0 ? Int32(-result) : nil),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        }
+        var info = stat()
+        guard fstat(object.fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            // Not a regular file: no lease can be there, and the kernel's answer (EISDIR, EINVAL)
+            // comes at once.
+            let result = object.safePath.withUnsafeBufferPointer { path in
+                agentgate_syscall6(Int(n.number), UInt64(UInt(bitPattern: path.baseAddress)), n.arg(1), 0, 0, 0, 0)
+            }
+            answer(result)
+            return
+        }
+        let link = "/proc/self/fd/\(object.fd)"
+        let fd = agentgate_openat(AT_FDCWD, link, O_WRONLY | O_NONBLOCK | O_NOCTTY, 0)
+        if fd >= 0 {
+            defer { agentgate_close(fd) }
+            answer(Glibc.ftruncate(fd, off_t(length)) == 0 ? 0 : -Int(Glibc.errno))
+            return
+        }
+        guard fd == -EWOULDBLOCK else { answer(Int(fd)); return }
+        // A lease is being broken: wait for it on a worker, on a reference of our own to the file.
+        let held = agentgate_openat(AT_FDCWD, link, Int32(AGENTGATE_O_PATH), 0)
+        guard held >= 0 else { answer(Int(held)); return }
+        let started = core.blocking.run(n.id) {
+            let blocking = agentgate_openat(AT_FDCWD, "/proc/self/fd/\(held)", O_WRONLY | O_NOCTTY, 0)
+            agentgate_close(held)
+            guard blocking >= 0 else { answer(Int(blocking)); return }
+            defer { agentgate_close(blocking) }
+            answer(Glibc.ftruncate(blocking, off_t(length)) == 0 ? 0 : -Int(Glibc.errno))
+        }
+        if !started {
+            agentgate_close(held)
+            answer(-Int(EAGAIN))
+        }
     }
 
     /// fchmod, fchown, fsetxattr, fremovexattr, futimens: the agent's file is taken with
@@ -289,7 +344,10 @@ enum MutationHandler {
         let target = SupervisorCore.objectName(prepared)
         let isDirectory = prepared.pointee.file_type == UInt32(S_IFDIR)
         agentgate_open_release(prepared)
-        return .resolved(Resolved(fd: fd, safePath: Array("/proc/self/fd/\(fd)".utf8CString), target: target, isDirectory: isDirectory))
+        // A trailing slash makes even the no-follow calls (lchown, lsetxattr…) follow the final
+        // link: /proc/self/fd/N/ is the directory decided on, never the magic link itself.
+        let safe = "/proc/self/fd/\(fd)" + (isDirectory && path.hasSuffix("/") ? "/" : "")
+        return .resolved(Resolved(fd: fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
     }
 
     struct CopyFailure: Error { let errno: Int32; let reason: String }

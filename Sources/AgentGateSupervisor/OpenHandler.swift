@@ -93,6 +93,15 @@ enum OpenHandler {
                 break
             }
             let resolved = SupervisorCore.objectName(prepared)
+            // A dynamic loader run as a program opens that program first: it must be the file
+            // decided at its exec, whatever its name means now.
+            if let refusal = core.images.loaderOpenRefusal(tgid: process.tgid, opened: ImageIdentity(fd: prepared.pointee.object_fd)) {
+                agentgate_open_release(prepared)
+                core.listener.fail(n.id, errno: EACCES)
+                core.recorder.record(.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
             if args.flags & UInt64(Int32(AGENTGATE_O_PATH)) != 0 {
                 // An O_PATH fd gives no access to content, and everything done with it later
                 // (openat with it as dirfd, reopening it through /proc, execveat) is trapped and

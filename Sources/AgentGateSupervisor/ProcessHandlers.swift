@@ -10,7 +10,7 @@ import Glibc
 /// refers to, through the supervisor's own copy of it.
 enum ProcessHandlers {
     /// Whom a call is aimed at.
-    private enum Aim {
+    enum Aim {
         case caller
         case process(pid_t)
         case group(pid_t)
@@ -67,10 +67,21 @@ enum ProcessHandlers {
             }
         }
         for aim in aims {
-            if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
-                deny(n, syscall: syscall, target: describe(aim), reason: refusal, errno: EPERM, process: process, core: core)
+            switch check(aim, caller: process, tid: n.tid, core: core) {
+            case .reachable: continue
+            case .noSuchProcess:
+                // Answered here, as the kernel would: continued, the call would look the pid up
+                // again, and by then it could name a process that didn't exist when decided.
+                core.listener.fail(n.id, errno: ESRCH)
+                return
+            case .refused(let reason):
+                deny(n, syscall: syscall, target: describe(aim), reason: reason, errno: EPERM, process: process, core: core)
                 return
             }
+        }
+        if call == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
+            coreLimit(n, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3, core: core)
+            return
         }
         // Real-time scheduling: a spinning SCHED_FIFO process can take a CPU from the host.
         if !core.policy.allowedUnsupervised.contains(.realtime) {
@@ -97,6 +108,52 @@ enum ProcessHandlers {
             }
         }
         core.listener.continueSyscall(n.id)
+    }
+
+    /// prlimit64 or setrlimit setting RLIMIT_CORE. A core dump is a file the kernel writes in the
+    /// working directory (which may be one writes are denied to), with content of the agent's
+    /// choosing, so the limit stays 0 unless the policy reopens the `kernel` route. Setting it
+    /// to 0 is performed on a copy of the new limit; anything else is refused with EPERM, which
+    /// is what an unprivileged process gets for raising a hard limit of 0.
+    static func coreLimit(_ n: Notification, pidArg: Int?, resourceArg: Int, limitArg: Int, oldArg: Int?, core: SupervisorCore) {
+        guard !core.policy.allowedUnsupervised.contains(.kernel) else { core.listener.continueSyscall(n.id); return }
+        let syscall = core.table.name(of: n.number)
+        let process = core.processes.info(for: n.tid)
+        var limit = [UInt64](repeating: 0, count: 2)
+        let rc = limit.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(limitArg), $0.baseAddress, 16) }
+        guard core.listener.isValid(n.id) else { return }
+        guard rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
+        guard limit[0] == 0 && limit[1] == 0 else {
+            deny(n, syscall: syscall, target: "RLIMIT_CORE", reason: "core dumps are off under supervision: the kernel would write one with no decision (kernel route)",
+                 errno: EPERM, process: process, core: core)
+            return
+        }
+        // prlimit64(pid, RLIMIT_CORE, new, old): pid 0 is the caller; old is written back.
+        let pid = pidArg.map { Int32(truncatingIfNeeded: n.arg($0)) } ?? 0
+        if let pidArg, pid != 0, pid != process.tgid {
+            switch check(.process(pid), caller: process, tid: n.tid, core: core) {
+            case .reachable: break
+            case .noSuchProcess: core.listener.fail(n.id, errno: ESRCH); return
+            case .refused(let reason):
+                deny(n, syscall: syscall, target: "pid:\(Int32(truncatingIfNeeded: n.arg(pidArg)))", reason: reason, errno: EPERM,
+                     process: process, core: core)
+                return
+            }
+        }
+        var old = [UInt64](repeating: 0, count: 2)
+        let target = pid == 0 ? process.tgid : pid
+        let wantsOld = oldArg.map { n.arg($0) != 0 } ?? false
+        let result = limit.withUnsafeBytes { new in
+            old.withUnsafeMutableBytes { previous in
+                agentgate_syscall6(302 /* prlimit64 */, UInt64(UInt32(bitPattern: target)), resourceCoreLimit,
+                                   UInt64(UInt(bitPattern: new.baseAddress)), wantsOld ? UInt64(UInt(bitPattern: previous.baseAddress)) : 0, 0, 0)
+            }
+        }
+        if result == 0, let oldArg, wantsOld, agentgate_write_memory(n.tid, n.arg(oldArg), &old, 16) != 0 {
+            core.listener.fail(n.id, errno: EFAULT)
+            return
+        }
+        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: 0) }
     }
 
     /// sched_setattr(pid, attr, flags) on the supervisor's copy of `struct sched_attr`.
@@ -141,25 +198,47 @@ enum ProcessHandlers {
         if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
     }
 
-    /// Why the caller may not act on `aim`, or nil.
-    private static func refusal(for aim: Aim, caller: ProcessInfo, tid: pid_t, core: SupervisorCore) -> String? {
+    /// Whether the caller may act on what a call aims at.
+    enum Reach: Equatable {
+        case reachable
+        /// No such process or group: the kernel's answer is ESRCH.
+        case noSuchProcess
+        case refused(String)
+    }
+
+    /// Whether the caller may act on `aim`.
+    static func check(_ aim: Aim, caller: ProcessInfo, tid: pid_t, core: SupervisorCore) -> Reach {
         switch aim {
         case .caller:
-            return nil
+            return .reachable
         case .process(let pid):
-            if pid == caller.tgid || pid == tid { return nil }
-            if pid <= 0 { return nil } // the kernel answers EINVAL or ESRCH
+            if pid == caller.tgid || pid == tid { return .reachable }
+            if pid <= 0 { return .reachable } // the kernel answers EINVAL or ESRCH
             switch core.membership(of: pid) {
-            case .session, .gone: return nil
-            case .supervisor: return "the supervisor can't be signalled, traced or inspected"
-            case .outside: return "the process is outside the session"
+            case .session: return .reachable
+            case .gone: return .noSuchProcess
+            case .supervisor: return .refused("the supervisor can't be signalled, traced or inspected")
+            case .outside: return .refused("the process is outside the session")
             }
         case .group(let pgid):
-            if pgid <= 0 { return nil }
-            if pgid == core.supervisorPGID { return "the supervisor's process group is off limits" }
-            return core.groupIsWithinSession(pgid) ? nil : "the process group has members outside the session"
+            if pgid <= 0 { return .reachable }
+            switch core.groupMembership(of: pgid) {
+            case .session: return .reachable
+            case .gone: return .noSuchProcess
+            case .supervisor: return .refused("the supervisor's process group is off limits")
+            case .outside: return .refused("the process group has members outside the session")
+            }
         case .everyone:
-            return "the call reaches every process of the user, not only the session's"
+            return .refused("the call reaches every process of the user, not only the session's")
+        }
+    }
+
+    /// Why the caller may not act on `aim`, or nil (no such process counts as refused here:
+    /// the callers that use this hold a handle, so the kernel's own answer is exact).
+    private static func refusal(for aim: Aim, caller: ProcessInfo, tid: pid_t, core: SupervisorCore) -> String? {
+        switch check(aim, caller: caller, tid: tid, core: core) {
+        case .reachable, .noSuchProcess: return nil
+        case .refused(let reason): return reason
         }
     }
 

@@ -126,6 +126,8 @@ enum SendHandler {
         }
         let sendFlags = Int32(truncatingIfNeeded: flags) | Int32(MSG_NOSIGNAL)
         let isUnixSocket = socketDomain == AF_UNIX
+        let withheldCapabilities: [Int32] = socketDomain == AF_NETLINK && core.holdsNetworkAdminCapabilities
+            && !core.policy.allowedUnsupervised.contains(.netAdmin) ? SupervisorCore.networkAdminCapabilities : []
         let batchAddress = n.arg(1)
         let batch = decided
         let body: @Sendable () -> Void = {
@@ -152,7 +154,12 @@ enum SendHandler {
                     }
                     if lastErrno != 0 { break }
                 }
-                let sent = Self.send(socket: socket, entry: message, flags: sendFlags)
+                // Netlink requests are checked against the sender's capabilities: sent by the
+                // supervisor, they must not carry the CAP_NET_ADMIN or audit capabilities it
+                // withholds from the agent's netlink sockets.
+                let sent = withheldCapabilities.isEmpty
+                    ? Self.send(socket: socket, entry: message, flags: sendFlags)
+                    : SupervisorCore.withoutCapabilities(withheldCapabilities) { Self.send(socket: socket, entry: message, flags: sendFlags) }
                 for fd in rights { agentgate_close(fd) }
                 Self.rightsInFlight.subtract(rights.count, ordering: .relaxed)
                 agentgate_close(entry.pathFD)

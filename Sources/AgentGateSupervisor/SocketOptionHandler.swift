@@ -45,6 +45,13 @@ final class UnixPeers: Sendable {
 enum SocketOptionHandler {
     static func handle(_ n: Notification, core: SupervisorCore) {
         let syscall = core.table.name(of: n.number)
+        if syscall == "setsockopt" && n.arg(2) != socketOptionPassPidfd {
+            // iptables, ip6tables, arptables, ebtables, IPVS: with CAP_NET_ADMIN they rewrite
+            // where connections go (a DNAT to an address the policy denies).
+            ValueHandlers.unsupervised(n, route: .netAdmin, errno: EPERM, core: core,
+                                       target: "setsockopt(level \(n.arg(1)), option \(n.arg(2))): firewall tables")
+            return
+        }
         if syscall == "setsockopt" {
             // SCM_PIDFD hands the receiver a pidfd of each message's sender: for messages the
             // supervisor sent, its own; for those of other local programs, theirs. Refused as an

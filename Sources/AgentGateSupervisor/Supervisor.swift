@@ -106,6 +106,7 @@ public final class Supervisor: Sendable {
         let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
             ? Int64(Self.userProcessCount() + options.maxProcesses) : -1
         let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
+        let allowsKernel = policy.allowedUnsupervised.contains(.kernel)
 
         var spawned = agentgate_spawned()
         var stage: Int32 = 0
@@ -123,6 +124,7 @@ public final class Supervisor: Sendable {
                                         child_mask: mask, nofile_soft_limit: nofile,
                                         reset_signals: reset.baseAddress, reset_count: Int32(reset.count),
                                         nproc_limit: nprocLimit, realtime_forbidden: allowsRealtime ? 0 : 1,
+                                        core_dumps_forbidden: allowsKernel ? 0 : 1,
                                         oom_score_adj_floor: 500,
                                         cgroup_procs: UnsafeRawPointer(cgroupFiles).assumingMemoryBound(to: UnsafePointer<CChar>?.self),
                                         cgroup_count: Int32(procsFiles.count))
@@ -160,6 +162,8 @@ public final class Supervisor: Sendable {
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
+        // Every supervisor thread is started now, before the agent can ask for anything.
+        core.blocking.start()
         let receivers = Receivers(core: core, reaper: reaper, count: max(1, options.receiverThreads))
         receivers.start()
 
@@ -175,6 +179,7 @@ public final class Supervisor: Sendable {
             core.blocking.interruptCancelled(core.listener)
             usleep(2000)
         }
+        core.blocking.stop()
         core.processes.closeAll()
         core.images.closeAll()
         if let cgroup {
@@ -432,6 +437,8 @@ final class Receivers: Sendable {
             SocketOptionHandler.handle(n, core: core)
         case .syslog:
             ValueHandlers.syslog(n, core: core)
+        case .coreLimit:
+            ProcessHandlers.coreLimit(n, pidArg: nil, resourceArg: 0, limitArg: 1, oldArg: nil, core: core)
         case .clockAdjust(let bufferArg):
             ValueHandlers.clockAdjust(n, bufferArg: bufferArg, core: core)
         case .setpgid:
@@ -439,24 +446,7 @@ final class Receivers: Sendable {
         case .fileOwner:
             ValueHandlers.fileOwner(n, core: core)
         case .descriptorIoctl:
-            let command = n.arg(1) & 0xffff_ffff
-            if terminalInjectionIoctls.contains(command) {
-                core.listener.fail(n.id, errno: EPERM)
-                core.recorder.record(.denied(syscall: "ioctl", action: .exec, target: "tty",
-                                             reason: "injecting terminal input would run commands outside supervision", errno: EPERM),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
-            } else if command == ioctlSetOwner || command == ioctlSetProcessGroup {
-                ValueHandlers.fileOwner(n, core: core)
-            } else if hostIoctls.contains(command) {
-                ValueHandlers.unsupervised(n, route: .host, errno: EPERM, core: core,
-                                           target: "ioctl(0x\(String(command, radix: 16)))")
-            } else {
-                // chattr through an fd: a write to that file. FS_IOC_FSSETXATTR passes a
-                // 28-byte struct fsxattr, the SETFLAGS calls an int.
-                let bytes = command == 0x401c_5820 ? 28 : 4
-                MutationHandler.handleDescriptor(n, fdArg: 0, memory: [.fixed(arg: 2, bytes: bytes)],
-                                                 syscall: "ioctl", core: core)
-            }
+            ValueHandlers.ioctl(n, core: core)
         case .socket:
             ValueHandlers.socket(n, core: core)
         case .unsupported(let errno):

@@ -39,11 +39,38 @@ final class SupervisorCore: Sendable {
         let args: [UInt64]
     }
 
+    /// CAP_NET_ADMIN, CAP_AUDIT_WRITE, CAP_AUDIT_CONTROL: withheld from netlink sockets (see
+    /// ValueHandlers.socket).
+    static let networkAdminCapabilities: [Int32] = [12, 29, 30]
+
+    /// Runs `body` with `capabilities` lowered from the calling thread's effective set. If they
+    /// can't be lowered, `body` doesn't run and the result is -EPERM.
+    static func withoutCapabilities(_ capabilities: [Int32], _ body: () -> Int) -> Int {
+        var saved = agentgate_capability_state()
+        let lowered = capabilities.withUnsafeBufferPointer {
+            agentgate_lower_capabilities($0.baseAddress, Int32($0.count), &saved)
+        }
+        guard lowered == 0 else { Glibc.errno = EPERM; return -1 }
+        let errnoSaved: Int32
+        let result = body()
+        errnoSaved = Glibc.errno
+        if agentgate_restore_capabilities(&saved) != 0 {
+            // Never expected (the permitted set is unchanged); never carry on silently lowered.
+            writeStandardError("agentgate: cannot restore a receiver thread's capabilities; ending the session\n")
+            abort()
+        }
+        Glibc.errno = errnoSaved
+        return result
+    }
+
     /// The agent processes the supervisor connected unix sockets for.
     let unixPeers = UnixPeers()
     /// The supervisor holds CAP_SYS_ADMIN, so it may name the agent as the sender of what it
     /// sends (SCM_CREDENTIALS with the agent's pid).
     let canClaimAgentPids: Bool
+    /// The supervisor (and so an agent with its credentials) holds CAP_NET_ADMIN or the audit
+    /// capabilities: netlink sockets are then created without them (see ValueHandlers.socket).
+    let holdsNetworkAdminCapabilities: Bool
 
     /// The supervisor's own files (audit database, its WAL/SHM/journal and fallback, the policy):
     /// the agent may neither read nor change them.
@@ -68,11 +95,8 @@ final class SupervisorCore: Sendable {
         self.supervisorPGID = getpgrp()
         self.supervisorCredentials = ProcStatus(tid: supervisorPID)
         self.canClaimAgentPids = supervisorCredentials.capEff & (1 << 21) != 0
+        self.holdsNetworkAdminCapabilities = supervisorCredentials.capEff & (1 << 12 | 1 << 29 | 1 << 30) != 0
         self.supervisorUserNamespace = ProcessTable.readLink("/proc/self/ns/user")
-    }
-
-    func expectImage(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil) {
-        images.expect(image, previous: previous, tgid: tgid, arguments: arguments)
     }
 
     /// The verdict for reaching `target`. A pathname unix socket is also a write to that path
@@ -367,11 +391,16 @@ final class SupervisorCore: Sendable {
     /// Whether every member of process group `pgid` is in the session. A group whose leader is
     /// in the session holds only session processes: a process can only join a group through
     /// its own setpgid or its parent's, and no process outside the tree has either as the agent.
-    func groupIsWithinSession(_ pgid: pid_t) -> Bool {
-        guard pgid > 0, pgid != supervisorPGID else { return false }
-        if ProcStat.field(2, of: pgid) == pgid && membership(of: pgid) == .session { return true }
+    func groupIsWithinSession(_ pgid: pid_t) -> Bool { groupMembership(of: pgid) == .session }
+
+    /// Where the members of process group `pgid` stand: `.session` when all are in the
+    /// session, `.gone` when it has none, else `.outside` (or `.supervisor` for its group).
+    func groupMembership(of pgid: pid_t) -> Membership {
+        guard pgid > 0 else { return .outside }
+        if pgid == supervisorPGID { return .supervisor }
+        if ProcStat.field(2, of: pgid) == pgid && membership(of: pgid) == .session { return .session }
         // A group whose leader has gone (or was never ours): every member must be ours.
-        guard let proc = opendir("/proc") else { return false }
+        guard let proc = opendir("/proc") else { return .outside }
         defer { closedir(proc) }
         var members = 0
         while let entry = readdir(proc) {
@@ -380,9 +409,9 @@ final class SupervisorCore: Sendable {
             }
             guard let pid = pid_t(name), ProcStat.field(2, of: pid) == pgid else { continue }
             members += 1
-            if membership(of: pid) != .session { return false }
+            if membership(of: pid) != .session { return .outside }
         }
-        return members > 0
+        return members > 0 ? .session : .gone
     }
 
     private static func parent(of pid: pid_t) -> pid_t { ProcStat.field(1, of: pid) }
@@ -423,48 +452,129 @@ final class ThreadScratch {
     }
 }
 
-/// Operations that may block (a blocking connect, opening a FIFO) run on their own thread so
-/// no other notification waits behind them. The main loop interrupts one whose agent call was
-/// interrupted (its notification id is no longer valid).
-final class BlockingOperations: Sendable {
+/// Operations that may block (a blocking connect, opening a FIFO, waiting out a lease) run on
+/// worker threads so no other notification waits behind them. The main loop interrupts one
+/// whose agent call was interrupted (its notification id is no longer valid).
+///
+/// The workers are all started with the session and none is ever created later: the agent must
+/// not be able to choose when a new supervisor thread id appears, or it could aim a pid-named
+/// call (decided on the pid, then continued) at the id the next one will get.
+final class BlockingOperations: @unchecked Sendable {
     static let interruptSignal = SIGUSR2
-    /// At most this many operations wait at once: each holds a thread and copies of the agent's
-    /// data, and an agent must not be able to exhaust the supervisor's threads or memory.
+    /// At most this many operations wait or run at once: each holds copies of the agent's
+    /// data, and an agent must not be able to exhaust the supervisor's memory or fds. There is
+    /// a worker for each, so operations never wait behind one another (a FIFO's readers must
+    /// all be waiting when its writer opens it, as they would be without the supervisor).
     static let limit = 256
+    static let workerCount = limit
+    /// Workers started before the agent runs; the rest follow at once from a starter thread,
+    /// on the supervisor's schedule, never on the agent's.
+    static let initialWorkers = 16
+
+    private struct Job {
+        let id: UInt64
+        let body: @Sendable () -> Void
+    }
+    private struct State {
+        var jobs: [Job] = []
+        var head = 0
+        var stopping = false
+    }
+    private let state = Mutex(State())
+    /// Counts queued jobs; workers wait on it. Never freed: it lives as long as the process.
+    private let semaphore: UnsafeMutablePointer<sem_t> = {
+        let pointer = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)
+        sem_init(pointer, 0, 0)
+        return pointer
+    }()
+    /// Jobs being run, by notification id, with the worker running each.
     private let pending = Mutex<[UInt64: UInt64]>([:])
-    private let running = Atomic<Int>(0)
+    /// Queued plus running.
+    private let outstanding = Atomic<Int>(0)
+    private let workers = Mutex<[Thread]>([])
 
-    var isEmpty: Bool { pending.withLock { $0.isEmpty } }
+    var isEmpty: Bool { outstanding.load(ordering: .relaxed) == 0 }
 
-    /// Runs `body` on a thread of its own. Returns false, without running it, when the limit is
-    /// reached or no thread can be created: the caller then fails the agent's call (EAGAIN).
-    func run(_ id: UInt64, _ body: @escaping @Sendable () -> Void) -> Bool {
-        guard running.add(1, ordering: .relaxed).newValue <= Self.limit else {
-            running.subtract(1, ordering: .relaxed)
-            return false
+    /// Starts the first workers now and the rest from a starter thread. Returns false when
+    /// not even the first could be created.
+    @discardableResult
+    func start() -> Bool {
+        var first: [Thread] = []
+        for _ in 0..<Self.initialWorkers {
+            let thread = Thread(stackSize: 256 << 10) { [self] in work() }
+            guard thread.start(detached: false) else { break }
+            first.append(thread)
         }
-        let thread = Thread { [self] in
-            var unblock = sigset_t()
-            var signal = Self.interruptSignal
-            agentgate_sigset(&unblock, &signal, 1)
-            agentgate_sigmask(SIG_UNBLOCK, &unblock, nil)
-            pending.withLock { $0[id] = agentgate_thread_self() }
-            body()
-            pending.withLock { _ = $0.removeValue(forKey: id) }
-            running.subtract(1, ordering: .relaxed)
+        workers.withLock { $0 = first }
+        guard !first.isEmpty else { return false }
+        let starter = Thread { [self] in
+            for _ in Self.initialWorkers..<Self.workerCount {
+                if state.withLock({ $0.stopping }) { return }
+                let thread = Thread(stackSize: 256 << 10) { [self] in work() }
+                guard thread.start(detached: false) else { return }
+                workers.withLock { $0.append(thread) }
+            }
         }
-        if !thread.start() {
-            running.subtract(1, ordering: .relaxed)
-            return false
-        }
+        starter.start()
         return true
     }
 
-    /// Interrupts every blocked operation whose notification is gone.
+    /// Stops the workers once the queue is empty, and joins them unless one is still stuck in
+    /// an operation nothing could interrupt (the process is about to exit anyway).
+    func stop() {
+        state.withLock { $0.stopping = true }
+        let threads = workers.withLock { $0 }
+        for _ in threads { sem_post(semaphore) }
+        if isEmpty { for thread in threads { thread.join() } }
+        workers.withLock { $0 = [] }
+    }
+
+    private func work() {
+        var unblock = sigset_t()
+        var signal = Self.interruptSignal
+        agentgate_sigset(&unblock, &signal, 1)
+        agentgate_sigmask(SIG_UNBLOCK, &unblock, nil)
+        while true {
+            while sem_wait(semaphore) != 0 {} // EINTR: an interrupt meant for a finished job
+            let job: Job? = state.withLock { state in
+                guard state.head < state.jobs.count else { return nil }
+                let job = state.jobs[state.head]
+                state.head += 1
+                if state.head > 64 && state.head * 2 > state.jobs.count {
+                    state.jobs.removeFirst(state.head)
+                    state.head = 0
+                }
+                return job
+            }
+            guard let job else {
+                if state.withLock({ $0.stopping }) { return }
+                continue
+            }
+            pending.withLock { $0[job.id] = agentgate_thread_self() }
+            job.body()
+            pending.withLock { _ = $0.removeValue(forKey: job.id) }
+            outstanding.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Queues `body` for a worker. Returns false, without running it, when the limit is
+    /// reached or no worker exists: the caller then fails the agent's call (EAGAIN).
+    func run(_ id: UInt64, _ body: @escaping @Sendable () -> Void) -> Bool {
+        guard workers.withLock({ !$0.isEmpty }) else { return false }
+        guard outstanding.add(1, ordering: .relaxed).newValue <= Self.limit else {
+            outstanding.subtract(1, ordering: .relaxed)
+            return false
+        }
+        state.withLock { $0.jobs.append(Job(id: id, body: body)) }
+        sem_post(semaphore)
+        return true
+    }
+
+    /// Interrupts every running operation whose notification is gone.
     func interruptCancelled(_ listener: Listener) {
         pending.withLock { table in
             for (id, thread) in table where !listener.isValid(id) {
-                // Under the lock the thread can't have unregistered, so it is still alive.
+                // Under the lock the worker can't have moved on to another job.
                 _ = agentgate_thread_kill(thread, Self.interruptSignal)
             }
         }

@@ -65,7 +65,7 @@ public enum SyscallCatalog {
         ("The calling process only. New processes and threads inherit the filter; clone asking for a namespace is trapped.",
          ["fork", "vfork", "exit", "exit_group", "wait4", "waitid", "getpid", "getppid", "gettid", "getpgid", "getpgrp",
           "getsid", "setsid", "set_tid_address", "set_robust_list", "futex", "futex_waitv", "futex_wake", "futex_wait",
-          "futex_requeue", "rseq", "arch_prctl", "personality", "getrusage", "getrlimit", "setrlimit", "times",
+          "futex_requeue", "rseq", "arch_prctl", "personality", "getrusage", "getrlimit", "times",
           "getpriority", "sched_yield", "sched_getparam", "sched_getscheduler", "sched_get_priority_max",
           "sched_get_priority_min", "sched_rr_get_interval", "sched_getaffinity", "sched_getattr", "ioprio_get", "getcpu",
           "capget", "uname", "sysinfo", "getrandom", "modify_ldt", "set_thread_area", "get_thread_area", "uretprobe",
@@ -101,13 +101,14 @@ public enum SyscallCatalog {
     static let conditions: [String: String] = [
         "sendto": "with a destination address",
         "socket": "for AF_PACKET and AF_NETLINK, and for SOCK_RAW and SOCK_PACKET of any family",
-        "ioctl": "FIOSETOWN, SIOCSPGRP, TIOCSTI, TIOCLINUX, TIOCCONS, the chattr ioctls, and file-system freeze, thaw, shutdown, relabel and resize",
+        "ioctl": "FIOSETOWN, SIOCSPGRP, TIOCSTI, TIOCLINUX, TIOCCONS, TIOCVHANGUP, TIOCSCTTY stealing a terminal, the chattr ioctls, file-system freeze, thaw, shutdown, relabel and resize, and the socket (0x89), console keyboard (0x4b) and virtual terminal (0x56) families",
         "getsockopt": "SO_PEERCRED and SO_PEERPIDFD",
-        "setsockopt": "SO_PASSPIDFD",
-        "prctl": "PR_SET_SECCOMP and the capability options (CAPBSET_DROP, SET_SECUREBITS, CAP_AMBIENT)",
+        "setsockopt": "SO_PASSPIDFD, and the firewall and NAT tables (IPT_SO_SET_*, IP6T_SO_SET_*, ARPT_SO_SET_*, EBT_SO_SET_*, IP_VS_SO_SET_*)",
+        "prctl": "PR_SET_SECCOMP, PR_SET_MM and the capability options (CAPBSET_DROP, SET_SECUREBITS, CAP_AMBIENT)",
         "unshare": "with a namespace flag",
         "clone": "with a namespace flag",
         "fcntl": "F_SETOWN and F_SETOWN_EX",
+        "setrlimit": "RLIMIT_CORE",
         "setpgid": "into the supervisor's process group",
     ]
 
@@ -133,7 +134,7 @@ public enum SyscallCatalog {
         case .namespaces:
             return (.denied, "A new namespace lets the agent remount or rename what paths mean (`namespaces` route). setns into the namespaces of a process outside the session is refused even when the route is open.")
         case .prctl:
-            return (.decided, "PR_SET_SECCOMP is the `seccomp` route; the capability options mark the session's credentials as possibly changed, so every later emulated call checks them.")
+            return (.decided, "PR_SET_SECCOMP is the `seccomp` route; PR_SET_MM (which rewrites what /proc says the image and its argv are) is the `kernel` route; the capability options mark the session's credentials as possibly changed, so every later emulated call checks them.")
         case .processTarget:
             return (.decided, "Decided on the process, thread, group or user the call names: only processes in the session's tree (never the supervisor, never everyone) may be reached. Real-time scheduling and the real-time I/O class are the `realtime` route; sched_setattr is performed on a copy.")
         case .processHandle(let call):
@@ -147,8 +148,10 @@ public enum SyscallCatalog {
             }
         case .socketOption:
             return name == "setsockopt"
-                ? (.denied, "SCM_PIDFD would hand the receiver pidfds of the supervisor (for messages it sends) and of processes outside the session: refused with ENOPROTOOPT, as an older kernel would.")
+                ? (.denied, "SO_PASSPIDFD (SCM_PIDFD) would hand the receiver pidfds of the supervisor (for messages it sends) and of processes outside the session: refused with ENOPROTOOPT, as an older kernel would. The firewall and NAT table options are the `net_admin` route.")
                 : (.emulated, "Read by the supervisor on its copy of the socket. Where the kernel names the supervisor (it performs connects), the answer names the agent process it connected for; a pidfd of a process outside the session is refused.")
+        case .coreLimit:
+            return (.emulated, "Only the core-dump limit is trapped: a core file is written by the kernel in the working directory with no decision, so RLIMIT_CORE is 0 under supervision; setting it to 0 is performed on a copy, raising it is the `kernel` route.")
         case .syslog:
             return (.decided, "Reading the kernel log passes; consuming, clearing and the console level change it for everyone (`host` route).")
         case .clockAdjust:
@@ -156,15 +159,15 @@ public enum SyscallCatalog {
         case .setpgid:
             return (.denied, "Joining the supervisor's process group would expose it to kill(0).")
         case .fileOwner:
-            return (.emulated, "The owner of a file receives its I/O signals: never the supervisor. F_SETOWN is decided on its register value; F_SETOWN_EX is performed on a copy.")
+            return (.emulated, "The owner of a file receives its I/O signals (any signal, with F_SETSIG): only a process or group in the session may be made one. F_SETOWN is decided on its register value; F_SETOWN_EX is performed on a copy.")
         case .credentials:
             return (.decided, "Continued; a real change marks the session's credentials as changed, so every later call performed for the agent first checks the agent has at least the supervisor's.")
         case .unsupported(let errno):
             return (.denied, "Not emulated by this supervisor: refused (errno \(errno)) and logged rather than let through.")
         case .socket:
-            return (.decided, "Decided on the socket the kernel will create: packet and raw sockets are the `raw_sockets` route (they write their own headers); netlink families that configure the kernel are the `netlink` route. Route, diagnostic, audit, uevent and generic netlink pass.")
+            return (.decided, "Decided on the socket the kernel will create: packet and raw sockets are the `raw_sockets` route (they write their own headers); netlink families that configure the kernel (netfilter, xfrm, …) are the `net_admin` route. Route, diagnostic, audit, FIB lookup, uevent and generic netlink are allowed; when the supervisor holds CAP_NET_ADMIN or the audit capabilities, it creates those sockets itself without them (netlink checks the socket's creator), so they can query but not reconfigure.")
         case .descriptorIoctl:
-            return (.emulated, "chattr ioctls are decided as fs_write on the file and performed on the supervisor's copy; FIOSETOWN/SIOCSPGRP as F_SETOWN_EX; TIOCSTI, TIOCLINUX are refused; freeze, thaw, shutdown, relabel and resize of a file system, and TIOCCONS, are the `host` route.")
+            return (.emulated, "chattr ioctls are decided as fs_write on the file and performed on the supervisor's copy; FIOSETOWN/SIOCSPGRP as F_SETOWN_EX; TIOCSTI, TIOCLINUX are refused; freeze, thaw, shutdown, relabel and resize of a file system, TIOCCONS, TIOCVHANGUP, a forced TIOCSCTTY and the console and virtual-terminal setters are the `host` route; interface, route and ARP setters (0x89) are the `net_admin` route. Getters of those families continue.")
         }
     }
 
@@ -178,7 +181,7 @@ public enum SyscallCatalog {
         case .kernel: return "kernel control a root agent could use to leave any sandbox."
         case .rawSockets: return "raw and packet sockets write their own headers."
         case .cgroups: return "cgroup writes could end or freeze the supervisor."
-        case .netlink: return "netfilter, xfrm and other netlink families could redirect the agent's traffic."
+        case .netAdmin: return "configuring the host's network (firewall and NAT tables, interfaces, routes, netfilter and xfrm netlink) could redirect the agent's traffic."
         case .host: return "settings every process on the host shares (names, clocks, accounting, quotas, the console, terminal hangup)."
         case .fanotify: return "it hands out fds of files other processes open, and its permission events can hold the supervisor."
         case .keyring: return "the kernel keyrings hold credentials."

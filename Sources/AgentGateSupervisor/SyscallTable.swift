@@ -9,7 +9,10 @@ enum PathOperandKind: Sendable, Equatable {
     case entry
     /// The object, following a final symlink (chmod, truncate, setxattr…).
     case object
-    /// The object, or the entry when this AT_* flag is set in `flagsArg` (AT_SYMLINK_NOFOLLOW).
+    /// The object itself without following a final symlink (lchown, lsetxattr…): the entry, but
+    /// a trailing slash makes the kernel follow the symlink, and then it is the object.
+    case noFollow
+    /// The object, or `noFollow` when this AT_* flag is set in `flagsArg` (AT_SYMLINK_NOFOLLOW).
     case objectUnless(flag: Int32)
     /// The entry, or the object when this AT_* flag is set (linkat's AT_SYMLINK_FOLLOW).
     case entryUnless(flag: Int32)
@@ -69,6 +72,8 @@ enum SyscallFamily: Sendable {
     /// getsockopt(SO_PEERCRED, SO_PEERPIDFD) and setsockopt(SO_PASSPIDFD): what a unix socket
     /// tells about its peer must never lead to the supervisor or outside the session.
     case socketOption
+    /// setrlimit(RLIMIT_CORE): raising the core-dump limit (see ProcessHandlers.coreLimit).
+    case coreLimit
     /// syslog(2): reading the kernel log passes; clearing it or changing the console level is
     /// the `host` route.
     case syslog
@@ -140,8 +145,30 @@ let hostIoctls: [UInt64] = [
     0x5000_943a, /* BTRFS_IOC_RM_DEV_V2 */ 0x5000_940f, /* BTRFS_IOC_SNAP_DESTROY */ 0x5000_943f, /* BTRFS_IOC_SNAP_DESTROY_V2 */
     0xc400_9420, /* BTRFS_IOC_BALANCE_V2 */ 0x4004_9421, /* BTRFS_IOC_BALANCE_CTL */ 0xc400_941b, /* BTRFS_IOC_SCRUB */
     0xca28_9435, /* BTRFS_IOC_DEV_REPLACE */ 0xc010_9428, /* BTRFS_IOC_QUOTA_CTL */
-    0x541d, /* TIOCCONS */
+    0x541d, /* TIOCCONS */ 0x5437, /* TIOCVHANGUP: the ioctl that does what vhangup(2) does */
 ]
+/// ioctl families trapped by their type byte and decided by command: network interface,
+/// routing and ARP configuration (0x89), console keyboard (0x4b) and virtual terminals (0x56).
+let socketIoctlFamily: UInt64 = 0x8900
+let consoleIoctlFamily: UInt64 = 0x4b00
+let virtualTerminalIoctlFamily: UInt64 = 0x5600
+/// TIOCSCTTY with a non-zero argument steals a terminal from another session (CAP_SYS_ADMIN).
+let ioctlStealTerminal: UInt64 = 0x540e
+/// Commands of those families that only read.
+let readOnlyFamilyIoctls: Set<UInt64> = [
+    0x8903, 0x8904, 0x8905, 0x8906, 0x8907, 0x8910, 0x8912, 0x8913, 0x8915, 0x8917, 0x8919, 0x891b, 0x891d,
+    0x891f, 0x8921, 0x8925, 0x8927, 0x8929, 0x8933, 0x8935, 0x8938, 0x8940, 0x8942, 0x8947, 0x8948, 0x894b,
+    0x894c, 0x8954, 0x8961, 0x8970, 0x89b1,
+    0x4b31, 0x4b33, 0x4b3b, 0x4b40, 0x4b44, 0x4b46, 0x4b48, 0x4b4a, 0x4b4c, 0x4b60, 0x4b62, 0x4b64, 0x4b66,
+    0x4b69, 0x4b70, 0x4bfa,
+    0x5600, 0x5601, 0x5603, 0x560d,
+]
+/// Socket options that replace or extend the kernel's packet filter and NAT tables, and IPVS:
+/// with CAP_NET_ADMIN they rewrite where the agent's connections really go. (level, name) pairs:
+/// IPT_SO_SET_REPLACE/ADD_COUNTERS (IPv4 and IPv6), ARPT_SO_SET_*, EBT_SO_SET_*, IP_VS_SO_SET_*.
+let firewallSocketOptions: [(level: UInt64, name: UInt64)] =
+    [(0, 64), (0, 65), (41, 64), (41, 65), (0, 96), (0, 97), (0, 128), (0, 129)]
+    + (1152...1163).map { (level: UInt64(0), name: UInt64($0)) }
 let solSocket: UInt64 = 1
 let socketOptionPeerCredentials = UInt64(AGENTGATE_SO_PEERCRED)
 let socketOptionPeerPidfd = UInt64(AGENTGATE_SO_PEERPIDFD)
@@ -153,6 +180,12 @@ let fcntlSetOwnerEx: UInt64 = 15   // F_SETOWN_EX
 let ioctlSetOwner: UInt64 = 0x8901 // FIOSETOWN
 let ioctlSetProcessGroup: UInt64 = 0x8902 // SIOCSPGRP
 let prctlCredentialOptions: [UInt64] = [24 /* CAPBSET_DROP */, 28 /* SET_SECUREBITS */, 47 /* CAP_AMBIENT */]
+/// PR_SET_MM rewrites what /proc says the process is (its exe file, argv and memory layout):
+/// it would fool the exec image check.
+let prctlSetMM: UInt64 = 35
+/// RLIMIT_CORE: a core dump is a file the kernel writes in the working directory, with no
+/// decision; the limit stays 0 under supervision.
+let resourceCoreLimit: UInt64 = 4
 
 /// Maps native syscall numbers to families, resolved once through libseccomp so no syscall
 /// number is written by hand.
@@ -170,7 +203,7 @@ struct SyscallTable: Sendable {
     ]
 
     static func entries(supervisorPGID: pid_t) -> [(name: String, family: SyscallFamily, trap: TrapCondition)] {
-        let w = PathOperandKind.entry, o = PathOperandKind.object
+        let w = PathOperandKind.entry, o = PathOperandKind.object, l = PathOperandKind.noFollow
         let nofollow = Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW), follow = Int32(AGENTGATE_AT_SYMLINK_FOLLOW)
         func m(_ operands: [PathOperand], memory: [MemoryArgument] = [], flags: Int? = nil, mode: Int? = nil) -> SyscallFamily {
             .mutation(MutationSpec(operands: operands, memory: memory, flagsArg: flags, createModeArg: mode))
@@ -204,7 +237,7 @@ struct SyscallTable: Sendable {
             ("fchmodat", m([p(1, at: 0, o)]), .always),
             ("fchmodat2", m([p(1, at: 0, .objectUnless(flag: nofollow))], flags: 3), .always),
             ("chown", m([p(0, o)]), .always),
-            ("lchown", m([p(0, w)]), .always),
+            ("lchown", m([p(0, l)]), .always),
             ("fchownat", m([p(1, at: 0, .objectUnless(flag: nofollow))], flags: 4), .always),
             ("utime", m([p(0, o)], memory: [.fixed(arg: 1, bytes: 16)]), .always),
             ("utimes", m([p(0, o)], memory: [.fixed(arg: 1, bytes: 32)]), .always),
@@ -217,9 +250,9 @@ struct SyscallTable: Sendable {
             ("fremovexattr", .mutation(MutationSpec(operands: [], memory: [.string(arg: 1)], fdArg: 0)), .always),
             ("futimesat", m([p(1, at: 0, o)], memory: [.fixed(arg: 2, bytes: 32)]), .always),
             ("setxattr", m([p(0, o)], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)]), .always),
-            ("lsetxattr", m([p(0, w)], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)]), .always),
+            ("lsetxattr", m([p(0, l)], memory: [.string(arg: 1), .sized(arg: 2, sizeArg: 3)]), .always),
             ("removexattr", m([p(0, o)], memory: [.string(arg: 1)]), .always),
-            ("lremovexattr", m([p(0, w)], memory: [.string(arg: 1)]), .always),
+            ("lremovexattr", m([p(0, l)], memory: [.string(arg: 1)]), .always),
             // Routes the supervisor can't see through.
             // Newer than this supervisor's emulation: refused, logged; libc and tools fall back.
             ("setxattrat", .unsupported(errno: ENOSYS), .always),
@@ -233,6 +266,10 @@ struct SyscallTable: Sendable {
             ("socket", .socket, .argMaskedEquals(arg: 1, mask: 0xf, value: socketTypePacket)),
             ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: descriptorIoctls)),
             ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: hostIoctls)),
+            ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xffff_ff00, value: socketIoctlFamily)),
+            ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xffff_ff00, value: consoleIoctlFamily)),
+            ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xffff_ff00, value: virtualTerminalIoctlFamily)),
+            ("ioctl", .descriptorIoctl, .argsEqual([(arg: UInt32(1), value: ioctlStealTerminal), (arg: UInt32(2), value: UInt64(1))])),
             // What a unix socket says about its peer (the supervisor performs connects and sends).
             ("getsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: solSocket), (arg: UInt32(2), value: socketOptionPeerCredentials)])),
             ("getsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: solSocket), (arg: UInt32(2), value: socketOptionPeerPidfd)])),
@@ -253,7 +290,7 @@ struct SyscallTable: Sendable {
             ("io_uring_setup", .unsupervised(.ioUring, errno: ENOSYS), .always),
             ("open_by_handle_at", .unsupervised(.openByHandleAt, errno: EPERM), .always),
             ("seccomp", .unsupervised(.seccomp, errno: EPERM), .always),
-            ("prctl", .prctl, .argEquals(arg: 0, values: [prctlSetSeccomp] + prctlCredentialOptions)),
+            ("prctl", .prctl, .argEquals(arg: 0, values: [prctlSetSeccomp, prctlSetMM] + prctlCredentialOptions)),
             ("unshare", .namespaces(flagsArg: 0), .argAnyBit(arg: 0, bits: namespaceFlags)),
             ("clone", .namespaces(flagsArg: 0), .argAnyBit(arg: 0, bits: namespaceFlags)),
             ("setns", .namespaces(flagsArg: 1), .always),
@@ -270,6 +307,8 @@ struct SyscallTable: Sendable {
             ("process_vm_readv", .processTarget(.processVM), .always),
             ("process_vm_writev", .processTarget(.processVM), .always),
             ("prlimit64", .processTarget(.prlimit), .always),
+            // The raw setrlimit syscall, for the core-dump limit only (see ProcessHandlers.coreLimit).
+            ("setrlimit", .coreLimit, .argEquals(arg: 0, values: [resourceCoreLimit])),
             ("setpriority", .processTarget(.setpriority), .always),
             ("ioprio_set", .processTarget(.ioprioSet), .always),
             ("sched_setaffinity", .processTarget(.schedSetaffinity), .always),
@@ -295,6 +334,9 @@ struct SyscallTable: Sendable {
             // unsupervised, after the session.
             ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: terminalInjectionIoctls)),
         ]
+        for option in firewallSocketOptions {
+            list.append(("setsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: option.level), (arg: UInt32(2), value: option.name)])))
+        }
         for name in ["mount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount", "move_mount", "open_tree",
                      "mount_setattr", "fsconfig", "fspick"] {
             list.append((name, .unsupervised(.mount, errno: EPERM), .always))

@@ -4,9 +4,13 @@ import Glibc
 final class Thread: @unchecked Sendable {
     private var handle = pthread_t()
     private let body: @Sendable () -> Void
+    private let stackSize: Int
     private var started = false
 
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+    init(stackSize: Int = 1 << 20, _ body: @escaping @Sendable () -> Void) {
+        self.stackSize = stackSize
+        self.body = body
+    }
 
     /// Starts the thread. Returns false when it could not be created; the body has not run.
     @discardableResult
@@ -14,7 +18,7 @@ final class Thread: @unchecked Sendable {
         let box = Unmanaged.passRetained(self)
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
-        pthread_attr_setstacksize(&attributes, 1 << 20)
+        pthread_attr_setstacksize(&attributes, stackSize)
         if detached { pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED)) }
         let rc = pthread_create(&handle, &attributes, { raw in
             let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()

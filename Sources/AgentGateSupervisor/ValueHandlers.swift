@@ -49,6 +49,12 @@ enum ValueHandlers {
             unsupervised(n, route: .seccomp, errno: EPERM, core: core)
             return
         }
+        if n.arg(0) == prctlSetMM {
+            // Checkpoint/restore's rewrite of /proc/PID/exe, argv and the memory map: it would make
+            // a swapped-in image look like the approved one.
+            unsupervised(n, route: .kernel, errno: EPERM, core: core, target: "prctl(PR_SET_MM)")
+            return
+        }
         core.noteCredentialChange() // capability bounding set, securebits or ambient caps
         core.listener.continueSyscall(n.id)
     }
@@ -74,9 +80,28 @@ enum ValueHandlers {
             // SOCK_RAW and SOCK_DGRAM mean the same for netlink; the kernel refuses other types.
             // NETLINK_ROUTE 0, SOCK_DIAG 4, AUDIT 9, FIB_LOOKUP 10, KOBJECT_UEVENT 15, GENERIC 16.
             let open: Set<UInt64> = [0, 4, 9, 10, 15, 16]
-            if open.contains(protocolNumber) { core.listener.continueSyscall(n.id); return }
-            unsupervised(n, route: .netlink, errno: EPROTONOSUPPORT, core: core,
-                         target: "socket(AF_NETLINK, protocol \(protocolNumber))")
+            guard open.contains(protocolNumber) || core.policy.allowedUnsupervised.contains(.netAdmin) else {
+                unsupervised(n, route: .netAdmin, errno: EPROTONOSUPPORT, core: core,
+                             target: "socket(AF_NETLINK, protocol \(protocolNumber))")
+                return
+            }
+            if core.policy.allowedUnsupervised.contains(.netAdmin) || !core.holdsNetworkAdminCapabilities {
+                core.listener.continueSyscall(n.id) // no capability to withhold
+                return
+            }
+            // Queries need these families, but with CAP_NET_ADMIN a request on them can add
+            // routes, links and tunnels, or reconfigure audit. Netlink checks the capabilities of
+            // whoever created the socket too: create it here without them, and hand it over.
+            let withheld = SupervisorCore.networkAdminCapabilities
+            let fd = withheld.withUnsafeBufferPointer {
+                agentgate_socket_without_capabilities(Int32(family), Int32(truncatingIfNeeded: n.arg(1)), Int32(protocolNumber),
+                                                      $0.baseAddress, Int32($0.count))
+            }
+            guard fd >= 0 else { core.listener.fail(n.id, errno: -fd); return }
+            defer { agentgate_close(fd) }
+            let cloexec = n.arg(1) & UInt64(0o2000000) != 0 // SOCK_CLOEXEC
+            let installed = core.listener.inject(n.id, fd: fd, cloexec: cloexec, send: true)
+            if installed < 0 && installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
             return
         }
         let kind: String
@@ -87,6 +112,37 @@ enum ValueHandlers {
         default: kind = "socket(\(familyName(family)))"
         }
         unsupervised(n, route: .rawSockets, errno: EPERM, core: core, target: kind)
+    }
+
+    /// ioctls the filter traps: terminal input injection is refused; owner changes follow
+    /// fileOwner; chattr ioctls are writes to the file; host-wide file-system and console
+    /// commands are `host`; interface, route and ARP configuration is `net_admin`. Commands of
+    /// the trapped families that only read continue.
+    static func ioctl(_ n: Notification, core: SupervisorCore) {
+        let command = n.arg(1) & 0xffff_ffff
+        let process = core.processes.info(for: n.tid)
+        if terminalInjectionIoctls.contains(command) {
+            core.listener.fail(n.id, errno: EPERM)
+            core.recorder.record(.denied(syscall: "ioctl", action: .exec, target: "tty",
+                                         reason: "injecting terminal input would run commands outside supervision", errno: EPERM),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
+        if command == ioctlSetOwner || command == ioctlSetProcessGroup { fileOwner(n, core: core); return }
+        if descriptorIoctls.contains(command) {
+            // chattr through an fd: a write to that file. FS_IOC_FSSETXATTR passes a 28-byte
+            // struct fsxattr, the SETFLAGS calls an int.
+            let bytes = command == 0x401c_5820 ? 28 : 4
+            MutationHandler.handleDescriptor(n, fdArg: 0, memory: [.fixed(arg: 2, bytes: bytes)], syscall: "ioctl", core: core)
+            return
+        }
+        if readOnlyFamilyIoctls.contains(command) { core.listener.continueSyscall(n.id); return }
+        let hex = "ioctl(0x\(String(command, radix: 16)))"
+        if command & 0xffff_ff00 == socketIoctlFamily {
+            unsupervised(n, route: .netAdmin, errno: EPERM, core: core, target: hex)
+        } else {
+            unsupervised(n, route: .host, errno: EPERM, core: core, target: hex)
+        }
     }
 
     private static func familyName(_ family: UInt64) -> String {
@@ -137,27 +193,41 @@ enum ValueHandlers {
         if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
     }
 
-    /// The owner of a file receives its I/O signals: never the supervisor. F_SETOWN's target is a
-    /// register value; F_SETOWN_EX and the ioctls pass a pointer, so the supervisor copies the
-    /// target and makes the call itself on the agent's file (pidfd_getfd).
+    /// The owner of a file receives its I/O signals (SIGIO, or any signal chosen with F_SETSIG,
+    /// SIGKILL included): only a process or group in the session may be made one. F_SETOWN's
+    /// target is a register value; F_SETOWN_EX and the ioctls pass a pointer, so the supervisor
+    /// copies the target and makes the call itself on the agent's file (pidfd_getfd).
     static func fileOwner(_ n: Notification, core: SupervisorCore) {
         let name = core.table.name(of: n.number)
         let process = core.processes.info(for: n.tid)
         let command = n.arg(1)
-        func aimedAtSupervisor(pid: Int32, isGroup: Bool) -> Bool {
-            if isGroup { return pid == core.supervisorPGID || (pid < 0 && pid == -core.supervisorPGID) }
-            if pid < 0 { return pid == -core.supervisorPGID } // negative: a process group
-            return core.isSupervisorTask(pid)
+        /// F_SETOWN/FIOSETOWN/SIOCSPGRP: a positive pid is a process, a negative one a group.
+        func aim(pid: Int32, type: Int32?) -> ProcessHandlers.Aim? {
+            if let type {
+                // struct f_owner_ex: F_OWNER_TID 0, F_OWNER_PID 1, F_OWNER_PGRP 2.
+                if pid == 0 { return nil }
+                return type == 2 ? .group(pid) : .process(pid)
+            }
+            if pid == 0 { return nil } // clears the owner
+            return pid > 0 ? .process(pid) : .group(pid == Int32.min ? Int32.min : -pid)
         }
-        func deny(_ target: String) {
-            core.listener.fail(n.id, errno: EPERM)
-            core.recorder.record(.denied(syscall: name, action: .exec, target: target,
-                                         reason: "the supervisor can't be made the owner of the agent's files", errno: EPERM),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        /// Returns false when the call was answered (refused, or no such process).
+        func allowed(_ aim: ProcessHandlers.Aim?) -> Bool {
+            guard let aim else { return true }
+            switch ProcessHandlers.check(aim, caller: process, tid: n.tid, core: core) {
+            case .reachable: return true
+            case .noSuchProcess:
+                core.listener.fail(n.id, errno: ESRCH)
+            case .refused(let reason):
+                core.listener.fail(n.id, errno: EPERM)
+                core.recorder.record(.denied(syscall: name, action: .exec, target: "owner \(aim)",
+                                             reason: reason + " (it would receive the file's signals)", errno: EPERM),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            }
+            return false
         }
         if name == "fcntl" && command == fcntlSetOwner {
-            let pid = Int32(truncatingIfNeeded: n.arg(2))
-            if aimedAtSupervisor(pid: pid, isGroup: false) { deny("pid:\(pid)") } else { core.listener.continueSyscall(n.id) }
+            if allowed(aim(pid: Int32(truncatingIfNeeded: n.arg(2)), type: nil)) { core.listener.continueSyscall(n.id) }
             return
         }
         var owner = [Int32](repeating: 0, count: 2)
@@ -177,10 +247,8 @@ enum ValueHandlers {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
-        // struct f_owner_ex { int type; pid_t pid; }: type 2 is F_OWNER_PGRP.
-        let target = name == "fcntl" ? owner[1] : owner[0]
-        let isGroup = name == "fcntl" && owner[0] == 2
-        if aimedAtSupervisor(pid: target, isGroup: isGroup) { deny("pid:\(target)"); return }
+        let target = name == "fcntl" ? aim(pid: owner[1], type: owner[0]) : aim(pid: owner[0], type: nil)
+        guard allowed(target) else { return }
         let result = owner.withUnsafeMutableBytes { raw in
             agentgate_syscall6(Int(n.number), UInt64(UInt32(bitPattern: fd)), command,
                                UInt64(UInt(bitPattern: raw.baseAddress)), 0, 0, 0)

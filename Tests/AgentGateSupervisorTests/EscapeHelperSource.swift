@@ -33,6 +33,11 @@ enum EscapeSources {
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <sys/prctl.h>
+#include <sys/xattr.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if.h>
 
 #ifndef SO_PASSPIDFD
 #define SO_PASSPIDFD 76
@@ -361,6 +366,125 @@ int main(int argc, char **argv) {
         int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, atoi(a));
         result("socket(AF_NETLINK)", s);
         return s >= 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "execv")) {
+        // a: the path to exec; argv[3...]: its argv (argv[0] first).
+        execv(a, argv + 3);
+        result("execv", -1);
+        return 126;
+    }
+    if (!strcmp(m, "same-image-race")) {
+        // Run as `ld.so escape same-image-race N DIR ALLOWED LOADER FORBIDDEN`, so this process's
+        // image is the loader. Children exec DIR/link, flipped (RENAME_EXCHANGE) between ALLOWED
+        // and LOADER: decided on ALLOWED, the kernel may load the loader again, which then runs
+        // argv[1], FORBIDDEN, never decided.
+        int n = atoi(a);
+        if (chdir(b) != 0) { result("chdir", -1); return 3; }
+        unlink("link"); unlink("other");
+        if (symlink(argv[4], "link") != 0 || symlink(argv[5], "other") != 0) { result("symlink", -1); return 3; }
+        pid_t flipper = fork();
+        if (flipper == 0) { for (;;) syscall(SYS_renameat2, AT_FDCWD, "link", AT_FDCWD, "other", 2 /* RENAME_EXCHANGE */); }
+        for (int i = 0; i < n; i++) {
+            pid_t child = fork();
+            if (child == 0) { char *av[] = { "x", argv[6], NULL }; execv("link", av); _exit(126); }
+            int status;
+            waitpid(child, &status, 0);
+        }
+        kill(flipper, SIGKILL);
+        waitpid(flipper, NULL, 0);
+        return 0;
+    }
+    if (!strcmp(m, "closefds")) {
+        // Runs argv[2...] with only fds 0-2: a process it leaves behind then holds nothing of
+        // the caller's (the test runner waits for every holder of its own descriptors).
+        for (int fd = 3; fd < 4096; fd++) close(fd);
+        execvp(argv[2], argv + 2);
+        result("exec", -1);
+        return 127;
+    }
+    if (!strcmp(m, "fsetown")) {
+        // a: a pid to make the owner of a pipe, with F_SETSIG SIGKILL: one write kills it.
+        int p[2];
+        if (pipe(p) != 0) return 3;
+        rc = fcntl(p[0], F_SETOWN, atoi(a)); result("F_SETOWN", rc);
+        if (rc != 0) return 1;
+        fcntl(p[0], F_SETSIG, SIGKILL);
+        fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_ASYNC);
+        ssize_t w = write(p[1], "x", 1); (void)w;
+        usleep(100000);
+        return 0;
+    }
+    if (!strcmp(m, "tiocvhangup")) {
+        // The ioctl that does what vhangup(2) does, on a new pseudo-terminal.
+        int master = posix_openpt(O_RDWR | O_NOCTTY);
+        if (master < 0 || grantpt(master) != 0 || unlockpt(master) != 0) { result("posix_openpt", -1); return 3; }
+        int slave = open(ptsname(master), O_RDWR | O_NOCTTY);
+        result("open pts", slave);
+        rc = ioctl(slave, 0x5437 /* TIOCVHANGUP */, 0); result("TIOCVHANGUP", rc);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "iptables-replace")) {
+        // IPT_SO_SET_REPLACE on an ordinary UDP socket: the legacy iptables interface. Garbage
+        // reaches the table code (EINVAL) only with CAP_NET_ADMIN; refused, it's EPERM.
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        char table[256];
+        memset(table, 0, sizeof table);
+        strcpy(table, "nat");
+        rc = setsockopt(s, SOL_IP, 64 /* IPT_SO_SET_REPLACE */, table, sizeof table);
+        result("IPT_SO_SET_REPLACE", rc);
+        return 0;
+    }
+    if (!strcmp(m, "netlink-linkdown")) {
+        // a: an interface; b: "sendto" or "send". RTM_NEWLINK clearing IFF_UP.
+        int s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+        struct { struct nlmsghdr h; struct ifinfomsg i; } msg;
+        memset(&msg, 0, sizeof msg);
+        msg.h.nlmsg_len = sizeof msg; msg.h.nlmsg_type = RTM_NEWLINK; msg.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+        msg.i.ifi_index = (int)if_nametoindex(a); msg.i.ifi_change = IFF_UP; msg.i.ifi_flags = 0;
+        struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+        rc = !strcmp(b, "send") ? send(s, &msg, sizeof msg, 0) : sendto(s, &msg, sizeof msg, 0, (struct sockaddr *)&kernel, sizeof kernel);
+        result(b, rc);
+        char buffer[4096];
+        ssize_t n = recv(s, buffer, sizeof buffer, 0);
+        struct nlmsghdr *reply = (struct nlmsghdr *)buffer;
+        if (n > 0 && reply->nlmsg_type == NLMSG_ERROR) say("ack error=%d", ((struct nlmsgerr *)NLMSG_DATA(reply))->error);
+        return 0;
+    }
+    if (!strcmp(m, "prctl-mm")) {
+        // PR_SET_MM rewrites what /proc says the image, its argv and its memory map are.
+        unsigned int size = 0;
+        rc = prctl(PR_SET_MM, 15 /* PR_SET_MM_MAP_SIZE */, &size, 0, 0); result("PR_SET_MM", rc);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "core-limit")) {
+        struct rlimit none = { RLIM_INFINITY, RLIM_INFINITY };
+        rc = setrlimit(RLIMIT_CORE, &none); result("setrlimit(RLIMIT_CORE)", rc);
+        long raw = syscall(SYS_setrlimit, RLIMIT_CORE, &none); result("raw setrlimit(RLIMIT_CORE)", raw);
+        struct rlimit zero = { 0, 0 };
+        long lower = setrlimit(RLIMIT_CORE, &zero); result("setrlimit(RLIMIT_CORE, 0)", lower);
+        return 0;
+    }
+    if (!strcmp(m, "lease-hold")) {
+        // a: a file; b: seconds. Holds a read lease, taking it again whenever it is broken.
+        int fd = open(a, O_RDONLY);
+        time_t end = time(NULL) + atoi(b);
+        signal(SIGIO, SIG_IGN);
+        while (time(NULL) < end) {
+            if (fcntl(fd, F_GETLEASE) == F_UNLCK) { close(fd); fd = open(a, O_RDONLY); fcntl(fd, F_SETLEASE, F_RDLCK); }
+            usleep(20000);
+        }
+        return 0;
+    }
+    if (!strcmp(m, "nofollow-slash")) {
+        // a: a symlink to a directory. "link/" makes even the no-follow calls act on the directory.
+        char slashed[4096];
+        snprintf(slashed, sizeof slashed, "%s/", a);
+        rc = syscall(452 /* fchmodat2 */, AT_FDCWD, slashed, 0777, AT_SYMLINK_NOFOLLOW); result("fchmodat2-nofollow", rc);
+        rc = lchown(slashed, 65534, 65534); result("lchown", rc);
+        rc = lsetxattr(slashed, "user.agentgate", "x", 1, 0); result("lsetxattr", rc);
+        struct timespec times[2] = { { 1000000000, 0 }, { 1000000000, 0 } };
+        rc = utimensat(AT_FDCWD, slashed, times, AT_SYMLINK_NOFOLLOW); result("utimensat-nofollow", rc);
+        return 0;
     }
     if (!strcmp(m, "userfaultfd-device")) {
         // /dev/userfaultfd makes a userfaultfd with an ioctl (USERFAULTFD_IOC_NEW), no syscall.

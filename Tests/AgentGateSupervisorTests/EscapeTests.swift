@@ -179,6 +179,10 @@ extension AdversarialTests {
                 let bare = h.bare([escape] + mode)
                 #expect(bare.status == 0, "bare \(mode[0]) must reach an outside process\n\(bare)")
             }
+            // The supervisor is the first process's parent: a /proc/PID directory fd of it (which
+            // pidfd_send_signal takes) can't be had either.
+            let parent = h.supervised(["sh", "-c", "\(escape) procdir-signal $PPID 0"], policy: policy)
+            #expect(parent.stdout.contains("op=open /proc/PID rc=-1 errno=13"), "\(parent)")
             #expect(h.bare([escape, "proc-mem", pid]).stdout.contains("op=open environ rc=3"), "bare: /proc/PID/environ must open")
             for mode in [["kill", pid, "9"], ["pidfd-open", pid, "9"], ["procdir-signal", pid, "9"]] {
                 let r = h.supervised([escape] + mode, policy: policy)
@@ -469,6 +473,38 @@ extension AdversarialTests {
             let r = running.wait()
             #expect(fds >= 0 && fds < 64, "the supervisor holds \(fds) fds after 1500 failed execs")
             #expect(r.stdout.contains("ls-works"), "\(r)")
+        }
+
+        @Test("a process left behind is ended even when the supervisor's fd table is full",
+              .enabled(if: Unprivileged.available && FileManager.default.isExecutableFile(atPath: "/usr/bin/prlimit"),
+                       "needs root to drop to nobody (no session cgroup then), and prlimit"))
+        func leftoverWithFullFDTable() throws {
+            let h = try Harness()
+            // A spinner that never makes a trapped syscall, then processes that each cost the
+            // supervisor a pidfd and stay a while, then the first process exits.
+            try h.write("fill.sh", """
+                (while :; do :; done) >/dev/null 2>&1 </dev/null &
+                echo spinner=$!
+                i=0; while [ $i -lt 80 ]; do (cat /etc/hostname >/dev/null 2>&1; sleep 5) 2>/dev/null & i=$((i+1)); done
+                sleep 1
+                """)
+            func spinner(_ r: Harness.Result) -> pid_t? {
+                r.stdout.split(separator: "\n").first { $0.hasPrefix("spinner=") }.flatMap { pid_t($0.dropFirst(8)) }
+            }
+            // Bare through closefds: the spinner must not hold the test runner's descriptors.
+            let bare = h.bare([try h.escape(), "closefds", "sh", h.path("fill.sh")])
+            let bareSpinner = try #require(spinner(bare), "\(bare)")
+            #expect(kill(bareSpinner, 0) == 0, "bare: the spinner must outlive its parent, or this test can't fail")
+            kill(bareSpinner, SIGKILL)
+            let policy = try permissivePolicy(h, secret: "/nonexistent")
+            chmod(policy, 0o644)
+            let db = try Unprivileged.directory(h) + "/audit.db"
+            let r = h.run(Unprivileged.argv(["/usr/bin/prlimit", "--nofile=48:48", Harness.supervisor, "-q", "--policy", policy,
+                                             "--db", db, "--", "sh", h.path("fill.sh")]), timeout: 60)
+            let left = try #require(spinner(r), "\(r)")
+            let gone = waitUntil(timeout: 10) { kill(left, 0) != 0 }
+            if !gone { kill(left, SIGKILL) }
+            #expect(gone, "the spinner survived the session\n\(r)")
         }
 
         @Test("a fork storm stops at --max-processes")
