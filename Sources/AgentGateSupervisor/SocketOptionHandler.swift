@@ -83,9 +83,12 @@ enum SocketOptionHandler {
         guard lengthRead == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
         guard requested >= 0 else { core.listener.fail(n.id, errno: EINVAL); return }
 
-        // The kernel's own answer on the same socket, for at most what the agent asked for.
+        // The kernel's own answer on the same socket, for at most what the agent asked for. A
+        // pidfd is asked for in full whatever the agent's length: the kernel installs it in the
+        // supervisor's table either way, and it must be closed.
         var value = [UInt8](repeating: 0, count: 16)
-        var length = UInt32(min(Int(requested), value.count))
+        let isPidfd = option == Int32(AGENTGATE_SO_PEERPIDFD)
+        var length = UInt32(isPidfd ? 4 : min(Int(requested), value.count))
         let rc = value.withUnsafeMutableBytes {
             agentgate_getsockopt(socket, SOL_SOCKET, option, $0.baseAddress, &length)
         }
@@ -105,10 +108,7 @@ enum SocketOptionHandler {
         }
 
         // SO_PEERPIDFD: the kernel installed a pidfd in the supervisor's table.
-        guard length >= 4 else {
-            deliver(n, value: value, length: length, valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
-            return
-        }
+        guard length >= 4 else { core.listener.fail(n.id, errno: EINVAL); return }
         var received = value.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
         defer { agentgate_close(received) }
         var pid: pid_t = 0
@@ -137,7 +137,8 @@ enum SocketOptionHandler {
             return
         }
         withUnsafeBytes(of: installed) { for i in 0..<4 { value[i] = $0[i] } }
-        deliver(n, value: value, length: length, valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
+        // As the kernel does: the fd is installed whatever the length, and at most 4 bytes written.
+        deliver(n, value: value, length: UInt32(min(Int(requested), 4)), valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
     }
 
     /// The agent process the supervisor connected the other end of `socket` for.

@@ -515,14 +515,19 @@ final class BlockingOperations: @unchecked Sendable {
                 workers.withLock { $0.append(thread) }
             }
         }
-        starter.start()
+        if starter.start(detached: false) { self.starter.withLock { $0 = starter } }
         return true
     }
+
+    private let starter = Mutex<Thread?>(nil)
 
     /// Stops the workers once the queue is empty, and joins them unless one is still stuck in
     /// an operation nothing could interrupt (the process is about to exit anyway).
     func stop() {
         state.withLock { $0.stopping = true }
+        // No worker may start after the count below is taken, or a wake-up meant for one of
+        // those counted could go to it, and a join would wait for ever.
+        starter.withLock { $0 }?.join()
         let threads = workers.withLock { $0 }
         for _ in threads { sem_post(semaphore) }
         if isEmpty { for thread in threads { thread.join() } }
