@@ -248,37 +248,14 @@ int agentgate_exec_random(pid_t pid, uint8_t out[16]) {
         if (auxv[i] == AT_RANDOM) { address = auxv[i + 1]; break; }
     }
     if (address == 0) return -ENOENT;
-    struct iovec local = { out, 16 };
-    struct iovec remote = { (void *)(uintptr_t)address, 16 };
-    ssize_t got = process_vm_readv(pid, &local, 1, &remote, 1, 0);
-    if (got < 0) return -errno;
+    // Through /proc/PID/mem, which reads like a debugger (FOLL_FORCE): a page the process made
+    // PROT_NONE is still read, so hiding the bytes takes unmapping its own stack.
+    snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+    int mem = open(path, O_RDONLY | O_CLOEXEC);
+    if (mem < 0) return -errno;
+    ssize_t got = pread(mem, out, 16, (off_t)address);
+    err = errno;
+    close(mem);
+    if (got < 0) return -err;
     return got == 16 ? 0 : -EFAULT;
-}
-
-int agentgate_executable_mappings(pid_t pid, uint64_t *devices, uint64_t *inodes, size_t capacity, size_t *count) {
-    *count = 0;
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/maps", (int)pid);
-    FILE *maps = fopen(path, "re");
-    if (!maps) return -errno;
-    char line[4352];
-    int truncated = 0;
-    while (fgets(line, sizeof line, maps)) {
-        // start-end perms offset MAJ:MIN inode [path]
-        char perms[8];
-        unsigned major = 0, minor = 0;
-        unsigned long long inode = 0;
-        if (sscanf(line, "%*llx-%*llx %7s %*llx %x:%x %llu", perms, &major, &minor, &inode) != 4) continue;
-        if (perms[2] != 'x' || inode == 0) continue;
-        uint64_t device = (uint64_t)makedev(major, minor);
-        int seen = 0;
-        for (size_t i = 0; i < *count; i++) if (devices[i] == device && inodes[i] == inode) { seen = 1; break; }
-        if (seen) continue;
-        if (*count == capacity) { truncated = 1; break; }
-        devices[*count] = device;
-        inodes[*count] = (uint64_t)inode;
-        (*count)++;
-    }
-    fclose(maps);
-    return truncated ? -ENOBUFS : 0;
 }

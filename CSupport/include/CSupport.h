@@ -323,13 +323,9 @@ int agentgate_getsockopt(int fd, int level, int name, void *value, uint32_t *len
 /// no new fd is needed). Returns 0, or -ENOBUFS when more than `capacity` were found.
 int agentgate_proc_pids(int proc_fd, pid_t *pids, size_t capacity, size_t *count);
 
-/// The 16 bytes AT_RANDOM points at in `pid` (/proc/PID/auxv, then process_vm_readv): fresh at
+/// The 16 bytes AT_RANDOM points at in `pid` (/proc/PID/auxv, then /proc/PID/mem): fresh at
 /// every execve. Returns 0 or -errno.
 int agentgate_exec_random(pid_t pid, uint8_t out[16]);
-
-/// The distinct files mapped executable in `pid` (/proc/PID/maps), as device and inode.
-/// Returns 0, or -ENOBUFS when there were more than `capacity`.
-int agentgate_executable_mappings(pid_t pid, uint64_t *devices, uint64_t *inodes, size_t capacity, size_t *count);
 
 // MARK: - ELF images
 

@@ -32,7 +32,12 @@ enum BindHandler {
 
         guard let path else {
             // An IP, abstract or unnamed address: nothing in the file system, nothing to decide.
-            let result = address.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }
+            // Netlink checks the binding process's capabilities (multicast groups): never the
+            // supervisor's CAP_NET_ADMIN.
+            let withheld = address.family == AF_NETLINK && core.holdsNetworkAdminCapabilities
+                && !core.policy.allowedUnsupervised.contains(.netAdmin)
+            let bindIt = { Int(address.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }) }
+            let result = withheld ? SupervisorCore.withoutCapabilities(SupervisorCore.networkAdminCapabilities, bindIt) : bindIt()
             if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: Glibc.errno) }
             return
         }
@@ -51,7 +56,7 @@ enum BindHandler {
         // getsockname reports it as the agent wrote it).
         core.namespaceLock.withLock { _ in
             var entry = agentgate_path_entry()
-            switch core.resolveEntry(&entry, base: cwd, path: path, tid: n.tid, tgid: process.tgid) {
+            switch core.resolveEntry(&entry, base: cwd, path: address.unixPathBytes ?? RawPath(path), tid: n.tid, tgid: process.tgid) {
             case .prepared: break
             case .failed(let errno): deny(errno, path, nil, "socket path unresolved"); return
             case .refused(let target, let reason): deny(EACCES, target, nil, reason); return

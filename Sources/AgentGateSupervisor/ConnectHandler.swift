@@ -70,9 +70,9 @@ enum ConnectHandler {
     /// Returns the O_PATH fd to close after use, or -1.
     static func resolveUnixPath(_ address: inout SocketAddress, cwdFD: Int32, scratch: ThreadScratch,
                                 core: SupervisorCore, tid: pid_t, tgid: pid_t) -> Int32 {
-        guard let path = address.unixPath else { return -1 }
+        guard let path = address.unixPathBytes else { return -1 }
         let prepared = scratch.prepared
-        let base = cwdFD >= 0 && !path.hasPrefix("/") ? cwdFD : AT_FDCWD
+        let base = cwdFD >= 0 && !path.isAbsolute ? cwdFD : AT_FDCWD
         var rc: Int32 = 0
         switch core.prepare(prepared, base: base, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
         case .prepared: break
@@ -82,7 +82,7 @@ enum ConnectHandler {
         defer { agentgate_open_release(prepared) }
         guard rc == 0 else {
             let baseName = cwdFD >= 0 ? (ProcessTable.readLink("/proc/self/fd/\(cwdFD)") ?? "/") : "/"
-            address.target = "unix:" + LexicalPath.absolute(path, base: baseName)
+            address.target = "unix:" + LexicalPath.absolute(path.text, base: baseName)
             address.resolveError = -rc
             return -1
         }
@@ -109,8 +109,16 @@ enum ConnectHandler {
             return
         }
         let statusFlags = agentgate_get_status_flags(socket)
+        // Netlink checks the connecting process's capabilities (multicast groups): never the
+        // supervisor's CAP_NET_ADMIN, which the agent's netlink sockets don't carry.
+        let withheld = address.family == AF_NETLINK && core.holdsNetworkAdminCapabilities
+            && !core.policy.allowedUnsupervised.contains(.netAdmin)
         let body: @Sendable () -> Void = {
-            let result = address.withSockaddr { agentgate_connect(socket, $0, $1) }
+            let result = withheld
+                ? Int32(SupervisorCore.withoutCapabilities(SupervisorCore.networkAdminCapabilities) {
+                    Int(address.withSockaddr { agentgate_connect(socket, $0, $1) })
+                  })
+                : address.withSockaddr { agentgate_connect(socket, $0, $1) }
             if result == 0 && address.family == AF_UNIX {
                 // The server will see the supervisor as its peer: remember whom it connected for.
                 var inode: UInt64 = 0
@@ -159,10 +167,12 @@ struct SocketAddress: Sendable {
     }
 
     /// The path of a pathname unix socket (not abstract), when there is one.
-    var unixPath: String? {
+    var unixPath: String? { unixPathBytes?.text }
+
+    /// The same, as the bytes the kernel will resolve.
+    var unixPathBytes: RawPath? {
         guard family == AF_UNIX, bytes.count > 2, bytes[2] != 0 else { return nil }
-        let raw = bytes[2...].prefix { $0 != 0 }
-        return String(decoding: raw, as: UTF8.self)
+        return RawPath(bytes: bytes[2...].prefix { $0 != 0 })
     }
 
     /// Points the address at an O_PATH fd of the resolved socket inode.

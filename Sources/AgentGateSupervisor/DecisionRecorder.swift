@@ -62,9 +62,34 @@ struct DecisionRecorder: Sendable {
         writer?.record(DecisionEvent(
             timeMicros: agentgate_realtime_us(), pid: process.tgid, ppid: process.ppid,
             executable: process.executable, syscall: entry.syscall, action: entry.action.name,
-            target: entry.target, argv: entry.argv, decision: entry.decision, ruleIndex: entry.ruleIndex,
+            target: entry.target, argv: entry.argv.map(Self.recordable), decision: entry.decision, ruleIndex: entry.ruleIndex,
             reason: reason, errno: entry.errno, latencyMicros: latency,
             ruleID: ruleID, intent: intent, notable: entry.decision == "log", enforced: enforced))
+    }
+}
+
+extension DecisionRecorder {
+    /// The most argv bytes one event keeps. An agent can make argv megabytes long on every exec;
+    /// the audit keeps the start, and says how much it left out, so memory and the database stay
+    /// bounded whatever the agent does.
+    static let recordedArgvBytes = 16 << 10
+
+    static func recordable(_ argv: [String]) -> [String] {
+        var kept: [String] = []
+        var total = 0
+        for (index, argument) in argv.enumerated() {
+            let size = argument.utf8.count
+            if total + size > recordedArgvBytes {
+                let room = max(0, recordedArgvBytes - total)
+                if room > 0 { kept.append(String(decoding: argument.utf8.prefix(room), as: UTF8.self) + "…") }
+                let leftBytes = argv[index...].reduce(0) { $0 + $1.utf8.count } - room
+                kept.append("…(\(argv.count - index) more arguments, \(leftBytes) bytes not recorded)")
+                return kept
+            }
+            kept.append(argument)
+            total += size
+        }
+        return kept
     }
 }
 

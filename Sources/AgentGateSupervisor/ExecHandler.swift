@@ -31,12 +31,13 @@ enum ExecHandler {
             return
         }
         let path = String(cBuffer: scratch.path, count: length)
+        let rawPath = RawPath(cBuffer: scratch.path, count: length)
         let emptyPath = path.isEmpty && atFlags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
         let base = AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path)
         defer { base.close() }
         guard core.listener.isValid(n.id) else { return }
 
-        guard case .success(let args) = argv else {
+        guard case .success(let rawArgs) = argv else {
             if case .failure(let failure) = argv {
                 core.listener.fail(n.id, errno: failure.errno)
                 core.recorder.record(.denied(syscall: syscall, action: .exec, target: path, reason: failure.reason, errno: failure.errno),
@@ -44,6 +45,7 @@ enum ExecHandler {
             }
             return
         }
+        let args = rawArgs.map(\.text)
         if base.error != 0 {
             core.listener.fail(n.id, errno: base.error)
             core.recorder.record(.denied(syscall: syscall, action: .exec, target: path, reason: "bad directory fd", errno: base.error),
@@ -54,7 +56,7 @@ enum ExecHandler {
         // Resolve the program as the kernel will (O_PATH: no side effects).
         let prepared = scratch.prepared
         let lookupFlags = UInt64(atFlags & AT_SYMLINK_NOFOLLOW != 0 ? O_NOFOLLOW : 0)
-        let outcome = core.prepare(prepared, base: base.fd, path: path, flags: lookupFlags, resolve: 0,
+        let outcome = core.prepare(prepared, base: base.fd, path: rawPath, flags: lookupFlags, resolve: 0,
                                    tid: n.tid, tgid: process.tgid, emptyPath: emptyPath)
         defer { agentgate_open_release(prepared) }
         let named = emptyPath ? base.path() : LexicalPath.absolute(path, base: base.path())
@@ -105,11 +107,19 @@ enum ExecHandler {
         var image = ImageIdentity(fd: prepared.pointee.object_fd)
         // The name the kernel gives a `#!` interpreter for the script: the path as passed, or
         // /dev/fd/N[/path] for execveat relative to a dirfd.
-        let scriptName = !isAt || path.hasPrefix("/") || dirfd == AT_FDCWD ? path
-            : emptyPath ? "/dev/fd/\(dirfd)" : "/dev/fd/\(dirfd)/\(path)"
+        let scriptName = !isAt || rawPath.isAbsolute || dirfd == AT_FDCWD ? rawPath
+            : emptyPath ? RawPath("/dev/fd/\(dirfd)") : RawPath(Array("/dev/fd/\(dirfd)/".utf8) + rawPath.bytes)
         let plan: ImagePlan
-        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, scriptName: scriptName, argv: args, core: core,
+        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, scriptName: scriptName, argv: rawArgs, core: core,
                             tid: n.tid, tgid: process.tgid, id: n.id) {
+        case .failed(let target, let errno, let reason):
+            // What the kernel itself would answer (an interpreter that doesn't exist: ENOENT).
+            core.listener.fail(n.id, errno: errno)
+            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: errno)
+            entry.decision = "allow"
+            entry.argv = args
+            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
         case .denied(let target, let innerVerdict, let reason):
             let errno = innerVerdict?.errno(or: EACCES) ?? EACCES
             core.listener.fail(n.id, errno: errno)
@@ -132,6 +142,16 @@ enum ExecHandler {
         // decided: another thread could rewrite them between our read and the kernel's copy.
         // The loader's program was decided from argv too, so its argv is always checked.
         let arguments = core.policy.usesExecDetails || plan.loaderProgram != nil ? ImageVerifier.cmdlineTail(args) : nil
+        // The bytes that later tell whether this exec happened must be readable now; an honest
+        // process never hides them.
+        guard let before = ImageVerifier.execRandom(process.tgid) else {
+            core.listener.fail(n.id, errno: EACCES)
+            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
+                                                      reason: "the process hid the bytes that tell whether its exec happened", errno: EACCES)
+            entry.argv = args
+            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
         guard core.images.hasRoom(for: image, tgid: process.tgid) else {
             // Every check slot is held by a live process: the exec can't be verified, so it fails.
             core.listener.fail(n.id, errno: EAGAIN)
@@ -143,8 +163,9 @@ enum ExecHandler {
         }
         core.images.forgetLoaderProgram(process.tgid)
         core.images.expect(image, previous: ImageIdentity(path: "/proc/\(n.tid)/exe"), tgid: process.tgid, arguments: arguments,
-                           interpreter: plan.elfInterpreter, loaderProgram: plan.loaderProgram)
+                           loaderProgram: plan.loaderProgram, previousRandom: before)
         core.processes.invalidate(n.tid)
+        core.processes.invalidate(process.tgid) // the leader's tid carries the new image after the exec
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
         core.listener.continueSyscall(n.id)
         core.recorder.record(.init(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args),
@@ -154,6 +175,8 @@ enum ExecHandler {
     enum ImageCheck {
         case allowed(ImagePlan)
         case denied(target: String, verdict: Verdict?, reason: String)
+        /// The exec fails as the kernel would fail it, with no decision against it.
+        case failed(target: String, errno: Int32, reason: String)
     }
 
     static let loaderOptionsWithValue: Set<String> = ["--library-path", "--inhibit-rpath", "--audit", "--preload", "--argv0",
@@ -201,24 +224,23 @@ enum ExecHandler {
     struct ImagePlan {
         /// The final `#!` interpreter: /proc/PID/exe shows it, not the script.
         var interpreterImage: ImageIdentity?
-        /// A PT_INTERP that isn't the system's loader: the new image may map it, nothing else.
-        var elfInterpreter: ImageIdentity?
         /// When the image is the dynamic loader: the program it must open first.
         var loaderProgram: ImageIdentity?
     }
 
     /// Checks the `#!` chain (as the kernel follows it, up to 4 deep), the ELF interpreter, and
     /// the dynamic loader's program. `scriptName` is the name the kernel hands a `#!`
-    /// interpreter: the path as the agent gave it, not as resolved.
-    static func inspectImage(fd: Int32, resolved: String, scriptName: String, argv: [String], core: SupervisorCore,
+    /// interpreter: the path as the agent gave it, not as resolved. Every name is resolved from
+    /// its bytes, as the kernel and ld.so will resolve it.
+    static func inspectImage(fd: Int32, resolved: String, scriptName: RawPath, argv: [RawPath], core: SupervisorCore,
                              tid: pid_t, tgid: pid_t, id: UInt64) -> ImageCheck {
         let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
         defer { prepared.deallocate() }
-        // Relative interpreter, PT_INTERP and loader program names are opened from the process's
-        // working directory (the kernel's open_exec, ld.so's own open).
+        // Relative interpreter and loader program names are opened from the process's working
+        // directory (the kernel's open_exec, ld.so's own open).
         let cwd = AgentDirectory.open(tid: tid, dirfd: AT_FDCWD, path: ".")
         defer { cwd.close() }
-        func base(for name: String) -> Int32 { name.hasPrefix("/") ? AT_FDCWD : cwd.fd }
+        func base(for name: RawPath) -> Int32 { name.isAbsolute ? AT_FDCWD : cwd.fd }
         var currentFD = fd
         var ownedFD: Int32 = -1
         defer { agentgate_close(ownedFD) }
@@ -230,7 +252,7 @@ enum ExecHandler {
         // the script's own arguments.
         var effectiveArgv = argv
         for _ in 0..<5 {
-            let line: (interpreter: String, argument: String?)?
+            let line: (interpreter: RawPath, argument: RawPath?)?
             switch readShebang(fd: currentFD) {
             case .success(let found): line = found
             case .failure(.unreadable(let errno)):
@@ -239,8 +261,12 @@ enum ExecHandler {
             }
             guard let (interpreter, argument) = line else { break }
             effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentName] + effectiveArgv.dropFirst()
-            guard case .prepared = core.prepare(prepared, base: base(for: interpreter), path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) else {
-                return .denied(target: interpreter, verdict: nil, reason: "the #! interpreter of \(currentPath) can't be resolved")
+            switch core.prepare(prepared, base: base(for: interpreter), path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
+            case .prepared: break
+            case .failed(let errno):
+                return .failed(target: interpreter.text, errno: errno, reason: "the #! interpreter of \(currentPath) doesn't resolve")
+            case .refused(let target, let reason):
+                return .denied(target: target, verdict: nil, reason: reason)
             }
             let interpreterPath = SupervisorCore.objectName(prepared)
             if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
@@ -248,7 +274,7 @@ enum ExecHandler {
                 return .denied(target: interpreterPath, verdict: nil, reason: refusal)
             }
             let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
-                                      exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv, programs: [interpreterPath]) : nil)
+                                      exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
             guard verdict.enforcedAllow else {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: verdict, reason: "")
@@ -262,56 +288,39 @@ enum ExecHandler {
             currentName = interpreter
             plan.interpreterImage = ImageIdentity(fd: ownedFD)
         }
-        // What binfmt_elf will do with the final image: map the interpreter PT_INTERP names
-        // (decided as an exec unless it is the system's loader), or, when the image is the
-        // loader itself, map the program its arguments name.
+        // What binfmt_elf will do with the final image: map the interpreter PT_INTERP names, or,
+        // when the image is the loader itself, map the program its arguments name.
         var elf = agentgate_elf_info()
         let inspected = agentgate_elf_inspect(currentFD, &elf)
         if inspected < 0 && inspected != -EACCES {
             return .denied(target: currentPath, verdict: nil, reason: "can't read \(currentPath) to check its ELF interpreter (errno \(-inspected))")
         }
         if elf.is_elf != 0, elf.elf_class == 2, elf.has_interpreter != 0 {
-            let interpreter = withUnsafeBytes(of: &elf.interpreter) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            // A relative PT_INTERP is opened from whatever the working directory is when the
-            // kernel loads it, which another thread can change after any decision.
-            guard interpreter.hasPrefix("/") else {
-                return .denied(target: currentPath, verdict: nil, reason: "the ELF interpreter \(interpreter) is a relative path")
-            }
-            switch core.prepare(prepared, base: AT_FDCWD, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
-            case .prepared: break
-            case .failed: return .allowed(plan) // the kernel fails the exec (ENOENT)
-            case .refused(let target, let reason): return .denied(target: target, verdict: nil, reason: reason)
-            }
-            defer { agentgate_open_release(prepared) }
-            let interpreterPath = SupervisorCore.objectName(prepared)
-            if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
-                return .denied(target: interpreterPath, verdict: nil, reason: refusal)
-            }
-            let identity = ImageIdentity(fd: prepared.pointee.object_fd)
-            if !systemLoaders.contains(identity) {
-                let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
-                                          exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv, programs: [interpreterPath]) : nil)
-                if !verdict.enforcedAllow { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
-                // Its path could be swapped before the kernel maps it: the image check makes sure
-                // this very file is what got mapped.
-                plan.elfInterpreter = identity
+            let interpreter = withUnsafeBytes(of: &elf.interpreter) { RawPath(bytes: $0.prefix { $0 != 0 }) }
+            if let check = checkElfInterpreter(interpreter, effectiveArgv: effectiveArgv, prepared: prepared, core: core,
+                                               tid: tid, tgid: tgid, id: id) {
+                return check
             }
         }
         if isDynamicLoader(elf) {
             // `ld.so PROG` maps PROG with no execve of PROG: decide it as an exec of PROG.
             var index = 1
-            var program: String? = nil
+            var program: RawPath? = nil
             while index < effectiveArgv.count {
-                let arg = effectiveArgv[index]
+                let arg = effectiveArgv[index].text
                 if loaderOptionsWithValue.contains(arg) { index += 2; continue }
                 if loaderFlags.contains(arg) { index += 1; continue }
                 if arg.hasPrefix("--") { return .denied(target: currentPath, verdict: nil, reason: "unknown ld.so option \(arg)") }
-                program = arg
+                program = effectiveArgv[index]
                 break
             }
             if let program {
                 let outcome = core.prepare(prepared, base: base(for: program), path: program, flags: 0, resolve: 0, tid: tid, tgid: tgid)
-                var target = LexicalPath.absolute(program, base: cwd.path())
+                var target = LexicalPath.absolute(program.text, base: cwd.path())
+                // ld.so opens its program itself, later, by this name: that first open must find
+                // this very file (the name could be swapped meanwhile), or nothing at all when
+                // there is no such file now.
+                plan.loaderProgram = ImageIdentity(device: 0, inode: 0)
                 switch outcome {
                 case .prepared:
                     target = SupervisorCore.objectName(prepared)
@@ -319,8 +328,6 @@ enum ExecHandler {
                         agentgate_open_release(prepared)
                         return .denied(target: target, verdict: nil, reason: refusal)
                     }
-                    // ld.so opens its program itself, later, by this name: that first open must
-                    // find this very file (the name could be swapped meanwhile).
                     plan.loaderProgram = ImageIdentity(fd: prepared.pointee.object_fd)
                 case .failed: break
                 case .refused(let path, let reason): return .denied(target: path, verdict: nil, reason: reason)
@@ -328,16 +335,64 @@ enum ExecHandler {
                 agentgate_open_release(prepared)
                 let verdict = core.decide(.exec, target: target, tid: tid, id: id,
                                           exec: core.policy.usesExecDetails
-                                              ? ExecDetails(argv: Array(effectiveArgv[index...]), programs: [target]) : nil)
+                                              ? ExecDetails(argv: effectiveArgv[index...].map(\.text), programs: [target]) : nil)
                 if !verdict.enforcedAllow { return .denied(target: target, verdict: verdict, reason: "") }
             }
         }
         return .allowed(plan)
     }
 
+    /// PT_INTERP: the kernel opens it by name during the exec, after every decision, and once the
+    /// new image runs nothing reliable shows which file it mapped. So its name must mean now what
+    /// it will mean then: one of the system's loader paths, or a canonical path (no symlinks)
+    /// whose every directory entry the policy denies the agent to write. Returns nil when the
+    /// exec may go on, else the outcome.
+    private static func checkElfInterpreter(_ interpreter: RawPath, effectiveArgv: [RawPath],
+                                            prepared: UnsafeMutablePointer<agentgate_open_prepared>, core: SupervisorCore,
+                                            tid: pid_t, tgid: pid_t, id: UInt64) -> ImageCheck? {
+        guard interpreter.isAbsolute else {
+            return .denied(target: interpreter.text, verdict: nil, reason: "the ELF interpreter \(interpreter.text) is a relative path")
+        }
+        switch core.prepare(prepared, base: AT_FDCWD, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
+        case .prepared: break
+        case .failed(let errno):
+            return .failed(target: interpreter.text, errno: errno, reason: "the ELF interpreter \(interpreter.text) doesn't resolve")
+        case .refused(let target, let reason): return .denied(target: target, verdict: nil, reason: reason)
+        }
+        defer { agentgate_open_release(prepared) }
+        let interpreterPath = SupervisorCore.objectName(prepared)
+        if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
+            return .denied(target: interpreterPath, verdict: nil, reason: refusal)
+        }
+        let identity = ImageIdentity(fd: prepared.pointee.object_fd)
+        if systemLoaderPaths.contains(interpreter.bytes) && systemLoaders.contains(identity) { return nil }
+        let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
+                                  exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
+        guard verdict.enforcedAllow else { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
+        guard RawPath(interpreterPath).bytes == interpreter.bytes else {
+            return .denied(target: interpreterPath, verdict: nil,
+                           reason: "the ELF interpreter \(interpreter.text) goes through a symlink the agent could change")
+        }
+        // Every entry from the root down: /a, /a/b, /a/b/ld.so.
+        var prefix = ""
+        for component in interpreterPath.split(separator: "/") {
+            prefix += "/" + component
+            if core.decide(.fsWrite, target: prefix, tid: tid, id: id).decision.allows {
+                return .denied(target: interpreterPath, verdict: nil,
+                               reason: "the ELF interpreter's path could be changed by the agent (\(prefix) is writable)")
+            }
+        }
+        return nil
+    }
+
+    /// The PT_INTERP names of the system's own programs, whose directories only root changes.
+    static let systemLoaderPaths: Set<[UInt8]> = Set(["/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                                                      "/usr/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2",
+                                                      "/lib/ld-musl-x86_64.so.1"].map { Array($0.utf8) })
+
     /// The interpreter named on a `#!` line and its optional argument (the rest of the line, as
     /// the kernel passes it), or nil. Only regular files are read, through a non-blocking reopen.
-    static func shebang(fd: Int32) -> (interpreter: String, argument: String?)? {
+    static func shebang(fd: Int32) -> (interpreter: RawPath, argument: RawPath?)? {
         guard case .success(let found) = readShebang(fd: fd) else { return nil }
         return found
     }
@@ -346,7 +401,7 @@ enum ExecHandler {
 
     /// As `shebang`, but a regular file that can't be read is an error, never "not a script":
     /// the kernel reads it regardless, and its interpreter must not run unchecked.
-    static func readShebang(fd: Int32) -> Result<(interpreter: String, argument: String?)?, ShebangError> {
+    static func readShebang(fd: Int32) -> Result<(interpreter: RawPath, argument: RawPath?)?, ShebangError> {
         var buffer = [CChar](repeating: 0, count: 257)
         let n = agentgate_read_head(fd, &buffer, buffer.count)
         if n == -Int(EINVAL) { return .success(nil) } // not a regular file: the kernel refuses it anyway
@@ -360,7 +415,7 @@ enum ExecHandler {
         guard !name.isEmpty else { return .success(nil) }
         var rest = Array(trimmed.dropFirst(name.count).drop(while: isBlank))
         while let last = rest.last, isBlank(last) { rest.removeLast() }
-        return .success((String(decoding: name, as: UTF8.self), rest.isEmpty ? nil : String(decoding: rest, as: UTF8.self)))
+        return .success((RawPath(bytes: name), rest.isEmpty ? nil : RawPath(rest)))
     }
 
     struct ArgvFailure: Error {
@@ -370,9 +425,9 @@ enum ExecHandler {
 
     /// Reads the argv array and its strings. Over-long or unreadable argv is an error, never
     /// a guess.
-    static func readArgv(tid: pid_t, address: UInt64) -> Result<[String], ArgvFailure> {
+    static func readArgv(tid: pid_t, address: UInt64) -> Result<[RawPath], ArgvFailure> {
         if address == 0 { return .success([]) }
-        var result: [String] = []
+        var result: [RawPath] = []
         var total = 0
         var pointers = [UInt64](repeating: 0, count: 64)
         var index = 0
@@ -421,7 +476,7 @@ enum ExecHandler {
                         if total > maxArgvBytes || result.count >= maxArgs {
                             return .failure(ArgvFailure(errno: E2BIG, reason: "argv too long to inspect"))
                         }
-                        result.append(String(decoding: bulk[start..<end], as: UTF8.self))
+                        result.append(RawPath(bytes: bulk[start..<end]))
                         continue
                     }
                 }
@@ -432,7 +487,7 @@ enum ExecHandler {
                 if total > maxArgvBytes || result.count >= maxArgs {
                     return .failure(ArgvFailure(errno: E2BIG, reason: "argv too long to inspect"))
                 }
-                result.append(String(cBuffer: buffer, count: n))
+                result.append(RawPath(cBuffer: buffer, count: n))
             }
             if count < 64 { return .failure(ArgvFailure(errno: EFAULT, reason: "argv unreadable")) }
             index += 64

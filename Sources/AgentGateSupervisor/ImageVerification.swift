@@ -44,8 +44,6 @@ final class ImageVerifier: Sendable {
         /// execve, so they tell an exec that happened from one that didn't, even when the new
         /// image is the old one (nil when they can't be read).
         let previousRandom: [UInt8]?
-        /// PT_INTERPs (other than the system's loader) the new image may have mapped.
-        var interpreters: Set<ImageIdentity> = []
         /// When the new image is the dynamic loader: the program it must open first.
         var loaderProgram: ImageIdentity?
     }
@@ -122,22 +120,19 @@ final class ImageVerifier: Sendable {
     }
 
     func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil,
-                interpreter: ImageIdentity? = nil, loaderProgram: ImageIdentity? = nil) {
+                loaderProgram: ImageIdentity? = nil, previousRandom random: [UInt8]?) {
         approved.withLock { _ = $0.insert(image) }
         let isNew = pending.withLock { $0[tgid] == nil }
         let pidfd = isNew ? agentgate_pidfd_open(tgid) : -1
-        let random = isNew ? Self.execRandom(tgid) : nil
         let unused: Int32 = pending.withLock { table -> Int32 in
             if var entry = table[tgid] {
                 if !entry.expected.contains(image) { entry.expected.append(image) }
                 entry.arguments = arguments
-                if let interpreter { entry.interpreters.insert(interpreter) }
                 entry.loaderProgram = loaderProgram
                 table[tgid] = entry
                 return pidfd
             }
             var entry = Pending(expected: [image], arguments: arguments, previous: previous, pidfd: pidfd, previousRandom: random)
-            if let interpreter { entry.interpreters.insert(interpreter) }
             entry.loaderProgram = loaderProgram
             table[tgid] = entry
             count.add(1, ordering: .relaxed)
@@ -186,32 +181,28 @@ final class ImageVerifier: Sendable {
             remove(tgid) // that process has exited: its pid may belong to another now
             return nil
         }
-        let running = ImageIdentity(path: "/proc/\(tid)/exe")
-        // Has the exec happened? AT_RANDOM says so for certain; without it, an image other than
-        // the old one does.
-        let happened: Bool
-        if let before = entry.previousRandom, let now = Self.execRandom(tgid) {
-            happened = before != now
-        } else {
-            happened = running != entry.previous || entry.expected.contains(running)
+        // The process's image (any of its threads shows it; the notifying one may be gone).
+        let running = ImageIdentity(path: "/proc/\(tgid)/exe")
+        // Has the exec happened? AT_RANDOM says so for certain. Bytes that can't be read now
+        // were hidden on purpose (an honest process never unmaps them): the process goes.
+        // Read through the notifying thread first (it is inside a syscall, so its memory is
+        // there even when the leader has exited), then the leader (the notifier may be a thread
+        // the exec reaped).
+        guard let now = Self.execRandom(tid) ?? Self.execRandom(tgid) else {
+            return condemn(tgid, "the process hid the bytes that tell whether its exec happened; process killed")
         }
+        let happened = entry.previousRandom.map { $0 != now } ?? true
         guard happened else {
             // Not exec'd yet, or the exec failed: the old image, with no loader program due.
-            return running == entry.previous ? nil : "exec loaded an image other than the one approved; process killed"
+            return running == entry.previous ? nil : condemn(tgid, "exec loaded an image other than the one approved; process killed")
         }
-        let pidfd = remove(tgid, keepingPidfd: entry.loaderProgram != nil)
         guard entry.expected.contains(running) else {
-            agentgate_close(pidfd)
-            return "exec loaded an image other than the one approved; process killed"
+            return condemn(tgid, "exec loaded an image other than the one approved; process killed")
         }
         if let arguments = entry.arguments, !Self.cmdline(of: tgid, endsWith: arguments) {
-            agentgate_close(pidfd)
-            return "exec ran with arguments other than the ones decided; process killed"
+            return condemn(tgid, "exec ran with arguments other than the ones decided; process killed")
         }
-        if !entry.interpreters.isEmpty, let stray = Self.strayMapping(tgid, allowed: Set(entry.expected).union(entry.interpreters)) {
-            agentgate_close(pidfd)
-            return "exec mapped an interpreter other than the one approved (\(stray)); process killed"
-        }
+        let pidfd = remove(tgid, keepingPidfd: entry.loaderProgram != nil)
         if let program = entry.loaderProgram {
             let replaced = loaderPrograms.withLock { table -> Int32? in
                 let old = table.updateValue((program, pidfd), forKey: tgid)
@@ -221,22 +212,6 @@ final class ImageVerifier: Sendable {
             if let replaced { agentgate_close(replaced) }
         } else {
             agentgate_close(pidfd)
-        }
-        return nil
-    }
-
-    /// A file mapped executable in `pid` that isn't in `allowed`, or nil. Right after an exec
-    /// only the image and its interpreter are mapped (libraries come later, through opens).
-    static func strayMapping(_ pid: pid_t, allowed: Set<ImageIdentity>) -> String? {
-        var devices = [UInt64](repeating: 0, count: 64)
-        var inodes = [UInt64](repeating: 0, count: 64)
-        var found = 0
-        let rc = devices.withUnsafeMutableBufferPointer { d in
-            inodes.withUnsafeMutableBufferPointer { i in agentgate_executable_mappings(pid, d.baseAddress, i.baseAddress, 64, &found) }
-        }
-        guard rc == 0 else { return "maps unreadable" }
-        for index in 0..<found where !allowed.contains(ImageIdentity(device: devices[index], inode: inodes[index])) {
-            return "inode \(inodes[index])"
         }
         return nil
     }
@@ -262,6 +237,20 @@ final class ImageVerifier: Sendable {
             let read = UnsafeRawBufferPointer(start: buffer.baseAddress, count: n)
             return tail.isEmpty || read.suffix(tail.count).elementsEqual(tail)
         }
+    }
+
+    /// Ends a process that failed its check, through the pidfd taken when its exec was decided
+    /// (exact whichever of its threads is asking, even one the exec has already reaped), then
+    /// forgets the check. Returns `reason`.
+    private func condemn(_ tgid: pid_t, _ reason: String) -> String {
+        let pidfd = remove(tgid, keepingPidfd: true)
+        if pidfd >= 0 {
+            _ = agentgate_pidfd_send_signal(pidfd, SIGKILL, nil, 0)
+            agentgate_close(pidfd)
+        } else {
+            kill(tgid, SIGKILL)
+        }
+        return reason
     }
 
     /// Forgets a loader program still due for a process that has gone or exec'd again.

@@ -32,6 +32,7 @@ enum MutationHandler {
         // Read every path and pointer argument, and open every base directory, before the
         // single ID_VALID check that makes them trustworthy.
         var paths: [String] = []
+        var rawPaths: [RawPath] = []
         var bases: [AgentDirectory] = []
         defer { for base in bases { base.close() } }
         var failure: (errno: Int32, reason: String)? = nil
@@ -43,6 +44,7 @@ enum MutationHandler {
             }
             let path = String(cBuffer: scratch.path, count: length)
             paths.append(path)
+            rawPaths.append(RawPath(cBuffer: scratch.path, count: length))
             let dirfd = operand.dirfdArg.map { n.intArg($0) } ?? AT_FDCWD
             let emptyPath = path.isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
             bases.append(AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path))
@@ -84,13 +86,13 @@ enum MutationHandler {
 
         core.namespaceLock.withLock { _ in
             decideAndPerform(n, spec: spec, syscall: syscall, process: process, flags: flags, paths: paths,
-                             bases: bases, copies: copies, core: core, scratch: scratch)
+                             rawPaths: rawPaths, bases: bases, copies: copies, core: core, scratch: scratch)
         }
     }
 
     /// Resolves, decides and performs; runs under the namespace lock.
     private static func decideAndPerform(_ n: Notification, spec: MutationSpec, syscall: String, process: ProcessInfo,
-                                         flags: Int32, paths: [String], bases: [AgentDirectory], copies: [[UInt8]?],
+                                         flags: Int32, paths: [String], rawPaths: [RawPath], bases: [AgentDirectory], copies: [[UInt8]?],
                                          core: SupervisorCore, scratch: ThreadScratch) {
         // Resolve and decide each operand.
         var resolved: [Resolved] = []
@@ -112,8 +114,8 @@ enum MutationHandler {
             }
             // "link/" names what the link points to: the kernel follows a final symlink when a
             // slash comes after it, so the decision must be on that object too.
-            if kind == .noFollow { kind = paths[index].hasSuffix("/") ? .object : .entry }
-            switch resolve(paths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
+            if kind == .noFollow { kind = rawPaths[index].hasTrailingSlash ? .object : .entry }
+            switch resolve(rawPaths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
                            core: core, tid: n.tid, tgid: process.tgid) {
             case .failed(let errno):
                 let target = LexicalPath.absolute(paths[index], base: base.path())
@@ -316,7 +318,7 @@ enum MutationHandler {
         case refused(target: String, reason: String)
     }
 
-    private static func resolve(_ path: String, base: AgentDirectory, kind: PathOperandKind, emptyPath: Bool,
+    private static func resolve(_ path: RawPath, base: AgentDirectory, kind: PathOperandKind, emptyPath: Bool,
                                 scratch: ThreadScratch, core: SupervisorCore, tid: pid_t, tgid: pid_t) -> Resolution {
         if kind == .entry {
             var entry = agentgate_path_entry()
@@ -346,7 +348,7 @@ enum MutationHandler {
         agentgate_open_release(prepared)
         // A trailing slash makes even the no-follow calls (lchown, lsetxattr…) follow the final
         // link: /proc/self/fd/N/ is the directory decided on, never the magic link itself.
-        let safe = "/proc/self/fd/\(fd)" + (isDirectory && path.hasSuffix("/") ? "/" : "")
+        let safe = "/proc/self/fd/\(fd)" + (isDirectory && path.hasTrailingSlash ? "/" : "")
         return .resolved(Resolved(fd: fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
     }
 

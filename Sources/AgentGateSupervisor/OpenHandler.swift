@@ -72,7 +72,8 @@ enum OpenHandler {
                                 core: SupervisorCore, scratch: ThreadScratch) {
         for _ in 0..<4 {
             let prepared = scratch.prepared
-            switch core.prepare(prepared, base: base.fd, path: path, flags: args.flags, resolve: args.resolve,
+            // Resolved from the agent's own bytes (still in scratch.path), not from the text.
+            switch core.prepare(prepared, base: base.fd, cPath: scratch.path, flags: args.flags, resolve: args.resolve,
                                 tid: n.tid, tgid: process.tgid, writing: action == .fsWrite) {
             case .failed(let rc):
                 // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
@@ -120,14 +121,13 @@ enum OpenHandler {
                 return
             }
             if prepared.pointee.device_number != 0, prepared.pointee.file_type == UInt32(S_IFCHR),
-               SupervisorCore.isUserfaultfdDevice(prepared.pointee.device_number),
-               !core.policy.allowedUnsupervised.contains(.kernel) {
-                // /dev/userfaultfd makes a userfaultfd without the syscall: it could stall the
-                // supervisor's reads of the agent's memory.
+               let route = SupervisorCore.deviceRoutes[prepared.pointee.device_number],
+               !core.policy.allowedUnsupervised.contains(route) {
+                // A device that does what a denied syscall does (see SupervisorCore.deviceRoutes).
                 agentgate_open_release(prepared)
                 core.listener.fail(n.id, errno: EPERM)
                 core.recorder.record(.denied(syscall: syscall, action: action, target: resolved,
-                                             reason: "kernel is unsupervised; denied by default (userfaultfd)", errno: EPERM),
+                                             reason: "\(route.rawValue) is unsupervised; denied by default (this device)", errno: EPERM),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }

@@ -42,3 +42,34 @@ func writeStandardError(_ text: String) {
         }
     }
 }
+
+/// A path exactly as the agent's memory (or a file the kernel reads, like a `#!` line or
+/// PT_INTERP) holds it: bytes, not text. It is resolved as these bytes, so the supervisor
+/// resolves what the kernel will; `text` (invalid UTF-8 shown as U+FFFD) is only for naming.
+struct RawPath: Sendable, Equatable {
+    /// The bytes, without a terminating NUL.
+    let bytes: [UInt8]
+
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+    init<S: Sequence>(bytes: S) where S.Element == UInt8 { self.bytes = Array(bytes) }
+    init(_ text: String) { bytes = Array(text.utf8) }
+
+    /// Copies a NUL-terminated C buffer of known length.
+    init(cBuffer: UnsafePointer<CChar>, count: Int) {
+        bytes = cBuffer.withMemoryRebound(to: UInt8.self, capacity: count) { Array(UnsafeBufferPointer(start: $0, count: count)) }
+    }
+
+    var isEmpty: Bool { bytes.isEmpty }
+    var isAbsolute: Bool { bytes.first == UInt8(ascii: "/") }
+    var hasTrailingSlash: Bool { bytes.last == UInt8(ascii: "/") }
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// Calls `body` with a NUL-terminated copy.
+    func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
+        var terminated = bytes
+        terminated.append(0)
+        return terminated.withUnsafeBufferPointer { buffer in
+            buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: buffer.count) { body($0) }
+        }
+    }
+}

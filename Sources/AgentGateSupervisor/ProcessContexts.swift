@@ -70,10 +70,25 @@ final class ProcessContexts: Sendable {
     }
 
     /// An allowed exec: the process's image (and so its context) changes.
+    /// The most argv bytes kept per exec for `ancestor:` matching: an agent can make argv
+    /// megabytes long, and thousands of processes each keep their history.
+    static let keptArgvBytes = 64 << 10
+
     func recordExec(tid: pid_t, tgid: pid_t, argv: [String]) {
+        var kept: [String] = []
+        var total = 0
+        for argument in argv {
+            let size = argument.utf8.count
+            if total + size > Self.keptArgvBytes {
+                kept.append(String(decoding: argument.utf8.prefix(max(0, Self.keptArgvBytes - total)), as: UTF8.self))
+                break
+            }
+            kept.append(argument)
+            total += size
+        }
         commands.withLock { table in
             var lines = table[tgid] ?? []
-            lines.append(argv)
+            lines.append(kept)
             if lines.count > Self.maximumCommandsPerProcess { lines.removeFirst(lines.count - Self.maximumCommandsPerProcess) }
             table[tgid] = lines
             if table.count > 8192 {

@@ -39,6 +39,9 @@ final class ProcessTable: Sendable {
         if let (info, pidfd) = cached {
             // A pidfd polls readable once its thread has exited: the tid may have been reused.
             if pidfd < 0 || agentgate_poll_one(pidfd, Int16(POLLIN), 0) == 0 { return info }
+            // Gone and not reused (a thread an exec reaped, whose notification is stale): what
+            // was known of its process still holds, and the process is what a check must reach.
+            if access("/proc/\(tid)", F_OK) != 0 { return info }
             reused = true
         }
         contexts?.forget(tid: tid, isNewProcess: reused)

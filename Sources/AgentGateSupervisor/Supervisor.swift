@@ -400,7 +400,9 @@ final class Receivers: Sendable {
         }
         if let refusal = core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen) {
             // The image the kernel loaded isn't the one approved: the path was swapped after
-            // the decision. End the process before this call, its first trapped one, proceeds.
+            // the decision. End the process before this call, its first trapped one, proceeds
+            // (the verifier already signalled it through its pidfd; this covers first-seen ones).
+            kill(process.tgid, SIGKILL)
             kill(n.tid, SIGKILL)
             core.listener.fail(n.id, errno: EPERM)
             core.recorder.record(.denied(syscall: core.table.name(of: n.number), action: .exec,

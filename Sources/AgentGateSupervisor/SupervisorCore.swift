@@ -204,7 +204,15 @@ final class SupervisorCore: Sendable {
 
     /// Resolves `path` for the agent (see agentgate_open_prepare) with /proc/self meaning the
     /// agent, refusing what reaches into the supervisor or outside the session through /proc.
-    func prepare(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, base: Int32, path: String,
+    func prepare(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, base: Int32, path: RawPath,
+                 flags: UInt64, resolve: UInt64, tid: pid_t, tgid: pid_t, emptyPath: Bool = false,
+                 writing: Bool = false) -> PrepareOutcome {
+        path.withCString { prepare(prepared, base: base, cPath: $0, flags: flags, resolve: resolve, tid: tid, tgid: tgid,
+                                   emptyPath: emptyPath, writing: writing) }
+    }
+
+    /// The same with the path as the agent's NUL-terminated bytes.
+    func prepare(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, base: Int32, cPath path: UnsafePointer<CChar>,
                  flags: UInt64, resolve: UInt64, tid: pid_t, tgid: pid_t, emptyPath: Bool = false,
                  writing: Bool = false) -> PrepareOutcome {
         if emptyPath {
@@ -243,13 +251,13 @@ final class SupervisorCore: Sendable {
     }
 
     /// The same for the directory entry a path names (always a write: the entry is changed).
-    func resolveEntry(_ entry: inout agentgate_path_entry, base: Int32, path: String, tid: pid_t, tgid: pid_t) -> PrepareOutcome {
+    func resolveEntry(_ entry: inout agentgate_path_entry, base: Int32, path: RawPath, tid: pid_t, tgid: pid_t) -> PrepareOutcome {
         var forceWalk: Int32 = 0
         while true {
             entry.context.agent_tgid = tgid
             entry.context.agent_tid = tid
             entry.context.force_walk = forceWalk
-            let rc = agentgate_path_entry_resolve(base, path, &entry)
+            let rc = path.withCString { agentgate_path_entry_resolve(base, $0, &entry) }
             if let (owner, reason) = forbiddenOwner(entry.context, tgid: tgid) {
                 agentgate_close(entry.parent_fd)
                 entry.parent_fd = -1
@@ -332,16 +340,26 @@ final class SupervisorCore: Sendable {
         return fstat(fd, &info) == 0 && info.st_nlink == 0 ? String(text.dropFirst()) : text
     }
 
-    /// The device number of /dev/userfaultfd (misc 10:126), which makes userfaultfds with an
-    /// ioctl instead of the userfaultfd syscall.
-    static let userfaultfdDevices: Set<UInt64> = {
-        var devices: Set<UInt64> = [(10 << 8) | 126]
-        var info = stat()
-        if stat("/dev/userfaultfd", &info) == 0 && info.st_mode & S_IFMT == S_IFCHR { devices.insert(UInt64(info.st_rdev)) }
-        return devices
+    /// Character devices that do what a denied syscall does, by the route that covers them:
+    /// /dev/userfaultfd makes userfaultfds without the syscall (`kernel`); /dev/net/tun creates
+    /// and attaches to network interfaces (`net_admin`); /dev/loop-control, device-mapper's and
+    /// btrfs's control devices add and reshape block devices, /dev/uinput and /dev/uhid make
+    /// input devices that type into the user's desktop (`host`). Misc minors are read from the
+    /// device nodes, with their usual numbers as a fallback.
+    static let deviceRoutes: [UInt64: UnsupervisedRoute] = {
+        var routes: [UInt64: UnsupervisedRoute] = [:]
+        let known: [(path: String, minor: UInt64, route: UnsupervisedRoute)] = [
+            ("/dev/userfaultfd", 126, .kernel), ("/dev/net/tun", 200, .netAdmin), ("/dev/loop-control", 237, .host),
+            ("/dev/mapper/control", 236, .host), ("/dev/btrfs-control", 234, .host), ("/dev/uinput", 223, .host),
+            ("/dev/uhid", 239, .host),
+        ]
+        for device in known {
+            routes[(10 << 8) | device.minor] = device.route // glibc's makedev for major 10, minor < 256
+            var info = stat()
+            if stat(device.path, &info) == 0 && info.st_mode & S_IFMT == S_IFCHR { routes[UInt64(info.st_rdev)] = device.route }
+        }
+        return routes
     }()
-
-    static func isUserfaultfdDevice(_ device: UInt64) -> Bool { userfaultfdDevices.contains(device) }
 
     /// Whether a prepared object has no name in the file system: a memfd, a deleted file, an
     /// O_TMPFILE file, or an object that isn't a file at all (pipe:, socket:, anon_inode:).
@@ -467,9 +485,6 @@ final class BlockingOperations: @unchecked Sendable {
     /// all be waiting when its writer opens it, as they would be without the supervisor).
     static let limit = 256
     static let workerCount = limit
-    /// Workers started before the agent runs; the rest follow at once from a starter thread,
-    /// on the supervisor's schedule, never on the agent's.
-    static let initialWorkers = 16
 
     private struct Job {
         let id: UInt64
@@ -495,39 +510,25 @@ final class BlockingOperations: @unchecked Sendable {
 
     var isEmpty: Bool { outstanding.load(ordering: .relaxed) == 0 }
 
-    /// Starts the first workers now and the rest from a starter thread. Returns false when
-    /// not even the first could be created.
+    /// Starts every worker, before the agent's first call is answered. Returns false when not
+    /// even one could be created (calls that need one then fail with EAGAIN).
     @discardableResult
     func start() -> Bool {
-        var first: [Thread] = []
-        for _ in 0..<Self.initialWorkers {
+        var started: [Thread] = []
+        started.reserveCapacity(Self.workerCount)
+        for _ in 0..<Self.workerCount {
             let thread = Thread(stackSize: 256 << 10) { [self] in work() }
             guard thread.start(detached: false) else { break }
-            first.append(thread)
+            started.append(thread)
         }
-        workers.withLock { $0 = first }
-        guard !first.isEmpty else { return false }
-        let starter = Thread { [self] in
-            for _ in Self.initialWorkers..<Self.workerCount {
-                if state.withLock({ $0.stopping }) { return }
-                let thread = Thread(stackSize: 256 << 10) { [self] in work() }
-                guard thread.start(detached: false) else { return }
-                workers.withLock { $0.append(thread) }
-            }
-        }
-        if starter.start(detached: false) { self.starter.withLock { $0 = starter } }
-        return true
+        workers.withLock { $0 = started }
+        return !started.isEmpty
     }
-
-    private let starter = Mutex<Thread?>(nil)
 
     /// Stops the workers once the queue is empty, and joins them unless one is still stuck in
     /// an operation nothing could interrupt (the process is about to exit anyway).
     func stop() {
         state.withLock { $0.stopping = true }
-        // No worker may start after the count below is taken, or a wake-up meant for one of
-        // those counted could go to it, and a join would wait for ever.
-        starter.withLock { $0 }?.join()
         let threads = workers.withLock { $0 }
         for _ in threads { sem_post(semaphore) }
         if isEmpty { for thread in threads { thread.join() } }

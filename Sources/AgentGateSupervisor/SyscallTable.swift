@@ -152,6 +152,19 @@ let hostIoctls: [UInt64] = [
 let socketIoctlFamily: UInt64 = 0x8900
 let consoleIoctlFamily: UInt64 = 0x4b00
 let virtualTerminalIoctlFamily: UInt64 = 0x5600
+/// Block-device (0x12) and loop-device (0x4c) ioctls, trapped by type whatever their size and
+/// direction bits: a read-only fd of a block device or a loop device would otherwise let a root
+/// agent set devices read-only, discard their blocks, detach or reshape loop devices.
+let blockIoctlType: UInt64 = 0x12
+let loopIoctlType: UInt64 = 0x4c
+/// Commands of those types that only read: BLKROGET, BLKGETSIZE, BLKRAGET, BLKFRAGET,
+/// BLKSECTGET, BLKSSZGET, BLKBSZGET, BLKGETSIZE64, BLKIOMIN, BLKIOOPT, BLKALIGNOFF, BLKPBSZGET,
+/// BLKDISCARDZEROES, BLKROTATIONAL, BLKGETDISKSEQ, BLKGETZONESZ, BLKGETNRZONES (by number);
+/// LOOP_GET_STATUS, LOOP_GET_STATUS64.
+let readOnlyBlockIoctlNumbers: Set<UInt64> = [0x5e, 0x60, 0x63, 0x65, 0x67, 0x68, 0x70, 0x72, 0x78, 0x79, 0x7a, 0x7b, 0x7c, 0x7e, 0x80, 0x84, 0x85]
+let readOnlyLoopIoctls: Set<UInt64> = [0x4c03, 0x4c05]
+/// fcntl(F_SETLEASE): with CAP_LEASE, a lease on any file holds every other process's open of it.
+let fcntlSetLease: UInt64 = 1024
 /// TIOCSCTTY with a non-zero argument steals a terminal from another session (CAP_SYS_ADMIN).
 let ioctlStealTerminal: UInt64 = 0x540e
 /// Commands of those families that only read.
@@ -269,6 +282,8 @@ struct SyscallTable: Sendable {
             ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xffff_ff00, value: socketIoctlFamily)),
             ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xffff_ff00, value: consoleIoctlFamily)),
             ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xffff_ff00, value: virtualTerminalIoctlFamily)),
+            ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xff00, value: blockIoctlType << 8)),
+            ("ioctl", .descriptorIoctl, .argMaskedEquals(arg: 1, mask: 0xff00, value: loopIoctlType << 8)),
             ("ioctl", .descriptorIoctl, .argsEqual([(arg: UInt32(1), value: ioctlStealTerminal), (arg: UInt32(2), value: UInt64(1))])),
             // What a unix socket says about its peer (the supervisor performs connects and sends).
             ("getsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: solSocket), (arg: UInt32(2), value: socketOptionPeerCredentials)])),
@@ -328,7 +343,7 @@ struct SyscallTable: Sendable {
             ("process_madvise", .processHandle(.processMadvise), .always),
             ("process_mrelease", .processHandle(.processMrelease), .always),
             ("setpgid", .setpgid, .argEquals(arg: 1, values: [UInt64(supervisorPGID)])),
-            ("fcntl", .fileOwner, .argEquals(arg: 1, values: [fcntlSetOwner, fcntlSetOwnerEx])),
+            ("fcntl", .fileOwner, .argEquals(arg: 1, values: [fcntlSetOwner, fcntlSetOwnerEx, fcntlSetLease])),
             ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: [ioctlSetOwner, ioctlSetProcessGroup])),
             // TIOCSTI/TIOCLINUX push input into the terminal: the user's shell would run it,
             // unsupervised, after the session.

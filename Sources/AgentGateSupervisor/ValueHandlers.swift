@@ -137,6 +137,17 @@ enum ValueHandlers {
             return
         }
         if readOnlyFamilyIoctls.contains(command) { core.listener.continueSyscall(n.id); return }
+        let type = (command >> 8) & 0xff
+        if type == blockIoctlType {
+            // Getters carry no write direction (or only a read one): _IOC_WRITE is bit 30.
+            if readOnlyBlockIoctlNumbers.contains(command & 0xff) && command & 0x4000_0000 == 0 {
+                core.listener.continueSyscall(n.id)
+                return
+            }
+        } else if type == loopIoctlType, readOnlyLoopIoctls.contains(command) {
+            core.listener.continueSyscall(n.id)
+            return
+        }
         let hex = "ioctl(0x\(String(command, radix: 16)))"
         if command & 0xffff_ff00 == socketIoctlFamily {
             unsupervised(n, route: .netAdmin, errno: EPERM, core: core, target: hex)
@@ -225,6 +236,19 @@ enum ValueHandlers {
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             }
             return false
+        }
+        if name == "fcntl" && command == fcntlSetLease {
+            // F_UNLCK always; a lease otherwise only without CAP_LEASE, so only on the agent's own
+            // files (the kernel's rule for everyone else). A root agent's lease on any file would
+            // hold every other process's open of it for the lease-break time, again and again.
+            let capLease: UInt64 = 1 << 28
+            if n.arg(2) != 2 /* F_UNLCK */, ProcStatus(tid: n.tid).capEff & capLease != 0,
+               !core.policy.allowedUnsupervised.contains(.host) {
+                unsupervised(n, route: .host, errno: EACCES, core: core, target: "fcntl(F_SETLEASE)")
+                return
+            }
+            core.listener.continueSyscall(n.id)
+            return
         }
         if name == "fcntl" && command == fcntlSetOwner {
             if allowed(aim(pid: Int32(truncatingIfNeeded: n.arg(2)), type: nil)) { core.listener.continueSyscall(n.id) }

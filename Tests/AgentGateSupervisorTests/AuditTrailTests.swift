@@ -113,6 +113,28 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(Redactor.redact(environment: context.environment)["GH_TOKEN"] == nil)
     }
 
+    @Test func recordedArgvIsBoundedAndSaysWhatItLeftOut() throws {
+        let small = ["git", "commit", "-m", "x"]
+        #expect(DecisionRecorder.recordable(small) == small)
+        let big = ["echo"] + Array(repeating: String(repeating: "a", count: 1000), count: 100)
+        let kept = DecisionRecorder.recordable(big)
+        #expect(kept.reduce(0) { $0 + $1.utf8.count } < DecisionRecorder.recordedArgvBytes + 200)
+        #expect(kept.first == "echo")
+        #expect(kept.last?.contains("more arguments") == true && kept.last?.contains("bytes not recorded") == true, "\(kept.last ?? "")")
+        // A cut never splits a UTF-8 sequence into invalid bytes the database would refuse.
+        let wide = DecisionRecorder.recordable([String(repeating: "é", count: DecisionRecorder.recordedArgvBytes)])
+        #expect(wide.allSatisfy { $0.utf8.count > 0 })
+
+        // End to end: a 100 KB argv is recorded in its first 16 KB.
+        let h = try Harness()
+        try h.write("p.yaml", "default: allow\nrules: []\n")
+        let r = h.supervised(["sh", "-c", "/bin/echo \"$@\" > /dev/null", "sh"] + big.dropFirst(), policy: h.path("p.yaml"))
+        #expect(r.status == 0, "\(r)")
+        let rows = h.query("select length(argv) from events where action='exec' and target in ('/bin/echo', '/usr/bin/echo')")
+        let length = try #require(rows.first.flatMap { Int($0.first ?? "") })
+        #expect(length < DecisionRecorder.recordedArgvBytes + 1000, "argv recorded in \(length) bytes")
+    }
+
     @Test func processSnapshotReadsTheImage() throws {
         let record = try #require(ProcessSnapshot.read(pid: getpid(), startTimeMicros: 5))
         #expect(record.pid == getpid() && record.ppid == getppid())

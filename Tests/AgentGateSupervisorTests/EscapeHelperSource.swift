@@ -581,6 +581,41 @@ int main(int argc, char **argv) {
         say("storm done");
         return 0;
     }
+    if (!strcmp(m, "bind-raw")) {
+        // a: a directory. Binds a/\xff/sock: a name that isn't UTF-8.
+        int s = socket(AF_UNIX, SOCK_STREAM, 0);
+        struct sockaddr_un addr = { .sun_family = AF_UNIX };
+        snprintf(addr.sun_path, sizeof addr.sun_path, "%s/\xff/sock", a);
+        rc = bind(s, (struct sockaddr *)&addr, sizeof addr); result("bind", rc);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "tun")) {
+        int fd = open("/dev/net/tun", O_RDWR); result("open(/dev/net/tun)", fd);
+        return fd >= 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "uevent-connect")) {
+        // Connects a uevent socket to multicast group 1, where udev's listeners are.
+        int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+        result("socket(NETLINK_KOBJECT_UEVENT)", s);
+        struct sockaddr_nl group = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+        rc = connect(s, (struct sockaddr *)&group, sizeof group); result("connect(group 1)", rc);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "lease-read")) {
+        // a: a file. Takes a read lease on it and lets it go.
+        int fd = open(a, O_RDONLY);
+        rc = fcntl(fd, F_SETLEASE, F_RDLCK); result("F_SETLEASE(F_RDLCK)", rc);
+        if (rc == 0) fcntl(fd, F_SETLEASE, F_UNLCK);
+        return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "blkroset")) {
+        // a: a block device. Sets its read-only flag to what it already is.
+        int fd = open(a, O_RDONLY); result("open", fd);
+        int ro = 0;
+        long got = ioctl(fd, BLKROGET, &ro); result("BLKROGET", got);
+        rc = ioctl(fd, BLKROSET, &ro); result("BLKROSET", rc);
+        return rc == 0 ? 0 : 1;
+    }
     say("unknown mode %s", m);
     return 2;
 }

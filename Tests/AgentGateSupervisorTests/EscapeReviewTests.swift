@@ -241,6 +241,119 @@ extension AdversarialTests {
     }
 }
 
+extension AdversarialTests {
+    /// What the third hostile review found: names that aren't UTF-8, host devices and their
+    /// ioctls, and leases and netlink groups that reach beyond the session.
+    @Suite("Escapes found in review: raw names, host devices, leases, netlink groups") struct EscapeReviewThird {
+        /// Creates a symlink whose name is raw bytes (not UTF-8) in `directory`.
+        private func rawSymlink(_ target: String, in directory: String, name: [UInt8]) -> Int32 {
+            let bytes = Array(directory.utf8) + [UInt8(ascii: "/")] + name + [0]
+            return bytes.withUnsafeBufferPointer { path in
+                path.withMemoryRebound(to: CChar.self) { symlink(target, $0.baseAddress!) }
+            }
+        }
+
+        @Test("a unix socket name that isn't UTF-8 is decided on its bytes, not on a lossy spelling")
+        func rawSocketName() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            try h.mkdir("closed")
+            try h.mkdir("work/\u{FFFD}") // the lossy spelling of \xff: an allowed directory
+            #expect(rawSymlink(h.path("closed"), in: h.path("work"), name: [0xff]) == 0)
+            let policy = try openPolicy(h, extra: """
+                  - match: {action: fs_write, target_glob: "\(h.path("closed"))/**"}
+                    decision: deny
+                """)
+            let bare = h.bare([escape, "bind-raw", h.path("work")])
+            #expect(bare.stdout.contains("op=bind rc=0") && h.exists("closed/sock"), "\(bare)")
+            unlink(h.path("closed/sock"))
+            let r = h.supervised([escape, "bind-raw", h.path("work")], policy: policy)
+            #expect(r.stdout.contains("op=bind rc=-1 errno=\(EACCES)") && !h.exists("closed/sock"), "\(r)")
+            #expect(!h.exists("work/\u{FFFD}/sock"))
+        }
+
+        @Test("an ELF interpreter named in bytes that aren't UTF-8 is refused, not taken for its lossy spelling",
+              .enabled(if: glibcLoader != nil, "needs glibc's loader"))
+        func rawElfInterpreter() throws {
+            let h = try Harness()
+            try h.mkdir("work")
+            // What the kernel would map as the interpreter: a program of its own (static-pie, no libc).
+            let forbidden = try h.compile("forbidden-interp", """
+                void _start(void) {
+                    static const char m[] = "FORBIDDEN-PROGRAM-RAN\\n";
+                    long rc;
+                    __asm__ volatile ("syscall" : "=a"(rc) : "a"(1), "D"(1), "S"(m), "d"(sizeof m - 1) : "rcx", "r11", "memory");
+                    __asm__ volatile ("syscall" : : "a"(60), "D"(0) : "rcx", "r11", "memory");
+                    for (;;) {}
+                }
+                """, flags: ["-nostdlib", "-static-pie", "-fPIE"])
+            // Linked with a placeholder interpreter name, then patched to end in the byte 0xff.
+            let placeholder = h.path("work/QQQQ")
+            let built = try h.compile("raw-interp", "#include <stdio.h>\nint main(void) { puts(\"program ran\"); return 0; }\n",
+                                      flags: ["-Wl,--dynamic-linker=\(placeholder)"])
+            var image = [UInt8](try Data(contentsOf: URL(fileURLWithPath: built)))
+            let needle = Array(placeholder.utf8) + [0]
+            let at = try #require((0...(image.count - needle.count)).first { image[$0..<($0 + needle.count)].elementsEqual(needle) })
+            image.replaceSubrange((at + needle.count - 5)..<(at + needle.count - 1), with: [0xff, 0, 0, 0])
+            try Data(image).write(to: URL(fileURLWithPath: h.path("work/program")))
+            chmod(h.path("work/program"), 0o755)
+            // \xff is the forbidden program; its lossy spelling U+FFFD is the system loader.
+            #expect(rawSymlink(forbidden, in: h.path("work"), name: [0xff]) == 0)
+            #expect(symlink(glibcLoader!, h.path("work/\u{FFFD}")) == 0)
+            let bare = h.bare([h.path("work/program")])
+            #expect(bare.stdout.contains("FORBIDDEN-PROGRAM-RAN"), "bare: the kernel maps the raw name\n\(bare)")
+            let r = h.supervised([h.path("work/program")], policy: try openPolicy(h))
+            #expect(!r.stdout.contains("FORBIDDEN-PROGRAM-RAN") && r.status == 126, "\(r)")
+        }
+
+        @Test("/dev/net/tun, which creates network interfaces, is refused (net_admin)",
+              .enabled(if: isRoot && FileManager.default.fileExists(atPath: "/dev/net/tun"), "needs root and /dev/net/tun"))
+        func tunDevice() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            let bare = h.bare([escape, "tun"])
+            #expect(bare.stdout.contains("op=open(/dev/net/tun) rc=") && !bare.stdout.contains("rc=-1"), "bare: the device must open\n\(bare)")
+            let r = h.supervised([escape, "tun"], policy: try openPolicy(h))
+            #expect(r.stdout.contains("op=open(/dev/net/tun) rc=-1 errno=\(EPERM)"), "\(r)")
+            let reasons = h.query("select reason from events where target='/dev/net/tun'").map { $0.first ?? "" }
+            #expect(reasons.contains { $0.contains("net_admin") }, "\(reasons)")
+        }
+
+        @Test("block-device setters (BLKROSET) are refused; their getters answer",
+              .enabled(if: isRoot && FileManager.default.fileExists(atPath: "/dev/loop0"), "needs root and /dev/loop0"))
+        func blockDeviceIoctls() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            let bare = h.bare([escape, "blkroset", "/dev/loop0"])
+            try #require(bare.stdout.contains("op=open rc=") && !bare.stdout.contains("op=open rc=-1"), "bare: /dev/loop0 must open\n\(bare)")
+            #expect(bare.stdout.contains("op=BLKROSET rc=0"), "\(bare)")
+            let r = h.supervised([escape, "blkroset", "/dev/loop0"], policy: try openPolicy(h))
+            #expect(r.stdout.contains("op=BLKROGET rc=0") && r.stdout.contains("op=BLKROSET rc=-1 errno=\(EPERM)"), "\(r)")
+        }
+
+        @Test("a root agent's lease, which would hold every other process's open of the file, is refused (host)",
+              .enabled(if: isRoot, "CAP_LEASE is root's"))
+        func rootLease() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            try h.write("leased", "x\n")
+            #expect(h.bare([escape, "lease-read", h.path("leased")]).stdout.contains("op=F_SETLEASE(F_RDLCK) rc=0"))
+            let r = h.supervised([escape, "lease-read", h.path("leased")], policy: try openPolicy(h))
+            #expect(r.stdout.contains("op=F_SETLEASE(F_RDLCK) rc=-1 errno=\(EACCES)"), "\(r)")
+        }
+
+        @Test("a uevent socket can't be connected to udev's multicast group, to forge device events",
+              .enabled(if: isRoot, "sending to uevent groups needs root"))
+        func ueventGroup() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            #expect(h.bare([escape, "uevent-connect"]).stdout.contains("op=connect(group 1) rc=0"))
+            let r = h.supervised([escape, "uevent-connect"], policy: try openPolicy(h))
+            #expect(r.stdout.contains("op=connect(group 1) rc=-1 errno=\(EPERM)"), "\(r)")
+        }
+    }
+}
+
 extension RunningProcess {
     /// Whether the process has ended (without reaping it).
     var diedOfSignalNow: Bool { !process.isRunning }
