@@ -70,26 +70,67 @@ struct DecisionRecorder: Sendable {
 
 extension DecisionRecorder {
     /// The most argv bytes one event keeps. An agent can make argv megabytes long on every exec;
-    /// the audit keeps the start, and says how much it left out, so memory and the database stay
-    /// bounded whatever the agent does.
+    /// the audit keeps the start and the end (where `sh -c "<padding>; cmd"` puts the command),
+    /// and says how much it left out between them, so memory and the database stay bounded
+    /// whatever the agent does.
     static let recordedArgvBytes = 16 << 10
+    static let recordedArgvTailBytes = 4 << 10
 
     static func recordable(_ argv: [String]) -> [String] {
-        var kept: [String] = []
-        var total = 0
-        for (index, argument) in argv.enumerated() {
-            let size = argument.utf8.count
-            if total + size > recordedArgvBytes {
-                let room = max(0, recordedArgvBytes - total)
-                if room > 0 { kept.append(String(decoding: argument.utf8.prefix(room), as: UTF8.self) + "…") }
-                let leftBytes = argv[index...].reduce(0) { $0 + $1.utf8.count } - room
-                kept.append("…(\(argv.count - index) more arguments, \(leftBytes) bytes not recorded)")
-                return kept
-            }
-            kept.append(argument)
-            total += size
+        let total = argv.reduce(0) { $0 + $1.utf8.count }
+        guard total > recordedArgvBytes else { return argv }
+        // Head: whole arguments, then the start of the one that doesn't fit.
+        var head: [String] = []
+        var room = recordedArgvBytes - recordedArgvTailBytes
+        var first = 0, firstCut = 0 // the argument the head stops in, and its bytes kept
+        while first < argv.count {
+            let bytes = argv[first].utf8
+            if bytes.count <= room { head.append(argv[first]); room -= bytes.count; first += 1; continue }
+            firstCut = scalarBoundary(Array(bytes), at: room, fromEnd: false)
+            break
         }
-        return kept
+        // Tail: whole arguments from the end, then the end of the one that doesn't fit; never
+        // reaching back into what the head kept.
+        var tail: [String] = []
+        room = recordedArgvTailBytes
+        var last = argv.count - 1, lastCut = 0
+        while last > first {
+            let bytes = argv[last].utf8
+            if bytes.count <= room { tail.insert(argv[last], at: 0); room -= bytes.count; last -= 1; continue }
+            lastCut = scalarBoundary(Array(bytes), at: room, fromEnd: true)
+            break
+        }
+        if last == first {
+            // One argument holds both cuts.
+            let bytes = Array(argv[first].utf8)
+            lastCut = min(scalarBoundary(bytes, at: room, fromEnd: true), bytes.count - firstCut)
+        }
+        // Kept: head, the start of argv[first], the end of argv[last], tail.
+        let partialFirst = firstCut > 0, partialLast = lastCut > 0
+        var kept = head
+        if partialFirst { kept.append(String(decoding: Array(argv[first].utf8)[..<firstCut], as: UTF8.self) + "…") }
+        let keptBytes = (head + tail).reduce(0) { $0 + $1.utf8.count } + firstCut + lastCut
+        let touched = last - first + 1 // arguments from argv[first] to argv[last]
+        let partlyKept = first == last ? (partialFirst || partialLast ? 1 : 0) : (partialFirst ? 1 : 0) + (partialLast ? 1 : 0)
+        let omittedArguments = touched - partlyKept
+        kept.append("…(\(total - keptBytes) bytes" + (omittedArguments > 0 ? " in \(omittedArguments) arguments" : "") + " not recorded)…")
+        if partialLast {
+            let bytes = Array(argv[last].utf8)
+            kept.append("…" + String(decoding: bytes[(bytes.count - lastCut)...], as: UTF8.self))
+        }
+        return kept + tail
+    }
+
+    /// `count` bytes from the start (or the end) of `bytes`, fewer if needed to cut between
+    /// UTF-8 sequences.
+    private static func scalarBoundary(_ bytes: [UInt8], at count: Int, fromEnd: Bool) -> Int {
+        var n = min(count, bytes.count)
+        if fromEnd {
+            while n > 0 && bytes[bytes.count - n] & 0xC0 == 0x80 { n -= 1 }
+        } else {
+            while n > 0 && n < bytes.count && bytes[n] & 0xC0 == 0x80 { n -= 1 }
+        }
+        return n
     }
 }
 

@@ -144,7 +144,8 @@ enum ExecHandler {
         let arguments = core.policy.usesExecDetails || plan.loaderProgram != nil ? ImageVerifier.cmdlineTail(args) : nil
         // The bytes that later tell whether this exec happened must be readable now; an honest
         // process never hides them.
-        guard let before = ImageVerifier.execRandom(process.tgid) else {
+        // Read through the calling thread: the leader may have exited (pthread_exit).
+        guard let before = ImageVerifier.execRandom(n.tid) else {
             core.listener.fail(n.id, errno: EACCES)
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
                                                       reason: "the process hid the bytes that tell whether its exec happened", errno: EACCES)
@@ -256,8 +257,12 @@ enum ExecHandler {
             switch readShebang(fd: currentFD) {
             case .success(let found): line = found
             case .failure(.unreadable(let errno)):
+                // An execute-only file (mode 0711) runs for its user, but the kernel reads it
+                // regardless and a supervisor with that user's rights can't: what it would run
+                // can't be checked.
+                let why = errno == EACCES ? "it is execute-only, and the supervisor has the agent's rights" : "errno \(errno)"
                 return .denied(target: currentPath, verdict: nil,
-                               reason: "can't read \(currentPath) to check for a #! interpreter (errno \(errno))")
+                               reason: "can't read \(currentPath) to check for a #! interpreter (\(why))")
             }
             guard let (interpreter, argument) = line else { break }
             effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentName] + effectiveArgv.dropFirst()

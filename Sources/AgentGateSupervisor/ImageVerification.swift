@@ -159,19 +159,21 @@ final class ImageVerifier: Sendable {
         return opened == expected.program ? nil : "the loader opened a program other than the one decided at its exec"
     }
 
-    /// Whether the process behind a notification runs an image it may run. A process seen for
-    /// the first time must run an approved image (this also catches children a swapped-in image
-    /// forked before its own first trapped call); a process with an exec pending must run the
-    /// image approved for it, or its old one if the exec hasn't happened or failed.
     /// Why the process behind a notification must not go on, or nil when it runs an image
     /// (and arguments) it may run. A process seen for the first time must run an approved
     /// image (this also catches children a swapped-in image forked before its own first
     /// trapped call); a process with an exec pending must run the image approved for it, with
     /// the arguments decided, or its old image if the exec hasn't happened or failed.
-    func verify(tid: pid_t, tgid: pid_t, firstSeen: Bool) -> String? {
+    ///
+    /// Everything is read through the notifying thread, which sits in a syscall and so shares
+    /// the process's memory (the leader may have exited), and `isValid` is asked after the
+    /// reads and before any verdict: while that thread is still waiting, no exec of its process
+    /// can have completed (an exec first ends every other thread), so the reads all saw one
+    /// image. A notification that is no longer valid decides nothing; the check stays due.
+    func verify(tid: pid_t, tgid: pid_t, firstSeen: Bool, isValid: () -> Bool) -> String? {
         if firstSeen {
             let running = ImageIdentity(path: "/proc/\(tid)/exe")
-            if running.inode != 0 && !approved.withLock({ $0.contains(running) }) {
+            if running.inode != 0 && !approved.withLock({ $0.contains(running) }) && isValid() {
                 return "exec loaded an image other than the one approved; process killed"
             }
         }
@@ -181,14 +183,15 @@ final class ImageVerifier: Sendable {
             remove(tgid) // that process has exited: its pid may belong to another now
             return nil
         }
-        // The process's image (any of its threads shows it; the notifying one may be gone).
-        let running = ImageIdentity(path: "/proc/\(tgid)/exe")
-        // Has the exec happened? AT_RANDOM says so for certain. Bytes that can't be read now
-        // were hidden on purpose (an honest process never unmaps them): the process goes.
-        // Read through the notifying thread first (it is inside a syscall, so its memory is
-        // there even when the leader has exited), then the leader (the notifier may be a thread
-        // the exec reaped).
-        guard let now = Self.execRandom(tid) ?? Self.execRandom(tgid) else {
+        let running = ImageIdentity(path: "/proc/\(tid)/exe")
+        // Has the exec happened? AT_RANDOM says so for certain.
+        let now = Self.execRandom(tid)
+        let argumentsAsDecided = entry.arguments.map { Self.cmdline(of: tid, endsWith: $0) } ?? true
+        guard isValid() else { return nil }
+        // Unreadable bytes, or an unreadable image, with the thread still there: hidden on
+        // purpose (an honest process never unmaps them, and a supervisor that may read a
+        // process's memory may read these). The process goes.
+        guard let now, running.inode != 0 else {
             return condemn(tgid, "the process hid the bytes that tell whether its exec happened; process killed")
         }
         let happened = entry.previousRandom.map { $0 != now } ?? true
@@ -199,7 +202,7 @@ final class ImageVerifier: Sendable {
         guard entry.expected.contains(running) else {
             return condemn(tgid, "exec loaded an image other than the one approved; process killed")
         }
-        if let arguments = entry.arguments, !Self.cmdline(of: tgid, endsWith: arguments) {
+        if !argumentsAsDecided {
             return condemn(tgid, "exec ran with arguments other than the ones decided; process killed")
         }
         let pidfd = remove(tgid, keepingPidfd: entry.loaderProgram != nil)

@@ -398,7 +398,8 @@ final class Receivers: Sendable {
                 writer.recordProcessStart(record)
             }
         }
-        if let refusal = core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen) {
+        if let refusal = core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen,
+                                                     isValid: { core.listener.isValid(n.id) }) {
             // The image the kernel loaded isn't the one approved: the path was swapped after
             // the decision. End the process before this call, its first trapped one, proceeds
             // (the verifier already signalled it through its pidfd; this covers first-seen ones).

@@ -71,6 +71,9 @@ final class SupervisorCore: Sendable {
     /// The supervisor (and so an agent with its credentials) holds CAP_NET_ADMIN or the audit
     /// capabilities: netlink sockets are then created without them (see ValueHandlers.socket).
     let holdsNetworkAdminCapabilities: Bool
+    /// The supervisor holds CAP_SYS_PTRACE, so it can read the memory of a process that made
+    /// itself non-dumpable.
+    let readsUndumpableMemory: Bool
 
     /// The supervisor's own files (audit database, its WAL/SHM/journal and fallback, the policy):
     /// the agent may neither read nor change them.
@@ -96,6 +99,7 @@ final class SupervisorCore: Sendable {
         self.supervisorCredentials = ProcStatus(tid: supervisorPID)
         self.canClaimAgentPids = supervisorCredentials.capEff & (1 << 21) != 0
         self.holdsNetworkAdminCapabilities = supervisorCredentials.capEff & (1 << 12 | 1 << 29 | 1 << 30) != 0
+        self.readsUndumpableMemory = supervisorCredentials.capEff & (1 << 19) != 0
         self.supervisorUserNamespace = ProcessTable.readLink("/proc/self/ns/user")
     }
 

@@ -196,6 +196,9 @@ let prctlCredentialOptions: [UInt64] = [24 /* CAPBSET_DROP */, 28 /* SET_SECUREB
 /// PR_SET_MM rewrites what /proc says the process is (its exe file, argv and memory layout):
 /// it would fool the exec image check.
 let prctlSetMM: UInt64 = 35
+/// PR_SET_DUMPABLE: a non-dumpable process's memory is closed to a supervisor without
+/// CAP_SYS_PTRACE, which must read every path and address the process passes.
+let prctlSetDumpable: UInt64 = 4
 /// RLIMIT_CORE: a core dump is a file the kernel writes in the working directory, with no
 /// decision; the limit stays 0 under supervision.
 let resourceCoreLimit: UInt64 = 4
@@ -305,7 +308,7 @@ struct SyscallTable: Sendable {
             ("io_uring_setup", .unsupervised(.ioUring, errno: ENOSYS), .always),
             ("open_by_handle_at", .unsupervised(.openByHandleAt, errno: EPERM), .always),
             ("seccomp", .unsupervised(.seccomp, errno: EPERM), .always),
-            ("prctl", .prctl, .argEquals(arg: 0, values: [prctlSetSeccomp, prctlSetMM] + prctlCredentialOptions)),
+            ("prctl", .prctl, .argEquals(arg: 0, values: [prctlSetSeccomp, prctlSetMM, prctlSetDumpable] + prctlCredentialOptions)),
             ("unshare", .namespaces(flagsArg: 0), .argAnyBit(arg: 0, bits: namespaceFlags)),
             ("clone", .namespaces(flagsArg: 0), .argAnyBit(arg: 0, bits: namespaceFlags)),
             ("setns", .namespaces(flagsArg: 1), .always),

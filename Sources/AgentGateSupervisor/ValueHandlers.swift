@@ -55,6 +55,18 @@ enum ValueHandlers {
             unsupervised(n, route: .kernel, errno: EPERM, core: core, target: "prctl(PR_SET_MM)")
             return
         }
+        if n.arg(0) == prctlSetDumpable {
+            // A supervisor running as the agent's own user can't read a non-dumpable process's
+            // memory, so every later call of it would fail. The process stays dumpable and is
+            // told it succeeded (ssh-agent and gpg-agent insist on it); with CAP_SYS_PTRACE the
+            // supervisor reads it either way, and the call goes through.
+            if n.arg(1) == 0 && !core.readsUndumpableMemory {
+                core.listener.succeed(n.id, value: 0)
+            } else {
+                core.listener.continueSyscall(n.id)
+            }
+            return
+        }
         core.noteCredentialChange() // capability bounding set, securebits or ambient caps
         core.listener.continueSyscall(n.id)
     }

@@ -8,6 +8,7 @@ enum EscapeSources {
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -148,6 +149,28 @@ static void peer_credentials(int s, pid_t expected) {
     long rc = getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len);
     result("SO_PEERCRED", rc);
     if (rc == 0) say("SO_PEERCRED pid=%d expected=%d %s", cred.pid, expected, cred.pid == expected ? "PEERCRED-OK" : "PEERCRED-MISMATCH");
+}
+
+// For the exec-check modes: threads that exec, open, or keep the process busy.
+static const char *thread_path;
+static void *exec_from_thread(void *arg) {
+    (void)arg;
+    char *args[] = { "echo", "exec-from-thread-ran", NULL };
+    execv(thread_path, args);
+    say("execv from thread failed: errno=%d", errno);
+    _exit(1);
+}
+static void *open_from_thread(void *arg) {
+    (void)arg;
+    usleep(100000); // after the leader has gone
+    int fd = open(thread_path, O_RDONLY);
+    say("open from thread after the leader exited: rc=%d", fd);
+    _exit(fd >= 0 ? 0 : 1);
+}
+static void *busy_opening(void *arg) {
+    (void)arg;
+    for (;;) { int fd = open("/dev/null", O_RDONLY); if (fd >= 0) close(fd); }
+    return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -615,6 +638,54 @@ int main(int argc, char **argv) {
         long got = ioctl(fd, BLKROGET, &ro); result("BLKROGET", got);
         rc = ioctl(fd, BLKROSET, &ro); result("BLKROSET", rc);
         return rc == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "leader-exit-exec")) {
+        // a: a program (echo). The main thread exits; another thread execs a.
+        thread_path = a;
+        pthread_t t;
+        pthread_create(&t, NULL, exec_from_thread, NULL);
+        pthread_exit(NULL);
+    }
+    if (!strcmp(m, "failed-exec-leader-exit")) {
+        // a: a file that execs with ENOEXEC; b: a file to open. The exec fails in the kernel,
+        // the main thread exits, another thread opens b.
+        char *args[] = { (char *)a, NULL };
+        execv(a, args);
+        say("exec failed: errno=%d", errno);
+        thread_path = b;
+        pthread_t t;
+        pthread_create(&t, NULL, open_from_thread, NULL);
+        pthread_exit(NULL);
+    }
+    if (!strcmp(m, "threaded-execs")) {
+        // a: count; b: a program (true). Each child starts 8 threads that keep opening
+        // /dev/null, and execs b from its main thread. Reports the children that failed.
+        int n = atoi(a), failed = 0;
+        for (int i = 0; i < n; i++) {
+            pid_t c = fork();
+            if (c == 0) {
+                pthread_t t;
+                for (int k = 0; k < 8; k++) pthread_create(&t, NULL, busy_opening, NULL);
+                usleep(2000);
+                char *args[] = { (char *)b, NULL };
+                execv(b, args);
+                _exit(99);
+            }
+            int status = 0;
+            waitpid(c, &status, 0);
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed++;
+        }
+        say("threaded execs: %d of %d failed", failed, n);
+        return failed == 0 ? 0 : 1;
+    }
+    if (!strcmp(m, "undumpable")) {
+        // a: a file to open; b: a program to exec, after PR_SET_DUMPABLE 0.
+        rc = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); result("PR_SET_DUMPABLE(0)", rc);
+        int fd = open(a, O_RDONLY); result("open", fd);
+        char *args[] = { (char *)b, "undumpable-exec-ran", NULL };
+        execv(b, args);
+        result("execv", -1);
+        return 1;
     }
     say("unknown mode %s", m);
     return 2;

@@ -354,6 +354,86 @@ extension AdversarialTests {
     }
 }
 
+extension AdversarialTests {
+    /// The exec checks must never end an honest program: threads that outlive their leader,
+    /// execs that fail, execs racing busy siblings, processes that make themselves non-dumpable.
+    @Suite("Exec checks leave honest programs alone") struct HonestExecs {
+        private func objectFile(_ h: Harness) throws -> String {
+            try h.write("object.c", "int f(void) { return 1; }\n")
+            #expect(h.run(["cc", "-c", "-o", h.path("not-a-program"), h.path("object.c")]).status == 0)
+            chmod(h.path("not-a-program"), 0o755)
+            return h.path("not-a-program")
+        }
+
+        @Test("a thread execs after the main thread has exited")
+        func execAfterLeaderExit() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            let command = [escape, "leader-exit-exec", "/bin/echo"]
+            #expect(h.bare(command).stdout.contains("exec-from-thread-ran"))
+            let r = h.supervised(command, policy: try openPolicy(h))
+            #expect(r.status == 0 && r.stdout.contains("exec-from-thread-ran"), "\(r)")
+        }
+
+        @Test("an exec that fails in the kernel, then the leader exits and a thread goes on")
+        func failedExecThenLeaderExit() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            let command = [escape, "failed-exec-leader-exit", try objectFile(h), "/etc/hostname"]
+            let bare = h.bare(command)
+            #expect(bare.stdout.contains("errno=\(ENOEXEC)") && bare.stdout.contains("rc=3"), "\(bare)")
+            let r = h.supervised(command, policy: try openPolicy(h))
+            #expect(r.status == 0 && r.stdout.contains("open from thread after the leader exited: rc=3"), "\(r)")
+        }
+
+        @Test("execs from processes whose other threads are busy in trapped calls are never killed")
+        func threadedExecs() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            #expect(h.bare([escape, "threaded-execs", "50", "/bin/true"]).stdout.contains("0 of 50 failed"))
+            let r = h.supervised([escape, "threaded-execs", "300", "/bin/true"], policy: try openPolicy(h), timeout: 180)
+            #expect(r.stdout.contains("threaded execs: 0 of 300 failed"), "\(r)")
+            let kills = h.query("select reason from events where reason like '%killed%'")
+            #expect(kills.isEmpty, "\(kills)")
+        }
+
+        @Test("as an ordinary user, a process that makes itself non-dumpable goes on being supervised",
+              .enabled(if: Unprivileged.available, "needs root to drop to nobody"))
+        func undumpableUnprivileged() throws {
+            let h = try Harness()
+            let escape = try h.escape()
+            let policy = try openPolicy(h)
+            chmod(policy, 0o644)
+            let command = [escape, "undumpable", "/etc/hostname", "/bin/echo"]
+            let bare = h.run(Unprivileged.argv(command))
+            #expect(bare.stdout.contains("undumpable-exec-ran"), "\(bare)")
+            let r = try h.supervisedUnprivileged(command, policy: policy)
+            #expect(r.status == 0 && r.stdout.contains("op=PR_SET_DUMPABLE(0) rc=0") && r.stdout.contains("op=open rc=3")
+                    && r.stdout.contains("undumpable-exec-ran"), "\(r)")
+            // Still supervised: a forbidden exec after it is denied.
+            let forbidden = try h.copy(try EscapeBinaries.get().forbidden, to: "forbidden")
+            let denied = try h.supervisedUnprivileged([escape, "undumpable", "/etc/hostname", forbidden], policy: policy)
+            #expect(denied.stdout.contains("op=execv rc=-1 errno=\(EACCES)") && !denied.stdout.contains("FORBIDDEN-PROGRAM-RAN"), "\(denied)")
+        }
+
+        @Test("as an ordinary user, an execute-only program is refused with the reason",
+              .enabled(if: Unprivileged.available, "needs root to drop to nobody"))
+        func executeOnlyUnprivileged() throws {
+            let h = try Harness()
+            let program = try h.compile("xonly", "#include <stdio.h>\nint main(void) { puts(\"execute-only ran\"); return 0; }\n")
+            chmod(program, 0o711)
+            let policy = try openPolicy(h)
+            chmod(policy, 0o644)
+            #expect(h.run(Unprivileged.argv([program])).stdout.contains("execute-only ran"))
+            let r = try h.supervisedUnprivileged([program], policy: policy)
+            #expect(r.status == 126 && !r.stdout.contains("execute-only ran"), "\(r)")
+            let db = h.path("nobody/audit.db")
+            let rows = h.run(["python3", "-c", "import sqlite3,sys\nfor r in sqlite3.connect(sys.argv[1]).execute(\"select reason from events where decision='deny'\"): print(r[0])", db])
+            #expect(rows.stdout.contains("execute-only"), "\(rows)")
+        }
+    }
+}
+
 extension RunningProcess {
     /// Whether the process has ended (without reaping it).
     var diedOfSignalNow: Bool { !process.isRunning }
