@@ -56,7 +56,7 @@ echo 'int helper(int x) { return x; } int main(void) { return 0; }' > "$work/pro
   printf 'clean:\n\trm -f *.o prog\n'
 } > "$work/proj/Makefile"
 
-sup() { "$bin" --policy "$work/policy.yaml" --db "$work/bench.db" "$@"; }
+sup() { "$bin" -q --policy "$work/policy.yaml" --db "$work/bench.db" "$@"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 seconds() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); awk -v s="$s" -v e="$e" 'BEGIN {printf "%.3f\n", (e - s) / 1e9}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
