@@ -14,7 +14,7 @@ static ssize_t read_some(pid_t pid, uint64_t addr, void *buf, size_t len) {
     return n < 0 ? -errno : n;
 }
 
-ssize_t agentgate_read_string(pid_t pid, uint64_t addr, char *buf, size_t capacity) {
+static ssize_t read_string(pid_t pid, uint64_t addr, char *buf, size_t capacity) {
     if (capacity < 2) return -EINVAL;
     if (addr == 0) return -EFAULT;
     size_t total = 0;
@@ -35,7 +35,7 @@ ssize_t agentgate_read_string(pid_t pid, uint64_t addr, char *buf, size_t capaci
     return -ENAMETOOLONG;
 }
 
-int agentgate_read_memory(pid_t pid, uint64_t addr, void *buf, size_t len) {
+static int read_memory(pid_t pid, uint64_t addr, void *buf, size_t len) {
     if (len == 0) return 0;
     if (addr == 0) return -EFAULT;
     size_t total = 0;
@@ -48,10 +48,30 @@ int agentgate_read_memory(pid_t pid, uint64_t addr, void *buf, size_t len) {
     return 0;
 }
 
+// The agent's memory is read and written with the supervisor's own rights, also while a
+// thread acts as the agent (a process that changed its ids is no longer dumpable, and only
+// the supervisor's CAP_SYS_PTRACE reaches it).
+ssize_t agentgate_read_string(pid_t pid, uint64_t addr, char *buf, size_t capacity) {
+    int suspended = agentgate_thread_suspend_credentials();
+    ssize_t n = read_string(pid, addr, buf, capacity);
+    agentgate_thread_resume_credentials(suspended);
+    return n;
+}
+
+int agentgate_read_memory(pid_t pid, uint64_t addr, void *buf, size_t len) {
+    int suspended = agentgate_thread_suspend_credentials();
+    int rc = read_memory(pid, addr, buf, len);
+    agentgate_thread_resume_credentials(suspended);
+    return rc;
+}
+
 int agentgate_write_memory(pid_t pid, uint64_t addr, const void *buf, size_t len) {
+    int suspended = agentgate_thread_suspend_credentials();
     struct iovec local = { (void *)buf, len };
     struct iovec remote = { (void *)(uintptr_t)addr, len };
     ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);
-    if (n < 0) return -errno;
+    int err = errno;
+    agentgate_thread_resume_credentials(suspended);
+    if (n < 0) return -err;
     return (size_t)n == len ? 0 : -EFAULT;
 }

@@ -87,10 +87,16 @@ static int walk(int dirfd, const char *path, int flags, agentgate_lookup_context
         } else if (on_proc && !proc_root) {
             // A magic link (fd/N, cwd, root, exe, map_files/…): follow it one step and report
             // whose it was; the caller refuses the supervisor's own.
-            note_owner(ctx, proc_owner(cur));
+            pid_t owner = proc_owner(cur);
+            note_owner(ctx, owner);
             close(next);
+            // The agent's own links are followed whatever its dumpability, as the kernel lets
+            // a process follow its own: with the supervisor's rights when it acts as the agent.
+            int suspended = ctx && owner == ctx->agent_tgid ? agentgate_thread_suspend_credentials() : 0;
             next = openat(cur, name, O_PATH | O_CLOEXEC);
-            if (next < 0) { int err = errno; close(cur); return -err; }
+            int follow_err = errno;
+            agentgate_thread_resume_credentials(suspended);
+            if (next < 0) { close(cur); return -follow_err; }
             close(cur);
             cur = next;
             if (last && trailing) {

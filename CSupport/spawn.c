@@ -8,16 +8,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
 
-// The child's report to the parent over the status pipe.
+// The child's report to the parent over the status socket. On success the listener travels
+// with it as SCM_RIGHTS.
 struct child_report {
     int stage;   // agentgate_spawn_stage
-    int value;   // listener fd number on success, errno on failure
+    int value;   // 0 on success, errno on failure
     int killable;
 };
 
@@ -42,6 +45,41 @@ static void child_message(const char *a, const char *b, const char *c) {
     child_write_all(2, b, strlen(b));
     child_write_all(2, c, strlen(c));
     child_write_all(2, "\n", 1);
+}
+
+// The relay: reads the listener's number from the child, sends the listener to the supervisor
+// with SCM_RIGHTS, and exits (0 when sent).
+__attribute__((noreturn))
+static void relay_main(int status_fd, int from_child) {
+    int handoff[2];
+    size_t got = 0;
+    while (got < sizeof handoff) {
+        ssize_t n = read(from_child, (char *)handoff + got, sizeof handoff - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) _exit(1); // the child failed before it had a listener
+        got += (size_t)n;
+    }
+    struct child_report report = { AGENTGATE_SPAWN_OK, 0, handoff[1] };
+    struct iovec iov = { &report, sizeof report };
+    union { char buffer[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &handoff[0], sizeof(int));
+    ssize_t sent;
+    do { sent = sendmsg(status_fd, &message, MSG_NOSIGNAL); } while (sent < 0 && errno == EINTR);
+    _exit(sent == (ssize_t)sizeof report ? 0 : 1);
+}
+
+// Reaps the relay; returns its exit status, or -1.
+static int wait_for_relay(pid_t relay) {
+    int status = 0;
+    while (waitpid(relay, &status, __WALL) < 0) { if (errno != EINTR) return -1; }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 __attribute__((noreturn))
@@ -114,11 +152,20 @@ static void child_main(const agentgate_spawn_config *config, pid_t parent, int s
             close(fd);
         }
     }
-    // The supervisor makes itself non-dumpable after the spawn; the child must be dumpable
-    // (as exec would make it anyway) so that the parent, with no more than the same uid, can
-    // take the listener with pidfd_getfd.
+    // Dumpable, as exec will make the agent anyway: a supervisor with no more than the agent's
+    // uid reads the agent's memory, which needs it.
     prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(status_fd, AGENTGATE_SPAWN_NO_NEW_PRIVS, errno);
+
+    // The listener goes to the supervisor as SCM_RIGHTS, which needs no ptrace rights over the
+    // child. sendmsg is trapped under the filter, and nobody could answer it yet: the message
+    // is sent by a relay, a process sharing this fd table that is created before the filter
+    // (so it isn't under it), and that exits before the agent's program runs.
+    int relay_pipe[2];
+    if (pipe2(relay_pipe, O_CLOEXEC) != 0) child_fail(status_fd, AGENTGATE_SPAWN_PIPE, errno);
+    long relay = syscall(SYS_clone, CLONE_FILES | SIGCHLD, 0, NULL, NULL, 0);
+    if (relay < 0) child_fail(status_fd, AGENTGATE_SPAWN_FORK, errno);
+    if (relay == 0) relay_main(status_fd, relay_pipe[0]);
 
     int killable = 1;
     unsigned long flags = SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
@@ -128,16 +175,23 @@ static void child_main(const agentgate_spawn_config *config, pid_t parent, int s
         listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
                            &config->filter->program);
     }
-    if (listener < 0) child_fail(status_fd, AGENTGATE_SPAWN_SECCOMP, errno);
-
-    struct child_report report = { AGENTGATE_SPAWN_OK, (int)listener, killable };
-    child_write_all(status_fd, &report, sizeof report);
+    if (listener < 0) {
+        int err = errno;
+        close(relay_pipe[1]); // the relay reads end-of-file and exits
+        wait_for_relay((pid_t)relay);
+        child_fail(status_fd, AGENTGATE_SPAWN_SECCOMP, err);
+    }
+    int handoff[2] = { (int)listener, killable };
+    child_write_all(relay_pipe[1], handoff, sizeof handoff);
+    close(relay_pipe[1]);
+    if (wait_for_relay((pid_t)relay) != 0) child_fail(status_fd, AGENTGATE_SPAWN_GETFD, EPIPE);
+    close((int)listener); // in flight or received: the listener never reaches the agent
+    close(relay_pipe[0]);
     // Wait until the parent holds the listener: any trapped call before that would deadlock.
     char ack = 0;
     ssize_t n;
     do { n = read(ack_fd, &ack, 1); } while (n < 0 && errno == EINTR);
     if (n != 1 || ack != 'G') _exit(127);
-    close((int)listener); // the listener never reaches the agent
     close(ack_fd);
     sigprocmask(SIG_SETMASK, config->child_mask, NULL);
 
@@ -153,7 +207,8 @@ int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out
     memset(out, 0, sizeof *out);
     out->pidfd = -1; out->listener = -1;
     int status_pipe[2], ack_pipe[2];
-    if (pipe2(status_pipe, O_CLOEXEC) != 0) { *stage = AGENTGATE_SPAWN_PIPE; return -errno; }
+    // A socket, not a pipe: the listener comes back over it as SCM_RIGHTS.
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status_pipe) != 0) { *stage = AGENTGATE_SPAWN_PIPE; return -errno; }
     if (pipe2(ack_pipe, O_CLOEXEC) != 0) {
         int err = errno;
         close(status_pipe[0]); close(status_pipe[1]);
@@ -177,25 +232,35 @@ int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out
 
     int err = 0;
     struct child_report report;
-    size_t got = 0;
-    while (got < sizeof report) {
-        ssize_t n = read(status_pipe[0], (char *)&report + got, sizeof report - got);
-        if (n < 0) { if (errno == EINTR) continue; err = errno; break; }
-        if (n == 0) break;
-        got += (size_t)n;
-    }
     int pidfd = -1, listener = -1;
-    if (got != sizeof report) {
+    struct iovec iov = { &report, sizeof report };
+    union { char buffer[CMSG_SPACE(sizeof(int) * 4)]; struct cmsghdr align; } control;
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1,
+                              .msg_control = control.buffer, .msg_controllen = sizeof control.buffer };
+    ssize_t got;
+    do { got = recvmsg(status_pipe[0], &message, MSG_CMSG_CLOEXEC); } while (got < 0 && errno == EINTR);
+    if (got < 0) err = errno;
+    // Take every fd that came, whatever else is wrong, so none is left open.
+    if (got > 0) {
+        for (struct cmsghdr *header = CMSG_FIRSTHDR(&message); header; header = CMSG_NXTHDR(&message, header)) {
+            if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+            size_t count = (header->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < count; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(header) + i * sizeof(int), sizeof fd);
+                if (listener < 0) listener = fd; else close(fd);
+            }
+        }
+    }
+    if (got != (ssize_t)sizeof report || (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
         *stage = AGENTGATE_SPAWN_HANDSHAKE; err = err ? err : EPIPE;
     } else if (report.stage != AGENTGATE_SPAWN_OK) {
-        *stage = report.stage; err = report.value;
+        *stage = report.stage; err = report.value ? report.value : EPIPE;
+    } else if (listener < 0) {
+        *stage = AGENTGATE_SPAWN_GETFD; err = EPIPE;
     } else {
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (pidfd < 0) { *stage = AGENTGATE_SPAWN_PIDFD; err = errno; }
-        else {
-            listener = (int)syscall(SYS_pidfd_getfd, pidfd, report.value, 0);
-            if (listener < 0) { *stage = AGENTGATE_SPAWN_GETFD; err = errno; }
-        }
     }
     for (int i = 0; err == 0 && i < config->cgroup_count; i++) {
         // Before exec: nothing the agent runs may start outside the session's cgroup.

@@ -27,8 +27,12 @@ int agentgate_pidfd_open(pid_t tid) {
 }
 
 int agentgate_pidfd_getfd(int pidfd, int fd) {
+    // With the supervisor's own rights, also while acting as the agent (ptrace access).
+    int suspended = agentgate_thread_suspend_credentials();
     long rc = syscall(SYS_pidfd_getfd, pidfd, fd, 0);
-    return rc < 0 ? -errno : (int)rc;
+    int err = errno;
+    agentgate_thread_resume_credentials(suspended);
+    return rc < 0 ? -err : (int)rc;
 }
 
 int agentgate_openat(int dirfd, const char *path, int flags, unsigned mode) {

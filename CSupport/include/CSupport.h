@@ -138,7 +138,7 @@ typedef enum agentgate_spawn_stage {
     AGENTGATE_SPAWN_NO_NEW_PRIVS = 3,
     AGENTGATE_SPAWN_SECCOMP = 4,   ///< The child could not install the filter; nothing ran.
     AGENTGATE_SPAWN_PIDFD = 5,
-    AGENTGATE_SPAWN_GETFD = 6,
+    AGENTGATE_SPAWN_GETFD = 6,     ///< The listener didn't arrive over the status socket (SCM_RIGHTS).
     AGENTGATE_SPAWN_HANDSHAKE = 7,
     AGENTGATE_SPAWN_CGROUP = 8,    ///< The child could not be moved into the session cgroup.
     AGENTGATE_SPAWN_LIMITS = 9,    ///< The child could not set its resource limits.
@@ -146,7 +146,8 @@ typedef enum agentgate_spawn_stage {
 
 /// Forks; the child makes only async-signal-safe calls: new process group, default signal
 /// dispositions, resource limits, PR_SET_NO_NEW_PRIVS, the filter with NEW_LISTENER
-/// (+WAIT_KILLABLE_RECV when the kernel has it), then waits until the parent holds the listener
+/// (+WAIT_KILLABLE_RECV when the kernel has it), the listener sent to the parent as SCM_RIGHTS
+/// by a relay created before the filter, then waits until the parent holds the listener
 /// (and has moved it into the session cgroup), closes its copy and execs. If any step fails the
 /// child exits without exec'ing.
 /// Returns 0, or -errno with `*stage` saying which step failed.
@@ -310,6 +311,41 @@ int agentgate_lower_capabilities(const int *capabilities, int count, agentgate_c
 
 /// Restores an effective set saved by agentgate_lower_capabilities. Returns 0 or -errno.
 int agentgate_restore_capabilities(const agentgate_capability_state *saved);
+
+/// The identity a thread acts with on files and sockets: what the kernel checks and records.
+typedef struct agentgate_thread_credentials {
+    uint32_t ruid, euid, suid, fsuid;
+    uint32_t rgid, egid, sgid, fsgid;
+    uint32_t group_count;          ///< Supplementary groups in `groups` (at most 256).
+    uint32_t groups[256];
+    uint32_t effective[2];         ///< Effective capabilities (for an assumed identity: wanted).
+    uint32_t permitted[2], inheritable[2];
+    uint32_t securebits;
+} agentgate_thread_credentials;
+
+/// Makes the calling thread act as `as` (its real, effective, saved and fs uids and gids, its
+/// supplementary groups, and effective capabilities within the thread's permitted set) until
+/// agentgate_thread_restore_credentials. Raw syscalls, so only this thread changes (glibc's
+/// wrappers change every thread): PR_SET_SECUREBITS with SECBIT_NO_SETUID_FIXUP, setgroups,
+/// setresgid, setfsgid, setresuid, setfsuid, capset. Needs CAP_SETUID, CAP_SETGID and
+/// CAP_SETPCAP. Returns 0 or -errno (-EBUSY when the thread already acts as someone); on
+/// failure the thread is itself again.
+int agentgate_thread_assume_credentials(const agentgate_thread_credentials *as);
+
+/// Gives the calling thread back its own identity. Aborts the process if it can't: no thread
+/// may go on with a borrowed identity.
+void agentgate_thread_restore_credentials(void);
+
+/// The identity the calling thread currently acts as (copied to `out`): 1, or 0 when it acts
+/// as itself. Work handed to another thread takes the same identity there.
+int agentgate_thread_assumed_credentials(agentgate_thread_credentials *out);
+
+/// For what only the supervisor may do while a thread acts as the agent (taking the agent's
+/// fds, reading its memory, following its own /proc magic links, which the kernel lets the
+/// agent itself do whatever its dumpability): back to the thread's own identity. Returns 1
+/// when it was acting as someone, for agentgate_thread_resume_credentials.
+int agentgate_thread_suspend_credentials(void);
+void agentgate_thread_resume_credentials(int suspended);
 
 /// socket(domain, type, protocol) created by the calling thread with `capabilities` lowered
 /// from its effective set for the call (capget/capset on this thread only). Returns the fd or

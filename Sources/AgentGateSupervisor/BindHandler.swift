@@ -47,7 +47,9 @@ enum BindHandler {
                 ?? .denied(syscall: syscall, action: .fsWrite, target: target, reason: reason, errno: errno)
             core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
         }
-        if let refusal = core.credentialRefusal(tid: n.tid) { deny(EACCES, path, nil, refusal); return }
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal { deny(EACCES, path, nil, refusal); return }
         guard scratch.hasOwnFileSystemContext else {
             deny(EPERM, path, nil, "unix socket binds need a receiver thread with its own working directory"); return
         }

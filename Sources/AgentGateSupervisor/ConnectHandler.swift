@@ -30,14 +30,16 @@ enum ConnectHandler {
         var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
         // A unix path is resolved like an open (symlinks and all) and connected through the
         // resolved inode, so what is decided on is what is reached.
-        let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) // closed by connect()
-        if let refusal = core.credentialRefusal(tid: n.tid) {
-            agentgate_close(unixPathFD)
+        // Resolved, and connected, with the agent's rights.
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
             core.listener.fail(n.id, errno: EACCES)
             core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: address.target, reason: refusal, errno: EACCES),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
+        let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) // closed by connect()
         let target = address.target
         if address.family != AF_UNSPEC {
             let verdict = core.egressVerdict(target, n)

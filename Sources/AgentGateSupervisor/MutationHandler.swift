@@ -77,7 +77,9 @@ enum MutationHandler {
                 return
             }
         }
-        if let refusal = core.credentialRefusal(tid: n.tid) {
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
             core.listener.fail(n.id, errno: EACCES)
             core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?", reason: refusal, errno: EACCES),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
@@ -274,7 +276,9 @@ enum MutationHandler {
             respond(n, errno: failure.errno, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: failure.reason, syscall: syscall, process: process, core: core)
             return
         }
-        if let refusal = core.credentialRefusal(tid: n.tid) {
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
             respond(n, errno: EACCES, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: refusal, syscall: syscall, process: process, core: core)
             return
         }

@@ -57,7 +57,9 @@ enum OpenHandler {
         }
         // O_PATH continues in the kernel under the agent's own credentials; everything else is
         // opened by the supervisor, which must not have more privilege than the agent.
-        if args.flags & UInt64(Int32(AGENTGATE_O_PATH)) == 0, let refusal = core.credentialRefusal(tid: n.tid) {
+        let acting = args.flags & UInt64(Int32(AGENTGATE_O_PATH)) == 0 ? core.actAsAgent(tid: n.tid) : (saved: nil, refusal: nil)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
             core.listener.fail(n.id, errno: EACCES)
             core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: refusal, errno: EACCES),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())

@@ -181,7 +181,9 @@ enum ProcessHandlers {
                  process: process, core: core)
             return
         }
-        if let refusal = core.credentialRefusal(tid: n.tid) {
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
             deny(n, syscall: syscall, target: "pid:\(Int32(truncatingIfNeeded: n.arg(0)))", reason: refusal, errno: EPERM,
                  process: process, core: core)
             return
@@ -354,7 +356,9 @@ enum ProcessHandlers {
             }
         }
         guard infoRead == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
-        if let refusal = core.credentialRefusal(tid: n.tid) {
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
             deny(n, syscall: syscall, target: "signal", reason: refusal, errno: EPERM, process: process, core: core)
             return
         }

@@ -86,7 +86,9 @@ enum SendHandler {
         let cwdFD = needsCwd ? agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) : -1
         defer { agentgate_close(cwdFD) }
         guard core.listener.isValid(n.id) else { agentgate_close(socket); return }
-        if let refusal = core.credentialRefusal(tid: n.tid) { fail(EACCES, refusal); return }
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal { fail(EACCES, refusal); return }
 
         // Decide each message; the batch stops at the first denied one, as the kernel stops at
         // the first failing one.

@@ -64,6 +64,15 @@ public final class Supervisor: Sendable {
         self.writer = writer
     }
 
+    /// /proc/sys/kernel/yama/ptrace_scope, or nil without Yama.
+    static func yamaPtraceScope() -> Int? {
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 16) { buffer -> Int? in
+            let n = agentgate_read_small_file(AT_FDCWD, "/proc/sys/kernel/yama/ptrace_scope", buffer.baseAddress!, buffer.count)
+            guard n > 0 else { return nil }
+            return Int(String(cBuffer: buffer.baseAddress!, count: n).filter { $0.isNumber })
+        }
+    }
+
     /// Runs the session. Returns the command's exit status, or 128+N when it was killed by
     /// signal N. Throws when the command could not be started under supervision, in which case
     /// it never ran.
@@ -73,6 +82,13 @@ public final class Supervisor: Sendable {
         let sizes = agentgate_notif_sizes_check()
         guard sizes == 0 else {
             throw SupervisorError(.kernelUnsupported, "this kernel's seccomp notification ABI is not supported", result: sizes)
+        }
+        // Every path and address is read from the agent's memory, which takes ptrace access to
+        // one's own child: Yama's ptrace_scope 2 reserves that for CAP_SYS_PTRACE, 3 forbids it.
+        if ProcStatus(tid: getpid()).capEff & (1 << 19) == 0, let scope = Self.yamaPtraceScope(), scope >= 2 {
+            throw SupervisorError(.kernelUnsupported, "kernel.yama.ptrace_scope is \(scope), so the supervisor can't read the "
+                                  + "agent's memory without CAP_SYS_PTRACE; run it as root, or set the scope to 0 or 1 "
+                                  + "(sysctl kernel.yama.ptrace_scope=1)")
         }
 
         // Signals arrive on a signalfd in this thread; every thread started later inherits the

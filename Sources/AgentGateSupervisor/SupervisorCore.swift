@@ -17,7 +17,7 @@ final class SupervisorCore: Sendable {
     let injection: FDInjection
     let supervisorPID: pid_t
     let supervisorPGID: pid_t
-    let blocking = BlockingOperations()
+    let blocking: BlockingOperations
     let images = ImageVerifier()
     /// Held around every path mutation the supervisor performs and around a unix bind's
     /// resolve-and-bind: the agent can only reshape paths through those mutations, so while it
@@ -91,6 +91,7 @@ final class SupervisorCore: Sendable {
         self.protectedDirectories = protectedDirectories
         self.listener = listener
         self.table = table
+        self.blocking = BlockingOperations(listener: listener)
         self.policy = policy
         self.recorder = recorder
         self.injection = injection
@@ -176,23 +177,49 @@ final class SupervisorCore: Sendable {
         contexts.invalidateAll()
     }
 
-    /// Why the supervisor must not act for `tid`, or nil when the agent's credentials are the
-    /// supervisor's (or stronger). Never act with more privilege than the agent has.
-    func credentialRefusal(tid: pid_t) -> String? {
-        guard credentialsMayDiverge.load(ordering: .sequentiallyConsistent) else { return nil }
+    /// A thread acting as the agent (see `actAsAgent`); `restoreIdentity` ends it.
+    struct SavedIdentity {}
+
+    /// Makes the calling thread act with the credentials of the agent's thread `tid` (its uids,
+    /// gids, groups and effective capabilities), when they differ from the supervisor's, for a
+    /// call performed on the agent's behalf: it then gets exactly the agent's rights, and files
+    /// and sockets record the agent's ids. Never act with more privilege than the agent has.
+    /// Reading the agent's memory and taking its fds still use the supervisor's own rights.
+    /// Returns what `restoreIdentity` needs, or why the supervisor can't act for the agent (its
+    /// credentials are unreadable, it is in another user namespace, or the supervisor can't
+    /// take on another identity).
+    func actAsAgent(tid: pid_t) -> (saved: SavedIdentity?, refusal: String?) {
+        guard credentialsMayDiverge.load(ordering: .sequentiallyConsistent) else { return (nil, nil) }
         let agent = ProcStatus(tid: tid)
         let mine = supervisorCredentials
-        guard agent.readOK else { return "agent credentials unreadable" }
-        if agent.uids.count < 4 || mine.uids.count < 4 || agent.uids[3] != mine.uids[3] || agent.uids[1] != mine.uids[1] {
-            return "agent uid differs from the supervisor's"
+        guard agent.readOK, agent.uids.count == 4, agent.gids.count == 4, mine.uids.count == 4, mine.gids.count == 4 else {
+            return (nil, "agent credentials unreadable")
         }
-        if agent.gids.count < 4 || mine.gids.count < 4 || agent.gids[3] != mine.gids[3] || agent.gids[1] != mine.gids[1] {
-            return "agent gid differs from the supervisor's"
+        if ProcessTable.readLink("/proc/\(tid)/ns/user") != supervisorUserNamespace { return (nil, "agent is in another user namespace") }
+        if agent.uids == mine.uids && agent.gids == mine.gids && Set(agent.groups) == Set(mine.groups)
+            && mine.capEff & ~agent.capEff == 0 {
+            return (nil, nil)
         }
-        if Set(agent.groups) != Set(mine.groups) { return "agent groups differ from the supervisor's" }
-        if mine.capEff & ~agent.capEff != 0 { return "agent has fewer capabilities than the supervisor" }
-        if ProcessTable.readLink("/proc/\(tid)/ns/user") != supervisorUserNamespace { return "agent is in another user namespace" }
-        return nil
+        guard agent.groups.count <= 256 else { return (nil, "agent has more supplementary groups than the supervisor can take on") }
+        var wanted = agentgate_thread_credentials()
+        wanted.ruid = agent.uids[0]; wanted.euid = agent.uids[1]; wanted.suid = agent.uids[2]; wanted.fsuid = agent.uids[3]
+        wanted.rgid = agent.gids[0]; wanted.egid = agent.gids[1]; wanted.sgid = agent.gids[2]; wanted.fsgid = agent.gids[3]
+        wanted.group_count = UInt32(agent.groups.count)
+        withUnsafeMutableBytes(of: &wanted.groups) { raw in
+            for (index, group) in agent.groups.enumerated() { raw.storeBytes(of: group, toByteOffset: index * 4, as: UInt32.self) }
+        }
+        wanted.effective = (UInt32(truncatingIfNeeded: agent.capEff), UInt32(truncatingIfNeeded: agent.capEff >> 32))
+        let rc = agentgate_thread_assume_credentials(&wanted)
+        guard rc == 0 else {
+            return (nil, "the agent's credentials differ from the supervisor's, which can't take them on (errno \(-rc))")
+        }
+        return (SavedIdentity(), nil)
+    }
+
+    /// Gives the calling thread back its own identity after `actAsAgent`.
+    func restoreIdentity(_ saved: SavedIdentity?) {
+        guard saved != nil else { return }
+        agentgate_thread_restore_credentials()
     }
 
     enum PrepareOutcome {
@@ -511,6 +538,11 @@ final class BlockingOperations: @unchecked Sendable {
     /// Queued plus running.
     private let outstanding = Atomic<Int>(0)
     private let workers = Mutex<[Thread]>([])
+    private let listener: Listener
+
+    init(listener: Listener) {
+        self.listener = listener
+    }
 
     var isEmpty: Bool { outstanding.load(ordering: .relaxed) == 0 }
 
@@ -571,6 +603,27 @@ final class BlockingOperations: @unchecked Sendable {
     /// reached or no worker exists: the caller then fails the agent's call (EAGAIN).
     func run(_ id: UInt64, _ body: @escaping @Sendable () -> Void) -> Bool {
         guard workers.withLock({ !$0.isEmpty }) else { return false }
+        // Work queued by a thread acting as the agent runs as the agent too.
+        var identity = agentgate_thread_credentials()
+        if agentgate_thread_assumed_credentials(&identity) == 1 {
+            let agent = identity
+            let inner = body
+            let listener = self.listener
+            return enqueue(id) {
+                var wanted = agent
+                guard agentgate_thread_assume_credentials(&wanted) == 0 else {
+                    // Taken on moments ago on the receiver: never run the call as anyone else.
+                    listener.fail(id, errno: EACCES)
+                    return
+                }
+                inner()
+                agentgate_thread_restore_credentials()
+            }
+        }
+        return enqueue(id, body)
+    }
+
+    private func enqueue(_ id: UInt64, _ body: @escaping @Sendable () -> Void) -> Bool {
         guard outstanding.add(1, ordering: .relaxed).newValue <= Self.limit else {
             outstanding.subtract(1, ordering: .relaxed)
             return false

@@ -41,8 +41,7 @@ public struct SupervisorError: Error, Sendable, CustomStringConvertible {
             hint = " (the kernel needs seccomp user notification, Linux 5.9+; a container may forbid seccomp)"
         case Int32(AGENTGATE_SPAWN_PIDFD.rawValue): step = "could not open a pidfd for the child"
         case Int32(AGENTGATE_SPAWN_GETFD.rawValue):
-            step = "could not receive the notification fd from the child (pidfd_getfd)"
-            hint = " (this needs ptrace rights over one's own child: check kernel.yama.ptrace_scope, which must be 0 or 1)"
+            step = "could not receive the notification fd from the child (SCM_RIGHTS over the start-up socket)"
         case Int32(AGENTGATE_SPAWN_HANDSHAKE.rawValue): step = "the child ended before the start-up handshake finished"
         case Int32(AGENTGATE_SPAWN_CGROUP.rawValue): step = "could not move the child into the session's cgroup"
         case Int32(AGENTGATE_SPAWN_LIMITS.rawValue):

@@ -277,7 +277,9 @@ enum ValueHandlers {
         guard rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
         guard fd >= 0 else { core.listener.fail(n.id, errno: EBADF); return }
         // The kernel records the caller's credentials as the owner's: never ours for a weaker agent.
-        if let refusal = core.credentialRefusal(tid: n.tid) {
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
             core.listener.fail(n.id, errno: EPERM)
             core.recorder.record(.denied(syscall: name, action: .exec, target: "fd owner", reason: refusal, errno: EPERM),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
