@@ -14,6 +14,8 @@ enum MutationHandler {
         var safePath: [CChar]
         var target: String
         var isDirectory: Bool
+        /// For an entry operand: whether the name is there (as anything, a dangling link too).
+        var exists = false
     }
 
     static func handle(_ n: Notification, spec: MutationSpec, core: SupervisorCore, scratch: ThreadScratch) {
@@ -132,6 +134,15 @@ enum MutationHandler {
                 resolved.append(r)
                 if let reason = core.protectedReason(r.target, isWrite: true) {
                     respond(n, errno: EACCES, target: r.target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+                    return
+                }
+                // mkdir of a name that is already there changes nothing: the kernel answers
+                // EEXIST before it checks any permission, and so does the supervisor, with no
+                // decision to make or record (stat, which isn't supervised, tells the same).
+                // `mkdir -p` and recursive mkdirs (Node's gives up on any other errno) then pass
+                // through existing directories the policy doesn't let the agent write.
+                if r.exists && (syscall == "mkdir" || syscall == "mkdirat") {
+                    core.listener.fail(n.id, errno: EEXIST)
                     return
                 }
                 var verdict = core.decide(.fsWrite, target: r.target, n)
@@ -334,9 +345,11 @@ enum MutationHandler {
             let name = withUnsafeBytes(of: &entry.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
             var info = stat()
-            let isDirectory = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0 && info.st_mode & S_IFMT == S_IFDIR
+            let exists = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
+            let isDirectory = exists && info.st_mode & S_IFMT == S_IFDIR
             let safe = "/proc/self/fd/\(entry.parent_fd)/\(name)" + (entry.trailing_slash != 0 ? "/" : "")
-            return .resolved(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
+            return .resolved(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory,
+                                      exists: exists))
         }
         let prepared = scratch.prepared
         switch core.prepare(prepared, base: base.fd, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid, emptyPath: emptyPath,

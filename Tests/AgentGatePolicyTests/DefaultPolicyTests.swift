@@ -67,6 +67,24 @@ struct DefaultPolicyTests {
         (.netEgress, "140.82.112.3:443", .allow),
         (.netEgress, "[2606:4700::1111]:443", .allow),
         (.netEgress, "unix:/run/user/1000/bus", .allow),
+        // Shell start-up: rc files and readline's are read, never written; histories neither.
+        (.fsRead, "/home/u/.bashrc", .allow),
+        (.fsRead, "/home/u/.profile", .allow),
+        (.fsRead, "/home/u/.inputrc", .allow),
+        (.fsWrite, "/home/u/.profile", .deny),
+        (.fsWrite, "/home/u/.zshrc", .deny),
+        (.fsWrite, "/home/u/.config/fish/config.fish", .deny),
+        (.fsWrite, "/home/u/.config/systemd/user/x.service", .deny),
+        (.fsWrite, "/home/u/.bash_history", .deny),
+        (.fsWrite, "/home/u/.python_history", .deny),
+        // Version managers: state is readable, shims and the rehash lock aren't writable.
+        (.fsRead, "/home/u/.pyenv/version", .allow),
+        (.exec, "/home/u/.pyenv/shims/python", .allow),
+        (.fsWrite, "/home/u/.pyenv/shims/python", .deny),
+        (.fsWrite, "/home/u/.pyenv/shims/.pyenv-shim", .deny),
+        (.fsWrite, "/home/u/.nvm/nvm.sh", .deny),
+        (.fsWrite, "/tmp/tmp.AbCdEf1234", .allow),
+        (.fsWrite, "/var/run/nscd/socket", .allow),
     ])
     func decisions(kind: ActionKind, target: String, expected: Decision) {
         let verdict = policy.evaluate(kind, target: target)
@@ -76,9 +94,36 @@ struct DefaultPolicyTests {
 
     @Test("a write escaping $PWD through .. is judged as the cleaned path")
     func dotDotInDefault() throws {
-        let verdict = policy.evaluate(.fsWrite, target: "/home/u/proj/../.bashrc")
-        #expect(verdict.decision == .deny)
-        let index = try #require(verdict.ruleIndex)
+        for (target, rule) in [("/home/u/proj/../.bashrc", "shell-startup"), ("/home/u/proj/../notes.txt", "other-writes")] {
+            let verdict = policy.evaluate(.fsWrite, target: target)
+            #expect(verdict.decision == .deny, "\(target)")
+            let index = try #require(verdict.ruleIndex)
+            #expect(policy.rules[index].id == rule, "\(target)")
+        }
+        let index = try #require(policy.evaluate(.fsWrite, target: "/home/u/proj/../notes.txt").ruleIndex)
         #expect(policy.rules[index].action == .fsWrite && policy.rules[index].targetGlob == nil)
+    }
+
+    @Test("start-up files and credentials stay protected when PWD is HOME or HOME is under /tmp")
+    func homeInsideWritableTrees() throws {
+        for (pwd, home) in [("/home/u", "/home/u"), ("/tmp/h/proj", "/tmp/h"), ("/tmp/h", "/tmp/h")] {
+            let p = try Policy.builtInDefault(variables: PolicyVariables(workingDirectory: pwd, home: home))
+            for name in [".bashrc", ".profile", ".inputrc", ".bash_history", ".ssh/authorized_keys", ".pyenv/shims/python",
+                         ".config/autostart/x.desktop"] {
+                #expect(p.evaluate(.fsWrite, target: home + "/" + name).decision == .deny, "\(pwd) \(home) \(name)")
+            }
+            #expect(p.evaluate(.fsWrite, target: home + "/notes.txt").decision == .allow, "\(pwd) \(home)")
+        }
+    }
+
+    @Test("every rule has a unique kebab-case id and a reason")
+    func idsAndReasons() {
+        var seen: Set<String> = []
+        for rule in policy.rules {
+            let id = rule.id ?? ""
+            #expect(!id.isEmpty && id.allSatisfy { $0.isLowercase || $0.isNumber || $0 == "-" }, "rule \(rule.displayID) at \(rule.location)")
+            #expect(seen.insert(id).inserted, "duplicate id \(id)")
+            #expect(!(rule.reason ?? "").isEmpty, "rule \(rule.displayID) has no reason")
+        }
     }
 }

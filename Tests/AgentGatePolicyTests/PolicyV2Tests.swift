@@ -626,6 +626,16 @@ struct IncludeTests {
         } catch {
             #expect(error.file.hasSuffix("broken.yaml") && error.line == 2 && error.column == 15, "\(error)")
         }
+        // Rule ids are unique across the root and everything it includes.
+        directory.write("ids.yaml", "rules:\n  - id: ssh-keys\n    decision: deny\n")
+        let clash = directory.write("g.yaml", "include: ids.yaml\nrules:\n  - id: ssh-keys\n    decision: allow\n")
+        do {
+            _ = try Policy.load(path: clash, variables: testVariables)
+            Issue.record("duplicate id across files accepted")
+        } catch {
+            #expect(error.file.hasSuffix("ids.yaml") && error.line == 2 && error.message.contains("duplicate rule id \"ssh-keys\"")
+                    && error.message.contains("g.yaml:3:5"), "\(error)")
+        }
     }
 }
 
