@@ -32,6 +32,12 @@ struct DecisionRecorder: Sendable {
         var errno: Int32? = nil
         /// The policy's verdict, when the policy decided (not a self-protection refusal).
         var verdict: Verdict? = nil
+        /// A syscall decided on its own (an unsupervised route, a process it targets, a value it
+        /// sets), not one of the policy's actions: recorded as action `syscall`.
+        var isSyscall = false
+
+        /// The action as recorded.
+        var actionName: String { isSyscall ? "syscall" : action.name }
     }
 
     func record(_ entry: Entry, notification n: Notification, process: ProcessInfo, respondedAt: UInt64) {
@@ -51,7 +57,7 @@ struct DecisionRecorder: Sendable {
             intent = Intent.describe(entry.action, target: entry.target, argv: entry.argv, home: home).text
         }
         if verbose {
-            var line = "agentgate: \(enforced ? entry.decision : "would \(entry.decision)") \(entry.action.name) \(entry.target)"
+            var line = "agentgate: \(enforced ? entry.decision : "would \(entry.decision)") \(entry.actionName) \(entry.target)"
             if let ruleID { line += " (rule \(ruleID))" }
             if entry.decision != "allow" { line += " [\(reason)]" }
             line += " pid=\(process.tgid) \(latency)µs"
@@ -61,7 +67,7 @@ struct DecisionRecorder: Sendable {
         }
         writer?.record(DecisionEvent(
             timeMicros: agentgate_realtime_us(), pid: process.tgid, ppid: process.ppid,
-            executable: process.executable, syscall: entry.syscall, action: entry.action.name,
+            executable: process.executable, syscall: entry.syscall, action: entry.actionName,
             target: entry.target, argv: entry.argv.map(Self.recordable), decision: entry.decision, ruleIndex: entry.ruleIndex,
             reason: reason, errno: entry.errno, latencyMicros: latency,
             ruleID: ruleID, intent: intent, notable: entry.decision == "log", enforced: enforced))
@@ -144,5 +150,12 @@ extension DecisionRecorder.Entry {
     /// An entry for a denial the policy didn't make (unreadable argument, self-protection…).
     static func denied(syscall: String, action: ActionKind, target: String, reason: String, errno: Int32) -> Self {
         Self(syscall: syscall, action: action, target: target, decision: "deny", reason: reason, errno: errno)
+    }
+
+    /// A syscall refused on its own account (see `isSyscall`).
+    static func deniedSyscall(_ syscall: String, target: String, reason: String, errno: Int32) -> Self {
+        var entry = Self(syscall: syscall, action: .exec, target: target, decision: "deny", reason: reason, errno: errno)
+        entry.isSyscall = true
+        return entry
     }
 }

@@ -129,7 +129,7 @@ enum OpenHandler {
                 agentgate_open_release(prepared)
                 core.listener.fail(n.id, errno: EPERM)
                 core.recorder.record(.denied(syscall: syscall, action: action, target: resolved,
-                                             reason: "\(route.rawValue) is unsupervised; denied by default (this device)", errno: EPERM),
+                                             reason: "\(route.rawValue): unsupervised, denied by default (this device)", errno: EPERM),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }

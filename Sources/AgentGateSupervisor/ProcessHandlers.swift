@@ -412,7 +412,7 @@ enum ProcessHandlers {
     private static func deny(_ n: Notification, syscall: String, target: String, reason: String, errno: Int32,
                              process: ProcessInfo, core: SupervisorCore) {
         core.listener.fail(n.id, errno: errno)
-        core.recorder.record(.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: errno),
+        core.recorder.record(.deniedSyscall(syscall, target: target, reason: reason, errno: errno),
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
     }
 }

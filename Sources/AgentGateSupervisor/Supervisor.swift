@@ -470,7 +470,7 @@ final class Receivers: Sendable {
             ValueHandlers.socket(n, core: core)
         case .unsupported(let errno):
             core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.denied(syscall: core.table.name(of: n.number), action: .exec, target: "-",
+            core.recorder.record(.deniedSyscall(core.table.name(of: n.number), target: core.table.name(of: n.number),
                                          reason: "not emulated by this supervisor; refused rather than let through", errno: errno),
                                  notification: n, process: core.processes.info(for: n.tid), respondedAt: agentgate_monotonic_ns())
         case .credentials:

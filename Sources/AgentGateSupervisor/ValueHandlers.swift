@@ -9,9 +9,9 @@ enum ValueHandlers {
     /// the route.
     static func unsupervised(_ n: Notification, route: UnsupervisedRoute, errno: Int32, core: SupervisorCore, target: String? = nil) {
         let allowed = core.policy.allowedUnsupervised.contains(route)
-        decide(n, allowed: allowed, errno: errno, target: target ?? route.rawValue,
-               reason: allowed ? "allowed by allow_unsupervised: [\(route.rawValue)]"
-                               : "\(route.rawValue) is unsupervised; denied by default", core: core)
+        decide(n, allowed: allowed, errno: errno, target: target ?? core.table.name(of: n.number),
+               reason: allowed ? "\(route.rawValue): allowed by allow_unsupervised"
+                               : "\(route.rawValue): unsupervised, denied by default", core: core)
     }
 
     /// unshare, setns and clone asking for a namespace.
@@ -135,7 +135,7 @@ enum ValueHandlers {
         let process = core.processes.info(for: n.tid)
         if terminalInjectionIoctls.contains(command) {
             core.listener.fail(n.id, errno: EPERM)
-            core.recorder.record(.denied(syscall: "ioctl", action: .exec, target: "tty",
+            core.recorder.record(.deniedSyscall("ioctl", target: "ioctl(TIOCSTI)",
                                          reason: "injecting terminal input would run commands outside supervision", errno: EPERM),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
@@ -243,7 +243,7 @@ enum ValueHandlers {
                 core.listener.fail(n.id, errno: ESRCH)
             case .refused(let reason):
                 core.listener.fail(n.id, errno: EPERM)
-                core.recorder.record(.denied(syscall: name, action: .exec, target: "owner \(aim)",
+                core.recorder.record(.deniedSyscall(name, target: "owner \(aim)",
                                              reason: reason + " (it would receive the file's signals)", errno: EPERM),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             }
@@ -281,7 +281,7 @@ enum ValueHandlers {
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
             core.listener.fail(n.id, errno: EPERM)
-            core.recorder.record(.denied(syscall: name, action: .exec, target: "fd owner", reason: refusal, errno: EPERM),
+            core.recorder.record(.deniedSyscall(name, target: "fd owner", reason: refusal, errno: EPERM),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
@@ -304,8 +304,10 @@ enum ValueHandlers {
         if allowed { core.listener.continueSyscall(n.id) } else { core.listener.fail(n.id, errno: errno) }
         let name = core.table.name(of: n.number)
         let process = core.processes.info(for: n.tid)
-        core.recorder.record(DecisionRecorder.Entry(syscall: name, action: .exec, target: target, decision: allowed ? "allow" : "deny",
-                                                    reason: reason, errno: allowed ? nil : errno),
+        var entry = DecisionRecorder.Entry(syscall: name, action: .exec, target: target, decision: allowed ? "allow" : "deny",
+                                           reason: reason, errno: allowed ? nil : errno)
+        entry.isSyscall = true
+        core.recorder.record(entry,
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
     }
 }
