@@ -1,3 +1,4 @@
+import AgentGatePolicy
 import AgentGateStore
 import ArgumentParser
 import Foundation
@@ -8,6 +9,7 @@ public struct AgentGateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agentgate",
         abstract: "AgentGate: check policies and query what supervised agents did.",
+        version: AgentGateVersion.string,
         subcommands: [
             CheckCommand.self, PolicyCommand.self, InitCommand.self,
             AuditCommand.self, SessionsCommand.self, ShowCommand.self, ExportCommand.self, CleanCommand.self,

@@ -129,6 +129,27 @@ import Testing
         #expect(starter.rules.count > 10)
     }
 
+    @Test func versionAndUsageErrorsExitLikeTheOtherArgumentErrors() throws {
+        let h = try Harness()
+        for tool in [Self.agentgate, Harness.supervisor] {
+            let version = h.run([tool, "--version"])
+            #expect(version.status == 0 && version.stdout == AgentGateVersion.string + "\n", "\(tool): \(version)")
+            #expect(h.run([tool, "--help"]).status == 0)
+        }
+        #expect(AgentGateVersion.string == "0.9.0")
+        // Unknown options, missing arguments and failed validations: 2, with ArgumentParser's message.
+        for arguments in [["audit", "--bogus"], ["show"], ["export"], ["audit", "--json", "--jsonl"], ["nonsense"]] {
+            let result = h.run([Self.agentgate] + arguments)
+            #expect(result.status == 2, "\(arguments): \(result)")
+            #expect(result.stderr.contains("Error: ") && result.stderr.contains("Usage: "), "\(arguments): \(result.stderr)")
+            #expect(result.stdout.isEmpty)
+        }
+        let supervise = h.run([Harness.supervisor, "--threads", "0", "--", "true"])
+        #expect(supervise.status == 2 && supervise.stderr.contains("--threads must be between 1 and 64"), "\(supervise)")
+        // Subcommand help is not an error either.
+        #expect(h.run([Self.agentgate, "audit", "--help"]).status == 0)
+    }
+
     @Test func capabilityNamesAgreeWithLibcap() {
         for (bit, name) in CapabilityName.all.enumerated() where bit < Capabilities.count {
             #expect(Capabilities.name(of: bit) == name)
