@@ -144,9 +144,12 @@ public final class AuditStore: Sendable {
         if let environment = context?.environment {
             context?.environment = Redactor.redact(environment: environment)
         }
+        // The same value is redacted the same way wherever it appears: the cwd is $PWD, the
+        // program is the command's argv[0].
+        if let program = context?.program { context?.program = Redactor.redact(text: program) }
         return AuditChain.SessionStartColumns(
             id: session.id, agent: session.agent, command: AuditJSON.encode(Redactor.redact(argv: session.command)),
-            cwd: session.cwd, policyPath: session.policyPath, policySHA256: session.policySHA256,
+            cwd: Redactor.redact(text: session.cwd), policyPath: session.policyPath, policySHA256: session.policySHA256,
             startTime: session.startTimeMicros, mode: session.mode, context: context?.jsonText())
     }
 
@@ -739,11 +742,12 @@ struct ChainBuilder: Sendable {
         count += 1
         let columns = AuditChain.EventColumns(
             sessionID: sessionID, seq: count, time: event.timeMicros, pid: Int64(event.pid), ppid: Int64(event.ppid),
-            executable: event.executable, syscall: event.syscall, action: event.action,
+            executable: Redactor.redact(text: event.executable), syscall: event.syscall, action: event.action,
             target: Redactor.redact(text: event.target),
             argv: event.argv.map { AuditJSON.encode(Redactor.redact(argv: $0)) },
             decision: event.decision, ruleIndex: event.ruleIndex.map(Int64.init), ruleID: event.ruleID,
-            reason: event.reason, intent: event.intent.map(Redactor.redact(text:)),
+            // The intent quotes the argv: it loses what the argv loses (`--password x`).
+            reason: event.reason, intent: event.intent.map(Redactor.redact(commandText:)),
             notable: event.notable ? 1 : 0, enforced: event.enforced ? 1 : 0,
             errno: event.errno.map(Int64.init), latency: event.latencyMicros)
         lastHash = AuditChain.eventHash(columns, previous: lastHash, encoder: &encoder)
@@ -754,7 +758,7 @@ struct ChainBuilder: Sendable {
         count += 1
         let columns = AuditChain.ProcessStartColumns(
             sessionID: sessionID, seq: count, pid: Int64(process.pid), ppid: Int64(process.ppid),
-            executable: process.executable, argv: AuditJSON.encode(Redactor.redact(argv: process.argv)),
+            executable: Redactor.redact(text: process.executable), argv: AuditJSON.encode(Redactor.redact(argv: process.argv)),
             uid: Int64(process.uid), gid: Int64(process.gid), capabilities: AuditJSON.encode(process.capabilities),
             cgroup: process.cgroup, startTime: process.startTimeMicros)
         lastHash = AuditChain.processStartHash(columns, previous: lastHash, encoder: &encoder)
