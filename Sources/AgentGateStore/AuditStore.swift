@@ -538,10 +538,12 @@ public final class AuditStore: Sendable {
         /// Events with a row id greater than this (for following a live session).
         public var afterID: Int64?
         public var limit: Int?
+        /// Events whose syscall is none of these.
+        public var excludedSyscalls: [String]
 
         public init(
             sessionID: String? = nil, decision: String? = nil, action: String? = nil, since: Int64? = nil,
-            text: String? = nil, afterID: Int64? = nil, limit: Int? = nil
+            text: String? = nil, afterID: Int64? = nil, limit: Int? = nil, excludedSyscalls: [String] = []
         ) {
             self.sessionID = sessionID
             self.decision = decision
@@ -550,6 +552,7 @@ public final class AuditStore: Sendable {
             self.text = text
             self.afterID = afterID
             self.limit = limit
+            self.excludedSyscalls = excludedSyscalls
         }
     }
 
@@ -592,6 +595,9 @@ public final class AuditStore: Sendable {
                     """
             }
             if query.afterID != nil { sql += " AND id > ?6" }
+            if !query.excludedSyscalls.isEmpty {
+                sql += " AND syscall NOT IN (" + query.excludedSyscalls.indices.map { "?\($0 + 8)" }.joined(separator: ", ") + ")"
+            }
             sql += " ORDER BY id"
             if query.limit != nil { sql += " LIMIT ?7" }
             let statement = try connection.statement(sql)
@@ -603,6 +609,7 @@ public final class AuditStore: Sendable {
             if let value = query.text { try statement.bind(5, value) }
             if let value = query.afterID { try statement.bind(6, value) }
             if let value = query.limit { try statement.bind(7, Int64(value)) }
+            for (index, syscall) in query.excludedSyscalls.enumerated() { try statement.bind(Int32(index + 8), syscall) }
             var events: [StoredEvent] = []
             while try statement.step() {
                 events.append(try decodeEvent(statement))
@@ -641,6 +648,13 @@ public final class AuditStore: Sendable {
         public var decision: String
         public var enforced: Bool
         public var count: Int
+
+        public init(action: String, decision: String, enforced: Bool, count: Int) {
+            self.action = action
+            self.decision = decision
+            self.enforced = enforced
+            self.count = count
+        }
     }
 
     public func eventCounts(sessionID: String) throws(StoreError) -> [EventCount] {
