@@ -1,3 +1,4 @@
+import AgentGatePolicy
 import AgentGateStore
 import ArgumentParser
 import Foundation
@@ -8,6 +9,7 @@ public struct AgentGateCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "agentgate",
         abstract: "AgentGate: check policies and query what supervised agents did.",
+        version: AgentGateVersion.string,
         subcommands: [
             CheckCommand.self, PolicyCommand.self, InitCommand.self,
             AuditCommand.self, SessionsCommand.self, ShowCommand.self, ExportCommand.self, CleanCommand.self,
@@ -71,13 +73,15 @@ struct AuditListCommand: ParsableCommand {
         commandName: "list", abstract: "List recorded decisions (the default `agentgate audit`).",
         discussion: """
         Each line: ✓ allow, ✗ deny, ? ask, ! log; the local time; the action; the decision ("would deny" in \
-        audit mode); the argv for exec, else the target; and for anything not allowed, the rule and reason.
+        audit mode); the argv for exec, else the target; and for anything not allowed, the rule and reason: \
+        (rule ID: REASON). Syscalls on an unsupervised route name the route: syscall deny socket(AF_PACKET) — \
+        raw_sockets. Line breaks show as ⏎, tabs as ⇥, other control characters as \\u{…}.
         """)
 
     @OptionGroup var database: DatabaseOption
     @Option(help: "Only this session (an id or a unique prefix).") var session: String?
     @Option(help: "Only this decision (allow, deny, ask, log).") var decision: String?
-    @Option(help: "Only this action (exec, fs_read, fs_write, net_egress).") var action: String?
+    @Option(help: "Only this action (exec, fs_read, fs_write, net_egress, syscall).") var action: String?
     @Option(help: "Only events since: a duration (30s, 15m, 2h, 7d) or an ISO-8601 time.") var since: String?
     @Option(help: "Only events whose target, argv, executable, reason or intent contains TEXT (any case).")
     var grep: String?
@@ -95,8 +99,12 @@ struct AuditListCommand: ParsableCommand {
     func run() throws {
         let store = try database.open()
         defer { store.close() }
+        // exec and syscall are told apart as shown: older supervisors recorded refusals on
+        // unsupervised routes as execs (see AuditFormat.shownAction).
+        let shownAction = action == "exec" || action == "syscall" ? action : nil
         var query = AuditStore.EventQuery(
-            decision: decision, action: action, since: try since.map { try AuditTime.since($0) }, text: grep)
+            decision: decision, action: action == "syscall" ? nil : action,
+            since: try since.map { try AuditTime.since($0) }, text: grep)
         if let session {
             query.sessionID = try DatabaseOption.resolveSession(session, in: store)
         } else if follow {
@@ -109,7 +117,7 @@ struct AuditListCommand: ParsableCommand {
         var first = true
         if json { print("[", terminator: "") }
         func emit(_ events: [StoredEvent]) {
-            for stored in events {
+            for stored in events where shownAction == nil || AuditFormat.shownAction(stored.event) == shownAction {
                 if json {
                     print((first ? "\n" : ",\n") + AuditFormat.json(AuditFormat.jsonObject(stored)), terminator: "")
                 } else if jsonl {

@@ -4,20 +4,31 @@ import Foundation
 /// The HTML evidence report: one self-contained file a person can read in any browser.
 /// Inline CSS, no scripts, no external assets (no `src=`/`href=` to anything but in-page
 /// anchors). Every recorded string is agent-controlled (paths, argv, hostnames), so each goes
-/// through `HTML.escape`, which escapes `& < > " '` and shows control characters as \u{…}.
+/// through `HTML.escape`, which escapes `& < > " '`, shows a line break as ⏎ and a real one, a
+/// tab as ⇥, and other control characters as \u{…}.
 enum HTML {
-    static func escape(_ text: String) -> String {
+    /// Element content.
+    static func escape(_ text: String) -> String { escape(text, lineBreaks: true) }
+
+    /// Attribute values and `<title>`: line breaks stay on the line, as ⏎.
+    static func attribute(_ text: String) -> String { escape(text, lineBreaks: false) }
+
+    private static func escape(_ text: String, lineBreaks: Bool) -> String {
         var output = ""
         output.reserveCapacity(text.utf8.count)
+        var previous: Unicode.Scalar?
         for scalar in text.unicodeScalars {
+            defer { previous = scalar }
             switch scalar {
             case "&": output += "&amp;"
             case "<": output += "&lt;"
             case ">": output += "&gt;"
             case "\"": output += "&quot;"
             case "'": output += "&#39;"
-            case _ where scalar.value < 0x20 || (scalar.value >= 0x7f && scalar.value < 0xa0)
-                || (scalar.value >= 0x2028 && scalar.value <= 0x2029):
+            case "\n" where previous == "\r": continue // \r\n is one line break
+            case "\n", "\r": output += lineBreaks ? "<span class=\"muted\">⏎</span><br>" : "⏎"
+            case "\t": output += "⇥"
+            case _ where AuditFormat.needsEscape(scalar):
                 output += "\\u{\(String(scalar.value, radix: 16))}"
             default:
                 output.unicodeScalars.append(scalar)
@@ -30,7 +41,8 @@ enum HTML {
 extension EvidencePack {
     func html() -> String {
         let e = HTML.escape
-        let record = self.record
+        // Shown as `show` shows it: redacted like its events.
+        let record = AuditFormat.redacted(self.record)
         var page = """
             <!DOCTYPE html>
             <html lang="en">
@@ -38,7 +50,7 @@ extension EvidencePack {
             <meta charset="utf-8">
             <meta name="viewport" content="width=device-width, initial-scale=1">
             <meta name="generator" content="agentgate export">
-            <title>AgentGate evidence: session \(e(record.id))</title>
+            <title>AgentGate evidence: session \(HTML.attribute(record.id))</title>
             <style>
             body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #1d1d1f; }
             h1 { font-size: 1.5em; margin-bottom: .2em; } h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
@@ -168,17 +180,16 @@ extension EvidencePack {
         let e = HTML.escape
         var html = "<table><tr><th></th><th>Seq</th><th>Time (UTC)</th><th>PID</th><th>Action</th><th>Decision</th><th>What</th><th>Rule / reason</th><th>Hash</th></tr>\n"
         for stored in events {
-            let event = stored.event
-            let what = event.action == "exec" ? (event.argv.map { $0.joined(separator: " ") } ?? event.target) : event.target
-            var rule = AuditFormat.ruleLabel(event).map { "rule \($0): " } ?? ""
-            rule += event.reason
+            // Every column redacted the same way: what one hides, the next doesn't show.
+            let event = AuditFormat.redacted(stored.event)
+            var rule = AuditFormat.why(event)
             if let intent = event.intent { rule += " — " + intent }
-            html += "<tr class=\"\(e(event.decision))\"><td class=\"mark\">\(e(AuditFormat.mark(event.decision)))</td>"
+            html += "<tr class=\"\(HTML.attribute(event.decision))\"><td class=\"mark\">\(e(AuditFormat.mark(event.decision)))</td>"
             html += "<td class=\"num\">\(stored.seq.map(String.init) ?? "")</td>"
             html += "<td class=\"mono\">\(e(AuditTime.iso8601(event.timeMicros)))</td><td class=\"num\">\(event.pid)</td>"
-            html += "<td class=\"mono\">\(e(event.action))</td><td>\(e(AuditFormat.decisionText(event)))</td>"
-            html += "<td class=\"mono wrap\">\(e(what))</td><td>\(e(rule))</td>"
-            html += "<td class=\"mono\" title=\"\(e(stored.hash ?? ""))\">\(e(String((stored.hash ?? "").prefix(12))))</td></tr>\n"
+            html += "<td class=\"mono\">\(e(AuditFormat.shownAction(event)))</td><td>\(e(AuditFormat.decisionText(event)))</td>"
+            html += "<td class=\"mono wrap\">\(e(AuditFormat.subject(event)))</td><td>\(e(rule))</td>"
+            html += "<td class=\"mono\" title=\"\(HTML.attribute(stored.hash ?? ""))\">\(e(String((stored.hash ?? "").prefix(12))))</td></tr>\n"
         }
         return html + "</table>\n"
     }
@@ -188,8 +199,7 @@ extension EvidencePack {
         var html = ""
         for pid in pids {
             guard let node = tree.nodes[pid] else { continue }
-            let images = node.images.map { image in image.argv.map { $0.joined(separator: " ") } ?? image.executable }
-            var text = "\(node.pid) " + images.joined(separator: " → ")
+            var text = "\(node.pid) " + tree.images(node).joined(separator: " → ")
             if let status = node.images.last?.exitStatus { text += "  [exit \(status)]" }
             html += "<li>\(e(text))"
             if !node.children.isEmpty { html += "\n<ul>\n" + treeHTML(tree, node.children) + "</ul>\n" }

@@ -159,7 +159,7 @@ struct EvidencePack {
         var session = AuditFormat.sessionObject(record)
         session["events"] = report.eventTotal
         session["denied"] = report.deniedTotal
-        let counts = report.counts.map { count -> [String: Any] in
+        let counts = report.storedCounts.map { count -> [String: Any] in
             ["action": count.action, "decision": count.decision, "enforced": count.enforced, "count": count.count]
         }
         // Events are written one per line inside the array, so a large pack stays streamable.

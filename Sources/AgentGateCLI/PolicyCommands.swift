@@ -217,12 +217,15 @@ struct PolicyTestCommand: ParsableCommand {
         discussion: """
         CASES are YAML case files or directories of them (*.yaml). Each file may name its policy \
         (policy: relative/path.yaml); --policy overrides that for every file. See README for the format.
+
+        Prints the failures, then the totals, then per policy file how many of its rules decided \
+        some case (with -v or --require-coverage, which rules did not).
         """)
 
     @Option(help: "Policy file for every case file (default: each file's policy:, else the usual lookup).")
     var policy: String?
     @Flag(help: "Fail when some rule is exercised by no case.") var requireCoverage = false
-    @Flag(name: .shortAndLong, help: "Print passing cases too.") var verbose = false
+    @Flag(name: .shortAndLong, help: "Print passing cases too, and the rules no case exercised.") var verbose = false
     @Argument(help: "Case files or directories.") var cases: [String]
 
     func run() throws {
@@ -244,9 +247,12 @@ struct PolicyTestCommand: ParsableCommand {
             printError("no case files found", tool: "agentgate")
             throw ExitCode(CheckExitCode.error)
         }
-        var total = 0, failed = 0
-        // Coverage per policy: which rules decided some case.
-        var policies: [String: (policy: Policy, used: Set<Int>)] = [:]
+        var total = 0
+        var failures: [String] = []
+        var passes: [String] = []
+        // Coverage per policy file, whichever case files (with whichever variables) test it:
+        // the rules are the same rules, listed once.
+        var coverage: [String: (policy: Policy, used: Set<Int>)] = [:]
         var order: [String] = []
         for file in files {
             let caseFile: PolicyCaseFile
@@ -259,37 +265,44 @@ struct PolicyTestCommand: ParsableCommand {
                 printError("\(error)", tool: "agentgate")
                 throw ExitCode(CheckExitCode.error)
             }
-            let key = loaded.source + "\u{0}" + String(describing: caseFile.variables)
-            if policies[key] == nil { policies[key] = (loaded.policy, []); order.append(key) }
+            let key = "\(loaded.source)\u{0}\(loaded.policy.rules.count)"
+            if coverage[key] == nil { coverage[key] = (loaded.policy, []); order.append(key) }
             for result in caseFile.run(against: loaded.policy) {
                 total += 1
-                if let index = result.verdict.ruleIndex { policies[key]?.used.insert(index) }
+                if let index = result.verdict.ruleIndex { coverage[key]?.used.insert(index) }
                 let location = "\(file):\(result.testCase.line)"
                 if let failure = result.failure {
-                    failed += 1
-                    print("FAIL \(location): \(result.testCase.name)")
-                    print("     \(result.testCase.input.kind.name) \(result.testCase.summary)")
-                    print("     \(failure); \(result.explanation)")
+                    failures.append("""
+                        FAIL \(location): \(result.testCase.name)
+                             \(result.testCase.input.kind.name) \(result.testCase.summary)
+                             \(failure); \(result.explanation)
+                        """)
                 } else if verbose {
-                    print("ok   \(location): \(result.testCase.name) → \(result.verdict.decision.name)")
+                    passes.append("ok   \(location): \(result.testCase.name) → \(result.verdict.decision.name)")
                 }
             }
         }
+        // What needs attention first: the failures and the totals; details after.
+        for failure in failures { print(failure) }
+        print("\(total) cases, \(total - failures.count) passed, \(failures.count) failed")
+        for pass in passes { print(pass) }
         var uncovered = 0
         for key in order {
-            guard let (policy, used) = policies[key] else { continue }
+            guard let (policy, used) = coverage[key] else { continue }
             let missing = policy.rules.filter { !used.contains($0.index) }
             uncovered += missing.count
             if missing.isEmpty {
                 print("coverage: \(policy.source): every rule (\(policy.rules.count)) decided at least one case")
-            } else {
+            } else if verbose || requireCoverage {
                 print("coverage: \(policy.source): \(policy.rules.count - missing.count) of \(policy.rules.count) rules "
                       + "decided a case; not exercised:")
                 for rule in missing { print("  rule \(rule.displayID) at \(rule.location)") }
+            } else {
+                print("coverage: \(policy.source): \(policy.rules.count - missing.count) of \(policy.rules.count) rules "
+                      + "decided a case (-v lists the \(missing.count) not exercised)")
             }
         }
-        print("\(total) cases, \(total - failed) passed, \(failed) failed")
-        if failed > 0 || (requireCoverage && uncovered > 0) { throw ExitCode(1) }
+        if !failures.isEmpty || (requireCoverage && uncovered > 0) { throw ExitCode(1) }
     }
 }
 

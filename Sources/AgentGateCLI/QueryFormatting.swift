@@ -1,3 +1,4 @@
+import AgentGatePolicy
 import AgentGateStore
 import ArgumentParser
 import Foundation
@@ -117,29 +118,144 @@ enum AuditFormat {
         event.ruleID ?? event.ruleIndex.map { String($0 + 1) }
     }
 
+    /// The rule and reason: `rule ssh-keys: SSH private keys`; `rule 3` for a rule without a
+    /// `reason:` (the recorder stores a rule's reason as the event's, so the bare verdict text
+    /// "matched rule" only ever stands for "no reason given"); `no rule matched, …`.
+    static func why(_ event: DecisionEvent) -> String {
+        guard let rule = ruleLabel(event) else { return event.reason }
+        let reason = event.reason
+        return reason.isEmpty || reason == VerdictReason.matchedRule.text ? "rule \(rule)" : "rule \(rule): \(reason)"
+    }
+
+    /// The action as shown. Refusals on unsupervised routes (raw sockets, mount, …) are
+    /// syscalls, not execs, whatever an older supervisor recorded them as.
+    static func shownAction(_ event: DecisionEvent) -> String {
+        isSyscall(event) ? "syscall" : event.action
+    }
+
+    /// Whether the event is a syscall decided on its own (an unsupervised route, a refused
+    /// ioctl or owner change): recorded as `syscall`, or by older supervisors as an `exec` of
+    /// the route's name or of a target that isn't a program path.
+    static func isSyscall(_ event: DecisionEvent) -> Bool {
+        if event.action == "syscall" { return true }
+        guard event.action == "exec", event.ruleIndex == nil else { return false }
+        if legacyRoute(event) != nil { return true }
+        return !event.syscall.isEmpty && event.syscall != "execve" && event.syscall != "execveat"
+            && !event.target.hasPrefix("/")
+    }
+
+    /// The unsupervised route a syscall event went through, when its record names one.
+    static func unsupervisedRoute(_ event: DecisionEvent) -> String? {
+        if event.action == "syscall" {
+            // "raw_sockets: …", as the supervisor words it; older wordings too.
+            let head = event.reason.prefix { $0 != ":" && $0 != " " }
+            if routeNames.contains(String(head)) { return String(head) }
+            return legacyRoute(event) ?? (routeNames.contains(event.target) ? event.target : nil)
+        }
+        return event.action == "exec" && event.ruleIndex == nil ? legacyRoute(event) : nil
+    }
+
+    private static let routeNames = Set(UnsupervisedRoute.allCases.map(\.rawValue))
+
+    /// The route in an older record: the target is the route ("raw_sockets"), or
+    /// "namespaces:0x…", or the reason says "ROUTE is unsupervised; …", "new namespaces are
+    /// unsupervised; …" or "allowed by allow_unsupervised: [ROUTE]".
+    private static func legacyRoute(_ event: DecisionEvent) -> String? {
+        if routeNames.contains(event.target) { return event.target }
+        if event.target.hasPrefix("namespaces:") || event.reason.hasPrefix("new namespaces are unsupervised") {
+            return UnsupervisedRoute.namespaces.rawValue
+        }
+        if let range = event.reason.range(of: " is unsupervised"),
+           routeNames.contains(String(event.reason[..<range.lowerBound])) {
+            return String(event.reason[..<range.lowerBound])
+        }
+        let allowed = "allowed by allow_unsupervised: ["
+        if event.reason.hasPrefix(allowed), event.reason.hasSuffix("]") {
+            let route = String(event.reason.dropFirst(allowed.count).dropLast())
+            if routeNames.contains(route) { return route }
+        }
+        return nil
+    }
+
+    /// What the event acted on, as shown: an exec's argv, a syscall's target and route
+    /// (`socket(AF_PACKET) — raw_sockets`, or just `raw_sockets`), else the target.
+    static func subject(_ event: DecisionEvent) -> String {
+        if isSyscall(event) {
+            guard let route = unsupervisedRoute(event), route != event.target else { return event.target }
+            return "\(event.target) — \(route)"
+        }
+        if event.action == "exec", let argv = event.argv { return argv.joined(separator: " ") }
+        return event.target
+    }
+
     /// `✓ 13:20:26 exec allow npm install chalk`,
-    /// `✗ 13:20:26 net_egress deny telemetry.example:443 (rule 7: undeclared host)`.
+    /// `✗ 13:20:26 fs_read deny ~/.ssh/id_rsa (rule ssh-keys: SSH private keys)`,
+    /// `✗ 13:20:26 syscall deny socket(AF_PACKET) — raw_sockets`.
     static func line(_ event: DecisionEvent) -> String {
-        let what = event.action == "exec" ? (event.argv.map { $0.joined(separator: " ") } ?? event.target) : event.target
-        var line = "\(mark(event.decision)) \(AuditTime.clock(event.timeMicros)) \(event.action) \(decisionText(event)) \(what)"
-        if event.decision != "allow" {
-            if let rule = ruleLabel(event) { line += " (rule \(rule): \(event.reason))" } else { line += " (\(event.reason))" }
+        let event = redacted(event)
+        var line = "\(mark(event.decision)) \(AuditTime.clock(event.timeMicros)) \(shownAction(event)) "
+            + "\(decisionText(event)) \(subject(event))"
+        // A syscall's route says why; other refusals name their rule or reason.
+        if event.decision != "allow" && !(isSyscall(event) && unsupervisedRoute(event) != nil) {
+            line += " (\(why(event)))"
         }
         return printable(line)
     }
 
-    /// Control characters (an agent-chosen path could hold escape sequences) shown as \u{…}.
+    /// The event with every field that can carry a secret redacted the same way, whatever the
+    /// supervisor that recorded it did: a value the argv hides is hidden in the intent, the
+    /// target and the executable too. (Stored rows are redacted when written; this covers rows
+    /// older supervisors wrote, and costs nothing when there is nothing to find.)
+    static func redacted(_ event: DecisionEvent) -> DecisionEvent {
+        var event = event
+        event.executable = Redactor.redact(text: event.executable)
+        event.target = Redactor.redact(text: event.target)
+        event.argv = event.argv.map(Redactor.redact(argv:))
+        event.intent = event.intent.map(Redactor.redact(commandText:))
+        event.reason = Redactor.redact(text: event.reason)
+        return event
+    }
+
+    /// The session with its command line and paths redacted as its events are.
+    static func redacted(_ session: SessionRecord) -> SessionRecord {
+        var session = session
+        session.command = Redactor.redact(argv: session.command)
+        session.cwd = Redactor.redact(text: session.cwd)
+        session.policyPath = Redactor.redact(text: session.policyPath)
+        if let program = session.context?.program { session.context?.program = Redactor.redact(text: program) }
+        if let environment = session.context?.environment {
+            session.context?.environment = Redactor.redact(environment: environment)
+        }
+        return session
+    }
+
+    /// Text made safe and readable on a terminal (an agent chooses paths and arguments, and
+    /// could put escape sequences in them): a line break shows as ⏎, a tab as ⇥, and other
+    /// control characters and bidirectional overrides as \u{…}.
     static func printable(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || ($0.value >= 0x7f && $0.value < 0xa0) }) else { return text }
+        guard text.unicodeScalars.contains(where: needsEscape) else { return text }
         var result = ""
+        var previous: Unicode.Scalar?
         for scalar in text.unicodeScalars {
-            if scalar.value < 0x20 || (scalar.value >= 0x7f && scalar.value < 0xa0) {
-                result += "\\u{\(String(scalar.value, radix: 16))}"
-            } else {
-                result.unicodeScalars.append(scalar)
+            defer { previous = scalar }
+            switch scalar {
+            case "\n" where previous == "\r": continue // \r\n is one line break
+            case "\n", "\r": result += "⏎"
+            case "\t": result += "⇥"
+            case _ where needsEscape(scalar): result += "\\u{\(String(scalar.value, radix: 16))}"
+            default: result.unicodeScalars.append(scalar)
             }
         }
         return result
+    }
+
+    /// C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional controls
+    /// that reorder what a terminal shows.
+    static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        let value = scalar.value
+        return value < 0x20 || (0x7f..<0xa0).contains(value) || (0x2028...0x2029).contains(value)
+            || (0x202a...0x202e).contains(value) || (0x2066...0x2069).contains(value)
+            || value == 0x200e || value == 0x200f || value == 0x061c
     }
 
     static func jsonObject(_ stored: StoredEvent) -> [String: Any] {

@@ -11,21 +11,24 @@ struct ShowCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOption
     @Argument(help: "The session: an id or a unique prefix (see `agentgate sessions`).") var session: String
     @Option(help: "Denied events to list.") var denials = 50
+    @Flag(help: "Show the whole process tree (by default a large one is folded).") var all = false
 
     func run() throws {
         let store = try database.open()
         defer { store.close() }
         let id = try DatabaseOption.resolveSession(session, in: store)
-        guard let record = try store.session(id: id) else { throw ExitCode(2) }
         let summary = try SessionReport.load(id: id, store: store, deniedLimit: denials)
-        for line in summary.text(record) { print(line) }
+        for line in summary.text(treeLimits: all ? nil : .folded) { print(line) }
     }
 }
 
 /// Everything `show` and `export` say about a session.
 struct SessionReport {
     var record: SessionRecord
+    /// Per action as shown (syscalls that older supervisors stored as execs count as syscalls).
     var counts: [AuditStore.EventCount]
+    /// Per action as stored, for the JSON export.
+    var storedCounts: [AuditStore.EventCount]
     var denied: [StoredEvent]
     var deniedTotal: Int
     var processes: [StoredProcess]
@@ -35,7 +38,10 @@ struct SessionReport {
 
     static func load(id: String, store: AuditStore, deniedLimit: Int?) throws -> SessionReport {
         guard let record = try store.session(id: id) else { throw ExitCode(2) }
-        let counts = try store.eventCounts(sessionID: id)
+        // Older supervisors recorded syscall refusals as execs: count them as what they are.
+        let recordedAsExec = try store.events(matching: .init(sessionID: id, action: "exec", excludedSyscalls: ["execve", "execveat"]))
+        let storedCounts = try store.eventCounts(sessionID: id)
+        let counts = Self.counts(storedCounts, moving: recordedAsExec.map(\.event).filter(AuditFormat.isSyscall))
         let deniedTotal = counts.filter { $0.decision == "deny" }.reduce(0) { $0 + $1.count }
         let denied = try store.events(matching: .init(sessionID: id, decision: "deny", limit: deniedLimit))
         let processes = try store.processes(sessionID: id)
@@ -44,7 +50,30 @@ struct SessionReport {
             ? ProcessTree(events: try store.events(sessionID: id))
             : ProcessTree(processes: processes)
         return SessionReport(
-            record: record, counts: counts, denied: denied, deniedTotal: deniedTotal, processes: processes, tree: tree)
+            record: record, counts: counts, storedCounts: storedCounts, denied: denied, deniedTotal: deniedTotal,
+            processes: processes, tree: tree)
+    }
+
+    /// `counts` with each of `syscalls` (events stored as `exec`) counted as a syscall.
+    static func counts(_ counts: [AuditStore.EventCount], moving syscalls: [DecisionEvent]) -> [AuditStore.EventCount] {
+        guard !syscalls.isEmpty else { return counts }
+        var table: [String: AuditStore.EventCount] = [:]
+        var order: [String] = []
+        func add(_ action: String, _ decision: String, _ enforced: Bool, _ count: Int) {
+            let key = "\(action)\u{0}\(decision)\u{0}\(enforced)"
+            if table[key] == nil {
+                table[key] = AuditStore.EventCount(action: action, decision: decision, enforced: enforced, count: 0)
+                order.append(key)
+            }
+            table[key]!.count += count
+        }
+        for count in counts { add(count.action, count.decision, count.enforced, count.count) }
+        for event in syscalls {
+            add(event.action, event.decision, event.enforced, -1)
+            add("syscall", event.decision, event.enforced, 1)
+        }
+        return order.compactMap { table[$0] }.filter { $0.count > 0 }
+            .sorted { ($0.action, $0.decision, $0.enforced ? 1 : 0) < ($1.action, $1.decision, $1.enforced ? 1 : 0) }
     }
 
     /// Per action: decision → count.
@@ -54,7 +83,9 @@ struct SessionReport {
         return table.keys.sorted().map { ($0, table[$0]!) }
     }
 
-    func text(_ record: SessionRecord) -> [String] {
+    func text(treeLimits: ProcessTree.Limits?) -> [String] {
+        // Redacted like its events (the JSON export keeps the record as stored).
+        let record = AuditFormat.redacted(self.record)
         var lines: [String] = []
         func field(_ name: String, _ value: String) {
             lines.append(name.padding(toLength: 10, withPad: " ", startingAt: 0) + AuditFormat.printable(value))
@@ -121,7 +152,7 @@ struct SessionReport {
         }
         lines.append("")
         lines.append("Process tree" + (tree.fromEvents ? " (from the events' pids; no process records)" : "") + ":")
-        let treeLines = tree.lines()
+        let treeLines = tree.lines(limits: treeLimits, showAll: "agentgate show \(record.id) --all")
         lines.append(contentsOf: treeLines.isEmpty ? ["  (no processes recorded)"] : treeLines.map { "  " + AuditFormat.printable($0) })
         return lines
     }
@@ -178,8 +209,9 @@ struct ProcessTree {
                     images: [Image(executable: event.executable, startTime: event.timeMicros)])
                 order.append(event.pid)
             }
-            // An allowed exec replaces the image (what the process runs next).
-            if event.action == "exec", event.decision == "allow" || event.decision == "log" || !event.enforced {
+            // An allowed exec replaces the image (what the process runs next); an allowed
+            // syscall an older supervisor recorded as an exec doesn't.
+            if AuditFormat.shownAction(event) == "exec", event.decision == "allow" || event.decision == "log" || !event.enforced {
                 nodes[event.pid]!.images.append(Image(executable: event.target, argv: event.argv, startTime: event.timeMicros))
             }
         }
@@ -208,18 +240,49 @@ struct ProcessTree {
         return false
     }
 
-    /// One line per process: `├─ 1235 npm install chalk → node …  [exit 0]`.
-    func lines() -> [String] {
+    /// How much of a large tree `show` prints.
+    struct Limits {
+        /// Process lines in all.
+        var lines: Int
+        /// Children listed under one parent.
+        var children: Int
+
+        static let folded = Limits(lines: 50, children: 10)
+    }
+
+    /// What one process ran, redacted like its events: `npm install chalk → node …`.
+    func images(_ node: Node) -> [String] {
+        let images = node.images.map { image -> String in
+            if let argv = image.argv, !argv.isEmpty { return Redactor.redact(argv: argv).joined(separator: " ") }
+            return Redactor.redact(text: image.executable)
+        }
+        // Collapse repeats (an exec of the same image, e.g. a re-exec).
+        var collapsed: [String] = []
+        for image in images where collapsed.last != image { collapsed.append(image) }
+        return collapsed
+    }
+
+    /// Processes in the subtree of `pid`, itself included.
+    func size(of pid: Int32) -> Int {
+        var count = 0
+        var pending = [pid]
+        while let next = pending.popLast() {
+            guard let node = nodes[next] else { continue }
+            count += 1
+            pending += node.children
+        }
+        return count
+    }
+
+    /// One line per process, children under their parent: `├─ 1235 npm install chalk → node …  [exit 0]`.
+    /// With `limits`, a parent's children past `limits.children` fold into one
+    /// `└─ … N more processes (SHOW_ALL)` line, and so does everything past `limits.lines`.
+    func lines(limits: Limits? = nil, showAll: String = "--all") -> [String] {
         var output: [String] = []
+        var printed = 0, folded = 0
+        var exhausted = false
         func describe(_ node: Node) -> String {
-            let images = node.images.map { image -> String in
-                if let argv = image.argv, !argv.isEmpty { return argv.joined(separator: " ") }
-                return image.executable
-            }
-            // Collapse repeats (an exec of the same image, e.g. a re-exec).
-            var collapsed: [String] = []
-            for image in images where collapsed.last != image { collapsed.append(image) }
-            var text = "\(node.pid) " + collapsed.joined(separator: " → ")
+            var text = "\(node.pid) " + images(node).joined(separator: " → ")
             if let last = node.images.last, let status = last.exitStatus {
                 text += "  [exit \(status)"
                 if let start = node.images.first?.startTime, let end = last.exitTime {
@@ -229,15 +292,30 @@ struct ProcessTree {
             }
             return text
         }
+        func more(_ count: Int) -> String { "… \(count) more process\(count == 1 ? "" : "es") (\(showAll))" }
         func walk(_ pid: Int32, prefix: String, isLast: Bool, isRoot: Bool) {
-            guard let node = nodes[pid] else { return }
+            guard let node = nodes[pid], !exhausted else { return }
+            if let limits, printed >= limits.lines {
+                exhausted = true
+                return
+            }
             output.append(isRoot ? describe(node) : prefix + (isLast ? "└─ " : "├─ ") + describe(node))
+            printed += 1
             let childPrefix = isRoot ? "" : prefix + (isLast ? "   " : "│  ")
-            for (index, child) in node.children.enumerated() {
-                walk(child, prefix: childPrefix, isLast: index == node.children.count - 1, isRoot: false)
+            var shown = node.children[...]
+            if let limits, shown.count > limits.children { shown = shown.prefix(limits.children) }
+            let hidden = node.children.dropFirst(shown.count).reduce(0) { $0 + size(of: $1) }
+            for (index, child) in shown.enumerated() {
+                walk(child, prefix: childPrefix, isLast: index == shown.count - 1 && hidden == 0, isRoot: false)
+            }
+            if hidden > 0 && !exhausted {
+                output.append(childPrefix + "└─ " + more(hidden))
+                folded += hidden
             }
         }
         for root in roots { walk(root, prefix: "", isLast: true, isRoot: true) }
+        let rest = roots.reduce(0) { $0 + size(of: $1) } - printed - folded
+        if rest > 0 { output.append(more(rest)) }
         return output
     }
 }

@@ -17,7 +17,8 @@ public struct SuperviseCommand: ParsableCommand {
         Exit status: CMD's own, or 128+N when CMD was killed by signal N. 2: bad policy, database or \
         usage (CMD never ran). 125: the supervisor could not start CMD under its filter (CMD never \
         ran). 126/127: CMD could not be executed / was not found.
-        """)
+        """,
+        version: AgentGateVersion.string)
 
     @Option(help: "Policy file (default: $AGENTGATE_POLICY, ~/.config/agentgate/policy.yaml, or the built-in policy).")
     var policy: String?

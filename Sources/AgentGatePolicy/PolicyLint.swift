@@ -14,8 +14,12 @@ public enum PolicyLint {
         }
         for rule in policy.rules {
             if let shadow = policy.rules[..<rule.index].first(where: { covers($0, rule) }) {
-                report(rule, "unreachable: rule \(shadow.displayID) (\(shadow.location)) comes first and matches "
-                           + "everything this rule matches")
+                var message = "unreachable: rule \(shadow.displayID) (\(shadow.location)) comes first and matches "
+                    + "everything this rule matches"
+                if shadow.decision != rule.decision {
+                    message += ", so its \(rule.decision.name) never applies (rule \(shadow.displayID) decides \(shadow.decision.name))"
+                }
+                report(rule, message)
             }
             if let reason = neverMatches(rule) { report(rule, "can never match: \(reason)") }
             if rule.decision.allows, let scope = rule.expandedScope, !rule.targetAlternatives.isEmpty,
@@ -38,24 +42,57 @@ public enum PolicyLint {
         return findings
     }
 
-    /// Whether `earlier` matches every action `later` matches (so `later` is never reached).
-    /// Conservative: only unconditional earlier rules, and glob containment that is certain.
+    /// Whether `earlier` matches every action `later` matches (so `later` is never reached),
+    /// action kind by action kind. Conservative: only unconditional earlier rules, and glob
+    /// containment that is certain: the same pattern, `P/**` over what lies under P, and
+    /// patterns that match every target of a kind (`**`; `*` for programs, whose basename it
+    /// matches), and `*` over patterns without `/` (special files, hosts).
     static func covers(_ earlier: PolicyRule, _ later: PolicyRule) -> Bool {
         guard !earlier.hasExtraConstraints else { return false }
-        // Every action of the later rule must be one of the earlier rule's.
-        guard later.actions.allSatisfy(earlier.actions.contains) else { return false }
-        if earlier.targetAlternatives.isEmpty { return true }
-        guard !later.targetAlternatives.isEmpty else { return false }
-        let pathKinds = earlier.actions.allSatisfy(\.targetIsPath)
-        return later.targetAlternatives.allSatisfy { inner in
-            earlier.targetAlternatives.contains { outer in covers(outer, inner, pathKinds: pathKinds) }
+        return later.actions.allSatisfy { kind in
+            guard earlier.actions.contains(kind) else { return false }
+            // No target_glob: every target of the kind.
+            if earlier.targetAlternatives.isEmpty { return true }
+            let outers = earlier.targetAlternatives.filter { applies($0, to: kind) }
+            if later.targetAlternatives.isEmpty {
+                if outers.contains(where: { matchesEveryTarget($0, kind) }) { return true }
+                // cidr and ports only ever match host targets, which `*` all matches.
+                return kind == .netEgress && (!later.networks.isEmpty || !later.ports.isEmpty) && outers.contains("*")
+            }
+            return later.targetAlternatives.filter { applies($0, to: kind) }.allSatisfy { inner in
+                outers.contains { outer in covers(outer, inner, kind: kind) }
+            }
         }
     }
 
-    static func covers(_ outer: String, _ inner: String, pathKinds: Bool) -> Bool {
-        if outer == inner { return true }
-        // `P/**` covers P and everything below it (path kinds only).
-        if pathKinds, outer.hasSuffix("/**") {
+    /// Whether a target pattern can match targets of `kind` at all: a path pattern never
+    /// matches a network target.
+    static func applies(_ pattern: String, to kind: ActionKind) -> Bool {
+        kind != .netEgress || !pattern.hasPrefix("/")
+    }
+
+    /// Whether `pattern` matches every target an action of `kind` can have.
+    static func matchesEveryTarget(_ pattern: String, _ kind: ActionKind) -> Bool {
+        switch kind {
+        case .fsRead, .fsWrite, .netEgress:
+            // `**` crosses every `/`; `/**` would miss pipe:[…] and unix: targets.
+            return pattern == "**"
+        case .exec:
+            // Programs are absolute paths, and a pattern without `/` matches their basename.
+            return pattern == "/**" || (!pattern.isEmpty && pattern.allSatisfy { $0 == "*" })
+        }
+    }
+
+    static func covers(_ outer: String, _ inner: String, kind: ActionKind) -> Bool {
+        if outer == inner || matchesEveryTarget(outer, kind) { return true }
+        // `*` matches every target without a `/`: a pipe:[…], a host:port. A pattern without
+        // `/` or `**` matches only such targets (for net_egress, unix: ones aside).
+        if outer == "*" && !inner.contains("/") && !inner.contains("**") {
+            return kind != .netEgress || !inner.hasPrefix("unix:")
+        }
+        if kind == .netEgress { return false }
+        // `P/**` covers P and everything below it.
+        if outer.hasSuffix("/**") {
             let prefix = String(outer.dropLast(3))
             if !prefix.contains(where: { "*?[\\{".contains($0) }) {
                 return inner == prefix || literalPrefix(inner).hasPrefix(prefix + "/") || inner.hasPrefix(prefix + "/")

@@ -279,7 +279,7 @@ extension AuditStore {
         try statement.bind(2, event.timeMicros)
         try statement.bind(3, Int64(event.pid))
         try statement.bind(4, Int64(event.ppid))
-        try statement.bind(5, event.executable)
+        try statement.bind(5, Redactor.redact(text: event.executable))
         try statement.bind(6, event.syscall)
         try statement.bind(7, event.action)
         try statement.bind(8, Redactor.redact(text: event.target))

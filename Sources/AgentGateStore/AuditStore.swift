@@ -144,9 +144,12 @@ public final class AuditStore: Sendable {
         if let environment = context?.environment {
             context?.environment = Redactor.redact(environment: environment)
         }
+        // The same value is redacted the same way wherever it appears: the cwd is $PWD, the
+        // program is the command's argv[0].
+        if let program = context?.program { context?.program = Redactor.redact(text: program) }
         return AuditChain.SessionStartColumns(
             id: session.id, agent: session.agent, command: AuditJSON.encode(Redactor.redact(argv: session.command)),
-            cwd: session.cwd, policyPath: session.policyPath, policySHA256: session.policySHA256,
+            cwd: Redactor.redact(text: session.cwd), policyPath: session.policyPath, policySHA256: session.policySHA256,
             startTime: session.startTimeMicros, mode: session.mode, context: context?.jsonText())
     }
 
@@ -535,10 +538,12 @@ public final class AuditStore: Sendable {
         /// Events with a row id greater than this (for following a live session).
         public var afterID: Int64?
         public var limit: Int?
+        /// Events whose syscall is none of these.
+        public var excludedSyscalls: [String]
 
         public init(
             sessionID: String? = nil, decision: String? = nil, action: String? = nil, since: Int64? = nil,
-            text: String? = nil, afterID: Int64? = nil, limit: Int? = nil
+            text: String? = nil, afterID: Int64? = nil, limit: Int? = nil, excludedSyscalls: [String] = []
         ) {
             self.sessionID = sessionID
             self.decision = decision
@@ -547,6 +552,7 @@ public final class AuditStore: Sendable {
             self.text = text
             self.afterID = afterID
             self.limit = limit
+            self.excludedSyscalls = excludedSyscalls
         }
     }
 
@@ -589,6 +595,9 @@ public final class AuditStore: Sendable {
                     """
             }
             if query.afterID != nil { sql += " AND id > ?6" }
+            if !query.excludedSyscalls.isEmpty {
+                sql += " AND syscall NOT IN (" + query.excludedSyscalls.indices.map { "?\($0 + 8)" }.joined(separator: ", ") + ")"
+            }
             sql += " ORDER BY id"
             if query.limit != nil { sql += " LIMIT ?7" }
             let statement = try connection.statement(sql)
@@ -600,6 +609,7 @@ public final class AuditStore: Sendable {
             if let value = query.text { try statement.bind(5, value) }
             if let value = query.afterID { try statement.bind(6, value) }
             if let value = query.limit { try statement.bind(7, Int64(value)) }
+            for (index, syscall) in query.excludedSyscalls.enumerated() { try statement.bind(Int32(index + 8), syscall) }
             var events: [StoredEvent] = []
             while try statement.step() {
                 events.append(try decodeEvent(statement))
@@ -638,6 +648,13 @@ public final class AuditStore: Sendable {
         public var decision: String
         public var enforced: Bool
         public var count: Int
+
+        public init(action: String, decision: String, enforced: Bool, count: Int) {
+            self.action = action
+            self.decision = decision
+            self.enforced = enforced
+            self.count = count
+        }
     }
 
     public func eventCounts(sessionID: String) throws(StoreError) -> [EventCount] {
@@ -739,11 +756,12 @@ struct ChainBuilder: Sendable {
         count += 1
         let columns = AuditChain.EventColumns(
             sessionID: sessionID, seq: count, time: event.timeMicros, pid: Int64(event.pid), ppid: Int64(event.ppid),
-            executable: event.executable, syscall: event.syscall, action: event.action,
+            executable: Redactor.redact(text: event.executable), syscall: event.syscall, action: event.action,
             target: Redactor.redact(text: event.target),
             argv: event.argv.map { AuditJSON.encode(Redactor.redact(argv: $0)) },
             decision: event.decision, ruleIndex: event.ruleIndex.map(Int64.init), ruleID: event.ruleID,
-            reason: event.reason, intent: event.intent.map(Redactor.redact(text:)),
+            // The intent quotes the argv: it loses what the argv loses (`--password x`).
+            reason: event.reason, intent: event.intent.map(Redactor.redact(commandText:)),
             notable: event.notable ? 1 : 0, enforced: event.enforced ? 1 : 0,
             errno: event.errno.map(Int64.init), latency: event.latencyMicros)
         lastHash = AuditChain.eventHash(columns, previous: lastHash, encoder: &encoder)
@@ -754,7 +772,7 @@ struct ChainBuilder: Sendable {
         count += 1
         let columns = AuditChain.ProcessStartColumns(
             sessionID: sessionID, seq: count, pid: Int64(process.pid), ppid: Int64(process.ppid),
-            executable: process.executable, argv: AuditJSON.encode(Redactor.redact(argv: process.argv)),
+            executable: Redactor.redact(text: process.executable), argv: AuditJSON.encode(Redactor.redact(argv: process.argv)),
             uid: Int64(process.uid), gid: Int64(process.gid), capabilities: AuditJSON.encode(process.capabilities),
             cgroup: process.cgroup, startTime: process.startTimeMicros)
         lastHash = AuditChain.processStartHash(columns, previous: lastHash, encoder: &encoder)

@@ -1,5 +1,7 @@
 /// Removes secrets from what the audit trail stores: argv, session commands, environments,
-/// event targets and intents. Pure and allocation-free when there is nothing to redact.
+/// event targets, executables and intents. Pure and allocation-free when there is nothing to
+/// redact. One value is redacted alike wherever it appears (`redact(commandText:)` takes from
+/// an intent line what `redact(argv:)` takes from the argv it quotes).
 ///
 /// The writer and the store apply it before anything reaches SQLite or the fallback file.
 /// Redacted values become `[REDACTED]`; a recognised token keeps its prefix, so a reader can
@@ -17,7 +19,8 @@
 /// - passwords in URLs (`https://user:[REDACTED]@host`);
 /// - PEM private key bodies;
 /// - in argv: the value after a sensitive flag (`--password x`, `--token x`), after `-H`/
-///   `--header` with a sensitive header, and curl's `-u user:password`.
+///   `--header` with a sensitive header, and curl's `-u user:password`; in shell strings and
+///   intent lines, the value after a sensitive flag and curl's `-u`.
 ///
 /// Sensitive names (`isSensitiveName`) are split into words at `_ - .` and compared
 /// case-insensitively: a word containing TOKEN, SECRET, PASSWORD, PASSWD, PASSPHRASE or
@@ -129,10 +132,72 @@ public enum Redactor {
                     continue
                 }
             }
-            set(index, redact(text: argument))
+            // A shell string (`sh -c "mysql --password x"`) quotes a command: its flags count too.
+            set(index, argument.utf8.contains(UInt8(ascii: " ")) ? redact(commandText: argument) : redact(text: argument))
             index += 1
         }
         return result
+    }
+
+    /// Text that quotes command lines (an intent line, a `sh -c` string, a process tree line):
+    /// text redaction, and what `redact(argv:)` takes from the same words standing as
+    /// arguments: the value after a sensitive flag (`--password x`) and after curl's `-u`. So
+    /// a field that repeats a command never shows a secret its argv hides. Words are split at
+    /// spaces; a quoted value runs to its closing quote.
+    public static func redact(commandText: String) -> String {
+        let text = redact(text: commandText)
+        // Cheap exit: no flag, no space, nothing for the word pass to find.
+        guard text.utf8.contains(UInt8(ascii: "-")), text.utf8.contains(UInt8(ascii: " ")) else { return text }
+        let words = text.split(separator: " ", omittingEmptySubsequences: false)
+        var output: [Substring] = []
+        output.reserveCapacity(words.count)
+        var isCurl = false
+        var changed = false
+        var index = 0
+        while index < words.count {
+            let word = words[index]
+            let bare = word.trimmingQuotes()
+            if bare == "curl" || bare.hasSuffix("/curl") { isCurl = true }
+            output.append(word)
+            index += 1
+            guard index < words.count, bare.utf8.first == UInt8(ascii: "-"), !bare.utf8.contains(UInt8(ascii: "=")) else { continue }
+            let isUserFlag = isCurl && curlUserFlags.contains(String(bare))
+            guard isUserFlag || (flagTakesSecret(String(bare)) && !words[index].hasPrefix("--")) else { continue }
+            let value = quotedValue(words, from: index)
+            guard !value.secret.isEmpty else { continue }
+            let shown = isUserFlag ? redactUserPassword(String(value.secret)) : marker
+            output.append(Substring(value.opening + shown + value.closing))
+            index = value.end
+            changed = true
+        }
+        return changed ? output.joined(separator: " ") : text
+    }
+
+    /// The value starting at `words[start]`: inside quotes when it opens with one (to the word
+    /// that closes them), else up to a shell operator. `closing` keeps the closing quote and
+    /// whatever follows it in that word; `end` is the index of the first word after it.
+    private static func quotedValue(_ words: [Substring], from start: Int)
+        -> (opening: String, secret: String, closing: String, end: Int) {
+        let first = words[start]
+        if let quote = first.first, quote == "'" || quote == "\"" {
+            var parts: [Substring] = []
+            var index = start
+            var word = first.dropFirst()
+            while true {
+                if let close = word.firstIndex(of: quote) {
+                    parts.append(word[..<close])
+                    return (String(quote), parts.joined(separator: " "), String(word[close...]), index + 1)
+                }
+                parts.append(word)
+                index += 1
+                // No closing quote: the secret runs to the end.
+                guard index < words.count else { return (String(quote), parts.joined(separator: " "), "", index) }
+                word = words[index]
+            }
+        }
+        let operators: Set<Character> = [";", "|", "&", ")", "<", ">", "`"]
+        let end = first.firstIndex(where: { operators.contains($0) }) ?? first.endIndex
+        return ("", String(first[..<end]), String(first[end...]), start + 1)
     }
 
     private static let curlUserFlags: Set<String> = ["-u", "--user", "-U", "--proxy-user"]
@@ -536,6 +601,13 @@ public enum Redactor {
 }
 
 extension Substring {
+    fileprivate func trimmingQuotes() -> Substring {
+        var result = self
+        while let first = result.first, first == "'" || first == "\"" { result.removeFirst() }
+        while let last = result.last, last == "'" || last == "\"" { result.removeLast() }
+        return result
+    }
+
     fileprivate func trimmingSpaces() -> Substring {
         var result = self
         while result.first == " " { result.removeFirst() }

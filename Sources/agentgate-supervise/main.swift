@@ -1,3 +1,3 @@
 import AgentGateCLI
 
-SuperviseCommand.main()
+SuperviseCommand.mainWithUsageErrorsExitingTwo()

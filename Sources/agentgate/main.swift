@@ -1,3 +1,3 @@
 import AgentGateCLI
 
-AgentGateCommand.main()
+AgentGateCommand.mainWithUsageErrorsExitingTwo()

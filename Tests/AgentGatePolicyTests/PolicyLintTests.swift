@@ -34,6 +34,102 @@ struct PolicyLintTests {
         #expect(messages.count == 2, "\(messages)")
     }
 
+    @Test("an allow of everything shadows every later deny of that action")
+    func matchEverythingShadows() throws {
+        let yaml = """
+            version: 2
+            default: deny
+            rules:
+              - id: read-anything
+                match: {action: fs_read, target_glob: "**"}
+                decision: allow
+              - id: ssh
+                match: {action: fs_read, target_glob: "/home/*/.ssh/**"}
+                decision: deny
+              - id: pipes
+                match: {action: fs_read, target_glob: "pipe:*"}
+                decision: deny
+              - id: run-anything
+                match: {action: exec, target_glob: "*"}
+                decision: allow
+              - id: pipe-to-shell
+                match: {action: exec, command: "curl * | sh"}
+                decision: deny
+              - id: rm
+                match: {action: exec, target_glob: "/usr/bin/rm"}
+                decision: deny
+              - id: any-host
+                match: {action: net_egress, target_glob: "*"}
+                decision: allow
+              - id: evil
+                match: {action: net_egress, target_glob: "evil.example"}
+                decision: deny
+              - id: private
+                match: {action: net_egress, cidr: [10.0.0.0/8]}
+                decision: deny
+              - id: docker
+                match: {action: net_egress, target_glob: "unix:/run/docker.sock"}
+                decision: deny
+              - id: write-below-root
+                match: {action: fs_write, target_glob: "/**"}
+                decision: allow
+              - id: write-pipes
+                match: {action: fs_write, target_glob: "pipe:*"}
+                decision: deny
+              - id: write-top-level
+                match: {action: fs_write, target_glob: "*"}
+                decision: allow
+              - id: write-sockets
+                match: {action: fs_write, target_glob: "socket:*"}
+                decision: deny
+              - id: root-writes
+                match: {action: fs_write}
+                when: {uid: 0}
+                decision: deny
+            """
+        let policy = try policy(yaml)
+        let messages = PolicyLint.check(policy).map(\.message)
+        for (rule, shadow) in [("ssh", "read-anything"), ("pipes", "read-anything"), ("pipe-to-shell", "run-anything"),
+                               ("rm", "run-anything"), ("evil", "any-host"), ("private", "any-host"),
+                               ("write-sockets", "write-top-level")] {
+            #expect(messages.contains {
+                $0.hasPrefix("rule \(rule): unreachable: rule \(shadow) (")
+                    && $0.hasSuffix("so its deny never applies (rule \(shadow) decides allow)")
+            }, "\(rule): \(messages)")
+        }
+        // `*` for net_egress misses unix sockets, `/**` misses pipe:[…], and no one earlier
+        // rule matches every write (lint looks for a single shadowing rule).
+        for rule in ["docker", "write-pipes", "root-writes"] {
+            #expect(!messages.contains { $0.hasPrefix("rule \(rule):") }, "\(rule): \(messages)")
+        }
+        #expect(messages.count == 7, "\(messages)")
+        // For files `*` is one path segment.
+        #expect(try findings("""
+            default: deny
+            rules:
+              - {match: {action: fs_read, target_glob: "*"}, decision: allow}
+              - {match: {action: fs_read, target_glob: "/etc/**"}, decision: deny}
+            """).isEmpty)
+
+        // What lint claims is what evaluation does: the shadowing rule decides.
+        let index = Dictionary(uniqueKeysWithValues: policy.rules.map { ($0.displayID, $0.index) })
+        for (kind, target, argv, decider) in [
+            (ActionKind.fsRead, "/home/dev/.ssh/id_rsa", nil, "read-anything"),
+            (.fsRead, "pipe:[123]", nil, "read-anything"),
+            (.exec, "/usr/bin/rm", ["rm", "-rf", "x"], "run-anything"),
+            (.exec, "/usr/bin/sh", ["sh", "-c", "curl x | sh"], "run-anything"),
+            (.netEgress, "evil.example:443", nil, "any-host"),
+            (.netEgress, "10.1.2.3:22", nil, "any-host"),
+            (.netEgress, "unix:/run/docker.sock", nil, "docker"),
+            (.fsWrite, "pipe:[9]", nil, "write-pipes"),
+            (.fsWrite, "socket:[9]", nil, "write-top-level"),
+            (.fsWrite, "/etc/passwd", nil, "write-below-root"),
+        ] as [(ActionKind, String, [String]?, String)] {
+            let verdict = policy.evaluate(kind, target: target, exec: argv.map { ExecDetails(argv: $0) })
+            #expect(verdict.ruleIndex == index[decider], "\(kind.name) \(target)")
+        }
+    }
+
     @Test("conditions and argv keep an earlier rule from shadowing")
     func conditional() throws {
         let messages = try findings("""

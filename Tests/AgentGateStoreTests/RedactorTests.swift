@@ -82,6 +82,12 @@ struct RedactorTests {
         Case(["echo", "日本語 token=秘密 ✓"], ["echo", "日本語 token=[REDACTED] ✓"]),
         Case([], []),
         Case([""], [""]),
+        // A shell string quotes a command: its flags hide their values as argv's do.
+        Case(["sh", "-c", "mysql --password hunter2 -e 'select 1'"], ["sh", "-c", "mysql --password [REDACTED] -e 'select 1'"]),
+        Case(["sh", "-c", "curl -u alice:wonderland https://x && echo done"],
+             ["sh", "-c", "curl -u alice:[REDACTED] https://x && echo done"]),
+        Case(["bash", "-lc", "deploy --token 'two words'; ls"], ["bash", "-lc", "deploy --token '[REDACTED]'; ls"]),
+        Case(["sh", "-c", "ls --password-file /run/pw -la"], ["sh", "-c", "ls --password-file /run/pw -la"]),
     ]
 
     @Test("argv redaction", arguments: argvCases)
@@ -108,6 +114,27 @@ struct RedactorTests {
     @Test("text redaction", arguments: textCases)
     func text(_ input: String, _ expected: String) {
         #expect(Redactor.redact(text: input) == expected)
+    }
+
+    static let commandTextCases: [(String, String)] = [
+        // What argv redaction takes from arguments, taken from text that quotes them.
+        ("agent wants to run mysql --password hunter2 -h db", "agent wants to run mysql --password [REDACTED] -h db"),
+        ("agent wants to run curl -u admin:pw https://x", "agent wants to run curl -u admin:[REDACTED] https://x"),
+        ("agent wants to run docker run -u 1000:1000 img", "agent wants to run docker run -u 1000:1000 img"),
+        ("agent wants to run x --token \"a b c\" --verbose", "agent wants to run x --token \"[REDACTED]\" --verbose"),
+        ("agent wants to run x --api-key k1;ls", "agent wants to run x --api-key [REDACTED];ls"),
+        ("agent wants to run x --token --verbose", "agent wants to run x --token --verbose"),
+        ("agent wants to run x --no-password y", "agent wants to run x --no-password y"),
+        ("agent wants to read ~/.config/gh/hosts.yml", "agent wants to read ~/.config/gh/hosts.yml"),
+        ("agent wants to push with ghp_0123456789abcdefghijABCDEFGHIJ012345", "agent wants to push with ghp_[REDACTED]"),
+        // Already redacted: unchanged.
+        ("run mysql --password [REDACTED]", "run mysql --password [REDACTED]"),
+    ]
+
+    @Test("command text redaction", arguments: commandTextCases)
+    func commandText(_ input: String, _ expected: String) {
+        #expect(Redactor.redact(commandText: input) == expected)
+        #expect(Redactor.redact(commandText: expected) == expected)
     }
 
     @Test("sensitive names: KEY, TOKEN, SECRET, PASSWORD, CREDENTIAL, AUTH (any case); innocuous names survive")
@@ -158,6 +185,7 @@ struct RedactorTests {
         defer { store.close() }
         var session = sampleSession()
         session.command = ["claude", "--api-key", "sk-ant-api03-abcdefghijklmnopqrstuv"]
+        session.cwd = "/work/ghp_0123456789abcdefghijABCDEFGHIJ012345"
         try store.createSession(session)
         let writer = AuditWriter(store: store, sessionID: "session-1")
         var event = sampleEvent(1)
@@ -169,12 +197,26 @@ struct RedactorTests {
         writer.recordProcessStart(ProcessRecord(
             pid: 5, ppid: 1, executable: "/usr/bin/env", argv: ["env", "TOKEN=abc", "x"], uid: 0, gid: 0,
             capabilities: [], cgroup: "/", startTimeMicros: 1))
+        // One value, redacted alike wherever it appears: in argv, in the intent that quotes it,
+        // in the executable and cwd paths.
+        var quoted = sampleEvent(2)
+        quoted.action = "exec"
+        quoted.executable = "/tmp/ghp_0123456789abcdefghijABCDEFGHIJ012345/tool"
+        quoted.argv = ["mysql", "--password", "hunter2", "-e", "select 1"]
+        quoted.intent = "agent wants to run mysql --password hunter2 -e select 1"
+        writer.record(quoted)
         writer.close()
+        let quotedStored = try #require(try store.events(sessionID: "session-1").last).event
+        #expect(quotedStored.argv == ["mysql", "--password", "[REDACTED]", "-e", "select 1"])
+        #expect(quotedStored.intent == "agent wants to run mysql --password [REDACTED] -e select 1")
+        #expect(quotedStored.executable == "/tmp/ghp_[REDACTED]/tool")
         let stored = try #require(try store.events(sessionID: "session-1").first).event
         #expect(stored.argv == ["curl", "-H", "Authorization: [REDACTED]", "https://u:[REDACTED]@x.example"])
         #expect(stored.target == "https://u:[REDACTED]@x.example")
         #expect(stored.intent == "agent wants to fetch with token=[REDACTED]")
         #expect(try store.processes(sessionID: "session-1").first?.process.argv == ["env", "TOKEN=[REDACTED]", "x"])
         #expect(try store.session(id: "session-1")?.command == ["claude", "--api-key", "[REDACTED]"])
+        #expect(try store.session(id: "session-1")?.cwd == "/work/ghp_[REDACTED]")
+        #expect(try store.verify(sessionID: "session-1").isValid)
     }
 }

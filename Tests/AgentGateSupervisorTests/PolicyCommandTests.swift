@@ -73,17 +73,38 @@ import Testing
             """)
         let good = h.run([Self.agentgate, "policy", "test", h.path("good.yaml")])
         #expect(good.status == 0, "\(good.stdout)\(good.stderr)")
-        #expect(good.stdout.contains("not exercised") && good.stdout.contains("rule unused"))
-        #expect(h.run([Self.agentgate, "policy", "test", "--require-coverage", h.path("good.yaml")]).status == 1)
+        #expect(good.stdout == """
+            1 cases, 1 passed, 0 failed
+            coverage: \(policy): 1 of 2 rules decided a case (-v lists the 1 not exercised)
+
+            """, "\(good.stdout)")
+        let coverage = h.run([Self.agentgate, "policy", "test", "--require-coverage", h.path("good.yaml")])
+        #expect(coverage.status == 1 && coverage.stdout.contains("not exercised:\n  rule unused at \(policy):7:5"), "\(coverage.stdout)")
         try h.write("bad.yaml", """
             policy: \(policy)
+            variables: {PWD: /elsewhere}
             cases:
+              - {name: reads again, action: fs_read, target: /etc/passwd, expect: allow}
               - {name: writes, action: fs_write, target: /etc/hosts, expect: allow}
             """)
-        let bad = h.run([Self.agentgate, "policy", "test", h.path("bad.yaml")])
+        // Failures, then the totals, then coverage: once per policy file, however many case
+        // files (with whatever variables) test it, and its rules listed only with -v.
+        let bad = h.run([Self.agentgate, "policy", "test", h.path("good.yaml"), h.path("bad.yaml")])
         #expect(bad.status == 1)
-        #expect(bad.stdout.contains("FAIL") && bad.stdout.contains("expected allow, got deny")
-                && bad.stdout.contains("no rule matched, fell through to default (deny)"), "\(bad.stdout)")
+        #expect(bad.stdout == """
+            FAIL \(h.path("bad.yaml")):5: writes
+                 fs_write /etc/hosts
+                 expected allow, got deny; no rule matched, fell through to default (deny)
+            3 cases, 2 passed, 1 failed
+            coverage: \(policy): 1 of 2 rules decided a case (-v lists the 1 not exercised)
+
+            """, "\(bad.stdout)")
+        let verbose = h.run([Self.agentgate, "policy", "test", "-v", h.path("good.yaml"), h.path("bad.yaml")])
+        let lines = verbose.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasPrefix("FAIL ") == true && lines[3] == "3 cases, 2 passed, 1 failed", "\(lines)")
+        #expect(lines.filter { $0.hasPrefix("ok   ") }.count == 2)
+        #expect(lines.filter { $0.hasPrefix("coverage: ") }.count == 1)
+        #expect(lines.filter { $0 == "  rule unused at \(policy):7:5" }.count == 1, "\(lines)")
         try h.write("broken.yaml", "cases:\n  - {action: fs_read}\n")
         let broken = h.run([Self.agentgate, "policy", "test", "--policy", policy, h.path("broken.yaml")])
         #expect(broken.status == 2 && broken.stderr.contains("broken.yaml:2:5"), "\(broken.stderr)")
@@ -127,6 +148,27 @@ import Testing
         let starter = try Policy.load(path: h.path("project/policy.yaml"), variables: PolicyVariables(
             workingDirectory: h.dir, home: "/root", temporaryDirectory: "/tmp", agent: "x"))
         #expect(starter.rules.count > 10)
+    }
+
+    @Test func versionAndUsageErrorsExitLikeTheOtherArgumentErrors() throws {
+        let h = try Harness()
+        for tool in [Self.agentgate, Harness.supervisor] {
+            let version = h.run([tool, "--version"])
+            #expect(version.status == 0 && version.stdout == AgentGateVersion.string + "\n", "\(tool): \(version)")
+            #expect(h.run([tool, "--help"]).status == 0)
+        }
+        #expect(AgentGateVersion.string == "0.9.0")
+        // Unknown options, missing arguments and failed validations: 2, with ArgumentParser's message.
+        for arguments in [["audit", "--bogus"], ["show"], ["export"], ["audit", "--json", "--jsonl"], ["nonsense"]] {
+            let result = h.run([Self.agentgate] + arguments)
+            #expect(result.status == 2, "\(arguments): \(result)")
+            #expect(result.stderr.contains("Error: ") && result.stderr.contains("Usage: "), "\(arguments): \(result.stderr)")
+            #expect(result.stdout.isEmpty)
+        }
+        let supervise = h.run([Harness.supervisor, "--threads", "0", "--", "true"])
+        #expect(supervise.status == 2 && supervise.stderr.contains("--threads must be between 1 and 64"), "\(supervise)")
+        // Subcommand help is not an error either.
+        #expect(h.run([Self.agentgate, "audit", "--help"]).status == 0)
     }
 
     @Test func capabilityNamesAgreeWithLibcap() {

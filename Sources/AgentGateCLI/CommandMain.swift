@@ -1,0 +1,21 @@
+import ArgumentParser
+import Foundation
+
+extension ParsableCommand {
+    /// `main()`, except that usage errors (unknown options, missing arguments, a failed
+    /// `validate()`) exit 2, the status both tools document for wrong arguments, instead of
+    /// ArgumentParser's EX_USAGE (64). The message and usage text are ArgumentParser's own;
+    /// `--help` and `--version` still print to standard output and exit 0.
+    public static func mainWithUsageErrorsExitingTwo(_ arguments: [String]? = nil) -> Never {
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+            exit()
+        } catch {
+            guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
+            let message = fullMessage(for: error)
+            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            exit(withError: ExitCode(CheckExitCode.error))
+        }
+    }
+}
