@@ -29,7 +29,36 @@ int agentgate_notif_id_valid(int listener, uint64_t id) {
     return 0;
 }
 
+// A failure held back on this thread until its decision has been echoed (see
+// agentgate_notif_defer_failures).
+static __thread int defer_failures;
+static __thread int deferred_listener = -1;
+static __thread uint64_t deferred_id;
+static __thread int deferred_error;
+
+static int send_response(int listener, uint64_t id, int64_t value, int error);
+
+void agentgate_notif_defer_failures(int on) { defer_failures = on; }
+
+int agentgate_notif_flush_deferred(void) {
+    if (deferred_listener < 0) return 0;
+    int listener = deferred_listener;
+    deferred_listener = -1;
+    return send_response(listener, deferred_id, 0, deferred_error);
+}
+
 int agentgate_notif_send(int listener, uint64_t id, int64_t value, int error) {
+    if (defer_failures && error) {
+        agentgate_notif_flush_deferred(); // never more than one held
+        deferred_listener = listener;
+        deferred_id = id;
+        deferred_error = error;
+        return 0;
+    }
+    return send_response(listener, id, value, error);
+}
+
+static int send_response(int listener, uint64_t id, int64_t value, int error) {
     struct seccomp_notif_resp resp;
     memset(&resp, 0, sizeof resp);
     resp.id = id;

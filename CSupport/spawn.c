@@ -196,16 +196,17 @@ static void child_main(const agentgate_spawn_config *config, pid_t parent, int s
     sigprocmask(SIG_SETMASK, config->child_mask, NULL);
 
     execve(config->path, config->argv, config->envp);
-    int err = errno;
-    child_message("cannot execute ", config->path, err == EACCES ? ": permission denied" :
-                  err == ENOENT ? ": no such file or directory" : ": exec failed");
+    // The supervisor says why (it knows when the policy refused the exec): the errno goes back
+    // over the status socket, which it reads once the child is gone.
+    struct child_report report = { AGENTGATE_SPAWN_EXEC, errno, 0 };
+    child_write_all(status_fd, &report, sizeof report);
     close(status_fd);
-    _exit(err == ENOENT ? 127 : 126);
+    _exit(report.value == ENOENT ? 127 : 126);
 }
 
 int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out, int *stage) {
     memset(out, 0, sizeof *out);
-    out->pidfd = -1; out->listener = -1;
+    out->pidfd = -1; out->listener = -1; out->exec_report = -1;
     int status_pipe[2], ack_pipe[2];
     // A socket, not a pipe: the listener comes back over it as SCM_RIGHTS.
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, status_pipe) != 0) { *stage = AGENTGATE_SPAWN_PIPE; return -errno; }
@@ -280,8 +281,8 @@ int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out
         if (write(ack_pipe[1], &go, 1) != 1) { *stage = AGENTGATE_SPAWN_HANDSHAKE; err = errno ? errno : EPIPE; }
     }
     close(ack_pipe[1]);
-    close(status_pipe[0]);
     if (err != 0) {
+        close(status_pipe[0]);
         // Nothing may run unsupervised: make sure the child is gone.
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
@@ -293,6 +294,15 @@ int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out
     out->pidfd = pidfd;
     out->listener = listener;
     out->killable_recv = report.killable;
+    out->exec_report = status_pipe[0];
     *stage = AGENTGATE_SPAWN_OK;
     return 0;
+}
+
+int agentgate_spawn_exec_error(int exec_report) {
+    struct child_report report;
+    ssize_t got;
+    do { got = recv(exec_report, &report, sizeof report, MSG_DONTWAIT); } while (got < 0 && errno == EINTR);
+    if (got != (ssize_t)sizeof report || report.stage != AGENTGATE_SPAWN_EXEC) return 0;
+    return report.value ? report.value : EIO;
 }

@@ -28,4 +28,7 @@ echo "== agentgate audit verify (the hash chains)"
 "$bin/agentgate" audit verify --session "$session"
 echo "== agentgate show $session"
 "$bin/agentgate" show "$session" | sed -n '1,12p'
-echo "== try it yourself: $bin/agentgate-supervise -- bash; agentgate export $session --format html -o report.html"
+echo "== try it yourself (each line works when copied):"
+echo "  AGENTGATE_DB=$AGENTGATE_DB $bin/agentgate export $session --format html -o report.html"
+echo "  $bin/agentgate-supervise -- bash     # your own session, recorded in ~/.local/share/agentgate"
+echo "  $bin/agentgate sessions              # then: $bin/agentgate show ID"

@@ -128,6 +128,7 @@ typedef struct agentgate_spawned {
     int pidfd;            ///< pidfd_open(pid): to wait on and to take fds from.
     int listener;         ///< The seccomp listener, taken from the child with pidfd_getfd.
     int killable_recv;    ///< 1 when SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV was accepted.
+    int exec_report;      ///< Carries the errno if CMD's own exec fails (agentgate_spawn_exec_error).
 } agentgate_spawned;
 
 /// Failure stages reported by `agentgate_spawn`.
@@ -142,6 +143,7 @@ typedef enum agentgate_spawn_stage {
     AGENTGATE_SPAWN_HANDSHAKE = 7,
     AGENTGATE_SPAWN_CGROUP = 8,    ///< The child could not be moved into the session cgroup.
     AGENTGATE_SPAWN_LIMITS = 9,    ///< The child could not set its resource limits.
+    AGENTGATE_SPAWN_EXEC = 10,     ///< CMD itself could not be executed (after the handshake).
 } agentgate_spawn_stage;
 
 /// Forks; the child makes only async-signal-safe calls: new process group, default signal
@@ -153,6 +155,10 @@ typedef enum agentgate_spawn_stage {
 /// Returns 0, or -errno with `*stage` saying which step failed.
 int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out, int *stage);
 
+/// The errno CMD's own execve failed with, read (without blocking) from `exec_report` once the
+/// child has exited; 0 when it was executed.
+int agentgate_spawn_exec_error(int exec_report);
+
 // MARK: - Notifications
 
 /// Checks that the kernel's notification structs are no larger than ours (SECCOMP_GET_NOTIF_SIZES).
@@ -160,6 +166,15 @@ int agentgate_notif_sizes_check(void);
 
 /// SECCOMP_IOCTL_NOTIF_RECV into a zeroed `req`. Returns 0 or -errno (-EINTR, -ENOENT).
 int agentgate_notif_recv(int listener, struct seccomp_notif *req);
+
+/// With `on`, failures sent from the calling thread (agentgate_notif_send with an error) are
+/// held until agentgate_notif_flush_deferred: a decision echoed on the terminal is then
+/// written while the process that caused it still waits, and never lands inside the error
+/// message that process prints about it.
+void agentgate_notif_defer_failures(int on);
+
+/// Sends the failure held on the calling thread, if any. Returns 0 or -errno.
+int agentgate_notif_flush_deferred(void);
 
 /// SECCOMP_IOCTL_NOTIF_ID_VALID. 0 while the notification is still pending, else -ENOENT.
 int agentgate_notif_id_valid(int listener, uint64_t id);

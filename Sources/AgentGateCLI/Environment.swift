@@ -14,6 +14,16 @@ public enum AgentGatePaths {
         return home(environment) + "/.local/share/agentgate/agentgate.db"
     }
 
+    /// Where the default database's missing directories may be made: the home directory (or
+    /// $XDG_DATA_HOME, when that is elsewhere), which must exist already.
+    public static func databaseDirectoryRoot(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        let home = home(environment)
+        if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/"), !(xdg == home || xdg.hasPrefix(home + "/")) {
+            return xdg
+        }
+        return home
+    }
+
     public static func home(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let home = environment["HOME"], home.hasPrefix("/") { return home }
         if let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }

@@ -32,8 +32,13 @@ public struct SuperviseCommand: ParsableCommand {
     @Option(help: "Session id (default: a new UUID).")
     var session: String?
 
-    @Flag(name: .shortAndLong, help: "Print every decision on stderr.")
-    var verbose = false
+    @Flag(name: .shortAndLong, help: "Print decisions on stderr as they are made: execs, connects and every refusal; -vv: every decision.")
+    var verbose: Int
+
+    @Option(name: .customLong("log"), help: ArgumentHelp(
+        "Append every decision, one line each, to FILE (a file, or another terminal such as /dev/pts/3).",
+        valueName: "FILE"))
+    var logFile: String?
 
     @Flag(name: .shortAndLong, help: "Say nothing on stderr but errors (not even which policy is in force).")
     var quiet = false
@@ -87,11 +92,16 @@ public struct SuperviseCommand: ParsableCommand {
         }
 
         let databasePath = AgentGatePaths.database(db, environment: environment)
+        let isDefaultDatabase = (db ?? "").isEmpty && (environment["AGENTGATE_DB"] ?? "").isEmpty
         let store: AuditStore
         do {
-            store = try AuditStore(path: databasePath)
+            store = try AuditStore(path: databasePath, creatingBelow: isDefaultDatabase
+                                   ? AgentGatePaths.databaseDirectoryRoot(environment) : nil)
         } catch {
-            printError("cannot open the audit database: \(error)")
+            let hint = isDefaultDatabase
+                ? "; use --db FILE or set AGENTGATE_DB to keep it somewhere writable"
+                : error.code == .cannotCreateDirectory ? "; create it first, or choose another --db" : ""
+            printError("cannot open the audit database: \(error)\(hint)")
             throw ExitCode(2)
         }
         // Records an earlier session could only write to the fallback file go in first.
@@ -127,13 +137,23 @@ public struct SuperviseCommand: ParsableCommand {
         let writer = AuditWriter(store: store, sessionID: sessionID)
 
         var options = SupervisorOptions(command: command, programPath: program, environment: Self.environ())
-        options.verbose = verbose
+        options.verbose = verbose > 0
+        let echo: DecisionEcho
+        do {
+            echo = try DecisionEcho(standardError: verbose == 0 ? nil : verbose == 1 ? .notable : .everything,
+                                    logPath: logFile)
+        } catch {
+            Self.finish(writer, store: store, exitStatus: 2)
+            printError(error.description)
+            throw ExitCode(2)
+        }
+        if echo.isEchoing { options.decisionEcho = echo.write }
         options.syncWakeUp = wakeup == .sync
         options.injection = fdInjection
         options.receiverThreads = threads
         // The agent may not read or rewrite its own audit trail or the policy it runs under.
         options.protectedFiles = ["", "-wal", "-shm", "-journal", ".fallback.jsonl"].map { databasePath + $0 }
-            + loaded.files
+            + loaded.files + echo.protectedFiles
         // Where policies are found without being named: never writable from inside a session.
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
         options.maxProcesses = maxProcesses
@@ -154,7 +174,44 @@ public struct SuperviseCommand: ParsableCommand {
             throw ExitCode(125)
         }
         Self.finish(writer, store: store, exitStatus: status)
+        if let failure = supervisor.commandExecFailure {
+            printError(failure.message + (failure.denial.map { " (denied by the policy: \(AuditFormat.why($0)))" } ?? ""))
+        }
+        if !quiet {
+            printError(Self.summary(sessionID: sessionID, exitStatus: status, counts: supervisor.counts,
+                                    namedDatabase: databasePath != AgentGatePaths.database(nil, environment: environment.filter { $0.key != "AGENTGATE_DB" }),
+                                    databasePath: databasePath))
+        }
         throw ExitCode(status)
+    }
+
+    /// `session 1f2e3d4c ended (exit 0): 12 allowed, 1 denied, 0 asked — agentgate show 1f2e3d4c`,
+    /// with a command that works when copied into another shell (the binary by path when it
+    /// isn't on PATH, and `--db` unless the database is the default one).
+    static func summary(sessionID: String, exitStatus: Int32, counts: DecisionCounts,
+                        namedDatabase: Bool, databasePath: String) -> String {
+        let shortID = sessionID.count > 8 && UUID(uuidString: sessionID) != nil ? String(sessionID.prefix(8)) : sessionID
+        let status = exitStatus > 128 && exitStatus < 128 + 65 ? "killed by signal \(exitStatus - 128)" : "exit \(exitStatus)"
+        var counted = "\(counts.allowedCount + counts.loggedCount) allowed, \(counts.deniedCount) denied, \(counts.askedCount) asked"
+        if counts.loggedCount > 0 { counted += " (\(counts.loggedCount) flagged)" }
+        var show = [agentgateCommand(), "show"]
+        if namedDatabase { show += ["--db", databasePath] }
+        show.append(shortID)
+        return "session \(shortID) ended (\(status)): \(counted) — \(show.map(ShellQuoting.quote).joined(separator: " "))"
+    }
+
+    /// How the user runs `agentgate`: its name when PATH finds this installation's copy, else
+    /// its path beside this binary.
+    static func agentgateCommand() -> String {
+        // The directory as the user named it (`.build/debug`, not the build tree it links to).
+        let invoked = CommandLine.arguments.first.flatMap { $0.contains("/") ? $0 : nil }
+        let own = URL(fileURLWithPath: invoked ?? CommandLine.executablePathname).deletingLastPathComponent().standardized.path
+        let sibling = own + "/agentgate"
+        if let found = ProgramLookup.resolve("agentgate", path: ProcessInfo.processInfo.environment["PATH"]),
+           AgentGatePaths.resolved(found) == AgentGatePaths.resolved(sibling) {
+            return "agentgate"
+        }
+        return access(sibling, X_OK) == 0 ? sibling : "agentgate"
     }
 
     /// Writes every decided event and the session's end (to the database, or the fallback

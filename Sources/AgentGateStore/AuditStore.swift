@@ -29,7 +29,11 @@ public final class AuditStore: Sendable {
     /// With `readOnly`, opens an existing file for queries only (SQLITE_OPEN_READONLY); its
     /// schema must already be current.
     /// - Throws: `StoreError` (never traps) when the path can't be created, opened or written.
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false) throws(StoreError) {
+    /// Missing directories of the database are created (0700) only below `creatingBelow`, which
+    /// must exist: a path the user named gets no directories they didn't ask for (nil), and the
+    /// default one none outside their home (a missing HOME is an error, not created).
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false,
+                creatingBelow: String? = "/") throws(StoreError) {
         self.path = path
         self.isReadOnly = readOnly
         // SQLite would take "" as a private temporary database, gone at close.
@@ -53,7 +57,25 @@ public final class AuditStore: Sendable {
             connection = Mutex(opened)
             return
         }
-        try AuditFileSystem.createDirectories(AuditFileSystem.parentDirectory(of: path), forDatabase: path)
+        let directory = AuditFileSystem.parentDirectory(of: path)
+        if !AuditFileSystem.isDirectory(directory) {
+            let root = creatingBelow.map { $0.hasSuffix("/") && $0 != "/" ? String($0.dropLast()) : $0 }
+            guard let root, root == "/" || directory.hasPrefix(root + "/") else {
+                var info = stat()
+                let failure = stat(directory, &info) == 0 ? ENOTDIR : errno
+                throw StoreError(code: .cannotCreateDirectory, path: path,
+                                 message: "the database's directory \(directory) is missing (it is not created for a named database)",
+                                 systemErrno: failure)
+            }
+            guard AuditFileSystem.isDirectory(root) else {
+                var info = stat()
+                let failure = stat(root, &info) == 0 ? ENOTDIR : errno
+                throw StoreError(code: .cannotCreateDirectory, path: path,
+                                 message: "\(root) is missing, so the database's directory can't be made in it",
+                                 systemErrno: failure)
+            }
+            try AuditFileSystem.createDirectories(directory, forDatabase: path)
+        }
         try AuditFileSystem.createPrivateFileIfMissing(path)
         let opened = try SQLiteConnection.open(path: path)
         do {

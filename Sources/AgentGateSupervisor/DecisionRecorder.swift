@@ -2,20 +2,25 @@ import AgentGatePolicy
 import AgentGateStore
 import CSupport
 import Glibc
+import Synchronization
 
 /// Hands each decision to the audit writer (after the response has been sent) and, with -v,
 /// echoes it on stderr.
 struct DecisionRecorder: Sendable {
     let writer: AuditWriter?
-    let verbose: Bool
+    /// Sees every decision as it is made (`-v`, `--log`).
+    let echo: (@Sendable (DecisionEvent) -> Void)?
+    let counts: DecisionCounts
     /// For rule ids and reasons, and `log` decisions.
     let policy: Policy?
     /// The user's home, so intent lines can say `~/.ssh/id_rsa`.
     let home: String?
 
-    init(writer: AuditWriter?, verbose: Bool, policy: Policy? = nil, home: String? = nil) {
+    init(writer: AuditWriter?, echo: (@Sendable (DecisionEvent) -> Void)? = nil, counts: DecisionCounts = DecisionCounts(),
+         policy: Policy? = nil, home: String? = nil) {
         self.writer = writer
-        self.verbose = verbose
+        self.echo = echo
+        self.counts = counts
         self.policy = policy
         self.home = home
     }
@@ -56,22 +61,59 @@ struct DecisionRecorder: Sendable {
         if entry.action == .exec || entry.decision != "allow" {
             intent = Intent.describe(entry.action, target: entry.target, argv: entry.argv, home: home).text
         }
-        if verbose {
-            var line = "agentgate: \(enforced ? entry.decision : "would \(entry.decision)") \(entry.actionName) \(entry.target)"
-            if let ruleID { line += " (rule \(ruleID))" }
-            if entry.decision != "allow" { line += " [\(reason)]" }
-            line += " pid=\(process.tgid) \(latency)µs"
-            if let intent { line += " — \(intent)" }
-            line += "\n"
-            writeStandardError(line)
-        }
-        writer?.record(DecisionEvent(
+        let event = DecisionEvent(
             timeMicros: agentgate_realtime_us(), pid: process.tgid, ppid: process.ppid,
             executable: process.executable, syscall: entry.syscall, action: entry.actionName,
             target: entry.target, argv: entry.argv.map(Self.recordable), decision: entry.decision, ruleIndex: entry.ruleIndex,
             reason: reason, errno: entry.errno, latencyMicros: latency,
-            ruleID: ruleID, intent: intent, notable: entry.decision == "log", enforced: enforced))
+            ruleID: ruleID, intent: intent, notable: entry.decision == "log", enforced: enforced)
+        counts.count(entry.decision)
+        if entry.action == .exec { counts.noteExec(event) }
+        if let echo {
+            echo(event)
+            // The failure, held until now, reaches the process after its echo (see
+            // agentgate_notif_defer_failures).
+            agentgate_notif_flush_deferred()
+        }
+        writer?.record(event)
     }
+}
+
+/// How many decisions of each kind a session has had.
+public final class DecisionCounts: Sendable {
+    private let allowed = Atomic<Int>(0)
+    private let denied = Atomic<Int>(0)
+    private let asked = Atomic<Int>(0)
+    private let logged = Atomic<Int>(0)
+    private let sawExec = Atomic<Bool>(false)
+    private let firstExecEvent = Mutex<DecisionEvent?>(nil)
+
+    public init() {}
+
+    /// The session's first exec decision: CMD's own.
+    public var firstExec: DecisionEvent? { firstExecEvent.withLock { $0 } }
+
+    func noteExec(_ event: DecisionEvent) {
+        guard !sawExec.load(ordering: .relaxed) else { return }
+        firstExecEvent.withLock { if $0 == nil { $0 = event } }
+        sawExec.store(true, ordering: .relaxed)
+    }
+
+    func count(_ decision: String) {
+        switch decision {
+        case "allow": allowed.add(1, ordering: .relaxed)
+        case "deny": denied.add(1, ordering: .relaxed)
+        case "ask": asked.add(1, ordering: .relaxed)
+        case "log": logged.add(1, ordering: .relaxed)
+        default: break
+        }
+    }
+
+    public var allowedCount: Int { allowed.load(ordering: .relaxed) }
+    public var deniedCount: Int { denied.load(ordering: .relaxed) }
+    public var askedCount: Int { asked.load(ordering: .relaxed) }
+    /// Allowed and flagged (`log` rules).
+    public var loggedCount: Int { logged.load(ordering: .relaxed) }
 }
 
 extension DecisionRecorder {

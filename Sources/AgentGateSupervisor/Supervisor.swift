@@ -13,6 +13,9 @@ public struct SupervisorOptions: Sendable {
     public var programPath: String
     public var environment: [String]
     public var verbose = false
+    /// Called with every decision as it is made (`-v`, `--log`): a denial's echo is written
+    /// before the process that caused it sees the failure.
+    public var decisionEcho: (@Sendable (DecisionEvent) -> Void)? = nil
     /// The user's home directory, for intent lines (`~/.ssh/id_rsa`).
     public var home: String?
     /// The agent's name, which `when: {agent: …}` rules test (default: the command's basename).
@@ -51,12 +54,46 @@ public struct SupervisorOptions: Sendable {
 
 /// Runs a command under the seccomp filter and answers its notifications until the whole
 /// process tree has ended.
+/// CMD's own exec failed: the session ran nothing.
+public struct CommandExecFailure: Sendable {
+    public let path: String
+    public let errno: Errno
+    /// The policy's refusal of the exec, when that is why it failed.
+    public let denial: DecisionEvent?
+
+    /// `cannot execute /usr/bin/sh: permission denied`.
+    public var message: String {
+        let why = switch errno {
+        case .permissionDenied: "permission denied"
+        case .noSuchFileOrDirectory: "no such file or directory"
+        default: String(cString: strerror(errno.rawValue)).lowercased()
+        }
+        return "cannot execute \(path): \(why)"
+    }
+
+    /// 127 when CMD wasn't found, else 126 (as a shell does).
+    public var exitStatus: Int32 { errno == .noSuchFileOrDirectory ? 127 : 126 }
+}
+
 public final class Supervisor: Sendable {
     static let forwardedSignals: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH]
 
     let options: SupervisorOptions
     let policy: Policy
     let writer: AuditWriter?
+    /// How many decisions of each kind the session has had (for its closing summary).
+    public let counts = DecisionCounts()
+    private let commandExecError = Mutex<Errno?>(nil)
+
+    /// Why CMD itself could not be executed, once `run` has returned: `cannot execute
+    /// /usr/bin/sh: permission denied`, with the policy's rule when the policy refused it.
+    /// nil when CMD was executed.
+    public var commandExecFailure: CommandExecFailure? {
+        guard let errno = commandExecError.withLock({ $0 }) else { return nil }
+        let first = counts.firstExec
+        let denial = first.flatMap { $0.decision == "deny" && $0.enforced ? $0 : nil }
+        return CommandExecFailure(path: options.programPath, errno: errno, denial: denial)
+    }
 
     public init(options: SupervisorOptions, policy: Policy, writer: AuditWriter?) {
         self.options = options
@@ -160,7 +197,7 @@ public final class Supervisor: Sendable {
             throw SupervisorError.spawnFailure(stage: stage, result: rc)
         }
         let listener = Listener(fd: spawned.listener)
-        defer { agentgate_close(spawned.listener); agentgate_close(spawned.pidfd) }
+        defer { agentgate_close(spawned.listener); agentgate_close(spawned.pidfd); agentgate_close(spawned.exec_report) }
         if options.syncWakeUp {
             let sync = agentgate_notif_set_sync_wakeup(spawned.listener)
             if sync != 0 && options.verbose {
@@ -169,7 +206,7 @@ public final class Supervisor: Sendable {
         }
 
         let core = SupervisorCore(listener: listener, table: table, policy: policy,
-                                  recorder: DecisionRecorder(writer: writer, verbose: options.verbose, policy: policy,
+                                  recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts, policy: policy,
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(Self.realPath),
@@ -185,6 +222,8 @@ public final class Supervisor: Sendable {
 
         let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD,
                                     followStops: underJobControl, reaper: reaper, core: core)
+        let execError = agentgate_spawn_exec_error(spawned.exec_report)
+        if execError != 0 { commandExecError.withLock { $0 = Errno(rawValue: execError) } }
 
         receivers.stop()
         // Connects and sends that block run on threads of their own and record their decision
@@ -374,6 +413,8 @@ final class Receivers: Sendable {
         agentgate_sigmask(SIG_UNBLOCK, &unblock, nil)
         let scratch = ThreadScratch()
         scratch.hasOwnFileSystemContext = ownFileSystem
+        let echoing = core.recorder.echo != nil
+        if echoing { agentgate_notif_defer_failures(1) }
         var request = seccomp_notif()
         var failures = 0
         while !stopping.load(ordering: .relaxed) {
@@ -401,6 +442,7 @@ final class Receivers: Sendable {
             failures = 0
             let notification = Notification(request, receivedAt: agentgate_monotonic_ns())
             dispatch(notification, scratch: scratch)
+            if echoing { agentgate_notif_flush_deferred() }
         }
     }
 

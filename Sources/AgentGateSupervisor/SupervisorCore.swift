@@ -91,7 +91,7 @@ final class SupervisorCore: Sendable {
         self.protectedDirectories = protectedDirectories
         self.listener = listener
         self.table = table
-        self.blocking = BlockingOperations(listener: listener)
+        self.blocking = BlockingOperations(listener: listener, echoing: recorder.echo != nil)
         self.policy = policy
         self.recorder = recorder
         self.injection = injection
@@ -131,7 +131,7 @@ final class SupervisorCore: Sendable {
 
     /// Why a resolved path is off limits whatever the policy says, or nil.
     func protectedReason(_ target: String, isWrite: Bool) -> String? {
-        if protectedFiles.contains(target) { return "the supervisor's audit database and policy are off limits" }
+        if protectedFiles.contains(target) { return "the supervisor's audit database, decision log and policy are off limits" }
         if isWrite && protectedDirectories.contains(where: { LexicalPath.isWithin(target, $0) }) {
             return "AgentGate's configuration (where policies are found) is off limits"
         }
@@ -539,9 +539,12 @@ final class BlockingOperations: @unchecked Sendable {
     private let outstanding = Atomic<Int>(0)
     private let workers = Mutex<[Thread]>([])
     private let listener: Listener
+    /// Decisions are echoed (see agentgate_notif_defer_failures).
+    private let echoing: Bool
 
-    init(listener: Listener) {
+    init(listener: Listener, echoing: Bool) {
         self.listener = listener
+        self.echoing = echoing
     }
 
     var isEmpty: Bool { outstanding.load(ordering: .relaxed) == 0 }
@@ -593,7 +596,9 @@ final class BlockingOperations: @unchecked Sendable {
                 continue
             }
             pending.withLock { $0[job.id] = agentgate_thread_self() }
+            agentgate_notif_defer_failures(echoing ? 1 : 0)
             job.body()
+            agentgate_notif_flush_deferred()
             pending.withLock { _ = $0.removeValue(forKey: job.id) }
             outstanding.subtract(1, ordering: .relaxed)
         }

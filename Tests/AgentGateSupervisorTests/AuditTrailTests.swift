@@ -66,8 +66,7 @@ final class BackgroundRun {
 /// Decisions the supervisor printed with -v: "agentgate: <decision> <action> <target> …".
 func decisionLines(_ stderr: String) -> [String] {
     stderr.split(separator: "\n").map(String.init).filter { line in
-        let words = line.split(separator: " ", maxSplits: 2)
-        return words.count == 3 && words[0] == "agentgate:" && ["allow", "deny", "ask", "log"].contains(String(words[1]))
+        line.hasPrefix("agentgate: ") && line.range(of: #" pid=[0-9]+$"#, options: .regularExpression) != nil
     }
 }
 
@@ -204,7 +203,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
             os.kill(os.getpid(), 9)
             """)
         let result = h.supervised(["python3", h.path("agent.py"), h.path("out")], policy: policy,
-                                  extra: ["-v", "--session", "killed"])
+                                  extra: ["-vv", "--session", "killed"])
         #expect(result.status == 137)
         #expect(result.stdout == "denied\n")
         let decided = decisionLines(result.stderr)
@@ -248,7 +247,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
             """)
         let session = "signalled-\(signal)"
         let running = try startLikeAShell(
-            h, ["--policy", policy, "--db", h.db, "-v", "--session", session, "--", "python3", h.path("loop.py"), h.path("data.txt")],
+            h, ["--policy", policy, "--db", h.db, "-vv", "--session", session, "--", "python3", h.path("loop.py"), h.path("data.txt")],
             name: "supervisor")
         // Mid-session: decisions are streaming when the signal lands.
         #expect(waitUntil { decisionLines(running.stderr).count > 500 })
@@ -310,7 +309,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         let immutable = [h.db, h.db + "-wal"]
         defer { _ = h.run(["chattr", "-i"] + immutable) }
         let running = try h.start(["python3", h.path("agent.py"), h.dir], policy: policy,
-                                  extra: ["-v", "--session", "ro"], name: "supervisor")
+                                  extra: ["-vv", "--session", "ro"], name: "supervisor")
         #expect(waitUntil { h.exists("ready") })
         #expect(h.exists("audit.db-wal"))
         // Make the database read-only: immutable even for root (the -shm file stays writable:
@@ -355,8 +354,8 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         let policy = try h.policy("default: allow\nrules: []\n")
         try h.write("data.txt", "x\n")
         let agent = ["python3", "-c", "import sys\nfor i in range(400): open(sys.argv[1]).close()", h.path("data.txt")]
-        let first = try h.start(agent, policy: policy, extra: ["-v", "--session", "one"], name: "one")
-        let second = try h.start(agent, policy: policy, extra: ["-v", "--session", "two"], name: "two")
+        let first = try h.start(agent, policy: policy, extra: ["-vv", "--session", "one"], name: "one")
+        let second = try h.start(agent, policy: policy, extra: ["-vv", "--session", "two"], name: "two")
         #expect(first.wait() == 0)
         #expect(second.wait() == 0)
         for (id, running) in [("one", first), ("two", second)] {

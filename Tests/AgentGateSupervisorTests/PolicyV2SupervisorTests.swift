@@ -23,7 +23,7 @@ import Testing
         let denied = h.supervised(script, policy: policy, extra: ["-v"])
         #expect(denied.status != 0)
         #expect(!denied.stdout.contains("PWNED"))
-        #expect(denied.stderr.contains("deny exec"))
+        #expect(denied.stderr.contains("exec deny sh"))
         let rows = h.query("SELECT decision, rule_index, reason FROM events WHERE action = 'exec' AND decision = 'deny'")
         #expect(rows.first?[0] == "deny")
         let other = h.supervised(["sh", "-c", "echo fine | cat"], policy: policy)
