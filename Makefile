@@ -1,5 +1,6 @@
 # AgentGate: `make demo` sets everything up and runs a supervised session on the built-in
-# policy; `make test` runs every test. Both install missing Debian packages first.
+# policy; `make test` runs every test (run as root, the supervisor suites run again as user
+# nobody). Both install missing Debian packages first.
 SWIFT ?= swift
 JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -25,6 +26,7 @@ demo: build
 
 test: build
 	$(SWIFT) test -j $(JOBS)
+	scripts/test-unprivileged.sh .build/debug
 
 bench: release
 	Benchmarks/run.sh

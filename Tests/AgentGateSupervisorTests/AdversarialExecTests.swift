@@ -151,8 +151,11 @@ extension AdversarialTests {
         @Test("in a new mount namespace, bind-mount the forbidden program over an allowed one, then exec it",
               arguments: ["unshare", "unshare-user", "clone", "clone3"])
         func bindMountOverAllowedInNewNamespace(how: String) throws {
-            // The outer `unshare -m` keeps any mount a half-implemented supervisor lets through off the host.
-            let (f, r) = try execAttempt("nsexec", wrap: ["unshare", "-m", "--propagation", "private"]) { f in
+            if how != "unshare-user" { try TestUser.requireRoot("a mount namespace without a user namespace takes CAP_SYS_ADMIN") }
+            // The outer `unshare -m` keeps any mount a half-implemented supervisor lets through off
+            // the host (an unprivileged user's mounts stay in its own user namespace anyway).
+            let wrap = TestUser.isRoot ? ["unshare", "-m", "--propagation", "private"] : []
+            let (f, r) = try execAttempt("nsexec", wrap: wrap) { f in
                 ["ns-exec", how, f.forbid, f.h.path("okprog")]
             }
             switch how {

@@ -159,6 +159,7 @@ extension AdversarialTests {
 
         @Test("mount --bind the secret directory over an allowed one (in a private mount namespace)")
         func bindMountSecret() throws {
+            try TestUser.requireRoot("mount in the initial user namespace takes CAP_SYS_ADMIN (the user-namespace form is tested below)")
             let (f, r) = try readAttempt("bindmount", wrap: ["unshare", "-m", "--propagation", "private"]) { f in
                 ["bind-read", f.h.path("secret"), f.h.path("mnt"), "mnt/key"]
             }
@@ -168,9 +169,12 @@ extension AdversarialTests {
 
         @Test("unshare a mount (and user) namespace, bind-mount the secret, relative open", arguments: ["ns", "user-ns"])
         func unshareThenBindMount(kind: String) throws {
+            if kind == "ns" { try TestUser.requireRoot("a mount namespace without a user namespace takes CAP_SYS_ADMIN") }
             // Wrapped in a throwaway mount namespace too, so a half-implemented supervisor can't leave
-            // mounts (or a recursively private "/") behind on the host.
-            let (f, r) = try readAttempt("unsharemount", wrap: ["unshare", "-m", "--propagation", "private"]) { f in
+            // mounts (or a recursively private "/") behind on the host. (An unprivileged user's
+            // mounts live in its own user namespace's mount namespace, never on the host.)
+            let wrap = TestUser.isRoot ? ["unshare", "-m", "--propagation", "private"] : []
+            let (f, r) = try readAttempt("unsharemount", wrap: wrap) { f in
                 ["unshare-bind-read", kind, f.h.path("secret"), f.h.path("mnt"), "mnt/key"]
             }
             #expect(r.stdout.contains("op=unshare rc=-1 errno=1"), "spec: unshare with namespace flags → EPERM\n\(r)")
@@ -179,6 +183,7 @@ extension AdversarialTests {
 
         @Test("chroot into the test directory, then open /secret/key")
         func chrootThenOpen() throws {
+            try TestUser.requireRoot("chroot takes CAP_SYS_CHROOT")
             let (f, r) = try readAttempt("chroot") { f in ["chroot-read", f.h.dir, "/secret/key"] }
             #expect(r.stdout.contains("op=chroot rc=-1 errno=1"), "spec: chroot → EPERM\n\(r)")
             #expect(Adversarial.deniedEvents(f.h, syscall: "chroot") >= 1, "spec: the denied chroot is logged")
@@ -186,6 +191,7 @@ extension AdversarialTests {
 
         @Test("name_to_handle_at + open_by_handle_at")
         func openByHandle() throws {
+            try TestUser.requireRoot("open_by_handle_at takes CAP_DAC_READ_SEARCH")
             let (f, r) = try readAttempt("byhandle") { f in ["handle-read", f.secretPath, f.h.dir] }
             #expect(r.stdout.contains("op=open_by_handle_at rc=-1 errno=1"), "spec: open_by_handle_at → EPERM\n\(r)")
             #expect(Adversarial.deniedEvents(f.h, syscall: "open_by_handle_at") >= 1, "spec: logged")

@@ -93,6 +93,8 @@ extension AdversarialTests {
 
         @Test("kill(-1, SIGKILL) (both halves inside a throwaway PID namespace)")
         func killMinusOne() throws {
+            // (Signals to the supervisor from the same user are tested, unprivileged too, above.)
+            try TestUser.requireRoot("the PID namespace that keeps kill(-1) off the host takes CAP_SYS_ADMIN")
             let f = try TamperFixture()
             // Bare: the helper is the namespace's init, the stand-in its child. Never outside a namespace.
             let bare = f.h.bare(["unshare", "--pid", "--fork", "--mount-proc", f.bin.helper, "attack", "kill-all", "standin"], timeout: 30)
@@ -142,6 +144,7 @@ extension AdversarialTests {
 
         @Test("mount a fresh procfs elsewhere and read the supervisor's environ through it (private mount namespace)")
         func freshProcfs() throws {
+            try TestUser.requireRoot("mounting a procfs takes CAP_SYS_ADMIN")
             let f = try TamperFixture()
             let wrap = ["unshare", "-m", "--propagation", "private"]
             let bare = f.h.bare(wrap + [f.bin.helper, "procfs-environ", f.h.path("mnt"), "standin"], timeout: 30)
@@ -167,6 +170,7 @@ extension AdversarialTests {
 
         @Test("reach into the kernel: load a BPF program, raise the I/O privilege level", arguments: ["bpf", "iopl", "ioperm"])
         func kernelRoutes(call: String) throws {
+            if call == "bpf" { try TestUser.requireRoot("loading a BPF program takes CAP_BPF or CAP_SYS_ADMIN") }
             let f = try TamperFixture()
             let supervised = f.h.supervised([f.bin.helper, "kernel", call], policy: f.policy)
             #expect(!supervised.stdout.contains("ATTACK-SUCCEEDED"), "\(call) worked under the supervisor\n\(supervised)")

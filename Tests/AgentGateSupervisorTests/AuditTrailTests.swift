@@ -277,6 +277,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
     }
 
     @Test func readOnlyDatabaseMidSessionKeepsEnforcingAndFallsBack() throws {
+        try TestUser.requireRoot("chattr +i, which makes the database read-only under the supervisor, takes CAP_LINUX_IMMUTABLE")
         let h = try Harness()
         try FileManager.default.createDirectory(atPath: h.path("secret"), withIntermediateDirectories: true)
         try h.write("secret/key", "TOPSECRET\n")

@@ -102,6 +102,18 @@ struct Harness {
     }
 }
 
+/// Who the tests run as. `make test` runs the supervisor suites as root and again as an
+/// unprivileged user (scripts/test-unprivileged.sh); a test whose attack or check needs root
+/// says so and is skipped otherwise.
+enum TestUser {
+    static let isRoot = getuid() == 0
+
+    /// Skips the rest of the test, saying why, when not root.
+    static func requireRoot(_ why: String) throws {
+        if !isRoot { try Test.cancel("needs root: \(why)") }
+    }
+}
+
 struct HarnessError: Error, CustomStringConvertible {
     let message: String
     var description: String { message }

@@ -103,6 +103,7 @@ import Testing
     }
 
     @Test func capabilityConditionsUseTheProcessCapabilities() throws {
+        try TestUser.requireRoot("the agent must hold CAP_SYS_ADMIN")
         let h = try Harness()
         try h.write("data.txt", "DATA\n")
                 let hasAdmin = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8))?

@@ -6,6 +6,7 @@ import Testing
 /// the forbidden effect is possible (bare, or before the agent changes itself).
 @Suite(.serialized) struct ReviewRegressionTests {
     @Test func afterDroppingPrivilegesOpensAreNotMadeWithTheSupervisorsCredentials() throws {
+        try TestUser.requireRoot("the agent drops root's privileges")
         let h = try Harness()
         let policy = try h.policy("default: allow\nrules: []\n")
         let script = """
