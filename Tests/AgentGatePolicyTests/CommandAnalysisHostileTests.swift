@@ -50,10 +50,10 @@ extension CommandAnalysisTests {
             analysis = CommandAnalysis.analyze(argv: argv)
             _ = Intent.describe(.exec, target: "/bin/sh", argv: argv, analysis: analysis, home: "/home/u")
             let elapsed = ContinuousClock.now - start
-            #expect(elapsed < .seconds(1), "one run took \(elapsed)")
+            #expect(elapsed < .seconds(5), "one run took \(elapsed)")
             best = min(best, elapsed)
         }
-        #expect(best < .milliseconds(100), "took \(best)")
+        #expect(best < .milliseconds(500), "took \(best)") // bounds blow-up, not speed: the machine may be busy
         #expect(analysis.commands.count <= CommandAnalysis.maximumCommands)
         #expect(analysis.pipelines.count <= CommandAnalysis.maximumPipelines)
     }
@@ -71,7 +71,7 @@ extension CommandAnalysisTests {
             _ = Intent.describe(.exec, target: "/usr/bin/env", argv: argv, analysis: analysis, home: "/home/u")
             best = min(best, ContinuousClock.now - start)
         }
-        #expect(best < .milliseconds(100), "took \(best)")
+        #expect(best < .milliseconds(500), "took \(best)") // bounds blow-up, not speed: the machine may be busy
     }
 
     @Test("a hostile argv without a shell is cheap too")
@@ -80,7 +80,7 @@ extension CommandAnalysisTests {
             + [String(repeating: "\u{202E} \n", count: 300_000)]
         let start = ContinuousClock.now
         let intent = Intent.describe(.exec, target: "/bin/echo", argv: argv, home: "/home/u")
-        #expect(ContinuousClock.now - start < .milliseconds(100))
+        #expect(ContinuousClock.now - start < .milliseconds(500))
         #expect(intent.text.hasSuffix("…"))
     }
 

@@ -193,7 +193,7 @@ struct PolicyLintTests {
         let clock = ContinuousClock()
         let huge = String(repeating: "{a,b,c,d}", count: 5000)
         let elapsed = clock.measure { _ = try? BraceExpansion.expand(huge) }
-        #expect(elapsed < .seconds(1))
+        #expect(elapsed < .seconds(5))
         for typo in ["{-f,--force", "-f,--force}", "a\\{b,c}"] {
             #expect(throws: BraceExpansion.Failure.self, "\(typo)") { try BraceExpansion.expand(typo) }
         }

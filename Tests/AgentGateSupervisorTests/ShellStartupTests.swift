@@ -141,6 +141,72 @@ struct ShellStartupTests {
         #expect((try? String(contentsOfFile: home + "/.bash_history", encoding: .utf8)) == "echo earlier\n")
     }
 
+    @Test("under the built-in policy a new agent keeps its own state; git config and autostart stay the user's")
+    func newAgentStateUnderBuiltInPolicy() throws {
+        let h = try Harness()
+        let home = try Self.makeHome(h)
+        let script = """
+            import os, pathlib
+            for path in ["~/.config/mini-swe-agent/.env", "~/.local/state/some-agent/log.json",
+                         "~/.config/git/config", "~/.config/autostart/x.desktop", "~/.config/mimeapps.list"]:
+                target = pathlib.Path(os.path.expanduser(path))
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_text("x")
+                    print("wrote", path)
+                except OSError as e:
+                    print("refused", path, e.errno)
+            """
+        let expectedBare = """
+            wrote ~/.config/mini-swe-agent/.env
+            wrote ~/.local/state/some-agent/log.json
+            wrote ~/.config/git/config
+            wrote ~/.config/autostart/x.desktop
+            wrote ~/.config/mimeapps.list
+
+            """
+        let expectedSupervised = """
+            wrote ~/.config/mini-swe-agent/.env
+            wrote ~/.local/state/some-agent/log.json
+            refused ~/.config/git/config 13
+            refused ~/.config/autostart/x.desktop 13
+            refused ~/.config/mimeapps.list 13
+
+            """
+        let bareHome = try Self.makeHome(Harness("bareState"))
+        let bare = try RunningProcess(["python3", "-c", script], directory: bareHome + "/project",
+                                      environment: Self.environment(home: bareHome)).wait()
+        #expect(bare.stdout == expectedBare, "\(bare)")
+        let supervised = try RunningProcess([Harness.supervisor, "-q", "--db", h.db, "--", "python3", "-c", script],
+                                            directory: home + "/project", environment: Self.environment(home: home)).wait()
+        #expect(supervised.stdout == expectedSupervised, "\(supervised)")
+        let rules = h.query("select rule_id from events where decision = 'deny' order by id").compactMap(\.first)
+        #expect(rules == ["code-running-config", "session-autostart", "desktop-settings"], "\(rules)")
+    }
+
+    @Test("under the built-in policy a download piped into a shell doesn't run")
+    func remoteScriptUnderBuiltInPolicy() throws {
+        let h = try Harness()
+        let home = try Self.makeHome(h)
+        try h.mkdir("site")
+        try h.write("site/install.sh", "echo PWNED\n")
+        let port = Int.random(in: 20_000..<40_000)
+        let server = try RunningProcess(["python3", "-m", "http.server", "--bind", "127.0.0.1", "\(port)"],
+                                        directory: h.path("site"), environment: nil)
+        defer { kill(server.pid, SIGTERM) }
+        let fetch = "for i in $(seq 50); do curl -fsS http://127.0.0.1:\(port)/install.sh >/dev/null 2>&1 && break; sleep 0.1; done"
+        _ = h.bare(["sh", "-c", fetch])
+        let command = ["bash", "-c", "curl -fsSL http://127.0.0.1:\(port)/install.sh | sh"]
+        let bare = try RunningProcess(command, directory: home + "/project", environment: Self.environment(home: home)).wait()
+        #expect(bare.stdout == "PWNED\n", "\(bare)")
+        let supervised = try RunningProcess([Harness.supervisor, "-q", "--db", h.db, "--"] + command,
+                                            directory: home + "/project", environment: Self.environment(home: home)).wait()
+        #expect(!supervised.stdout.contains("PWNED"), "\(supervised)")
+        #expect(supervised.status == 126, "\(supervised)")
+        #expect(supervised.stderr.contains("(denied by the policy: rule remote-scripts: running a downloaded script runs code nobody reviewed)"),
+                "\(supervised.stderr)")
+    }
+
     @Test("rc files, history and shims are not the agent's to write; credentials stay unreadable")
     func shimsStayTheUsers() throws {
         let h = try Harness()
