@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev python3 gcc make
 
-.PHONY: deps build release demo test bench clean
+.PHONY: deps build release demo test fidelity bench clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -27,6 +27,10 @@ demo: build
 test: build
 	$(SWIFT) test -j $(JOBS)
 	scripts/test-unprivileged.sh .build/debug
+
+# CPython's regression tests bare and supervised; reports every test that only fails supervised.
+fidelity: build
+	scripts/fidelity.sh .build/debug
 
 bench: release
 	Benchmarks/run.sh

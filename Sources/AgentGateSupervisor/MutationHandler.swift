@@ -342,13 +342,15 @@ enum MutationHandler {
             case .failed(let errno): return .failed(errno: errno)
             case .refused(let target, let reason): return .refused(target: target, reason: reason)
             }
-            let name = withUnsafeBytes(of: &entry.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // The name stays bytes (a name needn't be UTF-8): the call is made on exactly these.
+            let name: [CChar] = withUnsafeBytes(of: &entry.name) { raw in raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } } + [0]
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
             var info = stat()
             let exists = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
             let isDirectory = exists && info.st_mode & S_IFMT == S_IFDIR
-            let safe = "/proc/self/fd/\(entry.parent_fd)/\(name)" + (entry.trailing_slash != 0 ? "/" : "")
-            return .resolved(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory,
+            let safe = Array("/proc/self/fd/\(entry.parent_fd)/".utf8CString.dropLast()) + name.dropLast()
+                + (entry.trailing_slash != 0 ? [CChar(UInt8(ascii: "/"))] : []) + [0]
+            return .resolved(Resolved(fd: entry.parent_fd, safePath: safe, target: target, isDirectory: isDirectory,
                                       exists: exists))
         }
         let prepared = scratch.prepared

@@ -22,11 +22,76 @@ enum LexicalPath {
 }
 
 extension String {
-    /// Builds a String from a NUL-terminated C buffer of known length.
+    /// A name from a C buffer of known length, as text (see `init(pathBytes:)`).
     init(cBuffer: UnsafePointer<CChar>, count: Int) {
         self = cBuffer.withMemoryRebound(to: UInt8.self, capacity: count) {
-            String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self)
+            String(pathBytes: UnsafeBufferPointer(start: $0, count: count))
         }
+    }
+
+    /// A path or name as text, without loss: Linux names are bytes, and a byte that isn't part
+    /// of valid UTF-8 is written `\xHH` (with `\` doubled in such a name), never replaced by
+    /// U+FFFD, so two different names never read the same in a decision or the audit. A
+    /// valid UTF-8 name (nearly every one) is unchanged. Only for naming: the calls themselves
+    /// are made on the bytes (RawPath).
+    init<Bytes: Collection>(pathBytes bytes: Bytes) where Bytes.Element == UInt8 {
+        if let valid = String(validating: bytes, as: UTF8.self) {
+            self = valid
+            return
+        }
+        var result = ""
+        var scalars = String.UnicodeScalarView()
+        let array = Array(bytes)
+        var index = 0
+        func flush() { if !scalars.isEmpty { result.unicodeScalars.append(contentsOf: scalars); scalars = String.UnicodeScalarView() } }
+        while index < array.count {
+            let length = Self.validSequenceLength(array, at: index)
+            if length == 0 {
+                flush()
+                result += "\\x" + String(array[index], radix: 16, uppercase: true).leftPadded(to: 2)
+                index += 1
+                continue
+            }
+            if length == 1 && array[index] == UInt8(ascii: "\\") {
+                flush()
+                result += "\\\\"
+            } else {
+                scalars.append(contentsOf: String(decoding: array[index..<index + length], as: UTF8.self).unicodeScalars)
+            }
+            index += length
+        }
+        flush()
+        self = result
+    }
+
+    /// The length of the valid UTF-8 sequence starting at `index`, or 0 when the byte there
+    /// doesn't start one (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF).
+    private static func validSequenceLength(_ bytes: [UInt8], at index: Int) -> Int {
+        let lead = bytes[index]
+        let length: Int
+        var low: UInt8 = 0x80, high: UInt8 = 0xBF
+        switch lead {
+        case 0x00...0x7F: return 1
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; low = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; high = 0x9F
+        case 0xF0: length = 4; low = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; high = 0x8F
+        default: return 0
+        }
+        guard index + length <= bytes.count else { return 0 }
+        for offset in 1..<length {
+            let byte = bytes[index + offset]
+            let (min, max): (UInt8, UInt8) = offset == 1 ? (low, high) : (0x80, 0xBF)
+            if byte < min || byte > max { return 0 }
+        }
+        return length
+    }
+
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 
@@ -45,7 +110,7 @@ func writeStandardError(_ text: String) {
 
 /// A path exactly as the agent's memory (or a file the kernel reads, like a `#!` line or
 /// PT_INTERP) holds it: bytes, not text. It is resolved as these bytes, so the supervisor
-/// resolves what the kernel will; `text` (invalid UTF-8 shown as U+FFFD) is only for naming.
+/// resolves what the kernel will; `text` (invalid UTF-8 escaped as \xHH) is only for naming.
 struct RawPath: Sendable, Equatable {
     /// The bytes, without a terminating NUL.
     let bytes: [UInt8]
@@ -62,7 +127,9 @@ struct RawPath: Sendable, Equatable {
     var isEmpty: Bool { bytes.isEmpty }
     var isAbsolute: Bool { bytes.first == UInt8(ascii: "/") }
     var hasTrailingSlash: Bool { bytes.last == UInt8(ascii: "/") }
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    /// The path as text, for decisions and the audit (invalid UTF-8 escaped, see
+    /// `String(pathBytes:)`).
+    var text: String { String(pathBytes: bytes) }
 
     /// Calls `body` with a NUL-terminated copy.
     func withCString<R>(_ body: (UnsafePointer<CChar>) -> R) -> R {
