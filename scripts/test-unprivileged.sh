@@ -11,16 +11,19 @@ if [ "$(id -u)" != 0 ]; then
     exit 0
 fi
 command -v setpriv >/dev/null || { echo "test-unprivileged: needs setpriv (util-linux)" >&2; exit 1; }
-# The build tree may sit where the user can't reach (/root): the test binary and the two
-# binaries it runs are copied out.
+# The checkout may sit where the user can't reach (/root): the test binary, the two binaries it
+# runs, and the repository's files the tests read are copied out.
+root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/agentgate-unprivileged.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$build/AgentGatePackageTests.xctest" "$build/agentgate-supervise" "$build/agentgate" "$work/"
+mkdir "$work/repository"
+tar -C "$root" --exclude=./.build --exclude=./.git -cf - . | tar -C "$work/repository" -xf -
 mkdir "$work/home"
 chown "$uid:$uid" "$work/home"
 chmod 755 "$work"
 cd "$work/home"
 echo "== the supervisor test suites again, as uid $uid (no capabilities, no groups)"
 setpriv --reuid="$uid" --regid="$uid" --clear-groups --inh-caps=-all \
-    env HOME="$work/home" TMPDIR=/tmp \
+    env HOME="$work/home" TMPDIR=/tmp AGENTGATE_TEST_REPOSITORY="$work/repository" \
     "$work/AgentGatePackageTests.xctest" --testing-library swift-testing --filter AgentGateSupervisorTests

@@ -105,6 +105,13 @@ struct Harness {
 /// Who the tests run as. `make test` runs the supervisor suites as root and again as an
 /// unprivileged user (scripts/test-unprivileged.sh); a test whose attack or check needs root
 /// says so and is skipped otherwise.
+/// The repository's files (policies, docs, README): $AGENTGATE_TEST_REPOSITORY (a copy the
+/// unprivileged pass can read when the checkout is somewhere it can't), else this checkout.
+enum TestRepository {
+    static let root: String = ProcessInfo.processInfo.environment["AGENTGATE_TEST_REPOSITORY"]
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+}
+
 enum TestUser {
     static let isRoot = getuid() == 0
 

@@ -10,8 +10,7 @@ import Testing
         URL(fileURLWithPath: Harness.supervisor).deletingLastPathComponent().appendingPathComponent("agentgate").path
     }
 
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repository = TestRepository.root
 
     @Test func checkPrintsIntentDecisionAndWhyWithOneExitCodePerDecision() throws {
         let h = try Harness()

@@ -41,7 +41,7 @@ import Testing
 
     @Test("docs/syscalls.md is the generated table")
     func documentIsCurrent() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: TestRepository.root)
         let document = try String(contentsOf: root.appendingPathComponent("docs/syscalls.md"), encoding: .utf8)
         #expect(document == SyscallCatalog.markdown(), "docs/syscalls.md is stale: regenerate it with `agentgate syscalls --markdown > docs/syscalls.md`")
     }
