@@ -28,6 +28,11 @@ test: build
 	$(SWIFT) test -j $(JOBS)
 	scripts/test-unprivileged.sh .build/debug
 
+# Real agents (mini-swe-agent, Claude Code CLI) under the built-in policy, driven by a scripted
+# model on loopback; fails on any false denial. Needs PyPI (venvs in ~/.cache/agentgate-agents).
+agents: build
+	scripts/agents-test.sh .build/debug
+
 bench: release
 	Benchmarks/run.sh
 
