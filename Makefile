@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev python3 gcc make
 
-.PHONY: deps build release demo test fidelity bench clean
+.PHONY: deps build release demo test fidelity agents bench clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -31,6 +31,11 @@ test: build
 # CPython's regression tests bare and supervised; reports every test that only fails supervised.
 fidelity: build
 	scripts/fidelity.sh .build/debug
+
+# Real agents (mini-swe-agent, Claude Code CLI) under the built-in policy, driven by a scripted
+# model on loopback; fails on any false denial. Needs PyPI (venvs in ~/.cache/agentgate-agents).
+agents: build
+	scripts/agents-test.sh .build/debug
 
 bench: release
 	Benchmarks/run.sh
