@@ -36,6 +36,10 @@ allow_unsupervised: [io_uring, open_by_handle_at, mount, namespaces, seccomp, ke
                      net_admin, host, fanotify, keyring, realtime, anonymous_exec]
 YAML
 supervise=("$bin/agentgate-supervise" -q --policy "$work/allow-all.yaml" --db "$work/audit.db" --)
+# Tests that hang bare on some machines, and would take their whole module's results with them
+# when the timeout ends it: AF_VSOCK servers wait for ever for a client where vsock exists but
+# no peer answers (VMs).
+ignored=(--ignore '*VSOCK*')
 # One worker per core; every test module in its own process, as regrtest does with -j.
 jobs=$(nproc)
 run() { # run NAME [supervise...] :: regrtest arguments
@@ -43,7 +47,7 @@ run() { # run NAME [supervise...] :: regrtest arguments
     local prefix=()
     while [ "$1" != "::" ]; do prefix+=("$1"); shift; done; shift
     (cd "$work/run" && env -u PYTHONPATH TMPDIR="$work/run" "${prefix[@]}" "$python" -m test -j "$jobs" \
-        --timeout 600 --junit-xml "$work/$name.xml" "$@" >"$work/$name.log" 2>&1)
+        --timeout 600 "${ignored[@]}" --junit-xml "$work/$name.xml" "$@" >"$work/$name.log" 2>&1)
 }
 summarize() { # junit xml → "test_id status" lines
     "$python" - "$1" <<'PY'
