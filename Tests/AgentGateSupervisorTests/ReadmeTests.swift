@@ -27,8 +27,7 @@ import Testing
 // - ```sh blocks are not run: each command in them must be one of `notRun`. ```text blocks
 //   hold messages and synopses, never commands. Other blocks are an error.
 @Suite(.serialized) struct ReadmeTests {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let repository = TestRepository.root
     static let binDirectory = URL(fileURLWithPath: Harness.supervisor).deletingLastPathComponent().path
 
     /// README's commands that are not run as written, and why; `instead` is run in their place
