@@ -156,7 +156,10 @@ struct CheckCommand: ParsableCommand {
                 throw ExitCode(CheckExitCode.error)
             }
             target = arguments[0]
-            verdict = policy.evaluate(kind, target: target, context: context)
+            verdict = policy.evaluateEgress(target: target, context: context)
+            if target.hasPrefix("unix:/"), access(String(target.dropFirst(5)), F_OK) != 0, errno == ENOENT || errno == ENOTDIR {
+                notes.append("\(target.dropFirst(5)) doesn't exist here: a connect to it fails with ENOENT, as without the supervisor, and nothing is decided")
+            }
         }
         let intent = Intent.describe(kind, target: target, argv: kind == .exec ? arguments : nil,
                                      analysis: exec?.analysis, home: AgentGatePaths.home())

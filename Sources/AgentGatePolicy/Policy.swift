@@ -67,6 +67,9 @@ public struct Policy: Sendable {
     public let mode: PolicyMode
     /// Routes the supervisor can't see through that this policy explicitly reopens.
     public let allowedUnsupervised: Set<UnsupervisedRoute>
+    /// `explain_denials` (default true): a process whose exec is denied is told why, in one
+    /// line on its own stderr, before the failure reaches it.
+    public let explainsDenials: Bool
     /// Default decisions, indexed by `ActionKind.rawValue`.
     let defaults: [Decision]
     /// Compiled rules grouped by action kind: the rules for kind `k` are
@@ -91,8 +94,10 @@ public struct Policy: Sendable {
 
     init(rules: [PolicyRule], source: String, files: [String], mode: PolicyMode, defaults: [Decision],
          compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute>,
-         exec: ExecTables, networks: [NetworkCode], ports: [PortRange], conditions: [RuleCondition]) {
+         exec: ExecTables, networks: [NetworkCode], ports: [PortRange], conditions: [RuleCondition],
+         explainsDenials: Bool = true) {
         self.allowedUnsupervised = allowedUnsupervised
+        self.explainsDenials = explainsDenials
         self.rules = rules
         self.source = source
         self.files = files

@@ -83,6 +83,7 @@ extension Policy {
     /// ```yaml
     /// version: 2                # optional: 1 or 2
     /// mode: enforce             # enforce | audit
+    /// explain_denials: true     # a denied exec is explained on the process's stderr
     /// include: [base.yaml]      # rules of included files come after this file's own
     /// default: ask              # a decision, or one per action: {exec: allow, fs_read: allow, …}
     /// rules:                    # ordered, first match wins
@@ -222,6 +223,7 @@ struct PolicyParser {
     private var includedDefaults = [(Decision, PolicyLoadError)?](repeating: nil, count: ActionKind.allCases.count)
     private var mode = PolicyMode.enforce
     private var unsupervised: Set<UnsupervisedRoute> = []
+    private var explainsDenials = true
     private var examples: [PendingExample] = []
 
     private struct PendingExample {
@@ -234,7 +236,7 @@ struct PolicyParser {
     }
 
     static let maximumIncludeDepth = 16
-    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, description"
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description"
     private static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     private static let matchKeys = "action, target_glob, argv, command, cidr, ports"
     private static let whenKeys = "caps, uid, gid, cgroup, exe, ancestor, agent"
@@ -290,6 +292,16 @@ struct PolicyParser {
                     throw error(at: keyNode, "\"mode\" may only be set in the top-level policy, not in an included file")
                 }
                 mode = parsed
+            case "explain_denials":
+                let text = try string(value, key: "explain_denials", expected: "true or false")
+                // YAML 1.2's booleans; yes/no/on/off are too easily meant as something else.
+                guard ["true", "True", "TRUE", "false", "False", "FALSE"].contains(text) else {
+                    throw error(at: value, "expected \"explain_denials\" to be true or false; found \"\(text)\"")
+                }
+                guard depth == 0 else {
+                    throw error(at: keyNode, "\"explain_denials\" may only be set in the top-level policy, not in an included file")
+                }
+                explainsDenials = text.lowercased() == "true"
             case "include":
                 for item in try stringList(value, key: "include", expected: "a file path or a list of them") {
                     let path = item.text
@@ -442,7 +454,8 @@ struct PolicyParser {
         }
         return Policy(rules: rules, source: root, files: files, mode: mode, defaults: defaults,
                       compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised,
-                      exec: execTables, networks: networks, ports: ports, conditions: conditions)
+                      exec: execTables, networks: networks, ports: ports, conditions: conditions,
+                      explainsDenials: explainsDenials)
     }
 
     /// Inline `examples:` must (or must not) match their rule.

@@ -41,6 +41,11 @@ enum ConnectHandler {
         }
         let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) // closed by connect()
         let target = address.target
+        if address.isMissingUnixPath {
+            // Nothing there to reach: the kernel's own answer, with no decision to make or record.
+            core.listener.fail(n.id, errno: address.resolveError)
+            return
+        }
         if address.family != AF_UNSPEC {
             let verdict = core.egressVerdict(target, n)
             guard verdict.enforcedAllow else {
@@ -167,6 +172,12 @@ struct SocketAddress: Sendable {
         family = AF_UNIX
         target = Self.name(bytes, family: family)
     }
+
+    /// A pathname unix address whose path doesn't resolve because a file or directory on it
+    /// doesn't exist (ENOENT, ENOTDIR): the kernel fails a connect or send to it before any
+    /// permission check, so it is answered that way with no decision, as mkdir of an existing
+    /// name gets EEXIST (stat, which isn't supervised, tells the same).
+    var isMissingUnixPath: Bool { resolveError == ENOENT || resolveError == ENOTDIR }
 
     /// The path of a pathname unix socket (not abstract), when there is one.
     var unixPath: String? { unixPathBytes?.text }

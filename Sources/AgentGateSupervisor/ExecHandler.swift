@@ -21,7 +21,6 @@ enum ExecHandler {
         let atFlags = isAt ? Int32(truncatingIfNeeded: n.arg(4)) : 0
 
         let length = agentgate_read_string(n.tid, pathAddress, scratch.path, ThreadScratch.pathCapacity)
-        let argv = readArgv(tid: n.tid, address: argvAddress)
         guard length >= 0 else {
             guard core.listener.isValid(n.id) else { return }
             let errno = Int32(-length)
@@ -36,7 +35,34 @@ enum ExecHandler {
         let base = AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path)
         defer { base.close() }
         guard core.listener.isValid(n.id) else { return }
+        if base.error != 0 {
+            core.listener.fail(n.id, errno: base.error)
+            core.recorder.record(.denied(syscall: syscall, action: .exec, target: path, reason: "bad directory fd", errno: base.error),
+                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            return
+        }
 
+        // Resolve the program as the kernel will (O_PATH: no side effects), with the agent's
+        // credentials, from its cwd or dirfd.
+        let prepared = scratch.prepared
+        let lookupFlags = UInt64(atFlags & AT_SYMLINK_NOFOLLOW != 0 ? O_NOFOLLOW : 0)
+        let acting = core.actAsAgent(tid: n.tid)
+        let outcome = core.prepare(prepared, base: base.fd, path: rawPath, flags: lookupFlags, resolve: 0,
+                                   tid: n.tid, tgid: process.tgid, emptyPath: emptyPath)
+        core.restoreIdentity(acting.saved)
+        defer { agentgate_open_release(prepared) }
+        // No such program (a missing file or directory on its path): the kernel fails the exec
+        // before reading argv, and nothing runs, so the call gets that errno with no decision to
+        // make or record (as mkdir of an existing name gets EEXIST). An execvp PATH search tries
+        // every entry: only the exec that runs is recorded. When the agent's credentials can't
+        // be taken on, the lookup was the supervisor's, and the path is decided as before.
+        if case .failed(let errno) = outcome, errno == ENOENT || errno == ENOTDIR, acting.refusal == nil {
+            core.listener.fail(n.id, errno: errno)
+            return
+        }
+
+        let argv = readArgv(tid: n.tid, address: argvAddress)
+        guard core.listener.isValid(n.id) else { return }
         guard case .success(let rawArgs) = argv else {
             if case .failure(let failure) = argv {
                 core.listener.fail(n.id, errno: failure.errno)
@@ -46,28 +72,15 @@ enum ExecHandler {
             return
         }
         let args = rawArgs.map(\.text)
-        if base.error != 0 {
-            core.listener.fail(n.id, errno: base.error)
-            core.recorder.record(.denied(syscall: syscall, action: .exec, target: path, reason: "bad directory fd", errno: base.error),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
-            return
-        }
-
-        // Resolve the program as the kernel will (O_PATH: no side effects).
-        let prepared = scratch.prepared
-        let lookupFlags = UInt64(atFlags & AT_SYMLINK_NOFOLLOW != 0 ? O_NOFOLLOW : 0)
-        let outcome = core.prepare(prepared, base: base.fd, path: rawPath, flags: lookupFlags, resolve: 0,
-                                   tid: n.tid, tgid: process.tgid, emptyPath: emptyPath)
-        defer { agentgate_open_release(prepared) }
         let named = emptyPath ? base.path() : LexicalPath.absolute(path, base: base.path())
         var rc: Int32 = 0
         switch outcome {
         case .prepared: break
         case .failed(let errno): rc = -errno
         case .refused(let target, let reason):
-            core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
+            entry.argv = args
+            DenialExplanation.failExec(n, errno: EACCES, entry: entry, process: process, core: core)
             return
         }
         // argv and command rules see the argv, and inside `sh -c` strings.
@@ -76,17 +89,20 @@ enum ExecHandler {
         guard rc == 0 else {
             let verdict = core.decide(.exec, target: named, n, exec: details)
             let errno = verdict.enforcedAllow ? -rc : verdict.errno(or: EACCES)
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.init(syscall: syscall, action: .exec, target: named, verdict: verdict, argv: args, errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: named, verdict: verdict, argv: args, errno: errno)
+            if verdict.enforcedAllow {
+                core.listener.fail(n.id, errno: errno)
+                core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            } else {
+                DenialExplanation.failExec(n, errno: errno, entry: entry, process: process, core: core)
+            }
             return
         }
         let resolved = SupervisorCore.objectName(prepared)
         if let refusal = anonymousImageRefusal(prepared, name: resolved, core: core) {
-            core.listener.fail(n.id, errno: EACCES)
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES)
             entry.argv = args
-            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            DenialExplanation.failExec(n, errno: EACCES, entry: entry, process: process, core: core)
             return
         }
         if details != nil, named != resolved { details = ExecDetails(argv: args, programs: [named, resolved]) }
@@ -97,9 +113,9 @@ enum ExecHandler {
         }
         guard verdict.enforcedAllow else {
             let errno = verdict.errno(or: EACCES)
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.init(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            DenialExplanation.failExec(n, errno: errno, entry: .init(syscall: syscall, action: .exec, target: resolved, verdict: verdict,
+                                                                      argv: args, errno: errno),
+                                       process: process, core: core)
             return
         }
         // What the kernel will really run: a `#!` interpreter chain, or the program ld.so is
@@ -122,7 +138,6 @@ enum ExecHandler {
             return
         case .denied(let target, let innerVerdict, let reason):
             let errno = innerVerdict?.errno(or: EACCES) ?? EACCES
-            core.listener.fail(n.id, errno: errno)
             var withArgv: DecisionRecorder.Entry
             if let innerVerdict {
                 withArgv = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: target, verdict: innerVerdict, argv: args, errno: errno)
@@ -130,7 +145,7 @@ enum ExecHandler {
                 withArgv = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
                 withArgv.argv = args
             }
-            core.recorder.record(withArgv, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            DenialExplanation.failExec(n, errno: errno, entry: withArgv, process: process, core: core)
             return
         case .allowed(let checked):
             plan = checked

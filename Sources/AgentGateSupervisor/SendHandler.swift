@@ -102,6 +102,14 @@ enum SendHandler {
                 entry.pathFD = ConnectHandler.resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core,
                                                               tid: n.tid, tgid: process.tgid)
                 entry.target = address.target
+                if address.isMissingUnixPath {
+                    // The kernel's answer, with no decision (see SocketAddress.isMissingUnixPath).
+                    agentgate_close(entry.pathFD)
+                    for d in decided { agentgate_close(d.pathFD) }
+                    agentgate_close(socket)
+                    core.listener.fail(n.id, errno: address.resolveError)
+                    return
+                }
                 entry.verdict = core.egressVerdict(address.target, n)
                 if entry.verdict.enforcedAllow && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)

@@ -104,18 +104,16 @@ final class SupervisorCore: Sendable {
         self.supervisorUserNamespace = ProcessTable.readLink("/proc/self/ns/user")
     }
 
-    /// The verdict for reaching `target`. A pathname unix socket is also a write to that path
-    /// (the kernel asks for write permission on it): a socket inside a protected directory, or
-    /// anywhere writes are denied (docker.sock, the system bus), can't be used to act through.
+    /// The verdict for reaching `target`: the policy's (`Policy.evaluateEgress`, which
+    /// `agentgate check` uses too), and a socket inside a protected directory can't be used to
+    /// act through whatever the policy says.
     func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
-        let egress = decide(.netEgress, target: target, n)
-        guard egress.enforcedAllow, target.hasPrefix("unix:/") else { return egress }
-        let path = String(target.dropFirst(5))
-        if protectedReason(path, isWrite: true) != nil {
-            return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
+        var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
+        let verdict = policy.evaluateEgress(target: target, contextSource: &source)
+        guard verdict.enforcedAllow, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil else {
+            return verdict
         }
-        let write = decide(.fsWrite, target: path, n)
-        return write.decision.allows ? egress : write
+        return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
     }
 
     /// The policy's verdict on one action of the process behind `n`. The process context (for
