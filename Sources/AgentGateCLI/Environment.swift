@@ -124,8 +124,12 @@ public struct LoadedPolicy: Sendable {
 
     private static func load(file path: String, origin: Origin, variables: PolicyVariables) throws(PolicyLoadError) -> LoadedPolicy {
         let bytes: [UInt8]
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else {
+            throw PolicyLoadError(file: path, line: 0, column: 0, message: "cannot read the policy file: \(String(cString: strerror(errno)))")
+        }
         do {
-            bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            bytes = Array(try FileHandle(fileDescriptor: descriptor, closeOnDealloc: true).readToEnd() ?? Data())
         } catch {
             throw PolicyLoadError(file: path, line: 0, column: 0, message: "cannot read the policy file: \(Self.describe(error))")
         }

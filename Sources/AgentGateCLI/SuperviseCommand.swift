@@ -121,7 +121,7 @@ public struct SuperviseCommand: ParsableCommand {
         do throws(StoreError) {
             try store.createSession(record)
         } catch where error.code == .constraintViolation {
-            printError("cannot record the session: \(error)")
+            printError("a session with id \"\(sessionID)\" is already in \(databasePath); choose another --session (or leave it out for a new id)")
             throw ExitCode(2)
         } catch {
             // The database opened but can't take the session (disk full, read-only, locked):

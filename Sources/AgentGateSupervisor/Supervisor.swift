@@ -21,7 +21,7 @@ public struct SupervisorOptions: Sendable {
     /// The agent's name, which `when: {agent: …}` rules test (default: the command's basename).
     public var agentName: String?
     /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). Off by default: it wins on a single
-    /// process's round trips but lost on parallel builds here (README, Performance).
+    /// process's round trips but lost on parallel builds here (docs/performance.md).
     public var syncWakeUp = false
     /// ADDFD_FLAG_SEND: atomic, and on Linux 6.18 no slower than the two-step variant.
     public var injection: FDInjection = .addfdSend
@@ -122,6 +122,11 @@ public final class Supervisor: Sendable {
         }
         // Every path and address is read from the agent's memory, which takes ptrace access to
         // one's own child: Yama's ptrace_scope 2 reserves that for CAP_SYS_PTRACE, 3 forbids it.
+        if let scope = Self.yamaPtraceScope(), scope >= 3 {
+            throw SupervisorError(.kernelUnsupported, "kernel.yama.ptrace_scope is \(scope): no process may read another's memory, "
+                                  + "not even root's, so the supervisor can't read the agent's arguments; the setting can't be "
+                                  + "lowered until the next boot (boot with kernel.yama.ptrace_scope at 0, 1 or 2)")
+        }
         if ProcStatus(tid: getpid()).capEff & (1 << 19) == 0, let scope = Self.yamaPtraceScope(), scope >= 2 {
             throw SupervisorError(.kernelUnsupported, "kernel.yama.ptrace_scope is \(scope), so the supervisor can't read the "
                                   + "agent's memory without CAP_SYS_PTRACE; run it as root, or set the scope to 0 or 1 "
