@@ -31,10 +31,9 @@ enum DenialExplanation {
     /// Fails the exec with `errno` and records `entry`, writing the explanation first when the
     /// policy asks for one. The session's own command gets none: its denial is reported by
     /// `agentgate-supervise` itself, naming the rule (`cannot execute …`).
-    static func failExec(_ n: Notification, errno: Int32, entry: DecisionRecorder.Entry, process: ProcessInfo,
+    static func failExec(_ n: Notification, explain: Bool, errno: Int32, entry: DecisionRecorder.Entry, process: ProcessInfo,
                          core: SupervisorCore) {
-        let explains = core.policy.explainsDenials && entry.decision != "allow" && (entry.verdict?.enforced ?? true)
-            && core.recorder.counts.firstExec != nil
+        let explains = explain && core.policy.explainsDenials && entry.decision != "allow" && (entry.verdict?.enforced ?? true)
         if explains {
             let text = line(entry, policy: core.policy)
             let queued = core.blocking.run(n.id) {

@@ -11,6 +11,9 @@ enum ExecHandler {
     static let maxArgs = 1 << 17
 
     static func handle(_ n: Notification, family: SyscallFamily, core: SupervisorCore, scratch: ThreadScratch) {
+        // Claimed first, before any response: once this exec is answered the command may
+        // exec again on another receiver thread.
+        let isSessionCommand = core.claimSessionCommandExec()
         let syscall = core.table.name(of: n.number)
         let process = core.processes.info(for: n.tid)
         let isAt: Bool
@@ -80,7 +83,7 @@ enum ExecHandler {
         case .refused(let target, let reason):
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
             entry.argv = args
-            DenialExplanation.failExec(n, errno: EACCES, entry: entry, process: process, core: core)
+            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: EACCES, entry: entry, process: process, core: core)
             return
         }
         // argv and command rules see the argv, and inside `sh -c` strings.
@@ -94,7 +97,7 @@ enum ExecHandler {
                 core.listener.fail(n.id, errno: errno)
                 core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             } else {
-                DenialExplanation.failExec(n, errno: errno, entry: entry, process: process, core: core)
+                DenialExplanation.failExec(n, explain: !isSessionCommand, errno: errno, entry: entry, process: process, core: core)
             }
             return
         }
@@ -102,7 +105,7 @@ enum ExecHandler {
         if let refusal = anonymousImageRefusal(prepared, name: resolved, core: core) {
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES)
             entry.argv = args
-            DenialExplanation.failExec(n, errno: EACCES, entry: entry, process: process, core: core)
+            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: EACCES, entry: entry, process: process, core: core)
             return
         }
         if details != nil, named != resolved { details = ExecDetails(argv: args, programs: [named, resolved]) }
@@ -113,7 +116,7 @@ enum ExecHandler {
         }
         guard verdict.enforcedAllow else {
             let errno = verdict.errno(or: EACCES)
-            DenialExplanation.failExec(n, errno: errno, entry: .init(syscall: syscall, action: .exec, target: resolved, verdict: verdict,
+            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: errno, entry: .init(syscall: syscall, action: .exec, target: resolved, verdict: verdict,
                                                                       argv: args, errno: errno),
                                        process: process, core: core)
             return
@@ -145,7 +148,7 @@ enum ExecHandler {
                 withArgv = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
                 withArgv.argv = args
             }
-            DenialExplanation.failExec(n, errno: errno, entry: withArgv, process: process, core: core)
+            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: errno, entry: withArgv, process: process, core: core)
             return
         case .allowed(let checked):
             plan = checked

@@ -7,6 +7,15 @@ import Synchronization
 /// State shared by every notification thread. Immutable after start, apart from the few
 /// Mutex-guarded tables; the audit writer's lock is never taken before a response is sent.
 final class SupervisorCore: Sendable {
+    /// Whether the session's command has yet to make its first exec (`claimSessionCommandExec`).
+    private let sessionCommandExecPending = Atomic<Bool>(true)
+
+    /// True exactly once: for the first exec notification of the session, which is the command's
+    /// own (nothing else runs before it). `agentgate-supervise` reports that one's failure itself.
+    func claimSessionCommandExec() -> Bool {
+        sessionCommandExecPending.exchange(false, ordering: .relaxed)
+    }
+
     let listener: Listener
     let table: SyscallTable
     let policy: Policy

@@ -53,8 +53,27 @@ enum Unprivileged {
     static var available: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") }
 
     static func argv(_ command: [String]) -> [String] {
-        ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"] + command
+        ["/usr/bin/setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"]
+            + command.map { $0 == Harness.supervisor ? reachableSupervisor : $0 }
     }
+
+    /// The supervisor where user nobody can run it: the build tree may lie under a directory
+    /// only root can enter (/root), so it is copied out once, with `agentgate` beside it.
+    static let reachableSupervisor: String = {
+        let directory = "/tmp/agentgate-test-binaries-\(getpid())"
+        let copy = directory + "/agentgate-supervise"
+        guard (try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)) != nil else {
+            return Harness.supervisor
+        }
+        chmod(directory, 0o755)
+        let agentgate = URL(fileURLWithPath: Harness.supervisor).deletingLastPathComponent().appendingPathComponent("agentgate").path
+        for (source, target) in [(Harness.supervisor, copy), (agentgate, directory + "/agentgate")] {
+            try? FileManager.default.removeItem(atPath: target)
+            if (try? FileManager.default.copyItem(atPath: source, toPath: target)) == nil { return Harness.supervisor }
+            chmod(target, 0o755)
+        }
+        return copy
+    }()
 
     /// A directory nobody can write in, inside the harness directory.
     static func directory(_ h: Harness) throws -> String {
