@@ -191,43 +191,131 @@ static int split_path(const char *path, char *dir, size_t dir_capacity, char *na
     return 0;
 }
 
+// What the final component of a path is, as the kernel's lookup classifies it (LAST_NORM,
+// LAST_DOT, LAST_DOTDOT, LAST_ROOT), and whether slashes follow it.
+enum { NAME_NORMAL = 0, NAME_DOT = 1, NAME_DOTDOT = 2, NAME_ROOT = 3 };
+
+// Splits `path` like split_path, but trailing slashes are reported in `*trailing` instead of
+// refused, and `*type` says whether the final component is ".", ".." or the root ("/", "//"),
+// for which `name` is "." and `dir` is the directory the dots are looked up in.
+static int split_final(const char *path, char *dir, size_t dir_capacity, char *name, size_t name_capacity,
+                       int *type, int *trailing) {
+    char copy[PATH_MAX];
+    size_t len = strlen(path);
+    *type = NAME_NORMAL;
+    *trailing = 0;
+    if (len == 0) return -ENOENT;
+    if (len >= sizeof copy) return -ENAMETOOLONG;
+    memcpy(copy, path, len + 1);
+    while (len > 1 && copy[len - 1] == '/') { copy[--len] = '\0'; *trailing = 1; }
+    if (strcmp(copy, "/") == 0) {
+        *type = NAME_ROOT;
+        snprintf(dir, dir_capacity, "/");
+        snprintf(name, name_capacity, ".");
+        return 0;
+    }
+    int rc = split_path(copy, dir, dir_capacity, name, name_capacity);
+    if (rc < 0) return rc;
+    if (strcmp(name, ".") == 0) *type = NAME_DOT;
+    else if (strcmp(name, "..") == 0) *type = NAME_DOTDOT;
+    return 0;
+}
+
+// For O_NOFOLLOW opens of an existing regular file: keeps the parent directory and the name
+// the object was found under, so the file can be opened by that name with O_NOFOLLOW (which a
+// reopen through /proc/self/fd can't carry). Only when the name still holds the object.
+static void keep_entry(agentgate_open_prepared *out, int parent, const char *name) {
+    struct stat object, entry;
+    if (fstat(out->object_fd, &object) != 0 || fstatat(parent, name, &entry, AT_SYMLINK_NOFOLLOW) != 0
+        || object.st_dev != entry.st_dev || object.st_ino != entry.st_ino || strlen(name) >= sizeof out->name) {
+        close(parent);
+        return;
+    }
+    out->parent_fd = parent;
+    snprintf(out->name, sizeof out->name, "%s", name);
+}
+
+// The path a scoped lookup (RESOLVE_IN_ROOT, RESOLVE_BENEATH) must follow for the symlink body
+// `target` found in `parent`: spelled from `root`, so the scope stays the original one. Returns
+// 0, or -EACCES when the parent can't be named inside the root.
+static int scoped_link_path(int root, int parent, const char *target, char *out, size_t capacity) {
+    if (target[0] == '/') {
+        if (strlen(target) >= capacity) return -ENAMETOOLONG;
+        snprintf(out, capacity, "%s", target);
+        return 0;
+    }
+    char root_path[PATH_MAX], parent_path[PATH_MAX];
+    size_t root_len = 0, parent_len = 0;
+    if (fd_path(root, root_path, sizeof root_path, &root_len) < 0) return -EACCES;
+    if (fd_path(parent, parent_path, sizeof parent_path, &parent_len) < 0) return -EACCES;
+    const char *inside;
+    if (parent_len == root_len && memcmp(parent_path, root_path, root_len) == 0) inside = "";
+    else if (root_len == 1 && root_path[0] == '/') inside = parent_path + 1;
+    else if (parent_len > root_len && memcmp(parent_path, root_path, root_len) == 0 && parent_path[root_len] == '/')
+        inside = parent_path + root_len + 1;
+    else return -EACCES; // never expected: the parent was resolved inside the root
+    int n = snprintf(out, capacity, "%s%s%s", inside, inside[0] ? "/" : "", target);
+    return n < 0 || (size_t)n >= capacity ? -ENAMETOOLONG : 0;
+}
+
 static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
                           agentgate_open_prepared *out) {
     agentgate_lookup_context *ctx = &out->context;
     char dir[PATH_MAX];
     char name[256];
     char link_target[PATH_MAX];
-    int rc = split_path(path, dir, sizeof dir, name, sizeof name);
+    char spelled[PATH_MAX];
+    int type = NAME_NORMAL, trailing = 0;
+    int rc = split_final(path, dir, sizeof dir, name, sizeof name, &type, &trailing);
     if (rc < 0) return rc;
     int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, resolve, ctx);
     if (parent < 0) return parent;
     // Follow dangling symlinks by hand (the kernel creates their target), at most 40 deep.
     for (int depth = 0; depth < 40; depth++) {
-        if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) { close(parent); return -EISDIR; }
+        // ".", ".." and "/" name an existing directory; "x/" can't be created as a file. The
+        // kernel answers these once the parent is resolved.
+        if (type != NAME_NORMAL) { close(parent); return (flags & O_EXCL) ? -EEXIST : -EISDIR; }
+        if (trailing) { close(parent); return -EISDIR; }
         struct stat st;
         if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
             if (!S_ISLNK(st.st_mode)) {
                 if (flags & O_EXCL) { close(parent); return -EEXIST; }
+                if (S_ISDIR(st.st_mode)) { close(parent); return -EISDIR; }
                 int fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
                 int err = errno;
-                close(parent);
-                return fd < 0 ? -err : finish_existing(out, fd);
+                if (fd < 0) { close(parent); return -err; }
+                rc = finish_existing(out, fd);
+                if (rc == 0 && (flags & O_NOFOLLOW) && S_ISREG(st.st_mode)) keep_entry(out, parent, name);
+                else close(parent);
+                return rc;
             }
             if (flags & O_EXCL) { close(parent); return -EEXIST; }
             if (flags & O_NOFOLLOW) { close(parent); return -ELOOP; }
             int fd = lookup_ctx(parent, name, O_PATH, resolve, ctx);
-            if (fd >= 0) { close(parent); return finish_existing(out, fd); }
+            if (fd >= 0) {
+                close(parent);
+                struct stat target;
+                if (fstat(fd, &target) == 0 && S_ISDIR(target.st_mode)) { close(fd); return -EISDIR; }
+                return finish_existing(out, fd);
+            }
             if (fd != -ENOENT) { close(parent); return fd; }
-            // Dangling: create what it points at. Under openat2 RESOLVE_* rules we can't follow
-            // faithfully by hand, so refuse rather than guess.
-            if (resolve != 0) { close(parent); return -EACCES; }
+            // Dangling: create what it points at, resolved under the same RESOLVE_* rules. A
+            // scoped lookup (in root, beneath) follows it from the original root.
             ssize_t n = readlinkat(parent, name, link_target, sizeof link_target - 1);
             if (n < 0) { int err = errno; close(parent); return -err; }
             if ((size_t)n >= sizeof link_target - 1) { close(parent); return -ENAMETOOLONG; }
             link_target[n] = '\0';
-            rc = split_path(link_target, dir, sizeof dir, name, sizeof name);
+            int base = link_target[0] == '/' ? AT_FDCWD : parent;
+            const char *follow = link_target;
+            if (resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH)) {
+                rc = scoped_link_path(dirfd, parent, link_target, spelled, sizeof spelled);
+                if (rc < 0) { close(parent); return rc; }
+                base = dirfd;
+                follow = spelled;
+            }
+            rc = split_final(follow, dir, sizeof dir, name, sizeof name, &type, &trailing);
             if (rc < 0) { close(parent); return rc; }
-            int next = lookup_ctx(dir[0] == '/' ? AT_FDCWD : parent, dir, O_PATH | O_DIRECTORY, 0, ctx);
+            int next = lookup_ctx(base, dir, O_PATH | O_DIRECTORY, resolve, ctx);
             close(parent);
             if (next < 0) return next;
             parent = next;
@@ -282,7 +370,17 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
     }
     int fd = lookup_ctx(dirfd, path, O_PATH | (int)(flags & (O_NOFOLLOW | O_DIRECTORY)), resolve, &out->context);
     if (fd < 0) return fd;
-    return finish_existing(out, fd);
+    int rc = finish_existing(out, fd);
+    if (rc == 0 && (flags & O_NOFOLLOW) && !(flags & O_PATH) && out->file_type == S_IFREG) {
+        char dir[PATH_MAX], name[256];
+        int type = NAME_NORMAL, trailing = 0;
+        if (split_final(path, dir, sizeof dir, name, sizeof name, &type, &trailing) == 0 && type == NAME_NORMAL && !trailing) {
+            agentgate_lookup_context scratch = out->context;
+            int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, resolve, &scratch);
+            if (parent >= 0) keep_entry(out, parent, name);
+        }
+    }
+    return rc;
 }
 
 int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out) {
@@ -290,6 +388,34 @@ int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out) {
     int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (copy < 0) return -errno;
     return finish_existing(out, copy);
+}
+
+// An O_NOFOLLOW open of an existing regular file, by the name it was found under, so the fd's
+// status flags carry O_NOFOLLOW as the kernel's own open would. The name must still hold the
+// decided file (the caller holds the namespace lock, so the agent can't rename another file
+// over it meanwhile), and the file opened is checked to be that file before it is used.
+// O_TRUNC is applied only then, through the verified fd.
+static int reopen_by_name(const agentgate_open_prepared *prepared, uint64_t flags) {
+    struct stat want, entry, got;
+    if (fstat(prepared->object_fd, &want) != 0) return -errno;
+    if (fstatat(prepared->parent_fd, prepared->name, &entry, AT_SYMLINK_NOFOLLOW) != 0
+        || entry.st_dev != want.st_dev || entry.st_ino != want.st_ino) return -EAGAIN;
+    int open_flags = (int)(flags & ~(uint64_t)(O_CREAT | O_EXCL | O_TRUNC)) | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    int fd = openat(prepared->parent_fd, prepared->name, open_flags);
+    if (fd < 0) return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
+    if (fstat(fd, &got) != 0 || got.st_dev != want.st_dev || got.st_ino != want.st_ino) { close(fd); return -EAGAIN; }
+    if (flags & O_TRUNC) {
+        char link[32];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        int truncating = open(link, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (truncating < 0) { int err = errno; close(fd); return err == EWOULDBLOCK ? -EWOULDBLOCK : -err; }
+        close(truncating);
+    }
+    if (!(flags & O_NONBLOCK)) {
+        int status = fcntl(fd, F_GETFL);
+        if (status >= 0) fcntl(fd, F_SETFL, status & ~O_NONBLOCK);
+    }
+    return fd;
 }
 
 int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask_bits, int may_block) {
@@ -301,11 +427,16 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
             return fd < 0 ? -errno : fd;
         }
         if (prepared->file_type == S_IFLNK) return -ELOOP; // O_NOFOLLOW on a symlink
-        char link[32];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", prepared->object_fd);
-        // Reopen the very inode that was decided on. O_NOFOLLOW would refuse the magic link and
+        if ((flags & O_NOFOLLOW) && prepared->parent_fd >= 0 && !may_block) return reopen_by_name(prepared, flags);
+        char link[48];
+        // Reopen the very inode that was decided on. O_NOFOLLOW would refuse the magic link,
+        // and the fd's status flags must show it as the kernel's own open would: a directory
+        // keeps it through "N/" (a trailing slash follows the link whatever O_NOFOLLOW says,
+        // and unlike "N/." needs no search permission), a regular file was opened by name above.
         // O_CREAT/O_EXCL no longer apply; O_NOCTTY keeps terminals from becoming ours.
-        int reopen = (int)(flags & ~(uint64_t)(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC | O_NOCTTY;
+        int keeps_nofollow = (flags & O_NOFOLLOW) && prepared->file_type == S_IFDIR;
+        snprintf(link, sizeof link, keeps_nofollow ? "/proc/self/fd/%d/" : "/proc/self/fd/%d", prepared->object_fd);
+        int reopen = (int)(flags & ~(uint64_t)(O_CREAT | O_EXCL | (keeps_nofollow ? 0 : O_NOFOLLOW))) | O_CLOEXEC | O_NOCTTY;
         if (may_block || (flags & O_NONBLOCK)) {
             int fd = open(link, reopen);
             return fd < 0 ? -errno : fd;
@@ -317,20 +448,16 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
         return fd;
     }
     case AGENTGATE_OPEN_CREATE: {
-        // Non-blocking, so a FIFO created there since the decision can't make us wait for it.
-        int fd = openat(prepared->parent_fd, prepared->name, (int)flags | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, create_mode);
+        // O_EXCL: only a new file is created here, never whatever (a symlink, a FIFO, a file)
+        // appeared under the name since the decision; then the open is decided again. Not
+        // O_NOFOLLOW, which the file's status flags (F_GETFL) would show; O_EXCL doesn't stay.
+        int fd = openat(prepared->parent_fd, prepared->name, (int)flags | O_EXCL | O_CLOEXEC | O_NOCTTY, create_mode);
         if (fd >= 0) {
             struct stat st;
-            if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) { close(fd); return -EAGAIN; } // decide again
-            if (!(flags & O_NONBLOCK)) {
-                int status = fcntl(fd, F_GETFL);
-                if (status >= 0) fcntl(fd, F_SETFL, status & ~O_NONBLOCK);
-            }
+            if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) { close(fd); return -EAGAIN; } // never expected
             return fd;
         }
-        if (errno == ENXIO || errno == EWOULDBLOCK) return -EAGAIN; // a FIFO or device appeared
-        // A symlink appeared where nothing was when we decided: decide again.
-        if (errno == ELOOP && !(flags & O_NOFOLLOW)) return -EAGAIN;
+        if (errno == EEXIST && !(flags & O_EXCL)) return -EAGAIN; // something appeared: decide again
         return -errno;
     }
     case AGENTGATE_OPEN_TMPFILE: {
@@ -341,6 +468,16 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
     return -EINVAL;
 }
 
+_Static_assert(AGENTGATE_VALID_OPEN_FLAGS == (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK
+               | O_SYNC | O_DSYNC | FASYNC | O_DIRECT | 0100000 /* the kernel's O_LARGEFILE */ | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC
+               | O_PATH | O_TMPFILE), "VALID_OPEN_FLAGS");
+_Static_assert(AGENTGATE_O_PATH_FLAGS == (O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC), "O_PATH_FLAGS");
+_Static_assert(AGENTGATE_O_TMPFILE_BIT == (O_TMPFILE & ~O_DIRECTORY), "__O_TMPFILE");
+_Static_assert(AGENTGATE_O_DIRECTORY == O_DIRECTORY, "O_DIRECTORY");
+_Static_assert(AGENTGATE_RESOLVE_BENEATH == RESOLVE_BENEATH && AGENTGATE_RESOLVE_IN_ROOT == RESOLVE_IN_ROOT
+               && AGENTGATE_RESOLVE_CACHED == RESOLVE_CACHED, "RESOLVE_*");
+_Static_assert(AGENTGATE_VALID_RESOLVE_FLAGS == (RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS | RESOLVE_BENEATH
+               | RESOLVE_IN_ROOT | RESOLVE_CACHED), "VALID_RESOLVE_FLAGS");
 _Static_assert(AGENTGATE_O_PATH == O_PATH, "O_PATH");
 _Static_assert(AGENTGATE_O_TMPFILE == O_TMPFILE, "O_TMPFILE");
 _Static_assert(AGENTGATE_AT_EMPTY_PATH == AT_EMPTY_PATH, "AT_EMPTY_PATH");
@@ -352,20 +489,20 @@ int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_ent
     out->context.owner_count = 0;
     out->parent_fd = -1;
     out->trailing_slash = 0;
+    out->last_type = AGENTGATE_ENTRY_NAME;
     out->name[0] = '\0';
     out->resolved[0] = '\0';
     out->resolved_len = 0;
     size_t len = strlen(path);
     if (len == 0) return -ENOENT;
     if (len >= PATH_MAX) return -ENAMETOOLONG;
-    char copy[PATH_MAX];
-    memcpy(copy, path, len + 1);
-    while (len > 1 && copy[len - 1] == '/') { copy[--len] = '\0'; out->trailing_slash = 1; }
-    if (strcmp(copy, "/") == 0) return -EBUSY;
     char dir[PATH_MAX];
-    int rc = split_path(copy, dir, sizeof dir, out->name, sizeof out->name);
+    int type = NAME_NORMAL, trailing = 0;
+    int rc = split_final(path, dir, sizeof dir, out->name, sizeof out->name, &type, &trailing);
     if (rc < 0) return rc;
-    if (strcmp(out->name, ".") == 0 || strcmp(out->name, "..") == 0) return -EINVAL;
+    out->trailing_slash = trailing;
+    out->last_type = type == NAME_DOT ? AGENTGATE_ENTRY_DOT : type == NAME_DOTDOT ? AGENTGATE_ENTRY_DOTDOT
+                   : type == NAME_ROOT ? AGENTGATE_ENTRY_ROOT : AGENTGATE_ENTRY_NAME;
     int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, 0, &out->context);
     if (parent < 0) return parent;
     size_t parent_len = 0;

@@ -32,6 +32,16 @@ enum {
     AGENTGATE_AT_SYMLINK_FOLLOW = 0x400,
     AGENTGATE_AT_SYMLINK_NOFOLLOW = 0x100,
     AGENTGATE_AT_REMOVEDIR = 0x200,
+    /// The open flags openat2 accepts (the kernel's VALID_OPEN_FLAGS); the older opens ignore others.
+    AGENTGATE_VALID_OPEN_FLAGS = 037777703,
+    /// The only flags O_PATH may come with (O_PATH_FLAGS).
+    AGENTGATE_O_PATH_FLAGS = 012600000,
+    AGENTGATE_O_TMPFILE_BIT = 020000000,  ///< __O_TMPFILE, without O_DIRECTORY
+    AGENTGATE_O_DIRECTORY = 0200000,
+    AGENTGATE_RESOLVE_BENEATH = 0x08,
+    AGENTGATE_RESOLVE_IN_ROOT = 0x10,
+    AGENTGATE_RESOLVE_CACHED = 0x20,
+    AGENTGATE_VALID_RESOLVE_FLAGS = 0x3f,
     // Newer than this machine's UAPI headers (linux-libc-dev 6.1); checked in internal.h.
     AGENTGATE_SO_PEERCRED = 17,
     AGENTGATE_SO_PASSPIDFD = 76,
@@ -274,19 +284,31 @@ void agentgate_open_release(agentgate_open_prepared *prepared);
 
 // MARK: - Path mutations (unlink, rename, mkdir, chmod, …)
 
+/// What the final component of a path is, as the kernel's lookup classifies it. Calls that
+/// create, remove or rename an entry fail on the last three whatever the permissions (EEXIST,
+/// EISDIR, EBUSY, EINVAL, ENOTEMPTY: each call has its own answer).
+typedef enum agentgate_entry_type {
+    AGENTGATE_ENTRY_NAME = 0,   ///< An ordinary name (LAST_NORM).
+    AGENTGATE_ENTRY_DOT = 1,    ///< "." (LAST_DOT).
+    AGENTGATE_ENTRY_DOTDOT = 2, ///< ".." (LAST_DOTDOT).
+    AGENTGATE_ENTRY_ROOT = 3,   ///< "/", "//"… (LAST_ROOT): parent_fd is the root, name ".".
+} agentgate_entry_type;
+
 /// The directory entry a path names, for calls that act on the entry itself (unlink, rename,
 /// mkdir, l* variants): the parent directory resolved by the kernel, and the final name.
 typedef struct agentgate_path_entry {
     agentgate_lookup_context context; ///< Set agent_tgid/agent_tid before resolving.
     int parent_fd;       ///< O_PATH fd of the parent directory.
     int trailing_slash;  ///< The path ended in '/', which the caller must keep.
+    int last_type;       ///< An agentgate_entry_type.
     char name[256];
     char resolved[4096 + 256]; ///< parent as resolved + "/" + name.
     size_t resolved_len;
 } agentgate_path_entry;
 
 /// Resolves everything but the final component of `path` relative to `dirfd`. Returns 0 or
-/// -errno; -EINVAL when the final component is "." or "..", -EBUSY for "/".
+/// -errno. A final ".", ".." or "/" resolves too (see `last_type`): the caller decides what
+/// the call does with it.
 int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_entry *out);
 
 /// The resolved path of an entry (NUL-terminated).

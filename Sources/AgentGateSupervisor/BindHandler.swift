@@ -65,9 +65,15 @@ enum BindHandler {
             }
             defer { agentgate_close(entry.parent_fd) }
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
-            if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
-            let verdict = core.decide(.fsWrite, target: target, n)
-            guard verdict.enforcedAllow else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
+            // A final ".", ".." or "/" can't be created: the kernel answers EADDRINUSE before it
+            // checks any permission, so the bind is made with nothing to decide.
+            let inert = entry.last_type != Int32(AGENTGATE_ENTRY_NAME.rawValue)
+            var verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
+            if !inert {
+                if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
+                verdict = core.decide(.fsWrite, target: target, n)
+                guard verdict.enforcedAllow else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
+            }
 
             let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)
             // The agent's own string resolves the same way here (its cwd is ours for the call,
@@ -88,6 +94,7 @@ enum BindHandler {
             umask(previous)
             _ = chdir("/")
             if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: errno) }
+            if inert { return }
             core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result == 0 ? nil : errno),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
         }

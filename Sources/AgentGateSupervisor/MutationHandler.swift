@@ -14,8 +14,46 @@ enum MutationHandler {
         var safePath: [CChar]
         var target: String
         var isDirectory: Bool
+        /// Resolved as a directory entry (parent and name), not as an object.
+        var isEntry = false
         /// For an entry operand: whether the name is there (as anything, a dangling link too).
         var exists = false
+        /// For an entry operand: the final component is ".", ".." or "/" (agentgate_entry_type).
+        var lastType = Int32(AGENTGATE_ENTRY_NAME.rawValue)
+    }
+
+    /// The syscalls that take AT_EMPTY_PATH: the object is then the fd itself.
+    private static let acceptsEmptyPath: Set<String> = ["linkat", "fchmodat2", "fchownat", "utimensat"]
+
+    /// The AT_* (or RENAME_*) flags each call accepts: any other bit fails it with EINVAL before
+    /// any path is looked at, as the kernel checks them first.
+    private static let validFlags: [String: Int32] = [
+        "unlinkat": Int32(AGENTGATE_AT_REMOVEDIR),
+        "renameat2": 1 | 2 | 4, // RENAME_NOREPLACE, RENAME_EXCHANGE, RENAME_WHITEOUT
+        "linkat": Int32(AGENTGATE_AT_SYMLINK_FOLLOW | AGENTGATE_AT_EMPTY_PATH),
+        "fchmodat2": Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW | AGENTGATE_AT_EMPTY_PATH),
+        "fchownat": Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW | AGENTGATE_AT_EMPTY_PATH),
+        "utimensat": Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW | AGENTGATE_AT_EMPTY_PATH),
+    ]
+
+    /// Whether operand `index` of `syscall` is an entry the call creates (filename_create in the
+    /// kernel): an existing name fails it with EEXIST before any permission is checked.
+    private static func createsEntry(_ syscall: String, operand index: Int) -> Bool {
+        switch syscall {
+        case "mkdir", "mkdirat", "mknod", "mknodat", "symlink", "symlinkat": return true
+        case "link", "linkat": return index == 1
+        default: return false
+        }
+    }
+
+    /// Whether operand `index` of `syscall` names an entry to create, remove or rename, rather
+    /// than an object reached without following a final symlink (lchown, the source of a link).
+    /// A final ".", ".." or "/" there makes the kernel fail the call whatever the permissions.
+    private static func namesEntryOnly(_ syscall: String, operand index: Int) -> Bool {
+        switch syscall {
+        case "unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2": return true
+        default: return createsEntry(syscall, operand: index)
+        }
     }
 
     static func handle(_ n: Notification, spec: MutationSpec, core: SupervisorCore, scratch: ThreadScratch) {
@@ -48,7 +86,7 @@ enum MutationHandler {
             paths.append(path)
             rawPaths.append(RawPath(cBuffer: scratch.path, count: length))
             let dirfd = operand.dirfdArg.map { n.intArg($0) } ?? AT_FDCWD
-            let emptyPath = path.isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
+            let emptyPath = path.isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0 && acceptsEmptyPath.contains(syscall)
             bases.append(AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path))
         }
         var copies: [[UInt8]?] = []
@@ -67,6 +105,14 @@ enum MutationHandler {
             core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?", reason: failure.reason, errno: failure.errno),
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
+        }
+        if let valid = validFlags[syscall] {
+            // Invalid flags fail the call before anything is looked up or changed.
+            let renameConflict = syscall == "renameat2" && flags & 2 != 0 && flags & (1 | 4) != 0
+            if flags & ~valid != 0 || renameConflict {
+                core.listener.fail(n.id, errno: EINVAL)
+                return
+            }
         }
         if let modeArg = spec.createModeArg, syscall.hasPrefix("mknod") {
             // A device node reaches a disk or kernel memory under a name of the agent's choosing.
@@ -94,21 +140,21 @@ enum MutationHandler {
         }
     }
 
-    /// Resolves, decides and performs; runs under the namespace lock.
+    /// Resolves, decides and performs; runs under the namespace lock. Every operand is resolved
+    /// before any is decided, as the kernel looks up every path before it acts: a missing
+    /// parent of the second path is answered as the kernel answers it, whatever the first is.
     private static func decideAndPerform(_ n: Notification, spec: MutationSpec, syscall: String, process: ProcessInfo,
                                          flags: Int32, paths: [String], rawPaths: [RawPath], bases: [AgentDirectory], copies: [[UInt8]?],
                                          core: SupervisorCore, scratch: ThreadScratch) {
-        // Resolve and decide each operand.
         var resolved: [Resolved] = []
         defer { for r in resolved { agentgate_close(r.fd) } }
-        var verdicts: [Verdict] = []
         for (index, operand) in spec.operands.enumerated() {
             let base = bases[index]
             if base.error != 0 {
                 respond(n, errno: base.error, target: paths[index], verdict: nil, reason: "bad directory fd", syscall: syscall, process: process, core: core)
                 return
             }
-            let emptyPath = paths[index].isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
+            let emptyPath = paths[index].isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0 && acceptsEmptyPath.contains(syscall)
             var kind: PathOperandKind
             switch operand.kind {
             case _ where emptyPath: kind = .object // AT_EMPTY_PATH: the fd itself
@@ -119,8 +165,17 @@ enum MutationHandler {
             // "link/" names what the link points to: the kernel follows a final symlink when a
             // slash comes after it, so the decision must be on that object too.
             if kind == .noFollow { kind = rawPaths[index].hasTrailingSlash ? .object : .entry }
-            switch resolve(rawPaths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
-                           core: core, tid: n.tid, tgid: process.tgid) {
+            var outcome = resolve(rawPaths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
+                                  core: core, tid: n.tid, tgid: process.tgid)
+            if case .resolved(let entry) = outcome, entry.lastType != Int32(AGENTGATE_ENTRY_NAME.rawValue),
+               !namesEntryOnly(syscall, operand: index) {
+                // ".", ".." or "/" reached without following (lchown("."), the source of a
+                // link): the object is that directory.
+                agentgate_close(entry.fd)
+                outcome = resolve(rawPaths[index], base: base, kind: .object, emptyPath: false, scratch: scratch,
+                                  core: core, tid: n.tid, tgid: process.tgid, dots: true)
+            }
+            switch outcome {
             case .failed(let errno):
                 let target = LexicalPath.absolute(paths[index], base: base.path())
                 let verdict = core.decide(.fsWrite, target: target, n)
@@ -132,41 +187,54 @@ enum MutationHandler {
                 return
             case .resolved(let r):
                 resolved.append(r)
-                if let reason = core.protectedReason(r.target, isWrite: true) {
-                    respond(n, errno: EACCES, target: r.target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
-                    return
-                }
-                // mkdir of a name that is already there changes nothing: the kernel answers
-                // EEXIST before it checks any permission, and so does the supervisor, with no
-                // decision to make or record (stat, which isn't supervised, tells the same).
-                // `mkdir -p` and recursive mkdirs (Node's gives up on any other errno) then pass
-                // through existing directories the policy doesn't let the agent write.
-                if r.exists && (syscall == "mkdir" || syscall == "mkdirat") {
-                    core.listener.fail(n.id, errno: EEXIST)
-                    return
-                }
-                var verdict = core.decide(.fsWrite, target: r.target, n)
-                // renameat2(RENAME_EXCHANGE) moves the destination too: it's a source as well.
-                let exchanges = syscall == "renameat2" && flags & 2 != 0
-                if verdict.decision.allows && (operand.alsoRead || exchanges) {
-                    let read = core.decide(.fsRead, target: r.target, n)
-                    if !read.decision.allows { verdict = read }
-                    // Moving a directory moves everything under it: refuse when the policy
-                    // protects anything below it.
-                    else if r.isDirectory && spec.operands.count == 2
-                                && (core.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
-                        respond(n, errno: EACCES, target: r.target, verdict: nil,
-                                reason: "the directory holds paths the policy protects", syscall: syscall, process: process, core: core)
-                        return
-                    }
-                }
-                guard verdict.enforcedAllow else {
-                    respond(n, errno: verdict.errno(or: EACCES), target: r.target, verdict: verdict, reason: nil,
-                            syscall: syscall, process: process, core: core)
-                    return
-                }
-                verdicts.append(verdict)
             }
+        }
+
+        // A final ".", ".." or "/" where an entry is created, removed or renamed: the kernel
+        // fails the call before it checks a permission or changes anything (EEXIST, EISDIR,
+        // EBUSY, EINVAL or ENOTEMPTY, by call). It is made as it is, with nothing to decide:
+        // `tar` creates "." with mkdirat and expects EEXIST.
+        let inert = resolved.contains { $0.lastType != Int32(AGENTGATE_ENTRY_NAME.rawValue) }
+
+        // Decide each operand.
+        var verdicts: [Verdict] = []
+        for (index, operand) in spec.operands.enumerated() where !inert {
+            let r = resolved[index]
+            if let reason = core.protectedReason(r.target, isWrite: true) {
+                respond(n, errno: EACCES, target: r.target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+                return
+            }
+            // A name that is already there can't be created: the kernel answers EEXIST before
+            // it checks any permission, and so does the supervisor, with no decision to make or
+            // record (stat, which isn't supervised, tells the same). `mkdir -p` and recursive
+            // mkdirs (Node's gives up on any other errno) then pass through existing directories
+            // the policy doesn't let the agent write. A link's source is looked up first: it
+            // must be there for EEXIST to be the answer.
+            if r.exists && createsEntry(syscall, operand: index) && resolved[..<index].allSatisfy({ !$0.isEntry || $0.exists }) {
+                core.listener.fail(n.id, errno: EEXIST)
+                return
+            }
+            var verdict = core.decide(.fsWrite, target: r.target, n)
+            // renameat2(RENAME_EXCHANGE) moves the destination too: it's a source as well.
+            let exchanges = syscall == "renameat2" && flags & 2 != 0
+            if verdict.decision.allows && (operand.alsoRead || exchanges) {
+                let read = core.decide(.fsRead, target: r.target, n)
+                if !read.decision.allows { verdict = read }
+                // Moving a directory moves everything under it: refuse when the policy
+                // protects anything below it.
+                else if r.isDirectory && spec.operands.count == 2
+                            && (core.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
+                    respond(n, errno: EACCES, target: r.target, verdict: nil,
+                            reason: "the directory holds paths the policy protects", syscall: syscall, process: process, core: core)
+                    return
+                }
+            }
+            guard verdict.enforcedAllow else {
+                respond(n, errno: verdict.errno(or: EACCES), target: r.target, verdict: verdict, reason: nil,
+                        syscall: syscall, process: process, core: core)
+                return
+            }
+            verdicts.append(verdict)
         }
 
         if syscall == "truncate", let object = resolved.first {
@@ -189,13 +257,15 @@ enum MutationHandler {
                     case .string(let arg), .fixed(let arg, _), .sized(let arg, _): args[arg] = pointer
                     }
                 }
-                if let flagsArg = spec.flagsArg {
+                if let flagsArg = spec.flagsArg, acceptsEmptyPath.contains(syscall) {
                     var f = Int32(truncatingIfNeeded: args[flagsArg])
+                    let emptyPath = paths[0].isEmpty && f & Int32(AGENTGATE_AT_EMPTY_PATH) != 0
                     f &= ~Int32(AGENTGATE_AT_EMPTY_PATH) // paths are never empty now
-                    // linkat follows /proc/self/fd/N only with AT_SYMLINK_FOLLOW.
-                    if syscall == "linkat", resolved.first.map({ $0.safePath.count > 0 }) == true,
-                       flags & Int32(AGENTGATE_AT_SYMLINK_FOLLOW) != 0 || paths[0].isEmpty {
-                        f |= Int32(AGENTGATE_AT_SYMLINK_FOLLOW)
+                    if emptyPath {
+                        // The fd's object is reached through /proc/self/fd/N, which must be
+                        // followed: linkat follows it only with AT_SYMLINK_FOLLOW, and
+                        // AT_SYMLINK_NOFOLLOW would act on the magic link itself.
+                        if syscall == "linkat" { f |= Int32(AGENTGATE_AT_SYMLINK_FOLLOW) } else { f &= ~Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW) }
                     }
                     args[flagsArg] = UInt64(UInt32(bitPattern: f))
                 }
@@ -206,6 +276,7 @@ enum MutationHandler {
         }()
         let verdict = verdicts.last ?? Verdict(decision: .allow, ruleIndex: nil, reason: .matchedRule)
         if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
+        if inert { return } // nothing was decided, and the kernel changed nothing
         core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: resolved.map(\.target).joined(separator: " -> "),
                                    verdict: verdict, errno: result < 0 ? Int32(-result) : nil),
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
@@ -333,8 +404,9 @@ enum MutationHandler {
         case refused(target: String, reason: String)
     }
 
+    /// `dots`: the path ends in ".", ".." or "/" and names the directory itself.
     private static func resolve(_ path: RawPath, base: AgentDirectory, kind: PathOperandKind, emptyPath: Bool,
-                                scratch: ThreadScratch, core: SupervisorCore, tid: pid_t, tgid: pid_t) -> Resolution {
+                                scratch: ThreadScratch, core: SupervisorCore, tid: pid_t, tgid: pid_t, dots: Bool = false) -> Resolution {
         if kind == .entry {
             var entry = agentgate_path_entry()
             switch core.resolveEntry(&entry, base: base.fd, path: path, tid: tid, tgid: tgid) {
@@ -345,13 +417,20 @@ enum MutationHandler {
             // The name stays bytes (a name needn't be UTF-8): the call is made on exactly these.
             let name: [CChar] = withUnsafeBytes(of: &entry.name) { raw in raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } } + [0]
             let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
+            if entry.last_type != Int32(AGENTGATE_ENTRY_NAME.rawValue) {
+                // ".", ".." or "/": the kernel sees the same kind of final component in these.
+                let dots = entry.last_type == Int32(AGENTGATE_ENTRY_DOTDOT.rawValue) ? ".." : "."
+                let safe = entry.last_type == Int32(AGENTGATE_ENTRY_ROOT.rawValue) ? "/" : "/proc/self/fd/\(entry.parent_fd)/\(dots)"
+                return .resolved(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: true,
+                                          isEntry: true, exists: true, lastType: entry.last_type))
+            }
             var info = stat()
             let exists = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
             let isDirectory = exists && info.st_mode & S_IFMT == S_IFDIR
             let safe = Array("/proc/self/fd/\(entry.parent_fd)/".utf8CString.dropLast()) + name.dropLast()
                 + (entry.trailing_slash != 0 ? [CChar(UInt8(ascii: "/"))] : []) + [0]
             return .resolved(Resolved(fd: entry.parent_fd, safePath: safe, target: target, isDirectory: isDirectory,
-                                      exists: exists))
+                                      isEntry: true, exists: exists))
         }
         let prepared = scratch.prepared
         switch core.prepare(prepared, base: base.fd, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid, emptyPath: emptyPath,
@@ -367,7 +446,9 @@ enum MutationHandler {
         agentgate_open_release(prepared)
         // A trailing slash makes even the no-follow calls (lchown, lsetxattr…) follow the final
         // link: /proc/self/fd/N/ is the directory decided on, never the magic link itself.
-        let safe = "/proc/self/fd/\(fd)" + (isDirectory && path.hasTrailingSlash ? "/" : "")
+        // "/." for a directory named by ".", ".." or "/": its final component stays a dot, and
+        // the search permission the kernel checks for it is checked here too.
+        let safe = "/proc/self/fd/\(fd)" + (isDirectory && dots ? "/." : isDirectory && path.hasTrailingSlash ? "/" : "")
         return .resolved(Resolved(fd: fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
     }
 

@@ -43,7 +43,9 @@ enum OpenHandler {
             return
         }
         let path = String(cBuffer: scratch.path, count: length)
-        let base = AgentDirectory.open(tid: n.tid, dirfd: args.dirfd, path: path)
+        // RESOLVE_IN_ROOT resolves an absolute path inside the dirfd too.
+        let inRoot = args.resolve & UInt64(AGENTGATE_RESOLVE_IN_ROOT) != 0
+        let base = AgentDirectory.open(tid: n.tid, dirfd: args.dirfd, path: path, inRoot: inRoot)
         defer { base.close() }
         // The pid, its cwd, its fd table and the bytes just read are only meaningful while this
         // notification is pending: check before using any of them.
@@ -65,18 +67,30 @@ enum OpenHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
-        perform(n, args: args, path: path, base: base, action: action, syscall: syscall,
+        perform(n, args: args, path: inRoot && path.hasPrefix("/") ? "." + path : path, base: base, action: action, syscall: syscall,
                 process: process, core: core, scratch: scratch)
     }
 
     private static func perform(_ n: Notification, args: Arguments, path: String, base: AgentDirectory,
                                 action: ActionKind, syscall: String, process: ProcessInfo,
                                 core: SupervisorCore, scratch: ThreadScratch) {
+        // The agent's controlling terminal, when /dev/tty names another than the supervisor's.
+        var terminal: (path: RawPath, device: UInt64)? = nil
         for _ in 0..<4 {
             let prepared = scratch.prepared
             // Resolved from the agent's own bytes (still in scratch.path), not from the text.
-            switch core.prepare(prepared, base: base.fd, cPath: scratch.path, flags: args.flags, resolve: args.resolve,
-                                tid: n.tid, tgid: process.tgid, writing: action == .fsWrite) {
+            let outcome = terminal.map {
+                core.prepare(prepared, base: AT_FDCWD, path: $0.path, flags: args.flags, resolve: 0, tid: n.tid, tgid: process.tgid,
+                             writing: action == .fsWrite)
+            } ?? core.prepare(prepared, base: base.fd, cPath: scratch.path, flags: args.flags, resolve: args.resolve,
+                              tid: n.tid, tgid: process.tgid, writing: action == .fsWrite)
+            if let terminal, case .prepared = outcome, prepared.pointee.device_number != terminal.device {
+                // Its node isn't that terminal: there's nothing the agent's /dev/tty could be.
+                agentgate_open_release(prepared)
+                core.listener.fail(n.id, errno: ENXIO)
+                return
+            }
+            switch outcome {
             case .failed(let rc):
                 // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
                 // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
@@ -149,6 +163,23 @@ enum OpenHandler {
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }
+            if terminal == nil, prepared.pointee.file_type == UInt32(S_IFCHR), prepared.pointee.device_number == ControllingTerminal.device {
+                switch ControllingTerminal.of(n.tid) {
+                case .supervisors:
+                    break // the supervisor's /dev/tty is the agent's terminal
+                case .none:
+                    agentgate_open_release(prepared)
+                    core.listener.fail(n.id, errno: ENXIO)
+                    core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: ENXIO),
+                                         notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                    return
+                case .other(let path, let device):
+                    // Opened (and decided) as the terminal device it is.
+                    agentgate_open_release(prepared)
+                    terminal = (path, device)
+                    continue
+                }
+            }
             let isCreate = prepared.pointee.kind != Int32(AGENTGATE_OPEN_EXISTING.rawValue)
             let umask: UInt32 = isCreate ? ProcStatus(tid: n.tid).umask : 0
             let mayBlock = prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue)
@@ -160,7 +191,11 @@ enum OpenHandler {
                                   action: action, syscall: syscall, process: process, core: core)
                 return
             }
-            let fd = agentgate_open_finish(prepared, args.flags, args.mode, umask, 0)
+            // An O_NOFOLLOW open of a regular file is made by name (see agentgate_open_finish):
+            // no rename by the agent may swap the name meanwhile.
+            let byName = prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) && prepared.pointee.parent_fd >= 0
+            let fd = byName ? core.namespaceLock.withLock { _ in agentgate_open_finish(prepared, args.flags, args.mode, umask, 0) }
+                : agentgate_open_finish(prepared, args.flags, args.mode, umask, 0)
             if fd == -EWOULDBLOCK && prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) {
                 // The open would wait (a lease being broken, a device): finish it on a thread
                 // of its own so no other notification waits behind it.
@@ -240,6 +275,29 @@ enum OpenHandler {
         let reason: String
     }
 
+    /// openat2 checks every argument, in this order (the kernel's build_open_flags), before any
+    /// path is looked up; open and openat ignore what they don't know.
+    static func openHowFailure(flags raw: UInt64, mode: UInt64, resolve: UInt64) -> ArgumentFailure? {
+        let flags = raw & ~UInt64(O_CLOEXEC)
+        let tmpfile = UInt64(AGENTGATE_O_TMPFILE_BIT), directory = UInt64(AGENTGATE_O_DIRECTORY)
+        if flags & ~UInt64(AGENTGATE_VALID_OPEN_FLAGS) != 0 { return .init(errno: EINVAL, reason: "open_how has unknown flags") }
+        if resolve & ~UInt64(AGENTGATE_VALID_RESOLVE_FLAGS) != 0 { return .init(errno: EINVAL, reason: "open_how has unknown resolve flags") }
+        let scoped = UInt64(AGENTGATE_RESOLVE_BENEATH | AGENTGATE_RESOLVE_IN_ROOT)
+        if resolve & scoped == scoped { return .init(errno: EINVAL, reason: "RESOLVE_BENEATH with RESOLVE_IN_ROOT") }
+        let creates = flags & (UInt64(O_CREAT) | tmpfile) != 0
+        if creates ? mode & ~0o7777 != 0 : mode != 0 { return .init(errno: EINVAL, reason: "invalid open_how mode") }
+        if flags & (directory | UInt64(O_CREAT)) == directory | UInt64(O_CREAT) { return .init(errno: EINVAL, reason: "O_CREAT with O_DIRECTORY") }
+        if flags & tmpfile != 0 && (flags & directory == 0 || flags & UInt64(O_ACCMODE) == UInt64(O_RDONLY)) {
+            return .init(errno: EINVAL, reason: "invalid O_TMPFILE")
+        }
+        let path = UInt64(AGENTGATE_O_PATH)
+        if flags & path != 0 && flags & ~UInt64(AGENTGATE_O_PATH_FLAGS) != 0 { return .init(errno: EINVAL, reason: "O_PATH with other flags") }
+        if resolve & UInt64(AGENTGATE_RESOLVE_CACHED) != 0 && flags & (UInt64(O_TRUNC | O_CREAT) | tmpfile) != 0 {
+            return .init(errno: EAGAIN, reason: "RESOLVE_CACHED can't create or truncate")
+        }
+        return nil
+    }
+
     private static func decodeArguments(_ n: Notification, family: SyscallFamily) -> Result<Arguments, ArgumentFailure> {
         func flags(_ raw: UInt64) -> UInt64 { UInt64(UInt32(truncatingIfNeeded: raw)) }
         switch family {
@@ -262,10 +320,7 @@ enum OpenHandler {
                 return .failure(.init(errno: E2BIG, reason: "open_how has unknown fields"))
             }
             let (f, mode, resolve) = (how[0], how[1], how[2])
-            guard f >> 32 == 0, mode & ~0o7777 == 0 else { return .failure(.init(errno: EINVAL, reason: "invalid open_how")) }
-            if mode != 0 && f & UInt64(O_CREAT) == 0 && f & UInt64(AGENTGATE_O_TMPFILE) != UInt64(AGENTGATE_O_TMPFILE) {
-                return .failure(.init(errno: EINVAL, reason: "open_how mode without O_CREAT"))
-            }
+            if let failure = openHowFailure(flags: f, mode: mode, resolve: resolve) { return .failure(failure) }
             return .success(Arguments(dirfd: n.intArg(0), pathAddress: n.arg(1), flags: f, mode: mode, resolve: resolve))
         default:
             return .failure(.init(errno: ENOSYS, reason: "not an open"))
@@ -283,8 +338,10 @@ struct AgentDirectory {
     let error: Int32
     let owned: Bool
 
-    static func open(tid: pid_t, dirfd: Int32, path: String) -> AgentDirectory {
-        if path.hasPrefix("/") { return AgentDirectory(fd: AT_FDCWD, error: 0, owned: false) }
+    /// `inRoot`: openat2's RESOLVE_IN_ROOT, under which an absolute path is resolved inside the
+    /// directory too.
+    static func open(tid: pid_t, dirfd: Int32, path: String, inRoot: Bool = false) -> AgentDirectory {
+        if path.hasPrefix("/") && !inRoot { return AgentDirectory(fd: AT_FDCWD, error: 0, owned: false) }
         if dirfd != AT_FDCWD && dirfd < 0 { return AgentDirectory(fd: AT_FDCWD, error: EBADF, owned: false) }
         let link = dirfd == AT_FDCWD ? "/proc/\(tid)/cwd" : "/proc/\(tid)/fd/\(dirfd)"
         let fd = agentgate_openat(AT_FDCWD, link, Int32(AGENTGATE_O_PATH), 0)
@@ -299,4 +356,49 @@ struct AgentDirectory {
     }
 
     func close() { if owned { agentgate_close(fd) } }
+}
+
+/// /dev/tty is the calling process's controlling terminal: opened by the supervisor, it would be
+/// the supervisor's. It is the same terminal while the agent stays in the supervisor's session;
+/// once the agent has left it (setsid), and maybe taken a terminal of its own (TIOCSCTTY, which
+/// it makes itself), its /dev/tty is that terminal, or nothing (ENXIO).
+///
+/// What the supervisor can't reproduce: a session leader without a controlling terminal that
+/// opens a terminal without O_NOCTTY gets it as its controlling terminal. The kernel does that
+/// only for an open the process makes itself; an fd opened by the supervisor and injected never
+/// does, and letting the agent's own open continue in the kernel would let it swap the path
+/// after the decision. Programs that take a terminal with TIOCSCTTY (login_tty, forkpty, ssh,
+/// script, tmux, expect) work as they do unsupervised.
+enum ControllingTerminal {
+    /// /dev/tty's device number (5, 0).
+    static let device: UInt64 = 5 << 8
+
+    enum Route {
+        case supervisors
+        case none
+        /// The agent's terminal, by its device node and number.
+        case other(RawPath, UInt64)
+    }
+
+    /// The controlling terminal of the thread `tid` (tty_nr, field 7 of /proc/TID/stat) against
+    /// the supervisor's.
+    static func of(_ tid: pid_t) -> Route {
+        let agent = ProcStat.field(4, of: tid)
+        let supervisor = ProcStat.field(4, of: getpid())
+        if agent == supervisor { return .supervisors }
+        guard agent > 0 else { return .none }
+        let number = UInt32(bitPattern: agent)
+        let major = (number >> 8) & 0xfff, minor = (number & 0xff) | ((number >> 12) & 0xfff00)
+        let device = UInt64(number)
+        // Pseudo-terminal slaves (majors 136-143) have no sysfs entry: /dev/pts/N.
+        if (136...143).contains(major) { return .other(RawPath("/dev/pts/\((major - 136) * 256 + minor)"), device) }
+        let uevent = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 512) { buffer -> String? in
+            let n = agentgate_read_small_file(AT_FDCWD, "/sys/dev/char/\(major):\(minor)/uevent", buffer.baseAddress!, buffer.count)
+            return n > 0 ? String(cBuffer: buffer.baseAddress!, count: n) : nil
+        }
+        guard let name = uevent?.split(separator: "\n").first(where: { $0.hasPrefix("DEVNAME=") })?.dropFirst(8), !name.isEmpty else {
+            return .none
+        }
+        return .other(RawPath("/dev/" + name), device)
+    }
 }

@@ -19,12 +19,23 @@ enum SendHandler {
         let reason: String
     }
 
+    /// Agent memory not copied yet: a stream write larger than one copy.
+    struct Span: Sendable {
+        let address: UInt64
+        let length: Int
+    }
+
     /// One outgoing message, copied out of the agent.
     struct Message: Sendable {
         var payload: [UInt8]
         var name: [UInt8]?
         var control: [UInt8] = []
+        /// On a stream: what follows `payload`, sent once it is (see `sendRest`).
+        var rest: [Span] = []
     }
+
+    /// The kernel's MAX_RW_COUNT: no single write moves more.
+    static let maxReadWrite = 0x7fff_f000
 
     /// A message with its decided destination.
     struct Decided: Sendable {
@@ -54,8 +65,14 @@ enum SendHandler {
         let isBatch: Bool
         if case .sendmmsg = family { isBatch = true } else { isBatch = false }
         let flags: UInt64 = isBatch || isSendto ? n.arg(3) : n.arg(2)
-        // A connected stream ignores a destination unless MSG_FASTOPEN asks for a connect.
-        let ignoresName = socketType == Int32(SOCK_STREAM.rawValue) && flags & messageFastOpen == 0
+        let isStream = socketType == Int32(SOCK_STREAM.rawValue)
+        // A unix stream refuses any destination (EISCONN when connected, EOPNOTSUPP when not)
+        // before it sends a byte: the send is made with the name as it is, and the kernel
+        // answers, with nothing to decide. Other streams ignore a destination unless
+        // MSG_FASTOPEN asks for a connect, and so does a unix seqpacket socket.
+        let refusesName = isStream && socketDomain == AF_UNIX
+        let ignoresName = (isStream && socketDomain != AF_UNIX && flags & messageFastOpen == 0)
+            || (socketDomain == AF_UNIX && socketType == Int32(SOCK_SEQPACKET.rawValue))
         func fail(_ errno: Int32, _ reason: String, target: String = "?") {
             agentgate_close(socket)
             guard core.listener.isValid(n.id) else { return }
@@ -67,7 +84,7 @@ enum SendHandler {
 
         // Copy every message (address and payload) before the one ID_VALID check.
         var messages: [Message] = []
-        switch copyMessages(n, isSendto: isSendto, isBatch: isBatch, isStream: socketType == Int32(SOCK_STREAM.rawValue)) {
+        switch copyMessages(n, isSendto: isSendto, isBatch: isBatch, isStream: isStream) {
         case .success(let copied):
             messages = copied.map { message in
                 var m = message
@@ -82,7 +99,7 @@ enum SendHandler {
             }
         case .failure(let failure): fail(failure.errno, failure.reason); return
         }
-        let needsCwd = messages.contains { $0.name.map { Self.isRelativeUnix($0) } ?? false }
+        let needsCwd = !refusesName && messages.contains { $0.name.map { Self.isRelativeUnix($0) } ?? false }
         let cwdFD = needsCwd ? agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) : -1
         defer { agentgate_close(cwdFD) }
         guard core.listener.isValid(n.id) else { agentgate_close(socket); return }
@@ -97,7 +114,9 @@ enum SendHandler {
         for message in messages {
             var entry = Decided(message: message, address: nil, pathFD: -1, target: "connected peer",
                                 verdict: Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision))
-            if let name = message.name {
+            if let name = message.name, refusesName {
+                entry.address = name.withUnsafeBytes { SocketAddress(copying: $0.baseAddress!, length: name.count) }
+            } else if let name = message.name {
                 var address = name.withUnsafeBytes { SocketAddress(copying: $0.baseAddress!, length: name.count) }
                 entry.pathFD = ConnectHandler.resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core,
                                                               tid: n.tid, tgid: process.tgid)
@@ -135,6 +154,9 @@ enum SendHandler {
             return
         }
         let sendFlags = Int32(truncatingIfNeeded: flags) | Int32(MSG_NOSIGNAL)
+        // The kernel raises SIGPIPE in a thread whose stream send fails with EPIPE, unless it
+        // passed MSG_NOSIGNAL; the supervisor always passes it, and raises the signal itself.
+        let raisesPipeSignal = isStream && flags & UInt64(MSG_NOSIGNAL) == 0
         let isUnixSocket = socketDomain == AF_UNIX
         let withheldCapabilities: [Int32] = socketDomain == AF_NETLINK && core.holdsNetworkAdminCapabilities
             && !core.policy.allowedUnsupervised.contains(.netAdmin) ? SupervisorCore.networkAdminCapabilities : []
@@ -167,13 +189,19 @@ enum SendHandler {
                 // Netlink requests are checked against the sender's capabilities: sent by the
                 // supervisor, they must not carry the CAP_NET_ADMIN or audit capabilities it
                 // withholds from the agent's netlink sockets.
-                let sent = withheldCapabilities.isEmpty
+                let first = withheldCapabilities.isEmpty
                     ? Self.send(socket: socket, entry: message, flags: sendFlags)
                     : SupervisorCore.withoutCapabilities(withheldCapabilities) { Self.send(socket: socket, entry: message, flags: sendFlags) }
+                let sendErrno = Glibc.errno
                 for fd in rights { agentgate_close(fd) }
                 Self.rightsInFlight.subtract(rights.count, ordering: .relaxed)
                 agentgate_close(entry.pathFD)
-                if sent < 0 { lastErrno = Glibc.errno; break }
+                if first < 0 { lastErrno = sendErrno; break }
+                var sent = first
+                if first == message.message.payload.count && !message.message.rest.isEmpty {
+                    sent += Self.sendRest(message.message.rest, socket: socket, flags: sendFlags & ~Int32(truncatingIfNeeded: messageFastOpen),
+                                          n, core: core)
+                }
                 lastResult = sent
                 sentMessages += 1
                 if isBatch {
@@ -186,6 +214,9 @@ enum SendHandler {
             }
             for entry in batch.dropFirst(sentMessages + 1) { agentgate_close(entry.pathFD) }
             agentgate_close(socket)
+            let pipeSignal = lastErrno == EPIPE && raisesPipeSignal ? PipeSignal(n, core: core) : nil
+            if core.waitsKillably { pipeSignal?.raise() }
+            defer { if !core.waitsKillably { pipeSignal?.raise() } }
             if sentMessages == 0 || (!isBatch && lastErrno != 0) {
                 core.listener.fail(n.id, errno: lastErrno == 0 ? EACCES : lastErrno)
                 core.recorder.record(.init(syscall: syscall, action: .netEgress, target: batch.first?.target ?? "?",
@@ -211,6 +242,52 @@ enum SendHandler {
                 core.listener.fail(n.id, errno: EAGAIN)
             }
         }
+    }
+
+    /// SIGPIPE for the agent's thread, as the kernel's stream send raises it with EPIPE (its
+    /// siginfo names the supervisor as the sender, SI_USER; the kernel's names the thread). With a
+    /// killable wait (see SupervisorCore.waitsKillably) it is queued before the answer, so it is
+    /// pending when the call returns and, when it is fatal, the process dies in the call as it
+    /// would unsupervised. Otherwise a pending signal would end the wait for the answer, so it
+    /// is sent just after it. Either way through a pidfd of the thread taken while the call was
+    /// still pending, so it names that very thread.
+    private final class PipeSignal {
+        private let pidfd: Int32
+
+        init?(_ n: Notification, core: SupervisorCore) {
+            let pidfd = agentgate_pidfd_open(n.tid)
+            guard pidfd >= 0 else { return nil }
+            guard core.listener.isValid(n.id) else { agentgate_close(pidfd); return nil }
+            self.pidfd = pidfd
+        }
+
+        func raise() { _ = agentgate_pidfd_send_signal(pidfd, SIGPIPE, nil, 0) }
+
+        deinit { agentgate_close(pidfd) }
+    }
+
+    /// The rest of a stream write longer than one copy: read from the agent and sent a chunk at a
+    /// time, as the kernel copies a long write while it blocks, until everything is sent, a send
+    /// stops short (a non-blocking socket is full) or fails. Each chunk is sent only if the call
+    /// is still pending once it is read (its bytes are the agent's). Returns the bytes sent:
+    /// after the first byte an error isn't reported, as the kernel reports what was sent.
+    private static func sendRest(_ spans: [Span], socket: Int32, flags: Int32, _ n: Notification, core: SupervisorCore) -> Int {
+        var buffer = [UInt8](repeating: 0, count: maxPayload)
+        var sent = 0
+        for span in spans {
+            var offset = 0
+            while offset < span.length {
+                let length = min(maxPayload, span.length - offset)
+                let rc = buffer.withUnsafeMutableBytes { agentgate_read_memory(n.tid, span.address &+ UInt64(offset), $0.baseAddress, length) }
+                guard rc == 0, core.listener.isValid(n.id) else { return sent }
+                let written = buffer.withUnsafeBytes { Glibc.send(socket, $0.baseAddress, length, flags) }
+                if written <= 0 { return sent }
+                sent += written
+                offset += written
+                if written < length { return sent }
+            }
+        }
+        return sent
     }
 
     /// sendmsg from the supervisor with the copied name, payload and control data.
@@ -250,6 +327,9 @@ enum SendHandler {
         let tgid: pid_t
         /// The supervisor may name the agent as the sender (CAP_SYS_ADMIN), and the socket is a
         /// unix socket: receivers that ask for SCM_CREDENTIALS see the agent, not the supervisor.
+        /// Without CAP_SYS_ADMIN the kernel lets a sender name only its own pid, so receivers
+        /// see the supervisor's pid (with the agent's uid and gid): letting the agent's own
+        /// sendmsg continue in the kernel would let it change the destination after the decision.
         let claimsAgentPid: Bool
     }
 
@@ -349,12 +429,22 @@ enum SendHandler {
     /// it is converted or used: the arguments are the agent's.
     private static func copyMessages(_ n: Notification, isSendto: Bool, isBatch: Bool, isStream: Bool) -> Result<[Message], Failure> {
         if isSendto {
-            guard n.arg(2) <= UInt64(maxPayload) else { return .failure(Failure(errno: EMSGSIZE, reason: "payload too large to inspect")) }
-            var payload = [UInt8](repeating: 0, count: Int(n.arg(2)))
+            // The kernel sends at most INT_MAX bytes of one sendto.
+            let requested = min(n.arg(2), UInt64(Int32.max))
+            guard requested <= UInt64(maxPayload) || isStream else {
+                return .failure(Failure(errno: EMSGSIZE, reason: "payload too large to inspect"))
+            }
+            var payload = [UInt8](repeating: 0, count: min(Int(requested), maxPayload))
             let rc = agentgate_read_memory(n.tid, n.arg(1), &payload, payload.count)
             guard rc == 0 else { return .failure(Failure(errno: -rc, reason: "payload unreadable")) }
+            var message = Message(payload: payload, name: nil)
+            if Int(requested) > payload.count {
+                message.rest = [Span(address: n.arg(1) &+ UInt64(payload.count), length: min(Int(requested), maxReadWrite) - payload.count)]
+            }
             switch copyName(n.tid, address: n.arg(4), length: UInt64(UInt32(truncatingIfNeeded: n.arg(5)))) {
-            case .success(let name): return .success([Message(payload: payload, name: name)])
+            case .success(let name):
+                message.name = name
+                return .success([message])
             case .failure(let failure): return .failure(failure)
             }
         }
@@ -384,12 +474,22 @@ enum SendHandler {
                 guard vrc == 0 else { return .failure(Failure(errno: -vrc, reason: "iovec unreadable")) }
             }
             var payload: [UInt8] = []
+            var rest: [Span] = []
+            var restTotal = 0
             for i in 0..<iovCount {
                 var length = 0
+                // An iov_len above SSIZE_MAX fails the call (the kernel's import_iovec).
+                guard vectors[2 * i + 1] <= UInt64(Int.max) else { return .failure(Failure(errno: EINVAL, reason: "iovec length out of range")) }
                 if vectors[2 * i + 1] > UInt64(maxPayload - total) {
-                    // A stream may take part of a write; a datagram can't be cut.
+                    // A datagram can't be cut; a stream's write is copied a part at a time (see
+                    // sendRest), up to MAX_RW_COUNT as the kernel's.
                     guard isStream else { return .failure(Failure(errno: EMSGSIZE, reason: "payload too large to inspect")) }
                     length = maxPayload - total
+                    let beyond = min(Int(vectors[2 * i + 1]) - length, maxReadWrite - maxPayload - restTotal)
+                    if beyond > 0 {
+                        rest.append(Span(address: vectors[2 * i] &+ UInt64(length), length: beyond))
+                        restTotal += beyond
+                    }
                 } else {
                     length = Int(vectors[2 * i + 1])
                 }
@@ -400,7 +500,7 @@ enum SendHandler {
                 total += length
             }
             switch copyName(n.tid, address: header[0], length: UInt64(UInt32(truncatingIfNeeded: header[1]))) {
-            case .success(let name): messages.append(Message(payload: payload, name: name, control: control))
+            case .success(let name): messages.append(Message(payload: payload, name: name, control: control, rest: rest))
             case .failure(let failure): return .failure(failure)
             }
         }

@@ -216,7 +216,8 @@ public final class Supervisor: Sendable {
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(Self.realPath),
                                   protectedDirectories: Array(Set(options.protectedDirectories + options.protectedDirectories.map(Self.realPath))),
-                                  agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""))
+                                  agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
+                                  waitsKillably: spawned.killable_recv != 0)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)

@@ -91,9 +91,16 @@ final class SupervisorCore: Sendable {
     /// policies are found without being named), as given and as resolved.
     let protectedDirectories: [String]
 
+    /// The filter was installed with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19): once a
+    /// notification is received, only a fatal signal ends the agent's wait for the answer, so a
+    /// signal the call itself raises (SIGPIPE) can be queued before the answer, as the kernel
+    /// queues it before the call returns.
+    let waitsKillably: Bool
+
     init(listener: Listener, table: SyscallTable, policy: Policy, recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
-         agentName: String = "") {
+         agentName: String = "", waitsKillably: Bool = true) {
+        self.waitsKillably = waitsKillably
         self.contexts = ProcessContexts(agent: agentName, supervisorPID: supervisorPID)
         self.processes = ProcessTable(contexts: contexts)
         self.protectedFiles = protectedFiles

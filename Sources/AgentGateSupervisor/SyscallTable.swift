@@ -313,6 +313,9 @@ struct SyscallTable: Sendable {
             ("clone", .namespaces(flagsArg: 0), .argAnyBit(arg: 0, bits: namespaceFlags)),
             ("setns", .namespaces(flagsArg: 1), .always),
             // clone3 keeps its flags in memory the filter can't read; libc falls back to clone.
+            // Every clone3 gets ENOSYS, even one whose size alone would make the kernel answer
+            // EINVAL or E2BIG: a program that probes for clone3 with bad arguments must conclude
+            // it is missing, or its real clone3 calls would fail where it has no fallback.
             ("clone3", .none, .kernelErrno(ENOSYS)),
             // Calls aimed at a process, a group or a user: only within the session's tree,
             // never at the supervisor.
