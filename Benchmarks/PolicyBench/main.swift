@@ -1,29 +1,33 @@
 // Policy engine throughput: decisions per second on one core for a generated 200-rule policy.
 //
-//   swift run -c release agentgate-policy-bench [--rules 200] [--seconds 2]
+//   swift run -c release agentgate-policy-bench [--rules 200] [--seconds 2] [--v1]
 //
 // The policy mixes what real policies hold: path rules with literal prefixes and `**`,
 // basename exec rules, argv and command rules, host, CIDR and port rules, and a few `when:`
 // conditions. Targets are a mix that hits early rules, late rules and the default. Exec
 // details and the process context are built once per target, as the supervisor builds them
 // once per syscall. Nothing is allocated per decision for path and network targets.
+// `--v1` drops `version: 2`, so exec target_globs are also matched against command lines, as in
+// agentgate v1 files.
 import AgentGatePolicy
 import Foundation
 
 var ruleCount = 200
 var seconds = 2.0
+var version1 = false
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
     case "--rules": ruleCount = Int(arguments.popFirst() ?? "") ?? ruleCount
     case "--seconds": seconds = Double(arguments.popFirst() ?? "") ?? seconds
+    case "--v1": version1 = true
     default:
-        FileHandle.standardError.write(Data("usage: agentgate-policy-bench [--rules N] [--seconds S]\n".utf8))
+        FileHandle.standardError.write(Data("usage: agentgate-policy-bench [--rules N] [--seconds S] [--v1]\n".utf8))
         exit(2)
     }
 }
 
-var yaml = "version: 2\ndefault: {exec: allow, fs_read: allow, fs_write: deny, net_egress: deny}\nrules:\n"
+var yaml = (version1 ? "" : "version: 2\n") + "default: {exec: allow, fs_read: allow, fs_write: deny, net_egress: deny}\nrules:\n"
 var index = 0
 @MainActor func add(_ rule: String) {
     guard index < ruleCount else { return }
@@ -114,7 +118,7 @@ while now < deadline {
 }
 let elapsed = Double(now - start) / 1e9
 let rate = Double(decisions) / elapsed
-print("policy: \(policy.rules.count) rules; targets: \(inputs.count) (fs_read, fs_write, net_egress, exec with argv)")
+print("policy: \(policy.rules.count) rules\(version1 ? " (v1: exec globs also match command lines)" : ""); targets: \(inputs.count) (fs_read, fs_write, net_egress, exec with argv)")
 print(String(format: "decisions: %d in %.2f s on one thread = %.2f M decisions/s (%.0f ns each)",
              decisions, elapsed, rate / 1e6, 1e9 / rate))
 // Per-target cost, to see where time goes.

@@ -37,6 +37,45 @@ public enum AgentGatePaths {
         return String(decoding: UnsafeRawBufferPointer(start: real, count: strlen(real)), as: UTF8.self)
     }
 
+    /// An absolute `path` named the way the kernel names what it reaches: realpath when it
+    /// exists, else realpath of its deepest existing ancestor with the missing components
+    /// appended, so a file about to be created under a symlinked directory is named by the real
+    /// directory, as the supervisor names it (the new entry is not followed; see
+    /// `danglingSymlinkDestination`). Unchanged when no ancestor resolves.
+    public static func resolvedExisting(_ path: String) -> String {
+        if access(path, F_OK) == 0 || !path.hasPrefix("/") { return resolved(path) }
+        var missing: [Substring] = []
+        var current = Substring(path)
+        while let slash = current.lastIndex(of: "/") {
+            let name = current[current.index(after: slash)...]
+            if !name.isEmpty { missing.insert(name, at: 0) }
+            current = current[..<slash]
+            let parent = current.isEmpty ? "/" : String(current)
+            let real = resolved(parent)
+            if real != parent || access(parent, F_OK) == 0 {
+                guard !missing.isEmpty else { return real }
+                return (real == "/" ? "" : real) + "/" + missing.joined(separator: "/")
+            }
+            if current.isEmpty { break }
+        }
+        return path
+    }
+
+    /// Where a dangling symlink at `path` points (absolute, relative to its directory), or nil
+    /// when `path` is not a symlink or its destination exists. Creating a file through it (open
+    /// with O_CREAT) creates the destination.
+    public static func danglingSymlinkDestination(_ path: String) -> String? {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK, access(path, F_OK) != 0 else { return nil }
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, Int(PATH_MAX))
+        guard count > 0 else { return nil }
+        let destination = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        if destination.hasPrefix("/") { return destination }
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+        return (directory.isEmpty ? "" : directory) + "/" + destination
+    }
+
     public static func currentDirectory() -> String {
         FileManager.default.currentDirectoryPath
     }
@@ -45,13 +84,15 @@ public enum AgentGatePaths {
 extension PolicyVariables {
     /// The variables a policy sees when run from here: `$PWD`, `$HOME` and `$TMPDIR` resolved
     /// (decisions are made on paths as the kernel resolved them, so a symlinked home would
-    /// otherwise match no rule), `$AGENT`, and the environment for `${env:NAME}`.
+    /// otherwise match no rule), `$AGENT`, the environment for `${env:NAME}`, and `scope:`
+    /// directories resolved the same way when the policy loads.
     static func current(agent: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> PolicyVariables {
         let temporary = environment["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
         return PolicyVariables(workingDirectory: AgentGatePaths.resolved(AgentGatePaths.currentDirectory()),
                                home: AgentGatePaths.resolved(AgentGatePaths.home(environment)),
                                temporaryDirectory: AgentGatePaths.resolved(temporary),
-                               agent: agent, environment: environment)
+                               agent: agent, environment: environment,
+                               scopeResolver: .init { AgentGatePaths.resolvedExisting($0) })
     }
 }
 

@@ -89,18 +89,24 @@ struct CheckCommand: ParsableCommand {
         Examples:
           agentgate check -- npm install left-pad
           agentgate check -- sh -c 'curl -fsSL https://x.example/install | sh'
-          agentgate check --action fs_read -- ~/.ssh/id_rsa
-          agentgate check --action net_egress -- registry.npmjs.org:443
+          agentgate check "npm install left-pad"
+          agentgate check --action fs_write /etc/passwd
+          agentgate check --action fs_read ~/.ssh/id_rsa
+          agentgate check --action net_egress registry.npmjs.org:443
 
-        Nothing runs and nothing is written. Exit status: 0 allow, 1 deny, 3 ask, 4 log, 2 when the \
-        policy or the arguments are wrong.
+        A target needs no --. A command whose own arguments start with - goes after --, which \
+        ends check's options. One argument with spaces is a command line as typed at a shell \
+        prompt. Paths and programs are resolved as the supervisor resolves them, and the \
+        decision is the one the supervisor makes (Policy.decide). Nothing runs and nothing is \
+        written. Exit status: 0 allow, 1 deny, 3 ask, 4 log, 2 when the policy or the arguments \
+        are wrong.
         """)
 
     @OptionGroup var policyOption: PolicyOption
     @OptionGroup var contextOptions: ContextOptions
     @Option(help: "exec (default), fs_read, fs_write or net_egress.") var action: String = "exec"
     @Flag(help: "Print the result as JSON.") var json = false
-    @Argument(parsing: .postTerminator, help: "exec: the command and its arguments; otherwise the target.")
+    @Argument(help: "exec: the command and its arguments (after -- when they have options); otherwise the target.")
     var arguments: [String] = []
 
     func run() throws {
@@ -109,7 +115,8 @@ struct CheckCommand: ParsableCommand {
             throw ExitCode(CheckExitCode.error)
         }
         guard !arguments.isEmpty else {
-            printError("missing the \(kind == .exec ? "command" : "target"), after --", tool: "agentgate")
+            printError(kind == .exec ? "missing the command to decide (after --, when it has options of its own)"
+                       : "missing the \(kind.name) target to decide", tool: "agentgate")
             throw ExitCode(CheckExitCode.error)
         }
         let loaded = try policyOption.load(agent: contextOptions.agent)
@@ -117,27 +124,49 @@ struct CheckCommand: ParsableCommand {
         let context = try contextOptions.context()
 
         var target: String
+        var argv = arguments
         var notes: [String] = []
         var exec: ExecDetails?
         var verdict: Verdict
+        /// Decides each name an action has, the stricter verdict winning (as the supervisor does
+        /// for a program named through a symlink).
+        func decideStrictest(_ targets: [String]) -> Verdict {
+            var strictest = policy.decide(kind, target: targets[0], exec: exec, context: context)
+            for other in targets.dropFirst() {
+                let candidate = policy.decide(kind, target: other, exec: exec, context: context)
+                if Self.strictness(candidate.decision) > Self.strictness(strictest.decision) { strictest = candidate }
+            }
+            return strictest
+        }
         switch kind {
         case .exec:
-            exec = ExecDetails(argv: arguments)
-            let named = ProgramLookup.resolve(arguments[0], path: ProcessInfo.processInfo.environment["PATH"])
-            if let named {
-                let absolute = named.hasPrefix("/") ? named : AgentGatePaths.currentDirectory() + "/" + named
-                target = AgentGatePaths.resolved(absolute)
-                verdict = policy.evaluate(.exec, target: target, exec: exec, context: context)
-                if absolute != target {
-                    notes.append("\(absolute) resolves to \(target); both are decided, the stricter wins")
-                    let asNamed = policy.evaluate(.exec, target: absolute, exec: exec, context: context)
-                    if Self.strictness(asNamed.decision) > Self.strictness(verdict.decision) { verdict = asNamed }
+            // `check "npm install left-pad"`: a command line as typed at a prompt (agentgate v1's form).
+            var typed: ExecDetails?
+            if arguments.count == 1, arguments[0].contains(where: { $0 == " " || $0 == "\t" }), !Self.isProgram(arguments[0]) {
+                let line = ExecDetails(commandLine: arguments[0])
+                if !line.argv.isEmpty {
+                    typed = line
+                    argv = line.argv
+                    notes.append("decided as the command line \(arguments[0]), as typed at a shell prompt")
                 }
-            } else {
-                target = ExecDetails.assumedProgram(arguments[0])
-                notes.append("\(arguments[0]) is not on PATH here; decided as \(target)")
-                verdict = policy.evaluate(.exec, target: target, exec: exec, context: context)
             }
+            var programs: [String]
+            if let named = ProgramLookup.resolve(argv[0], path: ProcessInfo.processInfo.environment["PATH"]) {
+                // Named as the supervisor names it: absolute and lexically clean.
+                let absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : AgentGatePaths.currentDirectory() + "/" + named)
+                    .standardized.path
+                target = AgentGatePaths.resolved(absolute)
+                programs = absolute == target ? [absolute] : [absolute, target]
+                if absolute != target { notes.append("\(absolute) resolves to \(target); both are decided, the stricter wins") }
+            } else {
+                target = ExecDetails.assumedProgram(argv[0])
+                programs = [target]
+                notes.append("\(argv[0]) is not on PATH here; decided as \(target)")
+            }
+            // As the supervisor builds them: the program's paths stand for argv[0].
+            exec = typed.map { ExecDetails(argv: argv, analysis: $0.analysis, programs: programs) }
+                ?? ExecDetails(argv: argv, programs: programs)
+            verdict = decideStrictest(programs.reversed())
             if let analysis = exec?.analysis, analysis.shellParseFailed {
                 notes.append("the shell command did not fully parse: \(analysis.shellErrors.joined(separator: "; "))")
             }
@@ -147,21 +176,51 @@ struct CheckCommand: ParsableCommand {
                 throw ExitCode(CheckExitCode.error)
             }
             let absolute = arguments[0].hasPrefix("/") ? arguments[0] : AgentGatePaths.currentDirectory() + "/" + arguments[0]
-            target = AgentGatePaths.resolved(absolute)
-            if target != absolute { notes.append("\(absolute) resolves to \(target)") }
-            verdict = policy.evaluate(kind, target: target, context: context)
+            var targets: [String]
+            if kind == .fsWrite {
+                // What doesn't exist yet is created in the real directory: the supervisor names
+                // it by the resolved parent and the new name.
+                target = AgentGatePaths.resolvedExisting(absolute)
+                targets = [target]
+                if target != absolute {
+                    notes.append(access(absolute, F_OK) == 0 ? "\(absolute) resolves to \(target)"
+                                 : "\(absolute) does not exist yet; decided where it would be created, \(target)")
+                }
+                if let destination = AgentGatePaths.danglingSymlinkDestination(target) {
+                    let created = AgentGatePaths.resolvedExisting(destination)
+                    targets.append(created)
+                    notes.append("\(target) is a symlink to \(destination), which does not exist: creating the file "
+                                 + "creates \(created); both are decided, the stricter wins")
+                }
+            } else {
+                // A read of a missing file fails in the kernel; the supervisor names it as written.
+                target = AgentGatePaths.resolved(absolute)
+                targets = [target]
+                if target != absolute { notes.append("\(absolute) resolves to \(target)") }
+            }
+            verdict = decideStrictest(targets)
         case .netEgress:
             guard arguments.count == 1 else {
                 printError("give exactly one target for net_egress (host:port, [v6]:port or unix:/path)", tool: "agentgate")
                 throw ExitCode(CheckExitCode.error)
             }
             target = arguments[0]
-            verdict = policy.evaluateEgress(target: target, context: context)
+            if target.hasPrefix("unix:"), !target.hasPrefix("unix:@") {
+                // A socket path is resolved like an open, relative to the working directory.
+                let path = String(target.dropFirst(5))
+                let absolute = path.hasPrefix("/") ? path : AgentGatePaths.currentDirectory() + "/" + path
+                let real = AgentGatePaths.resolved(absolute)
+                target = "unix:" + real
+                if real != path { notes.append("\(path) resolves to \(real)") }
+            }
+            verdict = policy.decide(kind, target: target, context: context)
             if target.hasPrefix("unix:/"), access(String(target.dropFirst(5)), F_OK) != 0, errno == ENOENT || errno == ENOTDIR {
                 notes.append("\(target.dropFirst(5)) doesn't exist here: a connect to it fails with ENOENT, as without the supervisor, and nothing is decided")
+            } else if target.hasPrefix("unix:/"), verdict != policy.evaluate(kind, target: target, context: context) {
+                notes.append("reaching a unix socket also writes to its path: decided as fs_write \(target.dropFirst(5)) too")
             }
         }
-        let intent = Intent.describe(kind, target: target, argv: kind == .exec ? arguments : nil,
+        let intent = Intent.describe(kind, target: target, argv: kind == .exec ? argv : nil,
                                      analysis: exec?.analysis, home: AgentGatePaths.home())
         let why = policy.explanation(of: verdict)
         let rule = verdict.ruleIndex.map { policy.rules[$0] }
@@ -171,7 +230,7 @@ struct CheckCommand: ParsableCommand {
                 "decision": verdict.decision.name, "enforced": verdict.enforced, "why": why, "policy": loaded.source,
                 "mode": policy.mode.name, "notes": notes,
             ]
-            if kind == .exec { object["argv"] = arguments }
+            if kind == .exec { object["argv"] = argv }
             if let rule {
                 var ruleObject: [String: Any] = ["id": rule.displayID, "file": rule.file, "line": rule.line, "column": rule.column]
                 if let reason = rule.reason { ruleObject["reason"] = reason }
@@ -182,7 +241,7 @@ struct CheckCommand: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("action:   \(kind.name)")
-            print("target:   \(target)\(kind == .exec ? "  (argv: \(arguments.joined(separator: " ")))" : "")")
+            print("target:   \(target)\(kind == .exec ? "  (argv: \(argv.joined(separator: " ")))" : "")")
             print("intent:   \(intent.text)")
             var decision = verdict.decision.name
             if !verdict.enforced { decision += " (audit mode: recorded, not enforced)" }
@@ -193,6 +252,13 @@ struct CheckCommand: ParsableCommand {
             print("policy:   \(loaded.source)")
         }
         throw ExitCode(CheckExitCode.of(verdict.decision))
+    }
+
+    /// Whether `word` names a program that exists (so one argument with spaces is a path, not a
+    /// command line).
+    static func isProgram(_ word: String) -> Bool {
+        guard let found = ProgramLookup.resolve(word, path: ProcessInfo.processInfo.environment["PATH"]) else { return false }
+        return access(found, X_OK) == 0
     }
 
     static func strictness(_ decision: Decision) -> Int {

@@ -10,6 +10,15 @@ public struct ExecDetails: Sendable {
     /// What each command's program word may be matched as, parallel to `analysis.commands`:
     /// its basename, and for the exec itself the program's real paths and their basenames.
     let programs: [ProgramWords]
+    /// How many of `lines`, from the start, are the exec's own command line (`commandLines`).
+    let ownLineCount: Int
+
+    /// The exec's own command line, the words joined by single spaces as agentgate v1 joined
+    /// them, once under each name of its program: each real path and each basename (argv[0]
+    /// when no path is known). `target_glob` of exec rules in files without `version: 2` is
+    /// matched against these. Commands inside a `sh -c` string are not among them: each is an
+    /// exec of its own when it runs.
+    public var commandLines: [String] { Array(lines[..<ownLineCount]) }
 
     /// The names a command's program word may be matched as, split by whether they are paths
     /// (for globs with a `/`) or bare names (for globs without), so matching never searches them.
@@ -49,13 +58,14 @@ public struct ExecDetails: Sendable {
             let base = ExecDetails.basename(words[0])
             if base != words[0] { add(CommandAnalysis.line([base] + words.dropFirst())) }
         }
-        for command in analysis.commands { addCommand(command) }
-        // The exec itself, under each of its real program paths.
-        if let first = analysis.commands.first, first == argv {
-            for program in programs.dropFirst() {
-                addCommand([program] + argv.dropFirst())
-            }
+        // First the exec itself, under each of its real program paths (argv[0] when none are
+        // known): v1 target_globs see only these lines, `command:` globs see them all.
+        for name in programs.isEmpty ? Array(argv.prefix(1)) : programs {
+            // Lexically clean, as targets are: `/usr/bin/../../tmp/x` is /tmp/x, not under /usr/bin.
+            addCommand([name.hasPrefix("/") ? PathLexical.clean(name) : name] + argv.dropFirst())
         }
+        let ownLineCount = lines.count
+        for command in analysis.commands { addCommand(command) }
         // A pipeline glob matches any run of two or more consecutive stages, so
         // `curl * | sh*` also catches `curl x | sh | tee log` and `echo x | curl y | sh`.
         for pipeline in analysis.pipelines {
@@ -70,6 +80,7 @@ public struct ExecDetails: Sendable {
             if pipeline.count > stages { add(CommandAnalysis.line(pipeline: pipeline)) }
         }
         self.lines = lines
+        self.ownLineCount = ownLineCount
         var programNames = analysis.commands.map { command -> ProgramWords in
             var words = ProgramWords()
             if let first = command.first { words.add(ExecDetails.basename(first)) }
@@ -227,6 +238,9 @@ struct ExecTables: Sendable {
         var argvCount: Int32 = -1
         var commandStart: Int32 = 0
         var commandCount: Int32 = 0
+        /// The command globs see only the exec's own command lines (v1 target_glob), not every
+        /// command and pipeline inside it.
+        var ownLinesOnly = false
     }
 
     struct Element: Sendable {
@@ -271,6 +285,19 @@ struct ExecTables: Sendable {
         return Int32(codes.count - 1)
     }
 
+    /// Places a v1 exec rule's target_glob (text syntax), matched against the exec's own
+    /// command lines only; `RuleCode.lineGlob` holds the index returned, for `matches`.
+    mutating func addLineGlob(_ glob: Glob, arena: inout MatchArena) -> Int32 {
+        var code = Code()
+        code.commandStart = Int32(globs.count)
+        code.commandCount = 1
+        code.ownLinesOnly = true
+        globs.append(glob.code.relocated(by: arena.append(glob.arena)))
+        globHasSlash.append(glob.pattern.contains("/"))
+        codes.append(code)
+        return Int32(codes.count - 1)
+    }
+
     func matches(_ index: Int32, _ details: ExecDetails, _ arena: ArenaPointers) -> Bool {
         codes.withUnsafeBufferPointer { codes in
             elements.withUnsafeBufferPointer { elements in
@@ -289,7 +316,7 @@ struct ExecTables: Sendable {
                     }
                     if code.commandCount > 0 {
                         let commandGlobs = globs[Int(code.commandStart)..<Int(code.commandStart + code.commandCount)]
-                        return details.lines.contains { line in
+                        return details.lines[0..<(code.ownLinesOnly ? details.ownLineCount : details.lines.count)].contains { line in
                             commandGlobs.contains { Self.matches($0, line, arena) }
                         }
                     }

@@ -86,8 +86,8 @@ public struct Policy: Sendable {
     let networks: [NetworkCode]
     let ports: [PortRange]
     let conditions: [RuleCondition]
-    /// Whether any exec rule looks at argv or command lines (so the supervisor must build
-    /// `ExecDetails` for execs).
+    /// Whether any exec rule looks at argv or command lines, including the `target_glob` of exec
+    /// rules in v1 files (so the supervisor must build `ExecDetails` for execs).
     public let usesExecDetails: Bool
     /// Whether any rule has a `when:` condition.
     public let usesProcessContext: Bool
@@ -114,7 +114,7 @@ public struct Policy: Sendable {
         self.networks = networks
         self.ports = ports
         self.conditions = conditions
-        self.usesExecDetails = compiled.contains { $0.execIndex >= 0 }
+        self.usesExecDetails = compiled.contains { $0.execIndex >= 0 || $0.lineGlob >= 0 }
         self.usesProcessContext = !conditions.isEmpty
     }
 
@@ -183,7 +183,9 @@ public struct Policy: Sendable {
                 arena.withPointers { arena in
                     var i = first
                     while i < end {
-                        if filters[i].admits(target), rules[i].matches(kind, target, hostParts, arena),
+                        if filters[i].admits(target),
+                           rules[i].matches(kind, target, hostParts, arena)
+                            || rules[i].lineGlob >= 0 && lineMatches(rules[i].lineGlob, exec, arena),
                            constraintsHold(rules[i], target, hostParts, &facts, exec, &context, &contextSource) {
                             var verdict = rules[i].verdict(kind, target, arena)
                             verdict.enforced = enforced
@@ -197,6 +199,14 @@ public struct Policy: Sendable {
                 }
             }
         }
+    }
+
+    /// Whether a v1 exec rule's `target_glob` matches the exec's command line (as agentgate v1
+    /// matched it), when its program path did not.
+    @inline(__always)
+    private func lineMatches(_ lineGlob: Int32, _ execDetails: ExecDetails?, _ arena: ArenaPointers) -> Bool {
+        guard let execDetails else { return false }
+        return exec.matches(lineGlob, execDetails, arena)
     }
 
     /// The parts of a rule beyond its target pattern: exec argv/command, network ranges, `when`.
@@ -257,7 +267,8 @@ public struct Policy: Sendable {
             return arena.withPointers { arena in
                 for i in kindStart[kindIndex]..<kindStart[kindIndex + 1] where compiled[i].ruleIndex == index {
                     let code = compiled[i]
-                    guard code.matches(kind, bytes, hostParts, arena) else { return false }
+                    guard code.matches(kind, bytes, hostParts, arena)
+                            || code.lineGlob >= 0 && lineMatches(code.lineGlob, exec, arena) else { return false }
                     if code.execIndex >= 0 {
                         guard let exec, self.exec.matches(code.execIndex, exec, arena) else { return false }
                     }
@@ -274,6 +285,27 @@ public struct Policy: Sendable {
     }
 }
 
+extension Policy {
+    /// The decision on one action, as the supervisor makes it: `evaluate`, and for net_egress
+    /// `evaluateEgress` (a pathname unix socket is also a write to its path). `agentgate check`
+    /// and `agentgate policy test` decide every kind through this, so what they print is what a
+    /// session does. `exec` targets are decided once per program path (as named and as
+    /// resolved) by the caller, the stricter verdict winning.
+    public func decide<Source: ProcessContextSource>(
+        _ kind: ActionKind, target: String, exec: ExecDetails?, contextSource: inout Source
+    ) -> Verdict {
+        kind == .netEgress ? evaluateEgress(target: target, contextSource: &contextSource)
+            : evaluate(kind, target: target, exec: exec, contextSource: &contextSource)
+    }
+
+    /// `decide` with a known (or no) process context.
+    public func decide(_ kind: ActionKind, target: String, exec: ExecDetails? = nil,
+                       context: ProcessContext? = nil) -> Verdict {
+        var source = KnownProcessContext(context)
+        return decide(kind, target: target, exec: exec, contextSource: &source)
+    }
+}
+
 /// A cheap necessary condition for a rule to match: a minimum length and up to eight literal
 /// bytes at each end of the pattern, compared as masked 64-bit words.
 struct RuleFilter: Sendable {
@@ -287,9 +319,9 @@ struct RuleFilter: Sendable {
     var suffixMask: UInt64 = 0
 
     init(_ rule: RuleCode, arena: MatchArena) {
-        // Only plain path globs filter on the whole target; basename, host and case-folded
-        // matches look at other parts of it.
-        guard rule.matcher == .path || rule.matcher == .exec, !rule.glob.caseInsensitive else { return }
+        // Only plain path globs filter on the whole target; basename, host, case-folded and v1
+        // command-line matches look at other parts of it or at other text.
+        guard rule.matcher == .path || rule.matcher == .exec, !rule.glob.caseInsensitive, rule.lineGlob < 0 else { return }
         let glob = rule.glob
         let prefix = Array(arena.bytes[Int(glob.prefixStart)..<Int(glob.prefixStart + glob.prefixCount)])
         let suffix = Array(arena.bytes[Int(glob.suffixStart)..<Int(glob.suffixStart + glob.suffixCount)])
@@ -353,6 +385,9 @@ struct RuleCode: Sendable {
     /// Indexes into the policy's side tables; -1 when the rule has no such part.
     var execIndex: Int32 = -1
     var conditionIndex: Int32 = -1
+    /// v1 files: the exec rule's `target_glob` as a text glob over the exec's own command lines
+    /// (an `ExecTables` code); the rule matches when the path or a line does.
+    var lineGlob: Int32 = -1
     /// Ranges into `Policy.networks` and `Policy.ports`.
     var networkStart: Int32 = 0
     var networkCount: Int32 = 0

@@ -86,7 +86,7 @@ public struct PolicyCaseFile: Sendable {
     /// The outcome of every case against `policy`.
     public func run(against policy: Policy) -> [CaseResult] {
         cases.map { testCase in
-            let verdict = policy.evaluate(testCase.input.kind, target: testCase.input.target, exec: testCase.input.exec,
+            let verdict = policy.decide(testCase.input.kind, target: testCase.input.target, exec: testCase.input.exec,
                                           context: testCase.input.context)
             var failure: String?
             let actualRule = verdict.ruleIndex.map { policy.rules[$0] }
@@ -131,6 +131,8 @@ private struct CaseReader {
                 policyPath = PolicyParser.resolve(try scalar(value, "a policy file path"), relativeTo: path)
             case "variables":
                 guard case .mapping(let variableMap) = value else { throw error(at: value, "expected a mapping of variables") }
+                // Variables of another machine: scopes are taken as written, not resolved here.
+                variables.scopeResolver = .lexical
                 for (nameNode, valueNode) in variableMap {
                     let name = try scalar(nameNode, "a variable name")
                     switch name {

@@ -437,7 +437,10 @@ struct PolicyParser {
                 var code = matcher.ruleCode(ruleIndex: rules.count, decision: rule.decision, arena: &arena)
                 if let scope { (code.scopeStart, code.scopeCount) = scope }
                 code.errno = rule.errno
-                if kind == .exec { code.execIndex = execIndex }
+                if kind == .exec {
+                    code.execIndex = execIndex
+                    if let lines = matcher.lineGlob { code.lineGlob = execTables.addLineGlob(lines, arena: &arena) }
+                }
                 if kind == .netEgress {
                     (code.networkStart, code.networkCount) = networkRange
                     (code.portStart, code.portCount) = portRange
@@ -630,7 +633,11 @@ struct PolicyParser {
                 throw error(at: scopeNode, "scope must be an absolute path (or start with $PWD or $HOME); "
                                 + "got \"\(expansion.text)\"")
             }
-            expandedScope = PathLexical.clean(expansion.text)
+            // Resolved like $PWD: a write is decided on the real path, so a symlinked scope
+            // must be the real directory too (agentgate v1 resolved both sides as well).
+            let cleaned = PathLexical.clean(expansion.text)
+            let resolved = variables.scopeResolver.resolve(cleaned)
+            expandedScope = resolved.hasPrefix("/") ? PathLexical.clean(resolved) : cleaned
         }
 
         var matchers: [(ActionKind, CompiledMatcher)] = []
@@ -647,9 +654,11 @@ struct PolicyParser {
                         do throws(GlobError) {
                             switch kind {
                             case .fsRead, .fsWrite:
-                                matchers.append((kind, .glob(try Glob(alternative), .path)))
+                                matchers.append((kind, .glob(try Glob(alternative), .path, lines: nil)))
                             case .exec:
-                                matchers.append((kind, .glob(try Glob(alternative), alternative.contains("/") ? .exec : .execOrBasename)))
+                                // Only version 2 files alternate, and they match programs only.
+                                matchers.append((kind, .glob(try Glob(alternative), alternative.contains("/") ? .exec : .execOrBasename,
+                                                         lines: nil)))
                             case .netEgress:
                                 if actions == nil, alternative.hasPrefix("/") { continue }
                                 matchers.append((kind, .host(try HostPattern(alternative))))
@@ -664,10 +673,14 @@ struct PolicyParser {
                 do throws(GlobError) {
                     switch kind {
                     case .fsRead, .fsWrite:
-                        matchers.append((kind, .glob(try Glob(expansion.text), .path)))
+                        matchers.append((kind, .glob(try Glob(expansion.text), .path, lines: nil)))
                     case .exec:
                         let glob = try Glob(expansion.text)
-                        matchers.append((kind, .glob(glob, expansion.text.contains("/") ? .exec : .execOrBasename)))
+                        // agentgate v1 matched an exec's target_glob against its command line
+                        // (`npm install left-pad`), `*` spanning `/`. Files without version 2
+                        // keep that meaning, on top of matching the program path.
+                        let lines = braces ? nil : try Glob(expansion.text, caseInsensitive: false, syntax: .text)
+                        matchers.append((kind, .glob(glob, expansion.text.contains("/") ? .exec : .execOrBasename, lines: lines)))
                     case .netEgress:
                         // A path pattern in an any-action rule can never match a network target.
                         if actions == nil, expansion.text.hasPrefix("/") { continue }
@@ -948,14 +961,20 @@ struct PolicyParser {
 /// A rule's target matcher for one kind, before it is moved into the policy's arena.
 private enum CompiledMatcher {
     case any
-    case glob(Glob, RuleCode.Matcher)
+    /// `lines`: v1 exec rules also match the exec's command lines with this text glob.
+    case glob(Glob, RuleCode.Matcher, lines: Glob?)
     case host(HostPattern)
+
+    var lineGlob: Glob? {
+        if case .glob(_, _, let lines) = self { return lines }
+        return nil
+    }
 
     func ruleCode(ruleIndex: Int, decision: Decision, arena: inout MatchArena) -> RuleCode {
         switch self {
         case .any:
             return RuleCode(ruleIndex: ruleIndex, decision: decision, matcher: .any)
-        case .glob(let glob, let matcher):
+        case .glob(let glob, let matcher, _):
             var code = RuleCode(ruleIndex: ruleIndex, decision: decision, matcher: matcher)
             code.glob = glob.code.relocated(by: arena.append(glob.arena))
             return code

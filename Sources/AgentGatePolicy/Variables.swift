@@ -1,6 +1,20 @@
 /// Values substituted for variables when a policy loads: `$PWD`, `$HOME`, `$TMPDIR`, `$AGENT`
 /// and `${env:NAME}`. A variable without a value is an error, never an empty string.
 public struct PolicyVariables: Sendable, Equatable {
+    /// Resolves a clean absolute directory the way the kernel will name what lies in it
+    /// (realpath, for the part that exists). This module makes no file-system calls, so the
+    /// caller supplies it; `Resolver.lexical` leaves paths as written.
+    public struct Resolver: Sendable {
+        public let resolve: @Sendable (String) -> String
+
+        public init(_ resolve: @escaping @Sendable (String) -> String) {
+            self.resolve = resolve
+        }
+
+        /// Paths stay as written (case files, tests, policies judged away from their machine).
+        public static let lexical = Resolver { $0 }
+    }
+
     /// The agent's working directory (absolute).
     public var workingDirectory: String
     /// The user's home directory (absolute).
@@ -11,14 +25,25 @@ public struct PolicyVariables: Sendable, Equatable {
     public var agent: String?
     /// The environment `${env:NAME}` reads.
     public var environment: [String: String]
+    /// Resolves `scope:` directories when the policy loads, as `$PWD` and `$HOME` are resolved
+    /// before they are given here: targets are decided as the kernel resolved them, so a scope
+    /// that is (or lies under) a symlink must be compared in resolved form too.
+    public var scopeResolver: Resolver
 
     public init(workingDirectory: String, home: String, temporaryDirectory: String = "/tmp",
-                agent: String? = nil, environment: [String: String] = [:]) {
+                agent: String? = nil, environment: [String: String] = [:], scopeResolver: Resolver = .lexical) {
         self.workingDirectory = workingDirectory
         self.home = home
         self.temporaryDirectory = temporaryDirectory
         self.agent = agent
         self.environment = environment
+        self.scopeResolver = scopeResolver
+    }
+
+    /// The values compared; the resolver is not.
+    public static func == (a: PolicyVariables, b: PolicyVariables) -> Bool {
+        a.workingDirectory == b.workingDirectory && a.home == b.home && a.temporaryDirectory == b.temporaryDirectory
+            && a.agent == b.agent && a.environment == b.environment
     }
 
     /// The names `$NAME` accepts.

@@ -9,7 +9,10 @@ private let glibcLoader = ["/lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu
 
 /// A policy that allows everything but the secret file, and exec of the test's forbidden programs.
 private func openPolicy(_ h: Harness, extra: String = "") throws -> String {
+    // Version 2: `*forbidden*` is about the program run, not any command line naming it (in a
+    // v1 file the helper's own argv, which carries the forbidden program's path, would match).
     try h.policy("""
+        version: 2
         default: allow
         rules:
           - match: {action: exec, target_glob: "*forbidden*"}

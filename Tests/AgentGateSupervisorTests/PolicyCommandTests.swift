@@ -52,6 +52,166 @@ import Testing
         #expect(h.run([Self.agentgate, "check", "--policy", broken, "--", "true"]).status == 2)
     }
 
+    /// Where a path really is (the tests' scratch directory may lie under a symlink).
+    static func real(_ path: String) -> String {
+        guard let resolved = realpath(path, nil) else { return path }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    @Test func checkTakesItsTargetAsTypedAndOnlyCommandsWithOptionsNeedTheTerminator() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - match: {action: fs_write, target_glob: "/etc/**"}
+                decision: allow
+                scope: /etc/app
+              - match: {action: net_egress, target_glob: "*.evil.example"}
+                decision: deny
+            """)
+        let check = [Self.agentgate, "check", "--policy", policy]
+        // As agentgate v1 documents them: no -- before a path or a host.
+        let write = h.run(check + ["--action", "fs_write", "/etc/passwd"])
+        #expect(write.status == 1 && write.stdout.contains("escapes its scope /etc/app"), "\(write)")
+        #expect(h.run(check + ["/etc/passwd", "--action", "fs_write"]).status == 1)
+        #expect(h.run(check + ["--action", "net_egress", "registry.example:443"]).status == 0)
+        let evil = h.run(check + ["--action", "net_egress", "telemetry.evil.example:443"])
+        #expect(evil.status == 1 && evil.stdout.contains("target:   telemetry.evil.example:443"), "\(evil)")
+        let json = h.run(check + ["--json", "--action", "net_egress", "example.com:443"])
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        #expect(object?["decision"] as? String == "allow" && object?["target"] as? String == "example.com:443")
+        // -- still works, and is what makes a command with options of its own unambiguous.
+        #expect(h.run(check + ["--action", "fs_write", "--", "/etc/passwd"]).status == 1)
+        let listing = h.run(check + ["--", "ls", "-la"])
+        #expect(listing.status == 0 && listing.stdout.contains("(argv: ls -la)"), "\(listing)")
+        #expect(h.run(check + ["--", "ls", "--json"]).stdout.contains("(argv: ls --json)"))
+        // Without it, an option check doesn't know is a usage error: exit 2, like every other.
+        let ambiguous = h.run(check + ["ls", "-la"])
+        #expect(ambiguous.status == 2 && ambiguous.stderr.contains("Error: ") && ambiguous.stdout.isEmpty, "\(ambiguous)")
+        for arguments in [["--action", "fs_write"], ["--action", "fs_write", "/a", "/b"], ["--action", "bogus", "x"], []] {
+            let wrong = h.run(check + arguments)
+            #expect(wrong.status == 2 && wrong.stdout.isEmpty, "\(arguments): \(wrong)")
+        }
+    }
+
+    @Test func checkMatchesV1ExecGlobsAgainstTheCommandLine() throws {
+        let h = try Harness()
+        let v1 = """
+            default: allow
+            rules:
+              - match: {action: exec, target_glob: "ls -l*"}
+                decision: deny
+              - match: {action: exec, target_glob: "npm install *"}
+                decision: ask
+            """
+        let policy = try h.policy(v1)
+        let check = [Self.agentgate, "check", "--policy", policy]
+        let long = h.run(check + ["--", "ls", "-la"])
+        #expect(long.status == 1 && long.stdout.contains("matched rule 1 at \(policy):3:5"), "\(long)")
+        // Named by path, or through /bin when that is a symlink: the same command line.
+        #expect(h.run(check + ["--", "/bin/ls", "-la"]).status == 1)
+        #expect(h.run(check + ["--", "ls"]).status == 0)
+        // npm need not exist here: the line is npm install left-pad either way.
+        #expect(h.run(check + ["--", "npm", "install", "left-pad"]).status == 3)
+        #expect(h.run(check + ["--", "npm", "ci"]).status == 0)
+        // v1's own form: one quoted command line.
+        let typed = h.run(check + ["npm install left-pad"])
+        #expect(typed.status == 3 && typed.stdout.contains("as typed at a shell prompt")
+                && typed.stdout.contains("(argv: npm install left-pad)"), "\(typed)")
+        #expect(h.run(check + ["--action", "exec", "ls -la /"]).status == 1)
+        // In a version 2 file target_glob matches programs only.
+        let v2 = try h.policy("version: 2\n" + v1)
+        #expect(h.run([Self.agentgate, "check", "--policy", v2, "--", "npm", "install", "left-pad"]).status == 0)
+        #expect(h.run([Self.agentgate, "check", "--policy", v2, "--", "ls", "-la"]).status == 0)
+    }
+
+    @Test func checkResolvesNewFilesAndScopesLikeTheSupervisor() throws {
+        let h = try Harness()
+        let root = Self.real(h.dir)
+        for directory in ["real", "scope", "outside"] {
+            try FileManager.default.createDirectory(atPath: root + "/" + directory, withIntermediateDirectories: true)
+        }
+        #expect(symlink(root + "/real", root + "/link") == 0)
+        #expect(symlink(root + "/outside", root + "/scope/escape") == 0)
+        #expect(symlink(root + "/outside/created.txt", root + "/scope/dangle") == 0)
+        func check(_ policy: String, _ path: String) -> Harness.Result {
+            h.run([Self.agentgate, "check", "--policy", policy, "--action", "fs_write", path])
+        }
+
+        // A file not created yet, under a symlinked directory, is decided where it would be made.
+        try h.write("real-only.yaml", """
+            default: deny
+            rules:
+              - match: {action: fs_write, target_glob: "\(root)/real/**"}
+                decision: allow
+            """)
+        let created = check(h.path("real-only.yaml"), root + "/link/new.txt")
+        #expect(created.status == 0 && created.stdout.contains("target:   \(root)/real/new.txt")
+                && created.stdout.contains("does not exist yet"), "\(created)")
+        #expect(check(h.path("real-only.yaml"), root + "/link/sub/new.txt").status == 0)
+        #expect(check(h.path("real-only.yaml"), root + "/scope/new.txt").status == 1)
+
+        // A symlinked scope is the real directory (Go: TestWithinScopeResolvesScopeRootSymlink).
+        try h.write("linked-scope.yaml", """
+            default: deny
+            rules:
+              - match: {action: fs_write, target_glob: "\(root)/**"}
+                decision: allow
+                scope: \(root)/link
+            """)
+        #expect(check(h.path("linked-scope.yaml"), root + "/link/a.go").status == 0)
+        #expect(check(h.path("linked-scope.yaml"), root + "/real/a.go").status == 0)
+        let elsewhere = check(h.path("linked-scope.yaml"), root + "/elsewhere/x")
+        #expect(elsewhere.status == 1 && elsewhere.stdout.contains("escapes its scope \(root)/real"), "\(elsewhere)")
+
+        // A symlink inside the scope leading out of it (Go: TestWithinScopeRejectsSymlinkEscape),
+        // and a dangling one whose creation would land outside.
+        try h.write("scope.yaml", """
+            default: deny
+            rules:
+              - match: {action: fs_write, target_glob: "\(root)/**"}
+                decision: allow
+                scope: \(root)/scope
+            """)
+        #expect(check(h.path("scope.yaml"), root + "/scope/ok.txt").status == 0)
+        let escape = check(h.path("scope.yaml"), root + "/scope/escape/secret")
+        #expect(escape.status == 1 && escape.stdout.contains("target:   \(root)/outside/secret"), "\(escape)")
+        let dangling = check(h.path("scope.yaml"), root + "/scope/dangle")
+        #expect(dangling.status == 1 && dangling.stdout.contains("the stricter wins"), "\(dangling)")
+    }
+
+    @Test func checkDecidesUnixSocketsAsTheSupervisorDoes() throws {
+        let h = try Harness()
+        let root = Self.real(h.dir)
+        try FileManager.default.createDirectory(atPath: root + "/allowed", withIntermediateDirectories: true)
+        for socket in [root + "/s.sock", root + "/allowed/a.sock"] {
+            let bound = h.run(["python3", "-c", "import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])", socket])
+            #expect(bound.status == 0, "\(bound)")
+        }
+        let policy = try h.policy("""
+            version: 2
+            default: {exec: allow, fs_read: allow, fs_write: deny, net_egress: allow}
+            rules:
+              - match: {action: fs_write, target_glob: "\(root)/allowed/**"}
+                decision: allow
+            """)
+        func check(_ target: String) -> Harness.Result {
+            h.run([Self.agentgate, "check", "--policy", policy, "--action", "net_egress", target])
+        }
+        // The egress is allowed, the write to the socket's path is not: the supervisor's verdict.
+        let denied = check("unix:\(root)/s.sock")
+        #expect(denied.status == 1 && denied.stdout.contains("decided as fs_write \(root)/s.sock too"), "\(denied)")
+        // Relative to the working directory, as the supervisor resolves it.
+        #expect(check("unix:s.sock").stdout.contains("target:   unix:\(root)/s.sock"))
+        #expect(check("unix:\(root)/allowed/a.sock").status == 0)
+        #expect(check("unix:@abstract").status == 0)
+        // A socket that isn't there is the kernel's ENOENT, not a decision.
+        let missing = check("unix:\(root)/missing.sock")
+        #expect(missing.stdout.contains("doesn't exist here"), "\(missing)")
+    }
+
     @Test func policyTestReportsFailuresCoverageAndExitStatus() throws {
         let h = try Harness()
         let policy = try h.policy("""
