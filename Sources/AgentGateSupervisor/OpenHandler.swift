@@ -246,16 +246,24 @@ enum OpenHandler {
                                  notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             return
         }
-        defer { agentgate_close(fd) }
+        var supervisorCopy = fd
+        defer { if supervisorCopy >= 0 { agentgate_close(supervisorCopy) } }
         let cloexec = args.flags & UInt64(O_CLOEXEC) != 0
+        // The supervisor's own copy of a writable fd must be gone before the agent runs on: the
+        // agent may close its fd and exec the file at once, and the kernel refuses to exec a
+        // file anyone holds open for writing (ETXTBSY). So a writable fd is installed first,
+        // our copy closed, and only then the answer sent.
+        let writable = args.flags & UInt64(O_ACCMODE) != UInt64(O_RDONLY)
         var failure: Int32? = nil
         switch core.injection {
-        case .addfdSend:
+        case .addfdSend where !writable:
             let installed = core.listener.inject(n.id, fd: fd, cloexec: cloexec, send: true)
             if installed < 0 { failure = -installed }
-        case .addfdThenSend:
+        case .addfdSend, .addfdThenSend:
             let reuse = core.hasLeakedFDs ? core.takeLeakedFD(for: n) : -1
             let installed = core.listener.inject(n.id, fd: fd, cloexec: cloexec, targetFD: reuse, send: false)
+            agentgate_close(fd)
+            supervisorCopy = -1
             if installed < 0 {
                 failure = -installed
                 if installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
