@@ -52,6 +52,10 @@ enum {
     AGENTGATE_PIDFD_SIGNAL_PROCESS_GROUP = 4,
     AGENTGATE_PIDFD_SELF_THREAD = -10000,
     AGENTGATE_PIDFD_SELF_THREAD_GROUP = -20000,
+    /// The kernel's internal "interrupted, restart if the handler allows" (include/linux/errno.h).
+    /// Answered for a call the supervisor performs that a signal for the agent interrupts: the
+    /// agent's return to user space then restarts it or fails it with EINTR, as the kernel would.
+    AGENTGATE_ERESTARTSYS = 512,
 };
 
 // MARK: - Filter
@@ -186,6 +190,10 @@ void agentgate_notif_defer_failures(int on);
 /// Sends the failure held on the calling thread, if any. Returns 0 or -errno.
 int agentgate_notif_flush_deferred(void);
 
+/// The same, but a held EINTR is sent as `eintr_becomes` when that is > 0 (the errno the kernel
+/// would have given the agent for its interrupted call, e.g. AGENTGATE_ERESTARTSYS).
+int agentgate_notif_flush_deferred_interrupted(int eintr_becomes);
+
 /// SECCOMP_IOCTL_NOTIF_ID_VALID. 0 while the notification is still pending, else -ENOENT.
 int agentgate_notif_id_valid(int listener, uint64_t id);
 
@@ -200,6 +208,16 @@ int agentgate_notif_continue(int listener, uint64_t id);
 /// SECCOMP_ADDFD_FLAG_SETFD. With `send`, the reply is sent atomically (SECCOMP_ADDFD_FLAG_SEND).
 /// Returns the fd number in the target, or -errno.
 int agentgate_notif_addfd(int listener, uint64_t id, int fd, int cloexec, int target_fd, int send);
+
+/// Whether thread `tid` has no free fd number below its RLIMIT_NOFILE soft limit, so that an fd
+/// installed in it would fail with EMFILE (as the kernel's own open would, before any lookup).
+/// Returns 1 when full, 0 when not, or -errno.
+int agentgate_fd_table_full(pid_t tid);
+
+/// Whether the agent thread `tid`, waiting for the supervisor, has a pending signal the kernel
+/// has certainly routed to it (see signals.c): answering its call AGENTGATE_ERESTARTSYS then
+/// makes it handle the signal and restart or fail the call as the kernel would. 1, 0, or -errno.
+int agentgate_thread_signal_routed(pid_t tid);
 
 /// SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) (Linux 6.6+).
 int agentgate_notif_set_sync_wakeup(int listener);

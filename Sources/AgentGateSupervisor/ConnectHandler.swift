@@ -142,7 +142,7 @@ enum ConnectHandler {
             body() // non-blocking: returns at once, EINPROGRESS included
         } else {
             // A blocking connect must not stall other notifications.
-            if !core.blocking.run(n.id, body) {
+            if !core.blocking.run(n, interruptErrno: BlockingOperations.interruptErrno(socket: socket), body) {
                 agentgate_close(socket)
                 agentgate_close(pathFD)
                 core.listener.fail(n.id, errno: EAGAIN)

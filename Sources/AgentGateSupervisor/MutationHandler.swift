@@ -317,7 +317,7 @@ enum MutationHandler {
         // A lease is being broken: wait for it on a worker, on a reference of our own to the file.
         let held = agentgate_openat(AT_FDCWD, link, Int32(AGENTGATE_O_PATH), 0)
         guard held >= 0 else { answer(Int(held)); return }
-        let started = core.blocking.run(n.id) {
+        let started = core.blocking.run(n) {
             let blocking = agentgate_openat(AT_FDCWD, "/proc/self/fd/\(held)", O_WRONLY | O_NOCTTY, 0)
             agentgate_close(held)
             guard blocking >= 0 else { answer(Int(blocking)); return }

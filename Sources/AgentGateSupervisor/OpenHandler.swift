@@ -181,6 +181,16 @@ enum OpenHandler {
                 }
             }
             let isCreate = prepared.pointee.kind != Int32(AGENTGATE_OPEN_EXISTING.rawValue)
+            if hasSideEffects(prepared, flags: args.flags) && agentgate_fd_table_full(n.tid) == 1 {
+                // The kernel takes the fd number first and fails with EMFILE before it creates,
+                // truncates or opens anything (do_sys_openat2): so must we, not create the file
+                // and then fail to install it.
+                agentgate_open_release(prepared)
+                core.listener.fail(n.id, errno: EMFILE)
+                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: EMFILE),
+                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                return
+            }
             let umask: UInt32 = isCreate ? ProcStatus(tid: n.tid).umask : 0
             let mayBlock = prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue)
                 && prepared.pointee.file_type == UInt32(S_IFIFO)
@@ -214,6 +224,18 @@ enum OpenHandler {
                              notification: n, process: process, respondedAt: agentgate_monotonic_ns())
     }
 
+    /// Whether opening the prepared object does something even if its fd then can't be
+    /// installed: creating or truncating a file, or opening a FIFO (its other end sees it), a
+    /// device or a socket. Plain opens of existing files and directories have no effect of their
+    /// own, so an fd table at its limit is found by the injection failing (EMFILE) instead, at
+    /// no cost to every open.
+    private static func hasSideEffects(_ prepared: UnsafePointer<agentgate_open_prepared>, flags: UInt64) -> Bool {
+        guard prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) else { return true }
+        let type = prepared.pointee.file_type
+        if type == UInt32(S_IFREG) { return flags & UInt64(O_TRUNC) != 0 }
+        return type != UInt32(S_IFDIR)
+    }
+
     /// Finishes an open that may wait (a FIFO, a lease being broken) on a thread of its own, so
     /// no other notification waits behind it. Takes ownership of the prepared object fd; when no
     /// thread can be had, the agent's call fails with EAGAIN.
@@ -222,7 +244,7 @@ enum OpenHandler {
                                           action: ActionKind, syscall: String, process: ProcessInfo, core: SupervisorCore) {
         let copy = prepared.pointee
         prepared.pointee.object_fd = -1 // ownership moves to the worker
-        let started = core.blocking.run(n.id) {
+        let started = core.blocking.run(n) {
             var owned = copy
             let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
             agentgate_open_release(&owned)
@@ -258,7 +280,12 @@ enum OpenHandler {
         switch core.injection {
         case .addfdSend where !writable:
             let installed = core.listener.inject(n.id, fd: fd, cloexec: cloexec, send: true)
-            if installed < 0 { failure = -installed }
+            if installed < 0 {
+                failure = -installed
+                // Not installed (EMFILE: the agent is at its fd limit): the kernel then leaves
+                // the notification unanswered, and the agent would wait forever. Answer it.
+                if installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
+            }
         case .addfdSend, .addfdThenSend:
             let reuse = core.hasLeakedFDs ? core.takeLeakedFD(for: n) : -1
             let installed = core.listener.inject(n.id, fd: fd, cloexec: cloexec, targetFD: reuse, send: false)

@@ -236,7 +236,7 @@ enum SendHandler {
         if (statusFlags >= 0 && statusFlags & O_NONBLOCK != 0) || flags & UInt64(MSG_DONTWAIT) != 0 {
             body()
         } else {
-            if !core.blocking.run(n.id, body) {
+            if !core.blocking.run(n, interruptErrno: BlockingOperations.interruptErrno(socket: socket), body) {
                 for entry in batch { agentgate_close(entry.pathFD) }
                 agentgate_close(socket)
                 core.listener.fail(n.id, errno: EAGAIN)

@@ -202,6 +202,13 @@ public final class Supervisor: Sendable {
             throw SupervisorError.spawnFailure(stage: stage, result: rc)
         }
         let listener = Listener(fd: spawned.listener)
+        if spawned.killable_recv == 0 && options.verbose {
+            // Before Linux 5.19 a signal interrupts the agent's wait even after the supervisor
+            // has received the call: a call it already performed (a mkdir) is then restarted
+            // by the kernel and may see its own effect (EEXIST), or fails with EINTR.
+            writeStandardError("agentgate: this kernel lacks SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19); "
+                               + "a signal during a supervised call can make it fail or repeat\n")
+        }
         defer { agentgate_close(spawned.listener); agentgate_close(spawned.pidfd); agentgate_close(spawned.exec_report) }
         if options.syncWakeUp {
             let sync = agentgate_notif_set_sync_wakeup(spawned.listener)
@@ -237,7 +244,7 @@ public final class Supervisor: Sendable {
         // decision is recorded before the caller closes the audit writer.
         let drainDeadline = agentgate_monotonic_ns() + 2_000_000_000
         while !core.blocking.isEmpty && agentgate_monotonic_ns() < drainDeadline {
-            core.blocking.interruptCancelled(core.listener)
+            core.blocking.interruptWaiting(core.listener)
             usleep(2000)
         }
         core.blocking.stop()
@@ -299,7 +306,9 @@ public final class Supervisor: Sendable {
         var warnedUnreachable = false
         var lastSweep = agentgate_monotonic_ns()
         while true {
-            let timeout: Int32 = exitStatus != nil || !core.blocking.isEmpty ? 50 : 1000
+            // While a performed call may block, its agent's signals are looked at every 50 ms
+            // (BlockingOperations); 250 ms otherwise bounds how late the first look can come.
+            let timeout: Int32 = exitStatus != nil || !core.blocking.isEmpty ? 50 : 250
             let events = agentgate_poll_one(signalFD, Int16(POLLIN), timeout)
             if events > 0 {
                 while true {
@@ -323,7 +332,7 @@ public final class Supervisor: Sendable {
                     }
                 }
             }
-            core.blocking.interruptCancelled(core.listener)
+            core.blocking.interruptWaiting(core.listener)
             let now = agentgate_monotonic_ns()
             if now &- lastSweep > 1_000_000_000 {
                 // Per-process state of processes that have exited: pidfds held for exec checks

@@ -107,7 +107,7 @@ final class SupervisorCore: Sendable {
         self.protectedDirectories = protectedDirectories
         self.listener = listener
         self.table = table
-        self.blocking = BlockingOperations(listener: listener, echoing: recorder.echo != nil)
+        self.blocking = BlockingOperations(listener: listener)
         self.policy = policy
         self.recorder = recorder
         self.injection = injection
@@ -516,8 +516,34 @@ final class ThreadScratch {
 }
 
 /// Operations that may block (a blocking connect, opening a FIFO, waiting out a lease) run on
-/// worker threads so no other notification waits behind them. The main loop interrupts one
-/// whose agent call was interrupted (its notification id is no longer valid).
+/// worker threads so no other notification waits behind them.
+///
+/// Such an operation must end when the agent's call would have ended without the supervisor:
+///
+/// - The agent's thread is killed (SIGKILL, or a signal whose default action ends the process):
+///   its notification is gone (ID_VALID fails) and the operation is abandoned.
+/// - A signal arrives for the agent's thread. The filter is installed with
+///   SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, so once a notification has been received the
+///   agent's thread waits killably and the signal only stays pending: the notification stays
+///   valid and nothing tells the supervisor. (Worse, a fatal signal that comes after it is not
+///   even delivered: the thread already has TIF_SIGPENDING, so complete_signal never reaches
+///   its group-kill path, and `timeout` could not end the agent.) So while operations run, the
+///   session loop looks at each waiting thread's pending signals (/proc/TID/status, see
+///   agentgate_thread_signal_routed) every 50 ms. When the kernel has routed a signal to it,
+///   the operation is interrupted and answered as the kernel answers an interrupted wait:
+///   -ERESTARTSYS (or EINTR for a socket with a send timeout, see `interruptErrno(socket:)`),
+///   or its partial result (bytes already sent). The agent's return to user space then runs its
+///   handler and restarts the call (SA_RESTART) or fails it with EINTR, or stops or ends the
+///   process by the default action, all in the kernel, exactly as without the supervisor.
+///
+/// Without WAIT_KILLABLE_RECV (kernels before 5.19) any signal invalidates the notification,
+/// and the first rule covers both.
+///
+/// The worker's own call is interrupted with `interruptSignal`, whose handler has no SA_RESTART,
+/// so it returns EINTR; the worker's failure is held (agentgate_notif_defer_failures) and sent
+/// as the kernel's errno for the agent (agentgate_notif_flush_deferred_interrupted). The
+/// interrupt is repeated at every look while the reason lasts: one that lands just before the
+/// worker enters its blocking call is not lost.
 ///
 /// The workers are all started with the session and none is ever created later: the agent must
 /// not be able to choose when a new supervisor thread id appears, or it could aim a pid-named
@@ -533,12 +559,22 @@ final class BlockingOperations: @unchecked Sendable {
 
     private struct Job {
         let id: UInt64
+        let tid: pid_t
+        /// What the agent's call returns when a signal interrupts it.
+        let interruptErrno: Int32
         let body: @Sendable () -> Void
     }
     private struct State {
         var jobs: [Job] = []
         var head = 0
         var stopping = false
+    }
+    /// A job being run.
+    private struct Running {
+        let thread: UInt64
+        let tid: pid_t
+        /// Interrupted because a signal is pending for the agent's thread.
+        var signalled = false
     }
     private let state = Mutex(State())
     /// Counts queued jobs; workers wait on it. Never freed: it lives as long as the process.
@@ -547,21 +583,30 @@ final class BlockingOperations: @unchecked Sendable {
         sem_init(pointer, 0, 0)
         return pointer
     }()
-    /// Jobs being run, by notification id, with the worker running each.
-    private let pending = Mutex<[UInt64: UInt64]>([:])
+    /// Jobs being run, by notification id.
+    private let pending = Mutex<[UInt64: Running]>([:])
     /// Queued plus running.
     private let outstanding = Atomic<Int>(0)
     private let workers = Mutex<[Thread]>([])
     private let listener: Listener
-    /// Decisions are echoed (see agentgate_notif_defer_failures).
-    private let echoing: Bool
 
-    init(listener: Listener, echoing: Bool) {
+    init(listener: Listener) {
         self.listener = listener
-        self.echoing = echoing
     }
 
     var isEmpty: Bool { outstanding.load(ordering: .relaxed) == 0 }
+
+    /// The errno the kernel gives a blocking connect or send on `socket` that a signal
+    /// interrupts (sock_intr_errno): -ERESTARTSYS, unless the socket has a send timeout
+    /// (SO_SNDTIMEO), in which case EINTR, which SA_RESTART does not restart.
+    static func interruptErrno(socket: Int32) -> Int32 {
+        var timeout = timeval()
+        var length = UInt32(MemoryLayout<timeval>.size)
+        guard agentgate_getsockopt(socket, SOL_SOCKET, SO_SNDTIMEO, &timeout, &length) == 0 else {
+            return Int32(AGENTGATE_ERESTARTSYS)
+        }
+        return timeout.tv_sec == 0 && timeout.tv_usec == 0 ? Int32(AGENTGATE_ERESTARTSYS) : EINTR
+    }
 
     /// Starts every worker, before the agent's first call is answered. Returns false when not
     /// even one could be created (calls that need one then fail with EAGAIN).
@@ -593,8 +638,12 @@ final class BlockingOperations: @unchecked Sendable {
         var signal = Self.interruptSignal
         agentgate_sigset(&unblock, &signal, 1)
         agentgate_sigmask(SIG_UNBLOCK, &unblock, nil)
+        // Failures are held until the job ends, so an EINTR caused by interrupting the job for
+        // the agent's signal goes out as the errno the kernel would give (and, when decisions
+        // are echoed, after the echo).
+        agentgate_notif_defer_failures(1)
         while true {
-            while sem_wait(semaphore) != 0 {} // EINTR: an interrupt meant for a finished job
+            while sem_wait(semaphore) != 0 {} // EINTR: an interrupt for a job that just ended
             let job: Job? = state.withLock { state in
                 guard state.head < state.jobs.count else { return nil }
                 let job = state.jobs[state.head]
@@ -609,26 +658,33 @@ final class BlockingOperations: @unchecked Sendable {
                 if state.withLock({ $0.stopping }) { return }
                 continue
             }
-            pending.withLock { $0[job.id] = agentgate_thread_self() }
-            agentgate_notif_defer_failures(echoing ? 1 : 0)
+            pending.withLock { $0[job.id] = Running(thread: agentgate_thread_self(), tid: job.tid) }
             job.body()
-            agentgate_notif_flush_deferred()
-            pending.withLock { _ = $0.removeValue(forKey: job.id) }
+            // Removed before the answer: no interrupt is sent for this job from here on (one
+            // already sent is delivered before this thread returns to user space, so it can't
+            // reach the next job).
+            let signalled = pending.withLock { $0.removeValue(forKey: job.id)?.signalled ?? false }
+            agentgate_notif_flush_deferred_interrupted(signalled ? job.interruptErrno : 0)
             outstanding.subtract(1, ordering: .relaxed)
         }
     }
 
-    /// Queues `body` for a worker. Returns false, without running it, when the limit is
-    /// reached or no worker exists: the caller then fails the agent's call (EAGAIN).
-    func run(_ id: UInt64, _ body: @escaping @Sendable () -> Void) -> Bool {
+    /// Queues `body`, which performs `n`'s call, for a worker. `interruptErrno` is what the
+    /// kernel returns for that call when a signal interrupts its wait (-ERESTARTSYS for a FIFO
+    /// open or a lease; see `interruptErrno(socket:)` for sockets). Returns false, without
+    /// running it, when the limit is reached or no worker exists: the caller then fails the
+    /// agent's call (EAGAIN).
+    func run(_ n: Notification, interruptErrno: Int32 = Int32(AGENTGATE_ERESTARTSYS),
+             _ body: @escaping @Sendable () -> Void) -> Bool {
         guard workers.withLock({ !$0.isEmpty }) else { return false }
+        let id = n.id
         // Work queued by a thread acting as the agent runs as the agent too.
         var identity = agentgate_thread_credentials()
         if agentgate_thread_assumed_credentials(&identity) == 1 {
             let agent = identity
             let inner = body
             let listener = self.listener
-            return enqueue(id) {
+            return enqueue(Job(id: id, tid: n.tid, interruptErrno: interruptErrno) {
                 var wanted = agent
                 guard agentgate_thread_assume_credentials(&wanted) == 0 else {
                     // Taken on moments ago on the receiver: never run the call as anyone else.
@@ -637,27 +693,47 @@ final class BlockingOperations: @unchecked Sendable {
                 }
                 inner()
                 agentgate_thread_restore_credentials()
-            }
+            })
         }
-        return enqueue(id, body)
+        return enqueue(Job(id: id, tid: n.tid, interruptErrno: interruptErrno, body: body))
     }
 
-    private func enqueue(_ id: UInt64, _ body: @escaping @Sendable () -> Void) -> Bool {
+    private func enqueue(_ job: Job) -> Bool {
         guard outstanding.add(1, ordering: .relaxed).newValue <= Self.limit else {
             outstanding.subtract(1, ordering: .relaxed)
             return false
         }
-        state.withLock { $0.jobs.append(Job(id: id, body: body)) }
+        state.withLock { $0.jobs.append(job) }
         sem_post(semaphore)
         return true
     }
 
-    /// Interrupts every running operation whose notification is gone.
-    func interruptCancelled(_ listener: Listener) {
+    /// Interrupts every running operation whose agent call has ended (its notification is
+    /// gone) or has a signal to take (see the type's comment). Called every 50 ms while any
+    /// operation is outstanding.
+    func interruptWaiting(_ listener: Listener) {
+        let running = pending.withLock { $0 }
+        guard !running.isEmpty else { return }
+        var cancelled: [UInt64] = []
+        var signalled: [UInt64] = []
+        for (id, job) in running {
+            guard listener.isValid(id) else { cancelled.append(id); continue }
+            // The tid is the agent's thread only while its notification is pending: read its
+            // signals, then check again.
+            let routed = agentgate_thread_signal_routed(job.tid)
+            if routed == 1 && listener.isValid(id) { signalled.append(id) }
+        }
+        guard !cancelled.isEmpty || !signalled.isEmpty else { return }
         pending.withLock { table in
-            for (id, thread) in table where !listener.isValid(id) {
-                // Under the lock the worker can't have moved on to another job.
-                _ = agentgate_thread_kill(thread, Self.interruptSignal)
+            // Under the lock the worker can't have moved on to another job.
+            for id in cancelled {
+                guard let job = table[id] else { continue }
+                _ = agentgate_thread_kill(job.thread, Self.interruptSignal)
+            }
+            for id in signalled {
+                guard table[id] != nil else { continue }
+                table[id]!.signalled = true
+                _ = agentgate_thread_kill(table[id]!.thread, Self.interruptSignal)
             }
         }
     }
