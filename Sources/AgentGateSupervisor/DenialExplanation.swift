@@ -36,7 +36,7 @@ enum DenialExplanation {
         let explains = explain && core.policy.explainsDenials && entry.decision != "allow" && (entry.verdict?.enforced ?? true)
         if explains {
             let text = line(entry, policy: core.policy)
-            let queued = core.blocking.run(n.id) {
+            let queued = core.blocking.run(n) {
                 write(text, n, core: core)
                 core.listener.fail(n.id, errno: errno)
                 core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
