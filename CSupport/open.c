@@ -142,6 +142,17 @@ static int lookup_ctx(int dirfd, const char *path, int flags, uint64_t resolve, 
     long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
     if (fd >= 0) return (int)fd;
     int err = errno;
+    if ((err == ENOENT || err == ENOTDIR) && resolve == 0 && ctx) {
+        // /proc/self reached through a symlink (/dev/fd/N, /dev/stdin, a link of the agent's)
+        // names the supervisor on this fast path, and fails where the supervisor lacks what the
+        // agent has. Such a lookup crossed into procfs, another mount: a failure that crossed a
+        // mount is walked again as the agent (one more openat2 for a plain missing file).
+        how.resolve = RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+        long again = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+        if (again >= 0) close((int)again);
+        else if (errno == EXDEV) return walk(dirfd, path, flags & (O_NOFOLLOW | O_DIRECTORY), ctx);
+        return -err;
+    }
     if (err != ELOOP || (resolve & (RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS))) return -err;
     // Either a magic link or too many symlinks: walk it by hand (other RESOLVE_* rules can't be
     // honoured by the walk, so refuse those).

@@ -44,3 +44,25 @@ import Testing
         #expect(!targets.contains { $0.contains("\u{FFFD}") }, "\(targets.sorted())")
     }
 }
+
+/// /proc/self reached through a symlink (/dev/fd/N, a link of the agent's) names the agent, also
+/// for fds the supervisor itself doesn't have (process substitution uses /dev/fd/63).
+@Suite struct ProcSelfThroughSymlinkTests {
+    @Test func processSubstitutionAndFDLinksWork() throws {
+        let h = try Harness()
+        let policy = try h.policy("version: 2\ndefault: allow\n")
+        try h.write("data.txt", "0123456789abcdef\n")
+        let script = """
+            while read l; do echo "read: $l"; done < <(echo hi)
+            diff <(echo a) <(echo a) && echo diff-same
+            exec 97<\(h.path("data.txt")); head -c 10 /dev/fd/97; echo
+            ln -s /proc/self/fd/97 \(h.path("link")) && head -c 10 \(h.path("link")); echo
+            grep -c ^Pid: /dev/fd/../status
+            """
+        let bare = h.bare(["bash", "-c", script])
+        #expect(bare.status == 0 && bare.stdout.hasPrefix("read: hi\ndiff-same\n"), "\(bare)")
+        try? FileManager.default.removeItem(atPath: h.path("link"))
+        let supervised = h.supervised(["bash", "-c", script], policy: policy, extra: ["-q"])
+        #expect(supervised.stdout == bare.stdout && supervised.status == bare.status, "supervised:\n\(supervised)\nbare:\n\(bare)")
+    }
+}
