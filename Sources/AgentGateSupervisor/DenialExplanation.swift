@@ -91,7 +91,14 @@ enum DenialExplanation {
         guard flags >= 0, flags & Int32(AGENTGATE_O_PATH) == 0, flags & O_ACCMODE != O_RDONLY else { return }
         var info = stat()
         guard fstat(fd, &info) == 0 else { return }
+        // Not to a socket: a message sent by the supervisor carries its credentials
+        // (SO_PASSCRED, /dev/log), which would lend the agent's text the supervisor's uid.
         let isSocket = info.st_mode & S_IFMT == S_IFSOCK
+        guard !isSocket else { return }
+        // Written as the agent (its fsuid and capabilities: no CAP_FSETID keeping a set-id bit).
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        guard acting.refusal == nil else { return }
         let deadline = agentgate_monotonic_ns() + UInt64(writeTimeoutMilliseconds) * 1_000_000
         var bytes = Array(text.utf8)
         bytes.withUnsafeMutableBytes { raw in
@@ -103,11 +110,9 @@ enum DenialExplanation {
                 if events == -EINTR && core.listener.isValid(n.id) { continue }
                 // Timed out, interrupted because the call is gone, or fd 2 can't be written.
                 guard events > 0, Int16(truncatingIfNeeded: events) & Int16(POLLOUT) != 0 else { return }
-                // A socket is sent to without blocking; a pipe or terminal shares its O_NONBLOCK
-                // with the process, so it isn't changed: poll said there is room.
-                let written = isSocket
-                    ? send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_DONTWAIT) | Int32(MSG_NOSIGNAL))
-                    : Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                // A pipe or terminal shares its O_NONBLOCK with the process, so it isn't
+                // changed: poll said there is room.
+                let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
                 if written < 0 {
                     let error = Glibc.errno
                     if error == EAGAIN || (error == EINTR && core.listener.isValid(n.id)) { continue }
