@@ -30,13 +30,16 @@ extension String {
     }
 
     /// A path or name as text, without loss: Linux names are bytes, and a byte that isn't part
-    /// of valid UTF-8 is written `\xHH` (with `\` doubled in such a name), never replaced by
+    /// of valid UTF-8 is written `\xHH` (with `\` doubled in such a name, and in a valid name that
+    /// contains `\x`), never replaced by
     /// U+FFFD, so two different names never read the same in a decision or the audit. A
     /// valid UTF-8 name (nearly every one) is unchanged. Only for naming: the calls themselves
     /// are made on the bytes (RawPath).
     init<Bytes: Collection>(pathBytes bytes: Bytes) where Bytes.Element == UInt8 {
         if let valid = String(validating: bytes, as: UTF8.self) {
-            self = valid
+            // A valid name that spells an escape (`a\xFF`) has its backslashes doubled, so it
+            // can't read as the invalid name it imitates.
+            self = valid.contains("\\x") ? valid.replacing("\\", with: "\\\\") : valid
             return
         }
         var result = ""
