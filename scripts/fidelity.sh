@@ -93,7 +93,10 @@ fi
     echo "regressions (pass bare, fail supervised, confirmed by a second run): ${#confirmed[@]}"
     for test in "${confirmed[@]}"; do echo "  $test"; done
     flaky=$(( $(wc -l <"$work/candidates.txt") - ${#confirmed[@]} ))
-    [ "$flaky" -gt 0 ] && echo "not confirmed on a second run (flaky): $flaky" && sed 's/^/  /' "$work/candidates.txt"
+    if [ "$flaky" -gt 0 ]; then
+        echo "not confirmed on a second run (flaky): $flaky"
+        printf '%s\n' "${confirmed[@]}" | grep -vxFf - "$work/candidates.txt" | sed 's/^/  /'
+    fi
 } | tee "$out"
 if [ ${#confirmed[@]} -gt 0 ]; then
     cp "$work/supervised.log" "$(dirname "$out")/supervised.log"
