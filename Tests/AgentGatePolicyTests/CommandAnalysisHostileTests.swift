@@ -78,9 +78,9 @@ extension CommandAnalysisTests {
     func hostilePlainArgv() {
         let argv = ["echo"] + Array(repeating: String(repeating: "-", count: 1_000), count: 1_000)
             + [String(repeating: "\u{202E} \n", count: 300_000)]
-        let start = ContinuousClock.now
-        let intent = Intent.describe(.exec, target: "/bin/echo", argv: argv, home: "/home/u")
-        #expect(ContinuousClock.now - start < .milliseconds(500))
+        var intent = Intent.describe(.exec, target: "/bin/echo", argv: [], home: "/home/u")
+        let best = bestTime(of: 3) { intent = Intent.describe(.exec, target: "/bin/echo", argv: argv, home: "/home/u") }
+        #expect(best < .milliseconds(500), "took \(best)") // bounds blow-up, not speed: the machine may be busy
         #expect(intent.text.hasSuffix("…"))
     }
 

@@ -433,9 +433,9 @@ struct CommandAnalysisTests {
     func largeString() {
         let line = "cd /tmp && FOO=1 make -j2 2>&1 | tee log; git status --short\n"
         let script = String(repeating: line, count: 1_000_000 / line.utf8.count + 1)
-        let start = ContinuousClock.now
-        let analysis = analyze(["bash", "-c", script])
-        #expect(ContinuousClock.now - start < .seconds(2))
+        var analysis = analyze(["true"])
+        let best = bestTime(of: 3) { analysis = analyze(["bash", "-c", script]) }
+        #expect(best < .seconds(2), "took \(best)") // bounds blow-up, not speed: the machine may be busy
         #expect(analysis.commands.count == 5)
         #expect(analysis.pipelines == [[["make", "-j2"], ["tee", "log"]]])
     }

@@ -8,7 +8,7 @@ import AgentGatePolicy
 /// examples/policies/supply-chain.yaml) or the CHANGELOG/README entry that documents it.
 ///
 /// In v1 an exec's target was its command line: the shim's program name and the arguments
-/// joined by single spaces (internal/wrap/spawn.go: `strings.Join(args, " ")`), and a
+/// joined by single spaces, and a
 /// target_glob with `*` fell back to a matcher where `*` spans anything, `/` included.
 @Suite("agentgate v1 compatibility")
 struct V1CompatibilityTests {
@@ -467,7 +467,7 @@ struct V1CompatibilityTests {
                 match: {action: fs_write, target_glob: "$PWD/**"}
                 decision: allow
             """)
-        // The issue's case: nscd's socket, where writes fall to the fs_write catch-all.
+        // nscd's socket, where writes fall to the fs_write catch-all.
         #expect(p.evaluate(.netEgress, target: "unix:/var/run/nscd/socket").decision == .allow)
         #expect(p.decide(.netEgress, target: "unix:/var/run/nscd/socket")
                 == Verdict(decision: .deny, ruleIndex: nil, reason: .defaultDecision))

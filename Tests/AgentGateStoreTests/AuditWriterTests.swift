@@ -66,9 +66,9 @@ struct AuditWriterTests {
 
         writer.record(sampleEvent(1))
         var found = 0
-        for _ in 0..<500 where found == 0 {
-            usleep(10_000)
-            found = try store.events(sessionID: nil).count
+        waitUntil(timeout: 5) {
+            found = (try? store.events(sessionID: nil).count) ?? 0
+            return found > 0
         }
         #expect(found == 1)
     }

@@ -253,17 +253,12 @@ struct ConcurrencyTests {
             c.execute('BEGIN EXCLUSIVE')
             c.execute('CREATE TABLE t (x)')
             open(sys.argv[2], 'w').close()
-            time.sleep(0.5)
+            time.sleep(0.5)  # holding the lock a while is the point: the open must wait it out
             c.execute('COMMIT')
             """, path, ready]
         try holder.run()
         defer { holder.waitUntilExit() }
-        var waited = 0
-        while !FileManager.default.fileExists(atPath: ready) && waited < 500 {
-            usleep(10_000)
-            waited += 1
-        }
-        try #require(FileManager.default.fileExists(atPath: ready))
+        try #require(waitUntil(timeout: 5) { FileManager.default.fileExists(atPath: ready) })
         let store = try AuditStore(path: path)
         defer { store.close() }
         #expect(try store.schemaVersion() == AuditSchema.currentVersion)

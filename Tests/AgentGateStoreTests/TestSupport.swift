@@ -28,6 +28,17 @@ final class TemporaryDirectory {
     }
 }
 
+/// Waits until `condition` holds (polling), up to `timeout` seconds.
+@discardableResult
+func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
+    let deadline = Date().addingTimeInterval(timeout)
+    while Date() < deadline {
+        if condition() { return true }
+        usleep(10_000)
+    }
+    return condition()
+}
+
 struct TestSetupError: Error, CustomStringConvertible {
     let message: String
     var description: String { message }

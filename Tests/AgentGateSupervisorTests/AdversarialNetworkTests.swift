@@ -46,6 +46,11 @@ final class NetworkFixture {
 
     deinit { blocked.close(); allowed.close(); udp.close(); udpAllowed.close(); unixStream.close(); unixDatagram.close(); abstract.close() }
 
+    /// Polls until every listener and sink has seen everything sent to it so far.
+    func drain() {
+        blocked.drain(); allowed.drain(); udp.drain(); udpAllowed.drain(); unixStream.drain(); unixDatagram.drain(); abstract.drain()
+    }
+
     /// Everything that reached a denied destination so far.
     var reached: Int { blocked.connections + udp.events + unixStream.events + unixDatagram.events + abstract.events }
     var summary: String {
@@ -61,12 +66,12 @@ func networkAttempt(_ name: String, setup: (NetworkFixture) throws -> Void = { _
     let f = try NetworkFixture(name)
     try setup(f)
     let bare = f.h.bare([f.bin.helper] + args(f))
-    Adversarial.settle()
+    f.drain()
     let afterBare = f.reached
     #expect(afterBare > 0, "\(name): bare, the attack must reach the denied destination (else this test proves nothing)\n\(bare)\n\(f.summary)",
             sourceLocation: sourceLocation)
     let supervised = f.h.supervised([f.bin.helper] + args(f), policy: f.policy)
-    Adversarial.settle()
+    f.drain()
     #expect(f.reached == afterBare, "\(name): the denied destination was reached under the supervisor\n\(supervised)\n\(f.summary)",
             sourceLocation: sourceLocation)
     return (f, supervised)
@@ -133,12 +138,12 @@ extension AdversarialTests {
         func raceSendto() throws {
             let f = try NetworkFixture()
             let bare = f.h.bare([f.bin.helper, "race-sendto", String(f.udpAllowed.port), String(f.udp.port), "0.3"])
-            Adversarial.settle()
+            f.drain()
             let afterBare = f.udp.events
             #expect(afterBare > 0, "bare, some datagrams must reach the denied port\n\(bare)\n\(f.summary)")
             let allowedBefore = f.udpAllowed.events
             let supervised = f.h.supervised([f.bin.helper, "race-sendto", String(f.udpAllowed.port), String(f.udp.port), "3"], policy: f.policy)
-            Adversarial.settle()
+            f.drain()
             #expect(f.udp.events == afterBare, "a datagram reached the denied port under the supervisor\n\(supervised)\n\(f.summary)")
             #expect(f.udpAllowed.events > allowedBefore, "no datagram reached the allowed port: the race didn't happen\n\(supervised)")
         }

@@ -132,6 +132,7 @@ final class SocketSink: @unchecked Sendable {
     private let kind: Kind
     private let lock = NSLock()
     private var _events = 0
+    private var _drains = 0
     private var _received = Data()
 
     init(_ kind: Kind, path: String = "") throws {
@@ -156,15 +157,8 @@ final class SocketSink: @unchecked Sendable {
             boundPort = UInt16(bigEndian: address.sin_port)
         case .unixDatagram, .unixStream:
             sock = socket(AF_UNIX, Int32((kind == .unixStream ? SOCK_STREAM : SOCK_DGRAM).rawValue), 0)
-            // "@name" is an abstract address: a NUL, then the name, its length given by addrlen.
-            let abstract = path.hasPrefix("@")
-            if !abstract { unlink(path) }
-            var address = sockaddr_un()
-            address.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &address.sun_path) { raw in
-                for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = abstract && i == 0 ? 0 : byte }
-            }
-            let length = abstract ? socklen_t(2 + path.utf8.count) : socklen_t(MemoryLayout<sockaddr_un>.size)
+            if !path.hasPrefix("@") { unlink(path) }
+            var (address, length) = Self.unixAddress(path)
             let bound = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(sock, $0, length) }
             }
@@ -177,6 +171,17 @@ final class SocketSink: @unchecked Sendable {
         thread.start()
     }
 
+    /// "@name" is an abstract address: a NUL, then the name, its length given by addrlen.
+    private static func unixAddress(_ path: String) -> (sockaddr_un, socklen_t) {
+        let abstract = path.hasPrefix("@")
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in path.utf8.prefix(raw.count - 1).enumerated() { raw[i] = abstract && i == 0 ? 0 : byte }
+        }
+        return (address, abstract ? socklen_t(2 + path.utf8.count) : socklen_t(MemoryLayout<sockaddr_un>.size))
+    }
+
     private func loop() {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
@@ -185,15 +190,60 @@ final class SocketSink: @unchecked Sendable {
                 if client < 0 || isClosed { if client >= 0 { Glibc.close(client) }; return }
                 lock.withLock { _events += 1 }
                 let n = read(client, &buffer, buffer.count)
-                if n > 0 { lock.withLock { _received.append(contentsOf: buffer[0..<n]) } }
+                if n > 0 && DrainMarker.matches(buffer[0..<n]) {
+                    lock.withLock { _events -= 1; _drains += 1 }
+                } else if n > 0 {
+                    lock.withLock { _received.append(contentsOf: buffer[0..<n]) }
+                }
                 Glibc.close(client)
             } else {
                 let n = recv(fd, &buffer, buffer.count, 0)
                 // After shutdown recv returns 0 at once; stop before the fd number is reused.
                 if n <= 0 || isClosed { return }
-                lock.withLock { _events += 1; _received.append(contentsOf: buffer[0..<n]) }
+                if DrainMarker.matches(buffer[0..<n]) {
+                    lock.withLock { _drains += 1 }
+                } else {
+                    lock.withLock { _events += 1; _received.append(contentsOf: buffer[0..<n]) }
+                }
             }
         }
+    }
+
+    /// Sends the drain marker and polls until the sink has seen it: everything sent before has
+    /// then been counted. UDP may drop the marker while the queue is full, so it is sent again
+    /// on each poll until one arrives.
+    @discardableResult
+    func drain(timeout: Double = 30) -> Bool {
+        let target = lock.withLock { _drains } + 1
+        let marker = DrainMarker.bytes
+        let sent: Bool
+        switch kind {
+        case .udp:
+            let client = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { Glibc.close(client) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_port = port.bigEndian
+            return waitUntil(timeout: timeout) {
+                if lock.withLock({ _drains }) >= target { return true }
+                _ = withUnsafePointer(to: &address) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(client, marker, marker.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+                return false
+            }
+        case .unixDatagram, .unixStream:
+            let client = socket(AF_UNIX, Int32((kind == .unixStream ? SOCK_STREAM : SOCK_DGRAM).rawValue), 0)
+            defer { Glibc.close(client) }
+            var (address, length) = Self.unixAddress(path)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, length) }
+            }
+            sent = connected == 0 && Glibc.write(client, marker, marker.count) == marker.count
+        }
+        return sent && waitUntil(timeout: timeout) { lock.withLock { _drains } >= target }
     }
 
     /// Datagrams received, or connections accepted.
@@ -222,9 +272,6 @@ enum Adversarial {
         let bin = try AdversarialBinaries.get()
         return h.bare([bin.helper, "snapshot"] + paths).stdout
     }
-
-    /// Waits for a background socket thread to have seen what was sent.
-    static func settle() { usleep(250_000) }
 
     /// The audit database must still be the supervisor's: owner, mode and content intact
     /// (attacks through the supervisor's own fds can chmod, chown or truncate it).

@@ -196,13 +196,13 @@ extension AdversarialTests {
                 func lines() -> [String] {
                     ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
                 }
-                let start = Date()
-                while lines().filter({ $0 == "ok" }).count < 3 && Date().timeIntervalSince(start) < 15 { usleep(50_000) }
+                waitUntil(timeout: 15) { lines().filter { $0 == "ok" }.count >= 3 }
                 let beforeKill = lines()
                 #expect(beforeKill.filter { $0 == "ok" }.count >= 3, "the loop never opened successfully\n\(beforeKill)")
                 // Bare, the "supervisor" stand-in is the top-level agent process itself.
                 kill(session.pid, SIGKILL)
-                usleep(900_000)
+                // Wait for the in-flight open and three more after the kill to be logged.
+                waitUntil(timeout: 15) { lines().count >= beforeKill.count + 4 }
                 let after = lines()
                 let grandchild = after.first { $0.hasPrefix("pid=") }.flatMap { pid_t($0.dropFirst(4)) }
                 if let grandchild { kill(grandchild, SIGKILL) }

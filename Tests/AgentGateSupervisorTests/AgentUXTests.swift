@@ -231,10 +231,9 @@ struct AgentUXTests {
         let policy = try h.policy(Self.noRM)
         let running = try h.start(h.supervisedArgv([program, "/usr/bin/rm", h.path("data"), h.path("marker")], policy: policy, extra: ["-q"]))
         var agent: pid_t = 0
-        let deadline = Date().addingTimeInterval(40)
-        while Date() < deadline {
-            if let text = h.read("marker"), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) { agent = pid; break }
-            usleep(50_000)
+        waitUntil(timeout: 40) {
+            if let text = h.read("marker"), let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) { agent = pid }
+            return agent > 0
         }
         #expect(agent > 0, "the agent never got past its denied execs")
         // Killed while its threads' execs wait on fd 2: the session ends.

@@ -489,11 +489,18 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(m, "lease-hold")) {
         // a: a file; b: seconds. Holds a read lease, taking it again whenever it is broken.
-        int fd = open(a, O_RDONLY);
+        // Creates a.held once the lease is first held, for the caller to poll for.
+        int fd = open(a, O_RDONLY), announced = 0;
         time_t end = time(NULL) + atoi(b);
         signal(SIGIO, SIG_IGN);
         while (time(NULL) < end) {
             if (fcntl(fd, F_GETLEASE) == F_UNLCK) { close(fd); fd = open(a, O_RDONLY); fcntl(fd, F_SETLEASE, F_RDLCK); }
+            if (!announced && fcntl(fd, F_GETLEASE) == F_RDLCK) {
+                char held[4096];
+                snprintf(held, sizeof held, "%s.held", a);
+                close(open(held, O_WRONLY | O_CREAT, 0644));
+                announced = 1;
+            }
             usleep(20000);
         }
         return 0;

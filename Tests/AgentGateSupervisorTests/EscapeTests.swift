@@ -218,7 +218,9 @@ extension AdversarialTests {
         @Test("the agent's first process stopping itself leaves the supervisor serving its siblings")
         func stoppedFirstProcess() throws {
             let h = try Harness()
-            let script = "(sleep 0.3; cat /etc/hostname >/dev/null && echo sibling-read; kill -CONT $$) & kill -STOP $$; echo resumed; wait"
+            // The sibling polls (under a deadline) until the first process has stopped itself.
+            let stopped = "i=0; until grep -q '^State:.*stopped' /proc/$$/status || [ $i -ge 100 ]; do sleep 0.05; i=$((i+1)); done"
+            let script = "(\(stopped); cat /etc/hostname >/dev/null && echo sibling-read; kill -CONT $$) & kill -STOP $$; echo resumed; wait"
             // Launched with an empty signal mask, as from a shell: the test runner leaves SIGCHLD
             // blocked, and sh's `wait` would then never wake.
             let launch = [try AdversarialBinaries.get().helper, "launch"]
@@ -296,6 +298,7 @@ extension AdversarialTests {
             try h.write("sink.py", """
                 import socket, sys
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 5555)); s.settimeout(2)
+                open(sys.argv[1], 'w').close()
                 try: print('SINK-GOT', s.recvfrom(100)[0].decode())
                 except Exception as e: print('SINK-NOTHING', e)
                 """)
@@ -304,7 +307,10 @@ extension AdversarialTests {
             func inNamespace(_ sender: [String]) -> Harness.Result {
                 let setup = "ip link set lo up && for k in route_localnet accept_local; do sysctl -qw net.ipv4.conf.lo.$k=1 net.ipv4.conf.all.$k=1; done"
                 let send = sender.map { "'\($0)'" }.joined(separator: " ")
-                return h.run(["unshare", "-n", "sh", "-c", "\(setup) && { python3 \(h.path("sink.py")) & sleep 0.3; \(send); wait; }"])
+                // The sender starts once the sink has bound (polled under a deadline).
+                let ready = h.path("sink-ready")
+                let bound = "i=0; until [ -e \(ready) ] || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done"
+                return h.run(["unshare", "-n", "sh", "-c", "\(setup) && rm -f \(ready) && { python3 \(h.path("sink.py")) \(ready) & \(bound); \(send); wait; }"])
             }
             let bare = inNamespace([escape, "sock-packet", "5555"])
             #expect(bare.stdout.contains("SINK-GOT RAW-FRAME-ARRIVE"), "bare: the raw frame must reach the UDP port\n\(bare)")
@@ -484,12 +490,17 @@ extension AdversarialTests {
             let h = try Harness()
             let escape = try h.escape()
             try h.write("junk", "not an executable format\n", mode: 0o755)
-            let marker = h.path("storm-done")
-            let running = try h.start(h.supervisedArgv(["sh", "-c", "\(escape) enoexec-storm 1500 \(h.path("junk")) && touch \(marker) && sleep 3 && ls >/dev/null && echo ls-works"],
+            let marker = h.path("storm-done"), release = h.path("release")
+            // The session stays open until the test has counted (polled under a deadline).
+            let held = "i=0; until [ -e \(release) ] || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done"
+            let running = try h.start(h.supervisedArgv(["sh", "-c", "\(escape) enoexec-storm 1500 \(h.path("junk")) && touch \(marker) && \(held) && ls >/dev/null && echo ls-works"],
                                                        policy: try permissivePolicy(h, secret: "/nonexistent")))
             try waitUntil("the storm is over", timeout: 120) { FileManager.default.fileExists(atPath: marker) }
-            usleep(1_500_000) // the supervisor sweeps once a second
-            let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(running.pid)/fd").count) ?? -1
+            // The supervisor sweeps once a second: poll until its fds are back down.
+            func supervisorFDs() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(running.pid)/fd").count) ?? -1 }
+            waitUntil(timeout: 15) { (0..<64).contains(supervisorFDs()) }
+            let fds = supervisorFDs()
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
             let r = running.wait()
             #expect(fds >= 0 && fds < 64, "the supervisor holds \(fds) fds after 1500 failed execs")
             #expect(r.stdout.contains("ls-works"), "\(r)")
@@ -506,6 +517,8 @@ extension AdversarialTests {
                 (while :; do :; done) >/dev/null 2>&1 </dev/null &
                 echo spinner=$!
                 i=0; while [ $i -lt 80 ]; do (cat /etc/hostname >/dev/null 2>&1; sleep 5) 2>/dev/null & i=$((i+1)); done
+                # A fixed second for the 80 to make their calls: with the supervisor's fd table
+                # full, nothing they could leave behind to poll for is sure to be made.
                 sleep 1
                 """)
             func spinner(_ r: Harness.Result) -> pid_t? {

@@ -126,6 +126,14 @@ struct HarnessError: Error, CustomStringConvertible {
     var description: String { message }
 }
 
+/// What a test sends to its own listener or sink to learn that everything sent before has been
+/// seen: the kernel queues connections and datagrams in order, so once this arrives, nothing
+/// earlier is still on its way. Polling for it replaces waiting a fixed time for an absence.
+enum DrainMarker {
+    static let bytes = Array("agentgate-test-drain\n".utf8)
+    static func matches(_ received: ArraySlice<UInt8>) -> Bool { received.starts(with: bytes) }
+}
+
 /// A loopback TCP listener that records whether anyone connected and what they sent.
 final class LoopbackListener: @unchecked Sendable {
     let port: UInt16
@@ -133,6 +141,7 @@ final class LoopbackListener: @unchecked Sendable {
     private let lock = NSLock()
     private var _received = Data()
     private var _connections = 0
+    private var _drains = 0
     private var thread: Foundation.Thread?
 
     init() throws {
@@ -165,9 +174,15 @@ final class LoopbackListener: @unchecked Sendable {
             lock.withLock { _connections += 1 }
             _ = "pong\n".withCString { Glibc.write(client, $0, 5) }
             var buffer = [UInt8](repeating: 0, count: 4096)
+            var first = true
             while true {
                 let n = read(client, &buffer, buffer.count)
                 if n <= 0 { break }
+                if first && DrainMarker.matches(buffer[0..<n]) {
+                    lock.withLock { _connections -= 1; _drains += 1 }
+                    break
+                }
+                first = false
                 lock.withLock { _received.append(contentsOf: buffer[0..<n]) }
             }
             Glibc.close(client)
@@ -176,6 +191,24 @@ final class LoopbackListener: @unchecked Sendable {
 
     var connections: Int { lock.withLock { _connections } }
     var received: String { lock.withLock { String(decoding: _received, as: UTF8.self) } }
+
+    /// Connects and sends the drain marker, then polls until the listener has seen it: every
+    /// connection made before has then been counted.
+    @discardableResult
+    func drain(timeout: Double = 30) -> Bool {
+        let target = lock.withLock { _drains } + 1
+        let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { Glibc.close(client) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0, Glibc.write(client, DrainMarker.bytes, DrainMarker.bytes.count) == DrainMarker.bytes.count else { return false }
+        return waitUntil(timeout: timeout) { lock.withLock { _drains } >= target }
+    }
 
     func close() { shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
 }

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-/// Signals and limits around calls the supervisor answers or performs (issue 11): a signal for
+/// Signals and limits around calls the supervisor answers or performs: a signal for
 /// the agent must interrupt, restart or end a call exactly as the kernel does bare, a call that
 /// can't fail with EINTR must not, and an open at the fd limit must fail with EMFILE, not hang.
 /// Every case runs bare and supervised in the same run and the two are compared; each run has
@@ -463,11 +463,15 @@ int main(int argc, char **argv) {
     mkfifo(fifo, 0600);
     struct sigaction sa; memset(&sa, 0, sizeof sa); sa.sa_handler = on_alarm; sigaction(SIGALRM, &sa, NULL);
     pthread_t t; pthread_create(&t, NULL, opener, NULL);
+    // A fixed wait, on purpose: this case is about a call the supervisor is already performing,
+    // and from inside the agent a pending notification and a performed open look the same
+    // (both read as openat in /proc/TID/syscall). A second is long enough for either.
     sleep(1); // the thread is waiting in its open by now
     sigset_t set; sigemptyset(&set); sigaddset(&set, SIGALRM);
     if (!strcmp(argv[1], "blockmain")) pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (!strcmp(argv[1], "direct")) pthread_kill(t, SIGALRM); else kill(getpid(), SIGALRM);
     // In "free" the handler runs here in main and the thread's open goes on: free it after a while.
+    // The wait is the behaviour under test: the open must still be pending a second later.
     sleep(1);
     int w = open(fifo, O_WRONLY | O_NONBLOCK);
     const char *writer = w < 0 ? strerrorname_np(errno) : "ok";

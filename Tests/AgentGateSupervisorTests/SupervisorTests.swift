@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 import Testing
 
-/// The core behaviour of issue 2, with real processes under the real filter. Every "denied"
+/// The supervisor's core behaviour, with real processes under the real filter. Every "denied"
 /// case first shows that the same command does the forbidden thing when run bare.
 @Suite(.serialized) struct SupervisorTests {
     @Test func deniedReadFailsWithEACCESAndAllowedReadWorks() throws {
@@ -108,16 +108,16 @@ import Testing
             """]
         let bare = h.bare(client + [String(blocked.port)])
         #expect(bare.status == 0)
-        usleep(200_000)
+        blocked.drain()
         #expect(blocked.connections == 1)
         let denied = h.supervised(client + [String(blocked.port)], policy: policy)
         #expect(denied.status == 3)
-        usleep(200_000)
+        blocked.drain()
         #expect(blocked.connections == 1)
         let allowed = h.supervised(client + [String(open.port)], policy: policy)
         #expect(allowed.status == 0)
         #expect(allowed.stdout == "pong\n")
-        usleep(200_000)
+        open.drain()
         #expect(open.received.contains("hello-from-agent"))
     }
 

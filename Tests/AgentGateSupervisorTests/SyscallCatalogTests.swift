@@ -29,8 +29,8 @@ import Testing
         }
     }
 
-    @Test("the calls the hostile review found untrapped are trapped now")
-    func reviewFindings() {
+    @Test("calls that reach outside the session are trapped")
+    func outreachingCallsAreTrapped() {
         let routes = Dictionary(SyscallCatalog.entries().map { ($0.name, $0.route) }, uniquingKeysWith: { a, _ in a })
         for name in ["pidfd_getfd", "pidfd_send_signal", "process_madvise", "process_mrelease", "pidfd_open", "acct",
                      "sethostname", "setdomainname", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex", "syslog",

@@ -2,10 +2,10 @@ import Foundation
 import Glibc
 import Testing
 
-/// Policy language v2 enforced on real processes: argv and shell-string rules, rule errnos,
+/// Policy rules enforced on real processes: argv and shell-string rules, rule errnos,
 /// process context (`when:`) read from /proc, and audit mode. Each denial is first shown to
 /// succeed bare.
-@Suite(.serialized) struct PolicyV2SupervisorTests {
+@Suite("Policy rules under the supervisor", .serialized) struct PolicyRuleSupervisorTests {
     @Test func pipeToShellInsideShCIsDeniedAndOtherCommandsRun() throws {
         let h = try Harness()
         let policy = try h.policy("""
@@ -82,12 +82,13 @@ import Testing
     @Test func aDaemonCantShedItsAncestryByReparenting() throws {
         let h = try Harness()
         try h.write("data.txt", "DATA\n")
-        // The reader runs as `sh -c 'sleep…; cat…'`, started in the background by a script whose
-        // name carries the marker; the script exits at once, so the reader is orphaned and
-        // adopted by the supervisor before it reads. Its ancestry is then unknown, and the deny
-        // rule must still apply.
-        try h.write("inner-marker.sh", "sh -c 'sleep 0.5; cat \"$1\" > \"$2\"' sh \"$1\" \"$2\" &\nexit 0\n")
-        try h.write("outer.sh", "sh \"$1/inner-marker.sh\" \"$1/data.txt\" \"$2\"\nsleep 1.5\n")
+        // The reader runs as `sh -c '…; cat…'`, started in the background by a script whose
+        // name carries the marker; the script exits at once, and the reader waits until it has
+        // gone, so the reader is orphaned and adopted by the supervisor before it reads. Its
+        // ancestry is then unknown, and the deny rule must still apply. The outer script polls
+        // (under a deadline) until the reader is done.
+        try h.write("inner-marker.sh", "sh -c 'while kill -0 \"$3\" 2>/dev/null; do :; done; cat \"$1\" > \"$2\"; : > \"$2.done\"' sh \"$1\" \"$2\" $$ &\nexit 0\n")
+        try h.write("outer.sh", "sh \"$1/inner-marker.sh\" \"$1/data.txt\" \"$2\"\ni=0; while [ ! -e \"$2.done\" ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\n")
         let policy = try h.policy("""
             version: 2
             default: allow
@@ -149,91 +150,5 @@ import Testing
         #expect(result.status == 0 && result.stdout == "SECRET\n")
         let rows = h.query("SELECT decision FROM events WHERE target = '\(h.path("secret.txt"))'")
         #expect(rows.contains { $0.first == "deny" }, "\(rows)")
-    }
-}
-
-/// Review findings on argv rules: argv[0] is the caller's choice and proves nothing, and the
-/// argv decided must be the argv the new image gets.
-@Suite(.serialized) struct ArgvIntegrityTests {
-    @Test func argv0DoesNotDisguiseTheProgram() throws {
-        let h = try Harness()
-        let policy = try h.policy("""
-            version: 2
-            default: allow
-            rules:
-              - match: {action: exec, argv: [git, "**"]}
-                decision: allow
-              - match: {action: exec, argv: [touch, "**"]}
-                decision: deny
-              - match: {action: exec, command: "echo * | sh*"}
-                decision: deny
-            """)
-        // touch run with argv[0] "git" must still be touch to the rules.
-        let disguised = ["python3", "-c", "import os, sys; os.execv('/usr/bin/touch', ['git', sys.argv[1]])"]
-        #expect(h.bare(disguised + [h.path("bare")]).status == 0 && h.exists("bare"))
-        _ = h.supervised(disguised + [h.path("supervised")], policy: policy)
-        #expect(!h.exists("supervised"))
-        // A shell run under another name still has its -c string read.
-        let shell = ["python3", "-c", "import os; os.execv('/bin/sh', ['x', '-c', \"echo 'echo PWNED' | sh\"])"]
-        #expect(h.bare(shell).stdout.contains("PWNED"))
-        #expect(!h.supervised(shell, policy: policy).stdout.contains("PWNED"))
-    }
-
-    @Test func argvRewrittenDuringExecIsCaught() throws {
-        let h = try Harness()
-        try h.write("public.txt", "PUBLIC\n")
-        try h.write("secret.txt", "SECRET\n")
-        // One thread flips an argument between public.txt and secret.txt while another execs
-        // cp with it. A rule denies copying the secret by argv; reads are otherwise allowed.
-        let race = try h.compile("argv-race", """
-            #include <pthread.h>
-            #include <stdio.h>
-            #include <string.h>
-            #include <unistd.h>
-            #include <sys/wait.h>
-            static char name[256];
-            static char *dir;
-            static void *flipper(void *unused) {
-                char a[256], b[256];
-                snprintf(a, sizeof a, "%s/public.txt", dir);
-                snprintf(b, sizeof b, "%s/secret.txt", dir);
-                for (;;) { memcpy(name, b, strlen(b) + 1); memcpy(name, a, strlen(a) + 1); }
-                return NULL;
-            }
-            int main(int argc, char **argv) {
-                dir = argv[1];
-                char out[256];
-                snprintf(out, sizeof out, "%s/out.txt", dir);
-                snprintf(name, sizeof name, "%s/public.txt", dir);
-                for (int attempt = 0; attempt < 300; attempt++) {
-                    pid_t pid = fork();
-                    if (pid == 0) {
-                        pthread_t t; pthread_create(&t, NULL, flipper, NULL);
-                        char *args[] = {"cp", name, out, NULL};
-                        execv("/bin/cp", args);
-                        _exit(111);
-                    }
-                    waitpid(pid, NULL, 0);
-                    FILE *f = fopen(out, "r");
-                    char line[64] = {0};
-                    if (f) { fgets(line, sizeof line, f); fclose(f); }
-                    if (strncmp(line, "SECRET", 6) == 0) { printf("copied the secret on attempt %d\\n", attempt); return 0; }
-                }
-                printf("never copied the secret\\n");
-                return 1;
-            }
-            """, flags: ["-pthread"])
-        let policy = try h.policy("""
-            version: 2
-            default: allow
-            rules:
-              - match: {action: exec, argv: [cp, "**", "*secret*", "**"]}
-                decision: deny
-            """)
-        let bare = h.bare([race, h.dir])
-        #expect(bare.stdout.contains("copied the secret"), "\(bare.stdout)")
-        try? FileManager.default.removeItem(atPath: h.path("out.txt"))
-        let supervised = h.supervised([race, h.dir], policy: policy, timeout: 120)
-        #expect(supervised.stdout.contains("never copied the secret"), "\(supervised.stdout)\(supervised.stderr.suffix(500))")
     }
 }

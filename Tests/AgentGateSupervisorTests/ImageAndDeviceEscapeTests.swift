@@ -27,11 +27,11 @@ private func threadCount(_ pid: pid_t) -> Int {
 }
 
 extension AdversarialTests {
-    /// What the second hostile review found after the first round of fixes, each shown bare and
-    /// supervised: pid races on the supervisor's own threads, signals through file owners,
+    /// Escapes through processes, file owners, network configuration and exec images, each shown
+    /// bare and supervised: pid races on the supervisor's own threads, signals through file owners,
     /// network configuration by a root agent, no-follow calls through a trailing slash, and
     /// exec decided on one image and run as another.
-    @Suite("Escapes found in review: pid races, file owners, network configuration, exec images") struct EscapeReview {
+    @Suite("Escapes: pid races, file owners, network configuration, exec images") struct ProcessAndImageEscapes {
         @Test("a pid nobody has yet is answered ESRCH, and the supervisor starts no thread during the session")
         func pidRaces() throws {
             let h = try Harness()
@@ -46,16 +46,21 @@ extension AdversarialTests {
             // so the supervisor's thread count doesn't move while they wait.
             let fifo = h.path("fifo")
             #expect(mkfifo(fifo, 0o644) == 0)
-            let marker = h.path("waiting")
+            let marker = h.path("waiting"), release = h.path("release")
+            // The fixed waits here are the observation windows: half a second for the session's
+            // workers to have started, a second for the 40 opens to be waiting. The FIFO is
+            // written once the test has counted (polled under a deadline).
             let running = try h.start(h.supervisedArgv(["sh", "-c", """
                 sleep 0.5; touch \(marker)
                 i=0; while [ $i -lt 40 ]; do cat \(fifo) >/dev/null & i=$((i+1)); done
-                sleep 2; echo x > \(fifo); wait
+                i=0; until [ -e \(release) ] || [ $i -ge 600 ]; do sleep 0.05; i=$((i+1)); done
+                echo x > \(fifo); wait
                 """], policy: policy))
             try waitUntil("the session starts") { FileManager.default.fileExists(atPath: marker) }
             let before = threadCount(running.pid)
             usleep(1_000_000)
             let during = threadCount(running.pid)
+            _ = FileManager.default.createFile(atPath: release, contents: nil)
             let r = running.wait()
             #expect(r.status == 0, "\(r)")
             #expect(before > 0 && during == before, "supervisor threads: \(before) before the FIFO opens, \(during) while they wait")
@@ -75,6 +80,7 @@ extension AdversarialTests {
             defer { kill(victim.pid, SIGKILL); _ = victim.wait(timeout: 5) }
             let r = h.supervised([escape, "fsetown", String(victim.pid)], policy: policy)
             #expect(r.stdout.contains("op=F_SETOWN rc=-1 errno=1"), "\(r)")
+            // A window for a signal that must never come: an absence can't be polled for.
             usleep(200_000)
             #expect(kill(victim.pid, 0) == 0, "the outside process must survive")
             // Within the session, F_SETOWN to the caller itself works.
@@ -153,8 +159,11 @@ extension AdversarialTests {
             let h = try Harness()
             let escape = try h.escape()
             try h.write("leased", "content\n")
+            // The truncates start once the lease is held (polled under a deadline); the half
+            // second after them is the window for them to stall behind it.
             let script = """
-                \(escape) lease-hold \(h.path("leased")) 20 & sleep 0.5
+                rm -f \(h.path("leased.held")); \(escape) lease-hold \(h.path("leased")) 20 &
+                i=0; until [ -e \(h.path("leased.held")) ] || [ $i -ge 200 ]; do sleep 0.05; i=$((i+1)); done
                 for i in 1 2 3; do truncate -s 0 \(h.path("leased")) & done
                 sleep 0.5
                 s=$(date +%s%N); cat /etc/hostname >/dev/null; e=$(date +%s%N)
@@ -245,9 +254,9 @@ extension AdversarialTests {
 }
 
 extension AdversarialTests {
-    /// What the third hostile review found: names that aren't UTF-8, host devices and their
+    /// Escapes through names that aren't UTF-8, host devices and their
     /// ioctls, and leases and netlink groups that reach beyond the session.
-    @Suite("Escapes found in review: raw names, host devices, leases, netlink groups") struct EscapeReviewThird {
+    @Suite("Escapes: raw names, host devices, leases, netlink groups") struct NameAndDeviceEscapes {
         /// Creates a symlink whose name is raw bytes (not UTF-8) in `directory`.
         private func rawSymlink(_ target: String, in directory: String, name: [UInt8]) -> Int32 {
             let bytes = Array(directory.utf8) + [UInt8(ascii: "/")] + name + [0]

@@ -1,0 +1,89 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Argv rules decide on what really runs: argv[0] is the caller's choice and proves nothing, and the
+/// argv decided must be the argv the new image gets.
+@Suite("Argv rules see the program and argv that really run", .serialized) struct ArgvIntegrityTests {
+    @Test func argv0DoesNotDisguiseTheProgram() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - match: {action: exec, argv: [git, "**"]}
+                decision: allow
+              - match: {action: exec, argv: [touch, "**"]}
+                decision: deny
+              - match: {action: exec, command: "echo * | sh*"}
+                decision: deny
+            """)
+        // touch run with argv[0] "git" must still be touch to the rules.
+        let disguised = ["python3", "-c", "import os, sys; os.execv('/usr/bin/touch', ['git', sys.argv[1]])"]
+        #expect(h.bare(disguised + [h.path("bare")]).status == 0 && h.exists("bare"))
+        _ = h.supervised(disguised + [h.path("supervised")], policy: policy)
+        #expect(!h.exists("supervised"))
+        // A shell run under another name still has its -c string read.
+        let shell = ["python3", "-c", "import os; os.execv('/bin/sh', ['x', '-c', \"echo 'echo PWNED' | sh\"])"]
+        #expect(h.bare(shell).stdout.contains("PWNED"))
+        #expect(!h.supervised(shell, policy: policy).stdout.contains("PWNED"))
+    }
+
+    @Test func argvRewrittenDuringExecIsCaught() throws {
+        let h = try Harness()
+        try h.write("public.txt", "PUBLIC\n")
+        try h.write("secret.txt", "SECRET\n")
+        // One thread flips an argument between public.txt and secret.txt while another execs
+        // cp with it. A rule denies copying the secret by argv; reads are otherwise allowed.
+        let race = try h.compile("argv-race", """
+            #include <pthread.h>
+            #include <stdio.h>
+            #include <string.h>
+            #include <unistd.h>
+            #include <sys/wait.h>
+            static char name[256];
+            static char *dir;
+            static void *flipper(void *unused) {
+                char a[256], b[256];
+                snprintf(a, sizeof a, "%s/public.txt", dir);
+                snprintf(b, sizeof b, "%s/secret.txt", dir);
+                for (;;) { memcpy(name, b, strlen(b) + 1); memcpy(name, a, strlen(a) + 1); }
+                return NULL;
+            }
+            int main(int argc, char **argv) {
+                dir = argv[1];
+                char out[256];
+                snprintf(out, sizeof out, "%s/out.txt", dir);
+                snprintf(name, sizeof name, "%s/public.txt", dir);
+                for (int attempt = 0; attempt < 300; attempt++) {
+                    pid_t pid = fork();
+                    if (pid == 0) {
+                        pthread_t t; pthread_create(&t, NULL, flipper, NULL);
+                        char *args[] = {"cp", name, out, NULL};
+                        execv("/bin/cp", args);
+                        _exit(111);
+                    }
+                    waitpid(pid, NULL, 0);
+                    FILE *f = fopen(out, "r");
+                    char line[64] = {0};
+                    if (f) { fgets(line, sizeof line, f); fclose(f); }
+                    if (strncmp(line, "SECRET", 6) == 0) { printf("copied the secret on attempt %d\\n", attempt); return 0; }
+                }
+                printf("never copied the secret\\n");
+                return 1;
+            }
+            """, flags: ["-pthread"])
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - match: {action: exec, argv: [cp, "**", "*secret*", "**"]}
+                decision: deny
+            """)
+        let bare = h.bare([race, h.dir])
+        #expect(bare.stdout.contains("copied the secret"), "\(bare.stdout)")
+        try? FileManager.default.removeItem(atPath: h.path("out.txt"))
+        let supervised = h.supervised([race, h.dir], policy: policy, timeout: 120)
+        #expect(supervised.stdout.contains("never copied the secret"), "\(supervised.stdout)\(supervised.stderr.suffix(500))")
+    }
+}
