@@ -26,26 +26,29 @@ struct StoredFormatTests {
             mode: "audit", context: context)
     }
 
-    /// One record of every kind, with every optional field both set and unset.
-    static func record(into writer: AuditWriter) {
+    /// One record of every kind, with every optional field both set and unset, through a
+    /// writer for the session (which is ended with the writer).
+    static func recordSession(in store: AuditStore) -> AuditWriter {
+        let writer = AuditWriter(store: store, sessionID: sessionID, warningHandler: { _ in })
         writer.recordProcessStart(ProcessRecord(
             pid: 7, ppid: 1, executable: "/usr/bin/sh", argv: ["sh", "-c", "curl https://user:pw@example.com"],
             uid: 1000, gid: 1001, capabilities: ["CAP_NET_BIND_SERVICE"], cgroup: "/user.slice",
             startTimeMicros: 1_700_000_000_000_100))
         writer.record(DecisionEvent(
             timeMicros: 1_700_000_000_000_200, pid: 7, ppid: 1, executable: "/usr/bin/curl", syscall: "execve",
-            action: "exec", target: "/usr/bin/curl", argv: ["curl", "-H", "Authorization: Bearer abc.def.ghi"],
-            decision: "log", ruleIndex: 3, reason: "flagged", errno: nil, latencyMicros: 12,
+            action: .exec, target: "/usr/bin/curl", argv: ["curl", "-H", "Authorization: Bearer abc.def.ghi"],
+            decision: .log, ruleIndex: 3, reason: "flagged", errno: nil, latencyMicros: 12,
             ruleID: "curl-any", intent: "agent wants to download: example.com", notable: true, enforced: true))
         writer.record(DecisionEvent(
             timeMicros: 1_700_000_000_000_300, pid: 7, ppid: 1, executable: "/usr/bin/cat", syscall: "openat",
-            action: "fs_read", target: "/home/dev/.ssh/id_ed25519", argv: nil, decision: "deny", ruleIndex: nil,
+            action: .fsRead, target: "/home/dev/.ssh/id_ed25519", argv: nil, decision: .deny, ruleIndex: nil,
             reason: "default", errno: 13, latencyMicros: 3, ruleID: nil, intent: nil, notable: false, enforced: false))
         writer.record(DecisionEvent(
             timeMicros: 1_700_000_000_000_400, pid: 7, ppid: 1, executable: "/usr/bin/cat", syscall: "ptrace",
-            action: "syscall", target: "", argv: [], decision: "ask", reason: "ask", errno: 1, latencyMicros: 0))
+            action: .syscall, target: "", argv: [], decision: .ask, reason: "ask", errno: 1, latencyMicros: 0))
         writer.recordProcessExit(pid: 7, timeMicros: 1_700_000_000_000_500, exitStatus: 137)
         writer.finishSession(endTimeMicros: 1_700_000_000_000_600, exitStatus: 137)
+        return writer
     }
 
     /// Every chain hash in the database, in a fixed order.
@@ -83,21 +86,19 @@ struct StoredFormatTests {
         let path = directory.file("audit.db")
         let store = try AuditStore(path: path)
         try store.createSession(Self.session())
-        let writer = AuditWriter(store: store, sessionID: Self.sessionID)
-        Self.record(into: writer)
+        let writer = Self.recordSession(in: store)
         #expect(writer.writeErrors == 0 && writer.lostEventCount == 0)
         store.close()
-        let hashes = try Self.storedHashes(path)
-        #expect(hashes == Self.expectedHashes)
+        #expect(try Self.storedHashes(path) == Self.expectedHashes)
         #expect(try verify(path).isValid)
     }
 
     @Test("the retention link's digest is today's")
     func pinnedRetentionDigest() {
-        let columns = AuditChain.RetentionColumns(
+        let columns = RetentionColumns(
             id: 4, time: 1_700_000_000_000_000, cutoff: 1_600_000_000_000_000, sessions: "[\"a\",\"b\"]",
             eventsRemoved: 10, processesRemoved: 2)
-        let digest = AuditChain.hex(AuditChain.retentionDigest(columns))
+        let digest = AuditChain.hex(AuditChain.digest(columns))
         #expect(digest == "6cf74ea4b0caabd874a10174498875b2ab540859be063b68052e56838921f4f9")
     }
 
@@ -108,9 +109,7 @@ struct StoredFormatTests {
         let store = try AuditStore(path: path)
         try store.recordSessionStartInFallback(Self.session())
         store.close()  // every write fails: everything goes to the fallback file
-        let writer = AuditWriter(store: store, sessionID: Self.sessionID, warningHandler: { _ in })
-        Self.record(into: writer)
-        #expect(writer.lostEventCount == 0)
+        #expect(Self.recordSession(in: store).lostEventCount == 0)
         let text = try String(contentsOfFile: path + ".fallback.jsonl", encoding: .utf8)
         #expect(text == Self.expectedFallback)
     }
