@@ -27,23 +27,23 @@ func event(_ index: Int) -> DecisionEvent {
             ? ["curl", "-H", "Authorization: Bearer abcdefghijklmnop\(index)", "https://user:pw@example.com/x"]
             : ["npm", "install", "left-pad@\(index % 100)", "--save"]
         return DecisionEvent(
-            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/bash", syscall: "execve", action: "exec",
-            target: "/usr/bin/\(argv[0])", argv: argv, decision: "allow", ruleIndex: 3, reason: "matched rule",
+            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/bash", syscall: "execve", action: .exec,
+            target: "/usr/bin/\(argv[0])", argv: argv, decision: .allow, ruleIndex: 3, reason: "matched rule",
             latencyMicros: 40, ruleID: "allow-tools", intent: "agent wants to run \(argv[0])")
     case 1:
         return DecisionEvent(
-            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/node", syscall: "connect", action: "net_egress",
-            target: "104.16.\(index % 256).35:443", decision: index % 7 == 0 ? "deny" : "allow", ruleIndex: 7,
+            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/node", syscall: "connect", action: .netEgress,
+            target: "104.16.\(index % 256).35:443", decision: index % 7 == 0 ? .deny : .allow, ruleIndex: 7,
             reason: "undeclared host", errno: index % 7 == 0 ? 13 : nil, latencyMicros: 55, ruleID: "7")
     case 2, 3:
         return DecisionEvent(
-            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/node", syscall: "openat", action: "fs_write",
-            target: "/work/project/node_modules/pkg-\(index % 1000)/index.js", decision: "allow", ruleIndex: 1,
+            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/node", syscall: "openat", action: .fsWrite,
+            target: "/work/project/node_modules/pkg-\(index % 1000)/index.js", decision: .allow, ruleIndex: 1,
             reason: "matched rule", latencyMicros: 20, ruleID: "2")
     default:
         return DecisionEvent(
-            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/node", syscall: "openat", action: "fs_read",
-            target: "/work/project/src/module-\(index % 5000)/file.ts", decision: index % 7 == 0 ? "deny" : "allow",
+            timeMicros: time, pid: pid, ppid: 999, executable: "/usr/bin/node", syscall: "openat", action: .fsRead,
+            target: "/work/project/src/module-\(index % 5000)/file.ts", decision: index % 7 == 0 ? .deny : .allow,
             ruleIndex: index % 7 == 0 ? 0 : nil, reason: index % 7 == 0 ? "credentials" : "no rule matched, fell through to default",
             errno: index % 7 == 0 ? 13 : nil, latencyMicros: 15)
     }

@@ -103,7 +103,7 @@ struct AuditListCommand: ParsableCommand {
         // unsupervised routes as execs (see AuditFormat.shownAction).
         let shownAction = action == "exec" || action == "syscall" ? action : nil
         var query = AuditStore.EventQuery(
-            decision: decision, action: action == "syscall" ? nil : action,
+            decision: decision.map(RecordedDecision.init(text:)), action: action == "syscall" ? nil : action.map(RecordedAction.init(text:)),
             since: try since.map { try AuditTime.since($0) }, text: grep)
         if let session {
             query.sessionID = try DatabaseOption.resolveSession(session, in: store)

@@ -53,7 +53,7 @@ struct DecisionEcho: Sendable {
     }
 
     static func isNotable(_ event: DecisionEvent) -> Bool {
-        event.decision != "allow" || event.action == "exec" || event.action == "net_egress"
+        event.decision != .allow || event.action == .exec || event.action == .netEgress
     }
 
     func write(_ event: DecisionEvent) {

@@ -30,37 +30,6 @@ public enum AgentGatePaths {
         return "/"
     }
 
-    /// `path` with every symlink resolved (realpath), or unchanged when it doesn't exist.
-    public static func resolved(_ path: String) -> String {
-        guard let real = realpath(path, nil) else { return path }
-        defer { free(real) }
-        return String(decoding: UnsafeRawBufferPointer(start: real, count: strlen(real)), as: UTF8.self)
-    }
-
-    /// An absolute `path` named the way the kernel names what it reaches: realpath when it
-    /// exists, else realpath of its deepest existing ancestor with the missing components
-    /// appended, so a file about to be created under a symlinked directory is named by the real
-    /// directory, as the supervisor names it (the new entry is not followed; see
-    /// `danglingSymlinkDestination`). Unchanged when no ancestor resolves.
-    public static func resolvedExisting(_ path: String) -> String {
-        if access(path, F_OK) == 0 || !path.hasPrefix("/") { return resolved(path) }
-        var missing: [Substring] = []
-        var current = Substring(path)
-        while let slash = current.lastIndex(of: "/") {
-            let name = current[current.index(after: slash)...]
-            if !name.isEmpty { missing.insert(name, at: 0) }
-            current = current[..<slash]
-            let parent = current.isEmpty ? "/" : String(current)
-            let real = resolved(parent)
-            if real != parent || access(parent, F_OK) == 0 {
-                guard !missing.isEmpty else { return real }
-                return (real == "/" ? "" : real) + "/" + missing.joined(separator: "/")
-            }
-            if current.isEmpty { break }
-        }
-        return path
-    }
-
     /// Where a dangling symlink at `path` points (absolute, relative to its directory), or nil
     /// when `path` is not a symlink or its destination exists. Creating a file through it (open
     /// with O_CREAT) creates the destination.
@@ -88,11 +57,11 @@ extension PolicyVariables {
     /// directories resolved the same way when the policy loads.
     static func current(agent: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> PolicyVariables {
         let temporary = environment["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
-        return PolicyVariables(workingDirectory: AgentGatePaths.resolved(AgentGatePaths.currentDirectory()),
-                               home: AgentGatePaths.resolved(AgentGatePaths.home(environment)),
-                               temporaryDirectory: AgentGatePaths.resolved(temporary),
+        return PolicyVariables(workingDirectory: FilePaths.resolved(AgentGatePaths.currentDirectory()),
+                               home: FilePaths.resolved(AgentGatePaths.home(environment)),
+                               temporaryDirectory: FilePaths.resolved(temporary),
                                agent: agent, environment: environment,
-                               scopeResolver: .init { AgentGatePaths.resolvedExisting($0) })
+                               scopeResolver: .init { FilePaths.resolvedExisting($0) })
     }
 }
 
@@ -193,10 +162,10 @@ public struct LoadedPolicy: Sendable {
     /// protects) or a system policy directory, belongs to the user or root, and is writable by
     /// nobody else.
     private static func checkTrusted(_ loaded: LoadedPolicy, environment: [String: String]) throws(PolicyLoadError) {
-        let trustedDirectories = [AgentGatePaths.resolved(configurationDirectory(environment))]
-            + systemPolicyDirectories.map(AgentGatePaths.resolved)
+        let trustedDirectories = [FilePaths.resolved(configurationDirectory(environment))]
+            + systemPolicyDirectories.map(FilePaths.resolved)
         for file in loaded.files {
-            let real = AgentGatePaths.resolved(file)
+            let real = FilePaths.resolved(file)
             func refuse(_ why: String) -> PolicyLoadError {
                 PolicyLoadError(file: file, line: 0, column: 0,
                                 message: "not loaded without being named: \(why). Name it with --policy if you trust it")

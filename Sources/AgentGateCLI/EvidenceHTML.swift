@@ -184,7 +184,7 @@ extension EvidencePack {
             let event = AuditFormat.redacted(stored.event)
             var rule = AuditFormat.why(event)
             if let intent = event.intent { rule += " — " + intent }
-            html += "<tr class=\"\(HTML.attribute(event.decision))\"><td class=\"mark\">\(e(AuditFormat.mark(event.decision)))</td>"
+            html += "<tr class=\"\(HTML.attribute(event.decision.text))\"><td class=\"mark\">\(e(AuditFormat.mark(event.decision.text)))</td>"
             html += "<td class=\"num\">\(stored.seq.map(String.init) ?? "")</td>"
             html += "<td class=\"mono\">\(e(AuditTime.iso8601(event.timeMicros)))</td><td class=\"num\">\(event.pid)</td>"
             html += "<td class=\"mono\">\(e(AuditFormat.shownAction(event)))</td><td>\(e(AuditFormat.decisionText(event)))</td>"

@@ -1,4 +1,5 @@
 import AgentGatePolicy
+import AgentGateStore
 import AgentGateSupervisor
 import ArgumentParser
 import Foundation
@@ -155,7 +156,7 @@ struct CheckCommand: ParsableCommand {
                 // Named as the supervisor names it: absolute and lexically clean.
                 let absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : AgentGatePaths.currentDirectory() + "/" + named)
                     .standardized.path
-                target = AgentGatePaths.resolved(absolute)
+                target = FilePaths.resolved(absolute)
                 programs = absolute == target ? [absolute] : [absolute, target]
                 if absolute != target { notes.append("\(absolute) resolves to \(target); both are decided, the stricter wins") }
             } else {
@@ -180,21 +181,21 @@ struct CheckCommand: ParsableCommand {
             if kind == .fsWrite {
                 // What doesn't exist yet is created in the real directory: the supervisor names
                 // it by the resolved parent and the new name.
-                target = AgentGatePaths.resolvedExisting(absolute)
+                target = FilePaths.resolvedExisting(absolute)
                 targets = [target]
                 if target != absolute {
                     notes.append(access(absolute, F_OK) == 0 ? "\(absolute) resolves to \(target)"
                                  : "\(absolute) does not exist yet; decided where it would be created, \(target)")
                 }
                 if let destination = AgentGatePaths.danglingSymlinkDestination(target) {
-                    let created = AgentGatePaths.resolvedExisting(destination)
+                    let created = FilePaths.resolvedExisting(destination)
                     targets.append(created)
                     notes.append("\(target) is a symlink to \(destination), which does not exist: creating the file "
                                  + "creates \(created); both are decided, the stricter wins")
                 }
             } else {
                 // A read of a missing file fails in the kernel; the supervisor names it as written.
-                target = AgentGatePaths.resolved(absolute)
+                target = FilePaths.resolved(absolute)
                 targets = [target]
                 if target != absolute { notes.append("\(absolute) resolves to \(target)") }
             }
@@ -209,7 +210,7 @@ struct CheckCommand: ParsableCommand {
                 // A socket path is resolved like an open, relative to the working directory.
                 let path = String(target.dropFirst(5))
                 let absolute = path.hasPrefix("/") ? path : AgentGatePaths.currentDirectory() + "/" + path
-                let real = AgentGatePaths.resolved(absolute)
+                let real = FilePaths.resolved(absolute)
                 target = "unix:" + real
                 if real != path { notes.append("\(path) resolves to \(real)") }
             }

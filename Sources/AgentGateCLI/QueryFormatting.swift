@@ -110,7 +110,7 @@ enum AuditFormat {
 
     /// The decision as shown: in audit mode a deny or ask that wasn't applied is "would deny".
     static func decisionText(_ event: DecisionEvent) -> String {
-        !event.enforced && (event.decision == "deny" || event.decision == "ask") ? "would \(event.decision)" : event.decision
+        !event.enforced && (event.decision == .deny || event.decision == .ask) ? "would \(event.decision.text)" : event.decision.text
     }
 
     /// The rule as shown: its id, else its 1-based number; nil when the default applied.
@@ -130,15 +130,15 @@ enum AuditFormat {
     /// The action as shown. Refusals on unsupervised routes (raw sockets, mount, …) are
     /// syscalls, not execs, whatever an older supervisor recorded them as.
     static func shownAction(_ event: DecisionEvent) -> String {
-        isSyscall(event) ? "syscall" : event.action
+        isSyscall(event) ? "syscall" : event.action.text
     }
 
     /// Whether the event is a syscall decided on its own (an unsupervised route, a refused
     /// ioctl or owner change): recorded as `syscall`, or by older supervisors as an `exec` of
     /// the route's name or of a target that isn't a program path.
     static func isSyscall(_ event: DecisionEvent) -> Bool {
-        if event.action == "syscall" { return true }
-        guard event.action == "exec", event.ruleIndex == nil else { return false }
+        if event.action == .syscall { return true }
+        guard event.action == .exec, event.ruleIndex == nil else { return false }
         if legacyRoute(event) != nil { return true }
         return !event.syscall.isEmpty && event.syscall != "execve" && event.syscall != "execveat"
             && !event.target.hasPrefix("/")
@@ -146,13 +146,13 @@ enum AuditFormat {
 
     /// The unsupervised route a syscall event went through, when its record names one.
     static func unsupervisedRoute(_ event: DecisionEvent) -> String? {
-        if event.action == "syscall" {
+        if event.action == .syscall {
             // "raw_sockets: …", as the supervisor words it; older wordings too.
             let head = event.reason.prefix { $0 != ":" && $0 != " " }
             if routeNames.contains(String(head)) { return String(head) }
             return legacyRoute(event) ?? (routeNames.contains(event.target) ? event.target : nil)
         }
-        return event.action == "exec" && event.ruleIndex == nil ? legacyRoute(event) : nil
+        return event.action == .exec && event.ruleIndex == nil ? legacyRoute(event) : nil
     }
 
     private static let routeNames = Set(UnsupervisedRoute.allCases.map(\.rawValue))
@@ -184,7 +184,7 @@ enum AuditFormat {
             guard let route = unsupervisedRoute(event), route != event.target else { return event.target }
             return "\(event.target) — \(route)"
         }
-        if event.action == "exec", let argv = event.argv { return argv.joined(separator: " ") }
+        if event.action == .exec, let argv = event.argv { return argv.joined(separator: " ") }
         return event.target
     }
 
@@ -193,10 +193,10 @@ enum AuditFormat {
     /// `✗ 13:20:26 syscall deny socket(AF_PACKET) — raw_sockets`.
     static func line(_ event: DecisionEvent) -> String {
         let event = redacted(event)
-        var line = "\(mark(event.decision)) \(AuditTime.clock(event.timeMicros)) \(shownAction(event)) "
+        var line = "\(mark(event.decision.text)) \(AuditTime.clock(event.timeMicros)) \(shownAction(event)) "
             + "\(decisionText(event)) \(subject(event))"
         // A syscall's route says why; other refusals name their rule or reason.
-        if event.decision != "allow" && !(isSyscall(event) && unsupervisedRoute(event) != nil) {
+        if event.decision != .allow && !(isSyscall(event) && unsupervisedRoute(event) != nil) {
             line += " (\(why(event)))"
         }
         return printable(line)
@@ -263,7 +263,7 @@ enum AuditFormat {
         var object: [String: Any] = [
             "id": stored.id, "session": stored.sessionID, "time": AuditTime.iso8601(event.timeMicros),
             "time_us": event.timeMicros, "pid": event.pid, "ppid": event.ppid, "executable": event.executable,
-            "syscall": event.syscall, "action": event.action, "target": event.target, "decision": event.decision,
+            "syscall": event.syscall, "action": event.action.text, "target": event.target, "decision": event.decision.text,
             "reason": event.reason, "latency_us": event.latencyMicros, "notable": event.notable, "enforced": event.enforced,
         ]
         if let rule = event.ruleIndex { object["rule"] = rule }

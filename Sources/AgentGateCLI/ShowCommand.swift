@@ -39,11 +39,11 @@ struct SessionReport {
     static func load(id: String, store: AuditStore, deniedLimit: Int?) throws -> SessionReport {
         guard let record = try store.session(id: id) else { throw ExitCode(2) }
         // Older supervisors recorded syscall refusals as execs: count them as what they are.
-        let recordedAsExec = try store.events(matching: .init(sessionID: id, action: "exec", excludedSyscalls: ["execve", "execveat"]))
+        let recordedAsExec = try store.events(matching: .init(sessionID: id, action: .exec, excludedSyscalls: ["execve", "execveat"]))
         let storedCounts = try store.eventCounts(sessionID: id)
         let counts = Self.counts(storedCounts, moving: recordedAsExec.map(\.event).filter(AuditFormat.isSyscall))
         let deniedTotal = counts.filter { $0.decision == "deny" }.reduce(0) { $0 + $1.count }
-        let denied = try store.events(matching: .init(sessionID: id, decision: "deny", limit: deniedLimit))
+        let denied = try store.events(matching: .init(sessionID: id, decision: .deny, limit: deniedLimit))
         let processes = try store.processes(sessionID: id)
         // Without process records (older sessions), the tree is rebuilt from the events' pids.
         let tree = processes.isEmpty
@@ -69,8 +69,8 @@ struct SessionReport {
         }
         for count in counts { add(count.action, count.decision, count.enforced, count.count) }
         for event in syscalls {
-            add(event.action, event.decision, event.enforced, -1)
-            add("syscall", event.decision, event.enforced, 1)
+            add(event.action.text, event.decision.text, event.enforced, -1)
+            add("syscall", event.decision.text, event.enforced, 1)
         }
         return order.compactMap { table[$0] }.filter { $0.count > 0 }
             .sorted { ($0.action, $0.decision, $0.enforced ? 1 : 0) < ($1.action, $1.decision, $1.enforced ? 1 : 0) }
@@ -211,7 +211,7 @@ struct ProcessTree {
             }
             // An allowed exec replaces the image (what the process runs next); an allowed
             // syscall an older supervisor recorded as an exec doesn't.
-            if AuditFormat.shownAction(event) == "exec", event.decision == "allow" || event.decision == "log" || !event.enforced {
+            if AuditFormat.shownAction(event) == "exec", event.decision == .allow || event.decision == .log || !event.enforced {
                 nodes[event.pid]!.images.append(Image(executable: event.target, argv: event.argv, startTime: event.timeMicros))
             }
         }

@@ -105,36 +105,26 @@ public struct SuperviseCommand: ParsableCommand {
             throw ExitCode(2)
         }
         // Records an earlier session could only write to the fallback file go in first.
-        do {
-            if let imported = try store.importFallback(), imported.imported > 0 || imported.rejected > 0 {
-                printError(imported.description)
-            }
-        } catch {
-            printError("warning: could not import \(store.fallbackPath) yet: \(error)")
-        }
+        if let notice = AuditSession.importEarlierRecords(into: store) { printError(notice) }
         let sessionID = session ?? UUID().uuidString.lowercased()
         let context = SessionContextCollector.collect(program: program, environment: Self.environ())
         let record = SessionRecord(
             id: sessionID, agent: agentName, command: command, cwd: cwd,
-            policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: Self.nowMicros(),
+            policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: AuditClock.nowMicros(),
             endTimeMicros: nil, exitStatus: nil, mode: loaded.policy.mode.name, context: context)
-        do throws(StoreError) {
-            try store.createSession(record)
-        } catch where error.code == .constraintViolation {
+        let audit: AuditSession
+        do throws(AuditSession.BeginError) {
+            audit = try AuditSession.begin(record, in: store)
+        } catch .duplicateSession {
             printError("a session with id \"\(sessionID)\" is already in \(databasePath); choose another --session (or leave it out for a new id)")
             throw ExitCode(2)
-        } catch {
-            // The database opened but can't take the session (disk full, read-only, locked):
-            // enforcement doesn't depend on it; the session goes to the fallback file.
-            do {
-                try store.recordSessionStartInFallback(record)
-                printError("warning: cannot record the session in the database (\(error)); recording it in \(store.fallbackPath)")
-            } catch {
-                printError("cannot record the session: \(error)")
-                throw ExitCode(2)
-            }
+        } catch .cannotRecord(let error) {
+            printError("cannot record the session: \(error)")
+            throw ExitCode(2)
         }
-        let writer = AuditWriter(store: store, sessionID: sessionID)
+        if let reason = audit.startFallbackReason {
+            printError("warning: cannot record the session in the database (\(reason)); recording it in \(store.fallbackPath)")
+        }
 
         var options = SupervisorOptions(command: command, programPath: program, environment: Self.environ())
         options.verbose = verbose > 0
@@ -143,7 +133,7 @@ public struct SuperviseCommand: ParsableCommand {
             echo = try DecisionEcho(standardError: verbose == 0 ? nil : verbose == 1 ? .notable : .everything,
                                     logPath: logFile)
         } catch {
-            Self.finish(writer, store: store, exitStatus: 2)
+            Self.finish(audit, exitStatus: 2)
             printError(error.description)
             throw ExitCode(2)
         }
@@ -152,7 +142,7 @@ public struct SuperviseCommand: ParsableCommand {
         options.injection = fdInjection
         options.receiverThreads = threads
         // The agent may not read or rewrite its own audit trail or the policy it runs under.
-        options.protectedFiles = ["", "-wal", "-shm", "-journal", ".fallback.jsonl"].map { databasePath + $0 }
+        options.protectedFiles = AuditDatabaseFiles(databasePath: databasePath).all
             + loaded.files + echo.protectedFiles
         // Where policies are found without being named: never writable from inside a session.
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
@@ -163,17 +153,17 @@ public struct SuperviseCommand: ParsableCommand {
         if loaded.policy.mode == .audit && !quiet {
             printError("audit mode (\(loaded.source)): every decision is recorded, nothing is blocked")
         }
-        let supervisor = Supervisor(options: options, policy: loaded.policy, writer: writer)
+        let supervisor = Supervisor(options: options, policy: loaded.policy, writer: audit.writer)
 
         let status: Int32
         do {
             status = try supervisor.run()
         } catch {
-            Self.finish(writer, store: store, exitStatus: 125)
+            Self.finish(audit, exitStatus: 125)
             printError(error.description)
             throw ExitCode(125)
         }
-        Self.finish(writer, store: store, exitStatus: status)
+        Self.finish(audit, exitStatus: status)
         if let failure = supervisor.commandExecFailure {
             printError(failure.message + (failure.denial.map { " (denied by the policy: \(AuditFormat.why($0)))" } ?? ""))
         }
@@ -208,27 +198,15 @@ public struct SuperviseCommand: ParsableCommand {
         let own = URL(fileURLWithPath: invoked ?? CommandLine.executablePathname).deletingLastPathComponent().standardized.path
         let sibling = own + "/agentgate"
         if let found = ProgramLookup.resolve("agentgate", path: ProcessInfo.processInfo.environment["PATH"]),
-           AgentGatePaths.resolved(found) == AgentGatePaths.resolved(sibling) {
+           FilePaths.resolved(found) == FilePaths.resolved(sibling) {
             return "agentgate"
         }
         return access(sibling, X_OK) == 0 ? sibling : "agentgate"
     }
 
-    /// Writes every decided event and the session's end (to the database, or the fallback
-    /// file), and says so if anything didn't reach the database.
-    static func finish(_ writer: AuditWriter, store: AuditStore, exitStatus: Int32) {
-        writer.finishSession(endTimeMicros: nowMicros(), exitStatus: exitStatus)
-        if writer.lostEventCount > 0 || (writer.isUsingFallback && writer.closeImport == nil),
-           let message = writer.lastErrorMessage {
-            printError(message)
-        }
-        store.close()
-    }
-
-    static func nowMicros() -> Int64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1_000_000 + Int64(ts.tv_nsec) / 1000
+    /// Ends the audit trail, and says so if anything didn't reach the database.
+    static func finish(_ audit: AuditSession, exitStatus: Int32) {
+        if let message = audit.finish(exitStatus: exitStatus) { printError(message) }
     }
 
     /// The supervisor's environment exactly as received, for the agent.

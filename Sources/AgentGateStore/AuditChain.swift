@@ -70,6 +70,14 @@ public enum AuditChain {
             if let value { text(value) } else { null() }
         }
 
+        mutating func value(_ value: StoredValue) {
+            switch value {
+            case .null: null()
+            case .integer(let number): integer(number)
+            case .text(let text): self.text(text)
+            }
+        }
+
         public func digest() -> [UInt8] {
             var hasher = SHA256()
             bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
@@ -77,185 +85,22 @@ public enum AuditChain {
         }
     }
 
-    // MARK: - Link kinds (field order is part of the format; never change a released one)
+    /// The hash of the link for `row` after `previous` (an event or process record in its
+    /// session's chain). Reuse one encoder to avoid allocations.
+    static func hash<Row: StoredRecordKind>(_ row: Row, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
+        encoder.reset(domain: Row.hashDomain, previous: previous)
+        for field in Row.fields where field.isHashed { encoder.value(field.value(of: row)) }
+        return encoder.digest()
+    }
 
-    static let eventDomain = "agentgate.event.v2"
-    static let processStartDomain = "agentgate.process-start.v2"
-    static let processExitDomain = "agentgate.process-exit.v2"
-    static let sessionStartDomain = "agentgate.session-start.v2"
-    static let sessionEndDomain = "agentgate.session-end.v2"
+    /// The digest of a session start or end, or a retention record, that its `session_chain`
+    /// link carries.
+    static func digest<Row: StoredRecordKind>(_ row: Row) -> [UInt8] {
+        var encoder = Encoder(domain: "", previous: [])
+        return hash(row, previous: globalGenesis, encoder: &encoder)
+    }
+
     static let globalLinkDomain = "agentgate.session-chain.v2"
-    static let retentionDomain = "agentgate.retention.v2"
-
-    /// The columns of an `events` row that its hash covers, as stored.
-    struct EventColumns: Sendable {
-        var sessionID: String
-        var seq: Int64
-        var time: Int64
-        var pid: Int64
-        var ppid: Int64
-        var executable: String
-        var syscall: String
-        var action: String
-        var target: String
-        /// The JSON text as stored, or nil (SQL NULL).
-        var argv: String?
-        var decision: String
-        var ruleIndex: Int64?
-        var ruleID: String?
-        var reason: String
-        var intent: String?
-        var notable: Int64
-        var enforced: Int64
-        var errno: Int64?
-        var latency: Int64
-    }
-
-    static func eventHash(_ row: EventColumns, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
-        encoder.reset(domain: eventDomain, previous: previous)
-        encoder.text(row.sessionID)
-        encoder.integer(row.seq)
-        encoder.integer(row.time)
-        encoder.integer(row.pid)
-        encoder.integer(row.ppid)
-        encoder.text(row.executable)
-        encoder.text(row.syscall)
-        encoder.text(row.action)
-        encoder.text(row.target)
-        encoder.text(row.argv)
-        encoder.text(row.decision)
-        encoder.integer(row.ruleIndex)
-        encoder.text(row.ruleID)
-        encoder.text(row.reason)
-        encoder.text(row.intent)
-        encoder.integer(row.notable)
-        encoder.integer(row.enforced)
-        encoder.integer(row.errno)
-        encoder.integer(row.latency)
-        return encoder.digest()
-    }
-
-    /// The start columns of a `processes` row.
-    struct ProcessStartColumns: Sendable {
-        var sessionID: String
-        var seq: Int64
-        var pid: Int64
-        var ppid: Int64
-        var executable: String
-        /// JSON texts as stored.
-        var argv: String
-        var uid: Int64
-        var gid: Int64
-        var capabilities: String
-        var cgroup: String
-        var startTime: Int64
-    }
-
-    static func processStartHash(_ row: ProcessStartColumns, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
-        encoder.reset(domain: processStartDomain, previous: previous)
-        encoder.text(row.sessionID)
-        encoder.integer(row.seq)
-        encoder.integer(row.pid)
-        encoder.integer(row.ppid)
-        encoder.text(row.executable)
-        encoder.text(row.argv)
-        encoder.integer(row.uid)
-        encoder.integer(row.gid)
-        encoder.text(row.capabilities)
-        encoder.text(row.cgroup)
-        encoder.integer(row.startTime)
-        return encoder.digest()
-    }
-
-    /// The exit columns of a `processes` row; `startHash` ties the exit to the image it ends.
-    struct ProcessExitColumns: Sendable {
-        var sessionID: String
-        var seq: Int64
-        var startHash: String
-        var pid: Int64
-        var exitTime: Int64
-        var exitStatus: Int64
-    }
-
-    static func processExitHash(_ row: ProcessExitColumns, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
-        encoder.reset(domain: processExitDomain, previous: previous)
-        encoder.text(row.sessionID)
-        encoder.integer(row.seq)
-        encoder.text(row.startHash)
-        encoder.integer(row.pid)
-        encoder.integer(row.exitTime)
-        encoder.integer(row.exitStatus)
-        return encoder.digest()
-    }
-
-    /// The start columns of a `sessions` row (what `createSession` writes).
-    struct SessionStartColumns: Sendable {
-        var id: String
-        var agent: String
-        var command: String
-        var cwd: String
-        var policyPath: String
-        var policySHA256: String
-        var startTime: Int64
-        var mode: String
-        var context: String?
-    }
-
-    static func sessionStartDigest(_ row: SessionStartColumns) -> [UInt8] {
-        var encoder = Encoder(domain: sessionStartDomain, previous: globalGenesis)
-        encoder.text(row.id)
-        encoder.text(row.agent)
-        encoder.text(row.command)
-        encoder.text(row.cwd)
-        encoder.text(row.policyPath)
-        encoder.text(row.policySHA256)
-        encoder.integer(row.startTime)
-        encoder.text(row.mode)
-        encoder.text(row.context)
-        return encoder.digest()
-    }
-
-    /// The end columns of a `sessions` row: the session's chain length and head are covered,
-    /// so removing its last events (or any) is detectable once the session has ended.
-    struct SessionEndColumns: Sendable {
-        var id: String
-        var endTime: Int64
-        var exitStatus: Int64
-        var linkCount: Int64
-        var lastHash: String
-    }
-
-    static func sessionEndDigest(_ row: SessionEndColumns) -> [UInt8] {
-        var encoder = Encoder(domain: sessionEndDomain, previous: globalGenesis)
-        encoder.text(row.id)
-        encoder.integer(row.endTime)
-        encoder.integer(row.exitStatus)
-        encoder.integer(row.linkCount)
-        encoder.text(row.lastHash)
-        return encoder.digest()
-    }
-
-    /// A `retention_log` row, as its `retention` link carries it.
-    struct RetentionColumns: Sendable {
-        var id: Int64
-        var time: Int64
-        var cutoff: Int64
-        /// JSON array of session ids, as stored.
-        var sessions: String
-        var eventsRemoved: Int64
-        var processesRemoved: Int64
-    }
-
-    static func retentionDigest(_ row: RetentionColumns) -> [UInt8] {
-        var encoder = Encoder(domain: retentionDomain, previous: globalGenesis)
-        encoder.integer(row.id)
-        encoder.integer(row.time)
-        encoder.integer(row.cutoff)
-        encoder.text(row.sessions)
-        encoder.integer(row.eventsRemoved)
-        encoder.integer(row.processesRemoved)
-        return encoder.digest()
-    }
 
     /// A `session_chain` link.
     static func globalLinkHash(seq: Int64, kind: String, sessionID: String, digest: String, previous: [UInt8]) -> [UInt8] {

@@ -1,124 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import Foundation
-
-/// The JSONL fallback file, `<database>.fallback.jsonl`: where records go when the database
-/// can't be written (disk full, read-only, locked past the busy timeout), one JSON object per
-/// line, each with a `type` (see docs/audit-schema.md, "Fallback file"). Records carry their
-/// chain position and hash, so they verify once imported.
-///
-/// Writers and the importer serialize on `flock` of the file. An importer removes the file
-/// after its transaction commits, so an appender re-checks, once it holds the lock, that the
-/// path still names the file it opened.
-enum AuditFallbackFile {
-    /// Appends `text` (whole lines) to `path`, created 0600 if missing. If the file ends in a
-    /// partial line (a writer crashed mid-write), a newline is written first, so the partial
-    /// line stays a line of its own (rejected at import) instead of corrupting this one.
-    static func append(_ text: String, to path: String) throws(StoreError) {
-        for _ in 0..<16 {
-            let descriptor = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-            guard descriptor >= 0 else {
-                throw failure("opening the fallback file failed", path: path)
-            }
-            defer { close(descriptor) }
-            guard lock(descriptor) else { throw failure("locking the fallback file failed", path: path) }
-            var opened = stat()
-            var named = stat()
-            guard fstat(descriptor, &opened) == 0 else { throw failure("stat of the fallback file failed", path: path) }
-            // An importer removed (or replaced) the file while we waited for the lock: start over.
-            guard stat(path, &named) == 0, named.st_ino == opened.st_ino, named.st_dev == opened.st_dev else { continue }
-            var bytes: [UInt8] = []
-            if opened.st_size > 0 {
-                var last: UInt8 = 0
-                if pread(descriptor, &last, 1, opened.st_size - 1) == 1, last != UInt8(ascii: "\n") {
-                    bytes.append(UInt8(ascii: "\n"))
-                }
-            }
-            bytes.append(contentsOf: text.utf8)
-            try writeAll(descriptor, bytes, path: path)
-            guard fsync(descriptor) == 0 else { throw failure("syncing the fallback file failed", path: path) }
-            return
-        }
-        throw StoreError(code: .fallbackWriteFailed, path: path, message: "the fallback file kept being replaced while appending")
-    }
-
-    private static func lock(_ descriptor: Int32) -> Bool {
-        while flock(descriptor, LOCK_EX) != 0 {
-            if errno != EINTR { return false }
-        }
-        return true
-    }
-
-    private static func writeAll(_ descriptor: Int32, _ bytes: [UInt8], path: String) throws(StoreError) {
-        let result: Int32? = bytes.withUnsafeBytes { buffer -> Int32? in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(descriptor, buffer.baseAddress?.advanced(by: offset), buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += written
-            }
-            return nil
-        }
-        if let result {
-            throw StoreError(code: .fallbackWriteFailed, path: path, message: "writing the fallback file failed", systemErrno: result)
-        }
-    }
-
-    private static func failure(_ message: String, path: String) -> StoreError {
-        StoreError(code: .fallbackWriteFailed, path: path, message: message, systemErrno: errno)
-    }
-
-    /// Runs `body` with the file's contents while holding its lock; `body` returns whether to
-    /// remove the file (still under the lock). nil when there is no file.
-    static func withLockedContents<T>(
-        _ path: String, _ body: ([UInt8]) throws(StoreError) -> (result: T, remove: Bool)
-    ) throws(StoreError) -> T? {
-        for _ in 0..<16 {
-            let descriptor = open(path, O_RDWR | O_CLOEXEC)
-            if descriptor < 0 {
-                if errno == ENOENT { return nil }
-                throw StoreError(code: .cannotOpen, path: path, message: "opening the fallback file for import failed", systemErrno: errno)
-            }
-            defer { close(descriptor) }
-            guard lock(descriptor) else {
-                throw StoreError(code: .sqlite, path: path, message: "locking the fallback file failed", systemErrno: errno)
-            }
-            var opened = stat()
-            var named = stat()
-            guard fstat(descriptor, &opened) == 0 else {
-                throw StoreError(code: .sqlite, path: path, message: "stat of the fallback file failed", systemErrno: errno)
-            }
-            guard stat(path, &named) == 0, named.st_ino == opened.st_ino, named.st_dev == opened.st_dev else { continue }
-            var contents: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            var offset: off_t = 0
-            while true {
-                let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw StoreError(code: .sqlite, path: path, message: "reading the fallback file failed", systemErrno: errno)
-                }
-                if count == 0 { break }
-                contents.append(contentsOf: buffer[0..<count])
-                offset += off_t(count)
-            }
-            let (result, remove) = try body(contents)
-            if remove && unlink(path) != 0 {
-                throw StoreError(code: .sqlite, path: path, message: "removing the imported fallback file failed", systemErrno: errno)
-            }
-            return result
-        }
-        throw StoreError(code: .sqlite, path: path, message: "the fallback file kept being replaced during import")
-    }
-}
 
 /// What `AuditStore.importFallback()` did.
 public struct FallbackImportReport: Sendable, Equatable, CustomStringConvertible {
@@ -262,8 +142,7 @@ extension AuditStore {
     /// Writes a session start to the fallback file, for when `createSession` failed
     /// (disk full, read-only, locked). The next `importFallback` links it into the chain.
     public func recordSessionStartInFallback(_ session: SessionRecord) throws(StoreError) {
-        let columns = Self.sessionStartColumns(session)
-        try AuditFallbackFile.append(AuditJSON.fallbackLine(sessionStart: columns) + "\n", to: fallbackPath)
+        try AuditFallbackFile.append(AuditJSON.fallbackLine(Self.sessionStartColumns(session)) + "\n", to: fallbackPath)
     }
 
     /// A v1 fallback line: an event without a chain position (pre-v2 sessions only).
@@ -281,10 +160,10 @@ extension AuditStore {
         try statement.bind(4, Int64(event.ppid))
         try statement.bind(5, Redactor.redact(text: event.executable))
         try statement.bind(6, event.syscall)
-        try statement.bind(7, event.action)
+        try statement.bind(7, event.action.text)
         try statement.bind(8, Redactor.redact(text: event.target))
         try statement.bind(9, event.argv.map { AuditJSON.encode(Redactor.redact(argv: $0)) })
-        try statement.bind(10, event.decision)
+        try statement.bind(10, event.decision.text)
         try statement.bind(11, event.ruleIndex.map(Int64.init))
         try statement.bind(12, event.reason)
         try statement.bind(13, event.errno.map(Int64.init))
@@ -341,7 +220,8 @@ struct FallbackPresence {
             guard try statement.step() else { return .absent }
             return statement.text(0) == hash ? .duplicate
                 : .conflict("another process record holds chain position \(process.seq) of session \(sessionID)")
-        case .processExit(let exit, let startSeq, let hash):
+        case .processExit(let exit, let hash):
+            let startSeq = exit.startSeq
             let statement = try connection.statement("SELECT exit_hash FROM processes WHERE session_id = ? AND start_seq = ?")
             defer { statement.reset() }
             try statement.bind(1, sessionID)
@@ -362,8 +242,8 @@ struct FallbackPresence {
 
 /// One parsed fallback line.
 enum FallbackRecord {
-    case sessionStart(AuditChain.SessionStartColumns)
-    case sessionEnd(AuditChain.SessionEndColumns)
+    case sessionStart(SessionStartColumns)
+    case sessionEnd(SessionEndColumns)
     case row(ChainedRow, sessionID: String)
     /// A line written by a v1 writer (no `type`, no chain position).
     case legacyEvent(DecisionEvent, sessionID: String)
@@ -372,61 +252,19 @@ enum FallbackRecord {
         guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
         let fields = Fields(object)
         switch object["type"] as? String {
-        case "session_start":
-            guard let id = fields.text("id"), let agent = fields.text("agent"), let command = fields.strings("command"),
-                  let cwd = fields.text("cwd"), let policyPath = fields.text("policy_path"),
-                  let policySHA = fields.text("policy_sha256"), let start = fields.int("start_time"),
-                  let mode = fields.text("mode")
-            else { return nil }
-            return .sessionStart(AuditChain.SessionStartColumns(
-                id: id, agent: agent, command: AuditJSON.encode(command), cwd: cwd, policyPath: policyPath,
-                policySHA256: policySHA, startTime: start, mode: mode, context: fields.text("context")))
-        case "session_end":
-            guard let id = fields.text("id"), let end = fields.int("end_time"), let status = fields.int("exit_status"),
-                  let count = fields.int("link_count"), let last = fields.text("last_hash")
-            else { return nil }
-            return .sessionEnd(AuditChain.SessionEndColumns(id: id, endTime: end, exitStatus: status, linkCount: count, lastHash: last))
-        case "event":
-            guard let session = fields.text("session_id"), let seq = fields.int("seq"), let time = fields.int("time"),
-                  let pid = fields.int("pid"), let ppid = fields.int("ppid"), let executable = fields.text("executable"),
-                  let syscall = fields.text("syscall"), let action = fields.text("action"), let target = fields.text("target"),
-                  let decision = fields.text("decision"), let reason = fields.text("reason"),
-                  let latency = fields.int("latency_us"), let hash = fields.text("hash")
-            else { return nil }
-            let argv: String?
-            if fields.isNull("argv") {
-                argv = nil
-            } else {
-                guard let strings = fields.strings("argv") else { return nil }
-                argv = AuditJSON.encode(strings)
-            }
-            let columns = AuditChain.EventColumns(
-                sessionID: session, seq: seq, time: time, pid: pid, ppid: ppid, executable: executable,
-                syscall: syscall, action: action, target: target, argv: argv, decision: decision,
-                ruleIndex: fields.int("rule_index"), ruleID: fields.text("rule_id"), reason: reason,
-                intent: fields.text("intent"), notable: fields.int("notable") ?? 0, enforced: fields.int("enforced") ?? 1,
-                errno: fields.int("errno"), latency: latency)
-            return .row(.event(columns, hash: hash), sessionID: session)
-        case "process_start":
-            guard let session = fields.text("session_id"), let seq = fields.int("seq"), let pid = fields.int("pid"),
-                  let ppid = fields.int("ppid"), let executable = fields.text("executable"),
-                  let argv = fields.strings("argv"), let uid = fields.int("uid"), let gid = fields.int("gid"),
-                  let capabilities = fields.strings("capabilities"), let cgroup = fields.text("cgroup"),
-                  let start = fields.int("start_time"), let hash = fields.text("hash")
-            else { return nil }
-            let columns = AuditChain.ProcessStartColumns(
-                sessionID: session, seq: seq, pid: pid, ppid: ppid, executable: executable, argv: AuditJSON.encode(argv),
-                uid: uid, gid: gid, capabilities: AuditJSON.encode(capabilities), cgroup: cgroup, startTime: start)
-            return .row(.processStart(columns, hash: hash), sessionID: session)
-        case "process_exit":
-            guard let session = fields.text("session_id"), let seq = fields.int("seq"),
-                  let startSeq = fields.int("start_seq"), let startHash = fields.text("start_hash"),
-                  let pid = fields.int("pid"), let time = fields.int("exit_time"), let status = fields.int("exit_status"),
-                  let hash = fields.text("hash")
-            else { return nil }
-            let columns = AuditChain.ProcessExitColumns(
-                sessionID: session, seq: seq, startHash: startHash, pid: pid, exitTime: time, exitStatus: status)
-            return .row(.processExit(columns, startSeq: startSeq, hash: hash), sessionID: session)
+        case SessionStartColumns.fallbackType:
+            return fields.record(SessionStartColumns.self).map { .sessionStart($0) }
+        case SessionEndColumns.fallbackType:
+            return fields.record(SessionEndColumns.self).map { .sessionEnd($0) }
+        case EventColumns.fallbackType:
+            guard let columns = fields.record(EventColumns.self), let hash = fields.text("hash") else { return nil }
+            return .row(.event(columns, hash: hash), sessionID: columns.sessionID)
+        case ProcessStartColumns.fallbackType:
+            guard let columns = fields.record(ProcessStartColumns.self), let hash = fields.text("hash") else { return nil }
+            return .row(.processStart(columns, hash: hash), sessionID: columns.sessionID)
+        case ProcessExitColumns.fallbackType:
+            guard let columns = fields.record(ProcessExitColumns.self), let hash = fields.text("hash") else { return nil }
+            return .row(.processExit(columns, hash: hash), sessionID: columns.sessionID)
         case nil:
             // v1: the events table's columns, no type.
             guard let session = fields.text("session_id"), let time = fields.int("time"),
@@ -438,8 +276,9 @@ enum FallbackRecord {
             else { return nil }
             let event = DecisionEvent(
                 timeMicros: time, pid: pid32, ppid: ppid32, executable: executable, syscall: syscall,
-                action: action, target: target, argv: fields.isNull("argv") ? nil : fields.strings("argv"),
-                decision: decision, ruleIndex: fields.int("rule_index").map { Int($0) }, reason: reason,
+                action: RecordedAction(text: action), target: target,
+                argv: fields.isNull("argv") ? nil : fields.strings("argv"),
+                decision: RecordedDecision(text: decision), ruleIndex: fields.int("rule_index").map { Int($0) }, reason: reason,
                 errno: fields.int("errno").flatMap { Int32(exactly: $0) }, latencyMicros: latency)
             return .legacyEvent(event, sessionID: session)
         default:
@@ -464,35 +303,62 @@ enum FallbackRecord {
         func strings(_ key: String) -> [String]? { object[key] as? [String] }
 
         func isNull(_ key: String) -> Bool { object[key] == nil || object[key] is NSNull }
+
+        /// The record of kind `Row` the line holds, field by field; nil when a required field
+        /// is missing or of the wrong type. An optional field that is missing or unusable
+        /// reads as null, a defaulted one as its default.
+        func record<Row: StoredRecordKind>(_: Row.Type) -> Row? {
+            var row = Row()
+            for field in Row.fields {
+                let value: StoredValue
+                if field.isJSONArray {
+                    if field.isOptional && isNull(field.key) {
+                        value = .null
+                    } else {
+                        guard let strings = strings(field.key) else { return nil }
+                        value = .text(AuditJSON.encode(strings))
+                    }
+                } else {
+                    let found: StoredValue?
+                    switch field.access {
+                    case .integer, .optionalInteger: found = int(field.key).map(StoredValue.integer)
+                    case .text, .optionalText: found = text(field.key).map(StoredValue.text)
+                    }
+                    if let found {
+                        value = found
+                    } else if field.isOptional {
+                        value = .null
+                    } else if let whenAbsent = field.whenAbsent {
+                        value = .integer(whenAbsent)
+                    } else {
+                        return nil
+                    }
+                }
+                field.set(value, in: &row)
+            }
+            return row
+        }
     }
 }
 
 extension AuditJSON {
-    /// Appends `"key":` (after a comma unless first).
-    fileprivate static func key(_ name: String, _ line: inout String, _ first: inout Bool) {
-        if !first { line += "," }
-        first = false
-        line += "\"\(name)\":"
-    }
-
+    /// One JSON object on one line, written key by key in order.
     private struct LineBuilder {
-        var line = "{"
-        var first = true
+        private var line = "{"
+        private var isEmpty = true
 
-        mutating func text(_ name: String, _ value: String?) {
-            AuditJSON.key(name, &line, &first)
-            if let value { AuditJSON.appendQuoted(value, to: &line) } else { line += "null" }
+        /// Appends `"name":` and then `value`, JSON as it is (nil: null).
+        mutating func raw(_ name: String, _ value: String?) {
+            if !isEmpty { line += "," }
+            isEmpty = false
+            line += "\"\(name)\":"
+            line += value ?? "null"
         }
 
-        mutating func int(_ name: String, _ value: Int64?) {
-            AuditJSON.key(name, &line, &first)
-            line += value.map { String($0) } ?? "null"
-        }
-
-        /// A column that is stored as JSON text, embedded as JSON.
-        mutating func raw(_ name: String, _ json: String?) {
-            AuditJSON.key(name, &line, &first)
-            line += json ?? "null"
+        mutating func text(_ name: String, _ value: String) {
+            var quoted = ""
+            AuditJSON.appendQuoted(value, to: &quoted)
+            raw(name, quoted)
         }
 
         mutating func finish() -> String {
@@ -501,84 +367,40 @@ extension AuditJSON {
         }
     }
 
+    /// One fallback line (no newline): the record's `type`, its fields, and its chain hash.
+    static func fallbackLine<Row: FallbackRecordKind>(_ row: Row, hash: String? = nil) -> String {
+        var builder = LineBuilder()
+        builder.text("type", Row.fallbackType)
+        for field in Row.fields {
+            switch field.value(of: row) {
+            case .null: builder.raw(field.key, nil)
+            case .integer(let number): builder.raw(field.key, String(number))
+            case .text(let text) where field.isJSONArray: builder.raw(field.key, text)
+            case .text(let text): builder.text(field.key, text)
+            }
+        }
+        if let hash { builder.text("hash", hash) }
+        return builder.finish()
+    }
+
     /// One fallback line (no newline) for a chained row.
     static func fallbackLine(row: ChainedRow) -> String {
-        var builder = LineBuilder()
         switch row {
-        case .event(let event, let hash):
-            builder.text("type", "event")
-            builder.text("session_id", event.sessionID)
-            builder.int("seq", event.seq)
-            builder.int("time", event.time)
-            builder.int("pid", event.pid)
-            builder.int("ppid", event.ppid)
-            builder.text("executable", event.executable)
-            builder.text("syscall", event.syscall)
-            builder.text("action", event.action)
-            builder.text("target", event.target)
-            builder.raw("argv", event.argv)
-            builder.text("decision", event.decision)
-            builder.int("rule_index", event.ruleIndex)
-            builder.text("rule_id", event.ruleID)
-            builder.text("reason", event.reason)
-            builder.text("intent", event.intent)
-            builder.int("notable", event.notable)
-            builder.int("enforced", event.enforced)
-            builder.int("errno", event.errno)
-            builder.int("latency_us", event.latency)
-            builder.text("hash", hash)
-        case .processStart(let process, let hash):
-            builder.text("type", "process_start")
-            builder.text("session_id", process.sessionID)
-            builder.int("seq", process.seq)
-            builder.int("pid", process.pid)
-            builder.int("ppid", process.ppid)
-            builder.text("executable", process.executable)
-            builder.raw("argv", process.argv)
-            builder.int("uid", process.uid)
-            builder.int("gid", process.gid)
-            builder.raw("capabilities", process.capabilities)
-            builder.text("cgroup", process.cgroup)
-            builder.int("start_time", process.startTime)
-            builder.text("hash", hash)
-        case .processExit(let exit, let startSeq, let hash):
-            builder.text("type", "process_exit")
-            builder.text("session_id", exit.sessionID)
-            builder.int("seq", exit.seq)
-            builder.int("start_seq", startSeq)
-            builder.text("start_hash", exit.startHash)
-            builder.int("pid", exit.pid)
-            builder.int("exit_time", exit.exitTime)
-            builder.int("exit_status", exit.exitStatus)
-            builder.text("hash", hash)
+        case .event(let columns, let hash): fallbackLine(columns, hash: hash)
+        case .processStart(let columns, let hash): fallbackLine(columns, hash: hash)
+        case .processExit(let columns, let hash): fallbackLine(columns, hash: hash)
         }
-        return builder.finish()
-    }
-
-    static func fallbackLine(sessionStart columns: AuditChain.SessionStartColumns) -> String {
-        var builder = LineBuilder()
-        builder.text("type", "session_start")
-        builder.text("id", columns.id)
-        builder.text("agent", columns.agent)
-        builder.raw("command", columns.command)
-        builder.text("cwd", columns.cwd)
-        builder.text("policy_path", columns.policyPath)
-        builder.text("policy_sha256", columns.policySHA256)
-        builder.int("start_time", columns.startTime)
-        builder.text("mode", columns.mode)
-        // The context is hashed as stored text: kept as a string so it imports byte for byte.
-        builder.text("context", columns.context)
-        return builder.finish()
-    }
-
-    static func fallbackLine(sessionEnd columns: AuditChain.SessionEndColumns) -> String {
-        var builder = LineBuilder()
-        builder.text("type", "session_end")
-        builder.text("id", columns.id)
-        builder.int("end_time", columns.endTime)
-        builder.int("exit_status", columns.exitStatus)
-        builder.int("link_count", columns.linkCount)
-        builder.text("last_hash", columns.lastHash)
-        return builder.finish()
     }
 }
+
+/// A record kind that can stand on its own line of the fallback file.
+protocol FallbackRecordKind: StoredRecordKind {
+    /// The line's `type`.
+    static var fallbackType: String { get }
+}
+
+extension EventColumns: FallbackRecordKind { static let fallbackType = "event" }
+extension ProcessStartColumns: FallbackRecordKind { static let fallbackType = "process_start" }
+extension ProcessExitColumns: FallbackRecordKind { static let fallbackType = "process_exit" }
+extension SessionStartColumns: FallbackRecordKind { static let fallbackType = "session_start" }
+extension SessionEndColumns: FallbackRecordKind { static let fallbackType = "session_end" }

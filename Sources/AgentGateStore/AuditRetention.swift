@@ -59,26 +59,17 @@ extension AuditStore {
                 try connection.execute("DELETE FROM retention_doomed")
 
                 let now = AuditClock.nowMicros()
-                let sessionsJSON = AuditJSON.encode(report.sessionIDs)
-                let insert = try connection.statement(
-                    """
-                    INSERT INTO retention_log (time, cutoff, sessions, events_removed, processes_removed)
-                    VALUES (?, ?, ?, ?, ?)
-                    """)
-                try insert.bind(1, now)
-                try insert.bind(2, cutoffMicros)
-                try insert.bind(3, sessionsJSON)
-                try insert.bind(4, Int64(report.eventsRemoved))
-                try insert.bind(5, Int64(report.processesRemoved))
-                _ = try insert.step()
-                insert.reset()
-                let id = sqlite3_last_insert_rowid(connection.handle)
-                report.retentionID = id
-                let row = AuditChain.RetentionColumns(
-                    id: id, time: now, cutoff: cutoffMicros, sessions: sessionsJSON,
+                var row = RetentionColumns(
+                    time: now, cutoff: cutoffMicros, sessions: AuditJSON.encode(report.sessionIDs),
                     eventsRemoved: Int64(report.eventsRemoved), processesRemoved: Int64(report.processesRemoved))
+                let insert = try connection.statement(RetentionColumns.insertSQL(into: "retention_log"))
+                var texts = RowTextBuffer()
+                try row.execute(insert, texts: &texts)
+                insert.reset()
+                row.id = sqlite3_last_insert_rowid(connection.handle)
+                report.retentionID = row.id
                 try Self.appendGlobalLink(
-                    kind: "retention", sessionID: "retention:\(id)", digest: AuditChain.hex(AuditChain.retentionDigest(row)),
+                    kind: "retention", sessionID: "retention:\(row.id)", digest: AuditChain.hex(AuditChain.digest(row)),
                     time: now, connection: connection)
 
                 // Compact: the pruned links before the first live one are only needed as an anchor.

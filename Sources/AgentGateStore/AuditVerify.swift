@@ -84,7 +84,7 @@ extension AuditStore {
 
     struct SessionRow {
         var id: String
-        var start: AuditChain.SessionStartColumns
+        var start: SessionStartColumns
         var startTime: Int64
         var endTime: Int64?
         var exitStatus: Int64?
@@ -95,36 +95,27 @@ extension AuditStore {
 
     private static func loadSessions(_ connection: SQLiteConnection) throws(StoreError) -> [String: SessionRow] {
         let statement = try connection.statement(
-            """
-            SELECT id, agent, command, cwd, policy_path, policy_sha256, start_time, mode, context,
-                   end_time, exit_status, link_count, last_hash, chain_version
-            FROM sessions
-            """)
+            "SELECT \(SessionStartColumns.columnList), end_time, exit_status, link_count, last_hash, chain_version FROM sessions")
         defer { statement.reset() }
+        let end = Int32(SessionStartColumns.fields.count)
         var rows: [String: SessionRow] = [:]
         while try statement.step() {
-            let id = statement.text(0)
-            let start = AuditChain.SessionStartColumns(
-                id: id, agent: statement.text(1), command: statement.text(2), cwd: statement.text(3),
-                policyPath: statement.text(4), policySHA256: statement.text(5), startTime: statement.int64(6),
-                mode: statement.text(7), context: statement.optionalText(8))
-            rows[id] = SessionRow(
-                id: id, start: start, startTime: statement.int64(6), endTime: statement.optionalInt64(9),
-                exitStatus: statement.optionalInt64(10), linkCount: statement.optionalInt64(11),
-                lastHash: statement.optionalText(12), chained: !statement.isNull(13))
+            let start = SessionStartColumns(from: statement, at: 0)
+            rows[start.id] = SessionRow(
+                id: start.id, start: start, startTime: start.startTime, endTime: statement.optionalInt64(end),
+                exitStatus: statement.optionalInt64(end + 1), linkCount: statement.optionalInt64(end + 2),
+                lastHash: statement.optionalText(end + 3), chained: !statement.isNull(end + 4))
         }
         return rows
     }
 
-    private static func loadRetention(_ connection: SQLiteConnection) throws(StoreError) -> [Int64: AuditChain.RetentionColumns] {
-        let statement = try connection.statement(
-            "SELECT id, time, cutoff, sessions, events_removed, processes_removed FROM retention_log")
+    private static func loadRetention(_ connection: SQLiteConnection) throws(StoreError) -> [Int64: RetentionColumns] {
+        let statement = try connection.statement("SELECT \(RetentionColumns.columnList) FROM retention_log")
         defer { statement.reset() }
-        var rows: [Int64: AuditChain.RetentionColumns] = [:]
+        var rows: [Int64: RetentionColumns] = [:]
         while try statement.step() {
-            rows[statement.int64(0)] = AuditChain.RetentionColumns(
-                id: statement.int64(0), time: statement.int64(1), cutoff: statement.int64(2),
-                sessions: statement.text(3), eventsRemoved: statement.int64(4), processesRemoved: statement.int64(5))
+            let row = RetentionColumns(from: statement, at: 0)
+            rows[row.id] = row
         }
         return rows
     }
@@ -142,7 +133,7 @@ extension AuditStore {
 
     private static func verifyGlobalChain(
         _ connection: SQLiteConnection, sessions: [String: SessionRow],
-        retention: [Int64: AuditChain.RetentionColumns], report: inout VerificationReport
+        retention: [Int64: RetentionColumns], report: inout VerificationReport
     ) throws(StoreError) {
         let statement = try connection.statement(
             "SELECT seq, kind, session_id, digest, hash, pruned FROM session_chain ORDER BY seq")
@@ -201,7 +192,7 @@ extension AuditStore {
                     problem("its retention_log row is missing: deleted")
                     continue
                 }
-                if AuditChain.hex(AuditChain.retentionDigest(row)) != digest {
+                if AuditChain.hex(AuditChain.digest(row)) != digest {
                     report.add(ChainProblem(
                         table: "retention_log", row: "\(id)", sessionID: nil, seq: seq,
                         message: "its fields don't match its record in the session chain (seq \(seq)): edited"))
@@ -217,7 +208,7 @@ extension AuditStore {
             }
             switch kind {
             case "start":
-                if AuditChain.hex(AuditChain.sessionStartDigest(session.start)) != digest {
+                if AuditChain.hex(AuditChain.digest(session.start)) != digest {
                     report.add(ChainProblem(
                         table: "sessions", row: sessionID, sessionID: sessionID, seq: nil,
                         message: "its start fields (agent, command, cwd, policy, start time, mode, context) don't match its start record (session chain seq \(seq)): edited"))
@@ -231,8 +222,8 @@ extension AuditStore {
                         message: "its end fields were cleared, but its end record is session chain seq \(seq)"))
                     continue
                 }
-                let columns = AuditChain.SessionEndColumns(id: sessionID, endTime: end, exitStatus: status, linkCount: count, lastHash: last)
-                if AuditChain.hex(AuditChain.sessionEndDigest(columns)) != digest {
+                let columns = SessionEndColumns(id: sessionID, endTime: end, exitStatus: status, linkCount: count, lastHash: last)
+                if AuditChain.hex(AuditChain.digest(columns)) != digest {
                     report.add(ChainProblem(
                         table: "sessions", row: sessionID, sessionID: sessionID, seq: nil,
                         message: "its end fields (end time, exit status, link count, last hash) don't match its end record (session chain seq \(seq)): edited"))
@@ -276,9 +267,9 @@ extension AuditStore {
 
     private struct ProcessRow {
         var id: Int64
-        var start: AuditChain.ProcessStartColumns
+        var start: ProcessStartColumns
         var startHash: String
-        var exit: AuditChain.ProcessExitColumns?
+        var exit: ProcessExitColumns?
         var exitHash: String?
     }
 
@@ -286,30 +277,25 @@ extension AuditStore {
         _ session: SessionRow, _ connection: SQLiteConnection, report: inout VerificationReport
     ) throws(StoreError) {
         report.sessionsVerified += 1
+        // Each row: its id, its start record and hash, then its exit record and hash.
         let processStatement = try connection.statement(
             """
-            SELECT id, pid, ppid, executable, argv, uid, gid, capabilities, cgroup, start_time, start_seq, start_hash,
-                   exit_time, exit_status, exit_seq, exit_hash
+            SELECT id, \(ProcessStartColumns.columnList), start_hash, \(ProcessExitColumns.columnList), exit_hash
             FROM processes WHERE session_id = ?
             """)
         try processStatement.bind(1, session.id)
+        let startHashColumn = 1 + Int32(ProcessStartColumns.fields.count)
+        let exitHashColumn = startHashColumn + 1 + Int32(ProcessExitColumns.fields.count)
         var processes: [ProcessRow] = []
         while try processStatement.step() {
-            let start = AuditChain.ProcessStartColumns(
-                sessionID: session.id, seq: processStatement.int64(10), pid: processStatement.int64(1),
-                ppid: processStatement.int64(2), executable: processStatement.text(3), argv: processStatement.text(4),
-                uid: processStatement.int64(5), gid: processStatement.int64(6), capabilities: processStatement.text(7),
-                cgroup: processStatement.text(8), startTime: processStatement.int64(9))
-            let startHash = processStatement.text(11)
-            var exit: AuditChain.ProcessExitColumns?
-            if let exitSeq = processStatement.optionalInt64(14) {
-                exit = AuditChain.ProcessExitColumns(
-                    sessionID: session.id, seq: exitSeq, startHash: startHash, pid: processStatement.int64(1),
-                    exitTime: processStatement.optionalInt64(12) ?? 0, exitStatus: processStatement.optionalInt64(13) ?? 0)
+            var exit: ProcessExitColumns?
+            if !processStatement.isNull(startHashColumn + 1 + ProcessExitColumns.position(of: "exit_seq")) {
+                exit = ProcessExitColumns(from: processStatement, at: startHashColumn + 1)
             }
             processes.append(ProcessRow(
-                id: processStatement.int64(0), start: start, startHash: startHash, exit: exit,
-                exitHash: processStatement.optionalText(15)))
+                id: processStatement.int64(0), start: ProcessStartColumns(from: processStatement, at: 1),
+                startHash: processStatement.text(startHashColumn), exit: exit,
+                exitHash: processStatement.optionalText(exitHashColumn)))
         }
         processStatement.reset()
         // Process links in chain order: (seq, index, isExit).
@@ -332,12 +318,12 @@ extension AuditStore {
         try outOfOrder.bind(1, session.id)
         let sorted = try outOfOrder.step() && outOfOrder.int64(0) == 0
         outOfOrder.reset()
+        // Each row: its id, its chain position (NULL for a row inserted without one), its
+        // record and its hash.
         let events = try connection.statement(
-            """
-            SELECT id, seq, time, pid, ppid, executable, syscall, action, target, argv, decision, rule_index, rule_id,
-                   reason, intent, notable, enforced, errno, latency_us, hash
-            FROM events WHERE session_id = ?
-            """ + (sorted ? " ORDER BY id" : " ORDER BY seq, id"))
+            "SELECT id, seq, \(EventColumns.columnList), hash FROM events WHERE session_id = ?"
+                + (sorted ? " ORDER BY id" : " ORDER BY seq, id"))
+        let eventHashColumn = 2 + Int32(EventColumns.fields.count)
         defer { events.reset() }
         try events.bind(1, session.id)
         var nextProcess = 0
@@ -369,18 +355,12 @@ extension AuditStore {
             let stored: String
             let computed: String
             if takeEvent {
-                let columns = AuditChain.EventColumns(
-                    sessionID: session.id, seq: events.int64(1), time: events.int64(2), pid: events.int64(3),
-                    ppid: events.int64(4), executable: events.text(5), syscall: events.text(6), action: events.text(7),
-                    target: events.text(8), argv: events.optionalText(9), decision: events.text(10),
-                    ruleIndex: events.optionalInt64(11), ruleID: events.optionalText(12), reason: events.text(13),
-                    intent: events.optionalText(14), notable: events.int64(15), enforced: events.int64(16),
-                    errno: events.optionalInt64(17), latency: events.int64(18))
+                let columns = EventColumns(from: events, at: 2)
                 table = "events"
                 rowID = events.int64(0)
                 seq = columns.seq
-                stored = events.text(19)
-                computed = AuditChain.hex(AuditChain.eventHash(columns, previous: previous, encoder: &encoder))
+                stored = events.text(eventHashColumn)
+                computed = AuditChain.hex(AuditChain.hash(columns, previous: previous, encoder: &encoder))
                 report.eventsVerified += 1
             } else {
                 let link = processLinks[nextProcess]
@@ -390,10 +370,10 @@ extension AuditStore {
                 seq = link.seq
                 if link.isExit, let exit = process.exit {
                     stored = process.exitHash ?? ""
-                    computed = AuditChain.hex(AuditChain.processExitHash(exit, previous: previous, encoder: &encoder))
+                    computed = AuditChain.hex(AuditChain.hash(exit, previous: previous, encoder: &encoder))
                 } else {
                     stored = process.startHash
-                    computed = AuditChain.hex(AuditChain.processStartHash(process.start, previous: previous, encoder: &encoder))
+                    computed = AuditChain.hex(AuditChain.hash(process.start, previous: previous, encoder: &encoder))
                 }
                 report.processLinksVerified += 1
             }

@@ -104,42 +104,42 @@ public final class AuditWriter: Sendable {
 
     /// Number of failed batch writes to the database (each counted once, however often retried).
     public var writeErrors: Int {
-        core.state.withLock { $0.writeErrors }
+        core.read(\.writeErrors)
     }
 
     /// The most recent write failure, and after `close` what became of the failed records;
     /// nil when every write succeeded.
     public var lastErrorMessage: String? {
-        core.state.withLock { $0.lastErrorMessage }
+        core.read(\.lastErrorMessage)
     }
 
     /// Records currently held in memory because neither the database nor the fallback file
     /// took them; retried with every batch and at close.
     public var heldEventCount: Int {
-        core.state.withLock { $0.heldEventCount }
+        core.read(\.heldEventCount)
     }
 
     /// Records (events, process records, the session end) written to `fallbackPath` because
     /// the database refused them.
     public var fallbackEventCount: Int {
-        core.state.withLock { $0.fallbackEventCount }
+        core.read(\.fallbackEventCount)
     }
 
     /// Whether the database was found unwritable during the session (the rest went to the
     /// fallback file).
     public var isUsingFallback: Bool {
-        core.state.withLock { $0.degraded }
+        core.read(\.degraded)
     }
 
     /// What the import of the fallback file at close did, when there was one and it worked.
     public var closeImport: FallbackImportReport? {
-        core.state.withLock { $0.closeImport }
+        core.read(\.closeImport)
     }
 
     /// Records stored nowhere: recorded after `close`, or refused by both the database and the
     /// fallback file. Zero in a healthy run.
     public var lostEventCount: Int {
-        core.state.withLock { $0.lostEventCount }
+        core.read(\.lostEventCount)
     }
 
     /// `<database path>.fallback.jsonl`: one JSON object per record (see docs/audit-schema.md).
@@ -216,6 +216,11 @@ private final class WriterCore: Sendable {
         var pending: [WriterItem] = []
         pending.reserveCapacity(batchSize)
         state = Mutex(State(pending: pending))
+    }
+
+    /// One value of the shared state, read under its lock.
+    func read<Value: Sendable>(_ key: KeyPath<State, Value> & Sendable) -> Value {
+        state.withLock { $0[keyPath: key] }
     }
 
     func enqueue(_ item: WriterItem) {
@@ -389,10 +394,7 @@ private final class WriterCore: Sendable {
             }
         }
         if let end {
-            let (count, lastHash) = chain.withLock { ($0.count, $0.lastHash) }
-            let columns = AuditChain.SessionEndColumns(
-                id: sessionID, endTime: end.endTime, exitStatus: Int64(end.exitStatus), linkCount: count,
-                lastHash: AuditChain.hex(lastHash))
+            let columns = chain.withLock { $0.end(endTimeMicros: end.endTime, exitStatus: end.exitStatus) }
             var wroteEnd = false
             if !degraded {
                 do {
@@ -410,7 +412,7 @@ private final class WriterCore: Sendable {
             }
             if !wroteEnd {
                 do {
-                    try AuditFallbackFile.append(AuditJSON.fallbackLine(sessionEnd: columns) + "\n", to: store.fallbackPath)
+                    try AuditFallbackFile.append(AuditJSON.fallbackLine(columns) + "\n", to: store.fallbackPath)
                     state.withLock { $0.fallbackEventCount += 1 }
                 } catch {
                     lost += 1

@@ -58,43 +58,87 @@ enum AuditFileSystem {
         guard stat(path, &info) == 0 else { return false }
         return (info.st_mode & S_IFMT) == S_IFDIR
     }
+}
 
-    /// Appends `text` to `path` (created 0600 if missing), retrying short writes and EINTR.
-    static func append(_ text: String, to path: String) throws(StoreError) {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard descriptor >= 0 else {
-            let failure = errno
-            throw StoreError(
-                code: .fallbackWriteFailed, path: path,
-                message: "opening the fallback file failed",
-                systemErrno: failure)
-        }
-        defer { close(descriptor) }
-        var bytes = Array(text.utf8)
-        let failure: Int32? = bytes.withUnsafeMutableBytes { buffer -> Int32? in
-            var offset = 0
-            while offset < buffer.count {
-                let written = write(descriptor, buffer.baseAddress?.advanced(by: offset), buffer.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return errno
-                }
-                offset += written
+/// The files that belong to one audit database: SQLite's own and the fallback file. They are
+/// protected from the agent together, and go together.
+public struct AuditDatabaseFiles: Sendable, Equatable {
+    /// What each file's name adds to the database's: the database itself, SQLite's journals,
+    /// and the fallback file.
+    public static let suffixes = ["", "-wal", "-shm", "-journal", fallbackSuffix]
+    static let fallbackSuffix = ".fallback.jsonl"
+    static let rejectedSuffix = ".fallback.rejected.jsonl"
+
+    public let databasePath: String
+
+    public init(databasePath: String) {
+        self.databasePath = databasePath
+    }
+
+    /// Every file of the database, whether it exists or not.
+    public var all: [String] { Self.suffixes.map { databasePath + $0 } }
+
+    /// `<database>.fallback.jsonl`: where records go when the database can't be written.
+    public var fallback: String { databasePath + Self.fallbackSuffix }
+
+    /// Where lines a fallback import could not use are kept, each with the reason.
+    public var fallbackRejected: String { databasePath + Self.rejectedSuffix }
+}
+
+/// Symlink resolution, the one way the tools name files as the kernel reaches them.
+public enum FilePaths {
+    /// `path` with every symlink resolved (realpath), or unchanged when it doesn't exist.
+    public static func resolved(_ path: String) -> String {
+        realPath(path) ?? path
+    }
+
+    /// An absolute `path` named the way the kernel names what it reaches: realpath when it
+    /// exists, else realpath of its deepest existing ancestor with the missing components
+    /// appended, so a file about to be created under a symlinked directory is named by the real
+    /// directory (the new entry itself is not followed). Unchanged when no ancestor resolves.
+    public static func resolvedExisting(_ path: String) -> String {
+        if access(path, F_OK) == 0 || !path.hasPrefix("/") { return resolved(path) }
+        var missing: [Substring] = []
+        var current = Substring(path)
+        while let slash = current.lastIndex(of: "/") {
+            let name = current[current.index(after: slash)...]
+            if !name.isEmpty { missing.insert(name, at: 0) }
+            current = current[..<slash]
+            let parent = current.isEmpty ? "/" : String(current)
+            let real = resolved(parent)
+            if real != parent || access(parent, F_OK) == 0 {
+                guard !missing.isEmpty else { return real }
+                return (real == "/" ? "" : real) + "/" + missing.joined(separator: "/")
             }
-            return nil
+            if current.isEmpty { break }
         }
-        if let failure {
-            throw StoreError(
-                code: .fallbackWriteFailed, path: path,
-                message: "writing the fallback file failed",
-                systemErrno: failure)
-        }
-        if fsync(descriptor) != 0 {
-            let failure = errno
-            throw StoreError(
-                code: .fallbackWriteFailed, path: path,
-                message: "syncing the fallback file failed",
-                systemErrno: failure)
-        }
+        return path
+    }
+
+    /// `path` resolved whole when it exists; else (a file that may not exist yet) with only
+    /// its directory resolved, a relative path taken from the current directory.
+    public static func resolvedDirectory(of path: String) -> String {
+        if let whole = realPath(path) { return whole }
+        let absolute = path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+        let slash = absolute.lastIndex(of: "/") ?? absolute.startIndex
+        let directory = String(absolute[..<slash])
+        let name = String(absolute[absolute.index(after: slash)...])
+        guard let base = realPath(directory.isEmpty ? "/" : directory) else { return absolute }
+        return (base == "/" ? "" : base) + "/" + name
+    }
+
+    /// realpath(3); nil when some component doesn't exist or can't be read.
+    private static func realPath(_ path: String) -> String? {
+        guard let real = realpath(path, nil) else { return nil }
+        defer { free(real) }
+        return String(decoding: UnsafeRawBufferPointer(start: real, count: strlen(real)), as: UTF8.self)
+    }
+
+    /// The current directory as the kernel names it (`/proc/self/cwd`), "/" when unknown.
+    private static func currentDirectory() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/cwd", &buffer, buffer.count - 1)
+        guard count > 0 else { return "/" }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// One supervised run of an agent: a row of the `sessions` table.
 public struct SessionRecord: Sendable, Equatable {
     /// Caller-chosen unique id (e.g. a UUID string).
@@ -63,16 +55,16 @@ public struct DecisionEvent: Sendable, Equatable {
     public var executable: String
     /// Syscall name, e.g. "openat".
     public var syscall: String
-    /// Policy action class, e.g. "exec", "fs_read", "fs_write", "net_egress".
-    public var action: String
+    /// Policy action class: exec, fs_read, fs_write, net_egress, or syscall.
+    public var action: RecordedAction
     /// What the syscall acts on: a path, a host:port, a program. Redacted by the writer
     /// (passwords in URLs, tokens) before it is stored.
     public var target: String
     /// Arguments for exec-like events; nil when not applicable (stored as SQL NULL, not "[]").
     /// Redacted by the writer before it is stored.
     public var argv: [String]?
-    /// The verdict: "allow", "deny", "ask" or "log" (allowed and flagged).
-    public var decision: String
+    /// The verdict: allow, deny, ask or log (allowed and flagged).
+    public var decision: RecordedDecision
     /// 0-based index of the matching policy rule; nil when the default applied.
     public var ruleIndex: Int?
     /// Why, in words: the rule's `reason:` when it has one, else the verdict's text.
@@ -94,7 +86,7 @@ public struct DecisionEvent: Sendable, Equatable {
 
     public init(
         timeMicros: Int64, pid: Int32, ppid: Int32, executable: String, syscall: String,
-        action: String, target: String, argv: [String]? = nil, decision: String,
+        action: RecordedAction, target: String, argv: [String]? = nil, decision: RecordedDecision,
         ruleIndex: Int? = nil, reason: String, errno: Int32? = nil, latencyMicros: Int64,
         ruleID: String? = nil, intent: String? = nil, notable: Bool = false, enforced: Bool = true
     ) {
@@ -190,15 +182,5 @@ public struct StoredProcess: Sendable, Equatable {
         self.id = id
         self.sessionID = sessionID
         self.process = process
-    }
-}
-
-/// Wall-clock time in the unit the store uses.
-public enum AuditClock {
-    /// Microseconds since the Unix epoch (CLOCK_REALTIME).
-    public static func nowMicros() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
-        return Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1_000
     }
 }

@@ -62,9 +62,9 @@ struct DecisionRecorder: Sendable {
             intent = Intent.describe(entry.action, target: entry.target, argv: entry.argv, home: home).text
         }
         let event = DecisionEvent(
-            timeMicros: agentgate_realtime_us(), pid: process.tgid, ppid: process.ppid,
-            executable: process.executable, syscall: entry.syscall, action: entry.actionName,
-            target: entry.target, argv: entry.argv.map(Self.recordable), decision: entry.decision, ruleIndex: entry.ruleIndex,
+            timeMicros: AuditClock.nowMicros(), pid: process.tgid, ppid: process.ppid,
+            executable: process.executable, syscall: entry.syscall, action: RecordedAction(text: entry.actionName),
+            target: entry.target, argv: entry.argv.map(Self.recordable), decision: RecordedDecision(text: entry.decision), ruleIndex: entry.ruleIndex,
             reason: reason, errno: entry.errno, latencyMicros: latency,
             ruleID: ruleID, intent: intent, notable: entry.decision == "log", enforced: enforced)
         counts.count(entry.decision)

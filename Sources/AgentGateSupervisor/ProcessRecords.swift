@@ -8,7 +8,7 @@ import Glibc
 /// a process and after each exec (about four small reads; cache it with the process entry).
 enum ProcessSnapshot {
     /// The process's current image, or nil when it is gone (its /proc entry can't be read).
-    static func read(pid: pid_t, startTimeMicros: Int64 = agentgate_realtime_us()) -> ProcessRecord? {
+    static func read(pid: pid_t, startTimeMicros: Int64 = AuditClock.nowMicros()) -> ProcessRecord? {
         let status = ProcStatus(tid: pid)
         guard status.readOK else { return nil }
         return ProcessRecord(

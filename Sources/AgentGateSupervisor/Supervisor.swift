@@ -91,7 +91,7 @@ public final class Supervisor: Sendable {
     public var commandExecFailure: CommandExecFailure? {
         guard let errno = commandExecError.withLock({ $0 }) else { return nil }
         let first = counts.firstExec
-        let denial = first.flatMap { $0.decision == "deny" && $0.enforced ? $0 : nil }
+        let denial = first.flatMap { $0.decision == .deny && $0.enforced ? $0 : nil }
         return CommandExecFailure(path: options.programPath, errno: errno, denial: denial)
     }
 
@@ -221,8 +221,8 @@ public final class Supervisor: Sendable {
                                   recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts, policy: policy,
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
-                                  protectedFiles: options.protectedFiles.map(Self.realPath),
-                                  protectedDirectories: Array(Set(options.protectedDirectories + options.protectedDirectories.map(Self.realPath))),
+                                  protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
+                                  protectedDirectories: Array(Set(options.protectedDirectories + options.protectedDirectories.map(FilePaths.resolvedDirectory(of:)))),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
                                   waitsKillably: spawned.killable_recv != 0)
         core.contexts.setRoot(spawned.pid)
@@ -281,22 +281,6 @@ public final class Supervisor: Sendable {
         return count
     }
 
-    /// The path with its directory's symlinks resolved (the file itself may not exist yet).
-    static func realPath(_ path: String) -> String {
-        if let whole = realpath(path, nil) { // the file exists: resolve it whole, links and all
-            defer { free(whole) }
-            return String(decoding: UnsafeRawBufferPointer(start: whole, count: strlen(whole)), as: UTF8.self)
-        }
-        let absolute = path.hasPrefix("/") ? path : (ProcessTable.readLink("/proc/self/cwd") ?? "/") + "/" + path
-        let slash = absolute.lastIndex(of: "/") ?? absolute.startIndex
-        let directory = String(absolute[..<slash])
-        let name = String(absolute[absolute.index(after: slash)...])
-        guard let resolved = realpath(directory.isEmpty ? "/" : directory, nil) else { return absolute }
-        defer { free(resolved) }
-        let base = String(decoding: UnsafeRawBufferPointer(start: resolved, count: strlen(resolved)), as: UTF8.self)
-        return (base == "/" ? "" : base) + "/" + name
-    }
-
     /// Forwards signals, follows job control, reaps, and when the command exits ends the
     /// descendants it left behind (see README: nothing outlives the session unsupervised).
     private func waitForSession(child: pid_t, signalFD: Int32, terminalFD: Int32, followStops: Bool,
@@ -352,7 +336,7 @@ public final class Supervisor: Sendable {
                 if pid <= 0 { break }
                 if code == Int32(CLD_EXITED) || code == Int32(CLD_KILLED) || code == Int32(CLD_DUMPED) {
                     // The agent's first process and the orphans we adopted: their exits are ours to see.
-                    core.recorder.writer?.recordProcessExit(pid: pid, timeMicros: agentgate_realtime_us(),
+                    core.recorder.writer?.recordProcessExit(pid: pid, timeMicros: AuditClock.nowMicros(),
                                                             exitStatus: ProcessSnapshot.exitStatus(code: code, value: value))
                 }
                 guard pid == child else { continue }

@@ -119,15 +119,15 @@ struct AuditStoreTests {
         try store.createSession(sampleSession(id: "s2"))
 
         let exec = DecisionEvent(
-            timeMicros: 1, pid: 10, ppid: 9, executable: "/usr/bin/env", syscall: "execve", action: "exec",
+            timeMicros: 1, pid: 10, ppid: 9, executable: "/usr/bin/env", syscall: "execve", action: .exec,
             target: "/usr/bin/grép", argv: ["grép", "-e", "\"quoted\" \\ back\nslash\ttab\u{01}", "日本語 🚀", ""],
-            decision: "allow", ruleIndex: 0, reason: "rule 0: allow exec", errno: nil, latencyMicros: 12)
+            decision: .allow, ruleIndex: 0, reason: "rule 0: allow exec", errno: nil, latencyMicros: 12)
         let emptyArgv = DecisionEvent(
-            timeMicros: 2, pid: 11, ppid: 10, executable: "/bin/sh", syscall: "execveat", action: "exec",
-            target: "", argv: [], decision: "deny", ruleIndex: nil, reason: "", errno: 1, latencyMicros: 0)
+            timeMicros: 2, pid: 11, ppid: 10, executable: "/bin/sh", syscall: "execveat", action: .exec,
+            target: "", argv: [], decision: .deny, ruleIndex: nil, reason: "", errno: 1, latencyMicros: 0)
         let noArgv = DecisionEvent(
             timeMicros: 3, pid: Int32.max, ppid: Int32.min, executable: "/bin/ünïcode", syscall: "connect",
-            action: "net.connect", target: "example.com:443", argv: nil, decision: "deny", ruleIndex: nil,
+            action: .netEgress, target: "example.com:443", argv: nil, decision: .deny, ruleIndex: nil,
             reason: "default deny — no rule matched", errno: 111, latencyMicros: Int64.max)
         try store.insert(events: [exec, emptyArgv], sessionID: "s1")
         try store.insert(events: [noArgv], sessionID: "s2")

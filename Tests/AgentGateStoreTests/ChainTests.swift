@@ -212,25 +212,25 @@ struct ChainTests {
     @Test("hashes cover the canonical encoding: a changed field or position changes the hash")
     func encoding() {
         var encoder = AuditChain.Encoder(domain: "", previous: [])
-        let base = AuditChain.EventColumns(
+        let base = EventColumns(
             sessionID: "s", seq: 1, time: 2, pid: 3, ppid: 4, executable: "e", syscall: "openat", action: "fs_read",
             target: "ab", argv: nil, decision: "allow", ruleIndex: nil, ruleID: nil, reason: "r", intent: nil,
             notable: 0, enforced: 1, errno: nil, latency: 5)
         let genesis = AuditChain.sessionGenesis("s")
-        let hash = AuditChain.eventHash(base, previous: genesis, encoder: &encoder)
+        let hash = AuditChain.hash(base, previous: genesis, encoder: &encoder)
         #expect(hash.count == 32)
-        #expect(AuditChain.eventHash(base, previous: genesis, encoder: &encoder) == hash)
+        #expect(AuditChain.hash(base, previous: genesis, encoder: &encoder) == hash)
         var shifted = base
         shifted.target = "a"
         shifted.executable = "eb"  // same concatenated bytes: only the length prefixes differ
-        #expect(AuditChain.eventHash(shifted, previous: genesis, encoder: &encoder) != hash)
+        #expect(AuditChain.hash(shifted, previous: genesis, encoder: &encoder) != hash)
         var nullVersusEmpty = base
         nullVersusEmpty.argv = ""
-        #expect(AuditChain.eventHash(nullVersusEmpty, previous: genesis, encoder: &encoder) != hash)
+        #expect(AuditChain.hash(nullVersusEmpty, previous: genesis, encoder: &encoder) != hash)
         var moved = base
         moved.seq = 2
-        #expect(AuditChain.eventHash(moved, previous: genesis, encoder: &encoder) != hash)
-        #expect(AuditChain.eventHash(base, previous: AuditChain.sessionGenesis("t"), encoder: &encoder) != hash)
+        #expect(AuditChain.hash(moved, previous: genesis, encoder: &encoder) != hash)
+        #expect(AuditChain.hash(base, previous: AuditChain.sessionGenesis("t"), encoder: &encoder) != hash)
         #expect(AuditChain.hex([0x00, 0xab, 0xff]) == "00abff")
         #expect(AuditChain.bytes(hex: "00abFF") == [0x00, 0xab, 0xff])
         #expect(AuditChain.bytes(hex: "0g") == nil)

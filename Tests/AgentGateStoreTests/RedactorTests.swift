@@ -189,7 +189,7 @@ struct RedactorTests {
         try store.createSession(session)
         let writer = AuditWriter(store: store, sessionID: "session-1")
         var event = sampleEvent(1)
-        event.action = "exec"
+        event.action = .exec
         event.argv = ["curl", "-H", "Authorization: Bearer secret-token-1", "https://u:pw@x.example"]
         event.target = "https://u:pw@x.example"
         event.intent = "agent wants to fetch with token=abc"
@@ -200,7 +200,7 @@ struct RedactorTests {
         // One value, redacted alike wherever it appears: in argv, in the intent that quotes it,
         // in the executable and cwd paths.
         var quoted = sampleEvent(2)
-        quoted.action = "exec"
+        quoted.action = .exec
         quoted.executable = "/tmp/ghp_0123456789abcdefghijABCDEFGHIJ012345/tool"
         quoted.argv = ["mysql", "--password", "hunter2", "-e", "select 1"]
         quoted.intent = "agent wants to run mysql --password hunter2 -e select 1"

@@ -54,8 +54,8 @@ func sampleSession(id: String = "session-1", startTimeMicros: Int64 = 1_700_000_
 func sampleEvent(_ index: Int, pid: Int32 = 4242) -> DecisionEvent {
     DecisionEvent(
         timeMicros: 1_700_000_000_000_000 + Int64(index), pid: pid, ppid: 1, executable: "/usr/bin/cat",
-        syscall: "openat", action: "file.read", target: "/work/project/file-\(index).txt",
-        argv: nil, decision: index % 7 == 0 ? "deny" : "allow", ruleIndex: index % 3 == 0 ? nil : index % 5,
+        syscall: "openat", action: .fsRead, target: "/work/project/file-\(index).txt",
+        argv: nil, decision: index % 7 == 0 ? .deny : .allow, ruleIndex: index % 3 == 0 ? nil : index % 5,
         reason: "matched rule", errno: index % 7 == 0 ? 13 : nil, latencyMicros: Int64(index % 100))
 }
 

@@ -27,7 +27,7 @@ import Testing
     ) -> DecisionEvent {
         DecisionEvent(
             timeMicros: start + 1_000_000, pid: 100, ppid: 1, executable: "/usr/bin/bash", syscall: syscall,
-            action: action, target: target, argv: argv, decision: decision, ruleIndex: rule, reason: reason,
+            action: RecordedAction(text: action), target: target, argv: argv, decision: RecordedDecision(text: decision), ruleIndex: rule, reason: reason,
             errno: decision == "deny" ? 13 : nil, latencyMicros: 10, ruleID: id, intent: intent)
     }
 

@@ -1,0 +1,65 @@
+import CSQLite
+
+/// Events and process records: chained rows into their tables.
+extension AuditStore {
+    /// Appends `events` to session `sessionID` in one transaction: all are stored or none.
+    /// They are redacted and chained after the session's last stored link.
+    /// - Throws: `.constraintViolation` if the session doesn't exist.
+    public func insert(events: [DecisionEvent], sessionID: String) throws(StoreError) {
+        guard !events.isEmpty else { return }
+        try withConnection { connection throws(StoreError) in
+            try connection.inTransaction { () throws(StoreError) in
+                let head = try Self.chainHead(sessionID: sessionID, connection: connection)
+                var builder = ChainBuilder(sessionID: sessionID, count: head.count, lastHash: head.lastHash)
+                let rows = events.map { builder.event($0) }
+                try Self.insertRows(rows, connection: connection)
+            }
+        }
+    }
+
+    /// Writes rows the writer chained, in one transaction: all or none.
+    func write(_ rows: [ChainedRow]) throws(StoreError) {
+        guard !rows.isEmpty else { return }
+        try withConnection { connection throws(StoreError) in
+            try connection.inTransaction { () throws(StoreError) in
+                try Self.insertRows(rows, connection: connection)
+            }
+        }
+    }
+
+    static let insertEventSQL = EventColumns.insertSQL(into: "events", extraColumns: [("hash", "?")])
+    static let insertProcessStartSQL = ProcessStartColumns.insertSQL(into: "processes", extraColumns: [("start_hash", "?")])
+    static let updateProcessExitSQL = ProcessExitColumns.updateSQL(
+        "processes", alsoSetting: ["exit_hash"], where: "exit_seq IS NULL")
+
+    /// Inserts chained rows. Inside a transaction.
+    static func insertRows(_ rows: [ChainedRow], connection: SQLiteConnection) throws(StoreError) {
+        let insertEvent = try connection.statement(insertEventSQL)
+        let insertProcess = try connection.statement(insertProcessStartSQL)
+        let updateExit = try connection.statement(updateProcessExitSQL)
+        defer {
+            insertEvent.reset()
+            insertProcess.reset()
+            updateExit.reset()
+        }
+        var texts = RowTextBuffer()
+        for row in rows {
+            switch row {
+            case .event(let event, let hash):
+                try event.execute(insertEvent, texts: &texts, extra: [.text(hash)])
+                sqlite3_reset(insertEvent.raw)
+            case .processStart(let process, let hash):
+                try process.execute(insertProcess, texts: &texts, extra: [.text(hash)])
+                sqlite3_reset(insertProcess.raw)
+            case .processExit(let exit, let hash):
+                try exit.execute(updateExit, texts: &texts, extra: [.text(hash)])
+                updateExit.reset()
+                guard sqlite3_changes(connection.handle) > 0 else {
+                    throw StoreError(
+                        code: .constraintViolation, path: connection.path,
+                        message: "no running process record at chain position \(exit.startSeq) of session \(exit.sessionID) for the exit of pid \(exit.pid)")
+                }
+            }
+        }
+    }
+}

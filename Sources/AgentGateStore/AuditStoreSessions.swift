@@ -1,0 +1,171 @@
+import CSQLite
+
+/// Sessions: their rows, and their links in the global session chain.
+extension AuditStore {
+    static let insertSessionStartSQL = SessionStartColumns.insertSQL(
+        into: "sessions", extraColumns: [("chain_version", "2")])
+    static let updateSessionEndSQL = SessionEndColumns.updateSQL("sessions")
+
+    /// Inserts a new session row and links it into the global session chain, in one
+    /// `BEGIN IMMEDIATE` transaction (so concurrent supervisors serialize). The command and
+    /// the context's environment are redacted first.
+    /// - Throws: `.constraintViolation` if a session with this id exists.
+    public func createSession(_ session: SessionRecord) throws(StoreError) {
+        let columns = Self.sessionStartColumns(session)
+        try withConnection { connection throws(StoreError) in
+            try connection.inTransaction { () throws(StoreError) in
+                _ = try Self.insertSessionStart(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: false)
+            }
+        }
+        // A session that starts with events already written can't exist: nothing to finish.
+        if let end = session.endTimeMicros, let status = session.exitStatus {
+            try finishSession(id: session.id, endTimeMicros: end, exitStatus: status)
+        }
+    }
+
+    /// The stored (redacted, encoded) start columns of `session`.
+    static func sessionStartColumns(_ session: SessionRecord) -> SessionStartColumns {
+        var context = session.context
+        if let environment = context?.environment {
+            context?.environment = Redactor.redact(environment: environment)
+        }
+        // The same value is redacted the same way wherever it appears: the cwd is $PWD, the
+        // program is the command's argv[0].
+        if let program = context?.program { context?.program = Redactor.redact(text: program) }
+        return SessionStartColumns(
+            id: session.id, agent: session.agent, command: AuditJSON.encode(Redactor.redact(argv: session.command)),
+            cwd: Redactor.redact(text: session.cwd), policyPath: session.policyPath, policySHA256: session.policySHA256,
+            startTime: session.startTimeMicros, mode: session.mode, context: context?.jsonText())
+    }
+
+    /// Inserts the sessions row and its start link. Inside a transaction.
+    /// - Returns: false when `ifAbsent` and the session already exists (nothing written).
+    static func insertSessionStart(
+        _ columns: SessionStartColumns, connection: SQLiteConnection, linkTime: Int64, ifAbsent: Bool
+    ) throws(StoreError) -> Bool {
+        if ifAbsent {
+            let exists = try connection.statement("SELECT 1 FROM sessions WHERE id = ?")
+            defer { exists.reset() }
+            try exists.bind(1, columns.id)
+            if try exists.step() { return false }
+        }
+        let statement = try connection.statement(insertSessionStartSQL)
+        defer { statement.reset() }
+        var texts = RowTextBuffer()
+        try columns.execute(statement, texts: &texts)
+        let digest = AuditChain.hex(AuditChain.digest(columns))
+        try appendGlobalLink(kind: "start", sessionID: columns.id, digest: digest, time: linkTime, connection: connection)
+        return true
+    }
+
+    /// Appends a link to `session_chain` after its current last link. Inside a transaction.
+    static func appendGlobalLink(
+        kind: String, sessionID: String, digest: String, time: Int64, connection: SQLiteConnection
+    ) throws(StoreError) {
+        let last = try connection.statement("SELECT seq, hash FROM session_chain ORDER BY seq DESC LIMIT 1")
+        var seq: Int64 = 1
+        var previous = AuditChain.globalGenesis
+        if try last.step() {
+            seq = last.int64(0) + 1
+            previous = AuditChain.bytes(hex: last.text(1)) ?? AuditChain.globalGenesis
+        }
+        last.reset()
+        let hash = AuditChain.globalLinkHash(seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: previous)
+        let insert = try connection.statement(
+            "INSERT INTO session_chain (seq, kind, session_id, time, digest, hash) VALUES (?, ?, ?, ?, ?, ?)")
+        defer { insert.reset() }
+        try insert.bind(1, seq)
+        try insert.bind(2, kind)
+        try insert.bind(3, sessionID)
+        try insert.bind(4, time)
+        try insert.bind(5, digest)
+        try insert.bind(6, AuditChain.hex(hash))
+        _ = try insert.step()
+    }
+
+    /// Records a session's end, covering the session's whole event and process chain as
+    /// stored now (its length and last hash), and links it into the global chain.
+    /// `AuditWriter.finishSession` is the usual way: it knows the chain without reading it back.
+    /// - Throws: `.notFound` if no session has this id; `.constraintViolation` if it has ended.
+    public func finishSession(id: String, endTimeMicros: Int64, exitStatus: Int32) throws(StoreError) {
+        try withConnection { connection throws(StoreError) in
+            try connection.inTransaction { () throws(StoreError) in
+                let head = try Self.chainHead(sessionID: id, connection: connection)
+                let columns = SessionEndColumns(
+                    id: id, endTime: endTimeMicros, exitStatus: Int64(exitStatus), linkCount: head.count,
+                    lastHash: AuditChain.hex(head.lastHash))
+                _ = try Self.insertSessionEnd(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: false)
+            }
+        }
+    }
+
+    /// Records a session's end with a chain state the caller computed (the writer's).
+    func finishSession(_ columns: SessionEndColumns) throws(StoreError) {
+        try withConnection { connection throws(StoreError) in
+            try connection.inTransaction { () throws(StoreError) in
+                _ = try Self.insertSessionEnd(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: false)
+            }
+        }
+    }
+
+    /// Fills the end columns and appends the end link. Inside a transaction.
+    /// - Returns: false when `ifOpen` and the session has already ended with these values.
+    @discardableResult
+    static func insertSessionEnd(
+        _ columns: SessionEndColumns, connection: SQLiteConnection, linkTime: Int64, ifOpen: Bool
+    ) throws(StoreError) -> Bool {
+        let lookup = try connection.statement(
+            "SELECT \(SessionEndColumns.columnList), chain_version FROM sessions WHERE id = ?")
+        try lookup.bind(1, columns.id)
+        guard try lookup.step() else {
+            lookup.reset()
+            throw StoreError(code: .notFound, path: connection.path, message: "no session with id \"\(columns.id)\"")
+        }
+        let fieldCount = Int32(SessionEndColumns.fields.count)
+        let ended = !lookup.isNull(SessionEndColumns.position(of: "end_time"))
+        let same = (0..<fieldCount).allSatisfy { !lookup.isNull($0) } && SessionEndColumns(from: lookup, at: 0) == columns
+        let chained = !lookup.isNull(fieldCount)
+        lookup.reset()
+        if ended {
+            if ifOpen && same { return false }
+            throw StoreError(
+                code: .constraintViolation, path: connection.path,
+                message: "session \"\(columns.id)\" has already ended")
+        }
+        let update = try connection.statement(updateSessionEndSQL)
+        defer { update.reset() }
+        // A session from before the chains has no chain to cover.
+        var texts = RowTextBuffer()
+        try columns.execute(update, texts: &texts, nulling: chained ? [] : ["link_count", "last_hash"])
+        if chained {
+            let digest = AuditChain.hex(AuditChain.digest(columns))
+            try appendGlobalLink(kind: "end", sessionID: columns.id, digest: digest, time: linkTime, connection: connection)
+        }
+        return true
+    }
+
+    /// The session chain's length and last hash as stored (genesis when empty).
+    static func chainHead(sessionID: String, connection: SQLiteConnection) throws(StoreError) -> (count: Int64, lastHash: [UInt8]) {
+        let statement = try connection.statement(
+            """
+            SELECT seq, hash FROM (
+                SELECT seq, hash FROM events WHERE session_id = ?1 AND seq IS NOT NULL
+                UNION ALL SELECT start_seq, start_hash FROM processes WHERE session_id = ?1
+                UNION ALL SELECT exit_seq, exit_hash FROM processes WHERE session_id = ?1 AND exit_seq IS NOT NULL
+            ) ORDER BY seq DESC LIMIT 1
+            """)
+        defer { statement.reset() }
+        try statement.bind(1, sessionID)
+        guard try statement.step() else { return (0, AuditChain.sessionGenesis(sessionID)) }
+        let hash = AuditChain.bytes(hex: statement.text(1)) ?? AuditChain.sessionGenesis(sessionID)
+        return (statement.int64(0), hash)
+    }
+
+    /// The session chain's length and last hash as stored now.
+    func chainHead(sessionID: String) throws(StoreError) -> (count: Int64, lastHash: [UInt8]) {
+        try withConnection { connection throws(StoreError) in
+            try Self.chainHead(sessionID: sessionID, connection: connection)
+        }
+    }
+
+}

@@ -1,0 +1,84 @@
+/// One row the writer has redacted, encoded and chained, ready for SQLite or the fallback file.
+enum ChainedRow: Sendable {
+    case event(EventColumns, hash: String)
+    case processStart(ProcessStartColumns, hash: String)
+    case processExit(ProcessExitColumns, hash: String)
+
+    var seq: Int64 {
+        switch self {
+        case .event(let columns, _): columns.seq
+        case .processStart(let columns, _): columns.seq
+        case .processExit(let columns, _): columns.seq
+        }
+    }
+
+    var hash: String {
+        switch self {
+        case .event(_, let hash), .processStart(_, let hash), .processExit(_, let hash): hash
+        }
+    }
+}
+
+/// Chains one session's records in record order: redaction, encoding, SHA-256.
+struct ChainBuilder: Sendable {
+    let sessionID: String
+    /// Links so far (the last one's `seq`).
+    private(set) var count: Int64
+    private(set) var lastHash: [UInt8]
+    /// The latest image of each pid: its start link, which its exit refers to.
+    private var openProcesses: [Int32: (seq: Int64, hash: String)] = [:]
+    private var encoder = AuditChain.Encoder(domain: "", previous: [])
+
+    init(sessionID: String, count: Int64 = 0, lastHash: [UInt8]? = nil) {
+        self.sessionID = sessionID
+        self.count = count
+        self.lastHash = lastHash ?? AuditChain.sessionGenesis(sessionID)
+    }
+
+    /// The chain's state for the session's end record.
+    func end(endTimeMicros: Int64, exitStatus: Int32) -> SessionEndColumns {
+        SessionEndColumns(
+            id: sessionID, endTime: endTimeMicros, exitStatus: Int64(exitStatus), linkCount: count,
+            lastHash: AuditChain.hex(lastHash))
+    }
+
+    mutating func event(_ event: DecisionEvent) -> ChainedRow {
+        count += 1
+        let columns = EventColumns(
+            sessionID: sessionID, seq: count, time: event.timeMicros, pid: Int64(event.pid), ppid: Int64(event.ppid),
+            executable: Redactor.redact(text: event.executable), syscall: event.syscall, action: event.action.text,
+            target: Redactor.redact(text: event.target),
+            argv: event.argv.map { AuditJSON.encode(Redactor.redact(argv: $0)) },
+            decision: event.decision.text, ruleIndex: event.ruleIndex.map(Int64.init), ruleID: event.ruleID,
+            // The intent quotes the argv: it loses what the argv loses (`--password x`).
+            reason: event.reason, intent: event.intent.map(Redactor.redact(commandText:)),
+            notable: event.notable ? 1 : 0, enforced: event.enforced ? 1 : 0,
+            errno: event.errno.map(Int64.init), latency: event.latencyMicros)
+        lastHash = AuditChain.hash(columns, previous: lastHash, encoder: &encoder)
+        return .event(columns, hash: AuditChain.hex(lastHash))
+    }
+
+    mutating func processStart(_ process: ProcessRecord) -> ChainedRow {
+        count += 1
+        let columns = ProcessStartColumns(
+            sessionID: sessionID, seq: count, pid: Int64(process.pid), ppid: Int64(process.ppid),
+            executable: Redactor.redact(text: process.executable), argv: AuditJSON.encode(Redactor.redact(argv: process.argv)),
+            uid: Int64(process.uid), gid: Int64(process.gid), capabilities: AuditJSON.encode(process.capabilities),
+            cgroup: process.cgroup, startTime: process.startTimeMicros)
+        lastHash = AuditChain.hash(columns, previous: lastHash, encoder: &encoder)
+        let hash = AuditChain.hex(lastHash)
+        openProcesses[process.pid] = (count, hash)
+        return .processStart(columns, hash: hash)
+    }
+
+    /// nil when no image of `pid` was recorded (or its exit already was): nothing to fill.
+    mutating func processExit(pid: Int32, timeMicros: Int64, exitStatus: Int32) -> ChainedRow? {
+        guard let start = openProcesses.removeValue(forKey: pid) else { return nil }
+        count += 1
+        let columns = ProcessExitColumns(
+            sessionID: sessionID, seq: count, startSeq: start.seq, startHash: start.hash, pid: Int64(pid),
+            exitTime: timeMicros, exitStatus: Int64(exitStatus))
+        lastHash = AuditChain.hash(columns, previous: lastHash, encoder: &encoder)
+        return .processExit(columns, hash: AuditChain.hex(lastHash))
+    }
+}

@@ -1,0 +1,74 @@
+/// A recorded verdict, the `events.decision` column. It is text only in the stored row.
+public enum RecordedDecision: Sendable, Hashable, CustomStringConvertible {
+    case allow
+    case deny
+    /// Would ask an operator; enforced as deny until an approver exists.
+    case ask
+    /// Allowed, and flagged for review.
+    case log
+    /// Text this build doesn't know, read from an older or newer database or fallback file;
+    /// kept as stored so the row stays readable and verifiable.
+    case unrecognized(String)
+
+    private static let spellings = StoredSpellings<Self>([(.allow, "allow"), (.deny, "deny"), (.ask, "ask"), (.log, "log")])
+
+    /// Parses the stored text; unknown text becomes `.unrecognized`, never a failure.
+    public init(text: String) {
+        self = Self.spellings.value(text) ?? .unrecognized(text)
+    }
+
+    /// The stored text, e.g. "deny".
+    public var text: String {
+        if case .unrecognized(let text) = self { return text }
+        return Self.spellings.text(self)
+    }
+
+    public var description: String { text }
+}
+
+/// What kind of operation a recorded event is, the `events.action` column. It is text only
+/// in the stored row.
+public enum RecordedAction: Sendable, Hashable, CustomStringConvertible {
+    case exec
+    case fsRead
+    case fsWrite
+    case netEgress
+    /// A syscall decided by name alone (the unsupervised-route table), not by a policy action.
+    case syscall
+    /// Text this build doesn't know, read from an older or newer database or fallback file;
+    /// kept as stored so the row stays readable and verifiable.
+    case unrecognized(String)
+
+    private static let spellings = StoredSpellings<Self>([
+        (.exec, "exec"), (.fsRead, "fs_read"), (.fsWrite, "fs_write"), (.netEgress, "net_egress"), (.syscall, "syscall"),
+    ])
+
+    /// Parses the stored text; unknown text becomes `.unrecognized`, never a failure.
+    public init(text: String) {
+        self = Self.spellings.value(text) ?? .unrecognized(text)
+    }
+
+    /// The stored text, e.g. "fs_read".
+    public var text: String {
+        if case .unrecognized(let text) = self { return text }
+        return Self.spellings.text(self)
+    }
+
+    public var description: String { text }
+}
+
+/// The stored text of each known case of a recorded enum: one table for both directions.
+struct StoredSpellings<Value: Hashable & Sendable>: Sendable {
+    private let texts: [Value: String]
+    private let values: [String: Value]
+
+    init(_ pairs: [(Value, String)]) {
+        texts = Dictionary(uniqueKeysWithValues: pairs)
+        values = Dictionary(uniqueKeysWithValues: pairs.map { ($0.1, $0.0) })
+    }
+
+    func value(_ text: String) -> Value? { values[text] }
+
+    /// The text of a known case ("" for one the table lacks, which the enums rule out).
+    func text(_ value: Value) -> String { texts[value] ?? "" }
+}

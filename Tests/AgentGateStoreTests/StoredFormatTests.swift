@@ -1,0 +1,129 @@
+import Foundation
+import Testing
+
+@testable import AgentGateStore
+
+/// The stored bytes are a format: existing databases and fallback files must keep verifying.
+/// These values were produced by the release that introduced schema v2's chains; a change
+/// here means old records no longer verify or import.
+@Suite("Stored format stays byte for byte")
+struct StoredFormatTests {
+    static let sessionID = "pinned-session"
+
+    static func session() -> SessionRecord {
+        let context = SessionContext(
+            os: .init(distribution: "Debian GNU/Linux 12 (bookworm)", distributionID: "debian", distributionVersion: "12",
+                      kernelName: "Linux", kernelRelease: "6.1.0", kernelVersion: "#1 SMP", machine: "x86_64", hostname: "box"),
+            user: .init(uid: 1000, gid: 1000, euid: 1000, egid: 1000, groups: [1000, 27], name: "dev"),
+            capabilities: [], cgroup: "/user.slice/agent", program: "/usr/bin/claude",
+            environment: ["HOME": "/home/dev", "GITHUB_TOKEN": "ghp_abcdefghijklmnopqrstuvwxyz0123456789"],
+            interfaces: [.init(name: "lo", flags: ["up", "loopback"], addresses: ["inet 127.0.0.1/8"])],
+            supervisorPID: 77, collectionMicros: 1234)
+        return SessionRecord(
+            id: sessionID, agent: "claude-code", command: ["claude", "--print", "fix the \"bug\"\n\tnow"],
+            cwd: "/work/project", policyPath: "/etc/agentgate/policy.yaml",
+            policySHA256: SHA256Hex.digest(Array("rules: []".utf8)), startTimeMicros: 1_700_000_000_000_000,
+            mode: "audit", context: context)
+    }
+
+    /// One record of every kind, with every optional field both set and unset, through a
+    /// writer for the session (which is ended with the writer).
+    static func recordSession(in store: AuditStore) -> AuditWriter {
+        let writer = AuditWriter(store: store, sessionID: sessionID, warningHandler: { _ in })
+        writer.recordProcessStart(ProcessRecord(
+            pid: 7, ppid: 1, executable: "/usr/bin/sh", argv: ["sh", "-c", "curl https://user:pw@example.com"],
+            uid: 1000, gid: 1001, capabilities: ["CAP_NET_BIND_SERVICE"], cgroup: "/user.slice",
+            startTimeMicros: 1_700_000_000_000_100))
+        writer.record(DecisionEvent(
+            timeMicros: 1_700_000_000_000_200, pid: 7, ppid: 1, executable: "/usr/bin/curl", syscall: "execve",
+            action: .exec, target: "/usr/bin/curl", argv: ["curl", "-H", "Authorization: Bearer abc.def.ghi"],
+            decision: .log, ruleIndex: 3, reason: "flagged", errno: nil, latencyMicros: 12,
+            ruleID: "curl-any", intent: "agent wants to download: example.com", notable: true, enforced: true))
+        writer.record(DecisionEvent(
+            timeMicros: 1_700_000_000_000_300, pid: 7, ppid: 1, executable: "/usr/bin/cat", syscall: "openat",
+            action: .fsRead, target: "/home/dev/.ssh/id_ed25519", argv: nil, decision: .deny, ruleIndex: nil,
+            reason: "default", errno: 13, latencyMicros: 3, ruleID: nil, intent: nil, notable: false, enforced: false))
+        writer.record(DecisionEvent(
+            timeMicros: 1_700_000_000_000_400, pid: 7, ppid: 1, executable: "/usr/bin/cat", syscall: "ptrace",
+            action: .syscall, target: "", argv: [], decision: .ask, reason: "ask", errno: 1, latencyMicros: 0))
+        writer.recordProcessExit(pid: 7, timeMicros: 1_700_000_000_000_500, exitStatus: 137)
+        writer.finishSession(endTimeMicros: 1_700_000_000_000_600, exitStatus: 137)
+        return writer
+    }
+
+    /// Every chain hash in the database, in a fixed order.
+    static func storedHashes(_ path: String) throws -> [String] {
+        try rawQuery(path, "SELECT hash FROM events ORDER BY seq")
+            + rawQuery(path, "SELECT start_hash || ' ' || coalesce(exit_hash, '-') FROM processes ORDER BY start_seq")
+            + rawQuery(path, "SELECT kind || ' ' || digest || ' ' || hash FROM session_chain ORDER BY seq")
+            + rawQuery(path, "SELECT link_count || ' ' || last_hash FROM sessions")
+    }
+
+    static let expectedHashes: [String] = [
+        "c4e0b29b459994c38cde9976176a343d8187b9b549fdadb9481c1af89bb3cafb",
+        "f273864480d4994be29d89121510a69ad714db47d5e02bf4ebfb8a1c19c86466",
+        "a1cf5c03a03bae7459ce9dfbe84e41167df801de723ee07e97244685aa46b6aa",
+        "8426ab7cd1cd99bb04a834cbb8ffcca8d9ebae97aad2e515257df0dc4f11b66a 991dcf57fe5945155b462f3ca4c94cb4d779f39ed1a03f1ed6e3bb22d1d95c31",
+        "start 180751385b5b607036f73f984663aa7d4bd968ac50a988cc02f7a635545db0da 5be614588f8fefe04377fb4113d8ec1e22928f91f8b6fdc3c9ff28b206ee6178",
+        "end 6e0cd71c0f9e9e0e47af51ecad3b9cb957f854192cea49f0d774e94feebd6369 e6514a27e39df48000e59e7a83d3637683f48abf32b3385fa970c118ad66452c",
+        "5 991dcf57fe5945155b462f3ca4c94cb4d779f39ed1a03f1ed6e3bb22d1d95c31",
+    ]
+
+    static let expectedFallback = #"""
+        {"type":"session_start","id":"pinned-session","agent":"claude-code","command":["claude","--print","fix the \"bug\"\n\tnow"],"cwd":"/work/project","policy_path":"/etc/agentgate/policy.yaml","policy_sha256":"00eb8a0ecfecb77c25d7e28890b0a2d479966fd1b88274af09fd5c70b7fc0f71","start_time":1700000000000000,"mode":"audit","context":"{\"capabilities\":[],\"cgroup\":\"/user.slice/agent\",\"collectionMicros\":1234,\"environment\":{\"HOME\":\"/home/dev\"},\"interfaces\":[{\"addresses\":[\"inet 127.0.0.1/8\"],\"flags\":[\"up\",\"loopback\"],\"name\":\"lo\"}],\"os\":{\"distribution\":\"Debian GNU/Linux 12 (bookworm)\",\"distributionID\":\"debian\",\"distributionVersion\":\"12\",\"hostname\":\"box\",\"kernelName\":\"Linux\",\"kernelRelease\":\"6.1.0\",\"kernelVersion\":\"#1 SMP\",\"machine\":\"x86_64\"},\"program\":\"/usr/bin/claude\",\"supervisorPID\":77,\"user\":{\"egid\":1000,\"euid\":1000,\"gid\":1000,\"groups\":[1000,27],\"name\":\"dev\",\"uid\":1000}}"}
+        {"type":"process_start","session_id":"pinned-session","seq":1,"pid":7,"ppid":1,"executable":"/usr/bin/sh","argv":["sh","-c","curl https://user:[REDACTED]@example.com"],"uid":1000,"gid":1001,"capabilities":["CAP_NET_BIND_SERVICE"],"cgroup":"/user.slice","start_time":1700000000000100,"hash":"8426ab7cd1cd99bb04a834cbb8ffcca8d9ebae97aad2e515257df0dc4f11b66a"}
+        {"type":"event","session_id":"pinned-session","seq":2,"time":1700000000000200,"pid":7,"ppid":1,"executable":"/usr/bin/curl","syscall":"execve","action":"exec","target":"/usr/bin/curl","argv":["curl","-H","Authorization: [REDACTED]"],"decision":"log","rule_index":3,"rule_id":"curl-any","reason":"flagged","intent":"agent wants to download: example.com","notable":1,"enforced":1,"errno":null,"latency_us":12,"hash":"c4e0b29b459994c38cde9976176a343d8187b9b549fdadb9481c1af89bb3cafb"}
+        {"type":"event","session_id":"pinned-session","seq":3,"time":1700000000000300,"pid":7,"ppid":1,"executable":"/usr/bin/cat","syscall":"openat","action":"fs_read","target":"/home/dev/.ssh/id_ed25519","argv":null,"decision":"deny","rule_index":null,"rule_id":null,"reason":"default","intent":null,"notable":0,"enforced":0,"errno":13,"latency_us":3,"hash":"f273864480d4994be29d89121510a69ad714db47d5e02bf4ebfb8a1c19c86466"}
+        {"type":"event","session_id":"pinned-session","seq":4,"time":1700000000000400,"pid":7,"ppid":1,"executable":"/usr/bin/cat","syscall":"ptrace","action":"syscall","target":"","argv":[],"decision":"ask","rule_index":null,"rule_id":null,"reason":"ask","intent":null,"notable":0,"enforced":1,"errno":1,"latency_us":0,"hash":"a1cf5c03a03bae7459ce9dfbe84e41167df801de723ee07e97244685aa46b6aa"}
+        {"type":"process_exit","session_id":"pinned-session","seq":5,"start_seq":1,"start_hash":"8426ab7cd1cd99bb04a834cbb8ffcca8d9ebae97aad2e515257df0dc4f11b66a","pid":7,"exit_time":1700000000000500,"exit_status":137,"hash":"991dcf57fe5945155b462f3ca4c94cb4d779f39ed1a03f1ed6e3bb22d1d95c31"}
+        {"type":"session_end","id":"pinned-session","end_time":1700000000000600,"exit_status":137,"link_count":5,"last_hash":"991dcf57fe5945155b462f3ca4c94cb4d779f39ed1a03f1ed6e3bb22d1d95c31"}
+
+        """#
+
+    @Test("the chain hashes of a fixed record of every kind are today's")
+    func pinnedHashes() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        try store.createSession(Self.session())
+        let writer = Self.recordSession(in: store)
+        #expect(writer.writeErrors == 0 && writer.lostEventCount == 0)
+        store.close()
+        #expect(try Self.storedHashes(path) == Self.expectedHashes)
+        #expect(try verify(path).isValid)
+    }
+
+    @Test("the retention link's digest is today's")
+    func pinnedRetentionDigest() {
+        let columns = RetentionColumns(
+            id: 4, time: 1_700_000_000_000_000, cutoff: 1_600_000_000_000_000, sessions: "[\"a\",\"b\"]",
+            eventsRemoved: 10, processesRemoved: 2)
+        let digest = AuditChain.hex(AuditChain.digest(columns))
+        #expect(digest == "6cf74ea4b0caabd874a10174498875b2ab540859be063b68052e56838921f4f9")
+    }
+
+    @Test("the fallback file written for an unwritable database is today's, line for line")
+    func pinnedFallbackLines() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        try store.recordSessionStartInFallback(Self.session())
+        store.close()  // every write fails: everything goes to the fallback file
+        #expect(Self.recordSession(in: store).lostEventCount == 0)
+        let text = try String(contentsOfFile: path + ".fallback.jsonl", encoding: .utf8)
+        #expect(text == Self.expectedFallback)
+    }
+
+    @Test("a fallback file written by an earlier release imports, and its records verify with today's hashes")
+    func earlierFallbackImports() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        try Self.expectedFallback.write(toFile: path + ".fallback.jsonl", atomically: false, encoding: .utf8)
+        let store = try AuditStore(path: path)
+        let report = try store.importFallback()
+        #expect(report?.imported == 7 && report?.rejected == 0)
+        store.close()
+        #expect(try Self.storedHashes(path) == Self.expectedHashes)
+        #expect(try verify(path).isValid)
+    }
+}
