@@ -135,7 +135,7 @@ struct CheckCommand: ParsableCommand {
             var strictest = policy.decide(kind, target: targets[0], exec: exec, context: context)
             for other in targets.dropFirst() {
                 let candidate = policy.decide(kind, target: other, exec: exec, context: context)
-                if Self.strictness(candidate.decision) > Self.strictness(strictest.decision) { strictest = candidate }
+                if candidate.strictness > strictest.strictness { strictest = candidate }
             }
             return strictest
         }
@@ -260,15 +260,6 @@ struct CheckCommand: ParsableCommand {
     static func isProgram(_ word: String) -> Bool {
         guard let found = ProgramLookup.resolve(word, path: ProcessInfo.processInfo.environment["PATH"]) else { return false }
         return access(found, X_OK) == 0
-    }
-
-    static func strictness(_ decision: Decision) -> Int {
-        switch decision {
-        case .allow: 0
-        case .log: 1
-        case .ask: 2
-        case .deny: 3
-        }
     }
 }
 

@@ -1,5 +1,19 @@
+/// An enum spelled in policy files and audit records by `name`; parsing is the inverse of it,
+/// so each spelling is written once.
+public protocol PolicySpelled: CaseIterable {
+    var name: String { get }
+}
+
+extension PolicySpelled {
+    /// Parses a policy-file spelling; nil for any other text.
+    public init?(name: String) {
+        guard let match = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = match
+    }
+}
+
 /// The kind of operation the supervised agent attempts; each rule may restrict itself to one kind.
-public enum ActionKind: UInt8, Sendable, CaseIterable {
+public enum ActionKind: UInt8, Sendable, CaseIterable, PolicySpelled {
     /// `execve`/`execveat`; the target is the program's absolute path.
     case exec
     /// Opening a path for reading; the target is an absolute path.
@@ -20,23 +34,12 @@ public enum ActionKind: UInt8, Sendable, CaseIterable {
         }
     }
 
-    /// Parses a policy-file spelling (`exec`, `fs_read`, `fs_write`, `net_egress`).
-    public init?(name: String) {
-        switch name {
-        case "exec": self = .exec
-        case "fs_read": self = .fsRead
-        case "fs_write": self = .fsWrite
-        case "net_egress": self = .netEgress
-        default: return nil
-        }
-    }
-
     /// Whether targets of this kind are filesystem paths (and so subject to a rule's `scope`).
     public var targetIsPath: Bool { self != .netEgress }
 }
 
 /// What a rule (or the policy default) decides.
-public enum Decision: UInt8, Sendable, CaseIterable {
+public enum Decision: UInt8, Sendable, CaseIterable, PolicySpelled {
     case allow
     case deny
     /// Would ask an operator; until an approver exists the supervisor enforces it as deny.
@@ -47,6 +50,17 @@ public enum Decision: UInt8, Sendable, CaseIterable {
     /// Whether the action goes ahead (when the policy is enforced).
     public var allows: Bool { self == .allow || self == .log }
 
+    /// Orders decisions so the stricter of two wins where an action has several names:
+    /// deny > ask > log > allow.
+    public var strictness: Int {
+        switch self {
+        case .allow: 0
+        case .log: 1
+        case .ask: 2
+        case .deny: 3
+        }
+    }
+
     /// The spelling used in policy files and audit records.
     public var name: String {
         switch self {
@@ -56,34 +70,16 @@ public enum Decision: UInt8, Sendable, CaseIterable {
         case .log: "log"
         }
     }
-
-    /// Parses a policy-file spelling (`allow`, `deny`, `ask`, `log`).
-    public init?(name: String) {
-        switch name {
-        case "allow": self = .allow
-        case "deny": self = .deny
-        case "ask": self = .ask
-        case "log": self = .log
-        default: return nil
-        }
-    }
 }
 
 /// Whether a policy's decisions are enforced or only recorded.
-public enum PolicyMode: UInt8, Sendable, CaseIterable {
+public enum PolicyMode: UInt8, Sendable, CaseIterable, PolicySpelled {
     /// Denials fail the syscall.
     case enforce
     /// Every action is decided and recorded as it would have been, but nothing is blocked: for
     /// learning a policy. The supervisor's own protections still apply.
     case audit
 
+    /// The spelling used in policy files.
     public var name: String { self == .enforce ? "enforce" : "audit" }
-
-    public init?(name: String) {
-        switch name {
-        case "enforce": self = .enforce
-        case "audit": self = .audit
-        default: return nil
-        }
-    }
 }

@@ -9,7 +9,7 @@ extension Policy {
     /// kernel's ENOENT without asking (as mkdir of an existing name gets EEXIST).
     public func evaluateEgress<Source: ProcessContextSource>(target: String, contextSource: inout Source) -> Verdict {
         let egress = evaluate(.netEgress, target: target, exec: nil, contextSource: &contextSource)
-        guard egress.enforcedAllow, target.hasPrefix("unix:/") else { return egress }
+        guard egress.letsCallProceed, target.hasPrefix("unix:/") else { return egress }
         let write = evaluate(.fsWrite, target: String(target.dropFirst(5)), exec: nil, contextSource: &contextSource)
         return write.decision.allows ? egress : write
     }

@@ -211,11 +211,11 @@ struct PolicyParser {
     var diagnostics: [PolicyDiagnostic] = []
 
     /// The file whose nodes are being read, for error positions.
-    private var source = ""
+    var source = ""
     /// Rule nodes in merged order: each file's own rules, then its includes' (depth-first).
     private var ruleNodes: [(source: String, node: Node, braces: Bool)] = []
     /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
-    private var braces = false
+    var braces = false
     private var files: [String] = []
     /// Canonical paths of the files being read, outermost first, to report include cycles.
     private var includeStack: [String] = []
@@ -226,7 +226,7 @@ struct PolicyParser {
     private var explainsDenials = true
     private var examples: [PendingExample] = []
 
-    private struct PendingExample {
+    struct PendingExample {
         var ruleIndex: Int
         var kinds: [ActionKind]
         var node: Node
@@ -237,11 +237,11 @@ struct PolicyParser {
 
     static let maximumIncludeDepth = 16
     private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description"
-    private static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
-    private static let matchKeys = "action, target_glob, argv, command, cidr, ports"
+    static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
+    static let matchKeys = "action, target_glob, argv, command, cidr, ports"
     private static let whenKeys = "caps, uid, gid, cgroup, exe, ancestor, agent"
-    private static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
-    private static let decisionNames = Decision.allCases.map(\.name).joined(separator: ", ")
+    static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
+    static let decisionNames = Decision.allCases.map(\.name).joined(separator: ", ")
 
     init(variables: PolicyVariables, lenient: Bool) {
         self.variables = variables
@@ -492,279 +492,8 @@ struct PolicyParser {
         return policy.ruleMatches(index, kind, target: text, exec: nil)
     }
 
-    private struct ParsedRule {
-        var rule: PolicyRule
-        var matchers: [(ActionKind, CompiledMatcher)]
-        var exec: ExecConstraint?
-        var network: NetworkConstraint?
-        var condition: RuleCondition?
-        var examples: [PendingExample]
-    }
-
-    private mutating func rule(_ node: Node, index: Int) throws(PolicyLoadError) -> ParsedRule {
-        guard case .mapping(let mapping) = node else {
-            throw error(at: node, "expected a rule (a mapping with keys \(Self.ruleKeys)); found \(describe(node))")
-        }
-        var id: String?
-        var actions: [ActionKind]?
-        var globNode: Node?
-        var globText: String?
-        var argvPatterns: [(text: String, node: Node)]?
-        var commandPatterns: [(text: String, node: Node)] = []
-        var cidrs: [(text: String, node: Node)] = []
-        var ports: [(text: String, node: Node)] = []
-        var whenNode: Node?
-        var decision: Decision?
-        var reason: String?
-        var errnoNode: Node?
-        var errnoValue: Int32 = 0
-        var scopeNode: Node?
-        var scopeText: String?
-        var exampleNodes: [(text: String, node: Node, shouldMatch: Bool)] = []
-        for (keyNode, value) in mapping {
-            switch try key(keyNode) {
-            case "id":
-                let text = try string(value, key: "id", expected: "a rule name")
-                guard !text.isEmpty, text.unicodeScalars.allSatisfy({ !$0.properties.isWhitespace }) else {
-                    throw error(at: value, "a rule id must be non-empty and contain no spaces")
-                }
-                id = text
-            case "match":
-                guard case .mapping(let match) = value else {
-                    throw error(at: value, "expected \"match\" to be a mapping with keys \(Self.matchKeys); "
-                                + "found \(describe(value)) (write {} to match everything)")
-                }
-                for (matchKeyNode, matchValue) in match {
-                    switch try key(matchKeyNode) {
-                    case "action":
-                        var kinds: [ActionKind] = []
-                        for item in try stringList(matchValue, key: "action", expected: "an action (\(Self.actionNames))") {
-                            guard let kind = ActionKind(name: item.text) else {
-                                throw error(at: item.node, "unknown action \"\(item.text)\"; expected one of \(Self.actionNames)")
-                            }
-                            if !kinds.contains(kind) { kinds.append(kind) }
-                        }
-                        guard !kinds.isEmpty else { throw error(at: matchValue, "\"action\" is an empty list") }
-                        actions = kinds
-                    case "target_glob":
-                        let text = try string(matchValue, key: "target_glob", expected: "a glob string")
-                        guard !text.isEmpty else {
-                            throw error(at: matchValue, "\"target_glob\" is empty; omit it to match every target")
-                        }
-                        globNode = matchValue
-                        globText = text
-                    case "argv":
-                        guard case .sequence = matchValue else {
-                            throw error(at: matchValue, "expected \"argv\" to be a list of globs, one per argument "
-                                            + "(\"**\" for any run of arguments); found \(describe(matchValue))")
-                        }
-                        let items = try stringList(matchValue, key: "argv", expected: "a list of globs")
-                        guard !items.isEmpty else { throw error(at: matchValue, "\"argv\" is an empty list") }
-                        argvPatterns = items
-                    case "command":
-                        commandPatterns = try stringList(matchValue, key: "command", expected: "a glob or a list of globs")
-                    case "cidr":
-                        cidrs = try stringList(matchValue, key: "cidr", expected: "a network such as 10.0.0.0/8, or a list")
-                    case "ports", "port":
-                        ports = try stringList(matchValue, key: "ports", expected: "a port, a range such as 8000-9000, or a list")
-                    case let other:
-                        throw error(at: matchKeyNode, "unknown key \"\(other)\" in match; expected one of \(Self.matchKeys)")
-                    }
-                }
-            case "when":
-                whenNode = value
-            case "decision":
-                decision = try self.decision(value, key: "decision")
-            case "reason":
-                reason = try string(value, key: "reason", expected: "a sentence shown to the user")
-            case "errno":
-                let text = try string(value, key: "errno", expected: "an errno name such as EPERM, or a number")
-                if let number = Int32(text), number > 0, number < 4096 {
-                    errnoValue = number
-                } else if let number = ErrnoName.number(text) {
-                    errnoValue = number
-                } else {
-                    throw error(at: value, "unknown errno \"\(text)\"; expected a number from 1 to 4095 or one of \(ErrnoName.names)")
-                }
-                errnoNode = value
-            case "scope":
-                scopeText = try string(value, key: "scope", expected: "an absolute directory path")
-                scopeNode = value
-            case "examples":
-                guard case .mapping(let exampleMap) = value else {
-                    throw error(at: value, "expected \"examples\" to be a mapping with keys match, no_match")
-                }
-                for (exampleKey, list) in exampleMap {
-                    let name = try key(exampleKey)
-                    guard name == "match" || name == "no_match" else {
-                        throw error(at: exampleKey, "unknown key \"\(name)\" in examples; expected match or no_match")
-                    }
-                    for item in try stringList(list, key: "examples.\(name)", expected: "a list of examples") {
-                        let text = try expand(item.text, node: item.node, escapeGlob: false).text
-                        exampleNodes.append((text, item.node, name == "match"))
-                    }
-                }
-            case let other:
-                throw error(at: keyNode, "unknown key \"\(other)\" in rule; expected one of \(Self.ruleKeys)")
-            }
-        }
-        guard let decision else {
-            throw error(at: node, "rule is missing required key \"decision\" (one of \(Self.decisionNames))")
-        }
-        if let errnoNode, decision.allows {
-            throw error(at: errnoNode, "\"errno\" only applies to rules that deny or ask; this rule's decision is \(decision.name)")
-        }
-        let kinds = actions ?? ActionKind.allCases
-        if let first = argvPatterns?.first?.node ?? commandPatterns.first?.node, kinds != [.exec] {
-            throw error(at: first, "\"argv\" and \"command\" only apply to exec; add action: exec to the match")
-        }
-        if let first = cidrs.first?.node ?? ports.first?.node, kinds != [.netEgress] {
-            throw error(at: first, "\"cidr\" and \"ports\" only apply to net_egress; add action: net_egress to the match")
-        }
-
-        var expandedScope: String?
-        if let scopeNode, let scopeText {
-            guard decision.allows else {
-                throw error(at: scopeNode,
-                            "\"scope\" only applies to allow and log rules; this rule's decision is \(decision.name)")
-            }
-            let expansion = try expand(scopeText, node: scopeNode, escapeGlob: false)
-            guard expansion.text.hasPrefix("/") else {
-                throw error(at: scopeNode, "scope must be an absolute path (or start with $PWD or $HOME); "
-                                + "got \"\(expansion.text)\"")
-            }
-            // Resolved like $PWD: a write is decided on the real path, so a symlinked scope
-            // must be the real directory too (agentgate v1 resolved both sides as well).
-            let cleaned = PathLexical.clean(expansion.text)
-            let resolved = variables.scopeResolver.resolve(cleaned)
-            expandedScope = resolved.hasPrefix("/") ? PathLexical.clean(resolved) : cleaned
-        }
-
-        var matchers: [(ActionKind, CompiledMatcher)] = []
-        var expandedGlob: String?
-        var targetAlternatives: [String] = []
-        if let globNode, let globText {
-            let expansion = try expand(globText, node: globNode, escapeGlob: true)
-            expandedGlob = expansion.text
-            let alternatives = try alternatives(of: expansion, node: globNode, key: "target_glob")
-            targetAlternatives = alternatives
-            if alternatives.count > 1 {
-                for alternative in alternatives {
-                    for kind in kinds {
-                        do throws(GlobError) {
-                            switch kind {
-                            case .fsRead, .fsWrite:
-                                matchers.append((kind, .glob(try Glob(alternative), .path, lines: nil)))
-                            case .exec:
-                                // Only version 2 files alternate, and they match programs only.
-                                matchers.append((kind, .glob(try Glob(alternative), alternative.contains("/") ? .exec : .execOrBasename,
-                                                         lines: nil)))
-                            case .netEgress:
-                                if actions == nil, alternative.hasPrefix("/") { continue }
-                                matchers.append((kind, .host(try HostPattern(alternative))))
-                            }
-                        } catch {
-                            throw self.error(at: globNode, "invalid target_glob alternative \"\(alternative)\": \(error.message)")
-                        }
-                    }
-                }
-            } else {
-            for kind in kinds {
-                do throws(GlobError) {
-                    switch kind {
-                    case .fsRead, .fsWrite:
-                        matchers.append((kind, .glob(try Glob(expansion.text), .path, lines: nil)))
-                    case .exec:
-                        let glob = try Glob(expansion.text)
-                        // agentgate v1 matched an exec's target_glob against its command line
-                        // (`npm install left-pad`), `*` spanning `/`. Files without version 2
-                        // keep that meaning, on top of matching the program path.
-                        let lines = braces ? nil : try Glob(expansion.text, caseInsensitive: false, syntax: .text)
-                        matchers.append((kind, .glob(glob, expansion.text.contains("/") ? .exec : .execOrBasename, lines: lines)))
-                    case .netEgress:
-                        // A path pattern in an any-action rule can never match a network target.
-                        if actions == nil, expansion.text.hasPrefix("/") { continue }
-                        matchers.append((kind, .host(try HostPattern(expansion.text))))
-                    }
-                } catch {
-                    let offsets = expansion.sourceScalarOffsets
-                    let offset = offsets[min(max(error.utf8Offset, 0), offsets.count - 1)]
-                    throw self.error(at: globNode, scalarOffset: offset, "invalid target_glob: \(error.message)")
-                }
-            }
-            }
-        } else {
-            matchers = kinds.map { ($0, CompiledMatcher.any) }
-        }
-
-        var exec: ExecConstraint?
-        if argvPatterns != nil || !commandPatterns.isEmpty {
-            var constraint = ExecConstraint()
-            if let argvPatterns {
-                var elements: [ArgvElement] = []
-                for item in argvPatterns {
-                    if item.text == "**" { elements.append(.rest); continue }
-                    let expansion = try expand(item.text, node: item.node, escapeGlob: true)
-                    var globs: [Glob] = []
-                    for alternative in try alternatives(of: expansion, node: item.node, key: "argv") {
-                        globs.append(try textGlob(alternative, node: item.node, key: "argv"))
-                    }
-                    elements.append(.one(globs))
-                }
-                constraint.argv = elements
-            }
-            for item in commandPatterns {
-                let expansion = try expand(item.text, node: item.node, escapeGlob: true)
-                for alternative in try alternatives(of: expansion, node: item.node, key: "command") {
-                    constraint.commands.append(try textGlob(alternative, node: item.node, key: "command"))
-                }
-            }
-            exec = constraint
-        }
-
-        var network: NetworkConstraint?
-        if !cidrs.isEmpty || !ports.isEmpty {
-            var constraint = NetworkConstraint()
-            for item in cidrs {
-                do throws(GlobError) {
-                    constraint.networks.append(try IPNetwork(parsing: item.text))
-                } catch {
-                    throw self.error(at: item.node, "invalid cidr \"\(item.text)\": \(error.message)")
-                }
-            }
-            for item in ports {
-                guard let range = PortRange(parsing: item.text) else {
-                    throw error(at: item.node, "invalid port \"\(item.text)\"; expected a number from 0 to 65535 "
-                                    + "or a range such as 8000-9000")
-                }
-                constraint.ports.append(range)
-            }
-            network = constraint
-        }
-
-        var condition: RuleCondition?
-        var conditionSummary: [String] = []
-        if let whenNode, !isNull(whenNode) {
-            (condition, conditionSummary) = try self.condition(whenNode)
-        }
-
-        let mark = node.mark
-        let rule = PolicyRule(
-            index: index, id: id, action: actions?.count == 1 ? actions![0] : nil, actions: kinds, targetGlob: globText,
-            argv: argvPatterns?.map(\.text), commands: commandPatterns.map(\.text),
-            networks: cidrs.map(\.text), ports: ports.map(\.text), conditions: conditionSummary,
-            decision: decision, reason: reason, errno: errnoValue, scope: scopeText, file: source,
-            line: mark?.line ?? 0, column: mark?.column ?? 0,
-            expandedTargetGlob: expandedGlob, targetAlternatives: targetAlternatives, expandedScope: expandedScope)
-        let pending = exampleNodes.map {
-            PendingExample(ruleIndex: index, kinds: kinds, node: $0.node, source: source, text: $0.text, shouldMatch: $0.shouldMatch)
-        }
-        return ParsedRule(rule: rule, matchers: matchers, exec: exec, network: network, condition: condition,
-                          examples: pending)
-    }
-
     /// `when:`: every key given must hold.
-    private mutating func condition(_ node: Node) throws(PolicyLoadError) -> (RuleCondition, [String]) {
+    mutating func condition(_ node: Node) throws(PolicyLoadError) -> (RuleCondition, [String]) {
         guard case .mapping(let mapping) = node else {
             throw error(at: node, "expected \"when\" to be a mapping with keys \(Self.whenKeys); found \(describe(node))")
         }
@@ -844,7 +573,7 @@ struct PolicyParser {
     }
 
     /// The patterns `{a,b}` alternation makes of one (version 2 files only).
-    private func alternatives(of expansion: Expansion, node: Node, key: String) throws(PolicyLoadError) -> [String] {
+    func alternatives(of expansion: Expansion, node: Node, key: String) throws(PolicyLoadError) -> [String] {
         guard braces else { return [expansion.text] }
         do throws(BraceExpansion.Failure) {
             return try BraceExpansion.expand(expansion.text)
@@ -855,7 +584,7 @@ struct PolicyParser {
         }
     }
 
-    private func textGlob(_ text: String, node: Node, key: String) throws(PolicyLoadError) -> Glob {
+    func textGlob(_ text: String, node: Node, key: String) throws(PolicyLoadError) -> Glob {
         do throws(GlobError) {
             return try Glob(text, caseInsensitive: false, syntax: .text)
         } catch {
@@ -863,7 +592,7 @@ struct PolicyParser {
         }
     }
 
-    private func pathGlob(_ text: String, node: Node, key: String) throws(PolicyLoadError) -> Glob {
+    func pathGlob(_ text: String, node: Node, key: String) throws(PolicyLoadError) -> Glob {
         do throws(GlobError) {
             return try Glob(text)
         } catch {
@@ -873,14 +602,14 @@ struct PolicyParser {
 
     // MARK: Scalars
 
-    private func key(_ node: Node) throws(PolicyLoadError) -> String {
+    func key(_ node: Node) throws(PolicyLoadError) -> String {
         guard case .scalar(let scalar) = node, !isNull(node) else {
             throw error(at: node, "expected a key name; found \(describe(node))")
         }
         return scalar.string
     }
 
-    private func string(_ node: Node, key: String, expected: String) throws(PolicyLoadError) -> String {
+    func string(_ node: Node, key: String, expected: String) throws(PolicyLoadError) -> String {
         guard case .scalar(let scalar) = node, !isNull(node) else {
             throw error(at: node, "expected \"\(key)\" to be \(expected); found \(describe(node))")
         }
@@ -888,7 +617,7 @@ struct PolicyParser {
     }
 
     /// A scalar or a list of scalars.
-    private func stringList(_ node: Node, key: String, expected: String) throws(PolicyLoadError) -> [(text: String, node: Node)] {
+    func stringList(_ node: Node, key: String, expected: String) throws(PolicyLoadError) -> [(text: String, node: Node)] {
         if case .sequence(let sequence) = node {
             var result: [(text: String, node: Node)] = []
             for item in sequence {
@@ -899,7 +628,7 @@ struct PolicyParser {
         return [(try string(node, key: key, expected: expected), node)]
     }
 
-    private func decision(_ node: Node, key: String) throws(PolicyLoadError) -> Decision {
+    func decision(_ node: Node, key: String) throws(PolicyLoadError) -> Decision {
         let name = try string(node, key: key, expected: "a decision (\(Self.decisionNames))")
         guard let decision = Decision(name: name) else {
             throw error(at: node, "unknown decision \"\(name)\"; expected one of \(Self.decisionNames)")
@@ -909,7 +638,7 @@ struct PolicyParser {
 
     /// Expands variables; in a lenient load an unknown variable is reported and the text made
     /// unmatchable (a NUL byte never occurs in a target) instead of failing the load.
-    private mutating func expand(_ text: String, node: Node, escapeGlob: Bool) throws(PolicyLoadError) -> Expansion {
+    mutating func expand(_ text: String, node: Node, escapeGlob: Bool) throws(PolicyLoadError) -> Expansion {
         do {
             return try variables.expand(text, escapeGlob: escapeGlob)
         } catch {
@@ -922,12 +651,12 @@ struct PolicyParser {
         }
     }
 
-    private func isNull(_ node: Node) -> Bool {
+    func isNull(_ node: Node) -> Bool {
         guard case .scalar = node else { return false }
         return node.null != nil
     }
 
-    private func describe(_ node: Node) -> String {
+    func describe(_ node: Node) -> String {
         switch node {
         case .scalar(let scalar): isNull(node) ? "null" : "the scalar \"\(scalar.string)\""
         case .mapping: "a mapping"
@@ -938,14 +667,14 @@ struct PolicyParser {
 
     // MARK: Errors
 
-    private func error(at node: Node, _ message: String) -> PolicyLoadError {
+    func error(at node: Node, _ message: String) -> PolicyLoadError {
         let mark = node.mark
         return PolicyLoadError(file: source, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message)
     }
 
     /// An error inside a scalar: its column plus `scalarOffset` (exact for plain and quoted
     /// single-line scalars without escapes; best effort otherwise).
-    private func error(at node: Node, scalarOffset: Int, _ message: String) -> PolicyLoadError {
+    func error(at node: Node, scalarOffset: Int, _ message: String) -> PolicyLoadError {
         var column = node.mark?.column ?? 1
         if case .scalar(let scalar) = node {
             switch scalar.style {
@@ -959,7 +688,7 @@ struct PolicyParser {
 }
 
 /// A rule's target matcher for one kind, before it is moved into the policy's arena.
-private enum CompiledMatcher {
+enum CompiledMatcher {
     case any
     /// `lines`: v1 exec rules also match the exec's command lines with this text glob.
     case glob(Glob, RuleCode.Matcher, lines: Glob?)

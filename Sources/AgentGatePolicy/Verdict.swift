@@ -22,7 +22,7 @@ public enum VerdictReason: UInt8, Sendable, CaseIterable {
 
 /// The outcome of evaluating one action against a policy.
 public struct Verdict: Sendable, Equatable {
-    /// The decision as recorded: `ask` stays `ask` (see `enforcedAllow`).
+    /// The decision as recorded: `ask` stays `ask` (see `letsCallProceed`).
     public var decision: Decision
     /// 0-based index into `Policy.rules` of the deciding rule; nil when the default applied.
     public var ruleIndex: Int?
@@ -42,7 +42,10 @@ public struct Verdict: Sendable, Equatable {
 
     /// Whether the supervisor lets the action proceed: `allow` and `log` do, and in audit mode
     /// everything does. `ask` behaves as deny until an approver exists.
-    public var enforcedAllow: Bool { decision.allows || !enforced }
+    public var letsCallProceed: Bool { decision.allows || !enforced }
+
+    /// The decision's strictness: of two verdicts for one action, the stricter wins.
+    public var strictness: Int { decision.strictness }
 
     /// The errno a denial fails with: the rule's own, or `fallback`.
     public func errno(or fallback: Int32) -> Int32 { errno != 0 ? errno : fallback }

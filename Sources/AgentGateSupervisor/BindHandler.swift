@@ -72,7 +72,7 @@ enum BindHandler {
             if !inert {
                 if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
                 verdict = core.decide(.fsWrite, target: target, n)
-                guard verdict.enforcedAllow else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
+                guard verdict.letsCallProceed else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
             }
 
             let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)

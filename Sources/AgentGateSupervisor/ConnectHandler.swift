@@ -48,7 +48,7 @@ enum ConnectHandler {
         }
         if address.family != AF_UNSPEC {
             let verdict = core.egressVerdict(target, n)
-            guard verdict.enforcedAllow else {
+            guard verdict.letsCallProceed else {
                 agentgate_close(unixPathFD)
                 let errno = verdict.errno(or: EACCES)
                 core.listener.fail(n.id, errno: errno)

@@ -91,9 +91,9 @@ enum ExecHandler {
         var details = core.policy.usesExecDetails ? ExecDetails(argv: args, programs: [named]) : nil
         guard rc == 0 else {
             let verdict = core.decide(.exec, target: named, n, exec: details)
-            let errno = verdict.enforcedAllow ? -rc : verdict.errno(or: EACCES)
+            let errno = verdict.letsCallProceed ? -rc : verdict.errno(or: EACCES)
             let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: named, verdict: verdict, argv: args, errno: errno)
-            if verdict.enforcedAllow {
+            if verdict.letsCallProceed {
                 core.listener.fail(n.id, errno: errno)
                 core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
             } else {
@@ -114,7 +114,7 @@ enum ExecHandler {
             let asNamed = core.decide(.exec, target: named, n, exec: details)
             if asNamed.strictness > verdict.strictness { verdict = asNamed }
         }
-        guard verdict.enforcedAllow else {
+        guard verdict.letsCallProceed else {
             let errno = verdict.errno(or: EACCES)
             DenialExplanation.failExec(n, explain: !isSessionCommand, errno: errno, entry: .init(syscall: syscall, action: .exec, target: resolved, verdict: verdict,
                                                                       argv: args, errno: errno),
@@ -298,7 +298,7 @@ enum ExecHandler {
             }
             let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
                                       exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
-            guard verdict.enforcedAllow else {
+            guard verdict.letsCallProceed else {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: verdict, reason: "")
             }
@@ -359,7 +359,7 @@ enum ExecHandler {
                 let verdict = core.decide(.exec, target: target, tid: tid, id: id,
                                           exec: core.policy.usesExecDetails
                                               ? ExecDetails(argv: effectiveArgv[index...].map(\.text), programs: [target]) : nil)
-                if !verdict.enforcedAllow { return .denied(target: target, verdict: verdict, reason: "") }
+                if !verdict.letsCallProceed { return .denied(target: target, verdict: verdict, reason: "") }
             }
         }
         return .allowed(plan)
@@ -391,7 +391,7 @@ enum ExecHandler {
         if systemLoaderPaths.contains(interpreter.bytes) && systemLoaders.contains(identity) { return nil }
         let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
                                   exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
-        guard verdict.enforcedAllow else { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
+        guard verdict.letsCallProceed else { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
         guard RawPath(interpreterPath).bytes == interpreter.bytes else {
             return .denied(target: interpreterPath, verdict: nil,
                            reason: "the ELF interpreter \(interpreter.text) goes through a symlink the agent could change")
@@ -514,18 +514,6 @@ enum ExecHandler {
             }
             if count < 64 { return .failure(ArgvFailure(errno: EFAULT, reason: "argv unreadable")) }
             index += 64
-        }
-    }
-}
-
-extension Verdict {
-    /// Orders verdicts so the stricter of two wins: deny > ask > log > allow.
-    var strictness: Int {
-        switch decision {
-        case .allow: return 0
-        case .log: return 1
-        case .ask: return 2
-        case .deny: return 3
         }
     }
 }

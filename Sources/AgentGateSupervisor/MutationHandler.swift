@@ -179,7 +179,7 @@ enum MutationHandler {
             case .failed(let errno):
                 let target = LexicalPath.absolute(paths[index], base: base.path())
                 let verdict = core.decide(.fsWrite, target: target, n)
-                respond(n, errno: verdict.enforcedAllow ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
+                respond(n, errno: verdict.letsCallProceed ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
                         reason: nil, syscall: syscall, process: process, core: core)
                 return
             case .refused(let target, let reason):
@@ -229,7 +229,7 @@ enum MutationHandler {
                     return
                 }
             }
-            guard verdict.enforcedAllow else {
+            guard verdict.letsCallProceed else {
                 respond(n, errno: verdict.errno(or: EACCES), target: r.target, verdict: verdict, reason: nil,
                         syscall: syscall, process: process, core: core)
                 return
@@ -370,7 +370,7 @@ enum MutationHandler {
             return
         }
         let verdict = core.decide(.fsWrite, target: target, n)
-        guard verdict.enforcedAllow else {
+        guard verdict.letsCallProceed else {
             respond(n, errno: verdict.errno(or: EACCES), target: target, verdict: verdict, reason: nil,
                     syscall: syscall, process: process, core: core)
             return

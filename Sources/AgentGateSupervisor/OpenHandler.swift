@@ -96,7 +96,7 @@ enum OpenHandler {
                 // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
                 let target = LexicalPath.absolute(path, base: base.path())
                 let verdict = core.decide(action, target: target, n)
-                let errno = verdict.enforcedAllow ? rc : verdict.errno(or: EACCES)
+                let errno = verdict.letsCallProceed ? rc : verdict.errno(or: EACCES)
                 core.listener.fail(n.id, errno: errno)
                 core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
@@ -126,13 +126,13 @@ enum OpenHandler {
                 // performs this open itself.
                 agentgate_open_release(prepared)
                 let verdict = core.decide(action, target: resolved, n)
-                if verdict.enforcedAllow {
+                if verdict.letsCallProceed {
                     core.listener.continueSyscall(n.id)
                 } else {
                     core.listener.fail(n.id, errno: verdict.errno(or: EACCES))
                 }
                 core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict,
-                                           errno: verdict.enforcedAllow ? nil : verdict.errno(or: EACCES)),
+                                           errno: verdict.letsCallProceed ? nil : verdict.errno(or: EACCES)),
                                      notification: n, process: process, respondedAt: agentgate_monotonic_ns())
                 return
             }
@@ -155,7 +155,7 @@ enum OpenHandler {
                 return
             }
             let verdict = core.decide(action, target: resolved, n)
-            guard verdict.enforcedAllow else {
+            guard verdict.letsCallProceed else {
                 agentgate_open_release(prepared)
                 let errno = verdict.errno(or: EACCES)
                 core.listener.fail(n.id, errno: errno)

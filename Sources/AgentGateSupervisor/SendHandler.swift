@@ -130,7 +130,7 @@ enum SendHandler {
                     return
                 }
                 entry.verdict = core.egressVerdict(address.target, n)
-                if entry.verdict.enforcedAllow && address.resolveError != 0 {
+                if entry.verdict.letsCallProceed && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
                     for d in decided { agentgate_close(d.pathFD) }
                     fail(address.resolveError, "socket path unresolved", target: address.target)
@@ -138,7 +138,7 @@ enum SendHandler {
                 }
                 entry.address = address
             }
-            guard entry.verdict.enforcedAllow else {
+            guard entry.verdict.letsCallProceed else {
                 agentgate_close(entry.pathFD)
                 firstDenied = (entry.target, entry.verdict)
                 break

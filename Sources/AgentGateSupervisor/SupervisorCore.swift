@@ -126,7 +126,7 @@ final class SupervisorCore: Sendable {
     func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
         var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
         let verdict = policy.evaluateEgress(target: target, contextSource: &source)
-        guard verdict.enforcedAllow, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil else {
+        guard verdict.letsCallProceed, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil else {
             return verdict
         }
         return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)

@@ -35,7 +35,7 @@ struct PolicyEvaluationTests {
             """)
         let verdict = p.evaluate(.exec, target: "/usr/bin/curl")
         #expect(verdict == Verdict(decision: .deny, ruleIndex: nil, reason: .defaultDecision))
-        #expect(!verdict.enforcedAllow)
+        #expect(!verdict.letsCallProceed)
         #expect(p.evaluate(.fsRead, target: "/usr/bin/git").ruleIndex == nil)
         #expect(try policy("default: allow").evaluate(.netEgress, target: "1.2.3.4:1")
             == Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision))
@@ -51,7 +51,7 @@ struct PolicyEvaluationTests {
             """)
         let fromRule = p.evaluate(.exec, target: "/usr/local/bin/pip-install")
         #expect(fromRule == Verdict(decision: .ask, ruleIndex: 0, reason: .noApprover))
-        #expect(!fromRule.enforcedAllow)
+        #expect(!fromRule.letsCallProceed)
         let fromDefault = p.evaluate(.exec, target: "/usr/bin/ls")
         #expect(fromDefault == Verdict(decision: .ask, ruleIndex: nil, reason: .noApprover))
         #expect(fromDefault.reason.text == "no approver")
@@ -123,14 +123,14 @@ struct PolicyEvaluationTests {
               - match: {action: net_egress, target_glob: "unix:$PWD/**"}
                 decision: allow
             """)
-        #expect(p.evaluate(.netEgress, target: "registry.npmjs.org:443").enforcedAllow)
-        #expect(!p.evaluate(.netEgress, target: "registry.npmjs.org.evil.com:443").enforcedAllow)
-        #expect(p.evaluate(.netEgress, target: "api.github.com:443").enforcedAllow)
-        #expect(!p.evaluate(.netEgress, target: "github.com:443").enforcedAllow)
+        #expect(p.evaluate(.netEgress, target: "registry.npmjs.org:443").letsCallProceed)
+        #expect(!p.evaluate(.netEgress, target: "registry.npmjs.org.evil.com:443").letsCallProceed)
+        #expect(p.evaluate(.netEgress, target: "api.github.com:443").letsCallProceed)
+        #expect(!p.evaluate(.netEgress, target: "github.com:443").letsCallProceed)
         #expect(p.evaluate(.netEgress, target: "169.254.169.254:80").ruleIndex == 0)
         #expect(p.evaluate(.netEgress, target: "[::ffff:169.254.169.254]:80").ruleIndex == 0)
-        #expect(p.evaluate(.netEgress, target: "unix:/home/u/proj/.dev.sock").enforcedAllow)
-        #expect(!p.evaluate(.netEgress, target: "unix:/run/docker.sock").enforcedAllow)
+        #expect(p.evaluate(.netEgress, target: "unix:/home/u/proj/.dev.sock").letsCallProceed)
+        #expect(!p.evaluate(.netEgress, target: "unix:/run/docker.sock").letsCallProceed)
     }
 
     @Test("variables expand in target_glob and scope, in both spellings, and $$ is a literal $")
@@ -149,9 +149,9 @@ struct PolicyEvaluationTests {
         #expect(p.rules[0].expandedTargetGlob == "/home/u/proj/**")
         #expect(p.rules[0].expandedScope == "/home/u/proj")
         #expect(p.rules[0].scope == "${PWD}")
-        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/src/a.c").enforcedAllow)
-        #expect(p.evaluate(.fsRead, target: "/home/u/cost$.txt").enforcedAllow)
-        #expect(p.evaluate(.fsRead, target: "/home/ux/a").enforcedAllow)
+        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/src/a.c").letsCallProceed)
+        #expect(p.evaluate(.fsRead, target: "/home/u/cost$.txt").letsCallProceed)
+        #expect(p.evaluate(.fsRead, target: "/home/ux/a").letsCallProceed)
     }
 
     @Test("variable values are cleaned and matched literally, never as glob syntax")
@@ -201,13 +201,13 @@ struct PolicyEvaluationTests {
         #expect(p.evaluate(.fsWrite, target: "/home/u/project/x") == Verdict(decision: .deny, ruleIndex: 0, reason: .escapesScope))
         // The glob matches lexically, the scope check cleans the path first.
         #expect(p.evaluate(.fsWrite, target: "/home/u/proj/../.bashrc") == Verdict(decision: .deny, ruleIndex: 0, reason: .escapesScope))
-        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/./x//y").enforcedAllow)
+        #expect(p.evaluate(.fsWrite, target: "/home/u/proj/./x//y").letsCallProceed)
         #expect(p.evaluate(.fsRead, target: "/etc/passwd") == Verdict(decision: .deny, ruleIndex: 1, reason: .escapesScope))
-        #expect(p.evaluate(.fsRead, target: "/home/u/proj/sub").enforcedAllow)
-        #expect(p.evaluate(.netEgress, target: "unix:/run/user/1000/bus").enforcedAllow)
+        #expect(p.evaluate(.fsRead, target: "/home/u/proj/sub").letsCallProceed)
+        #expect(p.evaluate(.netEgress, target: "unix:/run/user/1000/bus").letsCallProceed)
         #expect(p.evaluate(.netEgress, target: "unix:/run/user/../docker.sock").reason == .escapesScope)
         // Abstract sockets have no path, so the scope does not apply.
-        #expect(p.evaluate(.netEgress, target: "unix:@abstract").enforcedAllow)
+        #expect(p.evaluate(.netEgress, target: "unix:@abstract").letsCallProceed)
         #expect(VerdictReason.escapesScope.text == "matched an allow rule but the path escapes its scope")
     }
 
@@ -223,7 +223,7 @@ struct PolicyEvaluationTests {
             #expect(p.evaluate(.fsRead, target: target) == Verdict(decision: .deny, ruleIndex: 0, reason: .matchedRule),
                     "\(target)")
         }
-        #expect(p.evaluate(.fsRead, target: "/home/u/.ssh/../.bashrc").enforcedAllow)
+        #expect(p.evaluate(.fsRead, target: "/home/u/.ssh/../.bashrc").letsCallProceed)
     }
 
     @Test("targets can be given as UTF-8 bytes")
@@ -236,7 +236,7 @@ struct PolicyEvaluationTests {
             """)
         let bytes = Array("/etc/hosts".utf8)
         let verdict = bytes.withUnsafeBufferPointer { p.evaluate(.fsRead, utf8: $0) }
-        #expect(verdict.enforcedAllow)
+        #expect(verdict.letsCallProceed)
     }
 
     @Test("names round-trip")

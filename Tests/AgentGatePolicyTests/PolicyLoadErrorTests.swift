@@ -243,7 +243,7 @@ struct PolicyLoadErrorTests {
             .write(toFile: good, atomically: true, encoding: .utf8)
         let policy = try Policy.load(path: good, variables: testVariables)
         #expect(policy.source == good)
-        #expect(policy.evaluate(.exec, target: "/bin/sh").enforcedAllow)
+        #expect(policy.evaluate(.exec, target: "/bin/sh").letsCallProceed)
 
         let bad = directory.appendingPathComponent("bad.yaml").path
         try "default: deny\nrules:\n  - match: {action: exe}\n    decision: allow\n"

@@ -21,11 +21,11 @@ struct RuleFieldTests {
                 errno: 30
             """)
         let ssh = p.evaluate(.fsRead, target: "/home/u/.ssh/id_rsa")
-        #expect(ssh.decision == .deny && ssh.errno == ENOENT && !ssh.enforcedAllow)
+        #expect(ssh.decision == .deny && ssh.errno == ENOENT && !ssh.letsCallProceed)
         #expect(p.rules[0].displayID == "no-ssh" && p.rules[0].reason == "SSH keys stay private")
         #expect(p.rules[1].displayID == "2")
         let etc = p.evaluate(.fsRead, target: "/etc/hosts")
-        #expect(etc.decision == .log && etc.enforcedAllow)
+        #expect(etc.decision == .log && etc.letsCallProceed)
         #expect(p.evaluate(.fsWrite, target: "/x").errno(or: 13) == 30)
         #expect(p.evaluate(.exec, target: "/x").errno(or: 13) == 13)
     }
@@ -65,7 +65,7 @@ struct RuleFieldTests {
             """)
         #expect(p.mode == .audit)
         let verdict = p.evaluate(.fsRead, target: "/x")
-        #expect(verdict.decision == .deny && !verdict.enforced && verdict.enforcedAllow)
+        #expect(verdict.decision == .deny && !verdict.enforced && verdict.letsCallProceed)
         expectLoadError("mode: learn\n", line: 1, column: 7, "unknown mode \"learn\"; expected enforce or audit")
     }
 

@@ -20,10 +20,9 @@ struct V1CompatibilityTests {
         let programs = resolved.map { [named, $0] } ?? [named]
         let details = ExecDetails(argv: argv, programs: programs)
         // Decided as resolved and as named; the stricter wins (ExecHandler, `agentgate check`).
-        func strictness(_ d: Decision) -> Int { [Decision.allow, .log, .ask, .deny].firstIndex(of: d)! }
         var verdict = p.decide(.exec, target: programs.last!, exec: details)
         let asNamed = p.decide(.exec, target: named, exec: details)
-        if strictness(asNamed.decision) > strictness(verdict.decision) { verdict = asNamed }
+        if asNamed.strictness > verdict.strictness { verdict = asNamed }
         return verdict
     }
 
