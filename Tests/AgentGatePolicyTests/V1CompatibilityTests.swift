@@ -2,14 +2,13 @@ import Foundation
 import Testing
 import AgentGatePolicy
 
-/// agentgate v1 (the Go tool, SuperMarioYL/agentgate) policies keep their meaning. Each case
-/// names the behaviour it ports: a Go test (internal/policy/policy_test.go, v080_test.go,
-/// internal/gate/gate_test.go), the shipped policies (cmd/agentgate/policy.default.yaml,
-/// examples/policies/supply-chain.yaml) or the CHANGELOG/README entry that documents it.
+/// agentgate v1 (the Go tool) policies keep their meaning. Each case names the behaviour it
+/// ports: the v1 test that pinned it down, a policy v1 shipped, or the v1 release that
+/// documented it.
 ///
 /// In v1 an exec's target was its command line: the shim's program name and the arguments
-/// joined by single spaces, and a
-/// target_glob with `*` fell back to a matcher where `*` spans anything, `/` included.
+/// joined by single spaces, and a target_glob with `*` fell back to a matcher where `*` spans
+/// anything, `/` included.
 @Suite("agentgate v1 compatibility")
 struct V1CompatibilityTests {
     /// An exec as the supervisor builds it: `program` is the path the kernel runs (it stands
@@ -28,7 +27,7 @@ struct V1CompatibilityTests {
 
     // MARK: exec target_glob over command lines
 
-    @Test("first match wins over command lines (policy_test.go TestFirstMatchWins)")
+    @Test("first match wins over command lines (TestFirstMatchWins)")
     func firstMatchWins() throws {
         let p = try policy("""
             default: ask
@@ -128,7 +127,7 @@ struct V1CompatibilityTests {
         #expect(exec(p, "npm install chalk2").decision == .ask)
     }
 
-    @Test("a 0.4+ [A]lways rule covers later installs of the same kind (gate_test.go TestAlwaysExecPersistsReusableGlob)")
+    @Test("a 0.4+ [A]lways rule covers later installs of the same kind (TestAlwaysExecPersistsReusableGlob)")
     func reusableAlways() throws {
         let p = try policy("""
             default: ask
@@ -249,7 +248,7 @@ struct V1CompatibilityTests {
         }
     }
 
-    @Test("a leading dot is the subdomain tree without the apex (TestHostTokenSubdomain, supply-chain.yaml)")
+    @Test("a leading dot is the subdomain tree without the apex (TestHostTokenSubdomain, the supply-chain cookbook)")
     func leadingDot() throws {
         let p = try policy("""
             default: deny
@@ -277,7 +276,7 @@ struct V1CompatibilityTests {
         #expect(p.decide(.netEgress, target: "api.example.com.evil:443").decision == .deny)
     }
 
-    @Test("[A]lways net rules: a verbatim host:port (before 0.7) and a bare host (0.7+) (gate_test.go TestAlwaysPersists)")
+    @Test("[A]lways net rules: a verbatim host:port (before 0.7) and a bare host (0.7+) (TestAlwaysPersists)")
     func alwaysHosts() throws {
         let p = try policy("""
             default: ask
@@ -313,7 +312,7 @@ struct V1CompatibilityTests {
         #expect(p.decide(.fsWrite, target: "/other/app.env").ruleIndex == nil)
     }
 
-    @Test("$PWD/** covers the working directory only (v080_test.go TestV080TargetGlobEnvExpand)")
+    @Test("$PWD/** covers the working directory only (TestV080TargetGlobEnvExpand)")
     func pwdGlob() throws {
         let p = try policy("""
             default: deny
@@ -327,7 +326,7 @@ struct V1CompatibilityTests {
         #expect(p.decide(.fsWrite, target: "/home/u/proj-evil/x").decision == .deny)
     }
 
-    @Test("scope confines an allow (TestWithinScope, gate_test.go TestExplainDryRun)")
+    @Test("scope confines an allow (TestWithinScope, TestExplainDryRun)")
     func scopeConfines() throws {
         let p = try policy("""
             default: deny
@@ -381,7 +380,7 @@ struct V1CompatibilityTests {
 
     // MARK: the shipped v1 policies
 
-    @Test("the v1 supply-chain cookbook (examples/policies/supply-chain.yaml)")
+    @Test("the v1 supply-chain cookbook")
     func supplyChainCookbook() throws {
         // The cookbook's rules, in its order (first match wins).
         let p = try policy("""
@@ -422,7 +421,7 @@ struct V1CompatibilityTests {
         #expect(p.decide(.netEgress, target: "telemetry.evil.example:443").ruleIndex == 15)
     }
 
-    @Test("v1's init policy (cmd/agentgate/policy.default.yaml)")
+    @Test("v1's init policy")
     func v1InitPolicy() throws {
         let p = try policy("""
             default: ask

@@ -18,7 +18,7 @@ static void check_target_alive(pid_t target, int standin) {
         kill(target, SIGKILL);
         waitpid(target, NULL, 0);
     } else {
-        usleep(300000);
+        usleep(300000); // the window for the supervisor to die: an absence can't be polled
         if (kill(target, 0) != 0 && errno == ESRCH) say("ATTACK-SUCCEEDED supervisor gone");
         say("SURVIVED");
     }
@@ -420,7 +420,7 @@ static int orphan_loop(const char *out, const char *target) {
         int f = open(target, O_RDONLY);
         if (f >= 0) { dprintf(fd, "ok\n"); close(f); }
         else dprintf(fd, "err=%d\n", errno);
-        usleep(100000);
+        usleep(100000); // the loop's pace: one open every 100 ms, before and after the kill
     }
     _exit(0);
 }

@@ -221,10 +221,7 @@ final class SocketSink: @unchecked Sendable {
         case .udp:
             let client = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             defer { Glibc.close(client) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            address.sin_port = port.bigEndian
+            var address = DrainMarker.loopback(port: port)
             return waitUntil(timeout: timeout) {
                 if lock.withLock({ _drains }) >= target { return true }
                 _ = withUnsafePointer(to: &address) {

@@ -162,7 +162,8 @@ static void *exec_from_thread(void *arg) {
 }
 static void *open_from_thread(void *arg) {
     (void)arg;
-    usleep(100000); // after the leader has gone
+    // A fixed wait for the leader to be gone: seeing that would take another trapped call.
+    usleep(100000);
     int fd = open(thread_path, O_RDONLY);
     say("open from thread after the leader exited: rc=%d", fd);
     _exit(fd >= 0 ? 0 : 1);
@@ -190,7 +191,7 @@ int main(int argc, char **argv) {
             (void)keep;
             int c = unix_connect(a);
             if (c >= 0) { ssize_t w = write(c, "x", 1); (void)w; }
-            sleep(3);
+            sleep(3); // the peer stays connected while the parent inspects it
             _exit(0);
         }
         int conn = accept(s, NULL, NULL);
@@ -434,7 +435,7 @@ int main(int argc, char **argv) {
         fcntl(p[0], F_SETSIG, SIGKILL);
         fcntl(p[0], F_SETFL, fcntl(p[0], F_GETFL) | O_ASYNC);
         ssize_t w = write(p[1], "x", 1); (void)w;
-        usleep(100000);
+        usleep(100000); // the window for the owner's signal to land: an absence can't be polled
         return 0;
     }
     if (!strcmp(m, "tiocvhangup")) {
@@ -673,7 +674,7 @@ int main(int argc, char **argv) {
             if (c == 0) {
                 pthread_t t;
                 for (int k = 0; k < 8; k++) pthread_create(&t, NULL, busy_opening, NULL);
-                usleep(2000);
+                usleep(2000); // let the threads get busy: the exec must race them
                 char *args[] = { (char *)b, NULL };
                 execv(b, args);
                 _exit(99);

@@ -132,6 +132,15 @@ struct HarnessError: Error, CustomStringConvertible {
 enum DrainMarker {
     static let bytes = Array("agentgate-test-drain\n".utf8)
     static func matches(_ received: ArraySlice<UInt8>) -> Bool { received.starts(with: bytes) }
+
+    /// 127.0.0.1:`port`, for sending the marker.
+    static func loopback(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = port.bigEndian
+        return address
+    }
 }
 
 /// A loopback TCP listener that records whether anyone connected and what they sent.
@@ -199,10 +208,7 @@ final class LoopbackListener: @unchecked Sendable {
         let target = lock.withLock { _drains } + 1
         let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { Glibc.close(client) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
+        var address = DrainMarker.loopback(port: port)
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
