@@ -132,16 +132,7 @@ extension ShellParser {
     mutating func scanHereDocumentExpansions() {
         var scratch: [UInt8] = []
         while pos < end, tick() {
-            switch buf[pos] {
-            case .backslash:
-                pos = min(pos + 2, end)
-            case .dollar:
-                parseDollar(into: &scratch, inDoubleQuotes: true)
-            case .backquote:
-                parseBackquoted(into: &scratch, inDoubleQuotes: true)
-            default:
-                pos += 1
-            }
+            if !consumeEscapeOrSubstitution(into: &scratch, inDoubleQuotes: true) { pos += 1 }
             scratch.removeAll(keepingCapacity: true)
         }
     }
@@ -255,12 +246,22 @@ extension ShellParser {
     /// and the byte it escapes are skipped. Returns false, consuming nothing, at any other byte.
     mutating func consumeQuoteOrSubstitution(into out: inout [UInt8], inDoubleQuotes: Bool) -> Bool {
         switch buf[pos] {
-        case .backslash:
-            pos = min(pos + 2, end)
         case .singleQuote:
             skipSingleQuoted(into: &out)
         case .doubleQuote:
             parseDoubleQuoted(into: &out)
+        default:
+            return consumeEscapeOrSubstitution(into: &out, inDoubleQuotes: inDoubleQuotes)
+        }
+        return true
+    }
+
+    /// `consumeQuoteOrSubstitution` where quotes are literal (inside double quotes, in a
+    /// here-document body): only `\`, `$` and `` ` `` are consumed.
+    mutating func consumeEscapeOrSubstitution(into out: inout [UInt8], inDoubleQuotes: Bool) -> Bool {
+        switch buf[pos] {
+        case .backslash:
+            pos = min(pos + 2, end)
         case .dollar:
             parseDollar(into: &out, inDoubleQuotes: inDoubleQuotes)
         case .backquote:
@@ -304,11 +305,8 @@ extension ShellParser {
                     out.append(.backslash)
                     pos += 1
                 }
-            case .dollar:
-                parseDollar(into: &out, inDoubleQuotes: true)
-            case .backquote:
-                parseBackquoted(into: &out, inDoubleQuotes: true)
             default:
+                if consumeEscapeOrSubstitution(into: &out, inDoubleQuotes: true) { continue }
                 let start = pos
                 pos += 1
                 while pos < end, buf[pos].isPlainQuotedByte { pos += 1 }

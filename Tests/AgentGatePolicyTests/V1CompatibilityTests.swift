@@ -466,7 +466,7 @@ struct V1CompatibilityTests {
                 match: {action: fs_write, target_glob: "$PWD/**"}
                 decision: allow
             """)
-        // The issue's case: nscd's socket, where writes fall to the fs_write catch-all.
+        // The motivating case: nscd's socket, where writes fall to the fs_write catch-all.
         #expect(p.evaluate(.netEgress, target: "unix:/var/run/nscd/socket").decision == .allow)
         #expect(p.decide(.netEgress, target: "unix:/var/run/nscd/socket")
                 == Verdict(decision: .deny, ruleIndex: nil, reason: .defaultDecision))

@@ -20,7 +20,7 @@ private func exec(_ policy: Policy, _ argv: [String], program: String? = nil, co
                     exec: ExecDetails(argv: argv), context: context)
 }
 
-@Suite("Policy v2: exec argv and command rules")
+@Suite("Exec argv and command rules")
 struct ExecRuleTests {
     @Test("argv globs match one argument each; ** matches any run")
     func argvGlobs() throws {
@@ -113,7 +113,7 @@ struct ExecRuleTests {
     }
 }
 
-@Suite("Policy v2: network rules")
+@Suite("Network rules")
 struct NetworkRuleTests {
     @Test("CIDRs, IPv4 and IPv6")
     func cidrs() throws {
@@ -189,7 +189,7 @@ struct NetworkRuleTests {
     }
 }
 
-@Suite("Policy v2: process context")
+@Suite("when: process context rules")
 struct ProcessContextRuleTests {
     let root = ProcessContext(uid: 0, gid: 0, effectiveCapabilities: 1 << 21 | 1 << 12, permittedCapabilities: ~0,
                               cgroup: "/system.slice/agent.service", executable: "/usr/bin/node",
@@ -356,7 +356,7 @@ struct ProcessContextRuleTests {
     }
 }
 
-@Suite("Policy v2: rule fields, decisions, modes, defaults")
+@Suite("Rule fields, decisions, modes and defaults")
 struct RuleFieldTests {
     @Test("id, reason, errno, log and the display id")
     func fields() throws {
@@ -449,7 +449,7 @@ struct RuleFieldTests {
     }
 }
 
-@Suite("Policy v2: variables")
+@Suite("Policy variables")
 struct VariableTests {
     let variables = PolicyVariables(workingDirectory: "/home/u/proj", home: "/home/u", temporaryDirectory: "/var/tmp/u",
                                     agent: "claude", environment: ["CARGO_HOME": "/opt/cargo", "REGISTRY": "npm.example"])
@@ -534,7 +534,7 @@ final class TemporaryDirectory {
     }
 }
 
-@Suite("Policy v2: include")
+@Suite("Policy includes")
 struct IncludeTests {
     @Test("own rules first, then includes in order, depth-first; root defaults win")
     func mergeOrder() throws {
@@ -639,7 +639,7 @@ struct IncludeTests {
     }
 }
 
-@Suite("Policy v2: inline examples")
+@Suite("Inline rule examples")
 struct ExampleTests {
     @Test("examples are checked when the policy loads")
     func examples() throws {
