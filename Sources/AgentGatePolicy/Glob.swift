@@ -391,22 +391,18 @@ enum GlobCompiler {
                     tokens.append(.repeatZeroOrMore(anything))
                     tokens.append(slashToken)
                     index += 1
-                } else if afterSlash && atEnd {
-                    // `prefix/**`: the prefix itself, or "/anything" after it.
+                } else if afterSlash && (atEnd || beforeSlash) {
+                    // `prefix/**`: the prefix itself, or "/anything" after it. `a/**/b`: "/" or
+                    // "/anything/" between a and b. (At the end there is no slash after.)
                     tokens.removeLast()
                     let base = tokens.count
                     tokens.append(.skip(to: base + 3))
                     tokens.append(slashToken)
                     tokens.append(.repeatZeroOrMore(anything))
-                } else if afterSlash && beforeSlash {
-                    // `a/**/b`: "/" or "/anything/" between a and b.
-                    tokens.removeLast()
-                    let base = tokens.count
-                    tokens.append(.skip(to: base + 3))
-                    tokens.append(slashToken)
-                    tokens.append(.repeatZeroOrMore(anything))
-                    tokens.append(slashToken)
-                    index += 1
+                    if beforeSlash {
+                        tokens.append(slashToken)
+                        index += 1
+                    }
                 } else {
                     tokens.append(.repeatZeroOrMore(anything))
                 }

@@ -232,13 +232,23 @@ extension ShellParser {
                 }
             default:
                 if consumeQuoteOrSubstitution(into: &out, inDoubleQuotes: false) { continue }
-                let start = pos
-                pos += 1
-                while pos < end, buf[pos].isPlainWordByte { pos += 1 }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+                copyPlainRun(into: &out, inDoubleQuotes: false)
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Copies the byte at `pos` and the run after it of bytes with no special meaning there
+    /// (in a word, or inside double quotes).
+    mutating func copyPlainRun(into out: inout [UInt8], inDoubleQuotes: Bool) {
+        let start = pos
+        pos += 1
+        if inDoubleQuotes {
+            while pos < end, buf[pos].isPlainQuotedByte { pos += 1 }
+        } else {
+            while pos < end, buf[pos].isPlainWordByte { pos += 1 }
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
     }
 
     /// At `\`, `'`, `"`, `$` or `` ` ``: consumes the escape, quoted text or substitution there
@@ -307,10 +317,7 @@ extension ShellParser {
                 }
             default:
                 if consumeEscapeOrSubstitution(into: &out, inDoubleQuotes: true) { continue }
-                let start = pos
-                pos += 1
-                while pos < end, buf[pos].isPlainQuotedByte { pos += 1 }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+                copyPlainRun(into: &out, inDoubleQuotes: true)
             }
         }
         fail("unterminated double quote")
