@@ -61,7 +61,7 @@ struct ContextOptions: ParsableArguments {
             permittedCapabilities: field("CapPrm").flatMap { UInt64($0, radix: 16) } ?? 0,
             cgroup: cgroup ?? SessionContextCollector.cgroup(), executable: exe ?? "", commands: [],
             ancestors: [], agent: agent ?? "")
-        try? ProcessFact.ancestors.set(ancestor, in: &context)
+        try? ProcessFact.ancestors.set(ancestor, in: &context) // any command line is an ancestor: never throws
         if let caps {
             let names = caps.split(separator: ",").filter { $0 != "none" }
             do throws(ProcessFactError) {
