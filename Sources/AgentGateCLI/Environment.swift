@@ -116,15 +116,16 @@ public struct LoadedPolicy: Sendable {
     /// the agent of the previous session could have written it.
     public static func resolve(_ explicit: String?, variables: PolicyVariables,
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws(PolicyLoadError) -> LoadedPolicy {
-        if let explicit, !explicit.isEmpty { return try load(file: explicit, origin: .option, variables: variables) }
-        if let fromEnv = environment["AGENTGATE_POLICY"], !fromEnv.isEmpty {
-            return try load(file: fromEnv, origin: .environment, variables: variables)
-        }
-        let configured = configurationDirectory(environment) + "/policy.yaml"
-        if access(configured, F_OK) == 0 {
+        switch PolicyLookup.locate(named: explicit.flatMap { $0.isEmpty ? nil : $0 }, environment: environment,
+                                   implicitFile: configurationDirectory(environment) + "/policy.yaml",
+                                   exists: { access($0, F_OK) == 0 }) {
+        case .named(let file): return try load(file: file, origin: .option, variables: variables)
+        case .environment(let file): return try load(file: file, origin: .environment, variables: variables)
+        case .implicit(let configured):
             let loaded = try load(file: configured, origin: .userConfiguration, variables: variables)
             try checkTrusted(loaded, environment: environment)
             return loaded
+        case .none: break
         }
         let text = Policy.builtInDefaultYAML
         let policy = try Policy.parse(yaml: text, source: "builtin:default.yaml", variables: variables)

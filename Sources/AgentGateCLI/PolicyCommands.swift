@@ -61,21 +61,17 @@ struct ContextOptions: ParsableArguments {
             effectiveCapabilities: field("CapEff").flatMap { UInt64($0, radix: 16) } ?? 0,
             permittedCapabilities: field("CapPrm").flatMap { UInt64($0, radix: 16) } ?? 0,
             cgroup: cgroup ?? SessionContextCollector.cgroup(), executable: exe ?? "", commands: [],
-            ancestors: ancestor.map { line in
-                let argv = ExecDetails(commandLine: line).argv
-                return ProcessImage(executable: ExecDetails.assumedProgram(argv.first ?? ""), commands: [argv])
-            },
-            agent: agent ?? "")
+            ancestors: [], agent: agent ?? "")
+        try? ProcessFact.ancestors.set(ancestor, in: &context) // any command line is an ancestor: never throws
         if let caps {
-            var mask: UInt64 = 0
-            for name in caps.split(separator: ",") where name != "none" {
-                guard let bit = CapabilityName.number(String(name).trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown capability \(name)")
+            let names = caps.split(separator: ",").filter { $0 != "none" }
+            do throws(ProcessFactError) {
+                for fact in [ProcessFact.caps, .permittedCaps] {
+                    try fact.set(names.map { String($0).trimmingCharacters(in: .whitespaces) }, in: &context)
                 }
-                mask |= 1 << UInt64(bit)
+            } catch {
+                throw ValidationError("unknown capability \(names[error.index])")
             }
-            context.effectiveCapabilities = mask
-            context.permittedCapabilities = mask
         }
         return context
     }
@@ -380,10 +376,11 @@ struct PolicyLintCommand: ParsableCommand {
 
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
-        var path = file
-        if path == nil, let fromEnv = environment["AGENTGATE_POLICY"], !fromEnv.isEmpty { path = fromEnv }
-        if path == nil, access("policy.yaml", F_OK) == 0 { path = "policy.yaml" }
-        guard let path else {
+        let path: String
+        switch PolicyLookup.locate(named: file, environment: environment, implicitFile: "policy.yaml",
+                                   exists: { access($0, F_OK) == 0 }) {
+        case .named(let found), .environment(let found), .implicit(let found): path = found
+        case .none:
             printError("no policy to lint: give a file, set $AGENTGATE_POLICY, or run where policy.yaml is", tool: "agentgate")
             throw ExitCode(CheckExitCode.error)
         }

@@ -138,6 +138,30 @@ enum CommandWords {
         return result
     }
 
+    /// Walks the words after `arguments[0]`: each option word goes to `option`, which may take
+    /// the words after it as values (by advancing `next`) or add operands of its own; every
+    /// other word, and every word after `--`, is an operand. Returns the operands in order.
+    static func walkArguments(
+        _ arguments: ArraySlice<String>, option: (_ word: String, _ next: inout Int, _ operands: inout [String]) -> Void
+    ) -> [String] {
+        var operands: [String] = []
+        var index = arguments.startIndex + 1
+        while index < arguments.endIndex {
+            let word = arguments[index]
+            index += 1
+            if word == "--" {
+                operands += arguments[index...]
+                break
+            }
+            if word.hasPrefix("-"), word.utf8.count > 1 {
+                option(word, &index, &operands)
+            } else {
+                operands.append(word)
+            }
+        }
+        return operands
+    }
+
     /// The subcommand after leading options (with `valued` options' values skipped), and its arguments.
     static func subcommand(_ words: ArraySlice<String>, valued: Set<String> = []) -> (name: String, arguments: ArraySlice<String>)? {
         var index = words.startIndex + 1

@@ -140,68 +140,6 @@ struct ExecConstraint: Sendable {
     var commands: [Glob] = []
 }
 
-/// A rule's compiled `when:` condition. Every key given must hold.
-struct RuleCondition: Sendable {
-    enum CapabilityTest: Sendable {
-        case any, all, none
-    }
-
-    var capabilityTest: CapabilityTest?
-    var capabilityMask: UInt64 = 0
-    var usesPermittedSet = false
-    var uids: [UInt32]?
-    var gids: [UInt32]?
-    var cgroups: [Glob] = []
-    var executables: [Glob] = []
-    var ancestors: [Glob] = []
-    var ancestorLines: [Glob] = []
-    var agents: [Glob] = []
-
-    func matches(_ context: ProcessContext) -> Bool {
-        if let test = capabilityTest {
-            let held = (usesPermittedSet ? context.permittedCapabilities : context.effectiveCapabilities) & capabilityMask
-            switch test {
-            case .any: if held == 0 { return false }
-            case .all: if held != capabilityMask { return false }
-            case .none: if held != 0 { return false }
-            }
-        }
-        if let uids, !uids.contains(context.uid) { return false }
-        if let gids, !gids.contains(context.gid) { return false }
-        if !cgroups.isEmpty, !cgroups.contains(where: { $0.matches(context.cgroup) }) { return false }
-        if !executables.isEmpty, !executables.contains(where: { Self.matchesProgram($0, context.executable) }) {
-            return false
-        }
-        if !ancestors.isEmpty {
-            // The process itself (its earlier images) and every process it descends from.
-            let images = [ProcessImage(executable: context.executable, commands: context.commands)] + context.ancestors
-            let found = images.contains { image in
-                ancestors.indices.contains { i in
-                    Self.matchesProgram(ancestors[i], image.executable)
-                        || image.commands.contains { command in Self.matchesLine(ancestorLines[i], command) }
-                }
-            }
-            if !found { return false }
-        }
-        if !agents.isEmpty, !agents.contains(where: { $0.matches(context.agent) }) { return false }
-        return true
-    }
-
-    /// A path glob against an executable; a glob without `/` also against its basename.
-    static func matchesProgram(_ glob: Glob, _ path: String) -> Bool {
-        if glob.matches(path) { return true }
-        return !glob.pattern.contains("/") && glob.matches(ExecDetails.basename(path))
-    }
-
-    /// A text glob against a command line, as written and with the program's basename.
-    static func matchesLine(_ glob: Glob, _ words: [String]) -> Bool {
-        guard let first = words.first else { return false }
-        if glob.matches(CommandAnalysis.line(words)) { return true }
-        let base = ExecDetails.basename(first)
-        return base != first && glob.matches(CommandAnalysis.line([base] + words.dropFirst()))
-    }
-}
-
 /// errno names a rule may give (Linux generic numbering, the same on x86-64 and arm64).
 public enum ErrnoName {
     static let table: [(String, Int32)] = [

@@ -196,28 +196,40 @@ enum GlobCompiler {
         var tokens: [GlobToken] = []
         for item in items {
             switch item {
-            case .literal(let byte):
-                var set = ByteSet()
-                set.insert(byte)
-                tokens.append(caseInsensitive
-                    ? .step(set.caseClosed, literal: asciiLowercased(byte))
-                    : .step(set, literal: byte))
-            case .anyCharacter:
-                tokens.append(.step(ByteSet.all.subtracting(.utf8Continuation), literal: nil))
-                tokens.append(.repeatZeroOrMore(.utf8Continuation))
-            case .characterClass(let members, let negated):
-                let folded = caseInsensitive ? members.caseClosed : members
-                if negated {
-                    tokens.append(.step(ByteSet.all.subtracting(.utf8Continuation).subtracting(folded), literal: nil))
-                    tokens.append(.repeatZeroOrMore(.utf8Continuation))
-                } else {
-                    tokens.append(.step(folded, literal: nil))
-                }
             case .stars:
                 tokens.append(.repeatZeroOrMore(.all))
+            case .literal, .anyCharacter, .characterClass:
+                emitCharacter(item, universe: .all, caseInsensitive: caseInsensitive, into: &tokens)
             }
         }
         return tokens
+    }
+
+    /// The tokens of one item that stands for one character (a literal byte, `?` or a class),
+    /// drawn from `universe`: every byte in text syntax, every byte but `/` in path syntax.
+    /// Runs of stars differ between the syntaxes and are emitted by each.
+    private static func emitCharacter(_ item: Item, universe: ByteSet, caseInsensitive: Bool, into tokens: inout [GlobToken]) {
+        switch item {
+        case .literal(let byte):
+            var set = ByteSet()
+            set.insert(byte)
+            tokens.append(caseInsensitive
+                ? .step(set.caseClosed, literal: asciiLowercased(byte))
+                : .step(set, literal: byte))
+        case .anyCharacter:
+            tokens.append(.step(universe.subtracting(.utf8Continuation), literal: nil))
+            tokens.append(.repeatZeroOrMore(.utf8Continuation))
+        case .characterClass(let members, let negated):
+            let folded = caseInsensitive ? members.caseClosed : members
+            if negated {
+                tokens.append(.step(universe.subtracting(.utf8Continuation).subtracting(folded), literal: nil))
+                tokens.append(.repeatZeroOrMore(.utf8Continuation))
+            } else {
+                tokens.append(.step(folded, literal: nil))
+            }
+        case .stars:
+            break
+        }
     }
 
     private static func parse(_ bytes: [UInt8], pattern: String) throws(GlobError) -> [Item] {
@@ -359,24 +371,10 @@ enum GlobCompiler {
             var plainSlash = false
             switch item {
             case .literal(let byte):
-                var set = ByteSet()
-                set.insert(byte)
-                tokens.append(caseInsensitive
-                    ? .step(set.caseClosed, literal: asciiLowercased(byte))
-                    : .step(set, literal: byte))
+                emitCharacter(item, universe: .allButSlash, caseInsensitive: caseInsensitive, into: &tokens)
                 plainSlash = byte == slash
-            case .anyCharacter:
-                tokens.append(.step(ByteSet.allButSlash.subtracting(.utf8Continuation), literal: nil))
-                tokens.append(.repeatZeroOrMore(.utf8Continuation))
-            case .characterClass(let members, let negated):
-                let folded = caseInsensitive ? members.caseClosed : members
-                if negated {
-                    let first = ByteSet.allButSlash.subtracting(.utf8Continuation).subtracting(folded)
-                    tokens.append(.step(first, literal: nil))
-                    tokens.append(.repeatZeroOrMore(.utf8Continuation))
-                } else {
-                    tokens.append(.step(folded, literal: nil))
-                }
+            case .anyCharacter, .characterClass:
+                emitCharacter(item, universe: .allButSlash, caseInsensitive: caseInsensitive, into: &tokens)
             case .stars(1):
                 tokens.append(.repeatZeroOrMore(.allButSlash))
             case .stars:
@@ -393,22 +391,18 @@ enum GlobCompiler {
                     tokens.append(.repeatZeroOrMore(anything))
                     tokens.append(slashToken)
                     index += 1
-                } else if afterSlash && atEnd {
-                    // `prefix/**`: the prefix itself, or "/anything" after it.
+                } else if afterSlash && (atEnd || beforeSlash) {
+                    // `prefix/**`: the prefix itself, or "/anything" after it. `a/**/b`: "/" or
+                    // "/anything/" between a and b. (At the end there is no slash after.)
                     tokens.removeLast()
                     let base = tokens.count
                     tokens.append(.skip(to: base + 3))
                     tokens.append(slashToken)
                     tokens.append(.repeatZeroOrMore(anything))
-                } else if afterSlash && beforeSlash {
-                    // `a/**/b`: "/" or "/anything/" between a and b.
-                    tokens.removeLast()
-                    let base = tokens.count
-                    tokens.append(.skip(to: base + 3))
-                    tokens.append(slashToken)
-                    tokens.append(.repeatZeroOrMore(anything))
-                    tokens.append(slashToken)
-                    index += 1
+                    if beforeSlash {
+                        tokens.append(slashToken)
+                        index += 1
+                    }
                 } else {
                     tokens.append(.repeatZeroOrMore(anything))
                 }

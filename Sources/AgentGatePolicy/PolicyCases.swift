@@ -116,7 +116,7 @@ private struct CaseReader {
     var source: String
     static let fileKeys = "policy, variables, cases"
     static let caseKeys = "name, action, target, command, argv, context, expect, rule"
-    static let contextKeys = "uid, gid, caps, permitted_caps, cgroup, exe, commands, ancestors, agent"
+    static let contextKeys = ProcessFact.spellings
 
     mutating func file(_ root: Node, path: String, defaults: PolicyVariables) throws(PolicyLoadError) -> PolicyCaseFile {
         guard case .mapping(let mapping) = root else {
@@ -242,32 +242,16 @@ private struct CaseReader {
         var context = ProcessContext(agent: variables.agent ?? "")
         for (keyNode, value) in mapping {
             let key = try scalar(keyNode, "a key")
-            switch key {
-            case "uid", "gid":
-                guard let id = UInt32(try scalar(value, "a number")) else { throw error(at: value, "expected \(key) to be a number") }
-                if key == "uid" { context.uid = id } else { context.gid = id }
-            case "caps", "permitted_caps":
-                var mask: UInt64 = 0
-                for item in try list(value) {
-                    guard let bit = CapabilityName.number(item.text) else {
-                        throw error(at: item.node, "unknown capability \"\(item.text)\"")
-                    }
-                    mask |= 1 << UInt64(bit)
-                }
-                if key == "caps" { context.effectiveCapabilities = mask } else { context.permittedCapabilities = mask }
-            case "cgroup": context.cgroup = try scalar(value, "a cgroup path")
-            case "exe": context.executable = try expand(try scalar(value, "an executable path"), value, variables)
-            case "commands":
-                context.commands = try list(value).map { ExecDetails(commandLine: $0.text).argv }
-            case "ancestors":
-                // Each ancestor is a command line; its program is taken as its executable.
-                context.ancestors = try list(value).map { item in
-                    let argv = ExecDetails(commandLine: item.text).argv
-                    return ProcessImage(executable: ExecDetails.assumedProgram(argv.first ?? ""), commands: [argv])
-                }
-            case "agent": context.agent = try scalar(value, "an agent name")
-            default:
+            guard let fact = ProcessFact(rawValue: key) else {
                 throw error(at: keyNode, "unknown key \"\(key)\" in context; expected one of \(Self.contextKeys)")
+            }
+            let items = fact.takesList ? try list(value) : [(text: try scalar(value, fact.expectedValue), node: value)]
+            var values = items.map(\.text)
+            if fact == .exe { values = [try expand(values[0], value, variables)] }
+            do throws(ProcessFactError) {
+                try fact.set(values, in: &context)
+            } catch {
+                throw self.error(at: items[min(error.index, items.count - 1)].node, error.message)
             }
         }
         return context

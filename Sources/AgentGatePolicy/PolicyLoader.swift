@@ -1,25 +1,42 @@
 import Foundation
 import Yams
 
-/// A finding about a policy that loaded (from `agentgate policy lint`, or a lenient load).
-public struct PolicyDiagnostic: Sendable, Equatable, CustomStringConvertible {
-    public let file: String
-    public let line: Int
-    public let column: Int
-    public let message: String
+/// A message tied to a place in a policy file, read as `FILE:LINE:COLUMN: message` (or
+/// `FILE: message` without a position).
+public protocol PolicyFileMessage: CustomStringConvertible {
+    var file: String { get }
+    /// 1-based line; 0 when there is no position.
+    var line: Int { get }
+    var column: Int { get }
+    var message: String { get }
+}
 
-    public init(file: String, line: Int, column: Int, message: String) {
-        self.file = file
-        self.line = line
-        self.column = column
-        self.message = message
-    }
-
+extension PolicyFileMessage {
     public var description: String { line > 0 ? "\(file):\(line):\(column): \(message)" : "\(file): \(message)" }
 }
 
+/// A finding about a policy that loaded (from `agentgate policy lint`, or a lenient load). It
+/// has a load error's position and message, reported instead of thrown.
+public struct PolicyDiagnostic: PolicyFileMessage, Sendable, Equatable {
+    private let finding: PolicyLoadError
+
+    public var file: String { finding.file }
+    public var line: Int { finding.line }
+    public var column: Int { finding.column }
+    public var message: String { finding.message }
+
+    public init(file: String, line: Int, column: Int, message: String) {
+        finding = PolicyLoadError(file: file, line: line, column: column, message: message)
+    }
+
+    /// A load error reported instead of thrown.
+    init(_ error: PolicyLoadError) {
+        finding = error
+    }
+}
+
 /// Why a policy did not load, with the position of the offending node.
-public struct PolicyLoadError: Error, Sendable, Equatable, CustomStringConvertible {
+public struct PolicyLoadError: Error, PolicyFileMessage, Sendable, Equatable {
     /// The policy file (or the `source` name given to `Policy.parse`).
     public let file: String
     /// 1-based line; 0 when the error has no position (e.g. the file cannot be read).
@@ -34,11 +51,6 @@ public struct PolicyLoadError: Error, Sendable, Equatable, CustomStringConvertib
         self.line = line
         self.column = column
         self.message = message
-    }
-
-    /// `FILE:LINE:COLUMN: message`, or `FILE: message` when there is no position.
-    public var description: String {
-        line > 0 ? "\(file):\(line):\(column): \(message)" : "\(file): \(message)"
     }
 }
 
@@ -239,7 +251,6 @@ struct PolicyParser {
     private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     static let matchKeys = "action, target_glob, argv, command, cidr, ports"
-    private static let whenKeys = "caps, uid, gid, cgroup, exe, ancestor, agent"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
     static let decisionNames = Decision.allCases.map(\.name).joined(separator: ", ")
 
@@ -474,8 +485,7 @@ struct PolicyParser {
                 : "should not match rule \(rule.displayID) but does"
             let failure = error(at: example.node, "example \"\(example.text)\" \(expectation)")
             if lenient {
-                diagnostics.append(PolicyDiagnostic(file: failure.file, line: failure.line, column: failure.column,
-                                                    message: failure.message))
+                diagnostics.append(PolicyDiagnostic(failure))
             } else {
                 throw failure
             }
@@ -490,86 +500,6 @@ struct PolicyParser {
             return policy.ruleMatches(index, .exec, target: ExecDetails.assumedProgram(program), exec: details)
         }
         return policy.ruleMatches(index, kind, target: text, exec: nil)
-    }
-
-    /// `when:`: every key given must hold.
-    mutating func condition(_ node: Node) throws(PolicyLoadError) -> (RuleCondition, [String]) {
-        guard case .mapping(let mapping) = node else {
-            throw error(at: node, "expected \"when\" to be a mapping with keys \(Self.whenKeys); found \(describe(node))")
-        }
-        var condition = RuleCondition()
-        var summary: [String] = []
-        for (keyNode, value) in mapping {
-            let name = try key(keyNode)
-            switch name {
-            case "caps":
-                var list: [(text: String, node: Node)] = []
-                var test = RuleCondition.CapabilityTest.any
-                if case .mapping(let capsMap) = value {
-                    var seenTest = false
-                    for (capsKey, capsValue) in capsMap {
-                        switch try key(capsKey) {
-                        case "any", "all", "none":
-                            guard !seenTest else { throw error(at: capsKey, "give only one of any, all, none") }
-                            seenTest = true
-                            test = try key(capsKey) == "any" ? .any : (try key(capsKey) == "all" ? .all : .none)
-                            list = try stringList(capsValue, key: "caps", expected: "a list of capabilities")
-                        case "set":
-                            let set = try string(capsValue, key: "caps.set", expected: "effective or permitted")
-                            guard set == "effective" || set == "permitted" else {
-                                throw error(at: capsValue, "unknown capability set \"\(set)\"; expected effective or permitted")
-                            }
-                            condition.usesPermittedSet = set == "permitted"
-                        case let other:
-                            throw error(at: capsKey, "unknown key \"\(other)\" in caps; expected any, all, none, set")
-                        }
-                    }
-                    guard seenTest else { throw error(at: value, "caps needs one of any, all, none") }
-                } else {
-                    list = try stringList(value, key: "caps", expected: "a list of capabilities such as CAP_SYS_ADMIN")
-                }
-                var mask: UInt64 = 0
-                for item in list {
-                    guard let bit = CapabilityName.number(item.text) else {
-                        throw error(at: item.node, "unknown capability \"\(item.text)\"; expected a name such as CAP_SYS_ADMIN")
-                    }
-                    mask |= 1 << UInt64(bit)
-                }
-                guard mask != 0 else { throw error(at: value, "caps is an empty list") }
-                condition.capabilityTest = test
-                condition.capabilityMask = mask
-                summary.append("caps \(test) of \(CapabilityName.names(mask).joined(separator: ", "))"
-                               + (condition.usesPermittedSet ? " (permitted)" : ""))
-            case "uid", "gid":
-                var ids: [UInt32] = []
-                for item in try stringList(value, key: name, expected: "a number or a list of numbers") {
-                    guard let id = UInt32(item.text) else {
-                        throw error(at: item.node, "expected \(name) to be a number; found \"\(item.text)\"")
-                    }
-                    ids.append(id)
-                }
-                if name == "uid" { condition.uids = ids } else { condition.gids = ids }
-                summary.append("\(name) in \(ids.map(String.init).joined(separator: ", "))")
-            case "cgroup", "exe", "ancestor", "agent":
-                for item in try stringList(value, key: name, expected: "a glob or a list of globs") {
-                    let expansion = try expand(item.text, node: item.node, escapeGlob: true)
-                    for expanded in try alternatives(of: expansion, node: item.node, key: name) {
-                        switch name {
-                        case "cgroup": condition.cgroups.append(try pathGlob(expanded, node: item.node, key: name))
-                        case "exe": condition.executables.append(try pathGlob(expanded, node: item.node, key: name))
-                        case "ancestor":
-                            condition.ancestors.append(try pathGlob(expanded, node: item.node, key: name))
-                            condition.ancestorLines.append(try textGlob(expanded, node: item.node, key: name))
-                        default: condition.agents.append(try textGlob(expanded, node: item.node, key: name))
-                        }
-                    }
-                    summary.append("\(name) \(item.text)")
-                }
-            default:
-                throw error(at: keyNode, "unknown key \"\(name)\" in when; expected one of \(Self.whenKeys)")
-            }
-        }
-        return (condition, summary)
     }
 
     /// The patterns `{a,b}` alternation makes of one (version 2 files only).
@@ -644,8 +574,7 @@ struct PolicyParser {
         } catch {
             let failure = self.error(at: node, scalarOffset: error.scalarOffset, error.message)
             guard lenient, error.unknownVariable else { throw failure }
-            diagnostics.append(PolicyDiagnostic(file: failure.file, line: failure.line, column: failure.column,
-                                                message: failure.message))
+            diagnostics.append(PolicyDiagnostic(failure))
             let placeholder = "/\u{0}unknown-variable"
             return Expansion(text: placeholder, sourceScalarOffsets: [Int](repeating: 0, count: placeholder.utf8.count + 1))
         }

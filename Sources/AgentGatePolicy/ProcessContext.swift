@@ -51,6 +51,73 @@ public struct ProcessImage: Sendable, Equatable {
     }
 }
 
+/// The facts of a `ProcessContext` by the names a policy test case's `context:` gives them;
+/// `agentgate check`'s options set the same facts, and `WhenKey.facts` says which facts each
+/// `when:` key tests. Each fact reads its values here, once for every place that supplies it.
+public enum ProcessFact: String, CaseIterable, Sendable {
+    case uid, gid, caps, permittedCaps = "permitted_caps", cgroup, exe, commands, ancestors, agent
+
+    /// The spellings, for messages.
+    public static let spellings = allCases.map(\.rawValue).joined(separator: ", ")
+
+    /// Whether the fact takes a list of values (a single value stands for a list of one).
+    public var takesList: Bool {
+        switch self {
+        case .caps, .permittedCaps, .commands, .ancestors: true
+        case .uid, .gid, .cgroup, .exe, .agent: false
+        }
+    }
+
+    /// What a single value must be, for messages.
+    public var expectedValue: String {
+        switch self {
+        case .uid, .gid: "a number"
+        case .cgroup: "a cgroup path"
+        case .exe: "an executable path"
+        case .agent: "an agent name"
+        case .caps, .permittedCaps, .commands, .ancestors: "a string or a list"
+        }
+    }
+
+    /// Sets the fact in `context` from its values (one for a fact that takes no list).
+    public func set(_ values: [String], in context: inout ProcessContext) throws(ProcessFactError) {
+        switch self {
+        case .uid, .gid:
+            guard let text = values.first, let id = UInt32(text) else {
+                throw ProcessFactError(index: 0, value: values.first ?? "", message: "expected \(rawValue) to be a number")
+            }
+            if self == .uid { context.uid = id } else { context.gid = id }
+        case .caps, .permittedCaps:
+            var mask: UInt64 = 0
+            for (index, name) in values.enumerated() {
+                guard let bit = CapabilityName.number(name) else {
+                    throw ProcessFactError(index: index, value: name, message: "unknown capability \"\(name)\"")
+                }
+                mask |= 1 << UInt64(bit)
+            }
+            if self == .caps { context.effectiveCapabilities = mask } else { context.permittedCapabilities = mask }
+        case .cgroup: context.cgroup = values.first ?? ""
+        case .exe: context.executable = values.first ?? ""
+        case .agent: context.agent = values.first ?? ""
+        case .commands:
+            context.commands = values.map { ExecDetails(commandLine: $0).argv }
+        case .ancestors:
+            // Each ancestor is a command line; its program is taken as its executable.
+            context.ancestors = values.map { line in
+                let argv = ExecDetails(commandLine: line).argv
+                return ProcessImage(executable: ExecDetails.assumedProgram(argv.first ?? ""), commands: [argv])
+            }
+        }
+    }
+}
+
+/// A value a process fact can't take: which one (by position) and why.
+public struct ProcessFactError: Error, Sendable, Equatable {
+    public var index: Int
+    public var value: String
+    public var message: String
+}
+
 /// Hands the policy the acting process's context, only when a rule with `when:` needs it: most
 /// decisions never look, so the supervisor reads /proc only for those that do.
 public protocol ProcessContextSource {

@@ -263,11 +263,7 @@ extension ShellParser {
         }
         pos += ReservedWord.in.length
         while tick() {
-            skipBlanksAndNewlines()
-            guard pos < end else {
-                fail("unterminated case: missing esac")
-                return
-            }
+            guard nextToken(acrossNewlines: true, unterminated: "unterminated case: missing esac") else { return }
             if reservedWord() == .esac {
                 pos += ReservedWord.esac.length
                 return
@@ -316,11 +312,7 @@ extension ShellParser {
         defer { leave() }
         var scratch: [UInt8] = []
         while tick() {
-            skipBlanks()
-            guard pos < end else {
-                fail("unterminated [[: missing ]]")
-                return
-            }
+            guard nextToken(acrossNewlines: false, unterminated: "unterminated [[: missing ]]") else { return }
             let c = buf[pos]
             if c == .rightBracket, byte(pos + 1) == .rightBracket, pos + 2 >= end || buf[pos + 2].isMetacharacter {
                 pos += 2
@@ -509,11 +501,7 @@ extension ShellParser {
         pos += 1
         var elements: [String] = []
         while tick() {
-            skipBlanksAndNewlines()
-            guard pos < end else {
-                fail("unterminated array assignment: missing )")
-                break
-            }
+            guard nextToken(acrossNewlines: true, unterminated: "unterminated array assignment: missing )") else { break }
             if buf[pos] == .rightParen {
                 pos += 1
                 break

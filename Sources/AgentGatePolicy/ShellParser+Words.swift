@@ -132,16 +132,7 @@ extension ShellParser {
     mutating func scanHereDocumentExpansions() {
         var scratch: [UInt8] = []
         while pos < end, tick() {
-            switch buf[pos] {
-            case .backslash:
-                pos = min(pos + 2, end)
-            case .dollar:
-                parseDollar(into: &scratch, inDoubleQuotes: true)
-            case .backquote:
-                parseBackquoted(into: &scratch, inDoubleQuotes: true)
-            default:
-                pos += 1
-            }
+            if !consumeEscapeOrSubstitution(into: &scratch, inDoubleQuotes: true) { pos += 1 }
             scratch.removeAll(keepingCapacity: true)
         }
     }
@@ -241,13 +232,23 @@ extension ShellParser {
                 }
             default:
                 if consumeQuoteOrSubstitution(into: &out, inDoubleQuotes: false) { continue }
-                let start = pos
-                pos += 1
-                while pos < end, buf[pos].isPlainWordByte { pos += 1 }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+                copyPlainRun(into: &out, inDoubleQuotes: false)
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Copies the byte at `pos` and the run after it of bytes with no special meaning there
+    /// (in a word, or inside double quotes).
+    mutating func copyPlainRun(into out: inout [UInt8], inDoubleQuotes: Bool) {
+        let start = pos
+        pos += 1
+        if inDoubleQuotes {
+            while pos < end, buf[pos].isPlainQuotedByte { pos += 1 }
+        } else {
+            while pos < end, buf[pos].isPlainWordByte { pos += 1 }
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
     }
 
     /// At `\`, `'`, `"`, `$` or `` ` ``: consumes the escape, quoted text or substitution there
@@ -255,12 +256,22 @@ extension ShellParser {
     /// and the byte it escapes are skipped. Returns false, consuming nothing, at any other byte.
     mutating func consumeQuoteOrSubstitution(into out: inout [UInt8], inDoubleQuotes: Bool) -> Bool {
         switch buf[pos] {
-        case .backslash:
-            pos = min(pos + 2, end)
         case .singleQuote:
             skipSingleQuoted(into: &out)
         case .doubleQuote:
             parseDoubleQuoted(into: &out)
+        default:
+            return consumeEscapeOrSubstitution(into: &out, inDoubleQuotes: inDoubleQuotes)
+        }
+        return true
+    }
+
+    /// `consumeQuoteOrSubstitution` where quotes are literal (inside double quotes, in a
+    /// here-document body): only `\`, `$` and `` ` `` are consumed.
+    mutating func consumeEscapeOrSubstitution(into out: inout [UInt8], inDoubleQuotes: Bool) -> Bool {
+        switch buf[pos] {
+        case .backslash:
+            pos = min(pos + 2, end)
         case .dollar:
             parseDollar(into: &out, inDoubleQuotes: inDoubleQuotes)
         case .backquote:
@@ -304,15 +315,9 @@ extension ShellParser {
                     out.append(.backslash)
                     pos += 1
                 }
-            case .dollar:
-                parseDollar(into: &out, inDoubleQuotes: true)
-            case .backquote:
-                parseBackquoted(into: &out, inDoubleQuotes: true)
             default:
-                let start = pos
-                pos += 1
-                while pos < end, buf[pos].isPlainQuotedByte { pos += 1 }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: buf[start..<pos]))
+                if consumeEscapeOrSubstitution(into: &out, inDoubleQuotes: true) { continue }
+                copyPlainRun(into: &out, inDoubleQuotes: true)
             }
         }
         fail("unterminated double quote")

@@ -296,6 +296,17 @@ struct ShellParser {
         while pos < end, buf[pos] != .newline { pos += 1 }
     }
 
+    /// Skips blanks (and newlines, when `acrossNewlines`) to the next token; at the end of the
+    /// input, reports the construct as `unterminated` and returns false.
+    mutating func nextToken(acrossNewlines: Bool, unterminated: String) -> Bool {
+        if acrossNewlines { skipBlanksAndNewlines() } else { skipBlanks() }
+        guard pos < end else {
+            fail(unterminated)
+            return false
+        }
+        return true
+    }
+
     /// Skips blanks, comments and newlines, reading pending here-document bodies at each newline.
     mutating func skipBlanksAndNewlines() {
         while true {

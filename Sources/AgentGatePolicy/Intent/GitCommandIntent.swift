@@ -13,29 +13,16 @@ enum GitCommand {
         guard let git = invocation(core), git.subcommand == "push" else { return nil }
         var force = false
         var deletes = false
-        var operands: [String] = []
-        let arguments = git.arguments
-        var index = arguments.startIndex + 1
-        while index < arguments.endIndex {
-            let argument = arguments[index]
-            index += 1
-            if argument == "--" {
-                operands += arguments[index...]
-                break
-            }
+        let operands = CommandWords.walkArguments(git.arguments) { argument, next, _ in
             if argument.hasPrefix("--") {
                 if argument == "--force" || argument.hasPrefix("--force-with-lease") || argument == "--mirror" { force = true }
                 if argument == "--delete" { deletes = true }
-                if ["--repo", "--receive-pack", "--exec", "--push-option"].contains(argument) { index += 1 }
-                continue
-            }
-            if argument.hasPrefix("-"), argument.utf8.count > 1 {
+                if ["--repo", "--receive-pack", "--exec", "--push-option"].contains(argument) { next += 1 }
+            } else {
                 if argument.contains("f") { force = true }
                 if argument.contains("d") { deletes = true }
-                if argument.hasSuffix("o") { index += 1 }
-                continue
+                if argument.hasSuffix("o") { next += 1 }
             }
-            operands.append(argument)
         }
         let remote = operands.first
         let references = operands.dropFirst()

@@ -163,20 +163,8 @@ enum PackageInstall {
 
     /// `arguments` starts with the subcommand word.
     private static func text(_ installer: Installer, arguments: ArraySlice<String>) -> String {
-        var names: [String] = []
         var sources: [String] = []
-        var index = arguments.startIndex + 1
-        while index < arguments.endIndex {
-            let argument = arguments[index]
-            index += 1
-            if argument == "--" {
-                names += arguments[index...]
-                break
-            }
-            guard argument.hasPrefix("-"), argument.utf8.count > 1 else {
-                names.append(argument)
-                continue
-            }
+        let names = CommandWords.walkArguments(arguments) { argument, next, names in
             var option = argument
             var value: String?
             if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
@@ -187,12 +175,12 @@ enum PackageInstall {
                 option = String(argument.prefix(2))
                 value = String(argument.dropFirst(2))
             }
-            guard installer.valued.contains(option) else { continue }
-            if value == nil, index < arguments.endIndex {
-                value = arguments[index]
-                index += 1
+            guard installer.valued.contains(option) else { return }
+            if value == nil, next < arguments.endIndex {
+                value = arguments[next]
+                next += 1
             }
-            guard let value else { continue }
+            guard let value else { return }
             if installer.sources.contains(option) { sources.append(value) }
             if installer.packages.contains(option) { names.append(value) }
         }
