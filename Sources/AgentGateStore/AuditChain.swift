@@ -82,8 +82,15 @@ public enum AuditChain {
     /// The hash of the link for `row` after `previous` (an event or process record in its
     /// session's chain). Reuse one encoder to avoid allocations.
     static func hash<Row: StoredRecordKind>(_ row: Row, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
+        var row = row
+        return hash(inPlace: &row, previous: previous, encoder: &encoder)
+    }
+
+    /// The same, visiting the caller's row where it is, without copying its fields: the
+    /// writer's and verify's per-row path. The row is not changed.
+    static func hash<Row: StoredRecordKind>(inPlace row: inout Row, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
         encoder.reset(domain: Row.hashDomain, previous: previous)
-        row.forEachField(&encoder)
+        row.visitFields(&encoder)
         return encoder.digest()
     }
 
