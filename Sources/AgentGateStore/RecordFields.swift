@@ -97,7 +97,7 @@ extension StoredRecordKind {
     /// The SQL columns of `fields`, comma-separated, for a SELECT that `init(from:at:)` decodes.
     static var columnList: String { fields.map(\.column).joined(separator: ", ") }
 
-    /// The position of `column` in `columnList`.
+    /// The position of `column` in `columnList` (past its end for a column the kind lacks).
     static func position(of column: String) -> Int32 {
         Int32(fields.firstIndex { $0.column == column } ?? fields.count)
     }
@@ -120,8 +120,8 @@ extension StoredRecordKind {
         return "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(values.joined(separator: ", ")))"
     }
 
-    /// `UPDATE table SET written fields… [, extra] WHERE locator fields… [AND condition]`;
-    /// run it with `execute`, the extra columns' values in `extra`.
+    /// `UPDATE table SET written fields… [, extra column] WHERE locator fields… [AND condition]`;
+    /// run it with `execute`, the extra column's value in its `extra`.
     static func updateSQL(_ table: String, alsoSetting extra: [String] = [], where condition: String? = nil) -> String {
         let set = fields.filter { $0.role == .written }.map { "\($0.column) = ?" } + extra.map { "\($0) = ?" }
         let locate = fields.filter { $0.role == .locator }.map { "\($0.column) = ?" } + (condition.map { [$0] } ?? [])
@@ -129,7 +129,7 @@ extension StoredRecordKind {
     }
 
     /// Runs `statement` (from `insertSQL` or `updateSQL`) once for this row: its written fields,
-    /// then `extra` texts, then (for an update) its locators. `nulling` columns are bound as
+    /// then the `extra` text (the hash column), then (for an update) its locators. `nulling` columns are bound as
     /// NULL whatever their value. `texts` is scratch space, reused between rows.
     func execute(
         _ statement: PreparedStatement, texts: inout RowTextBuffer, extra: String? = nil, nulling: Set<String> = []
