@@ -12,6 +12,8 @@ import Crypto
 /// takes part except its rowid and the hash itself, so an edit of any value changes the hash,
 /// and the position (`seq`) is hashed too, so rows can't be reordered or renumbered.
 ///
+/// Which fields a record kind has, in which order, is its field list (`RecordFields.swift`).
+///
 /// Two kinds of chain (docs/audit-schema.md, "Tamper evidence"):
 /// - per session, one chain over its events and process records, in record order (`seq`
 ///   1, 2, 3 …), starting from `sessionGenesis(id)`;
@@ -70,14 +72,6 @@ public enum AuditChain {
             if let value { text(value) } else { null() }
         }
 
-        mutating func value(_ value: StoredValue) {
-            switch value {
-            case .null: null()
-            case .integer(let number): integer(number)
-            case .text(let text): self.text(text)
-            }
-        }
-
         public func digest() -> [UInt8] {
             var hasher = SHA256()
             bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
@@ -88,8 +82,15 @@ public enum AuditChain {
     /// The hash of the link for `row` after `previous` (an event or process record in its
     /// session's chain). Reuse one encoder to avoid allocations.
     static func hash<Row: StoredRecordKind>(_ row: Row, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
+        var row = row
+        return hash(inPlace: &row, previous: previous, encoder: &encoder)
+    }
+
+    /// The same, visiting the caller's row where it is, without copying its fields: the
+    /// writer's and verify's per-row path. The row is not changed.
+    static func hash<Row: StoredRecordKind>(inPlace row: inout Row, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
         encoder.reset(domain: Row.hashDomain, previous: previous)
-        for field in Row.fields where field.isHashed { encoder.value(field.value(of: row)) }
+        row.visitFields(&encoder)
         return encoder.digest()
     }
 
@@ -149,5 +150,24 @@ public enum AuditChain {
             index += 2
         }
         return output
+    }
+}
+
+/// Hashing a record: its hashed fields, in order.
+extension AuditChain.Encoder: FieldVisitor {
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64) {
+        if field.isHashed { integer(value) }
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?) {
+        if field.isHashed { integer(value) }
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String) {
+        if field.isHashed { text(value) }
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String?) {
+        if field.isHashed { text(value) }
     }
 }

@@ -27,7 +27,7 @@ public struct FallbackImportReport: Sendable, Equatable, CustomStringConvertible
 
 extension AuditStore {
     /// Where lines the import could not use are kept, each with the reason.
-    public var fallbackRejectedPath: String { path + ".fallback.rejected.jsonl" }
+    public var fallbackRejectedPath: String { files.fallbackRejected }
 
     /// Imports `fallbackPath` into the database in one transaction, then removes the file.
     /// Idempotent: records already present (same chain position and hash) are skipped, so an
@@ -287,7 +287,7 @@ enum FallbackRecord {
     }
 
     /// Typed access to a decoded JSON object.
-    private struct Fields {
+    fileprivate struct Fields {
         let object: [String: Any]
         init(_ object: [String: Any]) { self.object = object }
 
@@ -305,45 +305,19 @@ enum FallbackRecord {
         func isNull(_ key: String) -> Bool { object[key] == nil || object[key] is NSNull }
 
         /// The record of kind `Row` the line holds, field by field; nil when a required field
-        /// is missing or of the wrong type. An optional field that is missing or unusable
-        /// reads as null, a defaulted one as its default.
+        /// is missing or of the wrong type.
         func record<Row: StoredRecordKind>(_: Row.Type) -> Row? {
             var row = Row()
-            for field in Row.fields {
-                let value: StoredValue
-                if field.isJSONArray {
-                    if field.isOptional && isNull(field.key) {
-                        value = .null
-                    } else {
-                        guard let strings = strings(field.key) else { return nil }
-                        value = .text(AuditJSON.encode(strings))
-                    }
-                } else {
-                    let found: StoredValue?
-                    switch field.access {
-                    case .integer, .optionalInteger: found = int(field.key).map(StoredValue.integer)
-                    case .text, .optionalText: found = text(field.key).map(StoredValue.text)
-                    }
-                    if let found {
-                        value = found
-                    } else if field.isOptional {
-                        value = .null
-                    } else if let whenAbsent = field.whenAbsent {
-                        value = .integer(whenAbsent)
-                    } else {
-                        return nil
-                    }
-                }
-                field.set(value, in: &row)
-            }
-            return row
+            var reader = FallbackFieldReader(fields: self)
+            row.visitFields(&reader)
+            return reader.isComplete ? row : nil
         }
     }
 }
 
 extension AuditJSON {
     /// One JSON object on one line, written key by key in order.
-    private struct LineBuilder {
+    fileprivate struct LineBuilder {
         private var line = "{"
         private var isEmpty = true
 
@@ -369,18 +343,11 @@ extension AuditJSON {
 
     /// One fallback line (no newline): the record's `type`, its fields, and its chain hash.
     static func fallbackLine<Row: FallbackRecordKind>(_ row: Row, hash: String? = nil) -> String {
-        var builder = LineBuilder()
-        builder.text("type", Row.fallbackType)
-        for field in Row.fields {
-            switch field.value(of: row) {
-            case .null: builder.raw(field.key, nil)
-            case .integer(let number): builder.raw(field.key, String(number))
-            case .text(let text) where field.isJSONArray: builder.raw(field.key, text)
-            case .text(let text): builder.text(field.key, text)
-            }
-        }
-        if let hash { builder.text("hash", hash) }
-        return builder.finish()
+        var writer = FallbackFieldWriter()
+        writer.line.text("type", Row.fallbackType)
+        row.forEachField(&writer)
+        if let hash { writer.line.text("hash", hash) }
+        return writer.line.finish()
     }
 
     /// One fallback line (no newline) for a chained row.
@@ -404,3 +371,72 @@ extension ProcessStartColumns: FallbackRecordKind { static let fallbackType = "p
 extension ProcessExitColumns: FallbackRecordKind { static let fallbackType = "process_exit" }
 extension SessionStartColumns: FallbackRecordKind { static let fallbackType = "session_start" }
 extension SessionEndColumns: FallbackRecordKind { static let fallbackType = "session_end" }
+
+/// Writes each field under its key: integers and JSON arrays as they are, texts quoted.
+private struct FallbackFieldWriter: FieldVisitor {
+    var line = AuditJSON.LineBuilder()
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64) {
+        line.raw(field.key, String(value))
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?) {
+        line.raw(field.key, value.map { String($0) })
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String) {
+        if field.isJSONArray { line.raw(field.key, value) } else { line.text(field.key, value) }
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String?) {
+        guard let text = value else { return line.raw(field.key, nil) }
+        if field.isJSONArray { line.raw(field.key, text) } else { line.text(field.key, text) }
+    }
+}
+
+/// Reads each field from its key. A required field that is missing or of the wrong type makes
+/// the line unusable; an optional one then reads as nil, a defaulted one as its default.
+private struct FallbackFieldReader: FieldVisitor {
+    let fields: FallbackRecord.Fields
+    private(set) var isComplete = true
+
+    init(fields: FallbackRecord.Fields) {
+        self.fields = fields
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64) {
+        if let number = fields.int(field.key) {
+            value = number
+        } else if let whenAbsent = field.whenAbsent {
+            value = whenAbsent
+        } else {
+            isComplete = false
+        }
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?) {
+        value = fields.int(field.key)
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String) {
+        guard let text = field.isJSONArray ? fields.strings(field.key).map(AuditJSON.encode) : fields.text(field.key) else {
+            isComplete = false
+            return
+        }
+        value = text
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String?) {
+        guard field.isJSONArray else {
+            value = fields.text(field.key)
+            return
+        }
+        if fields.isNull(field.key) {
+            value = nil
+        } else if let strings = fields.strings(field.key) {
+            value = AuditJSON.encode(strings)
+        } else {
+            isComplete = false
+        }
+    }
+}

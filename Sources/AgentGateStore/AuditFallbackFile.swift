@@ -19,18 +19,7 @@ enum AuditFallbackFile {
     /// partial line (a writer crashed mid-write), a newline is written first, so the partial
     /// line stays a line of its own (rejected at import) instead of corrupting this one.
     static func append(_ text: String, to path: String) throws(StoreError) {
-        for _ in 0..<16 {
-            let descriptor = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-            guard descriptor >= 0 else {
-                throw failure("opening the fallback file failed", path: path)
-            }
-            defer { close(descriptor) }
-            guard lock(descriptor) else { throw failure("locking the fallback file failed", path: path) }
-            var opened = stat()
-            var named = stat()
-            guard fstat(descriptor, &opened) == 0 else { throw failure("stat of the fallback file failed", path: path) }
-            // An importer removed (or replaced) the file while we waited for the lock: start over.
-            guard stat(path, &named) == 0, named.st_ino == opened.st_ino, named.st_dev == opened.st_dev else { continue }
+        _ = try withLockedFile(path, for: .appending) { (descriptor, opened) throws(StoreError) in
             var bytes: [UInt8] = []
             if opened.st_size > 0 {
                 var last: UInt8 = 0
@@ -40,10 +29,83 @@ enum AuditFallbackFile {
             }
             bytes.append(contentsOf: text.utf8)
             try writeAll(descriptor, bytes, path: path)
-            guard fsync(descriptor) == 0 else { throw failure("syncing the fallback file failed", path: path) }
-            return
+            guard fsync(descriptor) == 0 else { throw Purpose.appending.failure("syncing the fallback file failed", path: path) }
         }
-        throw StoreError(code: .fallbackWriteFailed, path: path, message: "the fallback file kept being replaced while appending")
+    }
+
+    /// Runs `body` with the file's contents while holding its lock; `body` returns whether to
+    /// remove the file (still under the lock). nil when there is no file.
+    static func withLockedContents<T>(
+        _ path: String, _ body: ([UInt8]) throws(StoreError) -> (result: T, remove: Bool)
+    ) throws(StoreError) -> T? {
+        try withLockedFile(path, for: .importing) { (descriptor, _) throws(StoreError) -> T in
+            var contents: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            var offset: off_t = 0
+            while true {
+                let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
+                if count < 0 {
+                    if errno == EINTR { continue }
+                    throw Purpose.importing.failure("reading the fallback file failed", path: path)
+                }
+                if count == 0 { break }
+                contents.append(contentsOf: buffer[0..<count])
+                offset += off_t(count)
+            }
+            let (result, remove) = try body(contents)
+            if remove && unlink(path) != 0 {
+                throw Purpose.importing.failure("removing the imported fallback file failed", path: path)
+            }
+            return result
+        }
+    }
+
+    /// Why the file is opened, which decides how it is opened and how its failures are told.
+    private enum Purpose {
+        case appending
+        case importing
+
+        var flags: Int32 { self == .appending ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC : O_RDWR | O_CLOEXEC }
+
+        /// A failure of one step, with the current errno.
+        func failure(_ message: String, path: String) -> StoreError {
+            StoreError(code: self == .appending ? .fallbackWriteFailed : .sqlite, path: path, message: message, systemErrno: errno)
+        }
+
+        func openFailure(path: String) -> StoreError {
+            self == .appending
+                ? failure("opening the fallback file failed", path: path)
+                : StoreError(code: .cannotOpen, path: path, message: "opening the fallback file for import failed", systemErrno: errno)
+        }
+
+        func keptBeingReplaced(path: String) -> StoreError {
+            StoreError(code: self == .appending ? .fallbackWriteFailed : .sqlite, path: path,
+                       message: "the fallback file kept being replaced " + (self == .appending ? "while appending" : "during import"))
+        }
+    }
+
+    /// Opens `path`, takes its lock and runs `body` with the descriptor and the file's status,
+    /// once the path still names the locked file: an importer may have removed or replaced it
+    /// while this waited for the lock, and then it starts over. nil when importing and there
+    /// is no file.
+    private static func withLockedFile<T>(
+        _ path: String, for purpose: Purpose, _ body: (Int32, stat) throws(StoreError) -> T
+    ) throws(StoreError) -> T? {
+        for _ in 0..<16 {
+            let descriptor = open(path, purpose.flags, 0o600)
+            if descriptor < 0 {
+                if purpose == .importing && errno == ENOENT { return nil }
+                throw purpose.openFailure(path: path)
+            }
+            defer { close(descriptor) }
+            guard lock(descriptor) else { throw purpose.failure("locking the fallback file failed", path: path) }
+            var opened = stat()
+            var named = stat()
+            guard fstat(descriptor, &opened) == 0 else { throw purpose.failure("stat of the fallback file failed", path: path) }
+            guard stat(path, &named) == 0, named.st_ino == opened.st_ino, named.st_dev == opened.st_dev else { continue }
+            return try body(descriptor, opened)
+        }
+        throw purpose.keptBeingReplaced(path: path)
     }
 
     private static func lock(_ descriptor: Int32) -> Bool {
@@ -70,52 +132,4 @@ enum AuditFallbackFile {
             throw StoreError(code: .fallbackWriteFailed, path: path, message: "writing the fallback file failed", systemErrno: result)
         }
     }
-
-    private static func failure(_ message: String, path: String) -> StoreError {
-        StoreError(code: .fallbackWriteFailed, path: path, message: message, systemErrno: errno)
-    }
-
-    /// Runs `body` with the file's contents while holding its lock; `body` returns whether to
-    /// remove the file (still under the lock). nil when there is no file.
-    static func withLockedContents<T>(
-        _ path: String, _ body: ([UInt8]) throws(StoreError) -> (result: T, remove: Bool)
-    ) throws(StoreError) -> T? {
-        for _ in 0..<16 {
-            let descriptor = open(path, O_RDWR | O_CLOEXEC)
-            if descriptor < 0 {
-                if errno == ENOENT { return nil }
-                throw StoreError(code: .cannotOpen, path: path, message: "opening the fallback file for import failed", systemErrno: errno)
-            }
-            defer { close(descriptor) }
-            guard lock(descriptor) else {
-                throw StoreError(code: .sqlite, path: path, message: "locking the fallback file failed", systemErrno: errno)
-            }
-            var opened = stat()
-            var named = stat()
-            guard fstat(descriptor, &opened) == 0 else {
-                throw StoreError(code: .sqlite, path: path, message: "stat of the fallback file failed", systemErrno: errno)
-            }
-            guard stat(path, &named) == 0, named.st_ino == opened.st_ino, named.st_dev == opened.st_dev else { continue }
-            var contents: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            var offset: off_t = 0
-            while true {
-                let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
-                if count < 0 {
-                    if errno == EINTR { continue }
-                    throw StoreError(code: .sqlite, path: path, message: "reading the fallback file failed", systemErrno: errno)
-                }
-                if count == 0 { break }
-                contents.append(contentsOf: buffer[0..<count])
-                offset += off_t(count)
-            }
-            let (result, remove) = try body(contents)
-            if remove && unlink(path) != 0 {
-                throw StoreError(code: .sqlite, path: path, message: "removing the imported fallback file failed", systemErrno: errno)
-            }
-            return result
-        }
-        throw StoreError(code: .sqlite, path: path, message: "the fallback file kept being replaced during import")
-    }
 }
-

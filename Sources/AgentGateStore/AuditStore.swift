@@ -139,7 +139,10 @@ public final class AuditStore: Sendable {
     }
 
     /// `<database>.fallback.jsonl`: where records go when the database can't be written.
-    public var fallbackPath: String { path + ".fallback.jsonl" }
+    public var fallbackPath: String { files.fallback }
+
+    /// The database's files (the database, SQLite's journals, the fallback file).
+    public var files: AuditDatabaseFiles { AuditDatabaseFiles(databasePath: path) }
 
     /// Closes the database. Later calls throw `.closed`; closing again does nothing.
     public func close() {

@@ -46,13 +46,13 @@ extension AuditStore {
         for row in rows {
             switch row {
             case .event(let event, let hash):
-                try event.execute(insertEvent, texts: &texts, extra: [.text(hash)])
+                try event.execute(insertEvent, texts: &texts, extra: hash)
                 sqlite3_reset(insertEvent.raw)
             case .processStart(let process, let hash):
-                try process.execute(insertProcess, texts: &texts, extra: [.text(hash)])
+                try process.execute(insertProcess, texts: &texts, extra: hash)
                 sqlite3_reset(insertProcess.raw)
             case .processExit(let exit, let hash):
-                try exit.execute(updateExit, texts: &texts, extra: [.text(hash)])
+                try exit.execute(updateExit, texts: &texts, extra: hash)
                 updateExit.reset()
                 guard sqlite3_changes(connection.handle) > 0 else {
                     throw StoreError(

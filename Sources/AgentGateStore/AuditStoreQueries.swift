@@ -1,5 +1,3 @@
-import CSQLite
-
 /// Reading sessions, events and process records back.
 extension AuditStore {
     static let sessionColumns = """

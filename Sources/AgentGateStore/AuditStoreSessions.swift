@@ -1,5 +1,3 @@
-import CSQLite
-
 /// Sessions: their rows, and their links in the global session chain.
 extension AuditStore {
     static let insertSessionStartSQL = SessionStartColumns.insertSQL(

@@ -355,12 +355,12 @@ extension AuditStore {
             let stored: String
             let computed: String
             if takeEvent {
-                let columns = EventColumns(from: events, at: 2)
+                var columns = EventColumns(from: events, at: 2)
                 table = "events"
                 rowID = events.int64(0)
                 seq = columns.seq
                 stored = events.text(eventHashColumn)
-                computed = AuditChain.hex(AuditChain.hash(columns, previous: previous, encoder: &encoder))
+                computed = AuditChain.hex(AuditChain.hash(inPlace: &columns, previous: previous, encoder: &encoder))
                 report.eventsVerified += 1
             } else {
                 let link = processLinks[nextProcess]

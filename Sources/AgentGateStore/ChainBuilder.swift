@@ -44,7 +44,7 @@ struct ChainBuilder: Sendable {
 
     mutating func event(_ event: DecisionEvent) -> ChainedRow {
         count += 1
-        let columns = EventColumns(
+        var columns = EventColumns(
             sessionID: sessionID, seq: count, time: event.timeMicros, pid: Int64(event.pid), ppid: Int64(event.ppid),
             executable: Redactor.redact(text: event.executable), syscall: event.syscall, action: event.action.text,
             target: Redactor.redact(text: event.target),
@@ -54,18 +54,18 @@ struct ChainBuilder: Sendable {
             reason: event.reason, intent: event.intent.map(Redactor.redact(commandText:)),
             notable: event.notable ? 1 : 0, enforced: event.enforced ? 1 : 0,
             errno: event.errno.map(Int64.init), latency: event.latencyMicros)
-        lastHash = AuditChain.hash(columns, previous: lastHash, encoder: &encoder)
+        lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
         return .event(columns, hash: AuditChain.hex(lastHash))
     }
 
     mutating func processStart(_ process: ProcessRecord) -> ChainedRow {
         count += 1
-        let columns = ProcessStartColumns(
+        var columns = ProcessStartColumns(
             sessionID: sessionID, seq: count, pid: Int64(process.pid), ppid: Int64(process.ppid),
             executable: Redactor.redact(text: process.executable), argv: AuditJSON.encode(Redactor.redact(argv: process.argv)),
             uid: Int64(process.uid), gid: Int64(process.gid), capabilities: AuditJSON.encode(process.capabilities),
             cgroup: process.cgroup, startTime: process.startTimeMicros)
-        lastHash = AuditChain.hash(columns, previous: lastHash, encoder: &encoder)
+        lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
         let hash = AuditChain.hex(lastHash)
         openProcesses[process.pid] = (count, hash)
         return .processStart(columns, hash: hash)
@@ -75,10 +75,10 @@ struct ChainBuilder: Sendable {
     mutating func processExit(pid: Int32, timeMicros: Int64, exitStatus: Int32) -> ChainedRow? {
         guard let start = openProcesses.removeValue(forKey: pid) else { return nil }
         count += 1
-        let columns = ProcessExitColumns(
+        var columns = ProcessExitColumns(
             sessionID: sessionID, seq: count, startSeq: start.seq, startHash: start.hash, pid: Int64(pid),
             exitTime: timeMicros, exitStatus: Int64(exitStatus))
-        lastHash = AuditChain.hash(columns, previous: lastHash, encoder: &encoder)
+        lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
         return .processExit(columns, hash: AuditChain.hex(lastHash))
     }
 }

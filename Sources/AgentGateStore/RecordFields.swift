@@ -1,150 +1,114 @@
-/// One stored value, as the hash, SQLite and the fallback file see it.
-enum StoredValue: Sendable, Equatable {
-    case null
-    case integer(Int64)
-    case text(String)
+/// What the SQL statements do with a field.
+enum FieldRole: Sendable {
+    /// Inserted, or set by an update.
+    case written
+    /// Names the row an update changes (`WHERE column = ?`).
+    case locator
+    /// Hashed and carried in the fallback line, but not written by this record's statement:
+    /// an exit's start hash and pid are the start record's, a retention row's id is its rowid.
+    case notWritten
 }
 
-/// Where one field's value lives in its typed row.
-enum FieldAccess<Row>: Sendable {
-    case integer(WritableKeyPath<Row, Int64> & Sendable)
-    case optionalInteger(WritableKeyPath<Row, Int64?> & Sendable)
-    case text(WritableKeyPath<Row, String> & Sendable)
-    case optionalText(WritableKeyPath<Row, String?> & Sendable)
-}
-
-/// One field of a stored record kind. A kind's list of fields, in order, is its format: the
-/// hash covers them in that order, the SQL statements bind them, the fallback line writes and
-/// reads them, and verify reads them back. Adding a column is one entry in the list.
-struct RecordField<Row>: Sendable {
-    /// What the SQL statements do with the field.
-    enum Role: Sendable {
-        /// Inserted, or set by an update.
-        case written
-        /// Names the row an update changes (`WHERE column = ?`).
-        case locator
-        /// Hashed and carried in the fallback line, but not written by this record's statement:
-        /// an exit's start hash and pid are the start record's, a retention row's id is its rowid.
-        case notWritten
-    }
-
+/// One field of a stored record kind, as its field list names it.
+struct FieldInfo: Sendable {
     /// The key in a fallback line.
     let key: String
     /// The SQL column.
     let column: String
-    let access: FieldAccess<Row>
-    let role: Role
+    let role: FieldRole
     /// Covered by the hash: false only for a field that locates the row without being part of
     /// the record (an exit's `start_seq`).
     let isHashed: Bool
     /// A text column holding a JSON array of strings, written into the fallback line as JSON
     /// (not as a string), and read back from it as an array of strings.
     let isJSONArray: Bool
-    /// What a fallback line without the key reads as (it was written before the field existed);
-    /// nil when the key is required, or, for an optional field, reads as null.
+    /// What a fallback line without the key reads as (it was written before the field
+    /// existed); nil when the key is required, or, for an optional field, reads as null.
     let whenAbsent: Int64?
+}
 
-    private init(
-        _ key: String, column: String?, access: FieldAccess<Row>, role: Role, isHashed: Bool = true,
-        isJSONArray: Bool = false, whenAbsent: Int64? = nil
+/// Does one thing with every field of a record, in its kind's order: hash it, bind it, write
+/// or read its fallback line, read it from a result row. Each field comes `inout`, so a
+/// reading visitor fills the record and a writing one leaves it as it is.
+protocol FieldVisitor {
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64)
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?)
+    mutating func visit(_ field: FieldInfo, _ value: inout String)
+    mutating func visit(_ field: FieldInfo, _ value: inout String?)
+}
+
+extension FieldVisitor {
+    // The spellings a field list uses: the key, and what differs from the usual.
+
+    @inline(__always)
+    mutating func integer(
+        _ key: String, _ value: inout Int64, column: String? = nil, role: FieldRole = .written, isHashed: Bool = true,
+        whenAbsent: Int64? = nil
     ) {
-        self.key = key
-        self.column = column ?? key
-        self.access = access
-        self.role = role
-        self.isHashed = isHashed
-        self.isJSONArray = isJSONArray
-        self.whenAbsent = whenAbsent
+        visit(FieldInfo(key: key, column: column ?? key, role: role, isHashed: isHashed, isJSONArray: false,
+                        whenAbsent: whenAbsent), &value)
     }
 
-    static func integer(
-        _ key: String, _ path: WritableKeyPath<Row, Int64> & Sendable, column: String? = nil, role: Role = .written,
-        isHashed: Bool = true, whenAbsent: Int64? = nil
-    ) -> Self {
-        Self(key, column: column, access: .integer(path), role: role, isHashed: isHashed, whenAbsent: whenAbsent)
+    @inline(__always)
+    mutating func optionalInteger(_ key: String, _ value: inout Int64?) {
+        visit(FieldInfo(key: key, column: key, role: .written, isHashed: true, isJSONArray: false, whenAbsent: nil), &value)
     }
 
-    static func optionalInteger(
-        _ key: String, _ path: WritableKeyPath<Row, Int64?> & Sendable, column: String? = nil, role: Role = .written
-    ) -> Self {
-        Self(key, column: column, access: .optionalInteger(path), role: role)
+    @inline(__always)
+    mutating func text(
+        _ key: String, _ value: inout String, role: FieldRole = .written, isJSONArray: Bool = false
+    ) {
+        visit(FieldInfo(key: key, column: key, role: role, isHashed: true, isJSONArray: isJSONArray, whenAbsent: nil), &value)
     }
 
-    static func text(
-        _ key: String, _ path: WritableKeyPath<Row, String> & Sendable, column: String? = nil, role: Role = .written,
-        isJSONArray: Bool = false
-    ) -> Self {
-        Self(key, column: column, access: .text(path), role: role, isJSONArray: isJSONArray)
-    }
-
-    static func optionalText(
-        _ key: String, _ path: WritableKeyPath<Row, String?> & Sendable, column: String? = nil, role: Role = .written,
-        isJSONArray: Bool = false
-    ) -> Self {
-        Self(key, column: column, access: .optionalText(path), role: role, isJSONArray: isJSONArray)
-    }
-
-    func value(of row: Row) -> StoredValue {
-        switch access {
-        case .integer(let path): .integer(row[keyPath: path])
-        case .optionalInteger(let path): row[keyPath: path].map(StoredValue.integer) ?? .null
-        case .text(let path): .text(row[keyPath: path])
-        case .optionalText(let path): row[keyPath: path].map(StoredValue.text) ?? .null
-        }
-    }
-
-    /// Sets the field; a null for a non-optional field sets 0 or "" (as SQLite reads a NULL).
-    func set(_ value: StoredValue, in row: inout Row) {
-        switch (access, value) {
-        case (.integer(let path), .integer(let number)): row[keyPath: path] = number
-        case (.integer(let path), _): row[keyPath: path] = 0
-        case (.optionalInteger(let path), .integer(let number)): row[keyPath: path] = number
-        case (.optionalInteger(let path), _): row[keyPath: path] = nil
-        case (.text(let path), .text(let text)): row[keyPath: path] = text
-        case (.text(let path), _): row[keyPath: path] = ""
-        case (.optionalText(let path), .text(let text)): row[keyPath: path] = text
-        case (.optionalText(let path), _): row[keyPath: path] = nil
-        }
-    }
-
-    var isOptional: Bool {
-        switch access {
-        case .optionalInteger, .optionalText: true
-        case .integer, .text: false
-        }
+    @inline(__always)
+    mutating func optionalText(_ key: String, _ value: inout String?, isJSONArray: Bool = false) {
+        visit(FieldInfo(key: key, column: key, role: .written, isHashed: true, isJSONArray: isJSONArray, whenAbsent: nil),
+              &value)
     }
 }
 
-/// A kind of stored record covered by a hash: its hash domain and its fields.
+/// A kind of stored record covered by a hash: its hash domain and its one field list.
 protocol StoredRecordKind: Sendable, Equatable {
     /// The hash's domain tag; part of the format, never changed for a released kind.
     static var hashDomain: String { get }
-    /// The fields, in hash order (which is also the fallback line's order).
-    static var fields: [RecordField<Self>] { get }
     /// Every field empty; the readers fill it field by field.
     init()
+    /// The field list: visits every field in hash order (which is also the fallback line's
+    /// order). Adding a column is one line here.
+    mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor)
 }
 
 extension StoredRecordKind {
-    /// The SQL columns of `fields`, comma-separated, for a SELECT that `read(from:at:)` decodes.
+    /// Visits every field of a copy: for visitors that only read the record.
+    @inline(__always)
+    func forEachField<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
+        var copy = self
+        copy.visitFields(&visitor)
+    }
+
+    /// The fields' descriptions, in order.
+    static var fields: [FieldInfo] {
+        var collector = FieldCollector()
+        Self().forEachField(&collector)
+        return collector.fields
+    }
+
+    /// The SQL columns of `fields`, comma-separated, for a SELECT that `init(from:at:)` decodes.
     static var columnList: String { fields.map(\.column).joined(separator: ", ") }
 
+    /// The position of `column` in `columnList` (past its end for a column the kind lacks).
+    static func position(of column: String) -> Int32 {
+        Int32(fields.firstIndex { $0.column == column } ?? fields.count)
+    }
+
     /// Decodes the row from `statement`'s columns `first`, `first + 1`, … (as `columnList`).
+    /// A NULL reads as nil, or as 0 or "" for a field that can't be nil (as SQLite reads it).
+    @inline(__always)
     init(from statement: PreparedStatement, at first: Int32) {
         self.init()
-        for (offset, field) in Self.fields.enumerated() {
-            let column = first + Int32(offset)
-            let value: StoredValue
-            if statement.isNull(column) {
-                value = .null
-            } else {
-                switch field.access {
-                case .integer, .optionalInteger: value = .integer(statement.int64(column))
-                case .text, .optionalText: value = .text(statement.text(column))
-                }
-            }
-            field.set(value, in: &self)
-        }
+        var reader = ColumnReader(statement: statement, column: first)
+        visitFields(&reader)
     }
 
     /// `INSERT INTO table (written fields…, extra columns…) VALUES (?…, extra values…)`;
@@ -156,53 +120,123 @@ extension StoredRecordKind {
         return "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(values.joined(separator: ", ")))"
     }
 
-    /// `UPDATE table SET written fields… [, extra] WHERE locator fields… [AND condition]`;
-    /// run it with `execute`, the extra columns' values in `extra`.
+    /// `UPDATE table SET written fields… [, extra column] WHERE locator fields… [AND condition]`;
+    /// run it with `execute`, the extra column's value in its `extra`.
     static func updateSQL(_ table: String, alsoSetting extra: [String] = [], where condition: String? = nil) -> String {
         let set = fields.filter { $0.role == .written }.map { "\($0.column) = ?" } + extra.map { "\($0) = ?" }
         let locate = fields.filter { $0.role == .locator }.map { "\($0.column) = ?" } + (condition.map { [$0] } ?? [])
         return "UPDATE \(table) SET \(set.joined(separator: ", ")) WHERE \(locate.joined(separator: " AND "))"
     }
 
-    /// The position of `column` in `columnList`.
-    static func position(of column: String) -> Int32 {
-        Int32(fields.firstIndex { $0.column == column } ?? fields.count)
-    }
-
     /// Runs `statement` (from `insertSQL` or `updateSQL`) once for this row: its written fields,
-    /// then `extra` values, then (for an update) its locators. `nulling` columns are bound as
+    /// then the `extra` text (the hash column), then (for an update) its locators. `nulling` columns are bound as
     /// NULL whatever their value. `texts` is scratch space, reused between rows.
     func execute(
-        _ statement: PreparedStatement, texts: inout RowTextBuffer, extra: [StoredValue] = [], nulling: Set<String> = []
+        _ statement: PreparedStatement, texts: inout RowTextBuffer, extra: String? = nil, nulling: Set<String> = []
     ) throws(StoreError) {
-        texts.removeAll()
-        var parameter: Int32 = 1
-        for field in Self.fields where field.role == .written {
-            try Self.bind(nulling.contains(field.column) ? .null : field.value(of: self), parameter, statement, &texts)
-            parameter += 1
+        var binder = ParameterBinder(statement: statement, role: .written, nulling: nulling)
+        swap(&binder.texts, &texts)
+        defer { swap(&binder.texts, &texts) }
+        binder.texts.removeAll()
+        forEachField(&binder)
+        if let extra {
+            binder.texts.append(binder.parameter, extra)
+            binder.parameter += 1
         }
-        for value in extra {
-            try Self.bind(value, parameter, statement, &texts)
-            parameter += 1
-        }
-        for field in Self.fields where field.role == .locator {
-            try Self.bind(field.value(of: self), parameter, statement, &texts)
-            parameter += 1
-        }
-        try texts.bind(to: statement) { () throws(StoreError) in
+        binder.role = .locator
+        forEachField(&binder)
+        if let failure = binder.failure { throw failure }
+        try binder.texts.bind(to: statement) { () throws(StoreError) in
             _ = try statement.step()
         }
     }
+}
 
-    /// Binds an integer now, and queues a text (bound, pinned, by `RowTextBuffer.bind`).
-    private static func bind(
-        _ value: StoredValue, _ parameter: Int32, _ statement: PreparedStatement, _ texts: inout RowTextBuffer
-    ) throws(StoreError) {
-        switch value {
-        case .null: texts.append(parameter, nil)
-        case .integer(let number): try statement.bind(parameter, number)
-        case .text(let text): texts.append(parameter, text)
-        }
+/// Collects the fields' descriptions.
+private struct FieldCollector: FieldVisitor {
+    var fields: [FieldInfo] = []
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64) { fields.append(field) }
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?) { fields.append(field) }
+    mutating func visit(_ field: FieldInfo, _ value: inout String) { fields.append(field) }
+    mutating func visit(_ field: FieldInfo, _ value: inout String?) { fields.append(field) }
+}
+
+/// Reads the fields from consecutive result columns.
+private struct ColumnReader: FieldVisitor {
+    let statement: PreparedStatement
+    var column: Int32
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64) {
+        value = statement.int64(column)
+        column += 1
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?) {
+        value = statement.optionalInt64(column)
+        column += 1
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String) {
+        value = statement.text(column)
+        column += 1
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String?) {
+        value = statement.optionalText(column)
+        column += 1
+    }
+}
+
+/// Binds the fields of one role to consecutive parameters: integers at once, texts queued in
+/// `texts` (bound, pinned, by `RowTextBuffer.bind`).
+private struct ParameterBinder: FieldVisitor {
+    let statement: PreparedStatement
+    var role: FieldRole
+    let nulling: Set<String>
+    var texts = RowTextBuffer()
+    var parameter: Int32 = 1
+    /// The first bind failure; binding stops there.
+    var failure: StoreError?
+
+    init(statement: PreparedStatement, role: FieldRole, nulling: Set<String>) {
+        self.statement = statement
+        self.role = role
+        self.nulling = nulling
+    }
+
+    /// The next parameter for `field`, or nil when the field isn't bound in this pass.
+    @inline(__always)
+    private mutating func next(_ field: FieldInfo) -> Int32? {
+        guard field.role == role, failure == nil else { return nil }
+        defer { parameter += 1 }
+        return parameter
+    }
+
+    @inline(__always)
+    private func isNulled(_ field: FieldInfo) -> Bool {
+        !nulling.isEmpty && nulling.contains(field.column)
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64) {
+        guard let parameter = next(field) else { return }
+        if isNulled(field) { texts.append(parameter, nil); return }
+        do throws(StoreError) { try statement.bind(parameter, value) } catch { failure = error }
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?) {
+        guard let parameter = next(field) else { return }
+        guard let number = value, !isNulled(field) else { texts.append(parameter, nil); return }
+        do throws(StoreError) { try statement.bind(parameter, number) } catch { failure = error }
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String) {
+        guard let parameter = next(field) else { return }
+        texts.append(parameter, isNulled(field) ? nil : value)
+    }
+
+    mutating func visit(_ field: FieldInfo, _ value: inout String?) {
+        guard let parameter = next(field) else { return }
+        texts.append(parameter, isNulled(field) ? nil : value)
     }
 }
 
@@ -232,27 +266,27 @@ struct EventColumns: StoredRecordKind {
     var latency: Int64 = 0
 
     static let hashDomain = "agentgate.event.v2"
-    static let fields: [RecordField<Self>] = [
-        .text("session_id", \.sessionID),
-        .integer("seq", \.seq),
-        .integer("time", \.time),
-        .integer("pid", \.pid),
-        .integer("ppid", \.ppid),
-        .text("executable", \.executable),
-        .text("syscall", \.syscall),
-        .text("action", \.action),
-        .text("target", \.target),
-        .optionalText("argv", \.argv, isJSONArray: true),
-        .text("decision", \.decision),
-        .optionalInteger("rule_index", \.ruleIndex),
-        .optionalText("rule_id", \.ruleID),
-        .text("reason", \.reason),
-        .optionalText("intent", \.intent),
-        .integer("notable", \.notable, whenAbsent: 0),
-        .integer("enforced", \.enforced, whenAbsent: 1),
-        .optionalInteger("errno", \.errno),
-        .integer("latency_us", \.latency),
-    ]
+    mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
+        visitor.text("session_id", &sessionID)
+        visitor.integer("seq", &seq)
+        visitor.integer("time", &time)
+        visitor.integer("pid", &pid)
+        visitor.integer("ppid", &ppid)
+        visitor.text("executable", &executable)
+        visitor.text("syscall", &syscall)
+        visitor.text("action", &action)
+        visitor.text("target", &target)
+        visitor.optionalText("argv", &argv, isJSONArray: true)
+        visitor.text("decision", &decision)
+        visitor.optionalInteger("rule_index", &ruleIndex)
+        visitor.optionalText("rule_id", &ruleID)
+        visitor.text("reason", &reason)
+        visitor.optionalText("intent", &intent)
+        visitor.integer("notable", &notable, whenAbsent: 0)
+        visitor.integer("enforced", &enforced, whenAbsent: 1)
+        visitor.optionalInteger("errno", &errno)
+        visitor.integer("latency_us", &latency)
+    }
 }
 
 /// The start columns of a `processes` row.
@@ -271,19 +305,19 @@ struct ProcessStartColumns: StoredRecordKind {
     var startTime: Int64 = 0
 
     static let hashDomain = "agentgate.process-start.v2"
-    static let fields: [RecordField<Self>] = [
-        .text("session_id", \.sessionID),
-        .integer("seq", \.seq, column: "start_seq"),
-        .integer("pid", \.pid),
-        .integer("ppid", \.ppid),
-        .text("executable", \.executable),
-        .text("argv", \.argv, isJSONArray: true),
-        .integer("uid", \.uid),
-        .integer("gid", \.gid),
-        .text("capabilities", \.capabilities, isJSONArray: true),
-        .text("cgroup", \.cgroup),
-        .integer("start_time", \.startTime),
-    ]
+    mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
+        visitor.text("session_id", &sessionID)
+        visitor.integer("seq", &seq, column: "start_seq")
+        visitor.integer("pid", &pid)
+        visitor.integer("ppid", &ppid)
+        visitor.text("executable", &executable)
+        visitor.text("argv", &argv, isJSONArray: true)
+        visitor.integer("uid", &uid)
+        visitor.integer("gid", &gid)
+        visitor.text("capabilities", &capabilities, isJSONArray: true)
+        visitor.text("cgroup", &cgroup)
+        visitor.integer("start_time", &startTime)
+    }
 }
 
 /// The exit columns of a `processes` row; `startHash` ties the exit to the image it ends, and
@@ -298,15 +332,15 @@ struct ProcessExitColumns: StoredRecordKind {
     var exitStatus: Int64 = 0
 
     static let hashDomain = "agentgate.process-exit.v2"
-    static let fields: [RecordField<Self>] = [
-        .text("session_id", \.sessionID, role: .locator),
-        .integer("seq", \.seq, column: "exit_seq"),
-        .integer("start_seq", \.startSeq, role: .locator, isHashed: false),
-        .text("start_hash", \.startHash, role: .notWritten),
-        .integer("pid", \.pid, role: .notWritten),
-        .integer("exit_time", \.exitTime),
-        .integer("exit_status", \.exitStatus),
-    ]
+    mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
+        visitor.text("session_id", &sessionID, role: .locator)
+        visitor.integer("seq", &seq, column: "exit_seq")
+        visitor.integer("start_seq", &startSeq, role: .locator, isHashed: false)
+        visitor.text("start_hash", &startHash, role: .notWritten)
+        visitor.integer("pid", &pid, role: .notWritten)
+        visitor.integer("exit_time", &exitTime)
+        visitor.integer("exit_status", &exitStatus)
+    }
 }
 
 /// The start columns of a `sessions` row (what `createSession` writes).
@@ -325,17 +359,17 @@ struct SessionStartColumns: StoredRecordKind {
     var context: String?
 
     static let hashDomain = "agentgate.session-start.v2"
-    static let fields: [RecordField<Self>] = [
-        .text("id", \.id),
-        .text("agent", \.agent),
-        .text("command", \.command, isJSONArray: true),
-        .text("cwd", \.cwd),
-        .text("policy_path", \.policyPath),
-        .text("policy_sha256", \.policySHA256),
-        .integer("start_time", \.startTime),
-        .text("mode", \.mode),
-        .optionalText("context", \.context),
-    ]
+    mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
+        visitor.text("id", &id)
+        visitor.text("agent", &agent)
+        visitor.text("command", &command, isJSONArray: true)
+        visitor.text("cwd", &cwd)
+        visitor.text("policy_path", &policyPath)
+        visitor.text("policy_sha256", &policySHA256)
+        visitor.integer("start_time", &startTime)
+        visitor.text("mode", &mode)
+        visitor.optionalText("context", &context)
+    }
 }
 
 /// The end columns of a `sessions` row: the session's chain length and head are covered,
@@ -348,13 +382,13 @@ struct SessionEndColumns: StoredRecordKind {
     var lastHash = ""
 
     static let hashDomain = "agentgate.session-end.v2"
-    static let fields: [RecordField<Self>] = [
-        .text("id", \.id, role: .locator),
-        .integer("end_time", \.endTime),
-        .integer("exit_status", \.exitStatus),
-        .integer("link_count", \.linkCount),
-        .text("last_hash", \.lastHash),
-    ]
+    mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
+        visitor.text("id", &id, role: .locator)
+        visitor.integer("end_time", &endTime)
+        visitor.integer("exit_status", &exitStatus)
+        visitor.integer("link_count", &linkCount)
+        visitor.text("last_hash", &lastHash)
+    }
 }
 
 /// A `retention_log` row, as its `retention` link carries it.
@@ -368,12 +402,12 @@ struct RetentionColumns: StoredRecordKind {
     var processesRemoved: Int64 = 0
 
     static let hashDomain = "agentgate.retention.v2"
-    static let fields: [RecordField<Self>] = [
-        .integer("id", \.id, role: .notWritten),
-        .integer("time", \.time),
-        .integer("cutoff", \.cutoff),
-        .text("sessions", \.sessions, isJSONArray: true),
-        .integer("events_removed", \.eventsRemoved),
-        .integer("processes_removed", \.processesRemoved),
-    ]
+    mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
+        visitor.integer("id", &id, role: .notWritten)
+        visitor.integer("time", &time)
+        visitor.integer("cutoff", &cutoff)
+        visitor.text("sessions", &sessions, isJSONArray: true)
+        visitor.integer("events_removed", &eventsRemoved)
+        visitor.integer("processes_removed", &processesRemoved)
+    }
 }

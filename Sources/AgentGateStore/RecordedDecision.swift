@@ -1,5 +1,5 @@
 /// A recorded verdict, the `events.decision` column. It is text only in the stored row.
-public enum RecordedDecision: Sendable, Hashable, CustomStringConvertible {
+public enum RecordedDecision: Sendable, Hashable, CustomStringConvertible, StoredSpelling {
     case allow
     case deny
     /// Would ask an operator; enforced as deny until an approver exists.
@@ -10,25 +10,24 @@ public enum RecordedDecision: Sendable, Hashable, CustomStringConvertible {
     /// kept as stored so the row stays readable and verifiable.
     case unrecognized(String)
 
-    private static let spellings = StoredSpellings<Self>([(.allow, "allow"), (.deny, "deny"), (.ask, "ask"), (.log, "log")])
+    static let spellings = StoredSpellings<Self>([(.allow, "allow"), (.deny, "deny"), (.ask, "ask"), (.log, "log")])
 
     /// Parses the stored text; unknown text becomes `.unrecognized`, never a failure.
-    public init(text: String) {
-        self = Self.spellings.value(text) ?? .unrecognized(text)
-    }
+    public init(text: String) { self.init(storedText: text) }
 
     /// The stored text, e.g. "deny".
-    public var text: String {
-        if case .unrecognized(let text) = self { return text }
-        return Self.spellings.text(self)
-    }
+    public var text: String { storedText }
 
-    public var description: String { text }
+    public var description: String { storedText }
+
+    var unrecognizedText: String? {
+        if case .unrecognized(let text) = self { text } else { nil }
+    }
 }
 
 /// What kind of operation a recorded event is, the `events.action` column. It is text only
 /// in the stored row.
-public enum RecordedAction: Sendable, Hashable, CustomStringConvertible {
+public enum RecordedAction: Sendable, Hashable, CustomStringConvertible, StoredSpelling {
     case exec
     case fsRead
     case fsWrite
@@ -39,25 +38,43 @@ public enum RecordedAction: Sendable, Hashable, CustomStringConvertible {
     /// kept as stored so the row stays readable and verifiable.
     case unrecognized(String)
 
-    private static let spellings = StoredSpellings<Self>([
+    static let spellings = StoredSpellings<Self>([
         (.exec, "exec"), (.fsRead, "fs_read"), (.fsWrite, "fs_write"), (.netEgress, "net_egress"), (.syscall, "syscall"),
     ])
 
     /// Parses the stored text; unknown text becomes `.unrecognized`, never a failure.
-    public init(text: String) {
+    public init(text: String) { self.init(storedText: text) }
+
+    /// The stored text, e.g. "fs_read".
+    public var text: String { storedText }
+
+    public var description: String { storedText }
+
+    var unrecognizedText: String? {
+        if case .unrecognized(let text) = self { text } else { nil }
+    }
+}
+
+/// An enum stored as text: its known cases have fixed spellings, and any other text it reads
+/// is kept as it was (`unrecognized`), so nothing stored is ever unreadable.
+protocol StoredSpelling: Hashable, Sendable {
+    static var spellings: StoredSpellings<Self> { get }
+    static func unrecognized(_ text: String) -> Self
+    /// The text of the `unrecognized` case; nil for a known case.
+    var unrecognizedText: String? { get }
+}
+
+extension StoredSpelling {
+    init(storedText text: String) {
         self = Self.spellings.value(text) ?? .unrecognized(text)
     }
 
-    /// The stored text, e.g. "fs_read".
-    public var text: String {
-        if case .unrecognized(let text) = self { return text }
-        return Self.spellings.text(self)
+    var storedText: String {
+        unrecognizedText ?? Self.spellings.text(self)
     }
-
-    public var description: String { text }
 }
 
-/// The stored text of each known case of a recorded enum: one table for both directions.
+/// The stored text of each known case of a `StoredSpelling` enum: one table for both directions.
 struct StoredSpellings<Value: Hashable & Sendable>: Sendable {
     private let texts: [Value: String]
     private let values: [String: Value]

@@ -51,6 +51,12 @@ struct StoredFormatTests {
         return writer
     }
 
+    /// A path for a new database in a directory removed when the caller drops it.
+    static func newDatabasePath() throws -> (TemporaryDirectory, String) {
+        let directory = try TemporaryDirectory()
+        return (directory, directory.file("audit.db"))
+    }
+
     /// Every chain hash in the database, in a fixed order.
     static func storedHashes(_ path: String) throws -> [String] {
         try rawQuery(path, "SELECT hash FROM events ORDER BY seq")
@@ -82,8 +88,8 @@ struct StoredFormatTests {
 
     @Test("the chain hashes of a fixed record of every kind are today's")
     func pinnedHashes() throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.file("audit.db")
+        let (directory, path) = try Self.newDatabasePath()
+        defer { withExtendedLifetime(directory) {} }
         let store = try AuditStore(path: path)
         try store.createSession(Self.session())
         let writer = Self.recordSession(in: store)
@@ -104,8 +110,8 @@ struct StoredFormatTests {
 
     @Test("the fallback file written for an unwritable database is today's, line for line")
     func pinnedFallbackLines() throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.file("audit.db")
+        let (directory, path) = try Self.newDatabasePath()
+        defer { withExtendedLifetime(directory) {} }
         let store = try AuditStore(path: path)
         try store.recordSessionStartInFallback(Self.session())
         store.close()  // every write fails: everything goes to the fallback file
@@ -116,14 +122,41 @@ struct StoredFormatTests {
 
     @Test("a fallback file written by an earlier release imports, and its records verify with today's hashes")
     func earlierFallbackImports() throws {
-        let directory = try TemporaryDirectory()
-        let path = directory.file("audit.db")
+        let (directory, path) = try Self.newDatabasePath()
+        defer { withExtendedLifetime(directory) {} }
         try Self.expectedFallback.write(toFile: path + ".fallback.jsonl", atomically: false, encoding: .utf8)
         let store = try AuditStore(path: path)
         let report = try store.importFallback()
         #expect(report?.imported == 7 && report?.rejected == 0)
         store.close()
         #expect(try Self.storedHashes(path) == Self.expectedHashes)
+        #expect(try verify(path).isValid)
+    }
+
+    @Test("decisions and actions read back as they were recorded, text this build doesn't know included")
+    func unknownSpellingsStayReadable() throws {
+        let (directory, path) = try Self.newDatabasePath()
+        defer { withExtendedLifetime(directory) {} }
+        let store = try AuditStore(path: path)
+        try store.createSession(Self.session())
+        let known: [(RecordedDecision, RecordedAction)] = [
+            (.allow, .exec), (.deny, .fsRead), (.ask, .fsWrite), (.log, .netEgress), (.deny, .syscall),
+        ]
+        var events = known.enumerated().map { index, pair in
+            DecisionEvent(timeMicros: Int64(index), pid: 1, ppid: 0, executable: "/bin/x", syscall: "openat",
+                          action: pair.1, target: "t", decision: pair.0, reason: "r", latencyMicros: 0)
+        }
+        var future = events[0]
+        future.decision = RecordedDecision(text: "approve-later")
+        future.action = RecordedAction(text: "dns_query")
+        events.append(future)
+        try store.insert(events: events, sessionID: Self.sessionID)
+        let stored = try store.events(sessionID: Self.sessionID).map(\.event)
+        #expect(stored == events)
+        #expect(stored.last?.decision == .unrecognized("approve-later") && stored.last?.action.text == "dns_query")
+        #expect(try rawQuery(path, "SELECT decision || ' ' || action FROM events ORDER BY id")
+            == ["allow exec", "deny fs_read", "ask fs_write", "log net_egress", "deny syscall", "approve-later dns_query"])
+        store.close()
         #expect(try verify(path).isValid)
     }
 }
