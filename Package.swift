@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Module arrows point one way: executables -> CLI -> Supervisor -> (Policy, Store) -> nothing of ours.
+// Module arrows point one way: executables -> CLI -> (Supervisor, Reports) -> (Policy, Store) -> nothing of ours.
 let package = Package(
     name: "AgentGate",
     platforms: [.macOS(.v15)],
@@ -45,13 +45,18 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What the audit store says, for people: session reports, evidence packs (JSON, HTML,
+        // signatures) and event lines. No argument parsing, so a server can use it too.
+        .target(
+            name: "AgentGateReports",
+            dependencies: ["AgentGateStore", "AgentGatePolicy", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The two command lines: argument parsing and printing.
         .target(
             name: "AgentGateCLI",
             dependencies: [
-                "AgentGateSupervisor", "AgentGatePolicy", "AgentGateStore",
+                "AgentGateSupervisor", "AgentGateReports", "AgentGatePolicy", "AgentGateStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI"]),
@@ -62,6 +67,13 @@ let package = Package(
         .executableTarget(name: "agentgate-store-bench", dependencies: ["AgentGateStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "AgentGatePolicyTests", dependencies: ["AgentGatePolicy"]),
         .testTarget(name: "AgentGateStoreTests", dependencies: ["AgentGateStore"]),
+        .testTarget(
+            name: "AgentGateCLITests",
+            dependencies: [
+                "AgentGateCLI", "AgentGateReports", "AgentGateStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "AgentGateSupervisorTests",
             dependencies: ["AgentGateSupervisor", "AgentGateStore", "CSupport"]

@@ -1,3 +1,4 @@
+import AgentGateReports
 import AgentGateStore
 import Foundation
 import Glibc
@@ -47,23 +48,14 @@ struct DecisionEcho: Sendable {
         self.protectedFiles = protectedFiles
     }
 
-    /// `agentgate: ✗ 13:20:26 fs_read deny ~/.ssh/id_rsa (rule ssh-keys: SSH private keys) pid=4242`
-    static func line(_ event: DecisionEvent) -> String {
-        "agentgate: " + AuditFormat.line(event) + " pid=\(event.pid)\n"
-    }
-
-    static func isNotable(_ event: DecisionEvent) -> Bool {
-        event.decision != "allow" || event.action == "exec" || event.action == "net_egress"
-    }
-
     func write(_ event: DecisionEvent) {
         let toStandardError = switch standardError {
         case .everything: true
-        case .notable: Self.isNotable(event)
+        case .notable: AuditFormat.isNotable(event)
         case nil: false
         }
         guard toStandardError || logDescriptor != nil else { return }
-        var line = Self.line(event)
+        var line = AuditFormat.echoLine(event)
         line.withUTF8 { bytes in
             if toStandardError { Self.writeAll(STDERR_FILENO, bytes) }
             if let logDescriptor { Self.writeAll(logDescriptor, bytes) }
