@@ -129,34 +129,8 @@ struct AuditVerifyCommand: ParsableCommand {
         defer { store.close() }
         let sessionID = try session.map { try DatabaseOption.resolveSession($0, in: store) }
         let report = try store.verify(sessionID: sessionID)
-        let scope = sessionID.map { "session \($0)" } ?? "\(report.sessionsVerified) chained sessions"
-        if report.isValid {
-            print("✓ audit trail verified: \(scope), \(report.eventsVerified) events, \(report.processLinksVerified) process records; "
-                  + "session chain: \(report.globalLinks) links" + (report.headHash.map { ", head \($0)" } ?? ""))
-        } else {
-            print("✗ audit trail BROKEN. First broken link: \(report.firstBrokenLink!)")
-            let rest = report.problems.dropFirst()
-            if !rest.isEmpty {
-                print("Also:")
-                for problem in rest.prefix(20) { print("  - \(problem)") }
-                let more = rest.count - min(rest.count, 20) + report.unlistedProblems
-                if more > 0 { print("  … and \(more) more") }
-            }
-        }
-        if let anchor = report.anchorSeq {
-            print("note: the session chain starts at retention anchor seq \(anchor) (older sessions were removed by agentgate clean)")
-        }
-        if !report.unchainedSessions.isEmpty {
-            let ids = report.unchainedSessions.prefix(5).joined(separator: ", ") + (report.unchainedSessions.count > 5 ? ", …" : "")
-            print("note: \(report.unchainedSessions.count) sessions (\(report.unchainedEvents) events) were recorded before schema v2 and are unchained (pre-v2): \(ids)")
-        }
-        let open = sessionID.map { id in report.openSessions.filter { $0 == id } } ?? report.openSessions
-        if !open.isEmpty {
-            print("note: \(open.count) sessions have no end record (still running, or the supervisor was killed); their last events are covered by the chain but not by an end record")
-        }
-        if FileManager.default.fileExists(atPath: store.fallbackPath) {
-            print("note: \(store.fallbackPath) holds records not yet imported; the next agentgate-supervise start imports them")
-        }
+        let pendingFallback = FileManager.default.fileExists(atPath: store.fallbackPath) ? store.fallbackPath : nil
+        for line in report.summaryLines(sessionID: sessionID, pendingFallback: pendingFallback) { print(line) }
         if !report.isValid { throw ExitCode(1) }
     }
 }

@@ -20,11 +20,8 @@ struct SessionsCommand: ParsableCommand {
         defer { store.close() }
         let summaries = try store.sessionSummaries(agent: agent, since: try since.map { try AuditTime.argument($0) })
         if json {
-            let objects = summaries.map { summary -> [String: Any] in
-                var object = AuditFormat.sessionObject(summary.session)
-                object["events"] = summary.eventCount
-                object["denied"] = summary.deniedCount
-                return object
+            let objects = summaries.map { summary in
+                AuditFormat.sessionObject(summary.session, events: summary.eventCount, denied: summary.deniedCount)
             }
             print(AuditFormat.json(objects, pretty: true))
             return
@@ -33,23 +30,8 @@ struct SessionsCommand: ParsableCommand {
             print("no sessions")
             return
         }
-        let rows = summaries.map { summary -> [String] in
-            let session = summary.session
-            let status: String
-            let duration: String
-            if let end = session.endTimeMicros {
-                status = session.exitStatus.map { "exit \($0)" } ?? "ended"
-                duration = AuditTime.duration(micros: end - session.startTimeMicros)
-            } else {
-                status = "running"
-                duration = "-"
-            }
-            let command = AuditFormat.printable(session.command.joined(separator: " "))
-            return [session.id, session.agent + (session.mode == "audit" ? " (audit)" : ""),
-                    AuditTime.dateTime(session.startTimeMicros), duration, status, "\(summary.eventCount)",
-                    "\(summary.deniedCount)", command.count > 60 ? String(command.prefix(59)) + "…" : command]
-        }
-        printTable(header: ["SESSION", "AGENT", "STARTED", "DURATION", "STATUS", "EVENTS", "DENIED", "COMMAND"], rows: rows)
+        let rows = summaries.map { SessionListing.row($0.session, events: $0.eventCount, denied: $0.deniedCount) }
+        printTable(header: SessionListing.header, rows: rows)
     }
 }
 

@@ -44,6 +44,15 @@ extension AuditFormat {
         return object
     }
 
+    /// A session with its event and denial counts, as `sessions --json` and the evidence pack
+    /// write it.
+    public static func sessionObject(_ session: SessionRecord, events: Int, denied: Int) -> [String: Any] {
+        var object = sessionObject(session)
+        object["events"] = events
+        object["denied"] = denied
+        return object
+    }
+
     /// A process record as the evidence pack writes it.
     public static func processObject(_ stored: StoredProcess) -> [String: Any] {
         let process = stored.process

@@ -32,9 +32,7 @@ public struct EvidencePack: Sendable {
     }
 
     public func json() -> String {
-        var session = AuditFormat.sessionObject(record)
-        session["events"] = report.eventTotal
-        session["denied"] = report.deniedTotal
+        let session = AuditFormat.sessionObject(record, events: report.eventTotal, denied: report.deniedTotal)
         let counts = report.storedCounts.map { count -> [String: Any] in
             ["action": count.action, "decision": count.decision, "enforced": count.enforced, "count": count.count]
         }
