@@ -55,3 +55,13 @@ extension AuditTime {
         }
     }
 }
+
+/// `body`, with a session that vanished between resolving its id and reading it (removed by
+/// `agentgate clean` meanwhile) ending the command with status 2, as a session not found does.
+func exitingTwoWhenGone<Result>(_ body: () throws -> Result) throws -> Result {
+    do {
+        return try body()
+    } catch is SessionReport.NotFound {
+        throw ExitCode(2)
+    }
+}

@@ -1,7 +1,5 @@
 import AgentGateReports
-import AgentGateStore
 import ArgumentParser
-import Foundation
 
 /// `agentgate show SESSION`: one session on a terminal.
 struct ShowCommand: ParsableCommand {
@@ -20,15 +18,5 @@ struct ShowCommand: ParsableCommand {
         let id = try DatabaseOption.resolveSession(session, in: store)
         let summary = try exitingTwoWhenGone { try SessionReport.load(id: id, store: store, deniedLimit: denials) }
         for line in summary.text(treeLimits: all ? nil : .folded) { print(line) }
-    }
-}
-
-/// `body`, with a session that vanished between resolving its id and reading it (removed by
-/// `agentgate clean` meanwhile) ending the command with status 2, as a session not found does.
-func exitingTwoWhenGone<Result>(_ body: () throws -> Result) throws -> Result {
-    do {
-        return try body()
-    } catch is SessionReport.NotFound {
-        throw ExitCode(2)
     }
 }

@@ -26,7 +26,7 @@ public enum AuditFormat {
     /// The action as shown. Refusals on unsupervised routes (raw sockets, mount, …) are
     /// syscalls, not execs, whatever an older supervisor recorded them as.
     public static func shownAction(_ event: DecisionEvent) -> String {
-        isSyscall(event) ? RecordedName.syscall : event.actionName
+        isSyscall(event) ? RecordedName.syscallText : event.actionName
     }
 
     /// Whether the event is a syscall decided on its own (an unsupervised route, a refused

@@ -9,6 +9,7 @@ public struct EvidencePack: Sendable {
     public var verification: VerificationReport
     public var generatedAt: Int64
 
+    /// Reads everything recorded about the session and verifies its chains.
     public static func load(id: String, store: AuditStore) throws -> EvidencePack {
         EvidencePack(
             databasePath: store.path, report: try SessionReport.load(id: id, store: store, deniedLimit: nil),
@@ -18,6 +19,7 @@ public struct EvidencePack: Sendable {
 
     public var record: SessionRecord { report.record }
 
+    /// The chain verification as the JSON pack writes it.
     public func verificationObject() -> [String: Any] {
         var object: [String: Any] = [
             "valid": verification.isValid, "events_verified": verification.eventsVerified,
@@ -31,6 +33,7 @@ public struct EvidencePack: Sendable {
         return object
     }
 
+    /// The pack as JSON with sorted keys, one event per line.
     public func json() -> String {
         let session = AuditFormat.sessionObject(record, events: report.eventTotal, denied: report.deniedTotal)
         let counts = report.storedCounts.map { count -> [String: Any] in

@@ -3,6 +3,7 @@ import Crypto
 
 /// HMAC-SHA256 over an exported file's exact bytes, written as `hmac-sha256:<hex>`.
 public enum EvidenceSignature {
+    /// The signature line for `bytes`.
     public static func sign(_ bytes: [UInt8], key: [UInt8]) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
         return "hmac-sha256:" + AuditChain.hex(Array(code))

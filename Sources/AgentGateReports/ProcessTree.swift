@@ -55,7 +55,7 @@ public struct ProcessTree: Sendable {
             }
             // An allowed exec replaces the image (what the process runs next); an allowed
             // syscall an older supervisor recorded as an exec doesn't.
-            if AuditFormat.shownAction(event) == RecordedName.exec, event.wentAhead {
+            if event.isExecAction, !AuditFormat.isSyscall(event), event.wentAhead {
                 nodes[event.pid]!.images.append(Image(executable: event.target, argv: event.argv, startTime: event.timeMicros))
             }
         }

@@ -1,45 +1,53 @@
 import AgentGateStore
 
-/// The decision and action names the store records, as reports read them. Events and counts
-/// hand them over as text; every comparison report code makes on that text is here, so typing
-/// decisions and actions in the store changes this file only.
+/// The decisions and actions reports single out, as the store records them. Every comparison
+/// report code makes on a recorded decision or action goes through this file, and names are
+/// read through `description`, so when the store gives them their own types only these
+/// constants change.
 enum RecordedName {
-    /// Decisions in the order reports list them (totals and table columns).
-    static let decisionOrder = ["allow", "deny", "ask", "log"]
+    static let allow = "allow"
     static let deny = "deny"
+    static let ask = "ask"
+    static let log = "log"
     static let exec = "exec"
+    static let netEgress = "net_egress"
     static let syscall = "syscall"
+
+    /// The syscall action as text, as reports show an action.
+    static let syscallText = String(describing: syscall)
+    /// Decisions in the order reports list them (totals and table columns), as text.
+    static let decisionOrder = [allow, deny, ask, log].map { String(describing: $0) }
 }
 
 extension DecisionEvent {
     /// The decision as recorded: "allow", "deny", "ask" or "log".
-    var decisionName: String { decision }
+    var decisionName: String { decision.description }
     /// The action as recorded: "exec", "fs_read", "fs_write", "net_egress" or "syscall".
-    var actionName: String { action }
+    var actionName: String { action.description }
 
     /// Allowed outright (a `log` is allowed too, but flagged).
-    var isPlainAllow: Bool { decision == "allow" }
+    var isPlainAllow: Bool { decision == RecordedName.allow }
     /// A deny or an ask: what enforcement refuses.
-    var isRefusal: Bool { decision == "deny" || decision == "ask" }
+    var isRefusal: Bool { decision == RecordedName.deny || decision == RecordedName.ask }
     /// The call went ahead: allowed, logged, or refused only in audit mode.
-    var wentAhead: Bool { decision == "allow" || decision == "log" || !enforced }
+    var wentAhead: Bool { decision == RecordedName.allow || decision == RecordedName.log || !enforced }
 
     var isExecAction: Bool { action == RecordedName.exec }
     var isSyscallAction: Bool { action == RecordedName.syscall }
-    var isEgressAction: Bool { action == "net_egress" }
+    var isEgressAction: Bool { action == RecordedName.netEgress }
 
     /// ✓ allow, ✗ deny, ? ask, ! log (allowed and flagged).
     var decisionMark: String {
         switch decision {
-        case "allow": "✓"
-        case "deny": "✗"
-        case "ask": "?"
-        case "log": "!"
+        case RecordedName.allow: "✓"
+        case RecordedName.deny: "✗"
+        case RecordedName.ask: "?"
+        case RecordedName.log: "!"
         default: "·"
         }
     }
 }
 
 extension AuditStore.EventCount {
-    var isDeny: Bool { decision == RecordedName.deny }
+    var isDeny: Bool { decision == String(describing: RecordedName.deny) }
 }

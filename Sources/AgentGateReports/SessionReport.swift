@@ -9,7 +9,6 @@ public struct SessionReport: Sendable {
         public var description: String { "no session \(id)" }
     }
 
-
     public var record: SessionRecord
     /// Per action as shown (syscalls that older supervisors stored as execs count as syscalls).
     public var counts: [AuditStore.EventCount]
@@ -22,6 +21,8 @@ public struct SessionReport: Sendable {
 
     public var eventTotal: Int { counts.reduce(0) { $0 + $1.count } }
 
+    /// Reads the session's record, counts, denials (at most `deniedLimit`) and process tree;
+    /// throws `NotFound` when the store has no such session.
     public static func load(id: String, store: AuditStore, deniedLimit: Int?) throws -> SessionReport {
         guard let record = try store.session(id: id) else { throw NotFound(id: id) }
         // Older supervisors recorded syscall refusals as execs: count them as what they are.
@@ -56,7 +57,7 @@ public struct SessionReport: Sendable {
         for count in counts { add(count.action, count.decision, count.enforced, count.count) }
         for event in syscalls {
             add(event.actionName, event.decisionName, event.enforced, -1)
-            add(RecordedName.syscall, event.decisionName, event.enforced, 1)
+            add(RecordedName.syscallText, event.decisionName, event.enforced, 1)
         }
         return order.compactMap { table[$0] }.filter { $0.count > 0 }
             .sorted { ($0.action, $0.decision, $0.enforced ? 1 : 0) < ($1.action, $1.decision, $1.enforced ? 1 : 0) }
@@ -69,6 +70,8 @@ public struct SessionReport: Sendable {
         return table.keys.sorted().map { ($0, table[$0]!) }
     }
 
+    /// The report as `agentgate show` prints it, one string per line; `treeLimits` folds a
+    /// large process tree.
     public func text(treeLimits: ProcessTree.Limits?) -> [String] {
         // Redacted like its events (the JSON export keeps the record as stored).
         let record = AuditFormat.redacted(self.record)
