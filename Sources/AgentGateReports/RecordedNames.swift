@@ -5,13 +5,8 @@ import AgentGateStore
 /// read through `description`, so when the store gives them their own types only these
 /// constants change.
 enum RecordedName {
-    static let allow = "allow"
-    static let deny = "deny"
-    static let ask = "ask"
-    static let log = "log"
-    static let exec = "exec"
-    static let netEgress = "net_egress"
-    static let syscall = "syscall"
+    static let (allow, deny, ask, log) = ("allow", "deny", "ask", "log")
+    static let (exec, netEgress, syscall) = ("exec", "net_egress", "syscall")
 
     /// The syscall action as text, as reports show an action.
     static let syscallText = String(describing: syscall)
