@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(
             name: "AgentGateCLITests",
             dependencies: [
-                "AgentGateCLI", "AgentGateReports", "AgentGateStore",
+                "AgentGateCLI", "AgentGateReports", "AgentGateStore", "AgentGateSupervisor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,5 +1,7 @@
 import AgentGateReports
+import AgentGateSupervisor
 import ArgumentParser
+import Foundation
 import Testing
 
 @testable import AgentGateCLI
@@ -34,5 +36,30 @@ struct CommandParsingTests {
         #expect(throws: (any Error).self) { try AgentGateCommand.parseAsRoot(["export", "--verify", "pack.json"]) }
         #expect(throws: (any Error).self) { try AgentGateCommand.parseAsRoot(["export", "4f2a", "--verify", "p", "--sign-key", "k"]) }
         #expect(throws: (any Error).self) { try AgentGateCommand.parseAsRoot(["export"]) }
+    }
+}
+
+@Suite("check's process context")
+struct CheckContextTests {
+    @Test("without --caps, the capabilities are this process's, read from /proc/PID/status")
+    func ownCapabilities() throws {
+        let status = ProcStatus(tid: getpid())
+        #expect(status.readOK)
+        let text = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        let capEff = text.split(separator: "\n").first { $0.hasPrefix("CapEff:") }
+            .flatMap { UInt64($0.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) }
+        #expect(status.capEff == capEff)
+        let context = try ContextOptions.parse([]).context()
+        #expect(context.effectiveCapabilities == status.capEff)
+        #expect(context.permittedCapabilities == status.capPrm)
+    }
+
+    @Test("--caps replaces both sets; none is the empty set")
+    func namedCapabilities() throws {
+        let none = try ContextOptions.parse(["--caps", "none"]).context()
+        #expect(none.effectiveCapabilities == 0 && none.permittedCapabilities == 0)
+        let raw = try ContextOptions.parse(["--caps", "CAP_NET_RAW"]).context()
+        #expect(raw.effectiveCapabilities == 1 << 13)
+        #expect(throws: (any Error).self) { try ContextOptions.parse(["--caps", "CAP_NOPE"]).context() }
     }
 }
