@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Module arrows point one way: executables -> CLI -> Supervisor -> (Policy, Store) -> nothing of ours.
+// Module arrows point one way: executables -> CLI -> (Supervisor, Reports) -> (Policy, Store) -> nothing of ours.
 let package = Package(
     name: "AgentGate",
     platforms: [.macOS(.v15)],
@@ -12,7 +12,6 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
-        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
@@ -42,16 +41,20 @@ let package = Package(
             dependencies: [
                 "CSupport", "AgentGatePolicy", "AgentGateStore",
                 .product(name: "SystemPackage", package: "swift-system"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // What the audit store says, for people: session reports, evidence packs (JSON, HTML,
+        // signatures) and event lines. No argument parsing, so a server can use it too.
+        .target(
+            name: "AgentGateReports",
+            dependencies: ["AgentGateStore", "AgentGatePolicy", .product(name: "Crypto", package: "swift-crypto")]
+        ),
+        // The two command lines: argument parsing and printing.
         .target(
             name: "AgentGateCLI",
             dependencies: [
-                "AgentGateSupervisor", "AgentGatePolicy", "AgentGateStore",
+                "AgentGateSupervisor", "AgentGateReports", "AgentGatePolicy", "AgentGateStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI"]),
@@ -62,6 +65,13 @@ let package = Package(
         .executableTarget(name: "agentgate-store-bench", dependencies: ["AgentGateStore"], path: "Benchmarks/StoreBench"),
         .testTarget(name: "AgentGatePolicyTests", dependencies: ["AgentGatePolicy"]),
         .testTarget(name: "AgentGateStoreTests", dependencies: ["AgentGateStore"]),
+        .testTarget(
+            name: "AgentGateCLITests",
+            dependencies: [
+                "AgentGateCLI", "AgentGateReports", "AgentGateStore", "AgentGateSupervisor",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(
             name: "AgentGateSupervisorTests",
             dependencies: ["AgentGateSupervisor", "AgentGateStore", "CSupport"]

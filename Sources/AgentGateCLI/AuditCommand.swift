@@ -1,64 +1,8 @@
-import AgentGatePolicy
+import AgentGateReports
 import AgentGateStore
 import ArgumentParser
 import Foundation
 import Glibc
-
-/// `agentgate`: queries over the audit database.
-public struct AgentGateCommand: ParsableCommand {
-    public static let configuration = CommandConfiguration(
-        commandName: "agentgate",
-        abstract: "AgentGate: check policies and query what supervised agents did.",
-        version: AgentGateVersion.string,
-        subcommands: [
-            CheckCommand.self, PolicyCommand.self, InitCommand.self,
-            AuditCommand.self, SessionsCommand.self, ShowCommand.self, ExportCommand.self, CleanCommand.self,
-            SyscallsCommand.self,
-        ])
-    public init() {}
-}
-
-/// `--db FILE`, else $AGENTGATE_DB, else the supervisor's default path.
-struct DatabaseOption: ParsableArguments {
-    @Option(help: "SQLite database (default: $AGENTGATE_DB or $XDG_DATA_HOME/agentgate/agentgate.db).")
-    var db: String?
-
-    var path: String { AgentGatePaths.database(db) }
-
-    /// Opens the database for queries: read-write when possible (so an old schema is
-    /// upgraded), else read-only. Exits 2 when there is none or it can't be opened.
-    func open() throws -> AuditStore {
-        let path = self.path
-        guard FileManager.default.fileExists(atPath: path) else {
-            printError("no audit database at \(path)", tool: "agentgate")
-            throw ExitCode(2)
-        }
-        do throws(StoreError) {
-            return try AuditStore(path: path)
-        } catch let writable {
-            guard writable.code == .readOnly || writable.code == .cannotOpen || writable.code == .sqlite else {
-                printError("cannot open the audit database: \(writable)", tool: "agentgate")
-                throw ExitCode(2)
-            }
-            do { return try AuditStore(path: path, readOnly: true) } catch {
-                printError("cannot open the audit database: \(writable)", tool: "agentgate")
-                throw ExitCode(2)
-            }
-        }
-    }
-
-    /// The one session `idOrPrefix` names (a full id or a unique prefix); exits 2 otherwise.
-    static func resolveSession(_ idOrPrefix: String, in store: AuditStore) throws -> String {
-        let matches = try store.sessionIDs(matching: idOrPrefix)
-        if matches.count == 1 { return matches[0] }
-        if matches.isEmpty {
-            printError("no session \"\(idOrPrefix)\" in \(store.path)", tool: "agentgate")
-        } else {
-            printError("\"\(idOrPrefix)\" matches several sessions: \(matches.joined(separator: ", "))", tool: "agentgate")
-        }
-        throw ExitCode(2)
-    }
-}
 
 /// `agentgate audit …`: lists decided events (the default), or verifies the hash chains.
 struct AuditCommand: ParsableCommand {
@@ -93,7 +37,7 @@ struct AuditListCommand: ParsableCommand {
     func validate() throws {
         if json && jsonl { throw ValidationError("--json and --jsonl are exclusive") }
         if json && follow { throw ValidationError("--json prints one array; use --jsonl with -f") }
-        if let since { _ = try AuditTime.since(since) }
+        if let since { _ = try AuditTime.argument(since) }
     }
 
     func run() throws {
@@ -104,7 +48,7 @@ struct AuditListCommand: ParsableCommand {
         let shownAction = action == "exec" || action == "syscall" ? action : nil
         var query = AuditStore.EventQuery(
             decision: decision.map(RecordedDecision.init(text:)), action: action == "syscall" ? nil : action.map(RecordedAction.init(text:)),
-            since: try since.map { try AuditTime.since($0) }, text: grep)
+            since: try since.map { try AuditTime.argument($0) }, text: grep)
         if let session {
             query.sessionID = try DatabaseOption.resolveSession(session, in: store)
         } else if follow {
@@ -185,99 +129,8 @@ struct AuditVerifyCommand: ParsableCommand {
         defer { store.close() }
         let sessionID = try session.map { try DatabaseOption.resolveSession($0, in: store) }
         let report = try store.verify(sessionID: sessionID)
-        let scope = sessionID.map { "session \($0)" } ?? "\(report.sessionsVerified) chained sessions"
-        if report.isValid {
-            print("✓ audit trail verified: \(scope), \(report.eventsVerified) events, \(report.processLinksVerified) process records; "
-                  + "session chain: \(report.globalLinks) links" + (report.headHash.map { ", head \($0)" } ?? ""))
-        } else {
-            print("✗ audit trail BROKEN. First broken link: \(report.firstBrokenLink!)")
-            let rest = report.problems.dropFirst()
-            if !rest.isEmpty {
-                print("Also:")
-                for problem in rest.prefix(20) { print("  - \(problem)") }
-                let more = rest.count - min(rest.count, 20) + report.unlistedProblems
-                if more > 0 { print("  … and \(more) more") }
-            }
-        }
-        if let anchor = report.anchorSeq {
-            print("note: the session chain starts at retention anchor seq \(anchor) (older sessions were removed by agentgate clean)")
-        }
-        if !report.unchainedSessions.isEmpty {
-            let ids = report.unchainedSessions.prefix(5).joined(separator: ", ") + (report.unchainedSessions.count > 5 ? ", …" : "")
-            print("note: \(report.unchainedSessions.count) sessions (\(report.unchainedEvents) events) were recorded before schema v2 and are unchained (pre-v2): \(ids)")
-        }
-        let open = sessionID.map { id in report.openSessions.filter { $0 == id } } ?? report.openSessions
-        if !open.isEmpty {
-            print("note: \(open.count) sessions have no end record (still running, or the supervisor was killed); their last events are covered by the chain but not by an end record")
-        }
-        if FileManager.default.fileExists(atPath: store.fallbackPath) {
-            print("note: \(store.fallbackPath) holds records not yet imported; the next agentgate-supervise start imports them")
-        }
+        let pendingFallback = FileManager.default.fileExists(atPath: store.fallbackPath) ? store.fallbackPath : nil
+        for line in report.summaryLines(sessionID: sessionID, pendingFallback: pendingFallback) { print(line) }
         if !report.isValid { throw ExitCode(1) }
-    }
-}
-
-/// `agentgate sessions [--agent A] [--since T] [--json]`
-struct SessionsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sessions", abstract: "List supervised sessions.")
-    @OptionGroup var database: DatabaseOption
-    @Option(help: "Only sessions of this agent.") var agent: String?
-    @Option(help: "Only sessions started since: a duration (30s, 15m, 2h, 7d) or an ISO-8601 time.") var since: String?
-    @Flag(help: "A JSON array.") var json = false
-
-    func validate() throws {
-        if let since { _ = try AuditTime.since(since) }
-    }
-
-    func run() throws {
-        let store = try database.open()
-        defer { store.close() }
-        let summaries = try store.sessionSummaries(agent: agent, since: try since.map { try AuditTime.since($0) })
-        if json {
-            let objects = summaries.map { summary -> [String: Any] in
-                var object = AuditFormat.sessionObject(summary.session)
-                object["events"] = summary.eventCount
-                object["denied"] = summary.deniedCount
-                return object
-            }
-            print(AuditFormat.json(objects, pretty: true))
-            return
-        }
-        if summaries.isEmpty {
-            print("no sessions")
-            return
-        }
-        let rows = summaries.map { summary -> [String] in
-            let session = summary.session
-            let status: String
-            let duration: String
-            if let end = session.endTimeMicros {
-                status = session.exitStatus.map { "exit \($0)" } ?? "ended"
-                duration = AuditTime.duration(micros: end - session.startTimeMicros)
-            } else {
-                status = "running"
-                duration = "-"
-            }
-            let command = AuditFormat.printable(session.command.joined(separator: " "))
-            return [session.id, session.agent + (session.mode == "audit" ? " (audit)" : ""),
-                    AuditTime.dateTime(session.startTimeMicros), duration, status, "\(summary.eventCount)",
-                    "\(summary.deniedCount)", command.count > 60 ? String(command.prefix(59)) + "…" : command]
-        }
-        printTable(header: ["SESSION", "AGENT", "STARTED", "DURATION", "STATUS", "EVENTS", "DENIED", "COMMAND"], rows: rows)
-    }
-}
-
-/// Left-aligned columns, two spaces apart; the last column is not padded.
-func printTable(header: [String], rows: [[String]], indent: String = "") {
-    var widths = header.map(\.count)
-    for row in rows {
-        for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
-    }
-    for row in [header] + rows {
-        var line = indent
-        for (index, cell) in row.enumerated() {
-            line += index == row.count - 1 ? cell : cell.padding(toLength: widths[index] + 2, withPad: " ", startingAt: 0)
-        }
-        print(line)
     }
 }

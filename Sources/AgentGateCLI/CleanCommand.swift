@@ -1,3 +1,4 @@
+import AgentGateReports
 import AgentGateStore
 import ArgumentParser
 import Foundation
@@ -18,13 +19,13 @@ struct CleanCommand: ParsableCommand {
     @Flag(help: "Only say what would be removed.") var dryRun = false
 
     func validate() throws {
-        _ = try AuditTime.since(olderThan)
+        _ = try AuditTime.argument(olderThan)
     }
 
     func run() throws {
         let store = try database.open()
         defer { store.close() }
-        let cutoff = try AuditTime.since(olderThan)
+        let cutoff = try AuditTime.argument(olderThan)
         let report = try store.removeSessions(endedBefore: cutoff, dryRun: dryRun)
         let verb = dryRun ? "would remove" : "removed"
         print("\(verb) \(report.sessionIDs.count) sessions (\(report.eventsRemoved) events, \(report.processesRemoved) process records) that ended before \(AuditTime.dateTime(cutoff))")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Glibc
 
 extension ParsableCommand {
     /// `main()`, except that usage errors (unknown options, missing arguments, a failed
@@ -17,5 +18,15 @@ extension ParsableCommand {
             FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
             exit(withError: ExitCode(CheckExitCode.error))
         }
+    }
+}
+
+extension CommandLine {
+    /// This process's executable (/proc/self/exe), or argv[0] when that can't be read.
+    static var executablePathname: String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
+        guard count > 0 else { return arguments.first ?? "agentgate-supervise" }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

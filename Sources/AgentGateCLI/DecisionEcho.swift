@@ -1,5 +1,5 @@
+import AgentGateReports
 import AgentGateStore
-import Foundation
 import Glibc
 
 /// Where `-v` and `--log` send each decision as it is made: one whole line per decision, in a
@@ -47,23 +47,14 @@ struct DecisionEcho: Sendable {
         self.protectedFiles = protectedFiles
     }
 
-    /// `agentgate: ✗ 13:20:26 fs_read deny ~/.ssh/id_rsa (rule ssh-keys: SSH private keys) pid=4242`
-    static func line(_ event: DecisionEvent) -> String {
-        "agentgate: " + AuditFormat.line(event) + " pid=\(event.pid)\n"
-    }
-
-    static func isNotable(_ event: DecisionEvent) -> Bool {
-        event.decision != .allow || event.action == .exec || event.action == .netEgress
-    }
-
     func write(_ event: DecisionEvent) {
         let toStandardError = switch standardError {
         case .everything: true
-        case .notable: Self.isNotable(event)
+        case .notable: AuditFormat.isNotable(event)
         case nil: false
         }
         guard toStandardError || logDescriptor != nil else { return }
-        var line = Self.line(event)
+        var line = AuditFormat.echoLine(event)
         line.withUTF8 { bytes in
             if toStandardError { Self.writeAll(STDERR_FILENO, bytes) }
             if let logDescriptor { Self.writeAll(logDescriptor, bytes) }
@@ -80,26 +71,5 @@ struct DecisionEcho: Sendable {
             }
             offset += written
         }
-    }
-}
-
-/// Words made safe to paste into a POSIX shell.
-enum ShellQuoting {
-    static func quote(_ word: String) -> String {
-        let plain = word.unicodeScalars.allSatisfy { scalar in
-            CharacterSet.alphanumerics.contains(scalar) && scalar.isASCII || "-_./=:@%+,".unicodeScalars.contains(scalar)
-        }
-        if plain && !word.isEmpty { return word }
-        return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
-    }
-}
-
-extension CommandLine {
-    /// This process's executable (/proc/self/exe), or argv[0] when that can't be read.
-    static var executablePathname: String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
-        guard count > 0 else { return arguments.first ?? "agentgate-supervise" }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -1,6 +1,6 @@
+import AgentGateReports
 import AgentGateStore
 import ArgumentParser
-import Crypto
 import Foundation
 
 /// `agentgate export SESSION --format json|html [--output FILE] [--sign-key KEY]` and
@@ -64,7 +64,7 @@ struct ExportCommand: ParsableCommand {
         let store = try database.open()
         defer { store.close() }
         let id = try DatabaseOption.resolveSession(session!, in: store)
-        let pack = try EvidencePack.load(id: id, store: store)
+        let pack = try exitingTwoWhenGone { try EvidencePack.load(id: id, store: store) }
         let bytes = Array((format == .json ? pack.json() : pack.html()).utf8)
         guard let output else {
             FileHandle.standardOutput.write(Data(bytes))
@@ -100,83 +100,5 @@ struct ExportCommand: ParsableCommand {
             throw ExitCode(2)
         }
         return key
-    }
-}
-
-/// HMAC-SHA256 over an exported file's exact bytes, written as `hmac-sha256:<hex>`.
-enum EvidenceSignature {
-    static func sign(_ bytes: [UInt8], key: [UInt8]) -> String {
-        let code = HMAC<SHA256>.authenticationCode(for: bytes, using: SymmetricKey(data: key))
-        return "hmac-sha256:" + AuditChain.hex(Array(code))
-    }
-
-    /// The MAC bytes of a signature file's first line, or nil when it isn't one.
-    static func parse(_ text: String) -> [UInt8]? {
-        let line = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
-        guard line.hasPrefix("hmac-sha256:"), let bytes = AuditChain.bytes(hex: String(line.dropFirst(12))),
-              bytes.count == 32
-        else { return nil }
-        return bytes
-    }
-
-    /// Constant-time comparison (CryptoKit's `isValidAuthenticationCode`).
-    static func isValid(_ mac: [UInt8], for bytes: [UInt8], key: [UInt8]) -> Bool {
-        HMAC<SHA256>.isValidAuthenticationCode(mac, authenticating: bytes, using: SymmetricKey(data: key))
-    }
-}
-
-/// Everything an evidence pack holds.
-struct EvidencePack {
-    var databasePath: String
-    var report: SessionReport
-    var events: [StoredEvent]
-    var verification: VerificationReport
-    var generatedAt: Int64
-
-    static func load(id: String, store: AuditStore) throws -> EvidencePack {
-        EvidencePack(
-            databasePath: store.path, report: try SessionReport.load(id: id, store: store, deniedLimit: nil),
-            events: try store.events(sessionID: id), verification: try store.verify(sessionID: id),
-            generatedAt: AuditClock.nowMicros())
-    }
-
-    var record: SessionRecord { report.record }
-
-    func verificationObject() -> [String: Any] {
-        var object: [String: Any] = [
-            "valid": verification.isValid, "events_verified": verification.eventsVerified,
-            "process_links_verified": verification.processLinksVerified, "session_chain_links": verification.globalLinks,
-            "problems": verification.problems.map(\.description),
-            "session_has_end_record": !verification.openSessions.contains(record.id),
-            "pre_v2_unchained": verification.unchainedSessions.contains(record.id),
-        ]
-        if let head = verification.headHash { object["session_chain_head"] = head }
-        if let anchor = verification.anchorSeq { object["retention_anchor_seq"] = anchor }
-        return object
-    }
-
-    func json() -> String {
-        var session = AuditFormat.sessionObject(record)
-        session["events"] = report.eventTotal
-        session["denied"] = report.deniedTotal
-        let counts = report.storedCounts.map { count -> [String: Any] in
-            ["action": count.action, "decision": count.decision, "enforced": count.enforced, "count": count.count]
-        }
-        // Events are written one per line inside the array, so a large pack stays streamable.
-        let head: [String: Any] = [
-            "format": "agentgate-evidence", "version": 1, "generated_at": AuditTime.iso8601(generatedAt),
-            "database": databasePath, "session": session, "verification": verificationObject(), "counts": counts,
-            "processes": report.processes.map(AuditFormat.processObject),
-        ]
-        var text = AuditFormat.json(head, pretty: true)
-        // Splice the events array in before the closing brace.
-        if let close = text.lastIndex(of: "}") { text = String(text[..<close]) }
-        while let last = text.last, last.isWhitespace { text.removeLast() }
-        text += ",\n  \"events\" : ["
-        for (index, stored) in events.enumerated() {
-            text += (index == 0 ? "\n    " : ",\n    ") + AuditFormat.json(AuditFormat.jsonObject(stored))
-        }
-        text += events.isEmpty ? "]\n}\n" : "\n  ]\n}\n"
-        return text
     }
 }

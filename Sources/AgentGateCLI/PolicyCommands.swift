@@ -51,15 +51,10 @@ struct ContextOptions: ParsableArguments {
     @Option(help: "Agent name ($AGENT and when: {agent: …}).") var agent: String?
 
     func context() throws -> ProcessContext {
-        let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)
-        func field(_ name: String) -> String? {
-            status?.split(separator: "\n").first { $0.hasPrefix(name + ":") }
-                .map { $0.dropFirst(name.count + 1).trimmingCharacters(in: .whitespaces) }
-        }
+        let status = ProcStatus(tid: getpid())
         var context = ProcessContext(
             uid: uid ?? geteuid(), gid: gid ?? getegid(),
-            effectiveCapabilities: field("CapEff").flatMap { UInt64($0, radix: 16) } ?? 0,
-            permittedCapabilities: field("CapPrm").flatMap { UInt64($0, radix: 16) } ?? 0,
+            effectiveCapabilities: status.capEff, permittedCapabilities: status.capPrm,
             cgroup: cgroup ?? SessionContextCollector.cgroup(), executable: exe ?? "", commands: [],
             ancestors: [], agent: agent ?? "")
         try? ProcessFact.ancestors.set(ancestor, in: &context) // any command line is an ancestor: never throws

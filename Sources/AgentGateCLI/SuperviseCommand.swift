@@ -1,4 +1,5 @@
 import AgentGatePolicy
+import AgentGateReports
 import AgentGateStore
 import AgentGateSupervisor
 import ArgumentParser

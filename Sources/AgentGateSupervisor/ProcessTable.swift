@@ -151,19 +151,19 @@ enum ProcStat {
     }
 }
 
-/// The fields of /proc/TID/status the supervisor uses.
-struct ProcStatus {
-    var tgid: pid_t = 0
-    var ppid: pid_t = 0
-    var umask: UInt32 = 0o022
-    var uids: [UInt32] = []
-    var gids: [UInt32] = []
-    var groups: [UInt32] = []
-    var capEff: UInt64 = 0
-    var capPrm: UInt64 = 0
-    var readOK = false
+/// The fields of /proc/TID/status the supervisor (and `agentgate check`, for its own) uses.
+public struct ProcStatus: Sendable {
+    public var tgid: pid_t = 0
+    public var ppid: pid_t = 0
+    public var umask: UInt32 = 0o022
+    public var uids: [UInt32] = []
+    public var gids: [UInt32] = []
+    public var groups: [UInt32] = []
+    public var capEff: UInt64 = 0
+    public var capPrm: UInt64 = 0
+    public var readOK = false
 
-    init(tid: pid_t) {
+    public init(tid: pid_t) {
         let text: String? = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 8192) { buffer in
             let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(tid)/status", buffer.baseAddress!, buffer.count)
             guard n > 0 else { return nil }

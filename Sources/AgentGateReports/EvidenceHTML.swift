@@ -6,40 +6,33 @@ import Foundation
 /// anchors). Every recorded string is agent-controlled (paths, argv, hostnames), so each goes
 /// through `HTML.escape`, which escapes `& < > " '`, shows a line break as ⏎ and a real one, a
 /// tab as ⇥, and other control characters as \u{…}.
-enum HTML {
+public enum HTML {
     /// Element content.
-    static func escape(_ text: String) -> String { escape(text, lineBreaks: true) }
+    public static func escape(_ text: String) -> String { escape(text, lineBreaks: true) }
 
     /// Attribute values and `<title>`: line breaks stay on the line, as ⏎.
-    static func attribute(_ text: String) -> String { escape(text, lineBreaks: false) }
+    public static func attribute(_ text: String) -> String { escape(text, lineBreaks: false) }
 
     private static func escape(_ text: String, lineBreaks: Bool) -> String {
-        var output = ""
-        output.reserveCapacity(text.utf8.count)
-        var previous: Unicode.Scalar?
-        for scalar in text.unicodeScalars {
-            defer { previous = scalar }
-            switch scalar {
-            case "&": output += "&amp;"
-            case "<": output += "&lt;"
-            case ">": output += "&gt;"
-            case "\"": output += "&quot;"
-            case "'": output += "&#39;"
-            case "\n" where previous == "\r": continue // \r\n is one line break
-            case "\n", "\r": output += lineBreaks ? "<span class=\"muted\">⏎</span><br>" : "⏎"
-            case "\t": output += "⇥"
-            case _ where AuditFormat.needsEscape(scalar):
-                output += "\\u{\(String(scalar.value, radix: 16))}"
-            default:
-                output.unicodeScalars.append(scalar)
-            }
+        DisplayText.escaped(text, lineBreak: lineBreaks ? "<span class=\"muted\">⏎</span><br>" : "⏎", replacement: entity)
+    }
+
+    /// The characters markup gives a meaning to, as character references.
+    private static func entity(_ scalar: Unicode.Scalar) -> String? {
+        switch scalar {
+        case "&": "&amp;"
+        case "<": "&lt;"
+        case ">": "&gt;"
+        case "\"": "&quot;"
+        case "'": "&#39;"
+        default: nil
         }
-        return output
     }
 }
 
 extension EvidencePack {
-    func html() -> String {
+    /// The pack as one self-contained HTML page.
+    public func html() -> String {
         let e = HTML.escape
         // Shown as `show` shows it: redacted like its events.
         let record = AuditFormat.redacted(self.record)
@@ -144,7 +137,7 @@ extension EvidencePack {
 
         // Counts.
         page += "<h2 id=\"counts\">Decisions</h2>\n<p>\(report.eventTotal) events, \(report.deniedTotal) denied.</p>\n"
-        let decisions = ["allow", "deny", "ask", "log"]
+        let decisions = RecordedName.decisionOrder
         page += "<table><tr><th>Action</th>" + decisions.map { "<th class=\"num\">\(e($0))</th>" }.joined() + "</tr>\n"
         for (action, values) in report.byAction {
             page += "<tr><td class=\"mono\">\(e(action))</td>"
@@ -184,7 +177,7 @@ extension EvidencePack {
             let event = AuditFormat.redacted(stored.event)
             var rule = AuditFormat.why(event)
             if let intent = event.intent { rule += " — " + intent }
-            html += "<tr class=\"\(HTML.attribute(event.decision.text))\"><td class=\"mark\">\(e(AuditFormat.mark(event.decision.text)))</td>"
+            html += "<tr class=\"\(HTML.attribute(event.decisionName))\"><td class=\"mark\">\(e(event.decisionMark))</td>"
             html += "<td class=\"num\">\(stored.seq.map(String.init) ?? "")</td>"
             html += "<td class=\"mono\">\(e(AuditTime.iso8601(event.timeMicros)))</td><td class=\"num\">\(event.pid)</td>"
             html += "<td class=\"mono\">\(e(AuditFormat.shownAction(event)))</td><td>\(e(AuditFormat.decisionText(event)))</td>"
