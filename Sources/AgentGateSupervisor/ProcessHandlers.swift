@@ -291,27 +291,32 @@ enum ProcessHandlers {
         if installed < 0 && installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
     }
 
-    /// The process a handle of the agent refers to, through the supervisor's own copy of it.
+    /// The process a handle of the agent refers to.
     private enum HandleTarget {
         case caller
-        case process(pid_t, copy: Int32)
-        case exited(copy: Int32)
+        case process(pid_t)
+        case exited
         case invalid(errno: Int32)
     }
 
-    private static func target(ofHandle fd: Int32, tid: pid_t) -> HandleTarget {
+    /// A handle of the agent: what it refers to, and the supervisor's own copy of it (closed
+    /// with this value).
+    private struct AgentHandle: ~Copyable {
+        let target: HandleTarget
+        let copy: OwnedFD
+    }
+
+    private static func agentHandle(_ fd: Int32, tid: pid_t) -> AgentHandle {
         if fd == Int32(AGENTGATE_PIDFD_SELF_THREAD) || fd == Int32(AGENTGATE_PIDFD_SELF_THREAD_GROUP) {
-            return .caller
+            return AgentHandle(target: .caller, copy: OwnedFD(-1))
         }
-        let pidfd = agentgate_pidfd_open(tid)
-        let copy = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, fd) : pidfd
-        agentgate_close(pidfd)
-        guard copy >= 0 else { return .invalid(errno: copy == -ESRCH ? ESRCH : EBADF) }
+        let copy = OwnedFD.copy(of: fd, from: tid)
+        guard copy.isValid else { return AgentHandle(target: .invalid(errno: copy.raw == -ESRCH ? ESRCH : EBADF), copy: copy) }
         var pid: pid_t = 0
         var isDirectory = false
-        let rc = agentgate_process_handle_target(copy, &pid, &isDirectory)
-        guard rc == 0 else { agentgate_close(copy); return .invalid(errno: -rc) }
-        return pid > 0 ? .process(pid, copy: copy) : .exited(copy: copy)
+        let rc = agentgate_process_handle_target(copy.raw, &pid, &isDirectory)
+        guard rc == 0 else { return AgentHandle(target: .invalid(errno: -rc), copy: copy) }
+        return AgentHandle(target: pid > 0 ? .process(pid) : .exited, copy: copy)
     }
 
     /// pidfd_send_signal(handle, sig, info, flags): decided on the handle's process and sent by
@@ -322,29 +327,20 @@ enum ProcessHandlers {
         let signal = Int32(truncatingIfNeeded: n.arg(1))
         let infoAddress = n.arg(2)
         let flags = UInt32(truncatingIfNeeded: n.arg(3))
-        let handle = target(ofHandle: n.intArg(0), tid: n.tid)
+        let handle = agentHandle(n.intArg(0), tid: n.tid)
         var info = [UInt8](repeating: 0, count: 128)
         let infoRead = infoAddress == 0 ? 0 : agentgate_read_memory(n.tid, infoAddress, &info, 128)
-        func release() {
-            switch handle {
-            case .process(_, let copy), .exited(let copy): agentgate_close(copy)
-            default: break
-            }
-        }
-        defer { release() }
         guard core.listener.isValid(n.id) else { return }
-        let copy: Int32
-        switch handle {
+        switch handle.target {
         case .caller:
             core.listener.continueSyscall(n.id) // a value: the caller itself
             return
         case .invalid(let errno):
             core.listener.fail(n.id, errno: errno)
             return
-        case .exited(let fd):
-            copy = fd // the kernel answers ESRCH
-        case .process(let pid, let fd):
-            copy = fd
+        case .exited:
+            break // the kernel answers ESRCH
+        case .process(let pid):
             var aims: [Aim] = [pid == process.tgid || pid == n.tid ? .caller : .process(pid)]
             if flags & UInt32(AGENTGATE_PIDFD_SIGNAL_PROCESS_GROUP) != 0 { aims.append(.group(core.processGroup(of: pid))) }
             for aim in aims {
@@ -373,7 +369,7 @@ enum ProcessHandlers {
             }
         }
         let result = info.withUnsafeBytes { raw in
-            agentgate_pidfd_send_signal(copy, signal, infoAddress == 0 && signal == 0 ? nil : raw.baseAddress, flags)
+            agentgate_pidfd_send_signal(handle.copy.raw, signal, infoAddress == 0 && signal == 0 ? nil : raw.baseAddress, flags)
         }
         if result < 0 { core.listener.fail(n.id, errno: -result) } else { core.listener.succeed(n.id, value: 0) }
     }
@@ -384,20 +380,14 @@ enum ProcessHandlers {
     /// checks the agent's own ptrace rights.
     private static func handleCall(_ trapped: TrappedCall) {
         let n = trapped.notification, core = trapped.core, process = trapped.process
-        let handle = target(ofHandle: n.intArg(0), tid: n.tid)
-        defer {
-            switch handle {
-            case .process(_, let copy), .exited(let copy): agentgate_close(copy)
-            default: break
-            }
-        }
+        let handle = agentHandle(n.intArg(0), tid: n.tid)
         guard core.listener.isValid(n.id) else { return }
-        switch handle {
+        switch handle.target {
         case .caller, .exited:
             core.listener.continueSyscall(n.id)
         case .invalid(let errno):
             core.listener.fail(n.id, errno: errno)
-        case .process(let pid, _):
+        case .process(let pid):
             let aim: Aim = pid == process.tgid || pid == n.tid ? .caller : .process(pid)
             if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
                 trapped.denySyscall(Refusal(EPERM, refusal), target: describe(aim))
