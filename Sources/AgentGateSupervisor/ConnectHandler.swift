@@ -92,7 +92,7 @@ enum ConnectHandler {
 
     /// Connects the agent's socket; closes `pathFD` (the resolved unix socket inode) when done.
     private static func connect(_ call: TrappedCall, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict) {
-        let n = call.notification, core = call.core, syscall = call.syscall, process = call.process
+        let n = call.notification, core = call.core, process = call.process
         let pidfd = agentgate_pidfd_open(n.tid)
         let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
         agentgate_close(pidfd)
@@ -121,9 +121,7 @@ enum ConnectHandler {
             }
             agentgate_close(socket)
             agentgate_close(pathFD)
-            if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: -result) }
-            call.record(.init(syscall: syscall, action: .netEgress, target: address.target, verdict: verdict,
-                              errno: result == 0 ? nil : -result))
+            call.reply(Int(result), verdict: verdict, action: .netEgress, target: address.target)
         }
         if statusFlags >= 0 && statusFlags & O_NONBLOCK != 0 {
             body() // non-blocking: returns at once, EINPROGRESS included

@@ -283,9 +283,7 @@ enum MutationHandler {
         let length = Int64(bitPattern: n.arg(1))
         let verdict = verdict ?? Verdict(decision: .allow, ruleIndex: nil, reason: .matchedRule)
         @Sendable func answer(_ result: Int) {
-            if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: 0) }
-            call.record(.init(syscall: "truncate", action: .fsWrite, target: object.target, verdict: verdict,
-                              errno: result < 0 ? Int32(-result) : nil))
+            call.reply(result, verdict: verdict, action: .fsWrite, target: object.target, recordedAs: "truncate")
         }
         var info = stat()
         guard fstat(object.fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
@@ -325,7 +323,7 @@ enum MutationHandler {
     /// pidfd_getfd (the object itself, whatever the fd number means later), decided as fs_write
     /// on its path, and changed through the supervisor's copy.
     static func handleDescriptor(_ call: TrappedCall, fdArg: Int, memory: [MemoryArgument]) {
-        let n = call.notification, core = call.core, syscall = call.syscall
+        let n = call.notification, core = call.core
         let fd = OwnedFD.copy(of: n.intArg(fdArg), from: n.tid)
         var copies: [[UInt8]?] = []
         var failure: Refusal? = nil
@@ -371,8 +369,7 @@ enum MutationHandler {
             }
         }
         let result = agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
-        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
-        call.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result < 0 ? Int32(-result) : nil))
+        call.reply(result, verdict: verdict, action: .fsWrite, target: target)
     }
 
     private static func respond(_ call: TrappedCall, errno: Int32, target: String, verdict: Verdict?, reason: String?) {

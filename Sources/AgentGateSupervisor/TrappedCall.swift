@@ -35,14 +35,8 @@ struct TrappedCall: Sendable {
     let syscall: String
     let core: SupervisorCore
 
-    var id: UInt64 { notification.id }
-    var tid: pid_t { notification.tid }
-
     /// The agent's /proc/TID/status: as read for this notification when it was, else read now.
-    func agentStatus() -> ProcStatus { process.status ?? ProcStatus(tid: tid) }
-
-    /// Whether the notification is still pending (see `Listener.isValid`).
-    var isValid: Bool { core.listener.isValid(notification.id) }
+    func agentStatus() -> ProcStatus { process.status ?? ProcStatus(tid: notification.tid) }
 
     /// Hands `entry` to the recorder, once the call has been answered some other way.
     func record(_ entry: DecisionRecorder.Entry) {
@@ -57,17 +51,18 @@ struct TrappedCall: Sendable {
 
     /// Fails the call with the refusal's errno and records it as a denial of `action` on `target`.
     func deny(_ refusal: Refusal, action: ActionKind, target: String, argv: [String]? = nil) {
+        core.listener.fail(notification.id, errno: refusal.code)
         var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: action, target: target, reason: refusal.reason,
                                                   errno: refusal.code)
         entry.argv = argv
-        fail(refusal.code, recording: entry)
+        record(entry)
     }
 
     /// Fails the call with `errno`, recording the policy's verdict when the policy decided, else a
     /// denial for `reason`.
     func fail(_ errno: Int32, action: ActionKind, target: String, verdict: Verdict?, reason: String) {
         if let verdict {
-            fail(errno, recording: .init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno))
+            finish(verdict: verdict, action: action, target: target, errno: errno)
         } else {
             deny(Refusal(errno, reason), action: action, target: target)
         }
@@ -76,7 +71,8 @@ struct TrappedCall: Sendable {
     /// Fails the call with the refusal's errno and records it as a syscall refused on its own
     /// account (action `syscall`).
     func denySyscall(_ refusal: Refusal, target: String) {
-        fail(refusal.code, recording: .deniedSyscall(syscall, target: target, reason: refusal.reason, errno: refusal.code))
+        core.listener.fail(notification.id, errno: refusal.code)
+        record(.deniedSyscall(syscall, target: target, reason: refusal.reason, errno: refusal.code))
     }
 
     /// Answers a policy verdict on `action`: fails with `errno` when given, else lets the call
@@ -90,6 +86,15 @@ struct TrappedCall: Sendable {
     func allow(verdict: Verdict, action: ActionKind, target: String, argv: [String]? = nil) {
         core.listener.continueSyscall(notification.id)
         record(.init(syscall: syscall, action: action, target: target, verdict: verdict, argv: argv))
+    }
+
+    /// Answers a call the supervisor performed for the agent with the kernel's result (its value,
+    /// or -errno), then records the verdict with the errno. `recordedAs` names the syscall when
+    /// the call performed isn't the one trapped.
+    func reply(_ result: Int, verdict: Verdict, action: ActionKind, target: String, recordedAs name: String? = nil) {
+        let errno: Int32? = result < 0 ? Int32(-result) : nil
+        if let errno { core.listener.fail(notification.id, errno: errno) } else { core.listener.succeed(notification.id, value: Int64(result)) }
+        record(.init(syscall: name ?? syscall, action: action, target: target, verdict: verdict, errno: errno))
     }
 
     /// Answers a syscall decided on its own account: continues it when allowed, else fails it
