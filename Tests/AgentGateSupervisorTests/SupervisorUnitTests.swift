@@ -1,4 +1,5 @@
 @testable import AgentGateSupervisor
+import AgentGatePolicy
 import CSupport
 import Glibc
 import Testing
@@ -151,5 +152,61 @@ import Testing
         #expect(!again.firstSeen)
         #expect(again.executable == first.executable)
         table.closeAll()
+    }
+}
+
+/// How the supervisor names a path the kernel could not resolve, and what lies within a root.
+@Suite("Lexical path naming") struct LexicalPathNamingTests {
+    @Test("relative paths join the base; `.`, `..` and repeated slashes go; nothing climbs above /")
+    func absolute() {
+        #expect(PathLexical.absolute("b/./c", base: "/a") == "/a/b/c")
+        #expect(PathLexical.absolute("../../../etc//passwd", base: "/home/u") == "/etc/passwd")
+        #expect(PathLexical.absolute("/x/y/..", base: "/ignored") == "/x")
+        #expect(PathLexical.absolute("", base: "/") == "/")
+        #expect(PathLexical.absolute("name", base: "anon_inode:[eventfd]") == "/anon_inode:[eventfd]/name")
+    }
+
+    @Test("a path is within its root or below it, not beside it")
+    func within() {
+        #expect(PathLexical.isWithin("/sys/fs/cgroup", root: "/sys/fs/cgroup"))
+        #expect(PathLexical.isWithin("/sys/fs/cgroup/user.slice", root: "/sys/fs/cgroup"))
+        #expect(PathLexical.isWithin("/etc/x", root: "/etc/"))
+        #expect(!PathLexical.isWithin("/sys/fs/cgroupfoo", root: "/sys/fs/cgroup"))
+    }
+}
+
+/// The recorder keeps decisions typed until the event is built, and counts them as such.
+@Suite("Decision recording") struct DecisionRecordingTests {
+    @Test("decisions are counted by kind, and the first exec's enforced denial is remembered")
+    func counts() {
+        let counts = DecisionCounts()
+        let recorder = DecisionRecorder(writer: nil, counts: counts)
+        let notification = Notification(seccomp_notif(), receivedAt: 0)
+        let process = ProcessFacts(tgid: getpid(), ppid: getppid(), executable: "/bin/sh")
+        let deny = Verdict(decision: .deny, ruleIndex: nil, reason: .defaultDecision)
+        let log = Verdict(decision: .log, ruleIndex: nil, reason: .matchedRule)
+        recorder.record(.init(syscall: "execve", action: .exec, target: "/bin/false", verdict: deny, errno: EACCES),
+                        notification: notification, process: process, respondedAt: 0)
+        recorder.record(.init(syscall: "openat", action: .fsRead, target: "/etc/hosts", verdict: log),
+                        notification: notification, process: process, respondedAt: 0)
+        recorder.record(.denied(syscall: "openat", action: .fsWrite, target: "/etc/passwd", reason: "off limits", errno: EACCES),
+                        notification: notification, process: process, respondedAt: 0)
+        #expect(counts.deniedCount == 2)
+        #expect(counts.loggedCount == 1)
+        #expect(counts.allowedCount == 0)
+        #expect(counts.firstExec?.target == "/bin/false")
+        #expect(counts.firstExecDenial?.target == "/bin/false")
+    }
+
+    @Test("an exec allowed in audit mode is not a denial of the session's command")
+    func auditModeExec() {
+        let counts = DecisionCounts()
+        let recorder = DecisionRecorder(writer: nil, counts: counts)
+        let audited = Verdict(decision: .deny, ruleIndex: nil, reason: .defaultDecision, enforced: false)
+        recorder.record(.init(syscall: "execve", action: .exec, target: "/bin/true", verdict: audited),
+                        notification: Notification(seccomp_notif(), receivedAt: 0),
+                        process: ProcessFacts(tgid: 1, ppid: 0, executable: "/bin/sh"), respondedAt: 0)
+        #expect(counts.firstExec != nil)
+        #expect(counts.firstExecDenial == nil)
     }
 }
