@@ -20,8 +20,8 @@ enum ProcessHandlers {
 
     // MARK: - Calls named by pid
 
-    static func processTarget(_ trapped: TrappedCall, call: ProcessTargetCall) {
-        let n = trapped.notification, core = trapped.core, process = trapped.process
+    static func processTarget(_ call: TrappedCall, kind: ProcessTargetCall) {
+        let n = call.notification, core = call.core, process = call.process
         func pid(_ index: Int) -> pid_t { pid_t(truncatingIfNeeded: n.arg(index)) }
         func selfOr(_ value: pid_t) -> Aim { value == 0 ? .caller : .process(value) }
         /// (which, who) as setpriority and ioprio_set take them, `which` numbered as given; who 0
@@ -36,7 +36,7 @@ enum ProcessHandlers {
             }
         }
         var aims: [Aim]
-        switch call {
+        switch kind {
         case .kill, .rtSigqueueinfo:
             let target = pid(0)
             if target > 0 { aims = [.process(target)] }
@@ -73,32 +73,32 @@ enum ProcessHandlers {
                 core.listener.fail(n.id, errno: ESRCH)
                 return
             case .refused(let reason):
-                trapped.denySyscall(Refusal(EPERM, reason), target: describe(aim))
+                call.denySyscall(Refusal(EPERM, reason), target: describe(aim))
                 return
             }
         }
-        if call == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
-            coreLimit(trapped, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3)
+        if kind == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
+            coreLimit(call, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3)
             return
         }
         // Real-time scheduling: a spinning SCHED_FIFO process can take a CPU from the host.
         if !core.policy.allowedUnsupervised.contains(.realtime) {
-            switch call {
+            switch kind {
             case .schedSetscheduler:
                 let policy = n.arg(1) & ~UInt64(0x4000_0000) // SCHED_RESET_ON_FORK
                 if policy == 1 || policy == 2 || policy == 6 {
-                    trapped.denySyscall(Refusal(EPERM, "real-time scheduling is denied by default"), target: "policy:\(policy)")
+                    call.denySyscall(Refusal(EPERM, "real-time scheduling is denied by default"), target: "policy:\(policy)")
                     return
                 }
             case .ioprioSet:
                 if (n.arg(2) >> 13) & 0x7 == 1 { // IOPRIO_CLASS_RT
-                    trapped.denySyscall(Refusal(EPERM, "the real-time I/O class is denied by default"), target: "ioprio:rt")
+                    call.denySyscall(Refusal(EPERM, "the real-time I/O class is denied by default"), target: "ioprio:rt")
                     return
                 }
             case .schedSetattr:
                 // The policy is in memory the agent could change after a check: perform the
                 // call on a copy.
-                setattr(trapped)
+                setattr(call)
                 return
             default: break
             }
@@ -111,15 +111,15 @@ enum ProcessHandlers {
     /// choosing, so the limit stays 0 unless the policy reopens the `kernel` route. Setting it
     /// to 0 is performed on a copy of the new limit; anything else is refused with EPERM, which
     /// is what an unprivileged process gets for raising a hard limit of 0.
-    static func coreLimit(_ trapped: TrappedCall, pidArg: Int?, resourceArg: Int, limitArg: Int, oldArg: Int?) {
-        let n = trapped.notification, core = trapped.core, process = trapped.process
+    static func coreLimit(_ call: TrappedCall, pidArg: Int?, resourceArg: Int, limitArg: Int, oldArg: Int?) {
+        let n = call.notification, core = call.core, process = call.process
         guard !core.policy.allowedUnsupervised.contains(.kernel) else { core.listener.continueSyscall(n.id); return }
         var limit = [UInt64](repeating: 0, count: 2)
         let rc = limit.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(limitArg), $0.baseAddress, 16) }
         guard core.listener.isValid(n.id) else { return }
         guard rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
         guard limit[0] == 0 && limit[1] == 0 else {
-            trapped.denySyscall(Refusal(EPERM, "core dumps are off under supervision: the kernel would write one with no decision (kernel route)"),
+            call.denySyscall(Refusal(EPERM, "core dumps are off under supervision: the kernel would write one with no decision (kernel route)"),
                                 target: "RLIMIT_CORE")
             return
         }
@@ -130,7 +130,7 @@ enum ProcessHandlers {
             case .reachable: break
             case .noSuchProcess: core.listener.fail(n.id, errno: ESRCH); return
             case .refused(let reason):
-                trapped.denySyscall(Refusal(EPERM, reason), target: "pid:\(Int32(truncatingIfNeeded: n.arg(pidArg)))")
+                call.denySyscall(Refusal(EPERM, reason), target: "pid:\(Int32(truncatingIfNeeded: n.arg(pidArg)))")
                 return
             }
         }
@@ -151,8 +151,8 @@ enum ProcessHandlers {
     }
 
     /// sched_setattr(pid, attr, flags) on the supervisor's copy of `struct sched_attr`.
-    private static func setattr(_ trapped: TrappedCall) {
-        let n = trapped.notification, core = trapped.core
+    private static func setattr(_ call: TrappedCall) {
+        let n = call.notification, core = call.core
         let address = n.arg(1)
         var size: UInt32 = 0
         var rc = agentgate_read_memory(n.tid, address, &size, 4)
@@ -172,13 +172,13 @@ enum ProcessHandlers {
         }
         let policy = attr.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) }
         if policy == 1 || policy == 2 || policy == 6 {
-            trapped.denySyscall(Refusal(EPERM, "real-time scheduling is denied by default"), target: "policy:\(policy)")
+            call.denySyscall(Refusal(EPERM, "real-time scheduling is denied by default"), target: "policy:\(policy)")
             return
         }
         let acting = core.actAsAgent(tid: n.tid)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            trapped.denySyscall(Refusal(EPERM, refusal), target: "pid:\(Int32(truncatingIfNeeded: n.arg(0)))")
+            call.denySyscall(Refusal(EPERM, refusal), target: "pid:\(Int32(truncatingIfNeeded: n.arg(0)))")
             return
         }
         // pid 0 is the calling thread: in the supervisor it must name the agent's thread.
@@ -246,29 +246,29 @@ enum ProcessHandlers {
         }
     }
 
-    static func setpgid(_ trapped: TrappedCall) {
-        let n = trapped.notification
+    static func setpgid(_ call: TrappedCall) {
+        let n = call.notification
         // Trapped only for the supervisor's own group: joining it would expose us to kill(0).
-        trapped.decideSyscall(allowed: false, errno: EPERM, target: "pgid:\(n.arg(1))",
+        call.decideSyscall(allowed: false, errno: EPERM, target: "pgid:\(n.arg(1))",
                               reason: "the supervisor's process group is off limits")
     }
 
 
     // MARK: - Calls named by a handle
 
-    static func processHandle(_ trapped: TrappedCall, call: ProcessHandleCall) {
-        switch call {
-        case .pidfdOpen: pidfdOpen(trapped)
-        case .pidfdSendSignal: sendSignal(trapped)
-        case .pidfdGetfd, .processMadvise, .processMrelease: handleCall(trapped)
+    static func processHandle(_ call: TrappedCall, kind: ProcessHandleCall) {
+        switch kind {
+        case .pidfdOpen: pidfdOpen(call)
+        case .pidfdSendSignal: sendSignal(call)
+        case .pidfdGetfd, .processMadvise, .processMrelease: handleCall(call)
         }
     }
 
     /// pidfd_open(pid, flags): performed by the supervisor, so the pidfd the agent gets is the
     /// one whose process was checked (a pid could be reused between a check and the kernel's
     /// own lookup).
-    private static func pidfdOpen(_ trapped: TrappedCall) {
-        let n = trapped.notification, core = trapped.core, process = trapped.process
+    private static func pidfdOpen(_ call: TrappedCall) {
+        let n = call.notification, core = call.core, process = call.process
         let pid = pid_t(truncatingIfNeeded: n.arg(0))
         let flags = UInt32(truncatingIfNeeded: n.arg(1))
         guard core.listener.isValid(n.id) else { return }
@@ -283,7 +283,7 @@ enum ProcessHandlers {
             if !exited && (membership == .supervisor || membership == .outside) {
                 let reason = membership == .supervisor ? "the supervisor can't be signalled, traced or inspected"
                                                        : "the process is outside the session"
-                trapped.denySyscall(Refusal(EPERM, reason), target: "pid:\(pid)")
+                call.denySyscall(Refusal(EPERM, reason), target: "pid:\(pid)")
                 return
             }
         }
@@ -322,8 +322,8 @@ enum ProcessHandlers {
     /// pidfd_send_signal(handle, sig, info, flags): decided on the handle's process and sent by
     /// the supervisor through its copy of the handle (the agent could dup2 another handle, such
     /// as a /proc/PID directory of an outside process, onto the number after a check).
-    private static func sendSignal(_ trapped: TrappedCall) {
-        let n = trapped.notification, core = trapped.core, process = trapped.process
+    private static func sendSignal(_ call: TrappedCall) {
+        let n = call.notification, core = call.core, process = call.process
         let signal = Int32(truncatingIfNeeded: n.arg(1))
         let infoAddress = n.arg(2)
         let flags = UInt32(truncatingIfNeeded: n.arg(3))
@@ -345,7 +345,7 @@ enum ProcessHandlers {
             if flags & UInt32(AGENTGATE_PIDFD_SIGNAL_PROCESS_GROUP) != 0 { aims.append(.group(core.processGroup(of: pid))) }
             for aim in aims {
                 if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
-                    trapped.denySyscall(Refusal(EPERM, refusal), target: describe(aim))
+                    call.denySyscall(Refusal(EPERM, refusal), target: describe(aim))
                     return
                 }
             }
@@ -354,7 +354,7 @@ enum ProcessHandlers {
         let acting = core.actAsAgent(tid: n.tid)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            trapped.denySyscall(Refusal(EPERM, refusal), target: "signal")
+            call.denySyscall(Refusal(EPERM, refusal), target: "signal")
             return
         }
         if infoAddress == 0 && signal != 0 {
@@ -378,8 +378,8 @@ enum ProcessHandlers {
     /// take pidfds only (never /proc directories), and no pidfd of the supervisor or of an outside
     /// process ever reaches the agent, so once decided the call continues in the kernel, which
     /// checks the agent's own ptrace rights.
-    private static func handleCall(_ trapped: TrappedCall) {
-        let n = trapped.notification, core = trapped.core, process = trapped.process
+    private static func handleCall(_ call: TrappedCall) {
+        let n = call.notification, core = call.core, process = call.process
         let handle = agentHandle(n.intArg(0), tid: n.tid)
         guard core.listener.isValid(n.id) else { return }
         switch handle.target {
@@ -390,7 +390,7 @@ enum ProcessHandlers {
         case .process(let pid):
             let aim: Aim = pid == process.tgid || pid == n.tid ? .caller : .process(pid)
             if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
-                trapped.denySyscall(Refusal(EPERM, refusal), target: describe(aim))
+                call.denySyscall(Refusal(EPERM, refusal), target: describe(aim))
             } else {
                 core.listener.continueSyscall(n.id)
             }
