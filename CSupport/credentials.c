@@ -119,14 +119,14 @@ void agentgate_thread_restore_credentials(void) {
     acting = 0;
 }
 
-int agentgate_thread_suspend_credentials(void) {
-    if (!acting) return 0;
+bool agentgate_thread_suspend_credentials(void) {
+    if (!acting) return false;
     restore_raw(&own_identity);
     acting = 0;
-    return 1;
+    return true;
 }
 
-void agentgate_thread_resume_credentials(int suspended) {
+void agentgate_thread_resume_credentials(bool suspended) {
     if (!suspended) return;
     // It was taken on moments ago; failing now leaves the thread as itself, which would act
     // with more privilege than the agent has: stop instead.

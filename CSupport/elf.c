@@ -44,7 +44,7 @@ static int inspect(int file, agentgate_elf_info *out) {
     ssize_t n = pread(file, &header, sizeof header, 0);
     if (n < 0) return -errno;
     if ((size_t)n < EI_NIDENT || memcmp(header.e_ident, ELFMAG, SELFMAG) != 0) return 0; // not ELF
-    out->is_elf = 1;
+    out->is_elf = true;
     out->elf_class = header.e_ident[EI_CLASS];
     if (header.e_ident[EI_CLASS] != ELFCLASS64 || (size_t)n < sizeof header) return 0;
     out->type = header.e_type;
@@ -61,7 +61,7 @@ static int inspect(int file, agentgate_elf_info *out) {
         rc = read_exact(file, out->interpreter, phdrs[i].p_filesz, phdrs[i].p_offset);
         if (rc < 0) return rc;
         if (out->interpreter[phdrs[i].p_filesz - 1] != '\0') return -ENOEXEC;
-        out->has_interpreter = 1;
+        out->has_interpreter = true;
         break;
     }
     for (int i = 0; i < count; i++) {
@@ -77,7 +77,7 @@ static int inspect(int file, agentgate_elf_info *out) {
             if (dynamic[d].d_tag == DT_SONAME) { soname = dynamic[d].d_un.d_val; has_soname = 1; }
         }
         if (!has_soname) break;
-        out->has_soname = 1;
+        out->has_soname = true;
         uint64_t offset = 0;
         if (has_strtab && vaddr_to_offset(phdrs, count, strtab, &offset) == 0) {
             ssize_t got = pread(file, out->soname, sizeof out->soname - 1, (off_t)(offset + soname));

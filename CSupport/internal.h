@@ -7,6 +7,13 @@
 #include <fcntl.h>
 #include "CSupport.h"
 
+/// For what only the supervisor may do while a thread acts as the agent (taking the agent's
+/// fds, reading its memory, following its own /proc magic links, which the kernel lets the
+/// agent itself do whatever its dumpability): back to the thread's own identity. Returns true
+/// when it was acting as someone, for agentgate_thread_resume_credentials.
+bool agentgate_thread_suspend_credentials(void);
+void agentgate_thread_resume_credentials(bool suspended);
+
 #ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS
 #define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, uint64_t)
 #endif

@@ -1,6 +1,6 @@
 // Reading the target's memory. Callers must check SECCOMP_IOCTL_NOTIF_ID_VALID afterwards and
 // before using the bytes: the pid may have died and been reused in between.
-#include "CSupport.h"
+#include "internal.h"
 #include <errno.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -52,21 +52,21 @@ static int read_memory(pid_t pid, uint64_t addr, void *buf, size_t len) {
 // thread acts as the agent (a process that changed its ids is no longer dumpable, and only
 // the supervisor's CAP_SYS_PTRACE reaches it).
 ssize_t agentgate_read_string(pid_t pid, uint64_t addr, char *buf, size_t capacity) {
-    int suspended = agentgate_thread_suspend_credentials();
+    bool suspended = agentgate_thread_suspend_credentials();
     ssize_t n = read_string(pid, addr, buf, capacity);
     agentgate_thread_resume_credentials(suspended);
     return n;
 }
 
 int agentgate_read_memory(pid_t pid, uint64_t addr, void *buf, size_t len) {
-    int suspended = agentgate_thread_suspend_credentials();
+    bool suspended = agentgate_thread_suspend_credentials();
     int rc = read_memory(pid, addr, buf, len);
     agentgate_thread_resume_credentials(suspended);
     return rc;
 }
 
 int agentgate_write_memory(pid_t pid, uint64_t addr, const void *buf, size_t len) {
-    int suspended = agentgate_thread_suspend_credentials();
+    bool suspended = agentgate_thread_suspend_credentials();
     struct iovec local = { (void *)buf, len };
     struct iovec remote = { (void *)(uintptr_t)addr, len };
     ssize_t n = process_vm_writev(pid, &local, 1, &remote, 1, 0);

@@ -47,14 +47,14 @@ int agentgate_notif_id_valid(int listener, uint64_t id) {
 
 // A failure held back on this thread until its decision has been echoed (see
 // agentgate_notif_defer_failures).
-static __thread int defer_failures;
+static __thread bool defer_failures;
 static __thread int deferred_listener = -1;
 static __thread uint64_t deferred_id;
 static __thread int deferred_error;
 
 static int send_response(int listener, uint64_t id, int64_t value, int error);
 
-void agentgate_notif_defer_failures(int on) { defer_failures = on; }
+void agentgate_notif_defer_failures(bool on) { defer_failures = on; }
 
 int agentgate_notif_flush_deferred(void) {
     return agentgate_notif_flush_deferred_interrupted(0);
@@ -96,7 +96,7 @@ int agentgate_notif_continue(int listener, uint64_t id) {
     return notify_ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, &resp);
 }
 
-int agentgate_notif_addfd(int listener, uint64_t id, int fd, int cloexec, int target_fd, int send) {
+int agentgate_notif_addfd(int listener, uint64_t id, int fd, bool cloexec, int target_fd, bool send) {
     struct seccomp_notif_addfd addfd;
     memset(&addfd, 0, sizeof addfd);
     addfd.id = id;

@@ -92,7 +92,7 @@ static int walk(int dirfd, const char *path, int flags, agentgate_lookup_context
             close(next);
             // The agent's own links are followed whatever its dumpability, as the kernel lets
             // a process follow its own: with the supervisor's rights when it acts as the agent.
-            int suspended = ctx && owner == ctx->agent_tgid ? agentgate_thread_suspend_credentials() : 0;
+            bool suspended = ctx && owner == ctx->agent_tgid && agentgate_thread_suspend_credentials();
             next = openat(cur, name, O_PATH | O_CLOEXEC);
             int follow_err = errno;
             agentgate_thread_resume_credentials(suspended);
@@ -352,7 +352,7 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
 
 static void reset_prepared(agentgate_open_prepared *out) {
     out->context.owner_count = 0;
-    out->kind = -1;
+    out->kind = AGENTGATE_OPEN_NONE;
     out->object_fd = -1;
     out->parent_fd = -1;
     out->file_type = 0;
@@ -429,7 +429,7 @@ static int reopen_by_name(const agentgate_open_prepared *prepared, uint64_t flag
     return fd;
 }
 
-int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask_bits, int may_block) {
+int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask_bits, bool may_block) {
     unsigned create_mode = (unsigned)(mode & 07777) & ~umask_bits;
     switch (prepared->kind) {
     case AGENTGATE_OPEN_EXISTING: {
@@ -475,6 +475,8 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
         int fd = openat(prepared->object_fd, ".", (int)flags | O_CLOEXEC, create_mode);
         return fd < 0 ? -errno : fd;
     }
+    case AGENTGATE_OPEN_NONE:
+        break;
     }
     return -EINVAL;
 }
@@ -499,7 +501,7 @@ _Static_assert(AGENTGATE_AT_REMOVEDIR == AT_REMOVEDIR, "AT_REMOVEDIR");
 int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_entry *out) {
     out->context.owner_count = 0;
     out->parent_fd = -1;
-    out->trailing_slash = 0;
+    out->trailing_slash = false;
     out->last_type = AGENTGATE_ENTRY_NAME;
     out->name[0] = '\0';
     out->resolved[0] = '\0';
@@ -511,7 +513,7 @@ int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_ent
     int type = NAME_NORMAL, trailing = 0;
     int rc = split_final(path, dir, sizeof dir, out->name, sizeof out->name, &type, &trailing);
     if (rc < 0) return rc;
-    out->trailing_slash = trailing;
+    out->trailing_slash = trailing != 0;
     out->last_type = type == NAME_DOT ? AGENTGATE_ENTRY_DOT : type == NAME_DOTDOT ? AGENTGATE_ENTRY_DOTDOT
                    : type == NAME_ROOT ? AGENTGATE_ENTRY_ROOT : AGENTGATE_ENTRY_NAME;
     int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, 0, &out->context);

@@ -52,9 +52,9 @@ static int fdinfo_pid(int fd, pid_t *out) {
     return 0;
 }
 
-int agentgate_process_handle_target(int fd, pid_t *pid, int *is_proc_directory) {
+int agentgate_process_handle_target(int fd, pid_t *pid, bool *is_proc_directory) {
     *pid = 0;
-    *is_proc_directory = 0;
+    *is_proc_directory = false;
     struct statfs fs;
     if (fstatfs(fd, &fs) != 0) return -errno;
     if (fs.f_type == PROC_SUPER_MAGIC_VALUE) {
@@ -72,7 +72,7 @@ int agentgate_process_handle_target(int fd, pid_t *pid, int *is_proc_directory) 
         long value = strtol(target + 6, &end, 10);
         if (end == target + 6 || *end != '\0' || value <= 0) return -EBADF;
         *pid = (pid_t)value;
-        *is_proc_directory = 1;
+        *is_proc_directory = true;
         return 0;
     }
     pid_t found = 0;

@@ -293,7 +293,7 @@ int agentgate_spawn(const agentgate_spawn_config *config, agentgate_spawned *out
     out->pid = pid;
     out->pidfd = pidfd;
     out->listener = listener;
-    out->killable_recv = report.killable;
+    out->killable_recv = report.killable != 0;
     out->exec_report = status_pipe[0];
     *stage = AGENTGATE_SPAWN_OK;
     return 0;

@@ -147,8 +147,6 @@ int agentgate_install_interrupt_handler(int signo) {
     return sigaction(signo, &sa, NULL) == 0 ? 0 : -errno;
 }
 
-pid_t agentgate_gettid(void) { return (pid_t)syscall(SYS_gettid); }
-
 int agentgate_unshare_fs(void) { return unshare(CLONE_FS) == 0 ? 0 : -errno; }
 
 int agentgate_fchdir(int fd) { return fchdir(fd) == 0 ? 0 : -errno; }

@@ -10,6 +10,7 @@
 #ifndef AGENTGATE_CSUPPORT_H
 #define AGENTGATE_CSUPPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -18,6 +19,18 @@
 #include <linux/filter.h>
 
 #include "CSupportCapabilities.h"
+
+/// Buffer sizes shared by C and Swift, declared once.
+enum {
+    /// A path argument read from the agent: PATH_MAX plus one byte to detect an over-long one.
+    AGENTGATE_PATH_CAPACITY = 4097,
+    /// A resolved path as /proc/self/fd shows it (PATH_MAX plus room for a name).
+    AGENTGATE_RESOLVED_CAPACITY = 4096 + 256,
+    /// One path component (NAME_MAX plus the NUL).
+    AGENTGATE_NAME_CAPACITY = 256,
+    /// The largest socket address the kernel accepts (sizeof(struct sockaddr_storage)).
+    AGENTGATE_SOCKADDR_CAPACITY = 128,
+};
 
 #ifdef __cplusplus
 extern "C" {
@@ -129,8 +142,8 @@ typedef struct agentgate_spawn_config {
     const int *reset_signals;    ///< Signals the supervisor ignores that the agent must not.
     int reset_count;
     int64_t nproc_limit;         ///< RLIMIT_NPROC soft and hard limit for the agent, or -1.
-    int realtime_forbidden;      ///< Sets RLIMIT_RTPRIO and RLIMIT_RTTIME to 0 (no SCHED_FIFO/RR).
-    int core_dumps_forbidden;    ///< Sets RLIMIT_CORE to 0: a core file is a write no decision covers.
+    bool realtime_forbidden;     ///< Sets RLIMIT_RTPRIO and RLIMIT_RTTIME to 0 (no SCHED_FIFO/RR).
+    bool core_dumps_forbidden;   ///< Sets RLIMIT_CORE to 0: a core file is a write no decision covers.
     int oom_score_adj_floor;     ///< Raises /proc/self/oom_score_adj to at least this, or -1001.
     const char *const *cgroup_procs; ///< cgroup.procs files the parent moves the child into before it execs.
     int cgroup_count;
@@ -141,7 +154,7 @@ typedef struct agentgate_spawned {
     pid_t pid;
     int pidfd;            ///< pidfd_open(pid): to wait on and to take fds from.
     int listener;         ///< The seccomp listener, taken from the child with pidfd_getfd.
-    int killable_recv;    ///< 1 when SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV was accepted.
+    bool killable_recv;   ///< SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV was accepted.
     int exec_report;      ///< Carries the errno if CMD's own exec fails (agentgate_spawn_exec_error).
 } agentgate_spawned;
 
@@ -185,7 +198,7 @@ int agentgate_notif_recv(int listener, struct seccomp_notif *req);
 /// held until agentgate_notif_flush_deferred: a decision echoed on the terminal is then
 /// written while the process that caused it still waits, and never lands inside the error
 /// message that process prints about it.
-void agentgate_notif_defer_failures(int on);
+void agentgate_notif_defer_failures(bool on);
 
 /// Sends the failure held on the calling thread, if any. Returns 0 or -errno.
 int agentgate_notif_flush_deferred(void);
@@ -207,7 +220,7 @@ int agentgate_notif_continue(int listener, uint64_t id);
 /// SECCOMP_IOCTL_NOTIF_ADDFD: installs `fd` in the target. `target_fd` >= 0 uses
 /// SECCOMP_ADDFD_FLAG_SETFD. With `send`, the reply is sent atomically (SECCOMP_ADDFD_FLAG_SEND).
 /// Returns the fd number in the target, or -errno.
-int agentgate_notif_addfd(int listener, uint64_t id, int fd, int cloexec, int target_fd, int send);
+int agentgate_notif_addfd(int listener, uint64_t id, int fd, bool cloexec, int target_fd, bool send);
 
 /// Whether thread `tid` has no free fd number below its RLIMIT_NOFILE soft limit, so that an fd
 /// installed in it would fail with EMFILE (as the kernel's own open would, before any lookup).
@@ -240,6 +253,7 @@ int agentgate_write_memory(pid_t pid, uint64_t addr, const void *buf, size_t len
 
 /// How `agentgate_open_prepare` found the object.
 typedef enum agentgate_open_kind {
+    AGENTGATE_OPEN_NONE = -1,    ///< Nothing prepared (after a failure or a release).
     AGENTGATE_OPEN_EXISTING = 0, ///< `object_fd` is an O_PATH fd of the existing object.
     AGENTGATE_OPEN_CREATE = 1,   ///< The object doesn't exist: `parent_fd` + `name` will create it.
     AGENTGATE_OPEN_TMPFILE = 2,  ///< O_TMPFILE: `object_fd` is the directory.
@@ -251,7 +265,7 @@ typedef enum agentgate_open_kind {
 typedef struct agentgate_lookup_context {
     pid_t agent_tgid;      ///< Substituted for /proc/self.
     pid_t agent_tid;       ///< Substituted for /proc/thread-self (with agent_tgid).
-    int force_walk;        ///< Resolve component by component even without a magic link.
+    bool force_walk;       ///< Resolve component by component even without a magic link.
     pid_t owners[8];       ///< Pids whose magic links the lookup followed (out).
     int owner_count;       ///< Entries in owners; more than 8 is reported as 9 (out).
 } agentgate_lookup_context;
@@ -259,14 +273,14 @@ typedef struct agentgate_lookup_context {
 /// The result of resolving an open the way the kernel would, before any side effect.
 typedef struct agentgate_open_prepared {
     agentgate_lookup_context context; ///< Set agent_tgid/agent_tid before preparing.
-    int kind;
+    agentgate_open_kind kind;
     int object_fd;      ///< O_PATH fd (EXISTING, TMPFILE), else -1.
     int parent_fd;      ///< O_PATH directory fd (CREATE), else -1.
     unsigned file_type; ///< st_mode & S_IFMT of the existing object (0 for CREATE).
     unsigned link_count; ///< st_nlink of the existing object: 0 for a memfd, a deleted or an O_TMPFILE file.
     uint64_t device_number; ///< st_rdev of an existing device node, else 0.
-    char name[256];     ///< Final component to create (CREATE).
-    char resolved[4096 + 256]; ///< Absolute path as the kernel resolved it (readlink of the fd).
+    char name[AGENTGATE_NAME_CAPACITY]; ///< Final component to create (CREATE).
+    char resolved[AGENTGATE_RESOLVED_CAPACITY]; ///< Absolute path as the kernel resolved it (readlink of the fd).
     size_t resolved_len;
 } agentgate_open_prepared;
 
@@ -287,7 +301,7 @@ int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out);
 /// changed since it was prepared (a symlink was swapped in): prepare and decide again. Unless
 /// `may_block`, an existing object is reopened non-blocking first (a lease or a device could
 /// make the open wait): -EWOULDBLOCK then means "retry with may_block on a thread of its own".
-int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask, int may_block);
+int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask, bool may_block);
 
 /// The resolved path of a prepared open (NUL-terminated).
 const char *agentgate_open_resolved(const agentgate_open_prepared *prepared);
@@ -317,10 +331,10 @@ typedef enum agentgate_entry_type {
 typedef struct agentgate_path_entry {
     agentgate_lookup_context context; ///< Set agent_tgid/agent_tid before resolving.
     int parent_fd;       ///< O_PATH fd of the parent directory.
-    int trailing_slash;  ///< The path ended in '/', which the caller must keep.
-    int last_type;       ///< An agentgate_entry_type.
-    char name[256];
-    char resolved[4096 + 256]; ///< parent as resolved + "/" + name.
+    bool trailing_slash; ///< The path ended in '/', which the caller must keep.
+    agentgate_entry_type last_type;
+    char name[AGENTGATE_NAME_CAPACITY];
+    char resolved[AGENTGATE_RESOLVED_CAPACITY]; ///< parent as resolved + "/" + name.
     size_t resolved_len;
 } agentgate_path_entry;
 
@@ -346,7 +360,7 @@ int agentgate_pidfd_send_signal(int pidfd, int sig, const void *info, unsigned f
 /// The process a process handle refers to: a pidfd (its fdinfo "Pid:") or a /proc/PID directory
 /// fd, which pidfd_send_signal also accepts. `*pid` is 0 when the process has exited. Returns 0,
 /// or -EBADF when `fd` is neither.
-int agentgate_process_handle_target(int fd, pid_t *pid, int *is_proc_directory);
+int agentgate_process_handle_target(int fd, pid_t *pid, bool *is_proc_directory);
 
 /// The inode of a socket (fstat). Returns 0 or -errno (-ENOTSOCK).
 int agentgate_socket_inode(int fd, uint64_t *inode);
@@ -395,12 +409,6 @@ void agentgate_thread_restore_credentials(void);
 /// as itself. Work handed to another thread takes the same identity there.
 int agentgate_thread_assumed_credentials(agentgate_thread_credentials *out);
 
-/// For what only the supervisor may do while a thread acts as the agent (taking the agent's
-/// fds, reading its memory, following its own /proc magic links, which the kernel lets the
-/// agent itself do whatever its dumpability): back to the thread's own identity. Returns 1
-/// when it was acting as someone, for agentgate_thread_resume_credentials.
-int agentgate_thread_suspend_credentials(void);
-void agentgate_thread_resume_credentials(int suspended);
 
 /// socket(domain, type, protocol) created by the calling thread with `capabilities` lowered
 /// from its effective set for the call (capget/capset on this thread only). Returns the fd or
@@ -424,13 +432,13 @@ enum { AGENTGATE_ELF_INTERPRETER_CAPACITY = 4096 };
 
 /// What binfmt_elf would see in an image.
 typedef struct agentgate_elf_info {
-    int is_elf;          ///< Starts with the ELF magic.
+    bool is_elf;         ///< Starts with the ELF magic.
     int elf_class;       ///< ELFCLASS32 (1) or ELFCLASS64 (2).
     int type;            ///< e_type: ET_EXEC (2) or ET_DYN (3).
     int machine;         ///< e_machine (EM_X86_64 is 62).
-    int has_interpreter; ///< A PT_INTERP segment names the program the kernel maps first.
+    bool has_interpreter; ///< A PT_INTERP segment names the program the kernel maps first.
     char interpreter[AGENTGATE_ELF_INTERPRETER_CAPACITY];
-    int has_soname;      ///< A DT_SONAME entry: the image is a shared object.
+    bool has_soname;     ///< A DT_SONAME entry: the image is a shared object.
     char soname[128];
 } agentgate_elf_info;
 
@@ -476,8 +484,6 @@ int agentgate_signalfd(const sigset_t *mask);
 int agentgate_signalfd_read(int fd, int *from_process, int *sender_pid);
 /// Installs a no-op handler without SA_RESTART for `signo` (used to interrupt blocked ioctls).
 int agentgate_install_interrupt_handler(int signo);
-/// The calling thread's kernel thread id (gettid).
-pid_t agentgate_gettid(void);
 /// unshare(CLONE_FS) for the calling thread, so it can fchdir without affecting other threads.
 int agentgate_unshare_fs(void);
 /// fchdir(fd).

@@ -1,5 +1,6 @@
-/// Lexical path handling (no filesystem access): cleaning and containment.
-enum PathLexical {
+/// Lexical path handling (no filesystem access): cleaning and containment. The supervisor uses
+/// it too, to name a path the kernel could not resolve.
+public enum PathLexical {
     /// Go `filepath.Clean` semantics: collapse `//`, drop `.`, resolve `..` lexically, drop a
     /// trailing `/`. `..` above the root of an absolute path stays at the root.
     static func clean(_ path: String) -> String {
@@ -66,5 +67,17 @@ enum PathLexical {
         guard path.count >= scope.count else { return false }
         for i in 0..<scope.count where path[i] != scope[i] { return false }
         return path.count == scope.count || path[scope.count] == UInt8(ascii: "/")
+    }
+
+    /// Joins `path` onto `base` (when relative) and cleans the result as an absolute path: how
+    /// the audit names a path the kernel could not resolve.
+    public static func absolute(_ path: String, base: String) -> String {
+        clean("/" + (path.hasPrefix("/") ? path : base + "/" + path))
+    }
+
+    /// Whether `path` is `root` or lies below it, comparing the text as given (both already
+    /// resolved).
+    public static func isWithin(_ path: String, root: String) -> Bool {
+        path == root || path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
     }
 }

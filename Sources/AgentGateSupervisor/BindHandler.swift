@@ -8,27 +8,23 @@ import Glibc
 /// name, then bound with the agent's own path from the receiver thread's working directory
 /// (its fs_struct is unshared) set to the agent's cwd, with the agent's umask.
 enum BindHandler {
-    static func handle(_ n: Notification, core: SupervisorCore, scratch: ThreadScratch) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+    static func handle(_ call: TrappedCall, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core, syscall = call.syscall, process = call.process
         let length = Int64(Int32(truncatingIfNeeded: n.arg(2)))
-        guard length >= 0, length <= 128 else {
+        guard length >= 0, length <= Int64(AGENTGATE_SOCKADDR_CAPACITY) else {
             guard core.listener.isValid(n.id) else { return }
             core.listener.fail(n.id, errno: EINVAL)
             return
         }
         let rc = agentgate_read_memory(n.tid, n.arg(1), scratch.sockaddr, Int(length))
         let address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
-        let pidfd = agentgate_pidfd_open(n.tid)
-        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
-        agentgate_close(pidfd)
-        defer { agentgate_close(socket) }
+        let socket = OwnedFD.copy(of: n.intArg(0), from: n.tid)
         let path = address.unixPath
         let cwd = path.map { $0.hasPrefix("/") ? AT_FDCWD : agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) } ?? AT_FDCWD
         defer { if cwd >= 0 { agentgate_close(cwd) } }
         guard core.listener.isValid(n.id) else { return }
         guard rc == 0 else { core.listener.fail(n.id, errno: -rc); return }
-        guard socket >= 0 else { core.listener.fail(n.id, errno: socket == -EBADF ? EBADF : -socket); return }
+        guard socket.raw >= 0 else { core.listener.fail(n.id, errno: socket.raw == -EBADF ? EBADF : -socket.raw); return }
 
         guard let path else {
             // An IP, abstract or unnamed address: nothing in the file system, nothing to decide.
@@ -36,18 +32,15 @@ enum BindHandler {
             // supervisor's CAP_NET_ADMIN.
             let withheld = address.family == AF_NETLINK && core.holdsNetworkAdminCapabilities
                 && !core.policy.allowedUnsupervised.contains(.netAdmin)
-            let bindIt = { Int(address.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }) }
+            let bindIt = { Int(address.withSockaddr { Glibc.bind(socket.raw, $0.assumingMemoryBound(to: sockaddr.self), $1) }) }
             let result = withheld ? SupervisorCore.withoutCapabilities(SupervisorCore.networkAdminCapabilities, bindIt) : bindIt()
             if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: Glibc.errno) }
             return
         }
         func deny(_ errno: Int32, _ target: String, _ verdict: Verdict?, _ reason: String) {
-            core.listener.fail(n.id, errno: errno)
-            let entry: DecisionRecorder.Entry = verdict.map { .init(syscall: syscall, action: .fsWrite, target: target, verdict: $0, errno: errno) }
-                ?? .denied(syscall: syscall, action: .fsWrite, target: target, reason: reason, errno: errno)
-            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.fail(errno, action: .fsWrite, target: target, verdict: verdict, reason: reason)
         }
-        let acting = core.actAsAgent(tid: n.tid)
+        let acting = core.actAsAgent(tid: n.tid, status: process.status)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal { deny(EACCES, path, nil, refusal); return }
         guard scratch.hasOwnFileSystemContext else {
@@ -58,16 +51,16 @@ enum BindHandler {
         // getsockname reports it as the agent wrote it).
         core.namespaceLock.withLock { _ in
             var entry = agentgate_path_entry()
+            let target: String
             switch core.resolveEntry(&entry, base: cwd, path: address.unixPathBytes ?? RawPath(path), tid: n.tid, tgid: process.tgid) {
-            case .prepared: break
+            case .prepared(let name): target = name
             case .failed(let errno): deny(errno, path, nil, "socket path unresolved"); return
             case .refused(let target, let reason): deny(EACCES, target, nil, reason); return
             }
             defer { agentgate_close(entry.parent_fd) }
-            let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
             // A final ".", ".." or "/" can't be created: the kernel answers EADDRINUSE before it
             // checks any permission, so the bind is made with nothing to decide.
-            let inert = entry.last_type != Int32(AGENTGATE_ENTRY_NAME.rawValue)
+            let inert = entry.last_type != AGENTGATE_ENTRY_NAME
             var verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
             if !inert {
                 if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
@@ -75,7 +68,7 @@ enum BindHandler {
                 guard verdict.letsCallProceed else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
             }
 
-            let umaskBits = mode_t(ProcStatus(tid: n.tid).umask)
+            let umaskBits = mode_t((acting.status ?? call.agentStatus()).umask)
             // The agent's own string resolves the same way here (its cwd is ours for the call,
             // and the namespace lock holds every path still), unless it goes through a /proc magic
             // link: /proc/self/fd/K would name the supervisor's fd K. Then the name is bound in the
@@ -89,14 +82,13 @@ enum BindHandler {
                 _ = agentgate_fchdir(cwd) // a relative path names a file in the agent's cwd
             }
             let previous = umask(umaskBits)
-            let result = bound.withSockaddr { Glibc.bind(socket, $0.assumingMemoryBound(to: sockaddr.self), $1) }
+            let result = bound.withSockaddr { Glibc.bind(socket.raw, $0.assumingMemoryBound(to: sockaddr.self), $1) }
             let errno = result == 0 ? 0 : Glibc.errno
             umask(previous)
             _ = chdir("/")
             if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: errno) }
             if inert { return }
-            core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result == 0 ? nil : errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result == 0 ? nil : errno))
         }
     }
 }

@@ -5,16 +5,13 @@ import Glibc
 /// connect: performed by the supervisor on the agent's own socket (taken with pidfd_getfd),
 /// with the supervisor's copy of the address, so the address decided on is the one used.
 enum ConnectHandler {
-    static func handle(_ n: Notification, core: SupervisorCore, scratch: ThreadScratch) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+    static func handle(_ call: TrappedCall, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core, process = call.process
         let socketFD = n.intArg(0)
         let length = Int64(Int32(truncatingIfNeeded: n.arg(2)))
-        guard length >= 0, length <= 128 else {
+        guard length >= 0, length <= Int64(AGENTGATE_SOCKADDR_CAPACITY) else {
             guard core.listener.isValid(n.id) else { return }
-            core.listener.fail(n.id, errno: EINVAL)
-            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "?", reason: "address length out of range", errno: EINVAL),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(EINVAL, "address length out of range"), action: .netEgress, target: "?")
             return
         }
         let rc = agentgate_read_memory(n.tid, n.arg(1), scratch.sockaddr, Int(length))
@@ -22,9 +19,7 @@ enum ConnectHandler {
         defer { agentgate_close(cwdFD) }
         guard core.listener.isValid(n.id) else { return }
         guard rc == 0 else {
-            core.listener.fail(n.id, errno: -rc)
-            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "?", reason: "address unreadable", errno: -rc),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(-rc, "address unreadable"), action: .netEgress, target: "?")
             return
         }
         var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
@@ -34,9 +29,7 @@ enum ConnectHandler {
         let acting = core.actAsAgent(tid: n.tid)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: address.target, reason: refusal, errno: EACCES),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(EACCES, refusal), action: .netEgress, target: address.target)
             return
         }
         let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) // closed by connect()
@@ -51,24 +44,20 @@ enum ConnectHandler {
             guard verdict.letsCallProceed else {
                 agentgate_close(unixPathFD)
                 let errno = verdict.errno(or: EACCES)
-                core.listener.fail(n.id, errno: errno)
-                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: target, verdict: verdict, errno: errno),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.finish(verdict: verdict, action: .netEgress, target: target, errno: errno)
                 return
             }
             if address.resolveError != 0 {
                 // The socket path doesn't resolve: the kernel would fail the same way.
                 agentgate_close(unixPathFD)
-                core.listener.fail(n.id, errno: address.resolveError)
-                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: target, verdict: verdict, errno: address.resolveError),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.finish(verdict: verdict, action: .netEgress, target: target, errno: address.resolveError)
                 return
             }
-            connect(n, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, syscall: syscall, process: process, core: core)
+            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict)
         } else {
             // AF_UNSPEC dissolves an association; it reaches nobody.
             let verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
-            connect(n, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, syscall: syscall, process: process, core: core)
+            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict)
         }
     }
 
@@ -81,28 +70,29 @@ enum ConnectHandler {
         let prepared = scratch.prepared
         let base = cwdFD >= 0 && !path.isAbsolute ? cwdFD : AT_FDCWD
         var rc: Int32 = 0
+        var name = ""
         switch core.prepare(prepared, base: base, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
-        case .prepared: break
+        case .prepared(let resolved): name = resolved
         case .failed(let errno): rc = -errno
         case .refused: rc = -EACCES
         }
         defer { agentgate_open_release(prepared) }
         guard rc == 0 else {
             let baseName = cwdFD >= 0 ? (ProcessTable.readLink("/proc/self/fd/\(cwdFD)") ?? "/") : "/"
-            address.target = "unix:" + LexicalPath.absolute(path.text, base: baseName)
+            address.target = "unix:" + PathLexical.absolute(path.text, base: baseName)
             address.resolveError = -rc
             return -1
         }
         let fd = prepared.pointee.object_fd
         prepared.pointee.object_fd = -1
-        address.target = "unix:" + SupervisorCore.objectName(prepared)
+        address.target = "unix:" + name
         address.viaDescriptor(fd)
         return fd
     }
 
     /// Connects the agent's socket; closes `pathFD` (the resolved unix socket inode) when done.
-    private static func connect(_ n: Notification, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict,
-                                syscall: String, process: ProcessInfo, core: SupervisorCore) {
+    private static func connect(_ call: TrappedCall, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict) {
+        let n = call.notification, core = call.core, process = call.process
         let pidfd = agentgate_pidfd_open(n.tid)
         let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
         agentgate_close(pidfd)
@@ -110,9 +100,7 @@ enum ConnectHandler {
             agentgate_close(pathFD)
             let errno = socket == -ESRCH ? ESRCH : (socket == -EBADF ? EBADF : -socket)
             guard core.listener.isValid(n.id) else { return }
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: address.target, verdict: verdict, errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.finish(verdict: verdict, action: .netEgress, target: address.target, errno: errno)
             return
         }
         let statusFlags = agentgate_get_status_flags(socket)
@@ -133,10 +121,7 @@ enum ConnectHandler {
             }
             agentgate_close(socket)
             agentgate_close(pathFD)
-            if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: -result) }
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: address.target, verdict: verdict,
-                                       errno: result == 0 ? nil : -result),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.reply(Int(result), verdict: verdict, action: .netEgress, target: address.target)
         }
         if statusFlags >= 0 && statusFlags & O_NONBLOCK != 0 {
             body() // non-blocking: returns at once, EINPROGRESS included
@@ -145,9 +130,7 @@ enum ConnectHandler {
             if !core.blocking.run(n, interruptErrno: BlockingOperations.interruptErrno(socket: socket), body) {
                 agentgate_close(socket)
                 agentgate_close(pathFD)
-                core.listener.fail(n.id, errno: EAGAIN)
-                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: address.target, verdict: verdict, errno: EAGAIN),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.finish(verdict: verdict, action: .netEgress, target: address.target, errno: EAGAIN)
             }
         }
     }

@@ -31,7 +31,7 @@ struct DecisionRecorder: Sendable {
         var action: ActionKind
         var target: String
         var argv: [String]? = nil
-        var decision: String
+        var decision: Decision
         var ruleIndex: Int? = nil
         var reason: String
         var errno: Int32? = nil
@@ -42,10 +42,27 @@ struct DecisionRecorder: Sendable {
         var isSyscall = false
 
         /// The action as recorded.
-        var actionName: String { isSyscall ? "syscall" : action.name }
+        var recordedAction: RecordedAction {
+            if isSyscall { return .syscall }
+            return switch action {
+            case .exec: .exec
+            case .fsRead: .fsRead
+            case .fsWrite: .fsWrite
+            case .netEgress: .netEgress
+            }
+        }
+
+        var recordedDecision: RecordedDecision {
+            switch decision {
+            case .allow: .allow
+            case .deny: .deny
+            case .ask: .ask
+            case .log: .log
+            }
+        }
     }
 
-    func record(_ entry: Entry, notification n: Notification, process: ProcessInfo, respondedAt: UInt64) {
+    func record(_ entry: Entry, notification n: Notification, process: ProcessFacts, respondedAt: UInt64) {
         let latency = Int64((respondedAt &- n.receivedAt) / 1000)
         var ruleID: String?
         var reason = entry.reason
@@ -58,17 +75,18 @@ struct DecisionRecorder: Sendable {
         // Intent lines are built after the response, and only where people read them: execs,
         // and whatever wasn't a plain allow. Plain allowed opens and connects don't pay for one.
         var intent: String?
-        if entry.action == .exec || entry.decision != "allow" {
+        if entry.action == .exec || entry.decision != .allow {
             intent = Intent.describe(entry.action, target: entry.target, argv: entry.argv, home: home).text
         }
+        // The one place a typed decision becomes the store's event.
         let event = DecisionEvent(
             timeMicros: AuditClock.nowMicros(), pid: process.tgid, ppid: process.ppid,
-            executable: process.executable, syscall: entry.syscall, action: RecordedAction(text: entry.actionName),
-            target: entry.target, argv: entry.argv.map(Self.recordable), decision: RecordedDecision(text: entry.decision), ruleIndex: entry.ruleIndex,
+            executable: process.executable, syscall: entry.syscall, action: entry.recordedAction,
+            target: entry.target, argv: entry.argv.map(Self.recordable), decision: entry.recordedDecision, ruleIndex: entry.ruleIndex,
             reason: reason, errno: entry.errno, latencyMicros: latency,
-            ruleID: ruleID, intent: intent, notable: entry.decision == "log", enforced: enforced)
+            ruleID: ruleID, intent: intent, notable: entry.decision == .log, enforced: enforced)
         counts.count(entry.decision)
-        if entry.action == .exec { counts.noteExec(event) }
+        if entry.action == .exec { counts.noteExec(event, enforcedDenial: entry.decision == .deny && enforced) }
         if let echo {
             echo(event)
             // The failure, held until now, reaches the process after its echo (see
@@ -86,26 +104,28 @@ public final class DecisionCounts: Sendable {
     private let asked = Atomic<Int>(0)
     private let logged = Atomic<Int>(0)
     private let sawExec = Atomic<Bool>(false)
-    private let firstExecEvent = Mutex<DecisionEvent?>(nil)
+    private let firstExecEvent = Mutex<(event: DecisionEvent, enforcedDenial: Bool)?>(nil)
 
     public init() {}
 
     /// The session's first exec decision: CMD's own.
-    public var firstExec: DecisionEvent? { firstExecEvent.withLock { $0 } }
+    public var firstExec: DecisionEvent? { firstExecEvent.withLock { $0?.event } }
 
-    func noteExec(_ event: DecisionEvent) {
+    /// The session's first exec decision when the policy refused it (and was enforced).
+    var firstExecDenial: DecisionEvent? { firstExecEvent.withLock { $0.flatMap { $0.enforcedDenial ? $0.event : nil } } }
+
+    func noteExec(_ event: DecisionEvent, enforcedDenial: Bool) {
         guard !sawExec.load(ordering: .relaxed) else { return }
-        firstExecEvent.withLock { if $0 == nil { $0 = event } }
+        firstExecEvent.withLock { if $0 == nil { $0 = (event, enforcedDenial) } }
         sawExec.store(true, ordering: .relaxed)
     }
 
-    func count(_ decision: String) {
+    func count(_ decision: Decision) {
         switch decision {
-        case "allow": allowed.add(1, ordering: .relaxed)
-        case "deny": denied.add(1, ordering: .relaxed)
-        case "ask": asked.add(1, ordering: .relaxed)
-        case "log": logged.add(1, ordering: .relaxed)
-        default: break
+        case .allow: allowed.add(1, ordering: .relaxed)
+        case .deny: denied.add(1, ordering: .relaxed)
+        case .ask: asked.add(1, ordering: .relaxed)
+        case .log: logged.add(1, ordering: .relaxed)
         }
     }
 
@@ -185,18 +205,18 @@ extension DecisionRecorder {
 extension DecisionRecorder.Entry {
     /// An entry for a policy verdict.
     init(syscall: String, action: ActionKind, target: String, verdict: Verdict, argv: [String]? = nil, errno: Int32? = nil) {
-        self.init(syscall: syscall, action: action, target: target, argv: argv, decision: verdict.decision.name,
+        self.init(syscall: syscall, action: action, target: target, argv: argv, decision: verdict.decision,
                   ruleIndex: verdict.ruleIndex, reason: verdict.reason.text, errno: errno, verdict: verdict)
     }
 
     /// An entry for a denial the policy didn't make (unreadable argument, self-protection…).
     static func denied(syscall: String, action: ActionKind, target: String, reason: String, errno: Int32) -> Self {
-        Self(syscall: syscall, action: action, target: target, decision: "deny", reason: reason, errno: errno)
+        Self(syscall: syscall, action: action, target: target, decision: .deny, reason: reason, errno: errno)
     }
 
     /// A syscall refused on its own account (see `isSyscall`).
     static func deniedSyscall(_ syscall: String, target: String, reason: String, errno: Int32) -> Self {
-        var entry = Self(syscall: syscall, action: .exec, target: target, decision: "deny", reason: reason, errno: errno)
+        var entry = Self(syscall: syscall, action: .exec, target: target, decision: .deny, reason: reason, errno: errno)
         entry.isSyscall = true
         return entry
     }

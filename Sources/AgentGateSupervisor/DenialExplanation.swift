@@ -31,20 +31,18 @@ enum DenialExplanation {
     /// Fails the exec with `errno` and records `entry`, writing the explanation first when the
     /// policy asks for one. The session's own command gets none: its denial is reported by
     /// `agentgate-supervise` itself, naming the rule (`cannot execute …`).
-    static func failExec(_ n: Notification, explain: Bool, errno: Int32, entry: DecisionRecorder.Entry, process: ProcessInfo,
-                         core: SupervisorCore) {
-        let explains = explain && core.policy.explainsDenials && entry.decision != "allow" && (entry.verdict?.enforced ?? true)
+    static func failExec(_ call: TrappedCall, explain: Bool, errno: Int32, entry: DecisionRecorder.Entry) {
+        let n = call.notification, core = call.core
+        let explains = explain && core.policy.explainsDenials && entry.decision != .allow && (entry.verdict?.enforced ?? true)
         if explains {
             let text = line(entry, policy: core.policy)
             let queued = core.blocking.run(n) {
                 write(text, n, core: core)
-                core.listener.fail(n.id, errno: errno)
-                core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.fail(errno, recording: entry)
             }
             if queued { return }
         }
-        core.listener.fail(n.id, errno: errno)
-        core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        call.fail(errno, recording: entry)
     }
 
     /// `agentgate: denied exec of PROGRAM by rule ID: REASON` (`by rule ID` for a rule without a
@@ -59,8 +57,8 @@ enum DenialExplanation {
             let reason = entry.verdict?.reason == .escapesScope ? entry.reason : (rule.reason ?? "")
             why = " by rule \(rule.displayID)"
             if !reason.isEmpty && reason != VerdictReason.matchedRule.text { why += ": " + reason }
-            if entry.decision == "ask" { why += " (ask: no approver)" }
-        } else if entry.decision == "ask" {
+            if entry.decision == .ask { why += " (ask: no approver)" }
+        } else if entry.decision == .ask {
             why = ": no rule matched, and the default is ask, with no approver"
         } else {
             why = ": " + entry.reason

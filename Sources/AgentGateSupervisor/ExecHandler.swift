@@ -10,12 +10,12 @@ enum ExecHandler {
     static let maxArgvBytes = 4 << 20
     static let maxArgs = 1 << 17
 
-    static func handle(_ n: Notification, family: SyscallFamily, core: SupervisorCore, scratch: ThreadScratch) {
+    static func handle(_ call: TrappedCall, family: SyscallFamily, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core
         // Claimed first, before any response: once this exec is answered the command may
         // exec again on another receiver thread.
         let isSessionCommand = core.claimSessionCommandExec()
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+        let syscall = call.syscall, process = call.process
         let isAt: Bool
         if case .execveat = family { isAt = true } else { isAt = false }
         let dirfd = isAt ? n.intArg(0) : AT_FDCWD
@@ -27,9 +27,7 @@ enum ExecHandler {
         guard length >= 0 else {
             guard core.listener.isValid(n.id) else { return }
             let errno = Int32(-length)
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.denied(syscall: syscall, action: .exec, target: "?", reason: "program path unreadable", errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(errno, "program path unreadable"), action: .exec, target: "?")
             return
         }
         let path = String(cBuffer: scratch.path, count: length)
@@ -39,9 +37,7 @@ enum ExecHandler {
         defer { base.close() }
         guard core.listener.isValid(n.id) else { return }
         if base.error != 0 {
-            core.listener.fail(n.id, errno: base.error)
-            core.recorder.record(.denied(syscall: syscall, action: .exec, target: path, reason: "bad directory fd", errno: base.error),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(base.error, "bad directory fd"), action: .exec, target: path)
             return
         }
 
@@ -68,22 +64,21 @@ enum ExecHandler {
         guard core.listener.isValid(n.id) else { return }
         guard case .success(let rawArgs) = argv else {
             if case .failure(let failure) = argv {
-                core.listener.fail(n.id, errno: failure.errno)
-                core.recorder.record(.denied(syscall: syscall, action: .exec, target: path, reason: failure.reason, errno: failure.errno),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.deny(failure, action: .exec, target: path)
             }
             return
         }
         let args = rawArgs.map(\.text)
-        let named = emptyPath ? base.path() : LexicalPath.absolute(path, base: base.path())
+        let named = emptyPath ? base.path() : PathLexical.absolute(path, base: base.path())
         var rc: Int32 = 0
+        var resolved = ""
         switch outcome {
-        case .prepared: break
+        case .prepared(let name): resolved = name
         case .failed(let errno): rc = -errno
         case .refused(let target, let reason):
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
             entry.argv = args
-            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: EACCES, entry: entry, process: process, core: core)
+            DenialExplanation.failExec(call, explain: !isSessionCommand, errno: EACCES, entry: entry)
             return
         }
         // argv and command rules see the argv, and inside `sh -c` strings.
@@ -94,18 +89,16 @@ enum ExecHandler {
             let errno = verdict.letsCallProceed ? -rc : verdict.errno(or: EACCES)
             let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: named, verdict: verdict, argv: args, errno: errno)
             if verdict.letsCallProceed {
-                core.listener.fail(n.id, errno: errno)
-                core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.fail(errno, recording: entry)
             } else {
-                DenialExplanation.failExec(n, explain: !isSessionCommand, errno: errno, entry: entry, process: process, core: core)
+                DenialExplanation.failExec(call, explain: !isSessionCommand, errno: errno, entry: entry)
             }
             return
         }
-        let resolved = SupervisorCore.objectName(prepared)
         if let refusal = anonymousImageRefusal(prepared, name: resolved, core: core) {
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES)
             entry.argv = args
-            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: EACCES, entry: entry, process: process, core: core)
+            DenialExplanation.failExec(call, explain: !isSessionCommand, errno: EACCES, entry: entry)
             return
         }
         if details != nil, named != resolved { details = ExecDetails(argv: args, programs: [named, resolved]) }
@@ -116,9 +109,8 @@ enum ExecHandler {
         }
         guard verdict.letsCallProceed else {
             let errno = verdict.errno(or: EACCES)
-            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: errno, entry: .init(syscall: syscall, action: .exec, target: resolved, verdict: verdict,
-                                                                      argv: args, errno: errno),
-                                       process: process, core: core)
+            let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: errno)
+            DenialExplanation.failExec(call, explain: !isSessionCommand, errno: errno, entry: entry)
             return
         }
         // What the kernel will really run: a `#!` interpreter chain, or the program ld.so is
@@ -133,11 +125,10 @@ enum ExecHandler {
                             tid: n.tid, tgid: process.tgid, id: n.id) {
         case .failed(let target, let errno, let reason):
             // What the kernel itself would answer (an interpreter that doesn't exist: ENOENT).
-            core.listener.fail(n.id, errno: errno)
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: errno)
-            entry.decision = "allow"
+            entry.decision = .allow
             entry.argv = args
-            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.fail(errno, recording: entry)
             return
         case .denied(let target, let innerVerdict, let reason):
             let errno = innerVerdict?.errno(or: EACCES) ?? EACCES
@@ -148,7 +139,7 @@ enum ExecHandler {
                 withArgv = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: target, reason: reason, errno: EACCES)
                 withArgv.argv = args
             }
-            DenialExplanation.failExec(n, explain: !isSessionCommand, errno: errno, entry: withArgv, process: process, core: core)
+            DenialExplanation.failExec(call, explain: !isSessionCommand, errno: errno, entry: withArgv)
             return
         case .allowed(let checked):
             plan = checked
@@ -164,20 +155,13 @@ enum ExecHandler {
         // process never hides them.
         // Read through the calling thread: the leader may have exited (pthread_exit).
         guard let before = ImageVerifier.execRandom(n.tid) else {
-            core.listener.fail(n.id, errno: EACCES)
-            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
-                                                      reason: "the process hid the bytes that tell whether its exec happened", errno: EACCES)
-            entry.argv = args
-            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(EACCES, "the process hid the bytes that tell whether its exec happened"), action: .exec, target: resolved,
+                      argv: args)
             return
         }
         guard core.images.hasRoom(for: image, tgid: process.tgid) else {
             // Every check slot is held by a live process: the exec can't be verified, so it fails.
-            core.listener.fail(n.id, errno: EAGAIN)
-            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
-                                                      reason: "too many execs awaiting their image check", errno: EAGAIN)
-            entry.argv = args
-            core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(EAGAIN, "too many execs awaiting their image check"), action: .exec, target: resolved, argv: args)
             return
         }
         core.images.forgetLoaderProgram(process.tgid)
@@ -186,9 +170,7 @@ enum ExecHandler {
         core.processes.invalidate(n.tid)
         core.processes.invalidate(process.tgid) // the leader's tid carries the new image after the exec
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
-        core.listener.continueSyscall(n.id)
-        core.recorder.record(.init(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args),
-                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        call.allow(verdict: verdict, action: .exec, target: resolved, argv: args)
     }
 
     enum ImageCheck {
@@ -214,7 +196,7 @@ enum ExecHandler {
     /// (ET_DYN with a DT_SONAME) that names no interpreter of its own, and so runs as the
     /// program and maps the program its arguments name. A static-pie program has no DT_SONAME.
     static func isDynamicLoader(_ elf: agentgate_elf_info) -> Bool {
-        elf.is_elf != 0 && elf.elf_class == 2 && elf.type == 3 /* ET_DYN */ && elf.has_interpreter == 0 && elf.has_soname != 0
+        elf.is_elf && elf.elf_class == 2 && elf.type == 3 /* ET_DYN */ && !elf.has_interpreter && elf.has_soname
     }
 
     /// The loaders the system's own programs name in PT_INTERP (the supervisor's among them).
@@ -225,7 +207,7 @@ enum ExecHandler {
         var elf = agentgate_elf_info()
         let own = agentgate_openat(AT_FDCWD, "/proc/self/exe", Int32(AGENTGATE_O_PATH), 0)
         if own >= 0 {
-            if agentgate_elf_inspect(own, &elf) == 0, elf.has_interpreter != 0 {
+            if agentgate_elf_inspect(own, &elf) == 0, elf.has_interpreter {
                 let path = withUnsafeBytes(of: &elf.interpreter) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 let identity = ImageIdentity(path: path)
                 if identity.inode != 0 { loaders.insert(identity) }
@@ -284,14 +266,14 @@ enum ExecHandler {
             }
             guard let (interpreter, argument) = line else { break }
             effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentName] + effectiveArgv.dropFirst()
+            let interpreterPath: String
             switch core.prepare(prepared, base: base(for: interpreter), path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
-            case .prepared: break
+            case .prepared(let name): interpreterPath = name
             case .failed(let errno):
                 return .failed(target: interpreter.text, errno: errno, reason: "the #! interpreter of \(currentPath) doesn't resolve")
             case .refused(let target, let reason):
                 return .denied(target: target, verdict: nil, reason: reason)
             }
-            let interpreterPath = SupervisorCore.objectName(prepared)
             if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: nil, reason: refusal)
@@ -318,7 +300,7 @@ enum ExecHandler {
         if inspected < 0 && inspected != -EACCES {
             return .denied(target: currentPath, verdict: nil, reason: "can't read \(currentPath) to check its ELF interpreter (errno \(-inspected))")
         }
-        if elf.is_elf != 0, elf.elf_class == 2, elf.has_interpreter != 0 {
+        if elf.is_elf, elf.elf_class == 2, elf.has_interpreter {
             let interpreter = withUnsafeBytes(of: &elf.interpreter) { RawPath(bytes: $0.prefix { $0 != 0 }) }
             if let check = checkElfInterpreter(interpreter, effectiveArgv: effectiveArgv, prepared: prepared, core: core,
                                                tid: tid, tgid: tgid, id: id) {
@@ -339,14 +321,14 @@ enum ExecHandler {
             }
             if let program {
                 let outcome = core.prepare(prepared, base: base(for: program), path: program, flags: 0, resolve: 0, tid: tid, tgid: tgid)
-                var target = LexicalPath.absolute(program.text, base: cwd.path())
+                var target = PathLexical.absolute(program.text, base: cwd.path())
                 // ld.so opens its program itself, later, by this name: that first open must find
                 // this very file (the name could be swapped meanwhile), or nothing at all when
                 // there is no such file now.
                 plan.loaderProgram = ImageIdentity(device: 0, inode: 0)
                 switch outcome {
-                case .prepared:
-                    target = SupervisorCore.objectName(prepared)
+                case .prepared(let name):
+                    target = name
                     if let refusal = anonymousImageRefusal(prepared, name: target, core: core) {
                         agentgate_open_release(prepared)
                         return .denied(target: target, verdict: nil, reason: refusal)
@@ -376,14 +358,14 @@ enum ExecHandler {
         guard interpreter.isAbsolute else {
             return .denied(target: interpreter.text, verdict: nil, reason: "the ELF interpreter \(interpreter.text) is a relative path")
         }
+        let interpreterPath: String
         switch core.prepare(prepared, base: AT_FDCWD, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
-        case .prepared: break
+        case .prepared(let name): interpreterPath = name
         case .failed(let errno):
             return .failed(target: interpreter.text, errno: errno, reason: "the ELF interpreter \(interpreter.text) doesn't resolve")
         case .refused(let target, let reason): return .denied(target: target, verdict: nil, reason: reason)
         }
         defer { agentgate_open_release(prepared) }
-        let interpreterPath = SupervisorCore.objectName(prepared)
         if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
             return .denied(target: interpreterPath, verdict: nil, reason: refusal)
         }
@@ -441,14 +423,9 @@ enum ExecHandler {
         return .success((RawPath(bytes: name), rest.isEmpty ? nil : RawPath(rest)))
     }
 
-    struct ArgvFailure: Error {
-        let errno: Int32
-        let reason: String
-    }
-
     /// Reads the argv array and its strings. Over-long or unreadable argv is an error, never
     /// a guess.
-    static func readArgv(tid: pid_t, address: UInt64) -> Result<[RawPath], ArgvFailure> {
+    static func readArgv(tid: pid_t, address: UInt64) -> Result<[RawPath], Refusal> {
         if address == 0 { return .success([]) }
         var result: [RawPath] = []
         var total = 0
@@ -472,7 +449,7 @@ enum ExecHandler {
                     count += 1
                     if pointers[i] == 0 { break }
                 }
-                if count == 0 { return .failure(ArgvFailure(errno: EFAULT, reason: "argv unreadable")) }
+                if count == 0 { return .failure(Refusal(errno: EFAULT, reason: "argv unreadable")) }
             }
             // argv strings sit back to back on the new stack: read them in one go when they do,
             // string by string otherwise.
@@ -497,23 +474,35 @@ enum ExecHandler {
                     if let end = bulk[start...].firstIndex(of: 0) {
                         total += end - start + 1
                         if total > maxArgvBytes || result.count >= maxArgs {
-                            return .failure(ArgvFailure(errno: E2BIG, reason: "argv too long to inspect"))
+                            return .failure(Refusal(errno: E2BIG, reason: "argv too long to inspect"))
                         }
                         result.append(RawPath(bytes: bulk[start..<end]))
                         continue
                     }
                 }
                 let n = agentgate_read_string(tid, pointer, buffer, 131_073)
-                if n == -Int(ENAMETOOLONG) { return .failure(ArgvFailure(errno: E2BIG, reason: "argument too long to inspect")) }
-                if n < 0 { return .failure(ArgvFailure(errno: EFAULT, reason: "argv unreadable")) }
+                if n == -Int(ENAMETOOLONG) { return .failure(Refusal(errno: E2BIG, reason: "argument too long to inspect")) }
+                if n < 0 { return .failure(Refusal(errno: EFAULT, reason: "argv unreadable")) }
                 total += n + 1
                 if total > maxArgvBytes || result.count >= maxArgs {
-                    return .failure(ArgvFailure(errno: E2BIG, reason: "argv too long to inspect"))
+                    return .failure(Refusal(errno: E2BIG, reason: "argv too long to inspect"))
                 }
                 result.append(RawPath(cBuffer: buffer, count: n))
             }
-            if count < 64 { return .failure(ArgvFailure(errno: EFAULT, reason: "argv unreadable")) }
+            if count < 64 { return .failure(Refusal(errno: EFAULT, reason: "argv unreadable")) }
             index += 64
+        }
+    }
+}
+
+extension Verdict {
+    /// Orders verdicts so the stricter of two wins: deny > ask > log > allow.
+    var strictness: Int {
+        switch decision {
+        case .allow: return 0
+        case .log: return 1
+        case .ask: return 2
+        case .deny: return 3
         }
     }
 }

@@ -103,20 +103,16 @@ final class ImageVerifier: Sendable {
     }
 
     func closeAll() {
-        let all = pending.withLock { table -> [Int32] in
-            let fds = table.values.map(\.pidfd)
-            count.subtract(table.count, ordering: .relaxed)
-            table.removeAll()
-            return fds
-        }
-        for fd in all { agentgate_close(fd) }
-        let loaders = loaderPrograms.withLock { table -> [Int32] in
-            let fds = table.values.map(\.pidfd)
-            loaderProgramCount.subtract(table.count, ordering: .relaxed)
-            table.removeAll()
-            return fds
-        }
-        for fd in loaders { agentgate_close(fd) }
+        for fd in pending.withLock({ Self.empty(&$0, count: count, pidfd: \.pidfd) }) { agentgate_close(fd) }
+        for fd in loaderPrograms.withLock({ Self.empty(&$0, count: loaderProgramCount, pidfd: \.pidfd) }) { agentgate_close(fd) }
+    }
+
+    /// Empties a table of held pidfds, keeping its count right; returns the pidfds to close.
+    private static func empty<Value>(_ table: inout [pid_t: Value], count: borrowing Atomic<Int>, pidfd: (Value) -> Int32) -> [Int32] {
+        let fds = table.values.map(pidfd)
+        count.subtract(table.count, ordering: .relaxed)
+        table.removeAll()
+        return fds
     }
 
     func expect(_ image: ImageIdentity, previous: ImageIdentity, tgid: pid_t, arguments: [UInt8]? = nil,

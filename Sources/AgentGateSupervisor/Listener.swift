@@ -72,6 +72,6 @@ struct Listener: Sendable {
 
     /// SECCOMP_IOCTL_NOTIF_ADDFD. Returns the fd number in the target or -errno.
     func inject(_ id: UInt64, fd source: Int32, cloexec: Bool, targetFD: Int32 = -1, send: Bool) -> Int32 {
-        agentgate_notif_addfd(fd, id, source, cloexec ? 1 : 0, targetFD, send ? 1 : 0)
+        agentgate_notif_addfd(fd, id, source, cloexec, targetFD, send)
     }
 }

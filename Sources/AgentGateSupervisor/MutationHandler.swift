@@ -19,7 +19,7 @@ enum MutationHandler {
         /// For an entry operand: whether the name is there (as anything, a dangling link too).
         var exists = false
         /// For an entry operand: the final component is ".", ".." or "/" (agentgate_entry_type).
-        var lastType = Int32(AGENTGATE_ENTRY_NAME.rawValue)
+        var lastType = AGENTGATE_ENTRY_NAME
     }
 
     /// The syscalls that take AT_EMPTY_PATH: the object is then the fd itself.
@@ -56,17 +56,16 @@ enum MutationHandler {
         }
     }
 
-    static func handle(_ n: Notification, spec: MutationSpec, core: SupervisorCore, scratch: ThreadScratch) {
-        let syscall = core.table.name(of: n.number)
+    static func handle(_ call: TrappedCall, spec: MutationSpec, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core, syscall = call.syscall
         if let fdArg = spec.fdArg {
-            handleDescriptor(n, fdArg: fdArg, memory: spec.memory, syscall: syscall, core: core)
+            handleDescriptor(call, fdArg: fdArg, memory: spec.memory)
             return
         }
         if syscall == "utimensat" && n.arg(1) == 0 {
-            handleDescriptor(n, fdArg: 0, memory: [.fixed(arg: 2, bytes: 32)], syscall: syscall, core: core)
+            handleDescriptor(call, fdArg: 0, memory: [.fixed(arg: 2, bytes: 32)])
             return
         }
-        let process = core.processes.info(for: n.tid)
         let flags = spec.flagsArg.map { Int32(truncatingIfNeeded: n.arg($0)) } ?? 0
 
         // Read every path and pointer argument, and open every base directory, before the
@@ -75,11 +74,11 @@ enum MutationHandler {
         var rawPaths: [RawPath] = []
         var bases: [AgentDirectory] = []
         defer { for base in bases { base.close() } }
-        var failure: (errno: Int32, reason: String)? = nil
+        var failure: Refusal? = nil
         for operand in spec.operands {
             let length = agentgate_read_string(n.tid, n.arg(operand.pathArg), scratch.path, ThreadScratch.pathCapacity)
             if length < 0 {
-                failure = (Int32(-length), length == -Int(ENAMETOOLONG) ? "path argument too long" : "path argument unreadable")
+                failure = Refusal(Int32(-length), length == -Int(ENAMETOOLONG) ? "path argument too long" : "path argument unreadable")
                 break
             }
             let path = String(cBuffer: scratch.path, count: length)
@@ -94,16 +93,14 @@ enum MutationHandler {
             for argument in spec.memory {
                 switch copy(argument, n) {
                 case .success(let bytes): copies.append(bytes)
-                case .failure(let error): failure = (error.errno, error.reason)
+                case .failure(let error): failure = error
                 }
                 if failure != nil { break }
             }
         }
         guard core.listener.isValid(n.id) else { return }
         if let failure {
-            core.listener.fail(n.id, errno: failure.errno)
-            core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?", reason: failure.reason, errno: failure.errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(failure, action: .fsWrite, target: paths.first ?? "?")
             return
         }
         if let valid = validFlags[syscall] {
@@ -118,40 +115,36 @@ enum MutationHandler {
             // A device node reaches a disk or kernel memory under a name of the agent's choosing.
             let type = UInt32(truncatingIfNeeded: n.arg(modeArg)) & UInt32(S_IFMT)
             if (type == UInt32(S_IFBLK) || type == UInt32(S_IFCHR)) && !core.policy.allowedUnsupervised.contains(.kernel) {
-                core.listener.fail(n.id, errno: EPERM)
-                core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?",
-                                             reason: "device nodes are denied by default", errno: EPERM),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.deny(Refusal(EPERM, "device nodes are denied by default"), action: .fsWrite, target: paths.first ?? "?")
                 return
             }
         }
-        let acting = core.actAsAgent(tid: n.tid)
+        let acting = core.actAsAgent(tid: n.tid, status: call.process.status)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.denied(syscall: syscall, action: .fsWrite, target: paths.first ?? "?", reason: refusal, errno: EACCES),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(EACCES, refusal), action: .fsWrite, target: paths.first ?? "?")
             return
         }
 
         core.namespaceLock.withLock { _ in
-            decideAndPerform(n, spec: spec, syscall: syscall, process: process, flags: flags, paths: paths,
-                             rawPaths: rawPaths, bases: bases, copies: copies, core: core, scratch: scratch)
+            decideAndPerform(call, spec: spec, flags: flags, paths: paths, rawPaths: rawPaths, bases: bases, copies: copies,
+                             agentStatus: acting.status, scratch: scratch)
         }
     }
 
     /// Resolves, decides and performs; runs under the namespace lock. Every operand is resolved
     /// before any is decided, as the kernel looks up every path before it acts: a missing
     /// parent of the second path is answered as the kernel answers it, whatever the first is.
-    private static func decideAndPerform(_ n: Notification, spec: MutationSpec, syscall: String, process: ProcessInfo,
-                                         flags: Int32, paths: [String], rawPaths: [RawPath], bases: [AgentDirectory], copies: [[UInt8]?],
-                                         core: SupervisorCore, scratch: ThreadScratch) {
+    /// `agentStatus`: the agent's /proc/TID/status when it was read for this notification.
+    private static func decideAndPerform(_ call: TrappedCall, spec: MutationSpec, flags: Int32, paths: [String], rawPaths: [RawPath],
+                                         bases: [AgentDirectory], copies: [[UInt8]?], agentStatus: ProcStatus?, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core, syscall = call.syscall, process = call.process
         var resolved: [Resolved] = []
         defer { for r in resolved { agentgate_close(r.fd) } }
         for (index, operand) in spec.operands.enumerated() {
             let base = bases[index]
             if base.error != 0 {
-                respond(n, errno: base.error, target: paths[index], verdict: nil, reason: "bad directory fd", syscall: syscall, process: process, core: core)
+                respond(call, errno: base.error, target: paths[index], verdict: nil, reason: "bad directory fd")
                 return
             }
             let emptyPath = paths[index].isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0 && acceptsEmptyPath.contains(syscall)
@@ -167,7 +160,7 @@ enum MutationHandler {
             if kind == .noFollow { kind = rawPaths[index].hasTrailingSlash ? .object : .entry }
             var outcome = resolve(rawPaths[index], base: base, kind: kind, emptyPath: emptyPath, scratch: scratch,
                                   core: core, tid: n.tid, tgid: process.tgid)
-            if case .resolved(let entry) = outcome, entry.lastType != Int32(AGENTGATE_ENTRY_NAME.rawValue),
+            if case .resolved(let entry) = outcome, entry.lastType != AGENTGATE_ENTRY_NAME,
                !namesEntryOnly(syscall, operand: index) {
                 // ".", ".." or "/" reached without following (lchown("."), the source of a
                 // link): the object is that directory.
@@ -177,13 +170,13 @@ enum MutationHandler {
             }
             switch outcome {
             case .failed(let errno):
-                let target = LexicalPath.absolute(paths[index], base: base.path())
+                let target = PathLexical.absolute(paths[index], base: base.path())
                 let verdict = core.decide(.fsWrite, target: target, n)
-                respond(n, errno: verdict.letsCallProceed ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
-                        reason: nil, syscall: syscall, process: process, core: core)
+                respond(call, errno: verdict.letsCallProceed ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
+                        reason: nil)
                 return
             case .refused(let target, let reason):
-                respond(n, errno: EACCES, target: target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+                respond(call, errno: EACCES, target: target, verdict: nil, reason: reason)
                 return
             case .resolved(let r):
                 resolved.append(r)
@@ -194,14 +187,14 @@ enum MutationHandler {
         // fails the call before it checks a permission or changes anything (EEXIST, EISDIR,
         // EBUSY, EINVAL or ENOTEMPTY, by call). It is made as it is, with nothing to decide:
         // `tar` creates "." with mkdirat and expects EEXIST.
-        let inert = resolved.contains { $0.lastType != Int32(AGENTGATE_ENTRY_NAME.rawValue) }
+        let inert = resolved.contains { $0.lastType != AGENTGATE_ENTRY_NAME }
 
         // Decide each operand.
         var verdicts: [Verdict] = []
         for (index, operand) in spec.operands.enumerated() where !inert {
             let r = resolved[index]
             if let reason = core.protectedReason(r.target, isWrite: true) {
-                respond(n, errno: EACCES, target: r.target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+                respond(call, errno: EACCES, target: r.target, verdict: nil, reason: reason)
                 return
             }
             // A name that is already there can't be created: the kernel answers EEXIST before
@@ -224,21 +217,20 @@ enum MutationHandler {
                 // protects anything below it.
                 else if r.isDirectory && spec.operands.count == 2
                             && (core.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
-                    respond(n, errno: EACCES, target: r.target, verdict: nil,
-                            reason: "the directory holds paths the policy protects", syscall: syscall, process: process, core: core)
+                    respond(call, errno: EACCES, target: r.target, verdict: nil,
+                            reason: "the directory holds paths the policy protects")
                     return
                 }
             }
             guard verdict.letsCallProceed else {
-                respond(n, errno: verdict.errno(or: EACCES), target: r.target, verdict: verdict, reason: nil,
-                        syscall: syscall, process: process, core: core)
+                respond(call, errno: verdict.errno(or: EACCES), target: r.target, verdict: verdict, reason: nil)
                 return
             }
             verdicts.append(verdict)
         }
 
         if syscall == "truncate", let object = resolved.first {
-            truncate(n, object: object, verdict: verdicts.last, process: process, core: core)
+            truncate(call, object: object, verdict: verdicts.last)
             return
         }
         // Perform the call with safe paths and copied memory in place of the agent's pointers.
@@ -270,16 +262,15 @@ enum MutationHandler {
                     args[flagsArg] = UInt64(UInt32(bitPattern: f))
                 }
                 if let modeArg = spec.createModeArg {
-                    args[modeArg] &= ~UInt64(ProcStatus(tid: n.tid).umask) | ~UInt64(0o777)
+                    args[modeArg] &= ~UInt64((agentStatus ?? call.agentStatus()).umask) | ~UInt64(0o777)
                 }
                 return agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
         }()
         let verdict = verdicts.last ?? Verdict(decision: .allow, ruleIndex: nil, reason: .matchedRule)
         if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
         if inert { return } // nothing was decided, and the kernel changed nothing
-        core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: resolved.map(\.target).joined(separator: " -> "),
-                                   verdict: verdict, errno: result < 0 ? Int32(-result) : nil),
-                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        call.record(.init(syscall: syscall, action: .fsWrite, target: resolved.map(\.target).joined(separator: " -> "),
+                          verdict: verdict, errno: result < 0 ? Int32(-result) : nil))
     }
 
     /// truncate(path, length) on the decided object. A lease on the file (F_SETLEASE, which the
@@ -287,14 +278,12 @@ enum MutationHandler {
     /// receiver thread must never wait for the agent: a regular file is opened non-blocking
     /// first (breaking the lease without waiting), and when a lease is there the wait happens
     /// on a blocking-operation worker, outside the namespace lock.
-    private static func truncate(_ n: Notification, object: Resolved, verdict: Verdict?, process: ProcessInfo, core: SupervisorCore) {
+    private static func truncate(_ call: TrappedCall, object: Resolved, verdict: Verdict?) {
+        let n = call.notification, core = call.core
         let length = Int64(bitPattern: n.arg(1))
         let verdict = verdict ?? Verdict(decision: .allow, ruleIndex: nil, reason: .matchedRule)
         @Sendable func answer(_ result: Int) {
-            if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: 0) }
-            core.recorder.record(.init(syscall: "truncate", action: .fsWrite, target: object.target, verdict: verdict,
-                                       errno: result < 0 ? Int32(-result) : nil),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.reply(result, verdict: verdict, action: .fsWrite, target: object.target, recordedAs: "truncate")
         }
         var info = stat()
         guard fstat(object.fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
@@ -333,14 +322,11 @@ enum MutationHandler {
     /// fchmod, fchown, fsetxattr, fremovexattr, futimens: the agent's file is taken with
     /// pidfd_getfd (the object itself, whatever the fd number means later), decided as fs_write
     /// on its path, and changed through the supervisor's copy.
-    static func handleDescriptor(_ n: Notification, fdArg: Int, memory: [MemoryArgument], syscall: String, core: SupervisorCore) {
-        let process = core.processes.info(for: n.tid)
-        let pidfd = agentgate_pidfd_open(n.tid)
-        let fd = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(fdArg)) : pidfd
-        agentgate_close(pidfd)
-        defer { agentgate_close(fd) }
+    static func handleDescriptor(_ call: TrappedCall, fdArg: Int, memory: [MemoryArgument]) {
+        let n = call.notification, core = call.core
+        let fd = OwnedFD.copy(of: n.intArg(fdArg), from: n.tid)
         var copies: [[UInt8]?] = []
-        var failure: CopyFailure? = nil
+        var failure: Refusal? = nil
         for argument in memory {
             switch copy(argument, n) {
             case .success(let bytes): copies.append(bytes)
@@ -349,34 +335,32 @@ enum MutationHandler {
             if failure != nil { break }
         }
         guard core.listener.isValid(n.id) else { return }
-        guard fd >= 0 else {
-            respond(n, errno: fd == -EBADF ? EBADF : -fd, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: "no such fd",
-                    syscall: syscall, process: process, core: core)
+        guard fd.raw >= 0 else {
+            respond(call, errno: fd.raw == -EBADF ? EBADF : -fd.raw, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: "no such fd")
             return
         }
         if let failure {
-            respond(n, errno: failure.errno, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: failure.reason, syscall: syscall, process: process, core: core)
+            respond(call, errno: failure.code, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: failure.reason)
             return
         }
         let acting = core.actAsAgent(tid: n.tid)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            respond(n, errno: EACCES, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: refusal, syscall: syscall, process: process, core: core)
+            respond(call, errno: EACCES, target: "fd:\(n.intArg(fdArg))", verdict: nil, reason: refusal)
             return
         }
-        let target = SupervisorCore.descriptorName(fd)
+        let target = SupervisorCore.descriptorName(fd.raw)
         if let reason = core.protectedReason(target, isWrite: true) {
-            respond(n, errno: EACCES, target: target, verdict: nil, reason: reason, syscall: syscall, process: process, core: core)
+            respond(call, errno: EACCES, target: target, verdict: nil, reason: reason)
             return
         }
         let verdict = core.decide(.fsWrite, target: target, n)
         guard verdict.letsCallProceed else {
-            respond(n, errno: verdict.errno(or: EACCES), target: target, verdict: verdict, reason: nil,
-                    syscall: syscall, process: process, core: core)
+            respond(call, errno: verdict.errno(or: EACCES), target: target, verdict: verdict, reason: nil)
             return
         }
         var args = (0..<6).map { n.arg($0) }
-        args[fdArg] = UInt64(UInt32(bitPattern: fd))
+        args[fdArg] = UInt64(UInt32(bitPattern: fd.raw))
         let buffers = CBuffers()
         for (index, argument) in memory.enumerated() {
             let pointer = copies[index].map { UInt64(UInt(bitPattern: buffers.copy($0))) } ?? 0
@@ -385,17 +369,11 @@ enum MutationHandler {
             }
         }
         let result = agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
-        if result < 0 { core.listener.fail(n.id, errno: Int32(-result)) } else { core.listener.succeed(n.id, value: Int64(result)) }
-        core.recorder.record(.init(syscall: syscall, action: .fsWrite, target: target, verdict: verdict, errno: result < 0 ? Int32(-result) : nil),
-                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        call.reply(result, verdict: verdict, action: .fsWrite, target: target)
     }
 
-    private static func respond(_ n: Notification, errno: Int32, target: String, verdict: Verdict?, reason: String?,
-                                syscall: String, process: ProcessInfo, core: SupervisorCore) {
-        core.listener.fail(n.id, errno: errno)
-        let entry: DecisionRecorder.Entry = verdict.map { .init(syscall: syscall, action: .fsWrite, target: target, verdict: $0, errno: errno) }
-            ?? .denied(syscall: syscall, action: .fsWrite, target: target, reason: reason ?? "denied", errno: errno)
-        core.recorder.record(entry, notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+    private static func respond(_ call: TrappedCall, errno: Int32, target: String, verdict: Verdict?, reason: String?) {
+        call.fail(errno, action: .fsWrite, target: target, verdict: verdict, reason: reason ?? "denied")
     }
 
     private enum Resolution {
@@ -409,18 +387,18 @@ enum MutationHandler {
                                 scratch: ThreadScratch, core: SupervisorCore, tid: pid_t, tgid: pid_t, dots: Bool = false) -> Resolution {
         if kind == .entry {
             var entry = agentgate_path_entry()
+            let target: String
             switch core.resolveEntry(&entry, base: base.fd, path: path, tid: tid, tgid: tgid) {
-            case .prepared: break
+            case .prepared(let name): target = name
             case .failed(let errno): return .failed(errno: errno)
             case .refused(let target, let reason): return .refused(target: target, reason: reason)
             }
             // The name stays bytes (a name needn't be UTF-8): the call is made on exactly these.
             let name: [CChar] = withUnsafeBytes(of: &entry.name) { raw in raw.prefix { $0 != 0 }.map { CChar(bitPattern: $0) } } + [0]
-            let target = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
-            if entry.last_type != Int32(AGENTGATE_ENTRY_NAME.rawValue) {
+            if entry.last_type != AGENTGATE_ENTRY_NAME {
                 // ".", ".." or "/": the kernel sees the same kind of final component in these.
-                let dots = entry.last_type == Int32(AGENTGATE_ENTRY_DOTDOT.rawValue) ? ".." : "."
-                let safe = entry.last_type == Int32(AGENTGATE_ENTRY_ROOT.rawValue) ? "/" : "/proc/self/fd/\(entry.parent_fd)/\(dots)"
+                let dots = entry.last_type == AGENTGATE_ENTRY_DOTDOT ? ".." : "."
+                let safe = entry.last_type == AGENTGATE_ENTRY_ROOT ? "/" : "/proc/self/fd/\(entry.parent_fd)/\(dots)"
                 return .resolved(Resolved(fd: entry.parent_fd, safePath: Array(safe.utf8CString), target: target, isDirectory: true,
                                           isEntry: true, exists: true, lastType: entry.last_type))
             }
@@ -428,20 +406,20 @@ enum MutationHandler {
             let exists = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
             let isDirectory = exists && info.st_mode & S_IFMT == S_IFDIR
             let safe = Array("/proc/self/fd/\(entry.parent_fd)/".utf8CString.dropLast()) + name.dropLast()
-                + (entry.trailing_slash != 0 ? [CChar(UInt8(ascii: "/"))] : []) + [0]
+                + (entry.trailing_slash ? [CChar(UInt8(ascii: "/"))] : []) + [0]
             return .resolved(Resolved(fd: entry.parent_fd, safePath: safe, target: target, isDirectory: isDirectory,
                                       isEntry: true, exists: exists))
         }
         let prepared = scratch.prepared
+        let target: String
         switch core.prepare(prepared, base: base.fd, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid, emptyPath: emptyPath,
                             writing: true) {
-        case .prepared: break
+        case .prepared(let name): target = name
         case .failed(let errno): return .failed(errno: errno)
         case .refused(let target, let reason): return .refused(target: target, reason: reason)
         }
         let fd = prepared.pointee.object_fd
         prepared.pointee.object_fd = -1
-        let target = SupervisorCore.objectName(prepared)
         let isDirectory = prepared.pointee.file_type == UInt32(S_IFDIR)
         agentgate_open_release(prepared)
         // A trailing slash makes even the no-follow calls (lchown, lsetxattr…) follow the final
@@ -452,38 +430,29 @@ enum MutationHandler {
         return .resolved(Resolved(fd: fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
     }
 
-    struct CopyFailure: Error { let errno: Int32; let reason: String }
-
-    private static func copy(_ argument: MemoryArgument, _ n: Notification) -> Result<[UInt8]?, CopyFailure> {
+    private static func copy(_ argument: MemoryArgument, _ n: Notification) -> Result<[UInt8]?, Refusal> {
         switch argument {
         case .string(let arg):
-            var buffer = [CChar](repeating: 0, count: 4097)
+            var buffer = [CChar](repeating: 0, count: ThreadScratch.pathCapacity)
             let length = agentgate_read_string(n.tid, n.arg(arg), &buffer, buffer.count)
-            guard length >= 0 else { return .failure(CopyFailure(errno: Int32(-length), reason: "string argument unreadable")) }
+            guard length >= 0 else { return .failure(Refusal(errno: Int32(-length), reason: "string argument unreadable")) }
             return .success(buffer[0...length].map { UInt8(bitPattern: $0) })
         case .fixed(let arg, let bytes):
             if n.arg(arg) == 0 { return .success(nil) }
             var buffer = [UInt8](repeating: 0, count: bytes)
             let rc = agentgate_read_memory(n.tid, n.arg(arg), &buffer, bytes)
-            return rc == 0 ? .success(buffer) : .failure(CopyFailure(errno: -rc, reason: "argument unreadable"))
+            return rc == 0 ? .success(buffer) : .failure(Refusal(errno: -rc, reason: "argument unreadable"))
         case .sized(let arg, let sizeArg):
             // Every argument is hostile: compare before converting, so nothing can trap.
-            guard n.arg(sizeArg) <= 65536 else { return .failure(CopyFailure(errno: E2BIG, reason: "value too large")) }
+            guard n.arg(sizeArg) <= 65536 else { return .failure(Refusal(errno: E2BIG, reason: "value too large")) }
             let size = Int(n.arg(sizeArg))
-            guard size <= 65536 else { return .failure(CopyFailure(errno: E2BIG, reason: "value too large")) }
+            guard size <= 65536 else { return .failure(Refusal(errno: E2BIG, reason: "value too large")) }
             if size == 0 { return .success(n.arg(arg) == 0 ? nil : []) }
             var buffer = [UInt8](repeating: 0, count: size)
             let rc = agentgate_read_memory(n.tid, n.arg(arg), &buffer, size)
-            return rc == 0 ? .success(buffer) : .failure(CopyFailure(errno: -rc, reason: "argument unreadable"))
+            return rc == 0 ? .success(buffer) : .failure(Refusal(errno: -rc, reason: "argument unreadable"))
         }
     }
-}
-
-/// An errno as a thrown value.
-struct Errno32: Error { let value: Int32; init(_ value: Int32) { self.value = value } }
-
-extension Result where Failure == Errno32 {
-    static func failure(_ errno: Int32) -> Self { .failure(Errno32(errno)) }
 }
 
 /// C buffers that live as long as this object: arguments handed to a raw syscall.

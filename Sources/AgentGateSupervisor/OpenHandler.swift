@@ -16,17 +16,14 @@ enum OpenHandler {
         var resolve: UInt64
     }
 
-    static func handle(_ n: Notification, family: SyscallFamily, core: SupervisorCore, scratch: ThreadScratch) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+    static func handle(_ call: TrappedCall, family: SyscallFamily, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core
         let args: Arguments
         switch decodeArguments(n, family: family) {
         case .success(let decoded): args = decoded
         case .failure(let failure):
             guard core.listener.isValid(n.id) else { return }
-            core.listener.fail(n.id, errno: failure.errno)
-            core.recorder.record(.denied(syscall: syscall, action: .fsRead, target: "?", reason: failure.reason, errno: failure.errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(failure, action: .fsRead, target: "?")
             return
         }
         let isWrite = args.flags & UInt64(AGENTGATE_O_PATH) == 0 && args.flags & writeIntent != 0
@@ -36,10 +33,7 @@ enum OpenHandler {
         guard length >= 0 else {
             guard core.listener.isValid(n.id) else { return }
             let errno = Int32(-length)
-            core.listener.fail(n.id, errno: errno)
-            let reason = errno == ENAMETOOLONG ? "path argument too long" : "path argument unreadable"
-            core.recorder.record(.denied(syscall: syscall, action: action, target: "?", reason: reason, errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(errno, errno == ENAMETOOLONG ? "path argument too long" : "path argument unreadable"), action: action, target: "?")
             return
         }
         let path = String(cBuffer: scratch.path, count: length)
@@ -52,28 +46,25 @@ enum OpenHandler {
         guard core.listener.isValid(n.id) else { return }
         if base.error != 0 {
             let errno = base.error
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: "bad directory fd", errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(errno, "bad directory fd"), action: action, target: path)
             return
         }
         // O_PATH continues in the kernel under the agent's own credentials; everything else is
         // opened by the supervisor, which must not have more privilege than the agent.
-        let acting = args.flags & UInt64(Int32(AGENTGATE_O_PATH)) == 0 ? core.actAsAgent(tid: n.tid) : (saved: nil, refusal: nil)
+        let acting = args.flags & UInt64(Int32(AGENTGATE_O_PATH)) == 0 ? core.actAsAgent(tid: n.tid, status: call.process.status)
+            : (saved: nil, refusal: nil, status: call.process.status)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            core.listener.fail(n.id, errno: EACCES)
-            core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: refusal, errno: EACCES),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(EACCES, refusal), action: action, target: path)
             return
         }
-        perform(n, args: args, path: inRoot && path.hasPrefix("/") ? "." + path : path, base: base, action: action, syscall: syscall,
-                process: process, core: core, scratch: scratch)
+        perform(call, args: args, path: inRoot && path.hasPrefix("/") ? "." + path : path, base: base, action: action,
+                agentStatus: acting.status, scratch: scratch)
     }
 
-    private static func perform(_ n: Notification, args: Arguments, path: String, base: AgentDirectory,
-                                action: ActionKind, syscall: String, process: ProcessInfo,
-                                core: SupervisorCore, scratch: ThreadScratch) {
+    private static func perform(_ call: TrappedCall, args: Arguments, path: String, base: AgentDirectory,
+                                action: ActionKind, agentStatus: ProcStatus?, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core, process = call.process
         // The agent's controlling terminal, when /dev/tty names another than the supervisor's.
         var terminal: (path: RawPath, device: UInt64)? = nil
         for _ in 0..<4 {
@@ -90,33 +81,27 @@ enum OpenHandler {
                 core.listener.fail(n.id, errno: ENXIO)
                 return
             }
+            let resolved: String
             switch outcome {
             case .failed(let rc):
                 // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
                 // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
-                let target = LexicalPath.absolute(path, base: base.path())
+                let target = PathLexical.absolute(path, base: base.path())
                 let verdict = core.decide(action, target: target, n)
                 let errno = verdict.letsCallProceed ? rc : verdict.errno(or: EACCES)
-                core.listener.fail(n.id, errno: errno)
-                core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.finish(verdict: verdict, action: action, target: target, errno: errno)
                 return
             case .refused(let target, let reason):
-                core.listener.fail(n.id, errno: EACCES)
-                core.recorder.record(.denied(syscall: syscall, action: action, target: target, reason: reason, errno: EACCES),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.deny(Refusal(EACCES, reason), action: action, target: target)
                 return
-            case .prepared:
-                break
+            case .prepared(let name):
+                resolved = name
             }
-            let resolved = SupervisorCore.objectName(prepared)
             // A dynamic loader run as a program opens that program first: it must be the file
             // decided at its exec, whatever its name means now.
             if let refusal = core.images.loaderOpenRefusal(tgid: process.tgid, opened: ImageIdentity(fd: prepared.pointee.object_fd)) {
                 agentgate_open_release(prepared)
-                core.listener.fail(n.id, errno: EACCES)
-                core.recorder.record(.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.deny(Refusal(EACCES, refusal), action: .exec, target: resolved)
                 return
             }
             if args.flags & UInt64(Int32(AGENTGATE_O_PATH)) != 0 {
@@ -126,14 +111,7 @@ enum OpenHandler {
                 // performs this open itself.
                 agentgate_open_release(prepared)
                 let verdict = core.decide(action, target: resolved, n)
-                if verdict.letsCallProceed {
-                    core.listener.continueSyscall(n.id)
-                } else {
-                    core.listener.fail(n.id, errno: verdict.errno(or: EACCES))
-                }
-                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict,
-                                           errno: verdict.letsCallProceed ? nil : verdict.errno(or: EACCES)),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.finish(verdict: verdict, action: action, target: resolved, errno: verdict.letsCallProceed ? nil : verdict.errno(or: EACCES))
                 return
             }
             if prepared.pointee.device_number != 0, prepared.pointee.file_type == UInt32(S_IFCHR),
@@ -141,26 +119,19 @@ enum OpenHandler {
                !core.policy.allowedUnsupervised.contains(route) {
                 // A device that does what a denied syscall does (see SupervisorCore.deviceRoutes).
                 agentgate_open_release(prepared)
-                core.listener.fail(n.id, errno: EPERM)
-                core.recorder.record(.denied(syscall: syscall, action: action, target: resolved,
-                                             reason: "\(route.rawValue): unsupervised, denied by default (this device)", errno: EPERM),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.deny(Refusal(EPERM, "\(route.rawValue): unsupervised, denied by default (this device)"), action: action, target: resolved)
                 return
             }
             if let reason = core.protectedReason(resolved, isWrite: action == .fsWrite) {
                 agentgate_open_release(prepared)
-                core.listener.fail(n.id, errno: EACCES)
-                core.recorder.record(.denied(syscall: syscall, action: action, target: resolved, reason: reason, errno: EACCES),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.deny(Refusal(EACCES, reason), action: action, target: resolved)
                 return
             }
             let verdict = core.decide(action, target: resolved, n)
             guard verdict.letsCallProceed else {
                 agentgate_open_release(prepared)
                 let errno = verdict.errno(or: EACCES)
-                core.listener.fail(n.id, errno: errno)
-                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: errno),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.finish(verdict: verdict, action: action, target: resolved, errno: errno)
                 return
             }
             if terminal == nil, prepared.pointee.file_type == UInt32(S_IFCHR), prepared.pointee.device_number == ControllingTerminal.device {
@@ -169,9 +140,7 @@ enum OpenHandler {
                     break // the supervisor's /dev/tty is the agent's terminal
                 case .none:
                     agentgate_open_release(prepared)
-                    core.listener.fail(n.id, errno: ENXIO)
-                    core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: ENXIO),
-                                         notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                    call.finish(verdict: verdict, action: action, target: resolved, errno: ENXIO)
                     return
                 case .other(let path, let device):
                     // Opened (and decided) as the terminal device it is.
@@ -180,48 +149,41 @@ enum OpenHandler {
                     continue
                 }
             }
-            let isCreate = prepared.pointee.kind != Int32(AGENTGATE_OPEN_EXISTING.rawValue)
+            let isCreate = prepared.pointee.kind != AGENTGATE_OPEN_EXISTING
             if hasSideEffects(prepared, flags: args.flags) && agentgate_fd_table_full(n.tid) == 1 {
                 // The kernel takes the fd number first and fails with EMFILE before it creates,
                 // truncates or opens anything (do_sys_openat2): so must we, not create the file
                 // and then fail to install it.
                 agentgate_open_release(prepared)
-                core.listener.fail(n.id, errno: EMFILE)
-                core.recorder.record(.init(syscall: syscall, action: action, target: resolved, verdict: verdict, errno: EMFILE),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.finish(verdict: verdict, action: action, target: resolved, errno: EMFILE)
                 return
             }
-            let umask: UInt32 = isCreate ? ProcStatus(tid: n.tid).umask : 0
-            let mayBlock = prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue)
+            let umask: UInt32 = isCreate ? (agentStatus ?? call.agentStatus()).umask : 0
+            let mayBlock = prepared.pointee.kind == AGENTGATE_OPEN_EXISTING
                 && prepared.pointee.file_type == UInt32(S_IFIFO)
                 && args.flags & UInt64(O_NONBLOCK | Int32(AGENTGATE_O_PATH)) == 0
             if mayBlock {
                 // Opening a FIFO waits for the other end: do it on a thread of its own.
-                finishOnOwnThread(prepared, n, args: args, umask: umask, target: resolved, verdict: verdict,
-                                  action: action, syscall: syscall, process: process, core: core)
+                finishOnOwnThread(prepared, call, args: args, umask: umask, target: resolved, verdict: verdict, action: action)
                 return
             }
             // An O_NOFOLLOW open of a regular file is made by name (see agentgate_open_finish):
             // no rename by the agent may swap the name meanwhile.
-            let byName = prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) && prepared.pointee.parent_fd >= 0
-            let fd = byName ? core.namespaceLock.withLock { _ in agentgate_open_finish(prepared, args.flags, args.mode, umask, 0) }
-                : agentgate_open_finish(prepared, args.flags, args.mode, umask, 0)
-            if fd == -EWOULDBLOCK && prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) {
+            let byName = prepared.pointee.kind == AGENTGATE_OPEN_EXISTING && prepared.pointee.parent_fd >= 0
+            let fd = byName ? core.namespaceLock.withLock { _ in agentgate_open_finish(prepared, args.flags, args.mode, umask, false) }
+                : agentgate_open_finish(prepared, args.flags, args.mode, umask, false)
+            if fd == -EWOULDBLOCK && prepared.pointee.kind == AGENTGATE_OPEN_EXISTING {
                 // The open would wait (a lease being broken, a device): finish it on a thread
                 // of its own so no other notification waits behind it.
-                finishOnOwnThread(prepared, n, args: args, umask: umask, target: resolved, verdict: verdict,
-                                  action: action, syscall: syscall, process: process, core: core)
+                finishOnOwnThread(prepared, call, args: args, umask: umask, target: resolved, verdict: verdict, action: action)
                 return
             }
             agentgate_open_release(prepared)
             if fd == -EAGAIN { continue } // a symlink was swapped in after the decision: decide again
-            deliver(fd: fd, n, args: args, target: resolved, verdict: verdict, action: action,
-                    syscall: syscall, process: process, core: core)
+            deliver(fd: fd, call, args: args, target: resolved, verdict: verdict, action: action)
             return
         }
-        core.listener.fail(n.id, errno: ELOOP)
-        core.recorder.record(.denied(syscall: syscall, action: action, target: path, reason: "path kept changing during the open", errno: ELOOP),
-                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+        call.deny(Refusal(ELOOP, "path kept changing during the open"), action: action, target: path)
     }
 
     /// Whether opening the prepared object does something even if its fd then can't be
@@ -230,7 +192,7 @@ enum OpenHandler {
     /// own, so an fd table at its limit is found by the injection failing (EMFILE) instead, at
     /// no cost to every open.
     private static func hasSideEffects(_ prepared: UnsafePointer<agentgate_open_prepared>, flags: UInt64) -> Bool {
-        guard prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) else { return true }
+        guard prepared.pointee.kind == AGENTGATE_OPEN_EXISTING else { return true }
         let type = prepared.pointee.file_type
         if type == UInt32(S_IFREG) { return flags & UInt64(O_TRUNC) != 0 }
         return type != UInt32(S_IFDIR)
@@ -239,33 +201,29 @@ enum OpenHandler {
     /// Finishes an open that may wait (a FIFO, a lease being broken) on a thread of its own, so
     /// no other notification waits behind it. Takes ownership of the prepared object fd; when no
     /// thread can be had, the agent's call fails with EAGAIN.
-    private static func finishOnOwnThread(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, _ n: Notification,
-                                          args: Arguments, umask: UInt32, target: String, verdict: Verdict,
-                                          action: ActionKind, syscall: String, process: ProcessInfo, core: SupervisorCore) {
+    private static func finishOnOwnThread(_ prepared: UnsafeMutablePointer<agentgate_open_prepared>, _ call: TrappedCall,
+                                          args: Arguments, umask: UInt32, target: String, verdict: Verdict, action: ActionKind) {
         let copy = prepared.pointee
         prepared.pointee.object_fd = -1 // ownership moves to the worker
-        let started = core.blocking.run(n) {
+        let started = call.core.blocking.run(call.notification) {
             var owned = copy
-            let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, 1)
+            let fd = agentgate_open_finish(&owned, args.flags, args.mode, umask, true)
             agentgate_open_release(&owned)
-            deliver(fd: fd, n, args: args, target: target, verdict: verdict, action: action,
-                    syscall: syscall, process: process, core: core)
+            deliver(fd: fd, call, args: args, target: target, verdict: verdict, action: action)
         }
         if !started {
             var owned = copy
             agentgate_open_release(&owned)
-            deliver(fd: -EAGAIN, n, args: args, target: target, verdict: verdict, action: action,
-                    syscall: syscall, process: process, core: core)
+            deliver(fd: -EAGAIN, call, args: args, target: target, verdict: verdict, action: action)
         }
     }
 
     /// Injects `fd` (or its errno) into the agent and records the decision.
-    private static func deliver(fd: Int32, _ n: Notification, args: Arguments, target: String, verdict: Verdict,
-                                action: ActionKind, syscall: String, process: ProcessInfo, core: SupervisorCore) {
+    private static func deliver(fd: Int32, _ call: TrappedCall, args: Arguments, target: String, verdict: Verdict,
+                                action: ActionKind) {
+        let n = call.notification, core = call.core
         guard fd >= 0 else {
-            core.listener.fail(n.id, errno: -fd)
-            core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: -fd),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.finish(verdict: verdict, action: action, target: target, errno: -fd)
             return
         }
         var supervisorCopy = fd
@@ -301,18 +259,12 @@ enum OpenHandler {
                 failure = ENOENT
             }
         }
-        core.recorder.record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: failure),
-                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
-    }
-
-    struct ArgumentFailure: Error {
-        let errno: Int32
-        let reason: String
+        call.record(.init(syscall: call.syscall, action: action, target: target, verdict: verdict, errno: failure))
     }
 
     /// openat2 checks every argument, in this order (the kernel's build_open_flags), before any
     /// path is looked up; open and openat ignore what they don't know.
-    static func openHowFailure(flags raw: UInt64, mode: UInt64, resolve: UInt64) -> ArgumentFailure? {
+    static func openHowFailure(flags raw: UInt64, mode: UInt64, resolve: UInt64) -> Refusal? {
         let flags = raw & ~UInt64(O_CLOEXEC)
         let tmpfile = UInt64(AGENTGATE_O_TMPFILE_BIT), directory = UInt64(AGENTGATE_O_DIRECTORY)
         if flags & ~UInt64(AGENTGATE_VALID_OPEN_FLAGS) != 0 { return .init(errno: EINVAL, reason: "open_how has unknown flags") }
@@ -333,7 +285,7 @@ enum OpenHandler {
         return nil
     }
 
-    private static func decodeArguments(_ n: Notification, family: SyscallFamily) -> Result<Arguments, ArgumentFailure> {
+    private static func decodeArguments(_ n: Notification, family: SyscallFamily) -> Result<Arguments, Refusal> {
         func flags(_ raw: UInt64) -> UInt64 { UInt64(UInt32(truncatingIfNeeded: raw)) }
         switch family {
         case .open:

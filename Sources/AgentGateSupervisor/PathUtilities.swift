@@ -1,26 +1,5 @@
 import Glibc
 
-/// Lexical path helpers. They never touch the file system: resolution is the kernel's job, and
-/// these only name a path for the audit when the kernel could not resolve it.
-enum LexicalPath {
-    /// Joins `path` onto `base` (when relative) and removes `.`, `..` and repeated slashes.
-    static func absolute(_ path: String, base: String) -> String {
-        let joined = path.hasPrefix("/") ? path : base + "/" + path
-        var parts: [Substring] = []
-        for component in joined.split(separator: "/", omittingEmptySubsequences: true) {
-            if component == "." { continue }
-            if component == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
-            parts.append(component)
-        }
-        return "/" + parts.joined(separator: "/")
-    }
-
-    /// Whether `path` is `root` or lies below it.
-    static func isWithin(_ path: String, _ root: String) -> Bool {
-        path == root || path.hasPrefix(root.hasSuffix("/") ? root : root + "/")
-    }
-}
-
 extension String {
     /// A name from a C buffer of known length, as text (see `init(pathBytes:)`).
     init(cBuffer: UnsafePointer<CChar>, count: Int) {

@@ -20,13 +20,23 @@ enum ProcessHandlers {
 
     // MARK: - Calls named by pid
 
-    static func processTarget(_ n: Notification, call: ProcessTargetCall, core: SupervisorCore) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+    static func processTarget(_ call: TrappedCall, kind: ProcessTargetCall) {
+        let n = call.notification, core = call.core, process = call.process
         func pid(_ index: Int) -> pid_t { pid_t(truncatingIfNeeded: n.arg(index)) }
         func selfOr(_ value: pid_t) -> Aim { value == 0 ? .caller : .process(value) }
+        /// (which, who) as setpriority and ioprio_set take them, `which` numbered as given; who 0
+        /// is the caller's own process or group.
+        func whom(process: UInt64, group: UInt64, user: UInt64) -> [Aim] {
+            let which = n.arg(0), who = pid(1)
+            switch which {
+            case process: return [selfOr(who)]
+            case group: return [.group(who == 0 ? core.processGroup(of: n.tid) : who)]
+            case user: return [.everyone]
+            default: return [.caller] // EINVAL from the kernel
+            }
+        }
         var aims: [Aim]
-        switch call {
+        switch kind {
         case .kill, .rtSigqueueinfo:
             let target = pid(0)
             if target > 0 { aims = [.process(target)] }
@@ -48,23 +58,11 @@ enum ProcessHandlers {
             let flags = n.arg(4)
             aims = pid(1) == -1 || flags & 0x4 != 0 ? [.everyone] : [selfOr(pid(1))]
         case .setpriority:
-            // (which, who): PRIO_PROCESS 0, PRIO_PGRP 1, PRIO_USER 2; who 0 is the caller's own.
-            let which = n.arg(0), who = pid(1)
-            switch which {
-            case 0: aims = [selfOr(who)]
-            case 1: aims = [.group(who == 0 ? core.processGroup(of: n.tid) : who)]
-            case 2: aims = [.everyone]
-            default: aims = [.caller] // EINVAL from the kernel
-            }
+            // (which, who): PRIO_PROCESS 0, PRIO_PGRP 1, PRIO_USER 2.
+            aims = whom(process: 0, group: 1, user: 2)
         case .ioprioSet:
             // (which, who, ioprio): IOPRIO_WHO_PROCESS 1, _PGRP 2, _USER 3.
-            let which = n.arg(0), who = pid(1)
-            switch which {
-            case 1: aims = [selfOr(who)]
-            case 2: aims = [.group(who == 0 ? core.processGroup(of: n.tid) : who)]
-            case 3: aims = [.everyone]
-            default: aims = [.caller]
-            }
+            aims = whom(process: 1, group: 2, user: 3)
         }
         for aim in aims {
             switch check(aim, caller: process, tid: n.tid, core: core) {
@@ -75,34 +73,32 @@ enum ProcessHandlers {
                 core.listener.fail(n.id, errno: ESRCH)
                 return
             case .refused(let reason):
-                deny(n, syscall: syscall, target: describe(aim), reason: reason, errno: EPERM, process: process, core: core)
+                call.denySyscall(Refusal(EPERM, reason), target: describe(aim))
                 return
             }
         }
-        if call == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
-            coreLimit(n, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3, core: core)
+        if kind == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
+            coreLimit(call, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3)
             return
         }
         // Real-time scheduling: a spinning SCHED_FIFO process can take a CPU from the host.
         if !core.policy.allowedUnsupervised.contains(.realtime) {
-            switch call {
+            switch kind {
             case .schedSetscheduler:
                 let policy = n.arg(1) & ~UInt64(0x4000_0000) // SCHED_RESET_ON_FORK
                 if policy == 1 || policy == 2 || policy == 6 {
-                    deny(n, syscall: syscall, target: "policy:\(policy)", reason: "real-time scheduling is denied by default", errno: EPERM,
-                         process: process, core: core)
+                    call.denySyscall(Refusal(EPERM, "real-time scheduling is denied by default"), target: "policy:\(policy)")
                     return
                 }
             case .ioprioSet:
                 if (n.arg(2) >> 13) & 0x7 == 1 { // IOPRIO_CLASS_RT
-                    deny(n, syscall: syscall, target: "ioprio:rt", reason: "the real-time I/O class is denied by default", errno: EPERM,
-                         process: process, core: core)
+                    call.denySyscall(Refusal(EPERM, "the real-time I/O class is denied by default"), target: "ioprio:rt")
                     return
                 }
             case .schedSetattr:
                 // The policy is in memory the agent could change after a check: perform the
                 // call on a copy.
-                setattr(n, syscall: syscall, process: process, core: core)
+                setattr(call)
                 return
             default: break
             }
@@ -115,17 +111,16 @@ enum ProcessHandlers {
     /// choosing, so the limit stays 0 unless the policy reopens the `kernel` route. Setting it
     /// to 0 is performed on a copy of the new limit; anything else is refused with EPERM, which
     /// is what an unprivileged process gets for raising a hard limit of 0.
-    static func coreLimit(_ n: Notification, pidArg: Int?, resourceArg: Int, limitArg: Int, oldArg: Int?, core: SupervisorCore) {
+    static func coreLimit(_ call: TrappedCall, pidArg: Int?, resourceArg: Int, limitArg: Int, oldArg: Int?) {
+        let n = call.notification, core = call.core, process = call.process
         guard !core.policy.allowedUnsupervised.contains(.kernel) else { core.listener.continueSyscall(n.id); return }
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
         var limit = [UInt64](repeating: 0, count: 2)
         let rc = limit.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(limitArg), $0.baseAddress, 16) }
         guard core.listener.isValid(n.id) else { return }
         guard rc == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
         guard limit[0] == 0 && limit[1] == 0 else {
-            deny(n, syscall: syscall, target: "RLIMIT_CORE", reason: "core dumps are off under supervision: the kernel would write one with no decision (kernel route)",
-                 errno: EPERM, process: process, core: core)
+            call.denySyscall(Refusal(EPERM, "core dumps are off under supervision: the kernel would write one with no decision (kernel route)"),
+                                target: "RLIMIT_CORE")
             return
         }
         // prlimit64(pid, RLIMIT_CORE, new, old): pid 0 is the caller; old is written back.
@@ -135,8 +130,7 @@ enum ProcessHandlers {
             case .reachable: break
             case .noSuchProcess: core.listener.fail(n.id, errno: ESRCH); return
             case .refused(let reason):
-                deny(n, syscall: syscall, target: "pid:\(Int32(truncatingIfNeeded: n.arg(pidArg)))", reason: reason, errno: EPERM,
-                     process: process, core: core)
+                call.denySyscall(Refusal(EPERM, reason), target: "pid:\(Int32(truncatingIfNeeded: n.arg(pidArg)))")
                 return
             }
         }
@@ -157,7 +151,8 @@ enum ProcessHandlers {
     }
 
     /// sched_setattr(pid, attr, flags) on the supervisor's copy of `struct sched_attr`.
-    private static func setattr(_ n: Notification, syscall: String, process: ProcessInfo, core: SupervisorCore) {
+    private static func setattr(_ call: TrappedCall) {
+        let n = call.notification, core = call.core
         let address = n.arg(1)
         var size: UInt32 = 0
         var rc = agentgate_read_memory(n.tid, address, &size, 4)
@@ -177,15 +172,13 @@ enum ProcessHandlers {
         }
         let policy = attr.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self) }
         if policy == 1 || policy == 2 || policy == 6 {
-            deny(n, syscall: syscall, target: "policy:\(policy)", reason: "real-time scheduling is denied by default", errno: EPERM,
-                 process: process, core: core)
+            call.denySyscall(Refusal(EPERM, "real-time scheduling is denied by default"), target: "policy:\(policy)")
             return
         }
         let acting = core.actAsAgent(tid: n.tid)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            deny(n, syscall: syscall, target: "pid:\(Int32(truncatingIfNeeded: n.arg(0)))", reason: refusal, errno: EPERM,
-                 process: process, core: core)
+            call.denySyscall(Refusal(EPERM, refusal), target: "pid:\(Int32(truncatingIfNeeded: n.arg(0)))")
             return
         }
         // pid 0 is the calling thread: in the supervisor it must name the agent's thread.
@@ -209,7 +202,7 @@ enum ProcessHandlers {
     }
 
     /// Whether the caller may act on `aim`.
-    static func check(_ aim: Aim, caller: ProcessInfo, tid: pid_t, core: SupervisorCore) -> Reach {
+    static func check(_ aim: Aim, caller: ProcessFacts, tid: pid_t, core: SupervisorCore) -> Reach {
         switch aim {
         case .caller:
             return .reachable
@@ -237,7 +230,7 @@ enum ProcessHandlers {
 
     /// Why the caller may not act on `aim`, or nil (no such process counts as refused here:
     /// the callers that use this hold a handle, so the kernel's own answer is exact).
-    private static func refusal(for aim: Aim, caller: ProcessInfo, tid: pid_t, core: SupervisorCore) -> String? {
+    private static func refusal(for aim: Aim, caller: ProcessFacts, tid: pid_t, core: SupervisorCore) -> String? {
         switch check(aim, caller: caller, tid: tid, core: core) {
         case .reachable, .noSuchProcess: return nil
         case .refused(let reason): return reason
@@ -253,22 +246,29 @@ enum ProcessHandlers {
         }
     }
 
+    static func setpgid(_ call: TrappedCall) {
+        let n = call.notification
+        // Trapped only for the supervisor's own group: joining it would expose us to kill(0).
+        call.decideSyscall(allowed: false, errno: EPERM, target: "pgid:\(n.arg(1))",
+                              reason: "the supervisor's process group is off limits")
+    }
+
+
     // MARK: - Calls named by a handle
 
-    static func processHandle(_ n: Notification, call: ProcessHandleCall, core: SupervisorCore) {
-        switch call {
-        case .pidfdOpen: pidfdOpen(n, core: core)
-        case .pidfdSendSignal: sendSignal(n, core: core)
-        case .pidfdGetfd, .processMadvise, .processMrelease: handleCall(n, core: core)
+    static func processHandle(_ call: TrappedCall, kind: ProcessHandleCall) {
+        switch kind {
+        case .pidfdOpen: pidfdOpen(call)
+        case .pidfdSendSignal: sendSignal(call)
+        case .pidfdGetfd, .processMadvise, .processMrelease: handleCall(call)
         }
     }
 
     /// pidfd_open(pid, flags): performed by the supervisor, so the pidfd the agent gets is the
     /// one whose process was checked (a pid could be reused between a check and the kernel's
     /// own lookup).
-    private static func pidfdOpen(_ n: Notification, core: SupervisorCore) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+    private static func pidfdOpen(_ call: TrappedCall) {
+        let n = call.notification, core = call.core, process = call.process
         let pid = pid_t(truncatingIfNeeded: n.arg(0))
         let flags = UInt32(truncatingIfNeeded: n.arg(1))
         guard core.listener.isValid(n.id) else { return }
@@ -283,7 +283,7 @@ enum ProcessHandlers {
             if !exited && (membership == .supervisor || membership == .outside) {
                 let reason = membership == .supervisor ? "the supervisor can't be signalled, traced or inspected"
                                                        : "the process is outside the session"
-                deny(n, syscall: syscall, target: "pid:\(pid)", reason: reason, errno: EPERM, process: process, core: core)
+                call.denySyscall(Refusal(EPERM, reason), target: "pid:\(pid)")
                 return
             }
         }
@@ -291,66 +291,61 @@ enum ProcessHandlers {
         if installed < 0 && installed != -ENOENT { core.listener.fail(n.id, errno: -installed) }
     }
 
-    /// The process a handle of the agent refers to, through the supervisor's own copy of it.
+    /// The process a handle of the agent refers to.
     private enum HandleTarget {
         case caller
-        case process(pid_t, copy: Int32)
-        case exited(copy: Int32)
+        case process(pid_t)
+        case exited
         case invalid(errno: Int32)
     }
 
-    private static func target(ofHandle fd: Int32, tid: pid_t) -> HandleTarget {
+    /// A handle of the agent: what it refers to, and the supervisor's own copy of it (closed
+    /// with this value).
+    private struct AgentHandle: ~Copyable {
+        let target: HandleTarget
+        let copy: OwnedFD
+    }
+
+    private static func agentHandle(_ fd: Int32, tid: pid_t) -> AgentHandle {
         if fd == Int32(AGENTGATE_PIDFD_SELF_THREAD) || fd == Int32(AGENTGATE_PIDFD_SELF_THREAD_GROUP) {
-            return .caller
+            return AgentHandle(target: .caller, copy: OwnedFD(-1))
         }
-        let pidfd = agentgate_pidfd_open(tid)
-        let copy = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, fd) : pidfd
-        agentgate_close(pidfd)
-        guard copy >= 0 else { return .invalid(errno: copy == -ESRCH ? ESRCH : EBADF) }
+        let copy = OwnedFD.copy(of: fd, from: tid)
+        guard copy.isValid else { return AgentHandle(target: .invalid(errno: copy.raw == -ESRCH ? ESRCH : EBADF), copy: copy) }
         var pid: pid_t = 0
-        var isDirectory: Int32 = 0
-        let rc = agentgate_process_handle_target(copy, &pid, &isDirectory)
-        guard rc == 0 else { agentgate_close(copy); return .invalid(errno: -rc) }
-        return pid > 0 ? .process(pid, copy: copy) : .exited(copy: copy)
+        var isDirectory = false
+        let rc = agentgate_process_handle_target(copy.raw, &pid, &isDirectory)
+        guard rc == 0 else { return AgentHandle(target: .invalid(errno: -rc), copy: copy) }
+        return AgentHandle(target: pid > 0 ? .process(pid) : .exited, copy: copy)
     }
 
     /// pidfd_send_signal(handle, sig, info, flags): decided on the handle's process and sent by
     /// the supervisor through its copy of the handle (the agent could dup2 another handle, such
     /// as a /proc/PID directory of an outside process, onto the number after a check).
-    private static func sendSignal(_ n: Notification, core: SupervisorCore) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+    private static func sendSignal(_ call: TrappedCall) {
+        let n = call.notification, core = call.core, process = call.process
         let signal = Int32(truncatingIfNeeded: n.arg(1))
         let infoAddress = n.arg(2)
         let flags = UInt32(truncatingIfNeeded: n.arg(3))
-        let handle = target(ofHandle: n.intArg(0), tid: n.tid)
+        let handle = agentHandle(n.intArg(0), tid: n.tid)
         var info = [UInt8](repeating: 0, count: 128)
         let infoRead = infoAddress == 0 ? 0 : agentgate_read_memory(n.tid, infoAddress, &info, 128)
-        func release() {
-            switch handle {
-            case .process(_, let copy), .exited(let copy): agentgate_close(copy)
-            default: break
-            }
-        }
-        defer { release() }
         guard core.listener.isValid(n.id) else { return }
-        let copy: Int32
-        switch handle {
+        switch handle.target {
         case .caller:
             core.listener.continueSyscall(n.id) // a value: the caller itself
             return
         case .invalid(let errno):
             core.listener.fail(n.id, errno: errno)
             return
-        case .exited(let fd):
-            copy = fd // the kernel answers ESRCH
-        case .process(let pid, let fd):
-            copy = fd
+        case .exited:
+            break // the kernel answers ESRCH
+        case .process(let pid):
             var aims: [Aim] = [pid == process.tgid || pid == n.tid ? .caller : .process(pid)]
             if flags & UInt32(AGENTGATE_PIDFD_SIGNAL_PROCESS_GROUP) != 0 { aims.append(.group(core.processGroup(of: pid))) }
             for aim in aims {
                 if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
-                    deny(n, syscall: syscall, target: describe(aim), reason: refusal, errno: EPERM, process: process, core: core)
+                    call.denySyscall(Refusal(EPERM, refusal), target: describe(aim))
                     return
                 }
             }
@@ -359,7 +354,7 @@ enum ProcessHandlers {
         let acting = core.actAsAgent(tid: n.tid)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
-            deny(n, syscall: syscall, target: "signal", reason: refusal, errno: EPERM, process: process, core: core)
+            call.denySyscall(Refusal(EPERM, refusal), target: "signal")
             return
         }
         if infoAddress == 0 && signal != 0 {
@@ -374,7 +369,7 @@ enum ProcessHandlers {
             }
         }
         let result = info.withUnsafeBytes { raw in
-            agentgate_pidfd_send_signal(copy, signal, infoAddress == 0 && signal == 0 ? nil : raw.baseAddress, flags)
+            agentgate_pidfd_send_signal(handle.copy.raw, signal, infoAddress == 0 && signal == 0 ? nil : raw.baseAddress, flags)
         }
         if result < 0 { core.listener.fail(n.id, errno: -result) } else { core.listener.succeed(n.id, value: 0) }
     }
@@ -383,36 +378,22 @@ enum ProcessHandlers {
     /// take pidfds only (never /proc directories), and no pidfd of the supervisor or of an outside
     /// process ever reaches the agent, so once decided the call continues in the kernel, which
     /// checks the agent's own ptrace rights.
-    private static func handleCall(_ n: Notification, core: SupervisorCore) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
-        let handle = target(ofHandle: n.intArg(0), tid: n.tid)
-        defer {
-            switch handle {
-            case .process(_, let copy), .exited(let copy): agentgate_close(copy)
-            default: break
-            }
-        }
+    private static func handleCall(_ call: TrappedCall) {
+        let n = call.notification, core = call.core, process = call.process
+        let handle = agentHandle(n.intArg(0), tid: n.tid)
         guard core.listener.isValid(n.id) else { return }
-        switch handle {
+        switch handle.target {
         case .caller, .exited:
             core.listener.continueSyscall(n.id)
         case .invalid(let errno):
             core.listener.fail(n.id, errno: errno)
-        case .process(let pid, _):
+        case .process(let pid):
             let aim: Aim = pid == process.tgid || pid == n.tid ? .caller : .process(pid)
             if let refusal = refusal(for: aim, caller: process, tid: n.tid, core: core) {
-                deny(n, syscall: syscall, target: describe(aim), reason: refusal, errno: EPERM, process: process, core: core)
+                call.denySyscall(Refusal(EPERM, refusal), target: describe(aim))
             } else {
                 core.listener.continueSyscall(n.id)
             }
         }
-    }
-
-    private static func deny(_ n: Notification, syscall: String, target: String, reason: String, errno: Int32,
-                             process: ProcessInfo, core: SupervisorCore) {
-        core.listener.fail(n.id, errno: errno)
-        core.recorder.record(.deniedSyscall(syscall, target: target, reason: reason, errno: errno),
-                             notification: n, process: process, respondedAt: agentgate_monotonic_ns())
     }
 }

@@ -3,12 +3,15 @@ import Glibc
 import Synchronization
 
 /// What the audit records about the process behind a notification.
-struct ProcessInfo: Sendable {
+struct ProcessFacts: Sendable {
     let tgid: pid_t
     let ppid: pid_t
     let executable: String
     /// Read from /proc just now: a process (or image) this supervisor hadn't seen before.
     var firstSeen = false
+    /// /proc/TID/status as read for this very notification (only when `firstSeen`; never
+    /// cached), so the notification's handler doesn't parse it again.
+    var status: ProcStatus? = nil
 }
 
 /// Per-thread cache of /proc facts, so a process is read once and again only after it execs or
@@ -16,7 +19,7 @@ struct ProcessInfo: Sendable {
 /// is far cheaper than reading /proc/PID/status on every notification.
 final class ProcessTable: Sendable {
     private struct Entry {
-        var info: ProcessInfo
+        var info: ProcessFacts
         var pidfd: Int32
         var stale: Bool
     }
@@ -30,8 +33,8 @@ final class ProcessTable: Sendable {
 
     /// The cached or freshly read facts for `tid`. Callers check NOTIF_ID_VALID afterwards,
     /// before using them, like any read of the agent's state.
-    func info(for tid: pid_t) -> ProcessInfo {
-        let cached: (ProcessInfo, Int32)? = entries.withLock { table in
+    func facts(for tid: pid_t) -> ProcessFacts {
+        let cached: (ProcessFacts, Int32)? = entries.withLock { table in
             guard let entry = table[tid], !entry.stale else { return nil }
             return (entry.info, entry.pidfd)
         }
@@ -54,7 +57,9 @@ final class ProcessTable: Sendable {
         }
         let old: Int32? = entries.withLock { table in
             let previous = table[tid]?.pidfd
-            table[tid] = Entry(info: info, pidfd: pidfd, stale: false)
+            var cached = info
+            cached.status = nil
+            table[tid] = Entry(info: cached, pidfd: pidfd, stale: false)
             if table.count > Self.sweepThreshold { Self.sweep(&table, keeping: tid) }
             return previous
         }
@@ -118,15 +123,15 @@ final class ProcessTable: Sendable {
     }
 
     /// Reads Tgid and PPid from /proc/TID/status and the executable from /proc/TID/exe.
-    static func read(tid: pid_t) -> ProcessInfo {
+    static func read(tid: pid_t) -> ProcessFacts {
         var status = ProcStatus(tid: tid)
         let executable = readLink("/proc/\(tid)/exe") ?? "?"
         if status.tgid == 0 { status.tgid = tid }
-        return ProcessInfo(tgid: status.tgid, ppid: status.ppid, executable: executable)
+        return ProcessFacts(tgid: status.tgid, ppid: status.ppid, executable: executable, status: status)
     }
 
     static func readLink(_ path: String) -> String? {
-        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 4352) { buffer in
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(AGENTGATE_RESOLVED_CAPACITY)) { buffer in
             let n = agentgate_readlinkat(AT_FDCWD, path, buffer.baseAddress!, buffer.count)
             guard n >= 0 else { return nil }
             return String(cBuffer: buffer.baseAddress!, count: n)

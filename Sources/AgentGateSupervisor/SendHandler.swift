@@ -14,11 +14,6 @@ enum SendHandler {
     static let maxMessages = 1024
     static let messageFastOpen: UInt64 = 0x2000_0000
 
-    struct Failure: Error {
-        let errno: Int32
-        let reason: String
-    }
-
     /// Agent memory not copied yet: a stream write larger than one copy.
     struct Span: Sendable {
         let address: UInt64
@@ -46,9 +41,9 @@ enum SendHandler {
         var verdict: Verdict
     }
 
-    static func handle(_ n: Notification, family: SyscallFamily, core: SupervisorCore, scratch: ThreadScratch) {
-        let syscall = core.table.name(of: n.number)
-        let process = core.processes.info(for: n.tid)
+    static func handle(_ call: TrappedCall, family: SyscallFamily, scratch: ThreadScratch) {
+        let n = call.notification, core = call.core
+        let syscall = call.syscall, process = call.process
         let pidfd = agentgate_pidfd_open(n.tid)
         let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
         agentgate_close(pidfd)
@@ -73,14 +68,12 @@ enum SendHandler {
         let refusesName = isStream && socketDomain == AF_UNIX
         let ignoresName = (isStream && socketDomain != AF_UNIX && flags & messageFastOpen == 0)
             || (socketDomain == AF_UNIX && socketType == Int32(SOCK_SEQPACKET.rawValue))
-        func fail(_ errno: Int32, _ reason: String, target: String = "?") {
+        func refuse(_ refusal: Refusal, target: String = "?") {
             agentgate_close(socket)
             guard core.listener.isValid(n.id) else { return }
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: target, reason: reason, errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(refusal, action: .netEgress, target: target)
         }
-        guard socket >= 0 else { fail(socket == -EBADF ? EBADF : -socket, "socket unavailable"); return }
+        guard socket >= 0 else { refuse(Refusal(socket == -EBADF ? EBADF : -socket, "socket unavailable")); return }
 
         // Copy every message (address and payload) before the one ID_VALID check.
         var messages: [Message] = []
@@ -97,7 +90,7 @@ enum SendHandler {
                 }
                 return m
             }
-        case .failure(let failure): fail(failure.errno, failure.reason); return
+        case .failure(let failure): refuse(failure); return
         }
         let needsCwd = !refusesName && messages.contains { $0.name.map { Self.isRelativeUnix($0) } ?? false }
         let cwdFD = needsCwd ? agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) : -1
@@ -105,7 +98,7 @@ enum SendHandler {
         guard core.listener.isValid(n.id) else { agentgate_close(socket); return }
         let acting = core.actAsAgent(tid: n.tid)
         defer { core.restoreIdentity(acting.saved) }
-        if let refusal = acting.refusal { fail(EACCES, refusal); return }
+        if let refusal = acting.refusal { refuse(Refusal(EACCES, refusal)); return }
 
         // Decide each message; the batch stops at the first denied one, as the kernel stops at
         // the first failing one.
@@ -133,7 +126,7 @@ enum SendHandler {
                 if entry.verdict.letsCallProceed && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
                     for d in decided { agentgate_close(d.pathFD) }
-                    fail(address.resolveError, "socket path unresolved", target: address.target)
+                    refuse(Refusal(address.resolveError, "socket path unresolved"), target: address.target)
                     return
                 }
                 entry.address = address
@@ -148,9 +141,7 @@ enum SendHandler {
         if decided.isEmpty, let denied = firstDenied {
             agentgate_close(socket)
             let errno = denied.verdict.errno(or: EACCES)
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict, errno: errno),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.finish(verdict: denied.verdict, action: .netEgress, target: denied.target, errno: errno)
             return
         }
         let sendFlags = Int32(truncatingIfNeeded: flags) | Int32(MSG_NOSIGNAL)
@@ -181,7 +172,7 @@ enum SendHandler {
                         rights = fds
                     case .failure(let failure):
                         agentgate_close(entry.pathFD)
-                        lastErrno = failure.errno
+                        lastErrno = failure.code
                         break
                     }
                     if lastErrno != 0 { break }
@@ -209,8 +200,7 @@ enum SendHandler {
                     var length = UInt32(truncatingIfNeeded: sent)
                     _ = agentgate_write_memory(n.tid, batchAddress &+ UInt64(index * 64 + 56), &length, 4)
                 }
-                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: entry.target, verdict: entry.verdict),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                call.record(.init(syscall: syscall, action: .netEgress, target: entry.target, verdict: entry.verdict))
             }
             for entry in batch.dropFirst(sentMessages + 1) { agentgate_close(entry.pathFD) }
             agentgate_close(socket)
@@ -218,19 +208,17 @@ enum SendHandler {
             if core.waitsKillably { pipeSignal?.raise() }
             defer { if !core.waitsKillably { pipeSignal?.raise() } }
             if sentMessages == 0 || (!isBatch && lastErrno != 0) {
-                core.listener.fail(n.id, errno: lastErrno == 0 ? EACCES : lastErrno)
-                core.recorder.record(.init(syscall: syscall, action: .netEgress, target: batch.first?.target ?? "?",
-                                           verdict: batch.first?.verdict ?? Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision),
-                                           errno: lastErrno),
-                                     notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+                let verdict = batch.first?.verdict ?? Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
+                call.fail(lastErrno == 0 ? EACCES : lastErrno,
+                          recording: .init(syscall: syscall, action: .netEgress, target: batch.first?.target ?? "?", verdict: verdict,
+                                           errno: lastErrno))
             } else {
                 core.listener.succeed(n.id, value: Int64(isBatch ? sentMessages : lastResult))
             }
         }
         if let denied = firstDenied {
-            core.recorder.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict,
-                                       errno: denied.verdict.errno(or: EACCES)),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.record(.init(syscall: syscall, action: .netEgress, target: denied.target, verdict: denied.verdict,
+                              errno: denied.verdict.errno(or: EACCES)))
         }
         let statusFlags = agentgate_get_status_flags(socket)
         if (statusFlags >= 0 && statusFlags & O_NONBLOCK != 0) || flags & UInt64(MSG_DONTWAIT) != 0 {
@@ -339,12 +327,12 @@ enum SendHandler {
     /// message without credentials gets the agent's, which the kernel would have attached had
     /// the agent sent it. Returns the new control buffer and the copies (counted in
     /// `rightsInFlight`), which the caller closes and uncounts after sending.
-    private static func translateControl(_ control: [UInt8], pidfd: Int32, sender: Sender) -> Result<([UInt8], [Int32]), Failure> {
+    private static func translateControl(_ control: [UInt8], pidfd: Int32, sender: Sender) -> Result<([UInt8], [Int32]), Refusal> {
         var output = control
         var copies: [Int32] = []
         var offset = 0
         var hasCredentials = false
-        func fail(_ failure: Failure) -> Result<([UInt8], [Int32]), Failure> {
+        func fail(_ failure: Refusal) -> Result<([UInt8], [Int32]), Refusal> {
             for fd in copies { agentgate_close(fd) }
             rightsInFlight.subtract(copies.count, ordering: .relaxed)
             return .failure(failure)
@@ -358,11 +346,11 @@ enum SendHandler {
             if level == SOL_SOCKET && type == 1 /* SCM_RIGHTS */ {
                 let count = (Int(length) - 16) / 4
                 guard copies.count + count <= maxRightsPerMessage else {
-                    return fail(Failure(errno: EINVAL, reason: "more than \(maxRightsPerMessage) fds in one message"))
+                    return fail(Refusal(errno: EINVAL, reason: "more than \(maxRightsPerMessage) fds in one message"))
                 }
                 guard rightsInFlight.add(count, ordering: .relaxed).newValue <= maxRightsInFlight else {
                     rightsInFlight.subtract(count, ordering: .relaxed)
-                    return fail(Failure(errno: ENOBUFS, reason: "too many fds in flight through the supervisor"))
+                    return fail(Refusal(errno: ENOBUFS, reason: "too many fds in flight through the supervisor"))
                 }
                 // Counted up front; any not copied below are uncounted by fail().
                 var counted = count
@@ -371,14 +359,14 @@ enum SendHandler {
                     let at = offset + 16 + i * 4
                     let fd = control.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: at, as: Int32.self) }
                     let copy = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, fd) : -EBADF
-                    guard copy >= 0 else { return fail(Failure(errno: EBADF, reason: "SCM_RIGHTS names an fd the agent doesn't have")) }
+                    guard copy >= 0 else { return fail(Refusal(errno: EBADF, reason: "SCM_RIGHTS names an fd the agent doesn't have")) }
                     copies.append(copy)
                     counted -= 1
                     withUnsafeBytes(of: copy) { bytes in for b in 0..<4 { output[at + b] = bytes[b] } }
                 }
             }
             if level == SOL_SOCKET && type == Int32(AGENTGATE_SCM_CREDENTIALS) {
-                guard length >= 28 else { return fail(Failure(errno: EINVAL, reason: "short SCM_CREDENTIALS")) }
+                guard length >= 28 else { return fail(Refusal(errno: EINVAL, reason: "short SCM_CREDENTIALS")) }
                 let claimed = control.withUnsafeBytes { raw in
                     (pid: raw.loadUnaligned(fromByteOffset: offset + 16, as: Int32.self),
                      uid: raw.loadUnaligned(fromByteOffset: offset + 20, as: UInt32.self),
@@ -409,16 +397,16 @@ enum SendHandler {
     /// The kernel's scm_check_creds, applied to the agent: the pid must be its own (or it must
     /// hold CAP_SYS_ADMIN), and the uid and gid its real, effective or saved ones (or it must
     /// hold CAP_SETUID / CAP_SETGID).
-    private static func credentialsRefusal(_ claimed: (pid: Int32, uid: UInt32, gid: UInt32), sender: Sender) -> Failure? {
+    private static func credentialsRefusal(_ claimed: (pid: Int32, uid: UInt32, gid: UInt32), sender: Sender) -> Refusal? {
         let agent = ProcStatus(tid: sender.tid)
         guard agent.readOK, agent.uids.count >= 3, agent.gids.count >= 3 else {
-            return Failure(errno: EPERM, reason: "agent credentials unreadable")
+            return Refusal(errno: EPERM, reason: "agent credentials unreadable")
         }
         let capSetgid: UInt64 = 1 << 6, capSetuid: UInt64 = 1 << 7, capSysAdmin: UInt64 = 1 << 21
         let pidOK = claimed.pid == sender.tgid || agent.capEff & capSysAdmin != 0
         let uidOK = agent.uids.prefix(3).contains(claimed.uid) || agent.capEff & capSetuid != 0
         let gidOK = agent.gids.prefix(3).contains(claimed.gid) || agent.capEff & capSetgid != 0
-        return pidOK && uidOK && gidOK ? nil : Failure(errno: EPERM, reason: "SCM_CREDENTIALS names someone the agent is not")
+        return pidOK && uidOK && gidOK ? nil : Refusal(errno: EPERM, reason: "SCM_CREDENTIALS names someone the agent is not")
     }
 
     private static func isRelativeUnix(_ name: [UInt8]) -> Bool {
@@ -427,16 +415,16 @@ enum SendHandler {
 
     /// Reads the messages of a sendto, sendmsg or sendmmsg call. Every length is checked before
     /// it is converted or used: the arguments are the agent's.
-    private static func copyMessages(_ n: Notification, isSendto: Bool, isBatch: Bool, isStream: Bool) -> Result<[Message], Failure> {
+    private static func copyMessages(_ n: Notification, isSendto: Bool, isBatch: Bool, isStream: Bool) -> Result<[Message], Refusal> {
         if isSendto {
             // The kernel sends at most INT_MAX bytes of one sendto.
             let requested = min(n.arg(2), UInt64(Int32.max))
             guard requested <= UInt64(maxPayload) || isStream else {
-                return .failure(Failure(errno: EMSGSIZE, reason: "payload too large to inspect"))
+                return .failure(Refusal(errno: EMSGSIZE, reason: "payload too large to inspect"))
             }
             var payload = [UInt8](repeating: 0, count: min(Int(requested), maxPayload))
             let rc = agentgate_read_memory(n.tid, n.arg(1), &payload, payload.count)
-            guard rc == 0 else { return .failure(Failure(errno: -rc, reason: "payload unreadable")) }
+            guard rc == 0 else { return .failure(Refusal(errno: -rc, reason: "payload unreadable")) }
             var message = Message(payload: payload, name: nil)
             if Int(requested) > payload.count {
                 message.rest = [Span(address: n.arg(1) &+ UInt64(payload.count), length: min(Int(requested), maxReadWrite) - payload.count)]
@@ -457,21 +445,21 @@ enum SendHandler {
             let stride = isBatch ? 64 : 56
             var header = [UInt64](repeating: 0, count: 7) // struct msghdr
             let rc = header.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(1) &+ UInt64(index * stride), $0.baseAddress, 56) }
-            guard rc == 0 else { return .failure(Failure(errno: -rc, reason: "msghdr unreadable")) }
+            guard rc == 0 else { return .failure(Refusal(errno: -rc, reason: "msghdr unreadable")) }
             // Control data counts against one 64 KiB budget per call, not per message.
-            guard header[5] <= UInt64(65536 - controlTotal) else { return .failure(Failure(errno: ENOBUFS, reason: "control data too large")) }
+            guard header[5] <= UInt64(65536 - controlTotal) else { return .failure(Refusal(errno: ENOBUFS, reason: "control data too large")) }
             controlTotal += Int(header[5])
             var control = [UInt8](repeating: 0, count: Int(header[5]))
             if !control.isEmpty {
                 let crc = agentgate_read_memory(n.tid, header[4], &control, control.count)
-                guard crc == 0 else { return .failure(Failure(errno: -crc, reason: "control data unreadable")) }
+                guard crc == 0 else { return .failure(Refusal(errno: -crc, reason: "control data unreadable")) }
             }
-            guard header[3] <= 1024 else { return .failure(Failure(errno: EMSGSIZE, reason: "too many iovecs")) }
+            guard header[3] <= 1024 else { return .failure(Refusal(errno: EMSGSIZE, reason: "too many iovecs")) }
             let iovCount = Int(header[3])
             var vectors = [UInt64](repeating: 0, count: iovCount * 2)
             if iovCount > 0 {
                 let vrc = vectors.withUnsafeMutableBytes { agentgate_read_memory(n.tid, header[2], $0.baseAddress, iovCount * 16) }
-                guard vrc == 0 else { return .failure(Failure(errno: -vrc, reason: "iovec unreadable")) }
+                guard vrc == 0 else { return .failure(Refusal(errno: -vrc, reason: "iovec unreadable")) }
             }
             var payload: [UInt8] = []
             var rest: [Span] = []
@@ -479,11 +467,11 @@ enum SendHandler {
             for i in 0..<iovCount {
                 var length = 0
                 // An iov_len above SSIZE_MAX fails the call (the kernel's import_iovec).
-                guard vectors[2 * i + 1] <= UInt64(Int.max) else { return .failure(Failure(errno: EINVAL, reason: "iovec length out of range")) }
+                guard vectors[2 * i + 1] <= UInt64(Int.max) else { return .failure(Refusal(errno: EINVAL, reason: "iovec length out of range")) }
                 if vectors[2 * i + 1] > UInt64(maxPayload - total) {
                     // A datagram can't be cut; a stream's write is copied a part at a time (see
                     // sendRest), up to MAX_RW_COUNT as the kernel's.
-                    guard isStream else { return .failure(Failure(errno: EMSGSIZE, reason: "payload too large to inspect")) }
+                    guard isStream else { return .failure(Refusal(errno: EMSGSIZE, reason: "payload too large to inspect")) }
                     length = maxPayload - total
                     let beyond = min(Int(vectors[2 * i + 1]) - length, maxReadWrite - maxPayload - restTotal)
                     if beyond > 0 {
@@ -495,7 +483,7 @@ enum SendHandler {
                 }
                 var chunk = [UInt8](repeating: 0, count: length)
                 let crc = agentgate_read_memory(n.tid, vectors[2 * i], &chunk, length)
-                guard crc == 0 else { return .failure(Failure(errno: -crc, reason: "payload unreadable")) }
+                guard crc == 0 else { return .failure(Refusal(errno: -crc, reason: "payload unreadable")) }
                 payload += chunk
                 total += length
             }
@@ -507,11 +495,11 @@ enum SendHandler {
         return .success(messages)
     }
 
-    private static func copyName(_ tid: pid_t, address: UInt64, length: UInt64) -> Result<[UInt8]?, Failure> {
+    private static func copyName(_ tid: pid_t, address: UInt64, length: UInt64) -> Result<[UInt8]?, Refusal> {
         guard address != 0, length > 0 else { return .success(nil) }
-        guard length <= 128 else { return .failure(Failure(errno: EINVAL, reason: "address length out of range")) }
+        guard length <= UInt64(AGENTGATE_SOCKADDR_CAPACITY) else { return .failure(Refusal(errno: EINVAL, reason: "address length out of range")) }
         var name = [UInt8](repeating: 0, count: Int(length))
         let rc = agentgate_read_memory(tid, address, &name, name.count)
-        return rc == 0 ? .success(name) : .failure(Failure(errno: -rc, reason: "address unreadable"))
+        return rc == 0 ? .success(name) : .failure(Refusal(errno: -rc, reason: "address unreadable"))
     }
 }

@@ -43,43 +43,37 @@ final class UnixPeers: Sendable {
 /// could copy). The option is read by the supervisor on its copy of the agent's socket, and the
 /// answer is corrected before it reaches the agent.
 enum SocketOptionHandler {
-    static func handle(_ n: Notification, core: SupervisorCore) {
-        let syscall = core.table.name(of: n.number)
+    static func handle(_ call: TrappedCall) {
+        let n = call.notification
+        let syscall = call.syscall
         if syscall == "setsockopt" && n.arg(2) != socketOptionPassPidfd {
             // iptables, ip6tables, arptables, ebtables, IPVS: with CAP_NET_ADMIN they rewrite
             // where connections go (a DNAT to an address the policy denies).
-            ValueHandlers.unsupervised(n, route: .netAdmin, errno: EPERM, core: core,
-                                       target: "setsockopt(level \(n.arg(1)), option \(n.arg(2))): firewall tables")
+            UnsupervisedRouteHandlers.unsupervised(call, route: .netAdmin, errno: EPERM,
+                                                   target: "setsockopt(level \(n.arg(1)), option \(n.arg(2))): firewall tables")
             return
         }
         if syscall == "setsockopt" {
             // SCM_PIDFD hands the receiver a pidfd of each message's sender: for messages the
             // supervisor sent, its own; for those of other local programs, theirs. Refused as an
             // older kernel would refuse it, so programs fall back to SCM_CREDENTIALS.
-            let process = core.processes.info(for: n.tid)
-            core.listener.fail(n.id, errno: ENOPROTOOPT)
-            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "SO_PASSPIDFD",
-                                         reason: "SCM_PIDFD would hand out pidfds of the supervisor and of processes outside the session",
-                                         errno: ENOPROTOOPT),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(ENOPROTOOPT, "SCM_PIDFD would hand out pidfds of the supervisor and of processes outside the session"),
+                      action: .netEgress, target: "SO_PASSPIDFD")
             return
         }
-        peerOption(n, syscall: syscall, core: core)
+        peerOption(call)
     }
 
-    private static func peerOption(_ n: Notification, syscall: String, core: SupervisorCore) {
-        let process = core.processes.info(for: n.tid)
+    private static func peerOption(_ call: TrappedCall) {
+        let n = call.notification, core = call.core
         let option = Int32(truncatingIfNeeded: n.arg(2))
         let valueAddress = n.arg(3)
         let lengthAddress = n.arg(4)
         var requested: Int32 = 0
         let lengthRead = agentgate_read_memory(n.tid, lengthAddress, &requested, 4)
-        let pidfd = agentgate_pidfd_open(n.tid)
-        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
-        agentgate_close(pidfd)
-        defer { agentgate_close(socket) }
+        let socket = OwnedFD.copy(of: n.intArg(0), from: n.tid)
         guard core.listener.isValid(n.id) else { return }
-        guard socket >= 0 else { core.listener.fail(n.id, errno: socket == -ESRCH ? ESRCH : EBADF); return }
+        guard socket.raw >= 0 else { core.listener.fail(n.id, errno: socket.raw == -ESRCH ? ESRCH : EBADF); return }
         guard lengthRead == 0 else { core.listener.fail(n.id, errno: EFAULT); return }
         guard requested >= 0 else { core.listener.fail(n.id, errno: EINVAL); return }
 
@@ -90,7 +84,7 @@ enum SocketOptionHandler {
         let isPidfd = option == Int32(AGENTGATE_SO_PEERPIDFD)
         var length = UInt32(isPidfd ? 4 : min(Int(requested), value.count))
         let rc = value.withUnsafeMutableBytes {
-            agentgate_getsockopt(socket, SOL_SOCKET, option, $0.baseAddress, &length)
+            agentgate_getsockopt(socket.raw, SOL_SOCKET, option, $0.baseAddress, &length)
         }
         guard rc == 0 else { core.listener.fail(n.id, errno: -rc); return }
 
@@ -99,11 +93,11 @@ enum SocketOptionHandler {
             if length >= 4 {
                 let pid = value.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
                 if core.isSupervisorTask(pid) {
-                    let agent = peerAgent(of: socket, core: core) ?? 0 // 0: as for a peer in another pid namespace
+                    let agent = peerAgent(of: socket.raw, core: core) ?? 0 // 0: as for a peer in another pid namespace
                     withUnsafeBytes(of: agent) { for i in 0..<4 { value[i] = $0[i] } }
                 }
             }
-            deliver(n, value: value, length: length, valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
+            deliver(call, value: value, length: length, valueAddress: valueAddress, lengthAddress: lengthAddress)
             return
         }
 
@@ -112,20 +106,17 @@ enum SocketOptionHandler {
         var received = value.withUnsafeBytes { $0.loadUnaligned(as: Int32.self) }
         defer { agentgate_close(received) }
         var pid: pid_t = 0
-        var isDirectory: Int32 = 0
+        var isDirectory = false
         _ = agentgate_process_handle_target(received, &pid, &isDirectory)
         switch core.membership(of: pid) {
         case .supervisor:
             agentgate_close(received)
             received = -1
-            guard let agent = peerAgent(of: socket, core: core) else { core.listener.fail(n.id, errno: ENODATA); return }
+            guard let agent = peerAgent(of: socket.raw, core: core) else { core.listener.fail(n.id, errno: ENODATA); return }
             received = agentgate_pidfd_open_flags(agent, 0)
             guard received >= 0 else { core.listener.fail(n.id, errno: -received); return }
         case .outside:
-            core.listener.fail(n.id, errno: EPERM)
-            core.recorder.record(.denied(syscall: syscall, action: .netEgress, target: "pid:\(pid)",
-                                         reason: "the socket's peer is a process outside the session", errno: EPERM),
-                                 notification: n, process: process, respondedAt: agentgate_monotonic_ns())
+            call.deny(Refusal(EPERM, "the socket's peer is a process outside the session"), action: .netEgress, target: "pid:\(pid)")
             return
         case .session, .gone:
             break
@@ -138,7 +129,7 @@ enum SocketOptionHandler {
         }
         withUnsafeBytes(of: installed) { for i in 0..<4 { value[i] = $0[i] } }
         // As the kernel does: the fd is installed whatever the length, and at most 4 bytes written.
-        deliver(n, value: value, length: UInt32(min(Int(requested), 4)), valueAddress: valueAddress, lengthAddress: lengthAddress, core: core)
+        deliver(call, value: value, length: UInt32(min(Int(requested), 4)), valueAddress: valueAddress, lengthAddress: lengthAddress)
     }
 
     /// The agent process the supervisor connected the other end of `socket` for.
@@ -150,8 +141,8 @@ enum SocketOptionHandler {
     }
 
     /// Writes the option's value and length where the agent asked, as the kernel would.
-    private static func deliver(_ n: Notification, value: [UInt8], length: UInt32, valueAddress: UInt64, lengthAddress: UInt64,
-                                core: SupervisorCore) {
+    private static func deliver(_ call: TrappedCall, value: [UInt8], length: UInt32, valueAddress: UInt64, lengthAddress: UInt64) {
+        let n = call.notification, core = call.core
         var written = Int32(length)
         if length > 0 {
             let rc = value.withUnsafeBytes { agentgate_write_memory(n.tid, valueAddress, $0.baseAddress, Int(length)) }

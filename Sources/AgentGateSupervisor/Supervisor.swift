@@ -90,9 +90,7 @@ public final class Supervisor: Sendable {
     /// nil when CMD was executed.
     public var commandExecFailure: CommandExecFailure? {
         guard let errno = commandExecError.withLock({ $0 }) else { return nil }
-        let first = counts.firstExec
-        let denial = first.flatMap { $0.decision == .deny && $0.enforced ? $0 : nil }
-        return CommandExecFailure(path: options.programPath, errno: errno, denial: denial)
+        return CommandExecFailure(path: options.programPath, errno: errno, denial: counts.firstExecDenial)
     }
 
     public init(options: SupervisorOptions, policy: Policy, writer: AuditWriter?) {
@@ -181,8 +179,8 @@ public final class Supervisor: Sendable {
                                         path: path, argv: argv, envp: envp, filter: bpf, terminal_fd: terminalFD,
                                         child_mask: mask, nofile_soft_limit: nofile,
                                         reset_signals: reset.baseAddress, reset_count: Int32(reset.count),
-                                        nproc_limit: nprocLimit, realtime_forbidden: allowsRealtime ? 0 : 1,
-                                        core_dumps_forbidden: allowsKernel ? 0 : 1,
+                                        nproc_limit: nprocLimit, realtime_forbidden: !allowsRealtime,
+                                        core_dumps_forbidden: !allowsKernel,
                                         oom_score_adj_floor: 500,
                                         cgroup_procs: UnsafeRawPointer(cgroupFiles).assumingMemoryBound(to: UnsafePointer<CChar>?.self),
                                         cgroup_count: Int32(procsFiles.count))
@@ -202,7 +200,7 @@ public final class Supervisor: Sendable {
             throw SupervisorError.spawnFailure(stage: stage, result: rc)
         }
         let listener = Listener(fd: spawned.listener)
-        if spawned.killable_recv == 0 && options.verbose {
+        if !spawned.killable_recv && options.verbose {
             // Before Linux 5.19 a signal interrupts the agent's wait even after the supervisor
             // has received the call: a call it already performed (a mkdir) is then restarted
             // by the kernel and may see its own effect (EEXIST), or fails with EINTR.
@@ -224,7 +222,7 @@ public final class Supervisor: Sendable {
                                   protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
                                   protectedDirectories: Array(Set(options.protectedDirectories + options.protectedDirectories.map(FilePaths.resolvedDirectory(of:)))),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
-                                  waitsKillably: spawned.killable_recv != 0)
+                                  waitsKillably: spawned.killable_recv)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
@@ -413,7 +411,7 @@ final class Receivers: Sendable {
         let scratch = ThreadScratch()
         scratch.hasOwnFileSystemContext = ownFileSystem
         let echoing = core.recorder.echo != nil
-        if echoing { agentgate_notif_defer_failures(1) }
+        if echoing { agentgate_notif_defer_failures(true) }
         var request = seccomp_notif()
         var failures = 0
         while !stopping.load(ordering: .relaxed) {
@@ -440,85 +438,8 @@ final class Receivers: Sendable {
             }
             failures = 0
             let notification = Notification(request, receivedAt: agentgate_monotonic_ns())
-            dispatch(notification, scratch: scratch)
+            SyscallDispatch.dispatch(notification, core: core, scratch: scratch)
             if echoing { agentgate_notif_flush_deferred() }
-        }
-    }
-
-    private func dispatch(_ n: Notification, scratch: ThreadScratch) {
-        let process = core.processes.info(for: n.tid)
-        // A process (or image) seen for the first time goes into the audit's process table,
-        // after this notification has been answered.
-        defer {
-            if process.firstSeen, n.tid == process.tgid, let writer = core.recorder.writer,
-               let record = ProcessSnapshot.read(pid: n.tid) {
-                writer.recordProcessStart(record)
-            }
-        }
-        if let refusal = core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen,
-                                                     isValid: { core.listener.isValid(n.id) }) {
-            // The image the kernel loaded isn't the one approved: the path was swapped after
-            // the decision. End the process before this call, its first trapped one, proceeds
-            // (the verifier already signalled it through its pidfd; this covers first-seen ones).
-            kill(process.tgid, SIGKILL)
-            kill(n.tid, SIGKILL)
-            core.listener.fail(n.id, errno: EPERM)
-            core.recorder.record(.denied(syscall: core.table.name(of: n.number), action: .exec,
-                                         target: ProcessTable.readLink("/proc/\(n.tid)/exe") ?? "?",
-                                         reason: refusal, errno: EPERM),
-                                 notification: n, process: ProcessTable.read(tid: n.tid), respondedAt: agentgate_monotonic_ns())
-            return
-        }
-        let family = core.table.family(of: n.number)
-        switch family {
-        case .open, .openat, .openat2, .creat:
-            OpenHandler.handle(n, family: family, core: core, scratch: scratch)
-        case .execve, .execveat:
-            ExecHandler.handle(n, family: family, core: core, scratch: scratch)
-        case .connect:
-            ConnectHandler.handle(n, core: core, scratch: scratch)
-        case .bind:
-            BindHandler.handle(n, core: core, scratch: scratch)
-        case .sendto, .sendmsg, .sendmmsg:
-            SendHandler.handle(n, family: family, core: core, scratch: scratch)
-        case .mutation(let spec):
-            MutationHandler.handle(n, spec: spec, core: core, scratch: scratch)
-        case .unsupervised(let route, let errno):
-            ValueHandlers.unsupervised(n, route: route, errno: errno, core: core)
-        case .namespaces(let flagsArg):
-            ValueHandlers.namespaces(n, flagsArg: flagsArg, core: core)
-        case .prctl:
-            ValueHandlers.prctl(n, core: core)
-        case .processTarget(let call):
-            ProcessHandlers.processTarget(n, call: call, core: core)
-        case .processHandle(let call):
-            ProcessHandlers.processHandle(n, call: call, core: core)
-        case .socketOption:
-            SocketOptionHandler.handle(n, core: core)
-        case .syslog:
-            ValueHandlers.syslog(n, core: core)
-        case .coreLimit:
-            ProcessHandlers.coreLimit(n, pidArg: nil, resourceArg: 0, limitArg: 1, oldArg: nil, core: core)
-        case .clockAdjust(let bufferArg):
-            ValueHandlers.clockAdjust(n, bufferArg: bufferArg, core: core)
-        case .setpgid:
-            ValueHandlers.setpgid(n, core: core)
-        case .fileOwner:
-            ValueHandlers.fileOwner(n, core: core)
-        case .descriptorIoctl:
-            ValueHandlers.ioctl(n, core: core)
-        case .socket:
-            ValueHandlers.socket(n, core: core)
-        case .unsupported(let errno):
-            core.listener.fail(n.id, errno: errno)
-            core.recorder.record(.deniedSyscall(core.table.name(of: n.number), target: core.table.name(of: n.number),
-                                         reason: "not emulated by this supervisor; refused rather than let through", errno: errno),
-                                 notification: n, process: core.processes.info(for: n.tid), respondedAt: agentgate_monotonic_ns())
-        case .credentials:
-            ValueHandlers.credentials(n, core: core)
-        case .none:
-            // Trapped but unknown to us: fail closed.
-            core.listener.fail(n.id, errno: ENOSYS)
         }
     }
 

@@ -49,7 +49,7 @@ final class SupervisorCore: Sendable {
     }
 
     /// CAP_NET_ADMIN, CAP_AUDIT_WRITE, CAP_AUDIT_CONTROL: withheld from netlink sockets (see
-    /// ValueHandlers.socket).
+    /// SocketCreationHandler.socket).
     static let networkAdminCapabilities: [Int32] = [12, 29, 30]
 
     /// Runs `body` with `capabilities` lowered from the calling thread's effective set. If they
@@ -78,7 +78,7 @@ final class SupervisorCore: Sendable {
     /// sends (SCM_CREDENTIALS with the agent's pid).
     let canClaimAgentPids: Bool
     /// The supervisor (and so an agent with its credentials) holds CAP_NET_ADMIN or the audit
-    /// capabilities: netlink sockets are then created without them (see ValueHandlers.socket).
+    /// capabilities: netlink sockets are then created without them (see SocketCreationHandler.socket).
     let holdsNetworkAdminCapabilities: Bool
     /// The supervisor holds CAP_SYS_PTRACE, so it can read the memory of a process that made
     /// itself non-dumpable.
@@ -146,10 +146,10 @@ final class SupervisorCore: Sendable {
     /// Why a resolved path is off limits whatever the policy says, or nil.
     func protectedReason(_ target: String, isWrite: Bool) -> String? {
         if protectedFiles.contains(target) { return "the supervisor's audit database, decision log and policy are off limits" }
-        if isWrite && protectedDirectories.contains(where: { LexicalPath.isWithin(target, $0) }) {
+        if isWrite && protectedDirectories.contains(where: { PathLexical.isWithin(target, root: $0) }) {
             return "AgentGate's configuration (where policies are found) is off limits"
         }
-        if isWrite && LexicalPath.isWithin(target, "/sys/fs/cgroup") && !policy.allowedUnsupervised.contains(.cgroups) {
+        if isWrite && PathLexical.isWithin(target, root: "/sys/fs/cgroup") && !policy.allowedUnsupervised.contains(.cgroups) {
             return "cgroup writes could end or freeze the supervisor; denied by default"
         }
         return nil
@@ -157,8 +157,8 @@ final class SupervisorCore: Sendable {
 
     /// Whether a directory holds one of the supervisor's files (moving it would expose them).
     func holdsProtectedFile(_ directory: String) -> Bool {
-        protectedFiles.contains { LexicalPath.isWithin($0, directory) }
-            || protectedDirectories.contains { LexicalPath.isWithin($0, directory) }
+        protectedFiles.contains { PathLexical.isWithin($0, root: directory) }
+            || protectedDirectories.contains { PathLexical.isWithin($0, root: directory) }
     }
 
     /// Whether a set*id call leaves the caller's ids as they are, assuming they still equal the
@@ -202,19 +202,22 @@ final class SupervisorCore: Sendable {
     /// Returns what `restoreIdentity` needs, or why the supervisor can't act for the agent (its
     /// credentials are unreadable, it is in another user namespace, or the supervisor can't
     /// take on another identity).
-    func actAsAgent(tid: pid_t) -> (saved: SavedIdentity?, refusal: String?) {
-        guard credentialsMayDiverge.load(ordering: .sequentiallyConsistent) else { return (nil, nil) }
-        let agent = ProcStatus(tid: tid)
+    ///
+    /// `status`: the agent's /proc/TID/status when the caller has read it for this notification;
+    /// the status used is returned, for the caller's other needs (its umask).
+    func actAsAgent(tid: pid_t, status: ProcStatus? = nil) -> (saved: SavedIdentity?, refusal: String?, status: ProcStatus?) {
+        guard credentialsMayDiverge.load(ordering: .sequentiallyConsistent) else { return (nil, nil, status) }
+        let agent = status ?? ProcStatus(tid: tid)
         let mine = supervisorCredentials
         guard agent.readOK, agent.uids.count == 4, agent.gids.count == 4, mine.uids.count == 4, mine.gids.count == 4 else {
-            return (nil, "agent credentials unreadable")
+            return (nil, "agent credentials unreadable", agent)
         }
-        if ProcessTable.readLink("/proc/\(tid)/ns/user") != supervisorUserNamespace { return (nil, "agent is in another user namespace") }
+        if ProcessTable.readLink("/proc/\(tid)/ns/user") != supervisorUserNamespace { return (nil, "agent is in another user namespace", agent) }
         if agent.uids == mine.uids && agent.gids == mine.gids && Set(agent.groups) == Set(mine.groups)
             && mine.capEff & ~agent.capEff == 0 {
-            return (nil, nil)
+            return (nil, nil, agent)
         }
-        guard agent.groups.count <= 256 else { return (nil, "agent has more supplementary groups than the supervisor can take on") }
+        guard agent.groups.count <= 256 else { return (nil, "agent has more supplementary groups than the supervisor can take on", agent) }
         var wanted = agentgate_thread_credentials()
         wanted.ruid = agent.uids[0]; wanted.euid = agent.uids[1]; wanted.suid = agent.uids[2]; wanted.fsuid = agent.uids[3]
         wanted.rgid = agent.gids[0]; wanted.egid = agent.gids[1]; wanted.sgid = agent.gids[2]; wanted.fsgid = agent.gids[3]
@@ -225,9 +228,9 @@ final class SupervisorCore: Sendable {
         wanted.effective = (UInt32(truncatingIfNeeded: agent.capEff), UInt32(truncatingIfNeeded: agent.capEff >> 32))
         let rc = agentgate_thread_assume_credentials(&wanted)
         guard rc == 0 else {
-            return (nil, "the agent's credentials differ from the supervisor's, which can't take them on (errno \(-rc))")
+            return (nil, "the agent's credentials differ from the supervisor's, which can't take them on (errno \(-rc))", agent)
         }
-        return (SavedIdentity(), nil)
+        return (SavedIdentity(), nil, agent)
     }
 
     /// Gives the calling thread back its own identity after `actAsAgent`.
@@ -237,7 +240,9 @@ final class SupervisorCore: Sendable {
     }
 
     enum PrepareOutcome {
-        case prepared
+        /// Resolved: the name the object is decided and recorded under (see `objectName`; for a
+        /// directory entry, the resolved path of the entry).
+        case prepared(name: String)
         case failed(errno: Int32)
         /// The path leads into a process the agent may not reach: the supervisor (anything under
         /// its /proc entry), or a process outside the session (its magic links, its memory and
@@ -269,9 +274,9 @@ final class SupervisorCore: Sendable {
                 agentgate_open_release(prepared)
                 return .refused(target: resolved, reason: reason)
             }
-            return .prepared
+            return .prepared(name: Self.objectName(prepared, text: resolved))
         }
-        var forceWalk: Int32 = 0
+        var forceWalk = false
         while true {
             prepared.pointee.context.agent_tgid = tgid
             prepared.pointee.context.agent_tid = tid
@@ -281,23 +286,25 @@ final class SupervisorCore: Sendable {
                 agentgate_open_release(prepared)
                 // The fast path resolved /proc/self as the supervisor before meeting the magic
                 // link: walk it with the agent's pid before refusing.
-                if forceWalk == 0 && resolve == 0 { forceWalk = 1; continue }
+                if !forceWalk && resolve == 0 { forceWalk = true; continue }
                 return .refused(target: "/proc/\(owner)", reason: reason)
             }
             if rc < 0 { agentgate_open_release(prepared); return .failed(errno: -rc) }
             let resolved = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
-            guard let reason = procRefusal(resolved, writing: writing, tid: tid, tgid: tgid) else { return .prepared }
+            guard let reason = procRefusal(resolved, writing: writing, tid: tid, tgid: tgid) else {
+                return .prepared(name: Self.objectName(prepared, text: resolved))
+            }
             agentgate_open_release(prepared)
             // Resolved in the supervisor, /proc/self names the supervisor: walk the path
             // component by component with the agent's pid instead. Still there: refused.
-            if forceWalk == 1 || resolve != 0 { return .refused(target: resolved, reason: reason) }
-            forceWalk = 1
+            if forceWalk || resolve != 0 { return .refused(target: resolved, reason: reason) }
+            forceWalk = true
         }
     }
 
     /// The same for the directory entry a path names (always a write: the entry is changed).
     func resolveEntry(_ entry: inout agentgate_path_entry, base: Int32, path: RawPath, tid: pid_t, tgid: pid_t) -> PrepareOutcome {
-        var forceWalk: Int32 = 0
+        var forceWalk = false
         while true {
             entry.context.agent_tgid = tgid
             entry.context.agent_tid = tid
@@ -306,16 +313,16 @@ final class SupervisorCore: Sendable {
             if let (owner, reason) = forbiddenOwner(entry.context, tgid: tgid) {
                 agentgate_close(entry.parent_fd)
                 entry.parent_fd = -1
-                if forceWalk == 0 { forceWalk = 1; continue }
+                if !forceWalk { forceWalk = true; continue }
                 return .refused(target: "/proc/\(owner)", reason: reason)
             }
             if rc < 0 { return .failed(errno: -rc) }
             let resolved = String(cBuffer: agentgate_path_entry_resolved(&entry), count: entry.resolved_len)
-            guard let reason = procRefusal(resolved, writing: true, tid: tid, tgid: tgid) else { return .prepared }
+            guard let reason = procRefusal(resolved, writing: true, tid: tid, tgid: tgid) else { return .prepared(name: resolved) }
             agentgate_close(entry.parent_fd)
             entry.parent_fd = -1
-            if forceWalk == 1 { return .refused(target: resolved, reason: reason) }
-            forceWalk = 1
+            if forceWalk { return .refused(target: resolved, reason: reason) }
+            forceWalk = true
         }
     }
 
@@ -370,8 +377,7 @@ final class SupervisorCore: Sendable {
     /// file system (link count 0) keeps the text its /proc link shows, but a memfd's, which the
     /// agent chose freely ("x/../../usr/bin/true"), is marked as a memfd rather than a path, so
     /// no path rule ever matches it.
-    static func objectName(_ prepared: UnsafePointer<agentgate_open_prepared>) -> String {
-        let text = String(cBuffer: agentgate_open_resolved(prepared), count: prepared.pointee.resolved_len)
+    static func objectName(_ prepared: UnsafePointer<agentgate_open_prepared>, text: String) -> String {
         if Self.isAnonymous(prepared), text.hasPrefix("/memfd:") { return String(text.dropFirst()) }
         return text
     }
@@ -409,7 +415,7 @@ final class SupervisorCore: Sendable {
     /// Whether a prepared object has no name in the file system: a memfd, a deleted file, an
     /// O_TMPFILE file, or an object that isn't a file at all (pipe:, socket:, anon_inode:).
     static func isAnonymous(_ prepared: UnsafePointer<agentgate_open_prepared>) -> Bool {
-        guard prepared.pointee.kind == Int32(AGENTGATE_OPEN_EXISTING.rawValue) else { return false }
+        guard prepared.pointee.kind == AGENTGATE_OPEN_EXISTING else { return false }
         if prepared.pointee.link_count == 0 { return true }
         return prepared.pointee.resolved_len > 0 && agentgate_open_resolved(prepared).pointee != CChar(UInt8(ascii: "/"))
     }
@@ -501,10 +507,10 @@ final class SupervisorCore: Sendable {
 
 /// Per-thread scratch memory, allocated once so the hot path allocates no buffers.
 final class ThreadScratch {
-    static let pathCapacity = 4097 // PATH_MAX plus room to detect an over-long path
+    static let pathCapacity = Int(AGENTGATE_PATH_CAPACITY)
     let path = UnsafeMutablePointer<CChar>.allocate(capacity: ThreadScratch.pathCapacity)
     let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
-    let sockaddr = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 8)
+    let sockaddr = UnsafeMutableRawPointer.allocate(byteCount: Int(AGENTGATE_SOCKADDR_CAPACITY), alignment: 8)
     /// The thread has its own fs_struct (unshare(CLONE_FS)): cwd and umask changes stay here.
     var hasOwnFileSystemContext = false
 
@@ -641,7 +647,7 @@ final class BlockingOperations: @unchecked Sendable {
         // Failures are held until the job ends, so an EINTR caused by interrupting the job for
         // the agent's signal goes out as the errno the kernel would give (and, when decisions
         // are echoed, after the echo).
-        agentgate_notif_defer_failures(1)
+        agentgate_notif_defer_failures(true)
         while true {
             while sem_wait(semaphore) != 0 {} // EINTR: an interrupt for a job that just ended
             let job: Job? = state.withLock { state in

@@ -47,7 +47,8 @@ struct MutationSpec: Sendable {
     var fdArg: Int? = nil
 }
 
-/// The families of trapped syscalls. Each has its own handler.
+/// The families of trapped syscalls. Each has its own handler; SyscallDispatch.swift routes a
+/// notification to it (a new syscall: an entry in `entries` below, a case there, a handler).
 enum SyscallFamily: Sendable {
     case none
     case open, openat, openat2, creat
@@ -276,7 +277,7 @@ struct SyscallTable: Sendable {
             ("file_setattr", .unsupported(errno: ENOSYS), .always),
             ("open_tree_attr", .unsupervised(.mount, errno: EPERM), .always),
             // Raw and packet sockets (SOCK_PACKET too), and netlink: decided on the family, type
-            // and protocol the kernel will create (see ValueHandlers.socket).
+            // and protocol the kernel will create (see SocketCreationHandler.socket).
             ("socket", .socket, .argEquals(arg: 0, values: [17 /* AF_PACKET */, addressFamilyNetlink])),
             ("socket", .socket, .argMaskedEquals(arg: 1, mask: 0xf, value: 3 /* SOCK_RAW */)),
             ("socket", .socket, .argMaskedEquals(arg: 1, mask: 0xf, value: socketTypePacket)),

@@ -135,36 +135,31 @@ public enum SessionContextCollector {
 
     /// "inet 10.0.0.2/24" or "inet6 fe80::1/64"; nil for other families.
     static func describe(_ address: UnsafeMutablePointer<sockaddr>, netmask: UnsafeMutablePointer<sockaddr>?) -> String? {
-        let family = Int32(address.pointee.sa_family)
-        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        switch family {
+        switch Int32(address.pointee.sa_family) {
         case AF_INET:
-            let text: String? = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { ipv4 in
-                var raw = ipv4.pointee.sin_addr
-                guard inet_ntop(AF_INET, &raw, &buffer, socklen_t(buffer.count)) != nil else { return nil }
-                return cString(buffer)
-            }
-            guard let text else { return nil }
-            let prefix = netmask.map { mask in
-                mask.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr).nonzeroBitCount }
-            }
-            return "inet \(text)" + (prefix.map { "/\($0)" } ?? "")
+            return describe(address, netmask: netmask, as: sockaddr_in.self, family: AF_INET, name: "inet") { $0.sin_addr }
         case AF_INET6:
-            let text: String? = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { ipv6 in
-                var raw = ipv6.pointee.sin6_addr
-                guard inet_ntop(AF_INET6, &raw, &buffer, socklen_t(buffer.count)) != nil else { return nil }
-                return cString(buffer)
-            }
-            guard let text else { return nil }
-            let prefix = netmask.map { mask in
-                mask.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
-                    withUnsafeBytes(of: pointer.pointee.sin6_addr) { bytes in bytes.reduce(0) { $0 + $1.nonzeroBitCount } }
-                }
-            }
-            return "inet6 \(text)" + (prefix.map { "/\($0)" } ?? "")
+            return describe(address, netmask: netmask, as: sockaddr_in6.self, family: AF_INET6, name: "inet6") { $0.sin6_addr }
         default:
             return nil
         }
+    }
+
+    /// "NAME ADDRESS/PREFIX" for one address family: the address as inet_ntop writes it, the
+    /// prefix as the netmask's set bits.
+    private static func describe<Socket, Address>(_ address: UnsafeMutablePointer<sockaddr>, netmask: UnsafeMutablePointer<sockaddr>?,
+                                                  as socket: Socket.Type, family: Int32, name: String,
+                                                  _ field: (Socket) -> Address) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        let raw = address.withMemoryRebound(to: Socket.self, capacity: 1) { field($0.pointee) }
+        let written = withUnsafeBytes(of: raw) { inet_ntop(family, $0.baseAddress, &buffer, socklen_t(buffer.count)) }
+        guard written != nil else { return nil }
+        let prefix = netmask.map { mask in
+            mask.withMemoryRebound(to: Socket.self, capacity: 1) { pointer in
+                withUnsafeBytes(of: field(pointer.pointee)) { bytes in bytes.reduce(0) { $0 + $1.nonzeroBitCount } }
+            }
+        }
+        return "\(name) \(cString(buffer))" + (prefix.map { "/\($0)" } ?? "")
     }
 
     // MARK: - Files

@@ -1,0 +1,109 @@
+import AgentGatePolicy
+import CSupport
+import Glibc
+import SystemPackage
+
+/// Why the supervisor refuses a call on its own account (an unreadable argument, a
+/// self-protection rule…): the errno the agent's call fails with, and the reason recorded.
+struct Refusal: Error, Sendable, Equatable {
+    let errno: Errno
+    let reason: String
+
+    init(_ errno: Errno, _ reason: String) {
+        self.errno = errno
+        self.reason = reason
+    }
+
+    /// From a raw errno value (EPERM, or a C helper's -rc negated).
+    init(_ errno: Int32, _ reason: String) {
+        self.init(Errno(rawValue: errno), reason)
+    }
+
+    init(errno: Int32, reason: String) {
+        self.init(Errno(rawValue: errno), reason)
+    }
+
+    var code: Int32 { errno.rawValue }
+}
+
+/// One trapped call being decided, made in dispatch: the notification, the facts about its
+/// process (looked up once), its syscall's name and the shared core. Every answer that is
+/// recorded goes through it, so the response always precedes the record and is written once.
+struct TrappedCall: Sendable {
+    let notification: Notification
+    let process: ProcessFacts
+    let syscall: String
+    let core: SupervisorCore
+
+    /// The agent's /proc/TID/status: as read for this notification when it was, else read now.
+    func agentStatus() -> ProcStatus { process.status ?? ProcStatus(tid: notification.tid) }
+
+    /// Hands `entry` to the recorder, once the call has been answered some other way.
+    func record(_ entry: DecisionRecorder.Entry) {
+        core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns())
+    }
+
+    /// Fails the call with `errno`, then records `entry`.
+    func fail(_ errno: Int32, recording entry: DecisionRecorder.Entry) {
+        core.listener.fail(notification.id, errno: errno)
+        record(entry)
+    }
+
+    /// Fails the call with the refusal's errno and records it as a denial of `action` on `target`.
+    func deny(_ refusal: Refusal, action: ActionKind, target: String, argv: [String]? = nil) {
+        core.listener.fail(notification.id, errno: refusal.code)
+        var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: action, target: target, reason: refusal.reason,
+                                                  errno: refusal.code)
+        entry.argv = argv
+        record(entry)
+    }
+
+    /// Fails the call with `errno`, recording the policy's verdict when the policy decided, else a
+    /// denial for `reason`.
+    func fail(_ errno: Int32, action: ActionKind, target: String, verdict: Verdict?, reason: String) {
+        if let verdict {
+            finish(verdict: verdict, action: action, target: target, errno: errno)
+        } else {
+            deny(Refusal(errno, reason), action: action, target: target)
+        }
+    }
+
+    /// Fails the call with the refusal's errno and records it as a syscall refused on its own
+    /// account (action `syscall`).
+    func denySyscall(_ refusal: Refusal, target: String) {
+        core.listener.fail(notification.id, errno: refusal.code)
+        record(.deniedSyscall(syscall, target: target, reason: refusal.reason, errno: refusal.code))
+    }
+
+    /// Answers a policy verdict on `action`: fails with `errno` when given, else lets the call
+    /// continue in the kernel; then records the verdict.
+    func finish(verdict: Verdict, action: ActionKind, target: String, errno: Int32?) {
+        if let errno { core.listener.fail(notification.id, errno: errno) } else { core.listener.continueSyscall(notification.id) }
+        record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno))
+    }
+
+    /// Lets an allowed call continue in the kernel, then records the verdict.
+    func allow(verdict: Verdict, action: ActionKind, target: String, argv: [String]? = nil) {
+        core.listener.continueSyscall(notification.id)
+        record(.init(syscall: syscall, action: action, target: target, verdict: verdict, argv: argv))
+    }
+
+    /// Answers a call the supervisor performed for the agent with the kernel's result (its value,
+    /// or -errno), then records the verdict with the errno. `recordedAs` names the syscall when
+    /// the call performed isn't the one trapped.
+    func reply(_ result: Int, verdict: Verdict, action: ActionKind, target: String, recordedAs name: String? = nil) {
+        let errno: Int32? = result < 0 ? Int32(-result) : nil
+        if let errno { core.listener.fail(notification.id, errno: errno) } else { core.listener.succeed(notification.id, value: Int64(result)) }
+        record(.init(syscall: name ?? syscall, action: action, target: target, verdict: verdict, errno: errno))
+    }
+
+    /// Answers a syscall decided on its own account: continues it when allowed, else fails it
+    /// with `errno`; then records the decision (action `syscall`).
+    func decideSyscall(allowed: Bool, errno: Int32, target: String, reason: String) {
+        if allowed { core.listener.continueSyscall(notification.id) } else { core.listener.fail(notification.id, errno: errno) }
+        var entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: target, decision: allowed ? .allow : .deny,
+                                           reason: reason, errno: allowed ? nil : errno)
+        entry.isSyscall = true
+        record(entry)
+    }
+}
