@@ -494,8 +494,6 @@ int agentgate_tcsetpgrp(int fd, pid_t pgrp);
 pid_t agentgate_tcgetpgrp(int fd);
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t agentgate_monotonic_ns(void);
-/// CLOCK_REALTIME in microseconds.
-int64_t agentgate_realtime_us(void);
 /// Builds a sigset from a list of signal numbers.
 void agentgate_sigset(sigset_t *set, const int *signals, int count);
 /// pthread_sigmask(SIG_BLOCK/SIG_SETMASK); `old` may be NULL.

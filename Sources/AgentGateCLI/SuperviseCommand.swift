@@ -72,7 +72,7 @@ public struct SuperviseCommand: ParsableCommand {
     public func run() throws {
         let cwd = AgentGatePaths.currentDirectory()
         let environment = ProcessInfo.processInfo.environment
-        let agentName = agent ?? (command[0] as NSString).lastPathComponent
+        let agentName = agent ?? ExecDetails.basename(command[0])
         let variables = PolicyVariables.current(agent: agentName, environment: environment)
         let loaded: LoadedPolicy
         do {

@@ -87,22 +87,6 @@ public struct CommandAnalysis: Sendable, Equatable {
         pipeline.map { line($0) }.joined(separator: " | ")
     }
 
-    /// The last path component of argv[0] ("/usr/bin/git" → "git"); policy globs without a '/'
-    /// match argv[0] by this name. Works on bytes: linear in the length of that component.
-    public static func programName(_ argv0: String) -> String {
-        var word = argv0
-        return word.withUTF8 { bytes -> String? in
-            guard let base = bytes.baseAddress, !bytes.isEmpty else { return nil }
-            // Trailing slashes go, unless the path is all slashes ("/" stays "/").
-            var end = bytes.count
-            while end > 1, base[end - 1] == 0x2F { end -= 1 }
-            var start = end
-            while start > 0, base[start - 1] != 0x2F { start -= 1 }
-            if start == end { return "/" } // only "/" is left
-            if start == 0, end == bytes.count { return nil } // no slash: the word itself
-            return String(decoding: UnsafeBufferPointer(start: base + start, count: end - start), as: UTF8.self)
-        } ?? argv0
-    }
 
     /// The command string argv hands to a shell (`sh -c STRING`, `bash -lc STRING`, `busybox sh -c
     /// STRING`), or nil when argv is not a shell given one.

@@ -30,7 +30,7 @@ enum CommandWords {
 
     /// The program name with a login shell's leading "-" removed ("-bash" → "bash").
     static func name(_ word: String) -> String {
-        let name = CommandAnalysis.programName(word)
+        let name = ExecDetails.basename(word)
         return name.utf8.first == 0x2D && name.utf8.count > 1 ? String(name.dropFirst()) : name
     }
 

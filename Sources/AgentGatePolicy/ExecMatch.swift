@@ -117,11 +117,22 @@ public struct ExecDetails: Sendable {
     /// are also matched whole.
     static let maximumPipelineStages = 16
 
-    /// What follows the last `/`.
-    public static func basename(_ word: String) -> String {
-        guard let slash = word.lastIndex(of: "/") else { return word }
-        let base = word[word.index(after: slash)...]
-        return base.isEmpty ? word : String(base)
+    /// The last path component, as Go's filepath.Base takes it ("/usr/bin/git" → "git",
+    /// "a/b/" → "b", "/" → "/"); policy globs without a '/' match argv[0] by this name. The one
+    /// basename of the project. Works on bytes: linear in the length of that component.
+    public static func basename(_ argv0: String) -> String {
+        var word = argv0
+        return word.withUTF8 { bytes -> String? in
+            guard let base = bytes.baseAddress, !bytes.isEmpty else { return nil }
+            // Trailing slashes go, unless the path is all slashes ("/" stays "/").
+            var end = bytes.count
+            while end > 1, base[end - 1] == 0x2F { end -= 1 }
+            var start = end
+            while start > 0, base[start - 1] != 0x2F { start -= 1 }
+            if start == end { return "/" } // only "/" is left
+            if start == 0, end == bytes.count { return nil } // no slash: the word itself
+            return String(decoding: UnsafeBufferPointer(start: base + start, count: end - start), as: UTF8.self)
+        } ?? argv0
     }
 }
 

@@ -7,12 +7,6 @@ public struct GlobError: Error, Sendable, Equatable, CustomStringConvertible {
     /// What is wrong and what was expected.
     public let message: String
 
-    public init(pattern: String, utf8Offset: Int, message: String) {
-        self.pattern = pattern
-        self.utf8Offset = utf8Offset
-        self.message = message
-    }
-
     public var description: String { "\(message) (at byte \(utf8Offset) of \"\(pattern)\")" }
 }
 

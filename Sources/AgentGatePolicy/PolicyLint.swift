@@ -24,8 +24,8 @@ public enum PolicyLint {
             if let reason = neverMatches(rule) { report(rule, "can never match: \(reason)") }
             if rule.decision.allows, let scope = rule.expandedScope, !rule.targetAlternatives.isEmpty,
                rule.targetAlternatives.allSatisfy({ glob in
-                   glob.hasPrefix("/") && !PathLexical.isWithin(scope, literalPrefix(glob))
-                       && !PathLexical.isWithin(literalPrefix(glob), scope)
+                   glob.hasPrefix("/") && !PathLexical.isWithin(literalPrefix(glob), root: scope)
+                       && !PathLexical.isWithin(scope, root: literalPrefix(glob))
                }) {
                 report(rule, "every path it matches is outside its scope \(scope), so it always denies")
             }
@@ -141,12 +141,5 @@ public enum PolicyLint {
         // Up to the last complete segment: "/a/b*" gives "/a".
         if result != glob, let slash = result.lastIndex(of: "/") { result = String(result[..<slash]) }
         return result.isEmpty && glob.hasPrefix("/") ? "/" : result
-    }
-}
-
-extension PathLexical {
-    /// `path` equals `directory` or lies below it (both clean absolute paths).
-    static func isWithin(_ directory: String, _ path: String) -> Bool {
-        directory == "/" || path == directory || path.hasPrefix(directory.hasSuffix("/") ? directory : directory + "/")
     }
 }

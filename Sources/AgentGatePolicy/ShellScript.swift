@@ -29,11 +29,6 @@ public struct ShellDialect: Sendable, Hashable {
     /// treat them as ordinary characters there.
     public var singleQuotesInDoubleQuotedExpansions: Bool
 
-    public init(ansiCQuoting: Bool, singleQuotesInDoubleQuotedExpansions: Bool) {
-        self.ansiCQuoting = ansiCQuoting
-        self.singleQuotesInDoubleQuotedExpansions = singleQuotesInDoubleQuotedExpansions
-    }
-
     /// bash: ANSI-C strings, and single quotes honoured inside `"${…}"`.
     public static let bash = ShellDialect(ansiCQuoting: true, singleQuotesInDoubleQuotedExpansions: true)
     /// dash / POSIX sh: neither.

@@ -265,7 +265,7 @@ struct CommandAnalysisTests {
         #expect(CommandAnalysis.line(pipeline: [["a"], ["b"], ["c", "d"]]) == "a | b | c d")
     }
 
-    @Test("programName is the last path component", arguments: [
+    @Test("basename is the last path component", arguments: [
         ("git", "git"),
         ("/usr/bin/git", "git"),
         ("./script.sh", "script.sh"),
@@ -276,7 +276,7 @@ struct CommandAnalysisTests {
         ("-bash", "-bash"),
     ])
     func programName(argv0: String, expected: String) {
-        #expect(CommandAnalysis.programName(argv0) == expected)
+        #expect(ExecDetails.basename(argv0) == expected)
     }
 
     @Test("shellCommandString finds the string a shell is given")
@@ -422,11 +422,11 @@ struct CommandAnalysisTests {
         #expect(pipelines.shellParseFailed)
     }
 
-    @Test("programName works on bytes and keeps multi-byte names whole", arguments: [
+    @Test("basename works on bytes and keeps multi-byte names whole", arguments: [
         ("/opt/日本/ツール", "ツール"), ("é", "é"), ("a//", "a"), ("//", "/"), ("/a/b//", "b"),
     ])
     func programNameBytes(argv0: String, expected: String) {
-        #expect(CommandAnalysis.programName(argv0) == expected)
+        #expect(ExecDetails.basename(argv0) == expected)
     }
 
     @Test("a 1 MB shell string is analysed quickly")

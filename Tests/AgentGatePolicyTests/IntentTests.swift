@@ -30,7 +30,7 @@ struct TargetCase: Sendable, CustomTestStringConvertible {
 private let home = "/home/u"
 
 private func execIntent(_ argv: [String]) -> Intent {
-    Intent.describe(.exec, target: "/usr/bin/" + CommandAnalysis.programName(argv.first ?? "x"), argv: argv, home: home)
+    Intent.describe(.exec, target: "/usr/bin/" + ExecDetails.basename(argv.first ?? "x"), argv: argv, home: home)
 }
 
 private func expectIntent(_ testCase: IntentCase) {

@@ -1,3 +1,4 @@
+import AgentGateStore
 @testable import AgentGateSupervisor
 import CSupport
 import Foundation
@@ -534,20 +535,12 @@ final class ReadmeSandbox {
     func normalize(_ output: String) -> [String] {
         var text = output
         for (path, shown) in [(home, "/home/dev"), (temporary, "/tmp")] {
-            text = text.replacingOccurrences(of: ReadmeRealPath.resolved(path), with: shown)
+            text = text.replacingOccurrences(of: FilePaths.resolved(path), with: shown)
             text = text.replacingOccurrences(of: path, with: shown)
         }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map { ReadmeOutputPattern.trimmedRight(String($0)) }
         if lines.last == "" { lines.removeLast() }
         return lines
-    }
-}
-
-enum ReadmeRealPath {
-    static func resolved(_ path: String) -> String {
-        guard let real = realpath(path, nil) else { return path }
-        defer { free(real) }
-        return String(cString: real)
     }
 }
 

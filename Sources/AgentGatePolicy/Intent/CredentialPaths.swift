@@ -52,7 +52,7 @@ enum CredentialPaths {
     ]
 
     static func contains(_ path: String, home: HomeDirectory) -> Bool {
-        let name = CommandAnalysis.programName(path)
+        let name = ExecDetails.basename(path)
         if name == ".env" || (name.hasPrefix(".env.") && !environmentTemplates.contains(name)) { return true }
         if ["/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-"].contains(path) { return true }
         if keyNames.contains(name) { return true }
