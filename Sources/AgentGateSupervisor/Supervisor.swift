@@ -2,6 +2,7 @@ import AgentGatePolicy
 import AgentGateStore
 import CSupport
 import Glibc
+import Logging
 import Synchronization
 import SystemPackage
 
@@ -12,7 +13,10 @@ public struct SupervisorOptions: Sendable {
     /// argv[0] resolved against PATH.
     public var programPath: String
     public var environment: [String]
+    /// Also shows the supervisor's informational diagnostics (a kernel feature it goes without).
     public var verbose = false
+    /// Where the supervisor's own diagnostics go (see `StandardErrorLogHandler`).
+    public var logger: Logger = .supervisorStandardError()
     /// Called with every decision as it is made (`-v`, `--log`): a denial's echo is written
     /// before the process that caused it sees the failure.
     public var decisionEcho: (@Sendable (DecisionEvent) -> Void)? = nil
@@ -81,6 +85,8 @@ public final class Supervisor: Sendable {
     let options: SupervisorOptions
     let policy: Policy
     let writer: AuditWriter?
+    /// The supervisor's diagnostics: `options.logger`, down to `info` with `verbose`.
+    let log: Logger
     /// How many decisions of each kind the session has had (for its closing summary).
     public let counts = DecisionCounts()
     private let commandExecError = Mutex<Errno?>(nil)
@@ -97,6 +103,9 @@ public final class Supervisor: Sendable {
         self.options = options
         self.policy = policy
         self.writer = writer
+        var log = options.logger
+        if options.verbose && log.logLevel > .info { log.logLevel = .info }
+        self.log = log
     }
 
     /// /proc/sys/kernel/yama/ptrace_scope, or nil without Yama.
@@ -200,22 +209,24 @@ public final class Supervisor: Sendable {
             throw SupervisorError.spawnFailure(stage: stage, result: rc)
         }
         let listener = Listener(fd: spawned.listener)
-        if !spawned.killable_recv && options.verbose {
+        if !spawned.killable_recv {
             // Before Linux 5.19 a signal interrupts the agent's wait even after the supervisor
             // has received the call: a call it already performed (a mkdir) is then restarted
             // by the kernel and may see its own effect (EEXIST), or fails with EINTR.
-            writeStandardError("agentgate: this kernel lacks SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19); "
-                               + "a signal during a supervised call can make it fail or repeat\n")
+            log.info("""
+                this kernel lacks SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19); \
+                a signal during a supervised call can make it fail or repeat
+                """)
         }
         defer { agentgate_close(spawned.listener); agentgate_close(spawned.pidfd); agentgate_close(spawned.exec_report) }
         if options.syncWakeUp {
             let sync = agentgate_notif_set_sync_wakeup(spawned.listener)
-            if sync != 0 && options.verbose {
-                writeStandardError("agentgate: SYNC_WAKE_UP unavailable (\(Errno(rawValue: -sync))); using default wake-ups\n")
+            if sync != 0 {
+                log.info("SYNC_WAKE_UP unavailable (\(Errno(rawValue: -sync))); using default wake-ups")
             }
         }
 
-        let core = SupervisorCore(listener: listener, table: table, policy: policy,
+        let core = SupervisorCore(listener: listener, table: table, policy: policy, log: log,
                                   recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts, policy: policy,
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
@@ -364,7 +375,7 @@ public final class Supervisor: Sendable {
                 terminateDeadline = now + 1_000_000_000
             }
             if !reached && !warnedUnreachable {
-                writeStandardError("agentgate: cannot list the session's remaining processes; ending those it knows\n")
+                log.warning("cannot list the session's remaining processes; ending those it knows")
                 warnedUnreachable = true
             }
         }
@@ -430,7 +441,7 @@ final class Receivers: Sendable {
                 if failures > 100 {
                     // The listener is broken: nothing can be decided any more. End the agent
                     // rather than leave its trapped calls hanging.
-                    writeStandardError("agentgate: notification listener failed (\(Errno(rawValue: -rc))); ending the session\n")
+                    core.log.error("notification listener failed (\(Errno(rawValue: -rc))); ending the session")
                     reaper.signalAll(SIGKILL, processes: core.processes)
                     return
                 }

@@ -2,6 +2,7 @@ import AgentGatePolicy
 import AgentGateStore
 import CSupport
 import Glibc
+import Logging
 import Synchronization
 
 /// State shared by every notification thread. Immutable after start, apart from the few
@@ -17,6 +18,8 @@ final class SupervisorCore: Sendable {
     }
 
     let listener: Listener
+    /// The supervisor's own diagnostics (see `StandardErrorLogHandler`).
+    let log: Logger
     let table: SyscallTable
     let policy: Policy
     let processes: ProcessTable
@@ -65,6 +68,7 @@ final class SupervisorCore: Sendable {
         errnoSaved = Glibc.errno
         if agentgate_restore_capabilities(&saved) != 0 {
             // Never expected (the permitted set is unchanged); never carry on silently lowered.
+            // Written directly, not logged: the process aborts next.
             writeStandardError("agentgate: cannot restore a receiver thread's capabilities; ending the session\n")
             abort()
         }
@@ -97,10 +101,11 @@ final class SupervisorCore: Sendable {
     /// queues it before the call returns.
     let waitsKillably: Bool
 
-    init(listener: Listener, table: SyscallTable, policy: Policy, recorder: DecisionRecorder,
+    init(listener: Listener, table: SyscallTable, policy: Policy, log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
          agentName: String = "", waitsKillably: Bool = true) {
         self.waitsKillably = waitsKillably
+        self.log = log
         self.contexts = ProcessContexts(agent: agentName, supervisorPID: supervisorPID)
         self.processes = ProcessTable(contexts: contexts)
         self.protectedFiles = protectedFiles
