@@ -37,7 +37,7 @@ public struct EvidencePack: Sendable {
     public func json() -> String {
         let session = AuditFormat.sessionObject(record, events: report.eventTotal, denied: report.deniedTotal)
         let counts = report.storedCounts.map { count -> [String: Any] in
-            ["action": count.action, "decision": count.decision, "enforced": count.enforced, "count": count.count]
+            ["action": count.action.text, "decision": count.decision.text, "enforced": count.enforced, "count": count.count]
         }
         // Events are written one per line inside the array, so a large pack stays streamable.
         let head: [String: Any] = [

@@ -43,5 +43,5 @@ extension DecisionEvent {
 }
 
 extension AuditStore.EventCount {
-    var isDeny: Bool { decision == String(describing: RecordedName.deny) }
+    var isDeny: Bool { decision == RecordedName.deny }
 }

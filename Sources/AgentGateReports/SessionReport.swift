@@ -46,8 +46,8 @@ public struct SessionReport: Sendable {
         guard !syscalls.isEmpty else { return counts }
         var table: [String: AuditStore.EventCount] = [:]
         var order: [String] = []
-        func add(_ action: String, _ decision: String, _ enforced: Bool, _ count: Int) {
-            let key = "\(action)\u{0}\(decision)\u{0}\(enforced)"
+        func add(_ action: RecordedAction, _ decision: RecordedDecision, _ enforced: Bool, _ count: Int) {
+            let key = "\(action.text)\u{0}\(decision.text)\u{0}\(enforced)"
             if table[key] == nil {
                 table[key] = AuditStore.EventCount(action: action, decision: decision, enforced: enforced, count: 0)
                 order.append(key)
@@ -56,17 +56,17 @@ public struct SessionReport: Sendable {
         }
         for count in counts { add(count.action, count.decision, count.enforced, count.count) }
         for event in syscalls {
-            add(event.actionName, event.decisionName, event.enforced, -1)
-            add(RecordedName.syscallText, event.decisionName, event.enforced, 1)
+            add(event.action, event.decision, event.enforced, -1)
+            add(RecordedName.syscall, event.decision, event.enforced, 1)
         }
         return order.compactMap { table[$0] }.filter { $0.count > 0 }
-            .sorted { ($0.action, $0.decision, $0.enforced ? 1 : 0) < ($1.action, $1.decision, $1.enforced ? 1 : 0) }
+            .sorted { ($0.action.text, $0.decision.text, $0.enforced ? 1 : 0) < ($1.action.text, $1.decision.text, $1.enforced ? 1 : 0) }
     }
 
     /// Per action: decision → count.
     public var byAction: [(action: String, decisions: [String: Int])] {
         var table: [String: [String: Int]] = [:]
-        for count in counts { table[count.action, default: [:]][count.decision, default: 0] += count.count }
+        for count in counts { table[count.action.text, default: [:]][count.decision.text, default: 0] += count.count }
         return table.keys.sorted().map { ($0, table[$0]!) }
     }
 
@@ -105,7 +105,7 @@ public struct SessionReport: Sendable {
             field("Env", "\(context.environment.count) variables recorded (secrets removed)")
         }
         lines.append("")
-        let totals = Dictionary(grouping: counts, by: \.decision).mapValues { $0.reduce(0) { $0 + $1.count } }
+        let totals = Dictionary(grouping: counts, by: \.decision.text).mapValues { $0.reduce(0) { $0 + $1.count } }
         let order = RecordedName.decisionOrder
         let breakdown = (order + totals.keys.filter { !order.contains($0) }.sorted())
             .compactMap { decision in totals[decision].map { "\($0) \(decision)" } }

@@ -230,12 +230,12 @@ extension AuditStore {
 
     /// Events per (action, decision, enforced) in one session, for summaries.
     public struct EventCount: Sendable, Equatable {
-        public var action: String
-        public var decision: String
+        public var action: RecordedAction
+        public var decision: RecordedDecision
         public var enforced: Bool
         public var count: Int
 
-        public init(action: String, decision: String, enforced: Bool, count: Int) {
+        public init(action: RecordedAction, decision: RecordedDecision, enforced: Bool, count: Int) {
             self.action = action
             self.decision = decision
             self.enforced = enforced
@@ -255,7 +255,8 @@ extension AuditStore {
             var counts: [EventCount] = []
             while try statement.step() {
                 counts.append(EventCount(
-                    action: statement.text(0), decision: statement.text(1), enforced: statement.int64(2) != 0,
+                    action: RecordedAction(text: statement.text(0)), decision: RecordedDecision(text: statement.text(1)),
+                    enforced: statement.int64(2) != 0,
                     count: Int(statement.int64(3))))
             }
             return counts

@@ -13,9 +13,9 @@ struct SessionReportTests {
 
     static func report() -> SessionReport {
         let counts = [
-            AuditStore.EventCount(action: "exec", decision: "allow", enforced: true, count: 2),
-            AuditStore.EventCount(action: "fs_read", decision: "allow", enforced: true, count: 5),
-            AuditStore.EventCount(action: "fs_read", decision: "deny", enforced: true, count: 1),
+            AuditStore.EventCount(action: RecordedAction(text: "exec"), decision: RecordedDecision(text: "allow"), enforced: true, count: 2),
+            AuditStore.EventCount(action: RecordedAction(text: "fs_read"), decision: RecordedDecision(text: "allow"), enforced: true, count: 5),
+            AuditStore.EventCount(action: RecordedAction(text: "fs_read"), decision: RecordedDecision(text: "deny"), enforced: true, count: 1),
         ]
         return SessionReport(
             record: Fixture.session(), counts: counts, storedCounts: counts,
@@ -71,13 +71,13 @@ struct SessionReportTests {
         let legacy = Fixture.event(syscall: "mount", action: "exec", target: "mount", decision: "deny", reason: "mount is unsupervised; …")
         typealias Count = AuditStore.EventCount
         let stored: [Count] = [
-            Count(action: "exec", decision: "deny", enforced: true, count: 3),
-            Count(action: "fs_read", decision: "allow", enforced: true, count: 4),
+            Count(action: RecordedAction(text: "exec"), decision: RecordedDecision(text: "deny"), enforced: true, count: 3),
+            Count(action: RecordedAction(text: "fs_read"), decision: RecordedDecision(text: "allow"), enforced: true, count: 4),
         ]
         let expected: [Count] = [
-            Count(action: "exec", decision: "deny", enforced: true, count: 2),
-            Count(action: "fs_read", decision: "allow", enforced: true, count: 4),
-            Count(action: "syscall", decision: "deny", enforced: true, count: 1),
+            Count(action: RecordedAction(text: "exec"), decision: RecordedDecision(text: "deny"), enforced: true, count: 2),
+            Count(action: RecordedAction(text: "fs_read"), decision: RecordedDecision(text: "allow"), enforced: true, count: 4),
+            Count(action: RecordedAction(text: "syscall"), decision: RecordedDecision(text: "deny"), enforced: true, count: 1),
         ]
         #expect(SessionReport.counts(stored, moving: [legacy]) == expected)
     }
