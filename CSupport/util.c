@@ -3,6 +3,7 @@
 #include "internal.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -19,6 +20,12 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+
+// The buffer sizes Swift and C share (CSupport.h) must match what the kernel bounds.
+_Static_assert(AGENTGATE_PATH_CAPACITY == PATH_MAX + 1, "a path argument plus one byte to detect an over-long one");
+_Static_assert(AGENTGATE_NAME_CAPACITY == NAME_MAX + 1, "one path component and its NUL");
+_Static_assert(AGENTGATE_SOCKADDR_CAPACITY == sizeof(struct sockaddr_storage), "the largest socket address");
+_Static_assert(AGENTGATE_RESOLVED_CAPACITY >= PATH_MAX, "a resolved path");
 
 int agentgate_pidfd_open(pid_t tid) {
     long fd = syscall(SYS_pidfd_open, tid, PIDFD_THREAD);

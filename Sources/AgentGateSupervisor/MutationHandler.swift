@@ -360,7 +360,6 @@ enum MutationHandler {
             return
         }
         var args = (0..<6).map { n.arg($0) }
-        args[fdArg] = UInt64(UInt32(bitPattern: fd.raw))
         let buffers = CBuffers()
         for (index, argument) in memory.enumerated() {
             let pointer = copies[index].map { UInt64(UInt(bitPattern: buffers.copy($0))) } ?? 0
@@ -368,7 +367,10 @@ enum MutationHandler {
             case .string(let arg), .fixed(let arg, _), .sized(let arg, _): args[arg] = pointer
             }
         }
-        let result = agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
+        let result = fd.withRaw { raw in
+            args[fdArg] = UInt64(UInt32(bitPattern: raw))
+            return agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
+        }
         call.reply(result, verdict: verdict, action: .fsWrite, target: target)
     }
 

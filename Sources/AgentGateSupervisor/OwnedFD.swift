@@ -20,6 +20,10 @@ struct OwnedFD: ~Copyable {
 
     var isValid: Bool { raw >= 0 }
 
+    /// Runs `body` with the fd number, which stays open until `body` returns: for calls that
+    /// carry the number somewhere other than the expression that reads it (an argument array).
+    borrowing func withRaw<R>(_ body: (Int32) -> R) -> R { body(raw) }
+
     /// Hands the fd on (to a closure or a worker that closes it): this value no longer closes it.
     consuming func release() -> Int32 {
         let fd = raw

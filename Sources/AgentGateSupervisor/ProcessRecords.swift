@@ -8,9 +8,8 @@ import Glibc
 /// a process and after each exec (about four small reads; cache it with the process entry).
 enum ProcessSnapshot {
     /// The process's current image, or nil when it is gone (its /proc entry can't be read).
-    /// `status`: /proc/PID/status when the caller has just read it.
-    static func read(pid: pid_t, startTimeMicros: Int64 = AuditClock.nowMicros(), status known: ProcStatus? = nil) -> ProcessRecord? {
-        let status = known ?? ProcStatus(tid: pid)
+    static func read(pid: pid_t, startTimeMicros: Int64 = AuditClock.nowMicros()) -> ProcessRecord? {
+        let status = ProcStatus(tid: pid)
         guard status.readOK else { return nil }
         return ProcessRecord(
             pid: status.tgid == 0 ? pid : status.tgid, ppid: status.ppid,

@@ -10,10 +10,11 @@ enum SyscallDispatch {
     static func dispatch(_ n: Notification, core: SupervisorCore, scratch: ThreadScratch) {
         let process = core.processes.facts(for: n.tid)
         // A process (or image) seen for the first time goes into the audit's process table,
-        // after this notification has been answered.
+        // after this notification has been answered, read afresh: the call may have been its
+        // exec, which changes its credentials, and a process that has gone has no record.
         defer {
             if process.firstSeen, n.tid == process.tgid, let writer = core.recorder.writer,
-               let record = ProcessSnapshot.read(pid: n.tid, status: process.status) {
+               let record = ProcessSnapshot.read(pid: n.tid) {
                 writer.recordProcessStart(record)
             }
         }
