@@ -11,6 +11,7 @@ public struct AgentGateCommand: ParsableCommand {
             CheckCommand.self, PolicyCommand.self, InitCommand.self,
             AuditCommand.self, SessionsCommand.self, ShowCommand.self, ExportCommand.self, CleanCommand.self,
             SyscallsCommand.self,
+            KillCommand.self, PauseCommand.self, ResumeCommand.self,
         ])
     public init() {}
 }

@@ -149,6 +149,13 @@ public struct SuperviseCommand: ParsableCommand {
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
         options.maxProcesses = maxProcesses
         options.sessionName = sessionID
+        do {
+            options.controlDirectory = try ControlDirectory.resolve(environment: environment, create: true)
+        } catch {
+            Self.finish(audit, exitStatus: 2)
+            printError(error.description)
+            throw ExitCode(2)
+        }
         options.agentName = agentName
         options.home = variables.home
         if loaded.policy.mode == .audit && !quiet {
@@ -165,6 +172,9 @@ public struct SuperviseCommand: ParsableCommand {
             throw ExitCode(125)
         }
         Self.finish(audit, exitStatus: status)
+        if let killer = supervisor.killedBy {
+            printError("session \(sessionID) was killed by \(killer) with agentgate kill")
+        }
         if let failure = supervisor.commandExecFailure {
             printError(failure.message + (failure.denial.map { " (denied by the policy: \(AuditFormat.why($0)))" } ?? ""))
         }

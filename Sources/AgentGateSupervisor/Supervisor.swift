@@ -48,6 +48,9 @@ public struct SupervisorOptions: Sendable {
     public var maxMemoryBytes: UInt64? = nil
     /// A name for the session's cgroup (a session id).
     public var sessionName = "session"
+    /// Where the session's control socket (`agentgate pause/resume/kill`) goes, named after
+    /// `sessionName`; nil: no control socket.
+    public var controlDirectory: ControlDirectory? = nil
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -90,6 +93,11 @@ public final class Supervisor: Sendable {
     /// How many decisions of each kind the session has had (for its closing summary).
     public let counts = DecisionCounts()
     private let commandExecError = Mutex<Errno?>(nil)
+    /// Who ended the session with `agentgate kill`, once someone has.
+    let killer = Mutex<String?>(nil)
+
+    /// `alice (uid 1000)` when the session was ended with `agentgate kill`.
+    public var killedBy: String? { killer.withLock { $0 } }
 
     /// Why CMD itself could not be executed, once `run` has returned: `cannot execute
     /// /usr/bin/sh: permission denied`, with the policy's rule when the policy refused it.
@@ -157,6 +165,10 @@ public final class Supervisor: Sendable {
 
         _ = agentgate_become_subreaper() // orphans of the agent stay ours to supervise and reap
         let nofile = agentgate_raise_nofile()
+
+        // The control socket exists before the agent does; it goes when the session does.
+        let control = try openControlSocket()
+        defer { control?.stop() }
 
         let terminalFD: Int32 = isatty(0) != 0 && agentgate_tcgetpgrp(0) == getpgrp() ? 0 : -1
         // Following the agent's stops (^Z) only makes sense when a job-control shell above us
@@ -226,20 +238,29 @@ public final class Supervisor: Sendable {
             }
         }
 
+        // The control sockets' directory: the agent may neither reach nor change a session's socket.
+        let protectedDirectories = options.protectedDirectories + (options.controlDirectory.map { [$0.path] } ?? [])
         let core = SupervisorCore(listener: listener, table: table, policy: policy, log: log,
                                   recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts, policy: policy,
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
-                                  protectedDirectories: Array(Set(options.protectedDirectories + options.protectedDirectories.map(FilePaths.resolvedDirectory(of:)))),
+                                  protectedDirectories: Array(Set(protectedDirectories + protectedDirectories.map(FilePaths.resolvedDirectory(of:)))),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
                                   waitsKillably: spawned.killable_recv)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
-        // Every supervisor thread is started now, before the agent can ask for anything.
-        core.blocking.start()
         let receivers = Receivers(core: core, reaper: reaper, count: max(1, options.receiverThreads))
+        // Every supervisor thread is started now, before the agent can ask for anything.
+        if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper) {
+            kill(spawned.pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(spawned.pid, &status, 0)
+            cgroup?.remove()
+            throw SupervisorError(.spawn, "could not start the control socket's thread; the command was not run")
+        }
+        core.blocking.start()
         receivers.start()
 
         let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD,
@@ -369,7 +390,8 @@ public final class Supervisor: Sendable {
             var reached = true
             if terminateDeadline == nil {
                 terminateDeadline = now + UInt64(options.descendantGraceMilliseconds) * 1_000_000
-                reached = reaper.signalAll(SIGTERM, processes: core.processes)
+                // After `agentgate kill` nothing gets a grace period.
+                reached = reaper.signalAll(killedBy == nil ? SIGTERM : SIGKILL, processes: core.processes)
             } else if let deadline = terminateDeadline, now >= deadline {
                 reached = reaper.signalAll(SIGKILL, processes: core.processes)
                 terminateDeadline = now + 1_000_000_000
@@ -388,6 +410,8 @@ final class Receivers: Sendable {
     private let reaper: SessionReaper
     private let count: Int
     private let stopping = Atomic<Bool>(false)
+    /// `agentgate pause`: a received notification is held until resumed.
+    private let paused = Atomic<Bool>(false)
     private let running = Atomic<Int>(0)
     private let threadIDs = Mutex<[UInt64]>([])
     private let threads = Mutex<[Thread]>([])
@@ -448,10 +472,23 @@ final class Receivers: Sendable {
                 continue
             }
             failures = 0
+            // Paused: this call waits here, and the rest wait in the kernel's queue.
+            if paused.load(ordering: .acquiring) { waitWhilePaused() }
             let notification = Notification(request, receivedAt: agentgate_monotonic_ns())
             SyscallDispatch.dispatch(notification, core: core, scratch: scratch)
             if echoing { agentgate_notif_flush_deferred() }
         }
+    }
+
+    var isPaused: Bool { paused.load(ordering: .acquiring) }
+
+    /// Holds every notification received from now on until `resume` (or `stop`).
+    func pause() { paused.store(true, ordering: .releasing) }
+
+    func resume() { paused.store(false, ordering: .releasing) }
+
+    private func waitWhilePaused() {
+        while paused.load(ordering: .acquiring) && !stopping.load(ordering: .relaxed) { usleep(5000) }
     }
 
     func stop() {

@@ -1,0 +1,109 @@
+import AgentGateSupervisor
+import ArgumentParser
+import Foundation
+
+/// Sends one control op to running sessions over their control sockets.
+enum SessionControl {
+    /// Exit status when a session can't be reached or refuses.
+    static let failureStatus: Int32 = 1
+
+    /// Sends `operation` to `session` (an id or a unique prefix), or to every session of the user
+    /// with `all`, and prints what happened: `paused session 1f2e3d4c`.
+    static func send(_ operation: ControlOperation, session: String?, all: Bool, done: String) throws {
+        let directory: ControlDirectory
+        do {
+            directory = try ControlDirectory.resolve(environment: ProcessInfo.processInfo.environment, create: false)
+        } catch {
+            printError(error.description, tool: "agentgate")
+            throw ExitCode(failureStatus)
+        }
+        var sessions: [String]
+        if all {
+            sessions = directory.sessions()
+            if sessions.isEmpty {
+                print("no running sessions (no control sockets in \(directory.path))")
+                return
+            }
+        } else {
+            let id = session ?? ""
+            switch directory.match(session: id) {
+            case .found(let match): sessions = [match]
+            case .ambiguous(let matches):
+                printError("\(id) matches several running sessions: \(matches.joined(separator: ", ")); give more of the id", tool: "agentgate")
+                throw ExitCode(failureStatus)
+            case .none:
+                let socket = directory.socketPath(session: id) ?? directory.path + "/" + id + ".sock"
+                printError("no running session \(id) (its control socket \(socket) doesn't exist)", tool: "agentgate")
+                throw ExitCode(failureStatus)
+            }
+        }
+        var failed = false
+        for id in sessions {
+            guard let socket = directory.socketPath(session: id) else { continue }
+            do {
+                let response = try ControlClient.send(ControlRequest(op: operation.rawValue), to: socket)
+                if response.ok {
+                    print("\(done) session \(id)")
+                } else {
+                    printError("session \(id) refused: \(response.error ?? "no reason given")", tool: "agentgate")
+                    failed = true
+                }
+            } catch {
+                switch error.kind {
+                case .notRunning:
+                    // With --all, a socket left by a supervisor that was itself killed is no session.
+                    if all { continue }
+                    printError("no running session \(id) (\(error.description))", tool: "agentgate")
+                case .unreachable, .noAnswer:
+                    printError("session \(id): \(error.description)", tool: "agentgate")
+                }
+                failed = true
+            }
+        }
+        if failed { throw ExitCode(failureStatus) }
+    }
+}
+
+/// `agentgate kill SESSION`
+struct KillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kill", abstract: "End a running session's whole process tree.",
+        discussion: "The supervisor records who killed the session, and exits with status 137.")
+    @Argument(help: "The session id, as `agentgate sessions` shows it, or a unique prefix.") var session: String
+
+    func run() throws {
+        try SessionControl.send(.kill, session: session, all: false, done: "killed")
+    }
+}
+
+/// `agentgate pause SESSION | --all`
+struct PauseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause", abstract: "Hold every new trapped call of a running session until it is resumed.")
+    @Argument(help: "The session id, or a unique prefix.") var session: String?
+    @Flag(help: "Every running session of this user.") var all = false
+
+    func validate() throws {
+        if all == (session != nil) { throw ValidationError("give either a SESSION or --all") }
+    }
+
+    func run() throws {
+        try SessionControl.send(.pause, session: session, all: all, done: "paused")
+    }
+}
+
+/// `agentgate resume SESSION | --all`
+struct ResumeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume", abstract: "Let a paused session's trapped calls continue.")
+    @Argument(help: "The session id, or a unique prefix.") var session: String?
+    @Flag(help: "Every running session of this user.") var all = false
+
+    func validate() throws {
+        if all == (session != nil) { throw ValidationError("give either a SESSION or --all") }
+    }
+
+    func run() throws {
+        try SessionControl.send(.resume, session: session, all: all, done: "resumed")
+    }
+}

@@ -1,0 +1,95 @@
+import Glibc
+
+/// Where running supervisors keep their control sockets (`SESSIONID.sock`): the one place both
+/// `agentgate-supervise` and the `agentgate` control commands learn the path from.
+/// `$XDG_RUNTIME_DIR/agentgate/` when XDG_RUNTIME_DIR is a directory of the user's own with mode
+/// 0700, else `/tmp/agentgate-UID/`. Either is created 0700 and refused when it belongs to someone
+/// else or is open to group or others.
+public struct ControlDirectory: Sendable, Equatable {
+    public let path: String
+
+    /// Why the directory can't be used.
+    public struct Unusable: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The longest socket path a sockaddr_un holds (108 bytes with its NUL).
+    static let maximumSocketPathLength = 107
+
+    public init(path: String) { self.path = path }
+
+    /// The user's control directory. With `create`, it is made when missing (the supervisor);
+    /// without, a missing one is returned as is (the control commands then find no sessions).
+    public static func resolve(environment: [String: String], create: Bool) throws(Unusable) -> ControlDirectory {
+        let uid = getuid()
+        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
+            var info = stat()
+            if stat(runtime, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && info.st_uid == uid && info.st_mode & 0o777 == 0o700 {
+                return try prepare(runtime.hasSuffix("/") ? runtime + "agentgate" : runtime + "/agentgate", create: create)
+            }
+        }
+        return try prepare("/tmp/agentgate-\(uid)", create: create)
+    }
+
+    private static func prepare(_ path: String, create: Bool) throws(Unusable) -> ControlDirectory {
+        if create && mkdir(path, 0o700) != 0 && errno != EEXIST {
+            throw Unusable(description: "cannot create \(path) for the session's control socket: \(String(cString: strerror(errno)))")
+        }
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if !create && errno == ENOENT { return ControlDirectory(path: path) }
+            throw Unusable(description: "cannot use \(path) for control sockets: \(String(cString: strerror(errno)))")
+        }
+        let uid = getuid()
+        guard info.st_mode & S_IFMT == S_IFDIR else {
+            throw Unusable(description: "refusing to use \(path) for control sockets: it is not a directory (remove it)")
+        }
+        guard info.st_uid == uid else {
+            throw Unusable(description: "refusing to use \(path) for control sockets: it belongs to uid \(info.st_uid), not to uid \(uid)")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            let mode = String(info.st_mode & 0o777, radix: 8)
+            throw Unusable(description: "refusing to use \(path) for control sockets: its mode is 0\(mode), open to group or others "
+                           + "(chmod 700 \(path))")
+        }
+        return ControlDirectory(path: path)
+    }
+
+    /// The control socket of `session`, or nil when the id can't name one (a slash, a leading
+    /// dot, or too long for a socket address).
+    public func socketPath(session: String) -> String? {
+        guard !session.isEmpty, !session.hasPrefix("."), !session.contains("/"), !session.utf8.contains(0) else { return nil }
+        let socket = path + "/" + session + ".sock"
+        return socket.utf8.count <= Self.maximumSocketPathLength ? socket : nil
+    }
+
+    /// The sessions with a control socket in the directory (running, or ended without removing it).
+    public func sessions() -> [String] {
+        guard let directory = opendir(path) else { return [] }
+        defer { closedir(directory) }
+        var sessions: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name.hasSuffix(".sock") && name.count > 5 && !name.hasPrefix(".") { sessions.append(String(name.dropLast(5))) }
+        }
+        return sessions.sorted()
+    }
+
+    /// The session named by `id`: exactly, or as the unique prefix of one session's id.
+    public enum SessionMatch: Equatable, Sendable {
+        case found(String)
+        case none
+        case ambiguous([String])
+    }
+
+    public func match(session id: String) -> SessionMatch {
+        let sessions = sessions()
+        if sessions.contains(id) { return .found(id) }
+        let matches = sessions.filter { $0.hasPrefix(id) }
+        switch matches.count {
+        case 0: return .none
+        case 1: return .found(matches[0])
+        default: return .ambiguous(matches)
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import CSupport
+import Foundation
+import Glibc
+
+/// One request on a control socket: a JSON object on one line, `{"op": "pause"}`. Ops that
+/// need more (an ask's id) add fields; a server answers an op it doesn't know with an error.
+public struct ControlRequest: Codable, Sendable, Equatable {
+    public var op: String
+    /// What a later op acts on (an ask's id); unused by pause, resume, kill and status.
+    public var id: String?
+
+    public init(op: String, id: String? = nil) {
+        self.op = op
+        self.id = id
+    }
+}
+
+/// The answer to one request, one JSON line: `{"ok": true}` or `{"ok": false, "error": "…"}`,
+/// with what the op reports.
+public struct ControlResponse: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var error: String?
+    /// The session answering.
+    public var session: String?
+    /// Whether its trapped calls are held (`agentgate pause`).
+    public var paused: Bool?
+
+    public init(ok: Bool, error: String? = nil, session: String? = nil, paused: Bool? = nil) {
+        self.ok = ok
+        self.error = error
+        self.session = session
+        self.paused = paused
+    }
+
+    static func failure(_ message: String) -> ControlResponse { ControlResponse(ok: false, error: message) }
+}
+
+/// The ops a supervisor answers.
+public enum ControlOperation: String, Sendable, CaseIterable {
+    case status, pause, resume, kill
+}
+
+enum ControlLine {
+    /// The most bytes one request line may have.
+    static let maximumLength = 64 * 1024
+
+    static func encode<T: Encodable>(_ value: T) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data(#"{"ok":false,"error":"cannot encode the answer"}"#.utf8)
+        return Array(data) + [UInt8(ascii: "\n")]
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, _ line: [UInt8]) -> T? {
+        try? JSONDecoder().decode(type, from: Data(line))
+    }
+
+    /// Writes all of `bytes`; false on an error.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return false }
+            offset += n
+        }
+        return true
+    }
+
+    /// Reads one line (without its newline) into `buffer`'s front, waiting at most until
+    /// `deadline` (CLOCK_MONOTONIC ns). nil at end of input, on an error, a timeout or an
+    /// over-long line.
+    static func readLine(_ fd: Int32, buffer: inout [UInt8], deadline: UInt64) -> [UInt8]? {
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = Array(buffer[..<newline])
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            guard buffer.count <= maximumLength else { return nil }
+            let now = agentgate_monotonic_ns()
+            guard now < deadline else { return nil }
+            let events = agentgate_poll_one(fd, Int16(POLLIN), Int32(min((deadline - now) / 1_000_000 + 1, 60_000)))
+            if events == -EINTR { continue }
+            guard events > 0 else { return nil }
+            var chunk = [UInt8](repeating: 0, count: 4096)
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            buffer += chunk.prefix(n)
+        }
+    }
+}
+
+/// Runs `body` with `path` as a sockaddr_un; -ENAMETOOLONG when it doesn't fit.
+func withUnixSocketAddress(_ path: String, _ body: (UnsafePointer<sockaddr>, socklen_t) -> Int32) -> Int32 {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    let capacity = MemoryLayout.size(ofValue: address.sun_path)
+    guard bytes.count < capacity else { return -ENAMETOOLONG }
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let length = socklen_t(MemoryLayout<sa_family_t>.size + bytes.count + 1)
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) }
+    }
+}
+
+/// The `agentgate` side of a control socket.
+public enum ControlClient {
+    public struct Failure: Error, CustomStringConvertible {
+        public enum Kind: Sendable { case notRunning, unreachable, noAnswer }
+        public let kind: Kind
+        public let description: String
+    }
+
+    /// Sends one request to the supervisor listening on `socketPath` and returns its answer.
+    public static func send(_ request: ControlRequest, to socketPath: String,
+                            timeoutMilliseconds: Int = 5000) throws(Failure) -> ControlResponse {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(kind: .unreachable, description: "cannot create a socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var rc: Int32
+        repeat {
+            rc = withUnixSocketAddress(socketPath) { connect(fd, $0, $1) == 0 ? 0 : -errno }
+        } while rc == -EINTR
+        switch -rc {
+        case 0: break
+        case ENOENT, ECONNREFUSED, ENOTDIR:
+            throw Failure(kind: .notRunning, description: "its control socket \(socketPath) is \(rc == -ECONNREFUSED ? "not answering" : "missing")")
+        default:
+            throw Failure(kind: .unreachable, description: "cannot connect to \(socketPath): \(String(cString: strerror(-rc)))")
+        }
+        guard ControlLine.writeAll(fd, ControlLine.encode(request)) else {
+            throw Failure(kind: .noAnswer, description: "cannot send to \(socketPath): \(String(cString: strerror(errno)))")
+        }
+        var buffer: [UInt8] = []
+        let deadline = agentgate_monotonic_ns() + UInt64(timeoutMilliseconds) * 1_000_000
+        guard let line = ControlLine.readLine(fd, buffer: &buffer, deadline: deadline) else {
+            throw Failure(kind: .noAnswer, description: "no answer from \(socketPath)")
+        }
+        guard let response = ControlLine.decode(ControlResponse.self, line) else {
+            throw Failure(kind: .noAnswer, description: "an answer from \(socketPath) that isn't a control response")
+        }
+        return response
+    }
+}

@@ -1,0 +1,77 @@
+import AgentGatePolicy
+import AgentGateStore
+import CSupport
+import Glibc
+
+/// What the control socket does to the session: pause, resume, kill, status.
+extension Supervisor {
+    /// The session's control socket, listening, or nil without a control directory.
+    func openControlSocket() throws(SupervisorError) -> ControlServer? {
+        guard let directory = options.controlDirectory else { return nil }
+        guard let path = directory.socketPath(session: options.sessionName) else {
+            throw SupervisorError(.listener, "the session id \"\(options.sessionName)\" can't name a control socket in \(directory.path) "
+                                  + "(no slash or leading dot, and short enough for a socket address); choose another --session")
+        }
+        return try ControlServer.listen(at: path)
+    }
+
+    func startControl(_ control: ControlServer, core: SupervisorCore, receivers: Receivers, reaper: SessionReaper) -> Bool {
+        control.start(log: log) { [self] request, peer in
+            controlResponse(request, peer: peer, core: core, receivers: receivers, reaper: reaper)
+        }
+    }
+
+    private func controlResponse(_ request: ControlRequest, peer: ControlPeer, core: SupervisorCore, receivers: Receivers,
+                                 reaper: SessionReaper) -> ControlResponse {
+        let session = options.sessionName
+        guard let operation = ControlOperation(rawValue: request.op) else {
+            let known = ControlOperation.allCases.map(\.rawValue).joined(separator: ", ")
+            return ControlResponse(ok: false, error: "unknown op \"\(request.op)\" (this supervisor knows \(known))", session: session)
+        }
+        let user = peer.userDescription
+        switch operation {
+        case .status:
+            break
+        case .pause:
+            if !receivers.isPaused {
+                receivers.pause()
+                core.recorder.recordControl("agentgate pause", decision: .log, peer: peer,
+                                            reason: "paused by \(user) with agentgate pause: new trapped calls wait")
+                log.info("session paused by \(user)")
+            }
+        case .resume:
+            if receivers.isPaused {
+                receivers.resume()
+                core.recorder.recordControl("agentgate resume", decision: .log, peer: peer,
+                                            reason: "resumed by \(user) with agentgate resume")
+                log.info("session resumed by \(user)")
+            }
+        case .kill:
+            let first = killer.withLock { killer in
+                defer { if killer == nil { killer = user } }
+                return killer == nil
+            }
+            if first {
+                core.recorder.recordControl("agentgate kill", decision: .deny, peer: peer,
+                                            reason: "killed by \(user) with agentgate kill")
+            }
+            // The whole tree: the cgroup's cgroup.kill, else every descendant; the waiting loop
+            // keeps at it until none is left.
+            reaper.signalAll(SIGKILL, processes: core.processes)
+        }
+        return ControlResponse(ok: true, session: session, paused: receivers.isPaused)
+    }
+}
+
+extension DecisionRecorder {
+    /// Records what a control command did to the session, as a `syscall` action by the process
+    /// that sent it (which is outside the session).
+    func recordControl(_ command: String, decision: RecordedDecision, peer: ControlPeer, reason: String) {
+        let event = DecisionEvent(
+            timeMicros: AuditClock.nowMicros(), pid: peer.pid, ppid: 0, executable: "agentgate", syscall: command,
+            action: .syscall, target: command, decision: decision, reason: reason, latencyMicros: 0,
+            notable: decision == .log)
+        echo?(event)
+        writer?.record(event)
+    }
+}
