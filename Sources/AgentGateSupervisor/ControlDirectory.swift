@@ -32,10 +32,12 @@ public struct ControlDirectory: Sendable, Equatable {
     }
 
     private static func prepare(_ path: String, create: Bool) throws(Unusable) -> ControlDirectory {
-        if create && mkdir(path, 0o700) != 0 && errno != EEXIST {
+        var info = stat()
+        // Made only when missing: inside a session the directory is protected, and the mkdir of
+        // one that exists would be refused rather than fail with EEXIST.
+        if create && lstat(path, &info) != 0 && errno == ENOENT && mkdir(path, 0o700) != 0 && errno != EEXIST {
             throw Unusable(description: "cannot create \(path) for the session's control socket: \(String(cString: strerror(errno)))")
         }
-        var info = stat()
         guard lstat(path, &info) == 0 else {
             if !create && errno == ENOENT { return ControlDirectory(path: path) }
             throw Unusable(description: "cannot use \(path) for control sockets: \(String(cString: strerror(errno)))")

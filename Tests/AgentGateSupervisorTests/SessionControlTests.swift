@@ -93,6 +93,18 @@ private struct ControlHarness {
         #expect(recorded == ["agentgate pause", "agentgate resume"])
     }
 
+    @Test func killWorksWhilePaused() throws {
+        let c = try ControlHarness()
+        let run = try c.start(c.waiter(), session: "paused-then-killed")
+        #expect(waitUntil { c.h.exists("ready") })
+        #expect(c.control(["pause", "paused-then-killed"]).status == 0)
+        try c.h.write("go", "") // its open of `marker` is now held
+        let kill = c.control(["kill", "paused-then-killed"])
+        #expect(kill.status == 0, "\(kill.stderr)")
+        #expect(run.wait(timeout: 30) == 137)
+        #expect(!c.h.exists("marker"))
+    }
+
     @Test func pauseAllReachesEverySession() throws {
         let c = try ControlHarness()
         let first = try c.start(c.waiter("1"), session: "first")
