@@ -105,6 +105,21 @@ private struct ControlHarness {
         #expect(!c.h.exists("marker"))
     }
 
+    @Test func aControlDirectoryOpenToOthersIsRefused() throws {
+        let c = try ControlHarness()
+        mkdir(c.socketDirectory, 0o755)
+        chmod(c.socketDirectory, 0o755)
+        let policy = try c.h.policy("default: allow\nrules: []\n")
+        let run = c.h.run([Harness.supervisor, "--policy", policy, "--db", c.h.db, "--", "sh", "-c", "echo ran > ran"],
+                          environment: c.environment)
+        #expect(run.status == 2)
+        #expect(run.stderr.contains("refusing to use \(c.socketDirectory) for control sockets: its mode is 0755"), "\(run.stderr)")
+        #expect(!c.h.exists("ran"))
+        let pause = c.control(["pause", "--all"])
+        #expect(pause.status == 1)
+        #expect(pause.stderr.contains("open to group or others"), "\(pause.stderr)")
+    }
+
     @Test func pauseAllReachesEverySession() throws {
         let c = try ControlHarness()
         let first = try c.start(c.waiter("1"), session: "first")
