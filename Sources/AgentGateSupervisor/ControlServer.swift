@@ -122,6 +122,9 @@ final class ControlServer: Sendable {
         if peer.pid == getpid() || (peer.uid != ownUID && peer.uid != 0) {
             let who = peer.pid == getpid() ? "the supervised session" : peer.userDescription
             log.warning("control socket: refused a connection from \(who), pid \(peer.pid): only uid \(ownUID) or root may control this session")
+            // The refusal answers the peer's first request (read for at most a second, not acted on).
+            var ignored: [UInt8] = []
+            _ = ControlLine.readLine(connection, buffer: &ignored, deadline: agentgate_monotonic_ns() + 1_000_000_000)
             _ = ControlLine.writeAll(connection, ControlLine.encode(ControlResponse.failure(
                 "permission denied: only uid \(ownUID) or root may control this session")))
             return

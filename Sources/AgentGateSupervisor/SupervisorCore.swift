@@ -152,7 +152,7 @@ final class SupervisorCore: Sendable {
     func protectedReason(_ target: String, isWrite: Bool) -> String? {
         if protectedFiles.contains(target) { return "the supervisor's audit database, decision log and policy are off limits" }
         if isWrite && protectedDirectories.contains(where: { PathLexical.isWithin(target, root: $0) }) {
-            return "AgentGate's configuration (where policies are found) is off limits"
+            return "AgentGate's configuration and control sockets are off limits"
         }
         if isWrite && PathLexical.isWithin(target, root: "/sys/fs/cgroup") && !policy.allowedUnsupervised.contains(.cgroups) {
             return "cgroup writes could end or freeze the supervisor; denied by default"

@@ -151,7 +151,10 @@ private struct ControlHarness {
             ctypes.CDLL(None).setfsuid(0)
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.connect(sys.argv[1])
-            s.sendall(b'{"op": "kill"}\\n')
+            try:
+                s.sendall(b'{"op": "kill"}\\n')
+            except OSError:
+                pass  # refused before the request was read: the answer is still there to read
             print(s.recv(4096).decode())
             """
         let attempt = c.h.run(["python3", "-c", script, c.socket("guarded")])
@@ -174,6 +177,7 @@ private struct ControlHarness {
             except OSError as e:
                 print("connect=refused " + str(e))' "$2"
             "$AGENTGATE_CLI" kill "$1"; echo "kill=$?"
+            rm -f "$2"; echo "remove=$?"
             """
         let target = try c.start(c.waiter(), session: "outside-target")
         #expect(waitUntil { c.h.exists("ready") })
@@ -181,6 +185,7 @@ private struct ControlHarness {
         #expect(bare.stdout.contains("pause=0"), "\(bare.stdout) \(bare.stderr)")
         #expect(bare.stdout.contains(#"connect={"ok":true"#), "\(bare.stdout)")
         #expect(bare.stdout.contains("kill=0"), "\(bare.stdout)")
+        #expect(bare.stdout.contains("remove=0"), "\(bare.stdout)")
         #expect(target.wait(timeout: 30) == 137)
 
         // From inside: every attempt on its own session is refused, and the session runs on.
@@ -189,6 +194,7 @@ private struct ControlHarness {
         #expect(inside.stdout.contains("pause=1"), "\(inside.stdout) \(inside.stderr)")
         #expect(inside.stdout.contains("connect=refused"), "\(inside.stdout)")
         #expect(inside.stdout.contains("kill=1"), "\(inside.stdout)")
+        #expect(inside.stdout.contains("remove=1"), "the socket can't be removed from inside: \(inside.stdout)")
         #expect(inside.stdout.contains("finished"))
         #expect(!inside.stderr.contains("was killed by"))
         #expect(c.h.query("select count(*) from events where session_id = 'self' and syscall like 'agentgate %'").first?.first == "0")
