@@ -2,6 +2,8 @@ import Foundation
 import Glibc
 import Testing
 
+@testable import AgentGateSupervisor
+
 /// A private runtime directory per test, so `--all` reaches only this test's sessions.
 private struct ControlHarness {
     let h: Harness
@@ -198,5 +200,29 @@ private struct ControlHarness {
         #expect(inside.stdout.contains("finished"))
         #expect(!inside.stderr.contains("was killed by"))
         #expect(c.h.query("select count(*) from events where session_id = 'self' and syscall like 'agentgate %'").first?.first == "0")
+    }
+}
+
+/// The control directory's naming, without a supervisor.
+@Suite struct ControlDirectoryTests {
+    @Test func socketPathsAreOnlyNamedForPlainIds() {
+        let directory = ControlDirectory(path: "/tmp/agentgate-1000")
+        #expect(directory.socketPath(session: "1f2e3d4c-aaaa") == "/tmp/agentgate-1000/1f2e3d4c-aaaa.sock")
+        for unusable in ["", ".hidden", "../escape", "a/b", "a\0b", String(repeating: "x", count: 100)] {
+            #expect(directory.socketPath(session: unusable) == nil, "\(unusable)")
+        }
+    }
+
+    @Test func sessionsAreFoundExactlyOrByAUniquePrefix() throws {
+        let h = try Harness()
+        for name in ["1f2e3d4c-one.sock", "1f2e9999-two.sock", "abc.sock", "abcd.sock", "not-a-socket.txt"] {
+            try h.write(name, "")
+        }
+        let directory = ControlDirectory(path: h.dir)
+        #expect(directory.sessions() == ["1f2e3d4c-one", "1f2e9999-two", "abc", "abcd"])
+        #expect(directory.match(session: "1f2e3d") == .found("1f2e3d4c-one"))
+        #expect(directory.match(session: "1f2e") == .ambiguous(["1f2e3d4c-one", "1f2e9999-two"]))
+        #expect(directory.match(session: "abc") == .found("abc"), "an exact id wins over a longer one it prefixes")
+        #expect(directory.match(session: "zzz") == .none)
     }
 }
