@@ -60,6 +60,8 @@ enum DenialExplanation {
             if entry.decision == .ask { why += " (ask: no approver)" }
         } else if entry.decision == .ask {
             why = ": no rule matched, and the default is ask, with no approver"
+        } else if let index = entry.verdict?.limitIndex, policy.limits.indices.contains(index) {
+            why = ": " + policy.limits[index].explanation
         } else {
             why = ": " + entry.reason
         }

@@ -1,0 +1,88 @@
+import Foundation
+import Glibc
+import Testing
+
+/// `limits:` and `runaway:` enforced on real processes: the count is the session's, across
+/// every process the shell forks, and what is over the limit is denied and recorded.
+@Suite("Rate limits under the supervisor", .serialized) struct RateLimitSupervisorTests {
+    /// Runs /bin/true ten times from one shell, each in a forked child, printing ok or failed.
+    static let loop = ["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do if /bin/true; then echo ok; else echo failed; fi; done"]
+
+    static func lines(_ text: String, _ word: String) -> Int {
+        text.split(separator: "\n").filter { $0 == word }.count
+    }
+
+    @Test func execsOverTheLimitAreDeniedAndRecorded() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            limits:
+              - id: true-execs
+                action: exec
+                match: {target_glob: "true"}
+                count: 5
+                per: 1m
+            """)
+        let result = h.supervised(Self.loop, policy: policy)
+        #expect(Self.lines(result.stdout, "ok") == 5, "\(result.stdout)\n\(result.stderr)")
+        #expect(Self.lines(result.stdout, "failed") == 5)
+        #expect(result.stderr.contains("Permission denied"), "\(result.stderr)")
+        #expect(result.stderr.contains("rate limit: at most 5 exec per 1m (limit true-execs)"), "\(result.stderr)")
+        let denials = h.query("SELECT reason, errno FROM events WHERE action = 'exec' AND decision = 'deny'")
+        #expect(denials.count == 5)
+        #expect(denials.allSatisfy { $0 == ["rate limit: at most 5 exec per 1m (limit true-execs)", "\(EACCES)"] }, "\(denials)")
+        // The shell itself was not counted: the limit matches only `true`.
+        #expect(h.query("SELECT count(*) FROM events WHERE action = 'exec' AND decision = 'allow'").first == ["6"])
+    }
+
+    @Test func aPolicyWithoutLimitsRunsEveryExec() throws {
+        let h = try Harness()
+        let policy = try h.policy("version: 2\ndefault: allow\n")
+        let result = h.supervised(Self.loop, policy: policy)
+        #expect(result.status == 0)
+        #expect(Self.lines(result.stdout, "ok") == 10, "\(result.stdout)\n\(result.stderr)")
+        #expect(h.query("SELECT count(*) FROM events WHERE decision = 'deny'").first == ["0"])
+    }
+
+    @Test func aLimitOnOneRuleCountsOnlyWhatThatRuleAllows() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - id: echo-tools
+                match: {action: exec, target_glob: "echo"}
+                decision: allow
+            limits:
+              - rule: echo-tools
+                count: 2
+                per: 1h
+                decision: ask
+            """)
+        // `true` is allowed by the default, not the rule: never counted.
+        let result = h.supervised(Self.loop, policy: policy)
+        #expect(Self.lines(result.stdout, "ok") == 10, "\(result.stdout)\n\(result.stderr)")
+        let echoes = h.supervised(["sh", "-c", "for i in 1 2 3; do /bin/echo e$i || echo refused; done"], policy: policy)
+        #expect(echoes.stdout == "e1\ne2\nrefused\n", "\(echoes.stdout)\n\(echoes.stderr)")
+    }
+
+    @Test func aRunawaySessionIsNoticedAndRecorded() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - match: {action: exec, target_glob: "true"}
+                decision: deny
+            runaway: {denials: 3, within: 1m, then: pause}
+            """)
+        let result = h.supervised(Self.loop, policy: policy)
+        #expect(Self.lines(result.stdout, "failed") == 10, "\(result.stdout)\n\(result.stderr)")
+        #expect(result.stderr.contains("runaway session: 3 denials within 1m"), "\(result.stderr)")
+        let rows = h.query("SELECT decision, reason FROM events WHERE syscall = 'runaway'")
+        #expect(rows.count == 1, "\(rows)")
+        #expect(rows.first?[0] == "log")
+        #expect(rows.first?[1].hasPrefix("runaway: 3 denials within 1m (then: pause)") == true, "\(rows)")
+    }
+}
