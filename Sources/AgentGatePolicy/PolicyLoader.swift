@@ -113,6 +113,9 @@ extension Policy {
     ///     errno: EPERM          # deny and ask rules
     ///     scope: "$PWD"         # allow and log rules: a path outside it turns the verdict into deny
     ///     examples: {match: ["…"], no_match: ["…"]}
+    /// limits:                   # top-level file only; see RateLimit
+    ///   - {id: net, action: exec, rule: RULE, match: {…}, count: 30, per: 1m, decision: deny, reason: "…"}
+    /// runaway: {denials: 20, within: 10s, then: pause}
     /// ```
     /// Unknown keys, wrong types and duplicate keys are errors at every level.
     public static func parse(
