@@ -138,6 +138,37 @@ struct RateLimitTests {
         #expect(policy.explanation(of: over) == "rate limit: at most 1 fs_write per 1m (limit 2)")
     }
 
+    @Test("a limit counts exec details when it matches argv, and the policy then builds them")
+    func argvLimit() throws {
+        let policy = try parse("""
+            version: 2
+            default: allow
+            limits:
+              - {action: exec, match: {argv: [npm, install, "**"]}, count: 10, per: 1m}
+            """)
+        #expect(policy.usesExecDetails)
+        let install = ExecDetails(argv: ["npm", "install", "chalk"], programs: ["/usr/bin/npm"])
+        let test = ExecDetails(argv: ["npm", "test"], programs: ["/usr/bin/npm"])
+        let verdict = policy.decide(.exec, target: "/usr/bin/npm")
+        #expect(policy.limit(0, counts: .exec, target: "/usr/bin/npm", exec: install, verdict: verdict))
+        #expect(!policy.limit(0, counts: .exec, target: "/usr/bin/npm", exec: test, verdict: verdict))
+    }
+
+    @Test("lint: an ask limit without an approver, a limit that never counts, a runaway of one denial")
+    func lint() throws {
+        let policy = try parse("""
+            default: deny
+            limits:
+              - {action: exec, count: 5, per: 1m}
+              - {action: exec, count: 5, per: 1m, decision: ask}
+            runaway: {denials: 1, within: 1m}
+            """)
+        let messages = PolicyLint.check(policy).map(\.description)
+        #expect(messages.contains("policy.yaml:3:5: limit 1: counts only allowed actions, and the policy allows none of exec, so it never counts"), "\(messages)")
+        #expect(messages.contains { $0.hasPrefix("policy.yaml:4:5: limit 2: asks over the limit, but no approver") }, "\(messages)")
+        #expect(messages.contains("policy.yaml:5:10: runaway: a single denial stops the session"), "\(messages)")
+    }
+
     @Test("a policy without limits has none")
     func noLimits() throws {
         let policy = try parse("default: allow\n")

@@ -65,6 +65,30 @@ import Testing
         #expect(Self.lines(result.stdout, "ok") == 10, "\(result.stdout)\n\(result.stderr)")
         let echoes = h.supervised(["sh", "-c", "for i in 1 2 3; do /bin/echo e$i || echo refused; done"], policy: policy)
         #expect(echoes.stdout == "e1\ne2\nrefused\n", "\(echoes.stdout)\n\(echoes.stderr)")
+        #expect(echoes.stderr.contains("rate limit: at most 2 exec per 1h (limit 1) (ask: no approver)"), "\(echoes.stderr)")
+        #expect(h.query("SELECT decision, reason FROM events WHERE decision != 'allow'")
+                    == [["ask", "rate limit: at most 2 exec per 1h (limit 1)"]])
+    }
+
+    @Test func fileWritesOverTheLimitAreDenied() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            limits:
+              - id: scratch-writes
+                action: fs_write
+                match: {target_glob: "**/scratch-*"}
+                count: 3
+                per: 30s
+            """)
+        let script = ["sh", "-c", "for i in 1 2 3 4 5; do (echo x > scratch-$i) 2>/dev/null && echo ok || echo failed; done; echo y > other && echo other"]
+        let result = h.supervised(script, policy: policy)
+        #expect(result.stdout == "ok\nok\nok\nfailed\nfailed\nother\n", "\(result.stdout)\n\(result.stderr)")
+        #expect(h.exists("scratch-3") && !h.exists("scratch-4") && h.exists("other"))
+        let denials = h.query("SELECT target, reason FROM events WHERE decision = 'deny'")
+        #expect(denials.count == 2)
+        #expect(denials.allSatisfy { $0[1] == "rate limit: at most 3 fs_write per 30s (limit scratch-writes)" }, "\(denials)")
     }
 
     @Test func aRunawaySessionIsNoticedAndRecorded() throws {
