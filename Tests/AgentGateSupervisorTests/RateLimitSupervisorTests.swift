@@ -1,6 +1,9 @@
 import Foundation
 import Glibc
 import Testing
+import Synchronization
+@testable import AgentGateSupervisor
+import AgentGatePolicy
 
 /// `limits:` and `runaway:` enforced on real processes: the count is the session's, across
 /// every process the shell forks, and what is over the limit is denied and recorded.
@@ -108,5 +111,59 @@ import Testing
         #expect(rows.count == 1, "\(rows)")
         #expect(rows.first?[0] == "log")
         #expect(rows.first?[1].hasPrefix("runaway: 3 denials within 1m (then: pause)") == true, "\(rows)")
+    }
+}
+
+/// The session's counters on their own: shared by many threads, and the runaway hook.
+@Suite("Rate limiter") struct RateLimiterTests {
+    static func policy(_ yaml: String) throws -> Policy {
+        try Policy.parse(yaml: yaml, source: "policy.yaml", variables: PolicyVariables(workingDirectory: "/work", home: "/home/u"))
+    }
+
+    @Test("a policy without limits or runaway has no limiter")
+    func noLimiter() throws {
+        #expect(RateLimiter(policy: try Self.policy("default: allow\n")) == nil)
+    }
+
+    @Test("threads racing for one limit never get more than it between them")
+    func racingThreads() throws {
+        let limiter = try #require(RateLimiter(policy: try Self.policy("""
+            default: allow
+            limits: [{action: fs_read, count: 1000, per: 1h}]
+            """)))
+        let allowed = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
+        let admitted = Atomic<Int>(0)
+        let now: UInt64 = 5_000_000_000_000
+        DispatchQueue.concurrentPerform(iterations: 8) { _ in
+            for _ in 0..<500 where limiter.verdict(allowed, .fsRead, target: "/etc/hosts", exec: nil, at: now).letsCallProceed {
+                admitted.add(1, ordering: .relaxed)
+            }
+        }
+        #expect(admitted.load(ordering: .relaxed) == 1000)
+        // Denials and other kinds are not counted.
+        let denied = Verdict(decision: .deny, ruleIndex: nil, reason: .defaultDecision)
+        #expect(limiter.verdict(denied, .fsRead, target: "/etc/hosts", exec: nil, at: now) == denied)
+        #expect(limiter.verdict(allowed, .fsWrite, target: "/tmp/x", exec: nil, at: now) == allowed)
+    }
+
+    @Test("a runaway triggers once when the denials reach the rule's number, and runs the hook")
+    func runawayHook() throws {
+        let limiter = try #require(RateLimiter(policy: try Self.policy("""
+            default: allow
+            runaway: {denials: 3, within: 10s}
+            """)))
+        let second: UInt64 = 1_000_000_000
+        #expect(!limiter.triggerRunaway())
+        let triggered = (1...5).map { limiter.noteDenial(at: 100 * second + UInt64($0)) }
+        #expect(triggered == [false, false, true, false, false])
+        // Eleven seconds on, the window is empty again.
+        #expect(!limiter.noteDenial(at: 111 * second))
+        let paused = Atomic<Int>(0)
+        limiter.onRunaway { rule in
+            #expect(rule.denials == 3)
+            paused.add(1, ordering: .relaxed)
+        }
+        #expect(limiter.triggerRunaway())
+        #expect(paused.load(ordering: .relaxed) == 1)
     }
 }
