@@ -133,12 +133,12 @@ final class SupervisorCore: Sendable {
     /// act through whatever the policy says.
     func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
         var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
-        var verdict = policy.evaluateEgress(target: target, contextSource: &source)
-        if let rateLimiter { verdict = rateLimiter.verdict(verdict, .netEgress, target: target, exec: nil, at: n.receivedAt) }
-        guard verdict.letsCallProceed, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil else {
-            return verdict
+        let verdict = policy.evaluateEgress(target: target, contextSource: &source)
+        if verdict.letsCallProceed, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil {
+            return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
         }
-        return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
+        guard let rateLimiter else { return verdict }
+        return rateLimiter.verdict(verdict, .netEgress, target: target, exec: nil, at: n.receivedAt)
     }
 
     /// The policy's verdict on one action of the process behind `n`. The process context (for

@@ -94,6 +94,32 @@ import AgentGatePolicy
         #expect(denials.allSatisfy { $0[1] == "rate limit: at most 3 fs_write per 30s (limit scratch-writes)" }, "\(denials)")
     }
 
+    @Test func connectsOverTheLimitAreDenied() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            limits:
+              - {action: net_egress, match: {cidr: [127.0.0.0/8], ports: [9]}, count: 2, per: 1m}
+            """)
+        // Nothing listens on port 9: an allowed connect is refused by the kernel, one over the
+        // limit by the supervisor.
+        let script = ["python3", "-c", """
+            import errno, socket
+            for _ in range(4):
+                s = socket.socket()
+                try:
+                    s.connect(('127.0.0.1', 9))
+                    print('connected')
+                except OSError as e:
+                    print(errno.errorcode[e.errno])
+                s.close()
+            """]
+        let result = h.supervised(script, policy: policy)
+        #expect(result.stdout == "ECONNREFUSED\nECONNREFUSED\nEACCES\nEACCES\n", "\(result.stdout)\n\(result.stderr)")
+        #expect(h.query("SELECT reason FROM events WHERE action = 'net_egress' AND decision = 'deny'").count == 2)
+    }
+
     @Test func aRunawaySessionIsNoticedAndRecorded() throws {
         let h = try Harness()
         let policy = try h.policy("""
