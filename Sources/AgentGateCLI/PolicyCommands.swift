@@ -212,6 +212,11 @@ struct CheckCommand: ParsableCommand {
                 notes.append("reaching a unix socket also writes to its path: decided as fs_write \(target.dropFirst(5)) too")
             }
         }
+        // A session's counts live in its supervisor; check decides one action on its own.
+        for limit in policy.limits where policy.limit(limit.index, counts: kind, target: target, exec: exec, verdict: verdict) {
+            notes.append("counted by limit \(limit.displayID) (at most \(limit.count) per \(limit.window)); check can't count, "
+                         + "so this is the verdict within the limit, and over it the verdict is \(limit.decision.name)")
+        }
         let intent = Intent.describe(kind, target: target, argv: kind == .exec ? argv : nil,
                                      analysis: exec?.analysis, home: AgentGatePaths.home())
         let why = policy.explanation(of: verdict)

@@ -91,11 +91,20 @@ public struct Policy: Sendable {
     public let usesExecDetails: Bool
     /// Whether any rule has a `when:` condition.
     public let usesProcessContext: Bool
+    /// `limits:`: how many actions a session may take per window (`RateLimit`).
+    public let limits: [RateLimit]
+    let limitMatcher: LimitMatcher?
+    /// `runaway:`: what happens to a session that piles up denials.
+    public let runaway: RunawayRule?
 
     init(rules: [PolicyRule], source: String, files: [String], mode: PolicyMode, defaults: [Decision],
          compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute>,
          exec: ExecTables, networks: [NetworkCode], ports: [PortRange], conditions: [RuleCondition],
-         explainsDenials: Bool = true) {
+         explainsDenials: Bool = true, limits: [RateLimit] = [], limitMatcher: LimitMatcher? = nil,
+         runaway: RunawayRule? = nil) {
+        self.limits = limits
+        self.limitMatcher = limitMatcher
+        self.runaway = runaway
         self.allowedUnsupervised = allowedUnsupervised
         self.explainsDenials = explainsDenials
         self.rules = rules
@@ -115,6 +124,7 @@ public struct Policy: Sendable {
         self.ports = ports
         self.conditions = conditions
         self.usesExecDetails = compiled.contains { $0.execIndex >= 0 || $0.lineGlob >= 0 }
+            || limitMatcher?.matches.usesExecDetails == true
         self.usesProcessContext = !conditions.isEmpty
     }
 

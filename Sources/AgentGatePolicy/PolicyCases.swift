@@ -4,6 +4,9 @@ import Yams
 extension Policy {
     /// Why `verdict` came out as it did, in one line for people.
     public func explanation(of verdict: Verdict) -> String {
+        if verdict.reason == .rateLimited, let index = verdict.limitIndex, limits.indices.contains(index) {
+            return limits[index].explanation
+        }
         guard let index = verdict.ruleIndex else {
             let decision = verdict.decision
             var text = "no rule matched, fell through to default (\(decision.name))"
@@ -18,7 +21,7 @@ extension Policy {
                 + (rule.expandedScope ?? "")
         case .noApprover:
             text = "matched rule \(rule.displayID) at \(rule.location) (ask); no approver is available, so it is enforced as deny"
-        case .matchedRule, .defaultDecision:
+        case .matchedRule, .defaultDecision, .rateLimited:
             text = "matched rule \(rule.displayID) at \(rule.location)"
         }
         if let reason = rule.reason { text += ": \(reason)" }

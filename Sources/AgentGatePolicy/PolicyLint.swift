@@ -39,6 +39,7 @@ public enum PolicyLint {
                 message: "the default for \(kind.name) is ask, but no approver can exist yet: it is enforced as deny"
                     + " (set default: deny to say so)"))
         }
+        findings += limitFindings(policy)
         return findings
     }
 

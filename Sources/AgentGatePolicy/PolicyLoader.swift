@@ -113,6 +113,9 @@ extension Policy {
     ///     errno: EPERM          # deny and ask rules
     ///     scope: "$PWD"         # allow and log rules: a path outside it turns the verdict into deny
     ///     examples: {match: ["…"], no_match: ["…"]}
+    /// limits:                   # top-level file only; see RateLimit
+    ///   - {id: net, action: exec, rule: RULE, match: {…}, count: 30, per: 1m, decision: deny, reason: "…"}
+    /// runaway: {denials: 20, within: 10s, then: pause}
     /// ```
     /// Unknown keys, wrong types and duplicate keys are errors at every level.
     public static func parse(
@@ -225,7 +228,10 @@ struct PolicyParser {
     /// The file whose nodes are being read, for error positions.
     var source = ""
     /// Rule nodes in merged order: each file's own rules, then its includes' (depth-first).
-    private var ruleNodes: [(source: String, node: Node, braces: Bool)] = []
+    var ruleNodes: [(source: String, node: Node, braces: Bool)] = []
+    /// `limits:` entries (top-level file only), like `ruleNodes`.
+    var limitNodes: [(source: String, node: Node, braces: Bool)] = []
+    var runaway: RunawayRule?
     /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
     var braces = false
     private var files: [String] = []
@@ -248,7 +254,7 @@ struct PolicyParser {
     }
 
     static let maximumIncludeDepth = 16
-    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description"
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     static let matchKeys = "action, target_glob, argv, command, cidr, ports"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
@@ -283,6 +289,7 @@ struct PolicyParser {
         }
         var includes: [(path: String, node: Node)] = []
         var ownRules: [Node] = []
+        var ownLimits: [Node] = []
         var version = 1
         for (keyNode, value) in mapping {
             switch try key(keyNode) {
@@ -327,6 +334,10 @@ struct PolicyParser {
                     throw error(at: value, "expected \"rules\" to be a list of rules; found \(describe(value))")
                 }
                 ownRules += Array(sequence)
+            case "limits":
+                ownLimits += try readLimits(value, keyNode: keyNode, depth: depth)
+            case "runaway":
+                try readRunaway(value, keyNode: keyNode, depth: depth)
             case "allow_unsupervised":
                 if isNull(value) { continue }
                 guard case .sequence(let sequence) = value else {
@@ -344,6 +355,7 @@ struct PolicyParser {
             }
         }
         for node in ownRules { ruleNodes.append((source, node, version >= 2)) }
+        for node in ownLimits { limitNodes.append((source, node, version >= 2)) }
         for include in includes {
             let at = error(at: include.node, "")
             guard !source.hasPrefix("<") || include.path.hasPrefix("/") else {
@@ -462,6 +474,7 @@ struct PolicyParser {
             for example in parsed.examples { examples.append(example) }
             rules.append(rule)
         }
+        let (limits, limitMatcher) = try buildLimits(rules: rules)
         // Go agentgate treats a missing default as ask; ask is enforced as deny, so this is safe.
         let defaults = ActionKind.allCases.map { kind in
             rootDefaults[Int(kind.rawValue)] ?? includedDefaults[Int(kind.rawValue)]?.0 ?? .ask
@@ -469,7 +482,7 @@ struct PolicyParser {
         return Policy(rules: rules, source: root, files: files, mode: mode, defaults: defaults,
                       compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised,
                       exec: execTables, networks: networks, ports: ports, conditions: conditions,
-                      explainsDenials: explainsDenials)
+                      explainsDenials: explainsDenials, limits: limits, limitMatcher: limitMatcher, runaway: runaway)
     }
 
     /// Inline `examples:` must (or must not) match their rule.

@@ -8,6 +8,9 @@ public enum VerdictReason: UInt8, Sendable, CaseIterable {
     case escapesScope
     /// The decision is `ask` (from a rule or the default) and nobody can be asked yet.
     case noApprover
+    /// The policy allowed the action, but the session is over one of its `limits:`
+    /// (`Verdict.limitIndex`).
+    case rateLimited
 
     /// A short human-readable explanation for logs and audit records.
     public var text: String {
@@ -16,6 +19,7 @@ public enum VerdictReason: UInt8, Sendable, CaseIterable {
         case .defaultDecision: "no rule matched, fell through to default"
         case .escapesScope: "matched an allow rule but the path escapes its scope"
         case .noApprover: "no approver"
+        case .rateLimited: "rate limit"
         }
     }
 }
@@ -31,6 +35,8 @@ public struct Verdict: Sendable, Equatable {
     public var errno: Int32
     /// False when the policy runs in audit mode: the decision is recorded, not enforced.
     public var enforced: Bool
+    /// For `rateLimited`: the index in `Policy.limits` of the limit the action is over.
+    public var limitIndex: Int?
 
     public init(decision: Decision, ruleIndex: Int?, reason: VerdictReason, errno: Int32 = 0, enforced: Bool = true) {
         self.decision = decision

@@ -71,6 +71,9 @@ struct DecisionRecorder: Sendable {
             ruleID = rule.displayID
             if let ruleReason = rule.reason, entry.verdict?.reason != .escapesScope { reason = ruleReason }
         }
+        if let index = entry.verdict?.limitIndex, let policy, policy.limits.indices.contains(index) {
+            reason = policy.limits[index].explanation
+        }
         let enforced = entry.verdict?.enforced ?? true
         // Intent lines are built after the response, and only where people read them: execs,
         // and whatever wasn't a plain allow. Plain allowed opens and connects don't pay for one.

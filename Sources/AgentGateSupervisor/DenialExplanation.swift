@@ -58,6 +58,8 @@ enum DenialExplanation {
             why = " by rule \(rule.displayID)"
             if !reason.isEmpty && reason != VerdictReason.matchedRule.text { why += ": " + reason }
             if entry.decision == .ask { why += " (ask: no approver)" }
+        } else if let index = entry.verdict?.limitIndex, policy.limits.indices.contains(index) {
+            why = ": " + policy.limits[index].explanation + (entry.decision == .ask ? " (ask: no approver)" : "")
         } else if entry.decision == .ask {
             why = ": no rule matched, and the default is ask, with no approver"
         } else {

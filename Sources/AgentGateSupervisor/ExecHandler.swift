@@ -107,6 +107,7 @@ enum ExecHandler {
             let asNamed = core.decide(.exec, target: named, n, exec: details)
             if asNamed.strictness > verdict.strictness { verdict = asNamed }
         }
+        verdict = core.rateLimited(verdict, .exec, target: resolved, n, exec: details)
         guard verdict.letsCallProceed else {
             let errno = verdict.errno(or: EACCES)
             let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: errno)

@@ -31,6 +31,8 @@ final class SupervisorCore: Sendable {
     let supervisorPGID: pid_t
     let blocking: BlockingOperations
     let images = ImageVerifier()
+    /// The session's counts against the policy's `limits:` and `runaway:`; nil without them.
+    let rateLimiter: RateLimiter?
     /// Held around every path mutation the supervisor performs and around a unix bind's
     /// resolve-and-bind: the agent can only reshape paths through those mutations, so while it
     /// is held the path a bind names resolves the way it was decided.
@@ -114,6 +116,7 @@ final class SupervisorCore: Sendable {
         self.table = table
         self.blocking = BlockingOperations(listener: listener)
         self.policy = policy
+        self.rateLimiter = RateLimiter(policy: policy)
         self.recorder = recorder
         self.injection = injection
         self.supervisorPID = supervisorPID
@@ -131,16 +134,41 @@ final class SupervisorCore: Sendable {
     func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
         var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
         let verdict = policy.evaluateEgress(target: target, contextSource: &source)
-        guard verdict.letsCallProceed, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil else {
-            return verdict
+        if verdict.letsCallProceed, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil {
+            return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
         }
-        return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
+        guard let rateLimiter else { return verdict }
+        return rateLimiter.verdict(verdict, .netEgress, target: target, exec: nil, at: n.receivedAt)
     }
 
     /// The policy's verdict on one action of the process behind `n`. The process context (for
     /// rules with `when:`) is read only if such a rule is reached.
+    /// File actions are counted against the policy's limits here; an exec, decided for several
+    /// names, is counted once by its handler (`rateLimited`).
     func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
-        decide(kind, target: target, tid: n.tid, id: n.id, exec: exec)
+        let verdict = decide(kind, target: target, tid: n.tid, id: n.id, exec: exec)
+        guard let rateLimiter, kind != .exec else { return verdict }
+        return rateLimiter.verdict(verdict, kind, target: target, exec: exec, at: n.receivedAt)
+    }
+
+    /// `verdict`, or the verdict of a limit the action is over (see `RateLimiter`).
+    func rateLimited(_ verdict: Verdict, _ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails?) -> Verdict {
+        guard let rateLimiter else { return verdict }
+        return rateLimiter.verdict(verdict, kind, target: target, exec: exec, at: n.receivedAt)
+    }
+
+    /// Counts a denial toward `runaway:`; when the session becomes a runaway, says so, records
+    /// it, and runs the runaway action (pausing the session) if one is set.
+    func noteDenial(_ call: TrappedCall) {
+        guard let rateLimiter, rateLimiter.noteDenial(at: call.notification.receivedAt),
+              let runaway = policy.runaway else { return }
+        let acted = rateLimiter.triggerRunaway()
+        let outcome = acted ? "the session is paused" : "pausing is not available, so the session goes on"
+        log.notice("runaway session: \(runaway.denials) denials within \(runaway.window); \(outcome)")
+        var entry = DecisionRecorder.Entry(syscall: "runaway", action: .exec, target: "session", decision: .log,
+                                           reason: "\(runaway.explanation) (then: \(runaway.action.rawValue)); \(outcome)")
+        entry.isSyscall = true
+        call.record(entry)
     }
 
     func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil) -> Verdict {

@@ -41,6 +41,7 @@ struct TrappedCall: Sendable {
     /// Hands `entry` to the recorder, once the call has been answered some other way.
     func record(_ entry: DecisionRecorder.Entry) {
         core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns())
+        if core.rateLimiter != nil, !entry.decision.allows, entry.verdict?.enforced ?? true { core.noteDenial(self) }
     }
 
     /// Fails the call with `errno`, then records `entry`.

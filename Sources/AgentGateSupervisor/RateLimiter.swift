@@ -1,0 +1,53 @@
+import AgentGatePolicy
+import Synchronization
+
+/// Counts one session's actions against the policy's `limits:` and its denials against
+/// `runaway:`. One lock-free `WindowCounter` per limit, shared by every receiver thread: the
+/// count is the session's, whichever process (or fork) acts. Only exists when the policy has
+/// limits or a runaway rule, so a policy without them pays nothing.
+final class RateLimiter: Sendable {
+    let policy: Policy
+    private let counters: [WindowCounter]
+    private let denials: WindowCounter?
+    /// What a runaway session triggers, beyond the notice and the audit event (set by whoever
+    /// can pause a session). Taken only when a runaway triggers, never per notification.
+    private let runawayAction = Mutex<(@Sendable (RunawayRule) -> Void)?>(nil)
+
+    init?(policy: Policy) {
+        guard !policy.limits.isEmpty || policy.runaway != nil else { return nil }
+        self.policy = policy
+        counters = policy.limits.map { WindowCounter(window: $0.window) }
+        denials = policy.runaway.map { WindowCounter(window: $0.window) }
+    }
+
+    /// `verdict` when the action is within every limit that counts it (and is then counted), else
+    /// the verdict of the first limit it is over. Only actions the policy allows are counted.
+    func verdict(_ verdict: Verdict, _ kind: ActionKind, target: String, exec: ExecDetails?, at now: UInt64) -> Verdict {
+        guard verdict.decision.allows, !counters.isEmpty else { return verdict }
+        for index in counters.indices
+        where policy.limit(index, counts: kind, target: target, exec: exec, verdict: verdict)
+            && !counters[index].admit(at: now, limit: policy.limits[index].count) {
+            return policy.overLimit(index, enforced: verdict.enforced)
+        }
+        return verdict
+    }
+
+    /// Counts one denial; true when it makes the session a runaway (the window reaches the
+    /// rule's number of denials). Triggers once each time the count reaches it.
+    func noteDenial(at now: UInt64) -> Bool {
+        guard let denials, let runaway = policy.runaway else { return false }
+        return denials.add(at: now) == runaway.denials
+    }
+
+    /// Sets what a runaway session triggers (pausing it, once pausing exists).
+    func onRunaway(_ action: @escaping @Sendable (RunawayRule) -> Void) {
+        runawayAction.withLock { $0 = action }
+    }
+
+    /// Runs the runaway action; false when none is set.
+    func triggerRunaway() -> Bool {
+        guard let runaway = policy.runaway, let action = runawayAction.withLock({ $0 }) else { return false }
+        action(runaway)
+        return true
+    }
+}
