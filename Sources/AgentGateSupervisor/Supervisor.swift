@@ -252,6 +252,9 @@ public final class Supervisor: Sendable {
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
         let receivers = Receivers(core: core, reaper: reaper, count: max(1, options.receiverThreads))
+        // A runaway session (`runaway:` in the policy) is paused as `agentgate pause` pauses it,
+        // when it has a control socket through which `agentgate resume` can let it go on.
+        if control != nil { core.rateLimiter?.onRunaway { _ in receivers.pause() } }
         // Every supervisor thread is started now, before the agent can ask for anything.
         if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper) {
             kill(spawned.pid, SIGKILL)

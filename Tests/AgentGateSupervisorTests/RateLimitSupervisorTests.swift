@@ -120,9 +120,9 @@ import AgentGatePolicy
         #expect(h.query("SELECT reason FROM events WHERE action = 'net_egress' AND decision = 'deny'").count == 2)
     }
 
-    @Test func aRunawaySessionIsNoticedAndRecorded() throws {
-        let h = try Harness()
-        let policy = try h.policy("""
+    @Test func aRunawaySessionIsPausedUntilResumed() throws {
+        let c = try ControlHarness()
+        let policy = try c.h.policy("""
             version: 2
             default: allow
             rules:
@@ -130,13 +130,21 @@ import AgentGatePolicy
                 decision: deny
             runaway: {denials: 3, within: 1m, then: pause}
             """)
-        let result = h.supervised(Self.loop, policy: policy)
-        #expect(Self.lines(result.stdout, "failed") == 10, "\(result.stdout)\n\(result.stderr)")
-        #expect(result.stderr.contains("runaway session: 3 denials within 1m"), "\(result.stderr)")
-        let rows = h.query("SELECT decision, reason FROM events WHERE syscall = 'runaway'")
+        let run = try BackgroundRun([Harness.supervisor, "--policy", policy, "--db", c.h.db, "--session", "runaway", "--"] + Self.loop,
+                                    directory: c.h.dir, name: "runaway", environment: c.environment)
+        #expect(waitUntil { run.stderr.contains("runaway session: 3 denials within 1m; the session is paused") }, "\(run.stderr)")
+        // An observation window: paused after the third denial, the loop's fourth exec waits.
+        #expect(!waitUntil(timeout: 1) { Self.lines(run.stdout, "failed") > 3 }, "\(run.stdout)")
+        #expect(Self.lines(run.stdout, "failed") == 3, "\(run.stdout)")
+        let resume = c.control(["resume", "runaway"])
+        #expect(resume.status == 0, "\(resume.stderr)")
+        #expect(run.wait(timeout: 30) == 0)
+        #expect(Self.lines(run.stdout, "failed") == 10, "\(run.stdout)")
+        let rows = c.h.query("SELECT decision, reason FROM events WHERE syscall = 'runaway'")
         #expect(rows.count == 1, "\(rows)")
         #expect(rows.first?[0] == "log")
         #expect(rows.first?[1].hasPrefix("runaway: 3 denials within 1m (then: pause)") == true, "\(rows)")
+        #expect(rows.first?[1].hasSuffix("the session is paused") == true, "\(rows)")
     }
 }
 

@@ -5,7 +5,7 @@ import Testing
 @testable import AgentGateSupervisor
 
 /// A private runtime directory per test, so `--all` reaches only this test's sessions.
-private struct ControlHarness {
+struct ControlHarness {
     let h: Harness
     let environment: [String: String]
 
