@@ -147,6 +147,8 @@ public struct SuperviseCommand: ParsableCommand {
             + loaded.files + echo.protectedFiles
         // Where policies are found without being named: never writable from inside a session.
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
+        options.policySHA256 = loaded.sha256.isEmpty ? nil : loaded.sha256
+        options.policyReload = loaded.reloadSource(variables: variables, environment: environment)
         options.maxProcesses = maxProcesses
         options.sessionName = sessionID
         options.agentName = agentName

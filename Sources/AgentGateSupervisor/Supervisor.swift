@@ -48,6 +48,11 @@ public struct SupervisorOptions: Sendable {
     public var maxMemoryBytes: UInt64? = nil
     /// A name for the session's cgroup (a session id).
     public var sessionName = "session"
+    /// SHA-256 of the policy's files, recorded with every decision (nil: not recorded).
+    public var policySHA256: String? = nil
+    /// Where the policy is read again on SIGHUP and when its files change; nil: it never is
+    /// (the built-in policy).
+    public var policyReload: PolicyReloadSource? = nil
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -226,8 +231,8 @@ public final class Supervisor: Sendable {
             }
         }
 
-        let core = SupervisorCore(listener: listener, table: table, policy: policy, log: log,
-                                  recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts, policy: policy,
+        let core = SupervisorCore(listener: listener, table: table, policy: policy, policySHA256: options.policySHA256, log: log,
+                                  recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts,
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
@@ -241,9 +246,12 @@ public final class Supervisor: Sendable {
         core.blocking.start()
         let receivers = Receivers(core: core, reaper: reaper, count: max(1, options.receiverThreads))
         receivers.start()
+        let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
+        reloader?.startWatching()
+        defer { reloader?.stop() }
 
         let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD,
-                                    followStops: underJobControl, reaper: reaper, core: core)
+                                    followStops: underJobControl, reaper: reaper, core: core, reloader: reloader)
         let execError = agentgate_spawn_exec_error(spawned.exec_report)
         if execError != 0 { commandExecError.withLock { $0 = Errno(rawValue: execError) } }
 
@@ -266,6 +274,14 @@ public final class Supervisor: Sendable {
         }
         if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
         return status
+    }
+
+    /// Whether the supervisor's session has a controlling terminal (a hangup takes it away).
+    static func hasControllingTerminal() -> Bool {
+        let fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
     }
 
     /// Three quarters of the machine's memory: the agent can't take the rest from the host.
@@ -293,7 +309,8 @@ public final class Supervisor: Sendable {
     /// Forwards signals, follows job control, reaps, and when the command exits ends the
     /// descendants it left behind (see README: nothing outlives the session unsupervised).
     private func waitForSession(child: pid_t, signalFD: Int32, terminalFD: Int32, followStops: Bool,
-                                reaper: SessionReaper, core: SupervisorCore) -> Int32 {
+                                reaper: SessionReaper, core: SupervisorCore, reloader: PolicyReloader?) -> Int32 {
+        let hadControllingTerminal = Self.hasControllingTerminal()
         var exitStatus: Int32? = nil
         var terminateDeadline: UInt64? = nil
         var warnedUnreachable = false
@@ -311,6 +328,19 @@ public final class Supervisor: Sendable {
                     if signo <= 0 { break }
                     switch signo {
                     case SIGCHLD, SIGTSTP, SIGTTIN, SIGTTOU: break // reaped below / never stop the supervisor
+                    case SIGHUP where fromProcess != 0 && !(hadControllingTerminal && !Self.hasControllingTerminal()):
+                        // SIGHUP sent by a process (`kill -HUP <supervisor>`, `systemctl reload`)
+                        // while the session's terminal is still there reloads the policy, and is
+                        // not passed on. A hangup still ends the agent: the kernel signals the
+                        // terminal's foreground group (the agent's) itself, and when the terminal
+                        // has gone away (we had a controlling terminal and no longer do, as after
+                        // a hangup, when the shell passes SIGHUP on to its jobs) or the kernel
+                        // sent it, SIGHUP is forwarded to the agent as before (below).
+                        if exitStatus == nil {
+                            if let reloader { reloader.reload(announceUnchanged: true) } else {
+                                log.notice("SIGHUP: the built-in policy is in force; there is no policy file to reload")
+                            }
+                        }
                     case SIGCONT:
                         // We were continued after a job-control stop: hand the terminal back.
                         if exitStatus == nil {

@@ -21,7 +21,9 @@ final class SupervisorCore: Sendable {
     /// The supervisor's own diagnostics (see `StandardErrorLogHandler`).
     let log: Logger
     let table: SyscallTable
-    let policy: Policy
+    /// The policy in force: read through a thread's `ThreadScratch.policy(in:)`, and kept by
+    /// each `TrappedCall` for the whole call.
+    let policies: PolicyInForce
     let processes: ProcessTable
     /// Process context for `when:` rules.
     let contexts: ProcessContexts
@@ -101,7 +103,8 @@ final class SupervisorCore: Sendable {
     /// queues it before the call returns.
     let waitsKillably: Bool
 
-    init(listener: Listener, table: SyscallTable, policy: Policy, log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
+    init(listener: Listener, table: SyscallTable, policy: Policy, policySHA256: String? = nil,
+         log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
          agentName: String = "", waitsKillably: Bool = true) {
         self.waitsKillably = waitsKillably
@@ -113,7 +116,7 @@ final class SupervisorCore: Sendable {
         self.listener = listener
         self.table = table
         self.blocking = BlockingOperations(listener: listener)
-        self.policy = policy
+        self.policies = PolicyInForce(PolicyVersion(policy: policy, sha256: policySHA256))
         self.recorder = recorder
         self.injection = injection
         self.supervisorPID = supervisorPID
@@ -128,10 +131,11 @@ final class SupervisorCore: Sendable {
     /// The verdict for reaching `target`: the policy's (`Policy.evaluateEgress`, which
     /// `agentgate check` uses too), and a socket inside a protected directory can't be used to
     /// act through whatever the policy says.
-    func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
+    func egressVerdict(_ target: String, _ n: Notification, policy: Policy) -> Verdict {
         var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
         let verdict = policy.evaluateEgress(target: target, contextSource: &source)
-        guard verdict.letsCallProceed, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil else {
+        guard verdict.letsCallProceed, target.hasPrefix("unix:/"),
+              protectedReason(String(target.dropFirst(5)), isWrite: true, policy: policy) != nil else {
             return verdict
         }
         return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
@@ -139,17 +143,13 @@ final class SupervisorCore: Sendable {
 
     /// The policy's verdict on one action of the process behind `n`. The process context (for
     /// rules with `when:`) is read only if such a rule is reached.
-    func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
-        decide(kind, target: target, tid: n.tid, id: n.id, exec: exec)
-    }
-
-    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil) -> Verdict {
+    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil, policy: Policy) -> Verdict {
         var source = AgentContextSource(core: self, tid: tid, notificationID: id)
         return policy.evaluate(kind, target: target, exec: exec, contextSource: &source)
     }
 
     /// Why a resolved path is off limits whatever the policy says, or nil.
-    func protectedReason(_ target: String, isWrite: Bool) -> String? {
+    func protectedReason(_ target: String, isWrite: Bool, policy: Policy) -> String? {
         if protectedFiles.contains(target) { return "the supervisor's audit database, decision log and policy are off limits" }
         if isWrite && protectedDirectories.contains(where: { PathLexical.isWithin(target, root: $0) }) {
             return "AgentGate's configuration (where policies are found) is off limits"
@@ -518,6 +518,9 @@ final class ThreadScratch {
     let sockaddr = UnsafeMutableRawPointer.allocate(byteCount: Int(AGENTGATE_SOCKADDR_CAPACITY), alignment: 8)
     /// The thread has its own fs_struct (unshare(CLONE_FS)): cwd and umask changes stay here.
     var hasOwnFileSystemContext = false
+    /// The policy version this thread last decided with, and its generation (`policy(in:)`).
+    var policyVersion: PolicyVersion?
+    var policyGeneration: UInt64 = 0
 
     deinit {
         path.deallocate()

@@ -34,13 +34,36 @@ struct TrappedCall: Sendable {
     let process: ProcessFacts
     let syscall: String
     let core: SupervisorCore
+    /// The policy in force when the call arrived: it decides the call and names the rule
+    /// recorded, even if the policy is reloaded meanwhile.
+    let policyVersion: PolicyVersion
+
+    var policy: Policy { policyVersion.policy }
+
+    /// The policy's verdict on one action of the calling process (`SupervisorCore.decide`).
+    func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
+        core.decide(kind, target: target, tid: n.tid, id: n.id, exec: exec, policy: policyVersion.policy)
+    }
+
+    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil) -> Verdict {
+        core.decide(kind, target: target, tid: tid, id: id, exec: exec, policy: policyVersion.policy)
+    }
+
+    func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
+        core.egressVerdict(target, n, policy: policyVersion.policy)
+    }
+
+    func protectedReason(_ target: String, isWrite: Bool) -> String? {
+        core.protectedReason(target, isWrite: isWrite, policy: policyVersion.policy)
+    }
 
     /// The agent's /proc/TID/status: as read for this notification when it was, else read now.
     func agentStatus() -> ProcStatus { process.status ?? ProcStatus(tid: notification.tid) }
 
     /// Hands `entry` to the recorder, once the call has been answered some other way.
     func record(_ entry: DecisionRecorder.Entry) {
-        core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns())
+        core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns(),
+                             policy: policyVersion)
     }
 
     /// Fails the call with `errno`, then records `entry`.
