@@ -24,22 +24,26 @@ final class PolicyVersion: Sendable {
 /// notification costs one atomic load. A trapped call keeps the version it started with
 /// (`TrappedCall.policyVersion`) until it is recorded: the rule that decided and the rule whose
 /// id and reason are recorded come from the same policy, even across a reload.
+///
+/// Every version ever in force is kept until the session ends (reloads are rare; a policy is
+/// small), so a call can refer to its version without counting references on the hot path.
 final class PolicyInForce: Sendable {
     private let generation = Atomic<UInt64>(0)
-    private let current: Mutex<PolicyVersion>
+    /// Every version put in force, the current one last.
+    private let versions: Mutex<[PolicyVersion]>
 
     init(_ version: PolicyVersion) {
-        current = Mutex(version)
+        versions = Mutex([version])
     }
 
-    var version: PolicyVersion { current.withLock { $0 } }
+    var version: PolicyVersion { versions.withLock { $0[$0.count - 1] } }
 
     /// The current generation; moves on every `replace`.
     @inline(__always)
     var currentGeneration: UInt64 { generation.load(ordering: .acquiring) }
 
     func replace(with version: PolicyVersion) {
-        current.withLock { $0 = version }
+        versions.withLock { $0.append(version) }
         // After the store: a thread that sees the new generation finds the new version.
         generation.add(1, ordering: .releasing)
     }

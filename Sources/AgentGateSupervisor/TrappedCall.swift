@@ -35,8 +35,9 @@ struct TrappedCall: Sendable {
     let syscall: String
     let core: SupervisorCore
     /// The policy in force when the call arrived: it decides the call and names the rule
-    /// recorded, even if the policy is reloaded meanwhile.
-    let policyVersion: PolicyVersion
+    /// recorded, even if the policy is reloaded meanwhile. Not reference-counted: every
+    /// version lives as long as the session (`PolicyInForce`).
+    unowned(unsafe) let policyVersion: PolicyVersion
 
     var policy: Policy { policyVersion.policy }
 

@@ -158,3 +158,58 @@ struct PolicyReloadTests {
         try Self.stop(h, run)
     }
 }
+
+/// SIGHUP from a process reloads the policy, but a terminal's hangup still ends the session.
+@Suite("Hangup still ends the agent")
+struct PolicyReloadHangupTests {
+    @Test func closingTheTerminalEndsTheAgent() throws {
+        let h = try Harness()
+        let policy = try h.policy(PolicyReloadTests.allowing)
+        let marker = "\(Int.random(in: 100_000_000...999_999_999))"
+        // An interactive shell on a pty runs the session as a job; the terminal then goes away.
+        try h.write("hangup.py", """
+            import os, pty, select, signal, sys, time
+            supervisor, policy, db, marker = sys.argv[1:5]
+            # As a terminal starts a shell: no signal ignored or blocked (the test runner's are).
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                signal.signal(s, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.closerange(3, 1024)
+                os.execvp("bash", ["bash", "--norc", "--noprofile", "-i"])
+            def agents():
+                found = []
+                for p in os.listdir("/proc"):
+                    try:
+                        if p.isdigit() and open(f"/proc/{p}/cmdline", "rb").read() == b"sleep\\0" + marker.encode() + b"\\0":
+                            found.append(p)
+                    except OSError:
+                        pass
+                return found
+            os.write(fd, f"{supervisor} --policy {policy} --db {db} -- sleep {marker}\\n".encode())
+            deadline = time.time() + 30
+            while not agents() and time.time() < deadline:
+                if select.select([fd], [], [], 0.05)[0]:
+                    try:
+                        os.read(fd, 4096)
+                    except OSError:
+                        break
+            print("started" if agents() else "never started", flush=True)
+            os.close(fd)
+            deadline = time.time() + 30
+            while agents() and time.time() < deadline:
+                time.sleep(0.05)
+            print("ended" if not agents() else "still running", flush=True)
+            for agent in agents():
+                os.kill(int(agent), signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            os.waitpid(pid, 0)
+            """)
+        let result = h.run(["python3", h.path("hangup.py"), Harness.supervisor, policy, h.db, marker], timeout: 90)
+        #expect(result.stdout == "started\nended\n", "\(result.stdout)\(result.stderr)")
+    }
+}
