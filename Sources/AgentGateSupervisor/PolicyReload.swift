@@ -109,6 +109,8 @@ final class PolicyReloader: Sendable {
     private let reloading = Mutex<Void>(())
     private let stopping = Atomic<Bool>(false)
     private let watcher = Mutex<Thread?>(nil)
+    /// The write end of the pipe that wakes the watcher to stop (-1: no watcher).
+    private let wakeFD = Atomic<Int32>(-1)
 
     /// How long the files must stay quiet before a change is loaded, and the longest a burst
     /// of changes can delay it.
@@ -183,25 +185,53 @@ final class PolicyReloader: Sendable {
             directories[directory] = wd
             names[wd, default: []].insert(name)
         }
-        let watched = names
-        let thread = Thread(stackSize: 256 << 10) { [self] in
-            watch(fd: fd, names: watched)
+        var wake: [Int32] = [-1, -1]
+        guard pipe(&wake) == 0 else {
             agentgate_close(fd)
+            log.warning("cannot start the policy watcher; only SIGHUP reloads the policy")
+            return
+        }
+        for end in wake {
+            _ = fcntl(end, F_SETFD, FD_CLOEXEC)
+            _ = fcntl(end, F_SETFL, O_NONBLOCK)
+        }
+        let watched = names, wakeRead = wake[0]
+        let thread = Thread(stackSize: 256 << 10) { [self] in
+            watch(fd: fd, wakeFD: wakeRead, names: watched)
+            agentgate_close(fd)
+            agentgate_close(wakeRead)
         }
         watcher.withLock { $0 = thread }
+        wakeFD.store(wake[1], ordering: .sequentiallyConsistent)
         if !thread.start(detached: false) {
             watcher.withLock { $0 = nil }
+            wakeFD.store(-1, ordering: .sequentiallyConsistent)
             agentgate_close(fd)
+            agentgate_close(wake[0])
+            agentgate_close(wake[1])
             log.warning("cannot start the policy watcher; only SIGHUP reloads the policy")
         }
     }
 
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
+        let wake = wakeFD.exchange(-1, ordering: .sequentiallyConsistent)
+        if wake >= 0 {
+            var byte: UInt8 = 1
+            _ = write(wake, &byte, 1)
+        }
         watcher.withLock { $0 }?.join()
+        if wake >= 0 { agentgate_close(wake) }
     }
 
-    private func watch(fd: Int32, names: [Int32: Set<String>]) {
+    /// Waits up to `milliseconds` for a change; false when woken to stop, or on timeout.
+    private func waitForChange(fd: Int32, wakeFD: Int32, milliseconds: Int32) -> Bool {
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        guard poll(&fds, 2, milliseconds) > 0 else { return false }
+        return fds[1].revents == 0 && fds[0].revents & Int16(POLLIN) != 0
+    }
+
+    private func watch(fd: Int32, wakeFD: Int32, names: [Int32: Set<String>]) {
         let capacity = 16 * 1024
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 8)
         defer { buffer.deallocate() }
@@ -223,11 +253,11 @@ final class PolicyReloader: Sendable {
             }
         }
         while !stopping.load(ordering: .relaxed) {
-            guard agentgate_poll_one(fd, Int16(POLLIN), 200) > 0, drain() else { continue }
+            guard waitForChange(fd: fd, wakeFD: wakeFD, milliseconds: 1000), drain() else { continue }
             // Coalesce: wait until the files have been quiet for a moment (bounded).
             let deadline = agentgate_monotonic_ns() + Self.longestDelayNanoseconds
             while !stopping.load(ordering: .relaxed) && agentgate_monotonic_ns() < deadline
-                    && agentgate_poll_one(fd, Int16(POLLIN), Self.quietMilliseconds) > 0 {
+                    && waitForChange(fd: fd, wakeFD: wakeFD, milliseconds: Self.quietMilliseconds) {
                 _ = drain()
             }
             if stopping.load(ordering: .relaxed) { break }
