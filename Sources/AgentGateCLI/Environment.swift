@@ -1,5 +1,6 @@
 import AgentGatePolicy
 import AgentGateStore
+import AgentGateSupervisor
 import Foundation
 import Glibc
 
@@ -133,9 +134,38 @@ public struct LoadedPolicy: Sendable {
                             files: [], origin: .builtIn)
     }
 
-    private static func load(file path: String, origin: Origin, variables: PolicyVariables) throws(PolicyLoadError) -> LoadedPolicy {
+    /// Where a running session reads this policy again (`agentgate-supervise`; nil for the
+    /// built-in policy). The file is the one the session started with, resolved then, so
+    /// re-pointing a symlink to it changes nothing; it is checked as it was at start (a policy
+    /// found without being named must still be trusted), and every file it reads must be one
+    /// the session protects from the agent (was part of the policy at start): a newly
+    /// included file is refused, since the agent could have written it.
+    public func reloadSource(variables: PolicyVariables, environment: [String: String]) -> PolicyReloadSource? {
+        guard origin != .builtIn else { return nil }
+        let named = source, origin = origin
+        let realFile = FilePaths.resolved(source)
+        let protected = Set(files.map(FilePaths.resolved) + [realFile])
+        return PolicyReloadSource(path: source, files: Array(protected).sorted()) {
+            () -> Result<PolicyReloadSource.Loaded, PolicyReloadFailure> in
+            do throws(PolicyLoadError) {
+                let loaded = try Self.load(file: named, readingFrom: realFile, origin: origin, variables: variables)
+                if origin == .userConfiguration { try Self.checkTrusted(loaded, environment: environment) }
+                if let added = loaded.files.first(where: { !protected.contains(FilePaths.resolved($0)) }) {
+                    return .failure(PolicyReloadFailure("it reads \(added), which was not part of the policy when the session "
+                                                        + "started, so the session does not protect it from the agent; "
+                                                        + "start a new session to use it"))
+                }
+                return .success(.init(policy: loaded.policy, sha256: loaded.sha256))
+            } catch {
+                return .failure(PolicyReloadFailure(error.description))
+            }
+        }
+    }
+
+    private static func load(file path: String, readingFrom realFile: String? = nil, origin: Origin,
+                             variables: PolicyVariables) throws(PolicyLoadError) -> LoadedPolicy {
         let bytes: [UInt8]
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(realFile ?? path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
             throw PolicyLoadError(file: path, line: 0, column: 0, message: "cannot read the policy file: \(String(cString: strerror(errno)))")
         }

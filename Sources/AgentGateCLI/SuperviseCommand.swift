@@ -129,6 +129,8 @@ public struct SuperviseCommand: ParsableCommand {
 
         var options = SupervisorOptions(command: command, programPath: program, environment: Self.environ())
         options.verbose = verbose > 0
+        // Quiet: not even a reload's notice; a rejected reload is an error and still shows.
+        if quiet { options.logger.logLevel = .warning }
         let echo: DecisionEcho
         do {
             echo = try DecisionEcho(standardError: verbose == 0 ? nil : verbose == 1 ? .notable : .everything,
@@ -147,6 +149,8 @@ public struct SuperviseCommand: ParsableCommand {
             + loaded.files + echo.protectedFiles
         // Where policies are found without being named: never writable from inside a session.
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
+        options.policySHA256 = loaded.sha256.isEmpty ? nil : loaded.sha256
+        options.policyReload = loaded.reloadSource(variables: variables, environment: environment)
         options.maxProcesses = maxProcesses
         options.sessionName = sessionID
         do {

@@ -89,7 +89,7 @@ public enum AuditChain {
     /// The same, visiting the caller's row where it is, without copying its fields: the
     /// writer's and verify's per-row path. The row is not changed.
     static func hash<Row: StoredRecordKind>(inPlace row: inout Row, previous: [UInt8], encoder: inout Encoder) -> [UInt8] {
-        encoder.reset(domain: Row.hashDomain, previous: previous)
+        encoder.reset(domain: row.rowHashDomain, previous: previous)
         row.visitFields(&encoder)
         return encoder.digest()
     }
@@ -168,6 +168,6 @@ extension AuditChain.Encoder: FieldVisitor {
     }
 
     mutating func visit(_ field: FieldInfo, _ value: inout String?) {
-        if field.isHashed { text(value) }
+        if field.isHashed && !(value == nil && field.isOmittedWhenNull) { text(value) }
     }
 }

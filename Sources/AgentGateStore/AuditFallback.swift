@@ -389,7 +389,7 @@ private struct FallbackFieldWriter: FieldVisitor {
     }
 
     mutating func visit(_ field: FieldInfo, _ value: inout String?) {
-        guard let text = value else { return line.raw(field.key, nil) }
+        guard let text = value else { return field.isOmittedWhenNull ? () : line.raw(field.key, nil) }
         if field.isJSONArray { line.raw(field.key, text) } else { line.text(field.key, text) }
     }
 }

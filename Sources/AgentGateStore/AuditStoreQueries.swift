@@ -144,7 +144,7 @@ extension AuditStore {
 
     static let eventColumns = """
         id, session_id, time, pid, ppid, executable, syscall, action, target, argv, decision, rule_index,
-        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash
+        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash, policy_sha256
         """
 
     /// Events in insertion order: of one session, or of all sessions when `sessionID` is nil.
@@ -215,7 +215,7 @@ extension AuditStore {
             }
             argv = decoded
         }
-        let event = DecisionEvent(
+        var event = DecisionEvent(
             timeMicros: statement.int64(2), pid: try statement.int32(3), ppid: try statement.int32(4),
             executable: statement.text(5), syscall: statement.text(6), action: RecordedAction(text: statement.text(7)),
             target: statement.text(8), argv: argv, decision: RecordedDecision(text: statement.text(10)),
@@ -223,6 +223,7 @@ extension AuditStore {
             reason: statement.text(12), errno: try statement.optionalInt32(13),
             latencyMicros: statement.int64(14), ruleID: statement.optionalText(15), intent: statement.optionalText(16),
             notable: statement.int64(17) != 0, enforced: statement.int64(18) != 0)
+        event.policySHA256 = statement.optionalText(21)
         return StoredEvent(
             id: id, sessionID: statement.text(1), event: event, seq: statement.optionalInt64(19),
             hash: statement.optionalText(20))

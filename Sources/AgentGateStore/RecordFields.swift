@@ -25,6 +25,11 @@ struct FieldInfo: Sendable {
     /// What a fallback line without the key reads as (it was written before the field
     /// existed); nil when the key is required, or, for an optional field, reads as null.
     let whenAbsent: Int64?
+    /// A field added after its kind's first hash domain: when NULL it is left out of the hash
+    /// and of the fallback line, so rows from before it existed hash and read as they did.
+    /// Only the last field of a kind may be one (the encoding stays unambiguous), and a row
+    /// that has it is hashed under a later domain (`rowHashDomain`).
+    var isOmittedWhenNull = false
 }
 
 /// Does one thing with every field of a record, in its kind's order: hash it, bind it, write
@@ -62,8 +67,10 @@ extension FieldVisitor {
     }
 
     @inline(__always)
-    mutating func optionalText(_ key: String, _ value: inout String?, isJSONArray: Bool = false) {
-        visit(FieldInfo(key: key, column: key, role: .written, isHashed: true, isJSONArray: isJSONArray, whenAbsent: nil),
+    mutating func optionalText(_ key: String, _ value: inout String?, isJSONArray: Bool = false,
+                               isOmittedWhenNull: Bool = false) {
+        visit(FieldInfo(key: key, column: key, role: .written, isHashed: true, isJSONArray: isJSONArray, whenAbsent: nil,
+                        isOmittedWhenNull: isOmittedWhenNull),
               &value)
     }
 }
@@ -72,6 +79,9 @@ extension FieldVisitor {
 protocol StoredRecordKind: Sendable, Equatable {
     /// The hash's domain tag; part of the format, never changed for a released kind.
     static var hashDomain: String { get }
+    /// The domain tag of this row's hash: `hashDomain`, or a later version for a row that
+    /// has a field the kind gained later (`FieldInfo.isOmittedWhenNull`).
+    var rowHashDomain: String { get }
     /// Every field empty; the readers fill it field by field.
     init()
     /// The field list: visits every field in hash order (which is also the fallback line's
@@ -80,6 +90,8 @@ protocol StoredRecordKind: Sendable, Equatable {
 }
 
 extension StoredRecordKind {
+    var rowHashDomain: String { Self.hashDomain }
+
     /// Visits every field of a copy: for visitors that only read the record.
     @inline(__always)
     func forEachField<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
@@ -264,8 +276,14 @@ struct EventColumns: StoredRecordKind {
     var enforced: Int64 = 1
     var errno: Int64?
     var latency: Int64 = 0
+    /// The SHA-256 of the policy in force when the event was decided (schema v3); nil in rows
+    /// from before it, which keep their v2 hash.
+    var policySHA256: String?
 
     static let hashDomain = "agentgate.event.v2"
+    /// Events that carry `policy_sha256` (schema v3) hash it, under this domain.
+    static let policyHashDomain = "agentgate.event.v3"
+    var rowHashDomain: String { policySHA256 == nil ? Self.hashDomain : Self.policyHashDomain }
     mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
         visitor.text("session_id", &sessionID)
         visitor.integer("seq", &seq)
@@ -286,6 +304,7 @@ struct EventColumns: StoredRecordKind {
         visitor.integer("enforced", &enforced, whenAbsent: 1)
         visitor.optionalInteger("errno", &errno)
         visitor.integer("latency_us", &latency)
+        visitor.optionalText("policy_sha256", &policySHA256, isOmittedWhenNull: true)
     }
 }
 

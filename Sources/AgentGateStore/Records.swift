@@ -83,6 +83,9 @@ public struct DecisionEvent: Sendable, Equatable {
     public var notable: Bool
     /// False when the session runs in audit mode: decided and recorded, but not blocked.
     public var enforced: Bool
+    /// SHA-256 of the policy in force when the decision was made (it changes when the policy
+    /// is reloaded); nil for events recorded before schema v3, or without a policy.
+    public var policySHA256: String? = nil
 
     public init(
         timeMicros: Int64, pid: Int32, ppid: Int32, executable: String, syscall: String,

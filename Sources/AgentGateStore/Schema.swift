@@ -113,6 +113,13 @@ public enum AuditSchema {
                     processes_removed INTEGER NOT NULL
                 );
                 """),
+        // v3: the policy in force when each event was decided (a session's policy can be
+        // reloaded). NULL in older rows, whose hashes leave it out (EventColumns).
+        Migration(
+            version: 3,
+            sql: """
+                ALTER TABLE events ADD COLUMN policy_sha256 TEXT;    -- hex SHA-256 of the policy files
+                """),
     ]
 
     /// The schema version this build creates and understands.

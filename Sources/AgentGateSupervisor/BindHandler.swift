@@ -31,7 +31,7 @@ enum BindHandler {
             // Netlink checks the binding process's capabilities (multicast groups): never the
             // supervisor's CAP_NET_ADMIN.
             let withheld = address.family == AF_NETLINK && core.holdsNetworkAdminCapabilities
-                && !core.policy.allowedUnsupervised.contains(.netAdmin)
+                && !call.policy.allowedUnsupervised.contains(.netAdmin)
             let bindIt = { Int(address.withSockaddr { Glibc.bind(socket.raw, $0.assumingMemoryBound(to: sockaddr.self), $1) }) }
             let result = withheld ? SupervisorCore.withoutCapabilities(SupervisorCore.networkAdminCapabilities, bindIt) : bindIt()
             if result == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: Glibc.errno) }
@@ -63,8 +63,8 @@ enum BindHandler {
             let inert = entry.last_type != AGENTGATE_ENTRY_NAME
             var verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
             if !inert {
-                if let reason = core.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
-                verdict = core.decide(.fsWrite, target: target, n)
+                if let reason = call.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
+                verdict = call.decide(.fsWrite, target: target, n)
                 guard verdict.letsCallProceed else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
             }
 

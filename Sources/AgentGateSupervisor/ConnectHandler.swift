@@ -40,7 +40,7 @@ enum ConnectHandler {
             return
         }
         if address.family != AF_UNSPEC {
-            let verdict = core.egressVerdict(target, n)
+            let verdict = call.egressVerdict(target, n)
             guard verdict.letsCallProceed else {
                 agentgate_close(unixPathFD)
                 let errno = verdict.errno(or: EACCES)
@@ -107,7 +107,7 @@ enum ConnectHandler {
         // Netlink checks the connecting process's capabilities (multicast groups): never the
         // supervisor's CAP_NET_ADMIN, which the agent's netlink sockets don't carry.
         let withheld = address.family == AF_NETLINK && core.holdsNetworkAdminCapabilities
-            && !core.policy.allowedUnsupervised.contains(.netAdmin)
+            && !call.policy.allowedUnsupervised.contains(.netAdmin)
         let body: @Sendable () -> Void = {
             let result = withheld
                 ? Int32(SupervisorCore.withoutCapabilities(SupervisorCore.networkAdminCapabilities) {

@@ -11,17 +11,14 @@ struct DecisionRecorder: Sendable {
     /// Sees every decision as it is made (`-v`, `--log`).
     let echo: (@Sendable (DecisionEvent) -> Void)?
     let counts: DecisionCounts
-    /// For rule ids and reasons, and `log` decisions.
-    let policy: Policy?
     /// The user's home, so intent lines can say `~/.ssh/id_rsa`.
     let home: String?
 
     init(writer: AuditWriter?, echo: (@Sendable (DecisionEvent) -> Void)? = nil, counts: DecisionCounts = DecisionCounts(),
-         policy: Policy? = nil, home: String? = nil) {
+         home: String? = nil) {
         self.writer = writer
         self.echo = echo
         self.counts = counts
-        self.policy = policy
         self.home = home
     }
 
@@ -62,11 +59,14 @@ struct DecisionRecorder: Sendable {
         }
     }
 
-    func record(_ entry: Entry, notification n: Notification, process: ProcessFacts, respondedAt: UInt64) {
+    /// Records one decision; `policy` is the version that made it (for its rule's id and
+    /// reason, and the policy hash recorded).
+    func record(_ entry: Entry, notification n: Notification, process: ProcessFacts, respondedAt: UInt64,
+                policy version: PolicyVersion? = nil) {
         let latency = Int64((respondedAt &- n.receivedAt) / 1000)
         var ruleID: String?
         var reason = entry.reason
-        if let index = entry.ruleIndex, let policy, policy.rules.indices.contains(index) {
+        if let index = entry.ruleIndex, let policy = version?.policy, policy.rules.indices.contains(index) {
             let rule = policy.rules[index]
             ruleID = rule.displayID
             if let ruleReason = rule.reason, entry.verdict?.reason != .escapesScope { reason = ruleReason }
@@ -82,12 +82,13 @@ struct DecisionRecorder: Sendable {
             intent = Intent.describe(entry.action, target: entry.target, argv: entry.argv, home: home).text
         }
         // The one place a typed decision becomes the store's event.
-        let event = DecisionEvent(
+        var event = DecisionEvent(
             timeMicros: AuditClock.nowMicros(), pid: process.tgid, ppid: process.ppid,
             executable: process.executable, syscall: entry.syscall, action: entry.recordedAction,
             target: entry.target, argv: entry.argv.map(Self.recordable), decision: entry.recordedDecision, ruleIndex: entry.ruleIndex,
             reason: reason, errno: entry.errno, latencyMicros: latency,
             ruleID: ruleID, intent: intent, notable: entry.decision == .log, enforced: enforced)
+        event.policySHA256 = version?.sha256
         counts.count(entry.decision)
         if entry.action == .exec { counts.noteExec(event, enforcedDenial: entry.decision == .deny && enforced) }
         if let echo {

@@ -33,9 +33,9 @@ enum DenialExplanation {
     /// `agentgate-supervise` itself, naming the rule (`cannot execute …`).
     static func failExec(_ call: TrappedCall, explain: Bool, errno: Int32, entry: DecisionRecorder.Entry) {
         let n = call.notification, core = call.core
-        let explains = explain && core.policy.explainsDenials && entry.decision != .allow && (entry.verdict?.enforced ?? true)
+        let explains = explain && call.policy.explainsDenials && entry.decision != .allow && (entry.verdict?.enforced ?? true)
         if explains {
-            let text = line(entry, policy: core.policy)
+            let text = line(entry, policy: call.policy)
             let queued = core.blocking.run(n) {
                 write(text, n, core: core)
                 call.fail(errno, recording: entry)

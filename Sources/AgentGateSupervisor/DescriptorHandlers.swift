@@ -82,7 +82,7 @@ enum DescriptorHandlers {
             // hold every other process's open of it for the lease-break time, again and again.
             let capLease: UInt64 = 1 << 28
             if n.arg(2) != 2 /* F_UNLCK */, call.agentStatus().capEff & capLease != 0,
-               !core.policy.allowedUnsupervised.contains(.host) {
+               !call.policy.allowedUnsupervised.contains(.host) {
                 UnsupervisedRouteHandlers.unsupervised(call, route: .host, errno: EACCES, target: "fcntl(F_SETLEASE)")
                 return
             }

@@ -83,9 +83,9 @@ enum ExecHandler {
         }
         // argv and command rules see the argv, and inside `sh -c` strings.
         // argv[0] is the caller's free choice: the program's own paths stand for it.
-        var details = core.policy.usesExecDetails ? ExecDetails(argv: args, programs: [named]) : nil
+        var details = call.policy.usesExecDetails ? ExecDetails(argv: args, programs: [named]) : nil
         guard rc == 0 else {
-            let verdict = core.decide(.exec, target: named, n, exec: details)
+            let verdict = call.decide(.exec, target: named, n, exec: details)
             let errno = verdict.letsCallProceed ? -rc : verdict.errno(or: EACCES)
             let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: named, verdict: verdict, argv: args, errno: errno)
             if verdict.letsCallProceed {
@@ -95,19 +95,19 @@ enum ExecHandler {
             }
             return
         }
-        if let refusal = anonymousImageRefusal(prepared, name: resolved, core: core) {
+        if let refusal = anonymousImageRefusal(prepared, name: resolved, call: call) {
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES)
             entry.argv = args
             DenialExplanation.failExec(call, explain: !isSessionCommand, errno: EACCES, entry: entry)
             return
         }
         if details != nil, named != resolved { details = ExecDetails(argv: args, programs: [named, resolved]) }
-        var verdict = core.decide(.exec, target: resolved, n, exec: details)
+        var verdict = call.decide(.exec, target: resolved, n, exec: details)
         if named != resolved {
-            let asNamed = core.decide(.exec, target: named, n, exec: details)
+            let asNamed = call.decide(.exec, target: named, n, exec: details)
             if asNamed.strictness > verdict.strictness { verdict = asNamed }
         }
-        verdict = core.rateLimited(verdict, .exec, target: resolved, n, exec: details)
+        verdict = call.rateLimited(verdict, .exec, target: resolved, n, exec: details)
         guard verdict.letsCallProceed else {
             let errno = verdict.errno(or: EACCES)
             let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: errno)
@@ -122,7 +122,7 @@ enum ExecHandler {
         let scriptName = !isAt || rawPath.isAbsolute || dirfd == AT_FDCWD ? rawPath
             : emptyPath ? RawPath("/dev/fd/\(dirfd)") : RawPath(Array("/dev/fd/\(dirfd)/".utf8) + rawPath.bytes)
         let plan: ImagePlan
-        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, scriptName: scriptName, argv: rawArgs, core: core,
+        switch inspectImage(fd: prepared.pointee.object_fd, resolved: resolved, scriptName: scriptName, argv: rawArgs, call: call,
                             tid: n.tid, tgid: process.tgid, id: n.id) {
         case .failed(let target, let errno, let reason):
             // What the kernel itself would answer (an interpreter that doesn't exist: ENOENT).
@@ -151,7 +151,7 @@ enum ExecHandler {
         // When rules look at argv, the arguments the new image really got must be the ones
         // decided: another thread could rewrite them between our read and the kernel's copy.
         // The loader's program was decided from argv too, so its argv is always checked.
-        let arguments = core.policy.usesExecDetails || plan.loaderProgram != nil ? ImageVerifier.cmdlineTail(args) : nil
+        let arguments = call.policy.usesExecDetails || plan.loaderProgram != nil ? ImageVerifier.cmdlineTail(args) : nil
         // The bytes that later tell whether this exec happened must be readable now; an honest
         // process never hides them.
         // Read through the calling thread: the leader may have exited (pthread_exit).
@@ -188,8 +188,8 @@ enum ExecHandler {
 
     /// Why an image with no path in the file system (a memfd, a deleted file) may not run, or
     /// nil. Its only name is one the agent chose, so no path rule can decide it.
-    static func anonymousImageRefusal(_ prepared: UnsafePointer<agentgate_open_prepared>, name: String, core: SupervisorCore) -> String? {
-        guard SupervisorCore.isAnonymous(prepared), !core.policy.allowedUnsupervised.contains(.anonymousExec) else { return nil }
+    static func anonymousImageRefusal(_ prepared: UnsafePointer<agentgate_open_prepared>, name: String, call: TrappedCall) -> String? {
+        guard SupervisorCore.isAnonymous(prepared), !call.policy.allowedUnsupervised.contains(.anonymousExec) else { return nil }
         return "exec of an image with no path (\(name)) is denied by default (anonymous_exec)"
     }
 
@@ -234,8 +234,9 @@ enum ExecHandler {
     /// the dynamic loader's program. `scriptName` is the name the kernel hands a `#!`
     /// interpreter: the path as the agent gave it, not as resolved. Every name is resolved from
     /// its bytes, as the kernel and ld.so will resolve it.
-    static func inspectImage(fd: Int32, resolved: String, scriptName: RawPath, argv: [RawPath], core: SupervisorCore,
+    static func inspectImage(fd: Int32, resolved: String, scriptName: RawPath, argv: [RawPath], call: TrappedCall,
                              tid: pid_t, tgid: pid_t, id: UInt64) -> ImageCheck {
+        let core = call.core
         let prepared = UnsafeMutablePointer<agentgate_open_prepared>.allocate(capacity: 1)
         defer { prepared.deallocate() }
         // Relative interpreter and loader program names are opened from the process's working
@@ -275,12 +276,12 @@ enum ExecHandler {
             case .refused(let target, let reason):
                 return .denied(target: target, verdict: nil, reason: reason)
             }
-            if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
+            if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, call: call) {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: nil, reason: refusal)
             }
-            let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
-                                      exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
+            let verdict = call.decide(.exec, target: interpreterPath, tid: tid, id: id,
+                                      exec: call.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
             guard verdict.letsCallProceed else {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: verdict, reason: "")
@@ -303,7 +304,7 @@ enum ExecHandler {
         }
         if elf.is_elf, elf.elf_class == 2, elf.has_interpreter {
             let interpreter = withUnsafeBytes(of: &elf.interpreter) { RawPath(bytes: $0.prefix { $0 != 0 }) }
-            if let check = checkElfInterpreter(interpreter, effectiveArgv: effectiveArgv, prepared: prepared, core: core,
+            if let check = checkElfInterpreter(interpreter, effectiveArgv: effectiveArgv, prepared: prepared, call: call,
                                                tid: tid, tgid: tgid, id: id) {
                 return check
             }
@@ -330,7 +331,7 @@ enum ExecHandler {
                 switch outcome {
                 case .prepared(let name):
                     target = name
-                    if let refusal = anonymousImageRefusal(prepared, name: target, core: core) {
+                    if let refusal = anonymousImageRefusal(prepared, name: target, call: call) {
                         agentgate_open_release(prepared)
                         return .denied(target: target, verdict: nil, reason: refusal)
                     }
@@ -339,8 +340,8 @@ enum ExecHandler {
                 case .refused(let path, let reason): return .denied(target: path, verdict: nil, reason: reason)
                 }
                 agentgate_open_release(prepared)
-                let verdict = core.decide(.exec, target: target, tid: tid, id: id,
-                                          exec: core.policy.usesExecDetails
+                let verdict = call.decide(.exec, target: target, tid: tid, id: id,
+                                          exec: call.policy.usesExecDetails
                                               ? ExecDetails(argv: effectiveArgv[index...].map(\.text), programs: [target]) : nil)
                 if !verdict.letsCallProceed { return .denied(target: target, verdict: verdict, reason: "") }
             }
@@ -354,8 +355,9 @@ enum ExecHandler {
     /// whose every directory entry the policy denies the agent to write. Returns nil when the
     /// exec may go on, else the outcome.
     private static func checkElfInterpreter(_ interpreter: RawPath, effectiveArgv: [RawPath],
-                                            prepared: UnsafeMutablePointer<agentgate_open_prepared>, core: SupervisorCore,
+                                            prepared: UnsafeMutablePointer<agentgate_open_prepared>, call: TrappedCall,
                                             tid: pid_t, tgid: pid_t, id: UInt64) -> ImageCheck? {
+        let core = call.core
         guard interpreter.isAbsolute else {
             return .denied(target: interpreter.text, verdict: nil, reason: "the ELF interpreter \(interpreter.text) is a relative path")
         }
@@ -367,13 +369,13 @@ enum ExecHandler {
         case .refused(let target, let reason): return .denied(target: target, verdict: nil, reason: reason)
         }
         defer { agentgate_open_release(prepared) }
-        if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, core: core) {
+        if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, call: call) {
             return .denied(target: interpreterPath, verdict: nil, reason: refusal)
         }
         let identity = ImageIdentity(fd: prepared.pointee.object_fd)
         if systemLoaderPaths.contains(interpreter.bytes) && systemLoaders.contains(identity) { return nil }
-        let verdict = core.decide(.exec, target: interpreterPath, tid: tid, id: id,
-                                  exec: core.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
+        let verdict = call.decide(.exec, target: interpreterPath, tid: tid, id: id,
+                                  exec: call.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
         guard verdict.letsCallProceed else { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
         guard RawPath(interpreterPath).bytes == interpreter.bytes else {
             return .denied(target: interpreterPath, verdict: nil,
@@ -383,7 +385,7 @@ enum ExecHandler {
         var prefix = ""
         for component in interpreterPath.split(separator: "/") {
             prefix += "/" + component
-            if core.decide(.fsWrite, target: prefix, tid: tid, id: id).decision.allows {
+            if call.decide(.fsWrite, target: prefix, tid: tid, id: id).decision.allows {
                 return .denied(target: interpreterPath, verdict: nil,
                                reason: "the ELF interpreter's path could be changed by the agent (\(prefix) is writable)")
             }

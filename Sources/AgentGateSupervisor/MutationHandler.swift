@@ -114,7 +114,7 @@ enum MutationHandler {
         if let modeArg = spec.createModeArg, syscall.hasPrefix("mknod") {
             // A device node reaches a disk or kernel memory under a name of the agent's choosing.
             let type = UInt32(truncatingIfNeeded: n.arg(modeArg)) & UInt32(S_IFMT)
-            if (type == UInt32(S_IFBLK) || type == UInt32(S_IFCHR)) && !core.policy.allowedUnsupervised.contains(.kernel) {
+            if (type == UInt32(S_IFBLK) || type == UInt32(S_IFCHR)) && !call.policy.allowedUnsupervised.contains(.kernel) {
                 call.deny(Refusal(EPERM, "device nodes are denied by default"), action: .fsWrite, target: paths.first ?? "?")
                 return
             }
@@ -171,7 +171,7 @@ enum MutationHandler {
             switch outcome {
             case .failed(let errno):
                 let target = PathLexical.absolute(paths[index], base: base.path())
-                let verdict = core.decide(.fsWrite, target: target, n)
+                let verdict = call.decide(.fsWrite, target: target, n)
                 respond(call, errno: verdict.letsCallProceed ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
                         reason: nil)
                 return
@@ -193,7 +193,7 @@ enum MutationHandler {
         var verdicts: [Verdict] = []
         for (index, operand) in spec.operands.enumerated() where !inert {
             let r = resolved[index]
-            if let reason = core.protectedReason(r.target, isWrite: true) {
+            if let reason = call.protectedReason(r.target, isWrite: true) {
                 respond(call, errno: EACCES, target: r.target, verdict: nil, reason: reason)
                 return
             }
@@ -207,16 +207,16 @@ enum MutationHandler {
                 core.listener.fail(n.id, errno: EEXIST)
                 return
             }
-            var verdict = core.decide(.fsWrite, target: r.target, n)
+            var verdict = call.decide(.fsWrite, target: r.target, n)
             // renameat2(RENAME_EXCHANGE) moves the destination too: it's a source as well.
             let exchanges = syscall == "renameat2" && flags & 2 != 0
             if verdict.decision.allows && (operand.alsoRead || exchanges) {
-                let read = core.decide(.fsRead, target: r.target, n)
+                let read = call.decide(.fsRead, target: r.target, n)
                 if !read.decision.allows { verdict = read }
                 // Moving a directory moves everything under it: refuse when the policy
                 // protects anything below it.
                 else if r.isDirectory && spec.operands.count == 2
-                            && (core.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
+                            && (call.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
                     respond(call, errno: EACCES, target: r.target, verdict: nil,
                             reason: "the directory holds paths the policy protects")
                     return
@@ -350,11 +350,11 @@ enum MutationHandler {
             return
         }
         let target = SupervisorCore.descriptorName(fd.raw)
-        if let reason = core.protectedReason(target, isWrite: true) {
+        if let reason = call.protectedReason(target, isWrite: true) {
             respond(call, errno: EACCES, target: target, verdict: nil, reason: reason)
             return
         }
-        let verdict = core.decide(.fsWrite, target: target, n)
+        let verdict = call.decide(.fsWrite, target: target, n)
         guard verdict.letsCallProceed else {
             respond(call, errno: verdict.errno(or: EACCES), target: target, verdict: verdict, reason: nil)
             return

@@ -87,7 +87,7 @@ enum OpenHandler {
                 // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
                 // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
                 let target = PathLexical.absolute(path, base: base.path())
-                let verdict = core.decide(action, target: target, n)
+                let verdict = call.decide(action, target: target, n)
                 let errno = verdict.letsCallProceed ? rc : verdict.errno(or: EACCES)
                 call.finish(verdict: verdict, action: action, target: target, errno: errno)
                 return
@@ -110,24 +110,24 @@ enum OpenHandler {
                 // decided on its resolved path. ADDFD can't install O_PATH files, so the kernel
                 // performs this open itself.
                 agentgate_open_release(prepared)
-                let verdict = core.decide(action, target: resolved, n)
+                let verdict = call.decide(action, target: resolved, n)
                 call.finish(verdict: verdict, action: action, target: resolved, errno: verdict.letsCallProceed ? nil : verdict.errno(or: EACCES))
                 return
             }
             if prepared.pointee.device_number != 0, prepared.pointee.file_type == UInt32(S_IFCHR),
                let route = SupervisorCore.deviceRoutes[prepared.pointee.device_number],
-               !core.policy.allowedUnsupervised.contains(route) {
+               !call.policy.allowedUnsupervised.contains(route) {
                 // A device that does what a denied syscall does (see SupervisorCore.deviceRoutes).
                 agentgate_open_release(prepared)
                 call.deny(Refusal(EPERM, "\(route.rawValue): unsupervised, denied by default (this device)"), action: action, target: resolved)
                 return
             }
-            if let reason = core.protectedReason(resolved, isWrite: action == .fsWrite) {
+            if let reason = call.protectedReason(resolved, isWrite: action == .fsWrite) {
                 agentgate_open_release(prepared)
                 call.deny(Refusal(EACCES, reason), action: action, target: resolved)
                 return
             }
-            let verdict = core.decide(action, target: resolved, n)
+            let verdict = call.decide(action, target: resolved, n)
             guard verdict.letsCallProceed else {
                 agentgate_open_release(prepared)
                 let errno = verdict.errno(or: EACCES)

@@ -82,7 +82,7 @@ enum ProcessHandlers {
             return
         }
         // Real-time scheduling: a spinning SCHED_FIFO process can take a CPU from the host.
-        if !core.policy.allowedUnsupervised.contains(.realtime) {
+        if !call.policy.allowedUnsupervised.contains(.realtime) {
             switch kind {
             case .schedSetscheduler:
                 let policy = n.arg(1) & ~UInt64(0x4000_0000) // SCHED_RESET_ON_FORK
@@ -113,7 +113,7 @@ enum ProcessHandlers {
     /// is what an unprivileged process gets for raising a hard limit of 0.
     static func coreLimit(_ call: TrappedCall, pidArg: Int?, resourceArg: Int, limitArg: Int, oldArg: Int?) {
         let n = call.notification, core = call.core, process = call.process
-        guard !core.policy.allowedUnsupervised.contains(.kernel) else { core.listener.continueSyscall(n.id); return }
+        guard !call.policy.allowedUnsupervised.contains(.kernel) else { core.listener.continueSyscall(n.id); return }
         var limit = [UInt64](repeating: 0, count: 2)
         let rc = limit.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(limitArg), $0.baseAddress, 16) }
         guard core.listener.isValid(n.id) else { return }

@@ -9,13 +9,13 @@ final class RateLimiter: Sendable {
     let policy: Policy
     private let counters: [WindowCounter]
     private let denials: WindowCounter?
-    /// What a runaway session triggers, beyond the notice and the audit event (set by whoever
-    /// can pause a session). Taken only when a runaway triggers, never per notification.
-    private let runawayAction = Mutex<(@Sendable (RunawayRule) -> Void)?>(nil)
+    /// What a runaway session triggers, beyond the notice and the audit event.
+    private let runawayHook: RunawayHook
 
-    init?(policy: Policy) {
+    init?(policy: Policy, runawayHook: RunawayHook = RunawayHook()) {
         guard !policy.limits.isEmpty || policy.runaway != nil else { return nil }
         self.policy = policy
+        self.runawayHook = runawayHook
         counters = policy.limits.map { WindowCounter(window: $0.window) }
         denials = policy.runaway.map { WindowCounter(window: $0.window) }
     }
@@ -39,15 +39,34 @@ final class RateLimiter: Sendable {
         return denials.add(at: now) == runaway.denials
     }
 
-    /// Sets what a runaway session triggers (pausing it, once pausing exists).
+    /// Sets what a runaway session triggers (pausing it).
     func onRunaway(_ action: @escaping @Sendable (RunawayRule) -> Void) {
-        runawayAction.withLock { $0 = action }
+        runawayHook.set(action)
     }
 
     /// Runs the runaway action; false when none is set.
     func triggerRunaway() -> Bool {
-        guard let runaway = policy.runaway, let action = runawayAction.withLock({ $0 }) else { return false }
-        action(runaway)
+        guard let runaway = policy.runaway else { return false }
+        return runawayHook.run(runaway)
+    }
+}
+
+/// What a runaway session triggers, beyond the notice and the audit event: set once by whoever
+/// can pause the session, and shared by the rate limiter of every policy version (a reload
+/// builds a new one). Taken only when a runaway triggers, never per notification.
+final class RunawayHook: Sendable {
+    private let action = Mutex<(@Sendable (RunawayRule) -> Void)?>(nil)
+
+    init() {}
+
+    func set(_ action: @escaping @Sendable (RunawayRule) -> Void) {
+        self.action.withLock { $0 = action }
+    }
+
+    /// Runs the action; false when none is set.
+    func run(_ rule: RunawayRule) -> Bool {
+        guard let action = action.withLock({ $0 }) else { return false }
+        action(rule)
         return true
     }
 }

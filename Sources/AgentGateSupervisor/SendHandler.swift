@@ -122,7 +122,7 @@ enum SendHandler {
                     core.listener.fail(n.id, errno: address.resolveError)
                     return
                 }
-                entry.verdict = core.egressVerdict(address.target, n)
+                entry.verdict = call.egressVerdict(address.target, n)
                 if entry.verdict.letsCallProceed && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
                     for d in decided { agentgate_close(d.pathFD) }
@@ -150,7 +150,7 @@ enum SendHandler {
         let raisesPipeSignal = isStream && flags & UInt64(MSG_NOSIGNAL) == 0
         let isUnixSocket = socketDomain == AF_UNIX
         let withheldCapabilities: [Int32] = socketDomain == AF_NETLINK && core.holdsNetworkAdminCapabilities
-            && !core.policy.allowedUnsupervised.contains(.netAdmin) ? SupervisorCore.networkAdminCapabilities : []
+            && !call.policy.allowedUnsupervised.contains(.netAdmin) ? SupervisorCore.networkAdminCapabilities : []
         let batchAddress = n.arg(1)
         let batch = decided
         let body: @Sendable () -> Void = {

@@ -18,12 +18,12 @@ enum SocketCreationHandler {
             // SOCK_RAW and SOCK_DGRAM mean the same for netlink; the kernel refuses other types.
             // NETLINK_ROUTE 0, SOCK_DIAG 4, AUDIT 9, FIB_LOOKUP 10, KOBJECT_UEVENT 15, GENERIC 16.
             let open: Set<UInt64> = [0, 4, 9, 10, 15, 16]
-            guard open.contains(protocolNumber) || core.policy.allowedUnsupervised.contains(.netAdmin) else {
+            guard open.contains(protocolNumber) || call.policy.allowedUnsupervised.contains(.netAdmin) else {
                 UnsupervisedRouteHandlers.unsupervised(call, route: .netAdmin, errno: EPROTONOSUPPORT,
                                                        target: "socket(AF_NETLINK, protocol \(protocolNumber))")
                 return
             }
-            if core.policy.allowedUnsupervised.contains(.netAdmin) || !core.holdsNetworkAdminCapabilities {
+            if call.policy.allowedUnsupervised.contains(.netAdmin) || !core.holdsNetworkAdminCapabilities {
                 core.listener.continueSyscall(n.id) // no capability to withhold
                 return
             }

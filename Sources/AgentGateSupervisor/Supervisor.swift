@@ -51,6 +51,11 @@ public struct SupervisorOptions: Sendable {
     /// Where the session's control socket (`agentgate pause/resume/kill`) goes, named after
     /// `sessionName`; nil: no control socket.
     public var controlDirectory: ControlDirectory? = nil
+    /// SHA-256 of the policy's files, recorded with every decision (nil: not recorded).
+    public var policySHA256: String? = nil
+    /// Where the policy is read again on SIGHUP and when its files change; nil: it never is
+    /// (the built-in policy).
+    public var policyReload: PolicyReloadSource? = nil
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -240,8 +245,8 @@ public final class Supervisor: Sendable {
 
         // The control sockets' directory: the agent may neither reach nor change a session's socket.
         let protectedDirectories = options.protectedDirectories + (options.controlDirectory.map { [$0.path] } ?? [])
-        let core = SupervisorCore(listener: listener, table: table, policy: policy, log: log,
-                                  recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts, policy: policy,
+        let core = SupervisorCore(listener: listener, table: table, policy: policy, policySHA256: options.policySHA256, log: log,
+                                  recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts,
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
@@ -254,7 +259,7 @@ public final class Supervisor: Sendable {
         let receivers = Receivers(core: core, reaper: reaper, count: max(1, options.receiverThreads))
         // A runaway session (`runaway:` in the policy) is paused as `agentgate pause` pauses it,
         // when it has a control socket through which `agentgate resume` can let it go on.
-        if control != nil { core.rateLimiter?.onRunaway { _ in receivers.pause() } }
+        if control != nil { core.policies.runawayHook.set { _ in receivers.pause() } }
         // Every supervisor thread is started now, before the agent can ask for anything.
         if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper) {
             kill(spawned.pid, SIGKILL)
@@ -265,9 +270,12 @@ public final class Supervisor: Sendable {
         }
         core.blocking.start()
         receivers.start()
+        let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
+        reloader?.startWatching()
+        defer { reloader?.stop() }
 
         let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD,
-                                    followStops: underJobControl, reaper: reaper, core: core)
+                                    followStops: underJobControl, reaper: reaper, core: core, reloader: reloader)
         let execError = agentgate_spawn_exec_error(spawned.exec_report)
         if execError != 0 { commandExecError.withLock { $0 = Errno(rawValue: execError) } }
 
@@ -290,6 +298,14 @@ public final class Supervisor: Sendable {
         }
         if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
         return status
+    }
+
+    /// Whether the supervisor's session has a controlling terminal (a hangup takes it away).
+    static func hasControllingTerminal() -> Bool {
+        let fd = open("/dev/tty", O_RDONLY | O_NOCTTY | O_CLOEXEC | O_NONBLOCK)
+        guard fd >= 0 else { return false }
+        close(fd)
+        return true
     }
 
     /// Three quarters of the machine's memory: the agent can't take the rest from the host.
@@ -317,7 +333,8 @@ public final class Supervisor: Sendable {
     /// Forwards signals, follows job control, reaps, and when the command exits ends the
     /// descendants it left behind (see README: nothing outlives the session unsupervised).
     private func waitForSession(child: pid_t, signalFD: Int32, terminalFD: Int32, followStops: Bool,
-                                reaper: SessionReaper, core: SupervisorCore) -> Int32 {
+                                reaper: SessionReaper, core: SupervisorCore, reloader: PolicyReloader?) -> Int32 {
+        let hadControllingTerminal = Self.hasControllingTerminal()
         var exitStatus: Int32? = nil
         var terminateDeadline: UInt64? = nil
         var warnedUnreachable = false
@@ -335,6 +352,19 @@ public final class Supervisor: Sendable {
                     if signo <= 0 { break }
                     switch signo {
                     case SIGCHLD, SIGTSTP, SIGTTIN, SIGTTOU: break // reaped below / never stop the supervisor
+                    case SIGHUP where fromProcess != 0 && !(hadControllingTerminal && !Self.hasControllingTerminal()):
+                        // SIGHUP sent by a process (`kill -HUP <supervisor>`, `systemctl reload`)
+                        // while the session's terminal is still there reloads the policy, and is
+                        // not passed on. A hangup still ends the agent: the kernel signals the
+                        // terminal's foreground group (the agent's) itself, and when the terminal
+                        // has gone away (we had a controlling terminal and no longer do, as after
+                        // a hangup, when the shell passes SIGHUP on to its jobs) or the kernel
+                        // sent it, SIGHUP is forwarded to the agent as before (below).
+                        if exitStatus == nil {
+                            if let reloader { reloader.reload(announceUnchanged: true) } else {
+                                log.notice("SIGHUP: the built-in policy is in force; there is no policy file to reload")
+                            }
+                        }
                     case SIGCONT:
                         // We were continued after a job-control stop: hand the terminal back.
                         if exitStatus == nil {

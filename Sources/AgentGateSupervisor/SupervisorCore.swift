@@ -21,7 +21,9 @@ final class SupervisorCore: Sendable {
     /// The supervisor's own diagnostics (see `StandardErrorLogHandler`).
     let log: Logger
     let table: SyscallTable
-    let policy: Policy
+    /// The policy in force: read through a thread's `ThreadScratch.policy(in:)`, and kept by
+    /// each `TrappedCall` for the whole call.
+    let policies: PolicyInForce
     let processes: ProcessTable
     /// Process context for `when:` rules.
     let contexts: ProcessContexts
@@ -31,8 +33,6 @@ final class SupervisorCore: Sendable {
     let supervisorPGID: pid_t
     let blocking: BlockingOperations
     let images = ImageVerifier()
-    /// The session's counts against the policy's `limits:` and `runaway:`; nil without them.
-    let rateLimiter: RateLimiter?
     /// Held around every path mutation the supervisor performs and around a unix bind's
     /// resolve-and-bind: the agent can only reshape paths through those mutations, so while it
     /// is held the path a bind names resolves the way it was decided.
@@ -103,7 +103,8 @@ final class SupervisorCore: Sendable {
     /// queues it before the call returns.
     let waitsKillably: Bool
 
-    init(listener: Listener, table: SyscallTable, policy: Policy, log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
+    init(listener: Listener, table: SyscallTable, policy: Policy, policySHA256: String? = nil,
+         log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
          agentName: String = "", waitsKillably: Bool = true) {
         self.waitsKillably = waitsKillably
@@ -115,8 +116,7 @@ final class SupervisorCore: Sendable {
         self.listener = listener
         self.table = table
         self.blocking = BlockingOperations(listener: listener)
-        self.policy = policy
-        self.rateLimiter = RateLimiter(policy: policy)
+        self.policies = PolicyInForce(policy: policy, sha256: policySHA256)
         self.recorder = recorder
         self.injection = injection
         self.supervisorPID = supervisorPID
@@ -131,53 +131,25 @@ final class SupervisorCore: Sendable {
     /// The verdict for reaching `target`: the policy's (`Policy.evaluateEgress`, which
     /// `agentgate check` uses too), and a socket inside a protected directory can't be used to
     /// act through whatever the policy says.
-    func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
+    func egressVerdict(_ target: String, _ n: Notification, policy: Policy) -> Verdict {
         var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
         let verdict = policy.evaluateEgress(target: target, contextSource: &source)
-        if verdict.letsCallProceed, target.hasPrefix("unix:/"), protectedReason(String(target.dropFirst(5)), isWrite: true) != nil {
-            return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
+        guard verdict.letsCallProceed, target.hasPrefix("unix:/"),
+              protectedReason(String(target.dropFirst(5)), isWrite: true, policy: policy) != nil else {
+            return verdict
         }
-        guard let rateLimiter else { return verdict }
-        return rateLimiter.verdict(verdict, .netEgress, target: target, exec: nil, at: n.receivedAt)
+        return Verdict(decision: .deny, ruleIndex: nil, reason: .matchedRule)
     }
 
     /// The policy's verdict on one action of the process behind `n`. The process context (for
     /// rules with `when:`) is read only if such a rule is reached.
-    /// File actions are counted against the policy's limits here; an exec, decided for several
-    /// names, is counted once by its handler (`rateLimited`).
-    func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
-        let verdict = decide(kind, target: target, tid: n.tid, id: n.id, exec: exec)
-        guard let rateLimiter, kind != .exec else { return verdict }
-        return rateLimiter.verdict(verdict, kind, target: target, exec: exec, at: n.receivedAt)
-    }
-
-    /// `verdict`, or the verdict of a limit the action is over (see `RateLimiter`).
-    func rateLimited(_ verdict: Verdict, _ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails?) -> Verdict {
-        guard let rateLimiter else { return verdict }
-        return rateLimiter.verdict(verdict, kind, target: target, exec: exec, at: n.receivedAt)
-    }
-
-    /// Counts a denial toward `runaway:`; when the session becomes a runaway, says so, records
-    /// it, and runs the runaway action (pausing the session) if one is set.
-    func noteDenial(_ call: TrappedCall) {
-        guard let rateLimiter, rateLimiter.noteDenial(at: call.notification.receivedAt),
-              let runaway = policy.runaway else { return }
-        let acted = rateLimiter.triggerRunaway()
-        let outcome = acted ? "the session is paused" : "pausing is not available, so the session goes on"
-        log.notice("runaway session: \(runaway.denials) denials within \(runaway.window); \(outcome)")
-        var entry = DecisionRecorder.Entry(syscall: "runaway", action: .exec, target: "session", decision: .log,
-                                           reason: "\(runaway.explanation) (then: \(runaway.action.rawValue)); \(outcome)")
-        entry.isSyscall = true
-        call.record(entry)
-    }
-
-    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil) -> Verdict {
+    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil, policy: Policy) -> Verdict {
         var source = AgentContextSource(core: self, tid: tid, notificationID: id)
         return policy.evaluate(kind, target: target, exec: exec, contextSource: &source)
     }
 
     /// Why a resolved path is off limits whatever the policy says, or nil.
-    func protectedReason(_ target: String, isWrite: Bool) -> String? {
+    func protectedReason(_ target: String, isWrite: Bool, policy: Policy) -> String? {
         if protectedFiles.contains(target) { return "the supervisor's audit database, decision log and policy are off limits" }
         if isWrite && protectedDirectories.contains(where: { PathLexical.isWithin(target, root: $0) }) {
             return "AgentGate's configuration and control sockets are off limits"
@@ -546,6 +518,9 @@ final class ThreadScratch {
     let sockaddr = UnsafeMutableRawPointer.allocate(byteCount: Int(AGENTGATE_SOCKADDR_CAPACITY), alignment: 8)
     /// The thread has its own fs_struct (unshare(CLONE_FS)): cwd and umask changes stay here.
     var hasOwnFileSystemContext = false
+    /// The policy version this thread last decided with, and its generation (`policy(in:)`).
+    var policyVersion: PolicyVersion?
+    var policyGeneration: UInt64 = 0
 
     deinit {
         path.deallocate()

@@ -18,7 +18,8 @@ enum SyscallDispatch {
                 writer.recordProcessStart(record)
             }
         }
-        let call = TrappedCall(notification: n, process: process, syscall: core.table.name(of: n.number), core: core)
+        let call = TrappedCall(notification: n, process: process, syscall: core.table.name(of: n.number), core: core,
+                               policyVersion: scratch.policy(in: core.policies))
         if let refusal = core.images.verify(tid: n.tid, tgid: process.tgid, firstSeen: process.firstSeen,
                                             isValid: { core.listener.isValid(n.id) }) {
             // The image the kernel loaded isn't the one approved: the path was swapped after
@@ -31,7 +32,8 @@ enum SyscallDispatch {
             core.recorder.record(.denied(syscall: call.syscall, action: .exec,
                                          target: ProcessTable.readLink("/proc/\(n.tid)/exe") ?? "?",
                                          reason: refusal, errno: EPERM),
-                                 notification: n, process: ProcessTable.read(tid: n.tid), respondedAt: agentgate_monotonic_ns())
+                                 notification: n, process: ProcessTable.read(tid: n.tid), respondedAt: agentgate_monotonic_ns(),
+                                 policy: call.policyVersion)
             return
         }
         let family = core.table.family(of: n.number)

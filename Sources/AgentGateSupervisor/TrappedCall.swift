@@ -34,14 +34,64 @@ struct TrappedCall: Sendable {
     let process: ProcessFacts
     let syscall: String
     let core: SupervisorCore
+    /// The policy in force when the call arrived: it decides the call and names the rule
+    /// recorded, even if the policy is reloaded meanwhile. Not reference-counted: every
+    /// version lives as long as the session (`PolicyInForce`).
+    unowned(unsafe) let policyVersion: PolicyVersion
+
+    var policy: Policy { policyVersion.policy }
+
+    /// The policy's verdict on one action of the calling process (`SupervisorCore.decide`).
+    /// File actions are counted against the policy's limits here; an exec, decided for several
+    /// names, is counted once by its handler (`rateLimited`).
+    func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
+        let verdict = core.decide(kind, target: target, tid: n.tid, id: n.id, exec: exec, policy: policyVersion.policy)
+        guard kind != .exec else { return verdict }
+        return rateLimited(verdict, kind, target: target, n, exec: exec)
+    }
+
+    /// `verdict`, or the verdict of a limit the action is over (see `RateLimiter`).
+    func rateLimited(_ verdict: Verdict, _ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails?) -> Verdict {
+        guard let rateLimiter = policyVersion.rateLimiter else { return verdict }
+        return rateLimiter.verdict(verdict, kind, target: target, exec: exec, at: n.receivedAt)
+    }
+
+    /// Counts a denial toward `runaway:`; when the session becomes a runaway, says so, records
+    /// it, and runs the runaway action (pausing the session) if one is set.
+    private func noteDenial() {
+        guard let rateLimiter = policyVersion.rateLimiter, rateLimiter.noteDenial(at: notification.receivedAt),
+              let runaway = policy.runaway else { return }
+        let acted = rateLimiter.triggerRunaway()
+        let outcome = acted ? "the session is paused" : "pausing is not available, so the session goes on"
+        core.log.notice("runaway session: \(runaway.denials) denials within \(runaway.window); \(outcome)")
+        var entry = DecisionRecorder.Entry(syscall: "runaway", action: .exec, target: "session", decision: .log,
+                                           reason: "\(runaway.explanation) (then: \(runaway.action.rawValue)); \(outcome)")
+        entry.isSyscall = true
+        record(entry)
+    }
+
+    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil) -> Verdict {
+        core.decide(kind, target: target, tid: tid, id: id, exec: exec, policy: policyVersion.policy)
+    }
+
+    /// The policy's verdict on a connect or send (`SupervisorCore.egressVerdict`), counted
+    /// against the policy's limits.
+    func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
+        rateLimited(core.egressVerdict(target, n, policy: policyVersion.policy), .netEgress, target: target, n, exec: nil)
+    }
+
+    func protectedReason(_ target: String, isWrite: Bool) -> String? {
+        core.protectedReason(target, isWrite: isWrite, policy: policyVersion.policy)
+    }
 
     /// The agent's /proc/TID/status: as read for this notification when it was, else read now.
     func agentStatus() -> ProcStatus { process.status ?? ProcStatus(tid: notification.tid) }
 
     /// Hands `entry` to the recorder, once the call has been answered some other way.
     func record(_ entry: DecisionRecorder.Entry) {
-        core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns())
-        if core.rateLimiter != nil, !entry.decision.allows, entry.verdict?.enforced ?? true { core.noteDenial(self) }
+        core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns(),
+                             policy: policyVersion)
+        if policyVersion.rateLimiter != nil, !entry.decision.allows, entry.verdict?.enforced ?? true { noteDenial() }
     }
 
     /// Fails the call with `errno`, then records `entry`.

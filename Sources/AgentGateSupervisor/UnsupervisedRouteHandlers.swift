@@ -9,7 +9,7 @@ enum UnsupervisedRouteHandlers {
     /// io_uring_setup, open_by_handle_at, mount…, seccomp: denied unless the policy reopens
     /// the route.
     static func unsupervised(_ call: TrappedCall, route: UnsupervisedRoute, errno: Int32, target: String? = nil) {
-        let allowed = call.core.policy.allowedUnsupervised.contains(route)
+        let allowed = call.policy.allowedUnsupervised.contains(route)
         call.decideSyscall(allowed: allowed, errno: errno, target: target ?? call.syscall,
                            reason: allowed ? "\(route.rawValue): allowed by allow_unsupervised"
                                : "\(route.rawValue): unsupervised, denied by default")
@@ -20,7 +20,7 @@ enum UnsupervisedRouteHandlers {
         let n = call.notification, core = call.core
         let name = call.syscall
         let flags = n.arg(flagsArg)
-        if name == "setns" && core.policy.allowedUnsupervised.contains(.namespaces) {
+        if name == "setns" && call.policy.allowedUnsupervised.contains(.namespaces) {
             // setns(pidfd, …) joins that process's namespaces: never the supervisor's or those of
             // a process outside the session, even when namespaces are reopened.
             let copy = OwnedFD.copy(of: n.intArg(0), from: n.tid)
@@ -37,7 +37,7 @@ enum UnsupervisedRouteHandlers {
         }
         // setns(fd, 0) may join any kind of namespace; otherwise only namespace flags count.
         let asksNamespace = name == "setns" || namespaceFlags.contains { flags & $0 != 0 }
-        let allowed = !asksNamespace || core.policy.allowedUnsupervised.contains(.namespaces)
+        let allowed = !asksNamespace || call.policy.allowedUnsupervised.contains(.namespaces)
         if allowed && flags & 0x1000_0000 != 0 { core.noteCredentialChange() } // a new user namespace
         call.decideSyscall(allowed: allowed, errno: EPERM, target: "namespaces:0x\(String(flags, radix: 16))",
                            reason: allowed ? "allowed by allow_unsupervised" : "new namespaces are unsupervised; denied by default")

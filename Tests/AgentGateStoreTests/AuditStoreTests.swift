@@ -49,7 +49,7 @@ struct AuditStoreTests {
             strings("SELECT name FROM pragma_table_info('events') ORDER BY cid") == [
                 "id", "session_id", "time", "pid", "ppid", "executable", "syscall", "action", "target",
                 "argv", "decision", "rule_index", "reason", "errno", "latency_us",
-                "seq", "rule_id", "intent", "notable", "enforced", "hash",
+                "seq", "rule_id", "intent", "notable", "enforced", "hash", "policy_sha256",
             ])
         #expect(
             strings("SELECT name FROM pragma_table_info('sessions') ORDER BY cid") == [

@@ -340,7 +340,7 @@ struct MigrationTests {
 
         let store = try AuditStore(path: path)
         defer { store.close() }
-        #expect(try store.schemaVersion() == 2)
+        #expect(try store.schemaVersion() == AuditSchema.currentVersion)
         let sessions = try store.sessions()
         #expect(sessions.map(\.id) == ["old"])
         #expect(sessions.first?.command == ["claude", "-p"])

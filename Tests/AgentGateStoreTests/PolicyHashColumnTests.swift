@@ -1,0 +1,116 @@
+import Foundation
+import Testing
+
+@testable import AgentGateStore
+
+/// `events.policy_sha256` (schema v3): the policy in force when each event was decided.
+@Suite("The policy hash of each event")
+struct PolicyHashColumnTests {
+    static let firstPolicy = SHA256Hex.digest(Array("default: allow\n".utf8))
+    static let reloadedPolicy = SHA256Hex.digest(Array("default: deny\n".utf8))
+
+    static func event(_ index: Int, policy: String?) -> DecisionEvent {
+        var event = sampleEvent(index)
+        event.policySHA256 = policy
+        return event
+    }
+
+    @Test("events keep the hash they were decided under; the chain covers it and verifies")
+    func storedAndVerified() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        try store.createSession(sampleSession())
+        let writer = AuditWriter(store: store, sessionID: "session-1")
+        writer.record(Self.event(1, policy: Self.firstPolicy))
+        writer.record(Self.event(2, policy: Self.reloadedPolicy))
+        writer.record(Self.event(3, policy: nil))
+        writer.finishSession(endTimeMicros: 1_700_000_000_100_000, exitStatus: 0)
+
+        let events = try store.events(sessionID: "session-1")
+        #expect(events.map(\.event.policySHA256) == [Self.firstPolicy, Self.reloadedPolicy, nil])
+        let report = try store.verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.eventsVerified == 3)
+
+        // The hash is covered: changing it, or clearing it, breaks the row's link.
+        try rawSQL(path, "UPDATE events SET policy_sha256 = '\(Self.firstPolicy)' WHERE seq = 2")
+        #expect(try store.verify().isValid == false)
+        try rawSQL(path, "UPDATE events SET policy_sha256 = NULL WHERE seq = 2")
+        #expect(try store.verify().isValid == false)
+        try rawSQL(path, "UPDATE events SET policy_sha256 = '\(Self.reloadedPolicy)' WHERE seq = 2")
+        #expect(try store.verify().isValid)
+        // Nor can a hash be given to a row that had none.
+        try rawSQL(path, "UPDATE events SET policy_sha256 = '\(Self.firstPolicy)' WHERE seq = 3")
+        #expect(try store.verify().isValid == false)
+    }
+
+    @Test("a row without a policy hash hashes exactly as a v2 row; one with it under the v3 domain")
+    func hashDomains() {
+        var withoutPolicy = EventColumns()
+        withoutPolicy.sessionID = "s"
+        var withPolicy = withoutPolicy
+        withPolicy.policySHA256 = Self.firstPolicy
+        #expect(withoutPolicy.rowHashDomain == "agentgate.event.v2")
+        #expect(withPolicy.rowHashDomain == "agentgate.event.v3")
+        var encoder = AuditChain.Encoder(domain: "", previous: [])
+        let previous = AuditChain.sessionGenesis("s")
+        let old = AuditChain.hash(withoutPolicy, previous: previous, encoder: &encoder)
+        let new = AuditChain.hash(withPolicy, previous: previous, encoder: &encoder)
+        #expect(old != new)
+        // The v2 encoding: every field but the new one, under the v2 tag.
+        var v2 = AuditChain.Encoder(domain: "agentgate.event.v2", previous: previous)
+        var fields = withoutPolicy
+        var omitting = OmittingEncoder(encoder: v2)
+        fields.visitFields(&omitting)
+        v2 = omitting.encoder
+        #expect(v2.digest() == old)
+    }
+
+    @Test("a v2 database migrates to v3 without losing a row; its chains still verify")
+    func fromVersion2() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("v2.db")
+        do {
+            let store = try AuditStore(path: path)
+            try store.createSession(sampleSession())
+            let writer = AuditWriter(store: store, sessionID: "session-1")
+            for index in 1...5 { writer.record(sampleEvent(index)) }
+            writer.finishSession(endTimeMicros: 1_700_000_000_100_000, exitStatus: 0)
+            store.close()
+        }
+        // The file as a v2 build left it: no policy_sha256 column.
+        try rawSQL(path, "ALTER TABLE events DROP COLUMN policy_sha256; PRAGMA user_version = 2;")
+        #expect(try rawQuery(path, "PRAGMA user_version") == ["2"])
+
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        #expect(try store.schemaVersion() == 3)
+        let events = try store.events(sessionID: "session-1")
+        #expect(events.count == 5)
+        #expect(events.allSatisfy { $0.event.policySHA256 == nil && $0.hash != nil })
+        #expect(try store.verify().isValid)
+
+        // New sessions beside them record the hash.
+        try store.createSession(sampleSession(id: "session-2"))
+        let writer = AuditWriter(store: store, sessionID: "session-2")
+        writer.record(Self.event(1, policy: Self.firstPolicy))
+        writer.finishSession(endTimeMicros: 1_700_000_000_200_000, exitStatus: 0)
+        #expect(try store.events(sessionID: "session-2").first?.event.policySHA256 == Self.firstPolicy)
+        let report = try store.verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.eventsVerified == 6)
+    }
+}
+
+/// Hashes every field except those added later (as a v2 build hashed a row).
+private struct OmittingEncoder: FieldVisitor {
+    var encoder: AuditChain.Encoder
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64) { encoder.visit(field, &value) }
+    mutating func visit(_ field: FieldInfo, _ value: inout Int64?) { encoder.visit(field, &value) }
+    mutating func visit(_ field: FieldInfo, _ value: inout String) { encoder.visit(field, &value) }
+    mutating func visit(_ field: FieldInfo, _ value: inout String?) {
+        if !field.isOmittedWhenNull { encoder.visit(field, &value) }
+    }
+}
