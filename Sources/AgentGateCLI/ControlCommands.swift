@@ -76,10 +76,8 @@ struct KillCommand: ParsableCommand {
     }
 }
 
-/// `agentgate pause SESSION | --all`
-struct PauseCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "pause", abstract: "Hold every new trapped call of a running session until it is resumed.")
+/// The sessions `pause` and `resume` act on: one (by id or a unique prefix), or `--all`.
+struct ControlledSessions: ParsableArguments {
     @Argument(help: "The session id, or a unique prefix.") var session: String?
     @Flag(help: "Every running session of this user.") var all = false
 
@@ -87,23 +85,25 @@ struct PauseCommand: ParsableCommand {
         if all == (session != nil) { throw ValidationError("give either a SESSION or --all") }
     }
 
-    func run() throws {
-        try SessionControl.send(.pause, session: session, all: all, done: "paused")
+    func send(_ operation: ControlOperation, done: String) throws {
+        try SessionControl.send(operation, session: session, all: all, done: done)
     }
+}
+
+/// `agentgate pause SESSION | --all`
+struct PauseCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause", abstract: "Hold every new trapped call of a running session until it is resumed.")
+    @OptionGroup var sessions: ControlledSessions
+
+    func run() throws { try sessions.send(.pause, done: "paused") }
 }
 
 /// `agentgate resume SESSION | --all`
 struct ResumeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resume", abstract: "Let a paused session's trapped calls continue.")
-    @Argument(help: "The session id, or a unique prefix.") var session: String?
-    @Flag(help: "Every running session of this user.") var all = false
+    @OptionGroup var sessions: ControlledSessions
 
-    func validate() throws {
-        if all == (session != nil) { throw ValidationError("give either a SESSION or --all") }
-    }
-
-    func run() throws {
-        try SessionControl.send(.resume, session: session, all: all, done: "resumed")
-    }
+    func run() throws { try sessions.send(.resume, done: "resumed") }
 }
