@@ -71,7 +71,7 @@ struct DecisionRecorder: Sendable {
             ruleID = rule.displayID
             if let ruleReason = rule.reason, entry.verdict?.reason != .escapesScope { reason = ruleReason }
         }
-        if let index = entry.verdict?.limitIndex, let policy, policy.limits.indices.contains(index) {
+        if let index = entry.verdict?.limitIndex, let policy = version?.policy, policy.limits.indices.contains(index) {
             reason = policy.limits[index].explanation
         }
         let enforced = entry.verdict?.enforced ?? true
