@@ -96,12 +96,16 @@ public struct Policy: Sendable {
     let limitMatcher: LimitMatcher?
     /// `runaway:`: what happens to a session that piles up denials.
     public let runaway: RunawayRule?
+    /// `ask_timeout:` (default 120 s): how long an `ask` waits for a person before it is denied.
+    public let askTimeout: LimitWindow
+    public static let defaultAskTimeout = LimitWindow(seconds: 120)!
 
     init(rules: [PolicyRule], source: String, files: [String], mode: PolicyMode, defaults: [Decision],
          compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute>,
          exec: ExecTables, networks: [NetworkCode], ports: [PortRange], conditions: [RuleCondition],
          explainsDenials: Bool = true, limits: [RateLimit] = [], limitMatcher: LimitMatcher? = nil,
-         runaway: RunawayRule? = nil) {
+         runaway: RunawayRule? = nil, askTimeout: LimitWindow = Policy.defaultAskTimeout) {
+        self.askTimeout = askTimeout
         self.limits = limits
         self.limitMatcher = limitMatcher
         self.runaway = runaway

@@ -85,7 +85,7 @@ extension PolicyParser {
     }
 
     /// `"30s"`, `"1m"`, `"1h"`, `"1m30s"` or a number of seconds.
-    private func limitWindow(_ node: Node, key: String) throws(PolicyLoadError) -> LimitWindow {
+    func limitWindow(_ node: Node, key: String) throws(PolicyLoadError) -> LimitWindow {
         let text = try string(node, key: key, expected: "a window such as \"30s\", \"1m\" or \"1h\"")
         guard let window = LimitWindow(parsing: text) else {
             throw error(at: node, "invalid \"\(key)\" \"\(text)\"; expected a window such as \"30s\", \"1m\", \"1h\", "

@@ -116,6 +116,7 @@ extension Policy {
     /// limits:                   # top-level file only; see RateLimit
     ///   - {id: net, action: exec, rule: RULE, match: {…}, count: 30, per: 1m, decision: deny, reason: "…"}
     /// runaway: {denials: 20, within: 10s, then: pause}
+    /// ask_timeout: 2m              # top-level file only; how long an ask waits (default 120 s)
     /// ```
     /// Unknown keys, wrong types and duplicate keys are errors at every level.
     public static func parse(
@@ -232,6 +233,8 @@ struct PolicyParser {
     /// `limits:` entries (top-level file only), like `ruleNodes`.
     var limitNodes: [(source: String, node: Node, braces: Bool)] = []
     var runaway: RunawayRule?
+    /// `ask_timeout:` (top-level file only).
+    var askTimeout: LimitWindow?
     /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
     var braces = false
     private var files: [String] = []
@@ -254,7 +257,7 @@ struct PolicyParser {
     }
 
     static let maximumIncludeDepth = 16
-    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway"
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     static let matchKeys = "action, target_glob, argv, command, cidr, ports"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
@@ -338,6 +341,11 @@ struct PolicyParser {
                 ownLimits += try readLimits(value, keyNode: keyNode, depth: depth)
             case "runaway":
                 try readRunaway(value, keyNode: keyNode, depth: depth)
+            case "ask_timeout":
+                guard depth == 0 else {
+                    throw error(at: keyNode, "\"ask_timeout\" may only be set in the top-level policy, not in an included file")
+                }
+                askTimeout = try limitWindow(value, key: "ask_timeout")
             case "allow_unsupervised":
                 if isNull(value) { continue }
                 guard case .sequence(let sequence) = value else {
@@ -482,7 +490,8 @@ struct PolicyParser {
         return Policy(rules: rules, source: root, files: files, mode: mode, defaults: defaults,
                       compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised,
                       exec: execTables, networks: networks, ports: ports, conditions: conditions,
-                      explainsDenials: explainsDenials, limits: limits, limitMatcher: limitMatcher, runaway: runaway)
+                      explainsDenials: explainsDenials, limits: limits, limitMatcher: limitMatcher, runaway: runaway,
+                      askTimeout: askTimeout ?? Policy.defaultAskTimeout)
     }
 
     /// Inline `examples:` must (or must not) match their rule.
