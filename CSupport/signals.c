@@ -56,11 +56,16 @@ static int read_task_signals(const char *path, task_signals *out) {
 }
 
 int agentgate_thread_signal_routed(pid_t tid) {
+    return agentgate_thread_signal_routed_ignoring(tid, 0);
+}
+
+int agentgate_thread_signal_routed_ignoring(pid_t tid, uint64_t ignored) {
     char path[96];
     snprintf(path, sizeof path, "/proc/%d/status", (int)tid);
     task_signals self;
     int rc = read_task_signals(path, &self);
     if (rc < 0) return rc;
+    self.blocked |= ignored;
     if (self.pending & ~self.blocked) return 1;
     uint64_t shared = self.shared & ~self.blocked;
     if (!shared) return 0;

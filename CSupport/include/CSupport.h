@@ -232,6 +232,9 @@ int agentgate_fd_table_full(pid_t tid);
 /// makes it handle the signal and restart or fail the call as the kernel would. 1, 0, or -errno.
 int agentgate_thread_signal_routed(pid_t tid);
 
+/// `agentgate_thread_signal_routed`, leaving out the signals in `ignored` (bit N-1 for signal N).
+int agentgate_thread_signal_routed_ignoring(pid_t tid, uint64_t ignored);
+
 /// SECCOMP_IOCTL_NOTIF_SET_FLAGS(SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) (Linux 6.6+).
 int agentgate_notif_set_sync_wakeup(int listener);
 

@@ -23,6 +23,8 @@ extension Policy {
             text = "matched rule \(rule.displayID) at \(rule.location) (ask); no approver is available, so it is enforced as deny"
         case .matchedRule, .defaultDecision, .rateLimited:
             text = "matched rule \(rule.displayID) at \(rule.location)"
+        case .askAnswered, .askTimedOut, .askInterrupted, .askWithdrawn:
+            text = "matched rule \(rule.displayID) at \(rule.location) (ask), \(verdict.reason.text)"
         }
         if let reason = rule.reason { text += ": \(reason)" }
         return text

@@ -11,6 +11,16 @@ public enum VerdictReason: UInt8, Sendable, CaseIterable {
     /// The policy allowed the action, but the session is over one of its `limits:`
     /// (`Verdict.limitIndex`).
     case rateLimited
+    /// The decision was `ask`, and a person answered: `decision` is their answer.
+    case askAnswered
+    /// The decision was `ask`, and nobody answered within `ask_timeout`: denied.
+    case askTimedOut
+    /// The decision was `ask`, and a signal for the asking thread interrupted the wait: the call
+    /// is answered as an interrupted wait (it restarts, or fails with EINTR).
+    case askInterrupted
+    /// The decision was `ask`, and the call ended (its thread was killed, or the session ended)
+    /// before an answer.
+    case askWithdrawn
 
     /// A short human-readable explanation for logs and audit records.
     public var text: String {
@@ -20,8 +30,15 @@ public enum VerdictReason: UInt8, Sendable, CaseIterable {
         case .escapesScope: "matched an allow rule but the path escapes its scope"
         case .noApprover: "no approver"
         case .rateLimited: "rate limit"
+        case .askAnswered: "asked, and answered"
+        case .askTimedOut: "asked, and nobody answered in time"
+        case .askInterrupted: "asked, and a signal interrupted the wait"
+        case .askWithdrawn: "asked, and the call ended before an answer"
         }
     }
+
+    /// Whether a person or the timeout settled an ask (the record says who).
+    public var isAskOutcome: Bool { self == .askAnswered || self == .askTimedOut }
 }
 
 /// The outcome of evaluating one action against a policy.

@@ -16,6 +16,8 @@ extension AuditFormat {
         if let rule = event.ruleIndex { object["rule"] = rule }
         if let ruleID = event.ruleID { object["rule_id"] = ruleID }
         if let policySHA256 = event.policySHA256 { object["policy_sha256"] = policySHA256 }
+        if let answeredVia = event.answeredVia { object["answered_via"] = answeredVia }
+        if let answeredBy = event.answeredBy { object["answered_by"] = answeredBy }
         if let intent = event.intent { object["intent"] = intent }
         if let argv = event.argv { object["argv"] = argv }
         if let errno = event.errno { object["errno"] = errno }

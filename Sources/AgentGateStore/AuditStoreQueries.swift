@@ -144,7 +144,7 @@ extension AuditStore {
 
     static let eventColumns = """
         id, session_id, time, pid, ppid, executable, syscall, action, target, argv, decision, rule_index,
-        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash, policy_sha256
+        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash, policy_sha256, answered_via, answered_by
         """
 
     /// Events in insertion order: of one session, or of all sessions when `sessionID` is nil.
@@ -224,6 +224,8 @@ extension AuditStore {
             latencyMicros: statement.int64(14), ruleID: statement.optionalText(15), intent: statement.optionalText(16),
             notable: statement.int64(17) != 0, enforced: statement.int64(18) != 0)
         event.policySHA256 = statement.optionalText(21)
+        event.answeredVia = statement.optionalText(22)
+        event.answeredBy = statement.optionalText(23)
         return StoredEvent(
             id: id, sessionID: statement.text(1), event: event, seq: statement.optionalInt64(19),
             hash: statement.optionalText(20))

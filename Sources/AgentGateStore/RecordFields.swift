@@ -279,11 +279,19 @@ struct EventColumns: StoredRecordKind {
     /// The SHA-256 of the policy in force when the event was decided (schema v3); nil in rows
     /// from before it, which keep their v2 hash.
     var policySHA256: String?
+    /// How and by whom an `ask` was settled (schema v4); nil for every other event.
+    var answeredVia: String?
+    var answeredBy: String?
 
     static let hashDomain = "agentgate.event.v2"
     /// Events that carry `policy_sha256` (schema v3) hash it, under this domain.
     static let policyHashDomain = "agentgate.event.v3"
-    var rowHashDomain: String { policySHA256 == nil ? Self.hashDomain : Self.policyHashDomain }
+    /// Events that record an ask's answer (schema v4) hash it too, under this domain.
+    static let answerHashDomain = "agentgate.event.v4"
+    var rowHashDomain: String {
+        if answeredVia != nil || answeredBy != nil { return Self.answerHashDomain }
+        return policySHA256 == nil ? Self.hashDomain : Self.policyHashDomain
+    }
     mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
         visitor.text("session_id", &sessionID)
         visitor.integer("seq", &seq)
@@ -305,6 +313,8 @@ struct EventColumns: StoredRecordKind {
         visitor.optionalInteger("errno", &errno)
         visitor.integer("latency_us", &latency)
         visitor.optionalText("policy_sha256", &policySHA256, isOmittedWhenNull: true)
+        visitor.optionalText("answered_via", &answeredVia, isOmittedWhenNull: true)
+        visitor.optionalText("answered_by", &answeredBy, isOmittedWhenNull: true)
     }
 }
 

@@ -86,6 +86,10 @@ public struct DecisionEvent: Sendable, Equatable {
     /// SHA-256 of the policy in force when the decision was made (it changes when the policy
     /// is reloaded); nil for events recorded before schema v3, or without a policy.
     public var policySHA256: String? = nil
+    /// For an `ask`: how it was settled (`tty`, `socket` or `timeout`), and by whom (the
+    /// person: `alice (uid 1000)`; nil for a timeout). nil for every other event.
+    public var answeredVia: String? = nil
+    public var answeredBy: String? = nil
 
     public init(
         timeMicros: Int64, pid: Int32, ppid: Int32, executable: String, syscall: String,

@@ -120,6 +120,14 @@ public enum AuditSchema {
             sql: """
                 ALTER TABLE events ADD COLUMN policy_sha256 TEXT;    -- hex SHA-256 of the policy files
                 """),
+        // v4: who settled an `ask`, and how. NULL for every other event, whose hashes leave
+        // them out (EventColumns).
+        Migration(
+            version: 4,
+            sql: """
+                ALTER TABLE events ADD COLUMN answered_via TEXT;     -- tty | socket | timeout
+                ALTER TABLE events ADD COLUMN answered_by TEXT;      -- the person: "alice (uid 1000)"
+                """),
     ]
 
     /// The schema version this build creates and understands.

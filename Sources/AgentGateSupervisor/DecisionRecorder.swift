@@ -37,6 +37,8 @@ struct DecisionRecorder: Sendable {
         /// A syscall decided on its own (an unsupervised route, a process it targets, a value it
         /// sets), not one of the policy's actions: recorded as action `syscall`.
         var isSyscall = false
+        /// How a person (or the timeout) settled the `ask` that decided this call.
+        var askOutcome: AskOutcome? = nil
 
         /// The action as recorded.
         var recordedAction: RecordedAction {
@@ -74,6 +76,11 @@ struct DecisionRecorder: Sendable {
         if let index = entry.verdict?.limitIndex, let policy = version?.policy, policy.limits.indices.contains(index) {
             reason = policy.limits[index].explanation
         }
+        if let outcome = entry.askOutcome {
+            reason += "; " + outcome.description
+        } else if let verdict = entry.verdict, verdict.reason == .askInterrupted || verdict.reason == .askWithdrawn {
+            reason += "; " + verdict.reason.text
+        }
         let enforced = entry.verdict?.enforced ?? true
         // Intent lines are built after the response, and only where people read them: execs,
         // and whatever wasn't a plain allow. Plain allowed opens and connects don't pay for one.
@@ -89,6 +96,8 @@ struct DecisionRecorder: Sendable {
             reason: reason, errno: entry.errno, latencyMicros: latency,
             ruleID: ruleID, intent: intent, notable: entry.decision == .log, enforced: enforced)
         event.policySHA256 = version?.sha256
+        event.answeredVia = entry.askOutcome?.responder.via
+        event.answeredBy = entry.askOutcome?.responder.user
         counts.count(entry.decision)
         if entry.action == .exec { counts.noteExec(event, enforcedDenial: entry.decision == .deny && enforced) }
         if let echo {

@@ -33,7 +33,10 @@ enum DenialExplanation {
     /// `agentgate-supervise` itself, naming the rule (`cannot execute …`).
     static func failExec(_ call: TrappedCall, explain: Bool, errno: Int32, entry: DecisionRecorder.Entry) {
         let n = call.notification, core = call.core
+        let reason = entry.verdict?.reason
+        // An interrupted or withdrawn ask isn't a denial the process sees: it restarts, or is gone.
         let explains = explain && call.policy.explainsDenials && entry.decision != .allow && (entry.verdict?.enforced ?? true)
+            && reason != .askInterrupted && reason != .askWithdrawn
         if explains {
             let text = line(entry, policy: call.policy)
             let queued = core.blocking.run(n) {
@@ -43,6 +46,15 @@ enum DenialExplanation {
             if queued { return }
         }
         call.fail(errno, recording: entry)
+    }
+
+    /// How an ask ended in a denial, for the line.
+    static func askPhrase(_ reason: VerdictReason?) -> String {
+        switch reason {
+        case .askAnswered: " (asked: denied)"
+        case .askTimedOut: " (asked: nobody answered in time)"
+        default: ""
+        }
     }
 
     /// `agentgate: denied exec of PROGRAM by rule ID: REASON` (`by rule ID` for a rule without a
@@ -58,10 +70,14 @@ enum DenialExplanation {
             why = " by rule \(rule.displayID)"
             if !reason.isEmpty && reason != VerdictReason.matchedRule.text { why += ": " + reason }
             if entry.decision == .ask { why += " (ask: no approver)" }
+            why += askPhrase(entry.verdict?.reason)
         } else if let index = entry.verdict?.limitIndex, policy.limits.indices.contains(index) {
             why = ": " + policy.limits[index].explanation + (entry.decision == .ask ? " (ask: no approver)" : "")
+            why += askPhrase(entry.verdict?.reason)
         } else if entry.decision == .ask {
             why = ": no rule matched, and the default is ask, with no approver"
+        } else if let reason = entry.verdict?.reason, reason.isAskOutcome {
+            why = ": no rule matched, and the default is ask" + askPhrase(reason)
         } else {
             why = ": " + entry.reason
         }

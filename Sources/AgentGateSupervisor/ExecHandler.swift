@@ -107,7 +107,7 @@ enum ExecHandler {
             let asNamed = call.decide(.exec, target: named, n, exec: details)
             if asNamed.strictness > verdict.strictness { verdict = asNamed }
         }
-        verdict = call.rateLimited(verdict, .exec, target: resolved, n, exec: details)
+        verdict = call.settled(call.rateLimited(verdict, .exec, target: resolved, n, exec: details), .exec, target: resolved, argv: args)
         guard verdict.letsCallProceed else {
             let errno = verdict.errno(or: EACCES)
             let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: errno)

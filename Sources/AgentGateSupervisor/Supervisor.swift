@@ -268,6 +268,8 @@ public final class Supervisor: Sendable {
             cgroup?.remove()
             throw SupervisorError(.spawn, "could not start the control socket's thread; the command was not run")
         }
+        // Asks wait for an answer over the control socket (and at the terminal, when prompting).
+        if control != nil { core.asks.enableAnswers(prompting: false) }
         core.blocking.start()
         receivers.start()
         let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
@@ -437,6 +439,67 @@ public final class Supervisor: Sendable {
     }
 }
 
+/// Receivers started with the session and parked until a receiver waits for a person (an
+/// `ask`): one then takes its place, so the agent's other calls are answered as before. When
+/// the wait ends, one receiver parks again. Every thread exists before the agent starts: none is
+/// created on the agent's demand (see `BlockingOperations`).
+final class ReceiverStandby: Sendable {
+    /// The most receivers that may wait for a person at once.
+    let capacity: Int
+    /// Parked receivers not yet called on.
+    private let available: Atomic<Int>
+    /// Receivers more than the session's count: the next to finish a call parks.
+    private let surplus = Atomic<Int>(0)
+    /// Parked receivers wait on it. Never freed: it lives as long as the process.
+    private let semaphore = CountingSemaphore()
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        self.available = Atomic(capacity)
+    }
+
+    /// A receiver is about to wait for a person: calls a parked one in. False when every one is
+    /// already in use (the ask is then not asked).
+    func beginWait() -> Bool {
+        var current = available.load(ordering: .acquiring)
+        while current > 0 {
+            let (exchanged, original) = available.compareExchange(expected: current, desired: current - 1, ordering: .acquiringAndReleasing)
+            if exchanged {
+                semaphore.signal()
+                return true
+            }
+            current = original
+        }
+        return false
+    }
+
+    /// The wait is over: one receiver too many now runs, and the next to finish a call parks.
+    func endWait() { surplus.add(1, ordering: .releasing) }
+
+    /// Whether the calling receiver should park now (one atomic load when none should).
+    @inline(__always)
+    func shouldPark() -> Bool {
+        var current = surplus.load(ordering: .acquiring)
+        while current > 0 {
+            let (exchanged, original) = surplus.compareExchange(expected: current, desired: current - 1, ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            current = original
+        }
+        return false
+    }
+
+    /// Parks the calling receiver until it is called in (or `release` ends the session).
+    func park() {
+        available.add(1, ordering: .releasing)
+        semaphore.wait()
+    }
+
+    /// Wakes every parked receiver, at the session's end.
+    func release() {
+        for _ in 0..<capacity + 1 { semaphore.signal() }
+    }
+}
+
 /// The threads that receive notifications and run the handlers.
 final class Receivers: Sendable {
     private let core: SupervisorCore
@@ -455,12 +518,15 @@ final class Receivers: Sendable {
         self.count = count
     }
 
+    /// Starts the receivers, and the standby ones parked.
     func start() {
-        for _ in 0..<count {
+        let standby = core.asks.standby
+        for index in 0..<count + standby.capacity {
             running.add(1, ordering: .sequentiallyConsistent)
+            let parked = index >= count
             let thread = Thread { [self] in
                 threadIDs.withLock { $0.append(agentgate_thread_self()) }
-                loop()
+                loop(startParked: parked)
                 running.subtract(1, ordering: .sequentiallyConsistent)
             }
             threads.withLock { $0.append(thread) }
@@ -468,7 +534,7 @@ final class Receivers: Sendable {
         }
     }
 
-    private func loop() {
+    private func loop(startParked: Bool) {
         // Creates must get exactly the agent's umask: give this thread its own fs_struct, umask 0.
         let ownFileSystem = agentgate_unshare_fs() == 0
         if ownFileSystem { umask(0) }
@@ -480,9 +546,16 @@ final class Receivers: Sendable {
         scratch.hasOwnFileSystemContext = ownFileSystem
         let echoing = core.recorder.echo != nil
         if echoing { agentgate_notif_defer_failures(true) }
+        let standby = core.asks.standby
+        if startParked { standby.park() }
         var request = seccomp_notif()
         var failures = 0
         while !stopping.load(ordering: .relaxed) {
+            // A receiver's wait for a person has ended: one receiver too many runs.
+            if standby.shouldPark() {
+                standby.park()
+                continue
+            }
             let rc = core.listener.receive(into: &request)
             if rc == -EINTR { continue }
             if rc == -ENOENT {
@@ -526,8 +599,10 @@ final class Receivers: Sendable {
 
     func stop() {
         stopping.store(true, ordering: .sequentiallyConsistent)
+        core.asks.stop()
         // A receiver blocked in NOTIF_RECV only wakes for a signal; repeat until all have left.
         while running.load(ordering: .sequentiallyConsistent) > 0 {
+            core.asks.standby.release()
             for id in threadIDs.withLock({ $0 }) { _ = agentgate_thread_kill(id, BlockingOperations.interruptSignal) }
             usleep(5000)
         }

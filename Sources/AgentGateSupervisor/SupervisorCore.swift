@@ -33,6 +33,10 @@ final class SupervisorCore: Sendable {
     let supervisorPGID: pid_t
     let blocking: BlockingOperations
     let images = ImageVerifier()
+    /// Calls paused by an `ask`, waiting for a person.
+    let asks = AskBroker(standby: ReceiverStandby(capacity: SupervisorCore.askCapacity))
+    /// The most calls that may wait for a person at once (each holds a receiver thread).
+    static let askCapacity = 16
     /// Held around every path mutation the supervisor performs and around a unix bind's
     /// resolve-and-bind: the agent can only reshape paths through those mutations, so while it
     /// is held the path a bind names resolves the way it was decided.

@@ -36,3 +36,35 @@ final class Thread: @unchecked Sendable {
         pthread_join(handle, nil)
     }
 }
+
+/// A POSIX counting semaphore (sem_init/sem_post/sem_wait), safe to share between threads.
+final class CountingSemaphore: @unchecked Sendable {
+    private let semaphore: UnsafeMutablePointer<sem_t>
+
+    init(_ value: UInt32 = 0) {
+        semaphore = .allocate(capacity: 1)
+        sem_init(semaphore, 0, value)
+    }
+
+    deinit {
+        sem_destroy(semaphore)
+        semaphore.deallocate()
+    }
+
+    /// sem_post.
+    func signal() { sem_post(semaphore) }
+
+    /// sem_wait, again after a signal.
+    func wait() { while sem_wait(semaphore) != 0 {} }
+
+    /// sem_timedwait: true when it was signalled within `milliseconds`, false on a timeout (or
+    /// an interrupting signal).
+    func wait(milliseconds: Int) -> Bool {
+        var until = timespec()
+        clock_gettime(CLOCK_REALTIME, &until)
+        let nanoseconds = Int(until.tv_nsec) + milliseconds * 1_000_000
+        until.tv_sec += nanoseconds / 1_000_000_000
+        until.tv_nsec = nanoseconds % 1_000_000_000
+        return sem_timedwait(semaphore, &until) == 0
+    }
+}

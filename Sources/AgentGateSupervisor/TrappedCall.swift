@@ -47,7 +47,7 @@ struct TrappedCall: Sendable {
     func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
         let verdict = core.decide(kind, target: target, tid: n.tid, id: n.id, exec: exec, policy: policyVersion.policy)
         guard kind != .exec else { return verdict }
-        return rateLimited(verdict, kind, target: target, n, exec: exec)
+        return settled(rateLimited(verdict, kind, target: target, n, exec: exec), kind, target: target, argv: nil)
     }
 
     /// `verdict`, or the verdict of a limit the action is over (see `RateLimiter`).
@@ -75,9 +75,10 @@ struct TrappedCall: Sendable {
     }
 
     /// The policy's verdict on a connect or send (`SupervisorCore.egressVerdict`), counted
-    /// against the policy's limits.
+    /// against the policy's limits, and asked about when it asks.
     func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
-        rateLimited(core.egressVerdict(target, n, policy: policyVersion.policy), .netEgress, target: target, n, exec: nil)
+        let verdict = rateLimited(core.egressVerdict(target, n, policy: policyVersion.policy), .netEgress, target: target, n, exec: nil)
+        return settled(verdict, .netEgress, target: target, argv: nil)
     }
 
     func protectedReason(_ target: String, isWrite: Bool) -> String? {
@@ -89,6 +90,8 @@ struct TrappedCall: Sendable {
 
     /// Hands `entry` to the recorder, once the call has been answered some other way.
     func record(_ entry: DecisionRecorder.Entry) {
+        var entry = entry
+        if entry.verdict?.reason.isAskOutcome == true { entry.askOutcome = core.asks.takeOutcome(notificationID: notification.id) }
         core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns(),
                              policy: policyVersion)
         if policyVersion.rateLimiter != nil, !entry.decision.allows, entry.verdict?.enforced ?? true { noteDenial() }
