@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -172,6 +173,12 @@ int agentgate_tcsetpgrp(int fd, pid_t pgrp) {
 pid_t agentgate_tcgetpgrp(int fd) {
     pid_t pgrp = tcgetpgrp(fd);
     return pgrp < 0 ? -errno : pgrp;
+}
+
+int agentgate_terminal_columns(int fd) {
+    struct winsize size;
+    if (ioctl(fd, TIOCGWINSZ, &size) != 0) return -errno;
+    return size.ws_col;
 }
 
 uint64_t agentgate_monotonic_ns(void) {

@@ -495,6 +495,8 @@ int agentgate_fchdir(int fd);
 int agentgate_tcsetpgrp(int fd, pid_t pgrp);
 /// tcgetpgrp(fd). Returns pgrp or -errno.
 pid_t agentgate_tcgetpgrp(int fd);
+/// The terminal's width in columns (TIOCGWINSZ; 0 when unknown), or -errno.
+int agentgate_terminal_columns(int fd);
 /// CLOCK_MONOTONIC in nanoseconds.
 uint64_t agentgate_monotonic_ns(void);
 /// Builds a sigset from a list of signal numbers.

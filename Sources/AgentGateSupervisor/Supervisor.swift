@@ -261,15 +261,17 @@ public final class Supervisor: Sendable {
         // when it has a control socket through which `agentgate resume` can let it go on.
         if control != nil { core.policies.runawayHook.set { _ in receivers.pause() } }
         // Every supervisor thread is started now, before the agent can ask for anything.
+        // Asks are put to the person at the terminal when the supervisor runs in its foreground.
+        let prompt = terminalFD >= 0 ? TerminalPrompt(core: core) : nil
         if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper) {
-            kill(spawned.pid, SIGKILL)
-            var status: Int32 = 0
-            waitpid(spawned.pid, &status, 0)
-            cgroup?.remove()
-            throw SupervisorError(.spawn, "could not start the control socket's thread; the command was not run")
+            throw abandon(spawned.pid, cgroup: cgroup, "could not start the control socket's thread; the command was not run")
         }
-        // Asks wait for an answer over the control socket (and at the terminal, when prompting).
-        if control != nil { core.asks.enableAnswers(prompting: false) }
+        if let prompt, !prompt.start() {
+            throw abandon(spawned.pid, cgroup: cgroup, "could not start the terminal prompt's thread; the command was not run")
+        }
+        defer { prompt?.stop() }
+        // Asks wait for an answer over the control socket and at the terminal.
+        if control != nil || prompt != nil { core.asks.enableAnswers(prompting: prompt != nil) }
         core.blocking.start()
         receivers.start()
         let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
@@ -277,11 +279,12 @@ public final class Supervisor: Sendable {
         defer { reloader?.stop() }
 
         let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD,
-                                    followStops: underJobControl, reaper: reaper, core: core, reloader: reloader)
+                                    followStops: underJobControl, reaper: reaper, core: core, reloader: reloader, prompt: prompt)
         let execError = agentgate_spawn_exec_error(spawned.exec_report)
         if execError != 0 { commandExecError.withLock { $0 = Errno(rawValue: execError) } }
 
         receivers.stop()
+        prompt?.stop() // it gives the terminal back before the supervisor takes it below
         // Connects and sends that block run on threads of their own and record their decision
         // when they finish. The agent is gone, so interrupt them and wait (bounded), so every
         // decision is recorded before the caller closes the audit writer.
@@ -300,6 +303,15 @@ public final class Supervisor: Sendable {
         }
         if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
         return status
+    }
+
+    /// Ends the agent that was spawned but must not run: a thread of the session could not start.
+    private func abandon(_ child: pid_t, cgroup: SessionCgroup?, _ message: String) -> SupervisorError {
+        kill(child, SIGKILL)
+        var status: Int32 = 0
+        waitpid(child, &status, 0)
+        cgroup?.remove()
+        return SupervisorError(.spawn, message)
     }
 
     /// Whether the supervisor's session has a controlling terminal (a hangup takes it away).
@@ -335,7 +347,8 @@ public final class Supervisor: Sendable {
     /// Forwards signals, follows job control, reaps, and when the command exits ends the
     /// descendants it left behind (see README: nothing outlives the session unsupervised).
     private func waitForSession(child: pid_t, signalFD: Int32, terminalFD: Int32, followStops: Bool,
-                                reaper: SessionReaper, core: SupervisorCore, reloader: PolicyReloader?) -> Int32 {
+                                reaper: SessionReaper, core: SupervisorCore, reloader: PolicyReloader?,
+                                prompt: TerminalPrompt?) -> Int32 {
         let hadControllingTerminal = Self.hasControllingTerminal()
         var exitStatus: Int32? = nil
         var terminateDeadline: UInt64? = nil
@@ -369,7 +382,8 @@ public final class Supervisor: Sendable {
                         }
                     case SIGCONT:
                         // We were continued after a job-control stop: hand the terminal back.
-                        if exitStatus == nil {
+                        // (Not while the prompt holds the terminal: it continues the agent itself.)
+                        if exitStatus == nil && prompt?.holdsTerminal != true {
                             if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, child) }
                             kill(-child, SIGCONT)
                         }
@@ -413,7 +427,8 @@ public final class Supervisor: Sendable {
                     // a shell job would; SIGCONT above resumes both. Without a job-control shell
                     // to continue us, stopping would leave every other agent process's trapped
                     // calls hanging: the stopped process waits alone until it is continued.
-                    if followStops {
+                    // A stop the terminal prompt made is not followed: it continues the agent.
+                    if followStops && prompt?.causedStop(of: child) != true {
                         if terminalFD >= 0 { _ = agentgate_tcsetpgrp(terminalFD, getpgrp()) }
                         kill(getpid(), SIGSTOP)
                     }
