@@ -285,24 +285,36 @@ struct TerminalHold {
     }
 
     /// One key within `timeoutMilliseconds`. An escape sequence (an arrow key) is read whole
-    /// and reads as Esc.
+    /// and reads as Esc; the keys after it are kept.
     func readKey(timeoutMilliseconds: Int32) -> KeyRead {
+        switch readByte(timeoutMilliseconds: timeoutMilliseconds) {
+        case .key(0x1b):
+            // CSI (`ESC [ … final`) or SS3 (`ESC O x`), if its bytes follow at once.
+            guard case .key(let introducer) = readByte(timeoutMilliseconds: 10) else { return .key(0x1b) }
+            if introducer == UInt8(ascii: "O") {
+                _ = readByte(timeoutMilliseconds: 10)
+            } else if introducer == UInt8(ascii: "[") {
+                while case .key(let byte) = readByte(timeoutMilliseconds: 10), !(0x40...0x7e).contains(byte) {}
+            }
+            return .key(0x1b)
+        case let other:
+            return other
+        }
+    }
+
+    private func readByte(timeoutMilliseconds: Int32) -> KeyRead {
         let events = agentgate_poll_one(fd, Int16(POLLIN), timeoutMilliseconds)
         if events < 0 { return events == -EINTR ? .none : .gone("polling the terminal failed") }
         if events == 0 { return .none }
-        if Int16(truncatingIfNeeded: events) & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 && Int16(truncatingIfNeeded: events) & Int16(POLLIN) == 0 {
+        let revents = Int16(truncatingIfNeeded: events)
+        if revents & Int16(POLLIN) == 0 && revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
             return .gone("the terminal hung up")
         }
-        var buffer = [UInt8](repeating: 0, count: 32)
-        let n = read(fd, &buffer, buffer.count)
+        var byte: UInt8 = 0
+        let n = read(fd, &byte, 1)
         if n < 0 { return errno == EINTR || errno == EAGAIN ? .none : .gone("the terminal can't be read (\(String(cString: strerror(errno))))") }
         if n == 0 { return .gone("the terminal hung up") }
-        if buffer[0] == 0x1b {
-            // The rest of the sequence may trail the Esc: take what arrives at once.
-            while agentgate_poll_one(fd, Int16(POLLIN), 10) > 0 && read(fd, &buffer, buffer.count) > 0 {}
-            return .key(0x1b)
-        }
-        return .key(buffer[0])
+        return .key(byte)
     }
 }
 

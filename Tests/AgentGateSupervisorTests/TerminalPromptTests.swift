@@ -1,0 +1,277 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Asks at the terminal: the real supervisor on a real pseudo-terminal (driven as a person
+/// would: wait for the text, press a key), and a full-screen program in tmux.
+@Suite("Asks at the terminal")
+struct TerminalPromptTests {
+    static let policy = """
+        # asks before every touch; this comment must survive
+        ask_timeout: 30s
+        default: allow
+        rules:
+          - match: {action: exec, target_glob: "touch"}
+            decision: ask
+            reason: every touch
+        """
+
+    // Commands run touch by its absolute path: a shell tries a denied command again in each
+    // PATH directory (/usr/bin/touch, then /bin/touch), which asks again.
+
+    /// Runs `command` under the supervisor as the foreground job of a new pseudo-terminal's
+    /// session, then plays `steps` (`expect` text, then `send` keys) and reads until it ends.
+    static let driver = """
+        import fcntl, json, os, pty, select, signal, struct, sys, termios, time
+        spec = json.loads(sys.argv[1])
+        # As a terminal starts a program: no signal ignored or blocked (the test runner's are).
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+            signal.signal(s, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.closerange(3, 1024)
+            os.execv(spec["argv"][0], spec["argv"])
+        # Wide enough for the scratch directory's paths.
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))
+        out = b""
+        def more(deadline):
+            global out
+            if not select.select([fd], [], [], max(0, min(0.05, deadline - time.time())))[0]:
+                return True
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                return False
+            out += data
+            return bool(data)
+        seen = 0
+        failure = None
+        for step in spec["steps"]:
+            if "expect" in step:
+                want = step["expect"].encode()
+                deadline = time.time() + 30
+                while out.find(want, seen) < 0 and time.time() < deadline and more(deadline):
+                    pass
+                if out.find(want, seen) < 0:
+                    failure = "never saw " + step["expect"]
+                    break
+                seen = out.find(want, seen) + len(want)
+            if "send" in step:
+                os.write(fd, step["send"].encode())
+        if failure:
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.time() + 30
+        while time.time() < deadline and more(deadline):
+            pass
+        _, status = os.waitpid(pid, 0)
+        print(json.dumps({"status": os.waitstatus_to_exitcode(status), "failure": failure,
+                          "output": out.decode(errors="replace")}))
+        """
+
+    struct Session: Decodable {
+        let status: Int
+        let failure: String?
+        let output: String
+    }
+
+    struct Step: Encodable {
+        var expect: String?
+        var send: String?
+        static func expect(_ text: String) -> Step { Step(expect: text) }
+        static func send(_ keys: String) -> Step { Step(send: keys) }
+    }
+
+    static let keys = "[a]llow once / [d]eny / [A]lways allow / [N]ever ?"
+
+    static func onTerminal(_ h: Harness, _ command: [String], steps: [Step], policy: String = TerminalPromptTests.policy) throws -> Session {
+        let policyPath = try h.policy(policy)
+        try h.write("driver.py", driver)
+        struct Spec: Encodable {
+            let argv: [String]
+            let steps: [Step]
+        }
+        let spec = Spec(argv: [Harness.supervisor, "--policy", policyPath, "--db", h.db, "--"] + command, steps: steps)
+        let json = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
+        let result = h.run(["python3", h.path("driver.py"), json], timeout: 120)
+        guard let session = try? JSONDecoder().decode(Session.self, from: Data(result.stdout.utf8)) else {
+            throw HarnessError(message: "the pty driver failed: \(result.stdout)\(result.stderr)")
+        }
+        return session
+    }
+
+    /// The audit's record of the asked exec(s) of touch: decision, answered_via, answered_by.
+    static func askedRows(_ h: Harness) -> [[String]] {
+        h.query("select decision, answered_via, answered_by from events where action = 'exec' and target like '%/touch' order by seq")
+    }
+
+    /// `alice (uid 1000)`, as the audit names the person at the terminal.
+    static var userDescription: String {
+        let uid = getuid()
+        guard let entry = getpwuid(uid) else { return "uid \(uid)" }
+        return "\(String(cString: entry.pointee.pw_name)) (uid \(uid))"
+    }
+
+    @Test func allowOnceRunsTheCommand() throws {
+        let h = try Harness()
+        let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(h.path("marker")); echo touched=$?"], steps: [
+            .expect("┌─ AgentGate · action paused ──────────────"), .expect("│ action : exec"),
+            .expect("│ target : /usr/bin/touch \(h.path("marker"))"), .expect("│ rule   : 1 (ask: every touch)"),
+            .expect("denied in "), .expect(Self.keys), .send("a"), .expect("touched=0"),
+        ])
+        #expect(session.failure == nil && session.status == 0, "\(session)")
+        #expect(h.exists("marker"))
+        #expect(Self.askedRows(h) == [["allow", "tty", Self.userDescription]])
+    }
+
+    @Test func denyFailsTheCommandAndOtherKeysDoNothing() throws {
+        let h = try Harness()
+        // The target carries an escape sequence (a window title, a bell): drawn escaped.
+        let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(h.path("marker")) \"$(printf 'x\\033]0;evil\\007y')\"; echo touched=$?"], steps: [
+            .expect(Self.keys), .send("x"), .send("\u{1b}[A"), .send("q"), .send("d"), .expect("touched="),
+        ])
+        #expect(session.failure == nil && session.status == 0, "\(session)")
+        #expect(session.output.contains("│ target : /usr/bin/touch \(h.path("marker")) x\\u{1b}]0;evil\\u{7}y"), "\(session.output)")
+        #expect(!session.output.contains("\u{1b}]0;evil"))
+        #expect(session.output.contains("touched=126"), "\(session.output)")
+        #expect(!h.exists("marker"))
+        #expect(Self.askedRows(h) == [["deny", "tty", Self.userDescription]])
+    }
+
+    @Test func alwaysAndNeverWithoutARuleToSaveAnswerOnce() throws {
+        let h = try Harness()
+        let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(h.path("one")); echo first=$?; /usr/bin/touch \(h.path("two")); echo second=$?"], steps: [
+            .expect(Self.keys), .send("A"), .expect("can't be saved as a rule here; [a]llow once / [d]eny instead"), .send("a"),
+            .expect("first=0"),
+            .expect(Self.keys), .send("N"), .expect("can't be saved as a rule here"), .send("\u{03}"), .expect("second="),
+        ])
+        #expect(session.failure == nil && session.status == 0, "\(session)")
+        #expect(session.output.contains("second=126"), "\(session.output)")
+        #expect(h.exists("one") && !h.exists("two"))
+        #expect(Self.askedRows(h) == [["allow", "tty", Self.userDescription], ["deny", "tty", Self.userDescription]])
+        // Nothing was saved: the policy file is as written.
+        #expect(try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8) == Self.policy)
+    }
+
+    /// The prompt stops the terminal's foreground group while it asks, so asks queue up from
+    /// processes outside it (here, sessions of their own) that keep running meanwhile.
+    @Test func concurrentAsksAreShownOneAtATimeWithTheQueue() throws {
+        let h = try Harness()
+        let session = try Self.onTerminal(h, ["sh", "-c", "setsid -w sh -c '/usr/bin/touch \(h.path("one")) & /usr/bin/touch \(h.path("two")) & wait'; echo both-done"], steps: [
+            .expect("1 more waiting · denied in "), .expect(Self.keys), .send("a"),
+            .expect(Self.keys), .send("a"), .expect("both-done"),
+        ])
+        #expect(session.failure == nil && session.status == 0, "\(session)")
+        #expect(h.exists("one") && h.exists("two"))
+        #expect(Self.askedRows(h) == [["allow", "tty", Self.userDescription], ["allow", "tty", Self.userDescription]])
+    }
+
+    /// A full-screen program keeps drawing from one thread while another runs an asked
+    /// command: the prompt hides its screen, and afterwards it is back and still running.
+    @Test func aFullScreenProgramSurvivesThePrompt() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+            try Test.cancel("tmux is not installed")
+        }
+        let h = try Harness()
+        let policy = try h.policy(Self.policy)
+        try h.write("fullscreen.py", """
+            import curses, os, signal, subprocess, sys, threading
+            marker, go, quit = sys.argv[1:4]
+            redraw = threading.Event()
+            # Redraws on SIGWINCH, as full-screen programs do.
+            signal.signal(signal.SIGWINCH, lambda *_: redraw.set())
+            def main(screen):
+                curses.curs_set(0)
+                asked = None
+                tick = 0
+                while not os.path.exists(quit):
+                    if redraw.is_set():
+                        redraw.clear()
+                        screen.clear()
+                    screen.addstr(0, 0, "FULLSCREEN-AGENT top line")
+                    screen.addstr(5, 10, "the agent's middle text")
+                    screen.addstr(10, 0, "tick %d" % tick)
+                    screen.addstr(11, 0, "marker " + ("present" if os.path.exists(marker) else "absent"))
+                    screen.refresh()
+                    if asked is None and os.path.exists(go):
+                        asked = threading.Thread(target=subprocess.run, args=(["/usr/bin/touch", marker],))
+                        asked.start()
+                    tick += 1
+                    curses.napms(30)
+            curses.wrapper(main)
+            """)
+        let server = "agentgate-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        func tmux(_ arguments: [String]) -> Harness.Result { h.run(["tmux", "-L", server] + arguments, timeout: 30) }
+        defer { _ = tmux(["kill-server"]) }
+        let command = "\(Harness.supervisor) --policy \(policy) --db \(h.db) -- python3 \(h.path("fullscreen.py")) \(h.path("marker")) \(h.path("go")) \(h.path("quit")); echo $? > \(h.path("status"))"
+        // The server must not hold the test's pipes: it starts with its output elsewhere.
+        try h.write("session.sh", command)
+        // (It would inherit every descriptor open in the test process, other tests' pipes too.)
+        let detached = "import os, sys; os.closerange(3, 1 << 16); fd = os.open('/dev/null', os.O_RDWR); "
+            + "[os.dup2(fd, n) for n in (0, 1, 2)]; os.execvp('tmux', sys.argv[1:])"
+        let started = h.run(["python3", "-c", detached, "tmux", "-L", server, "new-session", "-d", "-x", "200", "-y", "30",
+                             "sh", h.path("session.sh")], timeout: 30)
+        try #require(started.status == 0, "\(started.stderr)")
+        func screen() -> String { tmux(["capture-pane", "-p"]).stdout }
+        func waitFor(_ what: (String) -> Bool) -> String? {
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                let text = screen()
+                if what(text) { return text }
+                usleep(50_000)
+            }
+            return nil
+        }
+        let before = waitFor { $0.contains("FULLSCREEN-AGENT top line") && $0.contains("tick ") }
+        #expect(before?.contains("the agent's middle text") == true, "\(screen())")
+        // The program runs the asked command from a thread of its own while it keeps drawing.
+        try h.write("go", "")
+        let during = waitFor { $0.contains(Self.keys) }
+        try #require(during != nil, "no prompt: \(screen())")
+        #expect(during!.contains("┌─ AgentGate · action paused") && during!.contains("│ target : /usr/bin/touch \(h.path("marker"))"))
+        #expect(!during!.contains("FULLSCREEN-AGENT"), "\(during!)")
+        _ = tmux(["send-keys", "a"])
+        let after = waitFor { $0.contains("FULLSCREEN-AGENT top line") && $0.contains("marker present") }
+        try #require(after != nil, "the program's screen did not come back: \(screen())")
+        #expect(after!.contains("the agent's middle text") && !after!.contains("AgentGate · action paused"), "\(after!)")
+        // It keeps running: its tick goes on.
+        let tick = { (text: String) -> Int in
+            text.split(separator: "\n").first { $0.hasPrefix("tick ") }.flatMap { Int($0.dropFirst(5)) } ?? -1
+        }
+        let first = tick(after!)
+        #expect(waitFor { tick($0) > first + 5 } != nil, "\(screen())")
+        try h.write("quit", "")
+        let deadline = Date().addingTimeInterval(30)
+        while !h.exists("status") && Date() < deadline { usleep(50_000) }
+        #expect((try? String(contentsOfFile: h.path("status"), encoding: .utf8)) == "0\n")
+        #expect(Self.askedRows(h) == [["allow", "tty", Self.userDescription]])
+    }
+}
+
+/// Without a terminal an ask waits for the control socket or its timeout, and only the asking
+/// process waits.
+@Suite("Asks pause only the asking process")
+struct AskPausesOnlyItsCallTests {
+    @Test func aSiblingKeepsRunningWhileAnAskWaits() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            ask_timeout: 2s
+            default: allow
+            rules:
+              - match: {action: exec, target_glob: "touch"}
+                decision: ask
+            """)
+        // The sibling appends to a file (a trapped open each round) until the asked touch returns.
+        // (An absolute path: a shell tries a denied command again in each PATH directory.)
+        let script = """
+            (while [ ! -e done ]; do echo >> rounds; done) &
+            /usr/bin/touch asked; echo asked=$?; wc -l < rounds > during; : > done; wait
+            """
+        let result = h.supervised(["sh", "-c", script], policy: policy, timeout: 60)
+        #expect(result.stdout.contains("asked=126"), "\(result.stdout)\(result.stderr)")
+        #expect(!h.exists("asked"))
+        let during = Int((try? String(contentsOfFile: h.path("during"), encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0
+        #expect(during > 20, "the sibling made only \(during) rounds while the ask waited")
+        #expect(h.query("select decision, answered_via from events where action = 'exec' and target like '%/touch'") == [["deny", "timeout"]])
+    }
+}
