@@ -212,6 +212,9 @@ struct TerminalPromptTests {
         let started = h.run(["python3", "-c", detached, "tmux", "-L", server, "new-session", "-d", "-x", "200", "-y", "30",
                              "sh", h.path("session.sh")], timeout: 30)
         try #require(started.status == 0, "\(started.stderr)")
+        // Ended by its pid too, should kill-server not be heard.
+        let serverPID = pid_t(tmux(["display-message", "-p", "#{pid}"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        defer { if serverPID > 0 { kill(serverPID, SIGKILL) } }
         func screen() -> String { tmux(["capture-pane", "-p"]).stdout }
         func waitFor(_ what: (String) -> Bool) -> String? {
             let deadline = Date().addingTimeInterval(30)
