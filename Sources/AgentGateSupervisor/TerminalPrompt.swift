@@ -54,7 +54,13 @@ final class TerminalPrompt: Sendable {
 
     private func run() {
         while !isStopping {
-            guard !core.asks.waitForPending(timeoutMilliseconds: 250).isEmpty else { continue }
+            let pending = core.asks.waitForPending(timeoutMilliseconds: 250)
+            guard !pending.isEmpty else { continue }
+            guard pending.contains(where: { core.asks.isPending($0.id) }) else {
+                // Answered, and its thread is about to take the answer.
+                usleep(10_000)
+                continue
+            }
             switch TerminalHold.take(core: core, setHolding: { [self] in holding.store($0, ordering: .releasing) }) {
             case .taken(var hold):
                 let ended = present(&hold)
@@ -79,15 +85,26 @@ final class TerminalPrompt: Sendable {
     private func present(_ hold: inout TerminalHold) -> String? {
         var lastOutcome: String?
         while !isStopping {
-            let pending = core.asks.pending()
-            guard let ask = pending.first else { return nil }
-            switch converse(about: ask, waiting: pending.count - 1, lastOutcome: lastOutcome, &hold) {
+            let pending = Self.unanswered(core.asks)
+            guard let ask = pending.first else {
+                // What the last answer did to the policy (a rule saved, or why not) stays a
+                // moment, or until a key, before the agent gets its screen back.
+                if let lastOutcome, hold.draw([AskPromptScreen.fitted(AskPromptScreen.shown(lastOutcome), width: hold.columns())]) {
+                    _ = hold.readKey(timeoutMilliseconds: 1500)
+                }
+                return nil
+            }
+            switch converse(about: ask, lastOutcome: lastOutcome, &hold) {
             case .settled(let note): lastOutcome = note
             case .terminalGone(let why): return why
             }
         }
         return nil
     }
+
+    /// The pending asks nobody has answered yet, oldest first (an answered one stays pending
+    /// until its thread takes the answer).
+    private static func unanswered(_ asks: AskBroker) -> [PendingAsk] { asks.pending().filter { asks.isPending($0.id) } }
 
     private enum Conversation {
         /// The ask was answered here (with what to show next), or vanished (timed out,
@@ -103,14 +120,14 @@ final class TerminalPrompt: Sendable {
         case confirming(allow: Bool, breadth: AskBreadth, proposal: RuleProposal)
     }
 
-    private func converse(about ask: PendingAsk, waiting: Int, lastOutcome: String?, _ hold: inout TerminalHold) -> Conversation {
+    private func converse(about ask: PendingAsk, lastOutcome: String?, _ hold: inout TerminalHold) -> Conversation {
         var stage = Stage.choosing(notice: lastOutcome)
         var drawn: (Stage, Int, Int, Int)? = nil
         while !isStopping {
             guard core.asks.isPending(ask.id) else { return .settled(nil) }
             let now = agentgate_monotonic_ns()
             let secondsLeft = ask.deadline > now ? Int((ask.deadline - now + 999_999_999) / 1_000_000_000) : 0
-            let more = max(waiting, core.asks.pending().count - 1)
+            let more = max(0, Self.unanswered(core.asks).count - 1)
             let width = hold.columns()
             if drawn == nil || drawn! != (stage, secondsLeft, more, width) {
                 let lines: [String] = switch stage {
