@@ -175,11 +175,20 @@ struct TerminalPromptTests {
         let h = try Harness()
         let policy = try h.policy(Self.policy)
         try h.write("fullscreen.py", """
-            import curses, os, signal, subprocess, sys, threading
+            import curses, os, signal, sys, threading
             marker, go, quit = sys.argv[1:4]
             redraw = threading.Event()
             # Redraws on SIGWINCH, as full-screen programs do.
             signal.signal(signal.SIGWINCH, lambda *_: redraw.set())
+            def run_asked():
+                # fork, not vfork: this process stops whole while the prompt holds the terminal.
+                pid = os.fork()
+                if pid == 0:
+                    try:
+                        os.execv("/usr/bin/touch", ["touch", marker])
+                    finally:
+                        os._exit(126)
+                os.waitpid(pid, 0)
             def main(screen):
                 curses.curs_set(0)
                 asked = None
@@ -194,7 +203,7 @@ struct TerminalPromptTests {
                     screen.addstr(11, 0, "marker " + ("present" if os.path.exists(marker) else "absent"))
                     screen.refresh()
                     if asked is None and os.path.exists(go):
-                        asked = threading.Thread(target=subprocess.run, args=(["/usr/bin/touch", marker],))
+                        asked = threading.Thread(target=run_asked)
                         asked.start()
                     tick += 1
                     curses.napms(30)
@@ -204,17 +213,29 @@ struct TerminalPromptTests {
         func tmux(_ arguments: [String]) -> Harness.Result { h.run(["tmux", "-L", server] + arguments, timeout: 30) }
         defer { _ = tmux(["kill-server"]) }
         let command = "\(Harness.supervisor) --policy \(policy) --db \(h.db) -- python3 \(h.path("fullscreen.py")) \(h.path("marker")) \(h.path("go")) \(h.path("quit")); echo $? > \(h.path("status"))"
-        // The server must not hold the test's pipes: it starts with its output elsewhere.
-        try h.write("session.sh", command)
-        // (It would inherit every descriptor open in the test process, other tests' pipes too.)
-        let detached = "import os, sys; os.closerange(3, 1 << 16); fd = os.open('/dev/null', os.O_RDWR); "
-            + "[os.dup2(fd, n) for n in (0, 1, 2)]; os.execvp('tmux', sys.argv[1:])"
+        // The server must not hold the test's pipes (it would inherit every descriptor open in
+        // the test process, other tests' pipes too), nor its blocked and ignored signals.
+        let detached = """
+            import os, signal, sys
+            os.closerange(3, 1 << 16)
+            fd = os.open("/dev/null", os.O_RDWR)
+            for n in (0, 1, 2):
+                os.dup2(fd, n)
+            for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU):
+                signal.signal(s, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, [])
+            os.execvp("tmux", sys.argv[1:])
+            """
+        // An interactive shell runs the session as a job, as at a terminal: the supervisor then
+        // follows the agent's job-control stops, and must not follow the prompt's own.
         let started = h.run(["python3", "-c", detached, "tmux", "-L", server, "new-session", "-d", "-x", "200", "-y", "30",
-                             "sh", h.path("session.sh")], timeout: 30)
+                             "bash", "--norc", "--noprofile", "-i"], timeout: 30)
         try #require(started.status == 0, "\(started.stderr)")
         // Ended by its pid too, should kill-server not be heard.
         let serverPID = pid_t(tmux(["display-message", "-p", "#{pid}"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
         defer { if serverPID > 0 { kill(serverPID, SIGKILL) } }
+        _ = tmux(["send-keys", "-l", command])
+        _ = tmux(["send-keys", "Enter"])
         func screen() -> String { tmux(["capture-pane", "-p"]).stdout }
         func waitFor(_ what: (String) -> Bool) -> String? {
             let deadline = Date().addingTimeInterval(30)
@@ -231,7 +252,7 @@ struct TerminalPromptTests {
         try h.write("go", "")
         let during = waitFor { $0.contains(Self.keys) }
         try #require(during != nil, "no prompt: \(screen())")
-        #expect(during!.contains("┌─ AgentGate · action paused") && during!.contains("│ target : /usr/bin/touch \(h.path("marker"))"))
+        #expect(during!.contains("┌─ AgentGate · action paused") && during!.contains("│ target : touch \(h.path("marker"))"))
         #expect(!during!.contains("FULLSCREEN-AGENT"), "\(during!)")
         _ = tmux(["send-keys", "a"])
         let after = waitFor { $0.contains("FULLSCREEN-AGENT top line") && $0.contains("marker present") }
