@@ -483,7 +483,7 @@ struct PolicyParser {
             rules.append(rule)
         }
         let (limits, limitMatcher) = try buildLimits(rules: rules)
-        // Go agentgate treats a missing default as ask; ask is enforced as deny, so this is safe.
+        // Go agentgate treats a missing default as ask: a person decides (denied after ask_timeout).
         let defaults = ActionKind.allCases.map { kind in
             rootDefaults[Int(kind.rawValue)] ?? includedDefaults[Int(kind.rawValue)]?.0 ?? .ask
         }
