@@ -274,6 +274,49 @@ extension ControlHarness {
         #expect(c.h.query("select count(*) from events where target like '%/asked' and decision = 'allow'") == [["0"]])
     }
 
+    /// An exec waits in its ask while another thread of the process rewrites the argument it
+    /// was asked about (`flip`): the approved exec must not run with the new one.
+    @Test(arguments: [false, true]) func anExecRewrittenDuringItsAskIsDenied(flip: Bool) throws {
+        let c = try ControlHarness("execflip\(flip)")
+        let policy = try c.h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - match: {action: exec, argv: [echo, "**"]}
+                decision: ask
+            """)
+        let script = """
+            import ctypes, os, threading, time
+            libc = ctypes.CDLL(None, use_errno=True)
+            path = ctypes.create_string_buffer(b'/bin/echo')
+            words = [ctypes.create_string_buffer(b'echo'), ctypes.create_string_buffer(b'asked-about')]
+            argv = (ctypes.c_char_p * 3)(*[ctypes.cast(w, ctypes.c_char_p) for w in words], None)
+            def flipper():
+                while not os.path.exists('flip'):
+                    time.sleep(0.02)
+                ctypes.memmove(words[1], b'switched!!\\0', 12)
+                open('flipped', 'w').close()
+            threading.Thread(target=flipper, daemon=True).start()
+            libc.execv(path, argv)
+            open('result', 'w').write('error %d' % ctypes.get_errno())
+            """
+        let run = try c.start(["python3", "-c", script], session: "execflip\(flip)", policy: policy)
+        let id = try #require(c.pendingAsks().first?["id"] as? String, "\(run.stderr)")
+        if flip {
+            try c.h.write("flip", "")
+            #expect(waitUntil { c.h.exists("flipped") })
+        }
+        #expect(c.control(["approve", id]).status == 0)
+        #expect(run.wait(timeout: 30) == 0, "\(run.stderr)")
+        if flip {
+            #expect(c.result() == "error \(EACCES)", "\(run.stdout)")
+            #expect(!run.stdout.contains("switched"))
+            #expect(c.h.query("select count(*) from events where reason like '%changed while the ask waited%'") == [["1"]])
+        } else {
+            #expect(run.stdout == "asked-about\n", "the same exec, unchanged, runs: \(run.stdout)")
+        }
+    }
+
     @Test func answeringAnUnknownAskSaysSo() throws {
         let c = try ControlHarness()
         let run = try c.start(ControlHarness.writesAskedFile, session: "unknown-id", policy: try c.askingPolicy())
