@@ -104,3 +104,22 @@ struct PolicyTextEditTests {
         }
     }
 }
+
+@Suite("Including the built-in policy")
+struct BuiltInIncludeTests {
+    @Test("agentgate:default includes the embedded policy, after the file's own rules, as no file")
+    func includesBuiltIn() throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.write("policy.yaml", "version: 2\ninclude: [\"agentgate:default\"]\nrules:\n"
+                                   + "  - {id: mine, match: {action: exec, argv: [npm, \"**\"]}, decision: deny}\n")
+        let loaded = try Policy.load(path: file, variables: testVariables)
+        let builtIn = try Policy.builtInDefault(variables: testVariables)
+        #expect(loaded.rules.count == builtIn.rules.count + 1)
+        #expect(loaded.rules[0].id == "mine")
+        #expect(loaded.rules[1].file == Policy.builtInDefaultSource)
+        #expect(loaded.files == [file])
+        #expect(loaded.evaluate(.fsRead, target: "/home/u/.ssh/id_rsa").decision == .deny)
+        #expect(exec(loaded, ["npm", "test"]).decision == .deny)
+        #expect(exec(loaded, ["ls"]).decision == .allow)
+    }
+}
