@@ -40,6 +40,8 @@ public struct PolicyFileAmender: Sendable {
 
     /// How often a save starts over when the file changed while it was being written.
     static let attempts = 5
+    /// How long a save waits for another one's lock.
+    static let lockWaitSeconds = 10
 
     public init(policyPath: String?, userPolicyPath: String,
                 load: @escaping @Sendable (String) -> Result<PolicyReloadSource.Loaded, PolicyReloadFailure>) {
@@ -84,14 +86,22 @@ public struct PolicyFileAmender: Sendable {
         case .failure(let failure): return .failure(failure)
         case .success(let found): destination = found
         }
-        let directory = Self.directory(of: destination.path)
-        if destination.creatingWithInclude != nil, let failure = Self.makeDirectory(directory) { return .failure(failure) }
-        let lockPath = directory + "/." + Self.name(of: destination.path) + ".lock"
+        if destination.creatingWithInclude != nil, let failure = Self.makeDirectory(Self.directory(of: destination.path)) {
+            return .failure(failure)
+        }
+        let file = Self.canonical(destination.path)
+        let lockPath = Self.directory(of: file) + "/." + Self.name(of: file) + ".lock"
         let lock = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard lock >= 0 else { return .failure(Self.systemFailure("cannot open the lock file \(lockPath)")) }
         defer { close(lock) }
-        while flock(lock, LOCK_EX) != 0 {
-            guard errno == EINTR else { return .failure(Self.systemFailure("cannot lock \(lockPath)")) }
+        // Whoever else holds the lock (another save) is done within moments; never wait forever.
+        let deadline = ContinuousClock.now + .seconds(Self.lockWaitSeconds)
+        while flock(lock, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { return .failure(Self.systemFailure("cannot lock \(lockPath)")) }
+            guard ContinuousClock.now < deadline else {
+                return .failure(PolicyAmendFailure("\(lockPath) stayed locked for \(Self.lockWaitSeconds) s; the rule was not saved"))
+            }
+            usleep(10_000)
         }
         for _ in 0..<Self.attempts {
             switch attempt(action, decision: decision, breadth: Self.breadth(answer), policy: policy, destination) {
@@ -114,7 +124,9 @@ public struct PolicyFileAmender: Sendable {
     private func attempt(_ action: AskedAction, decision: Decision, breadth: AskBreadth, policy: Policy,
                          _ destination: Destination) -> Attempt {
         let path = destination.path
-        let original = Self.readFile(path)
+        // A symlinked policy file is edited where it really is; the link stays a link.
+        let file = Self.canonical(path)
+        let original = Self.readFile(file)
         var text: String
         var current = policy
         var before: Int?
@@ -142,7 +154,7 @@ public struct PolicyFileAmender: Sendable {
                 current = loaded.policy
             }
             var status = stat()
-            if stat(path, &status) == 0 { mode = status.st_mode & 0o7777 }
+            if stat(file, &status) == 0 { mode = status.st_mode & 0o7777 }
             if let askRule = destination.before {
                 if let found = Self.locate(askRule, in: current, file: path) {
                     before = found.line
@@ -160,19 +172,26 @@ public struct PolicyFileAmender: Sendable {
         } catch {
             return .failure(PolicyAmendFailure("\(path): \(error.message)"))
         }
+        let bytes = Array(edited.text.utf8)
         let temporary: String
-        switch Self.writeTemporary(Array(edited.text.utf8), beside: path, mode: mode) {
+        let descriptor: Int32
+        switch Self.writeTemporary(bytes, beside: file, mode: mode) {
         case .failure(let failure): return .failure(failure)
-        case .success(let written): temporary = written
+        case .success(let written): (temporary, descriptor) = written
         }
+        defer { close(descriptor) }
         var keep = false
         defer { if !keep { unlink(temporary) } }
         if let failure = check(temporary, action: action, decision: decision, proposal: proposal) { return .failure(failure) }
         // Someone else (an editor, not another save: those take the lock) may have written meanwhile.
-        guard case .success(let now) = Self.readFile(path), now == originalBytes else { return .changed }
-        guard rename(temporary, path) == 0 else { return .failure(Self.systemFailure("cannot replace \(path)")) }
+        guard case .success(let now) = Self.readFile(file), now == originalBytes else { return .changed }
+        // The temporary name must still be the file written and checked, holding what was written.
+        guard Self.isSameFile(descriptor, temporary), Self.contents(of: descriptor) == bytes else {
+            return .failure(PolicyAmendFailure("the temporary file \(temporary) was changed by someone else; the rule was not saved"))
+        }
+        guard rename(temporary, file) == 0 else { return .failure(Self.systemFailure("cannot replace \(path)")) }
         keep = true
-        Self.syncDirectory(Self.directory(of: path))
+        Self.syncDirectory(Self.directory(of: file))
         switch load(path) {
         case .failure(let failure):
             return .failure(PolicyAmendFailure("\(path) was saved but does not load again: \(failure.description)"))
@@ -289,33 +308,53 @@ public struct PolicyFileAmender: Sendable {
         }
     }
 
-    /// Writes `bytes` to a new file beside `path` with `mode`, synced; returns its path.
-    static func writeTemporary(_ bytes: [UInt8], beside path: String, mode: mode_t) -> Result<String, PolicyAmendFailure> {
+    /// Whether `path` (not followed) is the file open as `descriptor`, with no other name.
+    static func isSameFile(_ descriptor: Int32, _ path: String) -> Bool {
+        var open = stat(), named = stat()
+        guard fstat(descriptor, &open) == 0, lstat(path, &named) == 0 else { return false }
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino && named.st_nlink == 1
+    }
+
+    /// The whole content of an open file, read from its start.
+    static func contents(of descriptor: Int32) -> [UInt8]? {
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var offset: off_t = 0
+        while true {
+            let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
+            if count < 0, errno == EINTR { continue }
+            guard count >= 0 else { return nil }
+            if count == 0 { return bytes }
+            bytes += buffer[0..<count]
+            offset += off_t(count)
+        }
+    }
+
+    /// Writes `bytes` to a new file beside `path` with `mode`, synced; returns its path and the
+    /// descriptor it is open on (read-write, for checking it before the rename).
+    static func writeTemporary(_ bytes: [UInt8], beside path: String, mode: mode_t) -> Result<(String, Int32), PolicyAmendFailure> {
         let directory = directory(of: path)
         for attempt in 0..<16 {
             let temporary = "\(directory)/.\(name(of: path)).\(getpid()).\(UInt32.random(in: 0...UInt32.max)).\(attempt).tmp"
-            let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
+            let descriptor = open(temporary, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode)
             if descriptor < 0, errno == EEXIST { continue }
             guard descriptor >= 0 else { return .failure(systemFailure("cannot create a file in \(directory)")) }
-            defer { close(descriptor) }
+            func fail(_ what: String) -> Result<(String, Int32), PolicyAmendFailure> {
+                let failure = systemFailure(what)
+                unlink(temporary)
+                close(descriptor)
+                return .failure(failure)
+            }
             _ = fchmod(descriptor, mode)
             var written = 0
             while written < bytes.count {
                 let count = bytes[written...].withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
                 if count < 0, errno == EINTR { continue }
-                guard count > 0 else {
-                    let failure = systemFailure("cannot write \(temporary)")
-                    unlink(temporary)
-                    return .failure(failure)
-                }
+                guard count > 0 else { return fail("cannot write \(temporary)") }
                 written += count
             }
-            guard fsync(descriptor) == 0 else {
-                let failure = systemFailure("cannot sync \(temporary)")
-                unlink(temporary)
-                return .failure(failure)
-            }
-            return .success(temporary)
+            guard fsync(descriptor) == 0 else { return fail("cannot sync \(temporary)") }
+            return .success((temporary, descriptor))
         }
         return .failure(PolicyAmendFailure("cannot create a temporary file in \(directory)"))
     }

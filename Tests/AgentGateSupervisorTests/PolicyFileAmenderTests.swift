@@ -261,3 +261,22 @@ struct PolicyFileAmenderTests {
         #expect(read(file).hasPrefix("# My policy: comments, blank lines and quoting stay as they are.\n"))
     }
 }
+
+@Suite("Saving rules from an ask: symlinked policy files")
+struct PolicyFileAmenderLinkTests {
+    @Test("a symlinked policy file is edited where it lives; the link stays")
+    func symlinked() throws {
+        let harness = try Harness()
+        try FileManager.default.createDirectory(atPath: harness.path("real"), withIntermediateDirectories: true)
+        try harness.write("real/policy.yaml", "rules:\n  - {match: {action: exec}, decision: ask}\n")
+        symlink(harness.path("real/policy.yaml"), harness.path("link.yaml"))
+        let link = harness.path("link.yaml")
+        let policy = try Policy.load(path: link, variables: amendVariables)
+        let amender = PolicyFileAmender(policyPath: link, userPolicyPath: harness.path("u.yaml"), load: loadPolicy)
+        let amendment = try amender.save(install("chalk"), answer: .always(.usual), policy: policy, askRuleIndex: 0).get()
+        #expect(amendment.path == link)
+        #expect((try? FileManager.default.destinationOfSymbolicLink(atPath: link)) == harness.path("real/policy.yaml"))
+        #expect(read(harness.path("real/policy.yaml")).contains("always-npm-install"))
+        #expect(decision(amendment.loaded.policy, install("chalk")) == .allow)
+    }
+}
