@@ -11,7 +11,9 @@ import Foundation
 /// narrowing.
 public enum RuleProposer {
     /// The proposal for `action` with the saved `decision` (allow for Always, deny for Never).
-    /// `askRuleIndex` is the ask rule that matched (nil: the policy's default), `file` the policy
+    /// `askRuleIndex` is the ask rule that matched (nil: the policy's default); where the rule
+    /// goes is the caller's (`PolicyTextEdit`), and every deny rule counts for narrowing
+    /// wherever it is, as the file may be edited after the rule is placed. `file` is the policy
     /// file the rule would go into, `avoidingIDs` ids taken besides the policy's own (a file that
     /// changed since it was loaded), `date` the day named in the rule's reason.
     public static func propose(for action: AskedAction, decision: Decision, breadth: AskBreadth, policy: Policy,
@@ -177,8 +179,10 @@ struct Candidate {
     private static func execCandidates(_ action: AskedAction, breadth: AskBreadth) -> [Candidate] {
         var words = action.argv ?? []
         if words.isEmpty { words = [action.target] }
-        let program = words[0]
-        let target = action.target.isEmpty ? program : action.target
+        let target = action.target.isEmpty ? words[0] : action.target
+        // A relative path (`./build.sh`) is never what a rule sees: argv[0] stands for the
+        // program's absolute path, so the rule names that.
+        let program = words[0].contains("/") && !words[0].hasPrefix("/") ? target : words[0]
         let subcommand = words.count > 1 && !words[1].hasPrefix("-") ? words[1] : nil
         let runsOthers = CommandWords.mayRunOtherCommands(CommandWords.name(program))
             || CommandWords.mayRunOtherCommands(CommandWords.name(target))

@@ -71,6 +71,11 @@ struct RuleProposerTests {
         let exact = RuleProposer.propose(for: ask(["npm", "install", "chalk"]), decision: .allow, breadth: .exact,
                                          policy: base, askRuleIndex: 0, file: "p")
         #expect(exact.summary == "exec npm install chalk")
+        let script = AskedAction(kind: .exec, target: "/home/u/proj/build.sh", argv: ["./build.sh", "release"])
+        let relative = RuleProposer.propose(for: script, decision: .allow, breadth: .usual, policy: base, askRuleIndex: 0, file: "p")
+        #expect(relative.summary == "exec /home/u/proj/build.sh release *")
+        let built = try saving(relative, into: "rules:\n  - {match: {action: exec}, decision: ask}\n", before: 0)
+        #expect(decide(built, script) == .allow)
         let ls = RuleProposer.propose(for: ask(["ls"]), decision: .allow, breadth: .usual, policy: base, askRuleIndex: 0, file: "p")
         #expect(ls.yaml[1] == "  match: {action: exec, argv: [ls]}")
     }
