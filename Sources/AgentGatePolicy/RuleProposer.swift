@@ -25,16 +25,22 @@ public enum RuleProposer {
         var refusal: String?
         if decision.allows {
             let denies = policy.rules.filter { $0.decision == .deny && $0.actions.contains(action.kind) }
-            let firstOverlap = denies.first { chosen.overlaps($0, action: action, policy: policy) }
+            func conflicts(_ candidate: Candidate, _ deny: PolicyRule) -> Bool {
+                candidate.overlaps(deny, action: action, policy: policy)
+                    && !candidate.isDecidedBefore(deny, action: action, policy: policy)
+            }
+            let firstOverlap = denies.first { conflicts(chosen, $0) }
             if let firstOverlap {
                 if let narrower = candidates.dropFirst().first(where: { candidate in
-                    !denies.contains { candidate.overlaps($0, action: action, policy: policy) }
+                    !denies.contains { conflicts(candidate, $0) }
                 }) {
                     chosen = narrower
                     note = "narrowed to \(narrower.narrowing): rule \(describe(firstOverlap)) covers other "
                         + candidates[0].coveredDescription
                 } else {
-                    let blocking = denies.first { matchesThisAction($0, action, policy) } ?? firstOverlap
+                    let narrowest = candidates[candidates.count - 1]
+                    let blocking = denies.first { conflicts(narrowest, $0) && matchesThisAction($0, action, policy) }
+                        ?? denies.first { conflicts(narrowest, $0) } ?? firstOverlap
                     refusal = matchesThisAction(blocking, action, policy)
                         ? "rule \(describe(blocking)) covers this very action; no allow rule is saved, "
                             + "the answer applies to this call only"
@@ -164,6 +170,39 @@ struct Candidate {
                 return rule.commands.contains { command in covered.contains { $0.overlaps(command) } }
             }
             return true
+        }
+    }
+
+    /// Whether an unconditional allow (or log) rule before `deny` matches everything this
+    /// candidate covers, so `deny` never decides any of it: a catch-all deny after the rules
+    /// that allow the project (`other-writes`) is no reason to narrow or refuse.
+    func isDecidedBefore(_ deny: PolicyRule, action: AskedAction, policy: Policy) -> Bool {
+        policy.rules[..<deny.index].contains { rule in
+            rule.decision.allows && rule.actions.contains(action.kind) && rule.conditions.isEmpty
+                && covers(rule, action: action, policy: policy)
+        }
+    }
+
+    /// Whether `rule`'s match certainly includes everything this candidate covers.
+    private func covers(_ rule: PolicyRule, action: AskedAction, policy: Policy) -> Bool {
+        let catchAll = rule.targetGlob == nil && !rule.hasExtraConstraints
+        switch coverage {
+        case .network:
+            return RuleProposer.matchesThisAction(rule, action, policy)
+        case .path(let glob):
+            guard glob.hasSuffix("/**") else { return RuleProposer.matchesThisAction(rule, action, policy) }
+            if catchAll { return true }
+            guard !rule.hasExtraConstraints else { return false }
+            let directory = String(glob.dropLast(3))
+            return rule.targetAlternatives.contains { pattern in
+                guard pattern.hasSuffix("/**") else { return false }
+                let prefix = String(pattern.dropLast(3))
+                guard !prefix.contains(where: { "*?[\\{}".contains($0) }) else { return false }
+                return directory == prefix || directory.hasPrefix(prefix + "/")
+            }
+        case .exec(_, _, _, _, _, let exact, let pinned):
+            if pinned, exact != nil { return RuleProposer.matchesThisAction(rule, action, policy) }
+            return catchAll
         }
     }
 
