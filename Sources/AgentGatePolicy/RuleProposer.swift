@@ -219,9 +219,12 @@ struct Candidate {
         var words = action.argv ?? []
         if words.isEmpty { words = [action.target] }
         let target = action.target.isEmpty ? words[0] : action.target
-        // A relative path (`./build.sh`) is never what a rule sees: argv[0] stands for the
-        // program's absolute path, so the rule names that.
-        let program = words[0].contains("/") && !words[0].hasPrefix("/") ? target : words[0]
+        // Rules see argv[0] as the program's own paths and their basenames, never as the caller
+        // spelled it: a relative path (`./build.sh`) or a name that isn't the program's
+        // (`-bash`, a busybox applet) would match nothing, so the rule names the program's path.
+        let named = words[0]
+        let program = named.contains("/") && !named.hasPrefix("/")
+            || ExecDetails.basename(named) != ExecDetails.basename(target) ? target : named
         let subcommand = words.count > 1 && !words[1].hasPrefix("-") ? words[1] : nil
         let runsOthers = CommandWords.mayRunOtherCommands(CommandWords.name(program))
             || CommandWords.mayRunOtherCommands(CommandWords.name(target))

@@ -97,6 +97,29 @@ struct RuleProposerTests {
         }
     }
 
+    @Test("random arguments and paths: the saved rule loads and matches exactly them")
+    func randomWords() throws {
+        var generator = SeededGenerator(seed: 0x5EED)
+        let alphabet = Array("ab/.-_ *?[]{},\\$\"'#:!&|%@`~=\t\u{1}é中")
+        func word() -> String { String((0..<Int.random(in: 0...6, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }) }
+        let text = "version: 2\nrules:\n  - {match: {action: exec}, decision: ask}\n  - {match: {action: fs_write}, decision: ask}\n"
+        let base = try policy(text)
+        for _ in 0..<150 {
+            let argv = ["tool" + word()] + (0..<Int.random(in: 0...3, using: &generator)).map { _ in word() }
+            let action = AskedAction(kind: .exec, target: "/usr/bin/tool", argv: argv)
+            let proposal = RuleProposer.propose(for: action, decision: .allow, breadth: .exact, policy: base, askRuleIndex: 0, file: "p")
+            let saved = try saving(proposal, into: text, before: 0)
+            #expect(decide(saved, action) == .allow, "\(argv) → \(proposal.yaml)")
+            #expect(decide(saved, AskedAction(kind: .exec, target: "/usr/bin/tool", argv: argv + ["x"])) == .ask, "\(argv)")
+            let path = "/home/u/" + word() + "/" + word() + "x"
+            let write = AskedAction(kind: .fsWrite, target: path)
+            let file = RuleProposer.propose(for: write, decision: .allow, breadth: .usual, policy: base, askRuleIndex: 1, file: "p")
+            let savedFile = try saving(file, into: text, before: 1)
+            #expect(decide(savedFile, write) == .allow, "\(path) → \(file.yaml)")
+            #expect(decide(savedFile, AskedAction(kind: .fsWrite, target: path + "y")) == .ask, "\(path)")
+        }
+    }
+
     @Test("the issue's example: an earlier ask and a later deny narrow Always to the exact command")
     func neverShadowsALaterDeny() throws {
         let layouts = [
@@ -410,5 +433,18 @@ struct RuleProposerShippedPolicyTests {
             }
         }
         #expect(saved > 40)
+    }
+}
+
+/// A small deterministic generator (SplitMix64) so random cases repeat.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
