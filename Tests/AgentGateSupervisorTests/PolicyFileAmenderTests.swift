@@ -280,3 +280,28 @@ struct PolicyFileAmenderLinkTests {
         #expect(decision(amendment.loaded.policy, install("chalk")) == .allow)
     }
 }
+
+@Suite("Saving rules from an ask: edits made meanwhile")
+struct PolicyFileAmenderRaceTests {
+    @Test("a file edited between reading and renaming is read again; both edits land")
+    func editedMeanwhile() throws {
+        let harness = try Harness()
+        let file = try harness.policy(commented)
+        let edits = Mutex(0)
+        // Stands in for a person saving the file in an editor while the rule is being checked.
+        let racingLoad: @Sendable (String) -> Result<PolicyReloadSource.Loaded, PolicyReloadFailure> = { path in
+            if path.hasSuffix(".tmp"), edits.withLock({ count in count += 1; return count == 1 }) {
+                try? (commented + "# edited meanwhile\n").write(toFile: file, atomically: false, encoding: .utf8)
+            }
+            return loadPolicy(path)
+        }
+        let amender = PolicyFileAmender(policyPath: file, userPolicyPath: harness.path("u.yaml"), load: racingLoad)
+        let policy = try Policy.load(path: file, variables: amendVariables)
+        let amendment = try amender.save(install("chalk"), answer: .always(.exact), policy: policy, askRuleIndex: 1).get()
+        #expect(edits.withLock { $0 } == 2, "checked twice: once before the edit was seen, once after")
+        let text = read(file)
+        #expect(text.hasSuffix("# the end\n# edited meanwhile\n"))
+        #expect(text.contains("always-npm-install-chalk"))
+        #expect(decision(amendment.loaded.policy, install("chalk")) == .allow)
+    }
+}
