@@ -305,3 +305,40 @@ struct PolicyFileAmenderRaceTests {
         #expect(decision(amendment.loaded.policy, install("chalk")) == .allow)
     }
 }
+
+extension PolicyFileAmenderRaceTests {
+    @Test("another process holding the lock is waited for")
+    func lockHeldByAnotherProcess() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/flock") else { return }
+        let harness = try Harness()
+        let file = try harness.policy(commented)
+        let lockFile = harness.path(".policy.yaml.lock")
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = ["-x", lockFile, "-c", "echo held; read line"]
+        let input = Pipe(), output = Pipe()
+        holder.standardInput = input
+        holder.standardOutput = output
+        try holder.run()
+        // "held" is printed once the other process has the lock.
+        let announced = output.fileHandleForReading.availableData
+        #expect(String(decoding: announced, as: UTF8.self).hasPrefix("held"))
+
+        let amender = PolicyFileAmender(policyPath: file, userPolicyPath: harness.path("u.yaml"), load: loadPolicy)
+        let policy = try Policy.load(path: file, variables: amendVariables)
+        let finished = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<PolicyAmendment, PolicyAmendFailure>?>(nil)
+        Thread.detachNewThread {
+            let result = amender.save(install("chalk"), answer: .always(.exact), policy: policy, askRuleIndex: 1)
+            outcome.withLock { $0 = result }
+            finished.signal()
+        }
+        #expect(read(file) == commented, "nothing is written while the other process holds the lock")
+        try input.fileHandleForWriting.close()
+        holder.waitUntilExit()
+        #expect(finished.wait(timeout: .now() + 30) == .success)
+        let result = try #require(outcome.withLock { $0 })
+        #expect(throws: Never.self) { try result.get() }
+        #expect(read(file).contains("always-npm-install-chalk"))
+    }
+}
