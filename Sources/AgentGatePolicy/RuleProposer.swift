@@ -22,8 +22,8 @@ public enum RuleProposer {
         let candidates = Candidate.all(for: action, breadth: breadth)
         var chosen = candidates[0]
         var note: String?
-        var refusal: String?
-        if decision.allows {
+        var refusal = chosen.problem
+        if decision.allows, refusal == nil {
             let denies = policy.rules.filter { $0.decision == .deny && $0.actions.contains(action.kind) }
             func conflicts(_ candidate: Candidate, _ deny: PolicyRule) -> Bool {
                 candidate.overlaps(deny, action: action, policy: policy)
@@ -108,6 +108,8 @@ struct Candidate {
     var coveredDescription: String
     var slug: String
     var coverage: Coverage
+    /// Why the action can't be written as a rule (a path that isn't absolute), or nil.
+    var problem: String?
 
     enum Coverage {
         /// An exec rule: its argv pattern (globs), the program paths and basenames it may run
@@ -277,10 +279,11 @@ struct Candidate {
 
     private static func pathCandidates(_ action: AskedAction, breadth: AskBreadth) -> [Candidate] {
         let path = action.target.hasPrefix("/") ? PathLexical.clean(action.target) : action.target
+        let problem = path.hasPrefix("/") ? nil : "the path \"\(path)\" is not absolute, so no rule can name it"
         func candidate(_ glob: String, summary: String, narrowing: String) -> Candidate {
             Candidate(match: [("action", action.kind.name), ("target_glob", YAMLScalar.quoted(RuleProposer.policyText(glob)))],
                       summary: summary, narrowing: narrowing, coveredDescription: "paths under \(summary)",
-                      slug: slug(action.kind.name + "-" + path), coverage: .path(glob))
+                      slug: slug(action.kind.name + "-" + path), coverage: .path(glob), problem: problem)
         }
         let file = candidate(RuleProposer.literalGlob(path), summary: path, narrowing: "the file itself")
         guard breadth == .directory, let slash = path.lastIndex(of: "/") else { return [file] }
@@ -306,8 +309,13 @@ struct Candidate {
         } else {
             match.append(("target_glob", YAMLScalar.quoted(RuleProposer.policyText(RuleProposer.literalGlob(target)))))
         }
+        // The pattern must compile as the loader will compile it (an empty or malformed target can't).
+        let written = match.first { $0.key == "target_glob" }?.value ?? ""
+        let pattern = (try? Policy.parse(yaml: "rules: [{match: {action: net_egress, target_glob: \(written)}, decision: deny}]",
+                                         source: "<proposal>", variables: PolicyVariables(workingDirectory: "/", home: "/")))
         return Candidate(match: match, summary: target, narrowing: "the target", coveredDescription: "connections to \(target)",
-                         slug: slug("net-" + target), coverage: .network)
+                         slug: slug("net-" + target), coverage: .network,
+                         problem: pattern == nil ? "the network target \"\(target)\" can't be written as a rule" : nil)
     }
 
     /// An id-friendly form: lowercase letters, digits and single dashes, at most 48 characters.

@@ -120,6 +120,32 @@ struct RuleProposerTests {
         }
     }
 
+    @Test("odd actions never crash, and what they propose loads")
+    func oddActions() throws {
+        let text = "version: 2\ndefault: ask\nrules:\n"
+        let base = try policy(text)
+        let actions = [
+            AskedAction(kind: .exec, target: "", argv: []), AskedAction(kind: .exec, target: "/bin/x", argv: nil),
+            AskedAction(kind: .exec, target: "/bin/x", argv: [""]), AskedAction(kind: .exec, target: "/", argv: ["/"]),
+            AskedAction(kind: .fsWrite, target: ""), AskedAction(kind: .fsWrite, target: "relative/x"),
+            AskedAction(kind: .fsRead, target: "/"), AskedAction(kind: .fsWrite, target: "/a//b/../c/"),
+            AskedAction(kind: .netEgress, target: ""), AskedAction(kind: .netEgress, target: ":"),
+            AskedAction(kind: .netEgress, target: "host:99999"), AskedAction(kind: .netEgress, target: "unix:"),
+        ]
+        for action in actions {
+            for breadth in AskBreadth.allCases {
+                let proposal = RuleProposer.propose(for: action, decision: .deny, breadth: breadth, policy: base,
+                                                    askRuleIndex: nil, file: "p")
+                let expectRefusal = action.target.isEmpty && action.kind != .exec || action.target == ":"
+                    || action.target == "relative/x" || action.target == "host:99999"
+                #expect((proposal.refusal != nil) == expectRefusal, "\(action): \(String(describing: proposal.refusal))")
+                #expect(proposal.yaml.count == 4)
+                if proposal.refusal != nil { continue }
+                #expect(throws: Never.self, "\(action) \(breadth): \(proposal.yaml)") { try saving(proposal, into: text, before: nil) }
+            }
+        }
+    }
+
     @Test("the issue's example: an earlier ask and a later deny narrow Always to the exact command")
     func neverShadowsALaterDeny() throws {
         let layouts = [
