@@ -9,7 +9,7 @@ extension Policy {
         }
         guard let index = verdict.ruleIndex else {
             let decision = verdict.decision
-            var text = "no rule matched, fell through to default (\(decision.name))"
+            let text = "no rule matched, fell through to default (\(decision.name))"
             return text
         }
         let rule = rules[index]

@@ -117,3 +117,30 @@ extension DecisionRecorder {
         writer?.record(event)
     }
 }
+
+extension Supervisor {
+    /// Always and Never answers save their rule with `saver` and put the policy with it in
+    /// force at once (recorded as a policy reload).
+    func installRuleSaving(_ saver: PolicyFileAmender, core: SupervisorCore) {
+        let log = self.log, writer = self.writer
+        core.asks.setRuleHandling(save: { ask, answer, version in
+            let decision = answer.savedDecision?.name ?? "allow"
+            switch saver.save(ask.action, answer: answer, policy: version.policy, askRuleIndex: ask.ruleIndex) {
+            case .success(let amendment):
+                core.policies.replace(policy: amendment.loaded.policy, sha256: amendment.loaded.sha256)
+                var note = "rule saved to \(amendment.path): \(decision) \(amendment.proposal.summary)"
+                if let narrowed = amendment.proposal.note { note += " (\(narrowed))" }
+                if let remark = amendment.remark { note += " (\(remark))" }
+                log.notice("ask \(ask.id): \(note); the policy with it is in force (sha256 \(amendment.loaded.sha256.prefix(12)))")
+                writer?.record(PolicyReloader.event(target: amendment.path, reason: "ask \(ask.id): \(note)",
+                                                    sha256: amendment.loaded.sha256))
+                return note
+            case .failure(let failure):
+                log.warning("ask \(ask.id): the \(decision) rule was not saved: \(failure.message)")
+                return "rule not saved: \(failure.message)"
+            }
+        }, propose: { ask, answer, version in
+            saver.preview(ask.action, answer: answer, policy: version.policy, askRuleIndex: ask.ruleIndex)
+        })
+    }
+}

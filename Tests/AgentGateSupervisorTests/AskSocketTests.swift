@@ -317,6 +317,49 @@ extension ControlHarness {
         }
     }
 
+    /// `approve --always` saves an allow rule before the ask rule (comments kept), in force at
+    /// once: the same action of another process isn't asked again. `deny --never` likewise.
+    @Test(arguments: [true, false]) func alwaysAndNeverSaveARule(always: Bool) throws {
+        let c = try ControlHarness("saved\(always)")
+        let policy = try c.askingPolicy()
+        let before = try String(contentsOfFile: policy, encoding: .utf8)
+        let script = """
+            import os, sys
+            def attempt(n):
+                try:
+                    open('asked', 'w').write('x')
+                    return 'written'
+                except OSError as e:
+                    return 'error %d' % e.errno
+            first = attempt(1)
+            open('first', 'w').write(first)
+            while not os.path.exists('again'):
+                pass
+            open('result', 'w').write(attempt(2))
+            """
+        let run = try c.start(["python3", "-c", script], session: "saved\(always)", policy: policy)
+        let id = try #require(c.pendingAsks().first?["id"] as? String, "\(run.stderr)")
+        let answer = c.control(always ? ["approve", id, "--always"] : ["deny", id, "--never"])
+        #expect(answer.status == 0, "\(answer.stderr)")
+        #expect(answer.stdout.contains("rule saved to \(policy)"), "\(answer.stdout)")
+        #expect(waitUntil { c.h.exists("first") })
+        try c.h.write("again", "")
+        #expect(run.wait(timeout: 30) == 0, "\(run.stderr)")
+        // The second write was decided by the saved rule, without an ask.
+        #expect(c.result() == (always ? "written" : "error \(EACCES)"))
+        let after = try String(contentsOfFile: policy, encoding: .utf8)
+        #expect(after.contains("# Writes of asked* files wait for a person."), "comments survive: \(after)")
+        let saved = try #require(after.range(of: "decision: \(always ? "allow" : "deny")"), "\(after)")
+        let asking = try #require(after.range(of: "id: asked-files"))
+        #expect(saved.lowerBound < asking.lowerBound, "the rule goes before the ask rule: \(after)")
+        #expect(after.hasPrefix(String(before.prefix(40))))
+        let rows = c.h.query("select decision, answered_via, rule_id from events where target like '%/asked' order by id")
+        #expect(rows.count == 2, "\(rows)")
+        #expect(rows.first?[1] == "socket")
+        #expect(rows.last?[0] == (always ? "allow" : "deny") && rows.last?[1] == "None" && rows.last?[2] != "asked-files", "\(rows)")
+        #expect(c.h.query("select count(*) from events where syscall = 'policy-reload'") == [["1"]])
+    }
+
     @Test func answeringAnUnknownAskSaysSo() throws {
         let c = try ControlHarness()
         let run = try c.start(ControlHarness.writesAskedFile, session: "unknown-id", policy: try c.askingPolicy())
