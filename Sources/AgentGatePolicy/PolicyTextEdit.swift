@@ -21,8 +21,8 @@ public enum PolicyTextEdit {
     }
 
     /// Inserts `item` (a block sequence item as `RuleProposal.yaml` holds it) directly before
-    /// the rule whose mapping starts at 1-based `ruleLine` (`PolicyRule.line`), indented like
-    /// that rule, or at the end of the top-level `rules:` list when `ruleLine` is nil. A missing
+    /// the rule whose mapping starts at 1-based `ruleLine` (`PolicyRule.line`) and the comment
+    /// lines directly above it, indented like that rule, or at the end of the top-level `rules:` list when `ruleLine` is nil. A missing
     /// `rules:` is appended; `rules: []` or an empty `rules:` becomes a block list. A flow-style
     /// list (`rules: [{…}]`) is refused: it can't be edited without reformatting it.
     public static func insert(_ item: [String], into text: String, beforeRuleAt ruleLine: Int?) throws(Failure) -> Insertion {
@@ -84,8 +84,14 @@ public enum PolicyTextEdit {
             end += 1
         }
         if let ruleLine, ruleLine - 1 > rulesLine, ruleLine - 1 <= lastContent,
-           let itemLine = itemStart(content, mappingLine: ruleLine - 1, after: rulesLine) {
+           var itemLine = itemStart(content, mappingLine: ruleLine - 1, after: rulesLine) {
             let indent = String(content[itemLine].prefix { $0 == " " })
+            // Comment lines right above the rule (no blank line between) belong to it: the new
+            // rule goes above them.
+            while itemLine - 1 > rulesLine, content[itemLine - 1].hasPrefix(indent),
+                  content[itemLine - 1].drop(while: { $0 == " " || $0 == "\t" }).hasPrefix("#") {
+                itemLine -= 1
+            }
             var result = lines
             result.insert(contentsOf: rendered(indent), at: itemLine)
             return Insertion(text: joined(result, trailingNewline: endsWithNewline), line: itemLine + 1, atEnd: false)

@@ -35,6 +35,28 @@ struct PolicyTextEditTests {
         #expect(edited.rules.map(\.id) == ["first", "always-x", "ask-installs"])
     }
 
+    @Test("above the comment lines directly over the ask rule; a comment after a blank line stays put")
+    func aboveTheRulesComment() throws {
+        let text = """
+            rules:
+              - id: first
+                decision: allow
+              # about the rules below
+
+              # asks for installs
+              # (two lines)
+              - id: ask-installs
+                match: {action: exec, target_glob: "*install*"}
+                decision: ask
+
+            """
+        let ask = try #require(try policy(text).rules.first { $0.id == "ask-installs" })
+        let result = try PolicyTextEdit.insert(item, into: text, beforeRuleAt: ask.line)
+        #expect(result.text == text.replacingOccurrences(
+            of: "  # asks for installs", with: item.map { "  " + $0 }.joined(separator: "\n") + "\n  # asks for installs"))
+        #expect(result.line == 6)
+    }
+
     @Test("items at column 0, and a dash on a line of its own")
     func unindentedAndBareDash() throws {
         let text = "rules:\n- id: a\n  decision: allow\n-\n  id: b\n  decision: ask\n"

@@ -69,8 +69,9 @@ struct PolicyFileAmenderTests {
         #expect(amendment.path == file)
         #expect(amendment.proposal.yaml == preview.yaml)
         let text = read(file)
+        // Before the ask rule and the comment that belongs to it.
         #expect(text == commented.replacingOccurrences(
-            of: "  # installs need a person\n", with: "  # installs need a person\n" + preview.yaml.map { "  " + $0 + "\n" }.joined()))
+            of: "  # installs need a person\n", with: preview.yaml.map { "  " + $0 + "\n" }.joined() + "  # installs need a person\n"))
         #expect(mode(file) == 0o640)
         let now = amendment.loaded.policy
         #expect(now.rules.map(\.id) == ["tools", "always-npm-install-chalk", "ask-installs", "no-evil"])
