@@ -24,8 +24,10 @@ extension TrappedCall {
                 intent: Intent.describe(kind, target: target, argv: argv, home: core.recorder.home).text,
                 rule: Self.askingRule(verdict, policy: policy), ruleIndex: verdict.ruleIndex, deadline: now + timeout)
         }, announce: { ask in
+            // The agent chose the target and its program's name: no escape sequences reach a terminal.
+            let target = DenialExplanation.printable(ask.shownTarget), program = DenialExplanation.printable(ask.executable)
             core.log.notice("""
-                ask \(ask.id): \(kind.name) \(ask.shownTarget) by pid \(ask.pid) (\(ask.executable)) is paused; \
+                ask \(ask.id): \(kind.name) \(target) by pid \(ask.pid) (\(program)) is paused; \
                 answer with `agentgate approve \(ask.id)` or `agentgate deny \(ask.id)` (denied in \(policy.askTimeout))
                 """)
         })
