@@ -97,7 +97,7 @@ extension Supervisor {
         let answer: AskAnswer = allow ? (saving ? .always(breadth) : .allowOnce) : (saving ? .never(breadth) : .deny)
         switch core.asks.answer(id, answer, by: .socket(user: peer.userDescription, pid: peer.pid)) {
         case .success(let outcome):
-            log.info("ask \(id) \(outcome.description)")
+            log.info("ask \(id) \(DenialExplanation.printable(outcome.description))")
             return ControlResponse(ok: true, session: session, message: outcome.description)
         case .failure(let failure):
             return ControlResponse(ok: false, error: failure.message, session: session)
@@ -131,12 +131,13 @@ extension Supervisor {
                 var note = "rule saved to \(amendment.path): \(decision) \(amendment.proposal.summary)"
                 if let narrowed = amendment.proposal.note { note += " (\(narrowed))" }
                 if let remark = amendment.remark { note += " (\(remark))" }
-                log.notice("ask \(ask.id): \(note); the policy with it is in force (sha256 \(amendment.loaded.sha256.prefix(12)))")
+                log.notice("ask \(ask.id): \(DenialExplanation.printable(note)); the policy with it is in force "
+                           + "(sha256 \(amendment.loaded.sha256.prefix(12)))")
                 writer?.record(PolicyReloader.event(target: amendment.path, reason: "ask \(ask.id): \(note)",
                                                     sha256: amendment.loaded.sha256))
                 return note
             case .failure(let failure):
-                log.warning("ask \(ask.id): the \(decision) rule was not saved: \(failure.message)")
+                log.warning("ask \(ask.id): the \(decision) rule was not saved: \(DenialExplanation.printable(failure.message))")
                 return "rule not saved: \(failure.message)"
             }
         }, propose: { ask, answer, version in

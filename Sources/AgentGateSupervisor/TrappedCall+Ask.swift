@@ -43,7 +43,7 @@ extension TrappedCall {
             settled.reason = .askWithdrawn
         case .unavailable(let why):
             settled.reason = .noApprover
-            if why != AskBroker.nobodyToAsk { core.log.warning("\(kind.rawValue) \(target): \(why); denied") }
+            if why != AskBroker.nobodyToAsk { core.log.warning("\(kind.name) \(DenialExplanation.printable(target)): \(why); denied") }
         }
         return settled
     }
