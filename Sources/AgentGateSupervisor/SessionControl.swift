@@ -131,8 +131,8 @@ extension Supervisor {
                 var note = "rule saved to \(amendment.path): \(decision) \(amendment.proposal.summary)"
                 if let narrowed = amendment.proposal.note { note += " (\(narrowed))" }
                 if let remark = amendment.remark { note += " (\(remark))" }
-                log.notice("ask \(ask.id): \(DenialExplanation.printable(note)); the policy with it is in force "
-                           + "(sha256 \(amendment.loaded.sha256.prefix(12)))")
+                let shown = DenialExplanation.printable(note), digest = amendment.loaded.sha256.prefix(12)
+                log.notice("ask \(ask.id): \(shown); the policy with it is in force (sha256 \(digest))")
                 writer?.record(PolicyReloader.event(target: amendment.path, reason: "ask \(ask.id): \(note)",
                                                     sha256: amendment.loaded.sha256))
                 return note
