@@ -12,6 +12,7 @@ public struct AgentGateCommand: ParsableCommand {
             AuditCommand.self, SessionsCommand.self, ShowCommand.self, ExportCommand.self, CleanCommand.self,
             SyscallsCommand.self,
             KillCommand.self, PauseCommand.self, ResumeCommand.self,
+            ApprovalsCommand.self, ApproveCommand.self, DenyCommand.self,
         ])
     public init() {}
 }

@@ -10,13 +10,7 @@ enum SessionControl {
     /// Sends `operation` to `session` (an id or a unique prefix), or to every session of the user
     /// with `all`, and prints what happened: `paused session 1f2e3d4c`.
     static func send(_ operation: ControlOperation, session: String?, all: Bool, done: String) throws {
-        let directory: ControlDirectory
-        do {
-            directory = try ControlDirectory.resolve(environment: ProcessInfo.processInfo.environment, create: false)
-        } catch {
-            printError(error.description, tool: "agentgate")
-            throw ExitCode(failureStatus)
-        }
+        let directory = try controlDirectory()
         var sessions: [String]
         if all {
             sessions = directory.sessions()
@@ -25,17 +19,7 @@ enum SessionControl {
                 return
             }
         } else {
-            let id = session ?? ""
-            switch directory.match(session: id) {
-            case .found(let match): sessions = [match]
-            case .ambiguous(let matches):
-                printError("\(id) matches several running sessions: \(matches.joined(separator: ", ")); give more of the id", tool: "agentgate")
-                throw ExitCode(failureStatus)
-            case .none:
-                let socket = directory.socketPath(session: id) ?? directory.path + "/" + id + ".sock"
-                printError("no running session \(id) (its control socket \(socket) doesn't exist)", tool: "agentgate")
-                throw ExitCode(failureStatus)
-            }
+            sessions = [try resolve(session ?? "", in: directory)]
         }
         var failed = false
         for id in sessions {
@@ -61,6 +45,32 @@ enum SessionControl {
             }
         }
         if failed { throw ExitCode(failureStatus) }
+    }
+}
+
+extension SessionControl {
+    /// The user's control directory, or a printed error and exit status 1.
+    static func controlDirectory() throws -> ControlDirectory {
+        do {
+            return try ControlDirectory.resolve(environment: ProcessInfo.processInfo.environment, create: false)
+        } catch {
+            printError(error.description, tool: "agentgate")
+            throw ExitCode(failureStatus)
+        }
+    }
+
+    /// The running session `id` names (an id or a unique prefix), or a printed error and exit status 1.
+    static func resolve(_ id: String, in directory: ControlDirectory) throws -> String {
+        switch directory.match(session: id) {
+        case .found(let match): return match
+        case .ambiguous(let matches):
+            printError("\(id) matches several running sessions: \(matches.joined(separator: ", ")); give more of the id", tool: "agentgate")
+            throw ExitCode(failureStatus)
+        case .none:
+            let socket = directory.socketPath(session: id) ?? directory.path + "/" + id + ".sock"
+            printError("no running session \(id) (its control socket \(socket) doesn't exist)", tool: "agentgate")
+            throw ExitCode(failureStatus)
+        }
     }
 }
 

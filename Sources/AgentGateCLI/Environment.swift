@@ -140,6 +140,24 @@ public struct LoadedPolicy: Sendable {
     /// found without being named must still be trusted), and every file it reads must be one
     /// the session protects from the agent (was part of the policy at start): a newly
     /// included file is refused, since the agent could have written it.
+    /// Where rules saved from an ask (Always / Never) go: this policy's file, or the user's own
+    /// policy file (`configurationDirectory`/policy.yaml) when this one must not be edited. Files
+    /// are read back as this policy was: with the same variables, and checked as trusted when
+    /// it is the user's own.
+    public func ruleSaver(variables: PolicyVariables, environment: [String: String]) -> PolicyFileAmender {
+        let userFile = Self.configurationDirectory(environment) + "/policy.yaml"
+        return PolicyFileAmender(policyPath: origin == .builtIn ? nil : source, userPolicyPath: userFile) { path in
+            do throws(PolicyLoadError) {
+                let isUserFile = FilePaths.resolved(path) == FilePaths.resolved(userFile)
+                let loaded = try Self.load(file: path, origin: isUserFile ? .userConfiguration : .option, variables: variables)
+                if isUserFile { try Self.checkTrusted(loaded, environment: environment) }
+                return .success(.init(policy: loaded.policy, sha256: loaded.sha256))
+            } catch {
+                return .failure(PolicyReloadFailure(error.description))
+            }
+        }
+    }
+
     public func reloadSource(variables: PolicyVariables, environment: [String: String]) -> PolicyReloadSource? {
         guard origin != .builtIn else { return nil }
         let named = source, origin = origin

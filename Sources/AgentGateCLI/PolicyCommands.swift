@@ -242,7 +242,9 @@ struct CheckCommand: ParsableCommand {
             print("intent:   \(intent.text)")
             var decision = verdict.decision.name
             if !verdict.enforced { decision += " (audit mode: recorded, not enforced)" }
-            if verdict.decision == .ask { decision += " (enforced as deny: no approver)" }
+            if verdict.decision == .ask {
+                decision += " (a session pauses the call and asks; denied if nobody answers within \(loaded.policy.askTimeout))"
+            }
             print("decision: \(decision)")
             print("why:      \(why)")
             for note in notes { print("note:     \(note)") }

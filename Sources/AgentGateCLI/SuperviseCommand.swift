@@ -151,6 +151,7 @@ public struct SuperviseCommand: ParsableCommand {
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
         options.policySHA256 = loaded.sha256.isEmpty ? nil : loaded.sha256
         options.policyReload = loaded.reloadSource(variables: variables, environment: environment)
+        options.ruleSaver = loaded.ruleSaver(variables: variables, environment: environment)
         options.maxProcesses = maxProcesses
         options.sessionName = sessionID
         do {

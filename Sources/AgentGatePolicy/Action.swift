@@ -42,7 +42,8 @@ public enum ActionKind: UInt8, Sendable, CaseIterable, PolicySpelled {
 public enum Decision: UInt8, Sendable, CaseIterable, PolicySpelled {
     case allow
     case deny
-    /// Would ask an operator; until an approver exists the supervisor enforces it as deny.
+    /// A person decides (at the session's terminal, or with `agentgate approve`/`deny`); the
+    /// call is denied when nobody answers within `ask_timeout`.
     case ask
     /// Allow, and mark the event as notable in the audit trail.
     case log

@@ -9,8 +9,7 @@ extension Policy {
         }
         guard let index = verdict.ruleIndex else {
             let decision = verdict.decision
-            var text = "no rule matched, fell through to default (\(decision.name))"
-            if decision == .ask { text += "; no approver is available, so ask is enforced as deny" }
+            let text = "no rule matched, fell through to default (\(decision.name))"
             return text
         }
         let rule = rules[index]
@@ -20,7 +19,7 @@ extension Policy {
             text = "matched an allow rule (rule \(rule.displayID) at \(rule.location)) but the path escapes its scope "
                 + (rule.expandedScope ?? "")
         case .noApprover:
-            text = "matched rule \(rule.displayID) at \(rule.location) (ask); no approver is available, so it is enforced as deny"
+            text = "matched rule \(rule.displayID) at \(rule.location) (ask)"
         case .matchedRule, .defaultDecision, .rateLimited:
             text = "matched rule \(rule.displayID) at \(rule.location)"
         case .askAnswered, .askTimedOut, .askInterrupted, .askWithdrawn:

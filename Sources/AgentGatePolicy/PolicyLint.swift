@@ -1,10 +1,10 @@
 /// Findings about a policy that loads but probably doesn't mean what its author thinks:
-/// shadowed rules, rules that can never match, `ask` without an approver. (Unknown variables
+/// shadowed rules, rules that can never match, `ask` where nobody can answer. (Unknown variables
 /// and failing inline examples come from a lenient load, see `Policy.load(path:variables:lenient:diagnostics:)`.)
 public enum PolicyLint {
-    /// Whether the running supervisor can ask anyone. No approval channel exists yet, so `ask`
-    /// is always enforced as deny.
-    public static let approverAvailable = false
+    /// Whether a session can ask anyone: it can (its terminal, or `agentgate approve` over its
+    /// control socket), so an `ask` is not reported.
+    public static let approverAvailable = true
 
     public static func check(_ policy: Policy) -> [PolicyDiagnostic] {
         var findings: [PolicyDiagnostic] = []

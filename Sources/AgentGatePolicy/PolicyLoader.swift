@@ -65,6 +65,10 @@ extension Policy {
         String(decoding: PackageResources.starter_yaml, as: UTF8.self)
     }
 
+    /// What an `include:` names the built-in policy by (a policy file saved from an ask builds
+    /// on the built-in policy this way).
+    public static let builtInIncludeName = "agentgate:default"
+
     /// The `source` name used for errors in the built-in policy.
     public static let builtInDefaultSource = "<built-in default.yaml>"
 
@@ -283,7 +287,8 @@ struct PolicyParser {
         }
         let root = try Policy.compose(yaml: yaml, source: source)
         self.source = source
-        files.append(source)
+        // The built-in policy is in the binary, not a file anyone could change.
+        if depth == 0 || source != Policy.builtInDefaultSource { files.append(source) }
         includeStack.append(canonical)
         defer { includeStack.removeLast() }
 
@@ -327,7 +332,8 @@ struct PolicyParser {
                 for item in try stringList(value, key: "include", expected: "a file path or a list of them") {
                     let path = item.text
                     guard !path.isEmpty else { throw error(at: item.node, "empty include path") }
-                    includes.append((Self.resolve(path, relativeTo: source), item.node))
+                    includes.append((path == Policy.builtInIncludeName ? Policy.builtInDefaultSource
+                                        : Self.resolve(path, relativeTo: source), item.node))
                 }
             case "default":
                 try readDefaults(value, depth: depth)
@@ -369,7 +375,8 @@ struct PolicyParser {
             guard !source.hasPrefix("<") || include.path.hasPrefix("/") else {
                 throw error(at: include.node, "the built-in policy can only include absolute paths")
             }
-            let text = try Policy.readPolicyFile(include.path, includedFrom: at)
+            let text = include.path == Policy.builtInDefaultSource ? Policy.builtInDefaultYAML
+                : try Policy.readPolicyFile(include.path, includedFrom: at)
             let outer = self.source
             try loadFile(yaml: text, source: include.path, depth: depth + 1, includedFrom: at)
             self.source = outer
@@ -483,7 +490,7 @@ struct PolicyParser {
             rules.append(rule)
         }
         let (limits, limitMatcher) = try buildLimits(rules: rules)
-        // Go agentgate treats a missing default as ask; ask is enforced as deny, so this is safe.
+        // Go agentgate treats a missing default as ask: a person decides (denied after ask_timeout).
         let defaults = ActionKind.allCases.map { kind in
             rootDefaults[Int(kind.rawValue)] ?? includedDefaults[Int(kind.rawValue)]?.0 ?? .ask
         }

@@ -85,7 +85,7 @@ public struct RateLimit: Sendable, Equatable {
     public let hasMatch: Bool
     public let count: Int
     public let window: LimitWindow
-    /// What happens over the limit: deny, or ask (enforced as deny until someone can be asked).
+    /// What happens over the limit: deny, or ask (a person decides, as for an `ask` rule).
     public let decision: Decision
     public let reason: String?
     public let file: String

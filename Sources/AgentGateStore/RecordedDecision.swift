@@ -2,7 +2,8 @@
 public enum RecordedDecision: Sendable, Hashable, CustomStringConvertible, StoredSpelling {
     case allow
     case deny
-    /// Would ask an operator; enforced as deny until an approver exists.
+    /// Asked a person, and ended without an answer (nobody could be asked, or the call ended
+    /// first): the call failed. An answered ask is recorded as its answer (allow or deny).
     case ask
     /// Allowed, and flagged for review.
     case log

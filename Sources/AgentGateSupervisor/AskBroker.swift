@@ -120,10 +120,19 @@ final class AskBroker: Sendable {
 
     private struct Entry {
         var ask: PendingAsk
-        let waiter: Waiter
+        var waiter: Waiter
+        /// The call's thread, syscall and arguments: a call interrupted by a signal and
+        /// restarted comes back with the same, and finds its ask again.
+        let restartKey: String
+        /// Set while no thread waits: the call was interrupted and may be restarted until then.
+        var detachedUntil: UInt64? = nil
         /// The policy version that asked: its rule numbers are the ask's (`ruleIndex`).
         unowned(unsafe) let policy: PolicyVersion
     }
+
+    /// How long an ask whose call a signal interrupted stays pending for the restarted call
+    /// (same thread, syscall and arguments) to take up again, with its id and deadline.
+    static let restartWindowNanoseconds: UInt64 = 2_000_000_000
 
     private struct State {
         /// Pending asks, oldest first.
@@ -132,7 +141,29 @@ final class AskBroker: Sendable {
         var outcomes: [String: AskOutcome] = [:]
         /// Settled asks' outcomes, by notification id, until the call's record takes them.
         var recorded: [UInt64: AskOutcome] = [:]
+        /// Asks denied moments ago, by process and action (`repeatKey`), with when that
+        /// denial stops applying to a repeat.
+        var recentDenials: [String: (outcome: AskOutcome, until: UInt64)] = [:]
         var stopping = false
+
+        /// Forgets asks whose interrupted call didn't come back in time.
+        mutating func pruneDetached(now: UInt64) {
+            let expired = entries.filter { ($0.detachedUntil ?? .max) <= now }.map(\.ask.id)
+            guard !expired.isEmpty else { return }
+            entries.removeAll { expired.contains($0.ask.id) }
+            for id in expired { outcomes.removeValue(forKey: id) }
+        }
+    }
+
+    /// How long a denied ask's answer also covers the same process repeating the same action
+    /// (a shell tries each PATH directory in turn; a tool retries): it isn't asked again.
+    static let repeatWindowNanoseconds: UInt64 = 5_000_000_000
+
+    /// The same process's same action: what a recent denial covers.
+    private static func repeatKey(_ ask: PendingAsk) -> String {
+        var key = "\(ask.pid)\u{0}\(ask.action.kind.name)\u{0}\(ask.action.target)"
+        for word in ask.action.argv ?? [] { key += "\u{0}" + word }
+        return key
     }
 
     private let state = Mutex(State())
@@ -181,7 +212,9 @@ final class AskBroker: Sendable {
     /// Pauses the calling thread (a receiver deciding notification `notificationID` of agent
     /// thread `tid`) until `ask` is answered, its deadline passes, a signal arrives for the
     /// agent's thread, or the call is gone. `makeAsk` builds the ask given its new id.
-    func wait(notificationID: UInt64, tid: pid_t, listener: Listener, policy: PolicyVersion,
+    /// `restartKey` identifies the call (thread, syscall, arguments) so that the same call,
+    /// restarted after a signal interrupted its wait, takes up the same ask.
+    func wait(notificationID: UInt64, tid: pid_t, restartKey: String, listener: Listener, policy: PolicyVersion,
               makeAsk: (String) -> PendingAsk, announce: (PendingAsk) -> Void) -> AskWaitResult {
         guard answerable.load(ordering: .acquiring) else {
             return .unavailable(Self.nobodyToAsk)
@@ -191,15 +224,37 @@ final class AskBroker: Sendable {
         }
         defer { standby.endWait() }
         let waiter = Waiter()
-        let registered: PendingAsk? = state.withLock { state in
-            guard !state.stopping else { return nil }
+        enum Registration { case pending(PendingAsk), resumed(PendingAsk), repeated(AskOutcome), stopping }
+        let registration: Registration = state.withLock { state in
+            guard !state.stopping else { return .stopping }
+            state.pruneDetached(now: agentgate_monotonic_ns())
+            if let index = state.entries.firstIndex(where: { $0.detachedUntil != nil && $0.restartKey == restartKey }) {
+                state.entries[index].detachedUntil = nil
+                state.entries[index].waiter = waiter
+                return .resumed(state.entries[index].ask)
+            }
             let ask = makeAsk(newID(taken: state.entries))
-            state.entries.append(Entry(ask: ask, waiter: waiter, policy: policy))
-            return ask
+            let key = Self.repeatKey(ask)
+            if let recent = state.recentDenials[key] {
+                if recent.until > ask.createdAt {
+                    state.recorded[notificationID] = recent.outcome
+                    return .repeated(recent.outcome)
+                }
+                state.recentDenials.removeValue(forKey: key)
+            }
+            state.entries.append(Entry(ask: ask, waiter: waiter, restartKey: restartKey, policy: policy))
+            return .pending(ask)
         }
-        guard let ask = registered else { return .gone }
-        changed.signal()
-        if !isPrompting { announce(ask) }
+        let ask: PendingAsk
+        switch registration {
+        case .pending(let pending):
+            ask = pending
+            changed.signal()
+            if !isPrompting { announce(ask) }
+        case .resumed(let resumed): ask = resumed
+        case .repeated(let outcome): return .settled(outcome)
+        case .stopping: return .gone
+        }
 
         var result: AskWaitResult?
         while result == nil {
@@ -232,8 +287,18 @@ final class AskBroker: Sendable {
             }
         }
         state.withLock { state in
+            if result == .interrupted, let index = state.entries.firstIndex(where: { $0.ask.id == ask.id }) {
+                // Kept for the restarted call (an answer given meanwhile waits for it too).
+                state.entries[index].detachedUntil = agentgate_monotonic_ns() + Self.restartWindowNanoseconds
+                return
+            }
             state.entries.removeAll { $0.ask.id == ask.id }
             state.outcomes.removeValue(forKey: ask.id)
+            if case .settled(let outcome) = result, !outcome.answer.allows {
+                let now = agentgate_monotonic_ns()
+                if state.recentDenials.count > 64 { state.recentDenials = state.recentDenials.filter { $0.value.until > now } }
+                state.recentDenials[Self.repeatKey(ask)] = (outcome, now + Self.repeatWindowNanoseconds)
+            }
         }
         changed.signal()
         return result!
@@ -248,7 +313,12 @@ final class AskBroker: Sendable {
         .reduce(0) { $0 | (1 << UInt64($1 - 1)) }
 
     /// The pending asks, oldest first.
-    func pending() -> [PendingAsk] { state.withLock { $0.entries.map(\.ask) } }
+    func pending() -> [PendingAsk] {
+        state.withLock { state in
+            state.pruneDetached(now: agentgate_monotonic_ns())
+            return state.entries.map(\.ask)
+        }
+    }
 
     func isPending(_ id: String) -> Bool { state.withLock { state in state.entries.contains { $0.ask.id == id } && state.outcomes[id] == nil } }
 

@@ -6,12 +6,56 @@ import Glibc
 /// need more (an ask's id) add fields; a server answers an op it doesn't know with an error.
 public struct ControlRequest: Codable, Sendable, Equatable {
     public var op: String
-    /// What a later op acts on (an ask's id); unused by pause, resume, kill and status.
+    /// The ask `approve` and `deny` answer; unused by the other ops.
     public var id: String?
+    /// `approve --always` / `deny --never`: also save a rule, so the same action is decided
+    /// this way from now on.
+    public var always: Bool?
+    /// How much that rule covers (`AskBreadth`: usual, exact, directory); nil: usual.
+    public var breadth: String?
 
-    public init(op: String, id: String? = nil) {
+    public init(op: String, id: String? = nil, always: Bool? = nil, breadth: String? = nil) {
         self.op = op
         self.id = id
+        self.always = always
+        self.breadth = breadth
+    }
+}
+
+/// One pending ask, as `approvals` lists it.
+public struct AskListing: Codable, Sendable, Equatable {
+    public var id: String
+    public var session: String
+    /// Seconds since the call was paused, and until the timeout denies it.
+    public var ageSeconds: Int
+    public var secondsLeft: Int
+    public var action: String
+    public var target: String
+    public var intent: String
+    public var pid: Int32
+    public var executable: String
+    public var agent: String
+    /// The rule that asked: `3 (ask: every install)`.
+    public var rule: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, session, action, target, intent, pid, executable, agent, rule
+        case ageSeconds = "age_seconds", secondsLeft = "seconds_left"
+    }
+
+    public init(id: String, session: String, ageSeconds: Int, secondsLeft: Int, action: String, target: String,
+                intent: String, pid: Int32, executable: String, agent: String, rule: String) {
+        self.id = id
+        self.session = session
+        self.ageSeconds = ageSeconds
+        self.secondsLeft = secondsLeft
+        self.action = action
+        self.target = target
+        self.intent = intent
+        self.pid = pid
+        self.executable = executable
+        self.agent = agent
+        self.rule = rule
     }
 }
 
@@ -24,12 +68,19 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var session: String?
     /// Whether its trapped calls are held (`agentgate pause`).
     public var paused: Bool?
+    /// `approvals`: the session's pending asks, oldest first.
+    public var asks: [AskListing]?
+    /// `approve` / `deny`: what the answer did (`allowed once`, a saved rule's file…).
+    public var message: String?
 
-    public init(ok: Bool, error: String? = nil, session: String? = nil, paused: Bool? = nil) {
+    public init(ok: Bool, error: String? = nil, session: String? = nil, paused: Bool? = nil,
+                asks: [AskListing]? = nil, message: String? = nil) {
         self.ok = ok
         self.error = error
         self.session = session
         self.paused = paused
+        self.asks = asks
+        self.message = message
     }
 
     static func failure(_ message: String) -> ControlResponse { ControlResponse(ok: false, error: message) }
@@ -38,6 +89,10 @@ public struct ControlResponse: Codable, Sendable, Equatable {
 /// The ops a supervisor answers.
 public enum ControlOperation: String, Sendable, CaseIterable {
     case status, pause, resume, kill
+    /// The pending asks (`agentgate approvals`).
+    case approvals
+    /// Answers an ask (`agentgate approve ID [--always]`, `agentgate deny ID [--never]`).
+    case approve, deny
 }
 
 enum ControlLine {

@@ -99,6 +99,8 @@ struct DecisionRecorder: Sendable {
         event.answeredVia = entry.askOutcome?.responder.via
         event.answeredBy = entry.askOutcome?.responder.user
         counts.count(entry.decision)
+        // An answered ask counts as its answer, and as asked.
+        if entry.askOutcome != nil { counts.noteAnsweredAsk() }
         if entry.action == .exec { counts.noteExec(event, enforcedDenial: entry.decision == .deny && enforced) }
         if let echo {
             echo(event)
@@ -142,8 +144,11 @@ public final class DecisionCounts: Sendable {
         }
     }
 
+    func noteAnsweredAsk() { asked.add(1, ordering: .relaxed) }
+
     public var allowedCount: Int { allowed.load(ordering: .relaxed) }
     public var deniedCount: Int { denied.load(ordering: .relaxed) }
+    /// Asks: answered (also counted as their answer) or not (nobody to ask, or withdrawn).
     public var askedCount: Int { asked.load(ordering: .relaxed) }
     /// Allowed and flagged (`log` rules).
     public var loggedCount: Int { logged.load(ordering: .relaxed) }

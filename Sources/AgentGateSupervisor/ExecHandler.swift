@@ -108,6 +108,15 @@ enum ExecHandler {
             if asNamed.strictness > verdict.strictness { verdict = asNamed }
         }
         verdict = call.settled(call.rateLimited(verdict, .exec, target: resolved, n, exec: details), .exec, target: resolved, argv: args)
+        // A person took their time: the program and its arguments must still be the ones they
+        // were asked about, or the wait would make the exec window (see README) easy to hit.
+        if verdict.reason == .askAnswered, verdict.letsCallProceed,
+           let change = changedWhileAsking(n, scratch: scratch, pathAddress: pathAddress, argvAddress: argvAddress, dirfd: dirfd,
+                                           path: rawPath, argv: rawArgs, emptyPath: emptyPath, atFlags: atFlags,
+                                           image: ImageIdentity(fd: prepared.pointee.object_fd)) {
+            call.deny(Refusal(EACCES, change), action: .exec, target: resolved, argv: args)
+            return
+        }
         guard verdict.letsCallProceed else {
             let errno = verdict.errno(or: EACCES)
             let entry = DecisionRecorder.Entry(syscall: syscall, action: .exec, target: resolved, verdict: verdict, argv: args, errno: errno)
@@ -172,6 +181,31 @@ enum ExecHandler {
         core.processes.invalidate(process.tgid) // the leader's tid carries the new image after the exec
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
         call.allow(verdict: verdict, action: .exec, target: resolved, argv: args)
+    }
+
+    /// Why an exec approved by a person is no longer the one they were asked about (its path
+    /// or argv in the agent's memory, or the file the path leads to, changed while they
+    /// decided), or nil when it is the same.
+    static func changedWhileAsking(_ n: Notification, scratch: ThreadScratch, pathAddress: UInt64, argvAddress: UInt64,
+                                   dirfd: Int32, path: RawPath, argv: [RawPath], emptyPath: Bool, atFlags: Int32,
+                                   image: ImageIdentity) -> String? {
+        let length = agentgate_read_string(n.tid, pathAddress, scratch.path, ThreadScratch.pathCapacity)
+        let pathNow = length >= 0 ? RawPath(cBuffer: scratch.path, count: length) : nil
+        let argvNow = readArgv(tid: n.tid, address: argvAddress)
+        guard pathNow == path, case .success(let args) = argvNow, args == argv else {
+            return "the program path or its arguments changed while the ask waited"
+        }
+        let base = AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path.text)
+        defer { base.close() }
+        var flags = Int32(AGENTGATE_O_PATH)
+        if atFlags & AT_SYMLINK_NOFOLLOW != 0 { flags |= O_NOFOLLOW }
+        let fd = emptyPath || base.error != 0 ? -1 : path.withCString { agentgate_openat(base.fd, $0, flags, 0) }
+        defer { if fd >= 0 { agentgate_close(fd) } }
+        let identity = emptyPath ? ImageIdentity(fd: base.fd) : fd >= 0 ? ImageIdentity(fd: fd) : nil
+        guard base.error == 0, identity == image else {
+            return "the file the program path leads to changed while the ask waited"
+        }
+        return nil
     }
 
     enum ImageCheck {

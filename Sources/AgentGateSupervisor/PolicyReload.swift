@@ -159,15 +159,19 @@ final class PolicyReloader: Sendable {
         return sha256.count > 12 ? sha256.prefix(12) + "…" : sha256
     }
 
-    /// The supervisor's own event: pid and executable are the supervisor's.
     private func record(decision: RecordedDecision, reason: String, sha256: String?) {
-        guard let writer else { return }
+        writer?.record(Self.event(target: source.path, decision: decision, reason: reason, sha256: sha256))
+    }
+
+    /// A `policy-reload` event of the supervisor's own (pid and executable are the supervisor's):
+    /// a policy put in force (decision log) or refused (deny).
+    static func event(target: String, decision: RecordedDecision = .log, reason: String, sha256: String?) -> DecisionEvent {
         var event = DecisionEvent(
             timeMicros: AuditClock.nowMicros(), pid: getpid(), ppid: getppid(),
             executable: ProcessTable.readLink("/proc/self/exe") ?? "agentgate-supervise", syscall: "policy-reload",
-            action: .syscall, target: source.path, decision: decision, reason: reason, latencyMicros: 0)
+            action: .syscall, target: target, decision: decision, reason: reason, latencyMicros: 0)
         event.policySHA256 = sha256
-        writer.record(event)
+        return event
     }
 
     /// Starts watching the policy's directories (before the agent runs). Without inotify, only

@@ -58,8 +58,50 @@ extension Supervisor {
             // The whole tree: the cgroup's cgroup.kill, else every descendant; the waiting loop
             // keeps at it until none is left.
             reaper.signalAll(SIGKILL, processes: core.processes)
+        case .approvals:
+            let now = agentgate_monotonic_ns()
+            let asks = core.asks.pending().map { ask in
+                AskListing(id: ask.id, session: session, ageSeconds: ask.ageSeconds(now: now),
+                           secondsLeft: Int((ask.deadline > now ? ask.deadline - now : 0) / 1_000_000_000),
+                           action: ask.action.kind.name, target: ask.shownTarget, intent: ask.intent, pid: ask.pid,
+                           executable: ask.executable, agent: ask.agent, rule: ask.rule)
+            }
+            return ControlResponse(ok: true, session: session, paused: receivers.isPaused, asks: asks)
+        case .approve, .deny:
+            return answerAsk(request, allow: operation == .approve, peer: peer, core: core)
         }
         return ControlResponse(ok: true, session: session, paused: receivers.isPaused)
+    }
+
+    /// `approve` / `deny`: answers a pending ask for the peer (never for a process of the
+    /// session itself, which can't reach the socket anyway).
+    private func answerAsk(_ request: ControlRequest, allow: Bool, peer: ControlPeer, core: SupervisorCore) -> ControlResponse {
+        let session = options.sessionName
+        guard let id = request.id, !id.isEmpty else {
+            return ControlResponse(ok: false, error: "\(allow ? "approve" : "deny") needs the id of a pending ask", session: session)
+        }
+        if core.membership(of: peer.pid) == .session {
+            log.warning("control socket: refused an answer to ask \(id) from pid \(peer.pid), a process of the session itself")
+            return ControlResponse(ok: false, error: "permission denied: a supervised process can't answer the session's asks",
+                                   session: session)
+        }
+        var breadth = AskBreadth.usual
+        if let name = request.breadth {
+            guard let parsed = AskBreadth(rawValue: name) else {
+                let known = AskBreadth.allCases.map(\.rawValue).joined(separator: ", ")
+                return ControlResponse(ok: false, error: "unknown breadth \"\(name)\" (expected \(known))", session: session)
+            }
+            breadth = parsed
+        }
+        let saving = request.always == true
+        let answer: AskAnswer = allow ? (saving ? .always(breadth) : .allowOnce) : (saving ? .never(breadth) : .deny)
+        switch core.asks.answer(id, answer, by: .socket(user: peer.userDescription, pid: peer.pid)) {
+        case .success(let outcome):
+            log.info("ask \(id) \(DenialExplanation.printable(outcome.description))")
+            return ControlResponse(ok: true, session: session, message: outcome.description)
+        case .failure(let failure):
+            return ControlResponse(ok: false, error: failure.message, session: session)
+        }
     }
 }
 
@@ -73,5 +115,33 @@ extension DecisionRecorder {
             notable: decision == .log)
         echo?(event)
         writer?.record(event)
+    }
+}
+
+extension Supervisor {
+    /// Always and Never answers save their rule with `saver` and put the policy with it in
+    /// force at once (recorded as a policy reload).
+    func installRuleSaving(_ saver: PolicyFileAmender, core: SupervisorCore) {
+        let log = self.log, writer = self.writer
+        core.asks.setRuleHandling(save: { ask, answer, version in
+            let decision = answer.savedDecision?.name ?? "allow"
+            switch saver.save(ask.action, answer: answer, policy: version.policy, askRuleIndex: ask.ruleIndex) {
+            case .success(let amendment):
+                core.policies.replace(policy: amendment.loaded.policy, sha256: amendment.loaded.sha256)
+                var note = "rule saved to \(amendment.path): \(decision) \(amendment.proposal.summary)"
+                if let narrowed = amendment.proposal.note { note += " (\(narrowed))" }
+                if let remark = amendment.remark { note += " (\(remark))" }
+                let shown = DenialExplanation.printable(note), digest = amendment.loaded.sha256.prefix(12)
+                log.notice("ask \(ask.id): \(shown); the policy with it is in force (sha256 \(digest))")
+                writer?.record(PolicyReloader.event(target: amendment.path, reason: "ask \(ask.id): \(note)",
+                                                    sha256: amendment.loaded.sha256))
+                return note
+            case .failure(let failure):
+                log.warning("ask \(ask.id): the \(decision) rule was not saved: \(DenialExplanation.printable(failure.message))")
+                return "rule not saved: \(failure.message)"
+            }
+        }, propose: { ask, answer, version in
+            saver.preview(ask.action, answer: answer, policy: version.policy, askRuleIndex: ask.ruleIndex)
+        })
     }
 }

@@ -56,6 +56,8 @@ public struct SupervisorOptions: Sendable {
     /// Where the policy is read again on SIGHUP and when its files change; nil: it never is
     /// (the built-in policy).
     public var policyReload: PolicyReloadSource? = nil
+    /// Saves the rules Always and Never answers ask for; nil: those answers apply once.
+    public var ruleSaver: PolicyFileAmender? = nil
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -272,6 +274,7 @@ public final class Supervisor: Sendable {
         defer { prompt?.stop() }
         // Asks wait for an answer over the control socket and at the terminal.
         if control != nil || prompt != nil { core.asks.enableAnswers(prompting: prompt != nil) }
+        if let saver = options.ruleSaver { installRuleSaving(saver, core: core) }
         core.blocking.start()
         receivers.start()
         let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }

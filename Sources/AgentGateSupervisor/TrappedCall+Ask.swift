@@ -12,7 +12,9 @@ extension TrappedCall {
         guard verdict.decision == .ask, verdict.enforced else { return verdict }
         let n = notification, process = self.process, core = self.core, policy = self.policy
         let timeout = UInt64(policy.askTimeout.seconds) * 1_000_000_000
-        let result = core.asks.wait(notificationID: n.id, tid: n.tid, listener: core.listener, policy: policyVersion, makeAsk: { id in
+        let restartKey = "\(n.tid) \(n.number) \(n.args.0) \(n.args.1) \(n.args.2) \(n.args.3) \(n.args.4) \(n.args.5) \(kind.name) \(target)"
+        let result = core.asks.wait(notificationID: n.id, tid: n.tid, restartKey: restartKey, listener: core.listener,
+                                    policy: policyVersion, makeAsk: { id in
             let now = agentgate_monotonic_ns()
             return PendingAsk(
                 id: id, createdAt: now, createdAtMicros: AuditClock.nowMicros(), pid: process.tgid,
@@ -22,8 +24,10 @@ extension TrappedCall {
                 intent: Intent.describe(kind, target: target, argv: argv, home: core.recorder.home).text,
                 rule: Self.askingRule(verdict, policy: policy), ruleIndex: verdict.ruleIndex, deadline: now + timeout)
         }, announce: { ask in
+            // The agent chose the target and its program's name: no escape sequences reach a terminal.
+            let target = DenialExplanation.printable(ask.shownTarget), program = DenialExplanation.printable(ask.executable)
             core.log.notice("""
-                ask \(ask.id): \(kind.rawValue) \(ask.shownTarget) by pid \(ask.pid) (\(ask.executable)) is paused; \
+                ask \(ask.id): \(kind.name) \(target) by pid \(ask.pid) (\(program)) is paused; \
                 answer with `agentgate approve \(ask.id)` or `agentgate deny \(ask.id)` (denied in \(policy.askTimeout))
                 """)
         })
@@ -39,7 +43,7 @@ extension TrappedCall {
             settled.reason = .askWithdrawn
         case .unavailable(let why):
             settled.reason = .noApprover
-            if why != AskBroker.nobodyToAsk { core.log.warning("\(kind.rawValue) \(target): \(why); denied") }
+            if why != AskBroker.nobodyToAsk { core.log.warning("\(kind.name) \(DenialExplanation.printable(target)): \(why); denied") }
         }
         return settled
     }

@@ -90,6 +90,12 @@ struct TrappedCall: Sendable {
 
     /// Hands `entry` to the recorder, once the call has been answered some other way.
     func record(_ entry: DecisionRecorder.Entry) {
+        // An ask whose wait a signal interrupted is no decision: the call restarts and takes
+        // the same ask up again, and its answer is recorded then.
+        if entry.verdict?.reason == .askInterrupted {
+            if core.recorder.echo != nil { agentgate_notif_flush_deferred() }
+            return
+        }
         var entry = entry
         if entry.verdict?.reason.isAskOutcome == true { entry.askOutcome = core.asks.takeOutcome(notificationID: notification.id) }
         core.recorder.record(entry, notification: notification, process: process, respondedAt: agentgate_monotonic_ns(),

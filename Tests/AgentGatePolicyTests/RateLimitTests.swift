@@ -154,7 +154,7 @@ struct RateLimitTests {
         #expect(!policy.limit(0, counts: .exec, target: "/usr/bin/npm", exec: test, verdict: verdict))
     }
 
-    @Test("lint: an ask limit without an approver, a limit that never counts, a runaway of one denial")
+    @Test("lint: a limit that never counts, a runaway of one denial; an ask limit is no finding")
     func lint() throws {
         let policy = try parse("""
             default: deny
@@ -165,7 +165,7 @@ struct RateLimitTests {
             """)
         let messages = PolicyLint.check(policy).map(\.description)
         #expect(messages.contains("policy.yaml:3:5: limit 1: counts only allowed actions, and the policy allows none of exec, so it never counts"), "\(messages)")
-        #expect(messages.contains { $0.hasPrefix("policy.yaml:4:5: limit 2: asks over the limit, but no approver") }, "\(messages)")
+        #expect(!messages.contains { $0.contains("approver") }, "\(messages)")
         #expect(messages.contains("policy.yaml:5:10: runaway: a single denial stops the session"), "\(messages)")
     }
 

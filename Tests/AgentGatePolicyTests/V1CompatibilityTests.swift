@@ -478,16 +478,16 @@ struct V1CompatibilityTests {
         #expect(p.decide(.fsWrite, target: "/etc/x") == p.evaluate(.fsWrite, target: "/etc/x"))
     }
 
-    // MARK: where an [A]lways rule goes (pending: there is no approver yet)
+    // MARK: where an [A]lways rule goes
 
     /// The Go tool's [A]lways writes an allow rule into the policy file. Up to 0.7 it went
     /// before the first rule (`append([]Rule{rule}, p.Rules...)` in policy.Append), which could
     /// shadow an explicit deny. Later versions (policy.Append(path, rule, beforeIdx) with
     /// Resolution.RuleIndex) insert it immediately before the ask rule that prompted, or after
-    /// every rule when the ask came from the default. Our ask has no approver yet; when it does,
-    /// [A]lways must insert at `Verdict.ruleIndex` of the ask (or append when it is nil), and
-    /// this test says why: at the front, the persisted `npm install*` would shadow rule 0.
-    @Test("pending [A]lways: insert before the asking rule, never ahead of explicit denies")
+    /// every rule when the ask came from the default. [A]lways inserts at `Verdict.ruleIndex` of
+    /// the ask (or appends when it is nil; `PolicyTextEdit`, `PolicyFileAmender`), and this test
+    /// says why: at the front, the persisted `npm install*` would shadow rule 0.
+    @Test("[A]lways: insert before the asking rule, never ahead of explicit denies")
     func alwaysPosition() throws {
         let rules = """
               - match: {action: exec, target_glob: "*npm install evil*"}

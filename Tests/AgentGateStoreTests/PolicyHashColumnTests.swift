@@ -54,6 +54,9 @@ struct PolicyHashColumnTests {
         withPolicy.policySHA256 = Self.firstPolicy
         #expect(withoutPolicy.rowHashDomain == "agentgate.event.v2")
         #expect(withPolicy.rowHashDomain == "agentgate.event.v3")
+        var answered = withPolicy
+        answered.answeredVia = "socket"
+        #expect(answered.rowHashDomain == "agentgate.event.v4")
         var encoder = AuditChain.Encoder(domain: "", previous: [])
         let previous = AuditChain.sessionGenesis("s")
         let old = AuditChain.hash(withoutPolicy, previous: previous, encoder: &encoder)
@@ -80,13 +83,16 @@ struct PolicyHashColumnTests {
             writer.finishSession(endTimeMicros: 1_700_000_000_100_000, exitStatus: 0)
             store.close()
         }
-        // The file as a v2 build left it: no policy_sha256 column.
-        try rawSQL(path, "ALTER TABLE events DROP COLUMN policy_sha256; PRAGMA user_version = 2;")
+        // The file as a v2 build left it: no policy_sha256 column (nor the later answer columns).
+        try rawSQL(path, """
+            ALTER TABLE events DROP COLUMN policy_sha256; ALTER TABLE events DROP COLUMN answered_via;
+            ALTER TABLE events DROP COLUMN answered_by; PRAGMA user_version = 2;
+            """)
         #expect(try rawQuery(path, "PRAGMA user_version") == ["2"])
 
         let store = try AuditStore(path: path)
         defer { store.close() }
-        #expect(try store.schemaVersion() == 3)
+        #expect(try store.schemaVersion() == AuditSchema.currentVersion)
         let events = try store.events(sessionID: "session-1")
         #expect(events.count == 5)
         #expect(events.allSatisfy { $0.event.policySHA256 == nil && $0.hash != nil })

@@ -53,6 +53,7 @@ import AgentGatePolicy
         let policy = try h.policy("""
             version: 2
             default: allow
+            ask_timeout: 1s
             rules:
               - id: echo-tools
                 match: {action: exec, target_glob: "echo"}
@@ -68,9 +69,11 @@ import AgentGatePolicy
         #expect(Self.lines(result.stdout, "ok") == 10, "\(result.stdout)\n\(result.stderr)")
         let echoes = h.supervised(["sh", "-c", "for i in 1 2 3; do /bin/echo e$i || echo refused; done"], policy: policy)
         #expect(echoes.stdout == "e1\ne2\nrefused\n", "\(echoes.stdout)\n\(echoes.stderr)")
-        #expect(echoes.stderr.contains("rate limit: at most 2 exec per 1h (limit 1) (ask: no approver)"), "\(echoes.stderr)")
-        #expect(h.query("SELECT decision, reason FROM events WHERE decision != 'allow'")
-                    == [["ask", "rate limit: at most 2 exec per 1h (limit 1)"]])
+        // Over the limit the exec is asked about; nobody answers, and the timeout denies it.
+        #expect(echoes.stderr.contains("rate limit: at most 2 exec per 1h (limit 1) (asked: nobody answered in time)"), "\(echoes.stderr)")
+        let asked = h.query("SELECT decision, answered_via, reason FROM events WHERE decision != 'allow'")
+        #expect(asked.count == 1 && asked.first?[0] == "deny" && asked.first?[1] == "timeout", "\(asked)")
+        #expect(asked.first?[2].hasPrefix("rate limit: at most 2 exec per 1h (limit 1); asked (ask ") == true, "\(asked)")
     }
 
     @Test func fileWritesOverTheLimitAreDenied() throws {
