@@ -138,19 +138,41 @@ struct TerminalPromptTests {
         #expect(Self.askedRows(h) == [["deny", "tty", Self.userDescription]])
     }
 
-    @Test func alwaysAndNeverWithoutARuleToSaveAnswerOnce() throws {
+    /// Always shows the rule first (`n` goes back), saves it on `y` before the ask rule, keeps the
+    /// file's comments, and the same action then runs without asking.
+    @Test func alwaysSavesTheRuleItShowedAndItAppliesAtOnce() throws {
         let h = try Harness()
-        let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(h.path("one")); echo first=$?; /usr/bin/touch \(h.path("two")); echo second=$?"], steps: [
-            .expect(Self.keys), .send("A"), .expect("can't be saved as a rule here; [a]llow once / [d]eny instead"), .send("a"),
-            .expect("first=0"),
-            .expect(Self.keys), .send("N"), .expect("can't be saved as a rule here"), .send("\u{03}"), .expect("second="),
+        let one = h.path("one")
+        let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(one); echo first=$?; rm \(one); /usr/bin/touch \(one); echo again=$?"], steps: [
+            .expect(Self.keys), .send("A"), .expect("The rule to save:"), .expect("[y] save and allow / [n] back ?"), .send("n"),
+            .expect(Self.keys), .send("A"), .expect("[y] save and allow / [n] back ?"), .send("y"),
+            .expect("first=0"), .expect("again=0"),
         ])
         #expect(session.failure == nil && session.status == 0, "\(session)")
-        #expect(session.output.contains("second=126"), "\(session.output)")
-        #expect(h.exists("one") && !h.exists("two"))
-        #expect(Self.askedRows(h) == [["allow", "tty", Self.userDescription], ["deny", "tty", Self.userDescription]])
-        // Nothing was saved: the policy file is as written.
-        #expect(try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8) == Self.policy)
+        #expect(session.output.contains("│ covers : exec /usr/bin/touch \(one) *"), "\(session.output)")
+        #expect(h.exists("one"))
+        let saved = try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8)
+        #expect(saved.contains("# asks before every touch; this comment must survive"), "\(saved)")
+        let rule = saved.range(of: "match: {action: exec, argv: [/usr/bin/touch, \(one), \"**\"]}")
+        let ask = saved.range(of: "target_glob: \"touch\"")
+        #expect(rule != nil && ask != nil && rule!.lowerBound < ask!.lowerBound, "\(saved)")
+        // Asked once, by a person; the second touch was allowed by the saved rule.
+        #expect(Self.askedRows(h) == [["allow", "tty", Self.userDescription], ["allow", "None", "None"]])
+    }
+
+    @Test func neverSavesADenyRule() throws {
+        let h = try Harness()
+        let two = h.path("two")
+        let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(two); echo first=$?; /usr/bin/touch \(two); echo again=$?"], steps: [
+            .expect(Self.keys), .send("N"), .expect("[y] save and deny / [n] back ?"), .send("y"),
+            .expect("first=126"), .expect("again=126"),
+        ])
+        #expect(session.failure == nil && session.status == 0, "\(session)")
+        #expect(!h.exists("two"))
+        let saved = try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8)
+        #expect(saved.contains("# asks before every touch; this comment must survive"))
+        #expect(saved.contains("match: {action: exec, argv: [/usr/bin/touch, \(two), \"**\"]}") && saved.contains("decision: deny"), "\(saved)")
+        #expect(Self.askedRows(h) == [["deny", "tty", Self.userDescription], ["deny", "None", "None"]])
     }
 
     /// The prompt stops the terminal's foreground group while it asks, so asks queue up from
