@@ -192,6 +192,9 @@ final class AskBroker: Sendable {
 
     var isPrompting: Bool { prompting.load(ordering: .acquiring) }
 
+    /// The terminal prompt has stopped (its terminal went away): new asks are announced on the log.
+    func stopPrompting() { prompting.store(false, ordering: .releasing) }
+
     func setRuleHandling(save: @escaping @Sendable (PendingAsk, AskAnswer, PolicyVersion) -> String,
                          propose: @escaping @Sendable (PendingAsk, AskAnswer, PolicyVersion) -> RuleProposal?) {
         ruleSaver.withLock { $0 = save }

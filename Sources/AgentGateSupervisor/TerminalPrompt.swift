@@ -64,20 +64,24 @@ final class TerminalPrompt: Sendable {
             switch TerminalHold.take(core: core, setHolding: { [self] in holding.store($0, ordering: .releasing) }) {
             case .taken(var hold):
                 let ended = present(&hold)
-                hold.release()
-                if let ended {
-                    core.log.warning("terminal prompt stopped: \(ended); asks now wait for `agentgate approve`/`deny` or their timeout")
-                    return
-                }
+                // A hangup while the prompt held the terminal reached the prompt's group, not
+                // the agent's: the agent's gets it now, as it would have.
+                hold.release(hangUp: ended != nil && !Supervisor.hasControllingTerminal())
+                if let ended { return giveUp(ended) }
             case .notForeground:
                 // Someone outside the session has the terminal (the job was put in the
                 // background): look again shortly; the socket and the timeout still answer.
                 usleep(250_000)
             case .failed(let why):
-                core.log.warning("terminal prompt stopped: \(why); asks now wait for `agentgate approve`/`deny` or their timeout")
-                return
+                return giveUp(why)
             }
         }
+    }
+
+    /// The terminal can't be used: says so once; asks wait for the control socket or their timeout.
+    private func giveUp(_ why: String) {
+        core.asks.stopPrompting()
+        core.log.warning("terminal prompt stopped: \(why); asks now wait for `agentgate approve`/`deny` or their timeout")
     }
 
     /// Asks about every pending ask, oldest first, until none is left. Returns why the
@@ -256,8 +260,8 @@ struct TerminalHold {
     }
 
     /// Leaves the alternate screen, restores the mode, gives the foreground back, and
-    /// continues the agent's group and asks it to redraw.
-    mutating func release() {
+    /// continues the agent's group and asks it to redraw (or, after a hangup, passes it on).
+    mutating func release(hangUp: Bool = false) {
         _ = write("\u{1b}[?1049l")
         var mode = savedMode
         tcsetattr(fd, TCSADRAIN, &mode)
@@ -266,8 +270,9 @@ struct TerminalHold {
             _ = agentgate_tcsetpgrp(fd, getpgrp())
         }
         if stoppedGroup {
+            if hangUp { kill(-previousForeground, SIGHUP) }
             kill(-previousForeground, SIGCONT)
-            kill(-previousForeground, SIGWINCH)
+            if !hangUp { kill(-previousForeground, SIGWINCH) }
         }
         setHolding(false)
         close(fd)

@@ -59,12 +59,23 @@ struct TerminalPromptTests {
                 seen = out.find(want, seen) + len(want)
             if "send" in step:
                 os.write(fd, step["send"].encode())
+            if step.get("hangUp"):
+                os.close(fd)
+                fd = None
+                break
         if failure:
             os.kill(pid, signal.SIGKILL)
         deadline = time.time() + 30
-        while time.time() < deadline and more(deadline):
+        while fd is not None and time.time() < deadline and more(deadline):
             pass
-        _, status = os.waitpid(pid, 0)
+        reaped, status = os.waitpid(pid, os.WNOHANG)
+        while reaped == 0 and time.time() < deadline:
+            time.sleep(0.05)
+            reaped, status = os.waitpid(pid, os.WNOHANG)
+        if reaped == 0:
+            failure = failure or "the supervisor did not end"
+            os.kill(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
         print(json.dumps({"status": os.waitstatus_to_exitcode(status), "failure": failure,
                           "output": out.decode(errors="replace")}))
         """
@@ -78,8 +89,11 @@ struct TerminalPromptTests {
     struct Step: Encodable {
         var expect: String?
         var send: String?
+        var hangUp: Bool?
         static func expect(_ text: String) -> Step { Step(expect: text) }
         static func send(_ keys: String) -> Step { Step(send: keys) }
+        /// Closes the terminal (its master side), as closing a terminal window does.
+        static let hangUp = Step(hangUp: true)
     }
 
     static let keys = "[a]llow once / [d]eny / [A]lways allow / [N]ever ?"
@@ -173,6 +187,34 @@ struct TerminalPromptTests {
         #expect(saved.contains("# asks before every touch; this comment must survive"))
         #expect(saved.contains("match: {action: exec, argv: [/usr/bin/touch, \(two), \"**\"]}") && saved.contains("decision: deny"), "\(saved)")
         #expect(Self.askedRows(h) == [["deny", "tty", Self.userDescription], ["deny", "None", "None"]])
+    }
+
+    /// The terminal goes away while the prompt holds it and the agent is stopped: the session
+    /// still ends (the agent is continued and gets the hangup), nothing is left behind.
+    @Test func closingTheTerminalWhileAskingEndsTheSession() throws {
+        let h = try Harness()
+        let marker = "\(Int.random(in: 100_000_000...999_999_999))"
+        let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(h.path("one")); exec sleep \(marker)"], steps: [
+            .expect(Self.keys), .hangUp,
+        ])
+        #expect(session.failure == nil, "\(session)")
+        let deadline = Date().addingTimeInterval(10)
+        var left = Self.processes(withCommandLine: ["sleep", marker])
+        while !left.isEmpty && Date() < deadline {
+            usleep(50_000)
+            left = Self.processes(withCommandLine: ["sleep", marker])
+        }
+        #expect(left.isEmpty, "the agent outlived its terminal")
+        for pid in left { kill(pid, SIGKILL) }
+        #expect(!h.exists("one"))
+    }
+
+    static func processes(withCommandLine argv: [String]) -> [pid_t] {
+        let wanted = Array(argv.joined(separator: "\0").utf8) + [0]
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { pid_t($0) }.filter { pid in
+            (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))).map { Array($0) == wanted } ?? false
+        }
     }
 
     /// The prompt stops the terminal's foreground group while it asks, so asks queue up from
