@@ -189,6 +189,31 @@ struct TerminalPromptTests {
         #expect(Self.askedRows(h) == [["deny", "tty", Self.userDescription], ["deny", "None", "None"]])
     }
 
+    /// For a path, Always can cover the file's whole directory instead (`w`), shown before saving.
+    @Test func alwaysForAPathCanCoverItsDirectory() throws {
+        let h = try Harness()
+        try FileManager.default.createDirectory(atPath: h.path("out"), withIntermediateDirectories: true)
+        let policy = """
+            # writes under out/ are asked about
+            ask_timeout: 30s
+            default: allow
+            rules:
+              - match: {action: fs_write, target_glob: "\(h.path("out"))/**"}
+                decision: ask
+            """
+        let session = try Self.onTerminal(h, ["sh", "-c", "echo 1 > \(h.path("out/a")); echo first=$?; echo 2 > \(h.path("out/b")); echo second=$?"], steps: [
+            .expect("│ action : fs_write"), .expect(Self.keys), .send("A"), .expect("[y] save and allow / [w] whole directory / [n] back ?"),
+            .send("w"), .expect("[y] save and allow / [w] this file only / [n] back ?"), .send("y"),
+            .expect("first=0"), .expect("second=0"),
+        ], policy: policy)
+        #expect(session.failure == nil && session.status == 0, "\(session)")
+        #expect(h.exists("out/a") && h.exists("out/b"))
+        let saved = try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8)
+        #expect(saved.contains("# writes under out/ are asked about") && saved.contains("decision: allow"), "\(saved)")
+        let rows = h.query("select answered_via from events where action = 'fs_write' and target like '%/out/%' order by seq")
+        #expect(rows == [["tty"], ["None"]], "\(rows)")
+    }
+
     /// The terminal goes away while the prompt holds it and the agent is stopped: the session
     /// still ends (the agent is continued and gets the hangup), nothing is left behind.
     @Test func closingTheTerminalWhileAskingEndsTheSession() throws {
