@@ -300,7 +300,6 @@ struct TerminalPromptTests {
             """)
         let server = "agentgate-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         func tmux(_ arguments: [String]) -> Harness.Result { h.run(["tmux", "-L", server] + arguments, timeout: 30) }
-        defer { _ = tmux(["kill-server"]) }
         let command = "\(Harness.supervisor) --policy \(policy) --db \(h.db) -- python3 \(h.path("fullscreen.py")) \(h.path("marker")) \(h.path("go")) \(h.path("quit")); echo $? > \(h.path("status"))"
         // The server must not hold the test's pipes (it would inherit every descriptor open in
         // the test process, other tests' pipes too), nor its blocked and ignored signals.
@@ -320,9 +319,15 @@ struct TerminalPromptTests {
         let started = h.run(["python3", "-c", detached, "tmux", "-L", server, "new-session", "-d", "-x", "200", "-y", "30",
                              "bash", "--norc", "--noprofile", "-i"], timeout: 30)
         try #require(started.status == 0, "\(started.stderr)")
-        // Ended by its pid too, should kill-server not be heard.
-        let serverPID = pid_t(tmux(["display-message", "-p", "#{pid}"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-        defer { if serverPID > 0 { kill(serverPID, SIGKILL) } }
+        // Ended by its pid too, should kill-server not be heard; tmux leaves its socket behind.
+        let serverInfo = tmux(["display-message", "-p", "#{pid} #{socket_path}"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let serverPID = pid_t(serverInfo.prefix { $0 != " " }) ?? 0
+        let socketPath = String(serverInfo.drop { $0 != " " }.dropFirst())
+        defer {
+            _ = tmux(["kill-server"])
+            if serverPID > 0 && kill(serverPID, 0) == 0 { kill(serverPID, SIGKILL) }
+            if socketPath.hasPrefix("/") { unlink(socketPath) }
+        }
         _ = tmux(["send-keys", "-l", command])
         _ = tmux(["send-keys", "Enter"])
         func screen() -> String { tmux(["capture-pane", "-p"]).stdout }
