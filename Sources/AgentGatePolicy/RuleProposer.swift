@@ -52,7 +52,9 @@ public enum RuleProposer {
         let taken = Set(policy.rules.compactMap(\.id)).union(avoidingIDs)
         let id = uniqueID(base: (decision.allows ? "always-" : "never-") + chosen.slug, taken: taken)
         let day = day(date)
-        let described = action.kind == .exec ? (action.argv ?? [action.target]).joined(separator: " ") : action.target
+        var described = action.kind == .exec ? (action.argv ?? [action.target]).joined(separator: " ") : action.target
+        // The match says exactly what is covered; the reason only reminds (an argv can be megabytes).
+        if described.count > 200 { described = String(described.prefix(200)) + "…" }
         var yaml = ["- id: \(YAMLScalar.quoted(id))"]
         yaml.append("  match: {" + chosen.match.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + "}")
         yaml.append("  decision: \(decision.name)")

@@ -126,6 +126,9 @@ final class AskBroker: Sendable {
         let restartKey: String
         /// Set while no thread waits: the call was interrupted and may be restarted until then.
         var detachedUntil: UInt64? = nil
+        /// A person's answer is being saved (`answer`): no other answer, nor the timeout, may
+        /// settle it meanwhile.
+        var claimed = false
         /// The policy version that asked: its rule numbers are the ask's (`ruleIndex`).
         unowned(unsafe) let policy: PolicyVersion
     }
@@ -146,6 +149,26 @@ final class AskBroker: Sendable {
         var recentDenials: [String: (outcome: AskOutcome, until: UInt64)] = [:]
         var stopping = false
 
+        /// Removes a settled ask and keeps its outcome for the call's record; a denial also
+        /// answers the same process repeating the action for a moment.
+        mutating func settle(_ ask: PendingAsk, _ outcome: AskOutcome, for notificationID: UInt64) {
+            entries.removeAll { $0.ask.id == ask.id }
+            outcomes.removeValue(forKey: ask.id)
+            record(outcome, for: notificationID)
+            if !outcome.answer.allows {
+                let now = agentgate_monotonic_ns()
+                if recentDenials.count > 64 { recentDenials = recentDenials.filter { $0.value.until > now } }
+                recentDenials[AskBroker.repeatKey(ask)] = (outcome, now + AskBroker.repeatWindowNanoseconds)
+            }
+        }
+
+        /// Keeps `outcome` until the call's record takes it (bounded: a call whose record never
+        /// asks for it must not make the table grow).
+        mutating func record(_ outcome: AskOutcome, for notificationID: UInt64) {
+            if recorded.count >= 1024 { recorded.removeAll() }
+            recorded[notificationID] = outcome
+        }
+
         /// Forgets asks whose interrupted call didn't come back in time.
         mutating func pruneDetached(now: UInt64) {
             let expired = entries.filter { ($0.detachedUntil ?? .max) <= now }.map(\.ask.id)
@@ -160,7 +183,7 @@ final class AskBroker: Sendable {
     static let repeatWindowNanoseconds: UInt64 = 5_000_000_000
 
     /// The same process's same action: what a recent denial covers.
-    private static func repeatKey(_ ask: PendingAsk) -> String {
+    fileprivate static func repeatKey(_ ask: PendingAsk) -> String {
         var key = "\(ask.pid)\u{0}\(ask.action.kind.name)\u{0}\(ask.action.target)"
         for word in ask.action.argv ?? [] { key += "\u{0}" + word }
         return key
@@ -231,16 +254,22 @@ final class AskBroker: Sendable {
         let registration: Registration = state.withLock { state in
             guard !state.stopping else { return .stopping }
             state.pruneDetached(now: agentgate_monotonic_ns())
-            if let index = state.entries.firstIndex(where: { $0.detachedUntil != nil && $0.restartKey == restartKey }) {
-                state.entries[index].detachedUntil = nil
-                state.entries[index].waiter = waiter
-                return .resumed(state.entries[index].ask)
-            }
             let ask = makeAsk(newID(taken: state.entries))
+            if let index = state.entries.firstIndex(where: { $0.detachedUntil != nil && $0.restartKey == restartKey }) {
+                // The same call restarted takes its ask up again, but only for the very action
+                // the person is being asked about: a handler may have rewritten the arguments.
+                if state.entries[index].ask.action == ask.action {
+                    state.entries[index].detachedUntil = nil
+                    state.entries[index].waiter = waiter
+                    return .resumed(state.entries[index].ask)
+                }
+                state.outcomes.removeValue(forKey: state.entries[index].ask.id)
+                state.entries.remove(at: index)
+            }
             let key = Self.repeatKey(ask)
             if let recent = state.recentDenials[key] {
                 if recent.until > ask.createdAt {
-                    state.recorded[notificationID] = recent.outcome
+                    state.record(recent.outcome, for: notificationID)
                     return .repeated(recent.outcome)
                 }
                 state.recentDenials.removeValue(forKey: key)
@@ -262,12 +291,22 @@ final class AskBroker: Sendable {
         var result: AskWaitResult?
         while result == nil {
             _ = waiter.wait(milliseconds: 50)
+            let timedOut = agentgate_monotonic_ns() >= ask.deadline
+            // Settled and removed in one step: an answer that comes later finds no ask.
             result = state.withLock { state -> AskWaitResult? in
                 if let outcome = state.outcomes.removeValue(forKey: ask.id) {
-                    state.recorded[notificationID] = outcome
+                    state.settle(ask, outcome, for: notificationID)
                     return .settled(outcome)
                 }
                 if state.stopping { return .gone }
+                // A person's answer is being saved: it, not the timeout, settles the ask.
+                let claimed = state.entries.contains { $0.ask.id == ask.id && $0.claimed }
+                if timedOut && !claimed {
+                    let seconds = Int((ask.deadline &- ask.createdAt) / 1_000_000_000)
+                    let outcome = AskOutcome(askID: ask.id, answer: .deny, responder: .timeout(seconds: seconds), ruleNote: nil)
+                    state.settle(ask, outcome, for: notificationID)
+                    return .settled(outcome)
+                }
                 return nil
             }
             if result != nil { break }
@@ -278,32 +317,29 @@ final class AskBroker: Sendable {
                 // The kernel would interrupt a blocking wait: answer as it would, and the
                 // call runs the handler, then restarts (and asks again) or fails with EINTR.
                 result = .interrupted
-            } else if agentgate_monotonic_ns() >= ask.deadline {
-                let seconds = Int((ask.deadline &- ask.createdAt) / 1_000_000_000)
-                let outcome = AskOutcome(askID: ask.id, answer: .deny, responder: .timeout(seconds: seconds), ruleNote: nil)
-                result = state.withLock { state in
-                    // An answer that came in meanwhile wins.
-                    let taken = state.outcomes.removeValue(forKey: ask.id) ?? outcome
-                    state.recorded[notificationID] = taken
-                    return .settled(taken)
-                }
             }
         }
-        state.withLock { state in
-            if result == .interrupted, let index = state.entries.firstIndex(where: { $0.ask.id == ask.id }) {
-                // Kept for the restarted call (an answer given meanwhile waits for it too).
-                state.entries[index].detachedUntil = agentgate_monotonic_ns() + Self.restartWindowNanoseconds
-                return
+        if result == .interrupted || result == .gone {
+            let settledMeanwhile: AskOutcome? = state.withLock { state in
+                // An answer that landed meanwhile still counts for a call that is still there.
+                if result == .interrupted, let outcome = state.outcomes.removeValue(forKey: ask.id) {
+                    state.settle(ask, outcome, for: notificationID)
+                    return outcome
+                }
+                if result == .interrupted, let index = state.entries.firstIndex(where: { $0.ask.id == ask.id }) {
+                    // Kept for the restarted call (an answer given meanwhile waits for it too).
+                    state.entries[index].detachedUntil = agentgate_monotonic_ns() + Self.restartWindowNanoseconds
+                } else {
+                    state.entries.removeAll { $0.ask.id == ask.id }
+                    state.outcomes.removeValue(forKey: ask.id)
+                }
+                return nil
             }
-            state.entries.removeAll { $0.ask.id == ask.id }
-            state.outcomes.removeValue(forKey: ask.id)
-            if case .settled(let outcome) = result, !outcome.answer.allows {
-                let now = agentgate_monotonic_ns()
-                if state.recentDenials.count > 64 { state.recentDenials = state.recentDenials.filter { $0.value.until > now } }
-                state.recentDenials[Self.repeatKey(ask)] = (outcome, now + Self.repeatWindowNanoseconds)
-            }
+            if let settledMeanwhile { result = .settled(settledMeanwhile) }
         }
         changed.signal()
+        // A thread killed while the person decided: nothing is done for it.
+        if case .settled = result, !listener.isValid(notificationID) { return .gone }
         return result!
     }
 
@@ -323,7 +359,9 @@ final class AskBroker: Sendable {
         }
     }
 
-    func isPending(_ id: String) -> Bool { state.withLock { state in state.entries.contains { $0.ask.id == id } && state.outcomes[id] == nil } }
+    func isPending(_ id: String) -> Bool {
+        state.withLock { state in state.entries.contains { $0.ask.id == id && !$0.claimed } && state.outcomes[id] == nil }
+    }
 
     /// Waits until an ask is pending (or `timeoutMilliseconds` pass) and returns them, oldest first.
     func waitForPending(timeoutMilliseconds: Int) -> [PendingAsk] {
@@ -346,8 +384,13 @@ final class AskBroker: Sendable {
     /// with it in force); the call goes ahead or fails whatever became of the rule. Returns
     /// what the answer did, for whoever gave it.
     func answer(_ id: String, _ answer: AskAnswer, by responder: AskResponder) -> Result<AskOutcome, AskAnswerFailure> {
-        guard let (ask, policy) = state.withLock({ state in
-            state.entries.first { $0.ask.id == id && state.outcomes[id] == nil }.map { ($0.ask, $0.policy) }
+        // Claimed first: one answer per ask, and the timeout waits for a claimed one.
+        guard let (ask, policy) = state.withLock({ state -> (PendingAsk, PolicyVersion)? in
+            state.pruneDetached(now: agentgate_monotonic_ns())
+            guard !state.stopping, state.outcomes[id] == nil,
+                  let index = state.entries.firstIndex(where: { $0.ask.id == id }), !state.entries[index].claimed else { return nil }
+            state.entries[index].claimed = true
+            return (state.entries[index].ask, state.entries[index].policy)
         }) else {
             return .failure(AskAnswerFailure(message: "no pending ask \(id) (it may have been answered, timed out or withdrawn)"))
         }
@@ -355,12 +398,13 @@ final class AskBroker: Sendable {
         if answer.savedDecision != nil, let save = ruleSaver.withLock({ $0 }) { note = save(ask, answer, policy) }
         let outcome = AskOutcome(askID: id, answer: answer, responder: responder, ruleNote: note)
         let waiter: Waiter? = state.withLock { state in
-            guard let entry = state.entries.first(where: { $0.ask.id == id }), state.outcomes[id] == nil else { return nil }
+            guard let entry = state.entries.first(where: { $0.ask.id == id }) else { return nil }
             state.outcomes[id] = outcome
             return entry.waiter
         }
         guard let waiter else {
-            return .failure(AskAnswerFailure(message: "ask \(id) was settled meanwhile (answered elsewhere, timed out or withdrawn)"))
+            let saved = note.map { " (\($0))" } ?? ""
+            return .failure(AskAnswerFailure(message: "ask \(id)'s call ended meanwhile\(saved)"))
         }
         waiter.signal()
         return .success(outcome)

@@ -229,9 +229,9 @@ public struct PolicyFileAmender: Sendable {
         let user = Self.canonical(userPolicyPath)
         if let top = policyPath {
             let inTop = askRule.map { Self.canonical($0.file) == Self.canonical(top) } ?? true
-            if inTop, Self.isWritable(top) { return .success(Destination(path: top, before: askRule)) }
+            if inTop, editable(top) { return .success(Destination(path: top, before: askRule)) }
             if Self.canonical(top) == user {
-                guard Self.isWritable(top) else {
+                guard editable(top) else {
                     return .failure(PolicyAmendFailure("your policy file \(top) is not writable, so no rule is saved"))
                 }
                 // The ask rule is in an included file: the user's own rules come before it.
@@ -248,7 +248,7 @@ public struct PolicyFileAmender: Sendable {
         }
         let includesInForce = policyPath.map { top in loaded.policy.files.contains { Self.canonical($0) == Self.canonical(top) } }
             ?? loaded.policy.rules.contains { $0.file == Policy.builtInDefaultSource }
-        guard includesInForce, Self.isWritable(userPolicyPath) else {
+        guard includesInForce, editable(userPolicyPath) else {
             return .failure(PolicyAmendFailure(
                 "the rule can't go into \(policyPath ?? "the built-in policy") (\(policyPath == nil ? "built in" : askRule != nil ? "the ask rule is in an included file" : "not writable")), "
                 + "and your own policy file \(userPolicyPath) does not include it; add include: [\"\(included)\"] to it "
@@ -376,6 +376,11 @@ public struct PolicyFileAmender: Sendable {
     }
 
     /// Whether the user may replace the file: write it, and create and rename in its directory.
+    /// Whether a rule may be saved into `path`: the user can replace it. (The lock and
+    /// temporary files beside it, `.NAME.…`, are off limits to the agent as the file is: see
+    /// `SupervisorCore.protectedReason`.)
+    func editable(_ path: String) -> Bool { Self.isWritable(path) }
+
     static func isWritable(_ path: String) -> Bool {
         access(path, W_OK) == 0 && access(directory(of: path), W_OK | X_OK) == 0
     }

@@ -63,7 +63,8 @@ extension Supervisor {
             let asks = core.asks.pending().map { ask in
                 AskListing(id: ask.id, session: session, ageSeconds: ask.ageSeconds(now: now),
                            secondsLeft: Int((ask.deadline > now ? ask.deadline - now : 0) / 1_000_000_000),
-                           action: ask.action.kind.name, target: ask.shownTarget, intent: ask.intent, pid: ask.pid,
+                           action: ask.action.kind.name, target: Self.listed(ask.shownTarget), intent: Self.listed(ask.intent),
+                           pid: ask.pid,
                            executable: ask.executable, agent: ask.agent, rule: ask.rule)
             }
             return ControlResponse(ok: true, session: session, paused: receivers.isPaused, asks: asks)
@@ -71,6 +72,12 @@ extension Supervisor {
             return answerAsk(request, allow: operation == .approve, peer: peer, core: core)
         }
         return ControlResponse(ok: true, session: session, paused: receivers.isPaused)
+    }
+
+    /// A listed ask's text, cut so that one huge command line can't make the listing too long
+    /// for the protocol's lines (its full text is in the audit once decided).
+    static func listed(_ text: String) -> String {
+        text.utf8.count <= 2000 ? text : String(decoding: text.utf8.prefix(2000), as: UTF8.self) + "… (\(text.utf8.count) bytes)"
     }
 
     /// `approve` / `deny`: answers a pending ask for the peer (never for a process of the

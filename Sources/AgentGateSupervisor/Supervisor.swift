@@ -473,7 +473,8 @@ final class ReceiverStandby: Sendable {
 
     init(capacity: Int) {
         self.capacity = capacity
-        self.available = Atomic(capacity)
+        // Each standby receiver counts itself in when it parks.
+        self.available = Atomic(0)
     }
 
     /// A receiver is about to wait for a person: calls a parked one in. False when every one is

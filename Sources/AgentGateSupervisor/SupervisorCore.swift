@@ -100,6 +100,10 @@ final class SupervisorCore: Sendable {
     /// Directories nothing in the session may write to (AgentGate's configuration, where
     /// policies are found without being named), as given and as resolved.
     let protectedDirectories: [String]
+    /// `DIR/.NAME.` for each protected file `DIR/NAME`: the lock and temporary files a rule
+    /// saved from an ask goes through (`PolicyFileAmender`) are off limits as the file is, so
+    /// the agent can't swap the new policy before it is renamed into place.
+    let protectedSiblingPrefixes: [String]
 
     /// The filter was installed with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (Linux 5.19): once a
     /// notification is received, only a fatal signal ends the agent's wait for the answer, so a
@@ -116,6 +120,10 @@ final class SupervisorCore: Sendable {
         self.contexts = ProcessContexts(agent: agentName, supervisorPID: supervisorPID)
         self.processes = ProcessTable(contexts: contexts)
         self.protectedFiles = protectedFiles
+        self.protectedSiblingPrefixes = protectedFiles.compactMap { file in
+            guard let slash = file.lastIndex(of: "/") else { return nil }
+            return String(file[...slash]) + "." + file[file.index(after: slash)...] + "."
+        }
         self.protectedDirectories = protectedDirectories
         self.listener = listener
         self.table = table
@@ -138,7 +146,7 @@ final class SupervisorCore: Sendable {
     func egressVerdict(_ target: String, _ n: Notification, policy: Policy) -> Verdict {
         var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
         let verdict = policy.evaluateEgress(target: target, contextSource: &source)
-        guard verdict.letsCallProceed, target.hasPrefix("unix:/"),
+        guard verdict.letsCallProceed || verdict.decision == .ask, target.hasPrefix("unix:/"),
               protectedReason(String(target.dropFirst(5)), isWrite: true, policy: policy) != nil else {
             return verdict
         }
@@ -155,6 +163,9 @@ final class SupervisorCore: Sendable {
     /// Why a resolved path is off limits whatever the policy says, or nil.
     func protectedReason(_ target: String, isWrite: Bool, policy: Policy) -> String? {
         if protectedFiles.contains(target) { return "the supervisor's audit database, decision log and policy are off limits" }
+        if protectedSiblingPrefixes.contains(where: { target.hasPrefix($0) && !target[target.index(target.startIndex, offsetBy: $0.count)...].contains("/") }) {
+            return "the files a policy is saved through are off limits"
+        }
         if isWrite && protectedDirectories.contains(where: { PathLexical.isWithin(target, root: $0) }) {
             return "AgentGate's configuration and control sockets are off limits"
         }

@@ -321,7 +321,7 @@ extension ControlHarness {
     /// once: the same action of another process isn't asked again. `deny --never` likewise.
     @Test(arguments: [true, false]) func alwaysAndNeverSaveARule(always: Bool) throws {
         let c = try ControlHarness("saved\(always)")
-        let policy = try c.askingPolicy()
+        let policy = try c.h.protectedPolicy(try String(contentsOfFile: try c.askingPolicy(), encoding: .utf8))
         let before = try String(contentsOfFile: policy, encoding: .utf8)
         let script = """
             import os, sys
@@ -358,6 +358,37 @@ extension ControlHarness {
         #expect(rows.first?[1] == "socket")
         #expect(rows.last?[0] == (always ? "allow" : "deny") && rows.last?[1] == "None" && rows.last?[2] != "asked-files", "\(rows)")
         #expect(c.h.query("select count(*) from events where syscall = 'policy-reload'") == [["1"]])
+    }
+
+    /// A policy file in a directory the agent may write to is edited in place, and the lock and
+    /// temporary files the save goes through (`.NAME.…` beside it) are off limits to the agent
+    /// as the file is: it can't swap the new policy before the rename.
+    @Test func theFilesASaveGoesThroughAreOffLimits() throws {
+        let c = try ControlHarness("save-files")
+        let policy = try c.askingPolicy()
+        let attempts = """
+            import os
+            results = []
+            for name in ('.policy.yaml.lock', '.policy.yaml.4242.x.0.tmp'):
+                try:
+                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT, 0o600))
+                    os.unlink(name)
+                    results.append('made')
+                except OSError as e:
+                    results.append('error %d' % e.errno)
+            open('attempts', 'w').write(' '.join(results))
+            """
+        // Without the supervisor, nothing stops it.
+        #expect(c.h.run(["python3", "-c", attempts]).status == 0)
+        #expect((try? String(contentsOfFile: c.h.path("attempts"), encoding: .utf8)) == "made made")
+        let run = try c.start(["sh", "-c", "python3 -c \"$1\" && python3 -c \"$2\"", "sh", attempts, ControlHarness.writesAskedFile[2]],
+                              session: "save-files", policy: policy)
+        let id = try #require(c.pendingAsks().first?["id"] as? String, "\(run.stderr)")
+        #expect((try? String(contentsOfFile: c.h.path("attempts"), encoding: .utf8)) == "error \(EACCES) error \(EACCES)")
+        let answer = c.control(["approve", id, "--always"])
+        #expect(answer.stdout.contains("rule saved to \(policy)"), "\(answer.stdout) \(answer.stderr)")
+        #expect(run.wait(timeout: 30) == 0, "\(run.stderr)")
+        #expect(c.result() == "written")
     }
 
     @Test func answeringAnUnknownAskSaysSo() throws {

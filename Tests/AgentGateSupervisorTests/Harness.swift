@@ -48,6 +48,21 @@ struct Harness {
         return path("policy.yaml")
     }
 
+    /// `policies/policy.yaml`, in a directory the policy keeps the agent from writing to (a
+    /// deny rule goes first): rules saved from an ask are written into such a file itself.
+    /// `yaml` has a block `rules:` list indented by two spaces.
+    func protectedPolicy(_ yaml: String) throws -> String {
+        try FileManager.default.createDirectory(atPath: path("policies"), withIntermediateDirectories: true)
+        let guarded = yaml.replacingOccurrences(of: "rules:\n", with: """
+            rules:
+              - match: {action: fs_write, target_glob: "\(path("policies"))/**"}
+                decision: deny
+
+            """)
+        try write("policies/policy.yaml", guarded)
+        return path("policies/policy.yaml")
+    }
+
     /// Runs `command` without any supervisor.
     func bare(_ command: [String], timeout: Double = 60) -> Result {
         run(command, timeout: timeout)

@@ -16,6 +16,7 @@ struct ControlHarness {
         var environment = ProcessInfo.processInfo.environment
         environment["XDG_RUNTIME_DIR"] = runtime
         environment["AGENTGATE_CLI"] = Harness.agentgate
+        environment["XDG_CONFIG_HOME"] = h.path("config") // where rules saved from asks may go
         self.environment = environment
     }
 

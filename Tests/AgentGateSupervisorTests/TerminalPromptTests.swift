@@ -99,7 +99,7 @@ struct TerminalPromptTests {
     static let keys = "[a]llow once / [d]eny / [A]lways allow / [N]ever ?"
 
     static func onTerminal(_ h: Harness, _ command: [String], steps: [Step], policy: String = TerminalPromptTests.policy) throws -> Session {
-        let policyPath = try h.policy(policy)
+        let policyPath = try h.protectedPolicy(policy)
         try h.write("driver.py", driver)
         struct Spec: Encodable {
             let argv: [String]
@@ -107,7 +107,10 @@ struct TerminalPromptTests {
         }
         let spec = Spec(argv: [Harness.supervisor, "--policy", policyPath, "--db", h.db, "--"] + command, steps: steps)
         let json = String(decoding: try JSONEncoder().encode(spec), as: UTF8.self)
-        let result = h.run(["python3", h.path("driver.py"), json], timeout: 120)
+        // Rules saved into the user's own policy file go into the test's directory.
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_CONFIG_HOME"] = h.path("config")
+        let result = h.run(["python3", h.path("driver.py"), json], environment: environment, timeout: 120)
         guard let session = try? JSONDecoder().decode(Session.self, from: Data(result.stdout.utf8)) else {
             throw HarnessError(message: "the pty driver failed: \(result.stdout)\(result.stderr)")
         }
@@ -165,7 +168,7 @@ struct TerminalPromptTests {
         #expect(session.failure == nil && session.status == 0, "\(session)")
         #expect(session.output.contains("│ covers : exec /usr/bin/touch \(one) *"), "\(session.output)")
         #expect(h.exists("one"))
-        let saved = try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8)
+        let saved = try String(contentsOfFile: h.path("policies/policy.yaml"), encoding: .utf8)
         #expect(saved.contains("# asks before every touch; this comment must survive"), "\(saved)")
         let rule = saved.range(of: "match: {action: exec, argv: [/usr/bin/touch, \(one), \"**\"]}")
         let ask = saved.range(of: "target_glob: \"touch\"")
@@ -183,7 +186,7 @@ struct TerminalPromptTests {
         ])
         #expect(session.failure == nil && session.status == 0, "\(session)")
         #expect(!h.exists("two"))
-        let saved = try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8)
+        let saved = try String(contentsOfFile: h.path("policies/policy.yaml"), encoding: .utf8)
         #expect(saved.contains("# asks before every touch; this comment must survive"))
         #expect(saved.contains("match: {action: exec, argv: [/usr/bin/touch, \(two), \"**\"]}") && saved.contains("decision: deny"), "\(saved)")
         #expect(Self.askedRows(h) == [["deny", "tty", Self.userDescription], ["deny", "None", "None"]])
@@ -208,7 +211,7 @@ struct TerminalPromptTests {
         ], policy: policy)
         #expect(session.failure == nil && session.status == 0, "\(session)")
         #expect(h.exists("out/a") && h.exists("out/b"))
-        let saved = try String(contentsOfFile: h.path("policy.yaml"), encoding: .utf8)
+        let saved = try String(contentsOfFile: h.path("policies/policy.yaml"), encoding: .utf8)
         #expect(saved.contains("# writes under out/ are asked about") && saved.contains("decision: allow"), "\(saved)")
         let rows = h.query("select answered_via from events where action = 'fs_write' and target like '%/out/%' order by seq")
         #expect(rows == [["tty"], ["None"]], "\(rows)")
