@@ -9,7 +9,7 @@ import Glibc
 /// (its fs_struct is unshared) set to the agent's cwd, with the agent's umask.
 enum BindHandler {
     static func handle(_ call: TrappedCall, scratch: ThreadScratch) {
-        let n = call.notification, core = call.core, syscall = call.syscall, process = call.process
+        let n = call.notification, core = call.core, process = call.process
         let length = Int64(Int32(truncatingIfNeeded: n.arg(2)))
         guard length >= 0, length <= Int64(AGENTGATE_SOCKADDR_CAPACITY) else {
             guard core.listener.isValid(n.id) else { return }
@@ -48,7 +48,26 @@ enum BindHandler {
         }
         // Under the namespace lock no agent mutation can reshape the path between the decision
         // and the kernel's own lookup in bind, so the agent's exact path can be bound (and
-        // getsockname reports it as the agent wrote it).
+        // getsockname reports it as the agent wrote it). A person is never waited for under it:
+        // a path the policy asks about is asked about outside, then resolved and decided again.
+        var answered: (target: String, verdict: Verdict)?
+        for _ in 0..<4 {
+            var asking: (target: String, verdict: Verdict)?
+            bindUnderLock(call, socket: socket, address: address, path: path, cwd: cwd, acting: acting, answered: answered,
+                          asking: &asking)
+            guard let asking else { return }
+            answered = (asking.target, call.settled(asking.verdict, .fsWrite, target: asking.target, argv: nil))
+        }
+        deny(EACCES, path, nil, "the path kept changing while a person was asked")
+    }
+
+    private static func bindUnderLock(_ call: TrappedCall, socket: borrowing OwnedFD, address: SocketAddress, path: String, cwd: Int32,
+                                      acting: (saved: SupervisorCore.SavedIdentity?, refusal: String?, status: ProcStatus?),
+                                      answered: (target: String, verdict: Verdict)?, asking: inout (target: String, verdict: Verdict)?) {
+        let n = call.notification, core = call.core, syscall = call.syscall, process = call.process
+        func deny(_ errno: Int32, _ target: String, _ verdict: Verdict?, _ reason: String) {
+            call.fail(errno, action: .fsWrite, target: target, verdict: verdict, reason: reason)
+        }
         core.namespaceLock.withLock { _ in
             var entry = agentgate_path_entry()
             let target: String
@@ -64,7 +83,12 @@ enum BindHandler {
             var verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
             if !inert {
                 if let reason = call.protectedReason(target, isWrite: true) { deny(EACCES, target, nil, reason); return }
-                verdict = call.decide(.fsWrite, target: target, n)
+                if let answered, answered.target == target {
+                    verdict = answered.verdict
+                } else {
+                    verdict = call.decideBeforeAsking(.fsWrite, target: target, n)
+                    if verdict.decision == .ask && verdict.enforced { asking = (target, verdict); return }
+                }
                 guard verdict.letsCallProceed else { deny(verdict.errno(or: EACCES), target, verdict, ""); return }
             }
 

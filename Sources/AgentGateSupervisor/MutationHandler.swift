@@ -126,19 +126,50 @@ enum MutationHandler {
             return
         }
 
-        core.namespaceLock.withLock { _ in
-            decideAndPerform(call, spec: spec, flags: flags, paths: paths, rawPaths: rawPaths, bases: bases, copies: copies,
-                             agentStatus: acting.status, scratch: scratch)
+        // A person is never waited for under the namespace lock (every other mutation would wait
+        // too): an operand the policy asks about sends the call out of the lock to ask, then back
+        // to resolve and decide again, with the answer for that very target.
+        var answers: [String: Verdict] = [:]
+        for _ in 0..<4 {
+            var asking: AskedOperand?
+            core.namespaceLock.withLock { _ in
+                decideAndPerform(call, spec: spec, flags: flags, paths: paths, rawPaths: rawPaths, bases: bases, copies: copies,
+                                 agentStatus: acting.status, scratch: scratch, answers: answers, asking: &asking)
+            }
+            guard let asking else { return }
+            answers[asking.key] = call.settled(asking.verdict, asking.kind, target: asking.target, argv: nil)
         }
+        call.deny(Refusal(EACCES, "the paths kept changing while a person was asked"), action: .fsWrite, target: paths.first ?? "?")
+    }
+
+    /// An operand the policy asks about, decided after the answer.
+    struct AskedOperand {
+        let kind: ActionKind
+        let target: String
+        let verdict: Verdict
+
+        var key: String { Self.key(kind, target) }
+        static func key(_ kind: ActionKind, _ target: String) -> String { kind.name + "\u{0}" + target }
     }
 
     /// Resolves, decides and performs; runs under the namespace lock. Every operand is resolved
     /// before any is decided, as the kernel looks up every path before it acts: a missing
     /// parent of the second path is answered as the kernel answers it, whatever the first is.
     /// `agentStatus`: the agent's /proc/TID/status when it was read for this notification.
+    /// `answers`: the answers given for operands asked about; `asking` is set, with nothing
+    /// answered or performed, when one must be asked about first.
     private static func decideAndPerform(_ call: TrappedCall, spec: MutationSpec, flags: Int32, paths: [String], rawPaths: [RawPath],
-                                         bases: [AgentDirectory], copies: [[UInt8]?], agentStatus: ProcStatus?, scratch: ThreadScratch) {
+                                         bases: [AgentDirectory], copies: [[UInt8]?], agentStatus: ProcStatus?, scratch: ThreadScratch,
+                                         answers: [String: Verdict], asking: inout AskedOperand?) {
         let n = call.notification, core = call.core, syscall = call.syscall, process = call.process
+        /// The verdict, or nil when a person must be asked first (`asking`).
+        func decide(_ kind: ActionKind, _ target: String) -> Verdict? {
+            if !answers.isEmpty, let answered = answers[AskedOperand.key(kind, target)] { return answered }
+            let verdict = call.decideBeforeAsking(kind, target: target, n)
+            guard verdict.decision == .ask && verdict.enforced else { return verdict }
+            asking = AskedOperand(kind: kind, target: target, verdict: verdict)
+            return nil
+        }
         var resolved: [Resolved] = []
         defer { for r in resolved { agentgate_close(r.fd) } }
         for (index, operand) in spec.operands.enumerated() {
@@ -171,7 +202,7 @@ enum MutationHandler {
             switch outcome {
             case .failed(let errno):
                 let target = PathLexical.absolute(paths[index], base: base.path())
-                let verdict = call.decide(.fsWrite, target: target, n)
+                guard let verdict = decide(.fsWrite, target) else { return }
                 respond(call, errno: verdict.letsCallProceed ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
                         reason: nil)
                 return
@@ -207,11 +238,11 @@ enum MutationHandler {
                 core.listener.fail(n.id, errno: EEXIST)
                 return
             }
-            var verdict = call.decide(.fsWrite, target: r.target, n)
+            guard var verdict = decide(.fsWrite, r.target) else { return }
             // renameat2(RENAME_EXCHANGE) moves the destination too: it's a source as well.
             let exchanges = syscall == "renameat2" && flags & 2 != 0
             if verdict.decision.allows && (operand.alsoRead || exchanges) {
-                let read = call.decide(.fsRead, target: r.target, n)
+                guard let read = decide(.fsRead, r.target) else { return }
                 if !read.decision.allows { verdict = read }
                 // Moving a directory moves everything under it: refuse when the policy
                 // protects anything below it.

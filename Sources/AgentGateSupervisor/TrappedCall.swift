@@ -50,6 +50,12 @@ struct TrappedCall: Sendable {
         return settled(rateLimited(verdict, kind, target: target, n, exec: exec), kind, target: target, argv: nil)
     }
 
+    /// The policy's verdict on a file action, counted against its limits, without asking: an
+    /// enforced `ask` is returned as it is, for the caller to ask outside any lock (`settled`).
+    func decideBeforeAsking(_ kind: ActionKind, target: String, _ n: Notification) -> Verdict {
+        rateLimited(core.decide(kind, target: target, tid: n.tid, id: n.id, policy: policyVersion.policy), kind, target: target, n, exec: nil)
+    }
+
     /// `verdict`, or the verdict of a limit the action is over (see `RateLimiter`).
     func rateLimited(_ verdict: Verdict, _ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails?) -> Verdict {
         guard let rateLimiter = policyVersion.rateLimiter else { return verdict }
@@ -144,8 +150,15 @@ struct TrappedCall: Sendable {
 
     /// Lets an allowed call continue in the kernel, then records the verdict.
     func allow(verdict: Verdict, action: ActionKind, target: String, argv: [String]? = nil) {
+        let entry = DecisionRecorder.Entry(syscall: syscall, action: action, target: target, verdict: verdict, argv: argv)
+        if action == .exec && core.recorder.echo != nil {
+            // Echoed (-v, --log): an exec's line comes before anything the new program does.
+            record(entry)
+            core.listener.continueSyscall(notification.id)
+            return
+        }
         core.listener.continueSyscall(notification.id)
-        record(.init(syscall: syscall, action: action, target: target, verdict: verdict, argv: argv))
+        record(entry)
     }
 
     /// Answers a call the supervisor performed for the agent with the kernel's result (its value,

@@ -391,6 +391,42 @@ extension ControlHarness {
         #expect(c.result() == "written")
     }
 
+    /// A file change asked about (performed under the supervisor's namespace lock) waits for its
+    /// answer outside that lock: the sibling's own mkdirs and renames go on meanwhile.
+    @Test func anAskedMkdirDoesNotHoldUpOtherChanges() throws {
+        let c = try ControlHarness("asked-mkdir")
+        let script = """
+            import os, time
+            child = os.fork()
+            if child == 0:
+                try:
+                    os.mkdir('asked-dir')
+                    open('result', 'w').write('made')
+                except OSError as e:
+                    open('result', 'w').write('error %d' % e.errno)
+                os._exit(0)
+            n = 0
+            while not os.path.exists('stop'):
+                os.mkdir('free-%d' % n)
+                open('file-%d' % n, 'w').close()
+                os.rename('file-%d' % n, 'moved-%d' % n)
+                n += 1
+                time.sleep(0.01)
+            os.waitpid(child, 0)
+            """
+        let run = try c.start(["python3", "-c", script], session: "asked-mkdir", policy: try c.askingPolicy())
+        let id = try #require(c.pendingAsks().first?["id"] as? String, "\(run.stderr)")
+        func moved() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: c.h.dir)) ?? []).filter { $0.hasPrefix("moved-") }.count }
+        let before = moved()
+        #expect(waitUntil { moved() >= before + 20 }, "the sibling's mkdirs and renames go on while the ask waits")
+        #expect(c.result() == nil)
+        #expect(c.control(["approve", id]).status == 0)
+        #expect(waitUntil { c.result() == "made" })
+        try c.h.write("stop", "")
+        #expect(run.wait(timeout: 30) == 0, "\(run.stderr)")
+        #expect(c.h.query("select decision, answered_via from events where target like '%/asked-dir'") == [["allow", "socket"]])
+    }
+
     @Test func answeringAnUnknownAskSaysSo() throws {
         let c = try ControlHarness()
         let run = try c.start(ControlHarness.writesAskedFile, session: "unknown-id", policy: try c.askingPolicy())
