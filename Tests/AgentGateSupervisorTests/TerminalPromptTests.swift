@@ -133,7 +133,7 @@ struct TerminalPromptTests {
         let h = try Harness()
         let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(h.path("marker")); echo touched=$?"], steps: [
             .expect("┌─ AgentGate · action paused ──────────────"), .expect("│ action : exec"),
-            .expect("│ target : /usr/bin/touch \(h.path("marker"))"), .expect("│ rule   : 1 (ask: every touch)"),
+            .expect("│ target : /usr/bin/touch \(h.path("marker"))"), .expect("│ rule   : 2 (ask: every touch)"),
             .expect("denied in "), .expect(Self.keys), .send("a"), .expect("touched=0"),
         ])
         #expect(session.failure == nil && session.status == 0, "\(session)")
