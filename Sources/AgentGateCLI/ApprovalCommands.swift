@@ -103,19 +103,28 @@ struct ApprovalsCommand: ParsableCommand {
     }
 }
 
+/// The ask `approve` and `deny` answer, and how much a rule they save covers.
+struct AnsweredAsk: ParsableArguments {
+    @Argument(help: "The ask's id, as `agentgate approvals` shows it.") var id: String
+    @OptionGroup var breadth: AskBreadthOption
+    @Option(help: "The session the ask belongs to (an id, or a unique prefix).") var session: String?
+
+    func answer(approve: Bool, save: Bool) throws {
+        try PendingAsks.answer(id, approve: approve, save: save, breadth: breadth, session: session)
+    }
+}
+
 /// `agentgate approve ID [--always [--exact|--directory]] [--session ID]`
 struct ApproveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "approve", abstract: "Let a paused action go ahead.",
         discussion: "With --always, a rule allowing the same action from now on is saved into the policy file.")
-    @Argument(help: "The ask's id, as `agentgate approvals` shows it.") var id: String
+    @OptionGroup var ask: AnsweredAsk
     @Flag(help: "Also save a rule that allows the same action from now on.") var always = false
-    @OptionGroup var breadth: AskBreadthOption
-    @Option(help: "The session the ask belongs to (an id, or a unique prefix).") var session: String?
 
-    func validate() throws { try breadth.validate(saving: always, flag: "--always") }
+    func validate() throws { try ask.breadth.validate(saving: always, flag: "--always") }
 
-    func run() throws { try PendingAsks.answer(id, approve: true, save: always, breadth: breadth, session: session) }
+    func run() throws { try ask.answer(approve: true, save: always) }
 }
 
 /// `agentgate deny ID [--never [--exact|--directory]] [--session ID]`
@@ -123,12 +132,10 @@ struct DenyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "deny", abstract: "Refuse a paused action.",
         discussion: "With --never, a rule denying the same action from now on is saved into the policy file.")
-    @Argument(help: "The ask's id, as `agentgate approvals` shows it.") var id: String
+    @OptionGroup var ask: AnsweredAsk
     @Flag(help: "Also save a rule that denies the same action from now on.") var never = false
-    @OptionGroup var breadth: AskBreadthOption
-    @Option(help: "The session the ask belongs to (an id, or a unique prefix).") var session: String?
 
-    func validate() throws { try breadth.validate(saving: never, flag: "--never") }
+    func validate() throws { try ask.breadth.validate(saving: never, flag: "--never") }
 
-    func run() throws { try PendingAsks.answer(id, approve: false, save: never, breadth: breadth, session: session) }
+    func run() throws { try ask.answer(approve: false, save: never) }
 }
