@@ -99,6 +99,7 @@ struct ApprovalsCommand: ParsableCommand {
             print("    \(ask.action) \(target)")
             print("    intent: \(AuditFormat.printable(ask.intent))")
             print("    rule:   \(AuditFormat.printable(ask.rule))")
+            if let always = ask.always { print("    --always would save: \(AuditFormat.printable(always))") }
         }
     }
 }

@@ -37,9 +37,12 @@ public struct AskListing: Codable, Sendable, Equatable {
     public var agent: String
     /// The rule that asked: `3 (ask: every install)`.
     public var rule: String
+    /// What `approve ID --always` would save (`exec npm install *`, into which file, and any
+    /// narrowing), or why it can't; nil when rules can't be saved in this session.
+    public var always: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, session, action, target, intent, pid, executable, agent, rule
+        case id, session, action, target, intent, pid, executable, agent, rule, always
         case ageSeconds = "age_seconds", secondsLeft = "seconds_left"
     }
 

@@ -61,11 +61,17 @@ extension Supervisor {
         case .approvals:
             let now = agentgate_monotonic_ns()
             let asks = core.asks.pending().map { ask in
-                AskListing(id: ask.id, session: session, ageSeconds: ask.ageSeconds(now: now),
+                var listing = AskListing(id: ask.id, session: session, ageSeconds: ask.ageSeconds(now: now),
                            secondsLeft: Int((ask.deadline > now ? ask.deadline - now : 0) / 1_000_000_000),
                            action: ask.action.kind.name, target: Self.listed(ask.shownTarget), intent: Self.listed(ask.intent),
                            pid: ask.pid,
                            executable: ask.executable, agent: ask.agent, rule: ask.rule)
+                // The rule is shown before it is saved, here as at the terminal.
+                if let proposal = core.asks.proposal(for: ask.id, .always(.usual)) {
+                    listing.always = proposal.refusal.map { "nothing can be saved: \($0)" }
+                        ?? "allow \(proposal.summary) (into \(proposal.file))" + (proposal.note.map { "; \($0)" } ?? "")
+                }
+                return listing
             }
             return ControlResponse(ok: true, session: session, paused: receivers.isPaused, asks: asks)
         case .approve, .deny:

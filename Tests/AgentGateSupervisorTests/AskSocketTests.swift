@@ -69,6 +69,8 @@ extension ControlHarness {
         #expect((ask["pid"] as? Int ?? 0) > 0)
         #expect((ask["intent"] as? String)?.isEmpty == false)
         #expect((ask["rule"] as? String)?.contains("asked-files") == true)
+        // What --always would save is shown before anything is saved.
+        #expect((ask["always"] as? String)?.hasPrefix("allow fs_write \(c.h.dir)/asked (into ") == true, "\(ask)")
         #expect(c.result() == nil, "the write waits for the answer")
 
         let text = c.control(["approvals"])
