@@ -205,7 +205,14 @@ public struct PolicyFileAmender: Sendable {
     private func check(_ temporary: String, action: AskedAction, decision: Decision, proposal: RuleProposal) -> PolicyAmendFailure? {
         switch load(temporary) {
         case .failure(let failure):
-            return PolicyAmendFailure("with the rule the policy would not load, so it was not saved: \(failure.description)")
+            var message = "with the rule the policy would not load, so it was not saved: \(failure.description)"
+            if failure.description.contains("may only be set in the top-level policy") {
+                // The user's own file includes the policy in force, which sets what only a
+                // top-level file may.
+                message += " (the policy in force sets what only a top-level file may, so your own policy file can't include it: "
+                    + "make that file writable so rules are saved into it, or move those settings into your own file)"
+            }
+            return PolicyAmendFailure(message)
         case .success(let loaded):
             let verdict = Self.decide(action, in: loaded.policy)
             let wanted = decision.allows ? verdict.decision.allows : verdict.decision == .deny
