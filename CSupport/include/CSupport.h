@@ -30,6 +30,10 @@ enum {
     AGENTGATE_NAME_CAPACITY = 256,
     /// The largest socket address the kernel accepts (sizeof(struct sockaddr_storage)).
     AGENTGATE_SOCKADDR_CAPACITY = 128,
+    /// The DNS capture namespace's listeners: UDP over IPv4 and IPv6, then TCP over both.
+    AGENTGATE_DNS_LISTENERS = 4,
+    /// IPV6_FREEBIND (Linux 4.15), missing from older UAPI headers.
+    AGENTGATE_IPV6_FREEBIND = 78,
 };
 
 #ifdef __cplusplus
@@ -464,6 +468,32 @@ ssize_t agentgate_readlinkat(int dirfd, const char *path, char *buf, size_t capa
 ssize_t agentgate_read_small_file(int dirfd, const char *path, char *buf, size_t capacity);
 /// close(fd), ignoring EINTR.
 void agentgate_close(int fd);
+
+// MARK: - DNS capture (dns.c)
+
+/// Starts the DNS capture namespace: a helper process (fork, then unshare(CLONE_NEWNET), inside
+/// a new user namespace unless root) whose network routes every address to loopback. Returns 0
+/// with `control` (the unix socket to ask it for sockets; the helper exits when it closes) and
+/// `listeners` (port 53 there: UDP v4, UDP v6, TCP v4, TCP v6; -1 for a family the machine
+/// lacks); or -errno with `stage` saying what failed (1 unshare, 2 loopback up, 3 route,
+/// 4 listen, 0 the helper itself).
+int agentgate_dns_namespace_start(int *control, int listeners[AGENTGATE_DNS_LISTENERS], int *stage);
+/// socket(domain, type, protocol) made in the DNS capture namespace, close-on-exec; fd or -errno.
+/// Not thread-safe: one request at a time on `control`.
+int agentgate_dns_namespace_socket(int control, int domain, int type, int protocol);
+/// recvmsg of one datagram with its sender and the local address it was sent to (IP_PKTINFO /
+/// IPV6_PKTINFO). Returns the datagram's full length (MSG_TRUNC) or -errno.
+int agentgate_dns_receive(int fd, void *buffer, size_t capacity, void *peer, uint32_t *peer_length,
+                          void *local, uint32_t *local_length);
+/// sendmsg of one datagram to `peer`, from the local address `local` (IP_PKTINFO / IPV6_PKTINFO).
+int agentgate_dns_send(int fd, const void *buffer, size_t length, const void *peer, uint32_t peer_length,
+                       const void *local, uint32_t local_length);
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC): the connection or -errno.
+int agentgate_accept_cloexec(int fd);
+/// eventfd(0, EFD_CLOEXEC): an fd to wake a poll with, or -errno.
+int agentgate_wake_fd(void);
+/// Whether fd `fd` of process `pid` is close-on-exec (/proc/PID/fdinfo/FD): 1, 0, or -errno.
+int agentgate_fd_cloexec(pid_t pid, int fd);
 /// connect(fd, addr, len). Returns 0 or -errno.
 int agentgate_connect(int fd, const void *addr, uint32_t len);
 /// fcntl(fd, F_GETFL). Returns flags or -errno.

@@ -35,12 +35,15 @@ public enum RecordedAction: Sendable, Hashable, CustomStringConvertible, StoredS
     case netEgress
     /// A syscall decided by name alone (the unsupervised-route table), not by a policy action.
     case syscall
+    /// A DNS query the session's forwarder decided (and, when allowed, its answer).
+    case dns
     /// Text this build doesn't know, read from an older or newer database or fallback file;
     /// kept as stored so the row stays readable and verifiable.
     case unrecognized(String)
 
     static let spellings = StoredSpellings<Self>([
         (.exec, "exec"), (.fsRead, "fs_read"), (.fsWrite, "fs_write"), (.netEgress, "net_egress"), (.syscall, "syscall"),
+        (.dns, "dns"),
     ])
 
     /// Parses the stored text; unknown text becomes `.unrecognized`, never a failure.

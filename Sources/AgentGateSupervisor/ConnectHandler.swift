@@ -39,12 +39,23 @@ enum ConnectHandler {
             core.listener.fail(n.id, errno: address.resolveError)
             return
         }
+        if let capture = core.dns {
+            // DNS goes to the session's forwarder, which decides each query.
+            if DNSCapture.isDNS(address), DNSSwap.connect(call, socketFD: socketFD, address: address, capture: capture) { return }
+            if DNSSwap.resolverBypassSockets.contains(target) {
+                agentgate_close(unixPathFD)
+                call.deny(Refusal(ENOENT, DNSSwap.resolverBypassReason), action: .netEgress, target: target)
+                return
+            }
+        }
         if address.family != AF_UNSPEC {
-            let verdict = call.egressVerdict(target, n)
+            let named = DNSSwap.attribution(of: address, core: core, tgid: process.tgid)
+            let verdict = call.egressVerdict(target, n, resolvedName: named.name, shownAs: named.shown)
+            address.target = named.shown
             guard verdict.letsCallProceed else {
                 agentgate_close(unixPathFD)
                 let errno = verdict.errno(or: EACCES)
-                call.finish(verdict: verdict, action: .netEgress, target: target, errno: errno)
+                call.finish(verdict: verdict, action: .netEgress, target: named.shown, errno: errno, note: named.note)
                 return
             }
             if address.resolveError != 0 {
@@ -53,7 +64,7 @@ enum ConnectHandler {
                 call.finish(verdict: verdict, action: .netEgress, target: target, errno: address.resolveError)
                 return
             }
-            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict)
+            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, note: named.note)
         } else {
             // AF_UNSPEC dissolves an association; it reaches nobody.
             let verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
@@ -91,7 +102,8 @@ enum ConnectHandler {
     }
 
     /// Connects the agent's socket; closes `pathFD` (the resolved unix socket inode) when done.
-    private static func connect(_ call: TrappedCall, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict) {
+    private static func connect(_ call: TrappedCall, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict,
+                                note: String? = nil) {
         let n = call.notification, core = call.core, process = call.process
         let pidfd = agentgate_pidfd_open(n.tid)
         let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
@@ -101,6 +113,14 @@ enum ConnectHandler {
             let errno = socket == -ESRCH ? ESRCH : (socket == -EBADF ? EBADF : -socket)
             guard core.listener.isValid(n.id) else { return }
             call.finish(verdict: verdict, action: .netEgress, target: address.target, errno: errno)
+            return
+        }
+        if let capture = core.dns, address.family == AF_INET || address.family == AF_INET6, capture.isCaptured(socket) {
+            // A socket swapped in for DNS lives where every address is the forwarder's.
+            agentgate_close(socket)
+            agentgate_close(pathFD)
+            call.deny(Refusal(ENETUNREACH, "this socket was used for DNS, which the session's forwarder answers; "
+                              + "other traffic needs a socket of its own"), action: .netEgress, target: address.target)
             return
         }
         let statusFlags = agentgate_get_status_flags(socket)
@@ -121,7 +141,7 @@ enum ConnectHandler {
             }
             agentgate_close(socket)
             agentgate_close(pathFD)
-            call.reply(Int(result), verdict: verdict, action: .netEgress, target: address.target)
+            call.reply(Int(result), verdict: verdict, action: .netEgress, target: address.target, note: note)
         }
         if statusFlags >= 0 && statusFlags & O_NONBLOCK != 0 {
             body() // non-blocking: returns at once, EINPROGRESS included
@@ -130,7 +150,7 @@ enum ConnectHandler {
             if !core.blocking.run(n, interruptErrno: BlockingOperations.interruptErrno(socket: socket), body) {
                 agentgate_close(socket)
                 agentgate_close(pathFD)
-                call.finish(verdict: verdict, action: .netEgress, target: address.target, errno: EAGAIN)
+                call.finish(verdict: verdict, action: .netEgress, target: address.target, errno: EAGAIN, note: note)
             }
         }
     }

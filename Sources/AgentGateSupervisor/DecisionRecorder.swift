@@ -39,6 +39,8 @@ struct DecisionRecorder: Sendable {
         var isSyscall = false
         /// How a person (or the timeout) settled the `ask` that decided this call.
         var askOutcome: AskOutcome? = nil
+        /// Said after the reason, whatever decided ("not resolved by the agent: …").
+        var note: String? = nil
 
         /// The action as recorded.
         var recordedAction: RecordedAction {
@@ -76,6 +78,7 @@ struct DecisionRecorder: Sendable {
         if let index = entry.verdict?.limitIndex, let policy = version?.policy, policy.limits.indices.contains(index) {
             reason = policy.limits[index].explanation
         }
+        if let note = entry.note { reason += "; " + note }
         if let outcome = entry.askOutcome {
             reason += "; " + outcome.description
         } else if let verdict = entry.verdict, verdict.reason == .askInterrupted || verdict.reason == .askWithdrawn {

@@ -45,7 +45,7 @@ enum SendHandler {
         let n = call.notification, core = call.core
         let syscall = call.syscall, process = call.process
         let pidfd = agentgate_pidfd_open(n.tid)
-        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
+        var socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, n.intArg(0)) : pidfd
         agentgate_close(pidfd)
         var socketType: Int32 = 0
         var socketDomain: Int32 = 0
@@ -100,6 +100,32 @@ enum SendHandler {
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal { refuse(Refusal(EACCES, refusal)); return }
 
+        // DNS to port 53 goes to the session's forwarder, through a socket swapped in for the
+        // agent's (see DNSSwap); such a socket carries nothing else.
+        var carriesDNS = false
+        if let capture = core.dns, socketDomain == AF_INET || socketDomain == AF_INET6, !isStream {
+            let named = messages.compactMap(\.name)
+            let toDNS = named.filter { DNSSwap.isDNS($0) }.count
+            carriesDNS = capture.isCaptured(socket)
+            if toDNS > 0 && (toDNS < named.count || named.count < messages.count) || carriesDNS && toDNS < named.count {
+                refuse(Refusal(EACCES, "DNS and other traffic on one socket: DNS must go on a socket of its own"),
+                       target: "connected peer")
+                return
+            }
+            if toDNS > 0 && !carriesDNS {
+                switch DNSSwap.swap(call, socketFD: n.intArg(0), capture: capture, target: "port 53") {
+                case .notCaptured: break
+                case .answered: agentgate_close(socket); return
+                case .swapped(let replacement):
+                    agentgate_close(socket)
+                    socket = replacement
+                    capture.bindAnyPortIfUnbound(socket, domain: socketDomain)
+                    capture.noteOrigin(socket: socket, type: socketType, process: process)
+                    carriesDNS = true
+                }
+            }
+        }
+
         // Decide each message; the batch stops at the first denied one, as the kernel stops at
         // the first failing one.
         var decided: [Decided] = []
@@ -122,7 +148,13 @@ enum SendHandler {
                     core.listener.fail(n.id, errno: address.resolveError)
                     return
                 }
-                entry.verdict = call.egressVerdict(address.target, n)
+                if carriesDNS {
+                    entry.verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
+                } else {
+                    let named = DNSSwap.attribution(of: address, core: core, tgid: process.tgid)
+                    entry.verdict = call.egressVerdict(address.target, n, resolvedName: named.name, shownAs: named.shown)
+                    entry.target = named.shown
+                }
                 if entry.verdict.letsCallProceed && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
                     for d in decided { agentgate_close(d.pathFD) }
@@ -153,6 +185,7 @@ enum SendHandler {
             && !call.policy.allowedUnsupervised.contains(.netAdmin) ? SupervisorCore.networkAdminCapabilities : []
         let batchAddress = n.arg(1)
         let batch = decided
+        let sendingSocket = socket
         let body: @Sendable () -> Void = {
             var sentMessages = 0
             var lastResult = 0
@@ -181,8 +214,8 @@ enum SendHandler {
                 // supervisor, they must not carry the CAP_NET_ADMIN or audit capabilities it
                 // withholds from the agent's netlink sockets.
                 let first = withheldCapabilities.isEmpty
-                    ? Self.send(socket: socket, entry: message, flags: sendFlags)
-                    : SupervisorCore.withoutCapabilities(withheldCapabilities) { Self.send(socket: socket, entry: message, flags: sendFlags) }
+                    ? Self.send(socket: sendingSocket, entry: message, flags: sendFlags)
+                    : SupervisorCore.withoutCapabilities(withheldCapabilities) { Self.send(socket: sendingSocket, entry: message, flags: sendFlags) }
                 let sendErrno = Glibc.errno
                 for fd in rights { agentgate_close(fd) }
                 Self.rightsInFlight.subtract(rights.count, ordering: .relaxed)
@@ -190,7 +223,7 @@ enum SendHandler {
                 if first < 0 { lastErrno = sendErrno; break }
                 var sent = first
                 if first == message.message.payload.count && !message.message.rest.isEmpty {
-                    sent += Self.sendRest(message.message.rest, socket: socket, flags: sendFlags & ~Int32(truncatingIfNeeded: messageFastOpen),
+                    sent += Self.sendRest(message.message.rest, socket: sendingSocket, flags: sendFlags & ~Int32(truncatingIfNeeded: messageFastOpen),
                                           n, core: core)
                 }
                 lastResult = sent
@@ -203,7 +236,7 @@ enum SendHandler {
                 call.record(.init(syscall: syscall, action: .netEgress, target: entry.target, verdict: entry.verdict))
             }
             for entry in batch.dropFirst(sentMessages + 1) { agentgate_close(entry.pathFD) }
-            agentgate_close(socket)
+            agentgate_close(sendingSocket)
             let pipeSignal = lastErrno == EPIPE && raisesPipeSignal ? PipeSignal(n, core: core) : nil
             if core.waitsKillably { pipeSignal?.raise() }
             defer { if !core.waitsKillably { pipeSignal?.raise() } }

@@ -58,6 +58,9 @@ public struct SupervisorOptions: Sendable {
     public var policyReload: PolicyReloadSource? = nil
     /// Saves the rules Always and Never answers ask for; nil: those answers apply once.
     public var ruleSaver: PolicyFileAmender? = nil
+    /// Capture the agent's DNS (see `DNSCapture`), so connects are decided by the names the
+    /// agent resolved. Off, connects are decided by address alone.
+    public var capturesDNS = true
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -153,6 +156,17 @@ public final class Supervisor: Sendable {
             throw SupervisorError(.kernelUnsupported, "kernel.yama.ptrace_scope is \(scope), so the supervisor can't read the "
                                   + "agent's memory without CAP_SYS_PTRACE; run it as root, or set the scope to 0 or 1 "
                                   + "(sysctl kernel.yama.ptrace_scope=1)")
+        }
+
+        // Before anything else is started: the capture's helper must not be a child of ours
+        // once we reap orphans (become_subreaper below).
+        var dns: DNSCapture? = nil
+        if options.capturesDNS {
+            switch DNSCapture.start() {
+            case .success(let capture): dns = capture
+            case .failure(let failure):
+                log.warning("the agent's DNS can't be captured (\(failure.message)); connects are decided by their address alone, so host-name rules match none of them")
+            }
         }
 
         // Signals arrive on a signalfd in this thread; every thread started later inherits the
@@ -254,7 +268,7 @@ public final class Supervisor: Sendable {
                                   protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
                                   protectedDirectories: Array(Set(protectedDirectories + protectedDirectories.map(FilePaths.resolvedDirectory(of:)))),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
-                                  waitsKillably: spawned.killable_recv)
+                                  waitsKillably: spawned.killable_recv, dns: dns)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
@@ -275,6 +289,11 @@ public final class Supervisor: Sendable {
         // Asks wait for an answer over the control socket and at the terminal.
         if control != nil || prompt != nil { core.asks.enableAnswers(prompting: prompt != nil) }
         if let saver = options.ruleSaver { installRuleSaving(saver, core: core) }
+        let forwarder = dns.map { DNSForwarder(capture: $0, core: core) }
+        if let forwarder, !forwarder.start() {
+            throw abandon(spawned.pid, cgroup: cgroup, "could not start the DNS forwarder's threads; the command was not run")
+        }
+        defer { forwarder?.stop() }
         core.blocking.start()
         receivers.start()
         let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }

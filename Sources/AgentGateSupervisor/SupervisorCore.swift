@@ -111,11 +111,16 @@ final class SupervisorCore: Sendable {
     /// queues it before the call returns.
     let waitsKillably: Bool
 
+    /// The session's DNS capture (its forwarder and the names the agent resolved), when the
+    /// session has one.
+    let dns: DNSCapture?
+
     init(listener: Listener, table: SyscallTable, policy: Policy, policySHA256: String? = nil,
          log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
-         agentName: String = "", waitsKillably: Bool = true) {
+         agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil) {
         self.waitsKillably = waitsKillably
+        self.dns = dns
         self.log = log
         self.contexts = ProcessContexts(agent: agentName, supervisorPID: supervisorPID)
         self.processes = ProcessTable(contexts: contexts)
@@ -143,9 +148,11 @@ final class SupervisorCore: Sendable {
     /// The verdict for reaching `target`: the policy's (`Policy.evaluateEgress`, which
     /// `agentgate check` uses too), and a socket inside a protected directory can't be used to
     /// act through whatever the policy says.
-    func egressVerdict(_ target: String, _ n: Notification, policy: Policy) -> Verdict {
+    func egressVerdict(_ target: String, _ n: Notification, policy: Policy, resolvedName: String? = nil) -> Verdict {
         var source = AgentContextSource(core: self, tid: n.tid, notificationID: n.id)
-        let verdict = policy.evaluateEgress(target: target, contextSource: &source)
+        let verdict = dns != nil && !target.hasPrefix("unix:")
+            ? policy.evaluateConnection(addressTarget: target, resolvedName: resolvedName, contextSource: &source)
+            : policy.evaluateEgress(target: target, contextSource: &source)
         guard verdict.letsCallProceed || verdict.decision == .ask, target.hasPrefix("unix:/"),
               protectedReason(String(target.dropFirst(5)), isWrite: true, policy: policy) != nil else {
             return verdict

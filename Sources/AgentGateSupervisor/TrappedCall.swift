@@ -82,9 +82,11 @@ struct TrappedCall: Sendable {
 
     /// The policy's verdict on a connect or send (`SupervisorCore.egressVerdict`), counted
     /// against the policy's limits, and asked about when it asks.
-    func egressVerdict(_ target: String, _ n: Notification) -> Verdict {
-        let verdict = rateLimited(core.egressVerdict(target, n, policy: policyVersion.policy), .netEgress, target: target, n, exec: nil)
-        return settled(verdict, .netEgress, target: target, argv: nil)
+    /// `shownAs` names the target for rate limits and asks ("registry.example:443 (104.16.0.35)").
+    func egressVerdict(_ target: String, _ n: Notification, resolvedName: String? = nil, shownAs: String? = nil) -> Verdict {
+        let verdict = rateLimited(core.egressVerdict(target, n, policy: policyVersion.policy, resolvedName: resolvedName),
+                                  .netEgress, target: shownAs ?? target, n, exec: nil)
+        return settled(verdict, .netEgress, target: shownAs ?? target, argv: nil)
     }
 
     func protectedReason(_ target: String, isWrite: Bool) -> String? {
@@ -143,9 +145,11 @@ struct TrappedCall: Sendable {
 
     /// Answers a policy verdict on `action`: fails with `errno` when given, else lets the call
     /// continue in the kernel; then records the verdict.
-    func finish(verdict: Verdict, action: ActionKind, target: String, errno: Int32?) {
+    func finish(verdict: Verdict, action: ActionKind, target: String, errno: Int32?, note: String? = nil) {
         if let errno { core.listener.fail(notification.id, errno: errno) } else { core.listener.continueSyscall(notification.id) }
-        record(.init(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno))
+        var entry = DecisionRecorder.Entry(syscall: syscall, action: action, target: target, verdict: verdict, errno: errno)
+        entry.note = note
+        record(entry)
     }
 
     /// Lets an allowed call continue in the kernel, then records the verdict.
@@ -164,10 +168,13 @@ struct TrappedCall: Sendable {
     /// Answers a call the supervisor performed for the agent with the kernel's result (its value,
     /// or -errno), then records the verdict with the errno. `recordedAs` names the syscall when
     /// the call performed isn't the one trapped.
-    func reply(_ result: Int, verdict: Verdict, action: ActionKind, target: String, recordedAs name: String? = nil) {
+    func reply(_ result: Int, verdict: Verdict, action: ActionKind, target: String, recordedAs name: String? = nil,
+               note: String? = nil) {
         let errno: Int32? = result < 0 ? Int32(-result) : nil
         if let errno { core.listener.fail(notification.id, errno: errno) } else { core.listener.succeed(notification.id, value: Int64(result)) }
-        record(.init(syscall: name ?? syscall, action: action, target: target, verdict: verdict, errno: errno))
+        var entry = DecisionRecorder.Entry(syscall: name ?? syscall, action: action, target: target, verdict: verdict, errno: errno)
+        entry.note = note
+        record(entry)
     }
 
     /// Answers a syscall decided on its own account: continues it when allowed, else fails it
