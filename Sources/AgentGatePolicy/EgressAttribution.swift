@@ -48,11 +48,18 @@ extension Policy {
     /// rule could name: empty, longer than 253 bytes, an IP literal, or holding anything but
     /// letters, digits, `-`, `_` and `.`. Such a connect is decided as unresolved.
     public static func attributedTarget(name: String, addressTarget: String) -> String? {
-        guard let host = DNSName.normalized(name), IPAddress.parseIPv4(host.utf8) == nil else { return nil }
+        guard let host = hostName(name) else { return nil }
         guard let colon = addressTarget.lastIndex(of: ":"),
               addressTarget.hasPrefix("[") ? addressTarget[..<colon].hasSuffix("]") : !addressTarget[..<colon].contains(":")
         else { return host }
         return host + addressTarget[colon...]
+    }
+
+    /// `name` lowercased without a trailing dot when it is a host name rules can name (letters,
+    /// digits, `-`, `_`, dots; at most 253 bytes; not an IP literal), else nil.
+    public static func hostName(_ name: String) -> String? {
+        guard let host = DNSName.normalized(name), IPAddress.parseIPv4(host.utf8) == nil else { return nil }
+        return host
     }
 
     /// Whether limit `index` counts a connect decided by `evaluateConnection`: as
