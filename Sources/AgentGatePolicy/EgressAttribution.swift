@@ -43,23 +43,38 @@ extension Policy {
         return evaluateConnection(addressTarget: addressTarget, resolvedName: resolvedName, contextSource: &source)
     }
 
-    /// `NAME:PORT` for a connect to `addressTarget` attributed to `name` (lowercased, a trailing
-    /// dot dropped; no port when the address has none), or nil when `name` is not a host name a
-    /// rule could name: empty, longer than 253 bytes, an IP literal, or holding anything but
-    /// letters, digits, `-`, `_` and `.`. Such a connect is decided as unresolved.
+    /// `NAME:PORT` for a connect to `addressTarget` attributed to `name` (a trailing dot dropped;
+    /// case kept, since host patterns match without case; no port when the address has none),
+    /// or nil when `name` is not a host name a rule could name: empty, longer than 253 bytes,
+    /// ending in a numeric label (an IP literal), or holding anything but letters, digits, `-`,
+    /// `_` and `.`. Such a connect is decided as unresolved. Builds one string.
     public static func attributedTarget(name: String, addressTarget: String) -> String? {
-        guard let host = hostName(name) else { return nil }
-        guard let colon = addressTarget.lastIndex(of: ":"),
-              addressTarget.hasPrefix("[") ? addressTarget[..<colon].hasSuffix("]") : !addressTarget[..<colon].contains(":")
-        else { return host }
-        return host + addressTarget[colon...]
+        let address = addressTarget.utf8
+        var portStart = address.endIndex
+        if let colon = address.lastIndex(of: UInt8(ascii: ":")) {
+            let before = address[..<colon]
+            let bracketed = address.first == UInt8(ascii: "[")
+            if bracketed ? before.last == UInt8(ascii: "]") : !before.contains(UInt8(ascii: ":")) { portStart = colon }
+        }
+        let port = address[portStart...]
+        var name = name
+        return name.withUTF8 { bytes -> String? in
+            var host = bytes
+            if host.last == UInt8(ascii: "."), host.count > 1 { host = UnsafeBufferPointer(rebasing: host.dropLast()) }
+            guard DNSName.isHostName(host), !DNSName.endsInNumericLabel(host) else { return nil }
+            return String(unsafeUninitializedCapacity: host.count + port.count) { buffer in
+                var count = 0
+                for byte in host { buffer[count] = byte; count += 1 }
+                for byte in port { buffer[count] = byte; count += 1 }
+                return count
+            }
+        }
     }
 
     /// `name` lowercased without a trailing dot when it is a host name rules can name (letters,
-    /// digits, `-`, `_`, dots; at most 253 bytes; not an IP literal), else nil.
+    /// digits, `-`, `_`, dots; at most 253 bytes; not ending in a numeric label), else nil.
     public static func hostName(_ name: String) -> String? {
-        guard let host = DNSName.normalized(name), IPAddress.parseIPv4(host.utf8) == nil else { return nil }
-        return host
+        attributedTarget(name: name, addressTarget: "")?.lowercased()
     }
 
     /// Whether limit `index` counts a connect decided by `evaluateConnection`: as
@@ -228,11 +243,15 @@ enum DNSName {
         return true
     }
 
-    /// `name` lowercased without a trailing dot, when it is a host name.
-    static func normalized(_ name: String) -> String? {
-        var text = name.hasSuffix(".") ? String(name.dropLast()) : name
-        let valid = text.withUTF8 { isHostName($0) }
-        return valid ? text.lowercased() : nil
+    /// Whether the last label is all digits: no top-level domain is, and resolvers read such a
+    /// name (`1.2.3.4`, `10.1`) as an address.
+    static func endsInNumericLabel(_ name: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = name.count
+        while index > 0, name[index - 1] != UInt8(ascii: ".") {
+            guard name[index - 1] >= UInt8(ascii: "0"), name[index - 1] <= UInt8(ascii: "9") else { return false }
+            index -= 1
+        }
+        return index < name.count
     }
 
     /// `d.c.b.a.in-addr.arpa` (four decimal octets) or 32 single hex nibbles then `ip6.arpa`,

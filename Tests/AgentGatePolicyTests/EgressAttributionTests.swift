@@ -169,12 +169,15 @@ struct EgressAttributionTests {
     @Test("a name that isn't a host name is ignored: the connect is decided as unresolved")
     func badNames() throws {
         let p = try policy(sample)
-        for name in ["", ".", "registry.example:443", "registry example", "1.2.3.4", "::1", "a..b",
+        for name in ["", ".", "..", "registry.example:443", "10.1", "a.b.123", "registry example", "1.2.3.4", "::1", "a..b",
                      String(repeating: "a", count: 254), "réseau.example"] {
             #expect(p.evaluateConnection(addressTarget: "104.16.0.35:443", resolvedName: name)
                     == p.evaluateEgress(target: "104.16.0.35:443"), "\(name)")
         }
-        #expect(Policy.attributedTarget(name: "Registry.Example.", addressTarget: "1.2.3.4:443") == "registry.example:443")
+        #expect(Policy.attributedTarget(name: "Registry.Example.", addressTarget: "1.2.3.4:443") == "Registry.Example:443")
+        #expect(Policy.hostName("Registry.Example.") == "registry.example")
+        #expect(Policy.hostName("10.1") == nil)
+        #expect(Policy.hostName("host-1.example") == "host-1.example")
         #expect(Policy.attributedTarget(name: "a.example", addressTarget: "[2001:db8::1]:8443") == "a.example:8443")
         #expect(Policy.attributedTarget(name: "a.example", addressTarget: "[2001:db8::1]") == "a.example")
         #expect(Policy.attributedTarget(name: "a:b", addressTarget: "1.2.3.4:443") == nil)
