@@ -269,6 +269,9 @@ struct CheckCommand: ParsableCommand {
         guard let name = Policy.hostName(host) else {
             return "an IP address: decided as a connect not attributed to a name (only address rules and catch-alls apply)"
         }
+        guard name != "localhost", !name.hasSuffix(".localhost") else {
+            return "\(name) is answered on this machine (/etc/hosts), not by a DNS query"
+        }
         let query = policy.evaluateDNSQuery(name: name, context: context)
         if query.strictness > verdict.strictness { verdict = query }
         let why = query.ruleIndex == nil && query.decision.allows && policy.defaultDecision(for: .netEgress) != query.decision

@@ -146,7 +146,8 @@ extension Policy {
     ///   for `registry.example`. A rule limited to some ports (`host:port`, `ports:`) decides
     ///   the query only when it allows (it doesn't deny the other ports).
     /// - Rules that test addresses (`cidr:`, IP literals, `localhost`, globs starting with a
-    ///   digit or `[`) and `unix:` patterns never match a name; catch-alls do.
+    ///   digit or `[`) and `unix:` patterns never match a name; catch-alls do, unless limited to
+    ///   ports (`{action: net_egress, ports: 53}` is about resolvers, not names).
     /// - A well-formed reverse-lookup name (`4.3.2.1.in-addr.arpa`, 32 nibbles under
     ///   `ip6.arpa`: what glibc asks for an address) is decided only by rules whose pattern
     ///   matches it, and allowed otherwise (`ruleIndex` nil), so a default-deny profile doesn't
@@ -186,7 +187,8 @@ extension Policy {
                     var portLimited = rule.portCount > 0
                     switch rule.matcher {
                     case .any:
-                        if reverse { continue }
+                        // A catch-all limited to ports (`ports: 53`) is about services, not names.
+                        if reverse || rule.portCount > 0 { continue }
                     case .host:
                         var host = rule.host
                         guard namable, host.form != .unixSocket, !host.isAddress else { continue }

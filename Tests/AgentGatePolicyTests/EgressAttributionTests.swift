@@ -270,17 +270,21 @@ struct EgressAttributionTests {
               - id: web
                 match: {action: net_egress, target_glob: "shop.example:443"}
                 decision: allow
+              - id: resolvers
+                match: {action: net_egress, ports: [53]}
+                decision: allow
               - id: rest
                 match: {action: net_egress}
                 decision: deny
             """)
         // The SMTP deny doesn't cover other ports, so it doesn't decide the query: the catch-all does.
-        #expect(p.evaluateDNSQuery(name: "mail.example").ruleIndex == 4)
-        #expect(p.evaluateDNSQuery(name: "localhost").ruleIndex == 4)
+        // A catch-all limited to port 53 is about resolvers: it doesn't decide names either.
+        #expect(p.evaluateDNSQuery(name: "mail.example").ruleIndex == 5)
+        #expect(p.evaluateDNSQuery(name: "localhost").ruleIndex == 5)
         #expect(p.evaluateDNSQuery(name: "shop.example").ruleIndex == 3)
-        #expect(p.evaluateDNSQuery(name: "run").ruleIndex == 4)
+        #expect(p.evaluateDNSQuery(name: "run").ruleIndex == 5)
         // A name with bytes no host name has is decided by catch-alls alone.
-        #expect(p.evaluateDNSQuery(name: "shop.example:443").ruleIndex == 4)
+        #expect(p.evaluateDNSQuery(name: "shop.example:443").ruleIndex == 5)
     }
 
     @Test("well-formed reverse lookups are allowed unless a rule names them; others are ordinary names")

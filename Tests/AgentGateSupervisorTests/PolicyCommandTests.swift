@@ -369,6 +369,8 @@ import Testing
                 "\(address)")
         let v6 = h.run(check + ["[2001:db8::1]:443"])
         #expect(v6.status == 1 && v6.stdout.contains("an IP address"), "\(v6)")
+        let local = h.run(check + ["localhost:3000"])
+        #expect(local.status == 1 && local.stdout.contains("localhost is answered on this machine"), "\(local)")
         // The existing lines keep their format: one note is added.
         #expect(allowed.stdout.split(separator: "\n").count == 7, "\(allowed.stdout)")
     }
