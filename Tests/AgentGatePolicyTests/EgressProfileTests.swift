@@ -46,6 +46,23 @@ struct EgressProfileTests {
         #expect(p.rules[1].file == Policy.builtInDefaultSource)
     }
 
+    @Test("lint: built-in includes composed as documented are clean; a file's rule shadowing them is reported")
+    func lint() throws {
+        #expect(PolicyLint.check(try including("agentgate:egress-coding-agents", "agentgate:default")).isEmpty)
+        #expect(PolicyLint.check(try including("agentgate:deny-private-networks", "agentgate:deny-loopback",
+                                               "agentgate:egress-coding-agents", "agentgate:default")).isEmpty)
+        let mine = try policy("""
+            version: 2
+            include: [agentgate:default]
+            rules:
+              - id: anything
+                match: {action: net_egress}
+                decision: allow
+            """)
+        let findings = PolicyLint.check(mine).map(\.message)
+        #expect(findings.contains { $0.hasPrefix("rule cloud-metadata: unreachable: rule anything") }, "\(findings)")
+    }
+
     @Test("the built-in policy denies link-local by address, keeps the metadata rules, allows the rest")
     func linkLocal() throws {
         let p = try Policy.builtInDefault(variables: testVariables)
