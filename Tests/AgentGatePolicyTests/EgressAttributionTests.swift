@@ -235,6 +235,43 @@ struct EgressAttributionTests {
         #expect(!p.limit(0, countsConnection: "93.184.216.34:443", resolvedName: "other.example", verdict: verdict))
     }
 
+    @Test("odd input never crashes and decides something")
+    func oddInput() throws {
+        let p = try policy(sample)
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array("ab.-_:[]%/@ 0129\u{0}é*".unicodeScalars)
+        for _ in 0..<2000 {
+            let length = Int.random(in: 0...300, using: &generator)
+            let text = String(String.UnicodeScalarView((0..<length).map { _ in alphabet.randomElement(using: &generator)! }))
+            _ = p.evaluateDNSQuery(name: text)
+            _ = p.evaluateConnection(addressTarget: "1.2.3.4:443", resolvedName: text)
+            _ = p.evaluateConnection(addressTarget: text, resolvedName: "registry.example")
+            _ = p.evaluateConnection(addressTarget: text, resolvedName: text)
+        }
+        for address in ["", ":", "[", "[]:", "[::1", "1.2.3.4:", ":443", "unix:", "unix:@"] {
+            _ = p.evaluateConnection(addressTarget: address, resolvedName: "registry.example")
+        }
+    }
+
+    @Test("without address rules, an attributed connect is decided as its NAME:PORT")
+    func nameOnlyPolicies() throws {
+        let p = try policy("""
+            version: 2
+            default: deny
+            rules:
+              - match: {action: net_egress, target_glob: "{registry.example,.github.com:443,*.cdn.example}"}
+                decision: allow
+              - match: {action: net_egress, target_glob: "*.evil.example"}
+                decision: deny
+            """)
+        for name in ["registry.example", "api.github.com", "x.cdn.example", "a.evil.example", "other.example"] {
+            for port in ["443", "80"] {
+                #expect(p.evaluateConnection(addressTarget: "198.51.100.4:" + port, resolvedName: name)
+                        == p.evaluateEgress(target: name + ":" + port), "\(name):\(port)")
+            }
+        }
+    }
+
     // MARK: DNS queries
 
     @Test("a DNS query is decided as a connect to the name on any port")
