@@ -29,7 +29,10 @@ let package = Package(
         .target(
             name: "AgentGatePolicy",
             dependencies: [.product(name: "Yams", package: "Yams")],
-            resources: [.embedInCode("default.yaml"), .embedInCode("starter.yaml")]
+            resources: [
+                .embedInCode("default.yaml"), .embedInCode("starter.yaml"), .embedInCode("egress-coding-agents.yaml"),
+                .embedInCode("deny-private-networks.yaml"), .embedInCode("deny-loopback.yaml"),
+            ]
         ),
         // SQLite audit store and its batched writer.
         .target(

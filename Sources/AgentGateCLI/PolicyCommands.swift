@@ -206,6 +206,9 @@ struct CheckCommand: ParsableCommand {
                 if real != path { notes.append("\(path) resolves to \(real)") }
             }
             verdict = policy.decide(kind, target: target, context: context)
+            if let note = Self.decideByName(target, policy: policy, context: context, verdict: &verdict) {
+                notes.append(note)
+            }
             if target.hasPrefix("unix:/"), access(String(target.dropFirst(5)), F_OK) != 0, errno == ENOENT || errno == ENOTDIR {
                 notes.append("\(target.dropFirst(5)) doesn't exist here: a connect to it fails with ENOENT, as without the supervisor, and nothing is decided")
             } else if target.hasPrefix("unix:/"), verdict != policy.evaluate(kind, target: target, context: context) {
@@ -251,6 +254,30 @@ struct CheckCommand: ParsableCommand {
             print("policy:   \(loaded.source)")
         }
         throw ExitCode(CheckExitCode.of(verdict.decision))
+    }
+
+    /// A network target as the supervisor will see it: a host name is first a DNS query (the
+    /// stricter of the query's and the connect's verdicts applies; the address it resolves to is
+    /// judged at connect time), and an IP address is a connect no name can be attributed to.
+    /// Returns the one note that says so.
+    static func decideByName(_ target: String, policy: Policy, context: ProcessContext?, verdict: inout Verdict) -> String? {
+        guard !target.hasPrefix("unix:") else { return nil }
+        var host = target
+        if !target.hasPrefix("["), target.filter({ $0 == ":" }).count == 1, let colon = target.firstIndex(of: ":") {
+            host = String(target[..<colon])
+        }
+        guard let name = Policy.hostName(host) else {
+            return "an IP address: decided as a connect not attributed to a name (only address rules and catch-alls apply)"
+        }
+        guard name != "localhost", !name.hasSuffix(".localhost") else {
+            return "\(name) is answered on this machine (/etc/hosts), not by a DNS query"
+        }
+        let query = policy.evaluateDNSQuery(name: name, context: context)
+        if query.strictness > verdict.strictness { verdict = query }
+        let why = query.ruleIndex == nil && query.decision.allows && policy.defaultDecision(for: .netEgress) != query.decision
+            ? "a reverse lookup no rule names" : policy.explanation(of: query)
+        return "the DNS query for \(name) is \(query.decision.name) (\(why)); "
+            + "the address it resolves to is checked when the agent connects"
     }
 
     /// Whether `word` names a program that exists (so one argument with spaces is a path, not a
@@ -416,9 +443,26 @@ struct InitCommand: ParsableCommand {
 
     @Flag(help: "Overwrite an existing file.") var force = false
     @Option(help: "Where to write it.") var output = "policy.yaml"
+    @Option(help: "coding-agents: include agentgate:egress-coding-agents (egress by host name, default-deny).")
+    var egress: String?
+
+    /// The starter's commented include line, and what `--egress coding-agents` makes of it.
+    static let egressIncludeLine = "# include: [agentgate:egress-coding-agents]\n"
 
     func run() throws {
-        let text = Policy.starterYAML
+        var text = Policy.starterYAML
+        if let egress {
+            guard egress == "coding-agents" else {
+                printError("unknown --egress \(egress); expected coding-agents", tool: "agentgate")
+                throw ExitCode(CheckExitCode.error)
+            }
+            let included = text.replacingOccurrences(of: Self.egressIncludeLine, with: String(Self.egressIncludeLine.dropFirst(2)))
+            guard included != text else {
+                printError("internal error: the starter policy has no egress include line", tool: "agentgate")
+                throw ExitCode(CheckExitCode.error)
+            }
+            text = included
+        }
         // Validate what we ship before writing it.
         do {
             _ = try Policy.parse(yaml: text, source: "starter policy", variables: .current(agent: "agent"))

@@ -46,7 +46,9 @@ public struct HostPattern: Sendable {
             }
             do throws(GlobError) {
                 let glob = try Glob(globPattern, caseInsensitive: true)
-                (code, arena) = (HostCode(form: .wildcard, glob: glob.code), glob.arena)
+                var wildcard = HostCode(form: .wildcard, glob: glob.code)
+                wildcard.isAddress = bracketed > 0 || pattern.utf8.first.map { $0 == UInt8(ascii: "[") || ($0 >= 48 && $0 <= 57) } == true
+                (code, arena) = (wildcard, glob.arena)
             } catch {
                 // Escaping added two bytes before anything after the brackets.
                 let shift = bracketed > 0 && error.utf8Offset >= bracketed ? 2 : 0
@@ -65,6 +67,7 @@ public struct HostPattern: Sendable {
         }
         code.subdomains = token.subdomains
         code.isLocalhost = token.isLocalhost
+        code.isAddress = token.isAddress
         (self.code, self.arena) = (code, arena)
     }
 
@@ -85,6 +88,8 @@ public struct HostPattern: Sendable {
         var port: [UInt8]?
         var subdomains: Bool
         var isLocalhost: Bool
+        /// An IP literal or `localhost`: the pattern names an address, not a DNS name.
+        var isAddress: Bool
     }
 
     private static func parseHostToken(_ pattern: String) throws(GlobError) -> HostToken {
@@ -135,8 +140,10 @@ public struct HostPattern: Sendable {
             host = IPAddress.formatIPv6(groups)
         }
         let name = Array((subdomains ? "." + host : host).utf8)
+        let isLocalhost = !subdomains && host == "localhost"
+        let isLiteral = host.contains(":") || IPAddress.parseIPv4(host.utf8) != nil
         return HostToken(name: name, port: port.map { Array($0.utf8) }, subdomains: subdomains,
-                         isLocalhost: !subdomains && host == "localhost")
+                         isLocalhost: isLocalhost, isAddress: isLocalhost || isLiteral)
     }
 
     /// Whether `target` matches.
@@ -174,6 +181,10 @@ struct HostCode: Sendable {
     var portCount: Int32 = -1
     var subdomains = false
     var isLocalhost = false
+    /// Whether the pattern names addresses rather than DNS names: an IP literal, `localhost`, or
+    /// a glob whose text starts with a digit or `[`. A connect attributed to a name is also
+    /// judged by these rules against its address (`Policy.evaluateConnection`).
+    var isAddress = false
 
     init(form: Form, glob: GlobCode) {
         self.form = form

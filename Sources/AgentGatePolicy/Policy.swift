@@ -99,13 +99,17 @@ public struct Policy: Sendable {
     /// `ask_timeout:` (default 120 s): how long an `ask` waits for a person before it is denied.
     public let askTimeout: LimitWindow
     public static let defaultAskTimeout = LimitWindow(seconds: 120)!
+    /// `dns:`: how many unique subdomains of one parent a session may query (`DNSQueryMonitor`).
+    public let dnsLimits: DNSLimits
 
     init(rules: [PolicyRule], source: String, files: [String], mode: PolicyMode, defaults: [Decision],
          compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute>,
          exec: ExecTables, networks: [NetworkCode], ports: [PortRange], conditions: [RuleCondition],
          explainsDenials: Bool = true, limits: [RateLimit] = [], limitMatcher: LimitMatcher? = nil,
-         runaway: RunawayRule? = nil, askTimeout: LimitWindow = Policy.defaultAskTimeout) {
+         runaway: RunawayRule? = nil, askTimeout: LimitWindow = Policy.defaultAskTimeout,
+         dnsLimits: DNSLimits = DNSLimits()) {
         self.askTimeout = askTimeout
+        self.dnsLimits = dnsLimits
         self.limits = limits
         self.limitMatcher = limitMatcher
         self.runaway = runaway
@@ -225,7 +229,7 @@ public struct Policy: Sendable {
 
     /// The parts of a rule beyond its target pattern: exec argv/command, network ranges, `when`.
     @inline(__always)
-    private func constraintsHold<Source: ProcessContextSource>(
+    func constraintsHold<Source: ProcessContextSource>(
         _ rule: RuleCode, _ target: UnsafeBufferPointer<UInt8>, _ hostParts: HostTarget?, _ facts: inout NetworkTargetFacts,
         _ execDetails: ExecDetails?, _ context: inout ProcessContext??, _ contextSource: inout Source
     ) -> Bool {
@@ -279,17 +283,18 @@ public struct Policy: Sendable {
             let kindIndex = Int(kind.rawValue)
             let hostParts = kind == .netEgress ? HostTarget(bytes) : nil
             return arena.withPointers { arena in
+                // A rule compiles to one code per `{a,b}` alternative: any of them may match.
                 for i in kindStart[kindIndex]..<kindStart[kindIndex + 1] where compiled[i].ruleIndex == index {
                     let code = compiled[i]
                     guard code.matches(kind, bytes, hostParts, arena)
-                            || code.lineGlob >= 0 && lineMatches(code.lineGlob, exec, arena) else { return false }
+                            || code.lineGlob >= 0 && lineMatches(code.lineGlob, exec, arena) else { continue }
                     if code.execIndex >= 0 {
-                        guard let exec, self.exec.matches(code.execIndex, exec, arena) else { return false }
+                        guard let exec, self.exec.matches(code.execIndex, exec, arena) else { continue }
                     }
                     var facts = NetworkTargetFacts()
                     if code.portCount > 0 || code.networkCount > 0,
                        !networkMatches(code, bytes, hostParts ?? HostTarget(bytes), &facts) {
-                        return false
+                        continue
                     }
                     return true
                 }

@@ -13,7 +13,11 @@ public enum PolicyLint {
                                              message: "rule \(rule.displayID): \(message)"))
         }
         for rule in policy.rules {
-            if let shadow = policy.rules[..<rule.index].first(where: { covers($0, rule) }) {
+            // Built-in includes are composed by design (a switch or profile before agentgate:default
+            // shadows some of its rules for unresolved connects; attributed connects still meet its
+            // address rules), and nobody can edit them: only report shadowing that involves a file.
+            if let shadow = policy.rules[..<rule.index].first(where: { covers($0, rule) }),
+               BuiltInInclude.withSource(shadow.file) == nil || BuiltInInclude.withSource(rule.file) == nil {
                 var message = "unreachable: rule \(shadow.displayID) (\(shadow.location)) comes first and matches "
                     + "everything this rule matches"
                 if shadow.decision != rule.decision {

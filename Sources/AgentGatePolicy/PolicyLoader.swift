@@ -72,6 +72,10 @@ extension Policy {
     /// The `source` name used for errors in the built-in policy.
     public static let builtInDefaultSource = "<built-in default.yaml>"
 
+    /// Every policy an `include:` can name as `agentgate:NAME`, built into the binary (see
+    /// `BuiltInInclude`).
+    public static var builtInIncludes: [BuiltInInclude] { BuiltInInclude.all }
+
     /// Loads the built-in policy with the given variables.
     public static func builtInDefault(variables: PolicyVariables) throws(PolicyLoadError) -> Policy {
         try parse(yaml: builtInDefaultYAML, source: builtInDefaultSource, variables: variables)
@@ -121,6 +125,7 @@ extension Policy {
     ///   - {id: net, action: exec, rule: RULE, match: {…}, count: 30, per: 1m, decision: deny, reason: "…"}
     /// runaway: {denials: 20, within: 10s, then: pause}
     /// ask_timeout: 2m              # top-level file only; how long an ask waits (default 120 s)
+    /// dns: {unique_subdomains_per_parent: 50, window: 60s}   # top-level file only; DNSLimits
     /// ```
     /// Unknown keys, wrong types and duplicate keys are errors at every level.
     public static func parse(
@@ -239,6 +244,8 @@ struct PolicyParser {
     var runaway: RunawayRule?
     /// `ask_timeout:` (top-level file only).
     var askTimeout: LimitWindow?
+    /// `dns:` (top-level file only).
+    var dnsLimits: DNSLimits?
     /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
     var braces = false
     private var files: [String] = []
@@ -261,7 +268,7 @@ struct PolicyParser {
     }
 
     static let maximumIncludeDepth = 16
-    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout"
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     static let matchKeys = "action, target_glob, argv, command, cidr, ports"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
@@ -288,7 +295,7 @@ struct PolicyParser {
         let root = try Policy.compose(yaml: yaml, source: source)
         self.source = source
         // The built-in policy is in the binary, not a file anyone could change.
-        if depth == 0 || source != Policy.builtInDefaultSource { files.append(source) }
+        if depth == 0 || BuiltInInclude.withSource(source) == nil { files.append(source) }
         includeStack.append(canonical)
         defer { includeStack.removeLast() }
 
@@ -332,8 +339,15 @@ struct PolicyParser {
                 for item in try stringList(value, key: "include", expected: "a file path or a list of them") {
                     let path = item.text
                     guard !path.isEmpty else { throw error(at: item.node, "empty include path") }
-                    includes.append((path == Policy.builtInIncludeName ? Policy.builtInDefaultSource
-                                        : Self.resolve(path, relativeTo: source), item.node))
+                    if path.hasPrefix(BuiltInInclude.prefix) {
+                        guard let builtIn = BuiltInInclude.named(path) else {
+                            throw error(at: item.node, "unknown built-in policy \"\(path)\"; expected one of "
+                                            + BuiltInInclude.all.map(\.name).joined(separator: ", "))
+                        }
+                        includes.append((builtIn.source, item.node))
+                    } else {
+                        includes.append((Self.resolve(path, relativeTo: source), item.node))
+                    }
                 }
             case "default":
                 try readDefaults(value, depth: depth)
@@ -347,6 +361,8 @@ struct PolicyParser {
                 ownLimits += try readLimits(value, keyNode: keyNode, depth: depth)
             case "runaway":
                 try readRunaway(value, keyNode: keyNode, depth: depth)
+            case "dns":
+                dnsLimits = try readDNSLimits(value, keyNode: keyNode, depth: depth)
             case "ask_timeout":
                 guard depth == 0 else {
                     throw error(at: keyNode, "\"ask_timeout\" may only be set in the top-level policy, not in an included file")
@@ -375,8 +391,12 @@ struct PolicyParser {
             guard !source.hasPrefix("<") || include.path.hasPrefix("/") else {
                 throw error(at: include.node, "the built-in policy can only include absolute paths")
             }
-            let text = include.path == Policy.builtInDefaultSource ? Policy.builtInDefaultYAML
-                : try Policy.readPolicyFile(include.path, includedFrom: at)
+            let text: String
+            if let builtIn = BuiltInInclude.withSource(include.path) {
+                text = builtIn.yaml
+            } else {
+                text = try Policy.readPolicyFile(include.path, includedFrom: at)
+            }
             let outer = self.source
             try loadFile(yaml: text, source: include.path, depth: depth + 1, includedFrom: at)
             self.source = outer
@@ -498,7 +518,7 @@ struct PolicyParser {
                       compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised,
                       exec: execTables, networks: networks, ports: ports, conditions: conditions,
                       explainsDenials: explainsDenials, limits: limits, limitMatcher: limitMatcher, runaway: runaway,
-                      askTimeout: askTimeout ?? Policy.defaultAskTimeout)
+                      askTimeout: askTimeout ?? Policy.defaultAskTimeout, dnsLimits: dnsLimits ?? DNSLimits())
     }
 
     /// Inline `examples:` must (or must not) match their rule.

@@ -336,4 +336,64 @@ import Testing
             #expect(Capabilities.number(of: name) == bit)
         }
     }
+
+    @Test func checkDecidesANameAsItsDNSQueryAndItsConnect() throws {
+        let h = try Harness()
+        let policy = try h.policy("""
+            version: 2
+            default: deny
+            rules:
+              - id: registry
+                match: {action: net_egress, target_glob: registry.example}
+                decision: allow
+              - id: smtp
+                match: {action: net_egress, target_glob: mail.example, ports: [25]}
+                decision: allow
+              - id: build-box
+                match: {action: net_egress, target_glob: 203.0.113.7}
+                decision: allow
+            """)
+        let check = [Self.agentgate, "check", "--policy", policy, "--action", "net_egress"]
+        let allowed = h.run(check + ["registry.example:443"])
+        #expect(allowed.status == 0, "\(allowed)")
+        #expect(allowed.stdout.contains("decision: allow"))
+        #expect(allowed.stdout.contains("note:     the DNS query for registry.example is allow (matched rule registry"), "\(allowed.stdout)")
+        #expect(allowed.stdout.contains("the address it resolves to is checked when the agent connects"))
+        let unknown = h.run(check + ["paste.evil.example:443"])
+        #expect(unknown.status == 1 && unknown.stdout.contains("the DNS query for paste.evil.example is deny"), "\(unknown)")
+        // The query resolves (port 25 is allowed), the connect to 443 doesn't.
+        let wrongPort = h.run(check + ["mail.example:443"])
+        #expect(wrongPort.status == 1 && wrongPort.stdout.contains("the DNS query for mail.example is allow"), "\(wrongPort)")
+        let address = h.run(check + ["203.0.113.7:443"])
+        #expect(address.status == 0 && address.stdout.contains("an IP address: decided as a connect not attributed to a name"),
+                "\(address)")
+        let v6 = h.run(check + ["[2001:db8::1]:443"])
+        #expect(v6.status == 1 && v6.stdout.contains("an IP address"), "\(v6)")
+        let local = h.run(check + ["localhost:3000"])
+        #expect(local.status == 1 && local.stdout.contains("localhost is answered on this machine"), "\(local)")
+        // The existing lines keep their format: one note is added.
+        #expect(allowed.stdout.split(separator: "\n").count == 7, "\(allowed.stdout)")
+    }
+
+    @Test func initOffersTheCodingAgentsEgressProfile() throws {
+        let h = try Harness()
+        let plain = h.path("plain.yaml")
+        #expect(h.run([Self.agentgate, "init", "--output", plain]).status == 0)
+        let plainText = try String(contentsOfFile: plain, encoding: .utf8)
+        #expect(plainText.contains("\n# include: [agentgate:egress-coding-agents]\n"))
+        let profiled = h.path("profiled.yaml")
+        let written = h.run([Self.agentgate, "init", "--egress", "coding-agents", "--output", profiled])
+        #expect(written.status == 0, "\(written)")
+        let text = try String(contentsOfFile: profiled, encoding: .utf8)
+        #expect(text.contains("\ninclude: [agentgate:egress-coding-agents]\n"))
+        #expect(text == plainText.replacingOccurrences(of: "# include: [agentgate:egress", with: "include: [agentgate:egress"))
+        let variables = PolicyVariables(workingDirectory: h.dir, home: "/root", temporaryDirectory: "/tmp", agent: "x")
+        let loaded = try Policy.load(path: profiled, variables: variables)
+        #expect(loaded.evaluateConnection(addressTarget: "104.16.0.35:443", resolvedName: "api.anthropic.com").decision == .allow)
+        #expect(loaded.evaluateConnection(addressTarget: "104.16.0.35:443", resolvedName: "paste.evil.example").decision == .deny)
+        #expect(loaded.evaluateEgress(target: "127.0.0.1:3000").decision == .allow)
+        let bogus = h.run([Self.agentgate, "init", "--egress", "everything", "--output", h.path("bogus.yaml")])
+        #expect(bogus.status == 2 && bogus.stderr.contains("expected coding-agents"), "\(bogus)")
+        #expect(!h.exists("bogus.yaml"))
+    }
 }
