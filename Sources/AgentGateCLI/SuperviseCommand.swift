@@ -53,6 +53,11 @@ public struct SuperviseCommand: ParsableCommand {
     @Option(help: "How opened fds reach the agent: atomic (ADDFD_FLAG_SEND) or two-step (ADDFD then SEND).")
     var fdInjection: FDInjection = .addfdSend
 
+    @Flag(name: .customLong("no-dns-capture"), help: ArgumentHelp(
+        "Leave the agent's DNS alone: connects are then decided by address only, and host-name rules match none of them.",
+        discussion: "By default every query to port 53 goes to the session's own forwarder, which decides it and remembers the answer, so a connect is decided by the name the agent resolved."))
+    var noDNSCapture = false
+
     @Option(help: "Threads receiving notifications.")
     var threads = 2
 
@@ -152,6 +157,7 @@ public struct SuperviseCommand: ParsableCommand {
         options.policySHA256 = loaded.sha256.isEmpty ? nil : loaded.sha256
         options.policyReload = loaded.reloadSource(variables: variables, environment: environment)
         options.ruleSaver = loaded.ruleSaver(variables: variables, environment: environment)
+        options.capturesDNS = !noDNSCapture
         options.maxProcesses = maxProcesses
         options.sessionName = sessionID
         do {

@@ -295,7 +295,12 @@ struct Candidate {
     }
 
     private static func networkCandidate(_ action: AskedAction) -> Candidate {
-        let target = action.target
+        // A connect attributed to the name it was resolved from ("registry.example:443
+        // (104.16.0.35)") is proposed by that name: the address is the name's for now only.
+        var target = action.target
+        if !target.hasPrefix("unix:"), target.hasSuffix(")"), let open = target.range(of: " (") {
+            target = String(target[..<open.lowerBound])
+        }
         var match: [(key: String, value: String)] = [("action", "net_egress")]
         if target.hasPrefix("unix:") {
             let glob = "unix:" + RuleProposer.literalGlob(String(target.dropFirst(5)))

@@ -46,7 +46,11 @@ enum DNSSwap {
         var host = Substring(address.target)
         if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-        guard let found = capture.names.attribution(of: key, tgid: tgid) else {
+        // Loopback is `localhost` to the policy already, named or not: its connects keep their
+        // address, and aren't said to be unresolved.
+        let isLoopback = (key.high == 0 && key.low == 1) || (key.high == 0 && key.low >> 24 == 0xffff_7f)
+        guard let found = capture.names.attribution(of: key, tgid: tgid, includingHosts: !isLoopback) else {
+            if isLoopback { return Named(shown: address.target) }
             return Named(shown: address.target, note: "\(host) was not resolved by the agent: only address and network rules apply")
         }
         let note = found.source == .hosts ? "\(host) is \(found.name) in /etc/hosts" : "resolved by the agent from \(found.name)"

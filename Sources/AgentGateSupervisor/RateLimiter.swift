@@ -22,10 +22,13 @@ final class RateLimiter: Sendable {
 
     /// `verdict` when the action is within every limit that counts it (and is then counted), else
     /// the verdict of the first limit it is over. Only actions the policy allows are counted.
-    func verdict(_ verdict: Verdict, _ kind: ActionKind, target: String, exec: ExecDetails?, at now: UInt64) -> Verdict {
+    /// A connect attributed to `resolvedName` counts toward limits that match its name or its address.
+    func verdict(_ verdict: Verdict, _ kind: ActionKind, target: String, exec: ExecDetails?, at now: UInt64,
+                 resolvedName: String? = nil) -> Verdict {
         guard verdict.decision.allows, !counters.isEmpty else { return verdict }
         for index in counters.indices
-        where policy.limit(index, counts: kind, target: target, exec: exec, verdict: verdict)
+        where (resolvedName == nil ? policy.limit(index, counts: kind, target: target, exec: exec, verdict: verdict)
+                : policy.limit(index, countsConnection: target, resolvedName: resolvedName, verdict: verdict))
             && !counters[index].admit(at: now, limit: policy.limits[index].count) {
             return policy.overLimit(index, enforced: verdict.enforced)
         }

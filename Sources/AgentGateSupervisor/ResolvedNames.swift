@@ -114,7 +114,7 @@ final class ResolvedNames: Sendable {
 
     /// The name `address` was resolved from: by process `tgid` if it resolved it, else the
     /// latest in the session, else /etc/hosts.
-    func attribution(of address: IPKey, tgid: pid_t) -> Attribution? {
+    func attribution(of address: IPKey, tgid: pid_t, includingHosts: Bool = true) -> Attribution? {
         let now = Self.nowSeconds()
         if !isEmpty.load(ordering: .acquiring) {
             let found: String? = entries.withLock { entries in
@@ -124,6 +124,7 @@ final class ResolvedNames: Sendable {
             }
             if let found { return Attribution(name: found, source: .dns) }
         }
+        guard includingHosts else { return nil }
         reloadHostsIfChanged(now: now)
         return hosts.withLock { $0.entries[address] }.map { Attribution(name: $0, source: .hosts) }
     }

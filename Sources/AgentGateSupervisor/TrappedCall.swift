@@ -57,9 +57,10 @@ struct TrappedCall: Sendable {
     }
 
     /// `verdict`, or the verdict of a limit the action is over (see `RateLimiter`).
-    func rateLimited(_ verdict: Verdict, _ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails?) -> Verdict {
+    func rateLimited(_ verdict: Verdict, _ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails?,
+                     resolvedName: String? = nil) -> Verdict {
         guard let rateLimiter = policyVersion.rateLimiter else { return verdict }
-        return rateLimiter.verdict(verdict, kind, target: target, exec: exec, at: n.receivedAt)
+        return rateLimiter.verdict(verdict, kind, target: target, exec: exec, at: n.receivedAt, resolvedName: resolvedName)
     }
 
     /// Counts a denial toward `runaway:`; when the session becomes a runaway, says so, records
@@ -82,10 +83,10 @@ struct TrappedCall: Sendable {
 
     /// The policy's verdict on a connect or send (`SupervisorCore.egressVerdict`), counted
     /// against the policy's limits, and asked about when it asks.
-    /// `shownAs` names the target for rate limits and asks ("registry.example:443 (104.16.0.35)").
+    /// `shownAs` names the target for asks ("registry.example:443 (104.16.0.35)").
     func egressVerdict(_ target: String, _ n: Notification, resolvedName: String? = nil, shownAs: String? = nil) -> Verdict {
         let verdict = rateLimited(core.egressVerdict(target, n, policy: policyVersion.policy, resolvedName: resolvedName),
-                                  .netEgress, target: shownAs ?? target, n, exec: nil)
+                                  .netEgress, target: target, n, exec: nil, resolvedName: resolvedName)
         return settled(verdict, .netEgress, target: shownAs ?? target, argv: nil)
     }
 

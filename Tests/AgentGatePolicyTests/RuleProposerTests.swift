@@ -310,6 +310,15 @@ struct RuleProposerTests {
         #expect(refused.refusal?.contains("other-writes") == true)
     }
 
+    @Test("a connect attributed to a resolved name is proposed by the name")
+    func attributedConnection() throws {
+        let base = try policy("version: 2\ndefault: ask\nrules: []\n")
+        let action = AskedAction(kind: .netEgress, target: "registry.example:443 (104.16.0.35)")
+        let proposal = RuleProposer.propose(for: action, decision: .allow, breadth: .usual, policy: base, askRuleIndex: nil, file: "p")
+        #expect(proposal.yaml[1] == "  match: {action: net_egress, target_glob: registry.example, ports: [443]}")
+        #expect(proposal.refusal == nil)
+    }
+
     @Test("connections: the host and port as the policy language writes them")
     func network() throws {
         let text = "version: 2\ndefault: ask\nrules:\n  - {match: {action: net_egress, target_glob: \"10.9.9.9\"}, decision: deny}\n"
