@@ -12,6 +12,7 @@
 // CAP_NET_ADMIN over that network only); root gets a plain network namespace.
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -250,6 +251,13 @@ static void helper_main(int control, uid_t uid, gid_t gid) {
     int32_t opening[3] = {header[0], header[1], present};
     if (send_with_fds(control, opening, sizeof opening, sendable, status == 0 ? count : 0) < 0 || status != 0) _exit(1);
     for (int i = 0; i < AGENTGATE_DNS_LISTENERS; i++) if (listeners[i] >= 0) close(listeners[i]);
+    // From here the helper only makes sockets: it keeps no capability (root's included) and
+    // can gain none.
+    struct __user_cap_header_struct cap_header = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct cap_data[2];
+    memset(cap_data, 0, sizeof cap_data);
+    syscall(SYS_capset, &cap_header, cap_data);
+    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 
     for (;;) {
         agentgate_dns_socket_request request;

@@ -39,7 +39,7 @@ public struct DNSQueryObservation: Sendable, Equatable {
 /// Watches one session's DNS queries for exfiltration: data encoded in labels (long ones, or
 /// random-looking ones) and many distinct names under one domain the agent's requests keep
 /// reaching. Pure and bounded: at most `maximumParents` parents are tracked (the least recently
-/// queried is forgotten) and, per parent, a bounded number of names (the oldest forgotten);
+/// queried of those with few names is forgotten) and, per parent, a bounded number of names (the oldest forgotten);
 /// names are remembered as keyed hashes, not text. Not thread-safe: one owner observes.
 public struct DNSQueryMonitor: Sendable {
     /// A label longer than this is flagged (real host names rarely have one; encoded data does).
@@ -113,8 +113,13 @@ public struct DNSQueryMonitor: Sendable {
         }
         let unique = entry.names.count
         parents[parent] = entry
+        // The least recently queried parent goes, but one with many names only when every
+        // parent has many: querying other parents must not reset a count near its limit.
         if parents.count > Self.maximumParents,
-           let oldest = parents.min(by: { $0.value.lastSeen < $1.value.lastSeen })?.key {
+           let oldest = parents.min(by: { a, b in
+               let (busyA, busyB) = (a.value.names.count > Self.flaggedUniqueSubdomains, b.value.names.count > Self.flaggedUniqueSubdomains)
+               return busyA != busyB ? !busyA : a.value.lastSeen < b.value.lastSeen
+           })?.key {
             parents.removeValue(forKey: oldest)
         }
         return DNSQueryObservation(anomalies: anomalies, exceedsLimit: exceedsLimit, parent: parent, uniqueSubdomains: unique)

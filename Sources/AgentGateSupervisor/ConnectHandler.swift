@@ -39,9 +39,18 @@ enum ConnectHandler {
             core.listener.fail(n.id, errno: address.resolveError)
             return
         }
+        if core.refusesDNS && DNSCapture.isDNS(address) {
+            agentgate_close(unixPathFD)
+            call.deny(Refusal(EACCES, DNSSwap.noCaptureReason), action: .netEgress, target: target)
+            return
+        }
         if let capture = core.dns {
             // DNS goes to the session's forwarder, which decides each query.
-            if DNSCapture.isDNS(address), DNSSwap.connect(call, socketFD: socketFD, address: address, capture: capture) { return }
+            if DNSCapture.isDNS(address) {
+                agentgate_close(unixPathFD)
+                DNSSwap.connect(call, socketFD: socketFD, address: address, capture: capture)
+                return
+            }
             if DNSSwap.resolverBypassSockets.contains(target) {
                 agentgate_close(unixPathFD)
                 call.deny(Refusal(ENOENT, DNSSwap.resolverBypassReason), action: .netEgress, target: target)
@@ -158,7 +167,7 @@ enum ConnectHandler {
 
 /// A socket address copied out of the agent, with its audit name.
 struct SocketAddress: Sendable {
-    private(set) var bytes: [UInt8]
+    var bytes: [UInt8]
     let family: Int32
     var target: String
     var resolveError: Int32 = 0

@@ -93,7 +93,8 @@ final class DNSCapture: Sendable {
         guard let port = Self.localPort(socket) else { return }
         let key = UInt32(type == Int32(SOCK_STREAM.rawValue) ? 1 : 0) << 16 | UInt32(port)
         origins.withLock { origins in
-            if origins.count >= Self.originCapacity { origins.removeAll(keepingCapacity: true) }
+            // Full: about half goes (ports are reused; an old entry is likely stale anyway).
+            if origins.count >= Self.originCapacity { origins = origins.filter { _ in Bool.random() } }
             origins[key] = process
         }
     }
@@ -130,21 +131,38 @@ final class DNSCapture: Sendable {
         let bound: [UInt8]?
     }
 
+    /// Why the capture doesn't take a socket.
+    enum KindFailure: Error {
+        /// The kernel's own answer to the call (ENOTSOCK; EISCONN for a connected or listening stream).
+        case kernel(Int32)
+        /// A socket the forwarder doesn't serve (raw, SCTP, another family).
+        case notServed(String)
+    }
+
     /// The kind of the agent's socket (the supervisor's copy), when it is one the capture takes:
-    /// a UDP or TCP socket, not listening. nil for anything else (a raw socket, a listener).
-    static func kind(of socket: Int32) -> SocketKind? {
+    /// a UDP or TCP socket over IPv4 or IPv6; a stream neither connected nor listening.
+    static func kind(of socket: Int32) -> Result<SocketKind, KindFailure> {
         func option(_ level: Int32, _ name: Int32) -> Int32? {
             var value: Int32 = 0
             var length = socklen_t(MemoryLayout<Int32>.size)
             return getsockopt(socket, level, name, &value, &length) == 0 ? value : nil
         }
-        guard let domain = option(SOL_SOCKET, SO_DOMAIN), domain == AF_INET || domain == AF_INET6,
-              let type = option(SOL_SOCKET, SO_TYPE),
-              type == Int32(SOCK_DGRAM.rawValue) || type == Int32(SOCK_STREAM.rawValue),
-              let proto = option(SOL_SOCKET, SO_PROTOCOL),
-              option(SOL_SOCKET, SO_ACCEPTCONN) == 0 else { return nil }
+        guard let domain = option(SOL_SOCKET, SO_DOMAIN) else { return .failure(.kernel(errno == ENOTSOCK ? ENOTSOCK : EBADF)) }
+        guard domain == AF_INET || domain == AF_INET6 else { return .failure(.notServed("a socket of family \(domain)")) }
+        guard let type = option(SOL_SOCKET, SO_TYPE), let proto = option(SOL_SOCKET, SO_PROTOCOL),
+              type == Int32(SOCK_DGRAM.rawValue) && (proto == 0 || proto == Int32(IPPROTO_UDP))
+                || type == Int32(SOCK_STREAM.rawValue) && (proto == 0 || proto == Int32(IPPROTO_TCP)) else {
+            return .failure(.notServed("a socket neither UDP nor TCP"))
+        }
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        if type == Int32(SOCK_STREAM.rawValue) {
+            let connected = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(socket, $0, &length) }
+            } == 0
+            if connected || option(SOL_SOCKET, SO_ACCEPTCONN) == 1 { return .failure(.kernel(EISCONN)) }
+            length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        }
         let named = withUnsafeMutablePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
         } == 0
@@ -153,14 +171,14 @@ final class DNSCapture: Sendable {
             let bytes = withUnsafeBytes(of: &storage) { Array($0.prefix(Int(length))) }
             if let port = IPKey.port(socketAddress: bytes), port != 0 { bound = bytes }
         }
-        return SocketKind(domain: domain, type: type, protocol: proto, statusFlags: agentgate_get_status_flags(socket),
-                          bound: bound)
+        return .success(SocketKind(domain: domain, type: type, protocol: proto, statusFlags: agentgate_get_status_flags(socket),
+                                   bound: bound))
     }
 
     /// The socket to put in the agent's place: made in the namespace, of the same kind, with
     /// the same status flags, IPV6_V6ONLY and timeouts, bound to the same port when the agent's
     /// was. Returns the fd or -errno.
-    func replacement(for agentSocket: Int32, kind: SocketKind) -> Int32 {
+    func replacement(for agentSocket: Int32, kind: SocketKind, connectingTo destination: SocketAddress? = nil) -> Int32 {
         let socket = makeSocket(domain: kind.domain, type: kind.type, protocol: kind.protocol)
         guard socket >= 0 else { return socket }
         func copy(_ level: Int32, _ name: Int32, size: Int) {
@@ -169,13 +187,34 @@ final class DNSCapture: Sendable {
             guard getsockopt(agentSocket, level, name, &buffer, &length) == 0 else { return }
             setsockopt(socket, level, name, buffer, length)
         }
-        if kind.domain == AF_INET6 { copy(Int32(IPPROTO_IPV6), IPV6_V6ONLY, size: 4) }
+        if kind.domain == AF_INET6 {
+            copy(Int32(IPPROTO_IPV6), IPV6_V6ONLY, size: 4)
+            copy(Int32(IPPROTO_IPV6), 25 /* IPV6_RECVERR */, size: 4)
+        }
+        copy(Int32(IPPROTO_IP), 11 /* IP_RECVERR */, size: 4)
         copy(SOL_SOCKET, SO_RCVTIMEO, size: MemoryLayout<timeval>.size)
         copy(SOL_SOCKET, SO_SNDTIMEO, size: MemoryLayout<timeval>.size)
         if kind.statusFlags >= 0 && kind.statusFlags & O_NONBLOCK != 0 {
             _ = fcntl(socket, F_SETFL, O_NONBLOCK)
         }
-        if let bound = kind.bound {
+        // Bound where the host would bind it for this destination, so getsockname tells what
+        // it tells bare (the "which address do I have" idiom: connect UDP to 8.8.8.8:53).
+        var bound = kind.bound
+        if bound == nil, let destination {
+            switch Self.hostSourceAddress(domain: kind.domain, to: destination) {
+            case .success(let address): bound = address
+            case .failure(let errno):
+                // The host can't reach it (ENETUNREACH…): the kernel's answer to the agent.
+                agentgate_close(socket)
+                return -errno.rawValue
+            }
+        }
+        if let bound {
+            // Any address is local in the namespace, but IPv6 binds only to configured ones
+            // unless freed.
+            var on: Int32 = 1
+            if kind.domain == AF_INET6 { setsockopt(socket, Int32(IPPROTO_IPV6), Int32(AGENTGATE_IPV6_FREEBIND), &on, 4) }
+            else { setsockopt(socket, Int32(IPPROTO_IP), 15 /* IP_FREEBIND */, &on, 4) }
             // Every address is local in the namespace: the same address and port bind there.
             let rc = bound.withUnsafeBytes { bind(socket, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count)) }
             if rc != 0 {
@@ -188,7 +227,45 @@ final class DNSCapture: Sendable {
     }
 }
 
+extension DNSCapture {
+    /// The local address (port 0) the host's routing picks for reaching `destination`: a UDP
+    /// socket connected there says, without sending anything.
+    /// Fails with the errno the kernel gives a connect there (ENETUNREACH with no route).
+    static func hostSourceAddress(domain: Int32, to destination: SocketAddress) -> Result<[UInt8], Errno> {
+        let probe = socket(domain, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard probe >= 0 else { return .failure(Errno(rawValue: errno)) }
+        defer { agentgate_close(probe) }
+        guard destination.withSockaddr({ Glibc.connect(probe, $0.assumingMemoryBound(to: sockaddr.self), $1) }) == 0 else {
+            return .failure(Errno(rawValue: errno))
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        guard withUnsafeMutablePointer(to: &storage, {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(probe, $0, &length) }
+        }) == 0 else { return .failure(Errno(rawValue: errno)) }
+        var bytes = withUnsafeBytes(of: &storage) { Array($0.prefix(Int(length))) }
+        guard bytes.count >= 4 else { return .failure(.invalidArgument) }
+        bytes[2] = 0; bytes[3] = 0
+        if domain == AF_INET6 && bytes.count >= 28 { for i in 24..<28 { bytes[i] = 0 } } // no scope in the namespace
+        return .success(bytes)
+    }
+}
+
 extension SocketAddress {
+    /// The address as the capture namespace reaches it: a link-local IPv6 resolver's scope
+    /// (fe80::1%eth0) names an interface the namespace lacks; there every address is on
+    /// loopback, interface 1.
+    var inCaptureNamespace: SocketAddress {
+        guard family == AF_INET6, bytes.count >= 28, bytes[24..<28].contains(where: { $0 != 0 }) else { return self }
+        var copy = self
+        copy.setScope(1)
+        return copy
+    }
+
+    mutating func setScope(_ scope: UInt32) {
+        withUnsafeBytes(of: scope) { raw in for i in 0..<4 { bytes[24 + i] = raw[i] } }
+    }
+
     /// The port of an AF_INET or AF_INET6 address.
     var port: UInt16? { IPKey.port(socketAddress: bytes) }
 

@@ -19,8 +19,9 @@ import Synchronization
 final class DNSForwarder: Sendable {
     let capture: DNSCapture
     private let core: SupervisorCore
-    /// The system's resolvers, as socket addresses.
-    let upstreams: [[UInt8]]
+    /// The system's resolvers (as socket addresses), read again when resolv.conf changes.
+    private let upstreamState: Mutex<(servers: [[UInt8]], modified: timespec?, checkedAt: UInt64)>
+    private let resolvConf: String
     private let monitor: Mutex<(generation: UInt64, monitor: DNSQueryMonitor)>
     private let stopping = Atomic<Bool>(false)
     private let connections = Atomic<Int>(0)
@@ -33,15 +34,16 @@ final class DNSForwarder: Sendable {
     static let maximumInFlight = 64
     static let upstreamTimeoutMilliseconds: Int32 = 2500
     static let connectionIdleMilliseconds: Int32 = 10_000
+    /// Different names under one parent that a policy's `ask` lets resolve per window.
+    static let askedNamesPerParent = 20
 
     init(capture: DNSCapture, core: SupervisorCore, resolvConf: String = "/etc/resolv.conf") {
         self.capture = capture
         self.core = core
-        let text = SessionCgroup.readFile(resolvConf) ?? ""
-        var servers = Self.nameservers(text).compactMap(Self.socketAddress)
-        // glibc's default with no nameserver line.
-        if servers.isEmpty, let local = Self.socketAddress("127.0.0.1") { servers = [local] }
-        upstreams = servers
+        self.resolvConf = resolvConf
+        // No nameserver line means no resolver: not glibc's 127.0.0.1, which the agent itself
+        // could be listening on.
+        upstreamState = Mutex(([], nil, 0))
         monitor = Mutex((core.policies.currentGeneration, DNSQueryMonitor(limits: core.policies.version.policy.dnsLimits)))
         wake = agentgate_wake_fd()
     }
@@ -52,13 +54,13 @@ final class DNSForwarder: Sendable {
         for line in text.split(separator: "\n") {
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard fields.count >= 2, fields[0] == "nameserver" else { continue }
-            // A scoped IPv6 address (fe80::1%eth0) keeps only its address.
-            result.append(String(fields[1].split(separator: "%").first ?? ""))
+            result.append(String(fields[1]))
         }
         return Array(result.prefix(3))
     }
 
-    /// ADDRESS:53 as a sockaddr_in or sockaddr_in6.
+    /// ADDRESS:53 as a sockaddr_in or sockaddr_in6; a link-local IPv6 address keeps its scope
+    /// (fe80::1%eth0).
     static func socketAddress(_ text: String) -> [UInt8]? {
         var v4 = sockaddr_in()
         if inet_pton(AF_INET, text, &v4.sin_addr) == 1 {
@@ -66,11 +68,40 @@ final class DNSForwarder: Sendable {
             v4.sin_port = UInt16(53).bigEndian
             return withUnsafeBytes(of: &v4) { Array($0) }
         }
+        let parts = text.split(separator: "%", maxSplits: 1)
         var v6 = sockaddr_in6()
-        guard inet_pton(AF_INET6, text, &v6.sin6_addr) == 1 else { return nil }
+        guard let address = parts.first, inet_pton(AF_INET6, String(address), &v6.sin6_addr) == 1 else { return nil }
         v6.sin6_family = sa_family_t(AF_INET6)
         v6.sin6_port = UInt16(53).bigEndian
+        if parts.count == 2 {
+            let scope = UInt32(parts[1]) ?? if_nametoindex(String(parts[1]))
+            guard scope != 0 else { return nil }
+            v6.sin6_scope_id = scope
+        }
         return withUnsafeBytes(of: &v6) { Array($0) }
+    }
+
+    /// The resolvers to forward to: resolv.conf as it is now (looked at no more than every 5 s).
+    var upstreams: [[UInt8]] {
+        let now = ResolvedNames.nowSeconds()
+        let due = upstreamState.withLock { state -> Bool in
+            guard state.checkedAt == 0 || now >= state.checkedAt + 5 else { return false }
+            state.checkedAt = max(now, 1)
+            return true
+        }
+        if due {
+            var info = stat()
+            let exists = stat(resolvConf, &info) == 0
+            let changed = upstreamState.withLock { state in
+                guard let modified = state.modified, exists else { return true }
+                return modified.tv_sec != info.st_mtim.tv_sec || modified.tv_nsec != info.st_mtim.tv_nsec
+            }
+            if changed {
+                let servers = (exists ? SessionCgroup.readFile(resolvConf) : nil).map { Self.nameservers($0).compactMap(Self.socketAddress) } ?? []
+                upstreamState.withLock { $0.servers = servers; $0.modified = exists ? info.st_mtim : nil }
+            }
+        }
+        return upstreamState.withLock { $0.servers }
     }
 
     /// Starts the listening threads. False when one could not start.
@@ -153,6 +184,9 @@ final class DNSForwarder: Sendable {
                     agentgate_close(connection)
                     continue
                 }
+                // Non-blocking, so a peer that stops reading or trickles can't hold a thread
+                // past the deadlines in `read` and `write`.
+                _ = fcntl(connection, F_SETFL, O_NONBLOCK)
                 let worker = Thread(stackSize: 256 << 10) { [self] in
                     defer { connections.subtract(1, ordering: .relaxed); agentgate_close(connection) }
                     serve(connection: connection)
@@ -175,12 +209,16 @@ final class DNSForwarder: Sendable {
         }
     }
 
+    /// Reads exactly `count` bytes within `timeout` ms in all (a trickling peer gets no more).
     static func read(_ fd: Int32, count: Int, timeout: Int32) -> [UInt8]? {
         var result = [UInt8](repeating: 0, count: count)
         var filled = 0
+        let deadline = agentgate_monotonic_ns() + UInt64(timeout) * 1_000_000
         while filled < count {
+            let now = agentgate_monotonic_ns()
+            guard now < deadline else { return nil }
             var polled = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            guard poll(&polled, 1, timeout) > 0 else { return nil }
+            guard poll(&polled, 1, Int32((deadline - now) / 1_000_000) + 1) > 0 else { return nil }
             let n = result.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + filled, count - filled, 0) }
             if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             guard n > 0 else { return nil }
@@ -189,9 +227,12 @@ final class DNSForwarder: Sendable {
         return result
     }
 
+    /// Writes all of `bytes` within the upstream timeout in all.
     static func write(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var sent = 0
+        let deadline = agentgate_monotonic_ns() + UInt64(upstreamTimeoutMilliseconds) * 1_000_000
         while sent < bytes.count {
+            guard agentgate_monotonic_ns() < deadline else { return false }
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && errno == EAGAIN {
@@ -210,8 +251,9 @@ final class DNSForwarder: Sendable {
     /// The answer to one query (nil: drop it, as a resolver drops what isn't a query).
     func answer(_ query: [UInt8], port: UInt16, stream: Bool) -> [UInt8]? {
         let started = agentgate_monotonic_ns()
-        guard let message = DNSMessage(parsing: query), !message.isResponse, let question = message.question else {
-            // Not a query we can read: refused, never forwarded.
+        guard let message = DNSMessage(parsing: query), message.isPlainQuery, let question = message.question else {
+            // Not a standard query with one question (an update, a notify, a message carrying
+            // records): refused, never forwarded.
             return DNSMessage.answer(to: query, responseCode: DNSMessage.refused)
         }
         let origin = capture.origin(port: port, stream: stream)
@@ -230,8 +272,23 @@ final class DNSForwarder: Sendable {
         let enforced = verdict.enforced
         var event = Event(origin: origin, stream: stream, target: target, started: started, version: version)
         event.anomalies = observation.anomalies
-        // `ask` lets the query through: the connect that follows is the action a person decides.
-        if verdict.decision == .deny {
+        let isReverse = question.name.hasSuffix(".in-addr.arpa") || question.name.hasSuffix(".ip6.arpa")
+        // `ask` lets an ordinary-looking name through, so the connect that follows is what a
+        // person decides; a name that looks like data (flagged) or one past the asked-name limit
+        // is refused: nobody is asked about a query, and a query alone can carry data out.
+        if verdict.decision == .ask && (!observation.anomalies.isEmpty || observation.uniqueSubdomains > Self.askedNamesPerParent) {
+            event.decision = .deny
+            event.reason = "a name the policy asks about, and it looks like data (a query is never asked about)"
+            event.enforced = enforced
+            record(event)
+            if enforced { return DNSMessage.answer(to: query, responseCode: DNSMessage.refused) }
+        } else if isReverse && question.type != 12 && verdict.ruleIndex == nil && verdict.decision.allows {
+            // Reverse names are for PTR lookups: any other type under them is a channel.
+            event.decision = .deny
+            event.reason = "reverse names are only looked up as PTR"
+            record(event)
+            return DNSMessage.answer(to: query, responseCode: DNSMessage.nameError)
+        } else if verdict.decision == .deny {
             event.verdict(verdict, policy: policy, enforced: enforced)
             record(event)
             if enforced { return DNSMessage.answer(to: query, responseCode: DNSMessage.nameError) }
@@ -242,7 +299,7 @@ final class DNSForwarder: Sendable {
             record(event)
             if enforced { return DNSMessage.answer(to: query, responseCode: DNSMessage.refused) }
         }
-        let answered = forward(query, stream: stream)
+        let answered = forward(query, message: message, stream: stream)
         guard let answered else {
             if verdict.decision != .deny && !observation.exceedsLimit {
                 event.verdict(verdict, policy: policy, enforced: enforced)
@@ -252,8 +309,9 @@ final class DNSForwarder: Sendable {
             return DNSMessage.answer(to: query, responseCode: DNSMessage.serverFailure)
         }
         let parsed = DNSMessage(parsing: answered)
-        if let parsed, parsed.id == message.id {
-            for address in parsed.addresses {
+        // Only an address query's own answer names addresses.
+        if let parsed, [DNSMessage.typeA, DNSMessage.typeAAAA, 255].contains(question.type) {
+            for address in parsed.answeringAddresses {
                 capture.names.record(IPKey(bytes: address.bytes), name: question.name, ttl: address.ttl, tgid: origin?.tgid ?? 0)
             }
         }
@@ -284,17 +342,33 @@ final class DNSForwarder: Sendable {
     }
 
     /// Sends `query` to the system's resolvers in turn (two rounds), over the same transport
-    /// the agent used; the first answer with the query's id wins.
-    private func forward(_ query: [UInt8], stream: Bool) -> [UInt8]? {
+    /// the agent used, under an id of the forwarder's own (the agent's id is known to the agent,
+    /// who could race a forged answer); the first answer to the same question wins, given back
+    /// under the agent's id.
+    private func forward(_ query: [UInt8], message: DNSMessage, stream: Bool) -> [UInt8]? {
+        let servers = upstreams
         for _ in 0..<2 {
-            for server in upstreams {
-                // A query that came over TCP tries TCP first; a resolver that doesn't take TCP
-                // may still answer it over UDP.
-                if stream, let answer = Self.exchangeStream(query, server: server) { return answer }
-                if let answer = Self.exchangeDatagram(query, server: server) { return answer }
+            for server in servers {
+                var sent = query
+                let id = UInt16.random(in: 0...UInt16.max)
+                sent[0] = UInt8(id >> 8); sent[1] = UInt8(id & 0xff)
+                guard var answer = exchange(sent, server: server, stream: stream),
+                      let parsed = DNSMessage(parsing: answer), parsed.id == id,
+                      parsed.isResponse, parsed.question == message.question else { continue }
+                answer[0] = query[0]; answer[1] = query[1]
+                return answer
             }
         }
         return nil
+    }
+
+    private func exchange(_ query: [UInt8], server: [UInt8], stream: Bool) -> [UInt8]? {
+        do {
+            // A query that came over TCP tries TCP first; a resolver that doesn't take TCP
+            // may still answer it over UDP.
+            if stream, let answer = Self.exchangeStream(query, server: server) { return answer }
+            return Self.exchangeDatagram(query, server: server)
+        }
     }
 
     static func exchangeDatagram(_ query: [UInt8], server: [UInt8]) -> [UInt8]? {

@@ -9,21 +9,59 @@ struct DNSMessage: Sendable, Equatable {
         var questionClass: UInt16
     }
 
-    /// One A or AAAA record of an answer, under the name it was asked for.
+    /// One A or AAAA record of an answer.
     struct Address: Sendable, Equatable {
         /// 16 bytes; an IPv4 address as IPv4-mapped IPv6 (::ffff:a.b.c.d).
         var bytes: [UInt8]
         var ttl: UInt32
+        /// The name the record is under.
+        var owner: String = ""
+    }
+
+    /// One CNAME record: `owner` is an alias of `target`.
+    struct Alias: Sendable, Equatable {
+        var owner: String
+        var target: String
     }
 
     var id: UInt16
     var flags: UInt16
     var question: Question?
-    /// A and AAAA records of the answer section (whatever name they are under: the chain of
-    /// CNAMEs all starts at the question).
+    /// A and AAAA records of the answer section, under whatever name.
     var addresses: [Address] = []
+    /// CNAME records of the answer section.
+    var cnames: [Alias] = []
+    var answerCount: UInt16 = 0
+    var authorityCount: UInt16 = 0
+
     /// CNAME targets met in the answer.
-    var aliases: [String] = []
+    var aliases: [String] { cnames.map(\.target) }
+
+    /// The addresses that answer the question: A/AAAA records under the question's name or a
+    /// name the CNAME chain from it reaches. Records under any other name are not the answer,
+    /// whatever the resolver put in the section.
+    var answeringAddresses: [Address] {
+        guard let question else { return [] }
+        var chain: Set<String> = [question.name]
+        var grew = true
+        while grew {
+            grew = false
+            for alias in cnames where chain.contains(alias.owner) && !chain.contains(alias.target) {
+                chain.insert(alias.target)
+                grew = true
+            }
+        }
+        return addresses.filter { chain.contains($0.owner) }
+    }
+
+    /// Whether `answer` answers this query: a response with the same question.
+    func isAnswered(by answer: DNSMessage) -> Bool {
+        answer.isResponse && answer.id == id && answer.question == question
+    }
+
+    /// A standard query (opcode 0) with nothing but its question (and EDNS in the additional
+    /// section): the only kind the forwarder relays.
+    var isPlainQuery: Bool { !isResponse && flags & 0x7800 == 0 && question != nil && answerCount == 0 && authorityCount == 0 }
 
     var isResponse: Bool { flags & 0x8000 != 0 }
     var responseCode: UInt16 { flags & 0x000f }
@@ -58,6 +96,8 @@ struct DNSMessage: Sendable, Equatable {
         id = u16(0)
         flags = u16(2)
         let questions = u16(4), answers = u16(6)
+        answerCount = answers
+        authorityCount = u16(8)
         guard questions <= 1 else { return nil }
         var offset = 12
         if questions == 1 {
@@ -67,18 +107,19 @@ struct DNSMessage: Sendable, Equatable {
         }
         guard flags & 0x8000 != 0 else { return }
         for _ in 0..<answers {
-            guard let (_, next) = Self.name(bytes, at: offset), next + 10 <= bytes.count else { return nil }
+            guard let (owner, next) = Self.name(bytes, at: offset), next + 10 <= bytes.count else { return nil }
             let type = u16(next), recordClass = u16(next + 2)
             let ttl = UInt32(u16(next + 4)) << 16 | UInt32(u16(next + 6))
             let length = Int(u16(next + 8))
             let data = next + 10
             guard data + length <= bytes.count else { return nil }
             if recordClass == 1 && type == Self.typeA && length == 4 {
-                addresses.append(Address(bytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + bytes[data..<data + 4], ttl: ttl))
+                addresses.append(Address(bytes: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + bytes[data..<data + 4], ttl: ttl,
+                                         owner: owner))
             } else if recordClass == 1 && type == Self.typeAAAA && length == 16 {
-                addresses.append(Address(bytes: Array(bytes[data..<data + 16]), ttl: ttl))
+                addresses.append(Address(bytes: Array(bytes[data..<data + 16]), ttl: ttl, owner: owner))
             } else if type == Self.typeCNAME, let (alias, _) = Self.name(bytes, at: data) {
-                aliases.append(alias)
+                cnames.append(Alias(owner: owner, target: alias))
             }
             offset = data + length
         }

@@ -1,6 +1,7 @@
 import AgentGatePolicy
 import CSupport
 import Glibc
+import SystemPackage
 import Synchronization
 
 /// sendto with a destination, sendmsg and sendmmsg: every message is decided on the
@@ -103,23 +104,39 @@ enum SendHandler {
         // DNS to port 53 goes to the session's forwarder, through a socket swapped in for the
         // agent's (see DNSSwap); such a socket carries nothing else.
         var carriesDNS = false
+        let toDNS = refusesName || ignoresName ? 0 : messages.filter { $0.name.map(DNSSwap.isDNS) ?? false }.count
+        if toDNS > 0 && (core.refusesDNS || isStream) {
+            // Without a capture, DNS is refused; over TCP it must connect first (no Fast Open).
+            refuse(Refusal(EACCES, core.refusesDNS ? DNSSwap.noCaptureReason
+                                                  : "DNS over TCP Fast Open is refused: connect, then send"), target: "port 53")
+            return
+        }
         if let capture = core.dns, socketDomain == AF_INET || socketDomain == AF_INET6, !isStream {
-            let named = messages.compactMap(\.name)
-            let toDNS = named.filter { DNSSwap.isDNS($0) }.count
+            let named = messages.filter { $0.name != nil }.count
             carriesDNS = capture.isCaptured(socket)
-            if toDNS > 0 && (toDNS < named.count || named.count < messages.count) || carriesDNS && toDNS < named.count {
+            if toDNS > 0 && toDNS < messages.count || carriesDNS && toDNS < named {
                 refuse(Refusal(EACCES, "DNS and other traffic on one socket: DNS must go on a socket of its own"),
                        target: "connected peer")
                 return
             }
             if toDNS > 0 && !carriesDNS {
-                switch DNSSwap.swap(call, socketFD: n.intArg(0), capture: capture, target: "port 53") {
-                case .notCaptured: break
-                case .answered: agentgate_close(socket); return
-                case .swapped(let replacement):
+                switch DNSSwap.prepare(call, socketFD: n.intArg(0), capture: capture, connectingTo: nil) {
+                case .kernelError(let errno): refuse(Refusal(errno, "socket unavailable"), target: "port 53"); return
+                case .uncapturable(let what):
+                    agentgate_close(socket)
+                    guard core.listener.isValid(n.id) else { return }
+                    DNSSwap.refuseUncapturable(call, what, target: "port 53")
+                    return
+                case .replacement(let replacement, let cloexec):
+                    capture.bindAnyPortIfUnbound(replacement, domain: socketDomain)
+                    let installed = DNSSwap.install(call, replacement: replacement, cloexec: cloexec, socketFD: n.intArg(0))
                     agentgate_close(socket)
                     socket = replacement
-                    capture.bindAnyPortIfUnbound(socket, domain: socketDomain)
+                    guard installed == 0 else {
+                        refuse(Refusal(EACCES, "DNS capture failed (\(Errno(rawValue: -installed))): the query can't be supervised"),
+                               target: "port 53")
+                        return
+                    }
                     capture.noteOrigin(socket: socket, type: socketType, process: process)
                     carriesDNS = true
                 }

@@ -165,7 +165,7 @@ public final class Supervisor: Sendable {
             switch DNSCapture.start() {
             case .success(let capture): dns = capture
             case .failure(let failure):
-                log.warning("the agent's DNS can't be captured (\(failure.message)); connects are decided by their address alone, so host-name rules match none of them")
+                log.warning("the agent's DNS can't be captured (\(failure.message)), so it is refused; run with --no-dns-capture to let it through, decided by address alone (host-name rules then match no connect)")
             }
         }
 
@@ -268,7 +268,7 @@ public final class Supervisor: Sendable {
                                   protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
                                   protectedDirectories: Array(Set(protectedDirectories + protectedDirectories.map(FilePaths.resolvedDirectory(of:)))),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
-                                  waitsKillably: spawned.killable_recv, dns: dns)
+                                  waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)

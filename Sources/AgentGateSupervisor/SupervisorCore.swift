@@ -114,13 +114,17 @@ final class SupervisorCore: Sendable {
     /// The session's DNS capture (its forwarder and the names the agent resolved), when the
     /// session has one.
     let dns: DNSCapture?
+    /// The session wanted its DNS captured and could not: DNS is then refused, never let through
+    /// uncaptured (`--no-dns-capture` is the way to let it through, decided by address).
+    let refusesDNS: Bool
 
     init(listener: Listener, table: SyscallTable, policy: Policy, policySHA256: String? = nil,
          log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
-         agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil) {
+         agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil, refusesDNS: Bool = false) {
         self.waitsKillably = waitsKillably
         self.dns = dns
+        self.refusesDNS = refusesDNS && dns == nil
         self.log = log
         self.contexts = ProcessContexts(agent: agentName, supervisorPID: supervisorPID)
         self.processes = ProcessTable(contexts: contexts)

@@ -19,11 +19,13 @@ final class NetworkLab {
             if name in ZONE: return ZONE[name]
             if name.endswith(".exfil.example"): return "10.99.0.30"
             return None
+        LOG = open(sys.argv[2], "a", buffering=1)
         def answer(q):
             qid = struct.unpack(">H", q[:2])[0]
             i = 12; labels = []
             while q[i]:
                 labels.append(q[i+1:i+1+q[i]].decode("latin-1").lower()); i += q[i] + 1
+            LOG.write(".".join(labels) + "\\n")
             qtype = struct.unpack(">H", q[i+1:i+3])[0]
             question = q[12:i+5]
             address = resolve(".".join(labels))
@@ -66,6 +68,16 @@ final class NetworkLab {
         server.serve_forever()
         """
 
+    /// Every name the stub resolver was asked, one per line: what reached the "internet".
+    var queryLog: String { harness.path("zone.queries") }
+
+    /// The names the stub resolver saw since the last call.
+    func takeQueries() -> [String] {
+        let text = (try? String(contentsOfFile: queryLog, encoding: .utf8)) ?? ""
+        try? "".write(toFile: queryLog, atomically: false, encoding: .utf8)
+        return text.split(separator: "\n").map(String.init)
+    }
+
     init(_ harness: Harness) throws {
         self.harness = harness
         let id = String(UInt32.random(in: 0...0xffff_ff), radix: 16)
@@ -101,7 +113,7 @@ final class NetworkLab {
         let server = Process()
         server.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
         if !FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") { server.executableURL = URL(fileURLWithPath: "/sbin/ip") }
-        server.arguments = ["netns", "exec", world, "/usr/bin/python3", harness.path("zone.py"), ready]
+        server.arguments = ["netns", "exec", world, "/usr/bin/python3", harness.path("zone.py"), ready, queryLog]
         server.standardOutput = FileHandle.nullDevice
         server.standardError = FileHandle.nullDevice
         try server.run()
@@ -166,6 +178,13 @@ let dnsProbe = """
             s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=5); print("connected", s.getpeername()[0])
         elif what == "query":
             print("answered from %s rcode %d answers %d" % query(sys.argv[2], sys.argv[3], tcp=len(sys.argv) > 4))
+        elif what == "tfo":
+            q = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[2].split(".")) + b"\\0" + struct.pack(">HH", 1, 1)
+            s = socket.socket()
+            s.sendto(struct.pack(">H", len(q)) + q, socket.MSG_FASTOPEN, (sys.argv[3], 53))
+            s.settimeout(5)
+            n = struct.unpack(">H", s.recv(2))[0]; data = s.recv(n)
+            print("answered rcode %d answers %d" % (data[3] & 15, struct.unpack(">H", data[6:8])[0]))
         elif what == "exfil":
             answered = refused = 0
             for i in range(int(sys.argv[2])):
@@ -272,6 +291,13 @@ let dnsProbe = """
         // A resolver the agent picks itself is answered by the forwarder, from that address.
         let elsewhere = lab.supervised(probe + ["query", "evil.example", "192.0.2.53"], policy: policy)
         #expect(elsewhere.stdout.contains("answered from 192.0.2.53 rcode 3"), "\(elsewhere)")
+        // TCP Fast Open carries a query in the connect itself: refused, never sent.
+        _ = lab.takeQueries()
+        #expect(lab.bare(probe + ["tfo", "tfo.evil.example", "10.99.0.1"]).stdout.contains("answered rcode 3"))
+        #expect(lab.takeQueries().contains("tfo.evil.example"))
+        let fastOpen = lab.supervised(probe + ["tfo", "tfo.evil.example", "10.99.0.1"], policy: policy)
+        #expect(fastOpen.stdout.contains("failed PermissionError"), "\(fastOpen)")
+        #expect(!lab.takeQueries().contains("tfo.evil.example"))
         let queries = h.query("SELECT syscall, target, decision FROM events WHERE action = 'dns'")
         #expect(queries.contains { $0 == ["dns/tcp", "registry.example A", "allow"] })
         #expect(queries.contains { $0 == ["dns/tcp", "evil.example A", "deny"] })
@@ -292,6 +318,132 @@ let dnsProbe = """
         #expect(flagged.count == 30)
         #expect(flagged.allSatisfy { $0[2] == "1" && $0[1].contains("flagged") })
         #expect(flagged.filter { $0[0] == "deny" }.count == 10)
+    }
+
+    /// One thread flips an fd number between a pipe and a UDP socket while another sends a
+    /// query for a denied name through it: whatever the fd is when the supervisor looks, the
+    /// query never reaches the real resolver.
+    @Test func racingTheSwapNeverReachesTheResolver() throws {
+        try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
+        let h = try Harness()
+        let lab = try NetworkLab(h)
+        defer { lab.cleanUp() }
+        let racer = try h.compile("dns-race", Self.raceSource)
+        let policy = try h.policy(Self.policy.replacingOccurrences(of: "rules:\n", with: """
+            rules:
+              - id: resolver
+                match: {action: net_egress, target_glob: "10.99.0.1", ports: [53]}
+                decision: allow
+
+            """))
+        _ = lab.takeQueries()
+        let bare = lab.bare([racer, "3000", "10.99.0.1", "race.evil.example"])
+        #expect(bare.status == 0, "\(bare)")
+        #expect(lab.takeQueries().contains("race.evil.example"), "the race reaches the resolver bare")
+        let supervised = lab.supervised([racer, "3000", "10.99.0.1", "race.evil.example"], policy: policy, timeout: 120)
+        #expect(supervised.status == 0, "\(supervised)")
+        #expect(!lab.takeQueries().contains("race.evil.example"))
+    }
+
+    static let raceSource = """
+        #include <arpa/inet.h>
+        #include <fcntl.h>
+        #include <pthread.h>
+        #include <stdatomic.h>
+        #include <stdlib.h>
+        #include <string.h>
+        #include <sys/socket.h>
+        #include <unistd.h>
+        static atomic_int stop;
+        static int pipefd[2];
+        enum { TARGET = 200 };
+        static void *flip(void *unused) {
+            (void)unused;
+            while (!atomic_load(&stop)) {
+                int s = socket(AF_INET, SOCK_DGRAM, 0);
+                dup2(s, TARGET); close(s);
+                dup2(pipefd[0], TARGET);
+            }
+            return 0;
+        }
+        int main(int argc, char **argv) {
+            int n = atoi(argv[1]);
+            struct sockaddr_in server = {.sin_family = AF_INET, .sin_port = htons(53)};
+            inet_pton(AF_INET, argv[2], &server.sin_addr);
+            unsigned char q[300] = {0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0};
+            int len = 12;
+            char name[256]; strncpy(name, argv[3], 255); name[255] = 0;
+            for (char *label = strtok(name, "."); label; label = strtok(0, ".")) {
+                q[len++] = (unsigned char)strlen(label); memcpy(q + len, label, strlen(label)); len += (int)strlen(label);
+            }
+            q[len++] = 0; q[len++] = 0; q[len++] = 1; q[len++] = 0; q[len++] = 1;
+            pipe(pipefd);
+            pthread_t thread;
+            pthread_create(&thread, 0, flip, 0);
+            while (fcntl(TARGET, F_GETFD) < 0) {} // the flipping has begun
+            for (int i = 0; i < n; i++) {
+                sendto(TARGET, q, (size_t)len, 0, (struct sockaddr *)&server, sizeof server);
+                connect(TARGET, (struct sockaddr *)&server, sizeof server);
+                send(TARGET, q, (size_t)len, 0);
+            }
+            atomic_store(&stop, 1);
+            pthread_join(thread, 0);
+            return 0;
+        }
+        """
+
+    /// Under `ask`, a name that looks like data is refused at DNS (a query is never asked
+    /// about, and it carries data out on its own); an ordinary one resolves, for its connect
+    /// to be asked.
+    @Test func askedNamesThatLookLikeDataAreRefused() throws {
+        try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
+        let h = try Harness()
+        try h.write("probe.py", dnsProbe)
+        let lab = try NetworkLab(h)
+        defer { lab.cleanUp() }
+        let policy = try h.policy("""
+            version: 2
+            default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: ask}
+            rules: []
+            """)
+        let probe = ["/usr/bin/python3", h.path("probe.py")]
+        _ = lab.takeQueries()
+        let ordinary = lab.supervised(probe + ["resolve", "evil.example"], policy: policy)
+        #expect(ordinary.stdout.contains("resolved 10.99.0.20"), "\(ordinary)")
+        let exfil = lab.supervised(probe + ["exfil", "5"], policy: policy)
+        #expect(exfil.stdout.contains("answered 0 refused 5"), "\(exfil)")
+        #expect(!lab.takeQueries().contains { $0.hasSuffix(".exfil.example") })
+    }
+
+    /// What a program sees of a DNS socket is what it sees bare: its own address after a UDP
+    /// connect, EISCONN on a connected stream, the kernel's error for an unreachable network.
+    @Test func dnsSocketsLookAsTheyDoBare() throws {
+        let h = try Harness()
+        try h.write("fidelity.py", """
+            import socket, errno
+            out = []
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.connect(("192.0.2.53", 53)); out.append("udp local " + s.getsockname()[0])
+            except OSError as e: out.append("udp " + errno.errorcode[e.errno])
+            listener = socket.socket(); listener.bind(("127.0.0.1", 0)); listener.listen(1)
+            t = socket.socket(); t.connect(listener.getsockname())
+            try: t.connect(("127.0.0.1", 53)); out.append("stream reconnect ok")
+            except OSError as e: out.append("stream " + errno.errorcode[e.errno])
+            u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            try: u.connect(("2001:db8:ffff::53", 53)); out.append("v6 ok")
+            except OSError as e: out.append("v6 " + errno.errorcode[e.errno])
+            print("; ".join(out))
+            """)
+        let command = ["/usr/bin/python3", h.path("fidelity.py")]
+        let bare = h.bare(command)
+        let supervised = h.supervised(command, policy: try h.policy("""
+            version: 2
+            default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: allow}
+            rules: []
+            """))
+        #expect(bare.status == 0 && !bare.stdout.isEmpty, "\(bare)")
+        #expect(supervised.stdout == bare.stdout, "bare: \(bare.stdout) supervised: \(supervised.stdout) \(supervised.stderr)")
     }
 
     /// The one external peer: pip's own index, read from pip's configuration now.
