@@ -453,6 +453,47 @@ let dnsProbe = """
         #expect(supervised.stdout == bare.stdout, "bare: \(bare.stdout) supervised: \(supervised.stdout) \(supervised.stderr)")
     }
 
+    /// nscd's socket and systemd-resolved's varlink socket resolve names without DNS: they are
+    /// refused as absent, so glibc's nsswitch goes on to DNS, which the session decides.
+    @Test func resolverSocketsAreRefusedAsAbsent() throws {
+        try TestUser.requireRoot("a private /run is mounted in a mount namespace of the test's own")
+        let h = try Harness()
+        try h.write("resolvers.py", """
+            import socket, os, sys, errno
+            out = []
+            for path in ["/run/systemd/resolve/io.systemd.Resolve", "/run/nscd/socket"]:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try: s.connect(path); out.append("connected")
+                except OSError as e: out.append(errno.errorcode[e.errno])
+            print(" ".join(out))
+            """)
+        try h.write("serve.py", """
+            import socket, os, sys, time
+            listeners = []
+            for path in ["/run/systemd/resolve/io.systemd.Resolve", "/run/nscd/socket"]:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(path); s.listen(8); listeners.append(s)
+            open(sys.argv[1], "w").write("ready")
+            time.sleep(60)
+            """)
+        let policy = try h.policy("""
+            version: 2
+            default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: allow}
+            rules: []
+            """)
+        let script = """
+            mount -t tmpfs none /run || exit 3
+            /usr/bin/python3 \(h.path("serve.py")) \(h.path("ready")) & server=$!
+            while [ ! -e \(h.path("ready")) ]; do sleep 0.05; done
+            echo "bare: $(/usr/bin/python3 \(h.path("resolvers.py")))"
+            echo "supervised: $(\(Harness.supervisor) -q --policy \(policy) --db \(h.db) -- /usr/bin/python3 \(h.path("resolvers.py")))"
+            kill -9 $server
+            """
+        let result = h.run(["unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script])
+        #expect(result.stdout.contains("bare: connected connected"), "\(result)")
+        #expect(result.stdout.contains("supervised: ENOENT ENOENT"), "\(result)")
+    }
+
     /// The one external peer: pip's own index, read from pip's configuration now.
     @Test func pipDownloadFromTheConfiguredIndex() throws {
         let h = try Harness()
