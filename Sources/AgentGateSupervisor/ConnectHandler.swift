@@ -51,7 +51,7 @@ enum ConnectHandler {
                 DNSSwap.connect(call, socketFD: socketFD, address: address, capture: capture)
                 return
             }
-            if DNSSwap.resolverBypassSockets.contains(target) {
+            if DNSSwap.resolverBypassSockets.contains(target) || capture.isResolverSocket(unixPathFD) {
                 agentgate_close(unixPathFD)
                 call.deny(Refusal(ENOENT, DNSSwap.resolverBypassReason), action: .netEgress, target: target)
                 return

@@ -29,11 +29,28 @@ final class DNSCapture: Sendable {
 
     /// The namespace's SO_NETNS_COOKIE (Linux 5.14), to know its sockets again; nil without it.
     private let namespaceCookie: UInt64?
+    /// Device and inode of the name services' sockets (`DNSSwap.resolverBypassSockets`) that
+    /// exist at start: a hard link to one is the same socket under another name.
+    private let resolverSockets: [(UInt64, UInt64)]
 
     private init(control: Int32, listeners: [Int32]) {
         self.control = Mutex(control)
         self.listeners = listeners
         namespaceCookie = listeners.first { $0 >= 0 }.flatMap(Self.namespaceCookie)
+        resolverSockets = DNSSwap.resolverBypassSockets.compactMap { target in
+            var info = stat()
+            guard stat(String(target.dropFirst(5)), &info) == 0, info.st_mode & S_IFMT == S_IFSOCK else { return nil }
+            return (UInt64(info.st_dev), UInt64(info.st_ino))
+        }
+    }
+
+    /// Whether `pathFD` (the O_PATH fd of a resolved unix socket path) is one of the name
+    /// services' sockets, under whatever name.
+    func isResolverSocket(_ pathFD: Int32) -> Bool {
+        guard pathFD >= 0, !resolverSockets.isEmpty else { return false }
+        var info = stat()
+        guard fstat(pathFD, &info) == 0 else { return false }
+        return resolverSockets.contains { $0.0 == UInt64(info.st_dev) && $0.1 == UInt64(info.st_ino) }
     }
 
     static func namespaceCookie(_ socket: Int32) -> UInt64? {
