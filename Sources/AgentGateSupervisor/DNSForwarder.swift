@@ -32,7 +32,8 @@ final class DNSForwarder: Sendable {
 
     static let maximumConnections = 32
     static let maximumInFlight = 64
-    static let upstreamTimeoutMilliseconds: Int32 = 2500
+    /// glibc's own default per try: a slow resolver is waited for as long as bare.
+    static let upstreamTimeoutMilliseconds: Int32 = 5000
     static let connectionIdleMilliseconds: Int32 = 10_000
     /// Different names under one parent that a policy's `ask` lets resolve per window.
     static let askedNamesPerParent = 20
@@ -306,7 +307,10 @@ final class DNSForwarder: Sendable {
                 event.reason += "; no resolver answered"
                 record(event)
             }
-            return DNSMessage.answer(to: query, responseCode: DNSMessage.serverFailure)
+            // No answer, as the agent would have had none bare: its resolver retries on its own
+            // schedule (a SERVFAIL would end the lookup, and next to an empty AAAA answer read
+            // as "no address").
+            return nil
         }
         let parsed = DNSMessage(parsing: answered)
         // Only an address query's own answer names addresses.

@@ -105,7 +105,9 @@ final class NetworkLab {
             }
         }
         try FileManager.default.createDirectory(atPath: "/etc/netns/\(client)", withIntermediateDirectories: true)
-        try "nameserver 10.99.0.1\n".write(toFile: "/etc/netns/\(client)/resolv.conf", atomically: false, encoding: .utf8)
+        // Patient: the suite runs beside others on a loaded machine.
+        try "nameserver 10.99.0.1\noptions timeout:15 attempts:3\n"
+            .write(toFile: "/etc/netns/\(client)/resolv.conf", atomically: false, encoding: .utf8)
         try "127.0.0.1 localhost\n::1 localhost\n10.99.0.10 pinned.example\n"
             .write(toFile: "/etc/netns/\(client)/hosts", atomically: false, encoding: .utf8)
         try harness.write("zone.py", Self.zone)
@@ -159,13 +161,13 @@ let dnsProbe = """
         q = struct.pack(">HHHHHH", random.randrange(65536), 0x0100, 1, 0, 0, 0)
         q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0" + struct.pack(">HH", qtype, 1)
         if tcp:
-            s = socket.create_connection((server, 53), timeout=5)
+            s = socket.create_connection((server, 53), timeout=15)
             s.sendall(struct.pack(">H", len(q)) + q)
             n = struct.unpack(">H", s.recv(2))[0]; data = b""
             while len(data) < n: data += s.recv(n - len(data))
             peer = s.getpeername()
         else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(5)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(15)
             s.sendto(q, (server, 53)); data, peer = s.recvfrom(4096)
         return peer[0], data[3] & 15, struct.unpack(">H", data[6:8])[0]
     what = sys.argv[1]
