@@ -225,14 +225,20 @@ let dnsProbe = """
             decision: allow
         """
 
-    @Test func namesDecideConnectsAndQueries() throws {
-        try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
-        let h = try Harness()
+    /// A lab with the probe written and a policy: what most cases here start from.
+    static func probeLab(policy yaml: String = Self.policy, _ name: String = #function) throws
+        -> (Harness, NetworkLab, policy: String, probe: [String]) {
+        let h = try Harness(name)
         try h.write("probe.py", dnsProbe)
         let lab = try NetworkLab(h)
+        let policy = try h.policy(yaml)
+        return (h, lab, policy, ["/usr/bin/python3", h.path("probe.py")])
+    }
+
+    @Test func namesDecideConnectsAndQueries() throws {
+        try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
+        let (h, lab, policy, probe) = try Self.probeLab()
         defer { lab.cleanUp() }
-        let policy = try h.policy(Self.policy)
-        let probe = ["/usr/bin/python3", h.path("probe.py")]
 
         // Bare, every one of these goes through: the denials below are the supervisor's.
         #expect(lab.bare(probe + ["resolve", "evil.example"]).stdout.contains("resolved 10.99.0.20"))
@@ -278,12 +284,8 @@ let dnsProbe = """
 
     @Test func queriesOverTCPAndToAnyResolverAreCaptured() throws {
         try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
-        let h = try Harness()
-        try h.write("probe.py", dnsProbe)
-        let lab = try NetworkLab(h)
+        let (h, lab, policy, probe) = try Self.probeLab()
         defer { lab.cleanUp() }
-        let policy = try h.policy(Self.policy)
-        let probe = ["/usr/bin/python3", h.path("probe.py")]
         #expect(lab.bare(probe + ["query", "evil.example", "10.99.0.1", "tcp"]).stdout.contains("rcode 0 answers 1"))
 
         let tcp = lab.supervised(probe + ["query", "registry.example", "10.99.0.1", "tcp"], policy: policy)
@@ -308,12 +310,8 @@ let dnsProbe = """
 
     @Test func exfiltrationThroughQueryNamesIsFlaggedAndLimited() throws {
         try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
-        let h = try Harness()
-        try h.write("probe.py", dnsProbe)
-        let lab = try NetworkLab(h)
+        let (h, lab, policy, probe) = try Self.probeLab()
         defer { lab.cleanUp() }
-        let policy = try h.policy(Self.policy)
-        let probe = ["/usr/bin/python3", h.path("probe.py")]
         let exfil = lab.supervised(probe + ["exfil", "30"], policy: policy)
         #expect(exfil.stdout.contains("answered 20 refused 10"), "\(exfil)")
         let flagged = h.query("SELECT decision, reason, notable FROM events WHERE action = 'dns' AND target LIKE '%.exfil.example A'")
@@ -409,16 +407,12 @@ let dnsProbe = """
     /// to be asked.
     @Test func askedNamesThatLookLikeDataAreRefused() throws {
         try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
-        let h = try Harness()
-        try h.write("probe.py", dnsProbe)
-        let lab = try NetworkLab(h)
-        defer { lab.cleanUp() }
-        let policy = try h.policy("""
+        let (_, lab, policy, probe) = try Self.probeLab(policy: """
             version: 2
             default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: ask}
             rules: []
             """)
-        let probe = ["/usr/bin/python3", h.path("probe.py")]
+        defer { lab.cleanUp() }
         _ = lab.takeQueries()
         let ordinary = lab.supervised(probe + ["resolve", "evil.example"], policy: policy)
         #expect(ordinary.stdout.contains("resolved 10.99.0.20"), "\(ordinary)")
