@@ -4,25 +4,72 @@ import AgentGateSupervisor
 import Foundation
 import Glibc
 
-/// Where things live, resolved the same way by every command.
+/// Where things live, resolved the same way by every command. For a user, the XDG base
+/// directories; for a system service, the directories systemd hands it (`StateDirectory=`,
+/// `ConfigurationDirectory=`, `RuntimeDirectory=`), which are /var/lib/agentgate, /etc/agentgate
+/// and /run/agentgate in the units AgentGate ships. `agentgate paths` prints them.
 public enum AgentGatePaths {
-    /// `--db`, else $AGENTGATE_DB, else $XDG_DATA_HOME/agentgate/agentgate.db, else
-    /// ~/.local/share/agentgate/agentgate.db.
+    /// A path, and what chose it (for `agentgate paths` and error messages).
+    public struct Location: Sendable, Equatable {
+        public let path: String
+        /// "--db", "$AGENTGATE_DB", "$STATE_DIRECTORY", "$XDG_DATA_HOME", "default", …
+        public let source: String
+    }
+
+    /// The system-wide directories, for agentgate run by the system manager.
+    public static let systemDataDirectory = "/var/lib/agentgate"
+    public static let systemConfigurationDirectory = "/etc/agentgate"
+    public static let systemRuntimeDirectory = "/run/agentgate"
+    /// The policy an administrator sets for every user who names none of their own.
+    public static let systemPolicyFile = systemConfigurationDirectory + "/policy.yaml"
+
+    /// The first absolute directory of a systemd `*_DIRECTORY` variable (a colon-separated list
+    /// when the unit names several).
+    static func systemdDirectory(_ name: String, _ environment: [String: String]) -> String? {
+        guard let value = environment[name], let first = value.split(separator: ":").first, first.hasPrefix("/") else { return nil }
+        return String(first)
+    }
+
+    /// $STATE_DIRECTORY (systemd), else $XDG_DATA_HOME/agentgate, else ~/.local/share/agentgate.
+    public static func dataDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Location {
+        if let state = systemdDirectory("STATE_DIRECTORY", environment) { return Location(path: state, source: "$STATE_DIRECTORY") }
+        if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") { return Location(path: xdg + "/agentgate", source: "$XDG_DATA_HOME") }
+        return Location(path: home(environment) + "/.local/share/agentgate", source: "default")
+    }
+
+    /// `--db`, else $AGENTGATE_DB, else agentgate.db in the data directory.
+    public static func databaseLocation(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> Location {
+        if let explicit, !explicit.isEmpty { return Location(path: explicit, source: "--db") }
+        if let fromEnv = environment["AGENTGATE_DB"], !fromEnv.isEmpty { return Location(path: fromEnv, source: "$AGENTGATE_DB") }
+        let data = dataDirectory(environment)
+        return Location(path: data.path + "/agentgate.db", source: data.source)
+    }
+
+    /// `--db`, else $AGENTGATE_DB, else $STATE_DIRECTORY/agentgate.db, else
+    /// $XDG_DATA_HOME/agentgate/agentgate.db, else ~/.local/share/agentgate/agentgate.db.
     public static func database(_ explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let explicit, !explicit.isEmpty { return explicit }
-        if let fromEnv = environment["AGENTGATE_DB"], !fromEnv.isEmpty { return fromEnv }
-        if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/") { return xdg + "/agentgate/agentgate.db" }
-        return home(environment) + "/.local/share/agentgate/agentgate.db"
+        databaseLocation(explicit, environment: environment).path
     }
 
     /// Where the default database's missing directories may be made: the home directory (or
-    /// $XDG_DATA_HOME, when that is elsewhere), which must exist already.
+    /// $XDG_DATA_HOME, when that is elsewhere), which must exist already. systemd makes
+    /// $STATE_DIRECTORY itself.
     public static func databaseDirectoryRoot(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let state = systemdDirectory("STATE_DIRECTORY", environment) { return state }
         let home = home(environment)
         if let xdg = environment["XDG_DATA_HOME"], xdg.hasPrefix("/"), !(xdg == home || xdg.hasPrefix(home + "/")) {
             return xdg
         }
         return home
+    }
+
+    /// $CONFIGURATION_DIRECTORY (systemd), else $XDG_CONFIG_HOME/agentgate, else ~/.config/agentgate.
+    public static func configurationDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> Location {
+        if let configuration = systemdDirectory("CONFIGURATION_DIRECTORY", environment) {
+            return Location(path: configuration, source: "$CONFIGURATION_DIRECTORY")
+        }
+        if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return Location(path: xdg + "/agentgate", source: "$XDG_CONFIG_HOME") }
+        return Location(path: home(environment) + "/.config/agentgate", source: "default")
     }
 
     public static func home(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
@@ -77,6 +124,9 @@ public struct LoadedPolicy: Sendable {
         /// The user's configuration, `$XDG_CONFIG_HOME/agentgate/policy.yaml`: found without
         /// being named, so it must be a file no supervised agent can have written.
         case userConfiguration
+        /// The system's configuration, /etc/agentgate/policy.yaml, when the user has none: found
+        /// without being named, checked the same way.
+        case systemConfiguration
         /// The policy embedded in the binary.
         case builtIn
     }
@@ -97,6 +147,7 @@ public struct LoadedPolicy: Sendable {
         case .option: return "policy \(source) (--policy\(digest))"
         case .environment: return "policy \(source) ($AGENTGATE_POLICY\(digest))"
         case .userConfiguration: return "policy \(source) (your configuration\(digest))"
+        case .systemConfiguration: return "policy \(source) (the system's configuration\(digest))"
         case .builtIn: return "policy: the built-in default (\(source); see agentgate init to write your own)"
         }
     }
@@ -104,8 +155,14 @@ public struct LoadedPolicy: Sendable {
     /// Where AgentGate's own configuration lives. No supervised agent may write there, whatever
     /// the policy says: a policy found there without being named is trusted.
     public static func configurationDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return xdg + "/agentgate" }
-        return AgentGatePaths.home(environment) + "/.config/agentgate"
+        AgentGatePaths.configurationDirectory(environment).path
+    }
+
+    /// The files tried, in order, when no policy is named: the user's configuration, then the
+    /// system's (/etc/agentgate/policy.yaml).
+    public static func implicitFiles(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let user = configurationDirectory(environment) + "/policy.yaml"
+        return user == AgentGatePaths.systemPolicyFile ? [user] : [user, AgentGatePaths.systemPolicyFile]
     }
 
     /// System directories an implicitly found policy may include from (the supervisor protects
@@ -118,12 +175,13 @@ public struct LoadedPolicy: Sendable {
     public static func resolve(_ explicit: String?, variables: PolicyVariables,
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws(PolicyLoadError) -> LoadedPolicy {
         switch PolicyLookup.locate(named: explicit.flatMap { $0.isEmpty ? nil : $0 }, environment: environment,
-                                   implicitFile: configurationDirectory(environment) + "/policy.yaml",
+                                   implicitFiles: implicitFiles(environment),
                                    exists: { access($0, F_OK) == 0 }) {
         case .named(let file): return try load(file: file, origin: .option, variables: variables)
         case .environment(let file): return try load(file: file, origin: .environment, variables: variables)
         case .implicit(let configured):
-            let loaded = try load(file: configured, origin: .userConfiguration, variables: variables)
+            let origin: Origin = configured == AgentGatePaths.systemPolicyFile ? .systemConfiguration : .userConfiguration
+            let loaded = try load(file: configured, origin: origin, variables: variables)
             try checkTrusted(loaded, environment: environment)
             return loaded
         case .none: break
@@ -167,7 +225,7 @@ public struct LoadedPolicy: Sendable {
             () -> Result<PolicyReloadSource.Loaded, PolicyReloadFailure> in
             do throws(PolicyLoadError) {
                 let loaded = try Self.load(file: named, readingFrom: realFile, origin: origin, variables: variables)
-                if origin == .userConfiguration { try Self.checkTrusted(loaded, environment: environment) }
+                if origin == .userConfiguration || origin == .systemConfiguration { try Self.checkTrusted(loaded, environment: environment) }
                 if let added = loaded.files.first(where: { !protected.contains(FilePaths.resolved($0)) }) {
                     return .failure(PolicyReloadFailure("it reads \(added), which was not part of the policy when the session "
                                                         + "started, so the session does not protect it from the agent; "

@@ -406,7 +406,7 @@ struct PolicyLintCommand: ParsableCommand {
     func run() throws {
         let environment = ProcessInfo.processInfo.environment
         let path: String
-        switch PolicyLookup.locate(named: file, environment: environment, implicitFile: "policy.yaml",
+        switch PolicyLookup.locate(named: file, environment: environment, implicitFiles: ["policy.yaml"],
                                    exists: { access($0, F_OK) == 0 }) {
         case .named(let found), .environment(let found), .implicit(let found): path = found
         case .none:

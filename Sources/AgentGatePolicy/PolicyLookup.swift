@@ -6,7 +6,7 @@ public enum PolicyLookup: Sendable, Equatable {
     case named(String)
     /// `$AGENTGATE_POLICY`.
     case environment(String)
-    /// The implicit file the caller offered, found without being named.
+    /// The first of the implicit files the caller offered that exists, found without being named.
     case implicit(String)
     /// Nothing named and no implicit file.
     case none
@@ -14,14 +14,14 @@ public enum PolicyLookup: Sendable, Equatable {
     /// The environment variable that names a policy file.
     public static let environmentVariable = "AGENTGATE_POLICY"
 
-    /// `named` (nil: not given), then `$AGENTGATE_POLICY` when set and non-empty, then
-    /// `implicitFile` when `exists` says it does.
-    public static func locate(named: String?, environment: [String: String], implicitFile: String,
+    /// `named` (nil: not given), then `$AGENTGATE_POLICY` when set and non-empty, then the
+    /// first of `implicitFiles` that `exists` says exists.
+    public static func locate(named: String?, environment: [String: String], implicitFiles: [String],
                               exists: (String) -> Bool) -> PolicyLookup {
         if let named { return .named(named) }
         if let fromEnvironment = environment[environmentVariable], !fromEnvironment.isEmpty {
             return .environment(fromEnvironment)
         }
-        return exists(implicitFile) ? .implicit(implicitFile) : .none
+        return implicitFiles.first(where: exists).map { .implicit($0) } ?? .none
     }
 }

@@ -2,9 +2,10 @@ import Glibc
 
 /// Where running supervisors keep their control sockets (`SESSIONID.sock`): the one place both
 /// `agentgate-supervise` and the `agentgate` control commands learn the path from.
-/// `$XDG_RUNTIME_DIR/agentgate/` when XDG_RUNTIME_DIR is a directory of the user's own with mode
-/// 0700, else `/tmp/agentgate-UID/`. Either is created 0700 and refused when it belongs to someone
-/// else or is open to group or others.
+/// `$AGENTGATE_RUNTIME_DIR` when set; else `$RUNTIME_DIRECTORY` (systemd's `RuntimeDirectory=`,
+/// /run/agentgate for a system service); else `$XDG_RUNTIME_DIR/agentgate/` when XDG_RUNTIME_DIR
+/// is a directory of the user's own with mode 0700; else `/tmp/agentgate-UID/`. Each is created
+/// 0700 when missing and refused when it belongs to someone else or is open to group or others.
 public struct ControlDirectory: Sendable, Equatable {
     public let path: String
 
@@ -22,6 +23,15 @@ public struct ControlDirectory: Sendable, Equatable {
     /// without, a missing one is returned as is (the control commands then find no sessions).
     public static func resolve(environment: [String: String], create: Bool) throws(Unusable) -> ControlDirectory {
         let uid = getuid()
+        if let named = environment["AGENTGATE_RUNTIME_DIR"], !named.isEmpty {
+            guard named.hasPrefix("/") else {
+                throw Unusable(description: "$AGENTGATE_RUNTIME_DIR must be an absolute path, not \(named)")
+            }
+            return try prepare(named, create: create)
+        }
+        if let systemd = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, systemd.hasPrefix("/") {
+            return try prepare(String(systemd), create: create)
+        }
         if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
             var info = stat()
             if stat(runtime, &info) == 0 && info.st_mode & S_IFMT == S_IFDIR && info.st_uid == uid && info.st_mode & 0o777 == 0o700 {
