@@ -8,6 +8,10 @@ import Glibc
 /// 0700 when missing and refused when it belongs to someone else or is open to group or others.
 public struct ControlDirectory: Sendable, Equatable {
     public let path: String
+    /// Other directories the control commands look in for sessions: those of system services
+    /// (`/run/agentgate/NAME/`, made for the session's user by agentgate-session@.service) that
+    /// belong to this user with mode 0700, or every one of them for root.
+    public let alsoSearched: [String]
 
     /// Why the directory can't be used.
     public struct Unusable: Error, CustomStringConvertible {
@@ -17,11 +21,43 @@ public struct ControlDirectory: Sendable, Equatable {
     /// The longest socket path a sockaddr_un holds (108 bytes with its NUL).
     static let maximumSocketPathLength = 107
 
-    public init(path: String) { self.path = path }
+    public init(path: String, alsoSearched: [String] = []) {
+        self.path = path
+        self.alsoSearched = alsoSearched
+    }
+
+    /// Where agentgate-session@.service puts each session's control directory.
+    public static let systemSessionsDirectory = "/run/agentgate"
+
+    /// `systemSessionsDirectory`'s subdirectories this user may use (see `alsoSearched`).
+    static func systemSessionDirectories(in root: String = systemSessionsDirectory, excluding own: String) -> [String] {
+        guard let directory = opendir(root) else { return [] }
+        defer { closedir(directory) }
+        let uid = getuid()
+        var found: [String] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard !name.hasPrefix(".") else { continue }
+            let path = root + "/" + name
+            var info = stat()
+            guard path != own, lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFDIR, info.st_mode & 0o077 == 0,
+                  uid == 0 || info.st_uid == uid else { continue }
+            found.append(path)
+        }
+        return found.sorted()
+    }
 
     /// The user's control directory. With `create`, it is made when missing (the supervisor);
     /// without, a missing one is returned as is (the control commands then find no sessions).
     public static func resolve(environment: [String: String], create: Bool) throws(Unusable) -> ControlDirectory {
+        let own = try resolveOwn(environment: environment, create: create)
+        // A supervisor uses its own directory only; the control commands also find the sessions
+        // system services run for this user.
+        if create { return own }
+        return ControlDirectory(path: own.path, alsoSearched: systemSessionDirectories(excluding: own.path))
+    }
+
+    private static func resolveOwn(environment: [String: String], create: Bool) throws(Unusable) -> ControlDirectory {
         let uid = getuid()
         if let named = environment["AGENTGATE_RUNTIME_DIR"], !named.isEmpty {
             guard named.hasPrefix("/") else {
@@ -71,12 +107,18 @@ public struct ControlDirectory: Sendable, Equatable {
     /// dot, or too long for a socket address).
     public func socketPath(session: String) -> String? {
         guard !session.isEmpty, !session.hasPrefix("."), !session.contains("/"), !session.utf8.contains(0) else { return nil }
-        let socket = path + "/" + session + ".sock"
+        // The directory that has the session's socket; a new socket goes in `path`.
+        let holder = alsoSearched.first { access($0 + "/" + session + ".sock", F_OK) == 0 && access(path + "/" + session + ".sock", F_OK) != 0 } ?? path
+        let socket = holder + "/" + session + ".sock"
         return socket.utf8.count <= Self.maximumSocketPathLength ? socket : nil
     }
 
     /// The sessions with a control socket in the directory (running, or ended without removing it).
     public func sessions() -> [String] {
+        Array(Set(([path] + alsoSearched).flatMap(Self.sessions(in:)))).sorted()
+    }
+
+    private static func sessions(in path: String) -> [String] {
         guard let directory = opendir(path) else { return [] }
         defer { closedir(directory) }
         var sessions: [String] = []

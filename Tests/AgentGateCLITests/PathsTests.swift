@@ -1,7 +1,8 @@
 @testable import AgentGateCLI
 import AgentGatePolicy
-import AgentGateSupervisor
+@testable import AgentGateSupervisor
 import Foundation
+import Glibc
 import Testing
 
 /// Where things live: XDG for a user, systemd's directories for a system service.
@@ -66,5 +67,30 @@ struct PathsTests {
         // Open to others: refused, as every control directory is.
         try FileManager.default.createDirectory(atPath: root + "/open", withIntermediateDirectories: false, attributes: [.posixPermissions: 0o755])
         #expect(throws: ControlDirectory.Unusable.self) { try ControlDirectory.resolve(environment: ["AGENTGATE_RUNTIME_DIR": root + "/open"], create: true) }
+    }
+
+    @Test func controlCommandsAlsoFindSystemServiceSessions() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("agentgate-sys-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for (name, mode) in [("own", 0o700), ("nightly", 0o700), ("open", 0o755)] {
+            try FileManager.default.createDirectory(atPath: root + "/" + name, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: mode])
+        }
+        try Data().write(to: URL(fileURLWithPath: root + "/nightly/feed.sock"))
+        try Data().write(to: URL(fileURLWithPath: root + "/own/mine.sock"))
+        // A directory open to others is not trusted with sessions; the caller's own is not listed twice.
+        let found = ControlDirectory.systemSessionDirectories(in: root, excluding: root + "/own")
+        #expect(found == [root + "/nightly"])
+        let directory = ControlDirectory(path: root + "/own", alsoSearched: found)
+        #expect(directory.sessions() == ["feed", "mine"])
+        #expect(directory.socketPath(session: "feed") == root + "/nightly/feed.sock")
+        #expect(directory.socketPath(session: "mine") == root + "/own/mine.sock")
+        #expect(directory.socketPath(session: "new") == root + "/own/new.sock")
+        // Someone else's directory is used only by root.
+        if getuid() == 0 {
+            try FileManager.default.createDirectory(atPath: root + "/alice", withIntermediateDirectories: false,
+                                                    attributes: [.posixPermissions: 0o700, .ownerAccountID: 65534])
+            #expect(ControlDirectory.systemSessionDirectories(in: root, excluding: "").contains(root + "/alice"))
+        }
     }
 }
