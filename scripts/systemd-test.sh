@@ -93,6 +93,10 @@ for unit in systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_mis
     ln -sf /dev/null "$root/etc/systemd/system/$unit"
 done
 echo agentgate-test >"$root/etc/hostname"
+# A user manager needs XDG_RUNTIME_DIR, which pam_systemd (libpam-systemd, not in the root) sets
+# at login; for a lingering user's manager, the unit can set it.
+mkdir -p "$root/etc/systemd/system/user@.service.d"
+printf '[Service]\nEnvironment=XDG_RUNTIME_DIR=/run/user/%%i\n' >"$root/etc/systemd/system/user@.service.d/runtime-dir.conf"
 chroot "$root" useradd --create-home --uid 1000 --shell /bin/bash tester
 mkdir -p "$root/etc/agentgate-test" "$root/var/lib/agentgate-test" "$root/etc/agentgate/sessions"
 echo "not for agents" >"$root/etc/agentgate-test/secret"
@@ -136,7 +140,7 @@ done
 # cgroup tree: what must run in a unit goes through `in_unit`.
 inside() {
     nsenter --target "$init_pid" --mount --uts --ipc --net --pid --cgroup --root --wd \
-        env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 "$@"
+        env -i PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin HOME=/root LANG=C.UTF-8 "$@"
 }
 state=""
 for _ in $(seq 300); do
@@ -149,9 +153,17 @@ case $state in running|degraded) ;; *) fail "systemd did not finish booting (sta
 [ "$state" = running ] || note "booted, degraded: $(inside systemctl --failed --no-legend --plain | tr '\n' ';')"
 note "systemd $(inside systemctl --version | head -1 | awk '{ print $2 }') booted as PID 1 (host pid $init_pid), state $state"
 
+# For debugging: AGENTGATE_SYSTEMD_TEST_HOLD=SECONDS keeps the booted container that long
+# (enter it with nsenter --target PID --all --root --wd) and then cleans up.
+if [ -n "${AGENTGATE_SYSTEMD_TEST_HOLD:-}" ]; then
+    note "holding the container for ${AGENTGATE_SYSTEMD_TEST_HOLD}s: nsenter --target $init_pid --mount --uts --ipc --net --pid --cgroup --root --wd"
+    sleep "$AGENTGATE_SYSTEMD_TEST_HOLD"
+    exit 0
+fi
+
 # A background job started by the container's systemd (so it runs inside its cgroup tree, where
 # systemd-run --scope can move it), output and status in /run/agentgate-test/NAME.{out,status}.
-inside mkdir -p /run/agentgate-test
+inside mkdir -p -m 1777 /run/agentgate-test
 job() { # NAME [systemd-run options] -- COMMAND...
     local name=$1 options=()
     shift
@@ -295,6 +307,8 @@ if inside loginctl enable-linger tester 2>"$work/linger.err"; then
         as_tester agentgate kill user1 >/dev/null || fail "agentgate kill user1 as tester"
         [ "$(job_status user1)" = 137 ] || fail "user1: exit $(job_status user1) after kill: $(job_output user1)"
         note "ok: user manager: scope $user_cgroup with TasksMax 55, agent in ${agent_cgroup#0::}, recorded in tester's database, killed"
+        inside test -S /run/user/1000/bus ||
+            note "skipped --user --service: no user bus in the root (dbus-user-session is not installed; systemd-run --wait needs it)"
     else
         note "skipped the user-manager case: user@1000.service did not come up ($(show user@1000.service ActiveState))"
     fi
