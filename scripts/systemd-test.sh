@@ -118,6 +118,13 @@ rules:
     reason: no secrets for agent sessions
 EOF
 cp "$root/etc/agentgate-test/policy.yaml" "$root/etc/agentgate/policy.yaml"
+# The packaged session's policy also asks a person before one write.
+cat >>"$root/etc/agentgate/policy.yaml" <<'EOF'
+  - id: needs-approval
+    match: {action: fs_write, target_glob: /home/tester/needs-approval}
+    decision: ask
+    reason: a person approves this write
+EOF
 # The packaged units, as a package installs them.
 cp "$repo"/packaging/systemd/*.service "$repo"/packaging/systemd/*.timer "$repo"/packaging/systemd/*.slice "$root/etc/systemd/system/"
 
@@ -322,6 +329,7 @@ cat >"$root/usr/local/bin/nightly-agent" <<'EOF'
 grep ^0:: /proc/self/cgroup >"$HOME/nightly.cgroup"
 id -un >"$HOME/nightly.user"
 cat /etc/agentgate-test/secret >/dev/null 2>&1 && echo allowed >"$HOME/nightly.secret" || echo denied >"$HOME/nightly.secret"
+(echo written >"$HOME/needs-approval") 2>/dev/null && echo approved >"$HOME/nightly.approval" || echo refused >"$HOME/nightly.approval"
 exec sleep 300
 EOF
 chmod 755 "$root/usr/local/bin/nightly-agent"
@@ -341,10 +349,20 @@ case $session_cgroup in "0::/agentgate.slice/$unit/agentgate-"*) ;;
     *) fail "the supervisor did not make its session cgroup under $unit: the agent is in $session_cgroup ($(inside journalctl -u $unit --no-pager | tail -5))" ;;
 esac
 inside grep -q denied /home/tester/nightly.secret || fail "the nightly agent read the secret"
+# The ask waits for the user's `agentgate approvals` / `agentgate approve ID`, from outside.
+ask_id=""
+for _ in $(seq 300); do
+    ask_id=$(inside runuser -u tester -- agentgate approvals --json | python3 -c 'import json,sys; print(next((json.loads(l)["id"] for l in sys.stdin if l.strip()), ""))')
+    [ -n "$ask_id" ] && break
+    sleep 0.1
+done
+[ -n "$ask_id" ] || fail "no pending ask of the nightly session in agentgate approvals"
+inside runuser -u tester -- agentgate approve "$ask_id" >/dev/null || fail "agentgate approve $ask_id as tester"
+wait_for "the approved write" grep -q approved /home/tester/nightly.approval
 nightly=$(inside runuser -u tester -- agentgate sessions --json | python3 -c 'import json,sys; print([x for x in json.load(sys.stdin) if x["agent"]=="nightly"][-1]["id"])')
 inside runuser -u tester -- agentgate kill "$nightly" >/dev/null || fail "agentgate kill of the nightly session, as tester"
 wait_for "the nightly session to end" sh -c "! systemctl is-active --quiet $unit"
-note "ok: agentgate-session@nightly ran nightly-agent as tester in agentgate.slice, its session cgroup ${session_cgroup#0::}, killed by tester with agentgate kill"
+note "ok: agentgate-session@nightly ran nightly-agent as tester in agentgate.slice, its session cgroup ${session_cgroup#0::}, ask $ask_id approved with agentgate approve, killed by tester with agentgate kill"
 
 inside systemctl start agentgate-clean.timer
 [ "$(show agentgate-clean.timer ActiveState)" = active ] || fail "agentgate-clean.timer is not active"
