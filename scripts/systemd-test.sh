@@ -35,10 +35,29 @@ for tool in unshare nsenter pivot_root; do command -v $tool >/dev/null || skip "
 cgroup_root=$(awk '{ for (i = 1; i <= NF; i++) if ($i == "-") { if ($(i+1) == "cgroup2") { print $5; exit } } }' /proc/self/mountinfo)
 [ -n "$cgroup_root" ] || skip "no cgroup2 hierarchy mounted"
 
+# What an earlier run killed outright (SIGKILL: no trap) left: its container's init (known by its
+# command and its cgroup, so that a reused pid is left alone), its cgroup and its root.
+for stale in /var/tmp/agentgate-systemd-test.*; do
+    [ -d "$stale" ] || continue
+    owner=$(cat "$stale/script.pid" 2>/dev/null || true)
+    [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
+    stale_init=$(cat "$stale/init.pid" 2>/dev/null || true)
+    if [ -n "$stale_init" ] && tr '\0' ' ' <"/proc/$stale_init/cmdline" 2>/dev/null | grep -q '^/lib/systemd/systemd ' &&
+        grep -q "/agentgate-systemd-test\." "/proc/$stale_init/cgroup" 2>/dev/null; then
+        kill -KILL "$stale_init"
+        sleep 0.5
+    fi
+    stale_cgroup=$(cat "$stale/cgroup.path" 2>/dev/null || true)
+    case $stale_cgroup in */agentgate-systemd-test.*) [ -d "$stale_cgroup" ] && find "$stale_cgroup" -depth -type d -exec rmdir {} + 2>/dev/null ;; esac
+    grep -q " $stale/" /proc/self/mountinfo || rm -rf "$stale"
+done
+
 work=$(mktemp -d /var/tmp/agentgate-systemd-test.XXXXXX)
+echo $$ >"$work/script.pid"
 root=$work/root
 own_cgroup=$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)
 container_cgroup="$cgroup_root${own_cgroup%/}/agentgate-systemd-test.$$"
+echo "$container_cgroup" >"$work/cgroup.path"
 init_pid=""
 unshare_pid=""
 
@@ -142,6 +161,7 @@ for _ in $(seq 100); do
     sleep 0.05
 done
 [ -n "$init_pid" ] || fail "the container did not start: $(tail -5 "$work/boot.log")"
+echo "$init_pid" >"$work/init.pid"
 
 # A command in the container, as root, with a clean environment. It is not in the container's
 # cgroup tree: what must run in a unit goes through `in_unit`.
