@@ -286,6 +286,27 @@ job service2 -- "${supervise[@]}" --quiet --session service2 --unit ag-service2 
 job_output service2 | grep -q to-stdout && job_output service2 | grep -q to-stderr || fail "service2's output did not reach the caller: $(job_output service2)"
 note "ok: a service's stdout, stderr and exit status (7) reach the caller"
 
+# In a scope the supervisor keeps the caller's terminal: an ask is answered at its prompt. The
+# key is typed every second: those before the prompt appears are discarded, as they should be.
+cat >"$root/etc/agentgate-test/ask.yaml" <<'EOF'
+version: 2
+default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: deny}
+rules:
+  - id: ask-at-the-terminal
+    match: {action: fs_write, target_glob: /run/agentgate-test/asked}
+    decision: ask
+EOF
+cat >"$root/usr/local/bin/answer-at-terminal" <<'EOF'
+#!/bin/bash
+(for _ in $(seq 30); do sleep 1; [ -e /run/agentgate-test/asked ] && break; printf a; done) | script -qec "agentgate-supervise --quiet --db /var/lib/agentgate-test/audit.db \
+    --policy /etc/agentgate-test/ask.yaml --session tty1 --unit ag-tty1 -- /bin/sh -c 'echo hi >/run/agentgate-test/asked'" /dev/null
+EOF
+chmod 755 "$root/usr/local/bin/answer-at-terminal"
+job tty1 --setenv=TERM=xterm -- /usr/local/bin/answer-at-terminal
+[ "$(job_status tty1)" = 0 ] && inside grep -q hi /run/agentgate-test/asked || fail "the ask at the terminal of a scope: $(job_output tty1 | tail -c 600)"
+inside agentgate audit --db "$db" --session tty1 --json | grep -Eq '"answered_via" ?: ?"tty"' || fail "the ask of tty1 was not answered at the terminal"
+note "ok: in a scope, an ask is answered at the terminal's prompt"
+
 # --- Errors: each one line, status 2, the agent never runs ---------------------------------
 expect_refusal() { # NAME PATTERN ARGS...: exit 2, PATTERN in the output, the agent didn't run
     local name=$1 pattern=$2; shift 2
