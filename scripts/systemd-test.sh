@@ -281,10 +281,15 @@ job service1 -- "${supervise[@]}" --session service1 --unit ag-service1 --servic
 check_running_unit service1 ag-service1.service service
 
 # A service's stdout, stderr and exit status reach the caller.
-job service2 -- "${supervise[@]}" --quiet --session service2 --unit ag-service2 --service -- /bin/sh -c 'echo to-stdout; echo to-stderr >&2; exit 7'
+# ... and the caller's environment and working directory reach the agent.
+job service2 --setenv=MARK=from-the-caller -- /bin/sh -c 'cd /etc && exec "$@"' sh \
+    "${supervise[@]}" --quiet --session service2 --unit ag-service2 --service -- \
+    /bin/sh -c 'echo to-stdout; echo to-stderr >&2; echo "mark=$MARK unit=$AGENTGATE_UNIT"; pwd; exit 7'
 [ "$(job_status service2)" = 7 ] || fail "service2: exit $(job_status service2), expected 7: $(job_output service2)"
-job_output service2 | grep -q to-stdout && job_output service2 | grep -q to-stderr || fail "service2's output did not reach the caller: $(job_output service2)"
-note "ok: a service's stdout, stderr and exit status (7) reach the caller"
+for expected in to-stdout to-stderr "mark=from-the-caller unit=ag-service2.service" "^/etc\$"; do
+    job_output service2 | grep -q "$expected" || fail "service2: no '$expected' in what reached the caller: $(job_output service2)"
+done
+note "ok: a service's stdout, stderr and exit status (7) reach the caller; the caller's environment and directory reach the agent"
 
 # In a scope the supervisor keeps the caller's terminal: an ask is answered at its prompt. The
 # key is typed every second: those before the prompt appears are discarded, as they should be.
