@@ -291,6 +291,15 @@ for expected in to-stdout to-stderr "mark=from-the-caller unit=ag-service2.servi
 done
 note "ok: a service's stdout, stderr and exit status (7) reach the caller; the caller's environment and directory reach the agent"
 
+# SIGTERM to the agentgate-supervise that was started reaches the agent, as without --unit.
+job term1 -- /bin/sh -c '"$@" & echo $! >/run/agentgate-test/term1.pid; wait $!' sh \
+    "${supervise[@]}" --quiet --session term1 --unit ag-term1 -- /bin/sh -c 'touch /run/agentgate-test/term1.started; exec sleep 300'
+wait_for "term1's agent" test -e /run/agentgate-test/term1.started
+inside sh -c 'kill -TERM "$(cat /run/agentgate-test/term1.pid)"'
+[ "$(job_status term1)" = 143 ] || fail "term1: exit $(job_status term1) after SIGTERM, expected 143: $(job_output term1)"
+wait_for "ag-term1.scope to go away" sh -c "! systemctl is-active --quiet ag-term1.scope"
+note "ok: SIGTERM to agentgate-supervise --unit reaches the agent in the scope (exit 143)"
+
 # In a scope the supervisor keeps the caller's terminal: an ask is answered at its prompt. The
 # key is typed every second: those before the prompt appears are discarded, as they should be.
 cat >"$root/etc/agentgate-test/ask.yaml" <<'EOF'

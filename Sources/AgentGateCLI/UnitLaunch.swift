@@ -13,6 +13,10 @@ import Glibc
 /// processes the manager starts with its own) and removes it. A handoff file still there when
 /// systemd-run has exited means that systemd refused the unit (a bad property, a name in use):
 /// the agent never ran, and the caller says so with status 2.
+/// systemd-run's pid while `UnitLaunch.run` waits for it, for the signal handler that passes
+/// SIGTERM and SIGHUP on (set once, before the handlers are installed; read only by them).
+nonisolated(unsafe) private var unitLaunchChild: pid_t = 0
+
 struct UnitLaunch {
     enum Kind: String { case scope, service }
     enum Manager: String { case system, user }
@@ -158,7 +162,9 @@ struct UnitLaunch {
     }
 
     /// Runs systemd-run and waits for it, with SIGINT and SIGQUIT ignored meanwhile (they are
-    /// the agent's, from the terminal). Returns its exit status the way a shell reports it.
+    /// the agent's, from the terminal), and SIGTERM and SIGHUP passed on to it (to the supervisor
+    /// itself, for a scope), as they would reach a supervisor started without --unit. Returns
+    /// its exit status the way a shell reports it.
     static func run(_ program: String, _ arguments: [String]) throws(Failure) -> Int32 {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
@@ -181,6 +187,12 @@ struct UnitLaunch {
         let rc = posix_spawn(&pid, program, nil, &attributes, argv, environ)
         guard rc == 0 else {
             throw Failure(description: "cannot run \(program): \(String(cString: strerror(rc)))")
+        }
+        unitLaunchChild = pid
+        for forwarded in [SIGTERM, SIGHUP] {
+            signal(forwarded) { received in
+                if unitLaunchChild > 0 { kill(unitLaunchChild, received) }
+            }
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 {
