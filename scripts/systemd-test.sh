@@ -116,6 +116,13 @@ echo agentgate-test >"$root/etc/hostname"
 # at login; for a lingering user's manager, the unit can set it.
 mkdir -p "$root/etc/systemd/system/user@.service.d"
 printf '[Service]\nEnvironment=XDG_RUNTIME_DIR=/run/user/%%i\n' >"$root/etc/systemd/system/user@.service.d/runtime-dir.conf"
+# A user bus, as dbus-user-session (not in the root) would start it: systemd-run --user --wait
+# talks to the user manager through it.
+mkdir -p "$root/etc/systemd/user/sockets.target.wants"
+printf '[Unit]\nDescription=D-Bus User Message Bus Socket\n[Socket]\nListenStream=%%t/bus\n' >"$root/etc/systemd/user/dbus.socket"
+printf '[Unit]\nDescription=D-Bus User Message Bus\nRequires=dbus.socket\n[Service]\nExecStart=/usr/bin/dbus-daemon --session --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only\n' \
+    >"$root/etc/systemd/user/dbus.service"
+ln -s ../dbus.socket "$root/etc/systemd/user/sockets.target.wants/dbus.socket"
 chroot "$root" useradd --create-home --uid 1000 --shell /bin/bash tester
 mkdir -p "$root/etc/agentgate-test" "$root/var/lib/agentgate-test" "$root/etc/agentgate/sessions"
 echo "not for agents" >"$root/etc/agentgate-test/secret"
@@ -369,8 +376,20 @@ if inside loginctl enable-linger tester 2>"$work/linger.err"; then
         as_tester agentgate kill user1 >/dev/null || fail "agentgate kill user1 as tester"
         [ "$(job_status user1)" = 137 ] || fail "user1: exit $(job_status user1) after kill: $(job_output user1)"
         note "ok: user manager: scope $user_cgroup with TasksMax 55, agent in ${agent_cgroup#0::}, recorded in tester's database, killed"
-        inside test -S /run/user/1000/bus ||
-            note "skipped --user --service: no user bus in the root (dbus-user-session is not installed; systemd-run --wait needs it)"
+        if inside test -S /run/user/1000/bus; then
+            job user2 --uid=tester --setenv=XDG_RUNTIME_DIR=/run/user/1000 --setenv=HOME=/home/tester -- \
+                agentgate-supervise --quiet --policy "$policy" --session user2 --unit ag-user2 --service --property TasksMax=44 -- \
+                /bin/sh -c 'echo user-service-out; grep ^0:: /proc/self/cgroup; exit 5'
+            [ "$(job_status user2)" = 5 ] || fail "user2: exit $(job_status user2), expected 5: $(job_output user2)"
+            job_output user2 | grep -q user-service-out || fail "user2's output did not reach the caller: $(job_output user2)"
+            job_output user2 | grep -q "^0::/user.slice/user-1000.slice/user@1000.service/app.slice/ag-user2.service/agentgate-" ||
+                fail "user2's agent was not in its session cgroup in the user's service: $(job_output user2)"
+            recorded=$(as_tester agentgate sessions --json | python3 -c 'import json,sys; s=[x for x in json.load(sys.stdin) if x["id"]=="user2"][0]; print(s["unit"]["name"], s["exit_status"])')
+            [ "$recorded" = "ag-user2.service 5" ] || fail "the user's service session row: $recorded"
+            note "ok: user manager: a service, its output and exit status (5) back to the caller, recorded in tester's database"
+        else
+            note "skipped --user --service: no user bus at /run/user/1000/bus"
+        fi
     else
         note "skipped the user-manager case: user@1000.service did not come up ($(show user@1000.service ActiveState))"
     fi
