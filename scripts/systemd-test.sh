@@ -337,7 +337,7 @@ expect_refusal() { # NAME PATTERN ARGS...: exit 2, PATTERN in the output, the ag
     [ "$status" = 2 ] || fail "$name: exit $status, expected 2: $(job_output "$name")"
     job_output "$name" | grep -q -- "$pattern" || fail "$name: no '$pattern' in: $(job_output "$name")"
     inside test ! -e "/run/agentgate-test/$name.ran" || fail "$name: the agent ran"
-    note "ok: $name refused (exit 2): $(job_output "$name" | grep -- "$pattern" | head -1)"
+    note "ok: $name refused (exit 2): $(job_output "$name" | tr '\n' ' ')"
 }
 expect_refusal bad-property "could not start ag-bad.scope" --unit ag-bad --property NoSuchProperty=1
 expect_refusal bad-value "could not start ag-bad2.service" --unit ag-bad2 --service --property MemoryMax=lots
