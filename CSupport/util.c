@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <termios.h>
 
 // The buffer sizes Swift and C share (CSupport.h) must match what the kernel bounds.
@@ -211,4 +212,9 @@ int64_t agentgate_raise_nofile(void) {
     lim.rlim_cur = lim.rlim_max;
     setrlimit(RLIMIT_NOFILE, &lim);
     return previous;
+}
+
+ssize_t agentgate_getxattr(const char *path, const char *name, void *buf, size_t capacity) {
+    ssize_t n = getxattr(path, name, buf, capacity);
+    return n < 0 ? -errno : n;
 }

@@ -468,6 +468,8 @@ ssize_t agentgate_readlinkat(int dirfd, const char *path, char *buf, size_t capa
 ssize_t agentgate_read_small_file(int dirfd, const char *path, char *buf, size_t capacity);
 /// close(fd), ignoring EINTR.
 void agentgate_close(int fd);
+/// getxattr(path, name) into buf (no NUL added). Returns the length or -errno.
+ssize_t agentgate_getxattr(const char *path, const char *name, void *buf, size_t capacity);
 
 // MARK: - DNS capture (dns.c)
 

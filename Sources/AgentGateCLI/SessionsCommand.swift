@@ -30,8 +30,8 @@ struct SessionsCommand: ParsableCommand {
             print("no sessions")
             return
         }
-        let rows = summaries.map { SessionListing.row($0.session, events: $0.eventCount, denied: $0.deniedCount) }
-        printTable(header: SessionListing.header, rows: rows)
+        let table = SessionListing.table(summaries.map { ($0.session, $0.eventCount, $0.deniedCount) })
+        printTable(header: table.header, rows: table.rows)
     }
 }
 

@@ -61,20 +61,58 @@ public struct SuperviseCommand: ParsableCommand {
     @Option(help: "Threads receiving notifications.")
     var threads = 2
 
+    @Option(help: ArgumentHelp(
+        "Run the supervisor and CMD in a transient systemd unit NAME (through systemd-run), with --property limits.",
+        discussion: "The session's unit, its cgroup and its invocation id are recorded with the session.",
+        valueName: "NAME"))
+    var unit: String?
+
+    @Flag(help: "With --unit: a transient scope (the default, in the caller's terminal) or a service (started by the manager; stdin, stdout, stderr and the exit status still reach the caller).")
+    var unitKind: UnitKindFlag?
+
+    @Flag(help: "With --unit: the system manager (the default for root) or the user's (the default otherwise).")
+    var manager: UnitManagerFlag?
+
+    @Option(name: .customLong("property"), help: ArgumentHelp(
+        "With --unit: a unit property for systemd-run, e.g. MemoryMax=4G, CPUQuota=200%, TasksMax=512 (repeatable).",
+        valueName: "K=V"))
+    var properties: [String] = []
+
+    /// Set by `--unit` for the supervisor it re-executes in the unit: the unit it must be in.
+    @Option(name: .customLong("in-unit"), help: .hidden)
+    var inUnit: String?
+
+    /// The file the caller hands the session over in (see `UnitLaunch`).
+    @Option(name: .customLong("unit-handoff"), help: .hidden)
+    var unitHandoff: String?
+
     @Argument(parsing: .postTerminator, help: "The command to supervise, after --.")
     var command: [String] = []
 
     public init() {}
 
     enum WakeupMode: String, ExpressibleByArgument { case sync, `default` }
+    enum UnitKindFlag: String, EnumerableFlag { case scope, service }
+    enum UnitManagerFlag: String, EnumerableFlag { case system, user }
 
     public func validate() throws {
         if command.isEmpty { throw ValidationError("missing the command to run, after --") }
+        if unit == nil && (unitKind != nil || manager != nil || !properties.isEmpty) {
+            throw ValidationError("--scope, --service, --user, --system and --property go with --unit NAME")
+        }
+        if unit != nil && inUnit != nil { throw ValidationError("--unit: this supervisor already runs in unit \(inUnit!)") }
+        if (inUnit == nil) != (unitHandoff == nil) { throw ValidationError("--in-unit and --unit-handoff go together") }
+        for property in properties where !property.contains("=") || property.hasPrefix("=") {
+            throw ValidationError("--property \(property): expected NAME=VALUE, e.g. MemoryMax=4G")
+        }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be between 1 and 64") }
         if maxProcesses < 0 { throw ValidationError("--max-processes must be 0 (no limit) or more") }
     }
 
     public func run() throws {
+        if let unit { try launchInUnit(unit) }
+        var placement: SessionUnit? = nil
+        if let inUnit, let unitHandoff { placement = try takeOverInUnit(inUnit, handoff: unitHandoff) }
         let cwd = AgentGatePaths.currentDirectory()
         let environment = ProcessInfo.processInfo.environment
         let agentName = agent ?? ExecDetails.basename(command[0])
@@ -117,7 +155,7 @@ public struct SuperviseCommand: ParsableCommand {
         let record = SessionRecord(
             id: sessionID, agent: agentName, command: command, cwd: cwd,
             policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: AuditClock.nowMicros(),
-            endTimeMicros: nil, exitStatus: nil, mode: loaded.policy.mode.name, context: context)
+            endTimeMicros: nil, exitStatus: nil, mode: loaded.policy.mode.name, context: context, unit: placement)
         let audit: AuditSession
         do throws(AuditSession.BeginError) {
             audit = try AuditSession.begin(record, in: store)
@@ -195,6 +233,106 @@ public struct SuperviseCommand: ParsableCommand {
                                     databasePath: databasePath))
         }
         throw ExitCode(status)
+    }
+
+    /// `--unit NAME`: re-executes this supervisor under systemd-run, waits, and exits with its
+    /// status; never returns. Status 2 when the unit couldn't be started (the agent never ran).
+    private func launchInUnit(_ name: String) throws -> Never {
+        let environment = ProcessInfo.processInfo.environment
+        let kind: UnitLaunch.Kind = unitKind == .service ? .service : .scope
+        let launch: UnitLaunch
+        let systemdRun: String
+        let control: ControlDirectory
+        do {
+            launch = UnitLaunch(unit: try UnitLaunch.unitName(name, kind: kind), kind: kind,
+                                manager: manager.map { $0 == .user ? .user : .system } ?? (geteuid() == 0 ? .system : .user),
+                                properties: properties)
+            systemdRun = try launch.preflight(environment: environment)
+            control = try ControlDirectory.resolve(environment: environment, create: true)
+        } catch let error as UnitLaunch.Failure {
+            printError(error.description)
+            throw ExitCode(2)
+        } catch {
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        // Decided here, so that the caller knows it before the unit starts.
+        let sessionID = session ?? UUID().uuidString.lowercased()
+        guard let socket = control.socketPath(session: sessionID) else {
+            printError("the session id \"\(sessionID)\" can't name a control socket in \(control.path); choose another --session")
+            throw ExitCode(2)
+        }
+        let handoff = String(socket.dropLast(".sock".count)) + ".unit-handoff"
+        do throws(UnitLaunch.Failure) {
+            try UnitLaunch.writeHandoff(at: handoff, kind: kind, environment: Self.environ())
+        } catch {
+            printError(error.description)
+            throw ExitCode(2)
+        }
+        var arguments = launch.systemdRunArguments(session: sessionID, cwd: AgentGatePaths.currentDirectory(),
+                                                   interactive: isatty(0) == 1 && isatty(1) == 1)
+        arguments.append(UnitLaunch.selfPath())
+        arguments += ["--in-unit", launch.unit, "--unit-handoff", handoff, "--session", sessionID] + reexecutedOptions()
+        arguments += ["--"] + command
+        if !quiet {
+            printError("session \(sessionID): starting \(launch.kind.rawValue) \(launch.unit) with the \(launch.manager.rawValue) manager")
+        }
+        let status: Int32
+        do throws(UnitLaunch.Failure) {
+            status = try UnitLaunch.run(systemdRun, arguments)
+        } catch {
+            unlink(handoff)
+            printError(error.description)
+            throw ExitCode(2)
+        }
+        // Still there: the supervisor never started in the unit, so neither did CMD.
+        if unlink(handoff) == 0 {
+            printError("systemd-run could not start \(launch.unit) (exit \(status); its error is above); \(command[0]) was not run")
+            throw ExitCode(2)
+        }
+        throw ExitCode(status)
+    }
+
+    /// Every option of this invocation but the unit's, for the supervisor re-executed in it.
+    /// (A new option of the supervisor goes here too.)
+    private func reexecutedOptions() -> [String] {
+        var options: [String] = []
+        if let policy { options += ["--policy", policy] }
+        if let db { options += ["--db", db] }
+        if let agent { options += ["--agent", agent] }
+        if verbose > 0 { options.append("-" + String(repeating: "v", count: verbose)) }
+        if let logFile { options += ["--log", logFile] }
+        if quiet { options.append("--quiet") }
+        options += ["--max-processes", "\(maxProcesses)", "--wakeup", wakeup.rawValue, "--fd-injection", fdInjection.rawValue,
+                    "--threads", "\(threads)"]
+        if noDNSCapture { options.append("--no-dns-capture") }
+        return options
+    }
+
+    /// In the unit: checks that this process is in it (else nothing runs), takes the caller's
+    /// handoff, and returns where the session runs.
+    private func takeOverInUnit(_ name: String, handoff: String) throws -> SessionUnit {
+        // systemd's own INVOCATION_ID for a service, before the caller's environment replaces it.
+        let started = ProcessInfo.processInfo.environment
+        let placement: SessionUnit
+        switch SystemdUnitPlacement.current(expected: name, environment: started) {
+        case .success(let found): placement = found
+        case .failure(let mismatch):
+            unlink(handoff)
+            printError("\(mismatch); \(command[0]) was not run")
+            throw ExitCode(2)
+        }
+        do {
+            if let environment = try UnitLaunch.takeHandoff(at: handoff, unit: name) {
+                UnitLaunch.replaceEnvironment(with: environment)
+            }
+        } catch {
+            printError("\(error); \(command[0]) was not run")
+            throw ExitCode(2)
+        }
+        setenv("AGENTGATE_UNIT", name, 1)
+        if !placement.invocationID.isEmpty { setenv("INVOCATION_ID", placement.invocationID, 1) }
+        return placement
     }
 
     /// `session 1f2e3d4c ended (exit 0): 12 allowed, 1 denied, 0 asked — agentgate show 1f2e3d4c`,

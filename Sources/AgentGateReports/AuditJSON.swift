@@ -44,6 +44,9 @@ extension AuditFormat {
            let decoded = try? JSONSerialization.jsonObject(with: data) {
             object["context"] = decoded
         }
+        if let unit = session.unit {
+            object["unit"] = ["name": unit.name, "cgroup": unit.cgroup, "invocation_id": unit.invocationID]
+        }
         return object
     }
 

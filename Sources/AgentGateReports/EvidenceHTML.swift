@@ -109,6 +109,13 @@ extension EvidencePack {
         page += "</dl>\n"
 
         // Context.
+        if let unit = record.unit {
+            page += "<h2 id=\"unit\">systemd unit</h2>\n<dl class=\"kv\">\n"
+            pair("Unit", unit.name, mono: true)
+            pair("Cgroup", unit.cgroup, mono: true)
+            pair("Invocation id", unit.invocationID.isEmpty ? "unknown" : unit.invocationID, mono: true)
+            page += "</dl>\n"
+        }
         if let context = record.context {
             page += "<h2 id=\"context\">Context</h2>\n<dl class=\"kv\">\n"
             let os = context.os

@@ -21,4 +21,17 @@ public enum SessionListing {
                 AuditTime.dateTime(session.startTimeMicros), duration, status, "\(events)",
                 "\(denied)", command.count > 60 ? String(command.prefix(59)) + "…" : command]
     }
+
+    /// The header and rows with a UNIT column (before COMMAND) when a session ran in a systemd
+    /// unit, as they are otherwise.
+    public static func table(_ sessions: [(session: SessionRecord, events: Int, denied: Int)]) -> (header: [String], rows: [[String]]) {
+        var rows = sessions.map { row($0.session, events: $0.events, denied: $0.denied) }
+        guard sessions.contains(where: { $0.session.unit != nil }) else { return (header, rows) }
+        for index in rows.indices {
+            rows[index].insert(sessions[index].session.unit.map { AuditFormat.printable($0.name) } ?? "-", at: header.count - 1)
+        }
+        var withUnit = header
+        withUnit.insert("UNIT", at: header.count - 1)
+        return (withUnit, rows)
+    }
 }

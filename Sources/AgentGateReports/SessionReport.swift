@@ -92,6 +92,9 @@ public struct SessionReport: Sendable {
         }
         field("Time", when)
         field("Exit", record.exitStatus.map { "\($0)" + ($0 > 128 ? " (signal \($0 - 128))" : "") } ?? "-")
+        if let unit = record.unit {
+            field("Unit", "\(unit.name) (cgroup \(unit.cgroup), invocation \(unit.invocationID.isEmpty ? "unknown" : unit.invocationID))")
+        }
         if let context = record.context {
             let os = context.os
             field("Host", "\(os.hostname): \(os.distribution), \(os.kernelName) \(os.kernelRelease) \(os.machine)")

@@ -1,7 +1,8 @@
 /// Reading sessions, events and process records back.
 extension AuditStore {
     static let sessionColumns = """
-        id, agent, command, cwd, policy_path, policy_sha256, start_time, end_time, exit_status, mode, context
+        id, agent, command, cwd, policy_path, policy_sha256, start_time, end_time, exit_status, mode, context,
+        unit, unit_cgroup, invocation_id
         """
 
     private func decodeSession(_ statement: PreparedStatement) throws(StoreError) -> SessionRecord {
@@ -16,7 +17,10 @@ extension AuditStore {
             cwd: statement.text(3), policyPath: statement.text(4), policySHA256: statement.text(5),
             startTimeMicros: statement.int64(6), endTimeMicros: statement.optionalInt64(7),
             exitStatus: try statement.optionalInt32(8), mode: statement.text(9),
-            context: statement.optionalText(10).flatMap(SessionContext.fromJSON))
+            context: statement.optionalText(10).flatMap(SessionContext.fromJSON),
+            unit: statement.optionalText(11).map {
+                SessionUnit(name: $0, cgroup: statement.optionalText(12) ?? "", invocationID: statement.optionalText(13) ?? "")
+            })
     }
 
     /// Every session, oldest first.
@@ -53,8 +57,8 @@ extension AuditStore {
             var result: [SessionSummary] = []
             while try statement.step() {
                 result.append(SessionSummary(
-                    session: try decodeSession(statement), eventCount: Int(statement.int64(11)),
-                    deniedCount: Int(statement.int64(12)), lastEventTimeMicros: statement.optionalInt64(13)))
+                    session: try decodeSession(statement), eventCount: Int(statement.int64(14)),
+                    deniedCount: Int(statement.int64(15)), lastEventTimeMicros: statement.optionalInt64(16)))
             }
             return result
         }

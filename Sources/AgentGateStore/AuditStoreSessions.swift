@@ -33,7 +33,8 @@ extension AuditStore {
         return SessionStartColumns(
             id: session.id, agent: session.agent, command: AuditJSON.encode(Redactor.redact(argv: session.command)),
             cwd: Redactor.redact(text: session.cwd), policyPath: session.policyPath, policySHA256: session.policySHA256,
-            startTime: session.startTimeMicros, mode: session.mode, context: context?.jsonText())
+            startTime: session.startTimeMicros, mode: session.mode, context: context?.jsonText(),
+            unit: session.unit?.name, unitCgroup: session.unit?.cgroup, invocationID: session.unit?.invocationID)
     }
 
     /// Inserts the sessions row and its start link. Inside a transaction.

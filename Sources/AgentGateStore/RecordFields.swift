@@ -386,8 +386,16 @@ struct SessionStartColumns: StoredRecordKind {
     /// The context's JSON text as stored; a string (not embedded JSON) in the fallback line,
     /// so it imports byte for byte.
     var context: String?
+    /// The systemd unit (schema v5): all three set, or all three nil (a session outside a
+    /// unit, and every row from before v5, which keeps its v2 digest).
+    var unit: String?
+    var unitCgroup: String?
+    var invocationID: String?
 
     static let hashDomain = "agentgate.session-start.v2"
+    /// Sessions started in a unit (schema v5) hash its three columns too, under this domain.
+    static let unitHashDomain = "agentgate.session-start.v5"
+    var rowHashDomain: String { unit == nil ? Self.hashDomain : Self.unitHashDomain }
     mutating func visitFields<Visitor: FieldVisitor>(_ visitor: inout Visitor) {
         visitor.text("id", &id)
         visitor.text("agent", &agent)
@@ -398,6 +406,9 @@ struct SessionStartColumns: StoredRecordKind {
         visitor.integer("start_time", &startTime)
         visitor.text("mode", &mode)
         visitor.optionalText("context", &context)
+        visitor.optionalText("unit", &unit, isOmittedWhenNull: true)
+        visitor.optionalText("unit_cgroup", &unitCgroup, isOmittedWhenNull: true)
+        visitor.optionalText("invocation_id", &invocationID, isOmittedWhenNull: true)
     }
 }
 

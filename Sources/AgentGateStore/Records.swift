@@ -24,12 +24,15 @@ public struct SessionRecord: Sendable, Equatable {
     /// nil for sessions recorded before schema v2 or without context. Stored as JSON in
     /// `sessions.context`, with the environment redacted by the store.
     public var context: SessionContext?
+    /// The systemd unit the session ran in (`agentgate-supervise --unit`, schema v5); nil for
+    /// a session started outside one that agentgate-supervise made.
+    public var unit: SessionUnit?
 
     public init(
         id: String, agent: String, command: [String], cwd: String,
         policyPath: String, policySHA256: String, startTimeMicros: Int64,
         endTimeMicros: Int64? = nil, exitStatus: Int32? = nil,
-        mode: String = "enforce", context: SessionContext? = nil
+        mode: String = "enforce", context: SessionContext? = nil, unit: SessionUnit? = nil
     ) {
         self.id = id
         self.agent = agent
@@ -42,6 +45,24 @@ public struct SessionRecord: Sendable, Equatable {
         self.exitStatus = exitStatus
         self.mode = mode
         self.context = context
+        self.unit = unit
+    }
+}
+
+/// The transient systemd unit a session ran in, as the supervisor found itself at start.
+public struct SessionUnit: Sendable, Equatable, Codable {
+    /// The unit's full name, e.g. "nightly.scope" or "nightly.service".
+    public var name: String
+    /// The unit's cgroup (v2 path), e.g. "/system.slice/nightly.scope".
+    public var cgroup: String
+    /// systemd's invocation id of this run of the unit (32 hex digits); "" when systemd
+    /// didn't say.
+    public var invocationID: String
+
+    public init(name: String, cgroup: String, invocationID: String) {
+        self.name = name
+        self.cgroup = cgroup
+        self.invocationID = invocationID
     }
 }
 

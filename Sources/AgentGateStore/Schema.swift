@@ -128,6 +128,15 @@ public enum AuditSchema {
                 ALTER TABLE events ADD COLUMN answered_via TEXT;     -- tty | socket | timeout
                 ALTER TABLE events ADD COLUMN answered_by TEXT;      -- the person: "alice (uid 1000)"
                 """),
+        // v5: the systemd unit a session ran in (`agentgate-supervise --unit`). NULL for a
+        // session outside one, whose start digest leaves them out (SessionStartColumns).
+        Migration(
+            version: 5,
+            sql: """
+                ALTER TABLE sessions ADD COLUMN unit TEXT;           -- "nightly.scope"
+                ALTER TABLE sessions ADD COLUMN unit_cgroup TEXT;    -- "/system.slice/nightly.scope"
+                ALTER TABLE sessions ADD COLUMN invocation_id TEXT;  -- systemd's, 32 hex digits
+                """),
     ]
 
     /// The schema version this build creates and understands.

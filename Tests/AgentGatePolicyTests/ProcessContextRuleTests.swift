@@ -71,6 +71,27 @@ struct ProcessContextRuleTests {
         #expect(p.evaluate(.netEgress, target: "a:1", context: user).decision == .allow)
     }
 
+    /// `agentgate-supervise --unit NAME` runs the agent in the session's cgroup below the unit's.
+    @Test("cgroup: a rule naming a unit's cgroup matches its session's agents, and only theirs")
+    func unitCgroup() throws {
+        let p = try policy("""
+            default: allow
+            rules:
+              - match: {action: fs_read}
+                when: {cgroup: "/system.slice/nightly.scope/**"}
+                decision: deny
+            """)
+        var agent = user
+        agent.cgroup = "/system.slice/nightly.scope/agentgate-4242"
+        #expect(p.evaluate(.fsRead, target: "/x", context: agent).decision == .deny)
+        agent.cgroup = "/system.slice/nightly.scope"
+        #expect(p.evaluate(.fsRead, target: "/x", context: agent).decision == .deny)
+        for other in ["/system.slice/nightly.scope-2/agentgate-1", "/system.slice/other.scope/agentgate-1", "/user.slice"] {
+            agent.cgroup = other
+            #expect(p.evaluate(.fsRead, target: "/x", context: agent).decision == .allow, "\(other)")
+        }
+    }
+
     @Test("ancestor: processes started by npm install, by command line or executable")
     func ancestry() throws {
         let p = try policy("""
