@@ -22,7 +22,7 @@ import Testing
         for unit in units {
             try fm.copyItem(atPath: TestRepository.root + "/packaging/systemd/" + unit, toPath: root + "/etc/systemd/system/" + unit)
         }
-        for program in ["agentgate", "agentgate-supervise", "setpriv"] {
+        for program in ["agentgate", "agentgate-supervise", "setpriv", "env", "install", "rm"] {
             try fm.copyItem(atPath: "/bin/true", toPath: root + "/usr/bin/" + program)
         }
         return root
