@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev python3 gcc make
 
-.PHONY: deps deb-deps build release deb demo test fidelity agents bench clean
+.PHONY: deps deb-deps build release deb deb-test demo test fidelity agents bench clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -40,6 +40,14 @@ demo: build
 test: build
 	$(SWIFT) test -j $(JOBS)
 	scripts/test-unprivileged.sh .build/debug
+	$(MAKE) deb-test
+
+# The package as `make test` can afford it: the same static binary built unoptimized (a release
+# build takes ~10 min more), installed on a clean Debian root and purged (skipped, with the
+# reason, when that can't run here: exit 77).
+deb-test: deb-deps
+	AGENTGATE_DEB_CONFIGURATION=debug JOBS=$(JOBS) SWIFT=$(SWIFT) scripts/build-deb.sh .build-deb/debug-package
+	scripts/deb-install-test.sh .build-deb/debug-package/agentgate_*_amd64.deb || [ $$? = 77 ]
 
 # CPython's regression tests bare and supervised; reports every test that only fails supervised.
 fidelity: build

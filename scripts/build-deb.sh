@@ -24,11 +24,14 @@ for tool in dpkg-deb dpkg-shlibdeps python3 gzip strip ldd man groff; do
     command -v "$tool" >/dev/null || fail "needs $tool (apt-get install dpkg-dev binutils python3)"
 done
 
-echo "== swift build -c $configuration --static-swift-stdlib --scratch-path $scratch"
+# Bound immediately and relocations read-only (full RELRO), as Debian's hardening flags link.
+flags=(-c "$configuration" --static-swift-stdlib --scratch-path "$scratch"
+       -Xlinker -z -Xlinker now -Xlinker -z -Xlinker relro)
+echo "== swift build ${flags[*]}"
 start=$(date +%s)
-"$swift" build -c "$configuration" --static-swift-stdlib --scratch-path "$scratch" --product agentgate -j "$jobs"
+"$swift" build "${flags[@]}" --product agentgate -j "$jobs"
 echo "build-deb: built in $(( $(date +%s) - start )) s"
-bin="$("$swift" build -c "$configuration" --static-swift-stdlib --scratch-path "$scratch" --show-bin-path)/agentgate"
+bin="$("$swift" build "${flags[@]}" --show-bin-path)/agentgate"
 
 # Only Debian's libraries: each one ldd resolves must be in the standard multiarch paths (or
 # the dynamic loader), and no Swift runtime may be among them.
@@ -46,7 +49,7 @@ version=$("$bin" --version)
 [[ $version =~ ^[0-9][0-9A-Za-z.+~-]*$ ]] || fail "unexpected version \"$version\" from $bin --version"
 package=agentgate_${version}_amd64
 stage="$out/$package"
-rm -rf "$stage"
+rm -rf "$stage" "$out"/agentgate_*_amd64.deb
 mkdir -p "$stage/DEBIAN"
 echo "== staging $package"
 
@@ -54,6 +57,7 @@ echo "== staging $package"
 # and stays), and its second name.
 install -D -m 0755 "$bin" "$stage/usr/bin/agentgate"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$stage/usr/bin/agentgate"
+stripped=$(stat -c %s "$stage/usr/bin/agentgate")
 ln -s agentgate "$stage/usr/bin/agentgate-supervise"
 
 # Policies: the profiles and their case files; the system's policy as a conffile.
@@ -80,7 +84,8 @@ for name in agentgate agentgate-supervise; do
     "$generated/$name" --experimental-dump-help >"$generated/$name.json"
     python3 packaging/debian/manpage.py "$generated/$name.json" --version "$version" --date "$date" \
         >"$generated/$name.1"
-    "$generated/$name" --generate-completion-script bash >"$generated/$name.bash"
+    # bash-completion sources its files: no #! line (lintian: bash-completion-with-hashbang).
+    "$generated/$name" --generate-completion-script bash | sed '1{/^#!/d}' >"$generated/$name.bash"
     "$generated/$name" --generate-completion-script zsh >"$generated/$name.zsh"
     "$generated/$name" --generate-completion-script fish >"$generated/$name.fish"
     install -D -m 0644 "$generated/$name.bash" "$stage/usr/share/bash-completion/completions/$name"
@@ -103,9 +108,12 @@ install -D -m 0644 packaging/debian/copyright "$doc/copyright"
 install -m 0644 README.md "$doc/README.md"
 changed=$(git log -1 --format=%cD 2>/dev/null || date -u -R)
 maintainer=$(sed -n 's/^Maintainer: //p' packaging/debian/control.in)
-printf 'agentgate (%s) unstable; urgency=medium\n\n  * Built from the AgentGate repository (commit %s) by scripts/build-deb.sh.\n\n -- %s  %s\n' \
+# The version has no Debian revision (the package is native), so its changelog is changelog.gz.
+printf 'agentgate (%s) unstable; urgency=medium\n\n  * Built from commit %s by scripts/build-deb.sh.\n\n -- %s  %s\n' \
     "$version" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" "$maintainer" "$changed" |
-    gzip -9n >"$doc/changelog.Debian.gz"
+    gzip -9n >"$doc/changelog.gz"
+# Yams bundles libyaml, linked in statically like every Swift package.
+install -D -m 0644 packaging/debian/lintian-overrides "$stage/usr/share/lintian/overrides/agentgate"
 
 # Everything root's, nothing writable but by the owner.
 chmod -R u=rwX,go=rX "$stage"
@@ -137,5 +145,6 @@ chmod 0644 "$stage/DEBIAN/"*
 deb="$out/$package.deb"
 dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
 rm -rf "$stage"
-echo "build-deb: $deb ($(du -k "$deb" | cut -f1) KiB; binary $(( $(stat -c %s "$bin") / 1024 )) KiB unstripped)"
+echo "build-deb: $deb: $(( $(stat -c %s "$deb") / 1024 )) KiB; /usr/bin/agentgate $(( stripped / 1024 )) KiB" \
+    "($(( $(stat -c %s "$bin") / 1024 )) KiB before strip), Installed-Size $installed_size KiB"
 echo "build-deb: Depends: $depends"

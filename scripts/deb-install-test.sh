@@ -19,7 +19,7 @@ fail() { echo "deb-install-test: FAIL: $*" >&2; exit 1; }
 
 [ -f "$deb" ] || fail "$deb: no such file"
 deb=$(cd "$(dirname "$deb")" && pwd)/$(basename "$deb")
-[ "$(id -u)" = 0 ] || skip "needs root (chroot, mounts, apt-get in the root)"
+[ "$(id -u)" = 0 ] || skip "needs root (mounts, pivot_root, apt-get in the root)"
 command -v unshare >/dev/null || skip "needs unshare (util-linux)"
 
 work=$(mktemp -d /var/tmp/agentgate-deb-test.XXXXXX)
@@ -46,6 +46,13 @@ apt-get update -qq >/tmp/apt.log 2>&1 || { tail -5 /tmp/apt.log; exit 77; }
 
 # What the package ships, to check after the purge that none of it is left.
 dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -e 's|^\./|/|' -e 's|/$||' | grep -v '^/\?$' >/tmp/package-paths
+# Those already there (directories shared with other packages) may stay after the purge.
+while read -r path; do
+    if [ -e "$path" ] || [ -L "$path" ]; then echo "$path"; fi
+done </tmp/package-paths >/tmp/present-before
+while read -r path; do
+    [ -d "$path" ] && [ ! -L "$path" ] || fail "$path is there before the package is installed"
+done </tmp/present-before
 step "apt-get install $deb"
 before=$(dpkg-query -W -f '${Package}\n' | sort)
 apt-get install -y -q --no-install-recommends "$deb" >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; fail "apt-get install"; }
@@ -108,10 +115,7 @@ apt-get purge -y -q agentgate >/tmp/apt.log 2>&1 || { cat /tmp/apt.log; fail "ap
 [ -z "$(dpkg-query -W -f '${Status}' agentgate 2>/dev/null)" ] || fail "agentgate is still known to dpkg: $(dpkg-query -W -f '${Status}' agentgate)"
 left=""
 while read -r path; do
-    case $path in
-        # Directories the package shares with others stay.
-        /etc|/usr|/usr/bin|/usr/lib|/usr/lib/systemd|/usr/lib/systemd/system|/usr/share|/usr/share/doc|/usr/share/man|/usr/share/man/man1|/usr/share/man/man5|/usr/share/bash-completion|/usr/share/bash-completion/completions|/usr/share/zsh|/usr/share/zsh/vendor-completions|/usr/share/fish|/usr/share/fish/vendor_completions.d) continue ;;
-    esac
+    grep -qxF -- "$path" /tmp/present-before && continue
     if [ -e "$path" ] || [ -L "$path" ]; then left="$left $path"; fi
 done </tmp/package-paths
 [ -z "$left" ] || fail "left after purge:$left"
