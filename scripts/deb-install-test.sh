@@ -75,6 +75,10 @@ for file in /usr/share/man/man1/agentgate.1.gz /usr/share/man/man1/agentgate-sup
     /usr/lib/systemd/system/agentgate-session@.service /usr/share/doc/agentgate/copyright; do
     [ -s "$file" ] || fail "$file is missing"
 done
+for name in agentgate agentgate-supervise; do
+    bash -c "source /usr/share/bash-completion/completions/$name && complete -p $name" >/dev/null ||
+        fail "the bash completion for $name does not load"
+done
 grep -qx /etc/agentgate/policy.yaml /var/lib/dpkg/info/agentgate.conffiles || fail "/etc/agentgate/policy.yaml is not a conffile"
 
 # A case file for the shipped /etc/agentgate/policy.yaml: it includes the built-in policy.
