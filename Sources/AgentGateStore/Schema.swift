@@ -128,7 +128,19 @@ public enum AuditSchema {
                 ALTER TABLE events ADD COLUMN answered_via TEXT;     -- tty | socket | timeout
                 ALTER TABLE events ADD COLUMN answered_by TEXT;      -- the person: "alice (uid 1000)"
                 """),
+        // v6 (issue 18): which layer decided an event. NULL is the supervisor ("kernel"), so
+        // every older row keeps its meaning and its hash (EventColumns). The number is one
+        // constant (`eventSourceVersion`): schema 5 belongs to another change, and the two may be
+        // renumbered when they meet; the SQL stands alone.
+        Migration(
+            version: eventSourceVersion,
+            sql: """
+                ALTER TABLE events ADD COLUMN source TEXT;           -- NULL = kernel | hook
+                """),
     ]
+
+    /// The schema version that adds `events.source`.
+    static let eventSourceVersion: Int32 = 6
 
     /// The schema version this build creates and understands.
     public static var currentVersion: Int32 { migrations.last?.version ?? 0 }
