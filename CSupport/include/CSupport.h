@@ -541,6 +541,12 @@ uint64_t agentgate_thread_self(void);
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the previous soft limit.
 int64_t agentgate_raise_nofile(void);
 
+/// Agent hooks: sends `bytes` with `fd` attached (SCM_RIGHTS) on a unix socket; bytes sent or -errno.
+int agentgate_send_fd(int socket_fd, const void *bytes, size_t length, int fd);
+/// Receives one message without waiting, and the first fd attached to it (-1 when none; any
+/// other is closed; close-on-exec). Bytes received, or -errno (-EMSGSIZE when truncated).
+long agentgate_receive_fd(int socket_fd, void *bytes, size_t capacity, int *fd_out);
+
 #ifdef __cplusplus
 }
 #endif

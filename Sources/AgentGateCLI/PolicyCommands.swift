@@ -96,14 +96,14 @@ struct CheckCommand: ParsableCommand {
 
     @OptionGroup var policyOption: PolicyOption
     @OptionGroup var contextOptions: ContextOptions
-    @Option(help: "exec (default), fs_read, fs_write or net_egress.") var action: String = "exec"
+    @Option(help: "exec (default), fs_read, fs_write, net_egress or mcp.") var action: String = "exec"
     @Flag(help: "Print the result as JSON.") var json = false
     @Argument(help: "exec: the command and its arguments (after -- when they have options); otherwise the target.")
     var arguments: [String] = []
 
     func run() throws {
         guard let kind = ActionKind(name: action) else {
-            printError("unknown action \(action); expected exec, fs_read, fs_write or net_egress", tool: "agentgate")
+            printError("unknown action \(action); expected exec, fs_read, fs_write, net_egress or mcp", tool: "agentgate")
             throw ExitCode(CheckExitCode.error)
         }
         guard !arguments.isEmpty else {
@@ -142,19 +142,11 @@ struct CheckCommand: ParsableCommand {
                     notes.append("decided as the command line \(arguments[0]), as typed at a shell prompt")
                 }
             }
-            var programs: [String]
-            if let named = ProgramLookup.resolve(argv[0], path: ProcessInfo.processInfo.environment["PATH"]) {
-                // Named as the supervisor names it: absolute and lexically clean.
-                let absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : AgentGatePaths.currentDirectory() + "/" + named)
-                    .standardized.path
-                target = FilePaths.resolved(absolute)
-                programs = absolute == target ? [absolute] : [absolute, target]
-                if absolute != target { notes.append("\(absolute) resolves to \(target); both are decided, the stricter wins") }
-            } else {
-                target = ExecDetails.assumedProgram(argv[0])
-                programs = [target]
-                notes.append("\(argv[0]) is not on PATH here; decided as \(target)")
-            }
+            let program = ActionTargets.program(argv[0], directory: AgentGatePaths.currentDirectory(),
+                                                path: ProcessInfo.processInfo.environment["PATH"])
+            target = program.target
+            let programs = program.programs
+            notes += program.notes
             // As the supervisor builds them: the program's paths stand for argv[0].
             exec = typed.map { ExecDetails(argv: argv, analysis: $0.analysis, programs: programs) }
                 ?? ExecDetails(argv: argv, programs: programs)
@@ -170,27 +162,23 @@ struct CheckCommand: ParsableCommand {
             let absolute = arguments[0].hasPrefix("/") ? arguments[0] : AgentGatePaths.currentDirectory() + "/" + arguments[0]
             var targets: [String]
             if kind == .fsWrite {
-                // What doesn't exist yet is created in the real directory: the supervisor names
-                // it by the resolved parent and the new name.
-                target = FilePaths.resolvedExisting(absolute)
-                targets = [target]
-                if target != absolute {
-                    notes.append(access(absolute, F_OK) == 0 ? "\(absolute) resolves to \(target)"
-                                 : "\(absolute) does not exist yet; decided where it would be created, \(target)")
-                }
-                if let destination = AgentGatePaths.danglingSymlinkDestination(target) {
-                    let created = FilePaths.resolvedExisting(destination)
-                    targets.append(created)
-                    notes.append("\(target) is a symlink to \(destination), which does not exist: creating the file "
-                                 + "creates \(created); both are decided, the stricter wins")
-                }
+                let write = ActionTargets.write(absolute)
+                (target, targets) = (write.target, write.targets)
+                notes += write.notes
             } else {
-                // A read of a missing file fails in the kernel; the supervisor names it as written.
-                target = FilePaths.resolved(absolute)
-                targets = [target]
-                if target != absolute { notes.append("\(absolute) resolves to \(target)") }
+                let read = ActionTargets.read(absolute)
+                (target, targets) = (read.target, [read.target])
+                notes += read.notes
             }
             verdict = decideStrictest(targets)
+        case .mcp:
+            guard arguments.count == 1 else {
+                printError("give exactly one MCP tool name for mcp, such as mcp__github__create_issue", tool: "agentgate")
+                throw ExitCode(CheckExitCode.error)
+            }
+            target = arguments[0]
+            verdict = policy.decide(.mcp, target: target, context: context)
+            notes.append("only agent hooks (agentgate hook) decide mcp actions; the kernel never sees them")
         case .netEgress:
             guard arguments.count == 1 else {
                 printError("give exactly one target for net_egress (host:port, [v6]:port or unix:/path)", tool: "agentgate")

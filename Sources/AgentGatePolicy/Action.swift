@@ -23,6 +23,10 @@ public enum ActionKind: UInt8, Sendable, CaseIterable, PolicySpelled {
     /// `connect`/`sendto` to a remote endpoint; the target is `host:port`, `[v6]:port`,
     /// `unix:/path` or `unix:@abstract`.
     case netEgress
+    /// A call of an MCP tool, as an agent hook reports it; the target is the tool's name as
+    /// the agent names it (`mcp__server__tool`). The kernel never sees this kind: only hooks
+    /// (and, later, the MCP gateway) decide it.
+    case mcp
 
     /// The spelling used in policy files and audit records.
     public var name: String {
@@ -31,11 +35,17 @@ public enum ActionKind: UInt8, Sendable, CaseIterable, PolicySpelled {
         case .fsRead: "fs_read"
         case .fsWrite: "fs_write"
         case .netEgress: "net_egress"
+        case .mcp: "mcp"
         }
     }
 
     /// Whether targets of this kind are filesystem paths (and so subject to a rule's `scope`).
-    public var targetIsPath: Bool { self != .netEgress }
+    public var targetIsPath: Bool { self != .netEgress && self != .mcp }
+
+    /// Kinds a per-action `default:` mapping may leave out, and what they then default to:
+    /// `mcp` came after policies that name every other kind, so those keep loading (a tool no
+    /// rule names is asked about).
+    public var defaultWhenUnnamed: Decision? { self == .mcp ? .ask : nil }
 }
 
 /// What a rule (or the policy default) decides.

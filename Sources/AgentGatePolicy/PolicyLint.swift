@@ -58,13 +58,17 @@ public enum PolicyLint {
             guard earlier.actions.contains(kind) else { return false }
             // No target_glob: every target of the kind.
             if earlier.targetAlternatives.isEmpty { return true }
-            let outers = earlier.targetAlternatives.filter { applies($0, to: kind) }
+            // The pattern of a rule for every action never matches a tool name (mcp).
+            func patternApplies(_ rule: PolicyRule, _ pattern: String) -> Bool {
+                applies(pattern, to: kind) && (kind != .mcp || rule.actions.count < ActionKind.allCases.count)
+            }
+            let outers = earlier.targetAlternatives.filter { patternApplies(earlier, $0) }
             if later.targetAlternatives.isEmpty {
                 if outers.contains(where: { matchesEveryTarget($0, kind) }) { return true }
                 // cidr and ports only ever match host targets, which `*` all matches.
                 return kind == .netEgress && (!later.networks.isEmpty || !later.ports.isEmpty) && outers.contains("*")
             }
-            return later.targetAlternatives.filter { applies($0, to: kind) }.allSatisfy { inner in
+            return later.targetAlternatives.filter { patternApplies(later, $0) }.allSatisfy { inner in
                 outers.contains { outer in covers(outer, inner, kind: kind) }
             }
         }
@@ -73,12 +77,15 @@ public enum PolicyLint {
     /// Whether a target pattern can match targets of `kind` at all: a path pattern never
     /// matches a network target.
     static func applies(_ pattern: String, to kind: ActionKind) -> Bool {
-        kind != .netEgress || !pattern.hasPrefix("/")
+        (kind != .netEgress && kind != .mcp) || !pattern.hasPrefix("/")
     }
 
     /// Whether `pattern` matches every target an action of `kind` can have.
     static func matchesEveryTarget(_ pattern: String, _ kind: ActionKind) -> Bool {
         switch kind {
+        case .mcp:
+            // Tool names are text: any run of stars matches every one.
+            return !pattern.isEmpty && pattern.allSatisfy { $0 == "*" }
         case .fsRead, .fsWrite, .netEgress:
             // `**` crosses every `/`; `/**` would miss pipe:[…] and unix: targets.
             return pattern == "**"
@@ -96,6 +103,11 @@ public enum PolicyLint {
             return kind != .netEgress || !inner.hasPrefix("unix:")
         }
         if kind == .netEgress { return false }
+        if kind == .mcp {
+            // `P*` covers every name that starts with P (a text glob: `*` spans everything).
+            let prefix = outer.dropLast()
+            return outer.hasSuffix("*") && !prefix.contains(where: { "*?[\\{".contains($0) }) && inner.hasPrefix(prefix)
+        }
         // `P/**` covers P and everything below it.
         if outer.hasSuffix("/**") {
             let prefix = String(outer.dropLast(3))
@@ -122,6 +134,10 @@ public enum PolicyLint {
             }
             if glob.hasPrefix("unix:"), !rule.networks.isEmpty || !rule.ports.isEmpty {
                 return "cidr and ports never match a unix socket"
+            }
+        case .mcp?:
+            if glob.hasPrefix("/") || glob.hasPrefix("unix:") {
+                return "mcp targets are tool names such as mcp__server__tool, never paths or sockets"
             }
         case .fsRead?, .fsWrite?:
             if glob.hasPrefix("unix:") { return "unix: patterns are net_egress targets, not file paths" }

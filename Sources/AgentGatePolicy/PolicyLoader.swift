@@ -270,7 +270,7 @@ struct PolicyParser {
     static let maximumIncludeDepth = 16
     private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
-    static let matchKeys = "action, target_glob, argv, command, cidr, ports"
+    static let matchKeys = "action, target_glob, argv, command, cidr, ports, tool"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
     static let decisionNames = Decision.allCases.map(\.name).joined(separator: ", ")
 
@@ -415,7 +415,9 @@ struct PolicyParser {
                 }
                 decided.append((kind, try decision(decisionNode, key: "default.\(name)"), decisionNode))
             }
-            let missing = ActionKind.allCases.filter { kind in !decided.contains { $0.0 == kind } }
+            let missing = ActionKind.allCases.filter { kind in
+                kind.defaultWhenUnnamed == nil && !decided.contains { $0.0 == kind }
+            }
             guard missing.isEmpty else {
                 throw error(at: value, "a per-action default must name every action; missing "
                                 + missing.map(\.name).joined(separator: ", "))
@@ -512,7 +514,7 @@ struct PolicyParser {
         let (limits, limitMatcher) = try buildLimits(rules: rules)
         // Go agentgate treats a missing default as ask: a person decides (denied after ask_timeout).
         let defaults = ActionKind.allCases.map { kind in
-            rootDefaults[Int(kind.rawValue)] ?? includedDefaults[Int(kind.rawValue)]?.0 ?? .ask
+            rootDefaults[Int(kind.rawValue)] ?? includedDefaults[Int(kind.rawValue)]?.0 ?? kind.defaultWhenUnnamed ?? .ask
         }
         return Policy(rules: rules, source: root, files: files, mode: mode, defaults: defaults,
                       compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised,

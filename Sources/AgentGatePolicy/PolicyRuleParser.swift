@@ -9,6 +9,8 @@ struct RuleKeys {
     /// nil: `action` omitted, the rule applies to every kind.
     var actions: [ActionKind]?
     var target: Item?
+    /// `tool:` (mcp rules): a glob over the tool's name, the target of an mcp action.
+    var tool: Item?
     var argv: [Item]?
     var commands: [Item] = []
     var cidrs: [Item] = []
@@ -58,7 +60,8 @@ extension PolicyParser {
         let decision = try checkCombinations(keys, rule: node)
         let kinds = keys.actions ?? ActionKind.allCases
         let expandedScope = try scope(keys.scope, decision: decision)
-        let target = try targetMatchers(keys.target, kinds: kinds, actionGiven: keys.actions != nil)
+        let target = try targetMatchers(keys.target ?? keys.tool, kinds: kinds, actionGiven: keys.actions != nil,
+                                        key: keys.tool != nil ? "tool" : "target_glob")
         let exec = try execConstraint(argv: keys.argv, commands: keys.commands)
         let network = try networkConstraint(cidrs: keys.cidrs, ports: keys.ports)
         var condition: RuleCondition?
@@ -70,7 +73,7 @@ extension PolicyParser {
         let mark = node.mark
         let rule = PolicyRule(
             index: index, id: keys.id, action: keys.actions?.count == 1 ? keys.actions![0] : nil, actions: kinds,
-            targetGlob: keys.target?.text, argv: keys.argv?.map(\.text), commands: keys.commands.map(\.text),
+            targetGlob: (keys.target ?? keys.tool)?.text, argv: keys.argv?.map(\.text), commands: keys.commands.map(\.text),
             networks: keys.cidrs.map(\.text), ports: keys.ports.map(\.text), conditions: conditionSummary,
             decision: decision, reason: keys.reason, errno: keys.errno?.value ?? 0, scope: keys.scope?.text, file: source,
             line: mark?.line ?? 0, column: mark?.column ?? 0,
@@ -115,6 +118,10 @@ extension PolicyParser {
                 let items = try stringList(value, key: "argv", expected: "a list of globs")
                 guard !items.isEmpty else { throw error(at: value, "\"argv\" is an empty list") }
                 keys.argv = items
+            case "tool":
+                let text = try string(value, key: "tool", expected: "a glob over MCP tool names, such as mcp__github__*")
+                guard !text.isEmpty else { throw error(at: value, "\"tool\" is empty; omit it to match every tool") }
+                keys.tool = (text, value)
             case "command":
                 keys.commands = try stringList(value, key: "command", expected: "a glob or a list of globs")
             case "cidr":
@@ -184,6 +191,14 @@ extension PolicyParser {
         if let first = keys.cidrs.first?.node ?? keys.ports.first?.node, kinds != [.netEgress] {
             throw error(at: first, "\"cidr\" and \"ports\" only apply to net_egress; add action: net_egress to the match")
         }
+        if let tool = keys.tool {
+            guard kinds == [.mcp] else {
+                throw error(at: tool.node, "\"tool\" only applies to mcp; add action: mcp to the match")
+            }
+            if let target = keys.target {
+                throw error(at: target.node, "an mcp rule names its tool with \"tool\"; give tool or target_glob, not both")
+            }
+        }
         return decision
     }
 
@@ -208,12 +223,12 @@ extension PolicyParser {
 
     /// `target_glob:` compiled for each kind the rule applies to (and each `{a,b}` alternative).
     private mutating func targetMatchers(
-        _ target: RuleKeys.Item?, kinds: [ActionKind], actionGiven: Bool
+        _ target: RuleKeys.Item?, kinds: [ActionKind], actionGiven: Bool, key: String = "target_glob"
     ) throws(PolicyLoadError) -> (matchers: [(ActionKind, CompiledMatcher)], expanded: String?, alternatives: [String]) {
         guard let target else { return (kinds.map { ($0, CompiledMatcher.any) }, nil, []) }
         let (text, node) = target
         let expansion = try expand(text, node: node, escapeGlob: true)
-        let alternatives = try alternatives(of: expansion, node: node, key: "target_glob")
+        let alternatives = try alternatives(of: expansion, node: node, key: key)
         var matchers: [(ActionKind, CompiledMatcher)] = []
         if alternatives.count > 1 {
             for alternative in alternatives {
@@ -223,7 +238,7 @@ extension PolicyParser {
                             matchers.append((kind, matcher))
                         }
                     } catch {
-                        throw self.error(at: node, "invalid target_glob alternative \"\(alternative)\": \(error.message)")
+                        throw self.error(at: node, "invalid \(key) alternative \"\(alternative)\": \(error.message)")
                     }
                 }
             }
@@ -236,7 +251,7 @@ extension PolicyParser {
                 } catch {
                     let offsets = expansion.sourceScalarOffsets
                     let offset = offsets[min(max(error.utf8Offset, 0), offsets.count - 1)]
-                    throw self.error(at: node, scalarOffset: offset, "invalid target_glob: \(error.message)")
+                    throw self.error(at: node, scalarOffset: offset, "invalid \(key): \(error.message)")
                 }
             }
         }
@@ -259,6 +274,11 @@ extension PolicyParser {
             // A path pattern in an any-action rule can never match a network target.
             if !actionGiven, pattern.hasPrefix("/") { return nil }
             return .host(try HostPattern(pattern))
+        case .mcp:
+            // Tool names: `*` spans every character (`mcp__github__*`). The pattern of a rule
+            // for every action is a path or a host, never a tool's name.
+            guard actionGiven else { return nil }
+            return .glob(try Glob(pattern, caseInsensitive: false, syntax: .text), .path, lines: nil)
         }
     }
 

@@ -216,6 +216,7 @@ struct Candidate {
         case .exec: return execCandidates(action, breadth: breadth)
         case .fsRead, .fsWrite: return pathCandidates(action, breadth: breadth)
         case .netEgress: return [networkCandidate(action)]
+        case .mcp: return [toolCandidate(action)]
         }
     }
 
@@ -323,6 +324,16 @@ struct Candidate {
         return Candidate(match: match, summary: target, narrowing: "the target", coveredDescription: "connections to \(target)",
                          slug: slug("net-" + target), coverage: .network,
                          problem: pattern == nil ? "the network target \"\(target)\" can't be written as a rule" : nil)
+    }
+
+    /// An mcp rule naming just this tool (hook asks go back to the agent's own prompt, so this
+    /// is for completeness: the supervisor never asks about a tool).
+    private static func toolCandidate(_ action: AskedAction) -> Candidate {
+        let glob = RuleProposer.literalGlob(action.target)
+        return Candidate(match: [("action", "mcp"), ("tool", YAMLScalar.quoted(RuleProposer.policyText(glob)))],
+                         summary: action.target, narrowing: "the tool", coveredDescription: "calls of \(action.target)",
+                         slug: slug("mcp-" + action.target), coverage: .network,
+                         problem: action.target.isEmpty ? "an unnamed tool can't be written as a rule" : nil)
     }
 
     /// An id-friendly form: lowercase letters, digits and single dashes, at most 48 characters.

@@ -84,12 +84,15 @@ public enum AuditFormat {
         return event.target
     }
 
-    /// `✓ 13:20:26 exec allow npm install chalk`,
+    /// `✓ 13:20:26 exec allow npm install chalk`, `✓ 13:20:26 hook:exec allow git status` (an agent
+    /// hook's decision),
     /// `✗ 13:20:26 fs_read deny ~/.ssh/id_rsa (rule ssh-keys: SSH private keys)`,
     /// `✗ 13:20:26 syscall deny socket(AF_PACKET) — raw_sockets`.
     public static func line(_ event: DecisionEvent) -> String {
         let event = redacted(event)
-        var line = "\(event.decisionMark) \(AuditTime.clock(event.timeMicros)) \(shownAction(event)) "
+        // An agent hook's decision is marked as such: it is what the agent said it would do.
+        let layer = event.source == .kernel ? "" : "\(event.source.text):"
+        var line = "\(event.decisionMark) \(AuditTime.clock(event.timeMicros)) \(layer)\(shownAction(event)) "
             + "\(decisionText(event)) \(subject(event))"
         // A syscall's route says why; other refusals name their rule or reason.
         if !event.isPlainAllow && !(isSyscall(event) && unsupervisedRoute(event) != nil) {

@@ -12,6 +12,7 @@ extension AuditFormat {
             "time_us": event.timeMicros, "pid": event.pid, "ppid": event.ppid, "executable": event.executable,
             "syscall": event.syscall, "action": event.actionName, "target": event.target, "decision": event.decisionName,
             "reason": event.reason, "latency_us": event.latencyMicros, "notable": event.notable, "enforced": event.enforced,
+            "source": event.source.text,
         ]
         if let rule = event.ruleIndex { object["rule"] = rule }
         if let ruleID = event.ruleID { object["rule_id"] = ruleID }

@@ -17,6 +17,32 @@ extension AuditStore {
         }
     }
 
+    /// Appends `events` to `session`, creating the session first when no session has its id,
+    /// in one transaction: for recorders without a session of their own to begin and end (an
+    /// agent hook, one process per tool call, several at once). Sessions made here stay open.
+    public func insert(events: [DecisionEvent], creatingIfAbsent session: SessionRecord) throws(StoreError) {
+        let columns = Self.sessionStartColumns(session)
+        try withConnection { connection throws(StoreError) in
+            try connection.inTransaction { () throws(StoreError) in
+                let created = try Self.insertSessionStart(columns, connection: connection, linkTime: AuditClock.nowMicros(),
+                                                          ifAbsent: true)
+                if !created {
+                    // Never into another recorder's session, nor one that has ended.
+                    let existing = try connection.statement("SELECT agent, end_time IS NULL FROM sessions WHERE id = ?")
+                    defer { existing.reset() }
+                    try existing.bind(1, session.id)
+                    guard try existing.step(), existing.text(0) == session.agent, existing.int64(1) != 0 else {
+                        throw StoreError(code: .constraintViolation, path: connection.path,
+                                         message: "session \"\(session.id)\" exists and is not an open session of \(session.agent)")
+                    }
+                }
+                let head = try Self.chainHead(sessionID: session.id, connection: connection)
+                var builder = ChainBuilder(sessionID: session.id, count: head.count, lastHash: head.lastHash)
+                try Self.insertRows(events.map { builder.event($0) }, connection: connection)
+            }
+        }
+    }
+
     /// Writes rows the writer chained, in one transaction: all or none.
     func write(_ rows: [ChainedRow]) throws(StoreError) {
         guard !rows.isEmpty else { return }

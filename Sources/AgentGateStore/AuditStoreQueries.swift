@@ -148,7 +148,7 @@ extension AuditStore {
 
     static let eventColumns = """
         id, session_id, time, pid, ppid, executable, syscall, action, target, argv, decision, rule_index,
-        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash, policy_sha256, answered_via, answered_by
+        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash, policy_sha256, answered_via, answered_by, source
         """
 
     /// Events in insertion order: of one session, or of all sessions when `sessionID` is nil.
@@ -230,6 +230,7 @@ extension AuditStore {
         event.policySHA256 = statement.optionalText(21)
         event.answeredVia = statement.optionalText(22)
         event.answeredBy = statement.optionalText(23)
+        event.source = RecordedSource(column: statement.optionalText(24))
         return StoredEvent(
             id: id, sessionID: statement.text(1), event: event, seq: statement.optionalInt64(19),
             hash: statement.optionalText(20))

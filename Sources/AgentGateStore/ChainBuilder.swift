@@ -54,7 +54,8 @@ struct ChainBuilder: Sendable {
             reason: event.reason, intent: event.intent.map(Redactor.redact(commandText:)),
             notable: event.notable ? 1 : 0, enforced: event.enforced ? 1 : 0,
             errno: event.errno.map(Int64.init), latency: event.latencyMicros, policySHA256: event.policySHA256,
-            answeredVia: event.answeredVia, answeredBy: event.answeredBy.map(Redactor.redact(text:)))
+            answeredVia: event.answeredVia, answeredBy: event.answeredBy.map(Redactor.redact(text:)),
+            source: event.source.columnText)
         lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
         return .event(columns, hash: AuditChain.hex(lastHash))
     }

@@ -282,13 +282,20 @@ struct EventColumns: StoredRecordKind {
     /// How and by whom an `ask` was settled (schema v4); nil for every other event.
     var answeredVia: String?
     var answeredBy: String?
+    /// Which layer decided (schema v6): NULL for the supervisor, "hook" for an agent hook.
+    var source: String?
 
     static let hashDomain = "agentgate.event.v2"
     /// Events that carry `policy_sha256` (schema v3) hash it, under this domain.
     static let policyHashDomain = "agentgate.event.v3"
     /// Events that record an ask's answer (schema v4) hash it too, under this domain.
     static let answerHashDomain = "agentgate.event.v4"
+    /// Events from another layer than the supervisor (schema v6) hash their source, under
+    /// this domain, with every optional field before it hashed in full (NULL as NULL), so no
+    /// two rows can encode alike.
+    static let sourceHashDomain = "agentgate.event.source.v1"
     var rowHashDomain: String {
+        if source != nil { return Self.sourceHashDomain }
         if answeredVia != nil || answeredBy != nil { return Self.answerHashDomain }
         return policySHA256 == nil ? Self.hashDomain : Self.policyHashDomain
     }
@@ -312,9 +319,12 @@ struct EventColumns: StoredRecordKind {
         visitor.integer("enforced", &enforced, whenAbsent: 1)
         visitor.optionalInteger("errno", &errno)
         visitor.integer("latency_us", &latency)
-        visitor.optionalText("policy_sha256", &policySHA256, isOmittedWhenNull: true)
-        visitor.optionalText("answered_via", &answeredVia, isOmittedWhenNull: true)
-        visitor.optionalText("answered_by", &answeredBy, isOmittedWhenNull: true)
+        // Omitted when NULL only in rows without a source: those hash as before schema v6.
+        let omitsNull = source == nil
+        visitor.optionalText("policy_sha256", &policySHA256, isOmittedWhenNull: omitsNull)
+        visitor.optionalText("answered_via", &answeredVia, isOmittedWhenNull: omitsNull)
+        visitor.optionalText("answered_by", &answeredBy, isOmittedWhenNull: omitsNull)
+        visitor.optionalText("source", &source, isOmittedWhenNull: true)
     }
 }
 

@@ -37,13 +37,15 @@ public enum RecordedAction: Sendable, Hashable, CustomStringConvertible, StoredS
     case syscall
     /// A DNS query the session's forwarder decided (and, when allowed, its answer).
     case dns
+    /// A call of an MCP tool, decided by an agent hook (`agentgate hook`).
+    case mcp
     /// Text this build doesn't know, read from an older or newer database or fallback file;
     /// kept as stored so the row stays readable and verifiable.
     case unrecognized(String)
 
     static let spellings = StoredSpellings<Self>([
         (.exec, "exec"), (.fsRead, "fs_read"), (.fsWrite, "fs_write"), (.netEgress, "net_egress"), (.syscall, "syscall"),
-        (.dns, "dns"),
+        (.dns, "dns"), (.mcp, "mcp"),
     ])
 
     /// Parses the stored text; unknown text becomes `.unrecognized`, never a failure.
@@ -92,4 +94,32 @@ struct StoredSpellings<Value: Hashable & Sendable>: Sendable {
 
     /// The text of a known case ("" for one the table lacks, which the enums rule out).
     func text(_ value: Value) -> String { texts[value] ?? "" }
+}
+
+/// Which layer decided a recorded event, the `events.source` column (schema v6): the
+/// supervisor, from the syscall it trapped, or an agent's hook, from the tool call it was
+/// about to make. Stored as NULL for the supervisor, so rows from before the column read,
+/// hash and verify as they did.
+public enum RecordedSource: Sendable, Hashable, CustomStringConvertible, StoredSpelling {
+    /// The seccomp supervisor (`agentgate-supervise`): what the kernel was asked to do.
+    case kernel
+    /// An agent hook (`agentgate hook claude-code`): what the agent said it was about to do.
+    /// Its pid, parent and executable are the hook process's own.
+    case hook
+    case unrecognized(String)
+
+    static let spellings = StoredSpellings<Self>([(.kernel, "kernel"), (.hook, "hook")])
+
+    public init(text: String) { self.init(storedText: text) }
+
+    /// The stored text; nil for `.kernel` (the column's NULL).
+    init(column: String?) { self = column.map(Self.init(text:)) ?? .kernel }
+    var columnText: String? { self == .kernel ? nil : storedText }
+
+    public var text: String { storedText }
+    public var description: String { storedText }
+
+    var unrecognizedText: String? {
+        if case .unrecognized(let text) = self { text } else { nil }
+    }
 }

@@ -111,6 +111,8 @@ public struct DecisionEvent: Sendable, Equatable {
     /// person: `alice (uid 1000)`; nil for a timeout). nil for every other event.
     public var answeredVia: String? = nil
     public var answeredBy: String? = nil
+    /// Which layer decided: the supervisor (`.kernel`) or an agent hook (`.hook`).
+    public var source: RecordedSource = .kernel
 
     public init(
         timeMicros: Int64, pid: Int32, ppid: Int32, executable: String, syscall: String,

@@ -137,7 +137,17 @@ public enum AuditSchema {
                 ALTER TABLE sessions ADD COLUMN unit_cgroup TEXT;    -- "/system.slice/nightly.scope"
                 ALTER TABLE sessions ADD COLUMN invocation_id TEXT;  -- systemd's, 32 hex digits
                 """),
+        // v6: which layer decided an event. NULL is the supervisor ("kernel"), so every older
+        // row keeps its meaning and its hash (EventColumns).
+        Migration(
+            version: eventSourceVersion,
+            sql: """
+                ALTER TABLE events ADD COLUMN source TEXT;           -- NULL = kernel | hook
+                """),
     ]
+
+    /// The schema version that adds `events.source`.
+    static let eventSourceVersion: Int32 = 6
 
     /// The schema version this build creates and understands.
     public static var currentVersion: Int32 { migrations.last?.version ?? 0 }

@@ -50,6 +50,7 @@ struct DecisionRecorder: Sendable {
             case .fsRead: .fsRead
             case .fsWrite: .fsWrite
             case .netEgress: .netEgress
+            case .mcp: .mcp
             }
         }
 

@@ -206,12 +206,17 @@ public final class Supervisor: Sendable {
         let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
         let allowsKernel = policy.allowedUnsupervised.contains(.kernel)
 
+        // Agent hooks inside the session decide and record their tool calls here (HookChannel).
+        let hooks = HookServer.open()
+        defer { hooks?.stop() }
+        let agentEnvironment = hooks?.environment(options.environment, session: options.sessionName) ?? options.environment
+
         var spawned = agentgate_spawned()
         var stage: Int32 = 0
         let resetSignals: [Int32] = [SIGPIPE]
         let procsFiles = cgroup?.procsFiles ?? []
         let rc = withCStrings(options.command) { argv in
-            withCStrings(options.environment) { envp in
+            withCStrings(agentEnvironment) { envp in
                 withCStrings(procsFiles) { cgroupFiles in
                     options.programPath.withCString { path in
                         withUnsafePointer(to: &filter.bpf) { bpf in
@@ -237,6 +242,7 @@ public final class Supervisor: Sendable {
         // Only now: a non-dumpable parent makes its child non-dumpable too, and the child's
         // listener must be taken (pidfd_getfd) with no more than the same uid.
         _ = agentgate_set_undumpable() // same-uid agents can't ptrace us or open our /proc/PID/mem
+        hooks?.agentStarted()
         guard rc == 0 else {
             cgroup?.remove()
             throw SupervisorError.spawnFailure(stage: stage, result: rc)
@@ -281,6 +287,9 @@ public final class Supervisor: Sendable {
         let prompt = terminalFD >= 0 ? TerminalPrompt(core: core) : nil
         if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the control socket's thread; the command was not run")
+        }
+        if let hooks, !hooks.start(log: log, handle: { [self] request, pid in hookAnswer(request, pid: pid, core: core) }) {
+            throw abandon(spawned.pid, cgroup: cgroup, "could not start the agent hooks' thread; the command was not run")
         }
         if let prompt, !prompt.start() {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the terminal prompt's thread; the command was not run")

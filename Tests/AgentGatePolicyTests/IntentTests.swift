@@ -543,7 +543,7 @@ struct IntentTests {
     func categoryNames() {
         #expect(IntentCategory.allCases.map(\.rawValue) == [
             "package_install", "remote_script", "destructive_delete", "git_push", "git_force_push", "privilege_change",
-            "network_tool", "credential_read", "run", "read", "write", "connect",
+            "network_tool", "credential_read", "run", "read", "write", "connect", "mcp",
         ])
     }
 }

@@ -242,7 +242,7 @@ struct PolicyEvaluationTests {
     @Test("names round-trip")
     func names() {
         for kind in ActionKind.allCases { #expect(ActionKind(name: kind.name) == kind) }
-        #expect(ActionKind.allCases.map(\.name) == ["exec", "fs_read", "fs_write", "net_egress"])
+        #expect(ActionKind.allCases.map(\.name) == ["exec", "fs_read", "fs_write", "net_egress", "mcp"])
         #expect(ActionKind(name: "exe") == nil)
         #expect(Decision.allow.name == "allow" && Decision.deny.name == "deny" && Decision.ask.name == "ask")
         #expect(Decision(name: "ask") == .ask)

@@ -38,7 +38,7 @@ struct PolicyLoadErrorTests {
             """
         guard let error = loadError(yaml) else { return }
         #expect(error.description
-            == "policy.yaml:4:15: unknown action \"exe\"; expected one of exec, fs_read, fs_write, net_egress")
+            == "policy.yaml:4:15: unknown action \"exe\"; expected one of exec, fs_read, fs_write, net_egress, mcp")
     }
 
     @Test("unknown decision, in a rule and as the default")
@@ -249,7 +249,7 @@ struct PolicyLoadErrorTests {
         try "default: deny\nrules:\n  - match: {action: exe}\n    decision: allow\n"
             .write(toFile: bad, atomically: true, encoding: .utf8)
         #expect(throws: PolicyLoadError(file: bad, line: 3, column: 21,
-                                        message: "unknown action \"exe\"; expected one of exec, fs_read, fs_write, net_egress")) {
+                                        message: "unknown action \"exe\"; expected one of exec, fs_read, fs_write, net_egress, mcp")) {
             try Policy.load(path: bad, variables: testVariables)
         }
 

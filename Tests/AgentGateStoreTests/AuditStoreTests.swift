@@ -50,7 +50,7 @@ struct AuditStoreTests {
                 "id", "session_id", "time", "pid", "ppid", "executable", "syscall", "action", "target",
                 "argv", "decision", "rule_index", "reason", "errno", "latency_us",
                 "seq", "rule_id", "intent", "notable", "enforced", "hash", "policy_sha256",
-                "answered_via", "answered_by",
+                "answered_via", "answered_by", "source",
             ])
         #expect(
             strings("SELECT name FROM pragma_table_info('sessions') ORDER BY cid") == [

@@ -83,10 +83,10 @@ struct PolicyHashColumnTests {
             writer.finishSession(endTimeMicros: 1_700_000_000_100_000, exitStatus: 0)
             store.close()
         }
-        // The file as a v2 build left it: no policy_sha256 column (nor the later answer columns).
+        // The file as a v2 build left it: no policy_sha256 column (nor the later answer and source columns).
         try rawSQL(path, """
             ALTER TABLE events DROP COLUMN policy_sha256; ALTER TABLE events DROP COLUMN answered_via;
-            ALTER TABLE events DROP COLUMN answered_by; ALTER TABLE sessions DROP COLUMN unit;
+            ALTER TABLE events DROP COLUMN answered_by; ALTER TABLE events DROP COLUMN source; ALTER TABLE sessions DROP COLUMN unit;
             ALTER TABLE sessions DROP COLUMN unit_cgroup; ALTER TABLE sessions DROP COLUMN invocation_id; PRAGMA user_version = 2;
             """)
         #expect(try rawQuery(path, "PRAGMA user_version") == ["2"])

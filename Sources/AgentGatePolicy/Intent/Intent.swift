@@ -2,7 +2,9 @@
 public enum IntentCategory: String, Sendable, CaseIterable {
     case packageInstall = "package_install", remoteScript = "remote_script", destructiveDelete = "destructive_delete",
          gitPush = "git_push", gitForcePush = "git_force_push", privilegeChange = "privilege_change",
-         networkTool = "network_tool", credentialRead = "credential_read", run, read, write, connect
+         networkTool = "network_tool", credentialRead = "credential_read", run, read, write, connect,
+         /// A call of an MCP tool (`mcp` actions, from agent hooks).
+         mcp
 }
 
 /// A one-line, human-readable statement of what the agent is trying to do.
@@ -48,6 +50,9 @@ public struct Intent: Sendable, Equatable {
                 return Intent(.connect, "agent wants to connect to unix socket \(target.dropFirst("unix:".count))")
             }
             return Intent(.connect, "agent wants to connect to \(target)")
+        case .mcp:
+            return Intent(.mcp, target.hasPrefix("mcp__") ? "agent wants to call MCP tool \(target)"
+                                                           : "agent wants to use its tool \(target)")
         }
     }
 

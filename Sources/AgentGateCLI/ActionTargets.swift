@@ -1,0 +1,56 @@
+import AgentGatePolicy
+import AgentGateStore
+import Foundation
+import Glibc
+
+/// The names an action is decided under, found as the supervisor finds them: a program on
+/// PATH, absolute and resolved; a file resolved through its symlinks. `agentgate check` and
+/// `agentgate hook` both name actions here, so they decide what a session would.
+enum ActionTargets {
+    /// An exec of `argv0` from `directory`: the program's absolute path as named and as
+    /// resolved (both are decided, the stricter wins), or `/usr/bin/NAME` when PATH has no
+    /// such program (`found` false).
+    static func program(_ argv0: String, directory: String, path: String?) -> (target: String, programs: [String], found: Bool, notes: [String]) {
+        guard let named = ProgramLookup.resolve(argv0, path: path) else {
+            let assumed = ExecDetails.assumedProgram(argv0)
+            return (assumed, [assumed], false, ["\(argv0) is not on PATH here; decided as \(assumed)"])
+        }
+        // Named as the supervisor names it: absolute and lexically clean.
+        let absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : directory + "/" + named).standardized.path
+        let target = FilePaths.resolved(absolute)
+        guard absolute != target else { return (target, [absolute], true, []) }
+        return (target, [absolute, target], true, ["\(absolute) resolves to \(target); both are decided, the stricter wins"])
+    }
+
+    /// A write of `absolute`: what doesn't exist yet is created in the real directory, so it is
+    /// named by the resolved parent and the new name; a dangling symlink also names the file
+    /// creating it would create.
+    static func write(_ absolute: String) -> (target: String, targets: [String], notes: [String]) {
+        let target = FilePaths.resolvedExisting(absolute)
+        var targets = [target]
+        var notes: [String] = []
+        if target != absolute {
+            notes.append(access(absolute, F_OK) == 0 ? "\(absolute) resolves to \(target)"
+                         : "\(absolute) does not exist yet; decided where it would be created, \(target)")
+        }
+        if let destination = AgentGatePaths.danglingSymlinkDestination(target) {
+            let created = FilePaths.resolvedExisting(destination)
+            targets.append(created)
+            notes.append("\(target) is a symlink to \(destination), which does not exist: creating the file "
+                         + "creates \(created); both are decided, the stricter wins")
+        }
+        return (target, targets, notes)
+    }
+
+    /// A read of `absolute`: a read of a missing file fails in the kernel; the supervisor names
+    /// it as written.
+    static func read(_ absolute: String) -> (target: String, notes: [String]) {
+        let target = FilePaths.resolved(absolute)
+        return (target, target != absolute ? ["\(absolute) resolves to \(target)"] : [])
+    }
+
+    /// `path` made absolute against `directory`, lexically clean.
+    static func absolute(_ path: String, in directory: String) -> String {
+        URL(fileURLWithPath: path.hasPrefix("/") ? path : directory + "/" + path).standardized.path
+    }
+}

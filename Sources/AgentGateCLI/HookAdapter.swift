@@ -1,0 +1,197 @@
+import AgentGatePolicy
+import AgentGateStore
+import Foundation
+import Glibc
+
+/// The agents whose PreToolUse hooks `agentgate hook` answers.
+enum HookAgent: String, CaseIterable, Sendable {
+    case claudeCode = "claude-code"
+    case codex
+}
+
+/// Input a hook can't decide on: answered with exit 2 (the agent blocks the call).
+struct HookInputError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// One PreToolUse event as the agent sends it on stdin. Claude Code and Codex send the same
+/// fields (Codex adds turn_id and model): session_id, transcript_path, cwd, hook_event_name,
+/// tool_name, tool_input; only session_id, cwd, tool_name and tool_input are needed.
+struct HookInput {
+    let agent: HookAgent
+    let sessionID: String
+    let cwd: String
+    let toolName: String
+    let toolInput: [String: Any]
+
+    /// The most bytes read from stdin: a Write carries the whole file.
+    static let maximumLength = 32 << 20
+
+    static func parse(_ bytes: [UInt8], agent: HookAgent) throws(HookInputError) -> HookInput {
+        guard !bytes.isEmpty else { throw HookInputError("no input: expected the PreToolUse event as JSON on stdin") }
+        guard bytes.count <= maximumLength else { throw HookInputError("the input is over \(maximumLength >> 20) MiB") }
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(bytes)), let object = parsed as? [String: Any] else {
+            throw HookInputError("the input is not a JSON object")
+        }
+        func text(_ key: String) throws(HookInputError) -> String {
+            guard let value = object[key] else { throw HookInputError("the input has no \(key)") }
+            guard let string = value as? String, !string.isEmpty, !string.contains("\0") else {
+                throw HookInputError("\(key) must be a non-empty string")
+            }
+            return string
+        }
+        if let event = object["hook_event_name"] {
+            guard let name = event as? String, name == "PreToolUse" else {
+                throw HookInputError("hook_event_name is \(event), but agentgate hook answers PreToolUse events only")
+            }
+        }
+        let sessionID = try text("session_id")
+        guard sessionID.utf8.count <= 128, sessionID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw HookInputError("session_id must be at most 128 letters, digits, '-', '_' or '.'")
+        }
+        let cwd = try text("cwd")
+        guard cwd.hasPrefix("/") else { throw HookInputError("cwd must be an absolute path") }
+        let tool = try text("tool_name")
+        guard tool.utf8.count <= 256 else { throw HookInputError("tool_name is over 256 bytes") }
+        guard let input = object["tool_input"] as? [String: Any] else {
+            throw HookInputError("tool_input must be a JSON object")
+        }
+        return HookInput(agent: agent, sessionID: sessionID, cwd: URL(fileURLWithPath: cwd).standardized.path, toolName: tool, toolInput: input)
+    }
+}
+
+/// Maps a tool call to the actions it would take, resolved as the supervisor would name them
+/// (`ActionTargets`): the part of `agentgate hook` that reads the filesystem.
+enum HookMapping {
+    /// Inner commands of one shell line decided each as an exec of its own, at most.
+    static let maximumInnerCommands = 64
+
+    static func toolCall(_ input: HookInput, path: String?) throws(HookInputError) -> ToolCall {
+        let tool = input.toolName
+        let fields = input.toolInput
+        func string(_ key: String) throws(HookInputError) -> String {
+            guard let value = fields[key] as? String, !value.isEmpty, !value.contains("\0") else {
+                throw HookInputError("\(tool): tool_input.\(key) must be a non-empty string")
+            }
+            return value
+        }
+        func optionalString(_ key: String) throws(HookInputError) -> String? {
+            guard fields[key] != nil, !(fields[key] is NSNull) else { return nil }
+            return try string(key)
+        }
+        /// The first of `keys` given (`notebook_path`, else `file_path`).
+        func firstString(_ keys: String...) throws(HookInputError) -> String {
+            for key in keys.dropLast() { if let value = try optionalString(key) { return value } }
+            return try string(keys[keys.count - 1])
+        }
+        func absolute(_ path: String) -> String { ActionTargets.absolute(path, in: input.cwd) }
+        func write(_ path: String) -> ToolCall.Action {
+            ToolCall.Action(kind: .fsWrite, targets: ActionTargets.write(absolute(path)).targets)
+        }
+        func read(_ path: String) -> ToolCall.Action {
+            ToolCall.Action(kind: .fsRead, targets: [ActionTargets.read(absolute(path)).target])
+        }
+        switch tool {
+        case "Bash", "shell", "local_shell", "exec_command":
+            if let argv = fields["command"] as? [Any] {
+                // Codex may give an argv.
+                let words = argv.compactMap { $0 as? String }
+                guard words.count == argv.count, !words.isEmpty, !words[0].isEmpty else {
+                    throw HookInputError("\(tool): tool_input.command must be a string or a list of strings")
+                }
+                return ToolCall(tool: tool, actions: shell(argv: words, cwd: input.cwd, path: path))
+            }
+            return ToolCall(tool: tool, actions: shell(command: try string("command"), cwd: input.cwd, path: path))
+        case "Write", "Edit", "MultiEdit":
+            return ToolCall(tool: tool, actions: [write(try string("file_path"))])
+        case "NotebookEdit":
+            return ToolCall(tool: tool, actions: [write(try firstString("notebook_path", "file_path"))])
+        case "Read":
+            return ToolCall(tool: tool, actions: [read(try string("file_path"))])
+        case "NotebookRead":
+            return ToolCall(tool: tool, actions: [read(try firstString("notebook_path", "file_path"))])
+        case "Glob", "Grep", "LS":
+            // Without a path they search the working directory.
+            return ToolCall(tool: tool, actions: [read(try optionalString("path") ?? input.cwd)])
+        case "WebFetch":
+            return ToolCall(tool: tool, actions: [ToolCall.Action(kind: .netEgress, targets: [try webTarget(try string("url"))])])
+        case "apply_patch":
+            let patch: String
+            if let argv = fields["command"] as? [Any], let last = argv.last as? String {
+                patch = last
+            } else {
+                patch = try firstString("input", "command")
+            }
+            let files = patchedFiles(patch)
+            guard !files.isEmpty else { throw HookInputError("apply_patch: the patch names no file") }
+            return ToolCall(tool: tool, actions: files.map(write))
+        default:
+            // MCP tools and every other tool: an `mcp` action named by the tool.
+            return ToolCall(tool: tool, actions: [])
+        }
+    }
+
+    /// A shell command line, as the agent's shell runs it (`bash -c COMMAND`): the shell's own
+    /// exec, which `command:` rules see whole, and each command in it that names a program as an
+    /// exec of its own (builtins and functions run no program and are left to the line).
+    static func shell(command: String, cwd: String, path: String?) -> [ToolCall.Action] {
+        shell(argv: ["bash", "-c", command], cwd: cwd, path: path)
+    }
+
+    static func shell(argv: [String], cwd: String, path: String?) -> [ToolCall.Action] {
+        let program = ActionTargets.program(argv[0], directory: cwd, path: path)
+        let whole = ExecDetails(argv: argv, programs: program.programs)
+        var actions = [ToolCall.Action(kind: .exec, targets: program.programs.reversed(), argv: argv, programs: program.programs)]
+        for command in whole.analysis.commands.dropFirst().prefix(maximumInnerCommands) where !command.isEmpty {
+            let inner = ActionTargets.program(command[0], directory: cwd, path: path)
+            guard inner.found else { continue }
+            actions.append(ToolCall.Action(kind: .exec, targets: inner.programs.reversed(), argv: command, programs: inner.programs))
+        }
+        return actions
+    }
+
+    /// `host:port` (`[v6]:port`) of an http or https URL, the port by scheme when not given.
+    static func webTarget(_ url: String) throws(HookInputError) -> String {
+        guard let components = URLComponents(string: url), let scheme = components.scheme?.lowercased(),
+              let host = components.host, !host.isEmpty else {
+            throw HookInputError("WebFetch: \(url.prefix(200)) is not a URL with a host")
+        }
+        let port: Int
+        switch (scheme, components.port) {
+        case (_, let given?): port = given
+        case ("https", nil): port = 443
+        case ("http", nil): port = 80
+        default: throw HookInputError("WebFetch: the scheme \(scheme) has no port to decide by")
+        }
+        guard (1...65535).contains(port) else { throw HookInputError("WebFetch: port \(port) is out of range") }
+        let bare = host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
+        return (bare.contains(":") ? "[\(bare)]" : bare.lowercased()) + ":\(port)"
+    }
+
+    /// The files an apply_patch patch adds, updates, deletes or moves to.
+    static func patchedFiles(_ patch: String) -> [String] {
+        let markers = ["*** Add File: ", "*** Update File: ", "*** Delete File: ", "*** Move to: "]
+        var files: [String] = []
+        for line in patch.split(separator: "\n", omittingEmptySubsequences: true) {
+            for marker in markers where line.hasPrefix(marker) {
+                let file = line.dropFirst(marker.count).trimmingCharacters(in: .whitespaces)
+                if !file.isEmpty, !files.contains(file) { files.append(file) }
+            }
+        }
+        return files
+    }
+}
+
+/// The JSON a PreToolUse hook answers with on stdout (Claude Code's shape; Codex reads the same).
+enum HookOutput {
+    static func json(decision: Decision, reason: String) -> String {
+        let object: [String: Any] = [
+            "hookSpecificOutput": [
+                "hookEventName": "PreToolUse", "permissionDecision": decision.name, "permissionDecisionReason": reason,
+            ] as [String: Any],
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+}

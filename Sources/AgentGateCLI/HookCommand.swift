@@ -1,0 +1,355 @@
+import AgentGatePolicy
+import AgentGateStore
+import AgentGateSupervisor
+import ArgumentParser
+import CSupport
+import Foundation
+import Glibc
+
+/// `agentgate hook`: answers coding agents' PreToolUse hooks with the policy.
+struct HookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hook",
+        abstract: "Answer a coding agent's PreToolUse hook with the policy, and install that hook.",
+        discussion: """
+        Inside agentgate-supervise the session's supervisor decides and records the call ($AGENTGATE_SESSION); \
+        outside one the policy is looked up as for every command and the decision is recorded in the \
+        database as a session of the agent's own. See README, "Agent hooks".
+        """,
+        subcommands: [ClaudeCodeHookCommand.self, CodexHookCommand.self, HookInstallCommand.self, HookUninstallCommand.self])
+}
+
+/// Options shared by the two agents' hook commands.
+struct HookAnswerOptions: ParsableArguments {
+    @OptionGroup var policyOption: PolicyOption
+    @Option(help: "SQLite database for the decisions outside a session (default: $AGENTGATE_DB or the user's).")
+    var db: String?
+    @Flag(help: "Decide without recording (outside a session).") var noRecord = false
+}
+
+struct ClaudeCodeHookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "claude-code",
+        abstract: "Answer Claude Code's PreToolUse hook: the event on stdin, the decision on stdout.",
+        discussion: "Exit status 0 with the decision as JSON; 2 (Claude Code blocks the call) with the reason on stderr when the input or the policy is broken.")
+    @OptionGroup var options: HookAnswerOptions
+    func run() throws { try HookRunner.run(.claudeCode, options) }
+}
+
+struct CodexHookCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "codex",
+        abstract: "Answer Codex's PreToolUse hook: the event on stdin, the decision on stdout.",
+        discussion: "Codex sends the same fields as Claude Code (and turn_id, model) and reads the same answer. Exit status as for claude-code.")
+    @OptionGroup var options: HookAnswerOptions
+    func run() throws { try HookRunner.run(.codex, options) }
+}
+
+/// The hook's one run: read, map, decide (here or in the session's supervisor), record, answer.
+enum HookRunner {
+    /// Exit 2 blocks the call in both agents; the reason goes to stderr.
+    static let failureStatus: Int32 = 2
+
+    static func fail(_ message: String) -> ExitCode {
+        printError(message + "; the tool call is blocked", tool: "agentgate hook")
+        return ExitCode(failureStatus)
+    }
+
+    static func run(_ agent: HookAgent, _ options: HookAnswerOptions) throws {
+        let started = agentgate_monotonic_ns()
+        let environment = ProcessInfo.processInfo.environment
+        let bytes: [UInt8]
+        do throws(HookInputError) { bytes = try readStandardInput() } catch { throw fail(error.description) }
+        let call: ToolCall
+        let input: HookInput
+        do throws(HookInputError) {
+            input = try HookInput.parse(bytes, agent: agent)
+            call = try HookMapping.toolCall(input, path: environment["PATH"])
+        } catch {
+            throw fail(error.description)
+        }
+        // Inside a session: the supervisor decides with the session's policy (which the agent
+        // can't read) and records it there.
+        let socket: Int32?
+        do throws(HookChannel.Failure) { socket = try HookChannel.inheritedSocket(environment) } catch { throw fail(error.description) }
+        if let socket {
+            let request = HookRequest(session: environment[HookChannel.sessionVariable] ?? "", agent: agent.rawValue, call: call)
+            let answer: HookAnswer
+            do throws(HookChannel.Failure) { answer = try HookChannel.ask(request, socket: socket) } catch { throw fail(error.description) }
+            guard answer.ok, let given = answer.answer.flatMap(Decision.init(name:)) else {
+                throw fail("the session's supervisor refused: \(answer.error ?? "no decision")")
+            }
+            print(HookOutput.json(decision: given, reason: reason(decision: answer.decision ?? given.name, action: answer.action ?? "",
+                                                                target: answer.target ?? "", argv: nil, why: answer.why ?? "")))
+            return
+        }
+        let loaded: LoadedPolicy
+        do {
+            loaded = try LoadedPolicy.resolve(options.policyOption.policy, variables: .current(agent: agent.rawValue))
+        } catch {
+            throw fail("policy error: \(error)")
+        }
+        let context = try? ContextOptions.parse(["--agent", agent.rawValue]).context()
+        let decided = loaded.policy.decide(call, context: context)
+        let text = reason(decision: decided.decision.name, action: decided.kind.name, target: decided.target, argv: decided.argv,
+                          why: decided.why)
+        if !options.noRecord {
+            let event = HookEvidence.event(
+                call: call, decided: decided, policy: loaded.policy, policySHA256: loaded.sha256.isEmpty ? nil : loaded.sha256,
+                pid: getpid(), ppid: getppid(), executable: ownExecutable(),
+                latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000), home: AgentGatePaths.home(environment))
+            if let problem = record(event, input: input, loaded: loaded, db: options.db, environment: environment) {
+                printError("the decision was not recorded: \(problem)", tool: "agentgate hook")
+            }
+        }
+        print(HookOutput.json(decision: decided.answer, reason: text))
+    }
+
+    /// `AgentGate: deny fs_read /home/u/.ssh/id_rsa: rule ssh-keys: …`, at most 1000 characters.
+    static func reason(decision: String, action: String, target: String, argv: [String]?, why: String) -> String {
+        let subject = action == "exec" ? (argv?.joined(separator: " ") ?? target) : target
+        let text = "AgentGate: \(decision) \(action) \(subject): \(why)"
+        return text.count > 1000 ? String(text.prefix(999)) + "…" : text
+    }
+
+    /// The agent's own session in the user's database: one per agent session id, made on first use.
+    static func record(_ event: DecisionEvent, input: HookInput, loaded: LoadedPolicy, db: String?,
+                       environment: [String: String]) -> String? {
+        let path = AgentGatePaths.database(db, environment: environment)
+        let isDefault = (db ?? "").isEmpty && (environment["AGENTGATE_DB"] ?? "").isEmpty
+        do {
+            let store = try AuditStore(path: path, creatingBelow: isDefault ? AgentGatePaths.databaseDirectoryRoot(environment) : nil)
+            defer { store.close() }
+            let session = SessionRecord(
+                id: sessionID(input), agent: input.agent.rawValue, command: [input.agent.rawValue], cwd: input.cwd,
+                policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: AuditClock.nowMicros(),
+                mode: loaded.policy.mode.name)
+            try store.insert(events: [event], creatingIfAbsent: session)
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// `claude-code-<session_id>`: an agent's sessions never share an id with a supervised one.
+    static func sessionID(_ input: HookInput) -> String { "\(input.agent.rawValue)-\(input.sessionID)" }
+
+    static func ownExecutable() -> String {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
+        guard count > 0 else { return CommandLine.arguments.first ?? "agentgate" }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// All of stdin, up to `HookInput.maximumLength` bytes and 10 s: an agent that never closes
+    /// it gets a refusal, not a hung hook.
+    static func readStandardInput() throws(HookInputError) -> [UInt8] {
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let deadline = agentgate_monotonic_ns() + 10_000_000_000
+        while true {
+            let now = agentgate_monotonic_ns()
+            guard now < deadline else { throw HookInputError("stdin did not end within 10 s") }
+            let ready = agentgate_poll_one(0, Int16(POLLIN), Int32((deadline - now) / 1_000_000 + 1))
+            if ready == -EINTR { continue }
+            guard ready > 0 else { throw HookInputError(ready == 0 ? "stdin did not end within 10 s" : "cannot read stdin") }
+            let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw HookInputError("cannot read stdin: \(String(cString: strerror(errno)))") }
+            if n == 0 { return bytes }
+            bytes += chunk.prefix(n)
+            guard bytes.count <= HookInput.maximumLength else {
+                throw HookInputError("the input is over \(HookInput.maximumLength >> 20) MiB")
+            }
+        }
+    }
+}
+
+/// Where `hook install`/`uninstall` write: the project's or the user's Claude Code settings.
+struct HookSettingsOptions: ParsableArguments {
+    @Argument(help: "The agent: claude-code.") var agent: String
+    @Flag(help: "The project's .claude/settings.json, in the current directory (the default).") var project = false
+    @Flag(help: "Your own ~/.claude/settings.json.") var user = false
+
+    func settingsPath() throws -> String {
+        guard agent == HookAgent.claudeCode.rawValue else {
+            printError(agent == HookAgent.codex.rawValue
+                       ? "codex keeps hooks in its own config (~/.codex/config.toml or hooks.json): add a PreToolUse command hook running `agentgate hook codex` there (README, Agent hooks)"
+                       : "unknown agent \(agent); expected claude-code", tool: "agentgate")
+            throw ExitCode(2)
+        }
+        guard !(project && user) else {
+            printError("give --project or --user, not both", tool: "agentgate")
+            throw ExitCode(2)
+        }
+        return user ? AgentGatePaths.home() + "/.claude/settings.json" : AgentGatePaths.currentDirectory() + "/.claude/settings.json"
+    }
+}
+
+struct HookInstallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "install",
+        abstract: "Add agentgate's PreToolUse hook to Claude Code's settings.json, keeping what is there.",
+        discussion: "Installing twice adds one entry. The hook runs this agentgate binary by its absolute path.")
+    @OptionGroup var options: HookSettingsOptions
+
+    func run() throws {
+        let path = try options.settingsPath()
+        let command = ShellQuoting.quote(HookRunner.ownExecutable()) + " hook claude-code"
+        do {
+            let changed = try ClaudeSettings.edit(path) { ClaudeSettings.install(command: command, into: &$0) }
+            print(changed ? "installed the AgentGate hook in \(path): \(command)" : "the AgentGate hook is already in \(path)")
+        } catch let error as ClaudeSettings.Failure {
+            printError(error.description, tool: "agentgate")
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct HookUninstallCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "uninstall",
+        abstract: "Remove agentgate's PreToolUse hook from Claude Code's settings.json, and nothing else.")
+    @OptionGroup var options: HookSettingsOptions
+
+    func run() throws {
+        let path = try options.settingsPath()
+        guard access(path, F_OK) == 0 else {
+            print("no AgentGate hook: \(path) does not exist")
+            return
+        }
+        do {
+            let changed = try ClaudeSettings.edit(path) { ClaudeSettings.uninstall(from: &$0) }
+            print(changed ? "removed the AgentGate hook from \(path)" : "no AgentGate hook in \(path)")
+        } catch let error as ClaudeSettings.Failure {
+            printError(error.description, tool: "agentgate")
+            throw ExitCode(1)
+        }
+    }
+}
+
+/// Claude Code's settings.json, edited in place: parsed, changed, written atomically (a new
+/// file renamed over it), or left untouched.
+enum ClaudeSettings {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    /// Whether a hook command is agentgate's: the agentgate binary (any path) running `hook claude-code`.
+    static func isOurs(_ command: String) -> Bool {
+        guard command.hasSuffix(" hook claude-code") else { return false }
+        var program = String(command.dropLast(" hook claude-code".count))
+        if program.hasPrefix("'"), program.hasSuffix("'"), program.count >= 2 { program = String(program.dropFirst().dropLast()) }
+        return ExecDetails.basename(program) == "agentgate"
+    }
+
+    /// Adds the hook (or points an existing one at `command`); false when it was already there.
+    static func install(command: String, into settings: inout [String: Any]) -> Bool {
+        var hooks = settings["hooks"] as? [String: Any] ?? [:]
+        var groups = hooks["PreToolUse"] as? [Any] ?? []
+        var found = false
+        var changed = false
+        for (index, item) in groups.enumerated() {
+            guard var group = item as? [String: Any], var handlers = group["hooks"] as? [Any] else { continue }
+            for (position, handler) in handlers.enumerated() {
+                guard var entry = handler as? [String: Any], let existing = entry["command"] as? String, isOurs(existing) else { continue }
+                found = true
+                if existing != command {
+                    entry["command"] = command
+                    handlers[position] = entry
+                    changed = true
+                }
+            }
+            group["hooks"] = handlers
+            groups[index] = group
+        }
+        if !found {
+            groups.append(["matcher": "*", "hooks": [["type": "command", "command": command] as [String: Any]]] as [String: Any])
+            changed = true
+        }
+        hooks["PreToolUse"] = groups
+        settings["hooks"] = hooks
+        return changed
+    }
+
+    /// Removes agentgate's hook entries, and the groups and keys that only held them; false when
+    /// there was none.
+    static func uninstall(from settings: inout [String: Any]) -> Bool {
+        guard var hooks = settings["hooks"] as? [String: Any], let groups = hooks["PreToolUse"] as? [Any] else { return false }
+        var changed = false
+        var kept: [Any] = []
+        for item in groups {
+            guard var group = item as? [String: Any], let handlers = group["hooks"] as? [Any] else { kept.append(item); continue }
+            let remaining = handlers.filter { handler in
+                guard let command = (handler as? [String: Any])?["command"] as? String, isOurs(command) else { return true }
+                changed = true
+                return false
+            }
+            if remaining.count == handlers.count { kept.append(item); continue }
+            if remaining.isEmpty { continue }
+            group["hooks"] = remaining
+            kept.append(group)
+        }
+        guard changed else { return false }
+        if kept.isEmpty { hooks.removeValue(forKey: "PreToolUse") } else { hooks["PreToolUse"] = kept }
+        if hooks.isEmpty { settings.removeValue(forKey: "hooks") } else { settings["hooks"] = hooks }
+        return true
+    }
+
+    /// Reads `path` (a missing file is `{}`), applies `change`, and writes the result when it
+    /// changed anything. A file that isn't a JSON object is left as it is.
+    static func edit(_ path: String, _ change: (inout [String: Any]) -> Bool) throws -> Bool {
+        var settings: [String: Any] = [:]
+        var mode: mode_t = 0o644
+        if let data = FileManager.default.contents(atPath: path) {
+            var info = stat()
+            if stat(path, &info) == 0 { mode = info.st_mode & 0o7777 }
+            if !data.allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+                guard let parsed = try? JSONSerialization.jsonObject(with: data), let object = parsed as? [String: Any] else {
+                    throw Failure(description: "\(path) is not a JSON object; it was left as it is (fix it, then run this again)")
+                }
+                settings = object
+            }
+        } else if access(path, F_OK) == 0 {
+            throw Failure(description: "cannot read \(path)")
+        }
+        guard change(&settings) else { return false }
+        let data: Data
+        do {
+            data = try JSONSerialization.data(withJSONObject: settings, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        } catch {
+            throw Failure(description: "cannot write the settings as JSON: \(error)")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        if access(directory, F_OK) != 0 {
+            do {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            } catch {
+                throw Failure(description: "cannot create \(directory): \(error)")
+            }
+        }
+        let temporary = directory + "/.settings.json.agentgate-\(getpid())"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        let bytes = Array(data) + [UInt8(ascii: "\n")]
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                let error = errno
+                close(fd)
+                unlink(temporary)
+                throw Failure(description: "cannot write \(temporary): \(String(cString: strerror(error)))")
+            }
+            written += n
+        }
+        _ = fchmod(fd, mode)
+        guard fsync(fd) == 0, close(fd) == 0, rename(temporary, path) == 0 else {
+            let error = errno
+            unlink(temporary)
+            throw Failure(description: "cannot replace \(path): \(String(cString: strerror(error)))")
+        }
+        return true
+    }
+}

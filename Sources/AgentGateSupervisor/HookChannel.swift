@@ -1,0 +1,318 @@
+import AgentGatePolicy
+import AgentGateStore
+import CSupport
+import Foundation
+import Glibc
+import Logging
+import Synchronization
+
+/// What an agent hook (`agentgate hook claude-code`) asks a session's supervisor: decide this
+/// tool call with the session's policy, and record it in the session.
+public struct HookRequest: Codable, Sendable, Equatable {
+    /// `$AGENTGATE_SESSION` as the hook saw it: must be the session that answers (a mismatch is
+    /// refused, never recorded elsewhere).
+    public var session: String
+    /// "claude-code" or "codex".
+    public var agent: String
+    public var call: ToolCall
+
+    public init(session: String, agent: String, call: ToolCall) {
+        self.session = session
+        self.agent = agent
+        self.call = call
+    }
+}
+
+/// The supervisor's answer: the decision, or why there is none.
+public struct HookAnswer: Codable, Sendable, Equatable {
+    public var ok: Bool
+    public var error: String?
+    /// allow, deny, ask or log, as decided; `answer` is what the agent is told (audit mode and
+    /// log allow).
+    public var decision: String?
+    public var answer: String?
+    public var action: String?
+    public var target: String?
+    public var why: String?
+
+    public init(ok: Bool, error: String? = nil, decision: String? = nil, answer: String? = nil, action: String? = nil,
+                target: String? = nil, why: String? = nil) {
+        self.ok = ok
+        self.error = error
+        self.decision = decision
+        self.answer = answer
+        self.action = action
+        self.target = target
+        self.why = why
+    }
+}
+
+/// A hook decision as the audit trail records it, whoever records it (the supervisor for a
+/// hook inside its session, `agentgate hook` itself outside one).
+public enum HookEvidence {
+    public static func event(call: ToolCall, decided: ToolDecision, policy: Policy, policySHA256: String?,
+                             pid: Int32, ppid: Int32, executable: String, latencyMicros: Int64, home: String?) -> DecisionEvent {
+        var reason = decided.why
+        var ruleID: String?
+        if let index = decided.verdict?.ruleIndex, policy.rules.indices.contains(index) {
+            let rule = policy.rules[index]
+            ruleID = rule.displayID
+            if let ruleReason = rule.reason, decided.verdict?.reason != .escapesScope { reason = ruleReason }
+        }
+        if decided.answer != decided.decision && decided.decision != .log { reason += "; answered \(decided.answer.name)" }
+        let intent = Intent.describe(decided.kind, target: decided.target, argv: decided.argv, home: home).text
+        var event = DecisionEvent(
+            timeMicros: AuditClock.nowMicros(), pid: pid, ppid: ppid, executable: executable,
+            syscall: String(call.tool.prefix(256)), action: recordedAction(decided.kind), target: decided.target,
+            argv: decided.argv.map(DecisionRecorder.recordable),
+            decision: recordedDecision(decided.decision), ruleIndex: decided.verdict?.ruleIndex, reason: reason,
+            latencyMicros: latencyMicros, ruleID: ruleID, intent: intent, notable: decided.decision == .log,
+            enforced: decided.verdict?.enforced ?? (policy.mode == .enforce))
+        event.policySHA256 = policySHA256
+        event.source = .hook
+        return event
+    }
+
+    static func recordedAction(_ kind: ActionKind) -> RecordedAction {
+        switch kind {
+        case .exec: .exec
+        case .fsRead: .fsRead
+        case .fsWrite: .fsWrite
+        case .netEgress: .netEgress
+        case .mcp: .mcp
+        }
+    }
+
+    static func recordedDecision(_ decision: Decision) -> RecordedDecision {
+        switch decision {
+        case .allow: .allow
+        case .deny: .deny
+        case .ask: .ask
+        case .log: .log
+        }
+    }
+}
+
+/// The hook side of a session's hook socket.
+///
+/// The supervisor hands the agent one end of a socketpair (the fd in `$AGENTGATE_HOOK_FD`, the
+/// session in `$AGENTGATE_SESSION`). A hook makes a socketpair of its own, sends one end over
+/// the session's socket, writes its request on the other and reads the answer there, so
+/// concurrent hooks never read each other's answers. The only thing the socket does is decide
+/// and record tool calls in this one session: it can't answer an ask, control the session, or
+/// reach any other session (the agent can't open another session's socket: it only inherits
+/// its own, and the control directory is closed to it).
+public enum HookChannel {
+    public static let descriptorVariable = "AGENTGATE_HOOK_FD"
+    public static let sessionVariable = "AGENTGATE_SESSION"
+    /// The most bytes a request (or answer) may have.
+    static let maximumLength = 4 << 20
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The session's hook socket named by the environment, or nil outside a session; a
+    /// variable that names no such socket is a failure (fail closed: the agent said it is in
+    /// a session).
+    public static func inheritedSocket(_ environment: [String: String]) throws(Failure) -> Int32? {
+        guard let text = environment[descriptorVariable] else { return nil }
+        guard let fd = Int32(text), fd >= 0 else { throw Failure(description: "$\(descriptorVariable) is \"\(text)\", not a descriptor") }
+        var type: Int32 = 0, domain: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
+            throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket (\(String(cString: strerror(errno))))")
+        }
+        length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length)
+        guard domain == AF_UNIX, type == Int32(SOCK_SEQPACKET.rawValue) else {
+            throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket")
+        }
+        return fd
+    }
+
+    /// Asks the supervisor at the other end of `socket` to decide and record `request`.
+    public static func ask(_ request: HookRequest, socket: Int32, timeoutMilliseconds: Int = 3000) throws(Failure) -> HookAnswer {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0 else {
+            throw Failure(description: "cannot make a socketpair: \(String(cString: strerror(errno)))")
+        }
+        defer { close(pair[0]) }
+        let hello: [UInt8] = Array("agentgate-hook/1".utf8)
+        let sent = hello.withUnsafeBytes { agentgate_send_fd(socket, $0.baseAddress, $0.count, pair[1]) }
+        close(pair[1])
+        guard sent >= 0 else {
+            throw Failure(description: "cannot reach the session's supervisor: \(String(cString: strerror(-sent)))")
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        guard let data = try? encoder.encode(request), data.count < maximumLength else {
+            throw Failure(description: "the tool call is too large to send to the session's supervisor")
+        }
+        guard ControlLine.writeAll(pair[0], Array(data) + [UInt8(ascii: "\n")]) else {
+            throw Failure(description: "cannot send the tool call to the session's supervisor: \(String(cString: strerror(errno)))")
+        }
+        let deadline = agentgate_monotonic_ns() + UInt64(timeoutMilliseconds) * 1_000_000
+        guard let line = readLine(pair[0], deadline: deadline) else {
+            throw Failure(description: "no answer from the session's supervisor")
+        }
+        guard let answer = try? JSONDecoder().decode(HookAnswer.self, from: Data(line)) else {
+            throw Failure(description: "an answer from the session's supervisor that isn't one")
+        }
+        return answer
+    }
+
+    /// One line of at most `maximumLength` bytes, by `deadline`.
+    static func readLine(_ fd: Int32, deadline: UInt64) -> [UInt8]? {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) { return Array(buffer[..<newline]) }
+            guard buffer.count <= maximumLength else { return nil }
+            let now = agentgate_monotonic_ns()
+            guard now < deadline else { return nil }
+            let events = agentgate_poll_one(fd, Int16(POLLIN), Int32(min((deadline - now) / 1_000_000 + 1, 60_000)))
+            if events == -EINTR { continue }
+            guard events > 0 else { return nil }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            buffer += chunk.prefix(n)
+        }
+    }
+}
+
+/// The supervisor side of the hook socket: one thread, one request at a time (each bounded by
+/// a deadline, so a hook that never writes holds up only the agent's own hooks).
+final class HookServer: Sendable {
+    /// The end the agent inherits (not close-on-exec); closed in the supervisor once spawned.
+    let agentFD: Int32
+    private let serverFD: Int32
+    private let wakeFDs: (read: Int32, write: Int32)
+    private let thread = Mutex<Thread?>(nil)
+    private let stopped = Atomic<Bool>(false)
+
+    private init(agentFD: Int32, serverFD: Int32, wakeFDs: (Int32, Int32)) {
+        self.agentFD = agentFD
+        self.serverFD = serverFD
+        self.wakeFDs = wakeFDs
+    }
+
+    static func open() -> HookServer? {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &pair) == 0 else { return nil }
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0 else {
+            close(pair[0])
+            close(pair[1])
+            return nil
+        }
+        for fd in [pair[0], pipeFDs[0], pipeFDs[1]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        _ = fcntl(pair[0], F_SETFL, O_NONBLOCK)
+        return HookServer(agentFD: pair[1], serverFD: pair[0], wakeFDs: (pipeFDs[0], pipeFDs[1]))
+    }
+
+    /// The agent's environment with the hook socket named in it (and any outer session's
+    /// variables replaced).
+    func environment(_ environment: [String], session: String) -> [String] {
+        environment.filter { !$0.hasPrefix(HookChannel.descriptorVariable + "=") && !$0.hasPrefix(HookChannel.sessionVariable + "=") }
+            + ["\(HookChannel.descriptorVariable)=\(agentFD)", "\(HookChannel.sessionVariable)=\(session)"]
+    }
+
+    /// Closes the agent's end in the supervisor (the agent has its copy).
+    func agentStarted() {
+        close(agentFD)
+    }
+
+    func start(log: Logger, handle: @escaping @Sendable (HookRequest, pid_t) -> HookAnswer) -> Bool {
+        let thread = Thread(stackSize: 512 << 10) { [self] in serve(log: log, handle: handle) }
+        guard thread.start(detached: false) else { return false }
+        self.thread.withLock { $0 = thread }
+        return true
+    }
+
+    func stop() {
+        guard !stopped.exchange(true, ordering: .relaxed) else { return }
+        var byte: UInt8 = 1
+        _ = write(wakeFDs.write, &byte, 1)
+        if let thread = thread.withLock({ $0 }) { thread.join() }
+        close(serverFD)
+        close(wakeFDs.read)
+        close(wakeFDs.write)
+    }
+
+    private func serve(log: Logger, handle: @Sendable (HookRequest, pid_t) -> HookAnswer) {
+        var fds = [pollfd(fd: serverFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0)]
+        var hello = [UInt8](repeating: 0, count: 64)
+        while true {
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let ready = poll(&fds, 2, -1)
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 || fds[1].revents != 0 { return }
+            if fds[0].revents & Int16(POLLIN) == 0 {
+                // Every copy of the agent's end is closed: nothing more can come.
+                if fds[0].revents & Int16(POLLHUP | POLLERR) != 0 { fds[0].fd = -1 }
+                continue
+            }
+            var channel: Int32 = -1
+            let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(serverFD, $0.baseAddress, $0.count, &channel) }
+            if count < 0 { continue }
+            guard channel >= 0 else { continue }
+            defer { close(channel) }
+            answer(channel, log: log, handle: handle)
+        }
+    }
+
+    private func answer(_ channel: Int32, log: Logger, handle: @Sendable (HookRequest, pid_t) -> HookAnswer) {
+        // Who made the channel: the hook process (socketpair is not trapped, so the kernel
+        // names the process that really made it).
+        var credentials: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var length = UInt32(MemoryLayout.size(ofValue: credentials))
+        var type: Int32 = 0
+        var typeLength = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(channel, SOL_SOCKET, SO_TYPE, &type, &typeLength) == 0, type == Int32(SOCK_STREAM.rawValue),
+              agentgate_getsockopt(channel, SOL_SOCKET, Int32(AGENTGATE_SO_PEERCRED), &credentials, &length) == 0 else {
+            return
+        }
+        let reply: HookAnswer
+        if let line = HookChannel.readLine(channel, deadline: agentgate_monotonic_ns() + 2_000_000_000) {
+            if let request = try? JSONDecoder().decode(HookRequest.self, from: Data(line)) {
+                reply = handle(request, credentials.0)
+            } else {
+                reply = HookAnswer(ok: false, error: "not a hook request")
+            }
+        } else {
+            reply = HookAnswer(ok: false, error: "no complete hook request within 2 s")
+        }
+        _ = ControlLine.writeAll(channel, ControlLine.encode(reply))
+    }
+}
+
+extension Supervisor {
+    /// Decides a hook's tool call with the session's policy and records it in the session
+    /// (source "hook"), as made by the process that asked.
+    func hookAnswer(_ request: HookRequest, pid: pid_t, core: SupervisorCore) -> HookAnswer {
+        let started = agentgate_monotonic_ns()
+        guard request.session == options.sessionName else {
+            log.warning("hook socket: refused a request for session \"\(request.session)\" (pid \(pid)): this is session \"\(options.sessionName)\"")
+            return HookAnswer(ok: false, error: "this hook socket belongs to session \(options.sessionName), not \(request.session)")
+        }
+        guard request.call.tool.utf8.count <= 256, !request.call.tool.isEmpty, request.call.actions.count <= 256 else {
+            return HookAnswer(ok: false, error: "a malformed tool call")
+        }
+        let version = core.policies.version
+        let decided = version.policy.decide(request.call, context: core.contexts.context(tid: pid))
+        let status = ProcStatus(tid: pid)
+        let executable = ProcessTable.readLink("/proc/\(pid)/exe") ?? ""
+        let event = HookEvidence.event(
+            call: request.call, decided: decided, policy: version.policy, policySHA256: version.sha256, pid: pid,
+            ppid: status.ppid, executable: executable, latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000),
+            home: core.recorder.home)
+        core.recorder.counts.count(decided.decision)
+        core.recorder.echo?(event)
+        core.recorder.writer?.record(event)
+        return HookAnswer(ok: true, decision: decided.decision.name, answer: decided.answer.name, action: decided.kind.name,
+                          target: decided.target, why: event.reason)
+    }
+}

@@ -1,0 +1,156 @@
+import AgentGateStore
+import Foundation
+import Glibc
+import Testing
+
+/// `agentgate hook claude-code` run as the real binary, event on stdin, as Claude Code runs it;
+/// its evidence outside and inside a supervised session; `hook install`/`uninstall`.
+@Suite(.serialized) struct HookCommandTests {
+    static var agentgate: String { PolicyCommandTests.agentgate }
+
+    static let policyYAML = """
+        version: 2
+        default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: deny}
+        rules:
+          - id: ssh-keys
+            match: {action: fs_read, target_glob: "$HOME/.ssh/**"}
+            decision: deny
+            reason: SSH keys
+          - id: outside
+            match: {action: fs_write, target_glob: "/etc/**"}
+            decision: deny
+          - id: pushes
+            match: {action: exec, command: "git push*"}
+            decision: ask
+          - id: github
+            match: {action: mcp, tool: "mcp__github__*"}
+            decision: allow
+        """
+
+    /// Runs the hook with `event` on stdin; (exit status, stdout JSON's decision and reason, stderr).
+    static func hook(_ h: Harness, _ event: String, extra: [String] = [], environment: [String: String] = [:])
+        -> (status: Int32, decision: String?, reason: String?, stderr: String) {
+        let file = h.path("event-\(UInt32.random(in: 0...UInt32.max)).json")
+        FileManager.default.createFile(atPath: file, contents: Data(event.utf8))
+        var env = ProcessInfo.processInfo.environment
+        env["AGENTGATE_DB"] = h.db
+        for (key, value) in environment { env[key] = value }
+        let command = ([agentgate, "hook", "claude-code"] + extra).map { "'\($0)'" }.joined(separator: " ") + " < '\(file)'"
+        let result = h.run(["/bin/sh", "-c", command], environment: env)
+        let object = (try? JSONSerialization.jsonObject(with: Data(result.stdout.utf8))) as? [String: Any]
+        let output = object?["hookSpecificOutput"] as? [String: Any]
+        if result.status == 0 { #expect(output?["hookEventName"] as? String == "PreToolUse", "\(result.stdout)") }
+        return (result.status, output?["permissionDecision"] as? String, output?["permissionDecisionReason"] as? String, result.stderr)
+    }
+
+    static func event(_ tool: String, _ input: [String: Any], cwd: String, session: String = "cc-1") -> String {
+        let object: [String: Any] = ["session_id": session, "transcript_path": "/tmp/t.jsonl", "cwd": cwd,
+                                     "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": tool,
+                                     "tool_input": input, "tool_use_id": "toolu_1"]
+        return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+    }
+
+    @Test func answersAllowDenyAskAndBlocksBadInputWithExit2() throws {
+        let h = try Harness()
+        let policy = try h.policy(Self.policyYAML)
+        let home = AgentGatePaths_home()
+        let p = ["--policy", policy]
+        let read = Self.hook(h, Self.event("Read", ["file_path": home + "/.ssh/id_rsa"], cwd: h.dir), extra: p)
+        #expect(read.status == 0 && read.decision == "deny" && read.reason?.contains("SSH keys") == true, "\(read)")
+        let write = Self.hook(h, Self.event("Write", ["file_path": "notes.txt", "content": "x"], cwd: h.dir), extra: p)
+        #expect(write.decision == "allow", "\(write)")
+        let etc = Self.hook(h, Self.event("Edit", ["file_path": "../../etc/passwd", "old_string": "a", "new_string": "b"], cwd: h.dir),
+                            extra: p)
+        #expect(etc.decision == "deny" && etc.reason?.contains("/etc/passwd") == true, "\(etc)")
+        let push = Self.hook(h, Self.event("Bash", ["command": "cd src && git push --force"], cwd: h.dir), extra: p)
+        #expect(push.decision == "ask", "\(push)")
+        let fetch = Self.hook(h, Self.event("WebFetch", ["url": "https://example.com/", "prompt": "x"], cwd: h.dir), extra: p)
+        #expect(fetch.decision == "deny", "\(fetch)")
+        #expect(Self.hook(h, Self.event("mcp__github__get_issue", [:], cwd: h.dir), extra: p).decision == "allow")
+        #expect(Self.hook(h, Self.event("mcp__slack__post", [:], cwd: h.dir), extra: p).decision == "ask")
+        #expect(Self.hook(h, Self.event("SomethingNew", [:], cwd: h.dir), extra: p).decision == "ask")
+        // Fail closed: exit 2, the reason on stderr, nothing on stdout.
+        for bad in ["not json", #"{"session_id":"x"}"#, Self.event("Read", ["file_path": 3], cwd: h.dir)] {
+            let refused = Self.hook(h, bad, extra: p)
+            #expect(refused.status == 2 && refused.decision == nil && refused.stderr.contains("the tool call is blocked"), "\(refused)")
+        }
+        let broken = try h.policy("rules: [")
+        let unloadable = Self.hook(h, Self.event("Read", ["file_path": "/etc/hostname"], cwd: h.dir), extra: ["--policy", broken])
+        #expect(unloadable.status == 2 && unloadable.stderr.contains("policy error"), "\(unloadable)")
+
+        // Evidence: one session of the agent's own, every decision tagged hook, chain intact.
+        let rows = h.query("SELECT session_id, action, decision, source, syscall FROM events ORDER BY id")
+        #expect(rows.count == 8, "\(rows)")
+        #expect(rows.allSatisfy { $0[0] == "claude-code-cc-1" && $0[3] == "hook" }, "\(rows)")
+        #expect(rows[0] == ["claude-code-cc-1", "fs_read", "deny", "hook", "Read"], "\(rows)")
+        #expect(h.query("SELECT agent FROM sessions") == [["claude-code"]])
+        let audit = h.run([Self.agentgate, "audit", "--db", h.db])
+        #expect(audit.stdout.contains("hook:fs_read deny"), "\(audit.stdout)")
+        let json = h.run([Self.agentgate, "audit", "--db", h.db, "--json"])
+        #expect(json.stdout.contains(#""source":"hook""#), "\(json.stdout.prefix(400))")
+        let verify = h.run([Self.agentgate, "audit", "verify", "--db", h.db])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test func insideASessionTheSupervisorDecidesAndRecordsAndAForgedSessionIsRefused() throws {
+        let h = try Harness()
+        let policy = try h.policy(Self.policyYAML)
+        let home = AgentGatePaths_home()
+        try h.write("read.json", Self.event("Read", ["file_path": home + "/.ssh/id_rsa"], cwd: h.dir, session: "inner"))
+        // Another session already in the same database, which the forged request names.
+        let other = h.supervised(["/bin/true"], policy: policy, extra: ["--session", "victim"])
+        #expect(other.status == 0, "\(other.stderr)")
+        let script = """
+            '\(Self.agentgate)' hook claude-code < '\(h.path("read.json"))'; echo "status $?"
+            AGENTGATE_SESSION=victim '\(Self.agentgate)' hook claude-code < '\(h.path("read.json"))'; echo "forged $?"
+            AGENTGATE_HOOK_FD=0 '\(Self.agentgate)' hook claude-code < '\(h.path("read.json"))'; echo "wrong fd $?"
+            """
+        // No --policy for the hook: inside the session the session's policy decides.
+        let run = h.supervised(["/bin/sh", "-c", script], policy: policy, extra: ["--session", "outer"])
+        #expect(run.stdout.contains(#""permissionDecision":"deny""#) && run.stdout.contains("status 0"), "\(run.stdout) \(run.stderr)")
+        #expect(run.stdout.contains("forged 2") && run.stdout.contains("wrong fd 2"), "\(run.stdout)")
+        let hooks = h.query("SELECT session_id, action, target, decision, source FROM events WHERE source = 'hook'")
+        #expect(hooks == [["outer", "fs_read", home + "/.ssh/id_rsa", "deny", "hook"]], "\(hooks)")
+        #expect(h.query("SELECT count(*) FROM events WHERE session_id = 'victim' AND source IS NOT NULL") == [["0"]])
+        // The hook did not open the database (the session protects it): no session of its own.
+        #expect(h.query("SELECT count(*) FROM sessions") == [["2"]])
+        let verify = h.run([Self.agentgate, "audit", "verify", "--db", h.db])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
+    @Test func installAndUninstallEditOnlyTheirOwnEntry() throws {
+        let h = try Harness()
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = h.path("home")
+        try FileManager.default.createDirectory(atPath: h.path("home/.claude"), withIntermediateDirectories: true)
+        let original = #"{"permissions": {"allow": ["Bash(ls)"]}, "hooks": {"PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "./check.sh"}]}]}}"#
+        try h.write("home/.claude/settings.json", original)
+        for _ in 0..<2 { #expect(h.run([Self.agentgate, "hook", "install", "claude-code", "--user"], environment: env).status == 0) }
+        let installed = try String(contentsOfFile: h.path("home/.claude/settings.json"), encoding: .utf8)
+        #expect(installed.components(separatedBy: "hook claude-code").count == 2, "\(installed)")
+        let real = PolicyCommandTests.real(Self.agentgate)
+        #expect(installed.contains(real + " hook claude-code") && installed.contains("./check.sh") && installed.contains("Bash(ls)"))
+        #expect(h.run([Self.agentgate, "hook", "uninstall", "claude-code", "--user"], environment: env).status == 0)
+        let removed = try String(contentsOfFile: h.path("home/.claude/settings.json"), encoding: .utf8)
+        #expect(!removed.contains("agentgate") && removed.contains("./check.sh") && removed.contains("Bash(ls)"), "\(removed)")
+        // A file that doesn't parse is left exactly as it is.
+        try h.write("home/.claude/settings.json", "{ not json")
+        let refused = h.run([Self.agentgate, "hook", "install", "claude-code", "--user"], environment: env)
+        #expect(refused.status == 1 && refused.stderr.contains("is not a JSON object"), "\(refused.stderr)")
+        #expect(try String(contentsOfFile: h.path("home/.claude/settings.json"), encoding: .utf8) == "{ not json")
+        // --project: .claude/settings.json where it runs, created when missing.
+        let project = Process()
+        project.executableURL = URL(fileURLWithPath: Self.agentgate)
+        project.arguments = ["hook", "install", "claude-code", "--project"]
+        project.currentDirectoryURL = URL(fileURLWithPath: h.dir)
+        try project.run()
+        project.waitUntilExit()
+        #expect(project.terminationStatus == 0)
+        #expect((try? String(contentsOfFile: h.path(".claude/settings.json"), encoding: .utf8))?.contains(#""matcher" : "*""#) == true)
+    }
+}
+
+/// The test user's home, resolved as the policy resolves $HOME.
+func AgentGatePaths_home() -> String {
+    PolicyCommandTests.real(ProcessInfo.processInfo.environment["HOME"] ?? "/root")
+}
