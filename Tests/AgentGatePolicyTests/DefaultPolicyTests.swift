@@ -23,8 +23,7 @@ struct DefaultPolicyTests {
     @Test("default is deny and every action kind is covered by a catch-all rule")
     func shape() {
         #expect(ActionKind.allCases.allSatisfy { policy.defaultDecision(for: $0) == .deny })
-        // mcp (agent hooks) is left to the default: a tool no rule names is denied.
-        for kind in ActionKind.allCases where kind != .mcp {
+        for kind in ActionKind.allCases {
             #expect(policy.rules.contains { $0.action == kind && $0.targetGlob == nil }, "\(kind.name)")
         }
     }

@@ -72,11 +72,11 @@ struct SessionUnitColumnTests {
         }
         try rawSQL(path, """
             ALTER TABLE sessions DROP COLUMN unit; ALTER TABLE sessions DROP COLUMN unit_cgroup;
-            ALTER TABLE sessions DROP COLUMN invocation_id; PRAGMA user_version = 4;
+            ALTER TABLE sessions DROP COLUMN invocation_id; ALTER TABLE events DROP COLUMN source; PRAGMA user_version = 4;
             """)
         let store = try AuditStore(path: path)
         defer { store.close() }
-        #expect(try store.schemaVersion() == 5)
+        #expect(try store.schemaVersion() == AuditSchema.currentVersion)
         #expect(try store.session(id: "session-1")?.unit == nil)
         var inUnit = sampleSession(id: "session-2")
         inUnit.unit = Self.unit
