@@ -279,8 +279,8 @@ struct CheckCommand: ParsableCommand {
 /// `agentgate policy`: test and lint policies.
 struct PolicyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "policy", abstract: "Test and lint policies.",
-        subcommands: [PolicyTestCommand.self, PolicyLintCommand.self])
+        commandName: "policy", abstract: "Test, lint and suggest policies.",
+        subcommands: [PolicyTestCommand.self, PolicyLintCommand.self, PolicySuggestCommand.self])
 }
 
 /// `agentgate policy test`: runs case files against a policy.

@@ -58,6 +58,11 @@ public struct SuperviseCommand: ParsableCommand {
         discussion: "By default every query to port 53 goes to the session's own forwarder, which decides it and remembers the answer, so a connect is decided by the name the agent resolved."))
     var noDNSCapture = false
 
+    @Flag(help: ArgumentHelp(
+        "Learning mode: decide and record every action as the policy would, block nothing (but the supervisor's own files), ask nobody.",
+        discussion: "Then `agentgate policy suggest SESSION` writes the rules that would have let the session run."))
+    var learn = false
+
     @Option(help: "Threads receiving notifications.")
     var threads = 2
 
@@ -90,6 +95,9 @@ public struct SuperviseCommand: ParsableCommand {
     var command: [String] = []
 
     public init() {}
+
+    /// The `sessions.mode` of a session run with `--learn` (the policy ran in audit mode).
+    public static let learningMode = "learn"
 
     enum WakeupMode: String, ExpressibleByArgument { case sync, `default` }
     enum UnitKindFlag: String, EnumerableFlag { case scope, service }
@@ -155,7 +163,8 @@ public struct SuperviseCommand: ParsableCommand {
         let record = SessionRecord(
             id: sessionID, agent: agentName, command: command, cwd: cwd,
             policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: AuditClock.nowMicros(),
-            endTimeMicros: nil, exitStatus: nil, mode: loaded.policy.mode.name, context: context, unit: placement)
+            endTimeMicros: nil, exitStatus: nil, mode: learn ? Self.learningMode : loaded.policy.mode.name,
+            context: context, unit: placement)
         let audit: AuditSession
         do throws(AuditSession.BeginError) {
             audit = try AuditSession.begin(record, in: store)
@@ -194,6 +203,12 @@ public struct SuperviseCommand: ParsableCommand {
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
         options.policySHA256 = loaded.sha256.isEmpty ? nil : loaded.sha256
         options.policyReload = loaded.reloadSource(variables: variables, environment: environment)
+        if learn, let reload = options.policyReload {
+            // A policy read again is learned under too: nothing it says is enforced.
+            options.policyReload = PolicyReloadSource(path: reload.path, files: reload.files) {
+                reload.load().map { PolicyReloadSource.Loaded(policy: $0.policy.inMode(.audit), sha256: $0.sha256) }
+            }
+        }
         options.ruleSaver = loaded.ruleSaver(variables: variables, environment: environment)
         options.capturesDNS = !noDNSCapture
         options.maxProcesses = maxProcesses
@@ -207,10 +222,14 @@ public struct SuperviseCommand: ParsableCommand {
         }
         options.agentName = agentName
         options.home = variables.home
-        if loaded.policy.mode == .audit && !quiet {
+        if learn && !quiet {
+            printError("learning mode: every decision is recorded as the policy would make it, nothing is blocked "
+                       + "(but the audit database, the policy and AgentGate's configuration) and nobody is asked")
+        } else if loaded.policy.mode == .audit && !quiet {
             printError("audit mode (\(loaded.source)): every decision is recorded, nothing is blocked")
         }
-        let supervisor = Supervisor(options: options, policy: loaded.policy, writer: audit.writer)
+        let supervisor = Supervisor(options: options, policy: learn ? loaded.policy.inMode(.audit) : loaded.policy,
+                                    writer: audit.writer)
 
         let status: Int32
         do {
@@ -231,6 +250,14 @@ public struct SuperviseCommand: ParsableCommand {
             printError(Self.summary(sessionID: sessionID, exitStatus: status, counts: supervisor.counts,
                                     namedDatabase: databasePath != AgentGatePaths.database(nil, environment: environment.filter { $0.key != "AGENTGATE_DB" }),
                                     databasePath: databasePath))
+            if learn {
+                var suggest = [Self.agentgateCommand(), "policy", "suggest"]
+                if databasePath != AgentGatePaths.database(nil, environment: environment.filter { $0.key != "AGENTGATE_DB" }) {
+                    suggest += ["--db", databasePath]
+                }
+                suggest.append(sessionID.count > 8 && UUID(uuidString: sessionID) != nil ? String(sessionID.prefix(8)) : sessionID)
+                printError("learned; the rules that would have let it run: " + suggest.map(ShellQuoting.quote).joined(separator: " "))
+            }
         }
         throw ExitCode(status)
     }
@@ -306,6 +333,7 @@ public struct SuperviseCommand: ParsableCommand {
         options += ["--max-processes", "\(maxProcesses)", "--wakeup", wakeup.rawValue, "--fd-injection", fdInjection.rawValue,
                     "--threads", "\(threads)"]
         if noDNSCapture { options.append("--no-dns-capture") }
+        if learn { options.append("--learn") }
         return options
     }
 

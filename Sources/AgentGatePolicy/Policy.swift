@@ -64,7 +64,7 @@ public struct Policy: Sendable {
     /// Every file the policy was read from: `source` first, then included files.
     public let files: [String]
     /// `enforce` (the default) or `audit`.
-    public let mode: PolicyMode
+    public private(set) var mode: PolicyMode
     /// Routes the supervisor can't see through that this policy explicitly reopens.
     public let allowedUnsupervised: Set<UnsupervisedRoute>
     /// `explain_denials` (default true): a process whose exec is denied is told why, in one
@@ -138,6 +138,13 @@ public struct Policy: Sendable {
 
     /// The decision when no rule matches an action of `kind`.
     public func defaultDecision(for kind: ActionKind) -> Decision { defaults[Int(kind.rawValue)] }
+
+    /// The same policy in `mode` (`agentgate-supervise --learn` runs any policy in audit mode).
+    public func inMode(_ mode: PolicyMode) -> Policy {
+        var copy = self
+        copy.mode = mode
+        return copy
+    }
 
     /// Decides one action. `target` is an absolute path for `exec`/`fs_read`/`fs_write` (already
     /// resolved by the supervisor) or a network target such as `1.2.3.4:443`, `[::1]:80` or

@@ -93,7 +93,8 @@ extension EvidencePack {
         // Session.
         page += "<h2 id=\"session\">Session</h2>\n<dl class=\"kv\">\n"
         pair("Agent", record.agent)
-        pair("Mode", record.mode == "audit" ? "audit (decided and recorded, not enforced)" : record.mode)
+        pair("Mode", record.mode == "audit" ? "audit (decided and recorded, not enforced)"
+             : record.mode == "learn" ? "learn (decided and recorded, not enforced)" : record.mode)
         pair("Command", record.command.joined(separator: " "), mono: true)
         pair("Working directory", record.cwd, mono: true)
         pair("Policy", record.policyPath, mono: true)

@@ -17,7 +17,7 @@ public enum SessionListing {
             duration = "-"
         }
         let command = AuditFormat.printable(session.command.joined(separator: " "))
-        return [session.id, session.agent + (session.mode == "audit" ? " (audit)" : ""),
+        return [session.id, session.agent + (session.mode == "audit" ? " (audit)" : session.mode == "learn" ? " (learn)" : ""),
                 AuditTime.dateTime(session.startTimeMicros), duration, status, "\(events)",
                 "\(denied)", command.count > 60 ? String(command.prefix(59)) + "…" : command]
     }

@@ -80,7 +80,8 @@ public struct SessionReport: Sendable {
             lines.append(name.padding(toLength: 10, withPad: " ", startingAt: 0) + AuditFormat.printable(value))
         }
         field("Session", record.id)
-        field("Agent", record.agent + (record.mode == "audit" ? "  (audit mode: decided and recorded, not enforced)" : ""))
+        field("Agent", record.agent + (record.mode == "audit" ? "  (audit mode: decided and recorded, not enforced)"
+            : record.mode == "learn" ? "  (learning session: nothing was blocked but the supervisor's own files)" : ""))
         field("Command", record.command.joined(separator: " "))
         field("Cwd", record.cwd)
         field("Policy", "\(record.policyPath) (sha256 \(record.policySHA256.prefix(16))…)")

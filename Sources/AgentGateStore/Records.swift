@@ -18,7 +18,8 @@ public struct SessionRecord: Sendable, Equatable {
     public var endTimeMicros: Int64?
     /// Exit status of the supervised command; nil while running.
     public var exitStatus: Int32?
-    /// "enforce" (decisions are applied) or "audit" (decided and recorded, never blocked).
+    /// "enforce" (decisions are applied), "audit" (decided and recorded, never blocked) or
+    /// "learn" (`agentgate-supervise --learn`: the policy ran in audit mode, to learn from).
     public var mode: String
     /// Where and as whom the session ran (OS, user, capabilities, environment, interfaces);
     /// nil for sessions recorded before schema v2 or without context. Stored as JSON in
