@@ -201,8 +201,13 @@ public final class Supervisor: Sendable {
         // scheduling; and the agent goes first when memory runs out.
         let cgroup = SessionCgroup.create(name: "agentgate-\(getpid())", maxProcesses: options.maxProcesses,
                                           maxMemoryBytes: options.maxMemoryBytes ?? Self.defaultMemoryLimit())
+        // RLIMIT_NPROC counts this supervisor's threads too, and most start after the spawn:
+        // the blocking-call workers, the receivers (standby ones included), and at most seven
+        // more (main, control socket, policy reload, the DNS forwarder's two, audit writer, hooks).
+        let supervisorThreadsToCome = BlockingOperations.workerCount + max(1, options.receiverThreads)
+            + SupervisorCore.askCapacity + 7
         let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
-            ? Int64(Self.userProcessCount() + options.maxProcesses) : -1
+            ? Int64(Self.userProcessCount() + supervisorThreadsToCome + options.maxProcesses) : -1
         let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
         let allowsKernel = policy.allowedUnsupervised.contains(.kernel)
 
@@ -360,7 +365,9 @@ public final class Supervisor: Sendable {
         return UInt64(pages) * UInt64(size) / 4 * 3
     }
 
-    /// Processes of the real uid (RLIMIT_NPROC counts them all, not just the session's).
+    /// Tasks of the real uid: RLIMIT_NPROC counts every thread of every process of the user
+    /// (this supervisor's own threads among them), not just the session's processes. A
+    /// process's task directory has two links more than it has threads.
     static func userProcessCount() -> Int {
         guard let proc = opendir("/proc") else { return 0 }
         defer { closedir(proc) }
@@ -370,7 +377,9 @@ public final class Supervisor: Sendable {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard pid_t(name) != nil else { continue }
             var info = stat()
-            if stat("/proc/" + name, &info) == 0 && info.st_uid == uid { count += 1 }
+            guard stat("/proc/" + name, &info) == 0 && info.st_uid == uid else { continue }
+            var tasks = stat()
+            count += stat("/proc/" + name + "/task", &tasks) == 0 && tasks.st_nlink > 2 ? Int(tasks.st_nlink) - 2 : 1
         }
         return count
     }
