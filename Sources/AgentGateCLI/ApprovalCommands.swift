@@ -16,7 +16,13 @@ enum PendingAsks {
             do {
                 let response = try ControlClient.send(ControlRequest(op: ControlOperation.approvals.rawValue), to: socket)
                 if response.ok {
-                    asks += response.asks ?? []
+                    // The asks are this socket's session's, whatever the answer says: a socket can
+                    // claim to speak for another session, and `approve` must go where the ask was seen.
+                    asks += (response.asks ?? []).map { ask in
+                        var ask = ask
+                        ask.session = id
+                        return ask
+                    }
                 } else {
                     printError("session \(id) refused: \(response.error ?? "no reason given")", tool: "agentgate")
                 }

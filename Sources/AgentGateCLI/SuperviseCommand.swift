@@ -200,7 +200,10 @@ public struct SuperviseCommand: ParsableCommand {
         options.protectedFiles = AuditDatabaseFiles(databasePath: databasePath).all
             + loaded.files + echo.protectedFiles
         // Where policies are found without being named: never writable from inside a session.
+        // Nor where the control sockets of this user's other sessions are: an agent could answer
+        // their asks, or put a socket of its own in place of theirs.
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
+            + ControlDirectory.candidates(environment: environment)
         options.policySHA256 = loaded.sha256.isEmpty ? nil : loaded.sha256
         options.policyReload = loaded.reloadSource(variables: variables, environment: environment)
         if learn, let reload = options.policyReload {

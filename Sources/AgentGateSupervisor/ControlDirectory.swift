@@ -57,6 +57,20 @@ public struct ControlDirectory: Sendable, Equatable {
         return ControlDirectory(path: own.path, alsoSearched: systemSessionDirectories(excluding: own.path))
     }
 
+    /// Every directory this user's sessions may keep control sockets in: the named ones, the
+    /// runtime directory's, the /tmp fallback and /run/agentgate (system services).
+    public static func candidates(environment: [String: String]) -> [String] {
+        var directories = ["/tmp/agentgate-\(getuid())", systemSessionsDirectory]
+        if let named = environment["AGENTGATE_RUNTIME_DIR"], named.hasPrefix("/") { directories.append(named) }
+        if let systemd = environment["RUNTIME_DIRECTORY"]?.split(separator: ":").first, systemd.hasPrefix("/") {
+            directories.append(String(systemd))
+        }
+        if let runtime = environment["XDG_RUNTIME_DIR"], runtime.hasPrefix("/") {
+            directories.append(runtime.hasSuffix("/") ? runtime + "agentgate" : runtime + "/agentgate")
+        }
+        return directories
+    }
+
     private static func resolveOwn(environment: [String: String], create: Bool) throws(Unusable) -> ControlDirectory {
         let uid = getuid()
         if let named = environment["AGENTGATE_RUNTIME_DIR"], !named.isEmpty {
@@ -107,8 +121,15 @@ public struct ControlDirectory: Sendable, Equatable {
     /// dot, or too long for a socket address).
     public func socketPath(session: String) -> String? {
         guard !session.isEmpty, !session.hasPrefix("."), !session.contains("/"), !session.utf8.contains(0) else { return nil }
-        // The directory that has the session's socket; a new socket goes in `path`.
-        let holder = alsoSearched.first { access($0 + "/" + session + ".sock", F_OK) == 0 && access(path + "/" + session + ".sock", F_OK) != 0 } ?? path
+        // The directory that has the session's socket; a new socket goes in `path`. The user's
+        // own directory wins; a session found in several of the others is named by none (any
+        // user can make a socket of that name in a directory of their own).
+        var holder = path
+        if access(path + "/" + session + ".sock", F_OK) != 0 {
+            let holders = alsoSearched.filter { access($0 + "/" + session + ".sock", F_OK) == 0 }
+            guard holders.count <= 1 else { return nil }
+            holder = holders.first ?? path
+        }
         let socket = holder + "/" + session + ".sock"
         return socket.utf8.count <= Self.maximumSocketPathLength ? socket : nil
     }

@@ -8,6 +8,52 @@ import SystemPackage
 struct ControlPeer: Sendable {
     let pid: pid_t
     let uid: uid_t
+    /// The peer runs under more seccomp filters than the supervisor, as every supervised agent
+    /// does (a filter is inherited and can't be removed), or can't be shown not to: it may be an
+    /// agent of another session, so it may not answer asks or resume a paused session.
+    var confined = true
+
+    init(pid: pid_t, uid: uid_t, confined: Bool = true) {
+        self.pid = pid
+        self.uid = uid
+        self.confined = confined
+    }
+
+    /// Whether the peer of `connection` (which connected as `pid`) runs under more seccomp
+    /// filters than this supervisor: every agent of a session does (its supervisor's, plus the
+    /// session's own, which can't be removed), while a person's terminal in the same
+    /// environment (a container's default filter, say) has the same as the supervisor.
+    /// /proc/PID/status is read while a pidfd of the very process that connected
+    /// (SO_PEERPIDFD, Linux 6.5+; else pidfd_open, racing pid reuse) shows it still alive, so a
+    /// recycled pid can't lend its status. True when that can't be established.
+    static func isConfined(connection: Int32, pid: pid_t) -> Bool {
+        var pidfd: Int32 = -1
+        var length = UInt32(MemoryLayout<Int32>.size)
+        if agentgate_getsockopt(connection, SOL_SOCKET, 77 /* SO_PEERPIDFD */, &pidfd, &length) != 0 || pidfd < 0 {
+            pidfd = agentgate_pidfd_open(pid)
+        }
+        guard pidfd >= 0, let own = ownFilterCount else { return true }
+        defer { close(pidfd) }
+        let peer = filterCount("/proc/\(pid)/status")
+        guard let peer, agentgate_pidfd_send_signal(pidfd, 0, nil, 0) == 0 else { return true }
+        return peer > own
+    }
+
+    /// This process's seccomp filters (the environment's: the supervisor installs none on itself).
+    private static let ownFilterCount = filterCount("/proc/self/status")
+
+    /// `Seccomp_filters:` of a /proc status file (Linux 5.9+), nil when unreadable.
+    private static func filterCount(_ path: String) -> Int? {
+        let status = open(path, O_RDONLY | O_CLOEXEC)
+        guard status >= 0 else { return nil }
+        defer { close(status) }
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let count = buffer.withUnsafeMutableBytes { read(status, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let text = String(decoding: buffer[..<count], as: UTF8.self)
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Seccomp_filters:") }) else { return nil }
+        return Int(line.dropFirst("Seccomp_filters:".count).filter { !$0.isWhitespace })
+    }
 
     /// `alice (uid 1000)`.
     var userDescription: String {
@@ -115,7 +161,8 @@ final class ControlServer: Sendable {
             _ = ControlLine.writeAll(connection, ControlLine.encode(ControlResponse.failure("permission denied: unknown peer")))
             return
         }
-        let peer = ControlPeer(pid: credentials.0, uid: credentials.1)
+        let peer = ControlPeer(pid: credentials.0, uid: credentials.1,
+                               confined: ControlPeer.isConfined(connection: connection, pid: credentials.0))
         let ownUID = getuid()
         // A connection made from inside the supervisor is one it made for the agent: never the
         // user's. Everyone but the supervisor's own user and root is refused.

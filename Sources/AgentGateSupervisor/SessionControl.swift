@@ -40,6 +40,10 @@ extension Supervisor {
                 log.info("session paused by \(user)")
             }
         case .resume:
+            if peer.confined {
+                log.warning("control socket: refused to resume for pid \(peer.pid), which runs under more seccomp filters than the supervisor")
+                return ControlResponse(ok: false, error: Self.confinedRefusal, session: session)
+            }
             if receivers.isPaused {
                 receivers.resume()
                 core.recorder.recordControl("agentgate resume", decision: .log, peer: peer,
@@ -86,12 +90,21 @@ extension Supervisor {
         text.utf8.count <= 2000 ? text : String(decoding: text.utf8.prefix(2000), as: UTF8.self) + "… (\(text.utf8.count) bytes)"
     }
 
+    /// Why a confined peer may not answer asks or resume a session.
+    static let confinedRefusal = "permission denied: the caller runs under more seccomp filters than the session's supervisor, "
+        + "as a supervised agent does, so it may not answer asks or resume a session; run agentgate from a terminal "
+        + "outside any agent's session"
+
     /// `approve` / `deny`: answers a pending ask for the peer (never for a process of the
     /// session itself, which can't reach the socket anyway).
     private func answerAsk(_ request: ControlRequest, allow: Bool, peer: ControlPeer, core: SupervisorCore) -> ControlResponse {
         let session = options.sessionName
         guard let id = request.id, !id.isEmpty else {
             return ControlResponse(ok: false, error: "\(allow ? "approve" : "deny") needs the id of a pending ask", session: session)
+        }
+        if peer.confined {
+            log.warning("control socket: refused an answer to ask \(id) from pid \(peer.pid), which runs under more seccomp filters than the supervisor")
+            return ControlResponse(ok: false, error: Self.confinedRefusal, session: session)
         }
         if core.membership(of: peer.pid) == .session {
             log.warning("control socket: refused an answer to ask \(id) from pid \(peer.pid), a process of the session itself")

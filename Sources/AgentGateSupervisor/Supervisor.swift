@@ -276,8 +276,8 @@ public final class Supervisor: Sendable {
                                   recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts,
                                                              home: options.home),
                                   injection: options.injection, supervisorPID: getpid(),
-                                  protectedFiles: options.protectedFiles.map(FilePaths.resolvedDirectory(of:)),
-                                  protectedDirectories: Array(Set(protectedDirectories + protectedDirectories.map(FilePaths.resolvedDirectory(of:)))),
+                                  protectedFiles: Self.namesTheKernelMayUse(options.protectedFiles),
+                                  protectedDirectories: Self.namesTheKernelMayUse(protectedDirectories),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
                                   waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS)
         core.contexts.setRoot(spawned.pid)
@@ -363,6 +363,20 @@ public final class Supervisor: Sendable {
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
         guard pages > 0, size > 0 else { return nil }
         return UInt64(pages) * UInt64(size) / 4 * 3
+    }
+
+    /// Every name under which the agent's calls can reach `paths`, as the kernel resolves them:
+    /// as given, with the directory resolved, and with the deepest existing ancestor resolved
+    /// (a protected directory whose parents don't exist yet, below a symlinked home, is reached
+    /// through the real path once the agent creates them).
+    static func namesTheKernelMayUse(_ paths: [String]) -> [String] {
+        var names = Set<String>()
+        for path in paths {
+            names.insert(path)
+            names.insert(FilePaths.resolvedDirectory(of: path))
+            names.insert(FilePaths.resolvedExisting(path))
+        }
+        return names.sorted()
     }
 
     /// Tasks of the real uid: RLIMIT_NPROC counts every thread of every process of the user

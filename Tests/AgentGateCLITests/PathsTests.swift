@@ -86,6 +86,15 @@ struct PathsTests {
         #expect(directory.socketPath(session: "feed") == root + "/nightly/feed.sock")
         #expect(directory.socketPath(session: "mine") == root + "/own/mine.sock")
         #expect(directory.socketPath(session: "new") == root + "/own/new.sock")
+        // The same session in two directories that aren't the user's own: named by neither.
+        try FileManager.default.createDirectory(atPath: root + "/other", withIntermediateDirectories: false,
+                                                attributes: [.posixPermissions: 0o700])
+        try Data().write(to: URL(fileURLWithPath: root + "/other/feed.sock"))
+        let twice = ControlDirectory(path: root + "/own", alsoSearched: [root + "/nightly", root + "/other"])
+        #expect(twice.socketPath(session: "feed") == nil)
+        // One in the user's own directory wins.
+        try Data().write(to: URL(fileURLWithPath: root + "/own/feed.sock"))
+        #expect(twice.socketPath(session: "feed") == root + "/own/feed.sock")
         // Someone else's directory is used only by root.
         if getuid() == 0 {
             try FileManager.default.createDirectory(atPath: root + "/alice", withIntermediateDirectories: false,
