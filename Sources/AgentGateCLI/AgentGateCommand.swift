@@ -13,7 +13,7 @@ public struct AgentGateCommand: ParsableCommand {
             SyscallsCommand.self,
             KillCommand.self, PauseCommand.self, ResumeCommand.self,
             ApprovalsCommand.self, ApproveCommand.self, DenyCommand.self,
-            PathsCommand.self, HookCommand.self,
+            PathsCommand.self, HookCommand.self, MCPCommand.self,
         ])
     public init() {}
 }

@@ -17,6 +17,8 @@ public struct PolicyRule: Sendable, Equatable {
     /// `match.cidr` and `match.ports` as written.
     public let networks: [String]
     public let ports: [String]
+    /// `match.arguments` of an mcp rule as written, `name: glob` each, in file order.
+    public internal(set) var arguments: [String] = []
     /// `when:` as written, one `key: value` summary per condition; empty when unconditional.
     public let conditions: [String]
     public let decision: Decision
@@ -47,7 +49,7 @@ public struct PolicyRule: Sendable, Equatable {
 
     /// Whether the rule tests more than the action and target (argv, command, network, `when`).
     public var hasExtraConstraints: Bool {
-        argv != nil || !commands.isEmpty || !networks.isEmpty || !ports.isEmpty || !conditions.isEmpty
+        argv != nil || !commands.isEmpty || !networks.isEmpty || !ports.isEmpty || !conditions.isEmpty || !arguments.isEmpty
     }
 }
 
@@ -86,6 +88,8 @@ public struct Policy: Sendable {
     let networks: [NetworkCode]
     let ports: [PortRange]
     let conditions: [RuleCondition]
+    /// `arguments:` of mcp rules, by rule index (`evaluateMCP`).
+    var toolArguments: [Int: ToolArgumentMatch] = [:]
     /// Whether any exec rule looks at argv or command lines, including the `target_glob` of exec
     /// rules in v1 files (so the supervisor must build `ExecDetails` for execs).
     public let usesExecDetails: Bool
@@ -195,6 +199,10 @@ public struct Policy: Sendable {
     private func evaluateClean<Source: ProcessContextSource>(
         _ kind: ActionKind, _ target: UnsafeBufferPointer<UInt8>, _ exec: ExecDetails?, _ contextSource: inout Source
     ) -> Verdict {
+        // mcp actions never come from the kernel: rules with `arguments:` take the slower path.
+        if kind == .mcp, !toolArguments.isEmpty {
+            return evaluateMCP(tool: String(decoding: target, as: UTF8.self), arguments: nil, contextSource: &contextSource)
+        }
         let kindIndex = Int(kind.rawValue)
         let first = kindStart[kindIndex]
         let end = kindStart[kindIndex + 1]

@@ -270,7 +270,7 @@ struct PolicyParser {
     static let maximumIncludeDepth = 16
     private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
-    static let matchKeys = "action, target_glob, argv, command, cidr, ports, tool"
+    static let matchKeys = "action, target_glob, argv, command, cidr, ports, tool, arguments"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
     static let decisionNames = Decision.allCases.map(\.name).joined(separator: ", ")
 
@@ -463,6 +463,7 @@ struct PolicyParser {
         var networks: [NetworkCode] = []
         var ports: [PortRange] = []
         var conditions: [RuleCondition] = []
+        var toolArguments: [Int: ToolArgumentMatch] = [:]
         var ids: [String: PolicyRule] = [:]
         for (ruleSource, node, fileBraces) in ruleNodes {
             source = ruleSource
@@ -508,6 +509,7 @@ struct PolicyParser {
                 code.conditionIndex = conditionIndex
                 compiledByKind[Int(kind.rawValue)].append(code)
             }
+            if let match = parsed.toolArguments { toolArguments[rules.count] = match }
             for example in parsed.examples { examples.append(example) }
             rules.append(rule)
         }
@@ -516,11 +518,13 @@ struct PolicyParser {
         let defaults = ActionKind.allCases.map { kind in
             rootDefaults[Int(kind.rawValue)] ?? includedDefaults[Int(kind.rawValue)]?.0 ?? kind.defaultWhenUnnamed ?? .ask
         }
-        return Policy(rules: rules, source: root, files: files, mode: mode, defaults: defaults,
+        var policy = Policy(rules: rules, source: root, files: files, mode: mode, defaults: defaults,
                       compiledByKind: compiledByKind, arena: arena, allowedUnsupervised: unsupervised,
                       exec: execTables, networks: networks, ports: ports, conditions: conditions,
                       explainsDenials: explainsDenials, limits: limits, limitMatcher: limitMatcher, runaway: runaway,
                       askTimeout: askTimeout ?? Policy.defaultAskTimeout, dnsLimits: dnsLimits ?? DNSLimits())
+        policy.toolArguments = toolArguments
+        return policy
     }
 
     /// Inline `examples:` must (or must not) match their rule.

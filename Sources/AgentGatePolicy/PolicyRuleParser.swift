@@ -11,6 +11,8 @@ struct RuleKeys {
     var target: Item?
     /// `tool:` (mcp rules): a glob over the tool's name, the target of an mcp action.
     var tool: Item?
+    /// `arguments:` (mcp rules): a glob per named argument.
+    var arguments: (items: [(name: String, pattern: Item)], node: Node)?
     var argv: [Item]?
     var commands: [Item] = []
     var cidrs: [Item] = []
@@ -30,6 +32,7 @@ struct ParsedRule {
     var exec: ExecConstraint?
     var network: NetworkConstraint?
     var condition: RuleCondition?
+    var toolArguments: ToolArgumentMatch?
     var examples: [PolicyParser.PendingExample]
 }
 
@@ -70,19 +73,22 @@ extension PolicyParser {
             (condition, conditionSummary) = try self.condition(when)
         }
 
+        let toolArguments = try toolArgumentMatch(keys.arguments?.items)
+
         let mark = node.mark
-        let rule = PolicyRule(
+        var rule = PolicyRule(
             index: index, id: keys.id, action: keys.actions?.count == 1 ? keys.actions![0] : nil, actions: kinds,
             targetGlob: (keys.target ?? keys.tool)?.text, argv: keys.argv?.map(\.text), commands: keys.commands.map(\.text),
             networks: keys.cidrs.map(\.text), ports: keys.ports.map(\.text), conditions: conditionSummary,
             decision: decision, reason: keys.reason, errno: keys.errno?.value ?? 0, scope: keys.scope?.text, file: source,
             line: mark?.line ?? 0, column: mark?.column ?? 0,
             expandedTargetGlob: target.expanded, targetAlternatives: target.alternatives, expandedScope: expandedScope)
+        rule.arguments = keys.arguments?.items.map { "\($0.name): \($0.pattern.text)" } ?? []
         let pending = keys.examples.map {
             PendingExample(ruleIndex: index, kinds: kinds, node: $0.node, source: source, text: $0.text, shouldMatch: $0.shouldMatch)
         }
         return ParsedRule(rule: rule, matchers: target.matchers, exec: exec, network: network, condition: condition,
-                          examples: pending)
+                          toolArguments: toolArguments, examples: pending)
     }
 
     /// `id:`: a name without spaces.
@@ -122,6 +128,8 @@ extension PolicyParser {
                 let text = try string(value, key: "tool", expected: "a glob over MCP tool names, such as mcp__github__*")
                 guard !text.isEmpty else { throw error(at: value, "\"tool\" is empty; omit it to match every tool") }
                 keys.tool = (text, value)
+            case "arguments":
+                keys.arguments = (try argumentGlobs(value), value)
             case "command":
                 keys.commands = try stringList(value, key: "command", expected: "a glob or a list of globs")
             case "cidr":
@@ -132,6 +140,39 @@ extension PolicyParser {
                 throw error(at: keyNode, "unknown key \"\(other)\" in match; expected one of \(Self.matchKeys)")
             }
         }
+    }
+
+    /// `arguments:`: a mapping from argument names to globs (a string or a list of strings).
+    private func argumentGlobs(_ value: Node) throws(PolicyLoadError) -> [(name: String, pattern: RuleKeys.Item)] {
+        guard case .mapping(let mapping) = value else {
+            throw error(at: value, "expected \"arguments\" to be a mapping from argument names to globs, "
+                            + "such as {path: \"$HOME/.ssh/**\"}; found \(describe(value))")
+        }
+        var items: [(name: String, pattern: RuleKeys.Item)] = []
+        for (keyNode, pattern) in mapping {
+            let name = try key(keyNode)
+            guard !name.isEmpty else { throw error(at: keyNode, "an argument name is empty") }
+            for item in try stringList(pattern, key: "arguments.\(name)", expected: "a glob or a list of globs") {
+                items.append((name, item))
+            }
+        }
+        guard !items.isEmpty else { throw error(at: value, "\"arguments\" is empty; omit it to match any arguments") }
+        return items
+    }
+
+    /// `arguments:` compiled: each name's globs, variables expanded, `{a,b}` alternatives split.
+    private mutating func toolArgumentMatch(_ items: [(name: String, pattern: RuleKeys.Item)]?) throws(PolicyLoadError) -> ToolArgumentMatch? {
+        guard let items else { return nil }
+        var arguments: [(name: String, globs: [Glob])] = []
+        for item in items {
+            let globs = try textGlobs(item.pattern, key: "arguments.\(item.name)")
+            if let index = arguments.firstIndex(where: { $0.name == item.name }) {
+                arguments[index].globs += globs
+            } else {
+                arguments.append((item.name, globs))
+            }
+        }
+        return ToolArgumentMatch(arguments: arguments)
     }
 
     /// `action:`: one kind or a list, duplicates dropped.
@@ -190,6 +231,9 @@ extension PolicyParser {
         }
         if let first = keys.cidrs.first?.node ?? keys.ports.first?.node, kinds != [.netEgress] {
             throw error(at: first, "\"cidr\" and \"ports\" only apply to net_egress; add action: net_egress to the match")
+        }
+        if let arguments = keys.arguments, kinds != [.mcp] {
+            throw error(at: arguments.node, "\"arguments\" only applies to mcp; add action: mcp to the match")
         }
         if let tool = keys.tool {
             guard kinds == [.mcp] else {

@@ -28,10 +28,13 @@ public struct ToolCall: Sendable, Equatable, Codable {
     /// tool, WebSearch, a tool the hook doesn't know), which is decided as an `mcp` action
     /// named by the tool.
     public var actions: [Action]
+    /// An MCP tool's named arguments, for rules with `arguments:`; nil when not known.
+    public var arguments: ToolArguments?
 
-    public init(tool: String, actions: [Action]) {
+    public init(tool: String, actions: [Action], arguments: ToolArguments? = nil) {
         self.tool = tool
         self.actions = actions
+        self.arguments = arguments
     }
 
     /// Tools that act on nothing the kernel layer judges (they search the web, keep a to-do
@@ -104,7 +107,7 @@ extension Policy {
             }
         }
         if let best { return best }
-        let verdict = decide(.mcp, target: call.tool, context: context)
+        let verdict = evaluateMCP(tool: call.tool, arguments: call.arguments, context: context)
         if ToolCall.isMCPTool(call.tool) || verdict.ruleIndex.map({ rules[$0].targetGlob != nil }) == true {
             return ToolDecision(decision: verdict.decision, verdict: verdict, kind: .mcp, target: call.tool, argv: nil,
                                 why: explanation(of: verdict))

@@ -106,9 +106,11 @@ public enum RecordedSource: Sendable, Hashable, CustomStringConvertible, StoredS
     /// An agent hook (`agentgate hook claude-code`): what the agent said it was about to do.
     /// Its pid, parent and executable are the hook process's own.
     case hook
+    /// The MCP gateway (`agentgate mcp`): a tools/call request it passed on or refused.
+    case mcp
     case unrecognized(String)
 
-    static let spellings = StoredSpellings<Self>([(.kernel, "kernel"), (.hook, "hook")])
+    static let spellings = StoredSpellings<Self>([(.kernel, "kernel"), (.hook, "hook"), (.mcp, "mcp")])
 
     public init(text: String) { self.init(storedText: text) }
 

@@ -103,3 +103,72 @@ struct MCPRuleTests {
         #expect(recorded.decision == .deny && recorded.answer == .allow)
     }
 }
+
+/// `arguments:` of mcp rules (the MCP gateway): every named argument must match.
+struct MCPArgumentRuleTests {
+    static let yaml = """
+        version: 2
+        default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: allow, mcp: allow}
+        rules:
+          - id: keys
+            match: {action: mcp, tool: read_file, arguments: {path: "$HOME/.ssh/**"}}
+            decision: deny
+          - id: big
+            match: {action: mcp, tool: "*", arguments: {count: "1000*", mode: [fast, "{turbo,max}"]}}
+            decision: ask
+          - id: reads
+            match: {action: mcp, tool: read_file, arguments: {path: "/srv/**"}}
+            decision: allow
+          - match: {action: mcp, tool: read_file}
+            decision: deny
+        """
+
+    @Test func everyNamedArgumentMustMatch() throws {
+        let policy = try Policy.parse(yaml: Self.yaml, source: "p.yaml", variables: testVariables)
+        func decide(_ tool: String, _ arguments: [String: String]?) -> Verdict {
+            policy.evaluateMCP(tool: tool, arguments: arguments.map(ToolArguments.init))
+        }
+        #expect(decide("read_file", ["path": "/home/u/.ssh/id_rsa"]).ruleIndex == 0)
+        // Absolute paths are cleaned first; `*` spans `/`.
+        #expect(decide("read_file", ["path": "/home/u/proj/../.ssh/a/b"]).ruleIndex == 0)
+        #expect(decide("read_file", ["path": "/srv/data/x"]).decision == .allow)
+        #expect(decide("read_file", ["path": "/srv/../home/u/.ssh/id_rsa"]).ruleIndex == 0)
+        #expect(decide("read_file", ["other": "/srv/x"]).ruleIndex == 3)
+        // Non-string arguments match by their JSON text; all named arguments must match.
+        #expect(decide("run", ["count": "10000", "mode": "turbo"]).decision == .ask)
+        #expect(decide("run", ["count": "10000"]).decision == .allow)
+        #expect(decide("run", ["count": "5", "mode": "fast"]).decision == .allow)
+        // Arguments unknown: a rule with arguments applies only when it restricts.
+        #expect(decide("read_file", nil).ruleIndex == 0)
+        #expect(policy.evaluate(.mcp, target: "read_file").ruleIndex == 0)
+        #expect(decide("other", nil).decision == .ask)
+        // A hook's tool call carries them too.
+        let call = ToolCall(tool: "read_file", actions: [], arguments: ToolArguments(["path": "/srv/a"]))
+        #expect(policy.decide(call, context: nil).decision == .allow)
+    }
+
+    @Test func argumentsHaveClearLoadErrorsAndLintSeesThem() throws {
+        expectLoadError("rules:\n  - match: {action: exec, arguments: {a: b}}\n    decision: deny", line: 2, column: 38,
+                        "\"arguments\" only applies to mcp")
+        expectLoadError("rules:\n  - match: {action: mcp, arguments: [a]}\n    decision: deny", line: 2, column: 37,
+                        "expected \"arguments\" to be a mapping")
+        expectLoadError("rules:\n  - match: {action: mcp, arguments: {}}\n    decision: deny", line: 2, column: 37, "\"arguments\" is empty")
+        expectLoadError("rules:\n  - match: {action: mcp, arguments: {a: \"[\"}}\n    decision: deny", line: 2, column: 41,
+                        "invalid arguments.a glob")
+        // A rule with arguments never shadows a later rule for the same tool; one without does.
+        let policy = try Policy.parse(yaml: """
+            default: allow
+            rules:
+              - match: {action: mcp, tool: x, arguments: {a: b}}
+                decision: deny
+              - match: {action: mcp, tool: x}
+                decision: allow
+              - match: {action: mcp, tool: x, arguments: {a: c}}
+                decision: deny
+            """, source: "p.yaml", variables: testVariables)
+        let findings = PolicyLint.check(policy).map(\.message)
+        #expect(!findings.contains { $0.hasPrefix("rule 2: unreachable") }, "\(findings)")
+        #expect(findings.contains { $0.hasPrefix("rule 3: unreachable: rule 2") }, "\(findings)")
+        #expect(policy.rules[0].arguments == ["a: b"])
+    }
+}
