@@ -9,8 +9,9 @@ struct ControlPeer: Sendable {
     let pid: pid_t
     let uid: uid_t
     /// The peer runs under more seccomp filters than the supervisor, as every supervised agent
-    /// does (a filter is inherited and can't be removed), or can't be shown not to: it may be an
-    /// agent of another session, so it may not answer asks or resume a paused session.
+    /// does (a filter is inherited and can't be removed), or is another supervisor (which makes
+    /// its agents' connects), or can't be shown to be neither: it may be acting for an agent of
+    /// another session, so it may not answer asks or resume a paused session.
     var confined = true
 
     init(pid: pid_t, uid: uid_t, confined: Bool = true) {
@@ -35,8 +36,28 @@ struct ControlPeer: Sendable {
         guard pidfd >= 0, let own = ownFilterCount else { return true }
         defer { close(pidfd) }
         let peer = filterCount("/proc/\(pid)/status")
+        // An agent's connect is made by its supervisor (emulated), so the peer is then another
+        // supervisor: a process holding a seccomp listener, or hiding its fds (supervisors are
+        // not dumpable).
+        let supervises = holdsSeccompListener(pid)
         guard let peer, agentgate_pidfd_send_signal(pidfd, 0, nil, 0) == 0 else { return true }
-        return peer > own
+        return peer > own || supervises
+    }
+
+    /// Whether process `pid` holds a seccomp notification fd, or its fds can't be read.
+    private static func holdsSeccompListener(_ pid: pid_t) -> Bool {
+        guard let directory = opendir("/proc/\(pid)/fd") else { return true }
+        defer { closedir(directory) }
+        var link = [CChar](repeating: 0, count: 64)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard name.first?.isNumber == true else { continue }
+            let count = readlink("/proc/\(pid)/fd/" + name, &link, link.count - 1)
+            guard count > 0 else { continue }
+            let target = link[..<count].map { UInt8(bitPattern: $0) }
+            if String(decoding: target, as: UTF8.self) == "anon_inode:seccomp notify" { return true }
+        }
+        return false
     }
 
     /// This process's seccomp filters (the environment's: the supervisor installs none on itself).

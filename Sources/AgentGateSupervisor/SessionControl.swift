@@ -41,7 +41,7 @@ extension Supervisor {
             }
         case .resume:
             if peer.confined {
-                log.warning("control socket: refused to resume for pid \(peer.pid), which runs under more seccomp filters than the supervisor")
+                log.warning("control socket: refused to resume for pid \(peer.pid), which is a supervised agent or acts for one")
                 return ControlResponse(ok: false, error: Self.confinedRefusal, session: session)
             }
             if receivers.isPaused {
@@ -91,9 +91,8 @@ extension Supervisor {
     }
 
     /// Why a confined peer may not answer asks or resume a session.
-    static let confinedRefusal = "permission denied: the caller runs under more seccomp filters than the session's supervisor, "
-        + "as a supervised agent does, so it may not answer asks or resume a session; run agentgate from a terminal "
-        + "outside any agent's session"
+    static let confinedRefusal = "permission denied: the caller is a supervised agent, or another session's supervisor acting "
+        + "for one, so it may not answer asks or resume a session; run agentgate from a terminal outside any agent's session"
 
     /// `approve` / `deny`: answers a pending ask for the peer (never for a process of the
     /// session itself, which can't reach the socket anyway).
@@ -103,7 +102,7 @@ extension Supervisor {
             return ControlResponse(ok: false, error: "\(allow ? "approve" : "deny") needs the id of a pending ask", session: session)
         }
         if peer.confined {
-            log.warning("control socket: refused an answer to ask \(id) from pid \(peer.pid), which runs under more seccomp filters than the supervisor")
+            log.warning("control socket: refused an answer to ask \(id) from pid \(peer.pid), which is a supervised agent or acts for one")
             return ControlResponse(ok: false, error: Self.confinedRefusal, session: session)
         }
         if core.membership(of: peer.pid) == .session {

@@ -202,6 +202,45 @@ struct ControlHarness {
         #expect(!inside.stderr.contains("was killed by"))
         #expect(c.h.query("select count(*) from events where session_id = 'self' and syscall like 'agentgate %'").first?.first == "0")
     }
+
+    /// An agent of another session (whose own supervisor doesn't protect this session's
+    /// directory) reaches the socket, but may not resume the session or answer its asks: it
+    /// runs under more seccomp filters than the supervisor.
+    @Test func otherAgentsCantResume() throws {
+        let c = try ControlHarness()
+        let attempt = """
+            import socket, sys
+            for op in ('{"op": "resume"}', '{"op": "approve", "id": "00000"}'):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.connect(sys.argv[1]); s.sendall(op.encode() + b"\\n"); print(s.recv(4096).decode().strip())
+            """
+        let target = try c.start(c.waiter(), session: "paused-target")
+        #expect(waitUntil { c.h.exists("ready") })
+        #expect(c.control(["pause", "paused-target"]).status == 0)
+        // From outside any session: the resume is done (and the approve finds no such ask).
+        let bare = c.h.run(["python3", "-c", attempt, c.socket("paused-target")], environment: c.environment)
+        #expect(bare.stdout.contains(#"{"ok":true"#), "\(bare.stdout) \(bare.stderr)")
+        #expect(!bare.stdout.contains("seccomp"), "\(bare.stdout)")
+        #expect(c.control(["pause", "paused-target"]).status == 0)
+        // From an agent of a second session with a runtime directory of its own.
+        let other = c.h.path("other-run")
+        mkdir(other, 0o700)
+        var environment = c.environment
+        environment["XDG_RUNTIME_DIR"] = other
+        let policy = try c.h.policy("default: allow\nrules: []\n")
+        let agent = c.h.run([Harness.supervisor, "-q", "--policy", policy, "--db", c.h.path("other.db"), "--session", "other", "--",
+                             "python3", "-c", attempt, c.socket("paused-target")], environment: environment)
+        #expect(agent.status == 0, "\(agent.stdout) \(agent.stderr)")
+        let refusals = agent.stdout.split(separator: "\n").filter { $0.contains("is a supervised agent") }
+        #expect(refusals.count == 2, "\(agent.stdout) \(agent.stderr)")
+        // Still paused: the go file does not reach the marker until resumed from outside.
+        FileManager.default.createFile(atPath: c.h.path("go"), contents: nil)
+        usleep(300_000)
+        #expect(!c.h.exists("marker"))
+        #expect(c.control(["resume", "paused-target"]).status == 0)
+        #expect(target.wait(timeout: 30) == 0)
+        #expect(c.h.exists("marker"))
+    }
 }
 
 /// The control directory's naming, without a supervisor.
