@@ -127,8 +127,10 @@ enum HookMapping {
             guard !files.isEmpty else { throw HookInputError("apply_patch: the patch names no file") }
             return ToolCall(tool: tool, actions: files.map(write))
         default:
-            // MCP tools and every other tool: an `mcp` action named by the tool.
-            return ToolCall(tool: tool, actions: [])
+            // MCP tools and every other tool: an `mcp` action named by the tool; an MCP tool's
+            // input is its arguments, for rules with `arguments:`.
+            let arguments = tool.hasPrefix("mcp__") ? ToolArguments(fields.mapValues(MCPFraming.text)) : nil
+            return ToolCall(tool: tool, actions: [], arguments: arguments)
         }
     }
 

@@ -38,6 +38,9 @@ struct HookMappingTests {
         #expect(try Self.call("WebFetch", ["url": "http://[::1]:8080/"]).actions.first?.targets == ["[::1]:8080"])
         #expect(try Self.call("WebFetch", ["url": "http://example.com/"]).actions.first?.targets == ["example.com:80"])
         #expect(try Self.call("mcp__github__create_issue", ["title": "x"]).actions.isEmpty)
+        // An MCP tool's input is its arguments (`arguments:` rules); other tools have none.
+        #expect(try Self.call("mcp__fs__read", ["path": "/etc/x", "limit": 3]).arguments == ToolArguments(["path": "/etc/x", "limit": "3"]))
+        #expect(try Self.call("WebSearch", ["query": "x"]).arguments == nil)
         #expect(try Self.call("WebSearch", ["query": "x"]).actions.isEmpty)
         let patch = try Self.call("apply_patch", ["command": "*** Begin Patch\n*** Update File: a.txt\n@@\n-x\n+y\n*** Add File: /tmp/b.txt\n+z\n*** End Patch"])
         #expect(patch.actions.map(\.kind) == [.fsWrite, .fsWrite] && patch.actions.count == 2)
