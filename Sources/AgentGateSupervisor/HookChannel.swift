@@ -174,16 +174,35 @@ public enum HookChannel {
             let events = agentgate_poll_one(fd, Int16(POLLIN), Int32(min((deadline - now) / 1_000_000 + 1, 60_000)))
             if events == -EINTR { continue }
             guard events > 0 else { return nil }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
             guard n > 0 else { return nil }
             buffer += chunk.prefix(n)
         }
     }
 }
 
-/// The supervisor side of the hook socket: one thread, one request at a time (each bounded by
-/// a deadline, so a hook that never writes holds up only the agent's own hooks).
+/// The process at the other end of a hook's channel, as it was when the channel came: the
+/// process that made the socketpair (SO_PEERCRED), pinned by a pidfd so that a pid reused or a
+/// program run since is noticed before anything is recorded in its name.
+struct HookPeer: Sendable {
+    let pid: pid_t
+    let ppid: pid_t
+    let executable: String
+    let pidfd: Int32
+
+    /// Whether the pinned process still runs, as the same program as when the channel came.
+    var isUnchanged: Bool {
+        var target: pid_t = 0
+        var isDirectory = false
+        guard agentgate_process_handle_target(pidfd, &target, &isDirectory) == 0, target == pid else { return false }
+        return ProcessTable.readLink("/proc/\(pid)/exe") == executable
+    }
+}
+
+/// The supervisor side of the hook socket: one thread, one request at a time, every read and
+/// write on a channel bounded by a deadline (so a hook that never writes, or never reads its
+/// answer, holds up only the agent's own hooks, and never the end of the session).
 final class HookServer: Sendable {
     /// The end the agent inherits (not close-on-exec); closed in the supervisor once spawned.
     let agentFD: Int32
@@ -191,6 +210,16 @@ final class HookServer: Sendable {
     private let wakeFDs: (read: Int32, write: Int32)
     private let thread = Mutex<Thread?>(nil)
     private let stopped = Atomic<Bool>(false)
+    /// The channel being answered, so `stop` can cut its I/O short (shutdown) under the lock
+    /// that the thread also holds to close it (no shutdown of a reused descriptor).
+    private let current = Mutex<Int32>(-1)
+    private let finished = CountingSemaphore()
+    /// How long one request may take to arrive, and its answer to be taken.
+    static let requestDeadlineNanoseconds: UInt64 = 2_000_000_000
+    /// The longest text in an answer (a target or reason is echoed, shortened, never whole).
+    static let answerFieldLimit = 4096
+    /// How long `stop` waits for the thread once its I/O has been cut short.
+    static let stopWaitMilliseconds = 5000
 
     private init(agentFD: Int32, serverFD: Int32, wakeFDs: (Int32, Int32)) {
         self.agentFD = agentFD
@@ -224,27 +253,57 @@ final class HookServer: Sendable {
         close(agentFD)
     }
 
-    func start(log: Logger, handle: @escaping @Sendable (HookRequest, pid_t) -> HookAnswer) -> Bool {
-        let thread = Thread(stackSize: 512 << 10) { [self] in serve(log: log, handle: handle) }
+    /// Starts answering: `admit` says whether a pid is a process of the session (only those may
+    /// ask), `handle` decides and records a request for the peer.
+    func start(log: Logger, admit: @escaping @Sendable (pid_t) -> Bool,
+               handle: @escaping @Sendable (HookRequest, HookPeer) -> HookAnswer) -> Bool {
+        let thread = Thread(stackSize: 512 << 10) { [self] in
+            serve(log: log, admit: admit, handle: handle)
+            finished.signal()
+        }
         guard thread.start(detached: false) else { return false }
         self.thread.withLock { $0 = thread }
         return true
     }
 
-    func stop() {
+    /// Stops answering, within a bound whatever the agent left behind: the thread is woken and
+    /// the channel it is answering is shut down; descriptors still queued on the socket (a
+    /// channel's own end parked there, say) are closed, so nothing of the agent outlives it.
+    func stop(log: Logger? = nil) {
         guard !stopped.exchange(true, ordering: .relaxed) else { return }
         var byte: UInt8 = 1
         _ = write(wakeFDs.write, &byte, 1)
-        if let thread = thread.withLock({ $0 }) { thread.join() }
+        current.withLock { channel in if channel >= 0 { _ = shutdown(channel, Int32(SHUT_RDWR)) } }
+        if let thread = thread.withLock({ $0 }) {
+            guard finished.wait(milliseconds: Self.stopWaitMilliseconds) else {
+                // Never reached (every wait in the thread is bounded), but the session must end
+                // with its agent: leave the thread and its descriptors to the process's exit.
+                log?.error("hook socket: the hooks' thread did not stop within \(Self.stopWaitMilliseconds) ms; left behind")
+                return
+            }
+            thread.join()
+        }
+        drainQueued()
         close(serverFD)
         close(wakeFDs.read)
         close(wakeFDs.write)
     }
 
-    private func serve(log: Logger, handle: @Sendable (HookRequest, pid_t) -> HookAnswer) {
+    /// Closes the descriptors still queued on the server socket (bounded: close purges the rest).
+    private func drainQueued() {
+        var hello = [UInt8](repeating: 0, count: 64)
+        for _ in 0..<4096 {
+            var channel: Int32 = -1
+            let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(serverFD, $0.baseAddress, $0.count, &channel) }
+            if channel >= 0 { close(channel) }
+            if count < 0 && count != -Int(EMSGSIZE) { return }
+        }
+    }
+
+    private func serve(log: Logger, admit: @Sendable (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer) {
         var fds = [pollfd(fd: serverFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0)]
         var hello = [UInt8](repeating: 0, count: 64)
-        while true {
+        while !stopped.load(ordering: .relaxed) {
             fds[0].revents = 0
             fds[1].revents = 0
             let ready = poll(&fds, 2, -1)
@@ -259,41 +318,143 @@ final class HookServer: Sendable {
             let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(serverFD, $0.baseAddress, $0.count, &channel) }
             if count < 0 { continue }
             guard channel >= 0 else { continue }
-            defer { close(channel) }
-            answer(channel, log: log, handle: handle)
+            current.withLock { $0 = channel }
+            // A stop that came before the channel was published could not shut it down.
+            if stopped.load(ordering: .relaxed) { _ = shutdown(channel, Int32(SHUT_RDWR)) }
+            answer(channel, log: log, admit: admit, handle: handle)
+            current.withLock { current in
+                close(channel)
+                current = -1
+            }
         }
     }
 
-    private func answer(_ channel: Int32, log: Logger, handle: @Sendable (HookRequest, pid_t) -> HookAnswer) {
-        // Who made the channel: the hook process (socketpair is not trapped, so the kernel
-        // names the process that really made it).
+    /// Who made `channel`, taken as soon as it came; nil (with why) when it may not ask.
+    private func peer(of channel: Int32, admit: (pid_t) -> Bool) -> Result<HookPeer, HookChannel.Failure> {
+        // Only a socketpair's unnamed end: not a socket of another family (TCP names pid 0)
+        // nor one connected to a listener (SO_PEERCRED would name the listener).
+        var address = sockaddr_storage()
+        var addressLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(channel, $0, &addressLength) }
+        } != 0 || Int(addressLength) > MemoryLayout<sa_family_t>.size
+        guard !named else { return .failure(.init(description: "the channel is not an unnamed socketpair")) }
         var credentials: (Int32, UInt32, UInt32) = (0, 0, 0)
         var length = UInt32(MemoryLayout.size(ofValue: credentials))
-        var type: Int32 = 0
-        var typeLength = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(channel, SOL_SOCKET, SO_TYPE, &type, &typeLength) == 0, type == Int32(SOCK_STREAM.rawValue),
-              agentgate_getsockopt(channel, SOL_SOCKET, Int32(AGENTGATE_SO_PEERCRED), &credentials, &length) == 0 else {
-            return
+        guard agentgate_getsockopt(channel, SOL_SOCKET, Int32(AGENTGATE_SO_PEERCRED), &credentials, &length) == 0,
+              credentials.0 > 0 else {
+            return .failure(.init(description: "the channel names no process"))
         }
+        let pid = credentials.0
+        // The process itself, not its number: SO_PEERPIDFD (Linux 6.5) is the one that made
+        // the channel (or fails once it has exited); on older kernels, a pidfd of the pid,
+        // checked below to be a process of the session.
+        var pidfd: Int32 = -1
+        length = UInt32(MemoryLayout<Int32>.size)
+        let peerPidfd = agentgate_getsockopt(channel, SOL_SOCKET, Int32(AGENTGATE_SO_PEERPIDFD), &pidfd, &length)
+        if peerPidfd == -ENOPROTOOPT {
+            pidfd = agentgate_pidfd_open_flags(pid, 0)
+        } else if peerPidfd != 0 {
+            pidfd = -1
+        }
+        guard pidfd >= 0 else { return .failure(.init(description: "the process that made the channel (pid \(pid)) has exited")) }
+        _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC)
+        let executable = ProcessTable.readLink("/proc/\(pid)/exe") ?? ""
+        let found = HookPeer(pid: pid, ppid: ProcStatus(tid: pid).ppid, executable: executable, pidfd: pidfd)
+        guard !executable.isEmpty, found.isUnchanged else {
+            close(pidfd)
+            return .failure(.init(description: "the process that made the channel (pid \(pid)) has exited"))
+        }
+        guard admit(pid) else {
+            close(pidfd)
+            return .failure(.init(description: "the process that made the channel (pid \(pid)) is not in this session"))
+        }
+        return .success(found)
+    }
+
+    private func answer(_ channel: Int32, log: Logger, admit: (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer) {
+        var domain: Int32 = 0, type: Int32 = 0
+        var optionLength = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(channel, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0, domain == AF_UNIX else { return }
+        optionLength = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(channel, SOL_SOCKET, SO_TYPE, &type, &optionLength) == 0, type == Int32(SOCK_STREAM.rawValue) else { return }
+        let deadline = agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds
         let reply: HookAnswer
-        if let line = HookChannel.readLine(channel, deadline: agentgate_monotonic_ns() + 2_000_000_000) {
-            if let request = try? JSONDecoder().decode(HookRequest.self, from: Data(line)) {
-                reply = handle(request, credentials.0)
+        switch peer(of: channel, admit: admit) {
+        case .failure(let failure):
+            log.warning("hook socket: refused a channel: \(failure.description)")
+            reply = HookAnswer(ok: false, error: "refused: \(failure.description)")
+        case .success(let peer):
+            defer { close(peer.pidfd) }
+            if let line = HookChannel.readLine(channel, deadline: deadline) {
+                if let request = try? JSONDecoder().decode(HookRequest.self, from: Data(line)) {
+                    if peer.isUnchanged {
+                        reply = handle(request, peer)
+                    } else {
+                        log.warning("hook socket: refused a request: pid \(peer.pid) (\(peer.executable)) exited or ran another program since it made the channel")
+                        reply = HookAnswer(ok: false, error: "refused: the process that made the channel exited or ran another program")
+                    }
+                } else {
+                    reply = HookAnswer(ok: false, error: "not a hook request")
+                }
             } else {
-                reply = HookAnswer(ok: false, error: "not a hook request")
+                reply = HookAnswer(ok: false, error: "no complete hook request within 2 s")
             }
-        } else {
-            reply = HookAnswer(ok: false, error: "no complete hook request within 2 s")
         }
-        _ = ControlLine.writeAll(channel, ControlLine.encode(reply))
+        _ = Self.send(channel, ControlLine.encode(Self.shortened(reply)),
+                      deadline: agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds)
+    }
+
+    /// `answer` with every text cut to `answerFieldLimit` bytes (the record keeps them whole).
+    static func shortened(_ answer: HookAnswer) -> HookAnswer {
+        func cut(_ text: String?) -> String? {
+            guard let text, text.utf8.count > answerFieldLimit else { return text }
+            var kept = Substring.UnicodeScalarView()
+            var bytes = 0
+            for scalar in text.unicodeScalars {
+                bytes += String(scalar).utf8.count
+                guard bytes <= answerFieldLimit - 32 else { break }
+                kept.append(scalar)
+            }
+            return String(kept) + "… (\(text.utf8.count) bytes)"
+        }
+        var shortened = answer
+        shortened.error = cut(answer.error)
+        shortened.target = cut(answer.target)
+        shortened.why = cut(answer.why)
+        shortened.decision = cut(answer.decision)
+        shortened.answer = cut(answer.answer)
+        shortened.action = cut(answer.action)
+        return shortened
+    }
+
+    /// Sends all of `bytes` by `deadline` (never waits past it for a peer that doesn't read).
+    static func send(_ fd: Int32, _ bytes: [UInt8], deadline: UInt64) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+            if n > 0 {
+                offset += n
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            guard n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) else { return false }
+            let now = agentgate_monotonic_ns()
+            guard now < deadline else { return false }
+            let events = agentgate_poll_one(fd, Int16(POLLOUT), Int32(min((deadline - now) / 1_000_000 + 1, 60_000)))
+            if events == -EINTR { continue }
+            guard events > 0 else { return false }
+        }
+        return true
     }
 }
 
 extension Supervisor {
     /// Decides a hook's tool call with the session's policy and records it in the session
     /// (source "hook"), as made by the process that asked.
-    func hookAnswer(_ request: HookRequest, pid: pid_t, core: SupervisorCore) -> HookAnswer {
+    func hookAnswer(_ request: HookRequest, peer: HookPeer, core: SupervisorCore) -> HookAnswer {
         let started = agentgate_monotonic_ns()
+        let pid = peer.pid
         guard request.session == options.sessionName else {
             log.warning("hook socket: refused a request for session \"\(request.session)\" (pid \(pid)): this is session \"\(options.sessionName)\"")
             return HookAnswer(ok: false, error: "this hook socket belongs to session \(options.sessionName), not \(request.session)")
@@ -303,11 +464,9 @@ extension Supervisor {
         }
         let version = core.policies.version
         let decided = version.policy.decide(request.call, context: core.contexts.context(tid: pid))
-        let status = ProcStatus(tid: pid)
-        let executable = ProcessTable.readLink("/proc/\(pid)/exe") ?? ""
         let event = HookEvidence.event(
             call: request.call, decided: decided, policy: version.policy, policySHA256: version.sha256, pid: pid,
-            ppid: status.ppid, executable: executable, latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000),
+            ppid: peer.ppid, executable: peer.executable, latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000),
             home: core.recorder.home)
         core.recorder.counts.count(decided.decision)
         core.recorder.echo?(event)

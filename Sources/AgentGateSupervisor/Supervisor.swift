@@ -213,7 +213,7 @@ public final class Supervisor: Sendable {
 
         // Agent hooks inside the session decide and record their tool calls here (HookChannel).
         let hooks = HookServer.open()
-        defer { hooks?.stop() }
+        defer { hooks?.stop(log: log) }
         let agentEnvironment = hooks?.environment(options.environment, session: options.sessionName) ?? options.environment
 
         var spawned = agentgate_spawned()
@@ -293,7 +293,8 @@ public final class Supervisor: Sendable {
         if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the control socket's thread; the command was not run")
         }
-        if let hooks, !hooks.start(log: log, handle: { [self] request, pid in hookAnswer(request, pid: pid, core: core) }) {
+        if let hooks, !hooks.start(log: log, admit: { core.membership(of: $0) == .session },
+                                   handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core) }) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the agent hooks' thread; the command was not run")
         }
         if let prompt, !prompt.start() {
