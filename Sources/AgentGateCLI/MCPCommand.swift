@@ -276,7 +276,7 @@ final class MCPGateway: @unchecked Sendable {
             timeMicros: AuditClock.nowMicros(), pid: getpid(), ppid: getppid(), executable: HookRunner.ownExecutable(),
             syscall: "tools/call", action: .mcp, target: request.tool,
             argv: Self.recordedArguments(request),
-            decision: Self.recordedDecision(verdict.decision), ruleIndex: verdict.ruleIndex,
+            decision: RecordedDecision(verdict.decision), ruleIndex: verdict.ruleIndex,
             reason: why, latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000), ruleID: ruleID,
             intent: "call MCP tool \(request.tool)", notable: verdict.decision == .log, enforced: verdict.enforced)
         event.policySHA256 = policySHA256.isEmpty ? nil : policySHA256
@@ -285,14 +285,6 @@ final class MCPGateway: @unchecked Sendable {
         return MCPCallAnswer(allowed: allowed, message: message)
     }
 
-    static func recordedDecision(_ decision: Decision) -> RecordedDecision {
-        switch decision {
-        case .allow: .allow
-        case .deny: .deny
-        case .ask: .ask
-        case .log: .log
-        }
-    }
 
     /// The most bytes of one recorded argument value: the rest is cut, marked with `…`.
     static let recordedValueBytes = 4096

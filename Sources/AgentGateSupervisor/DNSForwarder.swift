@@ -457,12 +457,7 @@ final class DNSForwarder: Sendable {
     private func record(_ event: Event) {
         var reason = event.reason
         if !event.anomalies.isEmpty { reason += "; flagged: " + event.anomalies.joined(separator: "; ") }
-        let recordedDecision: RecordedDecision = switch event.decision {
-        case .allow: .allow
-        case .deny: .deny
-        case .ask: .ask
-        case .log: .log
-        }
+        let recordedDecision = RecordedDecision(event.decision)
         var decisionEvent = DecisionEvent(
             timeMicros: AuditClock.nowMicros(), pid: event.origin?.tgid ?? 0, ppid: event.origin?.ppid ?? 0,
             executable: event.origin?.executable ?? "?", syscall: event.stream ? "dns/tcp" : "dns/udp", action: .dns,

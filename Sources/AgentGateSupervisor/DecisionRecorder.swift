@@ -54,14 +54,7 @@ struct DecisionRecorder: Sendable {
             }
         }
 
-        var recordedDecision: RecordedDecision {
-            switch decision {
-            case .allow: .allow
-            case .deny: .deny
-            case .ask: .ask
-            case .log: .log
-            }
-        }
+        var recordedDecision: RecordedDecision { RecordedDecision(decision) }
     }
 
     /// Records one decision; `policy` is the version that made it (for its rule's id and
@@ -241,5 +234,17 @@ extension DecisionRecorder.Entry {
         var entry = Self(syscall: syscall, action: .exec, target: target, decision: .deny, reason: reason, errno: errno)
         entry.isSyscall = true
         return entry
+    }
+}
+
+extension RecordedDecision {
+    /// The stored form of a policy decision.
+    public init(_ decision: Decision) {
+        switch decision {
+        case .allow: self = .allow
+        case .deny: self = .deny
+        case .ask: self = .ask
+        case .log: self = .log
+        }
     }
 }

@@ -65,7 +65,7 @@ public enum HookEvidence {
             timeMicros: AuditClock.nowMicros(), pid: pid, ppid: ppid, executable: executable,
             syscall: String(call.tool.prefix(256)), action: recordedAction(decided.kind), target: decided.target,
             argv: decided.argv.map(DecisionRecorder.recordable),
-            decision: recordedDecision(decided.decision), ruleIndex: decided.verdict?.ruleIndex, reason: reason,
+            decision: RecordedDecision(decided.decision), ruleIndex: decided.verdict?.ruleIndex, reason: reason,
             latencyMicros: latencyMicros, ruleID: ruleID, intent: intent, notable: decided.decision == .log,
             enforced: decided.verdict?.enforced ?? (policy.mode == .enforce))
         event.policySHA256 = policySHA256
@@ -83,14 +83,6 @@ public enum HookEvidence {
         }
     }
 
-    static func recordedDecision(_ decision: Decision) -> RecordedDecision {
-        switch decision {
-        case .allow: .allow
-        case .deny: .deny
-        case .ask: .ask
-        case .log: .log
-        }
-    }
 }
 
 /// The hook side of a session's hook socket.
