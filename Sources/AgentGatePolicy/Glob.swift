@@ -188,6 +188,7 @@ enum GlobCompiler {
     /// Text syntax: no byte is special, so stars of any count match anything.
     private static func emitText(_ items: [Item], caseInsensitive: Bool) -> [GlobToken] {
         var tokens: [GlobToken] = []
+        tokens.reserveCapacity(2 * items.count)
         for item in items {
             switch item {
             case .stars:
@@ -228,6 +229,7 @@ enum GlobCompiler {
 
     private static func parse(_ bytes: [UInt8], pattern: String) throws(GlobError) -> [Item] {
         var items: [Item] = []
+        items.reserveCapacity(bytes.count)
         var index = 0
         func fail(_ offset: Int, _ message: String) -> GlobError {
             GlobError(pattern: pattern, utf8Offset: offset, message: message)
@@ -349,6 +351,7 @@ enum GlobCompiler {
 
     private static func emit(_ items: [Item], caseInsensitive: Bool) -> [GlobToken] {
         var tokens: [GlobToken] = []
+        tokens.reserveCapacity(2 * items.count + 2)
         // Whether the last token is a plain `/` from the pattern (so a following segment `**` may absorb it).
         var lastIsPlainSlash = false
         var index = 0
