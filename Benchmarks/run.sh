@@ -89,3 +89,21 @@ for mode in "${order[@]}"; do
   printf '| %s | %s | %s | %s× | %s | %s | %s× |\n' "$mode" "$bare_open" "$sup_open" \
     "$(ratio "$sup_open" "$bare_open")" "$bare_make" "$sup_make" "$(ratio "$sup_make" "$bare_make")"
 done
+
+# Start-up: policy load time (agentgate-policy-bench), and `agentgate hook claude-code` and
+# `agentgate-supervise -- /bin/true` against bare /bin/true, medians of 20 interleaved runs.
+bindir=$(dirname "$bin")
+echo
+[ -x "$bindir/agentgate-policy-bench" ] && "$bindir/agentgate-policy-bench" --load-only
+hook_input='{"session_id":"bench","transcript_path":"/tmp/x","cwd":"/tmp","hook_event_name":"PreToolUse","tool_name":"Bash","tool_input":{"command":"git status && ls -la | head"}}'
+hook() { printf '%s' "$hook_input" | "$bindir/agentgate" hook claude-code --no-record; }
+startup_bare=() startup_sup=() startup_hook=()
+for _ in $(seq 20); do
+  startup_bare+=("$(seconds /bin/true)")
+  startup_sup+=("$(seconds "$bin" -q --db "$work/startup.db" -- /bin/true)")
+  [ -x "$bindir/agentgate" ] && startup_hook+=("$(seconds hook)")
+done
+ms() { printf '%s\n' "$@" | median | awk '{printf "%.1f", $1 * 1000}'; }
+echo "start-up: /bin/true bare $(ms "${startup_bare[@]}") ms, under agentgate-supervise (built-in policy) $(ms "${startup_sup[@]}") ms"
+[ ${#startup_hook[@]} -gt 0 ] && echo "agentgate hook claude-code (built-in policy, a Bash call): $(ms "${startup_hook[@]}") ms"
+true

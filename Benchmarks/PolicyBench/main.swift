@@ -1,6 +1,6 @@
 // Policy engine throughput: decisions per second on one core for a generated 200-rule policy.
 //
-//   swift run -c release agentgate-policy-bench [--rules 200] [--seconds 2] [--v1]
+//   swift run -c release agentgate-policy-bench [--rules 200] [--seconds 2] [--v1] [--load-only]
 //
 // The policy mixes what real policies hold: path rules with literal prefixes and `**`,
 // basename exec rules, argv and command rules, host, CIDR and port rules, and a few `when:`
@@ -9,20 +9,24 @@
 // once per syscall. Nothing is allocated per decision for path and network targets.
 // `--v1` drops `version: 2`, so exec target_globs are also matched against command lines, as in
 // agentgate v1 files.
+// Load time: the median time to parse and compile the built-in policy and the generated one (what
+// `agentgate hook` and the supervisor's start-up pay once); `--load-only` prints only that.
 import AgentGatePolicy
 import Foundation
 
 var ruleCount = 200
 var seconds = 2.0
 var version1 = false
+var loadOnly = false
 var arguments = CommandLine.arguments.dropFirst()
 while let argument = arguments.popFirst() {
     switch argument {
     case "--rules": ruleCount = Int(arguments.popFirst() ?? "") ?? ruleCount
     case "--seconds": seconds = Double(arguments.popFirst() ?? "") ?? seconds
     case "--v1": version1 = true
+    case "--load-only": loadOnly = true
     default:
-        FileHandle.standardError.write(Data("usage: agentgate-policy-bench [--rules N] [--seconds S] [--v1]\n".utf8))
+        FileHandle.standardError.write(Data("usage: agentgate-policy-bench [--rules N] [--seconds S] [--v1] [--load-only]\n".utf8))
         exit(2)
     }
 }
@@ -67,6 +71,30 @@ do {
     FileHandle.standardError.write(Data("bench policy failed to load: \(error)\n".utf8))
     exit(1)
 }
+
+/// Median microseconds of `body` over `runs` runs (after one untimed run).
+func medianMicros(runs: Int, _ body: () throws -> Void) rethrows -> Double {
+    try body()
+    var times: [UInt64] = []
+    for _ in 0..<runs {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        try body()
+        times.append(DispatchTime.now().uptimeNanoseconds - t0)
+    }
+    times.sort()
+    return Double(times[times.count / 2]) / 1000
+}
+do {
+    let builtIn = try Policy.builtInDefault(variables: variables)
+    let builtInMicros = try medianMicros(runs: 50) { _ = try Policy.builtInDefault(variables: variables) }
+    let generatedMicros = try medianMicros(runs: 50) { _ = try Policy.parse(yaml: yaml, source: "bench.yaml", variables: variables) }
+    print(String(format: "load: built-in policy (%d rules) %.0f µs, generated policy (%d rules) %.0f µs (medians of 50 loads)",
+                 builtIn.rules.count, builtInMicros, policy.rules.count, generatedMicros))
+} catch {
+    FileHandle.standardError.write(Data("the built-in policy failed to load: \(error)\n".utf8))
+    exit(1)
+}
+if loadOnly { exit(0) }
 
 struct Input {
     var kind: ActionKind

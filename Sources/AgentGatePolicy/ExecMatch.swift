@@ -27,7 +27,7 @@ public struct ExecDetails: Sendable {
         var names: [String] = []
 
         mutating func add(_ word: String) {
-            if word.contains("/") {
+            if word.utf8.contains(UInt8(ascii: "/")) {  // bytes, as for globs: no NSString search
                 if !paths.contains(word) { paths.append(word) }
             } else if !names.contains(word) {
                 names.append(word)
@@ -208,7 +208,7 @@ struct ExecTables: Sendable {
     mutating func add(_ constraint: ExecConstraint, arena: inout MatchArena) -> Int32 {
         func place(_ glob: Glob) -> Int32 {
             globs.append(glob.code.relocated(by: arena.append(glob.arena)))
-            globHasSlash.append(glob.pattern.contains("/"))
+            globHasSlash.append(glob.pattern.utf8.contains(UInt8(ascii: "/")))
             return Int32(globs.count - 1)
         }
         var code = Code()
@@ -242,7 +242,7 @@ struct ExecTables: Sendable {
         code.commandCount = 1
         code.ownLinesOnly = true
         globs.append(glob.code.relocated(by: arena.append(glob.arena)))
-        globHasSlash.append(glob.pattern.contains("/"))
+        globHasSlash.append(glob.pattern.utf8.contains(UInt8(ascii: "/")))
         codes.append(code)
         return Int32(codes.count - 1)
     }

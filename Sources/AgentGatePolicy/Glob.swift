@@ -188,6 +188,7 @@ enum GlobCompiler {
     /// Text syntax: no byte is special, so stars of any count match anything.
     private static func emitText(_ items: [Item], caseInsensitive: Bool) -> [GlobToken] {
         var tokens: [GlobToken] = []
+        tokens.reserveCapacity(2 * items.count)
         for item in items {
             switch item {
             case .stars:
@@ -228,6 +229,7 @@ enum GlobCompiler {
 
     private static func parse(_ bytes: [UInt8], pattern: String) throws(GlobError) -> [Item] {
         var items: [Item] = []
+        items.reserveCapacity(bytes.count)
         var index = 0
         func fail(_ offset: Int, _ message: String) -> GlobError {
             GlobError(pattern: pattern, utf8Offset: offset, message: message)
@@ -349,6 +351,7 @@ enum GlobCompiler {
 
     private static func emit(_ items: [Item], caseInsensitive: Bool) -> [GlobToken] {
         var tokens: [GlobToken] = []
+        tokens.reserveCapacity(2 * items.count + 2)
         // Whether the last token is a plain `/` from the pattern (so a following segment `**` may absorb it).
         var lastIsPlainSlash = false
         var index = 0
@@ -514,16 +517,83 @@ struct GlobCode: Sendable {
         acceptBit = UInt64(1) << UInt64(middle.count % 64)
         func bit(_ state: Int) -> (Int, UInt64) { (state / 64, UInt64(1) << UInt64(state % 64)) }
 
-        var advanceByByte = [[UInt64]](repeating: [UInt64](repeating: 0, count: words), count: 256)
-        var loopByByte = advanceByByte
+        // Bytes that every token treats alike share a class, so the tables stay small. The
+        // partition is refined by each token's byte set in turn, visiting only the set's bytes
+        // (or its complement's, whichever is smaller: both split alike), then numbered in order
+        // of each class's lowest byte. Cheap enough for the hundreds of globs a brace-expanded
+        // `command:` rule makes.
+        var partition = [UInt16](repeating: 0, count: 256)
+        var classSize = [UInt16](repeating: 0, count: 257)
+        classSize[0] = 256
+        var partCount = 1
+        var hits = [UInt16](repeating: 0, count: 257)
+        var splitInto = [UInt16](repeating: 0, count: 257)
+        var members: [UInt8] = []
+        members.reserveCapacity(128)
+        for token in middle {
+            var set: ByteSet
+            switch token {
+            case .step(let bytes, _), .repeatZeroOrMore(let bytes): set = bytes
+            case .skip: continue
+            }
+            let count = set.words.0.nonzeroBitCount + set.words.1.nonzeroBitCount
+                + set.words.2.nonzeroBitCount + set.words.3.nonzeroBitCount
+            if count == 0 || count == 256 { continue }
+            if count > 128 { set = set.inverted }
+            members.removeAll(keepingCapacity: true)
+            for (index, word) in [set.words.0, set.words.1, set.words.2, set.words.3].enumerated() {
+                var rest = word
+                while rest != 0 {
+                    members.append(UInt8(index * 64 + rest.trailingZeroBitCount))
+                    rest &= rest &- 1
+                }
+            }
+            for byte in members { hits[Int(partition[Int(byte)])] += 1 }
+            for byte in members {
+                let part = Int(partition[Int(byte)])
+                if hits[part] == classSize[part] { continue }  // wholly inside: not split
+                if splitInto[part] == 0 {
+                    splitInto[part] = UInt16(partCount)
+                    partCount += 1
+                }
+                let moved = Int(splitInto[part])
+                partition[Int(byte)] = UInt16(moved)
+                classSize[moved] += 1
+            }
+            for byte in members {
+                let part = Int(partition[Int(byte)])
+                hits[part] = 0
+            }
+            for part in 0..<partCount where splitInto[part] != 0 {
+                classSize[part] -= classSize[Int(splitInto[part])]
+                hits[part] = 0
+                splitInto[part] = 0
+            }
+        }
+        var classOf = [UInt8](repeating: 0, count: 256)
+        var representative = [UInt8](repeating: 0, count: 256)  // each class's lowest byte
+        var number = [Int16](repeating: -1, count: 257)
+        var classCount = 0
+        for byte in 0..<256 {
+            let part = Int(partition[byte])
+            if number[part] < 0 {
+                number[part] = Int16(classCount)
+                representative[classCount] = UInt8(byte)
+                classCount += 1
+            }
+            classOf[byte] = UInt8(number[part])
+        }
+
+        var advanceTable = [UInt64](repeating: 0, count: classCount * words)
+        var loopTable = advanceTable
         var epsilonStates = [UInt64](repeating: 0, count: words)
         for (state, token) in middle.enumerated() {
             let (word, mask) = bit(state)
             switch token {
             case .step(let set, _):
-                for byte in 0...255 where set.contains(UInt8(byte)) { advanceByByte[byte][word] |= mask }
+                for cls in 0..<classCount where set.contains(representative[cls]) { advanceTable[cls * words + word] |= mask }
             case .repeatZeroOrMore(let set):
-                for byte in 0...255 where set.contains(UInt8(byte)) { loopByByte[byte][word] |= mask }
+                for cls in 0..<classCount where set.contains(representative[cls]) { loopTable[cls * words + word] |= mask }
                 epsilonStates[word] |= mask
             case .skip:
                 epsilonStates[word] |= mask
@@ -534,36 +604,19 @@ struct GlobCode: Sendable {
         for state in stride(from: middle.count, through: 0, by: -1) {
             let (word, mask) = bit(state)
             closureTable[state * words + word] |= mask
-            var targets: [Int] = []
-            if state < middle.count {
-                switch middle[state] {
-                case .repeatZeroOrMore: targets = [state + 1]
-                case .skip(let target): targets = [state + 1, target]
-                case .step: break
-                }
+            guard state < middle.count else { continue }
+            var targets: (Int, Int?)
+            switch middle[state] {
+            case .repeatZeroOrMore: targets = (state + 1, nil)
+            case .skip(let target): targets = (state + 1, target)
+            case .step: continue
             }
-            for target in targets {
+            for w in 0..<words { closureTable[state * words + w] |= closureTable[targets.0 * words + w] }
+            if let target = targets.1 {
                 for w in 0..<words { closureTable[state * words + w] |= closureTable[target * words + w] }
             }
         }
 
-        // Collapse bytes with identical behaviour into classes so the tables stay small.
-        var classOf = [UInt8](repeating: 0, count: 256)
-        var advanceTable: [UInt64] = []
-        var loopTable: [UInt64] = []
-        var classes: [[UInt64]: UInt8] = [:]
-        for byte in 0...255 {
-            let signature = advanceByByte[byte] + loopByByte[byte]
-            if let existing = classes[signature] {
-                classOf[byte] = existing
-            } else {
-                let id = UInt8(classes.count)  // at most 256 classes
-                classes[signature] = id
-                classOf[byte] = id
-                advanceTable += advanceByByte[byte]
-                loopTable += loopByByte[byte]
-            }
-        }
         table = arena.appendBytes(classOf)
         advance = Int32(arena.words.count)
         arena.words += advanceTable

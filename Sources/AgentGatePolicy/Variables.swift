@@ -72,6 +72,18 @@ extension PolicyVariables {
     /// trailing `/` in `$HOME` cannot break `$HOME/.ssh/**`); with `escapeGlob` their glob
     /// metacharacters are escaped so a directory named `a*b` is matched literally.
     func expand(_ source: String, escapeGlob: Bool) throws(ExpansionError) -> Expansion {
+        // Most patterns name no variable: the text as it is, each byte mapped to its scalar.
+        if !source.utf8.contains(UInt8(ascii: "$")) {
+            var offsets: [Int] = []
+            offsets.reserveCapacity(source.utf8.count + 1)
+            var scalarIndex = 0
+            for scalar in source.unicodeScalars {
+                for _ in 0..<UTF8.width(scalar) { offsets.append(scalarIndex) }
+                scalarIndex += 1
+            }
+            offsets.append(scalarIndex)
+            return Expansion(text: source, sourceScalarOffsets: offsets)
+        }
         var text = ""
         var offsets: [Int] = []
         let scalars = Array(source.unicodeScalars)
