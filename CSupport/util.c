@@ -18,6 +18,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
@@ -217,4 +218,14 @@ int64_t agentgate_raise_nofile(void) {
 ssize_t agentgate_getxattr(const char *path, const char *name, void *buf, size_t capacity) {
     ssize_t n = getxattr(path, name, buf, capacity);
     return n < 0 ? -errno : n;
+}
+
+int agentgate_mount_of(int fd, int *read_only, uint64_t *mount_id) {
+    struct statvfs info;
+    if (fstatvfs(fd, &info) != 0) return -errno;
+    *read_only = (info.f_flag & ST_RDONLY) != 0;
+    struct statx sx;
+    if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) != 0) return -errno;
+    *mount_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
+    return 0;
 }

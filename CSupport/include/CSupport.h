@@ -521,6 +521,10 @@ int agentgate_signalfd_read(int fd, int *from_process, int *sender_pid);
 int agentgate_install_interrupt_handler(int signo);
 /// unshare(CLONE_FS) for the calling thread, so it can fchdir without affecting other threads.
 int agentgate_unshare_fs(void);
+
+/// Where the file `fd` refers to lives: whether its mount (or file system) is read-only
+/// (fstatvfs ST_RDONLY), and its mount id (statx STATX_MNT_ID). Returns 0 or -errno.
+int agentgate_mount_of(int fd, int *read_only, uint64_t *mount_id);
 /// fchdir(fd).
 int agentgate_fchdir(int fd);
 /// tcsetpgrp(fd, pgrp) with SIGTTOU blocked in the calling thread. Returns 0 or -errno.

@@ -20,6 +20,34 @@ enum MutationHandler {
         var exists = false
         /// For an entry operand: the final component is ".", ".." or "/" (agentgate_entry_type).
         var lastType = AGENTGATE_ENTRY_NAME
+        /// For an entry operand: the name was written with a trailing slash.
+        var trailingSlash = false
+    }
+
+    /// The errno the kernel fails an unlink or rename with after looking its names up and before
+    /// it checks any permission (do_unlinkat, do_renameat2): a name to remove or move away that
+    /// isn't there (ENOENT), "name/" that isn't a directory (ENOTDIR, or EISDIR for unlink), an
+    /// existing destination under RENAME_NOREPLACE (EEXIST). nil when the call can go on to be
+    /// decided. rmdir of a non-directory is left to the decision: the kernel checks the
+    /// permission first there (may_delete).
+    private static func lookupFailure(_ syscall: String, flags: Int32, operands r: [Resolved]) -> Int32? {
+        let isUnlink = (syscall == "unlink" || syscall == "unlinkat") && flags & Int32(AGENTGATE_AT_REMOVEDIR) == 0
+        let isRemoveDirectory = syscall == "rmdir" || syscall == "unlinkat" && !isUnlink
+        let isRename = syscall == "rename" || syscall == "renameat" || syscall == "renameat2"
+        guard isUnlink || isRemoveDirectory || isRename, let source = r.first, source.isEntry else { return nil }
+        if !source.exists { return ENOENT }
+        if isUnlink && source.trailingSlash { return source.isDirectory ? EISDIR : ENOTDIR }
+        guard isRename, r.count == 2, r[1].isEntry else { return nil }
+        let destination = r[1]
+        let renameFlags = syscall == "renameat2" ? flags : 0
+        if renameFlags & 1 /* RENAME_NOREPLACE */ != 0 && destination.exists { return EEXIST }
+        if renameFlags & 2 /* RENAME_EXCHANGE */ != 0 {
+            if !destination.exists { return ENOENT }
+            if (source.trailingSlash && !source.isDirectory) || (destination.trailingSlash && !destination.isDirectory) { return ENOTDIR }
+            return nil
+        }
+        if !source.isDirectory && (source.trailingSlash || destination.trailingSlash) { return ENOTDIR }
+        return nil
     }
 
     /// The syscalls that take AT_EMPTY_PATH: the object is then the fd itself.
@@ -201,10 +229,8 @@ enum MutationHandler {
             }
             switch outcome {
             case .failed(let errno):
-                let target = PathLexical.absolute(paths[index], base: base.path())
-                guard let verdict = decide(.fsWrite, target) else { return }
-                respond(call, errno: verdict.letsCallProceed ? errno : verdict.errno(or: EACCES), target: target, verdict: verdict,
-                        reason: nil)
+                // The kernel can't resolve it (ENOTDIR for "file/", ENOENT…).
+                call.failUnresolved(action: .fsWrite, target: PathLexical.absolute(paths[index], base: base.path()), errno: errno)
                 return
             case .refused(let target, let reason):
                 respond(call, errno: EACCES, target: target, verdict: nil, reason: reason)
@@ -219,6 +245,22 @@ enum MutationHandler {
         // EBUSY, EINVAL or ENOTEMPTY, by call). It is made as it is, with nothing to decide:
         // `tar` creates "." with mkdirat and expects EEXIST.
         let inert = resolved.contains { $0.lastType != AGENTGATE_ENTRY_NAME }
+
+        // A name to remove or move that isn't there fails before any permission is checked;
+        // only a rename across mounts (EXDEV) and a read-only mount (EROFS) fail earlier.
+        if !inert, let errno = lookupFailure(syscall, flags: flags, operands: resolved) {
+            var readOnly: Int32 = 0, mount: UInt64 = 0, otherReadOnly: Int32 = 0, otherMount: UInt64 = 0
+            var answer = errno
+            if agentgate_mount_of(resolved[0].fd, &readOnly, &mount) != 0 {
+                answer = EIO // can't tell: the call fails either way, never performed
+            } else if resolved.count == 2, agentgate_mount_of(resolved[1].fd, &otherReadOnly, &otherMount) == 0, otherMount != mount {
+                answer = EXDEV
+            } else if readOnly != 0 {
+                answer = EROFS
+            }
+            core.listener.fail(n.id, errno: answer)
+            return
+        }
 
         // Decide each operand.
         var verdicts: [Verdict] = []
@@ -441,7 +483,7 @@ enum MutationHandler {
             let safe = Array("/proc/self/fd/\(entry.parent_fd)/".utf8CString.dropLast()) + name.dropLast()
                 + (entry.trailing_slash ? [CChar(UInt8(ascii: "/"))] : []) + [0]
             return .resolved(Resolved(fd: entry.parent_fd, safePath: safe, target: target, isDirectory: isDirectory,
-                                      isEntry: true, exists: exists))
+                                      isEntry: true, exists: exists, trailingSlash: entry.trailing_slash))
         }
         let prepared = scratch.prepared
         let target: String

@@ -84,12 +84,9 @@ enum OpenHandler {
             let resolved: String
             switch outcome {
             case .failed(let rc):
-                // The kernel couldn't resolve it. Name it lexically; don't reveal what a denied
-                // path holds (e.g. ENOENT vs EACCES) when the policy denies that name.
-                let target = PathLexical.absolute(path, base: base.path())
-                let verdict = call.decide(action, target: target, n)
-                let errno = verdict.letsCallProceed ? rc : verdict.errno(or: EACCES)
-                call.finish(verdict: verdict, action: action, target: target, errno: errno)
+                // The kernel couldn't resolve it, so the call fails whatever the policy says,
+                // with the kernel's own answer (stat, which isn't supervised, tells the same).
+                failedLookup(call, action: action, target: PathLexical.absolute(path, base: base.path()), errno: rc)
                 return
             case .refused(let target, let reason):
                 call.deny(Refusal(EACCES, reason), action: action, target: target)
@@ -184,6 +181,18 @@ enum OpenHandler {
             return
         }
         call.deny(Refusal(ELOOP, "path kept changing during the open"), action: action, target: path)
+    }
+
+    /// An open whose path the kernel can't resolve (ENOENT, ENOTDIR, ELOOP, EACCES on a
+    /// directory…). The kernel takes the fd number before it looks the path up, so an agent at
+    /// its fd limit gets EMFILE first.
+    private static func failedLookup(_ call: TrappedCall, action: ActionKind, target: String, errno: Int32) {
+        let n = call.notification
+        if agentgate_fd_table_full(n.tid) == 1 {
+            call.core.listener.fail(n.id, errno: EMFILE)
+            return
+        }
+        call.failUnresolved(action: action, target: target, errno: errno)
     }
 
     /// Whether opening the prepared object does something even if its fd then can't be

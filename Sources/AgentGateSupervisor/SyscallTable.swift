@@ -320,9 +320,12 @@ struct SyscallTable: Sendable {
             ("clone3", .none, .kernelErrno(ENOSYS)),
             // Calls aimed at a process, a group or a user: only within the session's tree,
             // never at the supervisor.
-            ("kill", .processTarget(.kill), .always),
-            ("tkill", .processTarget(.tkill), .always),
-            ("tgkill", .processTarget(.tgkill), .always),
+            // Signal 0 sends nothing: it only asks whether the pid is there, which /proc tells
+            // anyway. Left to the kernel, a liveness check (pid files, locks) costs no round trip
+            // and can't meet the early-signal EINTR of a trapped call (README, Limits).
+            ("kill", .processTarget(.kill), .argNonZero(arg: 1)),
+            ("tkill", .processTarget(.tkill), .argNonZero(arg: 1)),
+            ("tgkill", .processTarget(.tgkill), .argNonZero(arg: 2)),
             ("rt_sigqueueinfo", .processTarget(.rtSigqueueinfo), .always),
             ("rt_tgsigqueueinfo", .processTarget(.rtTgsigqueueinfo), .always),
             ("ptrace", .processTarget(.ptrace), .always),

@@ -153,6 +153,20 @@ struct TrappedCall: Sendable {
         record(entry)
     }
 
+    /// Fails a call whose path the kernel can't resolve with the kernel's own errno, whatever the
+    /// policy says of the name: the call fails anyway, and stat (which isn't supervised) tells
+    /// the same. Nobody is asked about it. The policy's verdict is recorded, so an attempt on a
+    /// name the policy denies (a missing key) still shows as a denial.
+    func failUnresolved(action: ActionKind, target: String, errno: Int32) {
+        let verdict = decide(action, target: target, tid: notification.tid, id: notification.id)
+        guard verdict.decision != .ask else {
+            core.listener.fail(notification.id, errno: errno)
+            return
+        }
+        let note = verdict.decision.allows ? nil : "\(ErrnoName.name(errno) ?? "errno \(errno)") as bare: the path doesn't resolve"
+        finish(verdict: verdict, action: action, target: target, errno: errno, note: note)
+    }
+
     /// Lets an allowed call continue in the kernel, then records the verdict.
     func allow(verdict: Verdict, action: ActionKind, target: String, argv: [String]? = nil) {
         let entry = DecisionRecorder.Entry(syscall: syscall, action: action, target: target, verdict: verdict, argv: argv)

@@ -110,7 +110,7 @@ import Testing
         #expect(result.status == 0, "\(result.stderr)")
         let denied = h.cli(["audit", "--decision", "deny"]).stdout.replacing(#/ \d\d:\d\d:\d\d /#, with: " ")
         #expect(denied.contains("✗ fs_read deny \(h.path("home/.ssh/id_rsa")) (rule ssh-keys: SSH private keys)\n"), "\(denied)")
-        #expect(denied.contains("✗ fs_read deny \(h.path("nothing-here")) (rule 2)\n"), "\(denied)")
+        #expect(denied.contains("✗ fs_read deny \(h.path("nothing-here")) (rule 2: matched rule; ENOENT as bare: the path doesn't resolve)\n"), "\(denied)")
         #expect(denied.contains("✗ syscall deny socket(AF_PACKET) — raw_sockets\n"), "\(denied)")
         #expect(h.cli(["audit", "--action", "syscall"]).stdout.contains("syscall deny socket(AF_PACKET)"))
     }

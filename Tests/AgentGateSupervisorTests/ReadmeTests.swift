@@ -448,6 +448,11 @@ final class ReadmeSandbox {
         do {
             try files.createDirectory(atPath: project, withIntermediateDirectories: true)
             try files.createDirectory(atPath: temporary, withIntermediateDirectories: true)
+            // A developer's key, as README's examples assume (without one, cat says ENOENT).
+            try files.createDirectory(atPath: home + "/.ssh", withIntermediateDirectories: true)
+            try Data("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a real key\n".utf8)
+                .write(to: URL(fileURLWithPath: home + "/.ssh/id_rsa"))
+            chmod(home + "/.ssh/id_rsa", 0o600)
             try Self.copy(ReadmeTests.repository + "/policies", to: home + "/agentgate/policies")
         } catch {
             try? files.removeItem(atPath: base)
