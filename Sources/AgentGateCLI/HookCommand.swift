@@ -33,7 +33,7 @@ struct ClaudeCodeHookCommand: ParsableCommand {
         abstract: "Answer Claude Code's PreToolUse hook: the event on stdin, the decision on stdout.",
         discussion: "Exit status 0 with the decision as JSON; 2 (Claude Code blocks the call) with the reason on stderr when the input or the policy is broken.")
     @OptionGroup var options: HookAnswerOptions
-    func run() throws { try HookRunner.run(.claudeCode, options) }
+    func run() throws { try HookRunner.run(.claudeCode, policy: options.policyOption.policy, db: options.db, noRecord: options.noRecord) }
 }
 
 struct CodexHookCommand: ParsableCommand {
@@ -42,11 +42,11 @@ struct CodexHookCommand: ParsableCommand {
         abstract: "Answer Codex's PreToolUse hook: the event on stdin, the decision on stdout.",
         discussion: "Codex sends the same fields as Claude Code (and turn_id, model) and reads the same answer. Exit status as for claude-code.")
     @OptionGroup var options: HookAnswerOptions
-    func run() throws { try HookRunner.run(.codex, options) }
+    func run() throws { try HookRunner.run(.codex, policy: options.policyOption.policy, db: options.db, noRecord: options.noRecord) }
 }
 
 /// The hook's one run: read, map, decide (here or in the session's supervisor), record, answer.
-enum HookRunner {
+public enum HookRunner {
     /// Exit 2 blocks the call in both agents; the reason goes to stderr.
     static let failureStatus: Int32 = 2
 
@@ -55,7 +55,24 @@ enum HookRunner {
         return ExitCode(failureStatus)
     }
 
-    static func run(_ agent: HookAgent, _ options: HookAnswerOptions) throws {
+    /// `agentgate hook claude-code` or `agentgate hook codex` with no options: run without the
+    /// argument parser, whose reflection over every command was a fifth of the hook's start-up
+    /// (an agent runs the hook before every tool call). Returns only when `arguments` (without
+    /// the program name) are something else.
+    public static func runIfPlainHook(_ arguments: [String]) {
+        guard arguments.count == 2, arguments[0] == "hook", let agent = HookAgent(rawValue: arguments[1]) else { return }
+        do {
+            try run(agent, policy: nil, db: nil, noRecord: false)
+            Glibc.exit(0)
+        } catch let exit as ExitCode {
+            Glibc.exit(exit.rawValue)
+        } catch {
+            printError("\(error); the tool call is blocked", tool: "agentgate hook")
+            Glibc.exit(failureStatus)
+        }
+    }
+
+    static func run(_ agent: HookAgent, policy: String?, db: String?, noRecord: Bool) throws {
         let started = agentgate_monotonic_ns()
         let environment = ProcessInfo.processInfo.environment
         let bytes: [UInt8]
@@ -85,20 +102,20 @@ enum HookRunner {
         }
         let loaded: LoadedPolicy
         do {
-            loaded = try LoadedPolicy.resolve(options.policyOption.policy, variables: .current(agent: agent.rawValue))
+            loaded = try LoadedPolicy.resolve(policy, variables: .current(agent: agent.rawValue))
         } catch {
             throw fail("policy error: \(error)")
         }
-        let context = try? ContextOptions.parse(["--agent", agent.rawValue]).context()
+        let context = ContextOptions.currentProcess(agent: agent.rawValue)
         let decided = loaded.policy.decide(call, context: context)
         let text = reason(decision: decided.decision.name, action: decided.kind.name, target: decided.target, argv: decided.argv,
                           why: decided.why)
-        if !options.noRecord {
+        if !noRecord {
             let event = HookEvidence.event(
                 call: call, decided: decided, policy: loaded.policy, policySHA256: loaded.sha256.isEmpty ? nil : loaded.sha256,
                 pid: getpid(), ppid: getppid(), executable: ownExecutable(),
                 latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000), home: AgentGatePaths.home(environment))
-            if let problem = record(event, input: input, loaded: loaded, db: options.db, environment: environment) {
+            if let problem = record(event, input: input, loaded: loaded, db: db, environment: environment) {
                 printError("the decision was not recorded: \(problem)", tool: "agentgate hook")
             }
         }

@@ -50,6 +50,14 @@ struct ContextOptions: ParsableArguments {
     var ancestor: [String] = []
     @Option(help: "Agent name ($AGENT and when: {agent: …}).") var agent: String?
 
+    /// This process's own context, as `check` builds it with no options.
+    static func currentProcess(agent: String) -> ProcessContext {
+        let status = ProcStatus(tid: getpid())
+        return ProcessContext(
+            uid: geteuid(), gid: getegid(), effectiveCapabilities: status.capEff, permittedCapabilities: status.capPrm,
+            cgroup: SessionContextCollector.cgroup(), executable: "", commands: [], ancestors: [], agent: agent)
+    }
+
     func context() throws -> ProcessContext {
         let status = ProcStatus(tid: getpid())
         var context = ProcessContext(

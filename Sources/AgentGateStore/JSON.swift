@@ -3,7 +3,7 @@ import Foundation
 /// The small amount of JSON the store writes: argv arrays in columns and JSONL fallback lines
 /// (`AuditFallback.swift`).
 /// Hand-written because it runs per event on the writer thread and the shapes are fixed.
-enum AuditJSON {
+public enum AuditJSON {
     /// Encodes `strings` as a JSON array, e.g. `["ls","-l"]`.
     static func encode(_ strings: [String]) -> String {
         var output = "["
@@ -21,7 +21,7 @@ enum AuditJSON {
     }
 
     /// Appends `string` as a JSON string literal (RFC 8259 escaping).
-    static func appendQuoted(_ string: String, to output: inout String) {
+    public static func appendQuoted(_ string: String, to output: inout String) {
         output.unicodeScalars.append("\"")
         for scalar in string.unicodeScalars {
             switch scalar {

@@ -7,5 +7,6 @@ let invokedName = CommandLine.arguments.first.map { URL(fileURLWithPath: $0).las
 if invokedName == "agentgate-supervise" {
     SuperviseCommand.mainWithUsageErrorsExitingTwo()
 } else {
+    HookRunner.runIfPlainHook(Array(CommandLine.arguments.dropFirst()))
     AgentGateCommand.mainWithUsageErrorsExitingTwo()
 }

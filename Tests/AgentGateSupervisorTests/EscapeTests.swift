@@ -296,11 +296,12 @@ extension AdversarialTests {
             let h = try Harness()
             let escape = try h.escape()
             try h.write("sink.py", """
-                import socket, sys
+                import os, socket, sys
                 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('127.0.0.1', 5555)); s.settimeout(2)
                 open(sys.argv[1], 'w').close()
-                try: print('SINK-GOT', s.recvfrom(100)[0].decode())
-                except Exception as e: print('SINK-NOTHING', e)
+                # One write(2) per line: the sender writes to the same pipe, and must not land inside it.
+                try: os.write(1, ('SINK-GOT ' + s.recvfrom(100)[0].decode() + '\\n').encode())
+                except Exception as e: os.write(1, ('SINK-NOTHING %s\\n' % e).encode())
                 """)
             // A network namespace of the test's own, where loopback accepts frames injected with
             // loopback addresses (route_localnet, accept_local), so the bare half can succeed.
