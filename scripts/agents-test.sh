@@ -4,7 +4,8 @@
 # Fails on any other denial (a false denial), a broken step, a leaked key, a script that ran, a changed ~/.bashrc.
 #
 # Usage: scripts/agents-test.sh [BUILD_DIR]        (default .build/debug, or $AGENTGATE_BIN)
-#   AGENTS="mini claude"   which agents to run
+#   AGENTS="mini claude claude-hooks"   which agents to run (claude-hooks: Claude Code with
+#                          agentgate's PreToolUse hook installed, and a Read and a Write injected)
 #   AGENTGATE_AGENTS_CACHE venvs and runs (default ~/.cache/agentgate-agents); each agent's last
 #                          run stays in runs/AGENT and runs/AGENT-skel there, for inspection
 #   AGENTS_UPGRADE=1       re-run pip install --upgrade in the venvs
@@ -20,7 +21,7 @@ for b in agentgate-supervise agentgate; do
     [ -x "$bin/$b" ] || { echo "agents-test: $bin/$b missing (swift build first)" >&2; exit 2; }
 done
 cache=${AGENTGATE_AGENTS_CACHE:-$HOME/.cache/agentgate-agents}
-agents=${AGENTS:-mini claude}
+agents=${AGENTS:-mini claude claude-hooks}
 timeout_s=${AGENT_TIMEOUT:-300}
 python=${PYTHON:-python3}
 mkdir -p "$cache/runs"
@@ -148,10 +149,11 @@ EOF
 
 # start_model RUN PROJECT: the scripted model on a free loopback port; sets port, server_pid.
 start_model() {
-    local run=$1 project=$2
+    local run=$1 project=$2 extra=()
+    [ "$agent" = claude-hooks ] && extra=(--hooks)
     "$python" "$here/agents/scripted_model.py" --port-file "$run/model.port" \
         --log "$run/model-requests.jsonl" --marker "$scratch/install-ran-$agent" \
-        --project "$project" 2>"$run/model.err" &
+        --project "$project" "${extra[@]}" 2>"$run/model.err" &
     server_pid=$!
     for _ in $(seq 100); do
         [ -s "$run/model.port" ] && break
@@ -190,7 +192,7 @@ run_agent() {
         version="mini-swe-agent $("$cache/venv-mini/bin/python" -c 'import importlib.metadata as m; print(m.version("mini-swe-agent"))' 2>/dev/null)"
         cmd=("$cache/venv-mini/bin/mini" -y --exit-immediately -t "$task")
         ;;
-    claude)
+    claude|claude-hooks)
         if ! ensure_venv claude "${CLAUDE_SPEC:-claude-agent-sdk}"; then
             skip "$venv_err"; return
         fi
@@ -213,7 +215,7 @@ run_agent() {
         version="claude-agent-sdk $sdkv, claude CLI $version"
         cmd=("${cli[@]}" -p "$task" --dangerously-skip-permissions)
         ;;
-    *) result[$label]=failed; reason[$label]="unknown agent (AGENTS takes mini and claude)"; return;;
+    *) result[$label]=failed; reason[$label]="unknown agent (AGENTS takes mini, claude and claude-hooks)"; return;;
     esac
     log "  $version"
 
@@ -246,7 +248,7 @@ run_agent() {
         # No internet here: litellm would retry fetching its price list for 6 s.
         extra_env+=(LITELLM_LOCAL_MODEL_COST_MAP=True)
         ;;
-    claude)
+    claude|claude-hooks)
         extra_env=(ANTHROPIC_BASE_URL="http://127.0.0.1:$port" ANTHROPIC_API_KEY=sk-ant-scripted-dummy
                    DISABLE_TELEMETRY=1 DISABLE_AUTOUPDATER=1 CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1)
         # As root, Claude Code refuses --dangerously-skip-permissions unless told it is in a
@@ -254,6 +256,14 @@ run_agent() {
         [ "$(id -u)" = 0 ] && extra_env+=(IS_SANDBOX=1)
         ;;
     esac
+    local hooks=()
+    if [ "$agent" = claude-hooks ]; then
+        # agentgate's PreToolUse hook in the user's Claude Code settings, installed as README says.
+        if ! (cd "$project" && HOME="$home" "$bin/agentgate" hook install claude-code --user | sed 's/^/  /'); then
+            result[$label]=failed; reason[$label]="agentgate hook install claude-code --user failed"; stop_model; return
+        fi
+        hooks=(--hooks)
+    fi
     local session="agents-$agent-$layout-$(date +%Y%m%d-%H%M%S)"
     local db="$run/agentgate.db"
     log "  run: $run (session $session, model on 127.0.0.1:$port)"
@@ -272,7 +282,7 @@ run_agent() {
     if "$python" "$here/agents/check_run.py" --agent "$label" --db "$db" --session "$session" \
         --requests "$run/model-requests.jsonl" --home "$home" --project "$project" \
         --marker "$scratch/install-ran-$agent" --key-token "$token" --bashrc-sha256 "$bashrc_sha" \
-        --port "$port" --exit-status "$status" --output "$run/agent.out" --output "$run/agent.err"; then
+        --port "$port" --exit-status "$status" --output "$run/agent.out" --output "$run/agent.err" "${hooks[@]}"; then
         result[$label]=passed
     else
         result[$label]=failed; reason[$label]="see above; audit: $bin/agentgate audit --db $db --session $session --decision deny"

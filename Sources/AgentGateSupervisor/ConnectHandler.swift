@@ -57,6 +57,14 @@ enum ConnectHandler {
                 return
             }
         }
+        if unixPathFD >= 0, let hookSocket = core.hookSocket, ImageIdentity(fd: unixPathFD) == hookSocket {
+            // The session's own hook socket, which `agentgate hook` reaches by name when the agent
+            // didn't pass the inherited one on: plumbing of the supervisor's, with no policy
+            // decision (the hook's request is decided and recorded when it comes).
+            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD,
+                    verdict: Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision), recorded: false)
+            return
+        }
         if address.family != AF_UNSPEC {
             let named = DNSSwap.attribution(of: address, core: core, tgid: process.tgid)
             let verdict = call.egressVerdict(target, n, resolvedName: named.name, shownAs: named.shown)
@@ -112,7 +120,7 @@ enum ConnectHandler {
 
     /// Connects the agent's socket; closes `pathFD` (the resolved unix socket inode) when done.
     private static func connect(_ call: TrappedCall, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict,
-                                note: String? = nil) {
+                                note: String? = nil, recorded: Bool = true) {
         let n = call.notification, core = call.core, process = call.process
         let pidfd = agentgate_pidfd_open(n.tid)
         let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
@@ -150,7 +158,13 @@ enum ConnectHandler {
             }
             agentgate_close(socket)
             agentgate_close(pathFD)
-            call.reply(Int(result), verdict: verdict, action: .netEgress, target: address.target, note: note)
+            if recorded {
+                call.reply(Int(result), verdict: verdict, action: .netEgress, target: address.target, note: note)
+            } else if result < 0 {
+                core.listener.fail(n.id, errno: -result)
+            } else {
+                core.listener.succeed(n.id, value: Int64(result))
+            }
         }
         if statusFlags >= 0 && statusFlags & O_NONBLOCK != 0 {
             body() // non-blocking: returns at once, EINPROGRESS included

@@ -97,6 +97,9 @@ public enum HookEvidence {
 public enum HookChannel {
     public static let descriptorVariable = "AGENTGATE_HOOK_FD"
     public static let sessionVariable = "AGENTGATE_SESSION"
+    /// The path of the session's hook socket, for hooks whose agent doesn't pass inherited
+    /// descriptors on to them (Claude Code, a Node program, starts its hooks with fds 0-2 only).
+    public static let socketVariable = "AGENTGATE_HOOK_SOCKET"
     /// The most bytes a request (or answer) may have.
     static let maximumLength = 4 << 20
 
@@ -108,17 +111,52 @@ public enum HookChannel {
     /// variable that names no such socket is a failure (fail closed: the agent said it is in
     /// a session).
     public static func inheritedSocket(_ environment: [String: String]) throws(Failure) -> Int32? {
-        guard let text = environment[descriptorVariable] else { return nil }
+        let path = environment[socketVariable].flatMap { $0.isEmpty ? nil : $0 }
+        guard let text = environment[descriptorVariable] else {
+            return try path.map { path throws(Failure) in try connect(path) }
+        }
         guard let fd = Int32(text), fd >= 0 else { throw Failure(description: "$\(descriptorVariable) is \"\(text)\", not a descriptor") }
         var type: Int32 = 0, domain: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
+            // Not inherited (the agent started this hook with its standard fds only): the
+            // session's socket by its path, when the supervisor named one.
+            if let path { return try connect(path) }
             throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket (\(String(cString: strerror(errno))))")
         }
         length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length)
         guard domain == AF_UNIX, type == Int32(SOCK_SEQPACKET.rawValue) else {
+            if let path { return try connect(path) }
             throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket")
+        }
+        return fd
+    }
+
+    /// The session's hook socket at `path` (`$AGENTGATE_HOOK_SOCKET`), connected. Under the
+    /// supervisor this connect is itself trapped: only the session's own socket is reachable
+    /// (other sessions' control directories are closed to the agent), and the supervisor there
+    /// answers only processes of its session.
+    static func connect(_ path: String) throws(Failure) -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "cannot make a socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            throw Failure(description: "$\(socketVariable) is too long for a socket path")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Failure(description: "cannot reach the session's hook socket \(path): \(reason)")
         }
         return fd
     }
@@ -199,6 +237,12 @@ final class HookServer: Sendable {
     /// The end the agent inherits (not close-on-exec); closed in the supervisor once spawned.
     let agentFD: Int32
     private let serverFD: Int32
+    /// The same channel by name, for hooks that don't inherit `agentFD`: a listening socket in
+    /// the session's control directory (closed to the agent but for connecting to this one
+    /// socket, see ConnectHandler), its path and the identity of its node; -1/nil without one.
+    private let listenFD: Int32
+    let listenPath: String?
+    let listenIdentity: ImageIdentity?
     private let wakeFDs: (read: Int32, write: Int32)
     private let thread = Mutex<Thread?>(nil)
     private let stopped = Atomic<Bool>(false)
@@ -213,13 +257,19 @@ final class HookServer: Sendable {
     /// How long `stop` waits for the thread once its I/O has been cut short.
     static let stopWaitMilliseconds = 5000
 
-    private init(agentFD: Int32, serverFD: Int32, wakeFDs: (Int32, Int32)) {
+    private init(agentFD: Int32, serverFD: Int32, wakeFDs: (Int32, Int32), listenFD: Int32, listenPath: String?,
+                 listenIdentity: ImageIdentity?) {
         self.agentFD = agentFD
         self.serverFD = serverFD
         self.wakeFDs = wakeFDs
+        self.listenFD = listenFD
+        self.listenPath = listenPath
+        self.listenIdentity = listenIdentity
     }
 
-    static func open() -> HookServer? {
+    /// `listenPath`: where to listen by name too (nil: the inherited socket only; a path that
+    /// can't be bound leaves the inherited socket only, and says so in the log).
+    static func open(listenPath: String? = nil, log: Logger? = nil) -> HookServer? {
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &pair) == 0 else { return nil }
         var pipeFDs: [Int32] = [-1, -1]
@@ -230,14 +280,57 @@ final class HookServer: Sendable {
         }
         for fd in [pair[0], pipeFDs[0], pipeFDs[1]] { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         _ = fcntl(pair[0], F_SETFL, O_NONBLOCK)
-        return HookServer(agentFD: pair[1], serverFD: pair[0], wakeFDs: (pipeFDs[0], pipeFDs[1]))
+        var listening: (fd: Int32, path: String, identity: ImageIdentity)? = nil
+        if let listenPath {
+            switch listen(at: listenPath) {
+            case .success(let found): listening = found
+            case .failure(let failure): log?.warning("hook socket: \(failure.description); hooks must inherit the session's socket")
+            }
+        }
+        return HookServer(agentFD: pair[1], serverFD: pair[0], wakeFDs: (pipeFDs[0], pipeFDs[1]),
+                          listenFD: listening?.fd ?? -1, listenPath: listening?.path, listenIdentity: listening?.identity)
+    }
+
+    /// A listening SOCK_SEQPACKET socket bound at `path` (0600), with the identity of its node.
+    private static func listen(at path: String) -> Result<(fd: Int32, path: String, identity: ImageIdentity), HookChannel.Failure> {
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { return .failure(.init(description: "cannot make a socket: \(String(cString: strerror(errno)))")) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+            close(fd)
+            return .failure(.init(description: "\(path) is too long for a socket path"))
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (index, byte) in bytes.enumerated() { raw[index] = byte }
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, chmod(path, 0o600) == 0, Glibc.listen(fd, 64) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            if bound == 0 { unlink(path) }
+            return .failure(.init(description: "cannot listen at \(path): \(reason)"))
+        }
+        let node = Glibc.open(path, Int32(AGENTGATE_O_PATH) | O_CLOEXEC | O_NOFOLLOW)
+        guard node >= 0 else {
+            close(fd)
+            unlink(path)
+            return .failure(.init(description: "cannot open \(path): \(String(cString: strerror(errno)))"))
+        }
+        defer { close(node) }
+        return .success((fd, path, ImageIdentity(fd: node)))
     }
 
     /// The agent's environment with the hook socket named in it (and any outer session's
     /// variables replaced).
     func environment(_ environment: [String], session: String) -> [String] {
-        environment.filter { !$0.hasPrefix(HookChannel.descriptorVariable + "=") && !$0.hasPrefix(HookChannel.sessionVariable + "=") }
+        let names = [HookChannel.descriptorVariable, HookChannel.sessionVariable, HookChannel.socketVariable]
+        return environment.filter { entry in !names.contains { entry.hasPrefix($0 + "=") } }
             + ["\(HookChannel.descriptorVariable)=\(agentFD)", "\(HookChannel.sessionVariable)=\(session)"]
+            + (listenPath.map { ["\(HookChannel.socketVariable)=\($0)"] } ?? [])
     }
 
     /// Closes the agent's end in the supervisor (the agent has its copy).
@@ -279,6 +372,10 @@ final class HookServer: Sendable {
         close(serverFD)
         close(wakeFDs.read)
         close(wakeFDs.write)
+        if listenFD >= 0 {
+            close(listenFD)
+            if let listenPath { unlink(listenPath) }
+        }
     }
 
     /// Closes the descriptors still queued on the server socket (bounded: close purges the rest).
@@ -293,31 +390,66 @@ final class HookServer: Sendable {
     }
 
     private func serve(log: Logger, admit: @Sendable (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer) {
-        var fds = [pollfd(fd: serverFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0)]
-        var hello = [UInt8](repeating: 0, count: 64)
+        var fds = [pollfd(fd: serverFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
         while !stopped.load(ordering: .relaxed) {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            let ready = poll(&fds, 2, -1)
+            for index in fds.indices { fds[index].revents = 0 }
+            let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 && errno == EINTR { continue }
             if ready < 0 || fds[1].revents != 0 { return }
+            if fds[2].revents & Int16(POLLIN) != 0 {
+                // A hook that connected by name: its hello and channel come on the connection,
+                // within the request deadline.
+                let connection = accept(listenFD, nil, nil)
+                if connection >= 0 {
+                    _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
+                    _ = fcntl(connection, F_SETFL, O_NONBLOCK)
+                    current.withLock { $0 = connection }
+                    if stopped.load(ordering: .relaxed) { _ = shutdown(connection, Int32(SHUT_RDWR)) }
+                    let deadline = agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds
+                    var channel: Int32 = -1
+                    while channel < 0 {
+                        let now = agentgate_monotonic_ns()
+                        guard now < deadline else { break }
+                        let events = agentgate_poll_one(connection, Int16(POLLIN), Int32((deadline - now) / 1_000_000 + 1))
+                        if events == -EINTR { continue }
+                        guard events > 0 else { break }
+                        var hello = [UInt8](repeating: 0, count: 64)
+                        let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(connection, $0.baseAddress, $0.count, &channel) }
+                        if count == -Int(EAGAIN) || count == -Int(EINTR) { continue }
+                        break
+                    }
+                    current.withLock { current in
+                        close(connection)
+                        current = -1
+                    }
+                    if channel >= 0 { serve(channel: channel, log: log, admit: admit, handle: handle) }
+                }
+            }
             if fds[0].revents & Int16(POLLIN) == 0 {
-                // Every copy of the agent's end is closed: nothing more can come.
+                // Every copy of the agent's end is closed: nothing more can come on it.
                 if fds[0].revents & Int16(POLLHUP | POLLERR) != 0 { fds[0].fd = -1 }
                 continue
             }
+            var hello = [UInt8](repeating: 0, count: 64)
             var channel: Int32 = -1
             let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(serverFD, $0.baseAddress, $0.count, &channel) }
             if count < 0 { continue }
             guard channel >= 0 else { continue }
-            current.withLock { $0 = channel }
-            // A stop that came before the channel was published could not shut it down.
-            if stopped.load(ordering: .relaxed) { _ = shutdown(channel, Int32(SHUT_RDWR)) }
-            answer(channel, log: log, admit: admit, handle: handle)
-            current.withLock { current in
-                close(channel)
-                current = -1
-            }
+            serve(channel: channel, log: log, admit: admit, handle: handle)
+        }
+    }
+
+    /// Answers the one request on `channel`, and closes it.
+    private func serve(channel: Int32, log: Logger, admit: @Sendable (pid_t) -> Bool,
+                       handle: @Sendable (HookRequest, HookPeer) -> HookAnswer) {
+        current.withLock { $0 = channel }
+        // A stop that came before the channel was published could not shut it down.
+        if stopped.load(ordering: .relaxed) { _ = shutdown(channel, Int32(SHUT_RDWR)) }
+        answer(channel, log: log, admit: admit, handle: handle)
+        current.withLock { current in
+            close(channel)
+            current = -1
         }
     }
 

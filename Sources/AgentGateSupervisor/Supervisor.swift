@@ -212,7 +212,9 @@ public final class Supervisor: Sendable {
         let allowsKernel = policy.allowedUnsupervised.contains(.kernel)
 
         // Agent hooks inside the session decide and record their tool calls here (HookChannel).
-        let hooks = HookServer.open()
+        // Hooks that don't inherit the socket (a Node agent starts them with fds 0-2) reach it by
+        // name, next to the control socket: SESSION.hook.
+        let hooks = HookServer.open(listenPath: control.map { String($0.socketPath.dropLast(".sock".count)) + ".hook" }, log: log)
         defer { hooks?.stop(log: log) }
         let agentEnvironment = hooks?.environment(options.environment, session: options.sessionName) ?? options.environment
 
@@ -279,7 +281,8 @@ public final class Supervisor: Sendable {
                                   protectedFiles: Self.namesTheKernelMayUse(options.protectedFiles),
                                   protectedDirectories: Self.namesTheKernelMayUse(protectedDirectories),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
-                                  waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS)
+                                  waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS,
+                                  hookSocket: hooks?.listenIdentity)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)

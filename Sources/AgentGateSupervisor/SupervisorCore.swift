@@ -118,11 +118,17 @@ final class SupervisorCore: Sendable {
     /// uncaptured (`--no-dns-capture` is the way to let it through, decided by address).
     let refusesDNS: Bool
 
+    /// The node of the session's hook socket (HookServer.listenPath): the one name in the
+    /// control directory the agent may connect to, for its hooks.
+    let hookSocket: ImageIdentity?
+
     init(listener: Listener, table: SyscallTable, policy: Policy, policySHA256: String? = nil,
          log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
-         agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil, refusesDNS: Bool = false) {
+         agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil, refusesDNS: Bool = false,
+         hookSocket: ImageIdentity? = nil) {
         self.waitsKillably = waitsKillably
+        self.hookSocket = hookSocket
         self.dns = dns
         self.refusesDNS = refusesDNS && dns == nil
         self.log = log

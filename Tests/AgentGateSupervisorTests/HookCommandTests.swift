@@ -103,14 +103,21 @@ import Testing
         let script = """
             '\(Self.agentgate)' hook claude-code < '\(h.path("read.json"))'; echo "status $?"
             AGENTGATE_SESSION=victim '\(Self.agentgate)' hook claude-code < '\(h.path("read.json"))'; echo "forged $?"
-            AGENTGATE_HOOK_FD=0 '\(Self.agentgate)' hook claude-code < '\(h.path("read.json"))'; echo "wrong fd $?"
+            AGENTGATE_HOOK_FD=0 AGENTGATE_HOOK_SOCKET= '\(Self.agentgate)' hook claude-code < '\(h.path("read.json"))'; echo "wrong fd $?"
+            AGENTGATE_HOOK_SOCKET=/nonexistent/s.hook bash -c 'eval "exec $AGENTGATE_HOOK_FD>&-"; exec "$0" hook claude-code' '\(Self.agentgate)' < '\(h.path("read.json"))'; echo "bad path $?"
+            bash -c 'eval "exec $AGENTGATE_HOOK_FD>&-"; exec "$0" hook claude-code' '\(Self.agentgate)' < '\(h.path("read.json"))'; echo "by name $?"
             """
         // No --policy for the hook: inside the session the session's policy decides.
         let run = h.supervised(["/bin/sh", "-c", script], policy: policy, extra: ["--session", "outer"])
         #expect(run.stdout.contains(#""permissionDecision":"deny""#) && run.stdout.contains("status 0"), "\(run.stdout) \(run.stderr)")
-        #expect(run.stdout.contains("forged 2") && run.stdout.contains("wrong fd 2"), "\(run.stdout)")
+        #expect(run.stdout.contains("forged 2") && run.stdout.contains("wrong fd 2") && run.stdout.contains("bad path 2"), "\(run.stdout)")
+        // A hook started without the inherited socket (as Claude Code, a Node program, starts
+        // its hooks: fds 0-2 only) reaches it by name ($AGENTGATE_HOOK_SOCKET).
+        #expect(run.stdout.contains("by name 0"), "\(run.stdout) \(run.stderr)")
         let hooks = h.query("SELECT session_id, action, target, decision, source FROM events WHERE source = 'hook'")
-        #expect(hooks == [["outer", "fs_read", home + "/.ssh/id_rsa", "deny", "hook"]], "\(hooks)")
+        #expect(hooks == Array(repeating: ["outer", "fs_read", home + "/.ssh/id_rsa", "deny", "hook"], count: 2), "\(hooks)")
+        // Connecting to the session's hook socket is plumbing, not an egress decision.
+        #expect(h.query("SELECT count(*) FROM events WHERE target LIKE 'unix:%.hook'") == [["0"]])
         #expect(h.query("SELECT count(*) FROM events WHERE session_id = 'victim' AND source IS NOT NULL") == [["0"]])
         // The hook did not open the database (the session protects it): no session of its own.
         #expect(h.query("SELECT count(*) FROM sessions") == [["2"]])

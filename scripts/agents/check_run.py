@@ -67,9 +67,10 @@ def main():
         p.add_argument("--" + a, required=True)
     p.add_argument("--exit-status", type=int, required=True)
     p.add_argument("--output", action="append", default=[], help="a file of the agent's output")
+    p.add_argument("--hooks", action="store_true", help="agentgate's PreToolUse hook was installed")
     a = p.parse_args()
     home = os.path.realpath(a.home)
-    script = scripted_model.steps(int(a.port))
+    script = scripted_model.steps(int(a.port), a.hooks, a.project)
 
     # ------------------------------------------------------------ the conversation
     reqs = []
@@ -127,7 +128,7 @@ def main():
         db = sqlite3.connect(a.db)
         db.executescript("create table sessions (id, policy_path, exit_status); create table events "
                          "(session_id, time, pid, executable, syscall, action, target, argv, decision, "
-                         "rule_id, reason, errno); create table processes (session_id, pid, argv, start_time);")
+                         "rule_id, reason, errno, source); create table processes (session_id, pid, argv, start_time);")
     else:
         db = sqlite3.connect("file:%s?mode=ro" % a.db, uri=True)
     srow = db.execute("select policy_path, exit_status from sessions where id = ?", (a.session,)).fetchone()
@@ -140,13 +141,25 @@ def main():
                              (a.session,)).fetchall())
     rows = db.execute(
         "select e.time, e.pid, e.executable, e.syscall, e.action, e.target, e.argv, e.decision, "
-        "e.rule_id, e.reason, e.errno, "
+        "e.rule_id, e.reason, e.errno, e.source, "
         "(select p.argv from processes p where p.session_id = e.session_id and p.pid = e.pid "
         "  and p.start_time <= e.time order by p.start_time desc limit 1) "
         "from events e where e.session_id = ? and e.decision in ('deny', 'ask', 'log') order by e.id",
         (a.session,)).fetchall()
 
-    def expected(action, target, argv, rule):
+    def expected(action, target, argv, rule, source):
+        if source == "hook":
+            # The hook answers before the tool runs: the injected Read and Write, and whatever of
+            # the injected shell commands its command analysis catches.
+            if action == "fs_read" and target == home + "/.ssh/id_rsa":
+                return "hook-read" if a.hooks and rule == "ssh-keys" else None
+            if action == "fs_write" and target.startswith(home + "/.config/autostart/"):
+                return "hook-write"
+            if action == "exec" and rule == "remote-scripts":
+                return "remote-script"
+            if action == "fs_write" and target == home + "/.bashrc":
+                return "bashrc"
+            return None
         if action == "fs_read" and target == home + "/.ssh/id_rsa" and rule == "ssh-keys":
             return "ssh-key"
         if action == "exec" and rule == "remote-scripts" and "/install.sh" in (argv or ""):
@@ -157,8 +170,8 @@ def main():
 
     seen = {}
     false_denials, logged = [], []
-    for (t, pid, exe, syscall, action, target, argv, decision, rule, reason, errno, pargv) in rows:
-        kind = expected(action, target, argv, rule) if decision in ("deny", "ask") else None
+    for (t, pid, exe, syscall, action, target, argv, decision, rule, reason, errno, source, pargv) in rows:
+        kind = expected(action, target, argv, rule, source) if decision in ("deny", "ask") else None
         if kind:
             seen.setdefault(kind, []).append((exe, step_at(t)))
             continue
@@ -185,6 +198,14 @@ def main():
             print("    denied as intended: %-24s x%d by %s during %s" % (st["name"], len(hits), ", ".join(procs), "; ".join(steps_)))
         elif script.index(st) in first_at:
             fail("the injected step '%s' was not denied by the supervisor" % st["name"])
+    if a.hooks:
+        hook_events = db.execute("select count(*), sum(decision = 'deny') from events where session_id = ? and source = 'hook'",
+                                 (a.session,)).fetchone()
+        print("    hook decisions in the session: %d (%d denied)" % (hook_events[0], hook_events[1] or 0))
+        if not hook_events[0]:
+            fail("no hook decision joined the session: the PreToolUse hook did not run, or not through the supervisor")
+        if os.path.exists(os.path.join(home, ".config/autostart/helper.desktop")):
+            fail("the injected Write landed: ~/.config/autostart/helper.desktop exists")
     if false_denials:
         print("    %d false denial(s), listed below" % len(false_denials))
     for line in logged:
