@@ -292,7 +292,10 @@ final class HookServer: Sendable {
     }
 
     /// A listening SOCK_SEQPACKET socket bound at `path` (0600), with the identity of its node.
+    /// Called once the session's control socket is bound, which no live session holds: a
+    /// socket left at `path` is a dead supervisor's, and is replaced.
     private static func listen(at path: String) -> Result<(fd: Int32, path: String, identity: ImageIdentity), HookChannel.Failure> {
+        unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { return .failure(.init(description: "cannot make a socket: \(String(cString: strerror(errno)))")) }
         var address = sockaddr_un()
