@@ -184,6 +184,23 @@ public final class Supervisor: Sendable {
         agentgate_install_interrupt_handler(BlockingOperations.interruptSignal)
         signal(SIGPIPE, SIG_IGN)
 
+        // The tasks RLIMIT_NPROC counts now, before any of the threads below exists.
+        let userProcessesBefore = options.maxProcesses > 0 ? Self.userProcessCount() : 0
+        // The blocking-call workers are made on a thread of their own (they inherit the signal
+        // block above) while the agent is spawned: all of them exist before its first call is
+        // received (`receivers.start()` waits for them), as `BlockingOperations` requires.
+        let blocking = BlockingOperations()
+        let workersStarting = Thread(stackSize: 256 << 10) { blocking.start() }
+        let startingWorkers = workersStarting.start(detached: false)
+        var workersHandedOver = false
+        defer {
+            // Left early (the agent could not be spawned or a thread started): end the workers.
+            if !workersHandedOver {
+                workersStarting.join()
+                blocking.stop()
+            }
+        }
+
         _ = agentgate_become_subreaper() // orphans of the agent stay ours to supervise and reap
         let nofile = agentgate_raise_nofile()
 
@@ -201,13 +218,13 @@ public final class Supervisor: Sendable {
         // scheduling; and the agent goes first when memory runs out.
         let cgroup = SessionCgroup.create(name: "agentgate-\(getpid())", maxProcesses: options.maxProcesses,
                                           maxMemoryBytes: options.maxMemoryBytes ?? Self.defaultMemoryLimit())
-        // RLIMIT_NPROC counts this supervisor's threads too, and most start after the spawn:
-        // the blocking-call workers, the receivers (standby ones included), and at most seven
+        // RLIMIT_NPROC counts this supervisor's threads too, and most start after the count
+        // above: the blocking-call workers, the receivers (standby ones included), and at most seven
         // more (main, control socket, policy reload, the DNS forwarder's two, audit writer, hooks).
         let supervisorThreadsToCome = BlockingOperations.workerCount + max(1, options.receiverThreads)
             + SupervisorCore.askCapacity + 7
         let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
-            ? Int64(Self.userProcessCount() + supervisorThreadsToCome + options.maxProcesses) : -1
+            ? Int64(userProcessesBefore + supervisorThreadsToCome + options.maxProcesses) : -1
         let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
         let allowsKernel = policy.allowedUnsupervised.contains(.kernel)
 
@@ -279,7 +296,8 @@ public final class Supervisor: Sendable {
                                   protectedFiles: Self.namesTheKernelMayUse(options.protectedFiles),
                                   protectedDirectories: Self.namesTheKernelMayUse(protectedDirectories),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
-                                  waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS)
+                                  waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS,
+                                  blocking: blocking)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
@@ -309,7 +327,8 @@ public final class Supervisor: Sendable {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the DNS forwarder's threads; the command was not run")
         }
         defer { forwarder?.stop() }
-        core.blocking.start()
+        if startingWorkers { workersStarting.join() } else { core.blocking.start() }
+        workersHandedOver = true
         receivers.start()
         let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
         reloader?.startWatching()
