@@ -694,7 +694,9 @@ final class Receivers: Sendable {
         while running.load(ordering: .sequentiallyConsistent) > 0 {
             core.asks.standby.release()
             for id in threadIDs.withLock({ $0 }) { _ = agentgate_thread_kill(id, BlockingOperations.interruptSignal) }
-            usleep(5000)
+            // Short: a receiver leaves as soon as the signal lands, and every session's end
+            // waits here (5 ms was most of the wall time of a short session's wind-up).
+            usleep(500)
         }
         for thread in threads.withLock({ $0 }) { thread.join() }
     }
