@@ -448,14 +448,18 @@ int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flag
         int keeps_nofollow = (flags & O_NOFOLLOW) && prepared->file_type == S_IFDIR;
         snprintf(link, sizeof link, keeps_nofollow ? "/proc/self/fd/%d/" : "/proc/self/fd/%d", prepared->object_fd);
         int reopen = (int)(flags & ~(uint64_t)(O_CREAT | O_EXCL | (keeps_nofollow ? 0 : O_NOFOLLOW))) | O_CLOEXEC | O_NOCTTY;
-        if (may_block || (flags & O_NONBLOCK)) {
+        // Opening a directory never waits (no lease, no other end), so it needs no O_NONBLOCK
+        // and no fcntl to take it off again.
+        if (may_block || (flags & O_NONBLOCK) || prepared->file_type == S_IFDIR) {
             int fd = open(link, reopen);
             return fd < 0 ? -errno : fd;
         }
         int fd = open(link, reopen | O_NONBLOCK);
         if (fd < 0) return errno == EWOULDBLOCK ? -EWOULDBLOCK : -errno;
-        int status = fcntl(fd, F_GETFL);
-        if (status >= 0) fcntl(fd, F_SETFL, status & ~O_NONBLOCK); // the agent didn't ask for it
+        // The agent didn't ask for O_NONBLOCK. F_SETFL sets only the status flags it can change
+        // (O_APPEND, O_ASYNC, O_DIRECT, O_NOATIME, O_NONBLOCK), and the open just took them
+        // from `reopen`: no F_GETFL needed to keep the others.
+        fcntl(fd, F_SETFL, reopen & ~O_NONBLOCK);
         return fd;
     }
     case AGENTGATE_OPEN_CREATE: {

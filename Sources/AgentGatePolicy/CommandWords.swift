@@ -572,7 +572,7 @@ enum CommandWords {
 
     /// `\n`, `\t` and `\\` as echo -e and printf read them.
     private static func decodingEscapes(_ text: String) -> String {
-        guard text.contains("\\") else { return text }
+        guard text.utf8.contains(UInt8(ascii: "\\")) else { return text } // bytes: no NSString search
         var result = ""
         var escaping = false
         for character in text {

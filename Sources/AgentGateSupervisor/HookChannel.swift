@@ -389,6 +389,7 @@ final class HookServer: Sendable {
             let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(serverFD, $0.baseAddress, $0.count, &channel) }
             if channel >= 0 { close(channel) }
             if count < 0 && count != -Int(EMSGSIZE) { return }
+            if count == 0 && channel < 0 { return } // end of file (close purges anything left)
         }
     }
 
@@ -438,7 +439,12 @@ final class HookServer: Sendable {
             var channel: Int32 = -1
             let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(serverFD, $0.baseAddress, $0.count, &channel) }
             if count < 0 { continue }
-            guard channel >= 0 else { continue }
+            guard channel >= 0 else {
+                // End of file: every copy of the agent's end is closed. The socket then polls
+                // readable (POLLIN with POLLHUP) for good: stop polling it, or this thread spins.
+                if count == 0 && fds[0].revents & Int16(POLLHUP) != 0 { fds[0].fd = -1 }
+                continue
+            }
             serve(channel: channel, log: log, admit: admit, handle: handle)
         }
     }

@@ -143,8 +143,9 @@ final class ImageVerifier: Sendable {
     }
 
     /// Checked at each open of a process whose loader's program is due: the first open must be
-    /// the program decided at the exec. Returns why the open is refused, or nil.
-    func loaderOpenRefusal(tgid: pid_t, opened: ImageIdentity) -> String? {
+    /// the program decided at the exec. Returns why the open is refused, or nil. `opened` (an
+    /// fstat) is looked at only then, not at every open.
+    func loaderOpenRefusal(tgid: pid_t, opened: @autoclosure () -> ImageIdentity) -> String? {
         guard loaderProgramCount.load(ordering: .relaxed) > 0 else { return nil }
         guard let expected = loaderPrograms.withLock({ table -> (program: ImageIdentity, pidfd: Int32)? in
             guard let entry = table.removeValue(forKey: tgid) else { return nil }
@@ -152,7 +153,7 @@ final class ImageVerifier: Sendable {
             return entry
         }) else { return nil }
         agentgate_close(expected.pidfd)
-        return opened == expected.program ? nil : "the loader opened a program other than the one decided at its exec"
+        return opened() == expected.program ? nil : "the loader opened a program other than the one decided at its exec"
     }
 
     /// Why the process behind a notification must not go on, or nil when it runs an image

@@ -169,29 +169,92 @@ public struct ProcStatus: Sendable {
     public var readOK = false
 
     public init(tid: pid_t) {
-        let text: String? = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 8192) { buffer in
+        // Parsed as bytes, with no String made: a process seen for the first time (each exec)
+        // reads this file once or twice, and it is ~1.5 KB of lines the supervisor mostly skips.
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buffer in
             let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(tid)/status", buffer.baseAddress!, buffer.count)
-            guard n > 0 else { return nil }
-            return String(cBuffer: buffer.baseAddress!, count: n)
+            guard n > 0 else { return }
+            readOK = true
+            parse(UnsafeBufferPointer(rebasing: buffer[..<n]))
         }
-        guard let text else { return }
-        readOK = true
-        for line in text.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let key = line[..<colon]
-            let value = line[line.index(after: colon)...].trimmingCharacters()
-            switch key {
-            case "Tgid": tgid = pid_t(value) ?? 0
-            case "PPid": ppid = pid_t(value) ?? 0
-            case "Umask": umask = UInt32(value, radix: 8) ?? 0o022
-            case "Uid": uids = value.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { UInt32($0) }
-            case "Gid": gids = value.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { UInt32($0) }
-            case "Groups": groups = value.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { UInt32($0) }
-            case "CapEff": capEff = UInt64(value, radix: 16) ?? 0
-            case "CapPrm": capPrm = UInt64(value, radix: 16) ?? 0
-            default: continue
+    }
+
+    /// The fields from the text of a /proc/TID/status (`Key:\tvalue` lines).
+    mutating func parse(_ text: UnsafeBufferPointer<UInt8>) {
+        var lineStart = 0
+        while lineStart < text.count {
+            var lineEnd = lineStart
+            while lineEnd < text.count && text[lineEnd] != UInt8(ascii: "\n") { lineEnd += 1 }
+            var colon = lineStart
+            while colon < lineEnd && text[colon] != UInt8(ascii: ":") { colon += 1 }
+            if colon < lineEnd {
+                let key = UnsafeBufferPointer(rebasing: text[lineStart..<colon])
+                let value = UnsafeBufferPointer(rebasing: text[(colon + 1)..<lineEnd])
+                switch key.count {
+                case 3 where Self.equal(key, "Uid"): uids = Self.numbers(value)
+                case 3 where Self.equal(key, "Gid"): gids = Self.numbers(value)
+                case 4 where Self.equal(key, "Tgid"): tgid = pid_t(truncatingIfNeeded: Self.number(value, radix: 10) ?? 0)
+                case 4 where Self.equal(key, "PPid"): ppid = pid_t(truncatingIfNeeded: Self.number(value, radix: 10) ?? 0)
+                case 5 where Self.equal(key, "Umask"): umask = UInt32(truncatingIfNeeded: Self.number(value, radix: 8) ?? 0o022)
+                case 6 where Self.equal(key, "Groups"): groups = Self.numbers(value)
+                case 6 where Self.equal(key, "CapEff"): capEff = Self.number(value, radix: 16) ?? 0
+                case 6 where Self.equal(key, "CapPrm"): capPrm = Self.number(value, radix: 16) ?? 0
+                default: break
+                }
+            }
+            lineStart = lineEnd + 1
+        }
+    }
+
+    private static func equal(_ bytes: UnsafeBufferPointer<UInt8>, _ key: StaticString) -> Bool {
+        key.utf8CodeUnitCount == bytes.count && memcmp(bytes.baseAddress!, key.utf8Start, bytes.count) == 0
+    }
+
+    private static func isBlank(_ byte: UInt8) -> Bool { byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+
+    /// The one number a value holds (blanks around it), or nil when it holds anything else.
+    private static func number(_ value: UnsafeBufferPointer<UInt8>, radix: UInt64) -> UInt64? {
+        var start = 0, end = value.count
+        while start < end && isBlank(value[start]) { start += 1 }
+        while end > start && isBlank(value[end - 1]) { end -= 1 }
+        return parseNumber(value, start..<end, radix: radix)
+    }
+
+    /// The blank-separated decimal numbers of a value; what isn't one is skipped.
+    private static func numbers(_ value: UnsafeBufferPointer<UInt8>) -> [UInt32] {
+        var result: [UInt32] = []
+        var index = 0
+        while index < value.count {
+            while index < value.count && isBlank(value[index]) { index += 1 }
+            let start = index
+            while index < value.count && !isBlank(value[index]) { index += 1 }
+            if index > start, let number = parseNumber(value, start..<index, radix: 10), number <= UInt64(UInt32.max) {
+                result.append(UInt32(number))
             }
         }
+        return result
+    }
+
+    private static func parseNumber(_ bytes: UnsafeBufferPointer<UInt8>, _ range: Range<Int>, radix: UInt64) -> UInt64? {
+        guard !range.isEmpty, range.count <= 16 || radix != 16, range.count <= 20 else { return nil }
+        var result: UInt64 = 0
+        for index in range {
+            let byte = bytes[index]
+            let digit: UInt64
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = UInt64(byte - UInt8(ascii: "0"))
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = UInt64(byte - UInt8(ascii: "a") + 10)
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = UInt64(byte - UInt8(ascii: "A") + 10)
+            default: return nil
+            }
+            guard digit < radix else { return nil }
+            let (shifted, overflow) = result.multipliedReportingOverflow(by: radix)
+            guard !overflow else { return nil }
+            let (sum, carry) = shifted.addingReportingOverflow(digit)
+            guard !carry else { return nil }
+            result = sum
+        }
+        return result
     }
 }
 

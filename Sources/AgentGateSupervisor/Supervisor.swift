@@ -184,6 +184,23 @@ public final class Supervisor: Sendable {
         agentgate_install_interrupt_handler(BlockingOperations.interruptSignal)
         signal(SIGPIPE, SIG_IGN)
 
+        // The tasks RLIMIT_NPROC counts now, before any of the threads below exists.
+        let userProcessesBefore = options.maxProcesses > 0 ? Self.userProcessCount() : 0
+        // The blocking-call workers are made on a thread of their own (they inherit the signal
+        // block above) while the agent is spawned: all of them exist before its first call is
+        // received (`receivers.start()` waits for them), as `BlockingOperations` requires.
+        let blocking = BlockingOperations()
+        let workersStarting = Thread(stackSize: 256 << 10) { blocking.start() }
+        let startingWorkers = workersStarting.start(detached: false)
+        var workersHandedOver = false
+        defer {
+            // Left early (the agent could not be spawned or a thread started): end the workers.
+            if !workersHandedOver {
+                workersStarting.join()
+                blocking.stop()
+            }
+        }
+
         _ = agentgate_become_subreaper() // orphans of the agent stay ours to supervise and reap
         let nofile = agentgate_raise_nofile()
 
@@ -201,13 +218,13 @@ public final class Supervisor: Sendable {
         // scheduling; and the agent goes first when memory runs out.
         let cgroup = SessionCgroup.create(name: "agentgate-\(getpid())", maxProcesses: options.maxProcesses,
                                           maxMemoryBytes: options.maxMemoryBytes ?? Self.defaultMemoryLimit())
-        // RLIMIT_NPROC counts this supervisor's threads too, and most start after the spawn:
-        // the blocking-call workers, the receivers (standby ones included), and at most seven
+        // RLIMIT_NPROC counts this supervisor's threads too, and most start after the count
+        // above: the blocking-call workers, the receivers (standby ones included), and at most seven
         // more (main, control socket, policy reload, the DNS forwarder's two, audit writer, hooks).
         let supervisorThreadsToCome = BlockingOperations.workerCount + max(1, options.receiverThreads)
             + SupervisorCore.askCapacity + 7
         let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
-            ? Int64(Self.userProcessCount() + supervisorThreadsToCome + options.maxProcesses) : -1
+            ? Int64(userProcessesBefore + supervisorThreadsToCome + options.maxProcesses) : -1
         let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
         let allowsKernel = policy.allowedUnsupervised.contains(.kernel)
 
@@ -282,7 +299,7 @@ public final class Supervisor: Sendable {
                                   protectedDirectories: Self.namesTheKernelMayUse(protectedDirectories),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
                                   waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS,
-                                  hookSocket: hooks?.listenIdentity)
+                                  hookSocket: hooks?.listenIdentity, blocking: blocking)
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)
@@ -312,7 +329,8 @@ public final class Supervisor: Sendable {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the DNS forwarder's threads; the command was not run")
         }
         defer { forwarder?.stop() }
-        core.blocking.start()
+        if startingWorkers { workersStarting.join() } else { core.blocking.start() }
+        workersHandedOver = true
         receivers.start()
         let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
         reloader?.startWatching()
@@ -678,7 +696,9 @@ final class Receivers: Sendable {
         while running.load(ordering: .sequentiallyConsistent) > 0 {
             core.asks.standby.release()
             for id in threadIDs.withLock({ $0 }) { _ = agentgate_thread_kill(id, BlockingOperations.interruptSignal) }
-            usleep(5000)
+            // Short: a receiver leaves as soon as the signal lands, and every session's end
+            // waits here (5 ms was most of the wall time of a short session's wind-up).
+            usleep(500)
         }
         for thread in threads.withLock({ $0 }) { thread.join() }
     }

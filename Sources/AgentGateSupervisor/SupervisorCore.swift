@@ -126,7 +126,7 @@ final class SupervisorCore: Sendable {
          log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
          agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil, refusesDNS: Bool = false,
-         hookSocket: ImageIdentity? = nil) {
+         hookSocket: ImageIdentity? = nil, blocking: BlockingOperations = BlockingOperations()) {
         self.waitsKillably = waitsKillably
         self.hookSocket = hookSocket
         self.dns = dns
@@ -142,7 +142,8 @@ final class SupervisorCore: Sendable {
         self.protectedDirectories = protectedDirectories
         self.listener = listener
         self.table = table
-        self.blocking = BlockingOperations(listener: listener)
+        self.blocking = blocking
+        blocking.attach(listener)
         self.policies = PolicyInForce(policy: policy, sha256: policySHA256)
         self.recorder = recorder
         self.injection = injection
@@ -634,11 +635,13 @@ final class BlockingOperations: @unchecked Sendable {
     /// Queued plus running.
     private let outstanding = Atomic<Int>(0)
     private let workers = Mutex<[Thread]>([])
-    private let listener: Listener
+    /// The session's listener, attached once it exists: the workers may be started before the
+    /// agent is (see `start`), and only `run` needs it, after the agent's first call.
+    private let listenerFD = Atomic<Int32>(-1)
 
-    init(listener: Listener) {
-        self.listener = listener
-    }
+    init() {}
+
+    func attach(_ listener: Listener) { listenerFD.store(listener.fd, ordering: .releasing) }
 
     var isEmpty: Bool { outstanding.load(ordering: .relaxed) == 0 }
 
@@ -655,7 +658,9 @@ final class BlockingOperations: @unchecked Sendable {
     }
 
     /// Starts every worker, before the agent's first call is answered. Returns false when not
-    /// even one could be created (calls that need one then fail with EAGAIN).
+    /// even one could be created (calls that need one then fail with EAGAIN). Creating them is
+    /// a large part of the supervisor's start-up, so the session starts this on a thread of its
+    /// own while it spawns the agent, and waits for it before the first call is received.
     @discardableResult
     func start() -> Bool {
         var started: [Thread] = []
@@ -729,7 +734,7 @@ final class BlockingOperations: @unchecked Sendable {
         if agentgate_thread_assumed_credentials(&identity) == 1 {
             let agent = identity
             let inner = body
-            let listener = self.listener
+            let listener = Listener(fd: listenerFD.load(ordering: .acquiring))
             return enqueue(Job(id: id, tid: n.tid, interruptErrno: interruptErrno) {
                 var wanted = agent
                 guard agentgate_thread_assume_credentials(&wanted) == 0 else {

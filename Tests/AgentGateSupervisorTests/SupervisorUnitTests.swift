@@ -125,6 +125,27 @@ import Testing
         #expect(status.umask == UInt32(mask))
     }
 
+    @Test("status text: every field read from its bytes; odd values are skipped, not guessed")
+    func statusText() {
+        let text = "Name:\tx y\nUmask:\t0027\nTgid:\t4242\nPid:\t4243\nPPid:\t17\nUid:\t1000\t1001\t1002\t1003\n"
+            + "Gid:\t5 6 7 8\nGroups:\t4 24 27 4294967296 x 30 \nCapPrm:\t000001ffffffffff\nCapEff:\t0000000000000400\n"
+            + "Tgidx:\t9\nPPid"
+        var status = ProcStatus(tid: Int32.max)
+        Array(text.utf8).withUnsafeBufferPointer { status.parse($0) }
+        #expect(status.tgid == 4242 && status.ppid == 17 && status.umask == 0o027)
+        #expect(status.uids == [1000, 1001, 1002, 1003] && status.gids == [5, 6, 7, 8])
+        #expect(status.groups == [4, 24, 27, 30])
+        #expect(status.capPrm == 0x1ff_ffff_ffff && status.capEff == 0x400)
+    }
+
+    @Test("names as text: an escape spelled in a valid name still has its backslash doubled")
+    func namesAsText() {
+        #expect(String(pathBytes: Array("/tmp/a\\xFF".utf8)) == "/tmp/a\\\\xFF")
+        #expect(String(pathBytes: Array("/tmp/a\\yx".utf8)) == "/tmp/a\\yx")
+        #expect(String(pathBytes: [0x2f, 0x61, 0xff]) == "/a\\xFF")
+        #expect(String(pathBytes: Array("/usr/lib/x86_64".utf8)) == "/usr/lib/x86_64")
+    }
+
     @Test("a thread that doesn't exist reads as unreadable")
     func missing() {
         let status = ProcStatus(tid: Int32.max)
