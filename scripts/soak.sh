@@ -11,7 +11,8 @@
 # 3. Faults (SOAK_FAULTS=0 skips): SIGSTOP/SIGCONT of the supervisor under load, then kill -9
 #    of it: the agent's trapped calls must fail from then on, never run unsupervised.
 #
-#   scripts/soak.sh [BIN_DIR]   (default .build/debug; SOAK_ONLY=race|load|faults runs one part)
+#   scripts/soak.sh [BIN_DIR]   (default .build/debug; SOAK_ONLY=race|load|faults runs one part;
+#                                SOAK_SUPERVISE_ARGS adds options, e.g. "--fd-injection two-step")
 # Needs root or an unprivileged user namespace as agentgate-supervise does; exit 77 when the
 # supervisor can't run here.
 set -uo pipefail
@@ -61,7 +62,7 @@ POLICY
 
 supervised() { # DB POLICY CMD...
     local db=$1 policy=$2; shift 2
-    "$BIN/agentgate-supervise" -q --policy "$policy" --db "$db" -- "$@"
+    "$BIN/agentgate-supervise" -q --policy "$policy" --db "$db" ${SOAK_SUPERVISE_ARGS:-} -- "$@"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -86,10 +87,10 @@ fi
 rss_of() { awk '/^VmRSS/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 if [ -z "$ONLY" ] || [ "$ONLY" = load ]; then
-    echo "== load soak: $THREADS threads × $OPENS opens + exec, connect, fork/exit loops, $MINUTES min"
-    dir="$WORK/load"; make_tree "$dir"
+    echo "== load soak: $THREADS threads × $OPENS opens + exec, connect, fork/exit loops, ${SOAK_LOAD_SECONDS:-$(( MINUTES * 60 ))} s"
+    dir="$WORK/load-tree"; make_tree "$dir"
     db="$WORK/load.db"
-    seconds=$(( MINUTES * 60 ))
+    seconds=${SOAK_LOAD_SECONDS:-$(( MINUTES * 60 ))}
     (cd "$dir" && supervised "$db" "$dir/policy.yaml" "$WORK/load" "$THREADS" "$OPENS" "$seconds" "$dir" \
         >"$WORK/load.out" 2>"$WORK/load.err") &
     wrapper=$!
@@ -130,6 +131,7 @@ if { [ -z "$ONLY" ] || [ "$ONLY" = faults ]; } && [ "${SOAK_FAULTS:-1}" = 1 ]; t
     wrapper=$!
     sleep 3
     supervisor=$(pgrep -n -P "$wrapper" -f agentgate-supervise || true)
+    [ -n "$supervisor" ] || fail "SIGSTOP: the supervisor wasn't found"
     kill -STOP "$supervisor"; sleep 5; kill -CONT "$supervisor"
     wait "$wrapper"; status=$?
     echo "SIGSTOP 5 s, SIGCONT: agent exit $status, $(cat "$WORK/stop.out")"
@@ -145,6 +147,7 @@ if { [ -z "$ONLY" ] || [ "$ONLY" = faults ]; } && [ "${SOAK_FAULTS:-1}" = 1 ]; t
     sleep 3
     supervisor=$(pgrep -n -P "$wrapper" -f agentgate-supervise || true)
     agent=$(pgrep -n -f "$WORK/race open" || true)
+    [ -n "$supervisor" ] && [ -n "$agent" ] || fail "kill -9: the supervisor ($supervisor) or the agent ($agent) wasn't found"
     kill -9 "$supervisor"
     sleep 3
     alive=$([ -n "$agent" ] && kill -0 "$agent" 2>/dev/null && echo "still running" || echo "gone")

@@ -30,7 +30,13 @@ static void *open_loop(void *arg) {
     for (long i = 0; i < opens_per_thread && !stop; i++) {
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0) { add(&open_failures); fprintf(stderr, "load: open %s: %s\n", path, strerror(errno)); continue; }
-        if (read(fd, buffer, sizeof buffer) <= 0) add(&open_failures); else add(&opens);
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n <= 0) {
+            add(&open_failures);
+            fprintf(stderr, "load: read %s (fd %d): %s\n", path, fd, n == 0 ? "end of file" : strerror(errno));
+        } else {
+            add(&opens);
+        }
         close(fd);
     }
     return NULL;
