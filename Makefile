@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev python3 gcc make
 
-.PHONY: deps deb-deps build release deb deb-test demo test fidelity agents bench clean
+.PHONY: deps deb-deps build release deb deb-test demo test fuzz fuzz-ci soak fidelity agents bench clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -41,6 +41,22 @@ test: build
 	$(SWIFT) test -j $(JOBS)
 	scripts/test-unprivileged.sh .build/debug
 	$(MAKE) deb-test
+	$(MAKE) fuzz-ci
+
+# Every fuzz target (libFuzzer + AddressSanitizer) for FUZZ_SECONDS each; figures in README.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) scripts/fuzz.sh
+
+# What `make test` runs last: each target for a few seconds from its seeds, so a crash
+# regression can't land. It reuses .build's dependency objects (only the fuzzed modules are
+# rebuilt, instrumented; the next `swift build` rebuilds them plain).
+fuzz-ci: deps
+	FUZZ_BUILD_PATH=.build FUZZ_SECONDS=4 FUZZ_FRESH=1 FUZZ_OPTIMIZE=0 SWIFT=$(SWIFT) scripts/fuzz.sh || [ $$? = 77 ]
+
+# Race, load and fault soaks of the supervisor (SOAK_SECONDS per race, SOAK_MINUTES of load).
+soak: build
+	scripts/soak.sh .build/debug
 
 # The package as `make test` can afford it: the same static binary built unoptimized (a release
 # build takes ~10 min more), installed on a clean Debian root and purged (skipped, with the

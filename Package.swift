@@ -2,6 +2,17 @@
 import PackageDescription
 
 // Module arrows point one way: executables -> CLI -> (Supervisor, Reports) -> (Policy, Store) -> nothing of ours.
+
+// AGENTGATE_FUZZ=LIBFUZZER_NO_MAIN_ARCHIVE (scripts/fuzz.sh) builds agentgate-fuzz as a libFuzzer
+// binary: only the modules it fuzzes are instrumented, so the build reuses every dependency's
+// objects. It links libFuzzer without its main (the executable's own main runs the driver).
+let fuzzLibrary = Context.environment["AGENTGATE_FUZZ"] ?? ""
+let fuzzing = !fuzzLibrary.isEmpty
+// Optimized unless AGENTGATE_FUZZ_OPTIMIZE=0 (CI's short run, where compile time dominates):
+// unoptimized Swift under ASan runs only a few hundred inputs a second.
+let fuzzOptimize = Context.environment["AGENTGATE_FUZZ_OPTIMIZE"] != "0"
+let fuzzFlags: [SwiftSetting] = fuzzing ? [.unsafeFlags(["-sanitize=fuzzer,address"] + (fuzzOptimize ? ["-O"] : []))] : []
+
 let package = Package(
     name: "AgentGate",
     platforms: [.macOS(.v15)],
@@ -32,12 +43,14 @@ let package = Package(
             resources: [
                 .embedInCode("default.yaml"), .embedInCode("starter.yaml"), .embedInCode("egress-coding-agents.yaml"),
                 .embedInCode("deny-private-networks.yaml"), .embedInCode("deny-loopback.yaml"),
-            ]
+            ],
+            swiftSettings: fuzzFlags
         ),
         // SQLite audit store and its batched writer.
         .target(
             name: "AgentGateStore",
-            dependencies: ["CSQLite", .product(name: "Crypto", package: "swift-crypto")]
+            dependencies: ["CSQLite", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: fuzzFlags
         ),
         // Linux: the notification loop and one handler per syscall family.
         .target(
@@ -46,7 +59,8 @@ let package = Package(
                 "CSupport", "AgentGatePolicy", "AgentGateStore",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: fuzzFlags
         ),
         // What the audit store says, for people: session reports, evidence packs (JSON, HTML,
         // signatures) and event lines. No argument parsing, so a server can use it too.
@@ -68,6 +82,13 @@ let package = Package(
         .executableTarget(name: "agentgate-policy-bench", dependencies: ["AgentGatePolicy"], path: "Benchmarks/PolicyBench"),
         // `swift run -c release agentgate-store-bench`: events/s through AuditWriter (README).
         .executableTarget(name: "agentgate-store-bench", dependencies: ["AgentGateStore"], path: "Benchmarks/StoreBench"),
+        // Fuzz targets for every parser of untrusted input (`make fuzz`, scripts/fuzz.sh builds it
+        // with -sanitize=fuzzer,address); the ordinary build replays saved inputs.
+        .executableTarget(
+            name: "agentgate-fuzz", dependencies: ["AgentGatePolicy", "AgentGateStore", "AgentGateSupervisor"],
+            swiftSettings: fuzzFlags + (fuzzing ? [.define("AGENTGATE_LIBFUZZER")] : []),
+            linkerSettings: fuzzing ? [.unsafeFlags(["-sanitize=address", "-Xlinker", fuzzLibrary])] : []
+        ),
         .testTarget(name: "AgentGatePolicyTests", dependencies: ["AgentGatePolicy"]),
         .testTarget(name: "AgentGateStoreTests", dependencies: ["AgentGateStore"]),
         .testTarget(

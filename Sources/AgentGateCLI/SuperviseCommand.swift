@@ -51,7 +51,7 @@ public struct SuperviseCommand: ParsableCommand {
     var wakeup: WakeupMode = .default
 
     @Option(help: "How opened fds reach the agent: atomic (ADDFD_FLAG_SEND) or two-step (ADDFD then SEND).")
-    var fdInjection: FDInjection = .addfdSend
+    var fdInjection: FDInjection = .addfdThenSend
 
     @Flag(name: .customLong("no-dns-capture"), help: ArgumentHelp(
         "Leave the agent's DNS alone: connects are then decided by address only, and host-name rules match none of them.",

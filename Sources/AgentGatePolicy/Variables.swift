@@ -185,7 +185,7 @@ extension PolicyVariables {
         scalar == "_" || ("A"..."Z").contains(scalar) || ("a"..."z").contains(scalar) || ("0"..."9").contains(scalar)
     }
 
-    static func globEscaped(_ text: String) -> String {
+    package static func globEscaped(_ text: String) -> String {
         var result = ""
         for character in text.unicodeScalars {
             if "*?[]{}\\".unicodeScalars.contains(character) { result.unicodeScalars.append("\\") }

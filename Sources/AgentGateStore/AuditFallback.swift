@@ -440,3 +440,13 @@ private struct FallbackFieldReader: FieldVisitor {
         }
     }
 }
+
+/// For the fuzzer (Sources/agentgate-fuzz): whether `line` parses as a fallback record, and for
+/// a chained row, the line it is written back as.
+package func parseFallbackLineForFuzzing(_ line: String) -> (parsed: Bool, rewritten: String?) {
+    switch FallbackRecord.parse(line) {
+    case nil: return (false, nil)
+    case .row(let row, _)?: return (true, AuditJSON.fallbackLine(row: row))
+    case .sessionStart?, .sessionEnd?, .legacyEvent?: return (true, nil)
+    }
+}

@@ -283,3 +283,10 @@ struct SocketAddress: Sendable {
 extension String {
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }
+
+/// For the fuzzer (Sources/agentgate-fuzz): what a socket address copied out of an agent is
+/// named in decisions and the audit, and the unix path the kernel would resolve.
+package func decodeSocketAddressForFuzzing(_ bytes: UnsafeRawBufferPointer) -> (target: String, unixPath: String?) {
+    let address = SocketAddress(copying: bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 8)!, length: bytes.count)
+    return (address.target, address.unixPath)
+}

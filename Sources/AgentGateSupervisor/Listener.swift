@@ -40,7 +40,8 @@ public enum FDInjection: String, Sendable, CaseIterable {
     /// Fast under SYNC_WAKE_UP; if the agent is interrupted in between, the fd is remembered
     /// and reused for that thread's next open (see `OpenHandler`).
     case addfdThenSend = "two-step"
-    /// SECCOMP_ADDFD_FLAG_SEND: atomic, but does not get the sync wake-up.
+    /// SECCOMP_ADDFD_FLAG_SEND: atomic, but does not get the sync wake-up, and a stop of the
+    /// supervisor during ADDFD's wait leaves the agent's call answered 0 with no fd.
     case addfdSend = "atomic"
 }
 

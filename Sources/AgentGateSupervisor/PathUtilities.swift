@@ -14,7 +14,7 @@ extension String {
     /// U+FFFD, so two different names never read the same in a decision or the audit. A
     /// valid UTF-8 name (nearly every one) is unchanged. Only for naming: the calls themselves
     /// are made on the bytes (RawPath).
-    init<Bytes: Collection>(pathBytes bytes: Bytes) where Bytes.Element == UInt8 {
+    package init<Bytes: Collection>(pathBytes bytes: Bytes) where Bytes.Element == UInt8 {
         if let valid = String(validating: bytes, as: UTF8.self) {
             // A valid name that spells an escape (`a\xFF`) has its backslashes doubled, so it
             // can't read as the invalid name it imitates. Looked for in the bytes: with

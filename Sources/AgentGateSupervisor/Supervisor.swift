@@ -27,8 +27,11 @@ public struct SupervisorOptions: Sendable {
     /// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (Linux 6.6+). Off by default: it wins on a single
     /// process's round trips but lost on parallel builds here (docs/performance.md).
     public var syncWakeUp = false
-    /// ADDFD_FLAG_SEND: atomic, and on Linux 6.18 no slower than the two-step variant.
-    public var injection: FDInjection = .addfdSend
+    /// Two-step, not ADDFD_FLAG_SEND: a stop of the supervisor (SIGSTOP, a terminal's SIGTSTP, a
+    /// cgroup freeze) interrupts ADDFD's wait, and with FLAG_SEND the kernel has then already
+    /// answered the call: the agent's open returned 0, no fd (make soak's SIGSTOP fault, 2 runs
+    /// of 3). Two-step ADDFD is withdrawn and simply restarted.
+    public var injection: FDInjection = .addfdThenSend
     /// Two receivers keep a parallel build's processes from queueing behind one another.
     public var receiverThreads = 2
     /// Grace between SIGTERM and SIGKILL for descendants that outlive the command.
