@@ -112,8 +112,9 @@ public enum HookChannel {
     /// a session).
     public static func inheritedSocket(_ environment: [String: String]) throws(Failure) -> Int32? {
         let path = environment[socketVariable].flatMap { $0.isEmpty ? nil : $0 }
+        let session = environment[sessionVariable] ?? ""
         guard let text = environment[descriptorVariable] else {
-            return try path.map { path throws(Failure) in try connect(path) }
+            return try path.map { path throws(Failure) in try connect(path, session: session) }
         }
         guard let fd = Int32(text), fd >= 0 else { throw Failure(description: "$\(descriptorVariable) is \"\(text)\", not a descriptor") }
         var type: Int32 = 0, domain: Int32 = 0
@@ -121,24 +122,40 @@ public enum HookChannel {
         guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
             // Not inherited (the agent started this hook with its standard fds only): the
             // session's socket by its path, when the supervisor named one.
-            if let path { return try connect(path) }
+            if let path { return try connect(path, session: session) }
             throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket (\(String(cString: strerror(errno))))")
         }
         length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length)
         guard domain == AF_UNIX, type == Int32(SOCK_SEQPACKET.rawValue) else {
-            if let path { return try connect(path) }
+            if let path { return try connect(path, session: session) }
             throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket")
         }
         return fd
     }
 
-    /// The session's hook socket at `path` (`$AGENTGATE_HOOK_SOCKET`), connected. Under the
-    /// supervisor this connect is itself trapped: only the session's own socket is reachable
-    /// (other sessions' control directories are closed to the agent), and the supervisor there
-    /// answers only processes of its session.
-    static func connect(_ path: String) throws(Failure) -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// How long a hook waits for the session's socket to take its connection.
+    static let connectDeadlineNanoseconds: UInt64 = 3_000_000_000
+
+    /// The session's hook socket at `path` (`$AGENTGATE_HOOK_SOCKET`), connected. The name is
+    /// taken only as the supervisor makes it, SESSION.hook in a control directory of this user
+    /// (a directory, not a link, owned by the user or root, closed to group and others), and
+    /// the listener must be this user's or root's: a variable pointing anywhere else (a project's settings
+    /// can set the environment) is refused, as a bad descriptor is. Under the supervisor the
+    /// connect is itself trapped: only the session's own socket is reachable (other sessions'
+    /// control directories are closed to the agent), and the supervisor there answers only
+    /// processes of its session.
+    static func connect(_ path: String, session: String) throws(Failure) -> Int32 {
+        guard !session.isEmpty, !session.contains("/"), path.hasSuffix("/" + session + ".hook") else {
+            throw Failure(description: "$\(socketVariable) (\(path)) is not $\(sessionVariable).hook in a control directory")
+        }
+        let directory = String(path.dropLast(session.utf8.count + ".hook".utf8.count + 1))
+        var info = stat()
+        guard directory.hasPrefix("/"), lstat(directory, &info) == 0, info.st_mode & S_IFMT == S_IFDIR,
+              info.st_uid == geteuid() || info.st_uid == 0, info.st_mode & 0o077 == 0 else {
+            throw Failure(description: "$\(socketVariable) (\(path)) is not in a control directory of yours (mode 0700)")
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "cannot make a socket: \(String(cString: strerror(errno)))") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
@@ -150,14 +167,29 @@ public enum HookChannel {
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (index, byte) in bytes.enumerated() { raw[index] = byte }
         }
-        let rc = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard rc == 0 else {
-            let reason = String(cString: strerror(errno))
+        // A full backlog answers EAGAIN on a non-blocking unix socket: retried until the deadline.
+        let deadline = agentgate_monotonic_ns() + connectDeadlineNanoseconds
+        while true {
+            let rc = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            if rc == 0 { break }
+            let error = errno
+            if (error == EAGAIN || error == EINTR) && agentgate_monotonic_ns() < deadline {
+                usleep(2_000)
+                continue
+            }
             close(fd)
-            throw Failure(description: "cannot reach the session's hook socket \(path): \(reason)")
+            throw Failure(description: "cannot reach the session's hook socket \(path): \(String(cString: strerror(error)))")
         }
+        var credentials: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var length = UInt32(MemoryLayout.size(ofValue: credentials))
+        guard agentgate_getsockopt(fd, SOL_SOCKET, Int32(AGENTGATE_SO_PEERCRED), &credentials, &length) == 0,
+              credentials.1 == geteuid() || credentials.1 == 0 else {
+            close(fd)
+            throw Failure(description: "the socket at \(path) is not a hook socket of yours")
+        }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return fd
     }
 
@@ -324,7 +356,13 @@ final class HookServer: Sendable {
             return .failure(.init(description: "cannot open \(path): \(String(cString: strerror(errno)))"))
         }
         defer { close(node) }
-        return .success((fd, path, ImageIdentity(fd: node)))
+        let identity = ImageIdentity(fd: node)
+        guard identity.inode != 0 else {
+            close(fd)
+            unlink(path)
+            return .failure(.init(description: "cannot identify \(path)"))
+        }
+        return .success((fd, path, identity))
     }
 
     /// The agent's environment with the hook socket named in it (and any outer session's
@@ -377,7 +415,14 @@ final class HookServer: Sendable {
         close(wakeFDs.write)
         if listenFD >= 0 {
             close(listenFD)
-            if let listenPath { unlink(listenPath) }
+            // Only the node made here: a session that took the id over since has its own.
+            if let listenPath, let listenIdentity {
+                let node = Glibc.open(listenPath, Int32(AGENTGATE_O_PATH) | O_CLOEXEC | O_NOFOLLOW)
+                if node >= 0 {
+                    if ImageIdentity(fd: node) == listenIdentity { unlink(listenPath) }
+                    close(node)
+                }
+            }
         }
     }
 
@@ -405,7 +450,16 @@ final class HookServer: Sendable {
                 // A hook that connected by name: its hello and channel come on the connection,
                 // within the request deadline.
                 let connection = accept(listenFD, nil, nil)
-                if connection >= 0 {
+                if connection < 0 && errno != EAGAIN && errno != EINTR {
+                    // EMFILE, ENOMEM…: the connection stays queued and the listener readable;
+                    // wait a little rather than spin.
+                    usleep(100_000)
+                } else if connection >= 0 && !Self.connectedBySupervisor(connection) {
+                    // Every connect from the session's agent is performed by this supervisor
+                    // (ConnectHandler): any other connection is no hook of the session's, and
+                    // must not hold the thread.
+                    close(connection)
+                } else if connection >= 0 {
                     _ = fcntl(connection, F_SETFD, FD_CLOEXEC)
                     _ = fcntl(connection, F_SETFL, O_NONBLOCK)
                     current.withLock { $0 = connection }
@@ -447,6 +501,14 @@ final class HookServer: Sendable {
             }
             serve(channel: channel, log: log, admit: admit, handle: handle)
         }
+    }
+
+    /// Whether this process made the connection at the other end of `connection` (SO_PEERCRED).
+    private static func connectedBySupervisor(_ connection: Int32) -> Bool {
+        var credentials: (Int32, UInt32, UInt32) = (0, 0, 0)
+        var length = UInt32(MemoryLayout.size(ofValue: credentials))
+        return agentgate_getsockopt(connection, SOL_SOCKET, Int32(AGENTGATE_SO_PEERCRED), &credentials, &length) == 0
+            && credentials.0 == getpid()
     }
 
     /// Answers the one request on `channel`, and closes it.

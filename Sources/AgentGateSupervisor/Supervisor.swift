@@ -236,7 +236,11 @@ public final class Supervisor: Sendable {
         // name, next to the control socket: SESSION.hook.
         let hooks = HookServer.open(listenPath: control.map { String($0.socketPath.dropLast(".sock".count)) + ".hook" }, log: log)
         defer { hooks?.stop(log: log) }
-        let agentEnvironment = hooks?.environment(options.environment, session: options.sessionName) ?? options.environment
+        // Without a hook socket, an outer session's variables must not reach this agent either.
+        let agentEnvironment = hooks?.environment(options.environment, session: options.sessionName)
+            ?? options.environment.filter { entry in
+                ![HookChannel.descriptorVariable, HookChannel.sessionVariable, HookChannel.socketVariable].contains { entry.hasPrefix($0 + "=") }
+            }
 
         var spawned = agentgate_spawned()
         var stage: Int32 = 0
