@@ -459,6 +459,18 @@ final class SupervisorCore: Sendable {
     }
 
     /// Whether `pid` is the supervisor or one of its threads.
+    /// Whether `path` (absolute, lexical) is under /proc/PID of the supervisor or of one of its
+    /// threads (also /proc/PID/task/TID).
+    func isSupervisorProcEntry(_ path: String) -> Bool {
+        guard path.hasPrefix("/proc/") else { return false }
+        var components = path.utf8.dropFirst(6).split(separator: UInt8(ascii: "/"), maxSplits: 3, omittingEmptySubsequences: true)
+        guard let first = components.first, let id = pid_t(Substring(first)) else { return false }
+        if isSupervisorTask(id) { return true }
+        components.removeFirst()
+        guard components.count >= 2, components[0].elementsEqual("task".utf8), let thread = pid_t(Substring(components[1])) else { return false }
+        return isSupervisorTask(thread)
+    }
+
     func isSupervisorTask(_ pid: pid_t) -> Bool {
         guard pid > 0 else { return false }
         return pid == supervisorPID || access("/proc/\(supervisorPID)/task/\(pid)", F_OK) == 0

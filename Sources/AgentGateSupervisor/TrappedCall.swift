@@ -158,11 +158,11 @@ struct TrappedCall: Sendable {
     /// the same. Nobody is asked about it. The policy's verdict is recorded, so an attempt on a
     /// name the policy denies (a missing key) still shows as a denial.
     func failUnresolved(action: ActionKind, target: String, errno: Int32) {
-        // The supervisor looks paths up as itself: under /proc/PID of itself or of a process
-        // outside the session, which way a lookup failed would tell what the agent may not see
-        // (which fds the supervisor holds).
-        if let reason = core.procRefusal(target, writing: true, tid: notification.tid, tgid: process.tgid) {
-            deny(Refusal(EACCES, reason), action: action, target: target)
+        // The supervisor looks paths up as itself: under its own /proc entry, which way a lookup
+        // failed would tell what the agent may not see (which fds the supervisor holds). A
+        // found one is refused there; so is a missing one.
+        if core.isSupervisorProcEntry(target) {
+            deny(Refusal(EACCES, SupervisorCore.supervisorProcReason), action: action, target: target)
             return
         }
         let verdict = decide(action, target: target, tid: notification.tid, id: notification.id)
