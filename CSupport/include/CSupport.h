@@ -509,6 +509,18 @@ int agentgate_poll_one(int fd, short events, int timeout_ms);
 /// waitid(P_ALL/P_PID, ..., WEXITED|WSTOPPED|WNOHANG). Returns pid (0 when none) or -errno;
 /// `*code` gets CLD_* and `*status` the exit status or signal number.
 int agentgate_wait_any(pid_t pid, int nohang, int *code, int *status);
+/// waitid(P_ALL, ..., WEXITED|WSTOPPED|WCONTINUED|WNOHANG|WNOWAIT): what agentgate_wait_any would
+/// take, left in place. Returns pid (0 when none) or -errno.
+int agentgate_wait_peek(int *code, int *status);
+/// The exec check (exectrace.c), each from the tracing thread: PTRACE_SEIZE(TRACEEXEC|EXITKILL)
+/// then PTRACE_INTERRUPT (0 or -errno); waitid(P_PID or, pid 0, P_ALL, WEXITED|WSTOPPED|__WALL|__WNOTHREAD|WNOWAIT)
+/// (pid or -errno, -EINTR when interrupted; CLD_* in *code); reaping an exited tracee; a stop's event (0 for a
+/// signal-delivery stop) and signal (PTRACE_GETSIGINFO); PTRACE_DETACH with a signal.
+int agentgate_exec_trace_attach(pid_t tid);
+int agentgate_exec_trace_peek(pid_t pid, int nohang, int *code, int *status);
+int agentgate_exec_trace_reap(pid_t pid);
+int agentgate_exec_trace_stop(pid_t pid, int *event, int *signo);
+int agentgate_exec_trace_detach(pid_t pid, int signo);
 /// prctl(PR_SET_CHILD_SUBREAPER, 1) and prctl(PR_SET_DUMPABLE, 0).
 int agentgate_become_subreaper(void);
 int agentgate_set_undumpable(void);

@@ -180,7 +180,15 @@ enum ExecHandler {
         core.processes.invalidate(n.tid)
         core.processes.invalidate(process.tgid) // the leader's tid carries the new image after the exec
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
-        call.allow(verdict: verdict, action: .exec, target: resolved, argv: args)
+        // Continued by a tracer holding the thread, so the new image is checked before its
+        // first instruction (ExecTracer); where that can't be, at its first trapped call.
+        let job = ExecTracer.Job(call: call, tgid: process.tgid) { [verdict, resolved] note in
+            call.allow(verdict: verdict, action: .exec, target: resolved, argv: args, note: note)
+        }
+        if !core.execTracer.submit(job) {
+            call.allow(verdict: verdict, action: .exec, target: resolved, argv: args,
+                       note: "image checked at its first trapped call: no tracer thread")
+        }
     }
 
     /// Why an exec approved by a person is no longer the one they were asked about (its path

@@ -77,6 +77,11 @@ enum ProcessHandlers {
                 return
             }
         }
+        if kind == .ptrace && (n.arg(0) == 16 /* PTRACE_ATTACH */ || n.arg(0) == 0x4206 /* PTRACE_SEIZE */) {
+            // A thread the exec check holds is let go within its exec's time: the agent's
+            // own attach waits for that rather than fail with EPERM.
+            core.execTracer.waitUntilReleased(pid(1))
+        }
         if kind == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
             coreLimit(call, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3)
             return

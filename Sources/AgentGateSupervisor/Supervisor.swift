@@ -224,7 +224,7 @@ public final class Supervisor: Sendable {
         // RLIMIT_NPROC counts this supervisor's threads too, and most start after the count
         // above: the blocking-call workers, the receivers (standby ones included), and at most seven
         // more (main, control socket, policy reload, the DNS forwarder's two, audit writer, hooks).
-        let supervisorThreadsToCome = BlockingOperations.workerCount + max(1, options.receiverThreads)
+        let supervisorThreadsToCome = BlockingOperations.workerCount + ExecTracer.threadCount + max(1, options.receiverThreads)
             + SupervisorCore.askCapacity + 7
         let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
             ? Int64(userProcessesBefore + supervisorThreadsToCome + options.maxProcesses) : -1
@@ -338,6 +338,8 @@ public final class Supervisor: Sendable {
         defer { forwarder?.stop() }
         if startingWorkers { workersStarting.join() } else { core.blocking.start() }
         workersHandedOver = true
+        core.execTracer.start()
+        defer { core.execTracer.stop() }
         receivers.start()
         let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
         reloader?.startWatching()
@@ -437,10 +439,13 @@ public final class Supervisor: Sendable {
         var terminateDeadline: UInt64? = nil
         var warnedUnreachable = false
         var lastSweep = agentgate_monotonic_ns()
+        var tracerBusiness = false
+        var nudges = 0
         while true {
+            if nudges > 0 { core.execTracer.nudge(); nudges -= 1 }
             // While a performed call may block, its agent's signals are looked at every 50 ms
             // (BlockingOperations); 250 ms otherwise bounds how late the first look can come.
-            let timeout: Int32 = exitStatus != nil || !core.blocking.isEmpty ? 50 : 250
+            let timeout: Int32 = tracerBusiness || nudges > 0 ? 2 : exitStatus != nil || !core.blocking.isEmpty ? 50 : 250
             let events = agentgate_poll_one(signalFD, Int16(POLLIN), timeout)
             if events > 0 {
                 while true {
@@ -488,14 +493,27 @@ public final class Supervisor: Sendable {
                 lastSweep = now
             }
 
-            // Reap everything that has changed state.
+            // Reap everything that has changed state, but for what the exec check's tracers
+            // must take (a ptrace stop, a tracee's exit): those are left, and looked at again soon.
             var noChildren = false
+            tracerBusiness = false
             while true {
                 var code: Int32 = 0
                 var value: Int32 = 0
-                let pid = agentgate_wait_any(0, 1, &code, &value)
-                if pid == -ECHILD { noChildren = true; break }
-                if pid <= 0 { break }
+                let peeked = agentgate_wait_peek(&code, &value)
+                if peeked == -ECHILD { noChildren = true; break }
+                if peeked <= 0 { break }
+                if ExecTracer.isTracerBusiness(pid: peeked, code: code) { tracerBusiness = true; break }
+                let pid = agentgate_wait_any(peeked, 1, &code, &value)
+                if pid <= 0 { continue }
+                if code == Int32(CLD_TRAPPED) {
+                    // A tracee stopped between the look and the wait: its tracer must look again.
+                    // (Again at the next looks: a nudge sent just before it waits is lost.)
+                    core.execTracer.nudge()
+                    nudges = 25
+                    tracerBusiness = true
+                    break
+                }
                 if code == Int32(CLD_EXITED) || code == Int32(CLD_KILLED) || code == Int32(CLD_DUMPED) {
                     // The agent's first process and the orphans we adopted: their exits are ours to see.
                     core.recorder.writer?.recordProcessExit(pid: pid, timeMicros: AuditClock.nowMicros(),

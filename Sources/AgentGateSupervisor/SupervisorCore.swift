@@ -33,6 +33,8 @@ final class SupervisorCore: Sendable {
     let supervisorPGID: pid_t
     let blocking: BlockingOperations
     let images = ImageVerifier()
+    /// Holds each allowed exec at its new image's first instruction until the image is checked.
+    let execTracer = ExecTracer()
     /// Calls paused by an `ask`, waiting for a person.
     let asks = AskBroker(standby: ReceiverStandby(capacity: SupervisorCore.askCapacity))
     /// The most calls that may wait for a person at once (each holds a receiver thread).

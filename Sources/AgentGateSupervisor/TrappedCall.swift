@@ -175,8 +175,9 @@ struct TrappedCall: Sendable {
     }
 
     /// Lets an allowed call continue in the kernel, then records the verdict.
-    func allow(verdict: Verdict, action: ActionKind, target: String, argv: [String]? = nil) {
-        let entry = DecisionRecorder.Entry(syscall: syscall, action: action, target: target, verdict: verdict, argv: argv)
+    func allow(verdict: Verdict, action: ActionKind, target: String, argv: [String]? = nil, note: String? = nil) {
+        var entry = DecisionRecorder.Entry(syscall: syscall, action: action, target: target, verdict: verdict, argv: argv)
+        if let note { entry.note = note }
         if action == .exec && core.recorder.echo != nil {
             // Echoed (-v, --log): an exec's line comes before anything the new program does.
             record(entry)

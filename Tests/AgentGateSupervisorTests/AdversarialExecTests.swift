@@ -179,18 +179,12 @@ extension AdversarialTests {
             try raceExec(mode: mode, forbidden: "forbid")
         }
 
-        /// Post-exec verification happens at the new image's first trapped syscall. A static
-        /// program that acts through an inherited fd (write is never trapped) before making any
-        /// trapped syscall must still never get to run.
+        /// A static program that acts through an inherited fd (write is never trapped) before
+        /// making any trapped syscall must never get to run: the exec is held at the new
+        /// image's first instruction (PTRACE_EVENT_EXEC) and the swapped-in image killed there.
         @Test("race: flip the exec path to a static forbidden program that acts before any trapped syscall")
         func raceExecStaticProgram() throws {
-            // This is the exec window README's security section states: the kernel re-reads the
-            // path after the decision, and a swapped-in image runs until its first trapped
-            // syscall. Closing it needs PTRACE_EVENT_EXEC; until then the attempt is tracked as a
-            // known issue, so it stays visible in every run (intermittent: the race may not win).
-            withKnownIssue("exec window: a swapped-in static image runs until its first trapped syscall", isIntermittent: true) {
-                try raceExec(mode: "static", forbidden: "forbid-static")
-            }
+            try raceExec(mode: "static", forbidden: "forbid-static")
         }
 
         func raceExec(mode: String, forbidden: String) throws {
