@@ -70,7 +70,7 @@ extension AuditStore {
                 report.retentionID = row.id
                 try Self.appendGlobalLink(
                     kind: "retention", sessionID: "retention:\(row.id)", digest: AuditChain.hex(AuditChain.digest(row)),
-                    time: now, connection: connection)
+                    time: now, connection: connection, key: chainKey)
 
                 // Compact: the pruned links before the first live one are only needed as an anchor.
                 if let firstLive = try connection.queryInt("SELECT min(seq) FROM session_chain WHERE pruned = 0") {

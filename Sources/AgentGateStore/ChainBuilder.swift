@@ -19,7 +19,8 @@ enum ChainedRow: Sendable {
     }
 }
 
-/// Chains one session's records in record order: redaction, encoding, SHA-256.
+/// Chains one session's records in record order: redaction, encoding, SHA-256 or (keyed)
+/// HMAC-SHA256.
 struct ChainBuilder: Sendable {
     let sessionID: String
     /// Links so far (the last one's `seq`).
@@ -27,12 +28,16 @@ struct ChainBuilder: Sendable {
     private(set) var lastHash: [UInt8]
     /// The latest image of each pid: its start link, which its exit refers to.
     private var openProcesses: [Int32: (seq: Int64, hash: String)] = [:]
-    private var encoder = AuditChain.Encoder(domain: "", previous: [])
+    private var encoder: AuditChain.Encoder
+    /// The key's id when the chain is keyed (for the session's anchor).
+    let keyID: String?
 
-    init(sessionID: String, count: Int64 = 0, lastHash: [UInt8]? = nil) {
+    init(sessionID: String, key: AuditKey? = nil, count: Int64 = 0, lastHash: [UInt8]? = nil) {
         self.sessionID = sessionID
         self.count = count
-        self.lastHash = lastHash ?? AuditChain.sessionGenesis(sessionID)
+        self.lastHash = lastHash ?? AuditChain.sessionGenesis(sessionID, key: key)
+        encoder = AuditChain.Encoder(domain: "", previous: [], key: key)
+        keyID = key?.id
     }
 
     /// The chain's state for the session's end record.

@@ -574,3 +574,44 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(h.cli(["audit", "verify"]).status == 0)
     }
 }
+
+/// The chain's key and anchors (`<db>.key`, `<db>.anchors`) are the supervisor's files, like
+/// the database: an agent that could read the key could forge links, and one that could
+/// rewrite the anchors could hide a rewrite.
+@Suite struct ChainKeyProtectionTests {
+    let policy = """
+        version: 1
+        default: allow
+        rules: []
+        """
+
+    @Test func theAgentCanNeitherReadNorReplaceTheKeyOrTheAnchors() throws {
+        let h = try Harness()
+        let policy = try h.policy(self.policy)
+        #expect(h.supervised(["true"], policy: policy).status == 0)
+        let key = h.db + ".key"
+        let anchors = h.db + ".anchors"
+        let keyBefore = try String(contentsOfFile: key, encoding: .utf8)
+        let anchorsBefore = try String(contentsOfFile: anchors, encoding: .utf8)
+        #expect(keyBefore.hasPrefix("agentgate-audit-key 1\n"))
+        #expect(anchorsBefore.split(separator: "\n").count == 1)
+
+        let script = """
+            cat \(key); cat \(anchors); echo forged > \(key); echo '{}' >> \(anchors); rm -f \(key) \(anchors)
+            mv \(anchors) \(h.path("moved")); ln \(key) \(h.path("linked")); cp \(key) \(h.path("copied")); echo done
+            """
+        let result = h.supervised(["sh", "-c", script], policy: policy)
+        #expect(result.stdout == "done\n", "\(result.stderr)")
+        #expect(result.stderr.contains("cat: \(key): Permission denied"), "\(result.stderr)")
+        #expect(result.stderr.contains("cat: \(anchors): Permission denied"), "\(result.stderr)")
+        #expect(try String(contentsOfFile: key, encoding: .utf8) == keyBefore)
+        let anchorsAfter = try String(contentsOfFile: anchors, encoding: .utf8)
+        #expect(anchorsAfter.hasPrefix(anchorsBefore) && anchorsAfter.split(separator: "\n").count == 2)
+        #expect(!h.exists("moved") && !h.exists("linked"))
+        let copied = (try? String(contentsOfFile: h.path("copied"), encoding: .utf8)) ?? ""
+        #expect(copied.isEmpty)
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(verify.stdout.contains("anchors: 2 session heads"), "\(verify.stdout)")
+    }
+}
