@@ -614,4 +614,21 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(verify.status == 0, "\(verify.stdout)")
         #expect(verify.stdout.contains("anchors: 2 session heads"), "\(verify.stdout)")
     }
+
+    @Test func databaseMaxSizeRemovesTheOldestEndedSessionsAtStart() throws {
+        let h = try Harness()
+        let policy = try h.policy(self.policy)
+        for index in 0..<3 {
+            #expect(h.supervised(["sh", "-c", "cat /etc/hostname /etc/hostname"], policy: policy,
+                                 extra: ["-q", "--session", "old-\(index)"]).status == 0)
+        }
+        let result = h.supervised(["true"], policy: policy, extra: ["--db-max-size", "1K", "--session", "new"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("the audit database was over 1K: removed its 3 oldest ended sessions"), "\(result.stderr)")
+        #expect(h.query("select id from sessions").map { $0.first ?? "" } == ["new"])
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        let bad = h.supervised(["true"], policy: policy, extra: ["--db-max-size", "lots"])
+        #expect(bad.status == 2 && bad.stderr.contains("expected a size like 500M"), "\(bad.stderr)")
+    }
 }
