@@ -160,6 +160,11 @@ public final class AuditWriter: Sendable {
         core.read(\.overflowCount)
     }
 
+    /// Process images whose exit the chain could still record (bounded; see `ChainBuilder`).
+    public var openProcessCount: Int {
+        core.chain.withLock { $0.builder.openProcessCount }
+    }
+
     /// Records waiting in memory now (at most `queueCapacity`).
     public var queuedCount: Int {
         core.read(\.pending.count)

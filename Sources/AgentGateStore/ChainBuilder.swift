@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// One row the writer has redacted, encoded and chained, ready for SQLite or the fallback file.
 enum ChainedRow: Sendable {
     case event(EventColumns, hash: String)
@@ -75,8 +81,18 @@ struct ChainBuilder: Sendable {
         lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
         let hash = AuditChain.hex(lastHash)
         openProcesses[process.pid] = (count, hash)
+        if openProcesses.count > Self.openProcessSweepThreshold {
+            for pid in openProcesses.keys where kill(pid, 0) != 0 && errno == ESRCH { openProcesses[pid] = nil }
+        }
         return .processStart(columns, hash: hash)
     }
+
+    /// Open process images beyond which those of processes that are gone are dropped: the
+    /// supervisor sees only its own children's exits, so a grandchild reaped by its parent
+    /// never closes its entry. A reused pid replaces its entry, and this bounds the rest.
+    static let openProcessSweepThreshold = 8192
+
+    var openProcessCount: Int { openProcesses.count }
 
     /// nil when no image of `pid` was recorded (or its exit already was): nothing to fill.
     mutating func processExit(pid: Int32, timeMicros: Int64, exitStatus: Int32) -> ChainedRow? {

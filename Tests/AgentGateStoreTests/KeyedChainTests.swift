@@ -197,7 +197,7 @@ struct BoundedQueueTests {
     func overflowGoesToFallback() throws {
         let directory = try TemporaryDirectory()
         let path = directory.file("audit.db")
-        let store = try AuditStore(path: path, busyTimeoutMilliseconds: 200)
+        let store = try AuditStore(path: path, busyTimeoutMilliseconds: 2000)
         defer { store.close() }
         try store.createSession(sampleSession())
         // Another connection holds the write lock: the writer waits out its busy timeout.
@@ -209,17 +209,20 @@ struct BoundedQueueTests {
         let writer = AuditWriter(store: store, sessionID: "session-1", batchSize: 16, flushInterval: .milliseconds(1),
                                  queueCapacity: 64, warningHandler: warnings.handler)
         var durations: [UInt64] = []
+        let begin = DispatchTime.now().uptimeNanoseconds
         for index in 0..<2000 {
             let start = DispatchTime.now().uptimeNanoseconds
             writer.record(sampleEvent(index))
             durations.append(DispatchTime.now().uptimeNanoseconds - start)
             #expect(writer.queuedCount <= 64)
         }
-        // The writer is stuck for 2 × 200 ms on its first batch; no call waited for it.
+        let total = DispatchTime.now().uptimeNanoseconds - begin
+        // The writer is stuck for 2 × 2 s on its first batch (it hasn't given up on it yet),
+        // and every record went past it meanwhile.
+        #expect(writer.writeErrors == 0)
         durations.sort()
-        let slowest = durations.last ?? 0
-        print("bounded queue: record() median \(durations[1000] / 1000) µs, 99th percentile \(durations[1980] / 1000) µs, slowest \(slowest / 1000) µs; \(writer.overflowCount) records overflowed")
-        #expect(slowest < 150_000_000)
+        print("bounded queue: 2000 record() calls in \(total / 1_000_000) ms while the writer waited; median \(durations[1000] / 1000) µs, 99th percentile \(durations[1980] / 1000) µs, slowest \(durations[1999] / 1000) µs; \(writer.overflowCount) records overflowed")
+        #expect(total < 2_000_000_000)
         #expect(writer.overflowCount > 0)
         #expect(warnings.messages.contains { $0.contains("audit queue is full") })
         sqlite3_exec(locker, "ROLLBACK", nil, nil, nil)

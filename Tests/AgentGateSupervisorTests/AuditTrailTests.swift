@@ -632,3 +632,44 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(bad.status == 2 && bad.stderr.contains("expected a size like 500M"), "\(bad.stderr)")
     }
 }
+
+/// Every per-process table of the supervisor is bounded and let go of as processes exit
+/// (the bounds: README, "Limits"). AGENTGATE_DEBUG_TABLE_SIZES makes the supervisor print what
+/// its tables hold at the session's end, after sweeping the exited processes' entries.
+@Suite struct ProcessTableBoundsTests {
+    @Test func tenThousandForksAndAThousandExecsLeaveTheTablesAtTheirIdleSize() throws {
+        let h = try Harness()
+        let policy = try h.policy("version: 1\ndefault: allow\nrules: []\n")
+        try """
+            import os
+            for i in range(10000):
+                pid = os.fork()
+                if pid == 0:
+                    open('/etc/hostname').close()
+                    os._exit(0)
+                os.waitpid(pid, 0)
+            for i in range(1000):
+                pid = os.fork()
+                if pid == 0:
+                    os.execv('/bin/true', ['true'])
+                os.waitpid(pid, 0)
+            print('done')
+            """.write(toFile: h.path("forks.py"), atomically: true, encoding: .utf8)
+        setenv("AGENTGATE_DEBUG_TABLE_SIZES", "1", 1)
+        defer { unsetenv("AGENTGATE_DEBUG_TABLE_SIZES") }
+        let result = h.supervised(["python3", h.path("forks.py")], policy: policy, timeout: 300)
+        #expect(result.status == 0 && result.stdout == "done\n", "\(result.stderr.suffix(2000))")
+        let line = result.stderr.split(separator: "\n").first { $0.contains("table sizes:") }.map(String.init) ?? ""
+        print(line)
+        var sizes: [String: Int] = [:]
+        for match in line.matches(of: #/([a-z-]+)=([0-9]+)/#) { sizes[String(match.1)] = Int(match.2) }
+        #expect(sizes.count == 7, "\(result.stderr.suffix(2000))")
+        #expect((sizes["pidfds"] ?? .max) <= 1)
+        #expect((sizes["pending-exec-checks"] ?? .max) <= 1)
+        #expect((sizes["loader-programs"] ?? .max) <= 1)
+        #expect((sizes["approved-images"] ?? .max) <= 16)
+        #expect((sizes["contexts"] ?? .max) <= 4096)
+        #expect((sizes["command-histories"] ?? .max) <= 8192)
+        #expect((sizes["open-process-records"] ?? .max) <= 8193)
+    }
+}
