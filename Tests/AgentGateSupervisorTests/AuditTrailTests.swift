@@ -655,9 +655,11 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
                 os.waitpid(pid, 0)
             print('done')
             """.write(toFile: h.path("forks.py"), atomically: true, encoding: .utf8)
-        setenv("AGENTGATE_DEBUG_TABLE_SIZES", "1", 1)
-        defer { unsetenv("AGENTGATE_DEBUG_TABLE_SIZES") }
-        let result = h.supervised(["python3", h.path("forks.py")], policy: policy, timeout: 300)
+        // Only this supervisor's environment: tests run in parallel in this process.
+        var environment = ProcessInfo.processInfo.environment
+        environment["AGENTGATE_DEBUG_TABLE_SIZES"] = "1"
+        let result = h.run([Harness.supervisor, "--policy", policy, "--db", h.db, "--", "python3", h.path("forks.py")],
+                           environment: environment, timeout: 300)
         #expect(result.status == 0 && result.stdout == "done\n", "\(result.stderr.suffix(2000))")
         let line = result.stderr.split(separator: "\n").first { $0.contains("table sizes:") }.map(String.init) ?? ""
         print(line)
