@@ -115,9 +115,12 @@ struct AuditVerifyCommand: ParsableCommand {
         commandName: "verify", abstract: "Check the hash chains; name the first broken link.",
         discussion: """
         Recomputes every event's and process record's hash along its session's chain, and every session \
-        start, end and retention record along the global session chain. Exit status 0 when every chain \
-        holds, 1 when a row was edited, deleted, inserted or reordered (the first broken link is named), \
-        2 when the database can't be read.
+        start, end and retention record along the global session chain: HMAC-SHA256 under the key beside \
+        the database (<database>.key) for keyed sessions, SHA-256 for those recorded before it. Each \
+        session head in <database>.anchors, written at each session's end, must match its end record. \
+        Exit status 0 when every chain holds, 1 when a row was edited, deleted, inserted or reordered, a \
+        chain was recomputed without the key, or a session doesn't match its anchor (the first broken link \
+        is named), 2 when the database can't be read.
         """)
 
     @OptionGroup var database: DatabaseOption

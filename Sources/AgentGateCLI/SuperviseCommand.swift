@@ -66,6 +66,11 @@ public struct SuperviseCommand: ParsableCommand {
     @Option(help: "Threads receiving notifications.")
     var threads = 2
 
+    @Option(name: .customLong("db-max-size"), help: ArgumentHelp(
+        "Before the session starts, when the database's rows take more than SIZE, remove its oldest ended sessions (as `agentgate clean` does) down to about 3/4 of SIZE.",
+        valueName: "SIZE (bytes, or with K, M, G)"))
+    var databaseMaxSize: String?
+
     @Option(help: ArgumentHelp(
         "Run the supervisor and CMD in a transient systemd unit NAME (through systemd-run), with --property limits.",
         discussion: "The session's unit, its cgroup and its invocation id are recorded with the session.",
@@ -115,6 +120,23 @@ public struct SuperviseCommand: ParsableCommand {
         }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be between 1 and 64") }
         if maxProcesses < 0 { throw ValidationError("--max-processes must be 0 (no limit) or more") }
+        if let databaseMaxSize, Self.byteCount(databaseMaxSize) == nil {
+            throw ValidationError("--db-max-size \(databaseMaxSize): expected a size like 500M, 2G or 1048576")
+        }
+    }
+
+    /// "500M" → 524288000; nil when it isn't a positive size.
+    static func byteCount(_ text: String) -> Int64? {
+        let units: [Character: Int64] = ["K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40]
+        var digits = Substring(text)
+        var multiplier: Int64 = 1
+        if let last = digits.last?.uppercased().first, let unit = units[last] {
+            multiplier = unit
+            digits = digits.dropLast()
+        }
+        guard let value = Int64(digits), value > 0 else { return nil }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
+        return overflow ? nil : bytes
     }
 
     public func run() throws {
@@ -158,6 +180,16 @@ public struct SuperviseCommand: ParsableCommand {
         }
         // Records an earlier session could only write to the fallback file go in first.
         if let notice = AuditSession.importEarlierRecords(into: store) { printError(notice) }
+        // Size-based retention: a failure leaves the database as it was, and the session runs.
+        if let limit = databaseMaxSize.flatMap(Self.byteCount) {
+            do {
+                if let removed = try store.enforceSizeLimit(maxBytes: limit), !quiet {
+                    printError("the audit database was over \(databaseMaxSize!): removed its \(removed.sessionIDs.count) oldest ended sessions (\(removed.eventsRemoved) events, \(removed.processesRemoved) process records)")
+                }
+            } catch {
+                printError("warning: --db-max-size: the oldest sessions could not be removed: \(error)")
+            }
+        }
         let sessionID = session ?? UUID().uuidString.lowercased()
         let context = SessionContextCollector.collect(program: program, environment: Self.environ())
         let record = SessionRecord(

@@ -20,6 +20,22 @@ extension VerificationReport {
                 if more > 0 { lines.append("  … and \(more) more") }
             }
         }
+        // Whether the key and the anchors vouch for the chains, beyond their own consistency.
+        if let keyID {
+            lines.append("key: \(keyID) (\(keyedSessions) keyed sessions, \(keyedLinks) keyed session chain links)"
+                         + (unkeyedSessions > 0 ? "; \(unkeyedSessions) sessions were recorded before the key and are unkeyed (SHA-256 only)" : ""))
+        } else {
+            lines.append("key: none" + (keyProblem.map { " (\($0))" } ?? "")
+                         + "; \(unkeyedSessions) sessions are unkeyed (SHA-256 only): anyone who can write the database can recompute them")
+        }
+        if let anchorPath {
+            lines.append(anchorsChecked > 0
+                ? "anchors: \(anchorsChecked) session heads in \(anchorPath) compared with the database"
+                : "anchors: none in \(anchorPath) yet")
+        }
+        if !journalAvailable {
+            lines.append("note: no systemd journal here (/run/systemd/journal/socket): the anchor file is the only copy of the heads")
+        }
         if let anchorSeq {
             lines.append("note: the session chain starts at retention anchor seq \(anchorSeq) (older sessions were removed by agentgate clean)")
         }

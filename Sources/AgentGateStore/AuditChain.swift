@@ -24,18 +24,23 @@ public enum AuditChain {
     /// 32 zero bytes: the "previous hash" of the first global link.
     public static let globalGenesis = [UInt8](repeating: 0, count: 32)
 
-    /// The "previous hash" of a session's first event or process record.
-    public static func sessionGenesis(_ sessionID: String) -> [UInt8] {
-        var encoder = Encoder(domain: "agentgate.session-genesis.v2", previous: globalGenesis)
+    /// The "previous hash" of a session's first event or process record (an HMAC under `key`
+    /// for a keyed session).
+    public static func sessionGenesis(_ sessionID: String, key: AuditKey? = nil) -> [UInt8] {
+        var encoder = Encoder(domain: "agentgate.session-genesis.v2", previous: globalGenesis, key: key)
         encoder.text(sessionID)
         return encoder.digest()
     }
 
-    /// Builds one link's input and hashes it. Reuse one encoder (`reset`) to avoid allocations.
+    /// Builds one link's input and hashes it: SHA-256, or HMAC-SHA256 under a key (chain
+    /// version 3). Reuse one encoder (`reset`) to avoid allocations.
     public struct Encoder: Sendable {
         private(set) var bytes: [UInt8] = []
+        /// The keyed MAC's state after the key, copied for each link; nil: plain SHA-256.
+        private let mac: HMAC<SHA256>?
 
-        public init(domain: String, previous: [UInt8]) {
+        public init(domain: String, previous: [UInt8], key: AuditKey? = nil) {
+            mac = key?.mac
             bytes.reserveCapacity(512)
             reset(domain: domain, previous: previous)
         }
@@ -73,6 +78,10 @@ public enum AuditChain {
         }
 
         public func digest() -> [UInt8] {
+            if var mac {
+                mac.update(data: bytes)
+                return Array(mac.finalize())
+            }
             var hasher = SHA256()
             bytes.withUnsafeBytes { hasher.update(bufferPointer: $0) }
             return Array(hasher.finalize())
@@ -103,9 +112,9 @@ public enum AuditChain {
 
     static let globalLinkDomain = "agentgate.session-chain.v2"
 
-    /// A `session_chain` link.
-    static func globalLinkHash(seq: Int64, kind: String, sessionID: String, digest: String, previous: [UInt8]) -> [UInt8] {
-        var encoder = Encoder(domain: globalLinkDomain, previous: previous)
+    /// A `session_chain` link (an HMAC when `key` is given: its `key_id` is set).
+    static func globalLinkHash(seq: Int64, kind: String, sessionID: String, digest: String, previous: [UInt8], key: AuditKey? = nil) -> [UInt8] {
+        var encoder = Encoder(domain: globalLinkDomain, previous: previous, key: key)
         encoder.integer(seq)
         encoder.text(kind)
         encoder.text(sessionID)

@@ -49,11 +49,15 @@ extension AuditStore {
                 report.partialTrailingLine = true
                 rejectedLines.append((String(decoding: last, as: UTF8.self), "partial last line (a write was interrupted)"))
             }
-            let records: [(line: String, record: FallbackRecord?)] = lines.compactMap { bytes in
+            let unordered: [(line: String, record: FallbackRecord?)] = lines.compactMap { bytes in
                 let line = String(decoding: bytes, as: UTF8.self)
                 if line.allSatisfy({ $0 == " " || $0 == "\r" }) { return nil }
                 return (line, FallbackRecord.parse(line))
             }
+            // Chain order, whatever order the lines were appended in (a queue overflow and the
+            // writer append concurrently): session starts, then rows by position, then ends.
+            let records = unordered.enumerated().sorted { Self.importOrder($0.element.record, $0.offset) < Self.importOrder($1.element.record, $1.offset) }
+                .map(\.element)
             var presence = FallbackPresence(records: records.compactMap(\.record))
             try withConnection { connection throws(StoreError) in
                 try connection.inTransaction { () throws(StoreError) in
@@ -73,8 +77,10 @@ extension AuditStore {
                             continue
                         }
                         switch record {
-                        case .sessionStart(let columns):
-                            if try Self.insertSessionStart(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: true) {
+                        case .sessionStart(let columns, let keyID):
+                            if try Self.insertSessionStart(
+                                columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: true, key: chainKey,
+                                sessionKeyID: keyID) {
                                 report.imported += 1
                             } else {
                                 report.duplicates += 1
@@ -82,7 +88,8 @@ extension AuditStore {
                             knownSessions.insert(columns.id)
                         case .sessionEnd(let columns):
                             do throws(StoreError) {
-                                if try Self.insertSessionEnd(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: true) {
+                                if try Self.insertSessionEnd(
+                                    columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: true, key: chainKey) {
                                     report.imported += 1
                                 } else {
                                     report.duplicates += 1
@@ -139,10 +146,22 @@ extension AuditStore {
         }
     }
 
+    /// Where a fallback record goes in an import: (rank, session, position, line number).
+    private static func importOrder(_ record: FallbackRecord?, _ line: Int) -> (Int, String, Int64, Int) {
+        switch record {
+        case .sessionStart: (0, "", 0, line)
+        case .row(let row, let sessionID): (1, sessionID, row.seq, line)
+        case .sessionEnd: (2, "", 0, line)
+        default: (1, "", 0, line)
+        }
+    }
+
     /// Writes a session start to the fallback file, for when `createSession` failed
     /// (disk full, read-only, locked). The next `importFallback` links it into the chain.
     public func recordSessionStartInFallback(_ session: SessionRecord) throws(StoreError) {
-        try AuditFallbackFile.append(AuditJSON.fallbackLine(Self.sessionStartColumns(session)) + "\n", to: fallbackPath)
+        // A keyed session says so: its writer chains it under the key.
+        try AuditFallbackFile.append(
+            AuditJSON.fallbackLine(Self.sessionStartColumns(session), keyID: chainKey?.id) + "\n", to: fallbackPath)
     }
 
     /// A v1 fallback line: an event without a chain position (pre-v2 sessions only).
@@ -242,7 +261,8 @@ struct FallbackPresence {
 
 /// One parsed fallback line.
 enum FallbackRecord {
-    case sessionStart(SessionStartColumns)
+    /// With the key id of a keyed session (its chain is HMACs); nil for an unkeyed one.
+    case sessionStart(SessionStartColumns, keyID: String?)
     case sessionEnd(SessionEndColumns)
     case row(ChainedRow, sessionID: String)
     /// A line written by a v1 writer (no `type`, no chain position).
@@ -253,7 +273,7 @@ enum FallbackRecord {
         let fields = Fields(object)
         switch object["type"] as? String {
         case SessionStartColumns.fallbackType:
-            return fields.record(SessionStartColumns.self).map { .sessionStart($0) }
+            return fields.record(SessionStartColumns.self).map { .sessionStart($0, keyID: fields.text("key_id")) }
         case SessionEndColumns.fallbackType:
             return fields.record(SessionEndColumns.self).map { .sessionEnd($0) }
         case EventColumns.fallbackType:
@@ -342,11 +362,12 @@ extension AuditJSON {
     }
 
     /// One fallback line (no newline): the record's `type`, its fields, and its chain hash.
-    static func fallbackLine<Row: FallbackRecordKind>(_ row: Row, hash: String? = nil) -> String {
+    static func fallbackLine<Row: FallbackRecordKind>(_ row: Row, hash: String? = nil, keyID: String? = nil) -> String {
         var writer = FallbackFieldWriter()
         writer.line.text("type", Row.fallbackType)
         row.forEachField(&writer)
         if let hash { writer.line.text("hash", hash) }
+        if let keyID { writer.line.text("key_id", keyID) }
         return writer.line.finish()
     }
 

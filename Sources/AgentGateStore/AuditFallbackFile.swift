@@ -18,7 +18,9 @@ enum AuditFallbackFile {
     /// Appends `text` (whole lines) to `path`, created 0600 if missing. If the file ends in a
     /// partial line (a writer crashed mid-write), a newline is written first, so the partial
     /// line stays a line of its own (rejected at import) instead of corrupting this one.
-    static func append(_ text: String, to path: String) throws(StoreError) {
+    /// `sync: false` leaves the write in the page cache (it survives the process, not a power
+    /// loss): for a caller on the decision path, which must not wait for the disk.
+    static func append(_ text: String, to path: String, sync: Bool = true) throws(StoreError) {
         _ = try withLockedFile(path, for: .appending) { (descriptor, opened) throws(StoreError) in
             var bytes: [UInt8] = []
             if opened.st_size > 0 {
@@ -29,7 +31,10 @@ enum AuditFallbackFile {
             }
             bytes.append(contentsOf: text.utf8)
             try writeAll(descriptor, bytes, path: path)
-            guard fsync(descriptor) == 0 else { throw Purpose.appending.failure("syncing the fallback file failed", path: path) }
+            // The lock orders writers and the importer; durability needs no lock, so the
+            // (slow) sync doesn't hold up an overflowing decision behind it.
+            _ = flock(descriptor, LOCK_UN)
+            guard !sync || fsync(descriptor) == 0 else { throw Purpose.appending.failure("syncing the fallback file failed", path: path) }
         }
     }
 

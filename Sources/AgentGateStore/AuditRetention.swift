@@ -70,7 +70,7 @@ extension AuditStore {
                 report.retentionID = row.id
                 try Self.appendGlobalLink(
                     kind: "retention", sessionID: "retention:\(row.id)", digest: AuditChain.hex(AuditChain.digest(row)),
-                    time: now, connection: connection)
+                    time: now, connection: connection, key: chainKey)
 
                 // Compact: the pruned links before the first live one are only needed as an anchor.
                 if let firstLive = try connection.queryInt("SELECT min(seq) FROM session_chain WHERE pruned = 0") {
@@ -79,5 +79,53 @@ extension AuditStore {
                 return report
             }
         }
+    }
+}
+
+extension AuditStore {
+    /// Bytes the database's rows take (pages in use × page size; free pages not counted, since
+    /// SQLite reuses them before the file grows).
+    public func usedBytes() throws(StoreError) -> Int64 {
+        try withConnection { connection throws(StoreError) in
+            let pages = try connection.queryInt("PRAGMA page_count") ?? 0
+            let free = try connection.queryInt("PRAGMA freelist_count") ?? 0
+            let size = try connection.queryInt("PRAGMA page_size") ?? 4096
+            return (pages - free) * size
+        }
+    }
+
+    /// Size-based retention, for a supervisor's start: when the rows take more than
+    /// `maxBytes`, removes the oldest ended sessions (as `removeSessions(endedBefore:)` does,
+    /// so the chain stays verifiable) until about three quarters of `maxBytes` would remain,
+    /// estimating each session's share by its rows. nil when under the limit or when no
+    /// ended session can go (a running session is never removed).
+    public func enforceSizeLimit(maxBytes: Int64) throws(StoreError) -> RetentionReport? {
+        let used = try usedBytes()
+        guard used > maxBytes, used > 0 else { return nil }
+        let cutoff: Int64? = try withConnection { connection throws(StoreError) in
+            let totalRows = (try connection.queryInt("SELECT count(*) FROM events") ?? 0)
+                + (try connection.queryInt("SELECT count(*) FROM processes") ?? 0)
+            guard totalRows > 0 else { return nil }
+            let target = maxBytes / 4 * 3
+            let neededRows = (Double(totalRows) * Double(used - target) / Double(used)).rounded(.up)
+            let sessions = try connection.statement(
+                """
+                SELECT end_time, (SELECT count(*) FROM events e WHERE e.session_id = s.id)
+                               + (SELECT count(*) FROM processes p WHERE p.session_id = s.id)
+                FROM sessions s WHERE end_time IS NOT NULL ORDER BY end_time
+                """)
+            defer { sessions.reset() }
+            var removed: Int64 = 0
+            var cutoff: Int64?
+            while try sessions.step() {
+                removed += sessions.int64(1)
+                cutoff = sessions.int64(0) + 1
+                if Double(removed) >= neededRows { break }
+            }
+            return cutoff
+        }
+        guard let cutoff else { return nil }
+        let report = try removeSessions(endedBefore: cutoff)
+        return report.sessionIDs.isEmpty ? nil : report
     }
 }

@@ -65,7 +65,11 @@ public final class AuditSession: Sendable {
     public func finish(exitStatus: Int32) -> String? {
         writer.finishSession(endTimeMicros: AuditClock.nowMicros(), exitStatus: exitStatus)
         defer { store.close() }
-        guard writer.lostEventCount > 0 || (writer.isUsingFallback && writer.closeImport == nil) else { return nil }
-        return writer.lastErrorMessage
+        let overflow = writer.overflowCount
+        guard writer.lostEventCount > 0 || overflow > 0 || (writer.isUsingFallback && writer.closeImport == nil) else { return nil }
+        let why = overflow > 0
+            ? "the audit queue overflowed (\(overflow) records found it full and went to the fallback file with the rest of the session)"
+            : nil
+        return [why, writer.lastErrorMessage].compactMap { $0 }.joined(separator: "; ")
     }
 }

@@ -20,6 +20,11 @@ public final class AuditStore: Sendable {
     public let isReadOnly: Bool
     /// nil once closed.
     private let connection: Mutex<SQLiteConnection?>
+    /// The key new sessions' chains are keyed with (`<database>.key`); nil when there is none
+    /// (a read-only open before any keyed session, or a directory where it can't be made).
+    public let chainKey: AuditKey?
+    /// Why there is no usable key, when that is worth saying.
+    public let chainKeyProblem: String?
 
     /// Opens the database at `path`, creating it (0600) and any missing parent directories (0700),
     /// and migrating its schema to `AuditSchema.currentVersion`.
@@ -32,8 +37,14 @@ public final class AuditStore: Sendable {
     /// Missing directories of the database are created (0700) only below `creatingBelow`, which
     /// must exist: a path the user named gets no directories they didn't ask for (nil), and the
     /// default one none outside their home (a missing HOME is an error, not created).
-    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false,
-                creatingBelow: String? = "/") throws(StoreError) {
+    public convenience init(path: String, busyTimeoutMilliseconds: Int32 = 5000, readOnly: Bool = false,
+                            creatingBelow: String? = "/") throws(StoreError) {
+        try self.init(path: path, busyTimeoutMilliseconds: busyTimeoutMilliseconds, readOnly: readOnly,
+                      creatingBelow: creatingBelow, keyed: true)
+    }
+
+    /// `keyed: false` writes as builds before keyed chains did (tests of old databases).
+    init(path: String, busyTimeoutMilliseconds: Int32, readOnly: Bool, creatingBelow: String?, keyed: Bool) throws(StoreError) {
         self.path = path
         self.isReadOnly = readOnly
         // SQLite would take "" as a private temporary database, gone at close.
@@ -55,6 +66,13 @@ public final class AuditStore: Sendable {
                 throw error
             }
             connection = Mutex(opened)
+            do throws(StoreError) {
+                chainKey = try AuditKey.load(path: AuditDatabaseFiles(databasePath: path).key)
+                chainKeyProblem = nil
+            } catch {
+                chainKey = nil
+                chainKeyProblem = error.description
+            }
             return
         }
         let directory = AuditFileSystem.parentDirectory(of: path)
@@ -77,6 +95,7 @@ public final class AuditStore: Sendable {
             try AuditFileSystem.createDirectories(directory, forDatabase: path)
         }
         try AuditFileSystem.createPrivateFileIfMissing(path)
+        (chainKey, chainKeyProblem) = keyed ? try Self.keyForWriting(AuditDatabaseFiles(databasePath: path).key) : (nil, nil)
         let opened = try SQLiteConnection.open(path: path)
         do {
             try Self.configure(opened, busyTimeoutMilliseconds: busyTimeoutMilliseconds)
@@ -90,6 +109,21 @@ public final class AuditStore: Sendable {
 
     deinit {
         close()
+    }
+
+    /// The chain key, made on first use. A key that exists but isn't sound (another owner, a
+    /// mode others can read, malformed) stops the open: someone other than us made it. One
+    /// that can't be made (a read-only or full directory) leaves new sessions unkeyed, said
+    /// in `chainKeyProblem`, as the database's fallback file does for writes.
+    private static func keyForWriting(_ keyPath: String) throws(StoreError) -> (AuditKey?, String?) {
+        do throws(StoreError) {
+            return (try AuditKey.loadOrCreate(path: keyPath), nil)
+        } catch {
+            guard error.code == .cannotOpen, let failure = error.systemErrno,
+                  [EACCES, EROFS, ENOSPC, EDQUOT, EPERM].contains(failure)
+            else { throw error }
+            return (nil, "new sessions are not keyed: \(error)")
+        }
     }
 
     private static func configure(_ connection: SQLiteConnection, busyTimeoutMilliseconds: Int32) throws(StoreError) {

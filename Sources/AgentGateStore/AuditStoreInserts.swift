@@ -9,8 +9,9 @@ extension AuditStore {
         guard !events.isEmpty else { return }
         try withConnection { connection throws(StoreError) in
             try connection.inTransaction { () throws(StoreError) in
-                let head = try Self.chainHead(sessionID: sessionID, connection: connection)
-                var builder = ChainBuilder(sessionID: sessionID, count: head.count, lastHash: head.lastHash)
+                let key = try Self.chainKey(forSession: sessionID, storeKey: chainKey, connection: connection)
+                let head = try Self.chainHead(sessionID: sessionID, key: key, connection: connection)
+                var builder = ChainBuilder(sessionID: sessionID, key: key, count: head.count, lastHash: head.lastHash)
                 let rows = events.map { builder.event($0) }
                 try Self.insertRows(rows, connection: connection)
             }
@@ -25,7 +26,7 @@ extension AuditStore {
         try withConnection { connection throws(StoreError) in
             try connection.inTransaction { () throws(StoreError) in
                 let created = try Self.insertSessionStart(columns, connection: connection, linkTime: AuditClock.nowMicros(),
-                                                          ifAbsent: true)
+                                                          ifAbsent: true, key: chainKey, sessionKeyID: chainKey?.id)
                 if !created {
                     // Never into another recorder's session, nor one that has ended.
                     let existing = try connection.statement("SELECT agent, end_time IS NULL FROM sessions WHERE id = ?")
@@ -36,8 +37,9 @@ extension AuditStore {
                                          message: "session \"\(session.id)\" exists and is not an open session of \(session.agent)")
                     }
                 }
-                let head = try Self.chainHead(sessionID: session.id, connection: connection)
-                var builder = ChainBuilder(sessionID: session.id, count: head.count, lastHash: head.lastHash)
+                let key = try Self.chainKey(forSession: session.id, storeKey: chainKey, connection: connection)
+                let head = try Self.chainHead(sessionID: session.id, key: key, connection: connection)
+                var builder = ChainBuilder(sessionID: session.id, key: key, count: head.count, lastHash: head.lastHash)
                 try Self.insertRows(events.map { builder.event($0) }, connection: connection)
             }
         }

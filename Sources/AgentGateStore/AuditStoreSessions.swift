@@ -2,6 +2,9 @@
 extension AuditStore {
     static let insertSessionStartSQL = SessionStartColumns.insertSQL(
         into: "sessions", extraColumns: [("chain_version", "2")])
+    /// Chain version 3: the session's links are HMACs under the key named in `key_id`.
+    static let insertKeyedSessionStartSQL = SessionStartColumns.insertSQL(
+        into: "sessions", extraColumns: [("chain_version", "3"), ("key_id", "?")])
     static let updateSessionEndSQL = SessionEndColumns.updateSQL("sessions")
 
     /// Inserts a new session row and links it into the global session chain, in one
@@ -12,7 +15,9 @@ extension AuditStore {
         let columns = Self.sessionStartColumns(session)
         try withConnection { connection throws(StoreError) in
             try connection.inTransaction { () throws(StoreError) in
-                _ = try Self.insertSessionStart(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: false)
+                _ = try Self.insertSessionStart(
+                    columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: false, key: chainKey,
+                    sessionKeyID: chainKey?.id)
             }
         }
         // A session that starts with events already written can't exist: nothing to finish.
@@ -37,10 +42,14 @@ extension AuditStore {
             unit: session.unit?.name, unitCgroup: session.unit?.cgroup, invocationID: session.unit?.invocationID)
     }
 
-    /// Inserts the sessions row and its start link. Inside a transaction.
+    /// Inserts the sessions row and its start link (an HMAC under `key`, the store's, when
+    /// there is one). The session is keyed (chain version 3) when `sessionKeyID` names the key
+    /// its chain is under; an unkeyed one (a fallback line of an earlier build) has nil.
+    /// Inside a transaction.
     /// - Returns: false when `ifAbsent` and the session already exists (nothing written).
     static func insertSessionStart(
-        _ columns: SessionStartColumns, connection: SQLiteConnection, linkTime: Int64, ifAbsent: Bool
+        _ columns: SessionStartColumns, connection: SQLiteConnection, linkTime: Int64, ifAbsent: Bool, key: AuditKey?,
+        sessionKeyID: String?
     ) throws(StoreError) -> Bool {
         if ifAbsent {
             let exists = try connection.statement("SELECT 1 FROM sessions WHERE id = ?")
@@ -48,18 +57,19 @@ extension AuditStore {
             try exists.bind(1, columns.id)
             if try exists.step() { return false }
         }
-        let statement = try connection.statement(insertSessionStartSQL)
+        let statement = try connection.statement(sessionKeyID == nil ? insertSessionStartSQL : insertKeyedSessionStartSQL)
         defer { statement.reset() }
         var texts = RowTextBuffer()
-        try columns.execute(statement, texts: &texts)
+        try columns.execute(statement, texts: &texts, extra: sessionKeyID)
         let digest = AuditChain.hex(AuditChain.digest(columns))
-        try appendGlobalLink(kind: "start", sessionID: columns.id, digest: digest, time: linkTime, connection: connection)
+        try appendGlobalLink(kind: "start", sessionID: columns.id, digest: digest, time: linkTime, connection: connection, key: key)
         return true
     }
 
-    /// Appends a link to `session_chain` after its current last link. Inside a transaction.
+    /// Appends a link to `session_chain` after its current last link: an HMAC under `key`
+    /// (its id in `key_id`) when there is one. Inside a transaction.
     static func appendGlobalLink(
-        kind: String, sessionID: String, digest: String, time: Int64, connection: SQLiteConnection
+        kind: String, sessionID: String, digest: String, time: Int64, connection: SQLiteConnection, key: AuditKey?
     ) throws(StoreError) {
         let last = try connection.statement("SELECT seq, hash FROM session_chain ORDER BY seq DESC LIMIT 1")
         var seq: Int64 = 1
@@ -69,9 +79,10 @@ extension AuditStore {
             previous = AuditChain.bytes(hex: last.text(1)) ?? AuditChain.globalGenesis
         }
         last.reset()
-        let hash = AuditChain.globalLinkHash(seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: previous)
+        let hash = AuditChain.globalLinkHash(
+            seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: previous, key: key)
         let insert = try connection.statement(
-            "INSERT INTO session_chain (seq, kind, session_id, time, digest, hash) VALUES (?, ?, ?, ?, ?, ?)")
+            "INSERT INTO session_chain (seq, kind, session_id, time, digest, hash, key_id) VALUES (?, ?, ?, ?, ?, ?, ?)")
         defer { insert.reset() }
         try insert.bind(1, seq)
         try insert.bind(2, kind)
@@ -79,6 +90,7 @@ extension AuditStore {
         try insert.bind(4, time)
         try insert.bind(5, digest)
         try insert.bind(6, AuditChain.hex(hash))
+        if let key { try insert.bind(7, key.id) } else { try insert.bindNull(7) }
         _ = try insert.step()
     }
 
@@ -87,22 +99,27 @@ extension AuditStore {
     /// `AuditWriter.finishSession` is the usual way: it knows the chain without reading it back.
     /// - Throws: `.notFound` if no session has this id; `.constraintViolation` if it has ended.
     public func finishSession(id: String, endTimeMicros: Int64, exitStatus: Int32) throws(StoreError) {
-        try withConnection { connection throws(StoreError) in
+        let (columns, key) = try withConnection { connection throws(StoreError) in
             try connection.inTransaction { () throws(StoreError) in
-                let head = try Self.chainHead(sessionID: id, connection: connection)
+                let key = try Self.chainKey(forSession: id, storeKey: chainKey, connection: connection)
+                let head = try Self.chainHead(sessionID: id, key: key, connection: connection)
                 let columns = SessionEndColumns(
                     id: id, endTime: endTimeMicros, exitStatus: Int64(exitStatus), linkCount: head.count,
                     lastHash: AuditChain.hex(head.lastHash))
-                _ = try Self.insertSessionEnd(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: false)
+                _ = try Self.insertSessionEnd(
+                    columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: false, key: chainKey)
+                return (columns, key)
             }
         }
+        _ = anchor(sessionID: id, lastSeq: columns.linkCount, headHash: columns.lastHash, keyID: key?.id)
     }
 
     /// Records a session's end with a chain state the caller computed (the writer's).
     func finishSession(_ columns: SessionEndColumns) throws(StoreError) {
         try withConnection { connection throws(StoreError) in
             try connection.inTransaction { () throws(StoreError) in
-                _ = try Self.insertSessionEnd(columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: false)
+                _ = try Self.insertSessionEnd(
+                    columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: false, key: chainKey)
             }
         }
     }
@@ -111,7 +128,7 @@ extension AuditStore {
     /// - Returns: false when `ifOpen` and the session has already ended with these values.
     @discardableResult
     static func insertSessionEnd(
-        _ columns: SessionEndColumns, connection: SQLiteConnection, linkTime: Int64, ifOpen: Bool
+        _ columns: SessionEndColumns, connection: SQLiteConnection, linkTime: Int64, ifOpen: Bool, key: AuditKey?
     ) throws(StoreError) -> Bool {
         let lookup = try connection.statement(
             "SELECT \(SessionEndColumns.columnList), chain_version FROM sessions WHERE id = ?")
@@ -138,13 +155,32 @@ extension AuditStore {
         try columns.execute(update, texts: &texts, nulling: chained ? [] : ["link_count", "last_hash"])
         if chained {
             let digest = AuditChain.hex(AuditChain.digest(columns))
-            try appendGlobalLink(kind: "end", sessionID: columns.id, digest: digest, time: linkTime, connection: connection)
+            try appendGlobalLink(kind: "end", sessionID: columns.id, digest: digest, time: linkTime, connection: connection, key: key)
         }
         return true
     }
 
+    /// The key a session's chain continues under: the store's for a keyed session (chain
+    /// version 3) or one not stored yet, none for an unkeyed one (recorded before the key).
+    /// - Throws: `.invalidData` when the session is keyed under another key than the store's.
+    static func chainKey(forSession sessionID: String, storeKey: AuditKey?, connection: SQLiteConnection) throws(StoreError) -> AuditKey? {
+        let statement = try connection.statement("SELECT chain_version, key_id FROM sessions WHERE id = ?")
+        defer { statement.reset() }
+        try statement.bind(1, sessionID)
+        guard try statement.step() else { return storeKey }
+        guard statement.optionalInt64(0) == 3 else { return nil }
+        let keyID = statement.optionalText(1)
+        guard let storeKey, storeKey.id == keyID else {
+            throw StoreError(
+                code: .invalidData, path: connection.path,
+                message: "session \"\(sessionID)\" is keyed with audit key \(keyID ?? "?"), which is not this database's key ("
+                    + (storeKey.map { $0.id } ?? "none") + ")")
+        }
+        return storeKey
+    }
+
     /// The session chain's length and last hash as stored (genesis when empty).
-    static func chainHead(sessionID: String, connection: SQLiteConnection) throws(StoreError) -> (count: Int64, lastHash: [UInt8]) {
+    static func chainHead(sessionID: String, key: AuditKey?, connection: SQLiteConnection) throws(StoreError) -> (count: Int64, lastHash: [UInt8]) {
         let statement = try connection.statement(
             """
             SELECT seq, hash FROM (
@@ -155,15 +191,17 @@ extension AuditStore {
             """)
         defer { statement.reset() }
         try statement.bind(1, sessionID)
-        guard try statement.step() else { return (0, AuditChain.sessionGenesis(sessionID)) }
-        let hash = AuditChain.bytes(hex: statement.text(1)) ?? AuditChain.sessionGenesis(sessionID)
+        guard try statement.step() else { return (0, AuditChain.sessionGenesis(sessionID, key: key)) }
+        let hash = AuditChain.bytes(hex: statement.text(1)) ?? AuditChain.sessionGenesis(sessionID, key: key)
         return (statement.int64(0), hash)
     }
 
-    /// The session chain's length and last hash as stored now.
-    func chainHead(sessionID: String) throws(StoreError) -> (count: Int64, lastHash: [UInt8]) {
+    /// The session chain's key, length and last hash as stored now.
+    func chainHead(sessionID: String) throws(StoreError) -> (key: AuditKey?, count: Int64, lastHash: [UInt8]) {
         try withConnection { connection throws(StoreError) in
-            try Self.chainHead(sessionID: sessionID, connection: connection)
+            let key = try Self.chainKey(forSession: sessionID, storeKey: chainKey, connection: connection)
+            let head = try Self.chainHead(sessionID: sessionID, key: key, connection: connection)
+            return (key, head.count, head.lastHash)
         }
     }
 

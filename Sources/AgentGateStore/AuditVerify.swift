@@ -49,6 +49,23 @@ public struct VerificationReport: Sendable, Equatable {
     /// The last global link's hash: keep it elsewhere to detect a rewrite of the whole tail.
     public var headHash: String?
 
+    /// The id of the key beside the database (`<database>.key`); nil when there is none.
+    public var keyID: String?
+    /// Why the key beside the database can't be used, when it can't.
+    public var keyProblem: String?
+    /// Chained sessions keyed with the key (HMAC, chain version 3), and those recorded
+    /// before it (SHA-256, chain version 2).
+    public var keyedSessions = 0
+    public var unkeyedSessions = 0
+    /// Global links that are HMACs under the key.
+    public var keyedLinks = 0
+
+    /// `<database>.anchors`, and how many of its session heads were compared.
+    public var anchorPath: String?
+    public var anchorsChecked = 0
+    /// Whether systemd's journal runs here (it gets a copy of each anchor).
+    public var journalAvailable = false
+
     static let problemLimit = 100
 
     mutating func add(_ problem: ChainProblem) {
@@ -66,13 +83,18 @@ extension AuditStore {
             // One read transaction: a consistent snapshot while supervisors keep writing.
             try connection.execute("BEGIN")
             defer { sqlite3_exec(connection.handle, "COMMIT", nil, nil, nil) }
+            report.keyID = chainKey?.id
+            report.keyProblem = chainKeyProblem
+            report.journalAvailable = AuditJournal.isAvailable
             let sessions = try Self.loadSessions(connection)
             let retention = try Self.loadRetention(connection)
-            try Self.verifyGlobalChain(connection, sessions: sessions, retention: retention, report: &report)
+            let vouched = try Self.verifyGlobalChain(
+                connection, sessions: sessions, retention: retention, key: chainKey, report: &report)
+            verifyAnchors(sessions: sessions, removed: vouched, only: sessionID, report: &report)
             for session in sessions.values.sorted(by: { ($0.startTime, $0.id) < ($1.startTime, $1.id) }) {
                 if let sessionID, session.id != sessionID { continue }
                 if session.chained {
-                    try Self.verifySessionChain(session, connection, report: &report)
+                    try Self.verifySessionChain(session, connection, key: chainKey, report: &report)
                 } else {
                     report.unchainedEvents += Int(try Self.count(
                         "SELECT count(*) FROM events WHERE session_id = ?", session.id, connection))
@@ -91,11 +113,13 @@ extension AuditStore {
         var linkCount: Int64?
         var lastHash: String?
         var chained: Bool
+        /// Chain version 3: HMAC links under the key with this id.
+        var keyID: String?
     }
 
     private static func loadSessions(_ connection: SQLiteConnection) throws(StoreError) -> [String: SessionRow] {
         let statement = try connection.statement(
-            "SELECT \(SessionStartColumns.columnList), end_time, exit_status, link_count, last_hash, chain_version FROM sessions")
+            "SELECT \(SessionStartColumns.columnList), end_time, exit_status, link_count, last_hash, chain_version, key_id FROM sessions")
         defer { statement.reset() }
         let end = Int32(SessionStartColumns.fields.count)
         var rows: [String: SessionRow] = [:]
@@ -104,7 +128,8 @@ extension AuditStore {
             rows[start.id] = SessionRow(
                 id: start.id, start: start, startTime: start.startTime, endTime: statement.optionalInt64(end),
                 exitStatus: statement.optionalInt64(end + 1), linkCount: statement.optionalInt64(end + 2),
-                lastHash: statement.optionalText(end + 3), chained: !statement.isNull(end + 4))
+                lastHash: statement.optionalText(end + 3), chained: !statement.isNull(end + 4),
+                keyID: statement.optionalInt64(end + 4) == 3 ? statement.optionalText(end + 5) ?? "" : nil)
         }
         return rows
     }
@@ -127,22 +152,30 @@ extension AuditStore {
         return try statement.step() ? statement.int64(0) : 0
     }
 
-    private static func short(_ hash: String) -> String { String(hash.prefix(16)) + "…" }
+    static func short(_ hash: String) -> String { String(hash.prefix(16)) + "…" }
 
     // MARK: - Global chain
 
+    /// Why a keyed link can't be checked with `key`, or nil when it can.
+    static func keyMismatch(_ keyID: String, _ key: AuditKey?) -> String? {
+        guard let key else { return "it is keyed with audit key \(keyID), and there is no key here to check it" }
+        return key.id == keyID ? nil : "it is keyed with audit key \(keyID), not with the key here (\(key.id))"
+    }
+
+    /// - Returns: the sessions removed by retention (vouched for by a retention record).
     private static func verifyGlobalChain(
         _ connection: SQLiteConnection, sessions: [String: SessionRow],
-        retention: [Int64: RetentionColumns], report: inout VerificationReport
-    ) throws(StoreError) {
+        retention: [Int64: RetentionColumns], key: AuditKey?, report: inout VerificationReport
+    ) throws(StoreError) -> Set<String> {
         let statement = try connection.statement(
-            "SELECT seq, kind, session_id, digest, hash, pruned FROM session_chain ORDER BY seq")
+            "SELECT seq, kind, session_id, digest, hash, pruned, key_id FROM session_chain ORDER BY seq")
         defer { statement.reset() }
         var previous: [UInt8]?
         var lastSeq: Int64 = 0
         var linked: [String: Set<String>] = [:]
         var prunedSessions: [(seq: Int64, session: String)] = []
         var vouched = Set<String>()
+        var sawKeyedLink = false
         while try statement.step() {
             let seq = statement.int64(0)
             let kind = statement.text(1)
@@ -150,26 +183,44 @@ extension AuditStore {
             let digest = statement.text(3)
             let stored = statement.text(4)
             let pruned = statement.int64(5) != 0
+            let linkKeyID = statement.optionalText(6)
             report.globalLinks += 1
             func problem(_ message: String) {
                 report.add(ChainProblem(table: "session_chain", row: "\(seq)", sessionID: sessionID, seq: seq, message: message))
             }
-            if let expected = previous {
+            // Once the chain is keyed it stays keyed: an unkeyed link after a keyed one was
+            // written by someone without the key.
+            var checkable = true
+            if let linkKeyID {
+                report.keyedLinks += 1
+                sawKeyedLink = true
+                if let mismatch = keyMismatch(linkKeyID, key) {
+                    problem("can't be verified: \(mismatch)")
+                    checkable = false
+                }
+            } else if sawKeyedLink {
+                problem("is unkeyed (plain SHA-256) after keyed links: rewritten by someone without the key")
+            }
+            let linkKey = linkKeyID == nil ? nil : key
+            let keyedWhy = linkKeyID == nil ? "" : " under the key"
+            if !checkable {
+                if previous == nil && seq != 1 && pruned { report.anchorSeq = seq }
+            } else if let expected = previous {
                 if seq != lastSeq + 1 {
                     let missing = seq - 1 == lastSeq + 1 ? "seq \(lastSeq + 1) is" : "seqs \(lastSeq + 1)–\(seq - 1) are"
                     problem("session chain link \(missing) missing before this one: deleted")
                 } else {
                     let computed = AuditChain.hex(AuditChain.globalLinkHash(
-                        seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: expected))
+                        seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: expected, key: linkKey))
                     if computed != stored {
-                        problem("link hash doesn't match (stored \(short(stored)), computed \(short(computed))): this link or the one before it was edited")
+                        problem("link hash doesn't match\(keyedWhy) (stored \(short(stored)), computed \(short(computed))): this link or the one before it was edited")
                     }
                 }
             } else if seq == 1 {
                 let computed = AuditChain.hex(AuditChain.globalLinkHash(
-                    seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: AuditChain.globalGenesis))
+                    seq: seq, kind: kind, sessionID: sessionID, digest: digest, previous: AuditChain.globalGenesis, key: linkKey))
                 if computed != stored {
-                    problem("link hash doesn't match (stored \(short(stored)), computed \(short(computed))): the first link was edited")
+                    problem("link hash doesn't match\(keyedWhy) (stored \(short(stored)), computed \(short(computed))): the first link was edited")
                 }
             } else if pruned {
                 report.anchorSeq = seq // a retention anchor: the chain legitimately starts here
@@ -242,6 +293,17 @@ extension AuditStore {
         for session in sessions.values.sorted(by: { $0.id < $1.id }) {
             let kinds = linked[session.id] ?? []
             if session.chained {
+                if session.keyID != nil {
+                    report.keyedSessions += 1
+                } else {
+                    report.unkeyedSessions += 1
+                    // A session that started once the key existed was keyed when recorded.
+                    if let key, session.startTime >= key.createdMicros {
+                        report.add(ChainProblem(
+                            table: "sessions", row: session.id, sessionID: session.id, seq: nil,
+                            message: "is unkeyed, but it started after the audit key was made: rewritten by someone without the key"))
+                    }
+                }
                 if !kinds.contains("start") {
                     report.add(ChainProblem(
                         table: "sessions", row: session.id, sessionID: session.id, seq: nil,
@@ -261,6 +323,7 @@ extension AuditStore {
                 report.unchainedSessions.append(session.id)
             }
         }
+        return vouched
     }
 
     // MARK: - Session chains
@@ -274,8 +337,15 @@ extension AuditStore {
     }
 
     private static func verifySessionChain(
-        _ session: SessionRow, _ connection: SQLiteConnection, report: inout VerificationReport
+        _ session: SessionRow, _ connection: SQLiteConnection, key storeKey: AuditKey?, report: inout VerificationReport
     ) throws(StoreError) {
+        if let keyID = session.keyID, let mismatch = keyMismatch(keyID, storeKey) {
+            report.add(ChainProblem(table: "sessions", row: session.id, sessionID: session.id, seq: nil,
+                                    message: "its chain can't be verified: \(mismatch)"))
+            return
+        }
+        let key = session.keyID == nil ? nil : storeKey
+        let keyedWhy = key == nil ? "" : " under the key"
         report.sessionsVerified += 1
         // Each row: its id, its start record and hash, then its exit record and hash.
         let processStatement = try connection.statement(
@@ -327,9 +397,9 @@ extension AuditStore {
         defer { events.reset() }
         try events.bind(1, session.id)
         var nextProcess = 0
-        var previous = AuditChain.sessionGenesis(session.id)
+        var previous = AuditChain.sessionGenesis(session.id, key: key)
         var expectedSeq: Int64 = 1
-        var encoder = AuditChain.Encoder(domain: "", previous: [])
+        var encoder = AuditChain.Encoder(domain: "", previous: [], key: key)
 
         /// Steps to the next event that has a chain position; those without one are problems.
         func nextEvent() throws(StoreError) -> Bool {
@@ -387,7 +457,7 @@ extension AuditStore {
             } else if seq < expectedSeq {
                 problem("chain position \(seq) is used twice: a row was inserted or copied")
             } else if computed != stored {
-                problem("stored \(what.isEmpty ? "" : what + " ")hash \(short(stored)) doesn't match its content (computed \(short(computed))): this row was edited, or moved")
+                problem("stored \(what.isEmpty ? "" : what + " ")hash \(short(stored)) doesn't match its content\(keyedWhy) (computed \(short(computed))): this row was edited, or moved")
             }
             previous = AuditChain.bytes(hex: stored) ?? []
             expectedSeq = max(expectedSeq, seq + 1)
@@ -397,7 +467,7 @@ extension AuditStore {
         // The end record vouches for the length and the last link.
         let count = expectedSeq - 1
         if let linkCount = session.linkCount, let lastHash = session.lastHash, session.endTime != nil {
-            let head = count == 0 ? AuditChain.hex(AuditChain.sessionGenesis(session.id)) : AuditChain.hex(previous)
+            let head = count == 0 ? AuditChain.hex(AuditChain.sessionGenesis(session.id, key: key)) : AuditChain.hex(previous)
             if linkCount != count || lastHash != head {
                 let message = linkCount > count
                     ? "its end record covers \(linkCount) links ending in \(short(lastHash)), but only \(count) are stored: the last \(linkCount - count) were deleted"

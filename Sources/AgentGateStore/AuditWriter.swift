@@ -18,6 +18,13 @@ import Synchronization
 /// (the database may be writable again); otherwise the next supervisor start imports it.
 /// Records that neither the database nor the fallback file took are kept in memory and
 /// retried, and only at close counted in `lostEventCount`.
+///
+/// The queue is bounded (`queueCapacity` records). When the database is slower than the
+/// decisions (a lock held elsewhere, a slow disk) and the queue is full, the call that finds
+/// it full never waits for the writer: it takes the oldest `batchSize` queued records, chains
+/// them itself in record order, appends them to the fallback file (no fsync), and counts them
+/// (`overflowCount`, one warning). The rest of the session goes to the fallback file too,
+/// imported at close.
 public final class AuditWriter: Sendable {
     private let core: WriterCore
 
@@ -32,13 +39,14 @@ public final class AuditWriter: Sendable {
     ///     found unwritable; nil prints `agentgate: warning: …` on standard error.
     public init(
         store: AuditStore, sessionID: String, batchSize: Int = 512,
-        flushInterval: Duration = .milliseconds(50),
+        flushInterval: Duration = .milliseconds(50), queueCapacity: Int = AuditWriter.defaultQueueCapacity,
         warningHandler: (@Sendable (String) -> Void)? = nil
     ) {
         let head = try? store.chainHead(sessionID: sessionID)
         core = WriterCore(
             store: store, sessionID: sessionID, batchSize: max(1, batchSize),
-            flushInterval: flushInterval, chain: ChainBuilder(sessionID: sessionID, count: head?.count ?? 0, lastHash: head?.lastHash),
+            flushInterval: flushInterval, queueCapacity: max(1, queueCapacity), chain: ChainBuilder(
+                sessionID: sessionID, key: head == nil ? store.chainKey : head?.key, count: head?.count ?? 0, lastHash: head?.lastHash),
             warningHandler: warningHandler ?? { message in
                 FileHandle.standardError.write(Data("agentgate: warning: \(message)\n".utf8))
             })
@@ -142,6 +150,26 @@ public final class AuditWriter: Sendable {
         core.read(\.lostEventCount)
     }
 
+    /// Records the queue holds at most: 32768, about 10 MB of typical events, and over a
+    /// second of the fastest decision rate measured (README).
+    public static let defaultQueueCapacity = 32768
+
+    /// Records that found the queue full and went to the fallback file with those queued
+    /// before them (0 in a healthy run).
+    public var overflowCount: Int {
+        core.read(\.overflowCount)
+    }
+
+    /// Process images whose exit the chain could still record (bounded; see `ChainBuilder`).
+    public var openProcessCount: Int {
+        core.chain.withLock { $0.builder.openProcessCount }
+    }
+
+    /// Records waiting in memory now (at most `queueCapacity`).
+    public var queuedCount: Int {
+        core.read(\.pending.count)
+    }
+
     /// `<database path>.fallback.jsonl`: one JSON object per record (see docs/audit-schema.md).
     public var fallbackPath: String {
         core.store.fallbackPath
@@ -185,33 +213,46 @@ private final class WriterCore: Sendable {
         var lostEventCount = 0
         var degraded = false
         var closeImport: FallbackImportReport?
+        /// Records spilled to the fallback file because the queue was full.
+        var overflowCount = 0
+        /// Turns at the chain, handed out with each take of the queue (see `chainInTurn`).
+        var nextTicket: UInt64 = 0
+    }
+
+    /// The chain and whose turn it is to extend it.
+    struct ChainSlot: Sendable {
+        var builder: ChainBuilder
+        var turn: UInt64 = 0
     }
 
     let store: AuditStore
     let sessionID: String
     let batchSize: Int
+    let queueCapacity: Int
     let flushInterval: DispatchTimeInterval
     let state: Mutex<State>
     let warningHandler: @Sendable (String) -> Void
-    /// Only the writer thread touches the chain; the Mutex is uncontended.
-    let chain: Mutex<ChainBuilder>
+    /// The writer thread extends the chain, and a caller that finds the queue full; each in
+    /// the turn it took the queue's records, so the chain stays in record order.
+    let chain: Mutex<ChainSlot>
     /// Signalled when there is work: a full batch, a flush or a close. A counting semaphore,
     /// so a signal sent while the thread is busy writing is not lost.
     let wakeup = DispatchSemaphore(value: 0)
 
     init(
-        store: AuditStore, sessionID: String, batchSize: Int, flushInterval: Duration, chain: ChainBuilder,
+        store: AuditStore, sessionID: String, batchSize: Int, flushInterval: Duration, queueCapacity: Int, chain: ChainBuilder,
         warningHandler: @escaping @Sendable (String) -> Void
     ) {
         self.store = store
         self.sessionID = sessionID
         self.batchSize = batchSize
+        self.queueCapacity = max(queueCapacity, 1)
         let (seconds, attoseconds) = flushInterval.components
         let nanoseconds = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         let totalNanoseconds = nanoseconds.overflow ? Int64.max : nanoseconds.partialValue &+ attoseconds / 1_000_000_000
         // At least 1 ms, so a zero interval doesn't turn the thread into a busy loop.
         self.flushInterval = .nanoseconds(Int(clamping: max(totalNanoseconds, 1_000_000)))
-        self.chain = Mutex(chain)
+        self.chain = Mutex(ChainSlot(builder: chain))
         self.warningHandler = warningHandler
         var pending: [WriterItem] = []
         pending.reserveCapacity(batchSize)
@@ -224,17 +265,83 @@ private final class WriterCore: Sendable {
     }
 
     func enqueue(_ item: WriterItem) {
-        let batchIsFull = state.withLock { state -> Bool in
+        var spill: [WriterItem] = []
+        let (batchIsFull, ticket, firstOverflow) = state.withLock { state -> (Bool, UInt64?, Bool) in
             guard state.acceptingEvents else {
                 state.lostEventCount += 1
-                return false
+                return (false, nil, false)
+            }
+            state.recordedCount &+= 1
+            guard state.pending.count < queueCapacity else {
+                // Full: take the oldest batch out of the queue (bounded work for this call),
+                // with a turn at the chain after the writer's last take, and queue this record.
+                let count = min(batchSize, state.pending.count)
+                spill.append(contentsOf: state.pending.prefix(count))
+                state.pending.removeFirst(count)
+                state.pending.append(item)
+                let first = state.overflowCount == 0
+                state.overflowCount += spill.count
+                state.degraded = true
+                let ticket = state.nextTicket
+                state.nextTicket &+= 1
+                return (false, ticket, first)
             }
             state.pending.append(item)
-            state.recordedCount &+= 1
             // Signal once per batch, on the crossing, not on every record past it.
-            return state.pending.count == batchSize
+            return (state.pending.count == batchSize, nil, false)
         }
         if batchIsFull { wakeup.signal() }
+        guard let ticket else { return }
+        if firstOverflow {
+            warningHandler(
+                "the audit queue is full (\(queueCapacity) records: the database is slower than the decisions); "
+                    + "enforcement is unchanged, and this session's records go to \(store.fallbackPath) until it ends, "
+                    + "imported at close")
+        }
+        var rows: [ChainedRow] = []
+        rows.reserveCapacity(spill.count)
+        chainInTurn(ticket) { builder in Self.chain(spill, into: &rows, builder: &builder) }
+        var lines = ""
+        for row in rows {
+            lines += AuditJSON.fallbackLine(row: row)
+            lines += "\n"
+        }
+        do {
+            try AuditFallbackFile.append(lines, to: store.fallbackPath, sync: false)
+            state.withLock { $0.fallbackEventCount += rows.count }
+        } catch {
+            state.withLock { state in
+                state.lostEventCount += rows.count
+                state.lastErrorMessage = "\(rows.count) audit records were lost: the queue was full and the fallback file refused them (\(error))"
+            }
+        }
+    }
+
+    /// Runs `body` on the chain once every earlier turn has had it. Earlier turns belong to
+    /// threads that are chaining now (CPU only, never I/O), so the wait is short.
+    func chainInTurn(_ ticket: UInt64, _ body: (inout ChainBuilder) -> Void) {
+        while true {
+            let done = chain.withLock { slot -> Bool in
+                guard slot.turn == ticket else { return false }
+                body(&slot.builder)
+                slot.turn &+= 1
+                return true
+            }
+            if done { return }
+            sched_yield()
+        }
+    }
+
+    /// Redacts and chains `items` in order, appending the rows.
+    static func chain(_ items: [WriterItem], into rows: inout [ChainedRow], builder chain: inout ChainBuilder) {
+        for item in items {
+            switch item {
+            case .event(let event): rows.append(chain.event(event))
+            case .processStart(let process): rows.append(chain.processStart(process))
+            case .processExit(let pid, let time, let status):
+                if let row = chain.processExit(pid: pid, timeMicros: time, exitStatus: status) { rows.append(row) }
+            }
+        }
     }
 
     func flush() {
@@ -280,23 +387,18 @@ private final class WriterCore: Sendable {
             if !hasWork {
                 _ = wakeup.wait(timeout: .now() + flushInterval)
             }
-            let (takenThrough, isFinal, end) = state.withLock { state in
+            let (takenThrough, isFinal, end, ticket, overflowed) = state.withLock { state in
                 swap(&state.pending, &batch)
                 if state.closeRequested { state.acceptingEvents = false }
-                return (state.recordedCount, state.closeRequested, state.sessionEnd)
+                let ticket = state.nextTicket
+                state.nextTicket &+= 1
+                return (state.recordedCount, state.closeRequested, state.sessionEnd, ticket, state.overflowCount > 0)
             }
+            // After an overflow, records go where the overflow put the ones before them.
+            if overflowed { degraded = true }
 
+            chainInTurn(ticket) { builder in Self.chain(batch, into: &rows, builder: &builder) }
             if !batch.isEmpty {
-                chain.withLock { chain in
-                    for item in batch {
-                        switch item {
-                        case .event(let event): rows.append(chain.event(event))
-                        case .processStart(let process): rows.append(chain.processStart(process))
-                        case .processExit(let pid, let time, let status):
-                            if let row = chain.processExit(pid: pid, timeMicros: time, exitStatus: status) { rows.append(row) }
-                        }
-                    }
-                }
                 batch.removeAll(keepingCapacity: true)
                 write(&rows, held: &held, degraded: &degraded)
                 rows.removeAll(keepingCapacity: true)
@@ -394,7 +496,11 @@ private final class WriterCore: Sendable {
             }
         }
         if let end {
-            let columns = chain.withLock { $0.end(endTimeMicros: end.endTime, exitStatus: end.exitStatus) }
+            let (columns, keyID) = chain.withLock { ($0.builder.end(endTimeMicros: end.endTime, exitStatus: end.exitStatus), $0.builder.keyID) }
+            // The head goes outside the database too, wherever the end itself goes.
+            if let failure = store.anchor(sessionID: sessionID, lastSeq: columns.linkCount, headHash: columns.lastHash, keyID: keyID) {
+                warningHandler(failure)
+            }
             var wroteEnd = false
             if !degraded {
                 do {

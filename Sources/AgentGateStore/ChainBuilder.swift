@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 /// One row the writer has redacted, encoded and chained, ready for SQLite or the fallback file.
 enum ChainedRow: Sendable {
     case event(EventColumns, hash: String)
@@ -19,7 +25,8 @@ enum ChainedRow: Sendable {
     }
 }
 
-/// Chains one session's records in record order: redaction, encoding, SHA-256.
+/// Chains one session's records in record order: redaction, encoding, SHA-256 or (keyed)
+/// HMAC-SHA256.
 struct ChainBuilder: Sendable {
     let sessionID: String
     /// Links so far (the last one's `seq`).
@@ -27,12 +34,16 @@ struct ChainBuilder: Sendable {
     private(set) var lastHash: [UInt8]
     /// The latest image of each pid: its start link, which its exit refers to.
     private var openProcesses: [Int32: (seq: Int64, hash: String)] = [:]
-    private var encoder = AuditChain.Encoder(domain: "", previous: [])
+    private var encoder: AuditChain.Encoder
+    /// The key's id when the chain is keyed (for the session's anchor).
+    let keyID: String?
 
-    init(sessionID: String, count: Int64 = 0, lastHash: [UInt8]? = nil) {
+    init(sessionID: String, key: AuditKey? = nil, count: Int64 = 0, lastHash: [UInt8]? = nil) {
         self.sessionID = sessionID
         self.count = count
-        self.lastHash = lastHash ?? AuditChain.sessionGenesis(sessionID)
+        self.lastHash = lastHash ?? AuditChain.sessionGenesis(sessionID, key: key)
+        encoder = AuditChain.Encoder(domain: "", previous: [], key: key)
+        keyID = key?.id
     }
 
     /// The chain's state for the session's end record.
@@ -70,8 +81,18 @@ struct ChainBuilder: Sendable {
         lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
         let hash = AuditChain.hex(lastHash)
         openProcesses[process.pid] = (count, hash)
+        if openProcesses.count > Self.openProcessSweepThreshold {
+            for pid in openProcesses.keys where kill(pid, 0) != 0 && errno == ESRCH { openProcesses[pid] = nil }
+        }
         return .processStart(columns, hash: hash)
     }
+
+    /// Open process images beyond which those of processes that are gone are dropped: the
+    /// supervisor sees only its own children's exits, so a grandchild reaped by its parent
+    /// never closes its entry. A reused pid replaces its entry, and this bounds the rest.
+    static let openProcessSweepThreshold = 8192
+
+    var openProcessCount: Int { openProcesses.count }
 
     /// nil when no image of `pid` was recorded (or its exit already was): nothing to fill.
     mutating func processExit(pid: Int32, timeMicros: Int64, exitStatus: Int32) -> ChainedRow? {

@@ -64,8 +64,10 @@ enum AuditFileSystem {
 /// protected from the agent together, and go together.
 public struct AuditDatabaseFiles: Sendable, Equatable {
     /// What each file's name adds to the database's: the database itself, SQLite's journals,
-    /// and the fallback file.
-    public static let suffixes = ["", "-wal", "-shm", "-journal", fallbackSuffix]
+    /// the fallback file, the chain's key and its anchors.
+    public static let suffixes = ["", "-wal", "-shm", "-journal", fallbackSuffix, keySuffix, anchorsSuffix]
+    static let keySuffix = ".key"
+    static let anchorsSuffix = ".anchors"
     static let fallbackSuffix = ".fallback.jsonl"
     static let rejectedSuffix = ".fallback.rejected.jsonl"
 
@@ -80,6 +82,12 @@ public struct AuditDatabaseFiles: Sendable, Equatable {
 
     /// `<database>.fallback.jsonl`: where records go when the database can't be written.
     public var fallback: String { databasePath + Self.fallbackSuffix }
+
+    /// `<database>.key`: the audit chain's HMAC key (`AuditKey`).
+    public var key: String { databasePath + Self.keySuffix }
+
+    /// `<database>.anchors`: one line per ended session, its chain head (`AuditAnchors`).
+    public var anchors: String { databasePath + Self.anchorsSuffix }
 
     /// Where lines a fallback import could not use are kept, each with the reason.
     public var fallbackRejected: String { databasePath + Self.rejectedSuffix }

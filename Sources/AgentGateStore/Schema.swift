@@ -144,6 +144,14 @@ public enum AuditSchema {
             sql: """
                 ALTER TABLE events ADD COLUMN source TEXT;           -- NULL = kernel | hook
                 """),
+        // v7: keyed chains (HMAC-SHA256 under `<database>.key`). Sessions and links recorded
+        // before keep chain version 2 and their SHA-256 links, and verify as unkeyed.
+        Migration(
+            version: 7,
+            sql: """
+                ALTER TABLE sessions ADD COLUMN key_id TEXT;         -- chain_version 3: the key's id
+                ALTER TABLE session_chain ADD COLUMN key_id TEXT;    -- non-NULL: an HMAC link under this key
+                """),
     ]
 
     /// The schema version that adds `events.source`.

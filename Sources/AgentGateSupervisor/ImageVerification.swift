@@ -102,6 +102,11 @@ final class ImageVerifier: Sendable {
         for fd in gone { agentgate_close(fd) }
     }
 
+    /// Pending exec checks, loader programs due and approved images, held now.
+    var counts: (pendingChecks: Int, loaderPrograms: Int, approvedImages: Int) {
+        (pending.withLock { $0.count }, loaderPrograms.withLock { $0.count }, approved.withLock { $0.count })
+    }
+
     func closeAll() {
         for fd in pending.withLock({ Self.empty(&$0, count: count, pidfd: \.pidfd) }) { agentgate_close(fd) }
         for fd in loaderPrograms.withLock({ Self.empty(&$0, count: loaderProgramCount, pidfd: \.pidfd) }) { agentgate_close(fd) }

@@ -109,6 +109,11 @@ final class ProcessContexts: Sendable {
         if isNewProcess { commands.withLock { _ = $0.removeValue(forKey: tid) } }
     }
 
+    /// Cached contexts and processes with recorded command lines, held now.
+    var counts: (contexts: Int, commandHistories: Int) {
+        (cache.withLock { $0.count }, commands.withLock { $0.count })
+    }
+
     /// Some process may have changed credentials or capabilities: read them all again.
     func invalidateAll() {
         cache.withLock { $0.removeAll(keepingCapacity: true) }

@@ -112,6 +112,9 @@ final class ProcessTable: Sendable {
         }
     }
 
+    /// Entries (each with its pidfd) held now.
+    var count: Int { entries.withLock { $0.count } }
+
     /// Drops entries of threads that have exited (called periodically).
     func sweepExited() {
         entries.withLock { table in

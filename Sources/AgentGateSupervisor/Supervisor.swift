@@ -361,6 +361,14 @@ public final class Supervisor: Sendable {
             usleep(2000)
         }
         core.blocking.stop()
+        // Test hook: what the per-process tables hold once every process has exited.
+        if getenv("AGENTGATE_DEBUG_TABLE_SIZES") != nil {
+            core.images.sweep()
+            core.processes.sweepExited()
+            let images = core.images.counts
+            let contexts = core.contexts.counts
+            core.log.warning("table sizes: pidfds=\(core.processes.count) contexts=\(contexts.contexts) command-histories=\(contexts.commandHistories) pending-exec-checks=\(images.pendingChecks) loader-programs=\(images.loaderPrograms) approved-images=\(images.approvedImages) open-process-records=\(core.recorder.writer?.openProcessCount ?? 0)")
+        }
         core.processes.closeAll()
         core.images.closeAll()
         if let cgroup {

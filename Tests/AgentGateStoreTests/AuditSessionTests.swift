@@ -74,11 +74,12 @@ struct AuditSessionTests {
         #expect(!FileManager.default.fileExists(atPath: store.fallbackPath))
     }
 
-    @Test("a database's files are the database, SQLite's journals and the fallback file")
+    @Test("a database's files are the database, SQLite's journals, the fallback file, the key and the anchors")
     func databaseFiles() {
         let files = AuditDatabaseFiles(databasePath: "/d/audit.db")
         #expect(files.all == ["/d/audit.db", "/d/audit.db-wal", "/d/audit.db-shm", "/d/audit.db-journal",
-                              "/d/audit.db.fallback.jsonl"])
+                              "/d/audit.db.fallback.jsonl", "/d/audit.db.key", "/d/audit.db.anchors"])
+        #expect(files.key == "/d/audit.db.key" && files.anchors == "/d/audit.db.anchors")
         #expect(files.fallback == "/d/audit.db.fallback.jsonl")
         #expect(files.fallbackRejected == "/d/audit.db.fallback.rejected.jsonl")
     }

@@ -56,7 +56,7 @@ struct AuditStoreTests {
             strings("SELECT name FROM pragma_table_info('sessions') ORDER BY cid") == [
                 "id", "agent", "command", "cwd", "policy_path", "policy_sha256", "start_time", "end_time",
                 "exit_status", "mode", "context", "chain_version", "link_count", "last_hash",
-                "unit", "unit_cgroup", "invocation_id",
+                "unit", "unit_cgroup", "invocation_id", "key_id",
             ])
         #expect(
             strings("SELECT name FROM pragma_table_info('processes') ORDER BY cid") == [

@@ -76,7 +76,8 @@ struct PolicyHashColumnTests {
         let directory = try TemporaryDirectory()
         let path = directory.file("v2.db")
         do {
-            let store = try AuditStore(path: path)
+            // As a build before keyed chains wrote it.
+            let store = try AuditStore(path: path, busyTimeoutMilliseconds: 5000, readOnly: false, creatingBelow: "/", keyed: false)
             try store.createSession(sampleSession())
             let writer = AuditWriter(store: store, sessionID: "session-1")
             for index in 1...5 { writer.record(sampleEvent(index)) }
@@ -87,7 +88,8 @@ struct PolicyHashColumnTests {
         try rawSQL(path, """
             ALTER TABLE events DROP COLUMN policy_sha256; ALTER TABLE events DROP COLUMN answered_via;
             ALTER TABLE events DROP COLUMN answered_by; ALTER TABLE events DROP COLUMN source; ALTER TABLE sessions DROP COLUMN unit;
-            ALTER TABLE sessions DROP COLUMN unit_cgroup; ALTER TABLE sessions DROP COLUMN invocation_id; PRAGMA user_version = 2;
+            ALTER TABLE sessions DROP COLUMN unit_cgroup; ALTER TABLE sessions DROP COLUMN invocation_id;
+            ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 2;
             """)
         #expect(try rawQuery(path, "PRAGMA user_version") == ["2"])
 

@@ -63,7 +63,8 @@ struct SessionUnitColumnTests {
         let directory = try TemporaryDirectory()
         let path = directory.file("v4.db")
         do {
-            let store = try AuditStore(path: path)
+            // As a build before keyed chains wrote it.
+            let store = try AuditStore(path: path, busyTimeoutMilliseconds: 5000, readOnly: false, creatingBelow: "/", keyed: false)
             try store.createSession(sampleSession())
             let writer = AuditWriter(store: store, sessionID: "session-1")
             for index in 1...3 { writer.record(sampleEvent(index)) }
@@ -72,7 +73,8 @@ struct SessionUnitColumnTests {
         }
         try rawSQL(path, """
             ALTER TABLE sessions DROP COLUMN unit; ALTER TABLE sessions DROP COLUMN unit_cgroup;
-            ALTER TABLE sessions DROP COLUMN invocation_id; ALTER TABLE events DROP COLUMN source; PRAGMA user_version = 4;
+            ALTER TABLE sessions DROP COLUMN invocation_id; ALTER TABLE events DROP COLUMN source;
+            ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 4;
             """)
         let store = try AuditStore(path: path)
         defer { store.close() }

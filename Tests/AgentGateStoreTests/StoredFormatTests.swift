@@ -5,7 +5,8 @@ import Testing
 
 /// The stored bytes are a format: existing databases and fallback files must keep verifying.
 /// These values were produced by the release that introduced schema v2's chains; a change
-/// here means old records no longer verify or import.
+/// here means old records no longer verify or import. They are unkeyed chains (chain version
+/// 2), as every build before keyed chains wrote them; `pinnedKeyedHashes` pins the keyed ones.
 @Suite("Stored format stays byte for byte")
 struct StoredFormatTests {
     static let sessionID = "pinned-session"
@@ -51,6 +52,11 @@ struct StoredFormatTests {
         return writer
     }
 
+    /// A store that writes as builds before keyed chains did.
+    static func unkeyedStore(_ path: String) throws -> AuditStore {
+        try AuditStore(path: path, busyTimeoutMilliseconds: 5000, readOnly: false, creatingBelow: "/", keyed: false)
+    }
+
     /// A path for a new database in a directory removed when the caller drops it.
     static func newDatabasePath() throws -> (TemporaryDirectory, String) {
         let directory = try TemporaryDirectory()
@@ -90,7 +96,7 @@ struct StoredFormatTests {
     func pinnedHashes() throws {
         let (directory, path) = try Self.newDatabasePath()
         defer { withExtendedLifetime(directory) {} }
-        let store = try AuditStore(path: path)
+        let store = try Self.unkeyedStore(path)
         try store.createSession(Self.session())
         let writer = Self.recordSession(in: store)
         #expect(writer.writeErrors == 0 && writer.lostEventCount == 0)
@@ -112,7 +118,7 @@ struct StoredFormatTests {
     func pinnedFallbackLines() throws {
         let (directory, path) = try Self.newDatabasePath()
         defer { withExtendedLifetime(directory) {} }
-        let store = try AuditStore(path: path)
+        let store = try Self.unkeyedStore(path)
         try store.recordSessionStartInFallback(Self.session())
         store.close()  // every write fails: everything goes to the fallback file
         #expect(Self.recordSession(in: store).lostEventCount == 0)
@@ -125,13 +131,72 @@ struct StoredFormatTests {
         let (directory, path) = try Self.newDatabasePath()
         defer { withExtendedLifetime(directory) {} }
         try Self.expectedFallback.write(toFile: path + ".fallback.jsonl", atomically: false, encoding: .utf8)
-        let store = try AuditStore(path: path)
+        let store = try Self.unkeyedStore(path)
         let report = try store.importFallback()
         #expect(report?.imported == 7 && report?.rejected == 0)
         store.close()
         #expect(try Self.storedHashes(path) == Self.expectedHashes)
         #expect(try verify(path).isValid)
+
+        // Into a database with a key (an upgrade with a fallback file pending): the session
+        // stays unkeyed, its rows keep their hashes, and its global links are keyed.
+        let keyedPath = directory.file("keyed.db")
+        try Self.expectedFallback.write(toFile: keyedPath + ".fallback.jsonl", atomically: false, encoding: .utf8)
+        let keyed = try AuditStore(path: keyedPath)
+        defer { keyed.close() }
+        #expect(try keyed.importFallback()?.imported == 7)
+        #expect(try Self.storedHashes(keyedPath).prefix(4) == Self.expectedHashes.prefix(4))
+        #expect(try rawQuery(keyedPath, "SELECT ifnull(chain_version, '-') || ' ' || ifnull(key_id, '-') FROM sessions") == ["2 -"])
+        #expect(try rawQuery(keyedPath, "SELECT count(*) FROM session_chain WHERE key_id IS NULL") == ["0"])
+        let verification = try keyed.verify()
+        #expect(verification.isValid, "\(verification.problems)")
+        #expect(verification.unkeyedSessions == 1 && verification.keyedLinks == 2)
     }
+
+    @Test("keyed chains under a fixed key hash as pinned, and a keyed session's fallback lines say so")
+    func pinnedKeyedHashes() throws {
+        let (directory, path) = try Self.newDatabasePath()
+        defer { withExtendedLifetime(directory) {} }
+        let key = AuditKey(bytes: Array(1...32), createdMicros: 0)
+        let descriptor = open(path + ".key", O_WRONLY | O_CREAT | O_EXCL, 0o600)
+        #expect(descriptor >= 0)
+        _ = key.fileText.withCString { write(descriptor, $0, strlen($0)) }
+        close(descriptor)
+        #expect(key.id.count == 16)
+        let store = try AuditStore(path: path)
+        #expect(store.chainKey == key)
+        try store.createSession(Self.session())
+        _ = Self.recordSession(in: store)
+        store.close()
+        #expect(try Self.storedHashes(path) == Self.expectedKeyedHashes)
+        #expect(try verify(path).isValid)
+        // Unwritable: the session start line names the key, and the import keys the session.
+        let (otherDirectory, other) = try Self.newDatabasePath()
+        defer { withExtendedLifetime(otherDirectory) {} }
+        try key.fileText.write(toFile: other + ".key", atomically: false, encoding: .utf8)
+        chmod(other + ".key", 0o600)
+        let unwritable = try AuditStore(path: other)
+        try unwritable.recordSessionStartInFallback(Self.session())
+        unwritable.close()
+        _ = Self.recordSession(in: unwritable)
+        let lines = try String(contentsOfFile: other + ".fallback.jsonl", encoding: .utf8)
+        #expect(lines.hasPrefix(#"{"type":"session_start""#) && lines.contains(#""key_id":"\#(key.id)"}"#))
+        let importer = try AuditStore(path: other)
+        defer { importer.close() }
+        #expect(try importer.importFallback()?.imported == 7)
+        #expect(try Self.storedHashes(other) == Self.expectedKeyedHashes)
+        #expect(try importer.verify().isValid)
+    }
+
+    static let expectedKeyedHashes: [String] = [
+        "717cbac5e18684a2c6ed64bdbb2b82552d224eb963b77a2b8633e5cb64b579c0",
+        "dbe94859210780ac69b9c47c8ab9993841b27050c95776f30d4d23e89f265fd3",
+        "faeca608f5962f9cc3dac76b91aba6a2ac525e328edb1e7341ef47daa4f02168",
+        "f326056ce3126e293b7a5411018fbcd58985adaea3f9ecc64a371b444ff3481b 4ba1df4a513ff44d659376bf6e47c2157cf1c9daeb433d9f6a23980404f6e449",
+        "start 180751385b5b607036f73f984663aa7d4bd968ac50a988cc02f7a635545db0da c42eee44fa36b695ce3bf8bec214ff183bd5c2e502eab152b1cbd80b08ad9449",
+        "end c37c9b34576f3ddfe6083a49c78fe740046a71eef3f1e240c37593f856b68aeb 2f27b75692d56af951c25b0b9cd42c960873f63b39dfa7f8e6fd1f7e0ee7ecd4",
+        "5 4ba1df4a513ff44d659376bf6e47c2157cf1c9daeb433d9f6a23980404f6e449",
+    ]
 
     @Test("decisions and actions read back as they were recorded, text this build doesn't know included")
     func unknownSpellingsStayReadable() throws {

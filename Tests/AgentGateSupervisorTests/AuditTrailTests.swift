@@ -574,3 +574,104 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(h.cli(["audit", "verify"]).status == 0)
     }
 }
+
+/// The chain's key and anchors (`<db>.key`, `<db>.anchors`) are the supervisor's files, like
+/// the database: an agent that could read the key could forge links, and one that could
+/// rewrite the anchors could hide a rewrite.
+@Suite struct ChainKeyProtectionTests {
+    let policy = """
+        version: 1
+        default: allow
+        rules: []
+        """
+
+    @Test func theAgentCanNeitherReadNorReplaceTheKeyOrTheAnchors() throws {
+        let h = try Harness()
+        let policy = try h.policy(self.policy)
+        #expect(h.supervised(["true"], policy: policy).status == 0)
+        let key = h.db + ".key"
+        let anchors = h.db + ".anchors"
+        let keyBefore = try String(contentsOfFile: key, encoding: .utf8)
+        let anchorsBefore = try String(contentsOfFile: anchors, encoding: .utf8)
+        #expect(keyBefore.hasPrefix("agentgate-audit-key 1\n"))
+        #expect(anchorsBefore.split(separator: "\n").count == 1)
+
+        let script = """
+            cat \(key); cat \(anchors); echo forged > \(key); echo '{}' >> \(anchors); rm -f \(key) \(anchors)
+            mv \(anchors) \(h.path("moved")); ln \(key) \(h.path("linked")); cp \(key) \(h.path("copied")); echo done
+            """
+        let result = h.supervised(["sh", "-c", script], policy: policy)
+        #expect(result.stdout == "done\n", "\(result.stderr)")
+        #expect(result.stderr.contains("cat: \(key): Permission denied"), "\(result.stderr)")
+        #expect(result.stderr.contains("cat: \(anchors): Permission denied"), "\(result.stderr)")
+        #expect(try String(contentsOfFile: key, encoding: .utf8) == keyBefore)
+        let anchorsAfter = try String(contentsOfFile: anchors, encoding: .utf8)
+        #expect(anchorsAfter.hasPrefix(anchorsBefore) && anchorsAfter.split(separator: "\n").count == 2)
+        #expect(!h.exists("moved") && !h.exists("linked"))
+        let copied = (try? String(contentsOfFile: h.path("copied"), encoding: .utf8)) ?? ""
+        #expect(copied.isEmpty)
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        #expect(verify.stdout.contains("anchors: 2 session heads"), "\(verify.stdout)")
+    }
+
+    @Test func databaseMaxSizeRemovesTheOldestEndedSessionsAtStart() throws {
+        let h = try Harness()
+        let policy = try h.policy(self.policy)
+        for index in 0..<3 {
+            #expect(h.supervised(["sh", "-c", "cat /etc/hostname /etc/hostname"], policy: policy,
+                                 extra: ["-q", "--session", "old-\(index)"]).status == 0)
+        }
+        let result = h.supervised(["true"], policy: policy, extra: ["--db-max-size", "1K", "--session", "new"])
+        #expect(result.status == 0)
+        #expect(result.stderr.contains("the audit database was over 1K: removed its 3 oldest ended sessions"), "\(result.stderr)")
+        #expect(h.query("select id from sessions").map { $0.first ?? "" } == ["new"])
+        let verify = h.cli(["audit", "verify"])
+        #expect(verify.status == 0, "\(verify.stdout)")
+        let bad = h.supervised(["true"], policy: policy, extra: ["--db-max-size", "lots"])
+        #expect(bad.status == 2 && bad.stderr.contains("expected a size like 500M"), "\(bad.stderr)")
+    }
+}
+
+/// Every per-process table of the supervisor is bounded and let go of as processes exit
+/// (the bounds: README, "Limits"). AGENTGATE_DEBUG_TABLE_SIZES makes the supervisor print what
+/// its tables hold at the session's end, after sweeping the exited processes' entries.
+@Suite struct ProcessTableBoundsTests {
+    @Test func tenThousandForksAndAThousandExecsLeaveTheTablesAtTheirIdleSize() throws {
+        let h = try Harness()
+        let policy = try h.policy("version: 1\ndefault: allow\nrules: []\n")
+        try """
+            import os
+            for i in range(10000):
+                pid = os.fork()
+                if pid == 0:
+                    open('/etc/hostname').close()
+                    os._exit(0)
+                os.waitpid(pid, 0)
+            for i in range(1000):
+                pid = os.fork()
+                if pid == 0:
+                    os.execv('/bin/true', ['true'])
+                os.waitpid(pid, 0)
+            print('done')
+            """.write(toFile: h.path("forks.py"), atomically: true, encoding: .utf8)
+        // Only this supervisor's environment: tests run in parallel in this process.
+        var environment = ProcessInfo.processInfo.environment
+        environment["AGENTGATE_DEBUG_TABLE_SIZES"] = "1"
+        let result = h.run([Harness.supervisor, "--policy", policy, "--db", h.db, "--", "python3", h.path("forks.py")],
+                           environment: environment, timeout: 300)
+        #expect(result.status == 0 && result.stdout == "done\n", "\(result.stderr.suffix(2000))")
+        let line = result.stderr.split(separator: "\n").first { $0.contains("table sizes:") }.map(String.init) ?? ""
+        print(line)
+        var sizes: [String: Int] = [:]
+        for match in line.matches(of: #/([a-z-]+)=([0-9]+)/#) { sizes[String(match.1)] = Int(match.2) }
+        #expect(sizes.count == 7, "\(result.stderr.suffix(2000))")
+        #expect((sizes["pidfds"] ?? .max) <= 1)
+        #expect((sizes["pending-exec-checks"] ?? .max) <= 1)
+        #expect((sizes["loader-programs"] ?? .max) <= 1)
+        #expect((sizes["approved-images"] ?? .max) <= 16)
+        #expect((sizes["contexts"] ?? .max) <= 4096)
+        #expect((sizes["command-histories"] ?? .max) <= 8192)
+        #expect((sizes["open-process-records"] ?? .max) <= 8193)
+    }
+}
