@@ -57,12 +57,19 @@ static uintptr_t first_mapping(pid_t target) {
 }
 
 // A thread of `process` other than its leader (found with stat, which is never trapped), or 0.
+// Every id above the leader's, wrapping at pid_max: on a busy machine other processes take
+// hundreds of ids between the supervisor's start and its threads'.
 static pid_t find_thread(pid_t process) {
-    for (int k = 1; k < 512; k++) {
+    long pid_max = 32768;
+    FILE *f = fopen("/proc/sys/kernel/pid_max", "r");
+    if (f) { if (fscanf(f, "%ld", &pid_max) != 1) pid_max = 32768; fclose(f); }
+    for (long k = 1; k < pid_max; k++) {
+        long id = process + k;
+        if (id >= pid_max) id -= pid_max - 300; // the kernel wraps to 300
         char path[64];
         struct stat st;
-        snprintf(path, sizeof path, "/proc/%d/task/%d", process, process + k);
-        if (stat(path, &st) == 0) return process + k;
+        snprintf(path, sizeof path, "/proc/%d/task/%ld", process, id);
+        if (stat(path, &st) == 0) return (pid_t)id;
     }
     return 0;
 }
