@@ -77,9 +77,13 @@ struct AuditListCommand: ParsableCommand {
         while true {
             let page = try store.events(matching: query)
             emit(page)
-            guard let last = page.last, page.count == query.limit else { break }
+            // Read aggregates (row id 0) ride along with the events of their time.
+            let rows = page.filter { $0.event.readCount == nil }
+            guard let last = rows.last, rows.count == query.limit else { break }
             query.afterID = last.id
+            query.readsAfter = last.event.timeMicros
         }
+        query.readsAfter = nil
         if json { print(first ? "]" : "\n]") }
         guard follow, let sessionID = query.sessionID else { return }
         fflush(nil)
@@ -91,7 +95,7 @@ struct AuditListCommand: ParsableCommand {
         store: AuditStore, sessionID: String, query: inout AuditStore.EventQuery, emit: ([StoredEvent]) -> Void
     ) throws {
         if query.afterID == nil {
-            query.afterID = try store.events(matching: .init(sessionID: sessionID)).last?.id ?? 0
+            query.afterID = try store.events(matching: .init(sessionID: sessionID)).last { $0.event.readCount == nil }?.id ?? 0
         }
         while true {
             let ended = try store.session(id: sessionID)?.endTimeMicros != nil
@@ -99,8 +103,9 @@ struct AuditListCommand: ParsableCommand {
             while true {
                 let page = try store.events(matching: query)
                 emit(page)
-                if let last = page.last { query.afterID = last.id }
-                if page.count < (query.limit ?? Int.max) { break }
+                let rows = page.filter { $0.event.readCount == nil }
+                if let last = rows.last { query.afterID = last.id }
+                if rows.count < (query.limit ?? Int.max) { break }
             }
             fflush(nil)
             if ended { return }

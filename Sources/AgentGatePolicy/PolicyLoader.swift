@@ -249,6 +249,8 @@ struct PolicyParser {
     var askTimeout: LimitWindow?
     /// `dns:` (top-level file only).
     var dnsLimits: DNSLimits?
+    /// `audit: {reads:}` (top-level file only).
+    var readRecording: ReadRecording?
     /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
     var braces = false
     private var files: [String] = []
@@ -271,7 +273,7 @@ struct PolicyParser {
     }
 
     static let maximumIncludeDepth = 16
-    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns"
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns, audit"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     static let matchKeys = "action, target_glob, argv, command, cidr, ports, tool, arguments"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
@@ -366,6 +368,8 @@ struct PolicyParser {
                 try readRunaway(value, keyNode: keyNode, depth: depth)
             case "dns":
                 dnsLimits = try readDNSLimits(value, keyNode: keyNode, depth: depth)
+            case "audit":
+                readRecording = try readAuditSettings(value, keyNode: keyNode, depth: depth)
             case "ask_timeout":
                 guard depth == 0 else {
                     throw error(at: keyNode, "\"ask_timeout\" may only be set in the top-level policy, not in an included file")
@@ -527,6 +531,7 @@ struct PolicyParser {
                       explainsDenials: explainsDenials, limits: limits, limitMatcher: limitMatcher, runaway: runaway,
                       askTimeout: askTimeout ?? Policy.defaultAskTimeout, dnsLimits: dnsLimits ?? DNSLimits())
         policy.toolArguments = toolArguments
+        policy.readRecording = readRecording ?? .aggregate
         return policy
     }
 

@@ -98,6 +98,11 @@ public enum AuditFormat {
         if !event.isPlainAllow && !(isSyscall(event) && unsupervisedRoute(event) != nil) {
             line += " (\(why(event)))"
         }
+        // An aggregate of allowed reads: one line, its count, and the last read's time.
+        if let count = event.readCount {
+            line += " ×\(count)"
+            if let last = event.lastReadMicros, count > 1 { line += " (last \(AuditTime.clock(last)))" }
+        }
         return printable(line)
     }
 

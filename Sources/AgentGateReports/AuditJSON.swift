@@ -24,6 +24,15 @@ extension AuditFormat {
         if let errno = event.errno { object["errno"] = errno }
         if let seq = stored.seq { object["seq"] = seq }
         if let hash = stored.hash { object["hash"] = hash }
+        // A read aggregate: this many allowed reads, the first at `time`, the last at `last_time`;
+        // its seq and hash are its read set's.
+        if let count = event.readCount {
+            object["read_count"] = count
+            if let last = event.lastReadMicros {
+                object["last_time"] = AuditTime.iso8601(last)
+                object["last_time_us"] = last
+            }
+        }
         return object
     }
 

@@ -9,7 +9,8 @@ extension VerificationReport {
         let scope = sessionID.map { "session \($0)" } ?? "\(sessionsVerified) chained sessions"
         if isValid {
             lines.append("✓ audit trail verified: \(scope), \(eventsVerified) events, \(processLinksVerified) process records; "
-                         + "session chain: \(globalLinks) links" + (headHash.map { ", head \($0)" } ?? ""))
+                         + "session chain: \(globalLinks) links" + (headHash.map { ", head \($0)" } ?? "")
+                         + (readSetsVerified > 0 ? "; read aggregates: \(readEntriesVerified) in \(readSetsVerified) sets" : ""))
         } else {
             lines.append("✗ audit trail BROKEN. First broken link: \(firstBrokenLink!)")
             let rest = problems.dropFirst()

@@ -251,6 +251,14 @@ struct FallbackPresence {
             guard let existing = statement.optionalText(0) else { return .absent }
             return existing == hash ? .duplicate
                 : .conflict("the process at chain position \(startSeq) of session \(sessionID) already has another exit")
+        case .readSet(let set, _, let hash):
+            let statement = try connection.statement("SELECT hash FROM read_sets WHERE session_id = ? AND seq = ?")
+            defer { statement.reset() }
+            try statement.bind(1, sessionID)
+            try statement.bind(2, set.seq)
+            guard try statement.step() else { return .absent }
+            return statement.text(0) == hash ? .duplicate
+                : .conflict("another read set holds chain position \(set.seq) of session \(sessionID)")
         }
     }
 
@@ -285,6 +293,19 @@ enum FallbackRecord {
         case ProcessExitColumns.fallbackType:
             guard let columns = fields.record(ProcessExitColumns.self), let hash = fields.text("hash") else { return nil }
             return .row(.processExit(columns, hash: hash), sessionID: columns.sessionID)
+        case ReadSetColumns.fallbackType:
+            guard let columns = fields.record(ReadSetColumns.self), let hash = fields.text("hash"),
+                  let objects = fields.object["entries"] as? [[String: Any]] else { return nil }
+            var entries: [ReadEntryColumns] = []
+            for object in objects {
+                guard let entry = Fields(object).record(ReadEntryColumns.self) else { return nil }
+                entries.append(entry)
+            }
+            // Entries that don't match the digest the link covers are not the set that was chained.
+            guard Int64(entries.count) == columns.entryCount, ReadEntryColumns.digest(entries) == columns.entriesDigest else {
+                return nil
+            }
+            return .row(.readSet(columns, entries: entries, hash: hash), sessionID: columns.sessionID)
         case nil:
             // v1: the events table's columns, no type.
             guard let session = fields.text("session_id"), let time = fields.int("time"),
@@ -377,7 +398,26 @@ extension AuditJSON {
         case .event(let columns, let hash): fallbackLine(columns, hash: hash)
         case .processStart(let columns, let hash): fallbackLine(columns, hash: hash)
         case .processExit(let columns, let hash): fallbackLine(columns, hash: hash)
+        case .readSet(let columns, let entries, let hash): readSetLine(columns, entries: entries, hash: hash)
         }
+    }
+
+    /// A read set's line: its fields, its hash, and its entries as an array of objects.
+    private static func readSetLine(_ set: ReadSetColumns, entries: [ReadEntryColumns], hash: String) -> String {
+        var writer = FallbackFieldWriter()
+        writer.line.text("type", ReadSetColumns.fallbackType)
+        set.forEachField(&writer)
+        writer.line.text("hash", hash)
+        var array = "["
+        for (index, entry) in entries.enumerated() {
+            if index > 0 { array += "," }
+            var entryWriter = FallbackFieldWriter()
+            entry.forEachField(&entryWriter)
+            array += entryWriter.line.finish()
+        }
+        array += "]"
+        writer.line.raw("entries", array)
+        return writer.line.finish()
     }
 }
 
@@ -392,6 +432,7 @@ extension ProcessStartColumns: FallbackRecordKind { static let fallbackType = "p
 extension ProcessExitColumns: FallbackRecordKind { static let fallbackType = "process_exit" }
 extension SessionStartColumns: FallbackRecordKind { static let fallbackType = "session_start" }
 extension SessionEndColumns: FallbackRecordKind { static let fallbackType = "session_end" }
+extension ReadSetColumns: FallbackRecordKind { static let fallbackType = "read_set" }
 
 /// Writes each field under its key: integers and JSON arrays as they are, texts quoted.
 private struct FallbackFieldWriter: FieldVisitor {

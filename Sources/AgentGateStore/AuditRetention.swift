@@ -54,6 +54,9 @@ extension AuditStore {
                 }
                 try connection.execute("DELETE FROM events WHERE session_id IN (SELECT id FROM retention_doomed)")
                 try connection.execute("DELETE FROM processes WHERE session_id IN (SELECT id FROM retention_doomed)")
+                try connection.execute(
+                    "DELETE FROM read_entries WHERE set_id IN (SELECT id FROM read_sets WHERE session_id IN (SELECT id FROM retention_doomed))")
+                try connection.execute("DELETE FROM read_sets WHERE session_id IN (SELECT id FROM retention_doomed)")
                 try connection.execute("DELETE FROM sessions WHERE id IN (SELECT id FROM retention_doomed)")
                 try connection.execute("UPDATE session_chain SET pruned = 1 WHERE session_id IN (SELECT id FROM retention_doomed)")
                 try connection.execute("DELETE FROM retention_doomed")

@@ -71,6 +71,7 @@ extension AuditStore {
             updateExit.reset()
         }
         var texts = RowTextBuffer()
+        var strings: [String: Int64] = [:]
         for row in rows {
             switch row {
             case .event(let event, let hash):
@@ -87,6 +88,8 @@ extension AuditStore {
                         code: .constraintViolation, path: connection.path,
                         message: "no running process record at chain position \(exit.startSeq) of session \(exit.sessionID) for the exit of pid \(exit.pid)")
                 }
+            case .readSet(let set, let entries, let hash):
+                try insertReadSet(set, entries: entries, hash: hash, connection: connection, strings: &strings)
             }
         }
     }

@@ -130,6 +130,9 @@ extension AuditStore {
         public var limit: Int?
         /// Events whose syscall is none of these.
         public var excludedSyscalls: [String]
+        /// With `afterID` (paging): read aggregates whose first read is after this time are
+        /// included too; without `afterID`, every read aggregate matching the query is.
+        public var readsAfter: Int64? = nil
 
         public init(
             sessionID: String? = nil, decision: RecordedDecision? = nil, action: RecordedAction? = nil, since: Int64? = nil,
@@ -167,7 +170,11 @@ extension AuditStore {
                 perSession.sessionID = id
                 merged += try events(matching: perSession)
             }
-            merged.sort { $0.id < $1.id }
+            if merged.contains(where: { $0.event.readCount != nil }) {
+                merged.sort { ($0.event.timeMicros, $0.id) < ($1.event.timeMicros, $1.id) }
+            } else {
+                merged.sort { $0.id < $1.id }
+            }
             if let limit = query.limit, merged.count > limit { merged.removeLast(merged.count - limit) }
             return merged
         }
@@ -204,8 +211,70 @@ extension AuditStore {
             while try statement.step() {
                 events.append(try decodeEvent(statement))
             }
-            return events
+            // Aggregated reads (schema v8) stand for allowed reads: merged in by first read.
+            let takesReads = (query.decision == nil || query.decision == .allow) && (query.action == nil || query.action == .fsRead)
+                && (query.afterID == nil || query.readsAfter != nil)
+            guard takesReads else { return events }
+            let pageIsFull = query.limit.map { events.count >= $0 } ?? false
+            let upper = pageIsFull ? events.last?.event.timeMicros : nil
+            var reads = try Self.readAggregateEvents(
+                sessionID: query.sessionID, connection: connection, after: query.afterID == nil ? nil : query.readsAfter,
+                through: upper, since: query.since, text: query.text)
+            guard !reads.isEmpty else { return events }
+            reads.append(contentsOf: events)
+            reads.sort { ($0.event.timeMicros, $0.id) < ($1.event.timeMicros, $1.id) }
+            return reads
         }
+    }
+
+    /// Read aggregates as events: one per process and path, `readCount` reads from
+    /// `timeMicros` to `lastReadMicros`, with row id 0 (they are not rows of `events`).
+    static func readAggregateEvents(
+        sessionID: String?, connection: SQLiteConnection, after: Int64?, through: Int64?, since: Int64?, text: String?
+    ) throws(StoreError) -> [StoredEvent] {
+        var sessions: [String] = []
+        if let sessionID {
+            sessions = [sessionID]
+        } else {
+            let statement = try connection.statement("SELECT DISTINCT session_id FROM read_sets")
+            defer { statement.reset() }
+            while try statement.step() { sessions.append(statement.text(0)) }
+        }
+        let needle = text.map { Array($0.lowercased().utf8) }
+        var result: [StoredEvent] = []
+        for session in sessions {
+            for set in try readSets(sessionID: session, connection: connection) {
+                for entry in set.entries {
+                    if let after, entry.firstTime <= after { continue }
+                    if let through, entry.firstTime > through { continue }
+                    if let since, entry.lastTime < since { continue }
+                    if let needle, !(Self.contains(entry.target, needle) || Self.contains(entry.executable, needle)) { continue }
+                    var event = DecisionEvent(
+                        timeMicros: entry.firstTime, pid: Int32(truncatingIfNeeded: entry.pid),
+                        ppid: Int32(truncatingIfNeeded: entry.ppid), executable: entry.executable, syscall: "reads",
+                        action: .fsRead, target: entry.target, decision: .allow,
+                        ruleIndex: entry.ruleIndex.map { Int(truncatingIfNeeded: $0) },
+                        reason: "allowed", errno: entry.errno.map { Int32(truncatingIfNeeded: $0) }, latencyMicros: 0,
+                        ruleID: entry.ruleIndex.map { "\($0 + 1)" })
+                    event.policySHA256 = set.set.policySHA256
+                    event.readCount = entry.count
+                    event.lastReadMicros = entry.lastTime
+                    result.append(StoredEvent(id: 0, sessionID: session, event: event, seq: set.set.seq, hash: set.hash))
+                }
+            }
+        }
+        return result
+    }
+
+    /// ASCII case-insensitive substring test (`needle` already lowercased).
+    private static func contains(_ text: String, _ needle: [UInt8]) -> Bool {
+        let haystack = Array(text.lowercased().utf8)
+        guard needle.count <= haystack.count else { return false }
+        if needle.isEmpty { return true }
+        for start in 0...(haystack.count - needle.count) where haystack[start..<start + needle.count].elementsEqual(needle) {
+            return true
+        }
+        return false
     }
 
     private func decodeEvent(_ statement: PreparedStatement) throws(StoreError) -> StoredEvent {
@@ -266,6 +335,20 @@ extension AuditStore {
                     action: RecordedAction(text: statement.text(0)), decision: RecordedDecision(text: statement.text(1)),
                     enforced: statement.int64(2) != 0,
                     count: Int(statement.int64(3))))
+            }
+            // Aggregated allowed reads count as the reads they stand for (only enforced
+            // reads are aggregated).
+            let reads = try connection.statement(
+                "SELECT coalesce(sum(e.count), 0) FROM read_sets s JOIN read_entries e ON e.set_id = s.id WHERE s.session_id = ?")
+            defer { reads.reset() }
+            try reads.bind(1, sessionID)
+            if try reads.step(), reads.int64(0) > 0 {
+                let aggregated = Int(reads.int64(0))
+                if let index = counts.firstIndex(where: { $0.action == .fsRead && $0.decision == .allow && $0.enforced }) {
+                    counts[index].count += aggregated
+                } else {
+                    counts.append(EventCount(action: .fsRead, decision: .allow, enforced: true, count: aggregated))
+                }
             }
             return counts
         }

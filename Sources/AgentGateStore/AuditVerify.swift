@@ -57,6 +57,9 @@ public struct VerificationReport: Sendable, Equatable {
     /// before it (SHA-256, chain version 2).
     public var keyedSessions = 0
     public var unkeyedSessions = 0
+    /// Read sets (aggregated allowed reads, schema v8) and their entries whose links matched.
+    public var readSetsVerified = 0
+    public var readEntriesVerified = 0
     /// Global links that are HMACs under the key.
     public var keyedLinks = 0
 
@@ -368,12 +371,15 @@ extension AuditStore {
                 exitHash: processStatement.optionalText(exitHashColumn)))
         }
         processStatement.reset()
-        // Process links in chain order: (seq, index, isExit).
-        var processLinks: [(seq: Int64, index: Int, isExit: Bool)] = []
+        // Process links and read sets in chain order: (seq, index, what). A read set's entries
+        // are covered by its link through their digest.
+        let readSets = try readSets(sessionID: session.id, connection: connection)
+        var processLinks: [(seq: Int64, index: Int, isExit: Bool, isReadSet: Bool)] = []
         for (index, process) in processes.enumerated() {
-            processLinks.append((process.start.seq, index, false))
-            if let exit = process.exit { processLinks.append((exit.seq, index, true)) }
+            processLinks.append((process.start.seq, index, false, false))
+            if let exit = process.exit { processLinks.append((exit.seq, index, true, false)) }
         }
+        for (index, set) in readSets.enumerated() { processLinks.append((set.set.seq, index, false, true)) }
         processLinks.sort { $0.seq < $1.seq }
 
         // Events in chain order. The writer stores them in record order, so row id order is
@@ -432,6 +438,15 @@ extension AuditStore {
                 stored = events.text(eventHashColumn)
                 computed = AuditChain.hex(AuditChain.hash(inPlace: &columns, previous: previous, encoder: &encoder))
                 report.eventsVerified += 1
+            } else if processLinks[nextProcess].isReadSet {
+                let set = readSets[processLinks[nextProcess].index]
+                table = "read_sets"
+                rowID = set.id
+                seq = set.set.seq
+                stored = set.hash
+                computed = AuditChain.hex(AuditChain.hash(set.set, previous: previous, encoder: &encoder))
+                report.readSetsVerified += 1
+                report.readEntriesVerified += set.entries.count
             } else {
                 let link = processLinks[nextProcess]
                 let process = processes[link.index]

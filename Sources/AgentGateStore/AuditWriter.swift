@@ -89,7 +89,8 @@ public final class AuditWriter: Sendable {
     }
 
     /// Blocks until every record queued before this call has been committed, or appended to
-    /// the fallback file, or (if both failed) is held for retry — see `writeErrors`.
+    /// the fallback file, or (if both failed) is held for retry — see `writeErrors`. Aggregated
+    /// reads are flushed too.
     public func flush() {
         core.flush()
     }
@@ -235,6 +236,9 @@ private final class WriterCore: Sendable {
     /// The writer thread extends the chain, and a caller that finds the queue full; each in
     /// the turn it took the queue's records, so the chain stays in record order.
     let chain: Mutex<ChainSlot>
+    /// Longest time, in nanoseconds, an aggregated read waits in memory (1 s): the window of
+    /// reads a kill -9 of the supervisor can lose, beside the queue's `flushInterval`.
+    let readFlushInterval: UInt64 = 1_000_000_000
     /// Signalled when there is work: a full batch, a flush or a close. A counting semaphore,
     /// so a signal sent while the thread is busy writing is not lost.
     let wakeup = DispatchSemaphore(value: 0)
@@ -336,9 +340,18 @@ private final class WriterCore: Sendable {
     static func chain(_ items: [WriterItem], into rows: inout [ChainedRow], builder chain: inout ChainBuilder) {
         for item in items {
             switch item {
-            case .event(let event): rows.append(chain.event(event))
-            case .processStart(let process): rows.append(chain.processStart(process))
+            case .event(let event):
+                if event.isAggregatedRead {
+                    rows.append(contentsOf: chain.aggregate(event))
+                } else {
+                    rows.append(chain.event(event))
+                }
+            case .processStart(let process):
+                // The reads of the image this exec ends are chained before the new image.
+                rows.append(contentsOf: chain.flushReads(pid: process.pid))
+                rows.append(chain.processStart(process))
             case .processExit(let pid, let time, let status):
+                rows.append(contentsOf: chain.flushReads(pid: pid))
                 if let row = chain.processExit(pid: pid, timeMicros: time, exitStatus: status) { rows.append(row) }
             }
         }
@@ -346,8 +359,10 @@ private final class WriterCore: Sendable {
 
     func flush() {
         let done = DispatchSemaphore(value: 0)
+        // Aggregated reads wait in the chain's map after their records were handled.
+        let holdsReads = chain.withLock { !$0.builder.reads.isEmpty }
         let mustWait = state.withLock { state -> Bool in
-            if state.finished || state.handledCount >= state.recordedCount { return false }
+            if state.finished || (state.handledCount >= state.recordedCount && !holdsReads) { return false }
             state.flushWaiters.append(FlushWaiter(target: state.recordedCount, wakeup: done))
             return true
         }
@@ -379,6 +394,7 @@ private final class WriterCore: Sendable {
         // Rows neither the database nor the fallback file took; only this thread touches them.
         var held: [ChainedRow] = []
         var degraded = false
+        var lastReadFlush = DispatchTime.now().uptimeNanoseconds
 
         while true {
             let hasWork = state.withLock { state in
@@ -387,19 +403,28 @@ private final class WriterCore: Sendable {
             if !hasWork {
                 _ = wakeup.wait(timeout: .now() + flushInterval)
             }
-            let (takenThrough, isFinal, end, ticket, overflowed) = state.withLock { state in
+            let (takenThrough, isFinal, end, ticket, overflowed, flushing) = state.withLock { state in
                 swap(&state.pending, &batch)
                 if state.closeRequested { state.acceptingEvents = false }
                 let ticket = state.nextTicket
                 state.nextTicket &+= 1
-                return (state.recordedCount, state.closeRequested, state.sessionEnd, ticket, state.overflowCount > 0)
+                return (state.recordedCount, state.closeRequested, state.sessionEnd, ticket, state.overflowCount > 0,
+                        !state.flushWaiters.isEmpty)
             }
             // After an overflow, records go where the overflow put the ones before them.
             if overflowed { degraded = true }
 
-            chainInTurn(ticket) { builder in Self.chain(batch, into: &rows, builder: &builder) }
-            if !batch.isEmpty {
-                batch.removeAll(keepingCapacity: true)
+            // Aggregated reads go out at a flush or close, and at least every
+            // `readFlushInterval`: what a kill -9 of the supervisor can lose of them.
+            let now = DispatchTime.now().uptimeNanoseconds
+            let readsDue = isFinal || flushing || now &- lastReadFlush >= readFlushInterval
+            chainInTurn(ticket) { builder in
+                Self.chain(batch, into: &rows, builder: &builder)
+                if readsDue { rows.append(contentsOf: builder.flushReads()) }
+            }
+            if readsDue { lastReadFlush = now }
+            batch.removeAll(keepingCapacity: true)
+            if !rows.isEmpty {
                 write(&rows, held: &held, degraded: &degraded)
                 rows.removeAll(keepingCapacity: true)
             }

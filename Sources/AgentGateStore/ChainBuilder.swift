@@ -9,18 +9,21 @@ enum ChainedRow: Sendable {
     case event(EventColumns, hash: String)
     case processStart(ProcessStartColumns, hash: String)
     case processExit(ProcessExitColumns, hash: String)
+    /// Aggregated allowed reads (schema v8): one link for the set and its entries.
+    case readSet(ReadSetColumns, entries: [ReadEntryColumns], hash: String)
 
     var seq: Int64 {
         switch self {
         case .event(let columns, _): columns.seq
         case .processStart(let columns, _): columns.seq
         case .processExit(let columns, _): columns.seq
+        case .readSet(let columns, _, _): columns.seq
         }
     }
 
     var hash: String {
         switch self {
-        case .event(_, let hash), .processStart(_, let hash), .processExit(_, let hash): hash
+        case .event(_, let hash), .processStart(_, let hash), .processExit(_, let hash), .readSet(_, _, let hash): hash
         }
     }
 }
@@ -37,6 +40,8 @@ struct ChainBuilder: Sendable {
     private var encoder: AuditChain.Encoder
     /// The key's id when the chain is keyed (for the session's anchor).
     let keyID: String?
+    /// Allowed reads folded since the last flush (`DecisionEvent.isAggregatedRead`).
+    private(set) var reads = ReadAggregator()
 
     init(sessionID: String, key: AuditKey? = nil, count: Int64 = 0, lastHash: [UInt8]? = nil) {
         self.sessionID = sessionID
@@ -93,6 +98,45 @@ struct ChainBuilder: Sendable {
     static let openProcessSweepThreshold = 8192
 
     var openProcessCount: Int { openProcesses.count }
+
+    /// Folds an allowed read into its process's aggregate; returns the read sets flushed when
+    /// that filled the map (all of it is flushed then).
+    mutating func aggregate(_ event: DecisionEvent) -> [ChainedRow] {
+        reads.add(event)
+        return reads.isFull ? flushReads() : []
+    }
+
+    /// Chains the aggregated reads of `pid` (at its exec or exit: the next image's reads are
+    /// its own), or all of them: one read set per policy version, entries by first read.
+    mutating func flushReads(pid: Int32? = nil, nowMicros: Int64 = AuditClock.nowMicros()) -> [ChainedRow] {
+        let taken = reads.take(pid: pid)
+        guard !taken.isEmpty else { return [] }
+        var byPolicy: [String?: [ReadEntryColumns]] = [:]
+        var order: [String?] = []
+        var time = nowMicros
+        for (pid, key, value) in taken {
+            time = max(time, value.last)
+            if byPolicy[key.policySHA256] == nil { order.append(key.policySHA256) }
+            byPolicy[key.policySHA256, default: []].append(ReadEntryColumns(
+                pid: Int64(pid), ppid: Int64(value.ppid), executable: Redactor.redact(text: value.executable),
+                target: Redactor.redact(text: key.target), firstTime: value.first, lastTime: value.last, count: value.count,
+                ruleIndex: key.ruleIndex.map(Int64.init), errno: key.errno.map(Int64.init)))
+        }
+        var rows: [ChainedRow] = []
+        for policy in order {
+            let entries = (byPolicy[policy] ?? []).sorted {
+                ($0.firstTime, $0.pid, $0.target, $0.ruleIndex ?? -1, $0.errno ?? -1)
+                    < ($1.firstTime, $1.pid, $1.target, $1.ruleIndex ?? -1, $1.errno ?? -1)
+            }
+            count += 1
+            var columns = ReadSetColumns(
+                sessionID: sessionID, seq: count, time: time, policySHA256: policy, entryCount: Int64(entries.count),
+                entriesDigest: ReadEntryColumns.digest(entries))
+            lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
+            rows.append(.readSet(columns, entries: entries, hash: AuditChain.hex(lastHash)))
+        }
+        return rows
+    }
 
     /// nil when no image of `pid` was recorded (or its exit already was): nothing to fill.
     mutating func processExit(pid: Int32, timeMicros: Int64, exitStatus: Int32) -> ChainedRow? {

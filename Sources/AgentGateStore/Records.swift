@@ -114,6 +114,13 @@ public struct DecisionEvent: Sendable, Equatable {
     public var answeredBy: String? = nil
     /// Which layer decided: the supervisor (`.kernel`) or an agent hook (`.hook`).
     public var source: RecordedSource = .kernel
+    /// An allowed read the writer folds into its process's aggregate for the path
+    /// (`audit: {reads: aggregate}`) rather than storing as a row of its own.
+    public var isAggregatedRead = false
+    /// Read back from an aggregate (schema v8): how many reads it stands for, and the last
+    /// one's time (`timeMicros` is the first's). nil for an event stored as its own row.
+    public var readCount: Int64? = nil
+    public var lastReadMicros: Int64? = nil
 
     public init(
         timeMicros: Int64, pid: Int32, ppid: Int32, executable: String, syscall: String,

@@ -152,7 +152,46 @@ public enum AuditSchema {
                 ALTER TABLE sessions ADD COLUMN key_id TEXT;         -- chain_version 3: the key's id
                 ALTER TABLE session_chain ADD COLUMN key_id TEXT;    -- non-NULL: an HMAC link under this key
                 """),
+        // v8: allowed reads as aggregates (issue 16): per process and path, the first and last
+        // read and how many, flushed in sets. A set is one link of its session's chain; its
+        // entries are covered through the set's hash. Paths and executables are stored once
+        // (read_strings), so a build's thousands of header reads cost a few bytes each.
+        Migration(
+            version: readAggregateVersion,
+            sql: """
+                CREATE TABLE read_strings (
+                    id   INTEGER PRIMARY KEY,
+                    text TEXT NOT NULL UNIQUE
+                );
+                CREATE TABLE read_sets (
+                    id            INTEGER PRIMARY KEY,
+                    session_id    TEXT NOT NULL REFERENCES sessions(id),
+                    seq           INTEGER NOT NULL,  -- position in the session chain
+                    time          INTEGER NOT NULL,  -- µs since the Unix epoch, when flushed
+                    policy_sha256 TEXT,              -- the policy that allowed the reads
+                    entry_count   INTEGER NOT NULL,
+                    hash          TEXT NOT NULL      -- chain link over the set and its entries
+                );
+                CREATE INDEX read_sets_by_session ON read_sets(session_id, seq);
+                CREATE TABLE read_entries (
+                    set_id       INTEGER NOT NULL,   -- read_sets.id
+                    ordinal      INTEGER NOT NULL,   -- 0-based, in hash order
+                    pid          INTEGER NOT NULL,
+                    ppid         INTEGER NOT NULL,
+                    executable   INTEGER NOT NULL,   -- read_strings.id
+                    target       INTEGER NOT NULL,   -- read_strings.id
+                    first_before INTEGER NOT NULL,   -- µs from the first read to the set's time
+                    span         INTEGER NOT NULL,   -- µs from the first read to the last
+                    count        INTEGER NOT NULL,
+                    rule_index   INTEGER,            -- 0-based; NULL = the default applied
+                    errno        INTEGER,            -- the open's own failure (ENOENT), not a denial
+                    PRIMARY KEY (set_id, ordinal)
+                ) WITHOUT ROWID;
+                """),
     ]
+
+    /// The schema version that stores allowed reads as aggregates.
+    public static let readAggregateVersion: Int32 = 8
 
     /// The schema version that adds `events.source`.
     static let eventSourceVersion: Int32 = 6

@@ -93,6 +93,11 @@ struct DecisionRecorder: Sendable {
             reason: reason, errno: entry.errno, latencyMicros: latency,
             ruleID: ruleID, intent: intent, notable: entry.decision == .log, enforced: enforced)
         event.policySHA256 = version?.sha256
+        // A plain, enforced allowed read: recorded as its policy says (`audit: {reads:}`).
+        let readRecording = version?.policy.readRecording ?? .all
+        let isPlainRead = entry.action == .fsRead && !entry.isSyscall && entry.decision == .allow && enforced
+            && entry.askOutcome == nil && readRecording != .all
+        event.isAggregatedRead = isPlainRead && readRecording == .aggregate
         event.answeredVia = entry.askOutcome?.responder.via
         event.answeredBy = entry.askOutcome?.responder.user
         counts.count(entry.decision)
@@ -105,6 +110,7 @@ struct DecisionRecorder: Sendable {
             // agentgate_notif_defer_failures).
             agentgate_notif_flush_deferred()
         }
+        if isPlainRead && readRecording == .none { return }
         writer?.record(event)
     }
 }

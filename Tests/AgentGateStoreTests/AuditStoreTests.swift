@@ -41,10 +41,10 @@ struct AuditStoreTests {
         #expect(strings("PRAGMA journal_mode") == ["wal"])
         #expect(
             strings("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-                == ["events", "processes", "retention_log", "session_chain", "sessions"])
+                == ["events", "processes", "read_entries", "read_sets", "read_strings", "retention_log", "session_chain", "sessions"])
         #expect(
             strings("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                == ["events_by_session", "processes_by_pid", "processes_by_session_seq", "session_chain_by_session"])
+                == ["events_by_session", "processes_by_pid", "processes_by_session_seq", "read_sets_by_session", "session_chain_by_session"])
         #expect(
             strings("SELECT name FROM pragma_table_info('events') ORDER BY cid") == [
                 "id", "session_id", "time", "pid", "ppid", "executable", "syscall", "action", "target",

@@ -161,7 +161,7 @@ struct KeyedChainTests {
         writeSession(old, id: "old")
         old.close()
         // As the v6 build left it.
-        try rawSQL(path, "ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 6;")
+        try rawSQL(path, "DROP TABLE read_entries; DROP TABLE read_sets; DROP TABLE read_strings; ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 6;")
         #expect(!FileManager.default.fileExists(atPath: path + ".key"))
 
         let store = try AuditStore(path: path)

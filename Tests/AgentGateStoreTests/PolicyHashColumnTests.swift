@@ -89,7 +89,7 @@ struct PolicyHashColumnTests {
             ALTER TABLE events DROP COLUMN policy_sha256; ALTER TABLE events DROP COLUMN answered_via;
             ALTER TABLE events DROP COLUMN answered_by; ALTER TABLE events DROP COLUMN source; ALTER TABLE sessions DROP COLUMN unit;
             ALTER TABLE sessions DROP COLUMN unit_cgroup; ALTER TABLE sessions DROP COLUMN invocation_id;
-            ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 2;
+            DROP TABLE read_entries; DROP TABLE read_sets; DROP TABLE read_strings; ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 2;
             """)
         #expect(try rawQuery(path, "PRAGMA user_version") == ["2"])
 

@@ -74,7 +74,7 @@ struct SessionUnitColumnTests {
         try rawSQL(path, """
             ALTER TABLE sessions DROP COLUMN unit; ALTER TABLE sessions DROP COLUMN unit_cgroup;
             ALTER TABLE sessions DROP COLUMN invocation_id; ALTER TABLE events DROP COLUMN source;
-            ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 4;
+            DROP TABLE read_entries; DROP TABLE read_sets; DROP TABLE read_strings; ALTER TABLE sessions DROP COLUMN key_id; ALTER TABLE session_chain DROP COLUMN key_id; PRAGMA user_version = 4;
             """)
         let store = try AuditStore(path: path)
         defer { store.close() }

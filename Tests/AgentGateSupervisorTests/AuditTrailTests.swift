@@ -214,7 +214,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(result.stdout == "denied\n")
         let decided = decisionLines(result.stderr)
         #expect(decided.count > 300)
-        let stored = h.query("select count(*) from events where session_id = 'killed'")
+        let stored = h.query(storedDecisionsSQL("killed"))
         #expect(stored.first?.first == "\(decided.count)", "decided \(decided.count), stored \(stored)")
         #expect(h.query("select count(*) from events where session_id = 'killed' and action = 'fs_write' and target like '%/out/f%'").first?.first == "300")
         #expect(h.query("select decision from events where session_id = 'killed' and target = '/etc/shadow'").first?.first == "deny")
@@ -275,7 +275,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(exit == 128 + signal)
         let decided = decisionLines(running.stderr)
         #expect(decided.count > 500)
-        let stored = h.query("select count(*) from events where session_id = '\(session)'")
+        let stored = h.query(storedDecisionsSQL(session))
         #expect(stored.first?.first == "\(decided.count)", "decided \(decided.count), stored \(stored)")
         let ended: [String]? = h.query("select exit_status, end_time is not null from sessions where id = '\(session)'").first
         #expect(ended == ["\(128 + signal)", "1"])
@@ -349,7 +349,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(next.status == 0)
         #expect(next.stderr.contains("imported"), "\(next.stderr)")
         #expect(!h.exists("audit.db.fallback.jsonl"))
-        #expect(h.query("select count(*) from events where session_id = 'ro'").first?.first == "\(decided)")
+        #expect(h.query(storedDecisionsSQL("ro")).first?.first == "\(decided)")
         #expect(h.query("select count(*) from events where session_id = 'ro' and decision = 'deny' and target = '\(h.dir)/secret/key'").first?.first == "2")
         #expect(h.query("select exit_status from sessions where id = 'ro'").first?.first == "0")
         let verify = h.cli(["audit", "verify"])
@@ -366,7 +366,7 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(first.wait() == 0)
         #expect(second.wait() == 0)
         for (id, running) in [("one", first), ("two", second)] {
-            let stored = h.query("select count(*) from events where session_id = '\(id)'").first?.first
+            let stored = h.query(storedDecisionsSQL(id)).first?.first
             #expect(stored == "\(decisionLines(running.stderr).count)")
         }
         let verify = h.cli(["audit", "verify"])
@@ -480,7 +480,8 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
 
     @Test func followPrintsEventsUntilTheSessionEnds() throws {
         let h = try Harness()
-        let policy = try h.policy("default: allow\nrules: []\n")
+        // `audit -f` follows events; read aggregates show in its first pass only.
+        let policy = try h.policy("default: allow\naudit: {reads: all}\nrules: []\n")
         try h.write("a.txt", "a\n")
         // The pauses keep the session live, still making calls, while `audit -f` attaches and
         // follows it: that is what is under test, so they are fixed on purpose.
@@ -530,7 +531,9 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(export.status == 0, "\(export.stderr)")
         let pack = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out))) as? [String: Any]
         #expect(pack?["format"] as? String == "agentgate-evidence")
-        #expect((pack?["events"] as? [Any])?.count == Int(h.query("select count(*) from events").first?.first ?? ""))
+        // Events, and read aggregates (one each).
+        #expect((pack?["events"] as? [Any])?.count
+                == Int(h.query("select (select count(*) from events) + (select count(*) from read_entries)").first?.first ?? ""))
         #expect((pack?["verification"] as? [String: Any])?["valid"] as? Bool == true)
         #expect((pack?["session"] as? [String: Any])?["id"] as? String == "x-1")
         let signature = try String(contentsOfFile: out + ".sig", encoding: .utf8)
@@ -674,4 +677,13 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect((sizes["command-histories"] ?? .max) <= 8192)
         #expect((sizes["open-process-records"] ?? .max) <= 8193)
     }
+}
+
+/// Decisions stored for a session: its event rows, and the reads its read aggregates stand for.
+func storedDecisionsSQL(_ session: String) -> String {
+    """
+    select (select count(*) from events where session_id = '\(session)')
+         + (select coalesce(sum(e.count), 0) from read_entries e join read_sets s on s.id = e.set_id
+            where s.session_id = '\(session)')
+    """
 }

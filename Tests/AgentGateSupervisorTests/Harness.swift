@@ -107,6 +107,15 @@ struct Harness {
         return path(name)
     }
 
+    /// Every stored decision as rows of one table, for queries: the events, and the read
+    /// aggregates (schema v8) as one allowed `fs_read` each, `count` the reads it stands for.
+    static let decisions = """
+        (select action, decision, pid, ppid, executable, target, errno, latency_us, 1 as count from events
+         union all
+         select 'fs_read', 'allow', e.pid, e.ppid, x.text, t.text, e.errno, 0, e.count
+         from read_entries e join read_strings x on x.id = e.executable join read_strings t on t.id = e.target)
+        """
+
     /// Rows from the audit database, via the sqlite3 C library's CLI-free path: a tiny Python.
     func query(_ sql: String) -> [[String]] {
         let script = "import sqlite3,sys,json\nc=sqlite3.connect(sys.argv[1])\nfor r in c.execute(sys.argv[2]): print(json.dumps([str(x) for x in r]))"

@@ -7,8 +7,9 @@ import Testing
 @Suite("Live policy reload")
 struct PolicyReloadTests {
     static let allowing = """
-        # the policy the session starts with
+        # the policy the session starts with; every read a row, so each shows its policy's hash
         default: allow
+        audit: {reads: all}
         rules: []
         """
 
@@ -16,6 +17,7 @@ struct PolicyReloadTests {
         """
         # reloaded: the secret is off limits now
         default: allow
+        audit: {reads: all}
         rules:
           - match: {action: fs_read, target_glob: "\(h.dir)/secret.txt"}
             decision: deny
@@ -151,7 +153,7 @@ struct PolicyReloadTests {
         let run = try Self.startLoopingAgent(h, session: "include")
         #expect(waitUntil { Self.lines(run).contains("ok") }, "\(run.stderr)")
         // A file the agent could write, newly included: refused, the old policy stays.
-        try h.write("extra.yaml", Self.denying(h))
+        try h.write("extra.yaml", Self.denying(h).replacingOccurrences(of: "audit: {reads: all}\n", with: ""))
         try Self.replacePolicy(h, with: "include: [\"\(h.path("extra.yaml"))\"]\n" + Self.allowing)
         #expect(waitUntil { run.stderr.contains("was not part of the policy when the session started") }, "\(run.stderr)")
         #expect(!Self.lines(run).contains("denied"))

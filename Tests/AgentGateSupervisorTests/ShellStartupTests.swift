@@ -130,7 +130,7 @@ struct ShellStartupTests {
         // made a temp file.
         let session = h.query("select policy_path from sessions").first?.first ?? ""
         #expect(session.contains("builtin"), "\(session)")
-        let allowed = Set(h.query("select target from events where decision = 'allow'").compactMap(\.first))
+        let allowed = Set(h.query("select target from \(Harness.decisions) where decision = 'allow'").compactMap(\.first))
         for expected in [home + "/.bashrc", home + "/.pyenv/version", home + "/.pyenv/shims/python3"] {
             #expect(allowed.contains(expected), "\(expected) not in the audit")
         }

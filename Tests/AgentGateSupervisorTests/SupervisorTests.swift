@@ -178,7 +178,7 @@ import Testing
         let execs = h.query("select syscall, decision, target, argv from events where action='exec' order by id")
         #expect(execs.first?[0] == "execve" && execs.first?[1] == "allow" && execs.first?[2] == "/usr/bin/dash", "\(execs)")
         #expect(execs.contains { $0[2].hasSuffix("/cat") })
-        let read = h.query("select decision, pid > 0, ppid > 0, executable, latency_us >= 0 from events where action='fs_read' and target='\(h.path("in.txt"))'")
+        let read = h.query("select decision, pid > 0, ppid > 0, executable, latency_us >= 0 from \(Harness.decisions) where action='fs_read' and target='\(h.path("in.txt"))'")
         #expect(read.first?[0] == "allow" && read.first?[1] == "1" && read.first?[2] == "1" && read.first?[3].hasSuffix("cat") == true)
         let denied = h.query("select decision, rule_index, errno from events where action='fs_write' and target='\(h.path("nope"))'")
         #expect(denied.first == ["deny", "0", "13"])
