@@ -12,8 +12,9 @@ import Synchronization
 /// stop the image is checked as `ImageVerifier.verify` checks it at a first trapped call; a
 /// process running anything but the image decided is killed, still stopped. Then the tracer
 /// detaches. Where the thread can't be seized (traced already, by the agent's own debugger or
-/// strace; ptrace not permitted), the exec is continued as before and the check happens at the
-/// new image's first trapped call; the exec's record then says so, and why.
+/// strace; ptrace not permitted), the exec is continued unheld and its record says so, and why;
+/// its image is then checked as the exec completes (`watch`), at the tracer's next ptrace call
+/// on it (ProcessHandlers), or at its first trapped call, whichever comes first.
 ///
 /// ptrace requests come from the tracer, so each check runs start to end on one of a few
 /// threads started with the session (none is created on the agent's demand). A tracer waits
