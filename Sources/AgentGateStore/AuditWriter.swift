@@ -438,6 +438,16 @@ private final class WriterCore: Sendable {
         appendHeldToFallback(&held)
     }
 
+    /// Fallback lines for `rows`, each ended by a newline.
+    static func lines(_ rows: [ChainedRow]) -> String {
+        var lines = ""
+        for row in rows {
+            lines += AuditJSON.fallbackLine(row: row)
+            lines += "\n"
+        }
+        return lines
+    }
+
     /// Appends `held` to the fallback file; keeps it when that fails too.
     private func appendHeldToFallback(_ held: inout [ChainedRow]) {
         guard !held.isEmpty else { return }
@@ -490,6 +500,12 @@ private final class WriterCore: Sendable {
             // Last resort for what the fallback file refused: the database, out of order (the
             // chain positions are fixed, so verify still works once the rest is imported).
             if !held.isEmpty, writeWithOneRetry(held) == nil { held.removeAll() }
+            if !held.isEmpty, let spill = store.files.spill, (try? AuditFallbackFile.append(Self.lines(held), to: spill)) != nil {
+                message = "\(held.count) audit records went to \(spill): the database and the fallback file \(store.fallbackPath) "
+                    + "both refused them; they are imported at the next start"
+                state.withLock { $0.fallbackEventCount += held.count }
+                held.removeAll()
+            }
             if !held.isEmpty {
                 lost = held.count
                 message = "\(held.count) audit records were lost: the database and the fallback file \(store.fallbackPath) both refused them"
@@ -521,8 +537,12 @@ private final class WriterCore: Sendable {
                     try AuditFallbackFile.append(AuditJSON.fallbackLine(columns) + "\n", to: store.fallbackPath)
                     state.withLock { $0.fallbackEventCount += 1 }
                 } catch {
-                    lost += 1
-                    message = (message.map { $0 + "; " } ?? "") + "the session end was lost: \(error)"
+                    if let spill = store.files.spill, (try? AuditFallbackFile.append(AuditJSON.fallbackLine(columns) + "\n", to: spill)) != nil {
+                        state.withLock { $0.fallbackEventCount += 1 }
+                    } else {
+                        lost += 1
+                        message = (message.map { $0 + "; " } ?? "") + "the session end was lost: \(error)"
+                    }
                 }
             }
         }
