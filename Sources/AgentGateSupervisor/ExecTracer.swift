@@ -39,7 +39,7 @@ final class ExecTracer: @unchecked Sendable {
     }
     private let state = Mutex(State())
     private let semaphore = CountingSemaphore()
-    private let workers = Mutex<[Thread]>([])
+    private let workers = SessionThreads()
     private let busy = Atomic<Int>(0)
     private let threadIDs = Mutex<[UInt64]>([])
     /// The tids (and their process's pid, which a thread's exec makes its own) being held.
@@ -49,30 +49,20 @@ final class ExecTracer: @unchecked Sendable {
     /// execs are checked after the fact (each record says so).
     @discardableResult
     func start() -> Bool {
-        var started: [Thread] = []
-        for _ in 0..<Self.threadCount {
-            let thread = Thread(stackSize: 256 << 10) { [self] in work() }
-            guard thread.start(detached: false) else { break }
-            started.append(thread)
-        }
-        workers.withLock { $0 = started }
-        return !started.isEmpty
+        workers.start(Self.threadCount) { [self] in work() }
     }
 
     /// Stops the threads; joins them unless one is still holding a check (a thread exits only
     /// when its tracee is gone or let go, and EXITKILL ends a tracee whose tracer exits).
     func stop() {
         state.withLock { $0.stopping = true }
-        let threads = workers.withLock { $0 }
-        for _ in threads { semaphore.signal() }
-        if busy.load(ordering: .relaxed) == 0 { for thread in threads { thread.join() } }
-        workers.withLock { $0 = [] }
+        workers.stop(wake: { semaphore.signal() }, join: { busy.load(ordering: .relaxed) == 0 })
     }
 
     /// Hands the exec to a tracer, which answers it. Returns false when there is no tracer
     /// thread: the caller answers it itself, checked after the fact.
     func submit(_ job: Job) -> Bool {
-        guard workers.withLock({ !$0.isEmpty }) else { return false }
+        guard !workers.isEmpty else { return false }
         busy.add(1, ordering: .relaxed)
         state.withLock { $0.jobs.append(job) }
         semaphore.signal()
