@@ -514,7 +514,12 @@ struct FallbackTests {
         #expect(mkdir(store.fallbackPath, 0o700) == 0)
         let writer = AuditWriter(store: store, sessionID: "session-1", batchSize: 4, flushInterval: .milliseconds(1),
                                  warningHandler: { _ in })
-        for index in 0..<10 { writer.record(sampleEvent(index)) }
+        // More than are held in memory: the rest go to the spill file during the session.
+        let count = AuditWriter.heldLimit + 10
+        for index in 0..<count { writer.record(sampleEvent(index)) }
+        writer.flush()
+        #expect(writer.heldEventCount < AuditWriter.heldLimit)
+        #expect(FileManager.default.fileExists(atPath: spill))
         writer.finishSession(endTimeMicros: 5, exitStatus: 0)
         #expect(writer.lostEventCount == 0)
         #expect(writer.lastErrorMessage?.contains(spill) == true, "\(writer.lastErrorMessage ?? "nil")")
@@ -524,9 +529,9 @@ struct FallbackTests {
         sqlite3_close(locker)
         #expect(rmdir(store.fallbackPath) == 0)
         let report = try #require(try store.importFallback())
-        #expect(report.imported == 11, "\(report)")
+        #expect(report.imported == count + 1, "\(report)")
         #expect(!FileManager.default.fileExists(atPath: spill))
-        #expect(try store.events(sessionID: "session-1").count == 10)
+        #expect(try store.events(sessionID: "session-1").count == count)
         #expect(try store.verify().isValid)
     }
 
