@@ -9,9 +9,11 @@
 #    fork/exit loops, for SOAK_MINUTES (10): no failed allowed call, the supervisor ends, every
 #    open is in the database, `agentgate audit verify` passes; the supervisor's RSS is sampled.
 # 3. Faults (SOAK_FAULTS=0 skips): SIGSTOP/SIGCONT of the supervisor under load, then kill -9
-#    of it: the agent's trapped calls must fail from then on, never run unsupervised.
+#    of it: the agent's trapped calls must fail from then on, never run unsupervised. Then the
+#    database's file system fills, and frees; and goes read-only (root only: a private mount
+#    namespace): no allowed call fails, no record is lost.
 #
-#   scripts/soak.sh [BIN_DIR]   (default .build/debug; SOAK_ONLY=race|load|faults runs one part;
+#   scripts/soak.sh [BIN_DIR]   (default .build/debug; SOAK_ONLY=race|load|faults|dbfaults runs one part;
 #                                SOAK_SUPERVISE_ARGS adds options, e.g. "--fd-injection two-step")
 # Needs root or an unprivileged user namespace as agentgate-supervise does; exit 77 when the
 # supervisor can't run here.
@@ -154,6 +156,101 @@ if { [ -z "$ONLY" ] || [ "$ONLY" = faults ]; } && [ "${SOAK_FAULTS:-1}" = 1 ]; t
     wait "$wrapper"  # the agent, if it lives, ends its 15 s and prints what it read
     echo "kill -9 of the supervisor: agent $alive after 3 s; its result: $(cat "$WORK/kill.out" 2>/dev/null | tr -d '\n')"
     grep -q "wins=[1-9]" "$WORK/kill.out" && fail "the agent read the denied file after the supervisor was killed"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The database's file system fails under load: (full) a filler file takes every free byte of a
+# 256 MB tmpfs (room for every record and their import once it is free again; the filler
+# makes it full whatever its size), then is deleted; (readonly) an ext4 image goes read-only
+# as on a disk error, to the session's end (then it is checked and mounted again, for the next
+# start). Each in a private mount namespace. Counts: decided (the supervisor's end line), in
+# the database, in the fallback file, in the spill file (/run/agentgate or the runtime
+# directory), in the database after the next start's import, lost (must be 0); and no allowed
+# call may fail.
+db_fault() { # full|readonly
+    local kind=$1 dir="$WORK/dbfault-$1" out="$WORK/dbfault-$1.out"
+    make_tree "$dir"
+    cat >"$WORK/dbfault.sh" <<'INNER'
+set -u
+kind=$1 bin=$2 dir=$3 mnt=$4 load=$5
+mkdir -p "$mnt"
+if [ "$kind" = full ]; then
+    mount -t tmpfs -o size=256m agentgate-soak "$mnt" || { echo "skip: can't mount a tmpfs"; exit 77; }
+else
+    # A file system can't be remounted read-only while files on it are open for writing
+    # (EBUSY), so the database's own goes read-only the way a failing disk does: an ext4 error
+    # with errors=remount-ro (triggered through sysfs), on a loop device. That lasts until
+    # it is unmounted.
+    truncate -s 256M "$mnt.img" && mkfs.ext4 -q -F "$mnt.img" >/dev/null 2>&1 \
+        && mount -o loop,errors=remount-ro "$mnt.img" "$mnt" 2>/dev/null || { echo "skip: can't mount an ext4 image on a loop device"; exit 77; }
+    trigger=/sys/fs/ext4/$(basename "$(findmnt -n -o SOURCE "$mnt")")/trigger_fs_error
+    [ -w "$trigger" ] || { echo "skip: no $trigger"; umount "$mnt"; exit 77; }
+fi
+cd "$dir"
+"$bin/agentgate-supervise" --policy "$dir/policy.yaml" --db "$mnt/audit.db" -- "$load" 4 20000 24 "$dir" >"$dir/agent.out" 2>"$dir/supervisor.err" &
+wrapper=$!
+sleep 4
+if [ "$kind" = full ]; then
+    dd if=/dev/zero of="$mnt/filler" bs=64k 2>/dev/null
+    echo "fault: disk full ($(df -k --output=avail "$mnt" | tail -1 | tr -d ' ') KB free) for 8 s"
+    sleep 8; rm -f "$mnt/filler"
+else
+    echo 1 >"$trigger"
+    grep -q " $mnt .*\bro\b" /proc/mounts && echo "fault: read-only from 4 s to the end" || echo "fault: the file system did not go read-only"
+fi
+wait $wrapper; echo "agent exit $?: $(cat "$dir/agent.out")"
+decided=$(sed -n 's/.* ended ([^)]*): \([0-9]*\) allowed, \([0-9]*\) denied, \([0-9]*\) asked.*/\1 \2 \3/p' "$dir/supervisor.err" | awk '{print $1+$2+$3}')
+session=$(sed -n 's/.*session \([0-9a-f]*\) ended .*/\1/p' "$dir/supervisor.err")
+events() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events where session_id like ?', (sys.argv[2] + '%',)).fetchone()[0])" "$mnt/audit.db" "$session" 2>/dev/null || echo 0; }
+in_db=$(events)
+in_fallback=$( [ -f "$mnt/audit.db.fallback.jsonl" ] && grep -c '"type":"event"' "$mnt/audit.db.fallback.jsonl" || echo 0)
+# The spill file (AuditDatabaseFiles.spill), for what both refused at the end.
+spill=$(python3 -c "import hashlib,os,sys; d=os.environ.get('XDG_RUNTIME_DIR'); print((d + '/agentgate' if d and d.startswith('/') else '/run/agentgate') + '/spill-' + hashlib.sha256(sys.argv[1].encode()).hexdigest()[:16] + '.jsonl')" "$mnt/audit.db")
+in_spill=$( [ -f "$spill" ] && grep -c '"type":"event"' "$spill" || echo 0)
+echo "supervisor said: $(grep -v '^agentgate-supervise: policy ' "$dir/supervisor.err" | sed 's/^/  /' | tr '\n' ' ' | cut -c1-1200)"
+if [ "$kind" != full ]; then
+    # The disk is repaired: checked, and mounted again.
+    umount "$mnt" && e2fsck -fy "$mnt.img" >/dev/null 2>&1; mount -o loop "$mnt.img" "$mnt" || echo "can't mount the image again"
+    repaired=$(events)
+    echo "after the repair: $repaired events of the session in the database; $(( in_db - repaired )) committed ones the disk error dropped before they reached the disk (synchronous=NORMAL, as a power loss would)"
+fi
+if [ "$in_fallback" -gt 0 ] || [ "$in_spill" -gt 0 ]; then
+    # What the next start does first: import the fallback file (and the spill file).
+    echo "next start: $("$bin/agentgate-supervise" -q --db "$mnt/audit.db" -- /bin/true 2>&1 | head -2 | tr '\n' ' ')"
+fi
+after=$(events)
+echo "decided=${decided:-?} in_db_at_end=$in_db in_fallback_at_end=$in_fallback in_spill_at_end=$in_spill in_db_after_next_start=$after lost=$(( ${decided:-0} - in_db - in_fallback - in_spill ))"
+[ "$after" = "$(( ${repaired:-$in_db} + in_fallback + in_spill ))" ] && echo "import: every fallback and spill record is in the database"
+"$bin/agentgate" audit verify --db "$mnt/audit.db" >"$dir/verify.out" 2>&1 && echo "verify: passed" || echo "verify: FAILED $(tail -3 "$dir/verify.out")"
+[ "$kind" = full ] || umount "$mnt"
+INNER
+    unshare -m --propagation private bash "$WORK/dbfault.sh" "$kind" "$BIN" "$dir" "$WORK/dbfault-$kind-mnt" "$WORK/load" >"$out" 2>&1
+    local status=$?
+    if [ $status = 77 ] || ! grep -q "^decided=" "$out"; then
+        echo "$kind: skipped: $(head -3 "$out")"
+        return
+    fi
+    sed 's/^/  /' "$out"
+    grep -q "agent exit 0: .*open_failures=0 .*exec_failures=0 .*connect_failures=0 .*fork_failures=0" "$out" || fail "$kind: allowed calls failed"
+    grep -q " lost=0$" "$out" || fail "$kind: records were lost"
+    grep -q "^decided=[1-9]" "$out" || fail "$kind: no decisions counted"
+    grep -q "^import: every fallback and spill record is in the database" "$out" || fail "$kind: the import missed records"
+    if grep -q "^after the repair: .*; [1-9][0-9]* committed ones the disk error dropped" "$out"; then
+        # The disk lost writes SQLite had committed: verify must see the gap.
+        grep -q "^verify: FAILED" "$out" && echo "  verify reports the gap the disk error left, as it must" || fail "$kind: verify missed the disk's gap"
+    else
+        grep -qE "^decided=([0-9]+) .*in_db_after_next_start=\1 " "$out" || fail "$kind: the database doesn't hold every decision after the import"
+        grep -q "^verify: passed" "$out" || fail "$kind: audit verify"
+    fi
+}
+
+if { [ -z "$ONLY" ] || [ "$ONLY" = faults ] || [ "$ONLY" = dbfaults ]; } && [ "${SOAK_FAULTS:-1}" = 1 ]; then
+    echo "== database faults under load (4 threads, 24 s; fault from 4 s to 12 s)"
+    if [ "$(id -u)" != 0 ] || ! unshare -m true 2>/dev/null; then
+        echo "skipped: needs root for a private mount namespace and a tmpfs"
+    else
+        for kind in full readonly; do echo "-- $kind"; db_fault "$kind"; done
+    fi
 fi
 
 [ $failed = 0 ] && echo "soak: passed" || { echo "soak: failed"; exit 1; }

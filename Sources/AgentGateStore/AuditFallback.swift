@@ -38,6 +38,7 @@ extension AuditStore {
     /// - Throws: when the database still can't be written; the file is then left as it is.
     @discardableResult
     public func importFallback() throws(StoreError) -> FallbackImportReport? {
+        try takeSpill()
         let rejectedPath = fallbackRejectedPath
         return try AuditFallbackFile.withLockedContents(fallbackPath) { (contents) throws(StoreError) -> (result: FallbackImportReport, remove: Bool) in
             var report = FallbackImportReport(path: fallbackPath, rejectedPath: rejectedPath)
@@ -143,6 +144,17 @@ extension AuditStore {
                 }
             }
             return (report, true)
+        }
+    }
+
+    /// Moves what a session spilled (`AuditDatabaseFiles.spill`: its database's file system
+    /// refused everything at its end) into the fallback file, to be imported with it.
+    func takeSpill() throws(StoreError) {
+        guard let spill = files.spill else { return }
+        let fallback = fallbackPath
+        _ = try AuditFallbackFile.withLockedContents(spill) { (contents) throws(StoreError) -> (result: Void, remove: Bool) in
+            if !contents.isEmpty { try AuditFallbackFile.append(String(decoding: contents, as: UTF8.self), to: fallback) }
+            return ((), true)
         }
     }
 

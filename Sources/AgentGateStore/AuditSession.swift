@@ -61,12 +61,13 @@ public final class AuditSession: Sendable {
 
     /// Writes every recorded event and the session's end (to the database, or the fallback
     /// file) and closes the store. Returns what to tell the user when something didn't reach
-    /// the database and wasn't imported at close; nil otherwise.
+    /// the database as it went (lost, or left in the fallback file, or imported from it at
+    /// close: the warning given mid-session needs its ending); nil otherwise.
     public func finish(exitStatus: Int32) -> String? {
         writer.finishSession(endTimeMicros: AuditClock.nowMicros(), exitStatus: exitStatus)
         defer { store.close() }
         let overflow = writer.overflowCount
-        guard writer.lostEventCount > 0 || overflow > 0 || (writer.isUsingFallback && writer.closeImport == nil) else { return nil }
+        guard writer.lostEventCount > 0 || overflow > 0 || writer.isUsingFallback else { return nil }
         let why = overflow > 0
             ? "the audit queue overflowed (\(overflow) records found it full and went to the fallback file with the rest of the session)"
             : nil

@@ -155,6 +155,10 @@ public final class AuditWriter: Sendable {
     /// second of the fastest decision rate measured (README).
     public static let defaultQueueCapacity = 32768
 
+    /// Records held in memory (the database and the fallback file both refusing them) past
+    /// which they go to the spill file (`AuditDatabaseFiles.spill`) at once, not at the end.
+    public static let heldLimit = 8192
+
     /// Records that found the queue full and went to the fallback file with those queued
     /// before them (0 in a healthy run).
     public var overflowCount: Int {
@@ -211,6 +215,8 @@ private final class WriterCore: Sendable {
         var lastErrorMessage: String?
         var heldEventCount = 0
         var fallbackEventCount = 0
+        /// Of those, records that went to the spill file (the fallback file refused them too).
+        var spilledCount = 0
         var lostEventCount = 0
         var degraded = false
         var closeImport: FallbackImportReport?
@@ -463,14 +469,20 @@ private final class WriterCore: Sendable {
         appendHeldToFallback(&held)
     }
 
-    /// Appends `held` to the fallback file; keeps it when that fails too.
-    private func appendHeldToFallback(_ held: inout [ChainedRow]) {
-        guard !held.isEmpty else { return }
+    /// Fallback lines for `rows`, each ended by a newline.
+    static func lines(_ rows: [ChainedRow]) -> String {
         var lines = ""
-        for row in held {
+        for row in rows {
             lines += AuditJSON.fallbackLine(row: row)
             lines += "\n"
         }
+        return lines
+    }
+
+    /// Appends `held` to the fallback file; keeps it when that fails too.
+    private func appendHeldToFallback(_ held: inout [ChainedRow]) {
+        guard !held.isEmpty else { return }
+        let lines = Self.lines(held)
         do {
             try AuditFallbackFile.append(lines, to: store.fallbackPath)
             let count = held.count
@@ -481,12 +493,24 @@ private final class WriterCore: Sendable {
             }
         } catch {
             let count = held.count
+            // Memory is bounded: past `heldLimit` the rows go to the spill file (as at the end).
+            if count >= AuditWriter.heldLimit, let spill = store.files.spill, (try? AuditFallbackFile.append(lines, to: spill, sync: false)) != nil {
+                held.removeAll(keepingCapacity: true)
+                state.withLock { state in
+                    state.fallbackEventCount += count
+                    state.spilledCount += count
+                    state.heldEventCount = 0
+                    state.lastErrorMessage = "audit records go to \(spill): the database and the fallback file both refuse them (\(error))"
+                }
+                return
+            }
             state.withLock { state in
                 state.heldEventCount = count
                 state.lastErrorMessage = "\(count) audit records held in memory: the database and the fallback file both refused them (\(error))"
             }
         }
     }
+
 
     /// Inserts `rows`, retrying once; returns the error if both attempts fail.
     private func writeWithOneRetry(_ rows: [ChainedRow]) -> StoreError? {
@@ -515,10 +539,22 @@ private final class WriterCore: Sendable {
             // Last resort for what the fallback file refused: the database, out of order (the
             // chain positions are fixed, so verify still works once the rest is imported).
             if !held.isEmpty, writeWithOneRetry(held) == nil { held.removeAll() }
+            if !held.isEmpty, let spill = store.files.spill, (try? AuditFallbackFile.append(Self.lines(held), to: spill)) != nil {
+                state.withLock { state in
+                    state.fallbackEventCount += held.count
+                    state.spilledCount += held.count
+                }
+                held.removeAll()
+            }
             if !held.isEmpty {
                 lost = held.count
                 message = "\(held.count) audit records were lost: the database and the fallback file \(store.fallbackPath) both refused them"
             }
+        }
+        let spilled = state.withLock { $0.spilledCount }
+        if spilled > 0, lost == 0, let spill = store.files.spill {
+            message = "\(spilled) audit records went to \(spill): the database and the fallback file \(store.fallbackPath) "
+                + "both refused them; they are imported at the next start"
         }
         if let end {
             let (columns, keyID) = chain.withLock { ($0.builder.end(endTimeMicros: end.endTime, exitStatus: end.exitStatus), $0.builder.keyID) }
@@ -546,8 +582,12 @@ private final class WriterCore: Sendable {
                     try AuditFallbackFile.append(AuditJSON.fallbackLine(columns) + "\n", to: store.fallbackPath)
                     state.withLock { $0.fallbackEventCount += 1 }
                 } catch {
-                    lost += 1
-                    message = (message.map { $0 + "; " } ?? "") + "the session end was lost: \(error)"
+                    if let spill = store.files.spill, (try? AuditFallbackFile.append(AuditJSON.fallbackLine(columns) + "\n", to: spill)) != nil {
+                        state.withLock { $0.fallbackEventCount += 1 }
+                    } else {
+                        lost += 1
+                        message = (message.map { $0 + "; " } ?? "") + "the session end was lost: \(error)"
+                    }
                 }
             }
         }
@@ -558,7 +598,9 @@ private final class WriterCore: Sendable {
             imported = try? store.importFallback()
             let fallbackCount = state.withLock { $0.fallbackEventCount }
             if let imported {
-                message = message ?? "\(fallbackCount) audit records went to \(store.fallbackPath) and were imported at close: \(imported)"
+                // Spilled records, if any, were imported too.
+                let importedAll = "\(fallbackCount) audit records went to \(store.fallbackPath) and were imported at close: \(imported)"
+                message = lost == 0 ? importedAll : message ?? importedAll
             } else {
                 message = message ?? "\(fallbackCount) audit records could not be written to the database and were written to \(store.fallbackPath) instead; they are imported at the next start"
             }

@@ -77,8 +77,36 @@ public struct AuditDatabaseFiles: Sendable, Equatable {
         self.databasePath = databasePath
     }
 
-    /// Every file of the database, whether it exists or not.
-    public var all: [String] { Self.suffixes.map { databasePath + $0 } }
+    /// Every file of the database, whether it exists or not (the spill file too).
+    public var all: [String] { Self.suffixes.map { databasePath + $0 } + (spill.map { [$0] } ?? []) }
+
+    /// Where a session's last records go when the database and the fallback file beside it
+    /// both refuse them at its end (their file system full, or read-only for good): a file
+    /// named for the database in a directory of the user's own, most often on another file
+    /// system. The next import moves it into the fallback file. nil when there is no such
+    /// directory.
+    public var spill: String? {
+        guard let directory = Self.spillDirectory() else { return nil }
+        return directory + "/spill-" + SHA256Hex.digest(Array(databasePath.utf8)).prefix(16) + ".jsonl"
+    }
+
+    /// $XDG_RUNTIME_DIR/agentgate, else /run/agentgate for root, else /tmp/agentgate-UID: made
+    /// 0700 when missing, and used only when it is a directory of this user's that no one else
+    /// may write to.
+    static func spillDirectory() -> String? {
+        let uid = getuid()
+        let base: String
+        if let raw = getenv("XDG_RUNTIME_DIR"), case let runtime = String(cString: raw), runtime.hasPrefix("/") {
+            base = runtime + "/agentgate"
+        } else {
+            base = uid == 0 ? "/run/agentgate" : "/tmp/agentgate-\(uid)"
+        }
+        _ = mkdir(base, 0o700)
+        var status = stat()
+        guard lstat(base, &status) == 0, status.st_mode & S_IFMT == S_IFDIR, status.st_uid == uid,
+              status.st_mode & 0o022 == 0 else { return nil }
+        return base
+    }
 
     /// `<database>.fallback.jsonl`: where records go when the database can't be written.
     public var fallback: String { databasePath + Self.fallbackSuffix }

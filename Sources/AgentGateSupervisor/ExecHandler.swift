@@ -182,7 +182,7 @@ enum ExecHandler {
         core.contexts.recordExec(tid: n.tid, tgid: process.tgid, argv: args)
         // Continued by a tracer holding the thread, so the new image is checked before its
         // first instruction (ExecTracer); where that can't be, at its first trapped call.
-        let job = ExecTracer.Job(call: call, tgid: process.tgid) { [verdict, resolved] note in
+        let job = ExecTracer.Job(call: call, tgid: process.tgid, program: resolved) { [verdict, resolved] note in
             call.allow(verdict: verdict, action: .exec, target: resolved, argv: args, note: note)
         }
         if !core.execTracer.submit(job) {

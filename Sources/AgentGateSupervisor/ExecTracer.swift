@@ -12,8 +12,9 @@ import Synchronization
 /// stop the image is checked as `ImageVerifier.verify` checks it at a first trapped call; a
 /// process running anything but the image decided is killed, still stopped. Then the tracer
 /// detaches. Where the thread can't be seized (traced already, by the agent's own debugger or
-/// strace; ptrace not permitted), the exec is continued as before and the check happens at the
-/// new image's first trapped call; the exec's record then says so, and why.
+/// strace; ptrace not permitted), the exec is continued unheld and its record says so, and why;
+/// its image is then checked as the exec completes (`watch`), at the tracer's next ptrace call
+/// on it (ProcessHandlers), or at its first trapped call, whichever comes first.
 ///
 /// ptrace requests come from the tracer, so each check runs start to end on one of a few
 /// threads started with the session (none is created on the agent's demand). A tracer waits
@@ -26,6 +27,8 @@ final class ExecTracer: @unchecked Sendable {
     struct Job: Sendable {
         let call: TrappedCall
         let tgid: pid_t
+        /// The program decided.
+        let program: String
         /// Continues the call and records it; the note says when its image is checked after
         /// the fact (none: before its first instruction, the usual case).
         let respond: @Sendable (_ note: String?) -> Void
@@ -36,7 +39,7 @@ final class ExecTracer: @unchecked Sendable {
     }
     private let state = Mutex(State())
     private let semaphore = CountingSemaphore()
-    private let workers = Mutex<[Thread]>([])
+    private let workers = SessionThreads()
     private let busy = Atomic<Int>(0)
     private let threadIDs = Mutex<[UInt64]>([])
     /// The tids (and their process's pid, which a thread's exec makes its own) being held.
@@ -46,30 +49,20 @@ final class ExecTracer: @unchecked Sendable {
     /// execs are checked after the fact (each record says so).
     @discardableResult
     func start() -> Bool {
-        var started: [Thread] = []
-        for _ in 0..<Self.threadCount {
-            let thread = Thread(stackSize: 256 << 10) { [self] in work() }
-            guard thread.start(detached: false) else { break }
-            started.append(thread)
-        }
-        workers.withLock { $0 = started }
-        return !started.isEmpty
+        workers.start(Self.threadCount) { [self] in work() }
     }
 
     /// Stops the threads; joins them unless one is still holding a check (a thread exits only
     /// when its tracee is gone or let go, and EXITKILL ends a tracee whose tracer exits).
     func stop() {
         state.withLock { $0.stopping = true }
-        let threads = workers.withLock { $0 }
-        for _ in threads { semaphore.signal() }
-        if busy.load(ordering: .relaxed) == 0 { for thread in threads { thread.join() } }
-        workers.withLock { $0 = [] }
+        workers.stop(wake: { semaphore.signal() }, join: { busy.load(ordering: .relaxed) == 0 })
     }
 
     /// Hands the exec to a tracer, which answers it. Returns false when there is no tracer
     /// thread: the caller answers it itself, checked after the fact.
     func submit(_ job: Job) -> Bool {
-        guard workers.withLock({ !$0.isEmpty }) else { return false }
+        guard !workers.isEmpty else { return false }
         busy.add(1, ordering: .relaxed)
         state.withLock { $0.jobs.append(job) }
         semaphore.signal()
@@ -107,11 +100,45 @@ final class ExecTracer: @unchecked Sendable {
         guard attached == 0 else {
             hold([n.tid, job.tgid], by: -1)
             job.respond(Self.fallbackNote(errno: -attached))
+            watch(job)
             return
         }
         job.respond(nil)
         follow(job, tid: n.tid)
         hold([n.tid, job.tgid], by: -1)
+    }
+
+    /// How long an exec continued without the hold is watched for its completion.
+    static let watchNanoseconds: UInt64 = 50_000_000
+
+    /// An exec continued without the hold (the agent traces the process itself): its image is
+    /// checked as soon as the exec has completed (AT_RANDOM refilled), for a short while. A
+    /// process its tracer stops at the exec (PTRACE_TRACEME, PTRACE_O_TRACEEXEC) is then
+    /// checked before it runs; the tracer's resuming ptrace call checks it too
+    /// (ProcessHandlers), and so does its first trapped call. One its tracer lets run straight
+    /// on may run a few instructions first, and is then killed and recorded: never silently.
+    private func watch(_ job: Job) {
+        let tgid = job.tgid
+        let images = job.call.core.images
+        let deadline = agentgate_monotonic_ns() + Self.watchNanoseconds
+        while agentgate_monotonic_ns() < deadline {
+            // Read through the process's pid: an exec from a thread gives that thread the pid.
+            if let refusal = images.verifyCompletedExec(tgid) {
+                recordKill(job, pid: tgid, reason: refusal + " (checked as its exec completed: the agent traces it)")
+                return
+            }
+            guard images.pendingExec(tgid).pending else { return } // checked, or gone
+            if images.forgetIfExited(tgid) {
+                // Gone before its image could be read: what ran can't be known, but it is said.
+                let entry = DecisionRecorder.Entry(
+                    syscall: job.call.syscall, action: .exec, target: job.program, decision: .log,
+                    reason: "the process exited before its new image could be checked (the agent traces it): what ran is unknown")
+                job.call.core.recorder.record(entry, notification: job.call.notification, process: job.call.process,
+                                              respondedAt: agentgate_monotonic_ns(), policy: job.call.policyVersion)
+                return
+            }
+            usleep(100)
+        }
     }
 
     private func hold(_ pids: [pid_t], by change: Int) {
@@ -190,7 +217,7 @@ final class ExecTracer: @unchecked Sendable {
                 if let refusal = job.call.core.images.verify(tid: pid, tgid: tgid, firstSeen: false, isValid: { true }) {
                     end(pid: pid, tgid: tgid)
                     killed = true
-                    recordKill(job, pid: pid, reason: refusal)
+                    recordKill(job, pid: pid, reason: refusal + " before it ran")
                     continue
                 }
                 // Checked. A signal-delivery stop (not expected: the interrupt's stop comes
@@ -212,10 +239,14 @@ final class ExecTracer: @unchecked Sendable {
     }
 
     private func recordKill(_ job: Job, pid: pid_t, reason: String) {
-        let call = job.call
+        Self.recordKill(job.call, pid: pid, reason: reason)
+    }
+
+    /// Records the kill of `pid`, whose image failed its check, against `call`.
+    static func recordKill(_ call: TrappedCall, pid: pid_t, reason: String) {
         call.core.recorder.record(.denied(syscall: call.syscall, action: .exec,
                                           target: ProcessTable.readLink("/proc/\(pid)/exe") ?? "?",
-                                          reason: reason + " before it ran", errno: EPERM),
+                                          reason: reason, errno: EPERM),
                                   notification: call.notification, process: ProcessTable.read(tid: pid),
                                   respondedAt: agentgate_monotonic_ns(), policy: call.policyVersion)
     }

@@ -102,6 +102,34 @@ final class ImageVerifier: Sendable {
         for fd in gone { agentgate_close(fd) }
     }
 
+    /// Whether an exec check is pending for `tgid`, and the AT_RANDOM bytes from before it.
+    func pendingExec(_ tgid: pid_t) -> (pending: Bool, previousRandom: [UInt8]?) {
+        guard count.load(ordering: .relaxed) > 0 else { return (false, nil) }
+        return pending.withLock { table in table[tgid].map { (true, $0.previousRandom) } ?? (false, nil) }
+    }
+
+    /// For a process whose exec was continued without the ptrace hold: once that exec has
+    /// completed (AT_RANDOM refilled, read through the new image), checks it as `verify` does
+    /// and returns its refusal (the process is killed). nil while nothing is pending for `tgid`,
+    /// the exec hasn't completed, or the image passed.
+    func verifyCompletedExec(_ tgid: pid_t) -> String? {
+        let (isPending, previous) = pendingExec(tgid)
+        guard isPending, let now = Self.execRandom(tgid), previous.map({ $0 != now }) ?? true else { return nil }
+        return verify(tid: tgid, tgid: tgid, firstSeen: false, isValid: { true })
+    }
+
+    /// Whether `tgid` has exited with its exec check still pending; the check is then
+    /// forgotten (its pid may be reused).
+    func forgetIfExited(_ tgid: pid_t) -> Bool {
+        guard let entry = pending.withLock({ $0[tgid] }), entry.pidfd >= 0,
+              agentgate_poll_one(entry.pidfd, Int16(POLLIN), 0) != 0 else { return false }
+        remove(tgid)
+        return true
+    }
+
+    /// Whether any exec check is pending (cheap: no lock).
+    var hasPendingChecks: Bool { count.load(ordering: .relaxed) > 0 }
+
     /// Pending exec checks, loader programs due and approved images, held now.
     var counts: (pendingChecks: Int, loaderPrograms: Int, approvedImages: Int) {
         (pending.withLock { $0.count }, loaderPrograms.withLock { $0.count }, approved.withLock { $0.count })

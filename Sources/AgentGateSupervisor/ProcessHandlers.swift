@@ -81,6 +81,14 @@ enum ProcessHandlers {
             // A thread the exec check holds is let go within its exec's time: the agent's
             // own attach waits for that rather than fail with EPERM.
             core.execTracer.waitUntilReleased(pid(1))
+        } else if kind == .ptrace && n.arg(0) != 0 /* PTRACE_TRACEME */ && core.images.hasPendingChecks {
+            // A request on the caller's tracee (to resume it, most often). A tracee that exec'd
+            // while traced by the agent wasn't held by the exec check (ExecTracer): it may not
+            // run until its new image has passed.
+            let tgid = ProcStatus(tid: pid(1)).tgid
+            if tgid > 0, let refusal = core.images.verifyCompletedExec(tgid) {
+                ExecTracer.recordKill(call, pid: tgid, reason: refusal + " (checked at its tracer's ptrace call)")
+            }
         }
         if kind == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
             coreLimit(call, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3)

@@ -648,7 +648,7 @@ final class BlockingOperations: @unchecked Sendable {
     private let pending = Mutex<[UInt64: Running]>([:])
     /// Queued plus running.
     private let outstanding = Atomic<Int>(0)
-    private let workers = Mutex<[Thread]>([])
+    private let workers = SessionThreads()
     /// The session's listener, attached once it exists: the workers may be started before the
     /// agent is (see `start`), and only `run` needs it, after the agent's first call.
     private let listenerFD = Atomic<Int32>(-1)
@@ -677,25 +677,14 @@ final class BlockingOperations: @unchecked Sendable {
     /// own while it spawns the agent, and waits for it before the first call is received.
     @discardableResult
     func start() -> Bool {
-        var started: [Thread] = []
-        started.reserveCapacity(Self.workerCount)
-        for _ in 0..<Self.workerCount {
-            let thread = Thread(stackSize: 256 << 10) { [self] in work() }
-            guard thread.start(detached: false) else { break }
-            started.append(thread)
-        }
-        workers.withLock { $0 = started }
-        return !started.isEmpty
+        workers.start(Self.workerCount) { [self] in work() }
     }
 
     /// Stops the workers once the queue is empty, and joins them unless one is still stuck in
     /// an operation nothing could interrupt (the process is about to exit anyway).
     func stop() {
         state.withLock { $0.stopping = true }
-        let threads = workers.withLock { $0 }
-        for _ in threads { sem_post(semaphore) }
-        if isEmpty { for thread in threads { thread.join() } }
-        workers.withLock { $0 = [] }
+        workers.stop(wake: { sem_post(semaphore) }, join: { isEmpty })
     }
 
     private func work() {
@@ -741,7 +730,7 @@ final class BlockingOperations: @unchecked Sendable {
     /// agent's call (EAGAIN).
     func run(_ n: Notification, interruptErrno: Int32 = Int32(AGENTGATE_ERESTARTSYS),
              _ body: @escaping @Sendable () -> Void) -> Bool {
-        guard workers.withLock({ !$0.isEmpty }) else { return false }
+        guard !workers.isEmpty else { return false }
         let id = n.id
         // Work queued by a thread acting as the agent runs as the agent too.
         var identity = agentgate_thread_credentials()

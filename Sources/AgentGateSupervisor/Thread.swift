@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// A joinable pthread running a Swift closure (Foundation's Thread can't be joined).
 final class Thread: @unchecked Sendable {
@@ -34,6 +35,39 @@ final class Thread: @unchecked Sendable {
     func join() {
         guard started else { return }
         pthread_join(handle, nil)
+    }
+}
+
+/// A fixed set of threads started together, before the agent can act, and none later: the agent
+/// must not be able to choose when a new supervisor thread id appears (it could aim a pid-named
+/// call at it). Each runs the owner's loop; `stop` wakes each once and joins them unless one is
+/// still busy.
+final class SessionThreads: Sendable {
+    private let threads = Mutex<[Thread]>([])
+
+    /// Starts up to `count` threads running `body`. False when not even one could be made.
+    func start(_ count: Int, stackSize: Int = 256 << 10, _ body: @escaping @Sendable () -> Void) -> Bool {
+        var started: [Thread] = []
+        started.reserveCapacity(count)
+        for _ in 0..<count {
+            let thread = Thread(stackSize: stackSize, body)
+            guard thread.start(detached: false) else { break }
+            started.append(thread)
+        }
+        threads.withLock { $0 = started }
+        return !started.isEmpty
+    }
+
+    /// No thread runs (none could be started, or they were stopped).
+    var isEmpty: Bool { threads.withLock { $0.isEmpty } }
+
+    /// Calls `wake` once per thread, joins them when `join` says so afterwards (a thread still
+    /// stuck in its work would never be joined), and forgets them.
+    func stop(wake: () -> Void, join: () -> Bool) {
+        let all = threads.withLock { $0 }
+        for _ in all { wake() }
+        if join() { for thread in all { thread.join() } }
+        threads.withLock { $0 = [] }
     }
 }
 

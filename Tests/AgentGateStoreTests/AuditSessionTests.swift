@@ -54,8 +54,9 @@ struct AuditSessionTests {
         for index in 0..<3 { session.writer.record(sampleEvent(index)) }
         sqlite3_exec(locker, "ROLLBACK", nil, nil, nil)
         sqlite3_close(locker)
-        // The writer imported the fallback file at close: nothing left to tell the user.
-        #expect(session.finish(exitStatus: 0) == nil)
+        // The writer imported the fallback file at close, and says so.
+        let message = session.finish(exitStatus: 0)
+        #expect(message?.contains("imported at close") == true, "\(message ?? "nil")")
         #expect(session.writer.closeImport != nil)
         let reopened = try AuditStore(path: path)
         defer { reopened.close() }
@@ -74,11 +75,15 @@ struct AuditSessionTests {
         #expect(!FileManager.default.fileExists(atPath: store.fallbackPath))
     }
 
-    @Test("a database's files are the database, SQLite's journals, the fallback file, the key and the anchors")
+    @Test("a database's files are the database, SQLite's journals, the fallback file, the key, the anchors and the spill file")
     func databaseFiles() {
         let files = AuditDatabaseFiles(databasePath: "/d/audit.db")
         #expect(files.all == ["/d/audit.db", "/d/audit.db-wal", "/d/audit.db-shm", "/d/audit.db-journal",
-                              "/d/audit.db.fallback.jsonl", "/d/audit.db.key", "/d/audit.db.anchors"])
+                              "/d/audit.db.fallback.jsonl", "/d/audit.db.key", "/d/audit.db.anchors"] + (files.spill.map { [$0] } ?? []))
+        // Named for the database, in a directory of the user's own.
+        if let spill = files.spill {
+            #expect(spill.hasSuffix(".jsonl") && spill != AuditDatabaseFiles(databasePath: "/e/audit.db").spill)
+        }
         #expect(files.key == "/d/audit.db.key" && files.anchors == "/d/audit.db.anchors")
         #expect(files.fallback == "/d/audit.db.fallback.jsonl")
         #expect(files.fallbackRejected == "/d/audit.db.fallback.rejected.jsonl")

@@ -499,6 +499,42 @@ struct FallbackTests {
         #expect(report.globalLinks == 3)
     }
 
+    @Test("records both the database and the fallback file refuse at the end go to the spill file, imported next time")
+    func spillWhenEverythingRefuses() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path, busyTimeoutMilliseconds: 50)
+        defer { store.close() }
+        try store.createSession(sampleSession())
+        let spill = try #require(store.files.spill, "no spill directory here")
+        // The database is locked, and the fallback file can't be written (a directory is in its place).
+        var locker: OpaquePointer?
+        #expect(sqlite3_open(path, &locker) == SQLITE_OK)
+        #expect(sqlite3_exec(locker, "BEGIN IMMEDIATE", nil, nil, nil) == SQLITE_OK)
+        #expect(mkdir(store.fallbackPath, 0o700) == 0)
+        let writer = AuditWriter(store: store, sessionID: "session-1", batchSize: 4, flushInterval: .milliseconds(1),
+                                 warningHandler: { _ in })
+        // More than are held in memory: the rest go to the spill file during the session.
+        let count = AuditWriter.heldLimit + 10
+        for index in 0..<count { writer.record(sampleEvent(index)) }
+        writer.flush()
+        #expect(writer.heldEventCount < AuditWriter.heldLimit)
+        #expect(FileManager.default.fileExists(atPath: spill))
+        writer.finishSession(endTimeMicros: 5, exitStatus: 0)
+        #expect(writer.lostEventCount == 0)
+        #expect(writer.lastErrorMessage?.contains(spill) == true, "\(writer.lastErrorMessage ?? "nil")")
+        #expect(FileManager.default.fileExists(atPath: spill))
+        // The next start: the database and the fallback file work again.
+        sqlite3_exec(locker, "ROLLBACK", nil, nil, nil)
+        sqlite3_close(locker)
+        #expect(rmdir(store.fallbackPath) == 0)
+        let report = try #require(try store.importFallback())
+        #expect(report.imported == count + 1, "\(report)")
+        #expect(!FileManager.default.fileExists(atPath: spill))
+        #expect(try store.events(sessionID: "session-1").count == count)
+        #expect(try store.verify().isValid)
+    }
+
     @Test("a locked database: the writer falls back at once, and the close imports once the lock is gone")
     func lockedDatabase() throws {
         let directory = try TemporaryDirectory()
