@@ -105,6 +105,8 @@ public struct Policy: Sendable {
     public static let defaultAskTimeout = LimitWindow(seconds: 120)!
     /// `dns:`: how many unique subdomains of one parent a session may query (`DNSQueryMonitor`).
     public let dnsLimits: DNSLimits
+    /// `audit: {journal: …}` and `webhooks:`: where decisions go besides the database.
+    public internal(set) var outputs = PolicyOutputs()
 
     init(rules: [PolicyRule], source: String, files: [String], mode: PolicyMode, defaults: [Decision],
          compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute>,

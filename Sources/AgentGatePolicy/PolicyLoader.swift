@@ -135,10 +135,21 @@ extension Policy {
         return try parse(yaml: yaml, source: source, variables: variables, lenient: false, diagnostics: &diagnostics)
     }
 
+    /// Parses policy YAML, then the drop-in files `dropIns` (absolute paths, in order: a
+    /// policy.d directory's files), each read as if the top-level file ended with an include of it.
+    public static func parse(
+        yaml: String, source: String, variables: PolicyVariables, dropIns: [String]
+    ) throws(PolicyLoadError) -> Policy {
+        var diagnostics: [PolicyDiagnostic] = []
+        return try parse(yaml: yaml, source: source, variables: variables, lenient: false, diagnostics: &diagnostics, dropIns: dropIns)
+    }
+
     static func parse(
-        yaml: String, source: String, variables: PolicyVariables, lenient: Bool, diagnostics: inout [PolicyDiagnostic]
+        yaml: String, source: String, variables: PolicyVariables, lenient: Bool, diagnostics: inout [PolicyDiagnostic],
+        dropIns: [String] = []
     ) throws(PolicyLoadError) -> Policy {
         var loader = PolicyParser(variables: variables, lenient: lenient)
+        loader.dropIns = dropIns
         try loader.loadFile(yaml: yaml, source: source, depth: 0, includedFrom: nil)
         let policy = try loader.build(root: source)
         try loader.checkExamples(policy)
@@ -249,6 +260,10 @@ struct PolicyParser {
     var askTimeout: LimitWindow?
     /// `dns:` (top-level file only).
     var dnsLimits: DNSLimits?
+    /// `audit:` and `webhooks:` (top-level file only).
+    var outputs = PolicyOutputs()
+    /// policy.d files, read after the top-level file's own includes.
+    var dropIns: [String] = []
     /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
     var braces = false
     private var files: [String] = []
@@ -271,7 +286,7 @@ struct PolicyParser {
     }
 
     static let maximumIncludeDepth = 16
-    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns"
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns, audit, webhooks"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     static let matchKeys = "action, target_glob, argv, command, cidr, ports, tool, arguments"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
@@ -366,6 +381,10 @@ struct PolicyParser {
                 try readRunaway(value, keyNode: keyNode, depth: depth)
             case "dns":
                 dnsLimits = try readDNSLimits(value, keyNode: keyNode, depth: depth)
+            case "audit":
+                try readAuditOutputs(value, keyNode: keyNode, depth: depth, into: &outputs)
+            case "webhooks":
+                outputs.webhooks = try readWebhooks(value, keyNode: keyNode, depth: depth)
             case "ask_timeout":
                 guard depth == 0 else {
                     throw error(at: keyNode, "\"ask_timeout\" may only be set in the top-level policy, not in an included file")
@@ -403,6 +422,14 @@ struct PolicyParser {
             let outer = self.source
             try loadFile(yaml: text, source: include.path, depth: depth + 1, includedFrom: at)
             self.source = outer
+        }
+        if depth == 0 {
+            for dropIn in dropIns {
+                let outer = self.source
+                let text = try Policy.readPolicyFile(dropIn, includedFrom: nil)
+                try loadFile(yaml: text, source: dropIn, depth: 1, includedFrom: nil)
+                self.source = outer
+            }
         }
     }
 
@@ -527,6 +554,7 @@ struct PolicyParser {
                       explainsDenials: explainsDenials, limits: limits, limitMatcher: limitMatcher, runaway: runaway,
                       askTimeout: askTimeout ?? Policy.defaultAskTimeout, dnsLimits: dnsLimits ?? DNSLimits())
         policy.toolArguments = toolArguments
+        policy.outputs = outputs
         return policy
     }
 
