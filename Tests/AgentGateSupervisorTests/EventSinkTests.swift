@@ -376,6 +376,46 @@ struct EventSinkTests {
         #expect(peek.status != 0 && !peek.stdout.contains("horse"))
     }
 
+    @Test("webhooks: a policy reload is an event, put in force or rejected")
+    func webhookReload() throws {
+        let h = try Harness()
+        let receiver = try Receiver(h, name: "hook")
+        defer { receiver.stop() }
+        let webhooks = """
+            webhooks:
+              - url: http://127.0.0.1:\(receiver.port)/agentgate
+                events: [reload]
+                secret_env: AGENTGATE_TEST_HOOK_SECRET
+            """
+        let policy = try Self.policy(h, extra: webhooks)
+        var environment = ProcessInfo.processInfo.environment
+        environment["AGENTGATE_TEST_HOOK_SECRET"] = "s3cret"
+        let session = try BackgroundRun([Harness.supervisor, "--policy", policy, "--db", h.db, "--",
+                                         "/bin/sh", "-c", "while [ ! -e stop ]; do sleep 0.05; done"],
+                                        directory: h.dir, name: "supervisor", environment: environment)
+        func waitForRequests(_ count: Int) -> [[String: Any]] {
+            let deadline = Date().addingTimeInterval(20)
+            while receiver.requests.count < count && Date() < deadline { usleep(50_000) }
+            return receiver.requests
+        }
+        usleep(500_000)
+        // A new rule: put in force. Then a broken file: rejected.
+        try h.write("policy.yaml.new", try String(contentsOfFile: policy, encoding: .utf8)
+                        .replacingOccurrences(of: "reason: secrets stay", with: "reason: secrets stay here"))
+        rename(h.path("policy.yaml.new"), policy)
+        let first = waitForRequests(1)
+        try h.write("policy.yaml.new", "default: allow\nrules: [\n")
+        rename(h.path("policy.yaml.new"), policy)
+        let both = waitForRequests(2)
+        try h.write("stop", "")
+        #expect(session.wait(timeout: 30) == 0, "\(session.stderr)")
+        #expect(first.count >= 1 && both.count == 2, "\(both); \(session.stderr)")
+        let bodies = both.compactMap { $0["body"] as? [String: Any] }
+        #expect(bodies.map { $0["event"] as? String } == ["reload", "reload"])
+        #expect(bodies.map { $0["accepted"] as? Bool } == [true, false])
+        #expect((bodies.last?["message"] as? String)?.contains("rejected") == true)
+    }
+
     @Test("webhooks: a secret that can't be read stops the session before the agent runs")
     func webhookSecretMissing() throws {
         let h = try Harness()
