@@ -289,10 +289,19 @@ public struct SuperviseCommand: ParsableCommand {
             throw ExitCode(2)
         }
         options.eventSinks = sinks
-        // A webhook's secret is the supervisor's, not the agent's to read or replace.
-        options.protectedFiles += loaded.policy.outputs.webhooks.compactMap { webhook -> String? in
-            if case .file(let path) = webhook.secret { return path }
-            return nil
+        // A webhook's secret is the supervisor's, not the agent's to read or replace: its file
+        // is protected, and its variable is not passed on to the agent.
+        var secretVariables: Set<String> = []
+        for webhook in loaded.policy.outputs.webhooks {
+            switch webhook.secret {
+            case .file(let path): options.protectedFiles.append(path)
+            case .environment(let name): secretVariables.insert(name)
+            }
+        }
+        if !secretVariables.isEmpty {
+            options.environment = options.environment.filter { entry in
+                !secretVariables.contains(String(entry.prefix { $0 != "=" }))
+            }
         }
         let supervisor = Supervisor(options: options, policy: learn ? loaded.policy.inMode(.audit) : loaded.policy,
                                     writer: audit.writer)

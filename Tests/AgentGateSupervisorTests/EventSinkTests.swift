@@ -1,3 +1,5 @@
+import AgentGatePolicy
+import AgentGateSupervisor
 import Foundation
 import Glibc
 import Testing
@@ -390,6 +392,10 @@ struct EventSinkTests {
         let policy = try Self.policy(h, extra: webhooks)
         var environment = ProcessInfo.processInfo.environment
         environment["AGENTGATE_TEST_HOOK_SECRET"] = "s3cret"
+        // The secret's variable is the supervisor's: the agent's environment doesn't have it.
+        let agentSees = h.run([Harness.supervisor, "--policy", policy, "--db", h.db, "--", "/bin/sh", "-c",
+                               "echo \"[${AGENTGATE_TEST_HOOK_SECRET-unset}]\""], environment: environment)
+        #expect(agentSees.stdout == "[unset]\n", "\(agentSees.stderr)")
         let session = try BackgroundRun([Harness.supervisor, "--policy", policy, "--db", h.db, "--",
                                          "/bin/sh", "-c", "while [ ! -e stop ]; do sleep 0.05; done"],
                                         directory: h.dir, name: "supervisor", environment: environment)
@@ -428,5 +434,40 @@ struct EventSinkTests {
         #expect(result.status == 2)
         #expect(result.stderr.contains("$AGENTGATE_TEST_UNSET_SECRET is not set"), "\(result.stderr)")
         #expect(!h.exists("ran"))
+    }
+}
+
+@Suite("OTLP configuration from options and OTEL_* variables")
+struct OTLPConfigurationTests {
+    @Test("--otlp or OTEL_EXPORTER_OTLP_ENDPOINT is a base URL; the signal endpoints are used as given")
+    func endpoints() throws {
+        #expect(try OTLPConfiguration.resolve(option: nil, environment: [:]) == nil)
+        let option = try #require(try OTLPConfiguration.resolve(option: "http://collector:4318/", environment: [:]))
+        #expect(option.logs.description == "http://collector:4318/v1/logs")
+        #expect(option.metrics.description == "http://collector:4318/v1/metrics")
+        let environment = try #require(try OTLPConfiguration.resolve(option: nil, environment: [
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "http://127.0.0.1:9999/custom/logs",
+            "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20abc, x-tenant = t1",
+            "OTEL_SERVICE_NAME": "agents-ci",
+        ]))
+        #expect(environment.logs.description == "http://127.0.0.1:9999/custom/logs")
+        #expect(environment.metrics.description == "http://127.0.0.1:4318/v1/metrics")
+        #expect(environment.headers == ["authorization": "Bearer abc", "x-tenant": "t1"])
+        #expect(environment.serviceName == "agents-ci")
+    }
+
+    @Test("https and malformed headers are refused with the reason")
+    func refused() {
+        #expect(throws: OTLPConfiguration.Invalid.self) { try OTLPConfiguration.resolve(option: "https://c:4318", environment: [:]) }
+        #expect(throws: OTLPConfiguration.Invalid.self) {
+            try OTLPConfiguration.resolve(option: nil, environment: ["OTEL_EXPORTER_OTLP_ENDPOINT": "https://c"])
+        }
+        #expect(throws: OTLPConfiguration.Invalid.self) {
+            try OTLPConfiguration.resolve(option: "http://c", environment: ["OTEL_EXPORTER_OTLP_HEADERS": "novalue"])
+        }
+        #expect(throws: OTLPConfiguration.Invalid.self) {
+            try OTLPConfiguration.resolve(option: "http://c", environment: ["OTEL_EXPORTER_OTLP_HEADERS": "x=a%0D%0AInjected: 1"])
+        }
     }
 }
