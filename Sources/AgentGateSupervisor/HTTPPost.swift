@@ -11,11 +11,18 @@ struct HTTPPost: Sendable {
     var connectTimeoutMilliseconds: Int32 = 2000
     var ioTimeoutMilliseconds = 5000
 
-    enum Outcome: Equatable {
+    enum Outcome: Equatable, CustomStringConvertible {
         /// The status line's code.
         case status(Int)
         /// No answer: why (could not resolve, connect, send or read).
         case failed(String)
+
+        var description: String {
+            switch self {
+            case .status(let code): "HTTP status \(code)"
+            case .failed(let why): why
+            }
+        }
 
         var succeeded: Bool { if case .status(let code) = self { return (200..<300).contains(code) } else { return false } }
         /// Worth another attempt: no answer, 429, or a server error.
