@@ -422,6 +422,36 @@ struct EventSinkTests {
         #expect((bodies.last?["message"] as? String)?.contains("rejected") == true)
     }
 
+    @Test("webhooks: agentgate kill is a kill event, with who killed")
+    func webhookKill() throws {
+        let c = try ControlHarness()
+        let receiver = try Receiver(c.h, name: "hook")
+        defer { receiver.stop() }
+        let policy = try c.h.policy("""
+            default: allow
+            rules: []
+            webhooks:
+              - url: http://127.0.0.1:\(receiver.port)/agentgate
+                events: [kill]
+                secret_env: AGENTGATE_TEST_HOOK_SECRET
+            """)
+        var environment = c.environment
+        environment["AGENTGATE_TEST_HOOK_SECRET"] = "s3cret"
+        let run = try BackgroundRun([Harness.supervisor, "--policy", policy, "--db", c.h.db, "--session", "hook-kill", "--",
+                                     "sh", "-c", "touch ready; sleep 300"],
+                                    directory: c.h.dir, name: "hook-kill", environment: environment)
+        #expect(waitUntil { c.h.exists("ready") && FileManager.default.fileExists(atPath: c.socket("hook-kill")) })
+        let result = c.control(["kill", "hook-kill"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(run.wait(timeout: 30) == 137)
+        let requests = receiver.requests
+        #expect(requests.count == 1, "\(requests); \(run.stderr)")
+        let body = requests.first?["body"] as? [String: Any]
+        #expect(body?["event"] as? String == "kill")
+        #expect(body?["session"] as? String == "hook-kill")
+        #expect((body?["killed_by"] as? String)?.contains("uid \(getuid())") == true, "\(String(describing: body))")
+    }
+
     @Test("webhooks: a secret that can't be read stops the session before the agent runs")
     func webhookSecretMissing() throws {
         let h = try Harness()
