@@ -139,10 +139,17 @@ public struct LoadedPolicy: Sendable {
     /// Every file the policy was read from, as absolute paths (empty for the built-in policy).
     public let files: [String]
     public let origin: Origin
+    /// The policy.d files read after it, in order (see `dropInFiles`).
+    public var dropIns: [String] = []
 
     /// One line for the user: which policy is in force, and how it was found.
     public var announcement: String {
         let digest = sha256.isEmpty ? "" : ", sha256 \(sha256.prefix(12))"
+        let main = mainAnnouncement(digest: digest)
+        return dropIns.isEmpty ? main : main + "; then policy.d: " + dropIns.joined(separator: ", ")
+    }
+
+    private func mainAnnouncement(digest: String) -> String {
         switch origin {
         case .option: return "policy \(source) (--policy\(digest))"
         case .environment: return "policy \(source) ($AGENTGATE_POLICY\(digest))"
@@ -169,27 +176,82 @@ public struct LoadedPolicy: Sendable {
     /// them as well).
     public static let systemPolicyDirectories = ["/etc/agentgate", "/usr/share/agentgate"]
 
+    /// policy.d: the system's (that configuration management fills), then the user's. Their
+    /// `*.yaml` files are read after the policy, in name order, as if it ended with an include
+    /// of each.
+    public static func dropInDirectories(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let system = AgentGatePaths.systemConfigurationDirectory + "/policy.d"
+        let user = configurationDirectory(environment) + "/policy.d"
+        return user == system ? [system] : [system, user]
+    }
+
+    /// The drop-in files in force, in load order. Each must be one no agent could have written,
+    /// as for a policy found without being named: a regular file in its policy.d (a symlink
+    /// out of it is refused), owned by the user or root, writable by nobody else, in a
+    /// directory likewise. Throws when one isn't: a fleet's rules are never silently skipped.
+    public static func dropInFiles(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws(PolicyLoadError) -> [String] {
+        var files: [String] = []
+        for directory in dropInDirectories(environment) {
+            var info = stat()
+            guard stat(directory, &info) == 0 else { continue }
+            func refuse(_ path: String, _ why: String) -> PolicyLoadError {
+                PolicyLoadError(file: path, line: 0, column: 0, message: "policy drop-in not loaded: \(why); fix it or remove it")
+            }
+            guard info.st_mode & S_IFMT == S_IFDIR else { throw refuse(directory, "it is not a directory") }
+            guard info.st_uid == getuid() || info.st_uid == 0 else { throw refuse(directory, "it belongs to another user (uid \(info.st_uid))") }
+            guard info.st_mode & 0o022 == 0 else { throw refuse(directory, "others may write to it (mode \(String(info.st_mode & 0o777, radix: 8)))") }
+            let names: [String]
+            do {
+                names = try FileManager.default.contentsOfDirectory(atPath: directory)
+            } catch {
+                throw refuse(directory, "it can't be listed (\(describe(error)))")
+            }
+            let realDirectory = FilePaths.resolved(directory)
+            for name in PolicyDropIns.ordered(names) {
+                let path = directory + "/" + name
+                let real = FilePaths.resolved(path)
+                guard real.hasPrefix(realDirectory + "/") else { throw refuse(path, "it leads out of \(directory) (to \(real))") }
+                var file = stat()
+                guard stat(real, &file) == 0 else { throw refuse(path, "it can't be examined") }
+                guard file.st_mode & S_IFMT == S_IFREG else { throw refuse(path, "it is not a regular file") }
+                guard file.st_uid == getuid() || file.st_uid == 0 else { throw refuse(path, "it belongs to another user (uid \(file.st_uid))") }
+                guard file.st_mode & 0o022 == 0 else { throw refuse(path, "others may write to it (mode \(String(file.st_mode & 0o777, radix: 8)))") }
+                files.append(path)
+            }
+        }
+        return files
+    }
+
     /// `--policy`, else $AGENTGATE_POLICY, else `$XDG_CONFIG_HOME/agentgate/policy.yaml`, else the
     /// built-in default. A `policy.yaml` in the working directory is never loaded unless named:
     /// the agent of the previous session could have written it.
     public static func resolve(_ explicit: String?, variables: PolicyVariables,
                                environment: [String: String] = ProcessInfo.processInfo.environment) throws(PolicyLoadError) -> LoadedPolicy {
+        var loaded = try resolveMain(explicit, variables: variables, environment: environment, dropIns: try dropInFiles(environment))
+        loaded.dropIns = loaded.files.filter { file in dropInDirectories(environment).contains { file.hasPrefix($0 + "/") } }
+        return loaded
+    }
+
+    private static func resolveMain(_ explicit: String?, variables: PolicyVariables, environment: [String: String],
+                                    dropIns: [String]) throws(PolicyLoadError) -> LoadedPolicy {
         switch PolicyLookup.locate(named: explicit.flatMap { $0.isEmpty ? nil : $0 }, environment: environment,
                                    implicitFiles: implicitFiles(environment),
                                    exists: { access($0, F_OK) == 0 }) {
-        case .named(let file): return try load(file: file, origin: .option, variables: variables)
-        case .environment(let file): return try load(file: file, origin: .environment, variables: variables)
+        case .named(let file): return try load(file: file, origin: .option, variables: variables, dropIns: dropIns)
+        case .environment(let file): return try load(file: file, origin: .environment, variables: variables, dropIns: dropIns)
         case .implicit(let configured):
             let origin: Origin = configured == AgentGatePaths.systemPolicyFile ? .systemConfiguration : .userConfiguration
-            let loaded = try load(file: configured, origin: origin, variables: variables)
+            let loaded = try load(file: configured, origin: origin, variables: variables, dropIns: dropIns)
             try checkTrusted(loaded, environment: environment)
             return loaded
         case .none: break
         }
         let text = Policy.builtInDefaultYAML
-        let policy = try Policy.parse(yaml: text, source: "builtin:default.yaml", variables: variables)
-        return LoadedPolicy(policy: policy, source: "builtin:default.yaml", sha256: SHA256Hex.digest(Array(text.utf8)),
-                            files: [], origin: .builtIn)
+        let policy = try Policy.parse(yaml: text, source: "builtin:default.yaml", variables: variables, dropIns: dropIns)
+        var bytes = Array(text.utf8)
+        for file in dropIns { bytes += Array((try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()) }
+        return LoadedPolicy(policy: policy, source: "builtin:default.yaml", sha256: SHA256Hex.digest(bytes),
+                            files: dropIns, origin: .builtIn)
     }
 
     /// Where a running session reads this policy again (`agentgate-supervise`; nil for the
@@ -207,7 +269,8 @@ public struct LoadedPolicy: Sendable {
         return PolicyFileAmender(policyPath: origin == .builtIn ? nil : source, userPolicyPath: userFile) { path in
             do throws(PolicyLoadError) {
                 let isUserFile = FilePaths.resolved(path) == FilePaths.resolved(userFile)
-                let loaded = try Self.load(file: path, origin: isUserFile ? .userConfiguration : .option, variables: variables)
+                let loaded = try Self.load(file: path, origin: isUserFile ? .userConfiguration : .option, variables: variables,
+                                           dropIns: try Self.dropInFiles(environment))
                 if isUserFile { try Self.checkTrusted(loaded, environment: environment) }
                 return .success(.init(policy: loaded.policy, sha256: loaded.sha256))
             } catch {
@@ -224,7 +287,9 @@ public struct LoadedPolicy: Sendable {
         return PolicyReloadSource(path: source, files: Array(protected).sorted()) {
             () -> Result<PolicyReloadSource.Loaded, PolicyReloadFailure> in
             do throws(PolicyLoadError) {
-                let loaded = try Self.load(file: named, readingFrom: realFile, origin: origin, variables: variables)
+                // policy.d is listed again: a replaced drop-in is read; a new one is refused below.
+                let loaded = try Self.load(file: named, readingFrom: realFile, origin: origin, variables: variables,
+                                           dropIns: try Self.dropInFiles(environment))
                 if origin == .userConfiguration || origin == .systemConfiguration { try Self.checkTrusted(loaded, environment: environment) }
                 if let added = loaded.files.first(where: { !protected.contains(FilePaths.resolved($0)) }) {
                     return .failure(PolicyReloadFailure("it reads \(added), which was not part of the policy when the session "
@@ -239,7 +304,7 @@ public struct LoadedPolicy: Sendable {
     }
 
     private static func load(file path: String, readingFrom realFile: String? = nil, origin: Origin,
-                             variables: PolicyVariables) throws(PolicyLoadError) -> LoadedPolicy {
+                             variables: PolicyVariables, dropIns: [String]) throws(PolicyLoadError) -> LoadedPolicy {
         let bytes: [UInt8]
         let descriptor = open(realFile ?? path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else {
@@ -255,7 +320,7 @@ public struct LoadedPolicy: Sendable {
             return LoadedPolicy(policy: try Policy.load(path: absolute, variables: variables), source: absolute, sha256: "",
                                 files: [], origin: origin)
         }
-        let policy = try Policy.parse(yaml: text, source: absolute, variables: variables)
+        let policy = try Policy.parse(yaml: text, source: absolute, variables: variables, dropIns: dropIns)
         // Included files are read again for the digest; they were just parsed, so they exist.
         var all = bytes
         for file in policy.files.dropFirst() {

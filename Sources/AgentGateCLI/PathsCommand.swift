@@ -40,9 +40,20 @@ struct PathsCommand: ParsableCommand {
             ("data", AgentGatePaths.systemDataDirectory), ("database", AgentGatePaths.systemDataDirectory + "/agentgate.db"), ("config", AgentGatePaths.systemConfigurationDirectory),
             ("policy", AgentGatePaths.systemPolicyFile), ("runtime", AgentGatePaths.systemRuntimeDirectory),
         ]
+        // policy.d: every directory, and the files read from it (or why they can't be).
+        var dropIns: [(directory: String, files: [String])] = LoadedPolicy.dropInDirectories(environment).map { ($0, []) }
+        var dropInProblem: String?
+        do {
+            let files = try LoadedPolicy.dropInFiles(environment)
+            for index in dropIns.indices { dropIns[index].files = files.filter { $0.hasPrefix(dropIns[index].directory + "/") } }
+        } catch {
+            dropInProblem = error.description
+        }
         if json {
             var user: [String: Any] = [:]
             for (name, location) in rows { user[name] = ["path": location.path, "source": location.source] }
+            user["policy.d"] = dropIns.map { ["path": $0.directory, "files": $0.files] as [String: Any] }
+            if let dropInProblem { user["policy.d error"] = dropInProblem }
             var systemObject: [String: Any] = [:]
             for (name, path) in system { systemObject[name] = path }
             let data = try JSONSerialization.data(withJSONObject: ["current": user, "system": systemObject],
@@ -53,6 +64,12 @@ struct PathsCommand: ParsableCommand {
         for (name, location) in rows {
             print("\(name.padding(toLength: 9, withPad: " ", startingAt: 0))\(location.path)  (\(location.source))")
         }
+        for (directory, files) in dropIns {
+            let exists = access(directory, F_OK) == 0
+            let said = !exists ? "absent" : files.isEmpty ? "no *.yaml files" : files.map { String($0.dropFirst(directory.count + 1)) }.joined(separator: ", ")
+            print("policy.d \(directory)  (\(said))")
+        }
+        if let dropInProblem { print("policy.d error: \(dropInProblem)") }
         print("\nfor system services (StateDirectory=, ConfigurationDirectory=, RuntimeDirectory=agentgate):")
         for (name, path) in system { print("\(name.padding(toLength: 9, withPad: " ", startingAt: 0))\(path)") }
     }

@@ -63,6 +63,15 @@ public struct SuperviseCommand: ParsableCommand {
         discussion: "Then `agentgate policy suggest SESSION` writes the rules that would have let the session run."))
     var learn = false
 
+    @Flag(help: "Also send every decision to systemd's journal, with AGENTGATE_* fields (as `audit: {journal: true}` in the policy).")
+    var journal = false
+
+    @Option(help: ArgumentHelp(
+        "Also export decisions as OTLP log records and decision counts as OTLP metrics, over OTLP/HTTP JSON to URL (http only; e.g. a collector on loopback at http://127.0.0.1:4318).",
+        discussion: "Without it, OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) turns the export on; OTEL_EXPORTER_OTLP_HEADERS and OTEL_SERVICE_NAME apply either way.",
+        valueName: "URL"))
+    var otlp: String?
+
     @Option(help: "Threads receiving notifications.")
     var threads = 2
 
@@ -120,6 +129,13 @@ public struct SuperviseCommand: ParsableCommand {
         }
         if threads < 1 || threads > 64 { throw ValidationError("--threads must be between 1 and 64") }
         if maxProcesses < 0 { throw ValidationError("--max-processes must be 0 (no limit) or more") }
+        if let otlp {
+            do throws(OTLPConfiguration.Invalid) {
+                _ = try OTLPConfiguration.resolve(option: otlp, environment: [:])
+            } catch {
+                throw ValidationError(error.description)
+            }
+        }
         if let databaseMaxSize, Self.byteCount(databaseMaxSize) == nil {
             throw ValidationError("--db-max-size \(databaseMaxSize): expected a size like 500M, 2G or 1048576")
         }
@@ -263,6 +279,30 @@ public struct SuperviseCommand: ParsableCommand {
         } else if loaded.policy.mode == .audit && !quiet {
             printError("audit mode (\(loaded.source)): every decision is recorded, nothing is blocked")
         }
+        // The journal, OTLP and webhooks: started before the agent, each on its own thread.
+        let sinks: EventSinks?
+        do {
+            sinks = try startEventSinks(loaded.policy, sessionID: sessionID, agent: agentName, environment: environment)
+        } catch {
+            Self.finish(audit, exitStatus: 2)
+            printError("\(error)")
+            throw ExitCode(2)
+        }
+        options.eventSinks = sinks
+        // A webhook's secret is the supervisor's, not the agent's to read or replace: its file
+        // is protected, and its variable is not passed on to the agent.
+        var secretVariables: Set<String> = []
+        for webhook in loaded.policy.outputs.webhooks {
+            switch webhook.secret {
+            case .file(let path): options.protectedFiles.append(path)
+            case .environment(let name): secretVariables.insert(name)
+            }
+        }
+        if !secretVariables.isEmpty {
+            options.environment = options.environment.filter { entry in
+                !secretVariables.contains(String(entry.prefix { $0 != "=" }))
+            }
+        }
         let supervisor = Supervisor(options: options, policy: learn ? loaded.policy.inMode(.audit) : loaded.policy,
                                     writer: audit.writer)
 
@@ -270,10 +310,13 @@ public struct SuperviseCommand: ParsableCommand {
         do {
             status = try supervisor.run()
         } catch {
+            if let account = sinks?.finish() { printError("not every event reached its destination: \(account)") }
             Self.finish(audit, exitStatus: 125)
             printError(error.description)
             throw ExitCode(125)
         }
+        // What the journal, OTLP and webhooks did not deliver, said as the audit's fallbacks are.
+        if let account = sinks?.finish() { printError("not every event reached its destination: \(account)") }
         Self.finish(audit, exitStatus: status)
         if let killer = supervisor.killedBy {
             printError("session \(sessionID) was killed by \(killer) with agentgate kill")
@@ -295,6 +338,25 @@ public struct SuperviseCommand: ParsableCommand {
             }
         }
         throw ExitCode(status)
+    }
+
+    /// The event sinks this session asks for (`--journal`, the policy's `audit:` and
+    /// `webhooks:`, `--otlp` or OTEL_EXPORTER_OTLP_*), started; nil when there are none.
+    private func startEventSinks(_ policy: Policy, sessionID: String, agent: String,
+                                 environment: [String: String]) throws -> EventSinks? {
+        var configuration = EventSinks.Configuration(journal: journal || policy.outputs.journal,
+                                                     webhooks: policy.outputs.webhooks)
+        do throws(OTLPConfiguration.Invalid) {
+            configuration.otlp = try OTLPConfiguration.resolve(option: otlp, environment: environment)
+        } catch {
+            throw ValidationError("otlp: \(error.description)")
+        }
+        guard !configuration.isEmpty else { return nil }
+        let sinks = try EventSinks.make(configuration, session: SinkSession(sessionID: sessionID, agent: agent),
+                                        environment: environment,
+                                        warn: { message in printError("warning: \(message)") })
+        guard sinks.start() else { throw ValidationError("could not start the event sinks' threads") }
+        return sinks.isEmpty ? nil : sinks
     }
 
     /// `--unit NAME`: re-executes this supervisor under systemd-run, waits, and exits with its
@@ -369,6 +431,8 @@ public struct SuperviseCommand: ParsableCommand {
                     "--threads", "\(threads)"]
         if noDNSCapture { options.append("--no-dns-capture") }
         if learn { options.append("--learn") }
+        if journal { options.append("--journal") }
+        if let otlp { options += ["--otlp", otlp] }
         return options
     }
 

@@ -21,18 +21,18 @@ public enum ReadRecording: UInt8, Sendable, CaseIterable, PolicySpelled {
 }
 
 extension PolicyParser {
-    static let auditKeys = "reads"
+    static let auditKeys = "reads, journal"
 
-    /// `audit: {reads: all|aggregate|none}` (top-level file only).
-    func readAuditSettings(_ value: Node, keyNode: Node, depth: Int) throws(PolicyLoadError) -> ReadRecording? {
+    /// `audit: {reads: all|aggregate|none, journal: true|false}` (top-level file only: an
+    /// included file can't change how a session's events are recorded or where they go).
+    mutating func readAudit(_ value: Node, keyNode: Node, depth: Int) throws(PolicyLoadError) {
         guard depth == 0 else {
             throw error(at: keyNode, "\"audit\" may only be set in the top-level policy, not in an included file")
         }
-        if isNull(value) { return nil }
+        if isNull(value) { return }
         guard case .mapping(let mapping) = value else {
             throw error(at: value, "expected \"audit\" to be a mapping with keys \(Self.auditKeys); found \(describe(value))")
         }
-        var reads: ReadRecording?
         for (keyNode, item) in mapping {
             switch try key(keyNode) {
             case "reads":
@@ -40,11 +40,16 @@ extension PolicyParser {
                 guard let parsed = ReadRecording(name: text) else {
                     throw error(at: item, "expected \"audit.reads\" to be all, aggregate or none; found \"\(text)\"")
                 }
-                reads = parsed
+                readRecording = parsed
+            case "journal":
+                let text = try string(item, key: "audit.journal", expected: "true or false")
+                guard ["true", "True", "TRUE", "false", "False", "FALSE"].contains(text) else {
+                    throw error(at: item, "expected \"audit.journal\" to be true or false; found \"\(text)\"")
+                }
+                outputs.journal = text.lowercased() == "true"
             case let other:
                 throw error(at: keyNode, "unknown key \"\(other)\" in audit; expected one of \(Self.auditKeys)")
             }
         }
-        return reads
     }
 }

@@ -107,6 +107,8 @@ public struct Policy: Sendable {
     public let dnsLimits: DNSLimits
     /// `audit: {reads:}` (default `aggregate`): how allowed reads are recorded.
     public internal(set) var readRecording: ReadRecording = .aggregate
+    /// `audit: {journal: …}` and `webhooks:`: where decisions go besides the database.
+    public internal(set) var outputs = PolicyOutputs()
 
     init(rules: [PolicyRule], source: String, files: [String], mode: PolicyMode, defaults: [Decision],
          compiledByKind: [[RuleCode]], arena: MatchArena, allowedUnsupervised: Set<UnsupervisedRoute>,

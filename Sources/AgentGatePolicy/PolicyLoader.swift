@@ -135,10 +135,21 @@ extension Policy {
         return try parse(yaml: yaml, source: source, variables: variables, lenient: false, diagnostics: &diagnostics)
     }
 
+    /// Parses policy YAML, then the drop-in files `dropIns` (absolute paths, in order: a
+    /// policy.d directory's files), each read as if the top-level file ended with an include of it.
+    public static func parse(
+        yaml: String, source: String, variables: PolicyVariables, dropIns: [String]
+    ) throws(PolicyLoadError) -> Policy {
+        var diagnostics: [PolicyDiagnostic] = []
+        return try parse(yaml: yaml, source: source, variables: variables, lenient: false, diagnostics: &diagnostics, dropIns: dropIns)
+    }
+
     static func parse(
-        yaml: String, source: String, variables: PolicyVariables, lenient: Bool, diagnostics: inout [PolicyDiagnostic]
+        yaml: String, source: String, variables: PolicyVariables, lenient: Bool, diagnostics: inout [PolicyDiagnostic],
+        dropIns: [String] = []
     ) throws(PolicyLoadError) -> Policy {
         var loader = PolicyParser(variables: variables, lenient: lenient)
+        loader.dropIns = dropIns
         try loader.loadFile(yaml: yaml, source: source, depth: 0, includedFrom: nil)
         let policy = try loader.build(root: source)
         try loader.checkExamples(policy)
@@ -251,6 +262,10 @@ struct PolicyParser {
     var dnsLimits: DNSLimits?
     /// `audit: {reads:}` (top-level file only).
     var readRecording: ReadRecording?
+    /// `audit:` and `webhooks:` (top-level file only).
+    var outputs = PolicyOutputs()
+    /// policy.d files, read after the top-level file's own includes.
+    var dropIns: [String] = []
     /// Whether the rule being compiled comes from a `version: 2` file, where `{a,b}` alternates.
     var braces = false
     private var files: [String] = []
@@ -273,7 +288,7 @@ struct PolicyParser {
     }
 
     static let maximumIncludeDepth = 16
-    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns, audit"
+    private static let topLevelKeys = "version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns, audit, webhooks"
     static let ruleKeys = "id, match, when, decision, reason, errno, scope, examples"
     static let matchKeys = "action, target_glob, argv, command, cidr, ports, tool, arguments"
     static let actionNames = ActionKind.allCases.map(\.name).joined(separator: ", ")
@@ -369,7 +384,9 @@ struct PolicyParser {
             case "dns":
                 dnsLimits = try readDNSLimits(value, keyNode: keyNode, depth: depth)
             case "audit":
-                readRecording = try readAuditSettings(value, keyNode: keyNode, depth: depth)
+                try readAudit(value, keyNode: keyNode, depth: depth)
+            case "webhooks":
+                outputs.webhooks = try readWebhooks(value, keyNode: keyNode, depth: depth)
             case "ask_timeout":
                 guard depth == 0 else {
                     throw error(at: keyNode, "\"ask_timeout\" may only be set in the top-level policy, not in an included file")
@@ -407,6 +424,14 @@ struct PolicyParser {
             let outer = self.source
             try loadFile(yaml: text, source: include.path, depth: depth + 1, includedFrom: at)
             self.source = outer
+        }
+        if depth == 0 {
+            for dropIn in dropIns {
+                let outer = self.source
+                let text = try Policy.readPolicyFile(dropIn, includedFrom: nil)
+                try loadFile(yaml: text, source: dropIn, depth: 1, includedFrom: nil)
+                self.source = outer
+            }
         }
     }
 
@@ -532,6 +557,7 @@ struct PolicyParser {
                       askTimeout: askTimeout ?? Policy.defaultAskTimeout, dnsLimits: dnsLimits ?? DNSLimits())
         policy.toolArguments = toolArguments
         policy.readRecording = readRecording ?? .aggregate
+        policy.outputs = outputs
         return policy
     }
 

@@ -13,13 +13,16 @@ struct DecisionRecorder: Sendable {
     let counts: DecisionCounts
     /// The user's home, so intent lines can say `~/.ssh/id_rsa`.
     let home: String?
+    /// The journal, OTLP and webhooks, each on its own queue and thread (nil: none configured).
+    let sinks: EventSinks?
 
     init(writer: AuditWriter?, echo: (@Sendable (DecisionEvent) -> Void)? = nil, counts: DecisionCounts = DecisionCounts(),
-         home: String? = nil) {
+         home: String? = nil, sinks: EventSinks? = nil) {
         self.writer = writer
         self.echo = echo
         self.counts = counts
         self.home = home
+        self.sinks = sinks.flatMap { $0.isEmpty ? nil : $0 }
     }
 
     /// One decided syscall.
@@ -112,6 +115,8 @@ struct DecisionRecorder: Sendable {
         }
         if isPlainRead && readRecording == .none { return }
         writer?.record(event)
+        // After the answer and the audit: one enqueue per sink, none of them the writer's lock.
+        if let sinks { sinks.publish(SinkEvent(.decision(event), timeMicros: event.timeMicros)) }
     }
 }
 

@@ -113,6 +113,8 @@ final class PolicyReloader: Sendable {
     private let policies: PolicyInForce
     private let log: Logger
     private let writer: AuditWriter?
+    /// Told of each reload, put in force or rejected (webhooks, the journal, OTLP).
+    private let sinks: EventSinks?
     /// Serialises reloads (the watcher's and SIGHUP's); never taken on the notification path.
     private let reloading = Mutex<Void>(())
     private let stopping = Atomic<Bool>(false)
@@ -125,7 +127,8 @@ final class PolicyReloader: Sendable {
     static let quietMilliseconds: Int32 = 150
     static let longestDelayNanoseconds: UInt64 = 2_000_000_000
 
-    init(source: PolicyReloadSource, policies: PolicyInForce, log: Logger, writer: AuditWriter?) {
+    init(source: PolicyReloadSource, policies: PolicyInForce, log: Logger, writer: AuditWriter?, sinks: EventSinks? = nil) {
+        self.sinks = sinks
         self.source = source
         self.policies = policies
         self.log = log
@@ -142,6 +145,8 @@ final class PolicyReloader: Sendable {
             case .failure(let failure):
                 log.error("policy reload from \(source.path) rejected; the policy in force stays (sha256 \(Self.short(inForce.sha256))): \(failure)")
                 record(decision: .deny, reason: "policy reload rejected: \(failure)", sha256: inForce.sha256)
+                sinks?.publish(SinkEvent(.reload(accepted: false, policySHA256: inForce.sha256,
+                                                 message: "policy reload from \(source.path) rejected: \(failure)")))
             case .success(let loaded):
                 if loaded.sha256 == inForce.sha256 {
                     if announceUnchanged { log.notice("policy unchanged in \(source.path) (sha256 \(Self.short(loaded.sha256)))") }
@@ -150,6 +155,8 @@ final class PolicyReloader: Sendable {
                 policies.replace(policy: loaded.policy, sha256: loaded.sha256)
                 log.notice("policy reloaded from \(source.path) (sha256 \(Self.short(loaded.sha256)))")
                 record(decision: .allow, reason: "policy reloaded (was sha256 \(inForce.sha256 ?? "unknown"))", sha256: loaded.sha256)
+                sinks?.publish(SinkEvent(.reload(accepted: true, policySHA256: loaded.sha256,
+                                                 message: "policy reloaded from \(source.path) (sha256 \(loaded.sha256))")))
             }
         }
     }

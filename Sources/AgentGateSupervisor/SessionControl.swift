@@ -58,6 +58,7 @@ extension Supervisor {
             if first {
                 core.recorder.recordControl("agentgate kill", decision: .deny, peer: peer,
                                             reason: "killed by \(user) with agentgate kill")
+                core.recorder.sinks?.publish(SinkEvent(.kill(by: user)))
             }
             // The whole tree: the cgroup's cgroup.kill, else every descendant; the waiting loop
             // keeps at it until none is left.

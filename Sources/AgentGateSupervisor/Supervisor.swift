@@ -64,6 +64,9 @@ public struct SupervisorOptions: Sendable {
     /// Capture the agent's DNS (see `DNSCapture`), so connects are decided by the names the
     /// agent resolved. Off, connects are decided by address alone.
     public var capturesDNS = true
+    /// Where decisions go besides the audit database (journal, OTLP, webhooks), started by the
+    /// caller; nil: nowhere.
+    public var eventSinks: EventSinks? = nil
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -300,7 +303,7 @@ public final class Supervisor: Sendable {
         let protectedDirectories = options.protectedDirectories + (options.controlDirectory.map { [$0.path] } ?? [])
         let core = SupervisorCore(listener: listener, table: table, policy: policy, policySHA256: options.policySHA256, log: log,
                                   recorder: DecisionRecorder(writer: writer, echo: options.decisionEcho, counts: counts,
-                                                             home: options.home),
+                                                             home: options.home, sinks: options.eventSinks),
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: Self.namesTheKernelMayUse(options.protectedFiles),
                                   protectedDirectories: Self.namesTheKernelMayUse(protectedDirectories),
@@ -341,7 +344,8 @@ public final class Supervisor: Sendable {
         core.execTracer.start()
         defer { core.execTracer.stop() }
         receivers.start()
-        let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
+        let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer,
+                                                                     sinks: options.eventSinks) }
         reloader?.startWatching()
         defer { reloader?.stop() }
 

@@ -21,7 +21,7 @@ struct AuditSettingsTests {
         expectLoadError("default: allow\naudit: {reads: some}\n", line: 2, column: 16,
                         "expected \"audit.reads\" to be all, aggregate or none; found \"some\"")
         expectLoadError("default: allow\naudit: {writes: all}\n", line: 2, column: 9,
-                        "unknown key \"writes\" in audit; expected one of reads")
+                        "unknown key \"writes\" in audit; expected one of reads, journal")
         expectLoadError("default: allow\naudit: all\n", line: 2, column: 8, "expected \"audit\" to be a mapping")
         let directory = try TemporaryDirectory()
         directory.write("inner.yaml", "audit: {reads: none}\n")

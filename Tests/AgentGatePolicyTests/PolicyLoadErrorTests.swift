@@ -100,7 +100,7 @@ struct PolicyLoadErrorTests {
                 decision: deny
             """, line: 2, column: 11, "found null")
         expectError("rules:\n  - deny\n", line: 2, column: 5, "expected a rule (a mapping with keys id, match, when, decision, reason, errno, scope, examples)")
-        expectError("- default: deny\n", line: 1, column: 1, "expected a mapping with keys version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns, audit; found a list")
+        expectError("- default: deny\n", line: 1, column: 1, "expected a mapping with keys version, mode, include, default, rules, allow_unsupervised, explain_denials, description, limits, runaway, ask_timeout, dns, audit, webhooks; found a list")
         expectError("default: [deny]\n", line: 1, column: 10, "expected \"default\" to be a decision")
         expectError("default:\n", line: 1, column: 9, "found null")
         expectError("""
