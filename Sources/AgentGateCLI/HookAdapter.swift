@@ -29,11 +29,13 @@ struct HookInput {
     static let maximumLength = 32 << 20
 
     static func parse(_ bytes: [UInt8], agent: HookAgent) throws(HookInputError) -> HookInput {
-        guard !bytes.isEmpty else { throw HookInputError("no input: expected the PreToolUse event as JSON on stdin") }
-        guard bytes.count <= maximumLength else { throw HookInputError("the input is over \(maximumLength >> 20) MiB") }
-        guard let parsed = try? JSONSerialization.jsonObject(with: Data(bytes)), let object = parsed as? [String: Any] else {
-            throw HookInputError("the input is not a JSON object")
+        switch try HookEvent.parse(bytes, agent: agent) {
+        case .toolUse(let input): return input
+        case .sessionEnd: throw HookInputError("hook_event_name is SessionEnd; expected PreToolUse")
         }
+    }
+
+    fileprivate static func parse(object: [String: Any], agent: HookAgent) throws(HookInputError) -> HookInput {
         func text(_ key: String) throws(HookInputError) -> String {
             guard let value = object[key] else { throw HookInputError("the input has no \(key)") }
             guard let string = value as? String, !string.isEmpty, !string.contains("\0") else {
@@ -41,15 +43,7 @@ struct HookInput {
             }
             return string
         }
-        if let event = object["hook_event_name"] {
-            guard let name = event as? String, name == "PreToolUse" else {
-                throw HookInputError("hook_event_name is \(event), but agentgate hook answers PreToolUse events only")
-            }
-        }
-        let sessionID = try text("session_id")
-        guard sessionID.utf8.count <= 128, sessionID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
-            throw HookInputError("session_id must be at most 128 letters, digits, '-', '_' or '.'")
-        }
+        let sessionID = try HookEvent.sessionID(object)
         let cwd = try text("cwd")
         guard cwd.hasPrefix("/") else { throw HookInputError("cwd must be an absolute path") }
         let tool = try text("tool_name")
@@ -58,6 +52,40 @@ struct HookInput {
             throw HookInputError("tool_input must be a JSON object")
         }
         return HookInput(agent: agent, sessionID: sessionID, cwd: URL(fileURLWithPath: cwd).standardized.path, toolName: tool, toolInput: input)
+    }
+}
+
+/// What a hook is run for: a tool call to decide, or (Claude Code's SessionEnd, when `hook
+/// install` added it) the end of the agent's session, which closes the session the hook's
+/// decisions were recorded in.
+enum HookEvent {
+    case toolUse(HookInput)
+    case sessionEnd(agent: HookAgent, sessionID: String)
+
+    static func parse(_ bytes: [UInt8], agent: HookAgent) throws(HookInputError) -> HookEvent {
+        guard !bytes.isEmpty else { throw HookInputError("no input: expected the PreToolUse event as JSON on stdin") }
+        guard bytes.count <= HookInput.maximumLength else { throw HookInputError("the input is over \(HookInput.maximumLength >> 20) MiB") }
+        guard let parsed = try? JSONSerialization.jsonObject(with: Data(bytes)), let object = parsed as? [String: Any] else {
+            throw HookInputError("the input is not a JSON object")
+        }
+        if let event = object["hook_event_name"] {
+            if let name = event as? String, name == "SessionEnd" {
+                return .sessionEnd(agent: agent, sessionID: try sessionID(object))
+            }
+            guard let name = event as? String, name == "PreToolUse" else {
+                throw HookInputError("hook_event_name is \(event), but agentgate hook answers PreToolUse events only (and SessionEnd)")
+            }
+        }
+        return .toolUse(try HookInput.parse(object: object, agent: agent))
+    }
+
+    static func sessionID(_ object: [String: Any]) throws(HookInputError) -> String {
+        guard let value = object["session_id"] else { throw HookInputError("the input has no session_id") }
+        guard let sessionID = value as? String, !sessionID.isEmpty, sessionID.utf8.count <= 128,
+              sessionID.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+            throw HookInputError("session_id must be at most 128 letters, digits, '-', '_' or '.'")
+        }
+        return sessionID
     }
 }
 
@@ -187,6 +215,24 @@ enum HookMapping {
 
 /// The JSON a PreToolUse hook answers with on stdout (Claude Code's shape; Codex reads the same).
 enum HookOutput {
+    /// What `agent` is told on stdout, or nil for nothing at all (exit 0, the call proceeds).
+    ///
+    /// Codex reads Claude Code's shape but only acts on `deny` (codex-rs/hooks output_parser.rs,
+    /// checked 2026-12-06): `allow` without `updatedInput` and `ask` are "unsupported" there, the
+    /// hook run is marked failed and the call goes ahead. So Codex is told nothing for an allow,
+    /// and an ask is denied with why: it would otherwise run unasked.
+    static func answer(for agent: HookAgent, decision: Decision, reason: String) -> String? {
+        guard agent == .codex else { return json(decision: decision, reason: reason) }
+        switch decision {
+        case .deny: return json(decision: .deny, reason: reason)
+        case .ask: return json(decision: .deny, reason: reason + codexAskNote)
+        case .allow, .log: return nil
+        }
+    }
+
+    /// Appended to an ask's reason for Codex.
+    static let codexAskNote = "; Codex hooks cannot ask a person (Codex would run the call unasked), so AgentGate denies it: run it yourself or allow it in the policy"
+
     /// `{"hookSpecificOutput":{"hookEventName":"PreToolUse","permissionDecision":…,"permissionDecisionReason":…}}`,
     /// written by hand: JSONSerialization's type metadata cost the hook a millisecond at start.
     static func json(decision: Decision, reason: String) -> String {

@@ -80,7 +80,12 @@ public enum HookRunner {
         let call: ToolCall
         let input: HookInput
         do throws(HookInputError) {
-            input = try HookInput.parse(bytes, agent: agent)
+            switch try HookEvent.parse(bytes, agent: agent) {
+            case .toolUse(let event): input = event
+            case .sessionEnd(let agent, let sessionID):
+                endSession(agent: agent, sessionID: sessionID, db: db, noRecord: noRecord, environment: environment)
+                return
+            }
             call = try HookMapping.toolCall(input, path: environment["PATH"])
         } catch {
             throw fail(error.description)
@@ -96,8 +101,9 @@ public enum HookRunner {
             guard answer.ok, let given = answer.answer.flatMap(Decision.init(name:)) else {
                 throw fail("the session's supervisor refused: \(answer.error ?? "no decision")")
             }
-            print(HookOutput.json(decision: given, reason: reason(decision: answer.decision ?? given.name, action: answer.action ?? "",
-                                                                target: answer.target ?? "", argv: nil, why: answer.why ?? "")))
+            let text = reason(decision: answer.decision ?? given.name, action: answer.action ?? "", target: answer.target ?? "",
+                              argv: nil, why: answer.why ?? "")
+            if let output = HookOutput.answer(for: agent, decision: given, reason: text) { print(output) }
             return
         }
         let loaded: LoadedPolicy
@@ -119,7 +125,7 @@ public enum HookRunner {
                 printError("the decision was not recorded: \(problem)", tool: "agentgate hook")
             }
         }
-        print(HookOutput.json(decision: decided.answer, reason: text))
+        if let output = HookOutput.answer(for: agent, decision: decided.answer, reason: text) { print(output) }
     }
 
     /// `AgentGate: deny fs_read /home/u/.ssh/id_rsa: rule ssh-keys: …`, at most 1000 characters.
@@ -129,27 +135,74 @@ public enum HookRunner {
         return text.count > 1000 ? String(text.prefix(999)) + "…" : text
     }
 
-    /// The agent's own session in the user's database: one per agent session id, made on first use.
+    /// The agent's own session in the user's database: one per agent session id, made on first
+    /// use. An agent session resumed after its SessionEnd closed it goes on in the next
+    /// continuation (`…-r2`, `-r3`…): an ended session takes no more events.
     static func record(_ event: DecisionEvent, input: HookInput, loaded: LoadedPolicy, db: String?,
                        environment: [String: String]) -> String? {
-        let path = AgentGatePaths.database(db, environment: environment)
-        let isDefault = (db ?? "").isEmpty && (environment["AGENTGATE_DB"] ?? "").isEmpty
         do {
-            let store = try AuditStore(path: path, creatingBelow: isDefault ? AgentGatePaths.databaseDirectoryRoot(environment) : nil)
+            let store = try openStore(db: db, environment: environment)
             defer { store.close() }
-            let session = SessionRecord(
-                id: sessionID(input), agent: input.agent.rawValue, command: [input.agent.rawValue], cwd: input.cwd,
-                policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: AuditClock.nowMicros(),
-                mode: loaded.policy.mode.name)
-            try store.insert(events: [event], creatingIfAbsent: session)
-            return nil
+            var attempt = 1
+            while true {
+                let session = SessionRecord(
+                    id: sessionID(agent: input.agent, input.sessionID, continuation: attempt), agent: input.agent.rawValue,
+                    command: [input.agent.rawValue], cwd: input.cwd, policyPath: loaded.source, policySHA256: loaded.sha256,
+                    startTimeMicros: AuditClock.nowMicros(), mode: loaded.policy.mode.name)
+                var failure: StoreError?
+                do throws(StoreError) {
+                    try store.insert(events: [event], creatingIfAbsent: session)
+                } catch {
+                    failure = error
+                }
+                guard let failure else { return nil }
+                guard failure.code == .constraintViolation, attempt < maximumContinuations else { throw failure }
+                attempt += 1
+            }
         } catch {
             return "\(error)"
         }
     }
 
+    /// How many times one agent session may be resumed after its end and still be recorded.
+    static let maximumContinuations = 64
+
+    static func openStore(db: String?, environment: [String: String]) throws -> AuditStore {
+        let path = AgentGatePaths.database(db, environment: environment)
+        let isDefault = (db ?? "").isEmpty && (environment["AGENTGATE_DB"] ?? "").isEmpty
+        return try AuditStore(path: path, creatingBelow: isDefault ? AgentGatePaths.databaseDirectoryRoot(environment) : nil)
+    }
+
+    /// Claude Code's SessionEnd: the agent's session (its latest continuation) is marked ended,
+    /// so listings stop showing it running. Nothing is printed, and the exit status is 0
+    /// whatever happens (SessionEnd blocks nothing); a problem goes to stderr. Under a
+    /// supervisor there is nothing to do: the session ends with its agent.
+    static func endSession(agent: HookAgent, sessionID base: String, db: String?, noRecord: Bool, environment: [String: String]) {
+        guard !noRecord, (environment[HookChannel.socketVariable] ?? "").isEmpty,
+              environment[HookChannel.descriptorVariable] == nil else { return }
+        do {
+            let store = try openStore(db: db, environment: environment)
+            defer { store.close() }
+            var open: String?
+            for attempt in 1...maximumContinuations {
+                let id = sessionID(agent: agent, base, continuation: attempt)
+                guard let session = try store.session(id: id) else { break }
+                guard session.agent == agent.rawValue else { continue }
+                if session.endTimeMicros == nil { open = id }
+            }
+            if let open { try store.finishSession(id: open, endTimeMicros: AuditClock.nowMicros(), exitStatus: 0) }
+        } catch {
+            printError("the session's end was not recorded: \(error)", tool: "agentgate hook")
+        }
+    }
+
     /// `claude-code-<session_id>`: an agent's sessions never share an id with a supervised one.
-    static func sessionID(_ input: HookInput) -> String { "\(input.agent.rawValue)-\(input.sessionID)" }
+    static func sessionID(_ input: HookInput) -> String { sessionID(agent: input.agent, input.sessionID, continuation: 1) }
+
+    /// The id of an agent session's `continuation`th recorded session (`-r2` from the second).
+    static func sessionID(agent: HookAgent, _ sessionID: String, continuation: Int) -> String {
+        "\(agent.rawValue)-\(sessionID)" + (continuation > 1 ? "-r\(continuation)" : "")
+    }
 
     static func ownExecutable() -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
@@ -182,39 +235,52 @@ public enum HookRunner {
     }
 }
 
-/// Where `hook install`/`uninstall` write: the project's or the user's Claude Code settings.
+/// Where `hook install`/`uninstall` write: the project's or the user's Claude Code settings
+/// (.claude/settings.json), or Codex's hooks.json (.codex/hooks.json, or $CODEX_HOME's, by
+/// default ~/.codex): both files keep hooks in the same shape.
 struct HookSettingsOptions: ParsableArguments {
-    @Argument(help: "The agent: claude-code.") var agent: String
-    @Flag(help: "The project's .claude/settings.json, in the current directory (the default).") var project = false
-    @Flag(help: "Your own ~/.claude/settings.json.") var user = false
+    @Argument(help: "The agent: claude-code or codex.") var agent: String
+    @Flag(help: "The project's .claude/settings.json (.codex/hooks.json), in the current directory (the default).") var project = false
+    @Flag(help: "Your own ~/.claude/settings.json ($CODEX_HOME/hooks.json, by default ~/.codex/hooks.json).") var user = false
 
-    func settingsPath() throws -> String {
-        guard agent == HookAgent.claudeCode.rawValue else {
-            printError(agent == HookAgent.codex.rawValue
-                       ? "codex keeps hooks in its own config (~/.codex/config.toml or hooks.json): add a PreToolUse command hook running `agentgate hook codex` there (README, Agent hooks)"
-                       : "unknown agent \(agent); expected claude-code", tool: "agentgate")
+    func hookAgent() throws -> HookAgent {
+        guard let known = HookAgent(rawValue: agent) else {
+            printError("unknown agent \(agent); expected claude-code or codex", tool: "agentgate")
             throw ExitCode(2)
         }
+        return known
+    }
+
+    func settingsPath() throws -> String {
+        let known = try hookAgent()
         guard !(project && user) else {
             printError("give --project or --user, not both", tool: "agentgate")
             throw ExitCode(2)
         }
-        return user ? AgentGatePaths.home() + "/.claude/settings.json" : AgentGatePaths.currentDirectory() + "/.claude/settings.json"
+        switch known {
+        case .claudeCode:
+            return user ? AgentGatePaths.home() + "/.claude/settings.json" : AgentGatePaths.currentDirectory() + "/.claude/settings.json"
+        case .codex:
+            guard user else { return AgentGatePaths.currentDirectory() + "/.codex/hooks.json" }
+            let codexHome = ProcessInfo.processInfo.environment["CODEX_HOME"].flatMap { $0.hasPrefix("/") ? $0 : nil }
+            return (codexHome ?? AgentGatePaths.home() + "/.codex") + "/hooks.json"
+        }
     }
 }
 
 struct HookInstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install",
-        abstract: "Add agentgate's PreToolUse hook to Claude Code's settings.json, keeping what is there.",
+        abstract: "Add agentgate's hooks to Claude Code's settings.json (PreToolUse, SessionEnd) or Codex's hooks.json (PreToolUse), keeping what is there.",
         discussion: "Installing twice adds one entry. The hook runs this agentgate binary by its absolute path.")
     @OptionGroup var options: HookSettingsOptions
 
     func run() throws {
         let path = try options.settingsPath()
-        let command = ShellQuoting.quote(HookRunner.ownExecutable()) + " hook claude-code"
+        let agent = try options.hookAgent()
+        let command = ShellQuoting.quote(HookRunner.ownExecutable()) + " hook " + agent.rawValue
         do {
-            let changed = try ClaudeSettings.edit(path) { ClaudeSettings.install(command: command, into: &$0) }
+            let changed = try ClaudeSettings.edit(path) { ClaudeSettings.install(command: command, agent: agent, into: &$0) }
             print(changed ? "installed the AgentGate hook in \(path): \(command)" : "the AgentGate hook is already in \(path)")
         } catch let error as ClaudeSettings.Failure {
             printError(error.description, tool: "agentgate")
@@ -226,7 +292,7 @@ struct HookInstallCommand: ParsableCommand {
 struct HookUninstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "uninstall",
-        abstract: "Remove agentgate's PreToolUse hook from Claude Code's settings.json, and nothing else.")
+        abstract: "Remove agentgate's hooks from Claude Code's settings.json or Codex's hooks.json, and nothing else.")
     @OptionGroup var options: HookSettingsOptions
 
     func run() throws {
@@ -236,7 +302,8 @@ struct HookUninstallCommand: ParsableCommand {
             return
         }
         do {
-            let changed = try ClaudeSettings.edit(path) { ClaudeSettings.uninstall(from: &$0) }
+            let agent = try options.hookAgent()
+            let changed = try ClaudeSettings.edit(path) { ClaudeSettings.uninstall(agent: agent, from: &$0) }
             print(changed ? "removed the AgentGate hook from \(path)" : "no AgentGate hook in \(path)")
         } catch let error as ClaudeSettings.Failure {
             printError(error.description, tool: "agentgate")
@@ -252,63 +319,85 @@ enum ClaudeSettings {
         let description: String
     }
 
-    /// Whether a hook command is agentgate's: the agentgate binary (any path) running `hook claude-code`.
-    static func isOurs(_ command: String) -> Bool {
-        guard command.hasSuffix(" hook claude-code") else { return false }
-        var program = String(command.dropLast(" hook claude-code".count))
+    /// Whether a hook command is agentgate's: the agentgate binary (any path) running `hook AGENT`.
+    static func isOurs(_ command: String, agent: HookAgent = .claudeCode) -> Bool {
+        let suffix = " hook " + agent.rawValue
+        guard command.hasSuffix(suffix) else { return false }
+        var program = String(command.dropLast(suffix.count))
         if program.hasPrefix("'"), program.hasSuffix("'"), program.count >= 2 { program = String(program.dropFirst().dropLast()) }
         return ExecDetails.basename(program) == "agentgate"
     }
 
-    /// Adds the hook (or points an existing one at `command`); false when it was already there.
-    static func install(command: String, into settings: inout [String: Any]) -> Bool {
+    /// The hook events agentgate's entry is installed for, with the matcher each one's group
+    /// gets: every tool's PreToolUse, and SessionEnd (which has no matcher), so the session the
+    /// hook records into is closed when Claude Code's session ends.
+    /// Codex has no SessionEnd event (its Stop ends a turn), and an event it doesn't know could
+    /// make it refuse the file: PreToolUse only.
+    static func events(_ agent: HookAgent) -> [(name: String, matcher: String?)] {
+        agent == .claudeCode ? [("PreToolUse", "*"), ("SessionEnd", nil)] : [("PreToolUse", "*")]
+    }
+
+    /// Adds the hook (or points an existing one at `command`) for every event in `events`;
+    /// false when it was already there.
+    static func install(command: String, agent: HookAgent = .claudeCode, into settings: inout [String: Any]) -> Bool {
         var hooks = settings["hooks"] as? [String: Any] ?? [:]
-        var groups = hooks["PreToolUse"] as? [Any] ?? []
-        var found = false
         var changed = false
-        for (index, item) in groups.enumerated() {
-            guard var group = item as? [String: Any], var handlers = group["hooks"] as? [Any] else { continue }
-            for (position, handler) in handlers.enumerated() {
-                guard var entry = handler as? [String: Any], let existing = entry["command"] as? String, isOurs(existing) else { continue }
-                found = true
-                if existing != command {
-                    entry["command"] = command
-                    handlers[position] = entry
-                    changed = true
+        for event in events(agent) {
+            var groups = hooks[event.name] as? [Any] ?? []
+            var found = false
+            for (index, item) in groups.enumerated() {
+                guard var group = item as? [String: Any], var handlers = group["hooks"] as? [Any] else { continue }
+                for (position, handler) in handlers.enumerated() {
+                    guard var entry = handler as? [String: Any], let existing = entry["command"] as? String,
+                          isOurs(existing, agent: agent) else { continue }
+                    found = true
+                    if existing != command {
+                        entry["command"] = command
+                        handlers[position] = entry
+                        changed = true
+                    }
                 }
+                group["hooks"] = handlers
+                groups[index] = group
             }
-            group["hooks"] = handlers
-            groups[index] = group
+            if !found {
+                var group: [String: Any] = ["hooks": [["type": "command", "command": command] as [String: Any]]]
+                if let matcher = event.matcher { group["matcher"] = matcher }
+                groups.append(group)
+                changed = true
+            }
+            hooks[event.name] = groups
         }
-        if !found {
-            groups.append(["matcher": "*", "hooks": [["type": "command", "command": command] as [String: Any]]] as [String: Any])
-            changed = true
-        }
-        hooks["PreToolUse"] = groups
         settings["hooks"] = hooks
         return changed
     }
 
     /// Removes agentgate's hook entries, and the groups and keys that only held them; false when
     /// there was none.
-    static func uninstall(from settings: inout [String: Any]) -> Bool {
-        guard var hooks = settings["hooks"] as? [String: Any], let groups = hooks["PreToolUse"] as? [Any] else { return false }
+    static func uninstall(agent: HookAgent = .claudeCode, from settings: inout [String: Any]) -> Bool {
+        guard var hooks = settings["hooks"] as? [String: Any] else { return false }
         var changed = false
-        var kept: [Any] = []
-        for item in groups {
-            guard var group = item as? [String: Any], let handlers = group["hooks"] as? [Any] else { kept.append(item); continue }
-            let remaining = handlers.filter { handler in
-                guard let command = (handler as? [String: Any])?["command"] as? String, isOurs(command) else { return true }
-                changed = true
-                return false
+        for event in events(agent) {
+            guard let groups = hooks[event.name] as? [Any] else { continue }
+            var kept: [Any] = []
+            var removedHere = false
+            for item in groups {
+                guard var group = item as? [String: Any], let handlers = group["hooks"] as? [Any] else { kept.append(item); continue }
+                let remaining = handlers.filter { handler in
+                    guard let command = (handler as? [String: Any])?["command"] as? String, isOurs(command, agent: agent) else { return true }
+                    removedHere = true
+                    return false
+                }
+                if remaining.count == handlers.count { kept.append(item); continue }
+                if remaining.isEmpty { continue }
+                group["hooks"] = remaining
+                kept.append(group)
             }
-            if remaining.count == handlers.count { kept.append(item); continue }
-            if remaining.isEmpty { continue }
-            group["hooks"] = remaining
-            kept.append(group)
+            guard removedHere else { continue }
+            changed = true
+            if kept.isEmpty { hooks.removeValue(forKey: event.name) } else { hooks[event.name] = kept }
         }
         guard changed else { return false }
-        if kept.isEmpty { hooks.removeValue(forKey: "PreToolUse") } else { hooks["PreToolUse"] = kept }
         if hooks.isEmpty { settings.removeValue(forKey: "hooks") } else { settings["hooks"] = hooks }
         return true
     }

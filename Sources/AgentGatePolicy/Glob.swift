@@ -424,6 +424,12 @@ struct GlobCode: Sendable {
         case anything
         /// The middle is any run of bytes from a set (e.g. `*`): `table` is a 256-byte membership table.
         case run
+        /// The middle is `*L1*L2…*Lk*`: literal runs between stars that span anything (text
+        /// globs, `**` inside a segment). Each run is found leftmost after the one before, which
+        /// decides such patterns exactly, and compiling it costs no automaton (the hundreds of
+        /// text globs a brace-expanded `command:` rule makes are mostly of this shape). `table`
+        /// is the runs' bytes, `advance` their lengths (one word each), `stateWords` their count.
+        case segments
         /// The middle needs the NFA.
         case automaton
     }
@@ -503,10 +509,37 @@ struct GlobCode: Sendable {
                 shape = .run
                 table = arena.appendBytes((0...255).map { set.contains(UInt8($0)) ? UInt8(1) : 0 })
             }
+        } else if let runs = Self.literalRuns(middle) {
+            shape = .segments
+            table = arena.appendBytes(Array(runs.joined()))
+            advance = Int32(arena.words.count)
+            arena.words += runs.map { UInt64($0.count) }
+            stateWords = Int32(runs.count)
         } else {
             shape = .automaton
             buildAutomaton(middle, arena: &arena)
         }
+    }
+
+    /// The literal runs of a middle that is only literal bytes and stars over every byte, or nil.
+    private static func literalRuns(_ middle: [GlobToken]) -> [[UInt8]]? {
+        var runs: [[UInt8]] = []
+        var current: [UInt8] = []
+        for token in middle {
+            switch token {
+            case .step(_, let literal?):
+                current.append(literal)
+            case .repeatZeroOrMore(let set) where set == .all:
+                if !current.isEmpty { runs.append(current) }
+                current = []
+            default:
+                return nil
+            }
+        }
+        // The middle ends with a star (its trailing literals are the suffix); a run left over
+        // would be a pattern this shape doesn't describe.
+        guard current.isEmpty, !runs.isEmpty else { return nil }
+        return runs
     }
 
     private mutating func buildAutomaton(_ middle: [GlobToken], arena: inout MatchArena) {
@@ -660,6 +693,8 @@ struct GlobCode: Sendable {
                 i += 1
             }
             return true
+        case .segments:
+            return matchSegments(base, from: low, to: high, arena)
         case .automaton:
             return stateWords == 1
                 ? runSingleWord(base, from: low, to: high, arena)
@@ -667,10 +702,37 @@ struct GlobCode: Sendable {
         }
     }
 
+    /// `*L1*L2…*Lk*` over `target[low..<high]`: each run found leftmost after the one before.
+    private func matchSegments(_ target: UnsafePointer<UInt8>, from low: Int, to high: Int,
+                               _ arena: ArenaPointers) -> Bool {
+        let lengths = arena.words + Int(advance)
+        var run = arena.bytes + Int(table)
+        var position = low
+        for index in 0..<Int(stateWords) {
+            let length = Int(lengths[index])
+            let first = run[0]
+            var found = -1
+            var start = position
+            while start + length <= high {
+                let byte = caseInsensitive ? asciiLowercased(target[start]) : target[start]
+                if byte == first, Self.equal(target + start, run, length, foldCase: caseInsensitive) {
+                    found = start
+                    break
+                }
+                start += 1
+            }
+            guard found >= 0 else { return false }
+            position = found + length
+            run += length
+        }
+        return true
+    }
+
     /// The empty target (which has no base address) against a pattern with no literals.
     private func matchesEmptyMiddle(_ arena: ArenaPointers) -> Bool {
         switch shape {
         case .exact, .subtree, .anything, .run: return true
+        case .segments: return false
         case .automaton:
             let closure = arena.words + Int(self.closure)
             return closure[Int(acceptWord)] & acceptBit != 0

@@ -62,9 +62,35 @@ struct ExpansionError: Error {
 /// The result of expanding `$PWD`/`$HOME` in a policy string.
 struct Expansion {
     var text: String
+    /// The offsets, or nil when `text` is the source unchanged (most patterns name no variable:
+    /// their offsets are made only when an error needs them).
+    private var offsets: [Int]?
+
+    init(text: String, sourceScalarOffsets: [Int]) {
+        self.text = text
+        offsets = sourceScalarOffsets
+    }
+
+    /// The source as it is.
+    init(unchanged source: String) {
+        text = source
+        offsets = nil
+    }
+
     /// For each UTF-8 byte of `text` (plus one past the end): the 0-based Unicode-scalar offset in
     /// the source it came from, so errors found later point at the source column.
-    var sourceScalarOffsets: [Int]
+    var sourceScalarOffsets: [Int] {
+        if let offsets { return offsets }
+        var identity: [Int] = []
+        identity.reserveCapacity(text.utf8.count + 1)
+        var scalarIndex = 0
+        for scalar in text.unicodeScalars {
+            for _ in 0..<UTF8.width(scalar) { identity.append(scalarIndex) }
+            scalarIndex += 1
+        }
+        identity.append(scalarIndex)
+        return identity
+    }
 }
 
 extension PolicyVariables {
@@ -73,31 +99,25 @@ extension PolicyVariables {
     /// metacharacters are escaped so a directory named `a*b` is matched literally.
     func expand(_ source: String, escapeGlob: Bool) throws(ExpansionError) -> Expansion {
         // Most patterns name no variable: the text as it is, each byte mapped to its scalar.
-        if !source.utf8.contains(UInt8(ascii: "$")) {
-            var offsets: [Int] = []
-            offsets.reserveCapacity(source.utf8.count + 1)
-            var scalarIndex = 0
-            for scalar in source.unicodeScalars {
-                for _ in 0..<UTF8.width(scalar) { offsets.append(scalarIndex) }
-                scalarIndex += 1
-            }
-            offsets.append(scalarIndex)
-            return Expansion(text: source, sourceScalarOffsets: offsets)
-        }
+        if !source.utf8.contains(UInt8(ascii: "$")) { return Expansion(unchanged: source) }
         var text = ""
         var offsets: [Int] = []
         let scalars = Array(source.unicodeScalars)
+        text.reserveCapacity(source.utf8.count + 64)
+        offsets.reserveCapacity(source.utf8.count + 65)
         var index = 0
 
         func append(_ string: String, from sourceOffset: Int) {
             text += string
-            offsets += [Int](repeating: sourceOffset, count: string.utf8.count)
+            for _ in 0..<string.utf8.count { offsets.append(sourceOffset) }
         }
 
         while index < scalars.count {
             let scalar = scalars[index]
             guard scalar == "$" else {
-                append(String(scalar), from: index)
+                // Scalar by scalar, without a String for each.
+                text.unicodeScalars.append(scalar)
+                for _ in 0..<UTF8.width(scalar) { offsets.append(index) }
                 index += 1
                 continue
             }

@@ -81,6 +81,10 @@ struct HookMappingTests {
         #expect(!ClaudeSettings.install(command: "/opt/ag/bin/agentgate hook claude-code", into: &settings))
         var groups = (settings["hooks"] as? [String: Any])?["PreToolUse"] as? [[String: Any]] ?? []
         #expect(groups.count == 2 && groups[1]["matcher"] as? String == "*")
+        // SessionEnd too (no matcher): it closes the session the hook records into.
+        let ends = (settings["hooks"] as? [String: Any])?["SessionEnd"] as? [[String: Any]] ?? []
+        #expect(ends.count == 1 && ends[0]["matcher"] == nil
+                && ((ends[0]["hooks"] as? [[String: Any]])?.first?["command"] as? String)?.hasSuffix(" hook claude-code") == true)
         // A moved binary is pointed at, not added twice.
         #expect(ClaudeSettings.install(command: "'/new place/agentgate' hook claude-code", into: &settings))
         groups = (settings["hooks"] as? [String: Any])?["PreToolUse"] as? [[String: Any]] ?? []
@@ -90,9 +94,25 @@ struct HookMappingTests {
         groups = (settings["hooks"] as? [String: Any])?["PreToolUse"] as? [[String: Any]] ?? []
         #expect(groups.count == 1 && groups[0]["matcher"] as? String == "Bash")
         #expect(settings["model"] as? String == "opus" && (settings["hooks"] as? [String: Any])?["Stop"] != nil)
+        #expect((settings["hooks"] as? [String: Any])?["SessionEnd"] == nil)
         var only: [String: Any] = [:]
         _ = ClaudeSettings.install(command: "/x/agentgate hook claude-code", into: &only)
         _ = ClaudeSettings.uninstall(from: &only)
         #expect(only.isEmpty)
+    }
+
+    /// Codex's hooks.json has Claude Code's shape; it gets a PreToolUse entry only (Codex has no
+    /// SessionEnd), and each agent's entries are its own.
+    @Test func codexInstallWritesPreToolUseOnly() throws {
+        var hooks: [String: Any] = ["hooks": ["Stop": [["hooks": [["type": "command", "command": "notify"]]]]]]
+        #expect(ClaudeSettings.install(command: "/x/agentgate hook codex", agent: .codex, into: &hooks))
+        #expect(!ClaudeSettings.install(command: "/x/agentgate hook codex", agent: .codex, into: &hooks))
+        let table = hooks["hooks"] as? [String: Any] ?? [:]
+        #expect(Set(table.keys) == ["Stop", "PreToolUse"], "\(table.keys)")
+        let group = (table["PreToolUse"] as? [[String: Any]])?.first
+        #expect(group?["matcher"] as? String == "*" && (group?["hooks"] as? [[String: Any]])?.first?["command"] as? String == "/x/agentgate hook codex")
+        #expect(!ClaudeSettings.uninstall(agent: .claudeCode, from: &hooks))
+        #expect(ClaudeSettings.uninstall(agent: .codex, from: &hooks))
+        #expect(Set((hooks["hooks"] as? [String: Any] ?? [:]).keys) == ["Stop"])
     }
 }

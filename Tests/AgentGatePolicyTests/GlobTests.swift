@@ -196,6 +196,51 @@ struct GlobTests {
     }
 }
 
+/// Text globs made only of literals and stars (`curl * | *sh`) are matched by finding each
+/// literal run leftmost in turn, not by an automaton: checked against a plain dynamic program.
+@Suite("Glob literal runs")
+struct GlobLiteralRunTests {
+    /// Whether `text` matches `pattern`, where `*` is any run and every other byte is itself.
+    static func reference(_ pattern: [UInt8], _ text: [UInt8]) -> Bool {
+        var row = [Bool](repeating: false, count: text.count + 1)
+        row[0] = true
+        for p in pattern {
+            var next = [Bool](repeating: false, count: text.count + 1)
+            if p == UInt8(ascii: "*") {
+                var any = false
+                for i in 0...text.count { any = any || row[i]; next[i] = any }
+            } else {
+                for i in 0..<text.count where row[i] && text[i] == p { next[i + 1] = true }
+            }
+            row = next
+        }
+        return row[text.count]
+    }
+
+    @Test func starsAndLiteralsAgreeWithTheReference() throws {
+        var seed: UInt64 = 0x5eed
+        func next(_ bound: Int) -> Int {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Int((seed >> 33) % UInt64(bound))
+        }
+        let alphabet = Array("ab|*".utf8)
+        for _ in 0..<4000 {
+            let pattern = (0..<next(9)).map { _ in alphabet[next(alphabet.count)] }
+            let glob = try Glob(String(decoding: pattern, as: UTF8.self), caseInsensitive: false, syntax: .text)
+            for _ in 0..<12 {
+                let text = (0..<next(12)).map { _ in Array("ab|".utf8)[next(3)] }
+                let expected = Self.reference(pattern, text)
+                #expect(glob.matches(String(decoding: text, as: UTF8.self)) == expected,
+                        "\(String(decoding: pattern, as: UTF8.self)) vs \(String(decoding: text, as: UTF8.self))")
+            }
+        }
+        let folded = try Glob("*CURL*|*SH*", caseInsensitive: true, syntax: .text)
+        #expect(folded.matches("x curl -s u | bash") && !folded.matches("curl u > sh"))
+        let pipe = try Glob("curl * | *sh", caseInsensitive: false, syntax: .text)
+        #expect(pipe.matches("curl -fsSL https://x | sh") && pipe.matches("curl a | b | zsh") && !pipe.matches("curl a|sh"))
+    }
+}
+
 @Suite("Lexical paths")
 struct PathLexicalTests {
     @Test("clean follows Go filepath.Clean", arguments: [

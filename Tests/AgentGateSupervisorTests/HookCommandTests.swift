@@ -92,6 +92,76 @@ import Testing
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 
+    /// Codex's event (codex-rs/hooks pre-tool-use input: turn_id, model; Bash, apply_patch with
+    /// the patch in `command`, mcp__server__tool) and what Codex acts on: a deny with a reason;
+    /// nothing for an allow (Codex marks `allow` without updatedInput a failed hook); an ask
+    /// denied, since Codex runs a call whose hook answered `ask`.
+    @Test func codexIsToldOnlyDenialsAndAnAskIsDenied() throws {
+        let h = try Harness()
+        let policy = try h.policy(Self.policyYAML)
+        func codex(_ tool: String, _ input: [String: Any]) -> (status: Int32, stdout: String, stderr: String) {
+            let object: [String: Any] = ["session_id": "019a7c1e-0000-7000-8000-000000000001", "turn_id": "t-1",
+                                         "transcript_path": NSNull(), "cwd": h.dir, "hook_event_name": "PreToolUse",
+                                         "model": "gpt-5-codex", "permission_mode": "default", "tool_name": tool,
+                                         "tool_input": input, "tool_use_id": "call_1"]
+            let file = h.path("codex-\(UInt32.random(in: 0...UInt32.max)).json")
+            _ = FileManager.default.createFile(atPath: file, contents: try! JSONSerialization.data(withJSONObject: object))
+            var env = ProcessInfo.processInfo.environment
+            env["AGENTGATE_DB"] = h.db
+            let result = h.run(["/bin/sh", "-c", "'\(Self.agentgate)' hook codex --policy '\(policy)' < '\(file)'"], environment: env)
+            return (result.status, result.stdout, result.stderr)
+        }
+        func decision(_ stdout: String) -> (String?, String?) {
+            let object = (try? JSONSerialization.jsonObject(with: Data(stdout.utf8))) as? [String: Any]
+            let output = object?["hookSpecificOutput"] as? [String: Any]
+            return (output?["permissionDecision"] as? String, output?["permissionDecisionReason"] as? String)
+        }
+        let allowed = codex("Bash", ["command": "git status"])
+        #expect(allowed.status == 0 && allowed.stdout.isEmpty, "\(allowed)")
+        let asked = codex("Bash", ["command": "git push origin main"])
+        #expect(asked.status == 0 && decision(asked.stdout).0 == "deny", "\(asked)")
+        #expect(decision(asked.stdout).1?.contains("cannot ask") == true, "\(asked)")
+        let patch = "*** Begin Patch\n*** Add File: /etc/agentgate-codex-test\n+x\n*** End Patch\n"
+        let denied = codex("apply_patch", ["command": patch])
+        #expect(decision(denied.stdout).0 == "deny" && decision(denied.stdout).1?.contains("/etc/agentgate-codex-test") == true,
+                "\(denied)")
+        #expect(codex("apply_patch", ["command": "*** Begin Patch\n*** Add File: notes.txt\n+x\n*** End Patch\n"]).stdout.isEmpty)
+        #expect(codex("mcp__github__get_issue", ["number": 1]).stdout.isEmpty)
+        #expect(decision(codex("mcp__slack__post", ["text": "x"]).stdout).0 == "deny")
+        let rows = h.query("SELECT session_id, decision FROM events ORDER BY id")
+        #expect(rows.count == 6 && rows.allSatisfy { $0[0] == "codex-019a7c1e-0000-7000-8000-000000000001" }, "\(rows)")
+        #expect(rows.map { $0[1] } == ["allow", "ask", "deny", "allow", "allow", "ask"], "\(rows)")
+    }
+
+    /// Claude Code's SessionEnd (installed by `hook install`) closes the session the hook
+    /// recorded into; the same session resumed afterwards goes on in a continuation (`-r2`),
+    /// which the next SessionEnd closes.
+    @Test func sessionEndClosesTheHookSessionAndAResumeContinuesIt() throws {
+        let h = try Harness()
+        let policy = try h.policy(Self.policyYAML)
+        let p = ["--policy", policy]
+        let end = #"{"session_id":"cc-9","transcript_path":"/tmp/t.jsonl","cwd":"/tmp","hook_event_name":"SessionEnd","reason":"exit"}"#
+        #expect(Self.hook(h, Self.event("Read", ["file_path": "/etc/hostname"], cwd: h.dir, session: "cc-9"), extra: p).decision == "allow")
+        var env = ProcessInfo.processInfo.environment
+        env["AGENTGATE_DB"] = h.db
+        try h.write("end.json", end)
+        let ended = h.run(["/bin/sh", "-c", "'\(Self.agentgate)' hook claude-code < '\(h.path("end.json"))'"], environment: env)
+        #expect(ended.status == 0 && ended.stdout.isEmpty, "\(ended)")
+        #expect(h.query("SELECT id, end_time IS NOT NULL FROM sessions ORDER BY start_time") == [["claude-code-cc-9", "1"]])
+        // Resumed: recorded, in a continuation of its own.
+        #expect(Self.hook(h, Self.event("Read", ["file_path": "/etc/hostname"], cwd: h.dir, session: "cc-9"), extra: p).decision == "allow")
+        #expect(h.query("SELECT session_id FROM events ORDER BY id") == [["claude-code-cc-9"], ["claude-code-cc-9-r2"]])
+        _ = h.run(["/bin/sh", "-c", "'\(Self.agentgate)' hook claude-code < '\(h.path("end.json"))'"], environment: env)
+        #expect(h.query("SELECT id, end_time IS NOT NULL FROM sessions ORDER BY start_time")
+                == [["claude-code-cc-9", "1"], ["claude-code-cc-9-r2", "1"]])
+        // An end with nothing recorded is no error.
+        try h.write("other.json", end.replacingOccurrences(of: "cc-9", with: "cc-10"))
+        let nothing = h.run(["/bin/sh", "-c", "'\(Self.agentgate)' hook claude-code < '\(h.path("other.json"))'"], environment: env)
+        #expect(nothing.status == 0 && nothing.stderr.isEmpty, "\(nothing)")
+        let verify = h.run([Self.agentgate, "audit", "verify", "--db", h.db])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
     /// $AGENTGATE_HOOK_SOCKET is taken only as a supervisor makes it (SESSION.hook in a control
     /// directory of the user's, mode 0700): pointed anywhere else, by a project's settings say,
     /// the hook blocks the call instead of taking the answer of whoever listens there.
@@ -154,7 +224,8 @@ import Testing
         try h.write("home/.claude/settings.json", original)
         for _ in 0..<2 { #expect(h.run([Self.agentgate, "hook", "install", "claude-code", "--user"], environment: env).status == 0) }
         let installed = try String(contentsOfFile: h.path("home/.claude/settings.json"), encoding: .utf8)
-        #expect(installed.components(separatedBy: "hook claude-code").count == 2, "\(installed)")
+        // One entry each for PreToolUse and SessionEnd, however often it is installed.
+        #expect(installed.components(separatedBy: "hook claude-code").count == 3, "\(installed)")
         let real = PolicyCommandTests.real(Self.agentgate)
         #expect(installed.contains(real + " hook claude-code") && installed.contains("./check.sh") && installed.contains("Bash(ls)"))
         #expect(h.run([Self.agentgate, "hook", "uninstall", "claude-code", "--user"], environment: env).status == 0)
