@@ -6,13 +6,14 @@ import Hummingbird
 struct APIError: Error, Sendable {
     enum Code: String, Sendable {
         case badRequest = "bad_request", unauthorized, notFound = "not_found", ambiguous, supervisor, database, policy
-        case tooManyStreams = "too_many_streams", internalError = "internal"
+        case tooManyStreams = "too_many_streams", methodNotAllowed = "method_not_allowed", internalError = "internal"
 
         var status: HTTPResponse.Status {
             switch self {
             case .badRequest: .badRequest
             case .unauthorized: .unauthorized
             case .notFound: .notFound
+            case .methodNotAllowed: .methodNotAllowed
             case .ambiguous: .conflict
             case .supervisor: .badGateway
             case .database, .tooManyStreams: .serviceUnavailable

@@ -147,7 +147,8 @@ public enum APIServer {
                     guard let id = context.parameters.get("id"), !id.isEmpty, id.utf8.count <= 128 else {
                         throw APIError(.badRequest, "missing the ask's id")
                     }
-                    let answer = try await decodeBody(AskAnswerBody.self, request, context, optional: true) ?? AskAnswerBody()
+                    let answer = try await decodeBody(AskAnswerBody.self, request, context, optional: true,
+                                                          keys: ["session", "always", "breadth"]) ?? AskAnswerBody()
                     if let breadth = answer.breadth, !["usual", "exact", "directory"].contains(breadth) {
                         throw APIError(.badRequest, "breadth must be usual, exact or directory")
                     }
@@ -174,7 +175,8 @@ public enum APIServer {
         }
         router.post("/api/v1/check") { request, context in
             try await answering {
-                guard let body = try await decodeBody(CheckRequestBody.self, request, context, optional: false) else {
+                guard let body = try await decodeBody(CheckRequestBody.self, request, context, optional: false,
+                                                         keys: ["action", "target", "argv", "cwd", "agent", "session"]) else {
                     throw APIError(.badRequest, "missing the JSON body: {\"action\": \"exec\", \"argv\": [\"git\", \"status\"]}")
                 }
                 let outcome = try await offloaded { JSONBox(try check(body, settings: settings)) }
@@ -201,7 +203,8 @@ public enum APIServer {
     }
 
     /// The request's JSON body (at most 1 MiB); nil when empty and `optional`.
-    static func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, _ context: APIRequestContext, optional: Bool) async throws -> T? {
+    static func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, _ context: APIRequestContext, optional: Bool,
+                                         keys: Set<String>) async throws -> T? {
         var request = request
         let buffer: ByteBuffer
         do {
@@ -210,6 +213,11 @@ public enum APIServer {
             throw APIError(.badRequest, "the body is larger than 1 MiB")
         }
         if buffer.readableBytes == 0 && optional { return nil }
+        // Decodable takes null for an absent optional; the API's fields are never null.
+        if let object = try? JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any],
+           let key = object.first(where: { keys.contains($0.key) && $0.value is NSNull })?.key {
+            throw APIError(.badRequest, "\"\(key)\" is null: leave it out instead")
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(buffer.readableBytesView))
         } catch {
@@ -229,12 +237,20 @@ public enum APIServer {
 
     /// `POST /api/v1/check`: `agentgate check`'s evaluation of one action.
     static func check(_ body: CheckRequestBody, settings: ServerSettings) throws(APIError) -> [String: Any] {
-        var arguments = body.argv ?? []
+        // exec: argv, else the command line in target; every other action: target.
+        var arguments = body.action == "exec" ? body.argv ?? [] : []
         if arguments.isEmpty, let target = body.target { arguments = [target] }
         guard (body.argv ?? []).count <= 4096, arguments.allSatisfy({ $0.utf8.count <= 65536 && !$0.utf8.contains(0) }) else {
             throw APIError(.badRequest, "argv is too long, or has a NUL byte")
         }
-        if let cwd = body.cwd, !cwd.hasPrefix("/") || cwd.utf8.contains(0) { throw APIError(.badRequest, "cwd must be an absolute path") }
+        if let cwd = body.cwd, !cwd.hasPrefix("/") || cwd.utf8.contains(0) || cwd.utf8.count > 4096 {
+            throw APIError(.badRequest, "cwd must be an absolute path (at most 4096 bytes)")
+        }
+        if (body.target?.utf8.count ?? 0) > 4096 || body.target?.utf8.contains(0) == true || (body.agent?.utf8.count ?? 0) > 256
+            || (body.session?.utf8.count ?? 0) > 128 || body.argv?.isEmpty == true
+            || body.argv?.contains(where: { $0.utf8.contains(0) || $0.utf8.count > 65536 }) == true {
+            throw APIError(.badRequest, "target (4096 bytes, no NUL), agent (256), session (128) or argv (at least one word) is out of bounds")
+        }
         do throws(PolicyCheck.InputError) {
             _ = try PolicyCheck.actionKind(body.action, arguments: arguments)
         } catch {
@@ -286,6 +302,36 @@ struct TokenCheck: RouterMiddleware {
     let everyRequest: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await authorized(request, context: context, next: next)
+        } catch let error as HTTPError where error.status == .notFound && Self.isRoute(request.uri.path) {
+            // A path the API has, with a method it doesn't take.
+            var response = APIError(.methodNotAllowed, "\(request.method) is not allowed on \(request.uri.path)").response
+            response.headers[.allow] = Self.methods(request.uri.path)
+            return response
+        }
+    }
+
+    /// The API's paths, `*` standing for one segment.
+    static let routes: [(pattern: [String], methods: String)] = [
+        ([""], "GET, HEAD"), (["metrics"], "GET, HEAD"), (["api", "v1", "health"], "GET, HEAD"), (["api", "v1", "openapi.json"], "GET, HEAD"),
+        (["api", "v1", "sessions"], "GET, HEAD"), (["api", "v1", "sessions", "*"], "GET, HEAD"),
+        (["api", "v1", "sessions", "*", "events"], "GET, HEAD"), (["api", "v1", "events", "stream"], "GET, HEAD"),
+        (["api", "v1", "approvals"], "GET, HEAD"), (["api", "v1", "approvals", "*", "approve"], "POST"),
+        (["api", "v1", "approvals", "*", "deny"], "POST"), (["api", "v1", "check"], "POST"),
+    ] + ["kill", "pause", "resume", "reload"].map { (["api", "v1", "sessions", "*", $0], "POST") }
+
+    static func matching(_ path: String) -> [String] {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        return routes.filter { route in
+            route.pattern.count == segments.count && zip(route.pattern, segments).allSatisfy { $0 == "*" ? !$1.isEmpty : $0 == $1 }
+        }.map(\.methods)
+    }
+
+    static func isRoute(_ path: String) -> Bool { !matching(path).isEmpty }
+    static func methods(_ path: String) -> String { Set(matching(path).flatMap { $0.components(separatedBy: ", ") }).sorted().joined(separator: ", ") }
+
+    private func authorized(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let reading = request.method == .get || request.method == .head || (request.method == .post && request.uri.path == "/api/v1/check")
         if everyRequest || !reading {
             guard token.authorizes(request.headers[.authorization]) else {
