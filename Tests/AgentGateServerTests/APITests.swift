@@ -175,4 +175,30 @@ import Testing
         #expect(events.last?.id == 5 && events.last?.data.contains("example.org:443") == true)
         #expect(stream.headers.contains("text/event-stream"))
     }
+
+    @Test func aClientThatStopsReadingTheStreamIsDisconnected() throws {
+        let s = try ServerHarness()
+        try s.seed()
+        // ~20 MB of events: far more than the socket buffers hold.
+        let store = try AuditStore(path: s.db)
+        let padding = String(repeating: "x", count: 900)
+        for batch in 0..<20 {
+            try store.insert(events: (0..<1000).map { index in
+                DecisionEvent(timeMicros: 1_700_000_200_000_000 + Int64(batch * 1000 + index), pid: 7, ppid: 1, executable: "/usr/bin/cat",
+                              syscall: "openat", action: .fsRead, target: "/tmp/\(padding)/\(batch)-\(index)", decision: .allow,
+                              reason: "bulk", latencyMicros: 3)
+            }, sessionID: "7b3d2e10-second")
+        }
+        store.close()
+        try s.start()
+        let stream = try EventStreamClient(port: s.port, path: "/api/v1/events/stream?after=0", receiveBuffer: 4096)
+        defer { stream.close() }
+        sleep(14) // not reading: the server's write stalls, and after 10 s it gives up on this client
+        let received = stream.drain(timeout: 30)
+        #expect(received.closed, "the server kept the connection of a client that stopped reading")
+        #expect(received.bytes < 20_000 * 900, "\(received.bytes) bytes: everything was buffered for a client that didn't read")
+        // The server itself goes on.
+        #expect(try s.json("GET", "/api/v1/health").status == 200)
+    }
 }
+

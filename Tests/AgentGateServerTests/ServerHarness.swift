@@ -139,9 +139,10 @@ struct HTTPReply {
     var body: [UInt8]
     var text: String { String(decoding: body, as: UTF8.self) }
 
-    static func connect(port: Int) throws -> Int32 {
+    static func connect(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw HarnessFailure("socket: \(errno)") }
+        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = in_port_t(UInt16(port).bigEndian)
@@ -221,8 +222,8 @@ final class EventStreamClient {
     var raw: String { String(decoding: buffer, as: UTF8.self) }
     private(set) var headers = ""
 
-    init(port: Int, path: String, headers: [String] = []) throws {
-        fd = try HTTPReply.connect(port: port)
+    init(port: Int, path: String, headers: [String] = [], receiveBuffer: Int32? = nil) throws {
+        fd = try HTTPReply.connect(port: port, receiveBuffer: receiveBuffer)
         var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let request = HTTPReply.request("GET", path, token: nil, body: nil, headers: headers + ["Accept: text/event-stream"])
@@ -230,6 +231,19 @@ final class EventStreamClient {
     }
 
     func close() { Glibc.close(fd) }
+
+    /// Reads until the server closes the connection (or `timeout` seconds pass).
+    func drain(timeout: Double) -> (bytes: Int, closed: Bool) {
+        let deadline = Date().addingTimeInterval(timeout)
+        var total = 0
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while Date() < deadline {
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n > 0 { total += n; continue }
+            if n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) { return (total, true) }
+        }
+        return (total, false)
+    }
 
     /// The events received so far, once there are `count` (or after `timeout` seconds).
     func waitForEvents(count: Int, timeout: Double = 20) -> [Event] {
