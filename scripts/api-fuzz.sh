@@ -42,6 +42,7 @@ token=$("$bin/agentgate" token)
 start=$(date +%s)
 # The event stream never ends by design: it is left out (APITests cover it).
 status=0
+cd "$scratch" # schemathesis keeps its state in .schemathesis/ of the working directory
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/v1/openapi.json" \
   --url "http://127.0.0.1:$port" --checks all --max-examples "$examples" \
   --exclude-path /api/v1/events/stream -H "Authorization: Bearer $token" \
