@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev libsystemd-dev python3 gcc make
 
-.PHONY: deps deb-deps build release deb deb-test demo test fuzz fuzz-ci soak fidelity agents bench clean
+.PHONY: deps deb-deps build release deb deb-test demo test fuzz fuzz-ci api-fuzz soak fidelity agents bench clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -53,6 +53,11 @@ fuzz: deps
 # rebuilt, instrumented; the next `swift build` rebuilds them plain).
 fuzz-ci: deps
 	FUZZ_BUILD_PATH=.build FUZZ_SECONDS=4 FUZZ_FRESH=1 FUZZ_OPTIMIZE=0 SWIFT=$(SWIFT) scripts/fuzz.sh || [ $$? = 77 ]
+
+# Schemathesis against agentgate serve's OpenAPI document (PyPI; exit 77 when it can't be installed).
+# Not part of `make test`: 30 s to 2 min here, depending on load.
+api-fuzz: build
+	scripts/api-fuzz.sh .build/debug || [ $$? = 77 ]
 
 # Race, load and fault soaks of the supervisor (SOAK_SECONDS per race, SOAK_MINUTES of load).
 soak: build
