@@ -37,11 +37,8 @@ deb: deb-deps
 demo: build
 	scripts/demo.sh .build/debug
 
-test: build
-	$(SWIFT) test -j $(JOBS)
-	scripts/test-unprivileged.sh .build/debug
-	$(MAKE) deb-test
-	$(MAKE) fuzz-ci
+test: deb-deps
+	JOBS=$(JOBS) SWIFT=$(SWIFT) scripts/test.sh
 
 # Every fuzz target (libFuzzer + AddressSanitizer) for FUZZ_SECONDS each; figures in README.
 FUZZ_SECONDS ?= 60

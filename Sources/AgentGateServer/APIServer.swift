@@ -333,7 +333,10 @@ struct TokenCheck: RouterMiddleware {
 
     private func authorized(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let reading = request.method == .get || request.method == .head || (request.method == .post && request.uri.path == "/api/v1/check")
-        if everyRequest || !reading {
+        // The dashboard page holds no data (its every request carries the token), and a browser
+        // can't send a bearer header when it opens a page: off loopback it would not load at all.
+        let page = reading && request.method != .post && request.uri.path == "/"
+        if (everyRequest && !page) || !reading {
             guard token.authorizes(request.headers[.authorization]) else {
                 return APIError(.unauthorized, request.headers[.authorization] == nil
                     ? "this request needs Authorization: Bearer TOKEN (`agentgate token` prints it)"
