@@ -5,13 +5,17 @@ Serves Sources/AgentGateServer/Resources/dashboard.html at / and the shapes of d
 (health, sessions, session detail, session events, the SSE stream, approvals) read from an
 audit database, with canned approvals. Loopback only; not a test of the real server.
 
-    scripts/dashboard-mock.py --db FILE [--port 9199] [--approval]
+    scripts/dashboard-mock.py --db FILE [--port 9199] [--approval | --agentgate BIN]
+
+With --agentgate, approvals are real: listed with `BIN approvals --json` and answered with
+`BIN approve|deny ID --session S` (token: mock-token).
 """
 import argparse
 import datetime
 import json
 import pathlib
 import sqlite3
+import subprocess
 import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +43,7 @@ def event_object(row):
 class Handler(BaseHTTPRequestHandler):
     db = None
     approvals = []
+    agentgate = None
 
     def log_message(self, *args):
         pass
@@ -73,6 +78,16 @@ class Handler(BaseHTTPRequestHandler):
         if len(parts) == 5 and parts[:3] == ["api", "v1", "approvals"]:
             if self.headers.get("Authorization", "") != "Bearer mock-token":
                 return self.send_json({"error": "missing or wrong bearer token", "code": "unauthorized"}, 401)
+            if self.agentgate:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                args = [self.agentgate, "approve" if parts[4] == "approve" else "deny", parts[3]]
+                if body.get("session"):
+                    args += ["--session", body["session"]]
+                r = subprocess.run(args, capture_output=True, text=True)
+                if r.returncode:
+                    return self.send_json({"error": r.stderr.strip(), "code": "supervisor"}, 502)
+                return self.send_json({"ok": True, "session": body.get("session", ""), "message": r.stdout.strip()})
             Handler.approvals = [a for a in Handler.approvals if a["id"] != parts[3]]
             return self.send_json({"ok": True, "session": "mock", "message": f"{parts[4]}d (mock)"})
         self.send_json({"error": "no such endpoint", "code": "not_found"}, 404)
@@ -92,6 +107,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_json({"status": "ok", "version": "mock", "database": self.db, "database_present": True,
                                    "sessions_running": 0, "token_required_for_reads": False})
         if url.path == "/api/v1/approvals":
+            if self.agentgate:
+                r = subprocess.run([self.agentgate, "approvals", "--json"], capture_output=True, text=True)
+                return self.send_json({"approvals": [json.loads(l) for l in r.stdout.splitlines() if l.strip()]})
             return self.send_json({"approvals": Handler.approvals})
         if url.path == "/api/v1/sessions":
             with self.connect() as c:
@@ -156,8 +174,10 @@ def main():
     parser.add_argument("--db", required=True)
     parser.add_argument("--port", type=int, default=9199)
     parser.add_argument("--approval", action="store_true", help="list one canned pending ask (token: mock-token)")
+    parser.add_argument("--agentgate", help="real approvals through this agentgate binary")
     args = parser.parse_args()
     Handler.db = args.db
+    Handler.agentgate = args.agentgate
     if args.approval:
         Handler.approvals = [{"id": "m0ck1", "session": "mock-session", "age_seconds": 4, "seconds_left": 116,
                               "action": "fs_write", "target": "/tmp/<img src=x onerror=alert(1)>", "intent": "agent wants to write <b>x</b>",

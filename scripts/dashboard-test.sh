@@ -33,7 +33,7 @@ note() { echo "dashboard-test: $*" >&2; }
 started=$(date +%s)
 
 [ -x "$bin/agentgate" ] && [ -x "$bin/agentgate-supervise" ] || fail "no agentgate binaries in $bin"
-"$bin/agentgate" serve --help >/dev/null 2>&1 || skip "this build of agentgate has no serve command"
+"$bin/agentgate" serve --help 2>&1 | grep -q -- --listen || skip "this build of agentgate has no serve command"
 command -v python3 >/dev/null || skip "python3 is not installed"
 
 chromium=$(command -v chromium || true)
@@ -120,6 +120,7 @@ note "1. empty database, server at $base"
 cat >"$work/steps-empty.json" <<EOF
 [
   {"wait": "document.body.dataset.ready === '1'", "what": "the page loaded its data"},
+  {"eval": "document.getElementById('status').classList.contains('error')", "expect": false, "what": "no error in the status line"},
   $(card_steps "$(expected_cards)"),
   {"eval": "document.getElementById('approvals').textContent.includes('No action is waiting')", "expect": true, "what": "no pending approvals"},
   {"eval": "document.getElementById('events').textContent.includes('No events yet')", "expect": true, "what": "the events table says it is empty"},
@@ -187,6 +188,7 @@ token=$("$bin/agentgate" token 2>/dev/null) || fail "agentgate token printed not
 cat >"$work/steps.json" <<EOF
 [
   {"wait": "document.body.dataset.ready === '1'", "what": "the page loaded its data"},
+  {"eval": "document.getElementById('status').classList.contains('error')", "expect": false, "what": "no error in the status line"},
   $(card_steps "$expected"),
   {"wait": "document.querySelector('#approvals .ask-item[data-ask=\"$ask_id\"]')", "what": "ask $ask_id is listed"},
   {"eval": "document.querySelector('#approvals .ask-item[data-ask=\"$ask_id\"]').textContent.includes('$project/approved.txt')", "expect": true, "what": "the ask shows its target"},
