@@ -104,13 +104,15 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return self.wfile.write(body)
         if url.path == "/api/v1/health":
-            return self.send_json({"status": "ok", "version": "mock", "database": self.db, "database_present": True,
+            return self.send_json({"status": "ok", "version": "mock", "database": self.db, "database_present": pathlib.Path(self.db).exists(),
                                    "sessions_running": 0, "token_required_for_reads": False})
         if url.path == "/api/v1/approvals":
             if self.agentgate:
                 r = subprocess.run([self.agentgate, "approvals", "--json"], capture_output=True, text=True)
                 return self.send_json({"approvals": [json.loads(l) for l in r.stdout.splitlines() if l.strip()]})
             return self.send_json({"approvals": Handler.approvals})
+        if url.path == "/api/v1/sessions" and not pathlib.Path(self.db).exists():
+            return self.send_json({"sessions": []})
         if url.path == "/api/v1/sessions":
             with self.connect() as c:
                 rows = c.execute("SELECT * FROM sessions ORDER BY start_time DESC").fetchall()
