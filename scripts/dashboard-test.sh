@@ -94,8 +94,18 @@ browse() { # STEPS_JSON (a file)
 # The card values the page must show, as it formats them, from the database itself.
 expected_cards() {
     python3 - "$AGENTGATE_DB" <<'EOF'
-import json, os, sqlite3, sys
+import json, math, os, sqlite3, sys, time
+from decimal import Decimal, ROUND_HALF_UP
+def micros(us):  # as the page's fmtMicros writes it (JavaScript's toFixed rounds half up)
+    if us is None: return "–"
+    fixed = lambda x, places: str(Decimal(x).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
+    if us < 1000: return f"{round(us)} µs"
+    if us < 1e6: return fixed(us / 1000, 2 if us < 1e4 else 1) + " ms"
+    return fixed(us / 1e6, 2) + " s"
+def quantile(values, q):  # nearest rank, as the page computes it
+    return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))] if values else None
 counts = {"agents": 0, "sessions": 0, "events": 0, "allow": 0, "deny": 0, "ask": 0}
+latencies = []
 if os.path.exists(sys.argv[1]):
     db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
     counts["agents"] = db.execute("SELECT count(DISTINCT agent) FROM sessions").fetchone()[0]
@@ -104,7 +114,11 @@ if os.path.exists(sys.argv[1]):
     for decision, n in db.execute("SELECT decision, count(*) FROM events GROUP BY decision"):
         key = "allow" if decision == "log" else decision   # the Allow card counts log (allowed, flagged)
         counts[key] += n
-print(json.dumps({k: f"{v:,}" for k, v in counts.items()}))
+    since = int(time.time() * 1e6) - 60 * 60 * 10**6
+    latencies = sorted(r[0] for r in db.execute("SELECT latency_us FROM events WHERE time >= ?", (since,)))
+cards = {k: f"{v:,}" for k, v in counts.items()}
+cards["p50"], cards["p99"] = micros(quantile(latencies, 0.5)), micros(quantile(latencies, 0.99))
+print(json.dumps(cards, ensure_ascii=False))
 EOF
 }
 card_steps() { # EXPECTED_JSON: one eval step per card
