@@ -54,10 +54,10 @@ fi
 note "browser: $("$chromium" --version 2>/dev/null || echo "$chromium")"
 
 work=$(mktemp -d /tmp/agentgate-dashboard-test.XXXXXX)
-serve_pid=""; live_pid=""
+serve_pid=""; live_pid=""; deny_pid=""
 cleanup() {
     # Only what this script started, by pid.
-    for pid in $live_pid $serve_pid; do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in $live_pid $deny_pid $serve_pid; do kill -KILL "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$work"
 }
@@ -169,20 +169,27 @@ cd "$project"
 seeded=$(expected_cards)
 note "2. seeded: $seeded"
 
-# ---- 3. a live process paused on an ask ----
+# ---- 3. two live processes paused on asks: one is approved, one denied, through the page ----
+pending_ask() { # SESSION PID LOG: the id of the session's pending ask, once it is listed
+    local id=""
+    for _ in $(seq 1 100); do
+        id=$("$bin/agentgate" approvals --session "$1" --json 2>/dev/null | python3 -c 'import json, sys
+lines = [json.loads(l) for l in sys.stdin if l.strip()]
+print(lines[0]["id"] if lines else "")' || true)
+        [ -n "$id" ] && { echo "$id"; return 0; }
+        kill -0 "$2" 2>/dev/null || fail "session $1 ended without asking: $(cat "$3")"
+        sleep 0.1
+    done
+    fail "session $1's ask never showed in agentgate approvals"
+}
 "$bin/agentgate-supervise" --policy policy.yaml --agent live-agent --session live-ask -- \
     sh -c 'echo yes > approved.txt && echo continued > continued.txt' </dev/null >"$work/live.log" 2>&1 &
 live_pid=$!
-ask_id=""
-for _ in $(seq 1 100); do
-    ask_id=$("$bin/agentgate" approvals --session live-ask --json 2>/dev/null | python3 -c 'import json, sys
-lines = [json.loads(l) for l in sys.stdin if l.strip()]
-print(lines[0]["id"] if lines else "")' || true)
-    [ -n "$ask_id" ] && break
-    kill -0 "$live_pid" 2>/dev/null || fail "the live session ended without asking: $(cat "$work/live.log")"
-    sleep 0.1
-done
-[ -n "$ask_id" ] || fail "the live session's ask never showed in agentgate approvals"
+"$bin/agentgate-supervise" --policy policy.yaml --agent live-agent --session live-deny -- \
+    sh -c 'echo no > approved-not.txt; echo "write status $?" > after-deny.txt' </dev/null >"$work/live-deny.log" 2>&1 &
+deny_pid=$!
+ask_id=$(pending_ask live-ask "$live_pid" "$work/live.log")
+deny_id=$(pending_ask live-deny "$deny_pid" "$work/live-deny.log")
 # The events before the ask reach the database in the writer's next batch: wait until the
 # count holds still, then take the numbers the cards must show.
 previous=""
@@ -193,7 +200,7 @@ for _ in $(seq 1 50); do
     sleep 0.3
 done
 expected=$(expected_cards)
-note "3. ask $ask_id is pending; the cards must show $expected"
+note "3. asks $ask_id (to approve) and $deny_id (to deny) are pending; the cards must show $expected"
 
 start_server "$work/serve.log"
 token=$("$bin/agentgate" token 2>/dev/null) || fail "agentgate token printed nothing"
@@ -223,7 +230,10 @@ cat >"$work/steps.json" <<EOF
   {"click": "#approvals .ask-item[data-ask=\"$ask_id\"] button.approve", "what": "Approve"},
   {"file_wait": "$project/continued.txt", "timeout": 20, "what": "the supervised process went on (continued.txt)"},
   {"wait": "!document.querySelector('#approvals .ask-item[data-ask=\"$ask_id\"]')", "timeout": 15, "what": "the ask left the list"},
-  {"wait": "[...document.querySelectorAll('#events td.target')].some(td => td.textContent.includes('continued.txt'))", "timeout": 15, "what": "the live table shows the process's next write"}
+  {"wait": "[...document.querySelectorAll('#events td.target')].some(td => td.textContent.includes('continued.txt'))", "timeout": 15, "what": "the live table shows the process's next write"},
+  {"click": "#approvals .ask-item[data-ask=\"$deny_id\"] button.deny", "what": "Deny"},
+  {"file_wait": "$project/after-deny.txt", "timeout": 20, "what": "the denied process went on past its refused write"},
+  {"wait": "!document.querySelector('#approvals .ask-item[data-ask=\"$deny_id\"]')", "timeout": 15, "what": "the denied ask left the list"}
 ]
 EOF
 browse "$work/steps.json"
@@ -241,6 +251,19 @@ EOF
 )
 [ "$answered" = "allow socket" ] || fail "the audit records the approved write as '$answered', not 'allow socket'"
 note "4. approved through the page: the process continued and exited 0, recorded as $answered"
+wait "$deny_pid" || true
+deny_pid=""
+[ -e "$project/approved-not.txt" ] && fail "the denied write happened"
+[ "$(cat "$project/after-deny.txt")" != "write status 0" ] || fail "the denied write reported success"
+denied=$(python3 - "$AGENTGATE_DB" "$project/approved-not.txt" <<'EOF'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+row = db.execute("SELECT decision, answered_via FROM events WHERE session_id='live-deny' AND target=?", (sys.argv[2],)).fetchone()
+print(" ".join(map(str, row)) if row else "none")
+EOF
+)
+[ "$denied" = "deny socket" ] || fail "the audit records the denied write as '$denied', not 'deny socket'"
+note "5. denied through the page: the write failed ($(cat "$project/after-deny.txt")), recorded as $denied"
 stop_server
 
 mkdir -p "$(dirname "$screenshot")"
