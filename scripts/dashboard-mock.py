@@ -142,7 +142,11 @@ class Handler(BaseHTTPRequestHandler):
             after = int(q.get("after", 0))
             sql, args = "SELECT * FROM events WHERE session_id=? AND id>?", [parts[3], after]
             if "since" in q:
-                since = datetime.datetime.fromisoformat(q["since"].replace("Z", "+00:00")).timestamp() * 1e6
+                units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+                if q["since"][:-1].isdigit() and q["since"][-1] in units:
+                    since = (time.time() - int(q["since"][:-1]) * units[q["since"][-1]]) * 1e6
+                else:
+                    since = datetime.datetime.fromisoformat(q["since"].replace("Z", "+00:00")).timestamp() * 1e6
                 sql += " AND time>=?"
                 args.append(int(since))
             with self.connect() as c:
