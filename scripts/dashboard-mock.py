@@ -188,7 +188,9 @@ def main():
         Handler.approvals = [{"id": "m0ck1", "session": "mock-session", "age_seconds": 4, "seconds_left": 116,
                               "action": "fs_write", "target": "/tmp/<img src=x onerror=alert(1)>", "intent": "agent wants to write <b>x</b>",
                               "pid": 4242, "executable": "/usr/bin/dash", "agent": "mock", "rule": "ask-approval (ask)"}]
-    ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(f"agentgate serve: listening on http://127.0.0.1:{server.server_address[1]} (mock, database {args.db})", flush=True)
+    server.serve_forever()
 
 
 if __name__ == "__main__":

@@ -71,21 +71,17 @@ mkdir -m 0700 "$XDG_RUNTIME_DIR"
 project=$work/project
 mkdir "$project"
 
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-start_server() { # LOG
-    local port
-    port=$(free_port)
-    "$bin/agentgate" serve --listen "127.0.0.1:$port" --db "$AGENTGATE_DB" >"$1" 2>&1 &
+start_server() { # LOG: on a free loopback port (--listen 127.0.0.1:0; the port is in its first line)
+    "$bin/agentgate" serve --listen 127.0.0.1:0 --db "$AGENTGATE_DB" >"$1" 2>&1 &
     serve_pid=$!
+    local port=""
     for _ in $(seq 1 100); do
-        python3 - "$port" <<'EOF' 2>/dev/null && { base="http://127.0.0.1:$port"; return 0; }
-import sys, urllib.request
-urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/api/v1/health", timeout=1).read()
-EOF
+        port=$(sed -n 's|^agentgate serve: listening on http://127\.0\.0\.1:\([0-9]*\).*|\1|p' "$1" | head -n 1)
+        [ -n "$port" ] && { base="http://127.0.0.1:$port"; return 0; }
         kill -0 "$serve_pid" 2>/dev/null || fail "agentgate serve exited at start"
         sleep 0.1
     done
-    fail "agentgate serve did not answer on 127.0.0.1:$port within 10 s"
+    fail "agentgate serve did not say it was listening within 10 s"
 }
 stop_server() { kill -KILL "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; serve_pid=""; }
 browse() { # STEPS_JSON (a file)
