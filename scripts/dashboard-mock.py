@@ -154,16 +154,21 @@ class Handler(BaseHTTPRequestHandler):
             events = [event_object(r) for r in rows[:limit]]
             return self.send_json({"events": events, "next_cursor": events[-1]["id"] if len(rows) > limit else None})
         if url.path == "/api/v1/events/stream":
-            with self.connect() as c:
-                last = int(q.get("after", self.headers.get("Last-Event-ID") or c.execute("SELECT coalesce(max(id),0) FROM events").fetchone()[0]))
+            last = 0
+            if pathlib.Path(self.db).exists():
+                with self.connect() as c:
+                    last = c.execute("SELECT coalesce(max(id),0) FROM events").fetchone()[0]
+            last = int(q.get("after", self.headers.get("Last-Event-ID") or last))
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
             try:
                 while True:
-                    with self.connect() as c:
-                        rows = c.execute("SELECT * FROM events WHERE id>? ORDER BY id LIMIT 500", (last,)).fetchall()
+                    rows = []
+                    if pathlib.Path(self.db).exists():
+                        with self.connect() as c:
+                            rows = c.execute("SELECT * FROM events WHERE id>? ORDER BY id LIMIT 500", (last,)).fetchall()
                     for r in rows:
                         last = r["id"]
                         self.wfile.write(f"id: {last}\nevent: decision\ndata: {json.dumps(event_object(r))}\n\n".encode())
