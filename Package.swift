@@ -26,6 +26,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
+        // agentgate serve only: keep them out of every other module (build time).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0", traits: []),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
     ],
     targets: [
         // Syscall-level work: spawn under the filter, notification ioctls, target memory, emulation.
@@ -76,8 +80,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // `agentgate serve`: the HTTP API, dashboard and metrics over the audit database and the
+        // running supervisors' control sockets. Never on the decision path.
+        .target(
+            name: "AgentGateServer",
+            dependencies: [
+                "AgentGateCLI", "AgentGateReports", "AgentGateStore", "AgentGatePolicy", "AgentGateSupervisor",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            resources: [.embedInCode("Resources/dashboard.html"), .embedInCode("Resources/openapi.json")]
+        ),
         .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI"]),
-        .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI"]),
+        .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI", "AgentGateServer"]),
         // `swift run -c release agentgate-policy-bench`: policy decisions per second.
         .executableTarget(name: "agentgate-policy-bench", dependencies: ["AgentGatePolicy"], path: "Benchmarks/PolicyBench"),
         // `swift run -c release agentgate-store-bench`: events/s through AuditWriter (README).
@@ -97,6 +114,10 @@ let package = Package(
                 "AgentGateCLI", "AgentGateReports", "AgentGateStore", "AgentGateSupervisor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .testTarget(
+            name: "AgentGateServerTests",
+            dependencies: ["AgentGateServer", "AgentGateStore", "AgentGateSupervisor", "AgentGateCLI"]
         ),
         .testTarget(
             name: "AgentGateSupervisorTests",

@@ -103,9 +103,11 @@ extension PolicyVariables {
     /// (decisions are made on paths as the kernel resolved them, so a symlinked home would
     /// otherwise match no rule), `$AGENT`, the environment for `${env:NAME}`, and `scope:`
     /// directories resolved the same way when the policy loads.
-    static func current(agent: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> PolicyVariables {
+    /// `workingDirectory`: `$PWD` (default: this process's).
+    static func current(agent: String?, workingDirectory: String? = nil,
+                        environment: [String: String] = ProcessInfo.processInfo.environment) -> PolicyVariables {
         let temporary = environment["TMPDIR"].flatMap { $0.hasPrefix("/") ? $0 : nil } ?? "/tmp"
-        return PolicyVariables(workingDirectory: FilePaths.resolved(AgentGatePaths.currentDirectory()),
+        return PolicyVariables(workingDirectory: FilePaths.resolved(workingDirectory ?? AgentGatePaths.currentDirectory()),
                                home: FilePaths.resolved(AgentGatePaths.home(environment)),
                                temporaryDirectory: FilePaths.resolved(temporary),
                                agent: agent, environment: environment,

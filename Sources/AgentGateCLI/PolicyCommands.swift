@@ -51,12 +51,7 @@ struct ContextOptions: ParsableArguments {
     @Option(help: "Agent name ($AGENT and when: {agent: …}).") var agent: String?
 
     /// This process's own context, as `check` builds it with no options.
-    static func currentProcess(agent: String) -> ProcessContext {
-        let status = ProcStatus(tid: getpid())
-        return ProcessContext(
-            uid: geteuid(), gid: getegid(), effectiveCapabilities: status.capEff, permittedCapabilities: status.capPrm,
-            cgroup: SessionContextCollector.cgroup(), executable: "", commands: [], ancestors: [], agent: agent)
-    }
+    static func currentProcess(agent: String) -> ProcessContext { PolicyCheck.currentProcess(agent: agent) }
 
     func context() throws -> ProcessContext {
         let status = ProcStatus(tid: getpid())
@@ -110,143 +105,40 @@ struct CheckCommand: ParsableCommand {
     var arguments: [String] = []
 
     func run() throws {
-        guard let kind = ActionKind(name: action) else {
-            printError("unknown action \(action); expected exec, fs_read, fs_write, net_egress or mcp", tool: "agentgate")
-            throw ExitCode(CheckExitCode.error)
-        }
-        guard !arguments.isEmpty else {
-            printError(kind == .exec ? "missing the command to decide (after --, when it has options of its own)"
-                       : "missing the \(kind.name) target to decide", tool: "agentgate")
+        let outcome: PolicyCheck.Outcome
+        do throws(PolicyCheck.InputError) {
+            _ = try PolicyCheck.actionKind(action, arguments: arguments) // wrong arguments before a wrong policy
+        } catch {
+            printError(error.description, tool: "agentgate")
             throw ExitCode(CheckExitCode.error)
         }
         let loaded = try policyOption.load(agent: contextOptions.agent)
-        let policy = loaded.policy
         let context = try contextOptions.context()
-
-        var target: String
-        var argv = arguments
-        var notes: [String] = []
-        var exec: ExecDetails?
-        var verdict: Verdict
-        /// Decides each name an action has, the stricter verdict winning (as the supervisor does
-        /// for a program named through a symlink).
-        func decideStrictest(_ targets: [String]) -> Verdict {
-            var strictest = policy.decide(kind, target: targets[0], exec: exec, context: context)
-            for other in targets.dropFirst() {
-                let candidate = policy.decide(kind, target: other, exec: exec, context: context)
-                if candidate.strictness > strictest.strictness { strictest = candidate }
-            }
-            return strictest
+        do throws(PolicyCheck.InputError) {
+            outcome = try PolicyCheck.evaluate(action: action, arguments: arguments, loaded: loaded, context: context,
+                                               directory: AgentGatePaths.currentDirectory(),
+                                               path: ProcessInfo.processInfo.environment["PATH"])
+        } catch {
+            printError(error.description, tool: "agentgate")
+            throw ExitCode(CheckExitCode.error)
         }
-        switch kind {
-        case .exec:
-            // `check "npm install left-pad"`: a command line as typed at a prompt (agentgate v1's form).
-            var typed: ExecDetails?
-            if arguments.count == 1, arguments[0].contains(where: { $0 == " " || $0 == "\t" }), !Self.isProgram(arguments[0]) {
-                let line = ExecDetails(commandLine: arguments[0])
-                if !line.argv.isEmpty {
-                    typed = line
-                    argv = line.argv
-                    notes.append("decided as the command line \(arguments[0]), as typed at a shell prompt")
-                }
-            }
-            let program = ActionTargets.program(argv[0], directory: AgentGatePaths.currentDirectory(),
-                                                path: ProcessInfo.processInfo.environment["PATH"])
-            target = program.target
-            let programs = program.programs
-            notes += program.notes
-            // As the supervisor builds them: the program's paths stand for argv[0].
-            exec = typed.map { ExecDetails(argv: argv, analysis: $0.analysis, programs: programs) }
-                ?? ExecDetails(argv: argv, programs: programs)
-            verdict = decideStrictest(programs.reversed())
-            if let analysis = exec?.analysis, analysis.shellParseFailed {
-                notes.append("the shell command did not fully parse: \(analysis.shellErrors.joined(separator: "; "))")
-            }
-        case .fsRead, .fsWrite:
-            guard arguments.count == 1 else {
-                printError("give exactly one path for \(kind.name)", tool: "agentgate")
-                throw ExitCode(CheckExitCode.error)
-            }
-            let absolute = arguments[0].hasPrefix("/") ? arguments[0] : AgentGatePaths.currentDirectory() + "/" + arguments[0]
-            var targets: [String]
-            if kind == .fsWrite {
-                let write = ActionTargets.write(absolute)
-                (target, targets) = (write.target, write.targets)
-                notes += write.notes
-            } else {
-                let read = ActionTargets.read(absolute)
-                (target, targets) = (read.target, [read.target])
-                notes += read.notes
-            }
-            verdict = decideStrictest(targets)
-        case .mcp:
-            guard arguments.count == 1 else {
-                printError("give exactly one MCP tool name for mcp, such as mcp__github__create_issue", tool: "agentgate")
-                throw ExitCode(CheckExitCode.error)
-            }
-            target = arguments[0]
-            verdict = policy.decide(.mcp, target: target, context: context)
-            notes.append("only agent hooks (agentgate hook) decide mcp actions; the kernel never sees them")
-        case .netEgress:
-            guard arguments.count == 1 else {
-                printError("give exactly one target for net_egress (host:port, [v6]:port or unix:/path)", tool: "agentgate")
-                throw ExitCode(CheckExitCode.error)
-            }
-            target = arguments[0]
-            if target.hasPrefix("unix:"), !target.hasPrefix("unix:@") {
-                // A socket path is resolved like an open, relative to the working directory.
-                let path = String(target.dropFirst(5))
-                let absolute = path.hasPrefix("/") ? path : AgentGatePaths.currentDirectory() + "/" + path
-                let real = FilePaths.resolved(absolute)
-                target = "unix:" + real
-                if real != path { notes.append("\(path) resolves to \(real)") }
-            }
-            verdict = policy.decide(kind, target: target, context: context)
-            if let note = Self.decideByName(target, policy: policy, context: context, verdict: &verdict) {
-                notes.append(note)
-            }
-            if target.hasPrefix("unix:/"), access(String(target.dropFirst(5)), F_OK) != 0, errno == ENOENT || errno == ENOTDIR {
-                notes.append("\(target.dropFirst(5)) doesn't exist here: a connect to it fails with ENOENT, as without the supervisor, and nothing is decided")
-            } else if target.hasPrefix("unix:/"), verdict != policy.evaluate(kind, target: target, context: context) {
-                notes.append("reaching a unix socket also writes to its path: decided as fs_write \(target.dropFirst(5)) too")
-            }
-        }
-        // A session's counts live in its supervisor; check decides one action on its own.
-        for limit in policy.limits where policy.limit(limit.index, counts: kind, target: target, exec: exec, verdict: verdict) {
-            notes.append("counted by limit \(limit.displayID) (at most \(limit.count) per \(limit.window)); check can't count, "
-                         + "so this is the verdict within the limit, and over it the verdict is \(limit.decision.name)")
-        }
-        let intent = Intent.describe(kind, target: target, argv: kind == .exec ? argv : nil,
-                                     analysis: exec?.analysis, home: AgentGatePaths.home())
-        let why = policy.explanation(of: verdict)
-        let rule = verdict.ruleIndex.map { policy.rules[$0] }
+        let verdict = outcome.verdict
         if json {
-            var object: [String: Any] = [
-                "action": kind.name, "target": target, "intent": intent.text, "intent_category": intent.category.rawValue,
-                "decision": verdict.decision.name, "enforced": verdict.enforced, "why": why, "policy": loaded.source,
-                "mode": policy.mode.name, "notes": notes,
-            ]
-            if kind == .exec { object["argv"] = argv }
-            if let rule {
-                var ruleObject: [String: Any] = ["id": rule.displayID, "file": rule.file, "line": rule.line, "column": rule.column]
-                if let reason = rule.reason { ruleObject["reason"] = reason }
-                if rule.errno != 0 { ruleObject["errno"] = Int(rule.errno) }
-                object["rule"] = ruleObject
-            }
-            let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: outcome.jsonObject, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
+            let kind = outcome.kind
             print("action:   \(kind.name)")
-            print("target:   \(target)\(kind == .exec ? "  (argv: \(argv.joined(separator: " ")))" : "")")
-            print("intent:   \(intent.text)")
+            print("target:   \(outcome.target)\(kind == .exec ? "  (argv: \(outcome.argv.joined(separator: " ")))" : "")")
+            print("intent:   \(outcome.intent.text)")
             var decision = verdict.decision.name
             if !verdict.enforced { decision += " (audit mode: recorded, not enforced)" }
             if verdict.decision == .ask {
                 decision += " (a session pauses the call and asks; denied if nobody answers within \(loaded.policy.askTimeout))"
             }
             print("decision: \(decision)")
-            print("why:      \(why)")
-            for note in notes { print("note:     \(note)") }
+            print("why:      \(outcome.why)")
+            for note in outcome.notes { print("note:     \(note)") }
             print("policy:   \(loaded.source)")
         }
         throw ExitCode(CheckExitCode.of(verdict.decision))
@@ -274,13 +166,6 @@ struct CheckCommand: ParsableCommand {
             ? "a reverse lookup no rule names" : policy.explanation(of: query)
         return "the DNS query for \(name) is \(query.decision.name) (\(why)); "
             + "the address it resolves to is checked when the agent connects"
-    }
-
-    /// Whether `word` names a program that exists (so one argument with spaces is a path, not a
-    /// command line).
-    static func isProgram(_ word: String) -> Bool {
-        guard let found = ProgramLookup.resolve(word, path: ProcessInfo.processInfo.environment["PATH"]) else { return false }
-        return access(found, X_OK) == 0
     }
 }
 

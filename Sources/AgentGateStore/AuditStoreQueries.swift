@@ -116,6 +116,13 @@ extension AuditStore {
         }
     }
 
+    /// The newest event's id (where a live stream of new events starts), or 0 with none.
+    public func latestEventID() throws(StoreError) -> Int64 {
+        try withConnection { connection throws(StoreError) in
+            try connection.queryInt("SELECT COALESCE(MAX(id), 0) FROM events") ?? 0
+        }
+    }
+
     /// Which events `events(matching:)` returns. Every filter is optional.
     public struct EventQuery: Sendable, Equatable {
         public var sessionID: String?

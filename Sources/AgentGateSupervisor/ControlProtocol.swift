@@ -75,18 +75,55 @@ public struct ControlResponse: Codable, Sendable, Equatable {
     public var asks: [AskListing]?
     /// `approve` / `deny`: what the answer did (`allowed once`, a saved rule's file…).
     public var message: String?
+    /// `status`: the session's counters (`agentgate serve`'s /metrics); absent from older supervisors.
+    public var metrics: SupervisorMetrics?
 
     public init(ok: Bool, error: String? = nil, session: String? = nil, paused: Bool? = nil,
-                asks: [AskListing]? = nil, message: String? = nil) {
+                asks: [AskListing]? = nil, message: String? = nil, metrics: SupervisorMetrics? = nil) {
         self.ok = ok
         self.error = error
         self.session = session
         self.paused = paused
         self.asks = asks
         self.message = message
+        self.metrics = metrics
     }
 
     static func failure(_ message: String) -> ControlResponse { ControlResponse(ok: false, error: message) }
+}
+
+/// What one supervisor has counted since its session started, as `status` reports it.
+public struct SupervisorMetrics: Codable, Sendable, Equatable {
+    /// Decisions made, by action and decision: `{"exec": {"allow": 3, "deny": 1}}`.
+    public var decisions: [String: [String: UInt64]]
+    /// Upper bounds of the decision latency buckets, in seconds; a last bucket, +Inf, follows.
+    public var latencyBounds: [Double]
+    /// Decisions per bucket (not cumulative): `latencyBounds.count + 1` numbers.
+    public var latencyCounts: [UInt64]
+    public var latencySumSeconds: Double
+    /// Events handed to the audit writer and not yet written.
+    public var auditQueueDepth: Int
+    /// Audit writes that failed (events kept in the fallback file or lost).
+    public var auditWriteErrors: UInt64
+    /// Asks waiting on a person.
+    public var asksPending: Int
+
+    enum CodingKeys: String, CodingKey {
+        case decisions
+        case latencyBounds = "latency_bounds", latencyCounts = "latency_counts", latencySumSeconds = "latency_sum_seconds"
+        case auditQueueDepth = "audit_queue_depth", auditWriteErrors = "audit_write_errors", asksPending = "asks_pending"
+    }
+
+    public init(decisions: [String: [String: UInt64]], latencyBounds: [Double], latencyCounts: [UInt64], latencySumSeconds: Double,
+                auditQueueDepth: Int, auditWriteErrors: UInt64, asksPending: Int) {
+        self.decisions = decisions
+        self.latencyBounds = latencyBounds
+        self.latencyCounts = latencyCounts
+        self.latencySumSeconds = latencySumSeconds
+        self.auditQueueDepth = auditQueueDepth
+        self.auditWriteErrors = auditWriteErrors
+        self.asksPending = asksPending
+    }
 }
 
 /// The ops a supervisor answers.
@@ -96,6 +133,8 @@ public enum ControlOperation: String, Sendable, CaseIterable {
     case approvals
     /// Answers an ask (`agentgate approve ID [--always]`, `agentgate deny ID [--never]`).
     case approve, deny
+    /// Reads the policy files again and puts the policy in force if it loads (as SIGHUP does).
+    case reload
 }
 
 enum ControlLine {

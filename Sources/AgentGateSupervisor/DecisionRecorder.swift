@@ -96,6 +96,7 @@ struct DecisionRecorder: Sendable {
         event.answeredVia = entry.askOutcome?.responder.via
         event.answeredBy = entry.askOutcome?.responder.user
         counts.count(entry.decision)
+        counts.note(entry.recordedAction, entry.decision, latencyMicros: latency)
         // An answered ask counts as its answer, and as asked.
         if entry.askOutcome != nil { counts.noteAnsweredAsk() }
         if entry.action == .exec { counts.noteExec(event, enforcedDenial: entry.decision == .deny && enforced) }
@@ -107,6 +108,11 @@ struct DecisionRecorder: Sendable {
         }
         writer?.record(event)
     }
+}
+
+/// One counter that lives in an array.
+final class AtomicCount: Sendable {
+    let value = Atomic<UInt64>(0)
 }
 
 /// How many decisions of each kind a session has had.
@@ -142,6 +148,43 @@ public final class DecisionCounts: Sendable {
     }
 
     func noteAnsweredAsk() { asked.add(1, ordering: .relaxed) }
+
+    // For `agentgate serve`'s /metrics (through the control socket's `status`): decisions by
+    // action and decision, and a fixed-bucket latency histogram. Relaxed atomic adds only,
+    // made after the response has been sent.
+    private static let actions: [RecordedAction] = [.exec, .fsRead, .fsWrite, .netEgress, .syscall, .mcp]
+    private static let decisions: [Decision] = [.allow, .deny, .ask, .log]
+    /// Bucket upper bounds in µs; an ask's latency includes the person's answer, hence the top ones.
+    static let latencyBoundsMicros: [Int64] = [10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 100_000,
+                                                1_000_000, 10_000_000, 60_000_000]
+    private let byActionAndDecision = (0..<(DecisionCounts.actions.count * DecisionCounts.decisions.count)).map { _ in AtomicCount() }
+    private let latencyBuckets = (0...DecisionCounts.latencyBoundsMicros.count).map { _ in AtomicCount() }
+    private let latencySumMicros = AtomicCount()
+
+    func note(_ action: RecordedAction, _ decision: Decision, latencyMicros: Int64) {
+        if let row = Self.actions.firstIndex(of: action), let column = Self.decisions.firstIndex(of: decision) {
+            byActionAndDecision[row * Self.decisions.count + column].value.add(1, ordering: .relaxed)
+        }
+        let bucket = Self.latencyBoundsMicros.firstIndex { latencyMicros <= $0 } ?? Self.latencyBoundsMicros.count
+        latencyBuckets[bucket].value.add(1, ordering: .relaxed)
+        latencySumMicros.value.add(UInt64(max(0, latencyMicros)), ordering: .relaxed)
+    }
+
+    /// What has been counted, for the control socket's `status`.
+    func metrics(auditQueueDepth: Int, auditWriteErrors: Int, asksPending: Int) -> SupervisorMetrics {
+        var decided: [String: [String: UInt64]] = [:]
+        for (row, action) in Self.actions.enumerated() {
+            for (column, decision) in Self.decisions.enumerated() {
+                let count = byActionAndDecision[row * Self.decisions.count + column].value.load(ordering: .relaxed)
+                if count > 0 { decided[action.text, default: [:]][decision.name] = count }
+            }
+        }
+        return SupervisorMetrics(
+            decisions: decided, latencyBounds: Self.latencyBoundsMicros.map { Double($0) / 1_000_000 },
+            latencyCounts: latencyBuckets.map { $0.value.load(ordering: .relaxed) },
+            latencySumSeconds: Double(latencySumMicros.value.load(ordering: .relaxed)) / 1_000_000,
+            auditQueueDepth: auditQueueDepth, auditWriteErrors: UInt64(max(0, auditWriteErrors)), asksPending: asksPending)
+    }
 
     public var allowedCount: Int { allowed.load(ordering: .relaxed) }
     public var deniedCount: Int { denied.load(ordering: .relaxed) }

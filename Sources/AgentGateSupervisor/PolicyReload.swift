@@ -135,21 +135,25 @@ final class PolicyReloader: Sendable {
     /// Reads the policy again and puts it in force if it loads. `announceUnchanged`: say so
     /// when the files hold the policy already in force (a SIGHUP is answered; a touched file
     /// is not).
-    func reload(announceUnchanged: Bool) {
+    /// Returns whether the files loaded (changed or not), and what happened.
+    @discardableResult
+    func reload(announceUnchanged: Bool) -> (loaded: Bool, message: String) {
         reloading.withLock { _ in
             let inForce = policies.version
             switch source.load() {
             case .failure(let failure):
                 log.error("policy reload from \(source.path) rejected; the policy in force stays (sha256 \(Self.short(inForce.sha256))): \(failure)")
                 record(decision: .deny, reason: "policy reload rejected: \(failure)", sha256: inForce.sha256)
+                return (false, "policy reload from \(source.path) rejected; the policy in force stays: \(failure)")
             case .success(let loaded):
                 if loaded.sha256 == inForce.sha256 {
                     if announceUnchanged { log.notice("policy unchanged in \(source.path) (sha256 \(Self.short(loaded.sha256)))") }
-                    return
+                    return (true, "policy unchanged in \(source.path) (sha256 \(Self.short(loaded.sha256)))")
                 }
                 policies.replace(policy: loaded.policy, sha256: loaded.sha256)
                 log.notice("policy reloaded from \(source.path) (sha256 \(Self.short(loaded.sha256)))")
                 record(decision: .allow, reason: "policy reloaded (was sha256 \(inForce.sha256 ?? "unknown"))", sha256: loaded.sha256)
+                return (true, "policy reloaded from \(source.path) (sha256 \(Self.short(loaded.sha256)))")
             }
         }
     }

@@ -15,14 +15,15 @@ extension Supervisor {
         return try ControlServer.listen(at: path)
     }
 
-    func startControl(_ control: ControlServer, core: SupervisorCore, receivers: Receivers, reaper: SessionReaper) -> Bool {
+    func startControl(_ control: ControlServer, core: SupervisorCore, receivers: Receivers, reaper: SessionReaper,
+                      reloader: PolicyReloader?) -> Bool {
         control.start(log: log) { [self] request, peer in
-            controlResponse(request, peer: peer, core: core, receivers: receivers, reaper: reaper)
+            controlResponse(request, peer: peer, core: core, receivers: receivers, reaper: reaper, reloader: reloader)
         }
     }
 
     private func controlResponse(_ request: ControlRequest, peer: ControlPeer, core: SupervisorCore, receivers: Receivers,
-                                 reaper: SessionReaper) -> ControlResponse {
+                                 reaper: SessionReaper, reloader: PolicyReloader?) -> ControlResponse {
         let session = options.sessionName
         guard let operation = ControlOperation(rawValue: request.op) else {
             let known = ControlOperation.allCases.map(\.rawValue).joined(separator: ", ")
@@ -31,7 +32,20 @@ extension Supervisor {
         let user = peer.userDescription
         switch operation {
         case .status:
-            break
+            let metrics = core.recorder.counts.metrics(auditQueueDepth: writer?.queuedCount ?? 0, auditWriteErrors: writer?.writeErrors ?? 0,
+                                                       asksPending: core.asks.pending().count)
+            return ControlResponse(ok: true, session: session, paused: receivers.isPaused, metrics: metrics)
+        case .reload:
+            if peer.confined {
+                log.warning("control socket: refused a reload for pid \(peer.pid), which is a supervised agent or acts for one")
+                return ControlResponse(ok: false, error: Self.confinedRefusal, session: session)
+            }
+            guard let reloader else {
+                return ControlResponse(ok: false, error: "the built-in policy is in force; there is no policy file to reload", session: session)
+            }
+            let outcome = reloader.reload(announceUnchanged: true)
+            return ControlResponse(ok: outcome.loaded, error: outcome.loaded ? nil : outcome.message, session: session,
+                                   paused: receivers.isPaused, message: outcome.message)
         case .pause:
             if !receivers.isPaused {
                 receivers.pause()

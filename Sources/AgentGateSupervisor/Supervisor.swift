@@ -317,7 +317,9 @@ public final class Supervisor: Sendable {
         // Every supervisor thread is started now, before the agent can ask for anything.
         // Asks are put to the person at the terminal when the supervisor runs in its foreground.
         let prompt = terminalFD >= 0 ? TerminalPrompt(core: core) : nil
-        if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper) {
+        // Made before the control socket's thread (which answers `reload`); it watches the files below.
+        let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
+        if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper, reloader: reloader) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the control socket's thread; the command was not run")
         }
         if let hooks, !hooks.start(log: log, admit: { core.membership(of: $0) == .session },
@@ -341,7 +343,6 @@ public final class Supervisor: Sendable {
         core.execTracer.start()
         defer { core.execTracer.stop() }
         receivers.start()
-        let reloader = options.policyReload.map { PolicyReloader(source: $0, policies: core.policies, log: log, writer: writer) }
         reloader?.startWatching()
         defer { reloader?.stop() }
 

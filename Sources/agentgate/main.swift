@@ -1,4 +1,5 @@
 import AgentGateCLI
+import AgentGateServer
 import Foundation
 
 // One binary for both commands (the Debian package ships /usr/bin/agentgate-supervise as a
@@ -8,5 +9,5 @@ if invokedName == "agentgate-supervise" {
     SuperviseCommand.mainWithUsageErrorsExitingTwo()
 } else {
     HookRunner.runIfPlainHook(Array(CommandLine.arguments.dropFirst()))
-    AgentGateCommand.mainWithUsageErrorsExitingTwo()
+    AgentGateServingCommand.mainWithUsageErrorsExitingTwo()
 }

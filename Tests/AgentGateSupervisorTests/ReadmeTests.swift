@@ -42,6 +42,10 @@ import Testing
                                         + "standard input instead", nil),
         #"export PATH="$PWD/.build/debug:$PATH""#: ("the test puts this build's binaries first on PATH itself", nil),
         "sudo sysctl kernel.yama.ptrace_scope=1": ("changes a setting of the whole host", nil),
+        "agentgate serve": ("a server that runs until stopped; AgentGateServerTests run it and talk to it", nil),
+        "curl -s http://127.0.0.1:9100/api/v1/sessions": ("needs a running agentgate serve; AgentGateServerTests do this", nil),
+        #"curl -s -X POST -H "Authorization: Bearer $(agentgate token)" http://127.0.0.1:9100/api/v1/approvals/7tsv6/approve"#:
+            ("needs a running agentgate serve and a pending ask; AgentGateServerTests do this", nil),
     ]
 
     // MARK: - The commands
