@@ -6,7 +6,7 @@ JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev libsystemd-dev python3 gcc make
 
-.PHONY: deps deb-deps build release deb deb-test demo test fuzz fuzz-ci api-fuzz soak fidelity agents bench clean
+.PHONY: deps deb-deps build release deb deb-test demo test fuzz fuzz-ci api-fuzz soak fidelity agents dashboard-test bench clean
 
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -75,6 +75,12 @@ fidelity: build
 # model on loopback; fails on any false denial. Needs PyPI (venvs in ~/.cache/agentgate-agents).
 agents: build
 	scripts/agents-test.sh .build/debug
+
+# The dashboard in headless Chromium (installed from Debian's packages when missing) against a
+# real `agentgate serve` and real supervised sessions; writes docs/dashboard.png. Skipped, with
+# the reason, when it can't run here (exit 77).
+dashboard-test: build
+	scripts/dashboard-test.sh .build/debug || [ $$? = 77 ]
 
 bench: release
 	Benchmarks/run.sh
