@@ -67,7 +67,7 @@ public struct SuperviseCommand: ParsableCommand {
     var journal = false
 
     @Option(help: ArgumentHelp(
-        "Also export decisions as OTLP log records and decision counts as OTLP metrics, over OTLP/HTTP JSON to URL (http only; e.g. a collector on loopback at http://127.0.0.1:4318).",
+        "Also export decisions as OTLP log records and the supervisor's metrics as OTLP metrics, over OTLP/HTTP JSON to URL (http only; e.g. a collector on loopback at http://127.0.0.1:4318).",
         discussion: "Without it, OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_EXPORTER_OTLP_LOGS_ENDPOINT) turns the export on; OTEL_EXPORTER_OTLP_HEADERS and OTEL_SERVICE_NAME apply either way.",
         valueName: "URL"))
     var otlp: String?

@@ -217,6 +217,13 @@ public final class EventSinks: Sendable {
         return accounts.isEmpty ? nil : accounts.joined(separator: "; ")
     }
 
+    /// Where the OTLP exporter reads the supervisor's metrics at each export (on its own thread).
+    func provideMetrics(_ source: @escaping @Sendable () -> SupervisorMetrics) {
+        for queue in queues {
+            if let otlp = queue.sink as? OTLPSink { otlp.metricsSource.withLock { $0 = source } }
+        }
+    }
+
     /// Events dropped or not delivered, by sink name (for tests and status).
     public var lossCounts: [(sink: String, dropped: Int, failed: Int)] {
         queues.map { ($0.sink.name, $0.droppedCount, $0.failedCount) }

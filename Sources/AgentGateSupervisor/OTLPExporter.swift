@@ -88,19 +88,21 @@ private extension Substring {
     }
 }
 
-/// Decisions as OTLP log records, and decision counts as an OTLP sum, over OTLP/HTTP with the
-/// JSON encoding (POST /v1/logs, /v1/metrics). Hand-written rather than swift-otel: that would
-/// add ~7 minutes of build (and async-http-client) to every CI run for two small JSON documents.
+/// Decisions as OTLP log records, and the supervisor's metrics (those `agentgate serve` shows
+/// at /metrics) as OTLP metrics, over OTLP/HTTP with the JSON encoding (POST /v1/logs,
+/// /v1/metrics). Hand-written rather than swift-otel: that would add ~7 minutes of build (and
+/// async-http-client) to every CI run for two small JSON documents.
 final class OTLPSink: EventSink {
     let configuration: OTLPConfiguration
     let session: SinkSession
     let retry: RetryPolicy
     let startNanos: UInt64
-    /// agentgate.decisions by (action, decision); only this sink's thread touches it.
-    private let counts = Mutex<[String: Int]>([:])
+    /// The supervisor's counters, read on this sink's thread at each metrics export (never on a
+    /// decision's); nil until the supervisor has made them.
+    let metricsSource = Mutex<(@Sendable () -> SupervisorMetrics)?>(nil)
     /// Whether the metrics export already warned (once).
     private let metricsWarned = Atomic<Bool>(false)
-    /// Dropped events, read at each export (`agentgate.sink.dropped`).
+    /// Dropped events, read at each export (`agentgate.otlp.dropped`).
     let droppedCount = Mutex<(@Sendable () -> Int)?>(nil)
 
     init(configuration: OTLPConfiguration, session: SinkSession, retry: RetryPolicy = RetryPolicy()) {
@@ -115,11 +117,6 @@ final class OTLPSink: EventSink {
     func wants(_ event: SinkEvent) -> Bool { true }
 
     func deliver(_ batch: [SinkEvent]) -> Int {
-        counts.withLock { counts in
-            for event in batch {
-                if case .decision(let decision) = event.kind { counts["\(decision.action)\t\(decision.decision)", default: 0] += 1 }
-            }
-        }
         var failures = 0
         // At most 512 records per request.
         var start = 0
@@ -133,7 +130,7 @@ final class OTLPSink: EventSink {
         return failures
     }
 
-    /// Every ~10 s of idleness and at the end: the cumulative decision counts.
+    /// Every ~10 s of idleness and at the end: the metrics, cumulative since the session began.
     private let lastMetrics = Mutex<UInt64>(0)
     func idle() {
         let now = UInt64(AuditClock.nowMicros()) * 1000
@@ -145,10 +142,13 @@ final class OTLPSink: EventSink {
         if due { exportMetrics() }
     }
 
-    func close() { exportMetrics() }
+    /// The last export, after the session's end: `agentgate.sessions.active` is 0 from then on.
+    func close() { exportMetrics(sessionEnded: true) }
 
-    private func exportMetrics() {
-        let body = Array(metricsDocument(timeNanos: UInt64(AuditClock.nowMicros()) * 1000).utf8)
+    private func exportMetrics(sessionEnded: Bool = false) {
+        let metrics = metricsSource.withLock { $0 }?()
+        let body = Array(metricsDocument(timeNanos: UInt64(AuditClock.nowMicros()) * 1000, metrics: metrics,
+                                         sessionActive: !sessionEnded).utf8)
         let outcome = retry.run { post(configuration.metrics, body) }
         if !outcome.succeeded && !metricsWarned.exchange(true, ordering: .relaxed) {
             writeStandardError("agentgate: warning: otlp \(configuration.metrics): metrics could not be exported (\(outcome))\n")
@@ -226,25 +226,64 @@ final class OTLPSink: EventSink {
         return json
     }
 
-    func metricsDocument(timeNanos: UInt64) -> String {
-        let snapshot = counts.withLock { $0 }.sorted { $0.key < $1.key }
-        var points: [String] = []
-        for (key, value) in snapshot {
-            let parts = key.split(separator: "\t", maxSplits: 1).map(String.init)
-            points.append("{\"attributes\":[" + Self.attribute("agentgate.action", string: parts[0]) + ","
-                          + Self.attribute("agentgate.decision", string: parts.count > 1 ? parts[1] : "") + "],"
-                          + "\"startTimeUnixNano\":\"\(startNanos)\",\"timeUnixNano\":\"\(timeNanos)\",\"asInt\":\"\(value)\"}")
+    /// The six metrics of `agentgate serve`'s /metrics, named as OpenTelemetry names them, from
+    /// `metrics` (nil before the supervisor counts anything: then only `agentgate.otlp.dropped`).
+    func metricsDocument(timeNanos: UInt64, metrics: SupervisorMetrics?, sessionActive: Bool = true) -> String {
+        let times = "\"startTimeUnixNano\":\"\(startNanos)\",\"timeUnixNano\":\"\(timeNanos)\""
+        func point(_ value: UInt64, _ attributes: [String] = []) -> String {
+            "{\"attributes\":[" + attributes.joined(separator: ",") + "]," + times + ",\"asInt\":\"\(value)\"}"
         }
-        func sum(_ name: String, _ description: String, _ points: [String]) -> String {
-            "{\"name\":\"\(name)\",\"description\":\"\(description)\",\"unit\":\"1\",\"sum\":{\"dataPoints\":["
-                + points.joined(separator: ",") + "],\"aggregationTemporality\":2,\"isMonotonic\":true}}"
+        func header(_ name: String, _ description: String, _ unit: String) -> String {
+            "{\"name\":\"\(name)\",\"description\":\"\(description)\",\"unit\":\"\(unit)\","
         }
-        let dropped = "{\"attributes\":[],\"startTimeUnixNano\":\"\(startNanos)\",\"timeUnixNano\":\"\(timeNanos)\",\"asInt\":\"\(droppedCount.withLock { $0 }?() ?? 0)\"}"
+        func sum(_ name: String, _ description: String, _ unit: String, _ points: [String]) -> String {
+            header(name, description, unit) + "\"sum\":{\"dataPoints\":[" + points.joined(separator: ",")
+                + "],\"aggregationTemporality\":2,\"isMonotonic\":true}}"
+        }
+        func gauge(_ name: String, _ description: String, _ unit: String, _ value: UInt64) -> String {
+            header(name, description, unit) + "\"gauge\":{\"dataPoints\":[" + point(value) + "]}}"
+        }
+        var documents: [String] = []
+        if let metrics {
+            var decided: [String] = []
+            for (action, byDecision) in metrics.decisions.sorted(by: { $0.key < $1.key }) {
+                for (decision, count) in byDecision.sorted(by: { $0.key < $1.key }) {
+                    decided.append(point(count, [Self.attribute("agentgate.action", string: action),
+                                                 Self.attribute("agentgate.decision", string: decision)]))
+                }
+            }
+            documents.append(sum("agentgate.decisions", "Decisions made, by action and decision", "{decision}", decided))
+            // OTLP's histogram: bucketCounts has one more entry than explicitBounds (the last is +Inf).
+            let total = metrics.latencyCounts.reduce(0, +)
+            let latency = "{\"attributes\":[]," + times + ",\"count\":\"\(total)\",\"sum\":\(Self.number(metrics.latencySumSeconds)),"
+                + "\"bucketCounts\":[" + metrics.latencyCounts.map { "\"\($0)\"" }.joined(separator: ",") + "],"
+                + "\"explicitBounds\":[" + metrics.latencyBounds.map(Self.number).joined(separator: ",") + "]}"
+            documents.append(header("agentgate.decision.latency", "Time from a trapped call to its answer (an ask's includes the person's)", "s")
+                             + "\"histogram\":{\"dataPoints\":[" + latency + "],\"aggregationTemporality\":2}}")
+            documents.append(gauge("agentgate.sessions.active", "Sessions this supervisor runs (0 once it has ended)", "{session}",
+                                   sessionActive ? 1 : 0))
+            documents.append(gauge("agentgate.asks.pending", "Asks waiting on a person", "{ask}", UInt64(max(0, metrics.asksPending))))
+            documents.append(gauge("agentgate.audit.queue.depth", "Events handed to the audit writer and not yet written", "{event}",
+                                   UInt64(max(0, metrics.auditQueueDepth))))
+            documents.append(sum("agentgate.audit.write_errors", "Audit writes that failed (events kept in the fallback file or lost)",
+                                 "{error}", [point(metrics.auditWriteErrors)]))
+        }
+        let dropped = UInt64(max(0, droppedCount.withLock { $0 }?() ?? 0))
+        documents.append(sum("agentgate.otlp.dropped", "Events this exporter dropped because its queue was full", "{event}", [point(dropped)]))
         return "{\"resourceMetrics\":[{\"resource\":" + resourceJSON()
-            + ",\"scopeMetrics\":[{\"scope\":{\"name\":\"agentgate\"},\"metrics\":["
-            + sum("agentgate.decisions", "Decisions exported by this sink, by action and decision", points) + ","
-            + sum("agentgate.otlp.dropped", "Events this exporter dropped because its queue was full", [dropped])
-            + "]}]}]}"
+            + ",\"scopeMetrics\":[{\"scope\":{\"name\":\"agentgate\",\"version\":" + Self.quoted(AgentGateVersion.string) + "},\"metrics\":["
+            + documents.joined(separator: ",") + "]}]}]}"
+    }
+
+    /// A finite double as JSON (Swift's description: `1e-05`, `0.25`); 0 for what JSON can't say.
+    static func number(_ value: Double) -> String {
+        value.isFinite ? "\(value)" : "0"
+    }
+
+    static func quoted(_ text: String) -> String {
+        var json = ""
+        AuditJSON.appendQuoted(text, to: &json)
+        return json
     }
 
     static func attribute(_ key: String, string value: String) -> String {

@@ -22,6 +22,12 @@ extension Supervisor {
         }
     }
 
+    /// What the session has counted, for `status` (`agentgate serve`'s /metrics) and the OTLP export.
+    static func metrics(counts: DecisionCounts, writer: AuditWriter?, asks: AskBroker?) -> SupervisorMetrics {
+        counts.metrics(auditQueueDepth: writer?.queuedCount ?? 0, auditWriteErrors: writer?.writeErrors ?? 0,
+                       asksPending: asks?.pending().count ?? 0)
+    }
+
     private func controlResponse(_ request: ControlRequest, peer: ControlPeer, core: SupervisorCore, receivers: Receivers,
                                  reaper: SessionReaper, reloader: PolicyReloader?) -> ControlResponse {
         let session = options.sessionName
@@ -32,8 +38,7 @@ extension Supervisor {
         let user = peer.userDescription
         switch operation {
         case .status:
-            let metrics = core.recorder.counts.metrics(auditQueueDepth: writer?.queuedCount ?? 0, auditWriteErrors: writer?.writeErrors ?? 0,
-                                                       asksPending: core.asks.pending().count)
+            let metrics = Self.metrics(counts: core.recorder.counts, writer: writer, asks: core.asks)
             return ControlResponse(ok: true, session: session, paused: receivers.isPaused, metrics: metrics)
         case .reload:
             if peer.confined {

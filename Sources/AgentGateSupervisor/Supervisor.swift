@@ -310,6 +310,12 @@ public final class Supervisor: Sendable {
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
                                   waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS,
                                   hookSocket: hooks?.listenIdentity, blocking: blocking)
+        // The OTLP export reads the same counters as `status` (on its own thread, every 10 s and
+        // at the end). The asks are held weakly: the sinks outlive the core.
+        if let sinks = options.eventSinks {
+            let counts = core.recorder.counts, writer = writer
+            sinks.provideMetrics { [weak asks = core.asks] in Self.metrics(counts: counts, writer: writer, asks: asks) }
+        }
         core.contexts.setRoot(spawned.pid)
         core.contexts.recordExec(tid: spawned.pid, tgid: spawned.pid, argv: options.command)
         let reaper = SessionReaper(root: getpid(), cgroup: cgroup)

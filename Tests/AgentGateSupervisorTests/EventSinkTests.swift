@@ -257,7 +257,7 @@ struct EventSinkTests {
         return result
     }
 
-    @Test("--otlp: decisions arrive as OTLP log records, counts as an OTLP sum")
+    @Test("--otlp: decisions arrive as OTLP log records, the supervisor's metrics as OTLP metrics")
     func otlpLogsAndMetrics() throws {
         let h = try Harness()
         let agent = try Self.loopAgent(h)
@@ -300,11 +300,72 @@ struct EventSinkTests {
         #expect(denial?["severityText"] as? String == "WARN")
         #expect(denial?["severityNumber"] as? Int == 13)
         #expect(UInt64(denial?["timeUnixNano"] as? String ?? "") ?? 0 > 1_700_000_000_000_000_000)
-        // Metrics: at least the final export, with the three opens of /etc/hostname among the allows.
+        // Metrics: at least the final export, after the session's end: the supervisor's own
+        // counters, so the decisions counted are the decisions recorded (one log record each).
         let metrics = requests.filter { $0["path"] as? String == "/v1/metrics" }
         #expect(!metrics.isEmpty)
-        let text = (metrics.last?["raw"] as? String) ?? ""
-        #expect(text.contains("\"agentgate.decisions\"") && text.contains("\"isMonotonic\":true"), "\(text.prefix(400))")
+        let final = Self.otlpMetrics(metrics.last?["body"])
+        #expect(Set(final.keys) == ["agentgate.decisions", "agentgate.decision.latency", "agentgate.sessions.active",
+                                    "agentgate.asks.pending", "agentgate.audit.queue.depth", "agentgate.audit.write_errors",
+                                    "agentgate.otlp.dropped"], "\(final.keys.sorted())")
+        var recorded: [String: Int] = [:]
+        for record in records {
+            let attributes = Self.attributes(record["attributes"])
+            if let action = attributes["agentgate.action"], let decision = attributes["agentgate.decision"] {
+                recorded["\(action) \(decision)", default: 0] += 1
+            }
+        }
+        let decisions = final["agentgate.decisions"]?["sum"] as? [String: Any]
+        #expect(decisions?["isMonotonic"] as? Bool == true && decisions?["aggregationTemporality"] as? Int == 2)
+        var counted: [String: Int] = [:]
+        for point in decisions?["dataPoints"] as? [[String: Any]] ?? [] {
+            let attributes = Self.attributes(point["attributes"])
+            counted["\(attributes["agentgate.action"] ?? "?") \(attributes["agentgate.decision"] ?? "?")"] = Int(point["asInt"] as? String ?? "")
+        }
+        #expect(counted == recorded)
+        #expect(counted["fs_read deny"] == 1 && counted["fs_read allow"] ?? 0 >= 3, "\(counted)")
+        let total = counted.values.reduce(0, +)
+        let histogram = final["agentgate.decision.latency"]
+        let latency = ((histogram?["histogram"] as? [String: Any])?["dataPoints"] as? [[String: Any]])?.first
+        let buckets = (latency?["bucketCounts"] as? [String] ?? []).compactMap { Int($0) }
+        let bounds = latency?["explicitBounds"] as? [Double] ?? []
+        #expect(histogram?["unit"] as? String == "s")
+        #expect(!bounds.isEmpty && buckets.count == bounds.count + 1 && bounds == bounds.sorted() && bounds.allSatisfy { $0 > 0 && $0 < 3600 },
+                "\(bounds) \(buckets)")
+        #expect(Int(latency?["count"] as? String ?? "") == total && buckets.reduce(0, +) == total, "\(buckets) vs \(total)")
+        let sumSeconds = latency?["sum"] as? Double ?? -1
+        #expect(sumSeconds > 0 && sumSeconds < Double(total) * 10, "\(sumSeconds)")
+        func value(_ name: String, _ kind: String) -> Int? {
+            (((final[name]?[kind] as? [String: Any])?["dataPoints"] as? [[String: Any]])?.first?["asInt"] as? String).flatMap { Int($0) }
+        }
+        #expect(value("agentgate.sessions.active", "gauge") == 0)  // the last export is after the session's end
+        #expect(value("agentgate.asks.pending", "gauge") == 0)
+        #expect(value("agentgate.audit.queue.depth", "gauge").map { $0 >= 0 && $0 <= total } == true)
+        #expect(value("agentgate.audit.write_errors", "sum") == 0)
+        #expect(value("agentgate.otlp.dropped", "sum") == 0)
+        // Any export during the session (one is due at its first second) says it is active.
+        for export in metrics.dropLast() {
+            let active = ((Self.otlpMetrics(export["body"])["agentgate.sessions.active"]?["gauge"] as? [String: Any])?["dataPoints"]
+                          as? [[String: Any]])?.first?["asInt"] as? String
+            #expect(active == nil || active == "1")
+        }
+        let resourceMetrics = ((metrics.last?["body"] as? [String: Any])?["resourceMetrics"] as? [[String: Any]])?.first
+        let metricsResource = Self.attributes((resourceMetrics?["resource"] as? [String: Any])?["attributes"])
+        #expect(metricsResource["service.name"] == "agentgate-ci" && metricsResource["agentgate.session"] == "otlp-test"
+                && metricsResource["host.name"]?.isEmpty == false)
+    }
+
+    /// An OTLP metrics export's metrics by name.
+    static func otlpMetrics(_ body: Any?) -> [String: [String: Any]] {
+        var result: [String: [String: Any]] = [:]
+        for resource in (body as? [String: Any])?["resourceMetrics"] as? [[String: Any]] ?? [] {
+            for scope in resource["scopeMetrics"] as? [[String: Any]] ?? [] {
+                for metric in scope["metrics"] as? [[String: Any]] ?? [] {
+                    if let name = metric["name"] as? String { result[name] = metric }
+                }
+            }
+        }
+        return result
     }
 
     @Test("https is refused at start with the reason")
