@@ -164,7 +164,7 @@ fi
 # makes it full whatever its size), then is deleted; (readonly) an ext4 image goes read-only
 # as on a disk error, to the session's end (then it is checked and mounted again, for the next
 # start). Each in a private mount namespace. Counts: decided (the supervisor's end line), in
-# the database, in the fallback file, in the spill file (/run/agentgate or the runtime
+# the database, in the fallback file, in the spill file (/run/agentgate-spill or the runtime
 # directory), in the database after the next start's import, lost (must be 0); and no allowed
 # call may fail.
 db_fault() { # full|readonly
@@ -205,7 +205,7 @@ events() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).ex
 in_db=$(events)
 in_fallback=$( [ -f "$mnt/audit.db.fallback.jsonl" ] && grep -c '"type":"event"' "$mnt/audit.db.fallback.jsonl" || echo 0)
 # The spill file (AuditDatabaseFiles.spill), for what both refused at the end.
-spill=$(python3 -c "import hashlib,os,sys; d=os.environ.get('XDG_RUNTIME_DIR'); print((d + '/agentgate' if d and d.startswith('/') else '/run/agentgate') + '/spill-' + hashlib.sha256(sys.argv[1].encode()).hexdigest()[:16] + '.jsonl')" "$mnt/audit.db")
+spill=$(python3 -c "import hashlib,os,sys; d=os.environ.get('XDG_RUNTIME_DIR'); print((d + '/agentgate' if d and d.startswith('/') else '/run/agentgate-spill') + '/spill-' + hashlib.sha256(sys.argv[1].encode()).hexdigest()[:16] + '.jsonl')" "$mnt/audit.db")
 in_spill=$( [ -f "$spill" ] && grep -c '"type":"event"' "$spill" || echo 0)
 echo "supervisor said: $(grep -v '^agentgate-supervise: policy ' "$dir/supervisor.err" | sed 's/^/  /' | tr '\n' ' ' | cut -c1-1200)"
 if [ "$kind" != full ]; then

@@ -72,6 +72,24 @@ public enum AgentGatePaths {
         return Location(path: home(environment) + "/.config/agentgate", source: "default")
     }
 
+    /// Where `agentgate serve` keeps its bearer token: server.token in the configuration directory.
+    public static func serverToken(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        configurationDirectory(environment).path + "/server.token"
+    }
+
+    /// Every place a server of this user's (or the system's) may keep its token, whatever
+    /// environment it was started with. A supervised agent may read none of them: the token
+    /// answers asks over HTTP, which an agent may be allowed to reach on loopback.
+    public static func serverTokenCandidates(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var paths = [serverToken(environment), home(environment) + "/.config/agentgate/server.token",
+                     systemConfigurationDirectory + "/server.token"]
+        if let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir {
+            paths.append(String(cString: dir) + "/.config/agentgate/server.token")
+        }
+        var seen = Set<String>()
+        return paths.filter { seen.insert($0).inserted }
+    }
+
     public static func home(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let home = environment["HOME"], home.hasPrefix("/") { return home }
         if let entry = getpwuid(getuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }

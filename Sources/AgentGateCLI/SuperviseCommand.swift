@@ -245,13 +245,17 @@ public struct SuperviseCommand: ParsableCommand {
         options.injection = fdInjection
         options.receiverThreads = threads
         // The agent may not read or rewrite its own audit trail or the policy it runs under.
+        // Nor `agentgate serve`'s token: with it, an agent that may reach loopback could answer
+        // its own asks over HTTP.
         options.protectedFiles = AuditDatabaseFiles(databasePath: databasePath).all
-            + loaded.files + echo.protectedFiles
+            + loaded.files + echo.protectedFiles + AgentGatePaths.serverTokenCandidates(environment)
         // Where policies are found without being named: never writable from inside a session.
         // Nor where the control sockets of this user's other sessions are: an agent could answer
         // their asks, or put a socket of its own in place of theirs.
         options.protectedDirectories = [LoadedPolicy.configurationDirectory(environment)] + LoadedPolicy.systemPolicyDirectories
             + ControlDirectory.candidates(environment: environment)
+            // Nor where spill files wait for their import into any of this user's databases.
+            + (AuditDatabaseFiles.spillDirectory().map { [$0] } ?? [])
         options.policySHA256 = loaded.sha256.isEmpty ? nil : loaded.sha256
         options.policyReload = loaded.reloadSource(variables: variables, environment: environment)
         if learn, let reload = options.policyReload {

@@ -7,6 +7,7 @@ struct APIError: Error, Sendable {
     enum Code: String, Sendable {
         case badRequest = "bad_request", unauthorized, notFound = "not_found", ambiguous, supervisor, database, policy
         case tooManyStreams = "too_many_streams", methodNotAllowed = "method_not_allowed", internalError = "internal"
+        case forbiddenHost = "forbidden_host"
 
         var status: HTTPResponse.Status {
             switch self {
@@ -14,6 +15,7 @@ struct APIError: Error, Sendable {
             case .unauthorized: .unauthorized
             case .notFound: .notFound
             case .methodNotAllowed: .methodNotAllowed
+            case .forbiddenHost: .forbidden
             case .ambiguous: .conflict
             case .supervisor: .badGateway
             case .database, .tooManyStreams: .serviceUnavailable

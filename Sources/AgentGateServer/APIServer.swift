@@ -180,7 +180,13 @@ public enum APIServer {
                     throw APIError(.badRequest, "missing the JSON body: {\"action\": \"exec\", \"argv\": [\"git\", \"status\"]}")
                 }
                 let outcome = try await offloaded { JSONBox(try check(body, settings: settings)) }
-                return APIResponse.json(outcome.value)
+                var object = outcome.value
+                // The notes say what paths resolved to, as the server's user sees them: only for
+                // a caller with the token (the verdict alone is what an agent asking first needs).
+                if !settings.token.authorizes(request.headers[.authorization]), let notes = object["notes"] as? [String], !notes.isEmpty {
+                    object["notes"] = ["notes (how the target resolved) are shown with the bearer token only"]
+                }
+                return APIResponse.json(object)
             }
         }
         return router
@@ -331,11 +337,36 @@ struct TokenCheck: RouterMiddleware {
     static func isRoute(_ path: String) -> Bool { !matching(path).isEmpty }
     static func methods(_ path: String) -> String { Set(matching(path).flatMap { $0.components(separatedBy: ", ") }).sorted().joined(separator: ", ") }
 
+    /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+    static func isLoopbackHost(_ header: String) -> Bool {
+        var name = Substring(header.lowercased())
+        if name.hasPrefix("[") {
+            guard let close = name.firstIndex(of: "]") else { return false }
+            let rest = name[name.index(after: close)...]
+            guard rest.isEmpty || (rest.hasPrefix(":") && rest.dropFirst().allSatisfy(\.isNumber)) else { return false }
+            return name[name.index(after: name.startIndex)..<close] == "::1"
+        }
+        if let colon = name.lastIndex(of: ":") {
+            guard name[name.index(after: colon)...].allSatisfy(\.isNumber) else { return false }
+            name = name[..<colon]
+        }
+        if name.hasSuffix(".") { name = name.dropLast() }
+        if name == "localhost" { return true }
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts[0] == "127"
+            && parts.allSatisfy { !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 }
+    }
+
     private func authorized(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let reading = request.method == .get || request.method == .head || (request.method == .post && request.uri.path == "/api/v1/check")
         // The dashboard page holds no data (its every request carries the token), and a browser
         // can't send a bearer header when it opens a page: off loopback it would not load at all.
         let page = reading && request.method != .post && request.uri.path == "/"
+        // On loopback, where reads need no token, a page elsewhere could still make a browser
+        // read the API by rebinding its own name to 127.0.0.1: only loopback names are served.
+        if !everyRequest, let host = request.head.authority, !Self.isLoopbackHost(host) {
+            return APIError(.forbiddenHost, "Host \"\(host)\" is not a loopback name: open the server as http://127.0.0.1:PORT or http://localhost:PORT").response
+        }
         if (everyRequest && !page) || !reading {
             guard token.authorizes(request.headers[.authorization]) else {
                 return APIError(.unauthorized, request.headers[.authorization] == nil

@@ -18,7 +18,7 @@ public struct ServerToken: Sendable {
 
     /// `$XDG_CONFIG_HOME/agentgate/server.token` (or wherever `agentgate paths` puts the configuration).
     public static func defaultPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        AgentGatePaths.configurationDirectory(environment).path + "/server.token"
+        AgentGatePaths.serverToken(environment)
     }
 
     /// Reads the token at `path`, creating it (and its directory, 0700) when there is none.

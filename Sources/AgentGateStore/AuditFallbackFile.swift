@@ -70,7 +70,9 @@ enum AuditFallbackFile {
         case appending
         case importing
 
-        var flags: Int32 { self == .appending ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC : O_RDWR | O_CLOEXEC }
+        // O_NOFOLLOW: a symlink put in its place (the spill file's directory may be /tmp's)
+        // would otherwise have the supervisor append to, or import, a file of someone else's.
+        var flags: Int32 { self == .appending ? O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW : O_RDWR | O_CLOEXEC | O_NOFOLLOW }
 
         /// A failure of one step, with the current errno.
         func failure(_ message: String, path: String) -> StoreError {
@@ -108,10 +110,23 @@ enum AuditFallbackFile {
             var named = stat()
             guard fstat(descriptor, &opened) == 0 else { throw purpose.failure("stat of the fallback file failed", path: path) }
             guard stat(path, &named) == 0, named.st_ino == opened.st_ino, named.st_dev == opened.st_dev else { continue }
+            // Only a regular file of this user's with one name: not a device or FIFO to read
+            // without end, nor a hard link to a file that belongs elsewhere.
+            guard opened.st_mode & S_IFMT == S_IFREG, opened.st_uid == geteuid(), opened.st_nlink == 1 else {
+                throw StoreError(code: purpose == .appending ? .fallbackWriteFailed : .cannotOpen, path: path,
+                                 message: "the fallback file is not a regular file of this user's with one link; it was left alone")
+            }
+            if purpose == .importing && opened.st_size > maximumImportBytes {
+                throw StoreError(code: .cannotOpen, path: path,
+                                 message: "the fallback file holds \(opened.st_size) bytes, more than an import reads (\(maximumImportBytes)); it was left alone: move it aside and import it in parts")
+            }
             return try body(descriptor, opened)
         }
         throw purpose.keptBeingReplaced(path: path)
     }
+
+    /// What an import reads at most (a spill of a day's records is far less).
+    static let maximumImportBytes: off_t = 256 << 20
 
     private static func lock(_ descriptor: Int32) -> Bool {
         while flock(descriptor, LOCK_EX) != 0 {

@@ -90,17 +90,27 @@ public struct AuditDatabaseFiles: Sendable, Equatable {
         return directory + "/spill-" + SHA256Hex.digest(Array(databasePath.utf8)).prefix(16) + ".jsonl"
     }
 
-    /// $XDG_RUNTIME_DIR/agentgate, else /run/agentgate for root, else /tmp/agentgate-UID: made
+    /// $XDG_RUNTIME_DIR/agentgate, else /run/agentgate-spill for root, else /tmp/agentgate-UID: made
     /// 0700 when missing, and used only when it is a directory of this user's that no one else
     /// may write to.
-    static func spillDirectory() -> String? {
+    public static func spillDirectory() -> String? {
         let uid = getuid()
         let base: String
         if let raw = getenv("XDG_RUNTIME_DIR"), case let runtime = String(cString: raw), runtime.hasPrefix("/") {
             base = runtime + "/agentgate"
         } else {
-            base = uid == 0 ? "/run/agentgate" : "/tmp/agentgate-\(uid)"
+            // Not /run/agentgate itself: system services' runtime directories are made below
+            // it for their own users, who could no longer reach them through a 0700 directory.
+            base = uid == 0 ? "/run/agentgate-spill" : "/tmp/agentgate-\(uid)"
         }
+        // Its parent must be one that nobody else can rename it out of: owned by this user or
+        // root, and writable by no one else unless sticky (/tmp). Root given a user's
+        // $XDG_RUNTIME_DIR (sudo -E) would otherwise trust a directory the user can swap.
+        let parent = String(base[..<(base.lastIndex(of: "/") ?? base.startIndex)])
+        var parentStatus = stat()
+        guard lstat(parent.isEmpty ? "/" : parent, &parentStatus) == 0, parentStatus.st_mode & S_IFMT == S_IFDIR,
+              parentStatus.st_uid == uid || parentStatus.st_uid == 0,
+              parentStatus.st_mode & 0o022 == 0 || parentStatus.st_mode & 0o1000 != 0 else { return nil }
         _ = mkdir(base, 0o700)
         var status = stat()
         guard lstat(base, &status) == 0, status.st_mode & S_IFMT == S_IFDIR, status.st_uid == uid,

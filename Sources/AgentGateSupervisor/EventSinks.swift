@@ -21,6 +21,18 @@ public struct SinkEvent: Sendable {
         self.kind = kind
         self.timeMicros = timeMicros
     }
+
+    /// The event as the database stores it: secrets in paths, URLs and argv redacted
+    /// (`Redactor`), since the journal and collectors are read by more people than the
+    /// database. Done on the sink's thread, never on the decision path.
+    var redacted: SinkEvent {
+        guard case .decision(var event) = kind else { return self }
+        event.executable = Redactor.redact(text: event.executable)
+        event.target = Redactor.redact(text: event.target)
+        event.argv = event.argv.map { Redactor.redact(argv: $0) }
+        event.intent = event.intent.map(Redactor.redact(commandText:))
+        return SinkEvent(.decision(event), timeMicros: timeMicros)
+    }
 }
 
 /// Who and where, the same for every event of a session: what sinks say besides the event.
@@ -137,7 +149,7 @@ final class SinkQueue: Sendable {
                 return (batch, state.closing)
             }
             if !batch.isEmpty {
-                let failures = sink.deliver(batch)
+                let failures = sink.deliver(batch.map(\.redacted))
                 if failures > 0 && failed.add(failures, ordering: .relaxed).oldValue == 0 {
                     warn("\(sink.name): \(failures) events could not be delivered; counting the rest until the session ends")
                 }

@@ -99,6 +99,19 @@ import Testing
         #expect(s.serverErrors.contains("has mode 640") && s.serverErrors.contains("chmod 600"))
     }
 
+    /// A page elsewhere that rebinds its own name to 127.0.0.1 must not read the open loopback API.
+    @Test func onLoopbackOnlyLoopbackHostNamesAreServed() throws {
+        let s = try ServerHarness()
+        try s.seed()
+        try s.start()
+        for host in ["evil.example", "evil.example:9100", "127.0.0.1.evil.example", "[::2]:80", "localhost.evil:1"] {
+            #expect(try s.http("GET", "/api/v1/sessions", headers: ["Host: \(host)"]).status == 403, "\(host)")
+        }
+        for host in ["127.0.0.1", "127.0.0.1:9100", "localhost:9100", "LOCALHOST", "[::1]:9100", "127.1.2.3"] {
+            #expect(try s.http("GET", "/api/v1/sessions", headers: ["Host: \(host)"]).status == 200, "\(host)")
+        }
+    }
+
     @Test func offLoopbackEveryRequestNeedsTheToken() throws {
         let s = try ServerHarness()
         try s.seed()
@@ -141,7 +154,7 @@ import Testing
             (#"{"action": "net_egress", "target": "registry.npmjs.org:443"}"#, ["--action", "net_egress", "registry.npmjs.org:443"]),
         ]
         for (body, cli) in cases {
-            let api = try s.json("POST", "/api/v1/check", body: body)
+            let api = try s.json("POST", "/api/v1/check", token: s.token, body: body)
             #expect(api.status == 200, "\(body): \(api.object)")
             let process = Process()
             process.executableURL = URL(fileURLWithPath: ServerHarness.binary("agentgate"))

@@ -157,7 +157,8 @@ struct HTTPReply {
     }
 
     static func request(_ method: String, _ path: String, token: String?, body: String?, headers: [String]) -> [UInt8] {
-        var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        let namesHost = headers.contains { $0.lowercased().hasPrefix("host:") }
+        var text = "\(method) \(path) HTTP/1.1\r\n" + (namesHost ? "" : "Host: 127.0.0.1\r\n") + "Connection: close\r\n"
         if let token { text += "Authorization: Bearer \(token)\r\n" }
         for header in headers { text += header + "\r\n" }
         if let body { text += "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n" }

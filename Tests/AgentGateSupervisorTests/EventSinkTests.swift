@@ -340,7 +340,8 @@ struct EventSinkTests {
         }
         #expect(value("agentgate.sessions.active", "gauge") == 0)  // the last export is after the session's end
         #expect(value("agentgate.asks.pending", "gauge") == 0)
-        #expect(value("agentgate.audit.queue.depth", "gauge").map { $0 >= 0 && $0 <= total } == true)
+        // The writer's queue holds process records too, so its depth isn't bounded by the decisions.
+        #expect(value("agentgate.audit.queue.depth", "gauge").map { $0 >= 0 } == true)
         #expect(value("agentgate.audit.write_errors", "sum") == 0)
         #expect(value("agentgate.otlp.dropped", "sum") == 0)
         // Any export during the session (one is due at its first second) says it is active.

@@ -428,7 +428,7 @@ void _start(void) {
     func attachWhileHeld() throws {
         let f = try Fixture()
         #expect(f.h.bare([f.attack, "attach", "30", f.attack]).stdout.contains("attach ok=30 of 30"))
-        let r = f.supervised([f.attack, "attach", "30", f.attack])
+        let r = f.supervised([f.attack, "attach", "30", f.attack], timeout: 300)
         print("attach while held: \(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines))")
         #expect(r.status == 0 && r.stdout.contains("attach ok=30 of 30"), "\(r)")
     }
