@@ -141,8 +141,11 @@ browse "$work/steps-empty.json"
 stop_server
 
 # ---- 2. a seeded database ----
+# reads: all, so that every decision is an event row the expected figures below count (with
+# the default, allowed reads are stored as aggregates).
 cat >"$project/policy.yaml" <<EOF
 default: allow
+audit: {reads: all}
 rules:
   - id: no-secrets
     match: {action: fs_read, target_glob: "$project/secret*"}
