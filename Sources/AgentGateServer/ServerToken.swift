@@ -41,7 +41,9 @@ public struct ServerToken: Sendable {
             }
             let line = Array((value + "\n").utf8)
             let written = line.withUnsafeBytes { write(created, $0.baseAddress, $0.count) }
-            guard written == line.count, fsync(created) == 0 else {
+            // Exactly 0600 whatever the umask: a umask that takes the owner's bits (0277) would
+            // leave a token its own server refuses or can't read back.
+            guard written == line.count, fchmod(created, 0o600) == 0, fsync(created) == 0 else {
                 let error = Glibc.errno
                 unlink(path)
                 throw Failure(code: .create, errno: error, description: "cannot write the server token \(path): \(String(cString: strerror(error)))")

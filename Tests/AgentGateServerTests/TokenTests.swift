@@ -16,7 +16,8 @@ struct TokenTests {
         let first = try ServerToken.loadOrCreate(at: path)
         #expect(first.value.count == 64 && first.value.allSatisfy { $0.isHexDigit && !$0.isUppercase })
         var info = stat()
-        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o600)
+        let statted = stat(path, &info)
+        #expect(statted == 0 && info.st_mode & 0o777 == 0o600, "stat \(statted) errno \(errno) mode \(String(info.st_mode, radix: 8))")
         let second = try ServerToken.loadOrCreate(at: path)
         #expect(second.value == first.value)
         #expect(first.authorizes("Bearer \(first.value)"))
@@ -25,6 +26,19 @@ struct TokenTests {
         #expect(!first.authorizes("Bearer \(first.value)0"))
         #expect(!first.authorizes(nil))
         #expect(!first.authorizes(first.value))
+    }
+
+    /// umask is the process's: a child process of its own sets one that masks the owner's bits.
+    @Test func isExactly0600WhateverTheUmask() async {
+        await #expect(processExitsWith: .success) {
+            umask(0o277)
+            let path = NSTemporaryDirectory() + "agentgate-token-umask-\(getpid())/server.token"
+            guard let token = try? ServerToken.loadOrCreate(at: path) else { exit(2) }
+            var info = stat()
+            guard stat(path, &info) == 0, info.st_mode & 0o777 == 0o600 else { exit(3) }
+            guard (try? ServerToken.loadOrCreate(at: path))?.value == token.value else { exit(4) }
+            exit(0)
+        }
     }
 
     @Test func refusesAReadableTokenASymlinkAndGarbage() throws {
