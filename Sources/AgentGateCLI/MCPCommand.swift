@@ -36,7 +36,9 @@ struct MCPCommand: ParsableCommand {
         let agent = "mcp:\(serverName)"
         let loaded = try policyOption.load(agent: agent)
         let environment = ProcessInfo.processInfo.environment
-        let sessionID = "mcp-" + UUID().uuidString.lowercased()
+        // Short: the server's session (this id with -server) names a control socket, whose
+        // address has room for 107 bytes in all.
+        let sessionID = "mcp-" + String(UInt64.random(in: 1 ... .max), radix: 16)
         let recorder = MCPRecorder(db: db, environment: environment, session: SessionRecord(
             id: sessionID, agent: agent, command: command, cwd: AgentGatePaths.currentDirectory(),
             policyPath: loaded.source, policySHA256: loaded.sha256, startTimeMicros: AuditClock.nowMicros(),
@@ -44,10 +46,20 @@ struct MCPCommand: ParsableCommand {
 
         var argv = command
         var program = command[0]
+        // Asks go to the server's supervisor, whose approvers (terminal, `agentgate approve`, the
+        // dashboard) answer them: over a socketpair whose one end only the supervisor inherits.
+        var askChannel: (gateway: Int32, supervisor: Int32)?
         if !noSupervise {
+            var pair: [Int32] = [-1, -1]
+            guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair) == 0,
+                  fcntl(pair[1], F_SETFD, 0) == 0 else {
+                printError("cannot make the socket for asks: \(String(cString: strerror(errno)))", tool: "agentgate mcp")
+                throw ExitCode(1)
+            }
+            askChannel = (pair[0], pair[1])
             let supervise = Self.superviseProgram()
             program = supervise.path
-            argv = [supervise.argv0, "--quiet", "--session", sessionID + "-server", "--agent", agent]
+            argv = [supervise.argv0, "--quiet", "--session", sessionID + "-server", "--agent", agent, "--ask-fd", String(pair[1])]
             if let policy = policyOption.policy { argv += ["--policy", policy] }
             if let db { argv += ["--db", db] }
             argv += ["--"] + command
@@ -58,8 +70,9 @@ struct MCPCommand: ParsableCommand {
             }
             program = found
         }
-        let gateway = MCPGateway(policy: loaded.policy, policySHA256: loaded.sha256, recorder: recorder, home: AgentGatePaths.home(environment))
-        let status = gateway.run(program: program, argv: argv)
+        let gateway = MCPGateway(policy: loaded.policy, policySHA256: loaded.sha256, recorder: recorder, home: AgentGatePaths.home(environment),
+                                 askChannel: askChannel?.gateway)
+        let status = gateway.run(program: program, argv: argv, spawned: { if let askChannel { close(askChannel.supervisor) } })
         throw ExitCode(status)
     }
 
@@ -136,6 +149,8 @@ final class MCPGateway: @unchecked Sendable {
     let policySHA256: String
     let recorder: MCPRecorder
     let home: String
+    /// The server's supervisor's end for asks (`ParentAskChannel`), or nil (the server runs bare).
+    let askChannel: Int32?
     /// Whole lines to the client, from both threads.
     private let outputLock = NSLock()
     private var clientGone = false
@@ -145,15 +160,17 @@ final class MCPGateway: @unchecked Sendable {
     /// How long the server has to exit after its stdin is closed, before SIGTERM (then SIGKILL).
     static let exitGraceSeconds: UInt64 = 10
 
-    init(policy: Policy, policySHA256: String, recorder: MCPRecorder, home: String) {
+    init(policy: Policy, policySHA256: String, recorder: MCPRecorder, home: String, askChannel: Int32? = nil) {
         self.policy = policy
         self.policySHA256 = policySHA256
         self.recorder = recorder
         self.home = home
+        self.askChannel = askChannel
     }
 
     /// Runs until the server exits; returns the status to exit with (128+N for signal N).
-    func run(program: String, argv: [String]) -> Int32 {
+    /// `spawned` runs once the server has been started (or could not be).
+    func run(program: String, argv: [String], spawned: () -> Void = {}) -> Int32 {
         signal(SIGPIPE, SIG_IGN)
         var toServer: [Int32] = [-1, -1]
         var fromServer: [Int32] = [-1, -1]
@@ -184,11 +201,12 @@ final class MCPGateway: @unchecked Sendable {
         var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, program, &actions, &attributes, &cArguments, environ)
+        let started = posix_spawn(&pid, program, &actions, &attributes, &cArguments, environ)
         close(toServer[0])
         close(fromServer[1])
-        guard spawned == 0 else {
-            printError("cannot start \(program): \(String(cString: strerror(spawned)))", tool: "agentgate mcp")
+        spawned()
+        guard started == 0 else {
+            printError("cannot start \(program): \(String(cString: strerror(started)))", tool: "agentgate mcp")
             close(toServer[1])
             close(fromServer[0])
             recorder.finish(status: 127)
@@ -266,8 +284,9 @@ final class MCPGateway: @unchecked Sendable {
         }
         var answer: Decision = verdict.enforced ? (verdict.decision == .log ? .allow : verdict.decision) : .allow
         if answer == .ask {
-            answer = .deny
-            why += "; asks are not supported by the MCP gateway yet, so this ask is denied"
+            let (allowed, how) = ask(request, verdict: verdict)
+            answer = allowed ? .allow : .deny
+            why += "; " + how
         }
         let allowed = answer == .allow
         let subject = ruleID.map { "rule \($0): " } ?? ""
@@ -285,6 +304,28 @@ final class MCPGateway: @unchecked Sendable {
         return MCPCallAnswer(allowed: allowed, message: message)
     }
 
+
+    /// Puts an ask to the server's supervisor and waits for a person's answer (or the policy's
+    /// ask_timeout there). Denied when there is nobody to ask.
+    private func ask(_ request: MCPToolCallRequest, verdict: Verdict) -> (allowed: Bool, how: String) {
+        guard let askChannel else {
+            return (false, "denied: asks are put to a person through the server's supervisor, and --no-supervise runs none")
+        }
+        askLock.lock()
+        defer { askLock.unlock() }
+        let question = ParentAskRequest(tool: request.tool, arguments: request.argumentTexts, shown: Self.recordedArguments(request))
+        // The supervisor denies at its ask_timeout; the extra minute only bounds a supervisor gone wrong.
+        let timeout = (policy.askTimeout.seconds + 60) * 1000
+        do throws(ParentAskChannel.Failure) {
+            let answer = try ParentAskChannel.ask(question, fd: askChannel, timeoutMilliseconds: timeout)
+            return (answer.allowed, answer.why)
+        } catch {
+            return (false, "denied: \(error.description)")
+        }
+    }
+
+    /// One ask at a time on the channel.
+    private let askLock = NSLock()
 
     /// The most bytes of one recorded argument value: the rest is cut, marked with `…`.
     static let recordedValueBytes = 4096

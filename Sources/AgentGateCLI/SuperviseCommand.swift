@@ -105,6 +105,10 @@ public struct SuperviseCommand: ParsableCommand {
     @Option(name: .customLong("unit-handoff"), help: .hidden)
     var unitHandoff: String?
 
+    /// Set by `agentgate mcp`: a unix stream socket it puts its tools/call asks on (`ParentAskServer`).
+    @Option(name: .customLong("ask-fd"), help: .hidden)
+    var askFD: Int32?
+
     @Argument(parsing: .postTerminator, help: "The command to supervise, after --.")
     var command: [String] = []
 
@@ -136,8 +140,26 @@ public struct SuperviseCommand: ParsableCommand {
                 throw ValidationError(error.description)
             }
         }
+        if askFD != nil && unit != nil { throw ValidationError("--ask-fd can't go with --unit (the descriptor doesn't reach the unit)") }
         if let databaseMaxSize, Self.byteCount(databaseMaxSize) == nil {
             throw ValidationError("--db-max-size \(databaseMaxSize): expected a size like 500M, 2G or 1048576")
+        }
+    }
+
+    /// Checks that `fd` is a unix stream socket and makes it close-on-exec.
+    static func takeAskDescriptor(_ fd: Int32) throws {
+        var type: Int32 = 0, domain: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard fd > 2, getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
+            throw ValidationError("--ask-fd \(fd): not an open socket (\(String(cString: strerror(errno))))")
+        }
+        length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0, domain == AF_UNIX,
+              type == Int32(SOCK_STREAM.rawValue) else {
+            throw ValidationError("--ask-fd \(fd): not a unix stream socket")
+        }
+        guard fcntl(fd, F_SETFD, FD_CLOEXEC) == 0 else {
+            throw ValidationError("--ask-fd \(fd): \(String(cString: strerror(errno)))")
         }
     }
 
@@ -156,6 +178,8 @@ public struct SuperviseCommand: ParsableCommand {
     }
 
     public func run() throws {
+        // First, before anything is started: the agent must never inherit it.
+        if let askFD { try Self.takeAskDescriptor(askFD) }
         if let unit { try launchInUnit(unit) }
         var placement: SessionUnit? = nil
         if let inUnit, let unitHandoff { placement = try takeOverInUnit(inUnit, handoff: unitHandoff) }
@@ -293,6 +317,7 @@ public struct SuperviseCommand: ParsableCommand {
             throw ExitCode(2)
         }
         options.eventSinks = sinks
+        options.parentAskDescriptor = askFD
         // A webhook's secret is the supervisor's, not the agent's to read or replace: its file
         // is protected, and its variable is not passed on to the agent.
         var secretVariables: Set<String> = []

@@ -249,6 +249,29 @@ final class AskBroker: Sendable {
             return .unavailable("no approver free: \(standby.capacity) asks are already waiting")
         }
         defer { standby.endWait() }
+        return waitForAnswer(key: notificationID, restartKey: restartKey, policy: policy, makeAsk: makeAsk, announce: announce,
+                             isGone: { !listener.isValid(notificationID) },
+                             isInterrupted: {
+                                 agentgate_thread_signal_routed_ignoring(tid, Self.signalsThatDontInterrupt) == 1
+                                     && listener.isValid(notificationID)
+                             })
+    }
+
+    /// Pauses the calling thread (not a receiver: the one that reads the starting process's
+    /// asks, `ParentAsks`) until `ask` is answered or its deadline passes. Nothing interrupts
+    /// it but the session's end.
+    func waitOnBehalfOfParent(key: UInt64, policy: PolicyVersion, makeAsk: (String) -> PendingAsk,
+                              announce: (PendingAsk) -> Void) -> AskWaitResult {
+        guard answerable.load(ordering: .acquiring) else { return .unavailable(Self.nobodyToAsk) }
+        return waitForAnswer(key: key, restartKey: "parent \(key)", policy: policy, makeAsk: makeAsk, announce: announce,
+                             isGone: { false }, isInterrupted: { false })
+    }
+
+    /// The wait itself: `key` names the outcome for the record (`takeOutcome`), `isGone` says
+    /// the asker went away, `isInterrupted` that a signal would interrupt its wait.
+    private func waitForAnswer(key notificationID: UInt64, restartKey: String, policy: PolicyVersion,
+                               makeAsk: (String) -> PendingAsk, announce: (PendingAsk) -> Void,
+                               isGone: () -> Bool, isInterrupted: () -> Bool) -> AskWaitResult {
         let waiter = Waiter()
         enum Registration { case pending(PendingAsk), resumed(PendingAsk), repeated(AskOutcome), stopping }
         let registration: Registration = state.withLock { state in
@@ -310,10 +333,9 @@ final class AskBroker: Sendable {
                 return nil
             }
             if result != nil { break }
-            if !listener.isValid(notificationID) {
+            if isGone() {
                 result = .gone
-            } else if agentgate_thread_signal_routed_ignoring(tid, Self.signalsThatDontInterrupt) == 1
-                        && listener.isValid(notificationID) {
+            } else if isInterrupted() {
                 // The kernel would interrupt a blocking wait: answer as it would, and the
                 // call runs the handler, then restarts (and asks again) or fails with EINTR.
                 result = .interrupted
@@ -339,7 +361,7 @@ final class AskBroker: Sendable {
         }
         changed.signal()
         // A thread killed while the person decided: nothing is done for it.
-        if case .settled = result, !listener.isValid(notificationID) { return .gone }
+        if case .settled = result, isGone() { return .gone }
         return result!
     }
 

@@ -67,6 +67,9 @@ public struct SupervisorOptions: Sendable {
     /// Where decisions go besides the audit database (journal, OTLP, webhooks), started by the
     /// caller; nil: nowhere.
     public var eventSinks: EventSinks? = nil
+    /// A stream socket the process that started the supervisor puts asks on (`ParentAskServer`:
+    /// `agentgate mcp`'s tools/call asks); close-on-exec, so the agent never has it. nil: none.
+    public var parentAskDescriptor: Int32? = nil
 
     public init(command: [String], programPath: String, environment: [String]) {
         self.command = command
@@ -336,6 +339,11 @@ public final class Supervisor: Sendable {
                                    handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core) }) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the agent hooks' thread; the command was not run")
         }
+        let parentAsks = options.parentAskDescriptor.map { ParentAskServer(fd: $0) }
+        if let parentAsks, !parentAsks.start(core: core, log: log) {
+            throw abandon(spawned.pid, cgroup: cgroup, "could not start the thread for the gateway's asks; the command was not run")
+        }
+        defer { parentAsks?.stop(asks: core.asks) }
         if let prompt, !prompt.start() {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the terminal prompt's thread; the command was not run")
         }

@@ -194,4 +194,67 @@ import Testing
                            environment: s.environment, timeout: 30)
         #expect(dead.status == 7, "\(dead)")
     }
+
+    /// An `ask` for a tools/call waits for a person, as the server's own calls do: it is listed
+    /// by `agentgate approvals` (in the server's session), and `approve`/`deny` settle it.
+    @Test func anAskedToolCallWaitsForAPersonsAnswer() throws {
+        let s = try Self.setup()
+        let c = try ControlHarness("mcpAsk") // short: the runtime directory holds the sessions' sockets
+        var environment = s.environment
+        environment["XDG_RUNTIME_DIR"] = c.environment["XDG_RUNTIME_DIR"]
+        let policy = try s.h.policy("""
+            version: 2
+            default: {exec: allow, fs_read: allow, fs_write: allow, net_egress: allow, mcp: allow}
+            ask_timeout: 60s
+            rules:
+              - id: echo-asks
+                match: {action: mcp, tool: echo, arguments: {text: "ask-*"}}
+                decision: ask
+                reason: echoing asks
+            """)
+        let gateway = [Self.agentgate, "mcp", "--policy", policy, "--db", s.h.db, "--", s.python, s.h.path("server.py")]
+        let calls: [[Any]] = [["echo", ["text": "ask-approved"]], ["echo", ["text": "ask-denied"]], ["echo", ["text": "plain"]]]
+        let client = try BackgroundRun([s.python, s.h.path("client.py"),
+                                        String(decoding: try JSONSerialization.data(withJSONObject: gateway), as: UTF8.self),
+                                        String(decoding: try JSONSerialization.data(withJSONObject: calls), as: UTF8.self)],
+                                       directory: s.h.dir, name: "client", environment: environment)
+        for (index, answer) in ["approve", "deny"].enumerated() {
+            var ask: [String: Any] = [:]
+            _ = waitUntil {
+                let listing = c.h.run([Harness.agentgate, "approvals", "--json"], environment: environment)
+                ask = listing.stdout.split(separator: "\n").compactMap {
+                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+                }.first ?? [:]
+                return !ask.isEmpty
+            }
+            let id = try #require(ask["id"] as? String, "ask \(index): \(client.stderr)")
+            // The person sees the tool and its (redacted) arguments.
+            #expect(ask["action"] as? String == "mcp" && ask["target"] as? String == "echo text=ask-\(index == 0 ? "approved" : "denied")", "\(ask)")
+            #expect((ask["session"] as? String)?.hasSuffix("-server") == true && (ask["rule"] as? String)?.contains("echo-asks") == true, "\(ask)")
+            #expect(s.calls.count == index, "the call waits for the answer: \(s.calls)")
+            let answered = c.h.run([Harness.agentgate, answer, id], environment: environment)
+            #expect(answered.status == 0, "\(answered)")
+        }
+        #expect(client.wait(timeout: 120) == 0, "\(client.stderr)")
+        let line = client.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let parsed = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [[String: Any]]
+        let results = try #require(parsed, "\(client.stdout)")
+        try #require(results.count == 3, "\(results)")
+        #expect(results[0]["isError"] as? Bool == false && results[0]["text"] as? String == "ask-approved", "\(results[0])")
+        #expect(results[1]["isError"] as? Bool == true && (results[1]["text"] as? String)?.contains("denied") == true, "\(results[1])")
+        #expect(results[2]["isError"] as? Bool == false, "\(results[2])")
+        #expect(s.calls == ["echo ask-approved", "echo plain"], "\(s.calls)")
+
+        let store = try AuditStore(path: s.h.db, readOnly: true)
+        defer { store.close() }
+        let gatewaySession = try #require(try store.sessions().first { $0.agent == "mcp:server" && !$0.id.hasSuffix("-server") })
+        let events = try store.events(sessionID: gatewaySession.id).map(\.event)
+        #expect(events.count == 3 && events[0].decision == .ask && events[1].decision == .ask, "\(events)")
+        #expect(events[0].reason.contains("allowed once by") && events[1].reason.contains("denied by"), "\(events.map(\.reason))")
+
+        // Without a supervisor there is nobody to ask: the ask is denied, saying why.
+        let bare = try s.call([Self.agentgate, "mcp", "--no-supervise", "--policy", policy, "--db", s.h.db, "--", s.python, s.h.path("server.py")],
+                              [("echo", ["text": "ask-bare"])])
+        #expect(bare.first?["isError"] as? Bool == true && (bare.first?["text"] as? String)?.contains("--no-supervise") == true, "\(bare)")
+    }
 }
