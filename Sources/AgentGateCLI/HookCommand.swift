@@ -118,7 +118,7 @@ public enum HookRunner {
                           why: decided.why)
         if !noRecord {
             let event = HookEvidence.event(
-                call: call, decided: decided, policy: loaded.policy, policySHA256: loaded.sha256.isEmpty ? nil : loaded.sha256,
+                call: call, decided: decided, agent: agent.rawValue, policy: loaded.policy, policySHA256: loaded.sha256.isEmpty ? nil : loaded.sha256,
                 pid: getpid(), ppid: getppid(), executable: ownExecutable(),
                 latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000), home: AgentGatePaths.home(environment))
             if let problem = record(event, input: input, loaded: loaded, db: db, environment: environment) {

@@ -50,7 +50,13 @@ public struct HookAnswer: Codable, Sendable, Equatable {
 /// A hook decision as the audit trail records it, whoever records it (the supervisor for a
 /// hook inside its session, `agentgate hook` itself outside one).
 public enum HookEvidence {
-    public static func event(call: ToolCall, decided: ToolDecision, policy: Policy, policySHA256: String?,
+    /// What the agent is told: Codex acts only on a deny and can't put a question to a person,
+    /// so its asks are answered deny (`HookOutput`); the others are told the answer.
+    public static func told(_ answer: Decision, agent: String) -> Decision {
+        agent == "codex" && answer == .ask ? .deny : answer
+    }
+
+    public static func event(call: ToolCall, decided: ToolDecision, agent: String, policy: Policy, policySHA256: String?,
                              pid: Int32, ppid: Int32, executable: String, latencyMicros: Int64, home: String?) -> DecisionEvent {
         var reason = decided.why
         var ruleID: String?
@@ -59,7 +65,8 @@ public enum HookEvidence {
             ruleID = rule.displayID
             if let ruleReason = rule.reason, decided.verdict?.reason != .escapesScope { reason = ruleReason }
         }
-        if decided.answer != decided.decision && decided.decision != .log { reason += "; answered \(decided.answer.name)" }
+        let told = told(decided.answer, agent: agent)
+        if told != decided.decision && decided.decision != .log { reason += "; answered \(told.name)" }
         let intent = Intent.describe(decided.kind, target: decided.target, argv: decided.argv, home: home).text
         var event = DecisionEvent(
             timeMicros: AuditClock.nowMicros(), pid: pid, ppid: ppid, executable: executable,
@@ -660,7 +667,7 @@ extension Supervisor {
         let version = core.policies.version
         let decided = version.policy.decide(request.call, context: core.contexts.context(tid: pid))
         let event = HookEvidence.event(
-            call: request.call, decided: decided, policy: version.policy, policySHA256: version.sha256, pid: pid,
+            call: request.call, decided: decided, agent: request.agent, policy: version.policy, policySHA256: version.sha256, pid: pid,
             ppid: peer.ppid, executable: peer.executable, latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000),
             home: core.recorder.home)
         core.recorder.counts.count(decided.decision)

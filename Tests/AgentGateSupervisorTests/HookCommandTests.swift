@@ -131,6 +131,9 @@ import Testing
         let rows = h.query("SELECT session_id, decision FROM events ORDER BY id")
         #expect(rows.count == 6 && rows.allSatisfy { $0[0] == "codex-019a7c1e-0000-7000-8000-000000000001" }, "\(rows)")
         #expect(rows.map { $0[1] } == ["allow", "ask", "deny", "allow", "allow", "ask"], "\(rows)")
+        // The record says what Codex was told for its asks.
+        let reasons = h.query("SELECT reason FROM events WHERE decision = 'ask' ORDER BY id").map { $0[0] }
+        #expect(reasons.count == 2 && reasons.allSatisfy { $0.hasSuffix("; answered deny") }, "\(reasons)")
     }
 
     /// Claude Code's SessionEnd (installed by `hook install`) closes the session the hook
