@@ -28,8 +28,10 @@ void agentgate_thread_resume_credentials(bool suspended);
 #endif
 
 #include <asm/socket.h>
+#include <poll.h>
 #include <sys/socket.h>
 _Static_assert(AGENTGATE_SO_PEERCRED == SO_PEERCRED, "SO_PEERCRED");
+_Static_assert(AGENTGATE_POLLRDHUP == POLLRDHUP, "POLLRDHUP");
 _Static_assert(AGENTGATE_SCM_CREDENTIALS == SCM_CREDENTIALS, "SCM_CREDENTIALS");
 _Static_assert(AGENTGATE_PIDFD_NONBLOCK == O_NONBLOCK, "PIDFD_NONBLOCK");
 _Static_assert(AGENTGATE_PIDFD_THREAD == O_EXCL, "PIDFD_THREAD");

@@ -151,6 +151,10 @@ final class MCPGateway: @unchecked Sendable {
     let home: String
     /// The server's supervisor's end for asks (`ParentAskChannel`), or nil (the server runs bare).
     let askChannel: Int32?
+    /// The channel failed once (no answer in time, or the supervisor gone): asks are denied from
+    /// then on, so an answer that comes late can never be taken for a later call's.
+    private var askChannelBroken: String?
+    private var askCount: UInt64 = 0
     /// Whole lines to the client, from both threads.
     private let outputLock = NSLock()
     private var clientGone = false
@@ -283,14 +287,19 @@ final class MCPGateway: @unchecked Sendable {
             if let reason = policy.rules[index].reason { why = reason }
         }
         var answer: Decision = verdict.enforced ? (verdict.decision == .log ? .allow : verdict.decision) : .allow
+        var told = why
+        var settled: ParentAskAnswer?
         if answer == .ask {
-            let (allowed, how) = ask(request, verdict: verdict)
-            answer = allowed ? .allow : .deny
-            why += "; " + how
+            let asked = ask(request)
+            settled = asked
+            answer = asked.allowed ? .allow : .deny
+            told += "; " + asked.told
+            why += "; " + asked.why
+            if let rule = asked.rule, rule != ruleID { why += " (the supervisor's policy: rule \(rule))" }
         }
         let allowed = answer == .allow
         let subject = ruleID.map { "rule \($0): " } ?? ""
-        let message = "AgentGate \(allowed ? "allowed" : "denied") the call of tool \(request.tool): \(subject)\(why)"
+        let message = "AgentGate \(allowed ? "allowed" : "denied") the call of tool \(request.tool): \(subject)\(told)"
         var event = DecisionEvent(
             timeMicros: AuditClock.nowMicros(), pid: getpid(), ppid: getppid(), executable: HookRunner.ownExecutable(),
             syscall: "tools/call", action: .mcp, target: request.tool,
@@ -300,6 +309,8 @@ final class MCPGateway: @unchecked Sendable {
             intent: "call MCP tool \(request.tool)", notable: verdict.decision == .log, enforced: verdict.enforced)
         event.policySHA256 = policySHA256.isEmpty ? nil : policySHA256
         event.source = .mcp
+        event.answeredVia = settled?.via
+        event.answeredBy = settled?.by
         recorder.record(event)
         return MCPCallAnswer(allowed: allowed, message: message)
     }
@@ -307,20 +318,23 @@ final class MCPGateway: @unchecked Sendable {
 
     /// Puts an ask to the server's supervisor and waits for a person's answer (or the policy's
     /// ask_timeout there). Denied when there is nobody to ask.
-    private func ask(_ request: MCPToolCallRequest, verdict: Verdict) -> (allowed: Bool, how: String) {
+    private func ask(_ request: MCPToolCallRequest) -> ParentAskAnswer {
+        func denied(_ why: String) -> ParentAskAnswer { ParentAskAnswer(id: 0, allowed: false, why: why, told: why) }
         guard let askChannel else {
-            return (false, "denied: asks are put to a person through the server's supervisor, and --no-supervise runs none")
+            return denied("denied: asks are put to a person through the server's supervisor, and --no-supervise runs none")
         }
         askLock.lock()
         defer { askLock.unlock() }
-        let question = ParentAskRequest(tool: request.tool, arguments: request.argumentTexts, shown: Self.recordedArguments(request))
-        // The supervisor denies at its ask_timeout; the extra minute only bounds a supervisor gone wrong.
-        let timeout = (policy.askTimeout.seconds + 60) * 1000
+        if let askChannelBroken { return denied("denied: asks can't be put any more (\(askChannelBroken))") }
+        askCount += 1
+        // The supervisor denies by then (its ask_timeout, or this one if shorter).
+        let question = ParentAskRequest(id: askCount, tool: request.tool, arguments: request.argumentTexts,
+                                        waitSeconds: policy.askTimeout.seconds)
         do throws(ParentAskChannel.Failure) {
-            let answer = try ParentAskChannel.ask(question, fd: askChannel, timeoutMilliseconds: timeout)
-            return (answer.allowed, answer.why)
+            return try ParentAskChannel.ask(question, fd: askChannel)
         } catch {
-            return (false, "denied: \(error.description)")
+            askChannelBroken = error.description
+            return denied("denied: \(error.description)")
         }
     }
 

@@ -258,13 +258,13 @@ final class AskBroker: Sendable {
     }
 
     /// Pauses the calling thread (not a receiver: the one that reads the starting process's
-    /// asks, `ParentAsks`) until `ask` is answered or its deadline passes. Nothing interrupts
-    /// it but the session's end.
-    func waitOnBehalfOfParent(key: UInt64, policy: PolicyVersion, makeAsk: (String) -> PendingAsk,
+    /// asks, `ParentAsks`) until `ask` is answered or its deadline passes; `isGone` says the
+    /// asker has gone away (the ask is then withdrawn).
+    func waitOnBehalfOfParent(key: UInt64, policy: PolicyVersion, isGone: () -> Bool, makeAsk: (String) -> PendingAsk,
                               announce: (PendingAsk) -> Void) -> AskWaitResult {
         guard answerable.load(ordering: .acquiring) else { return .unavailable(Self.nobodyToAsk) }
         return waitForAnswer(key: key, restartKey: "parent \(key)", policy: policy, makeAsk: makeAsk, announce: announce,
-                             isGone: { false }, isInterrupted: { false })
+                             isGone: isGone, isInterrupted: { false })
     }
 
     /// The wait itself: `key` names the outcome for the record (`takeOutcome`), `isGone` says

@@ -228,10 +228,11 @@ public final class Supervisor: Sendable {
         let cgroup = SessionCgroup.create(name: "agentgate-\(getpid())", maxProcesses: options.maxProcesses,
                                           maxMemoryBytes: options.maxMemoryBytes ?? Self.defaultMemoryLimit())
         // RLIMIT_NPROC counts this supervisor's threads too, and most start after the count
-        // above: the blocking-call workers, the receivers (standby ones included), and at most seven
-        // more (main, control socket, policy reload, the DNS forwarder's two, audit writer, hooks).
+        // above: the blocking-call workers, the receivers (standby ones included), and at most eight
+        // more (main, control socket, policy reload, the DNS forwarder's two, audit writer, hooks,
+        // the parent's asks).
         let supervisorThreadsToCome = BlockingOperations.workerCount + ExecTracer.threadCount + max(1, options.receiverThreads)
-            + SupervisorCore.askCapacity + 7
+            + SupervisorCore.askCapacity + 8
         let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
             ? Int64(userProcessesBefore + supervisorThreadsToCome + options.maxProcesses) : -1
         let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
@@ -339,11 +340,6 @@ public final class Supervisor: Sendable {
                                    handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core) }) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the agent hooks' thread; the command was not run")
         }
-        let parentAsks = options.parentAskDescriptor.map { ParentAskServer(fd: $0) }
-        if let parentAsks, !parentAsks.start(core: core, log: log) {
-            throw abandon(spawned.pid, cgroup: cgroup, "could not start the thread for the gateway's asks; the command was not run")
-        }
-        defer { parentAsks?.stop(asks: core.asks) }
         if let prompt, !prompt.start() {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the terminal prompt's thread; the command was not run")
         }
@@ -351,6 +347,12 @@ public final class Supervisor: Sendable {
         // Asks wait for an answer over the control socket and at the terminal.
         if control != nil || prompt != nil { core.asks.enableAnswers(prompting: prompt != nil) }
         if let saver = options.ruleSaver { installRuleSaving(saver, core: core) }
+        // After the two lines above: the parent's first ask finds its approvers and rule saving.
+        let parentAsks = options.parentAskDescriptor.map { ParentAskServer(fd: $0) }
+        if let parentAsks, !parentAsks.start(core: core, log: log) {
+            throw abandon(spawned.pid, cgroup: cgroup, "could not start the thread for the gateway's asks; the command was not run")
+        }
+        defer { parentAsks?.stop(asks: core.asks) }
         let forwarder = dns.map { DNSForwarder(capture: $0, core: core) }
         if let forwarder, !forwarder.start() {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the DNS forwarder's threads; the command was not run")

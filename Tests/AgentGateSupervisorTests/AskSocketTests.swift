@@ -442,3 +442,36 @@ extension ControlHarness {
         #expect(run.wait(timeout: 30) == 0)
     }
 }
+
+/// The channel `agentgate mcp` puts its asks on, and what the person is shown.
+struct ParentAskChannelTests {
+    @Test func anAnswerToAnEarlierRequestIsNeverTakenForALaterOne() throws {
+        var pair: [Int32] = [-1, -1]
+        try #require(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0)
+        defer { close(pair[0]); close(pair[1]) }
+        // A late answer to request 1 is already waiting when request 2 is put.
+        for id: UInt64 in [1, 2] {
+            let answer = ParentAskAnswer(id: id, allowed: id == 1, why: "answer \(id)", told: "answer \(id)")
+            _ = ParentAskChannel.writeAll(pair[1], Array(try JSONEncoder().encode(answer)) + [0x0A])
+        }
+        let answer = try ParentAskChannel.ask(ParentAskRequest(id: 2, tool: "t", arguments: [:], waitSeconds: 0), fd: pair[0])
+        #expect(answer.id == 2 && !answer.allowed)
+        // No answer at all: a failure, by the deadline.
+        let started = Date()
+        #expect(throws: ParentAskChannel.Failure.self) {
+            try ParentAskChannel.ask(ParentAskRequest(id: 3, tool: "t", arguments: [:], waitSeconds: -9), fd: pair[0])
+        }
+        #expect(Date().timeIntervalSince(started) < 5)
+    }
+
+    @Test func thePersonSeesShortValuesFirstAndHowManyWereHidden() {
+        let padding = String(repeating: "a", count: 3000)
+        let shown = ParentAskServer.shownArguments(tool: "read_file", arguments: ["a_note": padding, "path": "/home/u/.ssh/id_rsa",
+                                                                                 "api_key": "x", "text": "key AKIAIOSFODNN7EXAMPLE"])
+        let path = shown.firstIndex(of: "path=/home/u/.ssh/id_rsa"), note = shown.firstIndex { $0.hasPrefix("a_note=") }
+        #expect(shown.first == "read_file" && path != nil && note != nil && path! < note!, "\(shown)")
+        #expect(shown.contains("api_key=[REDACTED]") && shown.last == "[3 values redacted or cut]", "\(shown)")
+        #expect(shown.allSatisfy { $0.utf8.count < 600 })
+        #expect(ParentAskServer.shownArguments(tool: "echo", arguments: ["text": "hi"]) == ["echo", "text=hi"])
+    }
+}

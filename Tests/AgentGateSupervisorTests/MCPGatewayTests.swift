@@ -241,7 +241,8 @@ import Testing
         let results = try #require(parsed, "\(client.stdout)")
         try #require(results.count == 3, "\(results)")
         #expect(results[0]["isError"] as? Bool == false && results[0]["text"] as? String == "ask-approved", "\(results[0])")
-        #expect(results[1]["isError"] as? Bool == true && (results[1]["text"] as? String)?.contains("denied") == true, "\(results[1])")
+        // The agent is told a person denied it, not who.
+        #expect(results[1]["isError"] as? Bool == true && (results[1]["text"] as? String)?.contains("denied by a person") == true, "\(results[1])")
         #expect(results[2]["isError"] as? Bool == false, "\(results[2])")
         #expect(s.calls == ["echo ask-approved", "echo plain"], "\(s.calls)")
 
@@ -251,6 +252,8 @@ import Testing
         let events = try store.events(sessionID: gatewaySession.id).map(\.event)
         #expect(events.count == 3 && events[0].decision == .ask && events[1].decision == .ask, "\(events)")
         #expect(events[0].reason.contains("allowed once by") && events[1].reason.contains("denied by"), "\(events.map(\.reason))")
+        #expect(events[0].answeredVia == "socket" && events[1].answeredVia == "socket" && events[0].answeredBy?.isEmpty == false,
+                "\(events.map { ($0.answeredVia, $0.answeredBy) })")
 
         // Without a supervisor there is nobody to ask: the ask is denied, saying why.
         let bare = try s.call([Self.agentgate, "mcp", "--no-supervise", "--policy", policy, "--db", s.h.db, "--", s.python, s.h.path("server.py")],
