@@ -259,9 +259,14 @@ int main(int argc, char **argv) {
                 else break;
             }
             int status = 0;
-            if (attached) {
+            // The attach's SIGSTOP may not be the first stop: attached before its exec, the
+            // child also gets the exec's SIGTRAP, which is dequeued first. Detaching at that
+            // stop would leave the SIGSTOP to stop it untraced, for good (bare too: a race).
+            while (attached) {
                 while (waitpid(child, &status, __WALL) < 0 && errno == EINTR) {}
-                if (WIFSTOPPED(status)) ptrace(PTRACE_DETACH, child, NULL, NULL);
+                if (!WIFSTOPPED(status)) break;
+                if (WSTOPSIG(status) == SIGSTOP) { ptrace(PTRACE_DETACH, child, NULL, NULL); break; }
+                ptrace(PTRACE_CONT, child, NULL, (void *)(long)(WSTOPSIG(status) == SIGTRAP ? 0 : WSTOPSIG(status)));
             }
             for (;;) {
                 if (waitpid(child, &status, __WALL) < 0) { if (errno == EINTR) continue; break; }
