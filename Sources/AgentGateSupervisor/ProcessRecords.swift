@@ -8,12 +8,15 @@ import Glibc
 /// a process and after each exec (about four small reads; cache it with the process entry).
 enum ProcessSnapshot {
     /// The process's current image, or nil when it is gone (its /proc entry can't be read).
-    static func read(pid: pid_t, startTimeMicros: Int64 = AuditClock.nowMicros()) -> ProcessRecord? {
-        let status = ProcStatus(tid: pid)
+    /// `known` is its status and executable as read for the notification just answered, when
+    /// that call can't have changed them (an open): they are not read again.
+    static func read(pid: pid_t, known: (status: ProcStatus, executable: String)? = nil,
+                     startTimeMicros: Int64 = AuditClock.nowMicros()) -> ProcessRecord? {
+        let status = known?.status ?? ProcStatus(tid: pid)
         guard status.readOK else { return nil }
         return ProcessRecord(
             pid: status.tgid == 0 ? pid : status.tgid, ppid: status.ppid,
-            executable: ProcessTable.readLink("/proc/\(pid)/exe") ?? "?",
+            executable: known?.executable ?? ProcessTable.readLink("/proc/\(pid)/exe") ?? "?",
             argv: commandLine(of: pid),
             uid: status.uids.count > 1 ? status.uids[1] : (status.uids.first ?? UInt32.max),
             gid: status.gids.count > 1 ? status.gids[1] : (status.gids.first ?? UInt32.max),

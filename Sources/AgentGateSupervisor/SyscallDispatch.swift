@@ -11,11 +11,19 @@ enum SyscallDispatch {
         let process = core.processes.facts(for: n.tid)
         // A process (or image) seen for the first time goes into the audit's process table,
         // after this notification has been answered, read afresh: the call may have been its
-        // exec, which changes its credentials, and a process that has gone has no record.
+        // exec, which changes its credentials, and a process that has gone has no record. An
+        // open (a new image's first call is its loader's) changes neither: the status and
+        // executable just read for it are used again.
         defer {
-            if process.firstSeen, n.tid == process.tgid, let writer = core.recorder.writer,
-               let record = ProcessSnapshot.read(pid: n.tid) {
-                writer.recordProcessStart(record)
+            if process.firstSeen, n.tid == process.tgid, let writer = core.recorder.writer {
+                var known: (status: ProcStatus, executable: String)?
+                if let status = process.status, status.readOK {
+                    switch core.table.family(of: n.number) {
+                    case .open, .openat, .openat2, .creat: known = (status, process.executable)
+                    default: break
+                    }
+                }
+                if let record = ProcessSnapshot.read(pid: n.tid, known: known) { writer.recordProcessStart(record) }
             }
         }
         let call = TrappedCall(notification: n, process: process, syscall: core.table.name(of: n.number), core: core,
