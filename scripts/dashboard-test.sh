@@ -106,7 +106,9 @@ if os.path.exists(sys.argv[1]):
     db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
     counts["agents"] = db.execute("SELECT count(DISTINCT agent) FROM sessions").fetchone()[0]
     counts["sessions"] = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
-    counts["events"] = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    # Decisions, as the page counts them: allowed reads stored as aggregates once per read.
+    counts["events"] = db.execute("SELECT count(*) FROM events WHERE decision IN ('allow','deny','ask','log')").fetchone()[0] \
+        + db.execute("SELECT coalesce(sum(count), 0) FROM read_entries").fetchone()[0]
     for decision, n in db.execute("SELECT decision, count(*) FROM events GROUP BY decision"):
         key = "allow" if decision == "log" else decision   # the Allow card counts log (allowed, flagged)
         counts[key] += n
