@@ -34,8 +34,23 @@ struct MCPCommand: ParsableCommand {
     func run() throws {
         let serverName = name ?? Self.serverName(command)
         let agent = "mcp:\(serverName)"
-        let loaded = try policyOption.load(agent: agent)
         let environment = ProcessInfo.processInfo.environment
+        // Inside a supervised session the server is held by the session's filter already, and
+        // the session's policy and database are closed to the agent: the session's supervisor
+        // decides and records each call (and puts asks to a person) over the hook socket.
+        if !noSupervise {
+            let sessionSocket: Int32?
+            do throws(HookChannel.Failure) { sessionSocket = try HookChannel.inheritedSocket(environment) } catch {
+                printError("\(error.description); the server was not started", tool: "agentgate mcp")
+                throw ExitCode(2)
+            }
+            if let sessionSocket {
+                // A socket connected by name takes one request: each call connects anew.
+                if !MCPGateway.Session.isInherited(sessionSocket, environment) { close(sessionSocket) }
+                try runInSession(serverName: serverName, environment: environment)
+            }
+        }
+        let loaded = try policyOption.load(agent: agent)
         // Short: the server's session (this id with -server) names a control socket, whose
         // address has room for 107 bytes in all.
         let sessionID = "mcp-" + String(UInt64.random(in: 1 ... .max), radix: 16)
@@ -76,6 +91,26 @@ struct MCPCommand: ParsableCommand {
         throw ExitCode(status)
     }
 
+    /// Runs the server bare (the session's filter holds it) with the session deciding its calls.
+    private func runInSession(serverName: String, environment: [String: String]) throws -> Never {
+        let session = environment[HookChannel.sessionVariable] ?? ""
+        if policyOption.policy != nil || db != nil {
+            printError("inside session \(session), its own policy decides and its database records; --policy and --db are not used",
+                       tool: "agentgate mcp")
+        }
+        var program = command[0]
+        if !program.contains("/") {
+            guard let found = ProgramLookup.resolve(program, path: environment["PATH"]) else {
+                printError("cannot find \(program) in $PATH", tool: "agentgate mcp")
+                throw ExitCode(127)
+            }
+            program = found
+        }
+        let gateway = MCPGateway(session: MCPGateway.Session(environment: environment, id: session, server: serverName),
+                                 home: AgentGatePaths.home(environment))
+        throw ExitCode(gateway.run(program: program, argv: command))
+    }
+
     /// The server's name: the command's, or for an interpreter (python server.py, npx pkg) its
     /// first argument that isn't an option, without directory or extension.
     static func serverName(_ command: [String]) -> String {
@@ -107,6 +142,11 @@ final class MCPRecorder: @unchecked Sendable {
     private let lock = NSLock()
     private var store: AuditStore?
     let sessionID: String
+
+    /// Records nothing (the session's supervisor records the calls).
+    init(recordingNothingFor sessionID: String) {
+        self.sessionID = sessionID
+    }
 
     init(db: String?, environment: [String: String], session: SessionRecord) {
         sessionID = session.id
@@ -145,7 +185,23 @@ final class MCPRecorder: @unchecked Sendable {
 /// The running gateway: the server as a child on two pipes, the client's lines decided on this
 /// thread, the server's lines copied to the client on another.
 final class MCPGateway: @unchecked Sendable {
-    let policy: Policy
+    /// The supervised session the gateway runs in, which decides and records its calls.
+    struct Session {
+        /// Names the session's hook socket (`HookChannel.inheritedSocket`).
+        let environment: [String: String]
+        let id: String
+        let server: String
+
+        /// Whether `socket` is the inherited descriptor (kept), not a connection made by name
+        /// (which takes one request, then is closed).
+        static func isInherited(_ socket: Int32, _ environment: [String: String]) -> Bool {
+            environment[HookChannel.descriptorVariable].flatMap { Int32($0) } == socket
+        }
+    }
+
+    /// The policy the gateway decides with, or nil inside a session (which decides).
+    let policy: Policy?
+    let session: Session?
     let policySHA256: String
     let recorder: MCPRecorder
     let home: String
@@ -166,10 +222,20 @@ final class MCPGateway: @unchecked Sendable {
 
     init(policy: Policy, policySHA256: String, recorder: MCPRecorder, home: String, askChannel: Int32? = nil) {
         self.policy = policy
+        self.session = nil
         self.policySHA256 = policySHA256
         self.recorder = recorder
         self.home = home
         self.askChannel = askChannel
+    }
+
+    init(session: Session, home: String) {
+        self.policy = nil
+        self.session = session
+        self.policySHA256 = ""
+        self.recorder = MCPRecorder(recordingNothingFor: session.id)
+        self.home = home
+        self.askChannel = nil
     }
 
     /// Runs until the server exits; returns the status to exit with (128+N for signal N).
@@ -276,6 +342,8 @@ final class MCPGateway: @unchecked Sendable {
 
     /// Decides and records one tools/call.
     func decide(_ request: MCPToolCallRequest) -> MCPCallAnswer {
+        if let session { return decide(request, in: session) }
+        guard let policy else { return MCPCallAnswer(allowed: false, message: "AgentGate denied the call of tool \(request.tool): no policy") }
         let started = agentgate_monotonic_ns()
         // Every call here is an MCP tool's: decided by the mcp rules and the default for mcp
         // (not the hook's rule for tools no rule names). The name is the server's own.
@@ -303,7 +371,7 @@ final class MCPGateway: @unchecked Sendable {
         var event = DecisionEvent(
             timeMicros: AuditClock.nowMicros(), pid: getpid(), ppid: getppid(), executable: HookRunner.ownExecutable(),
             syscall: "tools/call", action: .mcp, target: request.tool,
-            argv: Self.recordedArguments(request),
+            argv: HookMCPCall.recordedArguments(tool: request.tool, arguments: request.argumentTexts),
             decision: RecordedDecision(verdict.decision), ruleIndex: verdict.ruleIndex,
             reason: why, latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000), ruleID: ruleID,
             intent: "call MCP tool \(request.tool)", notable: verdict.decision == .log, enforced: verdict.enforced)
@@ -315,6 +383,32 @@ final class MCPGateway: @unchecked Sendable {
         return MCPCallAnswer(allowed: allowed, message: message)
     }
 
+
+    /// Has the session's supervisor decide and record the call; it answers an ask once a person
+    /// has (or its ask_timeout has passed). Any failure denies the call.
+    private func decide(_ request: MCPToolCallRequest, in session: Session) -> MCPCallAnswer {
+        let call = HookMCPCall(server: session.server, tool: request.tool, arguments: request.argumentTexts)
+        let hookRequest = HookRequest(session: session.id, agent: "mcp", call: ToolCall(tool: "mcp__\(session.server)__\(request.tool)", actions: []),
+                                      mcp: call)
+        askLock.lock()
+        defer { askLock.unlock() }
+        do throws(HookChannel.Failure) {
+            guard let socket = try HookChannel.inheritedSocket(session.environment) else {
+                throw HookChannel.Failure(description: "the session's hook socket is gone")
+            }
+            defer { if !Session.isInherited(socket, session.environment) { close(socket) } }
+            // No bound but the supervisor's: it answers an ask by its ask_timeout, and its end
+            // closes if it goes away.
+            let answer = try HookChannel.ask(hookRequest, socket: socket, timeoutMilliseconds: Int(Int32.max))
+            guard answer.ok else {
+                return MCPCallAnswer(allowed: false, message: "AgentGate denied the call of tool \(request.tool): the session's supervisor refused: \(answer.error ?? "no decision")")
+            }
+            let allowed = answer.answer == "allow"
+            return MCPCallAnswer(allowed: allowed, message: "AgentGate \(allowed ? "allowed" : "denied") the call of tool \(request.tool): \(answer.why ?? "")")
+        } catch {
+            return MCPCallAnswer(allowed: false, message: "AgentGate denied the call of tool \(request.tool): \(error.description)")
+        }
+    }
 
     /// Puts an ask to the server's supervisor and waits for a person's answer (or the policy's
     /// ask_timeout there). Denied when there is nobody to ask.
@@ -329,7 +423,7 @@ final class MCPGateway: @unchecked Sendable {
         askCount += 1
         // The supervisor denies by then (its ask_timeout, or this one if shorter).
         let question = ParentAskRequest(id: askCount, tool: request.tool, arguments: request.argumentTexts,
-                                        waitSeconds: policy.askTimeout.seconds)
+                                        waitSeconds: (policy?.askTimeout ?? Policy.defaultAskTimeout).seconds)
         do throws(ParentAskChannel.Failure) {
             return try ParentAskChannel.ask(question, fd: askChannel)
         } catch {
@@ -340,20 +434,6 @@ final class MCPGateway: @unchecked Sendable {
 
     /// One ask at a time on the channel.
     private let askLock = NSLock()
-
-    /// The most bytes of one recorded argument value: the rest is cut, marked with `…`.
-    static let recordedValueBytes = 4096
-
-    /// The recorded argv: the tool, then `name=value` per argument (sorted), each value
-    /// redacted (a sensitive name hides its whole value; the store redacts secrets in text).
-    static func recordedArguments(_ request: MCPToolCallRequest) -> [String] {
-        [request.tool] + request.argumentTexts.sorted { $0.key < $1.key }.map { name, value in
-            guard !Redactor.isSensitiveName(name) else { return "\(name)=\(Redactor.marker)" }
-            var text = Redactor.redact(text: value)
-            if text.utf8.count > recordedValueBytes { text = String(decoding: Array(text.utf8.prefix(recordedValueBytes)), as: UTF8.self) + "…" }
-            return "\(name)=\(text)"
-        }
-    }
 
     private func writeToServer(_ line: [UInt8]) {
         outputLock.lock()

@@ -12,14 +12,50 @@ public struct HookRequest: Codable, Sendable, Equatable {
     /// `$AGENTGATE_SESSION` as the hook saw it: must be the session that answers (a mismatch is
     /// refused, never recorded elsewhere).
     public var session: String
-    /// "claude-code" or "codex".
+    /// "claude-code" or "codex" ("mcp" for `agentgate mcp`).
     public var agent: String
     public var call: ToolCall
+    /// Set by `agentgate mcp` running inside the session: the tools/call to decide instead of
+    /// `call` (by the `mcp` rules, an ask put to a person).
+    public var mcp: HookMCPCall?
 
-    public init(session: String, agent: String, call: ToolCall) {
+    public init(session: String, agent: String, call: ToolCall, mcp: HookMCPCall? = nil) {
         self.session = session
         self.agent = agent
         self.call = call
+        self.mcp = mcp
+    }
+}
+
+/// A tools/call that `agentgate mcp`, run inside a session, has the session's supervisor decide
+/// (the policy isn't readable there), record in the session, and put to a person when it asks.
+public struct HookMCPCall: Codable, Sendable, Equatable {
+    /// The server's name (`mcp:NAME` is recorded as the executable's agent).
+    public var server: String
+    /// The tool, as its server names it (what `tool:` globs in an `mcp` rule).
+    public var tool: String
+    /// Every named argument as text: what `arguments:` globs.
+    public var arguments: [String: String]
+
+    public init(server: String, tool: String, arguments: [String: String]) {
+        self.server = server
+        self.tool = tool
+        self.arguments = arguments
+    }
+
+    /// The most bytes of one recorded argument value: the rest is cut, marked with `…`.
+    public static let recordedValueBytes = 4096
+
+    /// A tools/call's argv as the audit records it: the tool, then `name=value` per argument
+    /// (sorted), each value redacted (a sensitive name hides its whole value; the store redacts
+    /// secrets in text) and cut.
+    public static func recordedArguments(tool: String, arguments: [String: String]) -> [String] {
+        [tool] + arguments.sorted { $0.key < $1.key }.map { name, value in
+            guard !Redactor.isSensitiveName(name) else { return "\(name)=\(Redactor.marker)" }
+            var text = Redactor.redact(text: value)
+            if text.utf8.count > recordedValueBytes { text = String(decoding: Array(text.utf8.prefix(recordedValueBytes)), as: UTF8.self) + "…" }
+            return "\(name)=\(text)"
+        }
     }
 }
 
@@ -98,8 +134,8 @@ public enum HookEvidence {
 /// session in `$AGENTGATE_SESSION`). A hook makes a socketpair of its own, sends one end over
 /// the session's socket, writes its request on the other and reads the answer there, so
 /// concurrent hooks never read each other's answers. The only thing the socket does is decide
-/// and record tool calls in this one session: it can't answer an ask, control the session, or
-/// reach any other session (the agent can't open another session's socket: it only inherits
+/// and record tool calls in this one session (an in-session `agentgate mcp`'s ask waits for a
+/// person): it can't answer an ask, control the session, or reach any other session (the agent can't open another session's socket: it only inherits
 /// its own, and the control directory is closed to it).
 public enum HookChannel {
     public static let descriptorVariable = "AGENTGATE_HOOK_FD"
@@ -112,6 +148,8 @@ public enum HookChannel {
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
+
+        public init(description: String) { self.description = description }
     }
 
     /// The session's hook socket named by the environment, or nil outside a session; a
@@ -259,6 +297,8 @@ struct HookPeer: Sendable {
     let ppid: pid_t
     let executable: String
     let pidfd: Int32
+    /// The request's channel: a handler that answers later (an ask) takes a dup of it.
+    var channel: Int32 = -1
 
     /// Whether the pinned process still runs, as the same program as when the channel came.
     var isUnchanged: Bool {
@@ -389,7 +429,7 @@ final class HookServer: Sendable {
     /// Starts answering: `admit` says whether a pid is a process of the session (only those may
     /// ask), `handle` decides and records a request for the peer.
     func start(log: Logger, admit: @escaping @Sendable (pid_t) -> Bool,
-               handle: @escaping @Sendable (HookRequest, HookPeer) -> HookAnswer) -> Bool {
+               handle: @escaping @Sendable (HookRequest, HookPeer) -> HookAnswer?) -> Bool {
         let thread = Thread(stackSize: 512 << 10) { [self] in
             serve(log: log, admit: admit, handle: handle)
             finished.signal()
@@ -445,7 +485,7 @@ final class HookServer: Sendable {
         }
     }
 
-    private func serve(log: Logger, admit: @Sendable (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer) {
+    private func serve(log: Logger, admit: @Sendable (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer?) {
         var fds = [pollfd(fd: serverFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
         while !stopped.load(ordering: .relaxed) {
@@ -520,7 +560,7 @@ final class HookServer: Sendable {
 
     /// Answers the one request on `channel`, and closes it.
     private func serve(channel: Int32, log: Logger, admit: @Sendable (pid_t) -> Bool,
-                       handle: @Sendable (HookRequest, HookPeer) -> HookAnswer) {
+                       handle: @Sendable (HookRequest, HookPeer) -> HookAnswer?) {
         current.withLock { $0 = channel }
         // A stop that came before the channel was published could not shut it down.
         if stopped.load(ordering: .relaxed) { _ = shutdown(channel, Int32(SHUT_RDWR)) }
@@ -574,7 +614,7 @@ final class HookServer: Sendable {
         return .success(found)
     }
 
-    private func answer(_ channel: Int32, log: Logger, admit: (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer) {
+    private func answer(_ channel: Int32, log: Logger, admit: (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer?) {
         var domain: Int32 = 0, type: Int32 = 0
         var optionLength = socklen_t(MemoryLayout<Int32>.size)
         guard getsockopt(channel, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0, domain == AF_UNIX else { return }
@@ -591,7 +631,11 @@ final class HookServer: Sendable {
             if let line = HookChannel.readLine(channel, deadline: deadline) {
                 if let request = try? JSONDecoder().decode(HookRequest.self, from: Data(line)) {
                     if peer.isUnchanged {
-                        reply = handle(request, peer)
+                        var withChannel = peer
+                        withChannel.channel = channel
+                        // nil: handed to a thread that answers on the channel later (an ask).
+                        guard let now = handle(request, withChannel) else { return }
+                        reply = now
                     } else {
                         log.warning("hook socket: refused a request: pid \(peer.pid) (\(peer.executable)) exited or ran another program since it made the channel")
                         reply = HookAnswer(ok: false, error: "refused: the process that made the channel exited or ran another program")
@@ -654,12 +698,16 @@ final class HookServer: Sendable {
 extension Supervisor {
     /// Decides a hook's tool call with the session's policy and records it in the session
     /// (source "hook"), as made by the process that asked.
-    func hookAnswer(_ request: HookRequest, peer: HookPeer, core: SupervisorCore) -> HookAnswer {
+    func hookAnswer(_ request: HookRequest, peer: HookPeer, core: SupervisorCore, mcpCalls: SessionMCPCalls?) -> HookAnswer? {
         let started = agentgate_monotonic_ns()
         let pid = peer.pid
         guard request.session == options.sessionName else {
             log.warning("hook socket: refused a request for session \"\(request.session)\" (pid \(pid)): this is session \"\(options.sessionName)\"")
             return HookAnswer(ok: false, error: "this hook socket belongs to session \(options.sessionName), not \(request.session)")
+        }
+        if let call = request.mcp {
+            guard let mcpCalls else { return HookAnswer(ok: false, error: "this session decides no MCP calls") }
+            return mcpCalls.decide(call, peer: peer, started: started)
         }
         guard request.call.tool.utf8.count <= 256, !request.call.tool.isEmpty, request.call.actions.count <= 256 else {
             return HookAnswer(ok: false, error: "a malformed tool call")

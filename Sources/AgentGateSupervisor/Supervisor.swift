@@ -230,9 +230,9 @@ public final class Supervisor: Sendable {
         // RLIMIT_NPROC counts this supervisor's threads too, and most start after the count
         // above: the blocking-call workers, the receivers (standby ones included), and at most eight
         // more (main, control socket, policy reload, the DNS forwarder's two, audit writer, hooks,
-        // the parent's asks).
+        // the parent's asks), and the in-session MCP gateways' ask threads.
         let supervisorThreadsToCome = BlockingOperations.workerCount + ExecTracer.threadCount + max(1, options.receiverThreads)
-            + SupervisorCore.askCapacity + 8
+            + SupervisorCore.askCapacity + 8 + SessionMCPCalls.askThreads
         let nprocLimit: Int64 = options.maxProcesses > 0 && cgroup?.hasProcessLimit != true
             ? Int64(userProcessesBefore + supervisorThreadsToCome + options.maxProcesses) : -1
         let allowsRealtime = policy.allowedUnsupervised.contains(.realtime)
@@ -336,8 +336,15 @@ public final class Supervisor: Sendable {
         if let control, !startControl(control, core: core, receivers: receivers, reaper: reaper, reloader: reloader) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the control socket's thread; the command was not run")
         }
+        // `agentgate mcp` inside the session has its tools/calls decided here; their asks wait
+        // on threads of their own.
+        let mcpCalls = hooks.map { _ in SessionMCPCalls(core: core, log: log) }
+        if let mcpCalls, !mcpCalls.start() {
+            throw abandon(spawned.pid, cgroup: cgroup, "could not start the threads for MCP asks; the command was not run")
+        }
+        defer { mcpCalls?.stop() }
         if let hooks, !hooks.start(log: log, admit: { core.membership(of: $0) == .session },
-                                   handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core) }) {
+                                   handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core, mcpCalls: mcpCalls) }) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the agent hooks' thread; the command was not run")
         }
         if let prompt, !prompt.start() {

@@ -260,4 +260,66 @@ import Testing
                               [("echo", ["text": "ask-bare"])])
         #expect(bare.first?["isError"] as? Bool == true && (bare.first?["text"] as? String)?.contains("--no-supervise") == true, "\(bare)")
     }
+
+    /// Inside a supervised session (the agent runs under agentgate-supervise and starts the
+    /// gateway), the session's policy and database are closed to the gateway: the session's
+    /// supervisor decides and records each tools/call over the hook socket and puts an ask to a
+    /// person, and the server, already under the session's filter, is held by the same policy.
+    @Test func insideASessionTheSessionDecidesRecordsAndAsks() throws {
+        let s = try Self.setup()
+        let c = try ControlHarness("mcpIn")
+        var environment = s.environment
+        environment["XDG_RUNTIME_DIR"] = c.environment["XDG_RUNTIME_DIR"]
+        let policy = try s.h.policy(Self.policyYAML + """
+
+              - id: echo-asks
+                match: {action: mcp, tool: echo, arguments: {text: "ask-*"}}
+                decision: ask
+            ask_timeout: 60s
+            """)
+        let key = s.home + "/.ssh/id_rsa"
+        let gateway = [Self.agentgate, "mcp", "--", s.python, s.h.path("server.py")]
+        let calls: [[Any]] = [["echo", ["text": "plain"]], ["echo", ["text": "ask-approved"]], ["read_file", ["path": key]],
+                              ["read_file", ["path": s.h.path("notes.txt")]]]
+        let run = try BackgroundRun([Harness.supervisor, "--policy", policy, "--db", s.h.db, "--session", "mcpin", "--",
+                                     s.python, s.h.path("client.py"),
+                                     String(decoding: try JSONSerialization.data(withJSONObject: gateway), as: UTF8.self),
+                                     String(decoding: try JSONSerialization.data(withJSONObject: calls), as: UTF8.self)],
+                                    directory: s.h.dir, name: "mcpin", environment: environment)
+        var ask: [String: Any] = [:]
+        _ = waitUntil {
+            let listing = c.h.run([Harness.agentgate, "approvals", "--json"], environment: environment)
+            ask = listing.stdout.split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }.first ?? [:]
+            return !ask.isEmpty
+        }
+        let id = try #require(ask["id"] as? String, "\(run.stderr)")
+        #expect(ask["session"] as? String == "mcpin" && ask["action"] as? String == "mcp" && ask["target"] as? String == "echo text=ask-approved",
+                "\(ask)")
+        #expect(c.h.run([Harness.agentgate, "approve", id], environment: environment).status == 0)
+        #expect(run.wait(timeout: 120) == 0, "\(run.stderr)")
+        let line = run.stdout.split(separator: "\n").last.map(String.init) ?? ""
+        let parsed = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [[String: Any]]
+        let results = try #require(parsed, "\(run.stdout) \(run.stderr)")
+        try #require(results.count == 4, "\(results)")
+        #expect(results[0]["isError"] as? Bool == false && results[1]["text"] as? String == "ask-approved", "\(results)")
+        #expect(results[2]["isError"] as? Bool == true && (results[2]["text"] as? String)?.contains("SSH keys are not for MCP tools") == true,
+                "\(results[2])")
+        // The MCP layer let the link through; the session's filter refused what the server opened.
+        #expect(results[3]["isError"] as? Bool == true && !(results[3]["text"] as? String ?? "").contains("FAKE KEY"), "\(results[3])")
+        #expect(s.calls == ["echo plain", "echo ask-approved", "read_file " + s.h.path("notes.txt")], "\(s.calls)")
+
+        // Both layers in the one session: the gateway's calls (source mcp) and the kernel's denial.
+        let store = try AuditStore(path: s.h.db, readOnly: true)
+        defer { store.close() }
+        #expect(try store.sessions().map(\.id) == ["mcpin"], "no session of the gateway's own")
+        let events = try store.events(sessionID: "mcpin").map(\.event)
+        let mcp = events.filter { $0.action == .mcp }
+        #expect(mcp.count == 4 && mcp.allSatisfy { $0.source == .mcp }, "\(mcp)")
+        #expect(mcp.map(\.decision) == [.allow, .ask, .deny, .allow], "\(mcp.map(\.decision))")
+        #expect(mcp[1].answeredVia == "socket" && mcp[1].reason.contains("allowed once by"), "\(mcp[1])")
+        #expect(mcp[2].ruleID == "no-keys-via-mcp" && mcp[2].argv == ["read_file", "path=" + key], "\(mcp[2])")
+        #expect(events.contains { $0.action == .fsRead && $0.target == key && $0.decision == .deny && $0.ruleID == "ssh-keys" })
+    }
 }
