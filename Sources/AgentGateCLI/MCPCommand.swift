@@ -32,21 +32,21 @@ struct MCPCommand: ParsableCommand {
     }
 
     func run() throws {
-        let serverName = name ?? Self.serverName(command)
+        let serverName = name.map(Self.cleaned) ?? Self.serverName(command)
         let agent = "mcp:\(serverName)"
         let environment = ProcessInfo.processInfo.environment
         // Inside a supervised session the server is held by the session's filter already, and
         // the session's policy and database are closed to the agent: the session's supervisor
         // decides and records each call (and puts asks to a person) over the hook socket.
         if !noSupervise {
-            let sessionSocket: Int32?
-            do throws(HookChannel.Failure) { sessionSocket = try HookChannel.inheritedSocket(environment) } catch {
+            let sessionSocket: (fd: Int32, inherited: Bool)?
+            do throws(HookChannel.Failure) { sessionSocket = try HookChannel.sessionSocket(environment) } catch {
                 printError("\(error.description); the server was not started", tool: "agentgate mcp")
                 throw ExitCode(2)
             }
             if let sessionSocket {
                 // A socket connected by name takes one request: each call connects anew.
-                if !MCPGateway.Session.isInherited(sessionSocket, environment) { close(sessionSocket) }
+                if !sessionSocket.inherited { close(sessionSocket.fd) }
                 try runInSession(serverName: serverName, environment: environment)
             }
         }
@@ -122,7 +122,12 @@ struct MCPCommand: ParsableCommand {
                 if let dot = name.lastIndex(of: "."), dot != name.startIndex { name = String(name[..<dot]) }
             }
         }
-        let cleaned = String(name.map { $0.isLetter || $0.isNumber || "-_.@".contains($0) ? $0 : "_" }.prefix(64))
+        return cleaned(name)
+    }
+
+    /// `name` with only ASCII letters, digits and `-_.@` (others become `_`), at most 64 of them.
+    static func cleaned(_ name: String) -> String {
+        let cleaned = String(name.map { $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@".contains($0)) ? $0 : "_" }.prefix(64))
         return cleaned.isEmpty ? "server" : cleaned
     }
 
@@ -187,16 +192,10 @@ final class MCPRecorder: @unchecked Sendable {
 final class MCPGateway: @unchecked Sendable {
     /// The supervised session the gateway runs in, which decides and records its calls.
     struct Session {
-        /// Names the session's hook socket (`HookChannel.inheritedSocket`).
+        /// Names the session's hook socket (`HookChannel.sessionSocket`).
         let environment: [String: String]
         let id: String
         let server: String
-
-        /// Whether `socket` is the inherited descriptor (kept), not a connection made by name
-        /// (which takes one request, then is closed).
-        static func isInherited(_ socket: Int32, _ environment: [String: String]) -> Bool {
-            environment[HookChannel.descriptorVariable].flatMap { Int32($0) } == socket
-        }
     }
 
     /// The policy the gateway decides with, or nil inside a session (which decides).
@@ -393,15 +392,20 @@ final class MCPGateway: @unchecked Sendable {
         askLock.lock()
         defer { askLock.unlock() }
         do throws(HookChannel.Failure) {
-            guard let socket = try HookChannel.inheritedSocket(session.environment) else {
+            guard let socket = try HookChannel.sessionSocket(session.environment) else {
                 throw HookChannel.Failure(description: "the session's hook socket is gone")
             }
-            defer { if !Session.isInherited(socket, session.environment) { close(socket) } }
+            defer { if !socket.inherited { close(socket.fd) } }
             // No bound but the supervisor's: it answers an ask by its ask_timeout, and its end
             // closes if it goes away.
-            let answer = try HookChannel.ask(hookRequest, socket: socket, timeoutMilliseconds: Int(Int32.max))
+            let answer = try HookChannel.ask(hookRequest, socket: socket.fd, timeoutMilliseconds: Int(Int32.max))
             guard answer.ok else {
                 return MCPCallAnswer(allowed: false, message: "AgentGate denied the call of tool \(request.tool): the session's supervisor refused: \(answer.error ?? "no decision")")
+            }
+            // An answer about anything else (a supervisor that doesn't know MCP calls decides
+            // the placeholder tool instead) is no answer.
+            guard answer.action == "mcp", answer.target == request.tool else {
+                return MCPCallAnswer(allowed: false, message: "AgentGate denied the call of tool \(request.tool): the session's supervisor did not decide it as an MCP call (an older agentgate-supervise?)")
             }
             let allowed = answer.answer == "allow"
             return MCPCallAnswer(allowed: allowed, message: "AgentGate \(allowed ? "allowed" : "denied") the call of tool \(request.tool): \(answer.why ?? "")")

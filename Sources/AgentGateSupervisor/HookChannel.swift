@@ -52,8 +52,12 @@ public struct HookMCPCall: Codable, Sendable, Equatable {
     public static func recordedArguments(tool: String, arguments: [String: String]) -> [String] {
         [tool] + arguments.sorted { $0.key < $1.key }.map { name, value in
             guard !Redactor.isSensitiveName(name) else { return "\(name)=\(Redactor.marker)" }
-            var text = Redactor.redact(text: value)
-            if text.utf8.count > recordedValueBytes { text = String(decoding: Array(text.utf8.prefix(recordedValueBytes)), as: UTF8.self) + "…" }
+            // Cut (with room for a secret across the cut) before redacting: a value may be MiBs.
+            let long = value.utf8.count > recordedValueBytes
+            var text = Redactor.redact(text: long ? String(decoding: Array(value.utf8.prefix(recordedValueBytes + 1024)), as: UTF8.self) : value)
+            if long || text.utf8.count > recordedValueBytes {
+                text = String(decoding: Array(text.utf8.prefix(recordedValueBytes)), as: UTF8.self) + "…"
+            }
             return "\(name)=\(text)"
         }
     }
@@ -156,10 +160,17 @@ public enum HookChannel {
     /// variable that names no such socket is a failure (fail closed: the agent said it is in
     /// a session).
     public static func inheritedSocket(_ environment: [String: String]) throws(Failure) -> Int32? {
+        try sessionSocket(environment)?.fd
+    }
+
+    /// `inheritedSocket`, saying also whether the descriptor is the inherited one (kept for
+    /// every request) or a connection made by name (one request, then closed by its owner).
+    public static func sessionSocket(_ environment: [String: String]) throws(Failure) -> (fd: Int32, inherited: Bool)? {
         let path = environment[socketVariable].flatMap { $0.isEmpty ? nil : $0 }
         let session = environment[sessionVariable] ?? ""
+        func byName(_ path: String) throws(Failure) -> (fd: Int32, inherited: Bool) { (try connect(path, session: session), false) }
         guard let text = environment[descriptorVariable] else {
-            return try path.map { path throws(Failure) in try connect(path, session: session) }
+            return try path.map { path throws(Failure) in try byName(path) }
         }
         guard let fd = Int32(text), fd >= 0 else { throw Failure(description: "$\(descriptorVariable) is \"\(text)\", not a descriptor") }
         var type: Int32 = 0, domain: Int32 = 0
@@ -167,16 +178,16 @@ public enum HookChannel {
         guard getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) == 0 else {
             // Not inherited (the agent started this hook with its standard fds only): the
             // session's socket by its path, when the supervisor named one.
-            if let path { return try connect(path, session: session) }
+            if let path { return try byName(path) }
             throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket (\(String(cString: strerror(errno))))")
         }
         length = socklen_t(MemoryLayout<Int32>.size)
         getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length)
         guard domain == AF_UNIX, type == Int32(SOCK_SEQPACKET.rawValue) else {
-            if let path { return try connect(path, session: session) }
+            if let path { return try byName(path) }
             throw Failure(description: "$\(descriptorVariable) names fd \(fd), which is not the session's hook socket")
         }
-        return fd
+        return (fd, true)
     }
 
     /// How long a hook waits for the session's socket to take its connection.

@@ -253,9 +253,12 @@ final class ParentAskServer: Sendable {
                 hidden += 1
                 return "\(name)=\(Redactor.marker)"
             }
-            var text = Redactor.redact(text: value)
-            if text != value { hidden += 1 }
-            if text.utf8.count > shownValueBytes {
+            // Cut (with room for a secret across the cut) before redacting: a value may be MiBs.
+            let long = value.utf8.count > shownValueBytes
+            let kept = long ? String(decoding: Array(value.utf8.prefix(shownValueBytes + 1024)), as: UTF8.self) : value
+            var text = Redactor.redact(text: kept)
+            if text != kept { hidden += 1 }
+            if long || text.utf8.count > shownValueBytes {
                 hidden += 1
                 text = String(decoding: Array(text.utf8.prefix(shownValueBytes)), as: UTF8.self) + "…"
             }

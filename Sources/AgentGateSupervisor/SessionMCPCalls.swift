@@ -26,8 +26,17 @@ final class SessionMCPCalls: Sendable {
 
     private struct State {
         var jobs: [Job] = []
-        var busy = 0
+        /// Processes whose ask is queued or waiting: one each, so one process can't hold every
+        /// thread.
+        var asking: Set<pid_t> = []
         var stopping = false
+    }
+
+    /// A server's name as a gateway gives it (its command's, or `--name`): what the record says.
+    static func isServerName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 64 && name.utf8.allSatisfy {
+            ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x41 && $0 <= 0x5A) || ($0 >= 0x61 && $0 <= 0x7A) || "._@-".utf8.contains($0)
+        }
     }
 
     private let state = Mutex(State())
@@ -64,30 +73,48 @@ final class SessionMCPCalls: Sendable {
     /// Decides `call` for `peer`: the answer now, or nil when it was handed to an ask thread
     /// (which answers on the peer's channel).
     func decide(_ call: HookMCPCall, peer: HookPeer, started: UInt64) -> HookAnswer? {
-        guard call.tool.utf8.count <= 1024, !call.tool.isEmpty, call.arguments.count <= 1024 else {
-            return HookAnswer(ok: false, error: "a malformed MCP call")
+        guard call.tool.utf8.count <= 256, !call.tool.isEmpty, call.arguments.count <= 256,
+              call.arguments.keys.allSatisfy({ $0.utf8.count <= 256 }), Self.isServerName(call.server) else {
+            return HookAnswer(ok: false, error: "a malformed MCP call (a tool or argument name over 256 bytes, over 256 arguments, or a server name that isn't [A-Za-z0-9._@-]{1,64})")
         }
         let version = core.policies.version
-        let verdict = version.policy.evaluateMCP(tool: call.tool, arguments: ToolArguments(call.arguments),
-                                                 context: core.contexts.context(tid: peer.pid))
+        // Decided as the gateway decides outside a session, where it runs as agent mcp:NAME
+        // (`when: {agent: …}` rules name it so).
+        var context = core.contexts.context(tid: peer.pid)
+        context?.agent = "mcp:\(call.server)"
+        let verdict = version.policy.evaluateMCP(tool: call.tool, arguments: ToolArguments(call.arguments), context: context)
         if verdict.decision == .ask && verdict.enforced {
-            let channel = dup(peer.channel)
-            guard channel >= 0 else { return answer(call, peer: peer, verdict: verdict, version: version, started: started,
-                                                    allowed: false, told: "denied: no thread free to ask a person", outcome: nil) }
-            _ = fcntl(channel, F_SETFD, FD_CLOEXEC)
-            let job = Job(call: call, peer: peer, channel: channel, verdict: verdict, version: version, started: started)
-            let queued = state.withLock { state -> Bool in
-                guard !state.stopping, state.busy + state.jobs.count < Self.askThreads else { return false }
+            func refused(_ why: String) -> HookAnswer {
+                answer(call, peer: peer, verdict: verdict, version: version, started: started, allowed: false, told: "denied: " + why, outcome: nil)
+            }
+            enum Queueing { case queued, stopping, busy, alreadyAsking }
+            let channel = fcntl(peer.channel, F_DUPFD_CLOEXEC, 0)
+            guard channel >= 0 else { return refused("the supervisor can't keep the call's channel (\(String(cString: strerror(errno))))") }
+            // The job's peer holds no pidfd: the request's is closed once this handler returns.
+            let held = HookPeer(pid: peer.pid, ppid: peer.ppid, executable: peer.executable, pidfd: -1)
+            let job = Job(call: call, peer: held, channel: channel, verdict: verdict, version: version, started: started)
+            let queueing = state.withLock { state -> Queueing in
+                if state.stopping { return .stopping }
+                if state.asking.contains(peer.pid) { return .alreadyAsking }
+                guard state.asking.count < Self.askThreads else { return .busy }
+                state.asking.insert(peer.pid)
                 state.jobs.append(job)
-                return true
+                return .queued
             }
-            guard queued else {
+            switch queueing {
+            case .queued:
+                work.signal()
+                return nil
+            case .stopping:
                 close(channel)
-                return answer(call, peer: peer, verdict: verdict, version: version, started: started, allowed: false,
-                              told: "denied: \(Self.askThreads) MCP asks already wait for a person", outcome: nil)
+                return refused("the session is ending")
+            case .busy:
+                close(channel)
+                return refused("\(Self.askThreads) MCP asks already wait for a person")
+            case .alreadyAsking:
+                close(channel)
+                return refused("this process already has an MCP ask waiting for a person")
             }
-            work.signal()
-            return nil
         }
         let allowed = !verdict.enforced || verdict.decision != .deny
         return answer(call, peer: peer, verdict: verdict, version: version, started: started, allowed: allowed,
@@ -99,7 +126,6 @@ final class SessionMCPCalls: Sendable {
             work.wait()
             let job: Job? = state.withLock { state in
                 guard !state.stopping, !state.jobs.isEmpty else { return nil }
-                state.busy += 1
                 return state.jobs.removeFirst()
             }
             guard let job else {
@@ -107,7 +133,7 @@ final class SessionMCPCalls: Sendable {
                 continue
             }
             ask(job)
-            state.withLock { $0.busy -= 1 }
+            _ = state.withLock { $0.asking.remove(job.peer.pid) }
         }
     }
 

@@ -342,7 +342,8 @@ public final class Supervisor: Sendable {
         if let mcpCalls, !mcpCalls.start() {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the threads for MCP asks; the command was not run")
         }
-        defer { mcpCalls?.stop() }
+        // The hook socket stops first (it is idempotent): no request comes once the asks end.
+        defer { hooks?.stop(log: log); mcpCalls?.stop() }
         if let hooks, !hooks.start(log: log, admit: { core.membership(of: $0) == .session },
                                    handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core, mcpCalls: mcpCalls) }) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the agent hooks' thread; the command was not run")
