@@ -16,8 +16,10 @@ struct MCPCommand: ParsableCommand {
         The client talks to this command on stdin/stdout; the server runs under agentgate-supervise \
         (its own execs, files and connects are decided by the same policy) unless --no-supervise. \
         A refused call is answered with a tool result with isError: true that says why, and never \
-        reaches the server. Every call is recorded in the database, in a session of the gateway's own \
-        (agent mcp:NAME); the server's session is that id with -server appended. See README, "MCP gateway".
+        reaches the server; an asked one waits for a person (agentgate approvals). Every call is \
+        recorded in the database, in a session of the gateway's own (agent mcp:NAME); the server's \
+        session is that id with -server appended. Inside a supervised session, the session decides, \
+        records and asks instead, and the server runs under its filter. See README, "MCP gateway".
         """)
 
     @OptionGroup var policyOption: PolicyOption
