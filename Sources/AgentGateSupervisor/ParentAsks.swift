@@ -97,6 +97,13 @@ public enum ParentAskChannel {
         }
     }
 
+    /// Whether the other end of the socket `fd` has been closed (its asker has gone, and its
+    /// pending ask is withdrawn).
+    static func peerHasGone(_ fd: Int32) -> Bool {
+        var poller = pollfd(fd: fd, events: Int16(AGENTGATE_POLLRDHUP), revents: 0)
+        return poll(&poller, 1, 0) > 0 && poller.revents & Int16(Int32(AGENTGATE_POLLRDHUP) | POLLHUP | POLLERR) != 0
+    }
+
     static func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
         var written = 0
         while written < bytes.count {
@@ -181,11 +188,6 @@ final class ParentAskServer: Sendable {
         }
     }
 
-    /// The parent has gone (its end is closed): its pending ask is withdrawn.
-    private var parentGone: Bool {
-        var poller = pollfd(fd: fd, events: Int16(AGENTGATE_POLLRDHUP), revents: 0)
-        return poll(&poller, 1, 0) > 0 && poller.revents & Int16(Int32(AGENTGATE_POLLRDHUP) | POLLHUP | POLLERR) != 0
-    }
 
     private func decide(_ request: ParentAskRequest, core: SupervisorCore, log: Logger) -> ParentAskAnswer {
         let version = core.policies.version
@@ -204,7 +206,7 @@ final class ParentAskServer: Sendable {
         let timeout = UInt64(max(0, min(policy.askTimeout.seconds, request.waitSeconds))) * 1_000_000_000
         let key = nextKey.add(1, ordering: .relaxed).newValue
         let shown = Self.shownArguments(tool: request.tool, arguments: request.arguments)
-        let result = core.asks.waitOnBehalfOfParent(key: key, policy: version, isGone: { parentGone }, makeAsk: { id in
+        let result = core.asks.waitOnBehalfOfParent(key: key, policy: version, isGone: { [fd] in ParentAskChannel.peerHasGone(fd) }, makeAsk: { id in
             let now = agentgate_monotonic_ns()
             return PendingAsk(
                 id: id, createdAt: now, createdAtMicros: AuditClock.nowMicros(), pid: pid,
@@ -222,12 +224,7 @@ final class ParentAskServer: Sendable {
         switch result {
         case .settled(let outcome):
             _ = core.asks.takeOutcome(notificationID: key)
-            let told: String = switch (outcome.answer.allows, outcome.responder) {
-            case (true, _): "allowed by a person"
-            case (false, .timeout(let seconds)): "denied: nobody answered within \(seconds) s"
-            case (false, _): "denied by a person"
-            }
-            return ParentAskAnswer(id: request.id, allowed: outcome.answer.allows, why: outcome.description, told: told,
+            return ParentAskAnswer(id: request.id, allowed: outcome.answer.allows, why: outcome.description, told: outcome.toldToAgent,
                                    ask: outcome.askID, via: outcome.responder.via, by: outcome.responder.user, rule: ruleID)
         case .unavailable(let why):
             let text = "denied: nobody could be asked (\(why))"
@@ -266,5 +263,16 @@ final class ParentAskServer: Sendable {
         }
         if hidden > 0 { words.append("[\(hidden) value\(hidden == 1 ? "" : "s") redacted or cut]") }
         return words
+    }
+}
+
+extension AskOutcome {
+    /// What the asking agent is told of a settled ask: the answer, never who gave it.
+    var toldToAgent: String {
+        switch (answer.allows, responder) {
+        case (true, _): "allowed by a person"
+        case (false, .timeout(let seconds)): "denied: nobody answered within \(seconds) s"
+        case (false, _): "denied by a person"
+        }
     }
 }

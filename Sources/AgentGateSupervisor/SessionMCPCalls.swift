@@ -141,10 +141,7 @@ final class SessionMCPCalls: Sendable {
         let policy = job.version.policy, key = nextKey.add(1, ordering: .relaxed).newValue
         let shown = ParentAskServer.shownArguments(tool: job.call.tool, arguments: job.call.arguments)
         let channel = job.channel
-        let result = core.asks.waitOnBehalfOfParent(key: key, policy: job.version, isGone: {
-            var poller = pollfd(fd: channel, events: Int16(AGENTGATE_POLLRDHUP), revents: 0)
-            return poll(&poller, 1, 0) > 0 && poller.revents & Int16(Int32(AGENTGATE_POLLRDHUP) | POLLHUP | POLLERR) != 0
-        }, makeAsk: { id in
+        let result = core.asks.waitOnBehalfOfParent(key: key, policy: job.version, isGone: { ParentAskChannel.peerHasGone(channel) }, makeAsk: { id in
             let now = agentgate_monotonic_ns()
             return PendingAsk(
                 id: id, createdAt: now, createdAtMicros: AuditClock.nowMicros(), pid: job.peer.pid,
@@ -162,12 +159,7 @@ final class SessionMCPCalls: Sendable {
         switch result {
         case .settled(let outcome):
             _ = core.asks.takeOutcome(notificationID: key)
-            let told: String = switch (outcome.answer.allows, outcome.responder) {
-            case (true, _): "allowed by a person"
-            case (false, .timeout(let seconds)): "denied: nobody answered within \(seconds) s"
-            case (false, _): "denied by a person"
-            }
-            finish(job, allowed: outcome.answer.allows, told: told, outcome: outcome)
+            finish(job, allowed: outcome.answer.allows, told: outcome.toldToAgent, outcome: outcome)
         case .unavailable(let why):
             finish(job, allowed: false, told: "denied: nobody could be asked (\(why))", outcome: nil)
         case .interrupted, .gone:

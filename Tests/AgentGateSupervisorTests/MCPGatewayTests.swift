@@ -219,20 +219,13 @@ import Testing
                                         String(decoding: try JSONSerialization.data(withJSONObject: calls), as: UTF8.self)],
                                        directory: s.h.dir, name: "client", environment: environment)
         for (index, answer) in ["approve", "deny"].enumerated() {
-            var ask: [String: Any] = [:]
-            _ = waitUntil {
-                let listing = c.h.run([Harness.agentgate, "approvals", "--json"], environment: environment)
-                ask = listing.stdout.split(separator: "\n").compactMap {
-                    try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-                }.first ?? [:]
-                return !ask.isEmpty
-            }
+            let ask = c.pendingAsks().first ?? [:]
             let id = try #require(ask["id"] as? String, "ask \(index): \(client.stderr)")
             // The person sees the tool and its (redacted) arguments.
             #expect(ask["action"] as? String == "mcp" && ask["target"] as? String == "echo text=ask-\(index == 0 ? "approved" : "denied")", "\(ask)")
             #expect((ask["session"] as? String)?.hasSuffix("-server") == true && (ask["rule"] as? String)?.contains("echo-asks") == true, "\(ask)")
             #expect(s.calls.count == index, "the call waits for the answer: \(s.calls)")
-            let answered = c.h.run([Harness.agentgate, answer, id], environment: environment)
+            let answered = c.control([answer, id])
             #expect(answered.status == 0, "\(answered)")
         }
         #expect(client.wait(timeout: 120) == 0, "\(client.stderr)")
@@ -286,18 +279,11 @@ import Testing
                                      String(decoding: try JSONSerialization.data(withJSONObject: gateway), as: UTF8.self),
                                      String(decoding: try JSONSerialization.data(withJSONObject: calls), as: UTF8.self)],
                                     directory: s.h.dir, name: "mcpin", environment: environment)
-        var ask: [String: Any] = [:]
-        _ = waitUntil {
-            let listing = c.h.run([Harness.agentgate, "approvals", "--json"], environment: environment)
-            ask = listing.stdout.split(separator: "\n").compactMap {
-                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-            }.first ?? [:]
-            return !ask.isEmpty
-        }
+        let ask = c.pendingAsks().first ?? [:]
         let id = try #require(ask["id"] as? String, "\(run.stderr)")
         #expect(ask["session"] as? String == "mcpin" && ask["action"] as? String == "mcp" && ask["target"] as? String == "echo text=ask-approved",
                 "\(ask)")
-        #expect(c.h.run([Harness.agentgate, "approve", id], environment: environment).status == 0)
+        #expect(c.control(["approve", id]).status == 0)
         #expect(run.wait(timeout: 120) == 0, "\(run.stderr)")
         let line = run.stdout.split(separator: "\n").last.map(String.init) ?? ""
         let parsed = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [[String: Any]]
