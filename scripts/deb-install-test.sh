@@ -67,8 +67,9 @@ if ldd /usr/bin/agentgate | grep -E 'not found|libswift|libFoundation'; then fai
 version=$(dpkg-query -W -f '${Version}' agentgate)
 [ "$(agentgate --version)" = "$version" ] || fail "agentgate --version is not $version"
 [ "$(agentgate-supervise --version)" = "$version" ] || fail "agentgate-supervise --version is not $version"
-agentgate-supervise --help | grep -q -- '--policy' || fail "agentgate-supervise --help does not describe agentgate-supervise"
-agentgate --help | grep -q 'SUBCOMMANDS' || fail "agentgate --help does not list subcommands"
+# grep without -q reads to the end: with -q it may exit first, and pipefail takes the writer's SIGPIPE for a failure.
+agentgate-supervise --help | grep -- '--policy' >/dev/null || fail "agentgate-supervise --help does not describe agentgate-supervise"
+agentgate --help | grep 'SUBCOMMANDS' >/dev/null || fail "agentgate --help does not list subcommands"
 for file in /usr/share/man/man1/agentgate.1.gz /usr/share/man/man1/agentgate-supervise.1.gz \
     /usr/share/man/man5/agentgate-policy.5.gz /usr/share/bash-completion/completions/agentgate-supervise \
     /usr/share/zsh/vendor-completions/_agentgate /usr/share/fish/vendor_completions.d/agentgate.fish \
@@ -102,7 +103,7 @@ run_checks() {
         fail "a supervised command read the policy file in force as $who"
     fi
     step "as $who: agentgate sessions"
-    "$@" agentgate sessions --db /tmp/home-$who/audit.db | grep -q true || fail "no session recorded as $who"
+    "$@" agentgate sessions --db /tmp/home-$who/audit.db | grep true >/dev/null || fail "no session recorded as $who"
     step "as $who: agentgate policy test /usr/share/agentgate/policies/tests"
     "$@" agentgate policy test /usr/share/agentgate/policies/tests | sed -n 1p
     step "as $who: agentgate policy test (the shipped /etc/agentgate/policy.yaml)"
