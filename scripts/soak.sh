@@ -201,18 +201,37 @@ fi
 wait $wrapper; echo "agent exit $?: $(cat "$dir/agent.out")"
 decided=$(sed -n 's/.* ended ([^)]*): \([0-9]*\) allowed, \([0-9]*\) denied, \([0-9]*\) asked.*/\1 \2 \3/p' "$dir/supervisor.err" | awk '{print $1+$2+$3}')
 session=$(sed -n 's/.*session \([0-9a-f]*\) ended .*/\1/p' "$dir/supervisor.err")
-events() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from events where session_id like ?', (sys.argv[2] + '%',)).fetchone()[0])" "$mnt/audit.db" "$session" 2>/dev/null || echo 0; }
+# Decisions a file holds: event rows, plus the reads each aggregate counts (allowed reads are
+# stored as aggregates by default: `audit: {reads: aggregate}`).
+events() { python3 -c "
+import sqlite3,sys
+db = sqlite3.connect(sys.argv[1]); like = sys.argv[2] + '%'
+rows = db.execute('select count(*) from events where session_id like ?', (like,)).fetchone()[0]
+reads = db.execute('select coalesce(sum(e.count), 0) from read_entries e join read_sets s on e.set_id = s.id where s.session_id like ?', (like,)).fetchone()[0]
+print(rows + reads)" "$mnt/audit.db" "$session" 2>/dev/null || echo 0; }
+lines() { # FILE: the decisions its lines hold, counted as events() counts them
+    [ -f "$1" ] || { echo 0; return; }
+    python3 -c "
+import json,sys
+total = 0
+for line in open(sys.argv[1], encoding='utf-8', errors='replace'):
+    try: record = json.loads(line)
+    except ValueError: continue
+    if record.get('type') == 'event': total += 1
+    elif record.get('type') == 'read_set': total += sum(entry.get('count', 0) for entry in record.get('entries', []))
+print(total)" "$1"
+}
 in_db=$(events)
-in_fallback=$( [ -f "$mnt/audit.db.fallback.jsonl" ] && grep -c '"type":"event"' "$mnt/audit.db.fallback.jsonl" || echo 0)
+in_fallback=$(lines "$mnt/audit.db.fallback.jsonl")
 # The spill file (AuditDatabaseFiles.spill), for what both refused at the end.
 spill=$(python3 -c "import hashlib,os,sys; d=os.environ.get('XDG_RUNTIME_DIR'); print((d + '/agentgate' if d and d.startswith('/') else '/run/agentgate-spill') + '/spill-' + hashlib.sha256(sys.argv[1].encode()).hexdigest()[:16] + '.jsonl')" "$mnt/audit.db")
-in_spill=$( [ -f "$spill" ] && grep -c '"type":"event"' "$spill" || echo 0)
+in_spill=$(lines "$spill")
 echo "supervisor said: $(grep -v '^agentgate-supervise: policy ' "$dir/supervisor.err" | sed 's/^/  /' | tr '\n' ' ' | cut -c1-1200)"
 if [ "$kind" != full ]; then
     # The disk is repaired: checked, and mounted again.
     umount "$mnt" && e2fsck -fy "$mnt.img" >/dev/null 2>&1; mount -o loop "$mnt.img" "$mnt" || echo "can't mount the image again"
     repaired=$(events)
-    echo "after the repair: $repaired events of the session in the database; $(( in_db - repaired )) committed ones the disk error dropped before they reached the disk (synchronous=NORMAL, as a power loss would)"
+    echo "after the repair: $repaired events of the session in the database; $(( in_db - repaired )) committed ones the disk error dropped before they reached the disk"
 fi
 if [ "$in_fallback" -gt 0 ] || [ "$in_spill" -gt 0 ]; then
     # What the next start does first: import the fallback file (and the spill file).

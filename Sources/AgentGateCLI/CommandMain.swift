@@ -12,6 +12,10 @@ extension ParsableCommand {
             var command = try parseAsRoot(arguments)
             try command.run()
             exit()
+        } catch let code as ExitCode {
+            // Said nothing and exits with a status (the agent's, for a session): ArgumentParser's
+            // exit(withError:) would first build the command's help text, a few ms of reflection.
+            Foundation.exit(code.rawValue)
         } catch {
             guard exitCode(for: error) == .validationFailure else { exit(withError: error) }
             let message = fullMessage(for: error)

@@ -94,8 +94,23 @@ extension AuditStore {
             try AuditAnchors.append(anchor, to: files.anchors)
             return nil
         } catch {
+            // Like the records: kept beside the spill file, and moved at the next import.
+            if let spill = files.anchorSpill, (try? AuditAnchors.append(anchor, to: spill)) != nil {
+                return "the session's chain head went to \(spill), not to \(files.anchors) (\(error)); "
+                    + "the next start moves it there"
+            }
             return "the session's chain head could not be anchored: \(error)"
         }
+    }
+
+    /// Appends the chain heads that went to `anchorSpill` to the anchor file, then removes
+    /// the spill. What the anchor file still refuses stays for the next time.
+    func takeSpilledAnchors() {
+        guard let spill = files.anchorSpill, let pending = try? AuditAnchors.read(path: spill) else { return }
+        for anchor in pending.anchors {
+            guard (try? AuditAnchors.append(anchor, to: files.anchors)) != nil else { return }
+        }
+        unlink(spill)
     }
 
     /// Compares each anchored session (or only `only`) with its end record: the same length

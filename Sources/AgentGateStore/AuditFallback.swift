@@ -34,32 +34,20 @@ extension AuditStore {
     /// import interrupted after its commit imports nothing twice. Unusable lines (malformed,
     /// a partial last line, an unknown session, a conflicting record) are kept in
     /// `fallbackRejectedPath` with the reason, never dropped.
+    ///
+    /// The file is read in bounded chunks, twice, so an import of any size takes bounded
+    /// memory (a session whose queue overflowed can leave gigabytes): session starts first,
+    /// then the rows (their order doesn't matter: each carries its chain position; an exit
+    /// found before its process's start waits for the end of the pass), then session ends.
     /// - Returns: nil when there is no fallback file.
     /// - Throws: when the database still can't be written; the file is then left as it is.
     @discardableResult
     public func importFallback() throws(StoreError) -> FallbackImportReport? {
         try takeSpill()
         let rejectedPath = fallbackRejectedPath
-        return try AuditFallbackFile.withLockedContents(fallbackPath) { (contents) throws(StoreError) -> (result: FallbackImportReport, remove: Bool) in
+        return try AuditFallbackFile.withLockedReader(fallbackPath) { (reader) throws(StoreError) -> (result: FallbackImportReport, remove: Bool) in
             var report = FallbackImportReport(path: fallbackPath, rejectedPath: rejectedPath)
-            var lines = contents.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-            var rejectedLines: [(line: String, reason: String)] = []
-            if let last = lines.last, last.isEmpty {
-                lines.removeLast()
-            } else if let last = lines.popLast() {
-                report.partialTrailingLine = true
-                rejectedLines.append((String(decoding: last, as: UTF8.self), "partial last line (a write was interrupted)"))
-            }
-            let unordered: [(line: String, record: FallbackRecord?)] = lines.compactMap { bytes in
-                let line = String(decoding: bytes, as: UTF8.self)
-                if line.allSatisfy({ $0 == " " || $0 == "\r" }) { return nil }
-                return (line, FallbackRecord.parse(line))
-            }
-            // Chain order, whatever order the lines were appended in (a queue overflow and the
-            // writer append concurrently): session starts, then rows by position, then ends.
-            let records = unordered.enumerated().sorted { Self.importOrder($0.element.record, $0.offset) < Self.importOrder($1.element.record, $1.offset) }
-                .map(\.element)
-            var presence = FallbackPresence(records: records.compactMap(\.record))
+            var rejects = FallbackRejects(path: rejectedPath)
             try withConnection { connection throws(StoreError) in
                 try connection.inTransaction { () throws(StoreError) in
                     var knownSessions = Set<String>()
@@ -72,99 +60,129 @@ extension AuditStore {
                         if exists { knownSessions.insert(id) }
                         return exists
                     }
-                    for (line, record) in records {
-                        guard let record else {
-                            rejectedLines.append((line, "not a fallback record"))
-                            continue
+                    /// Stores `row` unless its position is taken; nil when done, or why an
+                    /// exit must wait (its process's start isn't stored).
+                    var presence = FallbackPresence()
+                    func insert(_ row: ChainedRow, sessionID: String, line: () -> String) throws(StoreError) -> String? {
+                        switch try presence.of(row, sessionID: sessionID, connection: connection) {
+                        case .absent:
+                            try Self.insertRows([row], connection: connection)
+                            presence.inserted(row, sessionID: sessionID)
+                            report.imported += 1
+                        case .duplicate:
+                            report.duplicates += 1
+                        case .startMissing(let reason):
+                            return reason
+                        case .conflict(let reason):
+                            rejects.add(line(), reason)
+                        }
+                        return nil
+                    }
+
+                    // Session starts, in file order (the rows below need theirs), and the
+                    // positions of the events.
+                    try reader.forEachLine { (bytes, complete) throws(StoreError) in
+                        guard complete else { return }
+                        if !FallbackRecord.mayBeSessionStart(bytes), let position = FallbackRecord.eventPosition(bytes) {
+                            if let position { presence.note(sessionID: position.sessionID, seq: position.seq) }
+                            return
+                        }
+                        let record = FallbackRecord.parse(bytes)
+                        if case .row(.event(let event, _), let sessionID)? = record { presence.note(sessionID: sessionID, seq: event.seq) }
+                        guard case .sessionStart(let columns, let keyID)? = record else { return }
+                        if try Self.insertSessionStart(
+                            columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: true, key: chainKey,
+                            sessionKeyID: keyID) {
+                            report.imported += 1
+                        } else {
+                            report.duplicates += 1
+                        }
+                        knownSessions.insert(columns.id)
+                    }
+                    // Rows; ends and early exits are kept (they are few) for after the pass.
+                    var ends: [(line: String, columns: SessionEndColumns)] = []
+                    var earlyExits: [(line: String, row: ChainedRow, sessionID: String)] = []
+                    try reader.forEachLine { (bytes, complete) throws(StoreError) in
+                        guard complete else {
+                            report.partialTrailingLine = true
+                            rejects.add(String(decoding: bytes, as: UTF8.self), "partial last line (a write was interrupted)")
+                            return
+                        }
+                        if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { return }
+                        guard let record = FallbackRecord.parse(bytes) else {
+                            rejects.add(String(decoding: bytes, as: UTF8.self), "not a fallback record")
+                            return
                         }
                         switch record {
-                        case .sessionStart(let columns, let keyID):
-                            if try Self.insertSessionStart(
-                                columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: true, key: chainKey,
-                                sessionKeyID: keyID) {
-                                report.imported += 1
-                            } else {
-                                report.duplicates += 1
-                            }
-                            knownSessions.insert(columns.id)
+                        case .sessionStart:
+                            // Taken in the first pass, unless it hid its type from that pass's look.
+                            guard !FallbackRecord.mayBeSessionStart(bytes) else { return }
+                            rejects.add(String(decoding: bytes, as: UTF8.self), "session start in an unexpected form")
                         case .sessionEnd(let columns):
-                            do throws(StoreError) {
-                                if try Self.insertSessionEnd(
-                                    columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: true, key: chainKey) {
-                                    report.imported += 1
-                                } else {
-                                    report.duplicates += 1
-                                }
-                            } catch {
-                                guard error.code == .notFound || error.code == .constraintViolation else { throw error }
-                                rejectedLines.append((line, error.message))
-                            }
+                            ends.append((String(decoding: bytes, as: UTF8.self), columns))
                         case .row(let row, let sessionID):
                             guard try sessionExists(sessionID) else {
-                                rejectedLines.append((line, "unknown session \(sessionID)"))
-                                continue
+                                rejects.add(String(decoding: bytes, as: UTF8.self), "unknown session \(sessionID)")
+                                return
                             }
-                            switch try presence.of(row, sessionID: sessionID, connection: connection) {
-                            case .absent:
-                                try Self.insertRows([row], connection: connection)
-                                presence.inserted(row, sessionID: sessionID)
-                                report.imported += 1
-                            case .duplicate:
-                                report.duplicates += 1
-                            case .conflict(let reason):
-                                rejectedLines.append((line, reason))
+                            if try insert(row, sessionID: sessionID, line: { String(decoding: bytes, as: UTF8.self) }) != nil {
+                                earlyExits.append((String(decoding: bytes, as: UTF8.self), row, sessionID))
                             }
                         case .legacyEvent(let event, let sessionID):
                             guard try sessionExists(sessionID) else {
-                                rejectedLines.append((line, "unknown session \(sessionID)"))
-                                continue
+                                rejects.add(String(decoding: bytes, as: UTF8.self), "unknown session \(sessionID)")
+                                return
                             }
                             try Self.insertLegacyEvent(event, sessionID: sessionID, connection: connection)
                             report.imported += 1
                         }
                     }
+                    for exit in earlyExits {
+                        if let reason = try insert(exit.row, sessionID: exit.sessionID, line: { exit.line }) {
+                            rejects.add(exit.line, reason)
+                        }
+                    }
+                    for end in ends {
+                        do throws(StoreError) {
+                            if try Self.insertSessionEnd(
+                                end.columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: true, key: chainKey) {
+                                report.imported += 1
+                            } else {
+                                report.duplicates += 1
+                            }
+                        } catch {
+                            guard error.code == .notFound || error.code == .constraintViolation else { throw error }
+                            rejects.add(end.line, error.message)
+                        }
+                    }
                 }
             }
-            report.rejected = rejectedLines.count
-            if !rejectedLines.isEmpty {
-                var text = ""
-                for (line, reason) in rejectedLines {
-                    text += "{\"reason\":"
-                    AuditJSON.appendQuoted(reason, to: &text)
-                    text += ",\"line\":"
-                    AuditJSON.appendQuoted(line, to: &text)
-                    text += "}\n"
-                }
-                // Keep the fallback file if the rejects can't be saved: a later import is a no-op
-                // for what was imported, and tries the rest again.
-                do {
-                    try AuditFallbackFile.append(text, to: rejectedPath)
-                } catch {
-                    return (report, false)
-                }
-            }
-            return (report, true)
+            report.rejected = rejects.count
+            // Keep the fallback file if the rejects can't be saved: a later import is a no-op
+            // for what was imported, and tries the rest again.
+            return (report, rejects.save())
         }
     }
 
     /// Moves what a session spilled (`AuditDatabaseFiles.spill`: its database's file system
-    /// refused everything at its end) into the fallback file, to be imported with it.
+    /// refused everything at its end) into the fallback file, to be imported with it, a
+    /// chunk of whole lines at a time.
     func takeSpill() throws(StoreError) {
+        takeSpilledAnchors()
         guard let spill = files.spill else { return }
         let fallback = fallbackPath
-        _ = try AuditFallbackFile.withLockedContents(spill) { (contents) throws(StoreError) -> (result: Void, remove: Bool) in
-            if !contents.isEmpty { try AuditFallbackFile.append(String(decoding: contents, as: UTF8.self), to: fallback) }
+        _ = try AuditFallbackFile.withLockedReader(spill) { (reader) throws(StoreError) -> (result: Void, remove: Bool) in
+            var lines = ""
+            try reader.forEachLine { (bytes, _) throws(StoreError) in
+                lines += String(decoding: bytes, as: UTF8.self)
+                lines += "\n"
+                if lines.utf8.count >= AuditFallbackFile.chunkSize {
+                    try AuditFallbackFile.append(lines, to: fallback)
+                    lines = ""
+                }
+            }
+            if !lines.isEmpty { try AuditFallbackFile.append(lines, to: fallback) }
             return ((), true)
-        }
-    }
-
-    /// Where a fallback record goes in an import: (rank, session, position, line number).
-    private static func importOrder(_ record: FallbackRecord?, _ line: Int) -> (Int, String, Int64, Int) {
-        switch record {
-        case .sessionStart: (0, "", 0, line)
-        case .row(let row, let sessionID): (1, sessionID, row.seq, line)
-        case .sessionEnd: (2, "", 0, line)
-        default: (1, "", 0, line)
         }
     }
 
@@ -208,22 +226,27 @@ extension AuditStore {
 /// their chain position (each index slows every insert), so a session's stored positions in
 /// the file's range are read once, on first use.
 struct FallbackPresence {
-    enum Answer { case absent, duplicate, conflict(String) }
+    enum Answer {
+        case absent, duplicate, conflict(String)
+        /// An exit whose process start isn't stored (yet: it may come later in the file).
+        case startMissing(String)
+    }
 
-    /// Per session, the range of event positions the file holds.
+    /// Per session, the range of event positions the file holds (events have no index by
+    /// position: the stored ones in this range are read once per session).
     private var ranges: [String: ClosedRange<Int64>] = [:]
     private var eventHashes: [String: [Int64: String]] = [:]
 
-    init(records: [FallbackRecord]) {
-        for case .row(.event(let event, _), let sessionID) in records {
-            if let range = ranges[sessionID] {
-                ranges[sessionID] = min(range.lowerBound, event.seq)...max(range.upperBound, event.seq)
-            } else {
-                ranges[sessionID] = event.seq...event.seq
-            }
+    /// The file holds an event at `seq` of `sessionID`.
+    mutating func note(sessionID: String, seq: Int64) {
+        if let range = ranges[sessionID] {
+            ranges[sessionID] = min(range.lowerBound, seq)...max(range.upperBound, seq)
+        } else {
+            ranges[sessionID] = seq...seq
         }
     }
 
+    /// Whether `row`'s chain position is free, holds this very record, or holds another.
     mutating func of(_ row: ChainedRow, sessionID: String, connection: SQLiteConnection) throws(StoreError) -> Answer {
         switch row {
         case .event(let event, let hash):
@@ -258,7 +281,7 @@ struct FallbackPresence {
             try statement.bind(1, sessionID)
             try statement.bind(2, startSeq)
             guard try statement.step() else {
-                return .conflict("no process record at chain position \(startSeq) of session \(sessionID) for the exit of pid \(exit.pid)")
+                return .startMissing("no process record at chain position \(startSeq) of session \(sessionID) for the exit of pid \(exit.pid)")
             }
             guard let existing = statement.optionalText(0) else { return .absent }
             return existing == hash ? .duplicate
@@ -274,8 +297,44 @@ struct FallbackPresence {
         }
     }
 
+    /// A row stored by this import: a later line at the same position is a duplicate.
     mutating func inserted(_ row: ChainedRow, sessionID: String) {
         if case .event(let event, let hash) = row { eventHashes[sessionID, default: [:]][event.seq] = hash }
+    }
+}
+
+/// Lines an import could not use, with the reason, for `fallbackRejectedPath`: written out
+/// a few MiB at a time, so rejecting a whole large file takes bounded memory.
+struct FallbackRejects {
+    let path: String
+    private(set) var count = 0
+    private var text = ""
+    /// False once a write of the rejects failed: the fallback file must then be kept.
+    private var saved = true
+
+    init(path: String) { self.path = path }
+
+    mutating func add(_ line: String, _ reason: String) {
+        count += 1
+        text += "{\"reason\":"
+        AuditJSON.appendQuoted(reason, to: &text)
+        text += ",\"line\":"
+        AuditJSON.appendQuoted(line, to: &text)
+        text += "}\n"
+        if text.utf8.count >= AuditFallbackFile.chunkSize { _ = save() }
+    }
+
+    /// Appends what is held; true when every reject so far was saved.
+    mutating func save() -> Bool {
+        if !text.isEmpty {
+            do {
+                try AuditFallbackFile.append(text, to: path)
+            } catch {
+                saved = false
+            }
+            text = ""
+        }
+        return saved
     }
 }
 
@@ -288,8 +347,52 @@ enum FallbackRecord {
     /// A line written by a v1 writer (no `type`, no chain position).
     case legacyEvent(DecisionEvent, sessionID: String)
 
-    static func parse(_ line: String) -> FallbackRecord? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
+    static func parse(_ line: String) -> FallbackRecord? { parse(Array(line.utf8)[...]) }
+
+    /// Whether the line may be a session start: false only for a line that starts with
+    /// another `type` (as the writer writes them), so a pass that wants only session starts
+    /// need not parse the rest.
+    static func mayBeSessionStart(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let prefix = Array(#"{"type":""#.utf8)
+        guard bytes.starts(with: prefix) else { return true }
+        let value = bytes.dropFirst(prefix.count)
+        guard let close = value.firstIndex(of: UInt8(ascii: "\"")), !value[..<close].contains(UInt8(ascii: "\\")) else { return true }
+        return value[..<close].elementsEqual(SessionStartColumns.fallbackType.utf8)
+    }
+
+    /// The session and chain position of an event line as the writer writes it, read without
+    /// parsing it whole: `.some(nil)` for a line of another type, nil when only a whole parse
+    /// can tell.
+    static func eventPosition(_ bytes: ArraySlice<UInt8>) -> (sessionID: String, seq: Int64)?? {
+        let prefix = Array(#"{"type":""#.utf8)
+        guard bytes.starts(with: prefix) else { return nil }
+        let typeStart = bytes.index(bytes.startIndex, offsetBy: prefix.count)
+        guard let typeEnd = bytes[typeStart...].firstIndex(of: UInt8(ascii: "\"")),
+              !bytes[typeStart..<typeEnd].contains(UInt8(ascii: "\\")) else { return nil }
+        guard bytes[typeStart..<typeEnd].elementsEqual(EventColumns.fallbackType.utf8) else { return .some(nil) }
+        // A key can't be mistaken for text inside a value: a quote in a value is escaped.
+        func after(_ key: String) -> ArraySlice<UInt8>.Index? {
+            let needle = Array(key.utf8)
+            var index = typeEnd
+            while let found = bytes[index...].firstIndex(of: needle[0]) {
+                if bytes[found...].starts(with: needle) { return found + needle.count }
+                index = found + 1
+            }
+            return nil
+        }
+        guard let idStart = after(#""session_id":""#),
+              let idEnd = bytes[idStart...].firstIndex(of: UInt8(ascii: "\"")),
+              !bytes[idStart..<idEnd].contains(UInt8(ascii: "\\")),
+              let seqStart = after(#""seq":"#) else { return nil }
+        let digits = bytes[seqStart...].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        guard !digits.isEmpty, digits.count <= 18,
+              let next = bytes[digits.endIndex...].first, next == UInt8(ascii: ",") || next == UInt8(ascii: "}") else { return nil }
+        let seq = digits.reduce(Int64(0)) { $0 * 10 + Int64($1 - UInt8(ascii: "0")) }
+        return .some((String(decoding: bytes[idStart..<idEnd], as: UTF8.self), seq))
+    }
+
+    static func parse(_ bytes: ArraySlice<UInt8>) -> FallbackRecord? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
         let fields = Fields(object)
         switch object["type"] as? String {
         case SessionStartColumns.fallbackType:

@@ -38,14 +38,44 @@ enum AuditFallbackFile {
         }
     }
 
-    /// Runs `body` with the file's contents while holding its lock; `body` returns whether to
+    /// Runs `body` with a reader of the file while holding its lock; `body` returns whether to
     /// remove the file (still under the lock). nil when there is no file.
+    static func withLockedReader<T>(
+        _ path: String, _ body: (Reader) throws(StoreError) -> (result: T, remove: Bool)
+    ) throws(StoreError) -> T? {
+        try withLockedFile(path, for: .importing) { (descriptor, _) throws(StoreError) -> T in
+            let (result, remove) = try body(Reader(descriptor: descriptor, path: path))
+            if remove && unlink(path) != 0 {
+                throw Purpose.importing.failure("removing the imported fallback file failed", path: path)
+            }
+            return result
+        }
+    }
+
+    /// Runs `body` with the file's whole contents while holding its lock (tests; an import
+    /// reads through `withLockedReader`).
     static func withLockedContents<T>(
         _ path: String, _ body: ([UInt8]) throws(StoreError) -> (result: T, remove: Bool)
     ) throws(StoreError) -> T? {
-        try withLockedFile(path, for: .importing) { (descriptor, _) throws(StoreError) -> T in
+        try withLockedReader(path) { (reader) throws(StoreError) -> (result: T, remove: Bool) in
             var contents: [UInt8] = []
-            var buffer = [UInt8](repeating: 0, count: 65536)
+            try reader.forEachChunk { (chunk) throws(StoreError) in contents.append(contentsOf: chunk) }
+            return try body(contents)
+        }
+    }
+
+    /// How much a reader holds at once, and how much a writer gathers before appending.
+    static let chunkSize = 8 << 20
+
+    /// The locked file, read from its start in chunks of `chunkSize`, as often as needed.
+    struct Reader {
+        let descriptor: Int32
+        let path: String
+        var chunkSize = AuditFallbackFile.chunkSize
+
+        /// Calls `body` with each chunk in order (a line may span two).
+        func forEachChunk(_ body: (ArraySlice<UInt8>) throws(StoreError) -> Void) throws(StoreError) {
+            var buffer = [UInt8](repeating: 0, count: max(1, chunkSize))
             var offset: off_t = 0
             while true {
                 let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, offset) }
@@ -53,15 +83,32 @@ enum AuditFallbackFile {
                     if errno == EINTR { continue }
                     throw Purpose.importing.failure("reading the fallback file failed", path: path)
                 }
-                if count == 0 { break }
-                contents.append(contentsOf: buffer[0..<count])
+                if count == 0 { return }
+                try body(buffer[0..<count])
                 offset += off_t(count)
             }
-            let (result, remove) = try body(contents)
-            if remove && unlink(path) != 0 {
-                throw Purpose.importing.failure("removing the imported fallback file failed", path: path)
+        }
+
+        /// Calls `body` with each line, without its newline, in file order; `complete` is
+        /// false for a last line with no newline (a write that was interrupted). A line longer
+        /// than a chunk is gathered whole.
+        func forEachLine(_ body: (ArraySlice<UInt8>, _ complete: Bool) throws(StoreError) -> Void) throws(StoreError) {
+            var carried: [UInt8] = []
+            try forEachChunk { (chunk) throws(StoreError) in
+                var start = chunk.startIndex
+                while let newline = chunk[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                    if carried.isEmpty {
+                        try body(chunk[start..<newline], true)
+                    } else {
+                        carried.append(contentsOf: chunk[start..<newline])
+                        try body(carried[...], true)
+                        carried.removeAll(keepingCapacity: false)
+                    }
+                    start = newline + 1
+                }
+                carried.append(contentsOf: chunk[start...])
             }
-            return result
+            if !carried.isEmpty { try body(carried[...], false) }
         }
     }
 
@@ -116,17 +163,10 @@ enum AuditFallbackFile {
                 throw StoreError(code: purpose == .appending ? .fallbackWriteFailed : .cannotOpen, path: path,
                                  message: "the fallback file is not a regular file of this user's with one link; it was left alone")
             }
-            if purpose == .importing && opened.st_size > maximumImportBytes {
-                throw StoreError(code: .cannotOpen, path: path,
-                                 message: "the fallback file holds \(opened.st_size) bytes, more than an import reads (\(maximumImportBytes)); it was left alone: move it aside and import it in parts")
-            }
             return try body(descriptor, opened)
         }
         throw purpose.keptBeingReplaced(path: path)
     }
-
-    /// What an import reads at most (a spill of a day's records is far less).
-    static let maximumImportBytes: off_t = 256 << 20
 
     private static func lock(_ descriptor: Int32) -> Bool {
         while flock(descriptor, LOCK_EX) != 0 {

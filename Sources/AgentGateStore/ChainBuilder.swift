@@ -42,6 +42,8 @@ struct ChainBuilder: Sendable {
     let keyID: String?
     /// Allowed reads folded since the last flush (`DecisionEvent.isAggregatedRead`).
     private(set) var reads = ReadAggregator()
+    /// The last capability set encoded: a session's processes mostly share one.
+    private var lastCapabilities: (names: [String], json: String) = ([], "[]")
 
     init(sessionID: String, key: AuditKey? = nil, count: Int64 = 0, lastHash: [UInt8]? = nil) {
         self.sessionID = sessionID
@@ -49,6 +51,11 @@ struct ChainBuilder: Sendable {
         self.lastHash = lastHash ?? AuditChain.sessionGenesis(sessionID, key: key)
         encoder = AuditChain.Encoder(domain: "", previous: [], key: key)
         keyID = key?.id
+    }
+
+    private mutating func capabilitiesJSON(_ names: [String]) -> String {
+        if names != lastCapabilities.names { lastCapabilities = (names, AuditJSON.encode(names)) }
+        return lastCapabilities.json
     }
 
     /// The chain's state for the session's end record.
@@ -81,7 +88,7 @@ struct ChainBuilder: Sendable {
         var columns = ProcessStartColumns(
             sessionID: sessionID, seq: count, pid: Int64(process.pid), ppid: Int64(process.ppid),
             executable: Redactor.redact(text: process.executable), argv: AuditJSON.encode(Redactor.redact(argv: process.argv)),
-            uid: Int64(process.uid), gid: Int64(process.gid), capabilities: AuditJSON.encode(process.capabilities),
+            uid: Int64(process.uid), gid: Int64(process.gid), capabilities: capabilitiesJSON(process.capabilities),
             cgroup: process.cgroup, startTime: process.startTimeMicros)
         lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
         let hash = AuditChain.hex(lastHash)

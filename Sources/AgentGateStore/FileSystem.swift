@@ -78,7 +78,11 @@ public struct AuditDatabaseFiles: Sendable, Equatable {
     }
 
     /// Every file of the database, whether it exists or not (the spill file too).
-    public var all: [String] { Self.suffixes.map { databasePath + $0 } + (spill.map { [$0] } ?? []) }
+    public var all: [String] { Self.suffixes.map { databasePath + $0 } + [spill, anchorSpill].compactMap { $0 } }
+
+    /// Where a session's chain head goes when the anchor file refuses it (its file system
+    /// read-only or full): beside the spill file. The next import appends it to `anchors`.
+    public var anchorSpill: String? { spill.map { String($0.dropLast(".jsonl".count)) + ".anchors" } }
 
     /// Where a session's last records go when the database and the fallback file beside it
     /// both refuse them at its end (their file system full, or read-only for good): a file

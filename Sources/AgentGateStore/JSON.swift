@@ -22,6 +22,13 @@ public enum AuditJSON {
 
     /// Appends `string` as a JSON string literal (RFC 8259 escaping).
     public static func appendQuoted(_ string: String, to output: inout String) {
+        // Most strings (paths, argv words, capability names) need no escape: appended whole.
+        if !string.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            output += "\""
+            output += string
+            output += "\""
+            return
+        }
         output.unicodeScalars.append("\"")
         for scalar in string.unicodeScalars {
             switch scalar {

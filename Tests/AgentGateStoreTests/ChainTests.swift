@@ -460,6 +460,80 @@ struct FallbackTests {
         #expect(try store.verify().isValid)
     }
 
+    @Test("a fallback file in any line order imports whole: exits before their processes' starts, the end first")
+    func importsInAnyOrder() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        try store.createSession(sampleSession())
+        let writer = AuditWriter(store: store, sessionID: "session-1", batchSize: 64, flushInterval: .milliseconds(1),
+                                 warningHandler: { _ in })
+        store.close()  // everything goes to the fallback file
+        for process in 0..<200 {
+            let pid = Int32(5000 + process)
+            writer.recordProcessStart(sampleProcess(pid: pid, argv: ["p\(process)", String(repeating: "x", count: process * 37)]))
+            for index in 0..<5 { writer.record(sampleEvent(process * 5 + index, pid: pid)) }
+            writer.recordProcessExit(pid: pid, timeMicros: 1_700_000_000_100_000 + Int64(process), exitStatus: Int32(process % 3))
+        }
+        writer.finishSession(endTimeMicros: 1_700_000_000_200_000, exitStatus: 0)
+        #expect(writer.lostEventCount == 0)
+        let fallback = path + ".fallback.jsonl"
+        let lines = try String(contentsOfFile: fallback, encoding: .utf8).split(separator: "\n")
+        #expect(lines.count == 200 * 7 + 1)
+        try (lines.reversed().joined(separator: "\n") + "\n").write(toFile: fallback, atomically: false, encoding: .utf8)
+
+        let reopened = try AuditStore(path: path)
+        defer { reopened.close() }
+        let report = try #require(try reopened.importFallback())
+        #expect(report.imported == lines.count && report.rejected == 0, "\(report)")
+        #expect(try reopened.events(sessionID: "session-1").count == 1000)
+        let processes = try reopened.processes(sessionID: "session-1")
+        #expect(processes.count == 200 && processes.allSatisfy { $0.process.exitStatus != nil })
+        let verified = try reopened.verify()
+        #expect(verified.isValid, "\(verified.problems)")
+        #expect(verified.openSessions.isEmpty)
+    }
+
+    @Test("an event line's session and position, read without a whole parse, are what the parse says")
+    func eventPositionMatchesParse() throws {
+        let directory = try TemporaryDirectory()
+        let path = try degradedSession(directory)
+        let lines = try String(contentsOfFile: path + ".fallback.jsonl", encoding: .utf8).split(separator: "\n").map(String.init)
+        var events = 0
+        for line in lines + [#"{"type":"event","session_id":"a\"b","seq":1}"#, #"{"type":"ev\u0065nt"}"#, #"{"seq":3}"#] {
+            let bytes = Array(line.utf8)[...]
+            let quick = FallbackRecord.eventPosition(bytes)
+            if case .row(.event(let event, _), let sessionID)? = FallbackRecord.parse(line) {
+                events += 1
+                let position = try #require(quick ?? nil, "\(line)")
+                #expect(position.sessionID == sessionID && position.seq == event.seq)
+            } else if let quick {
+                #expect(quick == nil, "\(line)")  // another type: not an event
+            }
+        }
+        #expect(events == 6)
+    }
+
+    @Test("the import's reader: lines across chunks, a line longer than a chunk, empty lines, a partial last line")
+    func readerAcrossChunks() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("lines.jsonl")
+        let lines = ["a", "", "bcdefghijklmnopqrstuvwxyz0123456789", "xy", "", "", "q", String(repeating: "z", count: 50)]
+        let text = lines.joined(separator: "\n") + "\npartial"
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        for chunkSize in [1, 2, 3, 7, 64, 1 << 20] {
+            var seen: [(String, Bool)] = []
+            _ = try AuditFallbackFile.withLockedReader(path) { (reader) throws(StoreError) -> (result: Int, remove: Bool) in
+                var small = reader
+                small.chunkSize = chunkSize
+                try small.forEachLine { (bytes, complete) throws(StoreError) in seen.append((String(decoding: bytes, as: UTF8.self), complete)) }
+                return (0, false)
+            }
+            #expect(seen.map(\.0) == lines + ["partial"], "chunk size \(chunkSize)")
+            #expect(seen.map(\.1) == Array(repeating: true, count: lines.count) + [false], "chunk size \(chunkSize)")
+        }
+    }
+
     @Test("a partial last line with no writer after it is reported as such")
     func partialTrailingLine() throws {
         let directory = try TemporaryDirectory()
@@ -533,6 +607,29 @@ struct FallbackTests {
         #expect(!FileManager.default.fileExists(atPath: spill))
         #expect(try store.events(sessionID: "session-1").count == count)
         #expect(try store.verify().isValid)
+    }
+
+    @Test("a chain head the anchor file refuses goes beside the spill file, and the next import anchors it")
+    func anchorSpilledWhenTheFileRefuses() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        let spill = try #require(store.files.anchorSpill, "no spill directory here")
+        unlink(spill)
+        defer { unlink(spill) }
+        #expect(mkdir(store.files.anchors, 0o700) == 0)  // the anchor file can't be opened for writing
+        let message = try #require(store.anchor(sessionID: "s-1", lastSeq: 7, headHash: "ab", keyID: nil))
+        #expect(message.contains(spill) && message.contains("next start"), "\(message)")
+        #expect(try AuditAnchors.read(path: spill)?.anchors.map(\.sessionID) == ["s-1"])
+        // Still refused: the import leaves it where it is.
+        _ = try store.importFallback()
+        #expect(FileManager.default.fileExists(atPath: spill))
+        #expect(rmdir(store.files.anchors) == 0)
+        _ = try store.importFallback()
+        #expect(!FileManager.default.fileExists(atPath: spill))
+        let anchored = try #require(try AuditAnchors.read(path: store.files.anchors))
+        #expect(anchored.anchors.map(\.sessionID) == ["s-1"] && anchored.anchors.first?.lastSeq == 7)
     }
 
     @Test("a locked database: the writer falls back at once, and the close imports once the lock is gone")
