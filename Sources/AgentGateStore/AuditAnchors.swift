@@ -95,7 +95,7 @@ extension AuditStore {
             return nil
         } catch {
             // Like the records: kept beside the spill file, and moved at the next import.
-            if let spill = files.anchorSpill, (try? AuditAnchors.append(anchor, to: spill)) != nil {
+            if let spill = files.anchorSpill, (try? AuditFallbackFile.append(AuditAnchors.line(anchor) + "\n", to: spill)) != nil {
                 return "the session's chain head went to \(spill), not to \(files.anchors) (\(error)); "
                     + "the next start moves it there"
             }
@@ -103,14 +103,13 @@ extension AuditStore {
         }
     }
 
-    /// Appends the chain heads that went to `anchorSpill` to the anchor file, then removes
-    /// the spill. What the anchor file still refuses stays for the next time.
+    /// Appends the chain heads that went to `anchorSpill` to the anchor file, under the
+    /// spill's lock (an ending session appends to it meanwhile), then removes the spill. A
+    /// line that isn't an anchor is moved too, so verify reports it rather than it vanishing.
+    /// What the anchor file refuses stays for the next time.
     func takeSpilledAnchors() {
-        guard let spill = files.anchorSpill, let pending = try? AuditAnchors.read(path: spill) else { return }
-        for anchor in pending.anchors {
-            guard (try? AuditAnchors.append(anchor, to: files.anchors)) != nil else { return }
-        }
-        unlink(spill)
+        guard let spill = files.anchorSpill else { return }
+        try? AuditFallbackFile.moveLines(from: spill, to: files.anchors)
     }
 
     /// Compares each anchored session (or only `only`) with its end record: the same length

@@ -35,8 +35,8 @@ extension AuditStore {
     /// a partial last line, an unknown session, a conflicting record) are kept in
     /// `fallbackRejectedPath` with the reason, never dropped.
     ///
-    /// The file is read in bounded chunks, twice, so an import of any size takes bounded
-    /// memory (a session whose queue overflowed can leave gigabytes): session starts first,
+    /// The file is read in chunks, twice, so memory grows with the events it holds (16 bytes
+    /// each, to tell duplicates), not with its bytes: session starts first,
     /// then the rows (their order doesn't matter: each carries its chain position; an exit
     /// found before its process's start waits for the end of the pass), then session ends.
     /// - Returns: nil when there is no fallback file.
@@ -48,6 +48,7 @@ extension AuditStore {
         return try AuditFallbackFile.withLockedReader(fallbackPath) { (reader) throws(StoreError) -> (result: FallbackImportReport, remove: Bool) in
             var report = FallbackImportReport(path: fallbackPath, rejectedPath: rejectedPath)
             var rejects = FallbackRejects(path: rejectedPath)
+            do throws(StoreError) {
             try withConnection { connection throws(StoreError) in
                 try connection.inTransaction { () throws(StoreError) in
                     var knownSessions = Set<String>()
@@ -157,6 +158,10 @@ extension AuditStore {
                     }
                 }
             }
+            } catch {
+                rejects.discard()
+                throw error
+            }
             report.rejected = rejects.count
             // Keep the fallback file if the rejects can't be saved: a later import is a no-op
             // for what was imported, and tries the rest again.
@@ -170,20 +175,7 @@ extension AuditStore {
     func takeSpill() throws(StoreError) {
         takeSpilledAnchors()
         guard let spill = files.spill else { return }
-        let fallback = fallbackPath
-        _ = try AuditFallbackFile.withLockedReader(spill) { (reader) throws(StoreError) -> (result: Void, remove: Bool) in
-            var lines = ""
-            try reader.forEachLine { (bytes, _) throws(StoreError) in
-                lines += String(decoding: bytes, as: UTF8.self)
-                lines += "\n"
-                if lines.utf8.count >= AuditFallbackFile.chunkSize {
-                    try AuditFallbackFile.append(lines, to: fallback)
-                    lines = ""
-                }
-            }
-            if !lines.isEmpty { try AuditFallbackFile.append(lines, to: fallback) }
-            return ((), true)
-        }
+        try AuditFallbackFile.moveLines(from: spill, to: fallbackPath)
     }
 
     /// Writes a session start to the fallback file, for when `createSession` failed
@@ -235,7 +227,9 @@ struct FallbackPresence {
     /// Per session, the range of event positions the file holds (events have no index by
     /// position: the stored ones in this range are read once per session).
     private var ranges: [String: ClosedRange<Int64>] = [:]
-    private var eventHashes: [String: [Int64: String]] = [:]
+    /// The hash of each event at a position, as `String.hashValue` (a hash per event: 16 bytes,
+    /// not the hex string's ~80; equal values are the same hash but for a 2^-64 chance).
+    private var eventHashes: [String: [Int64: Int]] = [:]
 
     /// The file holds an event at `seq` of `sessionID`.
     mutating func note(sessionID: String, seq: Int64) {
@@ -251,7 +245,7 @@ struct FallbackPresence {
         switch row {
         case .event(let event, let hash):
             if eventHashes[sessionID] == nil {
-                var stored: [Int64: String] = [:]
+                var stored: [Int64: Int] = [:]
                 if let range = ranges[sessionID] {
                     let statement = try connection.statement(
                         "SELECT seq, hash FROM events WHERE session_id = ? AND seq BETWEEN ? AND ?")
@@ -259,12 +253,12 @@ struct FallbackPresence {
                     try statement.bind(1, sessionID)
                     try statement.bind(2, range.lowerBound)
                     try statement.bind(3, range.upperBound)
-                    while try statement.step() { stored[statement.int64(0)] = statement.optionalText(1) ?? "" }
+                    while try statement.step() { stored[statement.int64(0)] = (statement.optionalText(1) ?? "").hashValue }
                 }
                 eventHashes[sessionID] = stored
             }
             guard let existing = eventHashes[sessionID]?[event.seq] else { return .absent }
-            return existing == hash ? .duplicate
+            return existing == hash.hashValue ? .duplicate
                 : .conflict("another event holds chain position \(event.seq) of session \(sessionID)")
         case .processStart(let process, let hash):
             let statement = try connection.statement("SELECT start_hash FROM processes WHERE session_id = ? AND start_seq = ?")
@@ -299,20 +293,27 @@ struct FallbackPresence {
 
     /// A row stored by this import: a later line at the same position is a duplicate.
     mutating func inserted(_ row: ChainedRow, sessionID: String) {
-        if case .event(let event, let hash) = row { eventHashes[sessionID, default: [:]][event.seq] = hash }
+        if case .event(let event, let hash) = row { eventHashes[sessionID, default: [:]][event.seq] = hash.hashValue }
     }
 }
 
-/// Lines an import could not use, with the reason, for `fallbackRejectedPath`: written out
-/// a few MiB at a time, so rejecting a whole large file takes bounded memory.
+/// Lines an import could not use, with the reason, for `fallbackRejectedPath`. Past a few MiB
+/// they wait in `<rejected>.pending` (bounded memory for a large file), and reach the rejected
+/// file only once the import has committed (`save`): an import that rolls back (`discard`)
+/// leaves no rejects behind, so the retry doesn't save them twice.
 struct FallbackRejects {
     let path: String
+    var pendingPath: String { path + ".pending" }
     private(set) var count = 0
     private var text = ""
+    private var pending = false
     /// False once a write of the rejects failed: the fallback file must then be kept.
     private var saved = true
 
-    init(path: String) { self.path = path }
+    init(path: String) {
+        self.path = path
+        unlink(pendingPath)  // left by an import that crashed: its transaction never committed
+    }
 
     mutating func add(_ line: String, _ reason: String) {
         count += 1
@@ -321,11 +322,26 @@ struct FallbackRejects {
         text += ",\"line\":"
         AuditJSON.appendQuoted(line, to: &text)
         text += "}\n"
-        if text.utf8.count >= AuditFallbackFile.chunkSize { _ = save() }
+        guard text.utf8.count >= AuditFallbackFile.chunkSize else { return }
+        do {
+            try AuditFallbackFile.append(text, to: pendingPath, sync: false)
+            pending = true
+        } catch {
+            saved = false
+        }
+        text = ""
     }
 
-    /// Appends what is held; true when every reject so far was saved.
+    /// After the commit: appends every reject to the rejected file. True when all were saved.
     mutating func save() -> Bool {
+        if pending {
+            do throws(StoreError) {
+                try AuditFallbackFile.moveLines(from: pendingPath, to: path)
+            } catch {
+                saved = false
+            }
+            pending = false
+        }
         if !text.isEmpty {
             do {
                 try AuditFallbackFile.append(text, to: path)
@@ -335,6 +351,13 @@ struct FallbackRejects {
             text = ""
         }
         return saved
+    }
+
+    /// The import rolled back: nothing of it is kept.
+    mutating func discard() {
+        unlink(pendingPath)
+        pending = false
+        text = ""
     }
 }
 
@@ -347,14 +370,28 @@ enum FallbackRecord {
     /// A line written by a v1 writer (no `type`, no chain position).
     case legacyEvent(DecisionEvent, sessionID: String)
 
-    static func parse(_ line: String) -> FallbackRecord? { parse(Array(line.utf8)[...]) }
+    /// How often `key` occurs in `bytes` (outside string values it can't: their quotes are escaped).
+    private static func occurrences(of key: String, in bytes: ArraySlice<UInt8>) -> Int {
+        let needle = Array(key.utf8)
+        var count = 0
+        var index = bytes.startIndex
+        while let found = bytes[index...].firstIndex(of: needle[0]) {
+            if bytes[found...].starts(with: needle) { count += 1 }
+            index = found + 1
+        }
+        return count
+    }
+
+    /// Parses a line's bytes as text (invalid UTF-8 repaired, as a line read as text is).
+    static func parse(_ bytes: ArraySlice<UInt8>) -> FallbackRecord? { parse(String(decoding: bytes, as: UTF8.self)) }
 
     /// Whether the line may be a session start: false only for a line that starts with
     /// another `type` (as the writer writes them), so a pass that wants only session starts
     /// need not parse the rest.
     static func mayBeSessionStart(_ bytes: ArraySlice<UInt8>) -> Bool {
         let prefix = Array(#"{"type":""#.utf8)
-        guard bytes.starts(with: prefix) else { return true }
+        // A second `type` key (the parse keeps the last) is for the whole parse to judge.
+        guard bytes.starts(with: prefix), occurrences(of: #""type":"#, in: bytes) == 1 else { return true }
         let value = bytes.dropFirst(prefix.count)
         guard let close = value.firstIndex(of: UInt8(ascii: "\"")), !value[..<close].contains(UInt8(ascii: "\\")) else { return true }
         return value[..<close].elementsEqual(SessionStartColumns.fallbackType.utf8)
@@ -380,7 +417,10 @@ enum FallbackRecord {
             }
             return nil
         }
-        guard let idStart = after(#""session_id":""#),
+        // Each key once: with a repeated key the parse keeps the last, so it must decide.
+        guard occurrences(of: #""type":"#, in: bytes) == 1, occurrences(of: #""session_id":"#, in: bytes) == 1,
+              occurrences(of: #""seq":"#, in: bytes) == 1,
+              let idStart = after(#""session_id":""#),
               let idEnd = bytes[idStart...].firstIndex(of: UInt8(ascii: "\"")),
               !bytes[idStart..<idEnd].contains(UInt8(ascii: "\\")),
               let seqStart = after(#""seq":"#) else { return nil }
@@ -391,8 +431,8 @@ enum FallbackRecord {
         return .some((String(decoding: bytes[idStart..<idEnd], as: UTF8.self), seq))
     }
 
-    static func parse(_ bytes: ArraySlice<UInt8>) -> FallbackRecord? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any] else { return nil }
+    static func parse(_ line: String) -> FallbackRecord? {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else { return nil }
         let fields = Fields(object)
         switch object["type"] as? String {
         case SessionStartColumns.fallbackType:

@@ -64,6 +64,26 @@ enum AuditFallbackFile {
         }
     }
 
+    /// Appends the lines of `source` to `destination` (a chunk at a time, synced), then
+    /// removes `source`, all under `source`'s lock. A partial last line stays partial (the
+    /// next appender ends it; an import rejects it as such). If an append fails, `source` is
+    /// kept whole: the lines already moved are then in both, and an import skips them again.
+    static func moveLines(from source: String, to destination: String) throws(StoreError) {
+        _ = try withLockedReader(source) { (reader) throws(StoreError) -> (result: Void, remove: Bool) in
+            var lines = ""
+            try reader.forEachLine { (bytes, complete) throws(StoreError) in
+                lines += String(decoding: bytes, as: UTF8.self)
+                if complete { lines += "\n" }
+                if lines.utf8.count >= chunkSize {
+                    try append(lines, to: destination)
+                    lines = ""
+                }
+            }
+            if !lines.isEmpty { try append(lines, to: destination) }
+            return ((), true)
+        }
+    }
+
     /// How much a reader holds at once, and how much a writer gathers before appending.
     static let chunkSize = 8 << 20
 

@@ -512,6 +512,15 @@ struct FallbackTests {
             }
         }
         #expect(events == 6)
+        // A repeated key: the parse keeps the last, so only a whole parse may say.
+        for repeated in [#"{"type":"event","session_id":"S","seq":1,"seq":10}"#,
+                         #"{"type":"event","session_id":"S","session_id":"T","seq":1}"#,
+                         #"{"type":"event","session_id":"S","seq":1,"type":"process_start"}"#] {
+            let quick = FallbackRecord.eventPosition(Array(repeated.utf8)[...])
+            #expect(quick == nil, "\(repeated)")
+        }
+        #expect(FallbackRecord.mayBeSessionStart(Array(#"{"type":"event","type":"session_start"}"#.utf8)[...]))
+        #expect(!FallbackRecord.mayBeSessionStart(Array(#"{"type":"event","seq":1}"#.utf8)[...]))
     }
 
     @Test("the import's reader: lines across chunks, a line longer than a chunk, empty lines, a partial last line")
