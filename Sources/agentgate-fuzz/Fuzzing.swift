@@ -185,7 +185,10 @@ enum AgentMemoryTarget {
         let first = Array(input[..<half]), second = Array(input[half...])
         let (name1, name2) = (String(pathBytes: first), String(pathBytes: second))
         invariant(first == second || name1 != name2, "two paths have one name: \(name1.debugDescription)")
-        if let valid = String(validating: first, as: UTF8.self), !valid.contains("\\x") {
+        // Bytes, not `String.contains`: that compares graphemes, so `\x` followed by a
+        // combining mark (U+0615) isn't "contained", yet the name does spell an escape.
+        let spellsEscape = zip(first, first.dropFirst()).contains { $0 == UInt8(ascii: "\\") && $1 == UInt8(ascii: "x") }
+        if let valid = String(validating: first, as: UTF8.self), !spellsEscape {
             invariant(name1 == valid, "a valid UTF-8 path was renamed")
         }
     }
