@@ -78,7 +78,11 @@ public struct AuditDatabaseFiles: Sendable, Equatable {
     }
 
     /// Every file of the database, whether it exists or not (the spill file too).
-    public var all: [String] { Self.suffixes.map { databasePath + $0 } + [spill, anchorSpill].compactMap { $0 } }
+    /// (The rejected lines and an import's pending rejects are audit data too.)
+    public var all: [String] {
+        Self.suffixes.map { databasePath + $0 } + [fallbackRejected, fallbackRejected + ".pending"]
+            + [spill, anchorSpill].compactMap { $0 }
+    }
 
     /// Where a session's chain head goes when the anchor file refuses it (its file system
     /// read-only or full): beside the spill file. The next import appends it to `anchors`.

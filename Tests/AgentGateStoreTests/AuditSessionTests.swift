@@ -79,7 +79,9 @@ struct AuditSessionTests {
     func databaseFiles() {
         let files = AuditDatabaseFiles(databasePath: "/d/audit.db")
         #expect(files.all == ["/d/audit.db", "/d/audit.db-wal", "/d/audit.db-shm", "/d/audit.db-journal",
-                              "/d/audit.db.fallback.jsonl", "/d/audit.db.key", "/d/audit.db.anchors"] + [files.spill, files.anchorSpill].compactMap { $0 })
+                              "/d/audit.db.fallback.jsonl", "/d/audit.db.key", "/d/audit.db.anchors",
+                              "/d/audit.db.fallback.rejected.jsonl", "/d/audit.db.fallback.rejected.jsonl.pending"]
+                             + [files.spill, files.anchorSpill].compactMap { $0 })
         // Named for the database, in a directory of the user's own.
         if let spill = files.spill {
             #expect(spill.hasSuffix(".jsonl") && spill != AuditDatabaseFiles(databasePath: "/e/audit.db").spill)
