@@ -49,115 +49,115 @@ extension AuditStore {
             var report = FallbackImportReport(path: fallbackPath, rejectedPath: rejectedPath)
             var rejects = FallbackRejects(path: rejectedPath)
             do throws(StoreError) {
-            try withConnection { connection throws(StoreError) in
-                try connection.inTransaction { () throws(StoreError) in
-                    var knownSessions = Set<String>()
-                    func sessionExists(_ id: String) throws(StoreError) -> Bool {
-                        if knownSessions.contains(id) { return true }
-                        let statement = try connection.statement("SELECT 1 FROM sessions WHERE id = ?")
-                        defer { statement.reset() }
-                        try statement.bind(1, id)
-                        let exists = try statement.step()
-                        if exists { knownSessions.insert(id) }
-                        return exists
-                    }
-                    /// Stores `row` unless its position is taken; nil when done, or why an
-                    /// exit must wait (its process's start isn't stored).
-                    var presence = FallbackPresence()
-                    func insert(_ row: ChainedRow, sessionID: String, line: () -> String) throws(StoreError) -> String? {
-                        switch try presence.of(row, sessionID: sessionID, connection: connection) {
-                        case .absent:
-                            try Self.insertRows([row], connection: connection)
-                            presence.inserted(row, sessionID: sessionID)
-                            report.imported += 1
-                        case .duplicate:
-                            report.duplicates += 1
-                        case .startMissing(let reason):
-                            return reason
-                        case .conflict(let reason):
-                            rejects.add(line(), reason)
+                try withConnection { connection throws(StoreError) in
+                    try connection.inTransaction { () throws(StoreError) in
+                        var knownSessions = Set<String>()
+                        func sessionExists(_ id: String) throws(StoreError) -> Bool {
+                            if knownSessions.contains(id) { return true }
+                            let statement = try connection.statement("SELECT 1 FROM sessions WHERE id = ?")
+                            defer { statement.reset() }
+                            try statement.bind(1, id)
+                            let exists = try statement.step()
+                            if exists { knownSessions.insert(id) }
+                            return exists
                         }
-                        return nil
-                    }
+                        var presence = FallbackPresence()
+                        /// Stores `row` unless its position is taken; nil when done, or why an
+                        /// exit must wait (its process's start isn't stored).
+                        func insert(_ row: ChainedRow, sessionID: String, line: () -> String) throws(StoreError) -> String? {
+                            switch try presence.of(row, sessionID: sessionID, connection: connection) {
+                            case .absent:
+                                try Self.insertRows([row], connection: connection)
+                                presence.inserted(row, sessionID: sessionID)
+                                report.imported += 1
+                            case .duplicate:
+                                report.duplicates += 1
+                            case .startMissing(let reason):
+                                return reason
+                            case .conflict(let reason):
+                                rejects.add(line(), reason)
+                            }
+                            return nil
+                        }
 
-                    // Session starts, in file order (the rows below need theirs), and the
-                    // positions of the events.
-                    try reader.forEachLine { (bytes, complete) throws(StoreError) in
-                        guard complete else { return }
-                        if !FallbackRecord.mayBeSessionStart(bytes), let position = FallbackRecord.eventPosition(bytes) {
-                            if let position { presence.note(sessionID: position.sessionID, seq: position.seq) }
-                            return
-                        }
-                        let record = FallbackRecord.parse(bytes)
-                        if case .row(.event(let event, _), let sessionID)? = record { presence.note(sessionID: sessionID, seq: event.seq) }
-                        guard case .sessionStart(let columns, let keyID)? = record else { return }
-                        if try Self.insertSessionStart(
-                            columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: true, key: chainKey,
-                            sessionKeyID: keyID) {
-                            report.imported += 1
-                        } else {
-                            report.duplicates += 1
-                        }
-                        knownSessions.insert(columns.id)
-                    }
-                    // Rows; ends and early exits are kept (they are few) for after the pass.
-                    var ends: [(line: String, columns: SessionEndColumns)] = []
-                    var earlyExits: [(line: String, row: ChainedRow, sessionID: String)] = []
-                    try reader.forEachLine { (bytes, complete) throws(StoreError) in
-                        guard complete else {
-                            report.partialTrailingLine = true
-                            rejects.add(String(decoding: bytes, as: UTF8.self), "partial last line (a write was interrupted)")
-                            return
-                        }
-                        if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { return }
-                        guard let record = FallbackRecord.parse(bytes) else {
-                            rejects.add(String(decoding: bytes, as: UTF8.self), "not a fallback record")
-                            return
-                        }
-                        switch record {
-                        case .sessionStart:
-                            // Taken in the first pass, unless it hid its type from that pass's look.
-                            guard !FallbackRecord.mayBeSessionStart(bytes) else { return }
-                            rejects.add(String(decoding: bytes, as: UTF8.self), "session start in an unexpected form")
-                        case .sessionEnd(let columns):
-                            ends.append((String(decoding: bytes, as: UTF8.self), columns))
-                        case .row(let row, let sessionID):
-                            guard try sessionExists(sessionID) else {
-                                rejects.add(String(decoding: bytes, as: UTF8.self), "unknown session \(sessionID)")
+                        // Session starts, in file order (the rows below need theirs), and the
+                        // positions of the events.
+                        try reader.forEachLine { (bytes, complete) throws(StoreError) in
+                            guard complete else { return }
+                            if !FallbackRecord.mayBeSessionStart(bytes), let position = FallbackRecord.eventPosition(bytes) {
+                                if let position { presence.note(sessionID: position.sessionID, seq: position.seq) }
                                 return
                             }
-                            if try insert(row, sessionID: sessionID, line: { String(decoding: bytes, as: UTF8.self) }) != nil {
-                                earlyExits.append((String(decoding: bytes, as: UTF8.self), row, sessionID))
-                            }
-                        case .legacyEvent(let event, let sessionID):
-                            guard try sessionExists(sessionID) else {
-                                rejects.add(String(decoding: bytes, as: UTF8.self), "unknown session \(sessionID)")
-                                return
-                            }
-                            try Self.insertLegacyEvent(event, sessionID: sessionID, connection: connection)
-                            report.imported += 1
-                        }
-                    }
-                    for exit in earlyExits {
-                        if let reason = try insert(exit.row, sessionID: exit.sessionID, line: { exit.line }) {
-                            rejects.add(exit.line, reason)
-                        }
-                    }
-                    for end in ends {
-                        do throws(StoreError) {
-                            if try Self.insertSessionEnd(
-                                end.columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: true, key: chainKey) {
+                            let record = FallbackRecord.parse(bytes)
+                            if case .row(.event(let event, _), let sessionID)? = record { presence.note(sessionID: sessionID, seq: event.seq) }
+                            guard case .sessionStart(let columns, let keyID)? = record else { return }
+                            if try Self.insertSessionStart(
+                                columns, connection: connection, linkTime: AuditClock.nowMicros(), ifAbsent: true, key: chainKey,
+                                sessionKeyID: keyID) {
                                 report.imported += 1
                             } else {
                                 report.duplicates += 1
                             }
-                        } catch {
-                            guard error.code == .notFound || error.code == .constraintViolation else { throw error }
-                            rejects.add(end.line, error.message)
+                            knownSessions.insert(columns.id)
+                        }
+                        // Rows; ends and early exits are kept (they are few) for after the pass.
+                        var ends: [(line: String, columns: SessionEndColumns)] = []
+                        var earlyExits: [(line: String, row: ChainedRow, sessionID: String)] = []
+                        try reader.forEachLine { (bytes, complete) throws(StoreError) in
+                            guard complete else {
+                                report.partialTrailingLine = true
+                                rejects.add(String(decoding: bytes, as: UTF8.self), "partial last line (a write was interrupted)")
+                                return
+                            }
+                            if bytes.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) { return }
+                            guard let record = FallbackRecord.parse(bytes) else {
+                                rejects.add(String(decoding: bytes, as: UTF8.self), "not a fallback record")
+                                return
+                            }
+                            switch record {
+                            case .sessionStart:
+                                // Taken in the first pass, unless it hid its type from that pass's look.
+                                guard !FallbackRecord.mayBeSessionStart(bytes) else { return }
+                                rejects.add(String(decoding: bytes, as: UTF8.self), "session start in an unexpected form")
+                            case .sessionEnd(let columns):
+                                ends.append((String(decoding: bytes, as: UTF8.self), columns))
+                            case .row(let row, let sessionID):
+                                guard try sessionExists(sessionID) else {
+                                    rejects.add(String(decoding: bytes, as: UTF8.self), "unknown session \(sessionID)")
+                                    return
+                                }
+                                if try insert(row, sessionID: sessionID, line: { String(decoding: bytes, as: UTF8.self) }) != nil {
+                                    earlyExits.append((String(decoding: bytes, as: UTF8.self), row, sessionID))
+                                }
+                            case .legacyEvent(let event, let sessionID):
+                                guard try sessionExists(sessionID) else {
+                                    rejects.add(String(decoding: bytes, as: UTF8.self), "unknown session \(sessionID)")
+                                    return
+                                }
+                                try Self.insertLegacyEvent(event, sessionID: sessionID, connection: connection)
+                                report.imported += 1
+                            }
+                        }
+                        for exit in earlyExits {
+                            if let reason = try insert(exit.row, sessionID: exit.sessionID, line: { exit.line }) {
+                                rejects.add(exit.line, reason)
+                            }
+                        }
+                        for end in ends {
+                            do throws(StoreError) {
+                                if try Self.insertSessionEnd(
+                                    end.columns, connection: connection, linkTime: AuditClock.nowMicros(), ifOpen: true, key: chainKey) {
+                                    report.imported += 1
+                                } else {
+                                    report.duplicates += 1
+                                }
+                            } catch {
+                                guard error.code == .notFound || error.code == .constraintViolation else { throw error }
+                                rejects.add(end.line, error.message)
+                            }
                         }
                     }
                 }
-            }
             } catch {
                 rejects.discard()
                 throw error
