@@ -60,11 +60,11 @@ api-fuzz: build
 soak: build
 	scripts/soak.sh .build/debug
 
-# The package as `make test` can afford it: the same static binary built unoptimized (a release
-# build takes ~10 min more), installed on a clean Debian root and purged (skipped, with the
-# reason, when that can't run here: exit 77).
+# The package as `make test` can afford it: the same static binary built unoptimized from
+# .build's objects (a release build takes ~10 min more), installed on a clean Debian root and
+# purged (skipped, with the reason, when that can't run here: exit 77).
 deb-test: deb-deps
-	AGENTGATE_DEB_CONFIGURATION=debug JOBS=$(JOBS) SWIFT=$(SWIFT) scripts/build-deb.sh .build-deb/debug-package
+	AGENTGATE_DEB_CONFIGURATION=debug AGENTGATE_DEB_SCRATCH=.build JOBS=$(JOBS) SWIFT=$(SWIFT) scripts/build-deb.sh .build-deb/debug-package
 	scripts/deb-install-test.sh .build-deb/debug-package/agentgate_*_amd64.deb || [ $$? = 77 ]
 
 # CPython's regression tests bare and supervised; reports every test that only fails supervised.

@@ -3,9 +3,11 @@
 # unprivileged user, the dashboard in headless Chromium, the Debian package installed on a clean
 # root, and each fuzz target briefly.
 #
-# The package's static binary is built on the side while the suites run: they run one test at
-# a time and leave a core mostly idle, and the build (its own scratch path, one job, at idle
-# priority) would otherwise add minutes to CI. Each phase prints when it started.
+# The passes run side by side, in three processes: each process runs its tests two at a time
+# (a thread per core), and most supervisor tests spend their time waiting on a child, so one
+# process alone keeps the machine about half busy. The adversarial suite, whose tests run one at
+# a time, is a process of its own: sharing one with the rest, it waited for a thread behind them
+# and took as long as all the rest together. Each phase prints when it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift=${SWIFT:-swift}
@@ -16,37 +18,48 @@ phase() { echo "== test.sh [$(( SECONDS - started )) s] $*"; }
 phase "building the test suites"
 "$swift" build --build-tests -j "$jobs"
 
-package_dir=.build-deb/debug-package
-mkdir -p "$package_dir"
-package_log=$package_dir/build.log
-phase "building the package's binary on the side (log: $package_log)"
-# SCHED_IDLE (chrt --idle): it runs only on a core nothing else wants, and gives way at once,
-# so the race tests, which need both cores, still race (nice alone left them losing every race).
-idle=(nice -n 19)
-command -v chrt >/dev/null && idle=(chrt --idle 0 nice -n 19)
-( AGENTGATE_DEB_CONFIGURATION=debug JOBS=1 SWIFT="$swift" "${idle[@]}" scripts/build-deb.sh "$package_dir" ) \
-    >"$package_log" 2>&1 &
-package_pid=$!
-# Never leave the side build running when a phase fails.
-trap 'kill -- "$package_pid" 2>/dev/null || true' EXIT
+# Passes started in the background: each in a process group of its own (setsid), so that all
+# of it can be stopped (this script never leaves one running when it fails or is interrupted),
+# its output in a log printed when it has ended.
+background_pids=() background_logs=() background_names=()
+logs=$(mktemp -d "${TMPDIR:-/tmp}/agentgate-test-logs.XXXXXX")
+trap 'for pid in "${background_pids[@]}"; do kill -- -"$pid" 2>/dev/null || true; done; rm -rf "$logs"' EXIT
+alongside() {
+    local name=$1; shift
+    background_names+=("$name")
+    background_logs+=("$logs/${#background_pids[@]}.log")
+    setsid "$@" >"${background_logs[-1]}" 2>&1 &
+    background_pids+=($!)
+}
 
-phase "swift test"
-"$swift" test --skip-build
-phase "the supervisor suites as an unprivileged user"
-scripts/test-unprivileged.sh .build/debug
+phase "swift test; alongside, the adversarial suite and the supervisor suites as an unprivileged user (printed after)"
+alongside "the adversarial suite" .build/debug/AgentGatePackageTests.xctest --testing-library swift-testing \
+    --filter 'AgentGateSupervisorTests\.AdversarialTests'
+alongside "the supervisor suites as an unprivileged user" scripts/test-unprivileged.sh .build/debug
+failed=()
+"$swift" test --skip-build --skip 'AgentGateSupervisorTests\.AdversarialTests' || failed+=("swift test")
+for i in "${!background_pids[@]}"; do
+    status=0
+    wait "${background_pids[$i]}" || status=$?
+    phase "${background_names[$i]} (ran alongside)"
+    cat "${background_logs[$i]}"
+    [ "$status" = 0 ] || failed+=("${background_names[$i]}")
+done
+background_pids=()
+if [ "${#failed[@]}" != 0 ]; then
+    printf 'test.sh: failed: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
 
 phase "the dashboard in headless Chromium"
 DASHBOARD_SCREENSHOT="${TMPDIR:-/tmp}/agentgate-dashboard-test.png" scripts/dashboard-test.sh .build/debug || [ $? = 77 ]
 
-phase "waiting for the package's binary"
-if ! wait "$package_pid"; then
-    trap - EXIT
-    echo "test.sh: building the package failed:" >&2
-    tail -n 60 "$package_log" >&2
-    exit 1
-fi
-trap - EXIT
-tail -n 3 "$package_log"
+# The package's static binary, built from this build's objects (only the executable's own
+# module is compiled again).
+package_dir=.build-deb/debug-package
+phase "building the package (its binary from .build's objects)"
+AGENTGATE_DEB_CONFIGURATION=debug AGENTGATE_DEB_SCRATCH=.build JOBS="$jobs" SWIFT="$swift" \
+    scripts/build-deb.sh "$package_dir"
 phase "installing the package on a clean Debian root"
 scripts/deb-install-test.sh "$package_dir"/agentgate_*_amd64.deb || [ $? = 77 ]
 

@@ -51,14 +51,22 @@ public enum AuditAnchors {
         return AuditAnchor(sessionID: session, lastSeq: lastSeq, headHash: head, timeMicros: time, keyID: object["key_id"] as? String)
     }
 
-    /// Appends `anchor` to the file at `path` (created 0600) in one write, and syncs it.
+    /// Appends `anchor` to the file at `path` (created 0600) in one write, and syncs it. A
+    /// line an earlier append left torn (a full disk) is ended first, so that it doesn't take
+    /// this one with it; two appenders both ending it leave an empty line, which is skipped.
     public static func append(_ anchor: AuditAnchor, to path: String) throws(StoreError) {
-        let descriptor = open(path, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        let descriptor = open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw StoreError(code: .fallbackWriteFailed, path: path, message: "opening the anchor file failed", systemErrno: errno)
         }
         defer { close(descriptor) }
-        let bytes = Array((line(anchor) + "\n").utf8)
+        var bytes: [UInt8] = []
+        var info = stat()
+        if fstat(descriptor, &info) == 0, info.st_size > 0 {
+            var last: UInt8 = 0
+            if pread(descriptor, &last, 1, info.st_size - 1) == 1, last != UInt8(ascii: "\n") { bytes.append(UInt8(ascii: "\n")) }
+        }
+        bytes.append(contentsOf: (line(anchor) + "\n").utf8)
         let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
         guard written == bytes.count, fsync(descriptor) == 0 else {
             throw StoreError(code: .fallbackWriteFailed, path: path, message: "writing the anchor file failed",

@@ -641,6 +641,22 @@ struct FallbackTests {
         #expect(anchored.anchors.map(\.sessionID) == ["s-1"] && anchored.anchors.first?.lastSeq == 7)
     }
 
+    @Test("a torn anchor line (a full disk mid-write) doesn't take the next anchor with it")
+    func tornAnchorLineIsEndedBeforeTheNext() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.anchors")
+        let first = AuditAnchor(sessionID: "s-1", lastSeq: 3, headHash: "aa", timeMicros: 1, keyID: nil)
+        let whole = AuditAnchors.line(first)
+        try String(whole.prefix(20)).write(toFile: path, atomically: false, encoding: .utf8)
+        try AuditAnchors.append(AuditAnchor(sessionID: "s-2", lastSeq: 5, headHash: "bb", timeMicros: 2, keyID: "k"), to: path)
+        try AuditAnchors.append(AuditAnchor(sessionID: "s-3", lastSeq: 0, headHash: "cc", timeMicros: 3, keyID: nil), to: path)
+        let read = try #require(try AuditAnchors.read(path: path))
+        #expect(read.anchors.map(\.sessionID) == ["s-2", "s-3"] && read.malformedLines == [1], "\(read)")
+        // A whole file is appended to as it was: no empty line between.
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(text.split(separator: "\n", omittingEmptySubsequences: false).count == 4, "\(text)")
+    }
+
     @Test("a locked database: the writer falls back at once, and the close imports once the lock is gone")
     func lockedDatabase() throws {
         let directory = try TemporaryDirectory()

@@ -523,7 +523,7 @@ int main(int argc, char **argv) {
     CASE("bind-unix-f-sub", unix_bind("f/x"));
     CASE("bind-unix-dl", unix_bind("dl"));
     CASE("bind-unix-twice", ({ int s = socket(AF_UNIX, SOCK_STREAM, 0); struct sockaddr_un a; socklen_t l = unix_address(&a, "new"); bind(s, (struct sockaddr *)&a, l); l = unix_address(&a, "new2"); long r = bind(s, (struct sockaddr *)&a, l); int e = errno; close(s); errno = e; r; }));
-    CASE("bind-unix-abstract", ({ int s = socket(AF_UNIX, SOCK_STREAM, 0); struct sockaddr_un a = { AF_UNIX, "\0agentgate-edge-abstract" }; long r = bind(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 24); int e = errno; close(s); errno = e; r; }));
+    CASE("bind-unix-abstract", ({ int s = socket(AF_UNIX, SOCK_STREAM, 0); struct sockaddr_un a = { AF_UNIX, "" }; snprintf(a.sun_path + 1, sizeof a.sun_path - 1, "agentgate-edge-%08x", (unsigned)getpid()); long r = bind(s, (struct sockaddr *)&a, offsetof(struct sockaddr_un, sun_path) + 24); int e = errno; close(s); errno = e; r; }));
     CASE("bind-unix-autobind", ({ int s = socket(AF_UNIX, SOCK_STREAM, 0); struct sockaddr_un a = { AF_UNIX, "" }; long r = bind(s, (struct sockaddr *)&a, 2); int e = errno; close(s); errno = e; r; }));
     CASE("bind-unix-short", ({ int s = socket(AF_UNIX, SOCK_STREAM, 0); struct sockaddr_un a = { AF_UNIX, "" }; long r = bind(s, (struct sockaddr *)&a, 1); int e = errno; close(s); errno = e; r; }));
     CASE("bind-unix-ro-new", unix_bind(ronew));
