@@ -36,15 +36,19 @@ bin_dir=$("$swift" build "${flags[@]}" --show-bin-path)
 # fails. So everything is brought up to date for the plain (dynamic) link first, and only the
 # executable's own module is compiled for the static one: its objects go before that build and
 # again after it, and the next plain build compiles them again.
-shared=0
-[ -d "$scratch" ] && [ "$(cd "$scratch" && pwd -P)" = "$(pwd -P)/.build" ] && shared=1
+# Any scratch path but the package's own (.build-deb) counts as shared.
+shared=1
+mkdir -p "$scratch"
+[ "$(cd "$scratch" && pwd -P)" = "$(pwd -P)/.build-deb" ] && shared=0
 forget_executable_objects() { rm -f "$bin_dir"/agentgate.build/*.o; }
+kept=$(mktemp -d)
+generated=
+# Also when the static build fails or is interrupted: its objects must not stay.
+trap 'rm -rf "$kept" ${generated:+"$generated"}; [ "$shared" = 0 ] || forget_executable_objects' EXIT
 if [ "$shared" = 1 ]; then
     "$swift" build -c "$configuration" --scratch-path "$scratch" --product agentgate -j "$jobs"
     forget_executable_objects
 fi
-kept=$(mktemp -d)
-trap 'rm -rf "$kept"' EXIT
 echo "== swift build ${flags[*]}"
 start=$(date +%s)
 "$swift" build "${flags[@]}" --product agentgate -j "$jobs"
@@ -54,7 +58,6 @@ if [ "$shared" = 1 ]; then
     # Packaged from a copy: the next plain build replaces the binary in place.
     cp "$bin" "$kept/agentgate"
     bin=$kept/agentgate
-    forget_executable_objects
 fi
 
 # Only Debian's libraries: each one ldd resolves must be in the standard multiarch paths (or
@@ -98,7 +101,6 @@ done
 # Man pages and completions, from the argument parser of the binary being packaged. The
 # program's name picks the command, so agentgate-supervise is run through a link of that name.
 generated=$(mktemp -d)
-trap 'rm -rf "$generated" "$kept"' EXIT
 ln -s "$bin" "$generated/agentgate"
 ln -s "$bin" "$generated/agentgate-supervise"
 date=$(git log -1 --format=%cs 2>/dev/null || date -u +%F)

@@ -18,17 +18,18 @@ phase() { echo "== test.sh [$(( SECONDS - started )) s] $*"; }
 phase "building the test suites"
 "$swift" build --build-tests -j "$jobs"
 
-# Passes started in the background: each in a process group of its own (setsid), so that all
-# of it can be stopped (this script never leaves one running when it fails or is interrupted),
-# its output in a log printed when it has ended.
+# Passes started in the background: each in a process group of its own (setsid), stopped when
+# this script fails or is interrupted, its output in a log (kept in .build/test-logs) printed
+# when it has ended.
 background_pids=() background_logs=() background_names=()
-logs=$(mktemp -d "${TMPDIR:-/tmp}/agentgate-test-logs.XXXXXX")
-trap 'for pid in "${background_pids[@]}"; do kill -- -"$pid" 2>/dev/null || true; done; rm -rf "$logs"' EXIT
+logs=.build/test-logs
+rm -rf "$logs" && mkdir -p "$logs"
+trap 'for pid in "${background_pids[@]}"; do kill -- -"$pid" 2>/dev/null || true; done' EXIT
 alongside() {
     local name=$1; shift
     background_names+=("$name")
     background_logs+=("$logs/${#background_pids[@]}.log")
-    setsid "$@" >"${background_logs[-1]}" 2>&1 &
+    setsid -w "$@" >"${background_logs[-1]}" 2>&1 &
     background_pids+=($!)
 }
 
