@@ -370,9 +370,10 @@ public final class Supervisor: Sendable {
         workersHandedOver = true
         core.execTracer.start()
         defer { core.execTracer.stop() }
-        receivers.start()
+        // Watching before the agent's first call is answered: no edit made once it runs is missed.
         reloader?.startWatching()
         defer { reloader?.stop() }
+        receivers.start()
 
         let status = waitForSession(child: spawned.pid, signalFD: signalFD, terminalFD: terminalFD,
                                     followStops: underJobControl, reaper: reaper, core: core, reloader: reloader, prompt: prompt)

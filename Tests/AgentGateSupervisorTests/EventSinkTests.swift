@@ -459,14 +459,16 @@ struct EventSinkTests {
                                "echo \"[${AGENTGATE_TEST_HOOK_SECRET-unset}]\""], environment: environment)
         #expect(agentSees.stdout == "[unset]\n", "\(agentSees.stderr)")
         let session = try BackgroundRun([Harness.supervisor, "--policy", policy, "--db", h.db, "--",
-                                         "/bin/sh", "-c", "while [ ! -e stop ]; do sleep 0.05; done"],
+                                         "/bin/sh", "-c", ": > ready; while [ ! -e stop ]; do sleep 0.05; done"],
                                         directory: h.dir, name: "supervisor", environment: environment)
         func waitForRequests(_ count: Int) -> [[String: Any]] {
             let deadline = Date().addingTimeInterval(20)
             while receiver.requests.count < count && Date() < deadline { usleep(50_000) }
             return receiver.requests
         }
-        usleep(500_000)
+        // The supervisor watches the policy files before its agent's first call is answered.
+        let readyBy = Date().addingTimeInterval(30)
+        while !h.exists("ready") && Date() < readyBy { usleep(20_000) }
         // A new rule: put in force. Then a broken file: rejected.
         try h.write("policy.yaml.new", try String(contentsOfFile: policy, encoding: .utf8)
                         .replacingOccurrences(of: "reason: secrets stay", with: "reason: secrets stay here"))

@@ -10,7 +10,7 @@ import Testing
 
     /// The agent: python3, one attack per mode.
     static let agent = """
-        import os, socket, json, sys, time
+        import os, select, socket, json, sys, time
         hook = socket.socket(fileno=int(os.environ['AGENTGATE_HOOK_FD']))
         mode = sys.argv[1]
         # A huge target for "park" (echoed in the answer; too long for an argument).
@@ -23,7 +23,9 @@ import Testing
             socket.send_fds(hook, [b"agentgate-hook/1"], [b.fileno()])
             b.close()
             a.sendall(req)
-            time.sleep(1.5)
+            # Until the answer is there (decided and recorded), unread; a fixed sleep was too
+            # short on a loaded machine.
+            select.select([a], [], [], 30)
             socket.send_fds(hook, [b"x"], [a.fileno()])
             a.close()
             # And a channel whose request never ends, parked the same way.
