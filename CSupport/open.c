@@ -140,6 +140,13 @@ static int lookup_ctx(int dirfd, const char *path, int flags, uint64_t resolve, 
     how.flags = (uint64_t)(flags | O_CLOEXEC);
     how.resolve = resolve | RESOLVE_NO_MAGICLINKS;
     long fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+    // A scoped lookup that crosses ".." fails with EAGAIN when any rename or mount happens on
+    // the machine meanwhile (the global rename_lock/mount_lock seqcounts). The man page tells
+    // callers to retry; the supervisor does, so its work adds no failure the agent's call
+    // wouldn't have. RESOLVE_CACHED's EAGAIN is a real answer and is kept.
+    for (int retry = 0; fd < 0 && errno == EAGAIN && retry < 8
+         && (resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH)) && !(resolve & RESOLVE_CACHED); retry++)
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof how);
     if (fd >= 0) return (int)fd;
     int err = errno;
     if ((err == ENOENT || err == ENOTDIR) && resolve == 0 && ctx) {

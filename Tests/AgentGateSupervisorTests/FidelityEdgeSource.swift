@@ -180,7 +180,13 @@ static long openat2_(int dirfd, const char *path, uint64_t flags, uint64_t mode,
     big.how.flags = flags;
     big.how.mode = mode;
     big.how.resolve = resolve;
-    return syscall(SYS_openat2, dirfd, path, &big, size);
+    // A scoped lookup across ".." fails with EAGAIN when anything on the machine renames or
+    // mounts meanwhile; openat2(2) says to retry, as this program does, bare or supervised.
+    long rc = syscall(SYS_openat2, dirfd, path, &big, size);
+    for (int retry = 0; rc < 0 && errno == EAGAIN && (resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH))
+         && !(resolve & RESOLVE_CACHED) && retry < 8; retry++)
+        rc = syscall(SYS_openat2, dirfd, path, &big, size);
+    return rc;
 }
 
 static int dirfd_of(const char *path) { return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); }
