@@ -36,6 +36,12 @@ final class Thread: @unchecked Sendable {
         guard started else { return }
         pthread_join(handle, nil)
     }
+
+    /// Lets a joinable thread end without being joined (pthread_detach).
+    func detach() {
+        guard started else { return }
+        pthread_detach(handle)
+    }
 }
 
 /// A fixed set of threads started together, before the agent can act, and none later: the agent
@@ -62,12 +68,24 @@ final class SessionThreads: Sendable {
     var isEmpty: Bool { threads.withLock { $0.isEmpty } }
 
     /// Calls `wake` once per thread, joins them when `join` says so afterwards (a thread still
-    /// stuck in its work would never be joined), and forgets them.
+    /// stuck in its work would never be joined), and forgets them. For threads that may still
+    /// finish work the caller must see done (a decision recorded) before it goes on.
     func stop(wake: () -> Void, join: () -> Bool) {
         let all = threads.withLock { $0 }
         for _ in all { wake() }
         if join() { for thread in all { thread.join() } }
         threads.withLock { $0 = [] }
+    }
+
+    /// Forgets the threads, which their owner has told to end; detached when `detaching`, to
+    /// end on their own (not when one may still be stuck in its work). For threads that touch
+    /// nothing of the session once told to end, so nobody need wait for them.
+    func release(detaching: Bool) {
+        let all = threads.withLock { threads in
+            defer { threads = [] }
+            return threads
+        }
+        if detaching { for thread in all { thread.detach() } }
     }
 }
 

@@ -40,7 +40,7 @@ import Testing
         "make test": ("it runs this test suite (CI runs it through .ci/run)", nil),
         "agentgate-supervise -- bash": ("an interactive shell; interactiveShellIsSupervised runs it with commands on its "
                                         + "standard input instead", nil),
-        #"export PATH="$PWD/.build/debug:$PATH""#: ("the test puts this build's binaries first on PATH itself", nil),
+        #"export PATH="$PWD/.build/release:$PATH""#: ("the test puts this build's binaries first on PATH itself", nil),
         "sudo sysctl kernel.yama.ptrace_scope=1": ("changes a setting of the whole host", nil),
         "agentgate serve": ("a server that runs until stopped; AgentGateServerTests run it and talk to it", nil),
         "curl -s http://127.0.0.1:9100/api/v1/sessions": ("needs a running agentgate serve; AgentGateServerTests do this", nil),
