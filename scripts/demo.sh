@@ -2,7 +2,7 @@
 # A short supervised session on the built-in policy: some actions are allowed, some denied,
 # and the audit trail shows both.
 set -uo pipefail
-bin=$(cd "${1:-.build/debug}" && pwd)
+bin=$(cd "${1:-.build/release}" && pwd)
 workspace=$(mktemp -d /tmp/agentgate-demo.XXXXXX)
 export AGENTGATE_DB="$workspace/agentgate.db"
 session="demo-$(date +%s)"
