@@ -657,7 +657,9 @@ final class BlockingOperations: @unchecked Sendable {
 
     func attach(_ listener: Listener) { listenerFD.store(listener.fd, ordering: .releasing) }
 
-    var isEmpty: Bool { outstanding.load(ordering: .relaxed) == 0 }
+    /// Acquiring: once it is true, everything the finished jobs did is seen by the caller
+    /// (nobody joins the workers).
+    var isEmpty: Bool { outstanding.load(ordering: .acquiring) == 0 }
 
     /// The errno the kernel gives a blocking connect or send on `socket` that a signal
     /// interrupts (sock_intr_errno): -ERESTARTSYS, unless the socket has a send timeout
@@ -727,7 +729,7 @@ final class BlockingOperations: @unchecked Sendable {
             // reach the next job).
             let signalled = pending.withLock { $0.removeValue(forKey: job.id)?.signalled ?? false }
             agentgate_notif_flush_deferred_interrupted(signalled ? job.interruptErrno : 0)
-            outstanding.subtract(1, ordering: .relaxed)
+            outstanding.subtract(1, ordering: .releasing)
         }
     }
 

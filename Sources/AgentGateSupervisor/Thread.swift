@@ -78,8 +78,10 @@ final class SessionThreads: Sendable {
     }
 
     /// Forgets the threads, which their owner has told to end; detached when `detaching`, to
-    /// end on their own (not when one may still be stuck in its work). For threads that touch
-    /// nothing of the session once told to end, so nobody need wait for them.
+    /// end on their own. For threads whose owner doesn't need to wait for them: they have no
+    /// work left (the owner checks before it detaches them) and touch only its own state once
+    /// told to end. Otherwise they are left as they are, as a thread still stuck in work
+    /// nothing could interrupt was before (the process is about to exit).
     func release(detaching: Bool) {
         let all = threads.withLock { threads in
             defer { threads = [] }
