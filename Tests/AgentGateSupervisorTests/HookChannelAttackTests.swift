@@ -19,10 +19,17 @@ import Testing
         if mode == "park":
             # A huge target (echoed in the answer), never read; then our end of the channel is
             # parked in the supervisor's own queue, so it outlives every agent process.
-            a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            socket.send_fds(hook, [b"agentgate-hook/1"], [b.fileno()])
-            b.close()
-            a.sendall(req)
+            for attempt in range(5):
+                a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+                socket.send_fds(hook, [b"agentgate-hook/1"], [b.fileno()])
+                b.close()
+                try:
+                    a.sendall(req)
+                    break
+                except (BrokenPipeError, ConnectionResetError):
+                    # A request has 2 s to arrive; on a loaded machine 1 MB can take longer,
+                    # and the supervisor drops the channel unrecorded: a new one, again.
+                    a.close()
             # Until the answer is there (decided and recorded), unread; a fixed sleep was too
             # short on a loaded machine.
             select.select([a], [], [], 30)
