@@ -252,11 +252,20 @@ int main(int argc, char **argv) {
                 execv(argv[3], sleeper);
                 _exit(126);
             }
+            // For up to 60 s, not a count of tries: on a loaded machine the check that holds
+            // the exec can outlast 100,000 quick tries (a CI run saw 1 attach in 30 do so).
             int attached = 0;
-            for (int tries = 0; tries < 100000 && !attached; tries++) {
-                if (ptrace(PTRACE_ATTACH, child, NULL, NULL) == 0) attached = 1;
-                else if (errno == EPERM) refused++;
-                else break;
+            struct timespec begun, now;
+            clock_gettime(CLOCK_MONOTONIC, &begun);
+            for (long tries = 0; !attached; tries++) {
+                if (ptrace(PTRACE_ATTACH, child, NULL, NULL) == 0) { attached = 1; break; }
+                if (errno != EPERM) break;
+                refused++;
+                if (tries >= 1000) {
+                    clock_gettime(CLOCK_MONOTONIC, &now);
+                    if (now.tv_sec - begun.tv_sec >= 60) break;
+                    usleep(100);
+                }
             }
             int status = 0;
             // The attach's SIGSTOP may not be the first stop: attached before its exec, the
