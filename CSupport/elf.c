@@ -102,3 +102,28 @@ int agentgate_elf_inspect(int fd, agentgate_elf_info *out) {
     close(file);
     return rc;
 }
+
+ssize_t agentgate_image_read(int fd, char *head, size_t capacity, agentgate_elf_info *out, int *inspected) {
+    memset(out, 0, sizeof *out);
+    *inspected = 1;
+    if (capacity < 2) return -EINVAL;
+    struct stat st;
+    if (fstat(fd, &st) != 0) { *inspected = -errno; return -errno; }
+    if (!S_ISREG(st.st_mode)) { *inspected = -EACCES; return -EINVAL; } // the kernel execs regular files only
+    char link[32];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    // Non-blocking and without a controlling terminal, like agentgate_read_head.
+    int file = open(link, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (file < 0) { *inspected = -errno; return -errno; }
+    ssize_t n = pread(file, head, capacity - 1, 0);
+    if (n < 0) {
+        int err = errno;
+        close(file);
+        *inspected = -err;
+        return -err;
+    }
+    head[n] = '\0';
+    if (!(n >= 2 && head[0] == '#' && head[1] == '!')) *inspected = inspect(file, out);
+    close(file);
+    return n;
+}

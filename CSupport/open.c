@@ -187,6 +187,8 @@ static int finish_existing(agentgate_open_prepared *out, int fd) {
     out->file_type = st.st_mode & S_IFMT;
     out->link_count = (unsigned)st.st_nlink;
     out->device_number = (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) ? (uint64_t)st.st_rdev : 0;
+    out->object_device = (uint64_t)st.st_dev;
+    out->object_inode = (uint64_t)st.st_ino;
     return fd_path(fd, out->resolved, sizeof out->resolved, &out->resolved_len);
 }
 
@@ -365,6 +367,8 @@ static void reset_prepared(agentgate_open_prepared *out) {
     out->file_type = 0;
     out->link_count = 1;
     out->device_number = 0;
+    out->object_device = 0;
+    out->object_inode = 0;
     out->name[0] = '\0';
     out->resolved[0] = '\0';
     out->resolved_len = 0;

@@ -287,6 +287,8 @@ typedef struct agentgate_open_prepared {
     unsigned file_type; ///< st_mode & S_IFMT of the existing object (0 for CREATE).
     unsigned link_count; ///< st_nlink of the existing object: 0 for a memfd, a deleted or an O_TMPFILE file.
     uint64_t device_number; ///< st_rdev of an existing device node, else 0.
+    uint64_t object_device; ///< st_dev of the existing object (EXISTING), else 0.
+    uint64_t object_inode;  ///< st_ino of the existing object (EXISTING), else 0.
     char name[AGENTGATE_NAME_CAPACITY]; ///< Final component to create (CREATE).
     char resolved[AGENTGATE_RESOLVED_CAPACITY]; ///< Absolute path as the kernel resolved it (readlink of the fd).
     size_t resolved_len;
@@ -430,7 +432,8 @@ int agentgate_getsockopt(int fd, int level, int name, void *value, uint32_t *len
 /// no new fd is needed). Returns 0, or -ENOBUFS when more than `capacity` were found.
 int agentgate_proc_pids(int proc_fd, pid_t *pids, size_t capacity, size_t *count);
 
-/// The 16 bytes AT_RANDOM points at in `pid` (/proc/PID/auxv, then /proc/PID/mem): fresh at
+/// The 16 bytes AT_RANDOM points at in `pid` (/proc/PID/auxv, then process_vm_readv, or
+/// /proc/PID/mem where the page is unreadable to it): fresh at
 /// every execve. Returns 0 or -errno.
 int agentgate_exec_random(pid_t pid, uint8_t out[16]);
 
@@ -454,6 +457,12 @@ typedef struct agentgate_elf_info {
 /// O_PATH fd `fd` (reopened O_RDONLY|O_NONBLOCK). A file that isn't ELF returns 0 with
 /// `is_elf` 0. Returns 0 or -errno (-ENOEXEC for a malformed PT_INTERP).
 int agentgate_elf_inspect(int fd, agentgate_elf_info *out);
+
+/// `agentgate_read_head` and, when the head is not a `#!` line, `agentgate_elf_inspect`, on one
+/// reopening of `fd` (the exec path's usual case: one open, one fstat). Returns what
+/// agentgate_read_head returns; `*inspected` gets what agentgate_elf_inspect would return, or 1
+/// when the file starts with `#!` and was not inspected.
+ssize_t agentgate_image_read(int fd, char *head, size_t capacity, agentgate_elf_info *out, int *inspected);
 
 // MARK: - Small helpers (wrapped once here so Swift never sees raw syscall numbers)
 

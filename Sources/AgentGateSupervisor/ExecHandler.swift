@@ -113,7 +113,7 @@ enum ExecHandler {
         if verdict.reason == .askAnswered, verdict.letsCallProceed,
            let change = changedWhileAsking(n, scratch: scratch, pathAddress: pathAddress, argvAddress: argvAddress, dirfd: dirfd,
                                            path: rawPath, argv: rawArgs, emptyPath: emptyPath, atFlags: atFlags,
-                                           image: ImageIdentity(fd: prepared.pointee.object_fd)) {
+                                           image: ImageIdentity(prepared: prepared)) {
             call.deny(Refusal(EACCES, change), action: .exec, target: resolved, argv: args)
             return
         }
@@ -125,7 +125,7 @@ enum ExecHandler {
         }
         // What the kernel will really run: a `#!` interpreter chain, or the program ld.so is
         // asked to load. Each must be allowed as an exec too.
-        var image = ImageIdentity(fd: prepared.pointee.object_fd)
+        var image = ImageIdentity(prepared: prepared)
         // The name the kernel gives a `#!` interpreter for the script: the path as passed, or
         // /dev/fd/N[/path] for execveat relative to a dirfd.
         let scriptName = !isAt || rawPath.isAbsolute || dirfd == AT_FDCWD ? rawPath
@@ -283,9 +283,16 @@ enum ExecHandler {
         defer { prepared.deallocate() }
         // Relative interpreter and loader program names are opened from the process's working
         // directory (the kernel's open_exec, ld.so's own open).
-        let cwd = AgentDirectory.open(tid: tid, dirfd: AT_FDCWD, path: ".")
-        defer { cwd.close() }
-        func base(for name: RawPath) -> Int32 { name.isAbsolute ? AT_FDCWD : cwd.fd }
+        // Opened when first needed: most names are absolute.
+        var openedCWD: AgentDirectory? = nil
+        defer { openedCWD?.close() }
+        func cwd() -> AgentDirectory {
+            if let openedCWD { return openedCWD }
+            let opened = AgentDirectory.open(tid: tid, dirfd: AT_FDCWD, path: ".")
+            openedCWD = opened
+            return opened
+        }
+        func base(for name: RawPath) -> Int32 { name.isAbsolute ? AT_FDCWD : cwd().fd }
         var currentFD = fd
         var ownedFD: Int32 = -1
         defer { agentgate_close(ownedFD) }
@@ -296,9 +303,16 @@ enum ExecHandler {
         // line), its optional argument and the script's name (as given to execve) in front of
         // the script's own arguments.
         var effectiveArgv = argv
+        // The final image's ELF facts, when they came with its first bytes (one reopening).
+        var elfRead: (rc: Int32, info: agentgate_elf_info)? = nil
         for _ in 0..<5 {
             let line: (interpreter: RawPath, argument: RawPath?)?
-            switch readShebang(fd: currentFD) {
+            var head = [CChar](repeating: 0, count: 257)
+            var headELF = agentgate_elf_info()
+            var inspected: Int32 = 1
+            let headCount = agentgate_image_read(currentFD, &head, head.count, &headELF, &inspected)
+            elfRead = inspected == 1 ? nil : (inspected, headELF)
+            switch parseShebang(head, count: headCount) {
             case .success(let found): line = found
             case .failure(.unreadable(let errno)):
                 // An execute-only file (mode 0711) runs for its user, but the kernel reads it
@@ -333,14 +347,15 @@ enum ExecHandler {
             prepared.pointee.object_fd = -1
             agentgate_open_release(prepared)
             currentFD = ownedFD
+            elfRead = nil
             currentPath = interpreterPath
             currentName = interpreter
             plan.interpreterImage = ImageIdentity(fd: ownedFD)
         }
         // What binfmt_elf will do with the final image: map the interpreter PT_INTERP names, or,
         // when the image is the loader itself, map the program its arguments name.
-        var elf = agentgate_elf_info()
-        let inspected = agentgate_elf_inspect(currentFD, &elf)
+        var elf = elfRead?.info ?? agentgate_elf_info()
+        let inspected = elfRead?.rc ?? agentgate_elf_inspect(currentFD, &elf)
         if inspected < 0 && inspected != -EACCES {
             return .denied(target: currentPath, verdict: nil, reason: "can't read \(currentPath) to check its ELF interpreter (errno \(-inspected))")
         }
@@ -365,7 +380,7 @@ enum ExecHandler {
             }
             if let program {
                 let outcome = core.prepare(prepared, base: base(for: program), path: program, flags: 0, resolve: 0, tid: tid, tgid: tgid)
-                var target = PathLexical.absolute(program.text, base: cwd.path())
+                var target = PathLexical.absolute(program.text, base: cwd().path())
                 // ld.so opens its program itself, later, by this name: that first open must find
                 // this very file (the name could be swapped meanwhile), or nothing at all when
                 // there is no such file now.
@@ -377,7 +392,7 @@ enum ExecHandler {
                         agentgate_open_release(prepared)
                         return .denied(target: target, verdict: nil, reason: refusal)
                     }
-                    plan.loaderProgram = ImageIdentity(fd: prepared.pointee.object_fd)
+                    plan.loaderProgram = ImageIdentity(prepared: prepared)
                 case .failed: break
                 case .refused(let path, let reason): return .denied(target: path, verdict: nil, reason: reason)
                 }
@@ -414,7 +429,7 @@ enum ExecHandler {
         if let refusal = anonymousImageRefusal(prepared, name: interpreterPath, call: call) {
             return .denied(target: interpreterPath, verdict: nil, reason: refusal)
         }
-        let identity = ImageIdentity(fd: prepared.pointee.object_fd)
+        let identity = ImageIdentity(prepared: prepared)
         if systemLoaderPaths.contains(interpreter.bytes) && systemLoaders.contains(identity) { return nil }
         let verdict = call.decide(.exec, target: interpreterPath, tid: tid, id: id,
                                   exec: call.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
@@ -454,6 +469,11 @@ enum ExecHandler {
     static func readShebang(fd: Int32) -> Result<(interpreter: RawPath, argument: RawPath?)?, ShebangError> {
         var buffer = [CChar](repeating: 0, count: 257)
         let n = agentgate_read_head(fd, &buffer, buffer.count)
+        return parseShebang(buffer, count: n)
+    }
+
+    /// The `#!` line in the first bytes of a file as `agentgate_read_head` returned them.
+    static func parseShebang(_ buffer: [CChar], count n: Int) -> Result<(interpreter: RawPath, argument: RawPath?)?, ShebangError> {
         if n == -Int(EINVAL) { return .success(nil) } // not a regular file: the kernel refuses it anyway
         if n < 0 { return .failure(.unreadable(Int32(-n))) }
         guard n > 2, buffer[0] == 0x23, buffer[1] == 0x21 else { return .success(nil) } // "#!"

@@ -14,6 +14,16 @@ struct ImageIdentity: Sendable, Hashable {
         inode = ino
     }
 
+    /// The object `agentgate_open_prepare` found, from the fstat it made (no second one).
+    init(prepared: UnsafePointer<agentgate_open_prepared>) {
+        let object = prepared.pointee
+        if object.kind == AGENTGATE_OPEN_EXISTING && (object.object_device != 0 || object.object_inode != 0) {
+            self.init(device: object.object_device, inode: object.object_inode)
+        } else {
+            self.init(fd: object.object_fd)
+        }
+    }
+
     init(device: UInt64, inode: UInt64) {
         self.device = device
         self.inode = inode

@@ -96,7 +96,7 @@ enum OpenHandler {
             }
             // A dynamic loader run as a program opens that program first: it must be the file
             // decided at its exec, whatever its name means now.
-            if let refusal = core.images.loaderOpenRefusal(tgid: process.tgid, opened: ImageIdentity(fd: prepared.pointee.object_fd)) {
+            if let refusal = core.images.loaderOpenRefusal(tgid: process.tgid, opened: ImageIdentity(prepared: prepared)) {
                 agentgate_open_release(prepared)
                 call.deny(Refusal(EACCES, refusal), action: .exec, target: resolved)
                 return

@@ -34,12 +34,26 @@ final class ProcessTable: Sendable {
     /// The cached or freshly read facts for `tid`. Callers check NOTIF_ID_VALID afterwards,
     /// before using them, like any read of the agent's state.
     func facts(for tid: pid_t) -> ProcessFacts {
-        let cached: (ProcessFacts, Int32)? = entries.withLock { table in
-            guard let entry = table[tid], !entry.stale else { return nil }
-            return (entry.info, entry.pidfd)
+        let cached: (info: ProcessFacts, pidfd: Int32, stale: Bool)? = entries.withLock { table in
+            table[tid].map { ($0.info, $0.pidfd, $0.stale) }
         }
         var reused = false
-        if let (info, pidfd) = cached {
+        if let cached, cached.stale, cached.pidfd >= 0, agentgate_poll_one(cached.pidfd, Int16(POLLIN), 0) == 0 {
+            // Stale after an exec, and its pidfd still names a live thread under this tid: read
+            // the new image and keep the pidfd (a pidfd_open and a close fewer per exec).
+            contexts?.forget(tid: tid, isNewProcess: false)
+            var info = Self.read(tid: tid)
+            entries.withLock { table in
+                guard table[tid]?.pidfd == cached.pidfd else { return } // replaced meanwhile
+                var stored = info
+                stored.status = nil
+                table[tid] = Entry(info: stored, pidfd: cached.pidfd, stale: false)
+            }
+            info.firstSeen = true
+            return info
+        }
+        if let cached, !cached.stale {
+            let (info, pidfd) = (cached.info, cached.pidfd)
             // A pidfd polls readable once its thread has exited: the tid may have been reused.
             if pidfd < 0 || agentgate_poll_one(pidfd, Int16(POLLIN), 0) == 0 { return info }
             // Gone and not reused (a thread an exec reaped, whose notification is stale): what

@@ -84,10 +84,31 @@ public enum SessionContextCollector {
 
     /// The cgroup v2 path ("0::/path"), or the v1 lines joined when there is no unified one.
     public static func cgroup(of pid: String = "self") -> String {
-        guard let text = readFile("/proc/\(pid)/cgroup") else { return "" }
-        let lines = text.split(separator: "\n")
-        if let unified = lines.first(where: { $0.hasPrefix("0::") }) { return String(unified.dropFirst(3)) }
-        return lines.joined(separator: ";")
+        // Read for every new process image: scanned as bytes, with no String split or search.
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 65536) { buffer in
+            let count = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/cgroup", buffer.baseAddress!, buffer.count)
+            guard count > 0 else { return "" }
+            return UnsafeRawPointer(buffer.baseAddress!).withMemoryRebound(to: UInt8.self, capacity: count) {
+                cgroupPath(UnsafeBufferPointer(start: $0, count: count))
+            }
+        }
+    }
+
+    /// The path of the unified hierarchy's line (`0::PATH`), or every line joined with ";"
+    /// where there is none (cgroup v1 only).
+    static func cgroupPath(_ text: UnsafeBufferPointer<UInt8>) -> String {
+        var lines: [Range<Int>] = []
+        var start = 0
+        for index in 0...text.count where index == text.count || text[index] == UInt8(ascii: "\n") {
+            defer { start = index + 1 }
+            guard index > start else { continue }
+            if index - start >= 3, text[start] == UInt8(ascii: "0"), text[start + 1] == UInt8(ascii: ":"),
+               text[start + 2] == UInt8(ascii: ":") {
+                return String(decoding: UnsafeBufferPointer(rebasing: text[(start + 3)..<index]), as: UTF8.self)
+            }
+            lines.append(start..<index)
+        }
+        return lines.map { String(decoding: UnsafeBufferPointer(rebasing: text[$0]), as: UTF8.self) }.joined(separator: ";")
     }
 
     // MARK: - Environment

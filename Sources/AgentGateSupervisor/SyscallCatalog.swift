@@ -110,6 +110,10 @@ public enum SyscallCatalog {
         "fcntl": "F_SETOWN and F_SETOWN_EX",
         "setrlimit": "RLIMIT_CORE",
         "setpgid": "into the supervisor's process group",
+        "prlimit64": "naming another process (pid not 0) or setting a limit; reading the caller's own limits passes",
+        "kill": "with a signal (signal 0 only asks whether the pid exists)",
+        "tkill": "with a signal (signal 0 only asks whether the thread exists)",
+        "tgkill": "with a signal (signal 0 only asks whether the thread exists)",
     ]
 
     /// The route and reason for a trapped family.

@@ -9,21 +9,24 @@ enum SyscallDispatch {
     /// handler, which answers it and then records the decision.
     static func dispatch(_ n: Notification, core: SupervisorCore, scratch: ThreadScratch) {
         let process = core.processes.facts(for: n.tid)
-        // A process (or image) seen for the first time goes into the audit's process table,
-        // after this notification has been answered, read afresh: the call may have been its
-        // exec, which changes its credentials, and a process that has gone has no record. An
-        // open (a new image's first call is its loader's) changes neither: the status and
-        // executable just read for it are used again.
+        let family = core.table.family(of: n.number)
+        // A process (or image) seen for the first time goes into the audit's process table as
+        // it was when it made this call: its status and executable as just read for it (under
+        // the same ID_VALID checks as the call), its argv and cgroup read beside them. An exec's
+        // caller is read before the exec is answered, so the record is the image that called
+        // exec, not a mix with the new one (which is recorded at its own first trapped call).
+        // Calls that change credentials or capabilities are read afresh after the answer.
+        let writer = process.firstSeen && n.tid == process.tgid ? core.recorder.writer : nil
+        let known = process.status.flatMap { $0.readOK ? (status: $0, executable: process.executable) : nil }
+        var recorded = false
+        if let writer, let known, family.isExec {
+            if let record = ProcessSnapshot.read(pid: n.tid, known: known) { writer.recordProcessStart(record) }
+            recorded = true
+        }
         defer {
-            if process.firstSeen, n.tid == process.tgid, let writer = core.recorder.writer {
-                var known: (status: ProcStatus, executable: String)?
-                if let status = process.status, status.readOK {
-                    switch core.table.family(of: n.number) {
-                    case .open, .openat, .openat2, .creat: known = (status, process.executable)
-                    default: break
-                    }
-                }
-                if let record = ProcessSnapshot.read(pid: n.tid, known: known) { writer.recordProcessStart(record) }
+            if let writer, !recorded,
+               let record = ProcessSnapshot.read(pid: n.tid, known: family.mayChangeIdentity ? nil : known) {
+                writer.recordProcessStart(record)
             }
         }
         let call = TrappedCall(notification: n, process: process, syscall: core.table.name(of: n.number), core: core,
@@ -44,7 +47,6 @@ enum SyscallDispatch {
                                  policy: call.policyVersion)
             return
         }
-        let family = core.table.family(of: n.number)
         switch family {
         case .open, .openat, .openat2, .creat: OpenHandler.handle(call, family: family, scratch: scratch)
         case .execve, .execveat: ExecHandler.handle(call, family: family, scratch: scratch)

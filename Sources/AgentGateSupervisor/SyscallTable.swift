@@ -94,6 +94,22 @@ enum SyscallFamily: Sendable {
     case socket
     /// fcntl/ioctl that change a file's flags or attributes through an fd (chattr).
     case descriptorIoctl
+
+    var isExec: Bool {
+        switch self {
+        case .execve, .execveat: return true
+        default: return false
+        }
+    }
+
+    /// Whether the call may change what the audit's process record holds: credentials,
+    /// capabilities (prctl's capability options, a new user namespace) or the image.
+    var mayChangeIdentity: Bool {
+        switch self {
+        case .execve, .execveat, .credentials, .prctl, .namespaces: return true
+        default: return false
+        }
+    }
 }
 
 /// When the filter sends a syscall to the supervisor.
@@ -331,7 +347,11 @@ struct SyscallTable: Sendable {
             ("ptrace", .processTarget(.ptrace), .always),
             ("process_vm_readv", .processTarget(.processVM), .always),
             ("process_vm_writev", .processTarget(.processVM), .always),
-            ("prlimit64", .processTarget(.prlimit), .always),
+            // Trapped when it names another process or sets a limit. prlimit64(0, res, NULL, old)
+            // only reads the caller's own limits (glibc's getrlimit; every dynamic program's start
+            // makes one): left to the kernel, it costs no round trip.
+            ("prlimit64", .processTarget(.prlimit), .argNonZero(arg: 0)),
+            ("prlimit64", .processTarget(.prlimit), .argNonZero(arg: 2)),
             // The raw setrlimit syscall, for the core-dump limit only (see ProcessHandlers.coreLimit).
             ("setrlimit", .coreLimit, .argEquals(arg: 0, values: [resourceCoreLimit])),
             ("setpriority", .processTarget(.setpriority), .always),

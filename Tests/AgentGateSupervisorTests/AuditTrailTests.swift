@@ -160,6 +160,28 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(ProcessSnapshot.exitStatus(code: Int32(CLD_KILLED), value: 9) == 137)
     }
 
+    @Test("the cgroup recorded: the unified line's path, else every v1 line joined")
+    func cgroupPathFromProcText() {
+        func path(_ text: String) -> String {
+            let bytes = Array(text.utf8)
+            return bytes.withUnsafeBufferPointer { SessionContextCollector.cgroupPath($0) }
+        }
+        #expect(path("0::/user.slice/session-1.scope\n") == "/user.slice/session-1.scope")
+        // Hybrid: the v1 lines come first, the unified one last.
+        #expect(path("9:name=systemd:/\n8:pids:/agentgate/s1\n4:memory:/x\n0::/agentgate/s1\n") == "/agentgate/s1")
+        #expect(path("0::/\n") == "/")
+        #expect(path("0::") == "")
+        // v1 only: every line, empty ones dropped.
+        #expect(path("2:cpu:/a\n\n1:memory:/b\n") == "2:cpu:/a;1:memory:/b")
+        #expect(path("1:name=systemd:/\n") == "1:name=systemd:/")
+        // A controller line that merely contains "0::" is not the unified one.
+        #expect(path("10::/not\n0::/yes") == "/yes")
+        #expect(path("10::/not\n") == "10::/not")
+        #expect(path("") == "")
+        #expect(SessionContextCollector.cgroup(of: "\(getpid())") == SessionContextCollector.cgroup())
+        #expect(SessionContextCollector.cgroup(of: "2147483600") == "")
+    }
+
     @Test func sessionRecordsContextAndRedactsSecrets() throws {
         let h = try Harness()
         let policy = try h.policy("default: allow\nrules: []\n")
