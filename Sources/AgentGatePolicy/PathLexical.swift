@@ -5,6 +5,8 @@ public enum PathLexical {
     /// trailing `/`. `..` above the root of an absolute path stays at the root.
     static func clean(_ path: String) -> String {
         if path.isEmpty { return "." }
+        // Most absolute paths are clean already (the kernel's resolved names always are).
+        if path.utf8.withContiguousStorageIfAvailable(isCleanAbsolute) ?? false { return path }
         let absolute = path.utf8.first == UInt8(ascii: "/")
         var parts: [Substring] = []
         for part in path.split(separator: "/", omittingEmptySubsequences: true) {

@@ -270,3 +270,55 @@ struct PathLexicalTests {
         #expect(check("/", "/anything"))
     }
 }
+
+/// The fast paths that return their input unchanged give exactly what the full work gives.
+@Suite("Lexical and display fast paths")
+struct FastPathEquivalenceTests {
+    /// The general algorithm, as `PathLexical.clean` runs it when the fast path doesn't apply.
+    static func referenceClean(_ path: String) -> String {
+        let absolute = path.hasPrefix("/")
+        var parts: [Substring] = []
+        for part in path.split(separator: "/") {
+            if part == "." { continue }
+            if part == ".." {
+                if let last = parts.last, last != ".." { parts.removeLast() } else if !absolute { parts.append(part) }
+                continue
+            }
+            parts.append(part)
+        }
+        let joined = parts.joined(separator: "/")
+        return absolute ? "/" + joined : (joined.isEmpty ? "." : joined)
+    }
+
+    @Test("clean: random paths over / . and a letter")
+    func cleanMatchesReference() {
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ bound: Int) -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int((state >> 33) % UInt64(bound))
+        }
+        let alphabet: [Character] = ["/", "/", ".", "a", "b"]
+        for _ in 0..<5_000 {
+            let path = String((0..<next(12)).map { _ in alphabet[next(alphabet.count)] })
+            if path.isEmpty { continue }
+            #expect(PathLexical.clean(path) == Self.referenceClean(path), "\(path)")
+        }
+    }
+
+    @Test("display: unchanged text is exactly the printable, single-spaced ASCII within the limit")
+    func displayFastPath() {
+        let cases = ["", "true", "ls -la /tmp", " leading", "trailing ", "two  spaces", "tab\there", "é", "a\u{7F}b",
+                     "\u{202E}x", String(repeating: "x", count: 200), String(repeating: "x", count: 201), "a b c d"]
+        for text in cases {
+            let ready = IntentText.isDisplayReady(text, limit: IntentText.detailLimit)
+            if ready { #expect(IntentText.display(text) == text, "\(text)") }
+            // Where the fast path doesn't apply, the slow one runs: whatever it returns for a text
+            // that would be unchanged, the fast path must have said so.
+            if IntentText.display(text) == text && text.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
+                #expect(ready, "\(text)")
+            }
+        }
+        #expect(IntentText.display("trailing ") == "trailing")
+        #expect(IntentText.display(String(repeating: "x", count: 201)).hasSuffix("…"))
+    }
+}

@@ -9,6 +9,7 @@ enum IntentText {
     /// Reads at most `8 × limit` characters of `text` (then it ends with "…" too), so a huge
     /// script, even one of blanks, costs nothing extra.
     static func display(_ text: String, limit: Int = detailLimit) -> String {
+        if isDisplayReady(text, limit: limit) { return text }
         var out = String.UnicodeScalarView()
         var count = 0
         var pendingSpace = false
@@ -39,6 +40,28 @@ enum IntentText {
             count += 1
         }
         return String(out)
+    }
+
+    /// Whether `display` would return `text` unchanged: printable ASCII with single spaces
+    /// between words, within `limit` (the usual exec line and path; no scalar properties to
+    /// look up).
+    static func isDisplayReady(_ text: String, limit: Int) -> Bool {
+        let utf8 = text.utf8
+        guard utf8.count <= limit else { return false }
+        return utf8.withContiguousStorageIfAvailable { bytes in
+            var previousWasSpace = true // no leading space
+            for byte in bytes {
+                if byte == 0x20 {
+                    if previousWasSpace { return false }
+                    previousWasSpace = true
+                } else if byte > 0x20 && byte < 0x7F {
+                    previousWasSpace = false
+                } else {
+                    return false
+                }
+            }
+            return !previousWasSpace || bytes.isEmpty
+        } ?? false
     }
 
     /// A command line for display.
