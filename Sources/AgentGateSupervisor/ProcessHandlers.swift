@@ -90,7 +90,8 @@ enum ProcessHandlers {
                 ExecTracer.recordKill(call, pid: tgid, reason: refusal + " (checked at its tracer's ptrace call)")
             }
         }
-        if kind == .prlimit && n.arg(1) == resourceCoreLimit && n.arg(2) != 0 {
+        // The kernel reads the resource as an unsigned int: high bits don't make it another one.
+        if kind == .prlimit && UInt32(truncatingIfNeeded: n.arg(1)) == UInt32(resourceCoreLimit) && n.arg(2) != 0 {
             coreLimit(call, pidArg: 0, resourceArg: 1, limitArg: 2, oldArg: 3)
             return
         }

@@ -44,7 +44,8 @@ final class ProcessTable: Sendable {
             contexts?.forget(tid: tid, isNewProcess: false)
             var info = Self.read(tid: tid)
             entries.withLock { table in
-                guard table[tid]?.pidfd == cached.pidfd else { return } // replaced meanwhile
+                // Replaced meanwhile, or the thread was gone before its status could be read.
+                guard table[tid]?.pidfd == cached.pidfd, info.status?.readOK == true else { return }
                 var stored = info
                 stored.status = nil
                 table[tid] = Entry(info: stored, pidfd: cached.pidfd, stale: false)

@@ -95,7 +95,8 @@ public enum SessionContextCollector {
     }
 
     /// The path of the unified hierarchy's line (`0::PATH`), or every line joined with ";"
-    /// where there is none (cgroup v1 only).
+    /// where there is none (cgroup v1 only). Lossless, as every name (`init(pathBytes:)`): an
+    /// agent with a delegated subtree names its own cgroups.
     static func cgroupPath(_ text: UnsafeBufferPointer<UInt8>) -> String {
         var lines: [Range<Int>] = []
         var start = 0
@@ -104,11 +105,11 @@ public enum SessionContextCollector {
             guard index > start else { continue }
             if index - start >= 3, text[start] == UInt8(ascii: "0"), text[start + 1] == UInt8(ascii: ":"),
                text[start + 2] == UInt8(ascii: ":") {
-                return String(decoding: UnsafeBufferPointer(rebasing: text[(start + 3)..<index]), as: UTF8.self)
+                return String(pathBytes: UnsafeBufferPointer(rebasing: text[(start + 3)..<index]))
             }
             lines.append(start..<index)
         }
-        return lines.map { String(decoding: UnsafeBufferPointer(rebasing: text[$0]), as: UTF8.self) }.joined(separator: ";")
+        return lines.map { String(pathBytes: UnsafeBufferPointer(rebasing: text[$0])) }.joined(separator: ";")
     }
 
     // MARK: - Environment

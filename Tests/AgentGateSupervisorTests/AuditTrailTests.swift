@@ -178,6 +178,9 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(path("10::/not\n0::/yes") == "/yes")
         #expect(path("10::/not\n") == "10::/not")
         #expect(path("") == "")
+        // Bytes that aren't UTF-8 are spelled, never replaced: two cgroups never read the same.
+        let invalid = [UInt8]("0::/a".utf8) + [0xFF] + [UInt8]("\n".utf8)
+        #expect(invalid.withUnsafeBufferPointer { SessionContextCollector.cgroupPath($0) } == "/a\\xFF")
         #expect(SessionContextCollector.cgroup(of: "\(getpid())") == SessionContextCollector.cgroup())
         #expect(SessionContextCollector.cgroup(of: "2147483600") == "")
     }

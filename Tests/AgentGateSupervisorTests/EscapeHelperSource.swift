@@ -484,6 +484,9 @@ int main(int argc, char **argv) {
         struct rlimit none = { RLIM_INFINITY, RLIM_INFINITY };
         rc = setrlimit(RLIMIT_CORE, &none); result("setrlimit(RLIMIT_CORE)", rc);
         long raw = syscall(SYS_setrlimit, RLIMIT_CORE, &none); result("raw setrlimit(RLIMIT_CORE)", raw);
+        // The kernel reads the resource as an unsigned int: high bits are ignored, not refused.
+        long wide = syscall(SYS_prlimit64, 0, (1UL << 32) | RLIMIT_CORE, &none, NULL);
+        result("prlimit64(RLIMIT_CORE, high bits set)", wide);
         struct rlimit zero = { 0, 0 };
         long lower = setrlimit(RLIMIT_CORE, &zero); result("setrlimit(RLIMIT_CORE, 0)", lower);
         return 0;

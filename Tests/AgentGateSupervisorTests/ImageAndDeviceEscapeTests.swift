@@ -146,10 +146,12 @@ extension AdversarialTests {
             let escape = try h.escape()
             let bare = h.bare([escape, "core-limit"])
             #expect(bare.stdout.contains("op=setrlimit(RLIMIT_CORE) rc=0"), "\(bare)")
+            #expect(bare.stdout.contains("op=prlimit64(RLIMIT_CORE, high bits set) rc=0"), "\(bare)")
             let r = h.supervised(["sh", "-c", "ulimit -c; \(escape) core-limit"], policy: try openPolicy(h))
             #expect(r.stdout.hasPrefix("0\n"), "the session starts with RLIMIT_CORE 0\n\(r)")
             #expect(r.stdout.contains("op=setrlimit(RLIMIT_CORE) rc=-1 errno=1"), "\(r)")
             #expect(r.stdout.contains("op=raw setrlimit(RLIMIT_CORE) rc=-1 errno=1"), "\(r)")
+            #expect(r.stdout.contains("op=prlimit64(RLIMIT_CORE, high bits set) rc=-1 errno=1"), "\(r)")
             #expect(r.stdout.contains("op=setrlimit(RLIMIT_CORE, 0) rc=0"), "\(r)")
         }
 
