@@ -15,11 +15,12 @@ enum SyscallDispatch {
         // the same ID_VALID checks as the call), its argv and cgroup read beside them. An exec's
         // caller is read before the exec is answered, so the record is the image that called
         // exec, not a mix with the new one (which is recorded at its own first trapped call).
-        // Calls that change credentials or capabilities are read afresh after the answer.
+        // Calls that change credentials or capabilities are read afresh after the answer, and
+        // so is the exec of the session's command (its caller is the supervisor's own fork).
         let writer = process.firstSeen && n.tid == process.tgid ? core.recorder.writer : nil
         let known = process.status.flatMap { $0.readOK ? (status: $0, executable: process.executable) : nil }
         var recorded = false
-        if let writer, let known, family.isExec {
+        if let writer, let known, family.isExec, process.ppid != core.supervisorPID {
             if let record = ProcessSnapshot.read(pid: n.tid, known: known) { writer.recordProcessStart(record) }
             recorded = true
         }
