@@ -84,8 +84,11 @@ agents: build
 dashboard-test: build
 	scripts/dashboard-test.sh .build/debug || [ $$? = 77 ]
 
+# Figures, not timed tests: wake-up and injection modes (run.sh), then per-trap latency against a
+# C floor and strace -f, and five real workloads, bare and supervised in one run (workloads.sh).
 bench: release
 	Benchmarks/run.sh
+	Benchmarks/workloads.sh
 
 clean:
 	rm -rf .build .build-deb
