@@ -147,6 +147,25 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(length < DecisionRecorder.recordedArgvBytes + 1000, "argv recorded in \(length) bytes")
     }
 
+    @Test("a forked process is recorded as the image that called exec, and the new image at its own first call")
+    func execCallerAndNewImageRecords() throws {
+        let h = try Harness()
+        try h.write("p.yaml", "default: allow\nrules: []\n")
+        // sh forks for `true` (not the last command): the child's first trapped call is the exec.
+        let r = h.supervised(["/bin/sh", "-c", "/bin/true; echo done"], policy: h.path("p.yaml"))
+        #expect(r.status == 0 && r.stdout == "done\n", "\(r)")
+        let exec = h.query("SELECT pid FROM events WHERE action = 'exec' AND target LIKE '%/true'")
+        let pid = try #require(exec.first?.first)
+        let images = h.query("SELECT executable, argv FROM processes WHERE pid = \(pid) ORDER BY start_seq")
+        let shell = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/bin/sh")) ?? "sh"
+        #expect(images.count == 2, "\(images)")
+        // The caller, whole: sh's executable with sh's argv (not the new image's, read after
+        // the answer, as it could be before).
+        #expect(images.first?.first.map { $0.hasSuffix("/" + (shell as NSString).lastPathComponent) } == true, "\(images)")
+        #expect(images.first?.last?.contains("/bin/true; echo done") == true, "\(images)")
+        #expect(images.last?.first?.hasSuffix("/true") == true && images.last?.last == "[\"/bin/true\"]", "\(images)")
+    }
+
     @Test func processSnapshotReadsTheImage() throws {
         let record = try #require(ProcessSnapshot.read(pid: getpid(), startTimeMicros: 5))
         #expect(record.pid == getpid() && record.ppid == getppid())
