@@ -2,15 +2,8 @@
 # Supervisor overhead, measured against a bare run in the same run. Not a timed test: it prints
 # ratios. Usage: Benchmarks/run.sh [--quick]   (needs a built .build/release or .build/debug)
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-bin=${AGENTGATE_SUPERVISE:-}
-if [ -z "$bin" ]; then
-  for candidate in "$root/.build/release/agentgate-supervise" "$root/.build/debug/agentgate-supervise"; do
-    [ -x "$candidate" ] && { bin=$candidate; break; }
-  done
-fi
-[ -n "$bin" ] || { echo "build first: swift build -c release" >&2; exit 2; }
+# shellcheck source=supervisor-binary.sh
+source "$(dirname "$0")/supervisor-binary.sh"
 
 opens=${OPENS:-20000}
 files=${FILES:-120}

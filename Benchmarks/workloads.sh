@@ -12,15 +12,8 @@
 # strace -f. Workloads: git status in a 20,000-file repository, python importing ten stdlib
 # packages, make -j2 of 120 C files, tar -x of 5,000 files, 2,000 fork+execs of /bin/true.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/.." && pwd)
-bin=${AGENTGATE_SUPERVISE:-}
-if [ -z "$bin" ]; then
-  for candidate in "$root/.build/release/agentgate-supervise" "$root/.build/debug/agentgate-supervise"; do
-    [ -x "$candidate" ] && { bin=$candidate; break; }
-  done
-fi
-[ -n "$bin" ] || { echo "build first: swift build -c release" >&2; exit 2; }
+# shellcheck source=supervisor-binary.sh
+source "$(dirname "$0")/supervisor-binary.sh"
 for tool in cc git make tar strace; do
   command -v "$tool" >/dev/null || { echo "workloads: needs $tool" >&2; exit 2; }
 done
