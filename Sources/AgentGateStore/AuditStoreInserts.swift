@@ -11,7 +11,8 @@ extension AuditStore {
             try connection.inTransaction { () throws(StoreError) in
                 let key = try Self.chainKey(forSession: sessionID, storeKey: chainKey, connection: connection)
                 let head = try Self.chainHead(sessionID: sessionID, key: key, connection: connection)
-                var builder = ChainBuilder(sessionID: sessionID, key: key, count: head.count, lastHash: head.lastHash)
+                var builder = ChainBuilder(
+                    sessionID: sessionID, key: key, count: head.count, lastHash: head.lastHash, sessionPolicySHA256: head.policySHA256)
                 let rows = events.map { builder.event($0) }
                 try Self.insertRows(rows, connection: connection)
             }
@@ -39,7 +40,8 @@ extension AuditStore {
                 }
                 let key = try Self.chainKey(forSession: session.id, storeKey: chainKey, connection: connection)
                 let head = try Self.chainHead(sessionID: session.id, key: key, connection: connection)
-                var builder = ChainBuilder(sessionID: session.id, key: key, count: head.count, lastHash: head.lastHash)
+                var builder = ChainBuilder(
+                    sessionID: session.id, key: key, count: head.count, lastHash: head.lastHash, sessionPolicySHA256: head.policySHA256)
                 try Self.insertRows(events.map { builder.event($0) }, connection: connection)
             }
         }

@@ -158,7 +158,10 @@ extension AuditStore {
 
     static let eventColumns = """
         id, session_id, time, pid, ppid, executable, syscall, action, target, argv, decision, rule_index,
-        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash, policy_sha256, answered_via, answered_by, source
+        reason, errno, latency_us, rule_id, intent, notable, enforced, seq, hash,
+        CASE policy_sha256 WHEN '\(ChainBuilder.sessionPolicyMark)'
+            THEN (SELECT s.policy_sha256 FROM sessions s WHERE s.id = events.session_id) ELSE policy_sha256 END,
+        answered_via, answered_by, source
         """
 
     /// Events in insertion order: of one session, or of all sessions when `sessionID` is nil.
@@ -249,7 +252,13 @@ extension AuditStore {
         }
         let needle = text.map { Array($0.lowercased().utf8) }
         var result: [StoredEvent] = []
+        let sessionPolicy = try connection.statement("SELECT policy_sha256 FROM sessions WHERE id = ?")
+        defer { sessionPolicy.reset() }
         for session in sessions {
+            // A set decided under the session's own policy names it by a mark (ChainBuilder).
+            try sessionPolicy.bind(1, session)
+            let policy = try sessionPolicy.step() ? sessionPolicy.optionalText(0) : nil
+            sessionPolicy.reset()
             for set in try readSets(sessionID: session, connection: connection) {
                 for entry in set.entries {
                     if let after, entry.firstTime <= after { continue }
@@ -263,7 +272,7 @@ extension AuditStore {
                         ruleIndex: entry.ruleIndex.map { Int(truncatingIfNeeded: $0) },
                         reason: "allowed", errno: entry.errno.map { Int32(truncatingIfNeeded: $0) }, latencyMicros: 0,
                         ruleID: entry.ruleIndex.map { "\($0 + 1)" })
-                    event.policySHA256 = set.set.policySHA256
+                    event.policySHA256 = set.set.policySHA256 == ChainBuilder.sessionPolicyMark ? policy : set.set.policySHA256
                     event.readCount = entry.count
                     event.lastReadMicros = entry.lastTime
                     result.append(StoredEvent(id: 0, sessionID: session, event: event, seq: set.set.seq, hash: set.hash))

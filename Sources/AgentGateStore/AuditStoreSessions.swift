@@ -180,28 +180,36 @@ extension AuditStore {
     }
 
     /// The session chain's length and last hash as stored (genesis when empty).
-    static func chainHead(sessionID: String, key: AuditKey?, connection: SQLiteConnection) throws(StoreError) -> (count: Int64, lastHash: [UInt8]) {
+    static func chainHead(sessionID: String, key: AuditKey?, connection: SQLiteConnection) throws(StoreError)
+        -> (count: Int64, lastHash: [UInt8], policySHA256: String?)
+    {
+        let policy = try connection.statement("SELECT policy_sha256 FROM sessions WHERE id = ?")
+        defer { policy.reset() }
+        try policy.bind(1, sessionID)
+        let policySHA256 = try policy.step() ? policy.optionalText(0) : nil
+        // Every kind of link, read sets included.
         let statement = try connection.statement(
             """
             SELECT seq, hash FROM (
                 SELECT seq, hash FROM events WHERE session_id = ?1 AND seq IS NOT NULL
                 UNION ALL SELECT start_seq, start_hash FROM processes WHERE session_id = ?1
                 UNION ALL SELECT exit_seq, exit_hash FROM processes WHERE session_id = ?1 AND exit_seq IS NOT NULL
+                UNION ALL SELECT seq, hash FROM read_sets WHERE session_id = ?1
             ) ORDER BY seq DESC LIMIT 1
             """)
         defer { statement.reset() }
         try statement.bind(1, sessionID)
-        guard try statement.step() else { return (0, AuditChain.sessionGenesis(sessionID, key: key)) }
+        guard try statement.step() else { return (0, AuditChain.sessionGenesis(sessionID, key: key), policySHA256) }
         let hash = AuditChain.bytes(hex: statement.text(1)) ?? AuditChain.sessionGenesis(sessionID, key: key)
-        return (statement.int64(0), hash)
+        return (statement.int64(0), hash, policySHA256)
     }
 
-    /// The session chain's key, length and last hash as stored now.
-    func chainHead(sessionID: String) throws(StoreError) -> (key: AuditKey?, count: Int64, lastHash: [UInt8]) {
+    /// The session chain's key, length and last hash as stored now, and the session's policy.
+    func chainHead(sessionID: String) throws(StoreError) -> (key: AuditKey?, count: Int64, lastHash: [UInt8], policySHA256: String?) {
         try withConnection { connection throws(StoreError) in
             let key = try Self.chainKey(forSession: sessionID, storeKey: chainKey, connection: connection)
             let head = try Self.chainHead(sessionID: sessionID, key: key, connection: connection)
-            return (key, head.count, head.lastHash)
+            return (key, head.count, head.lastHash, head.policySHA256)
         }
     }
 

@@ -46,7 +46,8 @@ public final class AuditWriter: Sendable {
         core = WriterCore(
             store: store, sessionID: sessionID, batchSize: max(1, batchSize),
             flushInterval: flushInterval, queueCapacity: max(1, queueCapacity), chain: ChainBuilder(
-                sessionID: sessionID, key: head == nil ? store.chainKey : head?.key, count: head?.count ?? 0, lastHash: head?.lastHash),
+                sessionID: sessionID, key: head == nil ? store.chainKey : head?.key, count: head?.count ?? 0, lastHash: head?.lastHash,
+                sessionPolicySHA256: head?.policySHA256),
             warningHandler: warningHandler ?? { message in
                 FileHandle.standardError.write(Data("agentgate: warning: \(message)\n".utf8))
             })

@@ -44,13 +44,27 @@ struct ChainBuilder: Sendable {
     private(set) var reads = ReadAggregator()
     /// The last capability set encoded: a session's processes mostly share one.
     private var lastCapabilities: (names: [String], json: String) = ([], "[]")
+    /// The policy the session started with (`sessions.policy_sha256`): events and read sets
+    /// decided under it store `sessionPolicyMark` instead of its 64 hex digits, and read back
+    /// as the session's. nil (unknown) stores every row's in full.
+    let sessionPolicySHA256: String?
+    /// What `policy_sha256` holds in a row decided under its session's own policy: never a
+    /// SHA-256, and what the row's hash covers. NULL stays "not recorded" (rows before v3).
+    static let sessionPolicyMark = "="
 
-    init(sessionID: String, key: AuditKey? = nil, count: Int64 = 0, lastHash: [UInt8]? = nil) {
+    init(sessionID: String, key: AuditKey? = nil, count: Int64 = 0, lastHash: [UInt8]? = nil, sessionPolicySHA256: String? = nil) {
         self.sessionID = sessionID
+        self.sessionPolicySHA256 = sessionPolicySHA256.flatMap { $0.isEmpty ? nil : $0 }
         self.count = count
         self.lastHash = lastHash ?? AuditChain.sessionGenesis(sessionID, key: key)
         encoder = AuditChain.Encoder(domain: "", previous: [], key: key)
         keyID = key?.id
+    }
+
+    /// What a row stores for the policy it was decided under.
+    private func storedPolicy(_ sha256: String?) -> String? {
+        if let sha256, sha256 == sessionPolicySHA256 { return Self.sessionPolicyMark }
+        return sha256
     }
 
     private mutating func capabilitiesJSON(_ names: [String]) -> String {
@@ -76,7 +90,7 @@ struct ChainBuilder: Sendable {
             // The intent quotes the argv: it loses what the argv loses (`--password x`).
             reason: event.reason, intent: event.intent.map(Redactor.redact(commandText:)),
             notable: event.notable ? 1 : 0, enforced: event.enforced ? 1 : 0,
-            errno: event.errno.map(Int64.init), latency: event.latencyMicros, policySHA256: event.policySHA256,
+            errno: event.errno.map(Int64.init), latency: event.latencyMicros, policySHA256: storedPolicy(event.policySHA256),
             answeredVia: event.answeredVia, answeredBy: event.answeredBy.map(Redactor.redact(text:)),
             source: event.source.columnText)
         lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
@@ -114,7 +128,7 @@ struct ChainBuilder: Sendable {
     }
 
     /// Chains the aggregated reads of `pid` (at its exec or exit: the next image's reads are
-    /// its own), or all of them: one read set per policy version, entries by first read.
+    /// its own), or all of them: one read set per policy version, entries by process and first read.
     mutating func flushReads(pid: Int32? = nil, nowMicros: Int64 = AuditClock.nowMicros()) -> [ChainedRow] {
         let taken = reads.take(pid: pid)
         guard !taken.isEmpty else { return [] }
@@ -131,13 +145,15 @@ struct ChainBuilder: Sendable {
         }
         var rows: [ChainedRow] = []
         for policy in order {
+            // By process, then by first read: a process's entries are one run, which its rows
+            // store compactly (schema v9).
             let entries = (byPolicy[policy] ?? []).sorted {
-                ($0.firstTime, $0.pid, $0.target, $0.ruleIndex ?? -1, $0.errno ?? -1)
-                    < ($1.firstTime, $1.pid, $1.target, $1.ruleIndex ?? -1, $1.errno ?? -1)
+                ($0.pid, $0.executable, $0.firstTime, $0.target, $0.ruleIndex ?? -1, $0.errno ?? -1)
+                    < ($1.pid, $1.executable, $1.firstTime, $1.target, $1.ruleIndex ?? -1, $1.errno ?? -1)
             }
             count += 1
             var columns = ReadSetColumns(
-                sessionID: sessionID, seq: count, time: time, policySHA256: policy, entryCount: Int64(entries.count),
+                sessionID: sessionID, seq: count, time: time, policySHA256: storedPolicy(policy), entryCount: Int64(entries.count),
                 entriesDigest: ReadEntryColumns.digest(entries))
             lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
             rows.append(.readSet(columns, entries: entries, hash: AuditChain.hex(lastHash)))

@@ -8,7 +8,9 @@ import CSQLite
 
 /// One entry of a read set, as hashed and as a fallback line carries it (absolute times,
 /// texts); the `read_entries` row stores the texts once in `read_strings` and the times
-/// relative to the set.
+/// relative to the set. An entry of the same process as the one before it leaves the process
+/// out and stores its first read relative to that entry's (schema v9); sets list their
+/// entries by process, so most rows are such.
 struct ReadEntryColumns: StoredRecordKind {
     var pid: Int64 = 0
     var ppid: Int64 = 0
@@ -31,6 +33,12 @@ struct ReadEntryColumns: StoredRecordKind {
         visitor.integer("count", &count)
         visitor.optionalInteger("rule_index", &ruleIndex)
         visitor.optionalInteger("errno", &errno)
+    }
+
+    /// Whether this entry's process is `previous`'s, so that its row can leave the process
+    /// out (schema v9).
+    func continues(_ previous: ReadEntryColumns) -> Bool {
+        pid == previous.pid && ppid == previous.ppid && executable == previous.executable
     }
 
     /// Hex SHA-256 over the entries in order: what the set's link covers.
@@ -145,17 +153,26 @@ extension AuditStore {
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         defer { insertEntry.reset() }
+        var previous: ReadEntryColumns?
         for (ordinal, entry) in entries.enumerated() {
-            let executable = try stringID(entry.executable, connection: connection, cache: &strings)
             let target = try stringID(entry.target, connection: connection, cache: &strings)
             try insertEntry.bind(1, setID)
             try insertEntry.bind(2, Int64(ordinal))
-            try insertEntry.bind(3, entry.pid)
-            try insertEntry.bind(4, entry.ppid)
-            try insertEntry.bind(5, executable)
+            if let previous, entry.continues(previous) {
+                // The same process as the entry before: NULLs cost a byte of row header each.
+                try insertEntry.bindNull(3)
+                try insertEntry.bindNull(4)
+                try insertEntry.bindNull(5)
+                try insertEntry.bind(7, entry.firstTime &- previous.firstTime)
+            } else {
+                try insertEntry.bind(3, entry.pid)
+                try insertEntry.bind(4, entry.ppid)
+                try insertEntry.bind(5, try stringID(entry.executable, connection: connection, cache: &strings))
+                try insertEntry.bind(7, set.time &- entry.firstTime)
+            }
+            previous = entry
             try insertEntry.bind(6, target)
-            try insertEntry.bind(7, set.time - entry.firstTime)
-            try insertEntry.bind(8, entry.lastTime - entry.firstTime)
+            try insertEntry.bind(8, entry.lastTime &- entry.firstTime)
             try insertEntry.bind(9, entry.count)
             if let value = entry.ruleIndex { try insertEntry.bind(10, value) } else { try insertEntry.bindNull(10) }
             if let value = entry.errno { try insertEntry.bind(11, value) } else { try insertEntry.bindNull(11) }
@@ -208,11 +225,27 @@ extension AuditStore {
             try entries.bind(1, id)
             var rows: [ReadEntryColumns] = []
             while try entries.step() {
-                let first = set.time - entries.int64(4)
-                rows.append(ReadEntryColumns(
-                    pid: entries.int64(0), ppid: entries.int64(1), executable: entries.text(2), target: entries.text(3),
-                    firstTime: first, lastTime: first + entries.int64(5), count: entries.int64(6),
-                    ruleIndex: entries.optionalInt64(7), errno: entries.optionalInt64(8)))
+                var entry: ReadEntryColumns
+                if let pid = entries.optionalInt64(0) {
+                    entry = ReadEntryColumns(
+                        pid: pid, ppid: entries.optionalInt64(1) ?? 0, executable: entries.optionalText(2) ?? "",
+                        firstTime: set.time &- entries.int64(4))
+                } else if let previous = rows.last {
+                    // A continuing entry (v9): its process is the entry before's.
+                    entry = ReadEntryColumns(
+                        pid: previous.pid, ppid: previous.ppid, executable: previous.executable,
+                        firstTime: previous.firstTime &+ entries.int64(4))
+                } else {
+                    // Nothing to continue: only an edited database has this. Kept as read, so
+                    // that the set's digest no longer matches and verify names the set.
+                    entry = ReadEntryColumns(firstTime: set.time &- entries.int64(4))
+                }
+                entry.target = entries.text(3)
+                entry.lastTime = entry.firstTime &+ entries.int64(5)
+                entry.count = entries.int64(6)
+                entry.ruleIndex = entries.optionalInt64(7)
+                entry.errno = entries.optionalInt64(8)
+                rows.append(entry)
             }
             entries.reset()
             set.entriesDigest = ReadEntryColumns.digest(rows)

@@ -188,10 +188,43 @@ public enum AuditSchema {
                     PRIMARY KEY (set_id, ordinal)
                 ) WITHOUT ROWID;
                 """),
+        // v9: a read entry that continues its process's run leaves pid, ppid and executable NULL
+        // and counts its first read from the entry before it, so a process's hundred header
+        // reads store each only the path and a small time step (ReadAggregates.swift).
+        // SQLite can't relax NOT NULL in place: the table is rebuilt, every row kept as it was
+        // (v8 rows all name their process, and keep their meaning).
+        Migration(
+            version: compactReadEntriesVersion,
+            sql: """
+                CREATE TABLE read_entries_v9 (
+                    set_id       INTEGER NOT NULL,   -- read_sets.id
+                    ordinal      INTEGER NOT NULL,   -- 0-based, in hash order
+                    pid          INTEGER,            -- NULL: this entry continues the one before
+                    ppid         INTEGER,            --   (ordinal - 1): the same pid, ppid and
+                    executable   INTEGER,            --   executable (read_strings.id)
+                    target       INTEGER NOT NULL,   -- read_strings.id
+                    first_before INTEGER NOT NULL,   -- µs from the first read to the set's time;
+                                                     --   in a continuing entry, µs from the first read
+                                                     --   of the entry before to this one's
+                    span         INTEGER NOT NULL,   -- µs from the first read to the last
+                    count        INTEGER NOT NULL,
+                    rule_index   INTEGER,            -- 0-based; NULL = the default applied
+                    errno        INTEGER,            -- the open's own failure (ENOENT), not a denial
+                    PRIMARY KEY (set_id, ordinal)
+                ) WITHOUT ROWID;
+                INSERT INTO read_entries_v9
+                    SELECT set_id, ordinal, pid, ppid, executable, target, first_before, span, count, rule_index, errno
+                    FROM read_entries;
+                DROP TABLE read_entries;
+                ALTER TABLE read_entries_v9 RENAME TO read_entries;
+                """),
     ]
 
     /// The schema version that stores allowed reads as aggregates.
     public static let readAggregateVersion: Int32 = 8
+
+    /// The schema version whose read entries continue runs of one process (NULL pid).
+    static let compactReadEntriesVersion: Int32 = 9
 
     /// The schema version that adds `events.source`.
     static let eventSourceVersion: Int32 = 6
@@ -229,10 +262,13 @@ public enum AuditSchema {
         }
     }
 
-    /// Rows per table that existed in v1, to check that a migration kept them.
+    /// Rows of the tables that existed in v1, and of the read entries once they exist (v8):
+    /// what a migration must keep.
     private static func rowCounts(_ connection: SQLiteConnection) throws(StoreError) -> [String: Int64] {
         var counts: [String: Int64] = [:]
-        for table in ["sessions", "events"] {
+        var tables = ["sessions", "events"]
+        if try version(of: connection) >= readAggregateVersion { tables.append("read_entries") }
+        for table in tables {
             counts[table] = try connection.queryInt("SELECT count(*) FROM \(table)") ?? 0
         }
         return counts

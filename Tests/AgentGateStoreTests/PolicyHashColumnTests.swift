@@ -46,6 +46,70 @@ struct PolicyHashColumnTests {
         #expect(try store.verify().isValid == false)
     }
 
+    @Test("rows decided under the session's own policy store a mark for it, read back whole, and verify")
+    func sessionPolicyMark() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        var session = sampleSession()
+        session.policySHA256 = Self.firstPolicy
+        try store.createSession(session)
+        let writer = AuditWriter(store: store, sessionID: "session-1", flushInterval: .seconds(60))
+        writer.record(Self.event(1, policy: Self.firstPolicy))
+        writer.record(Self.event(2, policy: Self.reloadedPolicy))
+        writer.record(Self.event(3, policy: nil))
+        var read = Self.event(4, policy: Self.firstPolicy)
+        read.decision = .allow
+        read.isAggregatedRead = true
+        writer.record(read)
+        var reloadedRead = read
+        reloadedRead.target = "/etc/other"
+        reloadedRead.policySHA256 = Self.reloadedPolicy
+        writer.record(reloadedRead)
+        writer.finishSession(endTimeMicros: 1_700_000_000_100_000, exitStatus: 0)
+
+        // 1 byte instead of 64; NULL stays "not recorded".
+        #expect(try rawQuery(path, "SELECT policy_sha256 FROM events ORDER BY seq") == ["=", Self.reloadedPolicy, "NULL"])
+        #expect(try rawQuery(path, "SELECT policy_sha256 FROM read_sets ORDER BY seq").sorted() == ["=", Self.reloadedPolicy].sorted())
+        let events = try store.events(sessionID: "session-1")
+        #expect(events.filter { $0.event.readCount == nil }.map(\.event.policySHA256) == [Self.firstPolicy, Self.reloadedPolicy, nil])
+        #expect(events.first { $0.event.target == read.target && $0.event.readCount != nil }?.event.policySHA256 == Self.firstPolicy)
+        #expect(events.first { $0.event.target == "/etc/other" }?.event.policySHA256 == Self.reloadedPolicy)
+        let report = try store.verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.eventsVerified == 3 && report.readSetsVerified == 2)
+
+        // The mark is covered like the hash it stands for.
+        try rawSQL(path, "UPDATE events SET policy_sha256 = '\(Self.firstPolicy)' WHERE seq = (SELECT min(seq) FROM events)")
+        #expect(try store.verify().isValid == false)
+        try rawSQL(path, "UPDATE events SET policy_sha256 = '=' WHERE seq = (SELECT min(seq) FROM events)")
+        #expect(try store.verify().isValid)
+        try rawSQL(path, "UPDATE read_sets SET policy_sha256 = '=' WHERE policy_sha256 <> '='")
+        #expect(try store.verify().isValid == false)
+    }
+
+    @Test("a session's rows appended later continue its chain after its read sets")
+    func appendAfterReadSets() throws {
+        let directory = try TemporaryDirectory()
+        let store = try AuditStore(path: directory.file("audit.db"))
+        defer { store.close() }
+        try store.createSession(sampleSession())
+        do {
+            let writer = AuditWriter(store: store, sessionID: "session-1", flushInterval: .seconds(60))
+            var read = Self.event(1, policy: nil)
+            read.decision = .allow
+            read.isAggregatedRead = true
+            writer.record(read)
+            writer.close()  // the read set is the session's last link
+        }
+        try store.insert(events: [Self.event(2, policy: nil)], sessionID: "session-1")
+        try store.finishSession(id: "session-1", endTimeMicros: 1_700_000_000_100_000, exitStatus: 0)
+        let report = try store.verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.eventsVerified == 1 && report.readSetsVerified == 1)
+    }
+
     @Test("a row without a policy hash hashes exactly as a v2 row; one with it under the v3 domain")
     func hashDomains() {
         var withoutPolicy = EventColumns()

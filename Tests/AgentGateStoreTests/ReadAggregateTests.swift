@@ -19,7 +19,7 @@ private func process(_ pid: Int32, _ executable: String, at offset: Int64) -> Pr
                   cgroup: "/", startTimeMicros: 1_700_000_000_000_000 + offset)
 }
 
-@Suite("Allowed reads as aggregates (schema v8)")
+@Suite("Allowed reads as aggregates (schema v8, v9)")
 struct ReadAggregateTests {
     /// pid 10 reads stdio.h 3 times and a missing header once, pid 11 reads stdio.h twice; a
     /// write and a denied read in between stay rows of their own.
@@ -98,6 +98,11 @@ struct ReadAggregateTests {
             "DELETE FROM read_entries WHERE ordinal = 1",
             "UPDATE read_strings SET text = '/tmp/x' WHERE text = '/nope/stdio.h'",
             "UPDATE read_entries SET first_before = first_before + 5 WHERE ordinal = 0",
+            // The continuing entry (pid 10's second path): its time step, or its process.
+            "UPDATE read_entries SET first_before = first_before + 5 WHERE pid IS NULL",
+            "UPDATE read_entries SET pid = 12 WHERE pid IS NULL",
+            "UPDATE read_entries SET pid = NULL, ppid = NULL, executable = NULL WHERE ordinal = 2",
+            "UPDATE read_entries SET pid = NULL, ppid = NULL, executable = NULL WHERE ordinal = 0",
             "DELETE FROM read_sets",
         ] {
             let directory = try TemporaryDirectory()
@@ -114,6 +119,75 @@ struct ReadAggregateTests {
             defer { reopened.close() }
             #expect(!(try reopened.verify().isValid), "\(tampering) went unnoticed")
         }
+    }
+
+    @Test("a process's entries after its first leave the process out (schema v9), and read back whole")
+    func continuingEntries() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        try store.createSession(sampleSession())
+        let writer = AuditWriter(store: store, sessionID: "session-1", batchSize: 64, flushInterval: .seconds(60))
+        // Interleaved in time, as two compilers' header reads are.
+        for index in 0..<5 {
+            writer.record(read("/usr/include/h\(index).h", pid: 10, at: Int64(100 * index)))
+            writer.record(read("/usr/include/h\(index).h", pid: 11, at: Int64(100 * index + 7)))
+        }
+        writer.record(read("/usr/include/h0.h", pid: 10, at: 900))  // a second read: counted
+        writer.finishSession(endTimeMicros: 1_700_000_001_000_000, exitStatus: 0)
+
+        // One row per process names it; the other four continue it.
+        #expect(try rawQuery(path, "SELECT count(*) FROM read_entries WHERE pid IS NULL") == ["8"])
+        #expect(try rawQuery(path, "SELECT pid FROM read_entries WHERE pid IS NOT NULL ORDER BY ordinal") == ["10", "11"])
+        let reads = try store.events(sessionID: "session-1").filter { $0.event.readCount != nil }
+        #expect(reads.count == 10)
+        for index in 0..<5 {
+            for (pid, offset) in [(Int32(10), Int64(0)), (11, 7)] {
+                let entry = reads.first { $0.event.pid == pid && $0.event.target == "/usr/include/h\(index).h" }?.event
+                #expect(entry?.timeMicros == 1_700_000_000_000_000 + Int64(100 * index) + offset)
+                #expect(entry?.ppid == 1 && entry?.executable == "/usr/bin/cc1")
+                #expect(entry?.readCount == (pid == 10 && index == 0 ? 2 : 1))
+                #expect(entry?.lastReadMicros == (pid == 10 && index == 0 ? 1_700_000_000_000_900 : entry?.timeMicros))
+            }
+        }
+        let report = try store.verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.readEntriesVerified == 10)
+    }
+
+    @Test("a v8 database's read entries survive the v9 rebuild, and still verify")
+    func migrationFromV8() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        do {
+            let store = try AuditStore(path: path)
+            try store.createSession(sampleSession())
+            let writer = AuditWriter(store: store, sessionID: "session-1", batchSize: 64, flushInterval: .seconds(60))
+            // One entry per process: every row names its process, as every v8 row did.
+            for pid in Int32(10)..<Int32(14) { writer.record(read("/etc/p\(pid)", pid: pid, at: Int64(pid))) }
+            writer.finishSession(endTimeMicros: 1_700_000_001_000_000, exitStatus: 0)
+            store.close()
+        }
+        // Back to v8's table, NOT NULL and all.
+        try rawSQL(path, """
+            CREATE TABLE v8 (
+                set_id INTEGER NOT NULL, ordinal INTEGER NOT NULL, pid INTEGER NOT NULL, ppid INTEGER NOT NULL,
+                executable INTEGER NOT NULL, target INTEGER NOT NULL, first_before INTEGER NOT NULL,
+                span INTEGER NOT NULL, count INTEGER NOT NULL, rule_index INTEGER, errno INTEGER,
+                PRIMARY KEY (set_id, ordinal)) WITHOUT ROWID;
+            INSERT INTO v8 SELECT * FROM read_entries; DROP TABLE read_entries; ALTER TABLE v8 RENAME TO read_entries;
+            PRAGMA user_version = 8;
+            """)
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        #expect(try store.schemaVersion() == AuditSchema.currentVersion)
+        #expect(try rawQuery(path, "SELECT count(*) FROM read_entries") == ["4"])
+        #expect(try rawQuery(path, "SELECT count(*) FROM pragma_table_info('read_entries') WHERE name = 'pid' AND \"notnull\" = 0") == ["1"])
+        let report = try store.verify()
+        #expect(report.isValid, "\(report.problems)")
+        #expect(report.readEntriesVerified == 4)
+        #expect(try store.events(sessionID: "session-1").filter { $0.event.readCount != nil }.map(\.event.pid).sorted() == [10, 11, 12, 13])
     }
 
     @Test("reads are flushed within a second without anyone asking, and when the map is full")
@@ -135,8 +209,7 @@ struct ReadAggregateTests {
         let slow = AuditWriter(store: store, sessionID: "session-1", batchSize: 1024, flushInterval: .seconds(3600))
         for index in 0..<ReadAggregator.capacity { slow.record(read("/p/\(index)", pid: 20, at: Int64(index))) }
         #expect(waitUntil(timeout: 120) {
-            ((try? rawQuery(path, "SELECT count(*) FROM read_entries e JOIN read_sets s ON s.id = e.set_id WHERE e.pid = 20")) ?? [])
-                == ["\(ReadAggregator.capacity)"]
+            ((try? rawQuery(path, "SELECT count(*) FROM read_entries")) ?? []) == ["\(ReadAggregator.capacity + 1)"]
         })
         slow.close()
     }

@@ -101,9 +101,10 @@ struct PolicyReloadTests {
         let started = h.query("select policy_sha256 from sessions where id = 'hup'").first?.first
         let allowed = rows.filter { $0[0] == "allow" }, denied = rows.filter { $0[0] == "deny" }
         #expect(!allowed.isEmpty && !denied.isEmpty)
-        #expect(allowed.allSatisfy { $0[1] == started })
+        // Rows decided under the session's own policy store "=" for its hash; the others, theirs.
+        #expect(allowed.allSatisfy { $0[1] == "=" })
         #expect(Set(denied.map { $0[1] }).count == 1)
-        #expect(denied.first?[1] != started && denied.first?[1] != "-")
+        #expect(denied.first?[1] != started && denied.first?[1] != "-" && denied.first?[1].count == 64)
         // After the reload nothing is allowed again.
         #expect(rows.drop { $0[0] == "allow" }.allSatisfy { $0[0] == "deny" })
         // The reload is in the audit, under the new hash, and the chain verifies.
@@ -111,7 +112,9 @@ struct PolicyReloadTests {
         #expect(reloads.first == ["allow", denied.first?[1] ?? "?"])
         #expect(h.cli(["audit", "verify", "--session", "hup"]).status == 0)
         let json = h.cli(["audit", "--session", "hup", "--json"])
-        #expect(json.stdout.contains("\"policy_sha256\""))
+        #expect(json.stdout.contains("\"policy_sha256\":\"\(started ?? "?")\""))
+        #expect(json.stdout.contains("\"policy_sha256\":\"\(denied.first?[1] ?? "?")\""))
+        #expect(!json.stdout.contains("\"policy_sha256\":\"=\""))
     }
 
     @Test func anEditorsWriteAndRenameReloadsWithoutASignal() throws {
