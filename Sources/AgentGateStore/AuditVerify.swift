@@ -432,6 +432,7 @@ extension AuditStore {
             let computed: String
             if takeEvent {
                 var columns = EventColumns(from: events, at: 2)
+                columns.policySHA256 = ChainBuilder.hashedPolicy(columns.policySHA256, sessionPolicySHA256: session.start.policySHA256)
                 table = "events"
                 rowID = events.int64(0)
                 seq = columns.seq
@@ -444,7 +445,9 @@ extension AuditStore {
                 rowID = set.id
                 seq = set.set.seq
                 stored = set.hash
-                computed = AuditChain.hex(AuditChain.hash(set.set, previous: previous, encoder: &encoder))
+                var columns = set.set
+                columns.policySHA256 = ChainBuilder.hashedPolicy(columns.policySHA256, sessionPolicySHA256: session.start.policySHA256)
+                computed = AuditChain.hex(AuditChain.hash(columns, previous: previous, encoder: &encoder))
                 report.readSetsVerified += 1
                 report.readEntriesVerified += set.entries.count
             } else {

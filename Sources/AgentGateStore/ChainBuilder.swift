@@ -49,7 +49,9 @@ struct ChainBuilder: Sendable {
     /// as the session's. nil (unknown) stores every row's in full.
     let sessionPolicySHA256: String?
     /// What `policy_sha256` holds in a row decided under its session's own policy: never a
-    /// SHA-256, and what the row's hash covers. NULL stays "not recorded" (rows before v3).
+    /// SHA-256. The row's hash covers the SHA-256 it stands for, not the mark, so the row's
+    /// own link (which the anchors pin) still fixes its policy: an edit of the session's
+    /// `policy_sha256` breaks every marked row. NULL stays "not recorded" (rows before v3).
     static let sessionPolicyMark = "="
 
     init(sessionID: String, key: AuditKey? = nil, count: Int64 = 0, lastHash: [UInt8]? = nil, sessionPolicySHA256: String? = nil) {
@@ -61,10 +63,17 @@ struct ChainBuilder: Sendable {
         keyID = key?.id
     }
 
-    /// What a row stores for the policy it was decided under.
+    /// What a row stores for the policy it was decided under (after its hash is computed).
     private func storedPolicy(_ sha256: String?) -> String? {
         if let sha256, sha256 == sessionPolicySHA256 { return Self.sessionPolicyMark }
         return sha256
+    }
+
+    /// The policy a stored row was decided under, as its hash covers it: the mark resolved to
+    /// the session's `policy_sha256`. A mark in a session without one stays the mark, which no
+    /// writer hashes, so the row fails verification.
+    static func hashedPolicy(_ stored: String?, sessionPolicySHA256: String) -> String? {
+        stored == sessionPolicyMark && !sessionPolicySHA256.isEmpty ? sessionPolicySHA256 : stored
     }
 
     private mutating func capabilitiesJSON(_ names: [String]) -> String {
@@ -90,10 +99,11 @@ struct ChainBuilder: Sendable {
             // The intent quotes the argv: it loses what the argv loses (`--password x`).
             reason: event.reason, intent: event.intent.map(Redactor.redact(commandText:)),
             notable: event.notable ? 1 : 0, enforced: event.enforced ? 1 : 0,
-            errno: event.errno.map(Int64.init), latency: event.latencyMicros, policySHA256: storedPolicy(event.policySHA256),
+            errno: event.errno.map(Int64.init), latency: event.latencyMicros, policySHA256: event.policySHA256,
             answeredVia: event.answeredVia, answeredBy: event.answeredBy.map(Redactor.redact(text:)),
             source: event.source.columnText)
         lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
+        columns.policySHA256 = storedPolicy(columns.policySHA256)
         return .event(columns, hash: AuditChain.hex(lastHash))
     }
 
@@ -153,9 +163,10 @@ struct ChainBuilder: Sendable {
             }
             count += 1
             var columns = ReadSetColumns(
-                sessionID: sessionID, seq: count, time: time, policySHA256: storedPolicy(policy), entryCount: Int64(entries.count),
+                sessionID: sessionID, seq: count, time: time, policySHA256: policy, entryCount: Int64(entries.count),
                 entriesDigest: ReadEntryColumns.digest(entries))
             lastHash = AuditChain.hash(inPlace: &columns, previous: lastHash, encoder: &encoder)
+            columns.policySHA256 = storedPolicy(columns.policySHA256)
             rows.append(.readSet(columns, entries: entries, hash: AuditChain.hex(lastHash)))
         }
         return rows

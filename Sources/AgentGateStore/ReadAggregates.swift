@@ -8,9 +8,9 @@ import CSQLite
 
 /// One entry of a read set, as hashed and as a fallback line carries it (absolute times,
 /// texts); the `read_entries` row stores the texts once in `read_strings` and the times
-/// relative to the set. An entry of the same process as the one before it leaves the process
-/// out and stores its first read relative to that entry's (schema v9); sets list their
-/// entries by process, so most rows are such.
+/// relative to the set. An entry of the same process as the one before it stores 0 for the
+/// process and its first read relative to that entry's (schema v9); sets list their entries
+/// by process, so most rows are such.
 struct ReadEntryColumns: StoredRecordKind {
     var pid: Int64 = 0
     var ppid: Int64 = 0
@@ -36,7 +36,7 @@ struct ReadEntryColumns: StoredRecordKind {
     }
 
     /// Whether this entry's process is `previous`'s, so that its row can leave the process
-    /// out (schema v9).
+    /// out (schema v9: pid, ppid and executable 0).
     func continues(_ previous: ReadEntryColumns) -> Bool {
         pid == previous.pid && ppid == previous.ppid && executable == previous.executable
     }
@@ -159,10 +159,10 @@ extension AuditStore {
             try insertEntry.bind(1, setID)
             try insertEntry.bind(2, Int64(ordinal))
             if let previous, entry.continues(previous) {
-                // The same process as the entry before: NULLs cost a byte of row header each.
-                try insertEntry.bindNull(3)
-                try insertEntry.bindNull(4)
-                try insertEntry.bindNull(5)
+                // The same process as the entry before: SQLite stores the integer 0 in no bytes.
+                try insertEntry.bind(3, Int64(0))
+                try insertEntry.bind(4, Int64(0))
+                try insertEntry.bind(5, Self.continuingExecutable)
                 try insertEntry.bind(7, entry.firstTime &- previous.firstTime)
             } else {
                 try insertEntry.bind(3, entry.pid)
@@ -180,6 +180,10 @@ extension AuditStore {
             insertEntry.reset()
         }
     }
+
+    /// `read_entries.executable` of an entry that continues the process of the entry before it
+    /// (schema v9), with pid and ppid 0: no `read_strings` row has id 0 (rowids start at 1).
+    static let continuingExecutable: Int64 = 0
 
     /// The id of `text` in `read_strings`, adding it when new.
     private static func stringID(_ text: String, connection: SQLiteConnection, cache: inout [String: Int64]) throws(StoreError) -> Int64 {
@@ -211,7 +215,7 @@ extension AuditStore {
         try sets.bind(1, sessionID)
         let entries = try connection.statement(
             """
-            SELECT e.pid, e.ppid, x.text, t.text, e.first_before, e.span, e.count, e.rule_index, e.errno
+            SELECT e.pid, e.ppid, x.text, t.text, e.first_before, e.span, e.count, e.rule_index, e.errno, e.executable
             FROM read_entries e LEFT JOIN read_strings x ON x.id = e.executable LEFT JOIN read_strings t ON t.id = e.target
             WHERE e.set_id = ? ORDER BY e.ordinal
             """)
@@ -226,19 +230,22 @@ extension AuditStore {
             var rows: [ReadEntryColumns] = []
             while try entries.step() {
                 var entry: ReadEntryColumns
-                if let pid = entries.optionalInt64(0) {
+                if entries.int64(9) != Self.continuingExecutable {
                     entry = ReadEntryColumns(
-                        pid: pid, ppid: entries.optionalInt64(1) ?? 0, executable: entries.optionalText(2) ?? "",
+                        pid: entries.int64(0), ppid: entries.int64(1), executable: entries.text(2),
                         firstTime: set.time &- entries.int64(4))
-                } else if let previous = rows.last {
+                } else if let previous = rows.last, entries.int64(0) == 0, entries.int64(1) == 0 {
                     // A continuing entry (v9): its process is the entry before's.
                     entry = ReadEntryColumns(
                         pid: previous.pid, ppid: previous.ppid, executable: previous.executable,
                         firstTime: previous.firstTime &+ entries.int64(4))
                 } else {
-                    // Nothing to continue: only an edited database has this. Kept as read, so
-                    // that the set's digest no longer matches and verify names the set.
-                    entry = ReadEntryColumns(firstTime: set.time &- entries.int64(4))
+                    // Nothing to continue, or a pid or ppid beside the mark: only an edited
+                    // database has this. Read as an entry no writer hashes, so that the set's
+                    // digest no longer matches and verify names the set.
+                    entry = ReadEntryColumns(
+                        pid: entries.int64(0), ppid: entries.int64(1), executable: "\u{0}continuing entry without a process",
+                        firstTime: set.time &- entries.int64(4))
                 }
                 entry.target = entries.text(3)
                 entry.lastTime = entry.firstTime &+ entries.int64(5)

@@ -188,36 +188,14 @@ public enum AuditSchema {
                     PRIMARY KEY (set_id, ordinal)
                 ) WITHOUT ROWID;
                 """),
-        // v9: a read entry that continues its process's run leaves pid, ppid and executable NULL
-        // and counts its first read from the entry before it, so a process's hundred header
-        // reads store each only the path and a small time step (ReadAggregates.swift).
-        // SQLite can't relax NOT NULL in place: the table is rebuilt, every row kept as it was
-        // (v8 rows all name their process, and keep their meaning).
+        // v9: a read entry that continues the process of the entry before it stores 0 for pid,
+        // ppid and executable (0 costs SQLite no bytes, and no read_strings id is 0) and counts
+        // its first read from the entry before's (ReadAggregates.swift); rows decided under the
+        // session's own policy store "=" for its hash (ChainBuilder.sessionPolicyMark). No
+        // table changes: the version only keeps builds that would misread such rows away.
         Migration(
             version: compactReadEntriesVersion,
-            sql: """
-                CREATE TABLE read_entries_v9 (
-                    set_id       INTEGER NOT NULL,   -- read_sets.id
-                    ordinal      INTEGER NOT NULL,   -- 0-based, in hash order
-                    pid          INTEGER,            -- NULL: this entry continues the one before
-                    ppid         INTEGER,            --   (ordinal - 1): the same pid, ppid and
-                    executable   INTEGER,            --   executable (read_strings.id)
-                    target       INTEGER NOT NULL,   -- read_strings.id
-                    first_before INTEGER NOT NULL,   -- µs from the first read to the set's time;
-                                                     --   in a continuing entry, µs from the first read
-                                                     --   of the entry before to this one's
-                    span         INTEGER NOT NULL,   -- µs from the first read to the last
-                    count        INTEGER NOT NULL,
-                    rule_index   INTEGER,            -- 0-based; NULL = the default applied
-                    errno        INTEGER,            -- the open's own failure (ENOENT), not a denial
-                    PRIMARY KEY (set_id, ordinal)
-                ) WITHOUT ROWID;
-                INSERT INTO read_entries_v9
-                    SELECT set_id, ordinal, pid, ppid, executable, target, first_before, span, count, rule_index, errno
-                    FROM read_entries;
-                DROP TABLE read_entries;
-                ALTER TABLE read_entries_v9 RENAME TO read_entries;
-                """),
+            sql: "-- v9: continuing read entries and the session-policy mark (no table changes)"),
     ]
 
     /// The schema version that stores allowed reads as aggregates.

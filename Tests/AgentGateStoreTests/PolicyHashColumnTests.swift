@@ -80,13 +80,22 @@ struct PolicyHashColumnTests {
         #expect(report.isValid, "\(report.problems)")
         #expect(report.eventsVerified == 3 && report.readSetsVerified == 2)
 
-        // The mark is covered like the hash it stands for.
+        // The rows' links cover the hash the mark stands for: writing it out in full changes
+        // nothing; marking a row of another policy breaks it.
         try rawSQL(path, "UPDATE events SET policy_sha256 = '\(Self.firstPolicy)' WHERE seq = (SELECT min(seq) FROM events)")
-        #expect(try store.verify().isValid == false)
-        try rawSQL(path, "UPDATE events SET policy_sha256 = '=' WHERE seq = (SELECT min(seq) FROM events)")
         #expect(try store.verify().isValid)
-        try rawSQL(path, "UPDATE read_sets SET policy_sha256 = '=' WHERE policy_sha256 <> '='")
+        try rawSQL(path, "UPDATE events SET policy_sha256 = '=' WHERE seq = (SELECT min(seq) FROM events)")
+        let reloadedSet = try rawQuery(path, "SELECT id FROM read_sets WHERE policy_sha256 <> '='").first ?? "?"
+        try rawSQL(path, "UPDATE read_sets SET policy_sha256 = '=' WHERE id = \(reloadedSet)")
         #expect(try store.verify().isValid == false)
+        try rawSQL(path, "UPDATE read_sets SET policy_sha256 = '\(Self.reloadedPolicy)' WHERE id = \(reloadedSet)")
+        #expect(try store.verify().isValid)
+        // An edit of the session's hash breaks every marked row's own link, not only the
+        // session's start digest (which a writer holding the key could recompute).
+        try rawSQL(path, "UPDATE sessions SET policy_sha256 = '\(Self.reloadedPolicy)'")
+        let edited = try store.verify()
+        #expect(edited.problems.contains { $0.table == "events" }, "\(edited.problems)")
+        #expect(edited.problems.contains { $0.table == "read_sets" }, "\(edited.problems)")
     }
 
     @Test("a session's rows appended later continue its chain after its read sets")

@@ -113,10 +113,10 @@ struct Harness {
         (select action, decision, pid, ppid, executable, target, errno, latency_us, 1 as count from events
          union all
          select 'fs_read', 'allow', a.pid, a.ppid, x.text, t.text, e.errno, 0, e.count
-         from read_entries e
-         -- An entry with a NULL pid continues the process of the nearest entry before it that names one.
-         join read_entries a on a.set_id = e.set_id and a.ordinal = (select max(p.ordinal) from read_entries p
-              where p.set_id = e.set_id and p.ordinal <= e.ordinal and p.pid is not null)
+         from (select *, max(case when executable <> 0 then ordinal end)
+                         over (partition by set_id order by ordinal) as named from read_entries) e
+         -- An entry with executable 0 continues the process of the nearest entry before it that names one.
+         join read_entries a on a.set_id = e.set_id and a.ordinal = e.named
          join read_strings x on x.id = a.executable join read_strings t on t.id = e.target)
         """
 
