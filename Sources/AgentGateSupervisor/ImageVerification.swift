@@ -286,13 +286,17 @@ final class ImageVerifier: Sendable {
     /// (exact whichever of its threads is asking, even one the exec has already reaped), then
     /// forgets the check. Returns `reason`.
     private func condemn(_ tgid: pid_t, _ reason: String) -> String {
-        let pidfd = remove(tgid, keepingPidfd: true)
-        if pidfd >= 0 {
-            _ = agentgate_pidfd_send_signal(pidfd, SIGKILL, nil, 0)
-            agentgate_close(pidfd)
-        } else {
-            kill(tgid, SIGKILL)
+        // SIGKILL first, while the check is still pending: a check made meanwhile on another
+        // thread (the agent's tracer resuming its tracee, ProcessHandlers) that found it gone
+        // would let the call through, and the tracee could run its first instructions before
+        // a kill sent after that. Sent under the table's lock, so the pidfd can't be closed
+        // (and its number reused) by a concurrent removal in between.
+        let signalled = pending.withLock { table -> Bool in
+            guard let pidfd = table[tgid]?.pidfd, pidfd >= 0 else { return false }
+            return agentgate_pidfd_send_signal(pidfd, SIGKILL, nil, 0) == 0
         }
+        if !signalled { kill(tgid, SIGKILL) }
+        agentgate_close(remove(tgid, keepingPidfd: true))
         return reason
     }
 
