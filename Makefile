@@ -26,8 +26,13 @@ deb-deps: deps
 build: deps
 	$(SWIFT) build -j $(JOBS)
 
+# The optimized programs, with the Swift runtime and Foundation linked in (as in the Debian
+# package) and bound at start with read-only relocations: a start takes about 6 ms less than
+# with Swift's shared libraries (README, Performance). Build the release configuration always
+# this way: a plain `swift build -c release` compiles every module again, and back.
+RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -z -Xlinker now -Xlinker -z -Xlinker relro
 release: deps
-	$(SWIFT) build -c release -j $(JOBS)
+	$(SWIFT) build $(RELEASE_FLAGS) -j $(JOBS)
 
 # agentgate_VERSION_amd64.deb in .build-deb/: one static binary (no Swift toolchain needed where
 # it is installed), policies, systemd units, man pages, completions (scripts/build-deb.sh).

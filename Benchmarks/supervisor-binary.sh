@@ -8,4 +8,4 @@ if [ -z "$bin" ]; then
     [ -x "$candidate" ] && { bin=$candidate; break; }
   done
 fi
-[ -n "$bin" ] || { echo "build first: swift build -c release" >&2; exit 2; }
+[ -n "$bin" ] || { echo "build first: make release" >&2; exit 2; }

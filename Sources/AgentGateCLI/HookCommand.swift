@@ -108,7 +108,9 @@ public enum HookRunner {
         }
         let loaded: LoadedPolicy
         do {
-            loaded = try LoadedPolicy.resolve(policy, variables: .current(agent: agent.rawValue))
+            // The environment read once above: Foundation builds a new dictionary at every read.
+            loaded = try LoadedPolicy.resolve(policy, variables: .current(agent: agent.rawValue, environment: environment),
+                                              environment: environment)
         } catch {
             throw fail("policy error: \(error)")
         }
