@@ -165,6 +165,13 @@ struct TrappedCall: Sendable {
             deny(Refusal(EACCES, SupervisorCore.supervisorProcReason), action: action, target: target)
             return
         }
+        // Another process's /proc entry that a rule would allow (or a vanished one): the
+        // kernel's errno as bare, but recorded as the refusal it would have been, not an allow.
+        if let reason = core.procRefusal(target, writing: action == .fsWrite, tid: notification.tid, tgid: process.tgid) {
+            deny(Refusal(errno, reason + "; \(ErrnoName.name(errno) ?? "errno \(errno)") as bare: the path doesn't resolve"),
+                 action: action, target: target)
+            return
+        }
         let verdict = decide(action, target: target, tid: notification.tid, id: notification.id)
         guard verdict.decision != .ask else {
             core.listener.fail(notification.id, errno: errno)

@@ -67,10 +67,11 @@ struct DefaultPolicyTests {
         (.fsWrite, "/dev/pts/3", .allow),
         (.fsWrite, "/dev/urandom", .allow),
         (.fsWrite, "/dev/sda", .deny),
-        // A process's own thread names, OOM score and core dump filter; nothing else in /proc.
+        // A process's own thread names and core dump filter; nothing else in /proc (its OOM
+        // score would undo the supervisor's floor).
         (.fsWrite, "/proc/4242/comm", .allow),
         (.fsWrite, "/proc/4242/task/4243/comm", .allow),
-        (.fsWrite, "/proc/4242/oom_score_adj", .allow),
+        (.fsWrite, "/proc/4242/oom_score_adj", .deny),
         (.fsWrite, "/proc/4242/coredump_filter", .allow),
         (.fsWrite, "/proc/4242/oom_adj", .deny),
         (.fsWrite, "/proc/4242/uid_map", .deny),
