@@ -28,6 +28,11 @@ struct DefaultPolicyTests {
         }
     }
 
+    @Test("the one route it reopens is stacking a seccomp filter, which can only refuse more")
+    func unsupervisedRoutes() {
+        #expect(policy.allowedUnsupervised == [.seccomp])
+    }
+
     @Test("representative decisions", arguments: [
         (ActionKind.fsRead, "/home/u/.ssh/id_rsa", Decision.deny),
         (.fsRead, "/home/u/.ssh", .deny),
