@@ -118,6 +118,31 @@ int agentgate_notif_addfd(int listener, uint64_t id, int fd, bool cloexec, int t
     return rc < 0 ? -err : rc;
 }
 
+int agentgate_file_size_limit(pid_t tid, uint64_t *out) {
+    struct rlimit limit;
+    if (prlimit(tid, RLIMIT_FSIZE, NULL, &limit) == 0) {
+        *out = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)limit.rlim_cur;
+        return 0;
+    }
+    // prlimit needs the agent's uids; /proc/PID/limits does not.
+    char path[64], text[4096];
+    snprintf(path, sizeof path, "/proc/%d/limits", (int)tid);
+    ssize_t n = agentgate_read_small_file(AT_FDCWD, path, text, sizeof text);
+    if (n < 0) return (int)n;
+    const char *line = strstr(text, "Max file size");
+    if (!line) return -EIO;
+    line += strlen("Max file size");
+    while (*line == ' ') line++;
+    char *end;
+    unsigned long long soft = strtoull(line, &end, 10);
+    *out = end == line ? UINT64_MAX : (uint64_t)soft; // "unlimited"
+    return 0;
+}
+
+int agentgate_tgkill(pid_t tgid, pid_t tid, int signal) {
+    return syscall(SYS_tgkill, tgid, tid, signal) == 0 ? 0 : -errno;
+}
+
 int agentgate_fd_table_full(pid_t tid) {
     // The limit is the process's (prlimit needs the agent's uids, /proc/PID/limits does not).
     struct rlimit limit;

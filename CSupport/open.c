@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
@@ -290,8 +291,9 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
     if (rc < 0) return rc;
     int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, resolve, ctx);
     if (parent < 0) return parent;
-    // Follow dangling symlinks by hand (the kernel creates their target), at most 40 deep.
-    for (int depth = 0; depth < 40; depth++) {
+    // Follow dangling symlinks by hand (the kernel creates their target): 40 follows at most
+    // (MAXSYMLINKS), and then a 41st look at the name the last one reached.
+    for (int depth = 0; depth <= 40; depth++) {
         // ".", ".." and "/" name an existing directory; "x/" can't be created as a file. The
         // kernel answers these once the parent is resolved.
         if (type != NAME_NORMAL) { close(parent); return (flags & O_EXCL) ? -EEXIST : -EISDIR; }
@@ -440,8 +442,20 @@ static int reopen_by_name(const agentgate_open_prepared *prepared, uint64_t flag
     return fd;
 }
 
+bool agentgate_has_default_acl(int directory_fd) {
+    char link[48];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", directory_fd);
+    return getxattr(link, "system.posix_acl_default", NULL, 0) > 0;
+}
+
 int agentgate_open_finish(const agentgate_open_prepared *prepared, uint64_t flags, uint64_t mode, unsigned umask_bits, bool may_block) {
-    unsigned create_mode = (unsigned)(mode & 07777) & ~umask_bits;
+    // The umask applies only where the directory has no default ACL; where it has one, the
+    // kernel builds the mode from the ACL instead (the supervisor's own umask is 0).
+    unsigned create_mode = (unsigned)(mode & 07777);
+    if (prepared->kind == AGENTGATE_OPEN_CREATE || prepared->kind == AGENTGATE_OPEN_TMPFILE) {
+        int directory = prepared->kind == AGENTGATE_OPEN_CREATE ? prepared->parent_fd : prepared->object_fd;
+        if (!agentgate_has_default_acl(directory)) create_mode &= ~umask_bits;
+    }
     switch (prepared->kind) {
     case AGENTGATE_OPEN_EXISTING: {
         if (flags & O_PATH) {
@@ -509,6 +523,7 @@ _Static_assert(AGENTGATE_VALID_RESOLVE_FLAGS == (RESOLVE_NO_XDEV | RESOLVE_NO_MA
 _Static_assert(AGENTGATE_O_PATH == O_PATH, "O_PATH");
 _Static_assert(AGENTGATE_O_TMPFILE == O_TMPFILE, "O_TMPFILE");
 _Static_assert(AGENTGATE_AT_EMPTY_PATH == AT_EMPTY_PATH, "AT_EMPTY_PATH");
+_Static_assert(AGENTGATE_UTIME_OMIT == UTIME_OMIT, "UTIME_OMIT");
 _Static_assert(AGENTGATE_AT_SYMLINK_FOLLOW == AT_SYMLINK_FOLLOW, "AT_SYMLINK_FOLLOW");
 _Static_assert(AGENTGATE_AT_SYMLINK_NOFOLLOW == AT_SYMLINK_NOFOLLOW, "AT_SYMLINK_NOFOLLOW");
 _Static_assert(AGENTGATE_AT_REMOVEDIR == AT_REMOVEDIR, "AT_REMOVEDIR");

@@ -49,6 +49,8 @@ enum {
     AGENTGATE_AT_SYMLINK_FOLLOW = 0x400,
     AGENTGATE_AT_SYMLINK_NOFOLLOW = 0x100,
     AGENTGATE_AT_REMOVEDIR = 0x200,
+    /// utimensat's "leave this time as it is" (tv_nsec).
+    AGENTGATE_UTIME_OMIT = (1 << 30) - 2,
     /// The open flags openat2 accepts (the kernel's VALID_OPEN_FLAGS); the older opens ignore others.
     AGENTGATE_VALID_OPEN_FLAGS = 037777703,
     /// The only flags O_PATH may come with (O_PATH_FLAGS).
@@ -232,6 +234,13 @@ int agentgate_notif_addfd(int listener, uint64_t id, int fd, bool cloexec, int t
 /// Returns 1 when full, 0 when not, or -errno.
 int agentgate_fd_table_full(pid_t tid);
 
+/// The RLIMIT_FSIZE soft limit of thread `tid`'s process (prlimit, else /proc/TID/limits), in
+/// `*limit`; UINT64_MAX for none. Returns 0 or -errno.
+int agentgate_file_size_limit(pid_t tid, uint64_t *limit);
+
+/// tgkill(2): `signal` to thread `tid` of process `tgid`. Returns 0 or -errno.
+int agentgate_tgkill(pid_t tgid, pid_t tid, int signal);
+
 /// Whether the agent thread `tid`, waiting for the supervisor, has a pending signal the kernel
 /// has certainly routed to it (see signals.c): answering its call AGENTGATE_ERESTARTSYS then
 /// makes it handle the signal and restart or fail the call as the kernel would. 1, 0, or -errno.
@@ -304,6 +313,10 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
 
 /// Prepares the object an fd refers to (AT_EMPTY_PATH): `fd` is duplicated, not consumed.
 int agentgate_open_prepare_fd(int fd, agentgate_open_prepared *out);
+
+/// Whether the directory `directory_fd` (an O_PATH fd is fine) has a default ACL, which the
+/// kernel builds a new entry's mode from instead of applying the umask.
+bool agentgate_has_default_acl(int directory_fd);
 
 /// Performs the open decided on: reopens the existing object through /proc/self/fd with the
 /// agent's flags, or creates `name` under the parent with O_NOFOLLOW and `mode & ~umask`.

@@ -362,6 +362,15 @@ final class HookServer: Sendable {
     static func open(listenPath: String? = nil, log: Logger? = nil) -> HookServer? {
         var pair: [Int32] = [-1, -1]
         guard socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0, &pair) == 0 else { return nil }
+        // The agent's end goes high: a low number the agent inherits would be skipped by its own
+        // opens (the kernel hands out the lowest free fd), which it wouldn't be without the
+        // supervisor, and a low number is more likely to be closed and reused for another file.
+        var limit = rlimit()
+        let ceiling = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? min(UInt64(limit.rlim_cur), 1024) : 1024
+        if ceiling > 64, case let high = fcntl(pair[1], F_DUPFD, Int32(ceiling) - 24), high >= 0 {
+            close(pair[1])
+            pair[1] = high
+        }
         var pipeFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0 else {
             close(pair[0])

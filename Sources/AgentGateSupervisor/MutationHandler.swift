@@ -22,6 +22,8 @@ enum MutationHandler {
         var lastType = AGENTGATE_ENTRY_NAME
         /// For an entry operand: the name was written with a trailing slash.
         var trailingSlash = false
+        /// For an entry operand: the agent may not search its parent (the lookup's EACCES).
+        var searchDenied = false
     }
 
     /// The errno the kernel fails an unlink or rename with after looking its names up and before
@@ -35,10 +37,12 @@ enum MutationHandler {
         let isRemoveDirectory = syscall == "rmdir" || syscall == "unlinkat" && !isUnlink
         let isRename = syscall == "rename" || syscall == "renameat" || syscall == "renameat2"
         guard isUnlink || isRemoveDirectory || isRename, let source = r.first, source.isEntry else { return nil }
+        if source.searchDenied { return EACCES }
         if !source.exists { return ENOENT }
         if isUnlink && source.trailingSlash { return source.isDirectory ? EISDIR : ENOTDIR }
         guard isRename, r.count == 2, r[1].isEntry else { return nil }
         let destination = r[1]
+        if destination.searchDenied { return EACCES }
         let renameFlags = syscall == "renameat2" ? flags : 0
         if renameFlags & 1 /* RENAME_NOREPLACE */ != 0 && destination.exists { return EEXIST }
         if renameFlags & 2 /* RENAME_EXCHANGE */ != 0 {
@@ -63,6 +67,62 @@ enum MutationHandler {
         "fchownat": Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW | AGENTGATE_AT_EMPTY_PATH),
         "utimensat": Int32(AGENTGATE_AT_SYMLINK_NOFOLLOW | AGENTGATE_AT_EMPTY_PATH),
     ]
+
+    /// What the kernel answers from the arguments alone, before it copies a name or looks at a
+    /// directory fd: invalid flags (EINVAL), a mode of no file type (mknod), a negative length
+    /// (truncate), an xattr's flags or name, an empty symlink target, and utimensat's times
+    /// that change nothing (0, with no lookup at all). Nil when the call goes on. Nothing read
+    /// here is used for a decision; the caller checks the notification before answering.
+    private static func earlyAnswer(_ call: TrappedCall, spec: MutationSpec) -> Int32? {
+        let n = call.notification, syscall = call.syscall
+        let flags = spec.flagsArg.map { Int32(truncatingIfNeeded: n.arg($0)) } ?? 0
+        switch syscall {
+        case "utimensat":
+            if n.arg(2) != 0 {
+                var times = [Int64](repeating: 0, count: 4)
+                let rc = times.withUnsafeMutableBytes { agentgate_read_memory(n.tid, n.arg(2), $0.baseAddress, 32) }
+                if rc != 0 { return -rc }
+                if times[1] == Int64(AGENTGATE_UTIME_OMIT) && times[3] == Int64(AGENTGATE_UTIME_OMIT) { return 0 }
+            }
+            if n.arg(1) == 0 {
+                // utimensat(fd, NULL, …) takes no flags; utimensat(AT_FDCWD, NULL, …) has no name.
+                if n.intArg(0) != AT_FDCWD { return flags != 0 ? EINVAL : nil }
+                return flags & ~(validFlags[syscall] ?? 0) != 0 ? EINVAL : EFAULT
+            }
+        case "futimesat":
+            // No name and no dirfd: a name is needed, and NULL isn't one.
+            if n.arg(1) == 0 && n.intArg(0) == AT_FDCWD { return EFAULT }
+        case "mknod", "mknodat":
+            let mode = UInt32(truncatingIfNeeded: n.arg(syscall == "mknod" ? 1 : 2))
+            switch mode & UInt32(S_IFMT) {
+            case 0, UInt32(S_IFREG), UInt32(S_IFCHR), UInt32(S_IFBLK), UInt32(S_IFIFO), UInt32(S_IFSOCK): break
+            case UInt32(S_IFDIR): return EPERM
+            default: return EINVAL
+            }
+        case "truncate":
+            if Int64(bitPattern: n.arg(1)) < 0 { return EINVAL }
+        case "setxattr", "lsetxattr", "removexattr", "lremovexattr":
+            if syscall.hasSuffix("setxattr") && Int32(truncatingIfNeeded: n.arg(4)) & ~Int32(3) != 0 { return EINVAL } // XATTR_CREATE, XATTR_REPLACE
+            var name = [CChar](repeating: 0, count: 257)
+            let length = agentgate_read_string(n.tid, n.arg(1), &name, name.count)
+            if length == -Int(EFAULT) { return EFAULT }
+            if length == 0 || length > 255 || length == -Int(ENAMETOOLONG) { return ERANGE } // XATTR_NAME_MAX
+            if syscall.hasSuffix("setxattr") && n.arg(3) > 65536 { return E2BIG } // XATTR_SIZE_MAX
+        case "symlink", "symlinkat":
+            var target = [CChar](repeating: 0, count: 2)
+            let length = agentgate_read_string(n.tid, n.arg(0), &target, target.count)
+            if length == -Int(EFAULT) { return EFAULT }
+            if length == 0 { return ENOENT }
+        default:
+            break
+        }
+        if let valid = validFlags[syscall] {
+            // Invalid flags fail the call before anything is looked up or changed.
+            let renameConflict = syscall == "renameat2" && flags & 2 != 0 && flags & (1 | 4) != 0
+            if flags & ~valid != 0 || renameConflict { return EINVAL }
+        }
+        return nil
+    }
 
     /// Whether operand `index` of `syscall` is an entry the call creates (filename_create in the
     /// kernel): an existing name fails it with EEXIST before any permission is checked.
@@ -90,7 +150,13 @@ enum MutationHandler {
             handleDescriptor(call, fdArg: fdArg, memory: spec.memory)
             return
         }
-        if syscall == "utimensat" && n.arg(1) == 0 {
+        if let answer = earlyAnswer(call, spec: spec) {
+            guard core.listener.isValid(n.id) else { return }
+            if answer == 0 { core.listener.succeed(n.id, value: 0) } else { core.listener.fail(n.id, errno: answer) }
+            return
+        }
+        if (syscall == "utimensat" || syscall == "futimesat") && n.arg(1) == 0 {
+            // No name: the times of the dirfd's own file (utimensat(fd, NULL, …), futimesat too).
             handleDescriptor(call, fdArg: 0, memory: [.fixed(arg: 2, bytes: 32)])
             return
         }
@@ -110,10 +176,15 @@ enum MutationHandler {
                 break
             }
             let path = String(cBuffer: scratch.path, count: length)
-            paths.append(path)
-            rawPaths.append(RawPath(cBuffer: scratch.path, count: length))
             let dirfd = operand.dirfdArg.map { n.intArg($0) } ?? AT_FDCWD
             let emptyPath = path.isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0 && acceptsEmptyPath.contains(syscall)
+            if path.isEmpty && !emptyPath {
+                // The kernel refuses an empty name as it copies it, before any directory fd.
+                failure = Refusal(ENOENT, "empty path")
+                break
+            }
+            paths.append(path)
+            rawPaths.append(RawPath(cBuffer: scratch.path, count: length))
             bases.append(AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path))
         }
         var copies: [[UInt8]?] = []
@@ -130,14 +201,6 @@ enum MutationHandler {
         if let failure {
             call.deny(failure, action: .fsWrite, target: paths.first ?? "?")
             return
-        }
-        if let valid = validFlags[syscall] {
-            // Invalid flags fail the call before anything is looked up or changed.
-            let renameConflict = syscall == "renameat2" && flags & 2 != 0 && flags & (1 | 4) != 0
-            if flags & ~valid != 0 || renameConflict {
-                core.listener.fail(n.id, errno: EINVAL)
-                return
-            }
         }
         if let modeArg = spec.createModeArg, syscall.hasPrefix("mknod") {
             // A device node reaches a disk or kernel memory under a name of the agent's choosing.
@@ -334,7 +397,9 @@ enum MutationHandler {
                     }
                     args[flagsArg] = UInt64(UInt32(bitPattern: f))
                 }
-                if let modeArg = spec.createModeArg {
+                if let modeArg = spec.createModeArg, !(resolved.first.map { agentgate_has_default_acl($0.fd) } ?? false) {
+                    // The umask, unless the directory has a default ACL, which then decides
+                    // the mode instead (the supervisor's own umask is 0).
                     args[modeArg] &= ~UInt64((agentStatus ?? call.agentStatus()).umask) | ~UInt64(0o777)
                 }
                 return agentgate_syscall6(Int(n.number), args[0], args[1], args[2], args[3], args[4], args[5])
@@ -367,6 +432,16 @@ enum MutationHandler {
             }
             answer(result)
             return
+        }
+        if length > Int64(info.st_size) {
+            // Growing past the agent's RLIMIT_FSIZE: EFBIG and SIGXFSZ, as the kernel answers
+            // the agent (the supervisor's own limit isn't the one that counts).
+            var limit: UInt64 = .max
+            if agentgate_file_size_limit(n.tid, &limit) == 0, limit != .max, UInt64(length) > limit {
+                _ = agentgate_tgkill(call.process.tgid, n.tid, SIGXFSZ)
+                answer(-Int(EFBIG))
+                return
+            }
         }
         let link = "/proc/self/fd/\(object.fd)"
         let fd = agentgate_openat(AT_FDCWD, link, O_WRONLY | O_NONBLOCK | O_NOCTTY, 0)
@@ -479,11 +554,13 @@ enum MutationHandler {
             }
             var info = stat()
             let exists = fstatat(entry.parent_fd, name, &info, AT_SYMLINK_NOFOLLOW) == 0
+            // Looked up as the agent: a parent it may not search hides whether the name is there.
+            let searchDenied = !exists && Glibc.errno == EACCES
             let isDirectory = exists && info.st_mode & S_IFMT == S_IFDIR
             let safe = Array("/proc/self/fd/\(entry.parent_fd)/".utf8CString.dropLast()) + name.dropLast()
                 + (entry.trailing_slash ? [CChar(UInt8(ascii: "/"))] : []) + [0]
             return .resolved(Resolved(fd: entry.parent_fd, safePath: safe, target: target, isDirectory: isDirectory,
-                                      isEntry: true, exists: exists, trailingSlash: entry.trailing_slash))
+                                      isEntry: true, exists: exists, trailingSlash: entry.trailing_slash, searchDenied: searchDenied))
         }
         let prepared = scratch.prepared
         let target: String

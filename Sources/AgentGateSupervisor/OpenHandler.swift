@@ -36,6 +36,13 @@ enum OpenHandler {
             call.deny(Refusal(errno, errno == ENAMETOOLONG ? "path argument too long" : "path argument unreadable"), action: action, target: "?")
             return
         }
+        // The kernel's order: the flags (decodeArguments), the name (an empty one is ENOENT),
+        // a free fd (EMFILE), then the directory fd and the lookup.
+        if length == 0 {
+            guard core.listener.isValid(n.id) else { return }
+            call.deny(Refusal(ENOENT, "empty path"), action: action, target: "")
+            return
+        }
         let path = String(cBuffer: scratch.path, count: length)
         // RESOLVE_IN_ROOT resolves an absolute path inside the dirfd too.
         let inRoot = args.resolve & UInt64(AGENTGATE_RESOLVE_IN_ROOT) != 0
@@ -45,6 +52,10 @@ enum OpenHandler {
         // notification is pending: check before using any of them.
         guard core.listener.isValid(n.id) else { return }
         if base.error != 0 {
+            if agentgate_fd_table_full(n.tid) == 1 {
+                core.listener.fail(n.id, errno: EMFILE)
+                return
+            }
             let errno = base.error
             call.deny(Refusal(errno, "bad directory fd"), action: action, target: path)
             return
@@ -296,11 +307,21 @@ enum OpenHandler {
 
     private static func decodeArguments(_ n: Notification, family: SyscallFamily) -> Result<Arguments, Refusal> {
         func flags(_ raw: UInt64) -> UInt64 { UInt64(UInt32(truncatingIfNeeded: raw)) }
+        /// open and openat: what the kernel's build_open_how keeps of the arguments (unknown
+        /// flags cleared, O_PATH's companions only, a mode only for a create), then the same
+        /// checks as openat2's, before the name is read.
+        func legacy(dirfd: Int32, path: UInt64, rawFlags: UInt64, rawMode: UInt64) -> Result<Arguments, Refusal> {
+            var kept = flags(rawFlags) & UInt64(AGENTGATE_VALID_OPEN_FLAGS)
+            if kept & UInt64(AGENTGATE_O_PATH) != 0 { kept &= UInt64(AGENTGATE_O_PATH_FLAGS) }
+            let creates = kept & (UInt64(O_CREAT) | UInt64(AGENTGATE_O_TMPFILE_BIT)) != 0
+            if let failure = openHowFailure(flags: kept, mode: creates ? rawMode & 0o7777 : 0, resolve: 0) { return .failure(failure) }
+            return .success(Arguments(dirfd: dirfd, pathAddress: path, flags: flags(rawFlags), mode: rawMode & 0o7777, resolve: 0))
+        }
         switch family {
         case .open:
-            return .success(Arguments(dirfd: AT_FDCWD, pathAddress: n.arg(0), flags: flags(n.arg(1)), mode: n.arg(2) & 0o7777, resolve: 0))
+            return legacy(dirfd: AT_FDCWD, path: n.arg(0), rawFlags: n.arg(1), rawMode: n.arg(2))
         case .openat:
-            return .success(Arguments(dirfd: n.intArg(0), pathAddress: n.arg(1), flags: flags(n.arg(2)), mode: n.arg(3) & 0o7777, resolve: 0))
+            return legacy(dirfd: n.intArg(0), path: n.arg(1), rawFlags: n.arg(2), rawMode: n.arg(3))
         case .creat:
             return .success(Arguments(dirfd: AT_FDCWD, pathAddress: n.arg(0), flags: UInt64(O_CREAT | O_WRONLY | O_TRUNC),
                                       mode: n.arg(1) & 0o7777, resolve: 0))

@@ -615,6 +615,47 @@ int main(int argc, char **argv) {
     // ---- clone3: its flags live in memory the filter can't read (see SyscallTable)
     CASE("clone3-null", syscall(435, NULL, 0));
     CASE("clone3-small", ({ char args[32] = { 0 }; syscall(435, args, sizeof args); }));
+
+    // ---- the kernel's order: arguments, then the name, then a free fd, then the dirfd and the
+    // lookup (found by a review on 2026-12-07)
+    FDCASE("order-open-empty-creat-directory", open("", O_CREAT | O_DIRECTORY, 0644));
+    FDCASE("order-open-null-creat-directory", syscall(SYS_open, NULL, O_CREAT | O_DIRECTORY, 0644));
+    FDCASE("order-open-long-creat-directory", open(long_path, O_CREAT | O_DIRECTORY, 0644));
+    FDCASE("order-open-tmpfile-rdonly-empty", open("", O_TMPFILE | O_RDONLY, 0600));
+    FDCASE("order-openat-badfd-creat-directory", openat(999, "x", O_CREAT | O_DIRECTORY, 0644));
+    FDCASE("order-openat-badfd-empty", openat(999, "", O_RDONLY));
+    FDCASE("order-openat-path-with-ignored-flags", open("f", O_PATH | O_RDWR | O_TRUNC));
+    CASE("order-mkdirat-badfd-empty", mkdirat(999, "", 0755));
+    CASE("order-mknod-dir-type-existing", mknod("f", S_IFDIR | 0755, 0));
+    CASE("order-mknod-bad-type-missing-parent", mknod("missing/x", 0170000 | 0755, 0));
+    CASE("order-mknodat-bad-type-badfd", mknodat(999, "x", 0170000 | 0644, 0));
+    CASE("order-symlink-empty-target-existing", symlink("", "f"));
+    CASE("order-truncate-missing-negative", truncate("missing", -1));
+    CASE("order-setxattr-missing-bad-flags", setxattr("missing", "user.x", "v", 1, 8));
+    CASE("order-setxattr-missing-empty-name", setxattr("missing", "", "v", 1, 0));
+    CASE("order-removexattr-missing-empty-name", removexattr("missing", ""));
+    CASE("order-unlinkat-null-bad-flags", syscall(SYS_unlinkat, AT_FDCWD, NULL, 0x8));
+    CASE("order-renameat2-null-bad-flags", syscall(SYS_renameat2, AT_FDCWD, NULL, AT_FDCWD, "x", 0x80));
+    CASE("order-utimensat-omit-both-missing", ({ struct timespec t[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } }; utimensat(AT_FDCWD, "missing", t, 0); }));
+    CASE("order-utimensat-omit-both-bad-flags", ({ struct timespec t[2] = { { 0, UTIME_OMIT }, { 0, UTIME_OMIT } }; utimensat(AT_FDCWD, "f", t, 0x8000); }));
+    CASE("order-utimensat-null-path-cwd", syscall(SYS_utimensat, AT_FDCWD, NULL, NULL, 0));
+    CASE("order-utimensat-null-path-badfd-nofollow", syscall(SYS_utimensat, 999, NULL, NULL, AT_SYMLINK_NOFOLLOW));
+    CASE("order-futimesat-fd-null", ({ int fd = open("f", O_RDONLY); long r = syscall(SYS_futimesat, fd, NULL, NULL); int e = errno; close(fd); errno = e; r; }));
+    CASE("order-futimesat-cwd-null", syscall(SYS_futimesat, AT_FDCWD, NULL, NULL));
+    // The agent's RLIMIT_FSIZE, not the supervisor's: EFBIG (SIGXFSZ ignored here).
+    CASE("truncate-grow-past-fsize-limit", ({ struct rlimit old, small; getrlimit(RLIMIT_FSIZE, &old); small = old; small.rlim_cur = 10;
+        signal(SIGXFSZ, SIG_IGN); setrlimit(RLIMIT_FSIZE, &small); long r = truncate("f", 100); int e = errno;
+        setrlimit(RLIMIT_FSIZE, &old); signal(SIGXFSZ, SIG_DFL); errno = e; r; }));
+    // A parent the caller may not search: EACCES, whether or not the name is there.
+    CASE("unlink-in-unsearchable-dir", ({ chmod("e", 0600); long r = unlink("e/x"); int e = errno; chmod("e", 0755); errno = e; r; }));
+    CASE("rename-from-unsearchable-dir", ({ chmod("e", 0600); long r = rename("e/x", "moved"); int e = errno; chmod("e", 0755); errno = e; r; }));
+    // A directory with a default ACL: the new entry's mode comes from the ACL, not the umask.
+    CASE("default-acl-create-modes", ({
+        // system.posix_acl_default: user::rwx group::rwx other::r-x (version 2).
+        unsigned char acl[28] = { 2, 0, 0, 0, 1, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 4, 0, 7, 0, 0xff, 0xff, 0xff, 0xff, 32, 0, 5, 0, 0xff, 0xff, 0xff, 0xff };
+        long r = setxattr("d", "system.posix_acl_default", acl, sizeof acl, 0);
+        if (r == 0) { int fd = open("d/file", O_WRONLY | O_CREAT, 0666); if (fd >= 0) close(fd); mkdir("d/dir", 0777); mknod("d/fifo", S_IFIFO | 0666, 0); }
+        r; }));
     return 0;
 }
 """#

@@ -23,6 +23,7 @@ enum FidelityEdgeSource {
 #include <linux/openat2.h>
 #include <netinet/in.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
