@@ -169,6 +169,7 @@ enum MutationHandler {
         var bases: [AgentDirectory] = []
         defer { for base in bases { base.close() } }
         var failure: Refusal? = nil
+        var emptyName = false
         for operand in spec.operands {
             let length = agentgate_read_string(n.tid, n.arg(operand.pathArg), scratch.path, ThreadScratch.pathCapacity)
             if length < 0 {
@@ -179,13 +180,19 @@ enum MutationHandler {
             let dirfd = operand.dirfdArg.map { n.intArg($0) } ?? AT_FDCWD
             let emptyPath = path.isEmpty && flags & Int32(AGENTGATE_AT_EMPTY_PATH) != 0 && acceptsEmptyPath.contains(syscall)
             if path.isEmpty && !emptyPath {
-                // The kernel refuses an empty name as it copies it, before any directory fd.
-                failure = Refusal(ENOENT, "empty path")
+                // The kernel refuses an empty name as it copies it, before any directory fd. It
+                // names nothing, so nothing is decided or recorded.
+                emptyName = true
                 break
             }
             paths.append(path)
             rawPaths.append(RawPath(cBuffer: scratch.path, count: length))
             bases.append(AgentDirectory.open(tid: n.tid, dirfd: dirfd, path: emptyPath ? "." : path))
+        }
+        if emptyName {
+            guard core.listener.isValid(n.id) else { return }
+            core.listener.fail(n.id, errno: ENOENT)
+            return
         }
         var copies: [[UInt8]?] = []
         if failure == nil {

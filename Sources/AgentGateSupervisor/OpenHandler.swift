@@ -39,8 +39,9 @@ enum OpenHandler {
         // The kernel's order: the flags (decodeArguments), the name (an empty one is ENOENT),
         // a free fd (EMFILE), then the directory fd and the lookup.
         if length == 0 {
+            // Names nothing, so nothing is decided or recorded.
             guard core.listener.isValid(n.id) else { return }
-            call.deny(Refusal(ENOENT, "empty path"), action: action, target: "")
+            core.listener.fail(n.id, errno: ENOENT)
             return
         }
         let path = String(cBuffer: scratch.path, count: length)
