@@ -17,11 +17,16 @@ enum SyscallDispatch {
         // exec, not a mix with the new one (which is recorded at its own first trapped call).
         // Calls that change credentials or capabilities are read afresh after the answer, and
         // so is the exec of the session's command (its caller is the supervisor's own fork).
+        // Every other first call is read before the answer too: after it, a short-lived image
+        // (`true`) can be gone before its argv and cgroup are read, and be recorded without them.
         let writer = process.firstSeen && n.tid == process.tgid ? core.recorder.writer : nil
         let known = process.status.flatMap { $0.readOK ? (status: $0, executable: process.executable) : nil }
         var recorded = false
-        if let writer, let known, family.isExec, process.ppid != core.supervisorPID {
-            if let record = ProcessSnapshot.read(pid: n.tid, known: known) { writer.recordProcessStart(record) }
+        if let writer, let known, family.isExec ? process.ppid != core.supervisorPID : !family.mayChangeIdentity {
+            // Read under this notification: if it is no longer pending, the pid may name another process.
+            if let record = ProcessSnapshot.read(pid: n.tid, known: known), core.listener.isValid(n.id) {
+                writer.recordProcessStart(record)
+            }
             recorded = true
         }
         defer {
