@@ -96,8 +96,8 @@ let package = Package(
             ],
             resources: [.embedInCode("Resources/dashboard.html"), .embedInCode("Resources/openapi.json")]
         ),
-        .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI"]),
-        .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI", "AgentGateServer"]),
+        .executableTarget(name: "agentgate-supervise", dependencies: ["AgentGateCLI", "AgentGateSupervisor"]),
+        .executableTarget(name: "agentgate", dependencies: ["AgentGateCLI", "AgentGateServer", "AgentGateSupervisor"]),
         // `swift run -c release agentgate-policy-bench`: policy decisions per second.
         .executableTarget(name: "agentgate-policy-bench", dependencies: ["AgentGatePolicy"], path: "Benchmarks/PolicyBench"),
         // `swift run -c release agentgate-store-bench`: events/s through AuditWriter (README).

@@ -365,9 +365,12 @@ final class HookServer: Sendable {
         // The agent's end goes high: a low number the agent inherits would be skipped by its own
         // opens (the kernel hands out the lowest free fd), which it wouldn't be without the
         // supervisor, and a low number is more likely to be closed and reused for another file.
+        // Above 63 only when the table was grown while the process was single-threaded:
+        // growing it now, with threads sharing it, waits for an RCU grace period (~10 ms here).
         var limit = rlimit()
         let ceiling = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? min(UInt64(limit.rlim_cur), 1024) : 1024
-        if ceiling > 64, case let high = fcntl(pair[1], F_DUPFD, Int32(ceiling) - 24), high >= 0 {
+        let base: Int32 = DescriptorTable.isGrown && ceiling > 64 ? Int32(ceiling) - 24 : 48
+        if case let high = fcntl(pair[1], F_DUPFD, base), high >= 0 {
             close(pair[1])
             pair[1] = high
         }
@@ -743,5 +746,26 @@ extension Supervisor {
         core.recorder.writer?.record(event)
         return HookAnswer(ok: true, decision: decided.decision.name, answer: decided.answer.name, action: decided.kind.name,
                           target: decided.target, why: event.reason)
+    }
+}
+
+/// The process's fd table, grown once at start so that a high fd costs nothing later.
+public enum DescriptorTable {
+    private static let grown = Atomic<Bool>(false)
+
+    /// Whether `growWhileSingleThreaded` grew the table (so fds up to 1023 take no expansion).
+    static var isGrown: Bool { grown.load(ordering: .acquiring) }
+
+    /// Grows the fd table to 1024 entries (fcntl F_DUPFD to fd 1023, closed at once), but only
+    /// while this process has one thread: the kernel waits for an RCU grace period before it
+    /// frees a table other threads share (expand_fdtable), about 10 ms on a VM. Call it first
+    /// thing in main.
+    public static func growWhileSingleThreaded() {
+        var tasks = stat()
+        guard stat("/proc/self/task", &tasks) == 0, tasks.st_nlink == 3 else { return } // ".", ".." and one thread
+        let probe = fcntl(2, F_DUPFD_CLOEXEC, 1023)
+        guard probe >= 0 else { return }
+        close(probe)
+        grown.store(true, ordering: .releasing)
     }
 }
