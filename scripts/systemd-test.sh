@@ -414,7 +414,8 @@ AGENTGATE_COMMAND=/usr/local/bin/nightly-agent --nightly
 EOF
 inside systemctl daemon-reload
 inside systemctl start agentgate-session@nightly.service || fail "agentgate-session@nightly did not start: $(inside journalctl -u agentgate-session@nightly --no-pager | tail -20)"
-wait_for "the nightly session's agent" test -s /home/tester/nightly.cgroup
+# The agent writes these one after the other: wait for the last one it writes before its ask.
+wait_for "the nightly session's agent" test -s /home/tester/nightly.secret
 unit=agentgate-session@nightly.service
 [ "$(show $unit Slice)" = agentgate.slice ] || fail "$unit runs in $(show $unit Slice)"
 [ "$(inside cat /home/tester/nightly.user)" = tester ] || fail "the nightly agent ran as $(inside cat /home/tester/nightly.user)"
