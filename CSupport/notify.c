@@ -118,20 +118,21 @@ int agentgate_notif_addfd(int listener, uint64_t id, int fd, bool cloexec, int t
     return rc < 0 ? -err : rc;
 }
 
-int agentgate_file_size_limit(pid_t tid, uint64_t *out) {
+// The soft limit `resource` of thread `tid`'s process, UINT64_MAX for none: prlimit, else the
+// line `label` of /proc/TID/limits (prlimit needs the agent's uids, /proc/PID/limits does not).
+static int soft_limit(pid_t tid, int resource, const char *label, uint64_t *out) {
     struct rlimit limit;
-    if (prlimit(tid, RLIMIT_FSIZE, NULL, &limit) == 0) {
+    if (prlimit(tid, resource, NULL, &limit) == 0) {
         *out = limit.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)limit.rlim_cur;
         return 0;
     }
-    // prlimit needs the agent's uids; /proc/PID/limits does not.
     char path[64], text[4096];
     snprintf(path, sizeof path, "/proc/%d/limits", (int)tid);
     ssize_t n = agentgate_read_small_file(AT_FDCWD, path, text, sizeof text);
     if (n < 0) return (int)n;
-    const char *line = strstr(text, "Max file size");
+    const char *line = strstr(text, label);
     if (!line) return -EIO;
-    line += strlen("Max file size");
+    line += strlen(label);
     while (*line == ' ') line++;
     char *end;
     unsigned long long soft = strtoull(line, &end, 10);
@@ -139,26 +140,20 @@ int agentgate_file_size_limit(pid_t tid, uint64_t *out) {
     return 0;
 }
 
+int agentgate_file_size_limit(pid_t tid, uint64_t *out) {
+    return soft_limit(tid, RLIMIT_FSIZE, "Max file size", out);
+}
+
 int agentgate_tgkill(pid_t tgid, pid_t tid, int signal) {
     return syscall(SYS_tgkill, tgid, tid, signal) == 0 ? 0 : -errno;
 }
 
 int agentgate_fd_table_full(pid_t tid) {
-    // The limit is the process's (prlimit needs the agent's uids, /proc/PID/limits does not).
-    struct rlimit limit;
-    if (prlimit(tid, RLIMIT_NOFILE, NULL, &limit) != 0) {
-        char path[64], text[4096];
-        snprintf(path, sizeof path, "/proc/%d/limits", (int)tid);
-        ssize_t n = agentgate_read_small_file(AT_FDCWD, path, text, sizeof text);
-        if (n < 0) return (int)n;
-        const char *line = strstr(text, "Max open files");
-        if (!line) return -EIO;
-        line += strlen("Max open files");
-        char *end;
-        unsigned long long soft = strtoull(line, &end, 10);
-        if (end == line) return 0; // "unlimited"
-        limit.rlim_cur = (rlim_t)soft;
-    }
+    // The limit is the process's.
+    uint64_t soft;
+    int rc = soft_limit(tid, RLIMIT_NOFILE, "Max open files", &soft);
+    if (rc < 0) return rc;
+    struct rlimit limit = { .rlim_cur = soft == UINT64_MAX ? RLIM_INFINITY : (rlim_t)soft };
     if (limit.rlim_cur >= (rlim_t)1 << 31) return 0;
     char directory[64];
     snprintf(directory, sizeof directory, "/proc/%d/fd", (int)tid);
