@@ -67,10 +67,13 @@ public struct AuditKey: Sendable, Equatable {
             throw StoreError(code: .cannotOpen, path: path, message: "stat of the audit key failed", systemErrno: errno)
         }
         guard info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else {
+            // The usual case: root reading an ordinary user's database (or the other way).
+            let owner = info.st_mode & S_IFMT == S_IFREG && info.st_mode & 0o077 == 0 && info.st_uid != geteuid()
+                ? "; it belongs to uid \(info.st_uid): run this as that user" : ""
             throw StoreError(
                 code: .invalidData, path: path,
                 message: "the audit key must be a regular file of uid \(geteuid()) with mode 0600 (it is mode "
-                    + "\(String(info.st_mode & 0o7777, radix: 8)), uid \(info.st_uid)); not used")
+                    + "\(String(info.st_mode & 0o7777, radix: 8)), uid \(info.st_uid)); not used\(owner)")
         }
         var buffer = [UInt8](repeating: 0, count: 256)
         let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }

@@ -85,6 +85,13 @@ struct KeyedChainTests {
         let error = #expect(throws: StoreError.self) { try AuditStore(path: path) }
         #expect(error?.code == .invalidData)
         #expect(error?.message.contains("0600") == true)
+        #expect(error?.message.contains("run this as that user") == false)
+        // Another user's sound key (root opening an ordinary user's database): say whose.
+        guard geteuid() == 0 else { return }
+        chmod(path + ".key", 0o600)
+        chown(path + ".key", 65534, 65534)
+        let foreign = #expect(throws: StoreError.self) { try AuditStore(path: path) }
+        #expect(foreign?.message.contains("it belongs to uid 65534: run this as that user") == true)
     }
 
     @Test("an event rewritten and every later link recomputed with plain SHA-256: verify fails and says why")
