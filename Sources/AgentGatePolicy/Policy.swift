@@ -1,3 +1,4 @@
+import Synchronization
 /// One rule of a policy, as written in its policy file.
 public struct PolicyRule: Sendable, Equatable {
     /// 0-based position in `Policy.rules` (after includes are merged).
@@ -494,23 +495,88 @@ extension Policy {
     /// Whether a rule that isn't `allow` could match a file path below `directory` while the
     /// directory itself is allowed: moving or renaming such a directory would carry protected
     /// files to an unprotected name. Only rules before the one that decides the directory can
-    /// (first match wins), unless that rule might not cover every descendant. Rules whose literal
-    /// prefix can't be told apart (leading wildcards, no target) count as protecting.
+    /// (first match wins), unless that rule might not cover every descendant. A pattern whose
+    /// literal start lies inside the directory protects; one whose wildcards begin above it (a
+    /// leading wildcard, `$HOME/{.config/git,…}/**` for `~/.config`) protects when some path
+    /// below the directory could match it (`GlobOverlap`); a rule without a target protects.
+    /// Also used for where a tree may appear: a rename's destination, a new symlink.
     public func protectsDescendants(of directory: String) -> Bool {
         let prefix = directory.hasSuffix("/") ? directory : directory + "/"
+        var below: String?
         for kind in [ActionKind.fsRead, .fsWrite] {
             var limit = rules.count
-            if let index = evaluate(kind, target: directory).ruleIndex,
-               rules[index].expandedTargetGlob.map({ $0.hasSuffix("/**") }) ?? true {
-                // This rule (no target, or ending in /**) decides every descendant like the directory.
+            if let index = evaluate(kind, target: directory).ruleIndex, Self.coversDescendants(rules[index], of: directory) {
                 limit = index
             }
             for rule in rules[0..<limit] where !rule.decision.allows && rule.actions.contains(kind) {
-                guard let glob = rule.expandedTargetGlob else { return true }
-                let literal = String(glob.prefix { !"*?[\\{".contains($0) })
-                if !literal.hasPrefix("/") || literal.hasPrefix(prefix) { return true }
+                guard rule.expandedTargetGlob != nil, !rule.targetAlternatives.isEmpty else { return true }
+                for pattern in rule.targetAlternatives {
+                    switch Self.literalStart(of: pattern, against: prefix) {
+                    case .inside: return true
+                    case .apart: continue
+                    case .above:
+                        // The pattern's wildcards begin above the directory: whether one reaches
+                        // below it is a question of overlap.
+                        if below == nil { below = PolicyVariables.globEscaped(prefix) + "**" }
+                        if GlobOverlap.overlap(pattern, below!, syntax: .path) { return true }
+                    }
+                }
             }
         }
         return false
     }
+
+    private enum LiteralStart { case inside, above, apart }
+
+    /// Where `pattern`'s literal start (the bytes before its first wildcard, brace or escape)
+    /// lies against the directory `prefix` (ending in "/"): inside it, above it (a prefix of
+    /// it, or not an absolute path at all), or apart from it. Bytes, no allocation: renames ask.
+    private static func literalStart(of pattern: String, against prefix: String) -> LiteralStart {
+        var p = pattern.utf8.makeIterator(), d = prefix.utf8.makeIterator()
+        var first = true
+        while let byte = p.next() {
+            switch byte {
+            case UInt8(ascii: "*"), UInt8(ascii: "?"), UInt8(ascii: "["), UInt8(ascii: "\\"), UInt8(ascii: "{"):
+                return .above
+            default:
+                if first && byte != UInt8(ascii: "/") { return .above }
+                first = false
+                guard let other = d.next() else { return .inside }
+                if other != byte { return .apart }
+            }
+        }
+        return d.next() == nil ? .inside : .above
+    }
+
+    /// Whether `rule`, which decides `directory`, decides every path below it too: it has no
+    /// target, or its pattern ends in `/**`, or one of its alternatives is `X/**` with `X`
+    /// matching the directory or one of its ancestors (`$HOME/{.config,.config/*/**}` for
+    /// `~/.config/app`).
+    static func coversDescendants(_ rule: PolicyRule, of directory: String) -> Bool {
+        guard let glob = rule.expandedTargetGlob, !glob.hasSuffix("/**") else { return true }
+        var ancestors: [String] = []
+        var path = directory.hasSuffix("/") && directory.count > 1 ? String(directory.dropLast()) : directory
+        while path.hasPrefix("/") {
+            ancestors.append(path)
+            guard let slash = path.lastIndex(of: "/"), path != "/" else { break }
+            path = slash == path.startIndex ? "/" : String(path[..<slash])
+        }
+        for pattern in rule.targetAlternatives where pattern.hasSuffix("/**") {
+            guard let stem = subtreeStem(pattern) else { continue }
+            if ancestors.contains(where: { stem.matches($0) }) { return true }
+        }
+        return false
+    }
+
+    /// `X` of a pattern `X/**`, compiled once per pattern (renames ask on every call).
+    private static func subtreeStem(_ pattern: String) -> Glob? {
+        if let cached = stemCache.withLock({ $0[pattern] }) { return cached }
+        let stem = try? Glob(String(pattern.dropLast(3)))
+        stemCache.withLock { cache in
+            if cache.count >= 4096 { cache.removeAll() } // policies are finite; reloads add more
+            cache[pattern] = .some(stem)
+        }
+        return stem
+    }
+    private static let stemCache = Mutex<[String: Glob?]>([:])
 }

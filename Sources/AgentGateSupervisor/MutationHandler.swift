@@ -134,6 +134,18 @@ enum MutationHandler {
         }
     }
 
+    /// Whether operand `index` of `syscall` names where a whole tree may appear: a rename's
+    /// destination (both names for RENAME_EXCHANGE) or a new symlink, which may lead anywhere.
+    /// Every path below it then names the tree's files, which no decision on them allowed.
+    private static func placesTree(_ syscall: String, flags: Int32, operand index: Int) -> Bool {
+        switch syscall {
+        case "symlink", "symlinkat": return true
+        case "rename", "renameat": return index == 1
+        case "renameat2": return index == 1 || flags & 2 != 0
+        default: return false
+        }
+    }
+
     /// Whether operand `index` of `syscall` names an entry to create, remove or rename, rather
     /// than an object reached without following a final symlink (lchown, the source of a link).
     /// A final ".", ".." or "/" there makes the kernel fail the call whatever the permissions.
@@ -364,6 +376,15 @@ enum MutationHandler {
                             reason: "the directory holds paths the policy protects")
                     return
                 }
+            }
+            // A tree put in place at once (a directory renamed, a symlink made) where the policy
+            // protects paths below: ~/.config is writable, ~/.config/git/config is not, and a
+            // ready-made ~/.config renamed into place would bring one.
+            if verdict.decision.allows && placesTree(syscall, flags: flags, operand: index)
+                && (call.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
+                respond(call, errno: EACCES, target: r.target, verdict: nil,
+                        reason: "the policy protects paths below it, which a tree moved or linked there would fill")
+                return
             }
             guard verdict.letsCallProceed else {
                 respond(call, errno: verdict.errno(or: EACCES), target: r.target, verdict: verdict, reason: nil)

@@ -113,6 +113,22 @@ struct DefaultPolicyTests {
         (.fsWrite, "/home/u/.nvm/nvm.sh", .deny),
         (.fsWrite, "/tmp/tmp.AbCdEf1234", .allow),
         (.fsWrite, "/var/run/nscd/socket", .allow),
+        // Sockets of the user's programs outside the session (connecting is a write).
+        (.fsWrite, "/tmp/tmux-1000/default", .deny),
+        (.fsWrite, "/tmp/ssh-XXXXabcd1234/agent.4321", .deny),
+        (.fsWrite, "/tmp/.X11-unix/X0", .deny),
+        (.fsWrite, "/var/tmp/vscode-ipc-0a1b.sock", .deny),
+        (.fsWrite, "/tmp/zellij-1000/0.40.1/session", .deny),
+        (.fsWrite, "/run/user/1000/bus", .deny),
+        (.fsWrite, "/tmp/tmux.conf", .allow),
+        (.fsWrite, "/tmp/pytest-of-u/pytest-3/test0/app.sock", .allow),
+        (.fsWrite, "/tmp/.s.PGSQL.5432", .allow),
+        // less's key files set LESSOPEN; bat's and lazygit's configs name pagers and commands.
+        (.fsWrite, "/home/u/.lesskey", .deny),
+        (.fsWrite, "/home/u/.config/lesskey", .deny),
+        (.fsWrite, "/home/u/.config/bat/config", .deny),
+        (.fsWrite, "/home/u/.config/lazygit/config.yml", .deny),
+        (.fsWrite, "/home/u/.config/configstore/update-notifier-npm.json", .allow),
     ])
     func decisions(kind: ActionKind, target: String, expected: Decision) {
         let verdict = policy.evaluate(kind, target: target)
@@ -153,5 +169,17 @@ struct DefaultPolicyTests {
             #expect(seen.insert(id).inserted, "duplicate id \(id)")
             #expect(!(rule.reason ?? "").isEmpty, "rule \(rule.displayID) has no reason")
         }
+    }
+
+    @Test("abstract sockets of programs outside the session are refused; others are the agent's own")
+    func abstractSockets() {
+        for target in ["unix:@/tmp/.X11-unix/X0", "unix:@/tmp/dbus-AbCd1234", "unix:@/tmp/.ICE-unix/1234"] {
+            let verdict = policy.evaluateEgress(target: target)
+            #expect(verdict.decision == .deny, "\(target)")
+            #expect(verdict.ruleIndex.map { policy.rules[$0].id } == "outside-abstract-sockets", "\(target)")
+        }
+        #expect(policy.evaluateEgress(target: "unix:@my-test-server").decision == .allow)
+        #expect(policy.evaluateEgress(target: "unix:/tmp/tmux-1000/default").decision == .deny)
+        #expect(policy.evaluateEgress(target: "unix:/tmp/lsp.sock").decision == .allow)
     }
 }

@@ -138,8 +138,12 @@ struct EgressProfileTests {
         #expect(p.evaluateEgress(target: "127.0.0.1:3000").decision == .allow)
         #expect(p.evaluateEgress(target: "[::1]:5173").decision == .allow)
         #expect(p.evaluateConnection(addressTarget: "127.0.0.1:3000", resolvedName: "localhost").decision == .allow)
-        #expect(p.evaluateEgress(target: "unix:@/tmp/dbus-abc").decision == .allow)
+        #expect(p.evaluateEgress(target: "unix:@dbus-abc").decision == .allow)
         #expect(p.evaluateEgress(target: "unix:/tmp/lsp.sock").decision == .allow)
+        // Outside programs' sockets stay refused: an abstract session bus or X server, tmux.
+        #expect(p.evaluateEgress(target: "unix:@/tmp/dbus-abc").decision == .deny)
+        #expect(p.evaluateEgress(target: "unix:@/tmp/.X11-unix/X0").decision == .deny)
+        #expect(p.evaluateEgress(target: "unix:/tmp/tmux-1000/default").decision == .deny)
         let docker = p.evaluateEgress(target: "unix:/var/run/docker.sock")
         #expect(docker.decision == .deny)
         #expect(p.rules[docker.ruleIndex!].id == "other-writes")

@@ -306,4 +306,59 @@ struct DescendantCatchAllTests {
         #expect(!policy.protectsDescendants(of: "/w/proj/build"))
         #expect(policy.protectsDescendants(of: "/w/proj"))
     }
+
+    @Test("a pattern whose wildcards begin above the directory protects it when it reaches below")
+    func wildcardsAboveTheDirectory() throws {
+        let variables = PolicyVariables(workingDirectory: "/w", home: "/h")
+        let policy = try Policy.parse(yaml: """
+            version: 2
+            default: allow
+            rules:
+              - match: {action: fs_write, target_glob: "/h/{.config/{git,systemd},.local/share/applications}/**"}
+                decision: deny
+              - match: {action: fs_read, target_glob: "/h/.aws/*/credentials"}
+                decision: deny
+            """, source: "p.yaml", variables: variables)
+        // Brace alternatives: the literal start (/h/) lies above ~/.config.
+        #expect(policy.protectsDescendants(of: "/h/.config"))
+        #expect(policy.protectsDescendants(of: "/h/.config/"))
+        #expect(policy.protectsDescendants(of: "/h/.local/share"))
+        #expect(policy.protectsDescendants(of: "/h/.local"))
+        #expect(policy.protectsDescendants(of: "/h"))
+        #expect(!policy.protectsDescendants(of: "/h/.config/nvim"))
+        #expect(!policy.protectsDescendants(of: "/h/.cache"))
+        #expect(!policy.protectsDescendants(of: "/w/proj"))
+        // One wildcard segment: /h/.aws/x/credentials, not /h/.aws/x/y/credentials.
+        #expect(policy.protectsDescendants(of: "/h/.aws"))
+        #expect(policy.protectsDescendants(of: "/h/.aws/x"))
+        #expect(!policy.protectsDescendants(of: "/h/.aws/x/y"))
+        // A directory name with glob characters is taken literally.
+        #expect(!policy.protectsDescendants(of: "/h/.c*"))
+        #expect(!policy.protectsDescendants(of: "/h/{.config,x}"))
+
+        // A leading wildcard reaches below every directory.
+        let anywhere = try Policy.parse(yaml: """
+            default: allow
+            rules:
+              - match: {action: fs_write, target_glob: "**/.git/hooks/*"}
+                decision: deny
+            """, source: "p.yaml", variables: variables)
+        #expect(anywhere.protectsDescendants(of: "/w/proj"))
+        #expect(anywhere.protectsDescendants(of: "/w/proj/.git"))
+    }
+
+    @Test("the built-in policy: ~/.config and ~/.local/share protect what they hold; a project's directories don't")
+    func builtInDescendants() throws {
+        let policy = try Policy.builtInDefault(variables: PolicyVariables(workingDirectory: "/home/u/proj", home: "/home/u"))
+        // (~/.ssh itself is denied: the question is for directories a rename or symlink may name.)
+        for directory in ["/home/u/.config", "/home/u/.local/share", "/home/u/.local", "/home/u"] {
+            #expect(policy.protectsDescendants(of: directory), "\(directory)")
+        }
+        // ~/.config/app is decided by `$HOME/.config/*/**`, which decides all below it too.
+        for directory in ["/home/u/proj/build", "/home/u/proj/src/module", "/home/u/proj/.git/objects/ab", "/tmp/x",
+                          "/home/u/.cache/pip", "/home/u/.config/nvim-data", "/home/u/.config/configstore",
+                          "/home/u/.local/share/app/logs", "/home/u/.local/state/app"] {
+            #expect(!policy.protectsDescendants(of: directory), "\(directory)")
+        }
+    }
 }

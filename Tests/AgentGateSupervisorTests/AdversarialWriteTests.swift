@@ -199,5 +199,42 @@ extension AdversarialTests {
         func hardLinkOutThenWrite() throws {
             try writeAttempt(WriteCase(name: "link out then write", args: ["fsop", "link-then-write", "prot/file", "pub/alias"], eacces: false))
         }
+
+        // ~/.config is writable, ~/.config/git/** is not: a ready-made tree renamed (or linked)
+        // into place as ~/.config brings a git config no write to ~/.config/git was decided on.
+        @Test("a ready-made tree renamed or symlinked to a name whose descendants are protected", arguments: [
+            ["mv", "-T", "pub/newcfg", "cfg"], ["mv", "-T", "pub/newcfg", "cfg-empty"], ["ln", "-s", "pub/newcfg", "cfg"],
+            ["python3", "-c", "import os; os.rename('pub/newcfg', 'cfg')"],
+        ])
+        func treeIntoProtectedDescendants(command: [String]) throws {
+            let destination = command.count > 3 ? command[3] : "cfg"
+            func fixture(_ name: String) throws -> (Harness, String) {
+                let h = try Harness(name)
+                try h.mkdir("pub/newcfg/git")
+                try h.mkdir("cfg-empty")
+                try h.write("pub/newcfg/git/config", "[core]\n\tpager = sh -c evil\n")
+                let policy = try h.policy("""
+                    version: 2
+                    default: allow
+                    rules:
+                      - match: {action: fs_write, target_glob: "\(h.dir)/{cfg,cfg-empty}/{git,systemd}/**"}
+                        decision: deny
+                    """)
+                return (h, policy)
+            }
+            let (bare, _) = try fixture("treeIntoProtectedBare" + command.joined().filter { $0.isLetter }.prefix(20))
+            let bareResult = bare.bare(command)
+            #expect(FileManager.default.fileExists(atPath: bare.path(destination + "/git/config")),
+                    "bare, the tree must land (else this test proves nothing)\n\(bareResult)")
+
+            let (h, policy) = try fixture("treeIntoProtected" + command.joined().filter { $0.isLetter }.prefix(20))
+            let result = h.supervised(command, policy: policy)
+            #expect(result.status != 0, "\(result)")
+            #expect(!FileManager.default.fileExists(atPath: h.path(destination + "/git/config")), "the tree landed\n\(result)")
+            #expect(FileManager.default.fileExists(atPath: h.path("pub/newcfg/git/config")))
+            let denied = h.query("select count(*) from events where decision = 'deny' and target like '%\(destination)'").first?.first
+            #expect(denied == "1", "the refusal is recorded\n\(result)")
+            Adversarial.expectAuditIntact(h, command.joined(separator: " "))
+        }
     }
 }

@@ -62,6 +62,30 @@ import Testing
         #expect(planted.stdout.contains("refused 13") && !h.exists("keys/planted.sock"), "\(planted)")
     }
 
+    /// The user's tmux server or ssh-agent, started outside the session, listens in /tmp, which
+    /// the built-in policy lets the agent write: connecting to it must still be refused.
+    @Test("built-in policy: the user's own tmux and ssh-agent sockets in /tmp are refused", arguments: ["tmux-", "ssh-"])
+    func outsideServiceSocketsInTmp(prefix: String) throws {
+        let h = try Harness()
+        let policy = try h.policy("include: [agentgate:default]\n")
+        let directory = "/tmp/\(prefix)agentgate-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let socket = directory + (prefix == "ssh-" ? "/agent.1234" : "/default")
+        let server = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(8)"
+        let serverProcess = Process()
+        serverProcess.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        serverProcess.arguments = ["python3", "-c", server, socket]
+        try serverProcess.run()
+        defer { serverProcess.terminate() }
+        let client = "import socket,sys\ntry:\n socket.socket(socket.AF_UNIX).connect(sys.argv[1]); print('connected')\nexcept OSError as e: print('refused', e.errno)"
+        #expect(waitUntil(timeout: 30) { h.bare(["python3", "-c", client, socket]).stdout.contains("connected") })
+        let supervised = h.supervised(["python3", "-c", client, socket], policy: policy)
+        #expect(supervised.stdout.contains("refused 13"), "\(supervised)")
+        let denied = h.query("select count(*) from events where decision = 'deny' and target like '%\(socket)'").first?.first
+        #expect(denied == "1", "\(supervised)")
+    }
+
     @Test func aBoundUnixSocketKeepsTheNameTheAgentGaveIt() throws {
         // multiprocessing.Manager binds under a temp dir and connects to getsockname()'s answer.
         let h = try Harness()
