@@ -28,8 +28,17 @@ enum BindHandler {
 
         guard let path else {
             // An IP, abstract or unnamed address: nothing in the file system, nothing to decide.
-            // Netlink checks the binding process's capabilities (multicast groups): never the
-            // supervisor's CAP_NET_ADMIN.
+            // But the kernel checks the binding thread's privilege (a port below
+            // ip_unprivileged_port_start needs CAP_NET_BIND_SERVICE): bound with the agent's
+            // credentials, so an agent that gave up root, or just that capability, can't bind
+            // one through the supervisor. Netlink checks the binding process's capabilities
+            // (multicast groups): never the supervisor's CAP_NET_ADMIN.
+            let acting = core.actAsAgent(tid: n.tid, status: process.status)
+            defer { core.restoreIdentity(acting.saved) }
+            if let refusal = acting.refusal {
+                call.fail(EACCES, action: .netEgress, target: address.target, verdict: nil, reason: refusal)
+                return
+            }
             let withheld = address.family == AF_NETLINK && core.holdsNetworkAdminCapabilities
                 && !call.policy.allowedUnsupervised.contains(.netAdmin)
             let bindIt = { Int(address.withSockaddr { Glibc.bind(socket.raw, $0.assumingMemoryBound(to: sockaddr.self), $1) }) }

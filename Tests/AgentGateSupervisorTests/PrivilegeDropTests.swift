@@ -69,4 +69,47 @@ import Testing
             #expect(peer.stdout.contains("peer uid 65534 gid 65534"), "\(label): \(peer)")
         }
     }
+
+    /// A privileged port needs CAP_NET_BIND_SERVICE of the binding thread: the supervisor binds
+    /// the agent's socket for it, and must not lend the agent its own.
+    @Test("after dropping root, or just CAP_NET_BIND_SERVICE, a privileged port can't be bound through the supervisor")
+    func privilegedPortsAfterDroppingPrivileges() throws {
+        try TestUser.requireRoot("the agent drops root's privileges")
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        let start = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_unprivileged_port_start", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 1024
+        guard start > 90 else { try Test.cancel("ip_unprivileged_port_start is \(start): no port is privileged here") }
+        let script = """
+            import os, socket, ctypes, sys
+            def attempt(label, family, kind, port):
+                s = socket.socket(family, kind)
+                try:
+                    s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", port)); print(label, "bound")
+                except PermissionError:
+                    print(label, "denied")
+                finally:
+                    s.close()
+            if sys.argv[1] == "capability":
+                # capset: keep every effective capability but CAP_NET_BIND_SERVICE (10).
+                libc = ctypes.CDLL(None, use_errno=True)
+                header = (ctypes.c_uint32 * 2)(0x20080522, 0)
+                data = (ctypes.c_uint32 * 6)()
+                assert libc.capget(header, data) == 0
+                data[0] &= ~(1 << 10)
+                assert libc.capset(header, data) == 0, ctypes.get_errno()
+            else:
+                os.setgroups([]); os.setresgid(65534, 65534, 65534); os.setresuid(65534, 65534, 65534)
+            attempt("tcp", socket.AF_INET, socket.SOCK_STREAM, 87)
+            attempt("udp", socket.AF_INET, socket.SOCK_DGRAM, 88)
+            attempt("tcp6", socket.AF_INET6, socket.SOCK_STREAM, 89)
+            attempt("high", socket.AF_INET, socket.SOCK_STREAM, 0)
+            """
+        for how in ["capability", "setuid"] {
+            let bare = h.bare(["/usr/bin/python3", "-c", script, how])
+            #expect(bare.stdout == "tcp denied\nudp denied\ntcp6 denied\nhigh bound\n", "\(how) bare: \(bare)")
+            let supervised = h.supervised(["/usr/bin/python3", "-c", script, how], policy: policy)
+            #expect(supervised.stdout == "tcp denied\nudp denied\ntcp6 denied\nhigh bound\n", "\(how) supervised: \(supervised)")
+        }
+    }
 }
