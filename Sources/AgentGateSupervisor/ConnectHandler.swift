@@ -23,6 +23,14 @@ enum ConnectHandler {
             return
         }
         var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
+        var socketIsUnix = true
+        if address.family == AF_UNIX {
+            switch unixAddressCheck(call, socketFD: socketFD, length: Int(length)) {
+            case .fail(let errno): core.listener.fail(n.id, errno: errno); return
+            case .otherFamily: socketIsUnix = false
+            case .proceed: break
+            }
+        }
         // A unix path is resolved like an open (symlinks and all) and connected through the
         // resolved inode, so what is decided on is what is reached.
         // Resolved, and connected, with the agent's rights.
@@ -32,7 +40,10 @@ enum ConnectHandler {
             call.deny(Refusal(EACCES, refusal), action: .netEgress, target: address.target)
             return
         }
-        let unixPathFD = resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) // closed by connect()
+        // (A socket of another family is connected with the address as given: the kernel then
+        // rejects the family, with nothing looked up.)
+        let unixPathFD = socketIsUnix
+            ? resolveUnixPath(&address, cwdFD: cwdFD, scratch: scratch, core: core, tid: n.tid, tgid: process.tgid) : -1 // closed by connect()
         let target = address.target
         if address.isMissingUnixPath {
             // Nothing there to reach: the kernel's own answer, with no decision to make or record.
@@ -87,6 +98,26 @@ enum ConnectHandler {
             let verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
             connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict)
         }
+    }
+
+    enum UnixAddressCheck { case proceed, fail(Int32), otherFamily }
+
+    /// What a unix address meets before any lookup: a unix socket rejects a length past
+    /// `sockaddr_un` (unix_validate_addr: EINVAL); a socket of another family isn't looked up
+    /// in the file system at all, and its own connect rejects the family (`otherFamily`: the
+    /// path is then neither resolved nor used, as the kernel neither resolves nor uses it).
+    private static func unixAddressCheck(_ call: TrappedCall, socketFD: Int32, length: Int) -> UnixAddressCheck {
+        let n = call.notification
+        let pidfd = agentgate_pidfd_open(n.tid)
+        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
+        agentgate_close(pidfd)
+        guard socket >= 0 else { return .proceed } // answered as before, when the socket is taken again
+        defer { agentgate_close(socket) }
+        var domain: Int32 = 0
+        var optionLength = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(socket, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0 else { return .proceed }
+        if domain != AF_UNIX { return .otherFamily }
+        return length > MemoryLayout<sockaddr_un>.size ? .fail(EINVAL) : .proceed
     }
 
     /// For a pathname unix address: resolves the path from the agent's cwd, names the target by

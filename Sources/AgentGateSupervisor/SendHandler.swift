@@ -93,6 +93,24 @@ enum SendHandler {
             }
         case .failure(let failure): refuse(failure); return
         }
+        if isBatch && messages.isEmpty {
+            // sendmmsg of no messages sends nothing and answers 0, once the fd is a socket.
+            agentgate_close(socket)
+            guard core.listener.isValid(n.id) else { return }
+            if socketType == 0 { core.listener.fail(n.id, errno: ENOTSOCK) } else { core.listener.succeed(n.id, value: 0) }
+            return
+        }
+        if messages.contains(where: { $0.name?.isEmpty == true }) {
+            // sendto with a non-NULL address of length 0: an IP datagram socket refuses it
+            // (udp_sendmsg: EINVAL); unix and other sockets take it as no address.
+            if !isStream && (socketDomain == AF_INET || socketDomain == AF_INET6) {
+                agentgate_close(socket)
+                guard core.listener.isValid(n.id) else { return }
+                core.listener.fail(n.id, errno: EINVAL)
+                return
+            }
+            for index in messages.indices where messages[index].name?.isEmpty == true { messages[index].name = nil }
+        }
         let needsCwd = !refusesName && messages.contains { $0.name.map { Self.isRelativeUnix($0) } ?? false }
         let cwdFD = needsCwd ? agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) : -1
         defer { agentgate_close(cwdFD) }
@@ -193,7 +211,10 @@ enum SendHandler {
             call.finish(verdict: denied.verdict, action: .netEgress, target: denied.target, errno: errno)
             return
         }
-        let sendFlags = Int32(truncatingIfNeeded: flags) | Int32(MSG_NOSIGNAL)
+        // Bit 31 (MSG_CMSG_COMPAT) is refused by a native sendmsg, which the supervisor sends
+        // with, but means nothing to the agent's sendto: dropped there, as the kernel ignores it.
+        let agentFlags = isSendto ? Int32(truncatingIfNeeded: flags) & ~Int32(bitPattern: 0x8000_0000) : Int32(truncatingIfNeeded: flags)
+        let sendFlags = agentFlags | Int32(MSG_NOSIGNAL)
         // The kernel raises SIGPIPE in a thread whose stream send fails with EPIPE, unless it
         // passed MSG_NOSIGNAL; the supervisor always passes it, and raises the signal itself.
         let raisesPipeSignal = isStream && flags & UInt64(MSG_NOSIGNAL) == 0
@@ -479,7 +500,16 @@ enum SendHandler {
             if Int(requested) > payload.count {
                 message.rest = [Span(address: n.arg(1) &+ UInt64(payload.count), length: min(Int(requested), maxReadWrite) - payload.count)]
             }
-            switch copyName(n.tid, address: n.arg(4), length: UInt64(UInt32(truncatingIfNeeded: n.arg(5)))) {
+            // sendto's address length is an int: negative or past sockaddr_storage fails
+            // (move_addr_to_kernel). A non-NULL address of length 0 is still an address, which
+            // IP datagram sockets refuse (EINVAL); copyName would read it as none.
+            let nameLength = Int32(truncatingIfNeeded: n.arg(5))
+            guard nameLength >= 0 else { return .failure(Refusal(errno: EINVAL, reason: "address length out of range")) }
+            if n.arg(4) != 0 && nameLength == 0 {
+                message.name = []
+                return .success([message])
+            }
+            switch copyName(n.tid, address: n.arg(4), length: UInt64(nameLength)) {
             case .success(let name):
                 message.name = name
                 return .success([message])
@@ -537,7 +567,11 @@ enum SendHandler {
                 payload += chunk
                 total += length
             }
-            switch copyName(n.tid, address: header[0], length: UInt64(UInt32(truncatingIfNeeded: header[1]))) {
+            // msg_namelen is an int: negative fails, more than sockaddr_storage is cut to it
+            // (copy_msghdr_from_user), and a NULL name has none.
+            let nameLength = header[0] == 0 ? 0 : Int32(truncatingIfNeeded: header[1])
+            guard nameLength >= 0 else { return .failure(Refusal(errno: EINVAL, reason: "address length out of range")) }
+            switch copyName(n.tid, address: header[0], length: UInt64(min(nameLength, Int32(AGENTGATE_SOCKADDR_CAPACITY)))) {
             case .success(let name): messages.append(Message(payload: payload, name: name, control: control, rest: rest))
             case .failure(let failure): return .failure(failure)
             }

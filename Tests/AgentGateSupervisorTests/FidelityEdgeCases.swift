@@ -545,6 +545,14 @@ int main(int argc, char **argv) {
     CASE("sendmmsg-unix-dgram", ({ int srv = unix_server(SOCK_DGRAM, "srv"); int s = socket(AF_UNIX, SOCK_DGRAM, 0); struct sockaddr_un a; socklen_t l = unix_address(&a, "srv"); struct iovec v = { "hi", 2 }; struct mmsghdr m[2]; memset(m, 0, sizeof m); for (int i = 0; i < 2; i++) { m[i].msg_hdr.msg_name = &a; m[i].msg_hdr.msg_namelen = l; m[i].msg_hdr.msg_iov = &v; m[i].msg_hdr.msg_iovlen = 1; } long r = sendmmsg(s, m, 2, MSG_DONTWAIT); int e = errno; out(" lens=%u,%u", m[0].msg_len, m[1].msg_len); close(s); close(srv); errno = e; r; }));
     CASE("sendmmsg-unix-dgram-missing", ({ int s = socket(AF_UNIX, SOCK_DGRAM, 0); struct sockaddr_un a; socklen_t l = unix_address(&a, "missing"); struct iovec v = { "hi", 2 }; struct mmsghdr m[1]; memset(m, 0, sizeof m); m[0].msg_hdr.msg_name = &a; m[0].msg_hdr.msg_namelen = l; m[0].msg_hdr.msg_iov = &v; m[0].msg_hdr.msg_iovlen = 1; long r = sendmmsg(s, m, 1, MSG_DONTWAIT); int e = errno; close(s); errno = e; r; }));
     CASE("connect-unix-longname", unix_connect(SOCK_STREAM, long_name));
+    // Found by a review on 2026-12-07: lengths past sockaddr_un, a unix address on an IP
+    // socket, and the kernel's quiet treatment of odd send arguments.
+    CASE("connect-unix-len111", ({ int srv = unix_server(SOCK_STREAM, "srv"); int s = socket(AF_UNIX, SOCK_STREAM, 0); char a[128]; memset(a, 0, sizeof a); struct sockaddr_un u; unix_address(&u, "srv"); memcpy(a, &u, sizeof u); long r = connect(s, (struct sockaddr *)a, 111); int e = errno; close(s); close(srv); errno = e; r; }));
+    CASE("connect-unix-len128", ({ int srv = unix_server(SOCK_STREAM, "srv"); int s = socket(AF_UNIX, SOCK_STREAM, 0); char a[128]; memset(a, 0, sizeof a); struct sockaddr_un u; unix_address(&u, "srv"); memcpy(a, &u, sizeof u); long r = connect(s, (struct sockaddr *)a, 128); int e = errno; close(s); close(srv); errno = e; r; }));
+    CASE("connect-tcp-unix-address", ({ int s = socket(AF_INET, SOCK_STREAM, 0); struct sockaddr_un a; socklen_t l = unix_address(&a, "missing"); (void)l; long r = connect(s, (struct sockaddr *)&a, sizeof a); int e = errno; close(s); errno = e; r; }));
+    CASE("connect-udp-unix-address", ({ int s = socket(AF_INET, SOCK_DGRAM, 0); struct sockaddr_un a; unix_address(&a, "f"); long r = connect(s, (struct sockaddr *)&a, sizeof a); int e = errno; close(s); errno = e; r; }));
+    CASE("sendmmsg-vlen0", ({ int s = socket(AF_INET, SOCK_DGRAM, 0); long r = sendmmsg(s, NULL, 0, 0); int e = errno; close(s); errno = e; r; }));
+    CASE("sendmmsg-vlen0-notsock", ({ long r = sendmmsg(0, NULL, 0, 0); r; }));
     CASE("sendto-unix-long-addrlen", ({ int s = socket(AF_UNIX, SOCK_DGRAM, 0); char a[200] = { AF_UNIX }; long r = sendto(s, "hi", 2, 0, (struct sockaddr *)a, sizeof a); int e = errno; close(s); errno = e; r; }));
 
     // ---- connect, bind, sendto: inet
@@ -566,6 +574,11 @@ int main(int argc, char **argv) {
     CASE("sendto-inet-udp", inet_sendto(SOCK_DGRAM, (struct sockaddr *)&udp_address, sizeof udp_address, 0));
     CASE("sendto-inet-udp-short", inet_sendto(SOCK_DGRAM, (struct sockaddr *)&udp_address, 4, 0));
     CASE("sendto-inet-udp-connected", inet_sendto(SOCK_DGRAM, (struct sockaddr *)&udp_address, sizeof udp_address, 1));
+    CASE("sendto-inet-udp-len0", inet_sendto(SOCK_DGRAM, (struct sockaddr *)&udp_address, 0, 0));
+    CASE("sendto-inet-udp-len0-connected", inet_sendto(SOCK_DGRAM, (struct sockaddr *)&udp_address, 0, 1));
+    CASE("sendto-inet-udp-bit31", ({ int s = socket(AF_INET, SOCK_DGRAM, 0); long r = sendto(s, "x", 1, (int)0x80000000u, (struct sockaddr *)&udp_address, sizeof udp_address); int e = errno; close(s); errno = e; r; }));
+    CASE("sendmsg-inet-udp-namelen200", ({ int s = socket(AF_INET, SOCK_DGRAM, 0); char name[256]; memset(name, 0, sizeof name); memcpy(name, &udp_address, sizeof udp_address); struct iovec v = { "x", 1 }; struct msghdr m; memset(&m, 0, sizeof m); m.msg_name = name; m.msg_namelen = 200; m.msg_iov = &v; m.msg_iovlen = 1; long r = sendmsg(s, &m, 0); int e = errno; close(s); errno = e; r; }));
+    CASE("sendmsg-inet-udp-namelen-negative", ({ int s = socket(AF_INET, SOCK_DGRAM, 0); struct iovec v = { "x", 1 }; struct msghdr m; memset(&m, 0, sizeof m); m.msg_name = &udp_address; m.msg_namelen = (socklen_t)-1; m.msg_iov = &v; m.msg_iovlen = 1; long r = sendmsg(s, &m, 0); int e = errno; close(s); errno = e; r; }));
     CASE("sendto-inet-tcp-unconnected", inet_sendto(SOCK_STREAM, (struct sockaddr *)&open_port, sizeof open_port, 0));
     CASE("sendto-inet-tcp-connected", inet_sendto(SOCK_STREAM, (struct sockaddr *)&closed_address, sizeof closed_address, 1));
     CASE("bind-inet", inet_bind((struct sockaddr *)&(struct sockaddr_in){ AF_INET, 0, { htonl(INADDR_LOOPBACK) } }, sizeof(struct sockaddr_in), 0));
