@@ -6,9 +6,12 @@ import Glibc
 /// the resolved program the kernel is told to continue. The program is resolved and decided
 /// on both as named and as resolved (a symlink can't launder a denied program).
 enum ExecHandler {
-    /// Refuse to inspect more argv than this; the kernel's own limit is about a quarter of the stack.
-    static let maxArgvBytes = 4 << 20
-    static let maxArgs = 1 << 17
+    /// The most argv read: the kernel's own ceiling, so nothing it would run is refused. Its
+    /// strings and pointers (argv and envp together) fit in a quarter of RLIMIT_STACK, never
+    /// more than 6 MiB (bprm_stack_limits: _STK_LIM / 4 * 3), so argv holds at most 6 MiB of
+    /// strings and fewer than 2^20 of them (each takes a byte and an 8-byte pointer at least).
+    static let maxArgvBytes = 6 << 20
+    static let maxArgs = 1 << 20
 
     static func handle(_ call: TrappedCall, family: SyscallFamily, scratch: ThreadScratch) {
         let n = call.notification, core = call.core
@@ -434,20 +437,48 @@ enum ExecHandler {
         let verdict = call.decide(.exec, target: interpreterPath, tid: tid, id: id,
                                   exec: call.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)
         guard verdict.letsCallProceed else { return .denied(target: interpreterPath, verdict: verdict, reason: "") }
-        guard RawPath(interpreterPath).bytes == interpreter.bytes else {
+        // Every entry the name passes through, symlinks included (/lib -> usr/lib on merged-/usr
+        // systems, where musl's loader is /lib/ld-musl-x86_64.so.1), as the kernel will walk it:
+        // none may be one the agent could replace.
+        guard let entries = entriesWalked(interpreter.text), entries.last == interpreterPath else {
             return .denied(target: interpreterPath, verdict: nil,
-                           reason: "the ELF interpreter \(interpreter.text) goes through a symlink the agent could change")
+                           reason: "the ELF interpreter \(interpreter.text) could not be walked to the file it names")
         }
-        // Every entry from the root down: /a, /a/b, /a/b/ld.so.
-        var prefix = ""
-        for component in interpreterPath.split(separator: "/") {
-            prefix += "/" + component
-            if call.decide(.fsWrite, target: prefix, tid: tid, id: id).decision.allows {
-                return .denied(target: interpreterPath, verdict: nil,
-                               reason: "the ELF interpreter's path could be changed by the agent (\(prefix) is writable)")
-            }
+        for entry in entries where call.decide(.fsWrite, target: entry, tid: tid, id: id).decision.allows {
+            return .denied(target: interpreterPath, verdict: nil,
+                           reason: "the ELF interpreter's path could be changed by the agent (\(entry) is writable)")
         }
         return nil
+    }
+
+    /// The entries an absolute `path` passes through, in order, each named canonically: every
+    /// directory, every symlink met (as the link itself) and the final file; or nil when the walk
+    /// fails (a missing entry, ELOOP after 40 links). The supervisor's own view of the file
+    /// system: the caller has already resolved the path for the agent and compares the end.
+    static func entriesWalked(_ path: String) -> [String]? {
+        var pending = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        pending.reverse()
+        var current: [String] = []
+        var entries: [String] = []
+        var links = 0
+        while let component = pending.popLast() {
+            if component == "." { continue }
+            if component == ".." { if !current.isEmpty { current.removeLast() }; continue }
+            let entry = "/" + (current + [component]).joined(separator: "/")
+            var info = stat()
+            guard lstat(entry, &info) == 0 else { return nil }
+            entries.append(entry)
+            if info.st_mode & S_IFMT == S_IFLNK {
+                links += 1
+                guard links <= 40, let target = ProcessTable.readLink(entry) else { return nil }
+                if target.hasPrefix("/") { current = [] }
+                pending.append(contentsOf: target.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed())
+            } else {
+                current.append(component)
+            }
+        }
+        if entries.last != "/" + current.joined(separator: "/") { entries.append("/" + current.joined(separator: "/")) }
+        return entries
     }
 
     /// The PT_INTERP names of the system's own programs, whose directories only root changes.
@@ -472,20 +503,50 @@ enum ExecHandler {
         return parseShebang(buffer, count: n)
     }
 
-    /// The `#!` line in the first bytes of a file as `agentgate_read_head` returned them.
+    /// The `#!` line in the first bytes of a file as `agentgate_read_head` returned them, read as
+    /// binfmt_script reads it: from BINPRM_BUF_SIZE (256) bytes, zero past the file's end. No
+    /// interpreter (only blanks, or a name running to the buffer's end without a newline, which
+    /// the kernel takes as truncated) is "not a script": the exec goes on and the kernel answers
+    /// ENOEXEC. The name ends at a blank or NUL; the argument is the rest of the line, blanks
+    /// trimmed, up to a NUL (possibly empty, as the kernel passes it).
     static func parseShebang(_ buffer: [CChar], count n: Int) -> Result<(interpreter: RawPath, argument: RawPath?)?, ShebangError> {
         if n == -Int(EINVAL) { return .success(nil) } // not a regular file: the kernel refuses it anyway
         if n < 0 { return .failure(.unreadable(Int32(-n))) }
         guard n > 2, buffer[0] == 0x23, buffer[1] == 0x21 else { return .success(nil) } // "#!"
-        let bytes = buffer[2..<n].map { UInt8(bitPattern: $0) }
-        let line = bytes.prefix { $0 != 0x0A }
-        let isBlank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
-        let trimmed = line.drop(while: isBlank)
-        let name = trimmed.prefix { !isBlank($0) && $0 != 0 }
-        guard !name.isEmpty else { return .success(nil) }
-        var rest = Array(trimmed.dropFirst(name.count).drop(while: isBlank))
-        while let last = rest.last, isBlank(last) { rest.removeLast() }
-        return .success((RawPath(bytes: name), rest.isEmpty ? nil : RawPath(rest)))
+        let size = 256, last = size - 1
+        var buf = [UInt8](repeating: 0, count: size)
+        for i in 0..<min(n, size) { buf[i] = UInt8(bitPattern: buffer[i]) }
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        func nextNonBlank(_ first: Int, _ end: Int) -> Int? {
+            var i = first
+            while i <= end { if !isBlank(buf[i]) { return i }; i += 1 }
+            return nil
+        }
+        func nextTerminator(_ first: Int, _ end: Int) -> Int? {
+            var i = first
+            while i <= end { if isBlank(buf[i]) || buf[i] == 0 { return i }; i += 1 }
+            return nil
+        }
+        // strnchr: the first newline, in the whole buffer, before any NUL.
+        var lineEnd: Int? = nil
+        for i in 0..<size {
+            if buf[i] == 0 { break }
+            if buf[i] == 0x0A { lineEnd = i; break }
+        }
+        if lineEnd == nil {
+            guard let start = nextNonBlank(2, last), nextTerminator(start, last) != nil else { return .success(nil) }
+            lineEnd = last
+        }
+        var end = lineEnd!
+        while isBlank(buf[end - 1]) { end -= 1 } // buf[1] is "!", so this stops by 2
+        guard let nameStart = nextNonBlank(2, end), nameStart != end else { return .success(nil) }
+        let separator = nextTerminator(nameStart, end)
+        let name = Array(buf[nameStart..<(separator ?? end)])
+        var argument: RawPath?
+        if let separator, buf[separator] != 0, let argumentStart = nextNonBlank(separator, end), argumentStart <= end {
+            argument = RawPath(Array(buf[argumentStart..<end].prefix { $0 != 0 }))
+        }
+        return .success((RawPath(bytes: name[...]), argument))
     }
 
     /// Reads the argv array and its strings. Over-long or unreadable argv is an error, never

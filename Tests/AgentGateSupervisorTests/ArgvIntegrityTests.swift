@@ -86,4 +86,26 @@ import Testing
         let supervised = h.supervised([race, h.dir], policy: policy, timeout: 120)
         #expect(supervised.stdout.contains("never copied the secret"), "\(supervised.stdout)\(supervised.stderr.suffix(500))")
     }
+
+    /// The kernel takes up to 6 MiB of argv and envp (a quarter of the stack limit): an argv it
+    /// runs is inspected, never refused as too long (found by a review on 2026-12-07: 200,000
+    /// one-byte arguments got E2BIG), and one it refuses gets its own E2BIG.
+    @Test("an argv as long as the kernel takes runs; a longer one gets the kernel's E2BIG")
+    func argvAsLongAsTheKernelTakes() throws {
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        let script = """
+            import subprocess, sys
+            try:
+                print(subprocess.run(['/bin/true'] + ['a'] * int(sys.argv[1])).returncode)
+            except OSError as e:
+                print('errno', e.errno)
+            """
+        for (count, expected) in [(200_000, "0\n"), (700_000, "errno 7\n")] {
+            let bare = h.bare(["python3", "-c", script, "\(count)"])
+            #expect(bare.stdout == expected, "bare \(count): \(bare)")
+            let supervised = h.supervised(["python3", "-c", script, "\(count)"], policy: policy, timeout: 120)
+            #expect(supervised.stdout == expected, "supervised \(count): \(supervised)")
+        }
+    }
 }

@@ -33,4 +33,29 @@ import Testing
         let supervised = h.supervised(["sh", "-c", script, "sh", h.path("fifo")], policy: policy, timeout: 30)
         #expect(supervised.stdout.contains("still-working"), "\(supervised)")
     }
+
+    /// The program's loader named through a directory symlink the agent can't replace (/lib ->
+    /// usr/lib on merged-/usr systems; musl's loader is /lib/ld-musl-x86_64.so.1) runs; one
+    /// named through a symlink in a directory the agent may write is refused (found by a review
+    /// on 2026-12-07: every symlink was refused).
+    @Test("an ELF interpreter reached through symlinks the agent can't change runs; through one it can, refused")
+    func elfInterpreterThroughSymlinks() throws {
+        let h = try Harness()
+        try h.write("hello.c", "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n")
+        let loader = "/lib64/ld-linux-x86-64.so.2"
+        guard FileManager.default.fileExists(atPath: loader) else { try Test.cancel("no \(loader) here") }
+        // Named with a ".." and through /lib, which is a symlink on merged-/usr systems.
+        let throughLib = "/lib/x86_64-linux-gnu/../../lib64/ld-linux-x86-64.so.2"
+        symlink(loader, h.path("ldlink"))
+        for (name, interpreter) in [("system", throughLib), ("mine", h.path("ldlink"))] {
+            let built = h.bare(["cc", "-o", h.path(name), h.path("hello.c"), "-Wl,--dynamic-linker=\(interpreter)"])
+            #expect(built.status == 0, "\(built)")
+            #expect(h.bare([h.path(name)]).stdout == "hello\n")
+        }
+        let policy = try h.policy("include: [agentgate:default]\n")
+        let system = h.supervised([h.path("system")], policy: policy)
+        #expect(system.status == 0 && system.stdout == "hello\n", "\(system)")
+        let mine = h.supervised([h.path("mine")], policy: policy)
+        #expect(mine.status == 126 && mine.stderr.contains("could be changed by the agent"), "\(mine)")
+    }
 }

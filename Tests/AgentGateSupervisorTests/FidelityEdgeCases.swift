@@ -602,6 +602,11 @@ int main(int argc, char **argv) {
     exec_case("exec-script-dir-interpreter", "script-dir", AT_FDCWD, 0, 0);
     exec_case("exec-script-empty-interpreter", "script-empty", AT_FDCWD, 0, 0);
     exec_case("exec-garbage", "garbage", AT_FDCWD, 0, 0);
+    exec_case("exec-script-long-interpreter", "script-long", AT_FDCWD, 0, 0);
+    exec_case("exec-script-long-interpreter-newline", "script-long-newline", AT_FDCWD, 0, 0);
+    exec_case("exec-script-long-argument", "script-long-argument", AT_FDCWD, 0, 0);
+    exec_case("exec-script-blank-line", "script-blank", AT_FDCWD, 0, 0);
+    exec_case("exec-script-nul-argument", "script-nul", AT_FDCWD, 0, 0);
     exec_case("exec-not-executable", "noexec", AT_FDCWD, 0, 0);
     exec_case("exec-dir", "d", AT_FDCWD, 0, 0);
     exec_case("exec-dot", ".", AT_FDCWD, 0, 0);

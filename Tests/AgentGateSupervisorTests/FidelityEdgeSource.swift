@@ -203,6 +203,26 @@ static void exec_case(const char *name, const char *path, int dirfd, int flags, 
     chmod("script-dir", 0755);
     put("script-empty", "#!\nexit 7\n");
     chmod("script-empty", 0755);
+    // binfmt_script reads 256 bytes: a name with no end in them is "truncated" (ENOEXEC); a
+    // line cut there keeps its argument up to byte 255; a NUL ends the argument (found by a
+    // review on 2026-12-07).
+    char text[400];
+    memset(text, 'a', sizeof text); text[0] = '#'; text[1] = '!'; text[2] = '/'; text[300] = 0;
+    put("script-long", text);
+    chmod("script-long", 0755);
+    text[300] = '\n'; text[301] = 0;
+    put("script-long-newline", text);
+    chmod("script-long-newline", 0755);
+    memset(text, 'x', sizeof text); memcpy(text, "#!/bin/sh ", 10); text[300] = 0;
+    put("script-long-argument", text);
+    chmod("script-long-argument", 0755);
+    put("script-blank", "#!   \t \nexit 7\n");
+    chmod("script-blank", 0755);
+    {
+        int fd = open("script-nul", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+        if (fd >= 0) { if (write(fd, "#!/bin/sh \0abc\nexit 7\n", 22) < 0) {} close(fd); }
+        chmod("script-nul", 0755);
+    }
     put("garbage", "\x01\x02\x03\x04garbage\n");
     chmod("garbage", 0755);
     put("noexec", "#!/bin/sh\nexit 7\n");
