@@ -279,6 +279,49 @@ static int scoped_link_path(int root, int parent, const char *target, char *out,
     return n < 0 || (size_t)n >= capacity ? -ENAMETOOLONG : 0;
 }
 
+/// A protected_regular or protected_fifos setting (0 when it can't be read: the check is then
+/// the kernel's default of off).
+static int protected_level(const char *sysctl) {
+    int fd = open(sysctl, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char text[16] = { 0 };
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    return n > 0 ? atoi(text) : 0;
+}
+
+/// The kernel's may_create_in_sticky, which an O_CREAT open of an existing file makes and the
+/// supervisor's reopen (without O_CREAT) would skip: in a sticky directory, a regular file
+/// (fs.protected_regular) or FIFO (fs.protected_fifos) owned neither by the caller's fsuid nor
+/// by the directory's owner can't be opened with O_CREAT: EACCES when the directory is
+/// world-writable, or group-writable at level 2. No capability overrides it.
+static int sticky_create_check(const struct stat *directory, const struct stat *file) {
+    if (!(directory->st_mode & S_ISVTX)) return 0;
+    if (!S_ISREG(file->st_mode) && !S_ISFIFO(file->st_mode)) return 0;
+    if (file->st_uid == directory->st_uid) return 0;
+    if (file->st_uid == (uid_t)syscall(SYS_setfsuid, -1)) return 0; // the thread's fsuid (the agent's)
+    if (!(directory->st_mode & 0022)) return 0;
+    int level = protected_level(S_ISREG(file->st_mode) ? "/proc/sys/fs/protected_regular" : "/proc/sys/fs/protected_fifos");
+    if (level == 0) return 0;
+    if (directory->st_mode & 0002) return -EACCES;
+    return level >= 2 ? -EACCES : 0;
+}
+
+/// The same for an existing file reached through a symlink: its directory is the one the
+/// target lies in.
+static int sticky_create_check_fd(int fd, const struct stat *file) {
+    char link[48], target[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n <= 0 || target[0] != '/') return 0;
+    target[n] = '\0';
+    char *slash = strrchr(target, '/');
+    if (slash == target) slash[1] = '\0'; else *slash = '\0';
+    struct stat directory;
+    if (stat(target, &directory) != 0) return 0;
+    return sticky_create_check(&directory, file);
+}
+
 static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t resolve,
                           agentgate_open_prepared *out) {
     agentgate_lookup_context *ctx = &out->context;
@@ -303,6 +346,11 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
             if (!S_ISLNK(st.st_mode)) {
                 if (flags & O_EXCL) { close(parent); return -EEXIST; }
                 if (S_ISDIR(st.st_mode)) { close(parent); return -EISDIR; }
+                struct stat directory;
+                if (fstat(parent, &directory) == 0) {
+                    int refused = sticky_create_check(&directory, &st);
+                    if (refused) { close(parent); return refused; }
+                }
                 int fd = openat(parent, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
                 int err = errno;
                 if (fd < 0) { close(parent); return -err; }
@@ -317,12 +365,18 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
             if (fd >= 0) {
                 close(parent);
                 struct stat target;
-                if (fstat(fd, &target) == 0 && S_ISDIR(target.st_mode)) { close(fd); return -EISDIR; }
+                if (fstat(fd, &target) == 0) {
+                    if (S_ISDIR(target.st_mode)) { close(fd); return -EISDIR; }
+                    int refused = sticky_create_check_fd(fd, &target);
+                    if (refused) { close(fd); return refused; }
+                }
                 return finish_existing(out, fd);
             }
             if (fd != -ENOENT) { close(parent); return fd; }
             // Dangling: create what it points at, resolved under the same RESOLVE_* rules. A
-            // scoped lookup (in root, beneath) follows it from the original root.
+            // scoped lookup (in root, beneath) follows it from the original root. (The kernel's
+            // may_follow_link, fs.protected_symlinks, was made by the lookup just above, which
+            // then fails with EACCES rather than ENOENT.)
             ssize_t n = readlinkat(parent, name, link_target, sizeof link_target - 1);
             if (n < 0) { int err = errno; close(parent); return -err; }
             if ((size_t)n >= sizeof link_target - 1) { close(parent); return -ENAMETOOLONG; }
