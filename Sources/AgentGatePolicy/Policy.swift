@@ -499,11 +499,13 @@ extension Policy {
     /// literal start lies inside the directory protects; one whose wildcards begin above it (a
     /// leading wildcard, `$HOME/{.config/git,…}/**` for `~/.config`) protects when some path
     /// below the directory could match it (`GlobOverlap`); a rule without a target protects.
-    /// Also used for where a tree may appear: a rename's destination, a new symlink.
-    public func protectsDescendants(of directory: String) -> Bool {
+    /// `kinds`: reads and writes for what a move carries away (a file whose reading is denied
+    /// must not leave under a name whose reading isn't); writes alone for where a tree may
+    /// appear (a rename's destination, a new symlink): what the agent puts there is its own.
+    public func protectsDescendants(of directory: String, kinds: [ActionKind] = [.fsRead, .fsWrite]) -> Bool {
         let prefix = directory.hasSuffix("/") ? directory : directory + "/"
         var below: String?
-        for kind in [ActionKind.fsRead, .fsWrite] {
+        for kind in kinds {
             var limit = rules.count
             if let index = evaluate(kind, target: directory).ruleIndex, Self.coversDescendants(rules[index], of: directory) {
                 limit = index

@@ -23,12 +23,17 @@ enum ConnectHandler {
             return
         }
         var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
+        // A unix address is checked against the socket it will be connected on: taken once here
+        // and used for the connect itself, so another thread can't swap the fd number between
+        // the check and the connect (found by a review on 2026-12-07).
         var socketIsUnix = true
+        var taken: Int32 = -1
+        defer { if taken >= 0 { agentgate_close(taken) } }
         if address.family == AF_UNIX {
             switch unixAddressCheck(call, socketFD: socketFD, length: Int(length)) {
             case .fail(let errno): core.listener.fail(n.id, errno: errno); return
-            case .otherFamily: socketIsUnix = false
-            case .proceed: break
+            case .otherFamily(let socket): socketIsUnix = false; taken = socket
+            case .proceed(let socket): taken = socket
             }
         }
         // A unix path is resolved like an open (symlinks and all) and connected through the
@@ -73,7 +78,8 @@ enum ConnectHandler {
             // didn't pass the inherited one on: plumbing of the supervisor's, with no policy
             // decision (the hook's request is decided and recorded when it comes).
             connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD,
-                    verdict: Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision), recorded: false)
+                    verdict: Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision), recorded: false,
+                    taken: handOver(&taken))
             return
         }
         if address.family != AF_UNSPEC {
@@ -92,15 +98,24 @@ enum ConnectHandler {
                 call.finish(verdict: verdict, action: .netEgress, target: target, errno: address.resolveError)
                 return
             }
-            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, note: named.note)
+            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, note: named.note,
+                    taken: handOver(&taken))
         } else {
             // AF_UNSPEC dissolves an association; it reaches nobody.
             let verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
-            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict)
+            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, taken: handOver(&taken))
         }
     }
 
-    enum UnixAddressCheck { case proceed, fail(Int32), otherFamily }
+    /// The socket taken for the check, given to `connect`, which then owns it (-1 left here).
+    private static func handOver(_ taken: inout Int32) -> Int32 {
+        defer { taken = -1 }
+        return taken
+    }
+
+    /// `proceed` and `otherFamily` carry the agent's socket, taken for the check: the connect
+    /// must use that very socket.
+    enum UnixAddressCheck { case proceed(Int32), fail(Int32), otherFamily(Int32) }
 
     /// What a unix address meets before any lookup: a unix socket rejects a length past
     /// `sockaddr_un` (unix_validate_addr: EINVAL); a socket of another family isn't looked up
@@ -111,13 +126,17 @@ enum ConnectHandler {
         let pidfd = agentgate_pidfd_open(n.tid)
         let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
         agentgate_close(pidfd)
-        guard socket >= 0 else { return .proceed } // answered as before, when the socket is taken again
-        defer { agentgate_close(socket) }
+        guard socket >= 0 else { return .fail(socket == -ESRCH ? ESRCH : (socket == -EBADF ? EBADF : -socket)) }
         var domain: Int32 = 0
         var optionLength = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(socket, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0 else { return .proceed }
-        if domain != AF_UNIX { return .otherFamily }
-        return length > MemoryLayout<sockaddr_un>.size ? .fail(EINVAL) : .proceed
+        guard getsockopt(socket, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0 else {
+            let failure = errno
+            agentgate_close(socket)
+            return .fail(failure == ENOTSOCK ? ENOTSOCK : failure)
+        }
+        if domain != AF_UNIX { return .otherFamily(socket) }
+        if length > MemoryLayout<sockaddr_un>.size { agentgate_close(socket); return .fail(EINVAL) }
+        return .proceed(socket)
     }
 
     /// For a pathname unix address: resolves the path from the agent's cwd, names the target by
@@ -150,12 +169,19 @@ enum ConnectHandler {
     }
 
     /// Connects the agent's socket; closes `pathFD` (the resolved unix socket inode) when done.
+    /// `taken`: the agent's socket when the caller has already taken it (and checked it); owned
+    /// from here on. Else it is taken here.
     private static func connect(_ call: TrappedCall, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict,
-                                note: String? = nil, recorded: Bool = true) {
+                                note: String? = nil, recorded: Bool = true, taken: Int32 = -1) {
         let n = call.notification, core = call.core, process = call.process
-        let pidfd = agentgate_pidfd_open(n.tid)
-        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
-        agentgate_close(pidfd)
+        let socket: Int32
+        if taken >= 0 {
+            socket = taken
+        } else {
+            let pidfd = agentgate_pidfd_open(n.tid)
+            socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
+            agentgate_close(pidfd)
+        }
         guard socket >= 0 else {
             agentgate_close(pathFD)
             let errno = socket == -ESRCH ? ESRCH : (socket == -EBADF ? EBADF : -socket)

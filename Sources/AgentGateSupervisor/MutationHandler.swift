@@ -14,6 +14,8 @@ enum MutationHandler {
         var safePath: [CChar]
         var target: String
         var isDirectory: Bool
+        /// The object is a symlink (an entry not followed, or an fd of one).
+        var isSymlink = false
         /// Resolved as a directory entry (parent and name), not as an object.
         var isEntry = false
         /// For an entry operand: whether the name is there (as anything, a dangling link too).
@@ -134,14 +136,21 @@ enum MutationHandler {
         }
     }
 
-    /// Whether operand `index` of `syscall` names where a whole tree may appear: a rename's
-    /// destination (both names for RENAME_EXCHANGE) or a new symlink, which may lead anywhere.
-    /// Every path below it then names the tree's files, which no decision on them allowed.
-    private static func placesTree(_ syscall: String, flags: Int32, operand index: Int) -> Bool {
+    /// Whether operand `index` of `syscall` names where a whole tree may appear: a new symlink,
+    /// which may lead anywhere; a rename's destination (both names for RENAME_EXCHANGE) when
+    /// what moves there is a directory or a symlink; a hard link's new name when what is linked
+    /// is a symlink (linkat without AT_SYMLINK_FOLLOW links the symlink itself; found by a review
+    /// on 2026-12-07). Every path below that name then reaches the tree's files, which no
+    /// decision on them allowed. A regular file renamed or linked into place (git's HEAD.lock
+    /// to HEAD) brings nothing below it.
+    private static func placesTree(_ syscall: String, flags: Int32, operand index: Int, resolved: [Resolved]) -> Bool {
+        func carriesTree(_ operand: Int) -> Bool {
+            operand < resolved.count && (resolved[operand].isDirectory || resolved[operand].isSymlink)
+        }
         switch syscall {
         case "symlink", "symlinkat": return true
-        case "rename", "renameat": return index == 1
-        case "renameat2": return index == 1 || flags & 2 != 0
+        case "rename", "renameat", "link", "linkat": return index == 1 && carriesTree(0)
+        case "renameat2": return index == 1 ? carriesTree(0) : flags & 2 != 0 && carriesTree(1)
         default: return false
         }
     }
@@ -380,8 +389,8 @@ enum MutationHandler {
             // A tree put in place at once (a directory renamed, a symlink made) where the policy
             // protects paths below: ~/.config is writable, ~/.config/git/config is not, and a
             // ready-made ~/.config renamed into place would bring one.
-            if verdict.decision.allows && placesTree(syscall, flags: flags, operand: index)
-                && (call.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
+            if verdict.decision.allows && placesTree(syscall, flags: flags, operand: index, resolved: resolved)
+                && (call.policy.protectsDescendants(of: r.target, kinds: [.fsWrite]) || core.holdsProtectedFile(r.target)) {
                 respond(call, errno: EACCES, target: r.target, verdict: nil,
                         reason: "the policy protects paths below it, which a tree moved or linked there would fill")
                 return
@@ -588,6 +597,7 @@ enum MutationHandler {
             let safe = Array("/proc/self/fd/\(entry.parent_fd)/".utf8CString.dropLast()) + name.dropLast()
                 + (entry.trailing_slash ? [CChar(UInt8(ascii: "/"))] : []) + [0]
             return .resolved(Resolved(fd: entry.parent_fd, safePath: safe, target: target, isDirectory: isDirectory,
+                                      isSymlink: exists && info.st_mode & S_IFMT == S_IFLNK,
                                       isEntry: true, exists: exists, trailingSlash: entry.trailing_slash, searchDenied: searchDenied))
         }
         let prepared = scratch.prepared
@@ -601,13 +611,15 @@ enum MutationHandler {
         let fd = prepared.pointee.object_fd
         prepared.pointee.object_fd = -1
         let isDirectory = prepared.pointee.file_type == UInt32(S_IFDIR)
+        let isSymlink = prepared.pointee.file_type == UInt32(S_IFLNK)
         agentgate_open_release(prepared)
         // A trailing slash makes even the no-follow calls (lchown, lsetxattr…) follow the final
         // link: /proc/self/fd/N/ is the directory decided on, never the magic link itself.
         // "/." for a directory named by ".", ".." or "/": its final component stays a dot, and
         // the search permission the kernel checks for it is checked here too.
         let safe = "/proc/self/fd/\(fd)" + (isDirectory && dots ? "/." : isDirectory && path.hasTrailingSlash ? "/" : "")
-        return .resolved(Resolved(fd: fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory))
+        return .resolved(Resolved(fd: fd, safePath: Array(safe.utf8CString), target: target, isDirectory: isDirectory,
+                                  isSymlink: isSymlink))
     }
 
     private static func copy(_ argument: MemoryArgument, _ n: Notification) -> Result<[UInt8]?, Refusal> {

@@ -345,6 +345,18 @@ struct DescendantCatchAllTests {
             """, source: "p.yaml", variables: variables)
         #expect(anywhere.protectsDescendants(of: "/w/proj"))
         #expect(anywhere.protectsDescendants(of: "/w/proj/.git"))
+
+        // Where a tree may appear, only write protection counts: a read-denied name below (a
+        // credential pattern anywhere) is the agent's own content if it puts one there.
+        let readsOnly = try Policy.parse(yaml: """
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "/**/.env"}
+                decision: deny
+            """, source: "p.yaml", variables: variables)
+        #expect(readsOnly.protectsDescendants(of: "/w/proj"))
+        #expect(!readsOnly.protectsDescendants(of: "/w/proj", kinds: [.fsWrite]))
+        #expect(anywhere.protectsDescendants(of: "/w/proj", kinds: [.fsWrite]))
     }
 
     @Test("the built-in policy: ~/.config and ~/.local/share protect what they hold; a project's directories don't")

@@ -205,6 +205,12 @@ extension AdversarialTests {
         @Test("a ready-made tree renamed or symlinked to a name whose descendants are protected", arguments: [
             ["mv", "-T", "pub/newcfg", "cfg"], ["mv", "-T", "pub/newcfg", "cfg-empty"], ["ln", "-s", "pub/newcfg", "cfg"],
             ["python3", "-c", "import os; os.rename('pub/newcfg', 'cfg')"],
+            // A hard link to a symlink (linkat without AT_SYMLINK_FOLLOW links the link itself).
+            ["python3", "-c", "import os; os.link('pub/treelink', 'cfg', follow_symlinks=False)"],
+            ["python3", "-c", "import os, ctypes; fd = os.open('pub/treelink', os.O_PATH | os.O_NOFOLLOW); "
+                + "raise SystemExit(ctypes.CDLL(None).linkat(-100, f'/proc/self/fd/{fd}'.encode(), -100, b'cfg', 0x400) != 0)"], // AT_SYMLINK_FOLLOW
+            ["python3", "-c", "import os, ctypes; fd = os.open('pub/treelink', os.O_PATH | os.O_NOFOLLOW); "
+                + "raise SystemExit(ctypes.CDLL(None).linkat(fd, b'', -100, b'cfg', 0x1000) != 0)"], // AT_EMPTY_PATH
         ])
         func treeIntoProtectedDescendants(command: [String]) throws {
             let destination = command.count > 3 ? command[3] : "cfg"
@@ -213,6 +219,7 @@ extension AdversarialTests {
                 try h.mkdir("pub/newcfg/git")
                 try h.mkdir("cfg-empty")
                 try h.write("pub/newcfg/git/config", "[core]\n\tpager = sh -c evil\n")
+                symlink(h.path("pub/newcfg"), h.path("pub/treelink"))
                 let policy = try h.policy("""
                     version: 2
                     default: allow
@@ -222,12 +229,13 @@ extension AdversarialTests {
                     """)
                 return (h, policy)
             }
-            let (bare, _) = try fixture("treeIntoProtectedBare" + command.joined().filter { $0.isLetter }.prefix(20))
+            let label = String(command.joined().filter { $0.isLetter }.suffix(24))
+            let (bare, _) = try fixture("treeIntoProtectedBare" + label)
             let bareResult = bare.bare(command)
             #expect(FileManager.default.fileExists(atPath: bare.path(destination + "/git/config")),
                     "bare, the tree must land (else this test proves nothing)\n\(bareResult)")
 
-            let (h, policy) = try fixture("treeIntoProtected" + command.joined().filter { $0.isLetter }.prefix(20))
+            let (h, policy) = try fixture("treeIntoProtected" + label)
             let result = h.supervised(command, policy: policy)
             #expect(result.status != 0, "\(result)")
             #expect(!FileManager.default.fileExists(atPath: h.path(destination + "/git/config")), "the tree landed\n\(result)")

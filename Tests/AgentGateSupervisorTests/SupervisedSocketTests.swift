@@ -86,6 +86,72 @@ import Testing
         #expect(denied == "1", "\(supervised)")
     }
 
+    /// A unix connect is checked on the socket it is made on: another thread that swaps the fd
+    /// number between an IP socket and a unix socket must not get the unix socket connected to
+    /// a raw path the supervisor didn't resolve (a symlink in an allowed directory leading to a
+    /// protected socket; found by a review on 2026-12-07 against the first version of the
+    /// family check).
+    @Test func aUnixConnectCantBeSwappedOntoAnotherSocketMidCall() throws {
+        let h = try Harness()
+        try h.mkdir("secret")
+        try h.mkdir("pub")
+        let policy = try h.policy("""
+            default: allow
+            rules:
+              - match: {action: fs_write, target_glob: "\(h.dir)/secret/**"}
+                decision: deny
+            """)
+        symlink("../secret/s.sock", h.path("pub/tsock"))
+        try h.write("race.c", #"""
+            #define _GNU_SOURCE
+            #include <stdio.h>
+            #include <unistd.h>
+            #include <errno.h>
+            #include <string.h>
+            #include <pthread.h>
+            #include <sys/socket.h>
+            #include <sys/un.h>
+            #include <netinet/in.h>
+            #include <stddef.h>
+            #include <time.h>
+            static int inet_s, unix_s; static volatile int stop;
+            static void *flipper(void *x) { (void)x; while (!stop) { dup2(inet_s, 50); dup2(unix_s, 50); } return 0; }
+            int main(int argc, char **argv) {
+                (void)argc;
+                struct sockaddr_un a; memset(&a, 0, sizeof a); a.sun_family = AF_UNIX; strcpy(a.sun_path, argv[1]);
+                socklen_t al = offsetof(struct sockaddr_un, sun_path) + strlen(argv[1]) + 1;
+                inet_s = socket(AF_INET, SOCK_STREAM, 0);
+                time_t end = time(0) + 4;
+                int tries = 0;
+                for (; time(0) < end; tries++) {
+                    unix_s = socket(AF_UNIX, SOCK_STREAM, 0);
+                    dup2(unix_s, 50); stop = 0; pthread_t t; pthread_create(&t, 0, flipper, 0);
+                    int r = connect(50, (struct sockaddr *)&a, al);
+                    stop = 1; pthread_join(t, 0);
+                    struct sockaddr_un p; socklen_t pl = sizeof p;
+                    if (r == 0 && getpeername(unix_s, (struct sockaddr *)&p, &pl) == 0) { printf("CONNECTED after %d tries\n", tries + 1); return 0; }
+                    close(unix_s);
+                }
+                printf("held %d tries\n", tries);
+                return 1;
+            }
+            """#)
+        let built = h.bare(["cc", "-O2", "-pthread", "-o", h.path("race"), h.path("race.c")])
+        #expect(built.status == 0, "\(built)")
+        let server = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(64); time.sleep(20)"
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        listener.arguments = ["python3", "-c", server, "secret/s.sock"]
+        listener.currentDirectoryURL = URL(fileURLWithPath: h.dir)
+        try listener.run()
+        defer { listener.terminate() }
+        try waitUntil("the listener binds") { h.exists("secret/s.sock") }
+        let bare = h.bare([h.path("race"), "pub/tsock"])
+        #expect(bare.stdout.hasPrefix("CONNECTED"), "bare, the symlink must reach the socket: \(bare)")
+        let supervised = h.supervised([h.path("race"), "pub/tsock"], policy: policy, timeout: 60)
+        #expect(supervised.stdout.hasPrefix("held"), "\(supervised)")
+    }
+
     @Test func aBoundUnixSocketKeepsTheNameTheAgentGaveIt() throws {
         // multiprocessing.Manager binds under a temp dir and connects to getsockname()'s answer.
         let h = try Harness()
