@@ -198,7 +198,11 @@ struct ReadAggregateTests {
 
         // A full map is flushed whole, before the periodic flush is due (an hour: the wait may
         // be long on a loaded machine).
-        let slow = AuditWriter(store: store, sessionID: "session-1", batchSize: 1024, flushInterval: .seconds(3600))
+        // Batches of one: the writer is woken when a record arrives after it drained the queue.
+        // With larger batches, records left over after its last take (fewer than a batch) would
+        // wait for the hourly tick, and the map would never fill: on a loaded machine the
+        // writer's takes don't line up with the loop (a CI run on 2026-12-07 saw it).
+        let slow = AuditWriter(store: store, sessionID: "session-1", batchSize: 1, flushInterval: .seconds(3600))
         for index in 0..<ReadAggregator.capacity { slow.record(read("/p/\(index)", pid: 20, at: Int64(index))) }
         #expect(waitUntil(timeout: 120) {
             ((try? rawQuery(path, "SELECT count(*) FROM read_entries")) ?? []) == ["\(ReadAggregator.capacity + 1)"]
