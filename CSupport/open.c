@@ -282,12 +282,8 @@ static int scoped_link_path(int root, int parent, const char *target, char *out,
 /// A protected_regular or protected_fifos setting (0 when it can't be read: the check is then
 /// the kernel's default of off).
 static int protected_level(const char *sysctl) {
-    int fd = open(sysctl, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    char text[16] = { 0 };
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    return n > 0 ? atoi(text) : 0;
+    char text[16];
+    return agentgate_read_small_file(AT_FDCWD, sysctl, text, sizeof text) > 0 ? atoi(text) : 0;
 }
 
 /// The kernel's may_create_in_sticky, which an O_CREAT open of an existing file makes and the

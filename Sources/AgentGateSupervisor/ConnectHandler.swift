@@ -122,21 +122,14 @@ enum ConnectHandler {
     /// in the file system at all, and its own connect rejects the family (`otherFamily`: the
     /// path is then neither resolved nor used, as the kernel neither resolves nor uses it).
     private static func unixAddressCheck(_ call: TrappedCall, socketFD: Int32, length: Int) -> UnixAddressCheck {
-        let n = call.notification
-        let pidfd = agentgate_pidfd_open(n.tid)
-        let socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
-        agentgate_close(pidfd)
-        guard socket >= 0 else { return .fail(socket == -ESRCH ? ESRCH : (socket == -EBADF ? EBADF : -socket)) }
+        let socket = OwnedFD.copy(of: socketFD, from: call.notification.tid)
+        guard socket.isValid else { return .fail(socket.raw == -ESRCH ? ESRCH : (socket.raw == -EBADF ? EBADF : -socket.raw)) }
         var domain: Int32 = 0
         var optionLength = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(socket, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0 else {
-            let failure = errno
-            agentgate_close(socket)
-            return .fail(failure == ENOTSOCK ? ENOTSOCK : failure)
-        }
-        if domain != AF_UNIX { return .otherFamily(socket) }
-        if length > MemoryLayout<sockaddr_un>.size { agentgate_close(socket); return .fail(EINVAL) }
-        return .proceed(socket)
+        guard getsockopt(socket.raw, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0 else { return .fail(errno) }
+        if domain != AF_UNIX { return .otherFamily(socket.release()) }
+        if length > MemoryLayout<sockaddr_un>.size { return .fail(EINVAL) }
+        return .proceed(socket.release())
     }
 
     /// For a pathname unix address: resolves the path from the agent's cwd, names the target by

@@ -73,11 +73,8 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let socket = directory + (prefix == "ssh-" ? "/agent.1234" : "/default")
         let server = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); time.sleep(8)"
-        let serverProcess = Process()
-        serverProcess.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        serverProcess.arguments = ["python3", "-c", server, socket]
-        try serverProcess.run()
-        defer { serverProcess.terminate() }
+        let listener = try h.start(["python3", "-c", server, socket])
+        defer { listener.process.terminate() }
         let client = "import socket,sys\ntry:\n socket.socket(socket.AF_UNIX).connect(sys.argv[1]); print('connected')\nexcept OSError as e: print('refused', e.errno)"
         #expect(waitUntil(timeout: 30) { h.bare(["python3", "-c", client, socket]).stdout.contains("connected") })
         let supervised = h.supervised(["python3", "-c", client, socket], policy: policy)
@@ -139,12 +136,8 @@ import Testing
         let built = h.bare(["cc", "-O2", "-pthread", "-o", h.path("race"), h.path("race.c")])
         #expect(built.status == 0, "\(built)")
         let server = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(64); time.sleep(20)"
-        let listener = Process()
-        listener.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        listener.arguments = ["python3", "-c", server, "secret/s.sock"]
-        listener.currentDirectoryURL = URL(fileURLWithPath: h.dir)
-        try listener.run()
-        defer { listener.terminate() }
+        let listener = try h.start(["python3", "-c", server, "secret/s.sock"])
+        defer { listener.process.terminate() }
         try waitUntil("the listener binds") { h.exists("secret/s.sock") }
         let bare = h.bare([h.path("race"), "pub/tsock"])
         #expect(bare.stdout.hasPrefix("CONNECTED"), "bare, the symlink must reach the socket: \(bare)")
