@@ -167,14 +167,7 @@ enum ConnectHandler {
     private static func connect(_ call: TrappedCall, socketFD: Int32, address: SocketAddress, pathFD: Int32, verdict: Verdict,
                                 note: String? = nil, recorded: Bool = true, taken: Int32 = -1) {
         let n = call.notification, core = call.core, process = call.process
-        let socket: Int32
-        if taken >= 0 {
-            socket = taken
-        } else {
-            let pidfd = agentgate_pidfd_open(n.tid)
-            socket = pidfd >= 0 ? agentgate_pidfd_getfd(pidfd, socketFD) : pidfd
-            agentgate_close(pidfd)
-        }
+        let socket = taken >= 0 ? taken : OwnedFD.copy(of: socketFD, from: n.tid).release()
         guard socket >= 0 else {
             agentgate_close(pathFD)
             let errno = socket == -ESRCH ? ESRCH : (socket == -EBADF ? EBADF : -socket)
