@@ -154,6 +154,10 @@ typedef struct agentgate_spawn_config {
     int oom_score_adj_floor;     ///< Raises /proc/self/oom_score_adj to at least this, or -1001.
     const char *const *cgroup_procs; ///< cgroup.procs files the parent moves the child into before it execs.
     int cgroup_count;
+    /// The cgroup v2 directory whose cgroup.procs is `cgroup_procs[0]`, open, or -1. The child is
+    /// created in it (clone3 with CLONE_INTO_CGROUP), which skips the RCU grace period the first
+    /// write to a cgroup.procs waits for (~13 ms); where clone3 fails, fork and the write.
+    int cgroup_directory_fd;
 } agentgate_spawn_config;
 
 /// Result of `agentgate_spawn`.
@@ -180,7 +184,8 @@ typedef enum agentgate_spawn_stage {
     AGENTGATE_SPAWN_EXEC = 10,     ///< CMD itself could not be executed (after the handshake).
 } agentgate_spawn_stage;
 
-/// Forks; the child makes only async-signal-safe calls: new process group, default signal
+/// Forks (clone3 into the session's cgroup v2 when `cgroup_directory_fd` is set); the child
+/// makes only async-signal-safe calls: new process group, default signal
 /// dispositions, resource limits, PR_SET_NO_NEW_PRIVS, the filter with NEW_LISTENER
 /// (+WAIT_KILLABLE_RECV when the kernel has it), the listener sent to the parent as SCM_RIGHTS
 /// by a relay created before the filter, then waits until the parent holds the listener

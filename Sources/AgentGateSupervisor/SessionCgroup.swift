@@ -14,6 +14,8 @@ struct SessionCgroup: Sendable {
     let killFile: String?
     /// What was set: "pids.max=4096", "memory.max=…".
     let limits: [String]
+    /// `directories[0]` is on cgroup v2, so the agent can be created in it (CLONE_INTO_CGROUP).
+    var unifiedFirst: Bool = false
 
     var procsFiles: [String] { directories.map { $0 + "/cgroup.procs" } }
     var hasProcessLimit: Bool { limits.contains { $0.hasPrefix("pids.max=") } }
@@ -25,6 +27,7 @@ struct SessionCgroup: Sendable {
         var directories: [String] = []
         var killFile: String? = nil
         var limits: [String] = []
+        var unifiedFirst = false
         // cgroup v2: cgroup.kill, and pids/memory when the parent delegates those controllers.
         if let root = mounts.v2, let path = memberships["0::"] {
             let parent = Self.join(root, path)
@@ -32,6 +35,7 @@ struct SessionCgroup: Sendable {
             let directory = parent + "/" + name
             if mkdir(directory, 0o755) == 0 {
                 directories.append(directory)
+                unifiedFirst = true
                 if access(directory + "/cgroup.kill", W_OK) == 0 { killFile = directory + "/cgroup.kill" }
                 let controllers = (Self.readFile(parent + "/cgroup.subtree_control") ?? "").split(separator: " ").map {
                     $0.trimmingCharacters()
@@ -59,7 +63,7 @@ struct SessionCgroup: Sendable {
             }
         }
         guard !directories.isEmpty else { return nil }
-        return SessionCgroup(directories: directories, killFile: killFile, limits: limits)
+        return SessionCgroup(directories: directories, killFile: killFile, limits: limits, unifiedFirst: unifiedFirst)
     }
 
     /// The processes still in the session's cgroups.

@@ -253,6 +253,10 @@ public final class Supervisor: Sendable {
         var stage: Int32 = 0
         let resetSignals: [Int32] = [SIGPIPE]
         let procsFiles = cgroup?.procsFiles ?? []
+        // The agent is born in the v2 group (clone3 CLONE_INTO_CGROUP) when it comes first.
+        let cgroupDirectory: Int32 = cgroup?.unifiedFirst == true
+            ? open(cgroup!.directories[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1
+        defer { if cgroupDirectory >= 0 { close(cgroupDirectory) } }
         let rc = withCStrings(options.command) { argv in
             withCStrings(agentEnvironment) { envp in
                 withCStrings(procsFiles) { cgroupFiles in
@@ -268,7 +272,8 @@ public final class Supervisor: Sendable {
                                         core_dumps_forbidden: !allowsKernel,
                                         oom_score_adj_floor: 500,
                                         cgroup_procs: UnsafeRawPointer(cgroupFiles).assumingMemoryBound(to: UnsafePointer<CChar>?.self),
-                                        cgroup_count: Int32(procsFiles.count))
+                                        cgroup_count: Int32(procsFiles.count),
+                                        cgroup_directory_fd: cgroupDirectory)
                                     return agentgate_spawn(&config, &spawned, &stage)
                                 }
                             }
