@@ -160,10 +160,9 @@ enum ExecHandler {
         }
         // exec can't be performed for the agent: let the kernel continue, then check at the
         // process's next trapped call that the image it loaded is the one approved.
-        // When rules look at argv, the arguments the new image really got must be the ones
-        // decided: another thread could rewrite them between our read and the kernel's copy.
-        // The loader's program was decided from argv too, so its argv is always checked.
-        let arguments = call.policy.usesExecDetails || plan.loaderProgram != nil ? ImageVerifier.cmdlineTail(args) : nil
+        // The arguments the new image really got must be the ones decided and recorded, byte for
+        // byte: another thread could rewrite them between our read and the kernel's copy.
+        let arguments = ImageVerifier.cmdline(plan.argv)
         // The bytes that later tell whether this exec happened must be readable now; an honest
         // process never hides them.
         // Read through the calling thread: the leader may have exited (pthread_exit).
@@ -273,6 +272,9 @@ enum ExecHandler {
         var interpreterImage: ImageIdentity?
         /// When the image is the dynamic loader: the program it must open first.
         var loaderProgram: ImageIdentity?
+        /// The argv the final image gets: the `#!` interpreters' words and the script's name in
+        /// front of the arguments after argv[0], as the kernel builds it.
+        var argv: [RawPath] = []
     }
 
     /// Checks the `#!` chain (as the kernel follows it, up to 4 deep), the ELF interpreter, and
@@ -305,7 +307,8 @@ enum ExecHandler {
         // The argv the final image sees: the kernel puts the interpreter (as written on the `#!`
         // line), its optional argument and the script's name (as given to execve) in front of
         // the script's own arguments.
-        var effectiveArgv = argv
+        // (The kernel gives an exec with an empty argv one empty argument, since Linux 5.18.)
+        var effectiveArgv = argv.isEmpty ? [RawPath([])] : argv
         // The final image's ELF facts, when they came with its first bytes (one reopening).
         var elfRead: (rc: Int32, info: agentgate_elf_info)? = nil
         for _ in 0..<5 {
@@ -406,6 +409,7 @@ enum ExecHandler {
                 if !verdict.letsCallProceed { return .denied(target: target, verdict: verdict, reason: "") }
             }
         }
+        plan.argv = effectiveArgv
         return .allowed(plan)
     }
 

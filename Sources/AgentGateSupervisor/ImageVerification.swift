@@ -44,8 +44,8 @@ struct ImageIdentity: Sendable, Hashable {
 final class ImageVerifier: Sendable {
     private struct Pending: Sendable {
         var expected: [ImageIdentity]
-        /// The decided argv after argv[0], as NUL-terminated bytes: /proc/PID/cmdline must end
-        /// with them once the exec completed. nil when no rule looks at argv.
+        /// The decided argv as the new image gets it, NUL-terminated bytes: /proc/PID/cmdline
+        /// must be exactly this once the exec completed.
         var arguments: [UInt8]?
         let previous: ImageIdentity
         /// The exec'ing process, to notice it has gone (its pid could be reused).
@@ -226,7 +226,7 @@ final class ImageVerifier: Sendable {
         let running = ImageIdentity(path: "/proc/\(tid)/exe")
         // Has the exec happened? AT_RANDOM says so for certain.
         let now = Self.execRandom(tid)
-        let argumentsAsDecided = entry.arguments.map { Self.cmdline(of: tid, endsWith: $0) } ?? true
+        let argumentsAsDecided = entry.arguments.map { Self.cmdline(of: tid, is: $0) } ?? true
         guard isValid() else { return nil }
         // Unreadable bytes, or an unreadable image, with the thread still there: hidden on
         // purpose (an honest process never unmaps them, and a supervisor that may read a
@@ -259,26 +259,25 @@ final class ImageVerifier: Sendable {
         return nil
     }
 
-    /// argv after argv[0], each NUL-terminated, as /proc/PID/cmdline ends.
-    static func cmdlineTail(_ argv: [String]) -> [UInt8] {
+    /// argv, each argument NUL-terminated: what /proc/PID/cmdline holds once the exec is done.
+    static func cmdline(_ argv: [RawPath]) -> [UInt8] {
         var bytes: [UInt8] = []
-        for argument in argv.dropFirst() {
-            bytes += argument.utf8
+        bytes.reserveCapacity(argv.reduce(0) { $0 + $1.bytes.count + 1 })
+        for argument in argv {
+            bytes += argument.bytes
             bytes.append(0)
         }
         return bytes
     }
 
-    /// Whether the kernel's copy of the process's argv ends with `tail`.
-    static func cmdline(of pid: pid_t, endsWith tail: [UInt8]) -> Bool {
-        // argv[0] (and a `#!` interpreter's own words) come first; allow generously for them.
-        let capacity = tail.count + 65536
+    /// Whether the kernel's copy of the process's argv is exactly `expected`.
+    static func cmdline(of pid: pid_t, is expected: [UInt8]) -> Bool {
+        // One byte more than expected, so a longer argv shows.
+        let capacity = expected.count + 2
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { buffer -> Bool in
             let n = agentgate_read_small_file(AT_FDCWD, "/proc/\(pid)/cmdline", buffer.baseAddress!, capacity)
-            // read_small_file fills at most capacity - 1 bytes: that many means truncated.
-            guard n >= tail.count, n < capacity - 1 else { return false }
-            let read = UnsafeRawBufferPointer(start: buffer.baseAddress, count: n)
-            return tail.isEmpty || read.suffix(tail.count).elementsEqual(tail)
+            guard n == expected.count else { return false }
+            return UnsafeRawBufferPointer(start: buffer.baseAddress, count: n).elementsEqual(expected)
         }
     }
 

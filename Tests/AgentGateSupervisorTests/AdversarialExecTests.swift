@@ -30,6 +30,8 @@ struct ExecFixture {
                 decision: deny
               - match: {action: exec, target_glob: "\(h.dir)/bad/**"}
                 decision: deny
+              - match: {action: exec, argv: ["**", "*forbid-ran*"]}
+                decision: deny
             """)
     }
 
@@ -170,6 +172,17 @@ extension AdversarialTests {
         func raceExecPath() throws {
             let (_, r) = try execAttempt("raceexec") { f in ["race-exec", "buffer", f.h.path("okprog"), f.forbid, f.marker, "3"] }
             #expect(!r.stdout.contains("allowed-runs=0\n"), "the allowed program never ran: the race didn't happen\n\(r)")
+        }
+
+        /// The decision reads argv once, the kernel copies it again: a thread that flips argv[1]
+        /// between NULL and "-c" gets `sh` decided and `sh -c FORBIDDEN` run, unless the new
+        /// image's argv is checked to be the decided one, every byte of it.
+        @Test("race: a thread flips argv[1] while a shell's exec is decided; the denied command line never runs")
+        func raceExecArguments() throws {
+            let (_, r) = try execAttempt("raceexecargv") { f in
+                ["race-exec", "argv", "/bin/sh", "echo FORBIDDEN-PROGRAM-RAN > '\(f.marker)'", f.marker, "3"]
+            }
+            #expect(!r.stdout.contains("allowed-runs=0\n"), "the allowed exec never ran: the race didn't happen\n\(r)")
         }
 
         @Test("race: other ways to swap the program between the decision and the exec", arguments: [

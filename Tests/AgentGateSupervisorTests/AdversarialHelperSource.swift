@@ -388,6 +388,8 @@ static int race_connect(int allowed, int denied, double seconds) {
 //   symlink        a thread of the driver renames a symlink between the two programs
 //   shebang        a thread of the driver renames a script between "#!allowed" and "#!forbidden"
 //   dirfd          a thread dup2()s fd 100 between good/ and bad/; execveat(100, "prog")
+//   argv           `allowed` is a shell, `forbidden` a command line: argv[1] flips between
+//                  NULL and "-c" (what is decided must be what runs, argument for argument)
 static const char *exec_mode;
 static void *exec_thread(void *arg) {
     (void)arg;
@@ -402,6 +404,21 @@ static void *flip_script(void *arg) {
         // (rename of a second link to the same inode is a no-op that leaves s_tmp: unlink it)
         unlink("s_tmp"); link("s_ok", "s_tmp"); rename("s_tmp", "script");
         unlink("s_tmp"); link("s_bad", "s_tmp"); rename("s_tmp", "script");
+    }
+    return NULL;
+}
+
+// argv[1] of an execve flipping between NULL and "-c" (the argv race).
+static char *volatile race_argv[4];
+static void *flip_argv(void *arg) {
+    (void)arg;
+    for (;;) {
+        race_argv[1] = (char *)"-c";
+        BARRIER();
+        for (volatile int i = 0; i < 20; i++) {}
+        race_argv[1] = NULL;
+        BARRIER();
+        for (volatile int i = 0; i < 20; i++) {}
     }
     return NULL;
 }
@@ -462,6 +479,19 @@ static int race_exec(const char *mode, const char *allowed, const char *forbidde
                 usleep(200);
                 char *argv[] = { (char *)"prog", NULL };
                 for (int i = 0; i < 200; i++) syscall(SYS_execveat, 100, "prog", argv, environ, 0);
+                _exit(126);
+            }
+            if (!strcmp(mode, "argv")) {
+                // `allowed` is a shell: argv[1] flips between NULL (`sh` alone, which reads the
+                // empty stdin and exits 0) and "-c", which makes argv[2] (`forbidden`, a command
+                // line a rule denies) the command.
+                int null = open("/dev/null", O_RDONLY);
+                if (null >= 0 && null != 0) { dup2(null, 0); close(null); }
+                race_argv[0] = (char *)allowed; race_argv[1] = NULL; race_argv[2] = (char *)forbidden; race_argv[3] = NULL;
+                pthread_t f;
+                pthread_create(&f, NULL, flip_argv, NULL);
+                usleep(200);
+                for (int i = 0; i < 200; i++) execve(allowed, (char *const *)race_argv, environ);
                 _exit(126);
             }
             if (!strcmp(mode, "static")) {
