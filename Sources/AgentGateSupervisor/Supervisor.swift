@@ -42,6 +42,10 @@ public struct SupervisorOptions: Sendable {
     /// Directories the agent may never write to (the user's AgentGate configuration, where
     /// policies are found without being named).
     public var protectedDirectories: [String] = []
+    /// Directories whose own mode, owner, times and attributes the agent may not change (what
+    /// is inside is decided as usual): the audit database's, where `chmod 000` would stop every
+    /// later session from recording and `chmod 777` would let other users replace its files.
+    public var protectedDirectoryNodes: [String] = []
     /// The most processes the session may have at once (0: no limit). Applied through the
     /// session's cgroup where the supervisor can create one, else through RLIMIT_NPROC (which
     /// counts every process of the user, so it is set to the user's current count plus this).
@@ -316,6 +320,7 @@ public final class Supervisor: Sendable {
                                   injection: options.injection, supervisorPID: getpid(),
                                   protectedFiles: Self.namesTheKernelMayUse(options.protectedFiles),
                                   protectedDirectories: Self.namesTheKernelMayUse(protectedDirectories),
+                                  protectedDirectoryNodes: Self.namesTheKernelMayUse(options.protectedDirectoryNodes),
                                   agentName: options.agentName ?? ExecDetails.basename(options.command.first ?? ""),
                                   waitsKillably: spawned.killable_recv, dns: dns, refusesDNS: options.capturesDNS,
                                   hookSocket: hooks?.listenIdentity, blocking: blocking)

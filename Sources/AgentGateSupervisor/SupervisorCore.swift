@@ -102,6 +102,9 @@ final class SupervisorCore: Sendable {
     /// Directories nothing in the session may write to (AgentGate's configuration, where
     /// policies are found without being named), as given and as resolved.
     let protectedDirectories: [String]
+    /// Directories whose node itself (mode, owner, times, attributes, removal) the agent may not
+    /// change: the audit database's.
+    let protectedDirectoryNodes: [String]
     /// `DIR/.NAME.` for each protected file `DIR/NAME`: the lock and temporary files a rule
     /// saved from an ask goes through (`PolicyFileAmender`) are off limits as the file is, so
     /// the agent can't swap the new policy before it is renamed into place.
@@ -127,7 +130,7 @@ final class SupervisorCore: Sendable {
     init(listener: Listener, table: SyscallTable, policy: Policy, policySHA256: String? = nil,
          log: Logger = .supervisorStandardError(), recorder: DecisionRecorder,
          injection: FDInjection, supervisorPID: pid_t, protectedFiles: [String] = [], protectedDirectories: [String] = [],
-         agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil, refusesDNS: Bool = false,
+         protectedDirectoryNodes: [String] = [], agentName: String = "", waitsKillably: Bool = true, dns: DNSCapture? = nil, refusesDNS: Bool = false,
          hookSocket: ImageIdentity? = nil, blocking: BlockingOperations = BlockingOperations()) {
         self.waitsKillably = waitsKillably
         self.hookSocket = hookSocket
@@ -142,6 +145,7 @@ final class SupervisorCore: Sendable {
             return String(file[...slash]) + "." + file[file.index(after: slash)...] + "."
         }
         self.protectedDirectories = protectedDirectories
+        self.protectedDirectoryNodes = protectedDirectoryNodes
         self.listener = listener
         self.table = table
         self.blocking = blocking
@@ -188,6 +192,9 @@ final class SupervisorCore: Sendable {
         }
         if isWrite && protectedDirectories.contains(where: { PathLexical.isWithin(target, root: $0) }) {
             return "AgentGate's configuration and control sockets are off limits"
+        }
+        if isWrite && protectedDirectoryNodes.contains(target) {
+            return "the audit database's directory is off limits (its files stay the supervisor's)"
         }
         if isWrite && PathLexical.isWithin(target, root: "/sys/fs/cgroup") && !policy.allowedUnsupervised.contains(.cgroups) {
             return "cgroup writes could end or freeze the supervisor; denied by default"

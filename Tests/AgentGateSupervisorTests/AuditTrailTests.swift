@@ -662,6 +662,23 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(verify.stdout.contains("anchors: 2 session heads"), "\(verify.stdout)")
     }
 
+    /// The database's directory itself: chmod 000 of it would stop every later session from
+    /// recording, chmod 777 would let other users replace its files. What is inside is decided
+    /// as usual.
+    @Test func theAgentCantChangeTheDatabasesDirectory() throws {
+        let h = try Harness()
+        let policy = try h.policy(self.policy)
+        let directory = (h.db as NSString).deletingLastPathComponent
+        let mode = try #require(try? FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int)
+        let script = "chmod 777 '\(directory)'; chmod 000 '\(directory)'; touch -d 2001-01-01 '\(directory)'; echo x > '\(directory)/other.txt'; echo done"
+        let result = h.supervised(["sh", "-c", script], policy: policy)
+        #expect(result.stdout == "done\n", "\(result)")
+        #expect(result.stderr.contains("Permission denied") || result.stderr.contains("Operation not permitted"), "\(result.stderr)")
+        #expect((try FileManager.default.attributesOfItem(atPath: directory)[.posixPermissions] as? Int) == mode)
+        #expect(h.exists("other.txt"), "a file in the directory is decided as usual")
+        #expect(h.supervised(["true"], policy: policy).status == 0, "the next session records")
+    }
+
     @Test func databaseMaxSizeRemovesTheOldestEndedSessionsAtStart() throws {
         let h = try Harness()
         let policy = try h.policy(self.policy)
