@@ -23,6 +23,11 @@ enum ConnectHandler {
             return
         }
         var address = SocketAddress(copying: scratch.sockaddr, length: Int(length))
+        // An IP address shorter than its family's sockaddr (or no family at all) reaches nobody:
+        // the kernel answers EINVAL before anything is looked up, so it gets that answer, not a
+        // decision on the address its first bytes seem to name.
+        let reachesNothing = address.family == -1 || (address.family == AF_INET && length < 16)
+            || (address.family == AF_INET6 && length < 24)
         // A unix address is checked against the socket it will be connected on: taken once here
         // and used for the connect itself, so another thread can't swap the fd number between
         // the check and the connect (found by a review on 2026-12-07).
@@ -53,6 +58,12 @@ enum ConnectHandler {
         if address.isMissingUnixPath {
             // Nothing there to reach: the kernel's own answer, with no decision to make or record.
             core.listener.fail(n.id, errno: address.resolveError)
+            return
+        }
+        if reachesNothing {
+            let verdict = Verdict(decision: .allow, ruleIndex: nil, reason: .defaultDecision)
+            connect(call, socketFD: socketFD, address: address, pathFD: unixPathFD, verdict: verdict, recorded: false,
+                    taken: handOver(&taken))
             return
         }
         if core.refusesDNS && DNSCapture.isDNS(address) {
