@@ -42,6 +42,15 @@ enum SendHandler {
         var verdict: Verdict
     }
 
+    /// An address an IP socket refuses for its length: IPv4 needs a whole sockaddr_in; IPv6
+    /// needs a family, and a whole sockaddr_in6 (RFC 2133's 24 bytes) or sockaddr_in for it.
+    static func isTooShortForIP(_ name: [UInt8], domain: Int32) -> Bool {
+        if domain == AF_INET { return name.count < 16 }
+        guard name.count >= 2 else { return true }
+        let family = Int32(UInt16(name[0]) | UInt16(name[1]) << 8)
+        return (family == AF_INET6 && name.count < 24) || (family == AF_INET && name.count < 16)
+    }
+
     static func handle(_ call: TrappedCall, family: SyscallFamily, scratch: ThreadScratch) {
         let n = call.notification, core = call.core
         let syscall = call.syscall, process = call.process
@@ -110,6 +119,19 @@ enum SendHandler {
                 return
             }
             for index in messages.indices where messages[index].name?.isEmpty == true { messages[index].name = nil }
+        }
+        if !refusesName && !ignoresName && (socketDomain == AF_INET || socketDomain == AF_INET6),
+           let short = messages.firstIndex(where: { $0.name.map { Self.isTooShortForIP($0, domain: socketDomain) } ?? false }) {
+            // An address shorter than its family's sockaddr reaches nobody: the kernel's EINVAL
+            // (udp_sendmsg, udpv6_sendmsg, a fast-open connect), not a decision on what its
+            // first bytes seem to name. A batch sends the messages before it, as the kernel does.
+            if short == 0 {
+                agentgate_close(socket)
+                guard core.listener.isValid(n.id) else { return }
+                core.listener.fail(n.id, errno: EINVAL)
+                return
+            }
+            messages.removeSubrange(short...)
         }
         let needsCwd = !refusesName && messages.contains { $0.name.map { Self.isRelativeUnix($0) } ?? false }
         let cwdFD = needsCwd ? agentgate_openat(AT_FDCWD, "/proc/\(n.tid)/cwd", Int32(AGENTGATE_O_PATH) | O_DIRECTORY, 0) : -1

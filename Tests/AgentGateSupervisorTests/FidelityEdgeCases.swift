@@ -570,6 +570,8 @@ int main(int argc, char **argv) {
     CASE("connect-inet-denied-short", ({ struct sockaddr_in a = loopback(80); a.sin_addr.s_addr = htonl(0xc0000201); inet_connect(SOCK_STREAM, (struct sockaddr *)&a, 8); }));
     CASE("connect-inet-denied-short-udp", ({ struct sockaddr_in a = loopback(53); a.sin_addr.s_addr = htonl(0xc0000201); inet_connect(SOCK_DGRAM, (struct sockaddr *)&a, 15); }));
     CASE("connect-inet6-denied-short", ({ struct sockaddr_in6 a = six; a.sin6_addr.s6_addr[0] = 0x20; a.sin6_addr.s6_addr[1] = 0x01; a.sin6_addr.s6_addr[2] = 0x0d; a.sin6_addr.s6_addr[3] = 0xb8; long r; { int s = socket(AF_INET6, SOCK_STREAM, 0); r = connect(s, (struct sockaddr *)&a, 20); int e = errno; close(s); errno = e; } r; }));
+    CASE("sendto-inet-denied-short", ({ struct sockaddr_in a = loopback(9); a.sin_addr.s_addr = htonl(0xc0000201); inet_sendto(SOCK_DGRAM, (struct sockaddr *)&a, 8, 0); }));
+    CASE("sendmsg-inet-denied-short", ({ struct sockaddr_in a = loopback(9); a.sin_addr.s_addr = htonl(0xc0000201); int s = socket(AF_INET, SOCK_DGRAM, 0); struct iovec v = { "hi", 2 }; struct msghdr m = { .msg_name = &a, .msg_namelen = 12, .msg_iov = &v, .msg_iovlen = 1 }; long r = sendmsg(s, &m, MSG_DONTWAIT); int e = errno; close(s); errno = e; r; }));
     CASE("connect-inet-family6", inet_connect(SOCK_STREAM, (struct sockaddr *)&six, sizeof six));
     CASE("connect-inet-udp", inet_connect(SOCK_DGRAM, (struct sockaddr *)&udp_address, sizeof udp_address));
     CASE("connect-inet-unspec", ({ struct sockaddr a = { AF_UNSPEC }; inet_connect(SOCK_DGRAM, &a, sizeof a); }));
