@@ -107,6 +107,9 @@ public struct SessionReport: Sendable {
                 .map { "\($0.name) \($0.addresses.joined(separator: " "))" }
             if !addresses.isEmpty { field("Network", addresses.joined(separator: "; ")) }
             field("Env", "\(context.environment.count) variables recorded (secrets removed)")
+            if let inherited = context.inheritedDescriptors?.filter({ !["0 ", "1 ", "2 "].contains(String($0.prefix(2))) }), !inherited.isEmpty {
+                field("Files", "inherited open, never decided: " + inherited.joined(separator: "; "))
+            }
         }
         lines.append("")
         let totals = Dictionary(grouping: counts, by: \.decision.text).mapValues { $0.reduce(0) { $0 + $1.count } }

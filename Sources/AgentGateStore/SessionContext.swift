@@ -86,6 +86,10 @@ public struct SessionContext: Sendable, Equatable, Codable {
     /// The environment passed to the agent, secrets removed (see `Redactor`).
     public var environment: [String: String]
     public var interfaces: [NetworkInterface]
+    /// The open files the agent inherits (the supervisor's fds without close-on-exec when it
+    /// starts): `N r|w|rw TARGET`, e.g. `7 r /home/u/.ssh/id_rsa`. Whoever started the session
+    /// granted them, and reads and writes on them are never decided; nil in older records.
+    public var inheritedDescriptors: [String]?
     public var supervisorPID: Int32
     /// How long collecting this took, in microseconds.
     public var collectionMicros: Int64

@@ -17,8 +17,33 @@ public enum SessionContextCollector {
             os: operatingSystem(), user: user(), capabilities: capabilities(), cgroup: cgroup(),
             program: program, environment: dictionary(environment), interfaces: interfaces(),
             supervisorPID: getpid(), collectionMicros: 0)
+        context.inheritedDescriptors = inheritedDescriptors()
         context.collectionMicros = Int64((agentgate_monotonic_ns() &- start) / 1000)
         return context
+    }
+
+    // MARK: - Inherited files
+
+    /// Every fd of this process without FD_CLOEXEC, which the agent will inherit: its number,
+    /// access mode and target (`readlink /proc/self/fd/N`), in order.
+    static func inheritedDescriptors() -> [String] {
+        guard let directory = opendir("/proc/self/fd") else { return [] }
+        defer { closedir(directory) }
+        let own = dirfd(directory)
+        var found: [(Int32, String)] = []
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let fd = Int32(name), fd != own else { continue }
+            let descriptorFlags = fcntl(fd, F_GETFD)
+            guard descriptorFlags >= 0, descriptorFlags & FD_CLOEXEC == 0 else { continue }
+            let status = fcntl(fd, F_GETFL)
+            let mode = status < 0 ? "?" : ["r", "w", "rw", "?"][Int(status & O_ACCMODE)]
+            var buffer = [CChar](repeating: 0, count: 4097)
+            let length = agentgate_readlinkat(AT_FDCWD, "/proc/self/fd/\(fd)", &buffer, buffer.count)
+            let target = length >= 0 ? String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+            found.append((fd, "\(fd) \(mode) \(target)"))
+        }
+        return found.sorted { $0.0 < $1.0 }.map(\.1)
     }
 
     // MARK: - OS

@@ -84,6 +84,17 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
 /// Every decided event reaches the database, whatever happens to the agent, the
 /// supervisor or the disk; the trail verifies; the query commands read it.
 @Suite(.serialized) struct AuditTrailTests {
+    /// The files the agent inherits are on record: an fd without close-on-exec, by number,
+    /// mode and target; none with it.
+    @Test func theFilesTheAgentInheritsAreRecorded() throws {
+        let inherited = open("/etc/hostname", O_RDONLY)
+        let private_ = open("/etc/hostname", O_RDONLY | O_CLOEXEC)
+        defer { close(inherited); close(private_) }
+        let listed = SessionContextCollector.inheritedDescriptors()
+        #expect(listed.contains("\(inherited) r /etc/hostname"), "\(listed)")
+        #expect(!listed.contains { $0.hasPrefix("\(private_) ") }, "\(listed)")
+    }
+
     @Test func contextCollectionTakesUnder50Milliseconds() throws {
         // Judged on the best of five runs, so a busy machine doesn't fail it.
         let clock = ContinuousClock()
