@@ -307,6 +307,11 @@ struct SocketAddress: Sendable {
             guard bytes.count > 2 else { return "unix:" } // unnamed
             if bytes[2] == 0 { return "unix:@" + escaped(bytes[3...]) } // abstract: every byte counts
             return "unix:" + String(decoding: bytes[2...].prefix { $0 != 0 }, as: UTF8.self)
+        case AF_VSOCK where bytes.count >= 16:
+            // sockaddr_vm: family, reserved, port, cid (host order). CID 2 is the host.
+            let port = bytes[4..<8].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+            let cid = bytes[8..<12].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
+            return "vsock:\(cid):\(port)"
         case AF_UNSPEC:
             return "unspec"
         default:

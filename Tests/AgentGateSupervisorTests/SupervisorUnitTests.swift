@@ -107,6 +107,9 @@ import Testing
         #expect(address(family(AF_UNSPEC)).target == "unspec")
         #expect(address(family(AF_NETLINK) + [0, 0]).target == "family:\(AF_NETLINK)")
         #expect(address([2]).family == -1)
+        // sockaddr_vm: port 1234 to the host (CID 2), little-endian; a short one names nothing.
+        #expect(address(family(AF_VSOCK) + [0, 0, 0xd2, 0x04, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0]).target == "vsock:2:1234")
+        #expect(address(family(AF_VSOCK) + [0, 0]).target == "family:\(AF_VSOCK)")
     }
 }
 
