@@ -335,7 +335,17 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
     for (int depth = 0; depth <= 40; depth++) {
         // ".", ".." and "/" name an existing directory; "x/" can't be created as a file. The
         // kernel answers these once the parent is resolved.
-        if (type != NAME_NORMAL) { close(parent); return (flags & O_EXCL) ? -EEXIST : -EISDIR; }
+        if (type != NAME_NORMAL) {
+            close(parent);
+            // Under RESOLVE_* rules the final ".." (or "/") must itself be a step they allow:
+            // RESOLVE_BENEATH or RESOLVE_NO_XDEV out of the starting point is EXDEV first.
+            if (resolve && depth == 0) {
+                int whole = lookup_ctx(dirfd, path, O_PATH, resolve, ctx);
+                if (whole < 0) return whole;
+                close(whole);
+            }
+            return (flags & O_EXCL) ? -EEXIST : -EISDIR;
+        }
         if (trailing) { close(parent); return -EISDIR; }
         struct stat st;
         if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
@@ -431,7 +441,8 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
     reset_prepared(out);
     if (path[0] == '\0') return -ENOENT;
     if ((flags & O_TMPFILE) == O_TMPFILE) {
-        int fd = lookup_ctx(dirfd, path, O_PATH | O_DIRECTORY, resolve, &out->context);
+        // O_NOFOLLOW too: a symlink to a directory is then no directory (ENOTDIR).
+        int fd = lookup_ctx(dirfd, path, O_PATH | O_DIRECTORY | (int)(flags & O_NOFOLLOW), resolve, &out->context);
         if (fd < 0) return fd;
         out->kind = AGENTGATE_OPEN_TMPFILE;
         out->object_fd = fd;

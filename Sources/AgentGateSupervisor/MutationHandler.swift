@@ -232,8 +232,11 @@ enum MutationHandler {
         }
         if let modeArg = spec.createModeArg, syscall.hasPrefix("mknod") {
             // A device node reaches a disk or kernel memory under a name of the agent's choosing.
+            // A character device 0:0 is a whiteout (overlayfs), which reaches no device and
+            // which the kernel lets anyone make.
             let type = UInt32(truncatingIfNeeded: n.arg(modeArg)) & UInt32(S_IFMT)
-            if (type == UInt32(S_IFBLK) || type == UInt32(S_IFCHR)) && !call.policy.allowedUnsupervised.contains(.kernel) {
+            let isWhiteout = type == UInt32(S_IFCHR) && UInt32(truncatingIfNeeded: n.arg(modeArg + 1)) == 0
+            if (type == UInt32(S_IFBLK) || type == UInt32(S_IFCHR)) && !isWhiteout && !call.policy.allowedUnsupervised.contains(.kernel) {
                 call.deny(Refusal(EPERM, "device nodes are denied by default"), action: .fsWrite, target: paths.first ?? "?")
                 return
             }

@@ -199,8 +199,9 @@ enum SendHandler {
                 entry.target = address.target
                 if address.isMissingUnixPath {
                     // The kernel's answer, with no decision (see SocketAddress.isMissingUnixPath).
+                    // In a batch, the messages before it are sent and counted, as the kernel does.
                     agentgate_close(entry.pathFD)
-                    for d in decided { agentgate_close(d.pathFD) }
+                    if !decided.isEmpty { break }
                     agentgate_close(socket)
                     core.listener.fail(n.id, errno: address.resolveError)
                     return
@@ -214,7 +215,7 @@ enum SendHandler {
                 }
                 if entry.verdict.letsCallProceed && address.resolveError != 0 {
                     agentgate_close(entry.pathFD)
-                    for d in decided { agentgate_close(d.pathFD) }
+                    if !decided.isEmpty { break }
                     refuse(Refusal(address.resolveError, "socket path unresolved"), target: address.target)
                     return
                 }
@@ -481,6 +482,9 @@ enum SendHandler {
                 raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self) // the agent's: ids haven't diverged
                 raw.storeBytes(of: getgid(), toByteOffset: 24, as: UInt32.self)
             }
+            // Fewer than a header's bytes left over are ignored by the kernel's walk; they must
+            // not run into the header added after them.
+            if control.count - min(offset, control.count) < 16 { output.removeSubrange(min(offset, output.count)...) }
             let aligned = (output.count + 7) & ~7
             output += [UInt8](repeating: 0, count: aligned - output.count) + credentials
         }

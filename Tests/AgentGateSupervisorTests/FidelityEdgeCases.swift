@@ -116,6 +116,7 @@ int main(int argc, char **argv) {
     FDCASE("open-tmpfile", open(".", O_TMPFILE | O_RDWR, 0600));
     FDCASE("open-tmpfile-d", open("d", O_TMPFILE | O_WRONLY, 0600));
     FDCASE("open-tmpfile-f", open("f", O_TMPFILE | O_RDWR, 0600));
+    FDCASE("open-tmpfile-nofollow-dirlink", open("dd", O_TMPFILE | O_RDWR | O_NOFOLLOW, 0600));
     FDCASE("open-tmpfile-missing", open("missing", O_TMPFILE | O_RDWR, 0600));
     FDCASE("open-tmpfile-rdonly", open(".", O_TMPFILE | O_RDONLY, 0600));
     FDCASE("open-tmpfile-excl", open(".", O_TMPFILE | O_RDWR | O_EXCL, 0600));
@@ -141,6 +142,9 @@ int main(int argc, char **argv) {
     FDCASE("openat2-in-root-absolute", ({ int dfd = dirfd_of("."); long r = openat2_(dfd, "/f", O_RDONLY, 0, RESOLVE_IN_ROOT, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
     FDCASE("openat2-in-root-dotdot", ({ int dfd = dirfd_of("d"); long r = openat2_(dfd, "../../../d/../ln", O_RDONLY, 0, RESOLVE_IN_ROOT, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
     FDCASE("openat2-in-root-creat", ({ int dfd = dirfd_of("d"); long r = openat2_(dfd, "/new", O_RDWR | O_CREAT, 0600, RESOLVE_IN_ROOT, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
+    FDCASE("openat2-beneath-creat-dotdot", ({ int dfd = dirfd_of("d"); long r = openat2_(dfd, "..", O_WRONLY | O_CREAT, 0600, RESOLVE_BENEATH, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
+    FDCASE("openat2-beneath-creat-excl-dotdot", ({ int dfd = dirfd_of("d"); long r = openat2_(dfd, "../", O_WRONLY | O_CREAT | O_EXCL, 0600, RESOLVE_BENEATH, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
+    FDCASE("openat2-beneath-creat-inner-dotdot", ({ int dfd = dirfd_of("."); long r = openat2_(dfd, "d/..", O_WRONLY | O_CREAT, 0600, RESOLVE_BENEATH, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
     FDCASE("openat2-in-root-badfd", openat2_(999, "/f", O_RDONLY, 0, RESOLVE_IN_ROOT, sizeof(struct open_how)));
     FDCASE("openat2-beneath-dotdot", ({ int dfd = dirfd_of("d"); long r = openat2_(dfd, "../f", O_RDONLY, 0, RESOLVE_BENEATH, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
     FDCASE("openat2-beneath-absolute", ({ int dfd = dirfd_of("."); long r = openat2_(dfd, "/f", O_RDONLY, 0, RESOLVE_BENEATH, sizeof(struct open_how)); int e = errno; close(dfd); errno = e; r; }));
@@ -208,6 +212,7 @@ int main(int argc, char **argv) {
     CASE("mknod-reg", mknod("new", S_IFREG | 0640, 0));
     CASE("mknod-default-type", mknod("new", 0640, 0));
     CASE("mknod-dir-type", mknod("new", S_IFDIR | 0755, 0));
+    CASE("mknod-whiteout", ({ long r = mknod("wh", S_IFCHR | 0644, 0); int e = errno; unlink("wh"); errno = e; r; }));
     CASE("mknod-bad-type", mknod("new", 0170000 | 0755, 0));
     CASE("mknod-sock", mknod("new", S_IFSOCK | 0755, 0));
     CASE("mknod-f", mknod("f", S_IFIFO | 0600, 0));
@@ -541,6 +546,24 @@ int main(int argc, char **argv) {
     CASE("sendmsg-unix-stream-connected", unix_sendmsg_named(SOCK_STREAM, 1, "srv"));
     CASE("sendmsg-unix-stream-unconnected", unix_sendmsg_named(SOCK_STREAM, 0, "srv"));
     CASE("sendmsg-unix-dgram", unix_sendmsg_named(SOCK_DGRAM, 0, "srv"));
+    CASE("sendmmsg-unix-second-missing", ({
+        int srv = unix_server(SOCK_DGRAM, "msrv"); int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+        struct sockaddr_un a, b; socklen_t la = unix_address(&a, "msrv"), lb = unix_address(&b, "nope");
+        struct iovec v = { "hi", 2 };
+        struct mmsghdr m[2]; memset(m, 0, sizeof m);
+        m[0].msg_hdr = (struct msghdr){ .msg_name = &a, .msg_namelen = la, .msg_iov = &v, .msg_iovlen = 1 };
+        m[1].msg_hdr = (struct msghdr){ .msg_name = &b, .msg_namelen = lb, .msg_iov = &v, .msg_iovlen = 1 };
+        long r = sendmmsg(c, m, 2, MSG_DONTWAIT); int e = errno;
+        char buf[8]; long got = recv(srv, buf, sizeof buf, MSG_DONTWAIT);
+        out(" len0=%u got=%ld", m[0].msg_len, got);
+        close(c); close(srv); unlink("msrv"); errno = e; r; }));
+    CASE("sendmsg-unix-short-control", ({
+        int srv = unix_server(SOCK_DGRAM, "csrv"); int c = socket(AF_UNIX, SOCK_DGRAM, 0);
+        struct sockaddr_un a; socklen_t la = unix_address(&a, "csrv");
+        struct iovec v = { "h", 1 }; char control[3] = { 0, 0, 0 };
+        struct msghdr m = { .msg_name = &a, .msg_namelen = la, .msg_iov = &v, .msg_iovlen = 1, .msg_control = control, .msg_controllen = 3 };
+        long r = sendmsg(c, &m, MSG_DONTWAIT); int e = errno;
+        close(c); close(srv); unlink("csrv"); errno = e; r; }));
     CASE("sendmsg-unix-dgram-wrong-type", ({ int s = unix_server(SOCK_STREAM, "srv2"); long r = unix_sendmsg_named(SOCK_DGRAM, 0, "srv2"); int e = errno; close(s); errno = e; r; }));
     CASE("sendmmsg-unix-dgram", ({ int srv = unix_server(SOCK_DGRAM, "srv"); int s = socket(AF_UNIX, SOCK_DGRAM, 0); struct sockaddr_un a; socklen_t l = unix_address(&a, "srv"); struct iovec v = { "hi", 2 }; struct mmsghdr m[2]; memset(m, 0, sizeof m); for (int i = 0; i < 2; i++) { m[i].msg_hdr.msg_name = &a; m[i].msg_hdr.msg_namelen = l; m[i].msg_hdr.msg_iov = &v; m[i].msg_hdr.msg_iovlen = 1; } long r = sendmmsg(s, m, 2, MSG_DONTWAIT); int e = errno; out(" lens=%u,%u", m[0].msg_len, m[1].msg_len); close(s); close(srv); errno = e; r; }));
     CASE("sendmmsg-unix-dgram-missing", ({ int s = socket(AF_UNIX, SOCK_DGRAM, 0); struct sockaddr_un a; socklen_t l = unix_address(&a, "missing"); struct iovec v = { "hi", 2 }; struct mmsghdr m[1]; memset(m, 0, sizeof m); m[0].msg_hdr.msg_name = &a; m[0].msg_hdr.msg_namelen = l; m[0].msg_hdr.msg_iov = &v; m[0].msg_hdr.msg_iovlen = 1; long r = sendmmsg(s, m, 1, MSG_DONTWAIT); int e = errno; close(s); errno = e; r; }));
