@@ -14,6 +14,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <linux/openat2.h>
+#include <dirent.h>
 
 #define PROC_SUPER_MAGIC_VALUE 0x9fa0
 #define PROC_ROOT_INODE 1
@@ -169,14 +170,104 @@ static int lookup_ctx(int dirfd, const char *path, int flags, uint64_t resolve, 
 }
 
 
+// The name `directory` has in `parent`: an entry with its device and inode (by d_ino first,
+// then, for a mount point, whose entry shows the covered inode, by stat of every directory).
+static int entry_name(int parent, const struct stat *directory, char *name, size_t capacity) {
+    for (int pass = 0; pass < 2; pass++) {
+        int listing = openat(parent, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (listing < 0) return -errno;
+        char buffer[8192];
+        long n;
+        while ((n = syscall(SYS_getdents64, listing, buffer, sizeof buffer)) > 0) {
+            for (long offset = 0; offset < n;) {
+                struct dirent64 *entry = (struct dirent64 *)(buffer + offset);
+                offset += entry->d_reclen;
+                const char *d = entry->d_name;
+                if (d[0] == '.' && (d[1] == '\0' || (d[1] == '.' && d[2] == '\0'))) continue;
+                if (pass == 0 ? entry->d_ino != directory->st_ino
+                              : (entry->d_type != DT_DIR && entry->d_type != DT_UNKNOWN)) continue;
+                struct stat st;
+                if (fstatat(parent, d, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+                if (st.st_dev != directory->st_dev || st.st_ino != directory->st_ino) continue;
+                close(listing);
+                size_t length = strlen(d);
+                if (length + 1 > capacity) return -ENAMETOOLONG;
+                memcpy(name, d, length + 1);
+                return (int)length;
+            }
+        }
+        close(listing);
+    }
+    return -ENOENT;
+}
+
+// The absolute name of directory `fd`, built from its ancestors' entries up to "/": for names
+// longer than the page readlink of /proc/self/fd/N can show (it fails with ENAMETOOLONG). The
+// components are gathered from the end of `buf`, then moved to its start.
+static int walked_dir_path(int fd, char *buf, size_t capacity, size_t *len) {
+    if (capacity < 2) return -ENAMETOOLONG;
+    size_t start = capacity - 1;
+    buf[start] = '\0';
+    int cur = openat(fd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (cur < 0) return -errno;
+    struct stat cur_st;
+    if (fstat(cur, &cur_st) != 0) { int err = errno; close(cur); return -err; }
+    for (;;) {
+        int parent = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (parent < 0) { int err = errno; close(cur); return -err; }
+        struct stat parent_st;
+        if (fstat(parent, &parent_st) != 0) { int err = errno; close(parent); close(cur); return -err; }
+        if (parent_st.st_dev == cur_st.st_dev && parent_st.st_ino == cur_st.st_ino) { close(parent); break; }
+        char name[256];
+        int length = entry_name(parent, &cur_st, name, sizeof name);
+        close(cur);
+        if (length < 0) { close(parent); return length; }
+        if ((size_t)length + 1 > start) { close(parent); return -ENAMETOOLONG; }
+        start -= (size_t)length;
+        memcpy(buf + start, name, (size_t)length);
+        buf[--start] = '/';
+        cur = parent;
+        cur_st = parent_st;
+    }
+    close(cur);
+    if (start == capacity - 1) buf[--start] = '/';
+    *len = capacity - 1 - start;
+    memmove(buf, buf + start, *len + 1);
+    return 0;
+}
+
 static int fd_path(int fd, char *buf, size_t capacity, size_t *len) {
     char link[32];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(link, buf, capacity - 1);
+    // Past a page the kernel can't show the name (ENAMETOOLONG); a directory is then named
+    // from its ancestors, as getcwd's fallback does. (A file is named through its parent by
+    // the callers that have one.)
+    if (n < 0 && errno == ENAMETOOLONG) {
+        int rc = walked_dir_path(fd, buf, capacity, len);
+        return rc == -ENOTDIR ? -ENAMETOOLONG : rc;
+    }
     if (n < 0) return -errno;
     if ((size_t)n >= capacity - 1) return -ENAMETOOLONG;
     buf[n] = '\0';
     *len = (size_t)n;
+    return 0;
+}
+
+// Names `out`'s object through `parent` and `name` (its entry there), for a file whose name
+// is past the page /proc/self/fd shows: the parent, a directory, is walked (fd_path).
+static int name_in_parent(int parent, const char *name, agentgate_open_prepared *out) {
+    struct stat st;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != out->object_device
+        || st.st_ino != out->object_inode) return -ENAMETOOLONG;
+    size_t parent_len = 0;
+    int rc = fd_path(parent, out->resolved, sizeof out->resolved, &parent_len);
+    if (rc < 0) return rc;
+    size_t name_len = strlen(name);
+    if (parent_len + 1 + name_len + 1 > sizeof out->resolved) return -ENAMETOOLONG;
+    if (!(parent_len == 1 && out->resolved[0] == '/')) out->resolved[parent_len++] = '/';
+    memcpy(out->resolved + parent_len, name, name_len + 1);
+    out->resolved_len = parent_len + name_len;
     return 0;
 }
 
@@ -361,6 +452,7 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
                 int err = errno;
                 if (fd < 0) { close(parent); return -err; }
                 rc = finish_existing(out, fd);
+                if (rc == -ENAMETOOLONG && !S_ISDIR(st.st_mode)) rc = name_in_parent(parent, name, out);
                 if (rc == 0 && (flags & O_NOFOLLOW) && S_ISREG(st.st_mode)) keep_entry(out, parent, name);
                 else close(parent);
                 return rc;
@@ -456,6 +548,34 @@ int agentgate_open_prepare(int dirfd, const char *path, uint64_t flags, uint64_t
     int fd = lookup_ctx(dirfd, path, O_PATH | (int)(flags & (O_NOFOLLOW | O_DIRECTORY)), resolve, &out->context);
     if (fd < 0) return fd;
     int rc = finish_existing(out, fd);
+    if (rc == -ENAMETOOLONG && out->file_type != S_IFDIR) {
+        // A file past a page: named through its parent, when the path's last component is it.
+        char dir[PATH_MAX], name[256];
+        int type = NAME_NORMAL, trailing = 0;
+        if (split_final(path, dir, sizeof dir, name, sizeof name, &type, &trailing) == 0 && type == NAME_NORMAL && !trailing) {
+            agentgate_lookup_context scratch = out->context;
+            int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, resolve, &scratch);
+            // Through symlinks at the end (not under RESOLVE_IN_ROOT/BENEATH, whose absolute
+            // targets mean something else): each one's target, until the file itself.
+            for (int follows = 0; parent >= 0 && follows <= 40; follows++) {
+                struct stat st;
+                if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) break;
+                if (!S_ISLNK(st.st_mode) || (resolve & (RESOLVE_IN_ROOT | RESOLVE_BENEATH))) {
+                    rc = name_in_parent(parent, name, out);
+                    break;
+                }
+                char target[PATH_MAX];
+                ssize_t n = readlinkat(parent, name, target, sizeof target - 1);
+                if (n <= 0) break;
+                target[n] = '\0';
+                if (split_final(target, dir, sizeof dir, name, sizeof name, &type, &trailing) != 0 || type != NAME_NORMAL || trailing) break;
+                int next = lookup_ctx(target[0] == '/' ? AT_FDCWD : parent, dir, O_PATH | O_DIRECTORY, resolve, &scratch);
+                close(parent);
+                parent = next;
+            }
+            if (parent >= 0) close(parent);
+        }
+    }
     if (rc == 0 && (flags & O_NOFOLLOW) && !(flags & O_PATH) && out->file_type == S_IFREG) {
         char dir[PATH_MAX], name[256];
         int type = NAME_NORMAL, trailing = 0;

@@ -24,8 +24,9 @@
 enum {
     /// A path argument read from the agent: PATH_MAX plus one byte to detect an over-long one.
     AGENTGATE_PATH_CAPACITY = 4097,
-    /// A resolved path as /proc/self/fd shows it (PATH_MAX plus room for a name).
-    AGENTGATE_RESOLVED_CAPACITY = 4096 + 256,
+    /// A resolved path: as /proc/self/fd shows it (at most PATH_MAX), or, deeper, as named from
+    /// its ancestors' entries; 32 KiB, past which a call fails with ENAMETOOLONG.
+    AGENTGATE_RESOLVED_CAPACITY = 32768 + 256,
     /// One path component (NAME_MAX plus the NUL).
     AGENTGATE_NAME_CAPACITY = 256,
     /// The largest socket address the kernel accepts (sizeof(struct sockaddr_storage)).

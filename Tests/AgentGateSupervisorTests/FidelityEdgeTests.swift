@@ -233,6 +233,66 @@ struct ReadOnlyMount {
     }
 }
 
+/// Past a page (4,096 bytes) /proc/self/fd can't name a file: readlink fails with ENAMETOOLONG.
+/// The kernel works at any depth, so the supervisor names directories from their ancestors'
+/// entries, and files through their parent (found by a review on 2026-12-07: every call below
+/// failed with ENAMETOOLONG supervised).
+@Suite("Paths longer than a page") struct DeepPathTests {
+    static let probe = #"""
+import os, sys, errno
+base = sys.argv[1]
+os.chdir(base)
+name = "d" * 200
+for i in range(24):
+    try: os.mkdir(name)
+    except FileExistsError: pass
+    os.chdir(name)
+def t(label, f):
+    try:
+        r = f(); print(label, "ok", r if isinstance(r, (int, str)) and not isinstance(r, bool) and label in ("getcwd-len",) else "")
+    except OSError as e: print(label, "err", errno.errorcode.get(e.errno, e.errno))
+t("getcwd-len", lambda: len(os.getcwd()))
+t("creat", lambda: os.close(os.open("f", os.O_CREAT | os.O_WRONLY, 0o644)))
+t("open-existing", lambda: os.close(os.open("f", os.O_RDONLY)))
+t("open-dot", lambda: os.close(os.open(".", os.O_RDONLY)))
+t("excl", lambda: os.close(os.open("f", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)))
+t("mkdir", lambda: os.mkdir("sub"))
+t("mkdir-existing", lambda: os.mkdir("sub"))
+t("rename", lambda: os.rename("f", "g"))
+t("link", lambda: os.link("g", "h"))
+t("symlink", lambda: os.symlink("g", "s"))
+t("open-symlink", lambda: os.close(os.open("s", os.O_RDONLY)))
+t("chmod", lambda: os.chmod("g", 0o600))
+t("truncate", lambda: os.truncate("g", 0))
+t("utime", lambda: os.utime("g", None))
+t("unlink", lambda: os.unlink("h"))
+t("unlink-s", lambda: os.unlink("s"))
+t("rmdir", lambda: os.rmdir("sub"))
+t("tmpfile", lambda: os.close(os.open(".", os.O_TMPFILE | os.O_RDWR, 0o600)))
+t("unlink-g", lambda: os.unlink("g"))
+import shutil
+os.chdir(base)
+t("rmtree", lambda: shutil.rmtree(name))
+"""#
+
+    @Test func everyCallInATreeDeeperThanAPageAnswersAsBare() throws {
+        let h = try Harness()
+        let policy = try h.policy("default: allow\nrules: []\n")
+        try h.write("deep.py", Self.probe)
+        for directory in ["bare", "supervised"] { try h.mkdir(directory) }
+        let bare = h.bare(["python3", h.path("deep.py"), h.path("bare")])
+        let supervised = h.supervised(["python3", h.path("deep.py"), h.path("supervised")], policy: policy)
+        // getcwd's length differs by the directory names' lengths ("bare", "supervised").
+        func calls(_ text: String) -> [Substring] { text.split(separator: "\n").filter { !$0.hasPrefix("getcwd-len") } }
+        #expect(bare.stdout.contains("getcwd-len ok") && bare.stdout.contains("rmtree ok"), "\(bare)")
+        #expect(calls(bare.stdout).count == 19, "\(bare)")
+        #expect(calls(supervised.stdout) == calls(bare.stdout), "bare:\n\(bare.stdout)\nsupervised:\n\(supervised.stdout)\n\(supervised.stderr)")
+        // The audit names the file by its whole path.
+        let rows = h.query("select count(*) from events where action = 'fs_write' and length(target) > 4096 and target like '\(h.path("supervised"))/%/f'")
+        #expect((Int(rows.first?.first ?? "0") ?? 0) >= 1, "\(rows)")
+    }
+}
+
 @Suite("Sticky-directory protections", .serialized) struct StickyCreateTests {
     /// fs.protected_regular, fs.protected_fifos and fs.protected_symlinks (distributions set them;
     /// this machine has 0):
