@@ -308,20 +308,25 @@ struct TerminalHold {
 
     /// One key within `timeoutMilliseconds`. An escape sequence (an arrow key) is read whole
     /// and reads as Esc; the keys after it are kept.
+    /// A key that arrived alone, or `.none`. Whatever follows a byte at once belongs to the same
+    /// burst: a terminal's reply to a query (an OSC colour or clipboard report, a DCS or APC
+    /// string, a CSI report) comes as one, and a process of the session can make the terminal
+    /// send one while the prompt is up, with letters in it (`ESC ] 11 ; rgb:aaaa/…` held an
+    /// `a`, "allow once"; found by a review on 2026-12-07). A person's key comes alone; a burst,
+    /// escape sequences (arrow keys) and pastes included, is dropped whole.
     func readKey(timeoutMilliseconds: Int32) -> KeyRead {
-        switch readByte(timeoutMilliseconds: timeoutMilliseconds) {
-        case .key(0x1b):
-            // CSI (`ESC [ … final`) or SS3 (`ESC O x`), if its bytes follow at once.
-            guard case .key(let introducer) = readByte(timeoutMilliseconds: 10) else { return .key(0x1b) }
-            if introducer == UInt8(ascii: "O") {
-                _ = readByte(timeoutMilliseconds: 10)
-            } else if introducer == UInt8(ascii: "[") {
-                while case .key(let byte) = readByte(timeoutMilliseconds: 10), !(0x40...0x7e).contains(byte) {}
+        let first = readByte(timeoutMilliseconds: timeoutMilliseconds)
+        guard case .key(let byte) = first else { return first }
+        var burst = 1
+        while burst < 1 << 16 {
+            switch readByte(timeoutMilliseconds: 15) {
+            case .key: burst += 1; continue
+            case .gone(let why): return .gone(why)
+            case .none: break
             }
-            return .key(0x1b)
-        case let other:
-            return other
+            break
         }
+        return burst == 1 ? .key(byte) : .none
     }
 
     private func readByte(timeoutMilliseconds: Int32) -> KeyRead {
