@@ -102,7 +102,7 @@ public struct PolicySuggestion: Sendable {
         var seenHeld = Set<String>()
         for action in actions {
             let (named, address) = splitNetworkTarget(action)
-            if let reason = heldBackReason(action, named: named, address: address, builtIn: builtIn, credentialNames: credentialNames) {
+            if let reason = heldBackReason(action, named: named, address: address, builtIn: builtIn, base: base, credentialNames: credentialNames) {
                 if seenHeld.insert("\(action.kind.name) \(action.target)").inserted {
                     heldBack.append(HeldBack(kind: action.kind, target: action.target, reason: reason))
                 }
@@ -273,15 +273,20 @@ public struct PolicySuggestion: Sendable {
         return String(named[..<colon])
     }
 
-    /// Why an action must never be allowed by a learned rule: a rule of the built-in policy
-    /// denies it by name (credentials, start-up files, metadata endpoints), or its name is a
-    /// credential file's.
-    static func heldBackReason(_ action: LearnedAction, named: String, address: String?, builtIn: Policy, credentialNames: Policy?) -> String? {
+    /// Why an action must never be allowed by a learned rule: a rule of the built-in policy, or
+    /// of the base policy (the user's own), denies it by name (credentials, start-up files,
+    /// metadata endpoints, a company vault), or its name is a credential file's. A suggestion
+    /// never undoes a deny someone wrote (found by a review on 2026-12-07: a learned read of a
+    /// file the user's own rule denied was suggested as allowed, before that rule).
+    static func heldBackReason(_ action: LearnedAction, named: String, address: String?, builtIn: Policy, base: Policy? = nil,
+                               credentialNames: Policy?) -> String? {
         let exec = action.kind == .exec ? ExecDetails(argv: action.argv ?? [action.target], programs: [action.target]) : nil
         let targets = [named] + (address.map { [$0] } ?? [])
-        for rule in builtIn.rules where rule.decision == .deny && rule.actions.contains(action.kind) && isNamed(rule) {
-            if targets.contains(where: { builtIn.ruleMatches(rule.index, action.kind, target: $0, exec: exec) }) {
-                return "the built-in policy's rule \(rule.displayID) denies it" + (rule.reason.map { " (\($0))" } ?? "")
+        for (policy, whose) in [(builtIn, "the built-in policy's"), base.map { ($0, "the base policy's") }].compactMap({ $0 }) {
+            for rule in policy.rules where rule.decision == .deny && rule.actions.contains(action.kind) && isNamed(rule) {
+                if targets.contains(where: { policy.ruleMatches(rule.index, action.kind, target: $0, exec: exec) }) {
+                    return "\(whose) rule \(rule.displayID) denies it" + (rule.reason.map { " (\($0))" } ?? "")
+                }
             }
         }
         if action.kind == .fsRead, let credentialNames, !credentialNames.evaluate(.fsRead, target: action.target).decision.allows,

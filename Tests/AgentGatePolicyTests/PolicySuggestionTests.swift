@@ -65,6 +65,21 @@ import Testing
         #expect(Set(suggestion.rules.map(\.glob)) == ["$HOME/.config/a", "$HOME/.config/b", "$HOME/.config/c"])
     }
 
+    /// A deny the user wrote stays: what it names is held back, never suggested as allowed.
+    @Test func theBasePolicysOwnDeniesAreHeldBack() throws {
+        let base = try base("""
+              - id: company-vault
+                match: {action: fs_read, target_glob: "$HOME/.vault/**"}
+                decision: deny
+                reason: company vault token
+            """)
+        let reads = ["/home/dev/.vault/token", "/home/dev/project/a.c"].map { LearnedAction(kind: .fsRead, target: $0) }
+        let suggestion = try suggest(reads, base: base)
+        #expect(suggestion.heldBack.map(\.target) == ["/home/dev/.vault/token"])
+        #expect(suggestion.heldBack.first?.reason.contains("base policy's rule company-vault") == true, "\(suggestion.heldBack)")
+        #expect(suggestion.rules.map(\.glob) == ["$PWD/a.c"])
+    }
+
     @Test func temporaryFilesCollapseAtOnce() throws {
         let suggestion = try suggest(writes(["/tmp/t/ccX1.s"]), base: base())
         #expect(suggestion.rules.map(\.glob) == ["$TMPDIR/**"])
