@@ -273,9 +273,12 @@ public struct SuperviseCommand: ParsableCommand {
         // its own asks over HTTP.
         options.protectedFiles = AuditDatabaseFiles(databasePath: databasePath).all
             + loaded.files + echo.protectedFiles + AgentGatePaths.serverTokenCandidates(environment)
-        // The database's directory itself: chmod 000 would stop every later session recording.
-        let databaseDirectory = databasePath.lastIndex(of: "/").map { String(databasePath[..<$0]) } ?? "."
-        options.protectedDirectoryNodes = [databaseDirectory.isEmpty ? "/" : databaseDirectory]
+        // AgentGate's own database directory (the default location) itself: chmod 000 would stop
+        // every later session recording. A directory named with --db or AGENTGATE_DB is the
+        // user's (a project, whose tar -x sets its times), and stays as the policy decides.
+        if isDefaultDatabase, let slash = databasePath.lastIndex(of: "/"), slash != databasePath.startIndex {
+            options.protectedDirectoryNodes = [String(databasePath[..<slash])]
+        }
         // Where policies are found without being named: never writable from inside a session.
         // Nor where the control sockets of this user's other sessions are: an agent could answer
         // their asks, or put a socket of its own in place of theirs.

@@ -360,18 +360,19 @@ enum MutationHandler {
         var verdicts: [Verdict] = []
         for (index, operand) in spec.operands.enumerated() where !inert {
             let r = resolved[index]
-            if let reason = call.protectedReason(r.target, isWrite: true) {
-                respond(call, errno: EACCES, target: r.target, verdict: nil, reason: reason)
-                return
-            }
             // A name that is already there can't be created: the kernel answers EEXIST before
             // it checks any permission, and so does the supervisor, with no decision to make or
-            // record (stat, which isn't supervised, tells the same). `mkdir -p` and recursive
-            // mkdirs (Node's gives up on any other errno) then pass through existing directories
-            // the policy doesn't let the agent write. A link's source is looked up first: it
-            // must be there for EEXIST to be the answer.
+            // record (stat, which isn't supervised, tells the same), the supervisor's own files
+            // and directories included. `mkdir -p` and recursive mkdirs (Node's gives up on any
+            // other errno) then pass through existing directories the policy doesn't let the
+            // agent write. A link's source is looked up first: it must be there for EEXIST to
+            // be the answer.
             if r.exists && createsEntry(syscall, operand: index) && resolved[..<index].allSatisfy({ !$0.isEntry || $0.exists }) {
                 core.listener.fail(n.id, errno: EEXIST)
+                return
+            }
+            if let reason = call.protectedReason(r.target, isWrite: true) {
+                respond(call, errno: EACCES, target: r.target, verdict: nil, reason: reason)
                 return
             }
             guard var verdict = decide(.fsWrite, r.target) else { return }
