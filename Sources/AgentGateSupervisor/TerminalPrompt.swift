@@ -313,20 +313,25 @@ struct TerminalHold {
     /// string, a CSI report) comes as one, and a process of the session can make the terminal
     /// send one while the prompt is up, with letters in it (`ESC ] 11 ; rgb:aaaa/…` held an
     /// `a`, "allow once"; found by a review on 2026-12-07). A person's key comes alone; a burst,
-    /// escape sequences (arrow keys) and pastes included, is dropped whole.
+    /// escape sequences (arrow keys) and pastes included, is dropped whole; but a key followed
+    /// only by Enter (`a` then CR or LF, as a typed line or pexpect's sendline sends it) counts.
     func readKey(timeoutMilliseconds: Int32) -> KeyRead {
         let first = readByte(timeoutMilliseconds: timeoutMilliseconds)
         guard case .key(let byte) = first else { return first }
         var burst = 1
+        var onlyLineEnds = true
         while burst < 1 << 16 {
             switch readByte(timeoutMilliseconds: 15) {
-            case .key: burst += 1; continue
+            case .key(let next):
+                burst += 1
+                if next != 0x0d && next != 0x0a { onlyLineEnds = false }
+                continue
             case .gone(let why): return .gone(why)
             case .none: break
             }
             break
         }
-        return burst == 1 ? .key(byte) : .none
+        return burst == 1 || (onlyLineEnds && burst <= 3 && byte != 0x1b) ? .key(byte) : .none
     }
 
     private func readByte(timeoutMilliseconds: Int32) -> KeyRead {

@@ -135,7 +135,7 @@ struct TerminalPromptTests {
         let session = try Self.onTerminal(h, ["sh", "-c", "/usr/bin/touch \(h.path("marker")); echo touched=$?"], steps: [
             .expect("┌─ AgentGate · action paused ──────────────"), .expect("│ action : exec"),
             .expect("│ target : /usr/bin/touch \(h.path("marker"))"), .expect("│ rule   : 2 (ask: every touch)"),
-            .expect("denied in "), .expect(Self.keys), .send("a"), .expect("touched=0"),
+            .expect("denied in "), .expect(Self.keys), .send("a\n"), .expect("touched=0"),
         ])
         #expect(session.failure == nil && session.status == 0, "\(session)")
         #expect(h.exists("marker"))
