@@ -244,13 +244,26 @@ static int fd_path(int fd, char *buf, size_t capacity, size_t *len) {
     // from its ancestors, as getcwd's fallback does. (A file is named through its parent by
     // the callers that have one.)
     if (n < 0 && errno == ENAMETOOLONG) {
-        int rc = walked_dir_path(fd, buf, capacity, len);
-        return rc == -ENOTDIR ? -ENAMETOOLONG : rc;
+        // Any failure of the walk (a file, an unreadable ancestor) is the name being too long.
+        return walked_dir_path(fd, buf, capacity, len) == 0 ? 0 : -ENAMETOOLONG;
     }
     if (n < 0) return -errno;
     if ((size_t)n >= capacity - 1) return -ENAMETOOLONG;
     buf[n] = '\0';
     *len = (size_t)n;
+    return 0;
+}
+
+// `buf` = the resolved name of directory `parent` + "/" + `name` (no doubled slash at "/").
+static int entry_path(int parent, const char *name, char *buf, size_t capacity, size_t *len) {
+    size_t parent_len = 0;
+    int rc = fd_path(parent, buf, capacity, &parent_len);
+    if (rc < 0) return rc;
+    size_t name_len = strlen(name);
+    if (parent_len + 1 + name_len + 1 > capacity) return -ENAMETOOLONG;
+    if (!(parent_len == 1 && buf[0] == '/')) buf[parent_len++] = '/';
+    memcpy(buf + parent_len, name, name_len + 1);
+    *len = parent_len + name_len;
     return 0;
 }
 
@@ -260,15 +273,7 @@ static int name_in_parent(int parent, const char *name, agentgate_open_prepared 
     struct stat st;
     if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || st.st_dev != out->object_device
         || st.st_ino != out->object_inode) return -ENAMETOOLONG;
-    size_t parent_len = 0;
-    int rc = fd_path(parent, out->resolved, sizeof out->resolved, &parent_len);
-    if (rc < 0) return rc;
-    size_t name_len = strlen(name);
-    if (parent_len + 1 + name_len + 1 > sizeof out->resolved) return -ENAMETOOLONG;
-    if (!(parent_len == 1 && out->resolved[0] == '/')) out->resolved[parent_len++] = '/';
-    memcpy(out->resolved + parent_len, name, name_len + 1);
-    out->resolved_len = parent_len + name_len;
-    return 0;
+    return entry_path(parent, name, out->resolved, sizeof out->resolved, &out->resolved_len);
 }
 
 static int finish_existing(agentgate_open_prepared *out, int fd) {
@@ -499,15 +504,7 @@ static int prepare_create(int dirfd, const char *path, uint64_t flags, uint64_t 
         out->kind = AGENTGATE_OPEN_CREATE;
         out->parent_fd = parent;
         snprintf(out->name, sizeof out->name, "%s", name);
-        size_t parent_len = 0;
-        rc = fd_path(parent, out->resolved, sizeof out->resolved, &parent_len);
-        if (rc < 0) return rc;
-        size_t name_len = strlen(name);
-        if (parent_len + 1 + name_len + 1 > sizeof out->resolved) return -ENAMETOOLONG;
-        if (!(parent_len == 1 && out->resolved[0] == '/')) out->resolved[parent_len++] = '/';
-        memcpy(out->resolved + parent_len, name, name_len + 1);
-        out->resolved_len = parent_len + name_len;
-        return 0;
+        return entry_path(parent, name, out->resolved, sizeof out->resolved, &out->resolved_len);
     }
     close(parent);
     return -ELOOP;
@@ -729,14 +726,8 @@ int agentgate_path_entry_resolve(int dirfd, const char *path, agentgate_path_ent
                    : type == NAME_ROOT ? AGENTGATE_ENTRY_ROOT : AGENTGATE_ENTRY_NAME;
     int parent = lookup_ctx(dirfd, dir, O_PATH | O_DIRECTORY, 0, &out->context);
     if (parent < 0) return parent;
-    size_t parent_len = 0;
-    rc = fd_path(parent, out->resolved, sizeof out->resolved, &parent_len);
+    rc = entry_path(parent, out->name, out->resolved, sizeof out->resolved, &out->resolved_len);
     if (rc < 0) { close(parent); return rc; }
-    size_t name_len = strlen(out->name);
-    if (parent_len + 1 + name_len + 1 > sizeof out->resolved) { close(parent); return -ENAMETOOLONG; }
-    if (!(parent_len == 1 && out->resolved[0] == '/')) out->resolved[parent_len++] = '/';
-    memcpy(out->resolved + parent_len, out->name, name_len + 1);
-    out->resolved_len = parent_len + name_len;
     out->parent_fd = parent;
     return 0;
 }
