@@ -271,14 +271,24 @@ public struct SuperviseCommand: ParsableCommand {
         // The agent may not read or rewrite its own audit trail or the policy it runs under.
         // Nor `agentgate serve`'s token: with it, an agent that may reach loopback could answer
         // its own asks over HTTP.
+        // Nor the user's other audit databases when this session records elsewhere (--db): the
+        // default one and $AGENTGATE_DB's, with their keys (found by review: a `--db` session
+        // could read the default database's key and break it).
+        let userDatabases = Set([AgentGatePaths.database(nil, environment: environment),
+                                 AgentGatePaths.dataDirectory(environment).path + "/agentgate.db",
+                                 AgentGatePaths.home(environment) + "/.local/share/agentgate/agentgate.db"])
         options.protectedFiles = AuditDatabaseFiles(databasePath: databasePath).all
+            + userDatabases.subtracting([databasePath]).sorted().flatMap { AuditDatabaseFiles(databasePath: $0).all }
             + loaded.files + echo.protectedFiles + AgentGatePaths.serverTokenCandidates(environment)
-        // AgentGate's own database directory (the default location) itself: chmod 000 would stop
-        // every later session recording. A directory named with --db or AGENTGATE_DB is the
-        // user's (a project, whose tar -x sets its times), and stays as the policy decides.
-        if isDefaultDatabase, let slash = databasePath.lastIndex(of: "/"), slash != databasePath.startIndex {
-            options.protectedDirectoryNodes = [String(databasePath[..<slash])]
-        }
+        // AgentGate's own database directory (the default location) itself, whichever database
+        // this session records in: chmod 000 or a rename would stop every later session
+        // recording there. A directory named with --db or AGENTGATE_DB is the user's (a project,
+        // whose tar -x sets its times), and stays as the policy decides.
+        options.protectedDirectoryNodes = Set([AgentGatePaths.dataDirectory(environment).path,
+                                               AgentGatePaths.home(environment) + "/.local/share/agentgate"]
+                                              + (isDefaultDatabase ? [databasePath].compactMap { path in
+                                                  path.lastIndex(of: "/").flatMap { $0 == path.startIndex ? nil : String(path[..<$0]) } } : []))
+            .sorted()
         // Where policies are found without being named: never writable from inside a session.
         // Nor where the control sockets of this user's other sessions are: an agent could answer
         // their asks, or put a socket of its own in place of theirs.

@@ -48,7 +48,18 @@ enum ProcessHandlers {
         case .tgkill, .rtTgsigqueueinfo: aims = [.process(pid(0)), .process(pid(1))]
         case .ptrace:
             // PTRACE_TRACEME makes the parent the tracer (for the agent's first process, us).
-            aims = n.arg(0) == 0 ? [.process(process.ppid)] : [.process(pid(1))]
+            // The parent as it is now, not as first seen: a process whose parent exited has
+            // been reparented to the supervisor, a subreaper (found by review).
+            if n.arg(0) == 0 {
+                let parent = ProcStatus(tid: n.tid)
+                guard parent.readOK, parent.ppid > 0 else {
+                    call.denySyscall(Refusal(EPERM, "the caller's parent can't be read"), target: "ptrace(PTRACE_TRACEME)")
+                    return
+                }
+                aims = [.process(parent.ppid)]
+            } else {
+                aims = [.process(pid(1))]
+            }
         case .processVM, .getRobustList, .migratePages, .movePages, .prlimit,
              .schedSetaffinity, .schedSetscheduler, .schedSetparam, .schedSetattr:
             aims = [selfOr(pid(0))]

@@ -459,6 +459,12 @@ enum SendHandler {
                     withUnsafeBytes(of: copy) { bytes in for b in 0..<4 { output[at + b] = bytes[b] } }
                 }
             }
+            // A source route (IP_RETOPTS, IPV6_RTHDR, IPV6_2292RTHDR) sends the packet through
+            // addresses no rule decided; IPV6_NEXTHOP hands it to a neighbour of the agent's
+            // choosing (and needs CAP_NET_RAW, which the supervisor's send must not lend).
+            if length > 16, (level == 0 && type == 7) || (level == 41 && (type == 57 || type == 5 || type == 9)) {
+                return fail(Refusal(errno: EPERM, reason: "a source route or next hop sends packets through addresses no rule decided"))
+            }
             if level == SOL_SOCKET && type == Int32(AGENTGATE_SCM_CREDENTIALS) {
                 guard length >= 28 else { return fail(Refusal(errno: EINVAL, reason: "short SCM_CREDENTIALS")) }
                 let claimed = control.withUnsafeBytes { raw in

@@ -46,6 +46,18 @@ enum SocketOptionHandler {
     static func handle(_ call: TrappedCall) {
         let n = call.notification
         let syscall = call.syscall
+        if syscall == "setsockopt", routingSocketOptions.contains(where: { $0.level == n.arg(1) & 0xffff_ffff && $0.name == n.arg(2) & 0xffff_ffff }) {
+            // A source route: the packet goes first to an address the policy never decided
+            // (the decided destination is only its last hop). Clearing (length 0) is harmless,
+            // and depends on a register only, so it proceeds.
+            if n.arg(4) & 0xffff_ffff == 0 {
+                _ = call.core.listener.continueSyscall(n.id)
+                return
+            }
+            call.deny(Refusal(EPERM, "a source route sends packets through addresses no rule decided"), action: .netEgress,
+                      target: "setsockopt(level \(n.arg(1) & 0xffff_ffff), option \(n.arg(2) & 0xffff_ffff)): source routing")
+            return
+        }
         if syscall == "setsockopt" && n.arg(2) != socketOptionPassPidfd {
             // iptables, ip6tables, arptables, ebtables, IPVS: with CAP_NET_ADMIN they rewrite
             // where connections go (a DNAT to an address the policy denies).

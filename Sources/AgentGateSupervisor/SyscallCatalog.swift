@@ -103,7 +103,7 @@ public enum SyscallCatalog {
         "socket": "for AF_PACKET and AF_NETLINK, and for SOCK_RAW and SOCK_PACKET of any family",
         "ioctl": "FIOSETOWN, SIOCSPGRP, TIOCSTI, TIOCLINUX, TIOCCONS, TIOCVHANGUP, TIOCSCTTY stealing a terminal, the chattr ioctls, file-system freeze, thaw, shutdown, relabel and resize, and the socket (0x89), console keyboard (0x4b) and virtual terminal (0x56) families",
         "getsockopt": "SO_PEERCRED and SO_PEERPIDFD",
-        "setsockopt": "SO_PASSPIDFD, and the firewall and NAT tables (IPT_SO_SET_*, IP6T_SO_SET_*, ARPT_SO_SET_*, EBT_SO_SET_*, IP_VS_SO_SET_*)",
+        "setsockopt": "SO_PASSPIDFD, source routes (IP_OPTIONS, IPV6_RTHDR, IPV6_2292RTHDR, IPV6_2292PKTOPTIONS), and the firewall and NAT tables (IPT_SO_SET_*, IP6T_SO_SET_*, ARPT_SO_SET_*, EBT_SO_SET_*, IP_VS_SO_SET_*)",
         "prctl": "PR_SET_SECCOMP, PR_SET_MM and the capability options (CAPBSET_DROP, SET_SECUREBITS, CAP_AMBIENT)",
         "unshare": "with a namespace flag",
         "clone": "with a namespace flag",

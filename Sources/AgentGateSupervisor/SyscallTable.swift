@@ -201,6 +201,11 @@ let readOnlyFamilyIoctls: Set<UInt64> = [
 let firewallSocketOptions: [(level: UInt64, name: UInt64)] =
     [(0, 64), (0, 65), (41, 64), (41, 65), (0, 96), (0, 97), (0, 128), (0, 129)]
     + (1152...1163).map { (level: UInt64(0), name: UInt64($0)) }
+/// Socket options that route a packet through addresses of the agent's choosing, ahead of the
+/// destination decided at connect or send: IP_OPTIONS (loose and strict source routes),
+/// IPV6_RTHDR and IPV6_2292RTHDR (a segment-routing header sends the packet to its first segment,
+/// any address), and IPV6_2292PKTOPTIONS (sets a routing header among others). (level, name).
+let routingSocketOptions: [(level: UInt64, name: UInt64)] = [(0, 4), (41, 57), (41, 5), (41, 6)]
 let solSocket: UInt64 = 1
 let socketOptionPeerCredentials = UInt64(AGENTGATE_SO_PEERCRED)
 let socketOptionPeerPidfd = UInt64(AGENTGATE_SO_PEERPIDFD)
@@ -381,7 +386,7 @@ struct SyscallTable: Sendable {
             // unsupervised, after the session.
             ("ioctl", .descriptorIoctl, .argEquals(arg: 1, values: terminalInjectionIoctls)),
         ]
-        for option in firewallSocketOptions {
+        for option in firewallSocketOptions + routingSocketOptions {
             list.append(("setsockopt", .socketOption, .argsEqual([(arg: UInt32(1), value: option.level), (arg: UInt32(2), value: option.name)])))
         }
         for name in ["mount", "umount2", "pivot_root", "chroot", "fsopen", "fsmount", "move_mount", "open_tree",

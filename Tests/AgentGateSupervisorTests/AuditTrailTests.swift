@@ -698,6 +698,34 @@ func waitUntil(timeout: Double = 30, _ condition: () -> Bool) -> Bool {
         #expect(own.stdout == "ok\n", "\(own)")
     }
 
+    /// A session recording elsewhere (--db) keeps its hands off the user's default database
+    /// too: its key (with it, a trail could be forged), its files, and its directory (found by
+    /// review: the key could be read and broken, and the directory moved away).
+    @Test func aSessionWithItsOwnDatabaseCantReachTheDefaultOne() throws {
+        let h = try Harness()
+        let policy = try h.policy(self.policy)
+        let home = h.path("home")
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let environment = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home]
+        let directory = home + "/.local/share/agentgate"
+        #expect(h.run([Harness.supervisor, "-q", "--policy", policy, "--", "true"], environment: environment).status == 0)
+        let key = directory + "/agentgate.db.key"
+        let original = try String(contentsOfFile: key, encoding: .utf8)
+        let script = "cat '\(key)' >/dev/null && echo read; echo x >> '\(key)' && echo appended; "
+            + "mv '\(directory)' '\(home)/moved' && echo moved; cat '\(directory)/agentgate.db' >/dev/null && echo db; echo done"
+        // Bare, each step works.
+        let bare = h.run(["sh", "-c", script], environment: environment)
+        #expect(bare.stdout == "read\nappended\nmoved\ndone\n", "\(bare)")
+        try FileManager.default.moveItem(atPath: home + "/moved", toPath: directory)
+        try original.write(toFile: key, atomically: false, encoding: .utf8)
+        let result = h.run([Harness.supervisor, "-q", "--policy", policy, "--db", h.path("own.db"), "--", "sh", "-c", script],
+                           environment: environment)
+        #expect(result.stdout == "done\n", "\(result)")
+        #expect(try String(contentsOfFile: key, encoding: .utf8) == original)
+        #expect(h.run([Harness.supervisor, "-q", "--policy", policy, "--", "true"], environment: environment).status == 0,
+                "the default database still records")
+    }
+
     @Test func databaseMaxSizeRemovesTheOldestEndedSessionsAtStart() throws {
         let h = try Harness()
         let policy = try h.policy(self.policy)

@@ -163,6 +163,82 @@ extension AdversarialTests {
             #expect(Adversarial.deniedEvents(h, syscall: "getsockopt") == 1)
         }
 
+        /// A source route sends a packet first to an address of the agent's choosing, whatever
+        /// destination was decided (found by review: an SRv6 header on a UDP socket "to ::1"
+        /// delivered the payload to a denied host). Setting one is refused, in a socket option
+        /// or a message's control data; clearing one, and plain sends, work as bare.
+        @Test("source routes (IP_OPTIONS, IPV6_RTHDR, IP_RETOPTS) are refused; plain sends are not")
+        func sourceRoutes() throws {
+            let h = try Harness()
+            try h.write("route.py", """
+                import socket, struct, errno
+                def attempt(name, f):
+                    try:
+                        f(); print(name, "ok")
+                    except OSError as e:
+                        print(name, errno.errorcode[e.errno])
+                srh = bytes([0, 4, 4, 1, 1, 0, 0, 0]) + socket.inet_pton(socket.AF_INET6, "::1") + socket.inet_pton(socket.AF_INET6, "2001:db8::66")
+                six = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+                attempt("rthdr", lambda: six.setsockopt(socket.IPPROTO_IPV6, 57, srh))
+                lsrr = bytes([1, 0x83, 7, 4, 127, 0, 0, 1])
+                four = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                attempt("ip-options", lambda: four.setsockopt(socket.IPPROTO_IP, 4, lsrr))
+                attempt("ip-options-cleared", lambda: four.setsockopt(socket.IPPROTO_IP, 4, b""))
+                sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); sink.bind(("127.0.0.1", 0))
+                send = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                attempt("retopts", lambda: send.sendmsg([b"x"], [(socket.IPPROTO_IP, 7, lsrr)], 0, sink.getsockname()))
+                attempt("plain", lambda: send.sendto(b"y", sink.getsockname()))
+                """)
+            let command = ["/usr/bin/python3", h.path("route.py")]
+            let bare = h.bare(command)
+            #expect(bare.stdout == "rthdr ok\nip-options ok\nip-options-cleared ok\nretopts ok\nplain ok\n", "bare: each source route must be accepted\n\(bare)")
+            let r = h.supervised(command, policy: try permissivePolicy(h, secret: "/nonexistent"))
+            #expect(r.stdout == "rthdr EPERM\nip-options EPERM\nip-options-cleared ok\nretopts EPERM\nplain ok\n", "\(r)")
+            #expect(Adversarial.deniedEvents(h, syscall: "setsockopt") == 2)
+        }
+
+        /// PTRACE_TRACEME is decided on the caller's parent as it is at the call: a process whose
+        /// parent exited after its first trapped call has been reparented to the supervisor (a
+        /// subreaper), which must not become its tracer (found by review: the parent first seen
+        /// was used, and the supervisor became the tracer).
+        @Test("PTRACE_TRACEME after the parent exited never makes the supervisor the tracer")
+        func traceMeAfterReparenting() throws {
+            let h = try Harness()
+            let probe = try h.compile("traceme", #"""
+                #define _GNU_SOURCE
+                #include <errno.h>
+                #include <fcntl.h>
+                #include <signal.h>
+                #include <stdio.h>
+                #include <sys/ptrace.h>
+                #include <unistd.h>
+                int main(void) {
+                    setvbuf(stdout, 0, _IONBF, 0);
+                    pid_t b = fork();
+                    if (b == 0) {
+                        pid_t c = fork();
+                        if (c == 0) {
+                            pid_t parent = getppid();
+                            close(open("/dev/null", O_RDONLY)); // a trapped call while B lives
+                            kill(parent, SIGKILL);
+                            while (getppid() == parent) usleep(1000);
+                            long rc = ptrace(PTRACE_TRACEME, 0, 0, 0);
+                            printf("TRACEME rc=%ld errno=%d\n", rc, rc ? errno : 0);
+                            _exit(0);
+                        }
+                        pause();
+                        _exit(0);
+                    }
+                    sleep(1);
+                    return 0;
+                }
+                """#)
+            let bare = h.bare([probe])
+            #expect(bare.stdout.contains("TRACEME rc=0"), "bare: the new parent must become the tracer\n\(bare)")
+            let r = h.supervised([probe], policy: try permissivePolicy(h, secret: "/nonexistent"))
+            #expect(r.stdout.contains("TRACEME rc=-1 errno=\(EPERM)"), "\(r)")
+        }
+
         @Test("SCM_PIDFD is refused, so no message hands out the sender's pidfd")
         func scmPidfd() throws {
             let h = try Harness()
