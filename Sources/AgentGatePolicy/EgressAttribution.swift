@@ -151,7 +151,8 @@ extension Policy {
     /// - A well-formed reverse-lookup name (`4.3.2.1.in-addr.arpa`, 32 nibbles under
     ///   `ip6.arpa`: what glibc asks for an address) is decided only by rules whose pattern
     ///   matches it, and allowed otherwise (`ruleIndex` nil), so a default-deny profile doesn't
-    ///   break `getnameinfo`. Any other name under `.arpa` is an ordinary name: free-form
+    ///   break `getnameinfo` (the DNS forwarder then lets one out, under a default-deny policy,
+    ///   only for an address the session resolved or a local one). Any other name under `.arpa` is an ordinary name: free-form
     ///   labels there could carry data to whoever holds the reverse zone. (Well-formed names
     ///   carry at most an address's worth per query; `DNSQueryMonitor` counts them like any.)
     /// - A name with bytes no host name has (`:`, `/`, spaces, …) is decided by catch-alls alone.

@@ -289,6 +289,18 @@ final class DNSForwarder: Sendable {
             event.reason = "reverse names are only looked up as PTR"
             record(event)
             return DNSMessage.answer(to: query, responseCode: DNSMessage.nameError)
+        } else if isReverse && verdict.ruleIndex == nil && verdict.decision.allows && !policy.defaultDecision(for: .netEgress).allows,
+                  let address = Self.reverseAddress(question.name), !Self.isLocalAddress(address),
+                  capture.names.attribution(of: IPKey(bytes: address), tgid: origin?.tgid ?? 0) == nil {
+            // Where names are denied unless a rule allows them, a reverse name is allowed only
+            // for an address the session resolved (what getnameinfo asks about a peer) or a
+            // local one: any other well-formed reverse name carries 32 to 128 bits of the agent's
+            // choosing to whoever holds that reverse zone (found by review).
+            event.decision = .deny
+            event.reason = "a reverse lookup of an address this session never resolved (reverse names can carry data out)"
+            event.enforced = enforced
+            record(event)
+            if enforced { return DNSMessage.answer(to: query, responseCode: DNSMessage.nameError) }
         } else if verdict.decision == .deny {
             event.verdict(verdict, policy: policy, enforced: enforced)
             record(event)
@@ -325,6 +337,45 @@ final class DNSForwarder: Sendable {
             record(event)
         }
         return answered
+    }
+
+    /// The address a well-formed reverse name names, as 16 bytes (IPv4 mapped into IPv6, as
+    /// `IPKey` keeps it), or nil.
+    static func reverseAddress(_ name: String) -> [UInt8]? {
+        let lower = name.lowercased()
+        if lower.hasSuffix(".in-addr.arpa") {
+            let labels = lower.dropLast(13).split(separator: ".", omittingEmptySubsequences: false)
+            guard labels.count == 4 else { return nil }
+            var bytes: [UInt8] = []
+            for label in labels.reversed() {
+                guard let value = UInt8(label), String(value) == label else { return nil }
+                bytes.append(value)
+            }
+            return [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] + bytes
+        }
+        if lower.hasSuffix(".ip6.arpa") {
+            let nibbles = lower.dropLast(9).split(separator: ".", omittingEmptySubsequences: false)
+            guard nibbles.count == 32 else { return nil }
+            var values: [UInt8] = []
+            for nibble in nibbles.reversed() {
+                guard nibble.count == 1, let value = UInt8(nibble, radix: 16) else { return nil }
+                values.append(value)
+            }
+            return stride(from: 0, to: 32, by: 2).map { values[$0] << 4 | values[$0 + 1] }
+        }
+        return nil
+    }
+
+    /// Loopback, link-local, private and unique-local addresses (v4-mapped included): their
+    /// reverse zones are answered by local resolvers, never delegated to a stranger.
+    static func isLocalAddress(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count == 16 else { return false }
+        if bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) {
+            let a = bytes[12], b = bytes[13]
+            return a == 127 || a == 10 || a == 0 || (a == 169 && b == 254) || (a == 172 && b & 0xf0 == 16) || (a == 192 && b == 168)
+        }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) { return true } // :: and ::1
+        return bytes[0] & 0xfe == 0xfc || (bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80)
     }
 
     /// "answered 104.16.0.35, 2606:4700::6810:23 (ttl 300)", "answered NXDOMAIN"…

@@ -180,6 +180,8 @@ let dnsProbe = """
             s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=5); print("connected", s.getpeername()[0])
         elif what == "query":
             print("answered from %s rcode %d answers %d" % query(sys.argv[2], sys.argv[3], tcp=len(sys.argv) > 4))
+        elif what == "ptr":
+            print("answered from %s rcode %d answers %d" % query(sys.argv[2], sys.argv[3], qtype=12))
         elif what == "tfo":
             q = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[2].split(".")) + b"\\0" + struct.pack(">HH", 1, 1)
             s = socket.socket()
@@ -281,6 +283,33 @@ let dnsProbe = """
         let queries = h.query("SELECT target, decision, reason FROM events WHERE action = 'dns'")
         #expect(queries.contains { $0[0] == "registry.example A" && $0[1] == "allow" && $0[2].contains("answered 10.99.0.10") })
         #expect(queries.contains { $0[0] == "evil.example A" && $0[1] == "deny" })
+    }
+
+    /// Where names are denied unless a rule allows them, a reverse lookup goes out only for an
+    /// address the session resolved, /etc/hosts names, or a local one: any other well-formed
+    /// reverse name carries up to 128 bits of the agent's choosing to whoever holds that reverse
+    /// zone (found by review: 80 bits a query under an IPv6 /48).
+    @Test func reverseLookupsCarryNoDataOut() throws {
+        try TestUser.requireRoot("network namespaces and veth pairs are made with ip netns")
+        let (h, lab, policy, probe) = try Self.probeLab()
+        defer { lab.cleanUp() }
+        let data = "0.0.0.f.e.e.b.d.a.e.d.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+        _ = lab.takeQueries()
+        #expect(lab.bare(probe + ["ptr", data, "10.99.0.1"]).stdout.contains("answered from 10.99.0.1"))
+        #expect(lab.takeQueries().contains(data), "bare, the reverse name must reach the resolver")
+
+        let refused = lab.supervised(probe + ["ptr", data, "10.99.0.1"], policy: policy)
+        #expect(refused.stdout.contains("rcode 3"), "\(refused)")
+        #expect(!lab.takeQueries().contains(data), "the reverse name must not leave")
+        let script = "\(probe.joined(separator: " ")) resolve registry.example; \(probe.joined(separator: " ")) ptr 10.0.99.10.in-addr.arpa 10.99.0.1; "
+            + "\(probe.joined(separator: " ")) ptr 1.0.0.127.in-addr.arpa 10.99.0.1"
+        let resolved = lab.supervised(["sh", "-c", script], policy: policy)
+        #expect(resolved.stdout.contains("resolved 10.99.0.10"), "\(resolved)")
+        let queries = lab.takeQueries()
+        #expect(queries.contains("10.0.99.10.in-addr.arpa") && queries.contains("1.0.0.127.in-addr.arpa"),
+                "a resolved address and a local one are looked up: \(queries)\n\(resolved)")
+        let events = h.query("SELECT target, decision, reason FROM events WHERE action = 'dns' AND target LIKE '%arpa PTR'")
+        #expect(events.contains { $0[0] == data + " PTR" && $0[1] == "deny" && $0[2].contains("never resolved") }, "\(events)")
     }
 
     @Test func queriesOverTCPAndToAnyResolverAreCaptured() throws {
