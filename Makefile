@@ -25,6 +25,7 @@ deb-deps: deps
 
 build: deps
 	$(SWIFT) build -j $(JOBS)
+	scripts/build-hook.sh .build/debug
 
 # The optimized programs, with the Swift runtime and Foundation linked in (as in the Debian
 # package) and bound at start with read-only relocations: a start takes about 6 ms less than
@@ -33,6 +34,7 @@ build: deps
 RELEASE_FLAGS := -c release --static-swift-stdlib -Xlinker -z -Xlinker now -Xlinker -z -Xlinker relro
 release: deps
 	$(SWIFT) build $(RELEASE_FLAGS) -j $(JOBS)
+	scripts/build-hook.sh .build/release
 
 # agentgate_VERSION_amd64.deb in .build-deb/: one static binary (no Swift toolchain needed where
 # it is installed), policies, systemd units, man pages, completions (scripts/build-deb.sh).

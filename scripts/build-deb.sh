@@ -86,6 +86,10 @@ install -D -m 0755 "$bin" "$stage/usr/bin/agentgate"
 strip --strip-unneeded --remove-section=.comment --remove-section=.note "$stage/usr/bin/agentgate"
 stripped=$(stat -c %s "$stage/usr/bin/agentgate")
 ln -s agentgate "$stage/usr/bin/agentgate-supervise"
+# The hooks' fast path, a static C program (scripts/build-hook.sh).
+scripts/build-hook.sh "$kept"
+install -D -m 0755 "$kept/agentgate-hook" "$stage/usr/bin/agentgate-hook"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$stage/usr/bin/agentgate-hook"
 
 # Policies: the profiles and their case files; the system's policy as a conffile.
 mkdir -p "$stage/usr/share/agentgate"

@@ -64,6 +64,10 @@ echo "   packages added: $added"
 step "the installed binary needs only Debian's libraries"
 if ldd /usr/bin/agentgate | grep -E 'not found|libswift|libFoundation'; then fail "ldd /usr/bin/agentgate"; fi
 [ "$(readlink /usr/bin/agentgate-supervise)" = agentgate ] || fail "/usr/bin/agentgate-supervise is not a link to agentgate"
+[ -x /usr/bin/agentgate-hook ] || fail "/usr/bin/agentgate-hook is missing"
+# Outside a session it runs /usr/bin/agentgate's hook, which blocks what it can't read (exit 2).
+hook_status=0; echo 'not json' | agentgate-hook claude-code >/dev/null 2>&1 || hook_status=$?
+[ "$hook_status" = 2 ] || fail "agentgate-hook claude-code on bad input exited $hook_status, not 2"
 version=$(dpkg-query -W -f '${Version}' agentgate)
 [ "$(agentgate --version)" = "$version" ] || fail "agentgate --version is not $version"
 [ "$(agentgate-supervise --version)" = "$version" ] || fail "agentgate-supervise --version is not $version"

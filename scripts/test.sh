@@ -17,6 +17,7 @@ phase() { echo "== test.sh [$(( SECONDS - started )) s] $*"; }
 
 phase "building the test suites"
 "$swift" build --build-tests -j "$jobs"
+scripts/build-hook.sh .build/debug
 
 # Passes started in the background: each in a process group of its own (setsid), stopped when
 # this script fails or is interrupted, its output in a log (kept in .build/test-logs) printed

@@ -99,17 +99,7 @@ public enum AgentGatePaths {
     /// Where a dangling symlink at `path` points (absolute, relative to its directory), or nil
     /// when `path` is not a symlink or its destination exists. Creating a file through it (open
     /// with O_CREAT) creates the destination.
-    public static func danglingSymlinkDestination(_ path: String) -> String? {
-        var info = stat()
-        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK, access(path, F_OK) != 0 else { return nil }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink(path, &buffer, Int(PATH_MAX))
-        guard count > 0 else { return nil }
-        let destination = String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        if destination.hasPrefix("/") { return destination }
-        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
-        return (directory.isEmpty ? "" : directory) + "/" + destination
-    }
+    public static func danglingSymlinkDestination(_ path: String) -> String? { ActionTargets.danglingSymlinkDestination(path) }
 
     public static func currentDirectory() -> String {
         FileManager.default.currentDirectoryPath
@@ -381,22 +371,6 @@ public struct LoadedPolicy: Sendable {
     }
 }
 
-/// Finds a program the way execvp would: names with a slash are used as given.
-enum ProgramLookup {
-    static func resolve(_ name: String, path: String?) -> String? {
-        if name.contains("/") { return name }
-        let searchPath = path ?? "/usr/local/bin:/usr/bin:/bin"
-        for directory in searchPath.split(separator: ":", omittingEmptySubsequences: false) {
-            let dir = directory.isEmpty ? "." : String(directory)
-            let candidate = dir + "/" + name
-            var info = stat()
-            if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
-            }
-        }
-        return nil
-    }
-}
 
 func printError(_ message: String, tool: String = "agentgate-supervise") {
     FileHandle.standardError.write(Data("\(tool): \(message)\n".utf8))

@@ -130,11 +130,8 @@ public enum HookRunner {
         if let output = HookOutput.answer(for: agent, decision: decided.answer, reason: text) { print(output) }
     }
 
-    /// `AgentGate: deny fs_read /home/u/.ssh/id_rsa: rule ssh-keys: …`, at most 1000 characters.
     static func reason(decision: String, action: String, target: String, argv: [String]?, why: String) -> String {
-        let subject = action == "exec" ? (argv?.joined(separator: " ") ?? target) : target
-        let text = "AgentGate: \(decision) \(action) \(subject): \(why)"
-        return text.count > 1000 ? String(text.prefix(999)) + "…" : text
+        HookOutput.reason(decision: decision, action: action, target: target, argv: argv, why: why)
     }
 
     /// The agent's own session in the user's database: one per agent session id, made on first
@@ -206,6 +203,19 @@ public enum HookRunner {
         "\(agent.rawValue)-\(sessionID)" + (continuation > 1 ? "-r\(continuation)" : "")
     }
 
+    /// The command `hook install` writes: agentgate-hook beside this binary when it is there (it
+    /// starts in about a millisecond; inside a session the supervisor decides, outside it runs
+    /// this binary's `hook`), or this binary's `hook AGENT`.
+    static func hookCommand(agent: HookAgent) -> String {
+        let own = ownExecutable()
+        let client = String(own[..<(own.lastIndex(of: "/") ?? own.startIndex)]) + "/agentgate-hook"
+        var info = stat()
+        if own.hasPrefix("/"), stat(client, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(client, X_OK) == 0 {
+            return ShellQuoting.quote(client) + " " + agent.rawValue
+        }
+        return ShellQuoting.quote(own) + " hook " + agent.rawValue
+    }
+
     static func ownExecutable() -> String {
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let count = readlink("/proc/self/exe", &buffer, Int(PATH_MAX))
@@ -274,13 +284,13 @@ struct HookInstallCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "install",
         abstract: "Add agentgate's hooks to Claude Code's settings.json (PreToolUse, SessionEnd) or Codex's hooks.json (PreToolUse), keeping what is there.",
-        discussion: "Installing twice adds one entry. The hook runs this agentgate binary by its absolute path.")
+        discussion: "Installing twice adds one entry. The hook runs agentgate-hook beside this agentgate binary (a small program that passes the call to the session's supervisor inside agentgate-supervise, and runs `agentgate hook` outside), or this agentgate binary when there is none, by its absolute path.")
     @OptionGroup var options: HookSettingsOptions
 
     func run() throws {
         let path = try options.settingsPath()
         let agent = try options.hookAgent()
-        let command = ShellQuoting.quote(HookRunner.ownExecutable()) + " hook " + agent.rawValue
+        let command = HookRunner.hookCommand(agent: agent)
         do {
             let changed = try ClaudeSettings.edit(path) { ClaudeSettings.install(command: command, agent: agent, into: &$0) }
             print(changed ? "installed the AgentGate hook in \(path): \(command)" : "the AgentGate hook is already in \(path)")
@@ -321,13 +331,16 @@ enum ClaudeSettings {
         let description: String
     }
 
-    /// Whether a hook command is agentgate's: the agentgate binary (any path) running `hook AGENT`.
+    /// Whether a hook command is agentgate's: the agentgate binary (any path) running `hook AGENT`,
+    /// or agentgate-hook (any path) running `AGENT`.
     static func isOurs(_ command: String, agent: HookAgent = .claudeCode) -> Bool {
-        let suffix = " hook " + agent.rawValue
-        guard command.hasSuffix(suffix) else { return false }
-        var program = String(command.dropLast(suffix.count))
-        if program.hasPrefix("'"), program.hasSuffix("'"), program.count >= 2 { program = String(program.dropFirst().dropLast()) }
-        return ExecDetails.basename(program) == "agentgate"
+        func program(before suffix: String) -> String? {
+            guard command.hasSuffix(suffix) else { return nil }
+            var program = String(command.dropLast(suffix.count))
+            if program.hasPrefix("'"), program.hasSuffix("'"), program.count >= 2 { program = String(program.dropFirst().dropLast()) }
+            return ExecDetails.basename(program)
+        }
+        return program(before: " hook " + agent.rawValue) == "agentgate" || program(before: " " + agent.rawValue) == "agentgate-hook"
     }
 
     /// The hook events agentgate's entry is installed for, with the matcher each one's group

@@ -1,4 +1,5 @@
 import AgentGatePolicy
+import AgentGateSupervisor
 import Foundation
 
 // The MCP gateway's protocol layer: newline-delimited JSON-RPC 2.0, the MCP stdio transport.
@@ -150,14 +151,8 @@ enum MCPFraming {
         return Array(data)
     }
 
-    /// A value as the text an `arguments:` glob matches: strings as they are, others as JSON.
-    static func text(_ value: Any) -> String {
-        if let string = value as? String { return string }
-        if value is NSNull { return "null" }
-        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
-        else { return "\(value)" }
-        return String(decoding: data, as: UTF8.self)
-    }
+    /// A value as the text an `arguments:` glob matches (`HookMapping.argumentText`).
+    static func text(_ value: Any) -> String { HookMapping.argumentText(value) }
 
     /// Whether a line's text could name the method tools/call: literally, or through an escape.
     static func mightSpellToolsCall(_ line: [UInt8]) -> Bool {

@@ -4,29 +4,29 @@ import Foundation
 import Glibc
 
 /// The agents whose PreToolUse hooks `agentgate hook` answers.
-enum HookAgent: String, CaseIterable, Sendable {
+public enum HookAgent: String, CaseIterable, Sendable {
     case claudeCode = "claude-code"
     case codex
 }
 
 /// Input a hook can't decide on: answered with exit 2 (the agent blocks the call).
-struct HookInputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct HookInputError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }
 
 /// One PreToolUse event as the agent sends it on stdin. Claude Code and Codex send the same
 /// fields (Codex adds turn_id and model): session_id, transcript_path, cwd, hook_event_name,
 /// tool_name, tool_input; only session_id, cwd, tool_name and tool_input are needed.
-struct HookInput {
-    let agent: HookAgent
-    let sessionID: String
-    let cwd: String
-    let toolName: String
-    let toolInput: [String: Any]
+public struct HookInput {
+    public let agent: HookAgent
+    public let sessionID: String
+    public let cwd: String
+    public let toolName: String
+    public let toolInput: [String: Any]
 
     /// The most bytes read from stdin: a Write carries the whole file.
-    static let maximumLength = 32 << 20
+    public static let maximumLength = 32 << 20
 
     static func parse(_ bytes: [UInt8], agent: HookAgent) throws(HookInputError) -> HookInput {
         switch try HookEvent.parse(bytes, agent: agent) {
@@ -58,11 +58,11 @@ struct HookInput {
 /// What a hook is run for: a tool call to decide, or (Claude Code's SessionEnd, when `hook
 /// install` added it) the end of the agent's session, which closes the session the hook's
 /// decisions were recorded in.
-enum HookEvent {
+public enum HookEvent {
     case toolUse(HookInput)
     case sessionEnd(agent: HookAgent, sessionID: String)
 
-    static func parse(_ bytes: [UInt8], agent: HookAgent) throws(HookInputError) -> HookEvent {
+    public static func parse(_ bytes: [UInt8], agent: HookAgent) throws(HookInputError) -> HookEvent {
         guard !bytes.isEmpty else { throw HookInputError("no input: expected the PreToolUse event as JSON on stdin") }
         guard bytes.count <= HookInput.maximumLength else { throw HookInputError("the input is over \(HookInput.maximumLength >> 20) MiB") }
         guard let parsed = try? JSONSerialization.jsonObject(with: Data(bytes)), let object = parsed as? [String: Any] else {
@@ -91,11 +91,20 @@ enum HookEvent {
 
 /// Maps a tool call to the actions it would take, resolved as the supervisor would name them
 /// (`ActionTargets`): the part of `agentgate hook` that reads the filesystem.
-enum HookMapping {
+public enum HookMapping {
+    /// A value as the text an `arguments:` glob matches: strings as they are, others as JSON.
+    public static func argumentText(_ value: Any) -> String {
+        if let string = value as? String { return string }
+        if value is NSNull { return "null" }
+        guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+        else { return "\(value)" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
     /// Inner commands of one shell line decided each as an exec of its own, at most.
     static let maximumInnerCommands = 64
 
-    static func toolCall(_ input: HookInput, path: String?) throws(HookInputError) -> ToolCall {
+    public static func toolCall(_ input: HookInput, path: String?) throws(HookInputError) -> ToolCall {
         let tool = input.toolName
         let fields = input.toolInput
         func string(_ key: String) throws(HookInputError) -> String {
@@ -157,7 +166,7 @@ enum HookMapping {
         default:
             // MCP tools and every other tool: an `mcp` action named by the tool; an MCP tool's
             // input is its arguments, for rules with `arguments:`.
-            let arguments = tool.hasPrefix("mcp__") ? ToolArguments(fields.mapValues(MCPFraming.text)) : nil
+            let arguments = tool.hasPrefix("mcp__") ? ToolArguments(fields.mapValues(argumentText)) : nil
             return ToolCall(tool: tool, actions: [], arguments: arguments)
         }
     }
@@ -214,20 +223,27 @@ enum HookMapping {
 }
 
 /// The JSON a PreToolUse hook answers with on stdout (Claude Code's shape; Codex reads the same).
-enum HookOutput {
+public enum HookOutput {
     /// What `agent` is told on stdout, or nil for nothing at all (exit 0, the call proceeds).
     ///
     /// Codex reads Claude Code's shape but only acts on `deny` (codex-rs/hooks output_parser.rs,
     /// checked 2026-12-06): `allow` without `updatedInput` and `ask` are "unsupported" there, the
     /// hook run is marked failed and the call goes ahead. So Codex is told nothing for an allow,
     /// and an ask is denied with why: it would otherwise run unasked.
-    static func answer(for agent: HookAgent, decision: Decision, reason: String) -> String? {
+    public static func answer(for agent: HookAgent, decision: Decision, reason: String) -> String? {
         guard agent == .codex else { return json(decision: decision, reason: reason) }
         switch decision {
         case .deny: return json(decision: .deny, reason: reason)
         case .ask: return json(decision: .deny, reason: reason + codexAskNote)
         case .allow, .log: return nil
         }
+    }
+
+    /// `AgentGate: deny fs_read /home/u/.ssh/id_rsa: rule ssh-keys: …`, at most 1000 characters.
+    public static func reason(decision: String, action: String, target: String, argv: [String]?, why: String) -> String {
+        let subject = action == "exec" ? (argv?.joined(separator: " ") ?? target) : target
+        let text = "AgentGate: \(decision) \(action) \(subject): \(why)"
+        return text.count > 1000 ? String(text.prefix(999)) + "…" : text
     }
 
     /// Appended to an ask's reason for Codex.

@@ -141,7 +141,82 @@ public enum HookEvidence {
 /// and record tool calls in this one session (an in-session `agentgate mcp`'s ask waits for a
 /// person): it can't answer an ask, control the session, or reach any other session (the agent can't open another session's socket: it only inherits
 /// its own, and the control directory is closed to it).
+/// A request of protocol 2, sent by `agentgate-hook` (a small C program, so that a hook in a
+/// session starts in a millisecond instead of loading the Swift runtime): the agent's hook input
+/// exactly as it came on the hook's stdin, which the supervisor parses, maps, decides and
+/// records, and answers with the hook's whole output. On the channel: the session, the agent and
+/// the hook's PATH (`P` before it, or `-` for none), each ended by a NUL, then the input to the
+/// end of the stream.
+public struct RawHookRequest: Sendable, Equatable {
+    public var session: String
+    public var agent: String
+    public var path: String?
+    public var input: [UInt8]
+
+    public init(session: String, agent: String, path: String?, input: [UInt8]) {
+        self.session = session
+        self.agent = agent
+        self.path = path
+        self.input = input
+    }
+
+    /// The request as it goes on the channel.
+    public var encoded: [UInt8] {
+        Array(session.utf8) + [0] + Array(agent.utf8) + [0] + (path.map { [UInt8(ascii: "P")] + Array($0.utf8) } ?? [UInt8(ascii: "-")]) + [0] + input
+    }
+
+    /// Parses what came on a channel: nil when the three fields aren't there.
+    public init?(encoded bytes: [UInt8]) {
+        var fields: [String] = []
+        var start = 0
+        while fields.count < 3 {
+            guard let end = bytes[start...].firstIndex(of: 0) else { return nil }
+            fields.append(String(decoding: bytes[start..<end], as: UTF8.self))
+            start = end + 1
+        }
+        guard let marker = fields[2].utf8.first, marker == UInt8(ascii: "P") || (marker == UInt8(ascii: "-") && fields[2].utf8.count == 1)
+        else { return nil }
+        self.init(session: fields[0], agent: fields[1], path: marker == UInt8(ascii: "P") ? String(fields[2].dropFirst()) : nil,
+                  input: Array(bytes[start...]))
+    }
+}
+
+/// What `agentgate-hook` does with a protocol-2 answer: exit with `status`, having written
+/// `output` to stdout and `errorText` to stderr. On the channel: `STATUS LENGTH\n`, the output's
+/// LENGTH bytes, then the error text to the end of the stream.
+public struct RawHookReply: Sendable, Equatable {
+    public var status: Int32
+    public var output: [UInt8]
+    public var errorText: [UInt8]
+
+    public init(status: Int32, output: [UInt8] = [], errorText: [UInt8] = []) {
+        self.status = status
+        self.output = output
+        self.errorText = errorText
+    }
+
+    /// A refusal, as `agentgate hook` words one: exit 2 (the agent blocks the call).
+    public static func blocked(_ message: String) -> RawHookReply {
+        RawHookReply(status: 2, errorText: Array("agentgate hook: \(message); the tool call is blocked\n".utf8))
+    }
+
+    public var encoded: [UInt8] { Array("\(status) \(output.count)\n".utf8) + output + errorText }
+
+    /// Parses an answer as `agentgate-hook` does (for tests): nil when it isn't one.
+    public init?(encoded bytes: [UInt8]) {
+        guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")) else { return nil }
+        let head = String(decoding: bytes[..<newline], as: UTF8.self).split(separator: " ")
+        guard head.count == 2, let status = Int32(head[0]), let length = Int(head[1]), length >= 0,
+              bytes.count - newline - 1 >= length else { return nil }
+        self.init(status: status, output: Array(bytes[(newline + 1)..<(newline + 1 + length)]),
+                  errorText: Array(bytes[(newline + 1 + length)...]))
+    }
+}
+
 public enum HookChannel {
+    /// The hello of a channel whose request is a `RawHookRequest` (protocol 2); any other hello
+    /// is protocol 1 (a JSON `HookRequest` line, a JSON `HookAnswer` line back).
+    public static let rawHello = "agentgate-hook/2"
     public static let descriptorVariable = "AGENTGATE_HOOK_FD"
     public static let sessionVariable = "AGENTGATE_SESSION"
     /// The path of the session's hook socket, for hooks whose agent doesn't pass inherited
@@ -278,6 +353,25 @@ public enum HookChannel {
             throw Failure(description: "an answer from the session's supervisor that isn't one")
         }
         return answer
+    }
+
+    /// Everything up to the end of the stream, at most `limit` bytes, by `deadline`; or why not.
+    static func readToEnd(_ fd: Int32, limit: Int, deadline: UInt64) -> Result<[UInt8], Failure> {
+        var buffer: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let now = agentgate_monotonic_ns()
+            guard now < deadline else { return .failure(Failure(description: "the request did not end in time")) }
+            let events = agentgate_poll_one(fd, Int16(POLLIN), Int32(min((deadline - now) / 1_000_000 + 1, 60_000)))
+            if events == -EINTR { continue }
+            guard events > 0 else { return .failure(Failure(description: "the request did not end in time")) }
+            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && (errno == EINTR || errno == EAGAIN) { continue }
+            guard n >= 0 else { return .failure(Failure(description: "cannot read the request: \(String(cString: strerror(errno)))")) }
+            if n == 0 { return .success(buffer) }
+            buffer += chunk.prefix(n)
+            guard buffer.count <= limit else { return .failure(Failure(description: "the input is over \(HookInput.maximumLength >> 20) MiB")) }
+        }
     }
 
     /// One line of at most `maximumLength` bytes, by `deadline`.
@@ -452,9 +546,11 @@ final class HookServer: Sendable {
     /// Starts answering: `admit` says whether a pid is a process of the session (only those may
     /// ask), `handle` decides and records a request for the peer.
     func start(log: Logger, admit: @escaping @Sendable (pid_t) -> Bool,
-               handle: @escaping @Sendable (HookRequest, HookPeer) -> HookAnswer?) -> Bool {
+               handle: @escaping @Sendable (HookRequest, HookPeer) -> HookAnswer?,
+               handleRaw: @escaping @Sendable (RawHookRequest, HookPeer) -> RawHookReply) -> Bool {
+        let handlers = Handlers(request: handle, raw: handleRaw)
         let thread = Thread(stackSize: 512 << 10) { [self] in
-            serve(log: log, admit: admit, handle: handle)
+            serve(log: log, admit: admit, handle: handlers)
             finished.signal()
         }
         guard thread.start(detached: false) else { return false }
@@ -508,7 +604,13 @@ final class HookServer: Sendable {
         }
     }
 
-    private func serve(log: Logger, admit: @Sendable (pid_t) -> Bool, handle: @Sendable (HookRequest, HookPeer) -> HookAnswer?) {
+    /// What answers the two kinds of request.
+    struct Handlers: Sendable {
+        let request: @Sendable (HookRequest, HookPeer) -> HookAnswer?
+        let raw: @Sendable (RawHookRequest, HookPeer) -> RawHookReply
+    }
+
+    private func serve(log: Logger, admit: @Sendable (pid_t) -> Bool, handle: Handlers) {
         var fds = [pollfd(fd: serverFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFDs.read, events: Int16(POLLIN), revents: 0),
                    pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)]
         while !stopped.load(ordering: .relaxed) {
@@ -536,6 +638,7 @@ final class HookServer: Sendable {
                     if stopped.load(ordering: .relaxed) { _ = shutdown(connection, Int32(SHUT_RDWR)) }
                     let deadline = agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds
                     var channel: Int32 = -1
+                    var isRaw = false
                     while channel < 0 {
                         let now = agentgate_monotonic_ns()
                         guard now < deadline else { break }
@@ -545,13 +648,14 @@ final class HookServer: Sendable {
                         var hello = [UInt8](repeating: 0, count: 64)
                         let count = hello.withUnsafeMutableBytes { agentgate_receive_fd(connection, $0.baseAddress, $0.count, &channel) }
                         if count == -Int(EAGAIN) || count == -Int(EINTR) { continue }
+                        isRaw = Self.isRawHello(hello, count: count)
                         break
                     }
                     current.withLock { current in
                         close(connection)
                         current = -1
                     }
-                    if channel >= 0 { serve(channel: channel, log: log, admit: admit, handle: handle) }
+                    if channel >= 0 { serve(channel: channel, isRaw: isRaw, log: log, admit: admit, handle: handle) }
                 }
             }
             if fds[0].revents & Int16(POLLIN) == 0 {
@@ -569,8 +673,12 @@ final class HookServer: Sendable {
                 if count == 0 && fds[0].revents & Int16(POLLHUP) != 0 { fds[0].fd = -1 }
                 continue
             }
-            serve(channel: channel, log: log, admit: admit, handle: handle)
+            serve(channel: channel, isRaw: Self.isRawHello(hello, count: count), log: log, admit: admit, handle: handle)
         }
+    }
+
+    private static func isRawHello(_ hello: [UInt8], count: Int) -> Bool {
+        count == HookChannel.rawHello.utf8.count && hello.prefix(count).elementsEqual(HookChannel.rawHello.utf8)
     }
 
     /// Whether this process made the connection at the other end of `connection` (SO_PEERCRED).
@@ -582,12 +690,15 @@ final class HookServer: Sendable {
     }
 
     /// Answers the one request on `channel`, and closes it.
-    private func serve(channel: Int32, log: Logger, admit: @Sendable (pid_t) -> Bool,
-                       handle: @Sendable (HookRequest, HookPeer) -> HookAnswer?) {
+    private func serve(channel: Int32, isRaw: Bool, log: Logger, admit: @Sendable (pid_t) -> Bool, handle: Handlers) {
         current.withLock { $0 = channel }
         // A stop that came before the channel was published could not shut it down.
         if stopped.load(ordering: .relaxed) { _ = shutdown(channel, Int32(SHUT_RDWR)) }
-        answer(channel, log: log, admit: admit, handle: handle)
+        if isRaw {
+            answerRaw(channel, log: log, admit: admit, handle: handle.raw)
+        } else {
+            answer(channel, log: log, admit: admit, handle: handle.request)
+        }
         current.withLock { current in
             close(channel)
             current = -1
@@ -674,6 +785,45 @@ final class HookServer: Sendable {
                       deadline: agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds)
     }
 
+    /// A protocol-2 request: read to the end of the stream (the hook's whole input), decided by
+    /// `handle`, answered with the hook's output. Every failure is an answer that blocks the call.
+    private func answerRaw(_ channel: Int32, log: Logger, admit: (pid_t) -> Bool, handle: @Sendable (RawHookRequest, HookPeer) -> RawHookReply) {
+        var domain: Int32 = 0, type: Int32 = 0
+        var optionLength = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(channel, SOL_SOCKET, SO_DOMAIN, &domain, &optionLength) == 0, domain == AF_UNIX else { return }
+        optionLength = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(channel, SOL_SOCKET, SO_TYPE, &type, &optionLength) == 0, type == Int32(SOCK_STREAM.rawValue) else { return }
+        let reply: RawHookReply
+        switch peer(of: channel, admit: admit) {
+        case .failure(let failure):
+            log.warning("hook socket: refused a channel: \(failure.description)")
+            reply = .blocked("the session's supervisor refused: refused: \(failure.description)")
+        case .success(let peer):
+            defer { close(peer.pidfd) }
+            // The input may be a whole file (a Write): more time than a JSON line gets.
+            let deadline = agentgate_monotonic_ns() + Self.rawRequestDeadlineNanoseconds
+            switch HookChannel.readToEnd(channel, limit: HookInput.maximumLength + 2 * Int(PATH_MAX) + 4096, deadline: deadline) {
+            case .failure(let problem):
+                reply = .blocked(problem.description)
+            case .success(let bytes):
+                if let request = RawHookRequest(encoded: bytes) {
+                    if peer.isUnchanged {
+                        reply = handle(request, peer)
+                    } else {
+                        log.warning("hook socket: refused a request: pid \(peer.pid) (\(peer.executable)) exited or ran another program since it made the channel")
+                        reply = .blocked("the session's supervisor refused: refused: the process that made the channel exited or ran another program")
+                    }
+                } else {
+                    reply = .blocked("the session's supervisor refused: not a hook request")
+                }
+            }
+        }
+        _ = Self.send(channel, reply.encoded, deadline: agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds)
+    }
+
+    /// How long a protocol-2 request (up to the 32 MiB of a hook's input) may take to arrive.
+    static let rawRequestDeadlineNanoseconds: UInt64 = 10_000_000_000
+
     /// `answer` with every text cut to `answerFieldLimit` bytes (the record keeps them whole).
     static func shortened(_ answer: HookAnswer) -> HookAnswer {
         func cut(_ text: String?) -> String? {
@@ -746,6 +896,31 @@ extension Supervisor {
         core.recorder.writer?.record(event)
         return HookAnswer(ok: true, decision: decided.decision.name, answer: decided.answer.name, action: decided.kind.name,
                           target: decided.target, why: event.reason)
+    }
+
+    /// Answers `agentgate-hook` (protocol 2) as `agentgate hook` answers inside a session: the
+    /// input parsed and mapped here, then decided and recorded by `hookAnswer`; the hook's
+    /// stdout, stderr and exit status come back whole.
+    func rawHookReply(_ request: RawHookRequest, peer: HookPeer, core: SupervisorCore) -> RawHookReply {
+        guard let agent = HookAgent(rawValue: request.agent) else { return .blocked("unknown agent \"\(request.agent)\"") }
+        let call: ToolCall
+        do throws(HookInputError) {
+            switch try HookEvent.parse(request.input, agent: agent) {
+            case .toolUse(let input): call = try HookMapping.toolCall(input, path: request.path)
+            // The session ends with its agent: nothing to close.
+            case .sessionEnd: return RawHookReply(status: 0)
+            }
+        } catch {
+            return .blocked(error.description)
+        }
+        // Never nil: only an MCP call's ask is answered later.
+        let answer = hookAnswer(HookRequest(session: request.session, agent: agent.rawValue, call: call), peer: peer, core: core, mcpCalls: nil)
+        guard let answer, answer.ok, let given = answer.answer.flatMap(Decision.init(name:)) else {
+            return .blocked("the session's supervisor refused: \(answer?.error ?? "no decision")")
+        }
+        let text = HookOutput.reason(decision: answer.decision ?? given.name, action: answer.action ?? "", target: answer.target ?? "",
+                                     argv: nil, why: answer.why ?? "")
+        return RawHookReply(status: 0, output: HookOutput.answer(for: agent, decision: given, reason: text).map { Array(($0 + "\n").utf8) } ?? [])
     }
 }
 

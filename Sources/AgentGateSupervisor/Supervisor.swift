@@ -355,7 +355,8 @@ public final class Supervisor: Sendable {
         // The hook socket stops first (it is idempotent): no request comes once the asks end.
         defer { hooks?.stop(log: log); mcpCalls?.stop() }
         if let hooks, !hooks.start(log: log, admit: { core.membership(of: $0) == .session },
-                                   handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core, mcpCalls: mcpCalls) }) {
+                                   handle: { [self] request, peer in hookAnswer(request, peer: peer, core: core, mcpCalls: mcpCalls) },
+                                   handleRaw: { [self] request, peer in rawHookReply(request, peer: peer, core: core) }) {
             throw abandon(spawned.pid, cgroup: cgroup, "could not start the agent hooks' thread; the command was not run")
         }
         if let prompt, !prompt.start() {

@@ -1,4 +1,5 @@
 @testable import AgentGateCLI
+@testable import AgentGateSupervisor
 import AgentGatePolicy
 import AgentGateStore
 import Foundation

@@ -43,6 +43,20 @@ import Testing
         return (result.status, output?["permissionDecision"] as? String, output?["permissionDecisionReason"] as? String, result.stderr)
     }
 
+    /// agentgate-hook beside agentgate: built by `make build`/`scripts/test.sh`, or here.
+    static let client: String = {
+        let directory = URL(fileURLWithPath: agentgate).deletingLastPathComponent().path
+        let path = directory + "/agentgate-hook"
+        if !FileManager.default.isExecutableFile(atPath: path) {
+            let build = Process()
+            build.executableURL = URL(fileURLWithPath: TestRepository.root + "/scripts/build-hook.sh")
+            build.arguments = [directory]
+            try? build.run()
+            build.waitUntilExit()
+        }
+        return path
+    }()
+
     static func event(_ tool: String, _ input: [String: Any], cwd: String, session: String = "cc-1") -> String {
         let object: [String: Any] = ["session_id": session, "transcript_path": "/tmp/t.jsonl", "cwd": cwd,
                                      "permission_mode": "default", "hook_event_name": "PreToolUse", "tool_name": tool,
@@ -218,6 +232,65 @@ import Testing
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 
+    /// agentgate-hook (the C fast path) inside a session answers exactly as `agentgate hook`
+    /// does, byte for byte, and is refused exactly where it is: a forged session, a wrong fd,
+    /// a socket path outside a control directory. Outside a session it runs `agentgate hook`.
+    @Test func theHookClientAnswersAsTheHookDoes() throws {
+        let h = try Harness()
+        let policy = try h.policy(Self.policyYAML)
+        let home = AgentGatePaths_home()
+        #expect(FileManager.default.isExecutableFile(atPath: Self.client), "scripts/build-hook.sh did not build \(Self.client)")
+        try h.write("read.json", Self.event("Read", ["file_path": home + "/.ssh/id_rsa"], cwd: h.dir, session: "inner"))
+        try h.write("bash.json", Self.event("Bash", ["command": "git push origin main && ls"], cwd: h.dir, session: "inner"))
+        try h.write("write.json", Self.event("Write", ["file_path": "/etc/x", "content": String(repeating: "y", count: 3 << 20)],
+                                             cwd: h.dir, session: "inner"))
+        try h.write("end.json", #"{"session_id":"inner","hook_event_name":"SessionEnd","cwd":"/tmp","reason":"exit"}"#)
+        try h.write("bad.json", "{not json")
+        let other = h.supervised(["/bin/true"], policy: policy, extra: ["--session", "victim"])
+        #expect(other.status == 0, "\(other.stderr)")
+        var lines: [String] = []
+        for (name, file) in [("read", "read.json"), ("bash", "bash.json"), ("write", "write.json"), ("end", "end.json"), ("bad", "bad.json")] {
+            for (program, arguments) in [(Self.agentgate, "hook claude-code"), (Self.client, "claude-code")] {
+                lines.append("'\(program)' \(arguments) < '\(h.path(file))' > '\(h.path("\(name)-\(program.hasSuffix("-hook") ? "client" : "hook").out"))' 2>&1; echo \"\(name) $?\" >> '\(h.path("\(program.hasSuffix("-hook") ? "client" : "hook").status"))'")
+            }
+        }
+        lines += [
+            "AGENTGATE_SESSION=victim '\(Self.client)' claude-code < '\(h.path("read.json"))'; echo \"forged $?\"",
+            "AGENTGATE_HOOK_FD=0 AGENTGATE_HOOK_SOCKET= '\(Self.client)' claude-code < '\(h.path("read.json"))'; echo \"wrong fd $?\"",
+            "AGENTGATE_HOOK_SOCKET=/nonexistent/s.hook bash -c 'eval \"exec $AGENTGATE_HOOK_FD>&-\"; exec \"$0\" claude-code' '\(Self.client)' < '\(h.path("read.json"))'; echo \"bad path $?\"",
+            "bash -c 'eval \"exec $AGENTGATE_HOOK_FD>&-\"; exec \"$0\" claude-code' '\(Self.client)' < '\(h.path("read.json"))' | grep -c '\"deny\"'; echo \"by name $?\"",
+        ]
+        let run = h.supervised(["/bin/sh", "-c", lines.joined(separator: "\n")], policy: policy, extra: ["--session", "outer"])
+        #expect(run.status == 0, "\(run)")
+        for name in ["read", "bash", "write", "end", "bad"] {
+            let hook = try String(contentsOfFile: h.path("\(name)-hook.out"), encoding: .utf8)
+            let client = try String(contentsOfFile: h.path("\(name)-client.out"), encoding: .utf8)
+            #expect(client == hook, "\(name): the client said\n\(client)\nagentgate hook said\n\(hook)")
+        }
+        #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == String(contentsOfFile: h.path("hook.status"), encoding: .utf8))
+        #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == "read 0\nbash 0\nwrite 0\nend 0\nbad 2\n")
+        #expect(try String(contentsOfFile: h.path("read-client.out"), encoding: .utf8).contains(#""permissionDecision":"deny""#))
+        #expect(try String(contentsOfFile: h.path("bash-client.out"), encoding: .utf8).contains(#""permissionDecision":"ask""#))
+        #expect(run.stdout.contains("forged 2") && run.stdout.contains("wrong fd 2") && run.stdout.contains("bad path 2"), "\(run.stdout)")
+        #expect(run.stdout.contains("1\nby name 0"), "\(run.stdout) \(run.stderr)")
+        // Each decided call recorded once in the session, by either program: read, bash, write
+        // twice each, and the read by name.
+        let hooks = h.query("SELECT action, decision FROM events WHERE source = 'hook' AND session_id = 'outer' ORDER BY seq")
+        #expect(hooks.filter { $0 == ["fs_read", "deny"] }.count == 3, "\(hooks)")
+        #expect(hooks.filter { $0 == ["fs_write", "deny"] }.count == 2, "\(hooks)")
+        #expect(h.query("SELECT count(*) FROM events WHERE session_id = 'victim' AND source IS NOT NULL") == [["0"]])
+
+        // Outside a session: `agentgate hook`, stdin untouched, options passed on.
+        var env = ProcessInfo.processInfo.environment
+        env["AGENTGATE_DB"] = h.db
+        for key in ["AGENTGATE_HOOK_FD", "AGENTGATE_HOOK_SOCKET", "AGENTGATE_SESSION"] { env[key] = nil }
+        let outside = h.run(["/bin/sh", "-c", "'\(Self.client)' claude-code --policy '\(policy)' < '\(h.path("read.json"))'"], environment: env)
+        let direct = h.run(["/bin/sh", "-c", "'\(Self.agentgate)' hook claude-code --policy '\(policy)' < '\(h.path("read.json"))'"], environment: env)
+        #expect(outside.status == 0 && outside.stdout == direct.stdout && outside.stdout.contains(#""deny""#), "\(outside) \(direct)")
+        let verify = h.run([Self.agentgate, "audit", "verify", "--db", h.db])
+        #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
+    }
+
     @Test func installAndUninstallEditOnlyTheirOwnEntry() throws {
         let h = try Harness()
         var env = ProcessInfo.processInfo.environment
@@ -229,8 +302,10 @@ import Testing
         let installed = try String(contentsOfFile: h.path("home/.claude/settings.json"), encoding: .utf8)
         // One entry each for PreToolUse and SessionEnd, however often it is installed.
         #expect(installed.components(separatedBy: "hook claude-code").count == 3, "\(installed)")
-        let real = PolicyCommandTests.real(Self.agentgate)
-        #expect(installed.contains(real + " hook claude-code") && installed.contains("./check.sh") && installed.contains("Bash(ls)"))
+        // agentgate-hook beside agentgate, the fast path, when it is there.
+        let command = FileManager.default.isExecutableFile(atPath: Self.client)
+            ? PolicyCommandTests.real(Self.client) + " claude-code" : PolicyCommandTests.real(Self.agentgate) + " hook claude-code"
+        #expect(installed.contains(command) && installed.contains("./check.sh") && installed.contains("Bash(ls)"), "\(installed)")
         #expect(h.run([Self.agentgate, "hook", "uninstall", "claude-code", "--user"], environment: env).status == 0)
         let removed = try String(contentsOfFile: h.path("home/.claude/settings.json"), encoding: .utf8)
         #expect(!removed.contains("agentgate") && removed.contains("./check.sh") && removed.contains("Bash(ls)"), "\(removed)")
