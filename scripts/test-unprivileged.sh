@@ -17,6 +17,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/agentgate-unprivileged.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp "$build/AgentGatePackageTests.xctest" "$build/agentgate-supervise" "$build/agentgate" "$work/"
+# The hooks' fast path, beside agentgate as it is installed (scripts/build-hook.sh builds it).
+[ -x "$build/agentgate-hook" ] || "$root/scripts/build-hook.sh" "$build"
+cp "$build/agentgate-hook" "$work/"
 mkdir "$work/repository"
 tar -C "$root" --exclude=./.build --exclude=./.git -cf - . | tar -C "$work/repository" -xf -
 mkdir "$work/home"

@@ -362,16 +362,27 @@ enum ClaudeSettings {
             var found = false
             for (index, item) in groups.enumerated() {
                 guard var group = item as? [String: Any], var handlers = group["hooks"] as? [Any] else { continue }
-                for (position, handler) in handlers.enumerated() {
+                var kept: [Any] = []
+                for handler in handlers {
                     guard var entry = handler as? [String: Any], let existing = entry["command"] as? String,
-                          isOurs(existing, agent: agent) else { continue }
+                          isOurs(existing, agent: agent) else {
+                        kept.append(handler)
+                        continue
+                    }
+                    // One entry of ours per event: a second (`agentgate hook` beside
+                    // `agentgate-hook`, from an earlier install) goes.
+                    if found {
+                        changed = true
+                        continue
+                    }
                     found = true
                     if existing != command {
                         entry["command"] = command
-                        handlers[position] = entry
                         changed = true
                     }
+                    kept.append(entry)
                 }
+                handlers = kept
                 group["hooks"] = handlers
                 groups[index] = group
             }

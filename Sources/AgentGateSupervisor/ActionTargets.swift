@@ -10,13 +10,15 @@ public enum ActionTargets {
     /// An exec of `argv0` from `directory`: the program's absolute path as named and as
     /// resolved (both are decided, the stricter wins), or `/usr/bin/NAME` when PATH has no
     /// such program (`found` false).
-    public static func program(_ argv0: String, directory: String, path: String?) -> (target: String, programs: [String], found: Bool, notes: [String]) {
-        guard let named = ProgramLookup.resolve(argv0, path: path) else {
+    public static func program(_ argv0: String, directory: String, path: String?, asProcess pid: pid_t? = nil)
+        -> (target: String, programs: [String], found: Bool, notes: [String]) {
+        guard let named = ProgramLookup.resolve(argv0, path: path, from: directory) else {
             let assumed = ExecDetails.assumedProgram(argv0)
             return (assumed, [assumed], false, ["\(argv0) is not on PATH here; decided as \(assumed)"])
         }
         // Named as the supervisor names it: absolute and lexically clean.
-        let absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : directory + "/" + named).standardized.path
+        var absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : directory + "/" + named).standardized.path
+        if let pid { absolute = asProcess(absolute, pid: pid) }
         let target = FilePaths.resolved(absolute)
         guard absolute != target else { return (target, [absolute], true, []) }
         return (target, [absolute, target], true, ["\(absolute) resolves to \(target); both are decided, the stricter wins"])
@@ -54,6 +56,18 @@ public enum ActionTargets {
         URL(fileURLWithPath: path.hasPrefix("/") ? path : directory + "/" + path).standardized.path
     }
 
+    /// An absolute `path` as process `pid` names it: /proc/self, /proc/thread-self, /dev/fd and
+    /// /dev/stdin, stdout, stderr are that process's. The supervisor maps a hook's paths for the
+    /// hook's process; resolved in the supervisor they would name the supervisor.
+    public static func asProcess(_ path: String, pid: pid_t) -> String {
+        let prefixes = [("/proc/self", "/proc/\(pid)"), ("/proc/thread-self", "/proc/\(pid)/task/\(pid)"), ("/dev/fd", "/proc/\(pid)/fd"),
+                        ("/dev/stdin", "/proc/\(pid)/fd/0"), ("/dev/stdout", "/proc/\(pid)/fd/1"), ("/dev/stderr", "/proc/\(pid)/fd/2")]
+        for (prefix, replacement) in prefixes where path == prefix || path.hasPrefix(prefix + "/") {
+            return replacement + path.dropFirst(prefix.count)
+        }
+        return path
+    }
+
     /// The destination of `path` when it is a symlink to nothing (a create through it makes that).
     public static func danglingSymlinkDestination(_ path: String) -> String? {
         var info = stat()
@@ -70,11 +84,14 @@ public enum ActionTargets {
 
 /// Finds a program the way execvp would: names with a slash are used as given.
 public enum ProgramLookup {
-    public static func resolve(_ name: String, path: String?) -> String? {
+    /// A relative PATH entry is taken from `base` (the caller's working directory), or from
+    /// this process's when none is given.
+    public static func resolve(_ name: String, path: String?, from base: String? = nil) -> String? {
         if name.contains("/") { return name }
         let searchPath = path ?? "/usr/local/bin:/usr/bin:/bin"
         for directory in searchPath.split(separator: ":", omittingEmptySubsequences: false) {
-            let dir = directory.isEmpty ? "." : String(directory)
+            var dir = directory.isEmpty ? "." : String(directory)
+            if let base, !dir.hasPrefix("/") { dir = base + "/" + dir }
             let candidate = dir + "/" + name
             var info = stat()
             if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {

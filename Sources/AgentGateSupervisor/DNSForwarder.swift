@@ -366,16 +366,13 @@ final class DNSForwarder: Sendable {
         return nil
     }
 
-    /// Loopback, link-local, private and unique-local addresses (v4-mapped included): their
-    /// reverse zones are answered by local resolvers, never delegated to a stranger.
+    /// Loopback and unspecified addresses (v4-mapped included). Not private or unique-local
+    /// ones: a resolver that doesn't answer their reverse zones itself (RFC 6303) passes 24 to
+    /// 120 chosen bits on (found by review).
     static func isLocalAddress(_ bytes: [UInt8]) -> Bool {
         guard bytes.count == 16 else { return false }
-        if bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) {
-            let a = bytes[12], b = bytes[13]
-            return a == 127 || a == 10 || a == 0 || (a == 169 && b == 254) || (a == 172 && b & 0xf0 == 16) || (a == 192 && b == 168)
-        }
-        if bytes[0..<15].allSatisfy({ $0 == 0 }) { return true } // :: and ::1
-        return bytes[0] & 0xfe == 0xfc || (bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80)
+        if bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) { return bytes[12] == 127 || bytes[12] == 0 }
+        return bytes[0..<15].allSatisfy({ $0 == 0 }) // :: and ::1
     }
 
     /// "answered 104.16.0.35, 2606:4700::6810:23 (ttl 300)", "answered NXDOMAIN"…

@@ -28,6 +28,29 @@ public struct HookInput {
     /// The most bytes read from stdin: a Write carries the whole file.
     public static let maximumLength = 32 << 20
 
+    /// The deepest tool_input taken: objects and arrays within objects and arrays.
+    public static let maximumDepth = 64
+
+    /// How deep `value` nests, counted no further than `limit` + 1 (so never deeper than that
+    /// on the stack, whatever the input).
+    static func nestingDepth(of value: Any, limit: Int) -> Int {
+        guard limit >= 0 else { return 1 }
+        let children: [Any]
+        if let object = value as? [String: Any] {
+            children = Array(object.values)
+        } else if let array = value as? [Any] {
+            children = array
+        } else {
+            return 0
+        }
+        var deepest = 0
+        for child in children {
+            deepest = max(deepest, nestingDepth(of: child, limit: limit - 1))
+            if deepest > limit { break }
+        }
+        return deepest + 1
+    }
+
     static func parse(_ bytes: [UInt8], agent: HookAgent) throws(HookInputError) -> HookInput {
         switch try HookEvent.parse(bytes, agent: agent) {
         case .toolUse(let input): return input
@@ -50,6 +73,12 @@ public struct HookInput {
         guard tool.utf8.count <= 256 else { throw HookInputError("tool_name is over 256 bytes") }
         guard let input = object["tool_input"] as? [String: Any] else {
             throw HookInputError("tool_input must be a JSON object")
+        }
+        // What maps and records the input walks it recursively (an MCP argument is written back
+        // as JSON): a bound keeps that within any thread's stack (found by review: 300 levels
+        // overflowed the supervisor's hook thread). Real tool inputs are a few levels deep.
+        guard nestingDepth(of: input, limit: maximumDepth) <= maximumDepth else {
+            throw HookInputError("tool_input is nested more than \(maximumDepth) levels deep")
         }
         return HookInput(agent: agent, sessionID: sessionID, cwd: URL(fileURLWithPath: cwd).standardized.path, toolName: tool, toolInput: input)
     }
@@ -104,7 +133,11 @@ public enum HookMapping {
     /// Inner commands of one shell line decided each as an exec of its own, at most.
     static let maximumInnerCommands = 64
 
-    public static func toolCall(_ input: HookInput, path: String?) throws(HookInputError) -> ToolCall {
+    /// `asProcess`: the pid of the hook's process, when the mapping runs elsewhere (in the
+    /// supervisor): /proc/self and /dev/fd in the input are that process's.
+    public static func toolCall(_ given: HookInput, path: String?, asProcess pid: pid_t? = nil) throws(HookInputError) -> ToolCall {
+        let input = pid.map { HookInput(agent: given.agent, sessionID: given.sessionID, cwd: ActionTargets.asProcess(given.cwd, pid: $0),
+                                        toolName: given.toolName, toolInput: given.toolInput) } ?? given
         let tool = input.toolName
         let fields = input.toolInput
         func string(_ key: String) throws(HookInputError) -> String {
@@ -122,12 +155,20 @@ public enum HookMapping {
             for key in keys.dropLast() { if let value = try optionalString(key) { return value } }
             return try string(keys[keys.count - 1])
         }
-        func absolute(_ path: String) -> String { ActionTargets.absolute(path, in: input.cwd) }
+        // For the hook's process (`asProcess`); a name that resolves to nothing keeps its own
+        // spelling (`/proc/self/…`), as `agentgate hook` names it.
+        func absolute(_ path: String) -> (named: String, original: String) {
+            let absolute = ActionTargets.absolute(path, in: input.cwd)
+            return (pid.map { ActionTargets.asProcess(absolute, pid: $0) } ?? absolute, absolute)
+        }
         func write(_ path: String) -> ToolCall.Action {
-            ToolCall.Action(kind: .fsWrite, targets: ActionTargets.write(absolute(path)).targets)
+            let (named, original) = absolute(path)
+            return ToolCall.Action(kind: .fsWrite, targets: ActionTargets.write(named).targets.map { $0 == named ? original : $0 })
         }
         func read(_ path: String) -> ToolCall.Action {
-            ToolCall.Action(kind: .fsRead, targets: [ActionTargets.read(absolute(path)).target])
+            let (named, original) = absolute(path)
+            let target = ActionTargets.read(named).target
+            return ToolCall.Action(kind: .fsRead, targets: [target == named ? original : target])
         }
         switch tool {
         case "Bash", "shell", "local_shell", "exec_command":
@@ -137,9 +178,9 @@ public enum HookMapping {
                 guard words.count == argv.count, !words.isEmpty, !words[0].isEmpty else {
                     throw HookInputError("\(tool): tool_input.command must be a string or a list of strings")
                 }
-                return ToolCall(tool: tool, actions: shell(argv: words, cwd: input.cwd, path: path))
+                return ToolCall(tool: tool, actions: shell(argv: words, cwd: input.cwd, path: path, asProcess: pid))
             }
-            return ToolCall(tool: tool, actions: shell(command: try string("command"), cwd: input.cwd, path: path))
+            return ToolCall(tool: tool, actions: shell(command: try string("command"), cwd: input.cwd, path: path, asProcess: pid))
         case "Write", "Edit", "MultiEdit":
             return ToolCall(tool: tool, actions: [write(try string("file_path"))])
         case "NotebookEdit":
@@ -174,16 +215,16 @@ public enum HookMapping {
     /// A shell command line, as the agent's shell runs it (`bash -c COMMAND`): the shell's own
     /// exec, which `command:` rules see whole, and each command in it that names a program as an
     /// exec of its own (builtins and functions run no program and are left to the line).
-    static func shell(command: String, cwd: String, path: String?) -> [ToolCall.Action] {
-        shell(argv: ["bash", "-c", command], cwd: cwd, path: path)
+    static func shell(command: String, cwd: String, path: String?, asProcess pid: pid_t? = nil) -> [ToolCall.Action] {
+        shell(argv: ["bash", "-c", command], cwd: cwd, path: path, asProcess: pid)
     }
 
-    static func shell(argv: [String], cwd: String, path: String?) -> [ToolCall.Action] {
-        let program = ActionTargets.program(argv[0], directory: cwd, path: path)
+    static func shell(argv: [String], cwd: String, path: String?, asProcess pid: pid_t? = nil) -> [ToolCall.Action] {
+        let program = ActionTargets.program(argv[0], directory: cwd, path: path, asProcess: pid)
         let whole = ExecDetails(argv: argv, programs: program.programs)
         var actions = [ToolCall.Action(kind: .exec, targets: program.programs.reversed(), argv: argv, programs: program.programs)]
         for command in whole.analysis.commands.dropFirst().prefix(maximumInnerCommands) where !command.isEmpty {
-            let inner = ActionTargets.program(command[0], directory: cwd, path: path)
+            let inner = ActionTargets.program(command[0], directory: cwd, path: path, asProcess: pid)
             guard inner.found else { continue }
             actions.append(ToolCall.Action(kind: .exec, targets: inner.programs.reversed(), argv: command, programs: inner.programs))
         }

@@ -217,6 +217,13 @@ public enum HookChannel {
     /// The hello of a channel whose request is a `RawHookRequest` (protocol 2); any other hello
     /// is protocol 1 (a JSON `HookRequest` line, a JSON `HookAnswer` line back).
     public static let rawHello = "agentgate-hook/2"
+    /// The largest hook input a protocol-2 request carries: the supervisor parses it, so its
+    /// memory and time are bounded by this (a 30 MiB input took ~1 GB and ~5 s, found by
+    /// review). agentgate-hook runs `agentgate hook` for a larger one (a Write of a large file),
+    /// which parses it in its own process and sends only the call it maps it to.
+    public static let maximumRawInput = 1 << 20
+    /// Room for a protocol-2 request's session, agent and PATH.
+    public static let maximumRawHeader = 64 << 10
     public static let descriptorVariable = "AGENTGATE_HOOK_FD"
     public static let sessionVariable = "AGENTGATE_SESSION"
     /// The path of the session's hook socket, for hooks whose agent doesn't pass inherited
@@ -370,7 +377,7 @@ public enum HookChannel {
             guard n >= 0 else { return .failure(Failure(description: "cannot read the request: \(String(cString: strerror(errno)))")) }
             if n == 0 { return .success(buffer) }
             buffer += chunk.prefix(n)
-            guard buffer.count <= limit else { return .failure(Failure(description: "the input is over \(HookInput.maximumLength >> 20) MiB")) }
+            guard buffer.count <= limit else { return .failure(Failure(description: "the request is over \(limit) bytes")) }
         }
     }
 
@@ -549,7 +556,9 @@ final class HookServer: Sendable {
                handle: @escaping @Sendable (HookRequest, HookPeer) -> HookAnswer?,
                handleRaw: @escaping @Sendable (RawHookRequest, HookPeer) -> RawHookReply) -> Bool {
         let handlers = Handlers(request: handle, raw: handleRaw)
-        let thread = Thread(stackSize: 512 << 10) { [self] in
+        // Room for the hook input's parsing and mapping (protocol 2), which `agentgate hook`
+        // otherwise does on a main thread's 8 MiB; only the pages used are ever touched.
+        let thread = Thread(stackSize: 8 << 20) { [self] in
             serve(log: log, admit: admit, handle: handlers)
             finished.signal()
         }
@@ -800,9 +809,8 @@ final class HookServer: Sendable {
             reply = .blocked("the session's supervisor refused: refused: \(failure.description)")
         case .success(let peer):
             defer { close(peer.pidfd) }
-            // The input may be a whole file (a Write): more time than a JSON line gets.
-            let deadline = agentgate_monotonic_ns() + Self.rawRequestDeadlineNanoseconds
-            switch HookChannel.readToEnd(channel, limit: HookInput.maximumLength + 2 * Int(PATH_MAX) + 4096, deadline: deadline) {
+            let deadline = agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds
+            switch HookChannel.readToEnd(channel, limit: HookChannel.maximumRawInput + HookChannel.maximumRawHeader, deadline: deadline) {
             case .failure(let problem):
                 reply = .blocked(problem.description)
             case .success(let bytes):
@@ -821,8 +829,6 @@ final class HookServer: Sendable {
         _ = Self.send(channel, reply.encoded, deadline: agentgate_monotonic_ns() + Self.requestDeadlineNanoseconds)
     }
 
-    /// How long a protocol-2 request (up to the 32 MiB of a hook's input) may take to arrive.
-    static let rawRequestDeadlineNanoseconds: UInt64 = 10_000_000_000
 
     /// `answer` with every text cut to `answerFieldLimit` bytes (the record keeps them whole).
     static func shortened(_ answer: HookAnswer) -> HookAnswer {
@@ -906,12 +912,18 @@ extension Supervisor {
         let call: ToolCall
         do throws(HookInputError) {
             switch try HookEvent.parse(request.input, agent: agent) {
-            case .toolUse(let input): call = try HookMapping.toolCall(input, path: request.path)
+            case .toolUse(let input): call = try HookMapping.toolCall(input, path: request.path, asProcess: peer.pid)
             // The session ends with its agent: nothing to close.
             case .sessionEnd: return RawHookReply(status: 0)
             }
         } catch {
             return .blocked(error.description)
+        }
+        // A symlink to /proc/self (or /dev/fd) resolved here names the supervisor, not the hook:
+        // what it stands for isn't known, so the call is blocked rather than decided as that.
+        let own = "/proc/\(getpid())"
+        if call.actions.contains(where: { $0.targets.contains { $0 == own || $0.hasPrefix(own + "/") } }) {
+            return .blocked("a path resolves through /proc/self, which the session's supervisor can't resolve for the hook")
         }
         // Never nil: only an MCP call's ask is answered later.
         let answer = hookAnswer(HookRequest(session: request.session, agent: agent.rawValue, call: call), peer: peer, core: core, mcpCalls: nil)

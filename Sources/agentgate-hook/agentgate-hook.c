@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #define AGENTGATE_HOOK_MAX_INPUT (32u << 20)       // HookInput.maximumLength
+#define AGENTGATE_HOOK_MAX_RAW (1u << 20)          // HookChannel.maximumRawInput
 #define AGENTGATE_HOOK_MAX_ANSWER (8u << 20)
 #define AGENTGATE_HOOK_CONNECT_MS 3000             // HookChannel.connectDeadlineNanoseconds
 #define AGENTGATE_HOOK_ANSWER_MS 15000
@@ -67,6 +69,24 @@ static void agentgate_hook_run_full(int argc, char **argv) {
     for (int index = 1; index < argc; index++) arguments[index + 1] = argv[index];
     execv(self, arguments);
     agentgate_hook_block("cannot run %s: %s", self, strerror(errno));
+}
+
+/// `agentgate hook ARGS...` with `input` (already read) as its stdin: an input over
+/// AGENTGATE_HOOK_MAX_RAW is parsed in the hook's own process, not the supervisor's, and
+/// `agentgate hook` sends the session's supervisor only the call it maps it to.
+static void agentgate_hook_run_full_with(int argc, char **argv, const unsigned char *input, size_t count) {
+    int fd = memfd_create("agentgate-hook-input", 0);
+    if (fd < 0) agentgate_hook_block("cannot hold the input: %s", strerror(errno));
+    while (count > 0) {
+        ssize_t n = write(fd, input, count);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) agentgate_hook_block("cannot hold the input: %s", strerror(n < 0 ? errno : ENOSPC));
+        input += n;
+        count -= (size_t)n;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0 || (fd != 0 && dup2(fd, 0) != 0)) agentgate_hook_block("cannot hold the input: %s", strerror(errno));
+    if (fd != 0) close(fd);
+    agentgate_hook_run_full(argc, argv);
 }
 
 /// Whether `fd` is an AF_UNIX SOCK_SEQPACKET socket (the inherited hook socket's kind).
@@ -190,8 +210,9 @@ static void agentgate_hook_write_all(int fd, const unsigned char *bytes, size_t 
 
 int main(int argc, char **argv) {
     if (argc != 2 || (strcmp(argv[1], "claude-code") != 0 && strcmp(argv[1], "codex") != 0)) agentgate_hook_run_full(argc, argv);
-    int session_socket = agentgate_hook_session_socket();
-    if (session_socket < 0) agentgate_hook_run_full(argc, argv);
+    // Outside a session (neither variable set): `agentgate hook`, stdin untouched.
+    const char *named = getenv("AGENTGATE_HOOK_SOCKET");
+    if (!getenv("AGENTGATE_HOOK_FD") && !(named && *named)) agentgate_hook_run_full(argc, argv);
 
     // The request: the fields, then stdin to its end (within 10 s, as `agentgate hook` reads it).
     struct agentgate_hook_buffer request = {0};
@@ -213,6 +234,9 @@ int main(int argc, char **argv) {
         if (n == 0) break;
         agentgate_hook_append(&request, chunk, (size_t)n, header + AGENTGATE_HOOK_MAX_INPUT, "the input is over 32 MiB");
     }
+    if (request.count - header > AGENTGATE_HOOK_MAX_RAW) agentgate_hook_run_full_with(argc, argv, request.bytes + header, request.count - header);
+    int session_socket = agentgate_hook_session_socket();
+    if (session_socket < 0) agentgate_hook_block("$AGENTGATE_HOOK_FD names no socket");
 
     // The channel: one end of a socketpair, sent with the hello.
     int pair[2];

@@ -96,6 +96,16 @@ struct HookMappingTests {
         #expect(groups.count == 1 && groups[0]["matcher"] as? String == "Bash")
         #expect(settings["model"] as? String == "opus" && (settings["hooks"] as? [String: Any])?["Stop"] != nil)
         #expect((settings["hooks"] as? [String: Any])?["SessionEnd"] == nil)
+        // Both forms already there (an old entry beside agentgate-hook's): one is left.
+        var both: [String: Any] = ["hooks": ["PreToolUse": [["matcher": "*", "hooks": [
+            ["type": "command", "command": "/x/agentgate hook claude-code"], ["type": "command", "command": "/x/agentgate-hook claude-code"],
+            ["type": "command", "command": "./mine.sh"]]]]]]
+        #expect(ClaudeSettings.install(command: "/x/agentgate-hook claude-code", into: &both))
+        let handlers = (((both["hooks"] as? [String: Any])?["PreToolUse"] as? [[String: Any]])?.first?["hooks"] as? [[String: Any]]) ?? []
+        #expect(handlers.compactMap { $0["command"] as? String } == ["/x/agentgate-hook claude-code", "./mine.sh"], "\(handlers)")
+        #expect(ClaudeSettings.uninstall(from: &both))
+        #expect(ClaudeSettings.isOurs("/x/agentgate-hook claude-code") && ClaudeSettings.isOurs("'/a b/agentgate' hook claude-code")
+                && !ClaudeSettings.isOurs("/x/agentgate-hook codex") && !ClaudeSettings.isOurs("/x/other-hook claude-code"))
         var only: [String: Any] = [:]
         _ = ClaudeSettings.install(command: "/x/agentgate hook claude-code", into: &only)
         _ = ClaudeSettings.uninstall(from: &only)

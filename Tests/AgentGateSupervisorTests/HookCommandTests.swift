@@ -246,10 +246,19 @@ import Testing
                                              cwd: h.dir, session: "inner"))
         try h.write("end.json", #"{"session_id":"inner","hook_event_name":"SessionEnd","cwd":"/tmp","reason":"exit"}"#)
         try h.write("bad.json", "{not json")
+        // Nested past the bound (300 levels overflowed the supervisor's hook thread), and a path
+        // through /proc/self (the hook's, not the supervisor's: the script runs in sub/).
+        var nested: Any = ["leaf": 1]
+        for _ in 0..<300 { nested = ["x": nested] }
+        try h.write("deep.json", Self.event("mcp__x__y", ["arg": nested], cwd: h.dir, session: "inner"))
+        try h.write("self.json", Self.event("Read", ["file_path": "/proc/self/cwd/notes.txt"], cwd: h.dir, session: "inner"))
         let other = h.supervised(["/bin/true"], policy: policy, extra: ["--session", "victim"])
         #expect(other.status == 0, "\(other.stderr)")
-        var lines: [String] = []
-        for (name, file) in [("read", "read.json"), ("bash", "bash.json"), ("write", "write.json"), ("end", "end.json"), ("bad", "bad.json")] {
+        try FileManager.default.createDirectory(atPath: h.path("sub"), withIntermediateDirectories: true)
+        try h.write("sub/notes.txt", "x")
+        var lines: [String] = ["cd '\(h.path("sub"))'"]
+        let events = ["read", "bash", "write", "end", "bad", "deep", "self"]
+        for (name, file) in events.map({ ($0, "\($0).json") }) {
             for (program, arguments) in [(Self.agentgate, "hook claude-code"), (Self.client, "claude-code")] {
                 lines.append("'\(program)' \(arguments) < '\(h.path(file))' > '\(h.path("\(name)-\(program.hasSuffix("-hook") ? "client" : "hook").out"))' 2>&1; echo \"\(name) $?\" >> '\(h.path("\(program.hasSuffix("-hook") ? "client" : "hook").status"))'")
             }
@@ -262,21 +271,24 @@ import Testing
         ]
         let run = h.supervised(["/bin/sh", "-c", lines.joined(separator: "\n")], policy: policy, extra: ["--session", "outer"])
         #expect(run.status == 0, "\(run)")
-        for name in ["read", "bash", "write", "end", "bad"] {
+        for name in events {
             let hook = try String(contentsOfFile: h.path("\(name)-hook.out"), encoding: .utf8)
             let client = try String(contentsOfFile: h.path("\(name)-client.out"), encoding: .utf8)
             #expect(client == hook, "\(name): the client said\n\(client)\nagentgate hook said\n\(hook)")
         }
         #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == String(contentsOfFile: h.path("hook.status"), encoding: .utf8))
-        #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == "read 0\nbash 0\nwrite 0\nend 0\nbad 2\n")
+        #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == "read 0\nbash 0\nwrite 0\nend 0\nbad 2\ndeep 2\nself 0\n")
+        #expect(try String(contentsOfFile: h.path("self-client.out"), encoding: .utf8).contains("/sub/notes.txt"))
+        #expect(try String(contentsOfFile: h.path("deep-client.out"), encoding: .utf8).contains("nested more than 64 levels"))
         #expect(try String(contentsOfFile: h.path("read-client.out"), encoding: .utf8).contains(#""permissionDecision":"deny""#))
         #expect(try String(contentsOfFile: h.path("bash-client.out"), encoding: .utf8).contains(#""permissionDecision":"ask""#))
         #expect(run.stdout.contains("forged 2") && run.stdout.contains("wrong fd 2") && run.stdout.contains("bad path 2"), "\(run.stdout)")
         #expect(run.stdout.contains("1\nby name 0"), "\(run.stdout) \(run.stderr)")
         // Each decided call recorded once in the session, by either program: read, bash, write
-        // twice each, and the read by name.
+        // (3 MiB: the client hands it to `agentgate hook`) twice each, and the read by name.
         let hooks = h.query("SELECT action, decision FROM events WHERE source = 'hook' AND session_id = 'outer' ORDER BY seq")
         #expect(hooks.filter { $0 == ["fs_read", "deny"] }.count == 3, "\(hooks)")
+        #expect(hooks.filter { $0 == ["fs_read", "allow"] }.count == 2, "\(hooks)")
         #expect(hooks.filter { $0 == ["fs_write", "deny"] }.count == 2, "\(hooks)")
         #expect(h.query("SELECT count(*) FROM events WHERE session_id = 'victim' AND source IS NOT NULL") == [["0"]])
 
