@@ -363,18 +363,21 @@ enum ClaudeSettings {
             for (index, item) in groups.enumerated() {
                 guard var group = item as? [String: Any], var handlers = group["hooks"] as? [Any] else { continue }
                 var kept: [Any] = []
+                var inGroup = false
                 for handler in handlers {
                     guard var entry = handler as? [String: Any], let existing = entry["command"] as? String,
                           isOurs(existing, agent: agent) else {
                         kept.append(handler)
                         continue
                     }
-                    // One entry of ours per event: a second (`agentgate hook` beside
-                    // `agentgate-hook`, from an earlier install) goes.
-                    if found {
+                    // One entry of ours per group: a second in the same group (`agentgate hook`
+                    // beside `agentgate-hook`, from an earlier install) would run the hook twice.
+                    // Entries in other groups (other matchers) stay, pointed at `command`.
+                    if inGroup {
                         changed = true
                         continue
                     }
+                    inGroup = true
                     found = true
                     if existing != command {
                         entry["command"] = command

@@ -182,6 +182,9 @@ public enum FilePaths {
     }
 
     /// realpath(3); nil when some component doesn't exist or can't be read.
+    public static func realPathOrNil(_ path: String) -> String? { realPath(path) }
+
+    /// realpath(3); nil when some component doesn't exist or can't be read.
     private static func realPath(_ path: String) -> String? {
         guard let real = realpath(path, nil) else { return nil }
         defer { free(real) }

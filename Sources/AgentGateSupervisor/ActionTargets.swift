@@ -10,16 +10,15 @@ public enum ActionTargets {
     /// An exec of `argv0` from `directory`: the program's absolute path as named and as
     /// resolved (both are decided, the stricter wins), or `/usr/bin/NAME` when PATH has no
     /// such program (`found` false).
-    public static func program(_ argv0: String, directory: String, path: String?, asProcess pid: pid_t? = nil)
+    public static func program(_ argv0: String, directory: String, path: String?, view: PathView = PathView())
         -> (target: String, programs: [String], found: Bool, notes: [String]) {
-        guard let named = ProgramLookup.resolve(argv0, path: path, from: directory) else {
+        guard let named = ProgramLookup.resolve(argv0, path: path, from: directory, view: view) else {
             let assumed = ExecDetails.assumedProgram(argv0)
             return (assumed, [assumed], false, ["\(argv0) is not on PATH here; decided as \(assumed)"])
         }
         // Named as the supervisor names it: absolute and lexically clean.
-        var absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : directory + "/" + named).standardized.path
-        if let pid { absolute = asProcess(absolute, pid: pid) }
-        let target = FilePaths.resolved(absolute)
+        let absolute = URL(fileURLWithPath: named.hasPrefix("/") ? named : directory + "/" + named).standardized.path
+        let target = view.resolved(absolute)
         guard absolute != target else { return (target, [absolute], true, []) }
         return (target, [absolute, target], true, ["\(absolute) resolves to \(target); both are decided, the stricter wins"])
     }
@@ -27,16 +26,16 @@ public enum ActionTargets {
     /// A write of `absolute`: what doesn't exist yet is created in the real directory, so it is
     /// named by the resolved parent and the new name; a dangling symlink also names the file
     /// creating it would create.
-    public static func write(_ absolute: String) -> (target: String, targets: [String], notes: [String]) {
-        let target = FilePaths.resolvedExisting(absolute)
+    public static func write(_ absolute: String, view: PathView = PathView()) -> (target: String, targets: [String], notes: [String]) {
+        let target = view.resolvedExisting(absolute)
         var targets = [target]
         var notes: [String] = []
         if target != absolute {
-            notes.append(access(absolute, F_OK) == 0 ? "\(absolute) resolves to \(target)"
+            notes.append(view.exists(absolute) ? "\(absolute) resolves to \(target)"
                          : "\(absolute) does not exist yet; decided where it would be created, \(target)")
         }
-        if let destination = danglingSymlinkDestination(target) {
-            let created = FilePaths.resolvedExisting(destination)
+        if let destination = view.danglingSymlinkDestination(target) {
+            let created = view.resolvedExisting(destination)
             targets.append(created)
             notes.append("\(target) is a symlink to \(destination), which does not exist: creating the file "
                          + "creates \(created); both are decided, the stricter wins")
@@ -46,26 +45,14 @@ public enum ActionTargets {
 
     /// A read of `absolute`: a read of a missing file fails in the kernel; the supervisor names
     /// it as written.
-    public static func read(_ absolute: String) -> (target: String, notes: [String]) {
-        let target = FilePaths.resolved(absolute)
+    public static func read(_ absolute: String, view: PathView = PathView()) -> (target: String, notes: [String]) {
+        let target = view.resolved(absolute)
         return (target, target != absolute ? ["\(absolute) resolves to \(target)"] : [])
     }
 
     /// `path` made absolute against `directory`, lexically clean.
     public static func absolute(_ path: String, in directory: String) -> String {
         URL(fileURLWithPath: path.hasPrefix("/") ? path : directory + "/" + path).standardized.path
-    }
-
-    /// An absolute `path` as process `pid` names it: /proc/self, /proc/thread-self, /dev/fd and
-    /// /dev/stdin, stdout, stderr are that process's. The supervisor maps a hook's paths for the
-    /// hook's process; resolved in the supervisor they would name the supervisor.
-    public static func asProcess(_ path: String, pid: pid_t) -> String {
-        let prefixes = [("/proc/self", "/proc/\(pid)"), ("/proc/thread-self", "/proc/\(pid)/task/\(pid)"), ("/dev/fd", "/proc/\(pid)/fd"),
-                        ("/dev/stdin", "/proc/\(pid)/fd/0"), ("/dev/stdout", "/proc/\(pid)/fd/1"), ("/dev/stderr", "/proc/\(pid)/fd/2")]
-        for (prefix, replacement) in prefixes where path == prefix || path.hasPrefix(prefix + "/") {
-            return replacement + path.dropFirst(prefix.count)
-        }
-        return path
     }
 
     /// The destination of `path` when it is a symlink to nothing (a create through it makes that).
@@ -86,18 +73,136 @@ public enum ActionTargets {
 public enum ProgramLookup {
     /// A relative PATH entry is taken from `base` (the caller's working directory), or from
     /// this process's when none is given.
-    public static func resolve(_ name: String, path: String?, from base: String? = nil) -> String? {
+    public static func resolve(_ name: String, path: String?, from base: String? = nil, view: PathView = PathView()) -> String? {
         if name.contains("/") { return name }
         let searchPath = path ?? "/usr/local/bin:/usr/bin:/bin"
         for directory in searchPath.split(separator: ":", omittingEmptySubsequences: false) {
             var dir = directory.isEmpty ? "." : String(directory)
             if let base, !dir.hasPrefix("/") { dir = base + "/" + dir }
             let candidate = dir + "/" + name
-            var info = stat()
-            if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
-            }
+            if view.isExecutableFile(candidate) { return candidate }
         }
         return nil
+    }
+}
+
+/// Where paths are resolved: as this process sees them (`agentgate hook`, `agentgate check`), or
+/// as another process does (the supervisor mapping a hook's call for the hook's process). In
+/// the second, /proc/self and /proc/thread-self (and so /dev/fd, /dev/stdin…) are that
+/// process's, however they are reached (a symlink to /proc/self/cwd, `/proc//self`), by a walk
+/// of its own, one component at a time; a walk into this process's own /proc entry is noted
+/// (`reachedOwnProcess`) and goes no further, so the hook's call can be blocked.
+public final class PathView {
+    /// The process the paths are resolved for; nil: this one, by the C library.
+    public let process: pid_t?
+    public private(set) var reachedOwnProcess = false
+
+    public init(asProcess process: pid_t? = nil) {
+        self.process = process
+    }
+
+    /// realpath(3) for the process; nil when a component is missing or can't be read.
+    public func realPath(_ path: String) -> String? {
+        guard let process else { return FilePaths.realPathOrNil(path) }
+        guard path.hasPrefix("/") else { return nil }
+        var pending = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        pending.reverse()
+        var resolved: [String] = []
+        var links = 0
+        while let component = pending.popLast() {
+            if component == "." { continue }
+            if component == ".." {
+                if !resolved.isEmpty { resolved.removeLast() }
+                continue
+            }
+            var name = component
+            if resolved == ["proc"] {
+                // procfs answers /proc/self for whoever looks: here, for the process.
+                if name == "self" {
+                    name = "\(process)"
+                } else if name == "thread-self" {
+                    pending.append(contentsOf: ["\(process)", "task"])
+                    name = "\(process)"
+                } else if let pid = pid_t(name), pid > 0, Self.isOwnTask(pid) {
+                    reachedOwnProcess = true
+                    return nil
+                }
+            }
+            let candidate = "/" + (resolved + [name]).joined(separator: "/")
+            var info = stat()
+            guard lstat(candidate, &info) == 0 else { return nil }
+            guard info.st_mode & S_IFMT == S_IFLNK else {
+                resolved.append(name)
+                continue
+            }
+            links += 1
+            guard links <= 40, let target = Self.readLink(candidate), !target.isEmpty else { return nil }
+            if target.hasPrefix("/") { resolved = [] }
+            pending.append(contentsOf: target.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed())
+        }
+        return "/" + resolved.joined(separator: "/")
+    }
+
+    /// `path` with every symlink resolved, or unchanged when it doesn't exist (FilePaths.resolved).
+    public func resolved(_ path: String) -> String {
+        realPath(path) ?? path
+    }
+
+    /// FilePaths.resolvedExisting for the process: the deepest existing ancestor resolved, the
+    /// missing components appended.
+    public func resolvedExisting(_ path: String) -> String {
+        guard process != nil else { return FilePaths.resolvedExisting(path) }
+        if let whole = realPath(path) { return whole }
+        guard path.hasPrefix("/") else { return path }
+        var missing: [Substring] = []
+        var current = Substring(path)
+        while let slash = current.lastIndex(of: "/") {
+            let name = current[current.index(after: slash)...]
+            if !name.isEmpty { missing.insert(name, at: 0) }
+            current = current[..<slash]
+            let parent = current.isEmpty ? "/" : String(current)
+            if let real = realPath(parent) {
+                guard !missing.isEmpty else { return real }
+                return (real == "/" ? "" : real) + "/" + missing.joined(separator: "/")
+            }
+            if current.isEmpty { break }
+        }
+        return path
+    }
+
+    public func exists(_ path: String) -> Bool {
+        guard process != nil else { return access(path, F_OK) == 0 }
+        return realPath(path) != nil
+    }
+
+    /// A regular file the process may execute (as execvp looks for one).
+    public func isExecutableFile(_ path: String) -> Bool {
+        guard let real = process == nil ? path : realPath(path) else { return false }
+        var info = stat()
+        return stat(real, &info) == 0 && info.st_mode & S_IFMT == S_IFREG && access(real, X_OK) == 0
+    }
+
+    /// ActionTargets.danglingSymlinkDestination for the process.
+    public func danglingSymlinkDestination(_ path: String) -> String? {
+        guard process != nil else { return ActionTargets.danglingSymlinkDestination(path) }
+        // `path` is resolved up to its last component: only that one may be the symlink.
+        var info = stat()
+        guard path.hasPrefix("/"), !path.hasPrefix("/proc/"), lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFLNK,
+              realPath(path) == nil, let destination = Self.readLink(path) else { return nil }
+        if destination.hasPrefix("/") { return destination }
+        let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? ""
+        return (directory.isEmpty ? "" : directory) + "/" + destination
+    }
+
+    /// Whether `pid` names a thread of this process.
+    private static func isOwnTask(_ pid: pid_t) -> Bool {
+        pid == getpid() || ProcStatus(tid: pid).tgid == getpid()
+    }
+
+    private static func readLink(_ path: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let count = readlink(path, &buffer, Int(PATH_MAX))
+        guard count > 0 else { return nil }
+        return String(decoding: buffer[..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

@@ -366,13 +366,11 @@ final class DNSForwarder: Sendable {
         return nil
     }
 
-    /// Loopback and unspecified addresses (v4-mapped included). Not private or unique-local
-    /// ones: a resolver that doesn't answer their reverse zones itself (RFC 6303) passes 24 to
-    /// 120 chosen bits on (found by review).
+    /// 127.0.0.1 and ::1 only: any other loopback or unspecified address (127.x.y.z, 0.x.y.z,
+    /// ::ffff:127.x.y.z) carries up to 24 chosen bits, and a resolver that doesn't answer its
+    /// reverse zone itself passes them on (found by review).
     static func isLocalAddress(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count == 16 else { return false }
-        if bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]) { return bytes[12] == 127 || bytes[12] == 0 }
-        return bytes[0..<15].allSatisfy({ $0 == 0 }) // :: and ::1
+        bytes == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1] || bytes == [UInt8](repeating: 0, count: 15) + [1]
     }
 
     /// "answered 104.16.0.35, 2606:4700::6810:23 (ttl 300)", "answered NXDOMAIN"…

@@ -133,11 +133,9 @@ public enum HookMapping {
     /// Inner commands of one shell line decided each as an exec of its own, at most.
     static let maximumInnerCommands = 64
 
-    /// `asProcess`: the pid of the hook's process, when the mapping runs elsewhere (in the
-    /// supervisor): /proc/self and /dev/fd in the input are that process's.
-    public static func toolCall(_ given: HookInput, path: String?, asProcess pid: pid_t? = nil) throws(HookInputError) -> ToolCall {
-        let input = pid.map { HookInput(agent: given.agent, sessionID: given.sessionID, cwd: ActionTargets.asProcess(given.cwd, pid: $0),
-                                        toolName: given.toolName, toolInput: given.toolInput) } ?? given
+    /// `view`: where paths are resolved; for the hook's process when the mapping runs elsewhere
+    /// (in the supervisor): /proc/self and /dev/fd in the input are that process's.
+    public static func toolCall(_ input: HookInput, path: String?, view: PathView = PathView()) throws(HookInputError) -> ToolCall {
         let tool = input.toolName
         let fields = input.toolInput
         func string(_ key: String) throws(HookInputError) -> String {
@@ -155,20 +153,12 @@ public enum HookMapping {
             for key in keys.dropLast() { if let value = try optionalString(key) { return value } }
             return try string(keys[keys.count - 1])
         }
-        // For the hook's process (`asProcess`); a name that resolves to nothing keeps its own
-        // spelling (`/proc/self/…`), as `agentgate hook` names it.
-        func absolute(_ path: String) -> (named: String, original: String) {
-            let absolute = ActionTargets.absolute(path, in: input.cwd)
-            return (pid.map { ActionTargets.asProcess(absolute, pid: $0) } ?? absolute, absolute)
-        }
+        func absolute(_ path: String) -> String { ActionTargets.absolute(path, in: input.cwd) }
         func write(_ path: String) -> ToolCall.Action {
-            let (named, original) = absolute(path)
-            return ToolCall.Action(kind: .fsWrite, targets: ActionTargets.write(named).targets.map { $0 == named ? original : $0 })
+            ToolCall.Action(kind: .fsWrite, targets: ActionTargets.write(absolute(path), view: view).targets)
         }
         func read(_ path: String) -> ToolCall.Action {
-            let (named, original) = absolute(path)
-            let target = ActionTargets.read(named).target
-            return ToolCall.Action(kind: .fsRead, targets: [target == named ? original : target])
+            ToolCall.Action(kind: .fsRead, targets: [ActionTargets.read(absolute(path), view: view).target])
         }
         switch tool {
         case "Bash", "shell", "local_shell", "exec_command":
@@ -178,9 +168,9 @@ public enum HookMapping {
                 guard words.count == argv.count, !words.isEmpty, !words[0].isEmpty else {
                     throw HookInputError("\(tool): tool_input.command must be a string or a list of strings")
                 }
-                return ToolCall(tool: tool, actions: shell(argv: words, cwd: input.cwd, path: path, asProcess: pid))
+                return ToolCall(tool: tool, actions: shell(argv: words, cwd: input.cwd, path: path, view: view))
             }
-            return ToolCall(tool: tool, actions: shell(command: try string("command"), cwd: input.cwd, path: path, asProcess: pid))
+            return ToolCall(tool: tool, actions: shell(command: try string("command"), cwd: input.cwd, path: path, view: view))
         case "Write", "Edit", "MultiEdit":
             return ToolCall(tool: tool, actions: [write(try string("file_path"))])
         case "NotebookEdit":
@@ -215,16 +205,16 @@ public enum HookMapping {
     /// A shell command line, as the agent's shell runs it (`bash -c COMMAND`): the shell's own
     /// exec, which `command:` rules see whole, and each command in it that names a program as an
     /// exec of its own (builtins and functions run no program and are left to the line).
-    static func shell(command: String, cwd: String, path: String?, asProcess pid: pid_t? = nil) -> [ToolCall.Action] {
-        shell(argv: ["bash", "-c", command], cwd: cwd, path: path, asProcess: pid)
+    static func shell(command: String, cwd: String, path: String?, view: PathView = PathView()) -> [ToolCall.Action] {
+        shell(argv: ["bash", "-c", command], cwd: cwd, path: path, view: view)
     }
 
-    static func shell(argv: [String], cwd: String, path: String?, asProcess pid: pid_t? = nil) -> [ToolCall.Action] {
-        let program = ActionTargets.program(argv[0], directory: cwd, path: path, asProcess: pid)
+    static func shell(argv: [String], cwd: String, path: String?, view: PathView = PathView()) -> [ToolCall.Action] {
+        let program = ActionTargets.program(argv[0], directory: cwd, path: path, view: view)
         let whole = ExecDetails(argv: argv, programs: program.programs)
         var actions = [ToolCall.Action(kind: .exec, targets: program.programs.reversed(), argv: argv, programs: program.programs)]
         for command in whole.analysis.commands.dropFirst().prefix(maximumInnerCommands) where !command.isEmpty {
-            let inner = ActionTargets.program(command[0], directory: cwd, path: path, asProcess: pid)
+            let inner = ActionTargets.program(command[0], directory: cwd, path: path, view: view)
             guard inner.found else { continue }
             actions.append(ToolCall.Action(kind: .exec, targets: inner.programs.reversed(), argv: command, programs: inner.programs))
         }

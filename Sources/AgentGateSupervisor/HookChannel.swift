@@ -218,10 +218,11 @@ public enum HookChannel {
     /// is protocol 1 (a JSON `HookRequest` line, a JSON `HookAnswer` line back).
     public static let rawHello = "agentgate-hook/2"
     /// The largest hook input a protocol-2 request carries: the supervisor parses it, so its
-    /// memory and time are bounded by this (a 30 MiB input took ~1 GB and ~5 s, found by
-    /// review). agentgate-hook runs `agentgate hook` for a larger one (a Write of a large file),
+    /// memory and time are bounded by this (a 30 MiB input took ~1 GB and ~5 s, a 969 KB one of
+    /// 2,500 deep arguments ~6 s, found by review). agentgate-hook sends at most this much, its
+    /// header included, and runs `agentgate hook` for more (a Write of a large file),
     /// which parses it in its own process and sends only the call it maps it to.
-    public static let maximumRawInput = 1 << 20
+    public static let maximumRawInput = 256 << 10
     /// Room for a protocol-2 request's session, agent and PATH.
     public static let maximumRawHeader = 64 << 10
     public static let descriptorVariable = "AGENTGATE_HOOK_FD"
@@ -910,20 +911,21 @@ extension Supervisor {
     func rawHookReply(_ request: RawHookRequest, peer: HookPeer, core: SupervisorCore) -> RawHookReply {
         guard let agent = HookAgent(rawValue: request.agent) else { return .blocked("unknown agent \"\(request.agent)\"") }
         let call: ToolCall
+        // Paths as the hook's process resolves them, not this one.
+        let view = PathView(asProcess: peer.pid)
         do throws(HookInputError) {
             switch try HookEvent.parse(request.input, agent: agent) {
-            case .toolUse(let input): call = try HookMapping.toolCall(input, path: request.path, asProcess: peer.pid)
+            case .toolUse(let input): call = try HookMapping.toolCall(input, path: request.path, view: view)
             // The session ends with its agent: nothing to close.
             case .sessionEnd: return RawHookReply(status: 0)
             }
         } catch {
             return .blocked(error.description)
         }
-        // A symlink to /proc/self (or /dev/fd) resolved here names the supervisor, not the hook:
-        // what it stands for isn't known, so the call is blocked rather than decided as that.
-        let own = "/proc/\(getpid())"
-        if call.actions.contains(where: { $0.targets.contains { $0 == own || $0.hasPrefix(own + "/") } }) {
-            return .blocked("a path resolves through /proc/self, which the session's supervisor can't resolve for the hook")
+        // A path into the supervisor's own /proc entry: resolved here it would tell the agent
+        // what the supervisor holds; the call is blocked rather than decided as something else.
+        if view.reachedOwnProcess {
+            return .blocked("a path leads into the session's supervisor's /proc entry")
         }
         // Never nil: only an MCP call's ask is answered later.
         let answer = hookAnswer(HookRequest(session: request.session, agent: agent.rawValue, call: call), peer: peer, core: core, mcpCalls: nil)

@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #define AGENTGATE_HOOK_MAX_INPUT (32u << 20)       // HookInput.maximumLength
-#define AGENTGATE_HOOK_MAX_RAW (1u << 20)          // HookChannel.maximumRawInput
+#define AGENTGATE_HOOK_MAX_RAW (256u << 10)        // HookChannel.maximumRawInput
 #define AGENTGATE_HOOK_MAX_ANSWER (8u << 20)
 #define AGENTGATE_HOOK_CONNECT_MS 3000             // HookChannel.connectDeadlineNanoseconds
 #define AGENTGATE_HOOK_ANSWER_MS 15000
@@ -71,7 +71,7 @@ static void agentgate_hook_run_full(int argc, char **argv) {
     agentgate_hook_block("cannot run %s: %s", self, strerror(errno));
 }
 
-/// `agentgate hook ARGS...` with `input` (already read) as its stdin: an input over
+/// `agentgate hook ARGS...` with `input` (already read) as its stdin: a request over
 /// AGENTGATE_HOOK_MAX_RAW is parsed in the hook's own process, not the supervisor's, and
 /// `agentgate hook` sends the session's supervisor only the call it maps it to.
 static void agentgate_hook_run_full_with(int argc, char **argv, const unsigned char *input, size_t count) {
@@ -234,7 +234,8 @@ int main(int argc, char **argv) {
         if (n == 0) break;
         agentgate_hook_append(&request, chunk, (size_t)n, header + AGENTGATE_HOOK_MAX_INPUT, "the input is over 32 MiB");
     }
-    if (request.count - header > AGENTGATE_HOOK_MAX_RAW) agentgate_hook_run_full_with(argc, argv, request.bytes + header, request.count - header);
+    // The whole request, its header included, within what the supervisor takes.
+    if (request.count > AGENTGATE_HOOK_MAX_RAW) agentgate_hook_run_full_with(argc, argv, request.bytes + header, request.count - header);
     int session_socket = agentgate_hook_session_socket();
     if (session_socket < 0) agentgate_hook_block("$AGENTGATE_HOOK_FD names no socket");
 

@@ -104,6 +104,14 @@ struct HookMappingTests {
         let handlers = (((both["hooks"] as? [String: Any])?["PreToolUse"] as? [[String: Any]])?.first?["hooks"] as? [[String: Any]]) ?? []
         #expect(handlers.compactMap { $0["command"] as? String } == ["/x/agentgate-hook claude-code", "./mine.sh"], "\(handlers)")
         #expect(ClaudeSettings.uninstall(from: &both))
+        // In different groups (matchers), both stay, pointed at the command: the `*` one is
+        // what decides Read, Write, MCP and WebFetch.
+        var groups2: [String: Any] = ["hooks": ["PreToolUse": [
+            ["matcher": "Bash", "hooks": [["type": "command", "command": "/x/agentgate hook claude-code"]]],
+            ["matcher": "*", "hooks": [["type": "command", "command": "/x/agentgate-hook claude-code"]]]]]]
+        _ = ClaudeSettings.install(command: "/x/agentgate-hook claude-code", into: &groups2)
+        let kept = ((groups2["hooks"] as? [String: Any])?["PreToolUse"] as? [[String: Any]]) ?? []
+        #expect(kept.map { ($0["hooks"] as? [[String: Any]])?.first?["command"] as? String } == ["/x/agentgate-hook claude-code", "/x/agentgate-hook claude-code"])
         #expect(ClaudeSettings.isOurs("/x/agentgate-hook claude-code") && ClaudeSettings.isOurs("'/a b/agentgate' hook claude-code")
                 && !ClaudeSettings.isOurs("/x/agentgate-hook codex") && !ClaudeSettings.isOurs("/x/other-hook claude-code"))
         var only: [String: Any] = [:]

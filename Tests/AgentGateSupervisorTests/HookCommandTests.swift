@@ -252,12 +252,20 @@ import Testing
         for _ in 0..<300 { nested = ["x": nested] }
         try h.write("deep.json", Self.event("mcp__x__y", ["arg": nested], cwd: h.dir, session: "inner"))
         try h.write("self.json", Self.event("Read", ["file_path": "/proc/self/cwd/notes.txt"], cwd: h.dir, session: "inner"))
+        // The same through a symlink and odd spellings (found by review: they resolved in the
+        // supervisor), and /dev/fd through a symlink.
+        try FileManager.default.createSymbolicLink(atPath: h.path("here"), withDestinationPath: "/proc/self/cwd")
+        try FileManager.default.createSymbolicLink(atPath: h.path("fds"), withDestinationPath: "/dev/fd")
+        try h.write("link.json", Self.event("Read", ["file_path": h.path("here/notes.txt")], cwd: h.dir, session: "inner"))
+        try h.write("slashes.json", Self.event("Read", ["file_path": "/proc//self/cwd/notes.txt"], cwd: h.dir, session: "inner"))
+        try h.write("leading.json", Self.event("Write", ["file_path": "//proc/self/cwd/new.txt", "content": "x"], cwd: h.dir, session: "inner"))
+        try h.write("fd.json", Self.event("Read", ["file_path": "fds/0"], cwd: h.dir, session: "inner"))
         let other = h.supervised(["/bin/true"], policy: policy, extra: ["--session", "victim"])
         #expect(other.status == 0, "\(other.stderr)")
         try FileManager.default.createDirectory(atPath: h.path("sub"), withIntermediateDirectories: true)
         try h.write("sub/notes.txt", "x")
         var lines: [String] = ["cd '\(h.path("sub"))'"]
-        let events = ["read", "bash", "write", "end", "bad", "deep", "self"]
+        let events = ["read", "bash", "write", "end", "bad", "deep", "self", "link", "slashes", "leading", "fd"]
         for (name, file) in events.map({ ($0, "\($0).json") }) {
             for (program, arguments) in [(Self.agentgate, "hook claude-code"), (Self.client, "claude-code")] {
                 lines.append("'\(program)' \(arguments) < '\(h.path(file))' > '\(h.path("\(name)-\(program.hasSuffix("-hook") ? "client" : "hook").out"))' 2>&1; echo \"\(name) $?\" >> '\(h.path("\(program.hasSuffix("-hook") ? "client" : "hook").status"))'")
@@ -268,6 +276,8 @@ import Testing
             "AGENTGATE_HOOK_FD=0 AGENTGATE_HOOK_SOCKET= '\(Self.client)' claude-code < '\(h.path("read.json"))'; echo \"wrong fd $?\"",
             "AGENTGATE_HOOK_SOCKET=/nonexistent/s.hook bash -c 'eval \"exec $AGENTGATE_HOOK_FD>&-\"; exec \"$0\" claude-code' '\(Self.client)' < '\(h.path("read.json"))'; echo \"bad path $?\"",
             "bash -c 'eval \"exec $AGENTGATE_HOOK_FD>&-\"; exec \"$0\" claude-code' '\(Self.client)' < '\(h.path("read.json"))' | grep -c '\"deny\"'; echo \"by name $?\"",
+            // The supervisor's own /proc entry (the script's parent) is never resolved for the hook.
+            "printf '{\"session_id\":\"inner\",\"cwd\":\"/tmp\",\"hook_event_name\":\"PreToolUse\",\"tool_name\":\"Read\",\"tool_input\":{\"file_path\":\"/proc/%s/fd/3\"}}' $PPID | '\(Self.client)' claude-code; echo \"own $?\"",
         ]
         let run = h.supervised(["/bin/sh", "-c", lines.joined(separator: "\n")], policy: policy, extra: ["--session", "outer"])
         #expect(run.status == 0, "\(run)")
@@ -277,18 +287,24 @@ import Testing
             #expect(client == hook, "\(name): the client said\n\(client)\nagentgate hook said\n\(hook)")
         }
         #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == String(contentsOfFile: h.path("hook.status"), encoding: .utf8))
-        #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == "read 0\nbash 0\nwrite 0\nend 0\nbad 2\ndeep 2\nself 0\n")
-        #expect(try String(contentsOfFile: h.path("self-client.out"), encoding: .utf8).contains("/sub/notes.txt"))
+        #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8)
+                == "read 0\nbash 0\nwrite 0\nend 0\nbad 2\ndeep 2\nself 0\nlink 0\nslashes 0\nleading 0\nfd 0\n")
+        for name in ["self", "link", "slashes"] {
+            #expect(try String(contentsOfFile: h.path("\(name)-client.out"), encoding: .utf8).contains("/sub/notes.txt"), "\(name)")
+        }
+        #expect(try String(contentsOfFile: h.path("leading-client.out"), encoding: .utf8).contains("/sub/new.txt"))
+        #expect(try String(contentsOfFile: h.path("fd-client.out"), encoding: .utf8).contains("fd.json"), "the hook's own stdin")
         #expect(try String(contentsOfFile: h.path("deep-client.out"), encoding: .utf8).contains("nested more than 64 levels"))
         #expect(try String(contentsOfFile: h.path("read-client.out"), encoding: .utf8).contains(#""permissionDecision":"deny""#))
         #expect(try String(contentsOfFile: h.path("bash-client.out"), encoding: .utf8).contains(#""permissionDecision":"ask""#))
         #expect(run.stdout.contains("forged 2") && run.stdout.contains("wrong fd 2") && run.stdout.contains("bad path 2"), "\(run.stdout)")
         #expect(run.stdout.contains("1\nby name 0"), "\(run.stdout) \(run.stderr)")
+        #expect(run.stdout.contains("own 2") && run.stderr.contains("supervisor's /proc entry"), "\(run.stdout) \(run.stderr)")
         // Each decided call recorded once in the session, by either program: read, bash, write
         // (3 MiB: the client hands it to `agentgate hook`) twice each, and the read by name.
         let hooks = h.query("SELECT action, decision FROM events WHERE source = 'hook' AND session_id = 'outer' ORDER BY seq")
         #expect(hooks.filter { $0 == ["fs_read", "deny"] }.count == 3, "\(hooks)")
-        #expect(hooks.filter { $0 == ["fs_read", "allow"] }.count == 2, "\(hooks)")
+        #expect(hooks.filter { $0 == ["fs_read", "allow"] }.count == 2 * 4, "\(hooks)")
         #expect(hooks.filter { $0 == ["fs_write", "deny"] }.count == 2, "\(hooks)")
         #expect(h.query("SELECT count(*) FROM events WHERE session_id = 'victim' AND source IS NOT NULL") == [["0"]])
 
