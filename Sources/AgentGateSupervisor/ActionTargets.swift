@@ -96,6 +96,13 @@ public final class PathView {
     /// The process the paths are resolved for; nil: this one, by the C library.
     public let process: pid_t?
     public private(set) var reachedOwnProcess = false
+    /// Set when the walks of one call ran past `stepBudget` lookups (or `byteBudget` bytes of
+    /// paths looked up): a deep tree or long link chains, on the supervisor's one hook thread.
+    public private(set) var exhausted = false
+    private var steps = 0
+    private var bytes = 0
+    static let stepBudget = 20_000
+    static let byteBudget = 4 << 20
 
     public init(asProcess process: pid_t? = nil) {
         self.process = process
@@ -104,8 +111,10 @@ public final class PathView {
     /// realpath(3) for the process; nil when a component is missing or can't be read.
     public func realPath(_ path: String) -> String? {
         guard let process else { return FilePaths.realPathOrNil(path) }
-        guard path.hasPrefix("/") else { return nil }
+        guard path.hasPrefix("/"), !exhausted else { return nil }
         var pending = path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        // A trailing slash names a directory: "." after the last component checks it is one.
+        if path.hasSuffix("/") { pending.append(".") }
         pending.reverse()
         var resolved: [String] = []
         var links = 0
@@ -129,16 +138,26 @@ public final class PathView {
                 }
             }
             let candidate = "/" + (resolved + [name]).joined(separator: "/")
+            steps += 1
+            bytes += candidate.utf8.count
+            guard steps <= Self.stepBudget, bytes <= Self.byteBudget else {
+                exhausted = true
+                return nil
+            }
             var info = stat()
             guard lstat(candidate, &info) == 0 else { return nil }
             guard info.st_mode & S_IFMT == S_IFLNK else {
+                // As the kernel: what more components follow must be a directory (ENOTDIR).
+                if !pending.isEmpty && info.st_mode & S_IFMT != S_IFDIR { return nil }
                 resolved.append(name)
                 continue
             }
             links += 1
             guard links <= 40, let target = Self.readLink(candidate), !target.isEmpty else { return nil }
             if target.hasPrefix("/") { resolved = [] }
-            pending.append(contentsOf: target.split(separator: "/", omittingEmptySubsequences: true).map(String.init).reversed())
+            var parts = target.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+            if target.hasSuffix("/") { parts.append(".") }
+            pending.append(contentsOf: parts.reversed())
         }
         return "/" + resolved.joined(separator: "/")
     }
@@ -152,8 +171,9 @@ public final class PathView {
     /// missing components appended.
     public func resolvedExisting(_ path: String) -> String {
         guard process != nil else { return FilePaths.resolvedExisting(path) }
-        if let whole = realPath(path) { return whole }
-        guard path.hasPrefix("/") else { return path }
+        // As FilePaths: what exists is named by its realpath, or as written when it has none
+        // (a procfs link to a pipe).
+        if exists(path) || !path.hasPrefix("/") { return resolved(path) }
         var missing: [Substring] = []
         var current = Substring(path)
         while let slash = current.lastIndex(of: "/") {
@@ -161,18 +181,30 @@ public final class PathView {
             if !name.isEmpty { missing.insert(name, at: 0) }
             current = current[..<slash]
             let parent = current.isEmpty ? "/" : String(current)
-            if let real = realPath(parent) {
-                guard !missing.isEmpty else { return real }
-                return (real == "/" ? "" : real) + "/" + missing.joined(separator: "/")
+            let real = realPath(parent)
+            if real != nil || exists(parent) {
+                let base = real ?? parent
+                guard !missing.isEmpty else { return base }
+                return (base == "/" ? "" : base) + "/" + missing.joined(separator: "/")
             }
             if current.isEmpty { break }
         }
         return path
     }
 
+    /// access(F_OK) for the process: a path that resolves, or a procfs link to something
+    /// without a path (a pipe, a socket, a deleted directory), which the kernel follows.
     public func exists(_ path: String) -> Bool {
         guard process != nil else { return access(path, F_OK) == 0 }
-        return realPath(path) != nil
+        if realPath(path) != nil { return true }
+        guard !exhausted, !reachedOwnProcess, let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return false }
+        let name = path[path.index(after: slash)...]
+        guard !name.isEmpty, name != ".", name != "..", let parent = realPath(String(path[..<slash])), parent.hasPrefix("/proc/") else {
+            return false
+        }
+        var info = stat()
+        let link = parent + "/" + name
+        return lstat(link, &info) == 0 && info.st_mode & S_IFMT == S_IFLNK && stat(link, &info) == 0
     }
 
     /// A regular file the process may execute (as execvp looks for one).

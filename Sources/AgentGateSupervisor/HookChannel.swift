@@ -927,6 +927,9 @@ extension Supervisor {
         if view.reachedOwnProcess {
             return .blocked("a path leads into the session's supervisor's /proc entry")
         }
+        if view.exhausted {
+            return .blocked("resolving the call's paths took over \(PathView.stepBudget) lookups")
+        }
         // Never nil: only an MCP call's ask is answered later.
         let answer = hookAnswer(HookRequest(session: request.session, agent: agent.rawValue, call: call), peer: peer, core: core, mcpCalls: nil)
         guard let answer, answer.ok, let given = answer.answer.flatMap(Decision.init(name:)) else {

@@ -260,12 +260,21 @@ import Testing
         try h.write("slashes.json", Self.event("Read", ["file_path": "/proc//self/cwd/notes.txt"], cwd: h.dir, session: "inner"))
         try h.write("leading.json", Self.event("Write", ["file_path": "//proc/self/cwd/new.txt", "content": "x"], cwd: h.dir, session: "inner"))
         try h.write("fd.json", Self.event("Read", ["file_path": "fds/0"], cwd: h.dir, session: "inner"))
+        // A regular file followed by `..` or a trailing slash resolves to nothing (ENOTDIR), as
+        // the kernel and realpath(3) have it (found by review: the walk made up a target).
+        try FileManager.default.createSymbolicLink(atPath: h.path("dotdot"), withDestinationPath: h.path("sub/notes.txt") + "/../notes.txt")
+        try FileManager.default.createSymbolicLink(atPath: h.path("slash"), withDestinationPath: h.path("sub/notes.txt") + "/")
+        try h.write("dotdot.json", Self.event("Read", ["file_path": h.path("dotdot")], cwd: h.dir, session: "inner"))
+        try h.write("slash.json", Self.event("Write", ["file_path": h.path("slash"), "content": "x"], cwd: h.dir, session: "inner"))
+        // Link chains that would hold the hook thread: past the lookup budget the call is blocked.
+        for index in 0..<40 { try FileManager.default.createSymbolicLink(atPath: h.path("chain\(index)"), withDestinationPath: "chain\(index + 1)") }
+        let longPath = Array(repeating: h.path("chain0"), count: 600).joined(separator: ":")
         let other = h.supervised(["/bin/true"], policy: policy, extra: ["--session", "victim"])
         #expect(other.status == 0, "\(other.stderr)")
         try FileManager.default.createDirectory(atPath: h.path("sub"), withIntermediateDirectories: true)
         try h.write("sub/notes.txt", "x")
         var lines: [String] = ["cd '\(h.path("sub"))'"]
-        let events = ["read", "bash", "write", "end", "bad", "deep", "self", "link", "slashes", "leading", "fd"]
+        let events = ["read", "bash", "write", "end", "bad", "deep", "self", "link", "slashes", "leading", "fd", "dotdot", "slash"]
         for (name, file) in events.map({ ($0, "\($0).json") }) {
             for (program, arguments) in [(Self.agentgate, "hook claude-code"), (Self.client, "claude-code")] {
                 lines.append("'\(program)' \(arguments) < '\(h.path(file))' > '\(h.path("\(name)-\(program.hasSuffix("-hook") ? "client" : "hook").out"))' 2>&1; echo \"\(name) $?\" >> '\(h.path("\(program.hasSuffix("-hook") ? "client" : "hook").status"))'")
@@ -276,6 +285,7 @@ import Testing
             "AGENTGATE_HOOK_FD=0 AGENTGATE_HOOK_SOCKET= '\(Self.client)' claude-code < '\(h.path("read.json"))'; echo \"wrong fd $?\"",
             "AGENTGATE_HOOK_SOCKET=/nonexistent/s.hook bash -c 'eval \"exec $AGENTGATE_HOOK_FD>&-\"; exec \"$0\" claude-code' '\(Self.client)' < '\(h.path("read.json"))'; echo \"bad path $?\"",
             "bash -c 'eval \"exec $AGENTGATE_HOOK_FD>&-\"; exec \"$0\" claude-code' '\(Self.client)' < '\(h.path("read.json"))' | grep -c '\"deny\"'; echo \"by name $?\"",
+            "PATH='\(longPath)' '\(Self.client)' claude-code < '\(h.path("bash.json"))'; echo \"budget $?\"",
             // The supervisor's own /proc entry (the script's parent) is never resolved for the hook.
             "printf '{\"session_id\":\"inner\",\"cwd\":\"/tmp\",\"hook_event_name\":\"PreToolUse\",\"tool_name\":\"Read\",\"tool_input\":{\"file_path\":\"/proc/%s/fd/3\"}}' $PPID | '\(Self.client)' claude-code; echo \"own $?\"",
         ]
@@ -288,7 +298,8 @@ import Testing
         }
         #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8) == String(contentsOfFile: h.path("hook.status"), encoding: .utf8))
         #expect(try String(contentsOfFile: h.path("client.status"), encoding: .utf8)
-                == "read 0\nbash 0\nwrite 0\nend 0\nbad 2\ndeep 2\nself 0\nlink 0\nslashes 0\nleading 0\nfd 0\n")
+                == "read 0\nbash 0\nwrite 0\nend 0\nbad 2\ndeep 2\nself 0\nlink 0\nslashes 0\nleading 0\nfd 0\ndotdot 0\nslash 0\n")
+        #expect(try String(contentsOfFile: h.path("dotdot-client.out"), encoding: .utf8).contains(h.path("dotdot")))
         for name in ["self", "link", "slashes"] {
             #expect(try String(contentsOfFile: h.path("\(name)-client.out"), encoding: .utf8).contains("/sub/notes.txt"), "\(name)")
         }
@@ -300,11 +311,12 @@ import Testing
         #expect(run.stdout.contains("forged 2") && run.stdout.contains("wrong fd 2") && run.stdout.contains("bad path 2"), "\(run.stdout)")
         #expect(run.stdout.contains("1\nby name 0"), "\(run.stdout) \(run.stderr)")
         #expect(run.stdout.contains("own 2") && run.stderr.contains("supervisor's /proc entry"), "\(run.stdout) \(run.stderr)")
+        #expect(run.stdout.contains("budget 2") && run.stderr.contains("lookups"), "\(run.stdout) \(run.stderr)")
         // Each decided call recorded once in the session, by either program: read, bash, write
         // (3 MiB: the client hands it to `agentgate hook`) twice each, and the read by name.
         let hooks = h.query("SELECT action, decision FROM events WHERE source = 'hook' AND session_id = 'outer' ORDER BY seq")
         #expect(hooks.filter { $0 == ["fs_read", "deny"] }.count == 3, "\(hooks)")
-        #expect(hooks.filter { $0 == ["fs_read", "allow"] }.count == 2 * 4, "\(hooks)")
+        #expect(hooks.filter { $0 == ["fs_read", "allow"] }.count == 2 * 5, "\(hooks)")
         #expect(hooks.filter { $0 == ["fs_write", "deny"] }.count == 2, "\(hooks)")
         #expect(h.query("SELECT count(*) FROM events WHERE session_id = 'victim' AND source IS NOT NULL") == [["0"]])
 
