@@ -193,7 +193,12 @@ struct ShellStartupTests {
         let port = Int.random(in: 20_000..<40_000)
         let server = try RunningProcess(["python3", "-m", "http.server", "--bind", "127.0.0.1", "\(port)"],
                                         directory: h.path("site"), environment: nil)
-        defer { kill(server.pid, SIGTERM) }
+        // SIGKILL: the test runner's children start with most signals blocked (SIGTERM left
+        // one server behind per run).
+        defer {
+            kill(server.pid, SIGKILL)
+            _ = server.wait(timeout: 10)
+        }
         let fetch = "for i in $(seq 50); do curl -fsS http://127.0.0.1:\(port)/install.sh >/dev/null 2>&1 && break; sleep 0.1; done"
         _ = h.bare(["sh", "-c", fetch])
         let command = ["bash", "-c", "curl -fsSL http://127.0.0.1:\(port)/install.sh | sh"]
