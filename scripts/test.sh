@@ -39,7 +39,8 @@ alongside "the adversarial suite" .build/debug/AgentGatePackageTests.xctest --te
     --filter 'AgentGateSupervisorTests\.AdversarialTests'
 alongside "the supervisor suites as an unprivileged user" scripts/test-unprivileged.sh .build/debug
 failed=()
-"$swift" test --skip-build --skip 'AgentGateSupervisorTests\.AdversarialTests' || failed+=("swift test")
+"$swift" test --skip-build --skip 'AgentGateSupervisorTests\.AdversarialTests' 2>&1 | tee "$logs/swift-test.log" \
+    || failed+=("swift test")
 for i in "${!background_pids[@]}"; do
     status=0
     wait "${background_pids[$i]}" || status=$?
@@ -49,6 +50,13 @@ for i in "${!background_pids[@]}"; do
 done
 background_pids=()
 if [ "${#failed[@]}" != 0 ]; then
+    # The failed tests' issues again, last: a CI page that shows only the end of the output
+    # still says what failed and why (each issue with the lines of its message).
+    phase "the issues the failed tests recorded"
+    sed 's/\x1b\[[0-9;]*m//g' "$logs/swift-test.log" "${background_logs[@]}" | awk '
+        /recorded an issue/ { keep = 1; lines = 0; print; next }
+        keep && /^(±|↳)/ && lines < 200 { lines++; print; next }
+        { keep = 0 }' | head -c 60000
     printf 'test.sh: failed: %s\n' "${failed[@]}" >&2
     exit 1
 fi

@@ -8,7 +8,7 @@ import Testing
 struct TerminalPromptTests {
     static let policy = """
         # asks before every touch; this comment must survive
-        ask_timeout: 30s
+        ask_timeout: 120s
         default: allow
         rules:
           - match: {action: exec, target_glob: "touch"}
@@ -50,7 +50,7 @@ struct TerminalPromptTests {
         for step in spec["steps"]:
             if "expect" in step:
                 want = step["expect"].encode()
-                deadline = time.time() + 30
+                deadline = time.time() + 90
                 while out.find(want, seen) < 0 and time.time() < deadline and more(deadline):
                     pass
                 if out.find(want, seen) < 0:
@@ -66,7 +66,7 @@ struct TerminalPromptTests {
                 break
         if failure:
             os.kill(pid, signal.SIGKILL)
-        deadline = time.time() + 30
+        deadline = time.time() + 90
         while fd is not None and time.time() < deadline and more(deadline):
             pass
         reaped, status = os.waitpid(pid, os.WNOHANG)
@@ -111,7 +111,8 @@ struct TerminalPromptTests {
         // Rules saved into the user's own policy file go into the test's directory.
         var environment = ProcessInfo.processInfo.environment
         environment["XDG_CONFIG_HOME"] = h.path("config")
-        let result = h.run(["python3", h.path("driver.py"), json], environment: environment, timeout: 120)
+        // Generous: a loaded machine must not make an ask time out (a denial) before its key arrives.
+        let result = h.run(["python3", h.path("driver.py"), json], environment: environment, timeout: 300)
         guard let session = try? JSONDecoder().decode(Session.self, from: Data(result.stdout.utf8)) else {
             throw HarnessError(message: "the pty driver failed: \(result.stdout)\(result.stderr)")
         }
@@ -202,7 +203,7 @@ struct TerminalPromptTests {
         try FileManager.default.createDirectory(atPath: h.path("out"), withIntermediateDirectories: true)
         let policy = """
             # writes under out/ are asked about
-            ask_timeout: 30s
+            ask_timeout: 120s
             default: allow
             rules:
               - match: {action: fs_write, target_glob: "\(h.path("out"))/**"}
