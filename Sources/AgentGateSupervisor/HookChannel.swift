@@ -911,9 +911,14 @@ extension Supervisor {
     func rawHookReply(_ request: RawHookRequest, peer: HookPeer, core: SupervisorCore) -> RawHookReply {
         guard let agent = HookAgent(rawValue: request.agent) else { return .blocked("unknown agent \"\(request.agent)\"") }
         let call: ToolCall
-        // Paths as the hook's process resolves them, not this one.
+        // Paths as the hook's process resolves them, not this one: from its /proc/self, and
+        // with its rights (a root supervisor must not follow links in directories the hook's
+        // process can't search, and tell it where they lead).
         let view = PathView(asProcess: peer.pid)
+        let (identity, refusal, _) = core.actAsAgent(tid: peer.pid)
+        if let refusal { return .blocked("the paths can't be resolved as the hook's process: \(refusal)") }
         do throws(HookInputError) {
+            defer { core.restoreIdentity(identity) }
             switch try HookEvent.parse(request.input, agent: agent) {
             case .toolUse(let input): call = try HookMapping.toolCall(input, path: request.path, view: view)
             // The session ends with its agent: nothing to close.

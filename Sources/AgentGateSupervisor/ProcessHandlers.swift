@@ -390,7 +390,7 @@ enum ProcessHandlers {
                 raw.storeBytes(of: signal, toByteOffset: 0, as: Int32.self)     // si_signo
                 raw.storeBytes(of: Int32(-1), toByteOffset: 8, as: Int32.self)  // si_code = SI_QUEUE
                 raw.storeBytes(of: process.tgid, toByteOffset: 16, as: Int32.self) // si_pid
-                raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self)  // si_uid (the agent's: ids haven't diverged)
+                raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self)  // si_uid: the thread's, which acts as the agent
             }
         }
         let result = info.withUnsafeBytes { raw in

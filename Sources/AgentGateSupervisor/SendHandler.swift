@@ -253,7 +253,7 @@ enum SendHandler {
             var lastErrno: Int32 = 0
             let pidfd = batch.contains { !$0.message.control.isEmpty } ? agentgate_pidfd_open(n.tid) : -1
             defer { agentgate_close(pidfd) }
-            let sender = Sender(tid: n.tid, tgid: process.tgid, claimsAgentPid: isUnixSocket && core.canClaimAgentPids)
+            let sender = Sender(tid: n.tid, tgid: process.tgid, claimsAgentPid: isUnixSocket && core.callingThreadCanClaimAgentPids)
             for (index, entry) in batch.enumerated() {
                 // SCM_RIGHTS: the agent's fds, copied just for this message and closed after it.
                 // SCM_CREDENTIALS: checked against the agent's own credentials.
@@ -485,7 +485,9 @@ enum SendHandler {
                 raw.storeBytes(of: SOL_SOCKET, toByteOffset: 8, as: Int32.self)
                 raw.storeBytes(of: Int32(AGENTGATE_SCM_CREDENTIALS), toByteOffset: 12, as: Int32.self)
                 raw.storeBytes(of: sender.tgid, toByteOffset: 16, as: Int32.self)
-                raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self) // the agent's: ids haven't diverged
+                // The thread's real ids: the agent's (they are the supervisor's, or the thread acts
+                // as the agent), as the kernel attaches them.
+                raw.storeBytes(of: getuid(), toByteOffset: 20, as: UInt32.self)
                 raw.storeBytes(of: getgid(), toByteOffset: 24, as: UInt32.self)
             }
             // Fewer than a header's bytes left over are ignored by the kernel's walk; they must

@@ -280,6 +280,15 @@ final class SupervisorCore: Sendable {
         return (SavedIdentity(), nil, agent)
     }
 
+    /// Whether a unix socket message sent by the calling thread may name the agent's pid as its
+    /// sender: the thread holds CAP_SYS_ADMIN, which a thread acting as an agent without it
+    /// (`actAsAgent`) has given up (the kernel would then refuse the message, EPERM).
+    var callingThreadCanClaimAgentPids: Bool {
+        var identity = agentgate_thread_credentials()
+        guard agentgate_thread_assumed_credentials(&identity) == 1 else { return canClaimAgentPids }
+        return identity.effective.0 & (1 << 21) != 0
+    }
+
     /// Gives the calling thread back its own identity after `actAsAgent`.
     func restoreIdentity(_ saved: SavedIdentity?) {
         guard saved != nil else { return }

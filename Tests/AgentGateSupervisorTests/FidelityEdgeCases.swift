@@ -625,6 +625,7 @@ int main(int argc, char **argv) {
     big_send_case("send-4mib-tcp", AF_INET);
     passcred_case("passcred-stream", SOCK_STREAM);
     passcred_case("passcred-dgram", SOCK_DGRAM);
+    passcred_other_user_case("passcred-other-user");
 
     // ---- execve, execveat
     exec_case("exec-script", "script-ok", AT_FDCWD, 0, 0);

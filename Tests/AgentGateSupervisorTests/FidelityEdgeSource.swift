@@ -495,6 +495,62 @@ static void passcred_case(const char *name, int type) {
     finish(rc, e);
 }
 
+// As passcred_case, from a process that dropped from root to another user (a root supervisor
+// sends for it as that user, without root's capabilities), with an fd passed along.
+static void passcred_other_user_case(const char *name) {
+    if (!begin(name)) return;
+    if (getuid() != 0) { out(" not-root"); finish(0, 0); return; }
+    int sv[2], report[2];
+    socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
+    int one = 1;
+    setsockopt(sv[1], SOL_SOCKET, SO_PASSCRED, &one, sizeof one);
+    if (pipe(report) != 0) return;
+    pid_t child = fork();
+    if (child == 0) {
+        if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(1);
+        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } rights;
+        memset(&rights, 0, sizeof rights);
+        struct iovec v = { "hi", 2 };
+        struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = rights.buf, .msg_controllen = sizeof rights.buf };
+        struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        int passed = 0;
+        memcpy(CMSG_DATA(h), &passed, sizeof passed);
+        int result[2] = { (int)sendmsg(sv[0], &m, 0), errno };
+        if (write(report[1], result, sizeof result) < 0) {}
+        _exit(0);
+    }
+    int result[2] = { -1, 0 };
+    if (read(report[0], result, sizeof result) != sizeof result) result[1] = EIO;
+    waitpid(child, NULL, 0);
+    char data[8];
+    union { char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } control;
+    struct iovec rv = { data, sizeof data };
+    struct msghdr r = { .msg_iov = &rv, .msg_iovlen = 1, .msg_control = control.buf, .msg_controllen = sizeof control.buf };
+    ssize_t n = recvmsg(sv[1], &r, MSG_DONTWAIT);
+    int fds = 0;
+    for (struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&r) : NULL; c; c = CMSG_NXTHDR(&r, c)) {
+        if (c->cmsg_type == SCM_CREDENTIALS) {
+            struct ucred cred;
+            memcpy(&cred, CMSG_DATA(c), sizeof cred);
+            out(" pid=%s uid=%u gid=%u", cred.pid == child ? "sender" : "other", cred.uid, cred.gid);
+        } else if (c->cmsg_type == SCM_RIGHTS) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(c), sizeof fd);
+            fds++;
+            close(fd);
+        }
+    }
+    out(" fds=%d", fds);
+    close(sv[0]);
+    close(sv[1]);
+    close(report[0]);
+    close(report[1]);
+    finish(result[0], result[1]);
+}
+
 // A session leader and a pseudo-terminal: mode 0 opens it without O_NOCTTY (the kernel makes
 // it the controlling terminal), mode 1 takes it with TIOCSCTTY, mode 2 opens it with O_NOCTTY.
 // Then /dev/tty is opened: is it that terminal (a byte written to it reaches the master)?

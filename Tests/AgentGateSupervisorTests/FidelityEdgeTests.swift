@@ -29,6 +29,13 @@ import Testing
                     + "that probes with them that clone3 exists, and its real clone3 calls would then fail"),
         ]
         known["clone3-small"] = known["clone3-null"]
+        // A root supervisor sends for an agent that became another user as that user, without
+        // root's CAP_SYS_ADMIN (never with more privilege than the agent): the kernel then lets
+        // the message name only the supervisor's pid.
+        known["passcred-other-user"] = KnownDifference(
+            bare: "pid=sender", supervised: "pid=other",
+            why: "the supervisor sends the agent's messages as the agent; naming another process's pid needs CAP_SYS_ADMIN, "
+                + "which the agent doesn't hold, so the receiver sees the supervisor's pid (the uid and gid are the agent's)")
         if !TestUser.isRoot {
             for name in ["passcred-stream", "passcred-dgram"] {
                 known[name] = KnownDifference(

@@ -232,6 +232,31 @@ import Testing
         #expect(verify.status == 0, "\(verify.stdout) \(verify.stderr)")
     }
 
+    /// The supervisor resolves agentgate-hook's paths with the hook process's rights: a root
+    /// supervisor must not follow a link in a directory the process can't search, and so tell
+    /// it where the link leads (bare, the process can't read the link at all).
+    @Test func theHookResolvesPathsWithTheHookProcessRights() throws {
+        try TestUser.requireRoot("a supervisor with more rights than its agent")
+        let h = try Harness()
+        let policy = try h.policy(Self.policyYAML)
+        #expect(FileManager.default.isExecutableFile(atPath: Self.client), "scripts/build-hook.sh did not build \(Self.client)")
+        try h.write("hidden-target-name.txt", "x")
+        try FileManager.default.createDirectory(atPath: h.path("vault"), withIntermediateDirectories: true)
+        chmod(h.path("vault"), 0o700)
+        try FileManager.default.createSymbolicLink(atPath: h.path("vault/door"), withDestinationPath: h.path("hidden-target-name.txt"))
+        try h.write("door.json", Self.event("Read", ["file_path": h.path("vault/door")], cwd: h.dir, session: "inner"))
+        let nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        let bare = h.bare(nobody + ["readlink", h.path("vault/door")])
+        #expect(bare.status != 0 && !bare.stdout.contains("hidden-target-name"), "bare, nobody can't read the link: \(bare)")
+        let run = h.supervised(nobody + ["/bin/sh", "-c", "'\(Self.client)' claude-code < '\(h.path("door.json"))'"],
+                               policy: policy, extra: ["--session", "outer"])
+        #expect(run.status == 0 && run.stdout.contains("vault/door") && !run.stdout.contains("hidden-target-name"), "\(run)")
+        // As root, the same call resolves the link: the walk itself works.
+        let asRoot = h.supervised(["/bin/sh", "-c", "'\(Self.client)' claude-code < '\(h.path("door.json"))'"],
+                                  policy: policy, extra: ["--session", "root"])
+        #expect(asRoot.status == 0 && asRoot.stdout.contains("hidden-target-name"), "\(asRoot)")
+    }
+
     /// agentgate-hook (the C fast path) inside a session answers exactly as `agentgate hook`
     /// does, byte for byte, and is refused exactly where it is: a forged session, a wrong fd,
     /// a socket path outside a control directory. Outside a session it runs `agentgate hook`.
