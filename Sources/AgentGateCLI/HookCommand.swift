@@ -141,7 +141,8 @@ public enum HookRunner {
                        environment: [String: String]) -> String? {
         do {
             let store = try openStore(db: db, environment: environment)
-            defer { store.close() }
+            defer { store.closeLeavingJournal() }
+            try store.checkpointJournal(everyPages: 64)
             var attempt = 1
             while true {
                 let session = SessionRecord(

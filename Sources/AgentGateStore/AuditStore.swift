@@ -187,5 +187,27 @@ public final class AuditStore: Sendable {
             connection = nil
         }
     }
+
+    /// Checkpoints the WAL at a commit that takes it past `pages` pages (SQLite's default is
+    /// 1000): with `closeLeavingJournal`, each new connection reads the WAL left since the last
+    /// checkpoint, so a short-lived writer keeps it small.
+    public func checkpointJournal(everyPages pages: Int) throws(StoreError) {
+        try withConnection { (connection: SQLiteConnection) throws(StoreError) in
+            try connection.execute("PRAGMA wal_autocheckpoint=\(max(1, pages))")
+        }
+    }
+
+    /// Closes without the checkpoint SQLite makes when the last connection closes: the WAL
+    /// stays, with what was committed (durable: `synchronous=FULL` fsynced it), for the next
+    /// connection to read and a later commit's automatic checkpoint to move into the file.
+    /// For short-lived writers (`agentgate hook` outside a session): closing checkpointed and
+    /// deleted the WAL at every call, four fsyncs and a new WAL (and a directory fsync) each.
+    public func closeLeavingJournal() {
+        connection.withLock { connection in
+            if let handle = connection?.handle { _ = agentgate_sqlite3_no_checkpoint_on_close(handle, 1) }
+            connection?.close()
+            connection = nil
+        }
+    }
 }
 
