@@ -331,7 +331,7 @@ enum ExecHandler {
             guard let (interpreter, argument) = line else { break }
             effectiveArgv = [interpreter] + (argument.map { [$0] } ?? []) + [currentName] + effectiveArgv.dropFirst()
             let interpreterPath: String
-            switch core.prepare(prepared, base: base(for: interpreter), path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
+            switch prepareAsAgent(core, prepared, base: base(for: interpreter), path: interpreter, tid: tid, tgid: tgid) {
             case .prepared(let name): interpreterPath = name
             case .failed(let errno):
                 return .failed(target: interpreter.text, errno: errno, reason: "the #! interpreter of \(currentPath) doesn't resolve")
@@ -385,7 +385,7 @@ enum ExecHandler {
                 break
             }
             if let program {
-                let outcome = core.prepare(prepared, base: base(for: program), path: program, flags: 0, resolve: 0, tid: tid, tgid: tgid)
+                let outcome = prepareAsAgent(core, prepared, base: base(for: program), path: program, tid: tid, tgid: tgid)
                 var target = PathLexical.absolute(program.text, base: cwd().path())
                 // ld.so opens its program itself, later, by this name: that first open must find
                 // this very file (the name could be swapped meanwhile), or nothing at all when
@@ -413,6 +413,20 @@ enum ExecHandler {
         return .allowed(plan)
     }
 
+    /// core.prepare of an image the exec will load (a `#!` interpreter, PT_INTERP, ld.so's
+    /// program), looked up with the agent's rights: a lookup with more would answer ENOENT
+    /// where the agent gets EACCES, telling it what a directory it can't search holds. When its
+    /// rights can't be taken on, the name is refused rather than looked up with the supervisor's.
+    private static func prepareAsAgent(_ core: SupervisorCore, _ prepared: UnsafeMutablePointer<agentgate_open_prepared>,
+                                       base: Int32, path: RawPath, tid: pid_t, tgid: pid_t) -> SupervisorCore.PrepareOutcome {
+        let acting = core.actAsAgent(tid: tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
+            return .refused(target: path.text, reason: "\(path.text) can't be looked up with the agent's rights: \(refusal)")
+        }
+        return core.prepare(prepared, base: base, path: path, flags: 0, resolve: 0, tid: tid, tgid: tgid)
+    }
+
     /// PT_INTERP: the kernel opens it by name during the exec, after every decision, and once the
     /// new image runs nothing reliable shows which file it mapped. So its name must mean now what
     /// it will mean then: one of the system's loader paths, or a canonical path (no symlinks)
@@ -426,7 +440,7 @@ enum ExecHandler {
             return .denied(target: interpreter.text, verdict: nil, reason: "the ELF interpreter \(interpreter.text) is a relative path")
         }
         let interpreterPath: String
-        switch core.prepare(prepared, base: AT_FDCWD, path: interpreter, flags: 0, resolve: 0, tid: tid, tgid: tgid) {
+        switch prepareAsAgent(core, prepared, base: AT_FDCWD, path: interpreter, tid: tid, tgid: tgid) {
         case .prepared(let name): interpreterPath = name
         case .failed(let errno):
             return .failed(target: interpreter.text, errno: errno, reason: "the ELF interpreter \(interpreter.text) doesn't resolve")

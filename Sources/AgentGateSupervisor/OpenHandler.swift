@@ -61,10 +61,11 @@ enum OpenHandler {
             call.deny(Refusal(errno, "bad directory fd"), action: action, target: path)
             return
         }
-        // O_PATH continues in the kernel under the agent's own credentials; everything else is
-        // opened by the supervisor, which must not have more privilege than the agent.
-        let acting = args.flags & UInt64(Int32(AGENTGATE_O_PATH)) == 0 ? core.actAsAgent(tid: n.tid, status: call.process.status)
-            : (saved: nil, refusal: nil, status: call.process.status)
+        // Opened by the supervisor, which must not have more privilege than the agent. O_PATH
+        // too: it continues in the kernel, but the path is resolved here first, and a lookup
+        // made with more rights than the agent's would answer ENOENT where the agent gets
+        // EACCES (telling what a directory it can't search holds).
+        let acting = core.actAsAgent(tid: n.tid, status: call.process.status)
         defer { core.restoreIdentity(acting.saved) }
         if let refusal = acting.refusal {
             call.deny(Refusal(EACCES, refusal), action: action, target: path)

@@ -162,6 +162,14 @@ enum ProcessHandlers {
         var old = [UInt64](repeating: 0, count: 2)
         let target = pid == 0 ? process.tgid : pid
         let wantsOld = oldArg.map { n.arg($0) != 0 } ?? false
+        // With the agent's rights: the kernel lets a caller set another process's limits only
+        // when its ids match that process's (or it has CAP_SYS_RESOURCE).
+        let acting = core.actAsAgent(tid: n.tid)
+        defer { core.restoreIdentity(acting.saved) }
+        if let refusal = acting.refusal {
+            call.denySyscall(Refusal(EPERM, refusal), target: "RLIMIT_CORE")
+            return
+        }
         let result = limit.withUnsafeBytes { new in
             old.withUnsafeMutableBytes { previous in
                 agentgate_syscall6(302 /* prlimit64 */, UInt64(UInt32(bitPattern: target)), resourceCoreLimit,

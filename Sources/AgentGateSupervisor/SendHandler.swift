@@ -473,6 +473,12 @@ enum SendHandler {
                      gid: raw.loadUnaligned(fromByteOffset: offset + 24, as: UInt32.self))
                 }
                 if let refusal = credentialsRefusal(claimed, sender: sender) { return fail(refusal) }
+                if claimed.pid == sender.tgid && !sender.claimsAgentPid {
+                    // The agent names itself, which the kernel lets the supervisor's thread do
+                    // only with CAP_SYS_ADMIN: without it, the supervisor's own pid goes instead,
+                    // as when the kernel attaches the credentials (the uid and gid stay).
+                    withUnsafeBytes(of: getpid()) { own in for b in 0..<4 { output[offset + 16 + b] = own[b] } }
+                }
                 hasCredentials = true
             }
             offset += (Int(length) + 7) & ~7 // CMSG_ALIGN

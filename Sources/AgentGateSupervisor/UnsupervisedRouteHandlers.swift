@@ -38,7 +38,8 @@ enum UnsupervisedRouteHandlers {
         // setns(fd, 0) may join any kind of namespace; otherwise only namespace flags count.
         let asksNamespace = name == "setns" || namespaceFlags.contains { flags & $0 != 0 }
         let allowed = !asksNamespace || call.policy.allowedUnsupervised.contains(.namespaces)
-        if allowed && flags & 0x1000_0000 != 0 { core.noteCredentialChange() } // a new user namespace
+        // A new user namespace, or one joined: setns(fd, 0) may join a user namespace too.
+        if allowed && (flags & 0x1000_0000 != 0 || (name == "setns" && flags == 0)) { core.noteCredentialChange() }
         call.decideSyscall(allowed: allowed, errno: EPERM, target: "namespaces:0x\(String(flags, radix: 16))",
                            reason: allowed ? "allowed by allow_unsupervised" : "new namespaces are unsupervised; denied by default")
     }

@@ -625,7 +625,9 @@ int main(int argc, char **argv) {
     big_send_case("send-4mib-tcp", AF_INET);
     passcred_case("passcred-stream", SOCK_STREAM);
     passcred_case("passcred-dgram", SOCK_DGRAM);
-    passcred_other_user_case("passcred-other-user");
+    passcred_child_case("passcred-other-user", 1, 0);
+    passcred_child_case("passcred-other-user-explicit", 1, 1);
+    passcred_child_case("passcred-explicit", 0, 1);
 
     // ---- execve, execveat
     exec_case("exec-script", "script-ok", AT_FDCWD, 0, 0);

@@ -495,11 +495,12 @@ static void passcred_case(const char *name, int type) {
     finish(rc, e);
 }
 
-// As passcred_case, from a process that dropped from root to another user (a root supervisor
-// sends for it as that user, without root's capabilities), with an fd passed along.
-static void passcred_other_user_case(const char *name) {
+// As passcred_case, with an fd passed along, from a child that dropped from root to another
+// user (`drop`: a root supervisor sends for it as that user, without root's capabilities), and
+// with SCM_CREDENTIALS naming the child itself (`explicit`) or none (the kernel attaches them).
+static void passcred_child_case(const char *name, int drop, int explicit) {
     if (!begin(name)) return;
-    if (getuid() != 0) { out(" not-root"); finish(0, 0); return; }
+    if (drop && getuid() != 0) { out(" not-root"); finish(0, 0); return; }
     int sv[2], report[2];
     socketpair(AF_UNIX, SOCK_DGRAM, 0, sv);
     int one = 1;
@@ -507,17 +508,26 @@ static void passcred_other_user_case(const char *name) {
     if (pipe(report) != 0) return;
     pid_t child = fork();
     if (child == 0) {
-        if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(1);
-        union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } rights;
+        if (drop && (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0)) _exit(1);
+        union { char buf[CMSG_SPACE(sizeof(int)) + CMSG_SPACE(sizeof(struct ucred))]; struct cmsghdr align; } rights;
         memset(&rights, 0, sizeof rights);
         struct iovec v = { "hi", 2 };
-        struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = rights.buf, .msg_controllen = sizeof rights.buf };
+        struct msghdr m = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = rights.buf,
+                            .msg_controllen = explicit ? sizeof rights.buf : CMSG_SPACE(sizeof(int)) };
         struct cmsghdr *h = CMSG_FIRSTHDR(&m);
         h->cmsg_level = SOL_SOCKET;
         h->cmsg_type = SCM_RIGHTS;
         h->cmsg_len = CMSG_LEN(sizeof(int));
         int passed = 0;
         memcpy(CMSG_DATA(h), &passed, sizeof passed);
+        if (explicit) {
+            struct ucred own = { getpid(), getuid(), getgid() };
+            h = CMSG_NXTHDR(&m, h);
+            h->cmsg_level = SOL_SOCKET;
+            h->cmsg_type = SCM_CREDENTIALS;
+            h->cmsg_len = CMSG_LEN(sizeof own);
+            memcpy(CMSG_DATA(h), &own, sizeof own);
+        }
         int result[2] = { (int)sendmsg(sv[0], &m, 0), errno };
         if (write(report[1], result, sizeof result) < 0) {}
         _exit(0);
@@ -535,7 +545,8 @@ static void passcred_other_user_case(const char *name) {
         if (c->cmsg_type == SCM_CREDENTIALS) {
             struct ucred cred;
             memcpy(&cred, CMSG_DATA(c), sizeof cred);
-            out(" pid=%s uid=%u gid=%u", cred.pid == child ? "sender" : "other", cred.uid, cred.gid);
+            out(" pid=%s uid=%s gid=%s", cred.pid == child ? "sender" : "other", cred.uid == (drop ? 65534 : getuid()) ? "sender" : "other",
+                cred.gid == (drop ? 65534 : getgid()) ? "sender" : "other");
         } else if (c->cmsg_type == SCM_RIGHTS) {
             int fd;
             memcpy(&fd, CMSG_DATA(c), sizeof fd);

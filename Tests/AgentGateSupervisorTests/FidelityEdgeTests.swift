@@ -36,7 +36,12 @@ import Testing
             bare: "pid=sender", supervised: "pid=other",
             why: "the supervisor sends the agent's messages as the agent; naming another process's pid needs CAP_SYS_ADMIN, "
                 + "which the agent doesn't hold, so the receiver sees the supervisor's pid (the uid and gid are the agent's)")
+        known["passcred-other-user-explicit"] = known["passcred-other-user"]
         if !TestUser.isRoot {
+            known["passcred-explicit"] = KnownDifference(
+                bare: "pid=sender", supervised: "pid=other",
+                why: "the supervisor sends the agent's messages; SCM_CREDENTIALS naming another process's pid needs "
+                    + "CAP_SYS_ADMIN, so without it the agent's own pid is sent as the supervisor's (the uid and gid are the agent's)")
             for name in ["passcred-stream", "passcred-dgram"] {
                 known[name] = KnownDifference(
                     bare: "pid=self", supervised: "pid=other",
