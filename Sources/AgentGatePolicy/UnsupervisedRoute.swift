@@ -14,8 +14,10 @@ public enum UnsupervisedRoute: String, Sendable, CaseIterable, Hashable {
     /// seccomp() and prctl(PR_SET_SECCOMP): a stacked filter can hide syscalls from the audit.
     case seccomp
     /// Kernel-level control a root agent could use to leave any sandbox: module loading, kexec,
-    /// BPF programs, raw port I/O, reboot, swap; and userfaultfd, which could stall the
-    /// supervisor's reads of the agent's memory.
+    /// BPF programs, raw port I/O, reboot, swap; writes to kernel settings (/proc/sys, /sys
+    /// outside cgroups, /proc/sysrq-trigger), some of which make the kernel start a program of
+    /// the agent's choosing (core_pattern, modprobe, uevent_helper, binfmt_misc); and
+    /// userfaultfd, which could stall the supervisor's reads of the agent's memory.
     case kernel
     /// Raw (SOCK_RAW) and packet (AF_PACKET) sockets: they write their own headers, so the
     /// destination the kernel sends to is not the one a connect or sendto names.

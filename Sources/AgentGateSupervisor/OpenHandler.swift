@@ -8,6 +8,13 @@ import Glibc
 enum OpenHandler {
     private static let writeIntent = UInt64(O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND)
 
+    /// Whether an fd opened with `flags` can be read: O_RDONLY or O_RDWR (O_WRONLY can't, nor
+    /// access mode 3, which Linux keeps for ioctls).
+    static func alsoReads(_ flags: UInt64) -> Bool {
+        let mode = flags & UInt64(O_ACCMODE)
+        return mode == UInt64(O_RDONLY) || mode == UInt64(O_RDWR)
+    }
+
     struct Arguments {
         var dirfd: Int32
         var pathAddress: UInt64
@@ -137,11 +144,19 @@ enum OpenHandler {
                 call.deny(Refusal(EACCES, reason), action: action, target: resolved)
                 return
             }
-            let verdict = call.decide(action, target: resolved, n)
+            var verdict = call.decide(action, target: resolved, n)
+            var decided = action
+            // An fd opened to write that can also read (O_RDWR; O_RDONLY with O_CREAT, O_TRUNC or
+            // O_APPEND) is a read too: `cat <> .env` under a rule that denies reading .env only
+            // (found by review on 2026-12-07).
+            if verdict.letsCallProceed && action == .fsWrite && Self.alsoReads(args.flags) {
+                let read = call.decide(.fsRead, target: resolved, n)
+                if !read.letsCallProceed { (verdict, decided) = (read, .fsRead) }
+            }
             guard verdict.letsCallProceed else {
                 agentgate_open_release(prepared)
                 let errno = verdict.errno(or: EACCES)
-                call.finish(verdict: verdict, action: action, target: resolved, errno: errno)
+                call.finish(verdict: verdict, action: decided, target: resolved, errno: errno)
                 return
             }
             if terminal == nil, prepared.pointee.file_type == UInt32(S_IFCHR), prepared.pointee.device_number == ControllingTerminal.device {

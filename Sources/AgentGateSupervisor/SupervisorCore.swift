@@ -196,11 +196,26 @@ final class SupervisorCore: Sendable {
         if isWrite && protectedDirectoryNodes.contains(target) {
             return "the audit database's directory is off limits (its files stay the supervisor's)"
         }
-        if isWrite && PathLexical.isWithin(target, root: "/sys/fs/cgroup") && !policy.allowedUnsupervised.contains(.cgroups) {
-            return "cgroup writes could end or freeze the supervisor; denied by default"
+        if isWrite && PathLexical.isWithin(target, root: "/sys/fs/cgroup") {
+            return policy.allowedUnsupervised.contains(.cgroups) ? nil : "cgroup writes could end or freeze the supervisor; denied by default"
+        }
+        if isWrite && Self.isKernelSetting(target) && !policy.allowedUnsupervised.contains(.kernel) {
+            return Self.kernelSettingReason
         }
         return nil
     }
+
+    /// Kernel settings (/proc/sys, /sys, /proc/sysrq-trigger): with some of them a root agent
+    /// has the kernel start a program of its choosing as root, outside the session and every
+    /// decision (core_pattern's `|helper`, modprobe, uevent_helper, a binfmt_misc interpreter);
+    /// found by review on 2026-12-07 (a core_pattern helper read a denied file).
+    static func isKernelSetting(_ target: String) -> Bool {
+        PathLexical.isWithin(target, root: "/proc/sys") || PathLexical.isWithin(target, root: "/sys")
+            || target == "/proc/sysrq-trigger"
+    }
+
+    static let kernelSettingReason = "kernel settings (/proc/sys, /sys) can make the kernel run a program outside the session; "
+        + "denied by default (the `kernel` route)"
 
     /// Whether a directory holds one of the supervisor's files (moving it would expose them).
     func holdsProtectedFile(_ directory: String) -> Bool {

@@ -360,6 +360,57 @@ extension AdversarialTests {
 
         // MARK: - Kernel interfaces that act without an open or a connect
 
+        @Test("an fd opened to write that can also read is decided as a read too (O_RDWR, O_RDONLY|O_APPEND)")
+        func readsThroughWriteOpens() throws {
+            let h = try Harness()
+            try h.write("secret.env", "DB_PASSWORD=hunter2\n")
+            let policy = try h.policy("""
+                version: 2
+                default: allow
+                rules:
+                  - match: {action: fs_read, target_glob: "\(h.path("secret.env"))"}
+                    decision: deny
+                """)
+            let script = """
+                import os, sys
+                for name, flags in [("rdwr", os.O_RDWR), ("rdonly-append", os.O_RDONLY | os.O_APPEND), ("rdonly-creat", os.O_RDONLY | os.O_CREAT)]:
+                    try:
+                        fd = os.open(sys.argv[1], flags)
+                        print(name, os.read(fd, 100).decode().strip(), flush=True)
+                        os.close(fd)
+                    except OSError as e:
+                        print(name, "errno", e.errno, flush=True)
+                try:
+                    os.close(os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND))
+                    print("wronly ok", flush=True)
+                except OSError as e:
+                    print("wronly errno", e.errno, flush=True)
+                """
+            try h.write("probe.py", script)
+            let bare = h.bare(["/usr/bin/python3", h.path("probe.py"), h.path("secret.env")])
+            #expect(bare.stdout == "rdwr DB_PASSWORD=hunter2\nrdonly-append DB_PASSWORD=hunter2\nrdonly-creat DB_PASSWORD=hunter2\nwronly ok\n",
+                    "bare: each open reads the file\n\(bare)")
+            let r = h.supervised(["/usr/bin/python3", h.path("probe.py"), h.path("secret.env")], policy: policy)
+            #expect(r.stdout == "rdwr errno 13\nrdonly-append errno 13\nrdonly-creat errno 13\nwronly ok\n", "\(r)")
+            let denied = h.query("select count(*) from events where action = 'fs_read' and decision = 'deny' and target = '\(h.path("secret.env"))'")
+            #expect(denied == [["3"]], "the reads are recorded as denied reads: \(denied)")
+        }
+
+        @Test("kernel settings (/proc/sys) can't be written: a core_pattern helper would run outside the session")
+        func kernelSettings() throws {
+            let h = try Harness()
+            // The value already there, written back: bare, root may (an ordinary user may not).
+            let script = "v=$(cat /proc/sys/kernel/core_pattern) && printf '%s\\n' \"$v\" > /proc/sys/kernel/core_pattern && echo written"
+            let bare = h.bare(["sh", "-c", script])
+            #expect(bare.stdout.contains("written") == isRoot, "bare: only root writes kernel settings\n\(bare)")
+            let r = h.supervised(["sh", "-c", script], policy: try h.policy("version: 2\ndefault: allow\nrules: []\n"))
+            #expect(!r.stdout.contains("written"), "\(r)")
+            if isRoot {
+                let denied = h.query("select reason from events where action = 'fs_write' and decision = 'deny' and target = '/proc/sys/kernel/core_pattern'")
+                #expect(denied.first?.first?.contains("kernel settings") == true, "\(denied) \(r)")
+            }
+        }
+
         @Test("acct(path) can't make the kernel append to a file", .enabled(if: isRoot, "acct needs CAP_SYS_PACCT"))
         func processAccounting() throws {
             let h = try Harness()
