@@ -492,6 +492,46 @@ struct RuleCode: Sendable {
 }
 
 extension Policy {
+    /// A place a file rule's pattern names, which a symlink there could take out of the rule's
+    /// reach: rules match the path the kernel resolves, so `$HOME/.ssh/**` misses
+    /// `~/dotfiles/ssh/id_rsa` when ~/.ssh is a link there (a dotfile manager's). The supervisor
+    /// resolves each probe once per policy and decides a target under the resolved place as
+    /// under the named one too (the stricter decision wins).
+    public struct SymlinkProbe: Sendable, Equatable {
+        /// An absolute path as the pattern names it (its literal start).
+        public let path: String
+        /// The pattern's next component when it is a one-level wildcard (`.*` in `$HOME/.*`):
+        /// the directory's entries it matches are probed too. Nil: `path` alone.
+        public let entries: String?
+    }
+
+    /// The probes of every rule that denies or asks about fs_read or fs_write (`SymlinkProbe`).
+    public var symlinkProbes: [SymlinkProbe] {
+        var probes: [SymlinkProbe] = []
+        var seen = Set<String>()
+        func add(_ probe: SymlinkProbe) {
+            if seen.insert(probe.path + "\u{0}" + (probe.entries ?? "")).inserted { probes.append(probe) }
+        }
+        for rule in rules where !rule.decision.allows && (rule.actions.contains(.fsRead) || rule.actions.contains(.fsWrite)) {
+            for pattern in rule.targetAlternatives where pattern.hasPrefix("/") {
+                var literal: [Substring] = []
+                var wildcard: Substring?
+                for component in pattern.split(separator: "/", omittingEmptySubsequences: true) {
+                    if component.contains(where: { "*?[]{}\\".contains($0) }) {
+                        wildcard = component
+                        break
+                    }
+                    literal.append(component)
+                }
+                guard !literal.isEmpty else { continue }
+                let path = "/" + literal.joined(separator: "/")
+                add(SymlinkProbe(path: path, entries: nil))
+                if let wildcard, wildcard != "**" { add(SymlinkProbe(path: path, entries: String(wildcard))) }
+            }
+        }
+        return probes
+    }
+
     /// Whether a rule that isn't `allow` could match a file path below `directory` while the
     /// directory itself is allowed: moving or renaming such a directory would carry protected
     /// files to an unprotected name. Only rules before the one that decides the directory can

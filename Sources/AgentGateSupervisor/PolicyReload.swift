@@ -13,11 +13,14 @@ final class PolicyVersion: Sendable {
     /// The session's counts against this version's `limits:` and `runaway:`; nil without them.
     /// A reload starts them again from zero.
     let rateLimiter: RateLimiter?
+    /// Where symlinks take the places its file rules name (resolved when put in force).
+    let symlinkAliases: SymlinkAliases
 
     init(policy: Policy, sha256: String?, runawayHook: RunawayHook) {
         self.policy = policy
         self.sha256 = sha256
         self.rateLimiter = RateLimiter(policy: policy, runawayHook: runawayHook)
+        self.symlinkAliases = SymlinkAliases(policy: policy)
     }
 }
 

@@ -179,9 +179,14 @@ final class SupervisorCore: Sendable {
 
     /// The policy's verdict on one action of the process behind `n`. The process context (for
     /// rules with `when:`) is read only if such a rule is reached.
-    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil, policy: Policy) -> Verdict {
+    /// `aliases`: a file target under a place a symlink leads to is decided under the place's
+    /// name in the policy too, the stricter decision winning (`SymlinkAliases`).
+    func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil, policy: Policy,
+                aliases: SymlinkAliases? = nil) -> Verdict {
         var source = AgentContextSource(core: self, tid: tid, notificationID: id)
-        return policy.evaluate(kind, target: target, exec: exec, contextSource: &source)
+        let verdict = policy.evaluate(kind, target: target, exec: exec, contextSource: &source)
+        guard let aliases, !aliases.isEmpty, kind == .fsRead || kind == .fsWrite else { return verdict }
+        return aliases.stricter(verdict, target: target) { policy.evaluate(kind, target: $0, exec: nil, contextSource: &source) }
     }
 
     /// Why a resolved path is off limits whatever the policy says, or nil.

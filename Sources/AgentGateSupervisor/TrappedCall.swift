@@ -45,7 +45,8 @@ struct TrappedCall: Sendable {
     /// File actions are counted against the policy's limits here; an exec, decided for several
     /// names, is counted once by its handler (`rateLimited`).
     func decide(_ kind: ActionKind, target: String, _ n: Notification, exec: ExecDetails? = nil) -> Verdict {
-        let verdict = core.decide(kind, target: target, tid: n.tid, id: n.id, exec: exec, policy: policyVersion.policy)
+        let verdict = core.decide(kind, target: target, tid: n.tid, id: n.id, exec: exec, policy: policyVersion.policy,
+                                  aliases: policyVersion.symlinkAliases)
         guard kind != .exec else { return verdict }
         return settled(rateLimited(verdict, kind, target: target, n, exec: exec), kind, target: target, argv: nil)
     }
@@ -53,7 +54,7 @@ struct TrappedCall: Sendable {
     /// The policy's verdict on a file action, counted against its limits, without asking: an
     /// enforced `ask` is returned as it is, for the caller to ask outside any lock (`settled`).
     func decideBeforeAsking(_ kind: ActionKind, target: String, _ n: Notification) -> Verdict {
-        rateLimited(core.decide(kind, target: target, tid: n.tid, id: n.id, policy: policyVersion.policy), kind, target: target, n, exec: nil)
+        rateLimited(core.decide(kind, target: target, tid: n.tid, id: n.id, policy: policyVersion.policy, aliases: policyVersion.symlinkAliases), kind, target: target, n, exec: nil)
     }
 
     /// `verdict`, or the verdict of a limit the action is over (see `RateLimiter`).
@@ -78,7 +79,7 @@ struct TrappedCall: Sendable {
     }
 
     func decide(_ kind: ActionKind, target: String, tid: pid_t, id: UInt64, exec: ExecDetails? = nil) -> Verdict {
-        core.decide(kind, target: target, tid: tid, id: id, exec: exec, policy: policyVersion.policy)
+        core.decide(kind, target: target, tid: tid, id: id, exec: exec, policy: policyVersion.policy, aliases: policyVersion.symlinkAliases)
     }
 
     /// The policy's verdict on a connect or send (`SupervisorCore.egressVerdict`), counted

@@ -1,0 +1,48 @@
+import Foundation
+import Glibc
+import Testing
+
+/// Dotfiles and credential folders that are symlinks (a dotfile manager's: ~/.ssh a link to
+/// ~/dotfiles/ssh): the policy's rules name ~/.ssh, the kernel resolves to ~/dotfiles/ssh, and
+/// the supervisor decides the file under both names, the stricter winning (found by review on
+/// 2026-12-07: `cat ~/.ssh/id_rsa` read the key, and `>> ~/.bashrc` wrote a shell start-up file).
+@Suite struct SymlinkAliasTests {
+    @Test func filesReachedThroughSymlinkedProtectedNamesAreDecidedUnderThoseNames() throws {
+        let h = try Harness()
+        let home = h.path("home")
+        try FileManager.default.createDirectory(atPath: home + "/dotfiles/ssh", withIntermediateDirectories: true)
+        try h.write("home/dotfiles/ssh/id_rsa", "SSHKEY\n")
+        try h.write("home/dotfiles/bashrc", "# rc\n")
+        try h.write("home/dotfiles/notes", "notes\n")
+        try FileManager.default.createSymbolicLink(atPath: home + "/.ssh", withDestinationPath: "dotfiles/ssh")
+        try FileManager.default.createSymbolicLink(atPath: home + "/.bashrc", withDestinationPath: "dotfiles/bashrc")
+        let policy = try h.policy("""
+            version: 2
+            default: allow
+            rules:
+              - match: {action: fs_read, target_glob: "\(home)/.ssh/**"}
+                decision: deny
+              - match: {action: fs_write, target_glob: "\(home)/.*"}
+                decision: deny
+            """)
+        let script = """
+            cat '\(home)/.ssh/id_rsa'; echo "read-link=$?"
+            cat '\(home)/dotfiles/ssh/id_rsa'; echo "read-real=$?"
+            echo x >> '\(home)/.bashrc'; echo "write-link=$?"
+            echo x >> '\(home)/dotfiles/bashrc'; echo "write-real=$?"
+            cat '\(home)/dotfiles/notes'; echo "read-other=$?"
+            echo x >> '\(home)/dotfiles/notes'; echo "write-other=$?"
+            """
+        let bare = h.bare(["sh", "-c", script])
+        #expect(bare.stdout.contains("SSHKEY\nread-link=0") && bare.stdout.contains("write-link=0"), "bare: the links work\n\(bare)")
+        let r = h.supervised(["sh", "-c", script], policy: policy)
+        #expect(!r.stdout.contains("SSHKEY"), "\(r)")
+        // cat fails with 1, a failed redirection with 2.
+        for denied in ["read-link=1", "read-real=1", "write-link=2", "write-real=2"] {
+            #expect(r.stdout.contains(denied), "\(denied): \(r)")
+        }
+        #expect(r.stdout.contains("read-other=0") && r.stdout.contains("write-other=0"), "\(r)")
+        let reads = h.query("select decision from events where action = 'fs_read' and target = '\(home)/dotfiles/ssh/id_rsa'")
+        #expect(reads == [["deny"], ["deny"]], "recorded under the name the kernel resolves: \(reads)")
+    }
+}
