@@ -126,6 +126,18 @@ enum ExecHandler {
             DenialExplanation.failExec(call, explain: !isSessionCommand, errno: errno, entry: entry)
             return
         }
+        // The kernel maps the program into the process, where the process can read it: running
+        // a file is reading it (found by review on 2026-12-07: an LD_PRELOAD library read the
+        // bytes of a program whose reading was denied). Not asked: only a denial counts here.
+        let read = call.decide(.fsRead, target: resolved, tid: n.tid, id: n.id)
+        if read.decision == .deny && !read.letsCallProceed {
+            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
+                                                      reason: "running it maps it into memory, and the policy denies reading it",
+                                                      errno: EACCES)
+            entry.argv = args
+            DenialExplanation.failExec(call, explain: !isSessionCommand, errno: EACCES, entry: entry)
+            return
+        }
         // What the kernel will really run: a `#!` interpreter chain, or the program ld.so is
         // asked to load. Each must be allowed as an exec too.
         var image = ImageIdentity(prepared: prepared)

@@ -396,6 +396,26 @@ extension AdversarialTests {
             #expect(denied == [["3"]], "the reads are recorded as denied reads: \(denied)")
         }
 
+        @Test("a program whose reading the policy denies can't be run (its image is mapped where the process reads it)")
+        func runningAFileReadsIt() throws {
+            let h = try Harness()
+            try h.mkdir("secret")
+            try h.copy("/usr/bin/true", to: "secret/tool")
+            let policy = try h.policy("""
+                version: 2
+                default: allow
+                rules:
+                  - match: {action: fs_read, target_glob: "\(h.path("secret"))/**"}
+                    decision: deny
+                """)
+            let bare = h.bare([h.path("secret/tool")])
+            #expect(bare.status == 0, "bare: the program runs\n\(bare)")
+            let r = h.supervised(["sh", "-c", "'\(h.path("secret/tool"))'; echo \"ran=$?\""], policy: policy)
+            #expect(r.stdout.contains("ran=126"), "\(r)")
+            let denied = h.query("select reason from events where action = 'exec' and decision = 'deny' and target = '\(h.path("secret/tool"))'")
+            #expect(denied.first?.first?.contains("denies reading it") == true, "\(denied)")
+        }
+
         @Test("kernel settings (/proc/sys) can't be written: a core_pattern helper would run outside the session")
         func kernelSettings() throws {
             let h = try Harness()
