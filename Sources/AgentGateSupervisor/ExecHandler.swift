@@ -128,9 +128,10 @@ enum ExecHandler {
         }
         // The kernel maps the program into the process, where the process can read it: running
         // a file is reading it (found by review on 2026-12-07: an LD_PRELOAD library read the
-        // bytes of a program whose reading was denied). Not asked: only a denial counts here.
+        // bytes of a program whose reading was denied). Not asked: only a rule's denial counts
+        // here (a policy's default for reads doesn't overrule an allowed exec).
         let read = call.decide(.fsRead, target: resolved, tid: n.tid, id: n.id)
-        if read.decision == .deny && !read.letsCallProceed {
+        if read.decision == .deny && !read.letsCallProceed && read.ruleIndex != nil {
             var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
                                                       reason: "running it maps it into memory, and the policy denies reading it",
                                                       errno: EACCES)

@@ -148,10 +148,17 @@ enum OpenHandler {
             var decided = action
             // An fd opened to write that can also read (O_RDWR; O_RDONLY with O_CREAT, O_TRUNC or
             // O_APPEND) is a read too: `cat <> .env` under a rule that denies reading .env only
-            // (found by review on 2026-12-07).
+            // (found by review on 2026-12-07). A rule's denial of the read refuses the open; a
+            // policy's default for reads doesn't overrule the write's own decision.
             if verdict.letsCallProceed && action == .fsWrite && Self.alsoReads(args.flags) {
                 let read = call.decide(.fsRead, target: resolved, n)
-                if !read.letsCallProceed { (verdict, decided) = (read, .fsRead) }
+                if !read.letsCallProceed && read.ruleIndex != nil {
+                    (verdict, decided) = (read, .fsRead)
+                } else if !read.enforced {
+                    // Learning (audit mode): the read is recorded as well, so that a policy
+                    // suggested from the session allows it (/dev/null opened O_RDWR).
+                    call.record(.init(syscall: call.syscall, action: .fsRead, target: resolved, verdict: read))
+                }
             }
             guard verdict.letsCallProceed else {
                 agentgate_open_release(prepared)
