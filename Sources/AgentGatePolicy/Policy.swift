@@ -503,6 +503,15 @@ extension Policy {
         /// The pattern's next component when it is a one-level wildcard (`.*` in `$HOME/.*`):
         /// the directory's entries it matches are probed too. Nil: `path` alone.
         public let entries: String?
+        /// The pattern goes on with `**` (`$HOME/.ssh/**`): links anywhere below `path` are
+        /// probed too (a stow-managed ~/.ssh/id_rsa linked to ~/dotfiles/ssh/id_rsa).
+        public let descends: Bool
+
+        public init(path: String, entries: String?, descends: Bool = false) {
+            self.path = path
+            self.entries = entries
+            self.descends = descends
+        }
     }
 
     /// The probes of every rule that denies or asks about fs_read or fs_write (`SymlinkProbe`).
@@ -510,7 +519,7 @@ extension Policy {
         var probes: [SymlinkProbe] = []
         var seen = Set<String>()
         func add(_ probe: SymlinkProbe) {
-            if seen.insert(probe.path + "\u{0}" + (probe.entries ?? "")).inserted { probes.append(probe) }
+            if seen.insert(probe.path + "\u{0}" + (probe.entries ?? "") + (probe.descends ? "\u{0}**" : "")).inserted { probes.append(probe) }
         }
         for rule in rules where !rule.decision.allows && (rule.actions.contains(.fsRead) || rule.actions.contains(.fsWrite)) {
             for pattern in rule.targetAlternatives where pattern.hasPrefix("/") {
@@ -526,7 +535,10 @@ extension Policy {
                 guard !literal.isEmpty else { continue }
                 let path = "/" + literal.joined(separator: "/")
                 add(SymlinkProbe(path: path, entries: nil))
-                if let wildcard, wildcard != "**" { add(SymlinkProbe(path: path, entries: String(wildcard))) }
+                if let wildcard {
+                    add(wildcard == "**" ? SymlinkProbe(path: path, entries: nil, descends: true)
+                                         : SymlinkProbe(path: path, entries: String(wildcard)))
+                }
             }
         }
         return probes

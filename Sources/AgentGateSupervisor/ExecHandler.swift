@@ -126,15 +126,8 @@ enum ExecHandler {
             DenialExplanation.failExec(call, explain: !isSessionCommand, errno: errno, entry: entry)
             return
         }
-        // The kernel maps the program into the process, where the process can read it: running
-        // a file is reading it (found by review on 2026-12-07: an LD_PRELOAD library read the
-        // bytes of a program whose reading was denied). Not asked: only a rule's denial counts
-        // here (a policy's default for reads doesn't overrule an allowed exec).
-        let read = call.decide(.fsRead, target: resolved, tid: n.tid, id: n.id)
-        if read.decision == .deny && !read.letsCallProceed && read.ruleIndex != nil {
-            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved,
-                                                      reason: "running it maps it into memory, and the policy denies reading it",
-                                                      errno: EACCES)
+        if let refusal = readRefusal(call, image: resolved) {
+            var entry = DecisionRecorder.Entry.denied(syscall: syscall, action: .exec, target: resolved, reason: refusal, errno: EACCES)
             entry.argv = args
             DenialExplanation.failExec(call, explain: !isSessionCommand, errno: EACCES, entry: entry)
             return
@@ -361,6 +354,10 @@ enum ExecHandler {
                 agentgate_open_release(prepared)
                 return .denied(target: interpreterPath, verdict: verdict, reason: "")
             }
+            if let refusal = readRefusal(call, image: interpreterPath) {
+                agentgate_open_release(prepared)
+                return .denied(target: interpreterPath, verdict: nil, reason: refusal)
+            }
             agentgate_close(ownedFD)
             ownedFD = prepared.pointee.object_fd
             prepared.pointee.object_fd = -1
@@ -426,6 +423,17 @@ enum ExecHandler {
         return .allowed(plan)
     }
 
+    /// Why the policy keeps `image` from being loaded, or nil. The kernel maps a program, a
+    /// `#!` interpreter and an ELF interpreter into the process, where it can read them:
+    /// loading a file is reading it (found by review on 2026-12-07: an LD_PRELOAD library read
+    /// the bytes of a program whose reading was denied). Only a rule's read denial counts (an
+    /// ask is asked): a policy's default for reads doesn't overrule an allowed exec.
+    static func readRefusal(_ call: TrappedCall, image: String) -> String? {
+        let read = call.decide(.fsRead, target: image, call.notification)
+        guard !read.letsCallProceed, read.ruleIndex != nil else { return nil }
+        return "running it maps \(image) into memory, and the policy denies reading it"
+    }
+
     /// core.prepare of an image the exec will load (a `#!` interpreter, PT_INTERP, ld.so's
     /// program), looked up with the agent's rights: a lookup with more would answer ENOENT
     /// where the agent gets EACCES, telling it what a directory it can't search holds. When its
@@ -464,6 +472,9 @@ enum ExecHandler {
             return .denied(target: interpreterPath, verdict: nil, reason: refusal)
         }
         let identity = ImageIdentity(prepared: prepared)
+        if let refusal = readRefusal(call, image: interpreterPath) {
+            return .denied(target: interpreterPath, verdict: nil, reason: refusal)
+        }
         if systemLoaderPaths.contains(interpreter.bytes) && systemLoaders.contains(identity) { return nil }
         let verdict = call.decide(.exec, target: interpreterPath, tid: tid, id: id,
                                   exec: call.policy.usesExecDetails ? ExecDetails(argv: effectiveArgv.map(\.text), programs: [interpreterPath]) : nil)

@@ -17,8 +17,11 @@ struct SymlinkAliases: Sendable {
 
     let aliases: [Alias]
 
-    /// Bounds on the work at load: a directory's entries looked at, and aliases kept.
+    /// Bounds on the work at load: a directory's entries looked at, the entries a walk below a
+    /// `**` place looks at in all (and how deep), and aliases kept.
     static let entryLimit = 4096
+    static let walkLimit = 2048
+    static let walkDepth = 6
     static let aliasLimit = 256
 
     init(aliases: [Alias]) {
@@ -27,15 +30,48 @@ struct SymlinkAliases: Sendable {
 
     init(policy: Policy) {
         var found: [Alias] = []
-        func note(_ written: String) {
-            guard found.count < Self.aliasLimit else { return }
-            let resolved = FilePaths.resolvedExisting(written)
-            guard resolved != written, resolved.hasPrefix("/"),
-                  !found.contains(where: { $0.resolved == resolved && $0.written == written }) else { return }
-            found.append(Alias(resolved: resolved, written: written))
+        func add(_ alias: Alias) {
+            guard found.count < Self.aliasLimit, alias.resolved != alias.written, alias.resolved.hasPrefix("/"),
+                  !found.contains(alias) else { return }
+            found.append(alias)
         }
-        for probe in policy.symlinkProbes {
+        func note(_ written: String) {
+            add(Alias(resolved: FilePaths.resolvedExisting(written), written: written))
+        }
+        let probes = policy.symlinkProbes
+        // Below a `**` place (~/.ssh), every link: ~/.ssh/id_rsa -> ../dotfiles/ssh/id_rsa is
+        // a file of ~/.ssh. Bounded in entries and depth; the places come in rule order.
+        var budget = Self.walkLimit
+        func walk(written: String, real: String, depth: Int) {
+            guard depth < Self.walkDepth, budget > 0, found.count < Self.aliasLimit, let directory = opendir(real) else { return }
+            defer { closedir(directory) }
+            while budget > 0, let entry = readdir(directory) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard name != ".", name != ".." else { continue }
+                budget -= 1
+                let type = entry.pointee.d_type
+                let writtenEntry = written + "/" + name
+                let realEntry = (real == "/" ? "" : real) + "/" + name
+                if type == UInt8(DT_DIR) {
+                    walk(written: writtenEntry, real: realEntry, depth: depth + 1)
+                } else if type == UInt8(DT_LNK) || type == UInt8(DT_UNKNOWN) {
+                    let resolved = FilePaths.resolvedExisting(realEntry)
+                    if resolved != realEntry {
+                        add(Alias(resolved: resolved, written: writtenEntry))
+                    }
+                    var info = stat()
+                    if stat(resolved, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
+                        walk(written: writtenEntry, real: resolved, depth: depth + 1)
+                    }
+                }
+            }
+        }
+        for probe in probes {
             note(probe.path)
+            if probe.descends, probe.path != "/" {
+                walk(written: probe.path, real: FilePaths.resolvedExisting(probe.path), depth: 0)
+                continue
+            }
             guard let entries = probe.entries, probe.path != "/", let glob = try? Glob(entries),
                   let directory = opendir(probe.path) else { continue }
             defer { closedir(directory) }
@@ -59,7 +95,8 @@ struct SymlinkAliases: Sendable {
     func stricter(_ verdict: Verdict, target: String, evaluate: (String) -> Verdict) -> Verdict {
         var result = verdict
         for alias in aliases where result.decision != .deny && PathLexical.isWithin(target, root: alias.resolved) {
-            let written = alias.written + target.dropFirst(alias.resolved.count)
+            // A link to / leaves the target's own leading slash to add.
+            let written = alias.written + (alias.resolved == "/" ? target[...] : target.dropFirst(alias.resolved.count))
             let other = evaluate(written)
             if other.decision.strictness > result.decision.strictness { result = other }
         }

@@ -26,8 +26,8 @@ struct SymlinkProbeTests {
               - match: {action: fs_read, target_glob: "**/.env"}
                 decision: deny
             """)
-        let probes = p.symlinkProbes.map { "\($0.path) \($0.entries ?? "-")" }
-        #expect(probes == ["/home/u/.ssh -", "/home/u/.bashrc -", "/home/u/.profile -", "/home/u -", "/home/u .*",
+        let probes = p.symlinkProbes.map { "\($0.path) \($0.entries ?? ($0.descends ? "**" : "-"))" }
+        #expect(probes == ["/home/u/.ssh -", "/home/u/.ssh **", "/home/u/.bashrc -", "/home/u/.profile -", "/home/u -", "/home/u .*",
                            "/home/u/.aws/credentials -"], "\(probes)")
     }
 }

@@ -410,8 +410,13 @@ extension AdversarialTests {
                 """)
             let bare = h.bare([h.path("secret/tool")])
             #expect(bare.status == 0, "bare: the program runs\n\(bare)")
-            let r = h.supervised(["sh", "-c", "'\(h.path("secret/tool"))'; echo \"ran=$?\""], policy: policy)
-            #expect(r.stdout.contains("ran=126"), "\(r)")
+            // As a `#!` interpreter too: the kernel maps it without anyone opening it.
+            try h.write("script", "#!\(h.path("secret/tool"))\n", mode: 0o755)
+            let bareScript = h.bare([h.path("script")])
+            #expect(bareScript.status == 0, "bare: the script runs\n\(bareScript)")
+            let r = h.supervised(["sh", "-c", "'\(h.path("secret/tool"))'; echo \"ran=$?\"; '\(h.path("script"))'; echo \"script=$?\""],
+                                 policy: policy)
+            #expect(r.stdout.contains("ran=126") && r.stdout.contains("script=126"), "\(r)")
             let denied = h.query("select reason from events where action = 'exec' and decision = 'deny' and target = '\(h.path("secret/tool"))'")
             #expect(denied.first?.first?.contains("denies reading it") == true, "\(denied)")
         }
