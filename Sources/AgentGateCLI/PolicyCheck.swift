@@ -110,6 +110,13 @@ public enum PolicyCheck {
             exec = typed.map { ExecDetails(argv: argv, analysis: $0.analysis, programs: programs) }
                 ?? ExecDetails(argv: argv, programs: programs)
             verdict = decideStrictest(programs.reversed())
+            // As the supervisor: running a program reads it (its image is mapped where the process
+            // can read it), so a rule that denies reading it refuses the exec.
+            if verdict.decision.allows, case let read = policy.decide(.fsRead, target: target, context: context),
+               !read.decision.allows, read.ruleIndex != nil {
+                verdict = read
+                notes.append("running \(target) maps it into memory, and the policy \(read.decision == .ask ? "asks about" : "denies") reading it")
+            }
             if let analysis = exec?.analysis, analysis.shellParseFailed {
                 notes.append("the shell command did not fully parse: \(analysis.shellErrors.joined(separator: "; "))")
             }
@@ -127,6 +134,15 @@ public enum PolicyCheck {
                 notes += read.notes
             }
             verdict = decideStrictest(targets)
+            // As the supervisor: a place a symlink leads to is decided under the name the
+            // policy's rules give it too (SymlinkAliases).
+            let aliased = SymlinkAliases(policy: policy).stricter(verdict, target: target) {
+                policy.decide(kind, target: $0, context: context)
+            }
+            if aliased.strictness > verdict.strictness {
+                verdict = aliased
+                notes.append("\(target) is reached through a symlink a rule names: decided under that name too")
+            }
         case .mcp:
             guard arguments.count == 1 else {
                 throw InputError(description: "give exactly one MCP tool name for mcp, such as mcp__github__create_issue")

@@ -7,15 +7,15 @@ import Glibc
 /// so a target under a resolved place is decided under the place's written name too, and the
 /// stricter decision wins (found by review on 2026-12-07: `cat ~/.ssh/id_rsa` was allowed
 /// through a stow-managed ~/.ssh). Resolved once per policy version, when it is put in force.
-struct SymlinkAliases: Sendable {
-    struct Alias: Sendable, Equatable {
+public struct SymlinkAliases: Sendable {
+    public struct Alias: Sendable, Equatable {
         /// Where the link leads (the kernel's name for everything under it).
         let resolved: String
         /// The name the policy's rule gives it.
         let written: String
     }
 
-    let aliases: [Alias]
+    public let aliases: [Alias]
 
     /// Bounds on the work at load: a directory's entries looked at, the entries a walk below a
     /// `**` place looks at in all (and how deep), and aliases kept.
@@ -28,7 +28,7 @@ struct SymlinkAliases: Sendable {
         self.aliases = aliases
     }
 
-    init(policy: Policy) {
+    public init(policy: Policy) {
         var found: [Alias] = []
         func add(_ alias: Alias) {
             guard found.count < Self.aliasLimit, alias.resolved != alias.written, alias.resolved.hasPrefix("/"),
@@ -88,11 +88,11 @@ struct SymlinkAliases: Sendable {
         aliases = found
     }
 
-    var isEmpty: Bool { aliases.isEmpty }
+    public var isEmpty: Bool { aliases.isEmpty }
 
     /// `verdict` on `target`, or a stricter one `evaluate` gives a name of the target that an
     /// alias's written place has (a deny over an ask over an allow).
-    func stricter(_ verdict: Verdict, target: String, evaluate: (String) -> Verdict) -> Verdict {
+    public func stricter(_ verdict: Verdict, target: String, evaluate: (String) -> Verdict) -> Verdict {
         var result = verdict
         for alias in aliases where result.decision != .deny && PathLexical.isWithin(target, root: alias.resolved) {
             // A link to / leaves the target's own leading slash to add.

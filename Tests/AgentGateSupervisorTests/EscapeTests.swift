@@ -417,6 +417,8 @@ extension AdversarialTests {
             let r = h.supervised(["sh", "-c", "'\(h.path("secret/tool"))'; echo \"ran=$?\"; '\(h.path("script"))'; echo \"script=$?\""],
                                  policy: policy)
             #expect(r.stdout.contains("ran=126") && r.stdout.contains("script=126"), "\(r)")
+            let check = h.run([HookCommandTests.agentgate, "check", "--policy", policy, h.path("secret/tool")])
+            #expect(check.stdout.contains("decision: deny") && check.stdout.contains("denies reading it"), "\(check)")
             let denied = h.query("select reason from events where action = 'exec' and decision = 'deny' and target = '\(h.path("secret/tool"))'")
             #expect(denied.first?.first?.contains("denies reading it") == true, "\(denied)")
         }

@@ -52,6 +52,9 @@ import Testing
             #expect(r.stdout.contains(denied), "\(denied): \(r)")
         }
         #expect(r.stdout.contains("read-other=0") && r.stdout.contains("write-other=0"), "\(r)")
+        // `agentgate check` predicts the same.
+        let check = h.run([HookCommandTests.agentgate, "check", "--policy", policy, "--action", "fs_read", home + "/dotfiles/ssh/id_rsa"])
+        #expect(check.stdout.contains("decision: deny"), "\(check)")
         let reads = h.query("select decision from events where action = 'fs_read' and target = '\(home)/dotfiles/ssh/id_rsa'")
         #expect(reads == [["deny"], ["deny"]], "recorded under the name the kernel resolves: \(reads)")
     }
