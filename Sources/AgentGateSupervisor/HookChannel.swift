@@ -893,7 +893,15 @@ extension Supervisor {
             return HookAnswer(ok: false, error: "a malformed tool call")
         }
         let version = core.policies.version
-        let decided = version.policy.decide(request.call, context: core.contexts.context(tid: pid))
+        // A file reached through a symlink a rule names is decided under that name too, as the
+        // kernel layer decides it (SymlinkAliases).
+        var call = request.call
+        if !version.symlinkAliases.isEmpty {
+            for index in call.actions.indices where call.actions[index].kind == .fsRead || call.actions[index].kind == .fsWrite {
+                call.actions[index].targets += call.actions[index].targets.flatMap { version.symlinkAliases.names(of: $0) }
+            }
+        }
+        let decided = version.policy.decide(call, context: core.contexts.context(tid: pid))
         let event = HookEvidence.event(
             call: request.call, decided: decided, agent: request.agent, policy: version.policy, policySHA256: version.sha256, pid: pid,
             ppid: peer.ppid, executable: peer.executable, latencyMicros: Int64((agentgate_monotonic_ns() - started) / 1000),

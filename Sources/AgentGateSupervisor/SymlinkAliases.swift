@@ -90,13 +90,20 @@ public struct SymlinkAliases: Sendable {
 
     public var isEmpty: Bool { aliases.isEmpty }
 
+    /// The names the policy's rules give `target` through the aliases (none when no alias's
+    /// resolved place holds it).
+    public func names(of target: String) -> [String] {
+        aliases.filter { PathLexical.isWithin(target, root: $0.resolved) }.map { alias in
+            alias.written + (alias.resolved == "/" ? target[...] : target.dropFirst(alias.resolved.count))
+        }
+    }
+
     /// `verdict` on `target`, or a stricter one `evaluate` gives a name of the target that an
     /// alias's written place has (a deny over an ask over an allow).
     public func stricter(_ verdict: Verdict, target: String, evaluate: (String) -> Verdict) -> Verdict {
         var result = verdict
-        for alias in aliases where result.decision != .deny && PathLexical.isWithin(target, root: alias.resolved) {
-            // A link to / leaves the target's own leading slash to add.
-            let written = alias.written + (alias.resolved == "/" ? target[...] : target.dropFirst(alias.resolved.count))
+        // A link to / leaves the target's own leading slash to add (`names(of:)`).
+        for written in names(of: target) where result.decision != .deny {
             let other = evaluate(written)
             if other.decision.strictness > result.decision.strictness { result = other }
         }

@@ -52,6 +52,10 @@ import Testing
             #expect(r.stdout.contains(denied), "\(denied): \(r)")
         }
         #expect(r.stdout.contains("read-other=0") && r.stdout.contains("write-other=0"), "\(r)")
+        // The agent's hook inside the session says the same.
+        try h.write("read.json", HookCommandTests.event("Read", ["file_path": home + "/dotfiles/ssh/id_rsa"], cwd: h.dir, session: "inner"))
+        let hook = h.supervised(["/bin/sh", "-c", "'\(HookCommandTests.client)' claude-code < '\(h.path("read.json"))'"], policy: policy)
+        #expect(hook.stdout.contains(#""permissionDecision":"deny""#), "\(hook)")
         // `agentgate check` predicts the same.
         let check = h.run([HookCommandTests.agentgate, "check", "--policy", policy, "--action", "fs_read", home + "/dotfiles/ssh/id_rsa"])
         #expect(check.stdout.contains("decision: deny"), "\(check)")
