@@ -17,59 +17,123 @@ public struct SymlinkAliases: Sendable {
 
     public let aliases: [Alias]
 
-    /// Bounds on the work at load: a directory's entries looked at, the entries a walk below a
-    /// `**` place looks at in all (and how deep), and aliases kept.
+    /// Bounds on the work at load: a directory's entries looked at for a one-level wildcard, the
+    /// entries a walk below each `**` place looks at (breadth first, so that one big place
+    /// can't hide the links of the next, and shallow links come first) and how deep, and the
+    /// aliases kept.
     static let entryLimit = 4096
-    static let walkLimit = 2048
+    static let walkLimit = 512
     static let walkDepth = 6
     static let aliasLimit = 256
+
+    /// Places a link may lead to without spreading a rule there: the system's own files and
+    /// pseudo-file systems (a venv's `python3 -> /usr/bin/python3` under ~/.config/gcloud, a
+    /// `~/.bash_history -> /dev/null`, a link into /proc, found by review on 2026-12-07, would
+    /// otherwise deny them everywhere).
+    static let systemPlaces = ["/dev", "/proc", "/sys", "/run", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
+                               "/libx32", "/etc", "/boot", "/opt", "/snap", "/var/lib"]
 
     init(aliases: [Alias]) {
         self.aliases = aliases
     }
 
     public init(policy: Policy) {
+        let uid = getuid()
+        // The user's home may itself lie in a system place (/var/lib/jenkins): links into it count.
+        let home = (getenv("HOME").map { String(cString: $0) }).flatMap { $0.hasPrefix("/") ? FilePaths.resolved($0) : nil }
         var found: [Alias] = []
+        /// Whether a link may lead a rule to `resolved`: a file or directory of this user's (the
+        /// deepest part of it that exists), outside the system's places. Another user's link, or
+        /// one into shared files, spreads nothing.
+        func mayAlias(_ resolved: String) -> Bool {
+            guard resolved.hasPrefix("/"), resolved != "/" else { return false }
+            if !(home.map { $0 != "/" && PathLexical.isWithin(resolved, root: $0) } ?? false),
+               Self.systemPlaces.contains(where: { PathLexical.isWithin(resolved, root: $0) }) {
+                return false
+            }
+            var existing = resolved
+            var info = stat()
+            while stat(existing, &info) != 0 {
+                guard let slash = existing.lastIndex(of: "/"), slash != existing.startIndex else { return false }
+                existing = String(existing[..<slash])
+            }
+            let type = info.st_mode & S_IFMT
+            return info.st_uid == uid && (type == S_IFREG || type == S_IFDIR)
+        }
         func add(_ alias: Alias) {
-            guard found.count < Self.aliasLimit, alias.resolved != alias.written, alias.resolved.hasPrefix("/"),
+            guard found.count < Self.aliasLimit, alias.resolved != alias.written, mayAlias(alias.resolved),
                   !found.contains(alias) else { return }
             found.append(alias)
         }
-        func note(_ written: String) {
-            add(Alias(resolved: FilePaths.resolvedExisting(written), written: written))
+        /// Whether every link on the way to `written` is the user's or root's: a place in /tmp
+        /// (`/tmp/.X11-unix`) that another user made a link to the user's project must not
+        /// spread a rule there.
+        func linksTrusted(_ written: String) -> Bool {
+            var prefix = ""
+            for component in written.split(separator: "/") {
+                prefix += "/" + component
+                var info = stat()
+                guard lstat(prefix, &info) == 0 else { return true }
+                if info.st_mode & S_IFMT == S_IFLNK && info.st_uid != uid && info.st_uid != 0 { return false }
+            }
+            return true
         }
-        let probes = policy.symlinkProbes
-        // Below a `**` place (~/.ssh), every link: ~/.ssh/id_rsa -> ../dotfiles/ssh/id_rsa is
-        // a file of ~/.ssh. Bounded in entries and depth; the places come in rule order.
-        var budget = Self.walkLimit
-        func walk(written: String, real: String, depth: Int) {
-            guard depth < Self.walkDepth, budget > 0, found.count < Self.aliasLimit, let directory = opendir(real) else { return }
-            defer { closedir(directory) }
-            while budget > 0, let entry = readdir(directory) {
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                guard name != ".", name != ".." else { continue }
-                budget -= 1
-                let type = entry.pointee.d_type
-                let writtenEntry = written + "/" + name
-                let realEntry = (real == "/" ? "" : real) + "/" + name
-                if type == UInt8(DT_DIR) {
-                    walk(written: writtenEntry, real: realEntry, depth: depth + 1)
-                } else if type == UInt8(DT_LNK) || type == UInt8(DT_UNKNOWN) {
-                    let resolved = FilePaths.resolvedExisting(realEntry)
-                    if resolved != realEntry {
-                        add(Alias(resolved: resolved, written: writtenEntry))
-                    }
+        func note(_ written: String) {
+            let resolved = FilePaths.resolvedExisting(written)
+            guard resolved != written, linksTrusted(written) else { return }
+            add(Alias(resolved: resolved, written: written))
+        }
+        /// realpath(3) of raw bytes (an entry's name need not be UTF-8), decoded for the policy.
+        func resolve(_ bytes: [UInt8]) -> String? {
+            guard let real = (bytes + [0]).withUnsafeBufferPointer({ realpath(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), nil) })
+            else { return nil }
+            defer { free(real) }
+            return String(cString: real)
+        }
+        /// The links below a `**` place (~/.ssh/id_rsa -> ../dotfiles/ssh/id_rsa is a file of
+        /// ~/.ssh), breadth first within the place's budget. Directories are opened by their
+        /// raw names; only links the user owns count.
+        func walk(place written: String, real: String) {
+            var budget = Self.walkLimit
+            var queue: [(written: String, real: [UInt8], depth: Int)] = [(written, Array(real.utf8), 0)]
+            var next = 0
+            while next < queue.count, budget > 0, found.count < Self.aliasLimit {
+                let (writtenDirectory, realDirectory, depth) = queue[next]
+                next += 1
+                guard let directory = (realDirectory + [0]).withUnsafeBufferPointer({
+                    opendir(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self))
+                }) else { continue }
+                defer { closedir(directory) }
+                while budget > 0, let entry = readdir(directory) {
+                    let name = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+                    guard name != [0x2e], name != [0x2e, 0x2e] else { continue }
+                    budget -= 1
+                    let writtenEntry = writtenDirectory + "/" + String(decoding: name, as: UTF8.self)
+                    let realEntry = (realDirectory == [0x2f] ? [] : realDirectory) + [0x2f] + name
                     var info = stat()
-                    if stat(resolved, &info) == 0, info.st_mode & S_IFMT == S_IFDIR {
-                        walk(written: writtenEntry, real: resolved, depth: depth + 1)
+                    guard (realEntry + [0]).withUnsafeBufferPointer({
+                        lstat(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), &info)
+                    }) == 0 else { continue }
+                    switch info.st_mode & S_IFMT {
+                    case S_IFDIR:
+                        if depth + 1 < Self.walkDepth { queue.append((writtenEntry, realEntry, depth + 1)) }
+                    case S_IFLNK where info.st_uid == uid:
+                        guard let resolved = resolve(realEntry), mayAlias(resolved) else { continue }
+                        add(Alias(resolved: resolved, written: writtenEntry))
+                        var target = stat()
+                        if stat(resolved, &target) == 0, target.st_mode & S_IFMT == S_IFDIR, depth + 1 < Self.walkDepth {
+                            queue.append((writtenEntry, Array(resolved.utf8), depth + 1))
+                        }
+                    default:
+                        continue
                     }
                 }
             }
         }
-        for probe in probes {
+        for probe in policy.symlinkProbes {
             note(probe.path)
             if probe.descends, probe.path != "/" {
-                walk(written: probe.path, real: FilePaths.resolvedExisting(probe.path), depth: 0)
+                walk(place: probe.path, real: FilePaths.resolvedExisting(probe.path))
                 continue
             }
             guard let entries = probe.entries, probe.path != "/", let glob = try? Glob(entries),
@@ -80,9 +144,15 @@ public struct SymlinkAliases: Sendable {
                 looked += 1
                 // Only links: a plain entry resolves to its own name.
                 guard entry.pointee.d_type == UInt8(DT_LNK) || entry.pointee.d_type == UInt8(DT_UNKNOWN) else { continue }
-                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                let raw = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix { $0 != 0 }) }
+                let name = String(decoding: raw, as: UTF8.self)
                 guard name != ".", name != "..", glob.matches(name) else { continue }
-                note((probe.path == "/" ? "" : probe.path) + "/" + name)
+                let link = Array(probe.path.utf8) + [0x2f] + raw
+                var info = stat()
+                guard (link + [0]).withUnsafeBufferPointer({
+                    lstat(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), &info)
+                }) == 0, info.st_mode & S_IFMT == S_IFLNK, info.st_uid == uid, let resolved = resolve(link) else { continue }
+                add(Alias(resolved: resolved, written: probe.path + "/" + name))
             }
         }
         aliases = found
