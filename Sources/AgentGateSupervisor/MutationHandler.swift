@@ -384,7 +384,8 @@ enum MutationHandler {
                 // Moving a directory moves everything under it: refuse when the policy
                 // protects anything below it.
                 else if r.isDirectory && spec.operands.count == 2
-                            && (call.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)) {
+                            && (call.policy.protectsDescendants(of: r.target) || core.holdsProtectedFile(r.target)
+                                || call.policyVersion.symlinkAliases.holdsPlace(within: r.target)) {
                     respond(call, errno: EACCES, target: r.target, verdict: nil,
                             reason: "the directory holds paths the policy protects")
                     return

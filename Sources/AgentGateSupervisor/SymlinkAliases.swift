@@ -25,6 +25,9 @@ public struct SymlinkAliases: Sendable {
     static let walkLimit = 512
     static let walkDepth = 6
     static let aliasLimit = 256
+    /// Links resolved in all, kept or not: each may cost realpath's 40 hops of long names (a
+    /// crafted HOME of many such links held start-up for half a minute, found by review).
+    static let resolveLimit = 2048
 
     /// Places a link may lead to without spreading a rule there: the system's own files and
     /// pseudo-file systems (a venv's `python3 -> /usr/bin/python3` under ~/.config/gcloud, a
@@ -41,12 +44,19 @@ public struct SymlinkAliases: Sendable {
         let uid = getuid()
         // The user's home may itself lie in a system place (/var/lib/jenkins): links into it count.
         let home = (getenv("HOME").map { String(cString: $0) }).flatMap { $0.hasPrefix("/") ? FilePaths.resolved($0) : nil }
+        let workingDirectory = FilePaths.realPathOrNil(".") ?? "/"
+        var resolves = Self.resolveLimit
         var found: [Alias] = []
         /// Whether a link may lead a rule to `resolved`: a file or directory of this user's (the
         /// deepest part of it that exists), outside the system's places. Another user's link, or
         /// one into shared files, spreads nothing.
         func mayAlias(_ resolved: String) -> Bool {
             guard resolved.hasPrefix("/"), resolved != "/" else { return false }
+            // A link over the whole project or home (`~/.work -> ~/code`, `~/.home -> ~`) would
+            // deny every write there in the name of a dotfile rule.
+            if PathLexical.isWithin(workingDirectory, root: resolved) || (home.map { PathLexical.isWithin($0, root: resolved) } ?? false) {
+                return false
+            }
             if !(home.map { $0 != "/" && PathLexical.isWithin(resolved, root: $0) } ?? false),
                Self.systemPlaces.contains(where: { PathLexical.isWithin(resolved, root: $0) }) {
                 return false
@@ -79,12 +89,16 @@ public struct SymlinkAliases: Sendable {
             return true
         }
         func note(_ written: String) {
+            guard resolves > 0 else { return }
+            resolves -= 1
             let resolved = FilePaths.resolvedExisting(written)
             guard resolved != written, linksTrusted(written) else { return }
             add(Alias(resolved: resolved, written: written))
         }
         /// realpath(3) of raw bytes (an entry's name need not be UTF-8), decoded for the policy.
         func resolve(_ bytes: [UInt8]) -> String? {
+            guard resolves > 0 else { return nil }
+            resolves -= 1
             guard let real = (bytes + [0]).withUnsafeBufferPointer({ realpath(UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), nil) })
             else { return nil }
             defer { free(real) }
@@ -159,6 +173,13 @@ public struct SymlinkAliases: Sendable {
     }
 
     public var isEmpty: Bool { aliases.isEmpty }
+
+    /// Whether a place a link leads to lies within `directory`: moving the directory would
+    /// carry it to a name no alias covers (`mv ~/dotfiles/ssh ssh2` under a stow-made
+    /// ~/.ssh/id_rsa link, found by review on 2026-12-07).
+    public func holdsPlace(within directory: String) -> Bool {
+        aliases.contains { PathLexical.isWithin($0.resolved, root: directory) }
+    }
 
     /// The names the policy's rules give `target` through the aliases (none when no alias's
     /// resolved place holds it).

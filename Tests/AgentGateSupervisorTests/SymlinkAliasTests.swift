@@ -45,10 +45,12 @@ import Testing
             cat '\(home)/dotfiles/gnupg/private.key'; echo "read-file-real=$?"
             cat '\(home)/dotfiles/gnupg/other.key'; echo "read-odd-name=$?"
             cat '\(home)/dotfiles/notes'; echo "read-other=$?"
+            mv '\(home)/dotfiles/gnupg' '\(home)/dotfiles/gnupg2' && mv '\(home)/dotfiles/gnupg2' '\(home)/dotfiles/gnupg'; echo "moved=$?"
             echo x >> '\(home)/dotfiles/notes'; echo "write-other=$?"
             """
         let bare = h.bare(["sh", "-c", script])
-        #expect(bare.stdout.contains("SSHKEY\nread-link=0") && bare.stdout.contains("write-link=0"), "bare: the links work\n\(bare)")
+        #expect(bare.stdout.contains("SSHKEY\nread-link=0") && bare.stdout.contains("write-link=0") && bare.stdout.contains("moved=0"),
+                "bare: the links work, and the directory moves\n\(bare)")
         let r = h.supervised(["sh", "-c", script], policy: policy)
         #expect(!r.stdout.contains("SSHKEY") && !r.stdout.contains("GPGKEY") && !r.stdout.contains("OTHERKEY"), "\(r)")
         #expect(bare.stdout.contains("GPGKEY\nread-file-link=0"), "bare: the file link works\n\(bare)")
@@ -57,6 +59,8 @@ import Testing
             #expect(r.stdout.contains(denied), "\(denied): \(r)")
         }
         #expect(r.stdout.contains("read-other=0") && r.stdout.contains("write-other=0"), "\(r)")
+        // Moving the directory a link leads to would carry its files to a name no alias covers.
+        #expect(!r.stdout.contains("moved=0"), "\(r)")
         // The agent's hook inside the session says the same.
         try h.write("read.json", HookCommandTests.event("Read", ["file_path": home + "/dotfiles/ssh/id_rsa"], cwd: h.dir, session: "inner"))
         let hook = h.supervised(["/bin/sh", "-c", "'\(HookCommandTests.client)' claude-code < '\(h.path("read.json"))'"], policy: policy)
@@ -81,6 +85,8 @@ import Testing
         try FileManager.default.createSymbolicLink(atPath: home + "/.bash_history", withDestinationPath: "/dev/null")
         try FileManager.default.createSymbolicLink(atPath: home + "/.config/gcloud/venv/true", withDestinationPath: "/usr/bin/true")
         try FileManager.default.createSymbolicLink(atPath: home + "/shared/ssh-planted", withDestinationPath: h.path("proj"))
+        // A dot-link over the directory the session works in.
+        try FileManager.default.createSymbolicLink(atPath: home + "/.work", withDestinationPath: h.dir)
         let foreign = TestUser.isRoot && lchown(home + "/shared/ssh-planted", 65534, 65534) == 0
         let policy = try h.policy("""
             version: 2
@@ -92,6 +98,8 @@ import Testing
                 decision: deny
               - match: {action: fs_write, target_glob: "\(home)/shared/ssh-*/**"}
                 decision: deny
+              - match: {action: fs_write, target_glob: "\(home)/.*/**"}
+                decision: deny
             """)
         let script = """
             echo x > /dev/null; echo "devnull=$?"
@@ -100,6 +108,7 @@ import Testing
             """
         let r = h.supervised(["sh", "-c", script], policy: policy)
         #expect(r.stdout.contains("devnull=0") && r.stdout.contains("true=0"), "\(r)")
-        if foreign { #expect(r.stdout.contains("project=0"), "another user's link: \(r)") }
+        #expect(!foreign || r.stdout.contains("project=0"), "another user's link, or a dot-link over the project: \(r)")
+        if !foreign { #expect(r.stdout.contains("project=0"), "a dot-link over the project: \(r)") }
     }
 }
