@@ -4,7 +4,7 @@
 SWIFT ?= swift
 JOBS ?= $(shell nproc)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev libsystemd-dev python3 gcc make
+DEBIAN_PACKAGES := libseccomp-dev libcap-dev libsqlite3-dev python3 gcc make
 
 .PHONY: deps deb-deps build release deb deb-test demo test fuzz fuzz-ci api-fuzz soak fidelity agents dashboard-test bench clean
 

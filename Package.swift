@@ -40,8 +40,6 @@ let package = Package(
             linkerSettings: [.linkedLibrary("seccomp"), .linkedLibrary("cap")]
         ),
         .systemLibrary(name: "CSQLite", path: "Sources/CSQLite"),
-        // libsystemd's sd_journal_sendv, for the journal sink (libsystemd-dev).
-        .systemLibrary(name: "CSystemdJournal", path: "Sources/CSystemdJournal"),
         // Pure: no Linux calls. Policy language, globs, host patterns, evaluation.
         .target(
             name: "AgentGatePolicy",
@@ -62,7 +60,7 @@ let package = Package(
         .target(
             name: "AgentGateSupervisor",
             dependencies: [
-                "CSupport", "AgentGatePolicy", "AgentGateStore", "CSystemdJournal",
+                "CSupport", "AgentGatePolicy", "AgentGateStore",
                 .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

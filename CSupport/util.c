@@ -12,7 +12,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <stddef.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -20,6 +22,8 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
 #include <termios.h>
@@ -228,4 +232,61 @@ int agentgate_mount_of(int fd, int *read_only, uint64_t *mount_id) {
     if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &sx) != 0) return -errno;
     *mount_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
     return 0;
+}
+
+int agentgate_journal_send(int fd, const char *path, const void *datagram, size_t length) {
+    struct sockaddr_un address = {.sun_family = AF_UNIX};
+    size_t path_length = strlen(path);
+    if (path_length >= sizeof address.sun_path) return -ENAMETOOLONG;
+    memcpy(address.sun_path, path, path_length + 1);
+    struct iovec vector = {.iov_base = (void *)datagram, .iov_len = length};
+    struct msghdr message = {
+        .msg_name = &address,
+        .msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_length + 1),
+        .msg_iov = &vector,
+        .msg_iovlen = 1,
+    };
+    ssize_t sent;
+    do sent = sendmsg(fd, &message, MSG_NOSIGNAL); while (sent < 0 && errno == EINTR);
+    if (sent >= 0) return 0;
+    if (errno != EMSGSIZE && errno != ENOBUFS) return -errno;
+    // Too big for one datagram: journald takes the bytes from a sealed memfd sent alone.
+    int memory = memfd_create("agentgate-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (memory < 0) return -errno;
+    const char *next = datagram;
+    size_t left = length;
+    while (left > 0) {
+        ssize_t written = write(memory, next, left);
+        if (written < 0 && errno == EINTR) continue;
+        if (written <= 0) {
+            int error = written < 0 ? errno : EIO;
+            close(memory);
+            return -error;
+        }
+        next += written;
+        left -= (size_t)written;
+    }
+    if (fcntl(memory, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        int error = errno;
+        close(memory);
+        return -error;
+    }
+    union {
+        struct cmsghdr header;
+        char bytes[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    message.msg_iov = NULL;
+    message.msg_iovlen = 0;
+    message.msg_control = control.bytes;
+    message.msg_controllen = sizeof control.bytes;
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &memory, sizeof(int));
+    do sent = sendmsg(fd, &message, MSG_NOSIGNAL); while (sent < 0 && errno == EINTR);
+    int error = sent < 0 ? errno : 0;
+    close(memory);
+    return -error;
 }

@@ -150,7 +150,7 @@ chmod -R u=rwX,go=rX "$stage"
 chmod 0755 "$stage/usr/bin/agentgate"
 
 # Depends: what dpkg-shlibdeps derives from the binary's libraries (libc6, libgcc-s1,
-# libstdc++6, libseccomp2, libcap2, libsqlite3-0, libsystemd0), checked to name the ones it must.
+# libstdc++6, libseccomp2, libcap2, libsqlite3-0), checked to name the ones it must.
 shlibs=$(mktemp -d)
 mkdir "$shlibs/debian"
 printf 'Source: agentgate\n\nPackage: agentgate\nArchitecture: amd64\n' >"$shlibs/debian/control"
@@ -158,7 +158,7 @@ depends=$(cd "$shlibs" && dpkg-shlibdeps -O "$stage/usr/bin/agentgate" 2>"$shlib
     { cat "$shlibs/log" >&2; rm -rf "$shlibs"; fail "dpkg-shlibdeps failed"; }
 rm -rf "$shlibs"
 depends=${depends#shlibs:Depends=}
-for required in libc6 libseccomp2 libcap2 libsqlite3-0 libsystemd0; do
+for required in libc6 libseccomp2 libcap2 libsqlite3-0; do
     [[ ", $depends" == *", $required "* || ", $depends," == *", $required,"* ]] ||
         fail "Depends ($depends) does not name $required"
 done

@@ -535,6 +535,12 @@ int agentgate_fstat_identity(int fd, uint64_t *dev, uint64_t *ino, unsigned *mod
 int agentgate_stat_identity(const char *path, uint64_t *dev, uint64_t *ino);
 /// poll(fds, 1, timeout) for one fd; returns revents, 0 on timeout, or -errno.
 int agentgate_poll_one(int fd, short events, int timeout_ms);
+/// Sends one datagram of systemd's journal protocol from the AF_UNIX datagram socket `fd` to
+/// the socket at `path` (sendmsg, named each time, as sd_journal_sendv does: a restarted
+/// journald is found again), blocking while the journal doesn't read. A datagram too big for
+/// the socket (EMSGSIZE, ENOBUFS) goes as a sealed memfd passed alone, which journald reads
+/// instead. Returns 0 or -errno.
+int agentgate_journal_send(int fd, const char *path, const void *datagram, size_t length);
 /// waitid(P_ALL/P_PID, ..., WEXITED|WSTOPPED|WNOHANG). Returns pid (0 when none) or -errno;
 /// `*code` gets CLD_* and `*status` the exit status or signal number.
 int agentgate_wait_any(pid_t pid, int nohang, int *code, int *status);

@@ -7,11 +7,11 @@ import Musl
 /// Sends session anchors to systemd's journal, where one runs: one datagram of the journal's
 /// native protocol to its socket (what sd_journal_send does), so libsystemd isn't linked.
 /// Where there is no journal the anchor file is the only copy; `audit verify` says so once.
-enum AuditJournal {
-    static let socketPath = "/run/systemd/journal/socket"
+public enum AuditJournal {
+    public static let socketPath = "/run/systemd/journal/socket"
 
     /// Whether a journal listens here.
-    static var isAvailable: Bool {
+    public static var isAvailable: Bool {
         var info = stat()
         return stat(socketPath, &info) == 0 && info.st_mode & S_IFMT == S_IFSOCK
     }
@@ -30,15 +30,18 @@ enum AuditJournal {
         ]
         if let keyID = anchor.keyID { fields.append(("AGENTGATE_KEY_ID", keyID)) }
         var bytes: [UInt8] = []
-        for (name, value) in fields {
-            bytes += Array(name.utf8)
-            bytes.append(UInt8(ascii: "\n"))
-            let data = Array(value.utf8)
-            withUnsafeBytes(of: UInt64(data.count).littleEndian) { bytes += $0 }
-            bytes += data
-            bytes.append(UInt8(ascii: "\n"))
-        }
+        for (name, value) in fields { appendField(name, value, to: &bytes) }
         return bytes
+    }
+
+    /// Appends one field to a datagram in the form that takes any bytes (a value may hold a
+    /// newline): `NAME\n<64-bit little-endian length><value>\n`.
+    public static func appendField(_ name: String, _ value: String, to bytes: inout [UInt8]) {
+        bytes += name.utf8
+        bytes.append(UInt8(ascii: "\n"))
+        withUnsafeBytes(of: UInt64(value.utf8.count).littleEndian) { bytes += $0 }
+        bytes += value.utf8
+        bytes.append(UInt8(ascii: "\n"))
     }
 
     /// Sends `anchor`; nothing happens when there is no journal. Never blocks.

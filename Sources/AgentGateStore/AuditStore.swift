@@ -188,23 +188,28 @@ public final class AuditStore: Sendable {
         }
     }
 
-    /// Checkpoints the WAL at a commit that takes it past `pages` pages (SQLite's default is
-    /// 1000): with `closeLeavingJournal`, each new connection reads the WAL left since the last
-    /// checkpoint, so a short-lived writer keeps it small.
-    public func checkpointJournal(everyPages pages: Int) throws(StoreError) {
-        try withConnection { (connection: SQLiteConnection) throws(StoreError) in
-            try connection.execute("PRAGMA wal_autocheckpoint=\(max(1, pages))")
-        }
-    }
-
     /// Closes without the checkpoint SQLite makes when the last connection closes: the WAL
     /// stays, with what was committed (durable: `synchronous=FULL` fsynced it), for the next
-    /// connection to read and a later commit's automatic checkpoint to move into the file.
-    /// For short-lived writers (`agentgate hook` outside a session): closing checkpointed and
-    /// deleted the WAL at every call, four fsyncs and a new WAL (and a directory fsync) each.
-    public func closeLeavingJournal() {
+    /// connection to read. For short-lived writers (`agentgate hook` outside a session):
+    /// closing checkpointed and deleted the WAL at every call, four fsyncs and a new WAL (and a
+    /// directory fsync) each.
+    ///
+    /// A WAL over `truncatingOver` bytes is first moved into the database and truncated
+    /// (`sqlite3_wal_checkpoint_v2`, TRUNCATE, without waiting for other connections' readers:
+    /// then it is a passive checkpoint). SQLite's automatic checkpoint can't keep it small here:
+    /// a first connection rebuilds the WAL's index by reading the whole file, and the rebuilt
+    /// index doesn't know which frames were already checkpointed, so the WAL never starts over
+    /// and every call would read more of it (5.6 MB after 500 hook calls).
+    public func closeLeavingJournal(truncatingOver bytes: Int = 256 << 10) {
+        let journal = path + "-wal"
         connection.withLock { connection in
-            if let handle = connection?.handle { _ = agentgate_sqlite3_no_checkpoint_on_close(handle, 1) }
+            guard let handle = connection?.handle else { return }
+            var status = stat()
+            if stat(journal, &status) == 0, Int(status.st_size) > bytes {
+                sqlite3_busy_timeout(handle, 0)
+                _ = sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_TRUNCATE, nil, nil)
+            }
+            _ = agentgate_sqlite3_no_checkpoint_on_close(handle, 1)
             connection?.close()
             connection = nil
         }

@@ -179,6 +179,21 @@ extension AuditStore {
         return storeKey
     }
 
+    /// A session's last chain link of every kind, read sets included; each table's last link
+    /// by its own index (events_by_session_seq, processes_by_session_seq, read_sets_by_session),
+    /// so the cost doesn't grow with the session.
+    static let chainHeadSQL = """
+        SELECT seq, hash FROM (
+            SELECT * FROM (SELECT seq, hash FROM events WHERE session_id = ?1 AND seq IS NOT NULL
+                           ORDER BY seq DESC LIMIT 1)
+            UNION ALL SELECT * FROM (SELECT start_seq, start_hash FROM processes WHERE session_id = ?1
+                                     ORDER BY start_seq DESC LIMIT 1)
+            UNION ALL SELECT * FROM (SELECT exit_seq, exit_hash FROM processes WHERE session_id = ?1 AND exit_seq IS NOT NULL
+                                     ORDER BY exit_seq DESC LIMIT 1)
+            UNION ALL SELECT * FROM (SELECT seq, hash FROM read_sets WHERE session_id = ?1 ORDER BY seq DESC LIMIT 1)
+        ) ORDER BY seq DESC LIMIT 1
+        """
+
     /// The session chain's length and last hash as stored (genesis when empty).
     static func chainHead(sessionID: String, key: AuditKey?, connection: SQLiteConnection) throws(StoreError)
         -> (count: Int64, lastHash: [UInt8], policySHA256: String?)
@@ -187,16 +202,7 @@ extension AuditStore {
         defer { policy.reset() }
         try policy.bind(1, sessionID)
         let policySHA256 = try policy.step() ? policy.optionalText(0) : nil
-        // Every kind of link, read sets included.
-        let statement = try connection.statement(
-            """
-            SELECT seq, hash FROM (
-                SELECT seq, hash FROM events WHERE session_id = ?1 AND seq IS NOT NULL
-                UNION ALL SELECT start_seq, start_hash FROM processes WHERE session_id = ?1
-                UNION ALL SELECT exit_seq, exit_hash FROM processes WHERE session_id = ?1 AND exit_seq IS NOT NULL
-                UNION ALL SELECT seq, hash FROM read_sets WHERE session_id = ?1
-            ) ORDER BY seq DESC LIMIT 1
-            """)
+        let statement = try connection.statement(chainHeadSQL)
         defer { statement.reset() }
         try statement.bind(1, sessionID)
         guard try statement.step() else { return (0, AuditChain.sessionGenesis(sessionID, key: key), policySHA256) }

@@ -196,6 +196,13 @@ public enum AuditSchema {
         Migration(
             version: compactReadEntriesVersion,
             sql: "-- v9: continuing read entries and the session-policy mark (no table changes)"),
+        // v10: a session's last chain link found with one index seek. A recorder with a
+        // connection per call (`agentgate hook` outside a session) reads its session's chain head
+        // at every call; without it that read went through all of the session's events (a
+        // session's thousandth tool call read a thousand rows first).
+        Migration(
+            version: 10,
+            sql: "CREATE INDEX IF NOT EXISTS events_by_session_seq ON events(session_id, seq);"),
     ]
 
     /// The schema version that stores allowed reads as aggregates.

@@ -6,6 +6,55 @@ import Testing
 
 @Suite("AuditStore")
 struct AuditStoreTests {
+    @Test("a writer that opens, inserts and closes without the closing checkpoint keeps the WAL small, and loses nothing")
+    func shortLivedWritersKeepTheJournalSmall() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let limit = 64 << 10
+        var largest = 0
+        for index in 0..<300 {
+            // As `agentgate hook` outside a session: a connection of its own each call.
+            let store = try AuditStore(path: path)
+            if index == 0 { try store.createSession(sampleSession()) }
+            try store.insert(events: [sampleEvent(index + 1)], sessionID: "session-1")
+            store.closeLeavingJournal(truncatingOver: limit)
+            var status = stat()
+            if stat(path + "-wal", &status) == 0 { largest = max(largest, Int(status.st_size)) }
+        }
+        // Each first connection rebuilt the WAL's index from the file; without the truncating
+        // checkpoint the WAL only grew (about 4 KiB a call here).
+        #expect(largest <= limit + (64 << 10), "the WAL reached \(largest) bytes")
+        let store = try AuditStore(path: path)
+        defer { store.close() }
+        #expect(try store.verify().problems.isEmpty)
+        #expect(try store.events(sessionID: "session-1").count == 300)
+    }
+
+    @Test("a session's chain head is found by index seeks, not by reading the session's events")
+    func chainHeadIsAnIndexSeek() throws {
+        let directory = try TemporaryDirectory()
+        let path = directory.file("audit.db")
+        let store = try AuditStore(path: path)
+        try store.createSession(sampleSession())
+        try store.insert(events: (1...50).map { sampleEvent($0) }, sessionID: "session-1")
+        try store.insert(events: [sampleEvent(51)], creatingIfAbsent: sampleSession())
+        #expect(try store.chainHead(sessionID: "session-1").count == 51)
+        store.close()
+        var handle: OpaquePointer?
+        #expect(sqlite3_open_v2(path, &handle, SQLITE_OPEN_READONLY, nil) == SQLITE_OK)
+        defer { sqlite3_close_v2(handle) }
+        var statement: OpaquePointer?
+        #expect(sqlite3_prepare_v2(handle, "EXPLAIN QUERY PLAN " + AuditStore.chainHeadSQL, -1, &statement, nil) == SQLITE_OK)
+        defer { sqlite3_finalize(statement) }
+        var plan: [String] = []
+        while sqlite3_step(statement) == SQLITE_ROW {
+            plan.append(sqlite3_column_text(statement, 3).map { String(cString: $0) } ?? "")
+        }
+        // A scan of the session's events (events_by_session) grew with every tool call a hook recorded.
+        #expect(plan.contains { $0.contains("SEARCH events USING INDEX events_by_session_seq") }, "\(plan)")
+        #expect(!plan.contains { $0.contains("events_by_session ") || $0.hasSuffix("events_by_session (session_id=?)") }, "\(plan)")
+    }
+
     @Test("a new database gets the schema, WAL and the current version")
     func schemaCreation() throws {
         let directory = try TemporaryDirectory()
@@ -44,7 +93,8 @@ struct AuditStoreTests {
                 == ["events", "processes", "read_entries", "read_sets", "read_strings", "retention_log", "session_chain", "sessions"])
         #expect(
             strings("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                == ["events_by_session", "processes_by_pid", "processes_by_session_seq", "read_sets_by_session", "session_chain_by_session"])
+                == ["events_by_session", "events_by_session_seq", "processes_by_pid", "processes_by_session_seq", "read_sets_by_session",
+                    "session_chain_by_session"])
         #expect(
             strings("SELECT name FROM pragma_table_info('events') ORDER BY cid") == [
                 "id", "session_id", "time", "pid", "ppid", "executable", "syscall", "action", "target",

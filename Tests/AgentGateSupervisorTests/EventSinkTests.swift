@@ -1,5 +1,7 @@
 import AgentGatePolicy
+import AgentGateStore
 import AgentGateSupervisor
+import CSupport
 import Foundation
 import Glibc
 import Testing
@@ -168,6 +170,69 @@ struct EventSinkTests {
         #expect(denial?["AGENTGATE_RULE"] == "no-secret")
         #expect(denial?["PRIORITY"] == "4")
         #expect(denial?["MESSAGE"]?.hasPrefix("agentgate: deny fs_read ") == true)
+    }
+
+    @Test("a datagram too big for the socket reaches the journal as a sealed memfd, as journald reads it")
+    func journalMemfdFallback() throws {
+        let h = try Harness()
+        let directory = h.path("journal")
+        let fd = try Self.journalSocket(directory)
+        defer { close(fd) }
+        let sender = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        defer { close(sender) }
+        var datagram: [UInt8] = []
+        AuditJournal.appendField("MESSAGE", String(repeating: "x", count: 4 << 20), to: &datagram)
+        AuditJournal.appendField("AGENTGATE_TARGET", "a\nb", to: &datagram)
+        // Bare: the kernel refuses a datagram this size.
+        var plain = sockaddr_un()
+        plain.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &plain.sun_path) { raw in
+            for (i, byte) in (directory + "/socket").utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+        }
+        let bare = datagram.withUnsafeBytes { bytes in
+            withUnsafePointer(to: &plain) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(sender, bytes.baseAddress, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+        }
+        let bareErrno = errno
+        #expect(bare == -1 && (bareErrno == EMSGSIZE || bareErrno == ENOBUFS), "sendto: \(bare), errno \(bareErrno)")
+        let sent = datagram.withUnsafeBytes { agentgate_journal_send(sender, directory + "/socket", $0.baseAddress, $0.count) }
+        #expect(sent == 0)
+        // One datagram with no payload and one fd: a memfd holding the datagram, sealed.
+        var payload = [UInt8](repeating: 0, count: 16)
+        var control = [UInt8](repeating: 0, count: 64)
+        var received: Int32 = -1
+        let count = payload.withUnsafeMutableBytes { payloadBytes in
+            control.withUnsafeMutableBytes { controlBytes in
+                var vector = iovec(iov_base: payloadBytes.baseAddress, iov_len: payloadBytes.count)
+                return withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr()
+                    message.msg_iov = vectorPointer
+                    message.msg_iovlen = 1
+                    message.msg_control = controlBytes.baseAddress
+                    message.msg_controllen = controlBytes.count
+                    let n = recvmsg(fd, &message, Int32(MSG_DONTWAIT))
+                    if n >= 0, message.msg_controllen >= MemoryLayout<cmsghdr>.size {
+                        let header = controlBytes.baseAddress!.assumingMemoryBound(to: cmsghdr.self)
+                        if header.pointee.cmsg_level == SOL_SOCKET, header.pointee.cmsg_type == Int32(SCM_RIGHTS) {
+                            received = controlBytes.load(fromByteOffset: MemoryLayout<cmsghdr>.size, as: Int32.self)
+                        }
+                    }
+                    return n
+                }
+            }
+        }
+        #expect(count == 0)
+        try #require(received >= 0)
+        defer { close(received) }
+        let seals = fcntl(received, 1034 /* F_GET_SEALS */)
+        #expect(seals & 0x0f == 0x0f, "seals \(seals)") // SEAL, SHRINK, GROW, WRITE
+        var back = [UInt8](repeating: 0, count: datagram.count + 1)
+        let read = pread(received, &back, back.count, 0)
+        #expect(read == datagram.count && Array(back[..<datagram.count]) == datagram)
+        #expect(Self.journalFields(datagram)["AGENTGATE_TARGET"] == "a\nb")
     }
 
     @Test("a journal that stops reading never slows the agent; the drops are counted at the end")
