@@ -257,7 +257,7 @@ public struct LoadedPolicy: Sendable {
         case .none: break
         }
         let text = Policy.builtInDefaultYAML
-        let policy = try Policy.parse(yaml: text, source: "builtin:default.yaml", variables: variables, dropIns: dropIns)
+        let policy = try Policy.builtInDefault(variables: variables, dropIns: dropIns, source: "builtin:default.yaml")
         var bytes = Array(text.utf8)
         for file in dropIns { bytes += Array((try? Data(contentsOf: URL(fileURLWithPath: file))) ?? Data()) }
         return LoadedPolicy(policy: policy, source: "builtin:default.yaml", sha256: SHA256Hex.digest(bytes),

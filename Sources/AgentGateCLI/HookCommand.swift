@@ -5,6 +5,7 @@ import ArgumentParser
 import CSupport
 import Foundation
 import Glibc
+import Synchronization
 
 /// `agentgate hook`: answers coding agents' PreToolUse hooks with the policy.
 struct HookCommand: ParsableCommand {
@@ -75,6 +76,14 @@ public enum HookRunner {
     static func run(_ agent: HookAgent, policy: String?, db: String?, noRecord: Bool) throws {
         let started = agentgate_monotonic_ns()
         let environment = currentEnvironment()
+        // Outside a session the policy is loaded on a thread of its own while this one reads,
+        // parses and maps the tool call: the load is a third of a call (README, Agent hooks).
+        // Inside one the supervisor decides, and nothing is loaded.
+        let outsideSession = environment[HookChannel.descriptorVariable] == nil && (environment[HookChannel.socketVariable] ?? "").isEmpty
+        let policyLoad = outsideSession ? BackgroundResult { () throws(PolicyLoadError) -> LoadedPolicy in
+            // The environment read once above: Foundation builds a new dictionary at every read.
+            try LoadedPolicy.resolve(policy, variables: .current(agent: agent.rawValue, environment: environment), environment: environment)
+        } : nil
         let bytes: [UInt8]
         do throws(HookInputError) { bytes = try readStandardInput() } catch { throw fail(error.description) }
         let call: ToolCall
@@ -107,12 +116,11 @@ public enum HookRunner {
             return
         }
         let loaded: LoadedPolicy
-        do {
-            // The environment read once above: Foundation builds a new dictionary at every read.
-            loaded = try LoadedPolicy.resolve(policy, variables: .current(agent: agent.rawValue, environment: environment),
-                                              environment: environment)
-        } catch {
-            throw fail("policy error: \(error)")
+        switch (policyLoad ?? BackgroundResult { () throws(PolicyLoadError) -> LoadedPolicy in
+            try LoadedPolicy.resolve(policy, variables: .current(agent: agent.rawValue, environment: environment), environment: environment)
+        }).value {
+        case .success(let value): loaded = value
+        case .failure(let error): throw fail("policy error: \(error)")
         }
         let context = ContextOptions.currentProcess(agent: agent.rawValue)
         let decided = loaded.policy.decide(call, context: context)
@@ -131,16 +139,20 @@ public enum HookRunner {
     }
 
     /// The environment as getenv(3) sees it (of two entries with one name, the first), read
-    /// from `environ`: Foundation's ProcessInfo.environment took 0.2 ms of a hook call.
+    /// from `environ`: Foundation's ProcessInfo.environment took 0.2 ms of a hook call. Only
+    /// names of ASCII bytes are kept: Swift compares strings by canonical equivalence, under
+    /// which `AGENTGATE_HOO\u{212A}_FD` (a Kelvin sign) is `AGENTGATE_HOOK_FD`, and the C
+    /// fast path's getenv, comparing bytes, would pick another entry.
     static func currentEnvironment() -> [String: String] {
         var result: [String: String] = [:]
         var pointer = Glibc.environ
         while let entry = pointer.pointee {
             pointer += 1
-            let text = String(cString: entry)
-            guard let equals = text.utf8.firstIndex(of: UInt8(ascii: "=")) else { continue }
-            let name = String(text[..<equals])
-            if result[name] == nil { result[name] = String(text[text.index(after: equals)...]) }
+            let length = strlen(entry)
+            let bytes = UnsafeRawBufferPointer(start: entry, count: length)
+            guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")), bytes[..<equals].allSatisfy({ $0 < 0x80 }) else { continue }
+            let name = String(decoding: bytes[..<equals], as: UTF8.self)
+            if result[name] == nil { result[name] = String(decoding: bytes[(equals + 1)...], as: UTF8.self) }
         }
         return result
     }
@@ -501,5 +513,29 @@ enum ClaudeSettings {
             throw Failure(description: "cannot replace \(path): \(String(cString: strerror(error)))")
         }
         return true
+    }
+}
+
+/// Work started on a thread of its own, whose result is waited for once (`value`).
+final class BackgroundResult<Value: Sendable, Failure: Error>: Sendable {
+    private let result = Mutex<Result<Value, Failure>?>(nil)
+    private let finished = DispatchSemaphore(value: 0)
+
+    init(_ work: @escaping @Sendable () throws(Failure) -> Value) {
+        let thread = Thread { [self] in
+            let outcome: Result<Value, Failure>
+            do throws(Failure) { outcome = .success(try work()) } catch { outcome = .failure(error) }
+            result.withLock { $0 = outcome }
+            finished.signal()
+        }
+        thread.stackSize = 8 << 20 // as the main thread's: YAML composing recurses
+        thread.start()
+    }
+
+    /// The result, once the work has ended.
+    var value: Result<Value, Failure> {
+        finished.wait()
+        defer { finished.signal() } // for a later caller
+        return result.withLock { $0! }
     }
 }

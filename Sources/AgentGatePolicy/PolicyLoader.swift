@@ -78,7 +78,15 @@ extension Policy {
 
     /// Loads the built-in policy with the given variables.
     public static func builtInDefault(variables: PolicyVariables) throws(PolicyLoadError) -> Policy {
-        try parse(yaml: builtInDefaultYAML, source: builtInDefaultSource, variables: variables)
+        try builtInDefault(variables: variables, dropIns: [], source: builtInDefaultSource)
+    }
+
+    /// The built-in policy reported as from `source` (`builtin:default.yaml`), then the drop-in
+    /// files `dropIns` as with `parse(yaml:source:variables:dropIns:)`.
+    public static func builtInDefault(variables: PolicyVariables, dropIns: [String], source: String) throws(PolicyLoadError) -> Policy {
+        var diagnostics: [PolicyDiagnostic] = []
+        return try parse(yaml: builtInDefaultYAML, source: source, variables: variables, lenient: false, diagnostics: &diagnostics,
+                         dropIns: dropIns, builtIn: true)
     }
 
     /// Reads and parses a policy file and the files it includes. Nothing is loaded unless
@@ -144,15 +152,17 @@ extension Policy {
         return try parse(yaml: yaml, source: source, variables: variables, lenient: false, diagnostics: &diagnostics, dropIns: dropIns)
     }
 
+    /// `builtIn`: `yaml` is a policy built into the binary (the text, not a file of that name).
     /// `checksBuiltInExamples`: the built-in policies' own `examples:` are checked by the tests
     /// (PolicyExampleTests), not at every load, where they cost a hook call 0.3 ms.
     static func parse(
         yaml: String, source: String, variables: PolicyVariables, lenient: Bool, diagnostics: inout [PolicyDiagnostic],
-        dropIns: [String] = [], checksBuiltInExamples: Bool = false
+        dropIns: [String] = [], builtIn: Bool = false, checksBuiltInExamples: Bool = false
     ) throws(PolicyLoadError) -> Policy {
         var loader = PolicyParser(variables: variables, lenient: lenient)
         loader.dropIns = dropIns
         loader.checksBuiltInExamples = checksBuiltInExamples
+        if builtIn { loader.builtInSources.insert(source) }
         try loader.loadFile(yaml: yaml, source: source, depth: 0, includedFrom: nil)
         let policy = try loader.build(root: source)
         try loader.checkExamples(policy)
@@ -282,6 +292,8 @@ struct PolicyParser {
     private var examples: [PendingExample] = []
     /// Whether `checkExamples` checks the examples of built-in policies too (tests).
     var checksBuiltInExamples = false
+    /// The sources whose text was a built-in policy's (never a file's, whatever its name).
+    var builtInSources: Set<String> = []
 
     struct PendingExample {
         var ruleIndex: Int
@@ -423,6 +435,7 @@ struct PolicyParser {
             let text: String
             if let builtIn = BuiltInInclude.withSource(include.path) {
                 text = builtIn.yaml
+                builtInSources.insert(include.path)
             } else {
                 text = try Policy.readPolicyFile(include.path, includedFrom: at)
             }
@@ -568,7 +581,7 @@ struct PolicyParser {
 
     /// Inline `examples:` must (or must not) match their rule.
     mutating func checkExamples(_ policy: Policy) throws(PolicyLoadError) {
-        for example in examples where checksBuiltInExamples || !Self.isBuiltIn(example.source) {
+        for example in examples where checksBuiltInExamples || !builtInSources.contains(example.source) {
             source = example.source
             let rule = policy.rules[example.ruleIndex]
             let matched = example.kinds.contains { kind in
@@ -584,12 +597,6 @@ struct PolicyParser {
                 throw failure
             }
         }
-    }
-
-    /// Whether `source` is a policy built into the binary (as the CLI names the default policy,
-    /// or as an include names one).
-    static func isBuiltIn(_ source: String) -> Bool {
-        source == "builtin:default.yaml" || BuiltInInclude.withSource(source) != nil
     }
 
     /// An example is a command line for exec (typed as at a shell prompt) and a target otherwise.

@@ -179,9 +179,11 @@ extension AuditStore {
         return storeKey
     }
 
-    /// A session's last chain link of every kind, read sets included; each table's last link
-    /// by its own index (events_by_session_seq, processes_by_session_seq, read_sets_by_session),
-    /// so the cost doesn't grow with the session.
+    /// A session's last chain link of every kind, read sets included. Events, process starts
+    /// and read sets each take one index seek (events_by_session_seq, processes_by_session_seq,
+    /// read_sets_by_session), so a hook's session, which holds only events, costs the same at
+    /// its thousandth call as at its first; process exits are looked for among the session's
+    /// processes (processes_by_pid).
     static let chainHeadSQL = """
         SELECT seq, hash FROM (
             SELECT * FROM (SELECT seq, hash FROM events WHERE session_id = ?1 AND seq IS NOT NULL

@@ -35,46 +35,42 @@ struct JournalSink: EventSink {
 
     func close() { socket.close() }
 
-    /// The journal fields of `event`, `NAME=value` each; values may hold any bytes (they go in
-    /// the protocol's binary form).
-    func fields(_ event: SinkEvent) -> [String] {
-        var fields = ["SYSLOG_IDENTIFIER=agentgate", "AGENTGATE_SESSION=\(session.sessionID)", "AGENTGATE_AGENT=\(session.agent)"]
+    /// The journal fields of `event`, names apart from values: a value is the agent's text (a
+    /// path), which may hold `=`, newlines or any bytes; it goes in the protocol's binary form.
+    func fields(_ event: SinkEvent) -> [(name: String, value: String)] {
+        var fields = [("SYSLOG_IDENTIFIER", "agentgate"), ("AGENTGATE_SESSION", session.sessionID), ("AGENTGATE_AGENT", session.agent)]
         switch event.kind {
         case .decision(let decision):
             let rule = decision.ruleID ?? decision.ruleIndex.map { "#\($0 + 1)" } ?? ""
             fields += [
-                "MESSAGE=agentgate: \(decision.decision) \(decision.action) \(decision.target)"
-                    + (rule.isEmpty ? "" : " (rule \(rule))") + " pid \(decision.pid) session \(session.sessionID): \(decision.reason)",
-                "PRIORITY=\(decision.decision == .deny ? 4 : 6)",
-                "AGENTGATE_ACTION=\(decision.action)",
-                "AGENTGATE_DECISION=\(decision.decision)",
-                "AGENTGATE_TARGET=\(decision.target)",
-                "AGENTGATE_RULE=\(rule)",
-                "AGENTGATE_REASON=\(decision.reason)",
-                "AGENTGATE_SYSCALL=\(decision.syscall)",
-                "AGENTGATE_PID=\(decision.pid)",
-                "AGENTGATE_EXECUTABLE=\(decision.executable)",
-                "AGENTGATE_ENFORCED=\(decision.enforced ? 1 : 0)",
+                ("MESSAGE", "agentgate: \(decision.decision) \(decision.action) \(decision.target)"
+                    + (rule.isEmpty ? "" : " (rule \(rule))") + " pid \(decision.pid) session \(session.sessionID): \(decision.reason)"),
+                ("PRIORITY", "\(decision.decision == .deny ? 4 : 6)"),
+                ("AGENTGATE_ACTION", "\(decision.action)"),
+                ("AGENTGATE_DECISION", "\(decision.decision)"),
+                ("AGENTGATE_TARGET", decision.target),
+                ("AGENTGATE_RULE", rule),
+                ("AGENTGATE_REASON", decision.reason),
+                ("AGENTGATE_SYSCALL", decision.syscall),
+                ("AGENTGATE_PID", "\(decision.pid)"),
+                ("AGENTGATE_EXECUTABLE", decision.executable),
+                ("AGENTGATE_ENFORCED", "\(decision.enforced ? 1 : 0)"),
             ]
         case .kill(let by):
-            fields += ["MESSAGE=agentgate: session \(session.sessionID) killed by \(by)", "PRIORITY=4",
-                       "AGENTGATE_EVENT=kill", "AGENTGATE_BY=\(by)"]
+            fields += [("MESSAGE", "agentgate: session \(session.sessionID) killed by \(by)"), ("PRIORITY", "4"),
+                       ("AGENTGATE_EVENT", "kill"), ("AGENTGATE_BY", "\(by)")]
         case .reload(let accepted, let sha, let message):
-            fields += ["MESSAGE=agentgate: session \(session.sessionID): \(message)", "PRIORITY=\(accepted ? 5 : 3)",
-                       "AGENTGATE_EVENT=reload", "AGENTGATE_RELOAD=\(accepted ? "accepted" : "rejected")",
-                       "AGENTGATE_POLICY_SHA256=\(sha ?? "")"]
+            fields += [("MESSAGE", "agentgate: session \(session.sessionID): \(message)"), ("PRIORITY", "\(accepted ? 5 : 3)"),
+                       ("AGENTGATE_EVENT", "reload"), ("AGENTGATE_RELOAD", accepted ? "accepted" : "rejected"),
+                       ("AGENTGATE_POLICY_SHA256", sha ?? "")]
         }
         return fields
     }
 
-    /// The datagram holding `fields` (`NAME=value` each).
-    func datagram(_ fields: [String]) -> [UInt8] {
+    /// The datagram holding `fields`.
+    func datagram(_ fields: [(name: String, value: String)]) -> [UInt8] {
         var bytes: [UInt8] = []
-        for field in fields {
-            let equals = field.firstIndex(of: "=") ?? field.endIndex
-            AuditJournal.appendField(String(field[..<equals]), equals == field.endIndex ? "" : String(field[field.index(after: equals)...]),
-                                     to: &bytes)
-        }
+        for field in fields { AuditJournal.appendField(field.name, field.value, to: &bytes) }
         return bytes
     }
 }
