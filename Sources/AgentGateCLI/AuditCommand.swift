@@ -74,11 +74,13 @@ struct AuditListCommand: ParsableCommand {
         }
         // Pages by row id, so a large database doesn't have to fit in memory.
         query.limit = 10_000
+        var lastPrinted: Int64?
         while true {
             let page = try store.events(matching: query)
             emit(page)
             // Read aggregates (row id 0) ride along with the events of their time.
             let rows = page.filter { $0.event.readCount == nil }
+            if let last = rows.last { lastPrinted = last.id }
             guard let last = rows.last, rows.count == query.limit else { break }
             query.afterID = last.id
             query.readsAfter = last.event.timeMicros
@@ -86,6 +88,9 @@ struct AuditListCommand: ParsableCommand {
         query.readsAfter = nil
         if json { print(first ? "]" : "\n]") }
         guard follow, let sessionID = query.sessionID else { return }
+        // Following goes on from the last event printed: an event recorded between the pass
+        // above and a fresh look for "the newest" was never printed.
+        query.afterID = lastPrinted ?? query.afterID ?? 0
         fflush(nil)
         try Self.follow(store: store, sessionID: sessionID, query: &query, emit: emit)
     }
