@@ -84,6 +84,9 @@ public enum HookRunner {
             // The environment read once above: Foundation builds a new dictionary at every read.
             try LoadedPolicy.resolve(policy, variables: .current(agent: agent.rawValue, environment: environment), environment: environment)
         } : nil
+        // Every way out waits for it: the process must not exit (and run its exit handlers)
+        // under a thread that is still loading.
+        defer { _ = policyLoad?.value }
         let bytes: [UInt8]
         do throws(HookInputError) { bytes = try readStandardInput() } catch { throw fail(error.description) }
         let call: ToolCall
